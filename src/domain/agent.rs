@@ -1,0 +1,280 @@
+//! An agent: a place sessions run (an OpenCode server with an agent name and a model, or the
+//! in-process simulator), what it can do, how much it may take on, and its health status.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::event::{DomainEvent, Transition, TransitionError};
+use super::id::AgentName;
+use super::lifecycle::{Lifecycle, status_enum};
+
+status_enum! {
+    /// How an agent is doing. Health checks and the circuit breaker move it between online,
+    /// degraded and offline; the operator drains it.
+    pub enum AgentStatus {
+        Online => "online",
+        /// Answering, but slowly or with errors; takes work only when no online agent can.
+        Degraded => "degraded",
+        Offline => "offline",
+        /// Takes no new sessions; running ones finish.
+        Draining => "draining",
+    }
+}
+
+impl Lifecycle for AgentStatus {
+    const ALL: &'static [Self] = Self::VARIANTS;
+
+    fn next(self) -> &'static [Self] {
+        use AgentStatus::*;
+        match self {
+            Online => &[Degraded, Offline, Draining],
+            Degraded => &[Online, Offline, Draining],
+            Offline => &[Online, Degraded, Draining],
+            // Leaving draining is the operator's decision (undrain), or the agent going away.
+            Draining => &[Online, Offline],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.text()
+    }
+}
+
+/// A model as OpenCode names it: `providerID/modelID`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model `{0}` is not of the form provider/model (e.g. anthropic/claude-sonnet-4)")]
+pub struct ModelRefError(pub String);
+
+impl FromStr for ModelRef {
+    type Err = ModelRefError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('/') {
+            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(Self {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            }),
+            _ => Err(ModelRefError(text.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for ModelRef {
+    type Error = ModelRefError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ModelRef> for String {
+    fn from(model: ModelRef) -> String {
+        model.to_string()
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Where an agent's sessions run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Backend {
+    /// An OpenCode server: one at `url`, or one ocio starts and stops itself (`managed`).
+    Opencode {
+        url: Option<String>,
+        managed: bool,
+        /// The environment variable holding the server password (never the password itself).
+        password_env: Option<String>,
+    },
+    /// The in-process simulator.
+    Simulated,
+}
+
+/// The agent has no free slot, or does not take work in its status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent `{name}` cannot take a session: {reason}")]
+pub struct AgentBusy {
+    pub name: AgentName,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub name: AgentName,
+    pub backend: Backend,
+    /// The OpenCode agent sessions use (`build`, `plan`, ...); the server default when unset.
+    pub opencode_agent: Option<String>,
+    pub model: Option<ModelRef>,
+    pub capabilities: BTreeSet<String>,
+    pub max_concurrent: u32,
+    pub status: AgentStatus,
+    /// Sessions running on it now.
+    pub load: u32,
+}
+
+impl Agent {
+    pub fn new(name: AgentName, backend: Backend, max_concurrent: u32) -> Self {
+        Self {
+            name,
+            backend,
+            opencode_agent: None,
+            model: None,
+            capabilities: BTreeSet::new(),
+            max_concurrent,
+            status: AgentStatus::Online,
+            load: 0,
+        }
+    }
+
+    pub fn transition(
+        &mut self,
+        to: AgentStatus,
+        cause: impl Into<String>,
+        at: Timestamp,
+    ) -> Result<DomainEvent, TransitionError> {
+        let from = self.status;
+        if !from.can_become(to) {
+            return Err(TransitionError::Agent {
+                name: self.name.clone(),
+                from,
+                to,
+            });
+        }
+        self.status = to;
+        Ok(DomainEvent::new(
+            Transition::Agent {
+                name: self.name.clone(),
+                from,
+                to,
+            },
+            cause,
+            at,
+        ))
+    }
+
+    /// Whether the agent offers every one of `required`.
+    pub fn has_capabilities<'a>(&self, required: impl IntoIterator<Item = &'a String>) -> bool {
+        required.into_iter().all(|c| self.capabilities.contains(c))
+    }
+
+    /// Running sessions over the maximum: 0.0 idle, 1.0 full.
+    pub fn load_ratio(&self) -> f64 {
+        if self.max_concurrent == 0 {
+            return 1.0;
+        }
+        f64::from(self.load) / f64::from(self.max_concurrent)
+    }
+
+    /// Whether the agent may start another session now.
+    pub fn can_accept(&self) -> bool {
+        matches!(self.status, AgentStatus::Online | AgentStatus::Degraded)
+            && self.load < self.max_concurrent
+    }
+
+    /// Takes one slot for a new session.
+    pub fn acquire_slot(&mut self) -> Result<(), AgentBusy> {
+        if self.can_accept() {
+            self.load += 1;
+            return Ok(());
+        }
+        let reason = if self.load >= self.max_concurrent {
+            format!("all {} slots are in use", self.max_concurrent)
+        } else {
+            format!("it is {}", self.status)
+        };
+        Err(AgentBusy {
+            name: self.name.clone(),
+            reason,
+        })
+    }
+
+    /// Gives back the slot of a session that ended.
+    pub fn release_slot(&mut self) {
+        self.load = self.load.saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(max: u32) -> Agent {
+        let mut agent = Agent::new(AgentName::new("local").unwrap(), Backend::Simulated, max);
+        agent.capabilities = ["code".to_string(), "rust".to_string()].into();
+        agent
+    }
+
+    #[test]
+    fn capabilities_must_all_be_present() {
+        let a = agent(1);
+        assert!(a.has_capabilities(&["code".to_string()]));
+        assert!(a.has_capabilities(&Vec::<String>::new()));
+        assert!(!a.has_capabilities(&["code".to_string(), "plan".to_string()]));
+    }
+
+    #[test]
+    fn slots_are_bounded_and_load_is_reported() {
+        let mut a = agent(2);
+        a.acquire_slot().unwrap();
+        assert_eq!(a.load_ratio(), 0.5);
+        a.acquire_slot().unwrap();
+        let err = a.acquire_slot().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "agent `local` cannot take a session: all 2 slots are in use"
+        );
+        a.release_slot();
+        a.release_slot();
+        a.release_slot();
+        assert_eq!(a.load, 0, "release never underflows");
+    }
+
+    #[test]
+    fn draining_and_offline_agents_take_no_work() {
+        let mut a = agent(4);
+        a.transition(AgentStatus::Draining, "operator", Timestamp::UNIX_EPOCH)
+            .unwrap();
+        assert!(!a.can_accept());
+        assert!(
+            a.acquire_slot()
+                .unwrap_err()
+                .to_string()
+                .ends_with("it is draining")
+        );
+        let err = a
+            .transition(AgentStatus::Degraded, "health", Timestamp::UNIX_EPOCH)
+            .unwrap_err();
+        assert!(err.to_string().contains("from draining to degraded"));
+        a.transition(AgentStatus::Online, "undrain", Timestamp::UNIX_EPOCH)
+            .unwrap();
+        assert!(a.can_accept());
+    }
+
+    #[test]
+    fn model_refs_parse_provider_and_model() {
+        let m: ModelRef = "anthropic/claude-sonnet-4".parse().unwrap();
+        assert_eq!(
+            (m.provider.as_str(), m.model.as_str()),
+            ("anthropic", "claude-sonnet-4")
+        );
+        assert_eq!(m.to_string(), "anthropic/claude-sonnet-4");
+        for bad in ["claude", "/x", "x/", ""] {
+            assert!(bad.parse::<ModelRef>().is_err(), "{bad:?}");
+        }
+    }
+}

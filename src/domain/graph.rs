@@ -1,0 +1,461 @@
+//! The task graph of a plan: tasks joined by `needs` edges. It rejects duplicates, unknown
+//! dependencies and cycles (naming the cycle), and answers the scheduler's questions: the
+//! topological order, the ready set, the critical path, and which tasks a failure blocks.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use jiff::Timestamp;
+
+use super::event::{DomainEvent, TransitionError};
+use super::task::{Task, TaskStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("task `{0}` is defined twice")]
+    Duplicate(String),
+    #[error("task `{task}` needs `{needs}`, which is not a task of this plan")]
+    UnknownDependency { task: String, needs: String },
+    #[error("no task `{0}` in this plan")]
+    UnknownTask(String),
+    /// The members in dependency order: each needs the next, and the last needs the first.
+    #[error("dependency cycle: {}", cycle_text(.0))]
+    Cycle(Vec<String>),
+    #[error("task `{task}` cannot become {to} while it waits for: {}", .waiting_on.join(", "))]
+    DependenciesNotDone {
+        task: String,
+        to: TaskStatus,
+        waiting_on: Vec<String>,
+    },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+}
+
+fn cycle_text(members: &[String]) -> String {
+    let mut text = members.join(" -> ");
+    if let Some(first) = members.first() {
+        text.push_str(" -> ");
+        text.push_str(first);
+    }
+    text
+}
+
+/// The longest chain of dependent work, by the weight given to each task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriticalPath {
+    /// Task keys from the first to run to the last.
+    pub keys: Vec<String>,
+    pub length: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskGraph {
+    tasks: Vec<Task>,
+    index: HashMap<String, usize>,
+    /// `needs[i]`: the tasks task `i` depends on.
+    needs: Vec<Vec<usize>>,
+    /// `dependents[i]`: the tasks that depend on task `i`.
+    dependents: Vec<Vec<usize>>,
+}
+
+impl TaskGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a graph from tasks listed in any order, checking the whole set: duplicates first,
+    /// then unknown dependencies, then cycles.
+    pub fn from_tasks(tasks: Vec<Task>) -> Result<Self, GraphError> {
+        let mut graph = Self::default();
+        for task in tasks {
+            if graph.index.contains_key(&task.key) {
+                return Err(GraphError::Duplicate(task.key));
+            }
+            graph.index.insert(task.key.clone(), graph.tasks.len());
+            graph.tasks.push(task);
+        }
+        graph.needs = vec![Vec::new(); graph.tasks.len()];
+        graph.dependents = vec![Vec::new(); graph.tasks.len()];
+        for (i, task) in graph.tasks.iter().enumerate() {
+            for needed in &task.needs {
+                let Some(&j) = graph.index.get(needed) else {
+                    return Err(GraphError::UnknownDependency {
+                        task: task.key.clone(),
+                        needs: needed.clone(),
+                    });
+                };
+                if !graph.needs[i].contains(&j) {
+                    graph.needs[i].push(j);
+                    graph.dependents[j].push(i);
+                }
+            }
+        }
+        if let Some(cycle) = graph.find_cycle() {
+            return Err(GraphError::Cycle(cycle));
+        }
+        Ok(graph)
+    }
+
+    /// Adds one task whose dependencies are already in the graph.
+    pub fn add(&mut self, task: Task) -> Result<(), GraphError> {
+        if self.index.contains_key(&task.key) {
+            return Err(GraphError::Duplicate(task.key));
+        }
+        let mut needs = Vec::new();
+        for needed in &task.needs {
+            if *needed == task.key {
+                return Err(GraphError::Cycle(vec![task.key.clone()]));
+            }
+            let &j = self
+                .index
+                .get(needed)
+                .ok_or_else(|| GraphError::UnknownDependency {
+                    task: task.key.clone(),
+                    needs: needed.clone(),
+                })?;
+            if !needs.contains(&j) {
+                needs.push(j);
+            }
+        }
+        let i = self.tasks.len();
+        for &j in &needs {
+            self.dependents[j].push(i);
+        }
+        self.index.insert(task.key.clone(), i);
+        self.tasks.push(task);
+        self.needs.push(needs);
+        self.dependents.push(Vec::new());
+        Ok(())
+    }
+
+    /// Makes `task` depend on `needed`, unless that would close a cycle.
+    pub fn add_dependency(&mut self, task: &str, needed: &str) -> Result<(), GraphError> {
+        let i = self.position(task)?;
+        let j = self.position(needed)?;
+        if self.needs[i].contains(&j) {
+            return Ok(());
+        }
+        // A cycle exists if `needed` already (transitively) needs `task`.
+        if let Some(path) = self.needs_path(j, i) {
+            let mut cycle = vec![task.to_string()];
+            cycle.extend(path.into_iter().map(|k| self.tasks[k].key.clone()));
+            cycle.pop(); // the path ends at `task` itself
+            return Err(GraphError::Cycle(cycle));
+        }
+        self.needs[i].push(j);
+        self.dependents[j].push(i);
+        self.tasks[i].needs.push(needed.to_string());
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Task> {
+        self.index.get(key).map(|&i| &self.tasks[i])
+    }
+
+    /// Tasks in the order they were added.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter()
+    }
+
+    /// The keys of the tasks that depend directly on `key`.
+    pub fn dependents(&self, key: &str) -> Result<Vec<&str>, GraphError> {
+        let i = self.position(key)?;
+        Ok(self.dependents[i]
+            .iter()
+            .map(|&k| self.tasks[k].key.as_str())
+            .collect())
+    }
+
+    /// Every task after all it needs; among tasks free to go, higher priority first, then the
+    /// order they were added.
+    pub fn topological_order(&self) -> Vec<&Task> {
+        let mut waiting: Vec<usize> = self.needs.iter().map(Vec::len).collect();
+        let mut free: BinaryHeap<(i32, Reverse<usize>)> = waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n == 0)
+            .map(|(i, _)| (self.tasks[i].priority, Reverse(i)))
+            .collect();
+        let mut order = Vec::with_capacity(self.tasks.len());
+        while let Some((_, Reverse(i))) = free.pop() {
+            order.push(&self.tasks[i]);
+            for &d in &self.dependents[i] {
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    free.push((self.tasks[d].priority, Reverse(d)));
+                }
+            }
+        }
+        order
+    }
+
+    /// Tasks that could be dispatched now: ready ones, and pending ones whose dependencies are
+    /// all done. Higher priority first, then the order they were added.
+    pub fn ready_set(&self) -> Vec<&Task> {
+        let mut ready: Vec<usize> = (0..self.tasks.len())
+            .filter(|&i| match self.tasks[i].status {
+                TaskStatus::Ready => true,
+                TaskStatus::Pending => self.dependencies_done(i),
+                _ => false,
+            })
+            .collect();
+        ready.sort_by_key(|&i| (Reverse(self.tasks[i].priority), i));
+        ready.into_iter().map(|i| &self.tasks[i]).collect()
+    }
+
+    /// The heaviest chain of dependent tasks, each weighing `weight(task)`.
+    pub fn critical_path(&self, weight: impl Fn(&Task) -> u64) -> CriticalPath {
+        let order = self.topological_order();
+        let mut best: Vec<(u64, Option<usize>)> = vec![(0, None); self.tasks.len()];
+        let mut end: Option<usize> = None;
+        for task in order {
+            let i = self.index[&task.key];
+            let (before, previous) = self.needs[i]
+                .iter()
+                .map(|&j| (best[j].0, Some(j)))
+                .max_by_key(|&(length, j)| (length, Reverse(j)))
+                .unwrap_or((0, None));
+            best[i] = (before + weight(task), previous);
+            if end.is_none_or(|e| best[i].0 > best[e].0) {
+                end = Some(i);
+            }
+        }
+        let Some(end) = end else {
+            return CriticalPath {
+                keys: Vec::new(),
+                length: 0,
+            };
+        };
+        let mut keys = Vec::new();
+        let mut at = Some(end);
+        while let Some(i) = at {
+            keys.push(self.tasks[i].key.clone());
+            at = best[i].1;
+        }
+        keys.reverse();
+        CriticalPath {
+            keys,
+            length: best[end].0,
+        }
+    }
+
+    /// Moves one task. Ready and running need every dependency done.
+    pub fn transition(
+        &mut self,
+        key: &str,
+        to: TaskStatus,
+        cause: impl Into<String>,
+        at: Timestamp,
+    ) -> Result<DomainEvent, GraphError> {
+        let i = self.position(key)?;
+        if matches!(to, TaskStatus::Ready | TaskStatus::Running) && !self.dependencies_done(i) {
+            let waiting_on = self.needs[i]
+                .iter()
+                .filter(|&&j| self.tasks[j].status != TaskStatus::Done)
+                .map(|&j| self.tasks[j].key.clone())
+                .collect();
+            return Err(GraphError::DependenciesNotDone {
+                task: key.to_string(),
+                to,
+                waiting_on,
+            });
+        }
+        Ok(self.tasks[i].transition(to, cause, at)?)
+    }
+
+    /// Moves every pending task whose dependencies are all done to ready.
+    pub fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
+        let promotable: Vec<usize> = (0..self.tasks.len())
+            .filter(|&i| self.tasks[i].status == TaskStatus::Pending && self.dependencies_done(i))
+            .collect();
+        promotable
+            .into_iter()
+            .filter_map(|i| {
+                self.tasks[i]
+                    .transition(TaskStatus::Ready, "dependencies done", at)
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// After `key` failed or was cancelled: every task downstream of it that has not finished
+    /// becomes blocked (shown, never silently skipped).
+    pub fn block_dependents(
+        &mut self,
+        key: &str,
+        at: Timestamp,
+    ) -> Result<Vec<DomainEvent>, GraphError> {
+        let i = self.position(key)?;
+        let cause = format!("blocked by `{key}`");
+        let blockable: Vec<usize> = self
+            .downstream(i)
+            .into_iter()
+            .filter(|&d| {
+                matches!(
+                    self.tasks[d].status,
+                    TaskStatus::Pending | TaskStatus::Ready
+                )
+            })
+            .collect();
+        Ok(blockable
+            .into_iter()
+            .filter_map(|d| {
+                self.tasks[d]
+                    .transition(TaskStatus::Blocked, cause.clone(), at)
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// After `key` is retried: blocked tasks downstream of it that nothing else blocks go back to
+    /// pending.
+    pub fn reopen_dependents(
+        &mut self,
+        key: &str,
+        at: Timestamp,
+    ) -> Result<Vec<DomainEvent>, GraphError> {
+        let i = self.position(key)?;
+        let cause = format!("`{key}` re-opened");
+        let reopenable: Vec<usize> = self
+            .downstream(i)
+            .into_iter()
+            .filter(|&d| self.tasks[d].status == TaskStatus::Blocked && !self.upstream_blocked(d))
+            .collect();
+        Ok(reopenable
+            .into_iter()
+            .filter_map(|d| {
+                self.tasks[d]
+                    .transition(TaskStatus::Pending, cause.clone(), at)
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// Whether some task upstream of `i` failed or was cancelled.
+    fn upstream_blocked(&self, i: usize) -> bool {
+        let mut seen = vec![false; self.tasks.len()];
+        let mut stack = self.needs[i].clone();
+        while let Some(j) = stack.pop() {
+            if std::mem::replace(&mut seen[j], true) {
+                continue;
+            }
+            if self.tasks[j].status.blocks_dependents() {
+                return true;
+            }
+            stack.extend(&self.needs[j]);
+        }
+        false
+    }
+
+    /// Every task that transitively depends on `i`, each once, nearest first.
+    fn downstream(&self, i: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.tasks.len()];
+        let mut found = Vec::new();
+        let mut queue = std::collections::VecDeque::from(self.dependents[i].clone());
+        while let Some(d) = queue.pop_front() {
+            if std::mem::replace(&mut seen[d], true) {
+                continue;
+            }
+            found.push(d);
+            queue.extend(&self.dependents[d]);
+        }
+        found
+    }
+
+    fn dependencies_done(&self, i: usize) -> bool {
+        self.needs[i]
+            .iter()
+            .all(|&j| self.tasks[j].status == TaskStatus::Done)
+    }
+
+    fn position(&self, key: &str) -> Result<usize, GraphError> {
+        self.index
+            .get(key)
+            .copied()
+            .ok_or_else(|| GraphError::UnknownTask(key.to_string()))
+    }
+
+    /// A path `from -> ... -> to` following `needs` edges, if one exists.
+    fn needs_path(&self, from: usize, to: usize) -> Option<Vec<usize>> {
+        let mut parent: Vec<Option<usize>> = vec![None; self.tasks.len()];
+        let mut seen = vec![false; self.tasks.len()];
+        let mut stack = vec![from];
+        seen[from] = true;
+        while let Some(i) = stack.pop() {
+            if i == to {
+                let mut path = vec![to];
+                let mut at = to;
+                while let Some(p) = parent[at] {
+                    path.push(p);
+                    at = p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for &j in &self.needs[i] {
+                if !seen[j] {
+                    seen[j] = true;
+                    parent[j] = Some(i);
+                    stack.push(j);
+                }
+            }
+        }
+        None
+    }
+
+    /// One cycle along `needs` edges, members in order, if the graph has any.
+    fn find_cycle(&self) -> Option<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnPath,
+            Finished,
+        }
+        let mut mark = vec![Mark::New; self.tasks.len()];
+        for root in 0..self.tasks.len() {
+            if mark[root] != Mark::New {
+                continue;
+            }
+            // Iterative depth-first search: (node, next edge to follow).
+            let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+            mark[root] = Mark::OnPath;
+            while let Some(&mut (node, ref mut edge)) = path.last_mut() {
+                if let Some(&next) = self.needs[node].get(*edge) {
+                    *edge += 1;
+                    match mark[next] {
+                        Mark::New => {
+                            mark[next] = Mark::OnPath;
+                            path.push((next, 0));
+                        }
+                        Mark::OnPath => {
+                            let start = path.iter().position(|&(n, _)| n == next).unwrap_or(0);
+                            return Some(
+                                path[start..]
+                                    .iter()
+                                    .map(|&(n, _)| self.tasks[n].key.clone())
+                                    .collect(),
+                            );
+                        }
+                        Mark::Finished => {}
+                    }
+                } else {
+                    mark[node] = Mark::Finished;
+                    path.pop();
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+#[path = "graph_tests.rs"]
+mod tests;

@@ -1,0 +1,357 @@
+//! Tests of the task graph: examples first, then model-based properties checked against a
+//! brute-force model (an adjacency matrix and exhaustive search).
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::domain::id::{PlanId, TaskId};
+
+fn at() -> Timestamp {
+    Timestamp::UNIX_EPOCH
+}
+
+fn task(key: &str, needs: &[&str]) -> Task {
+    let mut t = Task::new(TaskId::generate(), PlanId::from_parts(1, 1), key, "", at());
+    t.needs = needs.iter().map(|n| n.to_string()).collect();
+    t
+}
+
+fn keys(tasks: Vec<&Task>) -> Vec<&str> {
+    tasks.into_iter().map(|t| t.key.as_str()).collect()
+}
+
+/// design -> impl -> (test, docs) -> review
+fn feature() -> TaskGraph {
+    TaskGraph::from_tasks(vec![
+        task("review", &["test", "docs"]),
+        task("design", &[]),
+        task("impl", &["design"]),
+        task("test", &["impl"]),
+        task("docs", &["impl"]),
+    ])
+    .unwrap()
+}
+
+fn finish(graph: &mut TaskGraph, key: &str, to: TaskStatus) {
+    graph.transition(key, TaskStatus::Ready, "", at()).unwrap();
+    graph
+        .transition(key, TaskStatus::Running, "", at())
+        .unwrap();
+    graph.transition(key, to, "", at()).unwrap();
+}
+
+#[test]
+fn tasks_may_be_listed_in_any_order() {
+    let graph = feature();
+    assert_eq!(
+        keys(graph.topological_order()),
+        ["design", "impl", "test", "docs", "review"]
+    );
+    assert_eq!(graph.dependents("impl").unwrap(), ["test", "docs"]);
+}
+
+#[test]
+fn priority_orders_tasks_that_are_free_at_the_same_time() {
+    let mut low = task("low", &[]);
+    low.priority = -1;
+    let mut high = task("high", &[]);
+    high.priority = 5;
+    let graph = TaskGraph::from_tasks(vec![low, task("plain", &[]), high]).unwrap();
+    assert_eq!(keys(graph.topological_order()), ["high", "plain", "low"]);
+    assert_eq!(keys(graph.ready_set()), ["high", "plain", "low"]);
+}
+
+#[test]
+fn cycles_are_rejected_with_their_members() {
+    let err = TaskGraph::from_tasks(vec![
+        task("a", &["c"]),
+        task("b", &["a"]),
+        task("c", &["b"]),
+        task("d", &[]),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err,
+        GraphError::Cycle(vec!["a".into(), "c".into(), "b".into()])
+    );
+    assert_eq!(err.to_string(), "dependency cycle: a -> c -> b -> a");
+
+    let err = TaskGraph::from_tasks(vec![task("self", &["self"])]).unwrap_err();
+    assert_eq!(err.to_string(), "dependency cycle: self -> self");
+}
+
+#[test]
+fn adding_a_dependency_that_closes_a_cycle_is_refused() {
+    let mut graph = feature();
+    let err = graph.add_dependency("design", "review").unwrap_err();
+    let GraphError::Cycle(members) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(members.first().map(String::as_str), Some("design"));
+    assert!(members.contains(&"review".to_string()) && members.contains(&"impl".to_string()));
+    assert_eq!(
+        graph.get("design").unwrap().needs,
+        Vec::<String>::new(),
+        "nothing changed"
+    );
+    graph.add_dependency("docs", "test").unwrap();
+    assert_eq!(
+        keys(graph.topological_order()),
+        ["design", "impl", "test", "docs", "review"]
+    );
+}
+
+#[test]
+fn duplicates_and_unknown_dependencies_are_named() {
+    let err = TaskGraph::from_tasks(vec![task("a", &[]), task("a", &[])]).unwrap_err();
+    assert_eq!(err.to_string(), "task `a` is defined twice");
+    let err = TaskGraph::from_tasks(vec![task("a", &["ghost"])]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task `a` needs `ghost`, which is not a task of this plan"
+    );
+    let mut graph = feature();
+    assert_eq!(
+        graph.add(task("x", &["nope"])).unwrap_err().to_string(),
+        "task `x` needs `nope`, which is not a task of this plan"
+    );
+    assert!(matches!(
+        graph.add(task("impl", &[])),
+        Err(GraphError::Duplicate(_))
+    ));
+}
+
+#[test]
+fn ready_set_follows_completed_dependencies() {
+    let mut graph = feature();
+    assert_eq!(keys(graph.ready_set()), ["design"]);
+    finish(&mut graph, "design", TaskStatus::Done);
+    assert_eq!(keys(graph.ready_set()), ["impl"]);
+    finish(&mut graph, "impl", TaskStatus::Done);
+    let events = graph.promote_ready(at());
+    assert_eq!(events.len(), 2);
+    assert_eq!(keys(graph.ready_set()), ["test", "docs"]);
+}
+
+#[test]
+fn a_task_cannot_start_before_its_dependencies_are_done() {
+    let mut graph = feature();
+    let err = graph
+        .transition("review", TaskStatus::Ready, "", at())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task `review` cannot become ready while it waits for: test, docs"
+    );
+}
+
+#[test]
+fn failure_blocks_every_downstream_task_and_retry_reopens_them() {
+    let mut graph = feature();
+    finish(&mut graph, "design", TaskStatus::Done);
+    finish(&mut graph, "impl", TaskStatus::Failed);
+    let events = graph.block_dependents("impl", at()).unwrap();
+    assert_eq!(events.len(), 3);
+    for key in ["test", "docs", "review"] {
+        assert_eq!(graph.get(key).unwrap().status, TaskStatus::Blocked, "{key}");
+    }
+    assert!(graph.ready_set().is_empty());
+
+    graph
+        .transition("impl", TaskStatus::Ready, "operator retry", at())
+        .unwrap();
+    let events = graph.reopen_dependents("impl", at()).unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(graph.get("review").unwrap().status, TaskStatus::Pending);
+}
+
+#[test]
+fn a_task_blocked_twice_stays_blocked_until_both_are_retried() {
+    let mut graph =
+        TaskGraph::from_tasks(vec![task("a", &[]), task("b", &[]), task("c", &["a", "b"])])
+            .unwrap();
+    finish(&mut graph, "a", TaskStatus::Failed);
+    finish(&mut graph, "b", TaskStatus::Failed);
+    graph.block_dependents("a", at()).unwrap();
+    graph.block_dependents("b", at()).unwrap();
+    graph
+        .transition("a", TaskStatus::Ready, "retry", at())
+        .unwrap();
+    assert!(graph.reopen_dependents("a", at()).unwrap().is_empty());
+    assert_eq!(graph.get("c").unwrap().status, TaskStatus::Blocked);
+    graph
+        .transition("b", TaskStatus::Ready, "retry", at())
+        .unwrap();
+    assert_eq!(graph.reopen_dependents("b", at()).unwrap().len(), 1);
+}
+
+#[test]
+fn critical_path_is_the_heaviest_chain() {
+    let graph = feature();
+    let weight = |t: &Task| match t.key.as_str() {
+        "docs" => 10,
+        _ => 1,
+    };
+    let path = graph.critical_path(weight);
+    assert_eq!(path.keys, ["design", "impl", "docs", "review"]);
+    assert_eq!(path.length, 13);
+    assert_eq!(
+        TaskGraph::new().critical_path(|_| 1),
+        CriticalPath {
+            keys: vec![],
+            length: 0
+        }
+    );
+}
+
+// ---- model-based properties ----
+
+/// A random DAG on `n` nodes: an edge `i needs j` only for `j < i`.
+fn dag() -> impl Strategy<Value = (usize, Vec<(usize, usize)>)> {
+    (1usize..9).prop_flat_map(|n| {
+        let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (0..i).map(move |j| (i, j))).collect();
+        let count = pairs.len();
+        (Just(n), proptest::sample::subsequence(pairs, 0..=count))
+    })
+}
+
+fn build(n: usize, edges: &[(usize, usize)]) -> TaskGraph {
+    let tasks = (0..n)
+        .rev() // listed backwards, so dependencies come after their dependents
+        .map(|i| {
+            let needs: Vec<String> = edges
+                .iter()
+                .filter(|e| e.0 == i)
+                .map(|e| format!("t{}", e.1))
+                .collect();
+            let mut t = task(&format!("t{i}"), &[]);
+            t.needs = needs;
+            t
+        })
+        .collect();
+    TaskGraph::from_tasks(tasks).unwrap()
+}
+
+fn index(key: &str) -> usize {
+    key[1..].parse().unwrap()
+}
+
+/// `reach[a][b]`: a (transitively) needs b.
+fn closure(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<bool>> {
+    let mut reach = vec![vec![false; n]; n];
+    for &(a, b) in edges {
+        reach[a][b] = true;
+    }
+    for k in 0..n {
+        for a in 0..n {
+            for b in 0..n {
+                if reach[a][k] && reach[k][b] {
+                    reach[a][b] = true;
+                }
+            }
+        }
+    }
+    reach
+}
+
+fn heaviest_path(edges: &[(usize, usize)], weight: &[u64], from: usize) -> u64 {
+    let best_before = edges
+        .iter()
+        .filter(|e| e.0 == from)
+        .map(|e| heaviest_path(edges, weight, e.1))
+        .max()
+        .unwrap_or(0);
+    best_before + weight[from]
+}
+
+proptest! {
+    #[test]
+    fn topological_order_respects_every_edge((n, edges) in dag()) {
+        let graph = build(n, &edges);
+        let order: Vec<usize> = graph.topological_order().iter().map(|t| index(&t.key)).collect();
+        prop_assert_eq!(order.len(), n);
+        let position = |k: usize| order.iter().position(|&x| x == k).unwrap();
+        for &(a, b) in &edges {
+            prop_assert!(position(b) < position(a), "t{} needs t{} but comes first", a, b);
+        }
+    }
+
+    #[test]
+    fn an_edge_is_accepted_exactly_when_it_closes_no_cycle((n, edges) in dag(), a in 0usize..9, b in 0usize..9) {
+        let (a, b) = (a % n, b % n);
+        let mut graph = build(n, &edges);
+        let reach = closure(n, &edges);
+        let closes_cycle = a == b || reach[b][a];
+        match graph.add_dependency(&format!("t{a}"), &format!("t{b}")) {
+            Ok(()) => {
+                prop_assert!(!closes_cycle);
+                prop_assert_eq!(graph.topological_order().len(), n);
+            }
+            Err(GraphError::Cycle(members)) => {
+                prop_assert!(closes_cycle);
+                // The members really form the cycle: each needs the next, the last needs the first.
+                let mut with_new = edges.clone();
+                with_new.push((a, b));
+                let members: Vec<usize> = members.iter().map(|k| index(k)).collect();
+                for (i, &m) in members.iter().enumerate() {
+                    let next = members[(i + 1) % members.len()];
+                    prop_assert!(with_new.contains(&(m, next)), "t{} does not need t{}", m, next);
+                }
+            }
+            Err(other) => prop_assert!(false, "unexpected error {}", other),
+        }
+    }
+
+    #[test]
+    fn ready_and_blocked_match_the_model_through_random_runs(
+        (n, edges) in dag(),
+        outcomes in proptest::collection::vec(any::<bool>(), 9),
+        picks in proptest::collection::vec(any::<proptest::sample::Index>(), 9),
+    ) {
+        let mut graph = build(n, &edges);
+        let reach = closure(n, &edges);
+        // The model: each task's status, derived only from edges and outcomes.
+        let mut done = vec![false; n];
+        let mut failed = vec![false; n];
+        for step in 0..n {
+            let model_ready: Vec<usize> = (0..n)
+                .filter(|&i| !done[i] && !failed[i] && !(0..n).any(|j| reach[i][j] && failed[j]))
+                .filter(|&i| edges.iter().filter(|e| e.0 == i).all(|e| done[e.1]))
+                .collect();
+            let mut ready: Vec<usize> = graph.ready_set().iter().map(|t| index(&t.key)).collect();
+            ready.sort();
+            prop_assert_eq!(&ready, &model_ready);
+            for i in 0..n {
+                let blocked_in_model = !done[i] && !failed[i] && (0..n).any(|j| reach[i][j] && failed[j]);
+                prop_assert_eq!(graph.get(&format!("t{i}")).unwrap().status == TaskStatus::Blocked, blocked_in_model, "t{}", i);
+            }
+            if model_ready.is_empty() {
+                break;
+            }
+            let pick = model_ready[picks[step].index(model_ready.len())];
+            let key = format!("t{pick}");
+            if outcomes[step] {
+                finish(&mut graph, &key, TaskStatus::Done);
+                done[pick] = true;
+            } else {
+                finish(&mut graph, &key, TaskStatus::Failed);
+                graph.block_dependents(&key, at()).unwrap();
+                failed[pick] = true;
+            }
+        }
+    }
+
+    #[test]
+    fn critical_path_is_as_heavy_as_the_heaviest_chain((n, edges) in dag(), weights in proptest::collection::vec(0u64..20, 9)) {
+        let graph = build(n, &edges);
+        let path = graph.critical_path(|t| weights[index(&t.key)]);
+        let heaviest = (0..n).map(|i| heaviest_path(&edges, &weights, i)).max().unwrap();
+        prop_assert_eq!(path.length, heaviest);
+        // The path is a real chain and its weights add up to its length.
+        let members: Vec<usize> = path.keys.iter().map(|k| index(k)).collect();
+        prop_assert_eq!(members.iter().map(|&m| weights[m]).sum::<u64>(), path.length);
+        for pair in members.windows(2) {
+            prop_assert!(edges.contains(&(pair[1], pair[0])), "t{} does not need t{}", pair[1], pair[0]);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A task: one unit of work in a plan (a prompt, the capabilities it needs, what it depends on),
+//! its status rules, and the plan that owns a set of tasks.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::event::{DomainEvent, Transition, TransitionError};
+use super::id::{PlanId, TaskId};
+use super::lifecycle::{Lifecycle, status_enum};
+
+status_enum! {
+    /// Where a task is. A task that fails blocks its dependents; a retry re-opens them.
+    pub enum TaskStatus {
+        /// Waiting for dependencies.
+        Pending => "pending",
+        /// Every dependency is done; waiting to be dispatched.
+        Ready => "ready",
+        /// A session is working on it.
+        Running => "running",
+        Done => "done",
+        /// Its last attempt failed and no retry is left (the operator may still retry it).
+        Failed => "failed",
+        /// A dependency failed or was cancelled.
+        Blocked => "blocked",
+        Cancelled => "cancelled",
+    }
+}
+
+impl Lifecycle for TaskStatus {
+    const ALL: &'static [Self] = Self::VARIANTS;
+
+    fn next(self) -> &'static [Self] {
+        use TaskStatus::*;
+        match self {
+            Pending => &[Ready, Blocked, Cancelled],
+            // Back to pending when a dependency is re-opened.
+            Ready => &[Running, Pending, Blocked, Cancelled],
+            // Back to ready when an attempt failed and a retry is left.
+            Running => &[Done, Failed, Ready, Cancelled],
+            Failed => &[Ready, Cancelled],
+            Blocked => &[Pending, Cancelled],
+            // The operator may retry a cancelled task.
+            Cancelled => &[Ready],
+            Done => &[],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.text()
+    }
+}
+
+impl TaskStatus {
+    /// Whether dependents of a task in this status can never start until someone acts.
+    pub fn blocks_dependents(self) -> bool {
+        matches!(self, TaskStatus::Failed | TaskStatus::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub plan: PlanId,
+    /// The plan-local name (`id = "impl"` in a plan file), unique within the plan.
+    pub key: String,
+    pub title: String,
+    pub prompt: String,
+    /// Every one of these must be offered by the agent that runs the task.
+    #[serde(default)]
+    pub capabilities: BTreeSet<String>,
+    /// Keys of the tasks this one depends on.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Higher runs first among ready tasks.
+    #[serde(default)]
+    pub priority: i32,
+    pub timeout: Option<SignedDuration>,
+    /// How many times a failed attempt is retried automatically.
+    #[serde(default)]
+    pub retries: u32,
+    /// Attempts started so far.
+    #[serde(default)]
+    pub attempts: u32,
+    pub status: TaskStatus,
+    /// What the task produced (its last answer), for dependents and the operator.
+    pub result: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl Task {
+    pub fn new(
+        id: TaskId,
+        plan: PlanId,
+        key: impl Into<String>,
+        prompt: impl Into<String>,
+        at: Timestamp,
+    ) -> Self {
+        let key = key.into();
+        Self {
+            id,
+            plan,
+            title: key.clone(),
+            key,
+            prompt: prompt.into(),
+            capabilities: BTreeSet::new(),
+            needs: Vec::new(),
+            priority: 0,
+            timeout: None,
+            retries: 0,
+            attempts: 0,
+            status: TaskStatus::Pending,
+            result: None,
+            created_at: at,
+        }
+    }
+
+    pub fn transition(
+        &mut self,
+        to: TaskStatus,
+        cause: impl Into<String>,
+        at: Timestamp,
+    ) -> Result<DomainEvent, TransitionError> {
+        let from = self.status;
+        if !from.can_become(to) {
+            return Err(TransitionError::Task {
+                id: self.id,
+                key: self.key.clone(),
+                from,
+                to,
+            });
+        }
+        self.status = to;
+        if to == TaskStatus::Running {
+            self.attempts += 1;
+        }
+        Ok(DomainEvent::new(
+            Transition::Task {
+                id: self.id,
+                key: self.key.clone(),
+                from,
+                to,
+            },
+            cause,
+            at,
+        ))
+    }
+
+    /// Whether a failed attempt may be retried automatically.
+    pub fn has_retry_left(&self) -> bool {
+        self.attempts <= self.retries
+    }
+}
+
+/// A submitted plan: a named set of tasks working in one repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: PlanId,
+    pub name: String,
+    /// The git repository the tasks work in.
+    pub repo: PathBuf,
+    pub tasks: Vec<TaskId>,
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> Task {
+        Task::new(
+            TaskId::from_parts(1, 1),
+            PlanId::from_parts(1, 1),
+            "impl",
+            "do it",
+            Timestamp::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn running_counts_attempts_and_retries_run_out() {
+        let mut t = task();
+        t.retries = 1;
+        let at = Timestamp::UNIX_EPOCH;
+        t.transition(TaskStatus::Ready, "deps done", at).unwrap();
+        t.transition(TaskStatus::Running, "dispatched", at).unwrap();
+        assert!(t.has_retry_left());
+        t.transition(TaskStatus::Ready, "retry", at).unwrap();
+        t.transition(TaskStatus::Running, "dispatched", at).unwrap();
+        assert_eq!(t.attempts, 2);
+        assert!(!t.has_retry_left());
+    }
+
+    #[test]
+    fn done_is_terminal_and_errors_name_the_key() {
+        let mut t = task();
+        let at = Timestamp::UNIX_EPOCH;
+        for to in [TaskStatus::Ready, TaskStatus::Running, TaskStatus::Done] {
+            t.transition(to, "", at).unwrap();
+        }
+        let err = t.transition(TaskStatus::Ready, "", at).unwrap_err();
+        assert!(err.to_string().starts_with("task `impl`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("from done to ready (it is terminal)"),
+            "{err}"
+        );
+    }
+}

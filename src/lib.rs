@@ -1,0 +1,7 @@
+//! ocio, the OpenCode Industrial Orchestrator: a terminal control room that runs many OpenCode
+//! coding sessions in parallel and lets one person see and steer them.
+//!
+//! `domain` holds the pure rules, `store` the durable state, `config` and `paths` where things
+//! live and how they are set; `cli` is the front door. The engine side never imports a UI crate.
+
+pub mod domain;
