@@ -1,0 +1,196 @@
+//! Where ocio keeps things: the config file, the database, the log directory and the runtime
+//! directory, resolved from the platform's conventions (XDG on Linux) or explicit overrides.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use directories::ProjectDirs;
+
+/// The locations ocio reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The TOML config file (it may not exist).
+    pub config_file: PathBuf,
+    /// Whether the config file was named by the user (`--config` / `OCIO_CONFIG`); a missing
+    /// explicit file is an error, a missing default one is not.
+    pub config_explicit: bool,
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// The database file.
+    pub db_file: PathBuf,
+    /// Where the rotating log files go.
+    pub log_dir: PathBuf,
+    /// Sockets, pid files and other state that does not outlive the session.
+    pub runtime_dir: PathBuf,
+}
+
+/// The locations cannot be worked out.
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error(
+        "cannot find your home directory to place ocio's files; set HOME, or pass both --db and --config (OCIO_DB and OCIO_CONFIG)"
+    )]
+    NoHome,
+}
+
+/// File name of the config inside the config directory.
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+/// File name of the database inside the data directory.
+pub const DB_FILE_NAME: &str = "ocio.redb";
+
+impl Paths {
+    /// Resolves every location, taking `config` and `db` as given when set (the CLI maps
+    /// `--config`/`OCIO_CONFIG` and `--db`/`OCIO_DB` into them).
+    ///
+    /// When both are given and the home directory is unknown, the other directories are placed
+    /// next to the database.
+    pub fn resolve(config: Option<PathBuf>, db: Option<PathBuf>) -> Result<Paths, PathsError> {
+        match ProjectDirs::from("", "", "ocio") {
+            Some(dirs) => Ok(Self::from_project_dirs(&dirs, config, db)),
+            None => match (config, db) {
+                (Some(config), Some(db)) => Ok(Self::beside_db(config, db)),
+                _ => Err(PathsError::NoHome),
+            },
+        }
+    }
+
+    fn from_project_dirs(dirs: &ProjectDirs, config: Option<PathBuf>, db: Option<PathBuf>) -> Self {
+        let data_dir = dirs.data_dir().to_path_buf();
+        let config_explicit = config.is_some();
+        let config_file = config.unwrap_or_else(|| dirs.config_dir().join(CONFIG_FILE_NAME));
+        let db_file = db.unwrap_or_else(|| data_dir.join(DB_FILE_NAME));
+        let log_dir = match dirs.state_dir() {
+            Some(state) => state.to_path_buf(),
+            None => dirs.data_local_dir().join("log"),
+        };
+        let runtime_dir = match dirs.runtime_dir() {
+            Some(run) => run.to_path_buf(),
+            None => data_dir.join("run"),
+        };
+        Self {
+            config_file,
+            config_explicit,
+            data_dir,
+            db_file,
+            log_dir,
+            runtime_dir,
+        }
+    }
+
+    /// Every location derived from an explicit database path, for when there is no home.
+    fn beside_db(config: PathBuf, db: PathBuf) -> Self {
+        let data_dir = match db.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self {
+            config_file: config,
+            config_explicit: true,
+            log_dir: data_dir.join("log"),
+            runtime_dir: data_dir.join("run"),
+            db_file: db,
+            data_dir,
+        }
+    }
+}
+
+/// Creates `dir` and any missing parents, readable only by the owner (mode 0700 on Unix). A
+/// directory that exists already keeps its mode.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_config_and_db_are_taken_as_given() {
+        let paths = Paths::resolve(
+            Some(PathBuf::from("/tmp/x/my.toml")),
+            Some(PathBuf::from("/tmp/y/state.redb")),
+        )
+        .unwrap();
+        assert_eq!(paths.config_file, PathBuf::from("/tmp/x/my.toml"));
+        assert!(paths.config_explicit);
+        assert_eq!(paths.db_file, PathBuf::from("/tmp/y/state.redb"));
+    }
+
+    #[test]
+    fn default_config_is_not_explicit_and_lives_in_the_config_dir() {
+        // Needs a home directory; every CI and dev box has one.
+        let Ok(paths) = Paths::resolve(None, None) else {
+            return;
+        };
+        assert!(!paths.config_explicit);
+        assert!(paths.config_file.ends_with(CONFIG_FILE_NAME));
+        assert_eq!(paths.db_file, paths.data_dir.join(DB_FILE_NAME));
+        assert!(paths.log_dir.is_absolute());
+        assert!(paths.runtime_dir.is_absolute());
+    }
+
+    #[test]
+    fn without_a_home_both_overrides_are_enough() {
+        let paths = Paths::beside_db(
+            PathBuf::from("/etc/ocio.toml"),
+            PathBuf::from("/srv/ocio/ocio.redb"),
+        );
+        assert_eq!(paths.data_dir, PathBuf::from("/srv/ocio"));
+        assert_eq!(paths.log_dir, PathBuf::from("/srv/ocio/log"));
+        assert_eq!(paths.runtime_dir, PathBuf::from("/srv/ocio/run"));
+        let bare = Paths::beside_db(PathBuf::from("c.toml"), PathBuf::from("db.redb"));
+        assert_eq!(bare.data_dir, PathBuf::from("."));
+    }
+
+    #[test]
+    fn no_home_error_says_what_to_do() {
+        let text = PathsError::NoHome.to_string();
+        assert!(text.contains("set HOME"), "{text}");
+        assert!(text.contains("--db") && text.contains("--config"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dir_is_created_with_parents_and_mode_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/c");
+        ensure_private_dir(&dir).unwrap();
+        assert!(dir.is_dir());
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
+        // Calling it again is fine.
+        ensure_private_dir(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn existing_dir_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{mode:o}");
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(ensure_private_dir(&file).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! Schema creation and migrations. `create_current` lays out a fresh file; `upgrade` brings an
+//! older one forward one version at a time, inside the caller's transaction.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::tables::{
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    SESSION_STATUS, SESSIONS, TASKS,
+};
+use super::{StoreError, decode_status};
+
+/// Creates every table of the current schema and records its version.
+pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
+    create_v1(txn)?;
+    txn.open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    set_version(txn, SCHEMA_VERSION)
+}
+
+/// The version 1 layout: entity tables and the control log.
+pub(super) fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let e = StoreError::storage;
+    txn.open_table(META).map_err(e)?;
+    txn.open_table(SESSIONS).map_err(e)?;
+    txn.open_table(TASKS).map_err(e)?;
+    txn.open_table(PLANS).map_err(e)?;
+    txn.open_table(AGENTS).map_err(e)?;
+    txn.open_table(CHECKPOINTS).map_err(e)?;
+    txn.open_table(LEASES).map_err(e)?;
+    txn.open_table(EVENTS).map_err(e)?;
+    set_version(txn, 1)
+}
+
+/// Migrates from `found` to [`SCHEMA_VERSION`], step by step.
+pub(super) fn upgrade(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
+    let mut version = found;
+    while version < SCHEMA_VERSION {
+        match version {
+            1 => v1_to_v2(txn)?,
+            other => {
+                return Err(StoreError::Storage(format!(
+                    "no migration from schema {other}"
+                )));
+            }
+        }
+        version += 1;
+        set_version(txn, version)?;
+    }
+    Ok(())
+}
+
+/// Version 2 indexes sessions by status: build the index from every stored session.
+fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let sessions = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
+    let mut index = txn
+        .open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    for entry in sessions.iter().map_err(StoreError::storage)? {
+        let (id, json) = entry.map_err(StoreError::storage)?;
+        let status = decode_status(json.value())?;
+        index
+            .insert((status, id.value()), ())
+            .map_err(StoreError::storage)?;
+    }
+    Ok(())
+}
+
+fn set_version(txn: &WriteTransaction, version: u64) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(StoreError::storage)?;
+    meta.insert(SCHEMA_VERSION_KEY, version)
+        .map_err(StoreError::storage)?;
+    Ok(())
+}

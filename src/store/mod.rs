@@ -1,0 +1,390 @@
+//! The durable store: one redb file holding sessions, tasks, plans, agents, checkpoints, leases
+//! and the control log. One writer thread owns the database; everyone else holds a cheap
+//! [`StoreHandle`] and sends it batches (acknowledged only once durably committed) and reads.
+
+mod migrate;
+mod open;
+pub mod query;
+pub mod tables;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{ReadTransaction, ReadableDatabase};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::{
+    Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionStatus, Task,
+};
+
+pub use open::{OpenInfo, ReadOnlyStore};
+use writer::{Request, Writer};
+
+/// How the store runs.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most writes committed in one transaction. 1 turns group commit off.
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before senders wait too.
+    pub queue_depth: usize,
+    /// Verify every page's checksum on open (reads the whole file).
+    pub check_integrity: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            queue_depth: 4096,
+            check_integrity: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "database {path} is in use by another ocio process\n  hint: stop that process, or point this one at another file with --db / OCIO_DB"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "{path} is not a usable ocio database: {detail}\n  hint: the file was left untouched; move it aside (or use --db / OCIO_DB) to start a fresh database"
+    )]
+    Unusable { path: PathBuf, detail: String },
+    #[error(
+        "database {path} was written by a newer ocio (schema {found}; this build understands up to {supported})\n  hint: upgrade ocio, or use --db / OCIO_DB for a separate database"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error(
+        "database {path} has schema {found} and needs an upgrade to {supported}\n  hint: open it once without another ocio running (e.g. `ocio status`) to migrate it"
+    )]
+    NeedsMigration {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("cannot use database {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+    #[error("database storage error: {0}")]
+    Storage(String),
+    #[error("stored record is damaged ({what}): {detail}")]
+    Decode { what: &'static str, detail: String },
+    #[error("the store has been closed")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn storage(error: impl std::fmt::Display) -> Self {
+        StoreError::Storage(error.to_string())
+    }
+}
+
+/// One write, already encoded by the sender so the writer thread only writes.
+#[derive(Debug, Clone)]
+enum Op {
+    PutSession {
+        id: u128,
+        status: &'static str,
+        json: Vec<u8>,
+    },
+    PutTask {
+        id: u128,
+        json: Vec<u8>,
+    },
+    PutPlan {
+        id: u128,
+        json: Vec<u8>,
+    },
+    PutAgent {
+        name: String,
+        json: Vec<u8>,
+    },
+    RemoveAgent {
+        name: String,
+    },
+    PutCheckpoint {
+        session: u128,
+        seq: u64,
+        json: Vec<u8>,
+    },
+    PutLease {
+        resource: String,
+        json: Vec<u8>,
+    },
+    RemoveLease {
+        resource: String,
+    },
+    AppendEvent {
+        json: Vec<u8>,
+    },
+}
+
+/// Writes that commit together or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+fn encode(value: &impl Serialize) -> Vec<u8> {
+    // Every stored type serializes to JSON infallibly (string keys, no non-finite floats
+    // reach here: serde_json writes them as null).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn put_session(&mut self, session: &Session) -> &mut Self {
+        self.ops.push(Op::PutSession {
+            id: session.id.as_u128(),
+            status: session.status.name(),
+            json: encode(session),
+        });
+        self
+    }
+
+    pub fn put_task(&mut self, task: &Task) -> &mut Self {
+        self.ops.push(Op::PutTask {
+            id: task.id.as_u128(),
+            json: encode(task),
+        });
+        self
+    }
+
+    pub fn put_plan(&mut self, plan: &Plan) -> &mut Self {
+        self.ops.push(Op::PutPlan {
+            id: plan.id.as_u128(),
+            json: encode(plan),
+        });
+        self
+    }
+
+    pub fn put_agent(&mut self, agent: &Agent) -> &mut Self {
+        self.ops.push(Op::PutAgent {
+            name: agent.name.to_string(),
+            json: encode(agent),
+        });
+        self
+    }
+
+    pub fn remove_agent(&mut self, name: &AgentName) -> &mut Self {
+        self.ops.push(Op::RemoveAgent {
+            name: name.to_string(),
+        });
+        self
+    }
+
+    pub fn put_checkpoint(&mut self, checkpoint: &Checkpoint) -> &mut Self {
+        self.ops.push(Op::PutCheckpoint {
+            session: checkpoint.session.as_u128(),
+            seq: checkpoint.seq,
+            json: encode(checkpoint),
+        });
+        self
+    }
+
+    pub fn put_lease(&mut self, lease: &Lease) -> &mut Self {
+        self.ops.push(Op::PutLease {
+            resource: lease.resource.clone(),
+            json: encode(lease),
+        });
+        self
+    }
+
+    pub fn remove_lease(&mut self, resource: &str) -> &mut Self {
+        self.ops.push(Op::RemoveLease {
+            resource: resource.to_string(),
+        });
+        self
+    }
+
+    /// Appends to the control log; the receipt tells the sequence number it got.
+    pub fn append_event(&mut self, event: &DomainEvent) -> &mut Self {
+        self.ops.push(Op::AppendEvent {
+            json: encode(event),
+        });
+        self
+    }
+}
+
+/// What a durable commit assigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Control log sequence numbers of the batch's events, in order.
+    pub event_seqs: Vec<u64>,
+}
+
+/// A cheap, cloneable way to reach the store's writer thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    requests: mpsc::Sender<Request>,
+    info: Arc<OpenInfo>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("path", &self.info.path)
+            .finish()
+    }
+}
+
+pub struct Store;
+
+impl Store {
+    /// Opens (or creates) the database at `path`, checks or migrates its schema, and starts the
+    /// writer thread. A file that is not an ocio database, is damaged, is newer, or is held by
+    /// another process is refused with an error that says so, and left untouched.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<StoreHandle, StoreError> {
+        let (db, info) = open::open_writable(path, &options)?;
+        let next_seq = {
+            let txn = db.begin_read().map_err(StoreError::storage)?;
+            writer::next_event_seq(&txn)?
+        };
+        let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
+        let writer = Writer {
+            db,
+            next_seq,
+            max_batch: options.max_batch.max(1),
+        };
+        std::thread::Builder::new()
+            .name("ocio-store".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::Io {
+                path: path.to_path_buf(),
+                detail: format!("cannot start the store thread: {e}"),
+            })?;
+        Ok(StoreHandle {
+            requests,
+            info: Arc::new(info),
+        })
+    }
+
+    /// Opens the database for reading only, alongside a running ocio that writes it.
+    pub fn open_read_only(path: &Path) -> Result<ReadOnlyStore, StoreError> {
+        open::open_read_only(path)
+    }
+}
+
+impl StoreHandle {
+    pub fn path(&self) -> &Path {
+        &self.info.path
+    }
+
+    /// What opening the database found (fresh, migrated, recovered after a crash).
+    pub fn open_info(&self) -> &OpenInfo {
+        &self.info
+    }
+
+    /// Commits the batch durably; returns once the commit is on disk.
+    pub async fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Write(batch, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Self::commit`] for callers outside an async runtime.
+    pub fn commit_blocking(&self, batch: Batch) -> Result<Receipt, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .blocking_send(Request::Write(batch, reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `read` on a consistent snapshot, after every write sent before it.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let answer = self.send_read(read).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Self::read`] for callers outside an async runtime.
+    pub fn read_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = read_job(read, reply);
+        self.requests
+            .blocking_send(Request::Read(job))
+            .map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    async fn send_read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Read(read_job(read, reply)))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Finishes the writes already sent, closes the database and releases the file. Other
+    /// handles get [`StoreError::Closed`] afterwards.
+    pub fn close_blocking(self) {
+        let (done, closed) = oneshot::channel();
+        if self.requests.blocking_send(Request::Close(done)).is_ok() {
+            let _ = closed.blocking_recv();
+        }
+    }
+
+    /// [`Self::close_blocking`] for async callers.
+    pub async fn close(self) {
+        let (done, closed) = oneshot::channel();
+        if self.requests.send(Request::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+fn read_job<T: Send + 'static>(
+    read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+) -> writer::ReadJob {
+    Box::new(move |txn| {
+        let _ = reply.send(txn.and_then(|txn| read(&txn)));
+    })
+}
+
+/// The status of a stored session, read without decoding the rest of it.
+fn decode_status(json: &[u8]) -> Result<&'static str, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct StatusOnly {
+        status: SessionStatus,
+    }
+    serde_json::from_slice::<StatusOnly>(json)
+        .map(|s| s.status.name())
+        .map_err(|e| StoreError::Decode {
+            what: "session",
+            detail: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! Reads over one consistent snapshot: entity records, counts by status, and the control log.
+//! Each takes a `ReadTransaction`, so they work the same through a `StoreHandle` or a
+//! `ReadOnlyStore`.
+
+use std::collections::BTreeMap;
+
+use redb::{Key, ReadTransaction, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+use super::tables::{
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS,
+    TASKS,
+};
+use crate::domain::{
+    Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
+    SessionId, SessionStatus, Task, TaskId, TaskStatus,
+};
+
+fn decode<T: DeserializeOwned>(what: &'static str, json: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(json).map_err(|e| StoreError::Decode {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn get<K: Key + 'static, T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+    what: &'static str,
+    key: K::SelfType<'_>,
+) -> Result<Option<T>, StoreError> {
+    let table = txn.open_table(table).map_err(StoreError::storage)?;
+    let found = table.get(key).map_err(StoreError::storage)?;
+    found.map(|json| decode(what, json.value())).transpose()
+}
+
+fn all<K: Key + 'static, T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, &'static [u8]>,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let table = txn.open_table(table).map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    for entry in table.iter().map_err(StoreError::storage)? {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        found.push(decode(what, json.value())?);
+    }
+    Ok(found)
+}
+
+pub fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
+    let meta = txn.open_table(META).map_err(StoreError::storage)?;
+    Ok(meta
+        .get(SCHEMA_VERSION_KEY)
+        .map_err(StoreError::storage)?
+        .map(|v| v.value()))
+}
+
+pub fn session(txn: &ReadTransaction, id: SessionId) -> Result<Option<Session>, StoreError> {
+    get(txn, SESSIONS, "session", id.as_u128())
+}
+
+/// Every session, oldest first.
+pub fn sessions(txn: &ReadTransaction) -> Result<Vec<Session>, StoreError> {
+    all(txn, SESSIONS, "session")
+}
+
+/// The sessions in one status, oldest first, found through the status index.
+pub fn sessions_in(
+    txn: &ReadTransaction,
+    status: SessionStatus,
+) -> Result<Vec<Session>, StoreError> {
+    let index = txn
+        .open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    let sessions = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
+    let name = status.name();
+    let mut found = Vec::new();
+    for entry in index
+        .range((name, 0u128)..=(name, u128::MAX))
+        .map_err(StoreError::storage)?
+    {
+        let (key, _) = entry.map_err(StoreError::storage)?;
+        let (_, id) = key.value();
+        if let Some(json) = sessions.get(id).map_err(StoreError::storage)? {
+            found.push(decode("session", json.value())?);
+        }
+    }
+    Ok(found)
+}
+
+/// How many sessions are in each status (statuses with none are left out).
+pub fn session_counts(txn: &ReadTransaction) -> Result<BTreeMap<SessionStatus, u64>, StoreError> {
+    let index = txn
+        .open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    let mut counts = BTreeMap::new();
+    for &status in SessionStatus::ALL {
+        let name = status.name();
+        let count = index
+            .range((name, 0u128)..=(name, u128::MAX))
+            .map_err(StoreError::storage)?
+            .count() as u64;
+        if count > 0 {
+            counts.insert(status, count);
+        }
+    }
+    Ok(counts)
+}
+
+pub fn task(txn: &ReadTransaction, id: TaskId) -> Result<Option<Task>, StoreError> {
+    get(txn, TASKS, "task", id.as_u128())
+}
+
+pub fn tasks(txn: &ReadTransaction) -> Result<Vec<Task>, StoreError> {
+    all(txn, TASKS, "task")
+}
+
+pub fn task_counts(txn: &ReadTransaction) -> Result<BTreeMap<TaskStatus, u64>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct StatusOnly {
+        status: TaskStatus,
+    }
+    let mut counts = BTreeMap::new();
+    for task in all::<u128, StatusOnly>(txn, TASKS, "task")? {
+        *counts.entry(task.status).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+pub fn plan(txn: &ReadTransaction, id: PlanId) -> Result<Option<Plan>, StoreError> {
+    get(txn, PLANS, "plan", id.as_u128())
+}
+
+pub fn plans(txn: &ReadTransaction) -> Result<Vec<Plan>, StoreError> {
+    all(txn, PLANS, "plan")
+}
+
+/// Every agent, by name.
+pub fn agents(txn: &ReadTransaction) -> Result<Vec<Agent>, StoreError> {
+    all(txn, AGENTS, "agent")
+}
+
+pub fn agent_counts(txn: &ReadTransaction) -> Result<BTreeMap<AgentStatus, u64>, StoreError> {
+    let mut counts = BTreeMap::new();
+    for agent in agents(txn)? {
+        *counts.entry(agent.status).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+/// A session's checkpoints in sequence order.
+pub fn checkpoints(
+    txn: &ReadTransaction,
+    session: SessionId,
+) -> Result<Vec<Checkpoint>, StoreError> {
+    let table = txn.open_table(CHECKPOINTS).map_err(StoreError::storage)?;
+    let id = session.as_u128();
+    let mut found = Vec::new();
+    for entry in table
+        .range((id, 0u64)..=(id, u64::MAX))
+        .map_err(StoreError::storage)?
+    {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        found.push(decode("checkpoint", json.value())?);
+    }
+    Ok(found)
+}
+
+pub fn leases(txn: &ReadTransaction) -> Result<Vec<Lease>, StoreError> {
+    all(txn, LEASES, "lease")
+}
+
+/// Up to `limit` control log entries with a sequence number above `after`, in order.
+pub fn events_after(
+    txn: &ReadTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
+    let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    for entry in table
+        .range(after.saturating_add(1)..)
+        .map_err(StoreError::storage)?
+        .take(limit)
+    {
+        let (seq, json) = entry.map_err(StoreError::storage)?;
+        found.push((seq.value(), decode("event", json.value())?));
+    }
+    Ok(found)
+}
+
+/// The sequence number of the newest control log entry; 0 when the log is empty.
+pub fn last_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
+    Ok(table
+        .last()
+        .map_err(StoreError::storage)?
+        .map_or(0, |(seq, _)| seq.value()))
+}

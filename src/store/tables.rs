@@ -1,0 +1,40 @@
+//! Every table of the database, with the schema version that introduced it. Table names carry
+//! their version, so a change of layout is a new table and an explicit migration.
+
+use redb::TableDefinition;
+
+/// The schema this build writes. Version 1: the entity tables and the control log.
+/// Version 2: adds the session status index.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// Key of the schema version record in [`META`].
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Small numeric records about the database itself.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Session id -> JSON `Session`.
+pub const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions-v1");
+
+/// (status name, session id) -> (): which sessions are in which state, without decoding them.
+pub const SESSION_STATUS: TableDefinition<(&str, u128), ()> =
+    TableDefinition::new("session-status-v2");
+
+/// Task id -> JSON `Task`.
+pub const TASKS: TableDefinition<u128, &[u8]> = TableDefinition::new("tasks-v1");
+
+/// Plan id -> JSON `Plan`.
+pub const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans-v1");
+
+/// Agent name -> JSON `Agent`.
+pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents-v1");
+
+/// (session id, sequence) -> JSON `Checkpoint`.
+pub const CHECKPOINTS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("checkpoints-v1");
+
+/// Resource name -> JSON `Lease`.
+pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases-v1");
+
+/// Sequence number -> JSON `DomainEvent`: the append-only control log, every transition in
+/// order. Sequence numbers start at 1 and have no gaps.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-v1");

@@ -1,0 +1,201 @@
+//! The writer thread: the one owner of the open `Database`. It runs reads between commits and
+//! commits writes in groups: every write queued while a commit is running goes into the next
+//! transaction, and each is acknowledged only after that transaction's durable commit returns.
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::tables::{AGENTS, CHECKPOINTS, EVENTS, LEASES, PLANS, SESSION_STATUS, SESSIONS, TASKS};
+use super::{Batch, Op, Receipt, StoreError};
+
+pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + Send>;
+
+pub(super) enum Request {
+    Write(Batch, oneshot::Sender<Result<Receipt, StoreError>>),
+    Read(ReadJob),
+    Close(oneshot::Sender<()>),
+}
+
+pub(super) struct Writer {
+    pub db: Database,
+    pub next_seq: u64,
+    pub max_batch: usize,
+}
+
+impl Writer {
+    pub fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        let mut held: Option<Request> = None;
+        loop {
+            let Some(request) = held.take().or_else(|| requests.blocking_recv()) else {
+                return; // every handle is gone
+            };
+            match request {
+                Request::Read(job) => job(self.db.begin_read().map_err(StoreError::storage)),
+                Request::Close(done) => {
+                    drop(self);
+                    let _ = done.send(());
+                    return;
+                }
+                Request::Write(batch, reply) => {
+                    let mut group = vec![(batch, reply)];
+                    while group.len() < self.max_batch {
+                        match requests.try_recv() {
+                            Ok(Request::Write(batch, reply)) => group.push((batch, reply)),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                }
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<(Batch, oneshot::Sender<Result<Receipt, StoreError>>)>) {
+        let first_seq = self.next_seq;
+        let result = self.write_group(group.iter().map(|(batch, _)| batch));
+        match result {
+            Ok(receipts) => {
+                for ((_, reply), receipt) in group.into_iter().zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, writes = group.len(), "store commit failed");
+                self.next_seq = first_seq;
+                for (_, reply) in group {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn write_group<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a Batch>,
+    ) -> Result<Vec<Receipt>, StoreError> {
+        let mut txn = self.db.begin_write().map_err(StoreError::storage)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(StoreError::storage)?;
+        let mut receipts = Vec::new();
+        {
+            let mut tables = WriteTables::open(&txn)?;
+            for batch in batches {
+                receipts.push(tables.apply(batch, &mut self.next_seq)?);
+            }
+        }
+        txn.commit().map_err(StoreError::storage)?;
+        Ok(receipts)
+    }
+}
+
+/// The tables a write transaction touches, opened once per transaction.
+pub(super) struct WriteTables<'txn> {
+    sessions: Table<'txn, u128, &'static [u8]>,
+    session_status: Table<'txn, (&'static str, u128), ()>,
+    tasks: Table<'txn, u128, &'static [u8]>,
+    plans: Table<'txn, u128, &'static [u8]>,
+    agents: Table<'txn, &'static str, &'static [u8]>,
+    checkpoints: Table<'txn, (u128, u64), &'static [u8]>,
+    leases: Table<'txn, &'static str, &'static [u8]>,
+    events: Table<'txn, u64, &'static [u8]>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        let open_error = StoreError::storage;
+        Ok(Self {
+            sessions: txn.open_table(SESSIONS).map_err(open_error)?,
+            session_status: txn.open_table(SESSION_STATUS).map_err(open_error)?,
+            tasks: txn.open_table(TASKS).map_err(open_error)?,
+            plans: txn.open_table(PLANS).map_err(open_error)?,
+            agents: txn.open_table(AGENTS).map_err(open_error)?,
+            checkpoints: txn.open_table(CHECKPOINTS).map_err(open_error)?,
+            leases: txn.open_table(LEASES).map_err(open_error)?,
+            events: txn.open_table(EVENTS).map_err(open_error)?,
+        })
+    }
+
+    fn apply(&mut self, batch: &Batch, next_seq: &mut u64) -> Result<Receipt, StoreError> {
+        let mut receipt = Receipt::default();
+        for op in &batch.ops {
+            match op {
+                Op::PutSession { id, status, json } => {
+                    let old_status = self
+                        .sessions
+                        .insert(*id, json.as_slice())
+                        .map_err(StoreError::storage)?
+                        .map(|old| super::decode_status(old.value()))
+                        .transpose()?;
+                    if let Some(old) = old_status {
+                        self.session_status
+                            .remove((old, *id))
+                            .map_err(StoreError::storage)?;
+                    }
+                    self.session_status
+                        .insert((*status, *id), ())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutTask { id, json } => {
+                    self.tasks
+                        .insert(*id, json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutPlan { id, json } => {
+                    self.plans
+                        .insert(*id, json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutAgent { name, json } => {
+                    self.agents
+                        .insert(name.as_str(), json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::RemoveAgent { name } => {
+                    self.agents
+                        .remove(name.as_str())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutCheckpoint { session, seq, json } => {
+                    self.checkpoints
+                        .insert((*session, *seq), json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutLease { resource, json } => {
+                    self.leases
+                        .insert(resource.as_str(), json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::RemoveLease { resource } => {
+                    self.leases
+                        .remove(resource.as_str())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::AppendEvent { json } => {
+                    let seq = *next_seq;
+                    self.events
+                        .insert(seq, json.as_slice())
+                        .map_err(StoreError::storage)?;
+                    *next_seq += 1;
+                    receipt.event_seqs.push(seq);
+                }
+            }
+        }
+        Ok(receipt)
+    }
+}
+
+/// The sequence number the next appended event gets.
+pub(super) fn next_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let events = txn.open_table(EVENTS).map_err(StoreError::storage)?;
+    let last = events
+        .last()
+        .map_err(StoreError::storage)?
+        .map(|(seq, _)| seq.value());
+    Ok(last.map_or(1, |seq| seq + 1))
+}
