@@ -1,0 +1,313 @@
+//! The TOML config file: its shape and defaults, loading with errors that point at the file, line
+//! and key, semantic validation, and `OCIO_<SECTION>__<KEY>` environment overrides.
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::{Agent, AgentName, Backend, ModelRef};
+
+mod env;
+mod locate;
+mod validate;
+
+#[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
+mod tests;
+
+/// Default for `engine.max_parallel`.
+pub const DEFAULT_MAX_PARALLEL: u32 = 8;
+/// Default for `log.level`.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Default for an agent's `max_concurrent`.
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+/// Default for a simulated agent's `duration`.
+pub const DEFAULT_SIM_DURATION: SignedDuration = SignedDuration::from_secs(30);
+/// Prefix of environment overrides: `OCIO_<SECTION>__<KEY>`.
+pub const ENV_PREFIX: &str = "OCIO_";
+
+/// The whole config file. Every section is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub log: LogConfig,
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `[engine]`: how the orchestrator schedules work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Sessions running at once across all agents.
+    pub max_parallel: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_parallel: DEFAULT_MAX_PARALLEL,
+        }
+    }
+}
+
+/// `[log]`: what goes into the log file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive (`info`, `ocio=debug,warn`); `OCIO_LOG` wins over it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: DEFAULT_LOG_LEVEL.to_string(),
+        }
+    }
+}
+
+/// What runs an agent's sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// An OpenCode server.
+    #[default]
+    Opencode,
+    /// The in-process simulator.
+    Simulated,
+}
+
+/// One `[[agents]]` entry. Keys that only apply to one kind are `Option`s so that giving them to
+/// the other kind can be reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: AgentName,
+    #[serde(default)]
+    pub kind: AgentKind,
+    /// opencode: the server to talk to (exclusive with `managed = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// opencode: ocio starts `opencode serve` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<bool>,
+    /// opencode, managed: the `opencode` binary (found on PATH when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode_path: Option<PathBuf>,
+    /// opencode: the NAME of the environment variable holding the server password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelRef>,
+    /// The OpenCode agent sessions use (`build`, `plan`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode_agent: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// simulated: how long a simulated session runs.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<SignedDuration>,
+    /// simulated: the share of sessions that fail, 0.0 to 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_rate: Option<f64>,
+    /// simulated: the random seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn default_max_concurrent() -> u32 {
+    DEFAULT_MAX_CONCURRENT
+}
+
+fn deserialize_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SignedDuration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse::<SignedDuration>().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "duration `{text}` is not valid; write e.g. \"30s\", \"2m\", \"1h 5m\" or \"PT30S\""
+        ))
+    })
+}
+
+/// How a simulated agent behaves, with defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimulationConfig {
+    pub duration: SignedDuration,
+    pub failure_rate: f64,
+    pub seed: u64,
+}
+
+impl AgentConfig {
+    /// The domain agent this entry describes: online, with no load.
+    pub fn to_agent(&self) -> Agent {
+        let backend = match self.kind {
+            AgentKind::Opencode => Backend::Opencode {
+                url: self.url.clone(),
+                managed: self.managed.unwrap_or(false),
+                password_env: self.password_env.clone(),
+            },
+            AgentKind::Simulated => Backend::Simulated,
+        };
+        let mut agent = Agent::new(self.name.clone(), backend, self.max_concurrent);
+        agent.opencode_agent = self.opencode_agent.clone();
+        agent.model = self.model.clone();
+        agent.capabilities = self.capabilities.iter().cloned().collect();
+        agent
+    }
+
+    /// The simulator settings of a simulated agent; `None` for an OpenCode agent.
+    pub fn simulation(&self) -> Option<SimulationConfig> {
+        (self.kind == AgentKind::Simulated).then(|| SimulationConfig {
+            duration: self.duration.unwrap_or(DEFAULT_SIM_DURATION),
+            failure_rate: self.failure_rate.unwrap_or(0.0),
+            seed: self.seed.unwrap_or(0),
+        })
+    }
+}
+
+impl Config {
+    /// Every configured agent as a domain agent.
+    pub fn to_agents(&self) -> Vec<Agent> {
+        self.agents.iter().map(AgentConfig::to_agent).collect()
+    }
+}
+
+/// Where the loaded config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// No config file; built-in defaults.
+    Defaults,
+}
+
+impl fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Defaults => f.write_str("built-in defaults (no config file)"),
+        }
+    }
+}
+
+/// A validated config with environment overrides applied, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub source: ConfigSource,
+}
+
+/// The config cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "config file {} does not exist; create it or drop --config/OCIO_CONFIG",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "cannot read config file {}: {source}; check that it is a readable file, or point --config/OCIO_CONFIG elsewhere",
+        path.display()
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not parse, has a value of the wrong type or an unknown key, or breaks a
+    /// rule. `at` is the 1-based line and column, `key` the key path (`agents[1].model`).
+    #[error(
+        "config error in {}{}: {message}{}",
+        path.display(),
+        location(.at, .key),
+        hint_line(.hint)
+    )]
+    Invalid {
+        path: PathBuf,
+        at: Option<(usize, usize)>,
+        key: Option<String>,
+        message: String,
+        hint: Option<&'static str>,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+fn location(at: &Option<(usize, usize)>, key: &Option<String>) -> String {
+    let mut text = String::new();
+    if let Some((line, column)) = at {
+        let _ = write!(text, ", line {line}, column {column}");
+    }
+    if let Some(key) = key {
+        let _ = write!(text, " ({key})");
+    }
+    text
+}
+
+fn hint_line(hint: &Option<&'static str>) -> String {
+    hint.map(|hint| format!("\n  hint: {hint}"))
+        .unwrap_or_default()
+}
+
+/// Reads, parses and validates the config at `path`, then applies `OCIO_<SECTION>__<KEY>`
+/// overrides from `env` (pass `std::env::vars()`). A missing file means defaults unless it was
+/// named explicitly.
+pub fn load(
+    path: &Path,
+    explicit: bool,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<LoadedConfig, ConfigError> {
+    let (config, source) = match std::fs::read_to_string(path) {
+        Ok(text) => (parse(&text, path)?, ConfigSource::File(path.to_path_buf())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if explicit {
+                return Err(ConfigError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            (Config::default(), ConfigSource::Defaults)
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let config = env::apply_env(config, env)?;
+    Ok(LoadedConfig { config, source })
+}
+
+/// Parses and validates config text; `path` only names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let config = toml::from_str::<Config>(text).map_err(|err| {
+        let offset = err.span().map(|span| span.start);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            at: offset.map(|offset| locate::line_column(text, offset)),
+            key: offset.and_then(|offset| locate::key_path_at(text, offset)),
+            message: err.message().trim_end().to_string(),
+            hint: None,
+        }
+    })?;
+    if let Err(problem) = validate::validate(&config) {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            at: locate::locate(text, &problem.path),
+            key: Some(locate::key_path(&problem.path)),
+            message: problem.message,
+            hint: problem.hint,
+        });
+    }
+    Ok(config)
+}
