@@ -2,6 +2,12 @@
 //! coding sessions in parallel and lets one person see and steer them.
 //!
 //! `domain` holds the pure rules, `store` the durable state, `config` and `paths` where things
-//! live and how they are set; `cli` is the front door. The engine side never imports a UI crate.
+//! live and how they are set, `logging` the log file; `cli` is the front door. The engine side
+//! never imports a UI crate.
 
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod logging;
+pub mod paths;
+pub mod store;

@@ -1,0 +1,276 @@
+//! The `ocio` binary end to end: each test runs it in its own XDG directories and checks exit
+//! codes, stdout, stderr and what it left on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use jiff::Timestamp;
+use ocio::domain::{Session, SessionId, SessionKind, SessionStatus};
+use ocio::store::{Batch, Store, StoreOptions};
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.path("data/ocio/ocio.redb")
+    }
+
+    fn ocio(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OCIO_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .output()
+            .unwrap()
+    }
+
+    fn write_config(&self, text: &str) -> PathBuf {
+        let path = self.path("config/ocio/config.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn status_json(home: &Home, extra: &[&str]) -> serde_json::Value {
+    let mut args = extra.to_vec();
+    args.extend(["status", "--json"]);
+    let output = home.ocio(&args);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    serde_json::from_str(&stdout(&output))
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", stdout(&output)))
+}
+
+fn seed(db: &Path, statuses: &[SessionStatus]) {
+    let store = Store::open(db, StoreOptions::default()).unwrap();
+    for &target in statuses {
+        let mut session = Session::new(
+            SessionId::generate(),
+            "seeded",
+            SessionKind::Code,
+            Timestamp::now(),
+        );
+        let mut batch = Batch::new();
+        for to in [
+            SessionStatus::Queued,
+            SessionStatus::Starting,
+            SessionStatus::Running,
+            SessionStatus::Completed,
+        ] {
+            let event = session.transition(to, "seed", Timestamp::now()).unwrap();
+            batch.append_event(&event);
+            if to == target {
+                break;
+            }
+        }
+        batch.put_session(&session);
+        store.commit_blocking(batch).unwrap();
+    }
+    store.close_blocking();
+}
+
+#[test]
+fn version_and_help() {
+    let home = Home::new();
+    let output = home.ocio(&["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("ocio {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = stdout(&home.ocio(&["--help"]));
+    for word in ["status", "completions", "--config", "--db", "--headless"] {
+        assert!(help.contains(word), "help lacks {word}: {help}");
+    }
+}
+
+#[test]
+fn status_on_a_fresh_machine_reports_zeros_and_creates_no_database() {
+    let home = Home::new();
+    let report = status_json(&home, &[]);
+    assert_eq!(report["database"]["access"], "none");
+    assert_eq!(report["database"]["exists"], false);
+    assert_eq!(report["config"]["source"], "defaults");
+    assert_eq!(report["sessions"]["total"], 0);
+    assert_eq!(
+        report["sessions"]["by_state"].as_object().unwrap().len(),
+        11,
+        "every session state is listed"
+    );
+    assert_eq!(report["sessions"]["by_state"]["waiting-approval"], 0);
+    assert_eq!(report["tasks"]["by_state"]["blocked"], 0);
+    assert_eq!(report["agents"]["by_state"]["draining"], 0);
+    assert!(!home.db().exists(), "status must not create a database");
+    let text = stdout(&home.ocio(&["status"]));
+    assert!(text.contains("none yet"), "{text}");
+}
+
+#[test]
+fn status_counts_what_the_database_holds() {
+    let home = Home::new();
+    seed(
+        &home.db(),
+        &[
+            SessionStatus::Running,
+            SessionStatus::Completed,
+            SessionStatus::Completed,
+        ],
+    );
+    let report = status_json(&home, &[]);
+    assert_eq!(report["database"]["access"], "read-write");
+    assert_eq!(report["database"]["schema_version"], 2);
+    assert_eq!(report["sessions"]["total"], 3);
+    assert_eq!(report["sessions"]["by_state"]["completed"], 2);
+    assert_eq!(report["sessions"]["by_state"]["running"], 1);
+    assert_eq!(report["events"], 3 + 4 + 4);
+    let text = stdout(&home.ocio(&["status"]));
+    assert!(
+        text.contains("sessions     3 (completed 2, running 1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_reads_alongside_a_running_ocio() {
+    let home = Home::new();
+    seed(&home.db(), &[SessionStatus::Queued]);
+    let holder = Store::open(&home.db(), StoreOptions::default()).unwrap();
+    let report = status_json(&home, &[]);
+    assert_eq!(report["database"]["access"], "read-only");
+    assert_eq!(report["sessions"]["by_state"]["queued"], 1);
+    holder.close_blocking();
+}
+
+#[test]
+fn db_and_config_paths_can_be_overridden() {
+    let home = Home::new();
+    let db = home.path("elsewhere/my.redb");
+    seed(&db, &[SessionStatus::Queued]);
+    let config = home.path("my-config.toml");
+    std::fs::write(
+        &config,
+        "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\n",
+    )
+    .unwrap();
+    let report = status_json(
+        &home,
+        &[
+            "--db",
+            db.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report["database"]["path"], db.to_str().unwrap());
+    assert_eq!(report["sessions"]["total"], 1);
+    assert_eq!(report["config"]["agents"], 1);
+}
+
+#[test]
+fn a_bad_config_names_file_line_and_key_and_exits_2() {
+    let home = Home::new();
+    let path = home.write_config("[engine]\nmax_parallel = 4\n\n[[agents]]\nname = \"a\"\nkind = \"simulated\"\nmodle = \"x/y\"\n");
+    let output = home.ocio(&["status"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("line 7"), "{err}");
+    assert!(err.contains("modle"), "{err}");
+    assert!(stdout(&output).is_empty(), "nothing on stdout on failure");
+}
+
+#[test]
+fn an_explicit_config_that_does_not_exist_is_an_error() {
+    let home = Home::new();
+    let output = home.ocio(&["--config", "/nonexistent/ocio.toml", "status"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("/nonexistent/ocio.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_untouched() {
+    let home = Home::new();
+    let db = home.db();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let text = "important notes, not a database\n".repeat(100);
+    std::fs::write(&db, &text).unwrap();
+    let output = home.ocio(&["status"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), text);
+}
+
+#[test]
+fn headless_without_an_engine_says_so_and_exits_2() {
+    let home = Home::new();
+    let output = home.ocio(&["--headless"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("not part of this build yet"));
+}
+
+#[test]
+fn completions_are_generated() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = home.ocio(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(stdout(&output).contains("ocio"), "{shell}");
+    }
+    assert_eq!(home.ocio(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn logs_go_to_the_log_file_only() {
+    let home = Home::new();
+    let output = home.ocio(&["status"]);
+    assert!(stderr(&output).is_empty(), "stderr: {}", stderr(&output));
+    let logs: Vec<_> = std::fs::read_dir(home.path("state/ocio"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(
+        std::fs::read_to_string(&logs[0])
+            .unwrap()
+            .contains("ocio starting")
+    );
+}
