@@ -274,3 +274,24 @@ fn logs_go_to_the_log_file_only() {
             .contains("ocio starting")
     );
 }
+
+#[test]
+fn the_example_config_loads() {
+    let home = Home::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/config.example.toml");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let body: String = std::fs::read_to_string(example)
+        .unwrap()
+        .lines()
+        .skip_while(|l| l.starts_with('#') || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        readme.contains(&body),
+        "README's config example and assets/config.example.toml differ"
+    );
+    let report = status_json(&home, &["--config", example]);
+    assert_eq!(report["config"]["source"], "file");
+    assert_eq!(report["config"]["agents"], 2);
+}
