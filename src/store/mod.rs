@@ -255,7 +255,7 @@ impl Store {
         let (db, info) = open::open_writable(path, &options)?;
         let next_seq = {
             let txn = db.begin_read().map_err(StoreError::storage)?;
-            writer::next_event_seq(&txn)?
+            query::last_event_seq(&txn)? + 1
         };
         let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
         let writer = Writer {

@@ -16,7 +16,7 @@ use redb::{
 };
 
 use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
-use super::{StoreError, StoreOptions, migrate};
+use super::{StoreError, StoreOptions, migrate, query};
 
 /// What opening found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,7 @@ fn probe(path: &Path) -> Result<(ReadOnlyDatabase, u64), Probe> {
     let txn = db
         .begin_read()
         .map_err(|e| damaged(StoreError::storage(e)))?;
-    let found = guard(path, || read_version(&txn))
+    let found = guard(path, || query::schema_version(&txn))
         .and_then(|r| r)
         .map_err(damaged)?;
     drop(txn);
@@ -216,18 +216,6 @@ fn prepare_schema(db: &Database, path: &Path) -> Result<Option<u64>, StoreError>
 
 fn read_meta_version(txn: &WriteTransaction) -> Result<Option<u64>, StoreError> {
     let meta = txn.open_table(META).map_err(StoreError::storage)?;
-    Ok(meta
-        .get(SCHEMA_VERSION_KEY)
-        .map_err(StoreError::storage)?
-        .map(|v| v.value()))
-}
-
-fn read_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
-    let meta = match txn.open_table(META) {
-        Ok(meta) => meta,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(StoreError::storage(e)),
-    };
     Ok(meta
         .get(SCHEMA_VERSION_KEY)
         .map_err(StoreError::storage)?

@@ -49,8 +49,13 @@ fn all<K: Key + 'static, T: DeserializeOwned>(
     Ok(found)
 }
 
+/// The schema version record; None when the file has none (not an ocio database).
 pub fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
-    let meta = txn.open_table(META).map_err(StoreError::storage)?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
     Ok(meta
         .get(SCHEMA_VERSION_KEY)
         .map_err(StoreError::storage)?

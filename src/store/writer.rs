@@ -2,9 +2,7 @@
 //! commits writes in groups: every write queued while a commit is running goes into the next
 //! transaction, and each is acknowledged only after that transaction's durable commit returns.
 
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction,
-};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{AGENTS, CHECKPOINTS, EVENTS, LEASES, PLANS, SESSION_STATUS, SESSIONS, TASKS};
@@ -188,14 +186,4 @@ impl<'txn> WriteTables<'txn> {
         }
         Ok(receipt)
     }
-}
-
-/// The sequence number the next appended event gets.
-pub(super) fn next_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
-    let events = txn.open_table(EVENTS).map_err(StoreError::storage)?;
-    let last = events
-        .last()
-        .map_err(StoreError::storage)?
-        .map(|(seq, _)| seq.value());
-    Ok(last.map_or(1, |seq| seq + 1))
 }
