@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Context, Failure, exit};
 use crate::config::ConfigSource;
 use crate::domain::{AgentStatus, Lifecycle, SessionStatus, TaskStatus};
-use crate::store::{ReadOnlyStore, Store, StoreError, StoreHandle, StoreOptions, query};
+use crate::store::{Store, StoreError, StoreOptions, query};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -50,7 +50,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn of<S: Lifecycle + Ord>(found: BTreeMap<S, u64>) -> Self {
+    fn of<S: Lifecycle + Ord>(found: &BTreeMap<S, u64>) -> Self {
         let by_state: BTreeMap<&'static str, u64> = S::ALL
             .iter()
             .map(|&s| (s.name(), found.get(&s).copied().unwrap_or(0)))
@@ -59,10 +59,6 @@ impl Counts {
             total: by_state.values().sum(),
             by_state,
         }
-    }
-
-    fn empty<S: Lifecycle + Ord>() -> Self {
-        Self::of::<S>(BTreeMap::new())
     }
 
     fn text(&self) -> String {
@@ -80,6 +76,7 @@ impl Counts {
     }
 }
 
+#[derive(Default)]
 struct Snapshot {
     sessions: BTreeMap<SessionStatus, u64>,
     tasks: BTreeMap<TaskStatus, u64>,
@@ -98,31 +95,26 @@ fn snapshot(txn: &redb::ReadTransaction) -> Result<Snapshot, StoreError> {
     })
 }
 
-enum Opened {
-    Writable(StoreHandle),
-    ReadOnly(ReadOnlyStore),
-}
-
 pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
     let db_path = &context.paths.db_file;
     let exists = db_path.exists();
-    let (snapshot, access, recovered) = if exists {
-        let opened = match Store::open(db_path, StoreOptions::default()) {
-            Ok(store) => Opened::Writable(store),
-            Err(StoreError::Locked { .. }) => Opened::ReadOnly(Store::open_read_only(db_path)?),
-            Err(other) => return Err(other.into()),
-        };
-        match opened {
-            Opened::Writable(store) => {
+    // No database yet: every count is zero, and none is created.
+    let (snapshot, access, recovered) = if !exists {
+        (Snapshot::default(), "none", false)
+    } else {
+        match Store::open(db_path, StoreOptions::default()) {
+            Ok(store) => {
                 let recovered = store.open_info().recovered;
                 let snapshot = store.read_blocking(snapshot)?;
                 store.close_blocking();
-                (Some(snapshot), "read-write", recovered)
+                (snapshot, "read-write", recovered)
             }
-            Opened::ReadOnly(store) => (Some(store.read(snapshot)?), "read-only", false),
+            Err(StoreError::Locked { .. }) => {
+                let store = Store::open_read_only(db_path)?;
+                (store.read(snapshot)?, "read-only", false)
+            }
+            Err(other) => return Err(other.into()),
         }
-    } else {
-        (None, "none", false)
     };
 
     let config = &context.config;
@@ -131,7 +123,7 @@ pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
             path: db_path.display().to_string(),
             exists,
             access,
-            schema_version: snapshot.as_ref().and_then(|s| s.schema_version),
+            schema_version: snapshot.schema_version,
             recovered,
         },
         config: ConfigReport {
@@ -142,20 +134,10 @@ pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
             },
             agents: config.config.agents.len(),
         },
-        sessions: snapshot
-            .as_ref()
-            .map_or_else(Counts::empty::<SessionStatus>, |s| {
-                Counts::of(s.sessions.clone())
-            }),
-        tasks: snapshot
-            .as_ref()
-            .map_or_else(Counts::empty::<TaskStatus>, |s| Counts::of(s.tasks.clone())),
-        agents: snapshot
-            .as_ref()
-            .map_or_else(Counts::empty::<AgentStatus>, |s| {
-                Counts::of(s.agents.clone())
-            }),
-        events: snapshot.as_ref().map_or(0, |s| s.events),
+        sessions: Counts::of(&snapshot.sessions),
+        tasks: Counts::of(&snapshot.tasks),
+        agents: Counts::of(&snapshot.agents),
+        events: snapshot.events,
     };
     let out = if json {
         serde_json::to_string_pretty(&report).unwrap_or_default()

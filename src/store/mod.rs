@@ -316,7 +316,11 @@ impl StoreHandle {
         &self,
         read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let answer = self.send_read(read).await?;
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Read(read_job(read, reply)))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -326,23 +330,10 @@ impl StoreHandle {
         read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = read_job(read, reply);
         self.requests
-            .blocking_send(Request::Read(job))
+            .blocking_send(Request::Read(read_job(read, reply)))
             .map_err(|_| StoreError::Closed)?;
         answer.blocking_recv().map_err(|_| StoreError::Closed)?
-    }
-
-    async fn send_read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Read(read_job(read, reply)))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        Ok(answer)
     }
 
     /// Finishes the writes already sent, closes the database and releases the file. Other
