@@ -2,12 +2,15 @@
 //! coding sessions in parallel and lets one person see and steer them.
 //!
 //! `domain` holds the pure rules, `store` the durable state, `config` and `paths` where things
-//! live and how they are set, `logging` the log file; `cli` is the front door. The engine side
+//! live and how they are set, `logging` the log file; `opencode` talks to OpenCode servers and
+//! `scripted` is the project's own scripted OpenAI-compatible model; `cli` is the front door. The engine side
 //! never imports a UI crate.
 
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod logging;
+pub mod opencode;
 pub mod paths;
+pub mod scripted;
 pub mod store;

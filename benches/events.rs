@@ -1,0 +1,2 @@
+//! Event decoding throughput (filled in with the OpenCode adapter).
+fn main() {}

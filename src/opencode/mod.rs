@@ -1,0 +1,8 @@
+//! The OpenCode adapter: everything ocio knows about talking to `opencode serve`.
+//!
+//! `wire` holds the server's JSON shapes (tolerant: unknown fields and types are ignored), `sse`
+//! cuts the `/event` byte stream into messages and `event` turns them into typed events.
+
+pub mod event;
+pub mod sse;
+pub mod wire;
