@@ -3,6 +3,9 @@
 //! `wire` holds the server's JSON shapes (tolerant: unknown fields and types are ignored), `sse`
 //! cuts the `/event` byte stream into messages and `event` turns them into typed events.
 
+pub mod breaker;
 pub mod event;
+pub mod managed;
+pub mod secret;
 pub mod sse;
 pub mod wire;

@@ -1,0 +1,289 @@
+//! A circuit breaker per server: after repeated failures calls fail fast instead of piling up on
+//! a dead server, then one trial call at a time probes whether it is back.
+//!
+//! Closed (calls pass) -> Open after `failures_to_open` consecutive failures (calls refused for a
+//! cooldown) -> HalfOpen (one trial call) -> Closed on success, or Open again with the cooldown
+//! doubled (up to `max_cooldown`). The state is published on a `watch` channel, so the engine,
+//! the UI and the metrics read it without asking the client.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half-open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerPolicy {
+    pub failures_to_open: u32,
+    pub first_cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            failures_to_open: 3,
+            first_cooldown: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The call was refused without reaching the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerOpen {
+    pub retry_in: Duration,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: BreakerState,
+    failures: u32,
+    opened_at: Instant,
+    cooldown: Duration,
+    trial_in_flight: bool,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    policy: BreakerPolicy,
+    inner: Mutex<Inner>,
+    published: watch::Sender<BreakerState>,
+}
+
+impl Breaker {
+    pub fn new(policy: BreakerPolicy) -> Self {
+        Self {
+            policy,
+            inner: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                failures: 0,
+                opened_at: Instant::now(),
+                cooldown: policy.first_cooldown,
+                trial_in_flight: false,
+            }),
+            published: watch::Sender::new(BreakerState::Closed),
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        *self.published.borrow()
+    }
+
+    /// Follow state changes (the engine marks the agent degraded/offline, the UI redraws).
+    pub fn subscribe(&self) -> watch::Receiver<BreakerState> {
+        self.published.subscribe()
+    }
+
+    /// Ask to make a call at `now`. The permit must be settled with `succeeded` or `failed`;
+    /// dropping it unsettled (the call was cancelled) just frees the half-open trial slot.
+    pub fn permit(&self, now: Instant) -> Result<Permit<'_>, BreakerOpen> {
+        let mut inner = self.lock();
+        match inner.state {
+            BreakerState::Closed => {}
+            BreakerState::Open => {
+                let reopen = inner.opened_at + inner.cooldown;
+                if now < reopen {
+                    return Err(BreakerOpen {
+                        retry_in: reopen - now,
+                    });
+                }
+                self.set(&mut inner, BreakerState::HalfOpen);
+                inner.trial_in_flight = true;
+            }
+            BreakerState::HalfOpen => {
+                if inner.trial_in_flight {
+                    return Err(BreakerOpen {
+                        retry_in: Duration::from_millis(100),
+                    });
+                }
+                inner.trial_in_flight = true;
+            }
+        }
+        let trial = inner.state == BreakerState::HalfOpen;
+        Ok(Permit {
+            breaker: self,
+            trial,
+            settled: false,
+        })
+    }
+
+    fn succeeded(&self) {
+        let mut inner = self.lock();
+        inner.failures = 0;
+        inner.trial_in_flight = false;
+        inner.cooldown = self.policy.first_cooldown;
+        self.set(&mut inner, BreakerState::Closed);
+    }
+
+    fn failed(&self, now: Instant) {
+        let mut inner = self.lock();
+        inner.trial_in_flight = false;
+        match inner.state {
+            BreakerState::Closed => {
+                inner.failures += 1;
+                if inner.failures >= self.policy.failures_to_open {
+                    inner.opened_at = now;
+                    self.set(&mut inner, BreakerState::Open);
+                }
+            }
+            BreakerState::HalfOpen => {
+                inner.cooldown = (inner.cooldown * 2).min(self.policy.max_cooldown);
+                inner.opened_at = now;
+                self.set(&mut inner, BreakerState::Open);
+            }
+            // A call admitted before the breaker opened failed too: nothing new to learn.
+            BreakerState::Open => {}
+        }
+    }
+
+    fn release_trial(&self) {
+        self.lock().trial_in_flight = false;
+    }
+
+    fn set(&self, inner: &mut Inner, state: BreakerState) {
+        if inner.state != state {
+            tracing::info!(
+                from = inner.state.name(),
+                to = state.name(),
+                "circuit breaker"
+            );
+            inner.state = state;
+            self.published.send_replace(state);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state is a handful of plain fields updated in one step: a panic elsewhere cannot
+        // leave it half-changed, so a poisoned lock is still good.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Leave to make one call; settle it with the outcome.
+#[must_use = "settle the permit with succeeded() or failed()"]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    trial: bool,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        self.breaker.succeeded();
+    }
+
+    pub fn failed(mut self) {
+        self.settled = true;
+        self.breaker.failed(Instant::now());
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.settled && self.trial {
+            self.breaker.release_trial();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy {
+            failures_to_open: 2,
+            first_cooldown: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_and_refuses_until_cooldown() {
+        let b = Breaker::new(policy());
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        assert_eq!(b.state(), BreakerState::Closed);
+        b.permit(t0).unwrap().succeeded();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        assert_eq!(b.state(), BreakerState::Open);
+        let refused = b.permit(Instant::now()).err().unwrap();
+        assert!(refused.retry_in <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn half_open_admits_one_trial_and_closes_on_success() {
+        let b = Breaker::new(policy());
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        let later = Instant::now() + Duration::from_secs(2);
+        let trial = b.permit(later).unwrap();
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(b.permit(later).is_err(), "only one trial at a time");
+        trial.succeeded();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.permit(later).is_ok());
+    }
+
+    #[test]
+    fn failed_trial_reopens_with_longer_cooldown_capped() {
+        let b = Breaker::new(policy());
+        let mut now = Instant::now();
+        b.permit(now).unwrap().failed();
+        b.permit(now).unwrap().failed();
+        for expected in [2, 3, 3] {
+            now += Duration::from_secs(10);
+            b.permit(now).unwrap().failed();
+            assert_eq!(b.state(), BreakerState::Open);
+            // failed() stamps the real clock; measure the cooldown from there.
+            let refused = b.permit(Instant::now()).err().unwrap();
+            assert!(refused.retry_in > Duration::from_secs(expected - 1));
+            assert!(refused.retry_in <= Duration::from_secs(expected));
+            now = Instant::now();
+        }
+    }
+
+    #[test]
+    fn cancelled_trial_frees_the_slot() {
+        let b = Breaker::new(policy());
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        let later = Instant::now() + Duration::from_secs(2);
+        drop(b.permit(later).unwrap());
+        assert!(b.permit(later).is_ok());
+    }
+
+    #[test]
+    fn subscribers_see_every_change() {
+        let b = Breaker::new(policy());
+        let mut rx = b.subscribe();
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), BreakerState::Open);
+    }
+}
