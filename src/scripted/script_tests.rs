@@ -1,0 +1,299 @@
+//! Tests of the script (TOML/JSON loading, validation, rule and turn selection) and of how a
+//! request is read (turn index, side jobs), without a server.
+
+use serde_json::json;
+
+use super::openai::{ChatRequest, SideJob};
+use super::script::{DONE_TEXT, Match, Rule, Script, ScriptError, ToolCall, Turn, Usage};
+use super::{MODEL_ID, PROVIDER_ID, opencode_config};
+
+const EXAMPLE: &str = r#"
+title = "Demo run"
+
+[[rules]]
+name = "hello"
+when = { contains = "write hello" }
+[[rules.turns]]
+tool_calls = [{ name = "write", arguments = { filePath = "hello.txt", content = "hi\n" } }]
+usage = { prompt_tokens = 100, completion_tokens = 20 }
+[[rules.turns]]
+text = "wrote it"
+delay_ms = 50
+
+[[rules]]
+when = { system_contains = "planner" }
+[[rules.turns]]
+structured = { tasks = ["a", "b"] }
+
+[[rules]]
+when = { contains = "flaky" }
+[[rules.turns]]
+fail_status = 503
+fail_times = 2
+retry_after_ms = 5
+text = "recovered"
+
+[[fallback]]
+text = "no rule for that"
+"#;
+
+#[test]
+fn toml_script_loads_with_every_field() {
+    let script = Script::from_toml_str(EXAMPLE).unwrap();
+    let expected = Script::new()
+        .title("Demo run")
+        .rule(
+            Rule::when("write hello")
+                .named("hello")
+                .turn(Turn::write("hello.txt", "hi\n").usage(100, 20))
+                .turn(Turn::text("wrote it").delay_ms(50)),
+        )
+        .rule(Rule::when_system("planner").turn(Turn::structured(json!({"tasks": ["a", "b"]}))))
+        .rule(
+            Rule::when("flaky").turn(
+                Turn::fail(503)
+                    .fail_times(2)
+                    .retry_after_ms(5)
+                    .with_text("recovered"),
+            ),
+        )
+        .fallback([Turn::text("no rule for that")]);
+    assert_eq!(script, expected);
+    assert_eq!(script.title_text(), "Demo run");
+}
+
+#[test]
+fn json_script_loads() {
+    let text = json!({
+        "rules": [{
+            "when": {"contains": "x"},
+            "turns": [{"tool_calls": [{"name": "bash", "arguments": {"command": "ls"}}]}]
+        }]
+    })
+    .to_string();
+    let script = Script::from_json_str(&text).unwrap();
+    assert_eq!(
+        script,
+        Script::new().rule(Rule::when("x").turn(Turn::bash("ls")))
+    );
+}
+
+#[test]
+fn bad_scripts_are_refused_with_a_reason() {
+    let unknown = Script::from_toml_str("[[rules]]\nwhen = { contain = \"x\" }\n").unwrap_err();
+    assert!(matches!(unknown, ScriptError::Toml { .. }));
+    assert!(unknown.to_string().contains("contain"), "{unknown}");
+
+    let wrong_type = Script::from_toml_str("[[rules]]\nturns = [{ delay_ms = \"soon\" }]\n");
+    assert!(matches!(wrong_type, Err(ScriptError::Toml { .. })));
+
+    let not_error = Script::from_toml_str(
+        "[[rules]]\nname = \"odd\"\nwhen = { contains = \"x\" }\nturns = [{ fail_status = 200 }]\n",
+    )
+    .unwrap_err();
+    assert!(matches!(not_error, ScriptError::Invalid(_)));
+    assert!(not_error.to_string().contains("odd, turn 0"), "{not_error}");
+
+    assert!(matches!(
+        Script::from_json_str("{\"rules\": 3}"),
+        Err(ScriptError::Json { .. })
+    ));
+}
+
+#[test]
+fn script_files_are_read_by_extension_and_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("demo.toml");
+    std::fs::write(&toml_path, EXAMPLE).unwrap();
+    assert_eq!(Script::from_file(&toml_path).unwrap().rules.len(), 3);
+
+    let json_path = dir.path().join("demo.json");
+    std::fs::write(&json_path, r#"{"fallback": [{"text": "hi"}]}"#).unwrap();
+    assert_eq!(
+        Script::from_file(&json_path).unwrap().fallback,
+        Some(vec![Turn::text("hi")])
+    );
+
+    let bad_path = dir.path().join("bad.toml");
+    std::fs::write(&bad_path, "rules = 1").unwrap();
+    let err = Script::from_file(&bad_path).unwrap_err();
+    assert!(err.to_string().contains("bad.toml"), "{err}");
+
+    let missing = Script::from_file(dir.path().join("missing.toml")).unwrap_err();
+    assert!(matches!(missing, ScriptError::Read { .. }));
+    assert!(missing.to_string().contains("missing.toml"), "{missing}");
+}
+
+#[test]
+fn first_matching_rule_wins_and_turns_run_out_into_done() {
+    let script = Script::new()
+        .rule(
+            Rule::when("hello")
+                .and_system("coder")
+                .turn(Turn::text("one")),
+        )
+        .rule(
+            Rule::when("hello")
+                .turn(Turn::text("two"))
+                .turn(Turn::text("three")),
+        );
+
+    let coder = script.select("say hello", "you are a coder", 0);
+    assert_eq!(
+        (coder.rule, coder.turn.text.as_deref()),
+        (Some(0), Some("one"))
+    );
+
+    let other = script.select("say hello", "you are a poet", 1);
+    assert_eq!(
+        (other.rule, other.turn.text.as_deref()),
+        (Some(1), Some("three"))
+    );
+    assert!(!other.past_end);
+
+    let past = script.select("say hello", "you are a poet", 2);
+    assert_eq!(past.rule, Some(1));
+    assert!(past.past_end);
+    assert_eq!(past.turn, Turn::text(DONE_TEXT));
+}
+
+#[test]
+fn unmatched_calls_use_the_fallback_or_done() {
+    let bare = Script::new().rule(Rule::when("hello").turn(Turn::text("hi")));
+    let none = bare.select("something else", "", 0);
+    assert_eq!((none.rule, none.past_end), (None, true));
+    assert_eq!(none.turn, Turn::text(DONE_TEXT));
+
+    let with_fallback = bare.fallback([Turn::text("fallback")]);
+    let fb = with_fallback.select("something else", "", 0);
+    assert_eq!((fb.rule, fb.past_end), (None, false));
+    assert_eq!(fb.turn.text.as_deref(), Some("fallback"));
+}
+
+#[test]
+fn an_empty_match_matches_everything() {
+    assert!(Match::default().matches("", ""));
+    assert!(Match::default().matches("anything", "at all"));
+    let m = Match {
+        contains: "Hello".into(),
+        system_contains: String::new(),
+    };
+    assert!(!m.matches("hello", ""), "matching is case-sensitive");
+}
+
+#[test]
+fn tool_helpers_use_opencode_argument_names() {
+    let call = |t: Turn| t.tool_calls.into_iter().next().unwrap();
+    assert_eq!(
+        call(Turn::bash("ls -la")),
+        ToolCall {
+            name: "bash".into(),
+            arguments: json!({"command": "ls -la"})
+        }
+    );
+    assert_eq!(
+        call(Turn::write("a.txt", "x")).arguments,
+        json!({"filePath": "a.txt", "content": "x"})
+    );
+    assert_eq!(
+        call(Turn::edit("a.txt", "x", "y")).arguments,
+        json!({"filePath": "a.txt", "oldString": "x", "newString": "y"})
+    );
+    assert_eq!(
+        call(Turn::read("a.txt")).arguments,
+        json!({"filePath": "a.txt"})
+    );
+    let two = Turn::read("a").and_tool("glob", json!({"pattern": "*.rs"}));
+    assert_eq!(two.tool_calls.len(), 2);
+    assert_eq!(
+        Turn::text("t").usage(3, 4).usage,
+        Some(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 4
+        })
+    );
+}
+
+fn request(body: serde_json::Value) -> ChatRequest {
+    serde_json::from_value(body).unwrap()
+}
+
+fn tools(names: &[&str]) -> serde_json::Value {
+    names
+        .iter()
+        .map(|n| json!({"type": "function", "function": {"name": n, "parameters": {}}}))
+        .collect()
+}
+
+#[test]
+fn turn_index_counts_assistant_messages_after_the_last_user_message() {
+    let first = request(json!({
+        "model": "scripted-coder", "stream": true, "tools": tools(&["write"]),
+        "messages": [
+            {"role": "system", "content": "You are opencode"},
+            {"role": "user", "content": "write hello"},
+        ]
+    }))
+    .view(MODEL_ID);
+    assert_eq!(first.turn_index, 0);
+    assert_eq!(first.last_user_text.as_deref(), Some("write hello"));
+    assert_eq!(first.system_text, "You are opencode");
+    assert_eq!(first.tools, vec!["write".to_owned()]);
+    assert!(first.stream);
+    assert_eq!(first.side_job(), None);
+
+    let after_tools = request(json!({
+        "tools": tools(&["write"]),
+        "messages": [
+            {"role": "user", "content": "old prompt"},
+            {"role": "assistant", "content": "old answer"},
+            {"role": "user", "content": [{"type": "text", "text": "write"}, {"type": "text", "text": "hello"}]},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "write", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": "Wrote file successfully."},
+            {"role": "assistant", "content": null, "tool_calls": []},
+            {"role": "tool", "tool_call_id": "d", "content": "ok"},
+        ]
+    }))
+    .view(MODEL_ID);
+    assert_eq!(after_tools.turn_index, 2);
+    assert_eq!(after_tools.last_user_text.as_deref(), Some("write\nhello"));
+    assert!(!after_tools.stream);
+    assert_eq!(after_tools.model, MODEL_ID);
+}
+
+#[test]
+fn calls_without_tools_are_side_jobs() {
+    let title = request(json!({
+        "messages": [
+            {"role": "system", "content": "You are a title generator. You output ONLY a thread title."},
+            {"role": "user", "content": "Generate a title for this conversation:\n"},
+            {"role": "user", "content": "write hello"},
+        ]
+    }))
+    .view(MODEL_ID);
+    assert_eq!(title.side_job(), Some(SideJob::Title));
+
+    let summary = request(json!({
+        "tools": [],
+        "messages": [
+            {"role": "system", "content": "You are a context summarization agent."},
+            {"role": "user", "content": "Here is the conversation so far"},
+        ]
+    }))
+    .view(MODEL_ID);
+    assert_eq!(summary.side_job(), Some(SideJob::Summary));
+
+    let other = request(json!({"messages": [{"role": "user", "content": "hi"}]})).view(MODEL_ID);
+    assert_eq!(other.side_job(), Some(SideJob::Other));
+}
+
+#[test]
+fn opencode_config_names_the_scripted_provider() {
+    let config = opencode_config("http://127.0.0.1:9/v1");
+    let provider = &config["provider"][PROVIDER_ID];
+    assert_eq!(provider["npm"], "@ai-sdk/openai-compatible");
+    assert_eq!(provider["options"]["baseURL"], "http://127.0.0.1:9/v1");
+    assert!(provider["models"][MODEL_ID].is_object());
+    assert_eq!(config["model"], "scripted/scripted-coder");
+}
