@@ -247,9 +247,9 @@ impl Drop for RunningServer {
     }
 }
 
-/// `sh` waits for EOF on stdin, then kills the process group `pgid`.
+/// `sh` waits for EOF on stdin, then kills the process group `pgid`. Only SIGKILL stops it.
 fn spawn_watchdog(pgid: u32, grace: Duration) -> std::io::Result<(Child, ChildStdin)> {
-    const SCRIPT: &str = "cat >/dev/null; kill -TERM \"-$1\" 2>/dev/null; sleep \"$2\"; kill -KILL \"-$1\" 2>/dev/null; exit 0";
+    const SCRIPT: &str = "trap '' INT TERM HUP; cat >/dev/null; kill -TERM \"-$1\" 2>/dev/null; sleep \"$2\"; kill -KILL \"-$1\" 2>/dev/null; exit 0";
     let mut watchdog = Command::new("sh")
         .args([
             "-c",
@@ -261,6 +261,9 @@ fn spawn_watchdog(pgid: u32, grace: Duration) -> std::io::Result<(Child, ChildSt
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Its own group and deaf to INT/TERM/HUP: a Ctrl-C in the terminal or `timeout` killing
+        // ocio's group must not take the watchdog down before it has done its job.
+        .process_group(0)
         .kill_on_drop(false)
         .spawn()?;
     let pipe = watchdog
@@ -311,6 +314,7 @@ pub enum ServerState {
     Starting,
     Ready {
         url: String,
+        pid: u32,
     },
     /// It died (or would not start); another try follows after a backoff.
     Restarting {
@@ -357,7 +361,7 @@ impl ManagedServer {
         let wait = rx.wait_for(|s| matches!(s, ServerState::Ready { .. } | ServerState::Stopped));
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(state)) => match &*state {
-                ServerState::Ready { url } => Ok(url.clone()),
+                ServerState::Ready { url, .. } => Ok(url.clone()),
                 other => Err(format!("managed server is {other:?}")),
             },
             Ok(Err(_)) => Err("managed server supervisor ended".into()),
@@ -412,8 +416,9 @@ async fn supervise(
                 if let Some(port) = url.rsplit(':').next().and_then(|p| p.parse().ok()) {
                     cmd.port = port;
                 }
-                tracing::info!(%url, pid = server.pid(), "managed opencode server ready");
-                state.send_replace(ServerState::Ready { url });
+                let pid = server.pid().unwrap_or_default();
+                tracing::info!(%url, pid, "managed opencode server ready");
+                state.send_replace(ServerState::Ready { url, pid });
                 let up_since = tokio::time::Instant::now();
                 tokio::select! {
                     status = server.wait() => {

@@ -4,8 +4,10 @@
 //! cuts the `/event` byte stream into messages and `event` turns them into typed events.
 
 pub mod breaker;
+pub mod client;
 pub mod event;
 pub mod managed;
 pub mod secret;
 pub mod sse;
+pub mod stream;
 pub mod wire;

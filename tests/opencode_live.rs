@@ -1,0 +1,655 @@
+//! The OpenCode adapter against a real `opencode serve` (installed from npm by the harness),
+//! driven by the project's scripted model, in real temporary git repositories.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ocio::opencode::breaker::BreakerState;
+use ocio::opencode::client::{Client, ClientError};
+use ocio::opencode::event::ServerEvent;
+use ocio::opencode::secret::Password;
+use ocio::opencode::stream::{EventFollower, StreamItem, StreamOptions, Watchlist};
+use ocio::opencode::wire::{
+    CreateSession, MessageInfo, ModelSelector, Part, PermissionReply, PromptPart, PromptRequest,
+    SessionStatus, ToolState, VcsDiffMode,
+};
+use ocio::scripted::{self, Rule, Script, Turn};
+use support::{TestRepo, TestServer};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn prompt(text: &str) -> PromptRequest {
+    PromptRequest {
+        model: Some(ModelSelector {
+            provider_id: scripted::PROVIDER_ID.into(),
+            model_id: scripted::MODEL_ID.into(),
+        }),
+        parts: vec![PromptPart::Text { text: text.into() }],
+        ..PromptRequest::default()
+    }
+}
+
+fn titled(title: &str) -> CreateSession {
+    CreateSession {
+        title: Some(title.into()),
+        ..CreateSession::default()
+    }
+}
+
+fn follow(client: &Client) -> EventFollower {
+    let options = StreamOptions {
+        first_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(500),
+        ..StreamOptions::default()
+    };
+    EventFollower::spawn(client.clone(), Watchlist::default(), options)
+}
+
+/// Take items until `stop` says so; everything seen is returned. Panics after `WAIT`.
+async fn until(
+    items: &mut mpsc::Receiver<StreamItem>,
+    mut stop: impl FnMut(&StreamItem) -> bool,
+) -> Vec<StreamItem> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let item = tokio::time::timeout_at(deadline, items.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; saw {} items: {:#?}", seen.len(), tail(&seen)))
+            .expect("follower ended");
+        let done = stop(&item);
+        seen.push(item);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn tail(items: &[StreamItem]) -> &[StreamItem] {
+    &items[items.len().saturating_sub(15)..]
+}
+
+fn events_of<'a>(
+    items: &'a [StreamItem],
+    session: &'a str,
+) -> impl Iterator<Item = &'a ServerEvent> + 'a {
+    items.iter().filter_map(move |item| match item {
+        StreamItem::Event { event, .. } if event.session_id() == Some(session) => Some(event),
+        _ => None,
+    })
+}
+
+fn is_idle(item: &StreamItem, session: &str) -> bool {
+    matches!(item, StreamItem::Event { event: ServerEvent::SessionIdle { session_id }, .. } if session_id == session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_writes_a_file_and_the_events_tell_the_story() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let script = Script::new().rule(
+        Rule::when("write hello")
+            .turn(Turn::write("hello.txt", "hello from ocio\n").usage(1200, 80))
+            .turn(Turn::text("I wrote hello.txt").usage(1400, 20)),
+    );
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let health = client.health().await.unwrap();
+    assert!(health.healthy);
+    assert_eq!(health.version, support::OPENCODE_VERSION);
+
+    let mut follower = follow(&client);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    let session = client
+        .create_session(&dir, &titled("plan/write #1"))
+        .await
+        .unwrap();
+    assert!(session.id.starts_with("ses_"));
+    assert_eq!(session.title, "plan/write #1");
+    client
+        .prompt_async(&dir, &session.id, &prompt("please write hello"))
+        .await
+        .unwrap();
+
+    let items = until(&mut follower.items, |i| is_idle(i, &session.id)).await;
+    let events: Vec<&ServerEvent> = events_of(&items, &session.id).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ServerEvent::SessionStatus {
+                status: SessionStatus::Busy,
+                ..
+            }
+        )),
+        "no busy status in {events:#?}"
+    );
+    let wrote = events.iter().any(|e| match e {
+        ServerEvent::PartUpdated {
+            part: Part::Tool(tool),
+        } => tool.tool == "write" && matches!(tool.state, ToolState::Completed { .. }),
+        _ => false,
+    });
+    assert!(wrote, "no completed write tool part in {events:#?}");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ServerEvent::PartUpdated {
+            part: Part::StepFinish(_)
+        }
+    )));
+    let directories: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            StreamItem::Event {
+                directory: Some(d),
+                event,
+            } if event.session_id() == Some(session.id.as_str()) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        directories.iter().all(|d| *d == dir),
+        "events tagged with {directories:?}"
+    );
+
+    assert_eq!(repo.read("hello.txt").as_deref(), Some("hello from ocio\n"));
+    let info = client.session(&dir, &session.id).await.unwrap();
+    assert!(
+        info.tokens.input >= 2600 && info.tokens.output >= 100,
+        "tokens: {:?}",
+        info.tokens
+    );
+    let messages = client.messages(&dir, &session.id, None).await.unwrap();
+    let first_prompt = messages.iter().find_map(|m| match &m.info {
+        MessageInfo::User(u) => Some(u.id.clone()),
+        _ => None,
+    });
+    // The server computes the per-prompt diff after the session goes idle: give it a moment.
+    let mut diff = Vec::new();
+    for _ in 0..50 {
+        diff = client
+            .session_diff(&dir, &session.id, first_prompt.as_deref())
+            .await
+            .unwrap();
+        if !diff.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        diff.iter().any(|d| d.file.ends_with("hello.txt")),
+        "session diff: {diff:?}"
+    );
+    let vcs = client.vcs_diff(&dir, VcsDiffMode::Git).await.unwrap();
+    assert!(
+        vcs.iter().any(|d| d.file.ends_with("hello.txt")),
+        "vcs diff: {vcs:?}"
+    );
+    let answer = messages.iter().rev().find_map(|m| match &m.info {
+        MessageInfo::Assistant(a) => Some(a),
+        _ => None,
+    });
+    assert!(answer.unwrap().error.is_none());
+    let texts: Vec<&str> = messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter_map(|p| match p {
+            Part::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(texts.contains(&"I wrote hello.txt"), "texts: {texts:?}");
+    assert!(
+        client
+            .sessions(&dir)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.id == session.id)
+    );
+    assert!(client.delete_session(&dir, &session.id).await.unwrap());
+    assert!(matches!(
+        client.session(&dir, &session.id).await,
+        Err(ClientError::NotFound { .. })
+    ));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bash_call_outside_the_directory_asks_and_the_replies_work() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().canonicalize().unwrap().join("touched");
+    let script = Script::new()
+        .rule(
+            Rule::when("allow it")
+                .turn(Turn::bash(format!("touch {}", target.display())))
+                .turn(Turn::text("did it")),
+        )
+        .rule(
+            Rule::when("deny it")
+                .turn(Turn::bash(format!("touch {}.denied", target.display())))
+                .turn(Turn::text("ok")),
+        );
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let mut follower = follow(&client);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+
+    for (text, reply) in [
+        ("allow it", PermissionReply::Once),
+        ("deny it", PermissionReply::Reject),
+    ] {
+        let session = client.create_session(&dir, &titled(text)).await.unwrap();
+        client
+            .prompt_async(&dir, &session.id, &prompt(text))
+            .await
+            .unwrap();
+        let items = until(&mut follower.items, |i| {
+            matches!(i, StreamItem::Event { event: ServerEvent::PermissionAsked(p), .. } if p.session_id == session.id)
+        })
+        .await;
+        let Some(StreamItem::Event {
+            event: ServerEvent::PermissionAsked(asked),
+            ..
+        }) = items.last()
+        else {
+            unreachable!()
+        };
+        let pending = client.permissions(&dir).await.unwrap();
+        assert!(
+            pending.iter().any(|p| p.id == asked.id),
+            "pending: {pending:?}"
+        );
+        assert!(
+            client
+                .reply_permission(&dir, &asked.id, reply, None)
+                .await
+                .unwrap()
+        );
+        let items = until(&mut follower.items, |i| is_idle(i, &session.id)).await;
+        assert!(
+            events_of(&items, &session.id).any(
+                |e| matches!(e, ServerEvent::PermissionReplied { reply: r, .. } if *r == reply)
+            ),
+            "no permission.replied"
+        );
+        let tool_end = events_of(&items, &session.id).filter_map(|e| match e {
+            ServerEvent::PartUpdated {
+                part: Part::Tool(t),
+            } if t.tool == "bash" => Some(&t.state),
+            _ => None,
+        });
+        match reply {
+            PermissionReply::Once => {
+                assert!(
+                    tool_end
+                        .last()
+                        .is_some_and(|s| matches!(s, ToolState::Completed { .. }))
+                );
+                assert!(target.exists(), "the allowed command did not run");
+            }
+            _ => {
+                assert!(
+                    tool_end
+                        .last()
+                        .is_some_and(|s| matches!(s, ToolState::Error { .. }))
+                );
+                assert!(!target.with_extension("denied").exists());
+            }
+        }
+        assert!(client.permissions(&dir).await.unwrap().is_empty());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_stops_a_hung_session_and_a_model_error_is_a_session_error() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let script = Script::new()
+        .rule(Rule::when("think forever").turn(Turn::hang()))
+        .rule(Rule::when("break please").turn(Turn::fail(400).fail_message("scripted failure")));
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let mut follower = follow(&client);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+
+    let long = client.create_session(&dir, &titled("long")).await.unwrap();
+    client
+        .prompt_async(&dir, &long.id, &prompt("think forever"))
+        .await
+        .unwrap();
+    until(&mut follower.items, |i| {
+        matches!(i, StreamItem::Event { event: ServerEvent::SessionStatus { session_id, status: SessionStatus::Busy }, .. } if *session_id == long.id)
+    })
+    .await;
+    assert!(
+        client
+            .session_status(&dir)
+            .await
+            .unwrap()
+            .contains_key(&long.id)
+    );
+    assert!(client.abort(&dir, &long.id).await.unwrap());
+    until(&mut follower.items, |i| is_idle(i, &long.id)).await;
+    assert!(
+        !client
+            .session_status(&dir)
+            .await
+            .unwrap()
+            .contains_key(&long.id)
+    );
+    let messages = client.messages(&dir, &long.id, Some(5)).await.unwrap();
+    let aborted = messages.iter().any(|m| match &m.info {
+        MessageInfo::Assistant(a) => a
+            .error
+            .as_ref()
+            .is_some_and(|e| e.name == "MessageAbortedError"),
+        _ => false,
+    });
+    assert!(aborted, "no aborted message in {messages:#?}");
+
+    let failing = client
+        .create_session(&dir, &titled("failing"))
+        .await
+        .unwrap();
+    client
+        .prompt_async(&dir, &failing.id, &prompt("break please"))
+        .await
+        .unwrap();
+    let items = until(&mut follower.items, |i| is_idle(i, &failing.id)).await;
+    let error = events_of(&items, &failing.id).find_map(|e| match e {
+        ServerEvent::SessionError { error, .. } => error.clone(),
+        _ => None,
+    });
+    let error = error.expect("no session.error event");
+    assert_eq!(error.name, "APIError");
+    assert!(
+        error
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("scripted failure"),
+        "{error:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_opens_the_breaker_and_the_stream_catches_up_after_restart() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let script = Script::new()
+        .rule(Rule::when("first").turn(Turn::text("first answer")))
+        .rule(
+            Rule::when("while you were away")
+                .turn(Turn::write(
+                    "missed.txt",
+                    "written while the stream was down\n",
+                ))
+                .turn(Turn::text("caught up")),
+        );
+    let mut server = TestServer::start(script).await;
+    let client = server.client();
+    let options = StreamOptions {
+        first_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        resync_every: Duration::from_secs(2),
+        ..StreamOptions::default()
+    };
+    let mut follower = EventFollower::spawn(client.clone(), Watchlist::default(), options);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    let session = client
+        .create_session(&dir, &titled("survivor"))
+        .await
+        .unwrap();
+    follower.watchlist.watch(&session.id, &dir);
+    client
+        .prompt_async(&dir, &session.id, &prompt("first"))
+        .await
+        .unwrap();
+    until(&mut follower.items, |i| is_idle(i, &session.id)).await;
+
+    let mut breaker = client.breaker().subscribe();
+    server.kill().await;
+    until(&mut follower.items, |i| {
+        matches!(i, StreamItem::Disconnected { .. })
+    })
+    .await;
+    tokio::time::timeout(WAIT, breaker.wait_for(|s| *s == BreakerState::Open))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(client.health().await.is_err());
+
+    // Back up; another client drives the session, possibly before the follower is back, and a
+    // resync must report it whether or not the follower saw it live.
+    server.restart().await;
+    let other = server.client();
+    let reply = other
+        .prompt(&dir, &session.id, &prompt("while you were away"))
+        .await
+        .unwrap();
+    assert!(matches!(reply.info, MessageInfo::Assistant(_)));
+    assert!(repo.read("missed.txt").is_some());
+
+    let caught_up = |item: &StreamItem| match item {
+        StreamItem::Resynced(snapshots) => snapshots.iter().any(|s| {
+            s.session_id == session.id
+                && s.status == SessionStatus::Idle
+                && s.recent
+                    .iter()
+                    .flat_map(|m| &m.parts)
+                    .any(|p| matches!(p, Part::Text(t) if t.text == "caught up"))
+        }),
+        _ => false,
+    };
+    let items = until(&mut follower.items, caught_up).await;
+    assert!(
+        items.iter().any(|i| matches!(i, StreamItem::Connected)),
+        "no reconnect before the resync"
+    );
+    tokio::time::timeout(WAIT, breaker.wait_for(|s| *s == BreakerState::Closed))
+        .await
+        .unwrap()
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_a_missing_or_wrong_password_is_a_clear_error() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let password = Password::generate().unwrap();
+    let server = TestServer::start_with(Script::new(), Some(password.clone())).await;
+
+    let err = server.client_with(None).health().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Unauthorized {
+                had_password: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("password_env"), "{err}");
+    let wrong = server
+        .client_with(Some(Password::new("not-it")))
+        .sessions(&dir)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        wrong,
+        ClientError::Unauthorized {
+            had_password: true,
+            ..
+        }
+    ));
+    for text in [err.to_string(), format!("{wrong:?}"), wrong.to_string()] {
+        assert!(
+            !text.contains(password.expose()) && !text.contains("not-it"),
+            "secret leaked: {text}"
+        );
+    }
+
+    let client = server.client();
+    assert!(client.health().await.unwrap().healthy);
+    let session = client
+        .create_session(&dir, &titled("authed"))
+        .await
+        .unwrap();
+    let answer = client
+        .prompt(&dir, &session.id, &prompt("anything"))
+        .await
+        .unwrap();
+    assert!(
+        answer
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Text(t) if t.text == scripted::DONE_TEXT))
+    );
+    let agents = client.agents(&dir).await.unwrap();
+    assert!(
+        agents.iter().any(|a| a.name == "build"),
+        "agents: {agents:?}"
+    );
+    let mut follower = follow(&client);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_server_is_restarted_on_the_same_port_and_stopped_for_good() {
+    use ocio::opencode::managed::{ManagedServer, ServerCommand, ServerState};
+    let home = tempfile::tempdir().unwrap();
+    let mut command = ServerCommand::new(support::opencode_bin());
+    command.cwd = Some(home.path().to_path_buf());
+    command.stop_grace = Duration::from_millis(300);
+    command.env = [
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_STATE_HOME",
+    ]
+    .iter()
+    .map(|k| (k.into(), home.path().join(k).into()))
+    .collect();
+    let managed = ManagedServer::spawn(command, Password::generate().unwrap());
+    let url = managed.ready(WAIT).await.unwrap();
+    let client = Client::new(
+        &url,
+        Some(managed.password().clone()),
+        support::test_options(),
+    );
+    assert!(client.health().await.unwrap().healthy);
+    let ServerState::Ready { pid, .. } = managed.state().borrow().clone() else {
+        panic!("not ready")
+    };
+
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut state = managed.state();
+    tokio::time::timeout(
+        WAIT,
+        state.wait_for(|s| matches!(s, ServerState::Restarting { .. })),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let restarted = tokio::time::timeout(
+        WAIT,
+        state.wait_for(|s| matches!(s, ServerState::Ready { .. })),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    let ServerState::Ready {
+        url: again,
+        pid: new_pid,
+    } = restarted
+    else {
+        unreachable!()
+    };
+    assert_eq!(again, url, "restarted on another port");
+    assert_ne!(new_pid, pid);
+    // The client keeps working (its breaker may need a moment to close again).
+    let mut healthy = false;
+    for _ in 0..50 {
+        if client.health().await.is_ok() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "client never recovered after the restart");
+
+    managed.shutdown().await;
+    assert!(!std::path::Path::new(&format!("/proc/{new_pid}")).exists() || is_zombie(new_pid));
+    assert!(client.health().await.is_err());
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+/// Child half of the orphan test: start a server, write its pid to the file the parent named,
+/// wait to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_child() {
+    let Some(pid_file) = std::env::var_os("OCIO_ORPHAN_CHILD") else {
+        return; // only meaningful when the test below runs it
+    };
+    let server = TestServer::start(Script::new()).await;
+    assert!(server.client().health().await.unwrap().healthy);
+    let staged = std::path::PathBuf::from(&pid_file).with_extension("tmp");
+    std::fs::write(&staged, server.pid().unwrap().to_string()).unwrap();
+    std::fs::rename(staged, pid_file).unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[test]
+fn killing_ocio_with_sigkill_leaves_no_server_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("server.pid");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["orphan_child", "--exact", "--test-threads=1"])
+        .env("OCIO_ORPHAN_CHILD", &pid_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let pid: u32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            break text.trim().parse().unwrap();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("child exited ({status}) before starting its server");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never started its server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    child.kill().unwrap(); // SIGKILL: no destructor, no cleanup code runs in the child
+    child.wait().unwrap();
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
+    });
+    assert!(
+        gone,
+        "opencode serve {pid} outlived the process that started it"
+    );
+}

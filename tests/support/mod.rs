@@ -1,0 +1,126 @@
+//! Test support: a real `opencode serve` per test, driven by the project's scripted model, in
+//! its own XDG dirs on its own port, torn down when the test ends (even when it fails).
+
+#![allow(dead_code)]
+
+mod install;
+mod repo;
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use ocio::opencode::client::{Client, ClientOptions};
+use ocio::opencode::managed::{RunningServer, ServerCommand};
+use ocio::opencode::secret::Password;
+use ocio::scripted::{self, Script, ScriptedModel};
+
+pub use install::{OPENCODE_VERSION, opencode_bin};
+pub use repo::TestRepo;
+
+/// One isolated OpenCode server and the scripted model behind it.
+pub struct TestServer {
+    pub model: ScriptedModel,
+    pub password: Option<Password>,
+    server: Option<RunningServer>,
+    command: ServerCommand,
+    url: String,
+    _home: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(script: Script) -> Self {
+        Self::start_with(script, None).await
+    }
+
+    pub async fn start_with(script: Script, password: Option<Password>) -> Self {
+        let model = ScriptedModel::start(script).await.unwrap();
+        let home = tempfile::Builder::new()
+            .prefix("ocio-opencode-")
+            .tempdir()
+            .unwrap();
+        let mut command = ServerCommand::new(opencode_bin());
+        command.cwd = Some(home.path().to_path_buf());
+        command.stop_grace = Duration::from_millis(300);
+        let config = scripted::opencode_config(&model.base_url()).to_string();
+        command.env = vec![
+            env("OPENCODE_CONFIG_CONTENT", config),
+            env("HOME", home.path().join("home")),
+            env("XDG_DATA_HOME", home.path().join("data")),
+            env("XDG_CONFIG_HOME", home.path().join("config")),
+            env("XDG_CACHE_HOME", home.path().join("cache")),
+            env("XDG_STATE_HOME", home.path().join("state")),
+        ];
+        let server = RunningServer::start(&command, password.as_ref())
+            .await
+            .unwrap();
+        let url = server.url().to_string();
+        command.port = url.rsplit(':').next().unwrap().parse().unwrap();
+        Self {
+            model,
+            password,
+            server: Some(server),
+            command,
+            url,
+            _home: home,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(RunningServer::pid)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A client with the server's password (if any) and short timeouts for tests.
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, self.password.clone(), test_options())
+    }
+
+    pub fn client_with(&self, password: Option<Password>) -> Client {
+        Client::new(&self.url, password, test_options())
+    }
+
+    /// SIGKILL the server now, as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            let pid = server.pid().unwrap();
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            server.stop().await;
+        }
+    }
+
+    /// Start it again on the same port with the same state directories.
+    pub async fn restart(&mut self) {
+        assert!(self.server.is_none(), "kill it first");
+        let server = RunningServer::start(&self.command, self.password.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(server.url(), self.url);
+        self.server = Some(server);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        self.model.shutdown().await;
+    }
+}
+
+fn env(key: &str, value: impl Into<OsString>) -> (OsString, OsString) {
+    (key.into(), value.into())
+}
+
+pub fn test_options() -> ClientOptions {
+    ClientOptions {
+        call_timeout: Duration::from_secs(20),
+        prompt_timeout: Duration::from_secs(120),
+        ..ClientOptions::default()
+    }
+}
