@@ -12,5 +12,6 @@ pub mod domain;
 pub mod logging;
 pub mod opencode;
 pub mod paths;
+pub mod plan;
 pub mod scripted;
 pub mod store;

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod id;
 pub mod lease;
 pub mod lifecycle;
+pub mod locks;
 pub mod session;
 #[cfg(test)]
 mod session_props;
