@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -294,4 +296,73 @@ fn the_example_config_loads() {
     let report = status_json(&home, &["--config", example]);
     assert_eq!(report["config"]["source"], "file");
     assert_eq!(report["config"]["agents"], 2);
+}
+
+#[test]
+fn check_starts_a_managed_server_and_reports_its_version() {
+    let home = Home::new();
+    home.write_config(&format!(
+        "[[agents]]\nname = \"local\"\nmanaged = true\nopencode_path = {:?}\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\n",
+        support::opencode_bin()
+    ));
+    let out = home.ocio(&["check", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let local = &reports[0];
+    assert_eq!(local["name"], "local");
+    assert_eq!(local["kind"], "managed");
+    assert_eq!(local["ok"], true);
+    assert_eq!(local["version"], support::OPENCODE_VERSION);
+    assert_eq!(local["version_tested"], true);
+    assert!(
+        local["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    let agents: Vec<&str> = local["opencode_agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(agents.contains(&"build"), "{agents:?}");
+    assert_eq!(reports[1]["kind"], "simulated");
+}
+
+#[test]
+fn check_says_what_is_wrong_with_each_unreachable_agent() {
+    let home = Home::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    home.write_config(&format!(
+        "[[agents]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{port}\"\n\n[[agents]]\nname = \"locked\"\nurl = \"http://127.0.0.1:{port}\"\npassword_env = \"OCIO_TEST_NO_SUCH_PASSWORD\"\n\n[[agents]]\nname = \"nobin\"\nmanaged = true\nopencode_path = \"/nonexistent/opencode\"\n"
+    ));
+    let out = home.ocio(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL gone") && text.contains("cannot reach"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL locked") && text.contains("OCIO_TEST_NO_SUCH_PASSWORD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL nobin") && text.contains("opencode_path"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("unreachable: gone, locked, nobin"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = home.ocio(&["check", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no agent named \"nosuch\""));
 }

@@ -1,6 +1,7 @@
 //! The front door: parses the command line, finds paths and config, starts logging, and runs
 //! the command. Maps every failure to a clear message on stderr and a meaningful exit code.
 
+mod check;
 mod status;
 
 use std::path::PathBuf;
@@ -54,6 +55,16 @@ enum Command {
     /// Show what the database holds: sessions, tasks and agents by state
     Status {
         /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every configured agent's OpenCode server can be reached (starts and stops
+    /// managed ones); exit 1 if one cannot
+    Check {
+        /// Only these agents
+        #[arg(value_name = "AGENT")]
+        agents: Vec<String>,
+        /// JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +169,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let context = Context::load(&cli)?;
     match cli.command {
         Some(Command::Status { json }) => status::run(&context, json),
+        Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
         Some(Command::Completions { .. }) => Ok(()),
         None if cli.headless => Err(Failure::usage(
             "--headless runs the engine, which is not part of this build yet; `ocio status` reads the database",

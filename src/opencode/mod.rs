@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod endpoint;
 pub mod event;
 pub mod managed;
 pub mod secret;

@@ -1,7 +1,7 @@
 //! Test support: a real `opencode serve` per test, driven by the project's scripted model, in
 //! its own XDG dirs on its own port, torn down when the test ends (even when it fails).
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod install;
 mod repo;

@@ -1,0 +1,187 @@
+//! `ocio check`: can every configured agent's OpenCode server be reached? Starts managed servers
+//! (and stops them again), asks each server its health, version and OpenCode agents, and says
+//! what is wrong where something is.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Context, Failure, exit};
+use crate::config::{AgentConfig, AgentKind};
+use crate::opencode::client::{ClientOptions, TESTED_VERSIONS};
+use crate::opencode::endpoint::Endpoint;
+
+#[derive(Debug, Serialize)]
+struct AgentReport {
+    name: String,
+    /// "opencode", "managed" or "simulated".
+    kind: &'static str,
+    url: Option<String>,
+    ok: bool,
+    version: Option<String>,
+    /// The version is one ocio was tested against.
+    version_tested: Option<bool>,
+    /// The OpenCode agents the server offers (`build`, `plan`, ...).
+    opencode_agents: Vec<String>,
+    /// Time to reach the server (for managed ones, including the start).
+    millis: Option<u64>,
+    error: Option<String>,
+}
+
+pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failure> {
+    let agents = &context.config.config.agents;
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !agents.iter().any(|a| a.name.as_str() == n.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Failure::usage(format!(
+            "no agent named {} in {}\nhint: `ocio check` without names checks every configured agent",
+            unknown
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            context.config.source
+        )));
+    }
+    let chosen: Vec<&AgentConfig> = agents
+        .iter()
+        .filter(|a| names.is_empty() || names.iter().any(|n| n == a.name.as_str()))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: exit::FAILED,
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
+    let reports: Vec<AgentReport> = runtime.block_on(async {
+        let checks = chosen.iter().map(|agent| check(agent));
+        futures_util::future::join_all(checks).await
+    });
+    print(&reports, json, chosen.is_empty());
+    if reports.iter().all(|r| r.ok) {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = reports
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| r.name.as_str())
+            .collect();
+        Err(Failure {
+            code: exit::FAILED,
+            message: format!("unreachable: {}", failed.join(", ")),
+        })
+    }
+}
+
+async fn check(agent: &AgentConfig) -> AgentReport {
+    let managed = agent.managed == Some(true);
+    let mut report = AgentReport {
+        name: agent.name.to_string(),
+        kind: match (agent.kind, managed) {
+            (AgentKind::Simulated, _) => "simulated",
+            (AgentKind::Opencode, true) => "managed",
+            (AgentKind::Opencode, false) => "opencode",
+        },
+        url: agent.url.clone(),
+        ok: false,
+        version: None,
+        version_tested: None,
+        opencode_agents: Vec::new(),
+        millis: None,
+        error: None,
+    };
+    if agent.kind == AgentKind::Simulated {
+        report.ok = true;
+        return report;
+    }
+    let started = Instant::now();
+    let options = ClientOptions {
+        retries: 0,
+        call_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    };
+    let endpoint = match Endpoint::connect(agent, options, Duration::from_secs(60)).await {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    report.url = Some(endpoint.client.base_url().to_string());
+    match endpoint.client.health().await {
+        Ok(health) => {
+            report.millis = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            report.version_tested = Some(
+                TESTED_VERSIONS
+                    .iter()
+                    .any(|v| health.version.starts_with(v)),
+            );
+            report.version = Some(health.version);
+            let dir = std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/".into());
+            match endpoint.client.agents(&dir).await {
+                Ok(agents) => {
+                    report.opencode_agents = agents.into_iter().map(|a| a.name).collect();
+                    report.ok = health.healthy;
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+            if !health.healthy {
+                report
+                    .error
+                    .get_or_insert_with(|| "the server reports itself unhealthy".into());
+            }
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    endpoint.shutdown().await;
+    report
+}
+
+fn print(reports: &[AgentReport], json: bool, none_configured: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, reports);
+        let _ = writeln!(out);
+        return;
+    }
+    if none_configured {
+        let _ = writeln!(
+            out,
+            "No agents configured. Add an [[agents]] entry to the config (see README.md)."
+        );
+        return;
+    }
+    for r in reports {
+        let state = if r.ok { "ok  " } else { "FAIL" };
+        let _ = write!(out, "{state} {:<16} {:<9}", r.name, r.kind);
+        if let Some(url) = &r.url {
+            let _ = write!(out, " {url}");
+        }
+        if let Some(version) = &r.version {
+            let tested = if r.version_tested == Some(true) {
+                ""
+            } else {
+                " (untested version)"
+            };
+            let _ = write!(out, " opencode {version}{tested}");
+        }
+        if let Some(ms) = r.millis {
+            let _ = write!(out, " in {ms} ms");
+        }
+        if !r.opencode_agents.is_empty() {
+            let _ = write!(out, " agents: {}", r.opencode_agents.join(", "));
+        }
+        let _ = writeln!(out);
+        if let Some(error) = &r.error {
+            for line in error.lines() {
+                let _ = writeln!(out, "     {line}");
+            }
+        }
+    }
+}
