@@ -80,6 +80,8 @@ pub enum ClientError {
         status: u16,
         body: String,
     },
+    #[error("{what}: cannot encode the request: {reason}")]
+    Encode { what: String, reason: String },
     #[error("{what} on {server}: unexpected response: {reason}")]
     Decode {
         server: String,
@@ -123,13 +125,6 @@ struct Inner {
     version_checked: AtomicBool,
 }
 
-/// Whether a call may be repeated safely.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Idempotent {
-    Yes,
-    No,
-}
-
 impl Client {
     pub fn new(base_url: &str, password: Option<Password>, options: ClientOptions) -> Self {
         // Building only fails when the TLS backend cannot start; ocio builds reqwest without TLS.
@@ -169,13 +164,12 @@ impl Client {
     /// `GET /global/health`; warns once when the version is outside the tested range.
     pub async fn health(&self) -> Result<Health, ClientError> {
         let health: Health = self
-            .get("health check", "/global/health", None, &[])
+            .fetch(Call::get("health check", "/global/health"))
             .await?;
-        if !self.inner.version_checked.swap(true, Ordering::Relaxed)
-            && !TESTED_VERSIONS
-                .iter()
-                .any(|v| health.version.starts_with(v))
-        {
+        let tested = TESTED_VERSIONS
+            .iter()
+            .any(|v| health.version.starts_with(v));
+        if !tested && !self.inner.version_checked.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 server = %self.inner.base,
                 version = %health.version,
@@ -191,41 +185,27 @@ impl Client {
         dir: &str,
         body: &CreateSession,
     ) -> Result<SessionInfo, ClientError> {
-        self.call(
-            Method::POST,
-            "create session",
-            "/session",
-            Some(dir),
-            &[],
-            Some(body),
-            Idempotent::No,
-            None,
+        self.fetch(
+            Call::post("create session", "/session".into())
+                .dir(dir)
+                .body(body),
         )
         .await
     }
 
     pub async fn session(&self, dir: &str, id: &str) -> Result<SessionInfo, ClientError> {
-        self.get("get session", &format!("/session/{id}"), Some(dir), &[])
+        self.fetch(Call::get("get session", format!("/session/{id}")).dir(dir))
             .await
     }
 
     pub async fn sessions(&self, dir: &str) -> Result<Vec<SessionInfo>, ClientError> {
-        self.get("list sessions", "/session", Some(dir), &[]).await
+        self.fetch(Call::get("list sessions", "/session").dir(dir))
+            .await
     }
 
     pub async fn delete_session(&self, dir: &str, id: &str) -> Result<bool, ClientError> {
-        let path = format!("/session/{id}");
-        self.call(
-            Method::DELETE,
-            "delete session",
-            &path,
-            Some(dir),
-            &[],
-            None::<&()>,
-            Idempotent::Yes,
-            None,
-        )
-        .await
+        self.fetch(Call::delete("delete session", format!("/session/{id}")).dir(dir))
+            .await
     }
 
     /// Send a prompt and return at once (204); progress arrives on the event stream.
@@ -235,9 +215,8 @@ impl Client {
         id: &str,
         body: &PromptRequest,
     ) -> Result<(), ClientError> {
-        let path = format!("/session/{id}/prompt_async");
-        self.call_unit(Method::POST, "send prompt", &path, Some(dir), Some(body))
-            .await
+        let call = Call::post("send prompt", format!("/session/{id}/prompt_async"));
+        self.send(call.dir(dir).body(body)).await.map(drop)
     }
 
     /// Send a prompt and wait for the complete answer.
@@ -247,19 +226,11 @@ impl Client {
         id: &str,
         body: &PromptRequest,
     ) -> Result<MessageWithParts, ClientError> {
-        let path = format!("/session/{id}/message");
-        let timeout = Some(self.inner.options.prompt_timeout);
-        self.call(
-            Method::POST,
-            "prompt",
-            &path,
-            Some(dir),
-            &[],
-            Some(body),
-            Idempotent::No,
-            timeout,
-        )
-        .await
+        let call = Call::post("prompt", format!("/session/{id}/message"))
+            .dir(dir)
+            .body(body);
+        self.fetch(call.timeout(self.inner.options.prompt_timeout))
+            .await
     }
 
     /// The transcript, oldest first; `limit` keeps only the newest messages.
@@ -269,35 +240,26 @@ impl Client {
         id: &str,
         limit: Option<u32>,
     ) -> Result<Vec<MessageWithParts>, ClientError> {
-        let limit = limit.map(|l| l.to_string());
-        let query: Vec<(&str, &str)> = limit.iter().map(|l| ("limit", l.as_str())).collect();
-        self.get(
-            "list messages",
-            &format!("/session/{id}/message"),
-            Some(dir),
-            &query,
-        )
-        .await
+        let mut call = Call::get("list messages", format!("/session/{id}/message")).dir(dir);
+        if let Some(limit) = limit {
+            call = call.query("limit", limit.to_string());
+        }
+        self.fetch(call).await
     }
 
+    /// Stop a running session. Safe to repeat.
     pub async fn abort(&self, dir: &str, id: &str) -> Result<bool, ClientError> {
-        let path = format!("/session/{id}/abort");
-        self.call(
-            Method::POST,
-            "abort session",
-            &path,
-            Some(dir),
-            &[],
-            None::<&()>,
-            Idempotent::Yes,
-            None,
+        self.fetch(
+            Call::post("abort session", format!("/session/{id}/abort"))
+                .dir(dir)
+                .idempotent(),
         )
         .await
     }
 
     /// Busy and retrying sessions of the directory (idle ones are absent).
     pub async fn session_status(&self, dir: &str) -> Result<SessionStatusMap, ClientError> {
-        self.get("session status", "/session/status", Some(dir), &[])
+        self.fetch(Call::get("session status", "/session/status").dir(dir))
             .await
     }
 
@@ -309,13 +271,15 @@ impl Client {
         id: &str,
         since_message: Option<&str>,
     ) -> Result<Vec<FileDiff>, ClientError> {
-        let query: Vec<(&str, &str)> = since_message.iter().map(|m| ("messageID", *m)).collect();
-        let path = format!("/session/{id}/diff");
-        self.get("session diff", &path, Some(dir), &query).await
+        let mut call = Call::get("session diff", format!("/session/{id}/diff")).dir(dir);
+        if let Some(message) = since_message {
+            call = call.query("messageID", message.to_string());
+        }
+        self.fetch(call).await
     }
 
     pub async fn permissions(&self, dir: &str) -> Result<Vec<PermissionRequest>, ClientError> {
-        self.get("list permissions", "/permission", Some(dir), &[])
+        self.fetch(Call::get("list permissions", "/permission").dir(dir))
             .await
     }
 
@@ -326,38 +290,32 @@ impl Client {
         reply: PermissionReply,
         message: Option<String>,
     ) -> Result<bool, ClientError> {
-        let path = format!("/permission/{request_id}/reply");
         let body = PermissionReplyBody { reply, message };
-        self.call(
-            Method::POST,
+        let call = Call::post(
             "reply to permission",
-            &path,
-            Some(dir),
-            &[],
-            Some(&body),
-            Idempotent::No,
-            None,
-        )
-        .await
+            format!("/permission/{request_id}/reply"),
+        );
+        self.fetch(call.dir(dir).body(&body)).await
     }
 
     /// The OpenCode agents the server offers (`build`, `plan`, ...).
     pub async fn agents(&self, dir: &str) -> Result<Vec<AgentInfo>, ClientError> {
-        self.get("list agents", "/agent", Some(dir), &[]).await
+        self.fetch(Call::get("list agents", "/agent").dir(dir))
+            .await
     }
 
     /// `git status` of the directory.
     pub async fn vcs_status(&self, dir: &str) -> Result<VcsStatus, ClientError> {
-        self.get("vcs status", "/vcs/status", Some(dir), &[]).await
+        self.fetch(Call::get("vcs status", "/vcs/status").dir(dir))
+            .await
     }
 
     /// Changed files with patches: the working tree against HEAD, or against the default branch.
     pub async fn vcs_diff(&self, dir: &str, mode: VcsDiffMode) -> Result<VcsDiff, ClientError> {
-        self.get(
-            "vcs diff",
-            "/vcs/diff",
-            Some(dir),
-            &[("mode", mode.as_str())],
+        self.fetch(
+            Call::get("vcs diff", "/vcs/diff")
+                .dir(dir)
+                .query("mode", mode.as_str().into()),
         )
         .await
     }
@@ -369,16 +327,10 @@ impl Client {
         dir: &str,
         body: &WorktreeCreate,
     ) -> Result<Worktree, ClientError> {
-        let what = "create worktree";
-        self.call(
-            Method::POST,
-            what,
-            "/experimental/worktree",
-            Some(dir),
-            &[],
-            Some(body),
-            Idempotent::No,
-            None,
+        self.fetch(
+            Call::post("create worktree", "/experimental/worktree".into())
+                .dir(dir)
+                .body(body),
         )
         .await
     }
@@ -388,18 +340,8 @@ impl Client {
         dir: &str,
         body: &WorktreeRemove,
     ) -> Result<bool, ClientError> {
-        let what = "remove worktree";
-        self.call(
-            Method::DELETE,
-            what,
-            "/experimental/worktree",
-            Some(dir),
-            &[],
-            Some(body),
-            Idempotent::Yes,
-            None,
-        )
-        .await
+        let call = Call::delete("remove worktree", "/experimental/worktree".into());
+        self.fetch(call.dir(dir).body(body)).await
     }
 
     /// Open `GET /global/event` (every directory's events). No total timeout: the stream
@@ -424,54 +366,10 @@ impl Client {
         result
     }
 
-    async fn get<T: DeserializeOwned>(
-        &self,
-        what: &str,
-        path: &str,
-        dir: Option<&str>,
-        query: &[(&str, &str)],
-    ) -> Result<T, ClientError> {
-        self.call(
-            Method::GET,
-            what,
-            path,
-            dir,
-            query,
-            None::<&()>,
-            Idempotent::Yes,
-            None,
-        )
-        .await
-    }
-
-    async fn call_unit(
-        &self,
-        method: Method,
-        what: &str,
-        path: &str,
-        dir: Option<&str>,
-        body: Option<&impl Serialize>,
-    ) -> Result<(), ClientError> {
-        self.send(method, what, path, dir, &[], body, Idempotent::No, None)
-            .await
-            .map(drop)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        what: &str,
-        path: &str,
-        dir: Option<&str>,
-        query: &[(&str, &str)],
-        body: Option<&impl Serialize>,
-        idempotent: Idempotent,
-        timeout: Option<Duration>,
-    ) -> Result<T, ClientError> {
-        let bytes = self
-            .send(method, what, path, dir, query, body, idempotent, timeout)
-            .await?;
+    /// One call whose answer is JSON.
+    async fn fetch<T: DeserializeOwned>(&self, call: Call) -> Result<T, ClientError> {
+        let what = call.what;
+        let bytes = self.send(call).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             server: self.inner.base.clone(),
             what: what.into(),
@@ -480,40 +378,35 @@ impl Client {
     }
 
     /// One logical call: breaker, timeout, retries with backoff when idempotent.
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        method: Method,
-        what: &str,
-        path: &str,
-        dir: Option<&str>,
-        query: &[(&str, &str)],
-        body: Option<&impl Serialize>,
-        idempotent: Idempotent,
-        timeout: Option<Duration>,
-    ) -> Result<bytes::Bytes, ClientError> {
-        let timeout = timeout.unwrap_or(self.inner.options.call_timeout);
-        let tries = if idempotent == Idempotent::Yes {
+    async fn send(&self, call: Call) -> Result<bytes::Bytes, ClientError> {
+        let what = call.what;
+        let timeout = call.timeout.unwrap_or(self.inner.options.call_timeout);
+        let tries = if call.idempotent {
             self.inner.options.retries + 1
         } else {
             1
         };
+        let body = call
+            .body
+            .transpose()
+            .map_err(|reason| ClientError::Encode {
+                what: what.into(),
+                reason,
+            })?;
         let mut backoff = self.inner.options.first_backoff;
         let mut attempt = 1;
         loop {
             let permit = self.permit(what)?;
+            let url = format!("{}{}", self.inner.base, call.path);
             let mut request = self
                 .inner
                 .http
-                .request(method.clone(), format!("{}{path}", self.inner.base));
-            if let Some(dir) = dir {
-                request = request.query(&[("directory", dir)]);
-            }
-            if !query.is_empty() {
-                request = request.query(query);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
+                .request(call.method.clone(), url)
+                .query(&call.query);
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
             }
             if let Some(p) = &self.inner.password {
                 request = request.basic_auth("opencode", Some(p.expose()));
@@ -628,4 +521,68 @@ fn clip(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// One REST call, described before it is sent. GETs are idempotent (retried on transient
+/// failures); anything else only when marked so.
+struct Call {
+    method: Method,
+    what: &'static str,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    /// Serialized up front; an error is reported when the call is sent.
+    body: Option<Result<Vec<u8>, String>>,
+    idempotent: bool,
+    timeout: Option<Duration>,
+}
+
+impl Call {
+    fn new(method: Method, what: &'static str, path: String) -> Self {
+        let idempotent = method == Method::GET || method == Method::DELETE;
+        Self {
+            method,
+            what,
+            path,
+            query: Vec::new(),
+            body: None,
+            idempotent,
+            timeout: None,
+        }
+    }
+
+    fn get(what: &'static str, path: impl Into<String>) -> Self {
+        Self::new(Method::GET, what, path.into())
+    }
+
+    fn post(what: &'static str, path: String) -> Self {
+        Self::new(Method::POST, what, path)
+    }
+
+    fn delete(what: &'static str, path: String) -> Self {
+        Self::new(Method::DELETE, what, path)
+    }
+
+    fn dir(self, dir: &str) -> Self {
+        self.query("directory", dir.to_string())
+    }
+
+    fn query(mut self, key: &'static str, value: String) -> Self {
+        self.query.push((key, value));
+        self
+    }
+
+    fn body(mut self, body: &impl Serialize) -> Self {
+        self.body = Some(serde_json::to_vec(body).map_err(|e| e.to_string()));
+        self
+    }
+
+    fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }

@@ -29,7 +29,7 @@ pub struct ServerCommand {
     pub cwd: Option<PathBuf>,
     /// Extra environment (isolated XDG dirs, `OPENCODE_CONFIG_CONTENT`, ...).
     pub env: Vec<(OsString, OsString)>,
-    /// 0 picks a free port.
+    /// 0: ocio picks a free port.
     pub port: u16,
     /// Between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
@@ -115,6 +115,15 @@ impl RunningServer {
         cmd: &ServerCommand,
         password: Option<&Password>,
     ) -> Result<Self, ManagedError> {
+        // `opencode serve --port 0` tries 4096 first (1.18.33), so two managed servers, or one
+        // and the user's own, would race for it: ocio picks a free port itself.
+        let port = match cmd.port {
+            0 => free_port().map_err(|source| ManagedError::Spawn {
+                program: cmd.program.clone(),
+                source,
+            })?,
+            port => port,
+        };
         let mut command = Command::new(&cmd.program);
         command
             .args([
@@ -122,7 +131,7 @@ impl RunningServer {
                 "--hostname",
                 "127.0.0.1",
                 "--port",
-                &cmd.port.to_string(),
+                &port.to_string(),
             ])
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .env_remove("OPENCODE_SERVER_PASSWORD")
@@ -245,6 +254,13 @@ impl Drop for RunningServer {
         // Closing the pipe is all it takes: the watchdog does the rest, even if we are exiting.
         drop(self.watchdog_pipe.take());
     }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
 }
 
 /// `sh` waits for EOF on stdin, then kills the process group `pgid`. Only SIGKILL stops it.
