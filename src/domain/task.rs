@@ -1,5 +1,6 @@
-//! A task: one unit of work in a plan (a prompt, the capabilities it needs, what it depends on),
-//! its status rules, and the plan that owns a set of tasks.
+//! A task: one unit of work in a plan (a prompt, the capabilities it needs, what it depends on,
+//! what it locks and touches), its status rules, and the plan that owns a set of tasks with the
+//! plan-wide settings (conflict policy, worktrees, base branch).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::event::{DomainEvent, Transition, TransitionError};
-use super::id::{PlanId, TaskId};
+use super::id::{AgentName, PlanId, TaskId};
 use super::lifecycle::{Lifecycle, status_enum};
 
 status_enum! {
@@ -88,6 +89,15 @@ pub struct Task {
     /// What the task produced (its last answer), for dependents and the operator.
     pub result: Option<String>,
     pub created_at: Timestamp,
+    /// Named resources (`src/api/`) the task must hold while it runs.
+    #[serde(default)]
+    pub locks: BTreeSet<String>,
+    /// Repository-relative files it is expected to touch, for conflict avoidance.
+    #[serde(default)]
+    pub files: BTreeSet<String>,
+    /// The agent the task is pinned to; any agent with its capabilities when unset.
+    #[serde(default)]
+    pub agent: Option<AgentName>,
 }
 
 impl Task {
@@ -114,6 +124,9 @@ impl Task {
             status: TaskStatus::Pending,
             result: None,
             created_at: at,
+            locks: BTreeSet::new(),
+            files: BTreeSet::new(),
+            agent: None,
         }
     }
 
@@ -165,6 +178,63 @@ pub struct Plan {
     pub created_at: Timestamp,
 }
 
+/// What happens when a task's changes no longer merge cleanly onto the plan's branch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictPolicy {
+    /// Run the task again on top of the current branch.
+    #[default]
+    Retry,
+    /// Start a resolver session to merge the two.
+    Resolver,
+    /// Stop and wait for the operator.
+    Manual,
+}
+
+impl ConflictPolicy {
+    pub const ALL: [Self; 3] = [Self::Retry, Self::Resolver, Self::Manual];
+
+    /// The word used in plan files.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Resolver => "resolver",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub fn from_text(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|policy| policy.text() == text)
+    }
+}
+
+/// How a plan's sessions use the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    #[serde(default)]
+    pub conflicts: ConflictPolicy,
+    /// One git worktree per session.
+    #[serde(default = "worktrees_by_default")]
+    pub worktrees: bool,
+    /// The branch tasks start from; the repository's HEAD when unset.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+fn worktrees_by_default() -> bool {
+    true
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        Self {
+            conflicts: ConflictPolicy::default(),
+            worktrees: worktrees_by_default(),
+            base: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +261,31 @@ mod tests {
         t.transition(TaskStatus::Running, "dispatched", at).unwrap();
         assert_eq!(t.attempts, 2);
         assert!(!t.has_retry_left());
+    }
+
+    #[test]
+    fn tasks_stored_before_locks_files_and_agent_still_load() {
+        let mut json = serde_json::to_value(task()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        for added in ["locks", "files", "agent"] {
+            assert!(fields.remove(added).is_some(), "{added}");
+        }
+        let loaded: Task = serde_json::from_value(json).unwrap();
+        assert_eq!(loaded, task());
+    }
+
+    #[test]
+    fn plan_settings_default_to_retry_with_worktrees_from_head() {
+        let settings: PlanSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(settings, PlanSettings::default());
+        assert_eq!(settings.conflicts, ConflictPolicy::Retry);
+        assert!(settings.worktrees);
+        for policy in ConflictPolicy::ALL {
+            assert_eq!(ConflictPolicy::from_text(policy.text()), Some(policy));
+            let json = serde_json::to_string(&policy).unwrap();
+            assert_eq!(json, format!("\"{}\"", policy.text()));
+        }
+        assert_eq!(ConflictPolicy::from_text("rebase"), None);
     }
 
     #[test]

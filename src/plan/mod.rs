@@ -1,1 +1,195 @@
-//! Plan files (being written).
+//! Plan files, the product's task-graph format: a TOML file naming a repository and the tasks to
+//! run in it. Parsing reports every problem at once with file, line and column; a parsed file is
+//! checked against the configured agents and turned into a domain `Plan` and its `TaskGraph`.
+//! Pure apart from reading the file in [`PlanFile::load`]; nothing here queues work.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::domain::task::PlanSettings;
+use crate::domain::{AgentName, GraphError, Plan, PlanId, Task, TaskGraph, TaskId};
+
+mod check;
+mod error;
+mod links;
+mod raw;
+pub mod template;
+mod validate;
+
+#[cfg(test)]
+mod error_tests;
+#[cfg(test)]
+mod tests;
+
+pub use error::{PlanError, PlanErrors};
+
+/// A parsed plan file that breaks none of the rules that need no outside knowledge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanFile {
+    /// Where the plan was read from; names the file in errors and anchors `repo`.
+    pub path: PathBuf,
+    pub name: String,
+    /// As written: relative to the plan file's directory unless absolute.
+    pub repo: PathBuf,
+    pub settings: PlanSettings,
+    /// In the order they are written.
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// One `[[tasks]]` entry of a plan file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    pub id: String,
+    /// The id when the file gives none.
+    pub title: String,
+    /// May refer to upstream results: `{{tasks.<id>.summary}}` (see [`template`]).
+    pub prompt: String,
+    pub capabilities: BTreeSet<String>,
+    /// Ids of the tasks this one depends on, as written.
+    pub needs: Vec<String>,
+    pub timeout: Option<SignedDuration>,
+    pub retries: u32,
+    pub priority: i32,
+    pub locks: BTreeSet<String>,
+    pub files: BTreeSet<String>,
+    pub agent: Option<AgentName>,
+    /// Where the entry and its checked-later values are written.
+    origin: TaskOrigin,
+}
+
+/// Lines and columns of what [`PlanFile::validate_against`] may report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct TaskOrigin {
+    at: (usize, usize),
+    capabilities: Vec<(String, (usize, usize))>,
+    agent: Option<(usize, usize)>,
+}
+
+/// What a plan file becomes when it is submitted.
+#[derive(Debug, Clone)]
+pub struct BuiltPlan {
+    pub plan: Plan,
+    pub settings: PlanSettings,
+    /// Every task pending, with a fresh id.
+    pub graph: TaskGraph,
+}
+
+impl PlanFile {
+    /// Reads and parses the plan file at `path`.
+    pub fn load(path: &Path) -> Result<Self, PlanErrors> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            PlanErrors::one(
+                PlanError::new(path, (0, 0), format!("cannot read the plan file: {err}"))
+                    .with_hint(Some(
+                        "check the path and that the file is readable text".into(),
+                    )),
+            )
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses plan text: TOML syntax, keys and types, then every rule that needs no outside
+    /// knowledge. `path` names the file in errors and anchors the relative `repo`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PlanErrors> {
+        let source = error::Source { text, path };
+        let raw = raw::read(source)?;
+        let mut errors = raw.errors;
+        let (name, repo, settings) = check::header(source, raw.header, &mut errors);
+        if raw.tasks.is_empty() && !raw.tasks_unreadable {
+            let span = raw.tasks_span.unwrap_or(0..0);
+            errors.push(
+                source
+                    .error(span, "the plan has no tasks")
+                    .at_field("tasks")
+                    .with_hint(Some(
+                        "add one: [[tasks]] with `id = \"...\"` and `prompt = \"...\"`".into(),
+                    )),
+            );
+        }
+        let tasks = raw
+            .tasks
+            .iter()
+            .map(|entry| check::task(source, entry, &mut errors))
+            .collect();
+        links::check(source, &raw.tasks, &mut errors);
+        match PlanErrors::from_vec(errors) {
+            Some(errors) => Err(errors),
+            None => Ok(Self {
+                path: path.to_path_buf(),
+                name,
+                repo,
+                settings,
+                tasks,
+            }),
+        }
+    }
+
+    /// The repository, resolved against the plan file's directory and tidied (`.` and `..`
+    /// removed where that can be done without the file system).
+    pub fn repo_path(&self) -> PathBuf {
+        let directory = self.path.parent().unwrap_or(Path::new(""));
+        tidy(&directory.join(&self.repo))
+    }
+
+    /// Turns the plan into a domain plan and its task graph: every task pending with a fresh
+    /// id, created `now`. Fails only if the fields were edited into an inconsistent graph
+    /// after parsing.
+    pub fn into_plan(self, plan_id: PlanId, now: Timestamp) -> Result<BuiltPlan, GraphError> {
+        let repo = self.repo_path();
+        let tasks: Vec<Task> = self
+            .tasks
+            .into_iter()
+            .map(|spec| {
+                let mut task = Task::new(TaskId::generate(), plan_id, spec.id, spec.prompt, now);
+                task.title = spec.title;
+                task.capabilities = spec.capabilities;
+                task.needs = spec.needs;
+                task.timeout = spec.timeout;
+                task.retries = spec.retries;
+                task.priority = spec.priority;
+                task.locks = spec.locks;
+                task.files = spec.files;
+                task.agent = spec.agent;
+                task
+            })
+            .collect();
+        let plan = Plan {
+            id: plan_id,
+            name: self.name,
+            repo,
+            tasks: tasks.iter().map(|task| task.id).collect(),
+            created_at: now,
+        };
+        let graph = TaskGraph::from_tasks(tasks)?;
+        Ok(BuiltPlan {
+            plan,
+            settings: self.settings,
+            graph,
+        })
+    }
+}
+
+/// `a/./b/../c` -> `a/c`; `..` that would climb out of a relative path is kept.
+fn tidy(path: &Path) -> PathBuf {
+    let mut tidy = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let last = tidy.components().next_back();
+                if matches!(last, Some(Component::Normal(_))) {
+                    tidy.pop();
+                } else if !matches!(last, Some(Component::RootDir | Component::Prefix(_))) {
+                    tidy.push("..");
+                }
+            }
+            other => tidy.push(other),
+        }
+    }
+    if tidy.as_os_str().is_empty() {
+        tidy.push(".");
+    }
+    tidy
+}

@@ -1,0 +1,201 @@
+//! What is wrong with a plan file: each problem with its file, line, column, task and key, a
+//! hint on how to fix it, and the did-you-mean suggestions behind many of those hints.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in a plan file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// The plan file, as it was named.
+    pub path: PathBuf,
+    /// 1-based line; 0 when the problem is the whole file (it cannot be read).
+    pub line: usize,
+    /// 1-based column, in characters; 0 with `line`.
+    pub column: usize,
+    /// The `id` of the task the problem is in, when it is in one that has an id.
+    pub task: Option<String>,
+    /// The key the problem is at (`needs`, `timeout`, `conflicts`), when there is one.
+    pub field: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl PlanError {
+    /// A problem at a 1-based line and column.
+    pub fn new(path: &Path, (line, column): (usize, usize), message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            line,
+            column,
+            task: None,
+            field: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn in_task(mut self, task: Option<&str>) -> Self {
+        self.task = task.map(str::to_string);
+        self
+    }
+
+    pub fn at_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        f.write_str(": ")?;
+        if let Some(task) = &self.task {
+            write!(f, "task {task:?}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Every problem found in a plan file (never empty), in the order they appear in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(Vec<PlanError>);
+
+impl PlanErrors {
+    /// `None` when there is nothing wrong.
+    pub(super) fn from_vec(mut errors: Vec<PlanError>) -> Option<Self> {
+        errors.sort_by_key(|error| (error.line, error.column));
+        errors.dedup();
+        (!errors.is_empty()).then_some(Self(errors))
+    }
+
+    pub(super) fn one(error: PlanError) -> Self {
+        Self(vec![error])
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, PlanError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false; here for the `len` convention.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<PlanError> {
+        self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a PlanErrors {
+    type Item = &'a PlanError;
+    type IntoIter = std::slice::Iter<'a, PlanError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+/// The plan text and its file name: turns byte spans into located errors.
+#[derive(Clone, Copy)]
+pub(super) struct Source<'a> {
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
+}
+
+impl Source<'_> {
+    pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> PlanError {
+        PlanError::new(self.path, self.line_column(span.start), message)
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(super) fn line_column(&self, offset: usize) -> (usize, usize) {
+        let text = self.text;
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+pub(super) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != word)
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// `did you mean "design"?` for the closest candidate.
+pub(super) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    closest(word, candidates).map(|found| format!("did you mean {found:?}?"))
+}
+
+/// Edit distance in characters, counting a swap of two neighbours as one edit (optimal string
+/// alignment), since swapped letters are the commonest typo.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the distance table: two back, one back, and the one being filled.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let substitution = previous[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            row[j] = substitution.min(previous[j] + 1).min(row[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut previous, row);
+    }
+    previous[b.len()]
+}
