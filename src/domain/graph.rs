@@ -271,6 +271,13 @@ impl TaskGraph {
         Ok(self.tasks[i].transition(to, cause, at)?)
     }
 
+    /// Records what a task produced (its last answer), for dependents and the operator.
+    pub fn set_result(&mut self, key: &str, result: Option<String>) -> Result<&Task, GraphError> {
+        let i = self.position(key)?;
+        self.tasks[i].result = result;
+        Ok(&self.tasks[i])
+    }
+
     /// Moves every pending task whose dependencies are all done to ready.
     pub fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
         let promotable: Vec<usize> = (0..self.tasks.len())

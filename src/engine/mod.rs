@@ -1,0 +1,200 @@
+//! The orchestrator: schedules plan tasks as sessions over agents, through a durable control
+//! loop. Front ends (the TUI, headless mode, the control socket) reach it only through an
+//! [`EngineHandle`]: commands in, [`EngineEvent`]s out. The engine never imports a UI crate.
+//!
+//! One task owns all engine state (`core.rs`); every change is committed to the store before it
+//! is announced or acted on, so a restart (even `kill -9`) resumes from what was acknowledged.
+
+mod core;
+pub mod routing;
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
+use crate::plan::{PlanErrors, PlanFile};
+use crate::store::{StoreError, StoreHandle};
+pub use runner::{Job, Outcome, Runner, Simulated};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Sessions running at once over all agents.
+    pub max_parallel: u32,
+    /// A waiting task gains one priority point per step.
+    pub aging_step: SignedDuration,
+    /// How often time limits are checked.
+    pub tick: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            max_parallel: 8,
+            aging_step: SignedDuration::from_secs(30),
+            tick: Duration::from_millis(200),
+        }
+    }
+}
+
+/// An agent and what runs its sessions.
+#[derive(Clone)]
+pub struct AgentSpec {
+    pub agent: Agent,
+    pub runner: Arc<dyn Runner>,
+}
+
+/// What the engine tells its front ends, in order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// A durable state change.
+    Transition(DomainEvent),
+    PlanSubmitted {
+        plan: PlanId,
+        name: String,
+        tasks: usize,
+    },
+    Dispatched {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        session: SessionId,
+        agent: AgentName,
+        attempt: u32,
+    },
+    /// Every task is done, or nothing more can run.
+    PlanFinished {
+        plan: PlanId,
+        name: String,
+        ok: bool,
+        done: usize,
+        failed: usize,
+        blocked: usize,
+        cancelled: usize,
+    },
+    /// Sessions found running at start were settled (see the cause of their transitions).
+    Recovered { sessions: usize, tasks: usize },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Plan(PlanErrors),
+    #[error("the plan cannot be built: {0}")]
+    Graph(#[from] crate::domain::GraphError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no task {0}")]
+    UnknownTask(TaskId),
+    #[error("task {key} is {status}; {what}")]
+    NotNow {
+        key: String,
+        status: TaskStatus,
+        what: &'static str,
+    },
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// A plan's tasks by state, for front ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    pub id: PlanId,
+    pub name: String,
+    pub tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub id: TaskId,
+    pub key: String,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    pub needs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub plans: Vec<PlanView>,
+    pub running: usize,
+    pub agents: Vec<Agent>,
+}
+
+enum Command {
+    Submit(Box<PlanFile>, oneshot::Sender<Result<PlanId, EngineError>>),
+    Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
+    Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
+    Snapshot(oneshot::Sender<Snapshot>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The front ends' way in. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+impl EngineHandle {
+    /// Start the engine on the current tokio runtime: recover what the store holds, then run.
+    pub async fn start(
+        store: StoreHandle,
+        agents: Vec<AgentSpec>,
+        options: EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let (commands, rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(16 * 1024);
+        let core = core::Core::recover(store, agents, options, events.clone()).await?;
+        tokio::spawn(core.run(rx));
+        Ok(Self { commands, events })
+    }
+
+    /// Every event from now on. A subscriber that falls far behind misses events (and is told
+    /// so by the channel); the store's control log has them all.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Validate a plan against the agents and queue it; nothing is queued from an invalid plan.
+    pub async fn submit(&self, plan: PlanFile) -> Result<PlanId, EngineError> {
+        self.ask(|reply| Command::Submit(Box::new(plan), reply))
+            .await?
+    }
+
+    /// Stop a task: a running session is stopped; its dependents are blocked.
+    pub async fn cancel(&self, task: TaskId) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Cancel(task, reply)).await?
+    }
+
+    /// Run a failed or cancelled task again; its blocked dependents are re-opened.
+    pub async fn retry(&self, task: TaskId) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Retry(task, reply)).await?
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
+        self.ask(Command::Snapshot).await
+    }
+
+    /// Stop dispatching and end the engine task. Running sessions are left as they are: the
+    /// next start settles them from the store.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        self.ask(Command::Shutdown).await
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+}

@@ -1,0 +1,163 @@
+//! The port between the engine and whatever runs a session: a [`Runner`] takes a [`Job`] and
+//! reports how it ended. Two implementations: the in-process simulator here, and OpenCode
+//! servers (through `crate::opencode`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use jiff::SignedDuration;
+use tokio::sync::oneshot;
+
+use crate::config::SimulationConfig;
+use crate::domain::{SessionId, Usage};
+
+/// One attempt at one task, as the runner needs it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub session: SessionId,
+    /// `plan/task #attempt`, findable in OpenCode's own UI.
+    pub title: String,
+    pub prompt: String,
+    pub task_key: String,
+    pub attempt: u32,
+    pub directory: PathBuf,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed {
+        result: Option<String>,
+        usage: Usage,
+    },
+    /// `agent_fault`: the agent (not the task) is to blame, so a retry goes elsewhere.
+    Failed {
+        error: String,
+        agent_fault: bool,
+        usage: Usage,
+    },
+    /// Stopped on request (cancel or time limit); the engine knows which.
+    Stopped,
+}
+
+pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Runs sessions for one agent. `stop` fires when the engine wants the run ended early; the
+/// runner must then stop the remote work and return `Outcome::Stopped`.
+pub trait Runner: Send + Sync {
+    fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture;
+}
+
+/// The in-process simulator: a run takes `duration` and fails for a deterministic share of
+/// attempts (by seed, task and attempt), for dry runs, demos and scale tests.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    pub config: SimulationConfig,
+}
+
+impl Simulated {
+    /// Whether this attempt fails: a stable hash of (seed, task, attempt) against the rate.
+    pub fn fails(&self, task_key: &str, attempt: u32) -> bool {
+        if self.config.failure_rate <= 0.0 {
+            return false;
+        }
+        // FNV-1a: stable across runs and platforms, unlike std's RandomState.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let seed = self.config.seed.to_le_bytes();
+        let attempt = attempt.to_le_bytes();
+        for byte in seed.iter().chain(task_key.as_bytes()).chain(attempt.iter()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Top 53 bits as a fraction in [0, 1).
+        let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        fraction < self.config.failure_rate
+    }
+}
+
+impl Runner for Simulated {
+    fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture {
+        let fails = self.fails(&job.task_key, job.attempt);
+        let duration = self.config.duration;
+        Box::pin(async move {
+            let sleep = tokio::time::sleep(to_std(duration));
+            tokio::select! {
+                () = sleep => {}
+                _ = stop => return Outcome::Stopped,
+            }
+            let usage = Usage {
+                input_tokens: 1000,
+                output_tokens: 200,
+                ..Usage::default()
+            };
+            if fails {
+                Outcome::Failed {
+                    error: format!(
+                        "simulated failure of {} (attempt {})",
+                        job.task_key, job.attempt
+                    ),
+                    agent_fault: false,
+                    usage,
+                }
+            } else {
+                Outcome::Completed {
+                    result: Some(format!("simulated result of {}", job.task_key)),
+                    usage,
+                }
+            }
+        })
+    }
+}
+
+pub fn to_std(d: SignedDuration) -> std::time::Duration {
+    std::time::Duration::try_from(d).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(rate: f64, seed: u64) -> Simulated {
+        Simulated {
+            config: SimulationConfig {
+                duration: SignedDuration::ZERO,
+                failure_rate: rate,
+                seed,
+            },
+        }
+    }
+
+    #[test]
+    fn failures_are_deterministic_and_near_the_rate() {
+        let s = sim(0.25, 7);
+        let failed = (0..4000).filter(|i| s.fails(&format!("t{i}"), 1)).count();
+        assert!((800..1200).contains(&failed), "{failed} of 4000 at 25%");
+        assert_eq!(s.fails("t1", 1), sim(0.25, 7).fails("t1", 1));
+        assert!(!sim(0.0, 7).fails("t1", 1));
+        assert!(sim(1.0, 7).fails("t1", 1));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_run_says_so() {
+        let s = Simulated {
+            config: SimulationConfig {
+                duration: SignedDuration::from_secs(60),
+                failure_rate: 0.0,
+                seed: 0,
+            },
+        };
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            session: SessionId::generate(),
+            title: "t".into(),
+            prompt: "p".into(),
+            task_key: "t".into(),
+            attempt: 1,
+            directory: ".".into(),
+        };
+        let run = tokio::spawn(s.run(job, rx));
+        tx.send(()).unwrap();
+        assert_eq!(run.await.unwrap(), Outcome::Stopped);
+    }
+}

@@ -1,0 +1,430 @@
+//! The engine end to end on a real redb file with simulated agents: dependencies, load
+//! balancing, failures blocking dependents, retries, time limits, cancel, invalid plans and
+//! recovery after the engine stops mid-run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use ocio::config::SimulationConfig;
+use ocio::domain::{Agent, AgentName, Backend, SessionStatus, TaskStatus, Transition};
+use ocio::engine::{AgentSpec, EngineError, EngineEvent, EngineHandle, EngineOptions, Simulated};
+use ocio::plan::PlanFile;
+use ocio::store::{Store, StoreHandle, StoreOptions, query};
+use tokio::sync::broadcast;
+
+fn sim_agent(name: &str, max: u32, caps: &[&str], millis: i64, failure_rate: f64) -> AgentSpec {
+    let mut agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, max);
+    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
+    let config = SimulationConfig {
+        duration: SignedDuration::from_millis(millis),
+        failure_rate,
+        seed: 1,
+    };
+    AgentSpec {
+        agent,
+        runner: Arc::new(Simulated { config }),
+    }
+}
+
+fn plan(dir: &Path, text: &str) -> PlanFile {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    PlanFile::load(&path).unwrap()
+}
+
+fn open(dir: &Path) -> StoreHandle {
+    Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap()
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        tick: Duration::from_millis(20),
+        ..EngineOptions::default()
+    }
+}
+
+/// Events until the plan finishes; panics after 30 s.
+async fn until_finished(
+    events: &mut broadcast::Receiver<EngineEvent>,
+) -> (Vec<EngineEvent>, EngineEvent) {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if matches!(event, EngineEvent::PlanFinished { .. }) {
+            return (seen, event);
+        }
+        seen.push(event);
+    }
+}
+
+async fn task_statuses(store: &StoreHandle) -> BTreeMap<String, (TaskStatus, u32)> {
+    store
+        .read(query::tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.key, (t.status, t.attempts)))
+        .collect()
+}
+
+const DIAMOND: &str = r#"
+name = "diamond"
+repo = "."
+[[tasks]]
+id = "a"
+prompt = "first"
+[[tasks]]
+id = "b"
+needs = ["a"]
+prompt = "left"
+[[tasks]]
+id = "c"
+needs = ["a"]
+prompt = "right"
+[[tasks]]
+id = "d"
+needs = ["b", "c"]
+prompt = "join"
+"#;
+
+#[tokio::test]
+async fn a_plan_runs_in_dependency_order_and_every_step_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 4, &[], 20, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 4,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+
+    let order: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Dispatched { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order.len(),
+        4,
+        "each task dispatched exactly once: {order:?}"
+    );
+    assert_eq!(order[0], "a");
+    assert_eq!(order[3], "d");
+
+    // Everything announced is in the store.
+    let tasks = task_statuses(&store).await;
+    assert!(
+        tasks
+            .values()
+            .all(|(s, attempts)| *s == TaskStatus::Done && *attempts == 1),
+        "{tasks:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 4);
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.status == SessionStatus::Completed && s.usage.input_tokens > 0)
+    );
+    assert!(
+        sessions.iter().any(|s| s.title == "diamond/d #1"),
+        "titles name plan, task and attempt"
+    );
+    let logged = store.read(query::last_event_seq).await.unwrap();
+    let announced = seen
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::Transition(_)))
+        .count() as u64;
+    assert_eq!(
+        logged, announced,
+        "every announced transition is in the control log"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn work_is_spread_over_capable_agents_within_their_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![
+        sim_agent("one", 2, &["code"], 50, 0.0),
+        sim_agent("two", 2, &["code"], 50, 0.0),
+        sim_agent("planner", 4, &["plan"], 50, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let mut text = String::from("name = \"wide\"\nrepo = \".\"\n");
+    for i in 0..8 {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{i}\"\nprompt = \"p\"\ncapabilities = [\"code\"]\n"
+        ));
+    }
+    engine.submit(plan(dir.path(), &text)).await.unwrap();
+    let mut running: BTreeMap<String, i32> = BTreeMap::new();
+    let mut peak: BTreeMap<String, i32> = BTreeMap::new();
+    let mut per_agent: BTreeMap<String, u32> = BTreeMap::new();
+    let mut session_agent = BTreeMap::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match event {
+            EngineEvent::Dispatched { agent, session, .. } => {
+                let a = agent.to_string();
+                *per_agent.entry(a.clone()).or_default() += 1;
+                let now = running.entry(a.clone()).or_default();
+                *now += 1;
+                let p = peak.entry(a.clone()).or_default();
+                *p = (*p).max(*now);
+                session_agent.insert(session, a);
+            }
+            EngineEvent::Transition(e) => {
+                if let Transition::Session { id, to, .. } = e.transition
+                    && to == SessionStatus::Completed
+                {
+                    *running.get_mut(&session_agent[&id]).unwrap() -= 1;
+                }
+            }
+            EngineEvent::PlanFinished { ok, .. } => {
+                assert!(ok);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(per_agent.get("one"), Some(&4), "{per_agent:?}");
+    assert_eq!(per_agent.get("two"), Some(&4), "{per_agent:?}");
+    assert!(
+        !per_agent.contains_key("planner"),
+        "planner lacks the code capability"
+    );
+    assert!(
+        peak.values().all(|p| *p <= 2),
+        "an agent ran more than max_concurrent: {peak:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reopens_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![
+        sim_agent("flaky", 2, &["flaky"], 10, 1.0),
+        sim_agent("good", 2, &[], 10, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"fragile\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"flaky\"]\nretries = 1\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"p\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"p\"\n[[tasks]]\nid = \"free\"\nprompt = \"p\"\n";
+    engine.submit(plan(dir.path(), text)).await.unwrap();
+    let (_, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                failed: 1,
+                blocked: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let tasks = task_statuses(&store).await;
+    assert_eq!(tasks["a"], (TaskStatus::Failed, 2), "one automatic retry");
+    assert_eq!(tasks["b"].0, TaskStatus::Blocked);
+    assert_eq!(tasks["c"].0, TaskStatus::Blocked);
+    assert_eq!(
+        tasks["free"].0,
+        TaskStatus::Done,
+        "unrelated work is not held up"
+    );
+
+    let snapshot = engine.snapshot().await.unwrap();
+    let a = snapshot.plans[0]
+        .tasks
+        .iter()
+        .find(|t| t.key == "a")
+        .unwrap()
+        .id;
+    engine.retry(a).await.unwrap();
+    let (seen, _) = until_finished(&mut events).await;
+    let reopened = seen.iter().any(|e| matches!(e, EngineEvent::Transition(d) if matches!(&d.transition, Transition::Task { key, from: TaskStatus::Blocked, to: TaskStatus::Pending, .. } if key == "b")));
+    assert!(reopened, "retry re-opens the blocked dependents");
+    assert_eq!(task_statuses(&store).await["a"].1, 3);
+    let err = engine
+        .retry(
+            snapshot.plans[0]
+                .tasks
+                .iter()
+                .find(|t| t.key == "free")
+                .unwrap()
+                .id,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotNow { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_time_limit_stops_the_session_and_cancel_blocks_dependents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("slow", 4, &[], 60_000, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"limits\"\nrepo = \".\"\n[[tasks]]\nid = \"quick\"\nprompt = \"p\"\ntimeout = \"200ms\"\n[[tasks]]\nid = \"long\"\nprompt = \"p\"\n[[tasks]]\nid = \"after\"\nneeds = [\"long\"]\nprompt = \"p\"\n";
+    engine.submit(plan(dir.path(), text)).await.unwrap();
+    // Wait for both to run, then cancel the long one.
+    let mut dispatched = 0;
+    while dispatched < 2 {
+        if let EngineEvent::Dispatched { .. } = events.recv().await.unwrap() {
+            dispatched += 1;
+        }
+    }
+    let snapshot = engine.snapshot().await.unwrap();
+    let long = snapshot.plans[0]
+        .tasks
+        .iter()
+        .find(|t| t.key == "long")
+        .unwrap()
+        .id;
+    engine.cancel(long).await.unwrap();
+    let (_, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                failed: 1,
+                cancelled: 1,
+                blocked: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let by_title: BTreeMap<_, _> = sessions
+        .iter()
+        .map(|s| (s.title.as_str(), s.status))
+        .collect();
+    assert_eq!(by_title["limits/quick #1"], SessionStatus::TimedOut);
+    assert_eq!(by_title["limits/long #1"], SessionStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn an_invalid_plan_is_refused_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 1, &["code"], 10, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let text = "name = \"x\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"gpu\"]\n";
+    let err = engine.submit(plan(dir.path(), text)).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("plan.toml:") && message.contains("gpu"),
+        "{message}"
+    );
+    assert!(store.read(query::plans).await.unwrap().is_empty());
+    assert!(store.read(query::tasks).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let slow = vec![sim_agent("sim", 2, &[], 60_000, 0.0)];
+    let engine = EngineHandle::start(store.clone(), slow, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    while !matches!(events.recv().await.unwrap(), EngineEvent::Dispatched { .. }) {}
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let store = open(dir.path());
+    let fast = vec![sim_agent("sim", 2, &[], 10, 0.0)];
+    let engine = EngineHandle::start(store.clone(), fast, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let (_, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 4,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let completed: Vec<&str> = sessions
+        .iter()
+        .filter(|s| s.status == SessionStatus::Completed)
+        .map(|s| s.title.as_str())
+        .collect();
+    assert_eq!(
+        completed.len(),
+        4,
+        "each task completed exactly once: {completed:?}"
+    );
+    let lost: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.status == SessionStatus::Failed)
+        .collect();
+    assert_eq!(
+        lost.len(),
+        1,
+        "the interrupted attempt is settled, not left running"
+    );
+    assert!(lost[0].last_error.as_deref().unwrap().contains("restarted"));
+    assert!(
+        completed.contains(&"diamond/a #2"),
+        "the interrupted task ran again as attempt 2: {completed:?}"
+    );
+}
