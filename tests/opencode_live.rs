@@ -653,3 +653,110 @@ fn killing_ocio_with_sigkill_leaves_no_server_behind() {
         "opencode serve {pid} outlived the process that started it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_a_plan_on_a_real_server() {
+    use ocio::domain::{Agent, AgentName, Backend, ModelRef, SessionStatus as Status};
+    use ocio::engine::{AgentSpec, EngineEvent, EngineHandle, EngineOptions, OpencodeRunner};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let script = Script::new()
+        .rule(
+            Rule::when("Design the greeting").turn(Turn::text("use the word ahoy").usage(500, 10)),
+        )
+        .rule(
+            Rule::when("Implement: use the word ahoy")
+                .turn(Turn::write("greeting.txt", "ahoy\n").usage(700, 20))
+                .turn(Turn::text("wrote greeting.txt").usage(800, 5)),
+        );
+    let server = TestServer::start(script).await;
+    let model = ModelRef {
+        provider: scripted::PROVIDER_ID.into(),
+        model: scripted::MODEL_ID.into(),
+    };
+    let runner = OpencodeRunner::new(server.client(), None, Some(model));
+    let backend = Backend::Opencode {
+        url: Some(server.url().into()),
+        managed: false,
+        password_env: None,
+    };
+    let agent = Agent::new(AgentName::new("box").unwrap(), backend, 2);
+
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![AgentSpec { agent, runner }],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let plan_path = state.path().join("greet.toml");
+    std::fs::write(
+        &plan_path,
+        format!(
+            "name = \"greet\"\nrepo = {:?}\n[[tasks]]\nid = \"design\"\nprompt = \"Design the greeting\"\n[[tasks]]\nid = \"impl\"\nneeds = [\"design\"]\nprompt = \"Implement: {{{{tasks.design.summary}}}}\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
+        .await
+        .unwrap();
+    let finished = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if let EngineEvent::PlanFinished { .. } = event {
+            break event;
+        }
+    };
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(
+        repo.read("greeting.txt").as_deref(),
+        Some("ahoy\n"),
+        "the upstream result reached the prompt"
+    );
+
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert!(
+        sessions.iter().all(|s| s.status == Status::Completed),
+        "{sessions:#?}"
+    );
+    let design = sessions
+        .iter()
+        .find(|s| s.title == "greet/design #1")
+        .unwrap();
+    assert_eq!(design.usage.input_tokens, 500);
+    let tasks = store.read(query::tasks).await.unwrap();
+    let design_task = tasks.iter().find(|t| t.key == "design").unwrap();
+    assert_eq!(design_task.result.as_deref(), Some("use the word ahoy"));
+    let remote: Vec<String> = server
+        .client()
+        .sessions(&repo.dir_str())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.title)
+        .collect();
+    assert!(
+        remote.contains(&"greet/impl #1".to_string()),
+        "remote titles: {remote:?}"
+    );
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}

@@ -423,7 +423,18 @@ impl Core {
             let job = Job {
                 session: session.id,
                 title: session.title.clone(),
-                prompt: task.prompt.clone(),
+                // Upstream tasks are done, so their results are there; a task that finished
+                // without text leaves its reference empty rather than holding this one up.
+                prompt: crate::plan::template::render(&task.prompt, |k| {
+                    Some(
+                        state
+                            .graph
+                            .get(k)
+                            .and_then(|t| t.result.as_deref())
+                            .unwrap_or(""),
+                    )
+                })
+                .unwrap_or_else(|_| task.prompt.clone()),
                 task_key: key.clone(),
                 attempt,
                 directory: state.plan.repo.clone(),

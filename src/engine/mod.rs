@@ -6,6 +6,7 @@
 //! is announced or acted on, so a restart (even `kill -9`) resumes from what was acknowledged.
 
 mod core;
+pub mod opencode_runner;
 pub mod routing;
 pub mod runner;
 
@@ -19,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
+pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, Runner, Simulated};
 
 #[derive(Debug, Clone)]
