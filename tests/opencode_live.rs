@@ -760,3 +760,180 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+/// Child half of the kill -9 test: host an engine on the given database against the given
+/// server, submit the plan, and wait to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_child() {
+    let Some(db) = std::env::var_os("OCIO_ENGINE_CHILD_DB") else {
+        return; // only meaningful when the test below runs it
+    };
+    let url = std::env::var("OCIO_ENGINE_CHILD_URL").unwrap();
+    let plan = std::env::var_os("OCIO_ENGINE_CHILD_PLAN").unwrap();
+    let store = ocio::store::Store::open(std::path::Path::new(&db), Default::default()).unwrap();
+    let client = Client::new(&url, None, support::test_options());
+    let engine =
+        ocio::engine::EngineHandle::start(store, vec![scripted_agent(client)], Default::default())
+            .await
+            .unwrap();
+    engine
+        .submit(ocio::plan::PlanFile::load(std::path::Path::new(&plan)).unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
+    use ocio::domain::{Agent, AgentName, Backend, ModelRef};
+    let model = ModelRef {
+        provider: scripted::PROVIDER_ID.into(),
+        model: scripted::MODEL_ID.into(),
+    };
+    let backend = Backend::Opencode {
+        url: Some(client.base_url().into()),
+        managed: false,
+        password_env: None,
+    };
+    let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
+    ocio::engine::AgentSpec {
+        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
+        runner,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_engine_host_mid_plan_loses_nothing_and_repeats_nothing() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let script = Script::new()
+        .rule(
+            Rule::when("step one")
+                .turn(Turn::write("one.txt", "1\n"))
+                .turn(Turn::text("one done")),
+        )
+        .rule(
+            Rule::when("step two")
+                .turn(Turn::write("two.txt", "2\n").delay_ms(2000))
+                .turn(Turn::text("two done")),
+        )
+        .rule(Rule::when("step three").turn(Turn::text("three done")));
+    let server = TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("ocio.redb");
+    let plan = state.path().join("chain.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"chain\"\nrepo = {:?}\n[[tasks]]\nid = \"one\"\nprompt = \"step one\"\n[[tasks]]\nid = \"two\"\nneeds = [\"one\"]\nprompt = \"step two\"\n[[tasks]]\nid = \"three\"\nneeds = [\"two\"]\nprompt = \"step three\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["engine_child", "--exact", "--test-threads=1"])
+        .env("OCIO_ENGINE_CHILD_DB", &db)
+        .env("OCIO_ENGINE_CHILD_URL", server.url())
+        .env("OCIO_ENGINE_CHILD_PLAN", &plan)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it while task two's prompt is with the model.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !server
+        .model
+        .requests()
+        .iter()
+        .any(|r| r.last_user_text.as_deref() == Some("step two"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task two never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the engine host exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    assert!(
+        store.open_info().recovered,
+        "the database was left by a killed process"
+    );
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![scripted_agent(server.client())],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let finished = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if let EngineEvent::PlanFinished { .. } = event {
+            break event;
+        }
+    };
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 3,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+
+    let sessions = store.read(query::sessions).await.unwrap();
+    let titles: Vec<(&str, Status)> = sessions
+        .iter()
+        .map(|s| (s.title.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        sessions.len(),
+        3,
+        "one session per task, none repeated: {titles:?}"
+    );
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.status == Status::Completed && s.attempt == 1),
+        "{titles:?}"
+    );
+    let prompts_for = |text: &str| {
+        server
+            .model
+            .requests()
+            .iter()
+            .filter(|r| r.last_user_text.as_deref() == Some(text) && r.turn == 0)
+            .count()
+    };
+    assert_eq!(prompts_for("step one"), 1);
+    assert_eq!(
+        prompts_for("step two"),
+        1,
+        "task two was re-attached, not prompted again"
+    );
+    assert_eq!(prompts_for("step three"), 1);
+    let remote = server.client().sessions(&repo.dir_str()).await.unwrap();
+    assert_eq!(
+        remote.len(),
+        3,
+        "no second remote session: {:?}",
+        remote.iter().map(|s| &s.title).collect::<Vec<_>>()
+    );
+    assert_eq!(repo.read("two.txt").as_deref(), Some("2\n"));
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}

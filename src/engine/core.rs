@@ -9,13 +9,13 @@ use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::routing::{self, Candidate};
-use super::runner::{Job, Outcome, Runner};
+use super::runner::{Job, Outcome, RemoteReport, Reporter, Runner};
 use super::{
     AgentSpec, Command, EngineError, EngineEvent, EngineOptions, PlanView, Snapshot, TaskView,
 };
 use crate::domain::{
-    Agent, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus,
-    TaskGraph, TaskId, TaskStatus, Transition,
+    Agent, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind,
+    SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
 };
 use crate::plan::PlanFile;
 use crate::store::{Batch, StoreHandle, query};
@@ -51,6 +51,8 @@ pub(super) struct Core {
     running: HashMap<SessionId, Running>,
     finished_tx: mpsc::Sender<(SessionId, Outcome)>,
     finished_rx: mpsc::Receiver<(SessionId, Outcome)>,
+    report_tx: mpsc::Sender<RemoteReport>,
+    report_rx: mpsc::Receiver<RemoteReport>,
     events: broadcast::Sender<EngineEvent>,
 }
 
@@ -88,6 +90,7 @@ impl Core {
             })
             .await?;
         let (finished_tx, finished_rx) = mpsc::channel(1024);
+        let (report_tx, report_rx) = mpsc::channel(1024);
         let mut core = Self {
             store,
             options,
@@ -100,6 +103,8 @@ impl Core {
             running: HashMap::new(),
             finished_tx,
             finished_rx,
+            report_tx,
+            report_rx,
             events,
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
@@ -114,27 +119,35 @@ impl Core {
         let mut step = Step::default();
         let mut settled = 0;
         let mut reopened = 0;
+        let mut resumed = Vec::new();
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
-            let cause = "engine restarted while it ran; the run did not survive";
-            if session.status != SessionStatus::Failed {
-                session.last_error = Some(cause.into());
-                let to = if session.status.can_become(SessionStatus::Failed) {
-                    SessionStatus::Failed
-                } else {
-                    SessionStatus::Cancelled
-                };
-                if let Ok(event) = session.transition(to, cause, now) {
-                    step.transition(event);
-                }
-                step.batch.put_session(&session);
-                settled += 1;
+            if let Some(run) = core.resume(&session, now) {
+                resumed.push(run);
+                continue;
             }
+            let cause = "engine restarted while it ran; the run did not survive";
+            session.last_error = Some(cause.into());
+            let to = if session.status.can_become(SessionStatus::Failed) {
+                SessionStatus::Failed
+            } else {
+                SessionStatus::Cancelled
+            };
+            if let Ok(event) = session.transition(to, cause, now) {
+                step.transition(event);
+            }
+            step.batch.put_session(&session);
+            settled += 1;
         }
-        for state in core.plans.values_mut() {
+        let resumed_tasks: Vec<(PlanId, String)> = resumed
+            .iter()
+            .map(|(_, r)| (r.plan, r.key.clone()))
+            .collect();
+        for (plan_id, state) in &mut core.plans {
             let running: Vec<String> = state
                 .graph
                 .tasks()
                 .filter(|t| t.status == TaskStatus::Running)
+                .filter(|t| !resumed_tasks.contains(&(*plan_id, t.key.clone())))
                 .map(|t| t.key.clone())
                 .collect();
             for key in running {
@@ -151,16 +164,97 @@ impl Core {
                 put_task(&mut step.batch, &state.graph, &key);
             }
         }
-        if settled + reopened > 0 {
+        if settled + reopened + resumed.len() > 0 {
             step.events.push(EngineEvent::Recovered {
                 sessions: settled,
                 tasks: reopened,
+                resumed: resumed.len(),
             });
         }
         core.commit(step).await?;
+        for (future, run) in resumed {
+            core.spawn(future, run);
+        }
         Ok(core)
     }
 
+    /// A session a previous engine left running at a server that can follow it: re-attach.
+    fn resume(
+        &mut self,
+        session: &Session,
+        now: Timestamp,
+    ) -> Option<(super::runner::RunFuture, Running)> {
+        let remote = session.remote.clone()?;
+        let index = self
+            .agents
+            .iter()
+            .position(|a| Some(&a.name) == session.agent.as_ref())?;
+        let (plan_id, key) = self.task_index.get(&session.task?)?.clone();
+        let state = self.plans.get(&plan_id)?;
+        let task = state
+            .graph
+            .get(&key)
+            .filter(|t| t.status == TaskStatus::Running)?;
+        let job = Job {
+            reporter: Reporter {
+                tx: self.report_tx.clone(),
+            },
+            session: session.id,
+            title: session.title.clone(),
+            prompt: task.prompt.clone(),
+            task_key: key.clone(),
+            attempt: session.attempt,
+            directory: remote.directory.clone(),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let future = self.runners[index].resume(job, remote, stopped)?;
+        self.agents[index].acquire_slot().ok()?;
+        tracing::info!(session = %session.id, task = %key, "re-attached to a session still on its server");
+        let _ = now;
+        Some((
+            future,
+            Running {
+                session: session.clone(),
+                plan: plan_id,
+                key,
+                agent: index,
+                stop: Some(stop),
+                stopping: None,
+            },
+        ))
+    }
+
+    fn spawn(&mut self, future: super::runner::RunFuture, run: Running) {
+        let done = self.finished_tx.clone();
+        let id = run.session.id;
+        tokio::spawn(async move {
+            let outcome = future.await;
+            let _ = done.send((id, outcome)).await;
+        });
+        self.running.insert(id, run);
+    }
+
+    /// Record where a run lives remotely, durably, then let the runner go on.
+    async fn record_remote(&mut self, report: RemoteReport) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&report.session) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        run.session.remote = Some(report.remote.clone());
+        let data = serde_json::json!({
+            "server": report.remote.server,
+            "remote_session": report.remote.session_id,
+            "directory": report.remote.directory,
+        });
+        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+        let mut step = Step::default();
+        step.batch
+            .put_session(&run.session)
+            .put_checkpoint(&checkpoint);
+        self.commit(step).await?;
+        let _ = report.durable.send(());
+        Ok(())
+    }
     fn insert_plan(&mut self, plan: Plan, graph: TaskGraph, now: Timestamp) {
         let ready_since = graph
             .tasks()
@@ -199,6 +293,7 @@ impl Core {
                     Some(command) => self.command(command).await,
                 },
                 Some((session, outcome)) = self.finished_rx.recv() => self.finished(session, outcome).await,
+                Some(report) = self.report_rx.recv() => self.record_remote(report).await,
                 _ = tick.tick() => { self.enforce_time_limits(); Ok(()) }
             };
             let result = match result {
@@ -421,6 +516,9 @@ impl Core {
             session.attempt = attempt;
             session.max_duration = task.timeout;
             let job = Job {
+                reporter: Reporter {
+                    tx: self.report_tx.clone(),
+                },
                 session: session.id,
                 title: session.title.clone(),
                 // Upstream tasks are done, so their results are there; a task that finished
@@ -495,14 +593,8 @@ impl Core {
         for (job, mut run) in starts {
             let (stop, stopped) = oneshot::channel();
             run.stop = Some(stop);
-            let runner = self.runners[run.agent].clone();
-            let done = self.finished_tx.clone();
-            let id = run.session.id;
-            tokio::spawn(async move {
-                let outcome = runner.run(job, stopped).await;
-                let _ = done.send((id, outcome)).await;
-            });
-            self.running.insert(id, run);
+            let future = self.runners[run.agent].run(job, stopped);
+            self.spawn(future, run);
         }
         Ok(())
     }

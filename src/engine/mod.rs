@@ -80,7 +80,13 @@ pub enum EngineEvent {
         cancelled: usize,
     },
     /// Sessions found running at start were settled (see the cause of their transitions).
-    Recovered { sessions: usize, tasks: usize },
+    /// At start: sessions whose runs were lost (settled as failed), tasks set to run again,
+    /// and sessions re-attached at their server.
+    Recovered {
+        sessions: usize,
+        tasks: usize,
+        resumed: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

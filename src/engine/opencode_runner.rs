@@ -2,6 +2,11 @@
 //! `plan/task #attempt`, so it can be found in OpenCode's own UI) in the task's directory, send
 //! the prompt and wait for the answer; on a stop request, abort it remotely.
 //!
+//! The remote session is made durable (through the engine's [`Reporter`]) before the prompt is
+//! sent, so a restarted engine re-attaches with [`Runner::resume`]: it reads the transcript and
+//! takes the finished answer, waits for a busy session, or sends a prompt that never arrived;
+//! it never starts a second remote session for the same attempt.
+//!
 //! This runner waits on the blocking prompt call. Live progress (tool calls, permission
 //! requests) comes from the server's event stream, which the engine does not follow yet: a
 //! session waiting for a permission waits until its time limit.
@@ -10,12 +15,17 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use std::time::Duration;
+
 use super::runner::{Job, Outcome, RunFuture, Runner};
-use crate::domain::{ModelRef, Usage};
-use crate::opencode::client::Client;
+use crate::domain::{ModelRef, RemoteSession, Usage};
+use crate::opencode::client::{Client, ClientError};
 use crate::opencode::wire::{
-    CreateSession, MessageInfo, ModelSelector, Part, PromptPart, PromptRequest,
+    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PromptPart, PromptRequest,
 };
+
+/// How often a re-attached run checks on a busy remote session.
+const RESUME_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct OpencodeRunner {
@@ -44,6 +54,18 @@ impl Runner for OpencodeRunner {
         let this = self.clone();
         Box::pin(async move { this.drive(job, stop).await })
     }
+
+    fn resume(
+        &self,
+        job: Job,
+        remote: RemoteSession,
+        stop: oneshot::Receiver<()>,
+    ) -> Option<RunFuture> {
+        let this = self.clone();
+        Some(Box::pin(
+            async move { this.follow(job, remote, stop).await },
+        ))
+    }
 }
 
 impl OpencodeRunner {
@@ -64,6 +86,25 @@ impl OpencodeRunner {
             }
         };
         tracing::info!(session = %job.session, remote = %session.id, server = self.client.base_url(), "remote session created");
+        let remote = RemoteSession {
+            server: self.client.base_url().into(),
+            session_id: session.id.clone(),
+            directory: job.directory.clone(),
+        };
+        if !job.reporter.remote(job.session, remote).await {
+            let _ = self.client.delete_session(&dir, &session.id).await;
+            return Outcome::Stopped;
+        }
+        self.prompt(&job, &dir, &session.id, stop).await
+    }
+
+    async fn prompt(
+        &self,
+        job: &Job,
+        dir: &str,
+        remote: &str,
+        stop: oneshot::Receiver<()>,
+    ) -> Outcome {
         let prompt = PromptRequest {
             model: self.model.as_ref().map(|m| ModelSelector {
                 provider_id: m.provider.clone(),
@@ -76,61 +117,134 @@ impl OpencodeRunner {
             ..PromptRequest::default()
         };
         let reply = tokio::select! {
-            reply = self.client.prompt(&dir, &session.id, &prompt) => reply,
-            _ = stop => {
-                if let Err(e) = self.client.abort(&dir, &session.id).await {
-                    tracing::warn!(remote = %session.id, error = %e, "could not abort the remote session");
-                }
-                return Outcome::Stopped;
-            }
+            reply = self.client.prompt(dir, remote, &prompt) => reply,
+            _ = stop => return self.abort(dir, remote).await,
         };
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(e) => {
-                let agent_fault = e.is_transient();
-                return Outcome::Failed {
-                    error: e.to_string(),
-                    agent_fault,
-                    usage: Usage::default(),
-                };
-            }
-        };
-        let MessageInfo::Assistant(answer) = &reply.info else {
-            return Outcome::Failed {
-                error: "the server answered without an assistant message".into(),
-                agent_fault: true,
+        match reply {
+            Ok(reply) => outcome_of(&reply),
+            Err(e) => Outcome::Failed {
+                agent_fault: e.is_transient(),
+                error: e.to_string(),
                 usage: Usage::default(),
-            };
-        };
-        let usage = Usage {
-            input_tokens: answer.tokens.input,
-            output_tokens: answer.tokens.output,
-            reasoning_tokens: answer.tokens.reasoning,
-            cache_read_tokens: answer.tokens.cache.read,
-            cache_write_tokens: answer.tokens.cache.write,
-            cost: answer.cost,
-        };
-        if let Some(error) = &answer.error {
-            let message = error.message.as_deref().unwrap_or("no details");
-            return Outcome::Failed {
-                error: format!("{}: {message}", error.name),
-                agent_fault: false,
-                usage,
-            };
+            },
         }
-        let text: Vec<&str> = reply
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Text(t) => Some(t.text.as_str()),
-                _ => None,
-            })
-            .collect();
-        let result = answer
-            .structured
-            .as_ref()
-            .map(|v| v.to_string())
-            .or_else(|| (!text.is_empty()).then(|| text.join("\n")));
-        Outcome::Completed { result, usage }
     }
+
+    async fn abort(&self, dir: &str, remote: &str) -> Outcome {
+        if let Err(e) = self.client.abort(dir, remote).await {
+            tracing::warn!(remote, error = %e, "could not abort the remote session");
+        }
+        Outcome::Stopped
+    }
+
+    /// Re-attached after a restart: find out how far the remote session got and finish from
+    /// there.
+    async fn follow(
+        self,
+        job: Job,
+        remote: RemoteSession,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let dir = remote.directory.to_string_lossy().into_owned();
+        let id = remote.session_id.as_str();
+        loop {
+            let messages = match self.client.messages(&dir, id, Some(20)).await {
+                Ok(messages) => messages,
+                Err(ClientError::NotFound { .. }) => {
+                    return Outcome::Failed {
+                        error: format!("remote session {id} no longer exists on {}", remote.server),
+                        agent_fault: true,
+                        usage: Usage::default(),
+                    };
+                }
+                Err(e) => {
+                    tracing::debug!(remote = id, error = %e, "re-attach: transcript unavailable; trying again");
+                    if self.pause(&mut stop).await {
+                        return self.abort(&dir, id).await;
+                    }
+                    continue;
+                }
+            };
+            let asked = messages
+                .iter()
+                .rposition(|m| matches!(m.info, MessageInfo::User(_)));
+            let Some(asked) = asked else {
+                // The prompt never arrived: send it now (once: this is the only sender).
+                return self.prompt(&job, &dir, id, stop).await;
+            };
+            let answer = messages[asked..].iter().rev().find(|m| matches!(&m.info, MessageInfo::Assistant(a) if a.time.completed.is_some() || a.error.is_some()));
+            let busy = self
+                .client
+                .session_status(&dir)
+                .await
+                .map(|s| s.contains_key(id))
+                .unwrap_or(true);
+            match answer {
+                Some(answer) if !busy => return outcome_of(answer),
+                None if !busy => {
+                    return Outcome::Failed {
+                        error:
+                            "the remote session stopped without an answer (its server restarted?)"
+                                .into(),
+                        agent_fault: true,
+                        usage: Usage::default(),
+                    };
+                }
+                _ => {
+                    if self.pause(&mut stop).await {
+                        return self.abort(&dir, id).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait a poll interval; `true` if a stop was asked for meanwhile.
+    async fn pause(&self, stop: &mut oneshot::Receiver<()>) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(RESUME_POLL) => false,
+            _ = stop => true,
+        }
+    }
+}
+
+/// How a finished assistant message ends the run.
+fn outcome_of(reply: &MessageWithParts) -> Outcome {
+    let MessageInfo::Assistant(answer) = &reply.info else {
+        return Outcome::Failed {
+            error: "the server answered without an assistant message".into(),
+            agent_fault: true,
+            usage: Usage::default(),
+        };
+    };
+    let usage = Usage {
+        input_tokens: answer.tokens.input,
+        output_tokens: answer.tokens.output,
+        reasoning_tokens: answer.tokens.reasoning,
+        cache_read_tokens: answer.tokens.cache.read,
+        cache_write_tokens: answer.tokens.cache.write,
+        cost: answer.cost,
+    };
+    if let Some(error) = &answer.error {
+        let message = error.message.as_deref().unwrap_or("no details");
+        return Outcome::Failed {
+            error: format!("{}: {message}", error.name),
+            agent_fault: false,
+            usage,
+        };
+    }
+    let text: Vec<&str> = reply
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let result = answer
+        .structured
+        .as_ref()
+        .map(|v| v.to_string())
+        .or_else(|| (!text.is_empty()).then(|| text.join("\n")));
+    Outcome::Completed { result, usage }
 }

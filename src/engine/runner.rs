@@ -7,14 +7,50 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use jiff::SignedDuration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SimulationConfig;
-use crate::domain::{SessionId, Usage};
+use crate::domain::{RemoteSession, SessionId, Usage};
+
+/// Tells the engine where a run lives on a server. The engine records it durably (and a
+/// checkpoint) before `remote` returns, so a restarted engine finds the run again instead of
+/// starting a second one for the same attempt.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    pub(super) tx: mpsc::Sender<RemoteReport>,
+}
+
+#[derive(Debug)]
+pub(super) struct RemoteReport {
+    pub session: SessionId,
+    pub remote: RemoteSession,
+    pub durable: oneshot::Sender<()>,
+}
+
+impl Reporter {
+    /// `false` when the engine could not record it (it is stopping): do not go on.
+    pub async fn remote(&self, session: SessionId, remote: RemoteSession) -> bool {
+        let (durable, done) = oneshot::channel();
+        if self
+            .tx
+            .send(RemoteReport {
+                session,
+                remote,
+                durable,
+            })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        done.await.is_ok()
+    }
+}
 
 /// One attempt at one task, as the runner needs it.
 #[derive(Debug, Clone)]
 pub struct Job {
+    pub reporter: Reporter,
     pub session: SessionId,
     /// `plan/task #attempt`, findable in OpenCode's own UI.
     pub title: String,
@@ -47,6 +83,18 @@ pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 /// runner must then stop the remote work and return `Outcome::Stopped`.
 pub trait Runner: Send + Sync {
     fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture;
+
+    /// Follow a run a previous engine started at `remote` to its end, without starting it
+    /// again. `None`: this runner cannot (its runs die with the engine).
+    fn resume(
+        &self,
+        job: Job,
+        remote: RemoteSession,
+        stop: oneshot::Receiver<()>,
+    ) -> Option<RunFuture> {
+        let _ = (job, remote, stop);
+        None
+    }
 }
 
 /// The in-process simulator: a run takes `duration` and fails for a deterministic share of
@@ -148,7 +196,9 @@ mod tests {
             },
         };
         let (tx, rx) = oneshot::channel();
+        let (reports, _unused) = mpsc::channel(1);
         let job = Job {
+            reporter: Reporter { tx: reports },
             session: SessionId::generate(),
             title: "t".into(),
             prompt: "p".into(),
