@@ -366,3 +366,86 @@ fn check_says_what_is_wrong_with_each_unreachable_agent() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no agent named \"nosuch\""));
 }
+
+const SIM_AGENT: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n\n[[agents]]\nname = \"flaky\"\nkind = \"simulated\"\nduration = \"20ms\"\nfailure_rate = 1.0\ncapabilities = [\"flaky\"]\n";
+
+fn write_plan(home: &Home, text: &str) -> PathBuf {
+    let path = home.path("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn run_executes_a_plan_and_reports_json_lines() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n",
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let lines = json_lines(&out);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["type"].is_string() && l["at"].is_string()),
+        "every line has type and at"
+    );
+    assert_eq!(lines[0]["type"], "plan_submitted");
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "run.finished");
+    assert_eq!(last["ok"], true);
+    assert_eq!(last["done"], 2);
+    let dispatched = lines.iter().filter(|l| l["type"] == "dispatched").count();
+    assert_eq!(dispatched, 2);
+    let status = status_json(&home, &[]);
+    assert_eq!(status["tasks"]["by_state"]["done"], 2);
+    assert_eq!(status["sessions"]["by_state"]["completed"], 2);
+    assert_eq!(status["agents"]["total"], 2, "the agents are recorded");
+}
+
+#[test]
+fn run_exits_1_when_a_task_fails_and_2_for_a_bad_plan() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let failing = write_plan(
+        &home,
+        "name = \"f\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"flaky\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\n",
+    );
+    let out = home.ocio(&["run", failing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let last = json_lines(&out).pop().unwrap();
+    assert_eq!(
+        (
+            last["ok"].as_bool(),
+            last["failed"].as_u64(),
+            last["blocked"].as_u64()
+        ),
+        (Some(false), Some(1), Some(1))
+    );
+
+    let bad = write_plan(
+        &home,
+        "name = \"b\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\nneeds = [\"nope\"]\n",
+    );
+    let out = home.ocio(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("plan.toml:6:") && stderr(&out).contains("nope"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing ran");
+
+    let nobody = Home::new();
+    let out = nobody.ocio(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

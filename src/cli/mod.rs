@@ -2,6 +2,7 @@
 //! the command. Maps every failure to a clear message on stderr and a meaningful exit code.
 
 mod check;
+mod run;
 mod status;
 
 use std::path::PathBuf;
@@ -67,6 +68,12 @@ enum Command {
         /// JSON instead of text
         #[arg(long)]
         json: bool,
+    },
+    /// Run a plan file to the end with the configured agents: JSON Lines of engine events on
+    /// stdout; exit 0 if every task succeeded, 1 if not, 2 for a bad plan or config
+    Run {
+        /// The plan file (TOML; see README)
+        plan: PathBuf,
     },
     /// Print a shell completion script to stdout
     Completions {
@@ -170,6 +177,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Status { json }) => status::run(&context, json),
         Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
+        Some(Command::Run { plan }) => run::run(&context, &plan),
         Some(Command::Completions { .. }) => Ok(()),
         None if cli.headless => Err(Failure::usage(
             "--headless runs the engine, which is not part of this build yet; `ocio status` reads the database",

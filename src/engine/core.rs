@@ -138,6 +138,9 @@ impl Core {
             step.batch.put_session(&session);
             settled += 1;
         }
+        for agent in &core.agents {
+            step.batch.put_agent(agent);
+        }
         let resumed_tasks: Vec<(PlanId, String)> = resumed
             .iter()
             .map(|(_, r)| (r.plan, r.key.clone()))

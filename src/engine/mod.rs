@@ -5,6 +5,7 @@
 //! One task owns all engine state (`core.rs`); every change is committed to the store before it
 //! is announced or acted on, so a restart (even `kill -9`) resumes from what was acknowledged.
 
+pub mod agents;
 mod core;
 pub mod opencode_runner;
 pub mod routing;

@@ -1,0 +1,73 @@
+//! The configured agents as the engine runs them: each `[[agents]]` entry with its runner, the
+//! simulator for `kind = "simulated"`, an OpenCode server (a URL, or a managed local server
+//! started here) for the rest.
+
+use std::time::Duration;
+
+use super::{AgentSpec, OpencodeRunner, Simulated};
+use crate::config::Config;
+use crate::opencode::client::ClientOptions;
+use crate::opencode::endpoint::{Endpoint, EndpointError};
+
+/// What the running agents hold on to: managed servers live as long as this does.
+#[derive(Debug, Default)]
+pub struct Servers(Vec<Endpoint>);
+
+impl Servers {
+    /// Stop managed servers and wait until they are gone.
+    pub async fn shutdown(self) {
+        for endpoint in self.0 {
+            endpoint.shutdown().await;
+        }
+    }
+}
+
+/// Build every configured agent. Managed servers are started (in parallel) and must come up.
+pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
+    let connects = config
+        .agents
+        .iter()
+        .filter(|a| a.simulation().is_none())
+        .map(|a| async move {
+            Endpoint::connect(a, ClientOptions::default(), Duration::from_secs(60))
+                .await
+                .map(|e| (a.name.clone(), e))
+        });
+    let mut endpoints = Vec::new();
+    let mut failure = None;
+    for result in futures_util::future::join_all(connects).await {
+        match result {
+            Ok(endpoint) => endpoints.push(endpoint),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(e) = failure {
+        Servers(endpoints.into_iter().map(|(_, e)| e).collect())
+            .shutdown()
+            .await;
+        return Err(e);
+    }
+    let mut specs = Vec::with_capacity(config.agents.len());
+    for entry in &config.agents {
+        let agent = entry.to_agent();
+        let runner: std::sync::Arc<dyn super::Runner> = match entry.simulation() {
+            Some(config) => std::sync::Arc::new(Simulated { config }),
+            None => {
+                let Some((_, endpoint)) = endpoints.iter().find(|(name, _)| *name == entry.name)
+                else {
+                    continue;
+                };
+                OpencodeRunner::new(
+                    endpoint.client.clone(),
+                    entry.opencode_agent.clone(),
+                    entry.model.clone(),
+                )
+            }
+        };
+        specs.push(AgentSpec { agent, runner });
+    }
+    Ok((
+        specs,
+        Servers(endpoints.into_iter().map(|(_, e)| e).collect()),
+    ))
+}
