@@ -19,6 +19,7 @@ pub use graph::{CriticalPath, GraphError, TaskGraph};
 pub use id::{AgentName, PlanId, SessionId, TaskId};
 pub use lease::Lease;
 pub use lifecycle::Lifecycle;
+pub use locks::{DenyReason, LockError, LockEvent, LockManager};
 pub use session::{
     Checkpoint, CheckpointKind, RemoteSession, Session, SessionKind, SessionStatus, Usage,
 };
