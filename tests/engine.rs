@@ -428,3 +428,63 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
         "the interrupted task ran again as attempt 2: {completed:?}"
     );
 }
+
+#[tokio::test]
+async fn tasks_with_overlapping_locks_never_run_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 4, &[], 100, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"locked\"\nrepo = \".\"\n[[tasks]]\nid = \"api\"\nprompt = \"p\"\nlocks = [\"src/api/\"]\n[[tasks]]\nid = \"users\"\nprompt = \"p\"\nlocks = [\"src/api/users.rs\"]\n[[tasks]]\nid = \"docs\"\nprompt = \"p\"\nlocks = [\"docs/\"]\n";
+    engine.submit(plan(dir.path(), text)).await.unwrap();
+    let mut running: Vec<String> = Vec::new();
+    let mut key_of = BTreeMap::new();
+    let mut overlapped_unrelated = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            EngineEvent::Dispatched { key, session, .. } => {
+                assert!(
+                    !(key == "users" && running.contains(&"api".to_string())
+                        || key == "api" && running.contains(&"users".to_string())),
+                    "api and users ran at the same time"
+                );
+                overlapped_unrelated |= !running.is_empty();
+                running.push(key.clone());
+                key_of.insert(session, key);
+            }
+            EngineEvent::Transition(e) => {
+                if let Transition::Session {
+                    id,
+                    to: SessionStatus::Completed,
+                    ..
+                } = e.transition
+                {
+                    running.retain(|k| *k != key_of[&id]);
+                }
+            }
+            EngineEvent::PlanFinished { ok, .. } => {
+                assert!(ok);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        overlapped_unrelated,
+        "docs (no conflict) ran alongside another task"
+    );
+    assert!(
+        store.read(query::leases).await.unwrap().is_empty(),
+        "every lease given back"
+    );
+}

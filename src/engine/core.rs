@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::locking::TaskLocks;
 use super::routing::{self, Candidate};
 use super::runner::{Job, Outcome, RemoteReport, Reporter, Runner};
 use super::{
@@ -54,6 +55,7 @@ pub(super) struct Core {
     report_tx: mpsc::Sender<RemoteReport>,
     report_rx: mpsc::Receiver<RemoteReport>,
     events: broadcast::Sender<EngineEvent>,
+    locks: TaskLocks,
 }
 
 /// One step's changes: committed together, then announced.
@@ -80,12 +82,13 @@ impl Core {
         options: EngineOptions,
         events: broadcast::Sender<EngineEvent>,
     ) -> Result<Self, EngineError> {
-        let (plans, tasks, sessions) = store
+        let (plans, tasks, sessions, leases) = store
             .read(|txn| {
                 Ok((
                     query::plans(txn)?,
                     query::tasks(txn)?,
                     query::sessions(txn)?,
+                    query::leases(txn)?,
                 ))
             })
             .await?;
@@ -106,6 +109,7 @@ impl Core {
             report_tx,
             report_rx,
             events,
+            locks: TaskLocks::restore(leases),
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
         for task in tasks {
@@ -140,6 +144,17 @@ impl Core {
         }
         for agent in &core.agents {
             step.batch.put_agent(agent);
+        }
+        // Locks held by work that is not resuming go back.
+        for holder in core.locks.holders() {
+            let resuming = resumed
+                .iter()
+                .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
+            if !resuming {
+                for resource in core.locks.release(&holder, now) {
+                    step.batch.remove_lease(&resource);
+                }
+            }
         }
         let resumed_tasks: Vec<(PlanId, String)> = resumed
             .iter()
@@ -297,7 +312,7 @@ impl Core {
                 },
                 Some((session, outcome)) = self.finished_rx.recv() => self.finished(session, outcome).await,
                 Some(report) = self.report_rx.recv() => self.record_remote(report).await,
-                _ = tick.tick() => { self.enforce_time_limits(); Ok(()) }
+                _ = tick.tick() => self.on_tick().await,
             };
             let result = match result {
                 Ok(()) => self.dispatch().await,
@@ -503,8 +518,17 @@ impl Core {
             let Some(index) = routing::pick_agent(task, &self.agents, &self.last_picked) else {
                 continue;
             };
+            let holder = task.id.to_string();
+            let names = TaskLocks::names(&state.plan.repo, &task.locks);
+            let Some(leases) = self.locks.try_acquire(&holder, &names, now) else {
+                continue; // a lock is taken: the task stays ready for a later round
+            };
             if self.agents[index].acquire_slot().is_err() {
+                self.locks.release(&holder, now);
                 continue;
+            }
+            for lease in &leases {
+                step.batch.put_lease(lease);
             }
             let attempt = task.attempts + 1;
             let mut session = Session::new(
@@ -689,9 +713,36 @@ impl Core {
             }
         }
         persist_changed_tasks(&mut step, &state.graph);
+        if let Some(task) = run.session.task {
+            for resource in self.locks.release(&task.to_string(), now) {
+                step.batch.remove_lease(&resource);
+            }
+        }
         let plan_id = run.plan;
         self.commit(step).await?;
         self.check_finished(plan_id).await
+    }
+
+    async fn on_tick(&mut self) -> Result<(), EngineError> {
+        self.enforce_time_limits();
+        let now = Timestamp::now();
+        let holders: Vec<String> = self
+            .running
+            .values()
+            .filter_map(|r| r.session.task)
+            .map(|t| t.to_string())
+            .collect();
+        let renewed = self
+            .locks
+            .renew_due(holders.iter().map(String::as_str), now);
+        if renewed.is_empty() {
+            return Ok(());
+        }
+        let mut step = Step::default();
+        for lease in &renewed {
+            step.batch.put_lease(lease);
+        }
+        self.commit(step).await
     }
 
     fn enforce_time_limits(&mut self) {

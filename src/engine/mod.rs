@@ -7,6 +7,7 @@
 
 pub mod agents;
 mod core;
+mod locking;
 pub mod opencode_runner;
 pub mod routing;
 pub mod runner;

@@ -1,0 +1,159 @@
+//! Task locks as the scheduler uses them: a task that declares `locks = [...]` starts only when
+//! it can take all of them at once, holds them while its session runs (across the attempt's
+//! whole life, renewed as it goes) and gives them back when the session ends.
+//!
+//! All or nothing: the scheduler tries the task's locks together and, when one is taken, gives
+//! back the rest and leaves the task ready for a later round, so a task never sits on half of
+//! what it needs (no lock-order deadlocks between tasks). Priority and aging in dispatch decide
+//! who goes first when locks free up. The leases are persisted; holders are task ids.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::domain::Lease;
+use crate::domain::locks::{self, LockEvent, LockManager, Outcome};
+
+/// How long a lease lasts without renewal; running holders renew at half time.
+pub const LEASE_FOR: SignedDuration = SignedDuration::from_secs(60 * 60);
+
+pub struct TaskLocks {
+    manager: LockManager,
+}
+
+impl TaskLocks {
+    pub fn restore(leases: Vec<Lease>) -> Self {
+        let fence = leases.iter().map(|l| l.fence).max().unwrap_or(0);
+        let manager = LockManager::restore(leases.clone(), LEASE_FOR, fence).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored leases conflict; starting with none");
+            LockManager::new(LEASE_FOR)
+        });
+        Self { manager }
+    }
+
+    /// The lock names of a task's `locks` entries: `repo:`/`merge:`/`path:` names as written,
+    /// anything else a path in the plan's repository.
+    pub fn names(repo: &Path, declared: &BTreeSet<String>) -> Vec<String> {
+        let repo = repo.to_string_lossy();
+        declared
+            .iter()
+            .map(|l| {
+                if ["path:", "repo:", "merge:"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+                {
+                    l.clone()
+                } else {
+                    locks::path(&repo, l)
+                }
+            })
+            .collect()
+    }
+
+    /// Take every name for `holder`, or none. The leases taken, for the store.
+    pub fn try_acquire(
+        &mut self,
+        holder: &str,
+        names: &[String],
+        now: Timestamp,
+    ) -> Option<Vec<Lease>> {
+        let mut taken = Vec::new();
+        for name in names {
+            match self.manager.request(holder, name, now).map(|r| r.outcome) {
+                Ok(Outcome::Granted(lease)) => taken.push(lease),
+                _ => {
+                    self.manager.release_all(holder, now);
+                    return None;
+                }
+            }
+        }
+        Some(taken)
+    }
+
+    /// Give back everything `holder` has; the resources freed (to remove from the store).
+    pub fn release(&mut self, holder: &str, now: Timestamp) -> Vec<String> {
+        self.manager
+            .release_all(holder, now)
+            .into_iter()
+            .filter_map(|e| match e {
+                LockEvent::Released { resource, .. } => Some(resource),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Renew the leases of `holders` that are past half their time; the renewed leases.
+    pub fn renew_due<'a>(
+        &mut self,
+        holders: impl Iterator<Item = &'a str>,
+        now: Timestamp,
+    ) -> Vec<Lease> {
+        let holders: BTreeSet<&str> = holders.collect();
+        let due: Vec<Lease> = self
+            .manager
+            .leases()
+            .into_iter()
+            .filter(|l| {
+                holders.contains(l.holder.as_str())
+                    && l.expires_at.duration_since(now) < LEASE_FOR / 2
+            })
+            .collect();
+        due.iter()
+            .filter_map(|l| self.manager.renew(&l.holder, &l.resource, now).ok())
+            .collect()
+    }
+
+    /// Everyone holding a lease now.
+    pub fn holders(&self) -> BTreeSet<String> {
+        self.manager
+            .leases()
+            .into_iter()
+            .map(|l| l.holder)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut locks = TaskLocks::restore(Vec::new());
+        let repo = Path::new("/r");
+        let api = TaskLocks::names(repo, &set(&["src/api/"]));
+        let both = TaskLocks::names(repo, &set(&["docs/", "src/api/users.rs"]));
+        assert_eq!(api, vec!["path:/r/src/api/".to_string()]);
+        assert!(locks.try_acquire("a", &api, now).is_some());
+        assert!(
+            locks.try_acquire("b", &both, now).is_none(),
+            "users.rs is under src/api/"
+        );
+        assert_eq!(
+            locks.holders(),
+            set(&["a"]),
+            "b gave back docs/ when it could not have both"
+        );
+        assert_eq!(locks.release("a", now), api);
+        assert_eq!(locks.try_acquire("b", &both, now).map(|l| l.len()), Some(2));
+    }
+
+    #[test]
+    fn running_holders_renew_at_half_time() {
+        let start = Timestamp::UNIX_EPOCH;
+        let mut locks = TaskLocks::restore(Vec::new());
+        let names = TaskLocks::names(Path::new("/r"), &set(&["x"]));
+        locks.try_acquire("a", &names, start).unwrap();
+        assert!(locks.renew_due(["a"].into_iter(), start).is_empty());
+        let later = start + LEASE_FOR / 2 + SignedDuration::from_secs(1);
+        let renewed = locks.renew_due(["a"].into_iter(), later);
+        assert_eq!(renewed.len(), 1);
+        assert_eq!(renewed[0].expires_at, later + LEASE_FOR);
+    }
+}
