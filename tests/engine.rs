@@ -44,6 +44,7 @@ fn open(dir: &Path) -> StoreHandle {
 fn options() -> EngineOptions {
     EngineOptions {
         tick: Duration::from_millis(20),
+        retry_backoff: SignedDuration::from_millis(10),
         ..EngineOptions::default()
     }
 }
@@ -486,5 +487,64 @@ async fn tasks_with_overlapping_locks_never_run_together() {
     assert!(
         store.read(query::leases).await.unwrap().is_empty(),
         "every lease given back"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
+    use ocio::engine::OpencodeRunner;
+    use ocio::opencode::client::{Client, ClientOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // A real OpenCode runner pointed at a port nothing listens on: the agent is at fault.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::new(
+        &format!("http://127.0.0.1:{port}"),
+        None,
+        ClientOptions::default(),
+    );
+    let mut dead = Agent::new(AgentName::new("dead").unwrap(), Backend::Simulated, 2);
+    dead.capabilities = ["code".to_string()].into();
+    let agents = vec![
+        AgentSpec {
+            agent: dead,
+            runner: OpencodeRunner::new(client, None, None),
+        },
+        sim_agent("sim", 2, &["code"], 10, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"hop\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"code\"]\nretries = 1\n";
+    engine.submit(plan(dir.path(), text)).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let hops: Vec<(String, u32)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Dispatched { agent, attempt, .. } => Some((agent.to_string(), *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hops, vec![("dead".to_string(), 1), ("sim".to_string(), 2)]);
+    let sessions = store.read(query::sessions).await.unwrap();
+    let failed = sessions.iter().find(|s| s.attempt == 1).unwrap();
+    assert_eq!(failed.status, SessionStatus::Failed);
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("cannot reach"),
+        "{:?}",
+        failed.last_error
     );
 }

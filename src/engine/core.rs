@@ -56,6 +56,9 @@ pub(super) struct Core {
     report_rx: mpsc::Receiver<RemoteReport>,
     events: broadcast::Sender<EngineEvent>,
     locks: TaskLocks,
+    /// Tasks waiting out a retry backoff: not before this time, and not on this agent (when
+    /// the agent was at fault) if another can take it.
+    retry_at: HashMap<TaskId, (Timestamp, Option<usize>)>,
 }
 
 /// One step's changes: committed together, then announced.
@@ -110,6 +113,7 @@ impl Core {
             report_rx,
             events,
             locks: TaskLocks::restore(leases),
+            retry_at: HashMap::new(),
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
         for task in tasks {
@@ -515,9 +519,17 @@ impl Core {
             let Some(task) = state.graph.get(&key) else {
                 continue;
             };
-            let Some(index) = routing::pick_agent(task, &self.agents, &self.last_picked) else {
+            let avoid = match self.retry_at.get(&task.id) {
+                Some((at, _)) if *at > now => continue,
+                Some((_, avoid)) => *avoid,
+                None => None,
+            };
+            let Some(index) =
+                routing::pick_agent_avoiding(task, &self.agents, &self.last_picked, avoid)
+            else {
                 continue;
             };
+            self.retry_at.remove(&task.id);
             let holder = task.id.to_string();
             let names = TaskLocks::names(&state.plan.repo, &task.locks);
             let Some(leases) = self.locks.try_acquire(&holder, &names, now) else {
@@ -637,13 +649,19 @@ impl Core {
             return Ok(());
         };
         let key = run.key.clone();
+        let mut blame = None;
         let (session_to, result, error) = match outcome {
             Outcome::Completed { result, usage } => {
                 run.session.add_usage(usage);
                 (SessionStatus::Completed, result, None)
             }
-            Outcome::Failed { error, usage, .. } => {
+            Outcome::Failed {
+                error,
+                usage,
+                agent_fault,
+            } => {
                 run.session.add_usage(usage);
+                blame = agent_fault.then_some(run.agent);
                 (SessionStatus::Failed, None, Some(error))
             }
             Outcome::Stopped => {
@@ -697,14 +715,19 @@ impl Core {
                         .transition(&key, TaskStatus::Failed, cause, now)?,
                 );
                 let retry = state.graph.get(&key).is_some_and(|t| t.has_retry_left());
-                if retry {
-                    step.transition(state.graph.transition(
-                        &key,
-                        TaskStatus::Ready,
-                        "automatic retry",
-                        now,
-                    )?);
+                if let Some(task) = state.graph.get(&key).filter(|_| retry) {
+                    let doublings = task.attempts.saturating_sub(1).min(16);
+                    let delay = (self.options.retry_backoff * 2i32.pow(doublings))
+                        .min(jiff::SignedDuration::from_mins(5));
+                    let task_id = task.id;
+                    let cause = format!("automatic retry in {:#}", delay);
+                    step.transition(
+                        state
+                            .graph
+                            .transition(&key, TaskStatus::Ready, cause, now)?,
+                    );
                     state.ready_since.insert(key.clone(), now);
+                    self.retry_at.insert(task_id, (now + delay, blame));
                 } else {
                     for event in state.graph.block_dependents(&key, now)? {
                         step.transition(event);

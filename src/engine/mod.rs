@@ -33,6 +33,8 @@ pub struct EngineOptions {
     pub aging_step: SignedDuration,
     /// How often time limits are checked.
     pub tick: Duration,
+    /// Wait before an automatic retry; doubles with each attempt, up to 5 minutes.
+    pub retry_backoff: SignedDuration,
 }
 
 impl Default for EngineOptions {
@@ -41,6 +43,7 @@ impl Default for EngineOptions {
             max_parallel: 8,
             aging_step: SignedDuration::from_secs(30),
             tick: Duration::from_millis(200),
+            retry_backoff: SignedDuration::from_secs(2),
         }
     }
 }

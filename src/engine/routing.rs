@@ -61,6 +61,32 @@ pub fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> Option<
         .map(|(i, _)| i)
 }
 
+/// Like [`pick_agent`], but not agent `avoid` (it failed this task) while another agent could
+/// ever run the task; if none could, `avoid` is as good as any.
+pub fn pick_agent_avoiding(
+    task: &Task,
+    agents: &[Agent],
+    last_picked: &[u64],
+    avoid: Option<usize>,
+) -> Option<usize> {
+    let Some(avoid) = avoid else {
+        return pick_agent(task, agents, last_picked);
+    };
+    let others_exist = agents.iter().enumerate().any(|(i, a)| {
+        i != avoid
+            && a.has_capabilities(&task.capabilities)
+            && task.agent.as_ref().is_none_or(|p| *p == a.name)
+    });
+    if !others_exist {
+        return pick_agent(task, agents, last_picked);
+    }
+    let mut view = agents.to_vec();
+    if let Some(a) = view.get_mut(avoid) {
+        a.status = crate::domain::AgentStatus::Draining;
+    }
+    pick_agent(task, &view, last_picked)
+}
+
 /// Could any agent ever run it (ignoring load)? For telling "waiting" from "unplaceable".
 pub fn placeable(task: &Task, agents: &[Agent]) -> bool {
     agents.iter().any(|a| {
@@ -133,6 +159,27 @@ mod tests {
         let agents = vec![agent("a", 2, 0, &[]), agent("b", 2, 0, &[])];
         assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[5, 3]), Some(1));
         assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[2, 3]), Some(0));
+    }
+
+    #[test]
+    fn a_retry_avoids_the_agent_at_fault_when_another_can_run_it() {
+        let agents = vec![
+            agent("a", 2, 0, &["x"]),
+            agent("b", 2, 1, &["x"]),
+            agent("c", 2, 0, &["y"]),
+        ];
+        let t = task("t", 0, &["x"]);
+        assert_eq!(pick_agent_avoiding(&t, &agents, &[0, 0, 0], None), Some(0));
+        assert_eq!(
+            pick_agent_avoiding(&t, &agents, &[0, 0, 0], Some(0)),
+            Some(1)
+        );
+        let only_c = task("t", 0, &["y"]);
+        assert_eq!(
+            pick_agent_avoiding(&only_c, &agents, &[0, 0, 0], Some(2)),
+            Some(2),
+            "no one else can"
+        );
     }
 
     #[test]
