@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use ocio::config::SimulationConfig;
-use ocio::domain::{Agent, AgentName, Backend, SessionStatus, TaskStatus, Transition};
+use ocio::domain::{Agent, AgentName, AgentStatus, Backend, SessionStatus, TaskStatus, Transition};
 use ocio::engine::{AgentSpec, EngineError, EngineEvent, EngineHandle, EngineOptions, Simulated};
 use ocio::plan::PlanFile;
 use ocio::store::{Store, StoreHandle, StoreOptions, query};
@@ -516,7 +516,12 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
         },
         sim_agent("sim", 2, &["code"], 10, 0.0),
     ];
-    let engine = EngineHandle::start(store.clone(), agents, options())
+    // No health probe during the test: the point is what a failed session does.
+    let quiet = EngineOptions {
+        health_every: Duration::from_secs(3600),
+        ..options()
+    };
+    let engine = EngineHandle::start(store.clone(), agents, quiet)
         .await
         .unwrap();
     let mut events = engine.subscribe();
@@ -547,4 +552,116 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
         "{:?}",
         failed.last_error
     );
+}
+
+#[tokio::test]
+async fn agents_are_probed_drained_added_and_removed_at_runtime() {
+    use ocio::engine::OpencodeRunner;
+    use ocio::opencode::client::{Client, ClientOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::new(
+        &format!("http://127.0.0.1:{port}"),
+        None,
+        ClientOptions {
+            retries: 0,
+            ..ClientOptions::default()
+        },
+    );
+    let dead = AgentSpec {
+        agent: Agent::new(AgentName::new("dead").unwrap(), Backend::Simulated, 2),
+        runner: OpencodeRunner::new(client, None, None),
+    };
+    let fast = EngineOptions {
+        health_every: Duration::from_millis(100),
+        ..options()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![dead, sim_agent("sim", 2, &[], 10, 0.0)],
+        fast,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    // The probe finds the dead server and takes its agent offline.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let EngineEvent::Transition(e) = event
+            && let Transition::Agent {
+                name,
+                to: AgentStatus::Offline,
+                ..
+            } = &e.transition
+        {
+            assert_eq!(name.as_str(), "dead");
+            assert!(e.cause.contains("cannot reach"), "{}", e.cause);
+            break;
+        }
+    }
+    engine.drain("sim", true).await.unwrap();
+    engine
+        .add_agent(sim_agent("late", 1, &[], 10, 0.0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine.add_agent(sim_agent("late", 1, &[], 10, 0.0)).await,
+        Err(EngineError::DuplicateAgent(_))
+    ));
+    engine
+        .submit(plan(
+            dir.path(),
+            "name = \"x\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n",
+        ))
+        .await
+        .unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    let agents: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Dispatched { agent, .. } => Some(agent.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        vec!["late".to_string()],
+        "the drained and the offline agent took nothing"
+    );
+    engine.remove_agent("late").await.unwrap();
+    assert!(matches!(
+        engine.remove_agent("late").await,
+        Err(EngineError::UnknownAgent(_))
+    ));
+    let names: Vec<String> = engine
+        .snapshot()
+        .await
+        .unwrap()
+        .agents
+        .iter()
+        .map(|a| a.name.to_string())
+        .collect();
+    assert_eq!(names, vec!["dead".to_string(), "sim".to_string()]);
+    let stored = store.read(query::agents).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .find(|a| a.name.as_str() == "sim")
+            .unwrap()
+            .status,
+        AgentStatus::Draining
+    );
+    assert!(!stored.iter().any(|a| a.name.as_str() == "late"));
 }

@@ -10,13 +10,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::locking::TaskLocks;
 use super::routing::{self, Candidate};
-use super::runner::{Job, Outcome, RemoteReport, Reporter, Runner};
+use super::runner::{Health, Job, Outcome, RemoteReport, Reporter, Runner};
 use super::{
     AgentSpec, Command, EngineError, EngineEvent, EngineOptions, PlanView, Snapshot, TaskView,
 };
 use crate::domain::{
-    Agent, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind,
-    SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
+    Agent, AgentStatus, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId,
+    SessionKind, SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
 };
 use crate::plan::PlanFile;
 use crate::store::{Batch, StoreHandle, query};
@@ -59,6 +59,13 @@ pub(super) struct Core {
     /// Tasks waiting out a retry backoff: not before this time, and not on this agent (when
     /// the agent was at fault) if another can take it.
     retry_at: HashMap<TaskId, (Timestamp, Option<usize>)>,
+    health_tx: mpsc::Sender<(usize, Health)>,
+    health_rx: mpsc::Receiver<(usize, Health)>,
+    /// A probe of agent i is under way.
+    probing: Vec<bool>,
+    /// Agent i was removed (its slot stays so indices hold).
+    removed: Vec<bool>,
+    next_probe: tokio::time::Instant,
 }
 
 /// One step's changes: committed together, then announced.
@@ -97,6 +104,9 @@ impl Core {
             .await?;
         let (finished_tx, finished_rx) = mpsc::channel(1024);
         let (report_tx, report_rx) = mpsc::channel(1024);
+        let (health_tx, health_rx) = mpsc::channel(256);
+        let count = agents.len();
+        let first_probe = tokio::time::Instant::now() + options.health_every / 10;
         let mut core = Self {
             store,
             options,
@@ -114,6 +124,12 @@ impl Core {
             events,
             locks: TaskLocks::restore(leases),
             retry_at: HashMap::new(),
+            health_tx,
+            health_rx,
+            probing: vec![false; count],
+            removed: vec![false; count],
+            // The first check comes soon after start, not in the middle of recovery.
+            next_probe: first_probe,
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
         for task in tasks {
@@ -316,6 +332,7 @@ impl Core {
                 },
                 Some((session, outcome)) = self.finished_rx.recv() => self.finished(session, outcome).await,
                 Some(report) = self.report_rx.recv() => self.record_remote(report).await,
+                Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
             };
             let result = match result {
@@ -350,6 +367,15 @@ impl Core {
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            Command::AddAgent(spec, reply) => {
+                let _ = reply.send(self.add_agent(*spec).await);
+            }
+            Command::RemoveAgent(name, reply) => {
+                let _ = reply.send(self.remove_agent(&name).await);
+            }
+            Command::Drain(name, drain, reply) => {
+                let _ = reply.send(self.drain(&name, drain).await);
             }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -748,6 +774,7 @@ impl Core {
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
         self.enforce_time_limits();
+        self.probe_agents();
         let now = Timestamp::now();
         let holders: Vec<String> = self
             .running
@@ -766,6 +793,116 @@ impl Core {
             step.batch.put_lease(lease);
         }
         self.commit(step).await
+    }
+
+    /// Every `health_every`, ask each agent's runner how its server is (one probe at a time
+    /// per agent; results come back on `health_rx`).
+    fn probe_agents(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now < self.next_probe {
+            return;
+        }
+        self.next_probe = now + self.options.health_every;
+        for (i, runner) in self.runners.iter().enumerate() {
+            if self.probing[i] || self.removed[i] {
+                continue;
+            }
+            let Some(probe) = runner.probe() else {
+                continue;
+            };
+            self.probing[i] = true;
+            let tx = self.health_tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send((i, probe.await)).await;
+            });
+        }
+    }
+
+    async fn health(&mut self, index: usize, health: Health) -> Result<(), EngineError> {
+        self.probing[index] = false;
+        let agent = &mut self.agents[index];
+        if self.removed[index]
+            || agent.status == AgentStatus::Draining
+            || agent.status == health.status
+        {
+            return Ok(());
+        }
+        let Ok(event) = agent.transition(health.status, health.detail, Timestamp::now()) else {
+            return Ok(());
+        };
+        let mut step = Step::default();
+        step.batch.put_agent(agent);
+        step.transition(event);
+        self.commit(step).await
+    }
+
+    fn agent_index(&self, name: &str) -> Result<usize, EngineError> {
+        self.agents
+            .iter()
+            .enumerate()
+            .position(|(i, a)| !self.removed[i] && a.name.as_str() == name)
+            .ok_or_else(|| EngineError::UnknownAgent(name.to_string()))
+    }
+
+    async fn add_agent(&mut self, spec: AgentSpec) -> Result<(), EngineError> {
+        let name = spec.agent.name.to_string();
+        if self.agent_index(&name).is_ok() {
+            return Err(EngineError::DuplicateAgent(name));
+        }
+        let mut step = Step::default();
+        step.batch.put_agent(&spec.agent);
+        self.commit(step).await?;
+        self.agents.push(spec.agent);
+        self.runners.push(spec.runner);
+        self.last_picked.push(0);
+        self.probing.push(false);
+        self.removed.push(false);
+        self.next_probe = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    async fn remove_agent(&mut self, name: &str) -> Result<(), EngineError> {
+        let index = self.agent_index(name)?;
+        let agent = &mut self.agents[index];
+        if agent.load > 0 {
+            return Err(EngineError::AgentBusy {
+                name: name.to_string(),
+                running: agent.load,
+            });
+        }
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        if let Ok(event) = agent.transition(AgentStatus::Offline, "removed by the operator", now) {
+            step.transition(event);
+        }
+        step.batch.remove_agent(&agent.name);
+        self.commit(step).await?;
+        self.removed[index] = true;
+        Ok(())
+    }
+
+    async fn drain(&mut self, name: &str, drain: bool) -> Result<(), EngineError> {
+        let index = self.agent_index(name)?;
+        let agent = &mut self.agents[index];
+        let (to, cause) = if drain {
+            (AgentStatus::Draining, "drained by the operator")
+        } else {
+            (AgentStatus::Online, "undrained by the operator")
+        };
+        if agent.status == to {
+            return Ok(());
+        }
+        let event = agent
+            .transition(to, cause, Timestamp::now())
+            .map_err(crate::domain::GraphError::from)?;
+        let mut step = Step::default();
+        step.batch.put_agent(agent);
+        step.transition(event);
+        self.commit(step).await?;
+        if !drain {
+            self.next_probe = tokio::time::Instant::now();
+        }
+        Ok(())
     }
 
     fn enforce_time_limits(&mut self) {
@@ -835,7 +972,13 @@ impl Core {
         Snapshot {
             plans,
             running: self.running.len(),
-            agents: self.agents.clone(),
+            agents: self
+                .agents
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.removed[*i])
+                .map(|(_, a)| a.clone())
+                .collect(),
         }
     }
 

@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub tick: Duration,
     /// Wait before an automatic retry; doubles with each attempt, up to 5 minutes.
     pub retry_backoff: SignedDuration,
+    /// How often agents' servers are health-checked.
+    pub health_every: Duration,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +46,7 @@ impl Default for EngineOptions {
             aging_step: SignedDuration::from_secs(30),
             tick: Duration::from_millis(200),
             retry_backoff: SignedDuration::from_secs(2),
+            health_every: Duration::from_secs(10),
         }
     }
 }
@@ -110,6 +113,14 @@ pub enum EngineError {
         status: TaskStatus,
         what: &'static str,
     },
+    #[error("no agent named {0}")]
+    UnknownAgent(String),
+    #[error("an agent named {0} already exists")]
+    DuplicateAgent(String),
+    #[error(
+        "agent {name} still runs {running} sessions\nhint: drain it first and remove it when they have finished"
+    )]
+    AgentBusy { name: String, running: u32 },
     #[error("the engine has stopped")]
     Stopped,
 }
@@ -143,6 +154,9 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
+    RemoveAgent(String, oneshot::Sender<Result<(), EngineError>>),
+    Drain(String, bool, oneshot::Sender<Result<(), EngineError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -187,6 +201,25 @@ impl EngineHandle {
     /// Run a failed or cancelled task again; its blocked dependents are re-opened.
     pub async fn retry(&self, task: TaskId) -> Result<(), EngineError> {
         self.ask(|reply| Command::Retry(task, reply)).await?
+    }
+
+    /// Add an agent at runtime; it takes work at once.
+    pub async fn add_agent(&self, spec: AgentSpec) -> Result<(), EngineError> {
+        self.ask(|reply| Command::AddAgent(Box::new(spec), reply))
+            .await?
+    }
+
+    /// Remove an agent that runs nothing (drain it first).
+    pub async fn remove_agent(&self, name: &str) -> Result<(), EngineError> {
+        self.ask(|reply| Command::RemoveAgent(name.to_string(), reply))
+            .await?
+    }
+
+    /// Stop giving an agent new work (`true`) or let it take work again (`false`). Its running
+    /// sessions finish either way.
+    pub async fn drain(&self, name: &str, drain: bool) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Drain(name.to_string(), drain, reply))
+            .await?
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {

@@ -17,8 +17,9 @@ use tokio::sync::oneshot;
 
 use std::time::Duration;
 
-use super::runner::{Job, Outcome, RunFuture, Runner};
-use crate::domain::{ModelRef, RemoteSession, Usage};
+use super::runner::{Health, Job, Outcome, ProbeFuture, RunFuture, Runner};
+use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
+use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::wire::{
     CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PromptPart, PromptRequest,
@@ -53,6 +54,35 @@ impl Runner for OpencodeRunner {
     fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture {
         let this = self.clone();
         Box::pin(async move { this.drive(job, stop).await })
+    }
+
+    /// A health call through the server's circuit breaker: a refused or failing call means
+    /// offline, a half-open breaker degraded. The probe is also what lets an open breaker try
+    /// the server again once its cooldown is over.
+    fn probe(&self) -> Option<ProbeFuture> {
+        let client = self.client.clone();
+        Some(Box::pin(async move {
+            match client.health().await {
+                Ok(h) if h.healthy => match client.breaker_state() {
+                    BreakerState::Closed => Health {
+                        status: AgentStatus::Online,
+                        detail: format!("opencode {}", h.version),
+                    },
+                    _ => Health {
+                        status: AgentStatus::Degraded,
+                        detail: "recovering from failures".into(),
+                    },
+                },
+                Ok(_) => Health {
+                    status: AgentStatus::Degraded,
+                    detail: "the server reports itself unhealthy".into(),
+                },
+                Err(e) => Health {
+                    status: AgentStatus::Offline,
+                    detail: e.to_string(),
+                },
+            }
+        }))
     }
 
     fn resume(

@@ -10,7 +10,7 @@ use jiff::SignedDuration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SimulationConfig;
-use crate::domain::{RemoteSession, SessionId, Usage};
+use crate::domain::{AgentStatus, RemoteSession, SessionId, Usage};
 
 /// Tells the engine where a run lives on a server. The engine records it durably (and a
 /// checkpoint) before `remote` returns, so a restarted engine finds the run again instead of
@@ -78,6 +78,15 @@ pub enum Outcome {
 }
 
 pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Health> + Send>>;
+
+/// What a health probe found, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Online, degraded or offline.
+    pub status: AgentStatus,
+    pub detail: String,
+}
 
 /// Runs sessions for one agent. `stop` fires when the engine wants the run ended early; the
 /// runner must then stop the remote work and return `Outcome::Stopped`.
@@ -93,6 +102,11 @@ pub trait Runner: Send + Sync {
         stop: oneshot::Receiver<()>,
     ) -> Option<RunFuture> {
         let _ = (job, remote, stop);
+        None
+    }
+
+    /// Check whatever runs the sessions. `None`: nothing to check (always online).
+    fn probe(&self) -> Option<ProbeFuture> {
         None
     }
 }
