@@ -156,6 +156,21 @@ async fn a_plan_runs_in_dependency_order_and_every_step_is_durable() {
         sessions.iter().any(|s| s.title == "diamond/d #1"),
         "titles name plan, task and attempt"
     );
+    let first = sessions[0].id;
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, first))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = checkpoints
+        .iter()
+        .map(|c| format!("{:?}", c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["PromptSent", "Result"],
+        "handed over, then how it ended"
+    );
+    assert_eq!(checkpoints[1].data["status"], "completed");
     let logged = store.read(query::last_event_seq).await.unwrap();
     let announced = seen
         .iter()

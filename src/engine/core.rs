@@ -627,6 +627,9 @@ impl Core {
             )?);
             state.ready_since.remove(&key);
             put_task(&mut step.batch, &state.graph, &key);
+            let handed = serde_json::json!({ "agent": self.agents[index].name, "prompt": clip(&job.prompt, 4000) });
+            step.batch
+                .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
             step.batch.put_session(&session);
             let agent = &self.agents[index];
             self.picks += 1;
@@ -701,6 +704,14 @@ impl Core {
         };
         run.session.last_error = error.clone();
         run.session.finished_at = Some(now);
+        let record = serde_json::json!({
+            "status": session_to,
+            "result": result.as_deref().map(|r| clip(r, 4000)),
+            "error": error,
+            "usage": run.session.usage,
+        });
+        let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
+        step.batch.put_checkpoint(&checkpoint);
         let cause = error.clone().unwrap_or_else(|| "finished".into());
         step.transition(
             run.session
@@ -992,6 +1003,18 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// At most `max` bytes of `text` (on a character boundary), marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
 /// Work is still to come from a task in this state.
