@@ -1,6 +1,10 @@
 //! The engine's single owner of state: plans and their task graphs, agents, running sessions.
 //! Commands and finished runs arrive on channels; each step builds one store batch, commits it,
-//! and only then announces events and starts runs.
+//! and only then announces events and starts runs. Start-up (`recovery.rs`) and agent
+//! management (`agents.rs`) live beside this file.
+
+mod agents;
+mod recovery;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,15 +15,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::locking::TaskLocks;
 use super::routing::{self, Candidate};
 use super::runner::{Health, Job, Outcome, RemoteReport, Reporter, Runner};
-use super::{
-    AgentSpec, Command, EngineError, EngineEvent, EngineOptions, PlanView, Snapshot, TaskView,
-};
+use super::{Command, EngineError, EngineEvent, EngineOptions, PlanView, Snapshot, TaskView};
 use crate::domain::{
-    Agent, AgentStatus, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId,
-    SessionKind, SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
+    Agent, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind,
+    SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
 };
 use crate::plan::PlanFile;
-use crate::store::{Batch, StoreHandle, query};
+use crate::store::{Batch, StoreHandle};
 
 struct PlanState {
     plan: Plan,
@@ -83,216 +85,6 @@ impl Step {
 }
 
 impl Core {
-    /// Load what the store holds and settle sessions that were running when the last engine
-    /// stopped: their runs are gone with that process, so they end failed and their tasks go
-    /// back to ready (never a second session for the same attempt).
-    pub(super) async fn recover(
-        store: StoreHandle,
-        agents: Vec<AgentSpec>,
-        options: EngineOptions,
-        events: broadcast::Sender<EngineEvent>,
-    ) -> Result<Self, EngineError> {
-        let (plans, tasks, sessions, leases) = store
-            .read(|txn| {
-                Ok((
-                    query::plans(txn)?,
-                    query::tasks(txn)?,
-                    query::sessions(txn)?,
-                    query::leases(txn)?,
-                ))
-            })
-            .await?;
-        let (finished_tx, finished_rx) = mpsc::channel(1024);
-        let (report_tx, report_rx) = mpsc::channel(1024);
-        let (health_tx, health_rx) = mpsc::channel(256);
-        let count = agents.len();
-        let first_probe = tokio::time::Instant::now() + options.health_every / 10;
-        let mut core = Self {
-            store,
-            options,
-            plans: BTreeMap::new(),
-            task_index: HashMap::new(),
-            last_picked: vec![0; agents.len()],
-            runners: agents.iter().map(|a| a.runner.clone()).collect(),
-            agents: agents.into_iter().map(|a| a.agent).collect(),
-            picks: 0,
-            running: HashMap::new(),
-            finished_tx,
-            finished_rx,
-            report_tx,
-            report_rx,
-            events,
-            locks: TaskLocks::restore(leases),
-            retry_at: HashMap::new(),
-            health_tx,
-            health_rx,
-            probing: vec![false; count],
-            removed: vec![false; count],
-            // The first check comes soon after start, not in the middle of recovery.
-            next_probe: first_probe,
-        };
-        let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
-        for task in tasks {
-            by_plan.entry(task.plan).or_default().push(task);
-        }
-        let now = Timestamp::now();
-        for plan in plans {
-            let graph = TaskGraph::from_tasks(by_plan.remove(&plan.id).unwrap_or_default())?;
-            core.insert_plan(plan, graph, now);
-        }
-        let mut step = Step::default();
-        let mut settled = 0;
-        let mut reopened = 0;
-        let mut resumed = Vec::new();
-        for mut session in sessions.into_iter().filter(|s| s.is_active()) {
-            if let Some(run) = core.resume(&session, now) {
-                resumed.push(run);
-                continue;
-            }
-            let cause = "engine restarted while it ran; the run did not survive";
-            session.last_error = Some(cause.into());
-            let to = if session.status.can_become(SessionStatus::Failed) {
-                SessionStatus::Failed
-            } else {
-                SessionStatus::Cancelled
-            };
-            if let Ok(event) = session.transition(to, cause, now) {
-                step.transition(event);
-            }
-            step.batch.put_session(&session);
-            settled += 1;
-        }
-        for agent in &core.agents {
-            step.batch.put_agent(agent);
-        }
-        // Locks held by work that is not resuming go back.
-        for holder in core.locks.holders() {
-            let resuming = resumed
-                .iter()
-                .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
-            if !resuming {
-                for resource in core.locks.release(&holder, now) {
-                    step.batch.remove_lease(&resource);
-                }
-            }
-        }
-        let resumed_tasks: Vec<(PlanId, String)> = resumed
-            .iter()
-            .map(|(_, r)| (r.plan, r.key.clone()))
-            .collect();
-        for (plan_id, state) in &mut core.plans {
-            let running: Vec<String> = state
-                .graph
-                .tasks()
-                .filter(|t| t.status == TaskStatus::Running)
-                .filter(|t| !resumed_tasks.contains(&(*plan_id, t.key.clone())))
-                .map(|t| t.key.clone())
-                .collect();
-            for key in running {
-                if let Ok(event) = state.graph.transition(
-                    &key,
-                    TaskStatus::Ready,
-                    "engine restarted; run again",
-                    now,
-                ) {
-                    step.transition(event);
-                    state.ready_since.insert(key.clone(), now);
-                    reopened += 1;
-                }
-                put_task(&mut step.batch, &state.graph, &key);
-            }
-        }
-        if settled + reopened + resumed.len() > 0 {
-            step.events.push(EngineEvent::Recovered {
-                sessions: settled,
-                tasks: reopened,
-                resumed: resumed.len(),
-            });
-        }
-        core.commit(step).await?;
-        for (future, run) in resumed {
-            core.spawn(future, run);
-        }
-        Ok(core)
-    }
-
-    /// A session a previous engine left running at a server that can follow it: re-attach.
-    fn resume(
-        &mut self,
-        session: &Session,
-        now: Timestamp,
-    ) -> Option<(super::runner::RunFuture, Running)> {
-        let remote = session.remote.clone()?;
-        let index = self
-            .agents
-            .iter()
-            .position(|a| Some(&a.name) == session.agent.as_ref())?;
-        let (plan_id, key) = self.task_index.get(&session.task?)?.clone();
-        let state = self.plans.get(&plan_id)?;
-        let task = state
-            .graph
-            .get(&key)
-            .filter(|t| t.status == TaskStatus::Running)?;
-        let job = Job {
-            reporter: Reporter {
-                tx: self.report_tx.clone(),
-            },
-            session: session.id,
-            title: session.title.clone(),
-            prompt: task.prompt.clone(),
-            task_key: key.clone(),
-            attempt: session.attempt,
-            directory: remote.directory.clone(),
-        };
-        let (stop, stopped) = oneshot::channel();
-        let future = self.runners[index].resume(job, remote, stopped)?;
-        self.agents[index].acquire_slot().ok()?;
-        tracing::info!(session = %session.id, task = %key, "re-attached to a session still on its server");
-        let _ = now;
-        Some((
-            future,
-            Running {
-                session: session.clone(),
-                plan: plan_id,
-                key,
-                agent: index,
-                stop: Some(stop),
-                stopping: None,
-            },
-        ))
-    }
-
-    fn spawn(&mut self, future: super::runner::RunFuture, run: Running) {
-        let done = self.finished_tx.clone();
-        let id = run.session.id;
-        tokio::spawn(async move {
-            let outcome = future.await;
-            let _ = done.send((id, outcome)).await;
-        });
-        self.running.insert(id, run);
-    }
-
-    /// Record where a run lives remotely, durably, then let the runner go on.
-    async fn record_remote(&mut self, report: RemoteReport) -> Result<(), EngineError> {
-        let Some(run) = self.running.get_mut(&report.session) else {
-            return Ok(());
-        };
-        let now = Timestamp::now();
-        run.session.remote = Some(report.remote.clone());
-        let data = serde_json::json!({
-            "server": report.remote.server,
-            "remote_session": report.remote.session_id,
-            "directory": report.remote.directory,
-        });
-        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
-        let mut step = Step::default();
-        step.batch
-            .put_session(&run.session)
-            .put_checkpoint(&checkpoint);
-        self.commit(step).await?;
-        let _ = report.durable.send(());
-        Ok(())
-    }
     fn insert_plan(&mut self, plan: Plan, graph: TaskGraph, now: Timestamp) {
         let ready_since = graph
             .tasks()
@@ -804,116 +596,6 @@ impl Core {
             step.batch.put_lease(lease);
         }
         self.commit(step).await
-    }
-
-    /// Every `health_every`, ask each agent's runner how its server is (one probe at a time
-    /// per agent; results come back on `health_rx`).
-    fn probe_agents(&mut self) {
-        let now = tokio::time::Instant::now();
-        if now < self.next_probe {
-            return;
-        }
-        self.next_probe = now + self.options.health_every;
-        for (i, runner) in self.runners.iter().enumerate() {
-            if self.probing[i] || self.removed[i] {
-                continue;
-            }
-            let Some(probe) = runner.probe() else {
-                continue;
-            };
-            self.probing[i] = true;
-            let tx = self.health_tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send((i, probe.await)).await;
-            });
-        }
-    }
-
-    async fn health(&mut self, index: usize, health: Health) -> Result<(), EngineError> {
-        self.probing[index] = false;
-        let agent = &mut self.agents[index];
-        if self.removed[index]
-            || agent.status == AgentStatus::Draining
-            || agent.status == health.status
-        {
-            return Ok(());
-        }
-        let Ok(event) = agent.transition(health.status, health.detail, Timestamp::now()) else {
-            return Ok(());
-        };
-        let mut step = Step::default();
-        step.batch.put_agent(agent);
-        step.transition(event);
-        self.commit(step).await
-    }
-
-    fn agent_index(&self, name: &str) -> Result<usize, EngineError> {
-        self.agents
-            .iter()
-            .enumerate()
-            .position(|(i, a)| !self.removed[i] && a.name.as_str() == name)
-            .ok_or_else(|| EngineError::UnknownAgent(name.to_string()))
-    }
-
-    async fn add_agent(&mut self, spec: AgentSpec) -> Result<(), EngineError> {
-        let name = spec.agent.name.to_string();
-        if self.agent_index(&name).is_ok() {
-            return Err(EngineError::DuplicateAgent(name));
-        }
-        let mut step = Step::default();
-        step.batch.put_agent(&spec.agent);
-        self.commit(step).await?;
-        self.agents.push(spec.agent);
-        self.runners.push(spec.runner);
-        self.last_picked.push(0);
-        self.probing.push(false);
-        self.removed.push(false);
-        self.next_probe = tokio::time::Instant::now();
-        Ok(())
-    }
-
-    async fn remove_agent(&mut self, name: &str) -> Result<(), EngineError> {
-        let index = self.agent_index(name)?;
-        let agent = &mut self.agents[index];
-        if agent.load > 0 {
-            return Err(EngineError::AgentBusy {
-                name: name.to_string(),
-                running: agent.load,
-            });
-        }
-        let now = Timestamp::now();
-        let mut step = Step::default();
-        if let Ok(event) = agent.transition(AgentStatus::Offline, "removed by the operator", now) {
-            step.transition(event);
-        }
-        step.batch.remove_agent(&agent.name);
-        self.commit(step).await?;
-        self.removed[index] = true;
-        Ok(())
-    }
-
-    async fn drain(&mut self, name: &str, drain: bool) -> Result<(), EngineError> {
-        let index = self.agent_index(name)?;
-        let agent = &mut self.agents[index];
-        let (to, cause) = if drain {
-            (AgentStatus::Draining, "drained by the operator")
-        } else {
-            (AgentStatus::Online, "undrained by the operator")
-        };
-        if agent.status == to {
-            return Ok(());
-        }
-        let event = agent
-            .transition(to, cause, Timestamp::now())
-            .map_err(crate::domain::GraphError::from)?;
-        let mut step = Step::default();
-        step.batch.put_agent(agent);
-        step.transition(event);
-        self.commit(step).await?;
-        if !drain {
-            self.next_probe = tokio::time::Instant::now();
-        }
-        Ok(())
     }
 
     fn enforce_time_limits(&mut self) {

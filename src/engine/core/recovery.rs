@@ -1,0 +1,230 @@
+//! Starting from what the store holds: plans and their graphs, leases, and the sessions the
+//! last engine left running, which are re-attached at their server when the runner can, and
+//! otherwise settled as failed with their tasks set to run again (never twice).
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Core, Running, Step, put_task};
+use crate::domain::{
+    CheckpointKind, Lifecycle, PlanId, Session, SessionStatus, TaskGraph, TaskStatus,
+};
+use crate::engine::locking::TaskLocks;
+use crate::engine::runner::{Job, RemoteReport, Reporter, RunFuture};
+use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
+use crate::store::{StoreHandle, query};
+
+impl Core {
+    /// Load what the store holds and settle sessions that were running when the last engine
+    /// stopped: their runs are gone with that process, so they end failed and their tasks go
+    /// back to ready (never a second session for the same attempt).
+    pub(in crate::engine) async fn recover(
+        store: StoreHandle,
+        agents: Vec<AgentSpec>,
+        options: EngineOptions,
+        events: broadcast::Sender<EngineEvent>,
+    ) -> Result<Self, EngineError> {
+        let (plans, tasks, sessions, leases) = store
+            .read(|txn| {
+                Ok((
+                    query::plans(txn)?,
+                    query::tasks(txn)?,
+                    query::sessions(txn)?,
+                    query::leases(txn)?,
+                ))
+            })
+            .await?;
+        let (finished_tx, finished_rx) = mpsc::channel(1024);
+        let (report_tx, report_rx) = mpsc::channel(1024);
+        let (health_tx, health_rx) = mpsc::channel(256);
+        let count = agents.len();
+        let first_probe = tokio::time::Instant::now() + options.health_every / 10;
+        let mut core = Self {
+            store,
+            options,
+            plans: BTreeMap::new(),
+            task_index: HashMap::new(),
+            last_picked: vec![0; agents.len()],
+            runners: agents.iter().map(|a| a.runner.clone()).collect(),
+            agents: agents.into_iter().map(|a| a.agent).collect(),
+            picks: 0,
+            running: HashMap::new(),
+            finished_tx,
+            finished_rx,
+            report_tx,
+            report_rx,
+            events,
+            locks: TaskLocks::restore(leases),
+            retry_at: HashMap::new(),
+            health_tx,
+            health_rx,
+            probing: vec![false; count],
+            removed: vec![false; count],
+            // The first check comes soon after start, not in the middle of recovery.
+            next_probe: first_probe,
+        };
+        let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
+        for task in tasks {
+            by_plan.entry(task.plan).or_default().push(task);
+        }
+        let now = Timestamp::now();
+        for plan in plans {
+            let graph = TaskGraph::from_tasks(by_plan.remove(&plan.id).unwrap_or_default())?;
+            core.insert_plan(plan, graph, now);
+        }
+        let mut step = Step::default();
+        let mut settled = 0;
+        let mut reopened = 0;
+        let mut resumed = Vec::new();
+        for mut session in sessions.into_iter().filter(|s| s.is_active()) {
+            if let Some(run) = core.resume(&session, now) {
+                resumed.push(run);
+                continue;
+            }
+            let cause = "engine restarted while it ran; the run did not survive";
+            session.last_error = Some(cause.into());
+            let to = if session.status.can_become(SessionStatus::Failed) {
+                SessionStatus::Failed
+            } else {
+                SessionStatus::Cancelled
+            };
+            if let Ok(event) = session.transition(to, cause, now) {
+                step.transition(event);
+            }
+            step.batch.put_session(&session);
+            settled += 1;
+        }
+        for agent in &core.agents {
+            step.batch.put_agent(agent);
+        }
+        // Locks held by work that is not resuming go back.
+        for holder in core.locks.holders() {
+            let resuming = resumed
+                .iter()
+                .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
+            if !resuming {
+                for resource in core.locks.release(&holder, now) {
+                    step.batch.remove_lease(&resource);
+                }
+            }
+        }
+        let resumed_tasks: Vec<(PlanId, String)> = resumed
+            .iter()
+            .map(|(_, r)| (r.plan, r.key.clone()))
+            .collect();
+        for (plan_id, state) in &mut core.plans {
+            let running: Vec<String> = state
+                .graph
+                .tasks()
+                .filter(|t| t.status == TaskStatus::Running)
+                .filter(|t| !resumed_tasks.contains(&(*plan_id, t.key.clone())))
+                .map(|t| t.key.clone())
+                .collect();
+            for key in running {
+                if let Ok(event) = state.graph.transition(
+                    &key,
+                    TaskStatus::Ready,
+                    "engine restarted; run again",
+                    now,
+                ) {
+                    step.transition(event);
+                    state.ready_since.insert(key.clone(), now);
+                    reopened += 1;
+                }
+                put_task(&mut step.batch, &state.graph, &key);
+            }
+        }
+        if settled + reopened + resumed.len() > 0 {
+            step.events.push(EngineEvent::Recovered {
+                sessions: settled,
+                tasks: reopened,
+                resumed: resumed.len(),
+            });
+        }
+        core.commit(step).await?;
+        for (future, run) in resumed {
+            core.spawn(future, run);
+        }
+        Ok(core)
+    }
+
+    /// A session a previous engine left running at a server that can follow it: re-attach.
+    pub(super) fn resume(
+        &mut self,
+        session: &Session,
+        now: Timestamp,
+    ) -> Option<(RunFuture, Running)> {
+        let remote = session.remote.clone()?;
+        let index = self
+            .agents
+            .iter()
+            .position(|a| Some(&a.name) == session.agent.as_ref())?;
+        let (plan_id, key) = self.task_index.get(&session.task?)?.clone();
+        let state = self.plans.get(&plan_id)?;
+        let task = state
+            .graph
+            .get(&key)
+            .filter(|t| t.status == TaskStatus::Running)?;
+        let job = Job {
+            reporter: Reporter {
+                tx: self.report_tx.clone(),
+            },
+            session: session.id,
+            title: session.title.clone(),
+            prompt: task.prompt.clone(),
+            task_key: key.clone(),
+            attempt: session.attempt,
+            directory: remote.directory.clone(),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let future = self.runners[index].resume(job, remote, stopped)?;
+        self.agents[index].acquire_slot().ok()?;
+        tracing::info!(session = %session.id, task = %key, "re-attached to a session still on its server");
+        let _ = now;
+        Some((
+            future,
+            Running {
+                session: session.clone(),
+                plan: plan_id,
+                key,
+                agent: index,
+                stop: Some(stop),
+                stopping: None,
+            },
+        ))
+    }
+
+    pub(super) fn spawn(&mut self, future: RunFuture, run: Running) {
+        let done = self.finished_tx.clone();
+        let id = run.session.id;
+        tokio::spawn(async move {
+            let outcome = future.await;
+            let _ = done.send((id, outcome)).await;
+        });
+        self.running.insert(id, run);
+    }
+
+    /// Record where a run lives remotely, durably, then let the runner go on.
+    pub(super) async fn record_remote(&mut self, report: RemoteReport) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&report.session) else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        run.session.remote = Some(report.remote.clone());
+        let data = serde_json::json!({
+            "server": report.remote.server,
+            "remote_session": report.remote.session_id,
+            "directory": report.remote.directory,
+        });
+        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+        let mut step = Step::default();
+        step.batch
+            .put_session(&run.session)
+            .put_checkpoint(&checkpoint);
+        self.commit(step).await?;
+        let _ = report.durable.send(());
+        Ok(())
+    }
+}
