@@ -937,3 +937,144 @@ async fn killing_the_engine_host_mid_plan_loses_nothing_and_repeats_nothing() {
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
+    use ocio::domain::Transition;
+    use ocio::engine::approval::{ApprovalPolicy, Decision};
+    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().canonicalize().unwrap();
+    let script = Script::new()
+        .rule(
+            Rule::when("policy run")
+                .turn(Turn::bash(format!("touch {}/by-policy", target.display())))
+                .turn(Turn::text("policy run over")),
+        )
+        .rule(
+            Rule::when("operator run")
+                .turn(Turn::bash(format!(
+                    "touch {}/by-operator",
+                    target.display()
+                )))
+                .turn(Turn::text("operator run over")),
+        );
+    let server = TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+
+    for (name, policy) in [
+        ("policy", ApprovalPolicy::default()),
+        (
+            "operator",
+            ApprovalPolicy {
+                inside: Some(Decision::Once),
+                outside: None,
+            },
+        ),
+    ] {
+        let store = Store::open(
+            &state.path().join(format!("{name}.redb")),
+            StoreOptions::default(),
+        )
+        .unwrap();
+        let options = EngineOptions {
+            approvals: policy,
+            ..EngineOptions::default()
+        };
+        let engine = EngineHandle::start(
+            store.clone(),
+            vec![scripted_agent(server.client())],
+            options,
+        )
+        .await
+        .unwrap();
+        let mut events = engine.subscribe();
+        let plan = state.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"{name}\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"{name} run\"\n",
+                repo.dir_str()
+            ),
+        )
+        .unwrap();
+        engine
+            .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+            .await
+            .unwrap();
+        let finished = loop {
+            let event = tokio::time::timeout(WAIT, events.recv())
+                .await
+                .expect("plan never finished")
+                .unwrap();
+            match event {
+                EngineEvent::ApprovalRequested {
+                    request,
+                    permission,
+                    ..
+                } => {
+                    assert_eq!(name, "operator", "the default policy decides alone");
+                    assert_eq!(permission, "external_directory");
+                    assert_eq!(engine.snapshot().await.unwrap().approvals.len(), 1);
+                    engine.approve(&request, Decision::Once).await.unwrap();
+                    assert!(
+                        engine.approve(&request, Decision::Once).await.is_err(),
+                        "answered once only"
+                    );
+                }
+                EngineEvent::PlanFinished { .. } => break event,
+                _ => {}
+            }
+        };
+        assert!(
+            matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+            "{finished:?}"
+        );
+        let log = store
+            .read(|txn| query::events_after(txn, 0, 1000))
+            .await
+            .unwrap();
+        let causes: Vec<String> = log
+            .iter()
+            .filter_map(|(_, e)| match &e.transition {
+                Transition::Session {
+                    to: ocio::domain::SessionStatus::Running,
+                    ..
+                } if e.cause.contains("permission") => Some(e.cause.clone()),
+                _ => None,
+            })
+            .collect();
+        match name {
+            "policy" => {
+                assert!(
+                    causes
+                        .iter()
+                        .any(|c| c.contains("rejected by policy (outside")),
+                    "audit: {causes:?}"
+                );
+                assert!(
+                    !target.join("by-policy").exists(),
+                    "the rejected command did not run"
+                );
+            }
+            _ => {
+                assert!(
+                    causes
+                        .iter()
+                        .any(|c| c.contains("approved once by the operator")),
+                    "audit: {causes:?}"
+                );
+                assert!(
+                    target.join("by-operator").exists(),
+                    "the approved command ran"
+                );
+            }
+        }
+        engine.shutdown().await.unwrap();
+        store.close().await;
+    }
+    server.stop().await;
+}

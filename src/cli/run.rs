@@ -146,6 +146,18 @@ fn narrate(event: &EngineEvent) {
                 if *ok { "succeeded" } else { "did not succeed" }
             )
         }
+        EngineEvent::ApprovalRequested {
+            task,
+            request,
+            permission,
+            patterns,
+            ..
+        } => {
+            format!(
+                "  {task} asks {permission} ({}); answer request {request}",
+                patterns.join(", ")
+            )
+        }
         EngineEvent::Recovered {
             sessions,
             tasks,

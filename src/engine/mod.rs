@@ -6,6 +6,7 @@
 //! is announced or acted on, so a restart (even `kill -9`) resumes from what was acknowledged.
 
 pub mod agents;
+pub mod approval;
 mod core;
 mod locking;
 pub mod opencode_runner;
@@ -37,6 +38,8 @@ pub struct EngineOptions {
     pub retry_backoff: SignedDuration,
     /// How often agents' servers are health-checked.
     pub health_every: Duration,
+    /// Which permission requests are answered without the operator.
+    pub approvals: approval::ApprovalPolicy,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +50,7 @@ impl Default for EngineOptions {
             tick: Duration::from_millis(200),
             retry_backoff: SignedDuration::from_secs(2),
             health_every: Duration::from_secs(10),
+            approvals: approval::ApprovalPolicy::default(),
         }
     }
 }
@@ -87,6 +91,14 @@ pub enum EngineEvent {
         blocked: usize,
         cancelled: usize,
     },
+    /// A session waits for the operator to answer a permission request (`request`).
+    ApprovalRequested {
+        session: SessionId,
+        task: String,
+        request: String,
+        permission: String,
+        patterns: Vec<String>,
+    },
     /// Sessions found running at start were settled (see the cause of their transitions).
     /// At start: sessions whose runs were lost (settled as failed), tasks set to run again,
     /// and sessions re-attached at their server.
@@ -121,6 +133,8 @@ pub enum EngineError {
         "agent {name} still runs {running} sessions\nhint: drain it first and remove it when they have finished"
     )]
     AgentBusy { name: String, running: u32 },
+    #[error("no pending permission request {0}")]
+    UnknownApproval(String),
     #[error("the engine has stopped")]
     Stopped,
 }
@@ -147,6 +161,8 @@ pub struct Snapshot {
     pub plans: Vec<PlanView>,
     pub running: usize,
     pub agents: Vec<Agent>,
+    /// Permission requests waiting for the operator.
+    pub approvals: Vec<(SessionId, approval::Ask)>,
 }
 
 enum Command {
@@ -154,6 +170,11 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Approve(
+        String,
+        approval::Decision,
+        oneshot::Sender<Result<(), EngineError>>,
+    ),
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
     RemoveAgent(String, oneshot::Sender<Result<(), EngineError>>),
     Drain(String, bool, oneshot::Sender<Result<(), EngineError>>),
@@ -219,6 +240,16 @@ impl EngineHandle {
     /// sessions finish either way.
     pub async fn drain(&self, name: &str, drain: bool) -> Result<(), EngineError> {
         self.ask(|reply| Command::Drain(name.to_string(), drain, reply))
+            .await?
+    }
+
+    /// Answer a permission request the policy left to the operator.
+    pub async fn approve(
+        &self,
+        request: &str,
+        decision: approval::Decision,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Approve(request.to_string(), decision, reply))
             .await?
     }
 

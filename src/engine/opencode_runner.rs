@@ -7,23 +7,29 @@
 //! takes the finished answer, waits for a busy session, or sends a prompt that never arrived;
 //! it never starts a second remote session for the same attempt.
 //!
-//! This runner waits on the blocking prompt call. Live progress (tool calls, permission
-//! requests) comes from the server's event stream, which the engine does not follow yet: a
-//! session waiting for a permission waits until its time limit.
+//! While the answer is awaited, the session's pending permission requests are looked up every
+//! half second and handed to the engine (its policy or the operator); the answers go back to
+//! the server. (Following the server's event stream instead would save those calls.)
 
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use super::approval::{Ask, Decision};
 use super::runner::{Health, Job, Outcome, ProbeFuture, RunFuture, Runner};
 use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::wire::{
-    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PromptPart, PromptRequest,
+    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply, PromptPart,
+    PromptRequest,
 };
+
+/// How often a running session's pending permission requests are looked up.
+const PERMISSION_POLL: Duration = Duration::from_millis(500);
 
 /// How often a re-attached run checks on a busy remote session.
 const RESUME_POLL: Duration = Duration::from_secs(1);
@@ -133,7 +139,7 @@ impl OpencodeRunner {
         job: &Job,
         dir: &str,
         remote: &str,
-        stop: oneshot::Receiver<()>,
+        mut stop: oneshot::Receiver<()>,
     ) -> Outcome {
         let prompt = PromptRequest {
             model: self.model.as_ref().map(|m| ModelSelector {
@@ -146,9 +152,16 @@ impl OpencodeRunner {
             }],
             ..PromptRequest::default()
         };
-        let reply = tokio::select! {
-            reply = self.client.prompt(dir, remote, &prompt) => reply,
-            _ = stop => return self.abort(dir, remote).await,
+        let reply = self.client.prompt(dir, remote, &prompt);
+        tokio::pin!(reply);
+        let mut seen = HashSet::new();
+        let mut poll = tokio::time::interval(PERMISSION_POLL);
+        let reply = loop {
+            tokio::select! {
+                reply = &mut reply => break reply,
+                _ = &mut stop => return self.abort(dir, remote).await,
+                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut seen).await,
+            }
         };
         match reply {
             Ok(reply) => outcome_of(&reply),
@@ -177,6 +190,7 @@ impl OpencodeRunner {
     ) -> Outcome {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
+        let mut seen = HashSet::new();
         loop {
             let messages = match self.client.messages(&dir, id, Some(20)).await {
                 Ok(messages) => messages,
@@ -221,11 +235,58 @@ impl OpencodeRunner {
                     };
                 }
                 _ => {
+                    self.relay_permissions(&job, &dir, id, &mut seen).await;
                     if self.pause(&mut stop).await {
                         return self.abort(&dir, id).await;
                     }
                 }
             }
+        }
+    }
+
+    /// Hand the session's new permission requests to the engine (policy or operator) and send
+    /// each answer back to the server, without holding up the run.
+    async fn relay_permissions(
+        &self,
+        job: &Job,
+        dir: &str,
+        remote: &str,
+        seen: &mut HashSet<String>,
+    ) {
+        let Ok(pending) = self.client.permissions(dir).await else {
+            return;
+        };
+        for request in pending.into_iter().filter(|p| p.session_id == remote) {
+            if !seen.insert(request.id.clone()) {
+                continue;
+            }
+            let (reporter, client, dir, session) = (
+                job.reporter.clone(),
+                self.client.clone(),
+                dir.to_string(),
+                job.session,
+            );
+            tokio::spawn(async move {
+                let ask = Ask {
+                    id: request.id.clone(),
+                    permission: request.permission,
+                    patterns: request.patterns,
+                };
+                let Some(decision) = reporter.permission(session, ask).await else {
+                    return;
+                };
+                let reply = match decision {
+                    Decision::Once => PermissionReply::Once,
+                    Decision::Always => PermissionReply::Always,
+                    Decision::Reject => PermissionReply::Reject,
+                };
+                if let Err(e) = client
+                    .reply_permission(&dir, &request.id, reply, None)
+                    .await
+                {
+                    tracing::warn!(request = %request.id, error = %e, "could not answer a permission request");
+                }
+            });
         }
     }
 

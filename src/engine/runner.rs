@@ -9,6 +9,7 @@ use std::pin::Pin;
 use jiff::SignedDuration;
 use tokio::sync::{mpsc, oneshot};
 
+use super::approval::{Ask, Decision};
 use crate::config::SimulationConfig;
 use crate::domain::{AgentStatus, RemoteSession, SessionId, Usage};
 
@@ -20,11 +21,21 @@ pub struct Reporter {
     pub(super) tx: mpsc::Sender<RemoteReport>,
 }
 
+/// What a run tells the engine while it goes on.
 #[derive(Debug)]
-pub(super) struct RemoteReport {
-    pub session: SessionId,
-    pub remote: RemoteSession,
-    pub durable: oneshot::Sender<()>,
+pub(super) enum RemoteReport {
+    /// Where the run lives; `durable` fires once that is recorded.
+    Remote {
+        session: SessionId,
+        remote: RemoteSession,
+        durable: oneshot::Sender<()>,
+    },
+    /// The session asks for a permission; `decision` carries the answer.
+    Permission {
+        session: SessionId,
+        ask: Ask,
+        decision: oneshot::Sender<Decision>,
+    },
 }
 
 impl Reporter {
@@ -33,7 +44,7 @@ impl Reporter {
         let (durable, done) = oneshot::channel();
         if self
             .tx
-            .send(RemoteReport {
+            .send(RemoteReport::Remote {
                 session,
                 remote,
                 durable,
@@ -44,6 +55,21 @@ impl Reporter {
             return false;
         }
         done.await.is_ok()
+    }
+
+    /// Ask the engine (its policy or the operator) about a permission request. `None` when
+    /// the engine is gone or the run is being stopped.
+    pub async fn permission(&self, session: SessionId, ask: Ask) -> Option<Decision> {
+        let (decision, answer) = oneshot::channel();
+        self.tx
+            .send(RemoteReport::Permission {
+                session,
+                ask,
+                decision,
+            })
+            .await
+            .ok()?;
+        answer.await.ok()
     }
 }
 

@@ -4,6 +4,7 @@
 //! management (`agents.rs`) live beside this file.
 
 mod agents;
+mod approvals;
 mod recovery;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +69,8 @@ pub(super) struct Core {
     /// Agent i was removed (its slot stays so indices hold).
     removed: Vec<bool>,
     next_probe: tokio::time::Instant,
+    /// Permission requests waiting for the operator, by request id.
+    approvals: HashMap<String, approvals::Pending>,
 }
 
 /// One step's changes: committed together, then announced.
@@ -123,7 +126,10 @@ impl Core {
                     Some(command) => self.command(command).await,
                 },
                 Some((session, outcome)) = self.finished_rx.recv() => self.finished(session, outcome).await,
-                Some(report) = self.report_rx.recv() => self.record_remote(report).await,
+                Some(report) = self.report_rx.recv() => match report {
+                    RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
+                    RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
+                },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
             };
@@ -156,6 +162,9 @@ impl Core {
             }
             Command::Retry(task, reply) => {
                 let _ = reply.send(self.retry(task).await);
+            }
+            Command::Approve(id, decision, reply) => {
+                let _ = reply.send(self.approve(&id, decision).await);
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
@@ -460,6 +469,8 @@ impl Core {
     }
 
     async fn finished(&mut self, id: SessionId, outcome: Outcome) -> Result<(), EngineError> {
+        // Requests of a run that ended need no answer any more.
+        self.approvals.retain(|_, p| p.session != id);
         let Some(mut run) = self.running.remove(&id) else {
             return Ok(());
         };
@@ -672,6 +683,7 @@ impl Core {
                 .filter(|(i, _)| !self.removed[*i])
                 .map(|(_, a)| a.clone())
                 .collect(),
+            approvals: self.pending_approvals(),
         }
     }
 

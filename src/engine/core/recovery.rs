@@ -9,10 +9,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Core, Running, Step, put_task};
 use crate::domain::{
-    CheckpointKind, Lifecycle, PlanId, Session, SessionStatus, TaskGraph, TaskStatus,
+    CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionStatus, TaskGraph,
+    TaskStatus,
 };
 use crate::engine::locking::TaskLocks;
-use crate::engine::runner::{Job, RemoteReport, Reporter, RunFuture};
+use crate::engine::runner::{Job, Reporter, RunFuture};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
 use crate::store::{StoreHandle, query};
 
@@ -64,6 +65,7 @@ impl Core {
             removed: vec![false; count],
             // The first check comes soon after start, not in the middle of recovery.
             next_probe: first_probe,
+            approvals: HashMap::new(),
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
         for task in tasks {
@@ -207,16 +209,21 @@ impl Core {
     }
 
     /// Record where a run lives remotely, durably, then let the runner go on.
-    pub(super) async fn record_remote(&mut self, report: RemoteReport) -> Result<(), EngineError> {
-        let Some(run) = self.running.get_mut(&report.session) else {
+    pub(super) async fn record_remote(
+        &mut self,
+        session: SessionId,
+        remote: RemoteSession,
+        durable: oneshot::Sender<()>,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&session) else {
             return Ok(());
         };
         let now = Timestamp::now();
-        run.session.remote = Some(report.remote.clone());
+        run.session.remote = Some(remote.clone());
         let data = serde_json::json!({
-            "server": report.remote.server,
-            "remote_session": report.remote.session_id,
-            "directory": report.remote.directory,
+            "server": remote.server,
+            "remote_session": remote.session_id,
+            "directory": remote.directory,
         });
         let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
         let mut step = Step::default();
@@ -224,7 +231,7 @@ impl Core {
             .put_session(&run.session)
             .put_checkpoint(&checkpoint);
         self.commit(step).await?;
-        let _ = report.durable.send(());
+        let _ = durable.send(());
         Ok(())
     }
 }

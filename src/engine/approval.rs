@@ -1,0 +1,143 @@
+//! Permission requests from sessions: what the policy decides on its own, and what waits for
+//! the operator. Every decision becomes a session transition (waiting-approval -> running)
+//! whose cause names the request and who decided, so the control log is the audit trail.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+/// A session asks to do something its agent's rules do not allow outright.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ask {
+    /// The server's id of the request (`per_...`).
+    pub id: String,
+    /// What is asked: `bash`, `edit`, `external_directory`, ...
+    pub permission: String,
+    /// What it would touch (paths or command patterns).
+    pub patterns: Vec<String>,
+}
+
+/// The answer to an [`Ask`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Allow this once.
+    Once,
+    /// Allow this and the same again in this session.
+    Always,
+    Reject,
+}
+
+impl Decision {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Once => "approved once",
+            Self::Always => "approved always",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
+/// What the policy does with requests inside and outside the session's directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// Everything the request touches is inside the session's directory. `None`: ask.
+    pub inside: Option<Decision>,
+    /// It reaches outside (or asks for `external_directory`). `None`: ask.
+    pub outside: Option<Decision>,
+}
+
+impl Default for ApprovalPolicy {
+    /// Inside the session's own directory yes, anything outside no.
+    fn default() -> Self {
+        Self {
+            inside: Some(Decision::Once),
+            outside: Some(Decision::Reject),
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    /// The policy's decision for `ask` by a session working in `directory`, with the reason;
+    /// `None` when the operator decides.
+    pub fn decide(&self, ask: &Ask, directory: &Path) -> Option<(Decision, &'static str)> {
+        if reaches_outside(ask, directory) {
+            self.outside.map(|d| (d, "outside the session's directory"))
+        } else {
+            self.inside.map(|d| (d, "inside the session's directory"))
+        }
+    }
+}
+
+fn reaches_outside(ask: &Ask, directory: &Path) -> bool {
+    if ask.permission == "external_directory" {
+        return true;
+    }
+    let dir = directory.to_string_lossy();
+    let dir = dir.trim_end_matches('/');
+    ask.patterns.iter().any(|p| {
+        let looks_like_path = p.starts_with('/') || p.starts_with("~") || p.contains("..");
+        looks_like_path && !(p == dir || p.starts_with(&format!("{dir}/")) && !p.contains(".."))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(permission: &str, patterns: &[&str]) -> Ask {
+        Ask {
+            id: "per_1".into(),
+            permission: permission.into(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn inside_yes_outside_no_by_default() {
+        let policy = ApprovalPolicy::default();
+        let dir = Path::new("/work/repo");
+        assert_eq!(
+            policy
+                .decide(&ask("edit", &["/work/repo/src/a.rs"]), dir)
+                .map(|d| d.0),
+            Some(Decision::Once)
+        );
+        assert_eq!(
+            policy
+                .decide(&ask("bash", &["cargo test"]), dir)
+                .map(|d| d.0),
+            Some(Decision::Once)
+        );
+        assert_eq!(
+            policy
+                .decide(&ask("external_directory", &["/srv/*"]), dir)
+                .map(|d| d.0),
+            Some(Decision::Reject)
+        );
+        assert_eq!(
+            policy
+                .decide(&ask("edit", &["/work/repository/x"]), dir)
+                .map(|d| d.0),
+            Some(Decision::Reject)
+        );
+        assert_eq!(
+            policy
+                .decide(&ask("edit", &["/work/repo/../etc/passwd"]), dir)
+                .map(|d| d.0),
+            Some(Decision::Reject)
+        );
+    }
+
+    #[test]
+    fn undecided_sides_go_to_the_operator() {
+        let policy = ApprovalPolicy {
+            inside: Some(Decision::Once),
+            outside: None,
+        };
+        assert_eq!(
+            policy.decide(&ask("external_directory", &["/srv/*"]), Path::new("/r")),
+            None
+        );
+    }
+}
