@@ -44,14 +44,33 @@ pub struct Config {
 pub struct EngineConfig {
     /// Sessions running at once across all agents.
     pub max_parallel: u32,
+    /// Permission requests that touch only the session's own directory.
+    pub approve_inside: Approval,
+    /// Permission requests that reach outside the session's directory.
+    pub approve_outside: Approval,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             max_parallel: DEFAULT_MAX_PARALLEL,
+            approve_inside: Approval::Once,
+            approve_outside: Approval::Reject,
         }
     }
+}
+
+/// How a kind of permission request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Allow it, this once.
+    Once,
+    /// Allow it and the same again in that session.
+    Always,
+    Reject,
+    /// Wait for the operator.
+    Ask,
 }
 
 /// `[log]`: what goes into the log file.

@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Context, Failure, exit};
 use crate::domain::Transition;
+use crate::engine::approval::ApprovalPolicy;
 use crate::engine::{EngineError, EngineEvent, EngineHandle, EngineOptions, agents};
 use crate::plan::PlanFile;
 use crate::store::{Store, StoreOptions};
@@ -43,8 +44,10 @@ async fn drive(context: &Context, plan: PlanFile) -> Result<(), Failure> {
             code: exit::FAILED,
             message: e.to_string(),
         })?;
+    let engine_config = &context.config.config.engine;
     let options = EngineOptions {
-        max_parallel: context.config.config.engine.max_parallel,
+        max_parallel: engine_config.max_parallel,
+        approvals: ApprovalPolicy::from_config(engine_config),
         ..EngineOptions::default()
     };
     let result = async {

@@ -250,3 +250,18 @@ fn inline_agent_tables_are_located_too() {
         "at least 1",
     );
 }
+
+#[test]
+fn approvals_take_once_always_reject_or_ask() {
+    let config = crate::config::parse(
+        "[engine]\napprove_outside = \"ask\"\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.engine.approve_outside, crate::config::Approval::Ask);
+    assert_eq!(config.engine.approve_inside, crate::config::Approval::Once);
+    let err = crate::config::parse("[engine]\napprove_inside = \"sure\"\n", std::path::Path::new("c.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 2") && err.contains("approve_inside"), "{err}");
+}

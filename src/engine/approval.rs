@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::config::Approval;
+
 /// A session asks to do something its agent's rules do not allow outright.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ask {
@@ -58,6 +60,20 @@ impl Default for ApprovalPolicy {
 }
 
 impl ApprovalPolicy {
+    /// The policy `[engine] approve_inside` / `approve_outside` set.
+    pub fn from_config(engine: &crate::config::EngineConfig) -> Self {
+        let decision = |a: Approval| match a {
+            Approval::Once => Some(Decision::Once),
+            Approval::Always => Some(Decision::Always),
+            Approval::Reject => Some(Decision::Reject),
+            Approval::Ask => None,
+        };
+        Self {
+            inside: decision(engine.approve_inside),
+            outside: decision(engine.approve_outside),
+        }
+    }
+
     /// The policy's decision for `ask` by a session working in `directory`, with the reason;
     /// `None` when the operator decides.
     pub fn decide(&self, ask: &Ask, directory: &Path) -> Option<(Decision, &'static str)> {
