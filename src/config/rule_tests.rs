@@ -260,8 +260,14 @@ fn approvals_take_once_always_reject_or_ask() {
     .unwrap();
     assert_eq!(config.engine.approve_outside, crate::config::Approval::Ask);
     assert_eq!(config.engine.approve_inside, crate::config::Approval::Once);
-    let err = crate::config::parse("[engine]\napprove_inside = \"sure\"\n", std::path::Path::new("c.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("line 2") && err.contains("approve_inside"), "{err}");
+    let err = crate::config::parse(
+        "[engine]\napprove_inside = \"sure\"\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("line 2") && err.contains("approve_inside"),
+        "{err}"
+    );
 }

@@ -379,7 +379,10 @@ fn env_override_of_an_unknown_key_names_the_variable() {
         text.starts_with("environment variable OCIO_ENGINE__MAX_PARALEL: "),
         "{text}"
     );
-    assert!(text.contains("known keys: approve_inside, approve_outside, max_parallel"), "{text}");
+    assert!(
+        text.contains("known keys: approve_inside, approve_outside, max_parallel"),
+        "{text}"
+    );
     let text = env_err(&[("OCIO_ENGIN__MAX_PARALLEL", "4")]);
     assert!(
         text.contains("OCIO_ENGIN__MAX_PARALLEL") && text.contains("OCIO_ENGINE__<KEY>"),
