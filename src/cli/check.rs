@@ -50,13 +50,7 @@ pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failur
         .iter()
         .filter(|a| names.is_empty() || names.iter().any(|n| n == a.name.as_str()))
         .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            code: exit::FAILED,
-            message: format!("cannot start the async runtime: {e}"),
-        })?;
+    let runtime = super::runtime()?;
     let reports: Vec<AgentReport> = runtime.block_on(async {
         let checks = chosen.iter().map(|agent| check(agent));
         futures_util::future::join_all(checks).await

@@ -26,13 +26,7 @@ pub fn run(context: &Context, plan_path: &Path) -> Result<(), Failure> {
             context.config.source
         )));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            code: exit::FAILED,
-            message: format!("cannot start the async runtime: {e}"),
-        })?;
+    let runtime = super::runtime()?;
     runtime.block_on(drive(context, plan))
 }
 
