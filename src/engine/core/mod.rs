@@ -258,7 +258,7 @@ impl Core {
             step.transition(event);
         }
         state.ready_since.remove(&key);
-        persist_changed_tasks(&mut step, &state.graph);
+        persist_changed_tasks(&mut step, &state.graph, 0);
         self.commit(step).await?;
         self.check_finished(plan_id).await
     }
@@ -298,7 +298,7 @@ impl Core {
         }
         state.ready_since.insert(key, now);
         state.finished = false;
-        persist_changed_tasks(&mut step, &state.graph);
+        persist_changed_tasks(&mut step, &state.graph, 0);
         self.commit(step).await
     }
 
@@ -468,17 +468,51 @@ impl Core {
         Ok(())
     }
 
+    /// Settle every run that has finished by now (up to a batch) in one durable step.
     async fn finished(&mut self, id: SessionId, outcome: Outcome) -> Result<(), EngineError> {
+        const MOST: usize = 1024;
+        let mut step = Step::default();
+        let mut plans = Vec::new();
+        let mut next = Some((id, outcome));
+        let mut settled = 0;
+        while let Some((id, outcome)) = next {
+            if let Some(plan) = self.settle(id, outcome, &mut step)? {
+                plans.push(plan);
+            }
+            settled += 1;
+            next = if settled < MOST {
+                self.finished_rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        self.commit(step).await?;
+        plans.sort();
+        plans.dedup();
+        for plan in plans {
+            self.check_finished(plan).await?;
+        }
+        Ok(())
+    }
+
+    /// One finished run into `step`: its session, its task and what follows for the graph.
+    /// The plan it belongs to, when there was one to change.
+    fn settle(
+        &mut self,
+        id: SessionId,
+        outcome: Outcome,
+        step: &mut Step,
+    ) -> Result<Option<PlanId>, EngineError> {
+        let mark = step.events.len();
         // Requests of a run that ended need no answer any more.
         self.approvals.retain(|_, p| p.session != id);
         let Some(mut run) = self.running.remove(&id) else {
-            return Ok(());
+            return Ok(None);
         };
         self.agents[run.agent].release_slot();
         let now = Timestamp::now();
-        let mut step = Step::default();
         let Some(state) = self.plans.get_mut(&run.plan) else {
-            return Ok(());
+            return Ok(None);
         };
         let key = run.key.clone();
         let mut blame = None;
@@ -575,15 +609,13 @@ impl Core {
                 }
             }
         }
-        persist_changed_tasks(&mut step, &state.graph);
+        persist_changed_tasks(step, &state.graph, mark);
         if let Some(task) = run.session.task {
             for resource in self.locks.release(&task.to_string(), now) {
                 step.batch.remove_lease(&resource);
             }
         }
-        let plan_id = run.plan;
-        self.commit(step).await?;
-        self.check_finished(plan_id).await
+        Ok(Some(run.plan))
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
@@ -726,9 +758,8 @@ fn put_task(batch: &mut Batch, graph: &TaskGraph, key: &str) {
 }
 
 /// Every task a step's transitions touched, as it is now.
-fn persist_changed_tasks(step: &mut Step, graph: &TaskGraph) {
-    let keys: Vec<String> = step
-        .events
+fn persist_changed_tasks(step: &mut Step, graph: &TaskGraph, from: usize) {
+    let keys: Vec<String> = step.events[from..]
         .iter()
         .filter_map(|e| match e {
             EngineEvent::Transition(DomainEvent {
