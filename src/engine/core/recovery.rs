@@ -32,7 +32,7 @@ impl Core {
                 Ok((
                     query::plans(txn)?,
                     query::tasks(txn)?,
-                    query::sessions(txn)?,
+                    active_sessions(txn)?,
                     query::leases(txn)?,
                 ))
             })
@@ -234,4 +234,13 @@ impl Core {
         let _ = durable.send(());
         Ok(())
     }
+}
+
+/// Sessions that had not ended, through the status index: finished history is not decoded.
+fn active_sessions(txn: &redb::ReadTransaction) -> Result<Vec<Session>, crate::store::StoreError> {
+    let mut active = Vec::new();
+    for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
+        active.extend(query::sessions_in(txn, *status)?);
+    }
+    Ok(active)
 }
