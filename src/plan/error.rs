@@ -134,6 +134,16 @@ impl std::error::Error for PlanErrors {}
 pub(super) struct Source<'a> {
     pub(super) text: &'a str,
     pub(super) path: &'a Path,
+    /// Byte offset of the start of each line (see [`line_starts`]), so positions are found by
+    /// binary search instead of counting lines from the top each time.
+    pub(super) line_starts: &'a [usize],
+}
+
+/// Where each line of `text` starts: 0, then one past every newline.
+pub(super) fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect()
 }
 
 impl Source<'_> {
@@ -148,10 +158,17 @@ impl Source<'_> {
         while !text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |at| at + 1);
-        (line, before[line_start..].chars().count() + 1)
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let line_start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(0)
+            .min(offset);
+        (line, text[line_start..offset].chars().count() + 1)
     }
 }
 

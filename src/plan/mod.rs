@@ -93,7 +93,12 @@ impl PlanFile {
     /// Parses plan text: TOML syntax, keys and types, then every rule that needs no outside
     /// knowledge. `path` names the file in errors and anchors the relative `repo`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, PlanErrors> {
-        let source = error::Source { text, path };
+        let line_starts = error::line_starts(text);
+        let source = error::Source {
+            text,
+            path,
+            line_starts: &line_starts,
+        };
         let raw = raw::read(source)?;
         let mut errors = raw.errors;
         let (name, repo, settings) = check::header(source, raw.header, &mut errors);
