@@ -16,3 +16,4 @@ pub mod paths;
 pub mod plan;
 pub mod scripted;
 pub mod store;
+mod text;

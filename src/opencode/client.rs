@@ -471,7 +471,7 @@ impl Client {
                     server,
                     what,
                     status: status.as_u16(),
-                    body: clip(&body, 500),
+                    body: crate::text::clip(&body, 500),
                 }
             }
         })
@@ -510,17 +510,6 @@ fn settle<T>(permit: super::breaker::Permit<'_>, result: &Result<T, ClientError>
         Err(e) if e.is_transient() => permit.failed(),
         _ => permit.succeeded(),
     }
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// One REST call, described before it is sent. GETs are idempotent (retried on transient

@@ -213,12 +213,24 @@ impl Core {
         Ok(id)
     }
 
-    async fn cancel(&mut self, task: TaskId) -> Result<(), EngineError> {
+    /// The plan, key and status of a task this engine knows.
+    fn locate(&self, task: TaskId) -> Result<(PlanId, String, TaskStatus), EngineError> {
         let (plan_id, key) = self
             .task_index
             .get(&task)
             .cloned()
             .ok_or(EngineError::UnknownTask(task))?;
+        let status = self
+            .plans
+            .get(&plan_id)
+            .and_then(|state| state.graph.get(&key))
+            .map(|t| t.status)
+            .ok_or(EngineError::UnknownTask(task))?;
+        Ok((plan_id, key, status))
+    }
+
+    async fn cancel(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let (plan_id, key, status) = self.locate(task)?;
         if let Some(run) = self
             .running
             .values_mut()
@@ -233,11 +245,6 @@ impl Core {
         let state = self
             .plans
             .get_mut(&plan_id)
-            .ok_or(EngineError::UnknownTask(task))?;
-        let status = state
-            .graph
-            .get(&key)
-            .map(|t| t.status)
             .ok_or(EngineError::UnknownTask(task))?;
         if !status.can_become(TaskStatus::Cancelled) {
             return Err(EngineError::NotNow {
@@ -264,19 +271,10 @@ impl Core {
     }
 
     async fn retry(&mut self, task: TaskId) -> Result<(), EngineError> {
-        let (plan_id, key) = self
-            .task_index
-            .get(&task)
-            .cloned()
-            .ok_or(EngineError::UnknownTask(task))?;
+        let (plan_id, key, status) = self.locate(task)?;
         let state = self
             .plans
             .get_mut(&plan_id)
-            .ok_or(EngineError::UnknownTask(task))?;
-        let status = state
-            .graph
-            .get(&key)
-            .map(|t| t.status)
             .ok_or(EngineError::UnknownTask(task))?;
         if !matches!(status, TaskStatus::Failed | TaskStatus::Cancelled) {
             return Err(EngineError::NotNow {
@@ -428,7 +426,7 @@ impl Core {
             )?);
             state.ready_since.remove(&key);
             put_task(&mut step.batch, &state.graph, &key);
-            let handed = serde_json::json!({ "agent": self.agents[index].name, "prompt": clip(&job.prompt, 4000) });
+            let handed = serde_json::json!({ "agent": self.agents[index].name, "prompt": crate::text::clip(&job.prompt, 4000) });
             step.batch
                 .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
             step.batch.put_session(&session);
@@ -543,7 +541,7 @@ impl Core {
         run.session.finished_at = Some(now);
         let record = serde_json::json!({
             "status": session_to,
-            "result": result.as_deref().map(|r| clip(r, 4000)),
+            "result": result.as_deref().map(|r| crate::text::clip(r, 4000)),
             "error": error,
             "usage": run.session.usage,
         });
@@ -729,18 +727,6 @@ impl Core {
         }
         Ok(())
     }
-}
-
-/// At most `max` bytes of `text` (on a character boundary), marked when cut.
-fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
 /// Work is still to come from a task in this state.
