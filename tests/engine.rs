@@ -680,3 +680,99 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
     );
     assert!(!stored.iter().any(|a| a.name.as_str() == "late"));
 }
+
+#[tokio::test]
+async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    engine.pause(true).await.unwrap();
+    let plan_id = engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let snapshot = engine.snapshot().await.unwrap();
+    assert!(snapshot.paused);
+    assert_eq!(snapshot.running, 0, "nothing starts while paused");
+    assert!(snapshot.sessions.is_empty());
+    let view = snapshot.plans.iter().find(|p| p.id == plan_id).unwrap();
+    assert_eq!(view.tasks[0].status, TaskStatus::Ready);
+
+    // Paused survives a restart.
+    engine.shutdown().await.unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    assert!(engine.snapshot().await.unwrap().paused);
+    let mut events = engine.subscribe();
+    engine.pause(false).await.unwrap();
+
+    // While `a` runs: the snapshot shows its session, with activity from the runner.
+    let session = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("no activity")
+            .unwrap()
+        {
+            EngineEvent::Activity { session, .. } => break session,
+            _ => continue,
+        }
+    };
+    let snapshot = engine.snapshot().await.unwrap();
+    assert!(!snapshot.paused);
+    let running = snapshot
+        .sessions
+        .iter()
+        .find(|s| s.session.id == session)
+        .unwrap();
+    assert_eq!(running.task, "a");
+    assert_eq!(running.session.status, SessionStatus::Running);
+    assert!(running.last.is_some());
+    let view = snapshot.plans.iter().find(|p| p.id == plan_id).unwrap();
+    assert_eq!(view.tasks[0].session, Some(session));
+
+    let (_, finished) = until_finished(&mut events).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.sessions.len(), 4, "every ended session is listed");
+    assert!(
+        snapshot
+            .sessions
+            .iter()
+            .all(|s| s.session.status == SessionStatus::Completed)
+    );
+    assert_eq!(snapshot.usage.input_tokens, 4 * 1000);
+    // The transcript: a text, one tool call (its running entry replaced by completed), a
+    // step, the result.
+    let transcript = engine.transcript(session).await.unwrap();
+    let kinds: Vec<String> = transcript.iter().map(|e| e.activity.summary()).collect();
+    assert_eq!(transcript.len(), 4, "{kinds:?}");
+    assert!(kinds[1].starts_with("edit completed"), "{kinds:?}");
+    assert_eq!(kinds[3], "simulated result of a");
+    engine.shutdown().await.unwrap();
+
+    // A new engine lists the sessions of the last one.
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.sessions.len(), 4);
+    assert_eq!(snapshot.usage.input_tokens, 4 * 1000);
+    assert_eq!(snapshot.sessions[0].task, "d", "newest first");
+    engine.shutdown().await.unwrap();
+}

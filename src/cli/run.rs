@@ -162,6 +162,9 @@ fn narrate(event: &EngineEvent) {
         } => format!(
             "recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"
         ),
+        EngineEvent::Paused { paused: true } => "dispatching paused".into(),
+        EngineEvent::Paused { paused: false } => "dispatching resumed".into(),
+        EngineEvent::Activity { .. } => return,
     };
     eprintln!("{text}");
 }

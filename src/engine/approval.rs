@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Approval;
 
 /// A session asks to do something its agent's rules do not allow outright.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ask {
     /// The server's id of the request (`per_...`).
     pub id: String,
@@ -20,7 +20,7 @@ pub struct Ask {
 }
 
 /// The answer to an [`Ask`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// Allow this once.

@@ -12,12 +12,13 @@ mod locking;
 pub mod opencode_runner;
 pub mod routing;
 pub mod runner;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
@@ -25,6 +26,7 @@ use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, Runner, Simulated};
+pub use view::{Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -63,7 +65,7 @@ pub struct AgentSpec {
 }
 
 /// What the engine tells its front ends, in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EngineEvent {
     /// A durable state change.
@@ -107,6 +109,10 @@ pub enum EngineEvent {
         tasks: usize,
         resumed: usize,
     },
+    /// A running session did something (not durable: the transcript lives on its server).
+    Activity { session: SessionId, entry: Entry },
+    /// Dispatching was paused or resumed (durable).
+    Paused { paused: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,37 +145,13 @@ pub enum EngineError {
     Stopped,
 }
 
-/// A plan's tasks by state, for front ends.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanView {
-    pub id: PlanId,
-    pub name: String,
-    pub tasks: Vec<TaskView>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskView {
-    pub id: TaskId,
-    pub key: String,
-    pub status: TaskStatus,
-    pub attempts: u32,
-    pub needs: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    pub plans: Vec<PlanView>,
-    pub running: usize,
-    pub agents: Vec<Agent>,
-    /// Permission requests waiting for the operator.
-    pub approvals: Vec<(SessionId, approval::Ask)>,
-}
-
 enum Command {
     Submit(Box<PlanFile>, oneshot::Sender<Result<PlanId, EngineError>>),
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Transcript(SessionId, oneshot::Sender<Vec<Entry>>),
+    Pause(bool, oneshot::Sender<Result<(), EngineError>>),
     Approve(
         String,
         approval::Decision,
@@ -255,6 +237,18 @@ impl EngineHandle {
 
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
         self.ask(Command::Snapshot).await
+    }
+
+    /// What a session has done that this engine saw, oldest first (bounded: the newest
+    /// entries of running and recently ended sessions).
+    pub async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, EngineError> {
+        self.ask(|reply| Command::Transcript(session, reply)).await
+    }
+
+    /// Stop starting new sessions (`true`) or start again (`false`). Running sessions go on
+    /// either way. Kept across restarts.
+    pub async fn pause(&self, paused: bool) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Pause(paused, reply)).await?
     }
 
     /// Stop dispatching and end the engine task. Running sessions are left as they are: the

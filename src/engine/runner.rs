@@ -10,6 +10,7 @@ use jiff::SignedDuration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::approval::{Ask, Decision};
+use super::view::{Activity, Entry};
 use crate::config::SimulationConfig;
 use crate::domain::{AgentStatus, RemoteSession, SessionId, Usage};
 
@@ -36,6 +37,8 @@ pub(super) enum RemoteReport {
         ask: Ask,
         decision: oneshot::Sender<Decision>,
     },
+    /// The session did something (for the transcript and live usage).
+    Activity { session: SessionId, entry: Entry },
 }
 
 impl Reporter {
@@ -55,6 +58,17 @@ impl Reporter {
             return false;
         }
         done.await.is_ok()
+    }
+
+    /// Tell the engine what the session is doing. Never waits: when the engine is behind,
+    /// the entry is dropped (the transcript stays on the server; the outcome still counts).
+    pub fn activity(&self, session: SessionId, activity: Activity, part: Option<String>) {
+        let entry = Entry {
+            at: jiff::Timestamp::now(),
+            part,
+            activity,
+        };
+        let _ = self.tx.try_send(RemoteReport::Activity { session, entry });
     }
 
     /// Ask the engine (its policy or the operator) about a permission request. `None` when
@@ -165,20 +179,54 @@ impl Simulated {
 }
 
 impl Runner for Simulated {
-    fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture {
+    fn run(&self, job: Job, mut stop: oneshot::Receiver<()>) -> RunFuture {
         let fails = self.fails(&job.task_key, job.attempt);
         let duration = self.config.duration;
         Box::pin(async move {
-            let sleep = tokio::time::sleep(to_std(duration));
-            tokio::select! {
-                () = sleep => {}
-                _ = stop => return Outcome::Stopped,
-            }
             let usage = Usage {
                 input_tokens: 1000,
                 output_tokens: 200,
                 ..Usage::default()
             };
+            // A run in three beats, each told as activity, so every pane has something to show.
+            let beat = to_std(duration) / 3;
+            let report = |activity: Activity, part: &str| {
+                job.reporter
+                    .activity(job.session, activity, Some(part.to_string()));
+            };
+            let file = format!("src/{}.rs", job.task_key.replace(['/', ' '], "_"));
+            report(
+                Activity::Text {
+                    text: format!("Looking at what {} needs (simulated).", job.task_key),
+                },
+                "text-1",
+            );
+            for (n, status) in ["running", "completed"].into_iter().enumerate() {
+                tokio::select! {
+                    () = tokio::time::sleep(beat) => {}
+                    _ = &mut stop => return Outcome::Stopped,
+                }
+                report(
+                    Activity::Tool {
+                        tool: "edit".into(),
+                        status: status.into(),
+                        title: file.clone(),
+                    },
+                    "tool-1",
+                );
+                if n == 1 {
+                    let half = Usage {
+                        input_tokens: usage.input_tokens / 2,
+                        output_tokens: usage.output_tokens / 2,
+                        ..Usage::default()
+                    };
+                    report(Activity::Step { usage: half }, "step-1");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(beat) => {}
+                _ = &mut stop => return Outcome::Stopped,
+            }
             if fails {
                 Outcome::Failed {
                     error: format!(
@@ -189,8 +237,15 @@ impl Runner for Simulated {
                     usage,
                 }
             } else {
+                let result = format!("simulated result of {}", job.task_key);
+                report(
+                    Activity::Text {
+                        text: result.clone(),
+                    },
+                    "text-2",
+                );
                 Outcome::Completed {
-                    result: Some(format!("simulated result of {}", job.task_key)),
+                    result: Some(result),
                     usage,
                 }
             }

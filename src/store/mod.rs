@@ -123,6 +123,10 @@ enum Op {
     AppendEvent {
         json: Vec<u8>,
     },
+    PutMeta {
+        key: &'static str,
+        value: u64,
+    },
 }
 
 /// Writes that commit together or not at all.
@@ -211,6 +215,12 @@ impl Batch {
         self.ops.push(Op::RemoveLease {
             resource: resource.to_string(),
         });
+        self
+    }
+
+    /// A small engine setting kept across restarts (e.g. whether dispatching is paused).
+    pub fn put_meta(&mut self, key: &'static str, value: u64) -> &mut Self {
+        self.ops.push(Op::PutMeta { key, value });
         self
     }
 

@@ -62,6 +62,19 @@ pub fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> 
         .map(|v| v.value()))
 }
 
+/// A setting kept in the meta table (see `Batch::put_meta`).
+pub fn meta(txn: &ReadTransaction, key: &str) -> Result<Option<u64>, StoreError> {
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
+    Ok(meta
+        .get(key)
+        .map_err(StoreError::storage)?
+        .map(|v| v.value()))
+}
+
 pub fn session(txn: &ReadTransaction, id: SessionId) -> Result<Option<Session>, StoreError> {
     get(txn, SESSIONS, "session", id.as_u128())
 }
@@ -69,6 +82,17 @@ pub fn session(txn: &ReadTransaction, id: SessionId) -> Result<Option<Session>, 
 /// Every session, oldest first.
 pub fn sessions(txn: &ReadTransaction) -> Result<Vec<Session>, StoreError> {
     all(txn, SESSIONS, "session")
+}
+
+/// The newest `n` sessions (any status), newest first: ids are time-ordered.
+pub fn newest_sessions(txn: &ReadTransaction, n: usize) -> Result<Vec<Session>, StoreError> {
+    let table = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    for entry in table.iter().map_err(StoreError::storage)?.rev().take(n) {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        found.push(decode("session", json.value())?);
+    }
+    Ok(found)
 }
 
 /// The sessions in one status, oldest first, found through the status index.

@@ -5,7 +5,9 @@
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::tables::{AGENTS, CHECKPOINTS, EVENTS, LEASES, PLANS, SESSION_STATUS, SESSIONS, TASKS};
+use super::tables::{
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SESSION_STATUS, SESSIONS, TASKS,
+};
 use super::{Batch, Op, Receipt, StoreError};
 
 pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + Send>;
@@ -102,6 +104,7 @@ pub(super) struct WriteTables<'txn> {
     checkpoints: Table<'txn, (u128, u64), &'static [u8]>,
     leases: Table<'txn, &'static str, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
+    meta: Table<'txn, &'static str, u64>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -116,6 +119,7 @@ impl<'txn> WriteTables<'txn> {
             checkpoints: txn.open_table(CHECKPOINTS).map_err(open_error)?,
             leases: txn.open_table(LEASES).map_err(open_error)?,
             events: txn.open_table(EVENTS).map_err(open_error)?,
+            meta: txn.open_table(META).map_err(open_error)?,
         })
     }
 
@@ -181,6 +185,11 @@ impl<'txn> WriteTables<'txn> {
                         .map_err(StoreError::storage)?;
                     *next_seq += 1;
                     receipt.event_seqs.push(seq);
+                }
+                Op::PutMeta { key, value } => {
+                    self.meta
+                        .insert(*key, *value)
+                        .map_err(StoreError::storage)?;
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod approvals;
+mod observe;
 mod recovery;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +17,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::locking::TaskLocks;
 use super::routing::{self, Candidate};
 use super::runner::{Health, Job, Outcome, RemoteReport, Reporter, Runner};
-use super::{Command, EngineError, EngineEvent, EngineOptions, PlanView, Snapshot, TaskView};
+use super::view::Entry;
+use super::{Command, EngineError, EngineEvent, EngineOptions};
 use crate::domain::{
     Agent, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind,
     SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
@@ -40,6 +42,10 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     /// Why the engine stopped it, once it did.
     stopping: Option<SessionStatus>,
+    /// The newest thing it did.
+    last: Option<Entry>,
+    /// Usage reported while it runs (the outcome's usage replaces it).
+    live: crate::domain::Usage,
 }
 
 pub(super) struct Core {
@@ -71,6 +77,9 @@ pub(super) struct Core {
     next_probe: tokio::time::Instant,
     /// Permission requests waiting for the operator, by request id.
     approvals: HashMap<String, approvals::Pending>,
+    /// No new sessions start while set (durable, in the store's meta table).
+    paused: bool,
+    observed: observe::Observed,
 }
 
 /// One step's changes: committed together, then announced.
@@ -129,6 +138,10 @@ impl Core {
                 Some(report) = self.report_rx.recv() => match report {
                     RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
                     RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
+                    RemoteReport::Activity { session, entry } => {
+                        self.on_activity(session, entry);
+                        continue; // nothing durable changed: no dispatch round needed
+                    }
                 },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
@@ -168,6 +181,17 @@ impl Core {
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            Command::Transcript(session, reply) => {
+                let _ = reply.send(self.transcript(session));
+            }
+            Command::Pause(paused, reply) => {
+                let result = self.pause(paused).await;
+                let failed_on_store = matches!(result, Err(EngineError::Store(_)));
+                let _ = reply.send(result);
+                if failed_on_store {
+                    return Err(EngineError::Stopped);
+                }
             }
             Command::AddAgent(spec, reply) => {
                 let _ = reply.send(self.add_agent(*spec).await);
@@ -303,7 +327,7 @@ impl Core {
     /// Place as many ready tasks as agents and the global cap allow, in one durable step.
     async fn dispatch(&mut self) -> Result<(), EngineError> {
         let cap = self.options.max_parallel as usize;
-        if self.running.len() >= cap {
+        if self.paused || self.running.len() >= cap {
             return Ok(());
         }
         let now = Timestamp::now();
@@ -402,6 +426,7 @@ impl Core {
                 directory: state.plan.repo.clone(),
             };
             let task_id = task.id;
+            self.observed.latest.insert(task_id, session.id);
             for to in [
                 SessionStatus::Queued,
                 SessionStatus::Starting,
@@ -450,6 +475,8 @@ impl Core {
                     agent: index,
                     stop: None,
                     stopping: None,
+                    last: None,
+                    live: crate::domain::Usage::default(),
                 },
             ));
         }
@@ -608,6 +635,7 @@ impl Core {
             }
         }
         persist_changed_tasks(step, &state.graph, mark);
+        self.observed.ended(&run);
         if let Some(task) = run.session.task {
             for resource in self.locks.release(&task.to_string(), now) {
                 step.batch.remove_lease(&resource);
@@ -680,41 +708,6 @@ impl Core {
         };
         let _ = self.events.send(event);
         Ok(())
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        let plans = self
-            .plans
-            .values()
-            .map(|s| PlanView {
-                id: s.plan.id,
-                name: s.plan.name.clone(),
-                tasks: s
-                    .graph
-                    .topological_order()
-                    .into_iter()
-                    .map(|t| TaskView {
-                        id: t.id,
-                        key: t.key.clone(),
-                        status: t.status,
-                        attempts: t.attempts,
-                        needs: t.needs.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        Snapshot {
-            plans,
-            running: self.running.len(),
-            agents: self
-                .agents
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.removed[*i])
-                .map(|(_, a)| a.clone())
-                .collect(),
-            approvals: self.pending_approvals(),
-        }
     }
 
     /// Durable first, then announced.

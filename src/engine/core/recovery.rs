@@ -27,13 +27,15 @@ impl Core {
         options: EngineOptions,
         events: broadcast::Sender<EngineEvent>,
     ) -> Result<Self, EngineError> {
-        let (plans, tasks, sessions, leases) = store
+        let (plans, tasks, sessions, leases, paused, history) = store
             .read(|txn| {
                 Ok((
                     query::plans(txn)?,
                     query::tasks(txn)?,
                     active_sessions(txn)?,
                     query::leases(txn)?,
+                    query::meta(txn, super::observe::PAUSED_KEY)?.is_some_and(|v| v != 0),
+                    query::newest_sessions(txn, 600)?,
                 ))
             })
             .await?;
@@ -66,6 +68,8 @@ impl Core {
             // The first check comes soon after start, not in the middle of recovery.
             next_probe: first_probe,
             approvals: HashMap::new(),
+            paused,
+            observed: super::observe::Observed::default(),
         };
         let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
         for task in tasks {
@@ -76,6 +80,13 @@ impl Core {
             let graph = TaskGraph::from_tasks(by_plan.remove(&plan.id).unwrap_or_default())?;
             core.insert_plan(plan, graph, now);
         }
+        core.observed = super::observe::Observed::with_history(history, |session| {
+            session
+                .task
+                .and_then(|t| core.task_index.get(&t))
+                .map(|(_, key)| key.clone())
+                .unwrap_or_default()
+        });
         let mut step = Step::default();
         let mut settled = 0;
         let mut reopened = 0;
@@ -194,6 +205,8 @@ impl Core {
                 agent: index,
                 stop: Some(stop),
                 stopping: None,
+                last: None,
+                live: crate::domain::Usage::default(),
             },
         ))
     }

@@ -1,0 +1,209 @@
+//! What front ends see: the snapshot, running sessions' activity and transcripts, the newest
+//! ended sessions, and pausing. Activity is not durable (the transcript lives on the session's
+//! server); everything else here is derived from durable state.
+
+use std::collections::VecDeque;
+
+use super::{Core, Running, Step};
+use crate::domain::{Session, SessionId, TaskId};
+use crate::engine::view::{
+    Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
+};
+use crate::engine::{EngineError, EngineEvent};
+
+/// Ended sessions kept for front ends.
+const RECENT: usize = 500;
+/// Transcript entries kept per session.
+const TRANSCRIPT: usize = 400;
+/// Ended sessions whose transcripts are kept.
+const RECENT_TRANSCRIPTS: usize = 64;
+/// The meta record that keeps the paused flag across restarts.
+pub(super) const PAUSED_KEY: &str = "engine_paused";
+
+/// What the engine remembers for front ends beyond its durable state.
+#[derive(Default)]
+pub(super) struct Observed {
+    /// Newest first.
+    recent: VecDeque<SessionView>,
+    transcripts: std::collections::HashMap<SessionId, VecDeque<Entry>>,
+    /// Sessions whose transcripts outlived them, oldest first.
+    ended: VecDeque<SessionId>,
+    /// Usage of ended sessions.
+    usage: crate::domain::Usage,
+    /// Each task's newest session.
+    pub(super) latest: std::collections::HashMap<TaskId, SessionId>,
+}
+
+impl Observed {
+    /// Sessions a previous engine ran, newest first, for the sessions table after a restart.
+    pub(super) fn with_history(
+        history: Vec<Session>,
+        task_key: impl Fn(&Session) -> String,
+    ) -> Self {
+        let mut observed = Self::default();
+        for session in history.into_iter().filter(|s| !s.is_active()).take(RECENT) {
+            observed.usage += session.usage;
+            if let Some(task) = session.task {
+                observed.latest.entry(task).or_insert(session.id);
+            }
+            observed.recent.push_back(SessionView {
+                task: task_key(&session),
+                session,
+                last: None,
+            });
+        }
+        observed
+    }
+
+    /// A run has ended: keep it among the recent, with its transcript for a while.
+    pub(super) fn ended(&mut self, run: &Running) {
+        self.usage += run.session.usage;
+        self.recent.push_front(SessionView {
+            session: run.session.clone(),
+            task: run.key.clone(),
+            last: run.last.clone(),
+        });
+        self.recent.truncate(RECENT);
+        self.ended.push_back(run.session.id);
+        while self.ended.len() > RECENT_TRANSCRIPTS {
+            if let Some(old) = self.ended.pop_front() {
+                self.transcripts.remove(&old);
+            }
+        }
+    }
+}
+
+impl Core {
+    /// A running (or just ended) session did something: keep it for the transcript and
+    /// announce it.
+    pub(super) fn on_activity(&mut self, session: SessionId, entry: Entry) {
+        if let Some(run) = self.running.get_mut(&session) {
+            if let Activity::Step { usage } = &entry.activity {
+                run.live = *usage;
+            }
+            run.last = Some(entry.clone());
+        } else if let Some(ended) = self
+            .observed
+            .recent
+            .iter_mut()
+            .take(RECENT_TRANSCRIPTS)
+            .find(|v| v.session.id == session)
+        {
+            // Its last words can arrive just after its outcome.
+            ended.last = Some(entry.clone());
+        } else {
+            return;
+        }
+        let transcript = self.observed.transcripts.entry(session).or_default();
+        let earlier = entry.part.as_ref().and_then(|part| {
+            transcript
+                .iter_mut()
+                .rev()
+                .find(|e| e.part.as_ref() == Some(part))
+        });
+        match earlier {
+            Some(slot) => *slot = entry.clone(),
+            None => {
+                transcript.push_back(entry.clone());
+                if transcript.len() > TRANSCRIPT {
+                    transcript.pop_front();
+                }
+            }
+        }
+        let _ = self.events.send(EngineEvent::Activity { session, entry });
+    }
+
+    pub(super) fn transcript(&self, session: SessionId) -> Vec<Entry> {
+        self.observed
+            .transcripts
+            .get(&session)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Pause or resume dispatching, durably.
+    pub(super) async fn pause(&mut self, paused: bool) -> Result<(), EngineError> {
+        if self.paused == paused {
+            return Ok(());
+        }
+        let mut step = Step::default();
+        step.batch.put_meta(PAUSED_KEY, u64::from(paused));
+        step.events.push(EngineEvent::Paused { paused });
+        self.commit(step).await?;
+        self.paused = paused;
+        tracing::info!(
+            paused,
+            "dispatching {}",
+            if paused { "paused" } else { "resumed" }
+        );
+        Ok(())
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let plans = self
+            .plans
+            .values()
+            .map(|s| PlanView {
+                id: s.plan.id,
+                name: s.plan.name.clone(),
+                repo: s.plan.repo.clone(),
+                tasks: s
+                    .graph
+                    .topological_order()
+                    .into_iter()
+                    .map(|t| TaskView {
+                        id: t.id,
+                        key: t.key.clone(),
+                        status: t.status,
+                        attempts: t.attempts,
+                        needs: t.needs.clone(),
+                        capabilities: t.capabilities.iter().cloned().collect(),
+                        session: self.observed.latest.get(&t.id).copied(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut running: Vec<&Running> = self.running.values().collect();
+        running.sort_by_key(|r| std::cmp::Reverse(r.session.id));
+        let mut usage = self.observed.usage;
+        let mut sessions = Vec::with_capacity(running.len() + self.observed.recent.len());
+        for run in running {
+            let mut session = run.session.clone();
+            session.usage += run.live;
+            usage += run.live;
+            sessions.push(SessionView {
+                session,
+                task: run.key.clone(),
+                last: run.last.clone(),
+            });
+        }
+        sessions.extend(self.observed.recent.iter().cloned());
+        Snapshot {
+            paused: self.paused,
+            plans,
+            sessions,
+            running: self.running.len(),
+            agents: self
+                .agents
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.removed[*i])
+                .map(|(_, a)| a.clone())
+                .collect(),
+            approvals: self
+                .pending_approvals()
+                .into_iter()
+                .map(|(session, ask)| ApprovalView {
+                    task: self
+                        .running
+                        .get(&session)
+                        .map(|r| r.key.clone())
+                        .unwrap_or_default(),
+                    session,
+                    ask,
+                })
+                .collect(),
+            usage,
+        }
+    }
+}
