@@ -69,6 +69,7 @@ fn agents(count: usize, slots: u32, duration: SignedDuration) -> Vec<AgentSpec> 
                     duration,
                     failure_rate: 0.0,
                     seed: 1,
+                    ask_rate: 0.0,
                 },
             }),
         })

@@ -35,7 +35,22 @@ pub const ENV_PREFIX: &str = "OCIO_";
 pub struct Config {
     pub engine: EngineConfig,
     pub log: LogConfig,
+    pub ui: UiConfig,
     pub agents: Vec<AgentConfig>,
+}
+
+/// `[ui]`: the control room's look and keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// A theme from `themes/` or `$XDG_CONFIG_HOME/ocio/themes/<name>.toml`; by default
+    /// `industrial`, or `ansi16` on a 16-colour terminal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
+    /// Key bindings by action (`quit = ["q", "ctrl-c"]`); an action listed here loses its
+    /// default keys. `?` in the control room lists the actions.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[engine]`: how the orchestrator schedules work.
@@ -142,6 +157,10 @@ pub struct AgentConfig {
     /// simulated: the random seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// simulated: the share of sessions that ask for a permission outside their directory
+    /// once (to try approval policies and the approvals pane), 0.0 to 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_rate: Option<f64>,
 }
 
 fn default_max_concurrent() -> u32 {
@@ -165,6 +184,7 @@ pub struct SimulationConfig {
     pub duration: SignedDuration,
     pub failure_rate: f64,
     pub seed: u64,
+    pub ask_rate: f64,
 }
 
 impl AgentConfig {
@@ -191,6 +211,7 @@ impl AgentConfig {
             duration: self.duration.unwrap_or(DEFAULT_SIM_DURATION),
             failure_rate: self.failure_rate.unwrap_or(0.0),
             seed: self.seed.unwrap_or(0),
+            ask_rate: self.ask_rate.unwrap_or(0.0),
         })
     }
 }

@@ -24,6 +24,7 @@ fn sim_agent(name: &str, max: u32, caps: &[&str], millis: i64, failure_rate: f64
         duration: SignedDuration::from_millis(millis),
         failure_rate,
         seed: 1,
+        ask_rate: 0.0,
     };
     AgentSpec {
         agent,

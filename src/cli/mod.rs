@@ -2,6 +2,8 @@
 //! the command. Maps every failure to a clear message on stderr and a meaningful exit code.
 
 mod check;
+mod demo;
+mod room;
 mod run;
 mod status;
 
@@ -75,6 +77,9 @@ enum Command {
         /// The plan file (TOML; see README)
         plan: PathBuf,
     },
+    /// The control room on simulated agents running a demo plan, in a scratch repository and
+    /// database (your own state is not touched)
+    Demo,
     /// Print a shell completion script to stdout
     Completions {
         #[arg(value_enum)]
@@ -189,16 +194,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Status { json }) => status::run(&context, json),
         Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
         Some(Command::Run { plan }) => run::run(&context, &plan),
+        Some(Command::Demo) => demo::run(&context),
         Some(Command::Completions { .. }) => Ok(()),
         None if cli.headless => Err(Failure::usage(
             "--headless runs the engine, which is not part of this build yet; `ocio status` reads the database",
         )),
-        None => {
-            status::run(&context, false)?;
-            eprintln!(
-                "\nThe interactive control room is not part of this build yet; this is `ocio status`. See README.md."
-            );
-            Ok(())
-        }
+        None => room::run(&context),
     }
 }

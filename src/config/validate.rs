@@ -109,6 +109,7 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
                 ("duration", agent.duration.is_some()),
                 ("failure_rate", agent.failure_rate.is_some()),
                 ("seed", agent.seed.is_some()),
+                ("ask_rate", agent.ask_rate.is_some()),
             ];
             if let Some((key, _)) = simulated_only.iter().find(|(_, given)| *given) {
                 return Err(wrong_kind(key, "simulated", "simulated"));
@@ -183,13 +184,18 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
             if let Some((key, _)) = opencode_only.iter().find(|(_, given)| *given) {
                 return Err(wrong_kind(key, "opencode", "opencode"));
             }
-            if let Some(rate) = agent.failure_rate
-                && !(0.0..=1.0).contains(&rate)
-            {
-                return Err(problem(
-                    at("failure_rate"),
-                    format!("failure_rate {rate} is out of range; use a number from 0.0 to 1.0"),
-                ));
+            for (key, rate) in [
+                ("failure_rate", agent.failure_rate),
+                ("ask_rate", agent.ask_rate),
+            ] {
+                if let Some(rate) = rate
+                    && !(0.0..=1.0).contains(&rate)
+                {
+                    return Err(problem(
+                        at(key),
+                        format!("{key} {rate} is out of range; use a number from 0.0 to 1.0"),
+                    ));
+                }
             }
             if let Some(duration) = agent.duration
                 && !duration.is_positive()

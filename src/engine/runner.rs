@@ -152,7 +152,8 @@ pub trait Runner: Send + Sync {
 }
 
 /// The in-process simulator: a run takes `duration` and fails for a deterministic share of
-/// attempts (by seed, task and attempt), for dry runs, demos and scale tests.
+/// attempts (by seed, task and attempt), for dry runs, demos and scale tests. A share of runs
+/// (`ask_rate`) asks once for a permission outside its directory, as a real session might.
 #[derive(Debug, Clone)]
 pub struct Simulated {
     pub config: SimulationConfig,
@@ -161,26 +162,40 @@ pub struct Simulated {
 impl Simulated {
     /// Whether this attempt fails: a stable hash of (seed, task, attempt) against the rate.
     pub fn fails(&self, task_key: &str, attempt: u32) -> bool {
-        if self.config.failure_rate <= 0.0 {
-            return false;
-        }
+        self.config.failure_rate > 0.0 && self.roll(0, task_key, attempt) < self.config.failure_rate
+    }
+
+    /// Whether this attempt asks for a permission outside its directory once.
+    pub fn asks(&self, task_key: &str, attempt: u32) -> bool {
+        self.config.ask_rate > 0.0 && self.roll(1, task_key, attempt) < self.config.ask_rate
+    }
+
+    /// A stable fraction in [0, 1) for (seed, salt, task, attempt).
+    fn roll(&self, salt: u8, task_key: &str, attempt: u32) -> f64 {
         // FNV-1a: stable across runs and platforms, unlike std's RandomState.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         let seed = self.config.seed.to_le_bytes();
         let attempt = attempt.to_le_bytes();
-        for byte in seed.iter().chain(task_key.as_bytes()).chain(attempt.iter()) {
+        let salt = [salt];
+        let salted: &[u8] = if salt[0] == 0 { &[] } else { &salt };
+        for byte in seed
+            .iter()
+            .chain(salted)
+            .chain(task_key.as_bytes())
+            .chain(attempt.iter())
+        {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
         // Top 53 bits as a fraction in [0, 1).
-        let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
-        fraction < self.config.failure_rate
+        (hash >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
 impl Runner for Simulated {
     fn run(&self, job: Job, mut stop: oneshot::Receiver<()>) -> RunFuture {
         let fails = self.fails(&job.task_key, job.attempt);
+        let asks = self.asks(&job.task_key, job.attempt);
         let duration = self.config.duration;
         Box::pin(async move {
             let usage = Usage {
@@ -201,6 +216,34 @@ impl Runner for Simulated {
                 },
                 "text-1",
             );
+            if asks {
+                tokio::select! {
+                    () = tokio::time::sleep(beat / 2) => {}
+                    _ = &mut stop => return Outcome::Stopped,
+                }
+                let ask = Ask {
+                    id: format!("sim-{}", job.session),
+                    permission: "external_directory".into(),
+                    patterns: vec!["/var/cache/ocio-sim/*".into()],
+                };
+                let answer = tokio::select! {
+                    answer = job.reporter.permission(job.session, ask) => answer,
+                    _ = &mut stop => return Outcome::Stopped,
+                };
+                let status = match answer {
+                    None => return Outcome::Stopped,
+                    Some(Decision::Reject) => "error",
+                    Some(_) => "completed",
+                };
+                report(
+                    Activity::Tool {
+                        tool: "bash".into(),
+                        status: status.into(),
+                        title: "ls /var/cache/ocio-sim".into(),
+                    },
+                    "tool-0",
+                );
+            }
             for (n, status) in ["running", "completed"].into_iter().enumerate() {
                 tokio::select! {
                     () = tokio::time::sleep(beat) => {}
@@ -267,6 +310,7 @@ mod tests {
                 duration: SignedDuration::ZERO,
                 failure_rate: rate,
                 seed,
+                ask_rate: 0.0,
             },
         }
     }
@@ -288,6 +332,7 @@ mod tests {
                 duration: SignedDuration::from_secs(60),
                 failure_rate: 0.0,
                 seed: 0,
+                ask_rate: 0.0,
             },
         };
         let (tx, rx) = oneshot::channel();

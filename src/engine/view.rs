@@ -29,7 +29,7 @@ pub struct Snapshot {
 }
 
 /// A plan's tasks, in topological order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
     pub id: PlanId,
     pub name: String,
@@ -37,7 +37,7 @@ pub struct PlanView {
     pub tasks: Vec<TaskView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
     pub id: TaskId,
     pub key: String,

@@ -1,0 +1,532 @@
+//! The control room's state machine: messages in (keys, mouse, engine events, replies), effects
+//! out (requests to the engine, quit). No terminal and no engine here, so tests drive it
+//! directly and render it to a test backend.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use super::keymap::{Action, Keymap};
+use super::panes::{Cursor, Panes};
+use super::theme::Theme;
+use super::view::View;
+use crate::domain::{AgentStatus, SessionId, TaskId};
+use crate::engine::EngineEvent;
+use crate::engine::approval::Decision;
+use crate::engine::view::{Entry, Snapshot};
+
+/// What reaches the app, in order.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize,
+    Engine(EngineEvent),
+    /// Events were missed: the next snapshot catches up.
+    Lagged(u64),
+    Snapshot(Box<Snapshot>),
+    Transcript(SessionId, Vec<Entry>),
+    /// A request finished: what it was and how it went.
+    Reply(String, Result<String, String>),
+    /// About once a second.
+    Tick,
+    /// SIGTERM / SIGHUP: leave now.
+    Signal(&'static str),
+    /// The engine (or the engine this room is attached to) went away.
+    EngineGone(String),
+}
+
+/// What the app asks of the world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Request(Request),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Snapshot,
+    Transcript(SessionId),
+    Submit(PathBuf),
+    Prompt(String),
+    Cancel(TaskId, String),
+    Retry(TaskId, String),
+    Approve(String, Decision),
+    Pause(bool),
+    Drain(String, bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Sessions,
+    Agents,
+    Tasks,
+    Events,
+    Approvals,
+}
+
+pub const PANES: [Pane; 5] = [
+    Pane::Sessions,
+    Pane::Agents,
+    Pane::Tasks,
+    Pane::Approvals,
+    Pane::Events,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing the sessions filter.
+    Filter,
+    /// The `:` command line.
+    Palette(String),
+    /// The `n` dialog: a prompt for a one-task plan.
+    NewTask(String),
+    Help,
+    /// The selected session, full screen.
+    Detail(SessionId),
+    /// Quit while work runs?
+    ConfirmQuit,
+}
+
+/// A short message at the bottom: what a command did.
+#[derive(Debug, Clone)]
+pub struct Toast {
+    pub text: String,
+    pub error: bool,
+    pub at: Instant,
+}
+
+pub struct App {
+    pub view: View,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub mode: Mode,
+    pub focus: Pane,
+    pub panes: Panes,
+    pub toast: Option<Toast>,
+    /// Where the engine runs: `None` in this process, else what this room is attached to.
+    pub attached: Option<String>,
+    /// Shown on the empty sessions pane until an agent exists.
+    pub onboarding: Vec<String>,
+    quit: bool,
+}
+
+impl App {
+    pub fn new(theme: Theme, keymap: Keymap) -> Self {
+        Self {
+            view: View::default(),
+            theme,
+            keymap,
+            mode: Mode::Normal,
+            focus: Pane::Sessions,
+            panes: Panes::default(),
+            toast: None,
+            attached: None,
+            onboarding: Vec::new(),
+            quit: false,
+        }
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
+            Msg::Key(_) | Msg::Resize => Vec::new(),
+            Msg::Mouse(mouse) => self.mouse(mouse),
+            Msg::Engine(event) => {
+                self.view.apply(&event);
+                if self.view.wants_snapshot {
+                    return vec![Effect::Request(Request::Snapshot)];
+                }
+                Vec::new()
+            }
+            Msg::Lagged(n) => {
+                self.view.log(
+                    jiff::Timestamp::now(),
+                    "engine",
+                    format!("{n} events missed; catching up"),
+                );
+                vec![Effect::Request(Request::Snapshot)]
+            }
+            Msg::Snapshot(snapshot) => {
+                self.view.apply_snapshot(*snapshot);
+                Vec::new()
+            }
+            Msg::Transcript(id, entries) => {
+                self.view.transcript = Some((id, entries));
+                self.view.generation += 1;
+                Vec::new()
+            }
+            Msg::Reply(what, result) => {
+                let (text, error) = match result {
+                    Ok(done) => (format!("{what}: {done}"), false),
+                    Err(e) => (format!("{what}: {e}"), true),
+                };
+                self.toast(text, error);
+                vec![Effect::Request(Request::Snapshot)]
+            }
+            Msg::Tick => {
+                self.view.sample_load();
+                if self
+                    .toast
+                    .as_ref()
+                    .is_some_and(|t| t.at.elapsed().as_secs() >= 6)
+                {
+                    self.toast = None;
+                }
+                vec![Effect::Request(Request::Snapshot)]
+            }
+            Msg::Signal(name) => {
+                tracing::info!(signal = name, "leaving the control room on a signal");
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Msg::EngineGone(why) => {
+                self.toast(format!("the engine stopped: {why}"), true);
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+        }
+    }
+
+    pub fn toast(&mut self, text: String, error: bool) {
+        self.toast = Some(Toast {
+            text,
+            error,
+            at: Instant::now(),
+        });
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match self.mode.clone() {
+            Mode::Filter => {
+                match key.code {
+                    KeyCode::Enter => self.mode = Mode::Normal,
+                    KeyCode::Esc => {
+                        self.panes.filter.clear();
+                        self.mode = Mode::Normal;
+                    }
+                    KeyCode::Backspace => {
+                        self.panes.filter.pop();
+                    }
+                    KeyCode::Char(c) => self.panes.filter.push(c),
+                    _ => {}
+                }
+                self.panes.sessions = Cursor::default();
+                self.view.generation += 1;
+                Vec::new()
+            }
+            Mode::Palette(text) | Mode::NewTask(text) => self.input(key, text),
+            Mode::Help => {
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Mode::ConfirmQuit => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.quit = true;
+                    vec![Effect::Quit]
+                }
+                _ => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+            },
+            Mode::Detail(_) => match self.keymap.action(&key) {
+                Some(Action::Back) | Some(Action::Open) => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                Some(Action::Quit) => self.ask_quit(),
+                Some(Action::Up) => {
+                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_add(1);
+                    Vec::new()
+                }
+                Some(Action::Down) => {
+                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_sub(1);
+                    Vec::new()
+                }
+                Some(Action::Top) => {
+                    self.panes.detail_scroll = usize::MAX / 2;
+                    Vec::new()
+                }
+                Some(Action::Bottom) => {
+                    self.panes.detail_scroll = 0;
+                    Vec::new()
+                }
+                Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+                _ => Vec::new(),
+            },
+            Mode::Normal => match self.keymap.action(&key) {
+                Some(action) => self.action(action),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    fn input(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
+        let palette = matches!(self.mode, Mode::Palette(_));
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                return Vec::new();
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                let text = text.trim().to_string();
+                if text.is_empty() {
+                    return Vec::new();
+                }
+                if !palette {
+                    return vec![Effect::Request(Request::Prompt(text))];
+                }
+                return match super::palette::parse(&text) {
+                    Ok(super::palette::Command::Quit) => self.ask_quit(),
+                    Ok(super::palette::Command::Request(request)) => {
+                        self.resolve(request).into_iter().collect()
+                    }
+                    Err(e) => {
+                        self.toast(e, true);
+                        Vec::new()
+                    }
+                };
+            }
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) => text.push(c),
+            _ => {}
+        }
+        self.mode = if palette {
+            Mode::Palette(text)
+        } else {
+            Mode::NewTask(text)
+        };
+        Vec::new()
+    }
+
+    /// Palette commands name tasks by key (`plan/task` or `task`): find their ids.
+    fn resolve(&mut self, request: super::palette::Named) -> Option<Effect> {
+        use super::palette::Named;
+        let task = |app: &mut Self, name: &str| {
+            let found = app.find_task(name);
+            if found.is_none() {
+                app.toast(
+                    format!("no task {name:?}; name it as plan/task or task"),
+                    true,
+                );
+            }
+            found
+        };
+        let request = match request {
+            Named::Ready(request) => request,
+            Named::Cancel(name) => {
+                let id = task(self, &name)?;
+                Request::Cancel(id, name)
+            }
+            Named::Retry(name) => {
+                let id = task(self, &name)?;
+                Request::Retry(id, name)
+            }
+        };
+        Some(Effect::Request(request))
+    }
+
+    fn find_task(&self, name: &str) -> Option<TaskId> {
+        let (plan, key) = match name.rsplit_once('/') {
+            Some((plan, key)) => (Some(plan), key),
+            None => (None, name),
+        };
+        self.view
+            .plans
+            .iter()
+            .rev()
+            .filter(|p| plan.is_none_or(|n| p.name == n))
+            .flat_map(|p| p.tasks.iter())
+            .find(|t| t.key == key)
+            .map(|t| t.id)
+    }
+
+    fn ask_quit(&mut self) -> Vec<Effect> {
+        if self.view.running() > 0 && self.attached.is_none() {
+            self.mode = Mode::ConfirmQuit;
+            Vec::new()
+        } else {
+            self.quit = true;
+            vec![Effect::Quit]
+        }
+    }
+
+    fn action(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => return self.ask_quit(),
+            Action::Help => self.mode = Mode::Help,
+            Action::NextPane | Action::PrevPane => {
+                let at = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let step = if action == Action::NextPane {
+                    1
+                } else {
+                    PANES.len() - 1
+                };
+                self.focus = PANES[(at + step) % PANES.len()];
+            }
+            Action::Up
+            | Action::Down
+            | Action::Top
+            | Action::Bottom
+            | Action::PageUp
+            | Action::PageDown => self.panes.move_cursor(self.focus, action, &self.view),
+            Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
+            Action::Graph => self.panes.graph = !self.panes.graph,
+            Action::Open => return self.open(),
+            Action::Back => {
+                if !self.panes.filter.is_empty() {
+                    self.panes.filter.clear();
+                    self.view.generation += 1;
+                }
+            }
+            Action::Filter => {
+                self.focus = Pane::Sessions;
+                self.mode = Mode::Filter;
+            }
+            Action::Palette => self.mode = Mode::Palette(String::new()),
+            Action::NewTask => self.mode = Mode::NewTask(String::new()),
+            Action::Sort => {
+                self.panes.sort = self.panes.sort.next();
+                self.view.generation += 1;
+            }
+            Action::Pause => return vec![Effect::Request(Request::Pause(!self.view.paused))],
+            Action::Cancel | Action::Retry => return self.on_task(action),
+            Action::Drain => {
+                if let Some(agent) = self.panes.selected_agent(&self.view) {
+                    let drain = agent.status != AgentStatus::Draining;
+                    return vec![Effect::Request(Request::Drain(
+                        agent.name.to_string(),
+                        drain,
+                    ))];
+                }
+            }
+            Action::ApproveOnce | Action::ApproveAlways | Action::Reject => {
+                let decision = match action {
+                    Action::ApproveOnce => Decision::Once,
+                    Action::ApproveAlways => Decision::Always,
+                    _ => Decision::Reject,
+                };
+                let index = self.panes.approvals.selected;
+                if let Some(request) = self.view.approvals.get(index) {
+                    let id = request.ask.id.clone();
+                    self.view.approvals.remove(index);
+                    self.view.generation += 1;
+                    return vec![Effect::Request(Request::Approve(id, decision))];
+                }
+                self.toast("no permission request is waiting".into(), false);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Cancel or retry the task behind the selection (session or task).
+    fn on_task(&mut self, action: Action) -> Vec<Effect> {
+        let target = match (&self.mode, self.focus) {
+            (Mode::Detail(id), _) => self.task_of_session(*id),
+            (_, Pane::Sessions) => self
+                .panes
+                .selected_session(&self.view)
+                .and_then(|s| self.task_of_session(s.session.id)),
+            (_, Pane::Tasks) => self.panes.selected_task(&self.view),
+            _ => None,
+        };
+        let Some((id, name)) = target else {
+            self.toast("select a session or a task first".into(), false);
+            return Vec::new();
+        };
+        let request = if action == Action::Cancel {
+            Request::Cancel(id, name)
+        } else {
+            Request::Retry(id, name)
+        };
+        vec![Effect::Request(request)]
+    }
+
+    fn task_of_session(&self, id: SessionId) -> Option<(TaskId, String)> {
+        let view = self.view.sessions.iter().find(|s| s.session.id == id)?;
+        Some((view.session.task?, view.task.clone()))
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        let session = match self.focus {
+            Pane::Sessions => self
+                .panes
+                .selected_session(&self.view)
+                .map(|s| s.session.id),
+            Pane::Tasks => self
+                .panes
+                .selected_task(&self.view)
+                .and_then(|(id, _)| {
+                    self.view
+                        .plans
+                        .iter()
+                        .flat_map(|p| &p.tasks)
+                        .find(|t| t.id == id)
+                })
+                .and_then(|t| t.session),
+            Pane::Approvals => self
+                .view
+                .approvals
+                .get(self.panes.approvals.selected)
+                .map(|a| a.session),
+            _ => None,
+        };
+        let Some(id) = session else {
+            return Vec::new();
+        };
+        self.mode = Mode::Detail(id);
+        self.panes.detail_scroll = 0;
+        self.view.transcript = Some((id, Vec::new()));
+        vec![Effect::Request(Request::Transcript(id))]
+    }
+
+    fn mouse(&mut self, mouse: MouseEvent) -> Vec<Effect> {
+        if self.mode != Mode::Normal {
+            return Vec::new();
+        }
+        let at = Position::new(mouse.column, mouse.row);
+        let hit = self
+            .panes
+            .areas
+            .iter()
+            .find(|(_, r)| r.contains(at))
+            .map(|(p, r)| (*p, *r));
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some((pane, area)) = hit {
+                    self.focus = pane;
+                    self.panes.click(pane, area, at, &self.view);
+                }
+            }
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                if let Some((pane, _)) = hit {
+                    self.focus = pane;
+                    let action = if mouse.kind == MouseEventKind::ScrollDown {
+                        Action::Down
+                    } else {
+                        Action::Up
+                    };
+                    self.panes.move_cursor(pane, action, &self.view);
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Where each pane was drawn, for mouse hits (set by the renderer).
+    pub fn set_areas(&mut self, areas: Vec<(Pane, Rect)>) {
+        self.panes.areas = areas;
+    }
+}

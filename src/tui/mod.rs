@@ -1,0 +1,181 @@
+//! The control room: an interactive terminal UI over an engine (hosted in this process or
+//! attached to through the control socket). The UI thread owns the [`App`] and draws from its
+//! own view; engine events, input, ticks and replies arrive as messages on one channel, and
+//! every batch of messages is followed by at most one frame.
+
+pub mod app;
+pub mod keymap;
+pub mod link;
+pub mod palette;
+pub mod panes;
+pub mod terminal;
+pub mod theme;
+pub mod ui;
+pub mod view;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use crossterm::event::{self, Event};
+
+pub use app::{App, Effect, Msg};
+pub use link::Link;
+
+/// Everything the control room needs besides the engine.
+pub struct Setup {
+    pub theme: theme::Theme,
+    pub keymap: keymap::Keymap,
+    /// Where plan paths typed in the palette are relative to, and where prompts work.
+    pub cwd: PathBuf,
+    /// `Some(socket)` when attached to an engine in another process.
+    pub attached: Option<String>,
+    /// Shown while no agent is configured.
+    pub onboarding: Vec<String>,
+}
+
+/// How the control room ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The operator quit.
+    Quit,
+    /// SIGTERM or SIGHUP.
+    Signal,
+    /// The engine went away under it.
+    EngineGone,
+}
+
+/// Run the control room on this thread until the operator quits. `runtime` runs the engine
+/// side (requests, event forwarding, signals).
+pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::io::Result<Exit> {
+    let (tx, rx) = channel::<Msg>();
+    let mut app = App::new(setup.theme, setup.keymap);
+    app.attached = setup.attached;
+    app.onboarding = setup.onboarding;
+    link.follow(runtime, tx.clone());
+    let requests = link.worker(runtime, tx.clone(), setup.cwd);
+    requests.send(app::Request::Snapshot);
+    spawn_signals(runtime, tx.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop.clone());
+    let ticker = spawn_ticker(tx, stop.clone());
+
+    let (mut terminal, guard) = terminal::TerminalGuard::enter()?;
+    let result = event_loop(&mut terminal, &mut app, &rx, &requests);
+    stop.store(true, Ordering::SeqCst);
+    drop(guard);
+    let _ = input.join();
+    let _ = ticker.join();
+    result
+}
+
+fn event_loop(
+    terminal: &mut terminal::Term,
+    app: &mut App,
+    rx: &Receiver<Msg>,
+    requests: &link::Requests,
+) -> std::io::Result<Exit> {
+    terminal.draw(|frame| ui::draw(frame, app))?;
+    let mut exit = Exit::Quit;
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(Exit::EngineGone),
+        };
+        // Everything that is waiting, then one frame: a burst of events costs one draw.
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        for msg in batch {
+            match &msg {
+                Msg::Signal(_) => exit = Exit::Signal,
+                Msg::EngineGone(_) => exit = Exit::EngineGone,
+                _ => {}
+            }
+            for effect in app.update(msg) {
+                match effect {
+                    Effect::Request(request) => requests.send(request),
+                    Effect::Quit => {}
+                }
+            }
+        }
+        if app.should_quit() {
+            return Ok(exit);
+        }
+        terminal.draw(|frame| ui::draw(frame, app))?;
+    }
+}
+
+/// Keys, mouse and resizes, read on their own thread (crossterm's read blocks).
+fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the terminal");
+                    let _ = tx.send(Msg::Signal("terminal gone"));
+                    break;
+                }
+            }
+            let msg = match event::read() {
+                Ok(Event::Key(key)) => Msg::Key(key),
+                Ok(Event::Mouse(mouse)) => Msg::Mouse(mouse),
+                Ok(Event::Resize(..)) => Msg::Resize,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the terminal");
+                    let _ = tx.send(Msg::Signal("terminal gone"));
+                    break;
+                }
+            };
+            if tx.send(msg).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn spawn_ticker(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut slept = Duration::ZERO;
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            slept += Duration::from_millis(100);
+            if slept >= Duration::from_secs(1) {
+                slept = Duration::ZERO;
+                if tx.send(Msg::Tick).is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// SIGTERM and SIGHUP (an ssh drop) leave the control room cleanly; the terminal is restored
+/// by the guard on the way out.
+fn spawn_signals(runtime: &tokio::runtime::Handle, tx: Sender<Msg>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    runtime.spawn(async move {
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::warn!("cannot listen for SIGTERM/SIGHUP");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        };
+        let _ = tx.send(Msg::Signal(name));
+    });
+}

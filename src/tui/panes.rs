@@ -1,0 +1,280 @@
+//! Where the operator is in each pane: cursors, the sessions' sort and filter (with the ordering
+//! cached until the view changes), the task tree's state, and where panes were drawn.
+
+use std::cmp::Reverse;
+
+use ratatui::layout::{Position, Rect};
+use tui_tree_widget::{TreeItem, TreeState};
+
+use super::app::Pane;
+use super::keymap::Action;
+use super::view::View;
+use crate::domain::{Agent, Lifecycle, TaskId};
+use crate::engine::view::SessionView;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub selected: usize,
+    /// First row drawn.
+    pub offset: usize,
+}
+
+impl Cursor {
+    fn step(&mut self, action: Action, len: usize, page: usize) {
+        let last = len.saturating_sub(1);
+        self.selected = match action {
+            Action::Up => self.selected.saturating_sub(1),
+            Action::Down => (self.selected + 1).min(last),
+            Action::Top => 0,
+            Action::Bottom => last,
+            Action::PageUp => self.selected.saturating_sub(page.max(1)),
+            Action::PageDown => (self.selected + page.max(1)).min(last),
+            _ => self.selected,
+        };
+    }
+
+    /// Keep the selection inside `len` rows and visible in a window of `height` rows.
+    pub fn fit(&mut self, len: usize, height: usize) {
+        self.selected = self.selected.min(len.saturating_sub(1));
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if height > 0 && self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(len.saturating_sub(height.max(1)));
+    }
+}
+
+/// The sessions table's order.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Running first, newest first (the engine's order).
+    #[default]
+    Newest,
+    State,
+    Task,
+    Agent,
+    Tokens,
+}
+
+impl Sort {
+    pub fn next(self) -> Self {
+        match self {
+            Sort::Newest => Sort::State,
+            Sort::State => Sort::Task,
+            Sort::Task => Sort::Agent,
+            Sort::Agent => Sort::Tokens,
+            Sort::Tokens => Sort::Newest,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Newest => "newest",
+            Sort::State => "state",
+            Sort::Task => "task",
+            Sort::Agent => "agent",
+            Sort::Tokens => "tokens",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Panes {
+    pub sessions: Cursor,
+    pub agents: Cursor,
+    pub approvals: Cursor,
+    /// Lines up from the newest event (0: follow the newest).
+    pub events_scroll: usize,
+    pub detail_scroll: usize,
+    pub sort: Sort,
+    pub filter: String,
+    pub tree: TreeState<String>,
+    pub tree_items: Vec<TreeItem<'static, String>>,
+    /// The plans generation the tree was built from.
+    pub tree_built: Option<u64>,
+    /// Each task's path in the tree (plan id, then task ids), by task id.
+    pub task_paths: std::collections::HashMap<String, Vec<String>>,
+    /// Plans whose tree has been opened once.
+    pub opened: std::collections::HashSet<String>,
+    /// Dependency graph instead of the tree.
+    pub graph: bool,
+    /// Where each pane was last drawn.
+    pub areas: Vec<(Pane, Rect)>,
+    /// Rows the sessions table showed last time.
+    pub page: usize,
+    order: Vec<usize>,
+    order_built: Option<(u64, Sort, String)>,
+}
+
+impl Panes {
+    /// The sessions table's rows (indices into `view.sessions`), filtered and sorted; cached
+    /// until the view, sort or filter changes.
+    pub fn order(&mut self, view: &View) -> &[usize] {
+        let key = (view.generation, self.sort, self.filter.clone());
+        if self.order_built.as_ref() != Some(&key) {
+            let needle = self.filter.to_lowercase();
+            let mut order: Vec<usize> = view
+                .sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| needle.is_empty() || matches(s, &needle))
+                .map(|(i, _)| i)
+                .collect();
+            let s = &view.sessions;
+            match self.sort {
+                Sort::Newest => {}
+                Sort::State => order.sort_by_key(|i| {
+                    (
+                        s[*i].session.status.is_terminal(),
+                        s[*i].session.status.name(),
+                    )
+                }),
+                Sort::Task => order.sort_by(|a, b| s[*a].session.title.cmp(&s[*b].session.title)),
+                Sort::Agent => order.sort_by(|a, b| s[*a].session.agent.cmp(&s[*b].session.agent)),
+                Sort::Tokens => order.sort_by_key(|i| Reverse(s[*i].session.usage.total_tokens())),
+            }
+            self.order = order;
+            self.order_built = Some(key);
+        }
+        &self.order
+    }
+
+    pub fn selected_session<'v>(&mut self, view: &'v View) -> Option<&'v SessionView> {
+        let selected = self.sessions.selected;
+        let index = *self.order(view).get(selected)?;
+        view.sessions.get(index)
+    }
+
+    pub fn selected_agent<'v>(&self, view: &'v View) -> Option<&'v Agent> {
+        view.agents.get(self.agents.selected)
+    }
+
+    /// The task selected in the tree (or graph): its id and `plan/task` name.
+    pub fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
+        let ident = self.tree.selected().last()?;
+        view.plans.iter().find_map(|p| {
+            p.tasks
+                .iter()
+                .find(|t| t.id.to_string() == *ident)
+                .map(|t| (t.id, format!("{}/{}", p.name, t.key)))
+        })
+    }
+
+    pub fn move_cursor(&mut self, pane: Pane, action: Action, view: &View) {
+        let page = self.page.max(1);
+        match pane {
+            Pane::Sessions => {
+                let len = self.order(view).len();
+                self.sessions.step(action, len, page);
+            }
+            Pane::Agents => self.agents.step(action, view.agents.len(), page),
+            Pane::Approvals => self.approvals.step(action, view.approvals.len(), page),
+            Pane::Events => {
+                let len = view.log.len();
+                self.events_scroll = match action {
+                    Action::Up => (self.events_scroll + 1).min(len.saturating_sub(1)),
+                    Action::Down => self.events_scroll.saturating_sub(1),
+                    Action::PageUp => (self.events_scroll + page).min(len.saturating_sub(1)),
+                    Action::PageDown => self.events_scroll.saturating_sub(page),
+                    Action::Top => len.saturating_sub(1),
+                    _ => 0,
+                };
+            }
+            Pane::Tasks if self.graph => self.graph_step(action, view),
+            Pane::Tasks => {
+                match action {
+                    Action::Up => self.tree.key_up(),
+                    Action::Down => self.tree.key_down(),
+                    Action::Top => self.tree.select_first(),
+                    Action::Bottom => self.tree.select_last(),
+                    Action::PageUp => self
+                        .tree
+                        .select_relative(|c| c.map_or(0, |c| c.saturating_sub(page))),
+                    Action::PageDown => self
+                        .tree
+                        .select_relative(|c| c.map_or(0, |c| c.saturating_add(page))),
+                    _ => false,
+                };
+            }
+        }
+    }
+
+    /// In the graph, the cursor walks the selected plan's tasks in topological order.
+    fn graph_step(&mut self, action: Action, view: &View) {
+        let Some(plan) = self.selected_plan(view) else {
+            return;
+        };
+        let selected = self.tree.selected().last().cloned().unwrap_or_default();
+        let at = plan.tasks.iter().position(|t| t.id.to_string() == selected);
+        let last = plan.tasks.len().saturating_sub(1);
+        let page = self.page.max(1);
+        let next = match (action, at) {
+            (_, None) => 0,
+            (Action::Up, Some(i)) => i.saturating_sub(1),
+            (Action::Down, Some(i)) => (i + 1).min(last),
+            (Action::Top, _) => 0,
+            (Action::Bottom, _) => last,
+            (Action::PageUp, Some(i)) => i.saturating_sub(page),
+            (Action::PageDown, Some(i)) => (i + page).min(last),
+            (_, Some(i)) => i,
+        };
+        if let Some(path) = plan
+            .tasks
+            .get(next)
+            .and_then(|t| self.task_paths.get(&t.id.to_string()))
+        {
+            self.tree.select(path.clone());
+        }
+    }
+
+    /// The plan of the tree's selection, else the newest plan.
+    pub fn selected_plan<'v>(&self, view: &'v View) -> Option<&'v crate::engine::view::PlanView> {
+        let root = self.tree.selected().first();
+        root.and_then(|id| view.plans.iter().find(|p| p.id.to_string() == *id))
+            .or_else(|| view.plans.last())
+    }
+
+    pub fn tree_key(&mut self, action: Action, _view: &View) {
+        match action {
+            Action::Collapse => self.tree.key_left(),
+            _ => self.tree.key_right(),
+        };
+    }
+
+    pub fn click(&mut self, pane: Pane, area: Rect, at: Position, view: &View) {
+        // Tables: a border, then a header row.
+        let row = usize::from(at.y.saturating_sub(area.y + 2));
+        match pane {
+            Pane::Sessions => {
+                self.sessions.selected = self.sessions.offset + row;
+                let len = self.order(view).len();
+                self.sessions.fit(len, self.page);
+            }
+            Pane::Agents => {
+                self.agents.selected =
+                    (self.agents.offset + row).min(view.agents.len().saturating_sub(1));
+            }
+            Pane::Approvals => {
+                self.approvals.selected = row.min(view.approvals.len().saturating_sub(1));
+            }
+            Pane::Tasks => {
+                self.tree.click_at(at);
+            }
+            Pane::Events => {}
+        }
+    }
+}
+
+fn matches(s: &SessionView, needle: &str) -> bool {
+    let session = &s.session;
+    session.title.to_lowercase().contains(needle)
+        || session.status.name().contains(needle)
+        || session
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.as_str().to_lowercase().contains(needle))
+        || s.last
+            .as_ref()
+            .is_some_and(|e| e.activity.summary().to_lowercase().contains(needle))
+}

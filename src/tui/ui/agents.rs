@@ -1,0 +1,169 @@
+//! The agents pane (status, a load gauge and a sparkline of recent load per agent) and the
+//! approvals pane (permission requests waiting for the operator).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+use super::{block, fit, status_style};
+use crate::domain::Lifecycle;
+use crate::tui::app::{App, Pane};
+use crate::tui::keymap::Action;
+
+const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
+    let block = block(
+        app,
+        Pane::Agents,
+        format!("agents {}", app.view.agents.len()),
+    );
+    let inner = block.inner(area);
+    if app.view.agents.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled("no agents", app.theme.muted)).block(block),
+            area,
+        );
+        return;
+    }
+    let height = usize::from(inner.height.saturating_sub(1));
+    let mut cursor = app.panes.agents;
+    cursor.fit(app.view.agents.len(), height);
+    app.panes.agents = cursor;
+    // name, status, gauge, spark share the width.
+    let gauge_width = 10usize;
+    let spark_width = usize::from(inner.width)
+        .saturating_sub(12 + 10 + gauge_width + 6 + 4)
+        .min(30);
+    let rows = app
+        .view
+        .agents
+        .iter()
+        .enumerate()
+        .skip(cursor.offset)
+        .take(height)
+        .map(|(i, agent)| {
+            let ratio = agent.load_ratio().clamp(0.0, 1.0);
+            let filled = (ratio * gauge_width as f64).round() as usize;
+            let gauge = format!(
+                "{}{}",
+                "█".repeat(filled),
+                "░".repeat(gauge_width - filled.min(gauge_width))
+            );
+            let spark: String = app
+                .view
+                .load
+                .get(&agent.name)
+                .map(|samples| {
+                    let skip = samples.len().saturating_sub(spark_width);
+                    samples
+                        .iter()
+                        .skip(skip)
+                        .map(|p| SPARK[((*p as usize) * (SPARK.len() - 1)) / 100])
+                        .collect()
+                })
+                .unwrap_or_default();
+            let load_style = if ratio >= 1.0 {
+                app.theme.status("waiting-approval")
+            } else {
+                app.theme.status("running")
+            };
+            let row = Row::new(vec![
+                Cell::from(fit(agent.name.as_str(), 12)),
+                Cell::from(Span::styled(
+                    agent.status.name(),
+                    status_style(app, agent.status.name()),
+                )),
+                Cell::from(Span::styled(gauge, load_style)),
+                Cell::from(format!("{}/{}", agent.load, agent.max_concurrent)),
+                Cell::from(Span::styled(spark, app.theme.info)),
+            ]);
+            if i == cursor.selected && app.focus == Pane::Agents {
+                row.style(app.theme.selected)
+            } else {
+                row
+            }
+        });
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Length(9),
+        Constraint::Length(gauge_width as u16),
+        Constraint::Length(6),
+        Constraint::Min(0),
+    ];
+    let header = Row::new(["AGENT", "STATUS", "LOAD", "", "RECENT"]).style(app.theme.title);
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
+pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
+    let count = app.view.approvals.len();
+    let mut block = block(app, Pane::Approvals, format!("approvals {count}"));
+    if count > 0 && app.focus != Pane::Approvals {
+        block = block.border_style(app.theme.status("waiting-approval"));
+    }
+    if count == 0 {
+        frame.render_widget(
+            Paragraph::new(Line::styled("nothing waits for you", app.theme.muted)).block(block),
+            area,
+        );
+        return;
+    }
+    let inner = block.inner(area);
+    let height = usize::from(inner.height.saturating_sub(1));
+    let mut cursor = app.panes.approvals;
+    cursor.fit(count, height);
+    app.panes.approvals = cursor;
+    let keys = format!(
+        "{} once · {} always · {} reject",
+        app.keymap.keys(Action::ApproveOnce),
+        app.keymap.keys(Action::ApproveAlways),
+        app.keymap.keys(Action::Reject)
+    );
+    let rows = app
+        .view
+        .approvals
+        .iter()
+        .enumerate()
+        .skip(cursor.offset)
+        .take(height)
+        .map(|(i, a)| {
+            let row = Row::new(vec![
+                Cell::from(fit(&a.task, 14)),
+                Cell::from(Span::styled(
+                    a.ask.permission.clone(),
+                    app.theme.status("waiting-approval"),
+                )),
+                Cell::from(a.ask.patterns.join(", ")),
+            ]);
+            if i == cursor.selected && app.focus == Pane::Approvals {
+                row.style(app.theme.selected)
+            } else {
+                row
+            }
+        });
+    let header = Row::new(vec![
+        Cell::from("TASK"),
+        Cell::from("ASKS"),
+        Cell::from(Span::styled(keys, app.theme.muted)),
+    ])
+    .style(app.theme.title);
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(18),
+        Constraint::Min(0),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}

@@ -1,0 +1,165 @@
+//! The detail view: one session full screen, its facts on top and its transcript (text, tool
+//! calls with their state, steps) streaming below as it is written.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::{age, clock, si, status_style};
+use crate::domain::{Lifecycle, SessionId};
+use crate::engine::view::Activity;
+use crate::tui::app::App;
+
+pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
+    let theme = &app.theme;
+    let Some(view) = app.view.sessions.iter().find(|s| s.session.id == id) else {
+        let text = Paragraph::new(Line::styled(
+            "this session is no longer listed; esc goes back",
+            theme.muted,
+        ));
+        frame.render_widget(text, area);
+        return;
+    };
+    let s = &view.session;
+    let [facts, body] = Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+    let now = jiff::Timestamp::now();
+    let since = s.started_at.unwrap_or(s.created_at);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(s.status.name(), status_style(app, s.status.name())),
+            Span::styled(format!("  {}", s.title), theme.title),
+            Span::styled(format!("  session {}", s.id), theme.muted),
+        ]),
+        Line::raw(format!(
+            "agent {} · attempt {} · {} · started {} · {} tokens ({} in, {} out) · ${:.4}",
+            s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
+            s.attempt,
+            age(since, s.finished_at.unwrap_or(now)),
+            clock(since),
+            si(s.usage.total_tokens()),
+            si(s.usage.input_tokens),
+            si(s.usage.output_tokens),
+            s.usage.cost,
+        )),
+    ];
+    match &s.remote {
+        Some(remote) => lines.push(Line::styled(
+            format!(
+                "on {} as {} in {}",
+                remote.server,
+                remote.session_id,
+                remote.directory.display()
+            ),
+            theme.muted,
+        )),
+        None => lines.push(Line::styled(
+            "in-process (simulated) or not started on a server yet",
+            theme.muted,
+        )),
+    }
+    if let Some(error) = &s.last_error {
+        lines.push(Line::styled(
+            format!("error: {error}"),
+            theme.status("failed"),
+        ));
+    }
+    let facts_block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.border_focus)
+        .title(Span::styled(" session ", theme.accent));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(facts_block),
+        facts,
+    );
+
+    let entries = app
+        .view
+        .transcript
+        .as_ref()
+        .filter(|(t, _)| *t == id)
+        .map(|(_, e)| e.as_slice())
+        .unwrap_or(&[]);
+    let mut text: Vec<Line> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    for entry in entries {
+        let at = Span::styled(format!("{} ", clock(entry.at)), theme.muted);
+        match &entry.activity {
+            Activity::Text { text: body } => {
+                for (i, line) in body.lines().enumerate() {
+                    let lead = if i == 0 {
+                        at.clone()
+                    } else {
+                        Span::raw("         ")
+                    };
+                    text.push(Line::from(vec![
+                        lead,
+                        Span::styled(line.to_string(), theme.base),
+                    ]));
+                }
+            }
+            Activity::Tool {
+                tool,
+                status,
+                title,
+            } => {
+                if matches!(tool.as_str(), "edit" | "write" | "patch")
+                    && !title.is_empty()
+                    && !files.contains(title)
+                {
+                    files.push(title.clone());
+                }
+                let tone = match status.as_str() {
+                    "completed" => theme.status("completed"),
+                    "error" => theme.status("failed"),
+                    "running" => theme.status("running"),
+                    _ => theme.status("pending"),
+                };
+                text.push(Line::from(vec![
+                    at,
+                    Span::styled(format!("⚙ {tool} "), theme.accent),
+                    Span::styled(status.clone(), tone),
+                    Span::raw(format!(" {title}")),
+                ]));
+            }
+            Activity::Step { usage } => text.push(Line::from(vec![
+                at,
+                Span::styled(
+                    format!("── step · {} tokens so far", si(usage.total_tokens())),
+                    theme.muted,
+                ),
+            ])),
+            Activity::Note { text: note } => {
+                text.push(Line::from(vec![at, Span::styled(note.clone(), theme.info)]))
+            }
+        }
+    }
+    if text.is_empty() {
+        text.push(Line::styled("nothing seen of this session yet (its transcript shows from when this engine follows it)", theme.muted));
+    }
+    if !files.is_empty() {
+        text.push(Line::raw(""));
+        text.push(Line::styled(
+            format!("files edited: {}", files.join(", ")),
+            theme.info,
+        ));
+    }
+    let height = usize::from(body.height.saturating_sub(2));
+    let total = text.len();
+    app.panes.detail_scroll = app.panes.detail_scroll.min(total.saturating_sub(height));
+    let end = total - app.panes.detail_scroll;
+    let start = end.saturating_sub(height);
+    let shown: Vec<Line> = text.drain(start..end).collect();
+    let title = if app.panes.detail_scroll > 0 {
+        format!(" transcript · {} lines back ", app.panes.detail_scroll)
+    } else {
+        " transcript (live) ".to_string()
+    };
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Span::styled(title, theme.title));
+    frame.render_widget(Paragraph::new(shown).block(block), body);
+}

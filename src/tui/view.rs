@@ -1,0 +1,319 @@
+//! The control room's own copy of the engine's state, built from a snapshot and kept current by
+//! engine events, so drawing never waits on the engine. Every change bumps `generation`, which
+//! tells cached orderings and trees to rebuild.
+
+use std::collections::{HashMap, VecDeque};
+
+use jiff::Timestamp;
+
+use crate::domain::{
+    Agent, AgentName, DomainEvent, Lifecycle, Session, SessionId, SessionKind, SessionStatus,
+    Transition, Usage,
+};
+use crate::engine::EngineEvent;
+use crate::engine::view::{Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot};
+
+/// Lines kept in the events pane.
+const LOG: usize = 2000;
+/// Load samples kept per agent for its sparkline.
+pub const LOAD_SAMPLES: usize = 60;
+
+/// One line of the control log as the events pane shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: Timestamp,
+    /// A status name (for its colour) or a kind: `plan`, `approval`, `engine`.
+    pub tone: String,
+    pub text: String,
+}
+
+#[derive(Debug, Default)]
+pub struct View {
+    pub paused: bool,
+    pub plans: Vec<PlanView>,
+    /// Running first, then ended, newest first (as the engine gives them).
+    pub sessions: Vec<SessionView>,
+    pub agents: Vec<Agent>,
+    pub approvals: Vec<ApprovalView>,
+    pub usage: Usage,
+    pub log: VecDeque<LogLine>,
+    /// Load per agent, in percent of its capacity, oldest first.
+    pub load: HashMap<AgentName, VecDeque<u64>>,
+    /// The transcript of the session the detail pane shows.
+    pub transcript: Option<(SessionId, Vec<Entry>)>,
+    /// Bumped on every change.
+    pub generation: u64,
+    /// Bumped when plans or their tasks change (the task tree is rebuilt then).
+    pub plans_generation: u64,
+    /// A snapshot has arrived: until then the panes say they are loading.
+    pub loaded: bool,
+    /// An event arrived that only a fresh snapshot can show in full (a new plan).
+    pub wants_snapshot: bool,
+}
+
+impl View {
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        self.paused = snapshot.paused;
+        if self.plans != snapshot.plans {
+            self.plans = snapshot.plans;
+            self.plans_generation += 1;
+        }
+        self.sessions = snapshot.sessions;
+        self.agents = snapshot.agents;
+        self.approvals = snapshot.approvals;
+        self.usage = snapshot.usage;
+        self.loaded = true;
+        self.wants_snapshot = false;
+        self.generation += 1;
+    }
+
+    /// Take one load sample per agent (called about once a second).
+    pub fn sample_load(&mut self) {
+        for agent in &self.agents {
+            let percent = (agent.load_ratio() * 100.0).round().clamp(0.0, 100.0) as u64;
+            let samples = self.load.entry(agent.name.clone()).or_default();
+            samples.push_back(percent);
+            while samples.len() > LOAD_SAMPLES {
+                samples.pop_front();
+            }
+        }
+        self.generation += 1;
+    }
+
+    pub fn running(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.session.is_active())
+            .count()
+    }
+
+    pub fn apply(&mut self, event: &EngineEvent) {
+        self.generation += 1;
+        match event {
+            EngineEvent::Transition(e) => self.transition(e),
+            EngineEvent::PlanSubmitted { name, tasks, .. } => {
+                self.wants_snapshot = true;
+                self.log(Timestamp::now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
+            }
+            EngineEvent::Dispatched {
+                plan,
+                task,
+                key,
+                session,
+                agent,
+                attempt,
+            } => {
+                let now = Timestamp::now();
+                let plan_name = self
+                    .plans
+                    .iter()
+                    .find(|p| p.id == *plan)
+                    .map(|p| p.name.as_str())
+                    .unwrap_or("?");
+                let mut s = Session::new(
+                    *session,
+                    format!("{plan_name}/{key} #{attempt}"),
+                    SessionKind::Code,
+                    now,
+                );
+                s.status = SessionStatus::Running;
+                s.plan = Some(*plan);
+                s.task = Some(*task);
+                s.agent = Some(agent.clone());
+                s.attempt = *attempt;
+                s.started_at = Some(now);
+                self.sessions.insert(
+                    0,
+                    SessionView {
+                        session: s,
+                        task: key.clone(),
+                        last: None,
+                    },
+                );
+                if let Some(t) = self
+                    .plans
+                    .iter_mut()
+                    .find(|p| p.id == *plan)
+                    .and_then(|p| p.tasks.iter_mut().find(|t| t.id == *task))
+                {
+                    t.session = Some(*session);
+                    self.plans_generation += 1;
+                }
+                if let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent) {
+                    a.load += 1;
+                }
+                self.log(now, "running", format!("{key} started on {agent} (attempt {attempt})"));
+            }
+            EngineEvent::PlanFinished {
+                name,
+                ok,
+                done,
+                failed,
+                blocked,
+                cancelled,
+                ..
+            } => {
+                let tone = if *ok { "done" } else { "failed" };
+                let verdict = if *ok { "succeeded" } else { "did not succeed" };
+                self.log(
+                    Timestamp::now(),
+                    tone,
+                    format!("plan {name} {verdict}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled"),
+                );
+            }
+            EngineEvent::ApprovalRequested {
+                session,
+                task,
+                request,
+                permission,
+                patterns,
+            } => {
+                self.approvals.push(ApprovalView {
+                    session: *session,
+                    task: task.clone(),
+                    ask: crate::engine::approval::Ask {
+                        id: request.clone(),
+                        permission: permission.clone(),
+                        patterns: patterns.clone(),
+                    },
+                });
+                self.log(
+                    Timestamp::now(),
+                    "waiting-approval",
+                    format!("{task} asks {permission} ({}): waiting for you", patterns.join(", ")),
+                );
+            }
+            EngineEvent::Recovered {
+                sessions,
+                tasks,
+                resumed,
+            } => self.log(
+                Timestamp::now(),
+                "engine",
+                format!("recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"),
+            ),
+            EngineEvent::Activity { session, entry } => self.activity(*session, entry),
+            EngineEvent::Paused { paused } => {
+                self.paused = *paused;
+                let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
+                self.log(Timestamp::now(), "paused", text.into());
+            }
+        }
+    }
+
+    fn transition(&mut self, e: &DomainEvent) {
+        let cause = if e.cause.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", e.cause)
+        };
+        match &e.transition {
+            Transition::Session { id, to, .. } => {
+                if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == *id) {
+                    let was_active = view.session.is_active();
+                    view.session.status = *to;
+                    if to.is_terminal() {
+                        view.session.finished_at = Some(e.at);
+                        if was_active
+                            && let Some(agent) = view.session.agent.as_ref()
+                            && let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent)
+                        {
+                            a.load = a.load.saturating_sub(1);
+                        }
+                    }
+                    if *to != SessionStatus::WaitingApproval {
+                        self.approvals.retain(|a| a.session != *id);
+                    }
+                }
+                // Session moves are shown through their task's; only approvals are worth a line.
+                if matches!(to, SessionStatus::WaitingApproval | SessionStatus::TimedOut) {
+                    self.log(
+                        e.at,
+                        to.name(),
+                        format!("session {} {to}{cause}", id.short()),
+                    );
+                }
+            }
+            Transition::Task { id, key, to, .. } => {
+                if let Some(task) = self
+                    .plans
+                    .iter_mut()
+                    .flat_map(|p| p.tasks.iter_mut())
+                    .find(|t| t.id == *id)
+                {
+                    task.status = *to;
+                    if *to == crate::domain::TaskStatus::Running {
+                        task.attempts += 1;
+                    }
+                    self.plans_generation += 1;
+                }
+                self.log(e.at, to.name(), format!("{key} {to}{cause}"));
+            }
+            Transition::Agent { name, to, .. } => {
+                if let Some(agent) = self.agents.iter_mut().find(|a| a.name == *name) {
+                    agent.status = *to;
+                }
+                self.log(e.at, to.name(), format!("agent {name} {to}{cause}"));
+            }
+        }
+    }
+
+    fn activity(&mut self, session: SessionId, entry: &Entry) {
+        if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == session) {
+            if let Activity::Step { usage } = &entry.activity {
+                // Step usage is the session's total so far: count only what is new.
+                let before = view.session.usage;
+                if usage.total_tokens() >= before.total_tokens() {
+                    self.usage.input_tokens +=
+                        usage.input_tokens.saturating_sub(before.input_tokens);
+                    self.usage.output_tokens +=
+                        usage.output_tokens.saturating_sub(before.output_tokens);
+                    self.usage.cost += (usage.cost - before.cost).max(0.0);
+                    view.session.usage = *usage;
+                }
+            }
+            view.last = Some(entry.clone());
+        }
+        if let Some((id, transcript)) = self.transcript.as_mut()
+            && *id == session
+        {
+            match entry.part.as_ref().and_then(|p| {
+                transcript
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.part.as_ref() == Some(p))
+            }) {
+                Some(slot) => *slot = entry.clone(),
+                None => transcript.push(entry.clone()),
+            }
+        }
+    }
+
+    pub fn log(&mut self, at: Timestamp, tone: &str, text: String) {
+        self.log.push_back(LogLine {
+            at,
+            tone: tone.to_string(),
+            text,
+        });
+        while self.log.len() > LOG {
+            self.log.pop_front();
+        }
+    }
+
+    /// Sessions by state, for the header.
+    pub fn counts(&self) -> Vec<(SessionStatus, usize)> {
+        SessionStatus::ALL
+            .iter()
+            .map(|s| {
+                (
+                    *s,
+                    self.sessions
+                        .iter()
+                        .filter(|v| v.session.status == *s)
+                        .count(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
