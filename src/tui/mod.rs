@@ -13,6 +13,9 @@ pub mod theme;
 pub mod ui;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -27,8 +27,46 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// What time it is for the control room: the real clock and zone, or a frozen one (tests and
+/// screenshots, so they come out the same everywhere).
+#[derive(Debug, Clone)]
+pub struct Clock {
+    pub frozen: Option<Timestamp>,
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            frozen: None,
+            zone: jiff::tz::TimeZone::system(),
+        }
+    }
+}
+
+impl Clock {
+    pub fn frozen(at: Timestamp) -> Self {
+        Self {
+            frozen: Some(at),
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.frozen.unwrap_or_else(Timestamp::now)
+    }
+
+    /// Wall-clock time of day in the zone: `14:03:27`.
+    pub fn time_of_day(&self, at: Timestamp) -> String {
+        at.to_zoned_datetime(self.zone.clone())
+            .strftime("%H:%M:%S")
+            .to_string()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct View {
+    pub clock: Clock,
     pub paused: bool,
     pub plans: Vec<PlanView>,
     /// Running first, then ended, newest first (as the engine gives them).
@@ -93,7 +131,7 @@ impl View {
             EngineEvent::Transition(e) => self.transition(e),
             EngineEvent::PlanSubmitted { name, tasks, .. } => {
                 self.wants_snapshot = true;
-                self.log(Timestamp::now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
+                self.log(self.clock.now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
             }
             EngineEvent::Dispatched {
                 plan,
@@ -103,7 +141,7 @@ impl View {
                 agent,
                 attempt,
             } => {
-                let now = Timestamp::now();
+                let now = self.clock.now();
                 let plan_name = self
                     .plans
                     .iter()
@@ -156,7 +194,7 @@ impl View {
                 let tone = if *ok { "done" } else { "failed" };
                 let verdict = if *ok { "succeeded" } else { "did not succeed" };
                 self.log(
-                    Timestamp::now(),
+                    self.clock.now(),
                     tone,
                     format!("plan {name} {verdict}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled"),
                 );
@@ -178,7 +216,7 @@ impl View {
                     },
                 });
                 self.log(
-                    Timestamp::now(),
+                    self.clock.now(),
                     "waiting-approval",
                     format!("{task} asks {permission} ({}): waiting for you", patterns.join(", ")),
                 );
@@ -188,7 +226,7 @@ impl View {
                 tasks,
                 resumed,
             } => self.log(
-                Timestamp::now(),
+                self.clock.now(),
                 "engine",
                 format!("recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"),
             ),
@@ -196,7 +234,7 @@ impl View {
             EngineEvent::Paused { paused } => {
                 self.paused = *paused;
                 let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
-                self.log(Timestamp::now(), "paused", text.into());
+                self.log(self.clock.now(), "paused", text.into());
             }
         }
     }

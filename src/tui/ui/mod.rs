@@ -353,13 +353,6 @@ pub(super) fn age(since: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// Wall-clock time of day, local.
-pub(super) fn clock(at: Timestamp) -> String {
-    at.to_zoned_datetime(jiff::tz::TimeZone::system())
-        .strftime("%H:%M:%S")
-        .to_string()
-}
-
 /// Cut to `width` columns with an ellipsis.
 pub(super) fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

@@ -1,7 +1,6 @@
 //! The sessions table: state, task, agent, age, tokens, last activity. Only the rows on screen
 //! are built.
 
-use jiff::Timestamp;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -58,12 +57,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.sessions;
     cursor.fit(shown, height);
     app.panes.sessions = cursor;
-    let now = Timestamp::now();
+    let now = app.view.clock.now();
     // STATE, AGENT, AGE and TOKENS are fixed; TASK and LAST share the rest.
     let state_width: usize = if inner.width >= 90 { 16 } else { 12 };
-    let fixed = state_width + 10 + 5 + 7 + 5;
+    let plan_width: usize = if inner.width >= 96 { 16 } else { 0 };
+    let fixed = state_width + 10 + 5 + 7 + 5 + plan_width + usize::from(plan_width > 0);
     let flexible = usize::from(inner.width).saturating_sub(fixed);
-    let task_width = (flexible / 2).clamp(12, 40);
+    let task_width = (flexible / 2).clamp(12, 32);
     let last_width = flexible.saturating_sub(task_width + 1);
     let order: Vec<usize> =
         app.panes.order(&app.view)[cursor.offset..(cursor.offset + height).min(shown)].to_vec();
@@ -83,7 +83,11 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
                 fit(s.status.name(), state_width),
                 status_style(app, s.status.name()),
             )),
-            Cell::from(fit(&s.title, task_width)),
+            Cell::from(fit(&format!("{} #{}", view.task, s.attempt), task_width)),
+            Cell::from(Span::styled(
+                fit(&plan_name(&app.view, s), plan_width),
+                app.theme.muted,
+            )),
             Cell::from(fit(s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"), 10)),
             Cell::from(age(since, until)),
             Cell::from(si(s.usage.total_tokens())),
@@ -100,13 +104,23 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let widths = [
         Constraint::Length(state_width as u16),
         Constraint::Length(task_width as u16),
+        Constraint::Length(plan_width as u16),
         Constraint::Length(10),
         Constraint::Length(5),
         Constraint::Length(7),
         Constraint::Min(0),
     ];
-    let header =
-        Row::new(["STATE", "TASK", "AGENT", "AGE", "TOKENS", "LAST"]).style(app.theme.title);
+    let plan_header = if plan_width > 0 { "PLAN" } else { "" };
+    let header = Row::new([
+        "STATE",
+        "TASK",
+        plan_header,
+        "AGENT",
+        "AGE",
+        "TOKENS",
+        "LAST",
+    ])
+    .style(app.theme.title);
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -114,4 +128,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             .column_spacing(1),
         area,
     );
+}
+
+/// The session's plan by name: from the plans this engine knows, else from the title.
+fn plan_name(view: &crate::tui::view::View, s: &crate::domain::Session) -> String {
+    s.plan
+        .and_then(|id| view.plans.iter().find(|p| p.id == id))
+        .map(|p| p.name.clone())
+        .or_else(|| s.title.split_once('/').map(|(plan, _)| plan.to_string()))
+        .unwrap_or_default()
 }

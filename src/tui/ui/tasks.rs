@@ -235,7 +235,10 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
     let needs: Vec<&str> = sel
         .map(|i| plan.tasks[i].needs.iter().map(String::as_str).collect())
         .unwrap_or_default();
-    let col_width: usize = 18;
+    // Narrow the columns (down to 10) before leaving layers off screen.
+    let col_width: usize = (usize::from(area.width) / layers.max(1))
+        .saturating_sub(2)
+        .clamp(10, 18);
     let fit_cols = (usize::from(area.width) / (col_width + 2)).max(1);
     let sel_layer = sel.map_or(0, |i| depth[i]);
     let first_col = sel_layer.saturating_sub(fit_cols.saturating_sub(1));

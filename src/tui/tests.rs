@@ -1,0 +1,466 @@
+//! The control room driven through its message channel and drawn on a test backend: snapshots
+//! of every pane at 80x24 and 160x48 (a frozen clock and fixed ids keep them stable), and the
+//! behaviour behind the keys.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use jiff::{SignedDuration, Timestamp};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::app::{App, Effect, Mode, Msg, Pane, Request};
+use super::keymap::Keymap;
+use super::theme::{ColorDepth, Theme};
+use super::view::Clock;
+use crate::domain::{
+    Agent, AgentName, AgentStatus, Backend, DomainEvent, PlanId, Session, SessionId, SessionKind,
+    SessionStatus, TaskId, TaskStatus, Transition, Usage,
+};
+use crate::engine::EngineEvent;
+use crate::engine::approval::{Ask, Decision};
+use crate::engine::view::{
+    Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
+};
+
+fn t0() -> Timestamp {
+    "2026-11-25T10:00:00Z".parse().unwrap()
+}
+
+fn at(secs: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(secs)
+}
+
+fn sid(n: u128) -> SessionId {
+    SessionId::from_u128(0x0190_0000_0000_0000_0000_0000_0000_0000 + n)
+}
+
+fn tid(n: u128) -> TaskId {
+    TaskId::from_u128(0x0190_0000_0000_0000_0000_0000_0001_0000 + n)
+}
+
+fn plan_id() -> PlanId {
+    PlanId::from_u128(0x0190_0000_0000_0000_0000_0000_0002_0000)
+}
+
+const TASKS: &[(&str, &[&str], TaskStatus)] = &[
+    ("design", &[], TaskStatus::Done),
+    ("api", &["design"], TaskStatus::Running),
+    ("storage", &["design"], TaskStatus::Running),
+    ("client", &["design"], TaskStatus::Failed),
+    ("tests", &["api", "storage"], TaskStatus::Pending),
+    ("e2e", &["client", "api"], TaskStatus::Blocked),
+    ("review", &["tests", "e2e"], TaskStatus::Pending),
+];
+
+fn session(n: u128, key: &str, agent: &str, status: SessionStatus, started: i64) -> SessionView {
+    let mut s = Session::new(
+        sid(n),
+        format!("add-pagination/{key} #1"),
+        SessionKind::Code,
+        at(started),
+    );
+    s.status = status;
+    s.plan = Some(plan_id());
+    s.task = TASKS
+        .iter()
+        .position(|(k, ..)| *k == key)
+        .map(|i| tid(i as u128));
+    s.agent = Some(AgentName::new(agent).unwrap());
+    s.attempt = 1;
+    s.started_at = Some(at(started));
+    s.usage = Usage {
+        input_tokens: 1000 * n as u64,
+        output_tokens: 150 * n as u64,
+        cost: 0.01 * n as f64,
+        ..Usage::default()
+    };
+    if status.is_terminal_status() {
+        s.finished_at = Some(at(started + 95));
+    }
+    if status == SessionStatus::Failed {
+        s.last_error = Some("tests failed: 3 of 41".into());
+    }
+    SessionView {
+        session: s,
+        task: key.into(),
+        last: Some(Entry {
+            at: at(started + 30),
+            part: Some("p1".into()),
+            activity: Activity::Tool {
+                tool: "edit".into(),
+                status: "completed".into(),
+                title: format!("src/{key}.rs"),
+            },
+        }),
+    }
+}
+
+trait Terminalish {
+    fn is_terminal_status(self) -> bool;
+}
+
+impl Terminalish for SessionStatus {
+    fn is_terminal_status(self) -> bool {
+        use crate::domain::Lifecycle;
+        self.is_terminal()
+    }
+}
+
+fn agent(name: &str, status: AgentStatus, load: u32, max: u32) -> Agent {
+    let mut a = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, max);
+    a.status = status;
+    a.load = load;
+    a.capabilities = ["code".to_string()].into();
+    a
+}
+
+fn snapshot() -> Snapshot {
+    let tasks = TASKS
+        .iter()
+        .enumerate()
+        .map(|(i, (key, needs, status))| TaskView {
+            id: tid(i as u128),
+            key: key.to_string(),
+            status: *status,
+            attempts: u32::from(*status != TaskStatus::Pending && *status != TaskStatus::Blocked),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            capabilities: vec!["code".into()],
+            session: None,
+        })
+        .collect();
+    Snapshot {
+        paused: false,
+        plans: vec![PlanView {
+            id: plan_id(),
+            name: "add-pagination".into(),
+            repo: "/work/repo".into(),
+            tasks,
+        }],
+        sessions: vec![
+            session(4, "storage", "coder-2", SessionStatus::WaitingApproval, 200),
+            session(3, "api", "coder-1", SessionStatus::Running, 180),
+            session(2, "client", "coder-1", SessionStatus::Failed, 100),
+            session(1, "design", "planner", SessionStatus::Completed, 0),
+        ],
+        running: 2,
+        agents: vec![
+            agent("planner", AgentStatus::Online, 0, 2),
+            agent("coder-1", AgentStatus::Online, 1, 2),
+            agent("coder-2", AgentStatus::Degraded, 1, 2),
+            agent("tester", AgentStatus::Draining, 0, 3),
+        ],
+        approvals: vec![ApprovalView {
+            session: sid(4),
+            task: "storage".into(),
+            ask: Ask {
+                id: "per_7f3a".into(),
+                permission: "external_directory".into(),
+                patterns: vec!["/var/cache/pg/*".into()],
+            },
+        }],
+        usage: Usage {
+            input_tokens: 10_000,
+            output_tokens: 1_500,
+            cost: 0.1,
+            ..Usage::default()
+        },
+    }
+}
+
+fn app() -> App {
+    let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
+    let mut app = App::new(theme, Keymap::default());
+    app.view.clock = Clock::frozen(at(300));
+    app.update(Msg::Snapshot(Box::new(snapshot())));
+    for (secs, key, to) in [
+        (0, "design", TaskStatus::Done),
+        (100, "client", TaskStatus::Failed),
+        (120, "e2e", TaskStatus::Blocked),
+    ] {
+        let event = DomainEvent::new(
+            Transition::Task {
+                id: tid(TASKS.iter().position(|(k, ..)| *k == key).unwrap() as u128),
+                key: key.into(),
+                from: TaskStatus::Running,
+                to,
+            },
+            "as scripted",
+            at(secs),
+        );
+        app.update(Msg::Engine(EngineEvent::Transition(event)));
+    }
+    for _ in 0..20 {
+        app.update(Msg::Tick);
+    }
+    app.toast = None;
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| super::ui::draw(f, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+#[test]
+fn every_pane_at_80x24_and_160x48() {
+    for (width, height) in [(80, 24), (160, 48)] {
+        for pane in [
+            Pane::Sessions,
+            Pane::Agents,
+            Pane::Tasks,
+            Pane::Approvals,
+            Pane::Events,
+        ] {
+            let mut app = app();
+            app.focus = pane;
+            let name = format!("{pane:?}_{width}x{height}").to_lowercase();
+            insta::assert_snapshot!(name, draw(&mut app, width, height));
+        }
+    }
+}
+
+#[test]
+fn overlays_detail_graph_and_inputs() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_80x24", draw(&mut app, 80, 24));
+    key(&mut app, KeyCode::Esc);
+
+    // Detail of the selected (newest) session, with its transcript.
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects, vec![Effect::Request(Request::Transcript(sid(4)))]);
+    let entries = vec![
+        Entry {
+            at: at(201),
+            part: Some("t1".into()),
+            activity: Activity::Text {
+                text: "I will add cursor queries.\nFirst the index.".into(),
+            },
+        },
+        Entry {
+            at: at(230),
+            part: Some("p1".into()),
+            activity: Activity::Tool {
+                tool: "edit".into(),
+                status: "completed".into(),
+                title: "src/storage.rs".into(),
+            },
+        },
+        Entry {
+            at: at(240),
+            part: None,
+            activity: Activity::Step {
+                usage: Usage {
+                    input_tokens: 4000,
+                    output_tokens: 600,
+                    ..Usage::default()
+                },
+            },
+        },
+    ];
+    app.update(Msg::Transcript(sid(4), entries));
+    // A live update to the running tool call replaces its line rather than adding one.
+    app.update(Msg::Engine(EngineEvent::Activity {
+        session: sid(4),
+        entry: Entry {
+            at: at(250),
+            part: Some("p2".into()),
+            activity: Activity::Tool {
+                tool: "bash".into(),
+                status: "running".into(),
+                title: "cargo test".into(),
+            },
+        },
+    }));
+    app.update(Msg::Engine(EngineEvent::Activity {
+        session: sid(4),
+        entry: Entry {
+            at: at(260),
+            part: Some("p2".into()),
+            activity: Activity::Tool {
+                tool: "bash".into(),
+                status: "completed".into(),
+                title: "cargo test".into(),
+            },
+        },
+    }));
+    insta::assert_snapshot!("detail_100x30", draw(&mut app, 100, 30));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+
+    // The dependency graph, with `client` selected (its need and dependent are marked).
+    app.focus = Pane::Tasks;
+    key(&mut app, KeyCode::Char('v'));
+    draw(&mut app, 120, 36);
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    insta::assert_snapshot!("graph_120x36", draw(&mut app, 120, 36));
+
+    // Filter, palette and the new-task dialog show in the footer.
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "coder-1");
+    let screen = draw(&mut app, 120, 36);
+    insta::assert_snapshot!("filter_120x36", screen);
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "submit plan.toml");
+    insta::assert_snapshot!("palette_80x24", draw(&mut app, 80, 24));
+}
+
+#[test]
+fn tiny_windows_say_so_and_never_panic() {
+    let mut app = app();
+    insta::assert_snapshot!("too_small_30x8", draw(&mut app, 30, 8));
+    for (w, h) in [
+        (1, 1),
+        (0, 0),
+        (40, 10),
+        (41, 11),
+        (79, 23),
+        (2, 50),
+        (300, 3),
+    ] {
+        for mode_key in [KeyCode::Enter, KeyCode::Char('?'), KeyCode::Char('v')] {
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            terminal.draw(|f| super::ui::draw(f, &mut app)).unwrap();
+            key(&mut app, mode_key);
+            terminal.draw(|f| super::ui::draw(f, &mut app)).unwrap();
+            key(&mut app, KeyCode::Esc);
+        }
+    }
+}
+
+#[test]
+fn keys_turn_into_engine_requests() {
+    let mut app = app();
+    // Approvals: the selected request, once / always / reject; it leaves the pane at once.
+    app.focus = Pane::Approvals;
+    assert_eq!(
+        key(&mut app, KeyCode::Char('A')),
+        vec![Effect::Request(Request::Approve(
+            "per_7f3a".into(),
+            Decision::Always
+        ))]
+    );
+    assert!(app.view.approvals.is_empty());
+    // Cancel and retry act on the selected session's task.
+    app.focus = Pane::Sessions;
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('R')),
+        vec![Effect::Request(Request::Retry(tid(3), "client".into()))]
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Char('p')),
+        vec![Effect::Request(Request::Pause(true))]
+    );
+    // Drain the selected agent; a draining one is undrained.
+    app.focus = Pane::Agents;
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('d')),
+        vec![Effect::Request(Request::Drain("tester".into(), false))]
+    );
+    // The palette finds tasks by name.
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "cancel add-pagination/api");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Cancel(
+            tid(1),
+            "add-pagination/api".into()
+        ))]
+    );
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "cancel nope");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(
+        app.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no task \"nope\"")
+    );
+    // New task.
+    key(&mut app, KeyCode::Char('n'));
+    typed(&mut app, "fix the flaky test");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Prompt(
+            "fix the flaky test".into()
+        ))]
+    );
+    // Quitting while sessions run asks first; n stays, y leaves.
+    assert!(key(&mut app, KeyCode::Char('q')).is_empty());
+    assert_eq!(app.mode, Mode::ConfirmQuit);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(!app.should_quit());
+    key(&mut app, KeyCode::Char('q'));
+    assert_eq!(key(&mut app, KeyCode::Char('y')), vec![Effect::Quit]);
+    assert!(app.should_quit());
+}
+
+#[test]
+fn engine_events_update_the_view_without_a_snapshot() {
+    let mut app = app();
+    let before = app.view.sessions.len();
+    app.update(Msg::Engine(EngineEvent::Dispatched {
+        plan: plan_id(),
+        task: tid(4),
+        key: "tests".into(),
+        session: sid(9),
+        agent: AgentName::new("planner").unwrap(),
+        attempt: 1,
+    }));
+    assert_eq!(app.view.sessions.len(), before + 1);
+    assert_eq!(app.view.sessions[0].session.status, SessionStatus::Running);
+    assert_eq!(app.view.agents[0].load, 1);
+    app.update(Msg::Engine(EngineEvent::Transition(DomainEvent::new(
+        Transition::Session {
+            id: sid(9),
+            from: SessionStatus::Running,
+            to: SessionStatus::Completed,
+        },
+        "finished",
+        at(320),
+    ))));
+    assert_eq!(
+        app.view.sessions[0].session.status,
+        SessionStatus::Completed
+    );
+    assert_eq!(app.view.agents[0].load, 0);
+    // A new plan needs a snapshot for its tasks.
+    let effects = app.update(Msg::Engine(EngineEvent::PlanSubmitted {
+        plan: PlanId::generate(),
+        name: "next".into(),
+        tasks: 3,
+    }));
+    assert_eq!(effects, vec![Effect::Request(Request::Snapshot)]);
+    // Missed events: catch up from a snapshot, and say so.
+    assert_eq!(
+        app.update(Msg::Lagged(12)),
+        vec![Effect::Request(Request::Snapshot)]
+    );
+    assert!(
+        app.view
+            .log
+            .back()
+            .unwrap()
+            .text
+            .contains("12 events missed")
+    );
+}
