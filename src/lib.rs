@@ -17,3 +17,4 @@ pub mod plan;
 pub mod scripted;
 pub mod store;
 mod text;
+pub mod workspace;
