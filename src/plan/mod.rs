@@ -12,6 +12,7 @@ use crate::domain::task::PlanSettings;
 use crate::domain::{AgentName, GraphError, Plan, PlanId, Task, TaskGraph, TaskId};
 
 mod check;
+pub mod context;
 mod error;
 mod links;
 mod raw;
