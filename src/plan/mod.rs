@@ -13,10 +13,12 @@ use crate::domain::{AgentName, GraphError, Plan, PlanId, Task, TaskGraph, TaskId
 
 mod check;
 pub mod context;
+pub mod draft;
 mod error;
 mod links;
 mod raw;
 pub mod template;
+pub mod templates;
 mod validate;
 
 #[cfg(test)]
