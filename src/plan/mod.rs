@@ -16,6 +16,7 @@ pub mod context;
 pub mod draft;
 mod error;
 mod links;
+pub mod planner;
 mod raw;
 pub mod template;
 pub mod templates;

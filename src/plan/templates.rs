@@ -220,7 +220,7 @@ fn bugfix(goal: &str) -> Vec<TaskDraft> {
 
 /// `Add pagination to /users` -> `add-pagination-to-users`: lowercase ASCII words joined by
 /// `-`, at most 40 bytes, cut between words.
-fn slug(goal: &str) -> String {
+pub(super) fn slug(goal: &str) -> String {
     let mut slug = String::new();
     for word in goal
         .split(|c: char| !c.is_ascii_alphanumeric())
