@@ -43,33 +43,44 @@ pub struct UpstreamContext {
     pub values: Vec<(String, String)>,
 }
 
+impl UpstreamContext {
+    /// The context a finished task leaves: its final `answer`, the values published in it and
+    /// the files it changed.
+    pub fn from_answer(task: &str, answer: &str, files_changed: Vec<String>) -> Self {
+        Self {
+            task: task.to_string(),
+            summary: answer.to_string(),
+            values: parse_published(answer),
+            files_changed,
+        }
+    }
+}
+
 /// The values published in `answer`, in the order of their last publication (see the module
 /// documentation for the line format).
 pub fn parse_published(answer: &str) -> Vec<(String, String)> {
     let mut values: Vec<(String, String)> = Vec::new();
-    for line in answer.lines() {
-        let line = line.trim().trim_matches('`').trim();
-        let Some(rest) = line.strip_prefix(PUBLISH_PREFIX) else {
-            continue;
-        };
-        if !rest.starts_with(char::is_whitespace) {
-            continue;
-        }
-        let Some((name, value)) = rest.trim_start().split_once('=') else {
-            continue;
-        };
-        let name = name.trim();
-        let is_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !is_name {
-            continue;
-        }
+    for (name, value) in answer.lines().filter_map(published) {
         values.retain(|(earlier, _)| earlier != name);
-        values.push((name.to_string(), value.trim().to_string()));
+        values.push((name.to_string(), value.to_string()));
     }
     values
+}
+
+/// The name and value a publishing line publishes; `None` for any other line.
+fn published(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim().trim_matches('`').trim();
+    let rest = line.strip_prefix(PUBLISH_PREFIX)?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let (name, value) = rest.trim_start().split_once('=')?;
+    let name = name.trim();
+    let is_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    is_name.then_some((name, value.trim()))
 }
 
 /// The "context from upstream tasks" section for a prompt: for each upstream task (in the order
@@ -183,7 +194,14 @@ fn body(task: &UpstreamContext) -> String {
         }
         body.push('\n');
     }
-    let summary = task.summary.trim();
+    // Published values are listed above; their lines are left out of the answer.
+    let summary: Vec<&str> = task
+        .summary
+        .lines()
+        .filter(|line| published(line).is_none())
+        .collect();
+    let summary = summary.join("\n");
+    let summary = summary.trim();
     if summary.is_empty() {
         body.push_str("Result: (no final answer)\n");
     } else {

@@ -42,6 +42,12 @@ fn published_values_are_read_from_their_own_lines() {
         ])
     );
     assert_eq!(parse_published(""), []);
+    let upstream = UpstreamContext::from_answer("design", answer, vec!["a.rs".into()]);
+    assert_eq!(upstream.values.len(), 4);
+    assert_eq!(
+        (upstream.task.as_str(), upstream.summary.as_str()),
+        ("design", answer)
+    );
     assert!(PUBLISH_INSTRUCTIONS.contains("OCIO-PUBLISH name=value"));
 }
 
@@ -49,7 +55,7 @@ fn published_values_are_read_from_their_own_lines() {
 fn the_section_shows_values_files_and_the_answer_of_each_task() {
     let design = UpstreamContext {
         task: "design".into(),
-        summary: "Use a cursor.\n".into(),
+        summary: "Use a cursor.\nOCIO-PUBLISH api_path=/v2/users\n".into(),
         files_changed: vec!["docs/api.md".into(), "src/api.rs".into()],
         values: pairs(&[("api_path", "/v2/users")]),
     };

@@ -16,7 +16,7 @@ pub const AUTHOR_EMAIL: &str = "ocio@localhost";
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     #[error(
-        "cannot run git: {reason}\nhint: install git (2.20 or newer) and make sure it is on PATH"
+        "cannot run git: {reason}\nhint: install git (2.31 or newer) and make sure it is on PATH"
     )]
     GitMissing { reason: String },
     #[error(
