@@ -18,3 +18,4 @@ pub mod scripted;
 pub mod store;
 mod text;
 pub mod tui;
+pub mod workspace;

@@ -12,10 +12,14 @@ use crate::domain::task::PlanSettings;
 use crate::domain::{AgentName, GraphError, Plan, PlanId, Task, TaskGraph, TaskId};
 
 mod check;
+pub mod context;
+pub mod draft;
 mod error;
 mod links;
+pub mod planner;
 mod raw;
 pub mod template;
+pub mod templates;
 mod validate;
 
 #[cfg(test)]

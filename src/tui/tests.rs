@@ -75,7 +75,7 @@ fn session(n: u128, key: &str, agent: &str, status: SessionStatus, started: i64)
         cost: 0.01 * n as f64,
         ..Usage::default()
     };
-    if status.is_terminal_status() {
+    if crate::domain::Lifecycle::is_terminal(status) {
         s.finished_at = Some(at(started + 95));
     }
     if status == SessionStatus::Failed {
@@ -93,17 +93,6 @@ fn session(n: u128, key: &str, agent: &str, status: SessionStatus, started: i64)
                 title: format!("src/{key}.rs"),
             },
         }),
-    }
-}
-
-trait Terminalish {
-    fn is_terminal_status(self) -> bool;
-}
-
-impl Terminalish for SessionStatus {
-    fn is_terminal_status(self) -> bool {
-        use crate::domain::Lifecycle;
-        self.is_terminal()
     }
 }
 

@@ -1,0 +1,257 @@
+//! Running the `git` command line for ocio's worktree work, and what goes wrong doing it.
+//!
+//! Every command runs with a clean git environment (no inherited `GIT_DIR` and friends), no
+//! terminal prompts, hooks off, signing off, and ocio's own identity (`ocio <ocio@localhost>`),
+//! so it works the same on a machine without any git config and never waits for input.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The author and committer of every commit ocio makes.
+pub const AUTHOR_NAME: &str = "ocio";
+pub const AUTHOR_EMAIL: &str = "ocio@localhost";
+
+/// What went wrong in a workspace operation: each names the repository and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(
+        "cannot run git: {reason}\nhint: install git (2.31 or newer) and make sure it is on PATH"
+    )]
+    GitMissing { reason: String },
+    #[error(
+        "in repository {repo}: `git {command}` failed: {stderr}\nhint: run the same command in {dir} to see more; ocio only touches branches under ocio/ and its own worktrees"
+    )]
+    Git {
+        repo: PathBuf,
+        dir: PathBuf,
+        command: String,
+        stderr: String,
+    },
+    #[error(
+        "{path} is not in a git repository ({stderr})\nhint: point the plan's `repo` at a git checkout, or run `git init` there"
+    )]
+    NotARepository { path: PathBuf, stderr: String },
+    #[error(
+        "repository {repo} has no commits yet\nhint: make a first commit; worktrees start from a commit"
+    )]
+    NoCommits { repo: PathBuf },
+    #[error(
+        "in repository {repo}: base {base:?} is not a branch, tag or commit\nhint: set the plan's `base` to an existing branch (see `git branch`), or remove it to start from HEAD"
+    )]
+    UnknownBase { repo: PathBuf, base: String },
+    #[error(
+        "in repository {repo}: plan {plan:?} has no integration branch {branch}\nhint: prepare the plan with `ensure_integration` before making task worktrees"
+    )]
+    NoIntegration {
+        repo: PathBuf,
+        plan: String,
+        branch: String,
+    },
+    #[error(
+        "in repository {repo}: task branch {branch} does not exist\nhint: the task's worktree was never made, or its branch was deleted"
+    )]
+    NoTaskBranch { repo: PathBuf, branch: String },
+    #[error(
+        "in repository {repo}: {path} has branch {found} checked out, not {expected}\nhint: remove it (`git worktree remove {path}`) and ocio makes it again"
+    )]
+    ForeignWorktree {
+        repo: PathBuf,
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "in repository {repo}: {path} is not a worktree ocio made\nhint: pass the path ocio returned for a task's worktree"
+    )]
+    NotOurs { repo: PathBuf, path: PathBuf },
+    #[error("in repository {repo}: the integration worktree {path} has a merge in progress with conflicts in {}\nhint: let the resolver finish (`conclude_merge`) or give up on it (`abort_merge`)", .files.join(", "))]
+    MergeInProgress {
+        repo: PathBuf,
+        path: PathBuf,
+        files: Vec<String>,
+    },
+    #[error("in repository {repo}: the integration worktree {path} has changes nobody committed: {}\nhint: commit or discard them there (`git -C {path} status`)", .files.join(", "))]
+    IntegrationDirty {
+        repo: PathBuf,
+        path: PathBuf,
+        files: Vec<String>,
+    },
+    #[error("in repository {repo}: conflicts remain in {} ({path})\nhint: every conflict marker (<<<<<<<, =======, >>>>>>>) must be resolved before the merge can be concluded", .files.join(", "))]
+    StillConflicted {
+        repo: PathBuf,
+        path: PathBuf,
+        files: Vec<String>,
+    },
+    #[error(
+        "in repository {repo}: no merge is in progress in {path}\nhint: nothing to conclude; merge the task first"
+    )]
+    NoMergeInProgress { repo: PathBuf, path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WorkspaceError {
+    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The `git` command line, for one repository.
+#[derive(Debug, Clone)]
+pub(super) struct Git {
+    /// The repository's top level (named in errors).
+    pub(super) repo: PathBuf,
+}
+
+impl Git {
+    /// A git command in `dir` with ocio's environment.
+    fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
+        let mut command = Command::new("git");
+        command
+            .current_dir(dir)
+            .args([
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "commit.gpgSign=false",
+                "-c",
+                "tag.gpgSign=false",
+                "-c",
+                "core.quotePath=false",
+                "-c",
+                "advice.detachedHead=false",
+                "-c",
+                &format!("user.name={AUTHOR_NAME}"),
+                "-c",
+                &format!("user.email={AUTHOR_EMAIL}"),
+            ])
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", AUTHOR_NAME)
+            .env("GIT_AUTHOR_EMAIL", AUTHOR_EMAIL)
+            .env("GIT_COMMITTER_NAME", AUTHOR_NAME)
+            .env("GIT_COMMITTER_EMAIL", AUTHOR_EMAIL)
+            .env("LC_ALL", "C");
+        for inherited in [
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            "GIT_COMMON_DIR",
+            "GIT_NAMESPACE",
+            "GIT_CEILING_DIRECTORIES",
+        ] {
+            command.env_remove(inherited);
+        }
+        command
+    }
+
+    /// Runs git in `dir` and returns its output whatever the exit status.
+    pub(super) fn output<S: AsRef<OsStr>>(
+        dir: &Path,
+        args: &[S],
+    ) -> Result<Output, WorkspaceError> {
+        Self::command(dir, args)
+            .output()
+            .map_err(|err| WorkspaceError::GitMissing {
+                reason: err.to_string(),
+            })
+    }
+
+    /// Runs git in `dir`; its stdout (end trimmed) when it succeeds, else an error naming the
+    /// repository, the command and git's stderr.
+    pub(super) fn run<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+    ) -> Result<String, WorkspaceError> {
+        let output = Self::output(dir, args)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_string())
+        } else {
+            Err(self.failed(dir, args, &output))
+        }
+    }
+
+    /// Whether git exits 0 (`true`) or 1 (`false`); any other exit is an error.
+    pub(super) fn check<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+    ) -> Result<bool, WorkspaceError> {
+        let output = Self::output(dir, args)?;
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(self.failed(dir, args, &output)),
+        }
+    }
+
+    /// NUL-separated paths (`-z` output) as strings.
+    pub(super) fn paths<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+    ) -> Result<Vec<String>, WorkspaceError> {
+        let output = Self::output(dir, args)?;
+        if !output.status.success() {
+            return Err(self.failed(dir, args, &output));
+        }
+        Ok(output
+            .stdout
+            .split(|byte| *byte == 0)
+            .filter(|path| !path.is_empty())
+            .map(|path| String::from_utf8_lossy(path).into_owned())
+            .collect())
+    }
+
+    /// The commit `rev` names, or `None` when it names none.
+    pub(super) fn commit_of(
+        &self,
+        dir: &Path,
+        rev: &str,
+    ) -> Result<Option<String>, WorkspaceError> {
+        let spec = format!("{rev}^{{commit}}");
+        let output = Self::output(dir, &["rev-parse", "--verify", "--quiet", &spec])?;
+        Ok(output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
+    }
+
+    pub(super) fn failed<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+        output: &Output,
+    ) -> WorkspaceError {
+        let command: Vec<String> = args
+            .iter()
+            .map(|arg| arg.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if stderr.is_empty() {
+            stderr = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        }
+        if stderr.is_empty() {
+            stderr = format!("exit status {}", output.status);
+        }
+        WorkspaceError::Git {
+            repo: self.repo.clone(),
+            dir: dir.to_path_buf(),
+            command: command.join(" "),
+            stderr: crate::text::clip(&stderr, 2000),
+        }
+    }
+}

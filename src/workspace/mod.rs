@@ -1,0 +1,401 @@
+//! Git worktrees for a plan's sessions, in one repository: each coding session works in its own
+//! worktree on its own branch `ocio/<plan>/<task>`, made from the plan's integration branch
+//! `ocio/<plan>/integration`, where finished tasks are merged in a worktree of its own (the
+//! user's checkout is never touched). Also: which files a session changed, committing what it
+//! left, merging with conflicts reported or left for a resolver, and cleaning up.
+//!
+//! Layout under the root the caller gives (the engine: `<data dir>/worktrees`):
+//! `<root>/<repo>-<hash>/<plan>/integration` and `<root>/<repo>-<hash>/<plan>/<task>/<attempt>`,
+//! names made safe by [`names::component`].
+//!
+//! Blocking: every operation runs `git` and waits for it; call from `spawn_blocking`. Operations
+//! on one [`Workspace`] (and its clones) are serialized, so keep one per repository.
+//!
+//! A plan with `worktrees = false` uses none of this: its tasks share the checkout, one at a time
+//! under the repository's lock (`repo:<path>`), and [`Workspace::changed_since`] tells what a
+//! session changed there.
+
+mod cleanup;
+pub mod conflict;
+mod git;
+mod merge;
+pub mod names;
+pub mod overlap;
+mod record;
+
+#[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+pub use cleanup::{CleanupPolicy, CleanupReport};
+pub use git::{AUTHOR_EMAIL, AUTHOR_NAME, WorkspaceError};
+pub use merge::{MergeOutcome, OnConflict};
+
+use git::Git;
+use record::{Listed, Stamp};
+
+/// The worktrees of one repository.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    git: Git,
+    /// `<root>/<repo>-<hash>`, canonical.
+    root: PathBuf,
+    /// Serializes the operations (git's own locks would make parallel ones fail, not wait).
+    lock: Arc<Mutex<()>>,
+}
+
+/// A plan's integration branch and the worktree it is checked out in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub branch: String,
+    pub path: PathBuf,
+    /// Its commit now.
+    pub head: String,
+}
+
+/// A task's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskWorktree {
+    /// Give this to OpenCode as the session's directory.
+    pub path: PathBuf,
+    pub branch: String,
+    /// The integration commit it was made from: what [`Workspace::changed_files`] compares to.
+    pub base: String,
+    pub attempt: u32,
+}
+
+type Result<T> = std::result::Result<T, WorkspaceError>;
+
+impl Workspace {
+    /// The workspace of the repository that contains `repo`, keeping worktrees under
+    /// `worktree_root` (made if missing).
+    pub fn open(repo: &Path, worktree_root: &Path) -> Result<Self> {
+        if !repo.is_dir() {
+            // Running git there would fail in a way that looks like a missing git.
+            return Err(WorkspaceError::NotARepository {
+                path: repo.to_path_buf(),
+                stderr: "no such directory".into(),
+            });
+        }
+        let output = Git::output(repo, &["rev-parse", "--show-toplevel"])?;
+        if !output.status.success() {
+            return Err(WorkspaceError::NotARepository {
+                path: repo.to_path_buf(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        let top = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let top = top.canonicalize().map_err(WorkspaceError::io(&top))?;
+        let name = top
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into());
+        let key = format!(
+            "{}-{:08x}",
+            names::component(&name),
+            names::fnv1a(top.as_os_str().as_encoded_bytes()) as u32
+        );
+        let root = worktree_root.join(key);
+        std::fs::create_dir_all(&root).map_err(WorkspaceError::io(&root))?;
+        let root = root.canonicalize().map_err(WorkspaceError::io(&root))?;
+        Ok(Self {
+            git: Git { repo: top },
+            root,
+            lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The repository's top level.
+    pub fn repo(&self) -> &Path {
+        &self.git.repo
+    }
+
+    /// Where this repository's worktrees are.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn plan_dir(&self, plan: &str) -> PathBuf {
+        self.root.join(names::component(plan))
+    }
+
+    /// Where the plan's integration worktree is.
+    pub fn integration_path(&self, plan: &str) -> PathBuf {
+        self.plan_dir(plan).join(names::INTEGRATION)
+    }
+
+    /// Where a task's worktree for `attempt` is.
+    pub fn task_path(&self, plan: &str, task: &str, attempt: u32) -> PathBuf {
+        self.plan_dir(plan)
+            .join(names::component(task))
+            .join(attempt.to_string())
+    }
+
+    fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the plan's integration branch from `base` (a branch, tag or commit; the
+    /// repository's current HEAD when `None`) and checks it out in the plan's integration
+    /// worktree. Idempotent: an existing branch is kept as it is (it holds merged work), and
+    /// its worktree is made again if it went missing.
+    pub fn ensure_integration(&self, plan: &str, base: Option<&str>) -> Result<Integration> {
+        let _guard = self.guard();
+        self.git.run(&self.git.repo, &["worktree", "prune"])?;
+        let branch = names::integration_branch(plan);
+        let path = self.integration_path(plan);
+        let listed = record::list(&self.git)?;
+        let checked_out = listed.iter().find(|entry| entry.path == path);
+        match checked_out {
+            Some(entry) if entry.branch.as_deref() == Some(branch.as_str()) => {}
+            Some(entry) => return Err(self.foreign(entry, &branch)),
+            None => {
+                self.clear_leftover(&path)?;
+                let path_text = path.to_string_lossy();
+                if self.branch_exists(&branch)? {
+                    self.git
+                        .run(&self.git.repo, &["worktree", "add", &path_text, &branch])?;
+                } else {
+                    let start = self.resolve_base(base)?;
+                    self.git.run(
+                        &self.git.repo,
+                        &["worktree", "add", "-b", &branch, &path_text, &start],
+                    )?;
+                }
+            }
+        }
+        let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
+        Ok(Integration { branch, path, head })
+    }
+
+    /// The commit the plan starts from.
+    fn resolve_base(&self, base: Option<&str>) -> Result<String> {
+        let repo = &self.git.repo;
+        let Some(base) = base else {
+            return self
+                .git
+                .commit_of(repo, "HEAD")?
+                .ok_or_else(|| WorkspaceError::NoCommits { repo: repo.clone() });
+        };
+        if self.git.commit_of(repo, "HEAD")?.is_none() {
+            return Err(WorkspaceError::NoCommits { repo: repo.clone() });
+        }
+        self.git
+            .commit_of(repo, base)?
+            .ok_or_else(|| WorkspaceError::UnknownBase {
+                repo: repo.clone(),
+                base: base.to_string(),
+            })
+    }
+
+    /// The worktree of a task's `attempt`, made from the integration branch's current commit on
+    /// branch `ocio/<plan>/<task>`.
+    ///
+    /// Idempotent: asked again for the same attempt (after a restart), the existing worktree is
+    /// returned untouched. A later attempt starts fresh: the earlier attempt's worktree is
+    /// removed and the branch is reset to the integration branch's current commit.
+    pub fn create_worktree(&self, plan: &str, task: &str, attempt: u32) -> Result<TaskWorktree> {
+        let _guard = self.guard();
+        self.git.run(&self.git.repo, &["worktree", "prune"])?;
+        let branch = names::task_branch(plan, task);
+        let path = self.task_path(plan, task, attempt);
+        let listed = record::list(&self.git)?;
+        if let Some(entry) = listed.iter().find(|entry| entry.path == path) {
+            if entry.branch.as_deref() != Some(branch.as_str()) {
+                return Err(self.foreign(entry, &branch));
+            }
+            if let Some(stamp) = Stamp::read(&self.git, &path)? {
+                return Ok(TaskWorktree {
+                    path,
+                    branch,
+                    base: stamp.base,
+                    attempt: stamp.attempt,
+                });
+            }
+            // Made, but stopped before it was stamped: make it again below.
+        }
+        for earlier in listed
+            .iter()
+            .filter(|entry| entry.branch.as_deref() == Some(branch.as_str()))
+        {
+            self.git.run(
+                &self.git.repo,
+                &[
+                    "worktree",
+                    "remove",
+                    "--force",
+                    &earlier.path.to_string_lossy(),
+                ],
+            )?;
+            self.remove_empty_parents(&earlier.path);
+        }
+        self.clear_leftover(&path)?;
+        let integration = names::integration_branch(plan);
+        let base = self
+            .git
+            .commit_of(&self.git.repo, &format!("refs/heads/{integration}"))?;
+        let base = base.ok_or_else(|| WorkspaceError::NoIntegration {
+            repo: self.git.repo.clone(),
+            plan: plan.to_string(),
+            branch: integration,
+        })?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(WorkspaceError::io(parent))?;
+        }
+        self.git.run(
+            &self.git.repo,
+            &[
+                "worktree",
+                "add",
+                "-B",
+                &branch,
+                &path.to_string_lossy(),
+                &base,
+            ],
+        )?;
+        let stamp = Stamp {
+            attempt,
+            base: base.clone(),
+            merged: None,
+        };
+        stamp.write(&self.git, &path)?;
+        Ok(TaskWorktree {
+            path,
+            branch,
+            base,
+            attempt,
+        })
+    }
+
+    /// The files a task's worktree changed since it was made: committed, staged, unstaged and
+    /// new (untracked, not ignored) files, deleted ones included, repo-relative, sorted.
+    pub fn changed_files(&self, worktree: &Path) -> Result<Vec<String>> {
+        let _guard = self.guard();
+        let stamp = self.stamp(worktree)?;
+        self.changed(worktree, &stamp.base)
+    }
+
+    /// The files changed in `dir` (any checkout of the repository) since commit `base`:
+    /// for plans without worktrees, with `base` the commit the session started from.
+    pub fn changed_since(&self, dir: &Path, base: &str) -> Result<Vec<String>> {
+        let _guard = self.guard();
+        self.changed(dir, base)
+    }
+
+    /// The commit checked out in `dir`.
+    pub fn head(&self, dir: &Path) -> Result<String> {
+        self.git.run(dir, &["rev-parse", "HEAD"])
+    }
+
+    fn changed(&self, dir: &Path, base: &str) -> Result<Vec<String>> {
+        let mut files: BTreeSet<String> = self
+            .git
+            .paths(dir, &["diff", "--name-only", "-z", "--no-renames", base])?
+            .into_iter()
+            .collect();
+        files.extend(
+            self.git
+                .paths(dir, &["ls-files", "--others", "--exclude-standard", "-z"])?,
+        );
+        Ok(files.into_iter().collect())
+    }
+
+    /// Commits everything the session left in `worktree` (new, changed and deleted files,
+    /// ignored ones excepted) as `ocio <ocio@localhost>`, hooks off. The new commit, or `None`
+    /// when there was nothing to commit.
+    pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<Option<String>> {
+        let _guard = self.guard();
+        self.git.run(worktree, &["add", "-A"])?;
+        if self.git.check(worktree, &["diff", "--cached", "--quiet"])? {
+            return Ok(None);
+        }
+        self.git
+            .run(worktree, &["commit", "-q", "--no-verify", "-m", message])?;
+        self.git.run(worktree, &["rev-parse", "HEAD"]).map(Some)
+    }
+
+    /// Removes a worktree ocio made (uncommitted changes in it are lost; its branch stays).
+    pub fn remove_worktree(&self, worktree: &Path) -> Result<()> {
+        let _guard = self.guard();
+        self.remove(worktree)
+    }
+
+    fn remove(&self, worktree: &Path) -> Result<()> {
+        if !worktree.starts_with(&self.root) || worktree == self.root {
+            return Err(WorkspaceError::NotOurs {
+                repo: self.git.repo.clone(),
+                path: worktree.to_path_buf(),
+            });
+        }
+        let listed = record::list(&self.git)?;
+        if listed.iter().any(|entry| entry.path == worktree) {
+            self.git.run(
+                &self.git.repo,
+                &["worktree", "remove", "--force", &worktree.to_string_lossy()],
+            )?;
+        }
+        self.clear_leftover(worktree)?;
+        self.remove_empty_parents(worktree);
+        Ok(())
+    }
+
+    fn stamp(&self, worktree: &Path) -> Result<Stamp> {
+        let stamp = worktree
+            .starts_with(&self.root)
+            .then(|| Stamp::read(&self.git, worktree))
+            .transpose()?
+            .flatten();
+        stamp.ok_or_else(|| WorkspaceError::NotOurs {
+            repo: self.git.repo.clone(),
+            path: worktree.to_path_buf(),
+        })
+    }
+
+    fn branch_exists(&self, branch: &str) -> Result<bool> {
+        let reference = format!("refs/heads/{branch}");
+        self.git.check(
+            &self.git.repo,
+            &["show-ref", "--verify", "--quiet", &reference],
+        )
+    }
+
+    fn foreign(&self, entry: &Listed, expected: &str) -> WorkspaceError {
+        WorkspaceError::ForeignWorktree {
+            repo: self.git.repo.clone(),
+            path: entry.path.clone(),
+            found: entry
+                .branch
+                .clone()
+                .unwrap_or_else(|| "(detached HEAD)".into()),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// Removes a directory under the root that git no longer knows as a worktree (left by a
+    /// crash between `mkdir` and `worktree add`, or by a removal git could not finish).
+    fn clear_leftover(&self, path: &Path) -> Result<()> {
+        if path.starts_with(&self.root) && path != self.root && path.exists() {
+            std::fs::remove_dir_all(path).map_err(WorkspaceError::io(path))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the empty directories between `path` and the root (best effort).
+    fn remove_empty_parents(&self, path: &Path) {
+        let mut dir = path.parent();
+        while let Some(parent) = dir {
+            if parent == self.root || !parent.starts_with(&self.root) {
+                break;
+            }
+            if std::fs::remove_dir(parent).is_err() {
+                break;
+            }
+            dir = parent.parent();
+        }
+    }
+}
