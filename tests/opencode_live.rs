@@ -706,13 +706,16 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
         .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
         .await
         .unwrap();
+    let mut activity = Vec::new();
     let finished = loop {
         let event = tokio::time::timeout(WAIT, events.recv())
             .await
             .expect("plan never finished")
             .unwrap();
-        if let EngineEvent::PlanFinished { .. } = event {
-            break event;
+        match event {
+            EngineEvent::PlanFinished { .. } => break event,
+            EngineEvent::Activity { session, entry } => activity.push((session, entry.activity)),
+            _ => {}
         }
     };
     assert!(
@@ -726,6 +729,31 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
         ),
         "{finished:?}"
     );
+    // The server's live stream reached the engine as transcript activity: the write tool call
+    // with its file, the answer's text, and steps carrying the scripted usage.
+    use ocio::engine::Activity;
+    assert!(
+        activity.iter().any(|(_, a)| matches!(a, Activity::Tool { tool, status, title } if tool == "write" && status == "completed" && title.contains("greeting.txt"))),
+        "{activity:#?}"
+    );
+    assert!(
+        activity
+            .iter()
+            .any(|(_, a)| matches!(a, Activity::Text { text } if text == "wrote greeting.txt")),
+        "{activity:#?}"
+    );
+    assert!(
+        activity
+            .iter()
+            .any(|(_, a)| matches!(a, Activity::Step { usage } if usage.input_tokens >= 700)),
+        "{activity:#?}"
+    );
+    let (impl_session, _) = activity
+        .iter()
+        .find(|(_, a)| matches!(a, Activity::Tool { .. }))
+        .unwrap();
+    let transcript = engine.transcript(*impl_session).await.unwrap();
+    assert!(transcript.len() >= 2, "{transcript:#?}");
     assert_eq!(
         repo.read("greeting.txt").as_deref(),
         Some("ahoy\n"),

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod approval;
 mod core;
+pub mod live;
 mod locking;
 pub mod opencode_runner;
 pub mod routing;

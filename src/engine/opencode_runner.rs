@@ -7,9 +7,11 @@
 //! takes the finished answer, waits for a busy session, or sends a prompt that never arrived;
 //! it never starts a second remote session for the same attempt.
 //!
-//! While the answer is awaited, the session's pending permission requests are looked up every
-//! half second and handed to the engine (its policy or the operator); the answers go back to
-//! the server. (Following the server's event stream instead would save those calls.)
+//! While the answer is awaited, the server's live event stream (one per server, see
+//! [`LiveHub`]) tells the run what its session does: that becomes transcript activity for the
+//! engine, and permission requests are handed to the engine (its policy or the operator) the
+//! moment they are asked, with the answers sent back to the server. Pending requests are also
+//! looked up every few seconds, in case the stream dropped one.
 
 use std::sync::Arc;
 
@@ -19,17 +21,20 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::approval::{Ask, Decision};
+use super::live::{LiveHub, Subscription, Transcriber};
 use super::runner::{Health, Job, Outcome, ProbeFuture, RunFuture, Runner};
 use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
+use crate::opencode::event::ServerEvent;
 use crate::opencode::wire::{
-    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply, PromptPart,
-    PromptRequest,
+    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply,
+    PermissionRequest, PromptPart, PromptRequest,
 };
 
-/// How often a running session's pending permission requests are looked up.
-const PERMISSION_POLL: Duration = Duration::from_millis(500);
+/// How often a running session's pending permission requests are looked up (the stream brings
+/// them at once; this catches any it dropped).
+const PERMISSION_POLL: Duration = Duration::from_secs(3);
 
 /// How often a re-attached run checks on a busy remote session.
 const RESUME_POLL: Duration = Duration::from_secs(1);
@@ -40,6 +45,7 @@ pub struct OpencodeRunner {
     /// The OpenCode agent (`build`, `plan`, ...); the server's default when `None`.
     opencode_agent: Option<String>,
     model: Option<ModelRef>,
+    live: LiveHub,
 }
 
 impl OpencodeRunner {
@@ -49,6 +55,7 @@ impl OpencodeRunner {
         model: Option<ModelRef>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            live: LiveHub::new(client.clone()),
             client,
             opencode_agent,
             model,
@@ -152,6 +159,9 @@ impl OpencodeRunner {
             }],
             ..PromptRequest::default()
         };
+        // Subscribed before the prompt goes out, so no event of this turn is missed.
+        let mut live = self.live.subscribe(remote, dir);
+        let mut transcriber = Transcriber::default();
         let reply = self.client.prompt(dir, remote, &prompt);
         tokio::pin!(reply);
         let mut seen = HashSet::new();
@@ -160,9 +170,15 @@ impl OpencodeRunner {
             tokio::select! {
                 reply = &mut reply => break reply,
                 _ = &mut stop => return self.abort(dir, remote).await,
+                Some(event) = live.events.recv() => self.on_event(job, dir, &event, &mut transcriber, &mut seen),
                 _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut seen).await,
             }
         };
+        // Whatever the stream still holds (the last text, the final step) goes to the
+        // transcript too.
+        while let Ok(event) = live.events.try_recv() {
+            self.on_event(job, dir, &event, &mut transcriber, &mut seen);
+        }
         match reply {
             Ok(reply) => outcome_of(&reply),
             Err(e) => Outcome::Failed {
@@ -191,6 +207,8 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut seen = HashSet::new();
+        let mut live = self.live.subscribe(id, &dir);
+        let mut transcriber = Transcriber::default();
         loop {
             let messages = match self.client.messages(&dir, id, Some(20)).await {
                 Ok(messages) => messages,
@@ -203,7 +221,17 @@ impl OpencodeRunner {
                 }
                 Err(e) => {
                     tracing::debug!(remote = id, error = %e, "re-attach: transcript unavailable; trying again");
-                    if self.pause(&mut stop).await {
+                    if self
+                        .pause(
+                            &mut stop,
+                            &job,
+                            &dir,
+                            &mut live,
+                            &mut transcriber,
+                            &mut seen,
+                        )
+                        .await
+                    {
                         return self.abort(&dir, id).await;
                     }
                     continue;
@@ -224,7 +252,13 @@ impl OpencodeRunner {
                 .map(|s| s.contains_key(id))
                 .unwrap_or(true);
             match answer {
-                Some(answer) if !busy => return outcome_of(answer),
+                Some(answer) if !busy => {
+                    for part in &answer.parts {
+                        let event = ServerEvent::PartUpdated { part: part.clone() };
+                        self.on_event(&job, &dir, &event, &mut transcriber, &mut seen);
+                    }
+                    return outcome_of(answer);
+                }
                 None if !busy => {
                     return Outcome::Failed {
                         error:
@@ -236,7 +270,17 @@ impl OpencodeRunner {
                 }
                 _ => {
                     self.relay_permissions(&job, &dir, id, &mut seen).await;
-                    if self.pause(&mut stop).await {
+                    if self
+                        .pause(
+                            &mut stop,
+                            &job,
+                            &dir,
+                            &mut live,
+                            &mut transcriber,
+                            &mut seen,
+                        )
+                        .await
+                    {
                         return self.abort(&dir, id).await;
                     }
                 }
@@ -257,44 +301,81 @@ impl OpencodeRunner {
             return;
         };
         for request in pending.into_iter().filter(|p| p.session_id == remote) {
-            if !seen.insert(request.id.clone()) {
-                continue;
-            }
-            let (reporter, client, dir, session) = (
-                job.reporter.clone(),
-                self.client.clone(),
-                dir.to_string(),
-                job.session,
-            );
-            tokio::spawn(async move {
-                let ask = Ask {
-                    id: request.id.clone(),
-                    permission: request.permission,
-                    patterns: request.patterns,
-                };
-                let Some(decision) = reporter.permission(session, ask).await else {
-                    return;
-                };
-                let reply = match decision {
-                    Decision::Once => PermissionReply::Once,
-                    Decision::Always => PermissionReply::Always,
-                    Decision::Reject => PermissionReply::Reject,
-                };
-                if let Err(e) = client
-                    .reply_permission(&dir, &request.id, reply, None)
-                    .await
-                {
-                    tracing::warn!(request = %request.id, error = %e, "could not answer a permission request");
-                }
-            });
+            self.relay(job, dir, request, seen);
         }
     }
 
-    /// Wait a poll interval; `true` if a stop was asked for meanwhile.
-    async fn pause(&self, stop: &mut oneshot::Receiver<()>) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(RESUME_POLL) => false,
-            _ = stop => true,
+    /// One live event: transcript activity for the engine, or a permission request to relay.
+    fn on_event(
+        &self,
+        job: &Job,
+        dir: &str,
+        event: &ServerEvent,
+        transcriber: &mut Transcriber,
+        seen: &mut HashSet<String>,
+    ) {
+        if let ServerEvent::PermissionAsked(request) = event {
+            self.relay(job, dir, request.clone(), seen);
+            return;
+        }
+        if let Some((activity, part)) = transcriber.activity(event) {
+            job.reporter.activity(job.session, activity, part);
+        }
+    }
+
+    /// Hand one permission request to the engine (once) and send its answer back to the
+    /// server, without holding up the run.
+    fn relay(&self, job: &Job, dir: &str, request: PermissionRequest, seen: &mut HashSet<String>) {
+        if !seen.insert(request.id.clone()) {
+            return;
+        }
+        let (reporter, client, dir, session) = (
+            job.reporter.clone(),
+            self.client.clone(),
+            dir.to_string(),
+            job.session,
+        );
+        tokio::spawn(async move {
+            let ask = Ask {
+                id: request.id.clone(),
+                permission: request.permission,
+                patterns: request.patterns,
+            };
+            let Some(decision) = reporter.permission(session, ask).await else {
+                return;
+            };
+            let reply = match decision {
+                Decision::Once => PermissionReply::Once,
+                Decision::Always => PermissionReply::Always,
+                Decision::Reject => PermissionReply::Reject,
+            };
+            if let Err(e) = client
+                .reply_permission(&dir, &request.id, reply, None)
+                .await
+            {
+                tracing::warn!(request = %request.id, error = %e, "could not answer a permission request");
+            }
+        });
+    }
+
+    /// Wait a poll interval, passing on live events meanwhile; `true` if a stop was asked for.
+    async fn pause(
+        &self,
+        stop: &mut oneshot::Receiver<()>,
+        job: &Job,
+        dir: &str,
+        live: &mut Subscription,
+        transcriber: &mut Transcriber,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        let sleep = tokio::time::sleep(RESUME_POLL);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return false,
+                _ = &mut *stop => return true,
+                Some(event) = live.events.recv() => self.on_event(job, dir, &event, transcriber, seen),
+            }
         }
     }
 }

@@ -1,0 +1,354 @@
+//! Live events for the runs on one OpenCode server: one follower of the server's
+//! `/global/event` stream (started with the first run, stopped with the last), its events routed
+//! to the run whose remote session they are about, and turned into transcript [`Activity`]:
+//! text as it streams, tool calls as they move, steps with the session's usage so far, and the
+//! files a session edits. A resync after a reconnect replays the session's recent parts and
+//! pending permission requests, so nothing the stream dropped is lost for good.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::view::Activity;
+use crate::domain::Usage;
+use crate::opencode::client::Client;
+use crate::opencode::event::ServerEvent;
+use crate::opencode::stream::{EventFollower, StreamItem, StreamOptions, Watchlist};
+use crate::opencode::wire::{Part, ToolState};
+
+/// Events kept for a run that is slow to take them; beyond that, deltas are dropped (the next
+/// full part update or resync carries the whole text again).
+const BACKLOG: usize = 512;
+
+type Routes = Arc<Mutex<HashMap<String, Route>>>;
+
+struct Route {
+    directory: String,
+    tx: mpsc::Sender<ServerEvent>,
+}
+
+/// The live stream of one server, shared by its runs.
+#[derive(Clone)]
+pub struct LiveHub {
+    client: Client,
+    inner: Arc<Mutex<Option<Follow>>>,
+}
+
+struct Follow {
+    routes: Routes,
+    watchlist: Watchlist,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LiveHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHub")
+            .field("server", &self.client.base_url())
+            .finish()
+    }
+}
+
+impl LiveHub {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            inner: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Events about remote session `session_id` (and files edited in `directory`) until the
+    /// subscription is dropped.
+    pub fn subscribe(&self, session_id: &str, directory: &str) -> Subscription {
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let follow = inner.get_or_insert_with(|| {
+            let routes: Routes = Arc::default();
+            let watchlist = Watchlist::default();
+            let follower = EventFollower::spawn(
+                self.client.clone(),
+                watchlist.clone(),
+                StreamOptions::default(),
+            );
+            let task = tokio::spawn(route(follower, routes.clone()));
+            Follow {
+                routes,
+                watchlist,
+                task,
+            }
+        });
+        follow.watchlist.watch(session_id, directory);
+        follow
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                session_id.to_string(),
+                Route {
+                    directory: directory.to_string(),
+                    tx,
+                },
+            );
+        Subscription {
+            hub: self.clone(),
+            session_id: session_id.to_string(),
+            events: rx,
+        }
+    }
+
+    fn unsubscribe(&self, session_id: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(follow) = inner.as_ref() else {
+            return;
+        };
+        follow.watchlist.unwatch(session_id);
+        let empty = {
+            let mut routes = follow.routes.lock().unwrap_or_else(PoisonError::into_inner);
+            routes.remove(session_id);
+            routes.is_empty()
+        };
+        if empty && let Some(follow) = inner.take() {
+            follow.task.abort(); // drops the follower, which stops it
+        }
+    }
+}
+
+/// A run's share of the stream.
+pub struct Subscription {
+    hub: LiveHub,
+    session_id: String,
+    pub events: mpsc::Receiver<ServerEvent>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.session_id);
+    }
+}
+
+async fn route(mut follower: EventFollower, routes: Routes) {
+    while let Some(item) = follower.items.recv().await {
+        let events: Vec<(String, ServerEvent)> = match item {
+            StreamItem::Event { directory, event } => match (event.session_id(), &event) {
+                (Some(id), _) => vec![(id.to_string(), event.clone())],
+                // `file.edited` names no session: it goes to the run working in that directory.
+                (None, ServerEvent::FileEdited { .. }) => {
+                    let routes = routes.lock().unwrap_or_else(PoisonError::into_inner);
+                    routes
+                        .iter()
+                        .filter(|(_, r)| directory.as_deref() == Some(r.directory.as_str()))
+                        .map(|(id, _)| (id.clone(), event.clone()))
+                        .collect()
+                }
+                _ => Vec::new(),
+            },
+            StreamItem::Resynced(snapshots) => snapshots
+                .into_iter()
+                .flat_map(|s| {
+                    let id = s.session_id.clone();
+                    let parts = s
+                        .recent
+                        .into_iter()
+                        .flat_map(|m| m.parts)
+                        .map(|part| ServerEvent::PartUpdated { part });
+                    let asks = s.permissions.into_iter().map(ServerEvent::PermissionAsked);
+                    parts
+                        .chain(asks)
+                        .map(move |e| (id.clone(), e))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            StreamItem::Connected | StreamItem::Disconnected { .. } => Vec::new(),
+        };
+        let routes = routes.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, event) in events {
+            if let Some(route) = routes.get(&id) {
+                let _ = route.tx.try_send(event);
+            }
+        }
+    }
+}
+
+/// Turns one run's server events into transcript activity: text grows by deltas (sent at most
+/// every `every` per part, and in full on each part update), steps add up to the session's
+/// usage so far.
+#[derive(Debug)]
+pub struct Transcriber {
+    texts: HashMap<String, (String, Instant)>,
+    steps: HashMap<String, Usage>,
+    every: Duration,
+}
+
+impl Default for Transcriber {
+    fn default() -> Self {
+        Self {
+            texts: HashMap::new(),
+            steps: HashMap::new(),
+            every: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Transcriber {
+    /// What the event shows, with the part it belongs to (entries of one part replace each
+    /// other).
+    pub fn activity(&mut self, event: &ServerEvent) -> Option<(Activity, Option<String>)> {
+        match event {
+            ServerEvent::PartUpdated { part } => self.part(part),
+            ServerEvent::PartDelta {
+                part_id,
+                field,
+                delta,
+                ..
+            } if field == "text" => {
+                let (text, sent) = self
+                    .texts
+                    .entry(part_id.clone())
+                    .or_insert_with(|| (String::new(), Instant::now() - self.every));
+                text.push_str(delta);
+                if sent.elapsed() < self.every {
+                    return None;
+                }
+                *sent = Instant::now();
+                Some((Activity::Text { text: text.clone() }, Some(part_id.clone())))
+            }
+            ServerEvent::FileEdited { file } => Some((
+                Activity::Note {
+                    text: format!("edited {file}"),
+                },
+                Some(format!("edited:{file}")),
+            )),
+            ServerEvent::SessionError {
+                error: Some(error), ..
+            } => Some((
+                Activity::Note {
+                    text: format!(
+                        "{}: {}",
+                        error.name,
+                        error.message.as_deref().unwrap_or("no details")
+                    ),
+                },
+                None,
+            )),
+            _ => None,
+        }
+    }
+
+    fn part(&mut self, part: &Part) -> Option<(Activity, Option<String>)> {
+        let id = Some(part.id().to_string());
+        match part {
+            Part::Text(t) if !t.synthetic && !t.text.is_empty() => {
+                self.texts
+                    .insert(t.id.clone(), (t.text.clone(), Instant::now()));
+                Some((
+                    Activity::Text {
+                        text: t.text.clone(),
+                    },
+                    id,
+                ))
+            }
+            Part::Tool(tool) => {
+                let (status, title) = match &tool.state {
+                    ToolState::Pending { input } => ("pending", describe(input)),
+                    ToolState::Running { input, title } => {
+                        ("running", title.clone().unwrap_or_else(|| describe(input)))
+                    }
+                    ToolState::Completed { input, title, .. } => (
+                        "completed",
+                        if title.is_empty() {
+                            describe(input)
+                        } else {
+                            title.clone()
+                        },
+                    ),
+                    ToolState::Error { input, .. } => ("error", describe(input)),
+                    _ => ("unknown", String::new()),
+                };
+                Some((
+                    Activity::Tool {
+                        tool: tool.tool.clone(),
+                        status: status.into(),
+                        title,
+                    },
+                    id,
+                ))
+            }
+            Part::StepFinish(step) => {
+                let tokens = &step.tokens;
+                self.steps.insert(
+                    step.id.clone(),
+                    Usage {
+                        input_tokens: tokens.input,
+                        output_tokens: tokens.output,
+                        reasoning_tokens: tokens.reasoning,
+                        cache_read_tokens: tokens.cache.read,
+                        cache_write_tokens: tokens.cache.write,
+                        cost: step.cost,
+                    },
+                );
+                let mut usage = Usage::default();
+                for step in self.steps.values() {
+                    usage += *step;
+                }
+                Some((Activity::Step { usage }, id))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A tool call's arguments in a few words: the file or command it works on.
+fn describe(input: &serde_json::Value) -> String {
+    ["filePath", "path", "command", "pattern", "url"]
+        .iter()
+        .find_map(|k| input.get(k).and_then(|v| v.as_str()))
+        .map(|s| crate::text::clip(s, 120))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::opencode::event;
+
+    /// The recorded stream of a real write-tool session, through the transcriber.
+    #[test]
+    fn a_recorded_session_becomes_text_a_tool_call_and_steps() {
+        let path = format!(
+            "{}/tests/fixtures/opencode/sample-events-write-tool.sse",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let raw = std::fs::read_to_string(path).unwrap();
+        let mut transcriber = Transcriber {
+            every: Duration::ZERO,
+            ..Transcriber::default()
+        };
+        let mut seen = Vec::new();
+        for data in raw.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            let Ok(Some(event)) = event::decode(data) else {
+                continue;
+            };
+            if let Some((activity, _)) = transcriber.activity(&event) {
+                seen.push(activity);
+            }
+        }
+        let tools: Vec<&Activity> = seen
+            .iter()
+            .filter(|a| matches!(a, Activity::Tool { .. }))
+            .collect();
+        assert!(tools.iter().any(|a| matches!(a, Activity::Tool { tool, status, .. } if tool == "write" && status == "completed")), "{seen:#?}");
+        let steps: Vec<u64> = seen
+            .iter()
+            .filter_map(|a| match a {
+                Activity::Step { usage } => Some(usage.total_tokens()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !steps.is_empty() && steps.windows(2).all(|w| w[0] <= w[1]),
+            "usage only grows: {steps:?}"
+        );
+    }
+}
