@@ -12,6 +12,7 @@ pub mod control;
 pub mod domain;
 pub mod engine;
 pub mod logging;
+pub mod metrics;
 pub mod opencode;
 pub mod paths;
 pub mod plan;
