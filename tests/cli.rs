@@ -6,64 +6,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use jiff::Timestamp;
 use ocio::domain::{Session, SessionId, SessionKind, SessionStatus};
 use ocio::store::{Batch, Store, StoreOptions};
 
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path("data/ocio/ocio.redb")
-    }
-
-    fn ocio(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OCIO_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .output()
-            .unwrap()
-    }
-
-    fn write_config(&self, text: &str) -> PathBuf {
-        let path = self.path("config/ocio/config.toml");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
+use support::home::{Home, json_lines, stderr, stdout};
 
 fn status_json(home: &Home, extra: &[&str]) -> serde_json::Value {
     let mut args = extra.to_vec();
@@ -242,14 +190,6 @@ fn a_file_that_is_not_a_database_is_refused_untouched() {
 }
 
 #[test]
-fn headless_without_an_engine_says_so_and_exits_2() {
-    let home = Home::new();
-    let output = home.ocio(&["--headless"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not part of this build yet"));
-}
-
-#[test]
 fn completions_are_generated() {
     let home = Home::new();
     for shell in ["bash", "zsh", "fish"] {
@@ -370,16 +310,7 @@ fn check_says_what_is_wrong_with_each_unreachable_agent() {
 const SIM_AGENT: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n\n[[agents]]\nname = \"flaky\"\nkind = \"simulated\"\nduration = \"20ms\"\nfailure_rate = 1.0\ncapabilities = [\"flaky\"]\n";
 
 fn write_plan(home: &Home, text: &str) -> PathBuf {
-    let path = home.path("plan.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    home.write_plan("plan.toml", text)
 }
 
 #[test]
@@ -399,7 +330,8 @@ fn run_executes_a_plan_and_reports_json_lines() {
             .all(|l| l["type"].is_string() && l["at"].is_string()),
         "every line has type and at"
     );
-    assert_eq!(lines[0]["type"], "plan_submitted");
+    assert_eq!(lines[0]["type"], "engine.started");
+    assert_eq!(lines[1]["type"], "plan_submitted");
     let last = lines.last().unwrap();
     assert_eq!(last["type"], "run.finished");
     assert_eq!(last["ok"], true);
