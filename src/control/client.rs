@@ -149,11 +149,14 @@ impl ControlClient {
         }
         let (tx, rx) = mpsc::channel(1024);
         let socket = self.socket.clone();
+        let Connection { mut read, write } = connection;
         tokio::spawn(async move {
+            // Dropping the write half would tell the server this client has gone.
+            let _write = write;
             loop {
                 let item = tokio::select! {
                     _ = tx.closed() => return,
-                    line = receive(&socket, &mut connection.read) => match line {
+                    line = receive(&socket, &mut read) => match line {
                         Ok(ResponseLine { body: Body::Event(event), .. }) => Feed::Event(event),
                         Ok(ResponseLine { body: Body::Lagged(missed), .. }) => Feed::Lagged(missed),
                         Ok(_) => continue,
