@@ -6,6 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use jiff::Timestamp;
 use ocio::domain::{Session, SessionId, SessionKind, SessionStatus};
@@ -60,7 +61,15 @@ fn version_and_help() {
         format!("ocio {}", env!("CARGO_PKG_VERSION"))
     );
     let help = stdout(&home.ocio(&["--help"]));
-    for word in ["status", "completions", "--config", "--db", "--headless"] {
+    for word in [
+        "status",
+        "completions",
+        "--config",
+        "--db",
+        "--headless",
+        "submit",
+        "--metrics-addr",
+    ] {
         assert!(help.contains(word), "help lacks {word}: {help}");
     }
 }
@@ -380,4 +389,127 @@ fn run_exits_1_when_a_task_fails_and_2_for_a_bad_plan() {
     let nobody = Home::new();
     let out = nobody.ocio(&["run", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Top-level keys each JSON Lines type carries besides `type` and `at` (README, "JSON Lines").
+const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "engine.started",
+        &["pid", "version", "database", "socket", "metrics"],
+    ),
+    ("plan_submitted", &["plan", "name", "tasks"]),
+    (
+        "dispatched",
+        &["plan", "task", "key", "session", "agent", "attempt"],
+    ),
+    ("transition", &["transition", "cause"]),
+    ("activity", &["session", "entry"]),
+    (
+        "approval_requested",
+        &["session", "task", "request", "permission", "patterns"],
+    ),
+    (
+        "plan_finished",
+        &[
+            "plan",
+            "name",
+            "ok",
+            "done",
+            "failed",
+            "blocked",
+            "cancelled",
+        ],
+    ),
+    ("recovered", &["sessions", "tasks", "resumed"]),
+    ("paused", &["paused"]),
+    ("events.lagged", &["missed"]),
+    (
+        "run.finished",
+        &[
+            "plan",
+            "ok",
+            "interrupted",
+            "done",
+            "failed",
+            "blocked",
+            "cancelled",
+            "unfinished",
+        ],
+    ),
+];
+
+#[test]
+fn json_lines_follow_the_documented_schema() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("<!-- jsonl-schema").nth(1).unwrap();
+    for (kind, keys) in SCHEMA {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{kind}` |")))
+            .unwrap_or_else(|| panic!("README documents no `{kind}` line"));
+        for key in *keys {
+            assert!(
+                row.contains(&format!("`{key}`")),
+                "README's {kind} row lacks {key}"
+            );
+        }
+    }
+
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"s\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nprompt = \"y\"\ncapabilities = [\"flaky\"]\n",
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let lines = json_lines(&out);
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let kind = line["type"].as_str().unwrap();
+        assert!(
+            jiff::Timestamp::from_str(line["at"].as_str().unwrap()).is_ok(),
+            "{line}"
+        );
+        let (_, keys) = SCHEMA
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("undocumented line type {kind}: {line}"));
+        for key in *keys {
+            assert!(line.get(key).is_some(), "{kind} lacks {key}: {line}");
+        }
+        seen.insert(kind.to_string());
+    }
+    for kind in [
+        "engine.started",
+        "plan_submitted",
+        "dispatched",
+        "transition",
+        "activity",
+        "plan_finished",
+        "run.finished",
+    ] {
+        assert!(seen.contains(kind), "a run prints {kind}: {seen:?}");
+    }
+    assert_eq!(lines.first().unwrap()["type"], "engine.started");
+    assert_eq!(lines.last().unwrap()["type"], "run.finished");
+
+    let quiet = home.ocio(&["run", plan.to_str().unwrap(), "--no-activity"]);
+    assert!(json_lines(&quiet).iter().all(|l| l["type"] != "activity"));
+}
+
+#[test]
+fn man_page_lists_the_commands() {
+    let home = Home::new();
+    let out = home.ocio(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ocio"),
+        "{page}"
+    );
+    for word in ["submit", "sessions", "approve", "export", "metrics\\-addr"] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
 }
