@@ -79,7 +79,8 @@ pub struct Flags {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what the database holds: sessions, tasks and agents by state
+    /// Show what the database holds (sessions, tasks and agents by state) and the running
+    /// engine, if any
     Status {
         /// One JSON object instead of text
         #[arg(long)]
