@@ -3,14 +3,18 @@
 //!
 //! `domain` holds the pure rules, `store` the durable state, `config` and `paths` where things
 //! live and how they are set, `logging` the log file; `opencode` talks to OpenCode servers and
-//! `scripted` is the project's own scripted OpenAI-compatible model; `cli` is the front door. The engine side
+//! `scripted` is the project's own scripted OpenAI-compatible model; `host` starts the engine
+//! with its control socket (`control`) and Prometheus metrics (`metrics`); `cli` is the front door. The engine side
 //! never imports a UI crate.
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod engine;
+pub mod host;
 pub mod logging;
+pub mod metrics;
 pub mod opencode;
 pub mod paths;
 pub mod plan;

@@ -65,7 +65,7 @@ impl Paths {
         };
         let runtime_dir = match dirs.runtime_dir() {
             Some(run) => run.to_path_buf(),
-            None => data_dir.join("run"),
+            None => fallback_runtime_dir(&data_dir),
         };
         Self {
             config_file,
@@ -87,11 +87,65 @@ impl Paths {
             config_file: config,
             config_explicit: true,
             log_dir: data_dir.join("log"),
-            runtime_dir: data_dir.join("run"),
+            runtime_dir: fallback_runtime_dir(&data_dir),
             db_file: db,
             data_dir,
         }
     }
+}
+
+/// Where the runtime directory goes when the platform names none (no `XDG_RUNTIME_DIR`):
+/// `/tmp/ocio-<uid>`, short enough for socket paths, or under the data directory when the
+/// user id cannot be found.
+fn fallback_runtime_dir(data_dir: &Path) -> PathBuf {
+    match current_uid() {
+        Ok(uid) => std::env::temp_dir().join(format!("ocio-{uid}")),
+        Err(_) => data_dir.join("run"),
+    }
+}
+
+/// The id of the user this process runs as: the owner of `/proc/self`.
+fn current_uid() -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid())
+}
+
+impl Paths {
+    /// The control socket of the engine that owns this database: in the runtime directory,
+    /// named after the database's absolute path so two databases never share a socket.
+    pub fn socket_file(&self) -> PathBuf {
+        let db = std::fs::canonicalize(&self.db_file)
+            .or_else(|_| std::path::absolute(&self.db_file))
+            .unwrap_or_else(|_| self.db_file.clone());
+        let hash = fnv1a(db.as_os_str().as_encoded_bytes());
+        self.runtime_dir.join(format!("ocio-{hash:016x}.sock"))
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and Rust releases (unlike `DefaultHasher`), so every
+/// ocio finds the same socket for the same database.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Makes sure `dir` (for the control socket) exists and only this user can enter it: created
+/// 0700 when missing; an existing one must belong to this user and be closed to others.
+pub fn ensure_socket_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    let ours = current_uid().map_or(true, |uid| uid == meta.uid());
+    if !ours || mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is not private to you (owner uid {}, mode {mode:o}), so the control socket cannot go there\n  hint: remove it, or set XDG_RUNTIME_DIR to a directory only you can enter",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    Ok(())
 }
 
 /// Creates `dir` and any missing parents, readable only by the owner (mode 0700 on Unix). A
@@ -147,9 +201,44 @@ mod tests {
         );
         assert_eq!(paths.data_dir, PathBuf::from("/srv/ocio"));
         assert_eq!(paths.log_dir, PathBuf::from("/srv/ocio/log"));
-        assert_eq!(paths.runtime_dir, PathBuf::from("/srv/ocio/run"));
+        assert!(paths.runtime_dir.is_absolute());
         let bare = Paths::beside_db(PathBuf::from("c.toml"), PathBuf::from("db.redb"));
         assert_eq!(bare.data_dir, PathBuf::from("."));
+    }
+
+    #[test]
+    fn each_database_has_its_own_socket_and_the_name_is_stable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |db: &str| {
+            Paths::beside_db(tmp.path().join("c.toml"), tmp.path().join(db)).socket_file()
+        };
+        assert_eq!(at("a.redb"), at("a.redb"));
+        assert_ne!(at("a.redb"), at("b.redb"));
+        let name = at("a.redb")
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("ocio-") && name.ends_with(".sock"),
+            "{name}"
+        );
+        // The published FNV-1a test vector.
+        assert_eq!(fnv1a(b"abc"), 0xe71f_a219_0541_574b);
+    }
+
+    #[test]
+    fn a_socket_dir_open_to_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        ensure_socket_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = ensure_socket_dir(&dir).unwrap_err();
+        assert!(
+            err.contains("not private") && err.contains("hint:"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,64 +6,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::str::FromStr;
 
 use jiff::Timestamp;
 use ocio::domain::{Session, SessionId, SessionKind, SessionStatus};
 use ocio::store::{Batch, Store, StoreOptions};
 
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.path("data/ocio/ocio.redb")
-    }
-
-    fn ocio(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OCIO_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .output()
-            .unwrap()
-    }
-
-    fn write_config(&self, text: &str) -> PathBuf {
-        let path = self.path("config/ocio/config.toml");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
+use support::home::{Home, json_lines, stderr, stdout};
 
 fn status_json(home: &Home, extra: &[&str]) -> serde_json::Value {
     let mut args = extra.to_vec();
@@ -112,7 +61,15 @@ fn version_and_help() {
         format!("ocio {}", env!("CARGO_PKG_VERSION"))
     );
     let help = stdout(&home.ocio(&["--help"]));
-    for word in ["status", "completions", "--config", "--db", "--headless"] {
+    for word in [
+        "status",
+        "completions",
+        "--config",
+        "--db",
+        "--headless",
+        "submit",
+        "--metrics-addr",
+    ] {
         assert!(help.contains(word), "help lacks {word}: {help}");
     }
 }
@@ -242,14 +199,6 @@ fn a_file_that_is_not_a_database_is_refused_untouched() {
 }
 
 #[test]
-fn headless_without_an_engine_says_so_and_exits_2() {
-    let home = Home::new();
-    let output = home.ocio(&["--headless"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not part of this build yet"));
-}
-
-#[test]
 fn completions_are_generated() {
     let home = Home::new();
     for shell in ["bash", "zsh", "fish"] {
@@ -370,16 +319,7 @@ fn check_says_what_is_wrong_with_each_unreachable_agent() {
 const SIM_AGENT: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n\n[[agents]]\nname = \"flaky\"\nkind = \"simulated\"\nduration = \"20ms\"\nfailure_rate = 1.0\ncapabilities = [\"flaky\"]\n";
 
 fn write_plan(home: &Home, text: &str) -> PathBuf {
-    let path = home.path("plan.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn json_lines(output: &Output) -> Vec<serde_json::Value> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    home.write_plan("plan.toml", text)
 }
 
 #[test]
@@ -399,7 +339,8 @@ fn run_executes_a_plan_and_reports_json_lines() {
             .all(|l| l["type"].is_string() && l["at"].is_string()),
         "every line has type and at"
     );
-    assert_eq!(lines[0]["type"], "plan_submitted");
+    assert_eq!(lines[0]["type"], "engine.started");
+    assert_eq!(lines[1]["type"], "plan_submitted");
     let last = lines.last().unwrap();
     assert_eq!(last["type"], "run.finished");
     assert_eq!(last["ok"], true);
@@ -448,4 +389,127 @@ fn run_exits_1_when_a_task_fails_and_2_for_a_bad_plan() {
     let nobody = Home::new();
     let out = nobody.ocio(&["run", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Top-level keys each JSON Lines type carries besides `type` and `at` (README, "JSON Lines").
+const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "engine.started",
+        &["pid", "version", "database", "socket", "metrics"],
+    ),
+    ("plan_submitted", &["plan", "name", "tasks"]),
+    (
+        "dispatched",
+        &["plan", "task", "key", "session", "agent", "attempt"],
+    ),
+    ("transition", &["transition", "cause"]),
+    ("activity", &["session", "entry"]),
+    (
+        "approval_requested",
+        &["session", "task", "request", "permission", "patterns"],
+    ),
+    (
+        "plan_finished",
+        &[
+            "plan",
+            "name",
+            "ok",
+            "done",
+            "failed",
+            "blocked",
+            "cancelled",
+        ],
+    ),
+    ("recovered", &["sessions", "tasks", "resumed"]),
+    ("paused", &["paused"]),
+    ("events.lagged", &["missed"]),
+    (
+        "run.finished",
+        &[
+            "plan",
+            "ok",
+            "interrupted",
+            "done",
+            "failed",
+            "blocked",
+            "cancelled",
+            "unfinished",
+        ],
+    ),
+];
+
+#[test]
+fn json_lines_follow_the_documented_schema() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("<!-- jsonl-schema").nth(1).unwrap();
+    for (kind, keys) in SCHEMA {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{kind}` |")))
+            .unwrap_or_else(|| panic!("README documents no `{kind}` line"));
+        for key in *keys {
+            assert!(
+                row.contains(&format!("`{key}`")),
+                "README's {kind} row lacks {key}"
+            );
+        }
+    }
+
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"s\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nprompt = \"y\"\ncapabilities = [\"flaky\"]\n",
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let lines = json_lines(&out);
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let kind = line["type"].as_str().unwrap();
+        assert!(
+            jiff::Timestamp::from_str(line["at"].as_str().unwrap()).is_ok(),
+            "{line}"
+        );
+        let (_, keys) = SCHEMA
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("undocumented line type {kind}: {line}"));
+        for key in *keys {
+            assert!(line.get(key).is_some(), "{kind} lacks {key}: {line}");
+        }
+        seen.insert(kind.to_string());
+    }
+    for kind in [
+        "engine.started",
+        "plan_submitted",
+        "dispatched",
+        "transition",
+        "activity",
+        "plan_finished",
+        "run.finished",
+    ] {
+        assert!(seen.contains(kind), "a run prints {kind}: {seen:?}");
+    }
+    assert_eq!(lines.first().unwrap()["type"], "engine.started");
+    assert_eq!(lines.last().unwrap()["type"], "run.finished");
+
+    let quiet = home.ocio(&["run", plan.to_str().unwrap(), "--no-activity"]);
+    assert!(json_lines(&quiet).iter().all(|l| l["type"] != "activity"));
+}
+
+#[test]
+fn man_page_lists_the_commands() {
+    let home = Home::new();
+    let out = home.ocio(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ocio"),
+        "{page}"
+    );
+    for word in ["submit", "sessions", "approve", "export", "metrics\\-addr"] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
 }

@@ -4,17 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
-
-use jiff::SignedDuration;
 
 use super::{Context, Failure, exit, room};
-use crate::config::SimulationConfig;
-use crate::domain::{Agent, AgentName, Backend};
-use crate::engine::approval::ApprovalPolicy;
-use crate::engine::{AgentSpec, EngineOptions, Simulated, agents::Servers};
+use crate::host::HostOptions;
 use crate::plan::PlanFile;
-use crate::store::{Store, StoreOptions};
 
 /// The demo plan: a feature fanned out over areas, a review joining them, a release last.
 pub const PLAN: &str = r#"
@@ -88,39 +81,51 @@ prompt = "Write the changelog entry."
 retries = 1
 "#;
 
-fn sim(
-    name: &str,
-    caps: &[&str],
-    max: u32,
-    secs: i64,
-    failure_rate: f64,
-    ask_rate: f64,
-    seed: u64,
-) -> Result<AgentSpec, Failure> {
-    let name = AgentName::new(name).map_err(Failure::usage)?;
-    let mut agent = Agent::new(name, Backend::Simulated, max);
-    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
-    let config = SimulationConfig {
-        duration: SignedDuration::from_secs(secs),
-        failure_rate,
-        seed,
-        ask_rate,
-    };
-    Ok(AgentSpec {
-        agent,
-        runner: Arc::new(Simulated { config }),
-    })
-}
+/// The demo's engine and agents: a planner, two coders, a tester. Some runs fail (and retry),
+/// and some ask for a permission outside their directory, which waits for the operator.
+pub const CONFIG: &str = r#"
+[engine]
+max_parallel = 6
+approve_inside = "once"
+approve_outside = "ask"
 
-/// The demo's agents: a planner, two coders, a tester (which asks for permissions now and then).
-pub fn agents() -> Result<Vec<AgentSpec>, Failure> {
-    Ok(vec![
-        sim("sim-planner", &["plan"], 2, 3, 0.0, 0.0, 1)?,
-        sim("sim-coder-1", &["code"], 2, 5, 0.25, 0.0, 2)?,
-        sim("sim-coder-2", &["code"], 2, 4, 0.25, 0.3, 3)?,
-        sim("sim-tester", &["test"], 3, 4, 0.2, 0.5, 4)?,
-    ])
-}
+[[agents]]
+name = "sim-planner"
+kind = "simulated"
+capabilities = ["plan"]
+max_concurrent = 2
+duration = "3s"
+seed = 1
+
+[[agents]]
+name = "sim-coder-1"
+kind = "simulated"
+capabilities = ["code"]
+max_concurrent = 2
+duration = "5s"
+failure_rate = 0.25
+seed = 2
+
+[[agents]]
+name = "sim-coder-2"
+kind = "simulated"
+capabilities = ["code"]
+max_concurrent = 2
+duration = "4s"
+failure_rate = 0.25
+ask_rate = 0.3
+seed = 3
+
+[[agents]]
+name = "sim-tester"
+kind = "simulated"
+capabilities = ["test"]
+max_concurrent = 3
+duration = "4s"
+failure_rate = 0.2
+ask_rate = 0.5
+seed = 4
+"#;
 
 /// A scratch git repository with one commit, under the system's temp dir.
 fn scratch_repo() -> Result<PathBuf, Failure> {
@@ -158,36 +163,27 @@ fn scratch_repo() -> Result<PathBuf, Failure> {
 
 pub fn run(context: &Context) -> Result<(), Failure> {
     let dir = scratch_repo()?;
+    let failed = |what: String| Failure {
+        code: exit::FAILED,
+        message: format!("demo: {what}"),
+    };
     let plan_path = dir.join("demo-plan.toml");
-    std::fs::write(&plan_path, PLAN).map_err(|e| Failure {
-        code: exit::FAILED,
-        message: format!("demo: cannot write {}: {e}", plan_path.display()),
-    })?;
-    let plan = PlanFile::load(&plan_path).map_err(|e| Failure {
-        code: exit::FAILED,
-        message: format!("demo plan: {e}"),
-    })?;
+    std::fs::write(&plan_path, PLAN)
+        .map_err(|e| failed(format!("cannot write {}: {e}", plan_path.display())))?;
+    let plan = PlanFile::load(&plan_path).map_err(|e| failed(format!("the demo plan: {e}")))?;
+    let config = crate::config::parse(CONFIG, &dir.join("demo-config.toml"))
+        .map_err(|e| failed(format!("the demo config: {e}")))?;
+    // Its own database beside the scratch repository: the user's state is never touched, and
+    // another terminal can attach with `ocio attach --db <dir>/demo.redb`.
+    let mut paths = context.paths.clone();
+    paths.db_file = dir.join("demo.redb");
     let mut setup = room::setup(context, dir.clone())?;
     setup.onboarding = Vec::new();
-    let runtime = super::runtime()?;
-    let store = Store::open(&dir.join("demo.redb"), StoreOptions::default())?;
-    let options = EngineOptions {
-        max_parallel: 6,
-        approvals: ApprovalPolicy {
-            inside: Some(crate::engine::approval::Decision::Once),
-            outside: None,
-        },
-        ..EngineOptions::default()
+    let options = HostOptions {
+        listen: true,
+        metrics: None,
     };
-    let result = room::host(
-        &runtime,
-        store,
-        agents()?,
-        options,
-        setup,
-        Servers::default(),
-        Some(plan),
-    );
+    let result = room::host(&paths, &config, options, setup, Some(plan));
     eprintln!(
         "demo: the scratch repository and database are in {} (safe to delete)",
         dir.display()

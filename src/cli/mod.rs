@@ -2,17 +2,24 @@
 //! the command. Maps every failure to a clear message on stderr and a meaningful exit code.
 
 mod check;
+mod database;
 mod demo;
+mod events;
+mod inspect;
+mod remote;
 mod room;
 mod run;
 mod status;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadedConfig};
+use crate::control::ControlError;
+use crate::host::HostError;
 use crate::logging::{self, LogGuard, LoggingError};
 use crate::paths::{Paths, PathsError};
 use crate::store::StoreError;
@@ -45,17 +52,37 @@ pub struct Cli {
     #[arg(long, global = true, env = "OCIO_DB", value_name = "PATH")]
     db: Option<PathBuf>,
 
-    /// Run the engine without a terminal UI (JSON Lines on stdout)
+    /// Run the engine without a terminal UI until interrupted (JSON Lines on stdout)
     #[arg(long, global = true)]
     headless: bool,
+
+    #[command(flatten)]
+    flags: Flags,
 
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// Options for commands that host the engine (`--headless`, `run`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless --metrics-public)
+    #[arg(long, global = true, env = "OCIO_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// Allow a --metrics-addr that other hosts can reach
+    #[arg(long, global = true)]
+    metrics_public: bool,
+
+    /// Leave `activity` events (what running sessions write) out of the JSON Lines
+    #[arg(long, global = true)]
+    no_activity: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what the database holds: sessions, tasks and agents by state
+    /// Show what the database holds (sessions, tasks and agents by state) and the running
+    /// engine, if any
     Status {
         /// One JSON object instead of text
         #[arg(long)]
@@ -71,8 +98,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a plan file to the end with the configured agents: JSON Lines of engine events on
-    /// stdout; exit 0 if every task succeeded, 1 if not, 2 for a bad plan or config
+    /// Run a plan file to the end with the configured agents, hosting the engine in this
+    /// process: JSON Lines of engine events on stdout; exit 0 if every task succeeded, 1 if
+    /// not, 2 for a bad plan or config, 130 when interrupted
     Run {
         /// The plan file (TOML; see README)
         plan: PathBuf,
@@ -80,11 +108,85 @@ enum Command {
     /// The control room on simulated agents running a demo plan, in a scratch repository and
     /// database (your own state is not touched)
     Demo,
+    /// Open the control room on the engine already running on this database (plain `ocio`
+    /// does this too when one runs); quitting detaches and the work goes on
+    Attach,
+    /// Submit a plan file, or one prompt as a one-task plan in this directory's repository, to
+    /// the running engine
+    #[command(group = clap::ArgGroup::new("what").required(true))]
+    Submit {
+        /// The plan file (TOML; see README)
+        #[arg(group = "what")]
+        plan: Option<PathBuf>,
+        /// The prompt of a one-task plan run in the current directory's git repository
+        #[arg(long, group = "what")]
+        prompt: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sessions: running ones, then the most recent
+    Sessions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List plans and their tasks
+    Tasks {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List agents with their status and load
+    Agents {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a task (its running session is stopped, its dependents blocked)
+    Cancel {
+        /// Task id: the full id, its last 8 characters, or the task's key (`plan/key` when
+        /// several plans have it)
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed or cancelled task again (its blocked dependents are re-opened)
+    Retry {
+        /// Task id, as for `cancel`
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a permission request a session waits on (allow once unless told otherwise)
+    Approve {
+        /// The request id (`per_...`), as `ocio status` and the events show it
+        id: String,
+        /// Allow it and the same again in this session
+        #[arg(long, conflicts_with = "reject")]
+        always: bool,
+        /// Refuse it
+        #[arg(long)]
+        reject: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a session did: its transcript (from the running engine) and checkpoints
+    Logs {
+        /// Session id: the full id or its last 8 characters
+        session: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything the database holds (plans, tasks, sessions, agents, control log): JSON Lines,
+    /// or one JSON document with --json
+    Export {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script to stdout
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff) to stdout, e.g. `ocio man | man -l -`
+    Man,
 }
 
 /// A failure and the exit code it maps to.
@@ -118,6 +220,37 @@ impl From<PathsError> for Failure {
 impl From<LoggingError> for Failure {
     fn from(e: LoggingError) -> Self {
         Failure::usage(e)
+    }
+}
+
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::Store(e) => e.into(),
+            HostError::Control(e) => Failure::usage(e),
+            HostError::AlreadyRunning { .. } | HostError::Metrics(_) => Failure::usage(e),
+            HostError::Agents(_) | HostError::Engine(_) => Failure {
+                code: exit::FAILED,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
+        let code = match &e {
+            ControlError::Engine(remote) if remote.kind.is_input() => exit::USAGE,
+            ControlError::Version { .. } | ControlError::NotRunning { .. } => exit::USAGE,
+            _ => exit::FAILED,
+        };
+        Failure {
+            code,
+            message: match e {
+                ControlError::Engine(remote) => remote.message,
+                other => other.to_string(),
+            },
+        }
     }
 }
 
@@ -185,20 +318,47 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    if let Some(Command::Completions { shell }) = &cli.command {
-        clap_complete::generate(*shell, &mut Cli::command(), "ocio", &mut std::io::stdout());
-        return Ok(());
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "ocio", &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            return clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure {
+                    code: exit::FAILED,
+                    message: format!("cannot write the manual page: {e}"),
+                });
+        }
+        _ => {}
     }
     let context = Context::load(&cli)?;
+    let flags = &cli.flags;
     match cli.command {
         Some(Command::Status { json }) => status::run(&context, json),
         Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
-        Some(Command::Run { plan }) => run::run(&context, &plan),
+        Some(Command::Run { plan }) => run::run(&context, flags, &plan),
+        Some(Command::Submit { plan, prompt, json }) => {
+            remote::submit(&context, plan.as_deref(), prompt.as_deref(), json)
+        }
+        Some(Command::Cancel { id, json }) => remote::cancel(&context, &id, json),
+        Some(Command::Retry { id, json }) => remote::retry(&context, &id, json),
+        Some(Command::Approve {
+            id,
+            always,
+            reject,
+            json,
+        }) => remote::approve(&context, &id, always, reject, json),
+        Some(Command::Sessions { json }) => inspect::sessions(&context, json),
+        Some(Command::Tasks { json }) => inspect::tasks(&context, json),
+        Some(Command::Agents { json }) => inspect::agents(&context, json),
+        Some(Command::Logs { session, json }) => inspect::logs(&context, &session, json),
+        Some(Command::Export { json }) => inspect::export(&context, json),
+        Some(Command::Completions { .. } | Command::Man) => Ok(()),
+        None if cli.headless => run::headless(&context, flags),
         Some(Command::Demo) => demo::run(&context),
-        Some(Command::Completions { .. }) => Ok(()),
-        None if cli.headless => Err(Failure::usage(
-            "--headless runs the engine, which is not part of this build yet; `ocio status` reads the database",
-        )),
-        None => room::run(&context),
+        Some(Command::Attach) => room::attach(&context),
+        None => room::run(&context, flags),
     }
 }

@@ -1,16 +1,19 @@
-//! Plain `ocio`: the control room, hosting the engine in this process on a background tokio
-//! runtime. The terminal is the UI thread's; the engine, servers and store stop in order after
-//! the operator quits (remote sessions keep running and are re-attached next start).
+//! Plain `ocio`: the control room. When no engine runs on this database, it hosts one (with
+//! the control socket, so other terminals can attach); when one already runs (`ocio
+//! --headless` on a build box, or another control room), it attaches to it, and quitting
+//! detaches while the work goes on. The terminal belongs to the UI thread; the engine side runs
+//! on a background tokio runtime.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::{Context, Failure, exit};
+use super::{Context, Failure, Flags, exit};
 use crate::config::Config;
-use crate::engine::approval::ApprovalPolicy;
-use crate::engine::{AgentSpec, EngineError, EngineHandle, EngineOptions, agents};
+use crate::control::{self, ControlClient};
+use crate::host::{Host, HostOptions};
+use crate::paths::Paths;
 use crate::plan::PlanFile;
-use crate::store::{Store, StoreHandle, StoreOptions};
 use crate::tui::{self, Exit, Link, Setup, keymap::Keymap, theme};
 
 /// Theme and keys from `[ui]`, for this terminal.
@@ -26,11 +29,10 @@ pub fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         .to_string()
     });
     let user_dir = context.paths.config_file.parent().map(|d| d.join("themes"));
-    let theme = theme::Theme::load(&name, user_dir.as_deref(), depth).map_err(|e| {
-        Failure::usage(format!("{} ({}): {e}", "[ui] theme", context.config.source))
-    })?;
+    let theme = theme::Theme::load(&name, user_dir.as_deref(), depth)
+        .map_err(|e| Failure::usage(format!("[ui] theme in {}: {e}", context.config.source)))?;
     let keymap = Keymap::with_overrides(&ui.keys)
-        .map_err(|e| Failure::usage(format!("{} {e}", context.config.source)))?;
+        .map_err(|e| Failure::usage(format!("{}: {e}", context.config.source)))?;
     Ok(Setup {
         theme,
         keymap,
@@ -53,8 +55,14 @@ fn onboarding(context: &Context) -> Vec<String> {
         String::new(),
     ];
     match which("opencode") {
-        Some(path) => lines.push(format!("opencode is installed ({}), so `managed = true` works as is.", path.display())),
-        None => lines.push("opencode is not on PATH: install it with `npm i -g opencode-ai`, or give `url` of a running server.".into()),
+        Some(path) => lines.push(format!(
+            "opencode is installed ({}), so `managed = true` works as is.",
+            path.display()
+        )),
+        None => lines.push(
+            "opencode is not on PATH: install it with `npm i -g opencode-ai`, or give `url` of a running server."
+                .into(),
+        ),
     }
     lines.push(String::new());
     lines.push(
@@ -72,70 +80,85 @@ fn which(program: &str) -> Option<PathBuf> {
     })
 }
 
-pub fn run(context: &Context) -> Result<(), Failure> {
+fn needs_terminal() -> Result<PathBuf, Failure> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::usage(
             "the control room needs a terminal; use `ocio --headless` to run the engine without one, or `ocio status` to read the database",
         ));
     }
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
-    let setup = setup(context, cwd)?;
-    let runtime = super::runtime()?;
-    let store = Store::open(&context.paths.db_file, StoreOptions::default())?;
-    let (specs, servers) = runtime
-        .block_on(agents::from_config(&context.config.config))
-        .map_err(|e| Failure {
-            code: exit::FAILED,
-            message: e.to_string(),
-        })?;
-    let options = options(&context.config.config);
-    host(&runtime, store, specs, options, setup, servers, None)
+    std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
 }
 
-pub fn options(config: &Config) -> EngineOptions {
-    EngineOptions {
-        max_parallel: config.engine.max_parallel,
-        approvals: ApprovalPolicy::from_config(&config.engine),
-        ..EngineOptions::default()
+/// Plain `ocio`: attach when an engine runs on this database, else host one.
+pub fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
+    let cwd = needs_terminal()?;
+    if control::is_running(&context.paths.socket_file()) {
+        return attach(context);
     }
+    let options = super::run::host_options(flags)?;
+    let setup = setup(context, cwd)?;
+    host(&context.paths, &context.config.config, options, setup, None)
 }
 
-/// Start the engine (and submit `first_plan`), run the room on this thread, then stop
-/// everything in order.
+/// Start the engine through [`Host`] (and submit `first_plan`), run the room on this thread,
+/// then stop everything in order. Remote sessions keep running and are re-attached next start.
 pub fn host(
-    runtime: &tokio::runtime::Runtime,
-    store: StoreHandle,
-    specs: Vec<AgentSpec>,
-    options: EngineOptions,
+    paths: &Paths,
+    config: &Config,
+    options: HostOptions,
     setup: Setup,
-    servers: agents::Servers,
     first_plan: Option<PlanFile>,
 ) -> Result<(), Failure> {
-    let started = runtime.block_on(async {
-        let engine = EngineHandle::start(store.clone(), specs, options).await?;
-        if let Some(plan) = first_plan {
-            engine.submit(plan).await?;
-        }
-        Ok::<_, EngineError>(engine)
-    });
-    let outcome = match started {
-        Ok(engine) => {
-            let result = tui::run(Link::Local(engine.clone()), setup, runtime.handle());
-            let _ = runtime.block_on(engine.shutdown());
-            result
-        }
-        Err(e) => Err(std::io::Error::other(engine_message(e))),
-    };
-    runtime.block_on(async {
-        servers.shutdown().await;
-        store.close().await;
-    });
+    let runtime = super::runtime()?;
+    let host = runtime.block_on(Host::start(paths, config, options))?;
+    let engine = host.engine();
+    if let Some(plan) = first_plan
+        && let Err(e) = runtime.block_on(engine.submit(plan))
+    {
+        runtime.block_on(host.shutdown());
+        return Err(Failure {
+            code: exit::USAGE,
+            message: e.to_string(),
+        });
+    }
+    let outcome = tui::run(Link::Local(engine), setup, runtime.handle());
+    runtime.block_on(host.shutdown());
+    ended(outcome, false)
+}
+
+/// `ocio attach` (or plain `ocio` while an engine runs): the room as a client of that engine.
+pub fn attach(context: &Context) -> Result<(), Failure> {
+    let cwd = needs_terminal()?;
+    let socket = context.paths.socket_file();
+    let runtime = super::runtime()?;
+    let client = runtime.block_on(ControlClient::connect(&socket))?;
+    let mut setup = setup(context, cwd)?;
+    setup.onboarding = Vec::new();
+    setup.attached = Some(format!(
+        "attached to pid {} ({})",
+        client.engine().pid,
+        socket.display()
+    ));
+    let pid = client.engine().pid;
+    let outcome = tui::run(Link::Remote(Arc::new(client)), setup, runtime.handle());
+    let result = ended(outcome, true);
+    if result.is_ok() {
+        eprintln!("ocio: detached; the engine (pid {pid}) goes on. `ocio` attaches again.");
+    }
+    result
+}
+
+fn ended(outcome: std::io::Result<Exit>, attached: bool) -> Result<(), Failure> {
     match outcome {
         Ok(Exit::Quit) => Ok(()),
         Ok(Exit::Signal) => Err(Failure {
             code: exit::INTERRUPTED,
-            message: "stopped by a signal; state is saved and the next start resumes it".into(),
+            message: if attached {
+                "stopped by a signal; the engine goes on".into()
+            } else {
+                "stopped by a signal; state is saved and the next start resumes it".into()
+            },
         }),
         Ok(Exit::EngineGone) => Err(Failure {
             code: exit::FAILED,
@@ -146,8 +169,4 @@ pub fn host(
             message: format!("the control room failed: {e}"),
         }),
     }
-}
-
-fn engine_message(e: EngineError) -> String {
-    format!("the engine cannot start: {e}")
 }

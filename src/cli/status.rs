@@ -1,18 +1,24 @@
 //! `ocio status`: counts of sessions, tasks and agents by state, read from the database
-//! (read-only alongside a running ocio), as text or one JSON object.
+//! (read-only alongside a running ocio), and what the running engine says of itself when one
+//! answers on the control socket; as text or one JSON object.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
+use super::database;
 use super::{Context, Failure, exit};
 use crate::config::ConfigSource;
 use crate::domain::{AgentStatus, Lifecycle, SessionStatus, TaskStatus};
-use crate::store::{Store, StoreError, StoreOptions, query};
+use crate::store::{StoreError, query};
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// "engine" when an engine answered on the control socket, else "database".
+    source: &'static str,
+    /// The running engine, when one answers.
+    engine: Option<EngineReport>,
     database: DatabaseReport,
     config: ConfigReport,
     sessions: Counts,
@@ -32,6 +38,20 @@ struct DatabaseReport {
     schema_version: Option<u64>,
     /// The previous process was killed or crashed; this open recovered the database.
     recovered: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct EngineReport {
+    pid: u32,
+    version: String,
+    socket: String,
+    started_at: jiff::Timestamp,
+    metrics: Option<String>,
+    paused: bool,
+    /// Sessions it runs now.
+    running: usize,
+    /// Permission requests waiting for the operator: `ocio approve ID`.
+    approvals: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,29 +116,43 @@ fn snapshot(txn: &redb::ReadTransaction) -> Result<Snapshot, StoreError> {
 }
 
 pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
+    let engine = super::runtime()?.block_on(async {
+        let Some(client) = database::engine(context).await? else {
+            return Ok::<_, Failure>(None);
+        };
+        let snapshot = client.snapshot().await?;
+        let info = client.engine();
+        Ok(Some(EngineReport {
+            pid: info.pid,
+            version: info.version.clone(),
+            socket: client.socket().display().to_string(),
+            started_at: info.started_at,
+            metrics: info.metrics.clone(),
+            paused: snapshot.paused,
+            running: snapshot.running,
+            approvals: snapshot
+                .approvals
+                .iter()
+                .map(|a| a.ask.id.clone())
+                .collect(),
+        }))
+    })?;
     let db_path = &context.paths.db_file;
     let exists = db_path.exists();
     // No database yet: every count is zero, and none is created.
-    let (snapshot, access, recovered) = if !exists {
-        (Snapshot::default(), "none", false)
-    } else {
-        match Store::open(db_path, StoreOptions::default()) {
-            Ok(store) => {
-                let recovered = store.open_info().recovered;
-                let snapshot = store.read_blocking(snapshot)?;
-                store.close_blocking();
-                (snapshot, "read-write", recovered)
-            }
-            Err(StoreError::Locked { .. }) => {
-                let store = Store::open_read_only(db_path)?;
-                (store.read(snapshot)?, "read-only", false)
-            }
-            Err(other) => return Err(other.into()),
-        }
+    let (snapshot, access, recovered) = match database::read(db_path, snapshot)? {
+        Some(read) => (read.value, read.access.name(), read.recovered),
+        None => (Snapshot::default(), "none", false),
     };
 
     let config = &context.config;
     let report = Report {
+        source: if engine.is_some() {
+            "engine"
+        } else {
+            "database"
+        },
+        engine,
         database: DatabaseReport {
             path: db_path.display().to_string(),
             exists,
@@ -177,8 +211,26 @@ fn text(report: &Report) -> String {
             report.config.path
         ),
     };
+    let engine_line = match &report.engine {
+        Some(e) => format!(
+            "running, pid {}, socket {}{}{}, {} sessions running{}",
+            e.pid,
+            e.socket,
+            e.metrics
+                .as_ref()
+                .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
+            if e.paused { ", dispatching paused" } else { "" },
+            e.running,
+            if e.approvals.is_empty() {
+                String::new()
+            } else {
+                format!(", waiting for approval: {}", e.approvals.join(" "))
+            },
+        ),
+        None => "not running".to_string(),
+    };
     format!(
-        "ocio {}\ndatabase     {db_line}\nconfig       {config_line}\nsessions     {}\ntasks        {}\nagents       {}\ncontrol log  {} events",
+        "ocio {}\nengine       {engine_line}\ndatabase     {db_line}\nconfig       {config_line}\nsessions     {}\ntasks        {}\nagents       {}\ncontrol log  {} events",
         env!("CARGO_PKG_VERSION"),
         report.sessions.text(),
         report.tasks.text(),

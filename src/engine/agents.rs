@@ -6,17 +6,26 @@ use std::time::Duration;
 
 use super::{AgentSpec, OpencodeRunner, Simulated};
 use crate::config::Config;
-use crate::opencode::client::ClientOptions;
+use crate::domain::AgentName;
+use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::endpoint::{Endpoint, EndpointError};
 
 /// What the running agents hold on to: managed servers live as long as this does.
 #[derive(Debug, Default)]
-pub struct Servers(Vec<Endpoint>);
+pub struct Servers(Vec<(AgentName, Endpoint)>);
 
 impl Servers {
+    /// Each OpenCode agent's client (for its circuit breaker's state, e.g. in metrics).
+    pub fn clients(&self) -> Vec<(AgentName, Client)> {
+        self.0
+            .iter()
+            .map(|(name, endpoint)| (name.clone(), endpoint.client.clone()))
+            .collect()
+    }
+
     /// Stop managed servers and wait until they are gone.
     pub async fn shutdown(self) {
-        for endpoint in self.0 {
+        for (_, endpoint) in self.0 {
             endpoint.shutdown().await;
         }
     }
@@ -42,9 +51,7 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
         }
     }
     if let Some(e) = failure {
-        Servers(endpoints.into_iter().map(|(_, e)| e).collect())
-            .shutdown()
-            .await;
+        Servers(endpoints).shutdown().await;
         return Err(e);
     }
     let mut specs = Vec::with_capacity(config.agents.len());
@@ -66,8 +73,5 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
         };
         specs.push(AgentSpec { agent, runner });
     }
-    Ok((
-        specs,
-        Servers(endpoints.into_iter().map(|(_, e)| e).collect()),
-    ))
+    Ok((specs, Servers(endpoints)))
 }

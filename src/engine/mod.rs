@@ -178,11 +178,21 @@ impl EngineHandle {
         agents: Vec<AgentSpec>,
         options: EngineOptions,
     ) -> Result<Self, EngineError> {
+        Ok(Self::start_subscribed(store, agents, options).await?.0)
+    }
+
+    /// [`Self::start`], with a subscription made before recovery: it misses no event, not even
+    /// `Recovered` or the first dispatches.
+    pub async fn start_subscribed(
+        store: StoreHandle,
+        agents: Vec<AgentSpec>,
+        options: EngineOptions,
+    ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
         let (commands, rx) = mpsc::channel(256);
-        let (events, _) = broadcast::channel(16 * 1024);
+        let (events, first) = broadcast::channel(16 * 1024);
         let core = core::Core::recover(store, agents, options, events.clone()).await?;
         tokio::spawn(core.run(rx));
-        Ok(Self { commands, events })
+        Ok((Self { commands, events }, first))
     }
 
     /// Every event from now on. A subscriber that falls far behind misses events (and is told

@@ -2,7 +2,7 @@
 //! another process reached through the control socket. Requests run on the tokio runtime and
 //! come back to the app as messages, so the UI thread never waits on them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -11,12 +11,17 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::app::{Msg, Request};
-use crate::engine::{EngineError, EngineHandle};
+use crate::control::{ControlClient, Feed};
+use crate::domain::PlanId;
+use crate::engine::EngineHandle;
 use crate::plan::PlanFile;
 
 #[derive(Clone)]
 pub enum Link {
+    /// The engine runs in this process.
     Local(EngineHandle),
+    /// Attached: the engine runs in another process, reached through its control socket.
+    Remote(Arc<ControlClient>),
 }
 
 impl Link {
@@ -40,6 +45,28 @@ impl Link {
                             break;
                         }
                     }
+                });
+            }
+            Link::Remote(client) => {
+                let client = client.clone();
+                runtime.spawn(async move {
+                    let mut feed = match client.subscribe().await {
+                        Ok(feed) => feed,
+                        Err(e) => {
+                            let _ = to.send(Msg::EngineGone(e.to_string()));
+                            return;
+                        }
+                    };
+                    while let Some(item) = feed.recv().await {
+                        let msg = match item {
+                            Feed::Event(event) => Msg::Engine(event),
+                            Feed::Lagged(n) => Msg::Lagged(n),
+                        };
+                        if to.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = to.send(Msg::EngineGone("the engine went away".into()));
                 });
             }
         }
@@ -73,87 +100,152 @@ impl Link {
         }
     }
 
-    async fn run(&self, request: Request, cwd: &std::path::Path) -> Msg {
-        let Link::Local(engine) = self;
-        let done = |what: String, r: Result<String, EngineError>| {
-            Msg::Reply(what, r.map_err(|e| e.to_string()))
-        };
-        match request {
-            Request::Snapshot => match engine.snapshot().await {
-                Ok(snapshot) => Msg::Snapshot(Box::new(snapshot)),
-                Err(e) => Msg::EngineGone(e.to_string()),
-            },
-            Request::Transcript(id) => match engine.transcript(id).await {
-                Ok(entries) => Msg::Transcript(id, entries),
-                Err(e) => Msg::EngineGone(e.to_string()),
-            },
-            Request::Submit(path) => {
-                let path = if path.is_absolute() {
-                    path
-                } else {
-                    cwd.join(path)
-                };
-                let what = format!("submit {}", path.display());
-                match PlanFile::load(&path) {
-                    Ok(plan) => done(
-                        what,
-                        engine
-                            .submit(plan)
-                            .await
-                            .map(|id| format!("plan {} queued", id.short())),
-                    ),
-                    Err(e) => Msg::Reply(what, Err(e.to_string())),
-                }
-            }
-            Request::Prompt(text) => {
-                let what = "new task".to_string();
-                match prompt_plan(&text, cwd) {
-                    Ok(plan) => done(
-                        what,
-                        engine
-                            .submit(plan)
-                            .await
-                            .map(|id| format!("plan {} queued", id.short())),
-                    ),
-                    Err(e) => Msg::Reply(what, Err(e)),
-                }
-            }
-            Request::Cancel(id, name) => done(
-                format!("cancel {name}"),
-                engine.cancel(id).await.map(|()| "stopping".into()),
-            ),
-            Request::Retry(id, name) => done(
-                format!("retry {name}"),
-                engine.retry(id).await.map(|()| "queued again".into()),
-            ),
-            Request::Approve(id, decision) => done(
-                format!("request {id}"),
-                engine
-                    .approve(&id, decision)
-                    .await
-                    .map(|()| decision.text().into()),
-            ),
-            Request::Pause(paused) => done(
-                if paused { "pause" } else { "resume" }.into(),
-                engine.pause(paused).await.map(|()| {
-                    if paused {
-                        "no new sessions start"
-                    } else {
-                        "dispatching"
-                    }
-                    .into()
-                }),
-            ),
-            Request::Drain(name, drain) => done(
-                format!("{} {name}", if drain { "drain" } else { "undrain" }),
-                engine.drain(&name, drain).await.map(|()| "done".into()),
-            ),
+    async fn run(&self, request: Request, cwd: &Path) -> Msg {
+        match self {
+            Link::Local(engine) => local(engine, request, cwd).await,
+            Link::Remote(client) => remote(client, request, cwd).await,
         }
     }
 }
 
-/// A one-task plan for a prompt typed in the control room, working in `cwd`.
-pub fn prompt_plan(prompt: &str, cwd: &std::path::Path) -> Result<PlanFile, String> {
+fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
+    Msg::Reply(what, result.map_err(|e| e.to_string()))
+}
+
+fn queued(id: PlanId) -> String {
+    format!("plan {} queued", id.short())
+}
+
+async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
+    match request {
+        Request::Snapshot => match engine.snapshot().await {
+            Ok(snapshot) => Msg::Snapshot(Box::new(snapshot)),
+            Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::Transcript(id) => match engine.transcript(id).await {
+            Ok(entries) => Msg::Transcript(id, entries),
+            Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::Submit(path) => {
+            let path = absolute(path, cwd);
+            let what = format!("submit {}", path.display());
+            match PlanFile::load(&path) {
+                Ok(plan) => reply(what, engine.submit(plan).await.map(queued)),
+                Err(e) => reply(what, Err(e)),
+            }
+        }
+        Request::Prompt(text) => {
+            let (path, toml) = prompt_plan(&text, cwd);
+            match PlanFile::parse(&toml, &path) {
+                Ok(plan) => reply("new task".into(), engine.submit(plan).await.map(queued)),
+                Err(e) => reply("new task".into(), Err(e)),
+            }
+        }
+        Request::Cancel(id, name) => reply(
+            format!("cancel {name}"),
+            engine.cancel(id).await.map(|()| "stopping".into()),
+        ),
+        Request::Retry(id, name) => reply(
+            format!("retry {name}"),
+            engine.retry(id).await.map(|()| "queued again".into()),
+        ),
+        Request::Approve(id, decision) => reply(
+            format!("request {id}"),
+            engine
+                .approve(&id, decision)
+                .await
+                .map(|()| decision.text().into()),
+        ),
+        Request::Pause(paused) => reply(
+            pause_what(paused),
+            engine.pause(paused).await.map(|()| pause_done(paused)),
+        ),
+        Request::Drain(name, drain) => reply(
+            drain_what(&name, drain),
+            engine.drain(&name, drain).await.map(|()| "done".into()),
+        ),
+    }
+}
+
+async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
+    match request {
+        Request::Snapshot => match client.snapshot().await {
+            Ok(snapshot) => Msg::Snapshot(Box::new(snapshot)),
+            Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::Transcript(id) => match client.transcript(id).await {
+            Ok(entries) => Msg::Transcript(id, entries),
+            Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::Submit(path) => {
+            let path = absolute(path, cwd);
+            let what = format!("submit {}", path.display());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => reply(what, client.submit(&path, text).await.map(queued)),
+                Err(e) => reply(what, Err(format!("cannot read it: {e}"))),
+            }
+        }
+        Request::Prompt(text) => {
+            let (path, toml) = prompt_plan(&text, cwd);
+            reply(
+                "new task".into(),
+                client.submit(&path, toml).await.map(queued),
+            )
+        }
+        Request::Cancel(id, name) => reply(
+            format!("cancel {name}"),
+            client.cancel(id).await.map(|()| "stopping".into()),
+        ),
+        Request::Retry(id, name) => reply(
+            format!("retry {name}"),
+            client.retry(id).await.map(|()| "queued again".into()),
+        ),
+        Request::Approve(id, decision) => reply(
+            format!("request {id}"),
+            client
+                .approve(&id, decision)
+                .await
+                .map(|()| decision.text().into()),
+        ),
+        Request::Pause(paused) => reply(
+            pause_what(paused),
+            client.pause(paused).await.map(|()| pause_done(paused)),
+        ),
+        Request::Drain(name, drain) => reply(
+            drain_what(&name, drain),
+            client.drain(&name, drain).await.map(|()| "done".into()),
+        ),
+    }
+}
+
+fn absolute(path: PathBuf, cwd: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path
+    } else {
+        cwd.join(path)
+    }
+}
+
+fn pause_what(paused: bool) -> String {
+    if paused { "pause" } else { "resume" }.into()
+}
+
+fn pause_done(paused: bool) -> String {
+    if paused {
+        "no new sessions start"
+    } else {
+        "dispatching"
+    }
+    .into()
+}
+
+fn drain_what(name: &str, drain: bool) -> String {
+    format!("{} {name}", if drain { "drain" } else { "undrain" })
+}
+
+/// A one-task plan (its path for errors, and its text) for a prompt typed in the control
+/// room, working in `cwd`.
+pub fn prompt_plan(prompt: &str, cwd: &Path) -> (PathBuf, String) {
     let name = format!("prompt-{}", jiff::Timestamp::now().strftime("%H%M%S"));
     let text = format!(
         "name = {}\nrepo = {}\n[[tasks]]\nid = \"task\"\nprompt = {}\n",
@@ -161,7 +253,7 @@ pub fn prompt_plan(prompt: &str, cwd: &std::path::Path) -> Result<PlanFile, Stri
         toml_string(&cwd.display().to_string()),
         toml_string(prompt)
     );
-    PlanFile::parse(&text, &cwd.join("(new task)")).map_err(|e| e.to_string())
+    (cwd.join("(new task)"), text)
 }
 
 fn toml_string(s: &str) -> String {

@@ -3,7 +3,9 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod home;
 mod install;
+pub mod metrics;
 mod repo;
 
 use std::ffi::OsString;

@@ -1,0 +1,132 @@
+//! How client commands reach state: the running engine through its control socket when one
+//! answers, else the database file itself (read-only while another ocio holds it); and how
+//! they say which they used.
+
+use std::path::Path;
+
+use redb::ReadTransaction;
+use serde::Serialize;
+
+use super::{Context, Failure};
+use crate::control::{ControlClient, ControlError};
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// The engine answering for this database, or `None` when none runs.
+pub async fn engine(context: &Context) -> Result<Option<ControlClient>, Failure> {
+    match ControlClient::connect(&context.paths.socket_file()).await {
+        Ok(client) => Ok(Some(client)),
+        Err(ControlError::NotRunning { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The running engine, or a clear refusal for commands that need one.
+pub async fn require_engine(context: &Context) -> Result<ControlClient, Failure> {
+    engine(context).await?.ok_or_else(|| {
+        Failure::usage(format!(
+            "no engine is running for database {} (no answer on {})\n  hint: start one with `ocio --headless` (or `ocio`), or run a plan in this process with `ocio run PLAN`",
+            context.paths.db_file.display(),
+            context.paths.socket_file().display()
+        ))
+    })
+}
+
+/// How the database was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    ReadWrite,
+    /// Another ocio has it open.
+    ReadOnly,
+}
+
+impl Access {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReadWrite => "read-write",
+            Self::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// What a read found, and how it got there.
+pub struct Read<T> {
+    pub value: T,
+    pub access: Access,
+    /// The previous process did not close the database; this open recovered it.
+    pub recovered: bool,
+}
+
+/// Run `read` on the database at `path`; `None` when there is no database yet (none is
+/// created).
+pub fn read<T: Send + 'static>(
+    path: &Path,
+    read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+) -> Result<Option<Read<T>>, Failure> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    match Store::open(path, StoreOptions::default()) {
+        Ok(store) => {
+            let recovered = store.open_info().recovered;
+            let value = store.read_blocking(read);
+            store.close_blocking();
+            Ok(Some(Read {
+                value: value?,
+                access: Access::ReadWrite,
+                recovered,
+            }))
+        }
+        Err(StoreError::Locked { .. }) => {
+            let store = Store::open_read_only(path)?;
+            Ok(Some(Read {
+                value: store.read(read)?,
+                access: Access::ReadOnly,
+                recovered: false,
+            }))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Say on stderr where a text report came from (JSON reports carry it as `source`).
+pub fn say_source(context: &Context, engine: Option<&ControlClient>) {
+    match engine {
+        Some(client) => eprintln!(
+            "(from the running engine, pid {}, socket {})",
+            client.engine().pid,
+            client.socket().display()
+        ),
+        None => eprintln!(
+            "(no engine running; read from the database {})",
+            context.paths.db_file.display()
+        ),
+    }
+}
+
+/// `"engine"` or `"database"`, for JSON reports.
+pub fn source_name(engine: Option<&ControlClient>) -> &'static str {
+    if engine.is_some() {
+        "engine"
+    } else {
+        "database"
+    }
+}
+
+/// Print a JSON value, pretty, on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
+        code: super::exit::FAILED,
+        message: format!("cannot encode the report: {e}"),
+    })?;
+    print_text(&text)
+}
+
+pub fn print_text(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").map_err(|e| Failure {
+        code: super::exit::FAILED,
+        message: format!("cannot write to stdout: {e}"),
+    })
+}

@@ -1,0 +1,366 @@
+//! Commands that show state: `ocio sessions`, `tasks`, `agents`, `logs`, `export`. Each asks
+//! the running engine when one answers and reads the database otherwise, and says which.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::database::{self, print_json, print_text, say_source, source_name};
+use super::{Context, Failure};
+use crate::control::ControlClient;
+use crate::domain::{
+    Agent, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId, Task,
+};
+use crate::engine::{Entry, PlanView, SessionView, Snapshot, TaskView};
+use crate::store::{StoreError, query};
+
+/// Ended sessions read from the database for `ocio sessions` (the engine keeps as many).
+const RECENT: usize = 500;
+
+/// The engine's snapshot, or `None` (and no client) when no engine runs.
+async fn from_engine(context: &Context) -> Result<Option<(ControlClient, Snapshot)>, Failure> {
+    match database::engine(context).await? {
+        Some(client) => {
+            let snapshot = client.snapshot().await?;
+            Ok(Some((client, snapshot)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Run `read` on the database (on a blocking thread), or return `T::default()` when there is
+/// none yet.
+async fn from_database<T: Default + Send + 'static>(
+    context: &Context,
+    read: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Failure> {
+    let path = context.paths.db_file.clone();
+    let read = tokio::task::spawn_blocking(move || database::read(&path, read))
+        .await
+        .map_err(|e| Failure {
+            code: super::exit::FAILED,
+            message: format!("reading the database did not finish: {e}"),
+        })??;
+    Ok(read.map_or_else(T::default, |r| r.value))
+}
+
+/// Show `rows` as JSON (`{"source": ..., key: rows}`) or text, saying where they came from.
+fn show<T: Serialize>(
+    context: &Context,
+    engine: Option<&ControlClient>,
+    json: bool,
+    key: &str,
+    rows: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), Failure> {
+    if json {
+        print_json(&json!({ "source": source_name(engine), key: rows }))
+    } else {
+        say_source(context, engine);
+        print_text(&text(rows))
+    }
+}
+
+pub fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let (client, sessions) = match from_engine(context).await? {
+            Some((client, snapshot)) => (Some(client), snapshot.sessions),
+            None => (None, from_database(context, stored_sessions).await?),
+        };
+        show(
+            context,
+            client.as_ref(),
+            json,
+            "sessions",
+            &sessions,
+            |rows| {
+                let mut out = format!(
+                    "{:<10} {:<16} {:<24} {:<12} LAST",
+                    "SESSION", "STATUS", "TASK", "AGENT"
+                );
+                for view in rows {
+                    let s = &view.session;
+                    let last = view
+                        .last
+                        .as_ref()
+                        .map(|e| e.activity.summary())
+                        .or(s.last_error.clone())
+                        .unwrap_or_default();
+                    let agent = s.agent.as_ref().map_or("-", |a| a.as_str());
+                    out.push_str(&format!(
+                        "\n{:<10} {:<16} {:<24} {:<12} {}",
+                        s.id.short(),
+                        s.status.name(),
+                        view.task,
+                        agent,
+                        clip(&last, 60)
+                    ));
+                }
+                out
+            },
+        )
+    })
+}
+
+fn stored_sessions(txn: &redb::ReadTransaction) -> Result<Vec<SessionView>, StoreError> {
+    let keys: HashMap<_, _> = query::tasks(txn)?
+        .into_iter()
+        .map(|t| (t.id, t.key))
+        .collect();
+    let sessions = query::newest_sessions(txn, RECENT)?;
+    Ok(sessions
+        .into_iter()
+        .map(|session| SessionView {
+            task: session
+                .task
+                .and_then(|t| keys.get(&t).cloned())
+                .unwrap_or_default(),
+            session,
+            last: None,
+        })
+        .collect())
+}
+
+pub fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let (client, plans) = match from_engine(context).await? {
+            Some((client, snapshot)) => (Some(client), snapshot.plans),
+            None => (None, from_database(context, stored_plans).await?),
+        };
+        show(context, client.as_ref(), json, "plans", &plans, |plans| {
+            let mut out = format!(
+                "{:<10} {:<32} {:<10} {:>8}  NEEDS",
+                "TASK", "PLAN/KEY", "STATUS", "ATTEMPTS"
+            );
+            for plan in plans {
+                for task in &plan.tasks {
+                    let name = format!("{}/{}", plan.name, task.key);
+                    out.push_str(&format!(
+                        "\n{:<10} {:<32} {:<10} {:>8}  {}",
+                        task.id.short(),
+                        name,
+                        task.status.name(),
+                        task.attempts,
+                        task.needs.join(", ")
+                    ));
+                }
+            }
+            out
+        })
+    })
+}
+
+fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError> {
+    let tasks: HashMap<_, Task> = query::tasks(txn)?.into_iter().map(|t| (t.id, t)).collect();
+    let mut latest = HashMap::new();
+    for session in query::sessions(txn)? {
+        if let Some(task) = session.task {
+            latest.insert(task, session.id); // oldest first: the last one wins
+        }
+    }
+    Ok(query::plans(txn)?
+        .into_iter()
+        .map(|plan: Plan| PlanView {
+            tasks: plan
+                .tasks
+                .iter()
+                .filter_map(|id| tasks.get(id))
+                .map(|t| TaskView {
+                    id: t.id,
+                    key: t.key.clone(),
+                    status: t.status,
+                    attempts: t.attempts,
+                    needs: t.needs.clone(),
+                    capabilities: t.capabilities.iter().cloned().collect(),
+                    session: latest.get(&t.id).copied(),
+                })
+                .collect(),
+            id: plan.id,
+            name: plan.name,
+            repo: plan.repo,
+        })
+        .collect())
+}
+
+pub fn agents(context: &Context, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let (client, agents) = match from_engine(context).await? {
+            Some((client, snapshot)) => (Some(client), snapshot.agents),
+            None => (None, from_database(context, query::agents).await?),
+        };
+        show(
+            context,
+            client.as_ref(),
+            json,
+            "agents",
+            &agents,
+            |agents: &Vec<Agent>| {
+                let mut out = format!(
+                    "{:<16} {:<10} {:>6}  CAPABILITIES",
+                    "AGENT", "STATUS", "LOAD"
+                );
+                for a in agents {
+                    let load = format!("{}/{}", a.load, a.max_concurrent);
+                    let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
+                    out.push_str(&format!(
+                        "\n{:<16} {:<10} {:>6}  {}",
+                        a.name.as_str(),
+                        a.status.name(),
+                        load,
+                        caps.join(", ")
+                    ));
+                }
+                out
+            },
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct Logs {
+    source: &'static str,
+    session: Session,
+    /// What the session wrote, as the running engine saw it (empty without an engine: the
+    /// transcript lives on the session's server).
+    entries: Vec<Entry>,
+    /// The durable record: prompt sent, steps, result, recovery notes.
+    checkpoints: Vec<Checkpoint>,
+}
+
+pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> {
+    let wanted = wanted.trim().to_ascii_lowercase();
+    super::runtime()?.block_on(async {
+        let engine = from_engine(context).await?;
+        let from_snapshot = engine.as_ref().and_then(|(_, snapshot)| {
+            let found: Vec<&Session> = snapshot.sessions.iter().map(|v| &v.session).filter(|s| matches_session(s.id, &wanted)).collect();
+            (found.len() == 1).then(|| found[0].clone())
+        });
+        let wanted_db = wanted.clone();
+        let stored = from_database(context, move |txn| {
+            let found: Vec<Session> = query::sessions(txn)?.into_iter().filter(|s| matches_session(s.id, &wanted_db)).collect();
+            let checkpoints = match found.as_slice() {
+                [one] => query::checkpoints(txn, one.id)?,
+                _ => Vec::new(),
+            };
+            Ok((found, checkpoints))
+        })
+        .await?;
+        let (found, checkpoints) = stored;
+        let session = match (from_snapshot, found.as_slice()) {
+            (Some(session), _) => session,
+            (None, [session]) => session.clone(),
+            (None, []) => return Err(Failure::usage(format!("no session matches `{wanted}`\n  hint: `ocio sessions` lists them; give the id or its last 8 characters"))),
+            (None, many) => return Err(Failure::usage(format!("`{wanted}` matches {} sessions; give the full id", many.len()))),
+        };
+        let entries = match &engine {
+            Some((client, _)) => client.transcript(session.id).await?,
+            None => Vec::new(),
+        };
+        let logs = Logs { source: source_name(engine.as_ref().map(|(c, _)| c)), session, entries, checkpoints };
+        if json {
+            return print_json(&logs);
+        }
+        say_source(context, engine.as_ref().map(|(c, _)| c));
+        let s = &logs.session;
+        let mut out = format!("{} {} ({})", s.id, s.title, s.status.name());
+        for entry in &logs.entries {
+            out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
+        }
+        for c in &logs.checkpoints {
+            out.push_str(&format!("\n{}  checkpoint {} {:?}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
+        }
+        print_text(&out)
+    })
+}
+
+fn matches_session(id: SessionId, wanted: &str) -> bool {
+    id.short() == wanted || id.to_string().eq_ignore_ascii_case(wanted)
+}
+
+#[derive(Default, Serialize)]
+struct Export {
+    plans: Vec<Plan>,
+    tasks: Vec<Task>,
+    sessions: Vec<Session>,
+    checkpoints: Vec<Checkpoint>,
+    agents: Vec<Agent>,
+    leases: Vec<Lease>,
+    /// The control log: every durable transition, in order.
+    events: Vec<Logged>,
+}
+
+#[derive(Serialize)]
+struct Logged {
+    seq: u64,
+    #[serde(flatten)]
+    event: DomainEvent,
+}
+
+pub fn export(context: &Context, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let engine = from_engine(context).await?;
+        let data = from_database(context, |txn| {
+            let sessions = query::sessions(txn)?;
+            let mut checkpoints = Vec::new();
+            for session in &sessions {
+                checkpoints.extend(query::checkpoints(txn, session.id)?);
+            }
+            Ok(Export {
+                plans: query::plans(txn)?,
+                tasks: query::tasks(txn)?,
+                sessions,
+                checkpoints,
+                agents: query::agents(txn)?,
+                leases: query::leases(txn)?,
+                events: query::events_after(txn, 0, usize::MAX)?
+                    .into_iter()
+                    .map(|(seq, event)| Logged { seq, event })
+                    .collect(),
+            })
+        })
+        .await?;
+        let header = json!({
+            "source": source_name(engine.as_ref().map(|(c, _)| c)),
+            "database": context.paths.db_file,
+            "exported_at": jiff::Timestamp::now(),
+            "engine": engine.as_ref().map(|(_, snapshot)| snapshot),
+        });
+        if json {
+            let mut document = serde_json::to_value(&data).unwrap_or(Value::Null);
+            if let (Value::Object(document), Value::Object(header)) = (&mut document, header) {
+                document.extend(header);
+            }
+            return print_json(&document);
+        }
+        let mut out = String::new();
+        let mut record = |kind: &str, data: Value| {
+            out.push_str(&json!({ "record": kind, "data": data }).to_string());
+            out.push('\n');
+        };
+        record("export", header);
+        let lists = serde_json::to_value(&data).unwrap_or(Value::Null);
+        for kind in [
+            "plans",
+            "tasks",
+            "sessions",
+            "checkpoints",
+            "agents",
+            "leases",
+            "events",
+        ] {
+            for item in lists[kind].as_array().into_iter().flatten() {
+                record(kind.trim_end_matches('s'), item.clone());
+            }
+        }
+        print_text(out.trim_end())
+    })
+}
+
+fn clip(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
+}

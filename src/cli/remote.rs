@@ -1,0 +1,196 @@
+//! Commands that ask a running engine to do something, through its control socket: `ocio
+//! submit`, `cancel`, `retry`, `approve`. Without a running engine they do nothing and say how
+//! to start one (only an engine may change what it owns).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::database::{print_json, print_text, require_engine};
+use super::{Context, Failure, exit};
+use crate::control::ControlClient;
+use crate::domain::TaskId;
+use crate::engine::Snapshot;
+use crate::engine::approval::Decision;
+use crate::plan::PlanFile;
+
+pub fn submit(
+    context: &Context,
+    plan: Option<&Path>,
+    prompt: Option<&str>,
+    json: bool,
+) -> Result<(), Failure> {
+    let (path, text) = match (plan, prompt) {
+        (Some(plan), _) => {
+            let path = std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Failure::usage(format!(
+                    "{}: cannot read the plan file: {e}\n  hint: check the path and that the file is readable text",
+                    path.display()
+                ))
+            })?;
+            (path, text)
+        }
+        (None, Some(prompt)) => prompt_plan(prompt)?,
+        (None, None) => return Err(Failure::usage("give a plan file or --prompt \"...\"")),
+    };
+    // Report a broken plan even when no engine runs.
+    let parsed = PlanFile::parse(&text, &path).map_err(Failure::usage)?;
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        let plan = client.submit(&path, text).await?;
+        if json {
+            print_json(&json!({
+                "source": "engine",
+                "plan": plan,
+                "name": parsed.name,
+                "tasks": parsed.tasks.len(),
+            }))
+        } else {
+            print_text(&format!(
+                "submitted plan {} as {plan} ({} tasks) to the engine (pid {})",
+                parsed.name,
+                parsed.tasks.len(),
+                client.engine().pid
+            ))
+        }
+    })
+}
+
+/// A one-task plan running `prompt` in the git repository around the current directory.
+fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
+    #[derive(Serialize)]
+    struct Plan<'a> {
+        name: String,
+        repo: &'a Path,
+        tasks: [Task<'a>; 1],
+    }
+    #[derive(Serialize)]
+    struct Task<'a> {
+        id: &'static str,
+        prompt: &'a str,
+    }
+    let here = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let repo = here
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{} is not inside a git repository, and --prompt runs there\n  hint: cd into the repository to work in, or write a plan file naming it",
+                here.display()
+            ))
+        })?;
+    let plan = Plan {
+        name: format!(
+            "prompt-{}",
+            jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S")
+        ),
+        repo,
+        tasks: [Task {
+            id: "prompt",
+            prompt,
+        }],
+    };
+    let text = toml::to_string(&plan)
+        .map_err(|e| Failure::usage(format!("cannot write the prompt as a plan: {e}")))?;
+    Ok((here.join("(--prompt)"), text))
+}
+
+pub fn cancel(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
+    task_command(context, id, json, "cancel", |client, task| {
+        Box::pin(async move { client.cancel(task).await })
+    })
+}
+
+pub fn retry(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
+    task_command(context, id, json, "retry", |client, task| {
+        Box::pin(async move { client.retry(task).await })
+    })
+}
+
+type Call<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), crate::control::ControlError>> + Send + 'a>,
+>;
+
+fn task_command(
+    context: &Context,
+    id: &str,
+    json: bool,
+    action: &str,
+    call: impl for<'a> FnOnce(&'a ControlClient, TaskId) -> Call<'a>,
+) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        let snapshot = client.snapshot().await?;
+        let (task, name) = resolve_task(&snapshot, id)?;
+        call(&client, task).await?;
+        if json {
+            print_json(&json!({ "source": "engine", "action": action, "task": task, "key": name }))
+        } else {
+            print_text(&format!("{action}: {name} ({task}) done by the engine"))
+        }
+    })
+}
+
+pub fn approve(
+    context: &Context,
+    id: &str,
+    always: bool,
+    reject: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let decision = match (always, reject) {
+        (_, true) => Decision::Reject,
+        (true, false) => Decision::Always,
+        (false, false) => Decision::Once,
+    };
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        client.approve(id, decision).await?;
+        if json {
+            print_json(&json!({ "source": "engine", "request": id, "decision": decision }))
+        } else {
+            print_text(&format!("request {id}: {}", decision.text()))
+        }
+    })
+}
+
+/// The task `text` names: its full id, the last 8 characters of it, its key, or
+/// `plan/key`. Returns the id and `plan/key`.
+pub fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
+    let wanted = text.trim();
+    let exact: Option<TaskId> = wanted.parse().ok();
+    let lower = wanted.to_ascii_lowercase();
+    let found: Vec<(TaskId, String)> = snapshot
+        .plans
+        .iter()
+        .flat_map(|plan| plan.tasks.iter().map(move |task| (plan, task)))
+        .filter(|(plan, task)| {
+            Some(task.id) == exact
+                || task.id.short() == lower
+                || task.key == wanted
+                || format!("{}/{}", plan.name, task.key) == wanted
+        })
+        .map(|(plan, task)| (task.id, format!("{}/{}", plan.name, task.key)))
+        .collect();
+    match (found.as_slice(), exact) {
+        ([one], _) => Ok(one.clone()),
+        ([], Some(id)) => Ok((id, id.to_string())),
+        ([], None) => Err(Failure::usage(format!(
+            "no task matches `{wanted}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key"
+        ))),
+        (many, _) => Err(Failure {
+            code: exit::USAGE,
+            message: format!(
+                "`{wanted}` matches {} tasks: {}\n  hint: name one as plan/key or by its id",
+                many.len(),
+                many.iter()
+                    .map(|(id, name)| format!("{name} ({})", id.short()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}

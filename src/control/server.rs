@@ -1,0 +1,255 @@
+//! The engine's side of the control socket: binds it private to the user (replacing a stale
+//! socket file nobody listens on), serves each connection in its own task through the
+//! [`EngineHandle`], and on shutdown closes every connection and removes the socket file.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::io::BufReader;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{
+    Body, ControlError, EngineInfo, ErrorKind, MAX_REQUEST, PROTOCOL, RemoteError, Reply, Request,
+    ResponseLine, read_line, write_line,
+};
+use crate::engine::EngineHandle;
+use crate::plan::PlanFile;
+
+/// The listening control socket. Dropping it without [`ControlServer::shutdown`] leaves the
+/// socket file behind; the next engine replaces it.
+pub struct ControlServer {
+    socket: PathBuf,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ControlServer {
+    /// Listen on `socket` for the engine behind `engine`. Fails when another engine already
+    /// listens there.
+    pub async fn bind(
+        socket: &Path,
+        engine: EngineHandle,
+        info: EngineInfo,
+    ) -> Result<Self, ControlError> {
+        let io = |detail: String| ControlError::Io {
+            socket: socket.to_path_buf(),
+            detail,
+        };
+        let dir = socket
+            .parent()
+            .ok_or_else(|| io("the socket path has no directory".into()))?;
+        crate::paths::ensure_socket_dir(dir).map_err(io)?;
+        if socket.exists() {
+            if super::is_running(socket) {
+                return Err(io(
+                    "another engine already listens here\n  hint: attach to it with `ocio`, or stop it first".into(),
+                ));
+            }
+            tracing::info!(socket = %socket.display(), "replacing a stale control socket");
+            std::fs::remove_file(socket)
+                .map_err(|e| io(format!("cannot remove the stale socket: {e}")))?;
+        }
+        let listener = UnixListener::bind(socket).map_err(|e| {
+            io(format!(
+                "cannot listen: {e}{}",
+                if socket.as_os_str().len() > 100 {
+                    " (the path is too long for a socket; set XDG_RUNTIME_DIR to a shorter directory)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(format!("cannot make the socket private: {e}")))?;
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(accept(
+            listener,
+            engine,
+            info,
+            stop.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(socket = %socket.display(), "control socket listening");
+        Ok(Self {
+            socket: socket.to_path_buf(),
+            stop,
+            tracker,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stop accepting, close every connection (subscribers see their stream end), and remove
+    /// the socket file.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        if let Err(e) = std::fs::remove_file(&self.socket) {
+            tracing::warn!(socket = %self.socket.display(), error = %e, "cannot remove the control socket");
+        }
+    }
+}
+
+async fn accept(
+    listener: UnixListener,
+    engine: EngineHandle,
+    info: EngineInfo,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    continue;
+                }
+            },
+        };
+        let (engine, info, stop) = (engine.clone(), info.clone(), stop.clone());
+        tracker.spawn(async move {
+            if let Err(e) = serve(stream, engine, info, stop).await {
+                tracing::debug!(error = %e, "control connection ended");
+            }
+        });
+    }
+}
+
+fn line(body: Body) -> ResponseLine {
+    ResponseLine { v: PROTOCOL, body }
+}
+
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> RemoteError {
+    RemoteError {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// One connection: requests answered in order until the client closes it or subscribes.
+async fn serve(
+    stream: UnixStream,
+    engine: EngineHandle,
+    info: EngineInfo,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let bytes = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            bytes = read_line(&mut read, MAX_REQUEST) => match bytes? {
+                Some(bytes) => bytes,
+                None => return Ok(()),
+            },
+        };
+        let request = match decode(&bytes) {
+            Ok(request) => request,
+            Err(refusal) => {
+                write_line(&mut write, &line(Body::Error(refusal))).await?;
+                continue;
+            }
+        };
+        if let Request::Subscribe = request {
+            let events = engine.subscribe();
+            write_line(&mut write, &line(Body::Reply(Reply::Done))).await?;
+            return stream_events(events, read, write, stop).await;
+        }
+        let response = match answer(&engine, &info, request).await {
+            Ok(reply) => line(Body::Reply(reply)),
+            Err(error) => line(Body::Error(error)),
+        };
+        write_line(&mut write, &response).await?;
+    }
+}
+
+/// The request on a line, or the error line that answers it.
+fn decode(bytes: &[u8]) -> Result<Request, RemoteError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| refuse(ErrorKind::BadRequest, format!("not a JSON line: {e}")))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(PROTOCOL) => {}
+        theirs => {
+            let theirs = theirs.map_or("none".to_string(), |v| v.to_string());
+            return Err(refuse(
+                ErrorKind::Version,
+                format!(
+                    "this engine (ocio {}) speaks control protocol {PROTOCOL}; the request says {theirs}; use the same ocio build for both",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+    }
+    let request = value.get("request").cloned().unwrap_or_default();
+    serde_json::from_value(request)
+        .map_err(|e| refuse(ErrorKind::BadRequest, format!("not a request: {e}")))
+}
+
+async fn answer(
+    engine: &EngineHandle,
+    info: &EngineInfo,
+    request: Request,
+) -> Result<Reply, RemoteError> {
+    Ok(match request {
+        Request::Hello => Reply::Hello {
+            engine: info.clone(),
+        },
+        Request::Snapshot => Reply::Snapshot {
+            snapshot: Box::new(engine.snapshot().await?),
+        },
+        Request::Transcript { session } => Reply::Transcript {
+            entries: engine.transcript(session).await?,
+        },
+        Request::Submit { path, text } => {
+            let plan = PlanFile::parse(&text, &path).map_err(|e| RemoteError {
+                kind: ErrorKind::Plan,
+                message: e.to_string(),
+            })?;
+            Reply::Submitted {
+                plan: engine.submit(plan).await?,
+            }
+        }
+        Request::Cancel { task } => engine.cancel(task).await.map(|()| Reply::Done)?,
+        Request::Retry { task } => engine.retry(task).await.map(|()| Reply::Done)?,
+        Request::Approve { request, decision } => engine
+            .approve(&request, decision)
+            .await
+            .map(|()| Reply::Done)?,
+        Request::Pause { paused } => engine.pause(paused).await.map(|()| Reply::Done)?,
+        Request::Drain { agent, drain } => {
+            engine.drain(&agent, drain).await.map(|()| Reply::Done)?
+        }
+        Request::Subscribe => Reply::Done,
+    })
+}
+
+/// Forward engine events until the client closes the connection or the server stops.
+async fn stream_events(
+    mut events: tokio::sync::broadcast::Receiver<crate::engine::EngineEvent>,
+    mut read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        let body = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            // Anything the client sends now, or its closing, ends the stream.
+            _ = read_line(&mut read, MAX_REQUEST) => return Ok(()),
+            event = events.recv() => match event {
+                Ok(event) => Body::Event(event),
+                Err(RecvError::Lagged(missed)) => Body::Lagged(missed),
+                Err(RecvError::Closed) => return Ok(()),
+            },
+        };
+        write_line(&mut write, &line(body)).await?;
+    }
+}

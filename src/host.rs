@@ -1,0 +1,207 @@
+//! The one way a front end (the TUI, headless mode, `ocio run`) starts the engine: open the
+//! store, build the configured agents, start the engine, its control socket and its metrics
+//! server; and stop them again in order. Works inside any multi-threaded tokio runtime.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::control::{self, ControlError, ControlServer, EngineInfo};
+use crate::engine::agents::{self, Servers};
+use crate::engine::approval::ApprovalPolicy;
+use crate::engine::{EngineError, EngineEvent, EngineHandle, EngineOptions};
+use crate::metrics::{MetricsError, MetricsServer, Sources};
+use crate::opencode::endpoint::EndpointError;
+use crate::paths::Paths;
+use crate::store::{Store, StoreError, StoreHandle, StoreOptions};
+
+/// What to start besides the engine.
+#[derive(Debug, Clone, Default)]
+pub struct HostOptions {
+    /// Listen on the control socket (so `ocio status`, `ocio cancel`, an attached TUI... reach
+    /// this engine).
+    pub listen: bool,
+    /// Serve Prometheus metrics here (checked for loopback by the caller, see
+    /// [`crate::metrics::check_addr`]).
+    pub metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "an ocio engine already runs on database {db}\n  hint: attach to it with `ocio`, or talk to it with `ocio status`, `ocio submit`, `ocio cancel`... (socket {socket})"
+    )]
+    AlreadyRunning { db: PathBuf, socket: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Agents(#[from] EndpointError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// A running engine and everything started with it.
+pub struct Host {
+    engine: EngineHandle,
+    store: StoreHandle,
+    servers: Servers,
+    control: Option<ControlServer>,
+    metrics: Option<MetricsServer>,
+    /// Every event since the engine started, for the first taker.
+    first_events: Option<broadcast::Receiver<EngineEvent>>,
+    info: EngineInfo,
+}
+
+impl Host {
+    /// Start the engine on the database in `paths` with the agents in `config`. When another
+    /// engine holds the database, says so and how to attach to it.
+    pub async fn start(
+        paths: &Paths,
+        config: &Config,
+        options: HostOptions,
+    ) -> Result<Host, HostError> {
+        let socket = paths.socket_file();
+        let store = open_store(&paths.db_file, &socket).await?;
+        let (specs, servers) = match agents::from_config(config).await {
+            Ok(built) => built,
+            Err(e) => {
+                store.close().await;
+                return Err(e.into());
+            }
+        };
+        let engine_options = EngineOptions {
+            max_parallel: config.engine.max_parallel,
+            approvals: ApprovalPolicy::from_config(&config.engine),
+            ..EngineOptions::default()
+        };
+        let clients = servers.clients();
+        let started = EngineHandle::start_subscribed(store.clone(), specs, engine_options).await;
+        let (engine, first_events) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                servers.shutdown().await;
+                store.close().await;
+                return Err(e.into());
+            }
+        };
+        let mut host = Host {
+            engine: engine.clone(),
+            store: store.clone(),
+            servers,
+            control: None,
+            metrics: None,
+            first_events: Some(first_events),
+            info: EngineInfo {
+                protocol: control::PROTOCOL,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+                database: paths.db_file.clone(),
+                started_at: jiff::Timestamp::now(),
+                metrics: None,
+            },
+        };
+        if let Some(addr) = options.metrics {
+            let sources = Sources {
+                engine: engine.clone(),
+                store,
+                clients,
+            };
+            match MetricsServer::start(addr, sources).await {
+                Ok(metrics) => {
+                    host.info.metrics = Some(metrics.addr().to_string());
+                    host.metrics = Some(metrics);
+                }
+                Err(e) => {
+                    host.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        if options.listen {
+            match ControlServer::bind(&socket, engine, host.info.clone()).await {
+                Ok(control) => host.control = Some(control),
+                Err(e) => {
+                    host.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(host)
+    }
+
+    /// The engine, for commands and events.
+    pub fn engine(&self) -> EngineHandle {
+        self.engine.clone()
+    }
+
+    /// Engine events: from the engine's start on (recovery, first dispatches) for the first
+    /// caller, from now on for later ones.
+    pub fn events(&mut self) -> broadcast::Receiver<EngineEvent> {
+        self.first_events
+            .take()
+            .unwrap_or_else(|| self.engine.subscribe())
+    }
+
+    /// The store the engine writes (for reads a front end makes itself).
+    pub fn store(&self) -> StoreHandle {
+        self.store.clone()
+    }
+
+    /// Who this engine is, as the control socket tells clients.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// The control socket, when listening.
+    pub fn socket(&self) -> Option<&Path> {
+        self.control.as_ref().map(ControlServer::socket)
+    }
+
+    /// Where metrics are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::addr)
+    }
+
+    /// Stop in order: the control socket (removed, its clients' streams end), metrics, the
+    /// engine (running sessions are left for the next start to settle or re-attach), managed
+    /// servers, and last the store.
+    pub async fn shutdown(self) {
+        if let Some(control) = self.control {
+            control.shutdown().await;
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown().await;
+        }
+        if let Err(e) = self.engine.shutdown().await {
+            tracing::warn!(error = %e, "engine shutdown");
+        }
+        self.servers.shutdown().await;
+        self.store.close().await;
+        tracing::info!("engine host stopped");
+    }
+}
+
+async fn open_store(db: &Path, socket: &Path) -> Result<StoreHandle, HostError> {
+    let path = db.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || Store::open(&path, StoreOptions::default()))
+        .await
+        .map_err(|e| StoreError::Io {
+            path: db.to_path_buf(),
+            detail: format!("the open did not finish: {e}"),
+        })?;
+    match opened {
+        Err(StoreError::Locked { .. }) if control::is_running(socket) => {
+            Err(HostError::AlreadyRunning {
+                db: db.to_path_buf(),
+                socket: socket.to_path_buf(),
+            })
+        }
+        other => Ok(other?),
+    }
+}

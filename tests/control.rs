@@ -1,0 +1,194 @@
+//! The control plane in process: a `Host` started the way the TUI starts it (inside an existing
+//! tokio runtime), a `ControlClient` driving it, the event stream ending when the host stops,
+//! and peers of another protocol version refused with an error naming both versions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use ocio::control::{ControlClient, ControlError, ErrorKind, is_running};
+use ocio::engine::EngineEvent;
+use ocio::engine::approval::Decision;
+use ocio::host::{Host, HostOptions};
+use ocio::paths::Paths;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const CONFIG: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1h\"\ncapabilities = [\"code\"]\n";
+
+const PLAN: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n";
+
+fn paths(dir: &Path) -> Paths {
+    Paths {
+        config_file: dir.join("config.toml"),
+        config_explicit: true,
+        data_dir: dir.to_path_buf(),
+        db_file: dir.join("ocio.redb"),
+        log_dir: dir.join("log"),
+        runtime_dir: dir.join("run"),
+    }
+}
+
+async fn host(dir: &Path) -> Host {
+    let paths = paths(dir);
+    std::fs::write(&paths.config_file, CONFIG).unwrap();
+    let config = ocio::config::load(&paths.config_file, true, Vec::new()).unwrap();
+    let options = HostOptions {
+        listen: true,
+        metrics: None,
+    };
+    Host::start(&paths, &config.config, options).await.unwrap()
+}
+
+async fn next_matching(
+    events: &mut tokio::sync::mpsc::Receiver<EngineEvent>,
+    wanted: impl Fn(&EngineEvent) -> bool,
+) -> EngineEvent {
+    loop {
+        let event = events.recv().await.expect("the stream ended early");
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let socket = host.socket().unwrap().to_path_buf();
+    assert_eq!(socket, paths(dir.path()).socket_file());
+    assert!(is_running(&socket));
+
+    let client = ControlClient::connect(&socket).await.unwrap();
+    assert_eq!(client.engine().pid, std::process::id());
+    assert_eq!(client.engine().database, dir.path().join("ocio.redb"));
+    let mut events = client.events().await.unwrap();
+
+    let plan_path = dir.path().join("plan.toml");
+    let plan = client.submit(&plan_path, PLAN.to_string()).await.unwrap();
+    let dispatched =
+        next_matching(&mut events, |e| matches!(e, EngineEvent::Dispatched { .. })).await;
+    let EngineEvent::Dispatched { session, task, .. } = dispatched else {
+        unreachable!()
+    };
+    next_matching(&mut events, |e| matches!(e, EngineEvent::Activity { .. })).await;
+
+    let snapshot = client.snapshot().await.unwrap();
+    assert_eq!(snapshot.plans[0].id, plan);
+    assert_eq!(snapshot.running, 1);
+    assert!(!client.transcript(session).await.unwrap().is_empty());
+
+    client.pause(true).await.unwrap();
+    next_matching(&mut events, |e| {
+        matches!(e, EngineEvent::Paused { paused: true })
+    })
+    .await;
+    assert!(client.snapshot().await.unwrap().paused);
+    client.pause(false).await.unwrap();
+    client.drain("sim", true).await.unwrap();
+    client.drain("sim", false).await.unwrap();
+    let unknown = client.drain("nobody", true).await.unwrap_err();
+    assert!(
+        matches!(&unknown, ControlError::Engine(e) if e.kind == ErrorKind::NotFound),
+        "{unknown}"
+    );
+    let refused = client
+        .approve("per_nope", Decision::Once)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("per_nope"), "{refused}");
+
+    client.cancel(task).await.unwrap();
+    next_matching(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { ok: false, .. })
+    })
+    .await;
+    client.retry(task).await.unwrap();
+    let again = client.retry(task).await.unwrap_err();
+    assert!(
+        matches!(&again, ControlError::Engine(e) if e.kind == ErrorKind::NotNow),
+        "{again}"
+    );
+
+    // A bad plan is refused with its file, line and column.
+    let bad = client
+        .submit(&plan_path, PLAN.replace("\"code\"", "\"gpu\""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&bad, ControlError::Engine(e) if e.kind == ErrorKind::Plan),
+        "{bad}"
+    );
+    assert!(bad.to_string().contains("plan.toml:6:"), "{bad}");
+
+    host.shutdown().await;
+    // The stream ends (no more events, no hang), the socket is gone, the client says so.
+    while events.recv().await.is_some() {}
+    assert!(!socket.exists());
+    assert!(!is_running(&socket));
+    assert!(matches!(
+        client.snapshot().await.unwrap_err(),
+        ControlError::Gone { .. }
+    ));
+    assert!(matches!(
+        ControlClient::connect(&socket).await.err().unwrap(),
+        ControlError::NotRunning { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_another_protocol_version_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let socket = host.socket().unwrap().to_path_buf();
+    let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(b"{\"v\":99,\"request\":{\"type\":\"snapshot\"}}\nnot json\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(read).lines();
+    let reply: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(reply["v"], 1);
+    assert_eq!(reply["error"]["kind"], "version");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("protocol 1") && message.contains("99"),
+        "{message}"
+    );
+    let reply: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(reply["error"]["kind"], "bad_request");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("future.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        lines.next_line().await.unwrap();
+        write
+            .write_all(
+                b"{\"v\":2,\"reply\":{\"type\":\"hello\",\"engine\":{\"version\":\"9.0.0\"}}}\n",
+            )
+            .await
+            .unwrap();
+    });
+    let err = ControlClient::connect(&socket).await.err().unwrap();
+    let text = err.to_string();
+    assert!(
+        matches!(err, ControlError::Version { theirs: 2, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("ocio 9.0.0") && text.contains("hint:"),
+        "{text}"
+    );
+    server.await.unwrap();
+}

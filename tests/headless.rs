@@ -1,0 +1,323 @@
+//! Headless ocio end to end: `ocio --headless` as a child process, every client command against
+//! it through the control socket and again against the database alone, signals, exit codes and
+//! the metrics it serves. Nothing here waits on a clock: tests read the engine's JSON Lines
+//! until the event they need.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::home::{Home, http_get, is_private, stderr, stdout};
+
+/// A slow agent (its sessions run until cancelled) and a fast one.
+const AGENTS: &str = "[[agents]]\nname = \"slow\"\nkind = \"simulated\"\nduration = \"1h\"\ncapabilities = [\"slow\"]\n\n[[agents]]\nname = \"fast\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"fast\"]\n";
+
+const PLAN: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"long\"\nprompt = \"take your time\"\ncapabilities = [\"slow\"]\n[[tasks]]\nid = \"after\"\nneeds = [\"long\"]\nprompt = \"then this\"\ncapabilities = [\"fast\"]\n";
+
+fn is_task(line: &Value, key: &str, to: &str) -> bool {
+    line["type"] == "transition"
+        && line["transition"]["entity"] == "task"
+        && line["transition"]["key"] == key
+        && line["transition"]["to"] == to
+}
+
+fn fails_with(home: &Home, args: &[&str], code: i32, text: &str) -> String {
+    let out = home.ocio(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ocio {args:?}: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(text),
+        "ocio {args:?}: {}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+#[test]
+fn every_command_works_through_a_running_engine_and_then_from_the_database() {
+    let home = Home::new();
+    home.write_config(AGENTS);
+    let plan = home.write_plan("plan.toml", PLAN);
+    let plan = plan.to_str().unwrap();
+    let mut engine = home.engine(&["--metrics-addr", "127.0.0.1:0"]);
+
+    let socket = home.socket();
+    assert_eq!(engine.started["socket"], socket.to_str().unwrap());
+    assert!(is_private(&socket, 0o600), "socket mode");
+    assert!(
+        is_private(socket.parent().unwrap(), 0o700),
+        "socket dir mode"
+    );
+
+    let submitted = home.json(&["submit", plan, "--json"]);
+    assert_eq!(submitted["source"], "engine");
+    assert_eq!(submitted["tasks"], 2);
+    let dispatched = engine.until("long is dispatched", |l| l["type"] == "dispatched");
+    let session = dispatched["session"].as_str().unwrap().to_string();
+    engine.until("long's first activity", |l| {
+        l["type"] == "activity" && l["session"] == session.as_str()
+    });
+
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(status["source"], "engine");
+    assert_eq!(status["engine"]["pid"], engine.pid());
+    assert_eq!(status["engine"]["running"], 1);
+    let sessions = home.json(&["sessions", "--json"]);
+    assert_eq!(sessions["source"], "engine");
+    assert_eq!(sessions["sessions"][0]["session"]["id"], session.as_str());
+    assert_eq!(sessions["sessions"][0]["task"], "long");
+    let tasks = home.json(&["tasks", "--json"]);
+    assert_eq!(tasks["source"], "engine");
+    assert_eq!(tasks["plans"][0]["tasks"][0]["status"], "running");
+    let agents = home.json(&["agents", "--json"]);
+    assert_eq!(agents["source"], "engine");
+    let slow = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "slow");
+    assert_eq!(slow.unwrap()["load"], 1, "{agents}");
+    let short = &session[session.len() - 8..].to_ascii_lowercase();
+    let logs = home.json(&["logs", short, "--json"]);
+    assert_eq!(logs["source"], "engine");
+    assert!(!logs["entries"].as_array().unwrap().is_empty(), "{logs}");
+    assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent", "{logs}");
+    let text = stdout(&home.ocio(&["sessions"]));
+    assert!(text.contains(short) && text.contains("running"), "{text}");
+
+    let cancelled = home.json(&["cancel", "p/long", "--json"]);
+    assert_eq!(cancelled["source"], "engine");
+    engine.until("long is cancelled", |l| is_task(l, "long", "cancelled"));
+    engine.until("after is blocked", |l| is_task(l, "after", "blocked"));
+    let finished = engine.until("the plan is over", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], false);
+    fails_with(
+        &home,
+        &["cancel", "long"],
+        2,
+        "only a task that has not ended",
+    );
+    home.json(&["retry", "long", "--json"]);
+    engine.until("long runs again", |l| is_task(l, "long", "running"));
+    fails_with(&home, &["retry", "nosuch"], 2, "no task matches `nosuch`");
+    fails_with(
+        &home,
+        &["approve", "per_nope"],
+        2,
+        "no pending permission request per_nope",
+    );
+
+    let export = home.json(&["export", "--json"]);
+    assert_eq!(export["source"], "engine");
+    assert_eq!(export["plans"].as_array().unwrap().len(), 1);
+    assert!(
+        export["engine"]["plans"].is_array(),
+        "the snapshot comes along"
+    );
+    assert!(!export["events"].as_array().unwrap().is_empty());
+
+    // Plan errors name file, line and column, whether found here or by the engine.
+    let bad = home.write_plan("bad.toml", "name = \"b\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"gpu\"]\n");
+    fails_with(&home, &["submit", bad.to_str().unwrap()], 2, "bad.toml:6:");
+
+    let metrics = engine.started["metrics"].as_str().unwrap().to_string();
+    let (code, page) = http_get(&metrics, "/metrics");
+    assert_eq!(code, 200);
+    support::metrics::check(&page);
+    assert!(
+        page.contains("ocio_sessions{state=\"running\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("ocio_dispatches_total{agent=\"slow\"} 2"),
+        "{page}"
+    );
+    assert!(page.contains("ocio_agent_load{agent=\"slow\"} 1"), "{page}");
+
+    let (code, rest, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+    let last = rest.last().unwrap();
+    assert_eq!(last["type"], "run.finished");
+    assert_eq!(last["interrupted"], true);
+    assert_eq!(last["unfinished"], 2, "{last}");
+    assert!(err.contains("SIGTERM"), "{err}");
+    assert!(!socket.exists(), "the socket is removed");
+
+    // No engine now: the same questions are answered from the database, and commands that
+    // need an engine say how to start one.
+    for (args, key) in [
+        (["status", "--json"], "sessions"),
+        (["sessions", "--json"], "sessions"),
+        (["tasks", "--json"], "plans"),
+        (["agents", "--json"], "agents"),
+        (["export", "--json"], "plans"),
+    ] {
+        let report = home.json(&args);
+        assert_eq!(report["source"], "database", "{args:?}");
+        assert!(!report[key].is_null(), "{args:?}: {report}");
+    }
+    let tasks = home.json(&["tasks", "--json"]);
+    assert_eq!(tasks["plans"][0]["tasks"][0]["key"], "long");
+    let logs = home.json(&["logs", short, "--json"]);
+    assert_eq!(logs["source"], "database");
+    assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent");
+    let text = stderr(&home.ocio(&["agents"]));
+    assert!(
+        text.contains("no engine running; read from the database"),
+        "{text}"
+    );
+    for args in [
+        vec!["submit", plan],
+        vec!["cancel", "long"],
+        vec!["retry", "long"],
+        vec!["approve", "per_x", "--reject"],
+    ] {
+        fails_with(&home, &args, 2, "no engine is running");
+    }
+    let lines = stdout(&home.ocio(&["export"]));
+    let first: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["record"], "export");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.starts_with("{\"data\"") && l.contains("\"record\":\"task\""))
+    );
+}
+
+#[test]
+fn submit_prompt_runs_one_task_in_the_current_repository() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\n");
+    let repo = home.path("repo");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    let mut engine = home.engine(&[]);
+    let out = home
+        .command(&["submit", "--prompt", "say \"hi\"", "--json"])
+        .current_dir(repo.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let finished = engine.until("the prompt's plan finishes", |l| {
+        l["type"] == "plan_finished"
+    });
+    assert_eq!(finished["ok"], true);
+    let tasks = home.json(&["tasks", "--json"]);
+    assert_eq!(tasks["plans"][0]["repo"], repo.to_str().unwrap());
+    assert_eq!(tasks["plans"][0]["tasks"][0]["key"], "prompt");
+
+    let out = home
+        .command(&["submit", "--prompt", "x"])
+        .current_dir(home.path(""))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not inside a git repository"),
+        "{}",
+        stderr(&out)
+    );
+    let out = home.ocio(&["submit"]);
+    assert_eq!(out.status.code(), Some(2), "a plan or --prompt is required");
+}
+
+#[test]
+fn a_second_engine_on_the_same_database_is_told_how_to_attach() {
+    let home = Home::new();
+    home.write_config(AGENTS);
+    let engine = home.engine(&[]);
+    let err = fails_with(&home, &["--headless"], 2, "already runs on database");
+    assert!(err.contains("attach to it with `ocio`"), "{err}");
+    let plan = home.write_plan("plan.toml", PLAN);
+    fails_with(&home, &["run", plan.to_str().unwrap()], 2, "already runs");
+    // Another database is another engine, with its own socket.
+    let other = home.path("other.redb");
+    let second = home.engine(&["--db", other.to_str().unwrap()]);
+    assert_ne!(second.started["socket"], engine.started["socket"]);
+    assert_eq!(second.stop("INT").0, Some(130));
+    assert_eq!(engine.stop("HUP").0, Some(130));
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let home = Home::new();
+    home.write_config(AGENTS);
+    let socket = home.socket();
+    ocio::paths::ensure_private_dir(socket.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists() && !ocio::control::is_running(&socket));
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(status["source"], "database", "a dead socket is no engine");
+    let engine = home.engine(&[]);
+    assert!(ocio::control::is_running(&socket));
+    assert_eq!(engine.stop("TERM").0, Some(130));
+}
+
+#[test]
+fn run_stops_cleanly_on_sigterm_and_the_next_start_resumes() {
+    let home = Home::new();
+    home.write_config(AGENTS);
+    let plan = home.write_plan("plan.toml", PLAN);
+    let mut run = support::home::Engine::spawn(home.command(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--headless",
+        "--no-activity",
+    ]));
+    run.until("long is dispatched", |l| l["type"] == "dispatched");
+    let (code, rest, _) = run.stop("TERM");
+    assert_eq!(code, Some(130));
+    assert!(
+        rest.iter().all(|l| l["type"] != "activity"),
+        "--no-activity"
+    );
+    let last = rest.last().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["interrupted"].as_bool()),
+        (Some("run.finished"), Some(true))
+    );
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(
+        status["tasks"]["by_state"]["running"], 1,
+        "state was saved as it was"
+    );
+    let mut engine = home.engine(&[]);
+    engine.until("the lost run is settled", |l| {
+        l["type"] == "recovered" || l["type"] == "dispatched"
+    });
+    assert_eq!(engine.stop("TERM").0, Some(130));
+}
+
+#[test]
+fn metrics_stay_on_loopback_unless_told() {
+    let home = Home::new();
+    home.write_config(AGENTS);
+    let err = fails_with(
+        &home,
+        &["--headless", "--metrics-addr", "0.0.0.0:0"],
+        2,
+        "not a loopback address",
+    );
+    assert!(err.contains("--metrics-public"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with(
+        &home,
+        &["--headless", "--metrics-addr", &addr],
+        2,
+        "cannot serve metrics",
+    );
+    assert!(!home.socket().exists(), "a failed start leaves no socket");
+    let engine = home.engine(&["--metrics-addr", "0.0.0.0:0", "--metrics-public"]);
+    assert!(
+        engine.started["metrics"]
+            .as_str()
+            .unwrap()
+            .starts_with("0.0.0.0:")
+    );
+}
