@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::config::Config;
+use crate::config::{AgentConfig, Config};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
 use crate::engine::agents::{self, Servers};
 use crate::engine::approval::ApprovalPolicy;
@@ -51,6 +52,8 @@ pub struct Host {
     engine: EngineHandle,
     store: StoreHandle,
     servers: Servers,
+    /// Servers of agents added while running (see [`AgentAdder`]).
+    added: Arc<tokio::sync::Mutex<Servers>>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
     /// Every event since the engine started, for the first taker.
@@ -94,6 +97,7 @@ impl Host {
             engine: engine.clone(),
             store: store.clone(),
             servers,
+            added: Arc::default(),
             control: None,
             metrics: None,
             first_events: Some(first_events),
@@ -153,6 +157,14 @@ impl Host {
         self.store.clone()
     }
 
+    /// A way to add agents while running, whose servers this host stops at shutdown.
+    pub fn agent_adder(&self) -> AgentAdder {
+        AgentAdder {
+            engine: self.engine.clone(),
+            added: self.added.clone(),
+        }
+    }
+
     /// Who this engine is, as the control socket tells clients.
     pub fn info(&self) -> &EngineInfo {
         &self.info
@@ -182,8 +194,34 @@ impl Host {
             tracing::warn!(error = %e, "engine shutdown");
         }
         self.servers.shutdown().await;
+        let added = std::mem::take(&mut *self.added.lock().await);
+        added.shutdown().await;
         self.store.close().await;
         tracing::info!("engine host stopped");
+    }
+}
+
+/// Adds agents to a hosted engine at runtime, starting their managed servers; the host stops
+/// those servers when it shuts down.
+#[derive(Clone)]
+pub struct AgentAdder {
+    engine: EngineHandle,
+    added: Arc<tokio::sync::Mutex<Servers>>,
+}
+
+impl AgentAdder {
+    pub async fn add(&self, entry: &AgentConfig) -> Result<(), HostError> {
+        let (spec, endpoint) = agents::from_entry(entry).await?;
+        if let Err(e) = self.engine.add_agent(spec).await {
+            if let Some(endpoint) = endpoint {
+                endpoint.shutdown().await;
+            }
+            return Err(e.into());
+        }
+        if let Some(endpoint) = endpoint {
+            self.added.lock().await.push(entry.name.clone(), endpoint);
+        }
+        Ok(())
     }
 }
 

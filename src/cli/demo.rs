@@ -183,7 +183,7 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         listen: true,
         metrics: None,
     };
-    let result = room::host(&paths, &config, options, setup, Some(plan));
+    let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
     eprintln!(
         "demo: the scratch repository and database are in {} (safe to delete)",
         dir.display()

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use super::{Context, Failure, Flags, exit};
 use crate::config::Config;
 use crate::control::{self, ControlClient};
-use crate::host::{Host, HostOptions};
+use crate::host::{AgentAdder, Host, HostOptions};
 use crate::paths::Paths;
 use crate::plan::PlanFile;
-use crate::tui::{self, Exit, Link, Setup, keymap::Keymap, theme};
+use crate::tui::{self, AddAgent, Exit, Link, LocalAgent, Setup, keymap::Keymap, theme};
 
 /// Theme and keys from `[ui]`, for this terminal.
 pub fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
@@ -39,6 +39,7 @@ pub fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         cwd,
         attached: None,
         onboarding: onboarding(context),
+        local_agent: None,
     })
 }
 
@@ -55,10 +56,16 @@ fn onboarding(context: &Context) -> Vec<String> {
         String::new(),
     ];
     match which("opencode") {
-        Some(path) => lines.push(format!(
-            "opencode is installed ({}), so `managed = true` works as is.",
-            path.display()
-        )),
+        Some(path) => {
+            lines.push(format!(
+                "opencode is installed ({}), so `managed = true` works as is.",
+                path.display()
+            ));
+            lines.push(
+                "Press m to add it now as agent `local` (a managed server; saved to the config)."
+                    .into(),
+            );
+        }
         None => lines.push(
             "opencode is not on PATH: install it with `npm i -g opencode-ai`, or give `url` of a running server."
                 .into(),
@@ -98,7 +105,62 @@ pub fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
     }
     let options = super::run::host_options(flags)?;
     let setup = setup(context, cwd)?;
-    host(&context.paths, &context.config.config, options, setup, None)
+    host(
+        &context.paths,
+        &context.config.config,
+        options,
+        setup,
+        None,
+        |adder| local_agent(context, adder),
+    )
+}
+
+/// The first-run offer: with no agents configured and `opencode` on PATH, one key adds a
+/// managed local agent to the running engine and appends it to the config file.
+fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
+    if !context.config.config.agents.is_empty() {
+        return None;
+    }
+    let opencode = which("opencode")?;
+    let config_file = context.paths.config_file.clone();
+    let add: AddAgent = Arc::new(move || {
+        let adder = adder.clone();
+        let config_file = config_file.clone();
+        Box::pin(async move {
+            let parsed =
+                crate::config::parse(LOCAL_AGENT, &config_file).map_err(|e| e.to_string())?;
+            let entry = parsed
+                .agents
+                .first()
+                .ok_or("no agent in the local agent entry")?;
+            adder.add(entry).await.map_err(|e| e.to_string())?;
+            match append_agent(&config_file) {
+                Ok(()) => Ok(format!(
+                    "`local` added (managed opencode) and saved to {}",
+                    config_file.display()
+                )),
+                Err(e) => Ok(format!("`local` added for this run, but not saved: {e}")),
+            }
+        })
+    });
+    Some(LocalAgent { opencode, add })
+}
+
+/// The entry `m` adds on first run.
+const LOCAL_AGENT: &str = "[[agents]]\nname = \"local\"\nmanaged = true\n";
+
+/// Append the local agent's entry to the config file (created, with its directory, if need be).
+fn append_agent(config_file: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = config_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config_file)?;
+    write!(file, "\n# Added by ocio's first-run offer.\n{LOCAL_AGENT}")?;
+    file.sync_all()
 }
 
 /// Start the engine through [`Host`] (and submit `first_plan`), run the room on this thread,
@@ -109,10 +171,13 @@ pub fn host(
     options: HostOptions,
     setup: Setup,
     first_plan: Option<PlanFile>,
+    offer: impl FnOnce(AgentAdder) -> Option<LocalAgent>,
 ) -> Result<(), Failure> {
     let runtime = super::runtime()?;
     let host = runtime.block_on(Host::start(paths, config, options))?;
     let engine = host.engine();
+    let mut setup = setup;
+    setup.local_agent = offer(host.agent_adder());
     if let Some(plan) = first_plan
         && let Err(e) = runtime.block_on(engine.submit(plan))
     {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{AgentSpec, OpencodeRunner, Simulated};
-use crate::config::Config;
+use crate::config::{AgentConfig, Config};
 use crate::domain::AgentName;
 use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::endpoint::{Endpoint, EndpointError};
@@ -15,6 +15,11 @@ use crate::opencode::endpoint::{Endpoint, EndpointError};
 pub struct Servers(Vec<(AgentName, Endpoint)>);
 
 impl Servers {
+    /// Keep another agent's server (one added while the engine runs).
+    pub fn push(&mut self, name: AgentName, endpoint: Endpoint) {
+        self.0.push((name, endpoint));
+    }
+
     /// Each OpenCode agent's client (for its circuit breaker's state, e.g. in metrics).
     pub fn clients(&self) -> Vec<(AgentName, Client)> {
         self.0
@@ -74,4 +79,24 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
         specs.push(AgentSpec { agent, runner });
     }
     Ok((specs, Servers(endpoints)))
+}
+
+/// One `[[agents]]` entry, built while the engine runs: its spec, and its server (started now
+/// when managed) for the caller to keep.
+pub async fn from_entry(
+    entry: &AgentConfig,
+) -> Result<(AgentSpec, Option<Endpoint>), EndpointError> {
+    let agent = entry.to_agent();
+    if let Some(config) = entry.simulation() {
+        let runner = std::sync::Arc::new(Simulated { config });
+        return Ok((AgentSpec { agent, runner }, None));
+    }
+    let endpoint =
+        Endpoint::connect(entry, ClientOptions::default(), Duration::from_secs(60)).await?;
+    let runner = OpencodeRunner::new(
+        endpoint.client.clone(),
+        entry.opencode_agent.clone(),
+        entry.model.clone(),
+    );
+    Ok((AgentSpec { agent, runner }, Some(endpoint)))
 }

@@ -42,6 +42,8 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Request(Request),
+    /// Add a managed local agent (first run, `opencode` on PATH).
+    AddLocalAgent,
     Quit,
 }
 
@@ -111,6 +113,8 @@ pub struct App {
     pub attached: Option<String>,
     /// Shown on the empty sessions pane until an agent exists.
     pub onboarding: Vec<String>,
+    /// A managed local agent can be added with one key (no agents yet, `opencode` on PATH).
+    pub offer_local: bool,
     quit: bool,
 }
 
@@ -126,6 +130,7 @@ impl App {
             toast: None,
             attached: None,
             onboarding: Vec::new(),
+            offer_local: false,
             quit: false,
         }
     }
@@ -401,6 +406,13 @@ impl App {
                 self.view.generation += 1;
             }
             Action::Pause => return vec![Effect::Request(Request::Pause(!self.view.paused))],
+            Action::AddLocal => {
+                if self.offer_local && self.view.agents.is_empty() {
+                    self.offer_local = false;
+                    self.toast("starting a managed local opencode server…".into(), false);
+                    return vec![Effect::AddLocalAgent];
+                }
+            }
             Action::Cancel | Action::Retry => return self.on_task(action),
             Action::Drain => {
                 if let Some(agent) = self.panes.selected_agent(&self.view) {

@@ -35,6 +35,7 @@ pub enum Action {
     Graph,
     Collapse,
     Expand,
+    AddLocal,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -125,6 +126,12 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         &["h", "left"],
     ),
     (Action::Expand, "expand", "expand (tree)", &["l", "right"]),
+    (
+        Action::AddLocal,
+        "add-local",
+        "add a managed local agent (while none exists)",
+        &["m"],
+    ),
 ];
 
 /// A key as written in config: `q`, `G`, `ctrl-c`, `shift-tab`, `enter`, `f5`.

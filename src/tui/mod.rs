@@ -37,6 +37,21 @@ pub struct Setup {
     pub attached: Option<String>,
     /// Shown while no agent is configured.
     pub onboarding: Vec<String>,
+    /// Offered with one key while no agent exists.
+    pub local_agent: Option<LocalAgent>,
+}
+
+/// Adds a managed local agent (and says what it did).
+pub type AddAgent = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The first-run offer: a managed local agent on the `opencode` found on PATH.
+pub struct LocalAgent {
+    pub opencode: PathBuf,
+    pub add: AddAgent,
 }
 
 /// How the control room ended.
@@ -57,16 +72,25 @@ pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::i
     let mut app = App::new(setup.theme, setup.keymap);
     app.attached = setup.attached;
     app.onboarding = setup.onboarding;
+    app.offer_local = setup.local_agent.is_some();
+    let add_local = setup.local_agent.map(|l| l.add);
     link.follow(runtime, tx.clone());
     let requests = link.worker(runtime, tx.clone(), setup.cwd);
     requests.send(app::Request::Snapshot);
     spawn_signals(runtime, tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
+    let tx_effects = tx.clone();
     let ticker = spawn_ticker(tx, stop.clone());
 
     let (mut terminal, guard) = terminal::TerminalGuard::enter()?;
-    let result = event_loop(&mut terminal, &mut app, &rx, &requests);
+    let effects = Effects {
+        requests,
+        add_local,
+        runtime: runtime.clone(),
+        tx: tx_effects,
+    };
+    let result = event_loop(&mut terminal, &mut app, &rx, &effects);
     stop.store(true, Ordering::SeqCst);
     drop(guard);
     let _ = input.join();
@@ -74,11 +98,38 @@ pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::i
     result
 }
 
+/// Carries out what the app asks for.
+struct Effects {
+    requests: link::Requests,
+    add_local: Option<AddAgent>,
+    runtime: tokio::runtime::Handle,
+    tx: Sender<Msg>,
+}
+
+impl Effects {
+    fn run(&self, effect: Effect) {
+        match effect {
+            Effect::Request(request) => self.requests.send(request),
+            Effect::AddLocalAgent => {
+                let Some(add) = self.add_local.clone() else {
+                    return;
+                };
+                let tx = self.tx.clone();
+                self.runtime.spawn(async move {
+                    let result = add().await;
+                    let _ = tx.send(Msg::Reply("local agent".into(), result));
+                });
+            }
+            Effect::Quit => {}
+        }
+    }
+}
+
 fn event_loop(
     terminal: &mut terminal::Term,
     app: &mut App,
     rx: &Receiver<Msg>,
-    requests: &link::Requests,
+    effects: &Effects,
 ) -> std::io::Result<Exit> {
     terminal.draw(|frame| ui::draw(frame, app))?;
     let mut exit = Exit::Quit;
@@ -103,10 +154,7 @@ fn event_loop(
                 _ => {}
             }
             for effect in app.update(msg) {
-                match effect {
-                    Effect::Request(request) => requests.send(request),
-                    Effect::Quit => {}
-                }
+                effects.run(effect);
             }
         }
         if app.should_quit() {
