@@ -229,7 +229,20 @@ impl App {
             }
             Mode::Palette(text) | Mode::NewTask(text) => self.input(key, text),
             Mode::Help => {
-                self.mode = Mode::Normal;
+                match self.keymap.action(&key) {
+                    Some(Action::Down) => self.panes.help_scroll += 1,
+                    Some(Action::Up) => {
+                        self.panes.help_scroll = self.panes.help_scroll.saturating_sub(1)
+                    }
+                    Some(Action::PageDown) => self.panes.help_scroll += 10,
+                    Some(Action::PageUp) => {
+                        self.panes.help_scroll = self.panes.help_scroll.saturating_sub(10)
+                    }
+                    _ => {
+                        self.panes.help_scroll = 0;
+                        self.mode = Mode::Normal;
+                    }
+                }
                 Vec::new()
             }
             Mode::ConfirmQuit => match key.code {

@@ -266,6 +266,7 @@ fn hints(app: &App) -> Line<'static> {
 }
 
 fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
+    // Scrolls when it does not fit (80x24 shows about half).
     let theme = &app.theme;
     let mut lines = vec![Line::styled("Keys", theme.title)];
     for (keys, what) in app.keymap.help() {
@@ -282,13 +283,23 @@ fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(*what),
         ]));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("any key closes this", theme.muted));
     let popup = centered(area, 78, lines.len() as u16 + 2);
+    let height = usize::from(popup.height.saturating_sub(2));
+    let scroll = app
+        .panes
+        .help_scroll
+        .min(lines.len().saturating_sub(height));
+    let more = lines.len().saturating_sub(scroll + height);
+    let title = if more > 0 || scroll > 0 {
+        format!("help · {more} more lines · j/k scroll · other keys close")
+    } else {
+        "help · any key closes".to_string()
+    };
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(popup_block(app, "help"))
+            .scroll((scroll as u16, 0))
+            .block(popup_block(app, &title))
             .style(theme.base),
         popup,
     );
