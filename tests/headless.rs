@@ -321,3 +321,64 @@ fn metrics_stay_on_loopback_unless_told() {
             .starts_with("0.0.0.0:")
     );
 }
+
+#[test]
+fn a_template_becomes_a_plan_for_the_goal_in_the_repository_around_the_current_directory() {
+    let home = Home::new();
+    home.write_config(
+        "[[agents]]\nname = \"coder\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"code\"]\n",
+    );
+    let repo = home.path("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&repo)
+        .status()
+        .unwrap();
+    assert!(git.success());
+    let in_repo = |args: &[&str]| {
+        home.command(args)
+            .current_dir(repo.join("src"))
+            .output()
+            .unwrap()
+    };
+
+    // --print shows the plan without an engine.
+    let printed = in_repo(&[
+        "submit",
+        "--template",
+        "bugfix",
+        "Fix the crash on empty input",
+        "--print",
+    ]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let text = stdout(&printed);
+    assert!(
+        text.contains(&format!("repo = {:?}", repo.to_str().unwrap())),
+        "{text}"
+    );
+    for id in ["reproduce", "fix", "verify"] {
+        assert!(text.contains(&format!("id = \"{id}\"")), "{text}");
+    }
+    assert!(text.contains("Fix the crash on empty input"), "{text}");
+    // An unknown template lists the known ones.
+    let unknown = in_repo(&["submit", "--template", "featur", "x", "--print"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("feature"), "{}", stderr(&unknown));
+
+    let mut engine = home.engine(&[]);
+    let submitted = in_repo(&[
+        "submit",
+        "--template",
+        "bugfix",
+        "Fix the crash on empty input",
+        "--json",
+    ]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let submitted: Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    assert_eq!(submitted["tasks"], 3);
+    let finished = engine.until("the plan is over", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(finished["done"], 3);
+    engine.stop("INT");
+}

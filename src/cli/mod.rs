@@ -115,12 +115,24 @@ enum Command {
     /// the running engine
     #[command(group = clap::ArgGroup::new("what").required(true))]
     Submit {
-        /// The plan file (TOML; see README)
-        #[arg(group = "what")]
+        /// The plan file (TOML; see README); with --template, the goal
+        #[arg(group = "what", value_name = "PLAN|GOAL")]
         plan: Option<PathBuf>,
         /// The prompt of a one-task plan run in the current directory's git repository
         #[arg(long, group = "what")]
         prompt: Option<String>,
+        /// Make the plan from a built-in template (`feature`, `bugfix`) for the GOAL given in
+        /// place of the plan file, in the current directory's git repository
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "plan",
+            conflicts_with = "prompt"
+        )]
+        template: Option<String>,
+        /// Print the plan that would be submitted (TOML) and stop
+        #[arg(long)]
+        print: bool,
         #[arg(long)]
         json: bool,
     },
@@ -339,8 +351,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Status { json }) => status::run(&context, json),
         Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
         Some(Command::Run { plan }) => run::run(&context, flags, &plan),
-        Some(Command::Submit { plan, prompt, json }) => {
-            remote::submit(&context, plan.as_deref(), prompt.as_deref(), json)
+        Some(Command::Submit {
+            plan,
+            prompt,
+            template,
+            print,
+            json,
+        }) => {
+            let what = match (template, plan, prompt) {
+                (Some(template), Some(goal), _) => remote::What::Template {
+                    name: template,
+                    goal: goal.to_string_lossy().into_owned(),
+                },
+                (None, Some(plan), _) => remote::What::Plan(plan),
+                (None, None, Some(prompt)) => remote::What::Prompt(prompt),
+                _ => {
+                    return Err(Failure::usage(
+                        "give a plan file, --prompt \"...\" or --template NAME \"goal\"",
+                    ));
+                }
+            };
+            remote::submit(&context, what, print, json)
         }
         Some(Command::Cancel { id, json }) => remote::cancel(&context, &id, json),
         Some(Command::Retry { id, json }) => remote::retry(&context, &id, json),

@@ -15,15 +15,17 @@ use crate::engine::Snapshot;
 use crate::engine::approval::Decision;
 use crate::plan::PlanFile;
 
-pub fn submit(
-    context: &Context,
-    plan: Option<&Path>,
-    prompt: Option<&str>,
-    json: bool,
-) -> Result<(), Failure> {
-    let (path, text) = match (plan, prompt) {
-        (Some(plan), _) => {
-            let path = std::path::absolute(plan).unwrap_or_else(|_| plan.to_path_buf());
+/// What `ocio submit` submits.
+pub enum What {
+    Plan(PathBuf),
+    Prompt(String),
+    Template { name: String, goal: String },
+}
+
+pub fn submit(context: &Context, what: What, print: bool, json: bool) -> Result<(), Failure> {
+    let (path, text) = match what {
+        What::Plan(plan) => {
+            let path = std::path::absolute(&plan).unwrap_or(plan);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 Failure::usage(format!(
                     "{}: cannot read the plan file: {e}\n  hint: check the path and that the file is readable text",
@@ -32,9 +34,13 @@ pub fn submit(
             })?;
             (path, text)
         }
-        (None, Some(prompt)) => prompt_plan(prompt)?,
-        (None, None) => return Err(Failure::usage("give a plan file or --prompt \"...\"")),
+        What::Prompt(prompt) => prompt_plan(&prompt)?,
+        What::Template { name, goal } => template_plan(&name, &goal)?,
     };
+    if print {
+        print!("{text}");
+        return Ok(());
+    }
     // Report a broken plan even when no engine runs.
     let parsed = PlanFile::parse(&text, &path).map_err(Failure::usage)?;
     super::runtime()?.block_on(async {
@@ -58,6 +64,34 @@ pub fn submit(
     })
 }
 
+/// The plan a built-in template makes for `goal`, in the git repository around the current
+/// directory.
+fn template_plan(name: &str, goal: &str) -> Result<(PathBuf, String), Failure> {
+    let (here, repo) = repository()?;
+    let (template, draft) =
+        crate::plan::templates::draft(name, goal, &repo).map_err(Failure::usage)?;
+    let origin = here.join(format!("(template {})", template.name));
+    let text = draft.to_toml(&origin).map_err(Failure::usage)?;
+    Ok((origin, text))
+}
+
+/// The current directory and the git repository around it.
+fn repository() -> Result<(PathBuf, PathBuf), Failure> {
+    let here = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let repo = here
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{} is not inside a git repository, and the plan runs there\n  hint: cd into the repository to work in, or write a plan file naming it",
+                here.display()
+            ))
+        })?;
+    Ok((here, repo))
+}
+
 /// A one-task plan running `prompt` in the git repository around the current directory.
 fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
     #[derive(Serialize)]
@@ -71,23 +105,13 @@ fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
         id: &'static str,
         prompt: &'a str,
     }
-    let here = std::env::current_dir()
-        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
-    let repo = here
-        .ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "{} is not inside a git repository, and --prompt runs there\n  hint: cd into the repository to work in, or write a plan file naming it",
-                here.display()
-            ))
-        })?;
+    let (here, repo) = repository()?;
     let plan = Plan {
         name: format!(
             "prompt-{}",
             jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S")
         ),
-        repo,
+        repo: &repo,
         tasks: [Task {
             id: "prompt",
             prompt,
