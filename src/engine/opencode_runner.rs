@@ -160,24 +160,22 @@ impl OpencodeRunner {
             ..PromptRequest::default()
         };
         // Subscribed before the prompt goes out, so no event of this turn is missed.
-        let mut live = self.live.subscribe(remote, dir);
-        let mut transcriber = Transcriber::default();
+        let mut watch = Watch::new(self.live.subscribe(remote, dir));
         let reply = self.client.prompt(dir, remote, &prompt);
         tokio::pin!(reply);
-        let mut seen = HashSet::new();
         let mut poll = tokio::time::interval(PERMISSION_POLL);
         let reply = loop {
             tokio::select! {
                 reply = &mut reply => break reply,
                 _ = &mut stop => return self.abort(dir, remote).await,
-                Some(event) = live.events.recv() => self.on_event(job, dir, &event, &mut transcriber, &mut seen),
-                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut seen).await,
+                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch),
+                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut watch.seen).await,
             }
         };
         // Whatever the stream still holds (the last text, the final step) goes to the
         // transcript too.
-        while let Ok(event) = live.events.try_recv() {
-            self.on_event(job, dir, &event, &mut transcriber, &mut seen);
+        while let Ok(event) = watch.live.events.try_recv() {
+            self.on_event(job, dir, &event, &mut watch);
         }
         match reply {
             Ok(reply) => outcome_of(&reply),
@@ -206,9 +204,7 @@ impl OpencodeRunner {
     ) -> Outcome {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
-        let mut seen = HashSet::new();
-        let mut live = self.live.subscribe(id, &dir);
-        let mut transcriber = Transcriber::default();
+        let mut watch = Watch::new(self.live.subscribe(id, &dir));
         loop {
             let messages = match self.client.messages(&dir, id, Some(20)).await {
                 Ok(messages) => messages,
@@ -221,17 +217,7 @@ impl OpencodeRunner {
                 }
                 Err(e) => {
                     tracing::debug!(remote = id, error = %e, "re-attach: transcript unavailable; trying again");
-                    if self
-                        .pause(
-                            &mut stop,
-                            &job,
-                            &dir,
-                            &mut live,
-                            &mut transcriber,
-                            &mut seen,
-                        )
-                        .await
-                    {
+                    if self.pause(&mut stop, &job, &dir, &mut watch).await {
                         return self.abort(&dir, id).await;
                     }
                     continue;
@@ -255,7 +241,7 @@ impl OpencodeRunner {
                 Some(answer) if !busy => {
                     for part in &answer.parts {
                         let event = ServerEvent::PartUpdated { part: part.clone() };
-                        self.on_event(&job, &dir, &event, &mut transcriber, &mut seen);
+                        self.on_event(&job, &dir, &event, &mut watch);
                     }
                     return outcome_of(answer);
                 }
@@ -269,18 +255,9 @@ impl OpencodeRunner {
                     };
                 }
                 _ => {
-                    self.relay_permissions(&job, &dir, id, &mut seen).await;
-                    if self
-                        .pause(
-                            &mut stop,
-                            &job,
-                            &dir,
-                            &mut live,
-                            &mut transcriber,
-                            &mut seen,
-                        )
-                        .await
-                    {
+                    self.relay_permissions(&job, &dir, id, &mut watch.seen)
+                        .await;
+                    if self.pause(&mut stop, &job, &dir, &mut watch).await {
                         return self.abort(&dir, id).await;
                     }
                 }
@@ -306,19 +283,12 @@ impl OpencodeRunner {
     }
 
     /// One live event: transcript activity for the engine, or a permission request to relay.
-    fn on_event(
-        &self,
-        job: &Job,
-        dir: &str,
-        event: &ServerEvent,
-        transcriber: &mut Transcriber,
-        seen: &mut HashSet<String>,
-    ) {
+    fn on_event(&self, job: &Job, dir: &str, event: &ServerEvent, watch: &mut Watch) {
         if let ServerEvent::PermissionAsked(request) = event {
-            self.relay(job, dir, request.clone(), seen);
+            self.relay(job, dir, request.clone(), &mut watch.seen);
             return;
         }
-        if let Some((activity, part)) = transcriber.activity(event) {
+        if let Some((activity, part)) = watch.transcriber.activity(event) {
             job.reporter.activity(job.session, activity, part);
         }
     }
@@ -364,9 +334,7 @@ impl OpencodeRunner {
         stop: &mut oneshot::Receiver<()>,
         job: &Job,
         dir: &str,
-        live: &mut Subscription,
-        transcriber: &mut Transcriber,
-        seen: &mut HashSet<String>,
+        watch: &mut Watch,
     ) -> bool {
         let sleep = tokio::time::sleep(RESUME_POLL);
         tokio::pin!(sleep);
@@ -374,8 +342,26 @@ impl OpencodeRunner {
             tokio::select! {
                 () = &mut sleep => return false,
                 _ = &mut *stop => return true,
-                Some(event) = live.events.recv() => self.on_event(job, dir, &event, transcriber, seen),
+                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch),
             }
+        }
+    }
+}
+
+/// What a run follows of its session: the live events, the transcript made of them, and the
+/// permission requests already handed on.
+struct Watch {
+    live: Subscription,
+    transcriber: Transcriber,
+    seen: HashSet<String>,
+}
+
+impl Watch {
+    fn new(live: Subscription) -> Self {
+        Self {
+            live,
+            transcriber: Transcriber::default(),
+            seen: HashSet::new(),
         }
     }
 }
