@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::{Position, Rect};
 
 use super::keymap::{Action, Keymap};
@@ -111,6 +113,11 @@ pub struct App {
     pub attached: Option<String>,
     /// Shown on the empty sessions pane until an agent exists.
     pub onboarding: Vec<String>,
+    /// The time frames are drawn at (ages are counted to it): set by the loop before each
+    /// frame, so drawing never reads the clock and a frame depends on the app alone.
+    pub now: jiff::Timestamp,
+    /// The zone times of day are shown in (the system's).
+    pub zone: jiff::tz::TimeZone,
     quit: bool,
 }
 
@@ -126,6 +133,8 @@ impl App {
             toast: None,
             attached: None,
             onboarding: Vec::new(),
+            now: jiff::Timestamp::now(),
+            zone: jiff::tz::TimeZone::system(),
             quit: false,
         }
     }
@@ -208,15 +217,14 @@ impl App {
             Mode::Filter => {
                 match key.code {
                     KeyCode::Enter => self.mode = Mode::Normal,
-                    KeyCode::Esc => {
+                    _ if closes(&key) => {
                         self.panes.filter.clear();
                         self.mode = Mode::Normal;
                     }
                     KeyCode::Backspace => {
                         self.panes.filter.pop();
                     }
-                    KeyCode::Char(c) => self.panes.filter.push(c),
-                    _ => {}
+                    _ => self.panes.filter.extend(typed(&key)),
                 }
                 self.panes.sessions = Cursor::default();
                 self.view.generation += 1;
@@ -224,7 +232,16 @@ impl App {
             }
             Mode::Palette(text) | Mode::NewTask(text) => self.input(key, text),
             Mode::Help => {
-                self.mode = Mode::Normal;
+                let scroll = &mut self.panes.help_scroll;
+                match self.keymap.action(&key) {
+                    Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                    Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                    Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                    Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                    Some(Action::Top) => *scroll = 0,
+                    Some(Action::Bottom) => *scroll = usize::MAX / 2,
+                    _ => self.mode = Mode::Normal,
+                }
                 Vec::new()
             }
             Mode::ConfirmQuit => match key.code {
@@ -272,7 +289,7 @@ impl App {
     fn input(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
         let palette = matches!(self.mode, Mode::Palette(_));
         match key.code {
-            KeyCode::Esc => {
+            _ if closes(&key) => {
                 self.mode = Mode::Normal;
                 return Vec::new();
             }
@@ -299,8 +316,7 @@ impl App {
             KeyCode::Backspace => {
                 text.pop();
             }
-            KeyCode::Char(c) => text.push(c),
-            _ => {}
+            _ => text.extend(typed(&key)),
         }
         self.mode = if palette {
             Mode::Palette(text)
@@ -365,7 +381,10 @@ impl App {
     fn action(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return self.ask_quit(),
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.mode = Mode::Help;
+                self.panes.help_scroll = 0;
+            }
             Action::NextPane | Action::PrevPane => {
                 let at = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let step = if action == Action::NextPane {
@@ -528,5 +547,25 @@ impl App {
     /// Where each pane was drawn, for mouse hits (set by the renderer).
     pub fn set_areas(&mut self, areas: Vec<(Pane, Rect)>) {
         self.panes.areas = areas;
+    }
+}
+
+/// In a text field: esc and ctrl-c close it.
+fn closes(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Esc
+        || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL))
+}
+
+/// The character a key types into a text field; ctrl and alt chords type nothing.
+fn typed(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
     }
 }

@@ -58,13 +58,44 @@ impl View {
             self.plans = snapshot.plans;
             self.plans_generation += 1;
         }
-        self.sessions = snapshot.sessions;
-        self.agents = snapshot.agents;
+        let mut sessions = snapshot.sessions;
+        let mut agents = snapshot.agents;
+        self.keep_ended(&mut sessions, &mut agents);
+        self.sessions = sessions;
+        self.agents = agents;
         self.approvals = snapshot.approvals;
         self.usage = snapshot.usage;
         self.loaded = true;
         self.wants_snapshot = false;
         self.generation += 1;
+    }
+
+    /// A snapshot and events reach the app by different paths, so a snapshot taken just
+    /// before a session ended can arrive after the event that ended it. A session that ended
+    /// stays ended (a retry is a new session), so such a snapshot's stale copy (and the agent
+    /// slot it still holds) gives way to what the events said.
+    fn keep_ended(&self, sessions: &mut [SessionView], agents: &mut [Agent]) {
+        if !sessions.iter().any(|s| s.session.is_active()) {
+            return;
+        }
+        let ended: HashMap<SessionId, &Session> = self
+            .sessions
+            .iter()
+            .filter(|s| !s.session.is_active())
+            .map(|s| (s.session.id, &s.session))
+            .collect();
+        for view in sessions.iter_mut().filter(|s| s.session.is_active()) {
+            let Some(known) = ended.get(&view.session.id) else {
+                continue;
+            };
+            view.session.status = known.status;
+            view.session.finished_at = known.finished_at;
+            if let Some(agent) = view.session.agent.as_ref()
+                && let Some(a) = agents.iter_mut().find(|a| a.name == *agent)
+            {
+                a.load = a.load.saturating_sub(1);
+            }
+        }
     }
 
     /// Take one load sample per agent (called about once a second).
@@ -104,6 +135,9 @@ impl View {
                 attempt,
             } => {
                 let now = Timestamp::now();
+                // A snapshot that overtook this event lists the session (and counts its
+                // agent's slot) already.
+                let listed = self.sessions.iter().any(|s| s.session.id == *session);
                 let plan_name = self
                     .plans
                     .iter()
@@ -122,14 +156,19 @@ impl View {
                 s.agent = Some(agent.clone());
                 s.attempt = *attempt;
                 s.started_at = Some(now);
-                self.sessions.insert(
-                    0,
-                    SessionView {
-                        session: s,
-                        task: key.clone(),
-                        last: None,
-                    },
-                );
+                if !listed {
+                    self.sessions.insert(
+                        0,
+                        SessionView {
+                            session: s,
+                            task: key.clone(),
+                            last: None,
+                        },
+                    );
+                    if let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent) {
+                        a.load += 1;
+                    }
+                }
                 if let Some(t) = self
                     .plans
                     .iter_mut()
@@ -138,9 +177,6 @@ impl View {
                 {
                     t.session = Some(*session);
                     self.plans_generation += 1;
-                }
-                if let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent) {
-                    a.load += 1;
                 }
                 self.log(now, "running", format!("{key} started on {agent} (attempt {attempt})"));
             }

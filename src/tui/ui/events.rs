@@ -27,7 +27,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
                 other => app.theme.status(other),
             };
             Line::from(vec![
-                Span::styled(format!("{} ", clock(line.at)), app.theme.muted),
+                Span::styled(format!("{} ", clock(line.at, &app.zone)), app.theme.muted),
                 Span::styled(line.text.clone(), tone),
             ])
         })

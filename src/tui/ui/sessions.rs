@@ -1,7 +1,6 @@
 //! The sessions table: state, task, agent, age, tokens, last activity. Only the rows on screen
 //! are built.
 
-use jiff::Timestamp;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -58,7 +57,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.sessions;
     cursor.fit(shown, height);
     app.panes.sessions = cursor;
-    let now = Timestamp::now();
+    let now = app.now;
     // STATE, AGENT, AGE and TOKENS are fixed; TASK and LAST share the rest.
     let state_width: usize = if inner.width >= 90 { 16 } else { 12 };
     let fixed = state_width + 10 + 5 + 7 + 5;
