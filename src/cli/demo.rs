@@ -2,6 +2,7 @@
 //! repository with its own scratch database, so a newcomer sees every pane move within seconds
 //! without touching real state. Everything on screen is labelled simulated.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -184,7 +185,9 @@ pub fn run(context: &Context) -> Result<(), Failure> {
         metrics: None,
     };
     let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
-    eprintln!(
+    // The terminal may be gone (a closed window): never panic over a note.
+    let _ = writeln!(
+        std::io::stderr(),
         "demo: the scratch repository and database are in {} (safe to delete)",
         dir.display()
     );

@@ -11,6 +11,7 @@ mod room;
 mod run;
 mod status;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -323,7 +324,9 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(failure) => {
-            eprintln!("ocio: {}", failure.message);
+            // Not eprintln!: it panics when stderr is gone (the terminal closed under the
+            // control room), and the exit code still says what happened.
+            let _ = writeln!(std::io::stderr(), "ocio: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }

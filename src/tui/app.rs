@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::{Position, Rect};
 
 use super::keymap::{Action, Keymap};
@@ -115,6 +117,11 @@ pub struct App {
     pub onboarding: Vec<String>,
     /// A managed local agent can be added with one key (no agents yet, `opencode` on PATH).
     pub offer_local: bool,
+    /// The time frames are drawn at (ages are counted to it): set by the loop before each
+    /// frame, so drawing never reads the clock and a frame depends on the app alone.
+    pub now: jiff::Timestamp,
+    /// The zone times of day are shown in (the system's).
+    pub zone: jiff::tz::TimeZone,
     quit: bool,
 }
 
@@ -131,6 +138,8 @@ impl App {
             attached: None,
             onboarding: Vec::new(),
             offer_local: false,
+            now: jiff::Timestamp::now(),
+            zone: jiff::tz::TimeZone::system(),
             quit: false,
         }
     }
@@ -213,15 +222,14 @@ impl App {
             Mode::Filter => {
                 match key.code {
                     KeyCode::Enter => self.mode = Mode::Normal,
-                    KeyCode::Esc => {
+                    _ if closes(&key) => {
                         self.panes.filter.clear();
                         self.mode = Mode::Normal;
                     }
                     KeyCode::Backspace => {
                         self.panes.filter.pop();
                     }
-                    KeyCode::Char(c) => self.panes.filter.push(c),
-                    _ => {}
+                    _ => self.panes.filter.extend(typed(&key)),
                 }
                 self.panes.sessions = Cursor::default();
                 self.view.generation += 1;
@@ -229,19 +237,15 @@ impl App {
             }
             Mode::Palette(text) | Mode::NewTask(text) => self.input(key, text),
             Mode::Help => {
+                let scroll = &mut self.panes.help_scroll;
                 match self.keymap.action(&key) {
-                    Some(Action::Down) => self.panes.help_scroll += 1,
-                    Some(Action::Up) => {
-                        self.panes.help_scroll = self.panes.help_scroll.saturating_sub(1)
-                    }
-                    Some(Action::PageDown) => self.panes.help_scroll += 10,
-                    Some(Action::PageUp) => {
-                        self.panes.help_scroll = self.panes.help_scroll.saturating_sub(10)
-                    }
-                    _ => {
-                        self.panes.help_scroll = 0;
-                        self.mode = Mode::Normal;
-                    }
+                    Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                    Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                    Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                    Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                    Some(Action::Top) => *scroll = 0,
+                    Some(Action::Bottom) => *scroll = usize::MAX / 2,
+                    _ => self.mode = Mode::Normal,
                 }
                 Vec::new()
             }
@@ -290,7 +294,7 @@ impl App {
     fn input(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
         let palette = matches!(self.mode, Mode::Palette(_));
         match key.code {
-            KeyCode::Esc => {
+            _ if closes(&key) => {
                 self.mode = Mode::Normal;
                 return Vec::new();
             }
@@ -317,8 +321,7 @@ impl App {
             KeyCode::Backspace => {
                 text.pop();
             }
-            KeyCode::Char(c) => text.push(c),
-            _ => {}
+            _ => text.extend(typed(&key)),
         }
         self.mode = if palette {
             Mode::Palette(text)
@@ -383,7 +386,10 @@ impl App {
     fn action(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return self.ask_quit(),
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.mode = Mode::Help;
+                self.panes.help_scroll = 0;
+            }
             Action::NextPane | Action::PrevPane => {
                 let at = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let step = if action == Action::NextPane {
@@ -553,5 +559,25 @@ impl App {
     /// Where each pane was drawn, for mouse hits (set by the renderer).
     pub fn set_areas(&mut self, areas: Vec<(Pane, Rect)>) {
         self.panes.areas = areas;
+    }
+}
+
+/// In a text field: esc and ctrl-c close it.
+fn closes(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Esc
+        || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL))
+}
+
+/// The character a key types into a text field; ctrl and alt chords type nothing.
+fn typed(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
     }
 }

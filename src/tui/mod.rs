@@ -92,9 +92,12 @@ pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::i
     };
     let result = event_loop(&mut terminal, &mut app, &rx, &effects);
     stop.store(true, Ordering::SeqCst);
+    // Dropped, ratatui's Terminal shows the cursor and eprintln!s when it cannot, which panics
+    // once the terminal is gone (a closed window). The guard shows the cursor itself.
+    std::mem::forget(terminal);
     drop(guard);
-    let _ = input.join();
-    let _ = ticker.join();
+    join_for(input, Duration::from_millis(500));
+    join_for(ticker, Duration::from_millis(500));
     result
 }
 
@@ -131,6 +134,7 @@ fn event_loop(
     rx: &Receiver<Msg>,
     effects: &Effects,
 ) -> std::io::Result<Exit> {
+    app.now = jiff::Timestamp::now();
     terminal.draw(|frame| ui::draw(frame, app))?;
     let mut exit = Exit::Quit;
     loop {
@@ -160,6 +164,7 @@ fn event_loop(
         if app.should_quit() {
             return Ok(exit);
         }
+        app.now = jiff::Timestamp::now();
         terminal.draw(|frame| ui::draw(frame, app))?;
     }
 }
@@ -229,4 +234,20 @@ fn spawn_signals(runtime: &tokio::runtime::Handle, tx: Sender<Msg>) {
         };
         let _ = tx.send(Msg::Signal(name));
     });
+}
+
+/// Wait for a thread to end, at most `limit`; after that leave it (it ends with the process).
+/// crossterm's `poll` never returns once the terminal is gone (it re-reads the hung-up tty in a
+/// loop, crossterm-rs/crossterm#793), so after a SIGHUP from a closed terminal the input
+/// thread cannot be joined, and waiting for it would keep ocio alive forever.
+fn join_for(thread: std::thread::JoinHandle<()>, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while !thread.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("a control room thread did not stop; leaving it");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = thread.join();
 }

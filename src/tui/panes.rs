@@ -87,18 +87,20 @@ pub struct Panes {
     /// Lines up from the newest event (0: follow the newest).
     pub events_scroll: usize,
     pub detail_scroll: usize,
-    /// Lines scrolled in the help.
+    /// First line of the help shown (when it is taller than the screen).
     pub help_scroll: usize,
     pub sort: Sort,
     pub filter: String,
-    pub tree: TreeState<String>,
-    pub tree_items: Vec<TreeItem<'static, String>>,
+    /// Tree identifiers are plan and task ids as integers: the tree widget clones and hashes
+    /// every open item's path each frame, which costs far less for them than for strings.
+    pub tree: TreeState<u128>,
+    pub tree_items: Vec<TreeItem<'static, u128>>,
     /// The plans generation the tree was built from.
     pub tree_built: Option<u64>,
     /// Each task's path in the tree (plan id, then task ids), by task id.
-    pub task_paths: std::collections::HashMap<String, Vec<String>>,
+    pub task_paths: std::collections::HashMap<u128, Vec<u128>>,
     /// Plans whose tree has been opened once.
-    pub opened: std::collections::HashSet<String>,
+    pub opened: std::collections::HashSet<u128>,
     /// Dependency graph instead of the tree.
     pub graph: bool,
     /// Where each pane was last drawn.
@@ -158,7 +160,7 @@ impl Panes {
         view.plans.iter().find_map(|p| {
             p.tasks
                 .iter()
-                .find(|t| t.id.to_string() == *ident)
+                .find(|t| t.id.as_u128() == *ident)
                 .map(|t| (t.id, format!("{}/{}", p.name, t.key)))
         })
     }
@@ -207,8 +209,11 @@ impl Panes {
         let Some(plan) = self.selected_plan(view) else {
             return;
         };
-        let selected = self.tree.selected().last().cloned().unwrap_or_default();
-        let at = plan.tasks.iter().position(|t| t.id.to_string() == selected);
+        let selected = self.tree.selected().last().copied();
+        let at = plan
+            .tasks
+            .iter()
+            .position(|t| Some(t.id.as_u128()) == selected);
         let last = plan.tasks.len().saturating_sub(1);
         let page = self.page.max(1);
         let next = match (action, at) {
@@ -224,7 +229,7 @@ impl Panes {
         if let Some(path) = plan
             .tasks
             .get(next)
-            .and_then(|t| self.task_paths.get(&t.id.to_string()))
+            .and_then(|t| self.task_paths.get(&t.id.as_u128()))
         {
             self.tree.select(path.clone());
         }
@@ -233,7 +238,7 @@ impl Panes {
     /// The plan of the tree's selection, else the newest plan.
     pub fn selected_plan<'v>(&self, view: &'v View) -> Option<&'v crate::engine::view::PlanView> {
         let root = self.tree.selected().first();
-        root.and_then(|id| view.plans.iter().find(|p| p.id.to_string() == *id))
+        root.and_then(|id| view.plans.iter().find(|p| p.id.as_u128() == *id))
             .or_else(|| view.plans.last())
     }
 

@@ -12,7 +12,6 @@ use ratatui::backend::TestBackend;
 use super::app::{App, Effect, Mode, Msg, Pane, Request};
 use super::keymap::Keymap;
 use super::theme::{ColorDepth, Theme};
-use super::view::Clock;
 use crate::domain::{
     Agent, AgentName, AgentStatus, Backend, DomainEvent, PlanId, Session, SessionId, SessionKind,
     SessionStatus, TaskId, TaskStatus, Transition, Usage,
@@ -160,7 +159,8 @@ fn snapshot() -> Snapshot {
 fn app() -> App {
     let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
     let mut app = App::new(theme, Keymap::default());
-    app.view.clock = Clock::frozen(at(300));
+    app.now = at(300);
+    app.zone = jiff::tz::TimeZone::UTC;
     app.update(Msg::Snapshot(Box::new(snapshot())));
     for (secs, key, to) in [
         (0, "design", TaskStatus::Done),

@@ -27,46 +27,8 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// What time it is for the control room: the real clock and zone, or a frozen one (tests and
-/// screenshots, so they come out the same everywhere).
-#[derive(Debug, Clone)]
-pub struct Clock {
-    pub frozen: Option<Timestamp>,
-    pub zone: jiff::tz::TimeZone,
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self {
-            frozen: None,
-            zone: jiff::tz::TimeZone::system(),
-        }
-    }
-}
-
-impl Clock {
-    pub fn frozen(at: Timestamp) -> Self {
-        Self {
-            frozen: Some(at),
-            zone: jiff::tz::TimeZone::UTC,
-        }
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.frozen.unwrap_or_else(Timestamp::now)
-    }
-
-    /// Wall-clock time of day in the zone: `14:03:27`.
-    pub fn time_of_day(&self, at: Timestamp) -> String {
-        at.to_zoned_datetime(self.zone.clone())
-            .strftime("%H:%M:%S")
-            .to_string()
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct View {
-    pub clock: Clock,
     pub paused: bool,
     pub plans: Vec<PlanView>,
     /// Running first, then ended, newest first (as the engine gives them).
@@ -96,13 +58,44 @@ impl View {
             self.plans = snapshot.plans;
             self.plans_generation += 1;
         }
-        self.sessions = snapshot.sessions;
-        self.agents = snapshot.agents;
+        let mut sessions = snapshot.sessions;
+        let mut agents = snapshot.agents;
+        self.keep_ended(&mut sessions, &mut agents);
+        self.sessions = sessions;
+        self.agents = agents;
         self.approvals = snapshot.approvals;
         self.usage = snapshot.usage;
         self.loaded = true;
         self.wants_snapshot = false;
         self.generation += 1;
+    }
+
+    /// A snapshot and events reach the app by different paths, so a snapshot taken just
+    /// before a session ended can arrive after the event that ended it. A session that ended
+    /// stays ended (a retry is a new session), so such a snapshot's stale copy (and the agent
+    /// slot it still holds) gives way to what the events said.
+    fn keep_ended(&self, sessions: &mut [SessionView], agents: &mut [Agent]) {
+        if !sessions.iter().any(|s| s.session.is_active()) {
+            return;
+        }
+        let ended: HashMap<SessionId, &Session> = self
+            .sessions
+            .iter()
+            .filter(|s| !s.session.is_active())
+            .map(|s| (s.session.id, &s.session))
+            .collect();
+        for view in sessions.iter_mut().filter(|s| s.session.is_active()) {
+            let Some(known) = ended.get(&view.session.id) else {
+                continue;
+            };
+            view.session.status = known.status;
+            view.session.finished_at = known.finished_at;
+            if let Some(agent) = view.session.agent.as_ref()
+                && let Some(a) = agents.iter_mut().find(|a| a.name == *agent)
+            {
+                a.load = a.load.saturating_sub(1);
+            }
+        }
     }
 
     /// Take one load sample per agent (called about once a second).
@@ -131,7 +124,7 @@ impl View {
             EngineEvent::Transition(e) => self.transition(e),
             EngineEvent::PlanSubmitted { name, tasks, .. } => {
                 self.wants_snapshot = true;
-                self.log(self.clock.now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
+                self.log(Timestamp::now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
             }
             EngineEvent::Dispatched {
                 plan,
@@ -141,7 +134,10 @@ impl View {
                 agent,
                 attempt,
             } => {
-                let now = self.clock.now();
+                let now = Timestamp::now();
+                // A snapshot that overtook this event lists the session (and counts its
+                // agent's slot) already.
+                let listed = self.sessions.iter().any(|s| s.session.id == *session);
                 let plan_name = self
                     .plans
                     .iter()
@@ -160,14 +156,19 @@ impl View {
                 s.agent = Some(agent.clone());
                 s.attempt = *attempt;
                 s.started_at = Some(now);
-                self.sessions.insert(
-                    0,
-                    SessionView {
-                        session: s,
-                        task: key.clone(),
-                        last: None,
-                    },
-                );
+                if !listed {
+                    self.sessions.insert(
+                        0,
+                        SessionView {
+                            session: s,
+                            task: key.clone(),
+                            last: None,
+                        },
+                    );
+                    if let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent) {
+                        a.load += 1;
+                    }
+                }
                 if let Some(t) = self
                     .plans
                     .iter_mut()
@@ -176,9 +177,6 @@ impl View {
                 {
                     t.session = Some(*session);
                     self.plans_generation += 1;
-                }
-                if let Some(a) = self.agents.iter_mut().find(|a| a.name == *agent) {
-                    a.load += 1;
                 }
                 self.log(now, "running", format!("{key} started on {agent} (attempt {attempt})"));
             }
@@ -194,7 +192,7 @@ impl View {
                 let tone = if *ok { "done" } else { "failed" };
                 let verdict = if *ok { "succeeded" } else { "did not succeed" };
                 self.log(
-                    self.clock.now(),
+                    Timestamp::now(),
                     tone,
                     format!("plan {name} {verdict}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled"),
                 );
@@ -216,7 +214,7 @@ impl View {
                     },
                 });
                 self.log(
-                    self.clock.now(),
+                    Timestamp::now(),
                     "waiting-approval",
                     format!("{task} asks {permission} ({}): waiting for you", patterns.join(", ")),
                 );
@@ -226,7 +224,7 @@ impl View {
                 tasks,
                 resumed,
             } => self.log(
-                self.clock.now(),
+                Timestamp::now(),
                 "engine",
                 format!("recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"),
             ),
@@ -234,7 +232,7 @@ impl View {
             EngineEvent::Paused { paused } => {
                 self.paused = *paused;
                 let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
-                self.log(self.clock.now(), "paused", text.into());
+                self.log(Timestamp::now(), "paused", text.into());
             }
         }
     }

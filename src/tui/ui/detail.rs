@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::{age, si, status_style};
+use super::{age, clock, si, status_style};
 use crate::domain::{Lifecycle, SessionId};
 use crate::engine::view::Activity;
 use crate::tui::app::App;
@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     };
     let s = &view.session;
     let [facts, body] = Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
-    let now = app.view.clock.now();
+    let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
     let mut lines = vec![
         Line::from(vec![
@@ -36,7 +36,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
             s.attempt,
             age(since, s.finished_at.unwrap_or(now)),
-            app.view.clock.time_of_day(since),
+            clock(since, &app.zone),
             si(s.usage.total_tokens()),
             si(s.usage.input_tokens),
             si(s.usage.output_tokens),
@@ -85,10 +85,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     let mut text: Vec<Line> = Vec::new();
     let mut files: Vec<String> = Vec::new();
     for entry in entries {
-        let at = Span::styled(
-            format!("{} ", app.view.clock.time_of_day(entry.at)),
-            theme.muted,
-        );
+        let at = Span::styled(format!("{} ", clock(entry.at, &app.zone)), theme.muted);
         match &entry.activity {
             Activity::Text { text: body } => {
                 for (i, line) in body.lines().enumerate() {

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::block;
+use super::{block, clock};
 use crate::tui::app::{App, Pane};
 
 pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
@@ -27,10 +27,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
                 other => app.theme.status(other),
             };
             Line::from(vec![
-                Span::styled(
-                    format!("{} ", app.view.clock.time_of_day(line.at)),
-                    app.theme.muted,
-                ),
+                Span::styled(format!("{} ", clock(line.at, &app.zone)), app.theme.muted),
                 Span::styled(line.text.clone(), tone),
             ])
         })

@@ -4,6 +4,7 @@
 mod agents;
 mod detail;
 mod events;
+mod help;
 mod sessions;
 mod tasks;
 
@@ -15,7 +16,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Mode, Pane};
-use super::palette::COMMANDS;
 use crate::domain::{AgentStatus, Backend, Lifecycle};
 
 /// Below this the panes do not fit; the screen says so instead.
@@ -60,7 +60,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     }
     draw_footer(frame, app, footer);
     match &app.mode {
-        Mode::Help => draw_help(frame, app, body),
+        Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         _ => {}
     }
@@ -265,46 +265,6 @@ fn hints(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
-    // Scrolls when it does not fit (80x24 shows about half).
-    let theme = &app.theme;
-    let mut lines = vec![Line::styled("Keys", theme.title)];
-    for (keys, what) in app.keymap.help() {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{keys:>16}  "), theme.accent),
-            Span::raw(what),
-        ]));
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("Commands (after :)", theme.title));
-    for (command, what) in COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {command:<38}"), theme.accent),
-            Span::raw(*what),
-        ]));
-    }
-    let popup = centered(area, 78, lines.len() as u16 + 2);
-    let height = usize::from(popup.height.saturating_sub(2));
-    let scroll = app
-        .panes
-        .help_scroll
-        .min(lines.len().saturating_sub(height));
-    let more = lines.len().saturating_sub(scroll + height);
-    let title = if more > 0 || scroll > 0 {
-        format!("help · {more} more lines · j/k scroll · other keys close")
-    } else {
-        "help · any key closes".to_string()
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .scroll((scroll as u16, 0))
-            .block(popup_block(app, &title))
-            .style(theme.base),
-        popup,
-    );
-}
-
 fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     let running = app.view.running();
     let lines = vec![
@@ -324,7 +284,7 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-fn popup_block<'a>(app: &App, title: &str) -> Block<'a> {
+pub(super) fn popup_block<'a>(app: &App, title: &str) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)
         .border_type(BorderType::Double)
@@ -333,7 +293,7 @@ fn popup_block<'a>(app: &App, title: &str) -> Block<'a> {
 }
 
 /// A box of at most `width` x `height` in the middle of `area`.
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect {
@@ -362,6 +322,17 @@ pub(super) fn age(since: Timestamp, now: Timestamp) -> String {
         3600..86400 => format!("{}h", secs / 3600),
         _ => format!("{}d", secs / 86400),
     }
+}
+
+/// Wall-clock time of day in `zone`.
+pub(super) fn clock(at: Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    let time = zone.to_datetime(at).time();
+    format!(
+        "{:02}:{:02}:{:02}",
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// Cut to `width` columns with an ellipsis.

@@ -57,7 +57,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.sessions;
     cursor.fit(shown, height);
     app.panes.sessions = cursor;
-    let now = app.view.clock.now();
+    let now = app.now;
     // STATE, AGENT, AGE and TOKENS are fixed; TASK and LAST share the rest.
     let state_width: usize = if inner.width >= 90 { 16 } else { 12 };
     let plan_width: usize = if inner.width >= 96 { 16 } else { 0 };

@@ -59,97 +59,109 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     }
 }
 
+/// A task's status glyph, with the space after it.
 pub fn glyph(status: TaskStatus) -> &'static str {
     match status {
-        TaskStatus::Pending => "○",
-        TaskStatus::Ready => "◌",
-        TaskStatus::Running => "◐",
-        TaskStatus::Done => "●",
-        TaskStatus::Failed => "✗",
-        TaskStatus::Blocked => "⊘",
-        TaskStatus::Cancelled => "−",
+        TaskStatus::Pending => "○ ",
+        TaskStatus::Ready => "◌ ",
+        TaskStatus::Running => "◐ ",
+        TaskStatus::Done => "● ",
+        TaskStatus::Failed => "✗ ",
+        TaskStatus::Blocked => "⊘ ",
+        TaskStatus::Cancelled => "− ",
     }
 }
 
-/// Rebuild the tree items when plans changed (not on every frame).
+/// Rebuild the tree items when plans changed (not on every frame). A status change rebuilds
+/// the items (the widget cannot change one in place), but a plan's shape never changes, so
+/// each task's path is worked out once per plan.
 fn rebuild(app: &mut App) {
     if app.panes.tree_built == Some(app.view.plans_generation) {
         return;
     }
     app.panes.tree_built = Some(app.view.plans_generation);
-    app.panes.task_paths.clear();
     let mut items = Vec::with_capacity(app.view.plans.len());
-    let mut to_open = Vec::new();
     for plan in app.view.plans.iter().rev() {
-        let (item, paths) = plan_item(plan, &app.theme);
-        let plan_id = plan.id.to_string();
-        if app.panes.opened.insert(plan_id.clone()) {
-            to_open.push(vec![plan_id]);
-            // Open every task that has children, once.
-            for path in paths.values() {
-                to_open.push(path.clone());
+        let parent = parents(plan);
+        let plan_id = plan.id.as_u128();
+        if app.panes.opened.insert(plan_id) {
+            // Open the plan and every task with children, once.
+            app.panes.tree.open(vec![plan_id]);
+            let paths = paths(plan, &parent);
+            let mut has_children = vec![false; plan.tasks.len()];
+            for p in parent.iter().flatten() {
+                has_children[*p] = true;
             }
+            for (i, task) in plan.tasks.iter().enumerate() {
+                if has_children[i]
+                    && let Some(path) = paths.get(&task.id.as_u128())
+                {
+                    app.panes.tree.open(path.clone());
+                }
+            }
+            app.panes.task_paths.extend(paths);
         }
-        app.panes.task_paths.extend(paths);
-        items.push(item);
+        items.push(plan_item(plan, &parent, &app.theme));
     }
     app.panes.tree_items = items;
-    for path in to_open {
-        app.panes.tree.open(path);
-    }
     if app.panes.tree.selected().is_empty()
         && let Some(first) = app.view.plans.last()
     {
-        app.panes.tree.select(vec![first.id.to_string()]);
+        app.panes.tree.select(vec![first.id.as_u128()]);
     }
 }
 
-/// One plan's tree, and each task's path in it.
-fn plan_item(
-    plan: &PlanView,
-    theme: &Theme,
-) -> (TreeItem<'static, String>, HashMap<String, Vec<String>>) {
-    let plan_id = plan.id.to_string();
+/// Each task's parent in the tree: the first task it needs (tasks come in topological order,
+/// so a parent is always earlier; anything else hangs under the plan).
+fn parents(plan: &PlanView) -> Vec<Option<usize>> {
     let index: HashMap<&str, usize> = plan
         .tasks
         .iter()
         .enumerate()
         .map(|(i, t)| (t.key.as_str(), i))
         .collect();
-    // A task hangs under the first task it needs (tasks come in topological order, so the
-    // parent is always earlier).
-    let parent: Vec<Option<usize>> = plan
-        .tasks
+    plan.tasks
         .iter()
-        .map(|t| t.needs.first().and_then(|n| index.get(n.as_str()).copied()))
-        .collect();
+        .enumerate()
+        .map(|(i, t)| {
+            t.needs
+                .first()
+                .and_then(|n| index.get(n.as_str()).copied())
+                .filter(|p| *p < i)
+        })
+        .collect()
+}
+
+/// Each task's path in the tree (the plan's id, then task ids), by task id.
+fn paths(plan: &PlanView, parent: &[Option<usize>]) -> HashMap<u128, Vec<u128>> {
     let mut paths = HashMap::with_capacity(plan.tasks.len());
-    let mut path_of: Vec<Vec<String>> = Vec::with_capacity(plan.tasks.len());
+    let mut path_of: Vec<Vec<u128>> = Vec::with_capacity(plan.tasks.len());
     for (i, task) in plan.tasks.iter().enumerate() {
         let mut path = match parent[i] {
-            Some(p) if p < i => path_of[p].clone(),
-            _ => vec![plan_id.clone()],
+            Some(p) => path_of[p].clone(),
+            None => vec![plan.id.as_u128()],
         };
-        path.push(task.id.to_string());
-        paths.insert(task.id.to_string(), path.clone());
+        path.push(task.id.as_u128());
+        paths.insert(task.id.as_u128(), path.clone());
         path_of.push(path);
     }
+    paths
+}
+
+/// One plan's tree.
+fn plan_item(plan: &PlanView, parent: &[Option<usize>], theme: &Theme) -> TreeItem<'static, u128> {
+    let plan_id = plan.id.as_u128();
     // Build bottom-up: children before parents, no recursion however deep the chain.
-    let mut children: Vec<Vec<TreeItem<'static, String>>> =
+    let mut children: Vec<Vec<TreeItem<'static, u128>>> =
         (0..plan.tasks.len()).map(|_| Vec::new()).collect();
     let mut roots = Vec::new();
     for (i, task) in plan.tasks.iter().enumerate().rev() {
-        let mut spans = vec![
-            Span::styled(
-                format!("{} ", glyph(task.status)),
-                theme.status(task.status.name()),
-            ),
-            Span::styled(task.key.clone(), theme.base),
-            Span::styled(
-                format!(" {}", task.status),
-                theme.status(task.status.name()),
-            ),
-        ];
+        let status = theme.status(task.status.name());
+        let mut spans = Vec::with_capacity(6);
+        spans.push(Span::styled(glyph(task.status), status));
+        spans.push(Span::styled(task.key.clone(), theme.base));
+        spans.push(Span::styled(" ", status));
+        spans.push(Span::styled(task.status.name(), status));
         if task.attempts > 1 {
             spans.push(Span::styled(format!(" #{}", task.attempts), theme.muted));
         }
@@ -161,26 +173,20 @@ fn plan_item(
         }
         let mut kids = std::mem::take(&mut children[i]);
         kids.reverse();
+        let id = task.id.as_u128();
         let item = if kids.is_empty() {
-            TreeItem::new_leaf(task.id.to_string(), Line::from(spans))
+            TreeItem::new_leaf(id, Line::from(spans))
         } else {
-            match TreeItem::new(task.id.to_string(), Line::from(spans.clone()), kids) {
-                Ok(item) => item,
-                Err(_) => TreeItem::new_leaf(task.id.to_string(), Line::from(spans)),
-            }
+            // Fails only for duplicate ids among the children, which a plan cannot have.
+            TreeItem::new(id, Line::from(spans), kids)
+                .unwrap_or_else(|_| TreeItem::new_leaf(id, Line::raw(task.key.clone())))
         };
         match parent[i] {
-            Some(p) if p < i => children[p].push(item),
-            _ => roots.push(item),
+            Some(p) => children[p].push(item),
+            None => roots.push(item),
         }
     }
     roots.reverse();
-    // Task paths of leaves are not worth opening; keep only parents for `open`.
-    let parents: HashMap<String, Vec<String>> = paths
-        .iter()
-        .filter(|(_, p)| p.len() > 1)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let done = plan
         .tasks
         .iter()
@@ -190,9 +196,8 @@ fn plan_item(
         Span::styled(plan.name.clone(), theme.title),
         Span::styled(format!("  {done}/{} done", plan.tasks.len()), theme.muted),
     ]);
-    let item = TreeItem::new(plan_id.clone(), title.clone(), roots)
-        .unwrap_or_else(|_| TreeItem::new_leaf(plan_id, title));
-    (item, parents)
+    TreeItem::new(plan_id, title.clone(), roots)
+        .unwrap_or_else(|_| TreeItem::new_leaf(plan_id, title))
 }
 
 /// The selected plan in layers: one column per depth, as many columns as fit, scrolled so the
@@ -202,13 +207,7 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
         return;
     };
     let theme = &app.theme;
-    let selected = app
-        .panes
-        .tree
-        .selected()
-        .last()
-        .cloned()
-        .unwrap_or_default();
+    let selected = app.panes.tree.selected().last().copied();
     let index: HashMap<&str, usize> = plan
         .tasks
         .iter()
@@ -230,7 +229,10 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
     for (i, d) in depth.iter().enumerate() {
         columns[*d].push(i);
     }
-    let sel = plan.tasks.iter().position(|t| t.id.to_string() == selected);
+    let sel = plan
+        .tasks
+        .iter()
+        .position(|t| Some(t.id.as_u128()) == selected);
     let sel_key = sel.map(|i| plan.tasks[i].key.as_str());
     let needs: Vec<&str> = sel
         .map(|i| plan.tasks[i].needs.iter().map(String::as_str).collect())
@@ -268,7 +270,7 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
                     } else if sel_key.is_some_and(|k| task.needs.iter().any(|n| n == k)) {
                         style = theme.info.add_modifier(Modifier::BOLD);
                     }
-                    let text = fit(&format!("{} {}", glyph(task.status), task.key), col_width);
+                    let text = fit(&format!("{}{}", glyph(task.status), task.key), col_width);
                     vec![
                         Span::styled(
                             if task.needs.is_empty() {

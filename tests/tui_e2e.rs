@@ -1,0 +1,495 @@
+//! The control room in a real terminal: each test starts the `ocio` binary inside its own tmux
+//! server (`tmux -L <unique>`, so tests run in parallel and never touch the user's tmux) with
+//! simulated agents and temporary XDG directories, types at it with `send-keys`, reads the
+//! screen with `capture-pane`, and checks that every way out gives the shell its terminal back.
+//! Without tmux the tests say so on stderr and pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any one thing may take to show on screen. Generous: the suite runs in parallel on
+/// two cores with a debug build; a healthy run needs a second or two.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Two simulated agents: a quick one for plans that should finish, a slow one for sessions
+/// that should still be running when the test acts.
+const CONFIG: &str = r#"
+[[agents]]
+name = "sim-quick"
+kind = "simulated"
+duration = "300ms"
+capabilities = ["code"]
+max_concurrent = 2
+
+[[agents]]
+name = "sim-slow"
+kind = "simulated"
+duration = "10m"
+capabilities = ["slow"]
+max_concurrent = 2
+"#;
+
+const PLAN: &str = r#"
+name = "e2e"
+repo = "."
+
+[[tasks]]
+id = "design"
+prompt = "Design it."
+capabilities = ["code"]
+
+[[tasks]]
+id = "build"
+needs = ["design"]
+prompt = "Build it."
+capabilities = ["code"]
+
+[[tasks]]
+id = "check"
+needs = ["design"]
+prompt = "Check it."
+capabilities = ["code"]
+"#;
+
+const SLOW_PLAN: &str = r#"
+name = "long"
+repo = "."
+
+[[tasks]]
+id = "forever"
+prompt = "Take your time."
+capabilities = ["slow"]
+"#;
+
+/// What the shell prints once ocio has exited: its exit code and whether the terminal is back
+/// in cooked mode (raw mode turns `icanon` off).
+const EXITED: &str = "OCIO-EXITED";
+
+fn tmux_available() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("tmux is not installed: skipping the control room's end-to-end tests");
+    }
+    found
+}
+
+/// One ocio in one pane of its own tmux server, in its own home directory.
+struct Room {
+    socket: String,
+    home: tempfile::TempDir,
+    /// The last screen read, for failure messages.
+    last: String,
+}
+
+impl Room {
+    /// Start ocio in a `width` x `height` window and wait until it shows its first frame.
+    fn start(name: &str, width: u16, height: u16) -> Room {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "ocio-e2e-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let home = tempfile::Builder::new()
+            .prefix("ocio-tui-")
+            .tempdir()
+            .unwrap();
+        let mut room = Room {
+            socket,
+            home,
+            last: String::new(),
+        };
+        let repo = room.path("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::write(repo.join("plan.toml"), PLAN).unwrap();
+        std::fs::write(repo.join("slow.toml"), SLOW_PLAN).unwrap();
+        let config = room.path("config/ocio/config.toml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(&config, CONFIG).unwrap();
+        // No user config; no status line, so the pane is the whole window.
+        let conf = room.path("tmux.conf");
+        std::fs::write(&conf, "set -g status off\n").unwrap();
+        let script = room.path("run.sh");
+        std::fs::write(&script, room.script()).unwrap();
+        let (w, h) = (width.to_string(), height.to_string());
+        let shell = format!("sh {}", quote(&script));
+        let output = room.tmux_with_conf(
+            &conf,
+            &["new-session", "-d", "-x", &w, "-y", &h, "-c"],
+            &[repo.to_str().unwrap(), &shell],
+        );
+        assert!(
+            output.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        room.wait_for("the first frame", |s| {
+            s.contains("OCIO") && s.contains("sessions")
+        });
+        assert_eq!(
+            room.format("#{alternate_on}"),
+            "1",
+            "ocio is not on the alternate screen"
+        );
+        room
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+
+    /// The pane's program: ocio in the temp home, then a line saying how it ended, then a wait
+    /// (ended by `kill-server` when the test is done) so the pane, and its cursor and mouse
+    /// modes, stay as ocio left them.
+    fn script(&self) -> String {
+        let var = |k: &str, rel: &str| format!("export {k}={}\n", quote(&self.path(rel)));
+        let mut text = String::from("#!/bin/sh\n");
+        text += &var("HOME", "");
+        text += &var("XDG_CONFIG_HOME", "config");
+        text += &var("XDG_DATA_HOME", "data");
+        text += &var("XDG_STATE_HOME", "state");
+        text += &var("XDG_RUNTIME_DIR", "run");
+        text += "export TERM=xterm-256color\n";
+        text += &format!("{}\n", quote(Path::new(env!("CARGO_BIN_EXE_ocio"))));
+        text += "code=$?\n";
+        text += "mode=cooked\n";
+        text += "stty -a | grep -q -- '-icanon' && mode=raw\n";
+        text += &format!("echo \"{EXITED} $code tty=$mode\"\n");
+        text += "exec sleep 300\n";
+        text
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    fn tmux_with_conf(&self, conf: &Path, args: &[&str], more: &[&str]) -> Output {
+        self.command()
+            .arg("-f")
+            .arg(conf)
+            .args(args)
+            .args(more)
+            .output()
+            .unwrap()
+    }
+
+    /// tmux on this test's server, forcing UTF-8, outside any tmux the tests run in, with no
+    /// `OCIO_*` settings leaking into the server's (and so ocio's) environment.
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-u", "-L", &self.socket]).env_remove("TMUX");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OCIO_") {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    /// The screen, with the normal screen's history above it.
+    fn screen(&mut self) -> String {
+        let output = self.tmux(&["capture-pane", "-p", "-S", "-"]);
+        self.last = String::from_utf8_lossy(&output.stdout).into_owned();
+        self.last.clone()
+    }
+
+    fn format(&self, format: &str) -> String {
+        let output = self.tmux(&["display-message", "-p", format]);
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend(keys);
+        assert!(self.tmux(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    /// Type text as it is (no key names).
+    fn type_text(&self, text: &str) {
+        assert!(self.tmux(&["send-keys", "-l", text]).status.success());
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        let (w, h) = (width.to_string(), height.to_string());
+        let output = self.tmux(&["resize-window", "-x", &w, "-y", &h]);
+        assert!(
+            output.status.success(),
+            "resize-window: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Poll the screen until `done` holds; fail with the screen and the log after `PATIENCE`.
+    fn wait_for(&mut self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("waited {PATIENCE:?} for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        let screen = self.screen();
+        panic!(
+            "{why}\n--- screen ({}) ---\n{screen}\n--- ocio log (last lines) ---\n{}",
+            self.format("#{window_width}x#{window_height} alternate_on=#{alternate_on} pane_dead=#{pane_dead}"),
+            self.log_tail()
+        );
+    }
+
+    fn log_tail(&self) -> String {
+        let text = self.log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    /// Everything ocio logged.
+    fn log(&self) -> String {
+        let Ok(dir) = std::fs::read_dir(self.path("state/ocio")) else {
+            return String::new();
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+
+    /// Quit with `q`, answering yes if the room asks because work still runs.
+    fn quit(&mut self) {
+        self.keys(&["q"]);
+        let screen = self.wait_for("ocio to leave or ask", |s| {
+            s.contains(EXITED) || s.contains("quit now?")
+        });
+        if screen.contains("quit now?") {
+            self.keys(&["y"]);
+        }
+    }
+
+    /// Submit a plan file through the `:` command line.
+    fn submit(&mut self, plan: &str) {
+        self.keys(&[":"]);
+        self.wait_for("the command line", |s| s.contains("enter run"));
+        let path = self.path("repo").join(plan);
+        self.type_text(&format!("submit {}", path.display()));
+        self.keys(&["Enter"]);
+    }
+
+    /// The pid of ocio, the child of the pane's shell.
+    fn ocio_pid(&self) -> u32 {
+        let shell: u32 = self.format("#{pane_pid}").parse().unwrap();
+        for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            if ppid == Some(shell) && head.ends_with("(ocio") {
+                return head.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        panic!("no ocio process under the pane's shell {shell}");
+    }
+
+    /// Wait for ocio to exit and check the shell got a usable terminal back: the exit code, the
+    /// tty in cooked mode, the normal screen with the cursor shown and the mouse released.
+    fn expect_exit(&mut self, code: i32) -> String {
+        let marker = format!("{EXITED} {code} tty=cooked");
+        let screen = self.wait_for(&format!("`{marker}`"), |s| s.contains(EXITED));
+        if !screen.contains(&marker) {
+            self.fail(&format!("ocio ended, but not as `{marker}`"));
+        }
+        let state = self.format("#{alternate_on} #{cursor_flag} #{mouse_any_flag}");
+        if state != "0 1 0" {
+            self.fail(&format!(
+                "terminal not restored: alternate_on cursor_flag mouse_any_flag = {state}, want 0 1 0"
+            ));
+        }
+        if screen.contains("STATE") || screen.contains("agents") {
+            self.fail("the control room is still on the normal screen");
+        }
+        let log = self.log();
+        assert!(!log.contains("panicked"), "ocio panicked:\n{log}");
+        screen
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        // Takes ocio down too (SIGHUP) if a test failed while it ran.
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+#[test]
+fn a_plan_submitted_from_the_keyboard_runs_to_the_end_and_quit_restores_the_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("submit", 120, 36);
+    room.wait_for("the empty sessions pane", |s| s.contains("no sessions yet"));
+    room.submit("plan.toml");
+    let screen = room.wait_for("the plan to succeed", |s| {
+        s.contains("plan e2e succeeded") && s.contains("e2e  3/3 done")
+    });
+    // The sessions table names the task and attempt (the plan has its own column on wide
+    // screens).
+    for task in ["design #1", "build #1", "check #1"] {
+        if !screen.contains(task) {
+            room.fail(&format!("no session {task} in the sessions pane"));
+        }
+    }
+    room.quit();
+    room.expect_exit(0);
+}
+
+fn a_signal_restores_the_terminal(signal: &str) {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start(signal, 120, 36);
+    room.submit("slow.toml");
+    room.wait_for("a running session", |s| s.contains("forever running"));
+    let pid = room.ocio_pid().to_string();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+    let screen = room.expect_exit(130);
+    if !screen.contains("stopped by a signal") {
+        room.fail("ocio did not say why it stopped");
+    }
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    a_signal_restores_the_terminal("TERM");
+}
+
+#[test]
+fn sighup_restores_the_terminal() {
+    a_signal_restores_the_terminal("HUP");
+}
+
+#[test]
+fn help_focus_and_a_new_task_from_the_dialog() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("keys", 120, 36);
+    room.keys(&["?"]);
+    // All of it: the last line too.
+    room.wait_for("the help", |s| {
+        s.contains("this help") && s.contains("Commands (after :)") && s.contains("closes this")
+    });
+    room.keys(&["Escape"]);
+    room.wait_for("the help to close", |s| !s.contains("this help"));
+
+    room.wait_for("the sessions pane focused", |s| s.contains("▶ sessions"));
+    room.keys(&["Tab"]);
+    room.wait_for("the agents pane focused", |s| {
+        s.contains("▶ agents") && !s.contains("▶ sessions") && s.contains("d drain")
+    });
+    room.keys(&["BTab"]);
+    room.wait_for("the sessions pane focused again", |s| {
+        s.contains("▶ sessions")
+    });
+
+    room.keys(&["n"]);
+    room.wait_for("the new task dialog", |s| s.contains("new task>"));
+    room.type_text("say hello from the dialog");
+    room.wait_for("the typed prompt", |s| {
+        s.contains("new task> say hello from the dialog")
+    });
+    room.keys(&["Enter"]);
+    let screen = room.wait_for("the prompt's plan to succeed", |s| {
+        s.contains("succeeded") && s.contains("1/1 done")
+    });
+    if !screen.contains("prompt-") || !screen.contains("sim-quick") {
+        room.fail("the prompt's session is not in the sessions pane");
+    }
+    room.quit();
+    room.expect_exit(0);
+}
+
+#[test]
+fn a_tiny_window_says_so_and_growing_it_redraws_the_panes() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("tiny", 120, 36);
+    room.resize(30, 8);
+    room.wait_for("the too-small notice", |s| s.contains("too small"));
+    room.resize(20, 4);
+    room.wait_for("the notice at 20x4", |s| s.contains("ocio: 20x4"));
+    room.resize(100, 30);
+    let screen = room.wait_for("the panes again (narrow layout)", |s| {
+        !s.contains("too small") && s.contains("sessions") && s.contains("approvals")
+    });
+    if !screen.contains("events") || !screen.contains("tasks") {
+        room.fail("a pane is missing after the resize");
+    }
+    room.resize(120, 36);
+    room.wait_for("the wide layout", |s| {
+        s.lines()
+            .any(|l| l.contains("sessions") && l.contains("agents"))
+    });
+    room.quit();
+    room.expect_exit(0);
+}
+
+/// An ssh drop or a closed terminal window: the terminal goes away under ocio. It must still
+/// stop (crossterm's input reader spins forever on a hung-up tty; ocio must not wait for it).
+#[test]
+fn ocio_stops_when_its_terminal_goes_away() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("gone", 120, 36);
+    room.submit("slow.toml");
+    room.wait_for("a running session", |s| s.contains("forever running"));
+    let pid = room.ocio_pid();
+    let _ = room.tmux(&["kill-server"]);
+    let deadline = Instant::now() + PATIENCE;
+    // Gone, or a zombie nobody reaps (the shell it belonged to died with the terminal).
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        assert!(
+            Instant::now() < deadline,
+            "ocio ({pid}) still runs {PATIENCE:?} after its terminal went away\n--- ocio log ---\n{}",
+            room.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = room.log();
+    assert!(!log.contains("panicked"), "ocio panicked:\n{log}");
+    assert!(
+        log.contains("leaving the control room on a signal"),
+        "{log}"
+    );
+    assert!(log.contains("engine stopped"), "{log}");
+}
