@@ -236,6 +236,27 @@ impl View {
                 let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
                 self.log(self.clock.now(), "paused", text.into());
             }
+            EngineEvent::IntegrationReady { branch, .. } => {
+                self.log(self.clock.now(), "engine", format!("integration branch {branch} ready"));
+            }
+            EngineEvent::TaskHeld { key, file, .. } => {
+                self.log(self.clock.now(), "paused", format!("{key} held: a running session touches {file}"));
+            }
+            EngineEvent::Overlap { path, with, .. } => {
+                self.log(self.clock.now(), "failed", format!("overlap: {} sessions edit {path}", with.len() + 1));
+            }
+            EngineEvent::Merged { key, commit, .. } => {
+                let short = commit.get(..8).unwrap_or(commit);
+                self.log(self.clock.now(), "done", format!("{key} merged ({short})"));
+            }
+            EngineEvent::MergeConflict { key, files, policy, .. } => {
+                self.wants_snapshot = true;
+                self.log(
+                    self.clock.now(),
+                    "failed",
+                    format!("{key}: merge conflict in {} ({})", files.join(", "), policy.text()),
+                );
+            }
         }
     }
 
