@@ -221,6 +221,7 @@ fn app() -> App {
             cost: 1234.5,
             ..Usage::default()
         },
+        conflicts: Vec::new(),
     };
     app.update(Msg::Snapshot(Box::new(snapshot)));
     for n in 0..60 {

@@ -258,6 +258,7 @@ fn snapshot() -> Snapshot {
         agents: agents(),
         sessions,
         usage,
+        conflicts: Vec::new(),
     }
 }
 

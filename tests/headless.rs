@@ -330,12 +330,19 @@ fn a_template_becomes_a_plan_for_the_goal_in_the_repository_around_the_current_d
     );
     let repo = home.path("repo");
     std::fs::create_dir_all(repo.join("src")).unwrap();
-    let git = std::process::Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(&repo)
-        .status()
-        .unwrap();
-    assert!(git.success());
+    std::fs::write(repo.join("src/lib.rs"), "").unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"],
+    ] {
+        let git = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(git.success());
+    }
     let in_repo = |args: &[&str]| {
         home.command(args)
             .current_dir(repo.join("src"))

@@ -235,6 +235,23 @@ fn narrate(event: &EngineEvent) {
         EngineEvent::Paused { paused: true } => "dispatching paused".into(),
         EngineEvent::Paused { paused: false } => "dispatching resumed".into(),
         EngineEvent::Activity { .. } => return,
+        EngineEvent::IntegrationReady { branch, .. } => format!("integration branch {branch}"),
+        EngineEvent::TaskHeld { key, file, .. } => {
+            format!("  {key} held: a running session touches {file}")
+        }
+        EngineEvent::Overlap { path, with, .. } => {
+            format!("  overlap: {} sessions edit {path}", with.len() + 1)
+        }
+        EngineEvent::Merged { key, commit, .. } => {
+            format!("  {key} merged ({})", commit.get(..8).unwrap_or(commit))
+        }
+        EngineEvent::MergeConflict {
+            key, files, policy, ..
+        } => format!(
+            "  {key}: merge conflict in {} ({})",
+            files.join(", "),
+            policy.text()
+        ),
     };
     eprintln!("{text}");
 }

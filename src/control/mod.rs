@@ -152,11 +152,14 @@ impl From<EngineError> for RemoteError {
             EngineError::Plan(_) | EngineError::Graph(_) => ErrorKind::Plan,
             EngineError::UnknownTask(_)
             | EngineError::UnknownAgent(_)
-            | EngineError::UnknownApproval(_) => ErrorKind::NotFound,
+            | EngineError::UnknownApproval(_)
+            | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
             EngineError::NotNow { .. }
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. } => ErrorKind::NotNow,
-            EngineError::Store(_) | EngineError::Stopped => ErrorKind::Failed,
+            EngineError::Store(_) | EngineError::Stopped | EngineError::Workspace(_) => {
+                ErrorKind::Failed
+            }
         };
         Self {
             kind,

@@ -2,8 +2,15 @@
 //! loop. Front ends (the TUI, headless mode, the control socket) reach it only through an
 //! [`EngineHandle`]: commands in, [`EngineEvent`]s out. The engine never imports a UI crate.
 //!
-//! One task owns all engine state (`core.rs`); every change is committed to the store before it
+//! One task owns all engine state (`core/`); every change is committed to the store before it
 //! is announced or acted on, so a restart (even `kill -9`) resumes from what was acknowledged.
+//!
+//! A plan whose `repo` is a git repository runs each session in a git worktree of its own and
+//! merges finished tasks into the plan's integration branch (`worktrees = true`, the default),
+//! or runs its sessions one at a time in the checkout (`worktrees = false`). A plan whose
+//! `repo` is not in a git repository runs its sessions in that directory as it is, in
+//! parallel, with no branches, merges or changed-file records. Git runs on blocking threads,
+//! never on the engine's loop.
 
 pub mod agents;
 pub mod approval;
@@ -15,6 +22,7 @@ pub mod routing;
 pub mod runner;
 pub mod view;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +30,17 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::domain::task::ConflictPolicy;
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
 use crate::plan::{PlanErrors, PlanFile};
-use crate::store::{StoreError, StoreHandle};
+use crate::store::{StoreError, StoreHandle, TaskContext};
+use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, Runner, Simulated};
-pub use view::{Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView};
+pub use view::{
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
+    TaskView,
+};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -43,6 +56,10 @@ pub struct EngineOptions {
     pub health_every: Duration,
     /// Which permission requests are answered without the operator.
     pub approvals: approval::ApprovalPolicy,
+    /// Where plans' git worktrees go; `None`: `worktrees/` beside the database file.
+    pub worktree_root: Option<PathBuf>,
+    /// Most bytes of the "context from upstream tasks" section of a prompt.
+    pub context_budget: usize,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +71,8 @@ impl Default for EngineOptions {
             retry_backoff: SignedDuration::from_secs(2),
             health_every: Duration::from_secs(10),
             approvals: approval::ApprovalPolicy::default(),
+            worktree_root: None,
+            context_budget: 16 * 1024,
         }
     }
 }
@@ -114,6 +133,47 @@ pub enum EngineEvent {
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },
+    /// A plan's integration branch is checked out in its own worktree; finished tasks are
+    /// merged there.
+    IntegrationReady {
+        plan: PlanId,
+        branch: String,
+        path: PathBuf,
+    },
+    /// A ready task waits because a running session already touches `file`, one of the files
+    /// it declares (told once per wait; it starts when that session's work is merged or ends).
+    TaskHeld {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        session: SessionId,
+        file: String,
+    },
+    /// `session` touched `path`, which running sessions `with` touch too (told the moment it
+    /// happens, once per session and file).
+    Overlap {
+        plan: PlanId,
+        path: String,
+        session: SessionId,
+        with: Vec<SessionId>,
+    },
+    /// A task's work is on its plan's integration branch, which is at `commit` now (durable;
+    /// the task's transition to done follows).
+    Merged {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        commit: String,
+    },
+    /// A task's work conflicts with the integration branch in `files`; `policy` says what
+    /// follows (durable: the transitions that follow say how it went).
+    MergeConflict {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        files: Vec<String>,
+        policy: ConflictPolicy,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,12 +202,28 @@ pub enum EngineError {
     AgentBusy { name: String, running: u32 },
     #[error("no pending permission request {0}")]
     UnknownApproval(String),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error("no plan {0}")]
+    UnknownPlan(PlanId),
     #[error("the engine has stopped")]
     Stopped,
 }
 
 enum Command {
-    Submit(Box<PlanFile>, oneshot::Sender<Result<PlanId, EngineError>>),
+    /// Check a plan against the agents before its repository is prepared; gives it back.
+    Check(
+        Box<PlanFile>,
+        oneshot::Sender<Result<Box<PlanFile>, EngineError>>,
+    ),
+    Submit(
+        Box<core::Prepared>,
+        oneshot::Sender<Result<PlanId, EngineError>>,
+    ),
+    Context(
+        PlanId,
+        oneshot::Sender<Result<Vec<TaskContext>, EngineError>>,
+    ),
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
@@ -169,6 +245,7 @@ enum Command {
 pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<EngineEvent>,
+    workspaces: core::Workspaces,
 }
 
 impl EngineHandle {
@@ -190,9 +267,23 @@ impl EngineHandle {
     ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
         let (commands, rx) = mpsc::channel(256);
         let (events, first) = broadcast::channel(16 * 1024);
-        let core = core::Core::recover(store, agents, options, events.clone()).await?;
+        let root = options.worktree_root.clone().unwrap_or_else(|| {
+            store
+                .path()
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("worktrees")
+        });
+        let workspaces = core::Workspaces::new(root);
+        let core =
+            core::Core::recover(store, agents, options, events.clone(), workspaces.clone()).await?;
         tokio::spawn(core.run(rx));
-        Ok((Self { commands, events }, first))
+        let handle = Self {
+            commands,
+            events,
+            workspaces,
+        };
+        Ok((handle, first))
     }
 
     /// Every event from now on. A subscriber that falls far behind misses events (and is told
@@ -201,10 +292,28 @@ impl EngineHandle {
         self.events.subscribe()
     }
 
-    /// Validate a plan against the agents and queue it; nothing is queued from an invalid plan.
+    /// Validate a plan against the agents, prepare its repository (the integration branch and
+    /// its worktree, for a git repository with `worktrees = true`) and queue it. Nothing is
+    /// queued from an invalid plan or when the repository cannot be prepared (a `base` that
+    /// does not exist, a repository without commits, ...). The git work runs on a blocking
+    /// thread, not on the engine's loop.
     pub async fn submit(&self, plan: PlanFile) -> Result<PlanId, EngineError> {
-        self.ask(|reply| Command::Submit(Box::new(plan), reply))
+        let plan = self
+            .ask(|reply| Command::Check(Box::new(plan), reply))
+            .await??;
+        let workspaces = self.workspaces.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || workspaces.prepare(*plan, PlanId::generate()))
+                .await
+                .map_err(|_| EngineError::Stopped)??;
+        self.ask(|reply| Command::Submit(Box::new(prepared), reply))
             .await?
+    }
+
+    /// What the finished tasks of a plan left for the tasks after them: answers, changed files,
+    /// published values and where each merge stands, in the plan's task order.
+    pub async fn context(&self, plan: PlanId) -> Result<Vec<TaskContext>, EngineError> {
+        self.ask(|reply| Command::Context(plan, reply)).await?
     }
 
     /// Stop a task: a running session is stopped; its dependents are blocked.

@@ -154,6 +154,13 @@ pub trait Runner: Send + Sync {
 /// The in-process simulator: a run takes `duration` and fails for a deterministic share of
 /// attempts (by seed, task and attempt), for dry runs, demos and scale tests. A share of runs
 /// (`ask_rate`) asks once for a permission outside its directory, as a real session might.
+///
+/// The prompt may direct a run, one directive per line (leading spaces allowed), so tests and
+/// demos get real edits from simulated sessions:
+/// - `SIM-WRITE <path> <content>`: at the start of the run, write `content` (`\n` for a line
+///   break) to `path` relative to the job's directory (creating directories), reported as a
+///   `write` tool call titled `path`. Absolute paths and `..` are refused (the run fails).
+/// - `SIM-PUBLISH name=value`: the answer ends with the line `OCIO-PUBLISH name=value`.
 #[derive(Debug, Clone)]
 pub struct Simulated {
     pub config: SimulationConfig,
@@ -197,6 +204,7 @@ impl Runner for Simulated {
         let fails = self.fails(&job.task_key, job.attempt);
         let asks = self.asks(&job.task_key, job.attempt);
         let duration = self.config.duration;
+        let directives = Directives::read(&job.prompt);
         Box::pin(async move {
             let usage = Usage {
                 input_tokens: 1000,
@@ -216,6 +224,23 @@ impl Runner for Simulated {
                 },
                 "text-1",
             );
+            for (n, (path, content)) in directives.writes.iter().enumerate() {
+                if let Err(error) = write_in(&job.directory, path, content) {
+                    return Outcome::Failed {
+                        error,
+                        agent_fault: false,
+                        usage: Usage::default(),
+                    };
+                }
+                report(
+                    Activity::Tool {
+                        tool: "write".into(),
+                        status: "completed".into(),
+                        title: path.clone(),
+                    },
+                    &format!("write-{n}"),
+                );
+            }
             if asks {
                 tokio::select! {
                     () = tokio::time::sleep(beat / 2) => {}
@@ -280,7 +305,11 @@ impl Runner for Simulated {
                     usage,
                 }
             } else {
-                let result = format!("simulated result of {}", job.task_key);
+                let mut result = format!("simulated result of {}", job.task_key);
+                for line in &directives.publish {
+                    result.push_str("\nOCIO-PUBLISH ");
+                    result.push_str(line);
+                }
                 report(
                     Activity::Text {
                         text: result.clone(),
@@ -294,6 +323,52 @@ impl Runner for Simulated {
             }
         })
     }
+}
+
+/// What a prompt tells a simulated run to do (see [`Simulated`]).
+#[derive(Debug, Default, PartialEq)]
+struct Directives {
+    /// (repo-relative path, content)
+    writes: Vec<(String, String)>,
+    /// `name=value`
+    publish: Vec<String>,
+}
+
+impl Directives {
+    fn read(prompt: &str) -> Self {
+        let mut directives = Self::default();
+        for line in prompt.lines().map(str::trim_start) {
+            if let Some(rest) = line.strip_prefix("SIM-WRITE ") {
+                let (path, content) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+                directives
+                    .writes
+                    .push((path.to_string(), content.replace("\\n", "\n")));
+            } else if let Some(rest) = line.strip_prefix("SIM-PUBLISH ") {
+                directives.publish.push(rest.trim().to_string());
+            }
+        }
+        directives
+    }
+}
+
+/// Writes `content` to `path` under `directory`; an error text when it cannot.
+fn write_in(directory: &std::path::Path, path: &str, content: &str) -> Result<(), String> {
+    let relative = std::path::Path::new(path);
+    let inside = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside || path.is_empty() {
+        return Err(format!(
+            "simulated write to {path:?} refused: give a path inside the job's directory"
+        ));
+    }
+    let target = directory.join(relative);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("simulated write: cannot make {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&target, content)
+        .map_err(|e| format!("simulated write: cannot write {}: {e}", target.display()))
 }
 
 pub fn to_std(d: SignedDuration) -> std::time::Duration {
@@ -323,6 +398,29 @@ mod tests {
         assert_eq!(s.fails("t1", 1), sim(0.25, 7).fails("t1", 1));
         assert!(!sim(0.0, 7).fails("t1", 1));
         assert!(sim(1.0, 7).fails("t1", 1));
+    }
+
+    #[test]
+    fn prompts_direct_writes_and_publications() {
+        let d = Directives::read(
+            "Do it.\n  SIM-WRITE src/a.txt one\\ntwo\nSIM-PUBLISH port=8080\nSIM-WRITE empty.txt",
+        );
+        assert_eq!(
+            d.writes,
+            [
+                ("src/a.txt".to_string(), "one\ntwo".to_string()),
+                ("empty.txt".to_string(), String::new())
+            ]
+        );
+        assert_eq!(d.publish, ["port=8080"]);
+        let dir = tempfile::tempdir().unwrap();
+        write_in(dir.path(), "src/a.txt", "x").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("src/a.txt")).unwrap(),
+            "x"
+        );
+        assert!(write_in(dir.path(), "../x", "x").is_err());
+        assert!(write_in(dir.path(), "/etc/x", "x").is_err());
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::approval::Ask;
+use crate::domain::task::ConflictPolicy;
 use crate::domain::{Agent, PlanId, Session, SessionId, TaskId, TaskStatus, Usage};
 
 /// Everything a front end needs to draw, at one moment.
@@ -26,6 +27,31 @@ pub struct Snapshot {
     /// Tokens and cost of every session this engine has seen, including what running ones have
     /// used so far.
     pub usage: Usage,
+    /// Merge conflicts a resolver works on or the operator has to settle, oldest task first.
+    #[serde(default)]
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// A task whose work conflicts with its plan's integration branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictView {
+    pub plan: PlanId,
+    pub task: TaskId,
+    pub key: String,
+    /// Repo-relative, sorted.
+    pub files: Vec<String>,
+    pub policy: ConflictPolicy,
+    pub state: ConflictState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictState {
+    /// A resolver session works on it in the plan's integration worktree.
+    Resolving,
+    /// The task failed on it: settle it (on the integration branch, or not at all) and retry
+    /// the task, which then runs again on top of the integration branch.
+    Parked,
 }
 
 /// A plan's tasks, in topological order.

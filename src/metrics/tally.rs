@@ -18,6 +18,8 @@ pub struct Tally {
     transitions: BTreeMap<(&'static str, &'static str), u64>,
     dispatches: BTreeMap<String, u64>,
     plans_finished: BTreeMap<bool, u64>,
+    /// Worktree events by kind: merged, conflict, overlap, held.
+    workspace: BTreeMap<&'static str, u64>,
     task_durations: BTreeMap<&'static str, Histogram>,
     queue_wait: Histogram,
     approval_latency: Histogram,
@@ -35,6 +37,7 @@ impl Default for Tally {
             transitions: BTreeMap::new(),
             dispatches: BTreeMap::new(),
             plans_finished: BTreeMap::new(),
+            workspace: BTreeMap::new(),
             task_durations: BTreeMap::new(),
             queue_wait: Histogram::new(DURATION_BUCKETS),
             approval_latency: Histogram::new(DURATION_BUCKETS),
@@ -77,9 +80,16 @@ impl Tally {
             EngineEvent::ApprovalRequested { session, .. } => {
                 self.asked_at.insert(*session, Timestamp::now());
             }
+            EngineEvent::Merged { .. } => *self.workspace.entry("merged").or_default() += 1,
+            EngineEvent::MergeConflict { .. } => {
+                *self.workspace.entry("conflict").or_default() += 1
+            }
+            EngineEvent::Overlap { .. } => *self.workspace.entry("overlap").or_default() += 1,
+            EngineEvent::TaskHeld { .. } => *self.workspace.entry("held").or_default() += 1,
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }
+            | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. } => {}
         }
     }
@@ -198,6 +208,19 @@ impl Tally {
         );
         for (agent, count) in &self.dispatches {
             page.sample("ocio_dispatches_total", &[("agent", agent)], *count as f64);
+        }
+        page.family(
+            "ocio_workspace_events_total",
+            "counter",
+            "Worktree events: branches merged, merge conflicts, live overlaps of edited files, tasks held back by declared files.",
+        );
+        for kind in ["merged", "conflict", "overlap", "held"] {
+            let count = self.workspace.get(kind).copied().unwrap_or(0);
+            page.sample(
+                "ocio_workspace_events_total",
+                &[("kind", kind)],
+                count as f64,
+            );
         }
         page.family(
             "ocio_plans_finished_total",

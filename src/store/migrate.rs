@@ -4,8 +4,8 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    SESSION_STATUS, SESSIONS, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{StoreError, decode_status};
 
@@ -14,6 +14,8 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
     create_v1(txn)?;
     txn.open_table(SESSION_STATUS)
         .map_err(StoreError::storage)?;
+    txn.open_table(PLAN_WORK).map_err(StoreError::storage)?;
+    txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
     set_version(txn, SCHEMA_VERSION)
 }
 

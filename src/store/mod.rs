@@ -6,6 +6,7 @@ mod migrate;
 mod open;
 pub mod query;
 pub mod tables;
+mod work;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::domain::{
 };
 
 pub use open::{OpenInfo, ReadOnlyStore};
+pub use work::{MergeState, PlanWork, TaskContext, WorkMode};
 use writer::{Request, Writer};
 
 /// How the store runs.
@@ -127,6 +129,14 @@ enum Op {
         key: &'static str,
         value: u64,
     },
+    PutPlanWork {
+        id: u128,
+        json: Vec<u8>,
+    },
+    PutContext {
+        id: u128,
+        json: Vec<u8>,
+    },
 }
 
 /// Writes that commit together or not at all.
@@ -221,6 +231,24 @@ impl Batch {
     /// A small engine setting kept across restarts (e.g. whether dispatching is paused).
     pub fn put_meta(&mut self, key: &'static str, value: u64) -> &mut Self {
         self.ops.push(Op::PutMeta { key, value });
+        self
+    }
+
+    /// How a plan uses its repository.
+    pub fn put_plan_work(&mut self, work: &PlanWork) -> &mut Self {
+        self.ops.push(Op::PutPlanWork {
+            id: work.plan.as_u128(),
+            json: encode(work),
+        });
+        self
+    }
+
+    /// What a task left for the tasks after it, and where its merge stands.
+    pub fn put_context(&mut self, context: &TaskContext) -> &mut Self {
+        self.ops.push(Op::PutContext {
+            id: context.task.as_u128(),
+            json: encode(context),
+        });
         self
     }
 

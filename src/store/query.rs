@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 
-use super::StoreError;
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS,
-    TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY,
+    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
+use super::{PlanWork, StoreError, TaskContext};
 use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
     SessionId, SessionStatus, Task, TaskId, TaskStatus,
@@ -195,6 +195,37 @@ pub fn checkpoints(
         found.push(decode("checkpoint", json.value())?);
     }
     Ok(found)
+}
+
+/// Every additive table's records; none when the file does not have the table yet.
+fn all_additive<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<u128, &'static [u8]>,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    match txn.open_table(table) {
+        Ok(_) => all(txn, table, what),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(Vec::new()),
+        Err(e) => Err(StoreError::storage(e)),
+    }
+}
+
+/// How every plan uses its repository.
+pub fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreError> {
+    all_additive(txn, PLAN_WORK, "plan work")
+}
+
+/// What every finished task left for the tasks after it.
+pub fn contexts(txn: &ReadTransaction) -> Result<Vec<TaskContext>, StoreError> {
+    all_additive(txn, TASK_CONTEXT, "task context")
+}
+
+/// What the tasks of one plan left, in task id order.
+pub fn contexts_of(txn: &ReadTransaction, plan: PlanId) -> Result<Vec<TaskContext>, StoreError> {
+    Ok(contexts(txn)?
+        .into_iter()
+        .filter(|c| c.plan == plan)
+        .collect())
 }
 
 pub fn leases(txn: &ReadTransaction) -> Result<Vec<Lease>, StoreError> {

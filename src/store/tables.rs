@@ -5,6 +5,10 @@ use redb::TableDefinition;
 
 /// The schema this build writes. Version 1: the entity tables and the control log.
 /// Version 2: adds the session status index.
+///
+/// Tables added later without a version bump are additive: created at open and by the first
+/// write, read as empty where a file does not have them yet, and ignored by builds that do
+/// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`]).
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Key of the schema version record in [`META`].
@@ -38,3 +42,11 @@ pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases-v1
 /// Sequence number -> JSON `DomainEvent`: the append-only control log, every transition in
 /// order. Sequence numbers start at 1 and have no gaps.
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-v1");
+
+/// Plan id -> JSON `PlanWork`: how the plan uses its repository (worktrees, shared checkout,
+/// no git). Additive (no schema bump).
+pub const PLAN_WORK: TableDefinition<u128, &[u8]> = TableDefinition::new("plan-work-v1");
+
+/// Task id -> JSON `TaskContext`: what a finished task left for the tasks after it (answer,
+/// changed files, published values) and where its merge stands. Additive (no schema bump).
+pub const TASK_CONTEXT: TableDefinition<u128, &[u8]> = TableDefinition::new("task-context-v1");

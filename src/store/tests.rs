@@ -447,3 +447,68 @@ fn events_decode_with_their_transition() {
         }
     );
 }
+
+#[test]
+fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        // A file from before the additive tables.
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .create(&path)
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        migrate::create_v1(&txn).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    let empty = store
+        .read_blocking(|txn| Ok((query::plan_work(txn)?, query::contexts(txn)?)))
+        .unwrap();
+    assert_eq!(empty, (Vec::new(), Vec::new()));
+    let plan = PlanId::generate();
+    let work = PlanWork {
+        plan,
+        settings: crate::domain::task::PlanSettings::default(),
+        key: "demo-01abcdef".into(),
+        mode: WorkMode::Worktrees {
+            integration: "ocio/demo-01abcdef/integration".into(),
+        },
+    };
+    let mut context = TaskContext {
+        plan,
+        task: TaskId::generate(),
+        key: "a".into(),
+        summary: Some("did it\nOCIO-PUBLISH port=8080".into()),
+        files_changed: vec!["src/a.rs".into()],
+        values: vec![("port".into(), "8080".into())],
+        commit: Some("abc".into()),
+        merge: MergeState::Pending,
+        conflict_reruns: 0,
+    };
+    let mut batch = Batch::new();
+    batch.put_plan_work(&work).put_context(&context);
+    store.commit_blocking(batch).unwrap();
+    context.merge = MergeState::Conflict {
+        files: vec!["src/a.rs".into()],
+        policy: crate::domain::task::ConflictPolicy::Manual,
+    };
+    let mut batch = Batch::new();
+    batch.put_context(&context);
+    store.commit_blocking(batch).unwrap();
+    store.close_blocking();
+    let store = open(&path);
+    let (works, contexts, other) = store
+        .read_blocking(move |txn| {
+            Ok((
+                query::plan_work(txn)?,
+                query::contexts_of(txn, plan)?,
+                query::contexts_of(txn, PlanId::generate())?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(works, [work]);
+    assert_eq!(contexts, [context], "the newest record of the task");
+    assert!(other.is_empty());
+}

@@ -6,7 +6,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLANS, SESSION_STATUS, SESSIONS, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS,
+    TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError};
 
@@ -105,6 +106,8 @@ pub(super) struct WriteTables<'txn> {
     leases: Table<'txn, &'static str, &'static [u8]>,
     events: Table<'txn, u64, &'static [u8]>,
     meta: Table<'txn, &'static str, u64>,
+    plan_work: Table<'txn, u128, &'static [u8]>,
+    context: Table<'txn, u128, &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -120,6 +123,9 @@ impl<'txn> WriteTables<'txn> {
             leases: txn.open_table(LEASES).map_err(open_error)?,
             events: txn.open_table(EVENTS).map_err(open_error)?,
             meta: txn.open_table(META).map_err(open_error)?,
+            // Additive tables: opening them here also creates them in an older file.
+            plan_work: txn.open_table(PLAN_WORK).map_err(open_error)?,
+            context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
         })
     }
 
@@ -189,6 +195,16 @@ impl<'txn> WriteTables<'txn> {
                 Op::PutMeta { key, value } => {
                     self.meta
                         .insert(*key, *value)
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutPlanWork { id, json } => {
+                    self.plan_work
+                        .insert(*id, json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutContext { id, json } => {
+                    self.context
+                        .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
                 }
             }

@@ -153,6 +153,7 @@ fn snapshot() -> Snapshot {
             cost: 0.1,
             ..Usage::default()
         },
+        conflicts: Vec::new(),
     }
 }
 

@@ -11,7 +11,9 @@ use crate::domain::{
     Transition, Usage,
 };
 use crate::engine::EngineEvent;
-use crate::engine::view::{Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot};
+use crate::engine::view::{
+    Activity, ApprovalView, ConflictView, Entry, PlanView, SessionView, Snapshot,
+};
 
 /// Lines kept in the events pane.
 const LOG: usize = 2000;
@@ -35,6 +37,8 @@ pub struct View {
     pub sessions: Vec<SessionView>,
     pub agents: Vec<Agent>,
     pub approvals: Vec<ApprovalView>,
+    /// Merge conflicts being resolved or waiting for the operator.
+    pub conflicts: Vec<ConflictView>,
     pub usage: Usage,
     pub log: VecDeque<LogLine>,
     /// Load per agent, in percent of its capacity, oldest first.
@@ -64,6 +68,7 @@ impl View {
         self.sessions = sessions;
         self.agents = agents;
         self.approvals = snapshot.approvals;
+        self.conflicts = snapshot.conflicts;
         self.usage = snapshot.usage;
         self.loaded = true;
         self.wants_snapshot = false;
@@ -233,6 +238,27 @@ impl View {
                 self.paused = *paused;
                 let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
                 self.log(Timestamp::now(), "paused", text.into());
+            }
+            EngineEvent::IntegrationReady { branch, .. } => {
+                self.log(Timestamp::now(), "engine", format!("integration branch {branch} ready"));
+            }
+            EngineEvent::TaskHeld { key, file, .. } => {
+                self.log(Timestamp::now(), "paused", format!("{key} held: a running session touches {file}"));
+            }
+            EngineEvent::Overlap { path, with, .. } => {
+                self.log(Timestamp::now(), "failed", format!("overlap: {} sessions edit {path}", with.len() + 1));
+            }
+            EngineEvent::Merged { key, commit, .. } => {
+                let short = commit.get(..8).unwrap_or(commit);
+                self.log(Timestamp::now(), "done", format!("{key} merged ({short})"));
+            }
+            EngineEvent::MergeConflict { key, files, policy, .. } => {
+                self.wants_snapshot = true;
+                self.log(
+                    Timestamp::now(),
+                    "failed",
+                    format!("{key}: merge conflict in {} ({})", files.join(", "), policy.text()),
+                );
             }
         }
     }

@@ -1,14 +1,19 @@
 //! The engine's single owner of state: plans and their task graphs, agents, running sessions.
 //! Commands and finished runs arrive on channels; each step builds one store batch, commits it,
-//! and only then announces events and starts runs. Start-up (`recovery.rs`) and agent
-//! management (`agents.rs`) live beside this file.
+//! and only then announces events and starts runs. Start-up (`recovery.rs`), agent
+//! management (`agents.rs`), repositories and worktrees (`workspace.rs`), merges and conflicts
+//! (`merge.rs`) and shared context (`context.rs`) live beside this file.
 
 mod agents;
 mod approvals;
+mod context;
+mod merge;
 mod observe;
 mod recovery;
+mod workspace;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -20,11 +25,12 @@ use super::runner::{Health, Job, Outcome, RemoteReport, Reporter, Runner};
 use super::view::Entry;
 use super::{Command, EngineError, EngineEvent, EngineOptions};
 use crate::domain::{
-    Agent, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId, SessionKind,
-    SessionStatus, TaskGraph, TaskId, TaskStatus, Transition,
+    Agent, AgentName, CheckpointKind, DomainEvent, Lifecycle, Plan, PlanId, Session, SessionId,
+    SessionKind, SessionStatus, Task, TaskGraph, TaskId, TaskStatus, Transition,
 };
-use crate::plan::PlanFile;
-use crate::store::{Batch, StoreHandle};
+use crate::store::{Batch, MergeState, StoreHandle, TaskContext};
+use workspace::{Ended, PlanWorkState, Start};
+pub(super) use workspace::{Prepared, Workspaces};
 
 struct PlanState {
     plan: Plan,
@@ -32,6 +38,17 @@ struct PlanState {
     /// When each ready task became ready (for aging).
     ready_since: HashMap<String, Timestamp>,
     finished: bool,
+    /// How it uses its repository, its overlap map and its merges.
+    work: PlanWorkState,
+}
+
+/// What a running session does for its task.
+#[derive(Debug, Clone, PartialEq)]
+enum Role {
+    /// An attempt at the task.
+    Task,
+    /// Resolves the conflicts in `files` of the task's merge, in the integration worktree.
+    Resolver { files: Vec<String> },
 }
 
 struct Running {
@@ -39,6 +56,9 @@ struct Running {
     plan: PlanId,
     key: String,
     agent: usize,
+    role: Role,
+    /// The session's worktree, where the files it edits count for the overlap map.
+    overlap_dir: Option<PathBuf>,
     stop: Option<oneshot::Sender<()>>,
     /// Why the engine stopped it, once it did.
     stopping: Option<SessionStatus>,
@@ -46,6 +66,23 @@ struct Running {
     last: Option<Entry>,
     /// Usage reported while it runs (the outcome's usage replaces it).
     live: crate::domain::Usage,
+}
+
+impl Running {
+    fn new(session: Session, plan: PlanId, key: String, agent: usize, role: Role) -> Self {
+        Self {
+            session,
+            plan,
+            key,
+            agent,
+            role,
+            overlap_dir: None,
+            stop: None,
+            stopping: None,
+            last: None,
+            live: crate::domain::Usage::default(),
+        }
+    }
 }
 
 pub(super) struct Core {
@@ -59,8 +96,16 @@ pub(super) struct Core {
     last_picked: Vec<u64>,
     picks: u64,
     running: HashMap<SessionId, Running>,
-    finished_tx: mpsc::Sender<(SessionId, Outcome)>,
-    finished_rx: mpsc::Receiver<(SessionId, Outcome)>,
+    finished_tx: mpsc::Sender<(SessionId, Ended)>,
+    finished_rx: mpsc::Receiver<(SessionId, Ended)>,
+    /// Git jobs (merges, resolvers' conclusions) report here.
+    git_tx: mpsc::Sender<merge::GitDone>,
+    git_rx: mpsc::Receiver<merge::GitDone>,
+    /// Resolver sessions that ended, acted on once their end is durable.
+    resolver_ends: Vec<merge::ResolverEnd>,
+    /// What finished tasks left for the tasks after them (durable, in the store).
+    contexts: HashMap<TaskId, TaskContext>,
+    workspaces: Workspaces,
     report_tx: mpsc::Sender<RemoteReport>,
     report_rx: mpsc::Receiver<RemoteReport>,
     events: broadcast::Sender<EngineEvent>,
@@ -97,7 +142,7 @@ impl Step {
 }
 
 impl Core {
-    fn insert_plan(&mut self, plan: Plan, graph: TaskGraph, now: Timestamp) {
+    fn insert_plan(&mut self, plan: Plan, graph: TaskGraph, work: PlanWorkState, now: Timestamp) {
         let ready_since = graph
             .tasks()
             .filter(|t| t.status == TaskStatus::Ready)
@@ -114,6 +159,7 @@ impl Core {
                 graph,
                 ready_since,
                 finished,
+                work,
             },
         );
     }
@@ -134,7 +180,8 @@ impl Core {
                     }
                     Some(command) => self.command(command).await,
                 },
-                Some((session, outcome)) = self.finished_rx.recv() => self.finished(session, outcome).await,
+                Some((session, ended)) = self.finished_rx.recv() => self.finished(session, ended).await,
+                Some(done) = self.git_rx.recv() => self.on_git(done).await,
                 Some(report) = self.report_rx.recv() => match report {
                     RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
                     RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
@@ -162,8 +209,15 @@ impl Core {
 
     async fn command(&mut self, command: Command) -> Result<(), EngineError> {
         match command {
-            Command::Submit(file, reply) => {
-                let result = self.submit(*file).await;
+            Command::Check(file, reply) => {
+                let checked = file.validate_against_agents(&self.agents);
+                let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
+            }
+            Command::Context(plan, reply) => {
+                let _ = reply.send(self.context_of(plan));
+            }
+            Command::Submit(prepared, reply) => {
+                let result = self.submit(*prepared).await;
                 let failed_on_store = matches!(result, Err(EngineError::Store(_)));
                 let _ = reply.send(result);
                 if failed_on_store {
@@ -209,17 +263,31 @@ impl Core {
         Ok(())
     }
 
-    async fn submit(&mut self, file: PlanFile) -> Result<PlanId, EngineError> {
+    async fn submit(&mut self, prepared: Prepared) -> Result<PlanId, EngineError> {
+        let Prepared {
+            file,
+            id,
+            work,
+            workspace,
+            integration,
+        } = prepared;
         file.validate_against_agents(&self.agents)
             .map_err(EngineError::Plan)?;
         let now = Timestamp::now();
-        let built = file.into_plan(PlanId::generate(), now)?;
+        let built = file.into_plan(id, now)?;
         let (plan, mut graph) = (built.plan, built.graph);
         let mut step = Step::default();
         for event in graph.promote_ready(now) {
             step.transition(event);
         }
-        step.batch.put_plan(&plan);
+        step.batch.put_plan(&plan).put_plan_work(&work);
+        if let Some(integration) = integration {
+            step.events.push(EngineEvent::IntegrationReady {
+                plan: plan.id,
+                branch: integration.branch,
+                path: integration.path,
+            });
+        }
         for task in graph.tasks() {
             step.batch.put_task(task);
         }
@@ -233,7 +301,7 @@ impl Core {
         );
         let id = plan.id;
         self.commit(step).await?;
-        self.insert_plan(plan, graph, now);
+        self.insert_plan(plan, graph, PlanWorkState::new(work, workspace), now);
         Ok(id)
     }
 
@@ -324,8 +392,11 @@ impl Core {
         self.commit(step).await
     }
 
-    /// Place as many ready tasks as agents and the global cap allow, in one durable step.
+    /// Start waiting merges, then place resolver sessions and as many ready tasks as agents and
+    /// the global cap allow, in one durable step.
     async fn dispatch(&mut self) -> Result<(), EngineError> {
+        // Merges are not sessions: they go on while dispatching is paused.
+        self.pump_merges().await?;
         let cap = self.options.max_parallel as usize;
         if self.paused || self.running.len() >= cap {
             return Ok(());
@@ -353,11 +424,10 @@ impl Core {
                 .map(|c| (c.plan, c.task.key.clone()))
                 .collect()
         };
-        if picked.is_empty() {
-            return Ok(());
-        }
         let mut step = Step::default();
         let mut starts = Vec::new();
+        self.start_resolvers(&mut step, &mut starts, cap, now)?;
+        let mut held = Vec::new();
         for (plan_id, key) in picked {
             if self.running.len() + starts.len() >= cap {
                 break;
@@ -373,14 +443,26 @@ impl Core {
                 Some((_, avoid)) => *avoid,
                 None => None,
             };
+            if let Some((session, file, news)) = state.work.hold(task) {
+                if news {
+                    held.push(EngineEvent::TaskHeld {
+                        plan: plan_id,
+                        task: task.id,
+                        key: key.clone(),
+                        session,
+                        file,
+                    });
+                }
+                continue; // stays ready until that session's work is merged or it ends
+            }
             let Some(index) =
                 routing::pick_agent_avoiding(task, &self.agents, &self.last_picked, avoid)
             else {
                 continue;
             };
-            self.retry_at.remove(&task.id);
             let holder = task.id.to_string();
-            let names = TaskLocks::names(&state.plan.repo, &task.locks);
+            let mut names = TaskLocks::names(&state.plan.repo, &task.locks);
+            names.extend(state.work.checkout_lock());
             let Some(leases) = self.locks.try_acquire(&holder, &names, now) else {
                 continue; // a lock is taken: the task stays ready for a later round
             };
@@ -388,74 +470,55 @@ impl Core {
                 self.locks.release(&holder, now);
                 continue;
             }
+            self.retry_at.remove(&task.id);
+            state.work.held.remove(&key);
             for lease in &leases {
                 step.batch.put_lease(lease);
             }
             let attempt = task.attempts + 1;
-            let mut session = Session::new(
-                SessionId::generate(),
+            let agent = self.agents[index].name.clone();
+            let mut session = new_session(
+                &mut step,
                 format!("{}/{} #{attempt}", state.plan.name, key),
                 SessionKind::Code,
+                plan_id,
+                task,
+                agent.clone(),
+                attempt,
                 now,
-            );
-            session.plan = Some(plan_id);
-            session.task = Some(task.id);
-            session.agent = Some(self.agents[index].name.clone());
-            session.attempt = attempt;
+            )?;
             session.max_duration = task.timeout;
+            let (directory, overlap_dir, place) = state.work.place(&state.plan.repo, &key, attempt);
             let job = Job {
                 reporter: Reporter {
                     tx: self.report_tx.clone(),
                 },
                 session: session.id,
                 title: session.title.clone(),
-                // Upstream tasks are done, so their results are there; a task that finished
-                // without text leaves its reference empty rather than holding this one up.
-                prompt: crate::plan::template::render(&task.prompt, |k| {
-                    Some(
-                        state
-                            .graph
-                            .get(k)
-                            .and_then(|t| t.result.as_deref())
-                            .unwrap_or(""),
-                    )
-                })
-                .unwrap_or_else(|_| task.prompt.clone()),
+                prompt: context::prompt(
+                    &state.graph,
+                    task,
+                    &self.contexts,
+                    self.options.context_budget,
+                ),
                 task_key: key.clone(),
                 attempt,
-                directory: state.plan.repo.clone(),
+                directory,
             };
             let task_id = task.id;
             self.observed.latest.insert(task_id, session.id);
-            for to in [
-                SessionStatus::Queued,
-                SessionStatus::Starting,
-                SessionStatus::Running,
-            ] {
-                step.transition(
-                    session
-                        .transition(to, "dispatched", now)
-                        .map_err(crate::domain::GraphError::from)?,
-                );
-            }
-            session.started_at = Some(now);
             step.transition(state.graph.transition(
                 &key,
                 TaskStatus::Running,
-                format!(
-                    "session {} on {}",
-                    session.id.short(),
-                    self.agents[index].name
-                ),
+                format!("session {} on {agent}", session.id.short()),
                 now,
             )?);
             state.ready_since.remove(&key);
             put_task(&mut step.batch, &state.graph, &key);
-            let handed = serde_json::json!({ "agent": self.agents[index].name, "prompt": crate::text::clip(&job.prompt, 4000) });
+            let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
             step.batch
                 .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
             step.batch.put_session(&session);
-            let agent = &self.agents[index];
             self.picks += 1;
             self.last_picked[index] = self.picks;
             step.events.push(EngineEvent::Dispatched {
@@ -463,45 +526,42 @@ impl Core {
                 task: task_id,
                 key: key.clone(),
                 session: session.id,
-                agent: agent.name.clone(),
+                agent,
                 attempt,
             });
-            starts.push((
-                job,
-                Running {
-                    session,
-                    plan: plan_id,
-                    key,
-                    agent: index,
-                    stop: None,
-                    stopping: None,
-                    last: None,
-                    live: crate::domain::Usage::default(),
-                },
-            ));
+            let mut run = Running::new(session, plan_id, key, index, Role::Task);
+            run.overlap_dir = overlap_dir;
+            starts.push((job, place, run));
+        }
+        // Not durable: a hold is an observation, like activity.
+        for event in held {
+            let _ = self.events.send(event);
         }
         if starts.is_empty() {
             return Ok(());
         }
         self.commit(step).await?;
-        for (job, mut run) in starts {
+        for (job, place, mut run) in starts {
             let (stop, stopped) = oneshot::channel();
             run.stop = Some(stop);
-            let future = self.runners[run.agent].run(job, stopped);
-            self.spawn(future, run);
+            let runner = self.runners[run.agent].clone();
+            self.spawn(
+                workspace::run_in(place, Start::Run(runner, job, stopped)),
+                run,
+            );
         }
         Ok(())
     }
 
     /// Settle every run that has finished by now (up to a batch) in one durable step.
-    async fn finished(&mut self, id: SessionId, outcome: Outcome) -> Result<(), EngineError> {
+    async fn finished(&mut self, id: SessionId, ended: Ended) -> Result<(), EngineError> {
         const MOST: usize = 1024;
         let mut step = Step::default();
         let mut plans = Vec::new();
-        let mut next = Some((id, outcome));
+        let mut next = Some((id, ended));
         let mut settled = 0;
-        while let Some((id, outcome)) = next {
-            if let Some(plan) = self.settle(id, outcome, &mut step)? {
+        while let Some((id, ended)) = next {
+            if let Some(plan) = self.settle(id, ended, &mut step)? {
                 plans.push(plan);
             }
             settled += 1;
@@ -512,6 +572,7 @@ impl Core {
             };
         }
         self.commit(step).await?;
+        self.finish_resolvers();
         plans.sort();
         plans.dedup();
         for plan in plans {
@@ -525,9 +586,10 @@ impl Core {
     fn settle(
         &mut self,
         id: SessionId,
-        outcome: Outcome,
+        ended: Ended,
         step: &mut Step,
     ) -> Result<Option<PlanId>, EngineError> {
+        let Ended { outcome, work } = ended;
         let mark = step.events.len();
         // Requests of a run that ended need no answer any more.
         self.approvals.retain(|_, p| p.session != id);
@@ -581,9 +643,40 @@ impl Core {
                 .map_err(crate::domain::GraphError::from)?,
         );
         step.batch.put_session(&run.session);
+        if let Role::Resolver { files } = run.role.clone() {
+            // The task waits for the merge: concluded or abandoned once this is durable. Its
+            // locks (the merge lock among them) stay until then.
+            let failure = (session_to != SessionStatus::Completed)
+                .then(|| format!("the resolver session ended {session_to}: {cause}"));
+            self.observed.ended(&run);
+            self.resolver_ended(&run, files, failure);
+            return Ok(Some(run.plan));
+        }
+        let merges = session_to == SessionStatus::Completed && state.work.worktrees();
+        if merges {
+            // Its files stay in the overlap map until its work is merged.
+            state.work.awaiting.insert(key.clone(), run.session.id);
+        } else {
+            state.work.overlap.release(run.session.id);
+        }
         match session_to {
+            SessionStatus::Completed if merges => {
+                // The task stays running until its work is merged (`merge.rs`).
+                let task = state.graph.set_result(&key, result.clone())?;
+                let previous = self.contexts.get(&task.id);
+                let context =
+                    context::record(task, result.as_deref(), work, MergeState::Pending, previous);
+                step.batch.put_context(&context);
+                self.contexts.insert(context.task, context);
+                state.work.merges.push_back(key.clone());
+            }
             SessionStatus::Completed => {
-                state.graph.set_result(&key, result)?;
+                let task = state.graph.set_result(&key, result.clone())?;
+                let previous = self.contexts.get(&task.id);
+                let context =
+                    context::record(task, result.as_deref(), work, MergeState::None, previous);
+                step.batch.put_context(&context);
+                self.contexts.insert(context.task, context);
                 step.transition(state.graph.transition(
                     &key,
                     TaskStatus::Done,
@@ -690,6 +783,30 @@ impl Core {
             return Ok(());
         }
         state.finished = true;
+        if let Some(workspace) = state
+            .work
+            .workspace
+            .clone()
+            .filter(|_| state.work.worktrees())
+        {
+            // The worktrees of merged tasks go; the integration branch and its worktree stay
+            // (they are the plan's result), as do failed tasks' worktrees, for a look.
+            let plan_key = state.work.work.key.clone();
+            tokio::spawn(async move {
+                let cleanup = workspace::blocking(move || {
+                    workspace.cleanup(&plan_key, crate::workspace::CleanupPolicy::RemoveMerged)
+                })
+                .await;
+                match cleanup {
+                    Ok(report) => tracing::info!(
+                        removed = report.removed.len(),
+                        kept = report.kept.len(),
+                        "plan worktrees cleaned up"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot clean up the plan's worktrees"),
+                }
+            });
+        }
         let count = |s: TaskStatus| state.graph.tasks().filter(|t| t.status == s).count();
         let (done, failed, blocked, cancelled) = (
             count(TaskStatus::Done),
@@ -720,6 +837,38 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// A session's first steps, into `step`: made, queued, starting and running (started `now`).
+#[allow(clippy::too_many_arguments)]
+fn new_session(
+    step: &mut Step,
+    title: String,
+    kind: SessionKind,
+    plan: PlanId,
+    task: &Task,
+    agent: AgentName,
+    attempt: u32,
+    now: Timestamp,
+) -> Result<Session, EngineError> {
+    let mut session = Session::new(SessionId::generate(), title, kind, now);
+    session.plan = Some(plan);
+    session.task = Some(task.id);
+    session.agent = Some(agent);
+    session.attempt = attempt;
+    for to in [
+        SessionStatus::Queued,
+        SessionStatus::Starting,
+        SessionStatus::Running,
+    ] {
+        step.transition(
+            session
+                .transition(to, "dispatched", now)
+                .map_err(crate::domain::GraphError::from)?,
+        );
+    }
+    session.started_at = Some(now);
+    Ok(session)
 }
 
 /// Work is still to come from a task in this state.

@@ -1,6 +1,7 @@
 //! What front ends see: the snapshot, running sessions' activity and transcripts, the newest
 //! ended sessions, and pausing. Activity is not durable (the transcript lives on the session's
-//! server); everything else here is derived from durable state.
+//! server); everything else here is derived from durable state. Edits in a session's activity
+//! feed its plan's overlap map, and an overlap is told the moment it happens.
 
 use std::collections::VecDeque;
 
@@ -10,6 +11,7 @@ use crate::engine::view::{
     Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
 };
 use crate::engine::{EngineError, EngineEvent};
+use crate::workspace::overlap::repo_relative;
 
 /// Ended sessions kept for front ends.
 const RECENT: usize = 500;
@@ -17,6 +19,8 @@ const RECENT: usize = 500;
 const TRANSCRIPT: usize = 400;
 /// Ended sessions whose transcripts are kept.
 const RECENT_TRANSCRIPTS: usize = 64;
+/// Tools whose activity title is the file they change (OpenCode's and the simulator's).
+const EDIT_TOOLS: &[&str] = &["edit", "write", "patch", "multiedit", "apply_patch"];
 /// The meta record that keeps the paused flag across restarts.
 pub(super) const PAUSED_KEY: &str = "engine_paused";
 
@@ -82,6 +86,26 @@ impl Core {
                 run.live = *usage;
             }
             run.last = Some(entry.clone());
+            let edited = match &entry.activity {
+                Activity::Tool { tool, title, .. } if EDIT_TOOLS.contains(&tool.as_str()) => run
+                    .overlap_dir
+                    .as_deref()
+                    .and_then(|d| repo_relative(d, title)),
+                _ => None,
+            };
+            let plan = run.plan;
+            if let Some(path) = edited
+                && let Some(state) = self.plans.get_mut(&plan)
+                && let Some(overlap) = state.work.overlap.touch(session, &path)
+            {
+                tracing::warn!(path = %overlap.path, %session, "sessions overlap on a file");
+                let _ = self.events.send(EngineEvent::Overlap {
+                    plan,
+                    path: overlap.path,
+                    session,
+                    with: overlap.with,
+                });
+            }
         } else if let Some(ended) = self
             .observed
             .recent
@@ -204,6 +228,7 @@ impl Core {
                 })
                 .collect(),
             usage,
+            conflicts: self.conflicts(),
         }
     }
 }

@@ -1,21 +1,27 @@
-//! Starting from what the store holds: plans and their graphs, leases, and the sessions the
-//! last engine left running, which are re-attached at their server when the runner can, and
-//! otherwise settled as failed with their tasks set to run again (never twice).
+//! Starting from what the store holds: plans and their graphs, how they use their repositories
+//! (worktrees re-attached, integration worktrees made again if missing), what finished tasks
+//! left, leases, and the sessions the last engine left running, which are re-attached at their
+//! server when the runner can, and otherwise settled as failed with their tasks set to run
+//! again (never twice). A merge that was under way is aborted cleanly and done again; a
+//! resolver session that did not survive has its merge aborted and done again too.
 
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Core, Running, Step, put_task};
+use super::workspace::{
+    EndFuture, Ended, Place, PlanWorkState, Start, Workspaces, blocking, run_in,
+};
+use super::{Core, Role, Running, Step, put_task};
 use crate::domain::{
-    CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionStatus, TaskGraph,
-    TaskStatus,
+    CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionKind,
+    SessionStatus, TaskGraph, TaskStatus,
 };
 use crate::engine::locking::TaskLocks;
-use crate::engine::runner::{Job, Reporter, RunFuture};
+use crate::engine::runner::{Job, Reporter};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
-use crate::store::{StoreHandle, query};
+use crate::store::{MergeState, StoreHandle, query};
 
 impl Core {
     /// Load what the store holds and settle sessions that were running when the last engine
@@ -26,6 +32,7 @@ impl Core {
         agents: Vec<AgentSpec>,
         options: EngineOptions,
         events: broadcast::Sender<EngineEvent>,
+        workspaces: Workspaces,
     ) -> Result<Self, EngineError> {
         let (plans, tasks, sessions, leases, paused, history) = store
             .read(|txn| {
@@ -39,7 +46,13 @@ impl Core {
                 ))
             })
             .await?;
+        let (plan_work, contexts) = store
+            .read(|txn| Ok((query::plan_work(txn)?, query::contexts(txn)?)))
+            .await?;
+        let mut plan_work: HashMap<PlanId, crate::store::PlanWork> =
+            plan_work.into_iter().map(|w| (w.plan, w)).collect();
         let (finished_tx, finished_rx) = mpsc::channel(1024);
+        let (git_tx, git_rx) = mpsc::channel(256);
         let (report_tx, report_rx) = mpsc::channel(1024);
         let (health_tx, health_rx) = mpsc::channel(256);
         let count = agents.len();
@@ -56,6 +69,11 @@ impl Core {
             running: HashMap::new(),
             finished_tx,
             finished_rx,
+            git_tx,
+            git_rx,
+            resolver_ends: Vec::new(),
+            contexts: contexts.into_iter().map(|c| (c.task, c)).collect(),
+            workspaces,
             report_tx,
             report_rx,
             events,
@@ -78,7 +96,10 @@ impl Core {
         let now = Timestamp::now();
         for plan in plans {
             let graph = TaskGraph::from_tasks(by_plan.remove(&plan.id).unwrap_or_default())?;
-            core.insert_plan(plan, graph, now);
+            let work = core
+                .reattach(&plan, &graph, plan_work.remove(&plan.id))
+                .await;
+            core.insert_plan(plan, graph, work, now);
         }
         core.observed = super::observe::Observed::with_history(history, |session| {
             session
@@ -127,6 +148,7 @@ impl Core {
             .iter()
             .map(|(_, r)| (r.plan, r.key.clone()))
             .collect();
+        let mut merges = Vec::new();
         for (plan_id, state) in &mut core.plans {
             let running: Vec<String> = state
                 .graph
@@ -136,6 +158,17 @@ impl Core {
                 .map(|t| t.key.clone())
                 .collect();
             for key in running {
+                let merging = state.work.worktrees()
+                    && state.graph.get(&key).is_some_and(|t| {
+                        core.contexts.get(&t.id).is_some_and(|c| {
+                            matches!(c.merge, MergeState::Pending | MergeState::Resolving { .. })
+                        })
+                    });
+                if merging {
+                    // Its session completed: merge it (again).
+                    merges.push((*plan_id, key));
+                    continue;
+                }
                 if let Ok(event) = state.graph.transition(
                     &key,
                     TaskStatus::Ready,
@@ -157,10 +190,59 @@ impl Core {
             });
         }
         core.commit(step).await?;
+        core.redo_merges(merges).await;
         for (future, run) in resumed {
             core.spawn(future, run);
         }
         Ok(core)
+    }
+
+    /// A plan's work state after a restart: its workspace opened again (blocking, before the
+    /// loop runs), or the reason it cannot be, which its runs then fail with.
+    async fn reattach(
+        &self,
+        plan: &crate::domain::Plan,
+        graph: &TaskGraph,
+        work: Option<crate::store::PlanWork>,
+    ) -> PlanWorkState {
+        let Some(work) = work else {
+            return PlanWorkState::plain(plan);
+        };
+        let finished = !graph.tasks().any(|t| super::is_active(t.status));
+        if finished || work.mode == crate::store::WorkMode::Plain {
+            return PlanWorkState::new(work, None);
+        }
+        let (workspaces, p, w) = (self.workspaces.clone(), plan.clone(), work.clone());
+        match blocking(move || workspaces.reattach(&p, &w)).await {
+            Ok(workspace) => PlanWorkState::new(work, workspace),
+            Err(error) => {
+                tracing::error!(plan = %plan.name, %error, "cannot use the plan's repository again");
+                let mut state = PlanWorkState::new(work, None);
+                state.broken = Some(format!("the plan's repository cannot be used: {error}"));
+                state
+            }
+        }
+    }
+
+    /// Merges that were waiting or under way when the last engine stopped: a merge left in
+    /// the integration worktree (by a crash mid-merge, or for a resolver that did not survive)
+    /// is aborted, then each is queued again, in task order.
+    async fn redo_merges(&mut self, merges: Vec<(PlanId, String)>) {
+        for (plan, key) in merges {
+            let Some(state) = self.plans.get_mut(&plan) else {
+                continue;
+            };
+            if state.work.merges.is_empty()
+                && let Some(workspace) = state.work.workspace.clone()
+            {
+                let plan_key = state.work.work.key.clone();
+                if let Err(e) = blocking(move || workspace.abort_merge(&plan_key)).await {
+                    tracing::warn!(error = %e, "cannot abort a merge left in progress");
+                }
+            }
+            tracing::info!(task = %key, "merging again after a restart");
+            state.work.merges.push_back(key);
+        }
     }
 
     /// A session a previous engine left running at a server that can follow it: re-attach.
@@ -168,7 +250,7 @@ impl Core {
         &mut self,
         session: &Session,
         now: Timestamp,
-    ) -> Option<(RunFuture, Running)> {
+    ) -> Option<(EndFuture, Running)> {
         let remote = session.remote.clone()?;
         let index = self
             .agents
@@ -180,6 +262,15 @@ impl Core {
             .graph
             .get(&key)
             .filter(|t| t.status == TaskStatus::Running)?;
+        let role = match session.kind {
+            SessionKind::Resolve => match self.contexts.get(&task.id).map(|c| &c.merge) {
+                Some(MergeState::Resolving { files }) => Role::Resolver {
+                    files: files.clone(),
+                },
+                _ => return None,
+            },
+            _ => Role::Task,
+        };
         let job = Job {
             reporter: Reporter {
                 tx: self.report_tx.clone(),
@@ -191,32 +282,35 @@ impl Core {
             attempt: session.attempt,
             directory: remote.directory.clone(),
         };
+        let (_, overlap_dir, place) = match role {
+            Role::Task => state.work.place(&state.plan.repo, &key, session.attempt),
+            Role::Resolver { .. } => (remote.directory.clone(), None, Place::AsIs),
+        };
+        let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();
         let future = self.runners[index].resume(job, remote, stopped)?;
         self.agents[index].acquire_slot().ok()?;
+        if resolving && let Some(state) = self.plans.get_mut(&plan_id) {
+            state.work.merging = Some(key.clone());
+        }
         tracing::info!(session = %session.id, task = %key, "re-attached to a session still on its server");
         let _ = now;
-        Some((
-            future,
-            Running {
-                session: session.clone(),
-                plan: plan_id,
-                key,
-                agent: index,
-                stop: Some(stop),
-                stopping: None,
-                last: None,
-                live: crate::domain::Usage::default(),
-            },
-        ))
+        let mut run = Running::new(session.clone(), plan_id, key, index, role);
+        run.stop = Some(stop);
+        run.overlap_dir = overlap_dir;
+        Some((Box::pin(run_in(place, Start::Resumed(future))), run))
     }
 
-    pub(super) fn spawn(&mut self, future: RunFuture, run: Running) {
+    pub(super) fn spawn(
+        &mut self,
+        future: impl std::future::Future<Output = Ended> + Send + 'static,
+        run: Running,
+    ) {
         let done = self.finished_tx.clone();
         let id = run.session.id;
         tokio::spawn(async move {
-            let outcome = future.await;
-            let _ = done.send((id, outcome)).await;
+            let ended = future.await;
+            let _ = done.send((id, ended)).await;
         });
         self.running.insert(id, run);
     }

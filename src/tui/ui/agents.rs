@@ -104,15 +104,22 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
 
 pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
     let count = app.view.approvals.len();
-    let mut block = block(app, Pane::Approvals, format!("approvals {count}"));
-    if count > 0 && app.focus != Pane::Approvals {
+    let conflicts = app.view.conflicts.len();
+    let title = if conflicts > 0 {
+        format!("approvals {count} · conflicts {conflicts}")
+    } else {
+        format!("approvals {count}")
+    };
+    let mut block = block(app, Pane::Approvals, title);
+    if count + conflicts > 0 && app.focus != Pane::Approvals {
         block = block.border_style(app.theme.status("waiting-approval"));
     }
     if count == 0 {
-        frame.render_widget(
-            Paragraph::new(Line::styled("nothing waits for you", app.theme.muted)).block(block),
-            area,
-        );
+        let mut lines = conflict_lines(app);
+        if lines.is_empty() {
+            lines.push(Line::styled("nothing waits for you", app.theme.muted));
+        }
+        frame.render_widget(Paragraph::new(lines).block(block), area);
         return;
     }
     let inner = block.inner(area);
@@ -126,6 +133,22 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         app.keymap.keys(Action::ApproveAlways),
         app.keymap.keys(Action::Reject)
     );
+    // Conflicts take the rows below the requests (they are settled elsewhere: retry the task).
+    let shown_conflicts = conflicts.min(height.saturating_sub(count.min(height)));
+    let height = height - shown_conflicts;
+    let conflict_rows: Vec<Row> = app
+        .view
+        .conflicts
+        .iter()
+        .take(shown_conflicts)
+        .map(|c| {
+            Row::new(vec![
+                Cell::from(fit(&c.key, 14)),
+                Cell::from(Span::styled(conflict_state(c), app.theme.status("failed"))),
+                Cell::from(c.files.join(", ")),
+            ])
+        })
+        .collect();
     let rows = app
         .view
         .approvals
@@ -147,7 +170,10 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
             } else {
                 row
             }
-        });
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(conflict_rows);
     let header = Row::new(vec![
         Cell::from("TASK"),
         Cell::from("ASKS"),
@@ -166,4 +192,30 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
             .column_spacing(1),
         area,
     );
+}
+
+/// What a conflict waits on, in a few words.
+fn conflict_state(c: &crate::engine::view::ConflictView) -> String {
+    match c.state {
+        crate::engine::view::ConflictState::Resolving => "conflict: resolving".into(),
+        crate::engine::view::ConflictState::Parked => format!("conflict ({})", c.policy.text()),
+    }
+}
+
+/// The conflicts queue as lines, for a pane with no requests.
+fn conflict_lines(app: &App) -> Vec<Line<'static>> {
+    app.view
+        .conflicts
+        .iter()
+        .map(|c| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{} ", conflict_state(c)),
+                    app.theme.status("failed"),
+                ),
+                Span::styled(c.key.clone(), app.theme.title),
+                Span::styled(format!("  {}", c.files.join(", ")), app.theme.base),
+            ])
+        })
+        .collect()
 }

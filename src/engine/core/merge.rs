@@ -1,0 +1,487 @@
+//! Merging finished tasks into their plan's integration branch, one at a time per plan under
+//! the `merge:<plan>` lock, and what follows a conflict, by the plan's `conflicts` policy:
+//!
+//! - `retry`: the merge is aborted and the task runs again on top of the integration branch,
+//!   told what conflicted. A conflict rerun needs no `retries` left (a conflict is not the
+//!   task's failure), but it is an attempt like any other (so it counts in `attempts`, which a
+//!   later failure's automatic retries are measured against), and a task gets at most
+//!   [`MAX_CONFLICT_RERUNS`]; after that it is parked as with `manual`.
+//! - `resolver`: the merge is left in progress in the integration worktree and a resolver
+//!   session works there; when it completes the merge is concluded, otherwise aborted and the
+//!   task parked.
+//! - `manual`: the merge is aborted and the task fails naming the files (the snapshot's
+//!   conflicts queue lists it); the operator settles it and retries the task, which then runs
+//!   again on top of the integration branch.
+//!
+//! Git runs on blocking threads and reports back over the engine's git channel.
+
+use jiff::Timestamp;
+
+use super::workspace::{Place, blocking};
+use super::{Core, Role, Running, Step, context, new_session, persist_changed_tasks};
+use crate::domain::task::ConflictPolicy;
+use crate::domain::{CheckpointKind, PlanId, SessionKind, TaskStatus, Transition};
+use crate::engine::runner::{Job, Reporter};
+use crate::engine::{EngineError, EngineEvent, routing};
+use crate::store::MergeState;
+use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
+use crate::workspace::{MergeOutcome, OnConflict, names};
+
+/// Reruns after merge conflicts a task gets before it is parked for the operator.
+pub const MAX_CONFLICT_RERUNS: u32 = 3;
+
+/// What a git job of the engine found.
+#[derive(Debug)]
+pub(super) enum GitDone {
+    /// A task's merge: the integration branch's commit after it, or the conflicted files.
+    Merge {
+        plan: PlanId,
+        key: String,
+        result: Result<Result<String, Vec<String>>, String>,
+    },
+    /// A resolver's merge concluded (the merge commit) or abandoned (why).
+    Resolved {
+        plan: PlanId,
+        key: String,
+        files: Vec<String>,
+        result: Result<String, String>,
+    },
+}
+
+/// A resolver session's end, to act on once it is durable.
+pub(super) struct ResolverEnd {
+    plan: PlanId,
+    key: String,
+    files: Vec<String>,
+    /// Why it did not complete; `None` when it did.
+    failure: Option<String>,
+}
+
+impl Core {
+    /// Start the next merge of every plan that has one waiting and none under way.
+    pub(super) async fn pump_merges(&mut self) -> Result<(), EngineError> {
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        let mut jobs = Vec::new();
+        for (id, state) in &mut self.plans {
+            let work = &mut state.work;
+            if work.merging.is_some() || work.merges.is_empty() {
+                continue;
+            }
+            let Some(workspace) = work.workspace.clone() else {
+                continue;
+            };
+            while let Some(key) = work.merges.pop_front() {
+                let Some(task) = state
+                    .graph
+                    .get(&key)
+                    .filter(|t| t.status == TaskStatus::Running)
+                else {
+                    continue; // cancelled while it waited
+                };
+                let names = [format!("merge:{}", work.work.key)];
+                let Some(leases) = self.locks.try_acquire(&task.id.to_string(), &names, now) else {
+                    work.merges.push_front(key);
+                    break;
+                };
+                for lease in &leases {
+                    step.batch.put_lease(lease);
+                }
+                work.merging = Some(key.clone());
+                let on_conflict = match work.work.settings.conflicts {
+                    ConflictPolicy::Resolver => OnConflict::Leave,
+                    _ => OnConflict::Abort,
+                };
+                jobs.push((*id, key, workspace, work.work.key.clone(), on_conflict));
+                break;
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.commit(step).await?;
+        for (plan, key, workspace, plan_key, on_conflict) in jobs {
+            let done = self.git_tx.clone();
+            tokio::spawn(async move {
+                let task = key.clone();
+                let result = blocking(move || {
+                    Ok(match workspace.merge(&plan_key, &task, on_conflict)? {
+                        MergeOutcome::Merged { commit } => Ok(commit),
+                        MergeOutcome::UpToDate => {
+                            Ok(workspace.head(&workspace.integration_path(&plan_key))?)
+                        }
+                        MergeOutcome::Conflict { files } => Err(files),
+                    })
+                })
+                .await;
+                let _ = done.send(GitDone::Merge { plan, key, result }).await;
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn on_git(&mut self, done: GitDone) -> Result<(), EngineError> {
+        match done {
+            GitDone::Merge { plan, key, result } => match result {
+                Ok(Ok(commit)) => {
+                    self.merged(plan, &key, commit, "merged into the integration branch")
+                        .await
+                }
+                Ok(Err(files)) => self.conflicted(plan, &key, files).await,
+                Err(error) => {
+                    let why = format!("the merge failed: {}", crate::text::clip(&error, 2000));
+                    self.park(plan, &key, Vec::new(), None, why).await
+                }
+            },
+            GitDone::Resolved {
+                plan,
+                key,
+                files,
+                result,
+            } => match result {
+                Ok(commit) => {
+                    self.merged(plan, &key, commit, "merged after a resolver session")
+                        .await
+                }
+                Err(why) => {
+                    let policy = Some(ConflictPolicy::Resolver);
+                    self.park(plan, &key, files, policy, why).await
+                }
+            },
+        }
+    }
+
+    /// The merge is over: its lock goes back and the task's files leave the overlap map.
+    fn end_merge(&mut self, plan: PlanId, key: &str, step: &mut Step, now: Timestamp) {
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return;
+        };
+        if state.work.merging.as_deref() == Some(key) {
+            state.work.merging = None;
+        }
+        if let Some(session) = state.work.awaiting.remove(key) {
+            state.work.overlap.release(session);
+        }
+        if let Some(task) = state.graph.get(key) {
+            for resource in self.locks.release(&task.id.to_string(), now) {
+                step.batch.remove_lease(&resource);
+            }
+        }
+    }
+
+    async fn merged(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        commit: String,
+        cause: &str,
+    ) -> Result<(), EngineError> {
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        self.end_merge(plan, key, &mut step, now);
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return Ok(());
+        };
+        let Some(task) = state
+            .graph
+            .get(key)
+            .filter(|t| t.status == TaskStatus::Running)
+        else {
+            tracing::warn!(task = key, "merged, but the task was no longer running");
+            return self.commit(step).await;
+        };
+        let task_id = task.id;
+        if let Some(context) = self.contexts.get_mut(&task_id) {
+            context.merge = MergeState::Merged {
+                commit: commit.clone(),
+            };
+            step.batch.put_context(context);
+        }
+        step.events.push(EngineEvent::Merged {
+            plan,
+            task: task_id,
+            key: key.to_string(),
+            commit,
+        });
+        let mark = step.events.len();
+        step.transition(state.graph.transition(key, TaskStatus::Done, cause, now)?);
+        for event in state.graph.promote_ready(now) {
+            if let Transition::Task { key, .. } = &event.transition {
+                state.ready_since.insert(key.clone(), now);
+            }
+            step.transition(event);
+        }
+        persist_changed_tasks(&mut step, &state.graph, mark);
+        self.commit(step).await?;
+        self.check_finished(plan).await
+    }
+
+    async fn conflicted(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        files: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return Ok(());
+        };
+        let policy = state.work.work.settings.conflicts;
+        let Some(task) = state.graph.get(key) else {
+            return Ok(());
+        };
+        let task_id = task.id;
+        let conflict = EngineEvent::MergeConflict {
+            plan,
+            task: task_id,
+            key: key.to_string(),
+            files: files.clone(),
+            policy,
+        };
+        let reruns = self.contexts.get(&task_id).map_or(0, |c| c.conflict_reruns);
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        step.events.push(conflict);
+        match policy {
+            ConflictPolicy::Retry if reruns < MAX_CONFLICT_RERUNS => {
+                self.end_merge(plan, key, &mut step, now);
+                let Some(state) = self.plans.get_mut(&plan) else {
+                    return Ok(());
+                };
+                if let Some(context) = self.contexts.get_mut(&task_id) {
+                    context.conflict_reruns += 1;
+                    context.merge = MergeState::Conflict {
+                        files: files.clone(),
+                        policy,
+                    };
+                    step.batch.put_context(context);
+                }
+                let cause = format!(
+                    "merge conflict in {}: runs again on top of the integration branch (rerun {} of {MAX_CONFLICT_RERUNS})",
+                    files.join(", "),
+                    reruns + 1
+                );
+                step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
+                state.ready_since.insert(key.to_string(), now);
+                persist_changed_tasks(&mut step, &state.graph, 0);
+                self.commit(step).await
+            }
+            ConflictPolicy::Retry => {
+                self.commit(step).await?;
+                let why = format!("still conflicting after {MAX_CONFLICT_RERUNS} reruns");
+                self.park(plan, key, files, Some(policy), why).await
+            }
+            ConflictPolicy::Resolver => {
+                if let Some(context) = self.contexts.get_mut(&task_id) {
+                    context.merge = MergeState::Resolving {
+                        files: files.clone(),
+                    };
+                    step.batch.put_context(context);
+                }
+                state.work.resolvers.push_back((key.to_string(), files));
+                self.commit(step).await
+            }
+            ConflictPolicy::Manual => {
+                self.commit(step).await?;
+                let why = "left for the operator (conflicts = \"manual\")".to_string();
+                self.park(plan, key, files, Some(policy), why).await
+            }
+        }
+    }
+
+    /// The task fails on its merge and waits for the operator; its dependents are blocked.
+    async fn park(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        files: Vec<String>,
+        policy: Option<ConflictPolicy>,
+        why: String,
+    ) -> Result<(), EngineError> {
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        self.end_merge(plan, key, &mut step, now);
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return Ok(());
+        };
+        let Some(task) = state
+            .graph
+            .get(key)
+            .filter(|t| t.status == TaskStatus::Running)
+        else {
+            return self.commit(step).await;
+        };
+        let task_id = task.id;
+        let integration = names::integration_branch(&state.work.work.key);
+        let cause = match policy {
+            Some(policy) => {
+                if let Some(context) = self.contexts.get_mut(&task_id) {
+                    context.merge = MergeState::Conflict {
+                        files: files.clone(),
+                        policy,
+                    };
+                    step.batch.put_context(context);
+                }
+                format!(
+                    "merge conflict in {}: {why}; settle it on {integration} (or leave it), then retry the task to run it again on top of that branch",
+                    files.join(", ")
+                )
+            }
+            None => format!("{why}; retry the task to run it again"),
+        };
+        step.transition(
+            state
+                .graph
+                .transition(key, TaskStatus::Failed, cause, now)?,
+        );
+        for event in state.graph.block_dependents(key, now)? {
+            step.transition(event);
+        }
+        state.ready_since.remove(key);
+        persist_changed_tasks(&mut step, &state.graph, 0);
+        self.commit(step).await?;
+        self.check_finished(plan).await
+    }
+
+    /// Start resolver sessions for conflicts waiting for one, within the caps, into `step`.
+    pub(super) fn start_resolvers(
+        &mut self,
+        step: &mut Step,
+        starts: &mut Vec<(Job, Place, Running)>,
+        cap: usize,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        for (plan_id, state) in &mut self.plans {
+            while let Some((key, files)) = state.work.resolvers.front().cloned() {
+                if self.running.len() + starts.len() >= cap {
+                    return Ok(());
+                }
+                let (Some(task), Some(workspace)) =
+                    (state.graph.get(&key), state.work.workspace.as_ref())
+                else {
+                    state.work.resolvers.pop_front();
+                    continue;
+                };
+                let Some(index) = routing::pick_agent(task, &self.agents, &self.last_picked) else {
+                    break;
+                };
+                if self.agents[index].acquire_slot().is_err() {
+                    break;
+                }
+                state.work.resolvers.pop_front();
+                let plan_key = &state.work.work.key;
+                let attempt = task.attempts;
+                let title = format!("{}/{} resolve #{attempt}", state.plan.name, key);
+                let agent = self.agents[index].name.clone();
+                let mut session = new_session(
+                    step,
+                    title,
+                    SessionKind::Resolve,
+                    *plan_id,
+                    task,
+                    agent.clone(),
+                    attempt,
+                    now,
+                )?;
+                let rendered = context::render(&state.graph, task);
+                let prompt = resolver_prompt(&ResolverBrief {
+                    plan: &state.plan.name,
+                    task: &key,
+                    branch: &names::task_branch(plan_key, &key),
+                    integration_branch: &names::integration_branch(plan_key),
+                    files: &files,
+                    task_prompt: &rendered,
+                    task_summary: task.result.as_deref(),
+                });
+                let job = Job {
+                    reporter: Reporter {
+                        tx: self.report_tx.clone(),
+                    },
+                    session: session.id,
+                    title: session.title.clone(),
+                    prompt,
+                    task_key: key.clone(),
+                    attempt,
+                    directory: workspace.integration_path(plan_key),
+                };
+                let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
+                step.batch.put_checkpoint(&session.checkpoint(
+                    CheckpointKind::PromptSent,
+                    handed,
+                    now,
+                ));
+                session.max_duration = task.timeout;
+                step.batch.put_session(&session);
+                self.picks += 1;
+                self.last_picked[index] = self.picks;
+                step.events.push(EngineEvent::Dispatched {
+                    plan: *plan_id,
+                    task: task.id,
+                    key: key.clone(),
+                    session: session.id,
+                    agent,
+                    attempt,
+                });
+                let run = Running::new(session, *plan_id, key, index, Role::Resolver { files });
+                starts.push((job, Place::AsIs, run));
+            }
+        }
+        Ok(())
+    }
+
+    /// A resolver session ended: conclude or abandon its merge once that is durable.
+    pub(super) fn resolver_ended(
+        &mut self,
+        run: &Running,
+        files: Vec<String>,
+        failure: Option<String>,
+    ) {
+        self.resolver_ends.push(ResolverEnd {
+            plan: run.plan,
+            key: run.key.clone(),
+            files,
+            failure,
+        });
+    }
+
+    /// Conclude or abandon the merges of resolver sessions that ended (after their end is
+    /// durable).
+    pub(super) fn finish_resolvers(&mut self) {
+        for end in std::mem::take(&mut self.resolver_ends) {
+            let Some(state) = self.plans.get(&end.plan) else {
+                continue;
+            };
+            let Some(workspace) = state.work.workspace.clone() else {
+                continue;
+            };
+            let plan_key = state.work.work.key.clone();
+            let done = self.git_tx.clone();
+            tokio::spawn(async move {
+                let task = end.key.clone();
+                let failure = end.failure;
+                let result = blocking(move || {
+                    if let Some(why) = failure {
+                        workspace.abort_merge(&plan_key)?;
+                        return Ok(Err(why));
+                    }
+                    match workspace.conclude_merge(&plan_key, &task) {
+                        Ok(commit) => Ok(Ok(commit)),
+                        Err(e) => {
+                            workspace.abort_merge(&plan_key)?;
+                            Ok(Err(format!("the resolver session left it unresolved: {e}")))
+                        }
+                    }
+                })
+                .await;
+                let result = result.and_then(|r| r);
+                let _ = done
+                    .send(GitDone::Resolved {
+                        plan: end.plan,
+                        key: end.key,
+                        files: end.files,
+                        result,
+                    })
+                    .await;
+            });
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! How the engine's plans use their repositories: one [`Workspace`] per repository, shared by
+//! every plan in it; what each plan keeps for its runs (mode, overlap map, merge queue); and
+//! the run of one session around the runner: its worktree made before, its work committed and
+//! its changed files listed after, all on blocking threads so the engine's loop never waits
+//! for git.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::domain::{Plan, PlanId, SessionId, Task};
+use crate::engine::EngineError;
+use crate::engine::runner::{Job, Outcome, RunFuture, Runner};
+use crate::plan::PlanFile;
+use crate::store::{PlanWork, WorkMode};
+use crate::workspace::overlap::OverlapMap;
+use crate::workspace::{Integration, Workspace, WorkspaceError};
+
+/// The open workspaces, one per repository, shared by the engine and its handles.
+#[derive(Clone)]
+pub(in crate::engine) struct Workspaces {
+    root: PathBuf,
+    open: Arc<Mutex<HashMap<PathBuf, Workspace>>>,
+}
+
+/// A plan checked and its repository prepared, ready to be stored.
+pub(in crate::engine) struct Prepared {
+    pub(super) file: PlanFile,
+    pub(super) id: PlanId,
+    pub(super) work: PlanWork,
+    pub(super) workspace: Option<Workspace>,
+    pub(super) integration: Option<Integration>,
+}
+
+impl Workspaces {
+    pub(in crate::engine) fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            open: Arc::default(),
+        }
+    }
+
+    /// The workspace of the repository containing `repo`; `None` when it is not in a git
+    /// repository. Blocking.
+    fn open(&self, repo: &Path) -> Result<Option<Workspace>, WorkspaceError> {
+        match Workspace::open(repo, &self.root) {
+            Ok(workspace) => {
+                let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+                let shared = open
+                    .entry(workspace.repo().to_path_buf())
+                    .or_insert(workspace);
+                Ok(Some(shared.clone()))
+            }
+            Err(WorkspaceError::NotARepository { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Decides how a new plan uses its repository and prepares it: for worktrees, its
+    /// integration branch from `base` and that branch's worktree. Blocking.
+    pub(in crate::engine) fn prepare(
+        &self,
+        file: PlanFile,
+        id: PlanId,
+    ) -> Result<Prepared, EngineError> {
+        let key = format!("{}-{}", file.name, id.short());
+        let settings = file.settings.clone();
+        let workspace = self.open(&file.repo_path())?;
+        let (mode, integration) = match &workspace {
+            None => (WorkMode::Plain, None),
+            Some(_) if !settings.worktrees => (WorkMode::Shared, None),
+            Some(workspace) => {
+                let integration = workspace.ensure_integration(&key, settings.base.as_deref())?;
+                let mode = WorkMode::Worktrees {
+                    integration: integration.branch.clone(),
+                };
+                (mode, Some(integration))
+            }
+        };
+        let work = PlanWork {
+            plan: id,
+            settings,
+            key,
+            mode,
+        };
+        Ok(Prepared {
+            file,
+            id,
+            work,
+            workspace,
+            integration,
+        })
+    }
+
+    /// After a restart: the plan's workspace again, its integration worktree made again if it
+    /// went missing. Blocking.
+    pub(super) fn reattach(
+        &self,
+        plan: &Plan,
+        work: &PlanWork,
+    ) -> Result<Option<Workspace>, WorkspaceError> {
+        if work.mode == WorkMode::Plain {
+            return Ok(None);
+        }
+        let workspace = self
+            .open(&plan.repo)?
+            .ok_or_else(|| WorkspaceError::NotARepository {
+                path: plan.repo.clone(),
+                stderr: "it was a git repository when the plan was submitted".into(),
+            })?;
+        if matches!(work.mode, WorkMode::Worktrees { .. }) {
+            workspace.ensure_integration(&work.key, work.settings.base.as_deref())?;
+        }
+        Ok(Some(workspace))
+    }
+}
+
+/// What a plan keeps for its runs besides its task graph.
+pub(super) struct PlanWorkState {
+    pub(super) work: PlanWork,
+    pub(super) workspace: Option<Workspace>,
+    /// Why the workspace could not be opened again after a restart: its runs fail saying so.
+    pub(super) broken: Option<String>,
+    /// Which running sessions (and sessions whose work awaits its merge) touch which files.
+    pub(super) overlap: OverlapMap,
+    /// Ready tasks told held (one `TaskHeld` per wait).
+    pub(super) held: HashSet<String>,
+    /// Tasks whose sessions completed, waiting to merge, in order.
+    pub(super) merges: VecDeque<String>,
+    /// The task whose merge is under way (a git job, or a resolver session).
+    pub(super) merging: Option<String>,
+    /// Conflicts waiting for an agent to take their resolver session: (task, files).
+    pub(super) resolvers: VecDeque<(String, Vec<String>)>,
+    /// The session of each task whose work awaits its merge (its files stay in the overlap
+    /// map until then).
+    pub(super) awaiting: HashMap<String, SessionId>,
+}
+
+impl PlanWorkState {
+    pub(super) fn new(work: PlanWork, workspace: Option<Workspace>) -> Self {
+        Self {
+            work,
+            workspace,
+            broken: None,
+            overlap: OverlapMap::new(),
+            held: HashSet::new(),
+            merges: VecDeque::new(),
+            merging: None,
+            resolvers: VecDeque::new(),
+            awaiting: HashMap::new(),
+        }
+    }
+
+    /// A plan stored before plans recorded how they use their repository: as it always ran.
+    pub(super) fn plain(plan: &Plan) -> Self {
+        let work = PlanWork {
+            plan: plan.id,
+            settings: Default::default(),
+            key: format!("{}-{}", plan.name, plan.id.short()),
+            mode: WorkMode::Plain,
+        };
+        Self::new(work, None)
+    }
+
+    pub(super) fn worktrees(&self) -> bool {
+        matches!(self.work.mode, WorkMode::Worktrees { .. })
+    }
+
+    /// The lock a session of this plan holds besides the task's own: the checkout, when the
+    /// plan's sessions share it.
+    pub(super) fn checkout_lock(&self) -> Option<String> {
+        let workspace = self.workspace.as_ref()?;
+        (self.work.mode == WorkMode::Shared).then(|| format!("repo:{}", workspace.repo().display()))
+    }
+
+    /// A running session touches one of the files `task` declares: that session and file, and
+    /// whether this is news (the task was not held before).
+    pub(super) fn hold(&mut self, task: &Task) -> Option<(SessionId, String, bool)> {
+        if task.files.is_empty() || !self.worktrees() {
+            return None;
+        }
+        let declared: Vec<String> = task.files.iter().cloned().collect();
+        let (session, file) = self.overlap.blocks(&declared)?;
+        let news = self.held.insert(task.key.clone());
+        Some((session, file, news))
+    }
+
+    /// Where a task's attempt runs: its directory, where edits count for the overlap map, and
+    /// what is done around the run.
+    pub(super) fn place(
+        &self,
+        repo: &Path,
+        task: &str,
+        attempt: u32,
+    ) -> (PathBuf, Option<PathBuf>, Place) {
+        if let Some(error) = &self.broken {
+            return (repo.to_path_buf(), None, Place::Broken(error.clone()));
+        }
+        match (&self.work.mode, &self.workspace) {
+            (WorkMode::Worktrees { .. }, Some(workspace)) => {
+                let path = workspace.task_path(&self.work.key, task, attempt);
+                let place = Place::Worktree {
+                    workspace: workspace.clone(),
+                    plan: self.work.key.clone(),
+                    task: task.to_string(),
+                    attempt,
+                };
+                (path.clone(), Some(path), place)
+            }
+            (WorkMode::Shared, Some(workspace)) => {
+                let place = Place::Shared {
+                    workspace: workspace.clone(),
+                    dir: repo.to_path_buf(),
+                };
+                (repo.to_path_buf(), None, place)
+            }
+            _ => (repo.to_path_buf(), None, Place::AsIs),
+        }
+    }
+}
+
+/// What is done around a session's run.
+pub(super) enum Place {
+    /// Nothing: a plan outside git, or a resolver (its merge is concluded by the engine).
+    AsIs,
+    /// Make the attempt's worktree first; commit what the session left and list the changed
+    /// files after.
+    Worktree {
+        workspace: Workspace,
+        plan: String,
+        task: String,
+        attempt: u32,
+    },
+    /// Note the checkout's commit first; list the files changed since after.
+    Shared { workspace: Workspace, dir: PathBuf },
+    /// The plan's repository cannot be used: the run fails with this.
+    Broken(String),
+}
+
+/// How the runner is to be started.
+pub(super) enum Start {
+    Run(Arc<dyn Runner>, Job, oneshot::Receiver<()>),
+    /// A run re-attached after a restart (its worktree exists).
+    Resumed(RunFuture),
+}
+
+/// A run in its place, to its end.
+pub(super) type EndFuture = Pin<Box<dyn std::future::Future<Output = Ended> + Send>>;
+
+/// How a run ended, with what its session changed.
+pub(super) struct Ended {
+    pub(super) outcome: Outcome,
+    pub(super) work: Work,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Work {
+    /// Repo-relative, sorted.
+    pub(super) files: Vec<String>,
+    /// The commit of the session's work on its task branch.
+    pub(super) commit: Option<String>,
+}
+
+/// Runs `f` on a blocking thread; its error as text.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the git job did not finish: {e}")),
+    }
+}
+
+fn failed(error: String) -> Ended {
+    Ended {
+        outcome: Outcome::Failed {
+            error,
+            agent_fault: false,
+            usage: Default::default(),
+        },
+        work: Work::default(),
+    }
+}
+
+/// One session's run in its place.
+pub(super) async fn run_in(place: Place, start: Start) -> Ended {
+    match place {
+        Place::Broken(error) => failed(error),
+        Place::AsIs => Ended {
+            outcome: started(start).await,
+            work: Work::default(),
+        },
+        Place::Worktree {
+            workspace,
+            plan,
+            task,
+            attempt,
+        } => in_worktree(workspace, plan, task, attempt, start).await,
+        Place::Shared { workspace, dir } => {
+            let base = match &start {
+                Start::Run(..) => {
+                    let (workspace, dir) = (workspace.clone(), dir.clone());
+                    blocking(move || workspace.head(&dir)).await.ok()
+                }
+                // Where a re-attached run started was not recorded.
+                Start::Resumed(_) => None,
+            };
+            let outcome = started(start).await;
+            let mut work = Work::default();
+            if let (Outcome::Completed { .. }, Some(base)) = (&outcome, base) {
+                match blocking(move || workspace.changed_since(&dir, &base)).await {
+                    Ok(files) => work.files = files,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list the files a session changed")
+                    }
+                }
+            }
+            Ended { outcome, work }
+        }
+    }
+}
+
+async fn started(start: Start) -> Outcome {
+    match start {
+        Start::Run(runner, job, stop) => runner.run(job, stop).await,
+        Start::Resumed(future) => future.await,
+    }
+}
+
+async fn in_worktree(
+    workspace: Workspace,
+    plan: String,
+    task: String,
+    attempt: u32,
+    start: Start,
+) -> Ended {
+    let run = match start {
+        Start::Run(runner, mut job, mut stop) => {
+            let (w, p, t) = (workspace.clone(), plan.clone(), task.clone());
+            let made = tokio::select! {
+                made = blocking(move || w.create_worktree(&p, &t, attempt)) => made,
+                _ = &mut stop => return Ended { outcome: Outcome::Stopped, work: Work::default() },
+            };
+            match made {
+                Ok(tree) => job.directory = tree.path,
+                Err(e) => return failed(format!("cannot make the task's worktree: {e}")),
+            }
+            runner.run(job, stop)
+        }
+        Start::Resumed(future) => future,
+    };
+    let outcome = run.await;
+    if !matches!(outcome, Outcome::Completed { .. }) {
+        return Ended {
+            outcome,
+            work: Work::default(),
+        };
+    }
+    let dir = workspace.task_path(&plan, &task, attempt);
+    let message = format!("ocio: task {task} of plan {plan} (attempt {attempt})");
+    let kept = blocking(move || {
+        let commit = workspace.commit_all(&dir, &message)?;
+        let files = workspace.changed_files(&dir)?;
+        Ok(Work { files, commit })
+    })
+    .await;
+    match kept {
+        Ok(work) => Ended { outcome, work },
+        Err(e) => failed(format!(
+            "the session finished but its work could not be committed: {e}"
+        )),
+    }
+}

@@ -1,0 +1,81 @@
+//! Records of the work behind a plan, kept beside its tasks: how the plan uses its repository
+//! ([`PlanWork`]) and what each finished task left for the tasks after it and where its merge
+//! stands ([`TaskContext`]). Plain data, serializable both ways: front ends get them as they are
+//! stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::task::{ConflictPolicy, PlanSettings};
+use crate::domain::{PlanId, TaskId};
+
+/// How a plan's sessions use its repository, decided once when it is submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanWork {
+    pub plan: PlanId,
+    pub settings: PlanSettings,
+    /// The plan's name and short id (`add-pagination-01jx4k2m`): its branches and worktrees
+    /// are named after it, so two plans with one name never share them.
+    pub key: String,
+    pub mode: WorkMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum WorkMode {
+    /// One git worktree per session, merged into `integration` (a branch).
+    Worktrees { integration: String },
+    /// A git repository with `worktrees = false`: sessions take turns in the checkout under
+    /// the `repo:<path>` lock.
+    Shared,
+    /// Not a git repository: sessions run in the directory as it is, with no branches and no
+    /// record of changed files.
+    Plain,
+}
+
+/// What a finished task left for the tasks that need it, and where its merge stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskContext {
+    pub plan: PlanId,
+    pub task: TaskId,
+    /// The task's id in its plan.
+    pub key: String,
+    /// Its final answer.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Repo-relative paths its session changed (empty for plans outside git).
+    #[serde(default)]
+    pub files_changed: Vec<String>,
+    /// Values it published with `OCIO-PUBLISH name=value` lines, in order.
+    #[serde(default)]
+    pub values: Vec<(String, String)>,
+    /// The commit of its work on its task branch (worktree plans; `None`: it changed nothing).
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub merge: MergeState,
+    /// Runs again after merge conflicts so far (policy `retry`).
+    #[serde(default)]
+    pub conflict_reruns: u32,
+}
+
+/// Where a task's work stands against its plan's integration branch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MergeState {
+    /// Nothing to merge (a plan without worktrees).
+    #[default]
+    None,
+    /// Its session completed; the merge is queued or under way.
+    Pending,
+    /// The merge stopped on conflicts in `files`, left for a resolver session.
+    Resolving { files: Vec<String> },
+    /// On the integration branch, which was at `commit` after the merge.
+    Merged { commit: String },
+    /// The merge conflicted in `files` and was aborted; `policy` says what followed (`retry`:
+    /// the task runs again on top of the integration branch; `manual` or a failed resolver:
+    /// the task waits for the operator).
+    Conflict {
+        files: Vec<String>,
+        policy: ConflictPolicy,
+    },
+}

@@ -1,0 +1,186 @@
+//! The engine's worktree plans against a real `opencode serve` (installed from npm by the
+//! harness) and the project's scripted model: two sessions write one file in worktrees of their
+//! own, the second merge conflicts, a resolver session edits the conflicted file in the
+//! integration worktree and the merge is concluded; the dependent task's prompt, as the model
+//! received it, carries the context its upstream tasks left.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ocio::domain::task::ConflictPolicy;
+use ocio::domain::{Agent, AgentName, Backend, ModelRef, SessionKind, SessionStatus};
+use ocio::engine::{AgentSpec, EngineEvent, EngineHandle, EngineOptions, OpencodeRunner};
+use ocio::opencode::client::Client;
+use ocio::plan::PlanFile;
+use ocio::scripted::{self, Rule, Script, Turn};
+use ocio::store::{MergeState, Store, StoreOptions, query};
+use support::{TestRepo, TestServer};
+
+fn agent(client: Client) -> AgentSpec {
+    let model = ModelRef {
+        provider: scripted::PROVIDER_ID.into(),
+        model: scripted::MODEL_ID.into(),
+    };
+    let backend = Backend::Opencode {
+        url: Some(client.base_url().into()),
+        managed: false,
+        password_env: None,
+    };
+    AgentSpec {
+        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
+        runner: OpencodeRunner::new(client, None, Some(model)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_conflict_is_resolved_by_a_resolver_session_and_context_reaches_the_dependent() {
+    let repo = TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let script = Script::new()
+        // First: the resolver's prompt also quotes its task's prompt.
+        .rule(
+            Rule::when("You are resolving a git merge conflict")
+                .turn(Turn::read("shared.txt"))
+                .turn(Turn::write("shared.txt", "one\ntwo\n"))
+                .turn(Turn::text("Kept both lines.")),
+        )
+        .rule(
+            Rule::when("Write ONE")
+                .turn(Turn::write("shared.txt", "one\n"))
+                .turn(Turn::text("Wrote one.\nOCIO-PUBLISH who=one")),
+        )
+        .rule(
+            Rule::when("Write TWO")
+                .turn(Turn::write("shared.txt", "two\n"))
+                .turn(Turn::text("Wrote two.")),
+        )
+        .rule(Rule::when("Summarize").turn(Turn::text("All done.")));
+    let server = TestServer::start(script).await;
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![agent(server.client())],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let path = state.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "live"
+repo = {:?}
+conflicts = "resolver"
+[[tasks]]
+id = "one"
+prompt = "Write ONE into shared.txt"
+[[tasks]]
+id = "two"
+prompt = "Write TWO into shared.txt"
+[[tasks]]
+id = "sum"
+needs = ["one", "two"]
+prompt = "Summarize what was written"
+"#,
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let plan_id = engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    let mut seen = Vec::new();
+    let finished = loop {
+        let event = tokio::time::timeout(Duration::from_secs(120), events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if matches!(event, EngineEvent::PlanFinished { .. }) {
+            break event;
+        }
+        seen.push(event);
+    };
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 3,
+                ..
+            }
+        ),
+        "{finished:?}\n{seen:#?}"
+    );
+    let conflict = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::MergeConflict { files, policy, .. } => Some((files.clone(), *policy)),
+            _ => None,
+        })
+        .expect("the second merge conflicted");
+    assert_eq!(
+        conflict,
+        (vec!["shared.txt".to_string()], ConflictPolicy::Resolver)
+    );
+    let branch = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:shared.txt")]),
+        "one\ntwo\n",
+        "the resolver's edit was concluded into the integration branch"
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "the checkout is untouched"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let resolver = sessions
+        .iter()
+        .find(|s| s.kind == SessionKind::Resolve)
+        .expect("a resolver session");
+    assert_eq!(resolver.status, SessionStatus::Completed);
+    assert!(
+        resolver
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.directory.ends_with("integration")),
+        "{resolver:?}"
+    );
+
+    // The dependent's prompt, as the model got it, has what its upstream tasks left.
+    let asked = server
+        .model
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.last_user_text)
+        .find(|text| text.starts_with("Summarize"))
+        .expect("the dependent asked the model");
+    for wanted in [
+        "## Context from upstream tasks",
+        "### Task `one`",
+        "- who = one",
+        "Files changed (1): shared.txt",
+        "Wrote two.",
+    ] {
+        assert!(asked.contains(wanted), "{wanted:?} missing in:\n{asked}");
+    }
+    let context = engine.context(plan_id).await.unwrap();
+    assert_eq!(context.len(), 3);
+    assert!(
+        context
+            .iter()
+            .all(|c| matches!(c.merge, MergeState::Merged { .. })),
+        "{context:#?}"
+    );
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    server.stop().await;
+}

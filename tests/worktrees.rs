@@ -1,0 +1,649 @@
+//! The engine with plans in real git repositories, a real redb file and simulated agents that
+//! really write files (`SIM-WRITE` in their prompts): sessions in worktrees of their own, live
+//! overlap warnings, tasks held off files a running session touches, each conflict policy's
+//! end state on the integration branch, shared context in a dependent's prompt, and a restart
+//! mid-plan.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use ocio::config::SimulationConfig;
+use ocio::domain::task::ConflictPolicy;
+use ocio::domain::{
+    Agent, AgentName, Backend, PlanId, SessionKind, SessionStatus, TaskStatus, Transition,
+};
+use ocio::engine::{AgentSpec, ConflictState, EngineEvent, EngineHandle, EngineOptions, Simulated};
+use ocio::plan::PlanFile;
+use ocio::store::{MergeState, Store, StoreHandle, StoreOptions, query};
+use support::TestRepo;
+use tokio::sync::broadcast;
+
+fn sim_agent(name: &str, slots: u32, caps: &[&str], millis: i64) -> AgentSpec {
+    let mut agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, slots);
+    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
+    let config = SimulationConfig {
+        duration: SignedDuration::from_millis(millis),
+        failure_rate: 0.0,
+        seed: 1,
+        ask_rate: 0.0,
+    };
+    AgentSpec {
+        agent,
+        runner: Arc::new(Simulated { config }),
+    }
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        tick: Duration::from_millis(20),
+        ..EngineOptions::default()
+    }
+}
+
+/// A plan file for `repo`; `body` is the rest of the TOML (settings and tasks).
+fn plan(dir: &Path, repo: &TestRepo, name: &str, body: &str) -> PlanFile {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!("name = \"{name}\"\nrepo = {:?}\n{body}", repo.dir_str());
+    std::fs::write(&path, text).unwrap();
+    PlanFile::load(&path).unwrap()
+}
+
+fn open(dir: &Path) -> StoreHandle {
+    Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap()
+}
+
+/// Events until a plan finishes; panics after a minute.
+async fn until_finished(
+    events: &mut broadcast::Receiver<EngineEvent>,
+) -> (Vec<EngineEvent>, EngineEvent) {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if matches!(event, EngineEvent::PlanFinished { .. }) {
+            return (seen, event);
+        }
+        seen.push(event);
+    }
+}
+
+fn integration_branch(seen: &[EngineEvent]) -> String {
+    seen.iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .expect("the plan got an integration branch")
+}
+
+/// The task whose merge conflicted (the one that finished second) and the files.
+fn conflict(seen: &[EngineEvent]) -> (String, Vec<String>, ConflictPolicy) {
+    seen.iter()
+        .find_map(|e| match e {
+            EngineEvent::MergeConflict {
+                key, files, policy, ..
+            } => Some((key.clone(), files.clone(), *policy)),
+            _ => None,
+        })
+        .expect("a merge conflict")
+}
+
+fn merged_keys(seen: &[EngineEvent]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|e| match e {
+            EngineEvent::Merged { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two tasks that write different contents to one new file, at the same time.
+const RACE: &str = r#"
+[[tasks]]
+id = "one"
+prompt = 'SIM-WRITE shared.txt one\n'
+[[tasks]]
+id = "two"
+prompt = 'SIM-WRITE shared.txt two\n'
+"#;
+
+/// A fresh repository, database and engine, and the race plan with `conflicts = policy`.
+async fn race(
+    policy: &str,
+) -> (
+    TestRepo,
+    tempfile::TempDir,
+    EngineHandle,
+    StoreHandle,
+    PlanFile,
+) {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 2, &[], 1000)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let body = format!("conflicts = \"{policy}\"\n{RACE}");
+    let plan = plan(dir.path(), &repo, &format!("race-{policy}"), &body);
+    (repo, dir, engine, store, plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_edits_overlap_live_and_a_retry_runs_the_loser_again_on_top() {
+    let (repo, _dir, engine, store, plan) = race("retry").await;
+    let mut events = engine.subscribe();
+    let plan_id = engine.submit(plan).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let overlap = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Overlap { path, with, .. } => Some((path.clone(), with.len())),
+            _ => None,
+        })
+        .expect("an overlap was reported while both ran");
+    assert_eq!(overlap, ("shared.txt".to_string(), 1));
+    let (loser, files, policy) = conflict(&seen);
+    assert_eq!(
+        (files, policy),
+        (vec!["shared.txt".to_string()], ConflictPolicy::Retry)
+    );
+    let attempts: Vec<u32> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Dispatched { key, attempt, .. } if *key == loser => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "the loser ran again");
+    let mut merged = merged_keys(&seen);
+    merged.sort();
+    assert_eq!(merged, ["one", "two"]);
+
+    // The loser's second run started from the winner's work and wrote over it.
+    let branch = integration_branch(&seen);
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(content, format!("{loser}\n"));
+    assert_eq!(
+        repo.read("shared.txt"),
+        None,
+        "the user's checkout is untouched"
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+
+    // The rerun was told why; the context store says how each merge went.
+    let sessions = store.read(query::sessions).await.unwrap();
+    let rerun = sessions
+        .iter()
+        .find(|s| s.title.ends_with(&format!("/{loser} #2")))
+        .unwrap()
+        .id;
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, rerun))
+        .await
+        .unwrap();
+    let prompt = checkpoints[0].data["prompt"].as_str().unwrap().to_string();
+    assert!(
+        prompt.contains("This is a retry after a merge conflict"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("- shared.txt\n"), "{prompt}");
+    let context = engine.context(plan_id).await.unwrap();
+    assert_eq!(context.len(), 2);
+    for task in &context {
+        assert!(matches!(task.merge, MergeState::Merged { .. }), "{task:?}");
+        assert_eq!(task.files_changed, ["shared.txt"]);
+        assert_eq!(task.conflict_reruns, u32::from(task.key == loser));
+    }
+    assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
+    let (repo, _dir, engine, store, plan) = race("resolver").await;
+    let mut events = engine.subscribe();
+    engine.submit(plan).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let (loser, files, policy) = conflict(&seen);
+    assert_eq!(
+        (files, policy),
+        (vec!["shared.txt".to_string()], ConflictPolicy::Resolver)
+    );
+    let mut merged = merged_keys(&seen);
+    merged.sort();
+    assert_eq!(merged, ["one", "two"]);
+
+    // One resolver session ran, in the integration worktree, and completed.
+    let sessions = store.read(query::sessions).await.unwrap();
+    let resolvers: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.kind == SessionKind::Resolve)
+        .collect();
+    assert_eq!(resolvers.len(), 1);
+    assert_eq!(resolvers[0].status, SessionStatus::Completed);
+    assert!(resolvers[0].title.contains(&format!("/{loser} resolve #1")));
+    let code_runs = sessions
+        .iter()
+        .filter(|s| s.kind == SessionKind::Code)
+        .count();
+    assert_eq!(code_runs, 2, "nobody ran again");
+
+    // The merge was concluded: a merge commit with both tasks' branches, no markers left.
+    let branch = integration_branch(&seen);
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(
+        content,
+        format!("{loser}\n"),
+        "the simulated resolver kept its task's side"
+    );
+    let parents = repo.git(&["log", "-1", "--format=%P", &branch]);
+    assert_eq!(parents.split_whitespace().count(), 2, "a merge commit");
+    let subject = repo.git(&["log", "-1", "--format=%s", &branch]);
+    assert!(
+        subject.contains(&format!("merge task {loser}")),
+        "{subject}"
+    );
+    assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_retries() {
+    let (repo, _dir, engine, store, plan) = race("manual").await;
+    let mut events = engine.subscribe();
+    let plan_id = engine.submit(plan).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let (loser, files, policy) = conflict(&seen);
+    assert_eq!(
+        (files, policy),
+        (vec!["shared.txt".to_string()], ConflictPolicy::Manual)
+    );
+    let cause = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Transition(e) => match &e.transition {
+                Transition::Task {
+                    key,
+                    to: TaskStatus::Failed,
+                    ..
+                } if *key == loser => Some(e.cause.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap();
+    assert!(cause.contains("merge conflict in shared.txt"), "{cause}");
+    let conflicts = engine.snapshot().await.unwrap().conflicts;
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].key, loser);
+    assert_eq!(conflicts[0].files, ["shared.txt"]);
+    assert_eq!(conflicts[0].state, ConflictState::Parked);
+
+    // The integration branch has the winner's work only, and no merge in progress.
+    let branch = integration_branch(&seen);
+    let winner = if loser == "one" { "two" } else { "one" };
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(content, format!("{winner}\n"));
+    let integration = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!integration.join(".git").is_dir());
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&integration)
+        .output()
+        .unwrap();
+    assert!(
+        status.stdout.is_empty(),
+        "the aborted merge left nothing behind"
+    );
+
+    // The operator retries: the task runs again on top of the winner's work and merges.
+    let task = store
+        .read(query::tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.key == loser && t.plan == plan_id)
+        .unwrap();
+    engine.retry(task.id).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(merged_keys(&seen), std::slice::from_ref(&loser));
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(content, format!("{loser}\n"));
+    assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_declaring_a_file_a_running_session_touches_waits_for_its_merge() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // `edit` starts at once and touches src/x.rs at its start; `warm` ends after a second,
+    // which makes `declares` ready while `edit` still runs (for three more seconds).
+    let agents = vec![
+        sim_agent("slow", 1, &["slow"], 4000),
+        sim_agent("fast", 2, &[], 1000),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let body = r#"
+[[tasks]]
+id = "edit"
+capabilities = ["slow"]
+prompt = 'SIM-WRITE src/x.rs fn x() {}\n'
+[[tasks]]
+id = "warm"
+prompt = "warm up"
+[[tasks]]
+id = "declares"
+needs = ["warm"]
+files = ["src/"]
+prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
+"#;
+    engine
+        .submit(plan(dir.path(), &repo, "held", body))
+        .await
+        .unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 3,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let edit_session = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Dispatched { key, session, .. } if key == "edit" => Some(*session),
+            _ => None,
+        })
+        .unwrap();
+    let position =
+        |wanted: &dyn Fn(&EngineEvent) -> bool| seen.iter().position(wanted).expect("event seen");
+    let held: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::TaskHeld {
+                key, session, file, ..
+            } => Some((key.clone(), *session, file.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [("declares".to_string(), edit_session, "src/x.rs".to_string())],
+        "held once, naming the session and the file"
+    );
+    let edit_merged = position(&|e| matches!(e, EngineEvent::Merged { key, .. } if key == "edit"));
+    let declares_started =
+        position(&|e| matches!(e, EngineEvent::Dispatched { key, .. } if key == "declares"));
+    let declares_held =
+        position(&|e| matches!(e, EngineEvent::TaskHeld { key, .. } if key == "declares"));
+    assert!(declares_held < edit_merged && edit_merged < declares_started);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_reaches_the_dependent_and_a_restart_mid_plan_keeps_the_worktrees() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"
+[[tasks]]
+id = "a"
+prompt = '''
+Write the API.
+SIM-WRITE src/a.txt alpha\n
+SIM-PUBLISH port=8080
+'''
+[[tasks]]
+id = "b"
+needs = ["a"]
+capabilities = ["b"]
+prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
+"#;
+    let plan = plan(dir.path(), &repo, "ctx", body);
+    let (plan_id, branch, first_b_session) = {
+        let store = open(dir.path());
+        // `b` runs for a minute on the first engine: it is stopped mid-run.
+        let agents = vec![
+            sim_agent("sim", 2, &[], 100),
+            sim_agent("long", 1, &["b"], 60_000),
+        ];
+        let engine = EngineHandle::start(store.clone(), agents, options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        let plan_id = engine.submit(plan).await.unwrap();
+        let (mut branch, mut b) = (None, None);
+        let session = loop {
+            let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match event {
+                EngineEvent::IntegrationReady { branch: b, .. } => branch = Some(b),
+                EngineEvent::Dispatched { key, session, .. } if key == "b" => b = Some(session),
+                // Its first activity: its worktree is made and the run under way.
+                EngineEvent::Activity { session, .. } if Some(session) == b => break session,
+                _ => {}
+            }
+        };
+        let context = engine.context(plan_id).await.unwrap();
+        assert_eq!(context.len(), 1);
+        assert_eq!(
+            context[0].values,
+            [("port".to_string(), "8080".to_string())]
+        );
+        assert_eq!(context[0].files_changed, ["src/a.txt"]);
+        assert!(matches!(context[0].merge, MergeState::Merged { .. }));
+        engine.shutdown().await.unwrap();
+        store.close().await;
+        (plan_id, branch.unwrap(), session)
+    };
+    let worktrees = repo.git(&["worktree", "list", "--porcelain"]);
+    assert!(worktrees.contains("/integration\n"), "{worktrees}");
+    assert!(
+        worktrees.contains("/b/1\n"),
+        "b's first worktree: {worktrees}"
+    );
+
+    let store = open(dir.path());
+    let agents = vec![
+        sim_agent("sim", 2, &[], 100),
+        sim_agent("long", 1, &["b"], 100),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    // What `a` left survived the restart.
+    let context = engine.context(plan_id).await.unwrap();
+    assert_eq!(
+        context[0].values,
+        [("port".to_string(), "8080".to_string())]
+    );
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(merged_keys(&seen), ["b"]);
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", &branch]);
+    assert_eq!(tree, "README.md\nsrc/a.txt\nsrc/b.txt\n");
+
+    let sessions = store.read(query::sessions).await.unwrap();
+    let first = sessions.iter().find(|s| s.id == first_b_session).unwrap();
+    assert_eq!(first.status, SessionStatus::Failed, "{first:?}");
+    let second = sessions
+        .iter()
+        .find(|s| s.title.ends_with("/b #2"))
+        .unwrap()
+        .id;
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, second))
+        .await
+        .unwrap();
+    let prompt = checkpoints[0].data["prompt"].as_str().unwrap().to_string();
+    for wanted in [
+        "Use simulated result of a",
+        "## Context from upstream tasks",
+        "### Task `a`",
+        "- port = 8080",
+        "Files changed (1): src/a.txt",
+    ] {
+        assert!(prompt.contains(wanted), "{wanted:?} missing in:\n{prompt}");
+    }
+    assert!(
+        !prompt.contains("OCIO-PUBLISH name=value"),
+        "b has no dependents: no publishing paragraph"
+    );
+    let a_session = sessions
+        .iter()
+        .find(|s| s.title.ends_with("/a #1"))
+        .unwrap()
+        .id;
+    let a_prompt = store
+        .read(move |txn| query::checkpoints(txn, a_session))
+        .await
+        .unwrap()[0]
+        .data["prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(a_prompt.contains("OCIO-PUBLISH name=value"), "{a_prompt}");
+    let _: PlanId = plan_id;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(store.clone(), vec![sim_agent("sim", 2, &[], 10)], options())
+        .await
+        .unwrap();
+    let err = engine
+        .submit(plan(
+            dir.path(),
+            &repo,
+            "bad",
+            "base = \"nope\"\n[[tasks]]\nid = \"t\"\nprompt = \"p\"\n",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("base \"nope\" is not a branch"),
+        "{err}"
+    );
+    assert!(
+        store.read(query::plans).await.unwrap().is_empty(),
+        "nothing queued"
+    );
+
+    // A directory outside git: the session writes where the plan says.
+    let plain = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"plain\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = 'SIM-WRITE out.txt x'\n",
+            plain.path()
+        ),
+    )
+    .unwrap();
+    let mut events = engine.subscribe();
+    engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, EngineEvent::IntegrationReady { .. }))
+    );
+    assert_eq!(
+        std::fs::read_to_string(plain.path().join("out.txt")).unwrap(),
+        "x"
+    );
+    engine.shutdown().await.unwrap();
+}
