@@ -277,7 +277,16 @@ impl Core {
             },
             session: session.id,
             title: session.title.clone(),
-            prompt: task.prompt.clone(),
+            // Sent only if it never reached the server: the prompt the attempt was given.
+            prompt: match &role {
+                Role::Task => super::context::prompt(
+                    &state.graph,
+                    task,
+                    &self.contexts,
+                    self.options.context_budget,
+                ),
+                Role::Resolver { files } => super::merge::resolver_prompt_of(state, task, files),
+            },
             task_key: key.clone(),
             attempt: session.attempt,
             directory: remote.directory.clone(),
