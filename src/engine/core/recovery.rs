@@ -208,8 +208,9 @@ impl Core {
         let Some(work) = work else {
             return PlanWorkState::plain(plan);
         };
-        let finished = !graph.tasks().any(|t| super::is_active(t.status));
-        if finished || work.mode == crate::store::WorkMode::Plain {
+        // A plan whose tasks are all done needs no git again (a failed one may be retried).
+        let done = graph.tasks().all(|t| t.status == TaskStatus::Done);
+        if done || work.mode == crate::store::WorkMode::Plain {
             return PlanWorkState::new(work, None);
         }
         let (workspaces, p, w) = (self.workspaces.clone(), plan.clone(), work.clone());
