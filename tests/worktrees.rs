@@ -647,3 +647,82 @@ async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_worktrees_sessions_take_turns_in_the_checkout_and_their_files_are_recorded() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 2, &[], 300)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let body = r#"
+worktrees = false
+[[tasks]]
+id = "a"
+prompt = 'SIM-WRITE a.txt a'
+[[tasks]]
+id = "b"
+prompt = 'SIM-WRITE b.txt b'
+"#;
+    let plan_id = engine
+        .submit(plan(dir.path(), &repo, "shared", body))
+        .await
+        .unwrap();
+    let (seen, finished) = until_finished(&mut events).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished {
+            ok: true,
+            done: 2,
+            ..
+        }
+    ));
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, EngineEvent::IntegrationReady { .. }))
+    );
+    // Under the repo lock: the second started only after the first ended.
+    let order: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Dispatched { key, .. } => Some(format!("start {key}")),
+            EngineEvent::Transition(e) => match &e.transition {
+                Transition::Task {
+                    key,
+                    to: TaskStatus::Done,
+                    ..
+                } => Some(format!("done {key}")),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(
+        order == ["start a", "done a", "start b", "done b"]
+            || order == ["start b", "done b", "start a", "done a"],
+        "{order:?}"
+    );
+    assert_eq!(repo.read("a.txt").as_deref(), Some("a"));
+    let context = engine.context(plan_id).await.unwrap();
+    // Nothing is committed in a shared checkout: the later session's files include what the
+    // earlier one left there.
+    let first = if order[0] == "start a" { "a" } else { "b" };
+    for task in &context {
+        let own = format!("{}.txt", task.key);
+        assert!(task.files_changed.contains(&own), "{task:?}");
+        if task.key == first {
+            assert_eq!(task.files_changed, [own]);
+        } else {
+            assert_eq!(task.files_changed, ["a.txt", "b.txt"]);
+        }
+    }
+    assert!(context.iter().all(|c| c.merge == MergeState::None));
+    engine.shutdown().await.unwrap();
+}

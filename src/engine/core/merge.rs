@@ -18,14 +18,29 @@
 use jiff::Timestamp;
 
 use super::workspace::{Place, blocking};
-use super::{Core, Role, Running, Step, context, new_session, persist_changed_tasks};
+use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
 use crate::domain::task::ConflictPolicy;
-use crate::domain::{CheckpointKind, PlanId, SessionKind, TaskStatus, Transition};
+use crate::domain::{CheckpointKind, PlanId, SessionKind, Task, TaskStatus, Transition};
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{EngineError, EngineEvent, routing};
 use crate::store::MergeState;
 use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
 use crate::workspace::{MergeOutcome, OnConflict, names};
+
+/// The prompt of the resolver session for `task`'s conflicts in `files`.
+pub(super) fn resolver_prompt_of(state: &PlanState, task: &Task, files: &[String]) -> String {
+    let plan_key = &state.work.work.key;
+    let rendered = context::render(&state.graph, task);
+    resolver_prompt(&ResolverBrief {
+        plan: &state.plan.name,
+        task: &task.key,
+        branch: &names::task_branch(plan_key, &task.key),
+        integration_branch: &names::integration_branch(plan_key),
+        files,
+        task_prompt: &rendered,
+        task_summary: task.result.as_deref(),
+    })
+}
 
 /// Reruns after merge conflicts a task gets before it is parked for the operator.
 pub const MAX_CONFLICT_RERUNS: u32 = 3;
@@ -382,16 +397,7 @@ impl Core {
                     attempt,
                     now,
                 )?;
-                let rendered = context::render(&state.graph, task);
-                let prompt = resolver_prompt(&ResolverBrief {
-                    plan: &state.plan.name,
-                    task: &key,
-                    branch: &names::task_branch(plan_key, &key),
-                    integration_branch: &names::integration_branch(plan_key),
-                    files: &files,
-                    task_prompt: &rendered,
-                    task_summary: task.result.as_deref(),
-                });
+                let prompt = resolver_prompt_of(state, task, &files);
                 let job = Job {
                     reporter: Reporter {
                         tx: self.report_tx.clone(),

@@ -208,8 +208,9 @@ impl Core {
         let Some(work) = work else {
             return PlanWorkState::plain(plan);
         };
-        let finished = !graph.tasks().any(|t| super::is_active(t.status));
-        if finished || work.mode == crate::store::WorkMode::Plain {
+        // A plan whose tasks are all done needs no git again (a failed one may be retried).
+        let done = graph.tasks().all(|t| t.status == TaskStatus::Done);
+        if done || work.mode == crate::store::WorkMode::Plain {
             return PlanWorkState::new(work, None);
         }
         let (workspaces, p, w) = (self.workspaces.clone(), plan.clone(), work.clone());
@@ -277,7 +278,16 @@ impl Core {
             },
             session: session.id,
             title: session.title.clone(),
-            prompt: task.prompt.clone(),
+            // Sent only if it never reached the server: the prompt the attempt was given.
+            prompt: match &role {
+                Role::Task => super::context::prompt(
+                    &state.graph,
+                    task,
+                    &self.contexts,
+                    self.options.context_budget,
+                ),
+                Role::Resolver { files } => super::merge::resolver_prompt_of(state, task, files),
+            },
             task_key: key.clone(),
             attempt: session.attempt,
             directory: remote.directory.clone(),

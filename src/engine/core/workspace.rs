@@ -217,7 +217,11 @@ impl PlanWorkState {
                 };
                 (repo.to_path_buf(), None, place)
             }
-            _ => (repo.to_path_buf(), None, Place::AsIs),
+            (WorkMode::Plain, _) => (repo.to_path_buf(), None, Place::AsIs),
+            (_, None) => {
+                let error = "the plan's repository was not opened again after a restart".into();
+                (repo.to_path_buf(), None, Place::Broken(error))
+            }
         }
     }
 }
