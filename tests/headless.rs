@@ -334,7 +334,15 @@ fn a_template_becomes_a_plan_for_the_goal_in_the_repository_around_the_current_d
     for args in [
         &["init", "-q"][..],
         &["add", "."],
-        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "first",
+        ],
     ] {
         let git = std::process::Command::new("git")
             .args(args)
@@ -387,5 +395,68 @@ fn a_template_becomes_a_plan_for_the_goal_in_the_repository_around_the_current_d
     let finished = engine.until("the plan is over", |l| l["type"] == "plan_finished");
     assert_eq!(finished["ok"], true, "{finished}");
     assert_eq!(finished["done"], 3);
+    engine.stop("INT");
+}
+
+#[test]
+fn a_goal_is_planned_by_the_engines_planner_shown_and_submitted_once_approved() {
+    let home = Home::new();
+    home.write_config(
+        "[[agents]]\nname = \"planner\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"plan\", \"code\"]\n",
+    );
+    let repo = home.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "x\n").unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "first",
+        ],
+    ] {
+        assert!(
+            std::process::Command::new("git")
+                .args(args)
+                .current_dir(&repo)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let in_repo = |args: &[&str]| home.command(args).current_dir(&repo).output().unwrap();
+    // No engine: the planner lives in the engine, and the error says how to start one.
+    let none = in_repo(&["submit", "--goal", "Add pagination", "--print"]);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+
+    let mut engine = home.engine(&[]);
+    let shown = in_repo(&["submit", "--goal", "Add pagination", "--print"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let toml = stdout(&shown);
+    for id in ["analyze", "implement", "test", "review"] {
+        assert!(toml.contains(&format!("id = \"{id}\"")), "{toml}");
+    }
+    assert!(
+        stderr(&shown).contains("planned by agent planner: 4 tasks"),
+        "{}",
+        stderr(&shown)
+    );
+    // Without a terminal to ask on, only --yes submits.
+    let unasked = in_repo(&["submit", "--goal", "Add pagination"]);
+    assert_eq!(unasked.status.code(), Some(2));
+    assert!(stderr(&unasked).contains("--yes"), "{}", stderr(&unasked));
+    let submitted = in_repo(&["submit", "--goal", "Add pagination", "--yes", "--json"]);
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let submitted: Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    assert_eq!(submitted["proposal"]["tasks"], 4);
+    assert!(submitted["submitted"].is_string(), "{submitted}");
+    let finished = engine.until("the planned plan is over", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(finished["done"], 4);
     engine.stop("INT");
 }

@@ -131,6 +131,14 @@ enum Command {
             conflicts_with = "prompt"
         )]
         template: Option<String>,
+        /// Ask the engine's planner (an agent with the `plan` capability) for a plan towards
+        /// this goal in the current directory's git repository; it is shown, and submitted
+        /// once you approve it
+        #[arg(long, value_name = "GOAL", group = "what", conflicts_with = "template")]
+        goal: Option<String>,
+        /// Approve the planner's plan without asking (for scripts)
+        #[arg(long, requires = "goal")]
+        yes: bool,
         /// Print the plan that would be submitted (TOML) and stop
         #[arg(long)]
         print: bool,
@@ -355,11 +363,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
         Some(Command::Run { plan }) => run::run(&context, flags, &plan),
         Some(Command::Submit {
+            goal: Some(goal),
+            yes,
+            print,
+            json,
+            ..
+        }) => remote::plan_and_submit(&context, &goal, yes, print, json),
+        Some(Command::Submit {
             plan,
             prompt,
             template,
             print,
             json,
+            ..
         }) => {
             let what = match (template, plan, prompt) {
                 (Some(template), Some(goal), _) => remote::What::Template {

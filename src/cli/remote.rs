@@ -2,6 +2,7 @@
 //! submit`, `cancel`, `retry`, `approve`. Without a running engine they do nothing and say how
 //! to start one (only an engine may change what it owns).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -62,6 +63,70 @@ pub fn submit(context: &Context, what: What, print: bool, json: bool) -> Result<
             ))
         }
     })
+}
+
+/// `ocio submit --goal`: the engine's planner proposes a plan for `goal` in the repository
+/// around the current directory; it is shown, then submitted once approved (`--yes`, or `y`
+/// at the prompt on a terminal). `--print` only shows it.
+pub fn plan_and_submit(
+    context: &Context,
+    goal: &str,
+    yes: bool,
+    print: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let (_, repo) = repository()?;
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        let proposal = client.plan(goal, &repo).await?;
+        let origin = repo.join("(planner)");
+        if !json || print {
+            print!("{}", proposal.toml);
+        }
+        let by = if proposal.session.is_empty() {
+            format!("agent {}", proposal.agent)
+        } else {
+            format!("agent {} (session {})", proposal.agent, proposal.session)
+        };
+        eprintln!("planned by {by}: {} tasks", proposal.tasks);
+        if print {
+            return Ok(());
+        }
+        let approved = yes || (std::io::stdin().is_terminal() && ask("submit this plan? [y/N] "));
+        if !approved {
+            if json {
+                print_json(
+                    &json!({ "source": "engine", "proposal": proposal, "submitted": null }),
+                )?;
+            }
+            if std::io::stdin().is_terminal() {
+                eprintln!("not submitted");
+                return Ok(());
+            }
+            return Err(Failure::usage(
+                "not submitted: nothing can ask you here; pass --yes to approve the plan",
+            ));
+        }
+        let plan = client.submit(&origin, proposal.toml.clone()).await?;
+        if json {
+            print_json(&json!({ "source": "engine", "proposal": proposal, "submitted": plan }))
+        } else {
+            print_text(&format!(
+                "submitted plan {} as {plan} ({} tasks)",
+                proposal.name, proposal.tasks
+            ))
+        }
+    })
+}
+
+/// Ask a yes/no question on the terminal.
+fn ask(question: &str) -> bool {
+    use std::io::Write;
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// The plan a built-in template makes for `goal`, in the git repository around the current

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::Proposal;
+
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -72,6 +74,19 @@ impl ControlClient {
     pub async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, ControlError> {
         match self.ask(Request::Transcript { session }).await? {
             Reply::Transcript { entries } => Ok(entries),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Ask the engine's planner for a plan towards `goal` in `repo` (absolute); nothing is
+    /// queued until the proposal's text is submitted.
+    pub async fn plan(&self, goal: &str, repo: &Path) -> Result<Proposal, ControlError> {
+        let request = Request::Plan {
+            goal: goal.to_string(),
+            repo: repo.to_path_buf(),
+        };
+        match self.ask(request).await? {
+            Reply::Proposal { proposal } => Ok(proposal),
             other => Err(self.unexpected(&other)),
         }
     }

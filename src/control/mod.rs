@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{PlanId, SessionId, TaskId};
 use crate::engine::approval::Decision;
-use crate::engine::{EngineError, EngineEvent, Entry, Snapshot};
+use crate::engine::{EngineError, EngineEvent, Entry, Proposal, Snapshot};
 
 pub use client::{ControlClient, Feed};
 pub use server::ControlServer;
@@ -58,6 +58,11 @@ pub enum Request {
         agent: String,
         drain: bool,
     },
+    /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
+    Plan {
+        goal: String,
+        repo: PathBuf,
+    },
     /// Turn this connection into a stream of engine events, until either side closes it.
     Subscribe,
 }
@@ -70,6 +75,7 @@ pub enum Reply {
     Snapshot { snapshot: Box<Snapshot> },
     Transcript { entries: Vec<Entry> },
     Submitted { plan: PlanId },
+    Proposal { proposal: Proposal },
     Done,
 }
 
@@ -156,10 +162,12 @@ impl From<EngineError> for RemoteError {
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
             EngineError::NotNow { .. }
             | EngineError::DuplicateAgent(_)
-            | EngineError::AgentBusy { .. } => ErrorKind::NotNow,
-            EngineError::Store(_) | EngineError::Stopped | EngineError::Workspace(_) => {
-                ErrorKind::Failed
-            }
+            | EngineError::AgentBusy { .. }
+            | EngineError::NoPlanner(_) => ErrorKind::NotNow,
+            EngineError::Store(_)
+            | EngineError::Stopped
+            | EngineError::Workspace(_)
+            | EngineError::Planner(_) => ErrorKind::Failed,
         };
         Self {
             kind,

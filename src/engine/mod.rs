@@ -36,7 +36,7 @@ use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle, TaskContext};
 use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
-pub use runner::{Job, Outcome, Runner, Simulated};
+pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
     Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
     TaskView,
@@ -206,6 +206,10 @@ pub enum EngineError {
     Workspace(#[from] WorkspaceError),
     #[error("no plan {0}")]
     UnknownPlan(PlanId),
+    #[error("no agent can plan: {0}")]
+    NoPlanner(String),
+    #[error("the planner failed: {0}")]
+    Planner(String),
     #[error("the engine has stopped")]
     Stopped,
 }
@@ -227,6 +231,11 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Plan(
+        String,
+        std::path::PathBuf,
+        oneshot::Sender<Result<runner::Proposal, EngineError>>,
+    ),
     Transcript(SessionId, oneshot::Sender<Vec<Entry>>),
     Pause(bool, oneshot::Sender<Result<(), EngineError>>),
     Approve(
@@ -353,6 +362,18 @@ impl EngineHandle {
     ) -> Result<(), EngineError> {
         self.ask(|reply| Command::Approve(request.to_string(), decision, reply))
             .await?
+    }
+
+    /// Ask an agent with the `plan` capability for a plan towards `goal` in `repo` (a planning
+    /// session answering with structured output, checked like a plan file). Nothing is queued:
+    /// the operator approves the proposal and submits its text.
+    pub async fn plan(
+        &self,
+        goal: &str,
+        repo: &std::path::Path,
+    ) -> Result<runner::Proposal, EngineError> {
+        let (goal, repo) = (goal.to_string(), repo.to_path_buf());
+        self.ask(|reply| Command::Plan(goal, repo, reply)).await?
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use super::approval::{Ask, Decision};
 use super::live::{LiveHub, Subscription, Transcriber};
-use super::runner::{Health, Job, Outcome, ProbeFuture, RunFuture, Runner};
+use super::runner::{
+    Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner,
+};
 use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
@@ -31,6 +33,7 @@ use crate::opencode::wire::{
     CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply,
     PermissionRequest, PromptPart, PromptRequest,
 };
+use crate::plan::planner::{PlannerRequest, plan_with};
 
 /// How often a running session's pending permission requests are looked up (the stream brings
 /// them at once; this catches any it dropped).
@@ -95,6 +98,31 @@ impl Runner for OpencodeRunner {
                     detail: e.to_string(),
                 },
             }
+        }))
+    }
+
+    /// A planning session on this server, asked through structured output.
+    fn plan(&self, request: PlanRequest) -> Option<PlanFuture> {
+        let this = self.clone();
+        Some(Box::pin(async move {
+            let planner = PlannerRequest {
+                goal: &request.goal,
+                repo: &request.repo,
+                name: None,
+                capabilities: &request.capabilities,
+                model: this.model.as_ref(),
+                opencode_agent: this.opencode_agent.as_deref(),
+            };
+            let planned = plan_with(&this.client, &planner)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Proposal {
+                name: planned.plan.name.clone(),
+                tasks: planned.plan.tasks.len(),
+                toml: planned.toml,
+                agent: String::new(),
+                session: planned.session,
+            })
         }))
     }
 

@@ -149,6 +149,37 @@ pub trait Runner: Send + Sync {
     fn probe(&self) -> Option<ProbeFuture> {
         None
     }
+
+    /// Ask this agent for a plan towards a goal (a planning session answering with structured
+    /// output). `None`: this runner cannot plan.
+    fn plan(&self, request: PlanRequest) -> Option<PlanFuture> {
+        let _ = request;
+        None
+    }
+}
+
+/// What a planner is asked: a goal, the repository it is for, and the capabilities the agents
+/// offer (the only ones its tasks may need).
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub goal: String,
+    pub repo: std::path::PathBuf,
+    pub capabilities: std::collections::BTreeSet<String>,
+}
+
+/// A planner's answer, checked like a plan file: its text, or why there is none.
+pub type PlanFuture = Pin<Box<dyn Future<Output = Result<Proposal, String>> + Send>>;
+
+/// A plan a planner proposes, for the operator to approve before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Proposal {
+    pub name: String,
+    /// The plan as plan-file text: what is shown, and what is submitted once approved.
+    pub toml: String,
+    pub tasks: usize,
+    /// The agent that planned it, and its planning session (empty for simulated agents).
+    pub agent: String,
+    pub session: String,
 }
 
 /// The in-process simulator: a run takes `duration` and fails for a deterministic share of
@@ -200,6 +231,10 @@ impl Simulated {
 }
 
 impl Runner for Simulated {
+    fn plan(&self, request: PlanRequest) -> Option<PlanFuture> {
+        Some(Box::pin(async move { simulated_plan(&request) }))
+    }
+
     fn run(&self, job: Job, mut stop: oneshot::Receiver<()>) -> RunFuture {
         let fails = self.fails(&job.task_key, job.attempt);
         let asks = self.asks(&job.task_key, job.attempt);
@@ -369,6 +404,42 @@ fn write_in(directory: &std::path::Path, path: &str, content: &str) -> Result<()
     }
     std::fs::write(&target, content)
         .map_err(|e| format!("simulated write: cannot write {}: {e}", target.display()))
+}
+
+/// The simulator's planner: analyze, implement, test, review, each needing a capability the
+/// agents offer when one fits (`plan`, `code`, `test`, `review`), checked like any planner's
+/// answer. Deterministic, for demos and tests.
+pub fn simulated_plan(request: &PlanRequest) -> Result<Proposal, String> {
+    let offered = |cap: &str| {
+        if request.capabilities.contains(cap) {
+            vec![cap.to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let answer = serde_json::json!({ "tasks": [
+        { "id": "analyze", "prompt": format!("Study the code for: {}. Answer with the plan of change.", request.goal), "capabilities": offered("plan") },
+        { "id": "implement", "prompt": "Make the change: {{tasks.analyze.summary}}", "needs": ["analyze"], "capabilities": offered("code") },
+        { "id": "test", "prompt": "Test the change: {{tasks.implement.summary}}", "needs": ["implement"], "capabilities": offered("test") },
+        { "id": "review", "prompt": "Review the change and its tests.", "needs": ["test"], "capabilities": offered("review") },
+    ]});
+    let planner = crate::plan::planner::PlannerRequest {
+        goal: &request.goal,
+        repo: &request.repo,
+        name: None,
+        capabilities: &request.capabilities,
+        model: None,
+        opencode_agent: None,
+    };
+    let (plan, toml) =
+        crate::plan::planner::plan_from_answer(&answer, &planner).map_err(|e| e.to_string())?;
+    Ok(Proposal {
+        name: plan.name.clone(),
+        tasks: plan.tasks.len(),
+        toml,
+        agent: String::new(),
+        session: String::new(),
+    })
 }
 
 pub fn to_std(d: SignedDuration) -> std::time::Duration {

@@ -30,6 +30,8 @@ pub enum Msg {
     Lagged(u64),
     Snapshot(Box<Snapshot>),
     Transcript(SessionId, Vec<Entry>),
+    /// The planner proposes a plan: show it for approval.
+    Proposal(Box<crate::engine::Proposal>),
     /// A request finished: what it was and how it went.
     Reply(String, Result<String, String>),
     /// About once a second.
@@ -60,6 +62,10 @@ pub enum Request {
     Approve(String, Decision),
     Pause(bool),
     Drain(String, bool),
+    /// Ask the engine's planner for a plan towards a goal (shown for approval).
+    Plan(String),
+    /// Submit a plan's text (an approved proposal); the path names it in errors.
+    SubmitText(PathBuf, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +99,8 @@ pub enum Mode {
     Detail(SessionId),
     /// Quit while work runs?
     ConfirmQuit,
+    /// A planner's plan, waiting for the operator's yes or no.
+    Review(Box<crate::engine::Proposal>),
 }
 
 /// A short message at the bottom: what a command did.
@@ -177,6 +185,11 @@ impl App {
                 self.view.generation += 1;
                 Vec::new()
             }
+            Msg::Proposal(proposal) => {
+                self.panes.help_scroll = 0;
+                self.mode = Mode::Review(proposal);
+                Vec::new()
+            }
             Msg::Reply(what, result) => {
                 let (text, error) = match result {
                     Ok(done) => (format!("{what}: {done}"), false),
@@ -249,6 +262,29 @@ impl App {
                 }
                 Vec::new()
             }
+            Mode::Review(proposal) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.mode = Mode::Normal;
+                    let origin = PathBuf::from(format!("(plan by {})", proposal.agent));
+                    vec![Effect::Request(Request::SubmitText(origin, proposal.toml))]
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.mode = Mode::Normal;
+                    self.toast(format!("plan {} discarded", proposal.name), false);
+                    Vec::new()
+                }
+                _ => {
+                    let scroll = &mut self.panes.help_scroll;
+                    match self.keymap.action(&key) {
+                        Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                        Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                        Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                        Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                        _ => {}
+                    }
+                    Vec::new()
+                }
+            },
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.quit = true;

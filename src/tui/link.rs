@@ -136,11 +136,18 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
         }
         Request::Prompt(text) => {
             let (path, toml) = prompt_plan(&text, cwd);
-            match PlanFile::parse(&toml, &path) {
-                Ok(plan) => reply("new task".into(), engine.submit(plan).await.map(queued)),
-                Err(e) => reply("new task".into(), Err(e)),
-            }
+            submit_local(engine, "new task".into(), &path, &toml).await
         }
+        Request::SubmitText(path, toml) => {
+            submit_local(engine, format!("submit {}", path.display()), &path, &toml).await
+        }
+        Request::Plan(goal) => match git_root(cwd) {
+            Ok(repo) => match engine.plan(&goal, &repo).await {
+                Ok(proposal) => Msg::Proposal(Box::new(proposal)),
+                Err(e) => reply("plan".into(), Err(e)),
+            },
+            Err(e) => reply("plan".into(), Err(e)),
+        },
         Request::Cancel(id, name) => reply(
             format!("cancel {name}"),
             engine.cancel(id).await.map(|()| "stopping".into()),
@@ -192,6 +199,17 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
                 client.submit(&path, toml).await.map(queued),
             )
         }
+        Request::SubmitText(path, toml) => reply(
+            format!("submit {}", path.display()),
+            client.submit(&path, toml).await.map(queued),
+        ),
+        Request::Plan(goal) => match git_root(cwd) {
+            Ok(repo) => match client.plan(&goal, &repo).await {
+                Ok(proposal) => Msg::Proposal(Box::new(proposal)),
+                Err(e) => reply("plan".into(), Err(e)),
+            },
+            Err(e) => reply("plan".into(), Err(e)),
+        },
         Request::Cancel(id, name) => reply(
             format!("cancel {name}"),
             client.cancel(id).await.map(|()| "stopping".into()),
@@ -216,6 +234,26 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
             client.drain(&name, drain).await.map(|()| "done".into()),
         ),
     }
+}
+
+async fn submit_local(engine: &EngineHandle, what: String, path: &Path, toml: &str) -> Msg {
+    match PlanFile::parse(toml, path) {
+        Ok(plan) => reply(what, engine.submit(plan).await.map(queued)),
+        Err(e) => reply(what, Err(e)),
+    }
+}
+
+/// The git repository around `cwd`: where a planned plan works.
+fn git_root(cwd: &Path) -> Result<PathBuf, String> {
+    cwd.ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            format!(
+                "{} is not inside a git repository; start ocio in the repository to plan for",
+                cwd.display()
+            )
+        })
 }
 
 fn absolute(path: PathBuf, cwd: &Path) -> PathBuf {

@@ -58,6 +58,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
     match verb {
         "submit" | "s" => ready(Request::Submit(PathBuf::from(need("a plan file")?))),
         "prompt" | "p" => ready(Request::Prompt(need("a prompt")?)),
+        "plan" => ready(Request::Plan(need("a goal")?)),
         "cancel" => Ok(Command::Request(Named::Cancel(need("a task")?))),
         "retry" => Ok(Command::Request(Named::Retry(need("a task")?))),
         "pause" => ready(Request::Pause(true)),

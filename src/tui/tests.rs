@@ -454,3 +454,35 @@ fn engine_events_update_the_view_without_a_snapshot() {
             .contains("12 events missed")
     );
 }
+
+#[test]
+fn a_planned_plan_is_shown_for_approval_and_submitted_only_on_yes() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "plan Add pagination");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Plan("Add pagination".into()))]
+    );
+    let proposal = crate::engine::Proposal {
+        name: "add-pagination".into(),
+        toml: "name = \"add-pagination\"\nrepo = \"/r\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n"
+            .into(),
+        tasks: 1,
+        agent: "planner".into(),
+        session: "ses_1".into(),
+    };
+    app.update(Msg::Proposal(Box::new(proposal.clone())));
+    insta::assert_snapshot!("review_80x24", draw(&mut app, 80, 24));
+    // Discarded: nothing is submitted.
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    app.update(Msg::Proposal(Box::new(proposal.clone())));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Request(Request::SubmitText(
+            "(plan by planner)".into(),
+            proposal.toml
+        ))]
+    );
+}

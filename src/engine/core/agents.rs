@@ -119,3 +119,53 @@ impl Core {
         Ok(())
     }
 }
+
+impl Core {
+    /// Ask the first agent with the `plan` capability that can plan (online ones first) for
+    /// a plan; the answer goes straight to `reply` from its own task, so the loop never waits.
+    pub(super) fn plan(
+        &self,
+        goal: String,
+        repo: std::path::PathBuf,
+        reply: tokio::sync::oneshot::Sender<Result<crate::engine::Proposal, EngineError>>,
+    ) {
+        let capabilities: std::collections::BTreeSet<String> = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.removed[*i])
+            .flat_map(|(_, a)| a.capabilities.iter().cloned())
+            .collect();
+        let mut candidates: Vec<usize> = (0..self.agents.len())
+            .filter(|i| !self.removed[*i] && self.agents[*i].capabilities.contains("plan"))
+            .collect();
+        candidates.sort_by_key(|i| self.agents[*i].status != crate::domain::AgentStatus::Online);
+        let request = crate::engine::PlanRequest {
+            goal,
+            repo,
+            capabilities,
+        };
+        let planner = candidates.into_iter().find_map(|i| {
+            self.runners[i]
+                .plan(request.clone())
+                .map(|future| (self.agents[i].name.to_string(), future))
+        });
+        let Some((agent, future)) = planner else {
+            let _ = reply.send(Err(EngineError::NoPlanner(
+                "no agent with the `plan` capability can run a planning session\nhint: add \"plan\" to the capabilities of an OpenCode agent".into(),
+            )));
+            return;
+        };
+        tracing::info!(agent, goal = %request.goal, "planning session");
+        tokio::spawn(async move {
+            let result = future
+                .await
+                .map(|mut proposal| {
+                    proposal.agent = agent;
+                    proposal
+                })
+                .map_err(EngineError::Planner);
+            let _ = reply.send(result);
+        });
+    }
+}

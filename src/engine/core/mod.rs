@@ -236,6 +236,7 @@ impl Core {
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
+            Command::Plan(goal, repo, reply) => self.plan(goal, repo, reply),
             Command::Transcript(session, reply) => {
                 let _ = reply.send(self.transcript(session));
             }

@@ -62,6 +62,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
+        Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         _ => {}
     }
 }
@@ -279,6 +280,37 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(popup_block(app, "quit"))
+            .style(app.theme.base),
+        popup,
+    );
+}
+
+/// A planner's plan, for the operator to approve (y) or discard (n).
+fn draw_review(frame: &mut Frame, app: &App, proposal: &crate::engine::Proposal, area: Rect) {
+    let lines: Vec<Line> = proposal
+        .toml
+        .lines()
+        .map(|l| Line::styled(l.to_string(), app.theme.base))
+        .collect();
+    let popup = centered(
+        area,
+        area.width.saturating_sub(4).max(20),
+        area.height.saturating_sub(2),
+    );
+    let height = usize::from(popup.height.saturating_sub(2));
+    let scroll = app
+        .panes
+        .help_scroll
+        .min(lines.len().saturating_sub(height));
+    let title = format!(
+        "plan {} by {}: {} tasks · y submit · n discard · j/k scroll",
+        proposal.name, proposal.agent, proposal.tasks
+    );
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .block(popup_block(app, &title))
             .style(app.theme.base),
         popup,
     );
