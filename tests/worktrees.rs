@@ -726,3 +726,56 @@ prompt = 'SIM-WRITE b.txt b'
     assert!(context.iter().all(|c| c.merge == MergeState::None));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 1, &[], 1500)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let body = "[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes/hello.txt ahoy\\n'\n";
+    engine
+        .submit(plan(dir.path(), &repo, "diffs", body))
+        .await
+        .unwrap();
+    // While it runs: once its file is written, the worktree diff shows it as a new file.
+    let session = loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("no activity")
+            .unwrap()
+        {
+            EngineEvent::Activity { session, entry }
+                if entry.activity.summary().contains("hello.txt") =>
+            {
+                break session;
+            }
+            _ => {}
+        }
+    };
+    let live = engine.diff(session).await.unwrap();
+    assert!(
+        live.contains("notes/hello.txt") && live.contains("+ahoy"),
+        "{live}"
+    );
+    let (_, finished) = until_finished(&mut events).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    // After: the commit its task left on its branch.
+    let merged = engine.diff(session).await.unwrap();
+    assert!(merged.starts_with("commit "), "{merged}");
+    assert!(
+        merged.contains("notes/hello.txt") && merged.contains("+ahoy"),
+        "{merged}"
+    );
+    engine.shutdown().await.unwrap();
+}

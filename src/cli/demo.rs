@@ -23,34 +23,49 @@ capabilities = ["plan"]
 [[tasks]]
 id = "api"
 needs = ["analyze"]
-prompt = "Implement the API changes: {{tasks.analyze.summary}}"
+prompt = '''
+Implement the API changes: {{tasks.analyze.summary}}
+SIM-WRITE src/api/users.rs pub fn list(cursor: Option<Cursor>, limit: u32) -> Page<User> { todo!() }\n
+'''
 capabilities = ["code"]
 retries = 2
 
 [[tasks]]
 id = "storage"
 needs = ["analyze"]
-prompt = "Add cursor queries to the storage layer."
+prompt = '''
+Add cursor queries to the storage layer.
+SIM-WRITE src/storage/cursor.rs pub struct Cursor { pub created_at: i64, pub id: u64 }\n
+'''
 capabilities = ["code"]
 retries = 2
 
 [[tasks]]
 id = "client"
 needs = ["analyze"]
-prompt = "Update the typed client."
+prompt = '''
+Update the typed client.
+SIM-WRITE client/users.ts export async function* listUsers(limit = 50) { /* follows next_cursor */ }\n
+'''
 capabilities = ["code"]
 retries = 2
 
 [[tasks]]
 id = "docs"
 needs = ["analyze"]
-prompt = "Document pagination in the API guide."
+prompt = '''
+Document pagination in the API guide.
+SIM-WRITE docs/pagination.md # Pagination\n\nPass `cursor` from `next_cursor` to get the next page.\n
+'''
 retries = 1
 
 [[tasks]]
 id = "unit-tests"
 needs = ["api", "storage"]
-prompt = "Write unit tests for the cursor codec and queries."
+prompt = '''
+Write unit tests for the cursor codec and queries.
+SIM-WRITE tests/cursor.rs #[test] fn round_trip() {}\n
+'''
 capabilities = ["test"]
 retries = 2
 

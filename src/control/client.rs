@@ -78,6 +78,14 @@ impl ControlClient {
         }
     }
 
+    /// A session's changes as a unified diff (empty when it did not work in a git worktree).
+    pub async fn diff(&self, session: SessionId) -> Result<String, ControlError> {
+        match self.ask(Request::Diff { session }).await? {
+            Reply::Diff { text } => Ok(text),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     /// Ask the engine's planner for a plan towards `goal` in `repo` (absolute); nothing is
     /// queued until the proposal's text is submitted.
     pub async fn plan(&self, goal: &str, repo: &Path) -> Result<Proposal, ControlError> {

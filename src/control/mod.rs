@@ -58,6 +58,10 @@ pub enum Request {
         agent: String,
         drain: bool,
     },
+    /// A session's changes as a unified diff.
+    Diff {
+        session: SessionId,
+    },
     /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
     Plan {
         goal: String,
@@ -76,6 +80,7 @@ pub enum Reply {
     Transcript { entries: Vec<Entry> },
     Submitted { plan: PlanId },
     Proposal { proposal: Proposal },
+    Diff { text: String },
     Done,
 }
 
@@ -167,7 +172,8 @@ impl From<EngineError> for RemoteError {
             EngineError::Store(_)
             | EngineError::Stopped
             | EngineError::Workspace(_)
-            | EngineError::Planner(_) => ErrorKind::Failed,
+            | EngineError::Planner(_)
+            | EngineError::Diff(_) => ErrorKind::Failed,
         };
         Self {
             kind,

@@ -228,6 +228,9 @@ async fn answer(
         Request::Drain { agent, drain } => {
             engine.drain(&agent, drain).await.map(|()| Reply::Done)?
         }
+        Request::Diff { session } => Reply::Diff {
+            text: engine.diff(session).await?,
+        },
         Request::Plan { goal, repo } => Reply::Proposal {
             proposal: engine.plan(&goal, &repo).await?,
         },

@@ -210,6 +210,8 @@ pub enum EngineError {
     NoPlanner(String),
     #[error("the planner failed: {0}")]
     Planner(String),
+    #[error("no diff: {0}")]
+    Diff(String),
     #[error("the engine has stopped")]
     Stopped,
 }
@@ -231,6 +233,7 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Diff(SessionId, oneshot::Sender<Result<String, EngineError>>),
     Plan(
         String,
         std::path::PathBuf,
@@ -362,6 +365,13 @@ impl EngineHandle {
     ) -> Result<(), EngineError> {
         self.ask(|reply| Command::Approve(request.to_string(), decision, reply))
             .await?
+    }
+
+    /// A session's changes as a unified diff: a running session's worktree against its last
+    /// commit (new files included), or the commit an ended session's task left. Empty when the
+    /// session did not work in a git worktree.
+    pub async fn diff(&self, session: SessionId) -> Result<String, EngineError> {
+        self.ask(|reply| Command::Diff(session, reply)).await?
     }
 
     /// Ask an agent with the `plan` capability for a plan towards `goal` in `repo` (a planning

@@ -30,6 +30,8 @@ pub enum Msg {
     Lagged(u64),
     Snapshot(Box<Snapshot>),
     Transcript(SessionId, Vec<Entry>),
+    /// A session's diff (or why there is none).
+    Diff(SessionId, Result<String, String>),
     /// The planner proposes a plan: show it for approval.
     Proposal(Box<crate::engine::Proposal>),
     /// A request finished: what it was and how it went.
@@ -64,6 +66,8 @@ pub enum Request {
     Drain(String, bool),
     /// Ask the engine's planner for a plan towards a goal (shown for approval).
     Plan(String),
+    /// A session's diff.
+    Diff(SessionId),
     /// Submit a plan's text (an approved proposal); the path names it in errors.
     SubmitText(PathBuf, String),
 }
@@ -182,6 +186,11 @@ impl App {
             }
             Msg::Transcript(id, entries) => {
                 self.view.transcript = Some((id, entries));
+                self.view.generation += 1;
+                Vec::new()
+            }
+            Msg::Diff(id, diff) => {
+                self.view.diff = Some((id, diff));
                 self.view.generation += 1;
                 Vec::new()
             }
@@ -318,6 +327,14 @@ impl App {
                     Vec::new()
                 }
                 Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+                Some(Action::Diff) => {
+                    self.panes.detail_diff = !self.panes.detail_diff;
+                    self.panes.detail_scroll = 0;
+                    match (&self.mode, self.panes.detail_diff) {
+                        (Mode::Detail(id), true) => vec![Effect::Request(Request::Diff(*id))],
+                        _ => Vec::new(),
+                    }
+                }
                 _ => Vec::new(),
             },
             Mode::Normal => match self.keymap.action(&key) {
@@ -443,6 +460,8 @@ impl App {
             | Action::PageDown => self.panes.move_cursor(self.focus, action, &self.view),
             Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
             Action::Graph => self.panes.graph = !self.panes.graph,
+            // Only in the detail view.
+            Action::Diff => {}
             Action::Open => return self.open(),
             Action::Back => {
                 if !self.panes.filter.is_empty() {
@@ -554,6 +573,7 @@ impl App {
         };
         self.mode = Mode::Detail(id);
         self.panes.detail_scroll = 0;
+        self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
         vec![Effect::Request(Request::Transcript(id))]
     }

@@ -36,6 +36,7 @@ pub enum Action {
     Collapse,
     Expand,
     AddLocal,
+    Diff,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -126,6 +127,12 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         &["h", "left"],
     ),
     (Action::Expand, "expand", "expand (tree)", &["l", "right"]),
+    (
+        Action::Diff,
+        "diff",
+        "detail: the session's diff / its transcript",
+        &["D"],
+    ),
     (
         Action::AddLocal,
         "add-local",

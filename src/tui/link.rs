@@ -141,6 +141,7 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
         Request::SubmitText(path, toml) => {
             submit_local(engine, format!("submit {}", path.display()), &path, &toml).await
         }
+        Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
         Request::Plan(goal) => match git_root(cwd) {
             Ok(repo) => match engine.plan(&goal, &repo).await {
                 Ok(proposal) => Msg::Proposal(Box::new(proposal)),
@@ -199,6 +200,7 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
                 client.submit(&path, toml).await.map(queued),
             )
         }
+        Request::Diff(id) => Msg::Diff(id, client.diff(id).await.map_err(|e| e.to_string())),
         Request::SubmitText(path, toml) => reply(
             format!("submit {}", path.display()),
             client.submit(&path, toml).await.map(queued),

@@ -87,6 +87,8 @@ pub struct Panes {
     /// Lines up from the newest event (0: follow the newest).
     pub events_scroll: usize,
     pub detail_scroll: usize,
+    /// The detail view shows the session's diff instead of its transcript.
+    pub detail_diff: bool,
     /// First line of the help shown (when it is taller than the screen).
     pub help_scroll: usize,
     pub sort: Sort,

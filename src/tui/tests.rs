@@ -486,3 +486,18 @@ fn a_planned_plan_is_shown_for_approval_and_submitted_only_on_yes() {
         ))]
     );
 }
+
+#[test]
+fn the_detail_view_shows_the_sessions_diff_on_d() {
+    let mut app = app();
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('D')),
+        vec![Effect::Request(Request::Diff(sid(4)))]
+    );
+    let diff = "diff --git a/src/storage.rs b/src/storage.rs\n--- a/src/storage.rs\n+++ b/src/storage.rs\n@@ -1,2 +1,2 @@\n fn page() {\n-    todo!()\n+    cursor()\n";
+    app.update(Msg::Diff(sid(4), Ok(diff.into())));
+    insta::assert_snapshot!("detail_diff_100x20", draw(&mut app, 100, 20));
+    // D again: back to the transcript, without asking the engine.
+    assert!(key(&mut app, KeyCode::Char('D')).is_empty());
+}

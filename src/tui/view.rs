@@ -43,6 +43,8 @@ pub struct View {
     pub log: VecDeque<LogLine>,
     /// Load per agent, in percent of its capacity, oldest first.
     pub load: HashMap<AgentName, VecDeque<u64>>,
+    /// The diff of the session the detail pane shows (or why there is none).
+    pub diff: Option<(SessionId, Result<String, String>)>,
     /// The transcript of the session the detail pane shows.
     pub transcript: Option<(SessionId, Vec<Entry>)>,
     /// Bumped on every change.

@@ -7,6 +7,7 @@
 mod agents;
 mod approvals;
 mod context;
+mod diff;
 mod merge;
 mod observe;
 mod recovery;
@@ -213,6 +214,7 @@ impl Core {
                 let checked = file.validate_against_agents(&self.agents);
                 let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
             }
+            Command::Diff(session, reply) => self.diff(session, reply),
             Command::Context(plan, reply) => {
                 let _ = reply.send(self.context_of(plan));
             }

@@ -59,6 +59,11 @@ impl Observed {
         observed
     }
 
+    /// A session among the recently ended ones.
+    pub(super) fn session(&self, id: SessionId) -> Option<&Session> {
+        self.recent.iter().map(|v| &v.session).find(|s| s.id == id)
+    }
+
     /// A run has ended: keep it among the recent, with its transcript for a while.
     pub(super) fn ended(&mut self, run: &Running) {
         self.usage += run.session.usage;

@@ -84,7 +84,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
         .unwrap_or(&[]);
     let mut text: Vec<Line> = Vec::new();
     let mut files: Vec<String> = Vec::new();
-    for entry in entries {
+    let diff = app.panes.detail_diff.then(|| diff_lines(app, id));
+    for entry in entries.iter().filter(|_| diff.is_none()) {
         let at = Span::styled(format!("{} ", clock(entry.at, &app.zone)), theme.muted);
         match &entry.activity {
             Activity::Text { text: body } => {
@@ -146,20 +147,72 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             theme.info,
         ));
     }
+    if let Some(diff) = diff {
+        text = diff;
+    }
     let height = usize::from(body.height.saturating_sub(2));
     let total = text.len();
     app.panes.detail_scroll = app.panes.detail_scroll.min(total.saturating_sub(height));
     let end = total - app.panes.detail_scroll;
     let start = end.saturating_sub(height);
     let shown: Vec<Line> = text.drain(start..end).collect();
-    let title = if app.panes.detail_scroll > 0 {
-        format!(" transcript · {} lines back ", app.panes.detail_scroll)
+    let what = if app.panes.detail_diff {
+        "diff"
     } else {
-        " transcript (live) ".to_string()
+        "transcript"
+    };
+    let title = if app.panes.detail_scroll > 0 {
+        format!(
+            " {what} · {} lines back · D toggles ",
+            app.panes.detail_scroll
+        )
+    } else if app.panes.detail_diff {
+        " diff · D shows the transcript ".to_string()
+    } else {
+        " transcript (live) · D shows the diff ".to_string()
     };
     let block = Block::new()
         .borders(Borders::ALL)
         .border_style(theme.border)
         .title(Span::styled(title, theme.title));
     frame.render_widget(Paragraph::new(shown).block(block), body);
+}
+
+/// The session's diff, coloured: added lines, removed lines, file and hunk headers.
+fn diff_lines(app: &App, id: SessionId) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    match app
+        .view
+        .diff
+        .as_ref()
+        .filter(|(d, _)| *d == id)
+        .map(|(_, d)| d)
+    {
+        None => vec![Line::styled("reading the diff…", theme.muted)],
+        Some(Err(e)) => vec![Line::styled(e.clone(), theme.status("failed"))],
+        Some(Ok(text)) if text.trim().is_empty() => vec![Line::styled(
+            "no changes to show (the session changed nothing yet, or did not work in a git worktree)",
+            theme.muted,
+        )],
+        Some(Ok(text)) => text
+            .lines()
+            .map(|line| {
+                let style = if line.starts_with("+++")
+                    || line.starts_with("---")
+                    || line.starts_with("diff ")
+                {
+                    theme.title
+                } else if line.starts_with('+') {
+                    theme.status("completed")
+                } else if line.starts_with('-') {
+                    theme.status("failed")
+                } else if line.starts_with("@@") {
+                    theme.info
+                } else {
+                    theme.base
+                };
+                Line::styled(line.to_string(), style)
+            })
+            .collect(),
+    }
 }
