@@ -761,6 +761,23 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     assert_eq!(transcript.len(), 4, "{kinds:?}");
     assert!(kinds[1].starts_with("edit completed"), "{kinds:?}");
     assert_eq!(kinds[3], "simulated result of a");
+    // Checkpoints: the prompt sent, each step (with its usage), the result.
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, session))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = checkpoints
+        .iter()
+        .map(|c| {
+            serde_json::to_value(c.kind)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["prompt-sent", "step", "result"], "{checkpoints:#?}");
+    assert_eq!(checkpoints[1].data["usage"]["input_tokens"], 500);
     engine.shutdown().await.unwrap();
 
     // A new engine lists the sessions of the last one.

@@ -186,10 +186,10 @@ impl Core {
                 Some(report) = self.report_rx.recv() => match report {
                     RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
                     RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
-                    RemoteReport::Activity { session, entry } => {
-                        self.on_activity(session, entry);
-                        continue; // nothing durable changed: no dispatch round needed
-                    }
+                    RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
+                        Some(step) => self.record_step(session, step).await,
+                        None => continue, // nothing durable changed: no dispatch round needed
+                    },
                 },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,

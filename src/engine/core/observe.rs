@@ -85,10 +85,22 @@ impl Observed {
 impl Core {
     /// A running (or just ended) session did something: keep it for the transcript and
     /// announce it.
-    pub(super) fn on_activity(&mut self, session: SessionId, entry: Entry) {
+    /// A running session's step (its usage so far) comes back as a checkpoint to record.
+    pub(super) fn on_activity(
+        &mut self,
+        session: SessionId,
+        entry: Entry,
+    ) -> Option<crate::domain::Checkpoint> {
+        let mut step = None;
         if let Some(run) = self.running.get_mut(&session) {
             if let Activity::Step { usage } = &entry.activity {
                 run.live = *usage;
+                let data = serde_json::json!({ "usage": usage });
+                step = Some(run.session.checkpoint(
+                    crate::domain::CheckpointKind::Step,
+                    data,
+                    entry.at,
+                ));
             }
             run.last = Some(entry.clone());
             let edited = match &entry.activity {
@@ -121,7 +133,7 @@ impl Core {
             // Its last words can arrive just after its outcome.
             ended.last = Some(entry.clone());
         } else {
-            return;
+            return None;
         }
         let transcript = self.observed.transcripts.entry(session).or_default();
         let earlier = entry.part.as_ref().and_then(|part| {
@@ -140,6 +152,23 @@ impl Core {
             }
         }
         let _ = self.events.send(EngineEvent::Activity { session, entry });
+        step
+    }
+
+    /// Record a running session's step checkpoint durably.
+    pub(super) async fn record_step(
+        &mut self,
+        session: SessionId,
+        checkpoint: crate::domain::Checkpoint,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.running.get(&session) else {
+            return Ok(());
+        };
+        let mut step = Step::default();
+        step.batch
+            .put_checkpoint(&checkpoint)
+            .put_session(&run.session);
+        self.commit(step).await
     }
 
     pub(super) fn transcript(&self, session: SessionId) -> Vec<Entry> {
