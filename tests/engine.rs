@@ -168,10 +168,10 @@ async fn a_plan_runs_in_dependency_order_and_every_step_is_durable() {
         .collect();
     assert_eq!(
         kinds,
-        ["PromptSent", "Result"],
-        "handed over, then how it ended"
+        ["PromptSent", "Step", "Result"],
+        "handed over, each step, then how it ended"
     );
-    assert_eq!(checkpoints[1].data["status"], "completed");
+    assert_eq!(checkpoints[2].data["status"], "completed");
     let logged = store.read(query::last_event_seq).await.unwrap();
     let announced = seen
         .iter()
