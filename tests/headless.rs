@@ -458,5 +458,23 @@ fn a_goal_is_planned_by_the_engines_planner_shown_and_submitted_once_approved() 
     let finished = engine.until("the planned plan is over", |l| l["type"] == "plan_finished");
     assert_eq!(finished["ok"], true, "{finished}");
     assert_eq!(finished["done"], 4);
+    // The shared context the tasks left: from the engine, then from the database.
+    let shared = home.json(&["context", "--json"]);
+    assert_eq!(shared["source"], "engine");
+    let tasks = shared["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4, "{shared}");
+    assert!(
+        tasks.iter().any(|t| t["key"] == "analyze"
+            && t["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("simulated result of analyze")),
+        "{shared}"
+    );
     engine.stop("INT");
+    let stored = home.json(&["context", shared["name"].as_str().unwrap(), "--json"]);
+    assert_eq!(stored["source"], "database");
+    assert_eq!(stored["tasks"], shared["tasks"]);
+    let unknown = home.ocio(&["context", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
 }

@@ -364,3 +364,54 @@ fn clip(text: &str, max: usize) -> String {
         None => line.to_string(),
     }
 }
+
+/// `ocio context [PLAN]`: the shared context of a plan (the newest when none is named).
+pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let engine = database::engine(context).await?;
+        let plans: Vec<(crate::domain::PlanId, String)> = match &engine {
+            Some(client) => client.snapshot().await?.plans.into_iter().map(|p| (p.id, p.name)).collect(),
+            None => from_database(context, |txn| {
+                Ok(query::plans(txn)?.into_iter().map(|p| (p.id, p.name)).collect())
+            })
+            .await?,
+        };
+        let found = match plan {
+            None => plans.last(),
+            Some(wanted) => plans.iter().rev().find(|(id, name)| {
+                id.to_string() == wanted || id.short() == wanted || name == wanted
+            }),
+        };
+        let Some((id, name)) = found.cloned() else {
+            return Err(Failure::usage(match plan {
+                Some(wanted) => format!("no plan {wanted:?}\n  hint: `ocio tasks` lists the plans"),
+                None => "there are no plans yet".to_string(),
+            }));
+        };
+        let tasks = match &engine {
+            Some(client) => client.context(id).await?,
+            None => from_database(context, move |txn| query::contexts_of(txn, id)).await?,
+        };
+        if json {
+            return print_json(&json!({ "source": source_name(engine.as_ref()), "plan": id, "name": name, "tasks": tasks }));
+        }
+        say_source(context, engine.as_ref());
+        let mut out = format!("plan {name} ({id}): {} tasks left context", tasks.len());
+        for task in &tasks {
+            out.push_str(&format!("\n\n{}  merge: {:?}", task.key, task.merge));
+            if let Some(commit) = &task.commit {
+                out.push_str(&format!("  commit {}", commit.get(..12).unwrap_or(commit)));
+            }
+            if !task.files_changed.is_empty() {
+                out.push_str(&format!("\n  files: {}", task.files_changed.join(", ")));
+            }
+            for (name, value) in &task.values {
+                out.push_str(&format!("\n  {name} = {value}"));
+            }
+            if let Some(summary) = &task.summary {
+                out.push_str(&format!("\n  answer: {}", crate::text::clip(summary.trim(), 400).replace('\n', "\n          ")));
+            }
+        }
+        print_text(&out)
+    })
+}

@@ -188,6 +188,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a plan's finished tasks left for their dependents (the shared context): each
+    /// task's answer, the files it changed, the values it published, its merge
+    Context {
+        /// The plan: its id, the id's last 8 characters, or its name (the newest plan when
+        /// left out)
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// What a session did: its transcript (from the running engine) and checkpoints
     Logs {
         /// Session id: the full id or its last 8 characters
@@ -404,6 +413,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Tasks { json }) => inspect::tasks(&context, json),
         Some(Command::Agents { json }) => inspect::agents(&context, json),
         Some(Command::Logs { session, json }) => inspect::logs(&context, &session, json),
+        Some(Command::Context { plan, json }) => inspect::context(&context, plan.as_deref(), json),
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),

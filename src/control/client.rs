@@ -78,6 +78,17 @@ impl ControlClient {
         }
     }
 
+    /// What a plan's finished tasks left for their dependents.
+    pub async fn context(
+        &self,
+        plan: crate::domain::PlanId,
+    ) -> Result<Vec<crate::store::TaskContext>, ControlError> {
+        match self.ask(Request::Context { plan }).await? {
+            Reply::Context { tasks } => Ok(tasks),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     /// A session's changes as a unified diff (empty when it did not work in a git worktree).
     pub async fn diff(&self, session: SessionId) -> Result<String, ControlError> {
         match self.ask(Request::Diff { session }).await? {

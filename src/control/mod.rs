@@ -62,6 +62,10 @@ pub enum Request {
     Diff {
         session: SessionId,
     },
+    /// What a plan's finished tasks left for their dependents.
+    Context {
+        plan: PlanId,
+    },
     /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
     Plan {
         goal: String,
@@ -75,12 +79,27 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    Hello { engine: EngineInfo },
-    Snapshot { snapshot: Box<Snapshot> },
-    Transcript { entries: Vec<Entry> },
-    Submitted { plan: PlanId },
-    Proposal { proposal: Proposal },
-    Diff { text: String },
+    Hello {
+        engine: EngineInfo,
+    },
+    Snapshot {
+        snapshot: Box<Snapshot>,
+    },
+    Transcript {
+        entries: Vec<Entry>,
+    },
+    Submitted {
+        plan: PlanId,
+    },
+    Proposal {
+        proposal: Proposal,
+    },
+    Diff {
+        text: String,
+    },
+    Context {
+        tasks: Vec<crate::store::TaskContext>,
+    },
     Done,
 }
 

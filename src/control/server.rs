@@ -228,6 +228,9 @@ async fn answer(
         Request::Drain { agent, drain } => {
             engine.drain(&agent, drain).await.map(|()| Reply::Done)?
         }
+        Request::Context { plan } => Reply::Context {
+            tasks: engine.context(plan).await?,
+        },
         Request::Diff { session } => Reply::Diff {
             text: engine.diff(session).await?,
         },

@@ -32,6 +32,8 @@ pub enum Msg {
     Transcript(SessionId, Vec<Entry>),
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
+    /// A plan's shared context.
+    Context(crate::domain::PlanId, Vec<crate::store::TaskContext>),
     /// The planner proposes a plan: show it for approval.
     Proposal(Box<crate::engine::Proposal>),
     /// A request finished: what it was and how it went.
@@ -68,6 +70,8 @@ pub enum Request {
     Plan(String),
     /// A session's diff.
     Diff(SessionId),
+    /// What a plan's finished tasks left (the shared context).
+    Context(crate::domain::PlanId),
     /// Submit a plan's text (an approved proposal); the path names it in errors.
     SubmitText(PathBuf, String),
 }
@@ -186,6 +190,11 @@ impl App {
             }
             Msg::Transcript(id, entries) => {
                 self.view.transcript = Some((id, entries));
+                self.view.generation += 1;
+                Vec::new()
+            }
+            Msg::Context(plan, tasks) => {
+                self.view.contexts.insert(plan, tasks);
                 self.view.generation += 1;
                 Vec::new()
             }
@@ -575,7 +584,17 @@ impl App {
         self.panes.detail_scroll = 0;
         self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
-        vec![Effect::Request(Request::Transcript(id))]
+        let mut effects = vec![Effect::Request(Request::Transcript(id))];
+        if let Some(plan) = self
+            .view
+            .sessions
+            .iter()
+            .find(|s| s.session.id == id)
+            .and_then(|s| s.session.plan)
+        {
+            effects.push(Effect::Request(Request::Context(plan)));
+        }
+        effects
     }
 
     fn mouse(&mut self, mouse: MouseEvent) -> Vec<Effect> {

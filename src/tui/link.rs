@@ -142,6 +142,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             submit_local(engine, format!("submit {}", path.display()), &path, &toml).await
         }
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
+        Request::Context(plan) => match engine.context(plan).await {
+            Ok(tasks) => Msg::Context(plan, tasks),
+            Err(e) => reply("context".into(), Err(e)),
+        },
         Request::Plan(goal) => match git_root(cwd) {
             Ok(repo) => match engine.plan(&goal, &repo).await {
                 Ok(proposal) => Msg::Proposal(Box::new(proposal)),
@@ -201,6 +205,10 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
             )
         }
         Request::Diff(id) => Msg::Diff(id, client.diff(id).await.map_err(|e| e.to_string())),
+        Request::Context(plan) => match client.context(plan).await {
+            Ok(tasks) => Msg::Context(plan, tasks),
+            Err(e) => reply("context".into(), Err(e)),
+        },
         Request::SubmitText(path, toml) => reply(
             format!("submit {}", path.display()),
             client.submit(&path, toml).await.map(queued),

@@ -228,9 +228,29 @@ fn overlays_detail_graph_and_inputs() {
     insta::assert_snapshot!("help_80x24", draw(&mut app, 80, 24));
     key(&mut app, KeyCode::Esc);
 
-    // Detail of the selected (newest) session, with its transcript.
+    // Detail of the selected (newest) session: its transcript and its plan's shared context.
     let effects = key(&mut app, KeyCode::Enter);
-    assert_eq!(effects, vec![Effect::Request(Request::Transcript(sid(4)))]);
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Request(Request::Transcript(sid(4))),
+            Effect::Request(Request::Context(plan_id()))
+        ]
+    );
+    app.update(Msg::Context(
+        plan_id(),
+        vec![crate::store::TaskContext {
+            plan: plan_id(),
+            task: tid(2),
+            key: "storage".into(),
+            summary: Some("cursor queries added".into()),
+            files_changed: vec!["src/storage.rs".into()],
+            values: vec![("index".into(), "users_created_at_id".into())],
+            commit: Some("4e1f0c2a9b".into()),
+            merge: crate::store::MergeState::None,
+            conflict_reruns: 0,
+        }],
+    ));
     let entries = vec![
         Entry {
             at: at(201),

@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
         return;
     };
     let s = &view.session;
-    let [facts, body] = Layout::vertical([Constraint::Length(6), Constraint::Min(0)]).areas(area);
+    let [facts, body] = Layout::vertical([Constraint::Length(7), Constraint::Min(0)]).areas(area);
     let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
     let mut lines = vec![
@@ -62,6 +62,38 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
         lines.push(Line::styled(
             format!("error: {error}"),
             theme.status("failed"),
+        ));
+    }
+    // What the task left for its dependents (the plan's shared context), once it finished.
+    let shared = s.plan.zip(s.task).and_then(|(plan, task)| {
+        app.view
+            .contexts
+            .get(&plan)?
+            .iter()
+            .find(|c| c.task == task)
+    });
+    if let Some(shared) = shared {
+        let mut parts = Vec::new();
+        if !shared.files_changed.is_empty() {
+            parts.push(format!("files {}", shared.files_changed.join(", ")));
+        }
+        if !shared.values.is_empty() {
+            let values: Vec<String> = shared
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("published {}", values.join(", ")));
+        }
+        if let Some(commit) = &shared.commit {
+            parts.push(format!("commit {}", commit.get(..8).unwrap_or(commit)));
+        }
+        if parts.is_empty() {
+            parts.push("an answer, no files".into());
+        }
+        lines.push(Line::styled(
+            format!("left for its dependents: {}", parts.join(" · ")),
+            theme.info,
         ));
     }
     let facts_block = Block::new()
