@@ -261,6 +261,15 @@ async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
         .filter(|s| s.kind == SessionKind::Code)
         .count();
     assert_eq!(code_runs, 2, "nobody ran again");
+    // The resolver is a child of the session whose work it settled.
+    let parent = resolvers[0]
+        .parent
+        .expect("a resolver has a parent session");
+    let parent = sessions.iter().find(|s| s.id == parent).unwrap();
+    assert_eq!(
+        (parent.kind, parent.task),
+        (SessionKind::Code, resolvers[0].task)
+    );
 
     // The merge was concluded: a merge commit with both tasks' branches, no markers left.
     let branch = integration_branch(&seen);

@@ -397,6 +397,8 @@ impl Core {
                     attempt,
                     now,
                 )?;
+                // A resolver is a child of the session whose work it settles.
+                session.parent = self.observed.latest.get(&task.id).copied();
                 let prompt = resolver_prompt_of(state, task, &files);
                 let job = Job {
                     reporter: Reporter {
