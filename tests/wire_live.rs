@@ -184,3 +184,142 @@ prompt = "Summarize what was written"
     store.close().await;
     server.stop().await;
 }
+
+/// Two real sessions write one file at the same time under `policy`; the events until the plan
+/// ends, the repository and the engine's last snapshot.
+async fn race_live(
+    policy: &str,
+) -> (
+    Vec<EngineEvent>,
+    EngineEvent,
+    TestRepo,
+    ocio::engine::Snapshot,
+) {
+    let repo = TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    // Each session writes, then takes a moment to answer: both hold the file at once.
+    let script = Script::new()
+        .rule(
+            Rule::when("Write ONE")
+                .turn(Turn::write("shared.txt", "one\n"))
+                .turn(Turn::text("Wrote one.").delay_ms(1500)),
+        )
+        .rule(
+            Rule::when("Write TWO")
+                .turn(Turn::write("shared.txt", "two\n"))
+                .turn(Turn::text("Wrote two.").delay_ms(1500)),
+        );
+    let server = TestServer::start(script).await;
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![agent(server.client())],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let path = state.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"race\"\nrepo = {:?}\nconflicts = \"{policy}\"\n[[tasks]]\nid = \"one\"\nprompt = \"Write ONE into shared.txt\"\n[[tasks]]\nid = \"two\"\nprompt = \"Write TWO into shared.txt\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    let mut seen = Vec::new();
+    let finished = loop {
+        let event = tokio::time::timeout(Duration::from_secs(120), events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if matches!(event, EngineEvent::PlanFinished { .. }) {
+            break event;
+        }
+        seen.push(event);
+    };
+    let snapshot = engine.snapshot().await.unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    server.stop().await;
+    (seen, finished, repo, snapshot)
+}
+
+fn integration(seen: &[EngineEvent]) -> String {
+    seen.iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_sessions_on_one_file_overlap_live_and_retry_and_manual_end_as_they_should() {
+    // retry: the overlap is reported while both run; the loser runs again on top of the
+    // winner's merge and is merged too.
+    let (seen, finished, repo, _) = race_live("retry").await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, EngineEvent::Overlap { path, .. } if path == "shared.txt")),
+        "no live overlap: {seen:#?}"
+    );
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let (loser, policy) = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::MergeConflict { key, policy, .. } => Some((key.clone(), *policy)),
+            _ => None,
+        })
+        .expect("the second merge conflicted");
+    assert_eq!(policy, ConflictPolicy::Retry);
+    let branch = integration(&seen);
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:shared.txt")]),
+        format!("{loser}\n"),
+        "the rerun of {loser} landed on top"
+    );
+    let merges = seen
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::Merged { .. }))
+        .count();
+    assert_eq!(merges, 2, "{seen:#?}");
+
+    // manual: the loser is parked with the file named; the branch keeps the winner's line.
+    let (seen, finished, repo, snapshot) = race_live("manual").await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let parked = snapshot
+        .conflicts
+        .iter()
+        .find(|c| c.files == ["shared.txt"])
+        .expect("the conflicts queue lists the parked task");
+    assert_eq!(parked.state, ocio::engine::ConflictState::Parked);
+    let winner = if parked.key == "one" { "two" } else { "one" };
+    assert_eq!(
+        repo.git(&["show", &format!("{}:shared.txt", integration(&seen))]),
+        format!("{winner}\n")
+    );
+}
