@@ -794,3 +794,38 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     assert_eq!(snapshot.sessions[0].task, "d", "newest first");
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![sim_agent("sim", 8, &[], 0, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let mut ids = Vec::new();
+    for n in 0..55 {
+        let text =
+            format!("name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
+        ids.push(engine.submit(plan(dir.path(), &text)).await.unwrap());
+        until_finished(&mut events).await;
+    }
+    engine.pause(true).await.unwrap();
+    let waiting = engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    let shown: Vec<_> = engine
+        .snapshot()
+        .await
+        .unwrap()
+        .plans
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(shown.len(), 51, "fifty ended plans and the one waiting");
+    assert_eq!(shown[..50], ids[5..], "the newest that ended, oldest first");
+    assert_eq!(shown[50], waiting);
+    engine.shutdown().await.unwrap();
+}

@@ -6,13 +6,15 @@
 use std::collections::VecDeque;
 
 use super::{Core, Running, Step};
-use crate::domain::{Session, SessionId, TaskId};
+use crate::domain::{PlanId, Session, SessionId, TaskId};
 use crate::engine::view::{
     Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
 };
 use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::overlap::repo_relative;
 
+/// Plans that ended, newest first, that the snapshot lists.
+const RECENT_PLANS: usize = 50;
 /// Ended sessions kept for front ends.
 const RECENT: usize = 500;
 /// Transcript entries kept per session.
@@ -198,9 +200,22 @@ impl Core {
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
+        // Every plan with work to come, and the newest that ended (ids are time-ordered): a
+        // front end redraws from this every second, so old history stays in the database.
+        let finished: Vec<PlanId> = self
+            .plans
+            .values()
+            .filter(|s| s.finished)
+            .map(|s| s.plan.id)
+            .collect();
+        let oldest_shown = finished
+            .len()
+            .checked_sub(RECENT_PLANS)
+            .map(|skip| finished[skip]);
         let plans = self
             .plans
             .values()
+            .filter(|s| !s.finished || oldest_shown.is_none_or(|oldest| s.plan.id >= oldest))
             .map(|s| PlanView {
                 id: s.plan.id,
                 name: s.plan.name.clone(),
