@@ -407,7 +407,9 @@ impl Core {
         let now = Timestamp::now();
         let picked: Vec<(PlanId, String)> = {
             let mut candidates = Vec::new();
-            for (id, state) in &self.plans {
+            // A plan whose work is over has nothing ready (a retry re-opens it first), so a
+            // long history of finished plans costs dispatch nothing.
+            for (id, state) in self.plans.iter().filter(|(_, s)| !s.finished) {
                 for task in state
                     .graph
                     .tasks()
