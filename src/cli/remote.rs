@@ -144,11 +144,7 @@ fn template_plan(name: &str, goal: &str) -> Result<(PathBuf, String), Failure> {
 fn repository() -> Result<(PathBuf, PathBuf), Failure> {
     let here = std::env::current_dir()
         .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
-    let repo = here
-        .ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
+    let repo = crate::workspace::enclosing_repository(&here).ok_or_else(|| {
             Failure::usage(format!(
                 "{} is not inside a git repository, and the plan runs there\n  hint: cd into the repository to work in, or write a plan file naming it",
                 here.display()

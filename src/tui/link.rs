@@ -255,15 +255,12 @@ async fn submit_local(engine: &EngineHandle, what: String, path: &Path, toml: &s
 
 /// The git repository around `cwd`: where a planned plan works.
 fn git_root(cwd: &Path) -> Result<PathBuf, String> {
-    cwd.ancestors()
-        .find(|dir| dir.join(".git").exists())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
-            format!(
-                "{} is not inside a git repository; start ocio in the repository to plan for",
-                cwd.display()
-            )
-        })
+    crate::workspace::enclosing_repository(cwd).ok_or_else(|| {
+        format!(
+            "{} is not inside a git repository; start ocio in the repository to plan for",
+            cwd.display()
+        )
+    })
 }
 
 fn absolute(path: PathBuf, cwd: &Path) -> PathBuf {

@@ -17,6 +17,7 @@
 
 mod cleanup;
 pub mod conflict;
+mod diff;
 mod git;
 mod merge;
 pub mod names;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use cleanup::{CleanupPolicy, CleanupReport};
+pub use diff::{commit_diff, enclosing_repository, worktree_diff};
 pub use git::{AUTHOR_EMAIL, AUTHOR_NAME, WorkspaceError};
 pub use merge::{MergeOutcome, OnConflict};
 

@@ -1,9 +1,8 @@
-//! A session's changes as a unified diff, from git: a running session's worktree against its
-//! last commit (with the new files it has not added), or the commit an ended session's task
-//! left on its branch. Git runs on a blocking thread; the answer goes straight to the caller.
+//! A session's changes as a unified diff (through `crate::workspace`): a running session's
+//! worktree against its last commit, or the commit an ended session's task left on its branch.
+//! Git runs on a blocking thread; the answer goes straight to the caller.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
@@ -65,53 +64,9 @@ enum Source {
 impl Source {
     fn diff(&self) -> Result<String, String> {
         match self {
-            Source::Worktree(dir) => {
-                let mut text = git(dir, &["diff", "--no-color", "HEAD"])?;
-                let untracked = git(dir, &["ls-files", "--others", "--exclude-standard"])?;
-                for file in untracked.lines().filter(|l| !l.is_empty()) {
-                    // `--no-index` exits 1 when the files differ, which they do.
-                    text.push_str(&git_any(
-                        dir,
-                        &["diff", "--no-color", "--no-index", "--", "/dev/null", file],
-                    )?);
-                }
-                Ok(text)
-            }
-            Source::Commit { repo, commit } => git(
-                repo,
-                &[
-                    "show",
-                    "--no-color",
-                    "--format=commit %H%n%n    %s%n",
-                    commit,
-                ],
-            ),
+            Source::Worktree(dir) => crate::workspace::worktree_diff(dir),
+            Source::Commit { repo, commit } => crate::workspace::commit_diff(repo, commit),
         }
+        .map_err(|e| e.to_string())
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = run(dir, args)?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {} in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Like [`git`], for commands whose exit status says something other than failure.
-fn git_any(dir: &Path, args: &[&str]) -> Result<String, String> {
-    Ok(String::from_utf8_lossy(&run(dir, args)?.stdout).into_owned())
-}
-
-fn run(dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
-    Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| format!("cannot run git in {}: {e}", dir.display()))
 }
