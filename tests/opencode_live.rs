@@ -656,8 +656,8 @@ fn killing_ocio_with_sigkill_leaves_no_server_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_runs_a_plan_on_a_real_server() {
-    use ocio::domain::{Agent, AgentName, Backend, ModelRef, SessionStatus as Status};
-    use ocio::engine::{AgentSpec, EngineEvent, EngineHandle, EngineOptions, OpencodeRunner};
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
     use ocio::store::{Store, StoreOptions, query};
 
     let repo = TestRepo::new();
@@ -671,27 +671,13 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
                 .turn(Turn::text("wrote greeting.txt").usage(800, 5)),
         );
     let server = TestServer::start(script).await;
-    let model = ModelRef {
-        provider: scripted::PROVIDER_ID.into(),
-        model: scripted::MODEL_ID.into(),
-    };
-    let runner = OpencodeRunner::new(server.client(), None, Some(model));
-    let backend = Backend::Opencode {
-        url: Some(server.url().into()),
-        managed: false,
-        password_env: None,
-    };
-    let agent = Agent::new(AgentName::new("box").unwrap(), backend, 2);
+    let agent = support::scripted_agent(server.client());
 
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![AgentSpec { agent, runner }],
-        EngineOptions::default(),
-    )
-    .await
-    .unwrap();
+    let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
+        .await
+        .unwrap();
     let mut events = engine.subscribe();
     let plan_path = state.path().join("greet.toml");
     std::fs::write(
@@ -800,33 +786,18 @@ async fn engine_child() {
     let plan = std::env::var_os("OCIO_ENGINE_CHILD_PLAN").unwrap();
     let store = ocio::store::Store::open(std::path::Path::new(&db), Default::default()).unwrap();
     let client = Client::new(&url, None, support::test_options());
-    let engine =
-        ocio::engine::EngineHandle::start(store, vec![scripted_agent(client)], Default::default())
-            .await
-            .unwrap();
+    let engine = ocio::engine::EngineHandle::start(
+        store,
+        vec![support::scripted_agent(client)],
+        Default::default(),
+    )
+    .await
+    .unwrap();
     engine
         .submit(ocio::plan::PlanFile::load(std::path::Path::new(&plan)).unwrap())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
-}
-
-fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
-    use ocio::domain::{Agent, AgentName, Backend, ModelRef};
-    let model = ModelRef {
-        provider: scripted::PROVIDER_ID.into(),
-        model: scripted::MODEL_ID.into(),
-    };
-    let backend = Backend::Opencode {
-        url: Some(client.base_url().into()),
-        managed: false,
-        password_env: None,
-    };
-    let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
-    ocio::engine::AgentSpec {
-        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
-        runner,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -895,7 +866,7 @@ async fn killing_the_engine_host_mid_plan_loses_nothing_and_repeats_nothing() {
     );
     let engine = EngineHandle::start(
         store.clone(),
-        vec![scripted_agent(server.client())],
+        vec![support::scripted_agent(server.client())],
         Default::default(),
     )
     .await
@@ -1019,7 +990,7 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
         };
         let engine = EngineHandle::start(
             store.clone(),
-            vec![scripted_agent(server.client())],
+            vec![support::scripted_agent(server.client())],
             options,
         )
         .await

@@ -11,29 +11,12 @@ mod support;
 use std::time::Duration;
 
 use ocio::domain::task::ConflictPolicy;
-use ocio::domain::{Agent, AgentName, Backend, ModelRef, SessionKind, SessionStatus};
-use ocio::engine::{AgentSpec, EngineEvent, EngineHandle, EngineOptions, OpencodeRunner};
-use ocio::opencode::client::Client;
+use ocio::domain::{SessionKind, SessionStatus};
+use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
-use ocio::scripted::{self, Rule, Script, Turn};
+use ocio::scripted::{Rule, Script, Turn};
 use ocio::store::{MergeState, Store, StoreOptions, query};
 use support::{TestRepo, TestServer};
-
-fn agent(client: Client) -> AgentSpec {
-    let model = ModelRef {
-        provider: scripted::PROVIDER_ID.into(),
-        model: scripted::MODEL_ID.into(),
-    };
-    let backend = Backend::Opencode {
-        url: Some(client.base_url().into()),
-        managed: false,
-        password_env: None,
-    };
-    AgentSpec {
-        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
-        runner: OpencodeRunner::new(client, None, Some(model)),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_conflict_is_resolved_by_a_resolver_session_and_context_reaches_the_dependent() {
@@ -62,7 +45,7 @@ async fn a_real_conflict_is_resolved_by_a_resolver_session_and_context_reaches_t
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let engine = EngineHandle::start(
         store.clone(),
-        vec![agent(server.client())],
+        vec![support::scripted_agent(server.client())],
         EngineOptions::default(),
     )
     .await
@@ -213,7 +196,7 @@ async fn race_live(
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let engine = EngineHandle::start(
         store.clone(),
-        vec![agent(server.client())],
+        vec![support::scripted_agent(server.client())],
         EngineOptions::default(),
     )
     .await

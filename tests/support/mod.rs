@@ -126,3 +126,23 @@ pub fn test_options() -> ClientOptions {
         ..ClientOptions::default()
     }
 }
+
+/// An engine agent ("box", 2 slots) whose sessions run on `client`'s server with the scripted
+/// model.
+pub fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
+    use ocio::domain::{Agent, AgentName, Backend, ModelRef};
+    let model = ModelRef {
+        provider: scripted::PROVIDER_ID.into(),
+        model: scripted::MODEL_ID.into(),
+    };
+    let backend = Backend::Opencode {
+        url: Some(client.base_url().into()),
+        managed: false,
+        password_env: None,
+    };
+    let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
+    ocio::engine::AgentSpec {
+        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
+        runner,
+    }
+}
