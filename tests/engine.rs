@@ -4,33 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use ocio::config::SimulationConfig;
 use ocio::domain::{Agent, AgentName, AgentStatus, Backend, SessionStatus, TaskStatus, Transition};
-use ocio::engine::{AgentSpec, EngineError, EngineEvent, EngineHandle, EngineOptions, Simulated};
+use ocio::engine::{AgentSpec, EngineError, EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
 use ocio::store::{Store, StoreHandle, StoreOptions, query};
-use tokio::sync::broadcast;
 
-fn sim_agent(name: &str, max: u32, caps: &[&str], millis: i64, failure_rate: f64) -> AgentSpec {
-    let mut agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, max);
-    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
-    let config = SimulationConfig {
-        duration: SignedDuration::from_millis(millis),
-        failure_rate,
-        seed: 1,
-        ask_rate: 0.0,
-    };
-    AgentSpec {
-        agent,
-        runner: Arc::new(Simulated { config }),
-    }
-}
+/// How long a test waits for the engine's next event.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn plan(dir: &Path, text: &str) -> PlanFile {
     let path = dir.join("plan.toml");
@@ -47,23 +34,6 @@ fn options() -> EngineOptions {
         tick: Duration::from_millis(20),
         retry_backoff: SignedDuration::from_millis(10),
         ..EngineOptions::default()
-    }
-}
-
-/// Events until the plan finishes; panics after 30 s.
-async fn until_finished(
-    events: &mut broadcast::Receiver<EngineEvent>,
-) -> (Vec<EngineEvent>, EngineEvent) {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("plan never finished")
-            .unwrap();
-        if matches!(event, EngineEvent::PlanFinished { .. }) {
-            return (seen, event);
-        }
-        seen.push(event);
     }
 }
 
@@ -103,14 +73,14 @@ async fn a_plan_runs_in_dependency_order_and_every_step_is_durable() {
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 4, &[], 20, 0.0)],
+        vec![support::sim_agent("sim", 4, &[], 20, 0.0)],
         options(),
     )
     .await
     .unwrap();
     let mut events = engine.subscribe();
     engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -189,9 +159,9 @@ async fn work_is_spread_over_capable_agents_within_their_caps() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let agents = vec![
-        sim_agent("one", 2, &["code"], 50, 0.0),
-        sim_agent("two", 2, &["code"], 50, 0.0),
-        sim_agent("planner", 4, &["plan"], 50, 0.0),
+        support::sim_agent("one", 2, &["code"], 50, 0.0),
+        support::sim_agent("two", 2, &["code"], 50, 0.0),
+        support::sim_agent("planner", 4, &["plan"], 50, 0.0),
     ];
     let engine = EngineHandle::start(store.clone(), agents, options())
         .await
@@ -254,8 +224,8 @@ async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reop
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let agents = vec![
-        sim_agent("flaky", 2, &["flaky"], 10, 1.0),
-        sim_agent("good", 2, &[], 10, 0.0),
+        support::sim_agent("flaky", 2, &["flaky"], 10, 1.0),
+        support::sim_agent("good", 2, &[], 10, 0.0),
     ];
     let engine = EngineHandle::start(store.clone(), agents, options())
         .await
@@ -263,7 +233,7 @@ async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reop
     let mut events = engine.subscribe();
     let text = "name = \"fragile\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"flaky\"]\nretries = 1\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"p\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"p\"\n[[tasks]]\nid = \"free\"\nprompt = \"p\"\n";
     engine.submit(plan(dir.path(), text)).await.unwrap();
-    let (_, finished) = until_finished(&mut events).await;
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -295,7 +265,7 @@ async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reop
         .unwrap()
         .id;
     engine.retry(a).await.unwrap();
-    let (seen, _) = until_finished(&mut events).await;
+    let (seen, _) = support::until_finished(&mut events, PATIENCE).await;
     let reopened = seen.iter().any(|e| matches!(e, EngineEvent::Transition(d) if matches!(&d.transition, Transition::Task { key, from: TaskStatus::Blocked, to: TaskStatus::Pending, .. } if key == "b")));
     assert!(reopened, "retry re-opens the blocked dependents");
     assert_eq!(task_statuses(&store).await["a"].1, 3);
@@ -319,7 +289,7 @@ async fn a_time_limit_stops_the_session_and_cancel_blocks_dependents() {
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("slow", 4, &[], 60_000, 0.0)],
+        vec![support::sim_agent("slow", 4, &[], 60_000, 0.0)],
         options(),
     )
     .await
@@ -342,7 +312,7 @@ async fn a_time_limit_stops_the_session_and_cancel_blocks_dependents() {
         .unwrap()
         .id;
     engine.cancel(long).await.unwrap();
-    let (_, finished) = until_finished(&mut events).await;
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -371,7 +341,7 @@ async fn an_invalid_plan_is_refused_and_nothing_is_queued() {
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 1, &["code"], 10, 0.0)],
+        vec![support::sim_agent("sim", 1, &["code"], 10, 0.0)],
         options(),
     )
     .await
@@ -391,7 +361,7 @@ async fn an_invalid_plan_is_refused_and_nothing_is_queued() {
 async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let slow = vec![sim_agent("sim", 2, &[], 60_000, 0.0)];
+    let slow = vec![support::sim_agent("sim", 2, &[], 60_000, 0.0)];
     let engine = EngineHandle::start(store.clone(), slow, options())
         .await
         .unwrap();
@@ -402,12 +372,12 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
     store.close().await;
 
     let store = open(dir.path());
-    let fast = vec![sim_agent("sim", 2, &[], 10, 0.0)];
+    let fast = vec![support::sim_agent("sim", 2, &[], 10, 0.0)];
     let engine = EngineHandle::start(store.clone(), fast, options())
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let (_, finished) = until_finished(&mut events).await;
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -452,7 +422,7 @@ async fn tasks_with_overlapping_locks_never_run_together() {
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 4, &[], 100, 0.0)],
+        vec![support::sim_agent("sim", 4, &[], 100, 0.0)],
         options(),
     )
     .await
@@ -530,7 +500,7 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
             agent: dead,
             runner: OpencodeRunner::new(client, None, None),
         },
-        sim_agent("sim", 2, &["code"], 10, 0.0),
+        support::sim_agent("sim", 2, &["code"], 10, 0.0),
     ];
     // No health probe during the test: the point is what a failed session does.
     let quiet = EngineOptions {
@@ -543,7 +513,7 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
     let mut events = engine.subscribe();
     let text = "name = \"hop\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"code\"]\nretries = 1\n";
     engine.submit(plan(dir.path(), text)).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
         "{finished:?}"
@@ -599,7 +569,7 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
     };
     let engine = EngineHandle::start(
         store.clone(),
-        vec![dead, sim_agent("sim", 2, &[], 10, 0.0)],
+        vec![dead, support::sim_agent("sim", 2, &[], 10, 0.0)],
         fast,
     )
     .await
@@ -625,11 +595,13 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
     }
     engine.drain("sim", true).await.unwrap();
     engine
-        .add_agent(sim_agent("late", 1, &[], 10, 0.0))
+        .add_agent(support::sim_agent("late", 1, &[], 10, 0.0))
         .await
         .unwrap();
     assert!(matches!(
-        engine.add_agent(sim_agent("late", 1, &[], 10, 0.0)).await,
+        engine
+            .add_agent(support::sim_agent("late", 1, &[], 10, 0.0))
+            .await,
         Err(EngineError::DuplicateAgent(_))
     ));
     engine
@@ -639,7 +611,7 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
         ))
         .await
         .unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(matches!(
         finished,
         EngineEvent::PlanFinished { ok: true, .. }
@@ -688,7 +660,7 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        vec![support::sim_agent("sim", 4, &[], 60, 0.0)],
         options(),
     )
     .await
@@ -707,7 +679,7 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     engine.shutdown().await.unwrap();
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        vec![support::sim_agent("sim", 4, &[], 60, 0.0)],
         options(),
     )
     .await
@@ -740,7 +712,7 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     let view = snapshot.plans.iter().find(|p| p.id == plan_id).unwrap();
     assert_eq!(view.tasks[0].session, Some(session));
 
-    let (_, finished) = until_finished(&mut events).await;
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(matches!(
         finished,
         EngineEvent::PlanFinished { ok: true, .. }
@@ -783,7 +755,7 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     // A new engine lists the sessions of the last one.
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 4, &[], 60, 0.0)],
+        vec![support::sim_agent("sim", 4, &[], 60, 0.0)],
         options(),
     )
     .await
@@ -801,7 +773,7 @@ async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_en
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 8, &[], 0, 0.0)],
+        vec![support::sim_agent("sim", 8, &[], 0, 0.0)],
         options(),
     )
     .await
@@ -812,7 +784,7 @@ async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_en
         let text =
             format!("name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
         ids.push(engine.submit(plan(dir.path(), &text)).await.unwrap());
-        until_finished(&mut events).await;
+        support::until_finished(&mut events, PATIENCE).await;
     }
     engine.pause(true).await.unwrap();
     let waiting = engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();

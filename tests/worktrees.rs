@@ -9,35 +9,17 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::SignedDuration;
-use ocio::config::SimulationConfig;
 use ocio::domain::task::ConflictPolicy;
-use ocio::domain::{
-    Agent, AgentName, Backend, PlanId, SessionKind, SessionStatus, TaskStatus, Transition,
-};
-use ocio::engine::{AgentSpec, ConflictState, EngineEvent, EngineHandle, EngineOptions, Simulated};
+use ocio::domain::{PlanId, SessionKind, SessionStatus, TaskStatus, Transition};
+use ocio::engine::{ConflictState, EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
 use ocio::store::{MergeState, Store, StoreHandle, StoreOptions, query};
 use support::TestRepo;
-use tokio::sync::broadcast;
 
-fn sim_agent(name: &str, slots: u32, caps: &[&str], millis: i64) -> AgentSpec {
-    let mut agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, slots);
-    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
-    let config = SimulationConfig {
-        duration: SignedDuration::from_millis(millis),
-        failure_rate: 0.0,
-        seed: 1,
-        ask_rate: 0.0,
-    };
-    AgentSpec {
-        agent,
-        runner: Arc::new(Simulated { config }),
-    }
-}
+/// How long a test waits for the engine's next event.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn options() -> EngineOptions {
     EngineOptions {
@@ -56,23 +38,6 @@ fn plan(dir: &Path, repo: &TestRepo, name: &str, body: &str) -> PlanFile {
 
 fn open(dir: &Path) -> StoreHandle {
     Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap()
-}
-
-/// Events until a plan finishes; panics after a minute.
-async fn until_finished(
-    events: &mut broadcast::Receiver<EngineEvent>,
-) -> (Vec<EngineEvent>, EngineEvent) {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
-            .await
-            .expect("plan never finished")
-            .unwrap();
-        if matches!(event, EngineEvent::PlanFinished { .. }) {
-            return (seen, event);
-        }
-        seen.push(event);
-    }
 }
 
 fn integration_branch(seen: &[EngineEvent]) -> String {
@@ -130,7 +95,7 @@ async fn race(
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 2, &[], 1000)],
+        vec![support::sim_agent("sim", 2, &[], 1000, 0.0)],
         options(),
     )
     .await
@@ -145,7 +110,7 @@ async fn parallel_edits_overlap_live_and_a_retry_runs_the_loser_again_on_top() {
     let (repo, _dir, engine, store, plan) = race("retry").await;
     let mut events = engine.subscribe();
     let plan_id = engine.submit(plan).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -226,7 +191,7 @@ async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
     let (repo, _dir, engine, store, plan) = race("resolver").await;
     let mut events = engine.subscribe();
     engine.submit(plan).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -295,7 +260,7 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
     let (repo, _dir, engine, store, plan) = race("manual").await;
     let mut events = engine.subscribe();
     let plan_id = engine.submit(plan).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -366,7 +331,7 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
         .find(|t| t.key == loser && t.plan == plan_id)
         .unwrap();
     engine.retry(task.id).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -393,8 +358,8 @@ async fn a_task_declaring_a_file_a_running_session_touches_waits_for_its_merge()
     // `edit` starts at once and touches src/x.rs at its start; `warm` ends after a second,
     // which makes `declares` ready while `edit` still runs (for three more seconds).
     let agents = vec![
-        sim_agent("slow", 1, &["slow"], 4000),
-        sim_agent("fast", 2, &[], 1000),
+        support::sim_agent("slow", 1, &["slow"], 4000, 0.0),
+        support::sim_agent("fast", 2, &[], 1000, 0.0),
     ];
     let engine = EngineHandle::start(store.clone(), agents, options())
         .await
@@ -418,7 +383,7 @@ prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
         .submit(plan(dir.path(), &repo, "held", body))
         .await
         .unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -485,8 +450,8 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
         let store = open(dir.path());
         // `b` runs for a minute on the first engine: it is stopped mid-run.
         let agents = vec![
-            sim_agent("sim", 2, &[], 100),
-            sim_agent("long", 1, &["b"], 60_000),
+            support::sim_agent("sim", 2, &[], 100, 0.0),
+            support::sim_agent("long", 1, &["b"], 60_000, 0.0),
         ];
         let engine = EngineHandle::start(store.clone(), agents, options())
             .await
@@ -528,8 +493,8 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
 
     let store = open(dir.path());
     let agents = vec![
-        sim_agent("sim", 2, &[], 100),
-        sim_agent("long", 1, &["b"], 100),
+        support::sim_agent("sim", 2, &[], 100, 0.0),
+        support::sim_agent("long", 1, &["b"], 100, 0.0),
     ];
     let engine = EngineHandle::start(store.clone(), agents, options())
         .await
@@ -541,7 +506,7 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
         context[0].values,
         [("port".to_string(), "8080".to_string())]
     );
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
             finished,
@@ -606,9 +571,13 @@ async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
     let repo = TestRepo::new();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let engine = EngineHandle::start(store.clone(), vec![sim_agent("sim", 2, &[], 10)], options())
-        .await
-        .unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 2, &[], 10, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
     let err = engine
         .submit(plan(
             dir.path(),
@@ -640,7 +609,7 @@ async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
     .unwrap();
     let mut events = engine.subscribe();
     engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(matches!(
         finished,
         EngineEvent::PlanFinished { ok: true, .. }
@@ -664,7 +633,7 @@ async fn without_worktrees_sessions_take_turns_in_the_checkout_and_their_files_a
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 2, &[], 300)],
+        vec![support::sim_agent("sim", 2, &[], 300, 0.0)],
         options(),
     )
     .await
@@ -683,7 +652,7 @@ prompt = 'SIM-WRITE b.txt b'
         .submit(plan(dir.path(), &repo, "shared", body))
         .await
         .unwrap();
-    let (seen, finished) = until_finished(&mut events).await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(matches!(
         finished,
         EngineEvent::PlanFinished {
@@ -743,7 +712,7 @@ async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
     let store = open(dir.path());
     let engine = EngineHandle::start(
         store.clone(),
-        vec![sim_agent("sim", 1, &[], 1500)],
+        vec![support::sim_agent("sim", 1, &[], 1500, 0.0)],
         options(),
     )
     .await
@@ -774,7 +743,7 @@ async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
         live.contains("notes/hello.txt") && live.contains("+ahoy"),
         "{live}"
     );
-    let (_, finished) = until_finished(&mut events).await;
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
         "{finished:?}"

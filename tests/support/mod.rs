@@ -146,3 +146,46 @@ pub fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
         runner,
     }
 }
+
+/// A simulated engine agent: `slots` at once, `caps`, runs of `millis`, failing at
+/// `failure_rate` (seed 1, never asking for permissions).
+pub fn sim_agent(
+    name: &str,
+    slots: u32,
+    caps: &[&str],
+    millis: i64,
+    failure_rate: f64,
+) -> ocio::engine::AgentSpec {
+    use ocio::domain::{Agent, AgentName, Backend};
+    let mut agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, slots);
+    agent.capabilities = caps.iter().map(|c| c.to_string()).collect();
+    let config = ocio::config::SimulationConfig {
+        duration: jiff::SignedDuration::from_millis(millis),
+        failure_rate,
+        seed: 1,
+        ask_rate: 0.0,
+    };
+    ocio::engine::AgentSpec {
+        agent,
+        runner: std::sync::Arc::new(ocio::engine::Simulated { config }),
+    }
+}
+
+/// Engine events until a plan finishes: those before, and the `PlanFinished`. Panics when no
+/// event comes for `patience`.
+pub async fn until_finished(
+    events: &mut tokio::sync::broadcast::Receiver<ocio::engine::EngineEvent>,
+    patience: Duration,
+) -> (Vec<ocio::engine::EngineEvent>, ocio::engine::EngineEvent) {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(patience, events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        if matches!(event, ocio::engine::EngineEvent::PlanFinished { .. }) {
+            return (seen, event);
+        }
+        seen.push(event);
+    }
+}
