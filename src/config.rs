@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::domain::task::CleanupPolicy;
 use crate::domain::{Agent, AgentName, Backend, ModelRef};
 
 mod env;
@@ -63,6 +64,9 @@ pub struct EngineConfig {
     pub approve_inside: Approval,
     /// Permission requests that reach outside the session's directory.
     pub approve_outside: Approval,
+    /// What happens to a plan's worktrees once it has finished, unless the plan says
+    /// (`cleanup = ...` in the plan file): `keep`, `remove-merged` or `remove-all`.
+    pub worktree_cleanup: CleanupPolicy,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,7 @@ impl Default for EngineConfig {
             max_parallel: DEFAULT_MAX_PARALLEL,
             approve_inside: Approval::Once,
             approve_outside: Approval::Reject,
+            worktree_cleanup: CleanupPolicy::default(),
         }
     }
 }

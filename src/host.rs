@@ -81,6 +81,7 @@ impl Host {
         let engine_options = EngineOptions {
             max_parallel: config.engine.max_parallel,
             approvals: ApprovalPolicy::from_config(&config.engine),
+            cleanup: config.engine.worktree_cleanup,
             ..EngineOptions::default()
         };
         let clients = servers.clients();

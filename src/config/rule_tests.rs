@@ -271,3 +271,26 @@ fn approvals_take_once_always_reject_or_ask() {
         "{err}"
     );
 }
+
+#[test]
+fn worktree_cleanup_takes_keep_remove_merged_or_remove_all() {
+    use crate::domain::task::CleanupPolicy;
+    let config = crate::config::parse("", std::path::Path::new("c.toml")).unwrap();
+    assert_eq!(config.engine.worktree_cleanup, CleanupPolicy::RemoveMerged);
+    let config = crate::config::parse(
+        "[engine]\nworktree_cleanup = \"keep\"\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.engine.worktree_cleanup, CleanupPolicy::Keep);
+    let err = crate::config::parse(
+        "[engine]\nworktree_cleanup = \"all\"\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("line 2") && err.contains("worktree_cleanup") && err.contains("remove-all"),
+        "{err}"
+    );
+}

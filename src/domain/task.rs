@@ -208,6 +208,41 @@ impl ConflictPolicy {
     }
 }
 
+/// What happens to a plan's worktrees once it has finished (`cleanup` in a plan file, or
+/// `[engine] worktree_cleanup`); see `Workspace::cleanup`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupPolicy {
+    /// Remove nothing (for debugging a plan; `git worktree list` shows them).
+    Keep,
+    /// Remove a task's worktree and branch once its work is merged into the integration
+    /// branch and nothing was committed on it since. Safe while the plan runs: a running
+    /// attempt has never been merged.
+    #[default]
+    RemoveMerged,
+    /// Remove every worktree of the plan, the integration worktree included (the integration
+    /// branch stays); merged task branches are deleted, unmerged ones kept. Uncommitted
+    /// changes are lost: use it only once the plan has finished.
+    RemoveAll,
+}
+
+impl CleanupPolicy {
+    pub const ALL: [Self; 3] = [Self::Keep, Self::RemoveMerged, Self::RemoveAll];
+
+    /// The word for it in settings: `keep`, `remove-merged`, `remove-all`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::RemoveMerged => "remove-merged",
+            Self::RemoveAll => "remove-all",
+        }
+    }
+
+    pub fn from_text(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|policy| policy.text() == text)
+    }
+}
+
 /// How a plan's sessions use the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanSettings {
@@ -219,6 +254,9 @@ pub struct PlanSettings {
     /// The branch tasks start from; the repository's HEAD when unset.
     #[serde(default)]
     pub base: Option<String>,
+    /// What happens to its worktrees when it has finished; the engine's default when unset.
+    #[serde(default)]
+    pub cleanup: Option<CleanupPolicy>,
 }
 
 fn worktrees_by_default() -> bool {
@@ -231,6 +269,7 @@ impl Default for PlanSettings {
             conflicts: ConflictPolicy::default(),
             worktrees: worktrees_by_default(),
             base: None,
+            cleanup: None,
         }
     }
 }

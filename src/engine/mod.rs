@@ -30,7 +30,7 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::domain::task::ConflictPolicy;
+use crate::domain::task::{CleanupPolicy, ConflictPolicy};
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle, TaskContext};
@@ -60,6 +60,8 @@ pub struct EngineOptions {
     pub worktree_root: Option<PathBuf>,
     /// Most bytes of the "context from upstream tasks" section of a prompt.
     pub context_budget: usize,
+    /// What happens to a finished plan's worktrees when the plan does not say.
+    pub cleanup: CleanupPolicy,
 }
 
 impl Default for EngineOptions {
@@ -73,6 +75,7 @@ impl Default for EngineOptions {
             approvals: approval::ApprovalPolicy::default(),
             worktree_root: None,
             context_budget: 16 * 1024,
+            cleanup: CleanupPolicy::default(),
         }
     }
 }

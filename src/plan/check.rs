@@ -12,7 +12,7 @@ use super::error::{PlanError, Source, did_you_mean};
 use super::raw::{RawHeader, RawTaskAt};
 use super::{TaskOrigin, TaskSpec};
 use crate::domain::AgentName;
-use crate::domain::task::{ConflictPolicy, PlanSettings};
+use crate::domain::task::{CleanupPolicy, ConflictPolicy, PlanSettings};
 
 /// The header with its rules applied: name, repo as written, settings.
 pub(super) fn header(
@@ -49,25 +49,29 @@ pub(super) fn header(
     let repo = required(header.repo, "repo", "\".\"");
     let mut settings = PlanSettings::default();
     if let Some(conflicts) = header.conflicts {
+        let words = ConflictPolicy::ALL.map(ConflictPolicy::text);
         match ConflictPolicy::from_text(conflicts.get_ref()) {
             Some(policy) => settings.conflicts = policy,
-            None => {
-                let words = ConflictPolicy::ALL.map(ConflictPolicy::text);
-                let hint = did_you_mean(conflicts.get_ref(), words)
-                    .unwrap_or_else(|| "use \"retry\", \"resolver\" or \"manual\"".to_string());
-                errors.push(
-                    source
-                        .error(
-                            conflicts.span(),
-                            format!(
-                                "conflicts = {:?} is not a conflict policy",
-                                conflicts.get_ref()
-                            ),
-                        )
-                        .at_field("conflicts")
-                        .with_hint(Some(hint)),
-                );
-            }
+            None => errors.push(not_one_of(
+                source,
+                &conflicts,
+                "conflicts",
+                "a conflict policy",
+                &words,
+            )),
+        }
+    }
+    if let Some(cleanup) = header.cleanup {
+        let words = CleanupPolicy::ALL.map(CleanupPolicy::text);
+        match CleanupPolicy::from_text(cleanup.get_ref()) {
+            Some(policy) => settings.cleanup = Some(policy),
+            None => errors.push(not_one_of(
+                source,
+                &cleanup,
+                "cleanup",
+                "a cleanup policy",
+                &words,
+            )),
         }
     }
     if let Some(worktrees) = header.worktrees {
@@ -95,6 +99,30 @@ pub(super) fn header(
 }
 
 /// A loose check of git's ref name rules: enough to catch typos and pasted commands.
+/// `key = "value"` where the value is none of `words`: said with the closest word or the list.
+fn not_one_of(
+    source: Source<'_>,
+    value: &Spanned<String>,
+    key: &str,
+    what: &str,
+    words: &[&str],
+) -> PlanError {
+    let hint = did_you_mean(value.get_ref(), words.iter().copied()).unwrap_or_else(|| {
+        let quoted: Vec<String> = words.iter().map(|word| format!("{word:?}")).collect();
+        match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("use {} or {last}", rest.join(", ")),
+            _ => format!("use {}", quoted.join("")),
+        }
+    });
+    source
+        .error(
+            value.span(),
+            format!("{key} = {:?} is not {what}", value.get_ref()),
+        )
+        .at_field(key)
+        .with_hint(Some(hint))
+}
+
 fn is_branch_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')

@@ -305,6 +305,29 @@ fn bad_conflict_policy_suggests_the_closest() {
 }
 
 #[test]
+fn bad_cleanup_policy_suggests_the_closest_or_lists_them() {
+    let error = only(
+        "name = \"p\"\nrepo = \".\"\ncleanup = \"remove_merged\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n",
+    );
+    assert_eq!(place(&error), (3, 11, None, Some("cleanup")));
+    assert_eq!(
+        error.message,
+        "cleanup = \"remove_merged\" is not a cleanup policy"
+    );
+    assert_eq!(
+        error.hint.as_deref(),
+        Some("did you mean \"remove-merged\"?")
+    );
+    let error = only(
+        "name = \"p\"\nrepo = \".\"\ncleanup = \"never\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n",
+    );
+    assert_eq!(
+        error.hint.as_deref(),
+        Some("use \"keep\", \"remove-merged\" or \"remove-all\"")
+    );
+}
+
+#[test]
 fn prompt_references_must_name_an_upstream_task() {
     let found = errors(
         r#"name = "p"

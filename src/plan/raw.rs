@@ -12,7 +12,15 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::error::{PlanError, PlanErrors, Source, did_you_mean};
 
 /// The keys of the plan header.
-pub(super) const PLAN_KEYS: &[&str] = &["name", "repo", "conflicts", "worktrees", "base", "tasks"];
+pub(super) const PLAN_KEYS: &[&str] = &[
+    "name",
+    "repo",
+    "conflicts",
+    "worktrees",
+    "base",
+    "cleanup",
+    "tasks",
+];
 /// The keys of a `[[tasks]]` entry.
 pub(super) const TASK_KEYS: &[&str] = &[
     "id",
@@ -37,6 +45,7 @@ pub(super) struct RawHeader {
     pub(super) conflicts: Option<Spanned<String>>,
     pub(super) worktrees: Option<bool>,
     pub(super) base: Option<Spanned<String>>,
+    pub(super) cleanup: Option<Spanned<String>>,
     /// Keys that are there but could not be read (already reported).
     pub(super) unreadable: BTreeSet<&'static str>,
 }
@@ -102,6 +111,7 @@ pub(super) fn read(source: Source<'_>) -> Result<RawPlan, PlanErrors> {
         conflicts: root.take("conflicts"),
         worktrees: root.take("worktrees"),
         base: root.take("base"),
+        cleanup: root.take("cleanup"),
         unreadable: BTreeSet::new(),
     };
     header.unreadable = root.unreadable;

@@ -16,6 +16,7 @@ repo = "."
 conflicts = "resolver"
 worktrees = false
 base = "main"
+cleanup = "keep"
 
 [[tasks]]
 id = "design"
@@ -94,6 +95,7 @@ fn settings_have_defaults() {
     assert_eq!(plan.settings.conflicts, ConflictPolicy::Retry);
     assert!(plan.settings.worktrees);
     assert_eq!(plan.settings.base, None);
+    assert_eq!(plan.settings.cleanup, None, "the engine's default applies");
 }
 
 #[test]
@@ -105,6 +107,10 @@ fn a_plan_becomes_a_task_graph_with_its_dependencies() {
     assert_eq!(built.plan.repo, Path::new("plans"));
     assert_eq!(built.plan.created_at, at());
     assert_eq!(built.settings.conflicts, ConflictPolicy::Resolver);
+    assert_eq!(
+        built.settings.cleanup,
+        Some(crate::domain::task::CleanupPolicy::Keep)
+    );
     let graph = &built.graph;
     assert_eq!(graph.len(), 4);
     let ids: Vec<TaskId> = graph.tasks().map(|t| t.id).collect();

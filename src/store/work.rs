@@ -13,8 +13,10 @@ use crate::domain::{PlanId, TaskId};
 pub struct PlanWork {
     pub plan: PlanId,
     pub settings: PlanSettings,
-    /// The plan's name and short id (`add-pagination-01jx4k2m`): its branches and worktrees
-    /// are named after it, so two plans with one name never share them.
+    /// What its branches and worktrees are named after (`ocio/<key>/<task>`): for a worktree
+    /// plan, its name, or `<name>-2`, `<name>-3`... when an earlier plan's branches already use
+    /// the name in that repository (plans stored before names were claimed this way kept their
+    /// `<name>-<short id>`); for other plans, name and short id.
     pub key: String,
     pub mode: WorkMode,
 }

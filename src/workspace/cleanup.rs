@@ -4,41 +4,10 @@
 
 use std::path::PathBuf;
 
+pub use crate::domain::task::CleanupPolicy;
+
 use super::record::{self, Stamp};
 use super::{Result, Workspace, names};
-
-/// Which worktrees [`Workspace::cleanup`] removes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum CleanupPolicy {
-    /// Remove nothing (for debugging a plan; `git worktree list` shows them).
-    Keep,
-    /// Remove a task's worktree and branch once its work is merged into the integration
-    /// branch and nothing was committed on it since. Safe while the plan runs: a running
-    /// attempt has never been merged.
-    #[default]
-    RemoveMerged,
-    /// Remove every worktree of the plan, the integration worktree included (the integration
-    /// branch stays); merged task branches are deleted, unmerged ones kept. Uncommitted
-    /// changes are lost: use it only once the plan has finished.
-    RemoveAll,
-}
-
-impl CleanupPolicy {
-    pub const ALL: [Self; 3] = [Self::Keep, Self::RemoveMerged, Self::RemoveAll];
-
-    /// The word for it in settings: `keep`, `remove-merged`, `remove-all`.
-    pub fn text(self) -> &'static str {
-        match self {
-            Self::Keep => "keep",
-            Self::RemoveMerged => "remove-merged",
-            Self::RemoveAll => "remove-all",
-        }
-    }
-
-    pub fn from_text(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|policy| policy.text() == text)
-    }
-}
 
 /// What a cleanup did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -49,6 +49,14 @@ pub enum WorkspaceError {
         branch: String,
     },
     #[error(
+        "in repository {repo}: branches ocio/{name}/ to ocio/{name}-{tried}/ are all taken\nhint: delete old plans' branches (`git branch --list 'ocio/*'`) or give the plan another name"
+    )]
+    NamesExhausted {
+        repo: PathBuf,
+        name: String,
+        tried: u32,
+    },
+    #[error(
         "in repository {repo}: task branch {branch} does not exist\nhint: the task's worktree was never made, or its branch was deleted"
     )]
     NoTaskBranch { repo: PathBuf, branch: String },

@@ -125,15 +125,25 @@ impl Workspace {
         Ok(())
     }
 
-    /// The integration worktree exists, has no merge in progress and nothing uncommitted.
+    /// The integration worktree exists (made again from its branch if a cleanup removed it:
+    /// a task of a finished plan was run again), has no merge in progress and nothing
+    /// uncommitted.
     fn ready_to_merge(&self, plan: &str, path: &Path) -> Result<()> {
         let listed = record::list(&self.git)?;
         if !listed.iter().any(|entry| entry.path == path) {
-            return Err(WorkspaceError::NoIntegration {
-                repo: self.git.repo.clone(),
-                plan: plan.to_string(),
-                branch: names::integration_branch(plan),
-            });
+            let branch = names::integration_branch(plan);
+            if !self.branch_exists(&branch)? {
+                return Err(WorkspaceError::NoIntegration {
+                    repo: self.git.repo.clone(),
+                    plan: plan.to_string(),
+                    branch,
+                });
+            }
+            self.git.run(&self.git.repo, &["worktree", "prune"])?;
+            self.clear_leftover(path)?;
+            let path_text = path.to_string_lossy();
+            self.git
+                .run(&self.git.repo, &["worktree", "add", &path_text, &branch])?;
         }
         if self.merging(path)? {
             return Err(WorkspaceError::MergeInProgress {

@@ -231,10 +231,20 @@ fn cleanup_remove_all_keeps_unmerged_branches_and_the_integration_branch() {
         ["ocio/p/integration", "ocio/p/open", "ocio/p/running"]
     );
     assert!(fx.git(&["worktree", "list"]).lines().count() == 1);
+
+    // The plan can go on (a task of the finished plan run again): its next merge makes the
+    // integration worktree again from the branch, which kept the merged work.
+    let rerun = ws.create_worktree("p", "open", 2).unwrap();
+    write(&rerun.path, "o2.txt", "o2\n");
+    ws.commit_all(&rerun.path, "o2").unwrap();
+    let outcome = ws.merge("p", "open", OnConflict::Abort).unwrap();
     assert!(
-        ws.ensure_integration("p", None).is_ok(),
-        "the plan can go on"
+        matches!(outcome, MergeOutcome::Merged { .. }),
+        "{outcome:?}"
     );
+    let integration = ws.integration_path("p");
+    assert_eq!(read(&integration, "m.txt"), "m\n");
+    assert_eq!(read(&integration, "o2.txt"), "o2\n");
 }
 
 #[test]

@@ -73,6 +73,9 @@ pub struct TaskWorktree {
 
 type Result<T> = std::result::Result<T, WorkspaceError>;
 
+/// How many names [`Workspace::claim_integration`] tries before giving up.
+const MAX_CLAIMS: u32 = 1000;
+
 impl Workspace {
     /// The workspace of the repository that contains `repo`, keeping worktrees under
     /// `worktree_root` (made if missing).
@@ -173,6 +176,71 @@ impl Workspace {
         }
         let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
         Ok(Integration { branch, path, head })
+    }
+
+    /// Gives a new plan named `name` branches of its own: `ocio/<name>/...` when nothing in the
+    /// repository uses that prefix yet and no directory of that name is under the root, else
+    /// the first free of `<name>-2`, `<name>-3`, ... Makes its integration branch from `base`
+    /// and checks it out, like [`Self::ensure_integration`]. Returns the key the plan's branches
+    /// and worktrees are named by from now on (keep it: it is not derivable from `name`).
+    ///
+    /// Safe against another process claiming at the same moment: the branch is made with
+    /// `git worktree add -b`, which refuses an existing branch, and a refusal moves on to the
+    /// next name.
+    pub fn claim_integration(
+        &self,
+        name: &str,
+        base: Option<&str>,
+    ) -> Result<(String, Integration)> {
+        let start = {
+            let _guard = self.guard();
+            self.resolve_base(base)?
+        };
+        for number in 1..=MAX_CLAIMS {
+            let key = if number == 1 {
+                name.to_string()
+            } else {
+                format!("{name}-{number}")
+            };
+            let _guard = self.guard();
+            if self.plan_dir(&key).exists() || self.has_branches_under(&key)? {
+                continue;
+            }
+            self.git.run(&self.git.repo, &["worktree", "prune"])?;
+            let branch = names::integration_branch(&key);
+            let path = self.integration_path(&key);
+            let path_text = path.to_string_lossy();
+            let args = ["worktree", "add", "-b", &branch, &path_text, &start];
+            let made = Git::output(&self.git.repo, &args)?;
+            if !made.status.success() {
+                if self.branch_exists(&branch)? {
+                    // Taken between the look and the claim, by another process.
+                    continue;
+                }
+                return Err(self.git.failed(&self.git.repo, &args, &made));
+            }
+            let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
+            return Ok((key, Integration { branch, path, head }));
+        }
+        Err(WorkspaceError::NamesExhausted {
+            repo: self.git.repo.clone(),
+            name: name.to_string(),
+            tried: MAX_CLAIMS,
+        })
+    }
+
+    /// Whether any branch `ocio/<plan>/...` exists.
+    fn has_branches_under(&self, plan: &str) -> Result<bool> {
+        let prefix = format!(
+            "refs/heads/{}/{}/",
+            names::BRANCH_PREFIX,
+            names::component(plan)
+        );
+        let listed = self.git.run(
+            &self.git.repo,
+            &["for-each-ref", "--count=1", "--format=%(refname)", &prefix],
+        )?;
+        Ok(!listed.is_empty())
     }
 
     /// The commit the plan starts from.

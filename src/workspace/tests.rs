@@ -291,3 +291,53 @@ fn parallel_operations_on_one_workspace_wait_for_each_other() {
         assert!(integration.join(format!("f{i}.txt")).exists());
     }
 }
+
+#[test]
+fn a_new_plan_claims_its_name_or_the_first_free_numbered_one() {
+    let fx = Fixture::new();
+    let ws = fx.workspace();
+    let (first, integration) = ws.claim_integration("add-pagination", None).unwrap();
+    assert_eq!(first, "add-pagination");
+    assert_eq!(integration.branch, "ocio/add-pagination/integration");
+    assert_eq!(integration.head, fx.git(&["rev-parse", "main"]));
+
+    // The same name again (a rerun of the plan file) gets branches of its own.
+    let (second, integration) = ws.claim_integration("add-pagination", None).unwrap();
+    assert_eq!(second, "add-pagination-2");
+    assert_eq!(integration.branch, "ocio/add-pagination-2/integration");
+
+    // A name whose only trace is a task branch left behind (its integration branch deleted by
+    // the user) is still taken: a new plan must not inherit that task's branch.
+    ws.create_worktree("add-pagination", "impl", 1).unwrap();
+    ws.cleanup("add-pagination", CleanupPolicy::RemoveAll)
+        .unwrap();
+    fx.git(&["branch", "-D", "ocio/add-pagination/integration"]);
+    assert_ne!(
+        fx.git(&["branch", "--list", "ocio/add-pagination/impl"]),
+        ""
+    );
+    let (third, _) = ws.claim_integration("add-pagination", None).unwrap();
+    assert_eq!(third, "add-pagination-3");
+
+    // Once nothing is left under a name, it is free again.
+    fx.git(&["branch", "-D", "ocio/add-pagination/impl"]);
+    let (again, _) = ws.claim_integration("add-pagination", None).unwrap();
+    assert_eq!(again, "add-pagination");
+
+    // Names git would refuse are tidied, numbered ones too.
+    let (odd, integration) = ws.claim_integration("Add pagination", None).unwrap();
+    assert_eq!(odd, "Add pagination");
+    assert!(integration.branch.starts_with("ocio/Add-pagination-"));
+    let (odd2, integration2) = ws.claim_integration("Add pagination", None).unwrap();
+    assert_eq!(odd2, "Add pagination-2");
+    assert_ne!(integration.branch, integration2.branch);
+}
+
+#[test]
+fn a_bad_base_claims_nothing() {
+    let fx = Fixture::new();
+    let ws = fx.workspace();
+    let err = ws.claim_integration("p", Some("nope")).unwrap_err();
+    assert!(matches!(err, WorkspaceError::UnknownBase { .. }), "{err}");
+    assert_eq!(fx.git(&["branch", "--list", "ocio/*"]), "");
+}

@@ -794,14 +794,18 @@ impl Core {
             .clone()
             .filter(|_| state.work.worktrees())
         {
-            // The worktrees of merged tasks go; the integration branch and its worktree stay
-            // (they are the plan's result), as do failed tasks' worktrees, for a look.
+            // By default the worktrees of merged tasks go; the integration branch stays (it is
+            // the plan's result), as do unmerged tasks' branches.
             let plan_key = state.work.work.key.clone();
+            let policy = state
+                .work
+                .work
+                .settings
+                .cleanup
+                .unwrap_or(self.options.cleanup);
             tokio::spawn(async move {
-                let cleanup = workspace::blocking(move || {
-                    workspace.cleanup(&plan_key, crate::workspace::CleanupPolicy::RemoveMerged)
-                })
-                .await;
+                let cleanup =
+                    workspace::blocking(move || workspace.cleanup(&plan_key, policy)).await;
                 match cleanup {
                     Ok(report) => tracing::info!(
                         removed = report.removed.len(),

@@ -66,18 +66,18 @@ impl Workspaces {
         file: PlanFile,
         id: PlanId,
     ) -> Result<Prepared, EngineError> {
-        let key = format!("{}-{}", file.name, id.short());
         let settings = file.settings.clone();
         let workspace = self.open(&file.repo_path())?;
-        let (mode, integration) = match &workspace {
-            None => (WorkMode::Plain, None),
-            Some(_) if !settings.worktrees => (WorkMode::Shared, None),
+        let (key, mode, integration) = match &workspace {
+            None => (unbranched_key(&file, id), WorkMode::Plain, None),
+            Some(_) if !settings.worktrees => (unbranched_key(&file, id), WorkMode::Shared, None),
             Some(workspace) => {
-                let integration = workspace.ensure_integration(&key, settings.base.as_deref())?;
+                let (key, integration) =
+                    workspace.claim_integration(&file.name, settings.base.as_deref())?;
                 let mode = WorkMode::Worktrees {
                     integration: integration.branch.clone(),
                 };
-                (mode, Some(integration))
+                (key, mode, Some(integration))
             }
         };
         let work = PlanWork {
@@ -116,6 +116,11 @@ impl Workspaces {
         }
         Ok(Some(workspace))
     }
+}
+
+/// The key of a plan that makes no branches: its name and short id, unique without asking git.
+fn unbranched_key(file: &PlanFile, id: PlanId) -> String {
+    format!("{}-{}", file.name, id.short())
 }
 
 /// What a plan keeps for its runs besides its task graph.
