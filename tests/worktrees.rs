@@ -757,3 +757,183 @@ async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// The worktrees git lists whose path has `/<component>/` in it.
+fn worktrees_of(repo: &TestRepo, component: &str) -> Vec<String> {
+    let needle = format!("/{component}/");
+    repo.git(&["worktree", "list", "--porcelain"])
+        .lines()
+        .filter_map(|line| line.strip_prefix("worktree "))
+        .filter(|path| path.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_name_used_again_gets_branches_of_its_own_and_each_plan_cleans_up_as_it_says() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 2, &[], 100, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let run = |cleanup: &str, content: &str| {
+        format!(
+            "cleanup = \"{cleanup}\"\n[[tasks]]\nid = \"a\"\nprompt = 'SIM-WRITE a.txt {content}'\n"
+        )
+    };
+
+    engine
+        .submit(plan(dir.path(), &repo, "rerun", &run("keep", "first")))
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    assert_eq!(integration_branch(&seen), "ocio/rerun/integration");
+
+    // The same plan file again: its branches must not mix with the first run's.
+    engine
+        .submit(plan(
+            dir.path(),
+            &repo,
+            "rerun",
+            &run("remove-all", "second"),
+        ))
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    assert_eq!(integration_branch(&seen), "ocio/rerun-2/integration");
+    assert_eq!(repo.git(&["show", "ocio/rerun/integration:a.txt"]), "first");
+    assert_eq!(
+        repo.git(&["show", "ocio/rerun-2/integration:a.txt"]),
+        "second"
+    );
+
+    // `remove-all` removes every worktree of the second run once it has finished (the cleanup
+    // runs after the plan's end is announced); `keep` left the first run's alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !worktrees_of(&repo, "rerun-2").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            worktrees_of(&repo, "rerun-2")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept = worktrees_of(&repo, "rerun");
+    assert_eq!(kept.len(), 2, "integration and a/1: {kept:?}");
+    assert!(kept.iter().any(|path| path.ends_with("/rerun/integration")));
+    assert!(kept.iter().any(|path| path.ends_with("/rerun/a/1")));
+    let branches = repo.git(&["branch", "--list", "ocio/*", "--format=%(refname:short)"]);
+    assert_eq!(
+        branches.lines().collect::<Vec<_>>(),
+        [
+            "ocio/rerun-2/integration",
+            "ocio/rerun/a",
+            "ocio/rerun/integration"
+        ],
+        "the second run's merged task branch went; both results stay"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandons_the_merge() {
+    let (repo, _dir, engine, store, plan) = race("resolver").await;
+    let mut events = engine.subscribe();
+    let plan_id = engine.submit(plan).await.unwrap();
+    // Wait for the resolver session to start (the loser's dispatch after its conflict).
+    let mut seen = Vec::new();
+    let loser = loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the engine went quiet")
+            .unwrap();
+        seen.push(event.clone());
+        if let EngineEvent::Dispatched { key, .. } = &event
+            && seen
+                .iter()
+                .any(|e| matches!(e, EngineEvent::MergeConflict { key: k, .. } if k == key))
+        {
+            break key.clone();
+        }
+    };
+    let task = store
+        .read(query::tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.key == loser && t.plan == plan_id)
+        .unwrap();
+    engine.cancel(task.id).await.unwrap();
+    let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
+    seen.extend(rest);
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                failed: 0,
+                cancelled: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let cause = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Transition(e) => match &e.transition {
+                Transition::Task {
+                    key,
+                    to: TaskStatus::Cancelled,
+                    ..
+                } if *key == loser => Some(e.cause.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("the task ended cancelled");
+    assert!(cause.starts_with("cancelled by the operator"), "{cause}");
+    let sessions = store.read(query::sessions).await.unwrap();
+    let resolver = sessions
+        .iter()
+        .find(|s| s.kind == SessionKind::Resolve)
+        .unwrap();
+    assert_eq!(resolver.status, SessionStatus::Cancelled);
+
+    // The merge was abandoned: the winner's work only, nothing in progress, and a cancelled
+    // task is not in the conflicts queue (nobody has to settle it).
+    let branch = integration_branch(&seen);
+    let winner = if loser == "one" { "two" } else { "one" };
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(content, format!("{winner}\n"));
+    let integration = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&integration)
+        .output()
+        .unwrap();
+    assert!(status.stdout.is_empty(), "no merge left in progress");
+    assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
+    engine.shutdown().await.unwrap();
+}

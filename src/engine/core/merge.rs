@@ -20,7 +20,9 @@ use jiff::Timestamp;
 use super::workspace::{Place, blocking};
 use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
 use crate::domain::task::ConflictPolicy;
-use crate::domain::{CheckpointKind, PlanId, SessionKind, Task, TaskStatus, Transition};
+use crate::domain::{
+    CheckpointKind, PlanId, SessionKind, SessionStatus, Task, TaskStatus, Transition,
+};
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{EngineError, EngineEvent, routing};
 use crate::store::MergeState;
@@ -60,6 +62,8 @@ pub(super) enum GitDone {
         key: String,
         files: Vec<String>,
         result: Result<String, String>,
+        /// The operator cancelled the task while its resolver ran.
+        cancelled: bool,
     },
 }
 
@@ -70,6 +74,8 @@ pub(super) struct ResolverEnd {
     files: Vec<String>,
     /// Why it did not complete; `None` when it did.
     failure: Option<String>,
+    /// The operator cancelled the task while its resolver ran.
+    cancelled: bool,
 }
 
 impl Core {
@@ -145,7 +151,8 @@ impl Core {
                 Ok(Err(files)) => self.conflicted(plan, &key, files).await,
                 Err(error) => {
                     let why = format!("the merge failed: {}", crate::text::clip(&error, 2000));
-                    self.park(plan, &key, Vec::new(), None, why).await
+                    self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
+                        .await
                 }
             },
             GitDone::Resolved {
@@ -153,14 +160,22 @@ impl Core {
                 key,
                 files,
                 result,
+                cancelled,
             } => match result {
                 Ok(commit) => {
                     self.merged(plan, &key, commit, "merged after a resolver session")
                         .await
                 }
+                Err(_) if cancelled => {
+                    let policy = Some(ConflictPolicy::Resolver);
+                    let why = "cancelled by the operator while its resolver session ran".into();
+                    let end = TaskStatus::Cancelled;
+                    self.park(plan, &key, files, policy, why, end).await
+                }
                 Err(why) => {
                     let policy = Some(ConflictPolicy::Resolver);
-                    self.park(plan, &key, files, policy, why).await
+                    let end = TaskStatus::Failed;
+                    self.park(plan, &key, files, policy, why, end).await
                 }
             },
         }
@@ -283,7 +298,8 @@ impl Core {
             ConflictPolicy::Retry => {
                 self.commit(step).await?;
                 let why = format!("still conflicting after {MAX_CONFLICT_RERUNS} reruns");
-                self.park(plan, key, files, Some(policy), why).await
+                self.park(plan, key, files, Some(policy), why, TaskStatus::Failed)
+                    .await
             }
             ConflictPolicy::Resolver => {
                 if let Some(context) = self.contexts.get_mut(&task_id) {
@@ -298,12 +314,14 @@ impl Core {
             ConflictPolicy::Manual => {
                 self.commit(step).await?;
                 let why = "left for the operator (conflicts = \"manual\")".to_string();
-                self.park(plan, key, files, Some(policy), why).await
+                self.park(plan, key, files, Some(policy), why, TaskStatus::Failed)
+                    .await
             }
         }
     }
 
-    /// The task fails on its merge and waits for the operator; its dependents are blocked.
+    /// The task ends on its merge (`end`: failed, or cancelled when the operator stopped its
+    /// resolver) and waits for the operator; its dependents are blocked.
     async fn park(
         &mut self,
         plan: PlanId,
@@ -311,6 +329,7 @@ impl Core {
         files: Vec<String>,
         policy: Option<ConflictPolicy>,
         why: String,
+        end: TaskStatus,
     ) -> Result<(), EngineError> {
         let now = Timestamp::now();
         let mut step = Step::default();
@@ -336,18 +355,21 @@ impl Core {
                     };
                     step.batch.put_context(context);
                 }
-                format!(
-                    "merge conflict in {}: {why}; settle it on {integration} (or leave it), then retry the task to run it again on top of that branch",
-                    files.join(", ")
-                )
+                if end == TaskStatus::Cancelled {
+                    format!(
+                        "{why}; its merge (conflicts in {}) was abandoned, so {integration} has only the other tasks' work; retry the task to run it again on top of that branch",
+                        files.join(", ")
+                    )
+                } else {
+                    format!(
+                        "merge conflict in {}: {why}; settle it on {integration} (or leave it), then retry the task to run it again on top of that branch",
+                        files.join(", ")
+                    )
+                }
             }
             None => format!("{why}; retry the task to run it again"),
         };
-        step.transition(
-            state
-                .graph
-                .transition(key, TaskStatus::Failed, cause, now)?,
-        );
+        step.transition(state.graph.transition(key, end, cause, now)?);
         for event in state.graph.block_dependents(key, now)? {
             step.transition(event);
         }
@@ -448,6 +470,7 @@ impl Core {
             key: run.key.clone(),
             files,
             failure,
+            cancelled: run.stopping == Some(SessionStatus::Cancelled),
         });
     }
 
@@ -466,6 +489,7 @@ impl Core {
             tokio::spawn(async move {
                 let task = end.key.clone();
                 let failure = end.failure;
+                let cancelled = end.cancelled;
                 let result = blocking(move || {
                     if let Some(why) = failure {
                         workspace.abort_merge(&plan_key)?;
@@ -487,6 +511,7 @@ impl Core {
                         key: end.key,
                         files: end.files,
                         result,
+                        cancelled,
                     })
                     .await;
             });
