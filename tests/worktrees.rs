@@ -937,3 +937,57 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
     assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_no_event_names_are_found_in_the_worktrees_and_reported_as_overlaps() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Long enough runs that a scan (every 3 s) sees both at work.
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 2, &[], 7000, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let body = r#"
+conflicts = "manual"
+[[tasks]]
+id = "gen-a"
+prompt = 'SIM-SHELL-WRITE generated.rs a'
+[[tasks]]
+id = "gen-b"
+prompt = 'SIM-SHELL-WRITE generated.rs b'
+"#;
+    engine
+        .submit(plan(dir.path(), &repo, "shell", body))
+        .await
+        .unwrap();
+    let (seen, _) = support::until_finished(&mut events, PATIENCE).await;
+    let overlaps: Vec<(&str, usize)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Overlap { path, with, .. } => Some((path.as_str(), with.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(overlaps, [("generated.rs", 1)], "told once, while both ran");
+    // It came before either session ended.
+    let overlap_at = seen
+        .iter()
+        .position(|e| matches!(e, EngineEvent::Overlap { .. }))
+        .unwrap();
+    let first_end = seen
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                EngineEvent::MergeConflict { .. } | EngineEvent::Merged { .. }
+            )
+        })
+        .unwrap();
+    assert!(overlap_at < first_end);
+    engine.shutdown().await.unwrap();
+}

@@ -214,9 +214,7 @@ impl Transcriber {
                 Some((Activity::Text { text: text.clone() }, Some(part_id.clone())))
             }
             ServerEvent::FileEdited { file } => Some((
-                Activity::Note {
-                    text: format!("edited {file}"),
-                },
+                Activity::Edited { file: file.clone() },
                 Some(format!("edited:{file}")),
             )),
             ServerEvent::SessionError {

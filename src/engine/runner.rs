@@ -191,6 +191,8 @@ pub struct Proposal {
 /// - `SIM-WRITE <path> <content>`: at the start of the run, write `content` (`\n` for a line
 ///   break) to `path` relative to the job's directory (creating directories), reported as a
 ///   `write` tool call titled `path`. Absolute paths and `..` are refused (the run fails).
+/// - `SIM-SHELL-WRITE <path> <content>`: the same write, reported as a `bash` call, as a shell
+///   command's edit would be: no event names the file (only a look at the worktree finds it).
 /// - `SIM-PUBLISH name=value`: the answer ends with the line `OCIO-PUBLISH name=value`.
 #[derive(Debug, Clone)]
 pub struct Simulated {
@@ -259,19 +261,24 @@ impl Runner for Simulated {
                 },
                 "text-1",
             );
-            for (n, (path, content)) in directives.writes.iter().enumerate() {
-                if let Err(error) = write_in(&job.directory, path, content) {
+            for (n, write) in directives.writes.iter().enumerate() {
+                if let Err(error) = write_in(&job.directory, &write.path, &write.content) {
                     return Outcome::Failed {
                         error,
                         agent_fault: false,
                         usage: Usage::default(),
                     };
                 }
+                let (tool, title) = if write.shell {
+                    ("bash", format!("sh -c 'cat > {}'", write.path))
+                } else {
+                    ("write", write.path.clone())
+                };
                 report(
                     Activity::Tool {
-                        tool: "write".into(),
+                        tool: tool.into(),
                         status: "completed".into(),
-                        title: path.clone(),
+                        title,
                     },
                     &format!("write-{n}"),
                 );
@@ -363,21 +370,38 @@ impl Runner for Simulated {
 /// What a prompt tells a simulated run to do (see [`Simulated`]).
 #[derive(Debug, Default, PartialEq)]
 struct Directives {
-    /// (repo-relative path, content)
-    writes: Vec<(String, String)>,
+    writes: Vec<SimWrite>,
     /// `name=value`
     publish: Vec<String>,
+}
+
+/// A file a simulated run writes.
+#[derive(Debug, PartialEq)]
+struct SimWrite {
+    /// Relative to the job's directory.
+    path: String,
+    content: String,
+    /// Reported as a shell command rather than a `write` call.
+    shell: bool,
 }
 
 impl Directives {
     fn read(prompt: &str) -> Self {
         let mut directives = Self::default();
         for line in prompt.lines().map(str::trim_start) {
-            if let Some(rest) = line.strip_prefix("SIM-WRITE ") {
+            let write = match line.strip_prefix("SIM-WRITE ") {
+                Some(rest) => Some((rest, false)),
+                None => line
+                    .strip_prefix("SIM-SHELL-WRITE ")
+                    .map(|rest| (rest, true)),
+            };
+            if let Some((rest, shell)) = write {
                 let (path, content) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
-                directives
-                    .writes
-                    .push((path.to_string(), content.replace("\\n", "\n")));
+                directives.writes.push(SimWrite {
+                    path: path.to_string(),
+                    content: content.replace("\\n", "\n"),
+                    shell,
+                });
             } else if let Some(rest) = line.strip_prefix("SIM-PUBLISH ") {
                 directives.publish.push(rest.trim().to_string());
             }
@@ -474,13 +498,19 @@ mod tests {
     #[test]
     fn prompts_direct_writes_and_publications() {
         let d = Directives::read(
-            "Do it.\n  SIM-WRITE src/a.txt one\\ntwo\nSIM-PUBLISH port=8080\nSIM-WRITE empty.txt",
+            "Do it.\n  SIM-WRITE src/a.txt one\\ntwo\nSIM-PUBLISH port=8080\nSIM-WRITE empty.txt\nSIM-SHELL-WRITE gen.rs x",
         );
+        let write = |path: &str, content: &str, shell: bool| SimWrite {
+            path: path.into(),
+            content: content.into(),
+            shell,
+        };
         assert_eq!(
             d.writes,
             [
-                ("src/a.txt".to_string(), "one\ntwo".to_string()),
-                ("empty.txt".to_string(), String::new())
+                write("src/a.txt", "one\ntwo", false),
+                write("empty.txt", "", false),
+                write("gen.rs", "x", true),
             ]
         );
         assert_eq!(d.publish, ["port=8080"]);

@@ -122,6 +122,8 @@ pub enum Activity {
     Step { usage: Usage },
     /// Something the engine or runner says about the session.
     Note { text: String },
+    /// The session's server says it changed `file` (as the server names it: usually absolute).
+    Edited { file: String },
 }
 
 impl Activity {
@@ -147,6 +149,7 @@ impl Activity {
             } => format!("{tool} {status}: {title}"),
             Self::Step { usage } => format!("step done, {} tokens", usage.total_tokens()),
             Self::Note { text } => text.clone(),
+            Self::Edited { file } => format!("edited {file}"),
         }
     }
 }

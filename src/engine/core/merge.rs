@@ -65,6 +65,8 @@ pub(super) enum GitDone {
         /// The operator cancelled the task while its resolver ran.
         cancelled: bool,
     },
+    /// What running sessions' worktrees changed (a scan for the overlap map).
+    Scanned(Vec<super::scan::Scanned>),
 }
 
 /// A resolver session's end, to act on once it is durable.
@@ -143,6 +145,10 @@ impl Core {
 
     pub(super) async fn on_git(&mut self, done: GitDone) -> Result<(), EngineError> {
         match done {
+            GitDone::Scanned(scanned) => {
+                self.on_scanned(scanned);
+                Ok(())
+            }
             GitDone::Merge { plan, key, result } => match result {
                 Ok(Ok(commit)) => {
                     self.merged(plan, &key, commit, "merged into the integration branch")

@@ -11,6 +11,7 @@ mod diff;
 mod merge;
 mod observe;
 mod recovery;
+mod scan;
 mod workspace;
 
 use std::collections::{BTreeMap, HashMap};
@@ -104,6 +105,8 @@ pub(super) struct Core {
     git_rx: mpsc::Receiver<merge::GitDone>,
     /// Resolver sessions that ended, acted on once their end is durable.
     resolver_ends: Vec<merge::ResolverEnd>,
+    /// Session diffs for the overlap map.
+    scanner: scan::Scanner,
     /// What finished tasks left for the tasks after them (durable, in the store).
     contexts: HashMap<TaskId, TaskContext>,
     workspaces: Workspaces,
@@ -745,6 +748,7 @@ impl Core {
     async fn on_tick(&mut self) -> Result<(), EngineError> {
         self.enforce_time_limits();
         self.probe_agents();
+        self.scan_worktrees();
         let now = Timestamp::now();
         let holders: Vec<String> = self
             .running

@@ -85,6 +85,23 @@ impl Observed {
 }
 
 impl Core {
+    /// Running `session` changed `path` (repo-relative): into its plan's overlap map, and an
+    /// overlap with another session is told at once.
+    pub(super) fn touch(&mut self, plan: PlanId, session: SessionId, path: String) {
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return;
+        };
+        if let Some(overlap) = state.work.overlap.touch(session, &path) {
+            tracing::warn!(path = %overlap.path, %session, "sessions overlap on a file");
+            let _ = self.events.send(EngineEvent::Overlap {
+                plan,
+                path: overlap.path,
+                session,
+                with: overlap.with,
+            });
+        }
+    }
+
     /// A running (or just ended) session did something: keep it for the transcript and
     /// announce it.
     /// A running session's step (its usage so far) comes back as a checkpoint to record.
@@ -106,24 +123,16 @@ impl Core {
             }
             run.last = Some(entry.clone());
             let edited = match &entry.activity {
-                Activity::Tool { tool, title, .. } if EDIT_TOOLS.contains(&tool.as_str()) => run
-                    .overlap_dir
-                    .as_deref()
-                    .and_then(|d| repo_relative(d, title)),
+                Activity::Tool { tool, title, .. } if EDIT_TOOLS.contains(&tool.as_str()) => {
+                    Some(title)
+                }
+                Activity::Edited { file } => Some(file),
                 _ => None,
             };
+            let edited = edited.and_then(|file| repo_relative(run.overlap_dir.as_deref()?, file));
             let plan = run.plan;
-            if let Some(path) = edited
-                && let Some(state) = self.plans.get_mut(&plan)
-                && let Some(overlap) = state.work.overlap.touch(session, &path)
-            {
-                tracing::warn!(path = %overlap.path, %session, "sessions overlap on a file");
-                let _ = self.events.send(EngineEvent::Overlap {
-                    plan,
-                    path: overlap.path,
-                    session,
-                    with: overlap.with,
-                });
+            if let Some(path) = edited {
+                self.touch(plan, session, path);
             }
         } else if let Some(ended) = self
             .observed

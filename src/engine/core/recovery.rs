@@ -72,6 +72,7 @@ impl Core {
             git_tx,
             git_rx,
             resolver_ends: Vec::new(),
+            scanner: Default::default(),
             contexts: contexts.into_iter().map(|c| (c.task, c)).collect(),
             workspaces,
             report_tx,

@@ -167,6 +167,10 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             Activity::Note { text: note } => {
                 text.push(Line::from(vec![at, Span::styled(note.clone(), theme.info)]))
             }
+            Activity::Edited { file } => text.push(Line::from(vec![
+                at,
+                Span::styled(format!("edited {file}"), theme.info),
+            ])),
         }
     }
     if text.is_empty() {
