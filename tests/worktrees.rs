@@ -80,6 +80,39 @@ id = "two"
 prompt = 'SIM-WRITE shared.txt two\n'
 "#;
 
+/// A fresh repository and database, and an engine with one simulated agent running `slots`
+/// sessions at once, each taking `millis`.
+async fn setup(
+    slots: u32,
+    millis: i64,
+) -> (TestRepo, tempfile::TempDir, EngineHandle, StoreHandle) {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![support::sim_agent("sim", slots, &[], millis, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    (repo, dir, engine, store)
+}
+
+/// The integration worktree has nothing uncommitted and no merge in progress.
+fn integration_is_clean(seen: &[EngineEvent]) -> bool {
+    let integration = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .expect("the plan got an integration worktree");
+    let status = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&integration)
+        .output()
+        .unwrap();
+    status.status.success() && status.stdout.is_empty()
+}
+
 /// A fresh repository, database and engine, and the race plan with `conflicts = policy`.
 async fn race(
     policy: &str,
@@ -90,16 +123,7 @@ async fn race(
     StoreHandle,
     PlanFile,
 ) {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 2, &[], 1000, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, store) = setup(2, 1000).await;
     let body = format!("conflicts = \"{policy}\"\n{RACE}");
     let plan = plan(dir.path(), &repo, &format!("race-{policy}"), &body);
     (repo, dir, engine, store, plan)
@@ -304,21 +328,8 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
     let winner = if loser == "one" { "two" } else { "one" };
     let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
     assert_eq!(content, format!("{winner}\n"));
-    let integration = seen
-        .iter()
-        .find_map(|e| match e {
-            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert!(!integration.join(".git").is_dir());
-    let status = std::process::Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&integration)
-        .output()
-        .unwrap();
     assert!(
-        status.stdout.is_empty(),
+        integration_is_clean(&seen),
         "the aborted merge left nothing behind"
     );
 
@@ -568,16 +579,7 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
 
 #[tokio::test]
 async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 2, &[], 10, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, store) = setup(2, 10).await;
     let err = engine
         .submit(plan(
             dir.path(),
@@ -628,16 +630,7 @@ async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_worktrees_sessions_take_turns_in_the_checkout_and_their_files_are_recorded() {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 2, &[], 300, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, _store) = setup(2, 300).await;
     let mut events = engine.subscribe();
     let body = r#"
 worktrees = false
@@ -707,16 +700,7 @@ prompt = 'SIM-WRITE b.txt b'
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 1, &[], 1500, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, _store) = setup(1, 1500).await;
     let mut events = engine.subscribe();
     let body = "[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes/hello.txt ahoy\\n'\n";
     engine
@@ -771,16 +755,7 @@ fn worktrees_of(repo: &TestRepo, component: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_name_used_again_gets_branches_of_its_own_and_each_plan_cleans_up_as_it_says() {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 2, &[], 100, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, _store) = setup(2, 100).await;
     let mut events = engine.subscribe();
     let run = |cleanup: &str, content: &str| {
         format!(
@@ -921,36 +896,15 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
     let winner = if loser == "one" { "two" } else { "one" };
     let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
     assert_eq!(content, format!("{winner}\n"));
-    let integration = seen
-        .iter()
-        .find_map(|e| match e {
-            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let status = std::process::Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&integration)
-        .output()
-        .unwrap();
-    assert!(status.stdout.is_empty(), "no merge left in progress");
+    assert!(integration_is_clean(&seen), "no merge left in progress");
     assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
     engine.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_no_event_names_are_found_in_the_worktrees_and_reported_as_overlaps() {
-    let repo = TestRepo::new();
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
     // Long enough runs that a scan (every 3 s) sees both at work.
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::sim_agent("sim", 2, &[], 7000, 0.0)],
-        options(),
-    )
-    .await
-    .unwrap();
+    let (repo, dir, engine, _store) = setup(2, 7000).await;
     let mut events = engine.subscribe();
     let body = r#"
 conflicts = "manual"
