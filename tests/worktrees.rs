@@ -96,6 +96,19 @@ async fn setup(
     (repo, dir, engine, store)
 }
 
+/// Why task `task` went to `status`, the first time it did.
+fn cause_of(seen: &[EngineEvent], task: &str, status: TaskStatus) -> Option<String> {
+    seen.iter().find_map(|e| match e {
+        EngineEvent::Transition(e) => match &e.transition {
+            Transition::Task { key, to, .. } if key == task && *to == status => {
+                Some(e.cause.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// The integration worktree has nothing uncommitted and no merge in progress.
 fn integration_is_clean(seen: &[EngineEvent]) -> bool {
     let integration = seen
@@ -302,20 +315,7 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
         (files, policy),
         (vec!["shared.txt".to_string()], ConflictPolicy::Manual)
     );
-    let cause = seen
-        .iter()
-        .find_map(|e| match e {
-            EngineEvent::Transition(e) => match &e.transition {
-                Transition::Task {
-                    key,
-                    to: TaskStatus::Failed,
-                    ..
-                } if *key == loser => Some(e.cause.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .unwrap();
+    let cause = cause_of(&seen, &loser, TaskStatus::Failed).expect("the task ended failed");
     assert!(cause.contains("merge conflict in shared.txt"), "{cause}");
     let conflicts = engine.snapshot().await.unwrap().conflicts;
     assert_eq!(conflicts.len(), 1);
@@ -868,20 +868,7 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
         ),
         "{finished:?}"
     );
-    let cause = seen
-        .iter()
-        .find_map(|e| match e {
-            EngineEvent::Transition(e) => match &e.transition {
-                Transition::Task {
-                    key,
-                    to: TaskStatus::Cancelled,
-                    ..
-                } if *key == loser => Some(e.cause.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("the task ended cancelled");
+    let cause = cause_of(&seen, &loser, TaskStatus::Cancelled).expect("the task ended cancelled");
     assert!(cause.starts_with("cancelled by the operator"), "{cause}");
     let sessions = store.read(query::sessions).await.unwrap();
     let resolver = sessions
