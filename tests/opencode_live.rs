@@ -1082,3 +1082,93 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     }
     server.stop().await;
 }
+
+/// OpenCode offers its models a `question` tool that waits for a person to pick an answer.
+/// Nobody sits at an ocio session, so its sessions are created with that tool denied: the
+/// model is told no and goes on, rather than the session waiting until its time limit (without
+/// the rule this plan fails: its task times out after 40 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
+    use ocio::engine::{Activity, EngineEvent, EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let question = serde_json::json!({
+        "questions": [{
+            "question": "Which colour should the button be?",
+            "header": "Colour",
+            "options": [
+                {"label": "red", "description": "warm"},
+                {"label": "blue", "description": "cool"}
+            ]
+        }]
+    });
+    let script = Script::new().rule(
+        Rule::when("Pick a colour")
+            .turn(Turn::tool("question", question))
+            .turn(Turn::text("nobody answered; went with blue")),
+    );
+    let server = TestServer::start(script).await;
+    let agent = support::scripted_agent(server.client());
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan_path = state.path().join("ask.toml");
+    std::fs::write(
+        &plan_path,
+        format!(
+            "name = \"ask\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"40s\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
+        .await
+        .unwrap();
+    let mut tools = Vec::new();
+    let finished = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        match event {
+            EngineEvent::PlanFinished { .. } => break event,
+            EngineEvent::Activity { entry, .. } => {
+                if let Activity::Tool { tool, status, .. } = entry.activity {
+                    tools.push((tool, status));
+                }
+            }
+            _ => {}
+        }
+    };
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    // Denied, the tool is not offered at all: OpenCode 1.18 turns the call into its `invalid`
+    // tool, which tells the model so. The question never waited for an answer.
+    assert!(
+        !tools
+            .iter()
+            .any(|(tool, status)| tool == "question" && status == "running"),
+        "the question never ran: {tools:?}"
+    );
+    let tasks = store.read(query::tasks).await.unwrap();
+    assert_eq!(
+        tasks[0].result.as_deref(),
+        Some("nobody answered; went with blue")
+    );
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}
