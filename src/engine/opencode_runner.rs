@@ -30,21 +30,10 @@ use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
 use crate::opencode::wire::{
-    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionAction,
-    PermissionReply, PermissionRequest, PermissionRule, PromptPart, PromptRequest,
+    CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply,
+    PermissionRequest, PermissionRule, PromptPart, PromptRequest,
 };
 use crate::plan::planner::{PlannerRequest, plan_with};
-
-/// Rules every session ocio creates gets on top of its agent's. OpenCode's `question` tool
-/// waits for a person to pick an answer, and nobody sits at an ocio session: denied, the model
-/// is told so and goes on by itself instead of waiting until the time limit.
-fn session_rules() -> Vec<PermissionRule> {
-    vec![PermissionRule {
-        permission: "question".into(),
-        pattern: "*".into(),
-        action: PermissionAction::Deny,
-    }]
-}
 
 /// How often a running session's pending permission requests are looked up (the stream brings
 /// them at once; this catches any it dropped).
@@ -155,7 +144,7 @@ impl OpencodeRunner {
         let dir = job.directory.to_string_lossy().into_owned();
         let create = CreateSession {
             title: Some(job.title.clone()),
-            permission: Some(session_rules()),
+            permission: Some(PermissionRule::unattended()),
             ..CreateSession::default()
         };
         let session = match self.client.create_session(&dir, &create).await {

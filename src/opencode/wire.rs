@@ -425,6 +425,20 @@ pub struct PermissionRule {
     pub action: PermissionAction,
 }
 
+impl PermissionRule {
+    /// The rules for a session nobody sits at (every session ocio creates), on top of its
+    /// agent's. OpenCode's `question` tool waits for a person to pick an answer: denied, the
+    /// model is told so and decides by itself instead of the session waiting until its time
+    /// limit.
+    pub fn unattended() -> Vec<Self> {
+        vec![Self {
+            permission: "question".into(),
+            pattern: "*".into(),
+            action: PermissionAction::Deny,
+        }]
+    }
+}
+
 /// `Unknown` only comes from reading; serializing it is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -16,7 +16,8 @@ use super::{PlanErrors, PlanFile};
 use crate::domain::ModelRef;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::wire::{
-    CreateSession, MessageInfo, ModelSelector, OutputFormat, PromptPart, PromptRequest,
+    CreateSession, MessageInfo, ModelSelector, OutputFormat, PermissionRule, PromptPart,
+    PromptRequest,
 };
 
 /// How often OpenCode asks the model again when its structured answer does not fit the schema.
@@ -275,6 +276,7 @@ pub async fn plan_with(
             &directory,
             &CreateSession {
                 title: Some(title),
+                permission: Some(PermissionRule::unattended()),
                 ..CreateSession::default()
             },
         )
