@@ -140,6 +140,10 @@ pub struct AgentConfig {
     /// opencode: the NAME of the environment variable holding the server password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// A PEM file of the CA (or the self-signed certificate) an `https://` server's
+    /// certificate is checked against, besides the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelRef>,
     /// The OpenCode agent sessions use (`build`, `plan`, ...).
@@ -353,6 +357,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message: problem.message,
             hint: problem.hint,
         });
+    }
+    let mut config = config;
+    // A relative ca_cert is the config file's neighbour, wherever ocio runs from.
+    if let Some(dir) = path.parent() {
+        for agent in &mut config.agents {
+            if let Some(ca) = agent.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
+                *ca = dir.join(&*ca);
+            }
+        }
     }
     Ok(config)
 }

@@ -492,7 +492,8 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
         &format!("http://127.0.0.1:{port}"),
         None,
         ClientOptions::default(),
-    );
+    )
+    .unwrap();
     let mut dead = Agent::new(AgentName::new("dead").unwrap(), Backend::Simulated, 2);
     dead.capabilities = ["code".to_string()].into();
     let agents = vec![
@@ -558,7 +559,8 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
             retries: 0,
             ..ClientOptions::default()
         },
-    );
+    )
+    .unwrap();
     let dead = AgentSpec {
         agent: Agent::new(AgentName::new("dead").unwrap(), Backend::Simulated, 2),
         runner: OpencodeRunner::new(client, None, None),

@@ -547,7 +547,8 @@ async fn a_managed_server_is_restarted_on_the_same_port_and_stopped_for_good() {
         &url,
         Some(managed.password().clone()),
         support::test_options(),
-    );
+    )
+    .unwrap();
     assert!(client.health().await.unwrap().healthy);
     let ServerState::Ready { pid, .. } = managed.state().borrow().clone() else {
         panic!("not ready")
@@ -785,7 +786,7 @@ async fn engine_child() {
     let url = std::env::var("OCIO_ENGINE_CHILD_URL").unwrap();
     let plan = std::env::var_os("OCIO_ENGINE_CHILD_PLAN").unwrap();
     let store = ocio::store::Store::open(std::path::Path::new(&db), Default::default()).unwrap();
-    let client = Client::new(&url, None, support::test_options());
+    let client = Client::new(&url, None, support::test_options()).unwrap();
     let engine = ocio::engine::EngineHandle::start(
         store,
         vec![support::scripted_agent(client)],

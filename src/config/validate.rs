@@ -151,6 +151,17 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
                 }
                 _ => {}
             }
+            if agent.ca_cert.is_some()
+                && !agent
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://"))
+            {
+                return Err(problem(
+                    at("ca_cert"),
+                    "`ca_cert` only applies to a server reached over https://; remove it or make `url` https://",
+                ));
+            }
             if agent.opencode_path.is_some() && !managed {
                 return Err(problem(
                     at("opencode_path"),
@@ -180,6 +191,7 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
                 ("managed", agent.managed.is_some()),
                 ("opencode_path", agent.opencode_path.is_some()),
                 ("password_env", agent.password_env.is_some()),
+                ("ca_cert", agent.ca_cert.is_some()),
             ];
             if let Some((key, _)) = opencode_only.iter().find(|(_, given)| *given) {
                 return Err(wrong_kind(key, "opencode", "opencode"));

@@ -71,6 +71,16 @@ pub enum ClientError {
         what: String,
         reason: String,
     },
+    #[error(
+        "the TLS connection to {server} failed for {what}: {reason}\nhint: if the server's certificate is self-signed or from a private CA, set `ca_cert` in the agent's config to the PEM file of that CA"
+    )]
+    Tls {
+        server: String,
+        what: String,
+        reason: String,
+    },
+    #[error("cannot set up an HTTP client for {server}: {reason}")]
+    Setup { server: String, reason: String },
     #[error("{what} on {server}: not found (404)")]
     NotFound { server: String, what: String },
     #[error("{what} on {server} failed with HTTP {status}: {body}")]
@@ -126,23 +136,44 @@ struct Inner {
 }
 
 impl Client {
-    pub fn new(base_url: &str, password: Option<Password>, options: ClientOptions) -> Self {
-        // Building only fails when the TLS backend cannot start; ocio builds reqwest without TLS.
-        let http = reqwest::Client::builder()
+    /// A client for the server at `base_url` (`http://` or `https://`; https certificates
+    /// are checked against the system's roots).
+    pub fn new(
+        base_url: &str,
+        password: Option<Password>,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        Self::with_roots(base_url, password, options, Vec::new())
+    }
+
+    /// Like [`Client::new`], also trusting the certificates in `roots` (a private CA, or a
+    /// server's self-signed certificate).
+    pub fn with_roots(
+        base_url: &str,
+        password: Option<Password>,
+        options: ClientOptions,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let http = http_builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
+            .tls_certs_merge(roots)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .map_err(|e| ClientError::Setup {
+                server: base.clone(),
+                reason: error_chain(&e),
+            })?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                base: base_url.trim_end_matches('/').to_string(),
+                base,
                 password,
                 breaker: Breaker::new(options.breaker),
                 options,
                 version_checked: AtomicBool::new(false),
             }),
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -481,16 +512,20 @@ impl Client {
         if e.is_timeout() {
             return self.timeout(what, after);
         }
-        // reqwest's Display is terse ("error sending request"); the source chain says why.
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
+        let reason = error_chain(e);
+        let server = self.inner.base.clone();
+        let what = what.into();
+        if is_tls_failure(e) {
+            // Not transient: a certificate does not become trusted by trying again.
+            return ClientError::Tls {
+                server,
+                what,
+                reason,
+            };
         }
         ClientError::Connect {
-            server: self.inner.base.clone(),
-            what: what.into(),
+            server,
+            what,
             reason,
         }
     }
@@ -502,6 +537,55 @@ impl Client {
             after,
         }
     }
+}
+
+/// reqwest's Display is terse ("error sending request"); the source chain says why.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    reason
+}
+
+/// Whether the request failed in the TLS handshake (a certificate not trusted, a name that
+/// does not match, a server that does not speak TLS).
+fn is_tls_failure(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // An io::Error's `source` skips the error it wraps (and io errors nest): unwrap them.
+        let mut node: &(dyn std::error::Error + 'static) = s;
+        while let Some(inner) = node
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            node = inner;
+        }
+        if node.is::<rustls::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A reqwest client builder that can be built: every reqwest client in ocio starts here.
+/// rustls takes its cryptography from a process-wide provider, which reqwest (built without its
+/// own, to avoid aws-lc's build needs) requires before any client is built, or it panics.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+}
+
+/// Makes ring the process's rustls provider, once.
+fn install_crypto_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // An error means another part of the process installed one first: that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Only failures that say something about the server's health count against it.

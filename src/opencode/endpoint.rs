@@ -2,9 +2,10 @@
 //! `password_env`, or a managed local server started for it. The engine and `ocio check` both
 //! reach servers this way.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::client::{Client, ClientOptions};
+use super::client::{Client, ClientError, ClientOptions};
 use super::managed::{ManagedError, ManagedServer, ServerCommand, locate_opencode};
 use super::secret::{Password, PasswordError};
 use crate::config::{AgentConfig, AgentKind};
@@ -26,6 +27,16 @@ pub enum EndpointError {
         "agent {agent} has neither url nor managed = true\nhint: set one of them in its [[agents]] entry"
     )]
     NoServer { agent: String },
+    #[error(
+        "agent {agent}: cannot use ca_cert {}: {reason}\nhint: point ca_cert at a PEM file holding the certificate of the CA that signed the server's (or the server's own, if self-signed)", .path.display()
+    )]
+    CaCert {
+        agent: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("agent {agent}: {source}")]
+    Client { agent: String, source: ClientError },
 }
 
 /// A reachable server for one agent; owns the managed server, if any.
@@ -66,7 +77,12 @@ impl Endpoint {
                         agent: name,
                         reason,
                     })?;
-            let client = Client::new(&url, Some(password), options);
+            let client = Client::new(&url, Some(password), options).map_err(|source| {
+                EndpointError::Client {
+                    agent: agent.name.to_string(),
+                    source,
+                }
+            })?;
             return Ok(Self {
                 client,
                 managed: Some(managed),
@@ -81,11 +97,21 @@ impl Endpoint {
             .map(Password::from_env)
             .transpose()
             .map_err(|source| EndpointError::Password {
-                agent: name,
+                agent: name.clone(),
                 source,
             })?;
+        let roots = match &agent.ca_cert {
+            Some(path) => read_roots(&name, path)?,
+            None => Vec::new(),
+        };
+        let client = Client::with_roots(url, password, options, roots).map_err(|source| {
+            EndpointError::Client {
+                agent: name,
+                source,
+            }
+        })?;
         Ok(Self {
-            client: Client::new(url, password, options),
+            client,
             managed: None,
         })
     }
@@ -100,4 +126,21 @@ impl Endpoint {
             managed.shutdown().await;
         }
     }
+}
+
+/// The certificates in the PEM file `path`: at least one, or an error saying what is wrong.
+fn read_roots(agent: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, EndpointError> {
+    let error = |reason: String| EndpointError::CaCert {
+        agent: agent.to_string(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error(e.to_string()))?;
+    if roots.is_empty() {
+        return Err(error(
+            "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(roots)
 }

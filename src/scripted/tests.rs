@@ -34,7 +34,9 @@ fn user(text: &str) -> Value {
 }
 
 async fn post(model: &ScriptedModel, body: &Value, session: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    crate::opencode::client::http_builder()
+        .build()
+        .unwrap()
         .post(format!("{}/chat/completions", model.base_url()))
         .header("x-session-id", session)
         .json(body)
@@ -357,7 +359,9 @@ async fn hung_call_is_released_by_shutdown() {
         .unwrap();
     let url = format!("{}/chat/completions", model.base_url());
     let pending = tokio::spawn(async move {
-        reqwest::Client::new()
+        crate::opencode::client::http_builder()
+            .build()
+            .unwrap()
             .post(url)
             .json(&coding_call(user("hang please")))
             .send()
@@ -403,7 +407,7 @@ async fn models_non_stream_bad_requests_and_unknown_paths() {
     let model = ScriptedModel::start(Script::new().fallback([Turn::read("a.txt").usage(1, 2)]))
         .await
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::opencode::client::http_builder().build().unwrap();
     let models: Value = client
         .get(format!("{}/models", model.base_url()))
         .send()
@@ -479,9 +483,10 @@ async fn invalid_script_is_refused_at_start_and_drop_stops_the_server() {
     let model = ScriptedModel::start(Script::new()).await.unwrap();
     let url = format!("{}/models", model.base_url());
     drop(model);
+    let client = crate::opencode::client::http_builder().build().unwrap();
     let mut refused = false;
     for _ in 0..50 {
-        if reqwest::get(&url).await.is_err() {
+        if client.get(&url).send().await.is_err() {
             refused = true;
             break;
         }

@@ -77,11 +77,11 @@ impl TestServer {
 
     /// A client with the server's password (if any) and short timeouts for tests.
     pub fn client(&self) -> Client {
-        Client::new(&self.url, self.password.clone(), test_options())
+        Client::new(&self.url, self.password.clone(), test_options()).unwrap()
     }
 
     pub fn client_with(&self, password: Option<Password>) -> Client {
-        Client::new(&self.url, password, test_options())
+        Client::new(&self.url, password, test_options()).unwrap()
     }
 
     /// SIGKILL the server now, as a crash would.
