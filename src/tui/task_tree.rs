@@ -81,8 +81,9 @@ impl TaskTree {
         if plans.len() != self.shown.len() || self.items.len() != plans.len() {
             return false;
         }
-        let newest = plans.len() - 1;
         for (p, plan) in plans.iter().enumerate() {
+            // Items are newest first, plans oldest first.
+            let at = plans.len() - 1 - p;
             let shown = &mut self.shown[p];
             if !same_shape(plan, shown) {
                 return false;
@@ -97,14 +98,14 @@ impl TaskTree {
                     (task.status == TaskStatus::Done) != (was.status == TaskStatus::Done);
                 was.status = task.status;
                 was.attempts = task.attempts;
-                let Some(item) = task_item(&mut self.items[newest - p], &self.places[p], t) else {
+                let Some(item) = task_item(&mut self.items[at], &self.places[p], t) else {
                     return false;
                 };
                 if !relabel(item, task_line(task, theme)) {
                     return false;
                 }
             }
-            if relabel_plan && !relabel(&mut self.items[newest - p], plan_title(plan, theme)) {
+            if relabel_plan && !relabel(&mut self.items[at], plan_title(plan, theme)) {
                 return false;
             }
         }
@@ -395,6 +396,21 @@ mod tests {
         assert_ne!(format!("{:?}", tree.items()), fresh(&plans));
         tree.refresh(&plans, 2, &mut state, &theme);
         assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
+    }
+
+    #[test]
+    fn no_plans_draw_no_items() {
+        let theme = theme();
+        let mut state = TreeState::default();
+        let mut tree = TaskTree::default();
+        tree.refresh(&[], 1, &mut state, &theme);
+        tree.refresh(&[], 2, &mut state, &theme);
+        assert!(tree.items().is_empty());
+        let plans = plans();
+        tree.refresh(&plans, 3, &mut state, &theme);
+        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
+        tree.refresh(&[], 4, &mut state, &theme);
+        assert!(tree.items().is_empty());
     }
 
     #[test]
