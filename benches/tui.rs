@@ -6,8 +6,8 @@
 //! - steady: nothing changed since the last frame;
 //! - session event: one `EngineEvent::Activity` applied (`app.update`) before each frame, which
 //!   invalidates the sessions ordering;
-//! - task event: one task `Transition` applied before each frame, which also rebuilds the task
-//!   tree (the worst event a busy plan sends);
+//! - task event: one task `Transition` applied before each frame, which also relabels that
+//!   task (and its plan's done count) in the task tree (the worst event a busy plan sends);
 //! - graph: the tasks pane as the dependency graph, a task in layer 20 selected;
 //! - detail: one session full screen with a 2,000-entry transcript.
 //!

@@ -4,8 +4,9 @@
 //! `domain` holds the pure rules, `store` the durable state, `config` and `paths` where things
 //! live and how they are set, `logging` the log file; `opencode` talks to OpenCode servers and
 //! `scripted` is the project's own scripted OpenAI-compatible model; `host` starts the engine
-//! with its control socket (`control`) and Prometheus metrics (`metrics`); `cli` is the front door. The engine side
-//! never imports a UI crate.
+//! with its control socket (`control`) and Prometheus metrics (`metrics`); `cli` is the front
+//! door, `tui` the control room, and `narration` the one wording of engine events they share.
+//! The engine side never imports a UI crate.
 
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod host;
 pub mod logging;
 pub mod metrics;
+pub mod narration;
 pub mod opencode;
 pub mod paths;
 pub mod plan;

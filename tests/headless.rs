@@ -190,7 +190,7 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
 }
 
 #[test]
-fn submit_prompt_runs_one_task_in_the_current_repository() {
+fn submit_prompt_runs_one_task_in_the_current_repository_or_directory() {
     let home = Home::new();
     home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\n");
     let repo = home.path("repo");
@@ -211,16 +211,26 @@ fn submit_prompt_runs_one_task_in_the_current_repository() {
     assert_eq!(tasks["plans"][0]["repo"], repo.to_str().unwrap());
     assert_eq!(tasks["plans"][0]["tasks"][0]["key"], "prompt");
 
+    // Outside any repository, the prompt runs in the directory it was given in.
+    let elsewhere = home.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
     let out = home
         .command(&["submit", "--prompt", "x"])
-        .current_dir(home.path(""))
+        .current_dir(&elsewhere)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let finished = engine.until("the second prompt's plan finishes", |l| {
+        l["type"] == "plan_finished"
+    });
+    assert_eq!(finished["ok"], true);
+    let tasks = home.json(&["tasks", "--json"]);
+    let plans = tasks["plans"].as_array().unwrap();
     assert!(
-        stderr(&out).contains("not inside a git repository"),
-        "{}",
-        stderr(&out)
+        plans
+            .iter()
+            .any(|p| p["repo"] == elsewhere.to_str().unwrap() && p["tasks"][0]["key"] == "prompt"),
+        "{tasks:#}"
     );
     let out = home.ocio(&["submit"]);
     assert_eq!(out.status.code(), Some(2), "a plan or --prompt is required");

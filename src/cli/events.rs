@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::{Failure, exit};
-use crate::domain::{TaskStatus, Transition};
+use crate::domain::TaskStatus;
 use crate::engine::{EngineEvent, Snapshot};
 use crate::host::Host;
+use crate::narration::Narration;
 
 /// Where events go, and which.
 pub struct Output {
@@ -189,69 +190,17 @@ impl Signals {
     }
 }
 
+/// The event's line on stderr: plan and engine lines flush left, a task's indented under them.
 fn narrate(event: &EngineEvent) {
-    let text = match event {
-        EngineEvent::PlanSubmitted { name, tasks, .. } => format!("plan {name}: {tasks} tasks"),
-        EngineEvent::Dispatched {
-            key,
-            agent,
-            attempt,
-            ..
-        } => format!("  {key} started on {agent} (attempt {attempt})"),
-        EngineEvent::Transition(e) => match &e.transition {
-            Transition::Task { key, to, .. } if e.cause.is_empty() => format!("  {key} {to}"),
-            Transition::Task { key, to, .. } => format!("  {key} {to}: {}", e.cause),
-            _ => return,
-        },
-        EngineEvent::PlanFinished {
-            name,
-            ok,
-            done,
-            failed,
-            blocked,
-            cancelled,
-            ..
-        } => format!(
-            "plan {name} {}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled",
-            if *ok { "succeeded" } else { "did not succeed" }
-        ),
-        EngineEvent::ApprovalRequested {
-            task,
-            request,
-            permission,
-            patterns,
-            ..
-        } => format!(
-            "  {task} asks {permission} ({}); answer with `ocio approve {request}`",
-            patterns.join(", ")
-        ),
-        EngineEvent::Recovered {
-            sessions,
-            tasks,
-            resumed,
-        } => format!(
-            "recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"
-        ),
-        EngineEvent::Paused { paused: true } => "dispatching paused".into(),
-        EngineEvent::Paused { paused: false } => "dispatching resumed".into(),
-        EngineEvent::Activity { .. } => return,
-        EngineEvent::IntegrationReady { branch, .. } => format!("integration branch {branch}"),
-        EngineEvent::TaskHeld { key, file, .. } => {
-            format!("  {key} held: a running session touches {file}")
-        }
-        EngineEvent::Overlap { path, with, .. } => {
-            format!("  overlap: {} sessions edit {path}", with.len() + 1)
-        }
-        EngineEvent::Merged { key, commit, .. } => {
-            format!("  {key} merged ({})", commit.get(..8).unwrap_or(commit))
-        }
-        EngineEvent::MergeConflict {
-            key, files, policy, ..
-        } => format!(
-            "  {key}: merge conflict in {} ({})",
-            files.join(", "),
-            policy.text()
-        ),
+    let Some(line) = Narration::of(event) else {
+        return;
     };
-    eprintln!("{text}");
+    let indent = if line.nested { "  " } else { "" };
+    let hint = match event {
+        EngineEvent::ApprovalRequested { request, .. } => {
+            format!("; answer with `ocio approve {request}`")
+        }
+        _ => String::new(),
+    };
+    eprintln!("{indent}{}{hint}", line.text);
 }

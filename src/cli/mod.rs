@@ -119,7 +119,8 @@ enum Command {
         /// The plan file (TOML; see README); with --template, the goal
         #[arg(group = "what", value_name = "PLAN|GOAL")]
         plan: Option<PathBuf>,
-        /// The prompt of a one-task plan run in the current directory's git repository
+        /// The prompt of a one-task plan run in the current directory's git repository (or in
+        /// the directory itself outside any)
         #[arg(long, group = "what")]
         prompt: Option<String>,
         /// Make the plan from a built-in template (`feature`, `bugfix`) for the GOAL given in

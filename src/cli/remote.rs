@@ -3,9 +3,8 @@
 //! to start one (only an engine may change what it owns).
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::database::{print_json, print_text, require_engine};
@@ -140,10 +139,14 @@ fn template_plan(name: &str, goal: &str) -> Result<(PathBuf, String), Failure> {
     Ok((origin, text))
 }
 
+fn current_dir() -> Result<PathBuf, Failure> {
+    std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))
+}
+
 /// The current directory and the git repository around it.
 fn repository() -> Result<(PathBuf, PathBuf), Failure> {
-    let here = std::env::current_dir()
-        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let here = current_dir()?;
     let repo = crate::workspace::enclosing_repository(&here).ok_or_else(|| {
             Failure::usage(format!(
                 "{} is not inside a git repository, and the plan runs there\n  hint: cd into the repository to work in, or write a plan file naming it",
@@ -155,32 +158,8 @@ fn repository() -> Result<(PathBuf, PathBuf), Failure> {
 
 /// A one-task plan running `prompt` in the git repository around the current directory.
 fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
-    #[derive(Serialize)]
-    struct Plan<'a> {
-        name: String,
-        repo: &'a Path,
-        tasks: [Task<'a>; 1],
-    }
-    #[derive(Serialize)]
-    struct Task<'a> {
-        id: &'static str,
-        prompt: &'a str,
-    }
-    let (here, repo) = repository()?;
-    let plan = Plan {
-        name: format!(
-            "prompt-{}",
-            jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S")
-        ),
-        repo: &repo,
-        tasks: [Task {
-            id: "prompt",
-            prompt,
-        }],
-    };
-    let text = toml::to_string(&plan)
-        .map_err(|e| Failure::usage(format!("cannot write the prompt as a plan: {e}")))?;
-    Ok((here.join("(--prompt)"), text))
+    let here = current_dir()?;
+    crate::plan::prompt::prompt_plan(prompt, &here, jiff::Timestamp::now()).map_err(Failure::usage)
 }
 
 pub fn cancel(context: &Context, id: &str, json: bool) -> Result<(), Failure> {

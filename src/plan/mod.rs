@@ -17,6 +17,7 @@ pub mod draft;
 mod error;
 mod links;
 pub mod planner;
+pub mod prompt;
 mod raw;
 pub mod template;
 pub mod templates;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 
+use jiff::Timestamp;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
@@ -15,6 +16,7 @@ use crate::control::{ControlClient, Feed};
 use crate::domain::PlanId;
 use crate::engine::EngineHandle;
 use crate::plan::PlanFile;
+use crate::plan::prompt::prompt_plan;
 
 #[derive(Clone)]
 pub enum Link {
@@ -134,10 +136,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
                 Err(e) => reply(what, Err(e)),
             }
         }
-        Request::Prompt(text) => {
-            let (path, toml) = prompt_plan(&text, cwd);
-            submit_local(engine, "new task".into(), &path, &toml).await
-        }
+        Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
+            Ok((path, toml)) => submit_local(engine, "new task".into(), &path, &toml).await,
+            Err(e) => reply("new task".into(), Err(e)),
+        },
         Request::SubmitText(path, toml) => {
             submit_local(engine, format!("submit {}", path.display()), &path, &toml).await
         }
@@ -197,13 +199,13 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
                 Err(e) => reply(what, Err(format!("cannot read it: {e}"))),
             }
         }
-        Request::Prompt(text) => {
-            let (path, toml) = prompt_plan(&text, cwd);
-            reply(
+        Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
+            Ok((path, toml)) => reply(
                 "new task".into(),
                 client.submit(&path, toml).await.map(queued),
-            )
-        }
+            ),
+            Err(e) => reply("new task".into(), Err(e)),
+        },
         Request::Diff(id) => Msg::Diff(id, client.diff(id).await.map_err(|e| e.to_string())),
         Request::Context(plan) => match client.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
@@ -286,23 +288,6 @@ fn pause_done(paused: bool) -> String {
 
 fn drain_what(name: &str, drain: bool) -> String {
     format!("{} {name}", if drain { "drain" } else { "undrain" })
-}
-
-/// A one-task plan (its path for errors, and its text) for a prompt typed in the control
-/// room, working in `cwd`.
-pub fn prompt_plan(prompt: &str, cwd: &Path) -> (PathBuf, String) {
-    let name = format!("prompt-{}", jiff::Timestamp::now().strftime("%H%M%S"));
-    let text = format!(
-        "name = {}\nrepo = {}\n[[tasks]]\nid = \"task\"\nprompt = {}\n",
-        toml_string(&name),
-        toml_string(&cwd.display().to_string()),
-        toml_string(prompt)
-    );
-    (cwd.join("(new task)"), text)
-}
-
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
 }
 
 /// Where the app's requests go.

@@ -8,6 +8,7 @@ pub mod keymap;
 pub mod link;
 pub mod palette;
 pub mod panes;
+pub mod task_tree;
 pub mod terminal;
 pub mod theme;
 pub mod ui;

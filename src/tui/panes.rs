@@ -4,10 +4,11 @@
 use std::cmp::Reverse;
 
 use ratatui::layout::{Position, Rect};
-use tui_tree_widget::{TreeItem, TreeState};
+use tui_tree_widget::TreeState;
 
 use super::app::Pane;
 use super::keymap::Action;
+use super::task_tree::TaskTree;
 use super::view::View;
 use crate::domain::{Agent, Lifecycle, TaskId};
 use crate::engine::view::SessionView;
@@ -93,16 +94,10 @@ pub struct Panes {
     pub help_scroll: usize,
     pub sort: Sort,
     pub filter: String,
-    /// Tree identifiers are plan and task ids as integers: the tree widget clones and hashes
-    /// every open item's path each frame, which costs far less for them than for strings.
+    /// The task tree's selection and opened items (identifiers are plan and task ids).
     pub tree: TreeState<u128>,
-    pub tree_items: Vec<TreeItem<'static, u128>>,
-    /// The plans generation the tree was built from.
-    pub tree_built: Option<u64>,
-    /// Each task's path in the tree (plan id, then task ids), by task id.
-    pub task_paths: std::collections::HashMap<u128, Vec<u128>>,
-    /// Plans whose tree has been opened once.
-    pub opened: std::collections::HashSet<u128>,
+    /// The task tree's items.
+    pub task_tree: TaskTree,
     /// Dependency graph instead of the tree.
     pub graph: bool,
     /// Where each pane was last drawn.
@@ -231,7 +226,7 @@ impl Panes {
         if let Some(path) = plan
             .tasks
             .get(next)
-            .and_then(|t| self.task_paths.get(&t.id.as_u128()))
+            .and_then(|t| self.task_tree.path(t.id.as_u128()))
         {
             self.tree.select(path.clone());
         }

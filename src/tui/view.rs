@@ -14,6 +14,7 @@ use crate::engine::EngineEvent;
 use crate::engine::view::{
     Activity, ApprovalView, ConflictView, Entry, PlanView, SessionView, Snapshot,
 };
+use crate::narration::Narration;
 
 /// Lines kept in the events pane.
 const LOG: usize = 2000;
@@ -127,13 +128,13 @@ impl View {
             .count()
     }
 
+    /// Apply an event to the view, and log its line (see [`Narration`]).
     pub fn apply(&mut self, event: &EngineEvent) {
         self.generation += 1;
         match event {
             EngineEvent::Transition(e) => self.transition(e),
-            EngineEvent::PlanSubmitted { name, tasks, .. } => {
+            EngineEvent::PlanSubmitted { .. } | EngineEvent::MergeConflict { .. } => {
                 self.wants_snapshot = true;
-                self.log(Timestamp::now(), "plan", format!("plan {name} submitted: {tasks} tasks"));
             }
             EngineEvent::Dispatched {
                 plan,
@@ -187,24 +188,6 @@ impl View {
                     t.session = Some(*session);
                     self.plans_generation += 1;
                 }
-                self.log(now, "running", format!("{key} started on {agent} (attempt {attempt})"));
-            }
-            EngineEvent::PlanFinished {
-                name,
-                ok,
-                done,
-                failed,
-                blocked,
-                cancelled,
-                ..
-            } => {
-                let tone = if *ok { "done" } else { "failed" };
-                let verdict = if *ok { "succeeded" } else { "did not succeed" };
-                self.log(
-                    Timestamp::now(),
-                    tone,
-                    format!("plan {name} {verdict}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled"),
-                );
             }
             EngineEvent::ApprovalRequested {
                 session,
@@ -222,57 +205,26 @@ impl View {
                         patterns: patterns.clone(),
                     },
                 });
-                self.log(
-                    Timestamp::now(),
-                    "waiting-approval",
-                    format!("{task} asks {permission} ({}): waiting for you", patterns.join(", ")),
-                );
             }
-            EngineEvent::Recovered {
-                sessions,
-                tasks,
-                resumed,
-            } => self.log(
-                Timestamp::now(),
-                "engine",
-                format!("recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"),
-            ),
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
-            EngineEvent::Paused { paused } => {
-                self.paused = *paused;
-                let text = if *paused { "dispatching paused" } else { "dispatching resumed" };
-                self.log(Timestamp::now(), "paused", text.into());
-            }
-            EngineEvent::IntegrationReady { branch, .. } => {
-                self.log(Timestamp::now(), "engine", format!("integration branch {branch} ready"));
-            }
-            EngineEvent::TaskHeld { key, file, .. } => {
-                self.log(Timestamp::now(), "paused", format!("{key} held: a running session touches {file}"));
-            }
-            EngineEvent::Overlap { path, with, .. } => {
-                self.log(Timestamp::now(), "failed", format!("overlap: {} sessions edit {path}", with.len() + 1));
-            }
-            EngineEvent::Merged { key, commit, .. } => {
-                let short = commit.get(..8).unwrap_or(commit);
-                self.log(Timestamp::now(), "done", format!("{key} merged ({short})"));
-            }
-            EngineEvent::MergeConflict { key, files, policy, .. } => {
-                self.wants_snapshot = true;
-                self.log(
-                    Timestamp::now(),
-                    "failed",
-                    format!("{key}: merge conflict in {} ({})", files.join(", "), policy.text()),
-                );
-            }
+            EngineEvent::Paused { paused } => self.paused = *paused,
+            EngineEvent::PlanFinished { .. }
+            | EngineEvent::Recovered { .. }
+            | EngineEvent::IntegrationReady { .. }
+            | EngineEvent::TaskHeld { .. }
+            | EngineEvent::Overlap { .. }
+            | EngineEvent::Merged { .. } => {}
+        }
+        if let Some(line) = Narration::of(event) {
+            let at = match event {
+                EngineEvent::Transition(e) => e.at,
+                _ => Timestamp::now(),
+            };
+            self.log(at, line.tone, line.text);
         }
     }
 
     fn transition(&mut self, e: &DomainEvent) {
-        let cause = if e.cause.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", e.cause)
-        };
         match &e.transition {
             Transition::Session { id, to, .. } => {
                 if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == *id) {
@@ -291,16 +243,8 @@ impl View {
                         self.approvals.retain(|a| a.session != *id);
                     }
                 }
-                // Session moves are shown through their task's; only approvals are worth a line.
-                if matches!(to, SessionStatus::WaitingApproval | SessionStatus::TimedOut) {
-                    self.log(
-                        e.at,
-                        to.name(),
-                        format!("session {} {to}{cause}", id.short()),
-                    );
-                }
             }
-            Transition::Task { id, key, to, .. } => {
+            Transition::Task { id, to, .. } => {
                 if let Some(task) = self
                     .plans
                     .iter_mut()
@@ -313,13 +257,11 @@ impl View {
                     }
                     self.plans_generation += 1;
                 }
-                self.log(e.at, to.name(), format!("{key} {to}{cause}"));
             }
             Transition::Agent { name, to, .. } => {
                 if let Some(agent) = self.agents.iter_mut().find(|a| a.name == *name) {
                     agent.status = *to;
                 }
-                self.log(e.at, to.name(), format!("agent {name} {to}{cause}"));
             }
         }
     }

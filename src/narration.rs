@@ -1,0 +1,248 @@
+//! What an engine event says to a person, in one line: the single wording that the headless
+//! runner prints on stderr and the control room shows in its events pane. Front ends add only
+//! how to act on it where they are (the headless runner names `ocio approve`).
+
+use crate::domain::{Lifecycle, SessionStatus, Transition};
+use crate::engine::EngineEvent;
+
+/// One line about an engine event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narration {
+    /// A status name (`running`, `done`, `failed`, ...) or a kind (`plan`, `engine`): how the
+    /// line reads at a glance (the control room colours by it).
+    pub tone: &'static str,
+    pub text: String,
+    /// About one task or session of a plan rather than a plan or the engine (the headless
+    /// runner indents these under their plan's lines).
+    pub nested: bool,
+}
+
+impl Narration {
+    /// The line an event is worth, or `None` for those not worth one: a session's activity
+    /// and its moves (its task's tell them), but for waiting on approval or timing out.
+    pub fn of(event: &EngineEvent) -> Option<Self> {
+        let (tone, text, nested) = match event {
+            EngineEvent::Transition(e) => {
+                let cause = if e.cause.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.cause)
+                };
+                match &e.transition {
+                    Transition::Task { key, to, .. } => {
+                        (to.name(), format!("{key} {to}{cause}"), true)
+                    }
+                    Transition::Session { id, to, .. }
+                        if matches!(
+                            to,
+                            SessionStatus::WaitingApproval | SessionStatus::TimedOut
+                        ) =>
+                    {
+                        (
+                            to.name(),
+                            format!("session {} {to}{cause}", id.short()),
+                            true,
+                        )
+                    }
+                    Transition::Session { .. } => return None,
+                    Transition::Agent { name, to, .. } => {
+                        (to.name(), format!("agent {name} {to}{cause}"), false)
+                    }
+                }
+            }
+            EngineEvent::PlanSubmitted { name, tasks, .. } => (
+                "plan",
+                format!("plan {name} submitted: {tasks} tasks"),
+                false,
+            ),
+            EngineEvent::Dispatched {
+                key,
+                agent,
+                attempt,
+                ..
+            } => (
+                "running",
+                format!("{key} started on {agent} (attempt {attempt})"),
+                true,
+            ),
+            EngineEvent::PlanFinished {
+                name,
+                ok,
+                done,
+                failed,
+                blocked,
+                cancelled,
+                ..
+            } => (
+                if *ok { "done" } else { "failed" },
+                format!(
+                    "plan {name} {}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled",
+                    if *ok { "succeeded" } else { "did not succeed" }
+                ),
+                false,
+            ),
+            EngineEvent::ApprovalRequested {
+                task,
+                permission,
+                patterns,
+                ..
+            } => (
+                "waiting-approval",
+                format!("{task} asks {permission} ({})", patterns.join(", ")),
+                true,
+            ),
+            EngineEvent::Recovered {
+                sessions,
+                tasks,
+                resumed,
+            } => (
+                "engine",
+                format!(
+                    "recovered: {resumed} sessions re-attached, {sessions} lost runs settled, {tasks} tasks to run again"
+                ),
+                false,
+            ),
+            EngineEvent::Activity { .. } => return None,
+            EngineEvent::Paused { paused } => (
+                "paused",
+                if *paused {
+                    "dispatching paused"
+                } else {
+                    "dispatching resumed"
+                }
+                .to_string(),
+                false,
+            ),
+            EngineEvent::IntegrationReady { branch, .. } => (
+                "engine",
+                format!("integration branch {branch} ready"),
+                false,
+            ),
+            EngineEvent::TaskHeld { key, file, .. } => (
+                "paused",
+                format!("{key} held: a running session touches {file}"),
+                true,
+            ),
+            EngineEvent::Overlap { path, with, .. } => (
+                "failed",
+                format!("overlap: {} sessions edit {path}", with.len() + 1),
+                true,
+            ),
+            EngineEvent::Merged { key, commit, .. } => (
+                "done",
+                format!("{key} merged ({})", commit.get(..8).unwrap_or(commit)),
+                true,
+            ),
+            EngineEvent::MergeConflict {
+                key, files, policy, ..
+            } => (
+                "failed",
+                format!(
+                    "{key}: merge conflict in {} ({})",
+                    files.join(", "),
+                    policy.text()
+                ),
+                true,
+            ),
+        };
+        Some(Self { tone, text, nested })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::domain::{AgentName, AgentStatus, DomainEvent, SessionId, TaskId, TaskStatus};
+
+    fn transition(transition: Transition, cause: &str) -> EngineEvent {
+        EngineEvent::Transition(DomainEvent::new(
+            transition,
+            cause,
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        ))
+    }
+
+    fn text(event: &EngineEvent) -> Option<String> {
+        Narration::of(event).map(|n| n.text)
+    }
+
+    #[test]
+    fn tasks_agents_and_plans_read_as_one_line_each() {
+        let failed = transition(
+            Transition::Task {
+                id: TaskId::from_u128(1),
+                key: "api".into(),
+                from: TaskStatus::Running,
+                to: TaskStatus::Failed,
+            },
+            "session failed",
+        );
+        assert_eq!(
+            Narration::of(&failed),
+            Some(Narration {
+                tone: "failed",
+                text: "api failed: session failed".into(),
+                nested: true,
+            })
+        );
+        let agent = transition(
+            Transition::Agent {
+                name: AgentName::new("coder-1").unwrap(),
+                from: AgentStatus::Online,
+                to: AgentStatus::Draining,
+            },
+            "",
+        );
+        assert_eq!(text(&agent).unwrap(), "agent coder-1 draining");
+        let submitted = EngineEvent::PlanSubmitted {
+            plan: crate::domain::PlanId::from_u128(2),
+            name: "add-pagination".into(),
+            tasks: 3,
+        };
+        assert_eq!(
+            Narration::of(&submitted),
+            Some(Narration {
+                tone: "plan",
+                text: "plan add-pagination submitted: 3 tasks".into(),
+                nested: false,
+            })
+        );
+        let merged = EngineEvent::Merged {
+            plan: crate::domain::PlanId::from_u128(2),
+            task: TaskId::from_u128(1),
+            key: "api".into(),
+            commit: "0123456789abcdef".into(),
+        };
+        assert_eq!(text(&merged).unwrap(), "api merged (01234567)");
+    }
+
+    #[test]
+    fn a_sessions_moves_are_told_only_when_someone_must_act() {
+        let session = |to| {
+            transition(
+                Transition::Session {
+                    id: SessionId::from_u128(0xabcd),
+                    from: SessionStatus::Running,
+                    to,
+                },
+                "",
+            )
+        };
+        assert_eq!(text(&session(SessionStatus::Completed)), None);
+        let waiting = text(&session(SessionStatus::WaitingApproval)).unwrap();
+        assert!(waiting.ends_with("waiting-approval"), "{waiting}");
+        let asks = EngineEvent::ApprovalRequested {
+            session: SessionId::from_u128(0xabcd),
+            task: "storage".into(),
+            request: "per_1".into(),
+            permission: "external_directory".into(),
+            patterns: vec!["/var/cache/*".into(), "/tmp/*".into()],
+        };
+        assert_eq!(
+            text(&asks).unwrap(),
+            "storage asks external_directory (/var/cache/*, /tmp/*)"
+        );
+    }
+}
