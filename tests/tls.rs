@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,4 +164,46 @@ async fn a_ca_cert_that_is_not_a_certificate_is_named_at_connect() {
         error.contains("line 4") && error.contains("https://"),
         "{error}"
     );
+}
+
+/// A machine without a system certificate store (a slim container): plain `http://` servers
+/// are reached as ever, and an `https://` one with its `ca_cert` too. Run as `ocio check` in a
+/// child process, whose environment points the system store at nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_system_certificate_store_http_and_ca_cert_servers_still_work() {
+    let (ca_pem, port) = tls_server().await;
+    let home = support::home::Home::new();
+    let config = home.write_config(&format!(
+        "[[agents]]\nname = \"near\"\nurl = \"http://127.0.0.1:1\"\n\n[[agents]]\nname = \"far\"\nurl = \"https://localhost:{port}\"\nca_cert = \"ca.pem\"\n"
+    ));
+    std::fs::write(config.parent().unwrap().join("ca.pem"), &ca_pem).unwrap();
+    let empty = home.path("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        home.command(&["check", "--json"])
+            .env("SSL_CERT_FILE", &empty)
+            .env("SSL_CERT_DIR", empty.with_extension("d"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = support::home::stdout(&output);
+    let reports: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\n{}", support::home::stderr(&output)));
+    let report = |name: &str| {
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let near = report("near");
+    let error = near["error"].as_str().unwrap();
+    assert!(error.contains("cannot reach"), "not a setup error: {error}");
+    // The stand-in proxy answers the health check (so TLS worked) but not the agent list.
+    let far = report("far");
+    assert_eq!(far["version"], "1.18.33", "{far}");
 }

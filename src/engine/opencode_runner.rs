@@ -209,7 +209,7 @@ impl OpencodeRunner {
         match reply {
             Ok(reply) => outcome_of(&reply),
             Err(e) => Outcome::Failed {
-                agent_fault: e.is_transient(),
+                agent_fault: e.is_the_servers(),
                 error: e.to_string(),
                 usage: Usage::default(),
             },

@@ -79,7 +79,9 @@ pub enum ClientError {
         what: String,
         reason: String,
     },
-    #[error("cannot set up an HTTP client for {server}: {reason}")]
+    #[error(
+        "cannot set up an HTTP client for {server}: {reason}\nhint: install the system's CA certificates (e.g. the ca-certificates package), or set `ca_cert` in the agent's config to the PEM file of the CA that signed the server's certificate"
+    )]
     Setup { server: String, reason: String },
     #[error("{what} on {server}: not found (404)")]
     NotFound { server: String, what: String },
@@ -116,6 +118,19 @@ impl ClientError {
             Self::Status { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// The server (or how ocio reaches it) is at fault, not the request: a task that met it
+    /// may do better on another agent.
+    pub fn is_the_servers(&self) -> bool {
+        self.is_transient()
+            || matches!(
+                self,
+                Self::Tls { .. }
+                    | Self::Setup { .. }
+                    | Self::Unauthorized { .. }
+                    | Self::CircuitOpen { .. }
+            )
     }
 }
 
@@ -155,15 +170,29 @@ impl Client {
         roots: Vec<reqwest::Certificate>,
     ) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_string();
-        let http = http_builder()
-            .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tls_certs_merge(roots)
-            .build()
-            .map_err(|e| ClientError::Setup {
-                server: base.clone(),
-                reason: error_chain(&e),
-            })?;
+        let builder = || {
+            http_builder()
+                .connect_timeout(options.connect_timeout)
+                .pool_idle_timeout(Duration::from_secs(30))
+        };
+        let https = base
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let built = if !https {
+            // No certificate is ever checked: the system's store (which a slim container may
+            // not have) is not even loaded.
+            builder().tls_certs_only(Vec::new()).build()
+        } else {
+            match builder().tls_certs_merge(roots.clone()).build() {
+                // No system roots could be loaded; the agent's ca_cert can do without them.
+                Err(_) if !roots.is_empty() => builder().tls_certs_only(roots).build(),
+                built => built,
+            }
+        };
+        let http = built.map_err(|e| ClientError::Setup {
+            server: base.clone(),
+            reason: error_chain(&e),
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

@@ -98,7 +98,6 @@ pub(super) fn header(
     (name, PathBuf::from(repo), settings)
 }
 
-/// A loose check of git's ref name rules: enough to catch typos and pasted commands.
 /// `key = "value"` where the value is none of `words`: said with the closest word or the list.
 fn not_one_of(
     source: Source<'_>,
@@ -123,6 +122,7 @@ fn not_one_of(
         .with_hint(Some(hint))
 }
 
+/// A loose check of git's ref name rules: enough to catch typos and pasted commands.
 fn is_branch_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')

@@ -49,7 +49,7 @@ pub enum WorkspaceError {
         branch: String,
     },
     #[error(
-        "in repository {repo}: branches ocio/{name}/ to ocio/{name}-{tried}/ are all taken\nhint: delete old plans' branches (`git branch --list 'ocio/*'`) or give the plan another name"
+        "in repository {repo}: plan name {name:?} and its {tried} numbered forms all have branches under ocio/\nhint: delete old plans' branches (`git branch --list 'ocio/*'`) or give the plan another name"
     )]
     NamesExhausted {
         repo: PathBuf,

@@ -129,6 +129,8 @@ impl Workspace {
     /// a task of a finished plan was run again), has no merge in progress and nothing
     /// uncommitted.
     fn ready_to_merge(&self, plan: &str, path: &Path) -> Result<()> {
+        // A worktree directory deleted by hand is still listed until pruned.
+        self.git.run(&self.git.repo, &["worktree", "prune"])?;
         let listed = record::list(&self.git)?;
         if !listed.iter().any(|entry| entry.path == path) {
             let branch = names::integration_branch(plan);
@@ -139,7 +141,6 @@ impl Workspace {
                     branch,
                 });
             }
-            self.git.run(&self.git.repo, &["worktree", "prune"])?;
             self.clear_leftover(path)?;
             let path_text = path.to_string_lossy();
             self.git

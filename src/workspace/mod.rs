@@ -185,8 +185,8 @@ impl Workspace {
     /// and worktrees are named by from now on (keep it: it is not derivable from `name`).
     ///
     /// Safe against another process claiming at the same moment: the branch is made with
-    /// `git worktree add -b`, which refuses an existing branch, and a refusal moves on to the
-    /// next name.
+    /// `git branch`, which refuses an existing branch, and a refusal moves on to the next name.
+    /// When its worktree cannot be made, the branch is deleted again and the error returned.
     pub fn claim_integration(
         &self,
         name: &str,
@@ -206,18 +206,28 @@ impl Workspace {
             if self.plan_dir(&key).exists() || self.has_branches_under(&key)? {
                 continue;
             }
-            self.git.run(&self.git.repo, &["worktree", "prune"])?;
             let branch = names::integration_branch(&key);
-            let path = self.integration_path(&key);
-            let path_text = path.to_string_lossy();
-            let args = ["worktree", "add", "-b", &branch, &path_text, &start];
-            let made = Git::output(&self.git.repo, &args)?;
+            // The claim: making the branch is atomic and refuses an existing one.
+            let made = Git::output(&self.git.repo, &["branch", &branch, &start])?;
             if !made.status.success() {
                 if self.branch_exists(&branch)? {
-                    // Taken between the look and the claim, by another process.
-                    continue;
+                    continue; // taken between the look and the claim, by another process
                 }
-                return Err(self.git.failed(&self.git.repo, &args, &made));
+                return Err(self
+                    .git
+                    .failed(&self.git.repo, &["branch", &branch, &start], &made));
+            }
+            self.git.run(&self.git.repo, &["worktree", "prune"])?;
+            let path = self.integration_path(&key);
+            let path_text = path.to_string_lossy();
+            if let Err(error) = self
+                .git
+                .run(&self.git.repo, &["worktree", "add", &path_text, &branch])
+            {
+                // Give the name back: the branch holds nothing but the base.
+                let _ = self.git.run(&self.git.repo, &["branch", "-D", &branch]);
+                let _ = self.clear_leftover(&self.plan_dir(&key));
+                return Err(error);
             }
             let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
             return Ok((key, Integration { branch, path, head }));
@@ -229,13 +239,14 @@ impl Workspace {
         })
     }
 
-    /// Whether any branch `ocio/<plan>/...` exists.
+    /// Whether a branch `ocio/<plan>` or any `ocio/<plan>/...` exists (the first would keep
+    /// git from making the second).
     fn has_branches_under(&self, plan: &str) -> Result<bool> {
-        let prefix = format!(
-            "refs/heads/{}/{}/",
-            names::BRANCH_PREFIX,
-            names::component(plan)
-        );
+        let name = format!("{}/{}", names::BRANCH_PREFIX, names::component(plan));
+        if self.branch_exists(&name)? {
+            return Ok(true);
+        }
+        let prefix = format!("refs/heads/{name}/");
         let listed = self.git.run(
             &self.git.repo,
             &["for-each-ref", "--count=1", "--format=%(refname)", &prefix],
@@ -348,6 +359,49 @@ impl Workspace {
         let _guard = self.guard();
         let stamp = self.stamp(worktree)?;
         self.changed(worktree, &stamp.base)
+    }
+
+    /// What a task's worktree has changed so far, for watching a session at work: like
+    /// [`Self::changed_files`] but without touching the worktree's index (plain `git diff`
+    /// refreshes it, which could make the session's own `git add` find `index.lock` taken)
+    /// and without waiting for the other operations on the repository.
+    pub fn touched_files(&self, worktree: &Path) -> Result<Vec<String>> {
+        let stamp = self.stamp(worktree)?;
+        // Committed since it was made (a session may commit), then what the index and the
+        // files add to that.
+        let mut files: BTreeSet<String> = self
+            .git
+            .paths(
+                worktree,
+                &[
+                    "diff",
+                    "--name-only",
+                    "-z",
+                    "--no-renames",
+                    &stamp.base,
+                    "HEAD",
+                ],
+            )?
+            .into_iter()
+            .collect();
+        let status = self.git.paths(
+            worktree,
+            &[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=all",
+                "--no-renames",
+            ],
+        )?;
+        files.extend(
+            status
+                .iter()
+                .filter_map(|entry| entry.get(3..))
+                .map(str::to_string),
+        );
+        Ok(files.into_iter().collect())
     }
 
     /// The files changed in `dir` (any checkout of the repository) since commit `base`:

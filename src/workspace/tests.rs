@@ -238,6 +238,11 @@ fn changed_files_see_committed_staged_unstaged_new_and_deleted_files() {
             "staged.txt"
         ]
     );
+    // Watching a running session (without taking its index lock) sees the same.
+    assert_eq!(
+        ws.touched_files(&task.path).unwrap(),
+        ws.changed_files(&task.path).unwrap()
+    );
     let err = ws.changed_files(&fx.repo).unwrap_err();
     assert!(matches!(err, WorkspaceError::NotOurs { .. }), "{err}");
     let head = ws.head(&fx.repo).unwrap();
@@ -340,4 +345,34 @@ fn a_bad_base_claims_nothing() {
     let err = ws.claim_integration("p", Some("nope")).unwrap_err();
     assert!(matches!(err, WorkspaceError::UnknownBase { .. }), "{err}");
     assert_eq!(fx.git(&["branch", "--list", "ocio/*"]), "");
+}
+
+#[test]
+fn a_claim_whose_checkout_fails_gives_the_name_back_and_says_why() {
+    let fx = Fixture::new();
+    // Every checkout runs a filter that fails.
+    std::fs::write(fx.repo.join(".gitattributes"), "* filter=boom\n").unwrap();
+    fx.git(&["add", ".gitattributes"]);
+    fx.git(&["commit", "-q", "-m", "filter"]);
+    fx.git(&["config", "filter.boom.smudge", "false"]);
+    fx.git(&["config", "filter.boom.required", "true"]);
+    let ws = fx.workspace();
+    let err = ws.claim_integration("p", None).unwrap_err();
+    assert!(matches!(err, WorkspaceError::Git { .. }), "{err}");
+    assert!(err.to_string().contains("worktree add"), "{err}");
+    assert_eq!(
+        fx.git(&["branch", "--list", "ocio/*"]),
+        "",
+        "no branch left behind"
+    );
+}
+
+#[test]
+fn a_plain_branch_named_like_the_plan_moves_the_claim_on() {
+    let fx = Fixture::new();
+    fx.git(&["branch", "ocio/p"]);
+    let ws = fx.workspace();
+    let (key, integration) = ws.claim_integration("p", None).unwrap();
+    assert_eq!(key, "p-2");
+    assert_eq!(integration.branch, "ocio/p-2/integration");
 }

@@ -86,7 +86,7 @@ impl Core {
             let scanned = blocking(move || {
                 let mut scanned = Vec::with_capacity(due.len());
                 for (session, plan, dir, workspace) in due {
-                    match workspace.changed_files(&dir) {
+                    match workspace.touched_files(&dir) {
                         Ok(files) => scanned.push(Scanned {
                             plan,
                             session,
