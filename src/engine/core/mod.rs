@@ -2,14 +2,16 @@
 //! Commands and finished runs arrive on channels; each step builds one store batch, commits it,
 //! and only then announces events and starts runs. Start-up (`recovery.rs`), what front ends
 //! ask of plans and tasks (`operator.rs`), dispatching (`dispatch.rs`), settling ended runs
-//! (`settle.rs`), agent management (`agents.rs`), repositories and worktrees (`workspace.rs`),
-//! merges and conflicts (`merge.rs`) and shared context (`context.rs`) live beside this file.
+//! (`settle.rs`), finished plans kept in the store and loaded on demand (`history.rs`), agent
+//! management (`agents.rs`), repositories and worktrees (`workspace.rs`), merges and conflicts
+//! (`merge.rs`) and shared context (`context.rs`) live beside this file.
 
 mod agents;
 mod approvals;
 mod context;
 mod diff;
 mod dispatch;
+mod history;
 mod merge;
 mod observe;
 mod operator;
@@ -92,7 +94,10 @@ impl Running {
 pub(super) struct Core {
     store: StoreHandle,
     options: EngineOptions,
+    /// The plans with work to come and the newest that ended; older ones stay in the store
+    /// until the operator acts on them (`history.rs`).
     plans: BTreeMap<PlanId, PlanState>,
+    /// The plan and key of every task of `plans`.
     task_index: HashMap<TaskId, (PlanId, String)>,
     /// Agents and their runners, index for index.
     agents: Vec<Agent>,
@@ -107,7 +112,8 @@ pub(super) struct Core {
     git_rx: mpsc::Receiver<merge::GitDone>,
     /// Resolver sessions that ended, acted on once their end is durable.
     resolver_ends: Vec<merge::ResolverEnd>,
-    /// What finished tasks left for the tasks after them (durable, in the store).
+    /// What the finished tasks of `plans` left for the tasks after them (durable, in the
+    /// store).
     contexts: HashMap<TaskId, TaskContext>,
     workspaces: Workspaces,
     report_tx: mpsc::Sender<RemoteReport>,
@@ -155,7 +161,7 @@ impl Core {
         for task in graph.tasks() {
             self.task_index.insert(task.id, (plan.id, task.key.clone()));
         }
-        let finished = !graph.tasks().any(|t| is_active(t.status));
+        let finished = !graph.tasks().any(|t| t.status.has_work_to_come());
         self.plans.insert(
             plan.id,
             PlanState {
@@ -218,9 +224,7 @@ impl Core {
                 let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
             }
             Command::Diff(session, reply) => self.diff(session, reply),
-            Command::Context(plan, reply) => {
-                let _ = reply.send(self.context_of(plan));
-            }
+            Command::Context(plan, reply) => self.context(plan, reply),
             Command::Submit(prepared, reply) => {
                 let result = self.submit(*prepared).await;
                 let failed_on_store = matches!(result, Err(EngineError::Store(_)));
@@ -229,11 +233,14 @@ impl Core {
                     return Err(EngineError::Stopped);
                 }
             }
+            // Either may have loaded an old plan from the store (`history.rs`).
             Command::Cancel(task, reply) => {
                 let _ = reply.send(self.cancel(task).await);
+                self.trim_finished();
             }
             Command::Retry(task, reply) => {
                 let _ = reply.send(self.retry(task).await);
+                self.trim_finished();
             }
             Command::Approve(id, decision, reply) => {
                 let _ = reply.send(self.approve(&id, decision).await);
@@ -347,14 +354,6 @@ fn new_session(
     }
     session.started_at = Some(now);
     Ok(session)
-}
-
-/// Work is still to come from a task in this state.
-fn is_active(status: TaskStatus) -> bool {
-    matches!(
-        status,
-        TaskStatus::Ready | TaskStatus::Running | TaskStatus::Pending
-    )
 }
 
 fn put_task(batch: &mut Batch, graph: &TaskGraph, key: &str) {

@@ -51,24 +51,8 @@ impl Core {
         Ok(id)
     }
 
-    /// The plan, key and status of a task this engine knows.
-    pub(super) fn locate(&self, task: TaskId) -> Result<(PlanId, String, TaskStatus), EngineError> {
-        let (plan_id, key) = self
-            .task_index
-            .get(&task)
-            .cloned()
-            .ok_or(EngineError::UnknownTask(task))?;
-        let status = self
-            .plans
-            .get(&plan_id)
-            .and_then(|state| state.graph.get(&key))
-            .map(|t| t.status)
-            .ok_or(EngineError::UnknownTask(task))?;
-        Ok((plan_id, key, status))
-    }
-
     pub(super) async fn cancel(&mut self, task: TaskId) -> Result<(), EngineError> {
-        let (plan_id, key, status) = self.locate(task)?;
+        let (plan_id, key, status) = self.locate(task).await?;
         if let Some(run) = self
             .running
             .values_mut()
@@ -109,7 +93,7 @@ impl Core {
     }
 
     pub(super) async fn retry(&mut self, task: TaskId) -> Result<(), EngineError> {
-        let (plan_id, key, status) = self.locate(task)?;
+        let (plan_id, key, status) = self.locate(task).await?;
         let state = self
             .plans
             .get_mut(&plan_id)

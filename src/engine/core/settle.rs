@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::workspace::{self, Ended};
-use super::{Core, Role, Step, context, is_active, persist_changed_tasks};
+use super::{Core, Role, Step, context, persist_changed_tasks};
 use crate::domain::{CheckpointKind, PlanId, SessionId, SessionStatus, TaskStatus, Transition};
 use crate::engine::runner::Outcome;
 use crate::engine::{EngineError, EngineEvent};
@@ -205,7 +205,7 @@ impl Core {
         let Some(state) = self.plans.get_mut(&plan_id) else {
             return Ok(());
         };
-        let active = state.graph.tasks().any(|t| is_active(t.status));
+        let active = state.graph.tasks().any(|t| t.status.has_work_to_come());
         if state.finished || active {
             return Ok(());
         }
@@ -251,6 +251,7 @@ impl Core {
             cancelled,
         };
         let _ = self.events.send(event);
+        self.trim_finished();
         Ok(())
     }
 }
