@@ -29,11 +29,7 @@ impl Core {
             // A plan whose work is over has nothing ready (a retry re-opens it first), so a
             // long history of finished plans costs dispatch nothing.
             for (id, state) in self.plans.iter().filter(|(_, s)| !s.finished) {
-                for task in state
-                    .graph
-                    .tasks()
-                    .filter(|t| t.status == TaskStatus::Ready)
-                {
+                for task in state.graph.ready() {
                     let ready_since = state.ready_since.get(&task.key).copied().unwrap_or(now);
                     candidates.push(Candidate {
                         plan: *id,

@@ -146,7 +146,7 @@ impl Core {
                     "session completed",
                     now,
                 )?);
-                for event in state.graph.promote_ready(now) {
+                for event in state.graph.promote_dependents(&key, now)? {
                     if let Transition::Task { key, .. } = &event.transition {
                         state.ready_since.insert(key.clone(), now);
                     }
