@@ -108,7 +108,7 @@ fn status_counts_what_the_database_holds() {
     );
     let report = status_json(&home, &[]);
     assert_eq!(report["database"]["access"], "read-write");
-    assert_eq!(report["database"]["schema_version"], 2);
+    assert_eq!(report["database"]["schema_version"], 3);
     assert_eq!(report["sessions"]["total"], 3);
     assert_eq!(report["sessions"]["by_state"]["completed"], 2);
     assert_eq!(report["sessions"]["by_state"]["running"], 1);

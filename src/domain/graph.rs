@@ -1,9 +1,10 @@
 //! The task graph of a plan: tasks joined by `needs` edges. It rejects duplicates, unknown
 //! dependencies and cycles (naming the cycle), and answers the scheduler's questions: the
 //! topological order, the ready set, the critical path, and which tasks a failure blocks.
+//! Every status change goes through it, so it keeps the tasks that are ready at hand.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use jiff::Timestamp;
 
@@ -56,6 +57,8 @@ pub struct TaskGraph {
     needs: Vec<Vec<usize>>,
     /// `dependents[i]`: the tasks that depend on task `i`.
     dependents: Vec<Vec<usize>>,
+    /// The tasks in status ready, in the order they were added.
+    ready: BTreeSet<usize>,
 }
 
 impl TaskGraph {
@@ -72,6 +75,9 @@ impl TaskGraph {
                 return Err(GraphError::Duplicate(task.key));
             }
             graph.index.insert(task.key.clone(), graph.tasks.len());
+            if task.status == TaskStatus::Ready {
+                graph.ready.insert(graph.tasks.len());
+            }
             graph.tasks.push(task);
         }
         graph.needs = vec![Vec::new(); graph.tasks.len()];
@@ -122,6 +128,9 @@ impl TaskGraph {
             self.dependents[j].push(i);
         }
         self.index.insert(task.key.clone(), i);
+        if task.status == TaskStatus::Ready {
+            self.ready.insert(i);
+        }
         self.tasks.push(task);
         self.needs.push(needs);
         self.dependents.push(Vec::new());
@@ -197,6 +206,12 @@ impl TaskGraph {
         order
     }
 
+    /// The tasks in status ready, in the order they were added, found without looking at the
+    /// others.
+    pub fn ready(&self) -> impl Iterator<Item = &Task> {
+        self.ready.iter().map(|&i| &self.tasks[i])
+    }
+
     /// Tasks that could be dispatched now: ready ones, and pending ones whose dependencies are
     /// all done. Higher priority first, then the order they were added.
     pub fn ready_set(&self) -> Vec<&Task> {
@@ -268,7 +283,24 @@ impl TaskGraph {
                 waiting_on,
             });
         }
-        Ok(self.tasks[i].transition(to, cause, at)?)
+        Ok(self.move_task(i, to, cause, at)?)
+    }
+
+    /// Every status change: the task's own rules, then the ready index follows.
+    fn move_task(
+        &mut self,
+        i: usize,
+        to: TaskStatus,
+        cause: impl Into<String>,
+        at: Timestamp,
+    ) -> Result<DomainEvent, TransitionError> {
+        let event = self.tasks[i].transition(to, cause, at)?;
+        if to == TaskStatus::Ready {
+            self.ready.insert(i);
+        } else {
+            self.ready.remove(&i);
+        }
+        Ok(event)
     }
 
     /// Records what a task produced (its last answer), for dependents and the operator.
@@ -286,11 +318,32 @@ impl TaskGraph {
         promotable
             .into_iter()
             .filter_map(|i| {
-                self.tasks[i]
-                    .transition(TaskStatus::Ready, "dependencies done", at)
+                self.move_task(i, TaskStatus::Ready, "dependencies done", at)
                     .ok()
             })
             .collect()
+    }
+
+    /// After `key` is done: moves to ready its pending dependents whose dependencies are all
+    /// done. What [`Self::promote_ready`] would find then, looking only where something changed.
+    pub fn promote_dependents(
+        &mut self,
+        key: &str,
+        at: Timestamp,
+    ) -> Result<Vec<DomainEvent>, GraphError> {
+        let i = self.position(key)?;
+        let promotable: Vec<usize> = self.dependents[i]
+            .iter()
+            .copied()
+            .filter(|&d| self.tasks[d].status == TaskStatus::Pending && self.dependencies_done(d))
+            .collect();
+        Ok(promotable
+            .into_iter()
+            .filter_map(|d| {
+                self.move_task(d, TaskStatus::Ready, "dependencies done", at)
+                    .ok()
+            })
+            .collect())
     }
 
     /// After `key` failed or was cancelled: every task downstream of it that has not finished
@@ -315,8 +368,7 @@ impl TaskGraph {
         Ok(blockable
             .into_iter()
             .filter_map(|d| {
-                self.tasks[d]
-                    .transition(TaskStatus::Blocked, cause.clone(), at)
+                self.move_task(d, TaskStatus::Blocked, cause.clone(), at)
                     .ok()
             })
             .collect())
@@ -339,8 +391,7 @@ impl TaskGraph {
         Ok(reopenable
             .into_iter()
             .filter_map(|d| {
-                self.tasks[d]
-                    .transition(TaskStatus::Pending, cause.clone(), at)
+                self.move_task(d, TaskStatus::Pending, cause.clone(), at)
                     .ok()
             })
             .collect())

@@ -341,6 +341,55 @@ proptest! {
         }
     }
 
+    /// The engine's way through a plan: promote at submit; then each step a ready task starts
+    /// and is done (promoting its dependents only), fails (blocking its dependents), or a
+    /// failed task is retried (re-opening them). The ready index always lists exactly the
+    /// ready tasks, and promoting only a done task's dependents leaves nothing that promoting
+    /// everywhere would have found.
+    #[test]
+    fn the_ready_index_and_promoting_dependents_keep_up_with_random_runs(
+        (n, edges) in dag(),
+        moves in proptest::collection::vec((0u8..3, any::<proptest::sample::Index>()), 1..24),
+    ) {
+        let mut graph = build(n, &edges);
+        graph.promote_ready(at());
+        for (kind, pick) in moves {
+            let ready: Vec<String> = graph.ready().map(|t| t.key.clone()).collect();
+            let failed: Vec<String> = graph
+                .tasks()
+                .filter(|t| t.status == TaskStatus::Failed)
+                .map(|t| t.key.clone())
+                .collect();
+            match kind {
+                2 if !failed.is_empty() => {
+                    let key = &failed[pick.index(failed.len())];
+                    graph.transition(key, TaskStatus::Ready, "retry", at()).unwrap();
+                    graph.reopen_dependents(key, at()).unwrap();
+                }
+                _ if !ready.is_empty() => {
+                    let key = &ready[pick.index(ready.len())];
+                    graph.transition(key, TaskStatus::Running, "", at()).unwrap();
+                    if kind == 0 {
+                        graph.transition(key, TaskStatus::Done, "", at()).unwrap();
+                        graph.promote_dependents(key, at()).unwrap();
+                    } else {
+                        graph.transition(key, TaskStatus::Failed, "", at()).unwrap();
+                        graph.block_dependents(key, at()).unwrap();
+                    }
+                }
+                _ => {}
+            }
+            let indexed: Vec<&str> = graph.ready().map(|t| t.key.as_str()).collect();
+            let scanned: Vec<&str> = graph
+                .tasks()
+                .filter(|t| t.status == TaskStatus::Ready)
+                .map(|t| t.key.as_str())
+                .collect();
+            prop_assert_eq!(indexed, scanned);
+            prop_assert!(graph.clone().promote_ready(at()).is_empty(), "a promotable task was missed");
+        }
+    }
+
     #[test]
     fn critical_path_is_as_heavy_as_the_heaviest_chain((n, edges) in dag(), weights in proptest::collection::vec(0u64..20, 9)) {
         let graph = build(n, &edges);

@@ -59,6 +59,15 @@ impl TaskStatus {
     pub fn blocks_dependents(self) -> bool {
         matches!(self, TaskStatus::Failed | TaskStatus::Cancelled)
     }
+
+    /// Whether work is still to come from a task in this status (it waits, is ready or runs).
+    /// A plan none of whose tasks has work to come is finished until one is retried.
+    pub fn has_work_to_come(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Running
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,10 +4,11 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SCHEMA_VERSION,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{StoreError, decode_status};
+use crate::domain::{PlanId, TaskStatus};
 
 /// Creates every table of the current schema and records its version.
 pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -16,6 +17,8 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_WORK).map_err(StoreError::storage)?;
     txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
+    txn.open_table(PLAN_OPEN_TASKS)
+        .map_err(StoreError::storage)?;
     set_version(txn, SCHEMA_VERSION)
 }
 
@@ -39,6 +42,7 @@ pub(super) fn upgrade(txn: &WriteTransaction, found: u64) -> Result<(), StoreErr
     while version < SCHEMA_VERSION {
         match version {
             1 => v1_to_v2(txn)?,
+            2 => v2_to_v3(txn)?,
             other => {
                 return Err(StoreError::Storage(format!(
                     "no migration from schema {other}"
@@ -63,6 +67,34 @@ fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
         index
             .insert((status, id.value()), ())
             .map_err(StoreError::storage)?;
+    }
+    Ok(())
+}
+
+/// Version 3 indexes the tasks with work to come by plan: build the index from every stored
+/// task (once, at the first open by a build that keeps it).
+fn v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct PlanAndStatus {
+        plan: PlanId,
+        status: TaskStatus,
+    }
+    let tasks = txn.open_table(TASKS).map_err(StoreError::storage)?;
+    let mut index = txn
+        .open_table(PLAN_OPEN_TASKS)
+        .map_err(StoreError::storage)?;
+    for entry in tasks.iter().map_err(StoreError::storage)? {
+        let (id, json) = entry.map_err(StoreError::storage)?;
+        let task: PlanAndStatus =
+            serde_json::from_slice(json.value()).map_err(|e| StoreError::Decode {
+                what: "task",
+                detail: e.to_string(),
+            })?;
+        if task.status.has_work_to_come() {
+            index
+                .insert((task.plan.as_u128(), id.value()), ())
+                .map_err(StoreError::storage)?;
+        }
     }
     Ok(())
 }

@@ -97,6 +97,9 @@ enum Op {
     },
     PutTask {
         id: u128,
+        plan: u128,
+        /// It has work to come: it belongs in the open tasks index.
+        open: bool,
         json: Vec<u8>,
     },
     PutPlan {
@@ -176,6 +179,8 @@ impl Batch {
     pub fn put_task(&mut self, task: &Task) -> &mut Self {
         self.ops.push(Op::PutTask {
             id: task.id.as_u128(),
+            plan: task.plan.as_u128(),
+            open: task.status.has_work_to_come(),
             json: encode(task),
         });
         self

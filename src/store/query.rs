@@ -8,8 +8,8 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY,
-    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
+    SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{PlanWork, StoreError, TaskContext};
 use crate::domain::{
@@ -166,6 +166,87 @@ pub fn plans(txn: &ReadTransaction) -> Result<Vec<Plan>, StoreError> {
     all(txn, PLANS, "plan")
 }
 
+/// The plans with work to come (a task pending, ready or running), oldest first, found
+/// through the open tasks index: nothing of a finished plan is read.
+pub fn open_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
+    let index = txn
+        .open_table(PLAN_OPEN_TASKS)
+        .map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    let mut from = 0u128;
+    // One look per plan: after a plan's first open task, skip to the next plan.
+    while let Some(entry) = index
+        .range((from, 0u128)..)
+        .map_err(StoreError::storage)?
+        .next()
+    {
+        let (plan, _) = entry.map_err(StoreError::storage)?.0.value();
+        found.push(PlanId::from_u128(plan));
+        match plan.checked_add(1) {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    Ok(found)
+}
+
+/// The newest `n` plans with no work to come, newest first (ids are time-ordered); their
+/// records are not decoded.
+pub fn newest_finished_plans(txn: &ReadTransaction, n: usize) -> Result<Vec<PlanId>, StoreError> {
+    let plans = txn.open_table(PLANS).map_err(StoreError::storage)?;
+    let index = txn
+        .open_table(PLAN_OPEN_TASKS)
+        .map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    for entry in plans.iter().map_err(StoreError::storage)?.rev() {
+        if found.len() >= n {
+            break;
+        }
+        let id = entry.map_err(StoreError::storage)?.0.value();
+        let open = index
+            .range((id, 0u128)..=(id, u128::MAX))
+            .map_err(StoreError::storage)?
+            .next()
+            .is_some();
+        if !open {
+            found.push(PlanId::from_u128(id));
+        }
+    }
+    Ok(found)
+}
+
+/// A plan with what is kept beside it: its tasks in the plan's order, how it uses its
+/// repository and what its tasks left.
+#[derive(Debug, Clone)]
+pub struct PlanRecord {
+    pub plan: Plan,
+    pub tasks: Vec<Task>,
+    pub work: Option<PlanWork>,
+    pub contexts: Vec<TaskContext>,
+}
+
+/// One plan and what is kept beside it, read by key (no other plan's records are read).
+pub fn plan_record(txn: &ReadTransaction, id: PlanId) -> Result<Option<PlanRecord>, StoreError> {
+    let Some(plan) = plan(txn, id)? else {
+        return Ok(None);
+    };
+    let table = txn.open_table(TASKS).map_err(StoreError::storage)?;
+    let mut tasks = Vec::with_capacity(plan.tasks.len());
+    for task in &plan.tasks {
+        if let Some(json) = table.get(task.as_u128()).map_err(StoreError::storage)? {
+            tasks.push(decode("task", json.value())?);
+        }
+    }
+    let work = get_additive(txn, PLAN_WORK, "plan work", id.as_u128())?;
+    let contexts = contexts_of_tasks(txn, &plan.tasks)?;
+    Ok(Some(PlanRecord {
+        plan,
+        tasks,
+        work,
+        contexts,
+    }))
+}
+
 /// Every agent, by name.
 pub fn agents(txn: &ReadTransaction) -> Result<Vec<Agent>, StoreError> {
     all(txn, AGENTS, "agent")
@@ -210,6 +291,20 @@ fn all_additive<T: DeserializeOwned>(
     }
 }
 
+/// One record of an additive table; none when the file does not have the table yet.
+fn get_additive<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<u128, &'static [u8]>,
+    what: &'static str,
+    key: u128,
+) -> Result<Option<T>, StoreError> {
+    match txn.open_table(table) {
+        Ok(_) => get(txn, table, what, key),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(StoreError::storage(e)),
+    }
+}
+
 /// How every plan uses its repository.
 pub fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreError> {
     all_additive(txn, PLAN_WORK, "plan work")
@@ -220,12 +315,39 @@ pub fn contexts(txn: &ReadTransaction) -> Result<Vec<TaskContext>, StoreError> {
     all_additive(txn, TASK_CONTEXT, "task context")
 }
 
-/// What the tasks of one plan left, in task id order.
+/// What one task left for the tasks after it.
+pub fn context(txn: &ReadTransaction, task: TaskId) -> Result<Option<TaskContext>, StoreError> {
+    get_additive(txn, TASK_CONTEXT, "task context", task.as_u128())
+}
+
+/// What the tasks of one plan left, in task id order (read by key: no other plan's records
+/// are read).
 pub fn contexts_of(txn: &ReadTransaction, plan: PlanId) -> Result<Vec<TaskContext>, StoreError> {
-    Ok(contexts(txn)?
-        .into_iter()
-        .filter(|c| c.plan == plan)
-        .collect())
+    let Some(plan) = self::plan(txn, plan)? else {
+        return Ok(Vec::new());
+    };
+    let mut found = contexts_of_tasks(txn, &plan.tasks)?;
+    found.sort_by_key(|c| c.task);
+    Ok(found)
+}
+
+/// What each of `tasks` left, in their order (tasks that left nothing are skipped).
+fn contexts_of_tasks(
+    txn: &ReadTransaction,
+    tasks: &[TaskId],
+) -> Result<Vec<TaskContext>, StoreError> {
+    let table = match txn.open_table(TASK_CONTEXT) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
+    let mut found = Vec::new();
+    for task in tasks {
+        if let Some(json) = table.get(task.as_u128()).map_err(StoreError::storage)? {
+            found.push(decode("task context", json.value())?);
+        }
+    }
+    Ok(found)
 }
 
 pub fn leases(txn: &ReadTransaction) -> Result<Vec<Lease>, StoreError> {

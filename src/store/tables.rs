@@ -4,12 +4,13 @@
 use redb::TableDefinition;
 
 /// The schema this build writes. Version 1: the entity tables and the control log.
-/// Version 2: adds the session status index.
+/// Version 2: adds the session status index. Version 3: adds the index of tasks with work to
+/// come ([`PLAN_OPEN_TASKS`]), which builds that do not keep it must not write to.
 ///
 /// Tables added later without a version bump are additive: created at open and by the first
 /// write, read as empty where a file does not have them yet, and ignored by builds that do
 /// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`]).
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Key of the schema version record in [`META`].
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -26,6 +27,12 @@ pub const SESSION_STATUS: TableDefinition<(&str, u128), ()> =
 
 /// Task id -> JSON `Task`.
 pub const TASKS: TableDefinition<u128, &[u8]> = TableDefinition::new("tasks-v1");
+
+/// (plan id, task id) -> (): the tasks with work to come (pending, ready or running), kept by
+/// every task write. A plan with none here is finished, so start-up finds the plans with work
+/// to come without decoding the tasks of finished ones.
+pub const PLAN_OPEN_TASKS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("plan-open-tasks-v3");
 
 /// Plan id -> JSON `Plan`.
 pub const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans-v1");

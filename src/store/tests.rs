@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSIONS};
+use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASKS};
 use super::*;
 use crate::domain::{
     Agent, AgentName, Backend, CheckpointKind, Lease, PlanId, SessionId, SessionKind,
-    SessionStatus, Task, TaskId, Transition,
+    SessionStatus, Task, TaskId, TaskStatus, Transition,
 };
 
 fn at(secs: i64) -> Timestamp {
@@ -487,8 +487,18 @@ fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
         merge: MergeState::Pending,
         conflict_reruns: 0,
     };
+    let stored = Plan {
+        id: plan,
+        name: "demo".into(),
+        repo: "/src/demo".into(),
+        tasks: vec![context.task],
+        created_at: at(0),
+    };
     let mut batch = Batch::new();
-    batch.put_plan_work(&work).put_context(&context);
+    batch
+        .put_plan(&stored)
+        .put_plan_work(&work)
+        .put_context(&context);
     store.commit_blocking(batch).unwrap();
     context.merge = MergeState::Conflict {
         files: vec!["src/a.rs".into()],
@@ -511,4 +521,144 @@ fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
     assert_eq!(works, [work]);
     assert_eq!(contexts, [context], "the newest record of the task");
     assert!(other.is_empty());
+}
+
+/// A plan of tasks in the given statuses (made in order, so ids rise), unwritten.
+fn plan_of(statuses: &[TaskStatus]) -> (Plan, Vec<Task>) {
+    let id = PlanId::generate();
+    let tasks: Vec<Task> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, &status)| {
+            let mut task = Task::new(TaskId::generate(), id, format!("t{i}"), "p", at(0));
+            task.status = status;
+            task
+        })
+        .collect();
+    let plan = Plan {
+        id,
+        name: "demo".into(),
+        repo: "/src/demo".into(),
+        tasks: tasks.iter().map(|t| t.id).collect(),
+        created_at: at(0),
+    };
+    (plan, tasks)
+}
+
+fn put_plan_with(batch: &mut Batch, plan: &Plan, tasks: &[Task]) {
+    batch.put_plan(plan);
+    for task in tasks {
+        batch.put_task(task);
+    }
+}
+
+#[test]
+fn the_open_tasks_index_tells_plans_with_work_to_come_from_finished_ones() {
+    use TaskStatus::*;
+    let (_dir, path) = temp_db();
+    let store = open(&path);
+    let (old, old_tasks) = plan_of(&[Done, Failed, Blocked]);
+    let (running, mut running_tasks) = plan_of(&[Done, Running, Pending]);
+    let (done, done_tasks) = plan_of(&[Done, Done]);
+    let (cancelled, cancelled_tasks) = plan_of(&[Cancelled]);
+    let mut batch = Batch::new();
+    put_plan_with(&mut batch, &old, &old_tasks);
+    put_plan_with(&mut batch, &running, &running_tasks);
+    put_plan_with(&mut batch, &done, &done_tasks);
+    put_plan_with(&mut batch, &cancelled, &cancelled_tasks);
+    store.commit_blocking(batch).unwrap();
+    let read = |store: &StoreHandle| {
+        store
+            .read_blocking(|txn| {
+                Ok((
+                    query::open_plans(txn)?,
+                    query::newest_finished_plans(txn, 2)?,
+                ))
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        read(&store),
+        (vec![running.id], vec![cancelled.id, done.id])
+    );
+
+    // The running plan's work ends; a retry re-opens the oldest.
+    running_tasks[1].status = Done;
+    running_tasks[2].status = Failed;
+    let mut reopened = old_tasks.clone();
+    reopened[1].status = Ready;
+    let mut batch = Batch::new();
+    batch
+        .put_task(&running_tasks[1])
+        .put_task(&running_tasks[2])
+        .put_task(&reopened[1]);
+    store.commit_blocking(batch).unwrap();
+    store.close_blocking();
+    let store = open(&path);
+    assert_eq!(read(&store), (vec![old.id], vec![cancelled.id, done.id]));
+
+    let (record, missing) = store
+        .read_blocking(move |txn| {
+            Ok((
+                query::plan_record(txn, old.id)?,
+                query::plan_record(txn, PlanId::generate())?,
+            ))
+        })
+        .unwrap();
+    let record = record.unwrap();
+    assert_eq!(record.plan.id, old_tasks[0].plan);
+    let statuses: Vec<_> = record.tasks.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [Done, Ready, Blocked], "in the plan's order");
+    assert!(record.work.is_none() && record.contexts.is_empty());
+    assert!(missing.is_none());
+}
+
+#[test]
+fn a_version_2_database_is_migrated_with_its_open_tasks_indexed() {
+    use TaskStatus::*;
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let (finished, finished_tasks) = plan_of(&[Done, Failed]);
+    let (open_plan, open_tasks) = plan_of(&[Done, Ready]);
+    {
+        // A version 2 file: the version 1 tables and the session status index.
+        let db = redb::Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .create(&path)
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        migrate::create_v1(&txn).unwrap();
+        txn.open_table(SESSION_STATUS).unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            meta.insert(SCHEMA_VERSION_KEY, 2).unwrap();
+            let mut table = txn.open_table(TASKS).unwrap();
+            for task in finished_tasks.iter().chain(&open_tasks) {
+                table
+                    .insert(
+                        task.id.as_u128(),
+                        serde_json::to_vec(task).unwrap().as_slice(),
+                    )
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    let mut batch = Batch::new();
+    batch.put_plan(&finished).put_plan(&open_plan);
+    store.commit_blocking(batch).unwrap();
+    assert_eq!(store.open_info().migrated_from, Some(2));
+    let (open_plans, finished_plans) = store
+        .read_blocking(|txn| {
+            Ok((
+                query::open_plans(txn)?,
+                query::newest_finished_plans(txn, 10)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(open_plans, [open_plan.id]);
+    assert_eq!(finished_plans, [finished.id]);
+    store.close_blocking();
+    assert_eq!(open(&path).open_info().migrated_from, None, "migrated once");
 }

@@ -6,8 +6,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS,
-    TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS, SESSION_STATUS,
+    SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError};
 
@@ -100,6 +100,7 @@ pub(super) struct WriteTables<'txn> {
     sessions: Table<'txn, u128, &'static [u8]>,
     session_status: Table<'txn, (&'static str, u128), ()>,
     tasks: Table<'txn, u128, &'static [u8]>,
+    open_tasks: Table<'txn, (u128, u128), ()>,
     plans: Table<'txn, u128, &'static [u8]>,
     agents: Table<'txn, &'static str, &'static [u8]>,
     checkpoints: Table<'txn, (u128, u64), &'static [u8]>,
@@ -117,6 +118,7 @@ impl<'txn> WriteTables<'txn> {
             sessions: txn.open_table(SESSIONS).map_err(open_error)?,
             session_status: txn.open_table(SESSION_STATUS).map_err(open_error)?,
             tasks: txn.open_table(TASKS).map_err(open_error)?,
+            open_tasks: txn.open_table(PLAN_OPEN_TASKS).map_err(open_error)?,
             plans: txn.open_table(PLANS).map_err(open_error)?,
             agents: txn.open_table(AGENTS).map_err(open_error)?,
             checkpoints: txn.open_table(CHECKPOINTS).map_err(open_error)?,
@@ -149,10 +151,21 @@ impl<'txn> WriteTables<'txn> {
                         .insert((*status, *id), ())
                         .map_err(StoreError::storage)?;
                 }
-                Op::PutTask { id, json } => {
+                Op::PutTask {
+                    id,
+                    plan,
+                    open,
+                    json,
+                } => {
                     self.tasks
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
+                    if *open {
+                        self.open_tasks.insert((*plan, *id), ())
+                    } else {
+                        self.open_tasks.remove((*plan, *id)).map(|_| None)
+                    }
+                    .map_err(StoreError::storage)?;
                 }
                 Op::PutPlan { id, json } => {
                     self.plans

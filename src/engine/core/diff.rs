@@ -1,14 +1,17 @@
 //! A session's changes as a unified diff (through `crate::workspace`): a running session's
-//! worktree against its last commit, or the commit an ended session's task left on its branch.
-//! Git runs on a blocking thread; the answer goes straight to the caller.
+//! worktree against its last commit, or the commit an ended session's task left on its branch
+//! (read from the store, so any session's, however old). Git runs on a blocking thread; the
+//! answer goes straight to the caller.
 
 use std::path::PathBuf;
 
+use redb::ReadTransaction;
 use tokio::sync::oneshot;
 
 use super::Core;
 use crate::domain::SessionId;
 use crate::engine::EngineError;
+use crate::store::{StoreError, query};
 
 /// Longest diff handed to a front end.
 const MOST: usize = 512 * 1024;
@@ -19,24 +22,29 @@ impl Core {
         session: SessionId,
         reply: oneshot::Sender<Result<String, EngineError>>,
     ) {
-        let source = if let Some(dir) = self
+        let running = self
             .running
             .get(&session)
-            .and_then(|r| r.overlap_dir.clone())
-        {
-            Some(Source::Worktree(dir))
-        } else {
-            self.ended_task(session).and_then(|(task, plan)| {
-                let commit = self.contexts.get(&task)?.commit.clone()?;
-                let repo = self.plans.get(&plan)?.plan.repo.clone();
-                Some(Source::Commit { repo, commit })
-            })
-        };
-        let Some(source) = source else {
-            let _ = reply.send(Ok(String::new()));
-            return;
-        };
+            .map(|r| r.overlap_dir.clone().map(Source::Worktree));
+        let store = self.store.clone();
         tokio::spawn(async move {
+            // An ended session's commit and repository are durable: read them from the store,
+            // whether its plan is loaded or not.
+            let source = match running {
+                Some(source) => Ok(source),
+                None => store.read(move |txn| ended_source(txn, session)).await,
+            };
+            let source = match source {
+                Ok(Some(source)) => source,
+                Ok(None) => {
+                    let _ = reply.send(Ok(String::new()));
+                    return;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+            };
             let result = tokio::task::spawn_blocking(move || source.diff())
                 .await
                 .unwrap_or_else(|e| Err(format!("the diff did not finish: {e}")))
@@ -45,15 +53,23 @@ impl Core {
             let _ = reply.send(result);
         });
     }
+}
 
-    /// The task and plan of a session this engine knows (running or recently ended).
-    fn ended_task(
-        &self,
-        session: SessionId,
-    ) -> Option<(crate::domain::TaskId, crate::domain::PlanId)> {
-        let found = self.observed.session(session)?;
-        Some((found.task?, found.plan?))
-    }
+/// The commit an ended session's task left on its branch, and the plan's repository.
+fn ended_source(txn: &ReadTransaction, session: SessionId) -> Result<Option<Source>, StoreError> {
+    let Some(session) = query::session(txn, session)? else {
+        return Ok(None);
+    };
+    let (Some(task), Some(plan)) = (session.task, session.plan) else {
+        return Ok(None);
+    };
+    let Some(commit) = query::context(txn, task)?.and_then(|c| c.commit) else {
+        return Ok(None);
+    };
+    Ok(query::plan(txn, plan)?.map(|p| Source::Commit {
+        repo: p.repo,
+        commit,
+    }))
 }
 
 enum Source {

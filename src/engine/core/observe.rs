@@ -14,7 +14,7 @@ use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::overlap::repo_relative;
 
 /// Plans that ended, newest first, that the snapshot lists.
-const RECENT_PLANS: usize = 50;
+pub(super) const RECENT_PLANS: usize = 50;
 /// Ended sessions kept for front ends.
 const RECENT: usize = 500;
 /// Transcript entries kept per session.
@@ -59,11 +59,6 @@ impl Observed {
             });
         }
         observed
-    }
-
-    /// A session among the recently ended ones.
-    pub(super) fn session(&self, id: SessionId) -> Option<&Session> {
-        self.recent.iter().map(|v| &v.session).find(|s| s.id == id)
     }
 
     /// A run has ended: keep it among the recent, with its transcript for a while.

@@ -1,22 +1,24 @@
-//! Starting from what the store holds: plans and their graphs, how they use their repositories
+//! Starting from what the store holds: the plans with work to come and the newest that ended
+//! (older ones stay in the store, `history.rs`) and their graphs, how they use their repositories
 //! (worktrees re-attached, integration worktrees made again if missing), what finished tasks
 //! left, leases, and the sessions the last engine left running, which are re-attached at their
 //! server when the runner can, and otherwise settled as failed with their tasks set to run
 //! again (never twice). A merge that was under way is aborted cleanly and done again; a
 //! resolver session that did not survive has its merge aborted and done again too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::observe::RECENT_PLANS;
 use super::workspace::{
     EndFuture, Ended, Place, PlanWorkState, Start, Workspaces, blocking, run_in,
 };
 use super::{Core, Role, Running, Step, put_task};
 use crate::domain::{
     CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionKind,
-    SessionStatus, TaskGraph, TaskStatus,
+    SessionStatus, TaskGraph, TaskId, TaskStatus,
 };
 use crate::engine::locking::TaskLocks;
 use crate::engine::runner::{Job, Reporter};
@@ -34,11 +36,18 @@ impl Core {
         events: broadcast::Sender<EngineEvent>,
         workspaces: Workspaces,
     ) -> Result<Self, EngineError> {
-        let (plans, tasks, sessions, leases, paused, history) = store
+        // The plans with work to come and the newest that ended; older ones stay in the store
+        // (`history.rs`), so a long history costs start-up nothing.
+        let (records, sessions, leases, paused, history) = store
             .read(|txn| {
+                let mut ids = query::open_plans(txn)?;
+                ids.extend(query::newest_finished_plans(txn, RECENT_PLANS)?);
+                let mut records = Vec::with_capacity(ids.len());
+                for id in ids {
+                    records.extend(query::plan_record(txn, id)?);
+                }
                 Ok((
-                    query::plans(txn)?,
-                    query::tasks(txn)?,
+                    records,
                     active_sessions(txn)?,
                     query::leases(txn)?,
                     query::meta(txn, super::observe::PAUSED_KEY)?.is_some_and(|v| v != 0),
@@ -46,11 +55,6 @@ impl Core {
                 ))
             })
             .await?;
-        let (plan_work, contexts) = store
-            .read(|txn| Ok((query::plan_work(txn)?, query::contexts(txn)?)))
-            .await?;
-        let mut plan_work: HashMap<PlanId, crate::store::PlanWork> =
-            plan_work.into_iter().map(|w| (w.plan, w)).collect();
         let (finished_tx, finished_rx) = mpsc::channel(1024);
         let (git_tx, git_rx) = mpsc::channel(256);
         let (report_tx, report_rx) = mpsc::channel(1024);
@@ -73,7 +77,7 @@ impl Core {
             git_rx,
             resolver_ends: Vec::new(),
             scanner: Default::default(),
-            contexts: contexts.into_iter().map(|c| (c.task, c)).collect(),
+            contexts: HashMap::new(),
             workspaces,
             report_tx,
             report_rx,
@@ -90,23 +94,38 @@ impl Core {
             paused,
             observed: super::observe::Observed::default(),
         };
-        let mut by_plan: HashMap<PlanId, Vec<crate::domain::Task>> = HashMap::new();
-        for task in tasks {
-            by_plan.entry(task.plan).or_default().push(task);
-        }
         let now = Timestamp::now();
-        for plan in plans {
-            let graph = TaskGraph::from_tasks(by_plan.remove(&plan.id).unwrap_or_default())?;
-            let work = core
-                .reattach(&plan, &graph, plan_work.remove(&plan.id))
-                .await;
-            core.insert_plan(plan, graph, work, now);
+        for record in records {
+            core.load(record, now).await?;
         }
+        // Sessions of plans that are not loaded: their tasks' keys, for the sessions table.
+        let unknown: Vec<TaskId> = history
+            .iter()
+            .filter_map(|s| s.task)
+            .filter(|t| !core.task_index.contains_key(t))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let keys: HashMap<TaskId, String> = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            core.store
+                .read(move |txn| {
+                    let mut keys = HashMap::new();
+                    for id in unknown {
+                        if let Some(task) = query::task(txn, id)? {
+                            keys.insert(id, task.key);
+                        }
+                    }
+                    Ok(keys)
+                })
+                .await?
+        };
         core.observed = super::observe::Observed::with_history(history, |session| {
             session
                 .task
-                .and_then(|t| core.task_index.get(&t))
-                .map(|(_, key)| key.clone())
+                .and_then(|t| core.task_index.get(&t).map(|(_, key)| key).or(keys.get(&t)))
+                .cloned()
                 .unwrap_or_default()
         });
         let mut step = Step::default();
@@ -200,7 +219,7 @@ impl Core {
 
     /// A plan's work state after a restart: its workspace opened again (blocking, before the
     /// loop runs), or the reason it cannot be, which its runs then fail with.
-    async fn reattach(
+    pub(super) async fn reattach(
         &self,
         plan: &crate::domain::Plan,
         graph: &TaskGraph,

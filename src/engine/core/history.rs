@@ -1,0 +1,141 @@
+//! Finished plans live in the store. The engine keeps loaded the plans with work to come and
+//! the newest [`RECENT_PLANS`] that ended (the ones the snapshot lists); the store's open tasks
+//! index tells them apart without reading finished plans' tasks. An older plan is read back
+//! when the operator acts on one of its tasks, and let go again once its work is over;
+//! questions about one (what its tasks left, an old session's diff) are answered from the store
+//! without loading it.
+
+use jiff::Timestamp;
+use tokio::sync::oneshot;
+
+use super::Core;
+use super::observe::RECENT_PLANS;
+use crate::domain::{PlanId, TaskGraph, TaskId, TaskStatus};
+use crate::engine::EngineError;
+use crate::store::query::{self, PlanRecord};
+use crate::store::{StoreError, TaskContext};
+
+impl Core {
+    /// Keep a stored plan loaded: its graph, what its tasks left and its workspace, opened
+    /// again (git runs on a blocking thread, awaited here).
+    pub(super) async fn load(
+        &mut self,
+        record: PlanRecord,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let PlanRecord {
+            plan,
+            tasks,
+            work,
+            contexts,
+        } = record;
+        let graph = TaskGraph::from_tasks(tasks)?;
+        let work = self.reattach(&plan, &graph, work).await;
+        self.contexts
+            .extend(contexts.into_iter().map(|c| (c.task, c)));
+        self.insert_plan(plan, graph, work, now);
+        Ok(())
+    }
+
+    /// The plan, key and status of a task, its plan read from the store and loaded when it is
+    /// not loaded (a task of an old finished plan).
+    pub(super) async fn locate(
+        &mut self,
+        task: TaskId,
+    ) -> Result<(PlanId, String, TaskStatus), EngineError> {
+        if !self.task_index.contains_key(&task) {
+            let record = self
+                .store
+                .read(move |txn| match query::task(txn, task)? {
+                    Some(stored) => query::plan_record(txn, stored.plan),
+                    None => Ok(None),
+                })
+                .await?;
+            let Some(record) = record.filter(|r| !self.plans.contains_key(&r.plan.id)) else {
+                return Err(EngineError::UnknownTask(task));
+            };
+            tracing::info!(plan = %record.plan.name, "loading a finished plan from the store");
+            self.load(record, Timestamp::now()).await?;
+        }
+        let (plan_id, key) = self
+            .task_index
+            .get(&task)
+            .cloned()
+            .ok_or(EngineError::UnknownTask(task))?;
+        let status = self
+            .plans
+            .get(&plan_id)
+            .and_then(|state| state.graph.get(&key))
+            .map(|t| t.status)
+            .ok_or(EngineError::UnknownTask(task))?;
+        Ok((plan_id, key, status))
+    }
+
+    /// Let go of the plans that ended, beyond the newest [`RECENT_PLANS`] (ids are
+    /// time-ordered), once nothing of theirs is under way: they stay in the store.
+    pub(super) fn trim_finished(&mut self) {
+        let finished: Vec<PlanId> = self
+            .plans
+            .values()
+            .filter(|s| s.finished)
+            .map(|s| s.plan.id)
+            .collect();
+        let Some(excess) = finished.len().checked_sub(RECENT_PLANS) else {
+            return;
+        };
+        for id in finished.into_iter().take(excess) {
+            let quiet = self.plans.get(&id).is_some_and(|s| {
+                let work = &s.work;
+                work.merging.is_none()
+                    && work.merges.is_empty()
+                    && work.resolvers.is_empty()
+                    && work.awaiting.is_empty()
+            }) && !self.running.values().any(|r| r.plan == id);
+            if !quiet {
+                continue;
+            }
+            let Some(state) = self.plans.remove(&id) else {
+                continue;
+            };
+            for task in state.graph.tasks() {
+                self.task_index.remove(&task.id);
+                self.contexts.remove(&task.id);
+                self.retry_at.remove(&task.id);
+            }
+        }
+    }
+
+    /// What a plan's finished tasks left, in the plan's task order: from memory when it is
+    /// loaded, otherwise read from the store off the engine's loop.
+    pub(super) fn context(
+        &self,
+        plan: PlanId,
+        reply: oneshot::Sender<Result<Vec<TaskContext>, EngineError>>,
+    ) {
+        if self.plans.contains_key(&plan) {
+            let _ = reply.send(self.context_of(plan));
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let record = store.read(move |txn| query::plan_record(txn, plan)).await;
+            let _ = reply.send(stored_context(plan, record));
+        });
+    }
+}
+
+/// [`Core::context_of`] for a plan that is not loaded.
+fn stored_context(
+    plan: PlanId,
+    record: Result<Option<PlanRecord>, StoreError>,
+) -> Result<Vec<TaskContext>, EngineError> {
+    let record = record?.ok_or(EngineError::UnknownPlan(plan))?;
+    let mut contexts: std::collections::HashMap<TaskId, TaskContext> =
+        record.contexts.into_iter().map(|c| (c.task, c)).collect();
+    let graph = TaskGraph::from_tasks(record.tasks)?;
+    Ok(graph
+        .topological_order()
+        .into_iter()
+        .filter_map(|t| contexts.remove(&t.id))
+        .collect())
+}

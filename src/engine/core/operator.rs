@@ -1,0 +1,124 @@
+//! What front ends ask of plans and tasks: submit a plan, cancel a task, retry one. Each is
+//! one durable step; dispatching follows in the engine's loop.
+
+use jiff::Timestamp;
+
+use super::workspace::PlanWorkState;
+use super::{Core, Prepared, Step, persist_changed_tasks};
+use crate::domain::{Lifecycle, PlanId, SessionStatus, TaskId, TaskStatus};
+use crate::engine::{EngineError, EngineEvent};
+
+impl Core {
+    pub(super) async fn submit(&mut self, prepared: Prepared) -> Result<PlanId, EngineError> {
+        let Prepared {
+            file,
+            id,
+            work,
+            workspace,
+            integration,
+        } = prepared;
+        file.validate_against_agents(&self.agents)
+            .map_err(EngineError::Plan)?;
+        let now = Timestamp::now();
+        let built = file.into_plan(id, now)?;
+        let (plan, mut graph) = (built.plan, built.graph);
+        let mut step = Step::default();
+        for event in graph.promote_ready(now) {
+            step.transition(event);
+        }
+        step.batch.put_plan(&plan).put_plan_work(&work);
+        if let Some(integration) = integration {
+            step.events.push(EngineEvent::IntegrationReady {
+                plan: plan.id,
+                branch: integration.branch,
+                path: integration.path,
+            });
+        }
+        for task in graph.tasks() {
+            step.batch.put_task(task);
+        }
+        step.events.insert(
+            0,
+            EngineEvent::PlanSubmitted {
+                plan: plan.id,
+                name: plan.name.clone(),
+                tasks: graph.len(),
+            },
+        );
+        let id = plan.id;
+        self.commit(step).await?;
+        self.insert_plan(plan, graph, PlanWorkState::new(work, workspace), now);
+        Ok(id)
+    }
+
+    pub(super) async fn cancel(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let (plan_id, key, status) = self.locate(task).await?;
+        if let Some(run) = self
+            .running
+            .values_mut()
+            .find(|r| r.plan == plan_id && r.key == key)
+        {
+            run.stopping = Some(SessionStatus::Cancelled);
+            if let Some(stop) = run.stop.take() {
+                let _ = stop.send(());
+            }
+            return Ok(()); // settled when the run reports back
+        }
+        let state = self
+            .plans
+            .get_mut(&plan_id)
+            .ok_or(EngineError::UnknownTask(task))?;
+        if !status.can_become(TaskStatus::Cancelled) {
+            return Err(EngineError::NotNow {
+                key,
+                status,
+                what: "only a task that has not ended can be cancelled",
+            });
+        }
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        step.transition(state.graph.transition(
+            &key,
+            TaskStatus::Cancelled,
+            "cancelled by the operator",
+            now,
+        )?);
+        for event in state.graph.block_dependents(&key, now)? {
+            step.transition(event);
+        }
+        state.ready_since.remove(&key);
+        persist_changed_tasks(&mut step, &state.graph, 0);
+        self.commit(step).await?;
+        self.check_finished(plan_id).await
+    }
+
+    pub(super) async fn retry(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let (plan_id, key, status) = self.locate(task).await?;
+        let state = self
+            .plans
+            .get_mut(&plan_id)
+            .ok_or(EngineError::UnknownTask(task))?;
+        if !matches!(status, TaskStatus::Failed | TaskStatus::Cancelled) {
+            return Err(EngineError::NotNow {
+                key,
+                status,
+                what: "only a failed or cancelled task can be retried",
+            });
+        }
+        let now = Timestamp::now();
+        let mut step = Step::default();
+        step.transition(state.graph.transition(
+            &key,
+            TaskStatus::Ready,
+            "retried by the operator",
+            now,
+        )?);
+        for event in state.graph.reopen_dependents(&key, now)? {
+            step.transition(event);
+        }
+        state.ready_since.insert(key, now);
+        state.finished = false;
+        persist_changed_tasks(&mut step, &state.graph, 0);
+        self.commit(step).await
+    }
+}

@@ -1,0 +1,178 @@
+//! Finished plans after a restart: the engine loads only the plans with work to come and the
+//! newest fifty that ended; an older plan is read back from the store when the operator asks
+//! about it or retries one of its tasks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use ocio::domain::{PlanId, TaskStatus};
+use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+use ocio::plan::PlanFile;
+use ocio::store::{Store, StoreHandle, StoreOptions, query};
+
+/// How long a test waits for the engine's next event.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn plan(dir: &Path, text: &str) -> PlanFile {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    PlanFile::load(&path).unwrap()
+}
+
+fn open(dir: &Path) -> StoreHandle {
+    Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap()
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        tick: Duration::from_millis(20),
+        retry_backoff: SignedDuration::from_millis(10),
+        ..EngineOptions::default()
+    }
+}
+
+/// `a` completes on agent `good`; `b` fails on agent `bad` (no retry), so the plan ends.
+const OLD: &str = r#"
+name = "old"
+repo = "."
+[[tasks]]
+id = "a"
+prompt = "first"
+agent = "good"
+[[tasks]]
+id = "b"
+prompt = "second"
+agent = "bad"
+"#;
+
+/// Runs the plan `OLD` (which ends with `b` failed), then 50 plans after it, and stops. Gives
+/// the old plan's id.
+async fn history(dir: &Path) -> PlanId {
+    let store = open(dir);
+    let agents = vec![
+        support::sim_agent("good", 8, &[], 0, 0.0),
+        support::sim_agent("bad", 8, &[], 0, 1.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let old = engine.submit(plan(dir, OLD)).await.unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                done: 1,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    for n in 0..50 {
+        let text = format!(
+            "name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\nagent = \"good\"\n"
+        );
+        engine.submit(plan(dir, &text)).await.unwrap();
+        support::until_finished(&mut events, PATIENCE).await;
+    }
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    old
+}
+
+/// A restarted engine whose agents all succeed now.
+async fn restart(dir: &Path) -> (StoreHandle, EngineHandle) {
+    let store = open(dir);
+    let agents = vec![
+        support::sim_agent("good", 8, &[], 0, 0.0),
+        support::sim_agent("bad", 8, &[], 0, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    (store, engine)
+}
+
+async fn shown(engine: &EngineHandle) -> Vec<PlanId> {
+    let snapshot = engine.snapshot().await.unwrap();
+    snapshot.plans.iter().map(|p| p.id).collect()
+}
+
+#[tokio::test]
+async fn a_retry_in_a_finished_plan_not_loaded_at_start_reopens_it_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = history(dir.path()).await;
+    let (store, engine) = restart(dir.path()).await;
+    let before = shown(&engine).await;
+    assert_eq!(before.len(), 50, "the newest fifty that ended");
+    assert!(!before.contains(&old), "the old plan stays in the store");
+
+    let tasks = store.read(query::tasks).await.unwrap();
+    let failed = tasks
+        .iter()
+        .find(|t| t.plan == old && t.key == "b")
+        .unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let mut events = engine.subscribe();
+    engine.retry(failed.id).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            EngineEvent::Dispatched { plan, key, attempt: 2, .. } if *plan == old && key == "b"
+        )),
+        "the retried task ran again: {seen:?}"
+    );
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { plan, ok: true, done: 2, .. } if plan == old),
+        "{finished:?}"
+    );
+    let retried = store
+        .read({
+            let id = failed.id;
+            move |txn| query::task(txn, id)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((retried.status, retried.attempts), (TaskStatus::Done, 2));
+    assert_eq!(
+        shown(&engine).await,
+        before,
+        "once its work is over again, the old plan is let go: the newest fifty are listed"
+    );
+
+    // A retry of a task the store does not know is refused as before.
+    let unknown = ocio::domain::TaskId::generate();
+    assert!(engine.retry(unknown).await.is_err());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_context_of_an_old_plan_is_read_from_the_store_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = history(dir.path()).await;
+    let (_store, engine) = restart(dir.path()).await;
+    assert!(!shown(&engine).await.contains(&old), "not loaded at start");
+    let context = engine.context(old).await.unwrap();
+    let keys: Vec<&str> = context.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["a"],
+        "what the completed task left (the failed one left nothing)"
+    );
+    assert!(context[0].summary.is_some());
+    assert!(
+        !shown(&engine).await.contains(&old),
+        "asking did not load it"
+    );
+    assert!(engine.context(PlanId::generate()).await.is_err());
+    engine.shutdown().await.unwrap();
+}
