@@ -361,26 +361,24 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_declaring_a_file_a_running_session_touches_waits_for_its_merge() {
+/// `edit` starts at once and touches src/x.rs at its start (with `write`: a SIM- directive);
+/// `warm` ends after `warm_ms`, which makes `declares` (declaring `src/`) ready while `edit`
+/// still runs (it takes `edit_ms`). `declares` must wait for `edit`'s merge.
+async fn a_declared_file_is_held(write: &str, edit_ms: i64, warm_ms: i64) {
     let repo = TestRepo::new();
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    // `edit` starts at once and touches src/x.rs at its start; `warm` ends after a second,
-    // which makes `declares` ready while `edit` still runs (for three more seconds).
     let agents = vec![
-        support::sim_agent("slow", 1, &["slow"], 4000, 0.0),
-        support::sim_agent("fast", 2, &[], 1000, 0.0),
+        support::sim_agent("slow", 1, &["slow"], edit_ms, 0.0),
+        support::sim_agent("fast", 2, &[], warm_ms, 0.0),
     ];
     let engine = EngineHandle::start(store.clone(), agents, options())
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let body = r#"
-[[tasks]]
-id = "edit"
-capabilities = ["slow"]
-prompt = 'SIM-WRITE src/x.rs fn x() {}\n'
+    let body = format!(
+        "[[tasks]]\nid = \"edit\"\ncapabilities = [\"slow\"]\nprompt = '{write} src/x.rs fn x() {{}}\\n'\n"
+    ) + r#"
 [[tasks]]
 id = "warm"
 prompt = "warm up"
@@ -391,7 +389,7 @@ files = ["src/"]
 prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
 "#;
     engine
-        .submit(plan(dir.path(), &repo, "held", body))
+        .submit(plan(dir.path(), &repo, "held", &body))
         .await
         .unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
@@ -435,6 +433,74 @@ prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
     let declares_held =
         position(&|e| matches!(e, EngineEvent::TaskHeld { key, .. } if key == "declares"));
     assert!(declares_held < edit_merged && edit_merged < declares_started);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_declaring_a_file_a_running_session_touches_waits_for_its_merge() {
+    a_declared_file_is_held("SIM-WRITE", 4000, 1000).await;
+}
+
+/// The same when the running session changed the file with a shell command, which no event
+/// names: the scan of its worktree finds it, although it is the only session running (the
+/// task declaring the file is still to come, waiting for `gate`, whose agent joins at 4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_by_a_shell_command_holds_a_task_that_declares_it() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![support::sim_agent("slow", 1, &["slow"], 8000, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let body = r#"
+[[tasks]]
+id = "edit"
+capabilities = ["slow"]
+prompt = 'SIM-SHELL-WRITE src/x.rs fn x() {}\n'
+[[tasks]]
+id = "gate"
+capabilities = ["late"]
+prompt = "open the gate"
+[[tasks]]
+id = "declares"
+needs = ["gate"]
+files = ["src/x.rs"]
+prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
+"#;
+    // The plan names a capability no agent has yet: check it against the late agent too.
+    engine
+        .add_agent(support::sim_agent("late", 1, &["late"], 300, 0.0))
+        .await
+        .unwrap();
+    engine.drain("late", true).await.unwrap();
+    engine
+        .submit(plan(dir.path(), &repo, "shell-held", body))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    engine.drain("late", false).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 3,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let held: Vec<(String, String)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::TaskHeld { key, file, .. } => Some((key.clone(), file.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, [("declares".to_string(), "src/x.rs".to_string())]);
     engine.shutdown().await.unwrap();
 }
 

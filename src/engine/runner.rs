@@ -316,14 +316,18 @@ impl Runner for Simulated {
                     () = tokio::time::sleep(beat) => {}
                     _ = &mut stop => return Outcome::Stopped,
                 }
-                report(
-                    Activity::Tool {
-                        tool: "edit".into(),
-                        status: status.into(),
-                        title: file.clone(),
-                    },
-                    "tool-1",
-                );
+                // A run told what to write did that; only the others pretend to edit a file
+                // (which they do not write, so it must not stand for a real one).
+                if directives.writes.is_empty() {
+                    report(
+                        Activity::Tool {
+                            tool: "edit".into(),
+                            status: status.into(),
+                            title: file.clone(),
+                        },
+                        "tool-1",
+                    );
+                }
                 if n == 1 {
                     let half = Usage {
                         input_tokens: usage.input_tokens / 2,

@@ -2,8 +2,9 @@
 //! `file.edited`) miss what a shell command changes (`sed -i`, a code generator, `git
 //! checkout`), so every few seconds the worktrees of running sessions are asked what they
 //! changed since they were made (`git diff` against their start, untracked files included).
-//! Only plans with two or more sessions running are scanned (one session cannot overlap), at
-//! most [`PER_SCAN`] sessions at a time, taking turns, one scan at a time on a blocking thread,
+//! Only plans with two or more sessions running, or one and a task to come that declares its
+//! `files` (held while a running session touches them), are scanned, at most [`PER_SCAN`]
+//! sessions at a time, taking turns, one scan at a time on a blocking thread,
 //! and the next only [`SCAN_EVERY`] after the last ended: the cost stays bounded however many
 //! sessions run.
 
@@ -57,9 +58,22 @@ impl Core {
             }
         }
         let mut due: Vec<(SessionId, PlanId, PathBuf, Workspace)> = Vec::new();
-        for (plan, sessions) in by_plan.into_iter().filter(|(_, s)| s.len() >= 2) {
-            let Some(workspace) = self.plans.get(&plan).and_then(|s| s.work.workspace.clone())
-            else {
+        for (plan, sessions) in by_plan {
+            let Some(state) = self.plans.get(&plan) else {
+                continue;
+            };
+            // Two sessions may overlap; one may touch what a task to come declares (and is
+            // held off while a running session touches it).
+            let declaring = || {
+                state
+                    .graph
+                    .tasks()
+                    .any(|task| !task.files.is_empty() && task.status.has_work_to_come())
+            };
+            if sessions.len() < 2 && !declaring() {
+                continue;
+            }
+            let Some(workspace) = state.work.workspace.clone() else {
                 continue;
             };
             for (session, dir) in sessions {

@@ -117,8 +117,19 @@ impl Core {
         }
         let merges = session_to == SessionStatus::Completed && state.work.worktrees();
         if merges {
-            // Its files stay in the overlap map until its work is merged.
+            // Its files stay in the overlap map until its work is merged: all of them, also
+            // those no event or scan saw while it ran.
             state.work.awaiting.insert(key.clone(), run.session.id);
+            for path in &work.files {
+                if let Some(overlap) = state.work.overlap.touch(run.session.id, path) {
+                    step.events.push(EngineEvent::Overlap {
+                        plan: run.plan,
+                        path: overlap.path,
+                        session: run.session.id,
+                        with: overlap.with,
+                    });
+                }
+            }
         } else {
             state.work.overlap.release(run.session.id);
         }
