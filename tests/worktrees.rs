@@ -998,3 +998,72 @@ prompt = 'SIM-SHELL-WRITE generated.rs b'
     assert!(overlap_at < first_end);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_whose_conflict_waits_for_a_resolver_abandons_the_merge() {
+    let (repo, _dir, engine, store, plan) = race("resolver").await;
+    let mut events = engine.subscribe();
+    let plan_id = engine.submit(plan).await.unwrap();
+    // Both run; drained meanwhile, the agent takes no resolver session afterwards.
+    let mut seen = Vec::new();
+    let mut dispatched = 0;
+    while dispatched < 2 {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the engine went quiet")
+            .unwrap();
+        dispatched += usize::from(matches!(event, EngineEvent::Dispatched { .. }));
+        seen.push(event);
+    }
+    engine.drain("sim", true).await.unwrap();
+    let loser = loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the engine went quiet")
+            .unwrap();
+        seen.push(event.clone());
+        if let EngineEvent::MergeConflict { key, .. } = event {
+            break key;
+        }
+    };
+    let task = store
+        .read(query::tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.key == loser && t.plan == plan_id)
+        .unwrap();
+    engine.cancel(task.id).await.unwrap();
+    let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
+    seen.extend(rest);
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                cancelled: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let cause = cause_of(&seen, &loser, TaskStatus::Cancelled).expect("the task ended cancelled");
+    assert!(
+        cause.starts_with("cancelled by the operator before a resolver session took it"),
+        "{cause}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert!(
+        sessions.iter().all(|s| s.kind != SessionKind::Resolve),
+        "no resolver ran"
+    );
+    let winner = if loser == "one" { "two" } else { "one" };
+    let branch = integration_branch(&seen);
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:shared.txt")]),
+        format!("{winner}\n")
+    );
+    assert!(integration_is_clean(&seen), "the merge was aborted");
+    engine.shutdown().await.unwrap();
+}

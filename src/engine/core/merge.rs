@@ -61,7 +61,8 @@ pub(super) enum GitDone {
         plan: PlanId,
         key: String,
         files: Vec<String>,
-        result: Result<String, String>,
+        /// The merge commit, or why not and whether the merge was aborted cleanly.
+        result: Result<String, (String, bool)>,
         /// The operator cancelled the task while its resolver ran.
         cancelled: bool,
     },
@@ -80,7 +81,60 @@ pub(super) struct ResolverEnd {
     cancelled: bool,
 }
 
+/// What cancelling a task did to its merge, when its session has ended and the task waits
+/// for its work to be merged.
+pub(super) enum CancelledMerge {
+    /// The task had no merge waiting or under way.
+    None,
+    /// It was waiting in its plan's merge queue: taken out, its files and locks released.
+    Dequeued,
+    /// Its conflicts were waiting for a resolver session: the merge is being abandoned, and
+    /// the task ends cancelled when that is done.
+    Abandoning,
+    /// Git is merging it right now.
+    Merging,
+}
+
 impl Core {
+    /// Cancelling `key`, whose session has ended: out of the merge queue, or its waiting
+    /// resolver given up (the merge aborted, then the task parked as cancelled).
+    pub(super) fn cancel_merge(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        step: &mut Step,
+    ) -> CancelledMerge {
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return CancelledMerge::None;
+        };
+        let work = &mut state.work;
+        if let Some(at) = work.resolvers.iter().position(|(k, _)| k == key) {
+            let files = work
+                .resolvers
+                .remove(at)
+                .map(|(_, f)| f)
+                .unwrap_or_default();
+            self.resolver_ends.push(ResolverEnd {
+                plan,
+                key: key.to_string(),
+                files,
+                failure: Some("cancelled by the operator before a resolver session took it".into()),
+                cancelled: true,
+            });
+            self.finish_resolvers();
+            return CancelledMerge::Abandoning;
+        }
+        if work.merging.as_deref() == Some(key) {
+            return CancelledMerge::Merging;
+        }
+        if let Some(at) = work.merges.iter().position(|k| k == key) {
+            work.merges.remove(at);
+            self.end_merge(plan, key, step, Timestamp::now());
+            return CancelledMerge::Dequeued;
+        }
+        CancelledMerge::None
+    }
+
     /// Start the next merge of every plan that has one waiting and none under way.
     pub(super) async fn pump_merges(&mut self) -> Result<(), EngineError> {
         let now = Timestamp::now();
@@ -172,13 +226,14 @@ impl Core {
                     self.merged(plan, &key, commit, "merged after a resolver session")
                         .await
                 }
-                Err(_) if cancelled => {
+                // A merge that could not be aborted is a failure whatever the operator asked:
+                // the next merge of the plan cannot start until someone looks.
+                Err((why, true)) if cancelled => {
                     let policy = Some(ConflictPolicy::Resolver);
-                    let why = "cancelled by the operator while its resolver session ran".into();
                     let end = TaskStatus::Cancelled;
                     self.park(plan, &key, files, policy, why, end).await
                 }
-                Err(why) => {
+                Err((why, _)) => {
                     let policy = Some(ConflictPolicy::Resolver);
                     let end = TaskStatus::Failed;
                     self.park(plan, &key, files, policy, why, end).await
@@ -398,9 +453,11 @@ impl Core {
                 if self.running.len() + starts.len() >= cap {
                     return Ok(());
                 }
-                let (Some(task), Some(workspace)) =
-                    (state.graph.get(&key), state.work.workspace.as_ref())
-                else {
+                let task = state
+                    .graph
+                    .get(&key)
+                    .filter(|t| t.status == TaskStatus::Running);
+                let (Some(task), Some(workspace)) = (task, state.work.workspace.as_ref()) else {
                     state.work.resolvers.pop_front();
                     continue;
                 };
@@ -471,12 +528,19 @@ impl Core {
         files: Vec<String>,
         failure: Option<String>,
     ) {
+        let cancelled = run.stopping == Some(SessionStatus::Cancelled);
+        let failure = match failure {
+            Some(_) if cancelled => {
+                Some("cancelled by the operator while its resolver session ran".into())
+            }
+            failure => failure,
+        };
         self.resolver_ends.push(ResolverEnd {
             plan: run.plan,
             key: run.key.clone(),
             files,
             failure,
-            cancelled: run.stopping == Some(SessionStatus::Cancelled),
+            cancelled,
         });
     }
 
@@ -497,20 +561,20 @@ impl Core {
                 let failure = end.failure;
                 let cancelled = end.cancelled;
                 let result = blocking(move || {
-                    if let Some(why) = failure {
-                        workspace.abort_merge(&plan_key)?;
-                        return Ok(Err(why));
-                    }
-                    match workspace.conclude_merge(&plan_key, &task) {
-                        Ok(commit) => Ok(Ok(commit)),
-                        Err(e) => {
-                            workspace.abort_merge(&plan_key)?;
-                            Ok(Err(format!("the resolver session left it unresolved: {e}")))
-                        }
-                    }
+                    let why = match failure {
+                        Some(why) => why,
+                        None => match workspace.conclude_merge(&plan_key, &task) {
+                            Ok(commit) => return Ok(Ok(commit)),
+                            Err(e) => format!("the resolver session left it unresolved: {e}"),
+                        },
+                    };
+                    Ok(Err(match workspace.abort_merge(&plan_key) {
+                        Ok(()) => (why, true),
+                        Err(e) => (format!("{why}; the merge could not be aborted: {e}"), false),
+                    }))
                 })
                 .await;
-                let result = result.and_then(|r| r);
+                let result = result.map_err(|e| (e, false)).and_then(|r| r);
                 let _ = done
                     .send(GitDone::Resolved {
                         plan: end.plan,

@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use super::merge::CancelledMerge;
 use super::workspace::PlanWorkState;
 use super::{Core, Prepared, Step, persist_changed_tasks};
 use crate::domain::{Lifecycle, PlanId, SessionStatus, TaskId, TaskStatus};
@@ -64,6 +65,18 @@ impl Core {
             }
             return Ok(()); // settled when the run reports back
         }
+        let mut step = Step::default();
+        match self.cancel_merge(plan_id, &key, &mut step) {
+            CancelledMerge::Abandoning => return Ok(()), // parked once the merge is aborted
+            CancelledMerge::Merging => {
+                return Err(EngineError::NotNow {
+                    key,
+                    status,
+                    what: "its work is being merged this moment; cancel it again if it is still running",
+                });
+            }
+            CancelledMerge::Dequeued | CancelledMerge::None => {}
+        }
         let state = self
             .plans
             .get_mut(&plan_id)
@@ -76,7 +89,6 @@ impl Core {
             });
         }
         let now = Timestamp::now();
-        let mut step = Step::default();
         step.transition(state.graph.transition(
             &key,
             TaskStatus::Cancelled,
