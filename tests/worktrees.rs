@@ -1067,3 +1067,73 @@ async fn cancelling_a_task_whose_conflict_waits_for_a_resolver_abandons_the_merg
     assert!(integration_is_clean(&seen), "the merge was aborted");
     engine.shutdown().await.unwrap();
 }
+
+/// `remove-all` on a plan that ended with a failed task: nothing of it is left, a restart does
+/// not bring its integration worktree back, and a retry still runs and merges (the merge
+/// makes the integration worktree again from its branch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_remove_all_a_restart_leaves_the_plan_alone_and_a_retry_still_merges() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let failing = vec![support::sim_agent("sim", 1, &[], 50, 1.0)];
+    let engine = EngineHandle::start(store.clone(), failing, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let body = "cleanup = \"remove-all\"\n[[tasks]]\nid = \"a\"\nretries = 0\nprompt = 'SIM-WRITE a.txt done'\n";
+    let plan_id = engine
+        .submit(plan(dir.path(), &repo, "gone", body))
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !worktrees_of(&repo, "gone").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            worktrees_of(&repo, "gone")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await.unwrap();
+
+    // A new engine, with an agent that succeeds.
+    let working = vec![support::sim_agent("sim", 1, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store.clone(), working, options())
+        .await
+        .unwrap();
+    assert_eq!(
+        worktrees_of(&repo, "gone"),
+        Vec::<String>::new(),
+        "left alone"
+    );
+    let mut events = engine.subscribe();
+    let task = store
+        .read(query::tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.plan == plan_id)
+        .unwrap();
+    engine.retry(task.id).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    assert_eq!(merged_keys(&seen), ["a"]);
+    assert_eq!(repo.git(&["show", "ocio/gone/integration:a.txt"]), "done");
+    engine.shutdown().await.unwrap();
+}

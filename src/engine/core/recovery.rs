@@ -233,8 +233,11 @@ impl Core {
         if done || work.mode == crate::store::WorkMode::Plain {
             return PlanWorkState::new(work, None);
         }
+        // An ended plan (a failed task may be retried) does not get its integration worktree
+        // made again: its cleanup may have removed it, and a merge makes it when needed.
+        let active = graph.tasks().any(|t| t.status.has_work_to_come());
         let (workspaces, p, w) = (self.workspaces.clone(), plan.clone(), work.clone());
-        match blocking(move || workspaces.reattach(&p, &w)).await {
+        match blocking(move || workspaces.reattach(&p, &w, active)).await {
             Ok(workspace) => PlanWorkState::new(work, workspace),
             Err(error) => {
                 tracing::error!(plan = %plan.name, %error, "cannot use the plan's repository again");

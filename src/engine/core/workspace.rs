@@ -95,12 +95,13 @@ impl Workspaces {
         })
     }
 
-    /// After a restart: the plan's workspace again, its integration worktree made again if it
-    /// went missing. Blocking.
+    /// After a restart: the plan's workspace again, and for a plan with work to come
+    /// (`active`), its integration worktree made again if it went missing. Blocking.
     pub(super) fn reattach(
         &self,
         plan: &Plan,
         work: &PlanWork,
+        active: bool,
     ) -> Result<Option<Workspace>, WorkspaceError> {
         if work.mode == WorkMode::Plain {
             return Ok(None);
@@ -111,7 +112,7 @@ impl Workspaces {
                 path: plan.repo.clone(),
                 stderr: "it was a git repository when the plan was submitted".into(),
             })?;
-        if matches!(work.mode, WorkMode::Worktrees { .. }) {
+        if active && matches!(work.mode, WorkMode::Worktrees { .. }) {
             workspace.ensure_integration(&work.key, work.settings.base.as_deref())?;
         }
         Ok(Some(workspace))
