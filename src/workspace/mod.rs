@@ -184,9 +184,11 @@ impl Workspace {
     /// and checks it out, like [`Self::ensure_integration`]. Returns the key the plan's branches
     /// and worktrees are named by from now on (keep it: it is not derivable from `name`).
     ///
-    /// Safe against another process claiming at the same moment: the branch is made with
-    /// `git branch`, which refuses an existing branch, and a refusal moves on to the next name.
-    /// When its worktree cannot be made, the branch is deleted again and the error returned.
+    /// Safe against another process claiming at the same moment, and a name is never given
+    /// twice in a repository even after the first plan's branches are deleted: the claim is a
+    /// ref `refs/ocio/plans/<key>` made only if absent (see [`names::plan_marker`]). When the
+    /// plan's branch or worktree cannot be made, the claim is given back and the error
+    /// returned.
     pub fn claim_integration(
         &self,
         name: &str,
@@ -206,16 +208,29 @@ impl Workspace {
             if self.plan_dir(&key).exists() || self.has_branches_under(&key)? {
                 continue;
             }
-            let branch = names::integration_branch(&key);
-            // The claim: making the branch is atomic and refuses an existing one.
-            let made = Git::output(&self.git.repo, &["branch", &branch, &start])?;
-            if !made.status.success() {
-                if self.branch_exists(&branch)? {
-                    continue; // taken between the look and the claim, by another process
+            // The claim: a ref outside the branches, made only if it is not there (atomic,
+            // against another process too), which stays when the plan's branches are deleted,
+            // so a name is never given to two plans of one repository.
+            let marker = names::plan_marker(&key);
+            let claim = ["update-ref", marker.as_str(), start.as_str(), ""];
+            let claimed = Git::output(&self.git.repo, &claim)?;
+            if !claimed.status.success() {
+                if self.git.commit_of(&self.git.repo, &marker)?.is_some() {
+                    continue; // an earlier plan had it
                 }
-                return Err(self
-                    .git
-                    .failed(&self.git.repo, &["branch", &branch, &start], &made));
+                return Err(self.git.failed(&self.git.repo, &claim, &claimed));
+            }
+            let give_back = |branch: Option<&str>| {
+                if let Some(branch) = branch {
+                    let _ = self.git.run(&self.git.repo, &["branch", "-D", branch]);
+                }
+                let _ = self.git.run(&self.git.repo, &["update-ref", "-d", &marker]);
+                let _ = self.clear_leftover(&self.plan_dir(&key));
+            };
+            let branch = names::integration_branch(&key);
+            if let Err(error) = self.git.run(&self.git.repo, &["branch", &branch, &start]) {
+                give_back(None);
+                return Err(error);
             }
             self.git.run(&self.git.repo, &["worktree", "prune"])?;
             let path = self.integration_path(&key);
@@ -224,9 +239,8 @@ impl Workspace {
                 .git
                 .run(&self.git.repo, &["worktree", "add", &path_text, &branch])
             {
-                // Give the name back: the branch holds nothing but the base.
-                let _ = self.git.run(&self.git.repo, &["branch", "-D", &branch]);
-                let _ = self.clear_leftover(&self.plan_dir(&key));
+                // The branch holds nothing but the base: the name goes back.
+                give_back(Some(&branch));
                 return Err(error);
             }
             let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
@@ -239,8 +253,24 @@ impl Workspace {
         })
     }
 
+    /// Gives back the name a plan claimed with [`Self::claim_integration`] and never used
+    /// (it was refused after the claim): its integration worktree, branch and mark go.
+    pub fn release_claim(&self, plan: &str) -> Result<()> {
+        let _guard = self.guard();
+        let path = self.integration_path(plan);
+        self.remove(&path)?;
+        let branch = names::integration_branch(plan);
+        if self.branch_exists(&branch)? {
+            self.git.run(&self.git.repo, &["branch", "-D", &branch])?;
+        }
+        let marker = names::plan_marker(plan);
+        self.git
+            .run(&self.git.repo, &["update-ref", "-d", &marker])?;
+        Ok(())
+    }
+
     /// Whether a branch `ocio/<plan>` or any `ocio/<plan>/...` exists (the first would keep
-    /// git from making the second).
+    /// git from making the second; plans from before names were claimed have no marker).
     fn has_branches_under(&self, plan: &str) -> Result<bool> {
         let name = format!("{}/{}", names::BRANCH_PREFIX, names::component(plan));
         if self.branch_exists(&name)? {

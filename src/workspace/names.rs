@@ -72,6 +72,13 @@ pub fn integration_branch(plan: &str) -> String {
     format!("{BRANCH_PREFIX}/{}/{INTEGRATION}", component(plan))
 }
 
+/// `refs/ocio/plans/<plan>`: the mark that a plan claimed the name (pointing at the commit it
+/// started from). Not a branch, so deleting a plan's branches leaves it, and `git branch`
+/// does not list it; `git for-each-ref refs/ocio/` does.
+pub fn plan_marker(plan: &str) -> String {
+    format!("refs/{BRANCH_PREFIX}/plans/{}", component(plan))
+}
+
 /// FNV-1a, 64 bits: a stable hash (std's `DefaultHasher` may change between releases, and
 /// these names outlive a process).
 pub(super) fn fnv1a(bytes: &[u8]) -> u64 {

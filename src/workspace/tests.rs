@@ -324,10 +324,15 @@ fn a_new_plan_claims_its_name_or_the_first_free_numbered_one() {
     let (third, _) = ws.claim_integration("add-pagination", None).unwrap();
     assert_eq!(third, "add-pagination-3");
 
-    // Once nothing is left under a name, it is free again.
+    // Even once nothing is left under a name, it stays given: a plan keeps its name (its
+    // failed task may be retried after its branches were deleted).
     fx.git(&["branch", "-D", "ocio/add-pagination/impl"]);
     let (again, _) = ws.claim_integration("add-pagination", None).unwrap();
-    assert_eq!(again, "add-pagination");
+    assert_eq!(again, "add-pagination-4");
+    assert_eq!(
+        fx.git(&["for-each-ref", "--format=%(refname)", "refs/ocio/plans/"]),
+        "refs/ocio/plans/add-pagination\nrefs/ocio/plans/add-pagination-2\nrefs/ocio/plans/add-pagination-3\nrefs/ocio/plans/add-pagination-4"
+    );
 
     // Names git would refuse are tidied, numbered ones too.
     let (odd, integration) = ws.claim_integration("Add pagination", None).unwrap();
@@ -365,6 +370,11 @@ fn a_claim_whose_checkout_fails_gives_the_name_back_and_says_why() {
         "",
         "no branch left behind"
     );
+    assert_eq!(
+        fx.git(&["for-each-ref", "refs/ocio/"]),
+        "",
+        "the name is given back"
+    );
 }
 
 #[test]
@@ -375,4 +385,19 @@ fn a_plain_branch_named_like_the_plan_moves_the_claim_on() {
     let (key, integration) = ws.claim_integration("p", None).unwrap();
     assert_eq!(key, "p-2");
     assert_eq!(integration.branch, "ocio/p-2/integration");
+}
+
+#[test]
+fn a_claim_given_back_leaves_nothing_and_the_name_is_free_again() {
+    let fx = Fixture::new();
+    let ws = fx.workspace();
+    let (key, integration) = ws.claim_integration("p", None).unwrap();
+    assert!(integration.path.exists());
+    ws.release_claim(&key).unwrap();
+    assert!(!integration.path.exists());
+    assert_eq!(fx.git(&["branch", "--list", "ocio/*"]), "");
+    assert_eq!(fx.git(&["for-each-ref", "refs/ocio/"]), "");
+    assert_eq!(fx.git(&["worktree", "list"]).lines().count(), 1);
+    let (again, _) = ws.claim_integration("p", None).unwrap();
+    assert_eq!(again, "p");
 }

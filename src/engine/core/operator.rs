@@ -4,13 +4,33 @@
 use jiff::Timestamp;
 
 use super::merge::CancelledMerge;
-use super::workspace::PlanWorkState;
+use super::workspace::{PlanWorkState, blocking};
 use super::{Core, Prepared, Step, persist_changed_tasks};
 use crate::domain::{Lifecycle, PlanId, SessionStatus, TaskId, TaskStatus};
 use crate::engine::{EngineError, EngineEvent};
 
 impl Core {
     pub(super) async fn submit(&mut self, prepared: Prepared) -> Result<PlanId, EngineError> {
+        let claim = prepared
+            .integration
+            .as_ref()
+            .and(prepared.workspace.clone())
+            .map(|workspace| (workspace, prepared.work.key.clone()));
+        let submitted = self.store_plan(prepared).await;
+        if submitted.is_err()
+            && let Some((workspace, key)) = claim
+        {
+            // Nothing was stored: the branch name it claimed goes back.
+            tokio::spawn(async move {
+                if let Err(e) = blocking(move || workspace.release_claim(&key)).await {
+                    tracing::warn!(error = %e, "cannot give back a refused plan's branch name");
+                }
+            });
+        }
+        submitted
+    }
+
+    async fn store_plan(&mut self, prepared: Prepared) -> Result<PlanId, EngineError> {
         let Prepared {
             file,
             id,
