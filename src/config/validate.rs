@@ -155,7 +155,8 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
                 && !agent
                     .url
                     .as_deref()
-                    .is_some_and(|url| url.starts_with("https://"))
+                    .and_then(|url| url.get(..8))
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
             {
                 return Err(problem(
                     at("ca_cert"),

@@ -63,6 +63,17 @@ pub(super) fn header(
     }
     if let Some(cleanup) = header.cleanup {
         let words = CleanupPolicy::ALL.map(CleanupPolicy::text);
+        if header.worktrees == Some(false) {
+            errors.push(
+                source
+                    .error(
+                        cleanup.span(),
+                        "`cleanup` is about worktrees, and this plan has `worktrees = false`",
+                    )
+                    .at_field("cleanup")
+                    .with_hint(Some("remove `cleanup`, or `worktrees = false`".into())),
+            );
+        }
         match CleanupPolicy::from_text(cleanup.get_ref()) {
             Some(policy) => settings.cleanup = Some(policy),
             None => errors.push(not_one_of(

@@ -328,6 +328,19 @@ fn bad_cleanup_policy_suggests_the_closest_or_lists_them() {
 }
 
 #[test]
+fn cleanup_without_worktrees_is_refused() {
+    let error = only(
+        "name = \"p\"\nrepo = \".\"\nworktrees = false\ncleanup = \"keep\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n",
+    );
+    assert_eq!(place(&error), (4, 11, None, Some("cleanup")));
+    assert!(
+        error.message.contains("worktrees = false"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
 fn prompt_references_must_name_an_upstream_task() {
     let found = errors(
         r#"name = "p"

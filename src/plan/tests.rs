@@ -14,7 +14,7 @@ const PAGINATION: &str = r#"
 name = "add-pagination"
 repo = "."
 conflicts = "resolver"
-worktrees = false
+worktrees = true
 base = "main"
 cleanup = "keep"
 
@@ -64,7 +64,7 @@ fn a_plan_file_reads_every_key() {
     assert_eq!(plan.name, "add-pagination");
     assert_eq!(plan.repo, Path::new("."));
     assert_eq!(plan.settings.conflicts, ConflictPolicy::Resolver);
-    assert!(!plan.settings.worktrees);
+    assert!(plan.settings.worktrees);
     assert_eq!(plan.settings.base.as_deref(), Some("main"));
     let ids: Vec<_> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["design", "impl", "docs", "review"]);
