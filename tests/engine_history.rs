@@ -176,3 +176,55 @@ async fn the_context_of_an_old_plan_is_read_from_the_store_after_a_restart() {
     assert!(engine.context(PlanId::generate()).await.is_err());
     engine.shutdown().await.unwrap();
 }
+
+/// A merge conflict parked for the operator stays in the conflicts queue however many plans
+/// end after its own, while the engine runs and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_conflict_stays_listed_behind_fifty_newer_plans_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = support::TestRepo::new();
+    let store = open(dir.path());
+    let agents = vec![
+        support::sim_agent("good", 8, &[], 0, 0.0),
+        support::sim_agent("racer", 2, &["race"], 500, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let race = format!(
+        "name = \"race\"\nrepo = {:?}\nconflicts = \"manual\"\n[[tasks]]\nid = \"one\"\ncapabilities = [\"race\"]\nprompt = 'SIM-WRITE shared.txt one'\n[[tasks]]\nid = \"two\"\ncapabilities = [\"race\"]\nprompt = 'SIM-WRITE shared.txt two'\n",
+        repo.dir_str()
+    );
+    engine.submit(plan(dir.path(), &race)).await.unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                done: 1,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(engine.snapshot().await.unwrap().conflicts.len(), 1);
+    for n in 0..51 {
+        let text = format!(
+            "name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\nagent = \"good\"\n"
+        );
+        engine.submit(plan(dir.path(), &text)).await.unwrap();
+        support::until_finished(&mut events, PATIENCE).await;
+    }
+    let conflicts = engine.snapshot().await.unwrap().conflicts;
+    assert_eq!(conflicts.len(), 1, "still listed while the engine runs");
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let (_store, engine) = restart(dir.path()).await;
+    let after = engine.snapshot().await.unwrap().conflicts;
+    assert_eq!(after.len(), 1, "and after a restart");
+    assert_eq!(after[0].key, conflicts[0].key);
+    engine.shutdown().await.unwrap();
+}

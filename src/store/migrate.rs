@@ -3,9 +3,10 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::MergeState;
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{StoreError, decode_status};
 use crate::domain::{PlanId, TaskStatus};
@@ -18,6 +19,8 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PLAN_WORK).map_err(StoreError::storage)?;
     txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
     txn.open_table(PLAN_OPEN_TASKS)
+        .map_err(StoreError::storage)?;
+    txn.open_table(PLAN_CONFLICTS)
         .map_err(StoreError::storage)?;
     set_version(txn, SCHEMA_VERSION)
 }
@@ -71,9 +74,42 @@ fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 3 indexes the tasks with work to come by plan: build the index from every stored
-/// task (once, at the first open by a build that keeps it).
+/// Version 3 indexes the tasks with work to come by plan, and merge conflicts: build the
+/// indexes from every stored task and context (once, at the first open by a build that keeps
+/// them).
 fn v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    index_open_tasks(txn)?;
+    index_conflicts(txn)
+}
+
+fn index_conflicts(txn: &WriteTransaction) -> Result<(), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct PlanAndMerge {
+        plan: PlanId,
+        #[serde(default)]
+        merge: MergeState,
+    }
+    let contexts = txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
+    let mut index = txn
+        .open_table(PLAN_CONFLICTS)
+        .map_err(StoreError::storage)?;
+    for entry in contexts.iter().map_err(StoreError::storage)? {
+        let (id, json) = entry.map_err(StoreError::storage)?;
+        let context: PlanAndMerge =
+            serde_json::from_slice(json.value()).map_err(|e| StoreError::Decode {
+                what: "task context",
+                detail: e.to_string(),
+            })?;
+        if matches!(context.merge, MergeState::Conflict { .. }) {
+            index
+                .insert((context.plan.as_u128(), id.value()), ())
+                .map_err(StoreError::storage)?;
+        }
+    }
+    Ok(())
+}
+
+fn index_open_tasks(txn: &WriteTransaction) -> Result<(), StoreError> {
     #[derive(serde::Deserialize)]
     struct PlanAndStatus {
         plan: PlanId,

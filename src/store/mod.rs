@@ -138,6 +138,9 @@ enum Op {
     },
     PutContext {
         id: u128,
+        plan: u128,
+        /// Its merge conflicted (indexed in `PLAN_CONFLICTS`).
+        conflict: bool,
         json: Vec<u8>,
     },
 }
@@ -252,6 +255,8 @@ impl Batch {
     pub fn put_context(&mut self, context: &TaskContext) -> &mut Self {
         self.ops.push(Op::PutContext {
             id: context.task.as_u128(),
+            plan: context.plan.as_u128(),
+            conflict: matches!(context.merge, MergeState::Conflict { .. }),
             json: encode(context),
         });
         self

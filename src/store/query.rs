@@ -8,7 +8,7 @@ use redb::{Key, ReadTransaction, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
     SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{PlanWork, StoreError, TaskContext};
@@ -185,6 +185,23 @@ pub fn open_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
         match plan.checked_add(1) {
             Some(next) => from = next,
             None => break,
+        }
+    }
+    Ok(found)
+}
+
+/// The plans with a task whose merge conflicted (parked for the operator, or about to run
+/// again), oldest first, found through the conflicts index.
+pub fn conflict_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
+    let index = txn
+        .open_table(PLAN_CONFLICTS)
+        .map_err(StoreError::storage)?;
+    let mut found: Vec<PlanId> = Vec::new();
+    for entry in index.iter().map_err(StoreError::storage)? {
+        let (plan, _) = entry.map_err(StoreError::storage)?.0.value();
+        let plan = PlanId::from_u128(plan);
+        if found.last() != Some(&plan) {
+            found.push(plan);
         }
     }
     Ok(found)

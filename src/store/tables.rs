@@ -5,7 +5,8 @@ use redb::TableDefinition;
 
 /// The schema this build writes. Version 1: the entity tables and the control log.
 /// Version 2: adds the session status index. Version 3: adds the index of tasks with work to
-/// come ([`PLAN_OPEN_TASKS`]), which builds that do not keep it must not write to.
+/// come ([`PLAN_OPEN_TASKS`]) and of merge conflicts ([`PLAN_CONFLICTS`]), which builds that
+/// do not keep them must not write to.
 ///
 /// Tables added later without a version bump are additive: created at open and by the first
 /// write, read as empty where a file does not have them yet, and ignored by builds that do
@@ -33,6 +34,12 @@ pub const TASKS: TableDefinition<u128, &[u8]> = TableDefinition::new("tasks-v1")
 /// to come without decoding the tasks of finished ones.
 pub const PLAN_OPEN_TASKS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("plan-open-tasks-v3");
+
+/// (plan id, task id) -> (): the tasks whose stored context says their merge conflicted (kept
+/// by every context write), so start-up loads the plans whose conflicts wait for the operator
+/// without decoding every context.
+pub const PLAN_CONFLICTS: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("plan-conflicts-v3");
 
 /// Plan id -> JSON `Plan`.
 pub const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans-v1");

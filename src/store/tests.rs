@@ -519,8 +519,20 @@ fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
         })
         .unwrap();
     assert_eq!(works, [work]);
-    assert_eq!(contexts, [context], "the newest record of the task");
+    assert_eq!(contexts, [context.clone()], "the newest record of the task");
     assert!(other.is_empty());
+
+    // The conflicts index follows the context's merge state.
+    let conflicted = store.read_blocking(query::conflict_plans).unwrap();
+    assert_eq!(conflicted, [plan]);
+    context.merge = MergeState::Merged {
+        commit: "def".into(),
+    };
+    let mut batch = Batch::new();
+    batch.put_context(&context);
+    store.commit_blocking(batch).unwrap();
+    let conflicted = store.read_blocking(query::conflict_plans).unwrap();
+    assert!(conflicted.is_empty());
 }
 
 /// A plan of tasks in the given statuses (made in order, so ids rise), unwritten.
@@ -641,6 +653,28 @@ fn a_version_2_database_is_migrated_with_its_open_tasks_indexed() {
                     )
                     .unwrap();
             }
+            // The finished plan's failed task was parked on a merge conflict.
+            let parked = TaskContext {
+                plan: finished.id,
+                task: finished_tasks[1].id,
+                key: "t1".into(),
+                summary: None,
+                files_changed: vec!["a.rs".into()],
+                values: Vec::new(),
+                commit: None,
+                merge: MergeState::Conflict {
+                    files: vec!["a.rs".into()],
+                    policy: crate::domain::task::ConflictPolicy::Manual,
+                },
+                conflict_reruns: 0,
+            };
+            let mut contexts = txn.open_table(tables::TASK_CONTEXT).unwrap();
+            contexts
+                .insert(
+                    parked.task.as_u128(),
+                    serde_json::to_vec(&parked).unwrap().as_slice(),
+                )
+                .unwrap();
         }
         txn.commit().unwrap();
     }
@@ -659,6 +693,8 @@ fn a_version_2_database_is_migrated_with_its_open_tasks_indexed() {
         .unwrap();
     assert_eq!(open_plans, [open_plan.id]);
     assert_eq!(finished_plans, [finished.id]);
+    let conflicted = store.read_blocking(query::conflict_plans).unwrap();
+    assert_eq!(conflicted, [finished.id], "conflicts indexed too");
     store.close_blocking();
     assert_eq!(open(&path).open_info().migrated_from, None, "migrated once");
 }

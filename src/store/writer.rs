@@ -6,8 +6,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_OPEN_TASKS, PLAN_WORK, PLANS, SESSION_STATUS,
-    SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
+    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError};
 
@@ -101,6 +101,7 @@ pub(super) struct WriteTables<'txn> {
     session_status: Table<'txn, (&'static str, u128), ()>,
     tasks: Table<'txn, u128, &'static [u8]>,
     open_tasks: Table<'txn, (u128, u128), ()>,
+    conflicts: Table<'txn, (u128, u128), ()>,
     plans: Table<'txn, u128, &'static [u8]>,
     agents: Table<'txn, &'static str, &'static [u8]>,
     checkpoints: Table<'txn, (u128, u64), &'static [u8]>,
@@ -119,6 +120,7 @@ impl<'txn> WriteTables<'txn> {
             session_status: txn.open_table(SESSION_STATUS).map_err(open_error)?,
             tasks: txn.open_table(TASKS).map_err(open_error)?,
             open_tasks: txn.open_table(PLAN_OPEN_TASKS).map_err(open_error)?,
+            conflicts: txn.open_table(PLAN_CONFLICTS).map_err(open_error)?,
             plans: txn.open_table(PLANS).map_err(open_error)?,
             agents: txn.open_table(AGENTS).map_err(open_error)?,
             checkpoints: txn.open_table(CHECKPOINTS).map_err(open_error)?,
@@ -215,10 +217,24 @@ impl<'txn> WriteTables<'txn> {
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
                 }
-                Op::PutContext { id, json } => {
+                Op::PutContext {
+                    id,
+                    plan,
+                    conflict,
+                    json,
+                } => {
                     self.context
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
+                    if *conflict {
+                        self.conflicts
+                            .insert((*plan, *id), ())
+                            .map_err(StoreError::storage)?;
+                    } else {
+                        self.conflicts
+                            .remove((*plan, *id))
+                            .map_err(StoreError::storage)?;
+                    }
                 }
             }
         }

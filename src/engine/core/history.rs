@@ -13,7 +13,7 @@ use super::observe::RECENT_PLANS;
 use crate::domain::{PlanId, TaskGraph, TaskId, TaskStatus};
 use crate::engine::EngineError;
 use crate::store::query::{self, PlanRecord};
-use crate::store::{StoreError, TaskContext};
+use crate::store::{MergeState, StoreError, TaskContext};
 
 impl Core {
     /// Keep a stored plan loaded: its graph, what its tasks left and its workspace, opened
@@ -38,19 +38,27 @@ impl Core {
     }
 
     /// The plan, key and status of a task, its plan read from the store and loaded when it is
-    /// not loaded (a task of an old finished plan).
+    /// not loaded (a task of an old finished plan) and the command can act on a task in its
+    /// stored status (`acts_on`); otherwise the plan is not loaded, and the caller refuses.
     pub(super) async fn locate(
         &mut self,
         task: TaskId,
+        acts_on: fn(TaskStatus) -> bool,
     ) -> Result<(PlanId, String, TaskStatus), EngineError> {
         if !self.task_index.contains_key(&task) {
-            let record = self
+            let found = self
                 .store
                 .read(move |txn| match query::task(txn, task)? {
-                    Some(stored) => query::plan_record(txn, stored.plan),
+                    Some(stored) if !acts_on(stored.status) => Ok(Some(Err(stored))),
+                    Some(stored) => Ok(query::plan_record(txn, stored.plan)?.map(Ok)),
                     None => Ok(None),
                 })
                 .await?;
+            let record = match found {
+                Some(Err(stored)) => return Ok((stored.plan, stored.key, stored.status)),
+                Some(Ok(record)) => Some(record),
+                None => None,
+            };
             let Some(record) = record.filter(|r| !self.plans.contains_key(&r.plan.id)) else {
                 return Err(EngineError::UnknownTask(task));
             };
@@ -72,7 +80,8 @@ impl Core {
     }
 
     /// Let go of the plans that ended, beyond the newest [`RECENT_PLANS`] (ids are
-    /// time-ordered), once nothing of theirs is under way: they stay in the store.
+    /// time-ordered), once nothing of theirs is under way and no merge conflict of theirs
+    /// waits for the operator (the snapshot lists those): they stay in the store.
     pub(super) fn trim_finished(&mut self) {
         let finished: Vec<PlanId> = self
             .plans
@@ -90,6 +99,13 @@ impl Core {
                     && work.merges.is_empty()
                     && work.resolvers.is_empty()
                     && work.awaiting.is_empty()
+                    && !s.graph.tasks().any(|t| {
+                        t.status == TaskStatus::Failed
+                            && self
+                                .contexts
+                                .get(&t.id)
+                                .is_some_and(|c| matches!(c.merge, MergeState::Conflict { .. }))
+                    })
             }) && !self.running.values().any(|r| r.plan == id);
             if !quiet {
                 continue;

@@ -296,7 +296,7 @@ impl Core {
         });
         let mark = step.events.len();
         step.transition(state.graph.transition(key, TaskStatus::Done, cause, now)?);
-        for event in state.graph.promote_ready(now) {
+        for event in state.graph.promote_dependents(key, now)? {
             if let Transition::Task { key, .. } = &event.transition {
                 state.ready_since.insert(key.clone(), now);
             }

@@ -73,7 +73,8 @@ impl Core {
     }
 
     pub(super) async fn cancel(&mut self, task: TaskId) -> Result<(), EngineError> {
-        let (plan_id, key, status) = self.locate(task).await?;
+        let cancellable = |status: TaskStatus| status.can_become(TaskStatus::Cancelled);
+        let (plan_id, key, status) = self.locate(task, cancellable).await?;
         if let Some(run) = self
             .running
             .values_mut()
@@ -97,17 +98,17 @@ impl Core {
             }
             CancelledMerge::Dequeued | CancelledMerge::None => {}
         }
-        let state = self
-            .plans
-            .get_mut(&plan_id)
-            .ok_or(EngineError::UnknownTask(task))?;
-        if !status.can_become(TaskStatus::Cancelled) {
+        if !cancellable(status) {
             return Err(EngineError::NotNow {
                 key,
                 status,
                 what: "only a task that has not ended can be cancelled",
             });
         }
+        let state = self
+            .plans
+            .get_mut(&plan_id)
+            .ok_or(EngineError::UnknownTask(task))?;
         let now = Timestamp::now();
         step.transition(state.graph.transition(
             &key,
@@ -125,18 +126,19 @@ impl Core {
     }
 
     pub(super) async fn retry(&mut self, task: TaskId) -> Result<(), EngineError> {
-        let (plan_id, key, status) = self.locate(task).await?;
-        let state = self
-            .plans
-            .get_mut(&plan_id)
-            .ok_or(EngineError::UnknownTask(task))?;
-        if !matches!(status, TaskStatus::Failed | TaskStatus::Cancelled) {
+        let retriable = |status| matches!(status, TaskStatus::Failed | TaskStatus::Cancelled);
+        let (plan_id, key, status) = self.locate(task, retriable).await?;
+        if !retriable(status) {
             return Err(EngineError::NotNow {
                 key,
                 status,
                 what: "only a failed or cancelled task can be retried",
             });
         }
+        let state = self
+            .plans
+            .get_mut(&plan_id)
+            .ok_or(EngineError::UnknownTask(task))?;
         let now = Timestamp::now();
         let mut step = Step::default();
         step.transition(state.graph.transition(

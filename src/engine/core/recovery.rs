@@ -40,8 +40,12 @@ impl Core {
         // (`history.rs`), so a long history costs start-up nothing.
         let (records, sessions, leases, paused, history) = store
             .read(|txn| {
+                // And those whose merge conflicts wait for the operator, wherever they are.
                 let mut ids = query::open_plans(txn)?;
                 ids.extend(query::newest_finished_plans(txn, RECENT_PLANS)?);
+                ids.extend(query::conflict_plans(txn)?);
+                ids.sort_unstable();
+                ids.dedup();
                 let mut records = Vec::with_capacity(ids.len());
                 for id in ids {
                     records.extend(query::plan_record(txn, id)?);
