@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::PlanErrors;
 use super::draft::{PlanDraft, TaskDraft};
+use super::{PlanError, PlanErrors};
 
 /// The one-task plan for `prompt` given in `dir` at `now`, as plan-file text, and the path
 /// that names it in errors (`dir/(prompt)`).
@@ -16,10 +16,34 @@ pub fn prompt_plan(
     dir: &Path,
     now: Timestamp,
 ) -> Result<(PathBuf, String), PlanErrors> {
-    let repo = crate::workspace::enclosing_repository(dir).unwrap_or_else(|| dir.to_path_buf());
+    let origin = dir.join("(prompt)");
+    let refuse = |why: String| {
+        PlanErrors::one(
+            PlanError::new(&origin, (1, 1), why).with_hint(Some(
+                "cd into the project to work on (in a git repository each session gets a worktree of its own), or submit a plan file".into(),
+            )),
+        )
+    };
+    let repo = match crate::workspace::enclosing_repository(dir) {
+        Some(repo) => repo,
+        // Outside git the session edits the directory as it is: not a whole home or system.
+        None if is_too_wide(dir) => {
+            return Err(refuse(format!(
+                "{} is not a project: a prompt there would let a session edit everything below it",
+                dir.display()
+            )));
+        }
+        None => dir.to_path_buf(),
+    };
+    let Some(repo_text) = repo.to_str() else {
+        return Err(refuse(format!(
+            "{} is not valid UTF-8, which a plan cannot name",
+            repo.display()
+        )));
+    };
     let draft = PlanDraft {
         name: format!("prompt-{}", now.strftime("%Y%m%d-%H%M%S")),
-        repo: repo.display().to_string(),
+        repo: repo_text.to_string(),
         tasks: vec![TaskDraft {
             id: "prompt".into(),
             prompt: prompt.into(),
@@ -27,9 +51,17 @@ pub fn prompt_plan(
         }],
         ..PlanDraft::default()
     };
-    let origin = dir.join("(prompt)");
     let text = draft.to_toml(&origin)?;
     Ok((origin, text))
+}
+
+/// The file system's root or the user's home directory.
+fn is_too_wide(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|home| home.canonicalize().ok());
+    dir.parent().is_none() || home.is_some_and(|home| home == dir)
 }
 
 #[cfg(test)]
@@ -67,5 +99,13 @@ mod tests {
         let (origin, text) = prompt_plan("x", dir.path(), at()).unwrap();
         let plan = PlanFile::parse(&text, &origin).unwrap();
         assert_eq!(plan.repo, dir.path());
+    }
+
+    #[test]
+    fn the_root_of_the_file_system_is_not_a_project() {
+        let errors = prompt_plan("x", Path::new("/"), at()).unwrap_err();
+        let error = errors.iter().next().unwrap();
+        assert!(error.message.contains("not a project"), "{}", error.message);
+        assert!(error.hint.as_deref().unwrap_or("").contains("cd into"));
     }
 }
