@@ -377,12 +377,19 @@ pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), 
             .await?,
         };
         let found = match plan {
-            None => plans.last(),
-            Some(wanted) => plans.iter().rev().find(|(id, name)| {
-                id.to_string() == wanted || id.short() == wanted || name == wanted
-            }),
+            None => plans.last().cloned(),
+            Some(wanted) => plans
+                .iter()
+                .rev()
+                .find(|(id, name)| id.to_string() == wanted || id.short() == wanted || name == wanted)
+                .cloned()
+                // A running engine lists only recent plans; an older one is asked for by its id.
+                .or_else(|| {
+                    let id = wanted.parse::<crate::domain::PlanId>().ok()?;
+                    engine.is_some().then(|| (id, wanted.to_string()))
+                }),
         };
-        let Some((id, name)) = found.cloned() else {
+        let Some((id, name)) = found else {
             return Err(Failure::usage(match plan {
                 Some(wanted) => format!("no plan {wanted:?}\n  hint: `ocio tasks` lists the plans"),
                 None => "there are no plans yet".to_string(),
