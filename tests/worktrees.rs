@@ -1137,3 +1137,128 @@ async fn after_remove_all_a_restart_leaves_the_plan_alone_and_a_retry_still_merg
     assert_eq!(repo.git(&["show", "ocio/gone/integration:a.txt"]), "done");
     engine.shutdown().await.unwrap();
 }
+
+/// A task whose session completed while another task's merge holds the plan's merge lock
+/// waits in the merge queue; cancelled there, it leaves the queue without merging, and its
+/// files are no longer held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_waiting_to_merge_takes_it_out_of_the_queue() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![
+        support::sim_agent("sim", 2, &["race"], 500, 0.0),
+        support::sim_agent("slow", 1, &["slow"], 2500, 0.0),
+    ];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let body = r#"
+conflicts = "resolver"
+[[tasks]]
+id = "one"
+capabilities = ["race"]
+prompt = 'SIM-WRITE shared.txt one\n'
+[[tasks]]
+id = "two"
+capabilities = ["race"]
+prompt = 'SIM-WRITE shared.txt two\n'
+[[tasks]]
+id = "three"
+capabilities = ["slow"]
+files = ["three.txt"]
+prompt = 'SIM-WRITE three.txt three\n'
+"#;
+    let plan_id = engine
+        .submit(plan(dir.path(), &repo, "queue", body))
+        .await
+        .unwrap();
+    // All three run; drained, neither agent takes the resolver the race's loser will need,
+    // so the loser's merge holds the merge lock and `three` (slower) queues behind it.
+    let mut seen = Vec::new();
+    let mut sessions = std::collections::HashMap::new();
+    while sessions.len() < 3 {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the engine went quiet")
+            .unwrap();
+        if let EngineEvent::Dispatched { key, session, .. } = &event {
+            sessions.insert(*session, key.clone());
+        }
+        seen.push(event);
+    }
+    engine.drain("sim", true).await.unwrap();
+    engine.drain("slow", true).await.unwrap();
+    let (mut conflicted, mut three_done) = (None, false);
+    while conflicted.is_none() || !three_done {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the engine went quiet")
+            .unwrap();
+        match &event {
+            EngineEvent::MergeConflict { key, .. } => conflicted = Some(key.clone()),
+            EngineEvent::Transition(e) => {
+                if let Transition::Session { id, to, .. } = &e.transition
+                    && *to == SessionStatus::Completed
+                    && sessions.get(id).map(String::as_str) == Some("three")
+                {
+                    three_done = true;
+                }
+            }
+            _ => {}
+        }
+        seen.push(event);
+    }
+    let loser = conflicted.unwrap();
+    let tasks = store.read(query::tasks).await.unwrap();
+    let id_of = |key: &str| {
+        tasks
+            .iter()
+            .find(|t| t.key == key && t.plan == plan_id)
+            .unwrap()
+            .id
+    };
+    engine.cancel(id_of("three")).await.unwrap();
+    engine.cancel(id_of(&loser)).await.unwrap();
+    let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
+    seen.extend(rest);
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                done: 1,
+                cancelled: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(
+        cause_of(&seen, "three", TaskStatus::Cancelled).as_deref(),
+        Some("cancelled by the operator")
+    );
+    assert_eq!(merged_keys(&seen).len(), 1, "only the race's winner merged");
+    let branch = integration_branch(&seen);
+    let files = repo.git(&["ls-tree", "--name-only", &branch]);
+    assert!(!files.lines().any(|f| f == "three.txt"), "{files}");
+    assert!(integration_is_clean(&seen));
+
+    // Its files were let go with it: run again, it is not held off its own file by its old
+    // session, and merges.
+    engine.drain("slow", false).await.unwrap();
+    engine.retry(id_of("three")).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { done: 2, .. }),
+        "{finished:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, EngineEvent::TaskHeld { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(merged_keys(&seen), ["three"]);
+    engine.shutdown().await.unwrap();
+}
