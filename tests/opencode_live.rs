@@ -655,40 +655,31 @@ fn killing_ocio_with_sigkill_leaves_no_server_behind() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_engine_runs_a_plan_on_a_real_server() {
-    use ocio::domain::SessionStatus as Status;
+/// An engine on a fresh database with the scripted server as its one agent, after running
+/// one plan (`body`: the plan file's keys after `name` and `repo`) in `repo` to its end.
+struct PlanRun {
+    _state: tempfile::TempDir,
+    store: ocio::store::StoreHandle,
+    engine: ocio::engine::EngineHandle,
+    finished: ocio::engine::EngineEvent,
+    /// Transcript activity as it came, by session.
+    activity: Vec<(ocio::domain::SessionId, ocio::engine::Activity)>,
+}
+
+async fn run_plan(server: &TestServer, repo: &TestRepo, name: &str, body: &str) -> PlanRun {
     use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
-    use ocio::store::{Store, StoreOptions, query};
+    use ocio::store::{Store, StoreOptions};
 
-    let repo = TestRepo::new();
-    let script = Script::new()
-        .rule(
-            Rule::when("Design the greeting").turn(Turn::text("use the word ahoy").usage(500, 10)),
-        )
-        .rule(
-            Rule::when("Implement: use the word ahoy")
-                .turn(Turn::write("greeting.txt", "ahoy\n").usage(700, 20))
-                .turn(Turn::text("wrote greeting.txt").usage(800, 5)),
-        );
-    let server = TestServer::start(script).await;
     let agent = support::scripted_agent(server.client());
-
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let plan_path = state.path().join("greet.toml");
-    std::fs::write(
-        &plan_path,
-        format!(
-            "name = \"greet\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"design\"\nprompt = \"Design the greeting\"\n[[tasks]]\nid = \"impl\"\nneeds = [\"design\"]\nprompt = \"Implement: {{{{tasks.design.summary}}}}\"\n",
-            repo.dir_str()
-        ),
-    )
-    .unwrap();
+    let plan_path = state.path().join(format!("{name}.toml"));
+    let text = format!("name = \"{name}\"\nrepo = {:?}\n{body}", repo.dir_str());
+    std::fs::write(&plan_path, text).unwrap();
     engine
         .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
         .await
@@ -705,6 +696,40 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
             _ => {}
         }
     };
+    PlanRun {
+        _state: state,
+        store,
+        engine,
+        finished,
+        activity,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_a_plan_on_a_real_server() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::EngineEvent;
+    use ocio::store::query;
+
+    let repo = TestRepo::new();
+    let script = Script::new()
+        .rule(
+            Rule::when("Design the greeting").turn(Turn::text("use the word ahoy").usage(500, 10)),
+        )
+        .rule(
+            Rule::when("Implement: use the word ahoy")
+                .turn(Turn::write("greeting.txt", "ahoy\n").usage(700, 20))
+                .turn(Turn::text("wrote greeting.txt").usage(800, 5)),
+        );
+    let server = TestServer::start(script).await;
+    let body = "worktrees = false\n[[tasks]]\nid = \"design\"\nprompt = \"Design the greeting\"\n[[tasks]]\nid = \"impl\"\nneeds = [\"design\"]\nprompt = \"Implement: {{tasks.design.summary}}\"\n";
+    let PlanRun {
+        store,
+        engine,
+        finished,
+        activity,
+        ..
+    } = run_plan(&server, &repo, "greet", body).await;
     assert!(
         matches!(
             finished,
@@ -1090,8 +1115,8 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
 /// the rule this plan fails: its task times out after 40 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
-    use ocio::engine::{Activity, EngineEvent, EngineHandle, EngineOptions};
-    use ocio::store::{Store, StoreOptions, query};
+    use ocio::engine::{Activity, EngineEvent};
+    use ocio::store::query;
 
     let repo = TestRepo::new();
     let question = serde_json::json!({
@@ -1110,42 +1135,21 @@ async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
             .turn(Turn::text("nobody answered; went with blue")),
     );
     let server = TestServer::start(script).await;
-    let agent = support::scripted_agent(server.client());
-    let state = tempfile::tempdir().unwrap();
-    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
-        .await
-        .unwrap();
-    let mut events = engine.subscribe();
-    let plan_path = state.path().join("ask.toml");
-    std::fs::write(
-        &plan_path,
-        format!(
-            "name = \"ask\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"40s\"\n",
-            repo.dir_str()
-        ),
-    )
-    .unwrap();
-    engine
-        .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
-        .await
-        .unwrap();
-    let mut tools = Vec::new();
-    let finished = loop {
-        let event = tokio::time::timeout(WAIT, events.recv())
-            .await
-            .expect("plan never finished")
-            .unwrap();
-        match event {
-            EngineEvent::PlanFinished { .. } => break event,
-            EngineEvent::Activity { entry, .. } => {
-                if let Activity::Tool { tool, status, .. } = entry.activity {
-                    tools.push((tool, status));
-                }
-            }
-            _ => {}
-        }
-    };
+    let body = "worktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"40s\"\n";
+    let PlanRun {
+        store,
+        engine,
+        finished,
+        activity,
+        ..
+    } = run_plan(&server, &repo, "ask", body).await;
+    let tools: Vec<(String, String)> = activity
+        .into_iter()
+        .filter_map(|(_, activity)| match activity {
+            Activity::Tool { tool, status, .. } => Some((tool, status)),
+            _ => None,
+        })
+        .collect();
     assert!(
         matches!(
             finished,
