@@ -96,6 +96,33 @@ async fn setup(
     (repo, dir, engine, store)
 }
 
+/// The id of task `key` of plan `plan`.
+async fn task_id(store: &StoreHandle, plan: PlanId, key: &str) -> ocio::domain::TaskId {
+    let tasks = store.read(query::tasks).await.unwrap();
+    tasks
+        .into_iter()
+        .find(|t| t.key == key && t.plan == plan)
+        .expect("the task is stored")
+        .id
+}
+
+/// The engine's next event.
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> EngineEvent {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("the engine went quiet")
+        .unwrap()
+}
+
+/// In the race plan, where `loser`'s merge conflicted: the integration branch holds the
+/// other task's `shared.txt` only.
+fn only_the_winner_merged(repo: &TestRepo, seen: &[EngineEvent], loser: &str) {
+    let winner = if loser == "one" { "two" } else { "one" };
+    let branch = integration_branch(seen);
+    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
+    assert_eq!(content, format!("{winner}\n"));
+}
+
 /// Why task `task` went to `status`, the first time it did.
 fn cause_of(seen: &[EngineEvent], task: &str, status: TaskStatus) -> Option<String> {
     seen.iter().find_map(|e| match e {
@@ -325,23 +352,15 @@ async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_re
 
     // The integration branch has the winner's work only, and no merge in progress.
     let branch = integration_branch(&seen);
-    let winner = if loser == "one" { "two" } else { "one" };
-    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
-    assert_eq!(content, format!("{winner}\n"));
+    only_the_winner_merged(&repo, &seen, &loser);
     assert!(
         integration_is_clean(&seen),
         "the aborted merge left nothing behind"
     );
 
     // The operator retries: the task runs again on top of the winner's work and merges.
-    let task = store
-        .read(query::tasks)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.key == loser && t.plan == plan_id)
-        .unwrap();
-    engine.retry(task.id).await.unwrap();
+    let task = task_id(&store, plan_id, &loser).await;
+    engine.retry(task).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -898,10 +917,7 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
     // Wait for the resolver session to start (the loser's dispatch after its conflict).
     let mut seen = Vec::new();
     let loser = loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the engine went quiet")
-            .unwrap();
+        let event = next_event(&mut events).await;
         seen.push(event.clone());
         if let EngineEvent::Dispatched { key, .. } = &event
             && seen
@@ -911,14 +927,8 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
             break key.clone();
         }
     };
-    let task = store
-        .read(query::tasks)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.key == loser && t.plan == plan_id)
-        .unwrap();
-    engine.cancel(task.id).await.unwrap();
+    let task = task_id(&store, plan_id, &loser).await;
+    engine.cancel(task).await.unwrap();
     let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
     seen.extend(rest);
     assert!(
@@ -945,10 +955,7 @@ async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandon
 
     // The merge was abandoned: the winner's work only, nothing in progress, and a cancelled
     // task is not in the conflicts queue (nobody has to settle it).
-    let branch = integration_branch(&seen);
-    let winner = if loser == "one" { "two" } else { "one" };
-    let content = repo.git(&["show", &format!("{branch}:shared.txt")]);
-    assert_eq!(content, format!("{winner}\n"));
+    only_the_winner_merged(&repo, &seen, &loser);
     assert!(integration_is_clean(&seen), "no merge left in progress");
     assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
     engine.shutdown().await.unwrap();
@@ -1008,32 +1015,20 @@ async fn cancelling_a_task_whose_conflict_waits_for_a_resolver_abandons_the_merg
     let mut seen = Vec::new();
     let mut dispatched = 0;
     while dispatched < 2 {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the engine went quiet")
-            .unwrap();
+        let event = next_event(&mut events).await;
         dispatched += usize::from(matches!(event, EngineEvent::Dispatched { .. }));
         seen.push(event);
     }
     engine.drain("sim", true).await.unwrap();
     let loser = loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the engine went quiet")
-            .unwrap();
+        let event = next_event(&mut events).await;
         seen.push(event.clone());
         if let EngineEvent::MergeConflict { key, .. } = event {
             break key;
         }
     };
-    let task = store
-        .read(query::tasks)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.key == loser && t.plan == plan_id)
-        .unwrap();
-    engine.cancel(task.id).await.unwrap();
+    let task = task_id(&store, plan_id, &loser).await;
+    engine.cancel(task).await.unwrap();
     let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
     seen.extend(rest);
     assert!(
@@ -1058,12 +1053,7 @@ async fn cancelling_a_task_whose_conflict_waits_for_a_resolver_abandons_the_merg
         sessions.iter().all(|s| s.kind != SessionKind::Resolve),
         "no resolver ran"
     );
-    let winner = if loser == "one" { "two" } else { "one" };
-    let branch = integration_branch(&seen);
-    assert_eq!(
-        repo.git(&["show", &format!("{branch}:shared.txt")]),
-        format!("{winner}\n")
-    );
+    only_the_winner_merged(&repo, &seen, &loser);
     assert!(integration_is_clean(&seen), "the merge was aborted");
     engine.shutdown().await.unwrap();
 }
@@ -1120,14 +1110,10 @@ async fn after_remove_all_a_restart_leaves_the_plan_alone_and_a_retry_still_merg
         "left alone"
     );
     let mut events = engine.subscribe();
-    let task = store
-        .read(query::tasks)
+    engine
+        .retry(task_id(&store, plan_id, "a").await)
         .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.plan == plan_id)
         .unwrap();
-    engine.retry(task.id).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
@@ -1179,10 +1165,7 @@ prompt = 'SIM-WRITE three.txt three\n'
     let mut seen = Vec::new();
     let mut sessions = std::collections::HashMap::new();
     while sessions.len() < 3 {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the engine went quiet")
-            .unwrap();
+        let event = next_event(&mut events).await;
         if let EngineEvent::Dispatched { key, session, .. } = &event {
             sessions.insert(*session, key.clone());
         }
@@ -1192,10 +1175,7 @@ prompt = 'SIM-WRITE three.txt three\n'
     engine.drain("slow", true).await.unwrap();
     let (mut conflicted, mut three_done) = (None, false);
     while conflicted.is_none() || !three_done {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("the engine went quiet")
-            .unwrap();
+        let event = next_event(&mut events).await;
         match &event {
             EngineEvent::MergeConflict { key, .. } => conflicted = Some(key.clone()),
             EngineEvent::Transition(e) => {
@@ -1211,16 +1191,12 @@ prompt = 'SIM-WRITE three.txt three\n'
         seen.push(event);
     }
     let loser = conflicted.unwrap();
-    let tasks = store.read(query::tasks).await.unwrap();
-    let id_of = |key: &str| {
-        tasks
-            .iter()
-            .find(|t| t.key == key && t.plan == plan_id)
-            .unwrap()
-            .id
-    };
-    engine.cancel(id_of("three")).await.unwrap();
-    engine.cancel(id_of(&loser)).await.unwrap();
+    let three = task_id(&store, plan_id, "three").await;
+    engine.cancel(three).await.unwrap();
+    engine
+        .cancel(task_id(&store, plan_id, &loser).await)
+        .await
+        .unwrap();
     let (rest, finished) = support::until_finished(&mut events, PATIENCE).await;
     seen.extend(rest);
     assert!(
@@ -1247,7 +1223,7 @@ prompt = 'SIM-WRITE three.txt three\n'
     // Its files were let go with it: run again, it is not held off its own file by its old
     // session, and merges.
     engine.drain("slow", false).await.unwrap();
-    engine.retry(id_of("three")).await.unwrap();
+    engine.retry(three).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { done: 2, .. }),
