@@ -83,12 +83,7 @@ impl Core {
     /// time-ordered), once nothing of theirs is under way and no merge conflict of theirs
     /// waits for the operator (the snapshot lists those): they stay in the store.
     pub(super) fn trim_finished(&mut self) {
-        let finished: Vec<PlanId> = self
-            .plans
-            .values()
-            .filter(|s| s.finished)
-            .map(|s| s.plan.id)
-            .collect();
+        let finished = self.finished_plans();
         let Some(excess) = finished.len().checked_sub(RECENT_PLANS) else {
             return;
         };

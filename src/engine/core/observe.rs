@@ -203,15 +203,19 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn snapshot(&self) -> Snapshot {
-        // Every plan with work to come, and the newest that ended (ids are time-ordered): a
-        // front end redraws from this every second, so old history stays in the database.
-        let finished: Vec<PlanId> = self
-            .plans
+    /// The loaded plans whose work is over, oldest first (ids are time-ordered).
+    pub(super) fn finished_plans(&self) -> Vec<PlanId> {
+        self.plans
             .values()
             .filter(|s| s.finished)
             .map(|s| s.plan.id)
-            .collect();
+            .collect()
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        // Every plan with work to come, and the newest that ended (ids are time-ordered): a
+        // front end redraws from this every second, so old history stays in the database.
+        let finished = self.finished_plans();
         let oldest_shown = finished
             .len()
             .checked_sub(RECENT_PLANS)
