@@ -270,10 +270,7 @@ impl App {
             Mode::Help => {
                 let scroll = &mut self.panes.help_scroll;
                 match self.keymap.action(&key) {
-                    Some(Action::Up) => *scroll = scroll.saturating_sub(1),
-                    Some(Action::Down) => *scroll = scroll.saturating_add(1),
-                    Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
-                    Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                    Some(action) if scroll_by(scroll, action) => {}
                     Some(Action::Top) => *scroll = 0,
                     Some(Action::Bottom) => *scroll = usize::MAX / 2,
                     _ => self.mode = Mode::Normal,
@@ -292,13 +289,8 @@ impl App {
                     Vec::new()
                 }
                 _ => {
-                    let scroll = &mut self.panes.help_scroll;
-                    match self.keymap.action(&key) {
-                        Some(Action::Up) => *scroll = scroll.saturating_sub(1),
-                        Some(Action::Down) => *scroll = scroll.saturating_add(1),
-                        Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
-                        Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
-                        _ => {}
+                    if let Some(action) = self.keymap.action(&key) {
+                        scroll_by(&mut self.panes.help_scroll, action);
                     }
                     Vec::new()
                 }
@@ -655,4 +647,17 @@ fn typed(key: &KeyEvent) -> Option<char> {
         }
         _ => None,
     }
+}
+
+/// Moves a text's scroll position by a line or a page for `action`; whether it was one of
+/// those.
+fn scroll_by(scroll: &mut usize, action: Action) -> bool {
+    *scroll = match action {
+        Action::Up => scroll.saturating_sub(1),
+        Action::Down => scroll.saturating_add(1),
+        Action::PageUp => scroll.saturating_sub(10),
+        Action::PageDown => scroll.saturating_add(10),
+        _ => return false,
+    };
+    true
 }

@@ -206,15 +206,19 @@ pub fn glyph(status: TaskStatus) -> &'static str {
     }
 }
 
-/// Each task's parent in the tree: the first task it needs (tasks come in topological order,
-/// so a parent is always earlier; anything else hangs under the plan).
-fn parents(plan: &PlanView) -> Vec<Option<usize>> {
-    let index: HashMap<&str, usize> = plan
-        .tasks
+/// Where each task of `plan` is in its task list, by key.
+pub fn positions(plan: &PlanView) -> HashMap<&str, usize> {
+    plan.tasks
         .iter()
         .enumerate()
         .map(|(i, t)| (t.key.as_str(), i))
-        .collect();
+        .collect()
+}
+
+/// Each task's parent in the tree: the first task it needs (tasks come in topological order,
+/// so a parent is always earlier; anything else hangs under the plan).
+fn parents(plan: &PlanView) -> Vec<Option<usize>> {
+    let index = positions(plan);
     plan.tasks
         .iter()
         .enumerate()

@@ -3,8 +3,6 @@
 //! layers (a task's column is the length of the longest chain of needs before it), with the
 //! selection's needs and dependents marked.
 
-use std::collections::HashMap;
-
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -15,7 +13,7 @@ use tui_tree_widget::Tree;
 use super::{block, fit};
 use crate::domain::Lifecycle;
 use crate::tui::app::{App, Pane};
-use crate::tui::task_tree::glyph;
+use crate::tui::task_tree::{glyph, positions};
 
 pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     app.panes.task_tree.refresh(
@@ -71,12 +69,7 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
     };
     let theme = &app.theme;
     let selected = app.panes.tree.selected().last().copied();
-    let index: HashMap<&str, usize> = plan
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.key.as_str(), i))
-        .collect();
+    let index = positions(plan);
     let mut depth = vec![0usize; plan.tasks.len()];
     for (i, task) in plan.tasks.iter().enumerate() {
         depth[i] = task
