@@ -230,15 +230,6 @@ async fn race_live(
     (seen, finished, repo, snapshot)
 }
 
-fn integration(seen: &[EngineEvent]) -> String {
-    seen.iter()
-        .find_map(|e| match e {
-            EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
-            _ => None,
-        })
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_sessions_on_one_file_overlap_live_and_retry_and_manual_end_as_they_should() {
     // retry: the overlap is reported while both run; the loser runs again on top of the
@@ -268,7 +259,7 @@ async fn real_sessions_on_one_file_overlap_live_and_retry_and_manual_end_as_they
         })
         .expect("the second merge conflicted");
     assert_eq!(policy, ConflictPolicy::Retry);
-    let branch = integration(&seen);
+    let branch = support::integration_branch(&seen);
     assert_eq!(
         repo.git(&["show", &format!("{branch}:shared.txt")]),
         format!("{loser}\n"),
@@ -302,7 +293,10 @@ async fn real_sessions_on_one_file_overlap_live_and_retry_and_manual_end_as_they
     assert_eq!(parked.state, ocio::engine::ConflictState::Parked);
     let winner = if parked.key == "one" { "two" } else { "one" };
     assert_eq!(
-        repo.git(&["show", &format!("{}:shared.txt", integration(&seen))]),
+        repo.git(&[
+            "show",
+            &format!("{}:shared.txt", support::integration_branch(&seen))
+        ]),
         format!("{winner}\n")
     );
 }

@@ -16,7 +16,7 @@ use ocio::domain::{PlanId, SessionKind, SessionStatus, TaskStatus, Transition};
 use ocio::engine::{ConflictState, EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
 use ocio::store::{MergeState, Store, StoreHandle, StoreOptions, query};
-use support::TestRepo;
+use support::{TestRepo, integration_branch};
 
 /// How long a test waits for the engine's next event.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -38,15 +38,6 @@ fn plan(dir: &Path, repo: &TestRepo, name: &str, body: &str) -> PlanFile {
 
 fn open(dir: &Path) -> StoreHandle {
     Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap()
-}
-
-fn integration_branch(seen: &[EngineEvent]) -> String {
-    seen.iter()
-        .find_map(|e| match e {
-            EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
-            _ => None,
-        })
-        .expect("the plan got an integration branch")
 }
 
 /// The task whose merge conflicted (the one that finished second) and the files.

@@ -171,6 +171,16 @@ pub fn sim_agent(
     }
 }
 
+/// The integration branch a plan got, from its events.
+pub fn integration_branch(seen: &[ocio::engine::EngineEvent]) -> String {
+    seen.iter()
+        .find_map(|e| match e {
+            ocio::engine::EngineEvent::IntegrationReady { branch, .. } => Some(branch.clone()),
+            _ => None,
+        })
+        .expect("the plan got an integration branch")
+}
+
 /// Engine events until a plan finishes: those before, and the `PlanFinished`. Panics when no
 /// event comes for `patience`.
 pub async fn until_finished(
