@@ -782,6 +782,17 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
         .find(|s| s.title == "greet/design #1")
         .unwrap();
     assert_eq!(design.usage.input_tokens, 500);
+    // Two model calls: the session's usage is both of them, not the last one's.
+    let implement = sessions
+        .iter()
+        .find(|s| s.title == "greet/impl #1")
+        .unwrap();
+    assert_eq!(
+        (implement.usage.input_tokens, implement.usage.output_tokens),
+        (1500, 25),
+        "{:?}",
+        implement.usage
+    );
     let tasks = store.read(query::tasks).await.unwrap();
     let design_task = tasks.iter().find(|t| t.key == "design").unwrap();
     assert_eq!(design_task.result.as_deref(), Some("use the word ahoy"));
@@ -964,6 +975,113 @@ async fn killing_the_engine_host_mid_plan_loses_nothing_and_repeats_nothing() {
         remote.iter().map(|s| &s.title).collect::<Vec<_>>()
     );
     assert_eq!(repo.read("two.txt").as_deref(), Some("2\n"));
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}
+
+/// Stopping ocio cleanly (the engine shut down, its runs' stop senders dropped) is not a
+/// cancel: the remote session goes on, and the next start re-attaches it and takes its answer,
+/// once, with all of its usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_leaves_the_remote_session_running_and_the_next_start_finishes_it() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let script = Script::new().rule(
+        Rule::when("slow work")
+            .turn(
+                Turn::write("slow.txt", "slow\n")
+                    .delay_ms(3000)
+                    .usage(300, 30),
+            )
+            .turn(Turn::text("slow done").usage(400, 40)),
+    );
+    let server = TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("ocio.redb");
+    let plan = state.path().join("slow.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"slow\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"slow\"\nprompt = \"slow work\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.model.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never prompted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    // Time for a wrongly sent abort to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = server.client();
+    let remote = client.sessions(&repo.dir_str()).await.unwrap();
+    assert_eq!(remote.len(), 1);
+    let status = client.session_status(&repo.dir_str()).await.unwrap();
+    assert!(
+        status.contains_key(&remote[0].id),
+        "the remote session still runs after ocio stopped: {status:?}"
+    );
+
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let (_, finished) = support::until_finished(&mut events, WAIT).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(sessions[0].status, Status::Completed, "{sessions:#?}");
+    assert_eq!(
+        (
+            sessions[0].usage.input_tokens,
+            sessions[0].usage.output_tokens
+        ),
+        (700, 70),
+        "both model calls counted once: {:?}",
+        sessions[0].usage
+    );
+    let first_turns = server
+        .model
+        .requests()
+        .iter()
+        .filter(|r| r.turn == 0)
+        .count();
+    assert_eq!(first_turns, 1, "prompted once");
+    assert_eq!(repo.read("slow.txt").as_deref(), Some("slow\n"));
+    assert_eq!(client.sessions(&repo.dir_str()).await.unwrap().len(), 1);
     engine.shutdown().await.unwrap();
     server.stop().await;
 }

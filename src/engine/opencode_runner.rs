@@ -196,7 +196,7 @@ impl OpencodeRunner {
         let reply = loop {
             tokio::select! {
                 reply = &mut reply => break reply,
-                _ = &mut stop => return self.abort(dir, remote).await,
+                asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch),
                 _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut watch.seen).await,
             }
@@ -207,7 +207,7 @@ impl OpencodeRunner {
             self.on_event(job, dir, &event, &mut watch);
         }
         match reply {
-            Ok(reply) => outcome_of(&reply),
+            Ok(reply) => outcome_of(&reply, self.usage(dir, remote, &reply).await),
             Err(e) => Outcome::Failed {
                 agent_fault: e.is_the_servers(),
                 error: e.to_string(),
@@ -216,11 +216,34 @@ impl OpencodeRunner {
         }
     }
 
-    async fn abort(&self, dir: &str, remote: &str) -> Outcome {
-        if let Err(e) = self.client.abort(dir, remote).await {
-            tracing::warn!(remote, error = %e, "could not abort the remote session");
+    /// The run ends early. Asked by the engine (cancel, time limit): the remote session is
+    /// aborted. The engine gone (ocio stopping): it is left running on its server, and the
+    /// next start re-attaches it.
+    async fn stop(&self, dir: &str, remote: &str, why: Interrupt) -> Outcome {
+        match why {
+            Interrupt::Stop => {
+                if let Err(e) = self.client.abort(dir, remote).await {
+                    tracing::warn!(remote, error = %e, "could not abort the remote session");
+                }
+            }
+            Interrupt::Detach => {
+                tracing::info!(remote, "ocio is stopping; the remote session keeps running");
+            }
         }
         Outcome::Stopped
+    }
+
+    /// What the whole session used: the sum over all its assistant messages (one per model
+    /// call), read from the server. `last` (the final message) stands in when the transcript
+    /// cannot be read.
+    async fn usage(&self, dir: &str, remote: &str, last: &MessageWithParts) -> Usage {
+        match self.client.messages(dir, remote, None).await {
+            Ok(messages) => usage_of(&messages),
+            Err(e) => {
+                tracing::warn!(remote, error = %e, "cannot read the session's messages; its usage counts only the last model call");
+                usage_of(std::slice::from_ref(last))
+            }
+        }
     }
 
     /// Re-attached after a restart: find out how far the remote session got and finish from
@@ -235,7 +258,7 @@ impl OpencodeRunner {
         let id = remote.session_id.as_str();
         let mut watch = Watch::new(self.live.subscribe(id, &dir));
         loop {
-            let messages = match self.client.messages(&dir, id, Some(20)).await {
+            let messages = match self.client.messages(&dir, id, None).await {
                 Ok(messages) => messages,
                 Err(ClientError::NotFound { .. }) => {
                     return Outcome::Failed {
@@ -246,8 +269,8 @@ impl OpencodeRunner {
                 }
                 Err(e) => {
                     tracing::debug!(remote = id, error = %e, "re-attach: transcript unavailable; trying again");
-                    if self.pause(&mut stop, &job, &dir, &mut watch).await {
-                        return self.abort(&dir, id).await;
+                    if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
+                        return self.stop(&dir, id, why).await;
                     }
                     continue;
                 }
@@ -272,7 +295,7 @@ impl OpencodeRunner {
                         let event = ServerEvent::PartUpdated { part: part.clone() };
                         self.on_event(&job, &dir, &event, &mut watch);
                     }
-                    return outcome_of(answer);
+                    return outcome_of(answer, usage_of(&messages));
                 }
                 None if !busy => {
                     return Outcome::Failed {
@@ -286,8 +309,8 @@ impl OpencodeRunner {
                 _ => {
                     self.relay_permissions(&job, &dir, id, &mut watch.seen)
                         .await;
-                    if self.pause(&mut stop, &job, &dir, &mut watch).await {
-                        return self.abort(&dir, id).await;
+                    if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
+                        return self.stop(&dir, id, why).await;
                     }
                 }
             }
@@ -357,22 +380,42 @@ impl OpencodeRunner {
         });
     }
 
-    /// Wait a poll interval, passing on live events meanwhile; `true` if a stop was asked for.
+    /// Wait a poll interval, passing on live events meanwhile; why the run must end, if it
+    /// must.
     async fn pause(
         &self,
         stop: &mut oneshot::Receiver<()>,
         job: &Job,
         dir: &str,
         watch: &mut Watch,
-    ) -> bool {
+    ) -> Option<Interrupt> {
         let sleep = tokio::time::sleep(RESUME_POLL);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                () = &mut sleep => return false,
-                _ = &mut *stop => return true,
+                () = &mut sleep => return None,
+                asked = &mut *stop => return Some(Interrupt::of(asked)),
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch),
             }
+        }
+    }
+}
+
+/// Why a run ends before its session does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    /// The engine asked (cancel or time limit): abort the remote session.
+    Stop,
+    /// The engine is gone (ocio stopping, its stop sender dropped): leave the remote session
+    /// running for the next start to re-attach.
+    Detach,
+}
+
+impl Interrupt {
+    fn of(asked: Result<(), oneshot::error::RecvError>) -> Self {
+        match asked {
+            Ok(()) => Self::Stop,
+            Err(_) => Self::Detach,
         }
     }
 }
@@ -395,22 +438,32 @@ impl Watch {
     }
 }
 
-/// How a finished assistant message ends the run.
-fn outcome_of(reply: &MessageWithParts) -> Outcome {
+/// Tokens and cost of every assistant message (each model call is one), added up.
+fn usage_of(messages: &[MessageWithParts]) -> Usage {
+    let mut usage = Usage::default();
+    for message in messages {
+        if let MessageInfo::Assistant(answer) = &message.info {
+            usage += Usage {
+                input_tokens: answer.tokens.input,
+                output_tokens: answer.tokens.output,
+                reasoning_tokens: answer.tokens.reasoning,
+                cache_read_tokens: answer.tokens.cache.read,
+                cache_write_tokens: answer.tokens.cache.write,
+                cost: answer.cost,
+            };
+        }
+    }
+    usage
+}
+
+/// How a finished assistant message ends the run, having used `usage` in all.
+fn outcome_of(reply: &MessageWithParts, usage: Usage) -> Outcome {
     let MessageInfo::Assistant(answer) = &reply.info else {
         return Outcome::Failed {
             error: "the server answered without an assistant message".into(),
             agent_fault: true,
-            usage: Usage::default(),
+            usage,
         };
-    };
-    let usage = Usage {
-        input_tokens: answer.tokens.input,
-        output_tokens: answer.tokens.output,
-        reasoning_tokens: answer.tokens.reasoning,
-        cache_read_tokens: answer.tokens.cache.read,
-        cache_write_tokens: answer.tokens.cache.write,
-        cost: answer.cost,
     };
     if let Some(error) = &answer.error {
         let message = error.message.as_deref().unwrap_or("no details");
