@@ -1086,6 +1086,69 @@ async fn a_clean_stop_leaves_the_remote_session_running_and_the_next_start_finis
     server.stop().await;
 }
 
+/// The same through the binary: `ocio run --headless` stopped by SIGTERM while its session
+/// runs leaves that session running; `ocio --headless` then re-attaches it and the plan
+/// finishes with one prompt and one remote session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_a_headless_run_leaves_the_remote_session_running() {
+    use support::home::{Engine, Home};
+
+    let repo = TestRepo::new();
+    let script = Script::new().rule(
+        Rule::when("slow work")
+            .turn(Turn::write("slow.txt", "slow\n").delay_ms(3000))
+            .turn(Turn::text("slow done")),
+    );
+    let server = TestServer::start(script).await;
+    let home = Home::new();
+    home.write_config(&format!(
+        "[[agents]]\nname = \"box\"\nurl = {:?}\nmodel = \"{}/{}\"\n",
+        server.url(),
+        scripted::PROVIDER_ID,
+        scripted::MODEL_ID
+    ));
+    let plan = home.write_plan(
+        "slow.toml",
+        &format!(
+            "name = \"slow\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"slow\"\nprompt = \"slow work\"\n",
+            repo.dir_str()
+        ),
+    );
+    let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    run.until("the task is dispatched", |l| l["type"] == "dispatched");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.model.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never prompted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, _, err) = run.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = server.client();
+    let remote = client.sessions(&repo.dir_str()).await.unwrap();
+    assert_eq!(remote.len(), 1);
+    let status = client.session_status(&repo.dir_str()).await.unwrap();
+    assert!(
+        status.contains_key(&remote[0].id),
+        "the remote session still runs after SIGTERM: {status:?}"
+    );
+
+    let mut engine = home.engine(&[]);
+    let finished = engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(engine.stop("TERM").0, Some(130));
+    let first_turns = server
+        .model
+        .requests()
+        .iter()
+        .filter(|r| r.turn == 0)
+        .count();
+    assert_eq!(first_turns, 1, "prompted once");
+    assert_eq!(client.sessions(&repo.dir_str()).await.unwrap().len(), 1);
+    assert_eq!(repo.read("slow.txt").as_deref(), Some("slow\n"));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     use ocio::domain::Transition;
