@@ -1149,6 +1149,137 @@ async fn sigterm_to_a_headless_run_leaves_the_remote_session_running() {
     server.stop().await;
 }
 
+/// `kill -9` of the engine at moments spread over the window from making a remote session to
+/// its prompt running (before the session is recorded, between recording and prompting, while
+/// the prompt is on its way, while it runs), one round each on one server: after a restart
+/// every task is done by one attempt, with one remote session, prompted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_create_and_prompt_window_runs_every_task_exactly_once() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let script = Script::new().rule(
+        Rule::when("crash work")
+            .turn(Turn::write("crash.txt", "x\n").delay_ms(300))
+            .turn(Turn::text("crash done")),
+    );
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let delays_ms = [0u64, 2, 8, 20, 50, 120, 300, 700];
+    let mut report = Vec::new();
+    for (round, delay) in delays_ms.iter().enumerate() {
+        let repo = TestRepo::new();
+        let dir = repo.dir_str();
+        let state = tempfile::tempdir().unwrap();
+        let db = state.path().join("ocio.redb");
+        let plan = state.path().join("crash.toml");
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"crash{round}\"\nrepo = {dir:?}\nworktrees = false\n[[tasks]]\nid = \"a\"\nprompt = \"crash work a\"\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"crash work b\"\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["engine_child", "--exact", "--test-threads=1"])
+            .env("OCIO_ENGINE_CHILD_DB", &db)
+            .env("OCIO_ENGINE_CHILD_URL", server.url())
+            .env("OCIO_ENGINE_CHILD_PLAN", &plan)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while client.sessions(&dir).await.unwrap().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: no session"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the engine host exited early"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(*delay)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = Store::open(&db, StoreOptions::default()).unwrap();
+        let engine = EngineHandle::start(
+            store.clone(),
+            vec![support::scripted_agent(server.client())],
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let mut events = engine.subscribe();
+        let (_, finished) = support::until_finished(&mut events, WAIT).await;
+        assert!(
+            matches!(
+                finished,
+                EngineEvent::PlanFinished {
+                    ok: true,
+                    done: 2,
+                    ..
+                }
+            ),
+            "round {round} (kill {delay} ms after the session was made): {finished:?}"
+        );
+        let sessions = store.read(query::sessions).await.unwrap();
+        let summary: Vec<(String, Status, u32)> = sessions
+            .iter()
+            .map(|s| (s.title.clone(), s.status, s.attempt))
+            .collect();
+        assert!(
+            sessions.len() == 2
+                && sessions
+                    .iter()
+                    .all(|s| s.status == Status::Completed && s.attempt == 1),
+            "round {round} (kill {delay} ms): one attempt per task: {summary:?}"
+        );
+        let remote = client.sessions(&dir).await.unwrap();
+        let titles: Vec<&str> = remote.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(
+            remote.len(),
+            2,
+            "round {round} (kill {delay} ms): one remote session per attempt: {titles:?}"
+        );
+        for session in &remote {
+            let messages = client.messages(&dir, &session.id, None).await.unwrap();
+            let users = messages
+                .iter()
+                .filter(|m| matches!(m.info, MessageInfo::User(_)))
+                .count();
+            assert_eq!(
+                users, 1,
+                "round {round} (kill {delay} ms): {} prompted once",
+                session.title
+            );
+            let first_calls = server
+                .model
+                .requests()
+                .iter()
+                .filter(|r| {
+                    r.session_id.as_deref() == Some(session.id.as_str())
+                        && r.turn == 0
+                        && r.side_job.is_none()
+                })
+                .count();
+            assert_eq!(
+                first_calls, 1,
+                "round {round} (kill {delay} ms): {} ran once",
+                session.title
+            );
+        }
+        report.push(format!("{delay} ms: ok"));
+        engine.shutdown().await.unwrap();
+        store.close().await;
+    }
+    eprintln!("kill -9 rounds: {report:?}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     use ocio::domain::Transition;

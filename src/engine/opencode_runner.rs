@@ -42,6 +42,17 @@ const PERMISSION_POLL: Duration = Duration::from_secs(3);
 /// How often a re-attached run checks on a busy remote session.
 const RESUME_POLL: Duration = Duration::from_secs(1);
 
+/// Checks a re-attached run waits for its prompt to show up before sending it again: the last
+/// engine may have stopped while the prompt was on its way (the server stores it a moment
+/// after it answers; the first prompt in a directory takes over a second). Sent again, it is
+/// the same message (same id), so a late first copy never runs it twice.
+const PROMPT_GRACE: u32 = 5;
+
+/// Checks in a row a re-attached run must find its session neither busy nor answered before
+/// it counts the session as dead: a session is not busy for a moment after its prompt is
+/// stored, and a server under load is slower still.
+const STALL_LIMIT: u32 = 10;
+
 #[derive(Debug, Clone)]
 pub struct OpencodeRunner {
     client: Client,
@@ -126,6 +137,10 @@ impl Runner for OpencodeRunner {
         }))
     }
 
+    fn adopts(&self) -> bool {
+        true
+    }
+
     fn resume(
         &self,
         job: Job,
@@ -147,27 +162,66 @@ impl OpencodeRunner {
             permission: Some(PermissionRule::unattended()),
             ..CreateSession::default()
         };
-        let session = match self.client.create_session(&dir, &create).await {
-            Ok(session) => session,
-            Err(e) => {
-                return Outcome::Failed {
-                    error: e.to_string(),
-                    agent_fault: true,
-                    usage: Usage::default(),
-                };
-            }
+        let adopted = match job.adopt {
+            true => self.unrecorded(&job, &dir).await,
+            false => None,
         };
-        tracing::info!(session = %job.session, remote = %session.id, server = self.client.base_url(), "remote session created");
+        let session = match adopted {
+            Some(id) => id,
+            None => match self.client.create_session(&dir, &create).await {
+                Ok(session) => session.id,
+                Err(e) => {
+                    return Outcome::Failed {
+                        error: e.to_string(),
+                        agent_fault: true,
+                        usage: Usage::default(),
+                    };
+                }
+            },
+        };
+        tracing::info!(session = %job.session, remote = %session, server = self.client.base_url(), "remote session ready");
         let remote = RemoteSession {
             server: self.client.base_url().into(),
-            session_id: session.id.clone(),
+            session_id: session.clone(),
             directory: job.directory.clone(),
         };
         if !job.reporter.remote(job.session, remote).await {
-            let _ = self.client.delete_session(&dir, &session.id).await;
+            let _ = self.client.delete_session(&dir, &session).await;
             return Outcome::Stopped;
         }
-        self.prompt(&job, &dir, &session.id, stop).await
+        self.prompt(&job, &dir, &session, stop).await
+    }
+
+    /// The remote session an earlier engine made for this attempt and stopped before
+    /// recording: titled like the attempt, in its directory, made after the attempt began
+    /// (give or take the server's clock). The oldest is taken up and any others deleted, so
+    /// an attempt has one remote session at most.
+    async fn unrecorded(&self, job: &Job, dir: &str) -> Option<String> {
+        /// How far the server's clock may be behind ours.
+        const SKEW_MS: i64 = 60_000;
+        let began = i64::try_from(job.session.millis()).unwrap_or(i64::MAX) - SKEW_MS;
+        let listed = match self.client.sessions(dir).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!(session = %job.session, error = %e, "cannot look for an unrecorded remote session; making a new one");
+                return None;
+            }
+        };
+        let mut found: Vec<_> = listed
+            .into_iter()
+            .filter(|s| s.title == job.title && s.time.created >= began)
+            .collect();
+        found.sort_by_key(|s| s.time.created);
+        let mut found = found.into_iter();
+        let first = found.next()?;
+        for extra in found {
+            tracing::info!(remote = %extra.id, "deleting a second remote session of one attempt");
+            if let Err(e) = self.client.delete_session(dir, &extra.id).await {
+                tracing::warn!(remote = %extra.id, error = %e, "cannot delete a second remote session");
+            }
+        }
+        tracing::info!(session = %job.session, remote = %first.id, "taking up a remote session made before the restart");
+        Some(first.id)
     }
 
     async fn prompt(
@@ -178,6 +232,7 @@ impl OpencodeRunner {
         mut stop: oneshot::Receiver<()>,
     ) -> Outcome {
         let prompt = PromptRequest {
+            message_id: Some(prompt_message_id(job.session)),
             model: self.model.as_ref().map(|m| ModelSelector {
                 provider_id: m.provider.clone(),
                 model_id: m.model.clone(),
@@ -247,7 +302,9 @@ impl OpencodeRunner {
     }
 
     /// Re-attached after a restart: find out how far the remote session got and finish from
-    /// there.
+    /// there. The prompt is sent only when it has not shown up for a few checks, and then with
+    /// the same message id (never a second run); a session is counted dead only when it has
+    /// been neither busy nor answered for several checks in a row.
     async fn follow(
         self,
         job: Job,
@@ -257,47 +314,21 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut watch = Watch::new(self.live.subscribe(id, &dir));
+        let (mut unasked, mut stalled) = (0, 0);
         loop {
-            let messages = match self.client.messages(&dir, id, None).await {
-                Ok(messages) => messages,
-                Err(ClientError::NotFound { .. }) => {
-                    return Outcome::Failed {
-                        error: format!("remote session {id} no longer exists on {}", remote.server),
-                        agent_fault: true,
-                        usage: Usage::default(),
-                    };
+            match self.progress(&dir, id).await {
+                Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => {
+                    return self.prompt(&job, &dir, id, stop).await;
                 }
-                Err(e) => {
-                    tracing::debug!(remote = id, error = %e, "re-attach: transcript unavailable; trying again");
-                    if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
-                        return self.stop(&dir, id, why).await;
-                    }
-                    continue;
-                }
-            };
-            let asked = messages
-                .iter()
-                .rposition(|m| matches!(m.info, MessageInfo::User(_)));
-            let Some(asked) = asked else {
-                // The prompt never arrived: send it now (once: this is the only sender).
-                return self.prompt(&job, &dir, id, stop).await;
-            };
-            let answer = messages[asked..].iter().rev().find(|m| matches!(&m.info, MessageInfo::Assistant(a) if a.time.completed.is_some() || a.error.is_some()));
-            let busy = self
-                .client
-                .session_status(&dir)
-                .await
-                .map(|s| s.contains_key(id))
-                .unwrap_or(true);
-            match answer {
-                Some(answer) if !busy => {
+                Ok(Progress::Unasked) => unasked += 1,
+                Ok(Progress::Answered(answer, usage)) => {
                     for part in &answer.parts {
                         let event = ServerEvent::PartUpdated { part: part.clone() };
                         self.on_event(&job, &dir, &event, &mut watch);
                     }
-                    return outcome_of(answer, usage_of(&messages));
+                    return outcome_of(&answer, usage);
                 }
-                None if !busy => {
+                Ok(Progress::Stalled) if stalled + 1 >= STALL_LIMIT => {
                     return Outcome::Failed {
                         error:
                             "the remote session stopped without an answer (its server restarted?)"
@@ -306,15 +337,55 @@ impl OpencodeRunner {
                         usage: Usage::default(),
                     };
                 }
-                _ => {
+                Ok(Progress::Stalled) => stalled += 1,
+                Ok(Progress::Busy) => {
+                    stalled = 0;
                     self.relay_permissions(&job, &dir, id, &mut watch.seen)
                         .await;
-                    if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
-                        return self.stop(&dir, id, why).await;
-                    }
+                }
+                Err(ClientError::NotFound { .. }) => {
+                    return Outcome::Failed {
+                        error: format!("remote session {id} no longer exists on {}", remote.server),
+                        agent_fault: true,
+                        usage: Usage::default(),
+                    };
+                }
+                Err(e) => {
+                    tracing::debug!(remote = id, error = %e, "re-attach: the session cannot be read; trying again");
                 }
             }
+            if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
+                return self.stop(&dir, id, why).await;
+            }
         }
+    }
+
+    /// How far a remote session got with its prompt (its last user message: ocio's, or one
+    /// an operator added).
+    async fn progress(&self, dir: &str, id: &str) -> Result<Progress, ClientError> {
+        let messages = self.client.messages(dir, id, None).await?;
+        let asked = messages
+            .iter()
+            .rposition(|m| matches!(m.info, MessageInfo::User(_)));
+        let Some(asked) = asked else {
+            return Ok(Progress::Unasked);
+        };
+        let answer = messages[asked..].iter().rev().find(|m| {
+            matches!(&m.info, MessageInfo::Assistant(a)
+                if a.error.is_some() || (a.time.completed.is_some() && a.finish.as_deref() != Some("tool-calls")))
+        });
+        // A failed status call counts as busy: only the server saying so ends a run.
+        let busy = self
+            .client
+            .session_status(dir)
+            .await
+            .map(|s| s.contains_key(id))
+            .unwrap_or(true);
+        Ok(match answer {
+            _ if busy => Progress::Busy,
+            Some(answer) => Progress::Answered(answer.clone(), usage_of(&messages)),
+            None => Progress::Stalled,
+        })
     }
 
     /// Hand the session's new permission requests to the engine (policy or operator) and send
@@ -399,6 +470,37 @@ impl OpencodeRunner {
             }
         }
     }
+}
+
+/// What a re-attached run finds at its remote session.
+enum Progress {
+    /// Its prompt has not arrived (yet).
+    Unasked,
+    /// Working on it (or the server could not say).
+    Busy,
+    /// Finished: the answer, and what the whole session used.
+    Answered(MessageWithParts, Usage),
+    /// Asked, but neither busy nor answered.
+    Stalled,
+}
+
+/// The message id of an attempt's prompt: OpenCode's own shape (`msg_`, 12 hex digits of
+/// time, 14 base62 characters), made from the session's ULID (its time and its randomness),
+/// so it is the same every time the prompt is sent, unique on any server, and sorts among the
+/// server's ids by when the attempt began.
+pub fn prompt_message_id(session: crate::domain::SessionId) -> String {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let ulid = session.as_u128();
+    let millis = session.millis();
+    // OpenCode: the time in milliseconds times 0x1000 plus a counter, its low 48 bits.
+    let time = millis.wrapping_mul(0x1000) & 0xffff_ffff_ffff;
+    let mut random = ulid & ((1u128 << 80) - 1);
+    let mut tail = [b'0'; 14];
+    for slot in tail.iter_mut().rev() {
+        *slot = BASE62[(random % 62) as usize];
+        random /= 62;
+    }
+    format!("msg_{time:012x}{}", String::from_utf8_lossy(&tail))
 }
 
 /// Why a run ends before its session does.
@@ -487,4 +589,33 @@ fn outcome_of(reply: &MessageWithParts, usage: Usage) -> Outcome {
         .map(|v| v.to_string())
         .or_else(|| (!text.is_empty()).then(|| text.join("\n")));
     Outcome::Completed { result, usage }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::SessionId;
+
+    #[test]
+    fn a_prompt_id_has_opencodes_shape_is_stable_per_attempt_and_sorts_by_time() {
+        let millis = 1_796_309_125_048;
+        let a = SessionId::from_parts(millis, 7);
+        let id = prompt_message_id(a);
+        assert_eq!(id.len(), 30, "{id}");
+        assert!(id.starts_with("msg_"), "{id}");
+        assert!(id[4..16].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert!(id[16..].chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        // OpenCode's own id for that millisecond starts with the same 12 digits.
+        assert_eq!(
+            &id[4..16],
+            &format!("{:012x}", (millis * 0x1000) & 0xffff_ffff_ffff)
+        );
+        assert_eq!(id, prompt_message_id(a), "the same attempt, the same id");
+        let other = SessionId::from_parts(millis, 8);
+        assert_ne!(id, prompt_message_id(other), "another attempt, another id");
+        let later = SessionId::from_parts(millis + 1, 0);
+        assert!(prompt_message_id(later) > id);
+        let max = SessionId::from_parts(millis, (1u128 << 80) - 1);
+        assert_eq!(prompt_message_id(max).len(), 30);
+    }
 }

@@ -98,6 +98,10 @@ pub struct Job {
     pub task_key: String,
     pub attempt: u32,
     pub directory: PathBuf,
+    /// The attempt was started before a restart that came before its remote session was
+    /// recorded: the runner looks for that session (by its title) and takes it up rather than
+    /// making a second one.
+    pub adopt: bool,
 }
 
 /// How a run ended.
@@ -143,6 +147,13 @@ pub trait Runner: Send + Sync {
     ) -> Option<RunFuture> {
         let _ = (job, remote, stop);
         None
+    }
+
+    /// Whether a run started by an engine that stopped before recording its remote session
+    /// can be run again as the same attempt, taking up that session if it exists (`run` with
+    /// `job.adopt`). `false`: such a run is lost with the engine.
+    fn adopts(&self) -> bool {
+        false
     }
 
     /// Check whatever runs the sessions. `None`: nothing to check (always online).
@@ -548,6 +559,7 @@ mod tests {
             task_key: "t".into(),
             attempt: 1,
             directory: ".".into(),
+            adopt: false,
         };
         let run = tokio::spawn(s.run(job, rx));
         tx.send(()).unwrap();

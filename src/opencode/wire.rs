@@ -568,6 +568,11 @@ pub struct CreateSession {
 /// Body of `POST /session/{id}/prompt_async` and the blocking `POST /session/{id}/message`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PromptRequest {
+    /// The id the user message gets (it must start with `msg` and be unique on the server).
+    /// The same prompt sent again with the same id is the same message: the server runs it
+    /// once (1.18.33).
+    #[serde(rename = "messageID", skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelSelector>,
     #[serde(skip_serializing_if = "Option::is_none")]

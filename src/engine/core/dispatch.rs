@@ -124,6 +124,7 @@ impl Core {
                 task_key: key.clone(),
                 attempt,
                 directory,
+                adopt: false,
             };
             let task_id = task.id;
             self.observed.latest.insert(task_id, session.id);

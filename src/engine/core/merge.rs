@@ -495,6 +495,7 @@ impl Core {
                     task_key: key.clone(),
                     attempt,
                     directory: workspace.integration_path(plan_key),
+                    adopt: false,
                 };
                 let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
                 step.batch.put_checkpoint(&session.checkpoint(

@@ -274,16 +274,23 @@ impl Core {
     }
 
     /// A session a previous engine left running at a server that can follow it: re-attach.
+    /// One whose remote session was never recorded (the engine stopped between making it and
+    /// recording it) runs again as the same attempt where the runner can take that session up.
     pub(super) fn resume(
         &mut self,
         session: &Session,
         now: Timestamp,
     ) -> Option<(EndFuture, Running)> {
-        let remote = session.remote.clone()?;
         let index = self
             .agents
             .iter()
             .position(|a| Some(&a.name) == session.agent.as_ref())?;
+        let remote = session.remote.clone();
+        if remote.is_none()
+            && (session.kind == SessionKind::Resolve || !self.runners[index].adopts())
+        {
+            return None;
+        }
         let (plan_id, key) = self.task_index.get(&session.task?)?.clone();
         let state = self.plans.get(&plan_id)?;
         let task = state
@@ -298,6 +305,11 @@ impl Core {
                 _ => return None,
             },
             _ => Role::Task,
+        };
+        let (directory, overlap_dir, place) = match (&role, &remote) {
+            (Role::Task, _) => state.work.place(&state.plan.repo, &key, session.attempt),
+            (Role::Resolver { .. }, Some(remote)) => (remote.directory.clone(), None, Place::AsIs),
+            (Role::Resolver { .. }, None) => return None,
         };
         let job = Job {
             reporter: Reporter {
@@ -317,15 +329,15 @@ impl Core {
             },
             task_key: key.clone(),
             attempt: session.attempt,
-            directory: remote.directory.clone(),
-        };
-        let (_, overlap_dir, place) = match role {
-            Role::Task => state.work.place(&state.plan.repo, &key, session.attempt),
-            Role::Resolver { .. } => (remote.directory.clone(), None, Place::AsIs),
+            directory: remote.as_ref().map_or(directory, |r| r.directory.clone()),
+            adopt: remote.is_none(),
         };
         let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();
-        let future = self.runners[index].resume(job, remote, stopped)?;
+        let start = match remote {
+            Some(remote) => Start::Resumed(self.runners[index].resume(job, remote, stopped)?),
+            None => Start::Run(self.runners[index].clone(), job, stopped),
+        };
         self.agents[index].acquire_slot().ok()?;
         if resolving && let Some(state) = self.plans.get_mut(&plan_id) {
             state.work.merging = Some(key.clone());
@@ -335,7 +347,7 @@ impl Core {
         let mut run = Running::new(session.clone(), plan_id, key, index, role);
         run.stop = Some(stop);
         run.overlap_dir = overlap_dir;
-        Some((Box::pin(run_in(place, Start::Resumed(future))), run))
+        Some((Box::pin(run_in(place, start)), run))
     }
 
     pub(super) fn spawn(
