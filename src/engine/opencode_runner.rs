@@ -383,7 +383,7 @@ impl OpencodeRunner {
             .unwrap_or(true);
         Ok(match answer {
             _ if busy => Progress::Busy,
-            Some(answer) => Progress::Answered(answer.clone(), usage_of(&messages)),
+            Some(answer) => Progress::Answered(Box::new(answer.clone()), usage_of(&messages)),
             None => Progress::Stalled,
         })
     }
@@ -479,7 +479,7 @@ enum Progress {
     /// Working on it (or the server could not say).
     Busy,
     /// Finished: the answer, and what the whole session used.
-    Answered(MessageWithParts, Usage),
+    Answered(Box<MessageWithParts>, Usage),
     /// Asked, but neither busy nor answered.
     Stalled,
 }
