@@ -416,6 +416,98 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
     );
 }
 
+/// Attempts lost to engine restarts are not the task's failures: with `retries = 1`, two lost
+/// attempts still leave the one retry for a real failure; and a task whose run is lost at every
+/// start runs again only so many times, then fails (before: `retries` were spent on lost runs,
+/// and with `retries = 0` a lost run ran again without end).
+#[tokio::test]
+async fn attempts_lost_to_restarts_spend_no_retries_and_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "name = \"lost\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\nretries = 1\n";
+    let mut plan_file = Some(plan(dir.path(), text));
+    // Two starts whose run is lost with the engine.
+    for _ in 0..2 {
+        let store = open(dir.path());
+        let slow = vec![support::sim_agent("sim", 1, &[], 60_000, 0.0)];
+        let engine = EngineHandle::start(store.clone(), slow, options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        if let Some(file) = plan_file.take() {
+            engine.submit(file).await.unwrap();
+        }
+        while !matches!(events.recv().await.unwrap(), EngineEvent::Dispatched { .. }) {}
+        engine.shutdown().await.unwrap();
+        store.close().await;
+    }
+    // Then every attempt fails: the one retry is still there.
+    let store = open(dir.path());
+    let failing = vec![support::sim_agent("sim", 1, &[], 10, 1.0)];
+    let engine = EngineHandle::start(store.clone(), failing, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: false, .. }),
+        "{finished:?}"
+    );
+    let failed = store
+        .read(query::sessions)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| !e.contains("restarted"))
+        })
+        .count();
+    assert_eq!(failed, 2, "one real failure and its retry");
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    // retries = 0, lost at every start: run again three times, then failed.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"forever\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n";
+    let mut plan_file = Some(plan(dir.path(), text));
+    let mut dispatched = 0;
+    for _ in 0..6 {
+        let store = open(dir.path());
+        let slow = vec![support::sim_agent("sim", 1, &[], 60_000, 0.0)];
+        let engine = EngineHandle::start(store.clone(), slow, options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        if let Some(file) = plan_file.take() {
+            engine.submit(file).await.unwrap();
+        }
+        let next = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match events.recv().await.unwrap() {
+                    EngineEvent::Dispatched { .. } => return true,
+                    EngineEvent::PlanFinished { .. } => return false,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        dispatched += usize::from(next);
+        engine.shutdown().await.unwrap();
+        store.close().await;
+    }
+    assert_eq!(
+        dispatched, 4,
+        "the first attempt and three lost ones run again"
+    );
+    let store = open(dir.path());
+    let tasks = task_statuses(&store).await;
+    assert_eq!(tasks["a"], (TaskStatus::Failed, 4), "{tasks:?}");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn tasks_with_overlapping_locks_never_run_together() {
     let dir = tempfile::tempdir().unwrap();

@@ -310,6 +310,13 @@ impl TaskGraph {
         Ok(&self.tasks[i])
     }
 
+    /// Counts a task's running attempt as lost to ocio (see [`Task::lose_attempt`]); whether
+    /// it may run again.
+    pub fn lose_attempt(&mut self, key: &str) -> Result<bool, GraphError> {
+        let i = self.position(key)?;
+        Ok(self.tasks[i].lose_attempt())
+    }
+
     /// Moves every pending task whose dependencies are all done to ready.
     pub fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
         let promotable: Vec<usize> = (0..self.tasks.len())

@@ -94,6 +94,11 @@ pub struct Task {
     /// Attempts started so far.
     #[serde(default)]
     pub attempts: u32,
+    /// Of those, attempts lost to ocio itself (their run did not survive an engine restart):
+    /// not the task's failures, so they spend none of its `retries`; at most
+    /// [`MAX_LOST_ATTEMPTS`] are run again.
+    #[serde(default)]
+    pub lost: u32,
     pub status: TaskStatus,
     /// What the task produced (its last answer), for dependents and the operator.
     pub result: Option<String>,
@@ -130,6 +135,7 @@ impl Task {
             timeout: None,
             retries: 0,
             attempts: 0,
+            lost: 0,
             status: TaskStatus::Pending,
             result: None,
             created_at: at,
@@ -170,11 +176,22 @@ impl Task {
         ))
     }
 
-    /// Whether a failed attempt may be retried automatically.
+    /// Count the running attempt as lost to ocio; whether the task may run again for it.
+    pub fn lose_attempt(&mut self) -> bool {
+        self.lost += 1;
+        self.lost <= MAX_LOST_ATTEMPTS
+    }
+
+    /// Whether a failed attempt may be retried automatically: attempts lost to ocio do not
+    /// count.
     pub fn has_retry_left(&self) -> bool {
-        self.attempts <= self.retries
+        self.attempts.saturating_sub(self.lost) <= self.retries
     }
 }
+
+/// How many attempts of one task lost to engine restarts are run again before the task fails
+/// (an engine that dies every time the task runs is not a reason to run it for ever).
+pub const MAX_LOST_ATTEMPTS: u32 = 3;
 
 /// A submitted plan: a named set of tasks working in one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +326,27 @@ mod tests {
         t.transition(TaskStatus::Running, "dispatched", at).unwrap();
         assert_eq!(t.attempts, 2);
         assert!(!t.has_retry_left());
+    }
+
+    #[test]
+    fn attempts_lost_to_ocio_spend_no_retries() {
+        let mut t = task();
+        t.retries = 1;
+        let at = Timestamp::UNIX_EPOCH;
+        t.transition(TaskStatus::Ready, "deps done", at).unwrap();
+        for _ in 0..2 {
+            t.transition(TaskStatus::Running, "dispatched", at).unwrap();
+            assert!(t.lose_attempt(), "lost attempts are run again");
+            t.transition(TaskStatus::Ready, "engine restarted", at)
+                .unwrap();
+        }
+        t.transition(TaskStatus::Running, "dispatched", at).unwrap();
+        assert!(t.has_retry_left(), "the first real failure is retried");
+        t.transition(TaskStatus::Ready, "retry", at).unwrap();
+        t.transition(TaskStatus::Running, "dispatched", at).unwrap();
+        assert!(!t.has_retry_left(), "the second is not");
+        assert!(t.lose_attempt(), "a third lost attempt is run again");
+        assert!(!t.lose_attempt(), "a fourth is not");
     }
 
     #[test]

@@ -193,15 +193,32 @@ impl Core {
                     merges.push((*plan_id, key));
                     continue;
                 }
-                if let Ok(event) = state.graph.transition(
-                    &key,
-                    TaskStatus::Ready,
-                    "engine restarted; run again",
-                    now,
-                ) {
-                    step.transition(event);
-                    state.ready_since.insert(key.clone(), now);
-                    reopened += 1;
+                // Lost to ocio, not failed: it spends no retries, but only so many run again.
+                if state.graph.lose_attempt(&key).unwrap_or(false) {
+                    if let Ok(event) = state.graph.transition(
+                        &key,
+                        TaskStatus::Ready,
+                        "engine restarted; run again (a lost attempt spends no retries)",
+                        now,
+                    ) {
+                        step.transition(event);
+                        state.ready_since.insert(key.clone(), now);
+                        reopened += 1;
+                    }
+                } else {
+                    let mark = step.events.len();
+                    let cause = format!(
+                        "its run was lost to {} engine restarts; `ocio retry` runs it again",
+                        crate::domain::task::MAX_LOST_ATTEMPTS + 1
+                    );
+                    if let Ok(event) = state.graph.transition(&key, TaskStatus::Failed, cause, now)
+                    {
+                        step.transition(event);
+                    }
+                    for event in state.graph.block_dependents(&key, now).unwrap_or_default() {
+                        step.transition(event);
+                    }
+                    super::persist_changed_tasks(&mut step, &state.graph, mark);
                 }
                 put_task(&mut step.batch, &state.graph, &key);
             }
