@@ -15,6 +15,8 @@ pub mod ui;
 pub mod view;
 
 #[cfg(test)]
+mod events_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
