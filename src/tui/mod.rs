@@ -17,6 +17,8 @@ pub mod view;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]
+mod selection_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;

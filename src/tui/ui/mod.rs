@@ -58,12 +58,27 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         events::draw(frame, app, area_of(&areas, Pane::Events));
         app.set_areas(areas);
     }
+    keep_selection_legible(frame, &app.theme);
     draw_footer(frame, app, footer);
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         _ => {}
+    }
+}
+
+/// On a selected row a cell keeps its own colour (a state, a gauge) where it reads on the
+/// selection, and takes the selection's text colour where it does not. Done on the drawn
+/// frame, so every pane and widget (the task tree styles its items ahead) is covered.
+fn keep_selection_legible(frame: &mut Frame, theme: &super::theme::Theme) {
+    let Some(bg) = theme.selected.bg else {
+        return;
+    };
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.bg == bg {
+            cell.fg = theme.on_selection(cell.fg);
+        }
     }
 }
 
