@@ -256,6 +256,29 @@ pub struct LoadedConfig {
     pub source: ConfigSource,
 }
 
+impl LoadedConfig {
+    /// A rule that a front end owns (the control room's keys) broken at the key path `key`,
+    /// reported like a load error: the file, the line and column of the key, the message.
+    pub fn invalid_at(&self, key: &[&str], message: String) -> ConfigError {
+        let parts: Vec<locate::PathPart<'_>> =
+            key.iter().map(|k| locate::PathPart::Key(k)).collect();
+        let (path, at) = match &self.source {
+            ConfigSource::File(path) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                (path.clone(), locate::locate(&text, &parts))
+            }
+            ConfigSource::Defaults => (PathBuf::from("(built-in defaults)"), None),
+        };
+        ConfigError::Invalid {
+            path,
+            at,
+            key: Some(locate::key_path(&parts)),
+            message,
+            hint: None,
+        }
+    }
+}
+
 /// The config cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

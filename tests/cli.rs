@@ -169,6 +169,31 @@ fn a_bad_config_names_file_line_and_key_and_exits_2() {
     assert!(stdout(&output).is_empty(), "nothing on stdout on failure");
 }
 
+/// `[ui.keys] quit = []` would leave no way to quit by key: refused by every command (the
+/// control room and `ocio check` alike) with the file, line and key, exit 2.
+#[test]
+fn a_config_that_leaves_quit_without_a_key_is_refused() {
+    let home = Home::new();
+    for (text, line, key) in [
+        ("[ui.keys]\nquit = []\n", "line 2", "ui.keys.quit"),
+        (
+            "[ui]\n\n[ui.keys]\nup = [\"k\"]\nhelp = [\"q\", \"ctrl-c\"]\n",
+            "line 5",
+            "ui.keys.help",
+        ),
+    ] {
+        let path = home.write_config(text);
+        for command in [&["check"][..], &["status"][..]] {
+            let output = home.ocio(command);
+            let err = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{command:?}: {err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert!(err.contains(line) && err.contains(key), "{err}");
+            assert!(err.contains("quit"), "{err}");
+        }
+    }
+}
+
 #[test]
 fn an_explicit_config_that_does_not_exist_is_an_error() {
     let home = Home::new();

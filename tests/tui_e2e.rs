@@ -216,6 +216,45 @@ impl Room {
         assert!(self.tmux(&["send-keys", "-l", text]).status.success());
     }
 
+    /// Paste `text` as a terminal does: tmux sends it bracketed (`-p`) when the program asked
+    /// for bracketed paste, and as plain keystrokes when it did not; line breaks go as `\r`.
+    fn paste(&self, text: &str) {
+        let set = self.tmux(&["set-buffer", "-b", "e2e-paste", "--", text]);
+        assert!(set.status.success(), "set-buffer");
+        let paste = self.tmux(&["paste-buffer", "-p", "-d", "-b", "e2e-paste"]);
+        assert!(paste.status.success(), "paste-buffer");
+    }
+
+    /// `ocio` run in this room's home (after the room has quit): its stdout.
+    fn ocio_after(&self, args: &[&str]) -> String {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OCIO_") {
+                command.env_remove(key);
+            }
+        }
+        for (key, rel) in [
+            ("HOME", ""),
+            ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_STATE_HOME", "state"),
+            ("XDG_RUNTIME_DIR", "run"),
+        ] {
+            command.env(key, self.path(rel));
+        }
+        let output = command
+            .args(args)
+            .current_dir(self.path("repo"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "ocio {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     fn resize(&self, width: u16, height: u16) {
         let (w, h) = (width.to_string(), height.to_string());
         let output = self.tmux(&["resize-window", "-x", &w, "-y", &h]);
@@ -321,6 +360,15 @@ impl Room {
         }
         if screen.contains("STATE") || screen.contains("agents") {
             self.fail("the control room is still on the normal screen");
+        }
+        // Bracketed paste is off again: a paste reaches the shell's tty as plain text (still
+        // on, tmux would wrap it in ESC[200~ ... ESC[201~, which the tty echoes as ^[[200~).
+        self.paste("pasted-after-exit");
+        let echoed = self.wait_for("the tty to echo a paste", |s| {
+            s.contains("pasted-after-exit")
+        });
+        if echoed.contains("[200~") {
+            self.fail("bracketed paste is still on after ocio exited");
         }
         let log = self.log();
         assert!(!log.contains("panicked"), "ocio panicked:\n{log}");
@@ -430,6 +478,60 @@ fn help_focus_and_a_new_task_from_the_dialog() {
     }
     room.quit();
     room.expect_exit(0);
+}
+
+/// A paste is text, never keys: pasted with no input open it does nothing; pasted into the
+/// new-task prompt its three lines make one prompt (the old room submitted the first line, then
+/// `p` paused dispatching, `d` drained an agent and `n` opened another prompt).
+#[test]
+fn a_pasted_prompt_is_one_task_and_fires_no_hotkeys() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("paste", 120, 36);
+    room.wait_for("the agents online", |s| {
+        s.contains("sim-quick") && s.contains("sim-slow") && s.contains("online")
+    });
+    // Nothing open: the paste is dropped (no pause, no drain, no prompt).
+    room.paste("pdn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let screen = room.screen();
+    if screen.contains("PAUSED") || screen.contains("draining") || screen.contains("new task>") {
+        room.fail("a paste with no input open acted as keys");
+    }
+
+    room.keys(&["n"]);
+    room.wait_for("the new task prompt", |s| s.contains("new task>"));
+    room.paste("say hello\npd\nnd");
+    room.wait_for("the three pasted lines in the prompt", |s| {
+        // (The cursor, `▏`, follows the last line.)
+        let rows: Vec<&str> = s.lines().map(|l| l.trim().trim_end_matches('▏')).collect();
+        s.contains("new task> say hello") && rows.contains(&"pd") && rows.contains(&"nd")
+    });
+    room.keys(&["Enter"]);
+    let screen = room.wait_for("the prompt's plan to succeed", |s| s.contains("1/1 done"));
+    if screen.contains("PAUSED") || screen.contains("draining") || screen.contains("new task>") {
+        room.fail("the paste acted as keys (paused, drained or a second prompt)");
+    }
+    room.quit();
+    room.expect_exit(0);
+
+    let export: serde_json::Value =
+        serde_json::from_str(&room.ocio_after(&["export", "--json"])).unwrap();
+    let prompts: Vec<&str> = export["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["say hello\npd\nnd"], "{export:#}");
+    let statuses: Vec<&str> = export["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert!(!statuses.contains(&"draining"), "{statuses:?}");
 }
 
 #[test]

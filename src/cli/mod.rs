@@ -313,6 +313,7 @@ impl Context {
     fn load(cli: &Cli) -> Result<Self, Failure> {
         let paths = Paths::resolve(cli.config.clone(), cli.db.clone())?;
         let config = config::load(&paths.config_file, paths.config_explicit, std::env::vars())?;
+        check_keys(&config)?;
         let directive =
             std::env::var("OCIO_LOG").unwrap_or_else(|_| config.config.log.level.clone());
         let log = logging::init(&paths.log_dir, &directive)?;
@@ -322,6 +323,15 @@ impl Context {
             config,
             _log: log,
         })
+    }
+}
+
+/// `[ui.keys]` belongs to the control room, but a config it could not use is refused by every
+/// command, as any config error is: the file, the line and the key, exit 2.
+fn check_keys(loaded: &LoadedConfig) -> Result<(), ConfigError> {
+    match crate::tui::keymap::Keymap::with_overrides(&loaded.config.ui.keys) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(loaded.invalid_at(&["ui", "keys", e.config_key()], e.to_string())),
     }
 }
 

@@ -10,8 +10,9 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 
+use super::editor::Editor;
 use super::keymap::{Action, Keymap};
-use super::panes::{Cursor, Panes};
+use super::panes::Panes;
 use super::theme::Theme;
 use super::view::View;
 use crate::domain::{AgentStatus, SessionId, TaskId};
@@ -23,6 +24,8 @@ use crate::engine::view::{Entry, Snapshot};
 #[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): text for the input that is open.
+    Paste(String),
     Mouse(MouseEvent),
     Resize,
     Engine(EngineEvent),
@@ -98,10 +101,10 @@ pub enum Mode {
     Normal,
     /// Typing the sessions filter.
     Filter,
-    /// The `:` command line.
-    Palette(String),
-    /// The `n` dialog: a prompt for a one-task plan.
-    NewTask(String),
+    /// The `:` command line (one line).
+    Palette(Editor),
+    /// The `n` dialog: a prompt for a one-task plan (many lines).
+    NewTask(Editor),
     Help,
     /// The selected session, full screen.
     Detail(SessionId),
@@ -168,6 +171,7 @@ impl App {
         match msg {
             Msg::Key(key) if key.kind != KeyEventKind::Release => self.key(key),
             Msg::Key(_) | Msg::Resize => Vec::new(),
+            Msg::Paste(text) => self.paste(&text),
             Msg::Mouse(mouse) => self.mouse(mouse),
             Msg::Engine(event) => {
                 self.view.apply(&event);
@@ -250,23 +254,8 @@ impl App {
 
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         match self.mode.clone() {
-            Mode::Filter => {
-                match key.code {
-                    KeyCode::Enter => self.mode = Mode::Normal,
-                    _ if closes(&key) => {
-                        self.panes.filter.clear();
-                        self.mode = Mode::Normal;
-                    }
-                    KeyCode::Backspace => {
-                        self.panes.filter.pop();
-                    }
-                    _ => self.panes.filter.extend(typed(&key)),
-                }
-                self.panes.sessions = Cursor::default();
-                self.view.generation += 1;
-                Vec::new()
-            }
-            Mode::Palette(text) | Mode::NewTask(text) => self.input(key, text),
+            Mode::Filter => self.filter_key(key),
+            Mode::Palette(_) | Mode::NewTask(_) => self.edit(key),
             Mode::Help => {
                 let scroll = &mut self.panes.help_scroll;
                 match self.keymap.action(&key) {
@@ -345,48 +334,8 @@ impl App {
         }
     }
 
-    fn input(&mut self, key: KeyEvent, mut text: String) -> Vec<Effect> {
-        let palette = matches!(self.mode, Mode::Palette(_));
-        match key.code {
-            _ if closes(&key) => {
-                self.mode = Mode::Normal;
-                return Vec::new();
-            }
-            KeyCode::Enter => {
-                self.mode = Mode::Normal;
-                let text = text.trim().to_string();
-                if text.is_empty() {
-                    return Vec::new();
-                }
-                if !palette {
-                    return vec![Effect::Request(Request::Prompt(text))];
-                }
-                return match super::palette::parse(&text) {
-                    Ok(super::palette::Command::Quit) => self.ask_quit(),
-                    Ok(super::palette::Command::Request(request)) => {
-                        self.resolve(request).into_iter().collect()
-                    }
-                    Err(e) => {
-                        self.toast(e, true);
-                        Vec::new()
-                    }
-                };
-            }
-            KeyCode::Backspace => {
-                text.pop();
-            }
-            _ => text.extend(typed(&key)),
-        }
-        self.mode = if palette {
-            Mode::Palette(text)
-        } else {
-            Mode::NewTask(text)
-        };
-        Vec::new()
-    }
-
     /// Palette commands name tasks by key (`plan/task` or `task`): find their ids.
-    fn resolve(&mut self, request: super::palette::Named) -> Option<Effect> {
+    pub(super) fn resolve(&mut self, request: super::palette::Named) -> Option<Effect> {
         use super::palette::Named;
         let task = |app: &mut Self, name: &str| {
             let found = app.find_task(name);
@@ -427,7 +376,7 @@ impl App {
             .map(|t| t.id)
     }
 
-    fn ask_quit(&mut self) -> Vec<Effect> {
+    pub(super) fn ask_quit(&mut self) -> Vec<Effect> {
         if self.view.running() > 0 && self.attached.is_none() {
             self.mode = Mode::ConfirmQuit;
             Vec::new()
@@ -474,8 +423,8 @@ impl App {
                 self.focus = Pane::Sessions;
                 self.mode = Mode::Filter;
             }
-            Action::Palette => self.mode = Mode::Palette(String::new()),
-            Action::NewTask => self.mode = Mode::NewTask(String::new()),
+            Action::Palette => self.mode = Mode::Palette(Editor::single_line()),
+            Action::NewTask => self.mode = Mode::NewTask(Editor::multi_line()),
             Action::Sort => {
                 self.panes.sort = self.panes.sort.next();
                 self.view.generation += 1;
@@ -630,13 +579,13 @@ impl App {
 }
 
 /// In a text field: esc and ctrl-c close it.
-fn closes(key: &KeyEvent) -> bool {
+pub(super) fn closes(key: &KeyEvent) -> bool {
     key.code == KeyCode::Esc
         || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL))
 }
 
 /// The character a key types into a text field; ctrl and alt chords type nothing.
-fn typed(key: &KeyEvent) -> Option<char> {
+pub(super) fn typed(key: &KeyEvent) -> Option<char> {
     match key.code {
         KeyCode::Char(c)
             if !key

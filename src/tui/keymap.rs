@@ -229,6 +229,59 @@ pub enum KeymapError {
         "[ui.keys] {action}: {key:?} is not a key\nhint: write keys like \"q\", \"G\", \"ctrl-c\", \"shift-tab\", \"enter\", \"f5\""
     )]
     BadKey { action: String, key: String },
+    /// An essential action left without a key: given none, or its keys all taken by others.
+    #[error(
+        "[ui.keys] {action}: no key left for it{}\nhint: {action} is one of the actions that must keep a key ({}); give it one, e.g. {action} = [\"{}\"], or leave it out of [ui.keys] for its default keys",
+        taken_by_text(.taken_by),
+        ESSENTIAL_NAMES,
+        default_key(.action)
+    )]
+    Unbound {
+        action: &'static str,
+        /// The action whose keys in `[ui.keys]` took its last key.
+        taken_by: Option<String>,
+    },
+}
+
+impl KeymapError {
+    /// The key of `[ui.keys]` to point at: the action given there, or the one that took an
+    /// essential action's keys.
+    pub fn config_key(&self) -> &str {
+        match self {
+            Self::UnknownAction { action, .. } | Self::BadKey { action, .. } => action,
+            Self::Unbound {
+                taken_by: Some(by), ..
+            } => by,
+            Self::Unbound { action, .. } => action,
+        }
+    }
+}
+
+/// Without a key for these there is no way out (quit), no way to learn the keys (help), or no
+/// way back from a session's detail and a filter (back).
+const ESSENTIAL: &[Action] = &[Action::Quit, Action::Help, Action::Back];
+const ESSENTIAL_NAMES: &str = "quit, help, back";
+
+fn taken_by_text(taken_by: &Option<String>) -> String {
+    taken_by
+        .as_ref()
+        .map(|by| format!(": its keys were given to {by}"))
+        .unwrap_or_default()
+}
+
+fn default_key(action: &str) -> &'static str {
+    TABLE
+        .iter()
+        .find(|(_, name, _, _)| *name == action)
+        .and_then(|(_, _, _, keys)| keys.first().copied())
+        .unwrap_or("q")
+}
+
+fn name_of(action: Action) -> &'static str {
+    TABLE
+        .iter()
+        .find(|(a, ..)| *a == action)
+        .map_or("?", |(_, name, ..)| *name)
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +306,7 @@ impl Keymap {
     /// The defaults with `[ui.keys]` applied: an action given there keeps only those keys.
     pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Self, KeymapError> {
         let mut keymap = Self::default();
+        let mut taken: Vec<(Action, String)> = Vec::new();
         for (name, keys) in overrides {
             let Some((action, ..)) = TABLE.iter().find(|(_, n, _, _)| n == name) else {
                 return Err(KeymapError::UnknownAction {
@@ -271,11 +325,34 @@ impl Keymap {
                     key: text.clone(),
                 })?;
                 // A key taken by an override leaves its old action (a later override wins).
+                for (_, lost) in keymap.bindings.iter().filter(|(k, _)| *k == key) {
+                    taken.retain(|(a, _)| a != lost);
+                    taken.push((*lost, name.clone()));
+                }
                 keymap.bindings.retain(|(k, _)| *k != key);
                 keymap.bindings.push((key, *action));
             }
         }
-        Ok(keymap)
+        keymap.check_essential(&taken)
+    }
+
+    /// Refuse a keymap that leaves an essential action without a key. `taken` says which
+    /// override took each action's keys (the last one that did).
+    fn check_essential(self, taken: &[(Action, String)]) -> Result<Self, KeymapError> {
+        for action in ESSENTIAL {
+            if self.bindings.iter().any(|(_, a)| a == action) {
+                continue;
+            }
+            let name = name_of(*action);
+            return Err(KeymapError::Unbound {
+                action: name,
+                taken_by: taken
+                    .iter()
+                    .find(|(a, by)| a == action && by != name)
+                    .map(|(_, by)| by.clone()),
+            });
+        }
+        Ok(self)
     }
 
     pub fn action(&self, event: &KeyEvent) -> Option<Action> {
@@ -370,6 +447,38 @@ mod tests {
             Some(Action::Down)
         );
         assert_eq!(keymap.keys(Action::NewTask), "(unbound)");
+    }
+
+    #[test]
+    fn a_keymap_that_leaves_quit_help_or_back_without_a_key_is_refused() {
+        let with = |pairs: &[(&str, &[&str])]| {
+            Keymap::with_overrides(
+                &pairs
+                    .iter()
+                    .map(|(a, k)| (a.to_string(), k.iter().map(|s| s.to_string()).collect()))
+                    .collect(),
+            )
+        };
+        for essential in ["quit", "help", "back"] {
+            let err = with(&[(essential, &[])]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("[ui.keys] {essential}:")) && err.contains("no key"),
+                "{err}"
+            );
+            assert!(matches!(
+                with(&[(essential, &[])]).unwrap_err(),
+                KeymapError::Unbound { .. }
+            ));
+        }
+        // Taking every key of quit for another action leaves quit with none: refused too,
+        // naming the action that took them.
+        let err = with(&[("down", &["q", "ctrl-c"])]).unwrap_err().to_string();
+        assert!(
+            err.contains("[ui.keys] quit:") && err.contains("down"),
+            "{err}"
+        );
+        // Other keys, or other actions left unbound, are fine.
+        assert!(with(&[("quit", &["x"]), ("new-task", &[])]).is_ok());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! every batch of messages is followed by at most one frame.
 
 pub mod app;
+pub mod editor;
+mod input;
 pub mod keymap;
 pub mod link;
 pub mod palette;
@@ -14,6 +16,12 @@ pub mod theme;
 pub mod ui;
 pub mod view;
 
+#[cfg(test)]
+mod events_tests;
+#[cfg(test)]
+mod paste_tests;
+#[cfg(test)]
+mod selection_tests;
 #[cfg(test)]
 mod tests;
 
@@ -185,6 +193,7 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
             }
             let msg = match event::read() {
                 Ok(Event::Key(key)) => Msg::Key(key),
+                Ok(Event::Paste(text)) => Msg::Paste(text),
                 Ok(Event::Mouse(mouse)) => Msg::Mouse(mouse),
                 Ok(Event::Resize(..)) => Msg::Resize,
                 Ok(_) => continue,

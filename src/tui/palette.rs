@@ -10,8 +10,8 @@ use crate::engine::approval::Decision;
 pub const COMMANDS: &[(&str, &str)] = &[
     ("submit PLAN.toml", "run a plan file"),
     (
-        "prompt TEXT",
-        "run a one-task plan in the current directory",
+        "prompt [TEXT]",
+        "run a one-task plan here (alone: a multi-line prompt)",
     ),
     ("cancel [PLAN/]TASK", "cancel a task"),
     ("retry [PLAN/]TASK", "retry a failed or cancelled task"),

@@ -85,8 +85,11 @@ pub struct Panes {
     pub sessions: Cursor,
     pub agents: Cursor,
     pub approvals: Cursor,
-    /// Lines up from the newest event (0: follow the newest).
+    /// Lines up from the newest event (0: follow the newest); at most the events beyond one
+    /// pane's height, so the pane is always full.
     pub events_scroll: usize,
+    /// Rows the events pane showed last time.
+    pub events_page: usize,
     pub detail_scroll: usize,
     /// The detail view shows the session's diff instead of its transcript.
     pub detail_diff: bool,
@@ -172,13 +175,16 @@ impl Panes {
             Pane::Agents => self.agents.step(action, view.agents.len(), page),
             Pane::Approvals => self.approvals.step(action, view.approvals.len(), page),
             Pane::Events => {
-                let len = view.log.len();
+                // The oldest event at the top of a full pane is as far back as it goes.
+                let page = self.events_page.max(1);
+                let most = view.log.len().saturating_sub(page);
+                let scroll = self.events_scroll.min(most);
                 self.events_scroll = match action {
-                    Action::Up => (self.events_scroll + 1).min(len.saturating_sub(1)),
-                    Action::Down => self.events_scroll.saturating_sub(1),
-                    Action::PageUp => (self.events_scroll + page).min(len.saturating_sub(1)),
-                    Action::PageDown => self.events_scroll.saturating_sub(page),
-                    Action::Top => len.saturating_sub(1),
+                    Action::Up => (scroll + 1).min(most),
+                    Action::Down => scroll.saturating_sub(1),
+                    Action::PageUp => (scroll + page).min(most),
+                    Action::PageDown => scroll.saturating_sub(page),
+                    Action::Top => most,
                     _ => 0,
                 };
             }

@@ -1,10 +1,13 @@
-//! The terminal while the control room owns it: raw mode, the alternate screen and mouse
-//! capture on entry, and all of it undone on every way out (drop, error, panic).
+//! The terminal while the control room owns it: raw mode, the alternate screen, mouse capture
+//! and bracketed paste (a paste arrives as text, never as keys) on entry, and all of it undone
+//! on every way out (drop, error, panic).
 
 use std::io::{self, Stdout};
 use std::sync::Once;
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -24,7 +27,12 @@ impl TerminalGuard {
         install_panic_hook();
         enable_raw_mode()?;
         let guard = TerminalGuard { _private: () };
-        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        )?;
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         terminal.hide_cursor()?;
         terminal.clear()?;
@@ -43,6 +51,7 @@ pub fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(
         io::stdout(),
+        DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show

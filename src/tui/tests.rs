@@ -22,23 +22,23 @@ use crate::engine::view::{
     Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
 };
 
-fn t0() -> Timestamp {
+pub(super) fn t0() -> Timestamp {
     "2026-11-25T10:00:00Z".parse().unwrap()
 }
 
-fn at(secs: i64) -> Timestamp {
+pub(super) fn at(secs: i64) -> Timestamp {
     t0() + SignedDuration::from_secs(secs)
 }
 
-fn sid(n: u128) -> SessionId {
+pub(super) fn sid(n: u128) -> SessionId {
     SessionId::from_u128(0x0190_0000_0000_0000_0000_0000_0000_0000 + n)
 }
 
-fn tid(n: u128) -> TaskId {
+pub(super) fn tid(n: u128) -> TaskId {
     TaskId::from_u128(0x0190_0000_0000_0000_0000_0000_0001_0000 + n)
 }
 
-fn plan_id() -> PlanId {
+pub(super) fn plan_id() -> PlanId {
     PlanId::from_u128(0x0190_0000_0000_0000_0000_0000_0002_0000)
 }
 
@@ -52,7 +52,13 @@ const TASKS: &[(&str, &[&str], TaskStatus)] = &[
     ("review", &["tests", "e2e"], TaskStatus::Pending),
 ];
 
-fn session(n: u128, key: &str, agent: &str, status: SessionStatus, started: i64) -> SessionView {
+pub(super) fn session(
+    n: u128,
+    key: &str,
+    agent: &str,
+    status: SessionStatus,
+    started: i64,
+) -> SessionView {
     let mut s = Session::new(
         sid(n),
         format!("add-pagination/{key} #1"),
@@ -95,7 +101,7 @@ fn session(n: u128, key: &str, agent: &str, status: SessionStatus, started: i64)
     }
 }
 
-fn agent(name: &str, status: AgentStatus, load: u32, max: u32) -> Agent {
+pub(super) fn agent(name: &str, status: AgentStatus, load: u32, max: u32) -> Agent {
     let mut a = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, max);
     a.status = status;
     a.load = load;
@@ -103,7 +109,7 @@ fn agent(name: &str, status: AgentStatus, load: u32, max: u32) -> Agent {
     a
 }
 
-fn snapshot() -> Snapshot {
+pub(super) fn snapshot() -> Snapshot {
     let tasks = TASKS
         .iter()
         .enumerate()
@@ -157,7 +163,7 @@ fn snapshot() -> Snapshot {
     }
 }
 
-fn app() -> App {
+pub(super) fn app() -> App {
     let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
     let mut app = App::new(theme, Keymap::default());
     app.now = at(300);
@@ -187,17 +193,17 @@ fn app() -> App {
     app
 }
 
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+pub(super) fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
     app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
-fn typed(app: &mut App, text: &str) {
+pub(super) fn typed(app: &mut App, text: &str) {
     for c in text.chars() {
         key(app, KeyCode::Char(c));
     }
 }
 
-fn draw(app: &mut App, width: u16, height: u16) -> String {
+pub(super) fn draw(app: &mut App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| super::ui::draw(f, app)).unwrap();
     terminal.backend().to_string()

@@ -103,6 +103,16 @@ pub struct Theme {
 }
 
 impl Theme {
+    /// The colour `fg` is drawn in on the selection: its own where it reads there (a state, a
+    /// gauge), else the selection's text colour (amber waiting-approval on the amber
+    /// selection would vanish).
+    pub fn on_selection(&self, fg: Color) -> Color {
+        match (self.selected.fg, self.selected.bg) {
+            (Some(text), Some(bg)) if !legible(fg, bg) => text,
+            _ => fg,
+        }
+    }
+
     /// The style for a status name (session, task or agent); plain text for unknown ones.
     pub fn status(&self, name: &str) -> Style {
         self.status.get(name).copied().unwrap_or(self.base)
@@ -177,6 +187,7 @@ impl Theme {
         }
         let plain = depth == ColorDepth::None;
         let base = Style::new().fg(text).bg(background);
+        let on_accent = selection_text(background, accent, depth);
         Ok(Self {
             name: raw.name,
             depth,
@@ -196,7 +207,7 @@ impl Theme {
                 Style::new().add_modifier(Modifier::REVERSED)
             } else {
                 Style::new()
-                    .fg(background)
+                    .fg(on_accent)
                     .bg(accent)
                     .add_modifier(Modifier::BOLD)
             },
@@ -259,6 +270,86 @@ const ANSI: &[(&str, Color, (u8, u8, u8))] = &[
     ("bright-cyan", Color::LightCyan, (0, 255, 255)),
     ("bright-white", Color::White, (255, 255, 255)),
 ];
+
+/// What text on the selection must reach against it: WCAG AA for normal text.
+pub const MIN_CONTRAST: f64 = 4.5;
+
+/// The selection's text colour: the background where it reads on the accent, else black or
+/// white, whichever reads better (a theme on the terminal's default background has no colour
+/// of its own to put there).
+fn selection_text(background: Color, accent: Color, depth: ColorDepth) -> Color {
+    if legible(background, accent) {
+        return background;
+    }
+    let black = map_color(Color::Rgb(0, 0, 0), depth);
+    let white = map_color(Color::Rgb(255, 255, 255), depth);
+    let ratio = |c: Color| match (rgb(c), rgb(accent)) {
+        (Some(a), Some(b)) => contrast(a, b),
+        _ => 0.0,
+    };
+    if ratio(white) > ratio(black) {
+        white
+    } else {
+        black
+    }
+}
+
+/// Whether `fg` on `bg` can be read: a contrast of at least [`MIN_CONTRAST`], and for the 16
+/// named colours (whose shades the terminal's palette decides) not a colour on itself or its
+/// bright twin. The terminal's default colour is unknown, so never counts as legible on a set
+/// one.
+pub fn legible(fg: Color, bg: Color) -> bool {
+    if ansi_family(fg).is_some() && ansi_family(fg) == ansi_family(bg) {
+        return false;
+    }
+    match (rgb(fg), rgb(bg)) {
+        (Some(f), Some(b)) => contrast(f, b) >= MIN_CONTRAST,
+        _ => false,
+    }
+}
+
+/// Which of the 8 ANSI colours a named colour is (bright or not).
+fn ansi_family(color: Color) -> Option<usize> {
+    ANSI.iter().position(|(_, c, _)| *c == color).map(|i| i % 8)
+}
+
+/// A colour's RGB value (xterm's for named and indexed colours); `None` for the default.
+fn rgb(color: Color) -> Option<(u8, u8, u8)> {
+    const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    match color {
+        Color::Rgb(r, g, b) => Some((r, g, b)),
+        Color::Indexed(i @ 0..=15) => ANSI.get(usize::from(i)).map(|(_, _, rgb)| *rgb),
+        Color::Indexed(i @ 16..=231) => {
+            let i = usize::from(i - 16);
+            Some((LEVELS[i / 36], LEVELS[(i / 6) % 6], LEVELS[i % 6]))
+        }
+        Color::Indexed(i) => {
+            let v = 8 + 10 * (i - 232);
+            Some((v, v, v))
+        }
+        named => ANSI
+            .iter()
+            .find(|(_, c, _)| *c == named)
+            .map(|(_, _, rgb)| *rgb),
+    }
+}
+
+/// The WCAG 2 contrast ratio of two colours, from 1 to 21.
+fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+    let luminance = |(r, g, b): (u8, u8, u8)| {
+        let lin = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
 
 /// A colour as this terminal can show it.
 pub fn map_color(color: Color, depth: ColorDepth) -> Color {

@@ -9,6 +9,12 @@ use super::{block, clock};
 use crate::tui::app::{App, Pane};
 
 pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
+    // Scrolled back at most until the oldest event is at the top of a full pane (the window
+    // may have grown since the last key).
+    let height = usize::from(area.height.saturating_sub(2));
+    app.panes.events_page = height;
+    let most = app.view.log.len().saturating_sub(height);
+    app.panes.events_scroll = app.panes.events_scroll.min(most);
     let log = &app.view.log;
     let scroll = app.panes.events_scroll;
     let mut title = format!("events {}", log.len());
@@ -16,7 +22,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         title.push_str(&format!(" · {scroll} back"));
     }
     let block = block(app, Pane::Events, title);
-    let height = usize::from(block.inner(area).height);
     let end = log.len().saturating_sub(scroll);
     let start = end.saturating_sub(height);
     let lines: Vec<Line> = log

@@ -5,6 +5,7 @@ mod agents;
 mod detail;
 mod events;
 mod help;
+mod prompt;
 mod sessions;
 mod tasks;
 
@@ -58,12 +59,28 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         events::draw(frame, app, area_of(&areas, Pane::Events));
         app.set_areas(areas);
     }
+    keep_selection_legible(frame, &app.theme);
     draw_footer(frame, app, footer);
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
+        Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         _ => {}
+    }
+}
+
+/// On a selected row a cell keeps its own colour (a state, a gauge) where it reads on the
+/// selection, and takes the selection's text colour where it does not. Done on the drawn
+/// frame, so every pane and widget (the task tree styles its items ahead) is covered.
+fn keep_selection_legible(frame: &mut Frame, theme: &super::theme::Theme) {
+    let Some(bg) = theme.selected.bg else {
+        return;
+    };
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.bg == bg {
+            cell.fg = theme.on_selection(cell.fg);
+        }
     }
 }
 
@@ -199,15 +216,21 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(app.panes.filter.clone()),
             Span::styled("▏ enter keep · esc clear", theme.muted),
         ]),
-        Mode::Palette(text) => Line::from(vec![
-            Span::styled(":", theme.accent),
-            Span::raw(text.clone()),
-            Span::styled("▏ enter run · esc close · ? lists commands", theme.muted),
-        ]),
-        Mode::NewTask(text) => Line::from(vec![
-            Span::styled("new task> ", theme.accent),
-            Span::raw(text.clone()),
-            Span::styled("▏ enter submit · esc close", theme.muted),
+        Mode::Palette(editor) => {
+            let (_, col) = editor.cursor();
+            let text: String = editor.text();
+            let at = text.char_indices().nth(col).map_or(text.len(), |(i, _)| i);
+            Line::from(vec![
+                Span::styled(":", theme.accent),
+                Span::raw(text[..at].to_string()),
+                Span::styled("▏", theme.muted),
+                Span::raw(text[at..].to_string()),
+                Span::styled(" enter run · esc close · ? lists commands", theme.muted),
+            ])
+        }
+        Mode::NewTask(_) => Line::from(vec![
+            Span::styled(" new task: ", theme.accent),
+            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
         ]),
         _ => match &app.toast {
             Some(toast) => Line::styled(

@@ -1,0 +1,121 @@
+//! The control room's text inputs: the sessions filter, the `:` command line and the new-task
+//! prompt. Keys edit the open input; a paste is text for the open input and nothing else (with
+//! none open it is dropped), so pasted letters never act as keys.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::app::{App, Effect, Mode, Request, closes, typed};
+use super::editor::{Editor, Outcome};
+use super::palette::{self, Command};
+use super::panes::Cursor;
+
+impl App {
+    /// Pasted text (bracketed paste): into the open input, line breaks kept only in a prompt.
+    pub(super) fn paste(&mut self, text: &str) -> Vec<Effect> {
+        match &mut self.mode {
+            Mode::NewTask(editor) => editor.paste(text),
+            // `:prompt ` and a paste of many lines: a prompt, so on in the prompt's editor.
+            Mode::Palette(editor) if text.contains(['\n', '\r']) => {
+                match prompt_rest(&editor.text()) {
+                    Some(rest) => {
+                        let mut prompt = Editor::multi_line_with(rest);
+                        prompt.paste(text);
+                        self.mode = Mode::NewTask(prompt);
+                    }
+                    None => editor.paste(text),
+                }
+            }
+            Mode::Palette(editor) => editor.paste(text),
+            Mode::Filter => {
+                let mut line = Editor::single_line();
+                line.paste(text);
+                self.panes.filter.push_str(&line.text());
+                self.filter_changed();
+            }
+            // No input open: a paste is never keys.
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// A key while the sessions filter is typed.
+    pub(super) fn filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Enter => self.mode = Mode::Normal,
+            _ if closes(&key) => {
+                self.panes.filter.clear();
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Backspace => {
+                self.panes.filter.pop();
+            }
+            _ => self.panes.filter.extend(typed(&key)),
+        }
+        self.filter_changed();
+        Vec::new()
+    }
+
+    fn filter_changed(&mut self) {
+        self.panes.sessions = Cursor::default();
+        self.view.generation += 1;
+    }
+
+    /// A key in the command line or the prompt.
+    pub(super) fn edit(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let (mut editor, palette) = match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Palette(editor) => (editor, true),
+            Mode::NewTask(editor) => (editor, false),
+            other => {
+                self.mode = other;
+                return Vec::new();
+            }
+        };
+        match editor.key(&key) {
+            Outcome::Cancel => Vec::new(),
+            Outcome::Edited => {
+                self.mode = if palette {
+                    Mode::Palette(editor)
+                } else {
+                    Mode::NewTask(editor)
+                };
+                Vec::new()
+            }
+            Outcome::Submit if palette => self.run_command(editor.text().trim()),
+            Outcome::Submit => {
+                let text = editor.text().trim().to_string();
+                if text.is_empty() {
+                    return Vec::new();
+                }
+                vec![Effect::Request(Request::Prompt(text))]
+            }
+        }
+    }
+
+    fn run_command(&mut self, line: &str) -> Vec<Effect> {
+        if line.is_empty() {
+            return Vec::new();
+        }
+        // `:prompt` alone opens the prompt's editor, for a prompt of many lines.
+        if prompt_rest(line).is_some_and(str::is_empty) {
+            self.mode = Mode::NewTask(Editor::multi_line());
+            return Vec::new();
+        }
+        match palette::parse(line) {
+            Ok(Command::Quit) => self.ask_quit(),
+            Ok(Command::Request(request)) => self.resolve(request).into_iter().collect(),
+            Err(e) => {
+                self.toast(e, true);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// What follows `prompt` (or `p`) in a command line, if it is the prompt command.
+fn prompt_rest(line: &str) -> Option<&str> {
+    let line = line.trim_start().trim_start_matches(':');
+    let (verb, rest) = line
+        .split_once(char::is_whitespace)
+        .unwrap_or((line.trim_end(), ""));
+    matches!(verb, "prompt" | "p").then(|| rest.trim_start())
+}

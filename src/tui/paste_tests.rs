@@ -1,0 +1,111 @@
+//! A paste is text, never keys: into the open input (lines kept in a prompt, made spaces in a
+//! one-line input), dropped with none open; prompts are multi-line editors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{App, Effect, Mode, Msg, Pane, Request};
+use super::tests::{app, draw, key, typed};
+
+fn chord(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
+    app.update(Msg::Key(KeyEvent::new(code, modifiers)))
+}
+
+fn paste(app: &mut App, text: &str) -> Vec<Effect> {
+    app.update(Msg::Paste(text.into()))
+}
+
+#[test]
+fn a_paste_into_the_new_task_prompt_keeps_its_lines_and_fires_no_key() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('n'));
+    // tmux and most terminals send a pasted line break as a carriage return.
+    assert!(paste(&mut app, "say hello\rpd\r\nnd").is_empty());
+    assert!(matches!(app.mode, Mode::NewTask(_)), "{:?}", app.mode);
+    assert!(!app.view.paused);
+    // The editor is on screen with every line and how to submit.
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("new task> say hello"), "{screen}");
+    assert!(screen.contains("pd") && screen.contains("nd"), "{screen}");
+    assert!(screen.contains("enter submit"), "{screen}");
+    assert!(screen.contains("ctrl-j"), "{screen}");
+    // A new line by key, typed text, then enter submits the whole prompt once.
+    chord(&mut app, KeyCode::Char('j'), KeyModifiers::CONTROL);
+    typed(&mut app, "end");
+    chord(&mut app, KeyCode::Enter, KeyModifiers::ALT);
+    typed(&mut app, "!");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Prompt(
+            "say hello\npd\nnd\nend\n!".into()
+        ))]
+    );
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn ctrl_s_submits_and_esc_cancels_a_prompt() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('n'));
+    paste(&mut app, "one\ntwo");
+    assert_eq!(
+        chord(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL),
+        vec![Effect::Request(Request::Prompt("one\ntwo".into()))]
+    );
+    key(&mut app, KeyCode::Char('n'));
+    paste(&mut app, "gone");
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn a_paste_with_no_input_open_does_nothing() {
+    let mut app = app();
+    for focus in [Pane::Sessions, Pane::Agents, Pane::Approvals] {
+        app.focus = focus;
+        assert!(paste(&mut app, "pdnqRcAa\r:quit\r").is_empty());
+        assert_eq!(app.mode, Mode::Normal);
+        assert!(!app.should_quit());
+        assert!(!app.view.approvals.is_empty());
+    }
+    // Nor in the help or a session's detail.
+    key(&mut app, KeyCode::Char('?'));
+    assert!(paste(&mut app, "q").is_empty());
+    assert_eq!(app.mode, Mode::Help);
+}
+
+#[test]
+fn a_paste_into_a_single_line_input_turns_line_breaks_into_spaces() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('/'));
+    paste(&mut app, "coder\r\n1");
+    assert_eq!(app.panes.filter, "coder 1");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char(':'));
+    paste(&mut app, "drain\ncoder-1\n");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Drain("coder-1".into(), true))]
+    );
+}
+
+#[test]
+fn prompt_in_the_palette_opens_the_multi_line_editor() {
+    let mut app = app();
+    // `:prompt` alone opens the editor.
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "prompt");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(matches!(app.mode, Mode::NewTask(_)), "{:?}", app.mode);
+    key(&mut app, KeyCode::Esc);
+    // A multi-line paste after `:prompt ` goes on in the editor, its lines kept.
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "prompt ");
+    paste(&mut app, "first\nsecond");
+    assert!(matches!(app.mode, Mode::NewTask(_)), "{:?}", app.mode);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Prompt("first\nsecond".into()))]
+    );
+}
