@@ -1280,6 +1280,94 @@ async fn kill_9_in_the_create_and_prompt_window_runs_every_task_exactly_once() {
     server.stop().await;
 }
 
+/// A server killed while its session runs and started again a moment later: the run follows
+/// the session through the outage instead of failing, finds it lost with the server's
+/// restart, and runs the task again without spending a retry (`retries = 0`), so the plan
+/// still finishes (before: the task failed at once and the plan with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_mid_run_costs_the_task_no_retry() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let script = Script::new().rule(
+        Rule::when("away work")
+            .turn(Turn::write("away.txt", "back\n").delay_ms(2500))
+            .turn(Turn::text("away done")),
+    );
+    let mut server = TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+    let plan = state.path().join("away.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"away\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"a\"\nprompt = \"away work\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        health_every: Duration::from_millis(500),
+        retry_backoff: jiff::SignedDuration::from_millis(100),
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        options,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.model.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never prompted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.restart().await;
+    let (_, finished) = support::until_finished(&mut events, WAIT).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let summary: Vec<(String, Status, Option<String>)> = sessions
+        .iter()
+        .map(|s| (s.title.clone(), s.status, s.last_error.clone()))
+        .collect();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.status == Status::Completed && s.attempt == 2),
+        "{summary:#?}"
+    );
+    assert!(
+        sessions.iter().any(|s| s.status == Status::Failed
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("lost:"))),
+        "{summary:#?}"
+    );
+    assert_eq!(repo.read("away.txt").as_deref(), Some("back\n"));
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     use ocio::domain::Transition;

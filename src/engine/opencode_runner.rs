@@ -48,6 +48,10 @@ const RESUME_POLL: Duration = Duration::from_secs(1);
 /// the same message (same id), so a late first copy never runs it twice.
 const PROMPT_GRACE: u32 = 5;
 
+/// Checks in a row (about five minutes) a followed session's server may be unreachable before
+/// the run is given up as lost and its task goes to another agent.
+const UNREACHABLE_LIMIT: u32 = 300;
+
 /// Checks in a row a re-attached run must find its session neither busy nor answered before
 /// it counts the session as dead: a session is not busy for a moment after its prompt is
 /// stored, and a server under load is slower still.
@@ -170,6 +174,14 @@ impl OpencodeRunner {
             Some(id) => id,
             None => match self.client.create_session(&dir, &create).await {
                 Ok(session) => session.id,
+                // A slow create may well have made the session: take it up if so.
+                Err(e @ ClientError::Timeout { .. }) => match self.unrecorded(&job, &dir).await {
+                    Some(id) => id,
+                    None => return lost(&e),
+                },
+                Err(e @ (ClientError::Connect { .. } | ClientError::CircuitOpen { .. })) => {
+                    return lost(&e);
+                }
                 Err(e) => {
                     return Outcome::Failed {
                         error: e.to_string(),
@@ -263,6 +275,17 @@ impl OpencodeRunner {
         }
         match reply {
             Ok(reply) => outcome_of(&reply, self.usage(dir, remote, &reply).await),
+            // The answer did not come back, but the session may well go on (its server is
+            // away for a moment, or the run outlasts the prompt's timeout): follow it.
+            Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => {
+                tracing::info!(remote, error = %e, "lost the prompt's answer; following the session");
+                let session = RemoteSession {
+                    server: self.client.base_url().into(),
+                    session_id: remote.to_string(),
+                    directory: job.directory.clone(),
+                };
+                Box::pin(self.clone().follow(job.clone(), session, stop)).await
+            }
             Err(e) => Outcome::Failed {
                 agent_fault: e.is_the_servers(),
                 error: e.to_string(),
@@ -314,9 +337,11 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut watch = Watch::new(self.live.subscribe(id, &dir));
-        let (mut unasked, mut stalled) = (0, 0);
+        let (mut unasked, mut stalled, mut away) = (0, 0, 0);
         loop {
-            match self.progress(&dir, id).await {
+            let progress = self.progress(&dir, id).await;
+            away = if progress.is_err() { away + 1 } else { 0 };
+            match progress {
                 Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => {
                     return self.prompt(&job, &dir, id, stop).await;
                 }
@@ -329,12 +354,11 @@ impl OpencodeRunner {
                     return outcome_of(&answer, usage);
                 }
                 Ok(Progress::Stalled) if stalled + 1 >= STALL_LIMIT => {
-                    return Outcome::Failed {
-                        error:
-                            "the remote session stopped without an answer (its server restarted?)"
-                                .into(),
-                        agent_fault: true,
-                        usage: Usage::default(),
+                    return Outcome::Lost {
+                        error: format!(
+                            "remote session {id} stopped without an answer (its server restarted?)"
+                        ),
+                        unreachable: false,
                     };
                 }
                 Ok(Progress::Stalled) => stalled += 1,
@@ -344,12 +368,12 @@ impl OpencodeRunner {
                         .await;
                 }
                 Err(ClientError::NotFound { .. }) => {
-                    return Outcome::Failed {
+                    return Outcome::Lost {
                         error: format!("remote session {id} no longer exists on {}", remote.server),
-                        agent_fault: true,
-                        usage: Usage::default(),
+                        unreachable: false,
                     };
                 }
+                Err(e) if away >= UNREACHABLE_LIMIT => return lost(&e),
                 Err(e) => {
                     tracing::debug!(remote = id, error = %e, "re-attach: the session cannot be read; trying again");
                 }
@@ -469,6 +493,14 @@ impl OpencodeRunner {
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch),
             }
         }
+    }
+}
+
+/// The run lost with a server that cannot be reached.
+fn lost(error: &ClientError) -> Outcome {
+    Outcome::Lost {
+        error: error.to_string(),
+        unreachable: true,
     }
 }
 

@@ -119,6 +119,10 @@ pub enum Outcome {
     },
     /// Stopped on request (cancel or time limit); the engine knows which.
     Stopped,
+    /// Not the task's failure: the run was lost with its server (unreachable for too long, or
+    /// it lost the session). The task runs again (another agent first) without spending a
+    /// retry; `unreachable` marks the agent offline at once.
+    Lost { error: String, unreachable: bool },
 }
 
 pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;

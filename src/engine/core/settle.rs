@@ -6,7 +6,9 @@ use jiff::Timestamp;
 
 use super::workspace::{self, Ended};
 use super::{Core, Role, Step, context, persist_changed_tasks};
-use crate::domain::{CheckpointKind, PlanId, SessionId, SessionStatus, TaskStatus, Transition};
+use crate::domain::{
+    AgentStatus, CheckpointKind, PlanId, SessionId, SessionStatus, TaskStatus, Transition,
+};
 use crate::engine::runner::Outcome;
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::MergeState;
@@ -66,7 +68,16 @@ impl Core {
         };
         let key = run.key.clone();
         let mut blame = None;
+        let mut lost = false;
         let (session_to, result, error) = match outcome {
+            Outcome::Lost { error, unreachable } => {
+                lost = true;
+                blame = Some(run.agent);
+                if unreachable && !self.removed[run.agent] {
+                    agent_unreachable(&mut self.agents[run.agent], &error, step, now);
+                }
+                (SessionStatus::Failed, None, Some(format!("lost: {error}")))
+            }
             Outcome::Completed { result, usage } => {
                 run.session.add_usage(usage);
                 (SessionStatus::Completed, result, None)
@@ -180,9 +191,16 @@ impl Core {
                         .graph
                         .transition(&key, TaskStatus::Failed, cause, now)?,
                 );
-                let retry = state.graph.get(&key).is_some_and(|t| t.has_retry_left());
+                // A lost attempt is not the task's failure: it runs again, bounded apart.
+                let retry = match lost {
+                    true => state.graph.lose_attempt(&key)?,
+                    false => state.graph.get(&key).is_some_and(|t| t.has_retry_left()),
+                };
                 if let Some(task) = state.graph.get(&key).filter(|_| retry) {
-                    let doublings = task.attempts.saturating_sub(1).min(16);
+                    let doublings = match lost {
+                        true => 0,
+                        false => task.attempts.saturating_sub(task.lost + 1).min(16),
+                    };
                     let delay = (self.options.retry_backoff * 2i32.pow(doublings))
                         .min(jiff::SignedDuration::from_mins(5));
                     let task_id = task.id;
@@ -269,5 +287,17 @@ impl Core {
         let _ = self.events.send(event);
         self.trim_finished();
         Ok(())
+    }
+}
+
+/// An agent whose server could not be reached is offline from now (not when the next probe
+/// finds out): no more work goes there until a probe finds it back.
+fn agent_unreachable(agent: &mut crate::domain::Agent, why: &str, step: &mut Step, now: Timestamp) {
+    if matches!(agent.status, AgentStatus::Offline | AgentStatus::Draining) {
+        return;
+    }
+    if let Ok(event) = agent.transition(AgentStatus::Offline, why.to_string(), now) {
+        step.batch.put_agent(agent);
+        step.transition(event);
     }
 }
