@@ -16,6 +16,14 @@ pub(crate) fn shown_message(message: &str) -> String {
     clip(message, 4 * SHOWN_MAX)
 }
 
+/// A time span as a person reads it: `1m 30s`, `250ms`.
+pub(crate) fn duration(span: std::time::Duration) -> String {
+    jiff::SignedDuration::try_from(span).map_or_else(
+        |_| "a very long time".to_string(),
+        |span| format!("{span:#}"),
+    )
+}
+
 /// At most `max` bytes of `text` (cut on a character boundary), saying how much was left out.
 pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {

@@ -268,7 +268,7 @@ pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> 
             out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
         }
         for c in &logs.checkpoints {
-            out.push_str(&format!("\n{}  checkpoint {} {:?}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
+            out.push_str(&format!("\n{}  checkpoint {} {}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
         }
         print_text(&out)
     })
@@ -405,9 +405,9 @@ pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), 
         say_source(context, engine.as_ref());
         let mut out = format!("plan {name} ({id}): {} tasks left context", tasks.len());
         for task in &tasks {
-            out.push_str(&format!("\n\n{}  merge: {:?}", task.key, task.merge));
+            out.push_str(&format!("\n\n{}  {}", task.key, task.merge));
             if let Some(commit) = &task.commit {
-                out.push_str(&format!("  commit {}", commit.get(..12).unwrap_or(commit)));
+                out.push_str(&format!("\n  work committed as {} on its task branch", commit.get(..12).unwrap_or(commit)));
             }
             if !task.files_changed.is_empty() {
                 out.push_str(&format!("\n  files: {}", task.files_changed.join(", ")));
