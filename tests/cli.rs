@@ -5,6 +5,9 @@
 
 mod support;
 
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 

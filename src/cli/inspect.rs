@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::database::{self, print_json, print_text, say_source, source_name};
+use super::database::{self, say_source, source_name};
+use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
