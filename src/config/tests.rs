@@ -314,25 +314,20 @@ fn env_overrides_are_applied() {
 #[test]
 fn env_overrides_apply_over_defaults_too() {
     let dir = tempfile::tempdir().unwrap();
-    let loaded = load(
-        &dir.path().join("absent.toml"),
-        false,
-        env(&[
-            ("OCIO_LOG__LEVEL", "true"),
-            ("OCIO_ENGINE__MAX_PARALLEL", "16"),
-        ]),
-    );
+    let with_level = |level: &str| {
+        load(
+            &dir.path().join("absent.toml"),
+            false,
+            env(&[
+                ("OCIO_LOG__LEVEL", level),
+                ("OCIO_ENGINE__MAX_PARALLEL", "16"),
+            ]),
+        )
+    };
     // "true" stays text for a string key, which is then checked as a level.
-    let text = loaded.unwrap_err().to_string();
+    let text = with_level("true").unwrap_err().to_string();
     assert!(text.contains("log level `true`"), "{text}");
-    let loaded = load(
-        &dir.path().join("absent.toml"),
-        false,
-        env(&[
-            ("OCIO_LOG__LEVEL", "warn"),
-            ("OCIO_ENGINE__MAX_PARALLEL", "16"),
-        ]),
-    );
+    let loaded = with_level("warn");
     let config = loaded.unwrap().config;
     assert_eq!(config.log.level, "warn");
     assert_eq!(config.engine.max_parallel, 16);

@@ -13,6 +13,14 @@ fn errors(text: &str) -> Vec<PlanError> {
     }
 }
 
+/// A plan file with `repo = "{repo}"` in `dir`, where `make` has made (or not) what it names.
+fn load_beside(dir: &Path, repo: &str, make: impl FnOnce(&Path)) -> Result<PlanFile, PlanErrors> {
+    make(&dir.join(repo));
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, one_task(&format!("repo = {repo:?}"))).unwrap();
+    PlanFile::load(&path)
+}
+
 /// The plan file `text` written in a fresh directory, and what loading it gives.
 fn load(text: &str) -> (tempfile::TempDir, Result<PlanFile, PlanErrors>) {
     let dir = tempfile::tempdir().unwrap();
@@ -28,7 +36,12 @@ fn one_task(header: &str) -> String {
 
 fn repo_error(repo: &str) -> PlanError {
     let (_dir, loaded) = load(&one_task(&format!("repo = {repo:?}")));
-    let errors = loaded.expect_err("the repo is refused").into_vec();
+    the_repo_error(loaded.map(drop))
+}
+
+/// The one error, which is about `repo` (at line 2, column 8).
+fn the_repo_error(checked: Result<(), PlanErrors>) -> PlanError {
+    let errors = checked.expect_err("the repo is refused").into_vec();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let error = errors.into_iter().next().unwrap();
     assert_eq!((error.line, error.column), (2, 8), "{error}");
@@ -46,17 +59,12 @@ fn a_repo_that_does_not_exist_is_refused_on_load_naming_the_path() {
 
 #[test]
 fn a_repo_that_is_a_file_is_refused() {
-    let (dir, _) = load("");
-    std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(&path, one_task("repo = \"notes.txt\"")).unwrap();
-    let errors = PlanFile::load(&path).unwrap_err().into_vec();
-    assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(
-        errors[0].message.contains("not a directory"),
-        "{}",
-        errors[0]
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_beside(dir.path(), "notes.txt", |file| {
+        std::fs::write(file, "x").unwrap()
+    });
+    let error = the_repo_error(loaded.map(drop));
+    assert!(error.message.contains("not a directory"), "{error}");
 }
 
 #[test]
@@ -81,21 +89,15 @@ fn a_bad_repo_is_reported_with_every_other_problem() {
 
 #[test]
 fn a_repo_deleted_after_loading_is_refused_by_check_repo() {
-    let (dir, _) = load("");
-    let repo = dir.path().join("project");
-    std::fs::create_dir(&repo).unwrap();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(&path, one_task("repo = \"project\"")).unwrap();
-    let plan = PlanFile::load(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = load_beside(dir.path(), "project", |repo| {
+        std::fs::create_dir(repo).unwrap()
+    })
+    .unwrap();
     assert!(plan.check_repo().is_ok());
-    std::fs::remove_dir(&repo).unwrap();
-    let errors = plan.check_repo().unwrap_err().into_vec();
-    assert_eq!((errors[0].line, errors[0].column), (2, 8), "{}", errors[0]);
-    assert!(
-        errors[0].message.contains("does not exist"),
-        "{}",
-        errors[0]
-    );
+    std::fs::remove_dir(dir.path().join("project")).unwrap();
+    let error = the_repo_error(plan.check_repo());
+    assert!(error.message.contains("does not exist"), "{error}");
 }
 
 #[test]
