@@ -103,12 +103,17 @@ fn a_log_level_that_is_no_level_is_refused() {
 #[test]
 fn files_the_config_names_must_be_there_for_status_and_check() {
     let home = Home::new();
-    home.write_config(
-        "[[agents]]\nname = \"box\"\nurl = \"https://box:4096\"\nca_cert = \"gone.pem\"\n",
-    );
+    home.write_config("[[agents]]\nname = \"box\"\nurl = \"https://box:4096\"\nca_cert = \"gone.pem\"\n\n[[agents]]\nname = \"nobin\"\nmanaged = true\nopencode_path = \"/nonexistent/opencode\"\n");
+    let needles = [
+        "line 4",
+        "agents[0].ca_cert",
+        "gone.pem",
+        "line 9",
+        "agents[1].opencode_path",
+        "/nonexistent/opencode",
+    ];
     for command in ["status", "check"] {
-        let out = home.ocio(&[command]);
-        refused(&out, &["line 4", "agents[0].ca_cert", "gone.pem"]);
+        refused(&home.ocio(&[command]), &needles);
     }
 }
 
