@@ -11,9 +11,13 @@ use crate::domain::task::CleanupPolicy;
 use crate::domain::{Agent, AgentName, Backend, ModelRef};
 
 mod env;
+mod files;
 mod locate;
+mod read;
 mod validate;
 
+#[cfg(test)]
+mod problems_tests;
 #[cfg(test)]
 mod rule_tests;
 #[cfg(test)]
@@ -296,39 +300,47 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file does not parse, has a value of the wrong type or an unknown key, or breaks a
-    /// rule. `at` is the 1-based line and column, `key` the key path (`agents[1].model`).
-    #[error(
-        "config error in {}{}: {message}{}",
-        path.display(),
-        location(.at, .key),
-        hint_line(.hint)
-    )]
+    /// The file does not parse, has values of the wrong type or unknown keys, breaks rules or
+    /// names files that are not there: every problem, in the order of the file.
+    #[error("{}", problems_text(path, problems))]
     Invalid {
         path: PathBuf,
-        at: Option<(usize, usize)>,
-        key: Option<String>,
-        message: String,
-        hint: Option<&'static str>,
+        problems: Vec<ConfigProblem>,
     },
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
 }
 
-fn location(at: &Option<(usize, usize)>, key: &Option<String>) -> String {
-    let mut text = String::new();
-    if let Some((line, column)) = at {
-        let _ = write!(text, ", line {line}, column {column}");
-    }
-    if let Some(key) = key {
-        let _ = write!(text, " ({key})");
-    }
-    text
+/// One problem in a config file: its 1-based line and column, the key path
+/// (`agents[1].model`), what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub at: Option<(usize, usize)>,
+    pub key: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
 }
 
-fn hint_line(hint: &Option<&'static str>) -> String {
-    hint.map(|hint| format!("\n  hint: {hint}"))
-        .unwrap_or_default()
+/// `config error in FILE, line L, column C (key): message`, and the hint, for each problem.
+fn problems_text(path: &Path, problems: &[ConfigProblem]) -> String {
+    let mut text = String::new();
+    for problem in problems {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let _ = write!(text, "config error in {}", path.display());
+        if let Some((line, column)) = problem.at {
+            let _ = write!(text, ", line {line}, column {column}");
+        }
+        if let Some(key) = &problem.key {
+            let _ = write!(text, " ({key})");
+        }
+        let _ = write!(text, ": {}", problem.message);
+        if let Some(hint) = &problem.hint {
+            let _ = write!(text, "\n  hint: {hint}");
+        }
+    }
+    text
 }
 
 /// Reads, parses and validates the config at `path`, then applies `OCIO_<SECTION>__<KEY>`
@@ -340,7 +352,10 @@ pub fn load(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<LoadedConfig, ConfigError> {
     let (config, source) = match std::fs::read_to_string(path) {
-        Ok(text) => (parse(&text, path)?, ConfigSource::File(path.to_path_buf())),
+        Ok(text) => (
+            checked(&text, path, true)?,
+            ConfigSource::File(path.to_path_buf()),
+        ),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             if explicit {
                 return Err(ConfigError::Missing {
@@ -360,35 +375,36 @@ pub fn load(
     Ok(LoadedConfig { config, source })
 }
 
-/// Parses and validates config text; `path` only names the file in errors.
+/// Parses and validates config text; `path` names the file in errors and anchors a relative
+/// `ca_cert`. The files the config names are not looked at (see [`load`]).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let config = toml::from_str::<Config>(text).map_err(|err| {
-        let offset = err.span().map(|span| span.start);
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            at: offset.map(|offset| locate::line_column(text, offset)),
-            key: offset.and_then(|offset| locate::key_path_at(text, offset)),
-            message: err.message().trim_end().to_string(),
-            hint: None,
-        }
-    })?;
-    if let Err(problem) = validate::validate(&config) {
-        return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            at: locate::locate(text, &problem.path),
-            key: Some(locate::key_path(&problem.path)),
-            message: problem.message,
-            hint: problem.hint,
-        });
-    }
-    let mut config = config;
-    // A relative ca_cert is the config file's neighbour, wherever ocio runs from.
-    if let Some(dir) = path.parent() {
-        for agent in &mut config.agents {
-            if let Some(ca) = agent.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
-                *ca = dir.join(&*ca);
+    checked(text, path, false)
+}
+
+/// Every problem in config text, with `on_disk` those of the files it names too.
+fn checked(text: &str, path: &Path, on_disk: bool) -> Result<Config, ConfigError> {
+    let (config, mut problems) = read::read(text);
+    let config = config.map(|mut config| {
+        // A relative ca_cert is the config file's neighbour, wherever ocio runs from.
+        if let Some(dir) = path.parent() {
+            for agent in &mut config.agents {
+                if let Some(ca) = agent.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
+                    *ca = dir.join(&*ca);
+                }
             }
         }
+        if on_disk {
+            let found = files::check(&config);
+            problems.extend(found.into_iter().map(|problem| read::placed(text, problem)));
+        }
+        config
+    });
+    problems.sort_by_key(|problem| problem.at.unwrap_or((usize::MAX, 0)));
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }),
     }
-    Ok(config)
 }

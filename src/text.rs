@@ -1,4 +1,28 @@
-//! Small text helpers shared by the engine and the OpenCode adapter.
+//! Small text helpers shared across ocio: clipping long text, showing user-supplied values in
+//! error messages, and did-you-mean suggestions.
+
+/// How many bytes of a user-supplied value an error message echoes.
+pub(crate) const SHOWN_MAX: usize = 80;
+
+/// A value from a file or the command line as an error message echoes it: clipped to
+/// [`SHOWN_MAX`] bytes, saying how much was left out, so a huge value never floods the screen.
+pub(crate) fn shown(value: &str) -> String {
+    clip(value, SHOWN_MAX)
+}
+
+/// A message from a parser or a library that may quote a user-supplied value (`invalid type:
+/// string "...", expected ...`): clipped like [`shown`], with room for the words around it.
+pub(crate) fn shown_message(message: &str) -> String {
+    clip(message, 4 * SHOWN_MAX)
+}
+
+/// A time span as a person reads it: `1m 30s`, `250ms`.
+pub(crate) fn duration(span: std::time::Duration) -> String {
+    jiff::SignedDuration::try_from(span).map_or_else(
+        |_| "a very long time".to_string(),
+        |span| format!("{span:#}"),
+    )
+}
 
 /// At most `max` bytes of `text` (cut on a character boundary), saying how much was left out.
 pub(crate) fn clip(text: &str, max: usize) -> String {
@@ -10,6 +34,51 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}… ({} bytes more)", &text[..end], text.len() - end)
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != word)
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// `did you mean "design"?` for the closest candidate.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    closest(word, candidates).map(|found| format!("did you mean {found:?}?"))
+}
+
+/// Edit distance in characters, counting a swap of two neighbours as one edit (optimal string
+/// alignment), since swapped letters are the commonest typo.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the distance table: two back, one back, and the one being filled.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let substitution = previous[j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            row[j] = substitution.min(previous[j] + 1).min(row[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut previous, row);
+    }
+    previous[b.len()]
 }
 
 #[cfg(test)]

@@ -895,3 +895,29 @@ async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_en
     assert_eq!(shown[50], waiting);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_repo_deleted_between_load_and_submit_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 1, &[], 10, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let text = "name = \"x\"\nrepo = \"project\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n";
+    let loaded = plan(dir.path(), text);
+    std::fs::remove_dir(&project).unwrap();
+    let err = engine.submit(loaded).await.unwrap_err();
+    assert!(matches!(err, EngineError::Plan(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("plan.toml:2:8") && message.contains("project"),
+        "{message}"
+    );
+    assert!(store.read(query::plans).await.unwrap().is_empty());
+}

@@ -2,7 +2,7 @@
 //! (and stops them again), asks each server its health, version and OpenCode agents, and says
 //! what is wrong where something is.
 
-use std::io::Write;
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -55,7 +55,7 @@ pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failur
         let checks = chosen.iter().map(|agent| check(agent));
         futures_util::future::join_all(checks).await
     });
-    print(&reports, json, chosen.is_empty());
+    print(&reports, json, chosen.is_empty())?;
     if reports.iter().all(|r| r.ok) {
         Ok(())
     } else {
@@ -137,20 +137,16 @@ async fn check(agent: &AgentConfig) -> AgentReport {
     report
 }
 
-fn print(reports: &[AgentReport], json: bool, none_configured: bool) {
-    let mut out = std::io::stdout().lock();
+fn print(reports: &[AgentReport], json: bool, none_configured: bool) -> Result<(), Failure> {
     if json {
-        let _ = serde_json::to_writer_pretty(&mut out, reports);
-        let _ = writeln!(out);
-        return;
+        return super::output::print_json(&reports);
     }
     if none_configured {
-        let _ = writeln!(
-            out,
-            "No agents configured. Add an [[agents]] entry to the config (see README.md)."
+        return super::output::print_text(
+            "No agents configured. Add an [[agents]] entry to the config (see README.md).",
         );
-        return;
     }
+    let mut out = String::new();
     for r in reports {
         let state = if r.ok { "ok  " } else { "FAIL" };
         let _ = write!(out, "{state} {:<16} {:<9}", r.name, r.kind);
@@ -178,4 +174,5 @@ fn print(reports: &[AgentReport], json: bool, none_configured: bool) {
             }
         }
     }
+    super::output::print_bytes(out.as_bytes())
 }

@@ -112,21 +112,3 @@ pub fn source_name(engine: Option<&ControlClient>) -> &'static str {
         "database"
     }
 }
-
-/// Print a JSON value, pretty, on stdout.
-pub fn print_json(value: &impl Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
-        code: super::exit::FAILED,
-        message: format!("cannot encode the report: {e}"),
-    })?;
-    print_text(&text)
-}
-
-pub fn print_text(text: &str) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").map_err(|e| Failure {
-        code: super::exit::FAILED,
-        message: format!("cannot write to stdout: {e}"),
-    })
-}

@@ -2,7 +2,7 @@
 //! the README for the schema), a short human account on stderr when it is a terminal, and the
 //! signals that stop them (SIGINT, SIGTERM, SIGHUP).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -151,11 +151,10 @@ impl Totals {
     }
 }
 
+/// One JSON line on stdout. The run goes on when nobody reads it any more: its state is in
+/// the database either way.
 fn line(value: Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer(&mut out, &value);
-    let _ = writeln!(out);
-    let _ = out.flush();
+    let _ = super::output::print_text(&value.to_string());
 }
 
 /// SIGINT, SIGTERM and SIGHUP, installed before the engine starts so none is missed.

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::database::{self, print_json, print_text, say_source, source_name};
+use super::database::{self, say_source, source_name};
+use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
@@ -268,7 +269,7 @@ pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> 
             out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
         }
         for c in &logs.checkpoints {
-            out.push_str(&format!("\n{}  checkpoint {} {:?}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
+            out.push_str(&format!("\n{}  checkpoint {} {}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
         }
         print_text(&out)
     })
@@ -405,9 +406,9 @@ pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), 
         say_source(context, engine.as_ref());
         let mut out = format!("plan {name} ({id}): {} tasks left context", tasks.len());
         for task in &tasks {
-            out.push_str(&format!("\n\n{}  merge: {:?}", task.key, task.merge));
+            out.push_str(&format!("\n\n{}  {}", task.key, task.merge));
             if let Some(commit) = &task.commit {
-                out.push_str(&format!("  commit {}", commit.get(..12).unwrap_or(commit)));
+                out.push_str(&format!("\n  work committed as {} on its task branch", commit.get(..12).unwrap_or(commit)));
             }
             if !task.files_changed.is_empty() {
                 out.push_str(&format!("\n  files: {}", task.files_changed.join(", ")));

@@ -6,6 +6,7 @@ mod database;
 mod demo;
 mod events;
 mod inspect;
+mod output;
 mod remote;
 mod room;
 mod run;
@@ -228,6 +229,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Stdout was closed by its reader (`ocio man | head`): stop, say nothing, exit 0.
+    fn stdout_closed() -> Self {
+        Self {
+            code: exit::OK,
+            message: String::new(),
+        }
+    }
+
     fn usage(message: impl ToString) -> Self {
         Self {
             code: exit::USAGE,
@@ -354,7 +363,9 @@ pub fn main() -> ExitCode {
         Err(failure) => {
             // Not eprintln!: it panics when stderr is gone (the terminal closed under the
             // control room), and the exit code still says what happened.
-            let _ = writeln!(std::io::stderr(), "ocio: {}", failure.message);
+            if !failure.message.is_empty() {
+                let _ = writeln!(std::io::stderr(), "ocio: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -363,16 +374,19 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut Cli::command(), "ocio", &mut std::io::stdout());
-            return Ok(());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ocio", &mut script);
+            return output::print_bytes(&script);
         }
         Some(Command::Man) => {
-            return clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
                 .map_err(|e| Failure {
                     code: exit::FAILED,
-                    message: format!("cannot write the manual page: {e}"),
-                });
+                    message: format!("cannot make the manual page: {e}"),
+                })?;
+            return output::print_bytes(&page);
         }
         _ => {}
     }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::database::{print_json, print_text, require_engine};
+use super::database::require_engine;
+use super::output::{print_bytes, print_json, print_text};
 use super::{Context, Failure, exit};
 use crate::control::ControlClient;
 use crate::domain::TaskId;
@@ -38,8 +39,7 @@ pub fn submit(context: &Context, what: What, print: bool, json: bool) -> Result<
         What::Template { name, goal } => template_plan(&name, &goal)?,
     };
     if print {
-        print!("{text}");
-        return Ok(());
+        return print_bytes(text.as_bytes());
     }
     // Report a broken plan even when no engine runs.
     let parsed = PlanFile::parse(&text, &path).map_err(Failure::usage)?;
@@ -80,7 +80,7 @@ pub fn plan_and_submit(
         let proposal = client.plan(goal, &repo).await?;
         let origin = repo.join("(planner)");
         if !json || print {
-            print!("{}", proposal.toml);
+            print_bytes(proposal.toml.as_bytes())?;
         }
         let by = if proposal.session.is_empty() {
             format!("agent {}", proposal.agent)

@@ -3,12 +3,11 @@
 //! answers on the control socket; as text or one JSON object.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use serde::Serialize;
 
 use super::database;
-use super::{Context, Failure, exit};
+use super::{Context, Failure};
 use crate::config::ConfigSource;
 use crate::domain::{AgentStatus, Lifecycle, SessionStatus, TaskStatus};
 use crate::store::{StoreError, query};
@@ -178,11 +177,7 @@ pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
     } else {
         text(&report)
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{out}").map_err(|e| Failure {
-        code: exit::FAILED,
-        message: format!("cannot write to stdout: {e}"),
-    })
+    super::output::print_text(&out)
 }
 
 fn text(report: &Report) -> String {

@@ -37,7 +37,9 @@ pub(super) fn apply_env(
         set_override(&mut table, var, text).map_err(|message| env_error(var, message))?;
         config = toml::Table::try_into::<Config>(table.clone())
             .map_err(|err| env_error(var, err.message().trim_end().to_string()))?;
-        validate(&config).map_err(|problem| env_error(var, problem.message))?;
+        if let Some(problem) = validate(&config).into_iter().next() {
+            return Err(env_error(var, problem.message));
+        }
     }
     Ok(config)
 }

@@ -1,5 +1,6 @@
 //! The config rules the types cannot express (unique names, url xor managed, ranges, keys that
-//! only fit one agent kind), each reported with the key path of the offending value.
+//! only fit one agent kind, log levels), every broken one reported with the key path of the
+//! offending value.
 
 use std::collections::HashMap;
 
@@ -8,15 +9,16 @@ use jiff::SignedDuration;
 use super::locate::PathPart;
 use super::{AgentConfig, AgentKind, Config};
 use crate::domain::AgentName;
+use crate::text::{did_you_mean, shown, shown_message};
 
 /// A broken rule: where, what, and how to fix it.
 pub(super) struct Problem {
     pub(super) path: Vec<PathPart<'static>>,
     pub(super) message: String,
-    pub(super) hint: Option<&'static str>,
+    pub(super) hint: Option<String>,
 }
 
-fn problem(path: Vec<PathPart<'static>>, message: impl Into<String>) -> Problem {
+pub(super) fn problem(path: Vec<PathPart<'static>>, message: impl Into<String>) -> Problem {
     Problem {
         path,
         message: message.into(),
@@ -24,45 +26,57 @@ fn problem(path: Vec<PathPart<'static>>, message: impl Into<String>) -> Problem 
     }
 }
 
-/// The rules the types cannot express; the first broken one.
-pub(super) fn validate(config: &Config) -> Result<(), Problem> {
+impl Problem {
+    pub(super) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// The log levels a `[log] level` directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The rules the types cannot express; every broken one, in the order of the file.
+pub(super) fn validate(config: &Config) -> Vec<Problem> {
     use PathPart::{Index, Key};
+    let mut problems = Vec::new();
     if config.engine.max_parallel < 1 {
-        return Err(problem(
+        problems.push(problem(
             vec![Key("engine"), Key("max_parallel")],
             "max_parallel must be at least 1",
         ));
     }
-    validate_log_level(&config.log.level)
-        .map_err(|message| problem(vec![Key("log"), Key("level")], message))?;
+    problems.extend(validate_log_level(&config.log.level));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();
     for (index, agent) in config.agents.iter().enumerate() {
-        let at = |key: &'static str| vec![Key("agents"), Index(index), Key(key)];
-        if let Some(first) = seen.insert(&agent.name, index) {
-            return Err(problem(
+        let at = |key: &'static str| agent_key(index, key);
+        if let Some(first) = seen.get(&agent.name) {
+            problems.push(problem(
                 at("name"),
                 format!(
                     "agent name `{}` is already used by agents[{first}]; give each agent its own name",
                     agent.name
                 ),
             ));
+        } else {
+            seen.insert(&agent.name, index);
         }
-        validate_agent(agent, index)?;
+        problems.extend(validate_agent(agent, index));
         if agent.max_concurrent < 1 {
-            return Err(problem(
+            problems.push(problem(
                 at("max_concurrent"),
                 "max_concurrent must be at least 1",
             ));
         }
         if agent.opencode_agent.as_deref().is_some_and(str::is_empty) {
-            return Err(problem(
+            problems.push(problem(
                 at("opencode_agent"),
                 "opencode_agent must not be empty; remove it to use the server's default agent",
             ));
         }
         for (position, capability) in agent.capabilities.iter().enumerate() {
             if capability.is_empty() || capability.chars().any(char::is_whitespace) {
-                return Err(problem(
+                problems.push(problem(
                     vec![
                         Key("agents"),
                         Index(index),
@@ -70,160 +84,213 @@ pub(super) fn validate(config: &Config) -> Result<(), Problem> {
                         Index(position),
                     ],
                     format!(
-                        "capability `{capability}` must be a non-empty word without spaces (e.g. \"rust\")"
+                        "capability `{}` must be a non-empty word without spaces (e.g. \"rust\")",
+                        shown(capability)
                     ),
                 ));
             }
         }
     }
-    Ok(())
+    problems
 }
 
-fn validate_log_level(level: &str) -> Result<(), String> {
+/// A level (`info`) or comma-separated `target=level` directives, each naming one of [`LEVELS`].
+fn validate_log_level(level: &str) -> Option<Problem> {
+    use PathPart::Key;
+    let at = || vec![Key("log"), Key("level")];
+    let example = "use e.g. \"info\" or \"ocio=debug,warn\"";
     if level.trim().is_empty() {
-        return Err("log level must not be empty; use e.g. \"info\" or \"ocio=debug,warn\"".into());
+        return Some(problem(
+            at(),
+            format!("log level must not be empty; {example}"),
+        ));
     }
-    tracing_subscriber::EnvFilter::builder()
-        .parse(level)
-        .map(drop)
-        .map_err(|err| {
+    let levels = LEVELS.join(", ");
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let word = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, word)| word);
+        if !LEVELS.contains(&word.to_ascii_lowercase().as_str()) {
+            let hint = did_you_mean(&word.to_ascii_lowercase(), LEVELS)
+                .unwrap_or_else(|| format!("write a level, or target=level: {example}"));
+            return Some(
+                problem(
+                    at(),
+                    format!(
+                        "log level `{}` is not a valid filter: `{}` is not a level; the levels are {levels}",
+                        shown(level),
+                        shown(word)
+                    ),
+                )
+                .with_hint(hint),
+            );
+        }
+    }
+    let parsed = tracing_subscriber::EnvFilter::builder().parse(level);
+    parsed.err().map(|err| {
+        problem(
+            at(),
             format!(
-                "log level `{level}` is not a valid filter ({err}); use e.g. \"info\" or \"ocio=debug,warn\""
-            )
-        })
+                "log level `{}` is not a valid filter ({}); {example}",
+                shown(level),
+                shown_message(&err.to_string())
+            ),
+        )
+    })
 }
 
 /// The rules that depend on the agent's kind.
-fn validate_agent(agent: &AgentConfig, index: usize) -> Result<(), Problem> {
-    use PathPart::{Index, Key};
-    let at = |key: &'static str| vec![Key("agents"), Index(index), Key(key)];
+fn validate_agent(agent: &AgentConfig, index: usize) -> Vec<Problem> {
+    let at = |key: &'static str| agent_key(index, key);
     let wrong_kind = |key: &'static str, only: &str, other: &str| {
         problem(
             at(key),
             format!("`{key}` only applies to {only} agents; remove it or set kind = \"{other}\""),
         )
     };
-    match agent.kind {
-        AgentKind::Opencode => {
-            let simulated_only = [
+    let (given, only, other) = match agent.kind {
+        AgentKind::Opencode => (
+            vec![
                 ("duration", agent.duration.is_some()),
                 ("failure_rate", agent.failure_rate.is_some()),
                 ("seed", agent.seed.is_some()),
                 ("ask_rate", agent.ask_rate.is_some()),
-            ];
-            if let Some((key, _)) = simulated_only.iter().find(|(_, given)| *given) {
-                return Err(wrong_kind(key, "simulated", "simulated"));
-            }
-            let managed = agent.managed == Some(true);
-            match (&agent.url, managed) {
-                (Some(_), true) => {
-                    return Err(Problem {
-                        hint: Some(
-                            "use `url` for a server you run, `managed = true` for one ocio starts",
-                        ),
-                        ..problem(
-                            at("managed"),
-                            "give either `url` or `managed = true`, not both",
-                        )
-                    });
-                }
-                (None, false) => {
-                    return Err(Problem {
-                        hint: Some(
-                            "add `url = \"http://127.0.0.1:4096\"` for a running server, or `managed = true` to let ocio start one",
-                        ),
-                        ..problem(
-                            vec![Key("agents"), Index(index)],
-                            format!(
-                                "opencode agent `{}` needs exactly one of `url` or `managed = true`",
-                                agent.name
-                            ),
-                        )
-                    });
-                }
-                (Some(url), false) if !is_http_url(url) => {
-                    return Err(problem(
-                        at("url"),
-                        format!(
-                            "url `{url}` must start with http:// or https:// (e.g. http://127.0.0.1:4096)"
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-            if agent.ca_cert.is_some()
-                && !agent
-                    .url
-                    .as_deref()
-                    .and_then(|url| url.get(..8))
-                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-            {
-                return Err(problem(
-                    at("ca_cert"),
-                    "`ca_cert` only applies to a server reached over https://; remove it or make `url` https://",
-                ));
-            }
-            if agent.opencode_path.is_some() && !managed {
-                return Err(problem(
-                    at("opencode_path"),
-                    "`opencode_path` only applies with `managed = true`; remove it or set managed = true",
-                ));
-            }
-            // The value is not echoed: it may be the password itself.
-            if agent
-                .password_env
-                .as_deref()
-                .is_some_and(|name| !is_env_var_name(name))
-            {
-                return Err(Problem {
-                    hint: Some(
-                        "never put the password itself in the config; export it in a variable and name that variable here",
-                    ),
-                    ..problem(
-                        at("password_env"),
-                        "password_env is not an environment variable name; give the NAME of the variable holding the password (e.g. OPENCODE_SERVER_PASSWORD)",
-                    )
-                });
-            }
-        }
-        AgentKind::Simulated => {
-            let opencode_only = [
+            ],
+            "simulated",
+            "simulated",
+        ),
+        AgentKind::Simulated => (
+            vec![
                 ("url", agent.url.is_some()),
                 ("managed", agent.managed.is_some()),
                 ("opencode_path", agent.opencode_path.is_some()),
                 ("password_env", agent.password_env.is_some()),
                 ("ca_cert", agent.ca_cert.is_some()),
-            ];
-            if let Some((key, _)) = opencode_only.iter().find(|(_, given)| *given) {
-                return Err(wrong_kind(key, "opencode", "opencode"));
-            }
-            for (key, rate) in [
-                ("failure_rate", agent.failure_rate),
-                ("ask_rate", agent.ask_rate),
-            ] {
-                if let Some(rate) = rate
-                    && !(0.0..=1.0).contains(&rate)
-                {
-                    return Err(problem(
-                        at(key),
-                        format!("{key} {rate} is out of range; use a number from 0.0 to 1.0"),
-                    ));
-                }
-            }
-            if let Some(duration) = agent.duration
-                && !duration.is_positive()
-            {
-                return Err(problem(
-                    at("duration"),
-                    format!(
-                        "duration must be longer than zero, not {} (e.g. \"30s\")",
-                        friendly(duration)
-                    ),
-                ));
-            }
+            ],
+            "opencode",
+            "opencode",
+        ),
+    };
+    let mut problems: Vec<Problem> = given
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(key, _)| wrong_kind(key, only, other))
+        .collect();
+    match agent.kind {
+        AgentKind::Opencode => problems.extend(validate_opencode(agent, index)),
+        AgentKind::Simulated => problems.extend(validate_simulated(agent, index)),
+    }
+    problems
+}
+
+/// An OpenCode agent: a server to reach (`url` or `managed`) and what only fits one of them.
+fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
+    let at = |key: &'static str| agent_key(index, key);
+    let mut problems = Vec::new();
+    let managed = agent.managed == Some(true);
+    match (&agent.url, managed) {
+        (Some(_), true) => problems.push(
+            problem(
+                at("managed"),
+                "give either `url` or `managed = true`, not both",
+            )
+            .with_hint("use `url` for a server you run, `managed = true` for one ocio starts"),
+        ),
+        (None, false) => problems.push(
+            problem(
+                vec![PathPart::Key("agents"), PathPart::Index(index)],
+                format!(
+                    "opencode agent `{}` needs exactly one of `url` or `managed = true`",
+                    agent.name
+                ),
+            )
+            .with_hint(
+                "add `url = \"http://127.0.0.1:4096\"` for a running server, or `managed = true` to let ocio start one",
+            ),
+        ),
+        (Some(url), false) if !is_http_url(url) => problems.push(problem(
+            at("url"),
+            format!(
+                "url `{}` must start with http:// or https:// (e.g. http://127.0.0.1:4096)",
+                shown(url)
+            ),
+        )),
+        _ => {}
+    }
+    let https = agent
+        .url
+        .as_deref()
+        .and_then(|url| url.get(..8))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    if agent.ca_cert.is_some() && !https {
+        problems.push(problem(
+            at("ca_cert"),
+            "`ca_cert` only applies to a server reached over https://; remove it or make `url` https://",
+        ));
+    }
+    if agent.opencode_path.is_some() && !managed {
+        problems.push(problem(
+            at("opencode_path"),
+            "`opencode_path` only applies with `managed = true`; remove it or set managed = true",
+        ));
+    }
+    // The value is not echoed: it may be the password itself.
+    if agent
+        .password_env
+        .as_deref()
+        .is_some_and(|name| !is_env_var_name(name))
+    {
+        problems.push(
+            problem(
+                at("password_env"),
+                "password_env is not an environment variable name; give the NAME of the variable holding the password (e.g. OPENCODE_SERVER_PASSWORD)",
+            )
+            .with_hint(
+                "never put the password itself in the config; export it in a variable and name that variable here",
+            ),
+        );
+    }
+    problems
+}
+
+/// A simulated agent: rates between 0 and 1, a duration longer than zero.
+fn validate_simulated(agent: &AgentConfig, index: usize) -> Vec<Problem> {
+    let at = |key: &'static str| agent_key(index, key);
+    let mut problems = Vec::new();
+    for (key, rate) in [
+        ("failure_rate", agent.failure_rate),
+        ("ask_rate", agent.ask_rate),
+    ] {
+        if let Some(rate) = rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            problems.push(problem(
+                at(key),
+                format!("{key} {rate} is out of range; use a number from 0.0 to 1.0"),
+            ));
         }
     }
-    Ok(())
+    if let Some(duration) = agent.duration
+        && !duration.is_positive()
+    {
+        problems.push(problem(
+            at("duration"),
+            format!(
+                "duration must be longer than zero, not {} (e.g. \"30s\")",
+                friendly(duration)
+            ),
+        ));
+    }
+    problems
+}
+
+/// The path of `agents[index].key`.
+pub(super) fn agent_key(index: usize, key: &'static str) -> Vec<PathPart<'static>> {
+    vec![
+        PathPart::Key("agents"),
+        PathPart::Index(index),
+        PathPart::Key(key),
+    ]
 }
 
 /// `30s`, `0s`, `-5s`: the way durations are written in the file.

@@ -224,7 +224,7 @@ impl ControlClient {
     fn unexpected(&self, reply: &Reply) -> ControlError {
         ControlError::Protocol {
             socket: self.socket.clone(),
-            detail: format!("an unexpected reply {reply:?}"),
+            detail: format!("an unexpected `{}` reply", reply.kind()),
         }
     }
 }
@@ -253,7 +253,7 @@ async fn open(socket: &Path) -> Result<(Connection, EngineInfo), ControlError> {
         Reply::Hello { engine } => Ok((connection, engine)),
         other => Err(ControlError::Protocol {
             socket: socket.to_path_buf(),
-            detail: format!("an unexpected reply {other:?} to hello"),
+            detail: format!("an unexpected `{}` reply to hello", other.kind()),
         }),
     }
 }

@@ -103,6 +103,22 @@ pub enum Reply {
     Done,
 }
 
+impl Reply {
+    /// The reply's `type`, to name it in a protocol error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Snapshot { .. } => "snapshot",
+            Self::Transcript { .. } => "transcript",
+            Self::Submitted { .. } => "submitted",
+            Self::Proposal { .. } => "proposal",
+            Self::Diff { .. } => "diff",
+            Self::Context { .. } => "context",
+            Self::Done => "done",
+        }
+    }
+}
+
 /// Who answers on the socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {

@@ -53,7 +53,10 @@ pub struct ModelRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model `{0}` is not of the form provider/model (e.g. anthropic/claude-sonnet-4)")]
+#[error(
+    "model `{}` is not of the form provider/model (e.g. anthropic/claude-sonnet-4)",
+    crate::text::shown(.0)
+)]
 pub struct ModelRefError(pub String);
 
 impl FromStr for ModelRef {

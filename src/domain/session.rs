@@ -138,6 +138,18 @@ pub enum CheckpointKind {
     Note,
 }
 
+impl std::fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PromptSent => "prompt sent",
+            Self::Step => "step",
+            Self::Result => "result",
+            Self::Recovery => "recovery",
+            Self::Note => "note",
+        })
+    }
+}
+
 /// A sequence-numbered record of progress, enough to re-attach to or explain a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -437,7 +437,7 @@ fn write_in(directory: &std::path::Path, path: &str, content: &str) -> Result<()
         .all(|c| matches!(c, std::path::Component::Normal(_)));
     if !inside || path.is_empty() {
         return Err(format!(
-            "simulated write to {path:?} refused: give a path inside the job's directory"
+            "simulated write to \"{path}\" refused: give a path inside the job's directory"
         ));
     }
     let target = directory.join(relative);

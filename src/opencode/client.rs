@@ -57,9 +57,12 @@ pub enum ClientError {
         what: String,
         had_password: bool,
     },
-    #[error("{server} is failing; calls are paused for {retry_in:?} (circuit breaker open)")]
+    #[error(
+        "{server} is failing; calls are paused for {} (circuit breaker open)",
+        crate::text::duration(*.retry_in)
+    )]
     CircuitOpen { server: String, retry_in: Duration },
-    #[error("{what} on {server} timed out after {after:?}")]
+    #[error("{what} on {server} timed out after {}", crate::text::duration(*.after))]
     Timeout {
         server: String,
         what: String,

@@ -67,7 +67,11 @@ pub enum ManagedError {
     },
     #[error("opencode serve exited before it was ready ({status}){}", tail(.stderr))]
     ExitedEarly { status: String, stderr: Vec<String> },
-    #[error("opencode serve did not report a listening address within {timeout:?}{}", tail(.stderr))]
+    #[error(
+        "opencode serve did not report a listening address within {}{}",
+        crate::text::duration(*.timeout),
+        tail(.stderr)
+    )]
     NotReady {
         timeout: Duration,
         stderr: Vec<String>,
@@ -340,6 +344,19 @@ pub enum ServerState {
     Stopped,
 }
 
+impl std::fmt::Display for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Starting => f.write_str("starting"),
+            Self::Ready { url, pid } => write!(f, "ready at {url} (pid {pid})"),
+            Self::Restarting { attempt, error } => {
+                write!(f, "restarting (attempt {attempt}) after: {error}")
+            }
+            Self::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
 /// A supervised managed server: started, restarted when it dies, stopped on shutdown or drop.
 #[derive(Debug)]
 pub struct ManagedServer {
@@ -378,11 +395,12 @@ impl ManagedServer {
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(state)) => match &*state {
                 ServerState::Ready { url, .. } => Ok(url.clone()),
-                other => Err(format!("managed server is {other:?}")),
+                other => Err(format!("managed server is {other}")),
             },
             Ok(Err(_)) => Err("managed server supervisor ended".into()),
             Err(_) => Err(format!(
-                "managed server not ready after {timeout:?}: {:?}",
+                "managed server not ready after {}: {}",
+                crate::text::duration(timeout),
                 *self.state.borrow()
             )),
         }

@@ -186,7 +186,7 @@ async fn run_connection(
     loop {
         tokio::select! {
             chunk = tokio::time::timeout(options.silence_limit, body.next()) => match chunk {
-                Err(_) => return End::Lost(format!("no data for {:?} (heartbeat watchdog)", options.silence_limit)),
+                Err(_) => return End::Lost(format!("no data for {} (heartbeat watchdog)", crate::text::duration(options.silence_limit))),
                 Ok(None) => return End::Lost("server closed the stream".into()),
                 Ok(Some(Err(e))) => return End::Lost(format!("stream error: {e}")),
                 Ok(Some(Ok(bytes))) => {

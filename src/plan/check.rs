@@ -10,16 +10,27 @@ use toml::Spanned;
 
 use super::error::{PlanError, Source, did_you_mean};
 use super::raw::{RawHeader, RawTaskAt};
-use super::{TaskOrigin, TaskSpec};
+use super::{HeaderOrigin, TaskOrigin, TaskSpec};
 use crate::domain::AgentName;
 use crate::domain::task::{CleanupPolicy, ConflictPolicy, PlanSettings};
+use crate::text::shown;
 
-/// The header with its rules applied: name, repo as written, settings.
+/// The header with its rules applied: name, repo as written, settings, where they are.
 pub(super) fn header(
     source: Source<'_>,
     header: RawHeader,
     errors: &mut Vec<PlanError>,
-) -> (String, PathBuf, PlanSettings) {
+) -> (String, PathBuf, PlanSettings, HeaderOrigin) {
+    let origin = HeaderOrigin {
+        repo: header
+            .repo
+            .as_ref()
+            .map_or((0, 0), |repo| source.line_column(repo.span().start)),
+        base: header
+            .base
+            .as_ref()
+            .map(|base| source.line_column(base.span().start)),
+    };
     let unreadable = &header.unreadable;
     let mut required = |value: Option<Spanned<String>>, key: &str, example: &str| match value {
         None if unreadable.contains(key) => String::new(),
@@ -96,7 +107,7 @@ pub(super) fn header(
                 source
                     .error(
                         base.span(),
-                        format!("base = {:?} is not a branch name", base.get_ref()),
+                        format!("base = {:?} is not a branch name", shown(base.get_ref())),
                     )
                     .at_field("base")
                     .with_hint(Some(
@@ -106,7 +117,7 @@ pub(super) fn header(
             );
         }
     }
-    (name, PathBuf::from(repo), settings)
+    (name, PathBuf::from(repo), settings, origin)
 }
 
 /// `key = "value"` where the value is none of `words`: said with the closest word or the list.
@@ -127,7 +138,7 @@ fn not_one_of(
     source
         .error(
             value.span(),
-            format!("{key} = {:?} is not {what}", value.get_ref()),
+            format!("{key} = {:?} is not {what}", shown(value.get_ref())),
         )
         .at_field(key)
         .with_hint(Some(hint))
@@ -143,13 +154,40 @@ fn is_branch_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
 }
 
-/// Whether a task id is usable: `[A-Za-z0-9._-]+`.
-fn is_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+/// The longest task id: it names a directory and a branch component.
+const TASK_ID_MAX: usize = 64;
+
+/// What makes `id` unusable as a task id, which names the task's worktree directory and its
+/// branch `ocio/<plan>/<id>`: `[A-Za-z0-9._-]`, at most [`TASK_ID_MAX`] of them, not starting
+/// with `.` or `-` (a hidden file, an option), without `..`, not ending in `.` or `.lock` (git
+/// refuses those in ref names).
+fn task_id_problem(id: &str) -> Option<String> {
+    let quoted = format!("{:?}", shown(id));
+    if id.len() > TASK_ID_MAX {
+        Some(format!(
+            "id {quoted} is longer than {TASK_ID_MAX} characters"
+        ))
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some(format!(
+            "id {quoted} has characters other than A-Z a-z 0-9 . _ -"
+        ))
+    } else if id.starts_with(['.', '-']) {
+        Some(format!("id {quoted} starts with {:?}", &id[..1]))
+    } else if id.contains("..") {
+        Some(format!("id {quoted} has \"..\" in it"))
+    } else if id.ends_with('.') || id.ends_with(".lock") {
+        Some(format!(
+            "id {quoted} ends with \".\" or \".lock\", which git refuses in branch names"
+        ))
+    } else {
+        None
+    }
 }
+
+const ID_HINT: &str = "task ids name branches and directories: use letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. \"api-design\"";
 
 /// One task with the rules for its own values applied. Broken values are reported and replaced
 /// by defaults so that the links between tasks can still be checked.
@@ -173,20 +211,17 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
             format!("tasks[{}] has no `id`", entry.index),
             Some("add e.g. `id = \"design\"`; other tasks name it in `needs`"),
         )),
-        Some(id) if !is_task_id(id.get_ref()) => found.push(error(
+        Some(id) if id.get_ref().is_empty() => found.push(error(
             id.span(),
             "id",
-            if id.get_ref().is_empty() {
-                format!("tasks[{}] has an empty `id`", entry.index)
-            } else {
-                format!(
-                    "id {:?} has characters other than A-Z a-z 0-9 . _ -",
-                    id.get_ref()
-                )
-            },
-            Some("use letters, digits, '.', '_' and '-', e.g. \"api-design\""),
+            format!("tasks[{}] has an empty `id`", entry.index),
+            Some(ID_HINT),
         )),
-        Some(_) => {}
+        Some(id) => {
+            if let Some(message) = task_id_problem(id.get_ref()) {
+                found.push(error(id.span(), "id", message, Some(ID_HINT)));
+            }
+        }
     }
     if let Some(title) = raw.title.as_ref().filter(|t| t.get_ref().trim().is_empty()) {
         found.push(error(
@@ -216,7 +251,10 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
         match timeout.get_ref().parse::<SignedDuration>() {
             Ok(duration) if duration.is_positive() => Some(duration),
             Ok(_) => {
-                let message = format!("timeout {:?} must be longer than zero", timeout.get_ref());
+                let message = format!(
+                    "timeout {:?} must be longer than zero",
+                    shown(timeout.get_ref())
+                );
                 found.push(error(
                     timeout.span(),
                     "timeout",
@@ -226,7 +264,7 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
                 None
             }
             Err(_) => {
-                let message = format!("timeout {:?} is not a duration", timeout.get_ref());
+                let message = format!("timeout {:?} is not a duration", shown(timeout.get_ref()));
                 let hint = Some("write e.g. \"90s\", \"20m\" or \"1h 30m\"");
                 found.push(error(timeout.span(), "timeout", message, hint));
                 None
@@ -236,7 +274,10 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
     for capability in &raw.capabilities {
         let word = capability.get_ref();
         if word.is_empty() || word.chars().any(char::is_whitespace) {
-            let message = format!("capability {word:?} must be a non-empty word without spaces");
+            let message = format!(
+                "capability {:?} must be a non-empty word without spaces",
+                shown(word)
+            );
             found.push(error(
                 capability.span(),
                 "capabilities",
@@ -245,30 +286,17 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
             ));
         }
     }
-    for lock in raw
-        .locks
-        .iter()
-        .filter(|lock| lock.get_ref().trim().is_empty())
-    {
-        let hint = Some("name the resource, e.g. \"src/api/\" or \"database\"");
-        found.push(error(
-            lock.span(),
-            "locks",
-            "a lock name is empty".into(),
-            hint,
-        ));
-    }
-    for file in raw
-        .files
-        .iter()
-        .filter(|file| !is_repo_path(file.get_ref()))
-    {
-        let message = format!(
-            "file {:?} is not a path inside the repository",
-            file.get_ref()
-        );
-        let hint = Some("write it relative to the repository root, e.g. \"src/api/users.rs\"");
-        found.push(error(file.span(), "files", message, hint));
+    // A lock is held on a path in the repository (or a `repo:`/`merge:` name, which is one
+    // too as far as paths go): the same rule as `files`.
+    for (field, values, what) in [("locks", &raw.locks, "lock"), ("files", &raw.files, "file")] {
+        for value in values.iter().filter(|value| !is_repo_path(value.get_ref())) {
+            let message = format!(
+                "{what} {:?} is not a path inside the repository",
+                shown(value.get_ref())
+            );
+            let hint = Some("write it relative to the repository root, e.g. \"src/api/users.rs\"");
+            found.push(error(value.span(), field, message, hint));
+        }
     }
     let agent =
         raw.agent

@@ -5,6 +5,10 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub(super) use crate::text::did_you_mean;
+#[cfg(test)]
+pub(super) use crate::text::{closest, edit_distance};
+
 /// One problem in a plan file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanError {
@@ -170,49 +174,4 @@ impl Source<'_> {
             .min(offset);
         (line, text[line_start..offset].chars().count() + 1)
     }
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
-pub(super) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .filter(|candidate| *candidate != word)
-        .map(|candidate| (edit_distance(word, candidate), candidate))
-        .filter(|(distance, _)| *distance <= limit)
-        .min()
-        .map(|(_, candidate)| candidate)
-}
-
-/// `did you mean "design"?` for the closest candidate.
-pub(super) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
-    closest(word, candidates).map(|found| format!("did you mean {found:?}?"))
-}
-
-/// Edit distance in characters, counting a swap of two neighbours as one edit (optimal string
-/// alignment), since swapped letters are the commonest typo.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // Three rows of the distance table: two back, one back, and the one being filled.
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let substitution = previous[j - 1] + usize::from(a[i - 1] != b[j - 1]);
-            row[j] = substitution.min(previous[j] + 1).min(row[j - 1] + 1);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(before[j - 2] + 1);
-            }
-        }
-        before = std::mem::replace(&mut previous, row);
-    }
-    previous[b.len()]
 }

@@ -75,7 +75,8 @@ impl<'r> Links<'r> {
                     needs[i].push((j, need.span()));
                 } else {
                     let hint = unknown_task_hint(name, &index);
-                    errors.push(error(format!("needs unknown task {name:?}"), hint));
+                    let message = format!("needs unknown task {:?}", crate::text::shown(name));
+                    errors.push(error(message, hint));
                 }
             }
         }

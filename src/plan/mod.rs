@@ -19,12 +19,15 @@ mod links;
 pub mod planner;
 pub mod prompt;
 mod raw;
+mod repo;
 pub mod template;
 pub mod templates;
 mod validate;
 
 #[cfg(test)]
 mod error_tests;
+#[cfg(test)]
+mod safety_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +44,16 @@ pub struct PlanFile {
     pub settings: PlanSettings,
     /// In the order they are written.
     pub tasks: Vec<TaskSpec>,
+    /// Where the header's checked-later values are written.
+    origin: HeaderOrigin,
+}
+
+/// Lines and columns of the header values checked after parsing (on the file system, or by
+/// git when the plan is submitted).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct HeaderOrigin {
+    repo: (usize, usize),
+    base: Option<(usize, usize)>,
 }
 
 /// One `[[tasks]]` entry of a plan file.
@@ -82,7 +95,8 @@ pub struct BuiltPlan {
 }
 
 impl PlanFile {
-    /// Reads and parses the plan file at `path`.
+    /// Reads and parses the plan file at `path`, and checks its `repo` on the file system
+    /// ([`check_repo`](Self::check_repo)), every problem reported at once.
     pub fn load(path: &Path) -> Result<Self, PlanErrors> {
         let text = std::fs::read_to_string(path).map_err(|err| {
             PlanErrors::one(
@@ -92,12 +106,18 @@ impl PlanFile {
                     )),
             )
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, true)
     }
 
     /// Parses plan text: TOML syntax, keys and types, then every rule that needs no outside
-    /// knowledge. `path` names the file in errors and anchors the relative `repo`.
+    /// knowledge. `path` names the file in errors and anchors the relative `repo`, which is
+    /// not looked at here (see [`load`](Self::load) and [`check_repo`](Self::check_repo)).
     pub fn parse(text: &str, path: &Path) -> Result<Self, PlanErrors> {
+        Self::parse_with(text, path, false)
+    }
+
+    /// [`parse`](Self::parse), and with `on_disk` the `repo` check too.
+    fn parse_with(text: &str, path: &Path, on_disk: bool) -> Result<Self, PlanErrors> {
         let line_starts = error::line_starts(text);
         let source = error::Source {
             text,
@@ -106,7 +126,10 @@ impl PlanFile {
         };
         let raw = raw::read(source)?;
         let mut errors = raw.errors;
-        let (name, repo, settings) = check::header(source, raw.header, &mut errors);
+        let (name, repo, settings, origin) = check::header(source, raw.header, &mut errors);
+        if on_disk && !repo.as_os_str().is_empty() {
+            errors.extend(repo::check(path, origin.repo, &resolve_repo(path, &repo)));
+        }
         if raw.tasks.is_empty() && !raw.tasks_unreadable {
             let span = raw.tasks_span.unwrap_or(0..0);
             errors.push(
@@ -132,15 +155,40 @@ impl PlanFile {
                 repo,
                 settings,
                 tasks,
+                origin,
             }),
         }
+    }
+
+    /// Checks that `repo` is a directory that is there, can be read and is a project (not the
+    /// file system's root or a home directory): on load, and again before the plan is queued,
+    /// since the directory may have gone in between.
+    pub fn check_repo(&self) -> Result<(), PlanErrors> {
+        repo::check(&self.path, self.origin.repo, &self.repo_path())
+            .map_or(Ok(()), |error| Err(PlanErrors::one(error)))
+    }
+
+    /// A `base` the repository at `repo` turned out not to have, as a plan error at `base`.
+    pub fn unknown_base(&self, repo: &Path) -> PlanErrors {
+        let base = self.settings.base.as_deref().unwrap_or("");
+        let message = format!(
+            "base {:?} is not a branch, tag or commit in repository {}",
+            crate::text::shown(base),
+            repo.display()
+        );
+        PlanErrors::one(
+            PlanError::new(&self.path, self.origin.base.unwrap_or((0, 0)), message)
+                .at_field("base")
+                .with_hint(Some(
+                    "set `base` to an existing branch (see `git branch`), or remove it to start from HEAD".into(),
+                )),
+        )
     }
 
     /// The repository, resolved against the plan file's directory and tidied (`.` and `..`
     /// removed where that can be done without the file system).
     pub fn repo_path(&self) -> PathBuf {
-        let directory = self.path.parent().unwrap_or(Path::new(""));
-        tidy(&directory.join(&self.repo))
+        resolve_repo(&self.path, &self.repo)
     }
 
     /// Turns the plan into a domain plan and its task graph: every task pending with a fresh
@@ -179,6 +227,12 @@ impl PlanFile {
             graph,
         })
     }
+}
+
+/// `repo` as written, resolved against the directory of the plan file at `plan`, tidied.
+fn resolve_repo(plan: &Path, repo: &Path) -> PathBuf {
+    let directory = plan.parent().unwrap_or(Path::new(""));
+    tidy(&directory.join(repo))
 }
 
 /// `a/./b/../c` -> `a/c`; `..` that would climb out of a relative path is kept.

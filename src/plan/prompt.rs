@@ -27,13 +27,15 @@ pub fn prompt_plan(
     let repo = match crate::workspace::enclosing_repository(dir) {
         Some(repo) => repo,
         // Outside git the session edits the directory as it is: not a whole home or system.
-        None if is_too_wide(dir) => {
-            return Err(refuse(format!(
-                "{} is not a project: a prompt there would let a session edit everything below it",
-                dir.display()
-            )));
+        None => {
+            if let Some(why) = super::repo::too_wide(dir) {
+                return Err(refuse(format!(
+                    "{} is not a project: it is {why}, and a session there could edit everything below it",
+                    dir.display()
+                )));
+            }
+            dir.to_path_buf()
         }
-        None => dir.to_path_buf(),
     };
     let Some(repo_text) = repo.to_str() else {
         return Err(refuse(format!(
@@ -53,15 +55,6 @@ pub fn prompt_plan(
     };
     let text = draft.to_toml(&origin)?;
     Ok((origin, text))
-}
-
-/// The file system's root or the user's home directory.
-fn is_too_wide(dir: &Path) -> bool {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .and_then(|home| home.canonicalize().ok());
-    dir.parent().is_none() || home.is_some_and(|home| home == dir)
 }
 
 #[cfg(test)]

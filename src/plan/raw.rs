@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{PlanError, PlanErrors, Source, did_you_mean};
+use crate::text::{shown, shown_message};
 
 /// The keys of the plan header.
 pub(super) const PLAN_KEYS: &[&str] = &[
@@ -212,7 +213,10 @@ impl Keys<'_, '_> {
                 let span = err.span().unwrap_or(span);
                 let error = self
                     .source
-                    .error(span, format!("`{key}`: {}", err.message().trim_end()))
+                    .error(
+                        span,
+                        format!("`{key}`: {}", shown_message(err.message().trim_end())),
+                    )
                     .in_task(self.task.and_then(|(_, id)| id))
                     .at_field(key)
                     .with_hint(type_hint(key).map(str::to_string));
@@ -255,7 +259,7 @@ impl Keys<'_, '_> {
             };
             let error = self
                 .source
-                .error(key.span(), format!("unknown key `{path}`"))
+                .error(key.span(), format!("unknown key `{}`", shown(&path)))
                 .in_task(self.task.and_then(|(_, id)| id))
                 .at_field(name)
                 .with_hint(hint);

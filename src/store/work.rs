@@ -81,3 +81,34 @@ pub enum MergeState {
         policy: ConflictPolicy,
     },
 }
+
+impl std::fmt::Display for MergeState {
+    /// How a person is told where the work stands: `merged at 9c3a1f0e2b4d`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("nothing to merge (no worktrees)"),
+            Self::Pending => f.write_str("waiting to be merged"),
+            Self::Resolving { files } => {
+                write!(
+                    f,
+                    "a resolver session works on conflicts in {}",
+                    files.join(", ")
+                )
+            }
+            Self::Merged { commit } => write!(
+                f,
+                "merged; the integration branch was at {} after it",
+                commit.get(..12).unwrap_or(commit)
+            ),
+            Self::Conflict { files, policy } => {
+                write!(f, "conflicted in {}; ", files.join(", "))?;
+                f.write_str(match policy {
+                    ConflictPolicy::Retry => "the task runs again on the integration branch",
+                    ConflictPolicy::Resolver | ConflictPolicy::Manual => {
+                        "the task waits for you (retry it once settled)"
+                    }
+                })
+            }
+        }
+    }
+}

@@ -216,7 +216,19 @@ impl fmt::Display for Key {
             KeyCode::F(n) => write!(f, "f{n}"),
             KeyCode::PageUp => f.write_str("pgup"),
             KeyCode::PageDown => f.write_str("pgdn"),
-            other => f.write_str(&format!("{other:?}").to_lowercase()),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Up => f.write_str("up"),
+            KeyCode::Down => f.write_str("down"),
+            KeyCode::Left => f.write_str("left"),
+            KeyCode::Right => f.write_str("right"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::Delete => f.write_str("delete"),
+            KeyCode::Insert => f.write_str("insert"),
+            _ => f.write_str("another key"),
         }
     }
 }

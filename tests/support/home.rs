@@ -80,8 +80,10 @@ impl Home {
         path
     }
 
+    /// A plan file in `work/` (not the home directory itself, which a plan may not work in).
     pub fn write_plan(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
+        let path = self.path("work").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
     }

@@ -60,20 +60,29 @@ impl Workspaces {
     }
 
     /// Decides how a new plan uses its repository and prepares it: for worktrees, its
-    /// integration branch from `base` and that branch's worktree. Blocking.
+    /// integration branch from `base` and that branch's worktree. A `repo` that is gone or
+    /// unusable and a `base` the repository does not have are plan errors. Blocking.
     pub(in crate::engine) fn prepare(
         &self,
         file: PlanFile,
         id: PlanId,
     ) -> Result<Prepared, EngineError> {
+        // Checked on load too, but the directory may have gone since.
+        file.check_repo().map_err(EngineError::Plan)?;
         let settings = file.settings.clone();
         let workspace = self.open(&file.repo_path())?;
         let (key, mode, integration) = match &workspace {
             None => (unbranched_key(&file, id), WorkMode::Plain, None),
             Some(_) if !settings.worktrees => (unbranched_key(&file, id), WorkMode::Shared, None),
             Some(workspace) => {
-                let (key, integration) =
-                    workspace.claim_integration(&file.name, settings.base.as_deref())?;
+                let (key, integration) = workspace
+                    .claim_integration(&file.name, settings.base.as_deref())
+                    .map_err(|error| match error {
+                        WorkspaceError::UnknownBase { repo, .. } => {
+                            EngineError::Plan(file.unknown_base(&repo))
+                        }
+                        other => other.into(),
+                    })?;
                 let mode = WorkMode::Worktrees {
                     integration: integration.branch.clone(),
                 };

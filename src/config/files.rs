@@ -1,0 +1,55 @@
+//! The files a config names, checked when it is loaded rather than when an agent first needs
+//! them: an agent's `ca_cert` must be a file ocio can read, its `opencode_path` a file (which
+//! is all starting a managed server asks of it).
+
+use std::path::Path;
+
+use super::Config;
+use super::validate::{Problem, agent_key, problem};
+use crate::text::shown;
+
+/// Every named file that is not there or cannot be read. `ca_cert` paths are already resolved
+/// against the config file's directory.
+pub(super) fn check(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (index, agent) in config.agents.iter().enumerate() {
+        if let Some(ca) = &agent.ca_cert
+            && let Some(why) = not_a_file(ca, true)
+        {
+            problems.push(
+                problem(agent_key(index, "ca_cert"), format!("ca_cert {why}")).with_hint(
+                    "give the PEM file of the server's CA (a relative path is relative to the config file), or remove ca_cert",
+                ),
+            );
+        }
+        if let Some(program) = &agent.opencode_path
+            && let Some(why) = not_a_file(program, false)
+        {
+            problems.push(
+                problem(agent_key(index, "opencode_path"), format!("opencode_path {why}"))
+                    .with_hint(
+                        "point opencode_path at the `opencode` executable, or remove it to use the one on PATH",
+                    ),
+            );
+        }
+    }
+    problems
+}
+
+/// Why `path` is not a file (one ocio can open, with `read`), or `None` when it is one.
+fn not_a_file(path: &Path, read: bool) -> Option<String> {
+    let named = shown(&path.display().to_string());
+    let meta = if read {
+        std::fs::File::open(path).and_then(|file| file.metadata())
+    } else {
+        std::fs::metadata(path)
+    };
+    match meta {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("{named} does not exist"))
+        }
+        Err(err) => Some(format!("{named} cannot be read: {err}")),
+        Ok(meta) if !meta.is_file() => Some(format!("{named} is not a file")),
+        Ok(_) => None,
+    }
+}
