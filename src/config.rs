@@ -230,6 +230,19 @@ impl AgentConfig {
 }
 
 impl Config {
+    /// The names of every variable that holds a server's password (each agent's
+    /// `password_env`, and OpenCode's own): a managed server is started without them.
+    pub fn secret_vars(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .agents
+            .iter()
+            .filter_map(|a| a.password_env.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Every configured agent as a domain agent.
     pub fn to_agents(&self) -> Vec<Agent> {
         self.agents.iter().map(AgentConfig::to_agent).collect()
@@ -275,10 +288,12 @@ impl LoadedConfig {
         };
         ConfigError::Invalid {
             path,
-            at,
-            key: Some(locate::key_path(&parts)),
-            message,
-            hint: None,
+            problems: vec![ConfigProblem {
+                at,
+                key: Some(locate::key_path(&parts)),
+                message,
+                hint: None,
+            }],
         }
     }
 }

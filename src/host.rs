@@ -54,6 +54,8 @@ pub struct Host {
     servers: Servers,
     /// Servers of agents added while running (see [`AgentAdder`]).
     added: Arc<tokio::sync::Mutex<Servers>>,
+    /// Variables managed servers are started without (every agent's `password_env`).
+    withheld: Arc<Vec<String>>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
     /// Every event since the engine started, for the first taker.
@@ -99,6 +101,7 @@ impl Host {
             store: store.clone(),
             servers,
             added: Arc::default(),
+            withheld: Arc::new(config.secret_vars()),
             control: None,
             metrics: None,
             first_events: Some(first_events),
@@ -163,6 +166,7 @@ impl Host {
         AgentAdder {
             engine: self.engine.clone(),
             added: self.added.clone(),
+            withheld: self.withheld.clone(),
         }
     }
 
@@ -208,11 +212,13 @@ impl Host {
 pub struct AgentAdder {
     engine: EngineHandle,
     added: Arc<tokio::sync::Mutex<Servers>>,
+    /// Variables its managed servers are started without (other servers' passwords).
+    withheld: Arc<Vec<String>>,
 }
 
 impl AgentAdder {
     pub async fn add(&self, entry: &AgentConfig) -> Result<(), HostError> {
-        let (spec, endpoint) = agents::from_entry(entry).await?;
+        let (spec, endpoint) = agents::from_entry(entry, &self.withheld).await?;
         if let Err(e) = self.engine.add_agent(spec).await {
             if let Some(endpoint) = endpoint {
                 endpoint.shutdown().await;

@@ -538,3 +538,43 @@ fn man_page_lists_the_commands() {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }
+
+/// A managed server is started without the variables that hold other servers' passwords (any
+/// agent's `password_env`), so its shell tool cannot read them; the watchdog gets nothing but
+/// PATH.
+#[test]
+fn a_managed_server_never_sees_another_servers_password() {
+    let home = Home::new();
+    let fake = home.path("fake-opencode");
+    let dump = home.path("server-env");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nenv > {}\necho \"opencode server listening on http://127.0.0.1:1\"\nsleep 30\n",
+            dump.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    home.write_config(&format!(
+        "[[agents]]\nname = \"local\"\nmanaged = true\nopencode_path = {:?}\n\n[[agents]]\nname = \"far\"\nurl = \"http://127.0.0.1:1\"\npassword_env = \"FAR_PASSWORD\"\n",
+        fake.display()
+    ));
+    let output = home
+        .command(&["check", "local"])
+        .env("FAR_PASSWORD", "hunter2-far")
+        .env("UNRELATED_SETTING", "kept")
+        .output()
+        .unwrap();
+    let seen = std::fs::read_to_string(&dump)
+        .unwrap_or_else(|e| panic!("the fake server did not run ({e}): {}", stderr(&output)));
+    assert!(
+        !seen.contains("hunter2-far") && !seen.contains("FAR_PASSWORD"),
+        "the managed server saw another server's password:\n{seen}"
+    );
+    assert!(seen.contains("UNRELATED_SETTING=kept"), "{seen}");
+    assert!(
+        seen.contains("OPENCODE_SERVER_PASSWORD="),
+        "its own password it gets"
+    );
+}

@@ -51,8 +51,9 @@ pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failur
         .filter(|a| names.is_empty() || names.iter().any(|n| n == a.name.as_str()))
         .collect();
     let runtime = super::runtime()?;
+    let withheld = context.config.config.secret_vars();
     let reports: Vec<AgentReport> = runtime.block_on(async {
-        let checks = chosen.iter().map(|agent| check(agent));
+        let checks = chosen.iter().map(|agent| check(agent, &withheld));
         futures_util::future::join_all(checks).await
     });
     print(&reports, json, chosen.is_empty())?;
@@ -71,7 +72,7 @@ pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failur
     }
 }
 
-async fn check(agent: &AgentConfig) -> AgentReport {
+async fn check(agent: &AgentConfig, withheld: &[String]) -> AgentReport {
     let managed = agent.managed == Some(true);
     let mut report = AgentReport {
         name: agent.name.to_string(),
@@ -98,7 +99,8 @@ async fn check(agent: &AgentConfig) -> AgentReport {
         call_timeout: Duration::from_secs(10),
         ..ClientOptions::default()
     };
-    let endpoint = match Endpoint::connect(agent, options, Duration::from_secs(60)).await {
+    let endpoint = match Endpoint::connect(agent, options, Duration::from_secs(60), withheld).await
+    {
         Ok(endpoint) => endpoint,
         Err(e) => {
             report.error = Some(e.to_string());

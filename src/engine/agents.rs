@@ -38,14 +38,21 @@ impl Servers {
 
 /// Build every configured agent. Managed servers are started (in parallel) and must come up.
 pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
+    let withheld = config.secret_vars();
+    let withheld = &withheld;
     let connects = config
         .agents
         .iter()
         .filter(|a| a.simulation().is_none())
         .map(|a| async move {
-            Endpoint::connect(a, ClientOptions::default(), Duration::from_secs(60))
-                .await
-                .map(|e| (a.name.clone(), e))
+            Endpoint::connect(
+                a,
+                ClientOptions::default(),
+                Duration::from_secs(60),
+                withheld,
+            )
+            .await
+            .map(|e| (a.name.clone(), e))
         });
     let mut endpoints = Vec::new();
     let mut failure = None;
@@ -82,17 +89,23 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
 }
 
 /// One `[[agents]]` entry, built while the engine runs: its spec, and its server (started now
-/// when managed) for the caller to keep.
+/// when managed, without the `withheld` variables) for the caller to keep.
 pub async fn from_entry(
     entry: &AgentConfig,
+    withheld: &[String],
 ) -> Result<(AgentSpec, Option<Endpoint>), EndpointError> {
     let agent = entry.to_agent();
     if let Some(config) = entry.simulation() {
         let runner = std::sync::Arc::new(Simulated { config });
         return Ok((AgentSpec { agent, runner }, None));
     }
-    let endpoint =
-        Endpoint::connect(entry, ClientOptions::default(), Duration::from_secs(60)).await?;
+    let endpoint = Endpoint::connect(
+        entry,
+        ClientOptions::default(),
+        Duration::from_secs(60),
+        withheld,
+    )
+    .await?;
     let runner = OpencodeRunner::new(
         endpoint.client.clone(),
         entry.opencode_agent.clone(),

@@ -47,11 +47,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Build the client, starting the managed server first when the agent has one.
+    /// Build the client, starting the managed server first when the agent has one, without
+    /// the `withheld` variables (other servers' passwords) in its environment.
     pub async fn connect(
         agent: &AgentConfig,
         options: ClientOptions,
         ready_timeout: Duration,
+        withheld: &[String],
     ) -> Result<Self, EndpointError> {
         let name = agent.name.to_string();
         if agent.kind == AgentKind::Simulated {
@@ -68,7 +70,9 @@ impl Endpoint {
                 agent: name.clone(),
                 source,
             })?;
-            let managed = ManagedServer::spawn(ServerCommand::new(program), password.clone());
+            let mut command = ServerCommand::new(program);
+            command.withheld = withheld.iter().map(Into::into).collect();
+            let managed = ManagedServer::spawn(command, password.clone());
             let url =
                 managed
                     .ready(ready_timeout)

@@ -29,6 +29,9 @@ pub struct ServerCommand {
     pub cwd: Option<PathBuf>,
     /// Extra environment (isolated XDG dirs, `OPENCODE_CONFIG_CONTENT`, ...).
     pub env: Vec<(OsString, OsString)>,
+    /// Variables of ocio's environment the server must not see: the passwords of other
+    /// servers (every agent's `password_env`), which its shell tool could otherwise read.
+    pub withheld: Vec<OsString>,
     /// 0: ocio picks a free port.
     pub port: u16,
     /// Between SIGTERM and SIGKILL when stopping.
@@ -43,6 +46,7 @@ impl ServerCommand {
             program,
             cwd: None,
             env: Vec::new(),
+            withheld: Vec::new(),
             port: 0,
             stop_grace: Duration::from_secs(3),
             ready_timeout: Duration::from_secs(60),
@@ -144,6 +148,9 @@ impl RunningServer {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(false);
+        for name in &cmd.withheld {
+            command.env_remove(name);
+        }
         if let Some(password) = password {
             command.env("OPENCODE_SERVER_PASSWORD", password.expose());
         }
@@ -281,6 +288,9 @@ fn spawn_watchdog(pgid: u32, grace: Duration) -> std::io::Result<(Child, ChildSt
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // It needs nothing of ocio's environment (secrets least of all) but PATH.
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         // Its own group and deaf to INT/TERM/HUP: a Ctrl-C in the terminal or `timeout` killing
         // ocio's group must not take the watchdog down before it has done its job.
         .process_group(0)
