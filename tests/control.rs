@@ -192,3 +192,48 @@ async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
     );
     server.await.unwrap();
 }
+
+/// A request line over the limit is answered with an error saying so (before: the connection
+/// was dropped without a word), and the engine goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let socket = host.socket().unwrap().to_path_buf();
+    let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..20 {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = BufReader::new(read).lines();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("no answer to an oversized line")
+        .unwrap()
+        .expect("the connection closed without an answer");
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["error"]["kind"], "bad_request", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("16 MiB"),
+        "{reply}"
+    );
+    writer.abort();
+    let mut other = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    other
+        .write_all(b"{\"v\":1,\"request\":{\"type\":\"hello\"}}\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(other).lines();
+    let hello: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert!(hello.get("reply").is_some(), "{hello}");
+    host.shutdown().await;
+}

@@ -1535,7 +1535,7 @@ async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
             .turn(Turn::text("nobody answered; went with blue")),
     );
     let server = TestServer::start(script).await;
-    let body = "worktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"40s\"\n";
+    let body = "worktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"90s\"\n";
     let PlanRun {
         store,
         engine,

@@ -5,9 +5,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tokio::io::BufReader;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -104,6 +108,7 @@ async fn accept(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let budget = Arc::new(Semaphore::new(BUDGET_CHUNKS));
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -116,8 +121,9 @@ async fn accept(
             },
         };
         let (engine, info, stop) = (engine.clone(), info.clone(), stop.clone());
+        let budget = budget.clone();
         tracker.spawn(async move {
-            if let Err(e) = serve(stream, engine, info, stop).await {
+            if let Err(e) = serve(stream, engine, info, stop, budget).await {
                 tracing::debug!(error = %e, "control connection ended");
             }
         });
@@ -141,15 +147,22 @@ async fn serve(
     engine: EngineHandle,
     info: EngineInfo,
     stop: CancellationToken,
+    budget: Arc<Semaphore>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     loop {
-        let bytes = tokio::select! {
+        let (bytes, _held) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            bytes = read_line(&mut read, MAX_REQUEST) => match bytes? {
-                Some(bytes) => bytes,
-                None => return Ok(()),
+            bytes = read_request(&mut read, MAX_REQUEST, &budget) => match bytes {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return Ok(()),
+                Err(Refused(refusal)) => {
+                    // Said before the connection closes (what is left of the line is not read).
+                    write_line(&mut write, &line(Body::Error(refusal))).await?;
+                    return Ok(());
+                }
+                Err(Failed(e)) => return Err(e),
             },
         };
         let request = match decode(&bytes) {
@@ -169,6 +182,77 @@ async fn serve(
             Err(error) => line(Body::Error(error)),
         };
         write_line(&mut write, &response).await?;
+    }
+}
+
+/// Requests of every connection together hold at most this many chunks of memory while they
+/// are read and answered (40 clients sending 15 MB each must not take the engine's memory
+/// with them); a reader that cannot get more waits, and gives up after [`BUDGET_WAIT`].
+const BUDGET_CHUNKS: usize = 64;
+const CHUNK: usize = 1024 * 1024;
+const BUDGET_WAIT: Duration = Duration::from_secs(30);
+
+/// Why a request line was not read.
+enum ReadFailure {
+    /// Answered with this error, then the connection closes.
+    Refused(RemoteError),
+    /// The connection failed.
+    Failed(std::io::Error),
+}
+use ReadFailure::{Failed, Refused};
+
+/// One request line (without its newline) and the share of the budget it holds until
+/// dropped; `None` when the client closed the connection.
+async fn read_request<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<Option<(Vec<u8>, OwnedSemaphorePermit)>, ReadFailure> {
+    let mut line = Vec::new();
+    let mut held = take(budget, 1).await?;
+    loop {
+        let available = reader.fill_buf().await.map_err(Failed)?;
+        if available.is_empty() {
+            return Ok((!line.is_empty()).then_some((line, held)));
+        }
+        let (take_now, ends) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take_now > limit + 1 {
+            return Err(Refused(refuse(
+                ErrorKind::BadRequest,
+                format!(
+                    "a request line longer than {} MiB; a plan file that large is not a plan",
+                    limit / CHUNK
+                ),
+            )));
+        }
+        let needed = (line.len() + take_now).div_ceil(CHUNK);
+        if needed > held.num_permits() {
+            held.merge(take(budget, needed - held.num_permits()).await?);
+        }
+        line.extend_from_slice(&available[..take_now]);
+        reader.consume(take_now);
+        if ends {
+            line.pop();
+            return Ok(Some((line, held)));
+        }
+    }
+}
+
+/// `chunks` of the budget, waiting at most [`BUDGET_WAIT`] for them.
+async fn take(budget: &Arc<Semaphore>, chunks: usize) -> Result<OwnedSemaphorePermit, ReadFailure> {
+    let busy = || {
+        Refused(refuse(
+            ErrorKind::NotNow,
+            "the engine is reading other large requests; try again",
+        ))
+    };
+    let chunks = u32::try_from(chunks).map_err(|_| busy())?;
+    match tokio::time::timeout(BUDGET_WAIT, budget.clone().acquire_many_owned(chunks)).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(busy()),
     }
 }
 
@@ -260,5 +344,65 @@ async fn stream_events(
             },
         };
         write_line(&mut write, &line(body)).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn reader(bytes: Vec<u8>) -> BufReader<std::io::Cursor<Vec<u8>>> {
+        BufReader::new(std::io::Cursor::new(bytes))
+    }
+
+    /// Requests in flight share one budget: a second line waits while the first holds it all,
+    /// and is read once the first is answered.
+    #[tokio::test]
+    async fn requests_in_flight_share_one_budget() {
+        let budget = Arc::new(Semaphore::new(2));
+        let mut big = vec![b'x'; CHUNK + CHUNK / 2];
+        big.push(b'\n');
+        let (first, held) = read_request(&mut reader(big.clone()), 16 * CHUNK, &budget)
+            .await
+            .ok()
+            .flatten()
+            .unwrap();
+        assert_eq!((first.len(), held.num_permits()), (CHUNK + CHUNK / 2, 2));
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(200),
+            read_request(&mut reader(b"{}\n".to_vec()), 16 * CHUNK, &budget),
+        )
+        .await;
+        assert!(waiting.is_err(), "no budget left while the first is held");
+        drop(held);
+        let (second, _held) = read_request(&mut reader(b"{}\n".to_vec()), 16 * CHUNK, &budget)
+            .await
+            .ok()
+            .flatten()
+            .unwrap();
+        assert_eq!(second, b"{}");
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_limit_is_refused_and_the_end_of_input_is_none() {
+        let budget = Arc::new(Semaphore::new(BUDGET_CHUNKS));
+        let long = read_request(&mut reader(vec![b'x'; 2 * CHUNK]), CHUNK, &budget).await;
+        assert!(matches!(
+            long,
+            Err(Refused(RemoteError {
+                kind: ErrorKind::BadRequest,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            read_request(&mut reader(Vec::new()), CHUNK, &budget).await,
+            Ok(None)
+        ));
+        assert_eq!(
+            budget.available_permits(),
+            BUDGET_CHUNKS,
+            "nothing held after"
+        );
     }
 }
