@@ -79,19 +79,20 @@ pub fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
                     "{:<10} {:<16} {:<24} {:<12} LAST",
                     "SESSION", "STATUS", "TASK", "AGENT"
                 );
+                let now = jiff::Timestamp::now();
                 for view in rows {
                     let s = &view.session;
                     let last = view
                         .last
                         .as_ref()
-                        .map(|e| e.activity.summary())
+                        .map(|e| e.activity.line(now))
                         .or(s.last_error.clone())
                         .unwrap_or_default();
                     let agent = s.agent.as_ref().map_or("-", |a| a.as_str());
                     out.push_str(&format!(
                         "\n{:<10} {:<16} {:<24} {:<12} {}",
                         s.id.short(),
-                        s.status.name(),
+                        view.state(),
                         view.task,
                         agent,
                         clip(&last, 60)

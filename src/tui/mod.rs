@@ -24,6 +24,8 @@ mod paste_tests;
 mod selection_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
