@@ -17,6 +17,8 @@ pub mod ui;
 pub mod view;
 
 #[cfg(test)]
+mod agent_tests;
+#[cfg(test)]
 mod events_tests;
 #[cfg(test)]
 mod paste_tests;
