@@ -211,6 +211,13 @@ pub fn agents(context: &Context, json: bool) -> Result<(), Failure> {
                         load,
                         caps.join(", ")
                     ));
+                    if let Some(why) = a.reason.as_deref().and_then(|r| r.lines().next()) {
+                        let since = a
+                            .since
+                            .map(|at| format!(" (since {})", at.strftime("%Y-%m-%d %H:%M:%S UTC")))
+                            .unwrap_or_default();
+                        out.push_str(&format!("\n  why: {why}{since}"));
+                    }
                 }
                 out
             },
