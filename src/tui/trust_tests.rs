@@ -56,6 +56,11 @@ fn a_session_in_provider_retry_shows_as_retrying() {
         api.contains("retrying") && api.contains("retry 2 in 12s"),
         "{api}"
     );
+    let header = screen.lines().next().unwrap();
+    assert!(
+        header.contains(" 1 retrying ") && !header.contains(" 1 running "),
+        "{header}"
+    );
     insta::assert_snapshot!("retrying_160x48", screen);
     // The detail says it in full.
     key(&mut app, KeyCode::Char('j'));

@@ -318,7 +318,7 @@ impl View {
                     *s,
                     self.sessions
                         .iter()
-                        .filter(|v| v.session.status == *s)
+                        .filter(|v| v.state() == s.name())
                         .count(),
                 )
             })
