@@ -10,7 +10,8 @@ use super::database::{self, print_json, print_text, say_source, source_name};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId, Task,
+    Agent, Checkpoint, CheckpointKind, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId,
+    Task,
 };
 use crate::engine::{Entry, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
@@ -276,7 +277,7 @@ pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> 
             out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
         }
         for c in &logs.checkpoints {
-            out.push_str(&format!("\n{}  checkpoint {} {:?}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
+            out.push_str(&format!("\n{}", checkpoint_line(c)));
         }
         print_text(&out)
     })
@@ -429,4 +430,48 @@ pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), 
         }
         print_text(&out)
     })
+}
+
+/// One checkpoint for `ocio logs`.
+/// A prompt shows as the task gave it (the model also got ocio's context and instructions).
+fn checkpoint_line(c: &Checkpoint) -> String {
+    let kind = serde_json::to_value(c.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(|k| k.replace('-', " ")))
+        .unwrap_or_default();
+    let what = match (c.kind, c.data.get("prompt").and_then(Value::as_str)) {
+        (CheckpointKind::PromptSent, Some(prompt)) => {
+            let own = crate::plan::context::own_prompt(prompt).trim();
+            match c.data.get("agent").and_then(Value::as_str) {
+                Some(agent) => format!("{kind} to {agent}: {}", clip(own, 100)),
+                None => format!("{kind}: {}", clip(own, 100)),
+            }
+        }
+        _ => format!("{kind}: {}", clip(&c.data.to_string(), 100)),
+    };
+    format!("{}  checkpoint {} {what}", c.at.strftime("%H:%M:%S"), c.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::SessionKind;
+
+    /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as
+    /// the task's own, without the instructions ocio appends, and names the checkpoint's kind
+    /// as a person reads it.
+    #[test]
+    fn a_prompt_checkpoint_shows_the_tasks_own_prompt() {
+        let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let mut session = Session::new(SessionId::generate(), "p/t #1", SessionKind::Code, at);
+        let prompt = format!("Say hi\n\n{}", crate::plan::context::PUBLISH_INSTRUCTIONS);
+        let data = json!({ "agent": "coder-1", "prompt": prompt });
+        let c = session.checkpoint(CheckpointKind::PromptSent, data, at);
+        let line = checkpoint_line(&c);
+        assert_eq!(
+            line,
+            "10:00:00  checkpoint 1 prompt sent to coder-1: Say hi"
+        );
+    }
 }
