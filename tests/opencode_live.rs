@@ -812,6 +812,54 @@ async fn the_engine_runs_a_plan_on_a_real_server() {
     server.stop().await;
 }
 
+/// Issue "Trust in daily use", items 11 and 10 on a real server: a provider failure that the
+/// server retries reaches the engine as a retry (attempt and the provider's message) and the
+/// session goes on once the retry succeeds; the prompt of a task with dependents shows as the
+/// task's own, without the publishing instructions ocio appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_retry_reaches_the_engine_and_prompts_show_as_the_tasks_own() {
+    use ocio::engine::{Activity, EngineEvent};
+
+    let repo = TestRepo::new();
+    let hiccup = Turn {
+        fail_status: Some(500),
+        ..Turn::text("hello after a hiccup")
+            .fail_times(1)
+            .fail_message("fake failure 500")
+            .retry_after_ms(1500)
+    };
+    let script = Script::new()
+        .rule(Rule::when("Say bye").turn(Turn::text("bye")))
+        .rule(Rule::when("Say hello after a hiccup").turn(hiccup));
+    let server = TestServer::start(script).await;
+    let body = "worktrees = false\n[[tasks]]\nid = \"hello\"\nprompt = \"Say hello after a hiccup\"\n[[tasks]]\nid = \"bye\"\nneeds = [\"hello\"]\nprompt = \"Say bye\"\n";
+    let run = run_plan(&server, &repo, "hiccup", body).await;
+    assert!(
+        matches!(run.finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{:?}",
+        run.finished
+    );
+    let activity = &run.activity;
+    assert!(
+        activity.iter().any(|(_, a)| matches!(a, Activity::Retry { attempt: 1, message, next: Some(_) } if message.contains("fake failure 500"))),
+        "{activity:#?}"
+    );
+    assert!(
+        activity.iter().any(
+            |(_, a)| matches!(a, Activity::Text { text } if text == "Say hello after a hiccup")
+        ),
+        "{activity:#?}"
+    );
+    assert!(
+        !activity
+            .iter()
+            .any(|(_, a)| a.summary().contains("OCIO-PUBLISH name=value")),
+        "{activity:#?}"
+    );
+    run.engine.shutdown().await.unwrap();
+    server.stop().await;
+}
+
 /// Child half of the kill -9 test: host an engine on the given database against the given
 /// server, submit the plan, and wait to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

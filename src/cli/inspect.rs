@@ -11,7 +11,8 @@ use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId, Task,
+    Agent, Checkpoint, CheckpointKind, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId,
+    Task,
 };
 use crate::engine::{Entry, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
@@ -80,19 +81,20 @@ pub fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
                     "{:<10} {:<16} {:<24} {:<12} LAST",
                     "SESSION", "STATUS", "TASK", "AGENT"
                 );
+                let now = jiff::Timestamp::now();
                 for view in rows {
                     let s = &view.session;
                     let last = view
                         .last
                         .as_ref()
-                        .map(|e| e.activity.summary())
+                        .map(|e| e.activity.line(now))
                         .or(s.last_error.clone())
                         .unwrap_or_default();
                     let agent = s.agent.as_ref().map_or("-", |a| a.as_str());
                     out.push_str(&format!(
                         "\n{:<10} {:<16} {:<24} {:<12} {}",
                         s.id.short(),
-                        s.status.name(),
+                        view.state(),
                         view.task,
                         agent,
                         clip(&last, 60)
@@ -211,6 +213,13 @@ pub fn agents(context: &Context, json: bool) -> Result<(), Failure> {
                         load,
                         caps.join(", ")
                     ));
+                    if let Some(why) = a.reason.as_deref().and_then(|r| r.lines().next()) {
+                        let since = a
+                            .since
+                            .map(|at| format!(" (since {})", at.strftime("%Y-%m-%d %H:%M:%S UTC")))
+                            .unwrap_or_default();
+                        out.push_str(&format!("\n  why: {why}{since}"));
+                    }
                 }
                 out
             },
@@ -269,7 +278,7 @@ pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> 
             out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
         }
         for c in &logs.checkpoints {
-            out.push_str(&format!("\n{}  checkpoint {} {}: {}", c.at.strftime("%H:%M:%S"), c.seq, c.kind, clip(&c.data.to_string(), 100)));
+            out.push_str(&format!("\n{}", checkpoint_line(c)));
         }
         print_text(&out)
     })
@@ -422,4 +431,45 @@ pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), 
         }
         print_text(&out)
     })
+}
+
+/// One checkpoint for `ocio logs`.
+/// A prompt shows as the task gave it (the model also got ocio's context and instructions).
+fn checkpoint_line(c: &Checkpoint) -> String {
+    let kind = c.kind.to_string();
+    let what = match (c.kind, c.data.get("prompt").and_then(Value::as_str)) {
+        (CheckpointKind::PromptSent, Some(prompt)) => {
+            let own = crate::plan::context::own_prompt(prompt).trim();
+            match c.data.get("agent").and_then(Value::as_str) {
+                Some(agent) => format!("{kind} to {agent}: {}", clip(own, 100)),
+                None => format!("{kind}: {}", clip(own, 100)),
+            }
+        }
+        _ => format!("{kind}: {}", clip(&c.data.to_string(), 100)),
+    };
+    format!("{}  checkpoint {} {what}", c.at.strftime("%H:%M:%S"), c.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::SessionKind;
+
+    /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as
+    /// the task's own, without the instructions ocio appends, and names the checkpoint's kind
+    /// as a person reads it.
+    #[test]
+    fn a_prompt_checkpoint_shows_the_tasks_own_prompt() {
+        let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let mut session = Session::new(SessionId::generate(), "p/t #1", SessionKind::Code, at);
+        let prompt = format!("Say hi\n\n{}", crate::plan::context::PUBLISH_INSTRUCTIONS);
+        let data = json!({ "agent": "coder-1", "prompt": prompt });
+        let c = session.checkpoint(CheckpointKind::PromptSent, data, at);
+        let line = checkpoint_line(&c);
+        assert_eq!(
+            line,
+            "10:00:00  checkpoint 1 prompt sent to coder-1: Say hi"
+        );
+    }
 }

@@ -128,6 +128,13 @@ pub struct Agent {
     pub status: AgentStatus,
     /// Sessions running on it now.
     pub load: u32,
+    /// Why it is in its status (the health probe's detail, the operator's drain), unless it
+    /// is online.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it entered its status, when this engine saw it happen.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
 }
 
 impl Agent {
@@ -141,6 +148,8 @@ impl Agent {
             max_concurrent,
             status: AgentStatus::Online,
             load: 0,
+            reason: None,
+            since: None,
         }
     }
 
@@ -158,7 +167,9 @@ impl Agent {
                 to,
             });
         }
+        let cause = cause.into();
         self.status = to;
+        self.note(&cause, at);
         Ok(DomainEvent::new(
             Transition::Agent {
                 name: self.name.clone(),
@@ -168,6 +179,14 @@ impl Agent {
             cause,
             at,
         ))
+    }
+
+    /// Record why and since when the agent is in its status (only a reason for a status other
+    /// than online).
+    pub fn note(&mut self, cause: &str, at: Timestamp) {
+        self.since = Some(at);
+        self.reason =
+            (self.status != AgentStatus::Online && !cause.is_empty()).then(|| cause.to_string());
     }
 
     /// Whether the agent offers every one of `required`.

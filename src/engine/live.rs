@@ -16,7 +16,7 @@ use crate::domain::Usage;
 use crate::opencode::client::Client;
 use crate::opencode::event::ServerEvent;
 use crate::opencode::stream::{EventFollower, StreamItem, StreamOptions, Watchlist};
-use crate::opencode::wire::{Part, ToolState};
+use crate::opencode::wire::{Part, SessionStatus, ToolState};
 
 /// Events kept for a run that is slow to take them; beyond that, deltas are dropped (the next
 /// full part update or resync carries the whole text again).
@@ -178,6 +178,8 @@ pub struct Transcriber {
     texts: HashMap<String, (String, Instant)>,
     steps: HashMap<String, Usage>,
     every: Duration,
+    /// The provider retry the server waits for: its attempt and the provider's message.
+    retry: Option<(u32, String)>,
 }
 
 impl Default for Transcriber {
@@ -186,6 +188,7 @@ impl Default for Transcriber {
             texts: HashMap::new(),
             steps: HashMap::new(),
             every: Duration::from_millis(200),
+            retry: None,
         }
     }
 }
@@ -213,6 +216,7 @@ impl Transcriber {
                 *sent = Instant::now();
                 Some((Activity::Text { text: text.clone() }, Some(part_id.clone())))
             }
+            ServerEvent::SessionStatus { status, .. } => self.status(status),
             ServerEvent::FileEdited { file } => Some((
                 Activity::Edited { file: file.clone() },
                 Some(format!("edited:{file}")),
@@ -233,18 +237,52 @@ impl Transcriber {
         }
     }
 
+    /// A provider retry shows until the server is busy with the session again (the retry line
+    /// is then replaced by a note of the failed attempt); busy or idle otherwise say nothing.
+    fn status(&mut self, status: &SessionStatus) -> Option<(Activity, Option<String>)> {
+        match status {
+            SessionStatus::Retry {
+                attempt,
+                message,
+                next,
+            } => {
+                self.retry = Some((*attempt, message.clone()));
+                Some((
+                    Activity::Retry {
+                        attempt: *attempt,
+                        message: message.clone(),
+                        next: jiff::Timestamp::from_millisecond(*next).ok(),
+                    },
+                    Some(format!("retry:{attempt}")),
+                ))
+            }
+            SessionStatus::Busy => {
+                let (attempt, message) = self.retry.take()?;
+                Some((
+                    Activity::Note {
+                        text: format!(
+                            "provider failed ({message}); trying again after attempt {attempt}"
+                        ),
+                    },
+                    Some(format!("retry:{attempt}")),
+                ))
+            }
+            _ => {
+                self.retry = None;
+                None
+            }
+        }
+    }
+
     fn part(&mut self, part: &Part) -> Option<(Activity, Option<String>)> {
         let id = Some(part.id().to_string());
         match part {
             Part::Text(t) if !t.synthetic && !t.text.is_empty() => {
                 self.texts
                     .insert(t.id.clone(), (t.text.clone(), Instant::now()));
-                Some((
-                    Activity::Text {
-                        text: t.text.clone(),
-                    },
-                    id,
-                ))
+                // A prompt ocio sent shows as the task's own, without what ocio appended.
+                let text = crate::plan::context::own_prompt(&t.text).to_string();
+                Some((Activity::Text { text }, id))
             }
             Part::Tool(tool) => {
                 let (status, title) = match &tool.state {
@@ -348,5 +386,83 @@ mod tests {
             !steps.is_empty() && steps.windows(2).all(|w| w[0] <= w[1]),
             "usage only grows: {steps:?}"
         );
+    }
+
+    fn decoded(data: &str) -> ServerEvent {
+        event::decode(data).unwrap().unwrap()
+    }
+
+    fn status(json: &str) -> ServerEvent {
+        decoded(&format!(
+            r#"{{"type":"session.status","properties":{{"sessionID":"ses_1","status":{json}}}}}"#
+        ))
+    }
+
+    /// Issue "Trust in daily use", item 11: while the server retries a failing provider the
+    /// session says so (attempt, the provider's message, when the next try is), until the
+    /// server is busy with it again. The status JSON is the real server's (1.18.33).
+    #[test]
+    fn a_provider_retry_is_shown_until_the_session_is_busy_again() {
+        let mut transcriber = Transcriber::default();
+        assert!(
+            transcriber
+                .activity(&status(r#"{"type":"busy"}"#))
+                .is_none()
+        );
+        let retry = status(
+            r#"{"type":"retry","attempt":1,"message":"fake failure 500","next":1796309247698}"#,
+        );
+        let (activity, part) = transcriber
+            .activity(&retry)
+            .expect("a retry status is shown");
+        let next = jiff::Timestamp::from_millisecond(1_796_309_247_698).unwrap();
+        let line = activity.line(next - jiff::SignedDuration::from_secs(12));
+        assert_eq!(line, "retrying (attempt 1: fake failure 500, next in 12s)");
+        assert!(activity.is_retry());
+        let (busy, busy_part) = transcriber
+            .activity(&status(r#"{"type":"busy"}"#))
+            .expect("busy again after a retry is shown");
+        assert!(!busy.is_retry(), "{busy:?}");
+        assert_eq!(busy_part, part, "replaces the retry line");
+        assert!(busy.summary().contains("fake failure 500"), "{busy:?}");
+        // Busy when nothing was retried says nothing.
+        assert!(
+            transcriber
+                .activity(&status(r#"{"type":"busy"}"#))
+                .is_none()
+        );
+    }
+
+    /// Issue "Trust in daily use", item 10: the prompt a session was sent shows as the task's
+    /// own prompt, without the context and publishing instructions ocio appends to it.
+    #[test]
+    fn the_prompt_shows_without_what_ocio_appends() {
+        use crate::plan::context::{PUBLISH_INSTRUCTIONS, UpstreamContext, context_section};
+        let own = "Write the users API.\nUse axum.";
+        let upstream = [UpstreamContext::from_answer(
+            "design",
+            "Done.\nOCIO-PUBLISH api_path=/v2/users",
+            vec!["src/lib.rs".into()],
+        )];
+        let sent = format!(
+            "{own}\n\n{}\n\n{PUBLISH_INSTRUCTIONS}",
+            context_section(&upstream, 16 * 1024)
+        );
+        let part = Part::Text(crate::opencode::wire::TextPart {
+            id: "prt_1".into(),
+            session_id: "ses_1".into(),
+            message_id: "msg_1".into(),
+            text: sent,
+            synthetic: false,
+        });
+        let mut transcriber = Transcriber::default();
+        let (activity, _) = transcriber
+            .activity(&ServerEvent::PartUpdated { part })
+            .unwrap();
+        assert_eq!(activity, Activity::Text { text: own.into() });
+        assert_eq!(activity.summary(), "Use axum.");
+        // Only the sent prompt alone says nothing else.
+        let publish_only = format!("{own}\n\n{PUBLISH_INSTRUCTIONS}");
+        assert_eq!(crate::plan::context::own_prompt(&publish_only), own);
     }
 }

@@ -88,6 +88,20 @@ pub struct SessionView {
     pub last: Option<Entry>,
 }
 
+impl SessionView {
+    /// The state to show: a running session whose server waits to retry the model provider is
+    /// `retrying` (an observation of the live stream, not a stored state).
+    pub fn state(&self) -> &'static str {
+        let retrying = self.session.status == crate::domain::SessionStatus::Running
+            && self.last.as_ref().is_some_and(|e| e.activity.is_retry());
+        if retrying {
+            "retrying"
+        } else {
+            crate::domain::Lifecycle::name(self.session.status)
+        }
+    }
+}
+
 /// A permission request waiting for the operator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalView {
@@ -124,9 +138,63 @@ pub enum Activity {
     Note { text: String },
     /// The session's server says it changed `file` (as the server names it: usually absolute).
     Edited { file: String },
+    /// The model provider failed and the session's server waits to try again: its attempt
+    /// count, the provider's message, and when the next try is.
+    Retry {
+        attempt: u32,
+        message: String,
+        #[serde(default)]
+        next: Option<Timestamp>,
+    },
 }
 
 impl Activity {
+    /// One line for tables and logs at `now`: a provider retry also says when the next try is.
+    pub fn line(&self, now: Timestamp) -> String {
+        match self {
+            Self::Retry {
+                attempt, message, ..
+            } => match self.seconds_to_next(now) {
+                Some(secs) => format!("retrying (attempt {attempt}: {message}, next in {secs}s)"),
+                None => self.summary(),
+            },
+            _ => self.summary(),
+        }
+    }
+
+    /// Like [`Activity::line`], shorter for a table whose state column already says retrying:
+    /// when the next try is first, then the provider's message.
+    pub fn brief(&self, now: Timestamp) -> String {
+        match self {
+            Self::Retry {
+                attempt, message, ..
+            } => {
+                let when = self
+                    .seconds_to_next(now)
+                    .map(|s| format!(" in {s}s"))
+                    .unwrap_or_default();
+                format!("retry {attempt}{when}: {message}")
+            }
+            _ => self.summary(),
+        }
+    }
+
+    fn seconds_to_next(&self, now: Timestamp) -> Option<i64> {
+        let Self::Retry {
+            next: Some(next), ..
+        } = self
+        else {
+            return None;
+        };
+        let millis = (next.as_millisecond() - now.as_millisecond()).max(0);
+        Some((millis + 999) / 1000)
+    }
+
+    /// Whether this says the session's server is waiting to retry the provider.
+    pub fn is_retry(&self) -> bool {
+        matches!(self, Self::Retry { .. })
+    }
+
     /// One line for tables and logs.
     pub fn summary(&self) -> String {
         match self {
@@ -150,6 +218,9 @@ impl Activity {
             Self::Step { usage } => format!("step done, {} tokens", usage.total_tokens()),
             Self::Note { text } => text.clone(),
             Self::Edited { file } => format!("edited {file}"),
+            Self::Retry {
+                attempt, message, ..
+            } => format!("retrying (attempt {attempt}: {message})"),
         }
     }
 }

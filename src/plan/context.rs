@@ -24,6 +24,21 @@ pub const PUBLISH_INSTRUCTIONS: &str = "If tasks after you need a value you deci
 path, a port, a version), put it in your final answer on a line of its own as \
 `OCIO-PUBLISH name=value` (name: letters, digits, '.', '_', '-'; value: the rest of the line).";
 
+/// A prompt as the task gave it: `text` without the upstream context section and publishing
+/// instructions ocio appends (for front ends; the model gets them all).
+pub fn own_prompt(text: &str) -> &str {
+    let heading = format!("\n\n{HEADING}");
+    let publish = format!("\n\n{PUBLISH_INSTRUCTIONS}");
+    let cut = [heading.as_str(), publish.as_str()]
+        .iter()
+        .filter_map(|marker| text.find(marker))
+        .min();
+    match cut {
+        Some(at) => &text[..at],
+        None => text,
+    }
+}
+
 /// The heading of the section.
 const HEADING: &str = "## Context from upstream tasks\n";
 

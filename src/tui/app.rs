@@ -108,6 +108,8 @@ pub enum Mode {
     Help,
     /// The selected session, full screen.
     Detail(SessionId),
+    /// The selected agent, full screen: status, why, since when, load, capabilities.
+    Agent(crate::domain::AgentName),
     /// Quit while work runs?
     ConfirmQuit,
     /// A planner's plan, waiting for the operator's yes or no.
@@ -327,6 +329,14 @@ impl App {
                 }
                 _ => Vec::new(),
             },
+            Mode::Agent(_) => match self.keymap.action(&key) {
+                Some(Action::Back) | Some(Action::Open) => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+                Some(Action::Quit) => self.ask_quit(),
+                _ => Vec::new(),
+            },
             Mode::Normal => match self.keymap.action(&key) {
                 Some(action) => self.action(action),
                 None => Vec::new(),
@@ -495,6 +505,12 @@ impl App {
     }
 
     fn open(&mut self) -> Vec<Effect> {
+        if self.focus == Pane::Agents {
+            if let Some(agent) = self.view.agents.get(self.panes.agents.selected) {
+                self.mode = Mode::Agent(agent.name.clone());
+            }
+            return Vec::new();
+        }
         let session = match self.focus {
             Pane::Sessions => self
                 .panes

@@ -17,6 +17,8 @@ pub mod ui;
 pub mod view;
 
 #[cfg(test)]
+mod agent_tests;
+#[cfg(test)]
 mod events_tests;
 #[cfg(test)]
 mod paste_tests;
@@ -24,6 +26,8 @@ mod paste_tests;
 mod selection_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;

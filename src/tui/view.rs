@@ -261,6 +261,7 @@ impl View {
             Transition::Agent { name, to, .. } => {
                 if let Some(agent) = self.agents.iter_mut().find(|a| a.name == *name) {
                     agent.status = *to;
+                    agent.note(&e.cause, e.at);
                 }
             }
         }
@@ -317,7 +318,7 @@ impl View {
                     *s,
                     self.sessions
                         .iter()
-                        .filter(|v| v.session.status == *s)
+                        .filter(|v| v.state() == s.name())
                         .count(),
                 )
             })

@@ -36,6 +36,8 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
     let spark_width = usize::from(inner.width)
         .saturating_sub(12 + 10 + gauge_width + 6 + 4)
         .min(30);
+    // Columns and the spaces between them before the last one.
+    let why_width = usize::from(inner.width).saturating_sub(12 + 9 + gauge_width + 6 + 4);
     let rows = app
         .view
         .agents
@@ -64,6 +66,13 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A down agent's row says why instead of its (idle) recent load.
+            let recent = match short_reason(agent) {
+                Some(why) => {
+                    Span::styled(fit(why, why_width), status_style(app, agent.status.name()))
+                }
+                None => Span::styled(spark, app.theme.info),
+            };
             let load_style = if ratio >= 1.0 {
                 app.theme.status("waiting-approval")
             } else {
@@ -77,7 +86,7 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
                 )),
                 Cell::from(Span::styled(gauge, load_style)),
                 Cell::from(format!("{}/{}", agent.load, agent.max_concurrent)),
-                Cell::from(Span::styled(spark, app.theme.info)),
+                Cell::from(recent),
             ]);
             if i == cursor.selected && app.focus == Pane::Agents {
                 row.style(app.theme.selected)
@@ -92,7 +101,12 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
         Constraint::Length(6),
         Constraint::Min(0),
     ];
-    let header = Row::new(["AGENT", "STATUS", "LOAD", "", "RECENT"]).style(app.theme.title);
+    let recent = if app.view.agents.iter().any(|a| short_reason(a).is_some()) {
+        "RECENT / WHY"
+    } else {
+        "RECENT"
+    };
+    let header = Row::new(["AGENT", "STATUS", "LOAD", "", recent]).style(app.theme.title);
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -100,6 +114,14 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
             .column_spacing(1),
         area,
     );
+}
+
+/// Why an agent that is not online is so, in a few words: the last part of the first line of
+/// its reason (`cannot reach ...: connection refused` is `connection refused`).
+fn short_reason(agent: &crate::domain::Agent) -> Option<&str> {
+    let first = agent.reason.as_deref()?.lines().next()?;
+    let short = first.rsplit(": ").next().unwrap_or(first).trim();
+    (!short.is_empty()).then_some(short)
 }
 
 pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::{age, clock, si, status_style};
-use crate::domain::{Lifecycle, SessionId};
+use crate::domain::SessionId;
 use crate::engine::view::Activity;
 use crate::tui::app::App;
 
@@ -25,9 +25,10 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     let [facts, body] = Layout::vertical([Constraint::Length(7), Constraint::Min(0)]).areas(area);
     let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
+    let state = view.state();
     let mut lines = vec![
         Line::from(vec![
-            Span::styled(s.status.name(), status_style(app, s.status.name())),
+            Span::styled(state, status_style(app, state)),
             Span::styled(format!("  {}", s.title), theme.title),
             Span::styled(format!("  session {}", s.id), theme.muted),
         ]),
@@ -57,6 +58,12 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             "in-process (simulated) or not started on a server yet",
             theme.muted,
         )),
+    }
+    if let Some(retry) = view.last.as_ref().filter(|_| state == "retrying") {
+        lines.push(Line::styled(
+            retry.activity.line(now),
+            theme.status("retrying"),
+        ));
     }
     if let Some(error) = &s.last_error {
         lines.push(Line::styled(
@@ -170,6 +177,10 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             Activity::Edited { file } => text.push(Line::from(vec![
                 at,
                 Span::styled(format!("edited {file}"), theme.info),
+            ])),
+            retry @ Activity::Retry { .. } => text.push(Line::from(vec![
+                at,
+                Span::styled(retry.line(now), theme.status("retrying")),
             ])),
         }
     }

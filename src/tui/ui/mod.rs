@@ -1,6 +1,7 @@
 //! Drawing: the layout, header and footer, overlays (help, quit, inputs), and the panes in the
 //! files beside this one. Reads the app's view and never waits on anything.
 
+mod agent_detail;
 mod agents;
 mod detail;
 mod events;
@@ -49,6 +50,10 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     draw_header(frame, app, header);
     if let Mode::Detail(id) = app.mode {
         detail::draw(frame, app, id, body);
+        app.set_areas(Vec::new());
+    } else if let Mode::Agent(name) = &app.mode {
+        let name = name.clone();
+        agent_detail::draw(frame, app, &name, body);
         app.set_areas(Vec::new());
     } else {
         let areas = layout(body);
@@ -252,6 +257,7 @@ fn hints(app: &App) -> Line<'static> {
     let keys = &app.keymap;
     let pane_hints: &[(super::keymap::Action, &str)] = match (&app.mode, app.focus) {
         (Mode::Detail(_), _) => &[(Back, "back"), (Cancel, "cancel"), (Retry, "retry")],
+        (Mode::Agent(_), _) => &[(Back, "back")],
         (_, Pane::Sessions) => &[
             (Open, "detail"),
             (Filter, "filter"),
@@ -259,7 +265,7 @@ fn hints(app: &App) -> Line<'static> {
             (Cancel, "cancel"),
             (Retry, "retry"),
         ],
-        (_, Pane::Agents) => &[(Drain, "drain")],
+        (_, Pane::Agents) => &[(Open, "info"), (Drain, "drain")],
         (_, Pane::Tasks) => &[
             (Graph, "graph"),
             (Open, "detail"),

@@ -7,7 +7,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::{age, block, fit, si, status_style};
-use crate::domain::Lifecycle;
 use crate::tui::app::{App, Mode, Pane};
 
 pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
@@ -75,13 +74,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         let last = view
             .last
             .as_ref()
-            .map(|e| e.activity.summary())
+            .map(|e| e.activity.brief(now))
             .or_else(|| s.last_error.clone())
             .unwrap_or_default();
         let row = Row::new(vec![
             Cell::from(Span::styled(
-                fit(s.status.name(), state_width),
-                status_style(app, s.status.name()),
+                fit(view.state(), state_width),
+                status_style(app, view.state()),
             )),
             Cell::from(fit(&format!("{} #{}", view.task, s.attempt), task_width)),
             Cell::from(Span::styled(
