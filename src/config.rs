@@ -275,10 +275,12 @@ impl LoadedConfig {
         };
         ConfigError::Invalid {
             path,
-            at,
-            key: Some(locate::key_path(&parts)),
-            message,
-            hint: None,
+            problems: vec![ConfigProblem {
+                at,
+                key: Some(locate::key_path(&parts)),
+                message,
+                hint: None,
+            }],
         }
     }
 }
