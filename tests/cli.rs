@@ -7,6 +7,8 @@ mod support;
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/database_file.rs"]
+mod database_file;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -110,7 +112,7 @@ fn status_counts_what_the_database_holds() {
         ],
     );
     let report = status_json(&home, &[]);
-    assert_eq!(report["database"]["access"], "read-write");
+    assert_eq!(report["database"]["access"], "read-only");
     assert_eq!(report["database"]["schema_version"], 3);
     assert_eq!(report["sessions"]["total"], 3);
     assert_eq!(report["sessions"]["by_state"]["completed"], 2);

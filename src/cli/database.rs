@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Context, Failure};
 use crate::control::{ControlClient, ControlError};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Store, StoreError};
 
 /// The engine answering for this database, or `None` when none runs.
 pub async fn engine(context: &Context) -> Result<Option<ControlClient>, Failure> {
@@ -31,19 +31,17 @@ pub async fn require_engine(context: &Context) -> Result<ControlClient, Failure>
     })
 }
 
-/// How the database was read.
+/// How the database was read: always a verified private copy of its latest commit, so a
+/// reader never writes the file nor keeps an engine from opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
-    ReadWrite,
-    /// Another ocio has it open.
     ReadOnly,
 }
 
 impl Access {
     pub fn name(self) -> &'static str {
         match self {
-            Self::ReadWrite => "read-write",
             Self::ReadOnly => "read-only",
         }
     }
@@ -53,7 +51,9 @@ impl Access {
 pub struct Read<T> {
     pub value: T,
     pub access: Access,
-    /// The previous process did not close the database; this open recovered it.
+    /// The previous process did not close the database and this read recovered it. A reader
+    /// reads a private copy and never recovers the file (the next engine does), so always
+    /// false; kept for the JSON report's schema.
     pub recovered: bool,
 }
 
@@ -66,27 +66,12 @@ pub fn read<T: Send + 'static>(
     if !path.exists() {
         return Ok(None);
     }
-    match Store::open(path, StoreOptions::default()) {
-        Ok(store) => {
-            let recovered = store.open_info().recovered;
-            let value = store.read_blocking(read);
-            store.close_blocking();
-            Ok(Some(Read {
-                value: value?,
-                access: Access::ReadWrite,
-                recovered,
-            }))
-        }
-        Err(StoreError::Locked { .. }) => {
-            let store = Store::open_read_only(path)?;
-            Ok(Some(Read {
-                value: store.read(read)?,
-                access: Access::ReadOnly,
-                recovered: false,
-            }))
-        }
-        Err(other) => Err(other.into()),
-    }
+    let store = Store::open_read_only(path)?;
+    Ok(Some(Read {
+        value: store.read(read)?,
+        access: Access::ReadOnly,
+        recovered: false,
+    }))
 }
 
 /// Say on stderr where a text report came from (JSON reports carry it as `source`).

@@ -96,6 +96,10 @@ enum Command {
         /// Only these agents
         #[arg(value_name = "AGENT")]
         agents: Vec<String>,
+        /// Verify the database instead: every page checksum, every record decoded; exit 2
+        /// when it is damaged. Never writes the file; works beside a running engine
+        #[arg(long, conflicts_with = "agents")]
+        database: bool,
         /// JSON instead of text
         #[arg(long)]
         json: bool,
@@ -300,7 +304,7 @@ impl From<StoreError> for Failure {
             StoreError::Locked { .. }
             | StoreError::Unusable { .. }
             | StoreError::TooNew { .. }
-            | StoreError::NeedsMigration { .. }
+            | StoreError::Damaged { .. }
             | StoreError::Io { .. } => exit::USAGE,
             StoreError::Storage(_) | StoreError::Decode { .. } | StoreError::Closed => exit::FAILED,
         };
@@ -394,7 +398,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let flags = &cli.flags;
     match cli.command {
         Some(Command::Status { json }) => status::run(&context, json),
-        Some(Command::Check { agents, json }) => check::run(&context, &agents, json),
+        Some(Command::Check {
+            database: true,
+            json,
+            ..
+        }) => check::database(&context, json),
+        Some(Command::Check { agents, json, .. }) => check::run(&context, &agents, json),
         Some(Command::Run { plan }) => run::run(&context, flags, &plan),
         Some(Command::Submit {
             goal: Some(goal),

@@ -31,8 +31,8 @@ struct Report {
 struct DatabaseReport {
     path: String,
     exists: bool,
-    /// How the database was read: "read-write", "read-only" (another ocio has it open) or
-    /// "none" (no database yet).
+    /// How the database was read: "read-only" (a verified private copy; the file is never
+    /// written) or "none" (no database yet).
     access: &'static str,
     schema_version: Option<u64>,
     /// The previous process was killed or crashed; this open recovered the database.

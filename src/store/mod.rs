@@ -20,7 +20,7 @@ use crate::domain::{
     Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionStatus, Task,
 };
 
-pub use open::{OpenInfo, ReadOnlyStore};
+pub use open::{OpenInfo, Snapshot};
 pub use work::{MergeState, PlanWork, TaskContext, WorkMode};
 use writer::{Request, Writer};
 
@@ -31,7 +31,8 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Writes that may wait for the writer before senders wait too.
     pub queue_depth: usize,
-    /// Verify every page's checksum on open (reads the whole file).
+    /// Verify a file this open has just created too. An existing file is always verified
+    /// (every page checksum, on a private copy) before it is opened for writing.
     pub check_integrity: bool,
 }
 
@@ -48,9 +49,13 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "database {path} is in use by another ocio process\n  hint: stop that process, or point this one at another file with --db / OCIO_DB"
+        "database {path} is in use by another ocio process\n  hint: that ocio runs the engine on it: `ocio attach` (or plain `ocio`) watches and steers it, `ocio status` reads it; to run a separate engine, give this one another file with --db / OCIO_DB"
     )]
     Locked { path: PathBuf },
+    #[error(
+        "{path} is not a usable ocio database: it is damaged ({detail})\n  hint: the file was left untouched; restore it from a backup, or move it aside (or use --db / OCIO_DB) to start a fresh database"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error(
         "{path} is not a usable ocio database: {detail}\n  hint: the file was left untouched; move it aside (or use --db / OCIO_DB) to start a fresh database"
     )]
@@ -59,14 +64,6 @@ pub enum StoreError {
         "database {path} was written by a newer ocio (schema {found}; this build understands up to {supported})\n  hint: upgrade ocio, or use --db / OCIO_DB for a separate database"
     )]
     TooNew {
-        path: PathBuf,
-        found: u64,
-        supported: u64,
-    },
-    #[error(
-        "database {path} has schema {found} and needs an upgrade to {supported}\n  hint: open it once without another ocio running (e.g. `ocio status`) to migrate it"
-    )]
-    NeedsMigration {
         path: PathBuf,
         found: u64,
         supported: u64,
@@ -324,9 +321,10 @@ impl Store {
         })
     }
 
-    /// Opens the database for reading only, alongside a running ocio that writes it.
-    pub fn open_read_only(path: &Path) -> Result<ReadOnlyStore, StoreError> {
-        open::open_read_only(path)
+    /// Reads the database without writing it or locking it: a verified private copy of its
+    /// latest commit (see [`Snapshot`]), so a running or starting engine is never in the way.
+    pub fn open_read_only(path: &Path) -> Result<Snapshot, StoreError> {
+        Snapshot::of(path)
     }
 }
 

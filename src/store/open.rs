@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use redb::backends::InMemoryBackend;
 use redb::{
-    ConcurrencyMode, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
-    ReadableTable, StorageError, TableHandle, WriteTransaction,
+    ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
+    StorageBackend, StorageError, TableHandle, WriteTransaction,
 };
 
 use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
@@ -35,24 +36,21 @@ pub(super) fn open_writable(
     path: &Path,
     options: &StoreOptions,
 ) -> Result<(Database, OpenInfo), StoreError> {
-    let existing = existing_len(path)?.is_some_and(|len| len > 0);
-    if existing {
-        // A writable open changes the file's header even if nothing is committed, so decide
-        // read-only whether the file is ours. Only a file left by a crash (which a read-only
-        // open cannot recover) goes on to the writable open unchecked; it is checked after.
-        match probe(path) {
-            Ok(_) | Err(Probe::NeedsRecovery) => {}
-            Err(Probe::Refused(error)) => return Err(error),
-        }
-    } else {
-        create_private_file(path)?;
+    let created = match existing_len(path)? {
+        Some(_) => false,
+        None => create_fresh(path)?,
+    };
+    // A writable open changes the file's header even if nothing is committed, so first decide
+    // on a private copy whether the file is ours, whole and current: nothing is written to a
+    // file that is refused.
+    if options.check_integrity || !created {
+        Snapshot::of(path)?;
     }
     let recovered = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&recovered);
     let mut builder = Database::builder();
     builder
         .set_concurrency_mode(ConcurrencyMode::SingleWriter)
-        .set_check_integrity_on_open(options.check_integrity)
         .set_repair_callback(move |session| {
             if !flag.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -61,20 +59,11 @@ pub(super) fn open_writable(
             }
             tracing::debug!(progress = session.progress(), "database recovery");
         });
-    // Damaged files may make redb panic rather than return an error; either way the answer is
-    // the same clear refusal.
-    let opened = guard(path, || {
-        if existing {
-            builder.open(path)
-        } else {
-            builder.create(path)
-        }
-    })?;
-    let db = opened.map_err(|e| open_error(path, e))?;
+    let db = guard(path, || builder.open(path))?.map_err(|e| open_error(path, e))?;
     let migrated_from = guard(path, || prepare_schema(&db, path))??;
     let info = OpenInfo {
         path: path.to_path_buf(),
-        created: !existing,
+        created,
         migrated_from,
         recovered: recovered.load(Ordering::Relaxed),
     };
@@ -84,88 +73,146 @@ pub(super) fn open_writable(
     Ok((db, info))
 }
 
-/// Why a read-only look at a file did not give a usable schema version.
-enum Probe {
-    /// The last writer did not close it; only a writable open can recover it.
-    NeedsRecovery,
-    Refused(StoreError),
+/// Makes a fresh database beside `path` and links it into place, so no process ever sees a
+/// half-made file. Returns false when another process put a file there first.
+fn create_fresh(path: &Path) -> Result<bool, StoreError> {
+    let io_error = |e: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".new-{}", std::process::id()));
+    let fresh = path.with_file_name(name);
+    create_private_file(&fresh)?;
+    let made = Database::builder()
+        .create(&fresh)
+        .map_err(|e| open_error(&fresh, e))
+        .and_then(|db| prepare_schema(&db, &fresh).map(|_| ()));
+    let linked = made.and_then(|()| match std::fs::hard_link(&fresh, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_error(e)),
+    });
+    let _ = std::fs::remove_file(&fresh);
+    linked
 }
 
-/// Opens the file read-only (which never modifies it) and checks it is an ocio database this
-/// build can use. Returns the open database and its schema version (maybe older than ours).
-fn probe(path: &Path) -> Result<(ReadOnlyDatabase, u64), Probe> {
-    let mut builder = Database::builder();
-    builder.set_concurrency_mode(ConcurrencyMode::SingleWriter);
-    let db = match guard(path, || builder.open_read_only(path)).map_err(Probe::Refused)? {
-        Ok(db) => db,
-        Err(DatabaseError::RepairAborted) => return Err(Probe::NeedsRecovery),
-        Err(error) => return Err(Probe::Refused(open_error(path, error))),
-    };
-    let damaged = |e: StoreError| match e {
-        StoreError::Storage(detail) => Probe::Refused(StoreError::Unusable {
-            path: path.to_path_buf(),
-            detail: format!("it is damaged or truncated ({detail})"),
-        }),
-        refused => Probe::Refused(refused),
-    };
-    let txn = db
-        .begin_read()
-        .map_err(|e| damaged(StoreError::storage(e)))?;
-    let found = guard(path, || query::schema_version(&txn))
-        .and_then(|r| r)
-        .map_err(damaged)?;
-    drop(txn);
-    match found {
-        None => Err(Probe::Refused(not_ocio(path))),
-        Some(found) if found > SCHEMA_VERSION => Err(Probe::Refused(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            supported: SCHEMA_VERSION,
-        })),
-        Some(found) => Ok((db, found)),
-    }
-}
-
-/// A read-only view of a database another ocio process may be writing.
-pub struct ReadOnlyStore {
-    db: ReadOnlyDatabase,
+/// A private, verified, in-memory copy of the file's latest commit: every page checksum checked,
+/// a file left by a crash recovered and an older schema migrated in the copy only. Reading the
+/// file this way never writes it and holds no lock on it, so an engine starting meanwhile is
+/// never turned away.
+pub struct Snapshot {
+    db: Database,
     path: PathBuf,
 }
 
-impl ReadOnlyStore {
+impl Snapshot {
+    pub(super) fn of(path: &Path) -> Result<Self, StoreError> {
+        let bytes = read_consistent(path)?;
+        if bytes.is_empty() {
+            return Err(StoreError::Unusable {
+                path: path.to_path_buf(),
+                detail: "it is empty (0 bytes); ocio never leaves an empty database".into(),
+            });
+        }
+        let backend = InMemoryBackend::new();
+        let loaded = backend
+            .set_len(bytes.len() as u64)
+            .and_then(|()| backend.write(0, &bytes));
+        loaded.map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            detail: format!("cannot copy it into memory: {e}"),
+        })?;
+        drop(bytes);
+        let mut builder = Database::builder();
+        builder.set_check_integrity_on_open(true);
+        let db = guard(path, || builder.create_with_backend(backend))?
+            .map_err(|e| damaged(path, open_error(path, e)))?;
+        guard(path, || check_schema(&db, path))??;
+        guard(path, || prepare_schema(&db, path))?.map_err(|e| damaged(path, e))?;
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs `read` on a consistent snapshot of the latest commit.
+    /// Runs `read` on the copy, turning a failure inside redb into a clear refusal.
     pub fn read<T>(
         &self,
         read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::storage)?;
-        read(&txn)
+        guard(&self.path, || read(&txn))?.map_err(|e| damaged(&self.path, e))
     }
 }
 
-pub(super) fn open_read_only(path: &Path) -> Result<ReadOnlyStore, StoreError> {
-    if existing_len(path)?.is_none() {
-        return Err(StoreError::Io {
-            path: path.to_path_buf(),
-            detail: "no such file".into(),
-        });
+/// The whole file as of one commit: read again when its header changed while it was read (a
+/// writer committed meanwhile).
+fn read_consistent(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let io_error = |e: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let header = |bytes: &[u8]| bytes.get(..HEADER_BYTES).map(<[u8]>::to_vec);
+    let mut bytes = std::fs::read(path).map_err(io_error)?;
+    for _ in 0..20 {
+        let again = read_header(path).map_err(io_error)?;
+        if header(&bytes).unwrap_or_else(|| bytes.clone()) == again {
+            return Ok(bytes);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        bytes = std::fs::read(path).map_err(io_error)?;
     }
-    match probe(path) {
-        Ok((db, found)) if found == SCHEMA_VERSION => Ok(ReadOnlyStore {
-            db,
+    Err(StoreError::Io {
+        path: path.to_path_buf(),
+        detail: "it kept changing while it was read; try again".into(),
+    })
+}
+
+/// The bytes of a redb header (the commit slots and their checksums).
+const HEADER_BYTES: usize = 4096;
+
+fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(HEADER_BYTES);
+    std::fs::File::open(path)?
+        .take(HEADER_BYTES as u64)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A redb or storage failure while verifying a copy means the file is damaged.
+fn damaged(path: &Path, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Storage(detail) | StoreError::Decode { detail, .. } => StoreError::Damaged {
             path: path.to_path_buf(),
-        }),
-        Ok((_, found)) => Err(StoreError::NeedsMigration {
+            detail,
+        },
+        StoreError::Unusable { path, detail } if detail.contains("damaged") => {
+            StoreError::Damaged { path, detail }
+        }
+        other => other,
+    }
+}
+
+/// Refuses a file with no ocio schema record or a newer one.
+fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let txn = db
+        .begin_read()
+        .map_err(|e| damaged(path, StoreError::storage(e)))?;
+    match query::schema_version(&txn) {
+        Ok(Some(found)) if found > SCHEMA_VERSION => Err(StoreError::TooNew {
             path: path.to_path_buf(),
             found,
             supported: SCHEMA_VERSION,
         }),
-        Err(Probe::NeedsRecovery) => Err(open_error(path, DatabaseError::RepairAborted)),
-        Err(Probe::Refused(error)) => Err(error),
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(not_ocio(path)),
+        Err(e) => Err(damaged(path, e)),
     }
 }
 
@@ -267,39 +314,78 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
 fn open_error(path: &Path, error: DatabaseError) -> StoreError {
     let path = path.to_path_buf();
     match error {
-        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => StoreError::Locked { path },
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            StoreError::Locked { path }
+        }
         DatabaseError::UpgradeRequired(version) => StoreError::Unusable {
             path,
             detail: format!("it uses redb file format {version}, which this build cannot read"),
         },
-        DatabaseError::RepairAborted => StoreError::Unusable {
-            path,
-            detail: "it was not closed cleanly and cannot be recovered read-only; open it without another ocio running".into(),
-        },
         DatabaseError::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => {
-            StoreError::Unusable { path, detail: "it is truncated".into() }
+            StoreError::Unusable {
+                path,
+                detail: "it is truncated".into(),
+            }
         }
         DatabaseError::Storage(StorageError::Io(e)) if e.kind() == ErrorKind::PermissionDenied => {
-            StoreError::Io { path, detail: format!("permission denied ({e})") }
+            StoreError::Io {
+                path,
+                detail: format!("permission denied ({e})"),
+            }
         }
-        DatabaseError::Storage(StorageError::Corrupted(detail)) => {
-            StoreError::Unusable { path, detail: format!("it is not a redb database or is damaged ({detail})") }
-        }
-        other => StoreError::Unusable { path, detail: format!("it is not a redb database or is damaged ({other})") },
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => StoreError::Unusable {
+            path,
+            detail: format!("it is not a redb database or is damaged ({detail})"),
+        },
+        other => StoreError::Unusable {
+            path,
+            detail: format!("it is not a redb database or is damaged ({other})"),
+        },
     }
 }
 
-/// Runs `f`, turning a panic inside redb (possible on damaged files) into a clear refusal.
+/// Runs `f`, turning a panic inside redb (possible on damaged files) into a clear refusal. The
+/// panic prints nothing: the refusal says it all.
 fn guard<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+    quiet_panics::install();
+    let result = quiet_panics::QUIET.with(|quiet| {
+        let before = quiet.replace(true);
+        let result = catch_unwind(AssertUnwindSafe(f));
+        quiet.set(before);
+        result
+    });
+    result.map_err(|panic| {
         let detail = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("unknown failure");
-        StoreError::Unusable {
+        StoreError::Damaged {
             path: path.to_path_buf(),
-            detail: format!("it is damaged (reading it failed: {detail})"),
+            detail: format!("reading it failed: {detail}"),
         }
     })
+}
+
+/// A panic hook that stays silent on a thread inside [`guard`] and leaves every other panic
+/// to the hook it wraps.
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        pub static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub fn install() {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    previous(info);
+                }
+            }));
+        });
+    }
 }

@@ -398,3 +398,50 @@ pub fn last_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
         .map_err(StoreError::storage)?
         .map_or(0, |(seq, _)| seq.value()))
 }
+
+/// Decodes every record of every table; returns how many each table holds. The first record
+/// that does not decode is the error.
+pub fn verify_records(txn: &ReadTransaction) -> Result<Vec<(&'static str, usize)>, StoreError> {
+    let mut counts = vec![
+        ("sessions", sessions(txn)?.len()),
+        ("tasks", tasks(txn)?.len()),
+        ("plans", plans(txn)?.len()),
+        ("agents", agents(txn)?.len()),
+        ("leases", leases(txn)?.len()),
+        ("plan work", plan_work(txn)?.len()),
+        ("task contexts", contexts(txn)?.len()),
+        ("events", events_after(txn, 0, usize::MAX)?.len()),
+    ];
+    let table = txn.open_table(CHECKPOINTS).map_err(StoreError::storage)?;
+    let mut checkpoints = 0;
+    for entry in table.iter().map_err(StoreError::storage)? {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        decode::<Checkpoint>("checkpoint", json.value())?;
+        checkpoints += 1;
+    }
+    counts.push(("checkpoints", checkpoints));
+    for (name, index) in [
+        ("open tasks index", PLAN_OPEN_TASKS),
+        ("conflicts index", PLAN_CONFLICTS),
+    ] {
+        let table = txn.open_table(index).map_err(StoreError::storage)?;
+        counts.push((name, count_entries(table.iter())?));
+    }
+    let status = txn
+        .open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    counts.push(("session status index", count_entries(status.iter())?));
+    Ok(counts)
+}
+
+/// Reads every entry of a range, failing on the first that cannot be read.
+fn count_entries<T, E: std::fmt::Display>(
+    range: Result<impl Iterator<Item = Result<T, E>>, E>,
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for entry in range.map_err(StoreError::storage)? {
+        entry.map_err(StoreError::storage)?;
+        n += 1;
+    }
+    Ok(n)
+}
