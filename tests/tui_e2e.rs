@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,6 +93,11 @@ struct Room {
 impl Room {
     /// Start ocio in a `width` x `height` window and wait until it shows its first frame.
     fn start(name: &str, width: u16, height: u16) -> Room {
+        Self::start_with(name, width, height, CONFIG)
+    }
+
+    /// [`Room::start`] with the given config file.
+    fn start_with(name: &str, width: u16, height: u16, config_text: &str) -> Room {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "ocio-e2e-{}-{}-{name}",
@@ -112,7 +119,7 @@ impl Room {
         std::fs::write(repo.join("slow.toml"), SLOW_PLAN).unwrap();
         let config = room.path("config/ocio/config.toml");
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-        std::fs::write(&config, CONFIG).unwrap();
+        std::fs::write(&config, config_text).unwrap();
         // No user config; no status line, so the pane is the whole window.
         let conf = room.path("tmux.conf");
         std::fs::write(&conf, "set -g status off\n").unwrap();
@@ -595,4 +602,87 @@ fn ocio_stops_when_its_terminal_goes_away() {
         "{log}"
     );
     assert!(log.contains("engine stopped"), "{log}");
+}
+
+/// Quitting the control room with `q` and `y` while a session runs on a real OpenCode server
+/// leaves that session running (before: the quit aborted it), and the next engine on the same
+/// database re-attaches it and finishes the plan with one prompt.
+#[test]
+fn quitting_the_room_leaves_a_remote_session_running_for_the_next_start() {
+    use ocio::scripted::{Rule, Script, Turn};
+    if !tmux_available() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let script = Script::new().rule(
+        Rule::when("slow work")
+            .turn(Turn::write("slow.txt", "slow\n").delay_ms(4000))
+            .turn(Turn::text("slow done")),
+    );
+    let server = runtime.block_on(support::TestServer::start(script));
+    let config = format!(
+        "[[agents]]\nname = \"box\"\nurl = {:?}\nmodel = \"{}/{}\"\n",
+        server.url(),
+        ocio::scripted::PROVIDER_ID,
+        ocio::scripted::MODEL_ID
+    );
+    let mut room = Room::start_with("quit-live", 120, 36, &config);
+    let repo = room.path("repo");
+    std::fs::write(
+        repo.join("live.toml"),
+        "name = \"live\"\nrepo = \".\"\nworktrees = false\n[[tasks]]\nid = \"slow\"\nprompt = \"slow work\"\n",
+    )
+    .unwrap();
+    room.submit("live.toml");
+    let deadline = Instant::now() + PATIENCE;
+    while server.model.requests().is_empty() {
+        if Instant::now() > deadline {
+            room.fail("the session was never prompted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    room.quit();
+    room.expect_exit(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let client = server.client();
+    let dir = repo.to_str().unwrap().to_string();
+    let (remote, status) = runtime.block_on(async {
+        let remote = client.sessions(&dir).await.unwrap();
+        (remote.clone(), client.session_status(&dir).await.unwrap())
+    });
+    assert_eq!(remote.len(), 1);
+    assert!(
+        status.contains_key(&remote[0].id),
+        "the remote session still runs after quitting the room: {status:?}"
+    );
+    // The next start (headless, on the room's database) takes the answer.
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_ocio"));
+    for (key, rel) in [
+        ("HOME", ""),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ] {
+        engine.env(key, room.path(rel));
+    }
+    let mut engine = support::home::Engine::spawn({
+        engine.arg("--headless").current_dir(&repo);
+        engine
+    });
+    let finished = engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true, "{finished}");
+    engine.stop("TERM");
+    let first_turns = server
+        .model
+        .requests()
+        .iter()
+        .filter(|r| r.turn == 0)
+        .count();
+    assert_eq!(first_turns, 1, "prompted once");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("slow.txt")).unwrap(),
+        "slow\n"
+    );
+    runtime.block_on(server.stop());
 }
