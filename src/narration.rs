@@ -144,6 +144,9 @@ impl Narration {
                 ),
                 true,
             ),
+            EngineEvent::EngineFailed { error } => {
+                ("failed", format!("the engine stopped: {error}"), false)
+            }
         };
         Some(Self { tone, text, nested })
     }

@@ -7,6 +7,9 @@
 
 mod support;
 
+#[path = "headless/disk_full.rs"]
+mod disk_full;
+
 use serde_json::Value;
 use support::home::{Home, http_get, is_private, stderr, stdout};
 

@@ -136,6 +136,24 @@ impl Totals {
         })
     }
 
+    /// The last line of a run whose totals cannot be had (the engine stopped): every count
+    /// `null`, and why.
+    pub fn unknown(plan: Option<crate::domain::PlanId>, error: &str) -> Value {
+        json!({
+            "type": "run.finished",
+            "at": Timestamp::now(),
+            "plan": plan,
+            "ok": false,
+            "interrupted": true,
+            "done": null,
+            "failed": null,
+            "blocked": null,
+            "cancelled": null,
+            "unfinished": null,
+            "error": format!("task counts unknown: {error}; `ocio status` reads them from the database"),
+        })
+    }
+
     /// Exit 0 when every task succeeded, 1 when not.
     pub fn outcome(&self) -> Result<(), Failure> {
         if self.ok() {

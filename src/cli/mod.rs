@@ -14,7 +14,7 @@ mod status;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -223,6 +223,15 @@ enum Command {
     },
     /// Print the manual page (roff) to stdout, e.g. `ocio man | man -l -`
     Man,
+}
+
+/// What to tell the operator when the engine stopped by itself: what failed, on which
+/// database, and what to do.
+pub(crate) fn engine_failed(error: &str, database: &Path) -> String {
+    format!(
+        "the engine stopped: {error}\n  database: {}\n  hint: nothing acknowledged was lost; free space on the database's file system (or fix what the error names) and start ocio again: it resumes where it stopped",
+        database.display()
+    )
 }
 
 /// A failure and the exit code it maps to.

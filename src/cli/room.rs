@@ -189,7 +189,7 @@ pub fn host(
     }
     let outcome = tui::run(Link::Local(engine), setup, runtime.handle());
     runtime.block_on(host.shutdown());
-    ended(outcome, false)
+    ended(outcome, false, &paths.db_file)
 }
 
 /// `ocio attach` (or plain `ocio` while an engine runs): the room as a client of that engine.
@@ -206,15 +206,20 @@ pub fn attach(context: &Context) -> Result<(), Failure> {
         socket.display()
     ));
     let pid = client.engine().pid;
+    let database = client.engine().database.clone();
     let outcome = tui::run(Link::Remote(Arc::new(client)), setup, runtime.handle());
-    let result = ended(outcome, true);
+    let result = ended(outcome, true, &database);
     if result.is_ok() {
         eprintln!("ocio: detached; the engine (pid {pid}) goes on. `ocio` attaches again.");
     }
     result
 }
 
-fn ended(outcome: std::io::Result<Exit>, attached: bool) -> Result<(), Failure> {
+fn ended(
+    outcome: std::io::Result<Exit>,
+    attached: bool,
+    database: &std::path::Path,
+) -> Result<(), Failure> {
     match outcome {
         Ok(Exit::Quit) => Ok(()),
         Ok(Exit::Signal) => Err(Failure {
@@ -225,9 +230,9 @@ fn ended(outcome: std::io::Result<Exit>, attached: bool) -> Result<(), Failure> 
                 "stopped by a signal; state is saved and the next start resumes it".into()
             },
         }),
-        Ok(Exit::EngineGone) => Err(Failure {
+        Ok(Exit::EngineGone(why)) => Err(Failure {
             code: exit::FAILED,
-            message: "the engine stopped; see the log".into(),
+            message: super::engine_failed(&why, database),
         }),
         Err(e) => Err(Failure {
             code: exit::FAILED,

@@ -1,8 +1,9 @@
 //! `ocio run PLAN` (also `ocio run PLAN --headless`): host the engine in this process, submit a
 //! plan file and run it to the end; and `ocio --headless`: host the engine until a signal.
 //! stdout gets JSON Lines (see `events.rs`), ending with `{"type":"run.finished",...}`.
-//! Exit 0 when every task is done, 1 when one failed or was cancelled, 2 for a bad plan or
-//! config, 130 on SIGINT/SIGTERM/SIGHUP (state is saved; the next start resumes it).
+//! Exit 0 when every task is done, 1 when one failed or was cancelled or the engine stopped by
+//! itself (a store write failed: `{"type":"engine.failed",...}`), 2 for a bad plan or config,
+//! 130 on SIGINT/SIGTERM/SIGHUP (state is saved; the next start resumes it).
 
 use std::path::Path;
 
@@ -84,6 +85,7 @@ async fn follow(
     loop {
         tokio::select! {
             event = events.recv() => match event {
+                Ok(EngineEvent::EngineFailed { error }) => return Err(failed(host, output, &error)),
                 Ok(event) => {
                     output.event(&event);
                     if let EngineEvent::PlanFinished { plan, done, failed, blocked, cancelled, .. } = event
@@ -97,15 +99,34 @@ async fn follow(
                 Err(RecvError::Lagged(missed)) => output.note(json!({ "type": "events.lagged", "at": Timestamp::now(), "missed": missed })),
                 Err(RecvError::Closed) => return Err(Failure { code: exit::FAILED, message: "the engine stopped unexpectedly; see the log".into() }),
             },
+            error = engine.failed() => return Err(failed(host, output, &error)),
             signal = signals.recv() => {
-                let snapshot = engine.snapshot().await.unwrap_or_default();
-                output.note(Totals::of(&snapshot, plan_id).finished(plan_id, true));
+                output.note(match engine.snapshot().await {
+                    Ok(snapshot) => Totals::of(&snapshot, plan_id).finished(plan_id, true),
+                    Err(e) => Totals::unknown(plan_id, &e.to_string()),
+                });
                 return Err(Failure {
                     code: exit::INTERRUPTED,
                     message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on remote servers keep running and are re-attached)"),
                 });
             }
         }
+    }
+}
+
+/// The engine stopped by itself: an `engine.failed` line, and the failure to print on stderr
+/// (what failed, the database, what to do) with exit 1.
+fn failed(host: &Host, output: &Output, error: &str) -> Failure {
+    let database = &host.info().database;
+    output.note(json!({
+        "type": "engine.failed",
+        "at": Timestamp::now(),
+        "error": error,
+        "database": database,
+    }));
+    Failure {
+        code: exit::FAILED,
+        message: super::engine_failed(error, database),
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::domain::task::{CleanupPolicy, ConflictPolicy};
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
@@ -177,6 +177,9 @@ pub enum EngineEvent {
         files: Vec<String>,
         policy: ConflictPolicy,
     },
+    /// The engine stopped because something it must do failed (a store write: a full disk, a
+    /// broken file). Nothing more is made durable or done; the last event a front end gets.
+    EngineFailed { error: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +264,8 @@ pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<EngineEvent>,
     workspaces: core::Workspaces,
+    /// Why the engine stopped by itself, once it did.
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl EngineHandle {
@@ -292,13 +297,25 @@ impl EngineHandle {
         let workspaces = core::Workspaces::new(root);
         let core =
             core::Core::recover(store, agents, options, events.clone(), workspaces.clone()).await?;
-        tokio::spawn(core.run(rx));
+        let (failed, failure) = watch::channel(None);
+        tokio::spawn(core.run(rx, failed));
         let handle = Self {
             commands,
             events,
             workspaces,
+            failure,
         };
         Ok((handle, first))
+    }
+
+    /// Resolves when the engine stops by itself (not when asked to), with why: a store write
+    /// that failed, or the engine's task ending unexpectedly. Pending forever otherwise.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.failure.clone();
+        match failure.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => "the engine's task ended unexpectedly; see the log".into(),
+        }
     }
 
     /// Every event from now on. A subscriber that falls far behind misses events (and is told

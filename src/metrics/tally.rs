@@ -90,7 +90,8 @@ impl Tally {
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }
             | EngineEvent::IntegrationReady { .. }
-            | EngineEvent::Paused { .. } => {}
+            | EngineEvent::Paused { .. }
+            | EngineEvent::EngineFailed { .. } => {}
         }
     }
 

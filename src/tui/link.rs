@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::app::{Msg, Request};
 use crate::control::{ControlClient, Feed};
 use crate::domain::PlanId;
-use crate::engine::EngineHandle;
+use crate::engine::{EngineEvent, EngineHandle};
 use crate::plan::PlanFile;
 use crate::plan::prompt::prompt_plan;
 
@@ -26,6 +26,14 @@ pub enum Link {
     Remote(Arc<ControlClient>),
 }
 
+/// An engine event as the app's message: the engine's failure ends the room.
+fn message(event: EngineEvent) -> Msg {
+    match event {
+        EngineEvent::EngineFailed { error } => Msg::EngineGone(error),
+        event => Msg::Engine(event),
+    }
+}
+
 impl Link {
     /// Forward engine events to the app until the engine goes away.
     pub fn follow(&self, runtime: &tokio::runtime::Handle, to: Sender<Msg>) {
@@ -35,7 +43,7 @@ impl Link {
                 runtime.spawn(async move {
                     loop {
                         let msg = match events.recv().await {
-                            Ok(event) => Msg::Engine(event),
+                            Ok(event) => message(event),
                             Err(RecvError::Lagged(n)) => Msg::Lagged(n),
                             Err(RecvError::Closed) => {
                                 let _ =
@@ -61,7 +69,7 @@ impl Link {
                     };
                     while let Some(item) = feed.recv().await {
                         let msg = match item {
-                            Feed::Event(event) => Msg::Engine(event),
+                            Feed::Event(event) => message(event),
                             Feed::Lagged(n) => Msg::Lagged(n),
                         };
                         if to.send(msg).is_err() {

@@ -68,14 +68,14 @@ pub struct LocalAgent {
 }
 
 /// How the control room ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
     /// The operator quit.
     Quit,
     /// SIGTERM or SIGHUP.
     Signal,
-    /// The engine went away under it.
-    EngineGone,
+    /// The engine went away under it, and why.
+    EngineGone(String),
 }
 
 /// Run the control room on this thread until the operator quits. `runtime` runs the engine
@@ -154,7 +154,9 @@ fn event_loop(
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Ok(Exit::EngineGone),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Ok(Exit::EngineGone("the engine went away".into()));
+            }
         };
         // Everything that is waiting, then one frame: a burst of events costs one draw.
         let mut batch = vec![first];
@@ -167,7 +169,7 @@ fn event_loop(
         for msg in batch {
             match &msg {
                 Msg::Signal(_) => exit = Exit::Signal,
-                Msg::EngineGone(_) => exit = Exit::EngineGone,
+                Msg::EngineGone(why) => exit = Exit::EngineGone(why.clone()),
                 _ => {}
             }
             for effect in app.update(msg) {

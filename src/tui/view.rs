@@ -136,6 +136,8 @@ impl View {
             EngineEvent::PlanSubmitted { .. } | EngineEvent::MergeConflict { .. } => {
                 self.wants_snapshot = true;
             }
+            // The link turns it into `Msg::EngineGone`: the room shows it and closes.
+            EngineEvent::EngineFailed { .. } => {}
             EngineEvent::Dispatched {
                 plan,
                 task,

@@ -167,8 +167,14 @@ impl Engine {
     }
 
     /// Send `signal` (e.g. "TERM") and return the exit code and the remaining lines.
-    pub fn stop(mut self, signal: &str) -> (Option<i32>, Vec<Value>, String) {
+    pub fn stop(self, signal: &str) -> (Option<i32>, Vec<Value>, String) {
         signal_process(self.child.id(), signal);
+        self.wait()
+    }
+
+    /// Read the remaining lines until stdout ends, and return the exit code, those lines and
+    /// stderr.
+    pub fn wait(mut self) -> (Option<i32>, Vec<Value>, String) {
         let mut rest = Vec::new();
         while let Some(line) = self.next() {
             rest.push(line);

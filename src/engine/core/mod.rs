@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport, Runner};
@@ -177,19 +177,42 @@ impl Core {
         );
     }
 
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// The control loop, until a front end asks it to stop or a step fails; a failure is
+    /// announced (an [`EngineEvent::EngineFailed`] and `failed`) before the loop ends.
+    pub(super) async fn run(
+        mut self,
+        commands: mpsc::Receiver<Command>,
+        failed: watch::Sender<Option<String>>,
+    ) {
+        let result = match self.dispatch().await {
+            Ok(()) => self.steps(commands).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // A store failure means nothing more can be made durable: stop rather than act
+            // on state that was never recorded, and say so to every front end.
+            tracing::error!(error = %e, "engine stopping: {e}");
+            let error = e.to_string();
+            let _ = self.events.send(EngineEvent::EngineFailed {
+                error: error.clone(),
+            });
+            failed.send_replace(Some(error));
+        }
+        tracing::info!(running = self.running.len(), "engine stopped");
+    }
+
+    /// One step per command, ended run, report or tick, each followed by a dispatch round;
+    /// `Ok` when asked to stop, the first error otherwise.
+    async fn steps(&mut self, mut commands: mpsc::Receiver<Command>) -> Result<(), EngineError> {
         let mut tick = tokio::time::interval(self.options.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        if let Err(e) = self.dispatch().await {
-            tracing::error!(error = %e, "engine: first dispatch failed");
-        }
         loop {
             let result = tokio::select! {
                 command = commands.recv() => match command {
-                    None => break,
+                    None => return Ok(()),
                     Some(Command::Shutdown(reply)) => {
                         let _ = reply.send(());
-                        break;
+                        return Ok(());
                     }
                     Some(command) => self.command(command).await,
                 },
@@ -206,18 +229,9 @@ impl Core {
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
             };
-            let result = match result {
-                Ok(()) => self.dispatch().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                // A store failure means nothing more can be made durable: stop rather than act
-                // on state that was never recorded.
-                tracing::error!(error = %e, "engine stopping: {e}");
-                break;
-            }
+            result?;
+            self.dispatch().await?;
         }
-        tracing::info!(running = self.running.len(), "engine stopped");
     }
 
     async fn command(&mut self, command: Command) -> Result<(), EngineError> {
