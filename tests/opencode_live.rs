@@ -1625,3 +1625,61 @@ async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+/// Issue "Trust in daily use", item 4: a server's 500 is diagnosed before it reaches the
+/// operator. The plan's directory is removed after the plan is submitted (dispatching paused):
+/// the server creates the task's session and then fails its prompt with a bare "Unexpected
+/// server error"; the session's error names the directory, the server and what went wrong, and
+/// keeps the server's `ref`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_for_a_missing_directory_names_the_directory() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let server = TestServer::start(Script::new()).await;
+    let state = tempfile::tempdir().unwrap();
+    let gone = state.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let plan = state.path().join("gone.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"gone\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"a\"\nprompt = \"work\"\n",
+            gone.to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    engine.pause(true).await.unwrap();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    engine.pause(false).await.unwrap();
+    let _ = support::until_finished(&mut events, WAIT).await;
+    let sessions = store.read(query::sessions).await.unwrap();
+    let session = sessions
+        .iter()
+        .find(|s| s.title == "gone/a #1")
+        .expect("the task ran");
+    assert_eq!(session.status, Status::Failed, "{:?}", session.last_error);
+    let error = session.last_error.clone().unwrap_or_default();
+    let dir = gone.to_string_lossy();
+    assert!(error.contains(dir.as_ref()), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains(server.url()), "{error}");
+    assert!(error.contains("err_"), "the server's ref stays: {error}");
+    assert!(!error.contains("Unexpected server error"), "{error}");
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}

@@ -1229,3 +1229,54 @@ prompt = 'SIM-WRITE three.txt three\n'
     assert_eq!(merged_keys(&seen), ["three"]);
     engine.shutdown().await.unwrap();
 }
+
+/// Issue "Trust in daily use", item 8: each attempt shows its own work. Attempt 1 is stopped
+/// before it finishes (it wrote a file but committed nothing); the operator's retry runs
+/// attempt 2, which completes with a commit. Attempt 1's diff is not attempt 2's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempts_diff_is_its_own_not_the_next_attempts() {
+    let (repo, dir, engine, store) = setup(1, 1500).await;
+    let mut events = engine.subscribe();
+    let body = "[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes/hello.txt ahoy\\n'\n";
+    let plan_id = engine
+        .submit(plan(dir.path(), &repo, "attempts", body))
+        .await
+        .unwrap();
+    let first = loop {
+        match next_event(&mut events).await {
+            EngineEvent::Activity { session, entry }
+                if entry.activity.summary().contains("hello.txt") =>
+            {
+                break session;
+            }
+            _ => {}
+        }
+    };
+    let task = task_id(&store, plan_id, "write").await;
+    engine.cancel(task).await.unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: false, .. }),
+        "{finished:?}"
+    );
+    engine.retry(task).await.unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let second = sessions
+        .iter()
+        .find(|s| s.task == Some(task) && s.attempt == 2)
+        .expect("a second attempt");
+    assert_eq!(second.status, SessionStatus::Completed);
+    let own = engine.diff(second.id).await.unwrap();
+    assert!(own.starts_with("commit "), "{own}");
+    let earlier = engine.diff(first).await.unwrap();
+    assert!(
+        !earlier.contains("commit ") && !earlier.contains("+ahoy"),
+        "attempt 1 shows attempt 2's work: {earlier}"
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod approval;
 mod core;
+mod diagnose;
 pub mod live;
 mod locking;
 pub mod opencode_runner;

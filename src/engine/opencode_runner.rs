@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::approval::{Ask, Decision};
+use super::diagnose;
 use super::live::{LiveHub, Subscription, Transcriber};
 use super::runner::{
     Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner,
@@ -182,13 +183,7 @@ impl OpencodeRunner {
                 Err(e @ (ClientError::Connect { .. } | ClientError::CircuitOpen { .. })) => {
                     return lost(&e);
                 }
-                Err(e) => {
-                    return Outcome::Failed {
-                        error: e.to_string(),
-                        agent_fault: true,
-                        usage: Usage::default(),
-                    };
-                }
+                Err(e) => return self.failed(&dir, &e, true).await,
             },
         };
         tracing::info!(session = %job.session, remote = %session, server = self.client.base_url(), "remote session ready");
@@ -286,11 +281,22 @@ impl OpencodeRunner {
                 };
                 Box::pin(self.clone().follow(job.clone(), session, stop)).await
             }
-            Err(e) => Outcome::Failed {
-                agent_fault: e.is_the_servers(),
-                error: e.to_string(),
-                usage: Usage::default(),
-            },
+            Err(e) => self.failed(dir, &e, e.is_the_servers()).await,
+        }
+    }
+
+    /// A call for the session failed: a server error (5xx) is diagnosed first (the server's
+    /// health, the directory as it sees it), so the operator reads what went wrong and what to
+    /// do; any other error is told as it is, blaming the agent when `agent_fault`.
+    async fn failed(&self, dir: &str, e: &ClientError, agent_fault: bool) -> Outcome {
+        let (error, agent_fault) = match diagnose::server_error(&self.client, dir, e).await {
+            Some(found) => (found.error, found.agent_fault),
+            None => (e.to_string(), agent_fault),
+        };
+        Outcome::Failed {
+            error,
+            agent_fault,
+            usage: Usage::default(),
         }
     }
 

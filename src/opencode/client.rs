@@ -367,6 +367,20 @@ impl Client {
             .await
     }
 
+    /// Whether the server has `dir` as a directory it can list (`GET /file?path=.`), asked
+    /// once: OpenCode answers 500 for a directory it does not have (missing, or a file).
+    pub async fn has_directory(&self, dir: &str) -> Result<bool, ClientError> {
+        let call = Call::get("list directory", "/file")
+            .dir(dir)
+            .query("path", ".".into())
+            .once();
+        match self.send(call).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Status { status, .. }) if status >= 500 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `git status` of the directory.
     pub async fn vcs_status(&self, dir: &str) -> Result<VcsStatus, ClientError> {
         self.fetch(Call::get("vcs status", "/vcs/status").dir(dir))
@@ -665,6 +679,12 @@ impl Call {
 
     fn delete(what: &'static str, path: String) -> Self {
         Self::new(Method::DELETE, what, path)
+    }
+
+    /// Sent once, even if idempotent.
+    fn once(mut self) -> Self {
+        self.idempotent = false;
+        self
     }
 
     fn dir(self, dir: &str) -> Self {

@@ -234,7 +234,8 @@ fn overlays_detail_graph_and_inputs() {
     insta::assert_snapshot!("help_80x24", draw(&mut app, 80, 24));
     key(&mut app, KeyCode::Esc);
 
-    // Detail of the selected (newest) session: its transcript and its plan's shared context.
+    // Detail of the selected (newest) session: its transcript; the shared context only on the
+    // attempt that left it (this one is still waiting for approval).
     let effects = key(&mut app, KeyCode::Enter);
     assert_eq!(
         effects,

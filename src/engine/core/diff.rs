@@ -1,6 +1,7 @@
 //! A session's changes as a unified diff (through `crate::workspace`): a running session's
-//! worktree against its last commit, or the commit an ended session's task left on its branch
-//! (read from the store, so any session's, however old). Git runs on a blocking thread; the
+//! worktree against its last commit, or the commit an ended session itself left on its task
+//! branch (read from its result checkpoint in the store, so any session's, however old; an
+//! attempt that left none shows none, never another attempt's). Git runs on a blocking thread; the
 //! answer goes straight to the caller.
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use redb::ReadTransaction;
 use tokio::sync::oneshot;
 
 use super::Core;
-use crate::domain::SessionId;
+use crate::domain::{CheckpointKind, SessionId, SessionStatus};
 use crate::engine::EngineError;
 use crate::store::{StoreError, query};
 
@@ -55,7 +56,8 @@ impl Core {
     }
 }
 
-/// The commit an ended session's task left on its branch, and the plan's repository.
+/// The commit an ended session left (recorded in its result checkpoint), and the plan's
+/// repository; none when the attempt left no work, never another attempt's.
 fn ended_source(txn: &ReadTransaction, session: SessionId) -> Result<Option<Source>, StoreError> {
     let Some(session) = query::session(txn, session)? else {
         return Ok(None);
@@ -63,7 +65,20 @@ fn ended_source(txn: &ReadTransaction, session: SessionId) -> Result<Option<Sour
     let (Some(task), Some(plan)) = (session.task, session.plan) else {
         return Ok(None);
     };
-    let Some(commit) = query::context(txn, task)?.and_then(|c| c.commit) else {
+    let result = query::checkpoints(txn, session.id)?
+        .into_iter()
+        .rev()
+        .find(|c| c.kind == CheckpointKind::Result);
+    let commit = match result.as_ref().and_then(|c| c.data.get("commit")) {
+        Some(commit) => commit.as_str().map(str::to_string),
+        // Recorded before attempts kept their own commit: the task's, for a session that
+        // completed (a failed or stopped one committed nothing).
+        None if session.status == SessionStatus::Completed => {
+            query::context(txn, task)?.and_then(|c| c.commit)
+        }
+        None => None,
+    };
+    let Some(commit) = commit else {
         return Ok(None);
     };
     Ok(query::plan(txn, plan)?.map(|p| Source::Commit {

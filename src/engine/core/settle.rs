@@ -107,6 +107,8 @@ impl Core {
             "result": result.as_deref().map(|r| crate::text::clip(r, 4000)),
             "error": error,
             "usage": run.session.usage,
+            // This attempt's own work (null: it left none), for its diff.
+            "commit": work.commit,
         });
         let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
         step.batch.put_checkpoint(&checkpoint);

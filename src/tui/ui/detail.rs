@@ -71,14 +71,19 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
             theme.status("failed"),
         ));
     }
-    // What the task left for its dependents (the plan's shared context), once it finished.
-    let shared = s.plan.zip(s.task).and_then(|(plan, task)| {
-        app.view
-            .contexts
-            .get(&plan)?
-            .iter()
-            .find(|c| c.task == task)
-    });
+    // What the task left for its dependents (the plan's shared context), once it finished:
+    // shown on the attempt that left it, never on another.
+    let shared = s
+        .plan
+        .zip(s.task)
+        .filter(|_| left_it(app, s))
+        .and_then(|(plan, task)| {
+            app.view
+                .contexts
+                .get(&plan)?
+                .iter()
+                .find(|c| c.task == task)
+        });
     if let Some(shared) = shared {
         let mut parts = Vec::new();
         if !shared.files_changed.is_empty() {
@@ -225,6 +230,17 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     frame.render_widget(Paragraph::new(shown).block(block), body);
 }
 
+/// Whether `s` is the attempt whose work its task's shared context holds: it completed, and no
+/// later attempt of the task did.
+fn left_it(app: &App, s: &crate::domain::Session) -> bool {
+    s.status == crate::domain::SessionStatus::Completed
+        && !app.view.sessions.iter().any(|other| {
+            other.session.task == s.task
+                && other.session.attempt > s.attempt
+                && other.session.status == crate::domain::SessionStatus::Completed
+        })
+}
+
 /// The session's diff, coloured: added lines, removed lines, file and hunk headers.
 fn diff_lines(app: &App, id: SessionId) -> Vec<Line<'static>> {
     let theme = &app.theme;
@@ -238,7 +254,7 @@ fn diff_lines(app: &App, id: SessionId) -> Vec<Line<'static>> {
         None => vec![Line::styled("reading the diff…", theme.muted)],
         Some(Err(e)) => vec![Line::styled(e.clone(), theme.status("failed"))],
         Some(Ok(text)) if text.trim().is_empty() => vec![Line::styled(
-            "no changes to show (the session changed nothing yet, or did not work in a git worktree)",
+            "no work recorded for this session (it changed nothing yet, ended without committing any, or did not work in a git worktree)",
             theme.muted,
         )],
         Some(Ok(text)) => text
