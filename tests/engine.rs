@@ -505,6 +505,24 @@ async fn attempts_lost_to_restarts_spend_no_retries_and_are_bounded() {
     let store = open(dir.path());
     let tasks = task_statuses(&store).await;
     assert_eq!(tasks["a"], (TaskStatus::Failed, 4), "{tasks:?}");
+    // An operator's retry starts the bound afresh: it runs, and a lost run of it runs again.
+    let id = store.read(query::tasks).await.unwrap()[0].id;
+    for round in 0..2 {
+        let slow = vec![support::sim_agent("sim", 1, &[], 60_000, 0.0)];
+        let engine = EngineHandle::start(store.clone(), slow, options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        if round == 0 {
+            engine.retry(id).await.unwrap();
+        }
+        let dispatched = tokio::time::timeout(PATIENCE, async {
+            while !matches!(events.recv().await.unwrap(), EngineEvent::Dispatched { .. }) {}
+        })
+        .await;
+        assert!(dispatched.is_ok(), "round {round}: the retried task runs");
+        engine.shutdown().await.unwrap();
+    }
     store.close().await;
 }
 

@@ -317,6 +317,13 @@ impl TaskGraph {
         Ok(self.tasks[i].lose_attempt())
     }
 
+    /// Forgets a task's lost attempts (an operator's retry starts its bound afresh).
+    pub fn forgive_lost(&mut self, key: &str) -> Result<(), GraphError> {
+        let i = self.position(key)?;
+        self.tasks[i].lost = 0;
+        Ok(())
+    }
+
     /// Moves every pending task whose dependencies are all done to ready.
     pub fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
         let promotable: Vec<usize> = (0..self.tasks.len())

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use super::approval::{Ask, Decision};
@@ -146,6 +147,24 @@ impl Runner for OpencodeRunner {
         true
     }
 
+    fn abandon(
+        &self,
+        remote: RemoteSession,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let client = self.client.clone();
+        Some(Box::pin(async move {
+            let dir = remote.directory.to_string_lossy().into_owned();
+            match client.abort(&dir, &remote.session_id).await {
+                Ok(_) => {
+                    tracing::info!(remote = %remote.session_id, "aborted a remote session that cannot be followed again")
+                }
+                Err(e) => {
+                    tracing::warn!(remote = %remote.session_id, server = %remote.server, error = %e, "cannot abort a remote session that cannot be followed again")
+                }
+            }
+        }))
+    }
+
     fn resume(
         &self,
         job: Job,
@@ -207,6 +226,7 @@ impl OpencodeRunner {
         /// How far the server's clock may be behind ours.
         const SKEW_MS: i64 = 60_000;
         let began = i64::try_from(job.session.millis()).unwrap_or(i64::MAX) - SKEW_MS;
+        let ended = jiff::Timestamp::now().as_millisecond() + SKEW_MS;
         let listed = match self.client.sessions(dir).await {
             Ok(listed) => listed,
             Err(e) => {
@@ -216,7 +236,14 @@ impl OpencodeRunner {
         };
         let mut found: Vec<_> = listed
             .into_iter()
-            .filter(|s| s.title == job.title && s.time.created >= began)
+            .filter(|s| {
+                s.title == job.title
+                    && s.parent_id.is_none()
+                    && (Path::new(&s.directory) == job.directory
+                        || std::fs::canonicalize(&job.directory).ok().as_deref()
+                            == Some(Path::new(&s.directory)))
+                    && (began..=ended).contains(&s.time.created)
+            })
             .collect();
         found.sort_by_key(|s| s.time.created);
         let mut found = found.into_iter();
@@ -379,7 +406,20 @@ impl OpencodeRunner {
                         unreachable: false,
                     };
                 }
-                Err(e) if away >= UNREACHABLE_LIMIT => return lost(&e),
+                // Away too long: lost with its server when it cannot be reached, failed when
+                // it answers what ocio cannot use.
+                Err(e) if away >= UNREACHABLE_LIMIT => {
+                    return match e {
+                        ClientError::Connect { .. }
+                        | ClientError::Timeout { .. }
+                        | ClientError::CircuitOpen { .. } => lost(&e),
+                        e => Outcome::Failed {
+                            error: e.to_string(),
+                            agent_fault: true,
+                            usage: Usage::default(),
+                        },
+                    };
+                }
                 Err(e) => {
                     tracing::debug!(remote = id, error = %e, "re-attach: the session cannot be read; trying again");
                 }
@@ -404,13 +444,9 @@ impl OpencodeRunner {
             matches!(&m.info, MessageInfo::Assistant(a)
                 if a.error.is_some() || (a.time.completed.is_some() && a.finish.as_deref() != Some("tool-calls")))
         });
-        // A failed status call counts as busy: only the server saying so ends a run.
-        let busy = self
-            .client
-            .session_status(dir)
-            .await
-            .map(|s| s.contains_key(id))
-            .unwrap_or(true);
+        // A failed status call is a failed check (counted towards the server being away),
+        // never taken as the session having ended.
+        let busy = self.client.session_status(dir).await?.contains_key(id);
         Ok(match answer {
             _ if busy => Progress::Busy,
             Some(answer) => Progress::Answered(Box::new(answer.clone()), usage_of(&messages)),

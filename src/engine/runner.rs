@@ -153,6 +153,14 @@ pub trait Runner: Send + Sync {
         None
     }
 
+    /// Stop, as well as can be, the remote session of a run that the engine will not follow
+    /// again (it cannot re-attach it after a restart): so it never works beside the task's
+    /// next attempt. `None`: nothing to stop.
+    fn abandon(&self, remote: RemoteSession) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let _ = remote;
+        None
+    }
+
     /// Whether a run started by an engine that stopped before recording its remote session
     /// can be run again as the same attempt, taking up that session if it exists (`run` with
     /// `job.adopt`). `false`: such a run is lost with the engine.

@@ -147,6 +147,7 @@ impl Core {
             "retried by the operator",
             now,
         )?);
+        state.graph.forgive_lost(&key)?;
         for event in state.graph.reopen_dependents(&key, now)? {
             step.transition(event);
         }

@@ -141,6 +141,7 @@ impl Core {
                 resumed.push(run);
                 continue;
             }
+            core.abandon(&session);
             let cause = "engine restarted while it ran; the run did not survive";
             session.last_error = Some(cause.into());
             let to = if session.status.can_become(SessionStatus::Failed) {
@@ -173,6 +174,8 @@ impl Core {
             .map(|(_, r)| (r.plan, r.key.clone()))
             .collect();
         let mut merges = Vec::new();
+        // Plans whose task failed here, after too many lost attempts: they may have ended.
+        let mut given_up = Vec::new();
         for (plan_id, state) in &mut core.plans {
             let running: Vec<String> = state
                 .graph
@@ -206,6 +209,7 @@ impl Core {
                         reopened += 1;
                     }
                 } else {
+                    given_up.push(*plan_id);
                     let mark = step.events.len();
                     let cause = format!(
                         "its run was lost to {} engine restarts; `ocio retry` runs it again",
@@ -231,6 +235,10 @@ impl Core {
             });
         }
         core.commit(step).await?;
+        given_up.dedup();
+        for plan in given_up {
+            core.check_finished(plan).await?;
+        }
         core.redo_merges(merges).await;
         for (future, run) in resumed {
             core.spawn(future, run);
@@ -365,6 +373,31 @@ impl Core {
         run.stop = Some(stop);
         run.overlap_dir = overlap_dir;
         Some((Box::pin(run_in(place, start)), run))
+    }
+
+    /// A session left running remotely that this engine will not follow (its agent is gone
+    /// or full, its task no longer runs): stopped at its server, best effort, so it never
+    /// works beside the task's next attempt.
+    fn abandon(&self, session: &Session) {
+        let Some(remote) = session.remote.clone() else {
+            return;
+        };
+        let runner = self
+            .agents
+            .iter()
+            .position(|a| Some(&a.name) == session.agent.as_ref())
+            .map(|index| self.runners[index].clone());
+        match runner.and_then(|r| r.abandon(remote.clone())) {
+            Some(abort) => {
+                tokio::spawn(abort);
+            }
+            None => tracing::warn!(
+                session = %session.id,
+                remote = %remote.session_id,
+                server = %remote.server,
+                "a remote session is left on its server with no agent to stop it; abort it there"
+            ),
+        }
     }
 
     pub(super) fn spawn(

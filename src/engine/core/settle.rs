@@ -69,6 +69,12 @@ impl Core {
         let key = run.key.clone();
         let mut blame = None;
         let mut lost = false;
+        // A cancel or time limit asked for while the run was being lost wins: the task is not
+        // run again.
+        let outcome = match outcome {
+            Outcome::Lost { .. } if run.stopping.is_some() => Outcome::Stopped,
+            outcome => outcome,
+        };
         let (session_to, result, error) = match outcome {
             Outcome::Lost { error, unreachable } => {
                 lost = true;
