@@ -44,6 +44,9 @@ use ocio::store::{Batch, Store, StoreHandle, StoreOptions, query};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Set in a memory child process: the `max_parallel` to run it with.
+
+/// The plans' repository: a plain directory (no git), made when a plan is built.
+const BENCH_REPO: &str = "/tmp/ocio-bench";
 const CHILD_ENV: &str = "OCIO_BENCH_ENGINE_CHILD";
 
 const TASKS: usize = 10_000;
@@ -122,7 +125,9 @@ impl Shape {
                 }
             }
         }
-        PlanFile::parse(&text, Path::new("/tmp/ocio-bench/plan.toml")).expect("bench plan parses")
+        // A plan's repo must be a directory that exists (checked on load and on submit).
+        std::fs::create_dir_all(BENCH_REPO).expect("bench repo directory");
+        PlanFile::parse(&text, &Path::new(BENCH_REPO).join("plan.toml")).expect("bench plan parses")
     }
 }
 
@@ -299,7 +304,7 @@ fn prefill(path: &Path, plans: bool) {
         let mut plan = Plan {
             id: plan_id,
             name: format!("old-{p}"),
-            repo: PathBuf::from("/tmp/ocio-bench"),
+            repo: PathBuf::from(BENCH_REPO),
             tasks: Vec::new(),
             created_at: now,
         };
