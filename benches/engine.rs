@@ -43,10 +43,10 @@ use ocio::plan::PlanFile;
 use ocio::store::{Batch, Store, StoreHandle, StoreOptions, query};
 use tokio::sync::broadcast::error::RecvError;
 
-/// Set in a memory child process: the `max_parallel` to run it with.
-
 /// The plans' repository: a plain directory (no git), made when a plan is built.
 const BENCH_REPO: &str = "/tmp/ocio-bench";
+
+/// Set in a memory child process: the `max_parallel` to run it with.
 const CHILD_ENV: &str = "OCIO_BENCH_ENGINE_CHILD";
 
 const TASKS: usize = 10_000;
