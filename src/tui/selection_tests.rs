@@ -11,7 +11,7 @@ use ratatui::style::Color;
 
 use super::app::{App, Msg, Pane};
 use super::tests::{agent, app, key, session, snapshot};
-use super::theme::{ColorDepth, Theme};
+use super::theme::{ColorDepth, Theme, contrast};
 use crate::domain::{AgentStatus, Lifecycle, SessionStatus, TaskStatus};
 
 /// WCAG 2 AA for normal text.
@@ -76,24 +76,6 @@ const ANSI_BY_INDEX: [Color; 16] = [
     Color::LightCyan,
     Color::White,
 ];
-
-fn luminance((r, g, b): (u8, u8, u8)) -> f64 {
-    let lin = |c: u8| {
-        let c = f64::from(c) / 255.0;
-        if c <= 0.03928 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
-}
-
-/// The WCAG contrast ratio, 1 to 21.
-fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
-    let (la, lb) = (luminance(a), luminance(b));
-    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
-}
 
 /// Named colours are whatever the terminal's palette makes them: a colour and its bright twin
 /// may be the same there, so they never count as a contrast.

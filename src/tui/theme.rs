@@ -335,7 +335,7 @@ fn rgb(color: Color) -> Option<(u8, u8, u8)> {
 }
 
 /// The WCAG 2 contrast ratio of two colours, from 1 to 21.
-fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
+pub(super) fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
     let luminance = |(r, g, b): (u8, u8, u8)| {
         let lin = |c: u8| {
             let c = f64::from(c) / 255.0;
