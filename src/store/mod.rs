@@ -5,6 +5,7 @@
 mod migrate;
 mod open;
 pub mod query;
+mod seal;
 pub mod tables;
 mod work;
 mod writer;
@@ -305,8 +306,10 @@ impl Store {
         let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
         let writer = Writer {
             db,
+            path: path.to_path_buf(),
             next_seq,
             max_batch: options.max_batch.max(1),
+            failed: false,
         };
         std::thread::Builder::new()
             .name("ocio-store".into())

@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redb::backends::InMemoryBackend;
 use redb::{
     ConcurrencyMode, Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable,
     StorageBackend, StorageError, TableHandle, WriteTransaction,
 };
 
 use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
-use super::{StoreError, StoreOptions, migrate, query};
+use super::{StoreError, StoreOptions, migrate, query, seal};
 
 /// What opening found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,16 +40,21 @@ pub(super) fn open_writable(
         None => create_fresh(path)?,
     };
     // A writable open changes the file's header even if nothing is committed, so first decide
-    // on a private copy whether the file is ours, whole and current: nothing is written to a
-    // file that is refused.
-    if options.check_integrity || !created {
+    // whether the file is ours, whole and current: nothing is written to a file that is
+    // refused. A file still as its last clean close sealed it needs only its schema read;
+    // any other is verified in full on a private copy.
+    let verify = options.check_integrity || (!created && !sealed_and_current(path)?);
+    if verify {
         Snapshot::of(path)?;
     }
     let recovered = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&recovered);
     let mut builder = Database::builder();
+    // One process owns the file: readers read a private copy (see [`Snapshot`]), so the writer
+    // needs no multi-process protocol, and redb commits in one phase (one fsync, its
+    // checksummed commit slots), where the shared modes force two.
     builder
-        .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+        .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
         .set_repair_callback(move |session| {
             if !flag.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -71,6 +75,38 @@ pub(super) fn open_writable(
         tracing::warn!(path = %path.display(), "database recovered after an unclean shutdown");
     }
     Ok((db, info))
+}
+
+/// Whether the file is byte for byte what its last clean close sealed and holds a schema this
+/// build runs. A file that is not sealed, or cannot be read in place, returns false: it is
+/// verified in full. Another process holding it, or a newer schema, is refused here.
+fn sealed_and_current(path: &Path) -> Result<bool, StoreError> {
+    if !seal::holds(path) {
+        return Ok(false);
+    }
+    let db = match guard(path, || Database::builder().open_read_only(path))? {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(StoreError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(_) => return Ok(false),
+    };
+    let version = guard(path, || {
+        db.begin_read()
+            .map_err(StoreError::storage)
+            .and_then(|txn| query::schema_version(&txn))
+    })?;
+    match version {
+        Ok(Some(found)) if found > SCHEMA_VERSION => Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        Ok(Some(_)) => Ok(true),
+        Ok(None) | Err(_) => Ok(false),
+    }
 }
 
 /// Makes a fresh database beside `path` and links it into place, so no process ever sees a
@@ -115,17 +151,11 @@ impl Snapshot {
                 detail: "it is empty (0 bytes); ocio never leaves an empty database".into(),
             });
         }
-        let backend = InMemoryBackend::new();
-        let loaded = backend
-            .set_len(bytes.len() as u64)
-            .and_then(|()| backend.write(0, &bytes));
-        loaded.map_err(|e| StoreError::Io {
-            path: path.to_path_buf(),
-            detail: format!("cannot copy it into memory: {e}"),
-        })?;
-        drop(bytes);
+        // Bytes a clean close sealed were verified when written; any others are walked.
+        let sealed = seal::recorded(path) == Some(seal::Digest::of_bytes(&bytes));
         let mut builder = Database::builder();
-        builder.set_check_integrity_on_open(true);
+        builder.set_check_integrity_on_open(!sealed);
+        let backend = Copy::new(bytes);
         let db = guard(path, || builder.create_with_backend(backend))?
             .map_err(|e| damaged(path, open_error(path, e)))?;
         guard(path, || check_schema(&db, path))??;
@@ -147,6 +177,68 @@ impl Snapshot {
     ) -> Result<T, StoreError> {
         let txn = self.db.begin_read().map_err(StoreError::storage)?;
         guard(&self.path, || read(&txn))?.map_err(|e| damaged(&self.path, e))
+    }
+}
+
+/// The private copy a [`Snapshot`] runs on: the file's bytes, owned, so making it costs no
+/// second copy (redb's in-memory backend would zero and copy them again).
+#[derive(Debug)]
+struct Copy(std::sync::RwLock<Vec<u8>>);
+
+impl Copy {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self(std::sync::RwLock::new(bytes))
+    }
+
+    fn bytes(&self) -> std::sync::RwLockReadGuard<'_, Vec<u8>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bytes_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<u8>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn out_of_range() -> std::io::Error {
+    std::io::Error::new(ErrorKind::UnexpectedEof, "read past the end of the copy")
+}
+
+impl StorageBackend for Copy {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(self.bytes().len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        let bytes = self.bytes();
+        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let end = start.checked_add(out.len()).ok_or_else(out_of_range)?;
+        out.copy_from_slice(bytes.get(start..end).ok_or_else(out_of_range)?);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        let len = usize::try_from(len).map_err(|_| out_of_range())?;
+        self.bytes_mut().resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let mut bytes = self.bytes_mut();
+        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let end = start.checked_add(data.len()).ok_or_else(out_of_range)?;
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[start..end].copy_from_slice(data);
+        Ok(())
     }
 }
 

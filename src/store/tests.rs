@@ -284,6 +284,88 @@ fn a_second_writer_is_refused_but_readers_may_follow() {
 }
 
 #[test]
+fn a_clean_close_seals_the_file_and_a_sealed_file_opens_without_a_walk() {
+    let (_dir, path) = temp_db();
+    let store = open(&path);
+    store_session(&store, SessionStatus::Completed);
+    assert!(
+        !seal::holds(&path),
+        "no seal while the file is open and written"
+    );
+    store.close_blocking();
+    assert!(seal::holds(&path), "a clean close seals the file");
+    // Reopening a sealed file reads its schema in place, and still refuses a second writer.
+    let store = open(&path);
+    let err = Store::open(&path, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    let counts = store.read_blocking(query::session_counts).unwrap();
+    assert_eq!(counts.get(&SessionStatus::Completed), Some(&1));
+    store.close_blocking();
+}
+
+#[test]
+fn a_sealed_file_with_a_newer_schema_is_refused_untouched() {
+    let (_dir, path) = temp_db();
+    open(&path).close_blocking();
+    {
+        let db = redb::Database::builder().open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    seal::write(&path);
+    assert!(seal::holds(&path));
+    assert_refused_untouched(
+        &path,
+        &format!("newer ocio (schema {};", SCHEMA_VERSION + 1),
+    );
+}
+
+#[test]
+fn a_file_damaged_after_its_seal_is_verified_in_full_and_refused() {
+    let (_dir, path) = temp_db();
+    let store = open(&path);
+    for _ in 0..200 {
+        store_session(&store, SessionStatus::Completed);
+    }
+    store.close_blocking();
+    assert!(seal::holds(&path));
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip bytes in the middle of a stored page: a plain redb open would not notice.
+    let page = bytes.len() / 4096 / 2 * 4096;
+    for b in &mut bytes[page + 100..page + 116] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    assert_refused_untouched(&path, "damaged");
+    let err = Store::open_read_only(&path).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
+
+#[test]
+fn a_commit_is_single_phase() {
+    // redb's header (docs/design.md in redb): 9 magic bytes, then the god byte, whose third
+    // bit says the primary commit was written in two phases (two fsyncs instead of one).
+    const GOD_BYTE: usize = 9;
+    const TWO_PHASE_COMMIT: u8 = 4;
+    let (_dir, path) = temp_db();
+    let store = open(&path);
+    for _ in 0..3 {
+        store_session(&store, SessionStatus::Completed);
+        let header = std::fs::read(&path).unwrap();
+        assert_eq!(
+            header[GOD_BYTE] & TWO_PHASE_COMMIT,
+            0,
+            "the last commit took two fsyncs"
+        );
+    }
+    store.close_blocking();
+}
+
+#[test]
 fn handles_report_closed_after_close() {
     let (_dir, path) = temp_db();
     let store = open(&path);

@@ -2,6 +2,8 @@
 //! commits writes in groups: every write queued while a commit is running goes into the next
 //! transaction, and each is acknowledged only after that transaction's durable commit returns.
 
+use std::path::PathBuf;
+
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -9,7 +11,7 @@ use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
     SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
-use super::{Batch, Op, Receipt, StoreError};
+use super::{Batch, Op, Receipt, StoreError, seal};
 
 pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + Send>;
 
@@ -21,8 +23,11 @@ pub(super) enum Request {
 
 pub(super) struct Writer {
     pub db: Database,
+    pub path: PathBuf,
     pub next_seq: u64,
     pub max_batch: usize,
+    /// A commit failed since the file was opened: it is not sealed at close.
+    pub failed: bool,
 }
 
 impl Writer {
@@ -30,12 +35,13 @@ impl Writer {
         let mut held: Option<Request> = None;
         loop {
             let Some(request) = held.take().or_else(|| requests.blocking_recv()) else {
-                return; // every handle is gone
+                self.close(); // every handle is gone
+                return;
             };
             match request {
                 Request::Read(job) => job(self.db.begin_read().map_err(StoreError::storage)),
                 Request::Close(done) => {
-                    drop(self);
+                    self.close();
                     let _ = done.send(());
                     return;
                 }
@@ -57,6 +63,18 @@ impl Writer {
         }
     }
 
+    /// Closes the file and, when every commit since it was opened succeeded, seals it so the
+    /// next open need not walk it (see [`super::seal`]).
+    fn close(self) {
+        let Self {
+            db, path, failed, ..
+        } = self;
+        drop(db);
+        if !failed {
+            seal::write(&path);
+        }
+    }
+
     fn commit_group(&mut self, group: Vec<(Batch, oneshot::Sender<Result<Receipt, StoreError>>)>) {
         let first_seq = self.next_seq;
         let result = self.write_group(group.iter().map(|(batch, _)| batch));
@@ -68,6 +86,7 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, writes = group.len(), "store commit failed");
+                self.failed = true;
                 self.next_seq = first_seq;
                 for (_, reply) in group {
                     let _ = reply.send(Err(error.clone()));

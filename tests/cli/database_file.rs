@@ -146,8 +146,17 @@ fn of_two_engines_started_at_once_the_loser_is_told_another_ocio_holds_the_file(
             c.stdout(Stdio::piped()).stderr(Stdio::piped());
             c.spawn().unwrap()
         };
-        let (a, b) = (spawn(), spawn());
-        std::thread::sleep(Duration::from_millis(1500));
+        let (mut a, mut b) = (spawn(), spawn());
+        // Wait (patiently: test machines are loaded) for the loser to stop, then give the
+        // winner a moment to show it keeps running.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while a.try_wait().unwrap().is_none()
+            && b.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
         let mut exited = Vec::new();
         for mut child in [a, b] {
             match child.try_wait().unwrap() {
