@@ -15,8 +15,10 @@
 //!    finished plans of 100 done tasks each (what a database that ran them holds). The file is
 //!    pre-filled once and copied for each run, and the copy is flushed to disk before the clock
 //!    starts, so it is in the page cache and clean (a warm start: unflushed, the whole copy
-//!    would be written back by the first durable commit and counted as opening).
-//!    Target: under 100 ms.
+//!    would be written back by the first durable commit and counted as opening). Each database
+//!    is opened as a clean stop leaves it (sealed: its bytes hash to the seal, so no page walk)
+//!    and without its seal (as after a crash: every page checksum verified).
+//!    Target: under 100 ms after a clean stop; the unsealed figures are reported.
 //!
 //! Each figure is the median of several runs. `cargo bench --bench engine`; environment:
 //! - `OCIO_BENCH_RUNS`: runs per figure (default 5; the throughput figures take at most 3
@@ -363,10 +365,13 @@ struct StartRun {
 
 /// Open a copy of `template`, start the engine, submit a 1-task plan, wait for its dispatch.
 /// Times: opening the store, `EngineHandle::start` (recovery), then submit until `Dispatched`.
-fn first_dispatch_run(template: &Path, plan: &PlanFile) -> StartRun {
+fn first_dispatch_run(template: &Path, plan: &PlanFile, sealed: bool) -> StartRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench.redb");
     std::fs::copy(template, &path).expect("copy the pre-filled database");
+    if sealed {
+        std::fs::copy(seal_of(template), seal_of(&path)).expect("copy the database's seal");
+    }
     std::fs::File::open(&path)
         .and_then(|copy| copy.sync_all())
         .expect("flush the copy");
@@ -406,6 +411,13 @@ fn first_dispatch_run(template: &Path, plan: &PlanFile) -> StartRun {
             dispatch_ms: ms(total - started),
         }
     })
+}
+
+/// Where a clean close leaves the database's seal (`<file>.seal`).
+fn seal_of(path: &Path) -> PathBuf {
+    let mut name = path.file_name().expect("a file name").to_os_string();
+    name.push(".seal");
+    path.with_file_name(name)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -558,23 +570,39 @@ fn first_dispatch(runs: usize) {
         let dir = tempfile::tempdir().expect("temp dir");
         let template = dir.path().join("template.redb");
         prefill(&template, plans);
-        let results: Vec<StartRun> = (0..runs)
-            .map(|_| first_dispatch_run(&template, &one_task))
-            .collect();
-        let pick = |f: fn(&StartRun) -> f64| median(results.iter().map(f).collect());
-        let total = pick(|r| r.total_ms);
-        let ratio = total / FIRST_DISPATCH_TARGET_MS;
-        start_met &= total < FIRST_DISPATCH_TARGET_MS;
-        println!(
-            "{label:>28} {:>9.1} {:>9.1} {:>11.1} {total:>9.1} {:>8} {ratio:>7.2}x",
-            pick(|r| r.open_ms),
-            pick(|r| r.start_ms),
-            pick(|r| r.dispatch_ms),
-            format!("< {FIRST_DISPATCH_TARGET_MS:.0}"),
-        );
+        // After a clean stop the file is sealed and opens without a page walk (the target);
+        // without its seal (after a crash, or a file copied alone) every page is verified.
+        for sealed in [true, false] {
+            let results: Vec<StartRun> = (0..runs)
+                .map(|_| first_dispatch_run(&template, &one_task, sealed))
+                .collect();
+            let pick = |f: fn(&StartRun) -> f64| median(results.iter().map(f).collect());
+            let total = pick(|r| r.total_ms);
+            let (target, ratio) = if sealed {
+                start_met &= total < FIRST_DISPATCH_TARGET_MS;
+                let ratio = total / FIRST_DISPATCH_TARGET_MS;
+                (
+                    format!("< {FIRST_DISPATCH_TARGET_MS:.0}"),
+                    format!("{ratio:.2}x"),
+                )
+            } else {
+                ("none".to_string(), "-".to_string())
+            };
+            let label = if sealed {
+                label.to_string()
+            } else {
+                "  unsealed: full verify".to_string()
+            };
+            println!(
+                "{label:>28} {:>9.1} {:>9.1} {:>11.1} {total:>9.1} {target:>8} {ratio:>8}",
+                pick(|r| r.open_ms),
+                pick(|r| r.start_ms),
+                pick(|r| r.dispatch_ms),
+            );
+        }
     }
     println!(
-        "target: first dispatch < {FIRST_DISPATCH_TARGET_MS:.0} ms with {FINISHED_SESSIONS} finished sessions ({}; ratio is of the target, lower is better)",
+        "target: first dispatch < {FIRST_DISPATCH_TARGET_MS:.0} ms with {FINISHED_SESSIONS} finished sessions after a clean stop ({}; ratio is of the target, lower is better); unsealed rows are reported, not targeted",
         verdict(start_met)
     );
     println!();

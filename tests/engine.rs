@@ -939,3 +939,24 @@ async fn a_repo_deleted_between_load_and_submit_is_refused_naming_it() {
     );
     assert!(store.read(query::plans).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_stop_that_was_asked_for_is_not_reported_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 1, &[], 20, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    engine.shutdown().await.unwrap();
+    // Let the engine's loop end and let go of its side of the failure watch.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let failed = tokio::time::timeout(Duration::from_millis(500), engine.failed()).await;
+    assert!(
+        failed.is_err(),
+        "a clean stop must not read as a failure: {failed:?}"
+    );
+}

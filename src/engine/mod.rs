@@ -259,6 +259,16 @@ enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// How the engine's loop ended, as [`EngineHandle::failed`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Running,
+    /// Asked to stop (a shutdown, or every handle dropped).
+    Stopped,
+    /// Stopped by itself: a step failed (a store write, most often).
+    Failed(String),
+}
+
 /// The front ends' way in. Cheap to clone.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -266,7 +276,7 @@ pub struct EngineHandle {
     events: broadcast::Sender<EngineEvent>,
     workspaces: core::Workspaces,
     /// Why the engine stopped by itself, once it did.
-    failure: watch::Receiver<Option<String>>,
+    failure: watch::Receiver<Ending>,
 }
 
 impl EngineHandle {
@@ -298,7 +308,7 @@ impl EngineHandle {
         let workspaces = core::Workspaces::new(root);
         let core =
             core::Core::recover(store, agents, options, events.clone(), workspaces.clone()).await?;
-        let (failed, failure) = watch::channel(None);
+        let (failed, failure) = watch::channel(Ending::Running);
         tokio::spawn(core.run(rx, failed));
         let handle = Self {
             commands,
@@ -310,12 +320,17 @@ impl EngineHandle {
     }
 
     /// Resolves when the engine stops by itself (not when asked to), with why: a store write
-    /// that failed, or the engine's task ending unexpectedly. Pending forever otherwise.
+    /// that failed, or the engine's task ending unexpectedly. Pending forever otherwise, also
+    /// after a stop that was asked for.
     pub async fn failed(&self) -> String {
         let mut failure = self.failure.clone();
-        match failure.wait_for(Option::is_some).await {
-            Ok(why) => why.clone().unwrap_or_default(),
-            Err(_) => "the engine's task ended unexpectedly; see the log".into(),
+        let ending = match failure.wait_for(|e| *e != Ending::Running).await {
+            Ok(ending) => ending.clone(),
+            Err(_) => return "the engine's task ended unexpectedly; see the log".into(),
+        };
+        match ending {
+            Ending::Failed(why) => why,
+            Ending::Running | Ending::Stopped => std::future::pending().await,
         }
     }
 

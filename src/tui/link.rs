@@ -40,9 +40,20 @@ impl Link {
         match self {
             Link::Local(engine) => {
                 let mut events = engine.subscribe();
+                let engine = engine.clone();
                 runtime.spawn(async move {
                     loop {
-                        let msg = match events.recv().await {
+                        // The failure is watched as well as announced: a room that lags behind
+                        // the event stream may never see the announcement.
+                        let received = tokio::select! {
+                            biased;
+                            received = events.recv() => received,
+                            why = engine.failed() => {
+                                let _ = to.send(Msg::EngineGone(why));
+                                break;
+                            }
+                        };
+                        let msg = match received {
                             Ok(event) => message(event),
                             Err(RecvError::Lagged(n)) => Msg::Lagged(n),
                             Err(RecvError::Closed) => {

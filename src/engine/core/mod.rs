@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport, Runner};
 use super::view::Entry;
-use super::{Command, EngineError, EngineEvent, EngineOptions};
+use super::{Command, Ending, EngineError, EngineEvent, EngineOptions};
 use crate::domain::{
     Agent, AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus,
     Task, TaskGraph, TaskId, TaskStatus, Transition,
@@ -182,7 +182,7 @@ impl Core {
     pub(super) async fn run(
         mut self,
         commands: mpsc::Receiver<Command>,
-        failed: watch::Sender<Option<String>>,
+        ending: watch::Sender<Ending>,
     ) {
         let result = match self.dispatch().await {
             Ok(()) => self.steps(commands).await,
@@ -196,7 +196,9 @@ impl Core {
             let _ = self.events.send(EngineEvent::EngineFailed {
                 error: error.clone(),
             });
-            failed.send_replace(Some(error));
+            ending.send_replace(Ending::Failed(error));
+        } else {
+            ending.send_replace(Ending::Stopped);
         }
         tracing::info!(running = self.running.len(), "engine stopped");
     }
