@@ -88,6 +88,8 @@ struct Room {
     home: tempfile::TempDir,
     /// The last screen read, for failure messages.
     last: String,
+    /// Run ocio inside the mount namespace of this process (`nsenter -t PID -m`).
+    inside: Option<u32>,
 }
 
 impl Room {
@@ -98,6 +100,11 @@ impl Room {
 
     /// [`Room::start`] with the given config file.
     fn start_with(name: &str, width: u16, height: u16, config_text: &str) -> Room {
+        Self::prepare(name, config_text).launch(width, height)
+    }
+
+    /// The room's home, config and plans, with nothing running yet.
+    fn prepare(name: &str, config_text: &str) -> Room {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "ocio-e2e-{}-{}-{name}",
@@ -108,10 +115,11 @@ impl Room {
             .prefix("ocio-tui-")
             .tempdir()
             .unwrap();
-        let mut room = Room {
+        let room = Room {
             socket,
             home,
             last: String::new(),
+            inside: None,
         };
         let repo = room.path("repo");
         std::fs::create_dir_all(&repo).unwrap();
@@ -120,6 +128,13 @@ impl Room {
         let config = room.path("config/ocio/config.toml");
         std::fs::create_dir_all(config.parent().unwrap()).unwrap();
         std::fs::write(&config, config_text).unwrap();
+        room
+    }
+
+    /// Start ocio in a `width` x `height` window and wait until it shows its first frame.
+    fn launch(mut self, width: u16, height: u16) -> Room {
+        let room = &mut self;
+        let repo = room.path("repo");
         // No user config; no status line, so the pane is the whole window.
         let conf = room.path("tmux.conf");
         std::fs::write(&conf, "set -g status off\n").unwrap();
@@ -145,7 +160,7 @@ impl Room {
             "1",
             "ocio is not on the alternate screen"
         );
-        room
+        self
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -164,6 +179,9 @@ impl Room {
         text += &var("XDG_STATE_HOME", "state");
         text += &var("XDG_RUNTIME_DIR", "run");
         text += "export TERM=xterm-256color\n";
+        if let Some(pid) = self.inside {
+            text += &format!("nsenter -t {pid} -m -- ");
+        }
         text += &format!("{}\n", quote(Path::new(env!("CARGO_BIN_EXE_ocio"))));
         text += "code=$?\n";
         text += "mode=cooked\n";
@@ -685,4 +703,37 @@ fn quitting_the_room_leaves_a_remote_session_running_for_the_next_start() {
         "slow\n"
     );
     runtime.block_on(server.stop());
+}
+
+#[test]
+fn a_full_disk_ends_the_room_with_the_reason_and_gives_the_terminal_back() {
+    if !tmux_available() {
+        return;
+    }
+    let config = "[engine]\nmax_parallel = 4\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"150ms\"\nmax_concurrent = 4\n";
+    let mut room = Room::prepare("disk-full", config);
+    let Some(disk) = support::disk::SmallDisk::mount(&room.path("data"), "8m") else {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs in a private mount namespace here (needs root and util-linux unshare/nsenter)"
+        );
+        return;
+    };
+    room.inside = Some(disk.holder_pid());
+    let mut plan = String::from("name = \"many\"\nrepo = \".\"\n");
+    for i in 0..60 {
+        plan += &format!("[[tasks]]\nid = \"t{i:02}\"\nprompt = \"task {i}\"\n");
+    }
+    std::fs::write(room.path("repo").join("many.toml"), plan).unwrap();
+    let mut room = room.launch(120, 36);
+    room.submit("many.toml");
+    room.wait_for("a first task done", |s| {
+        s.contains("/60 done") && !s.contains(" 0/60 done")
+    });
+    disk.fill();
+    let screen = room.expect_exit(1);
+    assert!(
+        screen.contains("No space left on device"),
+        "the room's last words name the cause:\n{screen}"
+    );
+    assert!(screen.contains("free"), "and say what to do:\n{screen}");
 }
