@@ -1683,3 +1683,89 @@ async fn a_server_error_for_a_missing_directory_names_the_directory() {
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_servers_slow_create_is_waited_for_and_taken_up_not_repeated() {
+    use ocio::domain::SessionStatus as Status;
+    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let script = Script::new().rule(
+        Rule::when("busy work")
+            .turn(Turn::write("busy.txt", "made\n"))
+            .turn(Turn::text("busy done")),
+    );
+    let server = TestServer::start(script).await;
+    // Every create is held 4 s; ocio gives a call 1 s. The session is made all the same,
+    // after ocio's create has timed out, as on a server saturated by its running sessions.
+    let proxy = support::slow_proxy::SlowProxy::start(server.url(), Duration::from_secs(4)).await;
+    let options = ocio::opencode::client::ClientOptions {
+        call_timeout: Duration::from_secs(1),
+        ..support::test_options()
+    };
+    let client = Client::new(&proxy.url, server.password.clone(), options).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let plan = state.path().join("busy.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"busy\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"a\"\nprompt = \"busy work\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        health_every: Duration::from_millis(500),
+        retry_backoff: jiff::SignedDuration::from_millis(100),
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(client)],
+        options,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    engine
+        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, WAIT).await;
+    let sessions = store.read(query::sessions).await.unwrap();
+    let summary: Vec<(String, Status, Option<String>)> = sessions
+        .iter()
+        .map(|s| (s.title.clone(), s.status, s.last_error.clone()))
+        .collect();
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 1,
+                ..
+            }
+        ),
+        "{finished:?}\n{summary:#?}"
+    );
+    assert_eq!(
+        summary.len(),
+        1,
+        "one attempt, taken up after the slow create: {summary:#?}"
+    );
+    let remote = server.client().sessions(&repo.dir_str()).await.unwrap();
+    assert_eq!(remote.len(), 1, "one remote session: {remote:#?}");
+    let first_turns = server
+        .model
+        .requests()
+        .iter()
+        .filter(|r| r.turn == 0)
+        .count();
+    assert_eq!(first_turns, 1, "prompted once");
+    assert_eq!(repo.read("busy.txt").as_deref(), Some("made\n"));
+    engine.shutdown().await.unwrap();
+    drop(proxy);
+    server.stop().await;
+}

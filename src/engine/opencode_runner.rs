@@ -59,6 +59,13 @@ const UNREACHABLE_LIMIT: u32 = 300;
 /// stored, and a server under load is slower still.
 const STALL_LIMIT: u32 = 10;
 
+/// How long a create that timed out is given to show its session: a server busy with many
+/// sessions may take this long to get to it, and a second create would only add to its load.
+const CREATE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How often the sessions are listed while waiting for a slow create's session.
+const CREATE_LOOK_EVERY: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct OpencodeRunner {
     client: Client,
@@ -194,10 +201,11 @@ impl OpencodeRunner {
             Some(id) => id,
             None => match self.client.create_session(&dir, &create).await {
                 Ok(session) => session.id,
-                // A slow create may well have made the session: take it up if so.
-                Err(e @ ClientError::Timeout { .. }) => match self.unrecorded(&job, &dir).await {
+                // A slow create may well make the session yet: wait for it and take it up,
+                // rather than add another create to a server that is busy already.
+                Err(e @ ClientError::Timeout { .. }) => match self.made_late(&job, &dir).await {
                     Some(id) => id,
-                    None => return lost(&e),
+                    None => return slow(&e),
                 },
                 Err(e @ (ClientError::Connect { .. } | ClientError::CircuitOpen { .. })) => {
                     return lost(&e);
@@ -216,6 +224,22 @@ impl OpencodeRunner {
             return Outcome::Stopped;
         }
         self.prompt(&job, &dir, &session, stop).await
+    }
+
+    /// After a create timed out: the session the server makes once it gets to it, looked for
+    /// every [`CREATE_LOOK_EVERY`] for [`CREATE_PATIENCE`].
+    async fn made_late(&self, job: &Job, dir: &str) -> Option<String> {
+        let give_up = tokio::time::Instant::now() + CREATE_PATIENCE;
+        loop {
+            if let Some(id) = self.unrecorded(job, dir).await {
+                return Some(id);
+            }
+            if tokio::time::Instant::now() + CREATE_LOOK_EVERY > give_up {
+                tracing::warn!(session = %job.session, "no remote session appeared after a slow create");
+                return None;
+            }
+            tokio::time::sleep(CREATE_LOOK_EVERY).await;
+        }
     }
 
     /// The remote session an earlier engine made for this attempt and stopped before
@@ -543,6 +567,18 @@ fn lost(error: &ClientError) -> Outcome {
     Outcome::Lost {
         error: error.to_string(),
         unreachable: true,
+    }
+}
+
+/// The server answered too slowly to start the run, and no session appeared in the time
+/// given: lost (no retry spent), but the server is busy, not away.
+fn slow(error: &ClientError) -> Outcome {
+    Outcome::Lost {
+        error: format!(
+            "{error}; the server is busy, and no session appeared within {} after",
+            crate::text::duration(CREATE_PATIENCE)
+        ),
+        unreachable: false,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod home;
 mod install;
 pub mod metrics;
 mod repo;
+pub mod slow_proxy;
 
 use std::ffi::OsString;
 use std::time::Duration;
