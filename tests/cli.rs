@@ -256,6 +256,33 @@ fn logs_go_to_the_log_file_only() {
     );
 }
 
+/// `ocio demo` works on a scratch database of its own: the log names that one, never the
+/// default database it does not touch.
+#[test]
+fn the_demo_logs_the_database_it_uses() {
+    let home = Home::new();
+    let scratch = home.path("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    // No terminal here: the room cannot start, but the demo's engine has run by then.
+    let output = home
+        .command(&["demo"])
+        .env("TMPDIR", &scratch)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0), "{}", stderr(&output));
+    let log: String = std::fs::read_dir(home.path("state/ocio"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let default = home.db().display().to_string();
+    assert!(!log.contains(&default), "the log names {default}: {log}");
+    assert!(
+        log.contains(&scratch.display().to_string()) && log.contains("demo.redb"),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_example_config_loads() {
     let home = Home::new();

@@ -339,7 +339,12 @@ impl Context {
         let directive =
             std::env::var("OCIO_LOG").unwrap_or_else(|_| config.config.log.level.clone());
         let log = logging::init(&paths.log_dir, &directive)?;
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), db = %paths.db_file.display(), "ocio starting");
+        if matches!(cli.command, Some(Command::Demo)) {
+            // The demo names the scratch database it makes itself.
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "ocio starting a demo");
+        } else {
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), db = %paths.db_file.display(), "ocio starting");
+        }
         Ok(Self {
             paths,
             config,
