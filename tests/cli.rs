@@ -407,6 +407,32 @@ fn run_executes_a_plan_and_reports_json_lines() {
     assert_eq!(status["agents"]["total"], 2, "the agents are recorded");
 }
 
+/// `ocio logs` takes what `cancel` and `retry` take: a task's key or `plan/key` names the
+/// task's newest session.
+#[test]
+fn logs_take_a_task_as_cancel_does() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n",
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    for (target, title) in [("b", "p/b #1"), ("p/a", "p/a #1")] {
+        let logs = home.json(&["logs", target, "--json"]);
+        assert_eq!(logs["session"]["title"], title, "{target}: {logs}");
+        assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent", "{logs}");
+    }
+    let out = home.ocio(&["logs", "p/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no session or task matches `p/nope`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn run_exits_1_when_a_task_fails_and_2_for_a_bad_plan() {
     let home = Home::new();

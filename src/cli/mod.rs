@@ -205,7 +205,8 @@ enum Command {
     },
     /// What a session did: its transcript (from the running engine) and checkpoints
     Logs {
-        /// Session id: the full id or its last 8 characters
+        /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
+        /// newest session)
         session: String,
         #[arg(long)]
         json: bool,
