@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ocio::control::{ControlClient, ControlError, ErrorKind, is_running};
 use ocio::engine::EngineEvent;
-use ocio::engine::approval::Decision;
+use ocio::engine::approval::{Approver, Decision};
 use ocio::host::{Host, HostOptions};
 use ocio::paths::Paths;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -93,7 +93,7 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
         "{unknown}"
     );
     let refused = client
-        .approve("per_nope", Decision::Once)
+        .approve("per_nope", Decision::Once, Approver::Cli)
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("per_nope"), "{refused}");

@@ -183,7 +183,8 @@ enum Command {
     },
     /// Answer a permission request a session waits on (allow once unless told otherwise)
     Approve {
-        /// The request id (`per_...`), as `ocio status` and the events show it
+        /// The request id (`per_...`) as `ocio status` and the events show it, or its last 8
+        /// characters as the control room shows them
         id: String,
         /// Allow it and the same again in this session
         #[arg(long, conflicts_with = "reject")]

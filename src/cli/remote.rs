@@ -13,7 +13,7 @@ use super::{Context, Failure, exit};
 use crate::control::ControlClient;
 use crate::domain::TaskId;
 use crate::engine::Snapshot;
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 use crate::plan::PlanFile;
 
 /// What `ocio submit` submits.
@@ -212,7 +212,7 @@ pub fn approve(
     };
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
-        client.approve(id, decision).await?;
+        client.approve(id, decision, Approver::Cli).await?;
         if json {
             print_json(&json!({ "source": "engine", "request": id, "decision": decision }))
         } else {

@@ -16,7 +16,7 @@ use super::{
     write_line,
 };
 use crate::domain::{PlanId, SessionId, TaskId};
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 use crate::engine::{EngineEvent, Entry, Snapshot};
 
 /// Longest reply line read (a snapshot of a big engine is large, but not this large).
@@ -131,11 +131,18 @@ impl ControlClient {
         self.done(Request::Retry { task }).await
     }
 
-    /// Answer a permission request by its id (`per_...`).
-    pub async fn approve(&self, request: &str, decision: Decision) -> Result<(), ControlError> {
+    /// Answer a permission request by its id (`per_...`) or the id's last 8 characters; `by`
+    /// says who answers.
+    pub async fn approve(
+        &self,
+        request: &str,
+        decision: Decision,
+        by: Approver,
+    ) -> Result<(), ControlError> {
         let request = Request::Approve {
             request: request.to_string(),
             decision,
+            by,
         };
         self.done(request).await
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{PlanId, SessionId, TaskId};
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 use crate::engine::{EngineError, EngineEvent, Entry, Proposal, Snapshot};
 
 pub use client::{ControlClient, Feed};
@@ -47,9 +47,13 @@ pub enum Request {
     Retry {
         task: TaskId,
     },
+    /// `request`: the request's id or its short form.
     Approve {
         request: String,
         decision: Decision,
+        /// Who answers (a client that does not say is [`Approver::Client`]).
+        #[serde(default)]
+        by: Approver,
     },
     Pause {
         paused: bool,

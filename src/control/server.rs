@@ -304,8 +304,12 @@ async fn answer(
         }
         Request::Cancel { task } => engine.cancel(task).await.map(|()| Reply::Done)?,
         Request::Retry { task } => engine.retry(task).await.map(|()| Reply::Done)?,
-        Request::Approve { request, decision } => engine
-            .approve(&request, decision)
+        Request::Approve {
+            request,
+            decision,
+            by,
+        } => engine
+            .approve(&request, decision, by)
             .await
             .map(|()| Reply::Done)?,
         Request::Pause { paused } => engine.pause(paused).await.map(|()| Reply::Done)?,

@@ -251,6 +251,7 @@ enum Command {
     Approve(
         String,
         approval::Decision,
+        approval::Approver,
         oneshot::Sender<Result<(), EngineError>>,
     ),
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
@@ -378,13 +379,16 @@ impl EngineHandle {
             .await?
     }
 
-    /// Answer a permission request the policy left to the operator.
+    /// Answer a permission request the policy left to the operator: `request` is its id or
+    /// the id's short form ([`approval::Ask::short`]); `by` says who answered (the control log
+    /// and the events tell).
     pub async fn approve(
         &self,
         request: &str,
         decision: approval::Decision,
+        by: approval::Approver,
     ) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Approve(request.to_string(), decision, reply))
+        self.ask(|reply| Command::Approve(request.to_string(), decision, by, reply))
             .await?
     }
 

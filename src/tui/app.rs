@@ -17,7 +17,7 @@ use super::theme::Theme;
 use super::view::View;
 use crate::domain::{AgentStatus, SessionId, TaskId};
 use crate::engine::EngineEvent;
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 use crate::engine::view::{Entry, Snapshot};
 
 /// What reaches the app, in order.
@@ -66,7 +66,8 @@ pub enum Request {
     Prompt(String),
     Cancel(TaskId, String),
     Retry(TaskId, String),
-    Approve(String, Decision),
+    /// Answer a permission request (its id or short form), saying who answers.
+    Approve(String, Decision, Approver),
     Pause(bool),
     Drain(String, bool),
     /// Ask the engine's planner for a plan towards a goal (shown for approval).
@@ -319,6 +320,9 @@ impl App {
                     Vec::new()
                 }
                 Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+                Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
+                    self.decide(action)
+                }
                 Some(Action::Diff) => {
                     self.panes.detail_diff = !self.panes.detail_diff;
                     self.panes.detail_scroll = 0;
@@ -458,22 +462,43 @@ impl App {
                 }
             }
             Action::ApproveOnce | Action::ApproveAlways | Action::Reject => {
-                let decision = match action {
-                    Action::ApproveOnce => Decision::Once,
-                    Action::ApproveAlways => Decision::Always,
-                    _ => Decision::Reject,
-                };
-                let index = self.panes.approvals.selected;
-                if let Some(request) = self.view.approvals.get(index) {
-                    let id = request.ask.id.clone();
-                    self.view.approvals.remove(index);
-                    self.view.generation += 1;
-                    return vec![Effect::Request(Request::Approve(id, decision))];
-                }
-                self.toast("no permission request is waiting".into(), false);
+                return self.decide(action);
             }
         }
         Vec::new()
+    }
+
+    /// Answer a permission request: the one the open session's detail waits on, else the one
+    /// selected in the approvals pane. It leaves the pane at once.
+    fn decide(&mut self, action: Action) -> Vec<Effect> {
+        let decision = match action {
+            Action::ApproveOnce => Decision::Once,
+            Action::ApproveAlways => Decision::Always,
+            _ => Decision::Reject,
+        };
+        let index = match &self.mode {
+            Mode::Detail(id) => self.view.approvals.iter().position(|a| a.session == *id),
+            _ => Some(self.panes.approvals.selected),
+        };
+        match index.filter(|i| *i < self.view.approvals.len()) {
+            Some(index) => {
+                let request = self.view.approvals.remove(index);
+                self.view.generation += 1;
+                vec![Effect::Request(Request::Approve(
+                    request.ask.id,
+                    decision,
+                    Approver::Key,
+                ))]
+            }
+            None => {
+                let what = match self.mode {
+                    Mode::Detail(_) => "this session waits on no permission request",
+                    _ => "no permission request is waiting",
+                };
+                self.toast(what.into(), false);
+                Vec::new()
+            }
+        }
     }
 
     /// Cancel or retry the task behind the selection (session or task).

@@ -171,10 +171,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             format!("retry {name}"),
             engine.retry(id).await.map(|()| "queued again".into()),
         ),
-        Request::Approve(id, decision) => reply(
+        Request::Approve(id, decision, by) => reply(
             format!("request {id}"),
             engine
-                .approve(&id, decision)
+                .approve(&id, decision, by)
                 .await
                 .map(|()| decision.text().into()),
         ),
@@ -238,10 +238,10 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
             format!("retry {name}"),
             client.retry(id).await.map(|()| "queued again".into()),
         ),
-        Request::Approve(id, decision) => reply(
+        Request::Approve(id, decision, by) => reply(
             format!("request {id}"),
             client
-                .approve(&id, decision)
+                .approve(&id, decision, by)
                 .await
                 .map(|()| decision.text().into()),
         ),

@@ -19,6 +19,8 @@ pub mod view;
 #[cfg(test)]
 mod agent_tests;
 #[cfg(test)]
+mod approval_tests;
+#[cfg(test)]
 mod events_tests;
 #[cfg(test)]
 mod paste_tests;

@@ -259,8 +259,8 @@ impl Core {
                 let _ = reply.send(self.retry(task).await);
                 self.trim_finished();
             }
-            Command::Approve(id, decision, reply) => {
-                let _ = reply.send(self.approve(&id, decision).await);
+            Command::Approve(id, decision, by, reply) => {
+                let _ = reply.send(self.approve(&id, decision, by).await);
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());

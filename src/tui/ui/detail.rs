@@ -26,24 +26,37 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
     let state = view.state();
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(state, status_style(app, state)),
-            Span::styled(format!("  {}", s.title), theme.title),
-            Span::styled(format!("  session {}", s.id), theme.muted),
-        ]),
-        Line::raw(format!(
-            "agent {} · attempt {} · {} · started {} · {} tokens ({} in, {} out) · ${:.4}",
-            s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
-            s.attempt,
-            age(since, s.finished_at.unwrap_or(now)),
-            clock(since, &app.zone),
-            si(s.usage.total_tokens()),
-            si(s.usage.input_tokens),
-            si(s.usage.output_tokens),
-            s.usage.cost,
-        )),
-    ];
+    let mut lines = vec![Line::from(vec![
+        Span::styled(state, status_style(app, state)),
+        Span::styled(format!("  {}", s.title), theme.title),
+        Span::styled(format!("  session {}", s.id), theme.muted),
+    ])];
+    // The permission request it waits on, and the keys that answer it here.
+    if let Some(waiting) = app.view.approvals.iter().find(|a| a.session == id) {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "asks {} ({})",
+                    waiting.ask.permission,
+                    waiting.ask.patterns.join(", ")
+                ),
+                theme.status("waiting-approval"),
+            ),
+            Span::styled(format!("  request {}  ", waiting.ask.short()), theme.title),
+            Span::styled(super::agents::decision_keys(app), theme.muted),
+        ]));
+    }
+    lines.extend([Line::raw(format!(
+        "agent {} · attempt {} · {} · started {} · {} tokens ({} in, {} out) · ${:.4}",
+        s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
+        s.attempt,
+        age(since, s.finished_at.unwrap_or(now)),
+        clock(since, &app.zone),
+        si(s.usage.total_tokens()),
+        si(s.usage.input_tokens),
+        si(s.usage.output_tokens),
+        s.usage.cost,
+    ))]);
     match &s.remote {
         Some(remote) => lines.push(Line::styled(
             format!(
