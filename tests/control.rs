@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use ocio::control::{ControlClient, ControlError, ErrorKind, is_running};
+use ocio::domain::{TaskStatus, Transition};
 use ocio::engine::EngineEvent;
 use ocio::engine::approval::{Approver, Decision};
 use ocio::host::{Host, HostOptions};
@@ -29,8 +30,12 @@ fn paths(dir: &Path) -> Paths {
 }
 
 async fn host(dir: &Path) -> Host {
+    host_with(dir, CONFIG).await
+}
+
+async fn host_with(dir: &Path, config: &str) -> Host {
     let paths = paths(dir);
-    std::fs::write(&paths.config_file, CONFIG).unwrap();
+    std::fs::write(&paths.config_file, config).unwrap();
     let config = ocio::config::load(&paths.config_file, true, Vec::new()).unwrap();
     let options = HostOptions {
         listen: true,
@@ -235,5 +240,59 @@ async fn an_oversized_request_is_refused_with_a_reason() {
     let hello: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert!(hello.get("reply").is_some(), "{hello}");
+    host.shutdown().await;
+}
+
+/// Agents that finish in a moment, and a plan of two tasks, one after the other.
+const QUICK: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n";
+const TWO: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n";
+
+/// Runs `TWO` to its end on a host of `QUICK` agents.
+async fn finished_plan(dir: &Path) -> Host {
+    let host = host_with(dir, QUICK).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let mut events = client.events().await.unwrap();
+    client
+        .submit(&dir.join("plan.toml"), TWO.to_string())
+        .await
+        .unwrap();
+    let finished = next_matching(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    host
+}
+
+/// The history request: the control log's newest entries after a sequence number, oldest
+/// first, the same over the socket as in process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_is_the_control_logs_newest_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = finished_plan(dir.path()).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let all = client.history(0, 10_000).await.unwrap();
+    let seqs: Vec<u64> = all.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let done: Vec<String> = all
+        .iter()
+        .filter_map(|l| match &l.event.transition {
+            Transition::Task { key, to, .. } if *to == TaskStatus::Done => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, ["a", "b"]);
+    let newest = client.history(0, 3).await.unwrap();
+    assert_eq!(newest, all[all.len() - 3..]);
+    let after = client.history(all[1].seq, 10_000).await.unwrap();
+    assert_eq!(after, all[2..]);
+    assert_eq!(host.engine().history(0, 10_000).await.unwrap(), all);
     host.shutdown().await;
 }

@@ -11,10 +11,9 @@ use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, CheckpointKind, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId,
-    Task,
+    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
 };
-use crate::engine::{Entry, PlanView, SessionView, Snapshot, TaskView};
+use crate::engine::{Entry, Logged, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
 
 /// Ended sessions read from the database for `ocio sessions` (the engine keeps as many).
@@ -376,13 +375,6 @@ struct Export {
     leases: Vec<Lease>,
     /// The control log: every durable transition, in order.
     events: Vec<Logged>,
-}
-
-#[derive(Serialize)]
-struct Logged {
-    seq: u64,
-    #[serde(flatten)]
-    event: DomainEvent,
 }
 
 pub fn export(context: &Context, json: bool) -> Result<(), Failure> {

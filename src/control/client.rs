@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{PlanId, SessionId, TaskId};
 use crate::engine::approval::{Approver, Decision};
-use crate::engine::{EngineEvent, Entry, Snapshot};
+use crate::engine::{EngineEvent, Entry, Logged, Snapshot};
 
 /// Longest reply line read (a snapshot of a big engine is large, but not this large).
 const MAX_REPLY: usize = 512 * 1024 * 1024;
@@ -74,6 +74,14 @@ impl ControlClient {
     pub async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, ControlError> {
         match self.ask(Request::Transcript { session }).await? {
             Reply::Transcript { entries } => Ok(entries),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// The control log's newest `last` entries above sequence number `since`, oldest first.
+    pub async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ControlError> {
+        match self.ask(Request::History { since, last }).await? {
+            Reply::History { entries } => Ok(entries),
             other => Err(self.unexpected(&other)),
         }
     }

@@ -325,6 +325,9 @@ async fn answer(
         Request::Plan { goal, repo } => Reply::Proposal {
             proposal: engine.plan(&goal, &repo).await?,
         },
+        Request::History { since, last } => Reply::History {
+            entries: engine.history(since, last).await?,
+        },
         Request::Subscribe => Reply::Done,
     })
 }

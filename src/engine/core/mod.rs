@@ -242,6 +242,7 @@ impl Core {
             }
             Command::Diff(session, reply) => self.diff(session, reply),
             Command::Context(plan, reply) => self.context(plan, reply),
+            Command::History(since, last, reply) => self.history(since, last, reply),
             Command::Submit(prepared, reply) => {
                 let result = self.submit(*prepared).await;
                 let failed_on_store = matches!(result, Err(EngineError::Store(_)));
