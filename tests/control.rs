@@ -12,6 +12,12 @@ use ocio::engine::EngineEvent;
 use ocio::engine::approval::{Approver, Decision};
 use ocio::host::{Host, HostOptions};
 use ocio::paths::Paths;
+use ocio::tui::Link;
+use ocio::tui::app::{App, Effect, Pane, Request};
+use ocio::tui::keymap::Keymap;
+use ocio::tui::theme::{ColorDepth, Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const CONFIG: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1h\"\ncapabilities = [\"code\"]\n";
@@ -267,6 +273,70 @@ async fn finished_plan(dir: &Path) -> Host {
         "{finished:?}"
     );
     host
+}
+
+/// A control room on `link`, run the way `ocio` runs it (its messages in, its requests out)
+/// until `done` or 30 seconds, then drawn.
+fn room(link: Link, runtime: tokio::runtime::Handle, done: fn(&App) -> bool) -> (App, String) {
+    let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
+    let mut app = App::new(theme, Keymap::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    link.follow(&runtime, tx.clone());
+    let requests = link.worker(&runtime, tx, std::env::temp_dir());
+    requests.send(Request::Snapshot);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done(&app) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(msg) = rx.recv_timeout(left) else {
+            break;
+        };
+        for effect in app.update(msg) {
+            if let Effect::Request(request) = effect {
+                requests.send(request);
+            }
+        }
+    }
+    app.focus = Pane::Events;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    terminal.draw(|f| ocio::tui::ui::draw(f, &mut app)).unwrap();
+    let screen = terminal.backend().to_string();
+    (app, screen)
+}
+
+fn shows_the_plan(app: &App) -> bool {
+    let lines: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
+    ["a running", "a done", "b running", "b done"]
+        .iter()
+        .all(|want| lines.iter().any(|l| l.starts_with(want)))
+}
+
+/// A room that attaches after a plan ran, or starts in process on that database later, shows
+/// the plan's events from the control log, though it saw none of them live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_starts_after_a_plan_ran_shows_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = finished_plan(dir.path()).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let attached = Link::Remote(std::sync::Arc::new(client));
+    let (app, screen) = run_room(attached).await;
+    assert!(shows_the_plan(&app), "attached: {:?}", app.view.log);
+    assert!(screen.contains("b done"), "attached: {screen}");
+    host.shutdown().await;
+
+    let host = host_with(dir.path(), QUICK).await;
+    let (app, screen) = run_room(Link::Local(host.engine())).await;
+    assert!(shows_the_plan(&app), "in process: {:?}", app.view.log);
+    assert!(screen.contains("b done"), "in process: {screen}");
+    host.shutdown().await;
+}
+
+async fn run_room(link: Link) -> (App, String) {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || room(link, runtime, shows_the_plan))
+        .await
+        .unwrap()
 }
 
 /// The history request: the control log's newest entries after a sequence number, oldest

@@ -18,7 +18,7 @@ use super::view::View;
 use crate::domain::{AgentStatus, SessionId, TaskId};
 use crate::engine::EngineEvent;
 use crate::engine::approval::{Approver, Decision};
-use crate::engine::view::{Entry, Snapshot};
+use crate::engine::view::{Entry, Logged, Snapshot};
 
 /// What reaches the app, in order.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub enum Msg {
     /// Events were missed: the next snapshot catches up.
     Lagged(u64),
     Snapshot(Box<Snapshot>),
+    /// The control log's recent past (asked for once the first snapshot is in).
+    History(Vec<Logged>),
     Transcript(SessionId, Vec<Entry>),
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
@@ -61,6 +63,8 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Snapshot,
+    /// The control log's newest entries, this many.
+    History(usize),
     Transcript(SessionId),
     Submit(PathBuf),
     Prompt(String),
@@ -192,7 +196,16 @@ impl App {
                 vec![Effect::Request(Request::Snapshot)]
             }
             Msg::Snapshot(snapshot) => {
+                let first = !self.view.loaded;
                 self.view.apply_snapshot(*snapshot);
+                // What happened before this room: once its sessions and agents are known.
+                if first {
+                    return vec![Effect::Request(Request::History(super::view::HISTORY))];
+                }
+                Vec::new()
+            }
+            Msg::History(entries) => {
+                self.view.apply_history(entries, self.now);
                 Vec::new()
             }
             Msg::Transcript(id, entries) => {

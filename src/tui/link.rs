@@ -136,6 +136,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             Ok(entries) => Msg::Transcript(id, entries),
             Err(e) => Msg::EngineGone(e.to_string()),
         },
+        Request::History(last) => match engine.history(0, last).await {
+            Ok(entries) => Msg::History(entries),
+            Err(e) => reply("history".into(), Err(e)),
+        },
         Request::Submit(path) => {
             let path = absolute(path, cwd);
             let what = format!("submit {}", path.display());
@@ -198,6 +202,10 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
         Request::Transcript(id) => match client.transcript(id).await {
             Ok(entries) => Msg::Transcript(id, entries),
             Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::History(last) => match client.history(0, last).await {
+            Ok(entries) => Msg::History(entries),
+            Err(e) => reply("history".into(), Err(e)),
         },
         Request::Submit(path) => {
             let path = absolute(path, cwd);

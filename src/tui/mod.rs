@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod editor;
+mod history;
 mod input;
 pub mod keymap;
 pub mod link;
@@ -22,6 +23,8 @@ mod agent_tests;
 mod approval_tests;
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod paste_tests;
 #[cfg(test)]
