@@ -195,15 +195,7 @@ impl App {
                 );
                 vec![Effect::Request(Request::Snapshot)]
             }
-            Msg::Snapshot(snapshot) => {
-                let first = !self.view.loaded;
-                self.view.apply_snapshot(*snapshot);
-                // What happened before this room: once its sessions and agents are known.
-                if first {
-                    return vec![Effect::Request(Request::History(super::view::HISTORY))];
-                }
-                Vec::new()
-            }
+            Msg::Snapshot(snapshot) => self.snapshot(*snapshot),
             Msg::History(entries) => {
                 self.view.apply_history(entries, self.now);
                 Vec::new()
@@ -310,42 +302,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::Detail(_) => match self.keymap.action(&key) {
-                Some(Action::Back) | Some(Action::Open) => {
-                    self.mode = Mode::Normal;
-                    Vec::new()
-                }
-                Some(Action::Quit) => self.ask_quit(),
-                Some(Action::Up) => {
-                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_add(1);
-                    Vec::new()
-                }
-                Some(Action::Down) => {
-                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_sub(1);
-                    Vec::new()
-                }
-                Some(Action::Top) => {
-                    self.panes.detail_scroll = usize::MAX / 2;
-                    Vec::new()
-                }
-                Some(Action::Bottom) => {
-                    self.panes.detail_scroll = 0;
-                    Vec::new()
-                }
-                Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
-                Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
-                    self.decide(action)
-                }
-                Some(Action::Diff) => {
-                    self.panes.detail_diff = !self.panes.detail_diff;
-                    self.panes.detail_scroll = 0;
-                    match (&self.mode, self.panes.detail_diff) {
-                        (Mode::Detail(id), true) => vec![Effect::Request(Request::Diff(*id))],
-                        _ => Vec::new(),
-                    }
-                }
-                _ => Vec::new(),
-            },
+            Mode::Detail(_) => self.detail_key(&key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -359,6 +316,58 @@ impl App {
                 None => Vec::new(),
             },
         }
+    }
+
+    /// A key in a session's detail view: scroll, back, its task's cancel and retry, the diff,
+    /// and the answer to the permission request it waits on.
+    fn detail_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        match self.keymap.action(key) {
+            Some(Action::Back) | Some(Action::Open) => {
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Some(Action::Quit) => self.ask_quit(),
+            Some(Action::Up) => {
+                self.panes.detail_scroll = self.panes.detail_scroll.saturating_add(1);
+                Vec::new()
+            }
+            Some(Action::Down) => {
+                self.panes.detail_scroll = self.panes.detail_scroll.saturating_sub(1);
+                Vec::new()
+            }
+            Some(Action::Top) => {
+                self.panes.detail_scroll = usize::MAX / 2;
+                Vec::new()
+            }
+            Some(Action::Bottom) => {
+                self.panes.detail_scroll = 0;
+                Vec::new()
+            }
+            Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+            Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
+                self.decide(action)
+            }
+            Some(Action::Diff) => {
+                self.panes.detail_diff = !self.panes.detail_diff;
+                self.panes.detail_scroll = 0;
+                match (&self.mode, self.panes.detail_diff) {
+                    (Mode::Detail(id), true) => vec![Effect::Request(Request::Diff(*id))],
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The first snapshot is followed by the control log's recent history: what happened
+    /// before this room, once its sessions and agents are known.
+    fn snapshot(&mut self, snapshot: Snapshot) -> Vec<Effect> {
+        let first = !self.view.loaded;
+        self.view.apply_snapshot(snapshot);
+        if first {
+            return vec![Effect::Request(Request::History(super::view::HISTORY))];
+        }
+        Vec::new()
     }
 
     /// Palette commands name tasks by key (`plan/task` or `task`): find their ids.
