@@ -19,7 +19,8 @@ pub struct Narration {
 
 impl Narration {
     /// The line an event is worth, or `None` for those not worth one: a session's activity
-    /// and its moves (its task's tell them), but for waiting on approval or timing out.
+    /// and its moves (its task's tell them), but for waiting on approval, the answer to it
+    /// (what was decided and by whom) and timing out.
     pub fn of(event: &EngineEvent) -> Option<Self> {
         let (tone, text, nested) = match event {
             EngineEvent::Transition(e) => {
@@ -44,6 +45,15 @@ impl Narration {
                             true,
                         )
                     }
+                    Transition::Session {
+                        id,
+                        from: SessionStatus::WaitingApproval,
+                        to: to @ SessionStatus::Running,
+                    } => (
+                        to.name(),
+                        format!("session {} {}", id.short(), e.cause),
+                        true,
+                    ),
                     Transition::Session { .. } => return None,
                     Transition::Agent { name, to, .. } => {
                         (to.name(), format!("agent {name} {to}{cause}"), false)
@@ -246,6 +256,25 @@ mod tests {
         assert_eq!(
             text(&asks).unwrap(),
             "storage asks external_directory (/var/cache/*, /tmp/*)"
+        );
+    }
+
+    #[test]
+    fn the_answer_to_a_permission_request_is_told_with_who_gave_it() {
+        let answered = transition(
+            Transition::Session {
+                id: SessionId::from_u128(0xabcd),
+                from: SessionStatus::WaitingApproval,
+                to: SessionStatus::Running,
+            },
+            "rejected by the operator (key): permission bash (rm -rf /tmp/x) [per_1]",
+        );
+        assert_eq!(
+            text(&answered).unwrap(),
+            format!(
+                "session {} rejected by the operator (key): permission bash (rm -rf /tmp/x) [per_1]",
+                SessionId::from_u128(0xabcd).short()
+            )
         );
     }
 }

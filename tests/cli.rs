@@ -256,6 +256,33 @@ fn logs_go_to_the_log_file_only() {
     );
 }
 
+/// `ocio demo` works on a scratch database of its own: the log names that one, never the
+/// default database it does not touch.
+#[test]
+fn the_demo_logs_the_database_it_uses() {
+    let home = Home::new();
+    let scratch = home.path("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    // No terminal here: the room cannot start, but the demo's engine has run by then.
+    let output = home
+        .command(&["demo"])
+        .env("TMPDIR", &scratch)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0), "{}", stderr(&output));
+    let log: String = std::fs::read_dir(home.path("state/ocio"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let default = home.db().display().to_string();
+    assert!(!log.contains(&default), "the log names {default}: {log}");
+    assert!(
+        log.contains(&scratch.display().to_string()) && log.contains("demo.redb"),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_example_config_loads() {
     let home = Home::new();
@@ -378,6 +405,32 @@ fn run_executes_a_plan_and_reports_json_lines() {
     assert_eq!(status["tasks"]["by_state"]["done"], 2);
     assert_eq!(status["sessions"]["by_state"]["completed"], 2);
     assert_eq!(status["agents"]["total"], 2, "the agents are recorded");
+}
+
+/// `ocio logs` takes what `cancel` and `retry` take: a task's key or `plan/key` names the
+/// task's newest session.
+#[test]
+fn logs_take_a_task_as_cancel_does() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n",
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    for (target, title) in [("b", "p/b #1"), ("p/a", "p/a #1")] {
+        let logs = home.json(&["logs", target, "--json"]);
+        assert_eq!(logs["session"]["title"], title, "{target}: {logs}");
+        assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent", "{logs}");
+    }
+    let out = home.ocio(&["logs", "p/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no session or task matches `p/nope`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

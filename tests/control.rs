@@ -7,10 +7,17 @@
 use std::path::Path;
 
 use ocio::control::{ControlClient, ControlError, ErrorKind, is_running};
+use ocio::domain::{TaskStatus, Transition};
 use ocio::engine::EngineEvent;
-use ocio::engine::approval::Decision;
+use ocio::engine::approval::{Approver, Decision};
 use ocio::host::{Host, HostOptions};
 use ocio::paths::Paths;
+use ocio::tui::Link;
+use ocio::tui::app::{App, Effect, Pane, Request};
+use ocio::tui::keymap::Keymap;
+use ocio::tui::theme::{ColorDepth, Theme};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const CONFIG: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1h\"\ncapabilities = [\"code\"]\n";
@@ -29,8 +36,12 @@ fn paths(dir: &Path) -> Paths {
 }
 
 async fn host(dir: &Path) -> Host {
+    host_with(dir, CONFIG).await
+}
+
+async fn host_with(dir: &Path, config: &str) -> Host {
     let paths = paths(dir);
-    std::fs::write(&paths.config_file, CONFIG).unwrap();
+    std::fs::write(&paths.config_file, config).unwrap();
     let config = ocio::config::load(&paths.config_file, true, Vec::new()).unwrap();
     let options = HostOptions {
         listen: true,
@@ -93,7 +104,7 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
         "{unknown}"
     );
     let refused = client
-        .approve("per_nope", Decision::Once)
+        .approve("per_nope", Decision::Once, Approver::Cli)
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("per_nope"), "{refused}");
@@ -235,5 +246,123 @@ async fn an_oversized_request_is_refused_with_a_reason() {
     let hello: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert!(hello.get("reply").is_some(), "{hello}");
+    host.shutdown().await;
+}
+
+/// Agents that finish in a moment, and a plan of two tasks, one after the other.
+const QUICK: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n";
+const TWO: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n";
+
+/// Runs `TWO` to its end on a host of `QUICK` agents.
+async fn finished_plan(dir: &Path) -> Host {
+    let host = host_with(dir, QUICK).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let mut events = client.events().await.unwrap();
+    client
+        .submit(&dir.join("plan.toml"), TWO.to_string())
+        .await
+        .unwrap();
+    let finished = next_matching(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    host
+}
+
+/// A control room on `link`, run the way `ocio` runs it (its messages in, its requests out)
+/// until `done` or 30 seconds, then drawn.
+fn room(link: Link, runtime: tokio::runtime::Handle, done: fn(&App) -> bool) -> (App, String) {
+    let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
+    let mut app = App::new(theme, Keymap::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    link.follow(&runtime, tx.clone());
+    let requests = link.worker(&runtime, tx, std::env::temp_dir());
+    requests.send(Request::Snapshot);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done(&app) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(msg) = rx.recv_timeout(left) else {
+            break;
+        };
+        for effect in app.update(msg) {
+            if let Effect::Request(request) = effect {
+                requests.send(request);
+            }
+        }
+    }
+    app.focus = Pane::Events;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    terminal.draw(|f| ocio::tui::ui::draw(f, &mut app)).unwrap();
+    let screen = terminal.backend().to_string();
+    (app, screen)
+}
+
+fn shows_the_plan(app: &App) -> bool {
+    let lines: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
+    ["a running", "a done", "b running", "b done"]
+        .iter()
+        .all(|want| lines.iter().any(|l| l.starts_with(want)))
+}
+
+/// A room that attaches after a plan ran, or starts in process on that database later, shows
+/// the plan's events from the control log, though it saw none of them live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_starts_after_a_plan_ran_shows_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = finished_plan(dir.path()).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let attached = Link::Remote(std::sync::Arc::new(client));
+    let (app, screen) = run_room(attached).await;
+    assert!(shows_the_plan(&app), "attached: {:?}", app.view.log);
+    assert!(screen.contains("b done"), "attached: {screen}");
+    host.shutdown().await;
+
+    let host = host_with(dir.path(), QUICK).await;
+    let (app, screen) = run_room(Link::Local(host.engine())).await;
+    assert!(shows_the_plan(&app), "in process: {:?}", app.view.log);
+    assert!(screen.contains("b done"), "in process: {screen}");
+    host.shutdown().await;
+}
+
+async fn run_room(link: Link) -> (App, String) {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || room(link, runtime, shows_the_plan))
+        .await
+        .unwrap()
+}
+
+/// The history request: the control log's newest entries after a sequence number, oldest
+/// first, the same over the socket as in process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_is_the_control_logs_newest_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = finished_plan(dir.path()).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let all = client.history(0, 10_000).await.unwrap();
+    let seqs: Vec<u64> = all.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let done: Vec<String> = all
+        .iter()
+        .filter_map(|l| match &l.event.transition {
+            Transition::Task { key, to, .. } if *to == TaskStatus::Done => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, ["a", "b"]);
+    let newest = client.history(0, 3).await.unwrap();
+    assert_eq!(newest, all[all.len() - 3..]);
+    let after = client.history(all[1].seq, 10_000).await.unwrap();
+    assert_eq!(after, all[2..]);
+    assert_eq!(host.engine().history(0, 10_000).await.unwrap(), all);
     host.shutdown().await;
 }

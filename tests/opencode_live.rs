@@ -1419,7 +1419,7 @@ async fn a_server_that_dies_mid_run_costs_the_task_no_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     use ocio::domain::Transition;
-    use ocio::engine::approval::{ApprovalPolicy, Decision};
+    use ocio::engine::approval::{ApprovalPolicy, Approver, Decision};
     use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
     use ocio::store::{Store, StoreOptions, query};
 
@@ -1497,9 +1497,15 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
                     assert_eq!(name, "operator", "the default policy decides alone");
                     assert_eq!(permission, "external_directory");
                     assert_eq!(engine.snapshot().await.unwrap().approvals.len(), 1);
-                    engine.approve(&request, Decision::Once).await.unwrap();
+                    engine
+                        .approve(&request, Decision::Once, Approver::Cli)
+                        .await
+                        .unwrap();
                     assert!(
-                        engine.approve(&request, Decision::Once).await.is_err(),
+                        engine
+                            .approve(&request, Decision::Once, Approver::Cli)
+                            .await
+                            .is_err(),
                         "answered once only"
                     );
                 }

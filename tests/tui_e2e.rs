@@ -494,9 +494,9 @@ fn help_focus_and_a_new_task_from_the_dialog() {
         s.contains("new task> say hello from the dialog")
     });
     room.keys(&["Enter"]);
-    // The events pane is narrow: after the plan's dated name it shows "succeed…".
+    // The events pane is narrow: the plan's line is cut after its dated, tagged name.
     let screen = room.wait_for("the prompt's plan to succeed", |s| {
-        s.contains("succeed") && s.contains("1/1 done")
+        s.contains("prompt done: session completed") && s.contains("1/1 done")
     });
     if !screen.contains("prompt-") || !screen.contains("sim-quick") {
         room.fail("the prompt's session is not in the sessions pane");

@@ -193,6 +193,7 @@ pub fn run(context: &Context) -> Result<(), Failure> {
     // another terminal can attach with `ocio attach --db <dir>/demo.redb`.
     let mut paths = context.paths.clone();
     paths.db_file = dir.join("demo.redb");
+    tracing::info!(db = %paths.db_file.display(), "demo: a scratch database");
     let mut setup = room::setup(context, dir.clone())?;
     setup.onboarding = Vec::new();
     let options = HostOptions {

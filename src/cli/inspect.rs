@@ -11,10 +11,9 @@ use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, CheckpointKind, DomainEvent, Lease, Lifecycle, Plan, Session, SessionId,
-    Task,
+    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
 };
-use crate::engine::{Entry, PlanView, SessionView, Snapshot, TaskView};
+use crate::engine::{Entry, Logged, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
 
 /// Ended sessions read from the database for `ocio sessions` (the engine keeps as many).
@@ -239,35 +238,20 @@ struct Logs {
 }
 
 pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> {
-    let wanted = wanted.trim().to_ascii_lowercase();
     super::runtime()?.block_on(async {
         let engine = from_engine(context).await?;
-        let from_snapshot = engine.as_ref().and_then(|(_, snapshot)| {
-            let found: Vec<&Session> = snapshot.sessions.iter().map(|v| &v.session).filter(|s| matches_session(s.id, &wanted)).collect();
-            (found.len() == 1).then(|| found[0].clone())
-        });
-        let wanted_db = wanted.clone();
-        let stored = from_database(context, move |txn| {
-            let found: Vec<Session> = query::sessions(txn)?.into_iter().filter(|s| matches_session(s.id, &wanted_db)).collect();
-            let checkpoints = match found.as_slice() {
-                [one] => query::checkpoints(txn, one.id)?,
-                _ => Vec::new(),
-            };
-            Ok((found, checkpoints))
-        })
-        .await?;
-        let (found, checkpoints) = stored;
-        let session = match (from_snapshot, found.as_slice()) {
-            (Some(session), _) => session,
-            (None, [session]) => session.clone(),
-            (None, []) => return Err(Failure::usage(format!("no session matches `{wanted}`\n  hint: `ocio sessions` lists them; give the id or its last 8 characters"))),
-            (None, many) => return Err(Failure::usage(format!("`{wanted}` matches {} sessions; give the full id", many.len()))),
-        };
+        let snapshot = engine.as_ref().map(|(_, snapshot)| snapshot);
+        let (session, checkpoints) = find_session(context, snapshot, wanted).await?;
         let entries = match &engine {
             Some((client, _)) => client.transcript(session.id).await?,
             None => Vec::new(),
         };
-        let logs = Logs { source: source_name(engine.as_ref().map(|(c, _)| c)), session, entries, checkpoints };
+        let logs = Logs {
+            source: source_name(engine.as_ref().map(|(c, _)| c)),
+            session,
+            entries,
+            checkpoints,
+        };
         if json {
             return print_json(&logs);
         }
@@ -275,13 +259,106 @@ pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> 
         let s = &logs.session;
         let mut out = format!("{} {} ({})", s.id, s.title, s.status.name());
         for entry in &logs.entries {
-            out.push_str(&format!("\n{}  {}", entry.at.strftime("%H:%M:%S"), entry.activity.summary()));
+            out.push_str(&format!(
+                "\n{}  {}",
+                entry.at.strftime("%H:%M:%S"),
+                entry.activity.summary()
+            ));
         }
         for c in &logs.checkpoints {
             out.push_str(&format!("\n{}", checkpoint_line(c)));
         }
         print_text(&out)
     })
+}
+
+/// What the database holds, to find a session by its id or by its task.
+#[derive(Default)]
+struct Stored {
+    sessions: Vec<Session>,
+    plans: Vec<Plan>,
+    tasks: Vec<Task>,
+}
+
+/// The session `wanted` names, and its checkpoints: the session's id or the id's last 8
+/// characters, or a task as `ocio cancel` takes it (the task's newest session). The running
+/// engine's copy of it when there is one (`snapshot`), else the database's.
+async fn find_session(
+    context: &Context,
+    snapshot: Option<&Snapshot>,
+    wanted: &str,
+) -> Result<(Session, Vec<Checkpoint>), Failure> {
+    let stored = from_database(context, |txn| {
+        Ok(Stored {
+            sessions: query::sessions(txn)?,
+            plans: query::plans(txn)?,
+            tasks: query::tasks(txn)?,
+        })
+    })
+    .await?;
+    let id = session_named(snapshot, &stored, wanted)?;
+    let session = snapshot
+        .and_then(|s| s.sessions.iter().find(|v| v.session.id == id))
+        .map(|v| v.session.clone())
+        .or_else(|| stored.sessions.iter().find(|s| s.id == id).cloned())
+        .ok_or_else(|| Failure::usage(format!("no session {id}")))?;
+    let checkpoints = from_database(context, move |txn| query::checkpoints(txn, id)).await?;
+    Ok((session, checkpoints))
+}
+
+/// The id of the session `wanted` names (see [`find_session`]).
+fn session_named(
+    snapshot: Option<&Snapshot>,
+    stored: &Stored,
+    wanted: &str,
+) -> Result<SessionId, Failure> {
+    let wanted = wanted.trim();
+    let lower = wanted.to_ascii_lowercase();
+    let mut ids: Vec<SessionId> = snapshot
+        .into_iter()
+        .flat_map(|s| s.sessions.iter().map(|v| v.session.id))
+        .chain(stored.sessions.iter().map(|s| s.id))
+        .filter(|id| matches_session(*id, &lower))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    match ids.as_slice() {
+        [one] => return Ok(*one),
+        [] => {}
+        many => {
+            return Err(Failure::usage(format!(
+                "`{wanted}` matches {} sessions; give the full id",
+                many.len()
+            )));
+        }
+    }
+    let task = match snapshot {
+        Some(snapshot) => super::remote::find_task(super::remote::tasks_of(snapshot), wanted)?,
+        None => {
+            let names: HashMap<_, _> = stored
+                .plans
+                .iter()
+                .map(|p| (p.id, p.name.as_str()))
+                .collect();
+            let tasks = stored
+                .tasks
+                .iter()
+                .filter_map(|t| Some((*names.get(&t.plan)?, t.id, t.key.as_str())));
+            super::remote::find_task(tasks, wanted)?
+        }
+    };
+    let Some((task, name)) = task else {
+        return Err(Failure::usage(format!(
+            "no session or task matches `{wanted}`\n  hint: `ocio sessions` and `ocio tasks` list them; give a session id (or its last 8 characters), a task's id, its key or plan/key"
+        )));
+    };
+    stored
+        .sessions
+        .iter()
+        .filter(|s| s.task == Some(task))
+        .map(|s| s.id)
+        .max()
+        .ok_or_else(|| Failure::usage(format!("task {name} has not run yet: it has no session")))
 }
 
 fn matches_session(id: SessionId, wanted: &str) -> bool {
@@ -298,13 +375,6 @@ struct Export {
     leases: Vec<Lease>,
     /// The control log: every durable transition, in order.
     events: Vec<Logged>,
-}
-
-#[derive(Serialize)]
-struct Logged {
-    seq: u64,
-    #[serde(flatten)]
-    event: DomainEvent,
 }
 
 pub fn export(context: &Context, json: bool) -> Result<(), Failure> {

@@ -183,7 +183,8 @@ enum Command {
     },
     /// Answer a permission request a session waits on (allow once unless told otherwise)
     Approve {
-        /// The request id (`per_...`), as `ocio status` and the events show it
+        /// The request id (`per_...`) as `ocio status` and the events show it, or its last 8
+        /// characters as the control room shows them
         id: String,
         /// Allow it and the same again in this session
         #[arg(long, conflicts_with = "reject")]
@@ -205,7 +206,8 @@ enum Command {
     },
     /// What a session did: its transcript (from the running engine) and checkpoints
     Logs {
-        /// Session id: the full id or its last 8 characters
+        /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
+        /// newest session)
         session: String,
         #[arg(long)]
         json: bool,
@@ -339,7 +341,12 @@ impl Context {
         let directive =
             std::env::var("OCIO_LOG").unwrap_or_else(|_| config.config.log.level.clone());
         let log = logging::init(&paths.log_dir, &directive)?;
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), db = %paths.db_file.display(), "ocio starting");
+        if matches!(cli.command, Some(Command::Demo)) {
+            // The demo names the scratch database it makes itself.
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "ocio starting a demo");
+        } else {
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), db = %paths.db_file.display(), "ocio starting");
+        }
         Ok(Self {
             paths,
             config,

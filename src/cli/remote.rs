@@ -13,7 +13,7 @@ use super::{Context, Failure, exit};
 use crate::control::ControlClient;
 use crate::domain::TaskId;
 use crate::engine::Snapshot;
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 use crate::plan::PlanFile;
 
 /// What `ocio submit` submits.
@@ -212,7 +212,7 @@ pub fn approve(
     };
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
-        client.approve(id, decision).await?;
+        client.approve(id, decision, Approver::Cli).await?;
         if json {
             print_json(&json!({ "source": "engine", "request": id, "decision": decision }))
         } else {
@@ -224,27 +224,45 @@ pub fn approve(
 /// The task `text` names: its full id, the last 8 characters of it, its key, or
 /// `plan/key`. Returns the id and `plan/key`.
 pub fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
+    find_task(tasks_of(snapshot), text)?.ok_or_else(|| {
+        Failure::usage(format!(
+            "no task matches `{}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key",
+            text.trim()
+        ))
+    })
+}
+
+/// Every task of the snapshot's plans, as [`find_task`] takes them.
+pub fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = (&str, TaskId, &str)> {
+    snapshot.plans.iter().flat_map(|plan| {
+        plan.tasks
+            .iter()
+            .map(move |task| (plan.name.as_str(), task.id, task.key.as_str()))
+    })
+}
+
+/// [`resolve_task`] among `tasks` (plan name, task id, key); `None` when none matches.
+pub fn find_task<'a>(
+    tasks: impl IntoIterator<Item = (&'a str, TaskId, &'a str)>,
+    text: &str,
+) -> Result<Option<(TaskId, String)>, Failure> {
     let wanted = text.trim();
     let exact: Option<TaskId> = wanted.parse().ok();
     let lower = wanted.to_ascii_lowercase();
-    let found: Vec<(TaskId, String)> = snapshot
-        .plans
-        .iter()
-        .flat_map(|plan| plan.tasks.iter().map(move |task| (plan, task)))
-        .filter(|(plan, task)| {
-            Some(task.id) == exact
-                || task.id.short() == lower
-                || task.key == wanted
-                || format!("{}/{}", plan.name, task.key) == wanted
+    let found: Vec<(TaskId, String)> = tasks
+        .into_iter()
+        .filter(|(plan, id, key)| {
+            Some(*id) == exact
+                || id.short() == lower
+                || *key == wanted
+                || format!("{plan}/{key}") == wanted
         })
-        .map(|(plan, task)| (task.id, format!("{}/{}", plan.name, task.key)))
+        .map(|(plan, id, key)| (id, format!("{plan}/{key}")))
         .collect();
     match (found.as_slice(), exact) {
-        ([one], _) => Ok(one.clone()),
-        ([], Some(id)) => Ok((id, id.to_string())),
-        ([], None) => Err(Failure::usage(format!(
-            "no task matches `{wanted}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key"
-        ))),
+        ([one], _) => Ok(Some(one.clone())),
+        ([], Some(id)) => Ok(Some((id, id.to_string()))),
+        ([], None) => Ok(None),
         (many, _) => Err(Failure {
             code: exit::USAGE,
             message: format!(

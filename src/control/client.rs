@@ -16,8 +16,8 @@ use super::{
     write_line,
 };
 use crate::domain::{PlanId, SessionId, TaskId};
-use crate::engine::approval::Decision;
-use crate::engine::{EngineEvent, Entry, Snapshot};
+use crate::engine::approval::{Approver, Decision};
+use crate::engine::{EngineEvent, Entry, Logged, Snapshot};
 
 /// Longest reply line read (a snapshot of a big engine is large, but not this large).
 const MAX_REPLY: usize = 512 * 1024 * 1024;
@@ -78,6 +78,14 @@ impl ControlClient {
         }
     }
 
+    /// The control log's newest `last` entries above sequence number `since`, oldest first.
+    pub async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ControlError> {
+        match self.ask(Request::History { since, last }).await? {
+            Reply::History { entries } => Ok(entries),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     /// What a plan's finished tasks left for their dependents.
     pub async fn context(
         &self,
@@ -131,11 +139,18 @@ impl ControlClient {
         self.done(Request::Retry { task }).await
     }
 
-    /// Answer a permission request by its id (`per_...`).
-    pub async fn approve(&self, request: &str, decision: Decision) -> Result<(), ControlError> {
+    /// Answer a permission request by its id (`per_...`) or the id's last 8 characters; `by`
+    /// says who answers.
+    pub async fn approve(
+        &self,
+        request: &str,
+        decision: Decision,
+        by: Approver,
+    ) -> Result<(), ControlError> {
         let request = Request::Approve {
             request: request.to_string(),
             decision,
+            by,
         };
         self.done(request).await
     }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{PlanId, SessionId, TaskId};
-use crate::engine::approval::Decision;
-use crate::engine::{EngineError, EngineEvent, Entry, Proposal, Snapshot};
+use crate::engine::approval::{Approver, Decision};
+use crate::engine::{EngineError, EngineEvent, Entry, Logged, Proposal, Snapshot};
 
 pub use client::{ControlClient, Feed};
 pub use server::ControlServer;
@@ -47,9 +47,13 @@ pub enum Request {
     Retry {
         task: TaskId,
     },
+    /// `request`: the request's id or its short form.
     Approve {
         request: String,
         decision: Decision,
+        /// Who answers (a client that does not say is [`Approver::Client`]).
+        #[serde(default)]
+        by: Approver,
     },
     Pause {
         paused: bool,
@@ -70,6 +74,13 @@ pub enum Request {
     Plan {
         goal: String,
         repo: PathBuf,
+    },
+    /// The control log's newest `last` entries with a sequence number above `since` (0: from
+    /// the start), oldest first.
+    History {
+        #[serde(default)]
+        since: u64,
+        last: usize,
     },
     /// Turn this connection into a stream of engine events, until either side closes it.
     Subscribe,
@@ -100,6 +111,9 @@ pub enum Reply {
     Context {
         tasks: Vec<crate::store::TaskContext>,
     },
+    History {
+        entries: Vec<Logged>,
+    },
     Done,
 }
 
@@ -114,6 +128,7 @@ impl Reply {
             Self::Proposal { .. } => "proposal",
             Self::Diff { .. } => "diff",
             Self::Context { .. } => "context",
+            Self::History { .. } => "history",
             Self::Done => "done",
         }
     }

@@ -304,8 +304,12 @@ async fn answer(
         }
         Request::Cancel { task } => engine.cancel(task).await.map(|()| Reply::Done)?,
         Request::Retry { task } => engine.retry(task).await.map(|()| Reply::Done)?,
-        Request::Approve { request, decision } => engine
-            .approve(&request, decision)
+        Request::Approve {
+            request,
+            decision,
+            by,
+        } => engine
+            .approve(&request, decision, by)
             .await
             .map(|()| Reply::Done)?,
         Request::Pause { paused } => engine.pause(paused).await.map(|()| Reply::Done)?,
@@ -320,6 +324,9 @@ async fn answer(
         },
         Request::Plan { goal, repo } => Reply::Proposal {
             proposal: engine.plan(&goal, &repo).await?,
+        },
+        Request::History { since, last } => Reply::History {
+            entries: engine.history(since, last).await?,
         },
         Request::Subscribe => Reply::Done,
     })

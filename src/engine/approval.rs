@@ -1,6 +1,7 @@
 //! Permission requests from sessions: what the policy decides on its own, and what waits for
 //! the operator. Every decision becomes a session transition (waiting-approval -> running)
-//! whose cause names the request and who decided, so the control log is the audit trail.
+//! whose cause names the request and who decided ([`Approver`], or the policy), so the control
+//! log is the audit trail.
 
 use std::path::Path;
 
@@ -17,6 +18,56 @@ pub struct Ask {
     pub permission: String,
     /// What it would touch (paths or command patterns).
     pub patterns: Vec<String>,
+}
+
+impl Ask {
+    /// The request's short form, which `:approve` and `ocio approve` take as well as the whole
+    /// id: its last 8 characters.
+    pub fn short(&self) -> &str {
+        short_id(&self.id)
+    }
+}
+
+/// The last 8 characters of a request id (all of a shorter one).
+pub fn short_id(id: &str) -> &str {
+    let start = id
+        .char_indices()
+        .rev()
+        .nth(crate::domain::id::SHORT_LEN - 1)
+        .map_or(0, |(i, _)| i);
+    &id[start..]
+}
+
+/// Whether `wanted` names request `id`: the whole id, or its short form in any case.
+pub fn names(id: &str, wanted: &str) -> bool {
+    id == wanted || short_id(id).eq_ignore_ascii_case(wanted)
+}
+
+/// Who answered a request the policy left to the operator (the policy's own answers say
+/// "by policy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    /// A key in the control room: the approvals pane or the session's detail view.
+    Key,
+    /// `:approve` in the control room.
+    Palette,
+    /// `ocio approve`.
+    Cli,
+    /// A control-socket client that does not say who it is.
+    #[default]
+    Client,
+}
+
+impl Approver {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Key => "the operator (key)",
+            Self::Palette => "the operator (:approve)",
+            Self::Cli => "the operator (ocio approve)",
+            Self::Client => "a control client (socket)",
+        }
+    }
 }
 
 /// The answer to an [`Ask`].
@@ -143,6 +194,20 @@ mod tests {
                 .map(|d| d.0),
             Some(Decision::Reject)
         );
+    }
+
+    #[test]
+    fn a_request_is_named_by_its_id_or_its_last_8_characters() {
+        let ask = Ask {
+            id: "per_01ABCdef2345XYZ".into(),
+            ..ask("bash", &[])
+        };
+        assert_eq!(ask.short(), "f2345XYZ");
+        assert!(names(&ask.id, "per_01ABCdef2345XYZ"));
+        assert!(names(&ask.id, "f2345xyz"));
+        assert!(!names(&ask.id, "2345XYZ"));
+        assert_eq!(short_id("per_1"), "per_1");
+        assert!(names("per_1", "per_1"));
     }
 
     #[test]

@@ -39,8 +39,8 @@ use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
-    Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
-    TaskView,
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, Logged, PlanView, SessionView,
+    Snapshot, TaskView,
 };
 
 #[derive(Debug, Clone)]
@@ -247,10 +247,17 @@ enum Command {
         oneshot::Sender<Result<runner::Proposal, EngineError>>,
     ),
     Transcript(SessionId, oneshot::Sender<Vec<Entry>>),
+    /// The newest `usize` control log entries above a sequence number.
+    History(
+        u64,
+        usize,
+        oneshot::Sender<Result<Vec<Logged>, EngineError>>,
+    ),
     Pause(bool, oneshot::Sender<Result<(), EngineError>>),
     Approve(
         String,
         approval::Decision,
+        approval::Approver,
         oneshot::Sender<Result<(), EngineError>>,
     ),
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
@@ -393,13 +400,16 @@ impl EngineHandle {
             .await?
     }
 
-    /// Answer a permission request the policy left to the operator.
+    /// Answer a permission request the policy left to the operator: `request` is its id or
+    /// the id's short form ([`approval::Ask::short`]); `by` says who answered (the control log
+    /// and the events tell).
     pub async fn approve(
         &self,
         request: &str,
         decision: approval::Decision,
+        by: approval::Approver,
     ) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Approve(request.to_string(), decision, reply))
+        self.ask(|reply| Command::Approve(request.to_string(), decision, by, reply))
             .await?
     }
 
@@ -430,6 +440,14 @@ impl EngineHandle {
     /// entries of running and recently ended sessions).
     pub async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, EngineError> {
         self.ask(|reply| Command::Transcript(session, reply)).await
+    }
+
+    /// The control log's recent past: the newest `last` entries with a sequence number above
+    /// `since` (0: from the start), oldest first. What a front end that starts shows of what
+    /// happened before it (events it did not see, in the same form as live transitions).
+    pub async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, EngineError> {
+        self.ask(|reply| Command::History(since, last, reply))
+            .await?
     }
 
     /// Stop starting new sessions (`true`) or start again (`false`). Running sessions go on

@@ -1,5 +1,5 @@
-//! What front ends see of the engine: a [`Snapshot`] to start from and the [`Activity`] of
-//! running sessions. Plain data, serializable both ways, so the control socket can carry it to
+//! What front ends see of the engine: a [`Snapshot`] to start from, the recent past of the
+//! control log ([`Logged`]) and the [`Activity`] of running sessions. Plain data, serializable both ways, so the control socket can carry it to
 //! a front end in another process exactly as a local one gets it.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approval::Ask;
 use crate::domain::task::ConflictPolicy;
-use crate::domain::{Agent, PlanId, Session, SessionId, TaskId, TaskStatus, Usage};
+use crate::domain::{Agent, DomainEvent, PlanId, Session, SessionId, TaskId, TaskStatus, Usage};
 
 /// Everything a front end needs to draw, at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -30,6 +30,14 @@ pub struct Snapshot {
     /// Merge conflicts a resolver works on or the operator has to settle, oldest task first.
     #[serde(default)]
     pub conflicts: Vec<ConflictView>,
+}
+
+/// One control log entry: a durable transition and its sequence number (from 1, no gaps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logged {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: DomainEvent,
 }
 
 /// A task whose work conflicts with its plan's integration branch.

@@ -1,6 +1,7 @@
 //! A bare prompt as a plan, whether typed in the control room or given to `ocio submit
 //! --prompt`: one task, `prompt`, in the git repository around the directory it was given in
-//! (or that directory itself outside any repository), named for when it was given.
+//! (or that directory itself outside any repository), named for when it was given and a random
+//! tag (two prompts given in the same second are two plans, told apart by name).
 
 use std::path::{Path, PathBuf};
 
@@ -44,7 +45,7 @@ pub fn prompt_plan(
         )));
     };
     let draft = PlanDraft {
-        name: format!("prompt-{}", now.strftime("%Y%m%d-%H%M%S")),
+        name: format!("prompt-{}-{}", now.strftime("%Y%m%d-%H%M%S"), tag()),
         repo: repo_text.to_string(),
         tasks: vec![TaskDraft {
             id: "prompt".into(),
@@ -55,6 +56,15 @@ pub fn prompt_plan(
     };
     let text = draft.to_toml(&origin)?;
     Ok((origin, text))
+}
+
+/// Four characters that tell apart plans named in the same second: the tail of a fresh id
+/// (random across processes; ids made one after the other in a process differ there).
+fn tag() -> String {
+    let id = crate::domain::PlanId::generate().short();
+    id.get(id.len().saturating_sub(4)..)
+        .unwrap_or(&id)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -79,11 +89,27 @@ mod tests {
         let (origin, text) = prompt_plan("say \"hi\"\nthen stop", &sub, at()).unwrap();
         assert_eq!(origin, sub.join("(prompt)"));
         let plan = PlanFile::parse(&text, &origin).unwrap();
-        assert_eq!(plan.name, "prompt-20260304-050607");
+        assert!(
+            plan.name.starts_with("prompt-20260304-050607-"),
+            "{}",
+            plan.name
+        );
         assert_eq!(plan.repo, repo);
         assert_eq!(plan.tasks.len(), 1);
         assert_eq!(plan.tasks[0].id, "prompt");
         assert_eq!(plan.tasks[0].prompt, "say \"hi\"\nthen stop");
+    }
+
+    #[test]
+    fn two_prompts_given_in_the_same_second_are_told_apart_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = |prompt: &str| {
+            let (origin, text) = prompt_plan(prompt, dir.path(), at()).unwrap();
+            PlanFile::parse(&text, &origin).unwrap().name
+        };
+        let (first, second) = (name("x"), name("x"));
+        assert_ne!(first, second);
+        assert!(second.starts_with("prompt-20260304-050607"), "{second}");
     }
 
     #[test]

@@ -390,6 +390,27 @@ pub fn events_after(
     Ok(found)
 }
 
+/// The newest `limit` control log entries with a sequence number above `after`, in order.
+pub fn events_newest(
+    txn: &ReadTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
+    let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
+    let mut found = Vec::new();
+    for entry in table
+        .range(after.saturating_add(1)..)
+        .map_err(StoreError::storage)?
+        .rev()
+        .take(limit)
+    {
+        let (seq, json) = entry.map_err(StoreError::storage)?;
+        found.push((seq.value(), decode("event", json.value())?));
+    }
+    found.reverse();
+    Ok(found)
+}
+
 /// The sequence number of the newest control log entry; 0 when the log is empty.
 pub fn last_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
     let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;

@@ -193,6 +193,18 @@ fn event_sequence_continues_after_reopen() {
         tail.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
         vec![4, 5]
     );
+    let seqs = |after, limit| {
+        store
+            .read_blocking(move |txn| query::events_newest(txn, after, limit))
+            .unwrap()
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(0, 2), vec![4, 5], "the newest, oldest first");
+    assert_eq!(seqs(3, 10), vec![4, 5]);
+    assert_eq!(seqs(0, 10), vec![1, 2, 3, 4, 5]);
+    assert!(seqs(5, 10).is_empty());
 }
 
 #[test]

@@ -17,8 +17,8 @@ use super::theme::Theme;
 use super::view::View;
 use crate::domain::{AgentStatus, SessionId, TaskId};
 use crate::engine::EngineEvent;
-use crate::engine::approval::Decision;
-use crate::engine::view::{Entry, Snapshot};
+use crate::engine::approval::{Approver, Decision};
+use crate::engine::view::{Entry, Logged, Snapshot};
 
 /// What reaches the app, in order.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub enum Msg {
     /// Events were missed: the next snapshot catches up.
     Lagged(u64),
     Snapshot(Box<Snapshot>),
+    /// The control log's recent past (asked for once the first snapshot is in).
+    History(Vec<Logged>),
     Transcript(SessionId, Vec<Entry>),
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
@@ -61,12 +63,15 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Snapshot,
+    /// The control log's newest entries, this many.
+    History(usize),
     Transcript(SessionId),
     Submit(PathBuf),
     Prompt(String),
     Cancel(TaskId, String),
     Retry(TaskId, String),
-    Approve(String, Decision),
+    /// Answer a permission request (its id or short form), saying who answers.
+    Approve(String, Decision, Approver),
     Pause(bool),
     Drain(String, bool),
     /// Ask the engine's planner for a plan towards a goal (shown for approval).
@@ -190,8 +195,9 @@ impl App {
                 );
                 vec![Effect::Request(Request::Snapshot)]
             }
-            Msg::Snapshot(snapshot) => {
-                self.view.apply_snapshot(*snapshot);
+            Msg::Snapshot(snapshot) => self.snapshot(*snapshot),
+            Msg::History(entries) => {
+                self.view.apply_history(entries, self.now);
                 Vec::new()
             }
             Msg::Transcript(id, entries) => {
@@ -296,39 +302,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::Detail(_) => match self.keymap.action(&key) {
-                Some(Action::Back) | Some(Action::Open) => {
-                    self.mode = Mode::Normal;
-                    Vec::new()
-                }
-                Some(Action::Quit) => self.ask_quit(),
-                Some(Action::Up) => {
-                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_add(1);
-                    Vec::new()
-                }
-                Some(Action::Down) => {
-                    self.panes.detail_scroll = self.panes.detail_scroll.saturating_sub(1);
-                    Vec::new()
-                }
-                Some(Action::Top) => {
-                    self.panes.detail_scroll = usize::MAX / 2;
-                    Vec::new()
-                }
-                Some(Action::Bottom) => {
-                    self.panes.detail_scroll = 0;
-                    Vec::new()
-                }
-                Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
-                Some(Action::Diff) => {
-                    self.panes.detail_diff = !self.panes.detail_diff;
-                    self.panes.detail_scroll = 0;
-                    match (&self.mode, self.panes.detail_diff) {
-                        (Mode::Detail(id), true) => vec![Effect::Request(Request::Diff(*id))],
-                        _ => Vec::new(),
-                    }
-                }
-                _ => Vec::new(),
-            },
+            Mode::Detail(_) => self.detail_key(&key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -342,6 +316,58 @@ impl App {
                 None => Vec::new(),
             },
         }
+    }
+
+    /// A key in a session's detail view: scroll, back, its task's cancel and retry, the diff,
+    /// and the answer to the permission request it waits on.
+    fn detail_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        match self.keymap.action(key) {
+            Some(Action::Back) | Some(Action::Open) => {
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Some(Action::Quit) => self.ask_quit(),
+            Some(Action::Up) => {
+                self.panes.detail_scroll = self.panes.detail_scroll.saturating_add(1);
+                Vec::new()
+            }
+            Some(Action::Down) => {
+                self.panes.detail_scroll = self.panes.detail_scroll.saturating_sub(1);
+                Vec::new()
+            }
+            Some(Action::Top) => {
+                self.panes.detail_scroll = usize::MAX / 2;
+                Vec::new()
+            }
+            Some(Action::Bottom) => {
+                self.panes.detail_scroll = 0;
+                Vec::new()
+            }
+            Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+            Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
+                self.decide(action)
+            }
+            Some(Action::Diff) => {
+                self.panes.detail_diff = !self.panes.detail_diff;
+                self.panes.detail_scroll = 0;
+                match (&self.mode, self.panes.detail_diff) {
+                    (Mode::Detail(id), true) => vec![Effect::Request(Request::Diff(*id))],
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The first snapshot is followed by the control log's recent history: what happened
+    /// before this room, once its sessions and agents are known.
+    fn snapshot(&mut self, snapshot: Snapshot) -> Vec<Effect> {
+        let first = !self.view.loaded;
+        self.view.apply_snapshot(snapshot);
+        if first {
+            return vec![Effect::Request(Request::History(super::view::HISTORY))];
+        }
+        Vec::new()
     }
 
     /// Palette commands name tasks by key (`plan/task` or `task`): find their ids.
@@ -458,22 +484,43 @@ impl App {
                 }
             }
             Action::ApproveOnce | Action::ApproveAlways | Action::Reject => {
-                let decision = match action {
-                    Action::ApproveOnce => Decision::Once,
-                    Action::ApproveAlways => Decision::Always,
-                    _ => Decision::Reject,
-                };
-                let index = self.panes.approvals.selected;
-                if let Some(request) = self.view.approvals.get(index) {
-                    let id = request.ask.id.clone();
-                    self.view.approvals.remove(index);
-                    self.view.generation += 1;
-                    return vec![Effect::Request(Request::Approve(id, decision))];
-                }
-                self.toast("no permission request is waiting".into(), false);
+                return self.decide(action);
             }
         }
         Vec::new()
+    }
+
+    /// Answer a permission request: the one the open session's detail waits on, else the one
+    /// selected in the approvals pane. It leaves the pane at once.
+    fn decide(&mut self, action: Action) -> Vec<Effect> {
+        let decision = match action {
+            Action::ApproveOnce => Decision::Once,
+            Action::ApproveAlways => Decision::Always,
+            _ => Decision::Reject,
+        };
+        let index = match &self.mode {
+            Mode::Detail(id) => self.view.approvals.iter().position(|a| a.session == *id),
+            _ => Some(self.panes.approvals.selected),
+        };
+        match index.filter(|i| *i < self.view.approvals.len()) {
+            Some(index) => {
+                let request = self.view.approvals.remove(index);
+                self.view.generation += 1;
+                vec![Effect::Request(Request::Approve(
+                    request.ask.id,
+                    decision,
+                    Approver::Key,
+                ))]
+            }
+            None => {
+                let what = match self.mode {
+                    Mode::Detail(_) => "this session waits on no permission request",
+                    _ => "no permission request is waiting",
+                };
+                self.toast(what.into(), false);
+                Vec::new()
+            }
+        }
     }
 
     /// Cancel or retry the task behind the selection (session or task).

@@ -147,6 +147,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             Ok(entries) => Msg::Transcript(id, entries),
             Err(e) => Msg::EngineGone(e.to_string()),
         },
+        Request::History(last) => match engine.history(0, last).await {
+            Ok(entries) => Msg::History(entries),
+            Err(e) => reply("history".into(), Err(e)),
+        },
         Request::Submit(path) => {
             let path = absolute(path, cwd);
             let what = format!("submit {}", path.display());
@@ -182,10 +186,10 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             format!("retry {name}"),
             engine.retry(id).await.map(|()| "queued again".into()),
         ),
-        Request::Approve(id, decision) => reply(
+        Request::Approve(id, decision, by) => reply(
             format!("request {id}"),
             engine
-                .approve(&id, decision)
+                .approve(&id, decision, by)
                 .await
                 .map(|()| decision.text().into()),
         ),
@@ -209,6 +213,10 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
         Request::Transcript(id) => match client.transcript(id).await {
             Ok(entries) => Msg::Transcript(id, entries),
             Err(e) => Msg::EngineGone(e.to_string()),
+        },
+        Request::History(last) => match client.history(0, last).await {
+            Ok(entries) => Msg::History(entries),
+            Err(e) => reply("history".into(), Err(e)),
         },
         Request::Submit(path) => {
             let path = absolute(path, cwd);
@@ -249,10 +257,10 @@ async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
             format!("retry {name}"),
             client.retry(id).await.map(|()| "queued again".into()),
         ),
-        Request::Approve(id, decision) => reply(
+        Request::Approve(id, decision, by) => reply(
             format!("request {id}"),
             client
-                .approve(&id, decision)
+                .approve(&id, decision, by)
                 .await
                 .map(|()| decision.text().into()),
         ),

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod editor;
+mod history;
 mod input;
 pub mod keymap;
 pub mod link;
@@ -19,7 +20,11 @@ pub mod view;
 #[cfg(test)]
 mod agent_tests;
 #[cfg(test)]
+mod approval_tests;
+#[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod paste_tests;
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::app::Request;
-use crate::engine::approval::Decision;
+use crate::engine::approval::{Approver, Decision};
 
 /// The commands, for the error that lists them and for the help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -76,7 +76,11 @@ pub fn parse(line: &str) -> Result<Command, String> {
                     return Err(format!("approve: {other:?} is not once, always or reject"));
                 }
             };
-            ready(Request::Approve(id.to_string(), decision))
+            ready(Request::Approve(
+                id.to_string(),
+                decision,
+                Approver::Palette,
+            ))
         }
         "quit" | "q" => Ok(Command::Quit),
         other => Err(format!(
@@ -117,7 +121,8 @@ mod tests {
             parse("approve per_1 always").unwrap(),
             Command::Request(Named::Ready(Request::Approve(
                 "per_1".into(),
-                Decision::Always
+                Decision::Always,
+                Approver::Palette
             )))
         );
         assert_eq!(parse("q").unwrap(), Command::Quit);

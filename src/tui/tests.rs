@@ -17,7 +17,7 @@ use crate::domain::{
     SessionStatus, TaskId, TaskStatus, Transition, Usage,
 };
 use crate::engine::EngineEvent;
-use crate::engine::approval::{Ask, Decision};
+use crate::engine::approval::{Approver, Ask, Decision};
 use crate::engine::view::{
     Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
 };
@@ -369,7 +369,8 @@ fn keys_turn_into_engine_requests() {
         key(&mut app, KeyCode::Char('A')),
         vec![Effect::Request(Request::Approve(
             "per_7f3a".into(),
-            Decision::Always
+            Decision::Always,
+            Approver::Key
         ))]
     );
     assert!(app.view.approvals.is_empty());

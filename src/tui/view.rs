@@ -17,9 +17,32 @@ use crate::engine::view::{
 use crate::narration::Narration;
 
 /// Lines kept in the events pane.
-const LOG: usize = 2000;
+pub const LOG: usize = 2000;
+/// Control log entries a room asks for when it starts: about every other one is a line (a
+/// session's moves are told by its task's), so this fills the events pane.
+pub const HISTORY: usize = 3 * LOG;
 /// Load samples kept per agent for its sparkline.
 pub const LOAD_SAMPLES: usize = 60;
+
+/// A load ratio as a sample: whole percent, 0 to 100.
+pub(super) fn percent(ratio: f64) -> u64 {
+    (ratio * 100.0).round().clamp(0.0, 100.0) as u64
+}
+
+/// An event's line in the events pane (see [`Narration`]): live events and the control log's
+/// history read the same.
+pub(super) fn log_line(event: &EngineEvent) -> Option<LogLine> {
+    let line = Narration::of(event)?;
+    let at = match event {
+        EngineEvent::Transition(e) => e.at,
+        _ => Timestamp::now(),
+    };
+    Some(LogLine {
+        at,
+        tone: line.tone.to_string(),
+        text: line.text,
+    })
+}
 
 /// One line of the control log as the events pane shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +81,11 @@ pub struct View {
     pub loaded: bool,
     /// An event arrived that only a fresh snapshot can show in full (a new plan).
     pub wants_snapshot: bool,
+    /// The control log's recent past is shown (see `history.rs`).
+    pub history: bool,
+    /// Transitions shown live before the history came (it may hold them too), so that none
+    /// is shown twice.
+    pub(super) early: VecDeque<DomainEvent>,
 }
 
 impl View {
@@ -111,9 +139,8 @@ impl View {
     /// Take one load sample per agent (called about once a second).
     pub fn sample_load(&mut self) {
         for agent in &self.agents {
-            let percent = (agent.load_ratio() * 100.0).round().clamp(0.0, 100.0) as u64;
             let samples = self.load.entry(agent.name.clone()).or_default();
-            samples.push_back(percent);
+            samples.push_back(percent(agent.load_ratio()));
             while samples.len() > LOAD_SAMPLES {
                 samples.pop_front();
             }
@@ -132,7 +159,15 @@ impl View {
     pub fn apply(&mut self, event: &EngineEvent) {
         self.generation += 1;
         match event {
-            EngineEvent::Transition(e) => self.transition(e),
+            EngineEvent::Transition(e) => {
+                if !self.history {
+                    self.early.push_back(e.clone());
+                    if self.early.len() > HISTORY {
+                        self.early.pop_front();
+                    }
+                }
+                self.transition(e);
+            }
             EngineEvent::PlanSubmitted { .. } | EngineEvent::MergeConflict { .. } => {
                 self.wants_snapshot = true;
             }
@@ -217,12 +252,8 @@ impl View {
             | EngineEvent::Overlap { .. }
             | EngineEvent::Merged { .. } => {}
         }
-        if let Some(line) = Narration::of(event) {
-            let at = match event {
-                EngineEvent::Transition(e) => e.at,
-                _ => Timestamp::now(),
-            };
-            self.log(at, line.tone, line.text);
+        if let Some(line) = log_line(event) {
+            self.push_line(line);
         }
     }
 
@@ -301,11 +332,15 @@ impl View {
     }
 
     pub fn log(&mut self, at: Timestamp, tone: &str, text: String) {
-        self.log.push_back(LogLine {
+        self.push_line(LogLine {
             at,
             tone: tone.to_string(),
             text,
         });
+    }
+
+    fn push_line(&mut self, line: LogLine) {
+        self.log.push_back(line);
         while self.log.len() > LOG {
             self.log.pop_front();
         }

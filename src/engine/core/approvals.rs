@@ -1,13 +1,14 @@
 //! Permission requests from running sessions: the session waits (waiting-approval) while the
-//! policy or the operator decides; each decision is a transition whose cause names the request
-//! and who decided it, so the control log is the audit trail.
+//! policy or the operator decides; each decision is a transition whose cause says what was
+//! decided and by whom, then names the request, so the control log is the audit trail (and the
+//! events pane's line about it leads with the decision).
 
 use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::{Core, Step};
 use crate::domain::{SessionId, SessionStatus};
-use crate::engine::approval::{Ask, Decision};
+use crate::engine::approval::{self, Approver, Ask, Decision};
 use crate::engine::{EngineError, EngineEvent};
 
 /// A request the operator has not answered yet.
@@ -44,7 +45,7 @@ impl Core {
             .unwrap_or_default();
         match self.options.approvals.decide(&ask, &directory) {
             Some((decision, why)) => {
-                let cause = format!("{what}: {} by policy ({why})", decision.text());
+                let cause = format!("{} by policy ({why}): {what}", decision.text());
                 if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
                     step.transition(event);
                 }
@@ -75,24 +76,38 @@ impl Core {
         Ok(())
     }
 
-    /// The operator's answer to request `id`.
+    /// The operator's answer to request `id` (the whole id, or its short form when it names
+    /// one request alone), given by `by`.
     pub(super) async fn approve(
         &mut self,
         id: &str,
         decision: Decision,
+        by: Approver,
     ) -> Result<(), EngineError> {
-        let pending = self
-            .approvals
-            .remove(id)
-            .ok_or_else(|| EngineError::UnknownApproval(id.to_string()))?;
+        let unknown = || EngineError::UnknownApproval(id.to_string());
+        let key = if self.approvals.contains_key(id) {
+            id.to_string()
+        } else {
+            let named: Vec<&String> = self
+                .approvals
+                .keys()
+                .filter(|k| approval::names(k, id))
+                .collect();
+            match named.as_slice() {
+                [one] => (*one).clone(),
+                _ => return Err(unknown()),
+            }
+        };
+        let pending = self.approvals.remove(&key).ok_or_else(unknown)?;
         let Some(run) = self.running.get_mut(&pending.session) else {
-            return Err(EngineError::UnknownApproval(id.to_string()));
+            return Err(unknown());
         };
         let now = Timestamp::now();
         let cause = format!(
-            "{}: {} by the operator",
-            describe(&pending.ask),
-            decision.text()
+            "{} by {}: {}",
+            decision.text(),
+            by.text(),
+            describe(&pending.ask)
         );
         let mut step = Step::default();
         if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {

@@ -3,7 +3,7 @@
 //! index tells them apart without reading finished plans' tasks. An older plan is read back
 //! when the operator acts on one of its tasks, and let go again once its work is over;
 //! questions about one (what its tasks left, an old session's diff) are answered from the store
-//! without loading it.
+//! without loading it. So is the control log's recent past, for front ends that start.
 
 use jiff::Timestamp;
 use tokio::sync::oneshot;
@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::Core;
 use super::observe::RECENT_PLANS;
 use crate::domain::{PlanId, TaskGraph, TaskId, TaskStatus};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Logged};
 use crate::store::query::{self, PlanRecord};
 use crate::store::{MergeState, StoreError, TaskContext};
 
@@ -131,6 +131,30 @@ impl Core {
         tokio::spawn(async move {
             let record = store.read(move |txn| query::plan_record(txn, plan)).await;
             let _ = reply.send(stored_context(plan, record));
+        });
+    }
+}
+
+impl Core {
+    /// The newest `last` control log entries above `since`, read off the engine's loop.
+    pub(super) fn history(
+        &self,
+        since: u64,
+        last: usize,
+        reply: oneshot::Sender<Result<Vec<Logged>, EngineError>>,
+    ) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let read = store
+                .read(move |txn| query::events_newest(txn, since, last))
+                .await;
+            let entries = read.map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(seq, event)| Logged { seq, event })
+                    .collect()
+            });
+            let _ = reply.send(entries.map_err(EngineError::from));
         });
     }
 }

@@ -244,6 +244,7 @@ impl Core {
             }
             Command::Diff(session, reply) => self.diff(session, reply),
             Command::Context(plan, reply) => self.context(plan, reply),
+            Command::History(since, last, reply) => self.history(since, last, reply),
             Command::Submit(prepared, reply) => {
                 let result = self.submit(*prepared).await;
                 let failed_on_store = matches!(result, Err(EngineError::Store(_)));
@@ -261,8 +262,8 @@ impl Core {
                 let _ = reply.send(self.retry(task).await);
                 self.trim_finished();
             }
-            Command::Approve(id, decision, reply) => {
-                let _ = reply.send(self.approve(&id, decision).await);
+            Command::Approve(id, decision, by, reply) => {
+                let _ = reply.send(self.approve(&id, decision, by).await);
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());

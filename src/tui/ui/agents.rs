@@ -1,5 +1,6 @@
 //! The agents pane (status, a load gauge and a sparkline of recent load per agent) and the
-//! approvals pane (permission requests waiting for the operator).
+//! approvals pane (permission requests waiting for the operator, with the short ids
+//! `:approve` takes).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -149,12 +150,7 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.approvals;
     cursor.fit(count, height);
     app.panes.approvals = cursor;
-    let keys = format!(
-        "{} once · {} always · {} reject",
-        app.keymap.keys(Action::ApproveOnce),
-        app.keymap.keys(Action::ApproveAlways),
-        app.keymap.keys(Action::Reject)
-    );
+    let keys = decision_keys(app);
     // Conflicts take the rows below the requests (they are settled elsewhere: retry the task).
     let shown_conflicts = conflicts.min(height.saturating_sub(count.min(height)));
     let height = height - shown_conflicts;
@@ -166,6 +162,7 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         .map(|c| {
             Row::new(vec![
                 Cell::from(fit(&c.key, 14)),
+                Cell::from(""),
                 Cell::from(Span::styled(conflict_state(c), app.theme.status("failed"))),
                 Cell::from(c.files.join(", ")),
             ])
@@ -181,6 +178,8 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         .map(|(i, a)| {
             let row = Row::new(vec![
                 Cell::from(fit(&a.task, 14)),
+                // What `:approve` takes.
+                Cell::from(Span::styled(a.ask.short().to_string(), app.theme.muted)),
                 Cell::from(Span::styled(
                     a.ask.permission.clone(),
                     app.theme.status("waiting-approval"),
@@ -198,12 +197,14 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         .chain(conflict_rows);
     let header = Row::new(vec![
         Cell::from("TASK"),
+        Cell::from("ID"),
         Cell::from("ASKS"),
         Cell::from(Span::styled(keys, app.theme.muted)),
     ])
     .style(app.theme.title);
     let widths = [
         Constraint::Length(14),
+        Constraint::Length(8),
         Constraint::Length(18),
         Constraint::Min(0),
     ];
@@ -214,6 +215,16 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
             .column_spacing(1),
         area,
     );
+}
+
+/// The keys that answer a permission request (in this pane and in a session's detail).
+pub(super) fn decision_keys(app: &App) -> String {
+    format!(
+        "{} once · {} always · {} reject",
+        app.keymap.keys(Action::ApproveOnce),
+        app.keymap.keys(Action::ApproveAlways),
+        app.keymap.keys(Action::Reject)
+    )
 }
 
 /// What a conflict waits on, in a few words.

@@ -26,24 +26,23 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
     let state = view.state();
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(state, status_style(app, state)),
-            Span::styled(format!("  {}", s.title), theme.title),
-            Span::styled(format!("  session {}", s.id), theme.muted),
-        ]),
-        Line::raw(format!(
-            "agent {} · attempt {} · {} · started {} · {} tokens ({} in, {} out) · ${:.4}",
-            s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
-            s.attempt,
-            age(since, s.finished_at.unwrap_or(now)),
-            clock(since, &app.zone),
-            si(s.usage.total_tokens()),
-            si(s.usage.input_tokens),
-            si(s.usage.output_tokens),
-            s.usage.cost,
-        )),
-    ];
+    let mut lines = vec![Line::from(vec![
+        Span::styled(state, status_style(app, state)),
+        Span::styled(format!("  {}", s.title), theme.title),
+        Span::styled(format!("  session {}", s.id), theme.muted),
+    ])];
+    lines.extend(waiting_line(app, id));
+    lines.extend([Line::raw(format!(
+        "agent {} · attempt {} · {} · started {} · {} tokens ({} in, {} out) · ${:.4}",
+        s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"),
+        s.attempt,
+        age(since, s.finished_at.unwrap_or(now)),
+        clock(since, &app.zone),
+        si(s.usage.total_tokens()),
+        si(s.usage.input_tokens),
+        si(s.usage.output_tokens),
+        s.usage.cost,
+    ))]);
     match &s.remote {
         Some(remote) => lines.push(Line::styled(
             format!(
@@ -228,6 +227,20 @@ pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
         .border_style(theme.border)
         .title(Span::styled(title, theme.title));
     frame.render_widget(Paragraph::new(shown).block(block), body);
+}
+
+/// The permission request the session waits on, and the keys that answer it here.
+fn waiting_line(app: &App, id: SessionId) -> Option<Line<'static>> {
+    let waiting = app.view.approvals.iter().find(|a| a.session == id)?;
+    let ask = &waiting.ask;
+    Some(Line::from(vec![
+        Span::styled(
+            format!("asks {} ({})", ask.permission, ask.patterns.join(", ")),
+            app.theme.status("waiting-approval"),
+        ),
+        Span::styled(format!("  request {}  ", ask.short()), app.theme.title),
+        Span::styled(super::agents::decision_keys(app), app.theme.muted),
+    ]))
 }
 
 /// Whether `s` is the attempt whose work its task's shared context holds: it completed, and no
