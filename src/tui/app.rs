@@ -136,6 +136,8 @@ pub struct App {
     pub attached: Option<String>,
     /// Shown on the empty sessions pane until an agent exists.
     pub onboarding: Vec<String>,
+    /// The command line shows the commands it may run (`?` or an ambiguous Tab).
+    pub palette_list: bool,
     /// A managed local agent can be added with one key (no agents yet, `opencode` on PATH).
     pub offer_local: bool,
     /// The time frames are drawn at (ages are counted to it): set by the loop before each
@@ -158,6 +160,7 @@ impl App {
             toast: None,
             attached: None,
             onboarding: Vec::new(),
+            palette_list: false,
             offer_local: false,
             now: jiff::Timestamp::now(),
             zone: jiff::tz::TimeZone::system(),
@@ -433,7 +436,10 @@ impl App {
                 self.focus = Pane::Sessions;
                 self.mode = Mode::Filter;
             }
-            Action::Palette => self.mode = Mode::Palette(Editor::single_line()),
+            Action::Palette => {
+                self.palette_list = false;
+                self.mode = Mode::Palette(Editor::single_line());
+            }
             Action::NewTask => self.mode = Mode::NewTask(Editor::multi_line()),
             Action::Sort => {
                 self.panes.sort = self.panes.sort.next();

@@ -21,6 +21,8 @@ mod agent_tests;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]
+mod palette_tests;
+#[cfg(test)]
 mod paste_tests;
 #[cfg(test)]
 mod selection_tests;

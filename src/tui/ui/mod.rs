@@ -71,6 +71,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
+        Mode::Palette(editor) if app.palette_list => {
+            help::draw_commands(frame, app, &editor.text(), body);
+        }
         _ => {}
     }
 }
@@ -230,7 +233,14 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(text[..at].to_string()),
                 Span::styled("▏", theme.muted),
                 Span::raw(text[at..].to_string()),
-                Span::styled(" enter run · esc close · ? lists commands", theme.muted),
+                Span::styled(
+                    if app.palette_list {
+                        " enter run · tab completes · esc close"
+                    } else {
+                        " enter run · tab completes · ? lists commands · esc close"
+                    },
+                    theme.muted,
+                ),
             ])
         }
         Mode::NewTask(_) => Line::from(vec![
