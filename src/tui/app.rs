@@ -112,6 +112,12 @@ pub enum Mode {
     Agent(crate::domain::AgentName),
     /// Quit while work runs?
     ConfirmQuit,
+    /// Cancel this task? Then back to `back`.
+    ConfirmCancel {
+        task: TaskId,
+        name: String,
+        back: Box<Mode>,
+    },
     /// A planner's plan, waiting for the operator's yes or no.
     Review(Box<crate::engine::Proposal>),
 }
@@ -145,7 +151,8 @@ pub struct App {
     pub now: jiff::Timestamp,
     /// The zone times of day are shown in (the system's).
     pub zone: jiff::tz::TimeZone,
-    quit: bool,
+    /// The operator asked to leave (set only where [`Effect::Quit`] is returned).
+    pub(super) quit: bool,
 }
 
 impl App {
@@ -289,16 +296,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.quit = true;
-                    vec![Effect::Quit]
-                }
-                _ => {
-                    self.mode = Mode::Normal;
-                    Vec::new()
-                }
-            },
+            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -389,16 +387,6 @@ impl App {
             .map(|t| t.id)
     }
 
-    pub(super) fn ask_quit(&mut self) -> Vec<Effect> {
-        if self.view.running() > 0 && self.attached.is_none() {
-            self.mode = Mode::ConfirmQuit;
-            Vec::new()
-        } else {
-            self.quit = true;
-            vec![Effect::Quit]
-        }
-    }
-
     fn action(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return self.ask_quit(),
@@ -482,7 +470,7 @@ impl App {
         Vec::new()
     }
 
-    /// Cancel or retry the task behind the selection (session or task).
+    /// Retry the task behind the selection (session or task), or ask before cancelling it.
     fn on_task(&mut self, action: Action) -> Vec<Effect> {
         let target = match (&self.mode, self.focus) {
             (Mode::Detail(id), _) => self.task_of_session(*id),
@@ -497,12 +485,11 @@ impl App {
             self.toast("select a session or a task first".into(), false);
             return Vec::new();
         };
-        let request = if action == Action::Cancel {
-            Request::Cancel(id, name)
-        } else {
-            Request::Retry(id, name)
-        };
-        vec![Effect::Request(request)]
+        if action == Action::Cancel {
+            self.ask_cancel(id, name);
+            return Vec::new();
+        }
+        vec![Effect::Request(Request::Retry(id, name))]
     }
 
     fn task_of_session(&self, id: SessionId) -> Option<(TaskId, String)> {

@@ -4,6 +4,7 @@
 //! every batch of messages is followed by at most one frame.
 
 pub mod app;
+mod confirm;
 pub mod editor;
 mod input;
 pub mod keymap;
@@ -18,6 +19,8 @@ pub mod view;
 
 #[cfg(test)]
 mod agent_tests;
+#[cfg(test)]
+mod confirm_tests;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]

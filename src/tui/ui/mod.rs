@@ -48,10 +48,15 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     draw_header(frame, app, header);
-    if let Mode::Detail(id) = app.mode {
+    // Under a question, what it was asked from.
+    let under = match &app.mode {
+        Mode::ConfirmCancel { back, .. } => back.as_ref(),
+        mode => mode,
+    };
+    if let Mode::Detail(id) = *under {
         detail::draw(frame, app, id, body);
         app.set_areas(Vec::new());
-    } else if let Mode::Agent(name) = &app.mode {
+    } else if let Mode::Agent(name) = under {
         let name = name.clone();
         agent_detail::draw(frame, app, &name, body);
         app.set_areas(Vec::new());
@@ -69,6 +74,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
+        Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         Mode::Palette(editor) if app.palette_list => {
@@ -319,6 +325,23 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(popup_block(app, "quit"))
+            .style(app.theme.base),
+        popup,
+    );
+}
+
+fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
+    let lines = vec![
+        Line::raw(format!("Cancel {name}?")),
+        Line::raw("Its running session is stopped; retry runs it again."),
+        Line::raw(""),
+        Line::styled("cancel it? y / n", app.theme.accent),
+    ];
+    let popup = centered(area, 58, 6);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(popup_block(app, "cancel"))
             .style(app.theme.base),
         popup,
     );
