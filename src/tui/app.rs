@@ -144,8 +144,8 @@ pub struct App {
     pub onboarding: Vec<String>,
     /// The command line shows the commands it may run (`?` or an ambiguous Tab).
     pub palette_list: bool,
-    /// A managed local agent can be added with one key (no agents yet, `opencode` on PATH).
-    pub offer_local: bool,
+    /// Whether a managed local agent can be added with one key.
+    pub local: super::first_run::LocalOffer,
     /// The time frames are drawn at (ages are counted to it): set by the loop before each
     /// frame, so drawing never reads the clock and a frame depends on the app alone.
     pub now: jiff::Timestamp,
@@ -168,7 +168,7 @@ impl App {
             attached: None,
             onboarding: Vec::new(),
             palette_list: false,
-            offer_local: false,
+            local: super::first_run::LocalOffer::Unavailable,
             now: jiff::Timestamp::now(),
             zone: jiff::tz::TimeZone::system(),
             quit: false,
@@ -428,19 +428,14 @@ impl App {
                 self.palette_list = false;
                 self.mode = Mode::Palette(Editor::single_line());
             }
+            Action::NewTask if self.no_agents() => {}
             Action::NewTask => self.mode = Mode::NewTask(Editor::multi_line()),
             Action::Sort => {
                 self.panes.sort = self.panes.sort.next();
                 self.view.generation += 1;
             }
             Action::Pause => return vec![Effect::Request(Request::Pause(!self.view.paused))],
-            Action::AddLocal => {
-                if self.offer_local && self.view.agents.is_empty() {
-                    self.offer_local = false;
-                    self.toast("starting a managed local opencode server…".into(), false);
-                    return vec![Effect::AddLocalAgent];
-                }
-            }
+            Action::AddLocal => return self.add_local(),
             Action::Cancel | Action::Retry => return self.on_task(action),
             Action::Drain => {
                 if let Some(agent) = self.panes.selected_agent(&self.view) {

@@ -120,6 +120,9 @@ impl App {
         if line.is_empty() {
             return Vec::new();
         }
+        if prompt_rest(line).is_some() && self.no_agents() {
+            return Vec::new();
+        }
         // `:prompt` alone opens the prompt's editor, for a prompt of many lines.
         if prompt_rest(line).is_some_and(str::is_empty) {
             self.mode = Mode::NewTask(Editor::multi_line());

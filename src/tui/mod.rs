@@ -6,6 +6,7 @@
 pub mod app;
 mod confirm;
 pub mod editor;
+mod first_run;
 mod input;
 pub mod keymap;
 pub mod link;
@@ -23,6 +24,8 @@ mod agent_tests;
 mod confirm_tests;
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod first_run_tests;
 #[cfg(test)]
 mod palette_tests;
 #[cfg(test)]
@@ -90,7 +93,9 @@ pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::i
     let mut app = App::new(setup.theme, setup.keymap);
     app.attached = setup.attached;
     app.onboarding = setup.onboarding;
-    app.offer_local = setup.local_agent.is_some();
+    if setup.local_agent.is_some() {
+        app.local = first_run::LocalOffer::Offered;
+    }
     let add_local = setup.local_agent.map(|l| l.add);
     link.follow(runtime, tx.clone());
     let requests = link.worker(runtime, tx.clone(), setup.cwd);
