@@ -27,6 +27,8 @@ mod events_tests;
 #[cfg(test)]
 mod first_run_tests;
 #[cfg(test)]
+mod layout_tests;
+#[cfg(test)]
 mod palette_tests;
 #[cfg(test)]
 mod paste_tests;
