@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::app::{App, Msg, Pane};
-use super::tests::{app, at, draw, session, snapshot};
-use crate::domain::{AgentStatus, SessionStatus};
+use super::tests::{app, at, draw, plan_id, session, sid, snapshot, tid};
+use crate::domain::{AgentName, AgentStatus, SessionStatus};
+use crate::engine::EngineEvent;
+use crate::engine::view::{Activity, Entry};
 
 /// Twenty characters, as agent names in a real config run.
 const LONG_AGENT: &str = "backend-specialist-1";
@@ -165,4 +167,53 @@ fn no_sessions_column_is_wider_than_what_it_holds() {
             );
         }
     }
+}
+
+/// The columns are measured again when sessions come or change state (not on every frame):
+/// a new session's long agent name and a provider retry's `retrying` show whole at once.
+#[test]
+fn the_columns_follow_sessions_that_come_and_change_state() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.sessions = vec![
+        session(3, "api", "coder-1", SessionStatus::Running, 180),
+        session(2, "client", "coder-1", SessionStatus::Running, 100),
+    ];
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        pane(&screen, "sessions")[0].starts_with("STATE   TASK"),
+        "{screen}"
+    );
+
+    app.update(Msg::Engine(EngineEvent::Dispatched {
+        plan: plan_id(),
+        task: tid(4),
+        key: "tests".into(),
+        session: sid(9),
+        agent: AgentName::new(LONG_AGENT).unwrap(),
+        attempt: 1,
+    }));
+    let screen = draw(&mut app, 120, 40);
+    let tests = pane(&screen, "sessions");
+    let tests = tests.iter().find(|l| l.contains("tests #1")).unwrap();
+    assert!(tests.contains(LONG_AGENT), "{screen}");
+
+    let retry = Entry {
+        at: at(290),
+        part: None,
+        activity: Activity::Retry {
+            attempt: 2,
+            message: "overloaded".into(),
+            next: None,
+        },
+    };
+    app.update(Msg::Engine(EngineEvent::Activity {
+        session: sid(3),
+        entry: retry,
+    }));
+    let screen = draw(&mut app, 120, 40);
+    let sessions = pane(&screen, "sessions");
+    let api = sessions.iter().find(|l| l.contains("api #1")).unwrap();
+    assert!(api.starts_with("retrying "), "{screen}");
 }

@@ -110,7 +110,7 @@ struct Measured {
 }
 
 impl Measured {
-    fn of(app: &App) -> Self {
+    fn of(app: &mut App) -> Self {
         Self {
             sessions: sessions::columns(app),
             agents: agents::agent_columns(app),
@@ -474,7 +474,7 @@ pub(super) fn age_width(since: Timestamp, now: Timestamp) -> usize {
 }
 
 fn age_in_units(since: Timestamp, now: Timestamp) -> (i64, char) {
-    let secs = now.duration_since(since).as_secs().max(0);
+    let secs = (now.as_second() - since.as_second()).max(0);
     match secs {
         0..60 => (secs, 's'),
         60..3600 => (secs / 60, 'm'),

@@ -111,55 +111,27 @@ fn shown_only<T>(cells: [T; 7], widths: &[u16]) -> Vec<T> {
 /// The table's columns from every session (not only those on screen, so they keep their
 /// widths while the table scrolls): each as wide as its widest value, the last activity as
 /// wide as the layout asks room for ([`LAST_WANT`]); the plan only where sessions have one.
-pub fn columns(app: &App) -> [Column; 7] {
-    let view = &app.view;
-    let sessions = &view.sessions;
-    let plans = Column::of(
-        HEADERS[2],
-        sessions
-            .iter()
-            .map(|s| plan_name(view, &s.session).chars().count()),
-        8,
-        24,
-    );
-    let any_plan = sessions
-        .iter()
-        .any(|s| !plan_name(view, &s.session).is_empty());
+pub fn columns(app: &mut App) -> [Column; 7] {
+    let generation = app.view.sessions_generation;
+    let widest = match app.panes.widest {
+        Some((measured, widest)) if measured == generation => widest,
+        _ => {
+            let widest = widest(app);
+            app.panes.widest = Some((generation, widest));
+            widest
+        }
+    };
+    let column = |i: usize, min, max| Column::of(HEADERS[i], std::iter::once(widest[i]), min, max);
     [
-        Column::of(HEADERS[0], sessions.iter().map(|s| s.state().len()), 12, 16),
-        Column::of(
-            HEADERS[1],
-            sessions
-                .iter()
-                .map(|s| s.task.chars().count() + 2 + s.session.attempt.to_string().len()),
-            12,
-            40,
-        ),
-        if any_plan {
-            plans.optional()
+        column(0, 12, 16),
+        column(1, 12, 40),
+        if widest[2] > 0 {
+            column(2, 8, 24).optional()
         } else {
             Column { min: 0, want: 0 }
         },
-        Column::of(
-            HEADERS[3],
-            sessions.iter().map(|s| {
-                s.session
-                    .agent
-                    .as_ref()
-                    .map_or(1, |a| a.as_str().chars().count())
-            }),
-            8,
-            24,
-        ),
-        Column::of(
-            HEADERS[4],
-            sessions.iter().map(|s| {
-                let since = s.session.started_at.unwrap_or(s.session.created_at);
-                age_width(since, s.session.finished_at.unwrap_or(app.now))
-            }),
-            3,
-            5,
-        ),
+        column(3, 8, 24),
+        column(4, 3, 5),
         // `999.9k` at most: no wider than its header.
         Column::fixed(6),
         Column {
@@ -167,6 +139,35 @@ pub fn columns(app: &App) -> [Column; 7] {
             want: LAST_WANT,
         },
     ]
+}
+
+/// The widest state, task, plan, agent and age, in one pass without writing them. (Ages are
+/// as of the last measure: at most a second old, as the engine's view comes every second.)
+fn widest(app: &App) -> [usize; 5] {
+    let view = &app.view;
+    let mut widest = [0usize; 5];
+    for s in &view.sessions {
+        let session = &s.session;
+        let since = session.started_at.unwrap_or(session.created_at);
+        let values = [
+            s.state().len(),
+            s.task.chars().count() + 2 + digits(session.attempt),
+            plan_name(view, session).chars().count(),
+            session
+                .agent
+                .as_ref()
+                .map_or(1, |a| a.as_str().chars().count()),
+            age_width(since, session.finished_at.unwrap_or(app.now)),
+        ];
+        for (w, v) in widest.iter_mut().zip(values) {
+            *w = (*w).max(v);
+        }
+    }
+    widest
+}
+
+fn digits(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// How wide the pane would show its table (or its text) whole, and how narrow it can go.
