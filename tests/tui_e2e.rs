@@ -585,6 +585,27 @@ fn a_tiny_window_says_so_and_growing_it_redraws_the_panes() {
     room.expect_exit(0);
 }
 
+/// Growing the window and then quitting leaves nothing of the room on the shell's screen (tmux
+/// kept the rows drawn beyond the width the alternate screen was entered at).
+#[test]
+fn growing_the_window_then_quitting_leaves_no_box_drawing_behind() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("grow", 80, 24);
+    room.resize(200, 60);
+    room.wait_for("the wide layout", |s| {
+        s.lines()
+            .any(|l| l.contains("sessions") && l.contains("agents"))
+    });
+    room.quit();
+    let screen = room.expect_exit(0);
+    let boxes = |c: char| ('\u{2500}'..='\u{257f}').contains(&c);
+    if let Some(line) = screen.lines().find(|l| l.chars().any(boxes)) {
+        room.fail(&format!("box drawing left on the shell's screen: {line:?}"));
+    }
+}
+
 /// An ssh drop or a closed terminal window: the terminal goes away under ocio. It must still
 /// stop (crossterm's input reader spins forever on a hung-up tty; ocio must not wait for it).
 #[test]

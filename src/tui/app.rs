@@ -117,6 +117,12 @@ pub enum Mode {
     Agent(crate::domain::AgentName),
     /// Quit while work runs?
     ConfirmQuit,
+    /// Cancel this task? Then back to `back`.
+    ConfirmCancel {
+        task: TaskId,
+        name: String,
+        back: Box<Mode>,
+    },
     /// A planner's plan, waiting for the operator's yes or no.
     Review(Box<crate::engine::Proposal>),
 }
@@ -141,14 +147,17 @@ pub struct App {
     pub attached: Option<String>,
     /// Shown on the empty sessions pane until an agent exists.
     pub onboarding: Vec<String>,
-    /// A managed local agent can be added with one key (no agents yet, `opencode` on PATH).
-    pub offer_local: bool,
+    /// The command line shows the commands it may run (`?` or an ambiguous Tab).
+    pub palette_list: bool,
+    /// Whether a managed local agent can be added with one key.
+    pub local: super::first_run::LocalOffer,
     /// The time frames are drawn at (ages are counted to it): set by the loop before each
     /// frame, so drawing never reads the clock and a frame depends on the app alone.
     pub now: jiff::Timestamp,
     /// The zone times of day are shown in (the system's).
     pub zone: jiff::tz::TimeZone,
-    quit: bool,
+    /// The operator asked to leave (set only where [`Effect::Quit`] is returned).
+    pub(super) quit: bool,
 }
 
 impl App {
@@ -163,7 +172,8 @@ impl App {
             toast: None,
             attached: None,
             onboarding: Vec::new(),
-            offer_local: false,
+            palette_list: false,
+            local: super::first_run::LocalOffer::Unavailable,
             now: jiff::Timestamp::now(),
             zone: jiff::tz::TimeZone::system(),
             quit: false,
@@ -292,16 +302,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.quit = true;
-                    vec![Effect::Quit]
-                }
-                _ => {
-                    self.mode = Mode::Normal;
-                    Vec::new()
-                }
-            },
+            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => self.detail_key(&key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
@@ -412,16 +413,6 @@ impl App {
             .map(|t| t.id)
     }
 
-    pub(super) fn ask_quit(&mut self) -> Vec<Effect> {
-        if self.view.running() > 0 && self.attached.is_none() {
-            self.mode = Mode::ConfirmQuit;
-            Vec::new()
-        } else {
-            self.quit = true;
-            vec![Effect::Quit]
-        }
-    }
-
     fn action(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return self.ask_quit(),
@@ -459,20 +450,18 @@ impl App {
                 self.focus = Pane::Sessions;
                 self.mode = Mode::Filter;
             }
-            Action::Palette => self.mode = Mode::Palette(Editor::single_line()),
+            Action::Palette => {
+                self.palette_list = false;
+                self.mode = Mode::Palette(Editor::single_line());
+            }
+            Action::NewTask if self.no_agents() => {}
             Action::NewTask => self.mode = Mode::NewTask(Editor::multi_line()),
             Action::Sort => {
                 self.panes.sort = self.panes.sort.next();
                 self.view.generation += 1;
             }
             Action::Pause => return vec![Effect::Request(Request::Pause(!self.view.paused))],
-            Action::AddLocal => {
-                if self.offer_local && self.view.agents.is_empty() {
-                    self.offer_local = false;
-                    self.toast("starting a managed local opencode server…".into(), false);
-                    return vec![Effect::AddLocalAgent];
-                }
-            }
+            Action::AddLocal => return self.add_local(),
             Action::Cancel | Action::Retry => return self.on_task(action),
             Action::Drain => {
                 if let Some(agent) = self.panes.selected_agent(&self.view) {
@@ -523,7 +512,7 @@ impl App {
         }
     }
 
-    /// Cancel or retry the task behind the selection (session or task).
+    /// Retry the task behind the selection (session or task), or ask before cancelling it.
     fn on_task(&mut self, action: Action) -> Vec<Effect> {
         let target = match (&self.mode, self.focus) {
             (Mode::Detail(id), _) => self.task_of_session(*id),
@@ -538,12 +527,11 @@ impl App {
             self.toast("select a session or a task first".into(), false);
             return Vec::new();
         };
-        let request = if action == Action::Cancel {
-            Request::Cancel(id, name)
-        } else {
-            Request::Retry(id, name)
-        };
-        vec![Effect::Request(request)]
+        if action == Action::Cancel {
+            self.ask_cancel(id, name);
+            return Vec::new();
+        }
+        vec![Effect::Request(Request::Retry(id, name))]
     }
 
     fn task_of_session(&self, id: SessionId) -> Option<(TaskId, String)> {

@@ -50,6 +50,13 @@ impl Editor {
         }
     }
 
+    /// A one-line editor holding `text`, the cursor at its end.
+    pub fn single_line_with(text: &str) -> Self {
+        let mut editor = Self::single_line();
+        editor.paste(text);
+        editor
+    }
+
     /// A multi-line editor holding `text`, the cursor at its end.
     pub fn multi_line_with(text: &str) -> Self {
         let mut editor = Self::multi_line();

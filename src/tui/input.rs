@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::app::{App, Effect, Mode, Request, closes, typed};
 use super::editor::{Editor, Outcome};
-use super::palette::{self, Command};
+use super::palette::{self, Command, Completion};
 use super::panes::Cursor;
 
 impl App {
@@ -70,6 +70,10 @@ impl App {
                 return Vec::new();
             }
         };
+        if palette && self.palette_key(&key, &mut editor) {
+            self.mode = Mode::Palette(editor);
+            return Vec::new();
+        }
         match editor.key(&key) {
             Outcome::Cancel => Vec::new(),
             Outcome::Edited => {
@@ -91,8 +95,32 @@ impl App {
         }
     }
 
+    /// The keys the command line takes before its editor: `?` on an empty line lists the
+    /// commands, Tab completes a command's name (or lists those it may be). Whether it took it.
+    fn palette_key(&mut self, key: &KeyEvent, editor: &mut Editor) -> bool {
+        let text = editor.text();
+        match key.code {
+            KeyCode::Char('?') if typed(key).is_some() && text.trim().is_empty() => {
+                self.palette_list = true;
+            }
+            KeyCode::Tab => match palette::complete(&text) {
+                Completion::Line(line) => *editor = Editor::single_line_with(&line),
+                Completion::Many(shared, _) => {
+                    *editor = Editor::single_line_with(&shared);
+                    self.palette_list = true;
+                }
+                Completion::Nothing => {}
+            },
+            _ => return false,
+        }
+        true
+    }
+
     fn run_command(&mut self, line: &str) -> Vec<Effect> {
         if line.is_empty() {
+            return Vec::new();
+        }
+        if prompt_rest(line).is_some() && self.no_agents() {
             return Vec::new();
         }
         // `:prompt` alone opens the prompt's editor, for a prompt of many lines.

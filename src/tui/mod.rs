@@ -4,7 +4,9 @@
 //! every batch of messages is followed by at most one frame.
 
 pub mod app;
+mod confirm;
 pub mod editor;
+mod first_run;
 mod history;
 mod input;
 pub mod keymap;
@@ -22,9 +24,17 @@ mod agent_tests;
 #[cfg(test)]
 mod approval_tests;
 #[cfg(test)]
+mod confirm_tests;
+#[cfg(test)]
 mod events_tests;
 #[cfg(test)]
+mod first_run_tests;
+#[cfg(test)]
 mod history_tests;
+#[cfg(test)]
+mod layout_tests;
+#[cfg(test)]
+mod palette_tests;
 #[cfg(test)]
 mod paste_tests;
 #[cfg(test)]
@@ -90,7 +100,9 @@ pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::i
     let mut app = App::new(setup.theme, setup.keymap);
     app.attached = setup.attached;
     app.onboarding = setup.onboarding;
-    app.offer_local = setup.local_agent.is_some();
+    if setup.local_agent.is_some() {
+        app.local = first_run::LocalOffer::Offered;
+    }
     let add_local = setup.local_agent.map(|l| l.add);
     link.follow(runtime, tx.clone());
     let requests = link.worker(runtime, tx.clone(), setup.cwd);

@@ -1,31 +1,144 @@
-//! The `:` command line: submit a plan or a prompt, cancel, retry, pause/resume, drain, approve,
-//! quit. Parsing only; the app turns task names into ids.
+//! The `:` command line: the one table of its commands, parsing and completing a line. The app
+//! turns task names into ids.
 
 use std::path::PathBuf;
 
 use super::app::Request;
 use crate::engine::approval::{Approver, Decision};
 
-/// The commands, for the error that lists them and for the help.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("submit PLAN.toml", "run a plan file"),
-    (
-        "prompt [TEXT]",
-        "run a one-task plan here (alone: a multi-line prompt)",
+/// A command of the palette: its name, its short forms, what it takes and what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub args: &'static str,
+    pub what: &'static str,
+}
+
+impl Spec {
+    /// `name ARGS`, as the help and the list show it.
+    pub fn usage(&self) -> String {
+        if self.args.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{} {}", self.name, self.args)
+        }
+    }
+}
+
+const fn spec(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    args: &'static str,
+    what: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        aliases,
+        args,
+        what,
+    }
+}
+
+/// Every command the palette accepts: `parse` finds a verb here before it reads the rest, so
+/// the help, the `?` list, the error that lists them and completion cannot leave one out.
+pub const COMMANDS: &[Spec] = &[
+    spec("submit", &["s"], "PLAN.toml", "run a plan file"),
+    spec(
+        "prompt",
+        &["p"],
+        "[TEXT]",
+        "a one-task plan here (alone: many lines)",
     ),
-    ("cancel [PLAN/]TASK", "cancel a task"),
-    ("retry [PLAN/]TASK", "retry a failed or cancelled task"),
-    ("pause | resume", "stop / start dispatching new sessions"),
-    (
-        "drain AGENT | undrain AGENT",
-        "stop / resume giving an agent work",
+    spec(
+        "plan",
+        &[],
+        "GOAL",
+        "the planner's plan, shown for approval",
     ),
-    (
-        "approve REQUEST [once|always|reject]",
+    spec("cancel", &[], "[PLAN/]TASK", "cancel a task"),
+    spec(
+        "retry",
+        &[],
+        "[PLAN/]TASK",
+        "retry a failed or cancelled task",
+    ),
+    spec("pause", &[], "", "stop dispatching new sessions"),
+    spec("resume", &[], "", "start dispatching again"),
+    spec("drain", &[], "AGENT", "stop giving an agent work"),
+    spec("undrain", &[], "AGENT", "give a drained agent work again"),
+    spec(
+        "approve",
+        &[],
+        "REQUEST [once|always|reject]",
         "answer a permission request",
     ),
-    ("quit", "leave the control room"),
+    spec("quit", &["q"], "", "leave the control room"),
 ];
+
+/// The command a verb names (its name or a short form).
+pub fn find(verb: &str) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == verb || c.aliases.contains(&verb))
+}
+
+/// What Tab does to a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// One command starts so: the line becomes `name ` (with what was typed after the verb).
+    Line(String),
+    /// Several do (the line grown to what they share): show them.
+    Many(String, Vec<&'static Spec>),
+    /// None does, or the verb is already complete and followed by more.
+    Nothing,
+}
+
+/// The commands a line may be: those whose name starts with its first word, or once a word
+/// follows, the one that word names.
+pub fn matching(line: &str) -> Vec<&'static Spec> {
+    let line = line.trim_start().trim_start_matches(':');
+    match line.split_once(char::is_whitespace) {
+        Some((verb, _)) => find(verb).into_iter().collect(),
+        None => COMMANDS
+            .iter()
+            .filter(|c| c.name.starts_with(line))
+            .collect(),
+    }
+}
+
+/// Complete the command name at the start of `line`.
+pub fn complete(line: &str) -> Completion {
+    if line.trim_start().contains(char::is_whitespace) {
+        return Completion::Nothing;
+    }
+    let found = matching(line);
+    match found.as_slice() {
+        [] => Completion::Nothing,
+        [one] => Completion::Line(format!("{} ", one.name)),
+        many => {
+            let shared = many.iter().skip(1).fold(many[0].name, |common, c| {
+                let end = common
+                    .char_indices()
+                    .zip(c.name.chars())
+                    .take_while(|((_, a), b)| a == b)
+                    .last()
+                    .map_or(0, |((i, a), _)| i + a.len_utf8());
+                &common[..end]
+            });
+            Completion::Many(shared.to_string(), many.to_vec())
+        }
+    }
+}
+
+/// The names of the commands, for an error that lists them.
+pub fn names() -> String {
+    COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A request whose task is still a name.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +168,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }
     };
     let ready = |r: Request| Ok(Command::Request(Named::Ready(r)));
-    match verb {
-        "submit" | "s" => ready(Request::Submit(PathBuf::from(need("a plan file")?))),
-        "prompt" | "p" => ready(Request::Prompt(need("a prompt")?)),
+    let Some(command) = find(verb) else {
+        return Err(format!("no command {verb:?}; try {}", names()));
+    };
+    match command.name {
+        "submit" => ready(Request::Submit(PathBuf::from(need("a plan file")?))),
+        "prompt" => ready(Request::Prompt(need("a prompt")?)),
         "plan" => ready(Request::Plan(need("a goal")?)),
         "cancel" => Ok(Command::Request(Named::Cancel(need("a task")?))),
         "retry" => Ok(Command::Request(Named::Retry(need("a task")?))),
@@ -82,15 +198,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 Approver::Palette,
             ))
         }
-        "quit" | "q" => Ok(Command::Quit),
-        other => Err(format!(
-            "no command {other:?}; try {}",
-            COMMANDS
-                .iter()
-                .map(|(c, _)| c.split_whitespace().next().unwrap_or(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        "quit" => Ok(Command::Quit),
+        other => Err(format!("{other} is listed but not understood (a bug)")),
     }
 }
 
@@ -136,6 +245,56 @@ mod tests {
             parse("fly")
                 .unwrap_err()
                 .contains("no command \"fly\"; try submit, prompt")
+        );
+    }
+
+    /// Every command the palette takes is in the one table (and so in the help, the `?` list,
+    /// the error and completion): each name and short form parses, and the error names all.
+    #[test]
+    fn every_command_is_in_the_table_and_the_error_lists_each() {
+        for command in COMMANDS {
+            for verb in std::iter::once(&command.name).chain(command.aliases) {
+                match parse(&format!("{verb} x")) {
+                    Ok(_) => {}
+                    Err(e) => assert!(!e.contains("no command") && !e.contains("bug"), "{e}"),
+                }
+            }
+        }
+        let error = parse("fly").unwrap_err();
+        for name in ["plan", "resume", "undrain", "pause", "drain", "approve"] {
+            assert!(error.contains(name), "{name} missing from: {error}");
+        }
+        assert_eq!(find("p").map(|c| c.name), Some("prompt"));
+        assert_eq!(find("plan").map(|c| c.name), Some("plan"));
+    }
+
+    #[test]
+    fn tab_completes_a_unique_prefix_and_lists_an_ambiguous_one() {
+        assert_eq!(complete("su"), Completion::Line("submit ".into()));
+        assert_eq!(complete("und"), Completion::Line("undrain ".into()));
+        match complete("p") {
+            Completion::Many(shared, found) => {
+                assert_eq!(shared, "p");
+                let names: Vec<&str> = found.iter().map(|c| c.name).collect();
+                assert_eq!(names, ["prompt", "plan", "pause"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match complete("re") {
+            Completion::Many(shared, found) => {
+                assert_eq!(shared, "re");
+                assert_eq!(found.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        match complete("pr") {
+            Completion::Line(line) => assert_eq!(line, "prompt "),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(complete("zz"), Completion::Nothing);
+        assert_eq!(complete("submit plan.toml"), Completion::Nothing);
+        assert!(
+            matches!(complete(""), Completion::Many(s, all) if s.is_empty() && all.len() == COMMANDS.len())
         );
     }
 }

@@ -107,6 +107,9 @@ pub struct Panes {
     pub areas: Vec<(Pane, Rect)>,
     /// Rows the sessions table showed last time.
     pub page: usize,
+    /// The sessions table's widest values, and the `sessions_generation` they were measured
+    /// at (measuring every session is not done on every frame).
+    pub widest: Option<(u64, [usize; 5])>,
     order: Vec<usize>,
     order_built: Option<(u64, Sort, String)>,
 }

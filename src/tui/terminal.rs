@@ -4,18 +4,23 @@
 
 use std::io::{self, Stdout};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use crossterm::execute;
+use crossterm::style::ResetColor;
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// Whether the room is on the alternate screen (so restoring clears it, once).
+static ALTERNATE: AtomicBool = AtomicBool::new(false);
 
 /// Restores the terminal when dropped.
 pub struct TerminalGuard {
@@ -33,6 +38,7 @@ impl TerminalGuard {
             EnableMouseCapture,
             EnableBracketedPaste
         )?;
+        ALTERNATE.store(true, Ordering::SeqCst);
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         terminal.hide_cursor()?;
         terminal.clear()?;
@@ -46,9 +52,14 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Put the terminal back as the shell had it. Safe to call more than once.
+/// Put the terminal back as the shell had it. Safe to call more than once. The alternate screen
+/// is blanked before it is left: a terminal grown while on it (tmux 3.3 does this) otherwise
+/// shows the rows drawn beyond the old width on the shell's screen.
 pub fn restore() {
     let _ = disable_raw_mode();
+    if ALTERNATE.swap(false, Ordering::SeqCst) {
+        let _ = execute!(io::stdout(), ResetColor, Clear(ClearType::All));
+    }
     let _ = execute!(
         io::stdout(),
         DisableBracketedPaste,

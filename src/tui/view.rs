@@ -77,6 +77,9 @@ pub struct View {
     pub generation: u64,
     /// Bumped when plans or their tasks change (the task tree is rebuilt then).
     pub plans_generation: u64,
+    /// Bumped when what the sessions table's columns hold may change: sessions listed anew or
+    /// added, a session's state (a provider retry is one too). Not on other activity.
+    pub sessions_generation: u64,
     /// A snapshot has arrived: until then the panes say they are loading.
     pub loaded: bool,
     /// An event arrived that only a fresh snapshot can show in full (a new plan).
@@ -106,6 +109,7 @@ impl View {
         self.loaded = true;
         self.wants_snapshot = false;
         self.generation += 1;
+        self.sessions_generation += 1;
     }
 
     /// A snapshot and events reach the app by different paths, so a snapshot taken just
@@ -204,6 +208,7 @@ impl View {
                 s.attempt = *attempt;
                 s.started_at = Some(now);
                 if !listed {
+                    self.sessions_generation += 1;
                     self.sessions.insert(
                         0,
                         SessionView {
@@ -261,6 +266,7 @@ impl View {
         match &e.transition {
             Transition::Session { id, to, .. } => {
                 if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == *id) {
+                    self.sessions_generation += 1;
                     let was_active = view.session.is_active();
                     view.session.status = *to;
                     if to.is_terminal() {
@@ -302,6 +308,10 @@ impl View {
 
     fn activity(&mut self, session: SessionId, entry: &Entry) {
         if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == session) {
+            let was_retry = view.last.as_ref().is_some_and(|e| e.activity.is_retry());
+            if entry.activity.is_retry() != was_retry {
+                self.sessions_generation += 1;
+            }
             if let Activity::Step { usage } = &entry.activity {
                 // Step usage is the session's total so far: count only what is new.
                 let before = view.session.usage;

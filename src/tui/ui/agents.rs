@@ -1,20 +1,62 @@
 //! The agents pane (status, a load gauge and a sparkline of recent load per agent) and the
-//! approvals pane (permission requests waiting for the operator, with the short ids
-//! `:approve` takes).
+//! approvals pane (permission requests waiting for the operator).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::{block, fit, status_style};
+use super::widths::{Column, Want, fit};
+use super::{block, fit as fit_text, status_style};
 use crate::domain::Lifecycle;
 use crate::tui::app::{App, Pane};
 use crate::tui::keymap::Action;
 
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
-pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
+/// Columns: name, status, load gauge, load / most, and the recent load (or why it is down).
+const RECENT: usize = 4;
+/// Who gets room first: the name, the status, the numbers, the gauge, then recent load.
+const PRIORITY: [usize; 5] = [0, 1, 3, 2, RECENT];
+/// Half a minute of load history.
+const SPARK_WANT: u16 = 30;
+
+/// The agents table's columns, from every agent.
+pub fn agent_columns(app: &App) -> [Column; 5] {
+    let agents = &app.view.agents;
+    let reasons = agents.iter().filter_map(short_reason);
+    let recent = if agents.iter().any(|a| short_reason(a).is_some()) {
+        Column::of("RECENT / WHY", reasons.map(|r| r.chars().count()), 8, 40).max_with(SPARK_WANT)
+    } else {
+        Column {
+            min: 4,
+            want: SPARK_WANT,
+        }
+    };
+    [
+        Column::of(
+            "AGENT",
+            agents.iter().map(|a| a.name.as_str().chars().count()),
+            8,
+            24,
+        ),
+        Column::of(
+            "STATUS",
+            agents.iter().map(|a| a.status.name().len()),
+            8,
+            12,
+        ),
+        Column { min: 5, want: 10 },
+        Column::of("", agents.iter().map(|a| load_text(a).len()), 3, 9),
+        recent,
+    ]
+}
+
+fn load_text(agent: &crate::domain::Agent) -> String {
+    format!("{}/{}", agent.load, agent.max_concurrent)
+}
+
+pub fn draw_agents(frame: &mut Frame, app: &mut App, columns: &[Column; 5], area: Rect) {
     let block = block(
         app,
         Pane::Agents,
@@ -32,13 +74,9 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.agents;
     cursor.fit(app.view.agents.len(), height);
     app.panes.agents = cursor;
-    // name, status, gauge, spark share the width.
-    let gauge_width = 10usize;
-    let spark_width = usize::from(inner.width)
-        .saturating_sub(12 + 10 + gauge_width + 6 + 4)
-        .min(30);
-    // Columns and the spaces between them before the last one.
-    let why_width = usize::from(inner.width).saturating_sub(12 + 9 + gauge_width + 6 + 4);
+    let widths = fit(inner.width, columns, &PRIORITY, RECENT);
+    let gauge_width = usize::from(widths[2]);
+    let recent_width = usize::from(widths[RECENT]);
     let rows = app
         .view
         .agents
@@ -54,25 +92,13 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
                 "█".repeat(filled),
                 "░".repeat(gauge_width - filled.min(gauge_width))
             );
-            let spark: String = app
-                .view
-                .load
-                .get(&agent.name)
-                .map(|samples| {
-                    let skip = samples.len().saturating_sub(spark_width);
-                    samples
-                        .iter()
-                        .skip(skip)
-                        .map(|p| SPARK[((*p as usize) * (SPARK.len() - 1)) / 100])
-                        .collect()
-                })
-                .unwrap_or_default();
             // A down agent's row says why instead of its (idle) recent load.
             let recent = match short_reason(agent) {
-                Some(why) => {
-                    Span::styled(fit(why, why_width), status_style(app, agent.status.name()))
-                }
-                None => Span::styled(spark, app.theme.info),
+                Some(why) => Span::styled(
+                    fit_text(why, recent_width),
+                    status_style(app, agent.status.name()),
+                ),
+                None => Span::styled(spark(app, agent, recent_width), app.theme.info),
             };
             let load_style = if ratio >= 1.0 {
                 app.theme.status("waiting-approval")
@@ -80,13 +106,13 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
                 app.theme.status("running")
             };
             let row = Row::new(vec![
-                Cell::from(fit(agent.name.as_str(), 12)),
+                Cell::from(fit_text(agent.name.as_str(), usize::from(widths[0]))),
                 Cell::from(Span::styled(
                     agent.status.name(),
                     status_style(app, agent.status.name()),
                 )),
                 Cell::from(Span::styled(gauge, load_style)),
-                Cell::from(format!("{}/{}", agent.load, agent.max_concurrent)),
+                Cell::from(load_text(agent)),
                 Cell::from(recent),
             ]);
             if i == cursor.selected && app.focus == Pane::Agents {
@@ -95,13 +121,6 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
                 row
             }
         });
-    let widths = [
-        Constraint::Length(12),
-        Constraint::Length(9),
-        Constraint::Length(gauge_width as u16),
-        Constraint::Length(6),
-        Constraint::Min(0),
-    ];
     let recent = if app.view.agents.iter().any(|a| short_reason(a).is_some()) {
         "RECENT / WHY"
     } else {
@@ -109,12 +128,28 @@ pub fn draw_agents(frame: &mut Frame, app: &mut App, area: Rect) {
     };
     let header = Row::new(["AGENT", "STATUS", "LOAD", "", recent]).style(app.theme.title);
     frame.render_widget(
-        Table::new(rows, widths)
+        Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
             .header(header)
             .block(block)
             .column_spacing(1),
         area,
     );
+}
+
+/// The agent's newest load samples, as many as fit in `width`.
+fn spark(app: &App, agent: &crate::domain::Agent, width: usize) -> String {
+    app.view
+        .load
+        .get(&agent.name)
+        .map(|samples| {
+            let skip = samples.len().saturating_sub(width);
+            samples
+                .iter()
+                .skip(skip)
+                .map(|p| SPARK[((*p as usize) * (SPARK.len() - 1)) / 100])
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Why an agent that is not online is so, in a few words: the last part of the first line of
@@ -125,7 +160,79 @@ fn short_reason(agent: &crate::domain::Agent) -> Option<&str> {
     (!short.is_empty()).then_some(short)
 }
 
-pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
+/// The approvals table's columns (task, what it asks, for what), from every request and
+/// conflict; what it asks for takes the rest.
+pub fn approval_columns(app: &App) -> [Column; 4] {
+    let (approvals, conflicts) = (&app.view.approvals, &app.view.conflicts);
+    let len = |s: &str| s.chars().count();
+    [
+        Column::of(
+            "TASK",
+            approvals
+                .iter()
+                .map(|a| len(&a.task))
+                .chain(conflicts.iter().map(|c| len(&c.key))),
+            8,
+            24,
+        ),
+        // What `:approve` takes (a request's short id); conflicts have none.
+        Column::of("ID", approvals.iter().map(|a| len(a.ask.short())), 8, 8),
+        Column::of(
+            "ASKS",
+            approvals
+                .iter()
+                .map(|a| len(&a.ask.permission))
+                .chain(conflicts.iter().map(|c| len(&conflict_state(c)))),
+            8,
+            24,
+        ),
+        Column::of(
+            "FOR",
+            approvals
+                .iter()
+                .map(|a| len(&a.ask.patterns.join(", ")))
+                .chain(conflicts.iter().map(|c| len(&c.files.join(", ")))),
+            8,
+            60,
+        ),
+    ]
+}
+
+/// The keys that answer a permission request (on the approvals pane's border and in a
+/// session's detail).
+pub(super) fn decision_keys(app: &App) -> String {
+    format!(
+        "{} once · {} always · {} reject",
+        app.keymap.keys(Action::ApproveOnce),
+        app.keymap.keys(Action::ApproveAlways),
+        app.keymap.keys(Action::Reject)
+    )
+}
+
+/// The approvals pane: its table whole, and never so narrow that the keys are cut.
+pub fn approvals_want(app: &App, columns: &[Column; 4]) -> Want {
+    // The keys, a space either side, on the bottom border.
+    let keys = u16::try_from(decision_keys(app).chars().count() + 4).unwrap_or(u16::MAX);
+    let table = Want::table(columns);
+    Want {
+        min: keys,
+        want: table.want.max(keys),
+    }
+}
+
+/// [`approvals_want`] asking for no more than a glance at what each request is for (the free
+/// text, which takes whatever width the table is given): beside the events when both would
+/// not fit whole.
+pub fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
+    let [task, id, asks, what] = *columns;
+    let what = Column {
+        want: what.want.min(8),
+        ..what
+    };
+    approvals_want(app, &[task, id, asks, what])
+}
+
+pub fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column; 4], area: Rect) {
     let count = app.view.approvals.len();
     let conflicts = app.view.conflicts.len();
     let title = if conflicts > 0 {
@@ -145,29 +252,20 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         frame.render_widget(Paragraph::new(lines).block(block), area);
         return;
     }
+    let block = block.title_bottom(
+        Line::styled(format!(" {} ", decision_keys(app)), app.theme.muted).right_aligned(),
+    );
     let inner = block.inner(area);
     let height = usize::from(inner.height.saturating_sub(1));
     let mut cursor = app.panes.approvals;
     cursor.fit(count, height);
     app.panes.approvals = cursor;
-    let keys = decision_keys(app);
+    let widths = fit(inner.width, columns, &[0, 1, 2, 3], 3);
+    let w = |i: usize| usize::from(widths[i]);
     // Conflicts take the rows below the requests (they are settled elsewhere: retry the task).
     let shown_conflicts = conflicts.min(height.saturating_sub(count.min(height)));
     let height = height - shown_conflicts;
-    let conflict_rows: Vec<Row> = app
-        .view
-        .conflicts
-        .iter()
-        .take(shown_conflicts)
-        .map(|c| {
-            Row::new(vec![
-                Cell::from(fit(&c.key, 14)),
-                Cell::from(""),
-                Cell::from(Span::styled(conflict_state(c), app.theme.status("failed"))),
-                Cell::from(c.files.join(", ")),
-            ])
-        })
-        .collect();
+    let conflict_rows = conflict_rows(app, shown_conflicts, &widths);
     let rows = app
         .view
         .approvals
@@ -177,14 +275,13 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         .take(height)
         .map(|(i, a)| {
             let row = Row::new(vec![
-                Cell::from(fit(&a.task, 14)),
-                // What `:approve` takes.
-                Cell::from(Span::styled(a.ask.short().to_string(), app.theme.muted)),
+                Cell::from(fit_text(&a.task, w(0))),
+                Cell::from(Span::styled(fit_text(a.ask.short(), w(1)), app.theme.muted)),
                 Cell::from(Span::styled(
-                    a.ask.permission.clone(),
+                    fit_text(&a.ask.permission, w(2)),
                     app.theme.status("waiting-approval"),
                 )),
-                Cell::from(a.ask.patterns.join(", ")),
+                Cell::from(fit_text(&a.ask.patterns.join(", "), w(3))),
             ]);
             if i == cursor.selected && app.focus == Pane::Approvals {
                 row.style(app.theme.selected)
@@ -195,21 +292,9 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
         .collect::<Vec<_>>()
         .into_iter()
         .chain(conflict_rows);
-    let header = Row::new(vec![
-        Cell::from("TASK"),
-        Cell::from("ID"),
-        Cell::from("ASKS"),
-        Cell::from(Span::styled(keys, app.theme.muted)),
-    ])
-    .style(app.theme.title);
-    let widths = [
-        Constraint::Length(14),
-        Constraint::Length(8),
-        Constraint::Length(18),
-        Constraint::Min(0),
-    ];
+    let header = Row::new(["TASK", "ID", "ASKS", "FOR"]).style(app.theme.title);
     frame.render_widget(
-        Table::new(rows, widths)
+        Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
             .header(header)
             .block(block)
             .column_spacing(1),
@@ -217,14 +302,25 @@ pub fn draw_approvals(frame: &mut Frame, app: &mut App, area: Rect) {
     );
 }
 
-/// The keys that answer a permission request (in this pane and in a session's detail).
-pub(super) fn decision_keys(app: &App) -> String {
-    format!(
-        "{} once · {} always · {} reject",
-        app.keymap.keys(Action::ApproveOnce),
-        app.keymap.keys(Action::ApproveAlways),
-        app.keymap.keys(Action::Reject)
-    )
+/// The first `count` conflicts as rows of the approvals table.
+fn conflict_rows(app: &App, count: usize, widths: &[u16]) -> Vec<Row<'static>> {
+    let w = |i: usize| usize::from(widths[i]);
+    app.view
+        .conflicts
+        .iter()
+        .take(count)
+        .map(|c| {
+            Row::new(vec![
+                Cell::from(fit_text(&c.key, w(0))),
+                Cell::from(""),
+                Cell::from(Span::styled(
+                    fit_text(&conflict_state(c), w(2)),
+                    app.theme.status("failed"),
+                )),
+                Cell::from(fit_text(&c.files.join(", "), w(3))),
+            ])
+        })
+        .collect()
 }
 
 /// What a conflict waits on, in a few words.

@@ -5,7 +5,24 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use super::widths::Want;
 use super::{block, clock};
+
+/// The time of day before each line, and the space after it.
+const CLOCK: usize = 9;
+
+/// The pane shows its longest line whole (up to a hundred characters), and keeps room for a
+/// few words after the time.
+pub fn want(app: &App) -> Want {
+    let widest = app
+        .view
+        .log
+        .iter()
+        .map(|l| l.text.chars().count())
+        .max()
+        .unwrap_or(0);
+    Want::text(CLOCK + widest.min(100), (CLOCK + 24 + 2) as u16)
+}
 use crate::tui::app::{App, Pane};
 
 pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {

@@ -9,7 +9,7 @@ use ratatui::widgets::{Clear, Paragraph};
 
 use super::{centered, popup_block};
 use crate::tui::app::App;
-use crate::tui::palette::COMMANDS;
+use crate::tui::palette::{self, COMMANDS};
 use crate::tui::theme::Theme;
 
 /// Widest keys (`ctrl-d/pgdn`) and description (`open the selected session's detail`).
@@ -38,14 +38,15 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Commands (after :)", theme.title));
-    for (command, what) in COMMANDS {
+    for command in COMMANDS {
+        let (usage, what) = (command.usage(), command.what);
         if wide {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {command:<38}"), theme.accent),
-                Span::raw(*what),
+                Span::styled(format!("  {usage:<38}"), theme.accent),
+                Span::raw(what),
             ]));
         } else {
-            lines.push(Line::styled(format!("  {command}"), theme.accent));
+            lines.push(Line::styled(format!("  {usage}"), theme.accent));
             lines.push(Line::raw(format!("      {what}")));
         }
     }
@@ -76,6 +77,45 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             .scroll((scroll, 0))
             .block(popup_block(app, &title))
             .style(app.theme.base),
+        popup,
+    );
+}
+
+/// The commands the palette's line may become (all of them on an empty line), in a box at the
+/// bottom of `area`, just above the command line.
+pub fn draw_commands(frame: &mut Frame, app: &App, line: &str, area: Rect) {
+    let theme = &app.theme;
+    let found = palette::matching(line);
+    let usage = found.iter().map(|c| c.usage().len()).max().unwrap_or(0);
+    let mut lines: Vec<Line> = found
+        .iter()
+        .map(|c| {
+            Line::from(vec![
+                Span::styled(format!("{:<usage$}  ", c.usage()), theme.accent),
+                Span::styled(c.what, theme.base),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            format!("no command starts with {:?}", line.trim()),
+            theme.muted,
+        ));
+    }
+    let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 4;
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let width = width.min(area.width);
+    let popup = Rect {
+        x: area.x,
+        y: area.y + area.height - height,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(popup_block(app, "commands · tab completes"))
+            .style(theme.base),
         popup,
     );
 }

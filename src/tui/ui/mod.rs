@@ -9,6 +9,7 @@ mod help;
 mod prompt;
 mod sessions;
 mod tasks;
+mod widths;
 
 use jiff::Timestamp;
 use ratatui::Frame;
@@ -19,6 +20,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Mode, Pane};
 use crate::domain::{AgentStatus, Backend, Lifecycle};
+use widths::Want;
 
 /// Below this the panes do not fit; the screen says so instead.
 const MIN_WIDTH: u16 = 40;
@@ -48,20 +50,27 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     draw_header(frame, app, header);
-    if let Mode::Detail(id) = app.mode {
+    // Under a question, what it was asked from.
+    let under = match &app.mode {
+        Mode::ConfirmCancel { back, .. } => back.as_ref(),
+        mode => mode,
+    };
+    if let Mode::Detail(id) = *under {
         detail::draw(frame, app, id, body);
         app.set_areas(Vec::new());
-    } else if let Mode::Agent(name) = &app.mode {
+    } else if let Mode::Agent(name) = under {
         let name = name.clone();
         agent_detail::draw(frame, app, &name, body);
         app.set_areas(Vec::new());
     } else {
-        let areas = layout(body);
-        sessions::draw(frame, app, area_of(&areas, Pane::Sessions));
-        agents::draw_agents(frame, app, area_of(&areas, Pane::Agents));
-        tasks::draw(frame, app, area_of(&areas, Pane::Tasks));
-        agents::draw_approvals(frame, app, area_of(&areas, Pane::Approvals));
-        events::draw(frame, app, area_of(&areas, Pane::Events));
+        let measured = Measured::of(app);
+        let areas = layout(body, app, &measured);
+        let at = |pane| area_of(&areas, pane);
+        sessions::draw(frame, app, &measured.sessions, at(Pane::Sessions));
+        agents::draw_agents(frame, app, &measured.agents, at(Pane::Agents));
+        tasks::draw(frame, app, at(Pane::Tasks));
+        agents::draw_approvals(frame, app, &measured.approvals, at(Pane::Approvals));
+        events::draw(frame, app, at(Pane::Events));
         app.set_areas(areas);
     }
     keep_selection_legible(frame, &app.theme);
@@ -69,8 +78,12 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
+        Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
+        Mode::Palette(editor) if app.palette_list => {
+            help::draw_commands(frame, app, &editor.text(), body);
+        }
         _ => {}
     }
 }
@@ -89,12 +102,59 @@ fn keep_selection_legible(frame: &mut Frame, theme: &super::theme::Theme) {
     }
 }
 
-/// Wide screens get two columns; narrow ones stack.
-fn layout(body: Rect) -> Vec<(Pane, Rect)> {
-    if body.width >= 120 {
+/// What the panes hold, measured once a frame for the layout and the tables.
+struct Measured {
+    sessions: [widths::Column; 7],
+    agents: [widths::Column; 5],
+    approvals: [widths::Column; 4],
+}
+
+impl Measured {
+    fn of(app: &mut App) -> Self {
+        Self {
+            sessions: sessions::columns(app),
+            agents: agents::agent_columns(app),
+            approvals: agents::approval_columns(app),
+        }
+    }
+}
+
+/// The task tree: its plan lines and a few levels of tasks.
+const TASKS: Want = Want { min: 32, want: 44 };
+/// How much more of the sessions' last activity shows most of them whole.
+const LAST_MORE: u16 = 16;
+/// Borders, the time of day and sixty characters.
+const EVENTS_IN_COLUMN: u16 = 2 + 9 + 60;
+
+/// Two columns where both show what they hold whole (sessions and tasks on the left; agents,
+/// approvals and events on the right), the spare split between them; else the sessions on
+/// top, full width, and two rows of two panes that share their width by what they hold.
+fn layout(body: Rect, app: &App, measured: &Measured) -> Vec<(Pane, Rect)> {
+    let sessions = sessions::want(app, &measured.sessions);
+    let agents = Want::table(&measured.agents);
+    let approvals = agents::approvals_want(app, &measured.approvals);
+    let events = events::want(app);
+    let left = Want {
+        min: sessions.min.max(TASKS.min),
+        want: sessions.want.max(TASKS.want),
+    };
+    // In a column, the events ask room for lines of sixty characters: a longer one is no
+    // reason to stack every pane.
+    let right = Want {
+        min: agents.min.max(approvals.min).max(events.min),
+        want: agents
+            .want
+            .max(approvals.want)
+            .max(events.want.min(EVENTS_IN_COLUMN)),
+    };
+    if u32::from(left.want) + u32::from(right.want) <= u32::from(body.width) {
+        // Spare width to what is still cut: the sessions' last activity (asked room for only
+        // in part) and event lines longer than the column.
+        let spare = body.width - left.want - right.want;
+        let cut = [LAST_MORE, events.want.saturating_sub(right.want)];
+        let left = left.want + widths::spare_to_first(spare, cut);
         let [left, right] =
-            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-                .areas(body);
+            Layout::horizontal([Constraint::Length(left), Constraint::Min(0)]).areas(body);
         let [sessions, tasks] =
             Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(left);
         let [agents, approvals, events] = Layout::vertical([
@@ -103,34 +163,43 @@ fn layout(body: Rect) -> Vec<(Pane, Rect)> {
             Constraint::Percentage(48),
         ])
         .areas(right);
-        vec![
+        return vec![
             (Pane::Sessions, sessions),
             (Pane::Tasks, tasks),
             (Pane::Agents, agents),
             (Pane::Approvals, approvals),
             (Pane::Events, events),
-        ]
-    } else {
-        let [sessions, middle, bottom] = Layout::vertical([
-            Constraint::Percentage(40),
-            Constraint::Percentage(30),
-            Constraint::Percentage(30),
-        ])
-        .areas(body);
-        let [tasks, agents] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(middle);
-        let [events, approvals] =
-            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
-                .areas(bottom);
-        vec![
-            (Pane::Sessions, sessions),
-            (Pane::Tasks, tasks),
-            (Pane::Agents, agents),
-            (Pane::Events, events),
-            (Pane::Approvals, approvals),
-        ]
+        ];
     }
+    let [sessions, middle, bottom] = Layout::vertical([
+        Constraint::Percentage(40),
+        Constraint::Percentage(30),
+        Constraint::Percentage(30),
+    ])
+    .areas(body);
+    let [agents_area, tasks] = side_by_side(middle, agents, TASKS);
+    // The events keep their lines whole before the approvals show all of what each is for.
+    let approvals = if approvals.want.saturating_add(events.want) > bottom.width {
+        agents::approvals_glance(app, &measured.approvals)
+    } else {
+        approvals
+    };
+    let [approvals_area, events_area] = side_by_side(bottom, approvals, events);
+    vec![
+        (Pane::Sessions, sessions),
+        (Pane::Tasks, tasks),
+        (Pane::Agents, agents_area),
+        (Pane::Events, events_area),
+        (Pane::Approvals, approvals_area),
+    ]
+}
+
+/// `area` split in two side by side ([`widths::split`]), the first pane on the right.
+fn side_by_side(area: Rect, first: Want, second: Want) -> [Rect; 2] {
+    let width = widths::split(area.width, first, second);
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
+    [right, left]
 }
 
 fn area_of(areas: &[(Pane, Rect)], pane: Pane) -> Rect {
@@ -230,7 +299,14 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(text[..at].to_string()),
                 Span::styled("▏", theme.muted),
                 Span::raw(text[at..].to_string()),
-                Span::styled(" enter run · esc close · ? lists commands", theme.muted),
+                Span::styled(
+                    if app.palette_list {
+                        " enter run · tab completes · esc close"
+                    } else {
+                        " enter run · tab completes · ? lists commands · esc close"
+                    },
+                    theme.muted,
+                ),
             ])
         }
         Mode::NewTask(_) => Line::from(vec![
@@ -314,6 +390,23 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
+    let lines = vec![
+        Line::raw(format!("Cancel {name}?")),
+        Line::raw("Its running session is stopped; retry runs it again."),
+        Line::raw(""),
+        Line::styled("cancel it? y / n", app.theme.accent),
+    ];
+    let popup = centered(area, 58, 6);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(popup_block(app, "cancel"))
+            .style(app.theme.base),
+        popup,
+    );
+}
+
 /// A planner's plan, for the operator to approve (y) or discard (n).
 fn draw_review(frame: &mut Frame, app: &App, proposal: &crate::engine::Proposal, area: Rect) {
     let lines: Vec<Line> = proposal
@@ -376,12 +469,23 @@ pub(super) fn si(n: u64) -> String {
 
 /// How long ago, in one unit: 42s, 5m, 3h, 2d.
 pub(super) fn age(since: Timestamp, now: Timestamp) -> String {
-    let secs = now.duration_since(since).as_secs().max(0);
+    let (n, unit) = age_in_units(since, now);
+    format!("{n}{unit}")
+}
+
+/// How wide [`age`] is (without writing it).
+pub(super) fn age_width(since: Timestamp, now: Timestamp) -> usize {
+    let (n, _) = age_in_units(since, now);
+    n.checked_ilog10().map_or(1, |d| d as usize + 1) + 1
+}
+
+fn age_in_units(since: Timestamp, now: Timestamp) -> (i64, char) {
+    let secs = (now.as_second() - since.as_second()).max(0);
     match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
+        0..60 => (secs, 's'),
+        60..3600 => (secs / 60, 'm'),
+        3600..86400 => (secs / 3600, 'h'),
+        _ => (secs / 86400, 'd'),
     }
 }
 

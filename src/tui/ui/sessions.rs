@@ -1,15 +1,25 @@
-//! The sessions table: state, task, agent, age, tokens, last activity. Only the rows on screen
-//! are built.
+//! The sessions table: state, task, plan, agent, age, tokens, last activity, each column as wide
+//! as what it holds and the last activity the rest. Only the rows on screen are built.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
-use super::{age, block, fit, si, status_style};
+use super::widths::{Column, Want, fit};
+use super::{age, age_width, block, fit as fit_text, si, status_style};
 use crate::tui::app::{App, Mode, Pane};
 
-pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
+const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "AGE", "TOKENS", "LAST"];
+/// The last activity: free text, it takes what the other columns leave.
+const LAST: usize = 6;
+/// Who gets room first: state, task, agent, some of the last activity, then the plan.
+const PRIORITY: [usize; 5] = [0, 1, 3, LAST, 2];
+/// How much of the last activity the layout asks room for (a tool and a file name).
+const LAST_WANT: u16 = 24;
+const WAITING: &str = "waiting for the engine…";
+
+pub fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area: Rect) {
     let total = app.view.sessions.len();
     let shown = app.panes.order(&app.view).len();
     let mut title = format!("sessions {shown}");
@@ -22,31 +32,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     }
     let block = block(app, Pane::Sessions, title);
     let inner = block.inner(area);
-    if !app.view.loaded || (total == 0 && app.view.agents.is_empty()) {
-        let lines: Vec<Line> = if !app.view.loaded {
-            vec![Line::styled("waiting for the engine…", app.theme.muted)]
-        } else {
-            app.onboarding
-                .iter()
-                .map(|l| Line::styled(l.clone(), app.theme.base))
-                .collect()
-        };
+    if let Some(text) = placeholder(app) {
         frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .block(block),
-            area,
-        );
-        return;
-    }
-    if total == 0 {
-        let hint = format!(
-            "no sessions yet · {} submits a plan, {} a prompt",
-            app.keymap.keys(crate::tui::keymap::Action::Palette),
-            app.keymap.keys(crate::tui::keymap::Action::NewTask)
-        );
-        frame.render_widget(
-            Paragraph::new(Line::styled(hint, app.theme.muted)).block(block),
+            Paragraph::new(text).wrap(Wrap { trim: false }).block(block),
             area,
         );
         return;
@@ -56,14 +44,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let mut cursor = app.panes.sessions;
     cursor.fit(shown, height);
     app.panes.sessions = cursor;
+    let widths = fit(inner.width, columns, &PRIORITY, LAST);
     let now = app.now;
-    // STATE, AGENT, AGE and TOKENS are fixed; TASK and LAST share the rest.
-    let state_width: usize = if inner.width >= 90 { 16 } else { 12 };
-    let plan_width: usize = if inner.width >= 96 { 16 } else { 0 };
-    let fixed = state_width + 10 + 5 + 7 + 5 + plan_width + usize::from(plan_width > 0);
-    let flexible = usize::from(inner.width).saturating_sub(fixed);
-    let task_width = (flexible / 2).clamp(12, 32);
-    let last_width = flexible.saturating_sub(task_width + 1);
     let order: Vec<usize> =
         app.panes.order(&app.view)[cursor.offset..(cursor.offset + height).min(shown)].to_vec();
     let rows = order.iter().enumerate().map(|(i, index)| {
@@ -77,21 +59,23 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             .map(|e| e.activity.brief(now))
             .or_else(|| s.last_error.clone())
             .unwrap_or_default();
-        let row = Row::new(vec![
+        let w = |i: usize| usize::from(widths[i]);
+        let cells = [
             Cell::from(Span::styled(
-                fit(view.state(), state_width),
+                fit_text(view.state(), w(0)),
                 status_style(app, view.state()),
             )),
-            Cell::from(fit(&format!("{} #{}", view.task, s.attempt), task_width)),
+            Cell::from(fit_text(&format!("{} #{}", view.task, s.attempt), w(1))),
             Cell::from(Span::styled(
-                fit(&plan_name(&app.view, s), plan_width),
+                fit_text(plan_name(&app.view, s), w(2)),
                 app.theme.muted,
             )),
-            Cell::from(fit(s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-"), 10)),
+            Cell::from(fit_text(s.agent.as_ref().map_or("-", |a| a.as_str()), w(3))),
             Cell::from(age(since, until)),
             Cell::from(si(s.usage.total_tokens())),
-            Cell::from(Span::styled(fit(&last, last_width), app.theme.muted)),
-        ]);
+            Cell::from(Span::styled(fit_text(&last, w(LAST)), app.theme.muted)),
+        ];
+        let row = Row::new(shown_only(cells, &widths));
         if cursor.offset + i == cursor.selected && app.focus == Pane::Sessions {
             row.style(app.theme.selected)
         } else if cursor.offset + i == cursor.selected {
@@ -100,28 +84,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             row
         }
     });
-    let widths = [
-        Constraint::Length(state_width as u16),
-        Constraint::Length(task_width as u16),
-        Constraint::Length(plan_width as u16),
-        Constraint::Length(10),
-        Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Min(0),
-    ];
-    let plan_header = if plan_width > 0 { "PLAN" } else { "" };
-    let header = Row::new([
-        "STATE",
-        "TASK",
-        plan_header,
-        "AGENT",
-        "AGE",
-        "TOKENS",
-        "LAST",
-    ])
-    .style(app.theme.title);
+    let header = Row::new(shown_only(HEADERS, &widths)).style(app.theme.title);
+    let constraints = widths
+        .iter()
+        .filter(|w| **w > 0)
+        .map(|w| Constraint::Length(*w));
     frame.render_widget(
-        Table::new(rows, widths)
+        Table::new(rows, constraints)
             .header(header)
             .block(block)
             .column_spacing(1),
@@ -129,11 +98,119 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     );
 }
 
+/// The cells of the columns that are shown (wider than 0).
+fn shown_only<T>(cells: [T; 7], widths: &[u16]) -> Vec<T> {
+    cells
+        .into_iter()
+        .zip(widths)
+        .filter(|(_, w)| **w > 0)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// The table's columns from every session (not only those on screen, so they keep their
+/// widths while the table scrolls): each as wide as its widest value, the last activity as
+/// wide as the layout asks room for ([`LAST_WANT`]); the plan only where sessions have one.
+pub fn columns(app: &mut App) -> [Column; 7] {
+    let generation = app.view.sessions_generation;
+    let widest = match app.panes.widest {
+        Some((measured, widest)) if measured == generation => widest,
+        _ => {
+            let widest = widest(app);
+            app.panes.widest = Some((generation, widest));
+            widest
+        }
+    };
+    let column = |i: usize, min, max| Column::of(HEADERS[i], std::iter::once(widest[i]), min, max);
+    [
+        column(0, 12, 16),
+        column(1, 12, 40),
+        if widest[2] > 0 {
+            column(2, 8, 24).optional()
+        } else {
+            Column { min: 0, want: 0 }
+        },
+        column(3, 8, 24),
+        column(4, 3, 5),
+        // `999.9k` at most: no wider than its header.
+        Column::fixed(6),
+        Column {
+            min: 12,
+            want: LAST_WANT,
+        },
+    ]
+}
+
+/// The widest state, task, plan, agent and age, in one pass without writing them. (Ages are
+/// as of the last measure: at most a second old, as the engine's view comes every second.)
+fn widest(app: &App) -> [usize; 5] {
+    let view = &app.view;
+    let mut widest = [0usize; 5];
+    for s in &view.sessions {
+        let session = &s.session;
+        let since = session.started_at.unwrap_or(session.created_at);
+        let values = [
+            s.state().len(),
+            s.task.chars().count() + 2 + digits(session.attempt),
+            plan_name(view, session).chars().count(),
+            session
+                .agent
+                .as_ref()
+                .map_or(1, |a| a.as_str().chars().count()),
+            age_width(since, session.finished_at.unwrap_or(app.now)),
+        ];
+        for (w, v) in widest.iter_mut().zip(values) {
+            *w = (*w).max(v);
+        }
+    }
+    widest
+}
+
+fn digits(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// How wide the pane would show its table (or its text) whole, and how narrow it can go.
+pub fn want(app: &App, columns: &[Column; 7]) -> Want {
+    match placeholder(app) {
+        Some(lines) => Want::text(lines.iter().map(Line::width).max().unwrap_or(0).min(72), 24),
+        None => Want::table(columns),
+    }
+}
+
+/// What the pane says instead of a table: waiting for the engine, how to add a first agent, or
+/// how to start a first session.
+fn placeholder(app: &App) -> Option<Vec<Line<'static>>> {
+    if !app.view.loaded {
+        return Some(vec![Line::styled(WAITING, app.theme.muted)]);
+    }
+    if !app.view.sessions.is_empty() {
+        return None;
+    }
+    if app.view.agents.is_empty() {
+        return Some(
+            app.onboarding
+                .iter()
+                .map(|l| Line::styled(l.clone(), app.theme.base))
+                .collect(),
+        );
+    }
+    Some(vec![Line::styled(empty_hint(app), app.theme.muted)])
+}
+
+fn empty_hint(app: &App) -> String {
+    format!(
+        "no sessions yet · {} submits a plan, {} a prompt",
+        app.keymap.keys(crate::tui::keymap::Action::Palette),
+        app.keymap.keys(crate::tui::keymap::Action::NewTask)
+    )
+}
+
 /// The session's plan by name: from the plans this engine knows, else from the title.
-fn plan_name(view: &crate::tui::view::View, s: &crate::domain::Session) -> String {
+fn plan_name<'v>(view: &'v crate::tui::view::View, s: &'v crate::domain::Session) -> &'v str {
     s.plan
         .and_then(|id| view.plans.iter().find(|p| p.id == id))
-        .map(|p| p.name.clone())
-        .or_else(|| s.title.split_once('/').map(|(plan, _)| plan.to_string()))
+        .map(|p| p.name.as_str())
+        .or_else(|| s.title.split_once('/').map(|(plan, _)| plan))
         .unwrap_or_default()
 }

@@ -1,0 +1,49 @@
+//! What the room asks before it acts for good: quitting while sessions run, and cancelling a
+//! task (its running session is stopped). `y` or enter goes ahead; any other key does not.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::app::{App, Effect, Mode, Request};
+use crate::domain::TaskId;
+
+impl App {
+    pub(super) fn ask_quit(&mut self) -> Vec<Effect> {
+        if self.view.running() > 0 && self.attached.is_none() {
+            self.mode = Mode::ConfirmQuit;
+            Vec::new()
+        } else {
+            self.quit = true;
+            vec![Effect::Quit]
+        }
+    }
+
+    /// Ask before cancelling `task`; the answer goes back to the mode it was asked from.
+    pub(super) fn ask_cancel(&mut self, task: TaskId, name: String) {
+        let back = Box::new(std::mem::replace(&mut self.mode, Mode::Normal));
+        self.mode = Mode::ConfirmCancel { task, name, back };
+    }
+
+    /// A key while a question is open.
+    pub(super) fn confirm_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let yes = matches!(
+            key.code,
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+        );
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::ConfirmQuit if yes => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Mode::ConfirmCancel { task, name, back } => {
+                self.mode = *back;
+                if yes {
+                    vec![Effect::Request(Request::Cancel(task, name))]
+                } else {
+                    self.toast(format!("{name} not cancelled"), false);
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+}

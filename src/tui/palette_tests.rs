@@ -1,0 +1,82 @@
+//! The command line's own keys: `?` on an empty line lists the commands instead of typing, Tab
+//! completes a command's name, and the help and the list name every command it takes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::KeyCode;
+
+use super::app::{App, Mode};
+use super::palette::COMMANDS;
+use super::tests::{app, draw, key, typed};
+
+fn line(app: &App) -> String {
+    match &app.mode {
+        Mode::Palette(editor) => editor.text(),
+        other => panic!("the command line is closed: {other:?}"),
+    }
+}
+
+#[test]
+fn question_mark_on_an_empty_command_line_lists_every_command() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    key(&mut app, KeyCode::Char('?'));
+    assert_eq!(line(&app), "", "`?` was typed into the command line");
+    let screen = draw(&mut app, 80, 24);
+    for command in COMMANDS {
+        assert!(
+            screen.contains(&command.usage()),
+            "{} missing from the list:\n{screen}",
+            command.name
+        );
+    }
+    // Typing narrows the list to the commands the line may still be.
+    typed(&mut app, "un");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("undrain AGENT"), "{screen}");
+    assert!(!screen.contains("submit PLAN"), "{screen}");
+    // Inside a command, `?` is text.
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "prompt why?");
+    assert_eq!(line(&app), "prompt why?");
+}
+
+#[test]
+fn tab_completes_a_command_and_lists_the_candidates_of_an_ambiguous_one() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "und");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "undrain ");
+    typed(&mut app, "coder-1");
+    assert_eq!(line(&app), "undrain coder-1");
+
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "p");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "p");
+    let screen = draw(&mut app, 80, 24);
+    for shown in ["prompt [TEXT]", "plan GOAL", "pause"] {
+        assert!(screen.contains(shown), "{shown} not listed:\n{screen}");
+    }
+    assert!(!screen.contains("retry [PLAN/]TASK"), "{screen}");
+    typed(&mut app, "l");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "plan ");
+}
+
+#[test]
+fn the_help_lists_every_command_the_palette_takes() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('?'));
+    let screen = draw(&mut app, 160, 60);
+    for command in COMMANDS {
+        assert!(
+            screen.contains(&command.usage()),
+            "{} missing from the help:\n{screen}",
+            command.name
+        );
+    }
+}
