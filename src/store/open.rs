@@ -50,6 +50,7 @@ pub(super) fn open_writable(
     let flag = Arc::clone(&recovered);
     let mut builder = Database::builder();
     builder
+        .set_cache_size(options.cache_bytes)
         .set_concurrency_mode(ConcurrencyMode::SingleWriter)
         .set_repair_callback(move |session| {
             if !flag.swap(true, Ordering::Relaxed) {
