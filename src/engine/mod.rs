@@ -39,8 +39,8 @@ use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
-    Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
-    TaskView,
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, PlanView, SessionView,
+    Snapshot, TaskView,
 };
 
 #[derive(Debug, Clone)]
@@ -240,6 +240,7 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Footprint(oneshot::Sender<Footprint>),
     Diff(SessionId, oneshot::Sender<Result<String, EngineError>>),
     Plan(
         String,
@@ -409,6 +410,11 @@ impl EngineHandle {
 
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
         self.ask(Command::Snapshot).await
+    }
+
+    /// How many entries the engine keeps in memory, structure by structure.
+    pub async fn footprint(&self) -> Result<Footprint, EngineError> {
+        self.ask(Command::Footprint).await
     }
 
     /// What a session has done that this engine saw, oldest first (bounded: the newest
