@@ -1,6 +1,7 @@
 //! The engine over plans in real git repositories, on what keeps a long plan from piling up
 //! worktrees: a merged task's worktree and branch go as soon as it is merged (by the cleanup
-//! policy). Simulated agents really write files.
+//! policy), and the task worktrees holding unmerged work stay within `max_worktrees`, tasks
+//! waiting for merges rather than making more. Simulated agents really write files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,6 +113,43 @@ async fn a_merged_tasks_worktree_and_branch_go_at_its_merge_unless_the_plan_keep
             assert_eq!(file.trim(), i.to_string(), "the work was merged first");
         }
     }
+    engine.shutdown().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_worktree_bound_a_task_waits_for_a_merge_rather_than_making_another() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Four slots, but at most two task worktrees holding unmerged work.
+    let options = EngineOptions {
+        tick: Duration::from_millis(20),
+        max_parallel: 4,
+        max_worktrees: Some(2),
+        ..EngineOptions::default()
+    };
+    let (engine, store) = start(dir.path(), options, 4, 300).await;
+    let mut events = engine.subscribe();
+    engine
+        .submit(plan(dir.path(), &repo, "bound", &tasks(6)))
+        .await
+        .unwrap();
+    let (mut unmerged, mut most, mut most_on_disk) = (0usize, 0, 0);
+    loop {
+        match next(&mut events).await {
+            EngineEvent::Dispatched { .. } => unmerged += 1,
+            EngineEvent::Merged { .. } => unmerged -= 1,
+            EngineEvent::PlanFinished { ok, done, .. } => {
+                assert!(ok && done == 6);
+                break;
+            }
+            _ => continue,
+        }
+        most = most.max(unmerged);
+        most_on_disk = most_on_disk.max(task_worktrees(&repo, "bound").len());
+    }
+    assert_eq!(most, 2, "dispatched but not merged, at most");
+    assert!(most_on_disk <= 2, "task worktrees on disk: {most_on_disk}");
     engine.shutdown().await.unwrap();
     store.close().await;
 }

@@ -63,6 +63,20 @@ pub struct EngineOptions {
     pub context_budget: usize,
     /// What happens to a finished plan's worktrees when the plan does not say.
     pub cleanup: CleanupPolicy,
+    /// Most task worktrees holding work not merged yet (running sessions' and completed ones
+    /// waiting for their merge); at the bound a task waits for a merge rather than making
+    /// another. `None`: twice `max_parallel`.
+    pub max_worktrees: Option<u32>,
+}
+
+impl EngineOptions {
+    /// The bound on unmerged task worktrees, at least 1.
+    pub fn worktree_bound(&self) -> usize {
+        let bound = self
+            .max_worktrees
+            .unwrap_or_else(|| self.max_parallel.saturating_mul(2));
+        bound.max(1) as usize
+    }
 }
 
 impl Default for EngineOptions {
@@ -77,6 +91,7 @@ impl Default for EngineOptions {
             worktree_root: None,
             context_budget: 16 * 1024,
             cleanup: CleanupPolicy::default(),
+            max_worktrees: None,
         }
     }
 }

@@ -190,6 +190,13 @@ impl PlanWorkState {
         self.work.settings.cleanup.unwrap_or(default)
     }
 
+    /// Tasks whose sessions completed and whose work is not merged yet: each holds its
+    /// worktree until it is. (After a restart only the merge queue knows them.)
+    pub(super) fn unmerged(&self) -> usize {
+        let queued = self.merges.len() + self.resolvers.len() + usize::from(self.merging.is_some());
+        self.awaiting.len().max(queued)
+    }
+
     /// The lock a session of this plan holds besides the task's own: the checkout, when the
     /// plan's sessions share it.
     pub(super) fn checkout_lock(&self) -> Option<String> {
