@@ -19,15 +19,25 @@
 //!    is opened as a clean stop leaves it (sealed: its bytes hash to the seal, so no page walk)
 //!    and without its seal (as after a crash: every page checksum verified).
 //!    Target: under 100 ms after a clean stop; the unsealed figures are reported.
+//! 4. Merge rate and worktrees on disk over a long plan in a real git repository
+//!    (`engine/merges.rs`).
+//! 5. Resident memory over a soak of 12,000 tasks (`engine/soak.rs`).
 //!
 //! Each figure is the median of several runs. `cargo bench --bench engine`; environment:
 //! - `OCIO_BENCH_RUNS`: runs per figure (default 5; the throughput figures take at most 3
 //!   unless `OCIO_BENCH_THROUGHPUT_RUNS` says otherwise).
-//! - `OCIO_BENCH_ONLY=chains,flat,memory,start`: run only the parts named.
+//! - `OCIO_BENCH_ONLY=chains,flat,memory,start,merges,soak`: run only the parts named.
+//! - `OCIO_BENCH_MERGE_TASKS`: tasks in the `merges` plan (default 1,000);
+//!   `OCIO_BENCH_SOAK_TASKS`: tasks in the soak (default 12,000).
 //! - `TMPDIR=/dev/shm`: databases on tmpfs, where a flush costs nothing, which shows the
 //!   engine's own CPU ceiling (those commits are then not durable).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
+
+#[path = "engine/merges.rs"]
+mod merges;
+#[path = "engine/soak.rs"]
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -434,6 +444,9 @@ fn main() {
         memory_child(max_parallel.parse().expect("child max_parallel"));
         return;
     }
+    if soak::child() {
+        return;
+    }
     let runs: usize = std::env::var("OCIO_BENCH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -459,6 +472,12 @@ fn main() {
     }
     if wanted("start") {
         first_dispatch(runs);
+    }
+    if wanted("merges") {
+        merges::merges(runs.min(3));
+    }
+    if wanted("soak") {
+        soak::soak(runs.min(3));
     }
     println!("bench took {:.0} s", bench_started.elapsed().as_secs_f64());
 }

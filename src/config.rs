@@ -71,6 +71,10 @@ pub struct EngineConfig {
     /// What happens to a plan's worktrees once it has finished, unless the plan says
     /// (`cleanup = ...` in the plan file): `keep`, `remove-merged` or `remove-all`.
     pub worktree_cleanup: CleanupPolicy,
+    /// Most task worktrees holding work not merged yet; at the bound a task waits for a merge
+    /// instead of making another. Default: twice `max_parallel`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_worktrees: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +84,7 @@ impl Default for EngineConfig {
             approve_inside: Approval::Once,
             approve_outside: Approval::Reject,
             worktree_cleanup: CleanupPolicy::default(),
+            max_worktrees: None,
         }
     }
 }

@@ -84,6 +84,7 @@ impl Host {
             max_parallel: config.engine.max_parallel,
             approvals: ApprovalPolicy::from_config(&config.engine),
             cleanup: config.engine.worktree_cleanup,
+            max_worktrees: config.engine.max_worktrees,
             ..EngineOptions::default()
         };
         let clients = servers.clients();

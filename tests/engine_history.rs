@@ -228,3 +228,43 @@ async fn a_parked_conflict_stays_listed_behind_fifty_newer_plans_and_a_restart()
     assert_eq!(after[0].key, conflicts[0].key);
     engine.shutdown().await.unwrap();
 }
+
+/// Sixty plans of five tasks, one after another: what the engine keeps in memory for them
+/// stays with the plans it keeps loaded (those with work to come and the newest fifty that
+/// ended), not with everything it ever ran.
+#[tokio::test]
+async fn what_the_engine_keeps_for_finished_work_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![support::sim_agent("good", 8, &[], 0, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    for n in 0..60 {
+        let mut text = format!("name = \"p{n}\"\nrepo = \".\"\n");
+        for t in 0..5 {
+            text.push_str(&format!("[[tasks]]\nid = \"t{t}\"\nprompt = \"x\"\n"));
+        }
+        engine.submit(plan(dir.path(), &text)).await.unwrap();
+        let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+        assert!(
+            matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+            "{finished:?}"
+        );
+    }
+    let kept = engine.footprint().await.unwrap();
+    assert_eq!((kept.plans, kept.tasks), (50, 250), "{kept:?}");
+    assert!(
+        kept.contexts <= kept.tasks && kept.latest_sessions <= kept.tasks,
+        "per-task entries of plans no longer loaded: {kept:?}"
+    );
+    // The sessions table keeps the newest 500 ended sessions, transcripts the newest 64.
+    assert!(
+        kept.recent_sessions <= 500 && kept.transcripts <= 64,
+        "{kept:?}"
+    );
+    assert_eq!((kept.retries, kept.running), (0, 0), "{kept:?}");
+    engine.shutdown().await.unwrap();
+    store.close().await;
+}

@@ -194,6 +194,16 @@ fn max_parallel_must_be_at_least_one() {
 }
 
 #[test]
+fn max_worktrees_must_be_at_least_one() {
+    assert_rule(
+        "[engine]\nmax_worktrees = 0\n",
+        2,
+        "engine.max_worktrees",
+        "at least 1",
+    );
+}
+
+#[test]
 fn max_concurrent_must_be_at_least_one() {
     assert_rule(
         "[[agents]]\nname = \"s\"\nkind = \"simulated\"\nmax_concurrent = 0\n",

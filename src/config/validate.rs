@@ -46,6 +46,12 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
             "max_parallel must be at least 1",
         ));
     }
+    if config.engine.max_worktrees == Some(0) {
+        problems.push(problem(
+            vec![Key("engine"), Key("max_worktrees")],
+            "max_worktrees must be at least 1 (leave it out for twice max_parallel)",
+        ));
+    }
     problems.extend(validate_log_level(&config.log.level));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();
     for (index, agent) in config.agents.iter().enumerate() {

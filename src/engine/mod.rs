@@ -39,8 +39,8 @@ use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
-    Activity, ApprovalView, ConflictState, ConflictView, Entry, Logged, PlanView, SessionView,
-    Snapshot, TaskView,
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, PlanView,
+    SessionView, Snapshot, TaskView,
 };
 
 #[derive(Debug, Clone)]
@@ -63,6 +63,20 @@ pub struct EngineOptions {
     pub context_budget: usize,
     /// What happens to a finished plan's worktrees when the plan does not say.
     pub cleanup: CleanupPolicy,
+    /// Most task worktrees holding work not merged yet (running sessions' and completed ones
+    /// waiting for their merge); at the bound a task waits for a merge rather than making
+    /// another. `None`: twice `max_parallel`.
+    pub max_worktrees: Option<u32>,
+}
+
+impl EngineOptions {
+    /// The bound on unmerged task worktrees, at least 1.
+    pub fn worktree_bound(&self) -> usize {
+        let bound = self
+            .max_worktrees
+            .unwrap_or_else(|| self.max_parallel.saturating_mul(2));
+        bound.max(1) as usize
+    }
 }
 
 impl Default for EngineOptions {
@@ -77,6 +91,7 @@ impl Default for EngineOptions {
             worktree_root: None,
             context_budget: 16 * 1024,
             cleanup: CleanupPolicy::default(),
+            max_worktrees: None,
         }
     }
 }
@@ -240,6 +255,7 @@ enum Command {
     Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
     Snapshot(oneshot::Sender<Snapshot>),
+    Footprint(oneshot::Sender<Footprint>),
     Diff(SessionId, oneshot::Sender<Result<String, EngineError>>),
     Plan(
         String,
@@ -434,6 +450,11 @@ impl EngineHandle {
 
     pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
         self.ask(Command::Snapshot).await
+    }
+
+    /// How many entries the engine keeps in memory, structure by structure.
+    pub async fn footprint(&self) -> Result<Footprint, EngineError> {
+        self.ask(Command::Footprint).await
     }
 
     /// What a session has done that this engine saw, oldest first (bounded: the newest

@@ -40,6 +40,28 @@ pub struct Logged {
     pub event: DomainEvent,
 }
 
+/// How many entries the engine keeps in memory, structure by structure: each stays bounded
+/// however much work has finished (finished work lives in the store). For diagnostics and
+/// the tests that hold the engine to that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// Plans loaded: those with work to come and the newest that ended.
+    pub plans: usize,
+    /// Tasks of the loaded plans.
+    pub tasks: usize,
+    /// What finished tasks left for the tasks after them.
+    pub contexts: usize,
+    /// Each task's newest session.
+    pub latest_sessions: usize,
+    /// Ended sessions kept for the sessions table.
+    pub recent_sessions: usize,
+    /// Sessions whose transcripts are kept.
+    pub transcripts: usize,
+    /// Tasks waiting out a retry backoff.
+    pub retries: usize,
+    pub running: usize,
+}
+
 /// A task whose work conflicts with its plan's integration branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConflictView {

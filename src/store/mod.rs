@@ -35,7 +35,15 @@ pub struct StoreOptions {
     /// Verify a file this open has just created too. An existing file is always verified
     /// (every page checksum, on a private copy) before it is opened for writing.
     pub check_integrity: bool,
+    /// Most bytes of the file's pages kept in memory. redb keeps every page it writes there,
+    /// up to this, so without a small bound memory grows with the file over a long run.
+    pub cache_bytes: usize,
 }
+
+/// Default for [`StoreOptions::cache_bytes`]: the pages every commit touches (the tables'
+/// upper levels and newest entries) stay in memory; older ones are read from the file (the
+/// OS's page cache) when asked for.
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -43,6 +51,7 @@ impl Default for StoreOptions {
             max_batch: 1024,
             queue_depth: 4096,
             check_integrity: false,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }

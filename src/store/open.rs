@@ -54,6 +54,7 @@ pub(super) fn open_writable(
     // needs no multi-process protocol, and redb commits in one phase (one fsync, its
     // checksummed commit slots), where the shared modes force two.
     builder
+        .set_cache_size(options.cache_bytes)
         .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
         .set_repair_callback(move |session| {
             if !flag.swap(true, Ordering::Relaxed) {

@@ -50,7 +50,7 @@ impl Workspace {
             .git
             .check(&path, &["merge-base", "--is-ancestor", &tip, "HEAD"])?
         {
-            self.mark_merged(plan, &branch, &tip)?;
+            self.mark_merged(plan, task, &tip)?;
             return Ok(MergeOutcome::UpToDate);
         }
         let message = format!("ocio: merge task {task} of plan {plan}\n\nbranch {branch}");
@@ -58,7 +58,7 @@ impl Workspace {
         let output = super::git::Git::output(&path, &args)?;
         if output.status.success() {
             let commit = self.git.run(&path, &["rev-parse", "HEAD"])?;
-            self.mark_merged(plan, &branch, &tip)?;
+            self.mark_merged(plan, task, &tip)?;
             return Ok(MergeOutcome::Merged { commit });
         }
         let files = self.unmerged(&path)?;
@@ -109,7 +109,7 @@ impl Workspace {
             .git
             .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?
         {
-            self.mark_merged(plan, &branch, &tip)?;
+            self.mark_merged(plan, task, &tip)?;
         }
         Ok(commit)
     }
@@ -129,10 +129,13 @@ impl Workspace {
     /// a task of a finished plan was run again), has no merge in progress and nothing
     /// uncommitted.
     fn ready_to_merge(&self, plan: &str, path: &Path) -> Result<()> {
-        // A worktree directory deleted by hand is still listed until pruned.
-        self.git.run(&self.git.repo, &["worktree", "prune"])?;
-        let listed = record::list(&self.git)?;
-        if !listed.iter().any(|entry| entry.path == path) {
+        // Asking git for every worktree would make each merge cost more as they pile up: only
+        // when the integration worktree is not plainly there (a cleanup removed it, or someone
+        // deleted it by hand, which git lists until pruned) is it looked up and made again.
+        if !record::registered(path) {
+            self.git.run(&self.git.repo, &["worktree", "prune"])?;
+        }
+        if !record::registered(path) {
             let branch = names::integration_branch(plan);
             if !self.branch_exists(&branch)? {
                 return Err(WorkspaceError::NoIntegration {
@@ -182,12 +185,12 @@ impl Workspace {
         Ok(files)
     }
 
-    /// Records on the task's worktree (every one on `branch`) that `tip` was merged, so the
-    /// cleanup may remove it.
-    fn mark_merged(&self, plan: &str, branch: &str, tip: &str) -> Result<()> {
-        let plan_dir = self.plan_dir(plan);
-        for entry in record::list(&self.git)? {
-            if entry.branch.as_deref() != Some(branch) || !entry.path.starts_with(&plan_dir) {
+    /// Records on the task's worktree (every one of its attempts on `branch`) that `tip` was
+    /// merged, so the cleanup may remove it.
+    fn mark_merged(&self, plan: &str, task: &str, tip: &str) -> Result<()> {
+        let branch = names::task_branch(plan, task);
+        for entry in record::under(&self.task_dir(plan, task))? {
+            if entry.branch.as_deref() != Some(branch.as_str()) {
                 continue;
             }
             if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {

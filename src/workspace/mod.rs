@@ -136,9 +136,12 @@ impl Workspace {
 
     /// Where a task's worktree for `attempt` is.
     pub fn task_path(&self, plan: &str, task: &str, attempt: u32) -> PathBuf {
-        self.plan_dir(plan)
-            .join(names::component(task))
-            .join(attempt.to_string())
+        self.task_dir(plan, task).join(attempt.to_string())
+    }
+
+    /// Where a task's worktrees are, one directory per attempt.
+    fn task_dir(&self, plan: &str, task: &str) -> PathBuf {
+        self.plan_dir(plan).join(names::component(task))
     }
 
     fn guard(&self) -> MutexGuard<'_, ()> {

@@ -24,6 +24,42 @@ pub(super) fn list(git: &Git) -> Result<Vec<Listed>, WorkspaceError> {
     Ok(parse_list(&text))
 }
 
+/// The worktrees in the directories right under `dir` (a task's attempts), without asking git
+/// for its whole list: what it costs does not grow with the repository's other worktrees. A
+/// directory counts when its `.git` file points at git's record of it, which still exists.
+pub(super) fn under(dir: &Path) -> Result<Vec<Listed>, WorkspaceError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(WorkspaceError::io(dir)(err)),
+    };
+    let mut listed = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(WorkspaceError::io(dir))?.path();
+        if !registered(&path) {
+            continue;
+        }
+        let head = Git::output(&path, &["symbolic-ref", "-q", "HEAD"])?;
+        let head = String::from_utf8_lossy(&head.stdout);
+        let branch = head.trim().strip_prefix("refs/heads/").map(str::to_string);
+        listed.push(Listed { path, branch });
+    }
+    listed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(listed)
+}
+
+/// Whether `path` is a linked worktree git still knows: its `.git` file names a directory
+/// (`gitdir: <repo>/.git/worktrees/<name>`, or relative to the worktree) that is there.
+/// Reads a file, runs no git.
+pub(super) fn registered(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path.join(".git")) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix("gitdir: "))
+        .is_some_and(|admin| path.join(admin.trim()).is_dir())
+}
+
 fn parse_list(text: &str) -> Vec<Listed> {
     let mut listed = Vec::new();
     let mut current: Option<Listed> = None;

@@ -48,6 +48,8 @@ impl Core {
         let mut starts = Vec::new();
         self.start_resolvers(&mut step, &mut starts, cap, now)?;
         let mut held = Vec::new();
+        let (mut worktrees, worktree_bound) =
+            (self.worktrees_in_use(), self.options.worktree_bound());
         for (plan_id, key) in picked {
             if self.running.len() + starts.len() >= cap {
                 break;
@@ -58,6 +60,10 @@ impl Core {
             let Some(task) = state.graph.get(&key) else {
                 continue;
             };
+            let in_worktree = state.work.worktrees();
+            if in_worktree && worktrees >= worktree_bound {
+                continue; // waits for a merge to let a worktree go
+            }
             let avoid = match self.retry_at.get(&task.id) {
                 Some((at, _)) if *at > now => continue,
                 Some((_, avoid)) => *avoid,
@@ -153,6 +159,7 @@ impl Core {
             let mut run = Running::new(session, plan_id, key, index, Role::Task);
             run.overlap_dir = overlap_dir;
             starts.push((job, place, run));
+            worktrees += usize::from(in_worktree);
         }
         // Not durable: a hold is an observation, like activity.
         for event in held {
@@ -172,5 +179,13 @@ impl Core {
             );
         }
         Ok(())
+    }
+
+    /// Task worktrees holding work not merged yet: running sessions' and completed ones
+    /// waiting for their merge (bounded by `max_worktrees`).
+    fn worktrees_in_use(&self) -> usize {
+        let running = self.running.values().filter(|r| r.overlap_dir.is_some());
+        let unmerged: usize = self.plans.values().map(|s| s.work.unmerged()).sum();
+        running.count() + unmerged
     }
 }

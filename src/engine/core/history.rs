@@ -112,6 +112,7 @@ impl Core {
                 self.task_index.remove(&task.id);
                 self.contexts.remove(&task.id);
                 self.retry_at.remove(&task.id);
+                self.observed.latest.remove(&task.id);
             }
         }
     }

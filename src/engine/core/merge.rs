@@ -17,7 +17,7 @@
 
 use jiff::Timestamp;
 
-use super::workspace::{Place, blocking};
+use super::workspace::{Place, blocking, merge_task, tidy_merged};
 use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
 use crate::domain::task::ConflictPolicy;
 use crate::domain::{
@@ -27,7 +27,7 @@ use crate::engine::runner::{Job, Reporter};
 use crate::engine::{EngineError, EngineEvent, routing};
 use crate::store::MergeState;
 use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
-use crate::workspace::{MergeOutcome, OnConflict, names};
+use crate::workspace::{OnConflict, names};
 
 /// The prompt of the resolver session for `task`'s conflicts in `files`.
 pub(super) fn resolver_prompt_of(state: &PlanState, task: &Task, files: &[String]) -> String {
@@ -169,7 +169,8 @@ impl Core {
                     ConflictPolicy::Resolver => OnConflict::Leave,
                     _ => OnConflict::Abort,
                 };
-                jobs.push((*id, key, workspace, work.work.key.clone(), on_conflict));
+                let how = (on_conflict, work.cleanup(self.options.cleanup));
+                jobs.push((*id, key, workspace, work.work.key.clone(), how));
                 break;
             }
         }
@@ -177,20 +178,13 @@ impl Core {
             return Ok(());
         }
         self.commit(step).await?;
-        for (plan, key, workspace, plan_key, on_conflict) in jobs {
+        for (plan, key, workspace, plan_key, (on_conflict, policy)) in jobs {
             let done = self.git_tx.clone();
             tokio::spawn(async move {
                 let task = key.clone();
-                let result = blocking(move || {
-                    Ok(match workspace.merge(&plan_key, &task, on_conflict)? {
-                        MergeOutcome::Merged { commit } => Ok(commit),
-                        MergeOutcome::UpToDate => {
-                            Ok(workspace.head(&workspace.integration_path(&plan_key))?)
-                        }
-                        MergeOutcome::Conflict { files } => Err(files),
-                    })
-                })
-                .await;
+                let result =
+                    blocking(move || merge_task(&workspace, &plan_key, &task, on_conflict, policy))
+                        .await;
                 let _ = done.send(GitDone::Merge { plan, key, result }).await;
             });
         }
@@ -556,6 +550,7 @@ impl Core {
                 continue;
             };
             let plan_key = state.work.work.key.clone();
+            let policy = state.work.cleanup(self.options.cleanup);
             let done = self.git_tx.clone();
             tokio::spawn(async move {
                 let task = end.key.clone();
@@ -565,7 +560,10 @@ impl Core {
                     let why = match failure {
                         Some(why) => why,
                         None => match workspace.conclude_merge(&plan_key, &task) {
-                            Ok(commit) => return Ok(Ok(commit)),
+                            Ok(commit) => {
+                                tidy_merged(&workspace, &plan_key, &task, policy);
+                                return Ok(Ok(commit));
+                            }
                             Err(e) => format!("the resolver session left it unresolved: {e}"),
                         },
                     };

@@ -268,6 +268,9 @@ impl Core {
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
+            Command::Footprint(reply) => {
+                let _ = reply.send(self.footprint());
+            }
             Command::Plan(goal, repo, reply) => self.plan(goal, repo, reply),
             Command::Transcript(session, reply) => {
                 let _ = reply.send(self.transcript(session));

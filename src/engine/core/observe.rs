@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use super::{Core, Running, Step};
 use crate::domain::{PlanId, Session, SessionId, TaskId};
 use crate::engine::view::{
-    Activity, ApprovalView, Entry, PlanView, SessionView, Snapshot, TaskView,
+    Activity, ApprovalView, Entry, Footprint, PlanView, SessionView, Snapshot, TaskView,
 };
 use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::overlap::repo_relative;
@@ -175,6 +175,19 @@ impl Core {
             .put_checkpoint(&checkpoint)
             .put_session(&run.session);
         self.commit(step).await
+    }
+
+    pub(super) fn footprint(&self) -> Footprint {
+        Footprint {
+            plans: self.plans.len(),
+            tasks: self.task_index.len(),
+            contexts: self.contexts.len(),
+            latest_sessions: self.observed.latest.len(),
+            recent_sessions: self.observed.recent.len(),
+            transcripts: self.observed.transcripts.len(),
+            retries: self.retry_at.len(),
+            running: self.running.len(),
+        }
     }
 
     pub(super) fn transcript(&self, session: SessionId) -> Vec<Entry> {

@@ -253,16 +253,11 @@ impl Core {
             .clone()
             .filter(|_| state.work.worktrees())
         {
-            // By the plan's policy (or the engine's): by default the worktrees of merged tasks
-            // go; the integration branch stays (it is the plan's result), as do unmerged
-            // tasks' branches.
+            // By the plan's policy (or the engine's): merged tasks' worktrees went as they
+            // merged; by default what is left of merged work goes now, and the integration
+            // branch stays (it is the plan's result), as do unmerged tasks' branches.
             let plan_key = state.work.work.key.clone();
-            let policy = state
-                .work
-                .work
-                .settings
-                .cleanup
-                .unwrap_or(self.options.cleanup);
+            let policy = state.work.cleanup(self.options.cleanup);
             tokio::spawn(async move {
                 let cleanup =
                     workspace::blocking(move || workspace.cleanup(&plan_key, policy)).await;

@@ -16,8 +16,9 @@ use crate::engine::EngineError;
 use crate::engine::runner::{Job, Outcome, RunFuture, Runner};
 use crate::plan::PlanFile;
 use crate::store::{PlanWork, WorkMode};
+use crate::workspace::CleanupPolicy;
 use crate::workspace::overlap::OverlapMap;
-use crate::workspace::{Integration, Workspace, WorkspaceError};
+use crate::workspace::{Integration, MergeOutcome, OnConflict, Workspace, WorkspaceError};
 
 /// The open workspaces, one per repository, shared by the engine and its handles.
 #[derive(Clone)]
@@ -182,6 +183,18 @@ impl PlanWorkState {
 
     pub(super) fn worktrees(&self) -> bool {
         matches!(self.work.mode, WorkMode::Worktrees { .. })
+    }
+
+    /// What happens to its worktrees: the plan's `cleanup`, else the engine's (`default`).
+    pub(super) fn cleanup(&self, default: CleanupPolicy) -> CleanupPolicy {
+        self.work.settings.cleanup.unwrap_or(default)
+    }
+
+    /// Tasks whose sessions completed and whose work is not merged yet: each holds its
+    /// worktree until it is. (After a restart only the merge queue knows them.)
+    pub(super) fn unmerged(&self) -> usize {
+        let queued = self.merges.len() + self.resolvers.len() + usize::from(self.merging.is_some());
+        self.awaiting.len().max(queued)
     }
 
     /// The lock a session of this plan holds besides the task's own: the checkout, when the
@@ -391,5 +404,33 @@ async fn in_worktree(
         Err(e) => failed(format!(
             "the session finished but its work could not be committed: {e}"
         )),
+    }
+}
+
+/// A task's merge, on a blocking thread: the integration branch's commit after it, or the
+/// conflicted files. A task whose work is merged lets its worktree go at once, by `policy`
+/// (see [`tidy_merged`]).
+pub(super) fn merge_task(
+    workspace: &Workspace,
+    plan: &str,
+    task: &str,
+    on_conflict: OnConflict,
+    policy: CleanupPolicy,
+) -> Result<Result<String, Vec<String>>, WorkspaceError> {
+    let commit = match workspace.merge(plan, task, on_conflict)? {
+        MergeOutcome::Merged { commit } => commit,
+        MergeOutcome::UpToDate => workspace.head(&workspace.integration_path(plan))?,
+        MergeOutcome::Conflict { files } => return Ok(Err(files)),
+    };
+    tidy_merged(workspace, plan, task, policy);
+    Ok(Ok(commit))
+}
+
+/// After a task's merge: its worktree and branch go by `policy` (blocking), so worktrees do
+/// not pile up over a long plan. A failure is only logged: the merge stands, and the plan's
+/// cleanup at its end tries again.
+pub(super) fn tidy_merged(workspace: &Workspace, plan: &str, task: &str, policy: CleanupPolicy) {
+    if let Err(error) = workspace.cleanup_task(plan, task, policy) {
+        tracing::warn!(%task, %error, "cannot remove a merged task's worktree");
     }
 }
