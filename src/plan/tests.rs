@@ -259,6 +259,16 @@ agent = "coder"
 }
 
 #[test]
+fn with_no_agent_configured_each_task_says_so_not_an_empty_capability_list() {
+    let plan = parse("name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n");
+    let found = plan.validate_against_agents(&[]).unwrap_err().into_vec();
+    let text: Vec<String> = found.iter().map(|e| e.to_string()).collect();
+    assert_eq!(found.len(), 1, "{text:?}");
+    assert_eq!(found[0].message, "no agent is configured to run it");
+    assert!(text[0].contains("[[agents]]"), "{text:?}");
+}
+
+#[test]
 fn the_example_plans_parse_and_build() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plans");
     let mut seen = 0;

@@ -98,6 +98,14 @@ impl PlanFile {
                         );
                     }
                 }
+                None if agents.is_empty() => {
+                    errors.push(
+                        self.error(task, task.origin.at, "agent", "no agent is configured to run it".into())
+                            .with_hint(Some(
+                                "add an [[agents]] entry to the config (`ocio check` shows what is configured), or try `ocio demo` with simulated agents".into(),
+                            )),
+                    );
+                }
                 None if !agents.iter().any(runs) => {
                     let needed: Vec<&str> = task.capabilities.iter().map(String::as_str).collect();
                     errors.push(
