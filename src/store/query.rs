@@ -377,17 +377,7 @@ pub fn events_after(
     after: u64,
     limit: usize,
 ) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
-    let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
-    let mut found = Vec::new();
-    for entry in table
-        .range(after.saturating_add(1)..)
-        .map_err(StoreError::storage)?
-        .take(limit)
-    {
-        let (seq, json) = entry.map_err(StoreError::storage)?;
-        found.push((seq.value(), decode("event", json.value())?));
-    }
-    Ok(found)
+    events_above(txn, after, limit, false)
 }
 
 /// The newest `limit` control log entries with a sequence number above `after`, in order.
@@ -396,18 +386,33 @@ pub fn events_newest(
     after: u64,
     limit: usize,
 ) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
+    events_above(txn, after, limit, true)
+}
+
+/// Up to `limit` entries above `after`, the oldest or the `newest` of them, in order.
+fn events_above(
+    txn: &ReadTransaction,
+    after: u64,
+    limit: usize,
+    newest: bool,
+) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
     let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
-    let mut found = Vec::new();
-    for entry in table
+    let range = table
         .range(after.saturating_add(1)..)
-        .map_err(StoreError::storage)?
-        .rev()
-        .take(limit)
-    {
+        .map_err(StoreError::storage)?;
+    let entries: Box<dyn Iterator<Item = _>> = if newest {
+        Box::new(range.rev())
+    } else {
+        Box::new(range)
+    };
+    let mut found = Vec::new();
+    for entry in entries.take(limit) {
         let (seq, json) = entry.map_err(StoreError::storage)?;
         found.push((seq.value(), decode("event", json.value())?));
     }
-    found.reverse();
+    if newest {
+        found.reverse();
+    }
     Ok(found)
 }
 
