@@ -39,6 +39,7 @@ mod merges;
 #[path = "engine/soak.rs"]
 mod soak;
 
+use ocio::engine::EngineApi;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -182,7 +183,7 @@ fn throughput_run(plan: &PlanFile) -> ThroughputRun {
         });
         let plan = plan.clone();
         let started = Instant::now();
-        engine.submit(plan).await.expect("plan submitted");
+        engine.submit_plan(plan).await.expect("plan submitted");
         let (counted, lagged, finished) = tokio::time::timeout(Duration::from_secs(300), counter)
             .await
             .expect("plan finishes within 5 minutes")
@@ -262,7 +263,7 @@ fn memory_child(max_parallel: u32) {
         .await
         .expect("engine starts");
         let before = vm_rss_kib();
-        engine.submit(plan).await.expect("plan submitted");
+        engine.submit_plan(plan).await.expect("plan submitted");
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             // The snapshot is answered after the dispatch that followed the submit.
@@ -399,7 +400,10 @@ fn first_dispatch_run(template: &Path, plan: &PlanFile, sealed: bool) -> StartRu
         .expect("engine starts");
         let started = t0.elapsed();
         let mut events = engine.subscribe();
-        engine.submit(plan.clone()).await.expect("plan submitted");
+        engine
+            .submit_plan(plan.clone())
+            .await
+            .expect("plan submitted");
         loop {
             match tokio::time::timeout(Duration::from_secs(60), events.recv())
                 .await

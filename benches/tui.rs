@@ -209,6 +209,7 @@ fn app() -> App {
         })
         .collect();
     let snapshot = Snapshot {
+        seq: 0,
         paused: false,
         plans: vec![plan],
         running: RUNNING,

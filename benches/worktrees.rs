@@ -96,7 +96,7 @@ fn run(name: &str, tasks: &str, count: usize) -> f64 {
             .unwrap();
         let mut events = engine.subscribe();
         let started = Instant::now();
-        engine.submit(plan).await.unwrap();
+        engine.submit_plan(plan).await.unwrap();
         loop {
             match events.recv().await {
                 Ok(EngineEvent::PlanFinished { ok, done, .. }) => {

@@ -243,6 +243,7 @@ fn snapshot() -> Snapshot {
         u
     });
     Snapshot {
+        seq: 0,
         paused: false,
         plans: vec![plan],
         running: 3,

@@ -6,13 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-
 use crate::config::{AgentConfig, Config};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
 use crate::engine::agents::{self, Servers};
 use crate::engine::approval::ApprovalPolicy;
-use crate::engine::{EngineError, EngineEvent, EngineHandle, EngineOptions};
+use crate::engine::{EngineError, EngineHandle, EngineOptions};
 use crate::metrics::{MetricsError, MetricsServer, Sources};
 use crate::opencode::endpoint::EndpointError;
 use crate::paths::Paths;
@@ -59,7 +57,7 @@ pub struct Host {
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
     /// Every event since the engine started, for the first taker.
-    first_events: Option<broadcast::Receiver<EngineEvent>>,
+    first_events: Option<crate::engine::Subscription>,
     info: EngineInfo,
 }
 
@@ -151,7 +149,7 @@ impl Host {
 
     /// Engine events: from the engine's start on (recovery, first dispatches) for the first
     /// caller, from now on for later ones.
-    pub fn events(&mut self) -> broadcast::Receiver<EngineEvent> {
+    pub fn events(&mut self) -> crate::engine::Subscription {
         self.first_events
             .take()
             .unwrap_or_else(|| self.engine.subscribe())

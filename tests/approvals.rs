@@ -6,16 +6,17 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::path::Path;
 use std::time::Duration;
 
 use ocio::domain::{DomainEvent, SessionStatus, Transition};
+use ocio::engine::Subscription as Receiver;
 use ocio::engine::approval::{self, ApprovalPolicy, Approver, Decision};
 use ocio::engine::{AgentSpec, EngineEvent, EngineHandle, EngineOptions};
 use ocio::narration::Narration;
 use ocio::plan::PlanFile;
 use ocio::store::{Store, StoreHandle, StoreOptions, query};
-use tokio::sync::broadcast::Receiver;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -35,10 +36,7 @@ fn asking_agent() -> AgentSpec {
     spec
 }
 
-async fn start(
-    dir: &Path,
-    approvals: ApprovalPolicy,
-) -> (EngineHandle, Receiver<EngineEvent>, StoreHandle) {
+async fn start(dir: &Path, approvals: ApprovalPolicy) -> (EngineHandle, Receiver, StoreHandle) {
     let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
     let options = EngineOptions {
         tick: Duration::from_millis(20),
@@ -51,14 +49,14 @@ async fn start(
     let events = engine.subscribe();
     let path = dir.join("plan.toml");
     std::fs::write(&path, PLAN).unwrap();
-    engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
     (engine, events, store)
 }
 
-async fn next(
-    events: &mut Receiver<EngineEvent>,
-    wanted: impl Fn(&EngineEvent) -> bool,
-) -> EngineEvent {
+async fn next(events: &mut Receiver, wanted: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
     tokio::time::timeout(PATIENCE, async {
         loop {
             let event = events.recv().await.unwrap();

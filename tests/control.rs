@@ -6,10 +6,11 @@
 
 use std::path::Path;
 
-use ocio::control::{ControlClient, ControlError, ErrorKind, is_running};
+use ocio::control::{ControlClient, ControlError, is_running};
 use ocio::domain::{TaskStatus, Transition};
 use ocio::engine::EngineEvent;
 use ocio::engine::approval::{Approver, Decision};
+use ocio::engine::{Engine, EngineApi, ErrorKind, Feed};
 use ocio::host::{Host, HostOptions};
 use ocio::paths::Paths;
 use ocio::tui::Link;
@@ -51,13 +52,14 @@ async fn host_with(dir: &Path, config: &str) -> Host {
 }
 
 async fn next_matching(
-    events: &mut tokio::sync::mpsc::Receiver<EngineEvent>,
+    events: &mut tokio::sync::mpsc::Receiver<Feed>,
     wanted: impl Fn(&EngineEvent) -> bool,
 ) -> EngineEvent {
     loop {
-        let event = events.recv().await.expect("the stream ended early");
-        if wanted(&event) {
-            return event;
+        match events.recv().await.expect("the stream ended early") {
+            Feed::Event(told) if wanted(&told.event) => return told.event,
+            Feed::Gone(why) => panic!("the stream ended early: {why}"),
+            _ => {}
         }
     }
 }
@@ -73,7 +75,7 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
     let client = ControlClient::connect(&socket).await.unwrap();
     assert_eq!(client.engine().pid, std::process::id());
     assert_eq!(client.engine().database, dir.path().join("ocio.redb"));
-    let mut events = client.events().await.unwrap();
+    let mut events = client.feed().await.unwrap();
 
     let plan_path = dir.path().join("plan.toml");
     let plan = client.submit(&plan_path, PLAN.to_string()).await.unwrap();
@@ -99,10 +101,7 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
     client.drain("sim", true).await.unwrap();
     client.drain("sim", false).await.unwrap();
     let unknown = client.drain("nobody", true).await.unwrap_err();
-    assert!(
-        matches!(&unknown, ControlError::Engine(e) if e.kind == ErrorKind::NotFound),
-        "{unknown}"
-    );
+    assert!(unknown.kind == ErrorKind::NotFound, "{unknown}");
     let refused = client
         .approve("per_nope", Decision::Once, Approver::Cli)
         .await
@@ -116,20 +115,14 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
     .await;
     client.retry(task).await.unwrap();
     let again = client.retry(task).await.unwrap_err();
-    assert!(
-        matches!(&again, ControlError::Engine(e) if e.kind == ErrorKind::NotNow),
-        "{again}"
-    );
+    assert!(again.kind == ErrorKind::NotNow, "{again}");
 
     // A bad plan is refused with its file, line and column.
     let bad = client
         .submit(&plan_path, PLAN.replace("\"code\"", "\"gpu\""))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&bad, ControlError::Engine(e) if e.kind == ErrorKind::Plan),
-        "{bad}"
-    );
+    assert!(bad.kind == ErrorKind::Plan, "{bad}");
     assert!(bad.to_string().contains("plan.toml:6:"), "{bad}");
 
     host.shutdown().await;
@@ -137,10 +130,11 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
     while events.recv().await.is_some() {}
     assert!(!socket.exists());
     assert!(!is_running(&socket));
-    assert!(matches!(
-        client.snapshot().await.unwrap_err(),
-        ControlError::Gone { .. }
-    ));
+    let gone = client.snapshot().await.unwrap_err();
+    assert!(
+        gone.kind == ErrorKind::Failed && gone.message.contains("went away"),
+        "{gone}"
+    );
     assert!(matches!(
         ControlClient::connect(&socket).await.err().unwrap(),
         ControlError::NotRunning { .. }
@@ -161,11 +155,11 @@ async fn a_client_of_another_protocol_version_is_told_so() {
     let mut lines = BufReader::new(read).lines();
     let reply: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
-    assert_eq!(reply["v"], 1);
+    assert_eq!(reply["v"], 2);
     assert_eq!(reply["error"]["kind"], "version");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("protocol 1") && message.contains("99"),
+        message.contains("protocol 2") && message.contains("99"),
         "{message}"
     );
     let reply: serde_json::Value =
@@ -186,7 +180,7 @@ async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
         lines.next_line().await.unwrap();
         write
             .write_all(
-                b"{\"v\":2,\"reply\":{\"type\":\"hello\",\"engine\":{\"version\":\"9.0.0\"}}}\n",
+                b"{\"v\":3,\"reply\":{\"type\":\"hello\",\"engine\":{\"version\":\"9.0.0\"}}}\n",
             )
             .await
             .unwrap();
@@ -194,7 +188,7 @@ async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
     let err = ControlClient::connect(&socket).await.err().unwrap();
     let text = err.to_string();
     assert!(
-        matches!(err, ControlError::Version { theirs: 2, .. }),
+        matches!(err, ControlError::Version { theirs: 3, .. }),
         "{text}"
     );
     assert!(
@@ -239,7 +233,7 @@ async fn an_oversized_request_is_refused_with_a_reason() {
     writer.abort();
     let mut other = tokio::net::UnixStream::connect(&socket).await.unwrap();
     other
-        .write_all(b"{\"v\":1,\"request\":{\"type\":\"hello\"}}\n")
+        .write_all(b"{\"v\":2,\"request\":{\"type\":\"hello\"}}\n")
         .await
         .unwrap();
     let mut lines = BufReader::new(other).lines();
@@ -259,7 +253,7 @@ async fn finished_plan(dir: &Path) -> Host {
     let client = ControlClient::connect(host.socket().unwrap())
         .await
         .unwrap();
-    let mut events = client.events().await.unwrap();
+    let mut events = client.feed().await.unwrap();
     client
         .submit(&dir.join("plan.toml"), TWO.to_string())
         .await
@@ -319,14 +313,14 @@ async fn a_room_that_starts_after_a_plan_ran_shows_its_events() {
     let client = ControlClient::connect(host.socket().unwrap())
         .await
         .unwrap();
-    let attached = Link::Remote(std::sync::Arc::new(client));
+    let attached = Link::new(client);
     let (app, screen) = run_room(attached).await;
     assert!(shows_the_plan(&app), "attached: {:?}", app.view.log);
     assert!(screen.contains("b done"), "attached: {screen}");
     host.shutdown().await;
 
     let host = host_with(dir.path(), QUICK).await;
-    let (app, screen) = run_room(Link::Local(host.engine())).await;
+    let (app, screen) = run_room(Link::new(host.engine())).await;
     assert!(shows_the_plan(&app), "in process: {:?}", app.view.log);
     assert!(screen.contains("b done"), "in process: {screen}");
     host.shutdown().await;

@@ -6,6 +6,7 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -79,7 +80,7 @@ async fn a_plan_runs_in_dependency_order_and_every_step_is_durable() {
     .await
     .unwrap();
     let mut events = engine.subscribe();
-    engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), DIAMOND)).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -173,7 +174,7 @@ async fn work_is_spread_over_capable_agents_within_their_caps() {
             "[[tasks]]\nid = \"t{i}\"\nprompt = \"p\"\ncapabilities = [\"code\"]\n"
         ));
     }
-    engine.submit(plan(dir.path(), &text)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), &text)).await.unwrap();
     let mut running: BTreeMap<String, i32> = BTreeMap::new();
     let mut peak: BTreeMap<String, i32> = BTreeMap::new();
     let mut per_agent: BTreeMap<String, u32> = BTreeMap::new();
@@ -232,7 +233,7 @@ async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reop
         .unwrap();
     let mut events = engine.subscribe();
     let text = "name = \"fragile\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"flaky\"]\nretries = 1\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"p\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"p\"\n[[tasks]]\nid = \"free\"\nprompt = \"p\"\n";
-    engine.submit(plan(dir.path(), text)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
     let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -280,7 +281,7 @@ async fn a_failure_retries_then_blocks_its_dependents_and_an_operator_retry_reop
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::NotNow { .. }), "{err}");
+    assert_eq!(err.kind, ocio::engine::ErrorKind::NotNow, "{err}");
 }
 
 #[tokio::test]
@@ -296,7 +297,7 @@ async fn a_time_limit_stops_the_session_and_cancel_blocks_dependents() {
     .unwrap();
     let mut events = engine.subscribe();
     let text = "name = \"limits\"\nrepo = \".\"\n[[tasks]]\nid = \"quick\"\nprompt = \"p\"\ntimeout = \"200ms\"\n[[tasks]]\nid = \"long\"\nprompt = \"p\"\n[[tasks]]\nid = \"after\"\nneeds = [\"long\"]\nprompt = \"p\"\n";
-    engine.submit(plan(dir.path(), text)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
     // Wait for both to run, then cancel the long one.
     let mut dispatched = 0;
     while dispatched < 2 {
@@ -347,7 +348,10 @@ async fn an_invalid_plan_is_refused_and_nothing_is_queued() {
     .await
     .unwrap();
     let text = "name = \"x\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"gpu\"]\n";
-    let err = engine.submit(plan(dir.path(), text)).await.unwrap_err();
+    let err = engine
+        .submit_plan(plan(dir.path(), text))
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("plan.toml:") && message.contains("gpu"),
@@ -366,7 +370,7 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), DIAMOND)).await.unwrap();
     while !matches!(events.recv().await.unwrap(), EngineEvent::Dispatched { .. }) {}
     engine.shutdown().await.unwrap();
     store.close().await;
@@ -435,7 +439,7 @@ async fn attempts_lost_to_restarts_spend_no_retries_and_are_bounded() {
             .unwrap();
         let mut events = engine.subscribe();
         if let Some(file) = plan_file.take() {
-            engine.submit(file).await.unwrap();
+            engine.submit_plan(file).await.unwrap();
         }
         while !matches!(events.recv().await.unwrap(), EngineEvent::Dispatched { .. }) {}
         engine.shutdown().await.unwrap();
@@ -481,7 +485,7 @@ async fn attempts_lost_to_restarts_spend_no_retries_and_are_bounded() {
             .unwrap();
         let mut events = engine.subscribe();
         if let Some(file) = plan_file.take() {
-            engine.submit(file).await.unwrap();
+            engine.submit_plan(file).await.unwrap();
         }
         let next = tokio::time::timeout(Duration::from_millis(500), async {
             loop {
@@ -539,7 +543,7 @@ async fn tasks_with_overlapping_locks_never_run_together() {
     .unwrap();
     let mut events = engine.subscribe();
     let text = "name = \"locked\"\nrepo = \".\"\n[[tasks]]\nid = \"api\"\nprompt = \"p\"\nlocks = [\"src/api/\"]\n[[tasks]]\nid = \"users\"\nprompt = \"p\"\nlocks = [\"src/api/users.rs\"]\n[[tasks]]\nid = \"docs\"\nprompt = \"p\"\nlocks = [\"docs/\"]\n";
-    engine.submit(plan(dir.path(), text)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
     let mut running: Vec<String> = Vec::new();
     let mut key_of = BTreeMap::new();
     let mut overlapped_unrelated = false;
@@ -623,7 +627,7 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
         .unwrap();
     let mut events = engine.subscribe();
     let text = "name = \"hop\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"code\"]\nretries = 1\n";
-    engine.submit(plan(dir.path(), text)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
@@ -717,7 +721,7 @@ async fn agents_are_probed_drained_added_and_removed_at_runtime() {
         Err(EngineError::DuplicateAgent(_))
     ));
     engine
-        .submit(plan(
+        .submit_plan(plan(
             dir.path(),
             "name = \"x\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n",
         ))
@@ -778,7 +782,7 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     .await
     .unwrap();
     engine.pause(true).await.unwrap();
-    let plan_id = engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    let plan_id = engine.submit_plan(plan(dir.path(), DIAMOND)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let snapshot = engine.snapshot().await.unwrap();
     assert!(snapshot.paused);
@@ -895,11 +899,11 @@ async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_en
     for n in 0..55 {
         let text =
             format!("name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
-        ids.push(engine.submit(plan(dir.path(), &text)).await.unwrap());
+        ids.push(engine.submit_plan(plan(dir.path(), &text)).await.unwrap());
         support::until_finished(&mut events, PATIENCE).await;
     }
     engine.pause(true).await.unwrap();
-    let waiting = engine.submit(plan(dir.path(), DIAMOND)).await.unwrap();
+    let waiting = engine.submit_plan(plan(dir.path(), DIAMOND)).await.unwrap();
     let shown: Vec<_> = engine
         .snapshot()
         .await
@@ -930,7 +934,7 @@ async fn a_repo_deleted_between_load_and_submit_is_refused_naming_it() {
     let text = "name = \"x\"\nrepo = \"project\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n";
     let loaded = plan(dir.path(), text);
     std::fs::remove_dir(&project).unwrap();
-    let err = engine.submit(loaded).await.unwrap_err();
+    let err = engine.submit_plan(loaded).await.unwrap_err();
     assert!(matches!(err, EngineError::Plan(_)), "{err}");
     let message = err.to_string();
     assert!(

@@ -6,6 +6,7 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ async fn history(dir: &Path) -> PlanId {
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let old = engine.submit(plan(dir, OLD)).await.unwrap();
+    let old = engine.submit_plan(plan(dir, OLD)).await.unwrap();
     let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -79,7 +80,7 @@ async fn history(dir: &Path) -> PlanId {
         let text = format!(
             "name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\nagent = \"good\"\n"
         );
-        engine.submit(plan(dir, &text)).await.unwrap();
+        engine.submit_plan(plan(dir, &text)).await.unwrap();
         support::until_finished(&mut events, PATIENCE).await;
     }
     engine.shutdown().await.unwrap();
@@ -196,7 +197,7 @@ async fn a_parked_conflict_stays_listed_behind_fifty_newer_plans_and_a_restart()
         "name = \"race\"\nrepo = {:?}\nconflicts = \"manual\"\n[[tasks]]\nid = \"one\"\ncapabilities = [\"race\"]\nprompt = 'SIM-WRITE shared.txt one'\n[[tasks]]\nid = \"two\"\ncapabilities = [\"race\"]\nprompt = 'SIM-WRITE shared.txt two'\n",
         repo.dir_str()
     );
-    engine.submit(plan(dir.path(), &race)).await.unwrap();
+    engine.submit_plan(plan(dir.path(), &race)).await.unwrap();
     let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -214,7 +215,7 @@ async fn a_parked_conflict_stays_listed_behind_fifty_newer_plans_and_a_restart()
         let text = format!(
             "name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\nagent = \"good\"\n"
         );
-        engine.submit(plan(dir.path(), &text)).await.unwrap();
+        engine.submit_plan(plan(dir.path(), &text)).await.unwrap();
         support::until_finished(&mut events, PATIENCE).await;
     }
     let conflicts = engine.snapshot().await.unwrap().conflicts;
@@ -246,7 +247,7 @@ async fn what_the_engine_keeps_for_finished_work_stays_bounded() {
         for t in 0..5 {
             text.push_str(&format!("[[tasks]]\nid = \"t{t}\"\nprompt = \"x\"\n"));
         }
-        engine.submit(plan(dir.path(), &text)).await.unwrap();
+        engine.submit_plan(plan(dir.path(), &text)).await.unwrap();
         let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
         assert!(
             matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),

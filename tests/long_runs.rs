@@ -61,7 +61,7 @@ fn branch_exists(repo: &TestRepo, branch: &str) -> bool {
     !repo.git(&["branch", "--list", branch]).trim().is_empty()
 }
 
-async fn next(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> EngineEvent {
+async fn next(events: &mut ocio::engine::Subscription) -> EngineEvent {
     tokio::time::timeout(PATIENCE, events.recv())
         .await
         .expect("the engine went quiet")
@@ -81,7 +81,7 @@ async fn a_merged_tasks_worktree_and_branch_go_at_its_merge_unless_the_plan_keep
     for (name, cleanup, gone) in [("tidy", "remove-merged", true), ("kept", "keep", false)] {
         let body = format!("cleanup = \"{cleanup}\"\n{}", tasks(3));
         engine
-            .submit(plan(dir.path(), &repo, name, &body))
+            .submit_plan(plan(dir.path(), &repo, name, &body))
             .await
             .unwrap();
         let mut merged = 0;
@@ -131,7 +131,7 @@ async fn at_the_worktree_bound_a_task_waits_for_a_merge_rather_than_making_anoth
     let (engine, store) = start(dir.path(), options, 4, 300).await;
     let mut events = engine.subscribe();
     engine
-        .submit(plan(dir.path(), &repo, "bound", &tasks(6)))
+        .submit_plan(plan(dir.path(), &repo, "bound", &tasks(6)))
         .await
         .unwrap();
     let (mut unmerged, mut most, mut most_on_disk) = (0usize, 0, 0);

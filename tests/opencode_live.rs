@@ -5,6 +5,7 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::time::Duration;
 
 use ocio::opencode::breaker::BreakerState;
@@ -681,7 +682,7 @@ async fn run_plan(server: &TestServer, repo: &TestRepo, name: &str, body: &str) 
     let text = format!("name = \"{name}\"\nrepo = {:?}\n{body}", repo.dir_str());
     std::fs::write(&plan_path, text).unwrap();
     engine
-        .submit(ocio::plan::PlanFile::load(&plan_path).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(&plan_path).unwrap())
         .await
         .unwrap();
     let mut activity = Vec::new();
@@ -879,7 +880,7 @@ async fn engine_child() {
     .await
     .unwrap();
     engine
-        .submit(ocio::plan::PlanFile::load(std::path::Path::new(&plan)).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(std::path::Path::new(&plan)).unwrap())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -1067,7 +1068,7 @@ async fn a_clean_stop_leaves_the_remote_session_running_and_the_next_start_finis
     .await
     .unwrap();
     engine
-        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -1370,7 +1371,7 @@ async fn a_server_that_dies_mid_run_costs_the_task_no_retry() {
     .unwrap();
     let mut events = engine.subscribe();
     engine
-        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -1480,7 +1481,7 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
         )
         .unwrap();
         engine
-            .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+            .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
             .await
             .unwrap();
         let finished = loop {
@@ -1667,7 +1668,7 @@ async fn a_server_error_for_a_missing_directory_names_the_directory() {
     let mut events = engine.subscribe();
     engine.pause(true).await.unwrap();
     engine
-        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
         .await
         .unwrap();
     std::fs::remove_dir(&gone).unwrap();
@@ -1736,7 +1737,7 @@ async fn a_busy_servers_slow_create_is_waited_for_and_taken_up_not_repeated() {
     .unwrap();
     let mut events = engine.subscribe();
     engine
-        .submit(ocio::plan::PlanFile::load(&plan).unwrap())
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
         .await
         .unwrap();
     let (_, finished) = support::until_finished(&mut events, WAIT).await;

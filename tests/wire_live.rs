@@ -8,6 +8,7 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::time::Duration;
 
 use ocio::domain::task::ConflictPolicy;
@@ -73,7 +74,10 @@ prompt = "Summarize what was written"
         ),
     )
     .unwrap();
-    let plan_id = engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    let plan_id = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let finished = loop {
         let event = tokio::time::timeout(Duration::from_secs(120), events.recv())
@@ -211,7 +215,10 @@ async fn race_live(
         ),
     )
     .unwrap();
-    engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let finished = loop {
         let event = tokio::time::timeout(Duration::from_secs(120), events.recv())

@@ -8,6 +8,7 @@
 
 mod support;
 
+use ocio::engine::EngineApi;
 use std::path::Path;
 use std::time::Duration;
 
@@ -98,7 +99,7 @@ async fn task_id(store: &StoreHandle, plan: PlanId, key: &str) -> ocio::domain::
 }
 
 /// The engine's next event.
-async fn next_event(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>) -> EngineEvent {
+async fn next_event(events: &mut ocio::engine::Subscription) -> EngineEvent {
     tokio::time::timeout(PATIENCE, events.recv())
         .await
         .expect("the engine went quiet")
@@ -164,7 +165,7 @@ async fn race(
 async fn parallel_edits_overlap_live_and_a_retry_runs_the_loser_again_on_top() {
     let (repo, _dir, engine, store, plan) = race("retry").await;
     let mut events = engine.subscribe();
-    let plan_id = engine.submit(plan).await.unwrap();
+    let plan_id = engine.submit_plan(plan).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -245,7 +246,7 @@ async fn parallel_edits_overlap_live_and_a_retry_runs_the_loser_again_on_top() {
 async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
     let (repo, _dir, engine, store, plan) = race("resolver").await;
     let mut events = engine.subscribe();
-    engine.submit(plan).await.unwrap();
+    engine.submit_plan(plan).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -314,7 +315,7 @@ async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
 async fn a_manual_conflict_parks_the_task_naming_the_files_until_the_operator_retries() {
     let (repo, _dir, engine, store, plan) = race("manual").await;
     let mut events = engine.subscribe();
-    let plan_id = engine.submit(plan).await.unwrap();
+    let plan_id = engine.submit_plan(plan).await.unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -399,7 +400,7 @@ files = ["src/"]
 prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
 "#;
     engine
-        .submit(plan(dir.path(), &repo, "held", &body))
+        .submit_plan(plan(dir.path(), &repo, "held", &body))
         .await
         .unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
@@ -486,7 +487,7 @@ prompt = 'SIM-WRITE src/y.rs fn y() {}\n'
         .unwrap();
     engine.drain("late", true).await.unwrap();
     engine
-        .submit(plan(dir.path(), &repo, "shell-held", body))
+        .submit_plan(plan(dir.path(), &repo, "shell-held", body))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -544,7 +545,7 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
             .await
             .unwrap();
         let mut events = engine.subscribe();
-        let plan_id = engine.submit(plan).await.unwrap();
+        let plan_id = engine.submit_plan(plan).await.unwrap();
         let (mut branch, mut b) = (None, None);
         let session = loop {
             let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
@@ -657,7 +658,7 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
 async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
     let (repo, dir, engine, store) = setup(2, 10).await;
     let err = engine
-        .submit(plan(
+        .submit_plan(plan(
             dir.path(),
             &repo,
             "bad",
@@ -686,7 +687,10 @@ async fn a_bad_base_is_refused_at_submit_and_plans_outside_git_run_in_place() {
     )
     .unwrap();
     let mut events = engine.subscribe();
-    engine.submit(PlanFile::load(&path).unwrap()).await.unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(matches!(
         finished,
@@ -718,7 +722,7 @@ id = "b"
 prompt = 'SIM-WRITE b.txt b'
 "#;
     let plan_id = engine
-        .submit(plan(dir.path(), &repo, "shared", body))
+        .submit_plan(plan(dir.path(), &repo, "shared", body))
         .await
         .unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
@@ -780,7 +784,7 @@ async fn a_sessions_diff_shows_its_work_while_it_runs_and_after_it_merged() {
     let mut events = engine.subscribe();
     let body = "[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes/hello.txt ahoy\\n'\n";
     engine
-        .submit(plan(dir.path(), &repo, "diffs", body))
+        .submit_plan(plan(dir.path(), &repo, "diffs", body))
         .await
         .unwrap();
     // While it runs: once its file is written, the worktree diff shows it as a new file.
@@ -840,7 +844,7 @@ async fn a_plan_name_used_again_gets_branches_of_its_own_and_each_plan_cleans_up
     };
 
     engine
-        .submit(plan(dir.path(), &repo, "rerun", &run("keep", "first")))
+        .submit_plan(plan(dir.path(), &repo, "rerun", &run("keep", "first")))
         .await
         .unwrap();
     let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
@@ -852,7 +856,7 @@ async fn a_plan_name_used_again_gets_branches_of_its_own_and_each_plan_cleans_up
 
     // The same plan file again: its branches must not mix with the first run's.
     engine
-        .submit(plan(
+        .submit_plan(plan(
             dir.path(),
             &repo,
             "rerun",
@@ -904,7 +908,7 @@ async fn a_plan_name_used_again_gets_branches_of_its_own_and_each_plan_cleans_up
 async fn cancelling_a_task_while_its_resolver_runs_ends_it_cancelled_and_abandons_the_merge() {
     let (repo, _dir, engine, store, plan) = race("resolver").await;
     let mut events = engine.subscribe();
-    let plan_id = engine.submit(plan).await.unwrap();
+    let plan_id = engine.submit_plan(plan).await.unwrap();
     // Wait for the resolver session to start (the loser's dispatch after its conflict).
     let mut seen = Vec::new();
     let loser = loop {
@@ -967,7 +971,7 @@ id = "gen-b"
 prompt = 'SIM-SHELL-WRITE generated.rs b'
 "#;
     engine
-        .submit(plan(dir.path(), &repo, "shell", body))
+        .submit_plan(plan(dir.path(), &repo, "shell", body))
         .await
         .unwrap();
     let (seen, _) = support::until_finished(&mut events, PATIENCE).await;
@@ -1001,7 +1005,7 @@ prompt = 'SIM-SHELL-WRITE generated.rs b'
 async fn cancelling_a_task_whose_conflict_waits_for_a_resolver_abandons_the_merge() {
     let (repo, _dir, engine, store, plan) = race("resolver").await;
     let mut events = engine.subscribe();
-    let plan_id = engine.submit(plan).await.unwrap();
+    let plan_id = engine.submit_plan(plan).await.unwrap();
     // Both run; drained meanwhile, the agent takes no resolver session afterwards.
     let mut seen = Vec::new();
     let mut dispatched = 0;
@@ -1064,7 +1068,7 @@ async fn after_remove_all_a_restart_leaves_the_plan_alone_and_a_retry_still_merg
     let mut events = engine.subscribe();
     let body = "cleanup = \"remove-all\"\n[[tasks]]\nid = \"a\"\nretries = 0\nprompt = 'SIM-WRITE a.txt done'\n";
     let plan_id = engine
-        .submit(plan(dir.path(), &repo, "gone", body))
+        .submit_plan(plan(dir.path(), &repo, "gone", body))
         .await
         .unwrap();
     let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
@@ -1148,7 +1152,7 @@ files = ["three.txt"]
 prompt = 'SIM-WRITE three.txt three\n'
 "#;
     let plan_id = engine
-        .submit(plan(dir.path(), &repo, "queue", body))
+        .submit_plan(plan(dir.path(), &repo, "queue", body))
         .await
         .unwrap();
     // All three run; drained, neither agent takes the resolver the race's loser will need,
@@ -1239,7 +1243,7 @@ async fn a_failed_attempts_diff_is_its_own_not_the_next_attempts() {
     let mut events = engine.subscribe();
     let body = "[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes/hello.txt ahoy\\n'\n";
     let plan_id = engine
-        .submit(plan(dir.path(), &repo, "attempts", body))
+        .submit_plan(plan(dir.path(), &repo, "attempts", body))
         .await
         .unwrap();
     let first = loop {

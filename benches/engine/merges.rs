@@ -113,7 +113,7 @@ fn merge_run(n: usize) -> MergeRun {
             })
         };
         let started = Instant::now();
-        engine.submit(plan).await.expect("plan submitted");
+        engine.submit_plan(plan).await.expect("plan submitted");
         let mut merged_at = Vec::with_capacity(n);
         loop {
             match tokio::time::timeout(Duration::from_secs(600), events.recv())

@@ -55,7 +55,7 @@ pub(super) fn child() -> bool {
             .expect("engine starts");
         let mut events = engine.subscribe();
         for n in 0..total.div_ceil(PLAN_TASKS) {
-            engine.submit(plan(n)).await.expect("plan submitted");
+            engine.submit_plan(plan(n)).await.expect("plan submitted");
             loop {
                 match tokio::time::timeout(Duration::from_secs(120), events.recv())
                     .await

@@ -13,6 +13,7 @@ use crate::control::ControlClient;
 use crate::domain::{
     Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
 };
+use crate::engine::EngineApi;
 use crate::engine::{Entry, Logged, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
 

@@ -309,6 +309,19 @@ impl From<ControlError> for Failure {
     }
 }
 
+impl From<crate::engine::ApiError> for Failure {
+    fn from(e: crate::engine::ApiError) -> Self {
+        Failure {
+            code: if e.kind.is_input() {
+                exit::USAGE
+            } else {
+                exit::FAILED
+            },
+            message: e.message,
+        }
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         let code = match e {

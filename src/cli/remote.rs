@@ -10,10 +10,10 @@ use serde_json::json;
 use super::database::require_engine;
 use super::output::{print_bytes, print_json, print_text};
 use super::{Context, Failure, exit};
-use crate::control::ControlClient;
 use crate::domain::TaskId;
 use crate::engine::Snapshot;
 use crate::engine::approval::{Approver, Decision};
+use crate::engine::{Engine, EngineApi, Request};
 use crate::plan::PlanFile;
 
 /// What `ocio submit` submits.
@@ -163,33 +163,25 @@ fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
 }
 
 pub fn cancel(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
-    task_command(context, id, json, "cancel", |client, task| {
-        Box::pin(async move { client.cancel(task).await })
-    })
+    task_command(context, id, json, "cancel", |task| Request::Cancel { task })
 }
 
 pub fn retry(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
-    task_command(context, id, json, "retry", |client, task| {
-        Box::pin(async move { client.retry(task).await })
-    })
+    task_command(context, id, json, "retry", |task| Request::Retry { task })
 }
-
-type Call<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(), crate::control::ControlError>> + Send + 'a>,
->;
 
 fn task_command(
     context: &Context,
     id: &str,
     json: bool,
     action: &str,
-    call: impl for<'a> FnOnce(&'a ControlClient, TaskId) -> Call<'a>,
+    request: impl FnOnce(TaskId) -> Request,
 ) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let snapshot = client.snapshot().await?;
         let (task, name) = resolve_task(&snapshot, id)?;
-        call(&client, task).await?;
+        client.call(request(task)).await?;
         if json {
             print_json(&json!({ "source": "engine", "action": action, "task": task, "key": name }))
         } else {

@@ -179,7 +179,7 @@ pub fn host(
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
     if let Some(plan) = first_plan
-        && let Err(e) = runtime.block_on(engine.submit(plan))
+        && let Err(e) = runtime.block_on(engine.submit_plan(plan))
     {
         runtime.block_on(host.shutdown());
         return Err(Failure {
@@ -187,7 +187,7 @@ pub fn host(
             message: e.to_string(),
         });
     }
-    let outcome = tui::run(Link::Local(engine), setup, runtime.handle());
+    let outcome = tui::run(Link::new(engine.clone()), setup, runtime.handle());
     runtime.block_on(host.shutdown());
     ended(outcome, false, &paths.db_file)
 }
@@ -207,7 +207,7 @@ pub fn attach(context: &Context) -> Result<(), Failure> {
     ));
     let pid = client.engine().pid;
     let database = client.engine().database.clone();
-    let outcome = tui::run(Link::Remote(Arc::new(client)), setup, runtime.handle());
+    let outcome = tui::run(Link::new(client), setup, runtime.handle());
     let result = ended(outcome, true, &database);
     if result.is_ok() {
         eprintln!("ocio: detached; the engine (pid {pid}) goes on. `ocio` attaches again.");

@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::events::{Output, Signals, Totals};
 use super::{Context, Failure, Flags, exit};
 use crate::domain::PlanId;
+use crate::engine::EngineApi;
 use crate::engine::{EngineError, EngineEvent};
 use crate::host::{Host, HostOptions};
 use crate::plan::PlanFile;
@@ -79,7 +80,7 @@ async fn follow(
     let engine = host.engine();
     let mut events = host.events();
     let plan_id: Option<PlanId> = match plan {
-        Some(plan) => Some(engine.submit(plan).await.map_err(engine_failure)?),
+        Some(plan) => Some(engine.submit_plan(plan).await.map_err(engine_failure)?),
         None => None,
     };
     loop {

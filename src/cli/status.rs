@@ -10,6 +10,7 @@ use super::database;
 use super::{Context, Failure};
 use crate::config::ConfigSource;
 use crate::domain::{AgentStatus, Lifecycle, SessionStatus, TaskStatus};
+use crate::engine::EngineApi;
 use crate::store::{StoreError, query};
 
 #[derive(Debug, Serialize)]

@@ -13,125 +13,40 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{PlanId, SessionId, TaskId};
-use crate::engine::approval::{Approver, Decision};
-use crate::engine::{EngineError, EngineEvent, Entry, Logged, Proposal, Snapshot};
+use crate::engine::{ApiError, Reply, Request, Told};
 
-pub use client::{ControlClient, Feed};
+pub use client::ControlClient;
 pub use server::ControlServer;
 
 /// The version of the protocol this build speaks.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Longest request line the server reads (a plan file travels in one).
 const MAX_REQUEST: usize = 16 * 1024 * 1024;
 
-/// What a client asks.
+/// What a client sends on a connection: a greeting, a subscription, or one of the engine's
+/// requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Request {
+pub enum Ask {
     /// Who is there: answered with [`EngineInfo`]. Clients send it first.
     Hello,
-    Snapshot,
-    Transcript {
-        session: SessionId,
-    },
-    /// A plan file's text; `path` names it in errors and anchors its relative `repo`.
-    Submit {
-        path: PathBuf,
-        text: String,
-    },
-    Cancel {
-        task: TaskId,
-    },
-    Retry {
-        task: TaskId,
-    },
-    /// `request`: the request's id or its short form.
-    Approve {
-        request: String,
-        decision: Decision,
-        /// Who answers (a client that does not say is [`Approver::Client`]).
-        #[serde(default)]
-        by: Approver,
-    },
-    Pause {
-        paused: bool,
-    },
-    Drain {
-        agent: String,
-        drain: bool,
-    },
-    /// A session's changes as a unified diff.
-    Diff {
-        session: SessionId,
-    },
-    /// What a plan's finished tasks left for their dependents.
-    Context {
-        plan: PlanId,
-    },
-    /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
-    Plan {
-        goal: String,
-        repo: PathBuf,
-    },
-    /// The control log's newest `last` entries with a sequence number above `since` (0: from
-    /// the start), oldest first.
-    History {
-        #[serde(default)]
-        since: u64,
-        last: usize,
-    },
-    /// Turn this connection into a stream of engine events, until either side closes it.
+    /// Turn this connection into a stream of numbered engine events, until either side
+    /// closes it.
     Subscribe,
+    #[serde(untagged)]
+    Call(Request),
 }
 
-/// The engine's answer to one request.
+/// What the server answers a line with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Reply {
+pub enum Answer {
     Hello {
         engine: EngineInfo,
     },
-    Snapshot {
-        snapshot: Box<Snapshot>,
-    },
-    Transcript {
-        entries: Vec<Entry>,
-    },
-    Submitted {
-        plan: PlanId,
-    },
-    Proposal {
-        proposal: Proposal,
-    },
-    Diff {
-        text: String,
-    },
-    Context {
-        tasks: Vec<crate::store::TaskContext>,
-    },
-    History {
-        entries: Vec<Logged>,
-    },
-    Done,
-}
-
-impl Reply {
-    /// The reply's `type`, to name it in a protocol error.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Hello { .. } => "hello",
-            Self::Snapshot { .. } => "snapshot",
-            Self::Transcript { .. } => "transcript",
-            Self::Submitted { .. } => "submitted",
-            Self::Proposal { .. } => "proposal",
-            Self::Diff { .. } => "diff",
-            Self::Context { .. } => "context",
-            Self::History { .. } => "history",
-            Self::Done => "done",
-        }
-    }
+    #[serde(untagged)]
+    Reply(Reply),
 }
 
 /// Who answers on the socket.
@@ -152,7 +67,7 @@ pub struct EngineInfo {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestLine {
     pub v: u32,
-    pub request: Request,
+    pub request: Ask,
 }
 
 /// One line from server to client.
@@ -166,70 +81,15 @@ pub struct ResponseLine {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Body {
-    Reply(Reply),
-    Error(RemoteError),
-    /// On a subscribed connection: one engine event.
-    Event(EngineEvent),
+    Reply(Answer),
+    Error(ApiError),
+    /// On a subscribed connection: one engine event and its number.
+    Event(Told),
     /// On a subscribed connection: this many events were dropped because the client read too
     /// slowly (take a fresh snapshot).
     Lagged(u64),
-}
-
-/// A request the engine could not carry out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-/// Why a request failed, so a client can tell bad input from a broken engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The plan is invalid (the message names file, line and column).
-    Plan,
-    /// No such task, agent or permission request.
-    NotFound,
-    /// Not possible in the current state (e.g. retrying a task that is running).
-    NotNow,
-    /// The request line could not be read.
-    BadRequest,
-    /// The client speaks another protocol version.
-    Version,
-    /// The engine has stopped or its store failed.
-    Failed,
-}
-
-impl ErrorKind {
-    /// Whether the fault lies with what was asked (nothing was done; fix the input).
-    pub fn is_input(self) -> bool {
-        !matches!(self, Self::Failed)
-    }
-}
-
-impl From<EngineError> for RemoteError {
-    fn from(e: EngineError) -> Self {
-        let kind = match &e {
-            EngineError::Plan(_) | EngineError::Graph(_) => ErrorKind::Plan,
-            EngineError::UnknownTask(_)
-            | EngineError::UnknownAgent(_)
-            | EngineError::UnknownApproval(_)
-            | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
-            EngineError::NotNow { .. }
-            | EngineError::DuplicateAgent(_)
-            | EngineError::AgentBusy { .. }
-            | EngineError::NoPlanner(_) => ErrorKind::NotNow,
-            EngineError::Store(_)
-            | EngineError::Stopped
-            | EngineError::Workspace(_)
-            | EngineError::Planner(_)
-            | EngineError::Diff(_) => ErrorKind::Failed,
-        };
-        Self {
-            kind,
-            message: e.to_string(),
-        }
-    }
+    /// On a subscribed connection: the engine stopped, and why; the connection closes.
+    Gone(String),
 }
 
 /// Why talking to the engine failed.
@@ -247,7 +107,7 @@ pub enum ControlError {
         engine_version: Option<String>,
     },
     #[error("the engine refused: {}", .0.message)]
-    Engine(RemoteError),
+    Engine(ApiError),
     #[error("the engine on {socket} sent something this ocio cannot read: {detail}")]
     Protocol { socket: PathBuf, detail: String },
     #[error("the engine on {socket} went away")]
@@ -305,36 +165,36 @@ mod tests {
 
     #[test]
     fn lines_round_trip_and_carry_the_version() {
+        use crate::domain::{PlanId, TaskId};
         let line = ResponseLine {
             v: PROTOCOL,
-            body: Body::Reply(Reply::Submitted {
+            body: Body::Reply(Answer::Reply(Reply::Submitted {
                 plan: PlanId::generate(),
-            }),
+            })),
         };
         let text = serde_json::to_string(&line).unwrap();
         assert!(
-            text.starts_with("{\"v\":1,\"reply\":{\"type\":\"submitted\""),
+            text.starts_with("{\"v\":2,\"reply\":{\"type\":\"submitted\""),
             "{text}"
         );
         let back: ResponseLine = serde_json::from_str(&text).unwrap();
-        assert!(matches!(back.body, Body::Reply(Reply::Submitted { .. })));
+        assert!(matches!(
+            back.body,
+            Body::Reply(Answer::Reply(Reply::Submitted { .. }))
+        ));
         let request = serde_json::to_string(&RequestLine {
             v: PROTOCOL,
-            request: Request::Cancel {
+            request: Ask::Call(Request::Cancel {
                 task: TaskId::generate(),
-            },
+            }),
         })
         .unwrap();
         assert!(request.contains("\"type\":\"cancel\""), "{request}");
-    }
-
-    #[test]
-    fn engine_errors_keep_their_message_and_say_whose_fault() {
-        let e = RemoteError::from(EngineError::UnknownApproval("per_1".into()));
-        assert_eq!(e.kind, ErrorKind::NotFound);
-        assert!(e.kind.is_input());
-        assert!(e.message.contains("per_1"));
-        assert!(!RemoteError::from(EngineError::Stopped).kind.is_input());
+        let back: RequestLine = serde_json::from_str(&request).unwrap();
+        assert!(matches!(back.request, Ask::Call(Request::Cancel { .. })));
+        let hello: RequestLine =
+            serde_json::from_str(r#"{"v":2,"request":{"type":"hello"}}"#).unwrap();
+        assert!(matches!(hello.request, Ask::Hello));
     }
 
     #[test]
@@ -348,7 +208,7 @@ mod tests {
         .to_string();
         assert!(text.contains("protocol 7 (ocio 9.9.9)"), "{text}");
         assert!(
-            text.contains("speaks 1") && text.contains("hint:"),
+            text.contains("speaks 2") && text.contains("hint:"),
             "{text}"
         );
     }

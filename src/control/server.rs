@@ -10,17 +10,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Body, ControlError, EngineInfo, ErrorKind, MAX_REQUEST, PROTOCOL, RemoteError, Reply, Request,
-    ResponseLine, read_line, write_line,
+    Answer, Ask, Body, ControlError, EngineInfo, MAX_REQUEST, PROTOCOL, ResponseLine, read_line,
+    write_line,
 };
-use crate::engine::EngineHandle;
-use crate::plan::PlanFile;
+use crate::engine::{ApiError, Engine, EngineHandle, ErrorKind, Feed, Request};
 
 /// The listening control socket. Dropping it without [`ControlServer::shutdown`] leaves the
 /// socket file behind; the next engine replaces it.
@@ -134,11 +132,8 @@ fn line(body: Body) -> ResponseLine {
     ResponseLine { v: PROTOCOL, body }
 }
 
-fn refuse(kind: ErrorKind, message: impl Into<String>) -> RemoteError {
-    RemoteError {
-        kind,
-        message: message.into(),
-    }
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> ApiError {
+    ApiError::new(kind, message)
 }
 
 /// One connection: requests answered in order until the client closes it or subscribes.
@@ -172,13 +167,26 @@ async fn serve(
                 continue;
             }
         };
-        if let Request::Subscribe = request {
-            let events = engine.subscribe();
-            write_line(&mut write, &line(Body::Reply(Reply::Done))).await?;
-            return stream_events(events, read, write, stop).await;
-        }
-        let response = match answer(&engine, &info, request).await {
-            Ok(reply) => line(Body::Reply(reply)),
+        let answer = match request {
+            Ask::Hello => Ok(Answer::Hello {
+                engine: info.clone(),
+            }),
+            Ask::Subscribe => {
+                let feed = engine.feed().await;
+                let (response, feed) = match feed {
+                    Ok(feed) => (Body::Reply(Answer::Reply(crate::engine::Reply::Done)), feed),
+                    Err(e) => {
+                        write_line(&mut write, &line(Body::Error(e))).await?;
+                        continue;
+                    }
+                };
+                write_line(&mut write, &line(response)).await?;
+                return stream_events(feed, read, write, stop).await;
+            }
+            Ask::Call(request) => engine.call(request).await.map(Answer::Reply),
+        };
+        let response = match answer {
+            Ok(answer) => line(Body::Reply(answer)),
             Err(error) => line(Body::Error(error)),
         };
         write_line(&mut write, &response).await?;
@@ -195,7 +203,7 @@ const BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// Why a request line was not read.
 enum ReadFailure {
     /// Answered with this error, then the connection closes.
-    Refused(RemoteError),
+    Refused(ApiError),
     /// The connection failed.
     Failed(std::io::Error),
 }
@@ -257,7 +265,7 @@ async fn take(budget: &Arc<Semaphore>, chunks: usize) -> Result<OwnedSemaphorePe
 }
 
 /// The request on a line, or the error line that answers it.
-fn decode(bytes: &[u8]) -> Result<Request, RemoteError> {
+fn decode(bytes: &[u8]) -> Result<Ask, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| refuse(ErrorKind::BadRequest, format!("not a JSON line: {e}")))?;
     match value.get("v").and_then(serde_json::Value::as_u64) {
@@ -274,67 +282,20 @@ fn decode(bytes: &[u8]) -> Result<Request, RemoteError> {
         }
     }
     let request = value.get("request").cloned().unwrap_or_default();
-    serde_json::from_value(request)
-        .map_err(|e| refuse(ErrorKind::BadRequest, format!("not a request: {e}")))
-}
-
-async fn answer(
-    engine: &EngineHandle,
-    info: &EngineInfo,
-    request: Request,
-) -> Result<Reply, RemoteError> {
-    Ok(match request {
-        Request::Hello => Reply::Hello {
-            engine: info.clone(),
-        },
-        Request::Snapshot => Reply::Snapshot {
-            snapshot: Box::new(engine.snapshot().await?),
-        },
-        Request::Transcript { session } => Reply::Transcript {
-            entries: engine.transcript(session).await?,
-        },
-        Request::Submit { path, text } => {
-            let plan = PlanFile::parse(&text, &path).map_err(|e| RemoteError {
-                kind: ErrorKind::Plan,
-                message: e.to_string(),
-            })?;
-            Reply::Submitted {
-                plan: engine.submit(plan).await?,
-            }
-        }
-        Request::Cancel { task } => engine.cancel(task).await.map(|()| Reply::Done)?,
-        Request::Retry { task } => engine.retry(task).await.map(|()| Reply::Done)?,
-        Request::Approve {
-            request,
-            decision,
-            by,
-        } => engine
-            .approve(&request, decision, by)
-            .await
-            .map(|()| Reply::Done)?,
-        Request::Pause { paused } => engine.pause(paused).await.map(|()| Reply::Done)?,
-        Request::Drain { agent, drain } => {
-            engine.drain(&agent, drain).await.map(|()| Reply::Done)?
-        }
-        Request::Context { plan } => Reply::Context {
-            tasks: engine.context(plan).await?,
-        },
-        Request::Diff { session } => Reply::Diff {
-            text: engine.diff(session).await?,
-        },
-        Request::Plan { goal, repo } => Reply::Proposal {
-            proposal: engine.plan(&goal, &repo).await?,
-        },
-        Request::History { since, last } => Reply::History {
-            entries: engine.history(since, last).await?,
-        },
-        Request::Subscribe => Reply::Done,
+    serde_json::from_value::<Ask>(request.clone()).map_err(|_| {
+        // Said as the engine's request type says it (an untagged fallback says nothing).
+        let detail = match serde_json::from_value::<Request>(request) {
+            Err(e) => e.to_string(),
+            Ok(_) => "not a request".to_string(),
+        };
+        refuse(ErrorKind::BadRequest, format!("not a request: {detail}"))
     })
 }
 
-/// Forward engine events until the client closes the connection or the server stops.
+/// Forward engine events until the client closes the connection, the server stops or the
+/// engine does.
 async fn stream_events(
-    mut events: tokio::sync::broadcast::Receiver<crate::engine::EngineEvent>,
+    mut feed: tokio::sync::mpsc::Receiver<Feed>,
     mut read: BufReader<tokio::net::unix::OwnedReadHalf>,
     mut write: tokio::net::unix::OwnedWriteHalf,
     stop: CancellationToken,
@@ -344,10 +305,14 @@ async fn stream_events(
             _ = stop.cancelled() => return Ok(()),
             // Anything the client sends now, or its closing, ends the stream.
             _ = read_line(&mut read, MAX_REQUEST) => return Ok(()),
-            event = events.recv() => match event {
-                Ok(event) => Body::Event(event),
-                Err(RecvError::Lagged(missed)) => Body::Lagged(missed),
-                Err(RecvError::Closed) => return Ok(()),
+            item = feed.recv() => match item {
+                Some(Feed::Event(told)) => Body::Event(told),
+                Some(Feed::Lagged(missed)) => Body::Lagged(missed),
+                Some(Feed::Gone(why)) => {
+                    write_line(&mut write, &line(Body::Gone(why))).await?;
+                    return Ok(());
+                }
+                None => return Ok(()),
             },
         };
         write_line(&mut write, &line(body)).await?;
@@ -397,7 +362,7 @@ mod tests {
         let long = read_request(&mut reader(vec![b'x'; 2 * CHUNK]), CHUNK, &budget).await;
         assert!(matches!(
             long,
-            Err(Refused(RemoteError {
+            Err(Refused(ApiError {
                 kind: ErrorKind::BadRequest,
                 ..
             }))

@@ -13,6 +13,7 @@
 //! never on the engine's loop.
 
 pub mod agents;
+pub mod api;
 pub mod approval;
 mod core;
 mod diagnose;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -34,8 +36,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::domain::task::{CleanupPolicy, ConflictPolicy};
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
 use crate::plan::{PlanErrors, PlanFile};
-use crate::store::{StoreError, StoreHandle, TaskContext};
+use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
+pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Reply, Request, Told};
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
@@ -239,6 +242,8 @@ pub enum EngineError {
 }
 
 enum Command {
+    /// A front end's request, answered in the loop.
+    Call(Request, core::Answer),
     /// Check a plan against the agents before its repository is prepared; gives it back.
     Check(
         Box<PlanFile>,
@@ -248,37 +253,9 @@ enum Command {
         Box<core::Prepared>,
         oneshot::Sender<Result<PlanId, EngineError>>,
     ),
-    Context(
-        PlanId,
-        oneshot::Sender<Result<Vec<TaskContext>, EngineError>>,
-    ),
-    Cancel(TaskId, oneshot::Sender<Result<(), EngineError>>),
-    Retry(TaskId, oneshot::Sender<Result<(), EngineError>>),
-    Snapshot(oneshot::Sender<Snapshot>),
     Footprint(oneshot::Sender<Footprint>),
-    Diff(SessionId, oneshot::Sender<Result<String, EngineError>>),
-    Plan(
-        String,
-        std::path::PathBuf,
-        oneshot::Sender<Result<runner::Proposal, EngineError>>,
-    ),
-    Transcript(SessionId, oneshot::Sender<Vec<Entry>>),
-    /// The newest `usize` control log entries above a sequence number.
-    History(
-        u64,
-        usize,
-        oneshot::Sender<Result<Vec<Logged>, EngineError>>,
-    ),
-    Pause(bool, oneshot::Sender<Result<(), EngineError>>),
-    Approve(
-        String,
-        approval::Decision,
-        approval::Approver,
-        oneshot::Sender<Result<(), EngineError>>,
-    ),
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
     RemoveAgent(String, oneshot::Sender<Result<(), EngineError>>),
-    Drain(String, bool, oneshot::Sender<Result<(), EngineError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -296,7 +273,7 @@ pub(crate) enum Ending {
 #[derive(Clone)]
 pub struct EngineHandle {
     commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<EngineEvent>,
+    events: broadcast::Sender<Told>,
     workspaces: core::Workspaces,
     /// Why the engine stopped by itself, once it did.
     failure: watch::Receiver<Ending>,
@@ -318,7 +295,7 @@ impl EngineHandle {
         store: StoreHandle,
         agents: Vec<AgentSpec>,
         options: EngineOptions,
-    ) -> Result<(Self, broadcast::Receiver<EngineEvent>), EngineError> {
+    ) -> Result<(Self, Subscription), EngineError> {
         let (commands, rx) = mpsc::channel(256);
         let (events, first) = broadcast::channel(16 * 1024);
         let root = options.worktree_root.clone().unwrap_or_else(|| {
@@ -339,7 +316,7 @@ impl EngineHandle {
             workspaces,
             failure,
         };
-        Ok((handle, first))
+        Ok((handle, Subscription(first)))
     }
 
     /// Resolves when the engine stops by itself (not when asked to), with why: a store write
@@ -357,18 +334,18 @@ impl EngineHandle {
         }
     }
 
-    /// Every event from now on. A subscriber that falls far behind misses events (and is told
-    /// so by the channel); the store's control log has them all.
-    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
-        self.events.subscribe()
+    /// Every event from now on, numbered. A subscriber that falls far behind misses events
+    /// (and is told so by the channel); the store's control log has the durable ones.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription(self.events.subscribe())
     }
 
     /// Validate a plan against the agents, prepare its repository (the integration branch and
     /// its worktree, for a git repository with `worktrees = true`) and queue it. Nothing is
     /// queued from an invalid plan or when the repository cannot be prepared (a `base` that
     /// does not exist, a repository without commits, ...). The git work runs on a blocking
-    /// thread, not on the engine's loop.
-    pub async fn submit(&self, plan: PlanFile) -> Result<PlanId, EngineError> {
+    /// thread, not on the engine's loop. What [`Request::Submit`] does once its text is parsed.
+    pub async fn submit_plan(&self, plan: PlanFile) -> Result<PlanId, EngineError> {
         let plan = self
             .ask(|reply| Command::Check(Box::new(plan), reply))
             .await??;
@@ -379,22 +356,6 @@ impl EngineHandle {
                 .map_err(|_| EngineError::Stopped)??;
         self.ask(|reply| Command::Submit(Box::new(prepared), reply))
             .await?
-    }
-
-    /// What the finished tasks of a plan left for the tasks after them: answers, changed files,
-    /// published values and where each merge stands, in the plan's task order.
-    pub async fn context(&self, plan: PlanId) -> Result<Vec<TaskContext>, EngineError> {
-        self.ask(|reply| Command::Context(plan, reply)).await?
-    }
-
-    /// Stop a task: a running session is stopped; its dependents are blocked.
-    pub async fn cancel(&self, task: TaskId) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Cancel(task, reply)).await?
-    }
-
-    /// Run a failed or cancelled task again; its blocked dependents are re-opened.
-    pub async fn retry(&self, task: TaskId) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Retry(task, reply)).await?
     }
 
     /// Add an agent at runtime; it takes work at once.
@@ -409,78 +370,30 @@ impl EngineHandle {
             .await?
     }
 
-    /// Stop giving an agent new work (`true`) or let it take work again (`false`). Its running
-    /// sessions finish either way.
-    pub async fn drain(&self, name: &str, drain: bool) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Drain(name.to_string(), drain, reply))
-            .await?
-    }
-
-    /// Answer a permission request the policy left to the operator: `request` is its id or
-    /// the id's short form ([`approval::Ask::short`]); `by` says who answered (the control log
-    /// and the events tell).
-    pub async fn approve(
-        &self,
-        request: &str,
-        decision: approval::Decision,
-        by: approval::Approver,
-    ) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Approve(request.to_string(), decision, by, reply))
-            .await?
-    }
-
-    /// A session's changes as a unified diff: a running session's worktree against its last
-    /// commit (new files included), or the commit an ended session's task left. Empty when the
-    /// session did not work in a git worktree.
-    pub async fn diff(&self, session: SessionId) -> Result<String, EngineError> {
-        self.ask(|reply| Command::Diff(session, reply)).await?
-    }
-
-    /// Ask an agent with the `plan` capability for a plan towards `goal` in `repo` (a planning
-    /// session answering with structured output, checked like a plan file). Nothing is queued:
-    /// the operator approves the proposal and submits its text.
-    pub async fn plan(
-        &self,
-        goal: &str,
-        repo: &std::path::Path,
-    ) -> Result<runner::Proposal, EngineError> {
-        let (goal, repo) = (goal.to_string(), repo.to_path_buf());
-        self.ask(|reply| Command::Plan(goal, repo, reply)).await?
-    }
-
-    pub async fn snapshot(&self) -> Result<Snapshot, EngineError> {
-        self.ask(Command::Snapshot).await
-    }
-
     /// How many entries the engine keeps in memory, structure by structure.
     pub async fn footprint(&self) -> Result<Footprint, EngineError> {
         self.ask(Command::Footprint).await
-    }
-
-    /// What a session has done that this engine saw, oldest first (bounded: the newest
-    /// entries of running and recently ended sessions).
-    pub async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, EngineError> {
-        self.ask(|reply| Command::Transcript(session, reply)).await
-    }
-
-    /// The control log's recent past: the newest `last` entries with a sequence number above
-    /// `since` (0: from the start), oldest first. What a front end that starts shows of what
-    /// happened before it (events it did not see, in the same form as live transitions).
-    pub async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, EngineError> {
-        self.ask(|reply| Command::History(since, last, reply))
-            .await?
-    }
-
-    /// Stop starting new sessions (`true`) or start again (`false`). Running sessions go on
-    /// either way. Kept across restarts.
-    pub async fn pause(&self, paused: bool) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Pause(paused, reply)).await?
     }
 
     /// Stop dispatching and end the engine task. Running sessions are left as they are: the
     /// next start settles them from the store.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         self.ask(Command::Shutdown).await
+    }
+
+    async fn serve(&self, request: Request) -> Result<Reply, EngineError> {
+        match request {
+            Request::Submit { path, text } => {
+                let plan = PlanFile::parse(&text, &path).map_err(EngineError::Plan)?;
+                Ok(Reply::Submitted {
+                    plan: self.submit_plan(plan).await?,
+                })
+            }
+            request => {
+                self.ask(|reply| Command::Call(request, core::Answer::new(reply)))
+                    .await?
+            }
+        }
     }
 
     async fn ask<T>(
@@ -493,5 +406,60 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+}
+
+impl Engine for EngineHandle {
+    fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
+        Box::pin(async move { self.serve(request).await.map_err(ApiError::from) })
+    }
+
+    fn feed(&self) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
+        let mut events = self.subscribe();
+        let engine = self.clone();
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                // The failure is watched as well as told: a front end that lags behind the
+                // events may never see the telling.
+                let item = tokio::select! {
+                    biased;
+                    received = events.next() => match received {
+                        Ok(told) => Feed::Event(told),
+                        Err(broadcast::error::RecvError::Lagged(n)) => Feed::Lagged(n),
+                        Err(broadcast::error::RecvError::Closed) => {
+                            Feed::Gone("the engine stopped".into())
+                        }
+                    },
+                    why = engine.failed() => Feed::Gone(why),
+                    () = tx.closed() => return,
+                };
+                let last = matches!(item, Feed::Gone(_));
+                if tx.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Box::pin(std::future::ready(Ok(rx)))
+    }
+}
+
+/// The engine's events as an in-process subscriber gets them.
+pub struct Subscription(broadcast::Receiver<Told>);
+
+impl Subscription {
+    /// The next event with its number.
+    pub async fn next(&mut self) -> Result<Told, broadcast::error::RecvError> {
+        self.0.recv().await
+    }
+
+    /// The next event.
+    pub async fn recv(&mut self) -> Result<EngineEvent, broadcast::error::RecvError> {
+        self.0.recv().await.map(|told| told.event)
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Result<EngineEvent, broadcast::error::TryRecvError> {
+        self.0.try_recv().map(|told| told.event)
     }
 }

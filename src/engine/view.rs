@@ -14,6 +14,10 @@ use crate::domain::{Agent, DomainEvent, PlanId, Session, SessionId, TaskId, Task
 /// Everything a front end needs to draw, at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The number of the last event this snapshot reflects (see [`super::Told`]): apply the
+    /// events numbered after it.
+    #[serde(default)]
+    pub seq: u64,
     /// Dispatching is paused: running sessions go on, nothing new starts.
     pub paused: bool,
     pub plans: Vec<PlanView>,

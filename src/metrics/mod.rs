@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::domain::AgentName;
+use crate::engine::EngineApi;
 use crate::engine::EngineHandle;
 use crate::opencode::client::Client;
 use crate::store::{StoreHandle, query};

@@ -8,23 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 
 use jiff::Timestamp;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::app::{Msg, Request};
-use crate::control::{ControlClient, Feed};
 use crate::domain::PlanId;
-use crate::engine::{EngineEvent, EngineHandle};
-use crate::plan::PlanFile;
+use crate::engine::{Engine, EngineApi, EngineEvent, Feed};
 use crate::plan::prompt::prompt_plan;
 
+/// The engine the room speaks to: hosted in this process
+/// ([`crate::engine::EngineHandle`]) or attached through its control socket
+/// ([`crate::control::ControlClient`]); the room speaks the same API to both.
 #[derive(Clone)]
-pub enum Link {
-    /// The engine runs in this process.
-    Local(EngineHandle),
-    /// Attached: the engine runs in another process, reached through its control socket.
-    Remote(Arc<ControlClient>),
-}
+pub struct Link(Arc<dyn Engine>);
 
 /// An engine event as the app's message: the engine's failure ends the room.
 fn message(event: EngineEvent) -> Msg {
@@ -35,62 +30,34 @@ fn message(event: EngineEvent) -> Msg {
 }
 
 impl Link {
+    pub fn new(engine: impl Engine + 'static) -> Self {
+        Self(Arc::new(engine))
+    }
+
     /// Forward engine events to the app until the engine goes away.
     pub fn follow(&self, runtime: &tokio::runtime::Handle, to: Sender<Msg>) {
-        match self {
-            Link::Local(engine) => {
-                let mut events = engine.subscribe();
-                let engine = engine.clone();
-                runtime.spawn(async move {
-                    loop {
-                        // The failure is watched as well as announced: a room that lags behind
-                        // the event stream may never see the announcement.
-                        let received = tokio::select! {
-                            biased;
-                            received = events.recv() => received,
-                            why = engine.failed() => {
-                                let _ = to.send(Msg::EngineGone(why));
-                                break;
-                            }
-                        };
-                        let msg = match received {
-                            Ok(event) => message(event),
-                            Err(RecvError::Lagged(n)) => Msg::Lagged(n),
-                            Err(RecvError::Closed) => {
-                                let _ =
-                                    to.send(Msg::EngineGone("it closed its event stream".into()));
-                                break;
-                            }
-                        };
-                        if to.send(msg).is_err() {
-                            break;
-                        }
-                    }
-                });
+        let engine = self.0.clone();
+        runtime.spawn(async move {
+            let mut feed = match engine.feed().await {
+                Ok(feed) => feed,
+                Err(e) => {
+                    let _ = to.send(Msg::EngineGone(e.to_string()));
+                    return;
+                }
+            };
+            while let Some(item) = feed.recv().await {
+                let msg = match item {
+                    Feed::Event(told) => message(told.event),
+                    Feed::Lagged(n) => Msg::Lagged(n),
+                    Feed::Gone(why) => Msg::EngineGone(why),
+                };
+                let gone = matches!(msg, Msg::EngineGone(_));
+                if to.send(msg).is_err() || gone {
+                    return;
+                }
             }
-            Link::Remote(client) => {
-                let client = client.clone();
-                runtime.spawn(async move {
-                    let mut feed = match client.subscribe().await {
-                        Ok(feed) => feed,
-                        Err(e) => {
-                            let _ = to.send(Msg::EngineGone(e.to_string()));
-                            return;
-                        }
-                    };
-                    while let Some(item) = feed.recv().await {
-                        let msg = match item {
-                            Feed::Event(event) => message(event),
-                            Feed::Lagged(n) => Msg::Lagged(n),
-                        };
-                        if to.send(msg).is_err() {
-                            return;
-                        }
-                    }
-                    let _ = to.send(Msg::EngineGone("the engine went away".into()));
-                });
-            }
-        }
+            let _ = to.send(Msg::EngineGone("the engine went away".into()));
+        });
     }
 
     /// A worker that runs requests one at a time, in order; snapshot requests made while one
@@ -109,7 +76,7 @@ impl Link {
                 if request == Request::Snapshot {
                     flag.store(false, Ordering::SeqCst);
                 }
-                let msg = self.run(request, &cwd).await;
+                let msg = run(&*self.0, request, &cwd).await;
                 if to.send(msg).is_err() {
                     break;
                 }
@@ -118,13 +85,6 @@ impl Link {
         Requests {
             tx,
             snapshot_pending: pending,
-        }
-    }
-
-    async fn run(&self, request: Request, cwd: &Path) -> Msg {
-        match self {
-            Link::Local(engine) => local(engine, request, cwd).await,
-            Link::Remote(client) => remote(client, request, cwd).await,
         }
     }
 }
@@ -137,7 +97,7 @@ fn queued(id: PlanId) -> String {
     format!("plan {} queued", id.short())
 }
 
-async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
+async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
     match request {
         Request::Snapshot => match engine.snapshot().await {
             Ok(snapshot) => Msg::Snapshot(Box::new(snapshot)),
@@ -154,18 +114,19 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
         Request::Submit(path) => {
             let path = absolute(path, cwd);
             let what = format!("submit {}", path.display());
-            match PlanFile::load(&path) {
-                Ok(plan) => reply(what, engine.submit(plan).await.map(queued)),
-                Err(e) => reply(what, Err(e)),
-            }
+            reply(what, engine.submit_file(&path).await.map(queued))
         }
         Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
-            Ok((path, toml)) => submit_local(engine, "new task".into(), &path, &toml).await,
+            Ok((path, toml)) => reply(
+                "new task".into(),
+                engine.submit(&path, toml).await.map(queued),
+            ),
             Err(e) => reply("new task".into(), Err(e)),
         },
-        Request::SubmitText(path, toml) => {
-            submit_local(engine, format!("submit {}", path.display()), &path, &toml).await
-        }
+        Request::SubmitText(path, toml) => reply(
+            format!("submit {}", path.display()),
+            engine.submit(&path, toml).await.map(queued),
+        ),
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
@@ -201,84 +162,6 @@ async fn local(engine: &EngineHandle, request: Request, cwd: &Path) -> Msg {
             drain_what(&name, drain),
             engine.drain(&name, drain).await.map(|()| "done".into()),
         ),
-    }
-}
-
-async fn remote(client: &ControlClient, request: Request, cwd: &Path) -> Msg {
-    match request {
-        Request::Snapshot => match client.snapshot().await {
-            Ok(snapshot) => Msg::Snapshot(Box::new(snapshot)),
-            Err(e) => Msg::EngineGone(e.to_string()),
-        },
-        Request::Transcript(id) => match client.transcript(id).await {
-            Ok(entries) => Msg::Transcript(id, entries),
-            Err(e) => Msg::EngineGone(e.to_string()),
-        },
-        Request::History(last) => match client.history(0, last).await {
-            Ok(entries) => Msg::History(entries),
-            Err(e) => reply("history".into(), Err(e)),
-        },
-        Request::Submit(path) => {
-            let path = absolute(path, cwd);
-            let what = format!("submit {}", path.display());
-            match std::fs::read_to_string(&path) {
-                Ok(text) => reply(what, client.submit(&path, text).await.map(queued)),
-                Err(e) => reply(what, Err(format!("cannot read it: {e}"))),
-            }
-        }
-        Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
-            Ok((path, toml)) => reply(
-                "new task".into(),
-                client.submit(&path, toml).await.map(queued),
-            ),
-            Err(e) => reply("new task".into(), Err(e)),
-        },
-        Request::Diff(id) => Msg::Diff(id, client.diff(id).await.map_err(|e| e.to_string())),
-        Request::Context(plan) => match client.context(plan).await {
-            Ok(tasks) => Msg::Context(plan, tasks),
-            Err(e) => reply("context".into(), Err(e)),
-        },
-        Request::SubmitText(path, toml) => reply(
-            format!("submit {}", path.display()),
-            client.submit(&path, toml).await.map(queued),
-        ),
-        Request::Plan(goal) => match git_root(cwd) {
-            Ok(repo) => match client.plan(&goal, &repo).await {
-                Ok(proposal) => Msg::Proposal(Box::new(proposal)),
-                Err(e) => reply("plan".into(), Err(e)),
-            },
-            Err(e) => reply("plan".into(), Err(e)),
-        },
-        Request::Cancel(id, name) => reply(
-            format!("cancel {name}"),
-            client.cancel(id).await.map(|()| "stopping".into()),
-        ),
-        Request::Retry(id, name) => reply(
-            format!("retry {name}"),
-            client.retry(id).await.map(|()| "queued again".into()),
-        ),
-        Request::Approve(id, decision, by) => reply(
-            format!("request {id}"),
-            client
-                .approve(&id, decision, by)
-                .await
-                .map(|()| decision.text().into()),
-        ),
-        Request::Pause(paused) => reply(
-            pause_what(paused),
-            client.pause(paused).await.map(|()| pause_done(paused)),
-        ),
-        Request::Drain(name, drain) => reply(
-            drain_what(&name, drain),
-            client.drain(&name, drain).await.map(|()| "done".into()),
-        ),
-    }
-}
-
-async fn submit_local(engine: &EngineHandle, what: String, path: &Path, toml: &str) -> Msg {
-    match PlanFile::parse(toml, path) {
-        Ok(plan) => reply(what, engine.submit(plan).await.map(queued)),
-        Err(e) => reply(what, Err(e)),
     }
 }
 

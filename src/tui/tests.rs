@@ -124,6 +124,7 @@ pub(super) fn snapshot() -> Snapshot {
         })
         .collect();
     Snapshot {
+        seq: 0,
         paused: false,
         plans: vec![PlanView {
             id: plan_id(),

@@ -10,6 +10,7 @@ pub mod metrics;
 mod repo;
 pub mod slow_proxy;
 
+use ocio::engine::EngineApi;
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -186,7 +187,7 @@ pub fn integration_branch(seen: &[ocio::engine::EngineEvent]) -> String {
 /// Engine events until a plan finishes: those before, and the `PlanFinished`. Panics when no
 /// event comes for `patience`.
 pub async fn until_finished(
-    events: &mut tokio::sync::broadcast::Receiver<ocio::engine::EngineEvent>,
+    events: &mut ocio::engine::Subscription,
     patience: Duration,
 ) -> (Vec<ocio::engine::EngineEvent>, ocio::engine::EngineEvent) {
     let mut seen = Vec::new();

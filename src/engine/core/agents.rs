@@ -127,7 +127,7 @@ impl Core {
         &self,
         goal: String,
         repo: std::path::PathBuf,
-        reply: tokio::sync::oneshot::Sender<Result<crate::engine::Proposal, EngineError>>,
+        reply: super::Typed<crate::engine::Proposal>,
     ) {
         let capabilities: std::collections::BTreeSet<String> = self
             .agents
@@ -151,7 +151,7 @@ impl Core {
                 .map(|future| (self.agents[i].name.to_string(), future))
         });
         let Some((agent, future)) = planner else {
-            let _ = reply.send(Err(EngineError::NoPlanner(
+            reply.send(Err(EngineError::NoPlanner(
                 "no agent with the `plan` capability can run a planning session\nhint: add \"plan\" to the capabilities of an OpenCode agent".into(),
             )));
             return;
@@ -165,7 +165,7 @@ impl Core {
                     proposal
                 })
                 .map_err(EngineError::Planner);
-            let _ = reply.send(result);
+            reply.send(result);
         });
     }
 }

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use redb::ReadTransaction;
-use tokio::sync::oneshot;
 
 use super::Core;
 use crate::domain::{CheckpointKind, SessionId, SessionStatus};
@@ -18,11 +17,7 @@ use crate::store::{StoreError, query};
 const MOST: usize = 512 * 1024;
 
 impl Core {
-    pub(super) fn diff(
-        &self,
-        session: SessionId,
-        reply: oneshot::Sender<Result<String, EngineError>>,
-    ) {
+    pub(super) fn diff(&self, session: SessionId, reply: super::Typed<String>) {
         let running = self
             .running
             .get(&session)
@@ -38,11 +33,11 @@ impl Core {
             let source = match source {
                 Ok(Some(source)) => source,
                 Ok(None) => {
-                    let _ = reply.send(Ok(String::new()));
+                    reply.send(Ok(String::new()));
                     return;
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e.into()));
+                    reply.send(Err(e.into()));
                     return;
                 }
             };
@@ -51,7 +46,7 @@ impl Core {
                 .unwrap_or_else(|e| Err(format!("the diff did not finish: {e}")))
                 .map(|text| crate::text::clip(&text, MOST))
                 .map_err(EngineError::Diff);
-            let _ = reply.send(result);
+            reply.send(result);
         });
     }
 }

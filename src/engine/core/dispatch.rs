@@ -163,7 +163,7 @@ impl Core {
         }
         // Not durable: a hold is an observation, like activity.
         for event in held {
-            let _ = self.events.send(event);
+            self.events.tell(event);
         }
         if starts.is_empty() {
             return Ok(());

@@ -6,7 +6,6 @@
 //! without loading it. So is the control log's recent past, for front ends that start.
 
 use jiff::Timestamp;
-use tokio::sync::oneshot;
 
 use super::Core;
 use super::observe::RECENT_PLANS;
@@ -119,31 +118,22 @@ impl Core {
 
     /// What a plan's finished tasks left, in the plan's task order: from memory when it is
     /// loaded, otherwise read from the store off the engine's loop.
-    pub(super) fn context(
-        &self,
-        plan: PlanId,
-        reply: oneshot::Sender<Result<Vec<TaskContext>, EngineError>>,
-    ) {
+    pub(super) fn context(&self, plan: PlanId, reply: super::Typed<Vec<TaskContext>>) {
         if self.plans.contains_key(&plan) {
-            let _ = reply.send(self.context_of(plan));
+            reply.send(self.context_of(plan));
             return;
         }
         let store = self.store.clone();
         tokio::spawn(async move {
             let record = store.read(move |txn| query::plan_record(txn, plan)).await;
-            let _ = reply.send(stored_context(plan, record));
+            reply.send(stored_context(plan, record));
         });
     }
 }
 
 impl Core {
     /// The newest `last` control log entries above `since`, read off the engine's loop.
-    pub(super) fn history(
-        &self,
-        since: u64,
-        last: usize,
-        reply: oneshot::Sender<Result<Vec<Logged>, EngineError>>,
-    ) {
+    pub(super) fn history(&self, since: u64, last: usize, reply: super::Typed<Vec<Logged>>) {
         let store = self.store.clone();
         tokio::spawn(async move {
             let read = store
@@ -155,7 +145,7 @@ impl Core {
                     .map(|(seq, event)| Logged { seq, event })
                     .collect()
             });
-            let _ = reply.send(entries.map_err(EngineError::from));
+            reply.send(entries.map_err(EngineError::from));
         });
     }
 }

@@ -30,13 +30,14 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport, Runner};
 use super::view::Entry;
-use super::{Command, Ending, EngineError, EngineEvent, EngineOptions};
+use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
 use crate::domain::{
     Agent, AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus,
     Task, TaskGraph, TaskId, TaskStatus, Transition,
 };
 use crate::store::{Batch, StoreHandle, TaskContext};
 use workspace::{Ended, PlanWorkState};
+
 pub(super) use workspace::{Prepared, Workspaces};
 
 struct PlanState {
@@ -121,7 +122,7 @@ pub(super) struct Core {
     workspaces: Workspaces,
     report_tx: mpsc::Sender<RemoteReport>,
     report_rx: mpsc::Receiver<RemoteReport>,
-    events: broadcast::Sender<EngineEvent>,
+    events: Herald,
     locks: TaskLocks,
     /// Tasks waiting out a retry backoff: not before this time, and not on this agent (when
     /// the agent was at fault) if another can take it.
@@ -138,6 +139,66 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+}
+
+/// Tells the front ends what happened, numbering each event from 1 (see [`Told`]). Only the
+/// core tells, so a snapshot it takes reflects exactly the events numbered up to
+/// [`Herald::last`].
+pub(super) struct Herald {
+    tx: broadcast::Sender<Told>,
+    last: u64,
+}
+
+impl Herald {
+    pub(super) fn new(tx: broadcast::Sender<Told>) -> Self {
+        Self { tx, last: 0 }
+    }
+
+    fn tell(&mut self, event: EngineEvent) {
+        self.last += 1;
+        let _ = self.tx.send(Told {
+            seq: self.last,
+            event,
+        });
+    }
+
+    /// The number of the last event told (0: none yet).
+    fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+/// A reply to a [`super::Request`] that the core answers as one of its typed results; work
+/// that finishes off the loop (a diff, a planning session, a store read) answers through it.
+pub(crate) struct Answer {
+    tx: oneshot::Sender<Result<Reply, EngineError>>,
+}
+
+impl Answer {
+    pub(crate) fn new(tx: oneshot::Sender<Result<Reply, EngineError>>) -> Self {
+        Self { tx }
+    }
+
+    fn send(self, result: Result<Reply, EngineError>) {
+        let _ = self.tx.send(result);
+    }
+
+    /// Answer with `T`, made a reply by `wrap`, when it comes.
+    fn of<T>(self, wrap: fn(T) -> Reply) -> Typed<T> {
+        Typed { answer: self, wrap }
+    }
+}
+
+/// An [`Answer`] that takes a typed result.
+pub(super) struct Typed<T> {
+    answer: Answer,
+    wrap: fn(T) -> Reply,
+}
+
+impl<T> Typed<T> {
+    fn send(self, result: Result<T, EngineError>) {
+        self.answer.send(result.map(self.wrap));
+    }
 }
 
 /// One step's changes: committed together, then announced.
@@ -193,7 +254,7 @@ impl Core {
             // on state that was never recorded, and say so to every front end.
             tracing::error!(error = %e, "engine stopping: {e}");
             let error = e.to_string();
-            let _ = self.events.send(EngineEvent::EngineFailed {
+            self.events.tell(EngineEvent::EngineFailed {
                 error: error.clone(),
             });
             ending.send_replace(Ending::Failed(error));
@@ -238,13 +299,11 @@ impl Core {
 
     async fn command(&mut self, command: Command) -> Result<(), EngineError> {
         match command {
+            Command::Call(request, answer) => return self.call(request, answer).await,
             Command::Check(file, reply) => {
                 let checked = file.validate_against_agents(&self.agents);
                 let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
             }
-            Command::Diff(session, reply) => self.diff(session, reply),
-            Command::Context(plan, reply) => self.context(plan, reply),
-            Command::History(since, last, reply) => self.history(since, last, reply),
             Command::Submit(prepared, reply) => {
                 let result = self.submit(*prepared).await;
                 let failed_on_store = matches!(result, Err(EngineError::Store(_)));
@@ -253,35 +312,8 @@ impl Core {
                     return Err(EngineError::Stopped);
                 }
             }
-            // Either may have loaded an old plan from the store (`history.rs`).
-            Command::Cancel(task, reply) => {
-                let _ = reply.send(self.cancel(task).await);
-                self.trim_finished();
-            }
-            Command::Retry(task, reply) => {
-                let _ = reply.send(self.retry(task).await);
-                self.trim_finished();
-            }
-            Command::Approve(id, decision, by, reply) => {
-                let _ = reply.send(self.approve(&id, decision, by).await);
-            }
-            Command::Snapshot(reply) => {
-                let _ = reply.send(self.snapshot());
-            }
             Command::Footprint(reply) => {
                 let _ = reply.send(self.footprint());
-            }
-            Command::Plan(goal, repo, reply) => self.plan(goal, repo, reply),
-            Command::Transcript(session, reply) => {
-                let _ = reply.send(self.transcript(session));
-            }
-            Command::Pause(paused, reply) => {
-                let result = self.pause(paused).await;
-                let failed_on_store = matches!(result, Err(EngineError::Store(_)));
-                let _ = reply.send(result);
-                if failed_on_store {
-                    return Err(EngineError::Stopped);
-                }
             }
             Command::AddAgent(spec, reply) => {
                 let _ = reply.send(self.add_agent(*spec).await);
@@ -289,12 +321,65 @@ impl Core {
             Command::RemoveAgent(name, reply) => {
                 let _ = reply.send(self.remove_agent(&name).await);
             }
-            Command::Drain(name, drain, reply) => {
-                let _ = reply.send(self.drain(&name, drain).await);
-            }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
             }
+        }
+        Ok(())
+    }
+
+    /// A front end's request. Work that runs off the loop answers when it is done.
+    async fn call(&mut self, request: Request, answer: Answer) -> Result<(), EngineError> {
+        let done = |()| Reply::Done;
+        let result = match request {
+            Request::Snapshot => Ok(Reply::Snapshot {
+                snapshot: Box::new(self.snapshot()),
+            }),
+            Request::Transcript { session } => Ok(Reply::Transcript {
+                entries: self.transcript(session),
+            }),
+            Request::Diff { session } => {
+                self.diff(session, answer.of(|text| Reply::Diff { text }));
+                return Ok(());
+            }
+            Request::Context { plan } => {
+                self.context(plan, answer.of(|tasks| Reply::Context { tasks }));
+                return Ok(());
+            }
+            Request::History { since, last } => {
+                self.history(since, last, answer.of(|entries| Reply::History { entries }));
+                return Ok(());
+            }
+            Request::Plan { goal, repo } => {
+                let answer = answer.of(|proposal| Reply::Proposal { proposal });
+                self.plan(goal, repo, answer);
+                return Ok(());
+            }
+            // Either may have loaded an old plan from the store (`history.rs`).
+            Request::Cancel { task } => {
+                let result = self.cancel(task).await.map(done);
+                self.trim_finished();
+                result
+            }
+            Request::Retry { task } => {
+                let result = self.retry(task).await.map(done);
+                self.trim_finished();
+                result
+            }
+            Request::Approve {
+                request,
+                decision,
+                by,
+            } => self.approve(&request, decision, by).await.map(done),
+            Request::Pause { paused } => self.pause(paused).await.map(done),
+            Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
+            // Parsed and prepared off the loop, then sent as `Command::Submit`.
+            Request::Submit { .. } => Err(EngineError::Stopped),
+        };
+        let failed_on_store = matches!(result, Err(EngineError::Store(_)));
+        answer.send(result);
+        if failed_on_store {
+            return Err(EngineError::Stopped);
         }
         Ok(())
     }
@@ -342,7 +427,7 @@ impl Core {
             self.store.commit(step.batch).await?;
         }
         for event in step.events {
-            let _ = self.events.send(event);
+            self.events.tell(event);
         }
         Ok(())
     }

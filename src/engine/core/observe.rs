@@ -88,7 +88,7 @@ impl Core {
         };
         if let Some(overlap) = state.work.overlap.touch(session, &path) {
             tracing::warn!(path = %overlap.path, %session, "sessions overlap on a file");
-            let _ = self.events.send(EngineEvent::Overlap {
+            self.events.tell(EngineEvent::Overlap {
                 plan,
                 path: overlap.path,
                 session,
@@ -157,7 +157,7 @@ impl Core {
                 }
             }
         }
-        let _ = self.events.send(EngineEvent::Activity { session, entry });
+        self.events.tell(EngineEvent::Activity { session, entry });
         step
     }
 
@@ -273,6 +273,7 @@ impl Core {
         }
         sessions.extend(self.observed.recent.iter().cloned());
         Snapshot {
+            seq: self.events.last(),
             paused: self.paused,
             plans,
             sessions,

@@ -15,7 +15,7 @@ use super::observe::RECENT_PLANS;
 use super::workspace::{
     EndFuture, Ended, Place, PlanWorkState, Start, Workspaces, blocking, run_in,
 };
-use super::{Core, Role, Running, Step, put_task};
+use super::{Core, Herald, Role, Running, Step, put_task};
 use crate::domain::{
     CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionKind,
     SessionStatus, TaskGraph, TaskId, TaskStatus,
@@ -33,7 +33,7 @@ impl Core {
         store: StoreHandle,
         agents: Vec<AgentSpec>,
         options: EngineOptions,
-        events: broadcast::Sender<EngineEvent>,
+        events: broadcast::Sender<crate::engine::Told>,
         workspaces: Workspaces,
     ) -> Result<Self, EngineError> {
         // The plans with work to come and the newest that ended; older ones stay in the store
@@ -85,7 +85,7 @@ impl Core {
             workspaces,
             report_tx,
             report_rx,
-            events,
+            events: Herald::new(events),
             locks: TaskLocks::restore(leases),
             retry_at: HashMap::new(),
             health_tx,

@@ -287,7 +287,7 @@ impl Core {
             blocked,
             cancelled,
         };
-        let _ = self.events.send(event);
+        self.events.tell(event);
         self.trim_finished();
         Ok(())
     }

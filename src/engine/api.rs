@@ -1,0 +1,326 @@
+//! The engine's public API: every request a front end can make and its reply, as plain data,
+//! and the numbered events it tells. The control room, the CLI, headless mode and the control
+//! socket speak only this, through an [`Engine`]: the engine in this process
+//! ([`super::EngineHandle`]) or one in another process
+//! ([`crate::control::ControlClient`]). The typed calls ([`EngineApi`]) are written once, for
+//! both; a new command is one [`Request`] variant, its arm in the engine's core and its typed
+//! call here.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::approval::{Approver, Decision};
+use super::view::{Entry, Logged, Snapshot};
+use super::{EngineError, EngineEvent, Proposal};
+use crate::domain::{PlanId, SessionId, TaskId};
+use crate::store::TaskContext;
+
+/// What a front end asks of the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Everything a front end draws, tagged with the number of the last event it reflects.
+    Snapshot,
+    /// What a session has done that this engine saw, oldest first.
+    Transcript { session: SessionId },
+    /// A plan file's text; `path` names it in errors and anchors its relative `repo`.
+    Submit { path: PathBuf, text: String },
+    /// Stop a task: a running session is stopped; its dependents are blocked.
+    Cancel { task: TaskId },
+    /// Run a failed or cancelled task again; its blocked dependents are re-opened.
+    Retry { task: TaskId },
+    /// Answer a permission request: `request` is its id or the id's short form.
+    Approve {
+        request: String,
+        decision: Decision,
+        /// Who answers (a client that does not say is [`Approver::Client`]).
+        #[serde(default)]
+        by: Approver,
+    },
+    /// Stop starting new sessions (`true`) or start again.
+    Pause { paused: bool },
+    /// Stop giving an agent new work (`true`) or let it take work again.
+    Drain { agent: String, drain: bool },
+    /// A session's changes as a unified diff.
+    Diff { session: SessionId },
+    /// What a plan's finished tasks left for their dependents.
+    Context { plan: PlanId },
+    /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
+    Plan { goal: String, repo: PathBuf },
+    /// The control log's newest `last` entries with a sequence number above `since` (0: from
+    /// the start), oldest first.
+    History {
+        #[serde(default)]
+        since: u64,
+        last: usize,
+    },
+}
+
+/// The engine's answer to one [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Snapshot { snapshot: Box<Snapshot> },
+    Transcript { entries: Vec<Entry> },
+    Submitted { plan: PlanId },
+    Proposal { proposal: Proposal },
+    Diff { text: String },
+    Context { tasks: Vec<TaskContext> },
+    History { entries: Vec<Logged> },
+    Done,
+}
+
+impl Reply {
+    /// The reply's `type`, to name it in a protocol error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Snapshot { .. } => "snapshot",
+            Self::Transcript { .. } => "transcript",
+            Self::Submitted { .. } => "submitted",
+            Self::Proposal { .. } => "proposal",
+            Self::Diff { .. } => "diff",
+            Self::Context { .. } => "context",
+            Self::History { .. } => "history",
+            Self::Done => "done",
+        }
+    }
+}
+
+/// An engine event and its number: events are numbered from 1 in the order the engine tells
+/// them, and a [`Snapshot`] says the number of the last one it reflects, so a snapshot plus
+/// the events numbered after it is the engine's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Told {
+    pub seq: u64,
+    pub event: EngineEvent,
+}
+
+/// What a subscription delivers.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    Event(Told),
+    /// This many events were dropped because this front end read too slowly: take a fresh
+    /// snapshot and apply the events numbered after it.
+    Lagged(u64),
+    /// The engine stopped (or went away), and why. Nothing follows.
+    Gone(String),
+}
+
+/// A request the engine could not carry out, or could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Why a request failed, so a front end can tell bad input from a broken engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The plan is invalid (the message names file, line and column).
+    Plan,
+    /// No such task, agent, plan or permission request.
+    NotFound,
+    /// Not possible in the current state (e.g. retrying a task that is running).
+    NotNow,
+    /// The request line could not be read.
+    BadRequest,
+    /// The client speaks another protocol version.
+    Version,
+    /// The engine has stopped, its store failed, or the work asked for failed.
+    Failed,
+}
+
+impl ErrorKind {
+    /// Whether the fault lies with what was asked (nothing was done; fix the input).
+    pub fn is_input(self) -> bool {
+        !matches!(self, Self::Failed)
+    }
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A reply of another kind than the request calls for.
+    fn unexpected(reply: &Reply) -> Self {
+        Self::new(
+            ErrorKind::Failed,
+            format!("the engine sent an unexpected `{}` reply", reply.kind()),
+        )
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let kind = match &e {
+            EngineError::Plan(_) | EngineError::Graph(_) => ErrorKind::Plan,
+            EngineError::UnknownTask(_)
+            | EngineError::UnknownAgent(_)
+            | EngineError::UnknownApproval(_)
+            | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
+            EngineError::NotNow { .. }
+            | EngineError::DuplicateAgent(_)
+            | EngineError::AgentBusy { .. }
+            | EngineError::NoPlanner(_) => ErrorKind::NotNow,
+            EngineError::Store(_)
+            | EngineError::Stopped
+            | EngineError::Workspace(_)
+            | EngineError::Planner(_)
+            | EngineError::Diff(_) => ErrorKind::Failed,
+        };
+        Self::new(kind, e.to_string())
+    }
+}
+
+/// A way to an engine: in this process or over its control socket. The two implementations
+/// are [`super::EngineHandle`] and [`crate::control::ControlClient`].
+pub trait Engine: Send + Sync {
+    /// One request, answered.
+    fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>>;
+
+    /// The engine's events from now on, numbered; ends with [`Feed::Gone`] when the engine
+    /// stops or goes away. Dropping the receiver ends the subscription.
+    fn feed(&self) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>>;
+}
+
+/// The engine's requests as typed calls, for every [`Engine`].
+// Its one implementation is the blanket one below, so a caller's future is that concrete one,
+// `Send` as the engine's `call` future is: nothing needs the bound spelt out.
+#[allow(async_fn_in_trait)]
+pub trait EngineApi: Engine {
+    async fn snapshot(&self) -> Result<Snapshot, ApiError> {
+        match self.call(Request::Snapshot).await? {
+            Reply::Snapshot { snapshot } => Ok(*snapshot),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    async fn transcript(&self, session: SessionId) -> Result<Vec<Entry>, ApiError> {
+        match self.call(Request::Transcript { session }).await? {
+            Reply::Transcript { entries } => Ok(entries),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Submit a plan file's text; `path` names it in errors (which give file, line and
+    /// column) and anchors its relative `repo`, so give it absolute. The plan is checked
+    /// against the agents and its repository prepared before anything is queued.
+    async fn submit(&self, path: &Path, text: String) -> Result<PlanId, ApiError> {
+        let path = path.to_path_buf();
+        match self.call(Request::Submit { path, text }).await? {
+            Reply::Submitted { plan } => Ok(plan),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// [`Self::submit`] for a plan file on disk.
+    async fn submit_file(&self, path: &Path) -> Result<PlanId, ApiError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Plan,
+                format!("{}: cannot read the plan file: {e}", path.display()),
+            )
+        })?;
+        self.submit(path, text).await
+    }
+
+    async fn cancel(&self, task: TaskId) -> Result<(), ApiError> {
+        done(self.call(Request::Cancel { task }).await?)
+    }
+
+    async fn retry(&self, task: TaskId) -> Result<(), ApiError> {
+        done(self.call(Request::Retry { task }).await?)
+    }
+
+    /// Answer a permission request by its id (`per_...`) or the id's last 8 characters; `by`
+    /// says who answers.
+    async fn approve(
+        &self,
+        request: &str,
+        decision: Decision,
+        by: Approver,
+    ) -> Result<(), ApiError> {
+        let request = request.to_string();
+        done(
+            self.call(Request::Approve {
+                request,
+                decision,
+                by,
+            })
+            .await?,
+        )
+    }
+
+    async fn pause(&self, paused: bool) -> Result<(), ApiError> {
+        done(self.call(Request::Pause { paused }).await?)
+    }
+
+    async fn drain(&self, agent: &str, drain: bool) -> Result<(), ApiError> {
+        let agent = agent.to_string();
+        done(self.call(Request::Drain { agent, drain }).await?)
+    }
+
+    /// A session's changes as a unified diff (empty when it did not work in a git worktree).
+    async fn diff(&self, session: SessionId) -> Result<String, ApiError> {
+        match self.call(Request::Diff { session }).await? {
+            Reply::Diff { text } => Ok(text),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    async fn context(&self, plan: PlanId) -> Result<Vec<TaskContext>, ApiError> {
+        match self.call(Request::Context { plan }).await? {
+            Reply::Context { tasks } => Ok(tasks),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Ask the engine's planner for a plan towards `goal` in `repo` (absolute); nothing is
+    /// queued until the proposal's text is submitted.
+    async fn plan(&self, goal: &str, repo: &Path) -> Result<Proposal, ApiError> {
+        let (goal, repo) = (goal.to_string(), repo.to_path_buf());
+        match self.call(Request::Plan { goal, repo }).await? {
+            Reply::Proposal { proposal } => Ok(proposal),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ApiError> {
+        match self.call(Request::History { since, last }).await? {
+            Reply::History { entries } => Ok(entries),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+}
+
+impl<T: Engine + ?Sized> EngineApi for T {}
+
+fn done(reply: Reply) -> Result<(), ApiError> {
+    match reply {
+        Reply::Done => Ok(()),
+        other => Err(ApiError::unexpected(&other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_keep_their_message_and_say_whose_fault() {
+        let e = ApiError::from(EngineError::UnknownApproval("per_1".into()));
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.kind.is_input());
+        assert!(e.message.contains("per_1"));
+        assert!(!ApiError::from(EngineError::Stopped).kind.is_input());
+    }
+}
