@@ -1793,11 +1793,11 @@ async fn a_busy_servers_slow_create_is_waited_for_and_taken_up_not_repeated() {
 /// remote session prompted once. Prints the wall time and how long the server took to make
 /// each session.
 ///
-/// Ignored: it takes 100-140 s on 2 busy cores (creates took up to 22 s, some past the
-/// client's 15 s and taken up after). Run it with
-/// `cargo test --test opencode_live sixteen_sessions -- --ignored --nocapture`.
+/// Ignored: it takes 47-50 s on a quiet 2-core machine and 100-140 s with two other builds
+/// running (creates then took up to 22 s, some past the client's 15 s and taken up after).
+/// Run it with `cargo test --test opencode_live sixteen_sessions -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "slow: 100-140 s; run with --ignored"]
+#[ignore = "slow: 47-140 s; run with --ignored"]
 async fn sixteen_sessions_at_once_on_one_server_each_run_exactly_once() {
     use ocio::domain::SessionStatus as Status;
     use ocio::engine::{EngineEvent, EngineOptions};
