@@ -106,7 +106,7 @@ async fn accept(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let budget = Arc::new(Semaphore::new(BUDGET_CHUNKS));
+    let budget = Budget::new(LINE_CHUNKS, LARGE_CHUNKS);
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -142,7 +142,7 @@ async fn serve(
     engine: EngineHandle,
     info: EngineInfo,
     stop: CancellationToken,
-    budget: Arc<Semaphore>,
+    budget: Budget,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
@@ -193,12 +193,43 @@ async fn serve(
     }
 }
 
-/// Requests of every connection together hold at most this many chunks of memory while they
-/// are read and answered (40 clients sending 15 MB each must not take the engine's memory
-/// with them); a reader that cannot get more waits, and gives up after [`BUDGET_WAIT`].
-const BUDGET_CHUNKS: usize = 64;
+/// Requests of every connection together hold at most 64 chunks of memory while they are
+/// read and answered (40 clients sending 15 MB each must not take the engine's memory with
+/// them): each line one chunk of [`LINE_CHUNKS`] from its first byte, and a line longer than
+/// a chunk then, in one go, as many as the longest line may need of [`LARGE_CHUNKS`] (two
+/// such lines at once). A reader that cannot get its share waits, and gives up after
+/// [`BUDGET_WAIT`].
+const LINE_CHUNKS: usize = 32;
+const LARGE_CHUNKS: usize = 32;
 const CHUNK: usize = 1024 * 1024;
 const BUDGET_WAIT: Duration = Duration::from_secs(30);
+
+/// The memory request lines may hold, shared by every connection. The two pools are taken in
+/// that order, and the large one in one go, so a reader never waits for budget while holding
+/// some that another waiting reader needs (taken a chunk at a time from one pool, 40 large
+/// lines each held a few chunks and waited for more until all gave up).
+#[derive(Clone)]
+struct Budget {
+    lines: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+    large_chunks: usize,
+}
+
+impl Budget {
+    fn new(lines: usize, large: usize) -> Self {
+        Self {
+            lines: Arc::new(Semaphore::new(lines)),
+            large: Arc::new(Semaphore::new(large)),
+            large_chunks: large,
+        }
+    }
+}
+
+/// A line's share of the budget, given back when dropped.
+struct Held {
+    _line: OwnedSemaphorePermit,
+    large: Option<OwnedSemaphorePermit>,
+}
 
 /// Why a request line was not read.
 enum ReadFailure {
@@ -210,14 +241,20 @@ enum ReadFailure {
 use ReadFailure::{Failed, Refused};
 
 /// One request line (without its newline) and the share of the budget it holds until
-/// dropped; `None` when the client closed the connection.
+/// dropped; `None` when the client closed the connection. An idle connection holds none.
 async fn read_request<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     limit: usize,
-    budget: &Arc<Semaphore>,
-) -> Result<Option<(Vec<u8>, OwnedSemaphorePermit)>, ReadFailure> {
+    budget: &Budget,
+) -> Result<Option<(Vec<u8>, Held)>, ReadFailure> {
+    if reader.fill_buf().await.map_err(Failed)?.is_empty() {
+        return Ok(None);
+    }
     let mut line = Vec::new();
-    let mut held = take(budget, 1).await?;
+    let mut held = Held {
+        _line: take(&budget.lines, 1).await?,
+        large: None,
+    };
     loop {
         let available = reader.fill_buf().await.map_err(Failed)?;
         if available.is_empty() {
@@ -236,9 +273,9 @@ async fn read_request<R: AsyncBufRead + Unpin>(
                 ),
             )));
         }
-        let needed = (line.len() + take_now).div_ceil(CHUNK);
-        if needed > held.num_permits() {
-            held.merge(take(budget, needed - held.num_permits()).await?);
+        if line.len() + take_now > CHUNK && held.large.is_none() {
+            let chunks = limit.div_ceil(CHUNK).min(budget.large_chunks);
+            held.large = Some(take(&budget.large, chunks).await?);
         }
         line.extend_from_slice(&available[..take_now]);
         reader.consume(take_now);
@@ -265,10 +302,19 @@ async fn take(budget: &Arc<Semaphore>, chunks: usize) -> Result<OwnedSemaphorePe
 }
 
 /// The request on a line, or the error line that answers it.
+/// The request is decoded straight from the line, not through a `serde_json::Value` and a
+/// copy of it (a 15 MB plan took three copies of itself besides the line).
 fn decode(bytes: &[u8]) -> Result<Ask, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(default)]
+        v: Option<serde_json::Value>,
+        #[serde(borrow, default)]
+        request: Option<&'a serde_json::value::RawValue>,
+    }
+    let envelope: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| refuse(ErrorKind::BadRequest, format!("not a JSON line: {e}")))?;
-    match value.get("v").and_then(serde_json::Value::as_u64) {
+    match envelope.v.as_ref().and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(PROTOCOL) => {}
         theirs => {
             let theirs = theirs.map_or("none".to_string(), |v| v.to_string());
@@ -281,10 +327,10 @@ fn decode(bytes: &[u8]) -> Result<Ask, ApiError> {
             ));
         }
     }
-    let request = value.get("request").cloned().unwrap_or_default();
-    serde_json::from_value::<Ask>(request.clone()).map_err(|_| {
+    let request = envelope.request.map_or("null", |r| r.get());
+    serde_json::from_str::<Ask>(request).map_err(|_| {
         // Said as the engine's request type says it (an untagged fallback says nothing).
-        let detail = match serde_json::from_value::<Request>(request) {
+        let detail = match serde_json::from_str::<Request>(request) {
             Err(e) => e.to_string(),
             Ok(_) => "not a request".to_string(),
         };
@@ -332,7 +378,7 @@ mod tests {
     /// and is read once the first is answered.
     #[tokio::test]
     async fn requests_in_flight_share_one_budget() {
-        let budget = Arc::new(Semaphore::new(2));
+        let budget = Budget::new(1, 1);
         let mut big = vec![b'x'; CHUNK + CHUNK / 2];
         big.push(b'\n');
         let (first, held) = read_request(&mut reader(big.clone()), 16 * CHUNK, &budget)
@@ -340,7 +386,11 @@ mod tests {
             .ok()
             .flatten()
             .unwrap();
-        assert_eq!((first.len(), held.num_permits()), (CHUNK + CHUNK / 2, 2));
+        assert_eq!(first.len(), CHUNK + CHUNK / 2);
+        assert!(
+            held.large.is_some(),
+            "a line past one chunk holds a large share"
+        );
         let waiting = tokio::time::timeout(
             Duration::from_millis(200),
             read_request(&mut reader(b"{}\n".to_vec()), 16 * CHUNK, &budget),
@@ -356,9 +406,42 @@ mod tests {
         assert_eq!(second, b"{}");
     }
 
+    /// Many large lines arriving at once, each read a piece at a time: all are read (none
+    /// waits for budget that the others hold while they wait too).
+    #[tokio::test]
+    async fn many_large_lines_at_once_are_all_read() {
+        use tokio::io::AsyncWriteExt;
+        let budget = Budget::new(4, 4);
+        let mut writers = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            let (mut write, read) = tokio::io::duplex(4 * CHUNK);
+            write.write_all(&vec![b'x'; CHUNK / 2]).await.unwrap();
+            writers.push(write);
+            let budget = budget.clone();
+            readers.push(tokio::spawn(async move {
+                let mut read = BufReader::new(read);
+                read_request(&mut read, 16 * CHUNK, &budget)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|(line, _)| line.len())
+            }));
+        }
+        tokio::task::yield_now().await;
+        for write in &mut writers {
+            write.write_all(&vec![b'x'; CHUNK]).await.unwrap();
+            write.write_all(b"\n").await.unwrap();
+        }
+        for reader in readers {
+            let read = tokio::time::timeout(Duration::from_secs(5), reader).await;
+            assert_eq!(read.ok().map(Result::unwrap), Some(Some(CHUNK + CHUNK / 2)));
+        }
+    }
+
     #[tokio::test]
     async fn a_line_over_the_limit_is_refused_and_the_end_of_input_is_none() {
-        let budget = Arc::new(Semaphore::new(BUDGET_CHUNKS));
+        let budget = Budget::new(LINE_CHUNKS, LARGE_CHUNKS);
         let long = read_request(&mut reader(vec![b'x'; 2 * CHUNK]), CHUNK, &budget).await;
         assert!(matches!(
             long,
@@ -372,8 +455,11 @@ mod tests {
             Ok(None)
         ));
         assert_eq!(
-            budget.available_permits(),
-            BUDGET_CHUNKS,
+            (
+                budget.lines.available_permits(),
+                budget.large.available_permits()
+            ),
+            (LINE_CHUNKS, LARGE_CHUNKS),
             "nothing held after"
         );
     }

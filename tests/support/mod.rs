@@ -133,6 +133,11 @@ pub fn test_options() -> ClientOptions {
 /// An engine agent ("box", 2 slots) whose sessions run on `client`'s server with the scripted
 /// model.
 pub fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
+    scripted_agent_with(client, 2)
+}
+
+/// The same with `slots` sessions at once.
+pub fn scripted_agent_with(client: Client, slots: u32) -> ocio::engine::AgentSpec {
     use ocio::domain::{Agent, AgentName, Backend, ModelRef};
     let model = ModelRef {
         provider: scripted::PROVIDER_ID.into(),
@@ -145,7 +150,7 @@ pub fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
     };
     let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
     ocio::engine::AgentSpec {
-        agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
+        agent: Agent::new(AgentName::new("box").unwrap(), backend, slots),
         runner,
     }
 }
