@@ -90,7 +90,7 @@ impl ControlClient {
     pub async fn context(
         &self,
         plan: crate::domain::PlanId,
-    ) -> Result<Vec<crate::store::TaskContext>, ControlError> {
+    ) -> Result<Vec<crate::domain::TaskContext>, ControlError> {
         match self.ask(Request::Context { plan }).await? {
             Reply::Context { tasks } => Ok(tasks),
             other => Err(self.unexpected(&other)),

@@ -109,7 +109,7 @@ pub enum Reply {
         text: String,
     },
     Context {
-        tasks: Vec<crate::store::TaskContext>,
+        tasks: Vec<crate::domain::TaskContext>,
     },
     History {
         entries: Vec<Logged>,

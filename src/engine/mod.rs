@@ -31,10 +31,11 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::domain::TaskContext;
 use crate::domain::task::{CleanupPolicy, ConflictPolicy};
 use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
 use crate::plan::{PlanErrors, PlanFile};
-use crate::store::{StoreError, StoreHandle, TaskContext};
+use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
 pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
