@@ -31,11 +31,12 @@ use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::opencode::breaker::BreakerState;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
+use crate::opencode::planner::plan_with;
 use crate::opencode::wire::{
     CreateSession, MessageInfo, MessageWithParts, ModelSelector, Part, PermissionReply,
     PermissionRequest, PermissionRule, PromptPart, PromptRequest,
 };
-use crate::plan::planner::{PlannerRequest, plan_with};
+use crate::plan::planner::PlannerRequest;
 
 /// How often a running session's pending permission requests are looked up (the stream brings
 /// them at once; this catches any it dropped).

@@ -8,6 +8,7 @@ pub mod client;
 pub mod endpoint;
 pub mod event;
 pub mod managed;
+pub mod planner;
 pub mod secret;
 pub mod sse;
 pub mod stream;
