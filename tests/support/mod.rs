@@ -142,7 +142,7 @@ pub fn scripted_agent(client: Client) -> ocio::engine::AgentSpec {
         managed: false,
         password_env: None,
     };
-    let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
+    let runner = ocio::opencode::runner::OpencodeRunner::new(client, None, Some(model));
     ocio::engine::AgentSpec {
         agent: Agent::new(AgentName::new("box").unwrap(), backend, 2),
         runner,
