@@ -2,19 +2,21 @@
 //! store, build the configured agents, start the engine, its control socket and its metrics
 //! server; and stop them again in order. Works inside any multi-threaded tokio runtime.
 
+mod agents;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{AgentConfig, Config};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
-use crate::engine::agents::{self, Servers};
 use crate::engine::approval::ApprovalPolicy;
 use crate::engine::{EngineError, EngineHandle, EngineOptions};
 use crate::metrics::{MetricsError, MetricsServer, Sources};
 use crate::opencode::endpoint::EndpointError;
 use crate::paths::Paths;
 use crate::store::{Store, StoreError, StoreHandle, StoreOptions};
+use agents::Servers;
 
 /// What to start besides the engine.
 #[derive(Debug, Clone, Default)]

@@ -592,8 +592,8 @@ async fn tasks_with_overlapping_locks_never_run_together() {
 
 #[tokio::test]
 async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
-    use ocio::engine::OpencodeRunner;
     use ocio::opencode::client::{Client, ClientOptions};
+    use ocio::opencode::runner::OpencodeRunner;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     // A real OpenCode runner pointed at a port nothing listens on: the agent is at fault.
@@ -657,8 +657,8 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
 
 #[tokio::test]
 async fn agents_are_probed_drained_added_and_removed_at_runtime() {
-    use ocio::engine::OpencodeRunner;
     use ocio::opencode::client::{Client, ClientOptions};
+    use ocio::opencode::runner::OpencodeRunner;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -10,8 +10,9 @@ mod support;
 use std::collections::BTreeSet;
 
 use ocio::domain::ModelRef;
+use ocio::opencode::planner::{self, PlannerError};
 use ocio::opencode::wire::{CreateSession, ModelSelector, PromptPart, PromptRequest};
-use ocio::plan::planner::{self, PlannerError, PlannerRequest};
+use ocio::plan::planner::{AnswerError, PlannerRequest};
 use ocio::scripted::{self, Rule, STRUCTURED_OUTPUT_TOOL, Script, Turn};
 use ocio::workspace::{MergeOutcome, OnConflict, Workspace};
 use serde_json::json;
@@ -91,7 +92,7 @@ async fn the_planner_answers_through_structured_output_and_its_plan_is_checked()
     let err = planner::plan_with(&client, &request("Make a knot"))
         .await
         .unwrap_err();
-    let PlannerError::Invalid { errors, .. } = &err else {
+    let PlannerError::Answer(AnswerError::Invalid { errors, .. }) = &err else {
         panic!("{err}")
     };
     assert!(

@@ -11,12 +11,13 @@ mod support;
 use ocio::engine::EngineApi;
 use std::time::Duration;
 
+use ocio::domain::MergeState;
 use ocio::domain::task::ConflictPolicy;
 use ocio::domain::{SessionKind, SessionStatus};
 use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
 use ocio::scripted::{Rule, Script, Turn};
-use ocio::store::{MergeState, Store, StoreOptions, query};
+use ocio::store::{Store, StoreOptions, query};
 use support::{TestRepo, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

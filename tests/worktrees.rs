@@ -12,11 +12,12 @@ use ocio::engine::EngineApi;
 use std::path::Path;
 use std::time::Duration;
 
+use ocio::domain::MergeState;
 use ocio::domain::task::ConflictPolicy;
 use ocio::domain::{PlanId, SessionKind, SessionStatus, TaskStatus, Transition};
 use ocio::engine::{ConflictState, EngineEvent, EngineHandle, EngineOptions};
 use ocio::plan::PlanFile;
-use ocio::store::{MergeState, Store, StoreHandle, StoreOptions, query};
+use ocio::store::{Store, StoreHandle, StoreOptions, query};
 use support::{TestRepo, integration_branch};
 
 /// How long a test waits for the engine's next event.

@@ -1,5 +1,6 @@
-//! The domain: pure types and rules for sessions, tasks, plans, agents and leases, and the events
-//! their transitions yield. No I/O, no clock, no async: time comes in as arguments.
+//! The domain: pure types and rules for sessions, tasks, plans, agents and leases, the records
+//! of a plan's work (its repository use, what each finished task left), and the events their
+//! transitions yield. No I/O, no clock, no async: time comes in as arguments.
 
 pub mod agent;
 pub mod event;
@@ -12,6 +13,7 @@ pub mod session;
 #[cfg(test)]
 mod session_props;
 pub mod task;
+pub mod work;
 
 pub use agent::{Agent, AgentStatus, Backend, ModelRef};
 pub use event::{DomainEvent, Transition, TransitionError};
@@ -24,3 +26,4 @@ pub use session::{
     Checkpoint, CheckpointKind, RemoteSession, Session, SessionKind, SessionStatus, Usage,
 };
 pub use task::{Plan, Task, TaskStatus};
+pub use work::{MergeState, PlanWork, TaskContext, WorkMode};

@@ -16,7 +16,7 @@ use super::approval::{Approver, Decision};
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::{PlanId, SessionId, TaskId};
-use crate::store::TaskContext;
+use crate::domain::TaskContext;
 
 /// What a front end asks of the engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]

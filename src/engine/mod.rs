@@ -12,14 +12,10 @@
 //! parallel, with no branches, merges or changed-file records. Git runs on blocking threads,
 //! never on the engine's loop.
 
-pub mod agents;
 pub mod api;
 pub mod approval;
 mod core;
-mod diagnose;
-pub mod live;
 mod locking;
-pub mod opencode_runner;
 pub mod routing;
 pub mod runner;
 pub mod view;
@@ -39,7 +35,6 @@ use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
 pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Reply, Request, Told};
-pub use opencode_runner::OpencodeRunner;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
     Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, PlanView,

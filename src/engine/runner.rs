@@ -1,6 +1,6 @@
 //! The port between the engine and whatever runs a session: a [`Runner`] takes a [`Job`] and
 //! reports how it ended. Two implementations: the in-process simulator here, and OpenCode
-//! servers (through `crate::opencode`).
+//! servers (`crate::opencode::runner`, which depends on this module, never the other way).
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -2,13 +2,21 @@
 //!
 //! `wire` holds the server's JSON shapes (tolerant: unknown fields and types are ignored), `sse`
 //! cuts the `/event` byte stream into messages and `event` turns them into typed events.
+//! `runner` runs the engine's sessions on a server (the engine's `Runner` for OpenCode), with
+//! `live` routing the server's event stream to them and `transcript` turning their events into
+//! activity; `planner` asks a server for a plan.
 
 pub mod breaker;
 pub mod client;
+mod diagnose;
 pub mod endpoint;
 pub mod event;
+pub mod live;
 pub mod managed;
+pub mod planner;
+pub mod runner;
 pub mod secret;
 pub mod sse;
 pub mod stream;
+pub mod transcript;
 pub mod wire;

@@ -1,9 +1,9 @@
-//! The planner: a planning session on an OpenCode server that turns a goal into a plan. It is
-//! asked through OpenCode's structured output (`format: json_schema`, answered by the model with
-//! a `StructuredOutput` tool call) for tasks with ids, prompts, dependencies, capabilities and
-//! the files they expect to touch. The answer becomes a [`PlanDraft`] and is checked like any
-//! plan file (duplicate ids, unknown dependencies, cycles, prompt references) and against the
-//! capabilities the agents offer, before anything runs.
+//! The planner's questions and answers: what a planning session is asked (a goal, as
+//! instructions and a JSON schema of tasks with ids, prompts, dependencies, capabilities and
+//! the files they expect to touch) and how its structured answer becomes a plan: a
+//! [`PlanDraft`] checked like any plan file (duplicate ids, unknown dependencies, cycles,
+//! prompt references) and against the capabilities the agents offer, before anything runs.
+//! Asking an OpenCode server: `crate::opencode::planner`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,14 +14,6 @@ use serde_json::{Value, json};
 use super::draft::{PlanDraft, TaskDraft};
 use super::{PlanErrors, PlanFile};
 use crate::domain::ModelRef;
-use crate::opencode::client::{Client, ClientError};
-use crate::opencode::wire::{
-    CreateSession, MessageInfo, ModelSelector, OutputFormat, PermissionRule, PromptPart,
-    PromptRequest,
-};
-
-/// How often OpenCode asks the model again when its structured answer does not fit the schema.
-const RETRIES: u32 = 2;
 
 /// What the planner is asked to plan.
 #[derive(Debug, Clone)]
@@ -41,41 +33,9 @@ pub struct PlannerRequest<'a> {
     pub opencode_agent: Option<&'a str>,
 }
 
-/// A plan the planner made.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub plan: PlanFile,
-    /// The plan as plan-file text, to show or save.
-    pub toml: String,
-    /// The planning session on the server.
-    pub session: String,
-}
-
-/// Why no plan came out.
+/// Why the planner's answer is not a plan.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum PlannerError {
-    #[error("the goal is empty\nhint: say what the plan must achieve")]
-    EmptyGoal,
-    #[error("could not start the planning session: {0}")]
-    Session(#[source] ClientError),
-    #[error("the planning session {session} failed: {source}")]
-    Prompt {
-        session: String,
-        #[source]
-        source: ClientError,
-    },
-    #[error(
-        "the planner's model failed in session {session}: {name}: {message}\nhint: the planner's model must support tool calls (structured output is a tool call)"
-    )]
-    Model {
-        session: String,
-        name: String,
-        message: String,
-    },
-    #[error(
-        "the planner answered without a structured plan (session {session})\nhint: the planner's model must support tool calls (structured output is a tool call)"
-    )]
-    NoAnswer { session: String },
+pub enum AnswerError {
     #[error(
         "the planner's answer is not a plan: {reason}\nhint: this is the model's mistake; plan again, or write the plan file by hand"
     )]
@@ -191,37 +151,18 @@ pub fn planner_prompt(goal: &str, capabilities: &BTreeSet<String>) -> String {
     )
 }
 
-/// The prompt request of the planning session.
-pub fn prompt_request(request: &PlannerRequest<'_>) -> PromptRequest {
-    PromptRequest {
-        model: request.model.map(|model| ModelSelector {
-            provider_id: model.provider.clone(),
-            model_id: model.model.clone(),
-        }),
-        agent: request.opencode_agent.map(str::to_string),
-        format: Some(OutputFormat::JsonSchema {
-            schema: schema(request.capabilities),
-            retry_count: Some(RETRIES),
-        }),
-        parts: vec![PromptPart::Text {
-            text: planner_prompt(request.goal, request.capabilities),
-        }],
-        ..PromptRequest::default()
-    }
-}
-
 /// The plan in the planner's structured `answer`, checked like a plan file and against the
 /// capabilities offered.
 pub fn plan_from_answer(
     answer: &Value,
     request: &PlannerRequest<'_>,
-) -> Result<(PlanFile, String), PlannerError> {
-    let answer = PlannerAnswer::deserialize(answer).map_err(|err| PlannerError::Shape {
+) -> Result<(PlanFile, String), AnswerError> {
+    let answer = PlannerAnswer::deserialize(answer).map_err(|err| AnswerError::Shape {
         reason: err.to_string(),
     })?;
     let draft = draft(answer, request);
     let origin = Path::new("planner answer");
-    let invalid = |errors: PlanErrors| PlannerError::Invalid {
+    let invalid = |errors: PlanErrors| AnswerError::Invalid {
         toml: draft.to_toml(origin).unwrap_or_default(),
         errors,
     };
@@ -256,63 +197,6 @@ fn draft(answer: PlannerAnswer, request: &PlannerRequest<'_>) -> PlanDraft {
             .collect(),
         ..PlanDraft::default()
     }
-}
-
-/// Runs a planning session on `client`'s server: a session titled `plan: <goal>` in the
-/// repository, one prompt with the schema, and the answer checked into a plan. Blocks until the
-/// model has answered (the client's prompt timeout applies).
-pub async fn plan_with(
-    client: &Client,
-    request: &PlannerRequest<'_>,
-) -> Result<Planned, PlannerError> {
-    let goal = request.goal.trim();
-    if goal.is_empty() {
-        return Err(PlannerError::EmptyGoal);
-    }
-    let directory = request.repo.to_string_lossy();
-    let title = format!("plan: {}", crate::text::clip(goal, 80));
-    let session = client
-        .create_session(
-            &directory,
-            &CreateSession {
-                title: Some(title),
-                permission: Some(PermissionRule::unattended()),
-                ..CreateSession::default()
-            },
-        )
-        .await
-        .map_err(PlannerError::Session)?;
-    tracing::info!(session = %session.id, server = client.base_url(), "planning session created");
-    let reply = client
-        .prompt(&directory, &session.id, &prompt_request(request))
-        .await
-        .map_err(|source| PlannerError::Prompt {
-            session: session.id.clone(),
-            source,
-        })?;
-    let MessageInfo::Assistant(answer) = reply.info else {
-        return Err(PlannerError::NoAnswer {
-            session: session.id,
-        });
-    };
-    if let Some(error) = answer.error {
-        return Err(PlannerError::Model {
-            session: session.id,
-            name: error.name,
-            message: error.message.unwrap_or_else(|| "no details".into()),
-        });
-    }
-    let Some(structured) = answer.structured else {
-        return Err(PlannerError::NoAnswer {
-            session: session.id,
-        });
-    };
-    let (plan, toml) = plan_from_answer(&structured, request)?;
-    Ok(Planned {
-        plan,
-        toml,
-        session: session.id,
-    })
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::MergeState;
 use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
     SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{StoreError, decode_status};
+use crate::domain::MergeState;
 use crate::domain::{PlanId, TaskStatus};
 
 /// Creates every table of the current schema and records its version.

@@ -7,7 +7,6 @@ mod open;
 pub mod query;
 mod seal;
 pub mod tables;
-mod work;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -18,11 +17,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{
-    Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, Session, SessionStatus, Task,
+    Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, MergeState, Plan, PlanWork,
+    Session, SessionStatus, Task, TaskContext,
 };
 
 pub use open::{OpenInfo, Snapshot};
-pub use work::{MergeState, PlanWork, TaskContext, WorkMode};
 use writer::{Request, Writer};
 
 /// How the store runs.

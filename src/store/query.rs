@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 
+use super::StoreError;
 use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
     SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
-use super::{PlanWork, StoreError, TaskContext};
 use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
     SessionId, SessionStatus, Task, TaskId, TaskStatus,
 };
+use crate::domain::{PlanWork, TaskContext};
 
 fn decode<T: DeserializeOwned>(what: &'static str, json: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(json).map_err(|e| StoreError::Decode {

@@ -9,7 +9,7 @@ use super::tables::{META, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SE
 use super::*;
 use crate::domain::{
     Agent, AgentName, Backend, CheckpointKind, Lease, PlanId, SessionId, SessionKind,
-    SessionStatus, Task, TaskId, TaskStatus, Transition,
+    SessionStatus, Task, TaskId, TaskStatus, Transition, WorkMode,
 };
 
 fn at(secs: i64) -> Timestamp {

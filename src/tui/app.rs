@@ -38,7 +38,7 @@ pub enum Msg {
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
     /// A plan's shared context.
-    Context(crate::domain::PlanId, Vec<crate::store::TaskContext>),
+    Context(crate::domain::PlanId, Vec<crate::domain::TaskContext>),
     /// The planner proposes a plan: show it for approval.
     Proposal(Box<crate::engine::Proposal>),
     /// A request finished: what it was and how it went.

@@ -247,7 +247,7 @@ fn overlays_detail_graph_and_inputs() {
     );
     app.update(Msg::Context(
         plan_id(),
-        vec![crate::store::TaskContext {
+        vec![crate::domain::TaskContext {
             plan: plan_id(),
             task: tid(2),
             key: "storage".into(),
@@ -255,7 +255,7 @@ fn overlays_detail_graph_and_inputs() {
             files_changed: vec!["src/storage.rs".into()],
             values: vec![("index".into(), "users_created_at_id".into())],
             commit: Some("4e1f0c2a9b".into()),
-            merge: crate::store::MergeState::None,
+            merge: crate::domain::MergeState::None,
             conflict_reruns: 0,
         }],
     ));

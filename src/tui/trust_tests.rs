@@ -7,9 +7,9 @@ use crossterm::event::KeyCode;
 use super::app::{Mode, Msg};
 use super::tests::{app, at, draw, key, sid};
 use crate::engine::EngineEvent;
-use crate::engine::live::Transcriber;
 use crate::engine::view::Entry;
 use crate::opencode::event::decode;
+use crate::opencode::transcript::Transcriber;
 
 fn status(json: &str) -> crate::opencode::event::ServerEvent {
     decode(&format!(

@@ -68,7 +68,7 @@ pub struct View {
     /// Load per agent, in percent of its capacity, oldest first.
     pub load: HashMap<AgentName, VecDeque<u64>>,
     /// Shared context of the plans whose sessions were opened in the detail view.
-    pub contexts: HashMap<crate::domain::PlanId, Vec<crate::store::TaskContext>>,
+    pub contexts: HashMap<crate::domain::PlanId, Vec<crate::domain::TaskContext>>,
     /// The diff of the session the detail pane shows (or why there is none).
     pub diff: Option<(SessionId, Result<String, String>)>,
     /// The transcript of the session the detail pane shows.

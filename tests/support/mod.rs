@@ -148,7 +148,7 @@ pub fn scripted_agent_with(client: Client, slots: u32) -> ocio::engine::AgentSpe
         managed: false,
         password_env: None,
     };
-    let runner = ocio::engine::OpencodeRunner::new(client, None, Some(model));
+    let runner = ocio::opencode::runner::OpencodeRunner::new(client, None, Some(model));
     ocio::engine::AgentSpec {
         agent: Agent::new(AgentName::new("box").unwrap(), backend, slots),
         runner,

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 
 use super::Core;
 use super::workspace::Work;
+use crate::domain::{MergeState, TaskContext};
 use crate::domain::{PlanId, Task, TaskGraph, TaskId, TaskStatus};
 use crate::engine::EngineError;
 use crate::engine::view::{ConflictState, ConflictView};
 use crate::plan::context::{PUBLISH_INSTRUCTIONS, UpstreamContext, context_section};
 use crate::plan::template;
-use crate::store::{MergeState, TaskContext};
 use crate::workspace::conflict::{ConflictRetry, retry_prompt};
 
 /// The task's own prompt with upstream answers filled in (an upstream task that finished

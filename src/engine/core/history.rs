@@ -9,10 +9,11 @@ use jiff::Timestamp;
 
 use super::Core;
 use super::observe::RECENT_PLANS;
+use crate::domain::{MergeState, TaskContext};
 use crate::domain::{PlanId, TaskGraph, TaskId, TaskStatus};
 use crate::engine::{EngineError, Logged};
+use crate::store::StoreError;
 use crate::store::query::{self, PlanRecord};
-use crate::store::{MergeState, StoreError, TaskContext};
 
 impl Core {
     /// Keep a stored plan loaded: its graph, what its tasks left and its workspace, opened

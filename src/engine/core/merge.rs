@@ -19,13 +19,13 @@ use jiff::Timestamp;
 
 use super::workspace::{Place, blocking, merge_task, tidy_merged};
 use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
+use crate::domain::MergeState;
 use crate::domain::task::ConflictPolicy;
 use crate::domain::{
     CheckpointKind, PlanId, SessionKind, SessionStatus, Task, TaskStatus, Transition,
 };
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{EngineError, EngineEvent, routing};
-use crate::store::MergeState;
 use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
 use crate::workspace::{OnConflict, names};
 

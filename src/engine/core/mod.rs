@@ -31,11 +31,12 @@ use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport, Runner};
 use super::view::Entry;
 use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
+use crate::domain::TaskContext;
 use crate::domain::{
     Agent, AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus,
     Task, TaskGraph, TaskId, TaskStatus, Transition,
 };
-use crate::store::{Batch, StoreHandle, TaskContext};
+use crate::store::{Batch, StoreHandle};
 use workspace::{Ended, PlanWorkState};
 
 pub(super) use workspace::{Prepared, Workspaces};

@@ -16,6 +16,7 @@ use super::workspace::{
     EndFuture, Ended, Place, PlanWorkState, Start, Workspaces, blocking, run_in,
 };
 use super::{Core, Herald, Role, Running, Step, put_task};
+use crate::domain::MergeState;
 use crate::domain::{
     CheckpointKind, Lifecycle, PlanId, RemoteSession, Session, SessionId, SessionKind,
     SessionStatus, TaskGraph, TaskId, TaskStatus,
@@ -23,7 +24,7 @@ use crate::domain::{
 use crate::engine::locking::TaskLocks;
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
-use crate::store::{MergeState, StoreHandle, query};
+use crate::store::{StoreHandle, query};
 
 impl Core {
     /// Load what the store holds and settle sessions that were running when the last engine
@@ -252,14 +253,14 @@ impl Core {
         &self,
         plan: &crate::domain::Plan,
         graph: &TaskGraph,
-        work: Option<crate::store::PlanWork>,
+        work: Option<crate::domain::PlanWork>,
     ) -> PlanWorkState {
         let Some(work) = work else {
             return PlanWorkState::plain(plan);
         };
         // A plan whose tasks are all done needs no git again (a failed one may be retried).
         let done = graph.tasks().all(|t| t.status == TaskStatus::Done);
-        if done || work.mode == crate::store::WorkMode::Plain {
+        if done || work.mode == crate::domain::WorkMode::Plain {
             return PlanWorkState::new(work, None);
         }
         // An ended plan (a failed task may be retried) does not get its integration worktree

@@ -6,12 +6,12 @@ use jiff::Timestamp;
 
 use super::workspace::{self, Ended};
 use super::{Core, Role, Step, context, persist_changed_tasks};
+use crate::domain::MergeState;
 use crate::domain::{
     AgentStatus, CheckpointKind, PlanId, SessionId, SessionStatus, TaskStatus, Transition,
 };
 use crate::engine::runner::Outcome;
 use crate::engine::{EngineError, EngineEvent};
-use crate::store::MergeState;
 
 impl Core {
     /// Settle every run that has finished by now (up to a batch) in one durable step.

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use crate::domain::{Plan, PlanId, SessionId, Task};
+use crate::domain::{PlanWork, WorkMode};
 use crate::engine::EngineError;
 use crate::engine::runner::{Job, Outcome, RunFuture, Runner};
 use crate::plan::PlanFile;
-use crate::store::{PlanWork, WorkMode};
 use crate::workspace::CleanupPolicy;
 use crate::workspace::overlap::OverlapMap;
 use crate::workspace::{Integration, MergeOutcome, OnConflict, Workspace, WorkspaceError};

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use super::{AgentSpec, OpencodeRunner, Simulated};
 use crate::config::{AgentConfig, Config};
 use crate::domain::AgentName;
+use crate::engine::{AgentSpec, Runner, Simulated};
 use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::endpoint::{Endpoint, EndpointError};
+use crate::opencode::runner::OpencodeRunner;
 
 /// What the running agents hold on to: managed servers live as long as this does.
 #[derive(Debug, Default)]
@@ -69,7 +70,7 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
     let mut specs = Vec::with_capacity(config.agents.len());
     for entry in &config.agents {
         let agent = entry.to_agent();
-        let runner: std::sync::Arc<dyn super::Runner> = match entry.simulation() {
+        let runner: std::sync::Arc<dyn Runner> = match entry.simulation() {
             Some(config) => std::sync::Arc::new(Simulated { config }),
             None => {
                 let Some((_, endpoint)) = endpoints.iter().find(|(name, _)| *name == entry.name)

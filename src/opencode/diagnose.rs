@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::opencode::client::{Client, ClientError};
+use super::client::{Client, ClientError};
 
 /// A diagnosed failure: what the operator reads, and whether another agent may do better.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,173 @@
+//! Re-attaching a run to its remote session after a restart (or a lost answer): how far the
+//! session got, and finishing from there.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::prompt::{outcome_of, usage_of};
+use super::watch::Watch;
+use super::{Interrupt, OpencodeRunner, lost};
+use crate::domain::{RemoteSession, Usage};
+use crate::engine::runner::{Job, Outcome};
+use crate::opencode::client::ClientError;
+use crate::opencode::event::ServerEvent;
+use crate::opencode::wire::{MessageInfo, MessageWithParts};
+
+/// How often a re-attached run checks on a busy remote session.
+const RESUME_POLL: Duration = Duration::from_secs(1);
+
+/// Checks a re-attached run waits for its prompt to show up before sending it again: the last
+/// engine may have stopped while the prompt was on its way (the server stores it a moment
+/// after it answers; the first prompt in a directory takes over a second). Sent again, it is
+/// the same message (same id), so a late first copy never runs it twice.
+const PROMPT_GRACE: u32 = 5;
+
+/// Checks in a row (about five minutes) a followed session's server may be unreachable before
+/// the run is given up as lost and its task goes to another agent.
+const UNREACHABLE_LIMIT: u32 = 300;
+
+/// Checks in a row a re-attached run must find its session neither busy nor answered before
+/// it counts the session as dead: a session is not busy for a moment after its prompt is
+/// stored, and a server under load is slower still.
+const STALL_LIMIT: u32 = 10;
+
+impl OpencodeRunner {
+    /// Re-attached after a restart: find out how far the remote session got and finish from
+    /// there. The prompt is sent only when it has not shown up for a few checks, and then with
+    /// the same message id (never a second run); a session is counted dead only when it has
+    /// been neither busy nor answered for several checks in a row.
+    pub(super) async fn follow(
+        self,
+        job: Job,
+        remote: RemoteSession,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let dir = remote.directory.to_string_lossy().into_owned();
+        let id = remote.session_id.as_str();
+        let mut watch = Watch::new(self.live.subscribe(id, &dir));
+        let (mut unasked, mut stalled, mut away) = (0, 0, 0);
+        loop {
+            let progress = self.progress(&dir, id).await;
+            away = if progress.is_err() { away + 1 } else { 0 };
+            match progress {
+                Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => {
+                    return self.prompt(&job, &dir, id, stop).await;
+                }
+                Ok(Progress::Unasked) => unasked += 1,
+                Ok(Progress::Answered(answer, usage)) => {
+                    for part in &answer.parts {
+                        let event = ServerEvent::PartUpdated { part: part.clone() };
+                        self.on_event(&job, &dir, &event, &mut watch);
+                    }
+                    return outcome_of(&answer, usage);
+                }
+                Ok(Progress::Stalled) if stalled + 1 >= STALL_LIMIT => {
+                    return Outcome::Lost {
+                        error: format!(
+                            "remote session {id} stopped without an answer (its server restarted?)"
+                        ),
+                        unreachable: false,
+                    };
+                }
+                Ok(Progress::Stalled) => stalled += 1,
+                Ok(Progress::Busy) => {
+                    stalled = 0;
+                    self.relay_permissions(&job, &dir, id, &mut watch.seen)
+                        .await;
+                }
+                Err(e) => {
+                    if let Some(end) = unreadable(e, away, &remote) {
+                        return end;
+                    }
+                }
+            }
+            if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
+                return self.stop(&dir, id, why).await;
+            }
+        }
+    }
+
+    /// How far a remote session got with its prompt (its last user message: ocio's, or one
+    /// an operator added).
+    async fn progress(&self, dir: &str, id: &str) -> Result<Progress, ClientError> {
+        let messages = self.client.messages(dir, id, None).await?;
+        let asked = messages
+            .iter()
+            .rposition(|m| matches!(m.info, MessageInfo::User(_)));
+        let Some(asked) = asked else {
+            return Ok(Progress::Unasked);
+        };
+        let answer = messages[asked..].iter().rev().find(|m| {
+            matches!(&m.info, MessageInfo::Assistant(a)
+                if a.error.is_some() || (a.time.completed.is_some() && a.finish.as_deref() != Some("tool-calls")))
+        });
+        // A failed status call is a failed check (counted towards the server being away),
+        // never taken as the session having ended.
+        let busy = self.client.session_status(dir).await?.contains_key(id);
+        Ok(match answer {
+            _ if busy => Progress::Busy,
+            Some(answer) => Progress::Answered(Box::new(answer.clone()), usage_of(&messages)),
+            None => Progress::Stalled,
+        })
+    }
+
+    /// Wait a poll interval, passing on live events meanwhile; why the run must end, if it
+    /// must.
+    async fn pause(
+        &self,
+        stop: &mut oneshot::Receiver<()>,
+        job: &Job,
+        dir: &str,
+        watch: &mut Watch,
+    ) -> Option<Interrupt> {
+        let sleep = tokio::time::sleep(RESUME_POLL);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return None,
+                asked = &mut *stop => return Some(Interrupt::of(asked)),
+                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch),
+            }
+        }
+    }
+}
+
+/// A check that could not read the session: how the run ends when the session is gone, or its
+/// server has been away too long (lost with its server when it cannot be reached, failed when
+/// it answers what ocio cannot use); `None` to check again.
+fn unreadable(e: ClientError, away: u32, remote: &RemoteSession) -> Option<Outcome> {
+    let id = remote.session_id.as_str();
+    match e {
+        ClientError::NotFound { .. } => Some(Outcome::Lost {
+            error: format!("remote session {id} no longer exists on {}", remote.server),
+            unreachable: false,
+        }),
+        e if away >= UNREACHABLE_LIMIT => Some(match e {
+            ClientError::Connect { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::CircuitOpen { .. } => lost(&e),
+            e => Outcome::Failed {
+                error: e.to_string(),
+                agent_fault: true,
+                usage: Usage::default(),
+            },
+        }),
+        e => {
+            tracing::debug!(remote = id, error = %e, "re-attach: the session cannot be read; trying again");
+            None
+        }
+    }
+}
+
+/// What a re-attached run finds at its remote session.
+enum Progress {
+    /// Its prompt has not arrived (yet).
+    Unasked,
+    /// Working on it (or the server could not say).
+    Busy,
+    /// Finished: the answer, and what the whole session used.
+    Answered(Box<MessageWithParts>, Usage),
+    /// Asked, but neither busy nor answered.
+    Stalled,
+}
