@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use super::approval::{Approver, Decision};
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
-use crate::domain::{PlanId, SessionId, TaskId};
 use crate::domain::TaskContext;
+use crate::domain::{PlanId, SessionId, TaskId};
 
 /// What a front end asks of the engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
