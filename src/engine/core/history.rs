@@ -129,7 +129,7 @@ impl Core {
             return;
         }
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let record = store.read(move |txn| query::plan_record(txn, plan)).await;
             let _ = reply.send(stored_context(plan, record));
         });
@@ -145,7 +145,7 @@ impl Core {
         reply: oneshot::Sender<Result<Vec<Logged>, EngineError>>,
     ) {
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let read = store
                 .read(move |txn| query::events_newest(txn, since, last))
                 .await;
