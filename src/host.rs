@@ -186,18 +186,19 @@ impl Host {
         self.metrics.as_ref().map(MetricsServer::addr)
     }
 
-    /// Stop in order: the control socket (removed, its clients' streams end), metrics, the
-    /// engine (running sessions are left for the next start to settle or re-attach), managed
-    /// servers, and last the store.
+    /// Stop in order: the engine first (it takes no more work, and what it spawned stops, so
+    /// no front end's request waits on a pending call such as a planner's prompt; running
+    /// sessions are left for the next start to settle or re-attach), then the control socket
+    /// (removed, its clients' streams end), metrics, managed servers, and last the store.
     pub async fn shutdown(self) {
+        if let Err(e) = self.engine.shutdown().await {
+            tracing::warn!(error = %e, "engine shutdown");
+        }
         if let Some(control) = self.control {
             control.shutdown().await;
         }
         if let Some(metrics) = self.metrics {
             metrics.shutdown().await;
-        }
-        if let Err(e) = self.engine.shutdown().await {
-            tracing::warn!(error = %e, "engine shutdown");
         }
         self.servers.shutdown().await;
         let added = std::mem::take(&mut *self.added.lock().await);

@@ -9,6 +9,8 @@ mod support;
 
 #[path = "headless/disk_full.rs"]
 mod disk_full;
+#[path = "headless/shutdown.rs"]
+mod shutdown;
 
 use serde_json::Value;
 use support::home::{Home, http_get, is_private, stderr, stdout};

@@ -2,11 +2,10 @@
 //! answers each scrape with a page built from them and a fresh snapshot; an axum server serves
 //! it as `GET /metrics`, on loopback unless the operator says otherwise.
 //!
-//! The text format is written by hand (`exposition.rs`): most values are read at scrape time
-//! from the snapshot and the store, which suits a page rendered on demand better than a
-//! registry of long-lived metric objects, and it keeps a dependency out.
+//! The page is written by `prometheus-client` in the OpenMetrics text format: the counts fed by
+//! events live in one long-lived registry, and what a scrape reads now (the snapshot, the store)
+//! goes into a registry built for that page.
 
-mod exposition;
 mod tally;
 
 use std::net::SocketAddr;
@@ -127,7 +126,7 @@ async fn metrics(State(scrapes): State<mpsc::Sender<Scrape>>) -> impl IntoRespon
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             page,
         ),

@@ -3,27 +3,43 @@
 //! snapshot, session counts from the store, circuit breakers).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 
 use jiff::Timestamp;
+use prometheus_client::encoding::text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use super::exposition::{DURATION_BUCKETS, Histogram, Page};
 use crate::domain::{
     AgentStatus, DomainEvent, Lifecycle, SessionId, SessionStatus, TaskId, TaskStatus, Transition,
 };
 use crate::engine::{EngineEvent, Snapshot};
 use crate::opencode::breaker::BreakerState;
 
-/// Counters and timers fed by engine events, owned by the metrics task.
+/// A series' labels, in order.
+type Labels = Vec<(&'static str, String)>;
+
+/// Upper bounds for durations from a second to a few hours.
+const DURATION_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+
+/// Counters and timers fed by engine events, owned by the metrics task. The metric objects
+/// are handles into `registry`, which renders them.
 pub struct Tally {
-    transitions: BTreeMap<(&'static str, &'static str), u64>,
-    dispatches: BTreeMap<String, u64>,
-    plans_finished: BTreeMap<bool, u64>,
+    registry: Registry,
+    transitions: Family<Labels, Counter>,
+    dispatches: Family<Labels, Counter>,
+    plans_finished: Family<Labels, Counter>,
     /// Worktree events by kind: merged, conflict, overlap, held.
-    workspace: BTreeMap<&'static str, u64>,
-    task_durations: BTreeMap<&'static str, Histogram>,
+    workspace: Family<Labels, Counter>,
+    task_durations: Family<Labels, Histogram, fn() -> Histogram>,
     queue_wait: Histogram,
     approval_latency: Histogram,
-    lagged: u64,
+    lagged: Counter,
     /// When each running task started, and when each ready task became ready.
     running_since: HashMap<TaskId, Timestamp>,
     ready_since: HashMap<TaskId, Timestamp>,
@@ -33,19 +49,27 @@ pub struct Tally {
 
 impl Default for Tally {
     fn default() -> Self {
-        Self {
-            transitions: BTreeMap::new(),
-            dispatches: BTreeMap::new(),
-            plans_finished: BTreeMap::new(),
-            workspace: BTreeMap::new(),
-            task_durations: BTreeMap::new(),
-            queue_wait: Histogram::new(DURATION_BUCKETS),
-            approval_latency: Histogram::new(DURATION_BUCKETS),
-            lagged: 0,
+        let tally = Self {
+            registry: Registry::default(),
+            transitions: Family::default(),
+            dispatches: Family::default(),
+            plans_finished: Family::default(),
+            workspace: Family::default(),
+            task_durations: Family::new_with_constructor(duration_histogram),
+            queue_wait: duration_histogram(),
+            approval_latency: duration_histogram(),
+            lagged: Counter::default(),
             running_since: HashMap::new(),
             ready_since: HashMap::new(),
             asked_at: HashMap::new(),
+        };
+        for kind in ["merged", "conflict", "overlap", "held"] {
+            tally
+                .workspace
+                .get_or_create(&owned(vec![("kind", kind)]))
+                .inc_by(0);
         }
+        tally.registered()
     }
 }
 
@@ -58,34 +82,85 @@ pub struct Now {
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64()
+    to.duration_since(from).as_secs_f64().max(0.0)
 }
 
 impl Tally {
+    /// Register the counters and histograms (counters' samples get the `_total` suffix).
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "ocio_transitions",
+            "State transitions since the engine started, by entity and target state",
+            self.transitions.clone(),
+        );
+        r.register(
+            "ocio_dispatches",
+            "Sessions started, by agent",
+            self.dispatches.clone(),
+        );
+        r.register(
+            "ocio_workspace_events",
+            "Worktree events: branches merged, merge conflicts, live overlaps of edited files, tasks held back by declared files",
+            self.workspace.clone(),
+        );
+        r.register(
+            "ocio_plans_finished",
+            "Plans whose work is over, by whether every task succeeded",
+            self.plans_finished.clone(),
+        );
+        r.register(
+            "ocio_task_duration_seconds",
+            "How long a task ran, by the state it went to (done, failed, cancelled, or ready for a retry)",
+            self.task_durations.clone(),
+        );
+        r.register(
+            "ocio_task_queue_wait_seconds",
+            "How long a ready task waited to start (for an agent, a free slot or its locks)",
+            self.queue_wait.clone(),
+        );
+        r.register(
+            "ocio_approval_latency_seconds",
+            "From a permission request reaching the operator to its answer",
+            self.approval_latency.clone(),
+        );
+        r.register(
+            "ocio_events_lagged",
+            "Engine events the metrics missed because they fell behind",
+            self.lagged.clone(),
+        );
+        self
+    }
+
     pub fn observe(&mut self, event: &EngineEvent) {
+        let count = |family: &Family<Labels, Counter>, labels: Vec<(&'static str, &str)>| {
+            family.get_or_create(&owned(labels)).inc();
+        };
         match event {
             EngineEvent::Transition(DomainEvent { transition, at, .. }) => {
-                *self
-                    .transitions
-                    .entry((transition.entity(), transition.to_name()))
-                    .or_default() += 1;
+                let labels = vec![
+                    ("entity", transition.entity()),
+                    ("to", transition.to_name()),
+                ];
+                count(&self.transitions, labels);
                 self.timers(transition, *at);
             }
             EngineEvent::Dispatched { agent, .. } => {
-                *self.dispatches.entry(agent.to_string()).or_default() += 1;
+                count(&self.dispatches, vec![("agent", agent.as_str())]);
             }
             EngineEvent::PlanFinished { ok, .. } => {
-                *self.plans_finished.entry(*ok).or_default() += 1;
+                let ok = if *ok { "true" } else { "false" };
+                count(&self.plans_finished, vec![("ok", ok)]);
             }
             EngineEvent::ApprovalRequested { session, .. } => {
                 self.asked_at.insert(*session, Timestamp::now());
             }
-            EngineEvent::Merged { .. } => *self.workspace.entry("merged").or_default() += 1,
+            EngineEvent::Merged { .. } => count(&self.workspace, vec![("kind", "merged")]),
             EngineEvent::MergeConflict { .. } => {
-                *self.workspace.entry("conflict").or_default() += 1
+                count(&self.workspace, vec![("kind", "conflict")]);
             }
-            EngineEvent::Overlap { .. } => *self.workspace.entry("overlap").or_default() += 1,
-            EngineEvent::TaskHeld { .. } => *self.workspace.entry("held").or_default() += 1,
+            EngineEvent::Overlap { .. } => count(&self.workspace, vec![("kind", "overlap")]),
+            EngineEvent::TaskHeld { .. } => count(&self.workspace, vec![("kind", "held")]),
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }
@@ -96,7 +171,7 @@ impl Tally {
     }
 
     pub fn lagged(&mut self, missed: u64) {
-        self.lagged += missed;
+        self.lagged.inc_by(missed);
     }
 
     fn timers(&mut self, transition: &Transition, at: Timestamp) {
@@ -104,8 +179,7 @@ impl Tally {
             Transition::Task { id, to, .. } => {
                 if let Some(started) = self.running_since.remove(id) {
                     self.task_durations
-                        .entry(to.name())
-                        .or_insert_with(|| Histogram::new(DURATION_BUCKETS))
+                        .get_or_create(&owned(vec![("outcome", to.name())]))
                         .observe(seconds(started, at));
                 }
                 match to {
@@ -132,224 +206,257 @@ impl Tally {
         }
     }
 
-    /// The whole metrics page.
+    /// The whole metrics page (OpenMetrics text): what the events counted, then what a scrape
+    /// reads now.
     pub fn render(&self, now: &Now) -> String {
-        let mut page = Page::default();
-        let snapshot = &now.snapshot;
-        page.family(
-            "ocio_build_info",
-            "gauge",
-            "The ocio build serving these metrics.",
-        );
-        page.sample(
-            "ocio_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
-        page.single(
-            "ocio_engine_paused",
-            "gauge",
-            "1 while dispatching is paused.",
-            f64::from(u8::from(snapshot.paused)),
-        );
+        let mut page = String::new();
+        // Writing into a String cannot fail.
+        let _ = text::encode_registry(&mut page, &self.registry);
+        let _ = text::encode_registry(&mut page, &now_registry(now));
+        let _ = text::encode_eof(&mut page);
+        page
+    }
+}
 
-        page.family(
-            "ocio_sessions",
-            "gauge",
-            "Sessions in the database by state.",
-        );
-        for &state in SessionStatus::ALL {
-            let count = now.sessions.get(&state).copied().unwrap_or(0);
-            page.sample("ocio_sessions", &[("state", state.name())], count as f64);
-        }
-        page.single(
-            "ocio_sessions_running",
-            "gauge",
-            "Sessions this engine runs now.",
-            snapshot.running as f64,
-        );
+/// The families read at scrape time: built afresh for each page, so agents and states that are
+/// gone leave no series behind.
+fn now_registry(now: &Now) -> Registry {
+    let snapshot = &now.snapshot;
+    let mut r = Registry::default();
+    let version = [(vec![("version", env!("CARGO_PKG_VERSION"))], 1)];
+    r.register(
+        "ocio_build_info",
+        "The ocio build serving these metrics",
+        gauges(version),
+    );
+    r.register(
+        "ocio_engine_paused",
+        "1 while dispatching is paused",
+        gauge(i64::from(snapshot.paused)),
+    );
+    let sessions = SessionStatus::ALL.iter().map(|state| {
+        let count = now.sessions.get(state).copied().unwrap_or(0);
+        (vec![("state", state.name())], int(count))
+    });
+    r.register(
+        "ocio_sessions",
+        "Sessions in the database by state",
+        gauges(sessions),
+    );
+    r.register(
+        "ocio_sessions_running",
+        "Sessions this engine runs now",
+        gauge(int(snapshot.running)),
+    );
+    let mut tasks: BTreeMap<TaskStatus, u64> = BTreeMap::new();
+    for task in snapshot.plans.iter().flat_map(|p| &p.tasks) {
+        *tasks.entry(task.status).or_default() += 1;
+    }
+    let by_state = TaskStatus::ALL.iter().map(|state| {
+        let count = tasks.get(state).copied().unwrap_or(0);
+        (vec![("state", state.name())], int(count))
+    });
+    r.register(
+        "ocio_tasks",
+        "Tasks of the engine's plans by state",
+        gauges(by_state),
+    );
+    r.register(
+        "ocio_queue_depth",
+        "Tasks ready to run and waiting for an agent, a lock or a slot",
+        gauge(int(tasks.get(&TaskStatus::Ready).copied().unwrap_or(0))),
+    );
+    let agents = &snapshot.agents;
+    let load = agents
+        .iter()
+        .map(|a| (vec![("agent", a.name.as_str())], i64::from(a.load)));
+    r.register(
+        "ocio_agent_load",
+        "Sessions an agent runs now",
+        gauges(load),
+    );
+    let capacity = agents.iter().map(|a| {
+        (
+            vec![("agent", a.name.as_str())],
+            i64::from(a.max_concurrent),
+        )
+    });
+    r.register(
+        "ocio_agent_capacity",
+        "Sessions an agent may run at once",
+        gauges(capacity),
+    );
+    let status = agents.iter().flat_map(|a| {
+        AgentStatus::ALL.iter().map(move |&s| {
+            let labels = vec![("agent", a.name.as_str()), ("status", s.name())];
+            (labels, i64::from(a.status == s))
+        })
+    });
+    r.register(
+        "ocio_agent_status",
+        "1 for the status each agent is in",
+        gauges(status),
+    );
+    let breakers = now.breakers.iter().flat_map(|(agent, state)| {
+        [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ]
+        .into_iter()
+        .map(move |each| {
+            let labels = vec![("agent", agent.as_str()), ("state", each.name())];
+            (labels, i64::from(*state == each))
+        })
+    });
+    r.register(
+        "ocio_breaker_state",
+        "1 for the state of each OpenCode agent's circuit breaker",
+        gauges(breakers),
+    );
+    r.register(
+        "ocio_locks_held",
+        "Task lock leases held now",
+        gauge(int(now.leases)),
+    );
+    r.register(
+        "ocio_approvals_pending",
+        "Permission requests waiting for the operator",
+        gauge(int(snapshot.approvals.len())),
+    );
+    let usage = &snapshot.usage;
+    let tokens = [
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+        ("reasoning", usage.reasoning_tokens),
+        ("cache_read", usage.cache_read_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ]
+    .map(|(kind, tokens)| (vec![("kind", kind)], int(tokens)));
+    r.register(
+        "ocio_usage_tokens",
+        "Tokens used by the sessions this engine has seen, by kind",
+        gauges(tokens),
+    );
+    let cost = Gauge::<f64, AtomicU64>::default();
+    cost.set(usage.cost);
+    r.register(
+        "ocio_usage_cost_dollars",
+        "Cost in US dollars of the sessions this engine has seen",
+        cost,
+    );
+    r
+}
 
-        let mut tasks: BTreeMap<TaskStatus, u64> = BTreeMap::new();
-        for task in snapshot.plans.iter().flat_map(|p| &p.tasks) {
-            *tasks.entry(task.status).or_default() += 1;
-        }
-        page.family(
-            "ocio_tasks",
-            "gauge",
-            "Tasks of the engine's plans by state.",
-        );
-        for &state in TaskStatus::ALL {
-            let count = tasks.get(&state).copied().unwrap_or(0);
-            page.sample("ocio_tasks", &[("state", state.name())], count as f64);
-        }
-        let ready = tasks.get(&TaskStatus::Ready).copied().unwrap_or(0);
-        page.single(
-            "ocio_queue_depth",
-            "gauge",
-            "Tasks ready to run and waiting for an agent, a lock or a slot.",
-            ready as f64,
-        );
+/// A gauge family, one series per label set. Label values are agent names (letters, digits,
+/// `-`, `_`, `.`) and fixed words, none of which needs escaping (the encoder escapes nothing).
+fn gauges<'a>(
+    rows: impl IntoIterator<Item = (Vec<(&'static str, &'a str)>, i64)>,
+) -> Family<Labels, Gauge> {
+    let family = Family::<Labels, Gauge>::default();
+    for (labels, value) in rows {
+        family.get_or_create(&owned(labels)).set(value);
+    }
+    family
+}
 
-        page.family(
-            "ocio_transitions_total",
-            "counter",
-            "State transitions since the engine started, by entity and target state.",
-        );
-        for ((entity, to), count) in &self.transitions {
-            page.sample(
-                "ocio_transitions_total",
-                &[("entity", entity), ("to", to)],
-                *count as f64,
-            );
-        }
-        page.family(
-            "ocio_dispatches_total",
-            "counter",
-            "Sessions started, by agent.",
-        );
-        for (agent, count) in &self.dispatches {
-            page.sample("ocio_dispatches_total", &[("agent", agent)], *count as f64);
-        }
-        page.family(
-            "ocio_workspace_events_total",
-            "counter",
-            "Worktree events: branches merged, merge conflicts, live overlaps of edited files, tasks held back by declared files.",
-        );
-        for kind in ["merged", "conflict", "overlap", "held"] {
-            let count = self.workspace.get(kind).copied().unwrap_or(0);
-            page.sample(
-                "ocio_workspace_events_total",
-                &[("kind", kind)],
-                count as f64,
-            );
-        }
-        page.family(
-            "ocio_plans_finished_total",
-            "counter",
-            "Plans whose work is over, by whether every task succeeded.",
-        );
-        for (ok, count) in &self.plans_finished {
-            page.sample(
-                "ocio_plans_finished_total",
-                &[("ok", if *ok { "true" } else { "false" })],
-                *count as f64,
-            );
-        }
-        page.family("ocio_task_duration_seconds", "histogram", "How long a task ran, by the state it went to (done, failed, cancelled, or ready for a retry).");
-        for (outcome, histogram) in &self.task_durations {
-            page.histogram(
-                "ocio_task_duration_seconds",
-                &[("outcome", outcome)],
-                histogram,
-            );
-        }
-        page.family(
-            "ocio_task_queue_wait_seconds",
-            "histogram",
-            "How long a ready task waited to start (for an agent, a free slot or its locks).",
-        );
-        page.histogram("ocio_task_queue_wait_seconds", &[], &self.queue_wait);
+fn gauge(value: i64) -> Gauge {
+    let gauge = Gauge::default();
+    gauge.set(value);
+    gauge
+}
 
-        page.family("ocio_agent_load", "gauge", "Sessions an agent runs now.");
-        for agent in &snapshot.agents {
-            page.sample(
-                "ocio_agent_load",
-                &[("agent", agent.name.as_str())],
-                f64::from(agent.load),
-            );
-        }
-        page.family(
-            "ocio_agent_capacity",
-            "gauge",
-            "Sessions an agent may run at once.",
-        );
-        for agent in &snapshot.agents {
-            page.sample(
-                "ocio_agent_capacity",
-                &[("agent", agent.name.as_str())],
-                f64::from(agent.max_concurrent),
-            );
-        }
-        page.family(
-            "ocio_agent_status",
-            "gauge",
-            "1 for the status each agent is in.",
-        );
-        for agent in &snapshot.agents {
-            for &status in AgentStatus::ALL {
-                let on = f64::from(u8::from(agent.status == status));
-                page.sample(
-                    "ocio_agent_status",
-                    &[("agent", agent.name.as_str()), ("status", status.name())],
-                    on,
-                );
-            }
-        }
-        page.family(
-            "ocio_breaker_state",
-            "gauge",
-            "1 for the state of each OpenCode agent's circuit breaker.",
-        );
-        for (agent, state) in &now.breakers {
-            for each in [
-                BreakerState::Closed,
-                BreakerState::Open,
-                BreakerState::HalfOpen,
-            ] {
-                let on = f64::from(u8::from(*state == each));
-                page.sample(
-                    "ocio_breaker_state",
-                    &[("agent", agent), ("state", each.name())],
-                    on,
-                );
-            }
-        }
-        page.single(
-            "ocio_locks_held",
-            "gauge",
-            "Task lock leases held now.",
-            now.leases as f64,
-        );
-        page.single(
-            "ocio_approvals_pending",
-            "gauge",
-            "Permission requests waiting for the operator.",
-            snapshot.approvals.len() as f64,
-        );
-        page.family(
-            "ocio_approval_latency_seconds",
-            "histogram",
-            "From a permission request reaching the operator to its answer.",
-        );
-        page.histogram("ocio_approval_latency_seconds", &[], &self.approval_latency);
+fn owned(labels: Vec<(&'static str, &str)>) -> Labels {
+    labels
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
+}
 
-        let usage = &snapshot.usage;
-        page.family(
-            "ocio_usage_tokens",
-            "gauge",
-            "Tokens used by the sessions this engine has seen, by kind.",
-        );
-        for (kind, tokens) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-            ("reasoning", usage.reasoning_tokens),
-            ("cache_read", usage.cache_read_tokens),
-            ("cache_write", usage.cache_write_tokens),
+/// A count as a gauge's value (saturating: no count here comes near 2^63).
+fn int(count: impl TryInto<i64>) -> i64 {
+    count.try_into().unwrap_or(i64::MAX)
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS.iter().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AgentName, PlanId};
+
+    fn dispatched(agent: &str) -> EngineEvent {
+        EngineEvent::Dispatched {
+            plan: PlanId::generate(),
+            task: TaskId::generate(),
+            key: "t".into(),
+            session: SessionId::generate(),
+            agent: AgentName::new(agent).unwrap(),
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn the_page_has_every_documented_series_and_counts_events() {
+        let mut tally = Tally::default();
+        tally.observe(&dispatched("fast"));
+        tally.observe(&dispatched("fast"));
+        tally.lagged(3);
+        let now = Now {
+            snapshot: Snapshot::default(),
+            sessions: BTreeMap::from([(SessionStatus::Running, 2)]),
+            leases: 1,
+            breakers: vec![("fast".into(), BreakerState::Open)],
+        };
+        let page = tally.render(&now);
+        for line in [
+            "# HELP ocio_dispatches Sessions started, by agent.\n",
+            "# TYPE ocio_dispatches counter\n",
+            "ocio_dispatches_total{agent=\"fast\"} 2\n",
+            "ocio_events_lagged_total 3\n",
+            "ocio_workspace_events_total{kind=\"held\"} 0\n",
+            "ocio_sessions{state=\"running\"} 2\n",
+            "ocio_sessions{state=\"failed\"} 0\n",
+            "ocio_locks_held 1\n",
+            "ocio_breaker_state{agent=\"fast\",state=\"open\"} 1\n",
+            "ocio_breaker_state{agent=\"fast\",state=\"closed\"} 0\n",
+            "ocio_task_queue_wait_seconds_bucket{le=\"+Inf\"} 0\n",
+            "# TYPE ocio_task_queue_wait_seconds histogram\n",
+            concat!(
+                "ocio_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1\n"
+            ),
         ] {
-            page.sample("ocio_usage_tokens", &[("kind", kind)], tokens as f64);
+            assert!(page.contains(line), "no {line:?} in\n{page}");
         }
-        page.single(
+        // The series the README lists, but for families with no series yet (transitions,
+        // finished plans, task durations, agents' load, capacity and status), which the
+        // encoder leaves out, as Prometheus' Go client does.
+        for name in [
+            "ocio_sessions",
+            "ocio_sessions_running",
+            "ocio_tasks",
+            "ocio_queue_depth",
+            "ocio_dispatches",
+            "ocio_task_queue_wait_seconds",
+            "ocio_breaker_state",
+            "ocio_locks_held",
+            "ocio_approvals_pending",
+            "ocio_approval_latency_seconds",
+            "ocio_usage_tokens",
             "ocio_usage_cost_dollars",
-            "gauge",
-            "Cost in US dollars of the sessions this engine has seen.",
-            usage.cost,
-        );
-        page.single(
-            "ocio_events_lagged_total",
-            "counter",
-            "Engine events the metrics missed because they fell behind.",
-            self.lagged as f64,
-        );
-        page.finish()
+            "ocio_engine_paused",
+            "ocio_events_lagged",
+            "ocio_build_info",
+        ] {
+            assert!(
+                page.contains(&format!("# HELP {name} ")),
+                "no {name} in\n{page}"
+            );
+        }
+        assert!(page.ends_with("# EOF\n"), "{page}");
     }
 }

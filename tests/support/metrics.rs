@@ -1,7 +1,10 @@
-//! Checks a Prometheus text exposition page: parsed here line by line (every sample belongs to
-//! a family declared with HELP and TYPE, labels are well quoted, values are numbers, histogram
-//! buckets are cumulative), and by `promtool check metrics` when promtool is installed (Debian
-//! package `prometheus`).
+//! Checks an OpenMetrics text page: parsed here line by line (every sample belongs to a family
+//! declared with HELP and TYPE, counters' samples end in `_total`, labels are well quoted, values
+//! are numbers, histogram buckets are cumulative, `# EOF` ends it), and by `promtool check
+//! metrics` when promtool is installed (Debian package `prometheus`). promtool reads the
+//! Prometheus text format only, which names a counter's family by its `_total` sample, so it is
+//! given the page with those family names (the mapping Prometheus makes when it scrapes) and
+//! without `# EOF`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,7 +17,10 @@ pub type Sample = (String, Vec<(String, String)>, f64);
 pub fn parse(page: &str) -> Vec<Sample> {
     let mut kinds: HashMap<String, String> = HashMap::new();
     let mut samples = Vec::new();
-    for line in page.lines() {
+    let body = page
+        .strip_suffix("# EOF\n")
+        .unwrap_or_else(|| panic!("no `# EOF` at the end:\n{page}"));
+    for line in body.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
             assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
@@ -24,17 +30,27 @@ pub fn parse(page: &str) -> Vec<Sample> {
             );
             continue;
         }
-        if line.starts_with("# HELP ") || line.is_empty() {
+        assert!(!line.is_empty(), "an empty line");
+        if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
             continue;
         }
         let sample = sample(line);
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| sample.0.strip_suffix(s))
-            .filter(|base| kinds.get(*base).is_some_and(|k| k == "histogram"))
+        let suffixed = |suffixes: &[&str], kind: &str| {
+            suffixes
+                .iter()
+                .find_map(|s| sample.0.strip_suffix(s))
+                .filter(|base| kinds.get(*base).is_some_and(|k| k == kind))
+        };
+        let family = suffixed(&["_bucket", "_sum", "_count"], "histogram")
+            .or_else(|| suffixed(&["_total", "_created"], "counter"))
             .unwrap_or(&sample.0)
             .to_string();
-        assert!(kinds.contains_key(&family), "no TYPE before: {line}");
+        let kind = kinds.get(&family);
+        assert!(kind.is_some(), "no TYPE before: {line}");
+        assert!(
+            kind.is_some_and(|k| k != "counter") || family != sample.0,
+            "a counter's sample without `_total`: {line}"
+        );
         samples.push(sample);
     }
     check_buckets(&samples);
@@ -126,9 +142,32 @@ fn check_buckets(samples: &[Sample]) {
     }
 }
 
+/// The page as the Prometheus text format (version 0.0.4) names it: a counter family takes
+/// its samples' `_total` name, and there is no `# EOF`.
+fn as_prometheus_text(page: &str) -> String {
+    let counters: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::new();
+    for line in page.lines().filter(|l| *l != "# EOF") {
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, after) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {after}"))
+        });
+        text.push_str(renamed.as_deref().unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
 /// Parse, and run promtool over the page when it is installed.
 pub fn check(page: &str) {
     assert!(!parse(page).is_empty());
+    let page = &as_prometheus_text(page);
     let Ok(mut child) = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -26,7 +26,7 @@ impl Core {
             };
             self.probing[i] = true;
             let tx = self.health_tx.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let _ = tx.send((i, probe.await)).await;
             });
         }
@@ -157,7 +157,7 @@ impl Core {
             return;
         };
         tracing::info!(agent, goal = %request.goal, "planning session");
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = future
                 .await
                 .map(|mut proposal| {

@@ -23,7 +23,7 @@ impl Core {
             .get(&session)
             .map(|r| r.overlap_dir.clone().map(Source::Worktree));
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // An ended session's commit and repository are durable: read them from the store,
             // whether its plan is loaded or not.
             let source = match running {

@@ -125,7 +125,7 @@ impl Core {
             return;
         }
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let record = store.read(move |txn| query::plan_record(txn, plan)).await;
             reply.send(stored_context(plan, record));
         });
@@ -136,7 +136,7 @@ impl Core {
     /// The newest `last` control log entries above `since`, read off the engine's loop.
     pub(super) fn history(&self, since: u64, last: usize, reply: super::Typed<Vec<Logged>>) {
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let read = store
                 .read(move |txn| query::events_newest(txn, since, last))
                 .await;

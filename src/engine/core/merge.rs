@@ -180,7 +180,7 @@ impl Core {
         self.commit(step).await?;
         for (plan, key, workspace, plan_key, (on_conflict, policy)) in jobs {
             let done = self.git_tx.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let task = key.clone();
                 let result =
                     blocking(move || merge_task(&workspace, &plan_key, &task, on_conflict, policy))
@@ -552,7 +552,7 @@ impl Core {
             let plan_key = state.work.work.key.clone();
             let policy = state.work.cleanup(self.options.cleanup);
             let done = self.git_tx.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let task = end.key.clone();
                 let failure = end.failure;
                 let cancelled = end.cancelled;

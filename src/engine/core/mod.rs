@@ -18,6 +18,7 @@ mod operator;
 mod recovery;
 mod scan;
 mod settle;
+mod tasks;
 mod workspace;
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +141,8 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+    /// Everything spawned beside the loop; stopped when the loop ends.
+    tasks: tasks::Tasks,
 }
 
 /// Tells the front ends what happened, numbering each event from 1 (see [`Told`]). Only the
@@ -262,6 +265,7 @@ impl Core {
         } else {
             ending.send_replace(Ending::Stopped);
         }
+        self.tasks.stop().await;
         tracing::info!(running = self.running.len(), "engine stopped");
     }
 
@@ -275,6 +279,7 @@ impl Core {
                 command = commands.recv() => match command {
                     None => return Ok(()),
                     Some(Command::Shutdown(reply)) => {
+                        self.tasks.stop().await;
                         let _ = reply.send(());
                         return Ok(());
                     }

@@ -21,7 +21,7 @@ impl Core {
             && let Some((workspace, key)) = claim
         {
             // Nothing was stored: the branch name it claimed goes back.
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 if let Err(e) = blocking(move || workspace.release_claim(&key)).await {
                     tracing::warn!(error = %e, "cannot give back a refused plan's branch name");
                 }

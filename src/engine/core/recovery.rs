@@ -98,6 +98,7 @@ impl Core {
             approvals: HashMap::new(),
             paused,
             observed: super::observe::Observed::default(),
+            tasks: super::tasks::Tasks::default(),
         };
         let now = Timestamp::now();
         for record in records {
@@ -390,7 +391,7 @@ impl Core {
             .map(|index| self.runners[index].clone());
         match runner.and_then(|r| r.abandon(remote.clone())) {
             Some(abort) => {
-                tokio::spawn(abort);
+                self.tasks.spawn(abort);
             }
             None => tracing::warn!(
                 session = %session.id,
@@ -408,7 +409,7 @@ impl Core {
     ) {
         let done = self.finished_tx.clone();
         let id = run.session.id;
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let ended = future.await;
             let _ = done.send((id, ended)).await;
         });

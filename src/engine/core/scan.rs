@@ -96,7 +96,7 @@ impl Core {
         self.scanner.cursor = due.last().map(|(session, ..)| *session);
         self.scanner.busy = true;
         let done = self.git_tx.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let scanned = blocking(move || {
                 let mut scanned = Vec::with_capacity(due.len());
                 for (session, plan, dir, workspace) in due {

@@ -258,7 +258,7 @@ impl Core {
             // branch stays (it is the plan's result), as do unmerged tasks' branches.
             let plan_key = state.work.work.key.clone();
             let policy = state.work.cleanup(self.options.cleanup);
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let cleanup =
                     workspace::blocking(move || workspace.cleanup(&plan_key, policy)).await;
                 match cleanup {
