@@ -290,7 +290,7 @@ fn session_event(app: &mut App, frame: usize) {
             },
         },
     };
-    app.update(Msg::Engine(event));
+    app.update(Msg::Engine(numbered(event)));
 }
 
 fn task_event(app: &mut App, frame: usize) {
@@ -310,7 +310,16 @@ fn task_event(app: &mut App, frame: usize) {
         "bench",
         at(frame as i64),
     );
-    app.update(Msg::Engine(EngineEvent::Transition(event)));
+    app.update(Msg::Engine(numbered(EngineEvent::Transition(event))));
+}
+
+/// `event` numbered after every event before it (the bench's snapshot says 0).
+fn numbered(event: EngineEvent) -> ocio::engine::Told {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    ocio::engine::Told {
+        seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        event,
+    }
 }
 
 type Case = (&'static str, fn(usize) -> Figures);

@@ -113,6 +113,9 @@ impl Narration {
                 false,
             ),
             EngineEvent::Activity { .. } => return None,
+            EngineEvent::AgentAdded { agent } => {
+                ("engine", format!("agent {} added", agent.name), false)
+            }
             EngineEvent::Paused { paused } => (
                 "paused",
                 if *paused {

@@ -360,3 +360,109 @@ async fn the_history_is_the_control_logs_newest_entries() {
     assert_eq!(host.engine().history(0, 10_000).await.unwrap(), all);
     host.shutdown().await;
 }
+
+/// Six tasks between a first and a last: many events while snapshots come and go.
+const FAN: &str = "name = \"fan\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b1\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b2\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b3\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"b4\"\nneeds = [\"a\"]\nprompt = \"y\"\ncapabilities = [\"code\"]\n[[tasks]]\nid = \"c\"\nneeds = [\"b1\", \"b2\", \"b3\", \"b4\"]\nprompt = \"z\"\ncapabilities = [\"code\"]\n";
+
+/// The room keeps its copy of the engine's state from one snapshot and the numbered events
+/// after it: ticks never ask for a snapshot (no polling), a snapshot that arrives after newer
+/// events (asked for as after missed events, every few events) has those events replayed onto
+/// it, and at the end the room shows what the engine's own snapshot says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_follows_the_engine_from_one_snapshot_and_numbered_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_with(dir.path(), QUICK).await;
+    let client = ControlClient::connect(host.socket().unwrap())
+        .await
+        .unwrap();
+    let runtime = tokio::runtime::Handle::current();
+    let link = Link::new(
+        ControlClient::connect(host.socket().unwrap())
+            .await
+            .unwrap(),
+    );
+    let follow = tokio::task::spawn_blocking(move || {
+        let theme = Theme::load("industrial", None, ColorDepth::None).unwrap();
+        let mut app = App::new(theme, Keymap::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        link.follow(&runtime, tx.clone());
+        let requests = link.worker(&runtime, tx, std::env::temp_dir());
+        requests.send(Request::Snapshot);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut events, mut asked) = (0, 0);
+        let finished =
+            |app: &App| {
+                app.view.plans.iter().any(|p| {
+                    p.name == "fan" && p.tasks.iter().all(|t| t.status == TaskStatus::Done)
+                }) && app.view.running() == 0
+            };
+        while !finished(&app) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(msg) = rx.recv_timeout(left) else {
+                break;
+            };
+            let event = matches!(msg, ocio::tui::app::Msg::Engine(_));
+            let mut effects = app.update(msg);
+            if event {
+                events += 1;
+                let tick = app.update(ocio::tui::app::Msg::Tick);
+                assert!(tick.is_empty(), "a tick asks for nothing: {tick:?}");
+                if events % 4 == 0 {
+                    effects.extend(app.update(ocio::tui::app::Msg::Lagged(0)));
+                    asked += 1;
+                }
+            }
+            for effect in effects {
+                if let Effect::Request(request) = effect {
+                    requests.send(request);
+                }
+            }
+        }
+        assert!(
+            finished(&app),
+            "the room saw the plan finish: {:?}",
+            app.view.plans
+        );
+        assert!(asked > 2, "snapshots were asked for mid-run ({asked})");
+        // What is told after the last task (the plan's end) and the last replies.
+        while let Ok(msg) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            app.update(msg);
+        }
+        app
+    });
+    client
+        .submit(&dir.path().join("fan.toml"), FAN.to_string())
+        .await
+        .unwrap();
+    let app = follow.await.unwrap();
+    let truth = client.snapshot().await.unwrap();
+    let shown = |plans: &[ocio::engine::PlanView]| -> Vec<(String, TaskStatus, u32, bool)> {
+        plans
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .map(|t| (t.key.clone(), t.status, t.attempts, t.session.is_some()))
+            .collect()
+    };
+    assert_eq!(shown(&app.view.plans), shown(&truth.plans));
+    let loads = |agents: &[ocio::domain::Agent]| -> Vec<(String, u32)> {
+        agents
+            .iter()
+            .map(|a| (a.name.to_string(), a.load))
+            .collect()
+    };
+    assert_eq!(loads(&app.view.agents), loads(&truth.agents));
+    for session in &truth.sessions {
+        let seen = app
+            .view
+            .sessions
+            .iter()
+            .find(|s| s.session.id == session.session.id)
+            .unwrap_or_else(|| panic!("the room lists session {}", session.session.id));
+        assert_eq!(seen.session.status, session.session.status);
+    }
+    assert_eq!(
+        app.view.seq, truth.seq,
+        "the room reflects every event told"
+    );
+    host.shutdown().await;
+}

@@ -150,6 +150,8 @@ pub enum EngineEvent {
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },
+    /// An agent was added while the engine runs (durable); it takes work at once.
+    AgentAdded { agent: Box<Agent> },
     /// A plan's integration branch is checked out in its own worktree; finished tasks are
     /// merged there.
     IntegrationReady {

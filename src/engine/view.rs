@@ -11,6 +11,9 @@ use super::approval::Ask;
 use crate::domain::task::ConflictPolicy;
 use crate::domain::{Agent, DomainEvent, PlanId, Session, SessionId, TaskId, TaskStatus, Usage};
 
+/// Ended sessions a snapshot lists (after the running ones), and a front end keeps.
+pub const RECENT_SESSIONS: usize = 500;
+
 /// Everything a front end needs to draw, at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {

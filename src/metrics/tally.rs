@@ -166,6 +166,7 @@ impl Tally {
             | EngineEvent::Activity { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. }
+            | EngineEvent::AgentAdded { .. }
             | EngineEvent::EngineFailed { .. } => {}
         }
     }

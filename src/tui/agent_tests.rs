@@ -25,7 +25,9 @@ fn a_down_agent_says_why_and_since_when() {
          hint: is `opencode serve` running there?",
         at(120),
     );
-    app.update(Msg::Engine(EngineEvent::Transition(down)));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Transition(down),
+    )));
     app.focus = Pane::Agents;
     let screen = draw(&mut app, 160, 48);
     let coder = row(&screen, "coder-1");

@@ -16,7 +16,7 @@ use super::panes::Panes;
 use super::theme::Theme;
 use super::view::View;
 use crate::domain::{AgentStatus, SessionId, TaskId};
-use crate::engine::EngineEvent;
+use crate::engine::Told;
 use crate::engine::approval::{Approver, Decision};
 use crate::engine::view::{Entry, Logged, Snapshot};
 
@@ -28,7 +28,8 @@ pub enum Msg {
     Paste(String),
     Mouse(MouseEvent),
     Resize,
-    Engine(EngineEvent),
+    /// A numbered engine event.
+    Engine(Told),
     /// Events were missed: the next snapshot catches up.
     Lagged(u64),
     Snapshot(Box<Snapshot>),
@@ -190,8 +191,8 @@ impl App {
             Msg::Key(_) | Msg::Resize => Vec::new(),
             Msg::Paste(text) => self.paste(&text),
             Msg::Mouse(mouse) => self.mouse(mouse),
-            Msg::Engine(event) => {
-                self.view.apply(&event);
+            Msg::Engine(told) => {
+                self.view.receive(told);
                 if self.view.wants_snapshot {
                     return vec![Effect::Request(Request::Snapshot)];
                 }
@@ -236,7 +237,8 @@ impl App {
                     Err(e) => (format!("{what}: {e}"), true),
                 };
                 self.toast(text, error);
-                vec![Effect::Request(Request::Snapshot)]
+                // What the request changed comes as events.
+                Vec::new()
             }
             Msg::Tick => {
                 self.view.sample_load();
@@ -247,7 +249,7 @@ impl App {
                 {
                     self.toast = None;
                 }
-                vec![Effect::Request(Request::Snapshot)]
+                Vec::new()
             }
             Msg::Signal(name) => {
                 tracing::info!(signal = name, "leaving the control room on a signal");

@@ -72,7 +72,9 @@ fn every_answer_is_a_line_in_the_events_pane() {
         "approved once by the operator (ocio approve): permission external_directory (/var/cache/pg/*) [per_7f3a]",
         at(290),
     );
-    app.update(Msg::Engine(EngineEvent::Transition(answered)));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Transition(answered),
+    )));
     let screen = draw(&mut app, 160, 48);
     let line = format!("session {} approved once by the operator", sid(4).short());
     assert!(screen.contains(&line), "{screen}");

@@ -117,10 +117,14 @@ fn what_the_room_showed_live_before_the_history_came_is_shown_once() {
     let past = past();
     // The last two were committed after this room subscribed, and before the log was read.
     for event in &past[past.len() - 2..] {
-        app.update(Msg::Engine(EngineEvent::Transition(event.clone())));
+        app.update(Msg::Engine(crate::tui::tests::told(
+            EngineEvent::Transition(event.clone()),
+        )));
     }
     let live = task(5, "e2e", TaskStatus::Pending, TaskStatus::Blocked, 196);
-    app.update(Msg::Engine(EngineEvent::Transition(live)));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Transition(live),
+    )));
     app.update(Msg::History(logged(past)));
     let texts: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(

@@ -186,14 +186,16 @@ fn the_columns_follow_sessions_that_come_and_change_state() {
         "{screen}"
     );
 
-    app.update(Msg::Engine(EngineEvent::Dispatched {
-        plan: plan_id(),
-        task: tid(4),
-        key: "tests".into(),
-        session: sid(9),
-        agent: AgentName::new(LONG_AGENT).unwrap(),
-        attempt: 1,
-    }));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Dispatched {
+            plan: plan_id(),
+            task: tid(4),
+            key: "tests".into(),
+            session: sid(9),
+            agent: AgentName::new(LONG_AGENT).unwrap(),
+            attempt: 1,
+        },
+    )));
     let screen = draw(&mut app, 120, 40);
     let tests = pane(&screen, "sessions");
     let tests = tests.iter().find(|l| l.contains("tests #1")).unwrap();
@@ -208,10 +210,12 @@ fn the_columns_follow_sessions_that_come_and_change_state() {
             next: None,
         },
     };
-    app.update(Msg::Engine(EngineEvent::Activity {
-        session: sid(3),
-        entry: retry,
-    }));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Activity {
+            session: sid(3),
+            entry: retry,
+        },
+    )));
     let screen = draw(&mut app, 120, 40);
     let sessions = pane(&screen, "sessions");
     let api = sessions.iter().find(|l| l.contains("api #1")).unwrap();

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::app::{Msg, Request};
 use crate::domain::PlanId;
-use crate::engine::{Engine, EngineApi, EngineEvent, Feed};
+use crate::engine::{Engine, EngineApi, EngineEvent, Feed, Told};
 use crate::plan::prompt::prompt_plan;
 
 /// The engine the room speaks to: hosted in this process
@@ -22,10 +22,10 @@ use crate::plan::prompt::prompt_plan;
 pub struct Link(Arc<dyn Engine>);
 
 /// An engine event as the app's message: the engine's failure ends the room.
-fn message(event: EngineEvent) -> Msg {
-    match event {
+fn message(told: Told) -> Msg {
+    match told.event {
         EngineEvent::EngineFailed { error } => Msg::EngineGone(error),
-        event => Msg::Engine(event),
+        _ => Msg::Engine(told),
     }
 }
 
@@ -47,7 +47,7 @@ impl Link {
             };
             while let Some(item) = feed.recv().await {
                 let msg = match item {
-                    Feed::Event(told) => message(told.event),
+                    Feed::Event(told) => message(told),
                     Feed::Lagged(n) => Msg::Lagged(n),
                     Feed::Gone(why) => Msg::EngineGone(why),
                 };

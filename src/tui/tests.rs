@@ -185,7 +185,9 @@ pub(super) fn app() -> App {
             "as scripted",
             at(secs),
         );
-        app.update(Msg::Engine(EngineEvent::Transition(event)));
+        app.update(Msg::Engine(crate::tui::tests::told(
+            EngineEvent::Transition(event),
+        )));
     }
     for _ in 0..20 {
         app.update(Msg::Tick);
@@ -290,30 +292,34 @@ fn overlays_detail_graph_and_inputs() {
     ];
     app.update(Msg::Transcript(sid(4), entries));
     // A live update to the running tool call replaces its line rather than adding one.
-    app.update(Msg::Engine(EngineEvent::Activity {
-        session: sid(4),
-        entry: Entry {
-            at: at(250),
-            part: Some("p2".into()),
-            activity: Activity::Tool {
-                tool: "bash".into(),
-                status: "running".into(),
-                title: "cargo test".into(),
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Activity {
+            session: sid(4),
+            entry: Entry {
+                at: at(250),
+                part: Some("p2".into()),
+                activity: Activity::Tool {
+                    tool: "bash".into(),
+                    status: "running".into(),
+                    title: "cargo test".into(),
+                },
             },
         },
-    }));
-    app.update(Msg::Engine(EngineEvent::Activity {
-        session: sid(4),
-        entry: Entry {
-            at: at(260),
-            part: Some("p2".into()),
-            activity: Activity::Tool {
-                tool: "bash".into(),
-                status: "completed".into(),
-                title: "cargo test".into(),
+    )));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Activity {
+            session: sid(4),
+            entry: Entry {
+                at: at(260),
+                part: Some("p2".into()),
+                activity: Activity::Tool {
+                    tool: "bash".into(),
+                    status: "completed".into(),
+                    title: "cargo test".into(),
+                },
             },
         },
-    }));
+    )));
     insta::assert_snapshot!("detail_100x30", draw(&mut app, 100, 30));
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
@@ -437,37 +443,43 @@ fn keys_turn_into_engine_requests() {
 fn engine_events_update_the_view_without_a_snapshot() {
     let mut app = app();
     let before = app.view.sessions.len();
-    app.update(Msg::Engine(EngineEvent::Dispatched {
-        plan: plan_id(),
-        task: tid(4),
-        key: "tests".into(),
-        session: sid(9),
-        agent: AgentName::new("planner").unwrap(),
-        attempt: 1,
-    }));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Dispatched {
+            plan: plan_id(),
+            task: tid(4),
+            key: "tests".into(),
+            session: sid(9),
+            agent: AgentName::new("planner").unwrap(),
+            attempt: 1,
+        },
+    )));
     assert_eq!(app.view.sessions.len(), before + 1);
     assert_eq!(app.view.sessions[0].session.status, SessionStatus::Running);
     assert_eq!(app.view.agents[0].load, 1);
-    app.update(Msg::Engine(EngineEvent::Transition(DomainEvent::new(
-        Transition::Session {
-            id: sid(9),
-            from: SessionStatus::Running,
-            to: SessionStatus::Completed,
-        },
-        "finished",
-        at(320),
-    ))));
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Transition(DomainEvent::new(
+            Transition::Session {
+                id: sid(9),
+                from: SessionStatus::Running,
+                to: SessionStatus::Completed,
+            },
+            "finished",
+            at(320),
+        )),
+    )));
     assert_eq!(
         app.view.sessions[0].session.status,
         SessionStatus::Completed
     );
     assert_eq!(app.view.agents[0].load, 0);
     // A new plan needs a snapshot for its tasks.
-    let effects = app.update(Msg::Engine(EngineEvent::PlanSubmitted {
-        plan: PlanId::generate(),
-        name: "next".into(),
-        tasks: 3,
-    }));
+    let effects = app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::PlanSubmitted {
+            plan: PlanId::generate(),
+            name: "next".into(),
+            tasks: 3,
+        },
+    )));
     assert_eq!(effects, vec![Effect::Request(Request::Snapshot)]);
     // Missed events: catch up from a snapshot, and say so.
     assert_eq!(
@@ -529,4 +541,87 @@ fn the_detail_view_shows_the_sessions_diff_on_d() {
     insta::assert_snapshot!("detail_diff_100x20", draw(&mut app, 100, 20));
     // D again: back to the transcript, without asking the engine.
     assert!(key(&mut app, KeyCode::Char('D')).is_empty());
+}
+
+/// `event` numbered after every event numbered so far (a snapshot of these tests says 0).
+pub(super) fn told(event: crate::engine::EngineEvent) -> crate::engine::Told {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    crate::engine::Told {
+        seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        event,
+    }
+}
+
+/// A snapshot that reflects fewer events than the room has seen (it was asked for before
+/// them) is not the truth by itself: the newer events are replayed onto it, and events it
+/// reflects already are not applied twice.
+#[test]
+fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_twice() {
+    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    let mut view = crate::tui::view::View::default();
+    let base = snapshot();
+    let task = base.plans[0]
+        .tasks
+        .iter()
+        .find(|t| t.status == TaskStatus::Pending)
+        .expect("a pending task")
+        .clone();
+    view.apply_snapshot(base.clone());
+    let moved = |from, to| {
+        EngineEvent::Transition(DomainEvent::new(
+            Transition::Task {
+                id: task.id,
+                key: task.key.clone(),
+                from,
+                to,
+            },
+            "test",
+            jiff::Timestamp::now(),
+        ))
+    };
+    let running = crate::engine::Told {
+        seq: 1,
+        event: moved(TaskStatus::Pending, TaskStatus::Running),
+    };
+    let done = crate::engine::Told {
+        seq: 2,
+        event: moved(TaskStatus::Running, TaskStatus::Done),
+    };
+    view.receive(running.clone());
+    view.receive(done);
+    // Taken after the first event, arriving after the second.
+    let mut late = base;
+    let t = late.plans[0]
+        .tasks
+        .iter_mut()
+        .find(|t| t.id == task.id)
+        .unwrap();
+    t.status = TaskStatus::Running;
+    t.attempts += 1;
+    late.seq = 1;
+    view.apply_snapshot(late);
+    let shown = view.plans[0]
+        .tasks
+        .iter()
+        .find(|t| t.id == task.id)
+        .unwrap();
+    assert_eq!(
+        shown.status,
+        TaskStatus::Done,
+        "the newer event is replayed"
+    );
+    assert_eq!(shown.attempts, task.attempts + 1, "counted once");
+    assert_eq!(view.seq, 2);
+    view.receive(running);
+    let shown = view.plans[0]
+        .tasks
+        .iter()
+        .find(|t| t.id == task.id)
+        .unwrap();
+    assert_eq!(
+        shown.status,
+        TaskStatus::Done,
+        "an old event changes nothing"
+    );
+    assert!(!view.wants_snapshot);
 }

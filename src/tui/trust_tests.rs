@@ -44,10 +44,12 @@ fn a_session_in_provider_retry_shows_as_retrying() {
                 part,
                 activity,
             };
-            app.update(Msg::Engine(EngineEvent::Activity {
-                session: sid(3),
-                entry,
-            }));
+            app.update(Msg::Engine(crate::tui::tests::told(
+                EngineEvent::Activity {
+                    session: sid(3),
+                    entry,
+                },
+            )));
         }
     }
     let screen = draw(&mut app, 160, 48);
@@ -76,14 +78,16 @@ fn a_session_in_provider_retry_shows_as_retrying() {
     let (busy, part) = transcriber
         .activity(&status(r#"{"type":"busy"}"#))
         .expect("busy again is shown");
-    app.update(Msg::Engine(EngineEvent::Activity {
-        session: sid(3),
-        entry: Entry {
-            at: at(295),
-            part,
-            activity: busy,
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Activity {
+            session: sid(3),
+            entry: Entry {
+                at: at(295),
+                part,
+                activity: busy,
+            },
         },
-    }));
+    )));
     let screen = draw(&mut app, 160, 48);
     let api = row(&screen, "api #1");
     assert!(

@@ -1,6 +1,10 @@
 //! The control room's own copy of the engine's state, built from a snapshot and kept current by
-//! engine events, so drawing never waits on the engine. Every change bumps `generation`, which
-//! tells cached orderings and trees to rebuild.
+//! engine events, so drawing never waits on the engine. Events are numbered and a snapshot says
+//! the number of the last event it reflects: the room applies only events numbered after its
+//! snapshot, and replays the newer ones it already has onto a snapshot that comes late. It asks
+//! for a snapshot on connecting, after missing events, and when an event names something it
+//! has never seen (a new plan, agent or session); never on a timer. Every change bumps
+//! `generation`, which tells cached orderings and trees to rebuild.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,10 +14,10 @@ use crate::domain::{
     Agent, AgentName, DomainEvent, Lifecycle, Session, SessionId, SessionKind, SessionStatus,
     Transition, Usage,
 };
-use crate::engine::EngineEvent;
 use crate::engine::view::{
     Activity, ApprovalView, ConflictView, Entry, PlanView, SessionView, Snapshot,
 };
+use crate::engine::{EngineEvent, Told};
 use crate::narration::Narration;
 
 /// Lines kept in the events pane.
@@ -21,6 +25,8 @@ pub const LOG: usize = 2000;
 /// Control log entries a room asks for when it starts: about every other one is a line (a
 /// session's moves are told by its task's), so this fills the events pane.
 pub const HISTORY: usize = 3 * LOG;
+/// Events kept to replay onto a snapshot that reflects fewer of them.
+const RECENT: usize = 4096;
 /// Load samples kept per agent for its sparkline.
 pub const LOAD_SAMPLES: usize = 60;
 
@@ -82,8 +88,13 @@ pub struct View {
     pub sessions_generation: u64,
     /// A snapshot has arrived: until then the panes say they are loading.
     pub loaded: bool,
-    /// An event arrived that only a fresh snapshot can show in full (a new plan).
+    /// An event arrived that only a fresh snapshot can show in full (a new plan), or events
+    /// were missed.
     pub wants_snapshot: bool,
+    /// The number of the last event the state reflects.
+    pub seq: u64,
+    /// The newest events received, oldest first: replayed onto a snapshot that is older.
+    recent: VecDeque<Told>,
     /// The control log's recent past is shown (see `history.rs`).
     pub history: bool,
     /// Transitions shown live before the history came (it may hold them too), so that none
@@ -92,51 +103,43 @@ pub struct View {
 }
 
 impl View {
+    /// Take `snapshot` as the state, then the events received that are newer than it.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot) {
         self.paused = snapshot.paused;
         if self.plans != snapshot.plans {
             self.plans = snapshot.plans;
             self.plans_generation += 1;
         }
-        let mut sessions = snapshot.sessions;
-        let mut agents = snapshot.agents;
-        self.keep_ended(&mut sessions, &mut agents);
-        self.sessions = sessions;
-        self.agents = agents;
+        self.sessions = snapshot.sessions;
+        self.agents = snapshot.agents;
         self.approvals = snapshot.approvals;
         self.conflicts = snapshot.conflicts;
         self.usage = snapshot.usage;
+        self.seq = snapshot.seq;
         self.loaded = true;
         self.wants_snapshot = false;
         self.generation += 1;
         self.sessions_generation += 1;
-    }
-
-    /// A snapshot and events reach the app by different paths, so a snapshot taken just
-    /// before a session ended can arrive after the event that ended it. A session that ended
-    /// stays ended (a retry is a new session), so such a snapshot's stale copy (and the agent
-    /// slot it still holds) gives way to what the events said.
-    fn keep_ended(&self, sessions: &mut [SessionView], agents: &mut [Agent]) {
-        if !sessions.iter().any(|s| s.session.is_active()) {
-            return;
-        }
-        let ended: HashMap<SessionId, &Session> = self
-            .sessions
+        let newer: Vec<EngineEvent> = self
+            .recent
             .iter()
-            .filter(|s| !s.session.is_active())
-            .map(|s| (s.session.id, &s.session))
+            .filter(|t| t.seq > snapshot.seq)
+            .map(|t| t.event.clone())
             .collect();
-        for view in sessions.iter_mut().filter(|s| s.session.is_active()) {
-            let Some(known) = ended.get(&view.session.id) else {
-                continue;
-            };
-            view.session.status = known.status;
-            view.session.finished_at = known.finished_at;
-            if let Some(agent) = view.session.agent.as_ref()
-                && let Some(a) = agents.iter_mut().find(|a| a.name == *agent)
-            {
-                a.load = a.load.saturating_sub(1);
-            }
+        let first = self
+            .recent
+            .iter()
+            .map(|t| t.seq)
+            .find(|s| *s > snapshot.seq);
+        if first.is_some_and(|first| first != snapshot.seq + 1) {
+            // Events between the snapshot and those kept are gone: another snapshot.
+            self.wants_snapshot = true;
+        }
+        for event in &newer {
+            self.change(event);
+        }
+        if let Some(last) = self.recent.back() {
+            self.seq = self.seq.max(last.seq);
         }
     }
 
@@ -159,19 +162,39 @@ impl View {
             .count()
     }
 
-    /// Apply an event to the view, and log its line (see [`Narration`]).
-    pub fn apply(&mut self, event: &EngineEvent) {
+    /// A numbered event: its line is logged, and it changes the state unless the snapshot
+    /// in hand reflects it already (before the first snapshot it waits for it).
+    pub fn receive(&mut self, told: Told) {
+        if self.loaded && told.seq <= self.seq {
+            return;
+        }
+        self.generation += 1;
+        if let EngineEvent::Transition(e) = &told.event
+            && !self.history
+        {
+            self.early.push_back(e.clone());
+            if self.early.len() > HISTORY {
+                self.early.pop_front();
+            }
+        }
+        if let Some(line) = log_line(&told.event) {
+            self.push_line(line);
+        }
+        if self.loaded {
+            self.change(&told.event);
+            self.seq = told.seq;
+        }
+        self.recent.push_back(told);
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// What an event changes in the state.
+    fn change(&mut self, event: &EngineEvent) {
         self.generation += 1;
         match event {
-            EngineEvent::Transition(e) => {
-                if !self.history {
-                    self.early.push_back(e.clone());
-                    if self.early.len() > HISTORY {
-                        self.early.pop_front();
-                    }
-                }
-                self.transition(e);
-            }
+            EngineEvent::Transition(e) => self.transition(e),
             EngineEvent::PlanSubmitted { .. } | EngineEvent::MergeConflict { .. } => {
                 self.wants_snapshot = true;
             }
@@ -186,6 +209,7 @@ impl View {
                 attempt,
             } => {
                 let now = Timestamp::now();
+                self.wants_snapshot |= !self.plans.iter().any(|p| p.id == *plan);
                 // A snapshot that overtook this event lists the session (and counts its
                 // agent's slot) already.
                 let listed = self.sessions.iter().any(|s| s.session.id == *session);
@@ -250,6 +274,11 @@ impl View {
             }
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
             EngineEvent::Paused { paused } => self.paused = *paused,
+            EngineEvent::AgentAdded { agent } => {
+                if !self.agents.iter().any(|a| a.name == agent.name) {
+                    self.agents.push((**agent).clone());
+                }
+            }
             EngineEvent::PlanFinished { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }
@@ -257,14 +286,19 @@ impl View {
             | EngineEvent::Overlap { .. }
             | EngineEvent::Merged { .. } => {}
         }
-        if let Some(line) = log_line(event) {
-            self.push_line(line);
-        }
     }
 
     fn transition(&mut self, e: &DomainEvent) {
         match &e.transition {
             Transition::Session { id, to, .. } => {
+                let known = self.sessions.iter().any(|s| s.session.id == *id);
+                if !known && to.is_terminal() {
+                    // A session this room never saw start (a conflict resolver's, say).
+                    self.wants_snapshot = true;
+                }
+                if to.is_terminal() {
+                    self.trim_ended();
+                }
                 if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == *id) {
                     self.sessions_generation += 1;
                     let was_active = view.session.is_active();
@@ -284,6 +318,12 @@ impl View {
                 }
             }
             Transition::Task { id, to, .. } => {
+                let known = self
+                    .plans
+                    .iter()
+                    .flat_map(|p| &p.tasks)
+                    .any(|t| t.id == *id);
+                self.wants_snapshot |= !known;
                 if let Some(task) = self
                     .plans
                     .iter_mut()
@@ -298,11 +338,31 @@ impl View {
                 }
             }
             Transition::Agent { name, to, .. } => {
-                if let Some(agent) = self.agents.iter_mut().find(|a| a.name == *name) {
-                    agent.status = *to;
-                    agent.note(&e.cause, e.at);
+                match self.agents.iter_mut().find(|a| a.name == *name) {
+                    Some(agent) => {
+                        agent.status = *to;
+                        agent.note(&e.cause, e.at);
+                    }
+                    None => self.wants_snapshot = true,
                 }
             }
+        }
+    }
+
+    /// Keep the running sessions and the newest ended ones, as many as a snapshot lists
+    /// (sessions are listed newest first).
+    fn trim_ended(&mut self) {
+        let mut ended = 0;
+        let before = self.sessions.len();
+        self.sessions.retain(|s| {
+            if s.session.is_active() {
+                return true;
+            }
+            ended += 1;
+            ended <= crate::engine::view::RECENT_SESSIONS
+        });
+        if self.sessions.len() != before {
+            self.sessions_generation += 1;
         }
     }
 

@@ -65,6 +65,9 @@ impl Core {
         }
         let mut step = Step::default();
         step.batch.put_agent(&spec.agent);
+        step.events.push(crate::engine::EngineEvent::AgentAdded {
+            agent: Box::new(spec.agent.clone()),
+        });
         self.commit(step).await?;
         self.agents.push(spec.agent);
         self.runners.push(spec.runner);

@@ -16,7 +16,7 @@ use crate::workspace::overlap::repo_relative;
 /// Plans that ended, newest first, that the snapshot lists.
 pub(super) const RECENT_PLANS: usize = 50;
 /// Ended sessions kept for front ends.
-const RECENT: usize = 500;
+const RECENT: usize = crate::engine::view::RECENT_SESSIONS;
 /// Transcript entries kept per session.
 const TRANSCRIPT: usize = 400;
 /// Ended sessions whose transcripts are kept.
