@@ -17,7 +17,7 @@ use super::secret::Password;
 use super::wire::{
     AgentInfo, CreateSession, FileDiff, Health, MessageWithParts, PermissionReply,
     PermissionReplyBody, PermissionRequest, PromptRequest, SessionInfo, SessionStatusMap, VcsDiff,
-    VcsDiffMode, VcsStatus, Worktree, WorktreeCreate, WorktreeRemove,
+    VcsDiffMode,
 };
 
 /// Server versions ocio was tested against (`major.minor` prefix).
@@ -381,12 +381,6 @@ impl Client {
         }
     }
 
-    /// `git status` of the directory.
-    pub async fn vcs_status(&self, dir: &str) -> Result<VcsStatus, ClientError> {
-        self.fetch(Call::get("vcs status", "/vcs/status").dir(dir))
-            .await
-    }
-
     /// Changed files with patches: the working tree against HEAD, or against the default branch.
     pub async fn vcs_diff(&self, dir: &str, mode: VcsDiffMode) -> Result<VcsDiff, ClientError> {
         self.fetch(
@@ -395,30 +389,6 @@ impl Client {
                 .query("mode", mode.as_str().into()),
         )
         .await
-    }
-
-    /// Experimental: the server creates a git worktree of `dir`'s repository (under its data
-    /// dir, on branch `opencode/<name>`).
-    pub async fn create_worktree(
-        &self,
-        dir: &str,
-        body: &WorktreeCreate,
-    ) -> Result<Worktree, ClientError> {
-        self.fetch(
-            Call::post("create worktree", "/experimental/worktree".into())
-                .dir(dir)
-                .body(body),
-        )
-        .await
-    }
-
-    pub async fn remove_worktree(
-        &self,
-        dir: &str,
-        body: &WorktreeRemove,
-    ) -> Result<bool, ClientError> {
-        let call = Call::delete("remove worktree", "/experimental/worktree".into());
-        self.fetch(call.dir(dir).body(body)).await
     }
 
     /// Open `GET /global/event` (every directory's events). No total timeout: the stream

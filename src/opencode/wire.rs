@@ -467,8 +467,6 @@ pub struct FileDiff {
     pub patch: Option<String>,
 }
 
-/// `GET /vcs/status`: changed files of the directory's working tree, without patches.
-pub type VcsStatus = Vec<FileDiff>;
 /// `GET /vcs/diff?mode=..`: changed files with patches.
 pub type VcsDiff = Vec<FileDiff>;
 
@@ -521,32 +519,6 @@ pub struct ModelSelector {
     pub provider_id: String,
     #[serde(default, rename = "modelID")]
     pub model_id: String,
-}
-
-/// `POST /experimental/worktree` reply. The server puts worktrees under its data directory
-/// (`$XDG_DATA_HOME/opencode/worktree/<project>/<name>`), on branch `opencode/<name>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct Worktree {
-    pub name: String,
-    pub branch: Option<String>,
-    pub directory: String,
-}
-
-/// Body of `POST /experimental/worktree`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct WorktreeCreate {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Run after the project's own start command.
-    #[serde(rename = "startCommand", skip_serializing_if = "Option::is_none")]
-    pub start_command: Option<String>,
-}
-
-/// Body of `DELETE /experimental/worktree` and `POST /experimental/worktree/reset`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct WorktreeRemove {
-    pub directory: String,
 }
 
 /// Body of `POST /session`.

@@ -110,17 +110,8 @@ fn other_rest_replies() {
             .any(|s| matches!(s, SessionStatus::Retry { attempt: 2, .. }))
     );
 
-    let status: VcsStatus = fixture("vcs-status.json");
-    assert_eq!(
-        (status[0].file.as_str(), status[0].patch.as_deref()),
-        ("hello.txt", None)
-    );
     let diff: VcsDiff = fixture("vcs-diff.json");
     assert!(diff[0].patch.as_deref().unwrap().contains("+hello"));
-
-    let worktree: Worktree = fixture("worktree-create.json");
-    assert_eq!(worktree.branch.as_deref(), Some("opencode/wt-one"));
-    assert!(worktree.directory.ends_with("/wt-one"));
 
     let error: MessageError = fixture("error-bad-request.json");
     assert_eq!(error.name, "BadRequest");
@@ -209,14 +200,6 @@ fn request_bodies_match_the_spec() {
     assert!(serde_json::to_value(PermissionReply::Unknown).is_err());
     assert!(serde_json::to_value(PermissionAction::Unknown).is_err());
 
-    let worktree = WorktreeCreate {
-        name: Some("wt".into()),
-        start_command: None,
-    };
-    assert_eq!(
-        serde_json::to_value(&worktree).unwrap(),
-        json!({"name": "wt"})
-    );
     assert_eq!(VcsDiffMode::Branch.as_str(), "branch");
     assert_eq!(
         serde_json::to_value(VcsDiffMode::Git).unwrap(),

@@ -477,7 +477,9 @@ impl Workspace {
     }
 
     /// Removes a worktree ocio made (uncommitted changes in it are lost; its branch stays).
-    pub fn remove_worktree(&self, worktree: &Path) -> Result<()> {
+    /// The engine removes worktrees as part of its merges; this is the same removal alone.
+    #[cfg(test)]
+    pub(crate) fn remove_worktree(&self, worktree: &Path) -> Result<()> {
         let _guard = self.guard();
         self.remove(worktree)
     }
