@@ -4,10 +4,12 @@
 //!
 //! All or nothing: the scheduler tries the task's locks together and, when one is taken, gives
 //! back the rest and leaves the task ready for a later round, so a task never sits on half of
-//! what it needs (no lock-order deadlocks between tasks). Priority and aging in dispatch decide
-//! who goes first when locks free up. The leases are persisted; holders are task ids.
+//! what it needs (no lock-order deadlocks between tasks). In turn: a task that could not take
+//! its locks queues, and a task behind it that wants any of the same locks waits even when
+//! its own are free, so a task needing two busy locks is not starved by a stream of tasks
+//! each needing one of them. The leases are persisted; holders are task ids.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
@@ -20,6 +22,8 @@ pub const LEASE_FOR: SignedDuration = SignedDuration::from_secs(60 * 60);
 
 pub struct TaskLocks {
     manager: LockManager,
+    /// Holders that could not take their locks, first come first, with the names they want.
+    waiting: VecDeque<(String, Vec<String>)>,
 }
 
 impl TaskLocks {
@@ -29,7 +33,10 @@ impl TaskLocks {
             tracing::warn!(error = %e, "stored leases conflict; starting with none");
             LockManager::new(LEASE_FOR)
         });
-        Self { manager }
+        Self {
+            manager,
+            waiting: VecDeque::new(),
+        }
     }
 
     /// The lock names of a task's `locks` entries: `repo:`/`merge:`/`path:` names as written,
@@ -69,6 +76,45 @@ impl TaskLocks {
             }
         }
         Some(taken)
+    }
+
+    /// [`Self::try_acquire`] in turn: not while a holder queued before this one wants a lock
+    /// that conflicts with one of `names`. A holder that does not get its locks queues (once);
+    /// one that does leaves the queue.
+    pub fn try_acquire_in_turn(
+        &mut self,
+        holder: &str,
+        names: &[String],
+        now: Timestamp,
+    ) -> Option<Vec<Lease>> {
+        let blocked = self
+            .waiting
+            .iter()
+            .take_while(|(queued, _)| queued != holder)
+            .any(|(_, wanted)| {
+                wanted
+                    .iter()
+                    .any(|w| names.iter().any(|n| locks::conflicts(w, n)))
+            });
+        let taken = if blocked {
+            None
+        } else {
+            self.try_acquire(holder, names, now)
+        };
+        match taken {
+            Some(_) => self.waiting.retain(|(queued, _)| queued != holder),
+            None if !self.waiting.iter().any(|(queued, _)| queued == holder) => {
+                self.waiting.push_back((holder.to_string(), names.to_vec()));
+            }
+            None => {}
+        }
+        taken
+    }
+
+    /// Forget queued holders that no longer wait (their task is no longer ready: cancelled,
+    /// or its plan gone), so they hold nobody back.
+    pub fn keep_waiting(&mut self, waits: impl Fn(&str) -> bool) {
+        self.waiting.retain(|(holder, _)| waits(holder));
     }
 
     /// Give back everything `holder` has; the resources freed (to remove from the store).
@@ -142,6 +188,50 @@ mod tests {
         );
         assert_eq!(locks.release("a", now), api);
         assert_eq!(locks.try_acquire("b", &both, now).map(|l| l.len()), Some(2));
+    }
+
+    /// A task needing two locks is not starved by tasks needing one of them: once it queues,
+    /// those behind it wait even while their own lock is free, and it goes first when both
+    /// free up. A holder that stops waiting holds nobody back.
+    #[test]
+    fn a_task_needing_two_busy_locks_is_served_in_turn() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut locks = TaskLocks::restore(Vec::new());
+        let repo = Path::new("/r");
+        let a = TaskLocks::names(repo, &set(&["a"]));
+        let b = TaskLocks::names(repo, &set(&["b"]));
+        let both = TaskLocks::names(repo, &set(&["a", "b"]));
+        assert!(locks.try_acquire_in_turn("a1", &a, now).is_some());
+        assert!(locks.try_acquire_in_turn("ab", &both, now).is_none());
+        assert!(
+            locks.try_acquire_in_turn("b1", &b, now).is_none(),
+            "b is free, but ab asked for it first"
+        );
+        locks.release("a1", now);
+        assert!(
+            locks.try_acquire_in_turn("a2", &a, now).is_none(),
+            "a freed up, and ab is first in line for it"
+        );
+        assert_eq!(
+            locks.try_acquire_in_turn("ab", &both, now).map(|l| l.len()),
+            Some(2)
+        );
+        locks.release("ab", now);
+        assert!(locks.try_acquire_in_turn("b1", &b, now).is_some());
+        assert!(locks.try_acquire_in_turn("a2", &a, now).is_some());
+
+        let unrelated = TaskLocks::names(repo, &set(&["c"]));
+        assert!(locks.try_acquire_in_turn("ab2", &both, now).is_none());
+        assert!(
+            locks.try_acquire_in_turn("c1", &unrelated, now).is_some(),
+            "a queued task holds back only those wanting its locks"
+        );
+        locks.keep_waiting(|holder| holder != "ab2");
+        locks.release("a2", now);
+        assert!(
+            locks.try_acquire_in_turn("a3", &a, now).is_some(),
+            "ab2 stopped waiting"
+        );
     }
 
     #[test]

@@ -44,6 +44,17 @@ impl Core {
                 .map(|c| (c.plan, c.task.key.clone()))
                 .collect()
         };
+        // A task queued for its locks that is no longer ready holds nobody back.
+        let (plans, index) = (&self.plans, &self.task_index);
+        self.locks.keep_waiting(|holder| {
+            let Ok(task) = holder.parse::<crate::domain::TaskId>() else {
+                return false;
+            };
+            index
+                .get(&task)
+                .and_then(|(plan, key)| plans.get(plan)?.graph.get(key))
+                .is_some_and(|t| t.status == TaskStatus::Ready)
+        });
         let mut step = Step::default();
         let mut starts = Vec::new();
         self.start_resolvers(&mut step, &mut starts, cap, now)?;
@@ -89,7 +100,7 @@ impl Core {
             let holder = task.id.to_string();
             let mut names = TaskLocks::names(&state.plan.repo, &task.locks);
             names.extend(state.work.checkout_lock());
-            let Some(leases) = self.locks.try_acquire(&holder, &names, now) else {
+            let Some(leases) = self.locks.try_acquire_in_turn(&holder, &names, now) else {
                 continue; // a lock is taken: the task stays ready for a later round
             };
             if self.agents[index].acquire_slot().is_err() {
