@@ -111,6 +111,12 @@ impl TaskLocks {
         taken
     }
 
+    /// `holder` cannot try for its locks now (no agent for it, held back, waiting out a
+    /// retry): it leaves the queue rather than hold others back while it cannot go.
+    pub fn leave(&mut self, holder: &str) {
+        self.waiting.retain(|(queued, _)| queued != holder);
+    }
+
     /// Forget queued holders that no longer wait (their task is no longer ready: cancelled,
     /// or its plan gone), so they hold nobody back.
     pub fn keep_waiting(&mut self, waits: impl Fn(&str) -> bool) {
@@ -226,7 +232,8 @@ mod tests {
             locks.try_acquire_in_turn("c1", &unrelated, now).is_some(),
             "a queued task holds back only those wanting its locks"
         );
-        locks.keep_waiting(|holder| holder != "ab2");
+        locks.leave("ab2");
+        locks.keep_waiting(|holder| holder != "nobody");
         locks.release("a2", now);
         assert!(
             locks.try_acquire_in_turn("a3", &a, now).is_some(),

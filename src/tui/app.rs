@@ -237,7 +237,11 @@ impl App {
                     Err(e) => (format!("{what}: {e}"), true),
                 };
                 self.toast(text, error);
-                // What the request changed comes as events.
+                // What a request changed comes as events; one that failed may have been
+                // shown done already (an answered approval leaves the pane at once).
+                if error {
+                    return vec![Effect::Request(Request::Snapshot)];
+                }
                 Vec::new()
             }
             Msg::Tick => {
@@ -367,10 +371,15 @@ impl App {
     fn snapshot(&mut self, snapshot: Snapshot) -> Vec<Effect> {
         let first = !self.view.loaded;
         self.view.apply_snapshot(snapshot);
+        let mut effects = Vec::new();
         if first {
-            return vec![Effect::Request(Request::History(super::view::HISTORY))];
+            effects.push(Effect::Request(Request::History(super::view::HISTORY)));
         }
-        Vec::new()
+        if self.view.wants_snapshot {
+            // Events it needed were missing, or a replayed one names something new.
+            effects.push(Effect::Request(Request::Snapshot));
+        }
+        effects
     }
 
     /// Palette commands name tasks by key (`plan/task` or `task`): find their ids.

@@ -34,17 +34,32 @@ impl Link {
         Self(Arc::new(engine))
     }
 
-    /// Forward engine events to the app until the engine goes away.
+    /// Forward engine events to the app until the engine goes away. The subscription is made
+    /// before this returns, so a snapshot asked for afterwards misses no event (events it
+    /// reflects are numbered at or below its own number, and the room skips them).
     pub fn follow(&self, runtime: &tokio::runtime::Handle, to: Sender<Msg>) {
         let engine = self.0.clone();
+        let subscribed = std::thread::scope(|scope| {
+            // Blocking on the runtime from a thread of our own: callers may be on one of its
+            // blocking threads.
+            scope
+                .spawn(|| runtime.block_on(async { engine.feed().await }))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(crate::engine::ApiError::new(
+                        crate::engine::ErrorKind::Failed,
+                        "subscribing to the engine's events failed",
+                    ))
+                })
+        });
+        let mut feed = match subscribed {
+            Ok(feed) => feed,
+            Err(e) => {
+                let _ = to.send(Msg::EngineGone(e.to_string()));
+                return;
+            }
+        };
         runtime.spawn(async move {
-            let mut feed = match engine.feed().await {
-                Ok(feed) => feed,
-                Err(e) => {
-                    let _ = to.send(Msg::EngineGone(e.to_string()));
-                    return;
-                }
-            };
             while let Some(item) = feed.recv().await {
                 let msg = match item {
                     Feed::Event(told) => message(told),

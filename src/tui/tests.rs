@@ -543,13 +543,16 @@ fn the_detail_view_shows_the_sessions_diff_on_d() {
     assert!(key(&mut app, KeyCode::Char('D')).is_empty());
 }
 
-/// `event` numbered after every event numbered so far (a snapshot of these tests says 0).
+/// `event` numbered after every event this test numbered so far (a snapshot of these tests
+/// says 0).
 pub(super) fn told(event: crate::engine::EngineEvent) -> crate::engine::Told {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    crate::engine::Told {
-        seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        event,
-    }
+    // Per test thread: each test's room sees 1, 2, 3... with no gaps.
+    thread_local!(static SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    let seq = SEQ.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    crate::engine::Told { seq, event }
 }
 
 /// A snapshot that reflects fewer events than the room has seen (it was asked for before
@@ -624,4 +627,35 @@ fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_t
         "an old event changes nothing"
     );
     assert!(!view.wants_snapshot);
+}
+
+/// Found in review: an event numbered past a gap (events the room never got) asks for a
+/// snapshot, and an event a snapshot overtook still has its line in the events pane.
+#[test]
+fn a_gap_in_the_numbers_asks_for_a_snapshot_and_overtaken_events_still_show() {
+    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    let mut view = crate::tui::view::View::default();
+    let mut base = snapshot();
+    base.seq = 5;
+    let task = base.plans[0].tasks[0].clone();
+    view.apply_snapshot(base);
+    let moved = |seq, to| crate::engine::Told {
+        seq,
+        event: EngineEvent::Transition(DomainEvent::new(
+            Transition::Task {
+                id: task.id,
+                key: task.key.clone(),
+                from: task.status,
+                to,
+            },
+            "test",
+            jiff::Timestamp::now(),
+        )),
+    };
+    let lines = view.log.len();
+    view.receive(moved(4, TaskStatus::Running));
+    assert_eq!(view.log.len(), lines + 1, "told once, so shown");
+    assert!(!view.wants_snapshot, "reflected by the snapshot already");
+    view.receive(moved(8, TaskStatus::Running));
+    assert!(view.wants_snapshot, "6 and 7 never came");
 }

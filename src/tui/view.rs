@@ -165,9 +165,6 @@ impl View {
     /// A numbered event: its line is logged, and it changes the state unless the snapshot
     /// in hand reflects it already (before the first snapshot it waits for it).
     pub fn receive(&mut self, told: Told) {
-        if self.loaded && told.seq <= self.seq {
-            return;
-        }
         self.generation += 1;
         if let EngineEvent::Transition(e) = &told.event
             && !self.history
@@ -177,8 +174,16 @@ impl View {
                 self.early.pop_front();
             }
         }
+        // Every event is told once: its line shows even when a snapshot overtook it.
         if let Some(line) = log_line(&told.event) {
             self.push_line(line);
+        }
+        if self.loaded && told.seq <= self.seq {
+            return;
+        }
+        if self.loaded && told.seq != self.seq + 1 {
+            // Events between are missing: applied on top of this, a snapshot mends it.
+            self.wants_snapshot = true;
         }
         if self.loaded {
             self.change(&told.event);
@@ -283,8 +288,11 @@ impl View {
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::TaskHeld { .. }
-            | EngineEvent::Overlap { .. }
-            | EngineEvent::Merged { .. } => {}
+            | EngineEvent::Overlap { .. } => {}
+            EngineEvent::Merged { task, .. } => {
+                // The conflict it had is settled: the engine no longer lists it.
+                self.wants_snapshot |= self.conflicts.iter().any(|c| c.task == *task);
+            }
         }
     }
 
@@ -312,8 +320,14 @@ impl View {
                             a.load = a.load.saturating_sub(1);
                         }
                     }
-                    if *to != SessionStatus::WaitingApproval {
-                        self.approvals.retain(|a| a.session != *id);
+                    let asks = self.approvals.iter().filter(|a| a.session == *id).count();
+                    if *to != SessionStatus::WaitingApproval && asks > 0 {
+                        if asks > 1 && !to.is_terminal() {
+                            // One of several was answered: which, only the engine knows.
+                            self.wants_snapshot = true;
+                        } else {
+                            self.approvals.retain(|a| a.session != *id);
+                        }
                     }
                 }
             }
@@ -323,7 +337,9 @@ impl View {
                     .iter()
                     .flat_map(|p| &p.tasks)
                     .any(|t| t.id == *id);
-                self.wants_snapshot |= !known;
+                // A conflict's state follows its task's (resolving, parked, settled).
+                let conflicted = self.conflicts.iter().any(|c| c.task == *id);
+                self.wants_snapshot |= !known || conflicted;
                 if let Some(task) = self
                     .plans
                     .iter_mut()

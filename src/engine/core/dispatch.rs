@@ -72,11 +72,17 @@ impl Core {
                 continue;
             };
             let in_worktree = state.work.worktrees();
+            // A task that cannot try for its locks now does not hold its place in their queue.
+            let cannot_go = |locks: &mut TaskLocks| locks.leave(&task.id.to_string());
             if in_worktree && worktrees >= worktree_bound {
+                cannot_go(&mut self.locks);
                 continue; // waits for a merge to let a worktree go
             }
             let avoid = match self.retry_at.get(&task.id) {
-                Some((at, _)) if *at > now => continue,
+                Some((at, _)) if *at > now => {
+                    cannot_go(&mut self.locks);
+                    continue;
+                }
                 Some((_, avoid)) => *avoid,
                 None => None,
             };
@@ -90,11 +96,13 @@ impl Core {
                         file,
                     });
                 }
+                cannot_go(&mut self.locks);
                 continue; // stays ready until that session's work is merged or it ends
             }
             let Some(index) =
                 routing::pick_agent_avoiding(task, &self.agents, &self.last_picked, avoid)
             else {
+                cannot_go(&mut self.locks);
                 continue;
             };
             let holder = task.id.to_string();
