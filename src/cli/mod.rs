@@ -295,16 +295,13 @@ impl From<HostError> for Failure {
 impl From<ControlError> for Failure {
     fn from(e: ControlError) -> Self {
         let code = match &e {
-            ControlError::Engine(remote) if remote.kind.is_input() => exit::USAGE,
+            ControlError::Engine(refusal) => return Failure::from(refusal.clone()),
             ControlError::Version { .. } | ControlError::NotRunning { .. } => exit::USAGE,
             _ => exit::FAILED,
         };
         Failure {
             code,
-            message: match e {
-                ControlError::Engine(remote) => remote.message,
-                other => other.to_string(),
-            },
+            message: e.to_string(),
         }
     }
 }

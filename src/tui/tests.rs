@@ -603,26 +603,24 @@ fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_t
     t.attempts += 1;
     late.seq = 1;
     view.apply_snapshot(late);
-    let shown = view.plans[0]
-        .tasks
-        .iter()
-        .find(|t| t.id == task.id)
-        .unwrap();
+    let shown = |view: &crate::tui::view::View| {
+        let t = view.plans[0]
+            .tasks
+            .iter()
+            .find(|t| t.id == task.id)
+            .unwrap();
+        (t.status, t.attempts)
+    };
     assert_eq!(
-        shown.status,
+        shown(&view).0,
         TaskStatus::Done,
         "the newer event is replayed"
     );
-    assert_eq!(shown.attempts, task.attempts + 1, "counted once");
+    assert_eq!(shown(&view).1, task.attempts + 1, "counted once");
     assert_eq!(view.seq, 2);
     view.receive(running);
-    let shown = view.plans[0]
-        .tasks
-        .iter()
-        .find(|t| t.id == task.id)
-        .unwrap();
     assert_eq!(
-        shown.status,
+        shown(&view).0,
         TaskStatus::Done,
         "an old event changes nothing"
     );
