@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod approval;
+mod clock;
 mod core;
 mod locking;
 pub mod routing;
@@ -35,6 +36,7 @@ use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
 pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Reply, Request, Told};
+pub use clock::Clock;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
 pub use view::{
     Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, PlanView,
@@ -65,6 +67,8 @@ pub struct EngineOptions {
     /// waiting for their merge); at the bound a task waits for a merge rather than making
     /// another. `None`: twice `max_parallel`.
     pub max_worktrees: Option<u32>,
+    /// Where the engine reads the time of day (a test's clock follows paused tokio time).
+    pub clock: Clock,
 }
 
 impl EngineOptions {
@@ -90,6 +94,7 @@ impl Default for EngineOptions {
             context_budget: 16 * 1024,
             cleanup: CleanupPolicy::default(),
             max_worktrees: None,
+            clock: Clock::system(),
         }
     }
 }

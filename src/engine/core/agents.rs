@@ -1,8 +1,6 @@
 //! The agents side of the engine: health probes that set agents online, degraded or offline,
 //! and the operator's drain, undrain, add and remove.
 
-use jiff::Timestamp;
-
 use super::{Core, Step};
 use crate::domain::AgentStatus;
 use crate::engine::runner::Health;
@@ -12,19 +10,7 @@ impl Core {
     /// Every `health_every`, ask each agent's runner how its server is (one probe at a time
     /// per agent; results come back on `health_rx`).
     pub(super) fn probe_agents(&mut self) {
-        let now = tokio::time::Instant::now();
-        if now < self.next_probe {
-            return;
-        }
-        self.next_probe = now + self.options.health_every;
-        for (i, runner) in self.runners.iter().enumerate() {
-            if self.probing[i] || self.removed[i] {
-                continue;
-            }
-            let Some(probe) = runner.probe() else {
-                continue;
-            };
-            self.probing[i] = true;
+        for (i, probe) in self.fleet.due_probes() {
             let tx = self.health_tx.clone();
             self.tasks.spawn(async move {
                 let _ = tx.send((i, probe.await)).await;
@@ -33,15 +19,11 @@ impl Core {
     }
 
     pub(super) async fn health(&mut self, index: usize, health: Health) -> Result<(), EngineError> {
-        self.probing[index] = false;
-        let agent = &mut self.agents[index];
-        if self.removed[index]
-            || agent.status == AgentStatus::Draining
-            || agent.status == health.status
-        {
+        let now = self.now();
+        let Some(agent) = self.fleet.probed(index, health.status) else {
             return Ok(());
-        }
-        let Ok(event) = agent.transition(health.status, health.detail, Timestamp::now()) else {
+        };
+        let Ok(event) = agent.transition(health.status, health.detail, now) else {
             return Ok(());
         };
         let mut step = Step::default();
@@ -50,17 +32,9 @@ impl Core {
         self.commit(step).await
     }
 
-    pub(super) fn agent_index(&self, name: &str) -> Result<usize, EngineError> {
-        self.agents
-            .iter()
-            .enumerate()
-            .position(|(i, a)| !self.removed[i] && a.name.as_str() == name)
-            .ok_or_else(|| EngineError::UnknownAgent(name.to_string()))
-    }
-
     pub(super) async fn add_agent(&mut self, spec: AgentSpec) -> Result<(), EngineError> {
         let name = spec.agent.name.to_string();
-        if self.agent_index(&name).is_ok() {
+        if self.fleet.index_of(&name).is_ok() {
             return Err(EngineError::DuplicateAgent(name));
         }
         let mut step = Step::default();
@@ -69,38 +43,34 @@ impl Core {
             agent: Box::new(spec.agent.clone()),
         });
         self.commit(step).await?;
-        self.agents.push(spec.agent);
-        self.runners.push(spec.runner);
-        self.last_picked.push(0);
-        self.probing.push(false);
-        self.removed.push(false);
-        self.next_probe = tokio::time::Instant::now();
+        self.fleet.add(spec);
         Ok(())
     }
 
     pub(super) async fn remove_agent(&mut self, name: &str) -> Result<(), EngineError> {
-        let index = self.agent_index(name)?;
-        let agent = &mut self.agents[index];
+        let index = self.fleet.index_of(name)?;
+        let now = self.now();
+        let agent = self.fleet.agent_mut(index);
         if agent.load > 0 {
             return Err(EngineError::AgentBusy {
                 name: name.to_string(),
                 running: agent.load,
             });
         }
-        let now = Timestamp::now();
         let mut step = Step::default();
         if let Ok(event) = agent.transition(AgentStatus::Offline, "removed by the operator", now) {
             step.transition(event);
         }
         step.batch.remove_agent(&agent.name);
         self.commit(step).await?;
-        self.removed[index] = true;
+        self.fleet.remove(index);
         Ok(())
     }
 
     pub(super) async fn drain(&mut self, name: &str, drain: bool) -> Result<(), EngineError> {
-        let index = self.agent_index(name)?;
-        let agent = &mut self.agents[index];
+        let index = self.fleet.index_of(name)?;
+        let now = self.now();
+        let agent = self.fleet.agent_mut(index);
         let (to, cause) = if drain {
             (AgentStatus::Draining, "drained by the operator")
         } else {
@@ -110,14 +80,14 @@ impl Core {
             return Ok(());
         }
         let event = agent
-            .transition(to, cause, Timestamp::now())
+            .transition(to, cause, now)
             .map_err(crate::domain::GraphError::from)?;
         let mut step = Step::default();
         step.batch.put_agent(agent);
         step.transition(event);
         self.commit(step).await?;
         if !drain {
-            self.next_probe = tokio::time::Instant::now();
+            self.fleet.probe_soon();
         }
         Ok(())
     }
@@ -133,25 +103,27 @@ impl Core {
         reply: super::Typed<crate::engine::Proposal>,
     ) {
         let capabilities: std::collections::BTreeSet<String> = self
-            .agents
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.removed[*i])
+            .fleet
+            .live()
             .flat_map(|(_, a)| a.capabilities.iter().cloned())
             .collect();
-        let mut candidates: Vec<usize> = (0..self.agents.len())
-            .filter(|i| !self.removed[*i] && self.agents[*i].capabilities.contains("plan"))
+        let mut candidates: Vec<usize> = self
+            .fleet
+            .live()
+            .filter(|(_, a)| a.capabilities.contains("plan"))
+            .map(|(i, _)| i)
             .collect();
-        candidates.sort_by_key(|i| self.agents[*i].status != crate::domain::AgentStatus::Online);
+        candidates.sort_by_key(|i| self.fleet.agent(*i).status != AgentStatus::Online);
         let request = crate::engine::PlanRequest {
             goal,
             repo,
             capabilities,
         };
         let planner = candidates.into_iter().find_map(|i| {
-            self.runners[i]
+            self.fleet
+                .runner(i)
                 .plan(request.clone())
-                .map(|future| (self.agents[i].name.to_string(), future))
+                .map(|future| (self.fleet.agent(i).name.to_string(), future))
         });
         let Some((agent, future)) = planner else {
             reply.send(Err(EngineError::NoPlanner(

@@ -3,7 +3,6 @@
 //! decided and by whom, then names the request, so the control log is the audit trail (and the
 //! events pane's line about it leads with the decision).
 
-use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::{Core, Step};
@@ -28,7 +27,7 @@ impl Core {
         let Some(run) = self.running.get_mut(&session) else {
             return Ok(()); // the run is over; dropping `answer` tells the runner
         };
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         let what = describe(&ask);
         let mut step = Step::default();
         if let Ok(event) =
@@ -102,7 +101,7 @@ impl Core {
         let Some(run) = self.running.get_mut(&pending.session) else {
             return Err(unknown());
         };
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         let cause = format!(
             "{} by {}: {}",
             decision.text(),

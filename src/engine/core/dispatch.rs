@@ -2,7 +2,6 @@
 //! as agents, locks and the global cap allow, in order of effective priority (`routing`), in
 //! one durable step. Runs start only once that step is committed.
 
-use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::workspace::{self, Start};
@@ -23,7 +22,7 @@ impl Core {
         if self.paused || self.running.len() >= cap {
             return Ok(());
         }
-        let now = Timestamp::now();
+        let now = self.now();
         let picked: Vec<(PlanId, String)> = {
             let mut candidates = Vec::new();
             // A plan whose work is over has nothing ready (a retry re-opens it first), so a
@@ -99,9 +98,7 @@ impl Core {
                 cannot_go(&mut self.locks);
                 continue; // stays ready until that session's work is merged or it ends
             }
-            let Some(index) =
-                routing::pick_agent_avoiding(task, &self.agents, &self.last_picked, avoid)
-            else {
+            let Some(index) = self.fleet.pick(task, avoid) else {
                 cannot_go(&mut self.locks);
                 continue;
             };
@@ -111,7 +108,7 @@ impl Core {
             let Some(leases) = self.locks.try_acquire_in_turn(&holder, &names, now) else {
                 continue; // a lock is taken: the task stays ready for a later round
             };
-            if self.agents[index].acquire_slot().is_err() {
+            if !self.fleet.take(index) {
                 self.locks.release(&holder, now);
                 continue;
             }
@@ -121,7 +118,7 @@ impl Core {
                 step.batch.put_lease(lease);
             }
             let attempt = task.attempts + 1;
-            let agent = self.agents[index].name.clone();
+            let agent = self.fleet.agent(index).name.clone();
             let mut session = new_session(
                 &mut step,
                 format!("{}/{} #{attempt}", state.plan.name, key),
@@ -165,8 +162,6 @@ impl Core {
             step.batch
                 .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
             step.batch.put_session(&session);
-            self.picks += 1;
-            self.last_picked[index] = self.picks;
             step.events.push(EngineEvent::Dispatched {
                 plan: plan_id,
                 task: task_id,
@@ -191,7 +186,7 @@ impl Core {
         for (job, place, mut run) in starts {
             let (stop, stopped) = oneshot::channel();
             run.stop = Some(stop);
-            let runner = self.runners[run.agent].clone();
+            let runner = self.fleet.runner(run.agent);
             self.spawn(
                 workspace::run_in(place, Start::Run(runner, job, stopped)),
                 run,

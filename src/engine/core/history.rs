@@ -63,7 +63,7 @@ impl Core {
                 return Err(EngineError::UnknownTask(task));
             };
             tracing::info!(plan = %record.plan.name, "loading a finished plan from the store");
-            self.load(record, Timestamp::now()).await?;
+            self.load(record, self.now()).await?;
         }
         let (plan_id, key) = self
             .task_index

@@ -25,7 +25,7 @@ use crate::domain::{
     CheckpointKind, PlanId, SessionKind, SessionStatus, Task, TaskStatus, Transition,
 };
 use crate::engine::runner::{Job, Reporter};
-use crate::engine::{EngineError, EngineEvent, routing};
+use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
 use crate::workspace::{OnConflict, names};
 
@@ -129,7 +129,7 @@ impl Core {
         }
         if let Some(at) = work.merges.iter().position(|k| k == key) {
             work.merges.remove(at);
-            self.end_merge(plan, key, step, Timestamp::now());
+            self.end_merge(plan, key, step, self.now());
             return CancelledMerge::Dequeued;
         }
         CancelledMerge::None
@@ -137,7 +137,7 @@ impl Core {
 
     /// Start the next merge of every plan that has one waiting and none under way.
     pub(super) async fn pump_merges(&mut self) -> Result<(), EngineError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut step = Step::default();
         let mut jobs = Vec::new();
         for (id, state) in &mut self.plans {
@@ -261,7 +261,7 @@ impl Core {
         commit: String,
         cause: &str,
     ) -> Result<(), EngineError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut step = Step::default();
         self.end_merge(plan, key, &mut step, now);
         let Some(state) = self.plans.get_mut(&plan) else {
@@ -323,7 +323,7 @@ impl Core {
             policy,
         };
         let reruns = self.contexts.get(&task_id).map_or(0, |c| c.conflict_reruns);
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         let mut step = Step::default();
         step.events.push(conflict);
         match policy {
@@ -386,7 +386,7 @@ impl Core {
         why: String,
         end: TaskStatus,
     ) -> Result<(), EngineError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut step = Step::default();
         self.end_merge(plan, key, &mut step, now);
         let Some(state) = self.plans.get_mut(&plan) else {
@@ -455,17 +455,17 @@ impl Core {
                     state.work.resolvers.pop_front();
                     continue;
                 };
-                let Some(index) = routing::pick_agent(task, &self.agents, &self.last_picked) else {
+                let Some(index) = self.fleet.pick(task, None) else {
                     break;
                 };
-                if self.agents[index].acquire_slot().is_err() {
+                if !self.fleet.take(index) {
                     break;
                 }
                 state.work.resolvers.pop_front();
                 let plan_key = &state.work.work.key;
                 let attempt = task.attempts;
                 let title = format!("{}/{} resolve #{attempt}", state.plan.name, key);
-                let agent = self.agents[index].name.clone();
+                let agent = self.fleet.agent(index).name.clone();
                 let mut session = new_session(
                     step,
                     title,
@@ -499,8 +499,6 @@ impl Core {
                 ));
                 session.max_duration = task.timeout;
                 step.batch.put_session(&session);
-                self.picks += 1;
-                self.last_picked[index] = self.picks;
                 step.events.push(EngineEvent::Dispatched {
                     plan: *plan_id,
                     task: task.id,

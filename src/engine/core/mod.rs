@@ -11,6 +11,7 @@ mod approvals;
 mod context;
 mod diff;
 mod dispatch;
+mod fleet;
 mod history;
 mod merge;
 mod observe;
@@ -23,19 +24,18 @@ mod workspace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::locking::TaskLocks;
-use super::runner::{Health, RemoteReport, Runner};
+use super::runner::{Health, RemoteReport};
 use super::view::Entry;
 use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
 use crate::domain::TaskContext;
 use crate::domain::{
-    Agent, AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus,
-    Task, TaskGraph, TaskId, TaskStatus, Transition,
+    AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus, Task,
+    TaskGraph, TaskId, TaskStatus, Transition,
 };
 use crate::store::{Batch, StoreHandle};
 use workspace::{Ended, PlanWorkState};
@@ -103,11 +103,8 @@ pub(super) struct Core {
     plans: BTreeMap<PlanId, PlanState>,
     /// The plan and key of every task of `plans`.
     task_index: HashMap<TaskId, (PlanId, String)>,
-    /// Agents and their runners, index for index.
-    agents: Vec<Agent>,
-    runners: Vec<Arc<dyn Runner>>,
-    last_picked: Vec<u64>,
-    picks: u64,
+    /// Agents and their runners.
+    fleet: fleet::Fleet,
     running: HashMap<SessionId, Running>,
     finished_tx: mpsc::Sender<(SessionId, Ended)>,
     finished_rx: mpsc::Receiver<(SessionId, Ended)>,
@@ -131,11 +128,6 @@ pub(super) struct Core {
     retry_at: HashMap<TaskId, (Timestamp, Option<usize>)>,
     health_tx: mpsc::Sender<(usize, Health)>,
     health_rx: mpsc::Receiver<(usize, Health)>,
-    /// A probe of agent i is under way.
-    probing: Vec<bool>,
-    /// Agent i was removed (its slot stays so indices hold).
-    removed: Vec<bool>,
-    next_probe: tokio::time::Instant,
     /// Permission requests waiting for the operator, by request id.
     approvals: HashMap<String, approvals::Pending>,
     /// No new sessions start while set (durable, in the store's meta table).
@@ -307,7 +299,7 @@ impl Core {
         match command {
             Command::Call(request, answer) => return self.call(request, answer).await,
             Command::Check(file, reply) => {
-                let checked = file.validate_against_agents(&self.agents);
+                let checked = file.validate_against_agents(&self.fleet.live_agents());
                 let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
             }
             Command::Submit(prepared, reply) => {
@@ -394,7 +386,7 @@ impl Core {
         self.enforce_time_limits();
         self.probe_agents();
         self.scan_worktrees();
-        let now = Timestamp::now();
+        let now = self.now();
         let holders: Vec<String> = self
             .running
             .values()
@@ -415,7 +407,7 @@ impl Core {
     }
 
     fn enforce_time_limits(&mut self) {
-        let now = Timestamp::now();
+        let now = self.now();
         for run in self.running.values_mut() {
             if run.stopping.is_none() && run.session.is_overdue(now) {
                 tracing::info!(session = %run.session.id, "time limit reached; stopping");
@@ -425,6 +417,11 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// The time of day, from the engine's clock.
+    fn now(&self) -> Timestamp {
+        self.options.clock.now()
     }
 
     /// Durable first, then announced.

@@ -278,13 +278,7 @@ impl Core {
             plans,
             sessions,
             running: self.running.len(),
-            agents: self
-                .agents
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.removed[*i])
-                .map(|(_, a)| a.clone())
-                .collect(),
+            agents: self.fleet.live_agents(),
             approvals: self
                 .pending_approvals()
                 .into_iter()

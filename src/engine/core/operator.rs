@@ -1,8 +1,6 @@
 //! What front ends ask of plans and tasks: submit a plan, cancel a task, retry one. Each is
 //! one durable step; dispatching follows in the engine's loop.
 
-use jiff::Timestamp;
-
 use super::merge::CancelledMerge;
 use super::workspace::{PlanWorkState, blocking};
 use super::{Core, Prepared, Step, persist_changed_tasks};
@@ -38,9 +36,9 @@ impl Core {
             workspace,
             integration,
         } = prepared;
-        file.validate_against_agents(&self.agents)
+        file.validate_against_agents(&self.fleet.live_agents())
             .map_err(EngineError::Plan)?;
-        let now = Timestamp::now();
+        let now = self.now();
         let built = file.into_plan(id, now)?;
         let (plan, mut graph) = (built.plan, built.graph);
         let mut step = Step::default();
@@ -109,7 +107,7 @@ impl Core {
             .plans
             .get_mut(&plan_id)
             .ok_or(EngineError::UnknownTask(task))?;
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         step.transition(state.graph.transition(
             &key,
             TaskStatus::Cancelled,
@@ -139,7 +137,7 @@ impl Core {
             .plans
             .get_mut(&plan_id)
             .ok_or(EngineError::UnknownTask(task))?;
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         let mut step = Step::default();
         step.transition(state.graph.transition(
             &key,

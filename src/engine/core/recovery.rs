@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::fleet::Fleet;
 use super::observe::RECENT_PLANS;
 use super::workspace::{
     EndFuture, Ended, Place, PlanWorkState, Start, Workspaces, blocking, run_in,
@@ -64,17 +65,14 @@ impl Core {
         let (git_tx, git_rx) = mpsc::channel(256);
         let (report_tx, report_rx) = mpsc::channel(1024);
         let (health_tx, health_rx) = mpsc::channel(256);
-        let count = agents.len();
-        let first_probe = tokio::time::Instant::now() + options.health_every / 10;
+        // The first check comes soon after start, not in the middle of recovery.
+        let fleet = Fleet::new(agents, options.health_every / 10, options.health_every);
         let mut core = Self {
             store,
             options,
             plans: BTreeMap::new(),
             task_index: HashMap::new(),
-            last_picked: vec![0; agents.len()],
-            runners: agents.iter().map(|a| a.runner.clone()).collect(),
-            agents: agents.into_iter().map(|a| a.agent).collect(),
-            picks: 0,
+            fleet,
             running: HashMap::new(),
             finished_tx,
             finished_rx,
@@ -91,16 +89,12 @@ impl Core {
             retry_at: HashMap::new(),
             health_tx,
             health_rx,
-            probing: vec![false; count],
-            removed: vec![false; count],
-            // The first check comes soon after start, not in the middle of recovery.
-            next_probe: first_probe,
             approvals: HashMap::new(),
             paused,
             observed: super::observe::Observed::default(),
             tasks: super::tasks::Tasks::default(),
         };
-        let now = Timestamp::now();
+        let now = core.now();
         for record in records {
             core.load(record, now).await?;
         }
@@ -157,7 +151,7 @@ impl Core {
             step.batch.put_session(&session);
             settled += 1;
         }
-        for agent in &core.agents {
+        for (_, agent) in core.fleet.live() {
             step.batch.put_agent(agent);
         }
         // Locks held by work that is not resuming go back.
@@ -308,13 +302,10 @@ impl Core {
         session: &Session,
         now: Timestamp,
     ) -> Option<(EndFuture, Running)> {
-        let index = self
-            .agents
-            .iter()
-            .position(|a| Some(&a.name) == session.agent.as_ref())?;
+        let index = self.fleet.index_of_session_agent(session.agent.as_ref())?;
         let remote = session.remote.clone();
         if remote.is_none()
-            && (session.kind == SessionKind::Resolve || !self.runners[index].adopts())
+            && (session.kind == SessionKind::Resolve || !self.fleet.runner(index).adopts())
         {
             return None;
         }
@@ -362,10 +353,10 @@ impl Core {
         let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();
         let start = match remote {
-            Some(remote) => Start::Resumed(self.runners[index].resume(job, remote, stopped)?),
-            None => Start::Run(self.runners[index].clone(), job, stopped),
+            Some(remote) => Start::Resumed(self.fleet.runner(index).resume(job, remote, stopped)?),
+            None => Start::Run(self.fleet.runner(index), job, stopped),
         };
-        self.agents[index].acquire_slot().ok()?;
+        self.fleet.take_resumed(index).then_some(())?;
         if resolving && let Some(state) = self.plans.get_mut(&plan_id) {
             state.work.merging = Some(key.clone());
         }
@@ -385,10 +376,9 @@ impl Core {
             return;
         };
         let runner = self
-            .agents
-            .iter()
-            .position(|a| Some(&a.name) == session.agent.as_ref())
-            .map(|index| self.runners[index].clone());
+            .fleet
+            .index_of_session_agent(session.agent.as_ref())
+            .map(|index| self.fleet.runner(index));
         match runner.and_then(|r| r.abandon(remote.clone())) {
             Some(abort) => {
                 self.tasks.spawn(abort);
@@ -426,7 +416,7 @@ impl Core {
         let Some(run) = self.running.get_mut(&session) else {
             return Ok(());
         };
-        let now = Timestamp::now();
+        let now = self.options.clock.now();
         run.session.remote = Some(remote.clone());
         let data = serde_json::json!({
             "server": remote.server,

@@ -61,8 +61,8 @@ impl Core {
         let Some(mut run) = self.running.remove(&id) else {
             return Ok(None);
         };
-        self.agents[run.agent].release_slot();
-        let now = Timestamp::now();
+        self.fleet.release(run.agent);
+        let now = self.now();
         let Some(state) = self.plans.get_mut(&run.plan) else {
             return Ok(None);
         };
@@ -79,8 +79,8 @@ impl Core {
             Outcome::Lost { error, unreachable } => {
                 lost = true;
                 blame = Some(run.agent);
-                if unreachable && !self.removed[run.agent] {
-                    agent_unreachable(&mut self.agents[run.agent], &error, step, now);
+                if unreachable && !self.fleet.is_removed(run.agent) {
+                    agent_unreachable(self.fleet.agent_mut(run.agent), &error, step, now);
                 }
                 (SessionStatus::Failed, None, Some(format!("lost: {error}")))
             }
