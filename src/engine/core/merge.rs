@@ -17,7 +17,7 @@
 
 use jiff::Timestamp;
 
-use super::workspace::{Place, blocking, merge_task, tidy_merged};
+use super::workspace::{MergeEnd, Place, blocking, merge_task, tidy_merged};
 use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
 use crate::domain::MergeState;
 use crate::domain::task::ConflictPolicy;
@@ -50,24 +50,35 @@ pub const MAX_CONFLICT_RERUNS: u32 = 3;
 /// What a git job of the engine found.
 #[derive(Debug)]
 pub(super) enum GitDone {
-    /// A task's merge: the integration branch's commit after it, or the conflicted files.
+    /// A task's merge ended.
     Merge {
         plan: PlanId,
         key: String,
-        result: Result<Result<String, Vec<String>>, String>,
+        end: MergeEnd,
     },
-    /// A resolver's merge concluded (the merge commit) or abandoned (why).
+    /// A resolver's merge concluded or was abandoned.
     Resolved {
         plan: PlanId,
         key: String,
         files: Vec<String>,
-        /// The merge commit, or why not and whether the merge was aborted cleanly.
-        result: Result<String, (String, bool)>,
+        end: ResolvedEnd,
         /// The operator cancelled the task while its resolver ran.
         cancelled: bool,
     },
     /// What running sessions' worktrees changed (a scan for the overlap map).
     Scanned(Vec<super::scan::Scanned>),
+}
+
+/// How the merge a resolver session worked on ended.
+#[derive(Debug)]
+pub(super) enum ResolvedEnd {
+    /// The resolver's work was committed: the merge commit.
+    Concluded { commit: String },
+    /// Given up (why), the merge aborted cleanly.
+    Abandoned { why: String },
+    /// Given up (why), and the merge could not be aborted: the plan's next merge cannot start
+    /// until someone looks.
+    Stuck { why: String },
 }
 
 /// A resolver session's end, to act on once it is durable.
@@ -182,10 +193,11 @@ impl Core {
             let done = self.git_tx.clone();
             self.tasks.spawn(async move {
                 let task = key.clone();
-                let result =
+                let end =
                     blocking(move || merge_task(&workspace, &plan_key, &task, on_conflict, policy))
-                        .await;
-                let _ = done.send(GitDone::Merge { plan, key, result }).await;
+                        .await
+                        .unwrap_or_else(|error| MergeEnd::Failed { error });
+                let _ = done.send(GitDone::Merge { plan, key, end }).await;
             });
         }
         Ok(())
@@ -197,13 +209,13 @@ impl Core {
                 self.on_scanned(scanned);
                 Ok(())
             }
-            GitDone::Merge { plan, key, result } => match result {
-                Ok(Ok(commit)) => {
+            GitDone::Merge { plan, key, end } => match end {
+                MergeEnd::Merged { commit } => {
                     self.merged(plan, &key, commit, "merged into the integration branch")
                         .await
                 }
-                Ok(Err(files)) => self.conflicted(plan, &key, files).await,
-                Err(error) => {
+                MergeEnd::Conflicted { files } => self.conflicted(plan, &key, files).await,
+                MergeEnd::Failed { error } => {
                     let why = format!("the merge failed: {}", crate::text::clip(&error, 2000));
                     self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
                         .await
@@ -213,21 +225,21 @@ impl Core {
                 plan,
                 key,
                 files,
-                result,
+                end,
                 cancelled,
-            } => match result {
-                Ok(commit) => {
+            } => match end {
+                ResolvedEnd::Concluded { commit } => {
                     self.merged(plan, &key, commit, "merged after a resolver session")
                         .await
                 }
                 // A merge that could not be aborted is a failure whatever the operator asked:
                 // the next merge of the plan cannot start until someone looks.
-                Err((why, true)) if cancelled => {
+                ResolvedEnd::Abandoned { why } if cancelled => {
                     let policy = Some(ConflictPolicy::Resolver);
                     let end = TaskStatus::Cancelled;
                     self.park(plan, &key, files, policy, why, end).await
                 }
-                Err((why, _)) => {
+                ResolvedEnd::Abandoned { why } | ResolvedEnd::Stuck { why } => {
                     let policy = Some(ConflictPolicy::Resolver);
                     let end = TaskStatus::Failed;
                     self.park(plan, &key, files, policy, why, end).await
@@ -554,30 +566,32 @@ impl Core {
                 let task = end.key.clone();
                 let failure = end.failure;
                 let cancelled = end.cancelled;
-                let result = blocking(move || {
+                let resolved = blocking(move || {
                     let why = match failure {
                         Some(why) => why,
                         None => match workspace.conclude_merge(&plan_key, &task) {
                             Ok(commit) => {
                                 tidy_merged(&workspace, &plan_key, &task, policy);
-                                return Ok(Ok(commit));
+                                return Ok(ResolvedEnd::Concluded { commit });
                             }
                             Err(e) => format!("the resolver session left it unresolved: {e}"),
                         },
                     };
-                    Ok(Err(match workspace.abort_merge(&plan_key) {
-                        Ok(()) => (why, true),
-                        Err(e) => (format!("{why}; the merge could not be aborted: {e}"), false),
-                    }))
+                    Ok(match workspace.abort_merge(&plan_key) {
+                        Ok(()) => ResolvedEnd::Abandoned { why },
+                        Err(e) => ResolvedEnd::Stuck {
+                            why: format!("{why}; the merge could not be aborted: {e}"),
+                        },
+                    })
                 })
-                .await;
-                let result = result.map_err(|e| (e, false)).and_then(|r| r);
+                .await
+                .unwrap_or_else(|why| ResolvedEnd::Stuck { why });
                 let _ = done
                     .send(GitDone::Resolved {
                         plan: end.plan,
                         key: end.key,
                         files: end.files,
-                        result,
+                        end: resolved,
                         cancelled,
                     })
                     .await;

@@ -407,23 +407,33 @@ async fn in_worktree(
     }
 }
 
-/// A task's merge, on a blocking thread: the integration branch's commit after it, or the
-/// conflicted files. A task whose work is merged lets its worktree go at once, by `policy`
-/// (see [`tidy_merged`]).
+/// How a task's merge ended.
+#[derive(Debug)]
+pub(super) enum MergeEnd {
+    /// Merged, or there already: the integration branch's commit after it.
+    Merged { commit: String },
+    /// Git stopped on conflicts in these files.
+    Conflicted { files: Vec<String> },
+    /// Git could not merge it (why).
+    Failed { error: String },
+}
+
+/// A task's merge, on a blocking thread. A task whose work is merged lets its worktree go at
+/// once, by `policy` (see [`tidy_merged`]).
 pub(super) fn merge_task(
     workspace: &Workspace,
     plan: &str,
     task: &str,
     on_conflict: OnConflict,
     policy: CleanupPolicy,
-) -> Result<Result<String, Vec<String>>, WorkspaceError> {
+) -> Result<MergeEnd, WorkspaceError> {
     let commit = match workspace.merge(plan, task, on_conflict)? {
         MergeOutcome::Merged { commit } => commit,
         MergeOutcome::UpToDate => workspace.head(&workspace.integration_path(plan))?,
-        MergeOutcome::Conflict { files } => return Ok(Err(files)),
+        MergeOutcome::Conflict { files } => return Ok(MergeEnd::Conflicted { files }),
     };
     tidy_merged(workspace, plan, task, policy);
-    Ok(Ok(commit))
+    Ok(MergeEnd::Merged { commit })
 }
 
 /// After a task's merge: its worktree and branch go by `policy` (blocking), so worktrees do
