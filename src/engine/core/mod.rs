@@ -22,6 +22,9 @@ mod settle;
 mod tasks;
 mod workspace;
 
+#[cfg(test)]
+mod model_tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
