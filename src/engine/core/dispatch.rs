@@ -114,14 +114,12 @@ impl Core {
 
     /// A task queued for its locks that is no longer ready holds nobody back.
     fn drop_stale_lock_waiters(&mut self) {
-        let (plans, index) = (&self.plans, &self.task_index);
+        let plans = &self.plans;
         self.locks.keep_waiting(|holder| {
-            let Ok(task) = holder.parse::<TaskId>() else {
-                return false;
-            };
-            index
-                .get(&task)
-                .and_then(|(plan, key)| plans.get(plan)?.graph.get(key))
+            holder
+                .parse::<TaskId>()
+                .ok()
+                .and_then(|task| plans.task(&task))
                 .is_some_and(|t| t.status == TaskStatus::Ready)
         });
     }

@@ -33,7 +33,7 @@ impl Core {
         let work = self.reattach(&plan, &graph, work).await;
         self.contexts
             .extend(contexts.into_iter().map(|c| (c.task, c)));
-        self.insert_plan(plan, graph, work, now);
+        self.plans.insert(plan, graph, work, now);
         Ok(())
     }
 
@@ -45,7 +45,7 @@ impl Core {
         task: TaskId,
         acts_on: fn(TaskStatus) -> bool,
     ) -> Result<(PlanId, String, TaskStatus), EngineError> {
-        if !self.task_index.contains_key(&task) {
+        if self.plans.locate(&task).is_none() {
             let found = self
                 .store
                 .read(move |txn| match query::task(txn, task)? {
@@ -66,9 +66,9 @@ impl Core {
             self.load(record, self.now()).await?;
         }
         let (plan_id, key) = self
-            .task_index
-            .get(&task)
-            .cloned()
+            .plans
+            .locate(&task)
+            .map(|(plan, key)| (plan, key.to_string()))
             .ok_or(EngineError::UnknownTask(task))?;
         let status = self
             .plans
@@ -109,7 +109,6 @@ impl Core {
                 continue;
             };
             for task in state.graph.tasks() {
-                self.task_index.remove(&task.id);
                 self.contexts.remove(&task.id);
                 self.retry_at.remove(&task.id);
                 self.observed.latest.remove(&task.id);

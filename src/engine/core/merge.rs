@@ -17,8 +17,9 @@
 
 use jiff::Timestamp;
 
+use super::plans::PlanState;
 use super::workspace::{MergeEnd, Place, blocking, merge_task, tidy_merged};
-use super::{Core, PlanState, Role, Running, Step, context, new_session, persist_changed_tasks};
+use super::{Core, Role, Running, Step, context, new_session, persist_changed_tasks};
 use crate::domain::MergeState;
 use crate::domain::task::ConflictPolicy;
 use crate::domain::{
@@ -151,7 +152,7 @@ impl Core {
         let now = self.now();
         let mut step = Step::default();
         let mut jobs = Vec::new();
-        for (id, state) in &mut self.plans {
+        for (id, state) in self.plans.iter_mut() {
             let work = &mut state.work;
             if work.merging.is_some() || work.merges.is_empty() {
                 continue;
@@ -454,7 +455,7 @@ impl Core {
         cap: usize,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        for (plan_id, state) in &mut self.plans {
+        for (plan_id, state) in self.plans.iter_mut() {
             while let Some((key, files)) = state.work.resolvers.front().cloned() {
                 if self.running.len() + starts.len() >= cap {
                     return Ok(());

@@ -16,6 +16,7 @@ mod history;
 mod merge;
 mod observe;
 mod operator;
+mod plans;
 mod recovery;
 mod scan;
 mod settle;
@@ -25,7 +26,7 @@ mod workspace;
 #[cfg(test)]
 mod model_tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -37,23 +38,14 @@ use super::view::Entry;
 use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
 use crate::domain::TaskContext;
 use crate::domain::{
-    AgentName, DomainEvent, Plan, PlanId, Session, SessionId, SessionKind, SessionStatus, Task,
-    TaskGraph, TaskId, TaskStatus, Transition,
+    AgentName, DomainEvent, PlanId, Session, SessionId, SessionKind, SessionStatus, Task,
+    TaskGraph, TaskId, Transition,
 };
 use crate::store::{Batch, StoreHandle};
-use workspace::{Ended, PlanWorkState};
+use plans::Plans;
+use workspace::Ended;
 
 pub(super) use workspace::{Prepared, Workspaces};
-
-struct PlanState {
-    plan: Plan,
-    graph: TaskGraph,
-    /// When each ready task became ready (for aging).
-    ready_since: HashMap<String, Timestamp>,
-    finished: bool,
-    /// How it uses its repository, its overlap map and its merges.
-    work: PlanWorkState,
-}
 
 /// What a running session does for its task.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,9 +95,7 @@ pub(super) struct Core {
     options: EngineOptions,
     /// The plans with work to come and the newest that ended; older ones stay in the store
     /// until the operator acts on them (`history.rs`).
-    plans: BTreeMap<PlanId, PlanState>,
-    /// The plan and key of every task of `plans`.
-    task_index: HashMap<TaskId, (PlanId, String)>,
+    plans: Plans,
     /// Agents and their runners.
     fleet: fleet::Fleet,
     running: HashMap<SessionId, Running>,
@@ -215,28 +205,6 @@ impl Step {
 }
 
 impl Core {
-    fn insert_plan(&mut self, plan: Plan, graph: TaskGraph, work: PlanWorkState, now: Timestamp) {
-        let ready_since = graph
-            .tasks()
-            .filter(|t| t.status == TaskStatus::Ready)
-            .map(|t| (t.key.clone(), now))
-            .collect();
-        for task in graph.tasks() {
-            self.task_index.insert(task.id, (plan.id, task.key.clone()));
-        }
-        let finished = !graph.tasks().any(|t| t.status.has_work_to_come());
-        self.plans.insert(
-            plan.id,
-            PlanState {
-                plan,
-                graph,
-                ready_since,
-                finished,
-                work,
-            },
-        );
-    }
-
     /// The control loop, until a front end asks it to stop or a step fails; a failure is
     /// announced (an [`EngineEvent::EngineFailed`] and `failed`) before the loop ends.
     pub(super) async fn run(

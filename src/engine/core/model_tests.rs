@@ -230,7 +230,7 @@ impl World {
     }
 
     fn task_ids(&self) -> Vec<crate::domain::TaskId> {
-        let mut ids: Vec<_> = self.core.task_index.keys().copied().collect();
+        let mut ids: Vec<_> = self.core.plans.task_ids().collect();
         ids.sort();
         ids
     }
@@ -328,8 +328,8 @@ impl Model {
             }
             Op::Cancel(n) => {
                 let tasks = world.task_ids();
-                let (_, key) = &world.core.task_index[&tasks[n % tasks.len()]];
-                self.cancelled.insert(key.clone());
+                let (_, key) = world.core.plans.locate(&tasks[n % tasks.len()]).unwrap();
+                self.cancelled.insert(key.to_string());
             }
             Op::Restart => {
                 for run in world.core.running.values() {

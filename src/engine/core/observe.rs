@@ -180,7 +180,7 @@ impl Core {
     pub(super) fn footprint(&self) -> Footprint {
         Footprint {
             plans: self.plans.len(),
-            tasks: self.task_index.len(),
+            tasks: self.plans.task_count(),
             contexts: self.contexts.len(),
             latest_sessions: self.observed.latest.len(),
             recent_sessions: self.observed.recent.len(),

@@ -66,7 +66,8 @@ impl Core {
         );
         let id = plan.id;
         self.commit(step).await?;
-        self.insert_plan(plan, graph, PlanWorkState::new(work, workspace), now);
+        self.plans
+            .insert(plan, graph, PlanWorkState::new(work, workspace), now);
         Ok(id)
     }
 

@@ -6,7 +6,7 @@
 //! again (never twice). A merge that was under way is aborted cleanly and done again; a
 //! resolver session that did not survive has its merge aborted and done again too.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -70,8 +70,7 @@ impl Core {
         let mut core = Self {
             store,
             options,
-            plans: BTreeMap::new(),
-            task_index: HashMap::new(),
+            plans: Default::default(),
             fleet,
             running: HashMap::new(),
             finished_tx,
@@ -102,7 +101,7 @@ impl Core {
         let unknown: Vec<TaskId> = history
             .iter()
             .filter_map(|s| s.task)
-            .filter(|t| !core.task_index.contains_key(t))
+            .filter(|t| core.plans.locate(t).is_none())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -124,8 +123,13 @@ impl Core {
         core.observed = super::observe::Observed::with_history(history, |session| {
             session
                 .task
-                .and_then(|t| core.task_index.get(&t).map(|(_, key)| key).or(keys.get(&t)))
-                .cloned()
+                .and_then(|t| {
+                    core.plans
+                        .locate(&t)
+                        .map(|(_, key)| key)
+                        .or(keys.get(&t).map(String::as_str))
+                })
+                .map(str::to_string)
                 .unwrap_or_default()
         });
         let mut step = Step::default();
@@ -172,7 +176,7 @@ impl Core {
         let mut merges = Vec::new();
         // Plans whose task failed here, after too many lost attempts: they may have ended.
         let mut given_up = Vec::new();
-        for (plan_id, state) in &mut core.plans {
+        for (plan_id, state) in core.plans.iter_mut() {
             let running: Vec<String> = state
                 .graph
                 .tasks()
@@ -309,7 +313,8 @@ impl Core {
         {
             return None;
         }
-        let (plan_id, key) = self.task_index.get(&session.task?)?.clone();
+        let (plan_id, key) = self.plans.locate(&session.task?)?;
+        let key = key.to_string();
         let state = self.plans.get(&plan_id)?;
         let task = state
             .graph
