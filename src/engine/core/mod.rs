@@ -18,6 +18,7 @@ mod observe;
 mod operator;
 mod plans;
 mod recovery;
+mod runs;
 mod scan;
 mod settle;
 mod tasks;
@@ -27,14 +28,12 @@ mod workspace;
 mod model_tests;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport};
-use super::view::Entry;
 use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
 use crate::domain::TaskContext;
 use crate::domain::{
@@ -43,52 +42,10 @@ use crate::domain::{
 };
 use crate::store::{Batch, StoreHandle};
 use plans::Plans;
+use runs::{Role, Running};
 use workspace::Ended;
 
 pub(super) use workspace::{Prepared, Workspaces};
-
-/// What a running session does for its task.
-#[derive(Debug, Clone, PartialEq)]
-enum Role {
-    /// An attempt at the task.
-    Task,
-    /// Resolves the conflicts in `files` of the task's merge, in the integration worktree.
-    Resolver { files: Vec<String> },
-}
-
-struct Running {
-    session: Session,
-    plan: PlanId,
-    key: String,
-    agent: usize,
-    role: Role,
-    /// The session's worktree, where the files it edits count for the overlap map.
-    overlap_dir: Option<PathBuf>,
-    stop: Option<oneshot::Sender<()>>,
-    /// Why the engine stopped it, once it did.
-    stopping: Option<SessionStatus>,
-    /// The newest thing it did.
-    last: Option<Entry>,
-    /// Usage reported while it runs (the outcome's usage replaces it).
-    live: crate::domain::Usage,
-}
-
-impl Running {
-    fn new(session: Session, plan: PlanId, key: String, agent: usize, role: Role) -> Self {
-        Self {
-            session,
-            plan,
-            key,
-            agent,
-            role,
-            overlap_dir: None,
-            stop: None,
-            stopping: None,
-            last: None,
-            live: crate::domain::Usage::default(),
-        }
-    }
-}
 
 pub(super) struct Core {
     store: StoreHandle,
@@ -382,10 +339,7 @@ impl Core {
         for run in self.running.values_mut() {
             if run.stopping.is_none() && run.session.is_overdue(now) {
                 tracing::info!(session = %run.session.id, "time limit reached; stopping");
-                run.stopping = Some(SessionStatus::TimedOut);
-                if let Some(stop) = run.stop.take() {
-                    let _ = stop.send(());
-                }
+                run.ask_stop(SessionStatus::TimedOut);
             }
         }
     }

@@ -79,10 +79,7 @@ impl Core {
             .values_mut()
             .find(|r| r.plan == plan_id && r.key == key)
         {
-            run.stopping = Some(SessionStatus::Cancelled);
-            if let Some(stop) = run.stop.take() {
-                let _ = stop.send(());
-            }
+            run.ask_stop(SessionStatus::Cancelled);
             return Ok(()); // settled when the run reports back
         }
         let mut step = Step::default();

@@ -1,0 +1,65 @@
+//! The sessions running now, as the engine keeps them while their runs go on.
+
+use std::path::PathBuf;
+
+use tokio::sync::oneshot;
+
+use crate::domain::{PlanId, Session, SessionStatus};
+use crate::engine::view::Entry;
+
+/// What a running session does for its task.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Role {
+    /// An attempt at the task.
+    Task,
+    /// Resolves the conflicts in `files` of the task's merge, in the integration worktree.
+    Resolver { files: Vec<String> },
+}
+
+pub(super) struct Running {
+    pub(super) session: Session,
+    pub(super) plan: PlanId,
+    pub(super) key: String,
+    pub(super) agent: usize,
+    pub(super) role: Role,
+    /// The session's worktree, where the files it edits count for the overlap map.
+    pub(super) overlap_dir: Option<PathBuf>,
+    pub(super) stop: Option<oneshot::Sender<()>>,
+    /// Why the engine stopped it, once it did.
+    pub(super) stopping: Option<SessionStatus>,
+    /// The newest thing it did.
+    pub(super) last: Option<Entry>,
+    /// Usage reported while it runs (the outcome's usage replaces it).
+    pub(super) live: crate::domain::Usage,
+}
+
+impl Running {
+    pub(super) fn new(
+        session: Session,
+        plan: PlanId,
+        key: String,
+        agent: usize,
+        role: Role,
+    ) -> Self {
+        Self {
+            session,
+            plan,
+            key,
+            agent,
+            role,
+            overlap_dir: None,
+            stop: None,
+            stopping: None,
+            last: None,
+            live: crate::domain::Usage::default(),
+        }
+    }
+
+    /// Ask its run to stop; it ends with `why` once the run reports back.
+    pub(super) fn ask_stop(&mut self, why: SessionStatus) {
+        self.stopping = Some(why);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
