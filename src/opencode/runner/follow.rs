@@ -73,8 +73,7 @@ impl OpencodeRunner {
                 Ok(Progress::Stalled) => stalled += 1,
                 Ok(Progress::Busy) => {
                     stalled = 0;
-                    self.relay_permissions(&job, &dir, id, &mut watch.seen)
-                        .await;
+                    self.relay_permissions(&job, &dir, id, &mut watch).await;
                 }
                 Err(e) => {
                     if let Some(end) = unreadable(e, away, &remote) {

@@ -49,7 +49,7 @@ impl OpencodeRunner {
                 reply = &mut reply => break reply,
                 asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch),
-                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut watch.seen).await,
+                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut watch).await,
             }
         };
         // Whatever the stream still holds (the last text, the final step) goes to the

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use tokio::task::JoinSet;
+
 use super::OpencodeRunner;
 use crate::engine::approval::{Ask, Decision};
 use crate::engine::runner::Job;
@@ -12,11 +14,13 @@ use crate::opencode::transcript::Transcriber;
 use crate::opencode::wire::{PermissionReply, PermissionRequest};
 
 /// What a run follows of its session: the live events, the transcript made of them, and the
-/// permission requests already handed on.
+/// permission requests already handed on, with their relays: those still waiting for an
+/// answer end with the watch (the run is over; the engine forgets its requests).
 pub(super) struct Watch {
     pub(super) live: Subscription,
     transcriber: Transcriber,
-    pub(super) seen: HashSet<String>,
+    seen: HashSet<String>,
+    relays: JoinSet<()>,
 }
 
 impl Watch {
@@ -25,6 +29,7 @@ impl Watch {
             live,
             transcriber: Transcriber::default(),
             seen: HashSet::new(),
+            relays: JoinSet::new(),
         }
     }
 }
@@ -37,20 +42,20 @@ impl OpencodeRunner {
         job: &Job,
         dir: &str,
         remote: &str,
-        seen: &mut HashSet<String>,
+        watch: &mut Watch,
     ) {
         let Ok(pending) = self.client.permissions(dir).await else {
             return;
         };
         for request in pending.into_iter().filter(|p| p.session_id == remote) {
-            self.relay(job, dir, request, seen);
+            self.relay(job, dir, request, watch);
         }
     }
 
     /// One live event: transcript activity for the engine, or a permission request to relay.
     pub(super) fn on_event(&self, job: &Job, dir: &str, event: &ServerEvent, watch: &mut Watch) {
         if let ServerEvent::PermissionAsked(request) = event {
-            self.relay(job, dir, request.clone(), &mut watch.seen);
+            self.relay(job, dir, request.clone(), watch);
             return;
         }
         if let Some((activity, part)) = watch.transcriber.activity(event) {
@@ -60,17 +65,19 @@ impl OpencodeRunner {
 
     /// Hand one permission request to the engine (once) and send its answer back to the
     /// server, without holding up the run.
-    fn relay(&self, job: &Job, dir: &str, request: PermissionRequest, seen: &mut HashSet<String>) {
-        if !seen.insert(request.id.clone()) {
+    fn relay(&self, job: &Job, dir: &str, request: PermissionRequest, watch: &mut Watch) {
+        if !watch.seen.insert(request.id.clone()) {
             return;
         }
+        // Finished relays are let go as new ones come.
+        while watch.relays.try_join_next().is_some() {}
         let (reporter, client, dir, session) = (
             job.reporter.clone(),
             self.client.clone(),
             dir.to_string(),
             job.session,
         );
-        tokio::spawn(async move {
+        watch.relays.spawn(async move {
             let ask = Ask {
                 id: request.id.clone(),
                 permission: request.permission,
