@@ -964,3 +964,27 @@ async fn a_stop_that_was_asked_for_is_not_reported_as_a_failure() {
         "a clean stop must not read as a failure: {failed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_store_that_fails_under_a_request_is_named_as_why_the_engine_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 1, &[], 20, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    // Whatever the engine writes next fails.
+    store.clone().close().await;
+    let refused = engine.pause(true).await.unwrap_err();
+    assert!(refused.message.contains("closed"), "{refused:?}");
+    let why = tokio::time::timeout(PATIENCE, engine.failed())
+        .await
+        .unwrap();
+    assert!(
+        why.contains("the store has been closed"),
+        "the engine must say the store failed, not only that it stopped: {why}"
+    );
+}

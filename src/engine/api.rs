@@ -173,6 +173,7 @@ impl From<EngineError> for ApiError {
             | EngineError::NoPlanner(_) => ErrorKind::NotNow,
             EngineError::Store(_)
             | EngineError::Stopped
+            | EngineError::Halted(_)
             | EngineError::Workspace(_)
             | EngineError::Planner(_)
             | EngineError::Diff(_) => ErrorKind::Failed,

@@ -241,6 +241,9 @@ pub enum EngineError {
     Diff(String),
     #[error("the engine has stopped")]
     Stopped,
+    /// The loop stops because of this (a store write failed while answering a request).
+    #[error("{0}")]
+    Halted(String),
 }
 
 enum Command {

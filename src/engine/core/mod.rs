@@ -232,10 +232,10 @@ impl Core {
             }
             Command::Submit(prepared, reply) => {
                 let result = self.submit(*prepared).await;
-                let failed_on_store = matches!(result, Err(EngineError::Store(_)));
+                let halt = halted_by(&result);
                 let _ = reply.send(result);
-                if failed_on_store {
-                    return Err(EngineError::Stopped);
+                if let Some(halt) = halt {
+                    return Err(halt);
                 }
             }
             Command::Footprint(reply) => {
@@ -302,12 +302,12 @@ impl Core {
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),
         };
-        let failed_on_store = matches!(result, Err(EngineError::Store(_)));
+        let halt = halted_by(&result);
         answer.send(result);
-        if failed_on_store {
-            return Err(EngineError::Stopped);
+        match halt {
+            Some(halt) => Err(halt),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
@@ -358,6 +358,15 @@ impl Core {
             self.events.tell(event);
         }
         Ok(())
+    }
+}
+
+/// A store failure answered to a front end also stops the loop: nothing more can be made
+/// durable. The loop's error names it, so every front end is told why.
+fn halted_by<T>(result: &Result<T, EngineError>) -> Option<EngineError> {
+    match result {
+        Err(EngineError::Store(e)) => Some(EngineError::Halted(e.to_string())),
+        _ => None,
     }
 }
 
