@@ -116,6 +116,9 @@ impl Narration {
             EngineEvent::AgentAdded { agent } => {
                 ("engine", format!("agent {} added", agent.name), false)
             }
+            EngineEvent::AgentRemoved { agent } => {
+                ("engine", format!("agent {agent} removed"), false)
+            }
             EngineEvent::Paused { paused } => (
                 "paused",
                 if *paused {

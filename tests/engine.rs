@@ -988,3 +988,34 @@ async fn a_store_that_fails_under_a_request_is_named_as_why_the_engine_stopped()
         "the engine must say the store failed, not only that it stopped: {why}"
     );
 }
+
+/// The room follows the engine by a snapshot and the events after it: an agent removed while
+/// it watches leaves its list, as it leaves the engine's.
+#[tokio::test]
+async fn a_removed_agent_leaves_a_room_that_follows_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![
+            support::sim_agent("stays", 1, &[], 20, 0.0),
+            support::sim_agent("goes", 1, &[], 20, 0.0),
+        ],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let mut view = ocio::tui::view::View::default();
+    view.apply_snapshot(engine.snapshot().await.unwrap());
+    engine.remove_agent("goes").await.unwrap();
+    let truth = engine.snapshot().await.unwrap();
+    while let Ok(Ok(told)) = tokio::time::timeout(Duration::from_millis(300), events.next()).await {
+        view.receive(told);
+    }
+    let names = |agents: &[ocio::domain::Agent]| -> Vec<String> {
+        agents.iter().map(|a| a.name.to_string()).collect()
+    };
+    assert_eq!(names(&truth.agents), ["stays"]);
+    assert_eq!(names(&view.agents), names(&truth.agents));
+}

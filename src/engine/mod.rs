@@ -157,6 +157,8 @@ pub enum EngineEvent {
     Paused { paused: bool },
     /// An agent was added while the engine runs (durable); it takes work at once.
     AgentAdded { agent: Box<Agent> },
+    /// An agent was removed while the engine runs (durable); it takes no more work.
+    AgentRemoved { agent: AgentName },
     /// A plan's integration branch is checked out in its own worktree; finished tasks are
     /// merged there.
     IntegrationReady {

@@ -167,6 +167,7 @@ impl Tally {
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. }
             | EngineEvent::AgentAdded { .. }
+            | EngineEvent::AgentRemoved { .. }
             | EngineEvent::EngineFailed { .. } => {}
         }
     }

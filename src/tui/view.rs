@@ -284,6 +284,7 @@ impl View {
                     self.agents.push((**agent).clone());
                 }
             }
+            EngineEvent::AgentRemoved { agent } => self.agents.retain(|a| a.name != *agent),
             EngineEvent::PlanFinished { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }

@@ -62,6 +62,9 @@ impl Core {
             step.transition(event);
         }
         step.batch.remove_agent(&agent.name);
+        step.events.push(crate::engine::EngineEvent::AgentRemoved {
+            agent: agent.name.clone(),
+        });
         self.commit(step).await?;
         self.fleet.remove(index);
         Ok(())
