@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -424,64 +425,73 @@ impl Client {
         })
     }
 
-    /// One logical call: breaker, timeout, retries with backoff when idempotent.
-    async fn send(&self, call: Call) -> Result<bytes::Bytes, ClientError> {
-        let what = call.what;
-        let timeout = call.timeout.unwrap_or(self.inner.options.call_timeout);
-        let tries = if call.idempotent {
-            self.inner.options.retries + 1
-        } else {
-            1
-        };
+    /// One logical call: breaker, timeout, and when idempotent, retries of transient failures
+    /// with exponential backoff and jitter (so the sessions on a struggling server do not all
+    /// come back at the same moment). `backon` does the backoff.
+    async fn send(&self, mut call: Call) -> Result<bytes::Bytes, ClientError> {
         let body = call
             .body
+            .take()
             .transpose()
             .map_err(|reason| ClientError::Encode {
-                what: what.into(),
+                what: call.what.into(),
                 reason,
             })?;
-        let mut backoff = self.inner.options.first_backoff;
-        let mut attempt = 1;
-        loop {
-            let permit = self.permit(what)?;
-            let url = format!("{}{}", self.inner.base, call.path);
-            let mut request = self
-                .inner
-                .http
-                .request(call.method.clone(), url)
-                .query(&call.query);
-            if let Some(body) = &body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            if let Some(p) = &self.inner.password {
-                request = request.basic_auth("opencode", Some(p.expose()));
-            }
-            let result = tokio::time::timeout(timeout, async {
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| self.transport(what, &e, timeout))?;
-                let response = self.check_status(what, response).await?;
-                response
-                    .bytes()
-                    .await
-                    .map_err(|e| self.transport(what, &e, timeout))
+        let once = || self.send_once(&call, body.as_ref());
+        if !call.idempotent {
+            return once().await;
+        }
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.inner.options.first_backoff)
+            .with_max_times(self.inner.options.retries as usize)
+            .with_jitter();
+        once.retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(ClientError::is_transient)
+            .notify(|error, after| {
+                tracing::debug!(server = %self.inner.base, what = call.what, ?after, %error, "retrying");
             })
             .await
-            .unwrap_or_else(|_| Err(self.timeout(what, timeout)));
-            settle(permit, &result);
-            match result {
-                Err(e) if e.is_transient() && attempt < tries => {
-                    tracing::debug!(server = %self.inner.base, what, attempt, error = %e, "retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
+    }
+
+    /// One try of `call`.
+    async fn send_once(
+        &self,
+        call: &Call,
+        body: Option<&Vec<u8>>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let what = call.what;
+        let timeout = call.timeout.unwrap_or(self.inner.options.call_timeout);
+        let permit = self.permit(what)?;
+        let url = format!("{}{}", self.inner.base, call.path);
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), url)
+            .query(&call.query);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
         }
+        if let Some(p) = &self.inner.password {
+            request = request.basic_auth("opencode", Some(p.expose()));
+        }
+        let result = tokio::time::timeout(timeout, async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.transport(what, &e, timeout))?;
+            let response = self.check_status(what, response).await?;
+            response
+                .bytes()
+                .await
+                .map_err(|e| self.transport(what, &e, timeout))
+        })
+        .await
+        .unwrap_or_else(|_| Err(self.timeout(what, timeout)));
+        settle(permit, &result);
+        result
     }
 
     fn permit(&self, what: &str) -> Result<super::breaker::Permit<'_>, ClientError> {
@@ -681,3 +691,7 @@ impl Call {
         self
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
