@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 
 use super::workspace::{self, Ended};
-use super::{Core, Role, Step, context, persist_changed_tasks};
+use super::{Core, Role, Running, Step, context, persist_changed_tasks};
 use crate::domain::MergeState;
 use crate::domain::{
     AgentStatus, CheckpointKind, PlanId, SessionId, SessionStatus, TaskStatus, Transition,
@@ -63,82 +63,62 @@ impl Core {
         };
         self.fleet.release(run.agent);
         let now = self.now();
-        let Some(state) = self.plans.get_mut(&run.plan) else {
+        if !self.plans.contains_key(&run.plan) {
             return Ok(None);
-        };
-        let key = run.key.clone();
-        let mut blame = None;
-        let mut lost = false;
-        // A cancel or time limit asked for while the run was being lost wins: the task is not
-        // run again.
-        let outcome = match outcome {
-            Outcome::Lost { .. } if run.stopping.is_some() => Outcome::Stopped,
-            outcome => outcome,
-        };
-        let (session_to, result, error) = match outcome {
-            Outcome::Lost { error, unreachable } => {
-                lost = true;
-                blame = Some(run.agent);
-                if unreachable && !self.fleet.is_removed(run.agent) {
-                    agent_unreachable(self.fleet.agent_mut(run.agent), &error, step, now);
-                }
-                (SessionStatus::Failed, None, Some(format!("lost: {error}")))
-            }
-            Outcome::Completed { result, usage } => {
-                run.session.add_usage(usage);
-                (SessionStatus::Completed, result, None)
-            }
-            Outcome::Failed {
-                error,
-                usage,
-                agent_fault,
-            } => {
-                run.session.add_usage(usage);
-                blame = agent_fault.then_some(run.agent);
-                (SessionStatus::Failed, None, Some(error))
-            }
-            Outcome::Stopped => {
-                let why = run.stopping.unwrap_or(SessionStatus::Cancelled);
-                let error = match why {
-                    SessionStatus::TimedOut => "time limit reached".to_string(),
-                    _ => "cancelled by the operator".to_string(),
-                };
-                (why, None, Some(error))
-            }
-        };
-        run.session.last_error = error.clone();
-        run.session.finished_at = Some(now);
-        let record = serde_json::json!({
-            "status": session_to,
-            "result": result.as_deref().map(|r| crate::text::clip(r, 4000)),
-            "error": error,
-            "usage": run.session.usage,
-            // This attempt's own work (null: it left none), for its diff.
-            "commit": work.commit,
-        });
-        let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
-        step.batch.put_checkpoint(&checkpoint);
-        let cause = error.clone().unwrap_or_else(|| "finished".into());
-        step.transition(
-            run.session
-                .transition(session_to, cause.clone(), now)
-                .map_err(crate::domain::GraphError::from)?,
-        );
-        step.batch.put_session(&run.session);
+        }
+        let verdict = Verdict::of(&mut run, outcome);
+        if let Some(error) = verdict.unreachable.as_deref()
+            && !self.fleet.is_removed(run.agent)
+        {
+            agent_unreachable(self.fleet.agent_mut(run.agent), error, step, now);
+        }
+        record_end(&mut run, &verdict, work.commit.as_deref(), step, now)?;
+        self.observed.ended(&run);
         if let Role::Resolver { files } = run.role.clone() {
             // The task waits for the merge: concluded or abandoned once this is durable. Its
             // locks (the merge lock among them) stay until then.
-            let failure = (session_to != SessionStatus::Completed)
-                .then(|| format!("the resolver session ended {session_to}: {cause}"));
-            self.observed.ended(&run);
+            let failure = (verdict.status != SessionStatus::Completed).then(|| {
+                format!(
+                    "the resolver session ended {}: {}",
+                    verdict.status,
+                    verdict.cause()
+                )
+            });
             self.resolver_ended(&run, files, failure);
             return Ok(Some(run.plan));
         }
-        let merges = session_to == SessionStatus::Completed && state.work.worktrees();
+        self.settle_task(&run, verdict, work, step, now)?;
+        if let Some(state) = self.plans.get(&run.plan) {
+            persist_changed_tasks(step, &state.graph, mark);
+        }
+        if let Some(task) = run.session.task {
+            for resource in self.locks.release(&task.to_string(), now) {
+                step.batch.remove_lease(&resource);
+            }
+        }
+        Ok(Some(run.plan))
+    }
+
+    /// What a task's ended attempt means for the task and the graph: its work merged or done,
+    /// its dependents promoted; or cancelled, failed for good or retried after a backoff, its
+    /// dependents blocked.
+    fn settle_task(
+        &mut self,
+        run: &Running,
+        verdict: Verdict,
+        work: workspace::Work,
+        step: &mut Step,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(state) = self.plans.get_mut(&run.plan) else {
+            return Ok(());
+        };
+        let key = run.key.as_str();
+        let merges = verdict.status == SessionStatus::Completed && state.work.worktrees();
         if merges {
             // Its files stay in the overlap map until its work is merged: all of them, also
             // those no event or scan saw while it ran.
-            state.work.awaiting.insert(key.clone(), run.session.id);
+            state.work.awaiting.insert(key.to_string(), run.session.id);
             for path in &work.files {
                 if let Some(overlap) = state.work.overlap.touch(run.session.id, path) {
                     step.events.push(EngineEvent::Overlap {
@@ -152,31 +132,32 @@ impl Core {
         } else {
             state.work.overlap.release(run.session.id);
         }
-        match session_to {
-            SessionStatus::Completed if merges => {
-                // The task stays running until its work is merged (`merge.rs`).
-                let task = state.graph.set_result(&key, result.clone())?;
-                let previous = self.contexts.get(&task.id);
-                let context =
-                    context::record(task, result.as_deref(), work, MergeState::Pending, previous);
-                step.batch.put_context(&context);
-                self.contexts.insert(context.task, context);
-                state.work.merges.push_back(key.clone());
-            }
+        let cause = verdict.cause();
+        match verdict.status {
             SessionStatus::Completed => {
-                let task = state.graph.set_result(&key, result.clone())?;
+                let merge = if merges {
+                    MergeState::Pending
+                } else {
+                    MergeState::None
+                };
+                let result = verdict.result.as_deref();
+                let task = state.graph.set_result(key, verdict.result.clone())?;
                 let previous = self.contexts.get(&task.id);
-                let context =
-                    context::record(task, result.as_deref(), work, MergeState::None, previous);
+                let context = context::record(task, result, work, merge, previous);
                 step.batch.put_context(&context);
                 self.contexts.insert(context.task, context);
+                if merges {
+                    // The task stays running until its work is merged (`merge.rs`).
+                    state.work.merges.push_back(key.to_string());
+                    return Ok(());
+                }
                 step.transition(state.graph.transition(
-                    &key,
+                    key,
                     TaskStatus::Done,
                     "session completed",
                     now,
                 )?);
-                for event in state.graph.promote_dependents(&key, now)? {
+                for event in state.graph.promote_dependents(key, now)? {
                     if let Transition::Task { key, .. } = &event.transition {
                         state.ready_since.insert(key.clone(), now);
                     }
@@ -187,9 +168,9 @@ impl Core {
                 step.transition(
                     state
                         .graph
-                        .transition(&key, TaskStatus::Cancelled, cause, now)?,
+                        .transition(key, TaskStatus::Cancelled, cause, now)?,
                 );
-                for event in state.graph.block_dependents(&key, now)? {
+                for event in state.graph.block_dependents(key, now)? {
                     step.transition(event);
                 }
             }
@@ -197,15 +178,15 @@ impl Core {
                 step.transition(
                     state
                         .graph
-                        .transition(&key, TaskStatus::Failed, cause, now)?,
+                        .transition(key, TaskStatus::Failed, cause, now)?,
                 );
                 // A lost attempt is not the task's failure: it runs again, bounded apart.
-                let retry = match lost {
-                    true => state.graph.lose_attempt(&key)?,
-                    false => state.graph.get(&key).is_some_and(|t| t.has_retry_left()),
+                let retry = match verdict.lost {
+                    true => state.graph.lose_attempt(key)?,
+                    false => state.graph.get(key).is_some_and(|t| t.has_retry_left()),
                 };
-                if let Some(task) = state.graph.get(&key).filter(|_| retry) {
-                    let doublings = match lost {
+                if let Some(task) = state.graph.get(key).filter(|_| retry) {
+                    let doublings = match verdict.lost {
                         true => 0,
                         false => task.attempts.saturating_sub(task.lost + 1).min(16),
                     };
@@ -213,28 +194,17 @@ impl Core {
                         .min(jiff::SignedDuration::from_mins(5));
                     let task_id = task.id;
                     let cause = format!("automatic retry in {:#}", delay);
-                    step.transition(
-                        state
-                            .graph
-                            .transition(&key, TaskStatus::Ready, cause, now)?,
-                    );
-                    state.ready_since.insert(key.clone(), now);
-                    self.retry_at.insert(task_id, (now + delay, blame));
+                    step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
+                    state.ready_since.insert(key.to_string(), now);
+                    self.retry_at.insert(task_id, (now + delay, verdict.blame));
                 } else {
-                    for event in state.graph.block_dependents(&key, now)? {
+                    for event in state.graph.block_dependents(key, now)? {
                         step.transition(event);
                     }
                 }
             }
         }
-        persist_changed_tasks(step, &state.graph, mark);
-        self.observed.ended(&run);
-        if let Some(task) = run.session.task {
-            for resource in self.locks.release(&task.to_string(), now) {
-                step.batch.remove_lease(&resource);
-            }
-        }
-        Ok(Some(run.plan))
+        Ok(())
     }
 
     /// Announce a plan whose work is over: nothing ready or running is left in it.
@@ -291,6 +261,104 @@ impl Core {
         self.trim_finished();
         Ok(())
     }
+}
+
+/// How a run ended, as the engine settles it.
+struct Verdict {
+    status: SessionStatus,
+    result: Option<String>,
+    error: Option<String>,
+    /// The agent to avoid on a retry (it was at fault).
+    blame: Option<usize>,
+    /// Lost with its server, not failed: it runs again without spending a retry.
+    lost: bool,
+    /// Why its agent is offline now (its server could not be reached).
+    unreachable: Option<String>,
+}
+
+impl Verdict {
+    /// The verdict on `run`'s `outcome`, its usage added to the session.
+    fn of(run: &mut Running, outcome: Outcome) -> Self {
+        // A cancel or time limit asked for while the run was being lost wins: the task is not
+        // run again.
+        let outcome = match outcome {
+            Outcome::Lost { .. } if run.stopping.is_some() => Outcome::Stopped,
+            outcome => outcome,
+        };
+        let mut verdict = Self {
+            status: SessionStatus::Failed,
+            result: None,
+            error: None,
+            blame: None,
+            lost: false,
+            unreachable: None,
+        };
+        match outcome {
+            Outcome::Lost { error, unreachable } => {
+                verdict.lost = true;
+                verdict.blame = Some(run.agent);
+                verdict.unreachable = unreachable.then(|| error.clone());
+                verdict.error = Some(format!("lost: {error}"));
+            }
+            Outcome::Completed { result, usage } => {
+                run.session.add_usage(usage);
+                verdict.status = SessionStatus::Completed;
+                verdict.result = result;
+            }
+            Outcome::Failed {
+                error,
+                usage,
+                agent_fault,
+            } => {
+                run.session.add_usage(usage);
+                verdict.blame = agent_fault.then_some(run.agent);
+                verdict.error = Some(error);
+            }
+            Outcome::Stopped => {
+                verdict.status = run.stopping.unwrap_or(SessionStatus::Cancelled);
+                verdict.error = Some(match verdict.status {
+                    SessionStatus::TimedOut => "time limit reached".to_string(),
+                    _ => "cancelled by the operator".to_string(),
+                });
+            }
+        }
+        verdict
+    }
+
+    /// Why the session ended as it did.
+    fn cause(&self) -> String {
+        self.error.clone().unwrap_or_else(|| "finished".into())
+    }
+}
+
+/// The session's end into `step`: its result checkpoint (with this attempt's own commit, for
+/// its diff) and its last transition.
+fn record_end(
+    run: &mut Running,
+    verdict: &Verdict,
+    commit: Option<&str>,
+    step: &mut Step,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    run.session.last_error = verdict.error.clone();
+    run.session.finished_at = Some(now);
+    let record = serde_json::json!({
+        "status": verdict.status,
+        "result": verdict.result.as_deref().map(|r| crate::text::clip(r, 4000)),
+        "error": verdict.error,
+        "usage": run.session.usage,
+        // This attempt's own work (null: it left none), for its diff.
+        "commit": commit,
+    });
+    let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
+    step.batch.put_checkpoint(&checkpoint);
+    step.transition(
+        run.session
+            .transition(verdict.status, verdict.cause(), now)
+            .map_err(crate::domain::GraphError::from)?,
+    );
+    step.batch.put_session(&run.session);
+    Ok(())
 }
 
 /// An agent whose server could not be reached is offline from now (not when the next probe
