@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+use super::plans::PlanState;
 use super::workspace::{self, Ended};
 use super::{Core, Role, Running, Step, context, persist_changed_tasks};
 use crate::domain::MergeState;
@@ -175,32 +176,9 @@ impl Core {
                 }
             }
             _ => {
-                step.transition(
-                    state
-                        .graph
-                        .transition(key, TaskStatus::Failed, cause, now)?,
-                );
-                // A lost attempt is not the task's failure: it runs again, bounded apart.
-                let retry = match verdict.lost {
-                    true => state.graph.lose_attempt(key)?,
-                    false => state.graph.get(key).is_some_and(|t| t.has_retry_left()),
-                };
-                if let Some(task) = state.graph.get(key).filter(|_| retry) {
-                    let doublings = match verdict.lost {
-                        true => 0,
-                        false => task.attempts.saturating_sub(task.lost + 1).min(16),
-                    };
-                    let delay = (self.options.retry_backoff * 2i32.pow(doublings))
-                        .min(jiff::SignedDuration::from_mins(5));
-                    let task_id = task.id;
-                    let cause = format!("automatic retry in {:#}", delay);
-                    step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
-                    state.ready_since.insert(key.to_string(), now);
-                    self.retry_at.insert(task_id, (now + delay, verdict.blame));
-                } else {
-                    for event in state.graph.block_dependents(key, now)? {
-                        step.transition(event);
-                    }
+                let backoff = self.options.retry_backoff;
+                if let Some((task, at)) = fail(state, key, &verdict, backoff, step, now)? {
+                    self.retry_at.insert(task, (at, verdict.blame));
                 }
             }
         }
@@ -261,6 +239,45 @@ impl Core {
         self.trim_finished();
         Ok(())
     }
+}
+
+/// A failed attempt at `key` into `step`: the task failed, then ready again when a retry is
+/// left (a lost attempt spends none, bounded apart) with the task and when it may run (after
+/// a backoff doubling with each failure, up to 5 minutes); otherwise its dependents blocked.
+fn fail(
+    state: &mut PlanState,
+    key: &str,
+    verdict: &Verdict,
+    backoff: jiff::SignedDuration,
+    step: &mut Step,
+    now: Timestamp,
+) -> Result<Option<(crate::domain::TaskId, Timestamp)>, EngineError> {
+    let cause = verdict.cause();
+    step.transition(
+        state
+            .graph
+            .transition(key, TaskStatus::Failed, cause, now)?,
+    );
+    let retry = match verdict.lost {
+        true => state.graph.lose_attempt(key)?,
+        false => state.graph.get(key).is_some_and(|t| t.has_retry_left()),
+    };
+    let Some(task) = state.graph.get(key).filter(|_| retry) else {
+        for event in state.graph.block_dependents(key, now)? {
+            step.transition(event);
+        }
+        return Ok(None);
+    };
+    let doublings = match verdict.lost {
+        true => 0,
+        false => task.attempts.saturating_sub(task.lost + 1).min(16),
+    };
+    let delay = (backoff * 2i32.pow(doublings)).min(jiff::SignedDuration::from_mins(5));
+    let task_id = task.id;
+    let cause = format!("automatic retry in {:#}", delay);
+    step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
+    state.ready_since.insert(key.to_string(), now);
+    Ok(Some((task_id, now + delay)))
 }
 
 /// How a run ended, as the engine settles it.
