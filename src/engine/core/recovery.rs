@@ -27,6 +27,17 @@ use crate::engine::runner::{Job, Reporter};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
 use crate::store::{StoreHandle, query};
 
+/// What became of the tasks the last engine left running whose runs are not followed.
+#[derive(Default)]
+struct LeftRunning {
+    /// Their sessions had completed: merged again.
+    merges: Vec<(PlanId, String)>,
+    /// Run again.
+    reopened: usize,
+    /// Plans with a task failed after too many lost attempts: they may have ended.
+    given_up: Vec<PlanId>,
+}
+
 impl Core {
     /// Load what the store holds and settle sessions that were running when the last engine
     /// stopped: their runs are gone with that process, so they end failed and their tasks go
@@ -97,18 +108,25 @@ impl Core {
         for record in records {
             core.load(record, now).await?;
         }
-        // Sessions of plans that are not loaded: their tasks' keys, for the sessions table.
+        core.observe_history(history).await?;
+        core.settle_left_running(sessions, now).await?;
+        Ok(core)
+    }
+
+    /// The newest sessions for the sessions table, with their tasks' keys (read from the store
+    /// for plans that are not loaded).
+    async fn observe_history(&mut self, history: Vec<Session>) -> Result<(), EngineError> {
         let unknown: Vec<TaskId> = history
             .iter()
             .filter_map(|s| s.task)
-            .filter(|t| core.plans.locate(t).is_none())
+            .filter(|t| self.plans.locate(t).is_none())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let keys: HashMap<TaskId, String> = if unknown.is_empty() {
             HashMap::new()
         } else {
-            core.store
+            self.store
                 .read(move |txn| {
                     let mut keys = HashMap::new();
                     for id in unknown {
@@ -120,11 +138,12 @@ impl Core {
                 })
                 .await?
         };
-        core.observed = super::observe::Observed::with_history(history, |session| {
+        let plans = &self.plans;
+        self.observed = super::observe::Observed::with_history(history, |session| {
             session
                 .task
                 .and_then(|t| {
-                    core.plans
+                    plans
                         .locate(&t)
                         .map(|(_, key)| key)
                         .or(keys.get(&t).map(String::as_str))
@@ -132,16 +151,72 @@ impl Core {
                 .map(str::to_string)
                 .unwrap_or_default()
         });
+        Ok(())
+    }
+
+    /// The sessions the last engine left running: re-attached where their runner can follow
+    /// them, otherwise ended, with their tasks run again (or merged again, or failed after too
+    /// many lost attempts), in one durable step; then the re-attached runs go on.
+    async fn settle_left_running(
+        &mut self,
+        sessions: Vec<Session>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
         let mut step = Step::default();
-        let mut settled = 0;
-        let mut reopened = 0;
+        let (resumed, settled) = self.resume_or_end(sessions, &mut step, now);
+        for (_, agent) in self.fleet.live() {
+            step.batch.put_agent(agent);
+        }
+        // Locks held by work that is not resuming go back.
+        for holder in self.locks.holders() {
+            let resuming = resumed
+                .iter()
+                .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
+            if !resuming {
+                for resource in self.locks.release(&holder, now) {
+                    step.batch.remove_lease(&resource);
+                }
+            }
+        }
+        let resumed_tasks: Vec<(PlanId, String)> = resumed
+            .iter()
+            .map(|(_, r)| (r.plan, r.key.clone()))
+            .collect();
+        let left = self.reopen_lost_tasks(&resumed_tasks, &mut step, now);
+        if settled + left.reopened + resumed.len() > 0 {
+            step.events.push(EngineEvent::Recovered {
+                sessions: settled,
+                tasks: left.reopened,
+                resumed: resumed.len(),
+            });
+        }
+        self.commit(step).await?;
+        for plan in left.given_up {
+            self.check_finished(plan).await?;
+        }
+        self.redo_merges(left.merges).await;
+        for (future, run) in resumed {
+            self.spawn(future, run);
+        }
+        Ok(())
+    }
+
+    /// Each session left active: re-attached (its run to follow), or ended into `step`. The
+    /// runs to follow, and how many sessions ended.
+    fn resume_or_end(
+        &mut self,
+        sessions: Vec<Session>,
+        step: &mut Step,
+        now: Timestamp,
+    ) -> (Vec<(EndFuture, Running)>, usize) {
         let mut resumed = Vec::new();
+        let mut settled = 0;
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
-            if let Some(run) = core.resume(&session, now) {
+            if let Some(run) = self.resume(&session, now) {
                 resumed.push(run);
                 continue;
             }
-            core.abandon(&session);
+            self.abandon(&session);
             let cause = "engine restarted while it ran; the run did not survive";
             session.last_error = Some(cause.into());
             let to = if session.status.can_become(SessionStatus::Failed) {
@@ -155,48 +230,39 @@ impl Core {
             step.batch.put_session(&session);
             settled += 1;
         }
-        for (_, agent) in core.fleet.live() {
-            step.batch.put_agent(agent);
-        }
-        // Locks held by work that is not resuming go back.
-        for holder in core.locks.holders() {
-            let resuming = resumed
-                .iter()
-                .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
-            if !resuming {
-                for resource in core.locks.release(&holder, now) {
-                    step.batch.remove_lease(&resource);
-                }
-            }
-        }
-        let resumed_tasks: Vec<(PlanId, String)> = resumed
-            .iter()
-            .map(|(_, r)| (r.plan, r.key.clone()))
-            .collect();
-        let mut merges = Vec::new();
-        // Plans whose task failed here, after too many lost attempts: they may have ended.
-        let mut given_up = Vec::new();
-        for (plan_id, state) in core.plans.iter_mut() {
+        (resumed, settled)
+    }
+
+    /// Tasks still running in the store whose run is not followed: merged again when their
+    /// session had completed, otherwise ready again (a lost attempt spends no retries) or,
+    /// after too many lost attempts, failed with their dependents blocked.
+    fn reopen_lost_tasks(
+        &mut self,
+        resumed: &[(PlanId, String)],
+        step: &mut Step,
+        now: Timestamp,
+    ) -> LeftRunning {
+        let mut left = LeftRunning::default();
+        for (plan_id, state) in self.plans.iter_mut() {
             let running: Vec<String> = state
                 .graph
                 .tasks()
                 .filter(|t| t.status == TaskStatus::Running)
-                .filter(|t| !resumed_tasks.contains(&(*plan_id, t.key.clone())))
+                .filter(|t| !resumed.contains(&(*plan_id, t.key.clone())))
                 .map(|t| t.key.clone())
                 .collect();
             for key in running {
                 let merging = state.work.worktrees()
                     && state.graph.get(&key).is_some_and(|t| {
-                        core.contexts.get(&t.id).is_some_and(|c| {
+                        self.contexts.get(&t.id).is_some_and(|c| {
                             matches!(c.merge, MergeState::Pending | MergeState::Resolving { .. })
                         })
                     });
                 if merging {
                     // Its session completed: merge it (again).
-                    merges.push((*plan_id, key));
+                    left.merges.push((*plan_id, key));
                     continue;
                 }
-                // Lost to ocio, not failed: it spends no retries, but only so many run again.
                 if state.graph.lose_attempt(&key).unwrap_or(false) {
                     if let Ok(event) = state.graph.transition(
                         &key,
@@ -206,10 +272,12 @@ impl Core {
                     ) {
                         step.transition(event);
                         state.ready_since.insert(key.clone(), now);
-                        reopened += 1;
+                        left.reopened += 1;
                     }
                 } else {
-                    given_up.push(*plan_id);
+                    if left.given_up.last() != Some(plan_id) {
+                        left.given_up.push(*plan_id);
+                    }
                     let mark = step.events.len();
                     let cause = format!(
                         "its run was lost to {} engine restarts; `ocio retry` runs it again",
@@ -222,28 +290,12 @@ impl Core {
                     for event in state.graph.block_dependents(&key, now).unwrap_or_default() {
                         step.transition(event);
                     }
-                    super::persist_changed_tasks(&mut step, &state.graph, mark);
+                    super::persist_changed_tasks(step, &state.graph, mark);
                 }
                 put_task(&mut step.batch, &state.graph, &key);
             }
         }
-        if settled + reopened + resumed.len() > 0 {
-            step.events.push(EngineEvent::Recovered {
-                sessions: settled,
-                tasks: reopened,
-                resumed: resumed.len(),
-            });
-        }
-        core.commit(step).await?;
-        given_up.dedup();
-        for plan in given_up {
-            core.check_finished(plan).await?;
-        }
-        core.redo_merges(merges).await;
-        for (future, run) in resumed {
-            core.spawn(future, run);
-        }
-        Ok(core)
+        left
     }
 
     /// A plan's work state after a restart: its workspace opened again (blocking, before the
