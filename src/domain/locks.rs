@@ -48,23 +48,23 @@ use super::lease::Lease;
 const PATH: &str = "path:";
 
 /// The name of a path (a directory ends in `/`) inside a repository: `path:<repo>/<rel>`.
-pub fn path(repo: &str, rel: &str) -> String {
+pub(crate) fn path(repo: &str, rel: &str) -> String {
     let rel = rel.trim_start_matches("./").trim_start_matches('/');
     format!("{PATH}{}/{rel}", repo.trim_end_matches('/'))
 }
 
 /// The name of a whole repository: `repo:<repo>`.
-pub fn repo(repo: &str) -> String {
+pub(crate) fn repo(repo: &str) -> String {
     format!("repo:{}", repo.trim_end_matches('/'))
 }
 
 /// The name of a repository's merge step: `merge:<repo>`.
-pub fn merge(repo: &str) -> String {
+pub(crate) fn merge(repo: &str) -> String {
     format!("merge:{}", repo.trim_end_matches('/'))
 }
 
 /// Whether two resource names conflict (the rule in the module docs).
-pub fn conflicts(a: &str, b: &str) -> bool {
+pub(crate) fn conflicts(a: &str, b: &str) -> bool {
     match (a.strip_prefix(PATH), b.strip_prefix(PATH)) {
         _ if a == b => true,
         (Some(a), Some(b)) => covers(a, b) || covers(b, a),
@@ -114,7 +114,7 @@ fn conflicting<'m, 'n, V>(
 /// Why a waiting request ended without a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DenyReason {
+pub(crate) enum DenyReason {
     /// It closed a wait-for cycle and was chosen as the victim.
     Deadlock,
     /// Its holder cancelled it.
@@ -136,7 +136,7 @@ impl fmt::Display for DenyReason {
 /// What happened to a lock, in the order it happened: the engine logs these and acts on grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum LockEvent {
+pub(crate) enum LockEvent {
     /// The holder now holds the resource, at once or after waiting.
     Granted { lease: Lease },
     /// The request waits. `position`: its place in line among conflicting waiters (1 = next);
@@ -172,7 +172,7 @@ pub enum LockEvent {
 
 impl LockEvent {
     /// The lease, when this is a grant.
-    pub fn granted(&self) -> Option<&Lease> {
+    pub(crate) fn granted(&self) -> Option<&Lease> {
         match self {
             LockEvent::Granted { lease } => Some(lease),
             _ => None,
@@ -182,7 +182,7 @@ impl LockEvent {
 
 /// What became of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Granted(Lease),
     /// Waiting; `position` as in [`LockEvent::Queued`].
     Queued {
@@ -193,23 +193,23 @@ pub enum Outcome {
 
 /// A request's outcome and everything it caused, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requested {
-    pub outcome: Outcome,
-    pub events: Vec<LockEvent>,
+pub(crate) struct Requested {
+    pub(crate) outcome: Outcome,
+    pub(crate) events: Vec<LockEvent>,
 }
 
 /// A request waiting in line, as shown to an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waiter {
-    pub holder: String,
-    pub resource: String,
-    pub since: Timestamp,
-    pub position: usize,
-    pub blocked_by: Vec<String>,
+pub(crate) struct Waiter {
+    pub(crate) holder: String,
+    pub(crate) resource: String,
+    pub(crate) since: Timestamp,
+    pub(crate) position: usize,
+    pub(crate) blocked_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("{holder} already holds {resource}")]
     AlreadyHeld { holder: String, resource: String },
     #[error("{holder} already waits for {resource}")]
@@ -258,7 +258,7 @@ struct Wait {
 
 /// Who holds and who waits for which resource. See the module docs for the rules.
 #[derive(Debug, Clone, Default)]
-pub struct LockManager {
+pub(crate) struct LockManager {
     lease_for: SignedDuration,
     last_fence: u64,
     last_seq: u64,
@@ -277,7 +277,7 @@ pub struct LockManager {
 }
 
 impl LockManager {
-    pub fn new(lease_for: SignedDuration) -> Self {
+    pub(crate) fn new(lease_for: SignedDuration) -> Self {
         Self {
             lease_for,
             ..Self::default()
@@ -287,7 +287,7 @@ impl LockManager {
     /// The manager after a restart: the stored leases held again, as they were (expired ones are
     /// reaped by the next [`expire`](Self::expire)); new fences start above `fence_floor` and
     /// every stored fence. Waiters are not stored: they ask again.
-    pub fn restore(
+    pub(crate) fn restore(
         leases: Vec<Lease>,
         lease_for: SignedDuration,
         fence_floor: u64,
@@ -309,18 +309,18 @@ impl LockManager {
         Ok(manager)
     }
 
-    pub fn lease_for(&self) -> SignedDuration {
+    pub(crate) fn lease_for(&self) -> SignedDuration {
         self.lease_for
     }
 
     /// The highest fence granted so far (persist it and give it back to `restore`).
-    pub fn last_fence(&self) -> u64 {
+    pub(crate) fn last_fence(&self) -> u64 {
         self.last_fence
     }
 
     /// Asks for `resource` for `holder`: granted at once, queued, or (when waiting would close a
     /// wait-for cycle) denied.
-    pub fn request(
+    pub(crate) fn request(
         &mut self,
         holder: &str,
         resource: &str,
@@ -366,7 +366,7 @@ impl LockManager {
     }
 
     /// Lets `holder`'s lease on `resource` go; the waiters it was blocking are granted.
-    pub fn release(
+    pub(crate) fn release(
         &mut self,
         holder: &str,
         resource: &str,
@@ -382,7 +382,7 @@ impl LockManager {
     }
 
     /// Lets every lease of `holder` go and denies its waiting requests (it is done).
-    pub fn release_all(&mut self, holder: &str, now: Timestamp) -> Vec<LockEvent> {
+    pub(crate) fn release_all(&mut self, holder: &str, now: Timestamp) -> Vec<LockEvent> {
         let mut events = Vec::new();
         let mut freed = Vec::new();
         for resource in self.held_by.get(holder).cloned().unwrap_or_default() {
@@ -399,7 +399,7 @@ impl LockManager {
     }
 
     /// Stops `holder` waiting for `resource`; those behind it in line may be granted.
-    pub fn cancel(
+    pub(crate) fn cancel(
         &mut self,
         holder: &str,
         resource: &str,
@@ -419,7 +419,7 @@ impl LockManager {
 
     /// Extends `holder`'s lease on `resource` to `now + lease_for`, keeping its fence. Refused
     /// once the lease has expired, even if not yet reaped.
-    pub fn renew(
+    pub(crate) fn renew(
         &mut self,
         holder: &str,
         resource: &str,
@@ -443,7 +443,7 @@ impl LockManager {
     }
 
     /// Takes back every lease expired at `now` and grants the waiters they were blocking.
-    pub fn expire(&mut self, now: Timestamp) -> Vec<LockEvent> {
+    pub(crate) fn expire(&mut self, now: Timestamp) -> Vec<LockEvent> {
         let due: Vec<String> = self
             .expiries
             .iter()
@@ -461,7 +461,7 @@ impl LockManager {
     }
 
     /// Breaks every wait-for cycle (a full sweep; `request` already checks each new wait).
-    pub fn detect_deadlocks(&mut self, now: Timestamp) -> Vec<LockEvent> {
+    pub(crate) fn detect_deadlocks(&mut self, now: Timestamp) -> Vec<LockEvent> {
         let mut events = Vec::new();
         let waiting: Vec<String> = self.waits_of.keys().cloned().collect();
         for holder in waiting {
@@ -473,21 +473,21 @@ impl LockManager {
     }
 
     /// The held leases, by resource name.
-    pub fn holders(&self) -> impl Iterator<Item = &Lease> {
+    pub(crate) fn holders(&self) -> impl Iterator<Item = &Lease> {
         self.held.values()
     }
 
-    pub fn lease(&self, resource: &str) -> Option<&Lease> {
+    pub(crate) fn lease(&self, resource: &str) -> Option<&Lease> {
         self.held.get(resource)
     }
 
     /// The held leases, to persist.
-    pub fn leases(&self) -> Vec<Lease> {
+    pub(crate) fn leases(&self) -> Vec<Lease> {
         self.held.values().cloned().collect()
     }
 
     /// The waiting requests in the order they asked.
-    pub fn waiters(&self) -> Vec<Waiter> {
+    pub(crate) fn waiters(&self) -> Vec<Waiter> {
         let view = |(&seq, wait): (&u64, &Wait)| Waiter {
             holder: wait.holder.clone(),
             resource: wait.resource.clone(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 mod tests;
 
 /// Default bound on one message's data: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Buffer capacity past which an emptied buffer is shrunk.
 const SHRINK_ABOVE: usize = 1024 * 1024;
@@ -28,10 +28,10 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseMessage {
     /// The `event` field; `None` when absent or empty (the default type, `message`).
-    pub event: Option<String>,
+    pub(crate) event: Option<String>,
     pub data: String,
     /// The last event id seen on the stream so far (WHATWG `lastEventId`), `None` if empty.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl SseDecoder {
     }
 
     /// A decoder that drops messages whose data passes `max_message` bytes.
-    pub fn with_max_message(max_message: usize) -> Self {
+    pub(crate) fn with_max_message(max_message: usize) -> Self {
         Self {
             buf: Vec::new(),
             start: 0,
@@ -156,22 +156,22 @@ impl SseDecoder {
     }
 
     /// Messages dropped so far for passing the size limit.
-    pub fn oversized_dropped(&self) -> u64 {
+    pub(crate) fn oversized_dropped(&self) -> u64 {
         self.fields.dropped
     }
 
     /// The reconnection delay the server asked for with a `retry` field, if it did.
-    pub fn retry(&self) -> Option<Duration> {
+    pub(crate) fn retry(&self) -> Option<Duration> {
         self.fields.retry.map(Duration::from_millis)
     }
 
     /// The last event id seen (to send as `Last-Event-ID` when reconnecting).
-    pub fn last_event_id(&self) -> Option<&str> {
+    pub(crate) fn last_event_id(&self) -> Option<&str> {
         self.fields.last_id.as_deref()
     }
 
     /// Bytes held for an incomplete line.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
 

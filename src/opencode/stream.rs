@@ -69,11 +69,11 @@ pub enum StreamItem {
 #[derive(Debug, Clone)]
 pub struct SessionSnapshot {
     pub session_id: String,
-    pub directory: String,
+    pub(crate) directory: String,
     /// `None` when the server no longer knows the session.
-    pub info: Option<SessionInfo>,
+    pub(crate) info: Option<SessionInfo>,
     pub status: SessionStatus,
-    pub permissions: Vec<PermissionRequest>,
+    pub(crate) permissions: Vec<PermissionRequest>,
     pub recent: Vec<MessageWithParts>,
 }
 
@@ -86,11 +86,11 @@ impl Watchlist {
         self.lock().insert(session_id.into(), directory.into());
     }
 
-    pub fn unwatch(&self, session_id: &str) {
+    pub(crate) fn unwatch(&self, session_id: &str) {
         self.lock().remove(session_id);
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, String> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, String> {
         self.lock().clone()
     }
 
@@ -212,7 +212,7 @@ async fn run_connection(
 
 /// Decode one `data:` line of `/global/event` (or a bare `/event` one); `None` for events ocio
 /// does not use and, logged, for malformed ones.
-pub fn decode_line(data: &str) -> Option<(Option<String>, ServerEvent)> {
+pub(crate) fn decode_line(data: &str) -> Option<(Option<String>, ServerEvent)> {
     match event::decode_global(data) {
         Ok(Some(global)) => Some((global.directory, global.event)),
         Ok(None) => None,

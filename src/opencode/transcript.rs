@@ -14,7 +14,7 @@ use crate::engine::view::Activity;
 /// every `every` per part, and in full on each part update), steps add up to the session's
 /// usage so far.
 #[derive(Debug)]
-pub struct Transcriber {
+pub(crate) struct Transcriber {
     texts: HashMap<String, (String, Instant)>,
     steps: HashMap<String, Usage>,
     every: Duration,
@@ -36,7 +36,7 @@ impl Default for Transcriber {
 impl Transcriber {
     /// What the event shows, with the part it belongs to (entries of one part replace each
     /// other).
-    pub fn activity(&mut self, event: &ServerEvent) -> Option<(Activity, Option<String>)> {
+    pub(crate) fn activity(&mut self, event: &ServerEvent) -> Option<(Activity, Option<String>)> {
         match event {
             ServerEvent::PartUpdated { part } => self.part(part),
             ServerEvent::PartDelta {

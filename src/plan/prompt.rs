@@ -12,7 +12,7 @@ use super::{PlanError, PlanErrors};
 
 /// The one-task plan for `prompt` given in `dir` at `now`, as plan-file text, and the path
 /// that names it in errors (`dir/(prompt)`).
-pub fn prompt_plan(
+pub(crate) fn prompt_plan(
     prompt: &str,
     dir: &Path,
     now: Timestamp,

@@ -16,17 +16,17 @@ use super::{PlanErrors, PlanFile};
 
 /// One built-in template, for listing and help.
 #[derive(Debug, Clone, Copy)]
-pub struct Template {
-    pub name: &'static str,
-    pub about: &'static str,
+pub(crate) struct Template {
+    pub(crate) name: &'static str,
+    pub(crate) about: &'static str,
     /// Task ids, in order.
-    pub steps: &'static [&'static str],
+    pub(crate) steps: &'static [&'static str],
     /// The tasks for a goal.
     tasks: fn(&str) -> Vec<TaskDraft>,
 }
 
 /// Every built-in template.
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "feature",
         about: "add a feature: analyze the code, implement, write tests, review",
@@ -42,13 +42,13 @@ pub const TEMPLATES: &[Template] = &[
 ];
 
 /// The names of the built-in templates.
-pub fn names() -> Vec<&'static str> {
+pub(crate) fn names() -> Vec<&'static str> {
     TEMPLATES.iter().map(|template| template.name).collect()
 }
 
 /// Why a template could not be made into a plan.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("no template named {name:?}; the templates are: {}{}", .known.join(", "), hint_text(.hint))]
     Unknown {
         name: String,
@@ -72,7 +72,7 @@ fn hint_text(hint: &Option<String>) -> String {
 
 /// The plan template `name` makes for `goal` in repository `repo` (absolute, or relative to the
 /// working directory). Its name is the template's name and a slug of the goal.
-pub fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, TemplateError> {
+pub(crate) fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, TemplateError> {
     let (template, draft) = draft(name, goal, repo)?;
     let origin = format!("template {:?}", template.name);
     draft
@@ -85,7 +85,11 @@ pub fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, Templat
 }
 
 /// The draft behind [`template`], to show or save as a plan file.
-pub fn draft(name: &str, goal: &str, repo: &Path) -> Result<(Template, PlanDraft), TemplateError> {
+pub(crate) fn draft(
+    name: &str,
+    goal: &str,
+    repo: &Path,
+) -> Result<(Template, PlanDraft), TemplateError> {
     let template = TEMPLATES
         .iter()
         .find(|template| template.name == name)

@@ -87,12 +87,11 @@ mod script_tests;
 #[cfg(test)]
 mod tests;
 
-pub use openai::{OTHER_SIDE_JOB_TEXT, SUMMARY_TEXT, SideJob};
+pub use openai::SideJob;
 pub use script::{
-    DEFAULT_TITLE, DONE_TEXT, Match, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptError, ToolCall,
-    Turn, Usage,
+    DONE_TEXT, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptError, ToolCall, Turn, Usage,
 };
-pub use server::{RequestRecord, ScriptedModel, ScriptedModelError, Served};
+pub use server::{RequestRecord, ScriptedModel, ScriptedModelError};
 
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 pub const DONE_TEXT: &str = "done";
 
 /// Title given to OpenCode's title side job unless the script sets `title`.
-pub const DEFAULT_TITLE: &str = "Scripted session";
+pub(crate) const DEFAULT_TITLE: &str = "Scripted session";
 
 /// Name of the tool OpenCode adds when a prompt asks for structured output.
 pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
@@ -23,14 +23,14 @@ pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
 pub struct Script {
     /// Tried in order; the first whose `when` matches wins.
     #[serde(default)]
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     /// Turns for conversations no rule matches. `None` behaves like an empty list: every such
     /// call gets the plain [`DONE_TEXT`] reply.
     #[serde(default)]
-    pub fallback: Option<Vec<Turn>>,
+    pub(crate) fallback: Option<Vec<Turn>>,
     /// Title answered to OpenCode's title side job ([`DEFAULT_TITLE`] when absent).
     #[serde(default)]
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
 }
 
 /// One rule: when it applies and the replies it gives, one per model call.
@@ -39,22 +39,22 @@ pub struct Script {
 pub struct Rule {
     /// A label shown in the request log.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub when: Match,
+    pub(crate) when: Match,
     /// Turn N answers the N-th call of the conversation (N counted from 0).
     #[serde(default)]
-    pub turns: Vec<Turn>,
+    pub(crate) turns: Vec<Turn>,
 }
 
 /// Conditions on a call, all of which must hold. Case-sensitive substrings; empty means "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Match {
+pub(crate) struct Match {
     /// Substring of the text of the last `user` message.
-    pub contains: String,
+    pub(crate) contains: String,
     /// Substring of the system prompt (all `system` messages joined).
-    pub system_contains: String,
+    pub(crate) system_contains: String,
 }
 
 /// One model reply and how it is delivered.
@@ -100,18 +100,18 @@ pub struct Turn {
 #[serde(deny_unknown_fields)]
 pub struct ToolCall {
     /// The tool's name as OpenCode offers it (`write`, `bash`, ...).
-    pub name: String,
+    pub(crate) name: String,
     /// The arguments object (sent as JSON text). Absent means `{}`.
     #[serde(default)]
-    pub arguments: Value,
+    pub(crate) arguments: Value,
 }
 
 /// Token counts reported for one reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
 }
 
 /// Why a script could not be loaded.
@@ -149,10 +149,10 @@ fn at(path: &Option<PathBuf>) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Selection {
     /// Index of the rule that matched, `None` for the fallback.
-    pub rule: Option<usize>,
-    pub turn: Turn,
+    pub(crate) rule: Option<usize>,
+    pub(crate) turn: Turn,
     /// The conversation ran past the last turn: `turn` is the plain [`DONE_TEXT`] reply.
-    pub past_end: bool,
+    pub(crate) past_end: bool,
 }
 
 impl Script {
@@ -167,19 +167,19 @@ impl Script {
     }
 
     /// Sets the turns for calls no rule matches.
-    pub fn fallback(mut self, turns: impl IntoIterator<Item = Turn>) -> Self {
+    pub(crate) fn fallback(mut self, turns: impl IntoIterator<Item = Turn>) -> Self {
         self.fallback = Some(turns.into_iter().collect());
         self
     }
 
     /// Sets the title answered to OpenCode's title side job.
-    pub fn title(mut self, title: impl Into<String>) -> Self {
+    pub(crate) fn title(mut self, title: impl Into<String>) -> Self {
         self.title = Some(title.into());
         self
     }
 
     /// Parses and checks a TOML script.
-    pub fn from_toml_str(text: &str) -> Result<Self, ScriptError> {
+    pub(crate) fn from_toml_str(text: &str) -> Result<Self, ScriptError> {
         let script: Self =
             toml::from_str(text).map_err(|source| ScriptError::Toml { path: None, source })?;
         script.validate()?;
@@ -187,7 +187,7 @@ impl Script {
     }
 
     /// Parses and checks a JSON script.
-    pub fn from_json_str(text: &str) -> Result<Self, ScriptError> {
+    pub(crate) fn from_json_str(text: &str) -> Result<Self, ScriptError> {
         let script: Self = serde_json::from_str(text)
             .map_err(|source| ScriptError::Json { path: None, source })?;
         script.validate()?;
@@ -195,7 +195,7 @@ impl Script {
     }
 
     /// Reads a script file: JSON if the name ends in `.json`, TOML otherwise.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
+    pub(crate) fn from_file(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
             path: path.to_owned(),
@@ -224,7 +224,7 @@ impl Script {
     }
 
     /// Checks what serde cannot: failure statuses must be HTTP error codes.
-    pub fn validate(&self) -> Result<(), ScriptError> {
+    pub(crate) fn validate(&self) -> Result<(), ScriptError> {
         let rule_turns = self.rules.iter().enumerate().flat_map(|(r, rule)| {
             let name = rule.name.clone().unwrap_or_else(|| format!("rule {r}"));
             rule.turns
@@ -251,7 +251,7 @@ impl Script {
     }
 
     /// The title answered to OpenCode's title side job.
-    pub fn title_text(&self) -> &str {
+    pub(crate) fn title_text(&self) -> &str {
         self.title.as_deref().unwrap_or(DEFAULT_TITLE)
     }
 
@@ -279,7 +279,7 @@ impl Script {
 }
 
 impl Match {
-    pub fn matches(&self, user: &str, system: &str) -> bool {
+    pub(crate) fn matches(&self, user: &str, system: &str) -> bool {
         user.contains(&self.contains) && system.contains(&self.system_contains)
     }
 }
@@ -297,7 +297,7 @@ impl Rule {
     }
 
     /// A rule for conversations whose system prompt contains `text`.
-    pub fn when_system(text: impl Into<String>) -> Self {
+    pub(crate) fn when_system(text: impl Into<String>) -> Self {
         Self {
             when: Match {
                 contains: String::new(),
@@ -308,13 +308,13 @@ impl Rule {
     }
 
     /// Also requires the system prompt to contain `text`.
-    pub fn and_system(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn and_system(mut self, text: impl Into<String>) -> Self {
         self.when.system_contains = text.into();
         self
     }
 
     /// Names the rule in the request log.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -392,7 +392,7 @@ impl Turn {
     }
 
     /// Adds another tool call to this reply.
-    pub fn and_tool(mut self, name: impl Into<String>, arguments: Value) -> Self {
+    pub(crate) fn and_tool(mut self, name: impl Into<String>, arguments: Value) -> Self {
         self.tool_calls.push(ToolCall {
             name: name.into(),
             arguments,
@@ -401,7 +401,7 @@ impl Turn {
     }
 
     /// Sets the assistant text that goes with tool calls or a structured answer.
-    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self
     }
@@ -441,7 +441,7 @@ impl Turn {
     }
 
     /// Cuts the connection part-way through the reply.
-    pub fn broken(mut self) -> Self {
+    pub(crate) fn broken(mut self) -> Self {
         self.broken = true;
         self
     }

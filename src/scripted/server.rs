@@ -51,7 +51,7 @@ pub enum ScriptedModelError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestRecord {
     /// Arrival order, from 0.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// OpenCode's `x-session-id` header (the session that made the call), if sent.
     pub session_id: Option<String>,
     /// Text of the last `user` message.
@@ -59,22 +59,22 @@ pub struct RequestRecord {
     /// Set for OpenCode's own calls (title, summary); these never use the script's rules.
     pub side_job: Option<SideJob>,
     /// Index of the rule that matched (`None`: fallback, or a side job).
-    pub rule: Option<usize>,
-    pub rule_name: Option<String>,
+    pub(crate) rule: Option<usize>,
+    pub(crate) rule_name: Option<String>,
     /// Which turn of the rule answered: assistant messages after the last user message.
     pub turn: usize,
     /// The conversation ran past the rule's last turn and got the plain `done` reply.
-    pub past_end: bool,
+    pub(crate) past_end: bool,
     /// Names of the tools the call offered.
     pub tools: Vec<String>,
-    pub stream: bool,
-    pub served: Served,
+    pub(crate) stream: bool,
+    pub(crate) served: Served,
 }
 
 /// How a call was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Served {
+pub(crate) enum Served {
     Reply,
     Failed { status: u16 },
     Hung,
@@ -148,7 +148,7 @@ impl ScriptedModel {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
@@ -158,11 +158,11 @@ impl ScriptedModel {
     }
 
     /// The `OPENCODE_CONFIG_CONTENT` JSON pointing OpenCode at this server.
-    pub fn opencode_config(&self) -> serde_json::Value {
+    pub(crate) fn opencode_config(&self) -> serde_json::Value {
         opencode_config(&self.base_url())
     }
 
-    pub fn script(&self) -> &Script {
+    pub(crate) fn script(&self) -> &Script {
         &self.shared.script
     }
 
@@ -172,7 +172,11 @@ impl ScriptedModel {
     }
 
     /// The log once it holds at least `count` calls, or as it is when `timeout` runs out.
-    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RequestRecord> {
+    pub(crate) async fn wait_for_requests(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<RequestRecord> {
         let mut logged = self.shared.logged.subscribe();
         let _ = tokio::time::timeout(timeout, logged.wait_for(|n| *n >= count)).await;
         self.requests()
