@@ -1,6 +1,6 @@
 //! The task graph of a plan: tasks joined by `needs` edges. It rejects duplicates, unknown
 //! dependencies and cycles (naming the cycle), and answers the scheduler's questions: the
-//! topological order, the ready set, the critical path, and which tasks a failure blocks.
+//! topological order, the ready tasks, and which tasks a failure blocks.
 //! Every status change goes through it, so it keeps the tasks that are ready at hand.
 
 use std::cmp::Reverse;
@@ -41,14 +41,6 @@ fn cycle_text(members: &[String]) -> String {
     text
 }
 
-/// The longest chain of dependent work, by the weight given to each task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CriticalPath {
-    /// Task keys from the first to run to the last.
-    pub(crate) keys: Vec<String>,
-    pub(crate) length: u64,
-}
-
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TaskGraph {
     tasks: Vec<Task>,
@@ -62,10 +54,6 @@ pub(crate) struct TaskGraph {
 }
 
 impl TaskGraph {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// Builds a graph from tasks listed in any order, checking the whole set: duplicates first,
     /// then unknown dependencies, then cycles.
     pub(crate) fn from_tasks(tasks: Vec<Task>) -> Result<Self, GraphError> {
@@ -102,67 +90,8 @@ impl TaskGraph {
         Ok(graph)
     }
 
-    /// Adds one task whose dependencies are already in the graph.
-    pub(crate) fn add(&mut self, task: Task) -> Result<(), GraphError> {
-        if self.index.contains_key(&task.key) {
-            return Err(GraphError::Duplicate(task.key));
-        }
-        let mut needs = Vec::new();
-        for needed in &task.needs {
-            if *needed == task.key {
-                return Err(GraphError::Cycle(vec![task.key.clone()]));
-            }
-            let &j = self
-                .index
-                .get(needed)
-                .ok_or_else(|| GraphError::UnknownDependency {
-                    task: task.key.clone(),
-                    needs: needed.clone(),
-                })?;
-            if !needs.contains(&j) {
-                needs.push(j);
-            }
-        }
-        let i = self.tasks.len();
-        for &j in &needs {
-            self.dependents[j].push(i);
-        }
-        self.index.insert(task.key.clone(), i);
-        if task.status == TaskStatus::Ready {
-            self.ready.insert(i);
-        }
-        self.tasks.push(task);
-        self.needs.push(needs);
-        self.dependents.push(Vec::new());
-        Ok(())
-    }
-
-    /// Makes `task` depend on `needed`, unless that would close a cycle.
-    pub(crate) fn add_dependency(&mut self, task: &str, needed: &str) -> Result<(), GraphError> {
-        let i = self.position(task)?;
-        let j = self.position(needed)?;
-        if self.needs[i].contains(&j) {
-            return Ok(());
-        }
-        // A cycle exists if `needed` already (transitively) needs `task`.
-        if let Some(path) = self.needs_path(j, i) {
-            let mut cycle = vec![task.to_string()];
-            cycle.extend(path.into_iter().map(|k| self.tasks[k].key.clone()));
-            cycle.pop(); // the path ends at `task` itself
-            return Err(GraphError::Cycle(cycle));
-        }
-        self.needs[i].push(j);
-        self.dependents[j].push(i);
-        self.tasks[i].needs.push(needed.to_string());
-        Ok(())
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&Task> {
@@ -213,7 +142,9 @@ impl TaskGraph {
     }
 
     /// Tasks that could be dispatched now: ready ones, and pending ones whose dependencies are
-    /// all done. Higher priority first, then the order they were added.
+    /// all done. Higher priority first, then the order they were added. A full scan: the tests'
+    /// reference for the ready index and promotion.
+    #[cfg(test)]
     pub(crate) fn ready_set(&self) -> Vec<&Task> {
         let mut ready: Vec<usize> = (0..self.tasks.len())
             .filter(|&i| match self.tasks[i].status {
@@ -224,42 +155,6 @@ impl TaskGraph {
             .collect();
         ready.sort_by_key(|&i| (Reverse(self.tasks[i].priority), i));
         ready.into_iter().map(|i| &self.tasks[i]).collect()
-    }
-
-    /// The heaviest chain of dependent tasks, each weighing `weight(task)`.
-    pub(crate) fn critical_path(&self, weight: impl Fn(&Task) -> u64) -> CriticalPath {
-        let order = self.topological_order();
-        let mut best: Vec<(u64, Option<usize>)> = vec![(0, None); self.tasks.len()];
-        let mut end: Option<usize> = None;
-        for task in order {
-            let i = self.index[&task.key];
-            let (before, previous) = self.needs[i]
-                .iter()
-                .map(|&j| (best[j].0, Some(j)))
-                .max_by_key(|&(length, j)| (length, Reverse(j)))
-                .unwrap_or((0, None));
-            best[i] = (before + weight(task), previous);
-            if end.is_none_or(|e| best[i].0 > best[e].0) {
-                end = Some(i);
-            }
-        }
-        let Some(end) = end else {
-            return CriticalPath {
-                keys: Vec::new(),
-                length: 0,
-            };
-        };
-        let mut keys = Vec::new();
-        let mut at = Some(end);
-        while let Some(i) = at {
-            keys.push(self.tasks[i].key.clone());
-            at = best[i].1;
-        }
-        keys.reverse();
-        CriticalPath {
-            keys,
-            length: best[end].0,
-        }
     }
 
     /// Moves one task. Ready and running need every dependency done.
@@ -457,34 +352,6 @@ impl TaskGraph {
             .get(key)
             .copied()
             .ok_or_else(|| GraphError::UnknownTask(key.to_string()))
-    }
-
-    /// A path `from -> ... -> to` following `needs` edges, if one exists.
-    fn needs_path(&self, from: usize, to: usize) -> Option<Vec<usize>> {
-        let mut parent: Vec<Option<usize>> = vec![None; self.tasks.len()];
-        let mut seen = vec![false; self.tasks.len()];
-        let mut stack = vec![from];
-        seen[from] = true;
-        while let Some(i) = stack.pop() {
-            if i == to {
-                let mut path = vec![to];
-                let mut at = to;
-                while let Some(p) = parent[at] {
-                    path.push(p);
-                    at = p;
-                }
-                path.reverse();
-                return Some(path);
-            }
-            for &j in &self.needs[i] {
-                if !seen[j] {
-                    seen[j] = true;
-                    parent[j] = Some(i);
-                    stack.push(j);
-                }
-            }
-        }
-        None
     }
 
     /// One cycle along `needs` edges, members in order, if the graph has any.

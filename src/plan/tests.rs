@@ -302,11 +302,7 @@ fn the_release_example_uses_every_feature() {
     let release = plan.tasks.iter().find(|t| t.id == "release").unwrap();
     assert_eq!(release.timeout, Some(SignedDuration::from_mins(90)));
     assert!(release.agent.is_some());
-    let built = plan.into_plan(PlanId::generate(), at()).unwrap();
-    let path = built
-        .graph
-        .critical_path(|task| task.timeout.map_or(0, |t| t.as_secs().unsigned_abs()));
-    assert_eq!(path.keys, ["audit", "fix-auth", "review", "release"]);
+    plan.into_plan(PlanId::generate(), at()).unwrap();
 }
 
 /// A random plan: task `i` may need any of the tasks before it, so it is always a DAG; the
