@@ -247,11 +247,6 @@ impl Config {
         names.dedup();
         names
     }
-
-    /// Every configured agent as a domain agent.
-    pub(crate) fn to_agents(&self) -> Vec<Agent> {
-        self.agents.iter().map(AgentConfig::to_agent).collect()
-    }
 }
 
 /// Where the loaded config came from.

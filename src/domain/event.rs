@@ -42,14 +42,6 @@ impl Transition {
         }
     }
 
-    pub(crate) fn from_name(&self) -> &'static str {
-        match self {
-            Transition::Session { from, .. } => from.name(),
-            Transition::Task { from, .. } => from.name(),
-            Transition::Agent { from, .. } => from.name(),
-        }
-    }
-
     pub(crate) fn to_name(&self) -> &'static str {
         match self {
             Transition::Session { to, .. } => to.name(),
