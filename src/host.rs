@@ -157,11 +157,6 @@ impl Host {
             .unwrap_or_else(|| self.engine.subscribe())
     }
 
-    /// The store the engine writes (for reads a front end makes itself).
-    pub(crate) fn store(&self) -> StoreHandle {
-        self.store.clone()
-    }
-
     /// A way to add agents while running, whose servers this host stops at shutdown.
     pub(crate) fn agent_adder(&self) -> AgentAdder {
         AgentAdder {

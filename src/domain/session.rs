@@ -161,14 +161,6 @@ pub struct Checkpoint {
     pub data: serde_json::Value,
 }
 
-/// A session cannot be deleted while it may still be working.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("session {id} is {status}; cancel it before deleting it")]
-pub(crate) struct DeleteActiveSession {
-    pub(crate) id: SessionId,
-    pub(crate) status: SessionStatus,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: SessionId,
@@ -293,18 +285,6 @@ impl Session {
             data,
         }
     }
-
-    /// Marks a finished session deleted; it stays in the database for the audit trail.
-    pub(crate) fn soft_delete(&mut self, at: Timestamp) -> Result<(), DeleteActiveSession> {
-        if self.is_active() {
-            return Err(DeleteActiveSession {
-                id: self.id,
-                status: self.status,
-            });
-        }
-        self.deleted_at.get_or_insert(at);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -427,16 +407,6 @@ mod tests {
         assert_eq!((first.seq, second.seq), (1, 2));
         assert_eq!(s.checkpoint_seq, 2);
         assert_eq!(second.session, s.id);
-    }
-
-    #[test]
-    fn only_finished_sessions_can_be_deleted() {
-        let mut s = session();
-        assert!(s.soft_delete(at(1)).is_err());
-        s.transition(Cancelled, "", at(2)).unwrap();
-        s.soft_delete(at(3)).unwrap();
-        s.soft_delete(at(4)).unwrap();
-        assert_eq!(s.deleted_at, Some(at(3)), "the first deletion time is kept");
     }
 
     #[test]

@@ -464,9 +464,4 @@ impl Subscription {
     pub async fn recv(&mut self) -> Result<EngineEvent, broadcast::error::RecvError> {
         self.0.recv().await.map(|told| told.event)
     }
-
-    /// The next event if one is waiting.
-    pub(crate) fn try_recv(&mut self) -> Result<EngineEvent, broadcast::error::TryRecvError> {
-        self.0.try_recv().map(|told| told.event)
-    }
 }

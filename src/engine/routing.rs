@@ -87,14 +87,6 @@ pub(crate) fn pick_agent_avoiding(
     pick_agent(task, &view, last_picked)
 }
 
-/// Could any agent ever run it (ignoring load)? For telling "waiting" from "unplaceable".
-pub(crate) fn placeable(task: &Task, agents: &[Agent]) -> bool {
-    agents.iter().any(|a| {
-        a.has_capabilities(&task.capabilities)
-            && task.agent.as_ref().is_none_or(|pinned| *pinned == a.name)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +143,6 @@ mod tests {
         agents[1].status = AgentStatus::Offline;
         agents[2].status = AgentStatus::Draining;
         assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[0, 0, 0]), None);
-        assert!(placeable(&task("t", 0, &[]), &agents));
     }
 
     #[test]
@@ -188,9 +179,6 @@ mod tests {
         let mut t = task("t", 0, &[]);
         t.agent = Some(AgentName::new("b").unwrap());
         assert_eq!(pick_agent(&t, &agents, &[0, 0]), None);
-        assert!(placeable(&t, &agents));
-        t.agent = Some(AgentName::new("zzz").unwrap());
-        assert!(!placeable(&t, &agents));
     }
 
     #[test]
