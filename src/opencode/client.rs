@@ -221,10 +221,6 @@ impl Client {
         &self.inner.breaker
     }
 
-    pub(crate) fn options(&self) -> &ClientOptions {
-        &self.inner.options
-    }
-
     /// `GET /global/health`; warns once when the version is outside the tested range.
     pub async fn health(&self) -> Result<Health, ClientError> {
         let health: Health = self

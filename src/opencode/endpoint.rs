@@ -120,10 +120,6 @@ impl Endpoint {
         })
     }
 
-    pub(crate) fn is_managed(&self) -> bool {
-        self.managed.is_some()
-    }
-
     /// Stop the managed server (if any) and wait until it is gone.
     pub(crate) async fn shutdown(self) {
         if let Some(managed) = self.managed {

@@ -278,8 +278,6 @@ mod tests {
         .unwrap();
         hub.route(StreamItem::Resynced(vec![SessionSnapshot {
             session_id: "ses_a".into(),
-            directory: "/a".into(),
-            info: None,
             status: SessionStatus::Busy,
             permissions: vec![asked],
             recent: Vec::new(),

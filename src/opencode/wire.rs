@@ -149,6 +149,8 @@ pub enum MessageInfo {
 }
 
 impl MessageInfo {
+    /// The message's id (the tests check each part names its message).
+    #[cfg(test)]
     pub(crate) fn id(&self) -> Option<&str> {
         match self {
             Self::User(m) => Some(&m.id),
@@ -279,6 +281,8 @@ impl Part {
         }
     }
 
+    /// The id of the message the part belongs to.
+    #[cfg(test)]
     pub(crate) fn message_id(&self) -> &str {
         match self {
             Self::Text(p) => &p.message_id,
@@ -487,14 +491,6 @@ impl VcsDiffMode {
             Self::Branch => "branch",
         }
     }
-}
-
-/// `GET /vcs`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub(crate) struct VcsInfo {
-    pub(crate) branch: Option<String>,
-    pub(crate) default_branch: Option<String>,
 }
 
 /// An agent (`GET /agent`).
