@@ -277,13 +277,17 @@ mod tests {
     /// own prompt, without the context and publishing instructions ocio appends to it.
     #[test]
     fn the_prompt_shows_without_what_ocio_appends() {
-        use crate::plan::context::{PUBLISH_INSTRUCTIONS, UpstreamContext, context_section};
+        use crate::plan::context::{
+            PUBLISH_INSTRUCTIONS, UpstreamContext, context_section, parse_published,
+        };
         let own = "Write the users API.\nUse axum.";
-        let upstream = [UpstreamContext::from_answer(
-            "design",
-            "Done.\nOCIO-PUBLISH api_path=/v2/users",
-            vec!["src/lib.rs".into()],
-        )];
+        let summary = "Done.\nOCIO-PUBLISH api_path=/v2/users";
+        let upstream = [UpstreamContext {
+            task: "design".into(),
+            summary: summary.into(),
+            files_changed: vec!["src/lib.rs".into()],
+            values: parse_published(summary),
+        }];
         let sent = format!(
             "{own}\n\n{}\n\n{PUBLISH_INSTRUCTIONS}",
             context_section(&upstream, 16 * 1024)

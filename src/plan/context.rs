@@ -58,19 +58,6 @@ pub(crate) struct UpstreamContext {
     pub(crate) values: Vec<(String, String)>,
 }
 
-impl UpstreamContext {
-    /// The context a finished task leaves: its final `answer`, the values published in it and
-    /// the files it changed.
-    pub(crate) fn from_answer(task: &str, answer: &str, files_changed: Vec<String>) -> Self {
-        Self {
-            task: task.to_string(),
-            summary: answer.to_string(),
-            values: parse_published(answer),
-            files_changed,
-        }
-    }
-}
-
 /// The values published in `answer`, in the order of their last publication (see the module
 /// documentation for the line format).
 pub(crate) fn parse_published(answer: &str) -> Vec<(String, String)> {

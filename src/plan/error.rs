@@ -96,19 +96,6 @@ impl PlanErrors {
         Self(vec![error])
     }
 
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, PlanError> {
-        self.0.iter()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Always false; here for the `len` convention.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub(crate) fn into_vec(self) -> Vec<PlanError> {
         self.0
     }

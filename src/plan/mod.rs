@@ -89,7 +89,6 @@ struct TaskOrigin {
 #[derive(Debug, Clone)]
 pub(crate) struct BuiltPlan {
     pub(crate) plan: Plan,
-    pub(crate) settings: PlanSettings,
     /// Every task pending, with a fresh id.
     pub(crate) graph: TaskGraph,
 }
@@ -225,11 +224,7 @@ impl PlanFile {
             created_at: now,
         };
         let graph = TaskGraph::from_tasks(tasks)?;
-        Ok(BuiltPlan {
-            plan,
-            settings: self.settings,
-            graph,
-        })
+        Ok(BuiltPlan { plan, graph })
     }
 }
 

@@ -12,15 +12,11 @@ use std::path::Path;
 
 use super::draft::{PlanDraft, TaskDraft};
 use super::error::did_you_mean;
-use super::{PlanErrors, PlanFile};
 
-/// One built-in template, for listing and help.
+/// One built-in template.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Template {
     pub(crate) name: &'static str,
-    pub(crate) about: &'static str,
-    /// Task ids, in order.
-    pub(crate) steps: &'static [&'static str],
     /// The tasks for a goal.
     tasks: fn(&str) -> Vec<TaskDraft>,
 }
@@ -29,14 +25,10 @@ pub(crate) struct Template {
 pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "feature",
-        about: "add a feature: analyze the code, implement, write tests, review",
-        steps: &["analyze", "implement", "test", "review"],
         tasks: feature,
     },
     Template {
         name: "bugfix",
-        about: "fix a bug: reproduce it with a failing test, fix the cause, verify",
-        steps: &["reproduce", "fix", "verify"],
         tasks: bugfix,
     },
 ];
@@ -57,11 +49,6 @@ pub(crate) enum TemplateError {
     },
     #[error("the goal is empty\nhint: say what to do, e.g. \"Add pagination to /users\"")]
     EmptyGoal,
-    #[error("template {template:?} made an invalid plan:\n{errors}")]
-    Invalid {
-        template: &'static str,
-        errors: PlanErrors,
-    },
 }
 
 fn hint_text(hint: &Option<String>) -> String {
@@ -70,21 +57,9 @@ fn hint_text(hint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// The plan template `name` makes for `goal` in repository `repo` (absolute, or relative to the
-/// working directory). Its name is the template's name and a slug of the goal.
-pub(crate) fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, TemplateError> {
-    let (template, draft) = draft(name, goal, repo)?;
-    let origin = format!("template {:?}", template.name);
-    draft
-        .into_plan_file(Path::new(&origin))
-        .map(|(plan, _)| plan)
-        .map_err(|errors| TemplateError::Invalid {
-            template: template.name,
-            errors,
-        })
-}
-
-/// The draft behind [`template`], to show or save as a plan file.
+/// The plan draft template `name` makes for `goal` in repository `repo` (absolute, or relative
+/// to the working directory), to show or save as a plan file. Its name is the template's name
+/// and a slug of the goal.
 pub(crate) fn draft(
     name: &str,
     goal: &str,
