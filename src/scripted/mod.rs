@@ -12,7 +12,8 @@
 //!         .turn(Turn::text("wrote it").usage(120, 5)),
 //! );
 //! let model = ScriptedModel::start(script).await?;
-//! // Start `opencode serve` with OPENCODE_CONFIG_CONTENT = model.opencode_config(), then
+//! // Start `opencode serve` with OPENCODE_CONFIG_CONTENT =
+//! // ocio::scripted::opencode_config(&model.base_url()), then
 //! // prompt with {"model": {"providerID": "scripted", "modelID": "scripted-coder"}, ...}.
 //! model.shutdown().await;
 //! # Ok(()) }

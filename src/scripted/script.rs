@@ -1,8 +1,6 @@
 //! The script: which reply the scripted model gives to which call. Rules match a conversation's
 //! last user message (or its system prompt); the N-th call of a conversation gets the rule's N-th
-//! turn. Plain data, deserializable from TOML or JSON, with builders for tests.
-
-use std::path::{Path, PathBuf};
+//! turn. Plain data, with builders.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -114,35 +112,11 @@ pub struct Usage {
     pub(crate) completion_tokens: u64,
 }
 
-/// Why a script could not be loaded.
+/// Why a script was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    #[error("cannot read script {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("bad TOML script{}: {source}", at(.path))]
-    Toml {
-        path: Option<PathBuf>,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("bad JSON script{}: {source}", at(.path))]
-    Json {
-        path: Option<PathBuf>,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("invalid script: {0}")]
     Invalid(String),
-}
-
-fn at(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map(|p| format!(" {}", p.display()))
-        .unwrap_or_default()
 }
 
 /// What the script says to answer to one (non side-job) call.
@@ -167,60 +141,17 @@ impl Script {
     }
 
     /// Sets the turns for calls no rule matches.
+    #[cfg(test)]
     pub(crate) fn fallback(mut self, turns: impl IntoIterator<Item = Turn>) -> Self {
         self.fallback = Some(turns.into_iter().collect());
         self
     }
 
     /// Sets the title answered to OpenCode's title side job.
+    #[cfg(test)]
     pub(crate) fn title(mut self, title: impl Into<String>) -> Self {
         self.title = Some(title.into());
         self
-    }
-
-    /// Parses and checks a TOML script.
-    pub(crate) fn from_toml_str(text: &str) -> Result<Self, ScriptError> {
-        let script: Self =
-            toml::from_str(text).map_err(|source| ScriptError::Toml { path: None, source })?;
-        script.validate()?;
-        Ok(script)
-    }
-
-    /// Parses and checks a JSON script.
-    pub(crate) fn from_json_str(text: &str) -> Result<Self, ScriptError> {
-        let script: Self = serde_json::from_str(text)
-            .map_err(|source| ScriptError::Json { path: None, source })?;
-        script.validate()?;
-        Ok(script)
-    }
-
-    /// Reads a script file: JSON if the name ends in `.json`, TOML otherwise.
-    pub(crate) fn from_file(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let with_path = |e: ScriptError| match e {
-            ScriptError::Toml { source, .. } => ScriptError::Toml {
-                path: Some(path.to_owned()),
-                source,
-            },
-            ScriptError::Json { source, .. } => ScriptError::Json {
-                path: Some(path.to_owned()),
-                source,
-            },
-            ScriptError::Invalid(msg) => ScriptError::Invalid(format!("{}: {msg}", path.display())),
-            other => other,
-        };
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        {
-            Self::from_json_str(&text).map_err(with_path)
-        } else {
-            Self::from_toml_str(&text).map_err(with_path)
-        }
     }
 
     /// Checks what serde cannot: failure statuses must be HTTP error codes.
@@ -297,6 +228,7 @@ impl Rule {
     }
 
     /// A rule for conversations whose system prompt contains `text`.
+    #[cfg(test)]
     pub(crate) fn when_system(text: impl Into<String>) -> Self {
         Self {
             when: Match {
@@ -308,12 +240,14 @@ impl Rule {
     }
 
     /// Also requires the system prompt to contain `text`.
+    #[cfg(test)]
     pub(crate) fn and_system(mut self, text: impl Into<String>) -> Self {
         self.when.system_contains = text.into();
         self
     }
 
     /// Names the rule in the request log.
+    #[cfg(test)]
     pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -401,6 +335,7 @@ impl Turn {
     }
 
     /// Sets the assistant text that goes with tool calls or a structured answer.
+    #[cfg(test)]
     pub(crate) fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self
@@ -441,6 +376,7 @@ impl Turn {
     }
 
     /// Cuts the connection part-way through the reply.
+    #[cfg(test)]
     pub(crate) fn broken(mut self) -> Self {
         self.broken = true;
         self

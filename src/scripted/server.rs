@@ -22,12 +22,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::MODEL_ID;
 use super::openai::{
     CallView, ChatRequest, OTHER_SIDE_JOB_TEXT, Reply, SUMMARY_TEXT, SideJob, error_body,
     model_list,
 };
 use super::script::{Script, ScriptError};
-use super::{MODEL_ID, opencode_config};
 
 /// How long `shutdown` waits for open connections to finish before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -148,22 +148,9 @@ impl ScriptedModel {
         })
     }
 
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://127.0.0.1:PORT/v1`, the provider's `baseURL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
-    }
-
-    /// The `OPENCODE_CONFIG_CONTENT` JSON pointing OpenCode at this server.
-    pub(crate) fn opencode_config(&self) -> serde_json::Value {
-        opencode_config(&self.base_url())
-    }
-
-    pub(crate) fn script(&self) -> &Script {
-        &self.shared.script
     }
 
     /// Every call received so far, in arrival order.
@@ -172,6 +159,7 @@ impl ScriptedModel {
     }
 
     /// The log once it holds at least `count` calls, or as it is when `timeout` runs out.
+    #[cfg(test)]
     pub(crate) async fn wait_for_requests(
         &self,
         count: usize,
