@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// rule and no fallback apply): a plain `stop`, so OpenCode ends the prompt.
 pub const DONE_TEXT: &str = "done";
 
-/// Title given to OpenCode's title side job unless the script sets `title`.
+/// The title given to OpenCode's title side job.
 pub(crate) const DEFAULT_TITLE: &str = "Scripted session";
 
 /// Name of the tool OpenCode adds when a prompt asks for structured output.
@@ -26,9 +26,6 @@ pub struct Script {
     /// call gets the plain [`DONE_TEXT`] reply.
     #[serde(default)]
     pub(crate) fallback: Option<Vec<Turn>>,
-    /// Title answered to OpenCode's title side job ([`DEFAULT_TITLE`] when absent).
-    #[serde(default)]
-    pub(crate) title: Option<String>,
 }
 
 /// One rule: when it applies and the replies it gives, one per model call.
@@ -147,13 +144,6 @@ impl Script {
         self
     }
 
-    /// Sets the title answered to OpenCode's title side job.
-    #[cfg(test)]
-    pub(crate) fn title(mut self, title: impl Into<String>) -> Self {
-        self.title = Some(title.into());
-        self
-    }
-
     /// Checks what serde cannot: failure statuses must be HTTP error codes.
     pub(crate) fn validate(&self) -> Result<(), ScriptError> {
         let rule_turns = self.rules.iter().enumerate().flat_map(|(r, rule)| {
@@ -179,11 +169,6 @@ impl Script {
             }
         }
         Ok(())
-    }
-
-    /// The title answered to OpenCode's title side job.
-    pub(crate) fn title_text(&self) -> &str {
-        self.title.as_deref().unwrap_or(DEFAULT_TITLE)
     }
 
     /// Picks the turn for the `turn_index`-th call of a conversation whose last user message is
@@ -222,18 +207,6 @@ impl Rule {
             when: Match {
                 contains: text.into(),
                 system_contains: String::new(),
-            },
-            ..Self::default()
-        }
-    }
-
-    /// A rule for conversations whose system prompt contains `text`.
-    #[cfg(test)]
-    pub(crate) fn when_system(text: impl Into<String>) -> Self {
-        Self {
-            when: Match {
-                contains: String::new(),
-                system_contains: text.into(),
             },
             ..Self::default()
         }

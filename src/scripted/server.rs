@@ -27,7 +27,7 @@ use super::openai::{
     CallView, ChatRequest, OTHER_SIDE_JOB_TEXT, Reply, SUMMARY_TEXT, SideJob, error_body,
     model_list,
 };
-use super::script::{Script, ScriptError};
+use super::script::{DEFAULT_TITLE, Script, ScriptError};
 
 /// How long `shutdown` waits for open connections to finish before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -269,7 +269,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
     if let Some(job) = record.side_job {
         let text = match job {
-            SideJob::Title => shared.script.title_text(),
+            SideJob::Title => DEFAULT_TITLE,
             SideJob::Summary => SUMMARY_TEXT,
             SideJob::Other => OTHER_SIDE_JOB_TEXT,
         };
