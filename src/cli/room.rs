@@ -121,7 +121,7 @@ fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
     if !context.config.config.agents.is_empty() {
         return None;
     }
-    let opencode = which("opencode")?;
+    which("opencode")?;
     let config_file = context.paths.config_file.clone();
     let add: AddAgent = Arc::new(move || {
         let adder = adder.clone();
@@ -143,7 +143,7 @@ fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
             }
         })
     });
-    Some(LocalAgent { opencode, add })
+    Some(LocalAgent { add })
 }
 
 /// The entry `m` adds on first run.

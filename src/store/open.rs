@@ -167,10 +167,6 @@ impl Snapshot {
         })
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `read` on the copy, turning a failure inside redb into a clear refusal.
     pub(crate) fn read<T>(
         &self,

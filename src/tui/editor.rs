@@ -64,10 +64,6 @@ impl Editor {
         editor
     }
 
-    pub(crate) fn is_multi_line(&self) -> bool {
-        self.multi_line
-    }
-
     /// The text, lines joined by `\n`.
     pub(crate) fn text(&self) -> String {
         self.lines.join("\n")

@@ -78,7 +78,6 @@ pub(crate) type AddAgent = Arc<
 
 /// The first-run offer: a managed local agent on the `opencode` found on PATH.
 pub(crate) struct LocalAgent {
-    pub(crate) opencode: PathBuf,
     pub(crate) add: AddAgent,
 }
 

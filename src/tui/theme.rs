@@ -66,6 +66,8 @@ pub enum ThemeError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThemeFile {
+    /// Required in the file; the theme is known by its file name (or built-in name).
+    #[expect(dead_code, reason = "read by serde only, to keep the key required")]
     name: String,
     palette: PaletteFile,
     #[serde(default)]
@@ -87,8 +89,6 @@ struct PaletteFile {
 /// A theme resolved for one terminal: ready-made styles by role.
 #[derive(Debug, Clone)]
 pub struct Theme {
-    pub(crate) name: String,
-    pub(crate) depth: ColorDepth,
     pub(crate) base: Style,
     pub(crate) surface: Style,
     pub(crate) border: Style,
@@ -189,8 +189,6 @@ impl Theme {
         let base = Style::new().fg(text).bg(background);
         let on_accent = selection_text(background, accent, depth);
         Ok(Self {
-            name: raw.name,
-            depth,
             base,
             surface: Style::new().fg(text).bg(surface),
             border: Style::new().fg(border),
@@ -480,7 +478,6 @@ mod tests {
                 ColorDepth::TrueColor,
             ] {
                 let theme = Theme::load(name, None, depth).unwrap();
-                assert_eq!(theme.name, *name);
                 for s in statuses {
                     assert!(theme.status.contains_key(s), "{name} lacks status.{s}");
                 }
@@ -545,8 +542,7 @@ mod tests {
         )
         .unwrap();
         assert!(Theme::available(Some(dir.path())).contains(&"mine".to_string()));
-        let theme = Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor).unwrap();
-        assert_eq!(theme.name, "mine");
+        Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         let theme = Theme::load("industrial", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         assert_eq!(theme.accent.fg, Some(Color::Rgb(0, 255, 0)));
     }
