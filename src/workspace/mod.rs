@@ -121,6 +121,7 @@ impl Workspace {
     }
 
     /// Where this repository's worktrees are.
+    #[cfg(test)]
     pub(crate) fn root(&self) -> &Path {
         &self.root
     }

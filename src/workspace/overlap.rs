@@ -97,16 +97,8 @@ impl OverlapMap {
             .and_then(|(path, sessions)| sessions.first().map(|s| (*s, path.clone())))
     }
 
-    /// The files `session` touched.
-    pub(crate) fn touched_by(&self, session: SessionId) -> impl Iterator<Item = &str> {
-        self.by_session
-            .get(&session)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-    }
-
     /// Every file touched by more than one running session, with those sessions.
+    #[cfg(test)]
     pub(crate) fn overlaps(&self) -> impl Iterator<Item = (&str, &[SessionId])> {
         self.by_path
             .iter()
@@ -114,6 +106,7 @@ impl OverlapMap {
             .map(|(path, sessions)| (path.as_str(), sessions.as_slice()))
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.by_session.is_empty()
     }
