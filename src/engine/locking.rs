@@ -15,7 +15,7 @@ use std::path::Path;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::domain::Lease;
-use crate::domain::locks::{self, LockEvent, LockManager, Outcome};
+use crate::domain::locks::{self, LockManager};
 
 /// How long a lease lasts without renewal; running holders renew at half time.
 pub(crate) const LEASE_FOR: SignedDuration = SignedDuration::from_secs(60 * 60);
@@ -28,8 +28,7 @@ pub(crate) struct TaskLocks {
 
 impl TaskLocks {
     pub(crate) fn restore(leases: Vec<Lease>) -> Self {
-        let fence = leases.iter().map(|l| l.fence).max().unwrap_or(0);
-        let manager = LockManager::restore(leases.clone(), LEASE_FOR, fence).unwrap_or_else(|e| {
+        let manager = LockManager::restore(leases, LEASE_FOR).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "stored leases conflict; starting with none");
             LockManager::new(LEASE_FOR)
         });
@@ -67,10 +66,10 @@ impl TaskLocks {
     ) -> Option<Vec<Lease>> {
         let mut taken = Vec::new();
         for name in names {
-            match self.manager.request(holder, name, now).map(|r| r.outcome) {
-                Ok(Outcome::Granted(lease)) => taken.push(lease),
-                _ => {
-                    self.manager.release_all(holder, now);
+            match self.manager.acquire(holder, name, now) {
+                Ok(lease) => taken.push(lease),
+                Err(_) => {
+                    self.manager.release_all(holder);
                     return None;
                 }
             }
@@ -124,14 +123,13 @@ impl TaskLocks {
     }
 
     /// Give back everything `holder` has; the resources freed (to remove from the store).
-    pub(crate) fn release(&mut self, holder: &str, now: Timestamp) -> Vec<String> {
+    /// `_now` is not needed since nothing waits to be granted what is freed; the callers still
+    /// pass it.
+    pub(crate) fn release(&mut self, holder: &str, _now: Timestamp) -> Vec<String> {
         self.manager
-            .release_all(holder, now)
+            .release_all(holder)
             .into_iter()
-            .filter_map(|e| match e {
-                LockEvent::Released { resource, .. } => Some(resource),
-                _ => None,
-            })
+            .map(|lease| lease.resource)
             .collect()
     }
 
