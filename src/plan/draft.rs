@@ -54,7 +54,7 @@ impl PlanDraft {
     /// The checked plan and its text. `origin` names the plan in errors (e.g. `template
     /// "feature"`); a relative `repo` is taken from the working directory unless `origin` has a
     /// directory part.
-    pub(crate) fn into_plan_file(&self, origin: &Path) -> Result<(PlanFile, String), PlanErrors> {
+    pub(crate) fn to_plan_file(&self, origin: &Path) -> Result<(PlanFile, String), PlanErrors> {
         let text = self.to_toml(origin)?;
         let plan = PlanFile::parse(&text, origin)?;
         Ok((plan, text))
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_draft_round_trips_through_plan_file_text() {
-        let (plan, text) = draft().into_plan_file(Path::new("draft")).unwrap();
+        let (plan, text) = draft().to_plan_file(Path::new("draft")).unwrap();
         assert!(text.contains("[[tasks]]"), "{text}");
         assert_eq!(plan.name, "demo");
         assert_eq!(plan.repo_path(), PathBuf::from("/src/demo"));
@@ -115,7 +115,7 @@ mod tests {
         let mut bad = draft();
         bad.tasks[0].needs = vec!["build".into()];
         bad.tasks[1].needs.push("nowhere".into());
-        let errors = bad.into_plan_file(Path::new("draft")).unwrap_err();
+        let errors = bad.to_plan_file(Path::new("draft")).unwrap_err();
         let text = errors.to_string();
         assert!(
             text.contains("dependency cycle: design -> build -> design"),

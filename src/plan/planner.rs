@@ -166,7 +166,7 @@ pub(crate) fn plan_from_answer(
         toml: draft.to_toml(origin).unwrap_or_default(),
         errors,
     };
-    let (plan, toml) = draft.into_plan_file(origin).map_err(invalid)?;
+    let (plan, toml) = draft.to_plan_file(origin).map_err(invalid)?;
     plan.validate_against(request.capabilities, &BTreeSet::new())
         .map_err(invalid)?;
     Ok((plan, toml))

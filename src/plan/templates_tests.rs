@@ -15,7 +15,7 @@ const GOAL: &str = "Add pagination to /users";
 /// The plan file template `name` makes for `goal`: its draft checked like any plan file.
 fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, TemplateError> {
     let (_, draft) = draft(name, goal, repo)?;
-    let made = draft.into_plan_file(Path::new("template"));
+    let made = draft.to_plan_file(Path::new("template"));
     Ok(made
         .unwrap_or_else(|errors| panic!("{name} made an invalid plan:\n{errors}"))
         .0)
@@ -154,7 +154,7 @@ fn goals_are_checked() {
     let unicode = template("feature", "ü", Path::new(".")).unwrap();
     assert_eq!(unicode.name, "feature", "no slug: just the template's name");
     let (_, draft) = draft("feature", "Use {{tasks.other.summary}}", Path::new(".")).unwrap();
-    let errors = draft.into_plan_file(Path::new("template")).unwrap_err();
+    let errors = draft.to_plan_file(Path::new("template")).unwrap_err();
     assert!(
         errors
             .to_string()
