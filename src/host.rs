@@ -25,7 +25,7 @@ pub struct HostOptions {
     /// this engine).
     pub listen: bool,
     /// Serve Prometheus metrics here (checked for loopback by the caller, see
-    /// [`crate::metrics::check_addr`]).
+    /// `crate::metrics::check_addr`).
     pub metrics: Option<SocketAddr>,
 }
 

@@ -567,7 +567,7 @@ pub enum PromptPart {
 
 /// What the reply must look like (`OutputFormatText`, `OutputFormatJsonSchema`). With a schema
 /// the model must call a `StructuredOutput` tool; the result lands in
-/// [`AssistantMessage::structured`], or the message gets a `StructuredOutputError`.
+/// `AssistantMessage::structured`, or the message gets a `StructuredOutputError`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum OutputFormat {

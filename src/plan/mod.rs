@@ -95,7 +95,7 @@ pub(crate) struct BuiltPlan {
 
 impl PlanFile {
     /// Reads and parses the plan file at `path`, and checks its `repo` on the file system
-    /// ([`check_repo`](Self::check_repo)), every problem reported at once.
+    /// (`check_repo`), every problem reported at once.
     pub fn load(path: &Path) -> Result<Self, PlanErrors> {
         let text = std::fs::read_to_string(path).map_err(|err| {
             PlanErrors::one(
@@ -110,7 +110,7 @@ impl PlanFile {
 
     /// Parses plan text: TOML syntax, keys and types, then every rule that needs no outside
     /// knowledge. `path` names the file in errors and anchors the relative `repo`, which is
-    /// not looked at here (see [`load`](Self::load) and [`check_repo`](Self::check_repo)).
+    /// not looked at here (see [`load`](Self::load) and `check_repo`).
     pub fn parse(text: &str, path: &Path) -> Result<Self, PlanErrors> {
         Self::parse_with(text, path, false)
     }

@@ -1,7 +1,7 @@
 //! The planner's questions and answers: what a planning session is asked (a goal, as
 //! instructions and a JSON schema of tasks with ids, prompts, dependencies, capabilities and
 //! the files they expect to touch) and how its structured answer becomes a plan: a
-//! [`PlanDraft`] checked like any plan file (duplicate ids, unknown dependencies, cycles,
+//! `PlanDraft` checked like any plan file (duplicate ids, unknown dependencies, cycles,
 //! prompt references) and against the capabilities the agents offer, before anything runs.
 //! Asking an OpenCode server: `crate::opencode::planner`.
 

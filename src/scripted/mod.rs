@@ -25,9 +25,8 @@
 //! `chat.completion`. `GET /v1/models` lists [`MODEL_ID`]. A malformed body gets a 400 with an
 //! OpenAI-style error.
 //! - A call without tools is one of OpenCode's side jobs ([`SideJob`]): it gets a short fixed
-//!   text ([`DEFAULT_TITLE`](script::DEFAULT_TITLE) for the title job) and never touches the
-//!   rules.
-//! - Otherwise the first rule whose [`Match`](script::Match) holds for the last user message (and system
+//!   text (`DEFAULT_TITLE` for the title job) and never touches the rules.
+//! - Otherwise the first rule whose `Match` holds for the last user message (and system
 //!   prompt) gives the turns, else the script's `fallback`. The call's turn index N is the number
 //!   of assistant messages after the last user message: 0 answers the prompt, 1 answers after
 //!   the tool results of turn 0, and so on. Past the last turn (or with no rule and no

@@ -360,7 +360,7 @@ impl StoreHandle {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Self::commit`] for callers outside an async runtime.
+    /// `Self::commit` for callers outside an async runtime.
     pub fn commit_blocking(&self, batch: Batch) -> Result<Receipt, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests

@@ -13,8 +13,8 @@ pub enum OnConflict {
     /// `git merge --abort`: the integration branch and worktree stay as they were.
     Abort,
     /// Leave the merge in progress with conflict markers in the files, for a resolver session
-    /// working in the integration worktree; then [`Workspace::conclude_merge`] or
-    /// [`Workspace::abort_merge`].
+    /// working in the integration worktree; then `Workspace::conclude_merge` or
+    /// `Workspace::abort_merge`.
     Leave,
 }
 

@@ -6,13 +6,13 @@
 //!
 //! Layout under the root the caller gives (the engine: `<data dir>/worktrees`):
 //! `<root>/<repo>-<hash>/<plan>/integration` and `<root>/<repo>-<hash>/<plan>/<task>/<attempt>`,
-//! names made safe by [`names::component`].
+//! names made safe by `names::component`.
 //!
 //! Blocking: every operation runs `git` and waits for it; call from `spawn_blocking`. Operations
 //! on one [`Workspace`] (and its clones) are serialized, so keep one per repository.
 //!
 //! A plan with `worktrees = false` uses none of this: its tasks share the checkout, one at a time
-//! under the repository's lock (`repo:<path>`), and [`Workspace::changed_since`] tells what a
+//! under the repository's lock (`repo:<path>`), and `Workspace::changed_since` tells what a
 //! session changed there.
 
 mod cleanup;
