@@ -24,57 +24,57 @@ mod rule_tests;
 mod tests;
 
 /// Default for `engine.max_parallel`.
-pub const DEFAULT_MAX_PARALLEL: u32 = 8;
+pub(crate) const DEFAULT_MAX_PARALLEL: u32 = 8;
 /// Default for `log.level`.
-pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub(crate) const DEFAULT_LOG_LEVEL: &str = "info";
 /// Default for an agent's `max_concurrent`.
-pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+pub(crate) const DEFAULT_MAX_CONCURRENT: u32 = 4;
 /// Default for a simulated agent's `duration`.
-pub const DEFAULT_SIM_DURATION: SignedDuration = SignedDuration::from_secs(30);
+pub(crate) const DEFAULT_SIM_DURATION: SignedDuration = SignedDuration::from_secs(30);
 /// Prefix of environment overrides: `OCIO_<SECTION>__<KEY>`.
-pub const ENV_PREFIX: &str = "OCIO_";
+pub(crate) const ENV_PREFIX: &str = "OCIO_";
 
 /// The whole config file. Every section is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub engine: EngineConfig,
-    pub log: LogConfig,
-    pub ui: UiConfig,
+    pub(crate) engine: EngineConfig,
+    pub(crate) log: LogConfig,
+    pub(crate) ui: UiConfig,
     pub agents: Vec<AgentConfig>,
 }
 
 /// `[ui]`: the control room's look and keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct UiConfig {
+pub(crate) struct UiConfig {
     /// A theme from `themes/` or `$XDG_CONFIG_HOME/ocio/themes/<name>.toml`; by default
     /// `industrial`, or `ansi16` on a 16-colour terminal.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub theme: Option<String>,
+    pub(crate) theme: Option<String>,
     /// Key bindings by action (`quit = ["q", "ctrl-c"]`); an action listed here loses its
     /// default keys. `?` in the control room lists the actions.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    pub(crate) keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `[engine]`: how the orchestrator schedules work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct EngineConfig {
+pub(crate) struct EngineConfig {
     /// Sessions running at once across all agents.
-    pub max_parallel: u32,
+    pub(crate) max_parallel: u32,
     /// Permission requests that touch only the session's own directory.
-    pub approve_inside: Approval,
+    pub(crate) approve_inside: Approval,
     /// Permission requests that reach outside the session's directory.
-    pub approve_outside: Approval,
+    pub(crate) approve_outside: Approval,
     /// What happens to a plan's worktrees once it has finished, unless the plan says
     /// (`cleanup = ...` in the plan file): `keep`, `remove-merged` or `remove-all`.
-    pub worktree_cleanup: CleanupPolicy,
+    pub(crate) worktree_cleanup: CleanupPolicy,
     /// Most task worktrees holding work not merged yet; at the bound a task waits for a merge
     /// instead of making another. Default: twice `max_parallel`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_worktrees: Option<u32>,
+    pub(crate) max_worktrees: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -92,7 +92,7 @@ impl Default for EngineConfig {
 /// How a kind of permission request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Approval {
+pub(crate) enum Approval {
     /// Allow it, this once.
     Once,
     /// Allow it and the same again in that session.
@@ -105,9 +105,9 @@ pub enum Approval {
 /// `[log]`: what goes into the log file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// An `EnvFilter` directive (`info`, `ocio=debug,warn`); `OCIO_LOG` wins over it.
-    pub level: String,
+    pub(crate) level: String,
 }
 
 impl Default for LogConfig {
@@ -121,7 +121,7 @@ impl Default for LogConfig {
 /// What runs an agent's sessions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AgentKind {
+pub(crate) enum AgentKind {
     /// An OpenCode server.
     #[default]
     Opencode,
@@ -134,51 +134,51 @@ pub enum AgentKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    pub name: AgentName,
+    pub(crate) name: AgentName,
     #[serde(default)]
-    pub kind: AgentKind,
+    pub(crate) kind: AgentKind,
     /// opencode: the server to talk to (exclusive with `managed = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// opencode: ocio starts `opencode serve` itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub managed: Option<bool>,
+    pub(crate) managed: Option<bool>,
     /// opencode, managed: the `opencode` binary (found on PATH when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opencode_path: Option<PathBuf>,
+    pub(crate) opencode_path: Option<PathBuf>,
     /// opencode: the NAME of the environment variable holding the server password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
+    pub(crate) password_env: Option<String>,
     /// A PEM file of the CA (or the self-signed certificate) an `https://` server's
     /// certificate is checked against, besides the system's roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<ModelRef>,
+    pub(crate) model: Option<ModelRef>,
     /// The OpenCode agent sessions use (`build`, `plan`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opencode_agent: Option<String>,
+    pub(crate) opencode_agent: Option<String>,
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
     #[serde(default = "default_max_concurrent")]
-    pub max_concurrent: u32,
+    pub(crate) max_concurrent: u32,
     /// simulated: how long a simulated session runs.
     #[serde(
         default,
         deserialize_with = "deserialize_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    pub duration: Option<SignedDuration>,
+    pub(crate) duration: Option<SignedDuration>,
     /// simulated: the share of sessions that fail, 0.0 to 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_rate: Option<f64>,
+    pub(crate) failure_rate: Option<f64>,
     /// simulated: the random seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// simulated: the share of sessions that ask for a permission outside their directory
     /// once (to try approval policies and the approvals pane), 0.0 to 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ask_rate: Option<f64>,
+    pub(crate) ask_rate: Option<f64>,
 }
 
 fn default_max_concurrent() -> u32 {
@@ -207,7 +207,7 @@ pub struct SimulationConfig {
 
 impl AgentConfig {
     /// The domain agent this entry describes: online, with no load.
-    pub fn to_agent(&self) -> Agent {
+    pub(crate) fn to_agent(&self) -> Agent {
         let backend = match self.kind {
             AgentKind::Opencode => Backend::Opencode {
                 url: self.url.clone(),
@@ -224,7 +224,7 @@ impl AgentConfig {
     }
 
     /// The simulator settings of a simulated agent; `None` for an OpenCode agent.
-    pub fn simulation(&self) -> Option<SimulationConfig> {
+    pub(crate) fn simulation(&self) -> Option<SimulationConfig> {
         (self.kind == AgentKind::Simulated).then(|| SimulationConfig {
             duration: self.duration.unwrap_or(DEFAULT_SIM_DURATION),
             failure_rate: self.failure_rate.unwrap_or(0.0),
@@ -237,7 +237,7 @@ impl AgentConfig {
 impl Config {
     /// The names of every variable that holds a server's password (each agent's
     /// `password_env`, and OpenCode's own): a managed server is started without them.
-    pub fn secret_vars(&self) -> Vec<String> {
+    pub(crate) fn secret_vars(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .agents
             .iter()
@@ -247,16 +247,11 @@ impl Config {
         names.dedup();
         names
     }
-
-    /// Every configured agent as a domain agent.
-    pub fn to_agents(&self) -> Vec<Agent> {
-        self.agents.iter().map(AgentConfig::to_agent).collect()
-    }
 }
 
 /// Where the loaded config came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigSource {
+pub(crate) enum ConfigSource {
     File(PathBuf),
     /// No config file; built-in defaults.
     Defaults,
@@ -275,13 +270,13 @@ impl fmt::Display for ConfigSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedConfig {
     pub config: Config,
-    pub source: ConfigSource,
+    pub(crate) source: ConfigSource,
 }
 
 impl LoadedConfig {
     /// A rule that a front end owns (the control room's keys) broken at the key path `key`,
     /// reported like a load error: the file, the line and column of the key, the message.
-    pub fn invalid_at(&self, key: &[&str], message: String) -> ConfigError {
+    pub(crate) fn invalid_at(&self, key: &[&str], message: String) -> ConfigError {
         let parts: Vec<locate::PathPart<'_>> =
             key.iter().map(|k| locate::PathPart::Key(k)).collect();
         let (path, at) = match &self.source {
@@ -335,10 +330,10 @@ pub enum ConfigError {
 /// (`agents[1].model`), what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
-    pub at: Option<(usize, usize)>,
-    pub key: Option<String>,
-    pub message: String,
-    pub hint: Option<String>,
+    pub(crate) at: Option<(usize, usize)>,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 /// `config error in FILE, line L, column C (key): message`, and the hint, for each problem.

@@ -25,7 +25,7 @@ pub struct HostOptions {
     /// this engine).
     pub listen: bool,
     /// Serve Prometheus metrics here (checked for loopback by the caller, see
-    /// [`crate::metrics::check_addr`]).
+    /// `crate::metrics::check_addr`).
     pub metrics: Option<SocketAddr>,
 }
 
@@ -151,19 +151,14 @@ impl Host {
 
     /// Engine events: from the engine's start on (recovery, first dispatches) for the first
     /// caller, from now on for later ones.
-    pub fn events(&mut self) -> crate::engine::Subscription {
+    pub(crate) fn events(&mut self) -> crate::engine::Subscription {
         self.first_events
             .take()
             .unwrap_or_else(|| self.engine.subscribe())
     }
 
-    /// The store the engine writes (for reads a front end makes itself).
-    pub fn store(&self) -> StoreHandle {
-        self.store.clone()
-    }
-
     /// A way to add agents while running, whose servers this host stops at shutdown.
-    pub fn agent_adder(&self) -> AgentAdder {
+    pub(crate) fn agent_adder(&self) -> AgentAdder {
         AgentAdder {
             engine: self.engine.clone(),
             added: self.added.clone(),
@@ -172,7 +167,7 @@ impl Host {
     }
 
     /// Who this engine is, as the control socket tells clients.
-    pub fn info(&self) -> &EngineInfo {
+    pub(crate) fn info(&self) -> &EngineInfo {
         &self.info
     }
 
@@ -182,7 +177,7 @@ impl Host {
     }
 
     /// Where metrics are served, when they are.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(MetricsServer::addr)
     }
 
@@ -211,7 +206,7 @@ impl Host {
 /// Adds agents to a hosted engine at runtime, starting their managed servers; the host stops
 /// those servers when it shuts down.
 #[derive(Clone)]
-pub struct AgentAdder {
+pub(crate) struct AgentAdder {
     engine: EngineHandle,
     added: Arc<tokio::sync::Mutex<Servers>>,
     /// Variables its managed servers are started without (other servers' passwords).
@@ -219,7 +214,7 @@ pub struct AgentAdder {
 }
 
 impl AgentAdder {
-    pub async fn add(&self, entry: &AgentConfig) -> Result<(), HostError> {
+    pub(crate) async fn add(&self, entry: &AgentConfig) -> Result<(), HostError> {
         let (spec, endpoint) = agents::from_entry(entry, &self.withheld).await?;
         if let Err(e) = self.engine.add_agent(spec).await {
             if let Some(endpoint) = endpoint {

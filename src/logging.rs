@@ -10,23 +10,23 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::ParseError;
 
 /// Prefix of every log file name.
-pub const FILE_PREFIX: &str = "ocio";
+pub(crate) const FILE_PREFIX: &str = "ocio";
 /// Suffix of every log file name.
-pub const FILE_SUFFIX: &str = "log";
+pub(crate) const FILE_SUFFIX: &str = "log";
 /// Rotated files kept; older ones are deleted.
-pub const MAX_FILES: usize = 7;
+pub(crate) const MAX_FILES: usize = 7;
 
 /// Keeps the background writer alive: hold it until the program ends, since dropping it flushes
 /// and stops log output.
 #[must_use = "dropping the guard stops logging; keep it alive in main"]
 #[derive(Debug)]
-pub struct LogGuard {
+pub(crate) struct LogGuard {
     _worker: WorkerGuard,
 }
 
 /// Logging could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum LoggingError {
+pub(crate) enum LoggingError {
     #[error(
         "cannot create the log directory {}: {source}; check its permissions or free space",
         dir.display()
@@ -59,7 +59,7 @@ pub enum LoggingError {
 
 /// Sends `tracing` output matching `directive` to rotating files in `log_dir` (created private
 /// if missing). Call once, early in `main`, and keep the returned guard alive.
-pub fn init(log_dir: &Path, directive: &str) -> Result<LogGuard, LoggingError> {
+pub(crate) fn init(log_dir: &Path, directive: &str) -> Result<LogGuard, LoggingError> {
     let filter = parse_filter(directive)?;
     crate::paths::ensure_private_dir(log_dir).map_err(|source| LoggingError::CreateDir {
         dir: log_dir.to_path_buf(),
@@ -88,7 +88,7 @@ pub fn init(log_dir: &Path, directive: &str) -> Result<LogGuard, LoggingError> {
 }
 
 /// Parses an `EnvFilter` directive such as `info` or `ocio=debug,warn`.
-pub fn parse_filter(directive: &str) -> Result<EnvFilter, LoggingError> {
+pub(crate) fn parse_filter(directive: &str) -> Result<EnvFilter, LoggingError> {
     EnvFilter::builder()
         .parse(directive)
         .map_err(|source| LoggingError::BadFilter {

@@ -10,11 +10,11 @@ use crate::engine::EngineEvent;
 pub struct Narration {
     /// A status name (`running`, `done`, `failed`, ...) or a kind (`plan`, `engine`): how the
     /// line reads at a glance (the control room colours by it).
-    pub tone: &'static str,
+    pub(crate) tone: &'static str,
     pub text: String,
     /// About one task or session of a plan rather than a plan or the engine (the headless
     /// runner indents these under their plan's lines).
-    pub nested: bool,
+    pub(crate) nested: bool,
 }
 
 impl Narration {

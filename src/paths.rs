@@ -26,7 +26,7 @@ pub struct Paths {
 
 /// The locations cannot be worked out.
 #[derive(Debug, thiserror::Error)]
-pub enum PathsError {
+pub(crate) enum PathsError {
     #[error(
         "cannot find your home directory to place ocio's files; set HOME, or pass both --db and --config (OCIO_DB and OCIO_CONFIG)"
     )]
@@ -34,9 +34,9 @@ pub enum PathsError {
 }
 
 /// File name of the config inside the config directory.
-pub const CONFIG_FILE_NAME: &str = "config.toml";
+pub(crate) const CONFIG_FILE_NAME: &str = "config.toml";
 /// File name of the database inside the data directory.
-pub const DB_FILE_NAME: &str = "ocio.redb";
+pub(crate) const DB_FILE_NAME: &str = "ocio.redb";
 
 impl Paths {
     /// Resolves every location, taking `config` and `db` as given when set (the CLI maps
@@ -44,7 +44,10 @@ impl Paths {
     ///
     /// When both are given and the home directory is unknown, the other directories are placed
     /// next to the database.
-    pub fn resolve(config: Option<PathBuf>, db: Option<PathBuf>) -> Result<Paths, PathsError> {
+    pub(crate) fn resolve(
+        config: Option<PathBuf>,
+        db: Option<PathBuf>,
+    ) -> Result<Paths, PathsError> {
         match ProjectDirs::from("", "", "ocio") {
             Some(dirs) => Ok(Self::from_project_dirs(&dirs, config, db)),
             None => match (config, db) {
@@ -132,7 +135,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Makes sure `dir` (for the control socket) exists and only this user can enter it: created
 /// 0700 when missing; an existing one must belong to this user and be closed to others.
-pub fn ensure_socket_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn ensure_socket_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;

@@ -29,7 +29,7 @@ struct AgentReport {
     error: Option<String>,
 }
 
-pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failure> {
+pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failure> {
     let agents = &context.config.config.agents;
     let unknown: Vec<&String> = names
         .iter()
@@ -74,7 +74,7 @@ pub fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failur
 
 /// `ocio check --database` (`--db` names the file, for every command): reads a verified copy of the database (every page checksum) and decodes
 /// every record of every table. A damaged file is refused with exit 2 and left as it was.
-pub fn database(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn database(context: &Context, json: bool) -> Result<(), Failure> {
     let path = &context.paths.db_file;
     if !path.exists() {
         return Err(Failure::usage(format!(

@@ -12,7 +12,7 @@ use crate::control::{ControlClient, ControlError};
 use crate::store::{Store, StoreError};
 
 /// The engine answering for this database, or `None` when none runs.
-pub async fn engine(context: &Context) -> Result<Option<ControlClient>, Failure> {
+pub(crate) async fn engine(context: &Context) -> Result<Option<ControlClient>, Failure> {
     match ControlClient::connect(&context.paths.socket_file()).await {
         Ok(client) => Ok(Some(client)),
         Err(ControlError::NotRunning { .. }) => Ok(None),
@@ -21,7 +21,7 @@ pub async fn engine(context: &Context) -> Result<Option<ControlClient>, Failure>
 }
 
 /// The running engine, or a clear refusal for commands that need one.
-pub async fn require_engine(context: &Context) -> Result<ControlClient, Failure> {
+pub(crate) async fn require_engine(context: &Context) -> Result<ControlClient, Failure> {
     engine(context).await?.ok_or_else(|| {
         Failure::usage(format!(
             "no engine is running for database {} (no answer on {})\n  hint: start one with `ocio --headless` (or `ocio`), or run a plan in this process with `ocio run PLAN`",
@@ -35,12 +35,12 @@ pub async fn require_engine(context: &Context) -> Result<ControlClient, Failure>
 /// reader never writes the file nor keeps an engine from opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Access {
+pub(crate) enum Access {
     ReadOnly,
 }
 
 impl Access {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::ReadOnly => "read-only",
         }
@@ -48,18 +48,18 @@ impl Access {
 }
 
 /// What a read found, and how it got there.
-pub struct Read<T> {
-    pub value: T,
-    pub access: Access,
+pub(crate) struct Read<T> {
+    pub(crate) value: T,
+    pub(crate) access: Access,
     /// The previous process did not close the database and this read recovered it. A reader
     /// reads a private copy and never recovers the file (the next engine does), so always
     /// false; kept for the JSON report's schema.
-    pub recovered: bool,
+    pub(crate) recovered: bool,
 }
 
 /// Run `read` on the database at `path`; `None` when there is no database yet (none is
 /// created).
-pub fn read<T: Send + 'static>(
+pub(crate) fn read<T: Send + 'static>(
     path: &Path,
     read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<Option<Read<T>>, Failure> {
@@ -75,7 +75,7 @@ pub fn read<T: Send + 'static>(
 }
 
 /// Say on stderr where a text report came from (JSON reports carry it as `source`).
-pub fn say_source(context: &Context, engine: Option<&ControlClient>) {
+pub(crate) fn say_source(context: &Context, engine: Option<&ControlClient>) {
     match engine {
         Some(client) => eprintln!(
             "(from the running engine, pid {}, socket {})",
@@ -90,7 +90,7 @@ pub fn say_source(context: &Context, engine: Option<&ControlClient>) {
 }
 
 /// `"engine"` or `"database"`, for JSON reports.
-pub fn source_name(engine: Option<&ControlClient>) -> &'static str {
+pub(crate) fn source_name(engine: Option<&ControlClient>) -> &'static str {
     if engine.is_some() {
         "engine"
     } else {

@@ -11,7 +11,7 @@ use crate::host::HostOptions;
 use crate::plan::PlanFile;
 
 /// The demo plan: a feature fanned out over areas, a review joining them, a release last.
-pub const PLAN: &str = r#"
+pub(crate) const PLAN: &str = r#"
 name = "demo-feature"
 repo = "."
 
@@ -99,7 +99,7 @@ retries = 1
 
 /// The demo's engine and agents: a planner, two coders, a tester. Some runs fail (and retry),
 /// and some ask for a permission outside their directory, which waits for the operator.
-pub const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [engine]
 max_parallel = 6
 approve_inside = "once"
@@ -177,7 +177,7 @@ fn scratch_repo() -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
-pub fn run(context: &Context) -> Result<(), Failure> {
+pub(crate) fn run(context: &Context) -> Result<(), Failure> {
     let dir = scratch_repo()?;
     let failed = |what: String| Failure {
         code: exit::FAILED,

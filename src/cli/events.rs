@@ -15,7 +15,7 @@ use crate::host::Host;
 use crate::narration::Narration;
 
 /// Where events go, and which.
-pub struct Output {
+pub(crate) struct Output {
     /// Also narrate on stderr (it is a terminal).
     human: bool,
     /// Leave `activity` events out of stdout.
@@ -23,7 +23,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(activity: bool) -> Self {
+    pub(crate) fn new(activity: bool) -> Self {
         Self {
             human: std::io::stderr().is_terminal(),
             activity,
@@ -31,7 +31,7 @@ impl Output {
     }
 
     /// One engine event: a JSON line, with `at` for those that carry no time of their own.
-    pub fn event(&self, event: &EngineEvent) {
+    pub(crate) fn event(&self, event: &EngineEvent) {
         if self.human {
             narrate(event);
         }
@@ -46,7 +46,7 @@ impl Output {
     }
 
     /// The first line: the engine is up, where it listens and serves metrics.
-    pub fn started(&self, host: &Host) {
+    pub(crate) fn started(&self, host: &Host) {
         let info = host.info();
         line(json!({
             "type": "engine.started",
@@ -72,24 +72,24 @@ impl Output {
     }
 
     /// A record of the headless front end itself (`events.lagged`, ...).
-    pub fn note(&self, value: Value) {
+    pub(crate) fn note(&self, value: Value) {
         line(value);
     }
 }
 
 /// Task totals for the `run.finished` line.
-pub struct Totals {
-    pub done: usize,
-    pub failed: usize,
-    pub blocked: usize,
-    pub cancelled: usize,
+pub(crate) struct Totals {
+    pub(crate) done: usize,
+    pub(crate) failed: usize,
+    pub(crate) blocked: usize,
+    pub(crate) cancelled: usize,
     /// Not finished yet (pending, ready, running).
-    pub unfinished: usize,
+    pub(crate) unfinished: usize,
 }
 
 impl Totals {
     /// Over one plan of the snapshot, or all when `plan` is `None`.
-    pub fn of(snapshot: &Snapshot, plan: Option<crate::domain::PlanId>) -> Self {
+    pub(crate) fn of(snapshot: &Snapshot, plan: Option<crate::domain::PlanId>) -> Self {
         let mut totals = Totals {
             done: 0,
             failed: 0,
@@ -116,12 +116,12 @@ impl Totals {
         totals
     }
 
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.failed + self.blocked + self.cancelled + self.unfinished == 0
     }
 
     /// The last line of a run.
-    pub fn finished(&self, plan: Option<crate::domain::PlanId>, interrupted: bool) -> Value {
+    pub(crate) fn finished(&self, plan: Option<crate::domain::PlanId>, interrupted: bool) -> Value {
         json!({
             "type": "run.finished",
             "at": Timestamp::now(),
@@ -138,7 +138,7 @@ impl Totals {
 
     /// The last line of a run whose totals cannot be had (the engine stopped): every count
     /// `null`, and why.
-    pub fn unknown(plan: Option<crate::domain::PlanId>, error: &str) -> Value {
+    pub(crate) fn unknown(plan: Option<crate::domain::PlanId>, error: &str) -> Value {
         json!({
             "type": "run.finished",
             "at": Timestamp::now(),
@@ -155,7 +155,7 @@ impl Totals {
     }
 
     /// Exit 0 when every task succeeded, 1 when not.
-    pub fn outcome(&self) -> Result<(), Failure> {
+    pub(crate) fn outcome(&self) -> Result<(), Failure> {
         if self.ok() {
             return Ok(());
         }
@@ -176,14 +176,14 @@ fn line(value: Value) {
 }
 
 /// SIGINT, SIGTERM and SIGHUP, installed before the engine starts so none is missed.
-pub struct Signals {
+pub(crate) struct Signals {
     int: Signal,
     term: Signal,
     hup: Signal,
 }
 
 impl Signals {
-    pub fn install() -> Result<Self, Failure> {
+    pub(crate) fn install() -> Result<Self, Failure> {
         let make = |kind: SignalKind| {
             signal(kind).map_err(|e| Failure {
                 code: exit::FAILED,
@@ -198,7 +198,7 @@ impl Signals {
     }
 
     /// The name of the next signal to arrive.
-    pub async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",

@@ -64,7 +64,7 @@ fn show<T: Serialize>(
     }
 }
 
-pub fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let (client, sessions) = match from_engine(context).await? {
             Some((client, snapshot)) => (Some(client), snapshot.sessions),
@@ -125,7 +125,7 @@ fn stored_sessions(txn: &redb::ReadTransaction) -> Result<Vec<SessionView>, Stor
         .collect())
 }
 
-pub fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let (client, plans) = match from_engine(context).await? {
             Some((client, snapshot)) => (Some(client), snapshot.plans),
@@ -186,7 +186,7 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
         .collect())
 }
 
-pub fn agents(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let (client, agents) = match from_engine(context).await? {
             Some((client, snapshot)) => (Some(client), snapshot.agents),
@@ -238,7 +238,7 @@ struct Logs {
     checkpoints: Vec<Checkpoint>,
 }
 
-pub fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> {
+pub(crate) fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let engine = from_engine(context).await?;
         let snapshot = engine.as_ref().map(|(_, snapshot)| snapshot);
@@ -378,7 +378,7 @@ struct Export {
     events: Vec<Logged>,
 }
 
-pub fn export(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let engine = from_engine(context).await?;
         let data = from_database(context, |txn| {
@@ -447,7 +447,7 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// `ocio context [PLAN]`: the shared context of a plan (the newest when none is named).
-pub fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), Failure> {
+pub(crate) fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let engine = database::engine(context).await?;
         let plans: Vec<(crate::domain::PlanId, String)> = match &engine {

@@ -27,15 +27,15 @@ use crate::paths::{Paths, PathsError};
 use crate::store::StoreError;
 
 /// Exit codes, shared by every command.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything asked for succeeded.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// The work ran and something failed.
-    pub const FAILED: u8 = 1;
+    pub(crate) const FAILED: u8 = 1;
     /// Usage, config, plan or database file problem: nothing was done; fix the input.
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// Interrupted by SIGINT/SIGTERM.
-    pub const INTERRUPTED: u8 = 130;
+    pub(crate) const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -45,7 +45,7 @@ pub mod exit {
     about = "OpenCode Industrial Orchestrator: a terminal control room for many parallel OpenCode sessions",
     after_help = "Config: $XDG_CONFIG_HOME/ocio/config.toml  Database: $XDG_DATA_HOME/ocio/ocio.redb  Logs: $XDG_STATE_HOME/ocio/ (level from OCIO_LOG)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/ocio/config.toml]
     #[arg(long, global = true, env = "OCIO_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
@@ -67,7 +67,7 @@ pub struct Cli {
 
 /// Options for commands that host the engine (`--headless`, `run`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless --metrics-public)
     #[arg(long, global = true, env = "OCIO_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -238,9 +238,9 @@ pub(crate) fn engine_failed(error: &str, database: &Path) -> String {
 
 /// A failure and the exit code it maps to.
 #[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -337,9 +337,9 @@ impl From<StoreError> for Failure {
 }
 
 /// What every command that touches state needs: where things are, the config, the log.
-pub struct Context {
-    pub paths: Paths,
-    pub config: LoadedConfig,
+pub(crate) struct Context {
+    pub(crate) paths: Paths,
+    pub(crate) config: LoadedConfig,
     _log: LogGuard,
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Failure, exit};
 
 /// `bytes` on stdout, as they are, flushed.
-pub fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(bytes)
@@ -24,12 +24,12 @@ pub fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
 }
 
 /// `text` and a newline on stdout.
-pub fn print_text(text: &str) -> Result<(), Failure> {
+pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
     print_bytes(format!("{text}\n").as_bytes())
 }
 
 /// A JSON value, pretty, on stdout.
-pub fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: exit::FAILED,
         message: format!("cannot encode the report: {e}"),

@@ -17,13 +17,18 @@ use crate::engine::{Engine, EngineApi, Request};
 use crate::plan::PlanFile;
 
 /// What `ocio submit` submits.
-pub enum What {
+pub(crate) enum What {
     Plan(PathBuf),
     Prompt(String),
     Template { name: String, goal: String },
 }
 
-pub fn submit(context: &Context, what: What, print: bool, json: bool) -> Result<(), Failure> {
+pub(crate) fn submit(
+    context: &Context,
+    what: What,
+    print: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let (path, text) = match what {
         What::Plan(plan) => {
             let path = std::path::absolute(&plan).unwrap_or(plan);
@@ -67,7 +72,7 @@ pub fn submit(context: &Context, what: What, print: bool, json: bool) -> Result<
 /// `ocio submit --goal`: the engine's planner proposes a plan for `goal` in the repository
 /// around the current directory; it is shown, then submitted once approved (`--yes`, or `y`
 /// at the prompt on a terminal). `--print` only shows it.
-pub fn plan_and_submit(
+pub(crate) fn plan_and_submit(
     context: &Context,
     goal: &str,
     yes: bool,
@@ -162,11 +167,11 @@ fn prompt_plan(prompt: &str) -> Result<(PathBuf, String), Failure> {
     crate::plan::prompt::prompt_plan(prompt, &here, jiff::Timestamp::now()).map_err(Failure::usage)
 }
 
-pub fn cancel(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
+pub(crate) fn cancel(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
     task_command(context, id, json, "cancel", |task| Request::Cancel { task })
 }
 
-pub fn retry(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
+pub(crate) fn retry(context: &Context, id: &str, json: bool) -> Result<(), Failure> {
     task_command(context, id, json, "retry", |task| Request::Retry { task })
 }
 
@@ -190,7 +195,7 @@ fn task_command(
     })
 }
 
-pub fn approve(
+pub(crate) fn approve(
     context: &Context,
     id: &str,
     always: bool,
@@ -215,7 +220,7 @@ pub fn approve(
 
 /// The task `text` names: its full id, the last 8 characters of it, its key, or
 /// `plan/key`. Returns the id and `plan/key`.
-pub fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
+pub(crate) fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
     find_task(tasks_of(snapshot), text)?.ok_or_else(|| {
         Failure::usage(format!(
             "no task matches `{}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key",
@@ -225,7 +230,7 @@ pub fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String),
 }
 
 /// Every task of the snapshot's plans, as [`find_task`] takes them.
-pub fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = (&str, TaskId, &str)> {
+pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = (&str, TaskId, &str)> {
     snapshot.plans.iter().flat_map(|plan| {
         plan.tasks
             .iter()
@@ -234,7 +239,7 @@ pub fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = (&str, TaskId, &str
 }
 
 /// [`resolve_task`] among `tasks` (plan name, task id, key); `None` when none matches.
-pub fn find_task<'a>(
+pub(crate) fn find_task<'a>(
     tasks: impl IntoIterator<Item = (&'a str, TaskId, &'a str)>,
     text: &str,
 ) -> Result<Option<(TaskId, String)>, Failure> {

@@ -17,7 +17,7 @@ use crate::plan::PlanFile;
 use crate::tui::{self, AddAgent, Exit, Link, LocalAgent, Setup, keymap::Keymap, theme};
 
 /// Theme and keys from `[ui]`, for this terminal.
-pub fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
+pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
     let ui = &context.config.config.ui;
     let depth = theme::ColorDepth::detect(|k| std::env::var(k).ok());
     let name = ui.theme.clone().unwrap_or_else(|| {
@@ -98,7 +98,7 @@ fn needs_terminal() -> Result<PathBuf, Failure> {
 }
 
 /// Plain `ocio`: attach when an engine runs on this database, else host one.
-pub fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
+pub(crate) fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
     let cwd = needs_terminal()?;
     if control::is_running(&context.paths.socket_file()) {
         return attach(context);
@@ -121,7 +121,7 @@ fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
     if !context.config.config.agents.is_empty() {
         return None;
     }
-    let opencode = which("opencode")?;
+    which("opencode")?;
     let config_file = context.paths.config_file.clone();
     let add: AddAgent = Arc::new(move || {
         let adder = adder.clone();
@@ -143,7 +143,7 @@ fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
             }
         })
     });
-    Some(LocalAgent { opencode, add })
+    Some(LocalAgent { add })
 }
 
 /// The entry `m` adds on first run.
@@ -165,7 +165,7 @@ fn append_agent(config_file: &std::path::Path) -> std::io::Result<()> {
 
 /// Start the engine through [`Host`] (and submit `first_plan`), run the room on this thread,
 /// then stop everything in order. Remote sessions keep running and are re-attached next start.
-pub fn host(
+pub(crate) fn host(
     paths: &Paths,
     config: &Config,
     options: HostOptions,
@@ -193,7 +193,7 @@ pub fn host(
 }
 
 /// `ocio attach` (or plain `ocio` while an engine runs): the room as a client of that engine.
-pub fn attach(context: &Context) -> Result<(), Failure> {
+pub(crate) fn attach(context: &Context) -> Result<(), Failure> {
     let cwd = needs_terminal()?;
     let socket = context.paths.socket_file();
     let runtime = super::runtime()?;

@@ -19,7 +19,7 @@ use crate::engine::{EngineError, EngineEvent};
 use crate::host::{Host, HostOptions};
 use crate::plan::PlanFile;
 
-pub fn run(context: &Context, flags: &Flags, plan_path: &Path) -> Result<(), Failure> {
+pub(crate) fn run(context: &Context, flags: &Flags, plan_path: &Path) -> Result<(), Failure> {
     let plan = PlanFile::load(plan_path).map_err(Failure::usage)?;
     needs_agents(context)?;
     let options = host_options(flags)?;
@@ -36,7 +36,7 @@ pub fn run(context: &Context, flags: &Flags, plan_path: &Path) -> Result<(), Fai
 }
 
 /// `ocio --headless`: the engine, its socket and metrics until a signal; exit 130 then.
-pub fn headless(context: &Context, flags: &Flags) -> Result<(), Failure> {
+pub(crate) fn headless(context: &Context, flags: &Flags) -> Result<(), Failure> {
     let options = host_options(flags)?;
     let runtime = super::runtime()?;
     runtime.block_on(async {

@@ -115,7 +115,7 @@ fn snapshot(txn: &redb::ReadTransaction) -> Result<Snapshot, StoreError> {
     })
 }
 
-pub fn run(context: &Context, json: bool) -> Result<(), Failure> {
+pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
     let engine = super::runtime()?.block_on(async {
         let Some(client) = database::engine(context).await? else {
             return Ok::<_, Failure>(None);

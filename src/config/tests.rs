@@ -186,7 +186,7 @@ fn durations_accept_friendly_and_iso_forms() {
 #[test]
 fn to_agent_builds_the_domain_agent() {
     let config = parse_ok(SHAPE);
-    let agents = config.to_agents();
+    let agents: Vec<_> = config.agents.iter().map(AgentConfig::to_agent).collect();
     let local = &agents[0];
     assert_eq!(
         local.backend,

@@ -50,7 +50,7 @@ impl ControlClient {
         &self.engine
     }
 
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 

@@ -6,8 +6,8 @@
 //! Every line carries the protocol version `v`. A peer of another version gets a `version`
 //! error naming both versions, never a misread reply.
 
-pub mod client;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod server;
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{ApiError, Reply, Request, Told};
 
 pub use client::ControlClient;
-pub use server::ControlServer;
+pub(crate) use server::ControlServer;
 
 /// The version of the protocol this build speaks.
-pub const PROTOCOL: u32 = 2;
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// Longest request line the server reads (a plan file travels in one).
 const MAX_REQUEST: usize = 16 * 1024 * 1024;
@@ -28,7 +28,7 @@ const MAX_REQUEST: usize = 16 * 1024 * 1024;
 /// requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Ask {
+pub(crate) enum Ask {
     /// Who is there: answered with [`EngineInfo`]. Clients send it first.
     Hello,
     /// Turn this connection into a stream of numbered engine events, until either side
@@ -41,7 +41,7 @@ pub enum Ask {
 /// What the server answers a line with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Answer {
+pub(crate) enum Answer {
     Hello {
         engine: EngineInfo,
     },
@@ -52,35 +52,35 @@ pub enum Answer {
 /// Who answers on the socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
-    pub protocol: u32,
+    pub(crate) protocol: u32,
     /// The ocio version hosting the engine.
-    pub version: String,
+    pub(crate) version: String,
     pub pid: u32,
     pub database: PathBuf,
-    pub started_at: jiff::Timestamp,
+    pub(crate) started_at: jiff::Timestamp,
     /// Where Prometheus metrics are served, when they are.
     #[serde(default)]
-    pub metrics: Option<String>,
+    pub(crate) metrics: Option<String>,
 }
 
 /// One line from client to server.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct RequestLine {
-    pub v: u32,
-    pub request: Ask,
+pub(crate) struct RequestLine {
+    pub(crate) v: u32,
+    pub(crate) request: Ask,
 }
 
 /// One line from server to client.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ResponseLine {
-    pub v: u32,
+pub(crate) struct ResponseLine {
+    pub(crate) v: u32,
     #[serde(flatten)]
-    pub body: Body,
+    pub(crate) body: Body,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Body {
+pub(crate) enum Body {
     Reply(Answer),
     Error(ApiError),
     /// On a subscribed connection: one engine event and its number.

@@ -22,7 +22,7 @@ use crate::engine::{ApiError, Engine, EngineHandle, ErrorKind, Feed, Request};
 
 /// The listening control socket. Dropping it without [`ControlServer::shutdown`] leaves the
 /// socket file behind; the next engine replaces it.
-pub struct ControlServer {
+pub(crate) struct ControlServer {
     socket: PathBuf,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -31,7 +31,7 @@ pub struct ControlServer {
 impl ControlServer {
     /// Listen on `socket` for the engine behind `engine`. Fails when another engine already
     /// listens there.
-    pub async fn bind(
+    pub(crate) async fn bind(
         socket: &Path,
         engine: EngineHandle,
         info: EngineInfo,
@@ -83,13 +83,13 @@ impl ControlServer {
         })
     }
 
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// Stop accepting, close every connection (subscribers see their stream end), and remove
     /// the socket file.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         self.tracker.close();
         self.tracker.wait().await;

@@ -111,30 +111,30 @@ pub enum Backend {
 /// The agent has no free slot, or does not take work in its status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("agent `{name}` cannot take a session: {reason}")]
-pub struct AgentBusy {
-    pub name: AgentName,
-    pub reason: String,
+pub(crate) struct AgentBusy {
+    pub(crate) name: AgentName,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     pub name: AgentName,
-    pub backend: Backend,
+    pub(crate) backend: Backend,
     /// The OpenCode agent sessions use (`build`, `plan`, ...); the server default when unset.
-    pub opencode_agent: Option<String>,
-    pub model: Option<ModelRef>,
+    pub(crate) opencode_agent: Option<String>,
+    pub(crate) model: Option<ModelRef>,
     pub capabilities: BTreeSet<String>,
-    pub max_concurrent: u32,
+    pub(crate) max_concurrent: u32,
     pub status: AgentStatus,
     /// Sessions running on it now.
     pub load: u32,
     /// Why it is in its status (the health probe's detail, the operator's drain), unless it
     /// is online.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// When it entered its status, when this engine saw it happen.
     #[serde(default)]
-    pub since: Option<Timestamp>,
+    pub(crate) since: Option<Timestamp>,
 }
 
 impl Agent {
@@ -153,7 +153,7 @@ impl Agent {
         }
     }
 
-    pub fn transition(
+    pub(crate) fn transition(
         &mut self,
         to: AgentStatus,
         cause: impl Into<String>,
@@ -183,19 +183,22 @@ impl Agent {
 
     /// Record why and since when the agent is in its status (only a reason for a status other
     /// than online).
-    pub fn note(&mut self, cause: &str, at: Timestamp) {
+    pub(crate) fn note(&mut self, cause: &str, at: Timestamp) {
         self.since = Some(at);
         self.reason =
             (self.status != AgentStatus::Online && !cause.is_empty()).then(|| cause.to_string());
     }
 
     /// Whether the agent offers every one of `required`.
-    pub fn has_capabilities<'a>(&self, required: impl IntoIterator<Item = &'a String>) -> bool {
+    pub(crate) fn has_capabilities<'a>(
+        &self,
+        required: impl IntoIterator<Item = &'a String>,
+    ) -> bool {
         required.into_iter().all(|c| self.capabilities.contains(c))
     }
 
     /// Running sessions over the maximum: 0.0 idle, 1.0 full.
-    pub fn load_ratio(&self) -> f64 {
+    pub(crate) fn load_ratio(&self) -> f64 {
         if self.max_concurrent == 0 {
             return 1.0;
         }
@@ -203,13 +206,13 @@ impl Agent {
     }
 
     /// Whether the agent may start another session now.
-    pub fn can_accept(&self) -> bool {
+    pub(crate) fn can_accept(&self) -> bool {
         matches!(self.status, AgentStatus::Online | AgentStatus::Degraded)
             && self.load < self.max_concurrent
     }
 
     /// Takes one slot for a new session.
-    pub fn acquire_slot(&mut self) -> Result<(), AgentBusy> {
+    pub(crate) fn acquire_slot(&mut self) -> Result<(), AgentBusy> {
         if self.can_accept() {
             self.load += 1;
             return Ok(());
@@ -226,7 +229,7 @@ impl Agent {
     }
 
     /// Gives back the slot of a session that ended.
-    pub fn release_slot(&mut self) {
+    pub(crate) fn release_slot(&mut self) {
         self.load = self.load.saturating_sub(1);
     }
 }

@@ -34,7 +34,7 @@ pub enum Transition {
 
 impl Transition {
     /// The entity kind, as written in the control log.
-    pub fn entity(&self) -> &'static str {
+    pub(crate) fn entity(&self) -> &'static str {
         match self {
             Transition::Session { .. } => "session",
             Transition::Task { .. } => "task",
@@ -42,15 +42,7 @@ impl Transition {
         }
     }
 
-    pub fn from_name(&self) -> &'static str {
-        match self {
-            Transition::Session { from, .. } => from.name(),
-            Transition::Task { from, .. } => from.name(),
-            Transition::Agent { from, .. } => from.name(),
-        }
-    }
-
-    pub fn to_name(&self) -> &'static str {
+    pub(crate) fn to_name(&self) -> &'static str {
         match self {
             Transition::Session { to, .. } => to.name(),
             Transition::Task { to, .. } => to.name(),
@@ -64,7 +56,7 @@ impl Transition {
 pub struct DomainEvent {
     pub transition: Transition,
     pub cause: String,
-    pub at: Timestamp,
+    pub(crate) at: Timestamp,
 }
 
 impl DomainEvent {

@@ -1,6 +1,6 @@
 //! The task graph of a plan: tasks joined by `needs` edges. It rejects duplicates, unknown
 //! dependencies and cycles (naming the cycle), and answers the scheduler's questions: the
-//! topological order, the ready set, the critical path, and which tasks a failure blocks.
+//! topological order, the ready tasks, and which tasks a failure blocks.
 //! Every status change goes through it, so it keeps the tasks that are ready at hand.
 
 use std::cmp::Reverse;
@@ -41,16 +41,8 @@ fn cycle_text(members: &[String]) -> String {
     text
 }
 
-/// The longest chain of dependent work, by the weight given to each task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CriticalPath {
-    /// Task keys from the first to run to the last.
-    pub keys: Vec<String>,
-    pub length: u64,
-}
-
 #[derive(Debug, Clone, Default)]
-pub struct TaskGraph {
+pub(crate) struct TaskGraph {
     tasks: Vec<Task>,
     index: HashMap<String, usize>,
     /// `needs[i]`: the tasks task `i` depends on.
@@ -62,13 +54,9 @@ pub struct TaskGraph {
 }
 
 impl TaskGraph {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Builds a graph from tasks listed in any order, checking the whole set: duplicates first,
     /// then unknown dependencies, then cycles.
-    pub fn from_tasks(tasks: Vec<Task>) -> Result<Self, GraphError> {
+    pub(crate) fn from_tasks(tasks: Vec<Task>) -> Result<Self, GraphError> {
         let mut graph = Self::default();
         for task in tasks {
             if graph.index.contains_key(&task.key) {
@@ -102,80 +90,21 @@ impl TaskGraph {
         Ok(graph)
     }
 
-    /// Adds one task whose dependencies are already in the graph.
-    pub fn add(&mut self, task: Task) -> Result<(), GraphError> {
-        if self.index.contains_key(&task.key) {
-            return Err(GraphError::Duplicate(task.key));
-        }
-        let mut needs = Vec::new();
-        for needed in &task.needs {
-            if *needed == task.key {
-                return Err(GraphError::Cycle(vec![task.key.clone()]));
-            }
-            let &j = self
-                .index
-                .get(needed)
-                .ok_or_else(|| GraphError::UnknownDependency {
-                    task: task.key.clone(),
-                    needs: needed.clone(),
-                })?;
-            if !needs.contains(&j) {
-                needs.push(j);
-            }
-        }
-        let i = self.tasks.len();
-        for &j in &needs {
-            self.dependents[j].push(i);
-        }
-        self.index.insert(task.key.clone(), i);
-        if task.status == TaskStatus::Ready {
-            self.ready.insert(i);
-        }
-        self.tasks.push(task);
-        self.needs.push(needs);
-        self.dependents.push(Vec::new());
-        Ok(())
-    }
-
-    /// Makes `task` depend on `needed`, unless that would close a cycle.
-    pub fn add_dependency(&mut self, task: &str, needed: &str) -> Result<(), GraphError> {
-        let i = self.position(task)?;
-        let j = self.position(needed)?;
-        if self.needs[i].contains(&j) {
-            return Ok(());
-        }
-        // A cycle exists if `needed` already (transitively) needs `task`.
-        if let Some(path) = self.needs_path(j, i) {
-            let mut cycle = vec![task.to_string()];
-            cycle.extend(path.into_iter().map(|k| self.tasks[k].key.clone()));
-            cycle.pop(); // the path ends at `task` itself
-            return Err(GraphError::Cycle(cycle));
-        }
-        self.needs[i].push(j);
-        self.dependents[j].push(i);
-        self.tasks[i].needs.push(needed.to_string());
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Task> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Task> {
         self.index.get(key).map(|&i| &self.tasks[i])
     }
 
     /// Tasks in the order they were added.
-    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+    pub(crate) fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.tasks.iter()
     }
 
     /// The keys of the tasks that depend directly on `key`.
-    pub fn dependents(&self, key: &str) -> Result<Vec<&str>, GraphError> {
+    pub(crate) fn dependents(&self, key: &str) -> Result<Vec<&str>, GraphError> {
         let i = self.position(key)?;
         Ok(self.dependents[i]
             .iter()
@@ -185,7 +114,7 @@ impl TaskGraph {
 
     /// Every task after all it needs; among tasks free to go, higher priority first, then the
     /// order they were added.
-    pub fn topological_order(&self) -> Vec<&Task> {
+    pub(crate) fn topological_order(&self) -> Vec<&Task> {
         let mut waiting: Vec<usize> = self.needs.iter().map(Vec::len).collect();
         let mut free: BinaryHeap<(i32, Reverse<usize>)> = waiting
             .iter()
@@ -208,13 +137,15 @@ impl TaskGraph {
 
     /// The tasks in status ready, in the order they were added, found without looking at the
     /// others.
-    pub fn ready(&self) -> impl Iterator<Item = &Task> {
+    pub(crate) fn ready(&self) -> impl Iterator<Item = &Task> {
         self.ready.iter().map(|&i| &self.tasks[i])
     }
 
     /// Tasks that could be dispatched now: ready ones, and pending ones whose dependencies are
-    /// all done. Higher priority first, then the order they were added.
-    pub fn ready_set(&self) -> Vec<&Task> {
+    /// all done. Higher priority first, then the order they were added. A full scan: the tests'
+    /// reference for the ready index and promotion.
+    #[cfg(test)]
+    pub(crate) fn ready_set(&self) -> Vec<&Task> {
         let mut ready: Vec<usize> = (0..self.tasks.len())
             .filter(|&i| match self.tasks[i].status {
                 TaskStatus::Ready => true,
@@ -226,44 +157,8 @@ impl TaskGraph {
         ready.into_iter().map(|i| &self.tasks[i]).collect()
     }
 
-    /// The heaviest chain of dependent tasks, each weighing `weight(task)`.
-    pub fn critical_path(&self, weight: impl Fn(&Task) -> u64) -> CriticalPath {
-        let order = self.topological_order();
-        let mut best: Vec<(u64, Option<usize>)> = vec![(0, None); self.tasks.len()];
-        let mut end: Option<usize> = None;
-        for task in order {
-            let i = self.index[&task.key];
-            let (before, previous) = self.needs[i]
-                .iter()
-                .map(|&j| (best[j].0, Some(j)))
-                .max_by_key(|&(length, j)| (length, Reverse(j)))
-                .unwrap_or((0, None));
-            best[i] = (before + weight(task), previous);
-            if end.is_none_or(|e| best[i].0 > best[e].0) {
-                end = Some(i);
-            }
-        }
-        let Some(end) = end else {
-            return CriticalPath {
-                keys: Vec::new(),
-                length: 0,
-            };
-        };
-        let mut keys = Vec::new();
-        let mut at = Some(end);
-        while let Some(i) = at {
-            keys.push(self.tasks[i].key.clone());
-            at = best[i].1;
-        }
-        keys.reverse();
-        CriticalPath {
-            keys,
-            length: best[end].0,
-        }
-    }
-
     /// Moves one task. Ready and running need every dependency done.
-    pub fn transition(
+    pub(crate) fn transition(
         &mut self,
         key: &str,
         to: TaskStatus,
@@ -304,7 +199,11 @@ impl TaskGraph {
     }
 
     /// Records what a task produced (its last answer), for dependents and the operator.
-    pub fn set_result(&mut self, key: &str, result: Option<String>) -> Result<&Task, GraphError> {
+    pub(crate) fn set_result(
+        &mut self,
+        key: &str,
+        result: Option<String>,
+    ) -> Result<&Task, GraphError> {
         let i = self.position(key)?;
         self.tasks[i].result = result;
         Ok(&self.tasks[i])
@@ -312,20 +211,20 @@ impl TaskGraph {
 
     /// Counts a task's running attempt as lost to ocio (see [`Task::lose_attempt`]); whether
     /// it may run again.
-    pub fn lose_attempt(&mut self, key: &str) -> Result<bool, GraphError> {
+    pub(crate) fn lose_attempt(&mut self, key: &str) -> Result<bool, GraphError> {
         let i = self.position(key)?;
         Ok(self.tasks[i].lose_attempt())
     }
 
     /// Forgets a task's lost attempts (an operator's retry starts its bound afresh).
-    pub fn forgive_lost(&mut self, key: &str) -> Result<(), GraphError> {
+    pub(crate) fn forgive_lost(&mut self, key: &str) -> Result<(), GraphError> {
         let i = self.position(key)?;
         self.tasks[i].lost = 0;
         Ok(())
     }
 
     /// Moves every pending task whose dependencies are all done to ready.
-    pub fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
+    pub(crate) fn promote_ready(&mut self, at: Timestamp) -> Vec<DomainEvent> {
         let promotable: Vec<usize> = (0..self.tasks.len())
             .filter(|&i| self.tasks[i].status == TaskStatus::Pending && self.dependencies_done(i))
             .collect();
@@ -340,7 +239,7 @@ impl TaskGraph {
 
     /// After `key` is done: moves to ready its pending dependents whose dependencies are all
     /// done. What [`Self::promote_ready`] would find then, looking only where something changed.
-    pub fn promote_dependents(
+    pub(crate) fn promote_dependents(
         &mut self,
         key: &str,
         at: Timestamp,
@@ -362,7 +261,7 @@ impl TaskGraph {
 
     /// After `key` failed or was cancelled: every task downstream of it that has not finished
     /// becomes blocked (shown, never silently skipped).
-    pub fn block_dependents(
+    pub(crate) fn block_dependents(
         &mut self,
         key: &str,
         at: Timestamp,
@@ -390,7 +289,7 @@ impl TaskGraph {
 
     /// After `key` is retried: blocked tasks downstream of it that nothing else blocks go back to
     /// pending.
-    pub fn reopen_dependents(
+    pub(crate) fn reopen_dependents(
         &mut self,
         key: &str,
         at: Timestamp,
@@ -453,34 +352,6 @@ impl TaskGraph {
             .get(key)
             .copied()
             .ok_or_else(|| GraphError::UnknownTask(key.to_string()))
-    }
-
-    /// A path `from -> ... -> to` following `needs` edges, if one exists.
-    fn needs_path(&self, from: usize, to: usize) -> Option<Vec<usize>> {
-        let mut parent: Vec<Option<usize>> = vec![None; self.tasks.len()];
-        let mut seen = vec![false; self.tasks.len()];
-        let mut stack = vec![from];
-        seen[from] = true;
-        while let Some(i) = stack.pop() {
-            if i == to {
-                let mut path = vec![to];
-                let mut at = to;
-                while let Some(p) = parent[at] {
-                    path.push(p);
-                    at = p;
-                }
-                path.reverse();
-                return Some(path);
-            }
-            for &j in &self.needs[i] {
-                if !seen[j] {
-                    seen[j] = true;
-                    parent[j] = Some(i);
-                    stack.push(j);
-                }
-            }
-        }
-        None
     }
 
     /// One cycle along `needs` edges, members in order, if the graph has any.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ulid::{Generator, Ulid};
 
 /// Characters of the short form shown in tables.
-pub const SHORT_LEN: usize = 8;
+pub(crate) const SHORT_LEN: usize = 8;
 
 /// One process-wide monotonic generator: ids created in the same millisecond still sort in the
 /// order they were made.
@@ -34,8 +34,8 @@ fn next_ulid() -> Ulid {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{text}` is not a valid {kind} id (expected a 26-character ULID)")]
 pub struct IdParseError {
-    pub kind: &'static str,
-    pub text: String,
+    pub(crate) kind: &'static str,
+    pub(crate) text: String,
 }
 
 macro_rules! ulid_id {
@@ -132,7 +132,7 @@ pub struct AgentName(String);
 pub struct AgentNameError(pub String);
 
 impl AgentName {
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
     pub fn new(name: impl Into<String>) -> Result<Self, AgentNameError> {
         let name = name.into();

@@ -7,17 +7,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The resource's name, e.g. `repo:/src/app` or `path:/src/app/src/api/`.
-    pub resource: String,
+    pub(crate) resource: String,
     /// Who holds it (a session or task id, as text).
-    pub holder: String,
+    pub(crate) holder: String,
     /// Increases with every grant of the resource, so a stale holder can be told apart.
-    pub fence: u64,
-    pub granted_at: Timestamp,
-    pub expires_at: Timestamp,
+    pub(crate) fence: u64,
+    pub(crate) granted_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
 }
 
 impl Lease {
-    pub fn is_expired(&self, now: Timestamp) -> bool {
+    pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at
     }
 }

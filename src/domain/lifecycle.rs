@@ -94,7 +94,7 @@ pub(crate) use status_enum;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{text}` is not a {kind}; expected one of: {expected}")]
 pub struct UnknownStatus {
-    pub kind: &'static str,
-    pub text: String,
-    pub expected: String,
+    pub(crate) kind: &'static str,
+    pub(crate) text: String,
+    pub(crate) expected: String,
 }

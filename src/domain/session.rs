@@ -86,9 +86,9 @@ pub enum SessionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSession {
     /// Base URL of the server, e.g. `http://127.0.0.1:4096`.
-    pub server: String,
+    pub(crate) server: String,
     /// OpenCode's own id (`ses_...`).
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// The directory (worktree) the session's tools run in.
     pub directory: PathBuf,
 }
@@ -107,7 +107,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn total_tokens(&self) -> u64 {
+    pub(crate) fn total_tokens(&self) -> u64 {
         self.input_tokens
             + self.output_tokens
             + self.reasoning_tokens
@@ -153,20 +153,12 @@ impl std::fmt::Display for CheckpointKind {
 /// A sequence-numbered record of progress, enough to re-attach to or explain a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
-    pub session: SessionId,
+    pub(crate) session: SessionId,
     /// 1 for the first checkpoint of a session, then consecutive.
-    pub seq: u64,
-    pub at: Timestamp,
+    pub(crate) seq: u64,
+    pub(crate) at: Timestamp,
     pub kind: CheckpointKind,
     pub data: serde_json::Value,
-}
-
-/// A session cannot be deleted while it may still be working.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("session {id} is {status}; cancel it before deleting it")]
-pub struct DeleteActiveSession {
-    pub id: SessionId,
-    pub status: SessionStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,11 +172,11 @@ pub struct Session {
     pub task: Option<TaskId>,
     pub agent: Option<AgentName>,
     pub remote: Option<RemoteSession>,
-    pub max_duration: Option<SignedDuration>,
-    pub created_at: Timestamp,
+    pub(crate) max_duration: Option<SignedDuration>,
+    pub(crate) created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
-    pub deleted_at: Option<Timestamp>,
+    pub(crate) deleted_at: Option<Timestamp>,
     #[serde(default)]
     pub usage: Usage,
     /// 1 for the first attempt at a task, then one more per retry.
@@ -192,7 +184,7 @@ pub struct Session {
     pub last_error: Option<String>,
     /// Sequence number of the newest checkpoint; 0 before the first.
     #[serde(default)]
-    pub checkpoint_seq: u64,
+    pub(crate) checkpoint_seq: u64,
 }
 
 impl Session {
@@ -257,28 +249,28 @@ impl Session {
         ))
     }
 
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         !self.status.is_terminal()
     }
 
     /// When the time limit runs out, counted from the first start.
-    pub fn deadline(&self) -> Option<Timestamp> {
+    pub(crate) fn deadline(&self) -> Option<Timestamp> {
         let started = self.started_at?;
         let limit = self.max_duration?;
         started.checked_add(limit).ok()
     }
 
     /// Whether an active session has run past its time limit at `now`.
-    pub fn is_overdue(&self, now: Timestamp) -> bool {
+    pub(crate) fn is_overdue(&self, now: Timestamp) -> bool {
         self.is_active() && self.deadline().is_some_and(|deadline| now >= deadline)
     }
 
-    pub fn add_usage(&mut self, usage: Usage) {
+    pub(crate) fn add_usage(&mut self, usage: Usage) {
         self.usage += usage;
     }
 
     /// The next checkpoint of this session, numbered after the last one.
-    pub fn checkpoint(
+    pub(crate) fn checkpoint(
         &mut self,
         kind: CheckpointKind,
         data: serde_json::Value,
@@ -292,18 +284,6 @@ impl Session {
             kind,
             data,
         }
-    }
-
-    /// Marks a finished session deleted; it stays in the database for the audit trail.
-    pub fn soft_delete(&mut self, at: Timestamp) -> Result<(), DeleteActiveSession> {
-        if self.is_active() {
-            return Err(DeleteActiveSession {
-                id: self.id,
-                status: self.status,
-            });
-        }
-        self.deleted_at.get_or_insert(at);
-        Ok(())
     }
 }
 
@@ -427,16 +407,6 @@ mod tests {
         assert_eq!((first.seq, second.seq), (1, 2));
         assert_eq!(s.checkpoint_seq, 2);
         assert_eq!(second.session, s.id);
-    }
-
-    #[test]
-    fn only_finished_sessions_can_be_deleted() {
-        let mut s = session();
-        assert!(s.soft_delete(at(1)).is_err());
-        s.transition(Cancelled, "", at(2)).unwrap();
-        s.soft_delete(at(3)).unwrap();
-        s.soft_delete(at(4)).unwrap();
-        assert_eq!(s.deleted_at, Some(at(3)), "the first deletion time is kept");
     }
 
     #[test]

@@ -56,13 +56,13 @@ impl Lifecycle for TaskStatus {
 
 impl TaskStatus {
     /// Whether dependents of a task in this status can never start until someone acts.
-    pub fn blocks_dependents(self) -> bool {
+    pub(crate) fn blocks_dependents(self) -> bool {
         matches!(self, TaskStatus::Failed | TaskStatus::Cancelled)
     }
 
     /// Whether work is still to come from a task in this status (it waits, is ready or runs).
     /// A plan none of whose tasks has work to come is finished until one is retried.
-    pub fn has_work_to_come(self) -> bool {
+    pub(crate) fn has_work_to_come(self) -> bool {
         matches!(
             self,
             TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Running
@@ -76,21 +76,21 @@ pub struct Task {
     pub plan: PlanId,
     /// The plan-local name (`id = "impl"` in a plan file), unique within the plan.
     pub key: String,
-    pub title: String,
-    pub prompt: String,
+    pub(crate) title: String,
+    pub(crate) prompt: String,
     /// Every one of these must be offered by the agent that runs the task.
     #[serde(default)]
-    pub capabilities: BTreeSet<String>,
+    pub(crate) capabilities: BTreeSet<String>,
     /// Keys of the tasks this one depends on.
     #[serde(default)]
     pub needs: Vec<String>,
     /// Higher runs first among ready tasks.
     #[serde(default)]
-    pub priority: i32,
-    pub timeout: Option<SignedDuration>,
+    pub(crate) priority: i32,
+    pub(crate) timeout: Option<SignedDuration>,
     /// How many times a failed attempt is retried automatically.
     #[serde(default)]
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Attempts started so far.
     #[serde(default)]
     pub attempts: u32,
@@ -98,20 +98,20 @@ pub struct Task {
     /// not the task's failures, so they spend none of its `retries`; at most
     /// [`MAX_LOST_ATTEMPTS`] are run again.
     #[serde(default)]
-    pub lost: u32,
+    pub(crate) lost: u32,
     pub status: TaskStatus,
     /// What the task produced (its last answer), for dependents and the operator.
     pub result: Option<String>,
-    pub created_at: Timestamp,
+    pub(crate) created_at: Timestamp,
     /// Named resources (`src/api/`) the task must hold while it runs.
     #[serde(default)]
-    pub locks: BTreeSet<String>,
+    pub(crate) locks: BTreeSet<String>,
     /// Repository-relative files it is expected to touch, for conflict avoidance.
     #[serde(default)]
-    pub files: BTreeSet<String>,
+    pub(crate) files: BTreeSet<String>,
     /// The agent the task is pinned to; any agent with its capabilities when unset.
     #[serde(default)]
-    pub agent: Option<AgentName>,
+    pub(crate) agent: Option<AgentName>,
 }
 
 impl Task {
@@ -145,7 +145,7 @@ impl Task {
         }
     }
 
-    pub fn transition(
+    pub(crate) fn transition(
         &mut self,
         to: TaskStatus,
         cause: impl Into<String>,
@@ -177,21 +177,21 @@ impl Task {
     }
 
     /// Count the running attempt as lost to ocio; whether the task may run again for it.
-    pub fn lose_attempt(&mut self) -> bool {
+    pub(crate) fn lose_attempt(&mut self) -> bool {
         self.lost += 1;
         self.lost <= MAX_LOST_ATTEMPTS
     }
 
     /// Whether a failed attempt may be retried automatically: attempts lost to ocio do not
     /// count.
-    pub fn has_retry_left(&self) -> bool {
+    pub(crate) fn has_retry_left(&self) -> bool {
         self.attempts.saturating_sub(self.lost) <= self.retries
     }
 }
 
 /// How many attempts of one task lost to engine restarts are run again before the task fails
 /// (an engine that dies every time the task runs is not a reason to run it for ever).
-pub const MAX_LOST_ATTEMPTS: u32 = 3;
+pub(crate) const MAX_LOST_ATTEMPTS: u32 = 3;
 
 /// A submitted plan: a named set of tasks working in one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,10 +218,10 @@ pub enum ConflictPolicy {
 }
 
 impl ConflictPolicy {
-    pub const ALL: [Self; 3] = [Self::Retry, Self::Resolver, Self::Manual];
+    pub(crate) const ALL: [Self; 3] = [Self::Retry, Self::Resolver, Self::Manual];
 
     /// The word used in plan files.
-    pub fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Retry => "retry",
             Self::Resolver => "resolver",
@@ -229,7 +229,7 @@ impl ConflictPolicy {
         }
     }
 
-    pub fn from_text(text: &str) -> Option<Self> {
+    pub(crate) fn from_text(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|policy| policy.text() == text)
     }
 }
@@ -253,10 +253,10 @@ pub enum CleanupPolicy {
 }
 
 impl CleanupPolicy {
-    pub const ALL: [Self; 3] = [Self::Keep, Self::RemoveMerged, Self::RemoveAll];
+    pub(crate) const ALL: [Self; 3] = [Self::Keep, Self::RemoveMerged, Self::RemoveAll];
 
     /// The word for it in settings: `keep`, `remove-merged`, `remove-all`.
-    pub fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Keep => "keep",
             Self::RemoveMerged => "remove-merged",
@@ -264,25 +264,25 @@ impl CleanupPolicy {
         }
     }
 
-    pub fn from_text(text: &str) -> Option<Self> {
+    pub(crate) fn from_text(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|policy| policy.text() == text)
     }
 }
 
 /// How a plan's sessions use the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanSettings {
+pub(crate) struct PlanSettings {
     #[serde(default)]
-    pub conflicts: ConflictPolicy,
+    pub(crate) conflicts: ConflictPolicy,
     /// One git worktree per session.
     #[serde(default = "worktrees_by_default")]
-    pub worktrees: bool,
+    pub(crate) worktrees: bool,
     /// The branch tasks start from; the repository's HEAD when unset.
     #[serde(default)]
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// What happens to its worktrees when it has finished; the engine's default when unset.
     #[serde(default)]
-    pub cleanup: Option<CleanupPolicy>,
+    pub(crate) cleanup: Option<CleanupPolicy>,
 }
 
 fn worktrees_by_default() -> bool {

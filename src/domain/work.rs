@@ -10,20 +10,20 @@ use crate::domain::{PlanId, TaskId};
 
 /// How a plan's sessions use its repository, decided once when it is submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanWork {
-    pub plan: PlanId,
-    pub settings: PlanSettings,
+pub(crate) struct PlanWork {
+    pub(crate) plan: PlanId,
+    pub(crate) settings: PlanSettings,
     /// What its branches and worktrees are named after (`ocio/<key>/<task>`): for a worktree
     /// plan, its name, or `<name>-2`, `<name>-3`... when an earlier plan's branches already use
     /// the name in that repository (plans stored before names were claimed this way kept their
     /// `<name>-<short id>`); for other plans, name and short id.
-    pub key: String,
-    pub mode: WorkMode,
+    pub(crate) key: String,
+    pub(crate) mode: WorkMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
-pub enum WorkMode {
+pub(crate) enum WorkMode {
     /// One git worktree per session, merged into `integration` (a branch).
     Worktrees { integration: String },
     /// A git repository with `worktrees = false`: sessions take turns in the checkout under
@@ -37,8 +37,8 @@ pub enum WorkMode {
 /// What a finished task left for the tasks that need it, and where its merge stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskContext {
-    pub plan: PlanId,
-    pub task: TaskId,
+    pub(crate) plan: PlanId,
+    pub(crate) task: TaskId,
     /// The task's id in its plan.
     pub key: String,
     /// Its final answer.
@@ -52,7 +52,7 @@ pub struct TaskContext {
     pub values: Vec<(String, String)>,
     /// The commit of its work on its task branch (worktree plans; `None`: it changed nothing).
     #[serde(default)]
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
     #[serde(default)]
     pub merge: MergeState,
     /// Runs again after merge conflicts so far (policy `retry`).

@@ -75,7 +75,7 @@ pub enum Reply {
 
 impl Reply {
     /// The reply's `type`, to name it in a protocol error.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Snapshot { .. } => "snapshot",
             Self::Transcript { .. } => "transcript",
@@ -137,13 +137,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Whether the fault lies with what was asked (nothing was done; fix the input).
-    pub fn is_input(self) -> bool {
+    pub(crate) fn is_input(self) -> bool {
         !matches!(self, Self::Failed)
     }
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),

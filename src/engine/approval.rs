@@ -23,7 +23,7 @@ pub struct Ask {
 impl Ask {
     /// The request's short form, which `:approve` and `ocio approve` take as well as the whole
     /// id: its last 8 characters.
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         short_id(&self.id)
     }
 }
@@ -39,7 +39,7 @@ pub fn short_id(id: &str) -> &str {
 }
 
 /// Whether `wanted` names request `id`: the whole id, or its short form in any case.
-pub fn names(id: &str, wanted: &str) -> bool {
+pub(crate) fn names(id: &str, wanted: &str) -> bool {
     id == wanted || short_id(id).eq_ignore_ascii_case(wanted)
 }
 
@@ -60,7 +60,7 @@ pub enum Approver {
 }
 
 impl Approver {
-    pub fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Key => "the operator (key)",
             Self::Palette => "the operator (:approve)",
@@ -82,7 +82,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Once => "approved once",
             Self::Always => "approved always",
@@ -112,7 +112,7 @@ impl Default for ApprovalPolicy {
 
 impl ApprovalPolicy {
     /// The policy `[engine] approve_inside` / `approve_outside` set.
-    pub fn from_config(engine: &crate::config::EngineConfig) -> Self {
+    pub(crate) fn from_config(engine: &crate::config::EngineConfig) -> Self {
         let decision = |a: Approval| match a {
             Approval::Once => Some(Decision::Once),
             Approval::Always => Some(Decision::Always),
@@ -127,7 +127,7 @@ impl ApprovalPolicy {
 
     /// The policy's decision for `ask` by a session working in `directory`, with the reason;
     /// `None` when the operator decides.
-    pub fn decide(&self, ask: &Ask, directory: &Path) -> Option<(Decision, &'static str)> {
+    pub(crate) fn decide(&self, ask: &Ask, directory: &Path) -> Option<(Decision, &'static str)> {
         if reaches_outside(ask, directory) {
             self.outside.map(|d| (d, "outside the session's directory"))
         } else {

@@ -15,21 +15,20 @@ use std::path::Path;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::domain::Lease;
-use crate::domain::locks::{self, LockEvent, LockManager, Outcome};
+use crate::domain::locks::{self, LockManager};
 
 /// How long a lease lasts without renewal; running holders renew at half time.
-pub const LEASE_FOR: SignedDuration = SignedDuration::from_secs(60 * 60);
+pub(crate) const LEASE_FOR: SignedDuration = SignedDuration::from_secs(60 * 60);
 
-pub struct TaskLocks {
+pub(crate) struct TaskLocks {
     manager: LockManager,
     /// Holders that could not take their locks, first come first, with the names they want.
     waiting: VecDeque<(String, Vec<String>)>,
 }
 
 impl TaskLocks {
-    pub fn restore(leases: Vec<Lease>) -> Self {
-        let fence = leases.iter().map(|l| l.fence).max().unwrap_or(0);
-        let manager = LockManager::restore(leases.clone(), LEASE_FOR, fence).unwrap_or_else(|e| {
+    pub(crate) fn restore(leases: Vec<Lease>) -> Self {
+        let manager = LockManager::restore(leases, LEASE_FOR).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "stored leases conflict; starting with none");
             LockManager::new(LEASE_FOR)
         });
@@ -41,7 +40,7 @@ impl TaskLocks {
 
     /// The lock names of a task's `locks` entries: `repo:`/`merge:`/`path:` names as written,
     /// anything else a path in the plan's repository.
-    pub fn names(repo: &Path, declared: &BTreeSet<String>) -> Vec<String> {
+    pub(crate) fn names(repo: &Path, declared: &BTreeSet<String>) -> Vec<String> {
         let repo = repo.to_string_lossy();
         declared
             .iter()
@@ -59,7 +58,7 @@ impl TaskLocks {
     }
 
     /// Take every name for `holder`, or none. The leases taken, for the store.
-    pub fn try_acquire(
+    pub(crate) fn try_acquire(
         &mut self,
         holder: &str,
         names: &[String],
@@ -67,10 +66,10 @@ impl TaskLocks {
     ) -> Option<Vec<Lease>> {
         let mut taken = Vec::new();
         for name in names {
-            match self.manager.request(holder, name, now).map(|r| r.outcome) {
-                Ok(Outcome::Granted(lease)) => taken.push(lease),
-                _ => {
-                    self.manager.release_all(holder, now);
+            match self.manager.acquire(holder, name, now) {
+                Ok(lease) => taken.push(lease),
+                Err(_) => {
+                    self.manager.release_all(holder);
                     return None;
                 }
             }
@@ -81,7 +80,7 @@ impl TaskLocks {
     /// [`Self::try_acquire`] in turn: not while a holder queued before this one wants a lock
     /// that conflicts with one of `names`. A holder that does not get its locks queues (once);
     /// one that does leaves the queue.
-    pub fn try_acquire_in_turn(
+    pub(crate) fn try_acquire_in_turn(
         &mut self,
         holder: &str,
         names: &[String],
@@ -113,30 +112,29 @@ impl TaskLocks {
 
     /// `holder` cannot try for its locks now (no agent for it, held back, waiting out a
     /// retry): it leaves the queue rather than hold others back while it cannot go.
-    pub fn leave(&mut self, holder: &str) {
+    pub(crate) fn leave(&mut self, holder: &str) {
         self.waiting.retain(|(queued, _)| queued != holder);
     }
 
     /// Forget queued holders that no longer wait (their task is no longer ready: cancelled,
     /// or its plan gone), so they hold nobody back.
-    pub fn keep_waiting(&mut self, waits: impl Fn(&str) -> bool) {
+    pub(crate) fn keep_waiting(&mut self, waits: impl Fn(&str) -> bool) {
         self.waiting.retain(|(holder, _)| waits(holder));
     }
 
     /// Give back everything `holder` has; the resources freed (to remove from the store).
-    pub fn release(&mut self, holder: &str, now: Timestamp) -> Vec<String> {
+    /// `_now` is not needed since nothing waits to be granted what is freed; the callers still
+    /// pass it.
+    pub(crate) fn release(&mut self, holder: &str, _now: Timestamp) -> Vec<String> {
         self.manager
-            .release_all(holder, now)
+            .release_all(holder)
             .into_iter()
-            .filter_map(|e| match e {
-                LockEvent::Released { resource, .. } => Some(resource),
-                _ => None,
-            })
+            .map(|lease| lease.resource)
             .collect()
     }
 
     /// Renew the leases of `holders` that are past half their time; the renewed leases.
-    pub fn renew_due<'a>(
+    pub(crate) fn renew_due<'a>(
         &mut self,
         holders: impl Iterator<Item = &'a str>,
         now: Timestamp,
@@ -157,7 +155,7 @@ impl TaskLocks {
     }
 
     /// Everyone holding a lease now.
-    pub fn holders(&self) -> BTreeSet<String> {
+    pub(crate) fn holders(&self) -> BTreeSet<String> {
         self.manager
             .leases()
             .into_iter()

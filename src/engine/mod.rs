@@ -12,13 +12,13 @@
 //! parallel, with no branches, merges or changed-file records. Git runs on blocking threads,
 //! never on the engine's loop.
 
-pub mod api;
+pub(crate) mod api;
 pub mod approval;
 mod clock;
 mod core;
 mod locking;
-pub mod routing;
-pub mod runner;
+pub(crate) mod routing;
+pub(crate) mod runner;
 pub mod view;
 
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ pub struct EngineOptions {
 
 impl EngineOptions {
     /// The bound on unmerged task worktrees, at least 1.
-    pub fn worktree_bound(&self) -> usize {
+    pub(crate) fn worktree_bound(&self) -> usize {
         let bound = self
             .max_worktrees
             .unwrap_or_else(|| self.max_parallel.saturating_mul(2));
@@ -298,7 +298,7 @@ impl EngineHandle {
 
     /// [`Self::start`], with a subscription made before recovery: it misses no event, not even
     /// `Recovered` or the first dispatches.
-    pub async fn start_subscribed(
+    pub(crate) async fn start_subscribed(
         store: StoreHandle,
         agents: Vec<AgentSpec>,
         options: EngineOptions,
@@ -463,10 +463,5 @@ impl Subscription {
     /// The next event.
     pub async fn recv(&mut self) -> Result<EngineEvent, broadcast::error::RecvError> {
         self.0.recv().await.map(|told| told.event)
-    }
-
-    /// The next event if one is waiting.
-    pub fn try_recv(&mut self) -> Result<EngineEvent, broadcast::error::TryRecvError> {
-        self.0.try_recv().map(|told| told.event)
     }
 }

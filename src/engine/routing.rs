@@ -16,14 +16,14 @@ use crate::domain::{Agent, PlanId, Task};
 
 /// One ready task waiting to be placed.
 #[derive(Debug, Clone)]
-pub struct Candidate<'a> {
-    pub plan: PlanId,
-    pub task: &'a Task,
-    pub ready_since: Timestamp,
+pub(crate) struct Candidate<'a> {
+    pub(crate) plan: PlanId,
+    pub(crate) task: &'a Task,
+    pub(crate) ready_since: Timestamp,
 }
 
 /// Effective priority at `now`.
-pub fn effective_priority(
+pub(crate) fn effective_priority(
     task: &Task,
     ready_since: Timestamp,
     now: Timestamp,
@@ -35,7 +35,7 @@ pub fn effective_priority(
 }
 
 /// Sort candidates: highest effective priority first, then longest waiting, then plan order.
-pub fn order(candidates: &mut [Candidate<'_>], now: Timestamp, aging_step: SignedDuration) {
+pub(crate) fn order(candidates: &mut [Candidate<'_>], now: Timestamp, aging_step: SignedDuration) {
     candidates.sort_by_key(|c| {
         (
             Reverse(effective_priority(c.task, c.ready_since, now, aging_step)),
@@ -47,7 +47,7 @@ pub fn order(candidates: &mut [Candidate<'_>], now: Timestamp, aging_step: Signe
 
 /// The agent to run `task` on, as an index into `agents`; `None` if no agent can take it now.
 /// `last_picked[i]` is a counter of when agent `i` last got work (lower: longer ago).
-pub fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> Option<usize> {
+pub(crate) fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> Option<usize> {
     agents
         .iter()
         .enumerate()
@@ -63,7 +63,7 @@ pub fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> Option<
 
 /// Like [`pick_agent`], but not agent `avoid` (it failed this task) while another agent could
 /// ever run the task; if none could, `avoid` is as good as any.
-pub fn pick_agent_avoiding(
+pub(crate) fn pick_agent_avoiding(
     task: &Task,
     agents: &[Agent],
     last_picked: &[u64],
@@ -85,14 +85,6 @@ pub fn pick_agent_avoiding(
         a.status = crate::domain::AgentStatus::Draining;
     }
     pick_agent(task, &view, last_picked)
-}
-
-/// Could any agent ever run it (ignoring load)? For telling "waiting" from "unplaceable".
-pub fn placeable(task: &Task, agents: &[Agent]) -> bool {
-    agents.iter().any(|a| {
-        a.has_capabilities(&task.capabilities)
-            && task.agent.as_ref().is_none_or(|pinned| *pinned == a.name)
-    })
 }
 
 #[cfg(test)]
@@ -151,7 +143,6 @@ mod tests {
         agents[1].status = AgentStatus::Offline;
         agents[2].status = AgentStatus::Draining;
         assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[0, 0, 0]), None);
-        assert!(placeable(&task("t", 0, &[]), &agents));
     }
 
     #[test]
@@ -188,9 +179,6 @@ mod tests {
         let mut t = task("t", 0, &[]);
         t.agent = Some(AgentName::new("b").unwrap());
         assert_eq!(pick_agent(&t, &agents, &[0, 0]), None);
-        assert!(placeable(&t, &agents));
-        t.agent = Some(AgentName::new("zzz").unwrap());
-        assert!(!placeable(&t, &agents));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::domain::{AgentStatus, RemoteSession, SessionId, Usage};
 /// checkpoint) before `remote` returns, so a restarted engine finds the run again instead of
 /// starting a second one for the same attempt.
 #[derive(Debug, Clone)]
-pub struct Reporter {
+pub(crate) struct Reporter {
     pub(super) tx: mpsc::Sender<RemoteReport>,
 }
 
@@ -43,7 +43,7 @@ pub(super) enum RemoteReport {
 
 impl Reporter {
     /// `false` when the engine could not record it (it is stopping): do not go on.
-    pub async fn remote(&self, session: SessionId, remote: RemoteSession) -> bool {
+    pub(crate) async fn remote(&self, session: SessionId, remote: RemoteSession) -> bool {
         let (durable, done) = oneshot::channel();
         if self
             .tx
@@ -62,7 +62,7 @@ impl Reporter {
 
     /// Tell the engine what the session is doing. Never waits: when the engine is behind,
     /// the entry is dropped (the transcript stays on the server; the outcome still counts).
-    pub fn activity(&self, session: SessionId, activity: Activity, part: Option<String>) {
+    pub(crate) fn activity(&self, session: SessionId, activity: Activity, part: Option<String>) {
         let entry = Entry {
             at: jiff::Timestamp::now(),
             part,
@@ -73,7 +73,7 @@ impl Reporter {
 
     /// Ask the engine (its policy or the operator) about a permission request. `None` when
     /// the engine is gone or the run is being stopped.
-    pub async fn permission(&self, session: SessionId, ask: Ask) -> Option<Decision> {
+    pub(crate) async fn permission(&self, session: SessionId, ask: Ask) -> Option<Decision> {
         let (decision, answer) = oneshot::channel();
         self.tx
             .send(RemoteReport::Permission {
@@ -90,18 +90,18 @@ impl Reporter {
 /// One attempt at one task, as the runner needs it.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub reporter: Reporter,
-    pub session: SessionId,
+    pub(crate) reporter: Reporter,
+    pub(crate) session: SessionId,
     /// `plan/task #attempt`, findable in OpenCode's own UI.
-    pub title: String,
-    pub prompt: String,
-    pub task_key: String,
-    pub attempt: u32,
-    pub directory: PathBuf,
+    pub(crate) title: String,
+    pub(crate) prompt: String,
+    pub(crate) task_key: String,
+    pub(crate) attempt: u32,
+    pub(crate) directory: PathBuf,
     /// The attempt was started before a restart that came before its remote session was
     /// recorded: the runner looks for that session (by its title) and takes it up rather than
     /// making a second one.
-    pub adopt: bool,
+    pub(crate) adopt: bool,
 }
 
 /// How a run ended.
@@ -125,15 +125,15 @@ pub enum Outcome {
     Lost { error: String, unreachable: bool },
 }
 
-pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-pub type ProbeFuture = Pin<Box<dyn Future<Output = Health> + Send>>;
+pub(crate) type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+pub(crate) type ProbeFuture = Pin<Box<dyn Future<Output = Health> + Send>>;
 
 /// What a health probe found, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     /// Online, degraded or offline.
-    pub status: AgentStatus,
-    pub detail: String,
+    pub(crate) status: AgentStatus,
+    pub(crate) detail: String,
 }
 
 /// Runs sessions for one agent. `stop` fires when the engine wants the run ended early; the
@@ -185,24 +185,24 @@ pub trait Runner: Send + Sync {
 /// offer (the only ones its tasks may need).
 #[derive(Debug, Clone)]
 pub struct PlanRequest {
-    pub goal: String,
-    pub repo: std::path::PathBuf,
-    pub capabilities: std::collections::BTreeSet<String>,
+    pub(crate) goal: String,
+    pub(crate) repo: std::path::PathBuf,
+    pub(crate) capabilities: std::collections::BTreeSet<String>,
 }
 
 /// A planner's answer, checked like a plan file: its text, or why there is none.
-pub type PlanFuture = Pin<Box<dyn Future<Output = Result<Proposal, String>> + Send>>;
+pub(crate) type PlanFuture = Pin<Box<dyn Future<Output = Result<Proposal, String>> + Send>>;
 
 /// A plan a planner proposes, for the operator to approve before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Proposal {
-    pub name: String,
+    pub(crate) name: String,
     /// The plan as plan-file text: what is shown, and what is submitted once approved.
-    pub toml: String,
-    pub tasks: usize,
+    pub(crate) toml: String,
+    pub(crate) tasks: usize,
     /// The agent that planned it, and its planning session (empty for simulated agents).
-    pub agent: String,
-    pub session: String,
+    pub(crate) agent: String,
+    pub(crate) session: String,
 }
 
 /// The in-process simulator: a run takes `duration` and fails for a deterministic share of
@@ -224,12 +224,12 @@ pub struct Simulated {
 
 impl Simulated {
     /// Whether this attempt fails: a stable hash of (seed, task, attempt) against the rate.
-    pub fn fails(&self, task_key: &str, attempt: u32) -> bool {
+    pub(crate) fn fails(&self, task_key: &str, attempt: u32) -> bool {
         self.config.failure_rate > 0.0 && self.roll(0, task_key, attempt) < self.config.failure_rate
     }
 
     /// Whether this attempt asks for a permission outside its directory once.
-    pub fn asks(&self, task_key: &str, attempt: u32) -> bool {
+    pub(crate) fn asks(&self, task_key: &str, attempt: u32) -> bool {
         self.config.ask_rate > 0.0 && self.roll(1, task_key, attempt) < self.config.ask_rate
     }
 
@@ -460,7 +460,7 @@ fn write_in(directory: &std::path::Path, path: &str, content: &str) -> Result<()
 /// The simulator's planner: analyze, implement, test, review, each needing a capability the
 /// agents offer when one fits (`plan`, `code`, `test`, `review`), checked like any planner's
 /// answer. Deterministic, for demos and tests.
-pub fn simulated_plan(request: &PlanRequest) -> Result<Proposal, String> {
+pub(crate) fn simulated_plan(request: &PlanRequest) -> Result<Proposal, String> {
     let offered = |cap: &str| {
         if request.capabilities.contains(cap) {
             vec![cap.to_string()]
@@ -493,7 +493,7 @@ pub fn simulated_plan(request: &PlanRequest) -> Result<Proposal, String> {
     })
 }
 
-pub fn to_std(d: SignedDuration) -> std::time::Duration {
+pub(crate) fn to_std(d: SignedDuration) -> std::time::Duration {
     std::time::Duration::try_from(d).unwrap_or_default()
 }
 

@@ -12,7 +12,7 @@ use crate::domain::task::ConflictPolicy;
 use crate::domain::{Agent, DomainEvent, PlanId, Session, SessionId, TaskId, TaskStatus, Usage};
 
 /// Ended sessions a snapshot lists (after the running ones), and a front end keeps.
-pub const RECENT_SESSIONS: usize = 500;
+pub(crate) const RECENT_SESSIONS: usize = 500;
 
 /// Everything a front end needs to draw, at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,12 +72,12 @@ pub struct Footprint {
 /// A task whose work conflicts with its plan's integration branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConflictView {
-    pub plan: PlanId,
-    pub task: TaskId,
+    pub(crate) plan: PlanId,
+    pub(crate) task: TaskId,
     pub key: String,
     /// Repo-relative, sorted.
     pub files: Vec<String>,
-    pub policy: ConflictPolicy,
+    pub(crate) policy: ConflictPolicy,
     pub state: ConflictState,
 }
 
@@ -128,7 +128,7 @@ pub struct SessionView {
 impl SessionView {
     /// The state to show: a running session whose server waits to retry the model provider is
     /// `retrying` (an observation of the live stream, not a stored state).
-    pub fn state(&self) -> &'static str {
+    pub(crate) fn state(&self) -> &'static str {
         let retrying = self.session.status == crate::domain::SessionStatus::Running
             && self.last.as_ref().is_some_and(|e| e.activity.is_retry());
         if retrying {
@@ -187,7 +187,7 @@ pub enum Activity {
 
 impl Activity {
     /// One line for tables and logs at `now`: a provider retry also says when the next try is.
-    pub fn line(&self, now: Timestamp) -> String {
+    pub(crate) fn line(&self, now: Timestamp) -> String {
         match self {
             Self::Retry {
                 attempt, message, ..
@@ -201,7 +201,7 @@ impl Activity {
 
     /// Like [`Activity::line`], shorter for a table whose state column already says retrying:
     /// when the next try is first, then the provider's message.
-    pub fn brief(&self, now: Timestamp) -> String {
+    pub(crate) fn brief(&self, now: Timestamp) -> String {
         match self {
             Self::Retry {
                 attempt, message, ..
@@ -228,7 +228,7 @@ impl Activity {
     }
 
     /// Whether this says the session's server is waiting to retry the provider.
-    pub fn is_retry(&self) -> bool {
+    pub(crate) fn is_retry(&self) -> bool {
         matches!(self, Self::Retry { .. })
     }
 

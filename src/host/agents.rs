@@ -13,16 +13,16 @@ use crate::opencode::runner::OpencodeRunner;
 
 /// What the running agents hold on to: managed servers live as long as this does.
 #[derive(Debug, Default)]
-pub struct Servers(Vec<(AgentName, Endpoint)>);
+pub(crate) struct Servers(Vec<(AgentName, Endpoint)>);
 
 impl Servers {
     /// Keep another agent's server (one added while the engine runs).
-    pub fn push(&mut self, name: AgentName, endpoint: Endpoint) {
+    pub(crate) fn push(&mut self, name: AgentName, endpoint: Endpoint) {
         self.0.push((name, endpoint));
     }
 
     /// Each OpenCode agent's client (for its circuit breaker's state, e.g. in metrics).
-    pub fn clients(&self) -> Vec<(AgentName, Client)> {
+    pub(crate) fn clients(&self) -> Vec<(AgentName, Client)> {
         self.0
             .iter()
             .map(|(name, endpoint)| (name.clone(), endpoint.client.clone()))
@@ -30,7 +30,7 @@ impl Servers {
     }
 
     /// Stop managed servers and wait until they are gone.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         for (_, endpoint) in self.0 {
             endpoint.shutdown().await;
         }
@@ -38,7 +38,9 @@ impl Servers {
 }
 
 /// Build every configured agent. Managed servers are started (in parallel) and must come up.
-pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
+pub(crate) async fn from_config(
+    config: &Config,
+) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
     let withheld = config.secret_vars();
     let withheld = &withheld;
     let connects = config
@@ -91,7 +93,7 @@ pub async fn from_config(config: &Config) -> Result<(Vec<AgentSpec>, Servers), E
 
 /// One `[[agents]]` entry, built while the engine runs: its spec, and its server (started now
 /// when managed, without the `withheld` variables) for the caller to keep.
-pub async fn from_entry(
+pub(crate) async fn from_entry(
     entry: &AgentConfig,
     withheld: &[String],
 ) -> Result<(AgentSpec, Option<Endpoint>), EndpointError> {

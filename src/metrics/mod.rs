@@ -40,7 +40,7 @@ pub enum MetricsError {
 }
 
 /// Refuse an address other hosts can reach unless `public` says that is meant.
-pub fn check_addr(addr: SocketAddr, public: bool) -> Result<(), MetricsError> {
+pub(crate) fn check_addr(addr: SocketAddr, public: bool) -> Result<(), MetricsError> {
     if addr.ip().is_loopback() || public {
         Ok(())
     } else {
@@ -49,15 +49,15 @@ pub fn check_addr(addr: SocketAddr, public: bool) -> Result<(), MetricsError> {
 }
 
 /// What the metrics read besides engine events.
-pub struct Sources {
-    pub engine: EngineHandle,
-    pub store: StoreHandle,
+pub(crate) struct Sources {
+    pub(crate) engine: EngineHandle,
+    pub(crate) store: StoreHandle,
     /// OpenCode agents' clients, for their circuit breakers.
-    pub clients: Vec<(AgentName, Client)>,
+    pub(crate) clients: Vec<(AgentName, Client)>,
 }
 
 /// The running metrics server.
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
     addr: SocketAddr,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -67,7 +67,7 @@ type Scrape = oneshot::Sender<String>;
 
 impl MetricsServer {
     /// Bind `addr` (port 0 picks a free one) and serve `/metrics`.
-    pub async fn start(addr: SocketAddr, sources: Sources) -> Result<Self, MetricsError> {
+    pub(crate) async fn start(addr: SocketAddr, sources: Sources) -> Result<Self, MetricsError> {
         let listener =
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -104,11 +104,11 @@ impl MetricsServer {
     }
 
     /// Where `/metrics` is served.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.stop.cancel();
         self.tracker.close();
         self.tracker.wait().await;

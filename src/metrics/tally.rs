@@ -29,7 +29,7 @@ const DURATION_BUCKETS: &[f64] = &[
 
 /// Counters and timers fed by engine events, owned by the metrics task. The metric objects
 /// are handles into `registry`, which renders them.
-pub struct Tally {
+pub(crate) struct Tally {
     registry: Registry,
     transitions: Family<Labels, Counter>,
     dispatches: Family<Labels, Counter>,
@@ -74,11 +74,11 @@ impl Default for Tally {
 }
 
 /// What a scrape reads at the time it is made.
-pub struct Now {
-    pub snapshot: Snapshot,
-    pub sessions: BTreeMap<SessionStatus, u64>,
-    pub leases: usize,
-    pub breakers: Vec<(String, BreakerState)>,
+pub(crate) struct Now {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) sessions: BTreeMap<SessionStatus, u64>,
+    pub(crate) leases: usize,
+    pub(crate) breakers: Vec<(String, BreakerState)>,
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
@@ -132,7 +132,7 @@ impl Tally {
         self
     }
 
-    pub fn observe(&mut self, event: &EngineEvent) {
+    pub(crate) fn observe(&mut self, event: &EngineEvent) {
         let count = |family: &Family<Labels, Counter>, labels: Vec<(&'static str, &str)>| {
             family.get_or_create(&owned(labels)).inc();
         };
@@ -172,7 +172,7 @@ impl Tally {
         }
     }
 
-    pub fn lagged(&mut self, missed: u64) {
+    pub(crate) fn lagged(&mut self, missed: u64) {
         self.lagged.inc_by(missed);
     }
 
@@ -210,7 +210,7 @@ impl Tally {
 
     /// The whole metrics page (OpenMetrics text): what the events counted, then what a scrape
     /// reads now.
-    pub fn render(&self, now: &Now) -> String {
+    pub(crate) fn render(&self, now: &Now) -> String {
         let mut page = String::new();
         // Writing into a String cannot fail.
         let _ = text::encode_registry(&mut page, &self.registry);

@@ -21,7 +21,7 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Closed => "closed",
             Self::Open => "open",
@@ -32,9 +32,9 @@ impl BreakerState {
 
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerPolicy {
-    pub failures_to_open: u32,
-    pub first_cooldown: Duration,
-    pub max_cooldown: Duration,
+    pub(crate) failures_to_open: u32,
+    pub(crate) first_cooldown: Duration,
+    pub(crate) max_cooldown: Duration,
 }
 
 impl Default for BreakerPolicy {
@@ -49,8 +49,8 @@ impl Default for BreakerPolicy {
 
 /// The call was refused without reaching the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerOpen {
-    pub retry_in: Duration,
+pub(crate) struct BreakerOpen {
+    pub(crate) retry_in: Duration,
 }
 
 #[derive(Debug)]
@@ -70,7 +70,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(policy: BreakerPolicy) -> Self {
+    pub(crate) fn new(policy: BreakerPolicy) -> Self {
         Self {
             policy,
             inner: Mutex::new(Inner {
@@ -84,7 +84,7 @@ impl Breaker {
         }
     }
 
-    pub fn state(&self) -> BreakerState {
+    pub(crate) fn state(&self) -> BreakerState {
         *self.published.borrow()
     }
 
@@ -95,7 +95,7 @@ impl Breaker {
 
     /// Ask to make a call at `now`. The permit must be settled with `succeeded` or `failed`;
     /// dropping it unsettled (the call was cancelled) just frees the half-open trial slot.
-    pub fn permit(&self, now: Instant) -> Result<Permit<'_>, BreakerOpen> {
+    pub(crate) fn permit(&self, now: Instant) -> Result<Permit<'_>, BreakerOpen> {
         let mut inner = self.lock();
         match inner.state {
             BreakerState::Closed => {}
@@ -180,19 +180,19 @@ impl Breaker {
 
 /// Leave to make one call; settle it with the outcome.
 #[must_use = "settle the permit with succeeded() or failed()"]
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     trial: bool,
     settled: bool,
 }
 
 impl Permit<'_> {
-    pub fn succeeded(mut self) {
+    pub(crate) fn succeeded(mut self) {
         self.settled = true;
         self.breaker.succeeded();
     }
 
-    pub fn failed(mut self) {
+    pub(crate) fn failed(mut self) {
         self.settled = true;
         self.breaker.failed(Instant::now());
     }

@@ -22,7 +22,7 @@ use super::wire::{
 };
 
 /// Server versions ocio was tested against (`major.minor` prefix).
-pub const TESTED_VERSIONS: &[&str] = &["1.18."];
+pub(crate) const TESTED_VERSIONS: &[&str] = &["1.18."];
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -126,7 +126,7 @@ impl ClientError {
 
     /// The server (or how ocio reaches it) is at fault, not the request: a task that met it
     /// may do better on another agent.
-    pub fn is_the_servers(&self) -> bool {
+    pub(crate) fn is_the_servers(&self) -> bool {
         self.is_transient()
             || matches!(
                 self,
@@ -167,7 +167,7 @@ impl Client {
 
     /// Like [`Client::new`], also trusting the certificates in `roots` (a private CA, or a
     /// server's self-signed certificate).
-    pub fn with_roots(
+    pub(crate) fn with_roots(
         base_url: &str,
         password: Option<Password>,
         options: ClientOptions,
@@ -213,16 +213,12 @@ impl Client {
         &self.inner.base
     }
 
-    pub fn breaker_state(&self) -> BreakerState {
+    pub(crate) fn breaker_state(&self) -> BreakerState {
         self.inner.breaker.state()
     }
 
     pub fn breaker(&self) -> &Breaker {
         &self.inner.breaker
-    }
-
-    pub fn options(&self) -> &ClientOptions {
-        &self.inner.options
     }
 
     /// `GET /global/health`; warns once when the version is outside the tested range.
@@ -370,7 +366,7 @@ impl Client {
 
     /// Whether the server has `dir` as a directory it can list (`GET /file?path=.`), asked
     /// once: OpenCode answers 500 for a directory it does not have (missing, or a file).
-    pub async fn has_directory(&self, dir: &str) -> Result<bool, ClientError> {
+    pub(crate) async fn has_directory(&self, dir: &str) -> Result<bool, ClientError> {
         let call = Call::get("list directory", "/file")
             .dir(dir)
             .query("path", ".".into())
@@ -394,7 +390,7 @@ impl Client {
 
     /// Open `GET /global/event` (every directory's events). No total timeout: the stream
     /// supervisor's heartbeat watchdog decides when it is dead.
-    pub async fn open_event_stream(&self) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn open_event_stream(&self) -> Result<reqwest::Response, ClientError> {
         let what = "event stream";
         let permit = self.permit(what)?;
         let mut request = self
@@ -600,7 +596,7 @@ fn is_tls_failure(e: &reqwest::Error) -> bool {
 /// A reqwest client builder that can be built: every reqwest client in ocio starts here.
 /// rustls takes its cryptography from a process-wide provider, which reqwest (built without its
 /// own, to avoid aws-lc's build needs) requires before any client is built, or it panics.
-pub fn http_builder() -> reqwest::ClientBuilder {
+pub(crate) fn http_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
 }

@@ -12,9 +12,9 @@ use super::client::{Client, ClientError};
 
 /// A diagnosed failure: what the operator reads, and whether another agent may do better.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnosis {
-    pub error: String,
-    pub agent_fault: bool,
+pub(crate) struct Diagnosis {
+    pub(crate) error: String,
+    pub(crate) agent_fault: bool,
 }
 
 /// The session's directory, as the server sees it.
@@ -33,7 +33,11 @@ enum Place {
 
 /// The diagnosis of `error`, met calling `client` for a session in `dir`; `None` when it is
 /// not a server error (5xx).
-pub async fn server_error(client: &Client, dir: &str, error: &ClientError) -> Option<Diagnosis> {
+pub(crate) async fn server_error(
+    client: &Client,
+    dir: &str,
+    error: &ClientError,
+) -> Option<Diagnosis> {
     let ClientError::Status {
         status, body, what, ..
     } = error

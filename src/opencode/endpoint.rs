@@ -120,12 +120,8 @@ impl Endpoint {
         })
     }
 
-    pub fn is_managed(&self) -> bool {
-        self.managed.is_some()
-    }
-
     /// Stop the managed server (if any) and wait until it is gone.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         if let Some(managed) = self.managed {
             managed.shutdown().await;
         }

@@ -106,8 +106,9 @@ impl ServerEvent {
         }
     }
 
-    /// The server's `type` string of the event.
-    pub fn kind(&self) -> &'static str {
+    /// The server's `type` string of the event (the tests check each decodes to its own).
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> &'static str {
         let kind = match self {
             Self::Connected => Kind::Connected,
             Self::Heartbeat => Kind::Heartbeat,
@@ -134,8 +135,8 @@ impl ServerEvent {
 /// `None` for server-wide events (`server.connected`, `server.heartbeat`) and on `GET /event`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalEvent {
-    pub directory: Option<String>,
-    pub event: ServerEvent,
+    pub(crate) directory: Option<String>,
+    pub(crate) event: ServerEvent,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@ const BACKLOG: usize = 512;
 /// The live stream of one server, shared by its runs: a cheap handle to the task that owns
 /// it. The task ends when the last handle (and the last [`Subscription`]) is dropped.
 #[derive(Clone)]
-pub struct LiveHub {
+pub(crate) struct LiveHub {
     server: String,
     /// Unbounded so that a [`Subscription`]'s drop can always send its unsubscribe without
     /// waiting; each subscription sends two commands, a subscribe and an unsubscribe.
@@ -43,7 +43,7 @@ enum Command {
 
 impl LiveHub {
     /// Starts the hub's owning task on the current Tokio runtime.
-    pub fn new(client: Client) -> Self {
+    pub(crate) fn new(client: Client) -> Self {
         let (commands, inbox) = mpsc::unbounded_channel();
         let server = client.base_url().to_string();
         let hub = Hub {
@@ -58,7 +58,7 @@ impl LiveHub {
     /// Events about remote session `session_id` (and files edited in `directory`) until the
     /// subscription is dropped. The hub takes the subscription before any event that follows
     /// this call, so a prompt sent after it misses none of its turn.
-    pub fn subscribe(&self, session_id: &str, directory: &str) -> Subscription {
+    pub(crate) fn subscribe(&self, session_id: &str, directory: &str) -> Subscription {
         let (tx, events) = mpsc::channel(BACKLOG);
         let route = Route {
             directory: directory.to_string(),
@@ -78,10 +78,10 @@ impl LiveHub {
 }
 
 /// A run's share of the stream.
-pub struct Subscription {
+pub(crate) struct Subscription {
     hub: LiveHub,
     session_id: String,
-    pub events: mpsc::Receiver<ServerEvent>,
+    pub(crate) events: mpsc::Receiver<ServerEvent>,
 }
 
 impl Drop for Subscription {
@@ -278,8 +278,6 @@ mod tests {
         .unwrap();
         hub.route(StreamItem::Resynced(vec![SessionSnapshot {
             session_id: "ses_a".into(),
-            directory: "/a".into(),
-            info: None,
             status: SessionStatus::Busy,
             permissions: vec![asked],
             recent: Vec::new(),

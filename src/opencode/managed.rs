@@ -24,20 +24,20 @@ use super::secret::Password;
 #[derive(Debug, Clone)]
 pub struct ServerCommand {
     /// The `opencode` executable (see [`locate_opencode`]).
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// Working directory of the server.
     pub cwd: Option<PathBuf>,
     /// Extra environment (isolated XDG dirs, `OPENCODE_CONFIG_CONTENT`, ...).
     pub env: Vec<(OsString, OsString)>,
     /// Variables of ocio's environment the server must not see: the passwords of other
     /// servers (every agent's `password_env`), which its shell tool could otherwise read.
-    pub withheld: Vec<OsString>,
+    pub(crate) withheld: Vec<OsString>,
     /// 0: ocio picks a free port.
     pub port: u16,
     /// Between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
     /// How long the server may take to say it listens.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
 }
 
 impl ServerCommand {
@@ -91,7 +91,7 @@ fn tail(lines: &[String]) -> String {
 }
 
 /// The `opencode` executable: the configured path, else the first one on PATH.
-pub fn locate_opencode(configured: Option<&Path>) -> Result<PathBuf, ManagedError> {
+pub(crate) fn locate_opencode(configured: Option<&Path>) -> Result<PathBuf, ManagedError> {
     if let Some(path) = configured {
         return if path.is_file() {
             Ok(path.to_path_buf())
@@ -240,7 +240,7 @@ impl RunningServer {
     }
 
     /// Wait for the server to exit on its own.
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         self.child.wait().await
     }
 

@@ -55,7 +55,7 @@ pub enum PlannerError {
 }
 
 /// The prompt request of the planning session.
-pub fn prompt_request(request: &PlannerRequest<'_>) -> PromptRequest {
+pub(crate) fn prompt_request(request: &PlannerRequest<'_>) -> PromptRequest {
     PromptRequest {
         model: request.model.map(|model| ModelSelector {
             provider_id: model.provider.clone(),

@@ -36,7 +36,7 @@ impl Password {
     }
 
     /// Read from the variable `var` (an agent's `password_env`).
-    pub fn from_env(var: &str) -> Result<Self, PasswordError> {
+    pub(crate) fn from_env(var: &str) -> Result<Self, PasswordError> {
         match std::env::var(var) {
             Ok(v) if v.is_empty() => Err(PasswordError::Empty { var: var.into() }),
             Ok(v) => Ok(Self(v)),

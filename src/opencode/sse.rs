@@ -5,21 +5,20 @@
 //! Rules: lines end in `\n`, `\r\n` or `\r`; a line starting with `:` is a comment; `field:
 //! value` loses one space after the colon; `data` lines are joined with `\n`; a blank line
 //! dispatches the message, unless it had no `data` line; `id` persists across messages (the
-//! last event id); a leading byte-order mark is dropped; invalid UTF-8 becomes U+FFFD. An
-//! incomplete message at the end of the stream is never dispatched.
+//! last event id); `retry` (a reconnection delay) is ignored; a leading byte-order mark is
+//! dropped; invalid UTF-8 becomes U+FFFD. An incomplete message at the end of the stream is
+//! never dispatched.
 //!
 //! Memory is bounded: a message whose data would pass `max_message` bytes (or a line longer
-//! than that) is dropped, not dispatched. Each drop is logged as a warning and counted in
-//! [`SseDecoder::oversized_dropped`]; the stream goes on with the next message.
-
-use std::time::Duration;
+//! than that) is dropped, not dispatched. Each drop is logged as a warning with the number
+//! dropped so far; the stream goes on with the next message.
 
 #[cfg(test)]
 #[path = "sse_tests.rs"]
 mod tests;
 
 /// Default bound on one message's data: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Buffer capacity past which an emptied buffer is shrunk.
 const SHRINK_ABOVE: usize = 1024 * 1024;
@@ -28,10 +27,10 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseMessage {
     /// The `event` field; `None` when absent or empty (the default type, `message`).
-    pub event: Option<String>,
+    pub(crate) event: Option<String>,
     pub data: String,
     /// The last event id seen on the stream so far (WHATWG `lastEventId`), `None` if empty.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -57,7 +56,6 @@ struct Fields {
     data: String,
     event: Option<String>,
     last_id: Option<String>,
-    retry: Option<u64>,
     max_message: usize,
     /// The message being read has passed the limit and will be dropped.
     oversized: bool,
@@ -76,7 +74,7 @@ impl SseDecoder {
     }
 
     /// A decoder that drops messages whose data passes `max_message` bytes.
-    pub fn with_max_message(max_message: usize) -> Self {
+    pub(crate) fn with_max_message(max_message: usize) -> Self {
         Self {
             buf: Vec::new(),
             start: 0,
@@ -88,7 +86,6 @@ impl SseDecoder {
                 data: String::new(),
                 event: None,
                 last_id: None,
-                retry: None,
                 max_message,
                 oversized: false,
                 dropped: 0,
@@ -156,22 +153,14 @@ impl SseDecoder {
     }
 
     /// Messages dropped so far for passing the size limit.
-    pub fn oversized_dropped(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn oversized_dropped(&self) -> u64 {
         self.fields.dropped
     }
 
-    /// The reconnection delay the server asked for with a `retry` field, if it did.
-    pub fn retry(&self) -> Option<Duration> {
-        self.fields.retry.map(Duration::from_millis)
-    }
-
-    /// The last event id seen (to send as `Last-Event-ID` when reconnecting).
-    pub fn last_event_id(&self) -> Option<&str> {
-        self.fields.last_id.as_deref()
-    }
-
     /// Bytes held for an incomplete line.
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
 
@@ -219,11 +208,6 @@ impl Fields {
             }
             b"id" if !value.contains(&0) => {
                 self.last_id = (!value.is_empty()).then(|| lossy(value));
-            }
-            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                if let Some(ms) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) {
-                    self.retry = Some(ms);
-                }
             }
             _ => {}
         }

@@ -99,10 +99,9 @@ fn event_and_id_fields() {
 }
 
 #[test]
-fn retry_field_sets_the_reconnection_delay() {
-    let mut decoder = SseDecoder::new();
-    decode_all(&mut decoder, &[b"retry: 1500\n\nretry: soon\n\n"]);
-    assert_eq!(decoder.retry(), Some(Duration::from_millis(1500)));
+fn retry_fields_are_ignored() {
+    let stream = b"retry: 1500\n\nretry: soon\ndata: d\n\n";
+    assert_eq!(whole(stream), [data("d")]);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::client::{Client, ClientError};
 use super::event::{self, ServerEvent};
 use super::sse::SseDecoder;
-use super::wire::{MessageWithParts, PermissionRequest, SessionInfo, SessionStatus};
+use super::wire::{MessageWithParts, PermissionRequest, SessionStatus};
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -69,11 +69,8 @@ pub enum StreamItem {
 #[derive(Debug, Clone)]
 pub struct SessionSnapshot {
     pub session_id: String,
-    pub directory: String,
-    /// `None` when the server no longer knows the session.
-    pub info: Option<SessionInfo>,
     pub status: SessionStatus,
-    pub permissions: Vec<PermissionRequest>,
+    pub(crate) permissions: Vec<PermissionRequest>,
     pub recent: Vec<MessageWithParts>,
 }
 
@@ -86,11 +83,11 @@ impl Watchlist {
         self.lock().insert(session_id.into(), directory.into());
     }
 
-    pub fn unwatch(&self, session_id: &str) {
+    pub(crate) fn unwatch(&self, session_id: &str) {
         self.lock().remove(session_id);
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, String> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, String> {
         self.lock().clone()
     }
 
@@ -212,7 +209,7 @@ async fn run_connection(
 
 /// Decode one `data:` line of `/global/event` (or a bare `/event` one); `None` for events ocio
 /// does not use and, logged, for malformed ones.
-pub fn decode_line(data: &str) -> Option<(Option<String>, ServerEvent)> {
+pub(crate) fn decode_line(data: &str) -> Option<(Option<String>, ServerEvent)> {
     match event::decode_global(data) {
         Ok(Some(global)) => Some((global.directory, global.event)),
         Ok(None) => None,
@@ -242,22 +239,22 @@ async fn resync_watched(
         let Some((statuses, permissions)) = per_dir.get(directory) else {
             continue;
         };
-        let info = match client.session(directory, session_id).await {
-            Ok(info) => Some(info),
-            Err(ClientError::NotFound { .. }) => None,
+        // The session's record is not kept, but a failure to read it (other than the session
+        // being gone) leaves the session out of this resync: the calls above may have failed
+        // too and left defaults (an idle status). The next resync fills it in.
+        match client.session(directory, session_id).await {
+            Ok(_) | Err(ClientError::NotFound { .. }) => {}
             Err(e) => {
                 tracing::debug!(%session_id, error = %e, "resync: session info unavailable");
                 continue;
             }
-        };
+        }
         let recent = client
             .messages(directory, session_id, Some(recent))
             .await
             .unwrap_or_default();
         snapshots.push(SessionSnapshot {
             session_id: session_id.clone(),
-            directory: directory.clone(),
-            info,
             status: statuses
                 .get(session_id)
                 .cloned()

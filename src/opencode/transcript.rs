@@ -14,7 +14,7 @@ use crate::engine::view::Activity;
 /// every `every` per part, and in full on each part update), steps add up to the session's
 /// usage so far.
 #[derive(Debug)]
-pub struct Transcriber {
+pub(crate) struct Transcriber {
     texts: HashMap<String, (String, Instant)>,
     steps: HashMap<String, Usage>,
     every: Duration,
@@ -36,7 +36,7 @@ impl Default for Transcriber {
 impl Transcriber {
     /// What the event shows, with the part it belongs to (entries of one part replace each
     /// other).
-    pub fn activity(&mut self, event: &ServerEvent) -> Option<(Activity, Option<String>)> {
+    pub(crate) fn activity(&mut self, event: &ServerEvent) -> Option<(Activity, Option<String>)> {
         match event {
             ServerEvent::PartUpdated { part } => self.part(part),
             ServerEvent::PartDelta {
@@ -277,13 +277,17 @@ mod tests {
     /// own prompt, without the context and publishing instructions ocio appends to it.
     #[test]
     fn the_prompt_shows_without_what_ocio_appends() {
-        use crate::plan::context::{PUBLISH_INSTRUCTIONS, UpstreamContext, context_section};
+        use crate::plan::context::{
+            PUBLISH_INSTRUCTIONS, UpstreamContext, context_section, parse_published,
+        };
         let own = "Write the users API.\nUse axum.";
-        let upstream = [UpstreamContext::from_answer(
-            "design",
-            "Done.\nOCIO-PUBLISH api_path=/v2/users",
-            vec!["src/lib.rs".into()],
-        )];
+        let summary = "Done.\nOCIO-PUBLISH api_path=/v2/users";
+        let upstream = [UpstreamContext {
+            task: "design".into(),
+            summary: summary.into(),
+            files_changed: vec!["src/lib.rs".into()],
+            values: parse_published(summary),
+        }];
         let sent = format!(
             "{own}\n\n{}\n\n{PUBLISH_INSTRUCTIONS}",
             context_section(&upstream, 16 * 1024)

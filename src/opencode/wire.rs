@@ -37,17 +37,17 @@ pub struct Tokens {
     #[serde(deserialize_with = "num::u64")]
     pub output: u64,
     #[serde(deserialize_with = "num::u64")]
-    pub reasoning: u64,
-    pub cache: CacheTokens,
+    pub(crate) reasoning: u64,
+    pub(crate) cache: CacheTokens,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct CacheTokens {
+pub(crate) struct CacheTokens {
     #[serde(deserialize_with = "num::u64")]
-    pub read: u64,
+    pub(crate) read: u64,
     #[serde(deserialize_with = "num::u64")]
-    pub write: u64,
+    pub(crate) write: u64,
 }
 
 /// A session (`Session` in the spec): `POST /session`, `GET /session[/{id}]`, `session.*` events.
@@ -57,54 +57,54 @@ pub struct SessionInfo {
     #[serde(default)]
     pub title: String,
     #[serde(default)]
-    pub directory: String,
+    pub(crate) directory: String,
     #[serde(default, rename = "parentID")]
-    pub parent_id: Option<String>,
+    pub(crate) parent_id: Option<String>,
     #[serde(default)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     #[serde(default, deserialize_with = "num::f64")]
-    pub cost: f64,
+    pub(crate) cost: f64,
     #[serde(default)]
     pub tokens: Tokens,
     #[serde(default)]
-    pub time: SessionTime,
+    pub(crate) time: SessionTime,
     #[serde(default)]
-    pub slug: String,
+    pub(crate) slug: String,
     #[serde(default, rename = "projectID")]
-    pub project_id: String,
+    pub(crate) project_id: String,
     /// Set once the session has run (the agent of its last prompt).
     #[serde(default)]
-    pub agent: Option<String>,
+    pub(crate) agent: Option<String>,
     #[serde(default)]
-    pub model: Option<SessionModel>,
+    pub(crate) model: Option<SessionModel>,
     /// Line counts of the session's changes. In 1.18.33 these stayed 0 even after edits.
     #[serde(default)]
-    pub summary: Option<SessionSummary>,
+    pub(crate) summary: Option<SessionSummary>,
     #[serde(default)]
-    pub permission: Option<Vec<PermissionRule>>,
+    pub(crate) permission: Option<Vec<PermissionRule>>,
 }
 
 /// Milliseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct SessionTime {
+pub(crate) struct SessionTime {
     #[serde(deserialize_with = "num::i64")]
-    pub created: i64,
+    pub(crate) created: i64,
     #[serde(deserialize_with = "num::i64")]
-    pub updated: i64,
+    pub(crate) updated: i64,
     #[serde(deserialize_with = "num::opt_i64")]
-    pub archived: Option<i64>,
+    pub(crate) archived: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct SessionSummary {
+pub(crate) struct SessionSummary {
     #[serde(deserialize_with = "num::u64")]
-    pub additions: u64,
+    pub(crate) additions: u64,
     #[serde(deserialize_with = "num::u64")]
-    pub deletions: u64,
+    pub(crate) deletions: u64,
     #[serde(deserialize_with = "num::u64")]
-    pub files: u64,
+    pub(crate) files: u64,
 }
 
 /// The model of a session, as `Session.model` and the `POST /session` body name it (`id`, not
@@ -112,11 +112,11 @@ pub struct SessionSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionModel {
     #[serde(default)]
-    pub id: String,
+    pub(crate) id: String,
     #[serde(default, rename = "providerID")]
-    pub provider_id: String,
+    pub(crate) provider_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 /// What a session is doing. `GET /session/status` lists only busy and retrying sessions, so a
@@ -137,7 +137,7 @@ pub enum SessionStatus {
 }
 
 /// `GET /session/status`: session id to status.
-pub type SessionStatusMap = HashMap<String, SessionStatus>;
+pub(crate) type SessionStatusMap = HashMap<String, SessionStatus>;
 
 /// One message's header (`Message` in the spec), by `role`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -149,7 +149,9 @@ pub enum MessageInfo {
 }
 
 impl MessageInfo {
-    pub fn id(&self) -> Option<&str> {
+    /// The message's id (the tests check each part names its message).
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> Option<&str> {
         match self {
             Self::User(m) => Some(&m.id),
             Self::Assistant(m) => Some(&m.id),
@@ -157,7 +159,7 @@ impl MessageInfo {
         }
     }
 
-    pub fn session_id(&self) -> Option<&str> {
+    pub(crate) fn session_id(&self) -> Option<&str> {
         match self {
             Self::User(m) => Some(&m.session_id),
             Self::Assistant(m) => Some(&m.session_id),
@@ -169,49 +171,49 @@ impl MessageInfo {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserMessage {
     pub id: String,
-    pub session_id: String,
-    pub time: MessageTime,
-    pub agent: Option<String>,
-    pub model: Option<ModelSelector>,
+    pub(crate) session_id: String,
+    pub(crate) time: MessageTime,
+    pub(crate) agent: Option<String>,
+    pub(crate) model: Option<ModelSelector>,
     /// The files this prompt's turn changed, filled in after the turn (`message.updated`).
-    pub summary: Option<UserSummary>,
+    pub(crate) summary: Option<UserSummary>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssistantMessage {
-    pub id: String,
-    pub session_id: String,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
     /// The user message this replies to.
-    pub parent_id: String,
-    pub cost: f64,
-    pub tokens: Tokens,
+    pub(crate) parent_id: String,
+    pub(crate) cost: f64,
+    pub(crate) tokens: Tokens,
     pub error: Option<MessageError>,
     /// Why the last step ended: `stop`, `tool-calls`, `length`, ...
-    pub finish: Option<String>,
-    pub time: MessageTime,
+    pub(crate) finish: Option<String>,
+    pub(crate) time: MessageTime,
     /// The JSON produced for a prompt with `format: json_schema` (field `structured`).
-    pub structured: Option<Value>,
-    pub model_id: String,
-    pub provider_id: String,
-    pub agent: String,
+    pub(crate) structured: Option<Value>,
+    pub(crate) model_id: String,
+    pub(crate) provider_id: String,
+    pub(crate) agent: String,
 }
 
 /// Milliseconds since the Unix epoch; `completed` is set once the message is done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct MessageTime {
+pub(crate) struct MessageTime {
     #[serde(deserialize_with = "num::i64")]
-    pub created: i64,
+    pub(crate) created: i64,
     #[serde(deserialize_with = "num::opt_i64")]
-    pub completed: Option<i64>,
+    pub(crate) completed: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
-pub struct UserSummary {
-    pub title: Option<String>,
-    pub body: Option<String>,
-    pub diffs: Vec<FileDiff>,
+pub(crate) struct UserSummary {
+    pub(crate) title: Option<String>,
+    pub(crate) body: Option<String>,
+    pub(crate) diffs: Vec<FileDiff>,
 }
 
 /// An error object of the server: `{"name": "APIError", "data": {"message": ..}}` (message and
@@ -224,9 +226,9 @@ pub struct MessageError {
     pub name: String,
     pub message: Option<String>,
     /// HTTP status of the provider call (APIError).
-    pub status_code: Option<u16>,
+    pub(crate) status_code: Option<u16>,
     /// Whether the server considers the provider call worth retrying (APIError).
-    pub is_retryable: Option<bool>,
+    pub(crate) is_retryable: Option<bool>,
 }
 
 /// A message with its parts: the items of `GET /session/{id}/message` and the reply of the
@@ -257,7 +259,7 @@ pub enum Part {
 }
 
 impl Part {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Self::Text(p) => &p.id,
             Self::Tool(p) => &p.id,
@@ -268,7 +270,7 @@ impl Part {
         }
     }
 
-    pub fn session_id(&self) -> &str {
+    pub(crate) fn session_id(&self) -> &str {
         match self {
             Self::Text(p) => &p.session_id,
             Self::Tool(p) => &p.session_id,
@@ -279,7 +281,9 @@ impl Part {
         }
     }
 
-    pub fn message_id(&self) -> &str {
+    /// The id of the message the part belongs to.
+    #[cfg(test)]
+    pub(crate) fn message_id(&self) -> &str {
         match self {
             Self::Text(p) => &p.message_id,
             Self::Tool(p) => &p.message_id,
@@ -293,53 +297,53 @@ impl Part {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextPart {
-    pub id: String,
-    pub session_id: String,
-    pub message_id: String,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) message_id: String,
     /// The whole text so far (`message.part.delta` carries the increments).
     pub text: String,
     /// Written by OpenCode itself, not the model or the user.
-    pub synthetic: bool,
+    pub(crate) synthetic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolPart {
-    pub id: String,
-    pub session_id: String,
-    pub message_id: String,
-    pub call_id: String,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) message_id: String,
+    pub(crate) call_id: String,
     pub tool: String,
     pub state: ToolState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepStartPart {
-    pub id: String,
-    pub session_id: String,
-    pub message_id: String,
-    pub snapshot: Option<String>,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) message_id: String,
+    pub(crate) snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepFinishPart {
-    pub id: String,
-    pub session_id: String,
-    pub message_id: String,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) message_id: String,
     /// `stop`, `tool-calls`, ...
-    pub reason: String,
-    pub cost: f64,
-    pub tokens: Tokens,
-    pub snapshot: Option<String>,
+    pub(crate) reason: String,
+    pub(crate) cost: f64,
+    pub(crate) tokens: Tokens,
+    pub(crate) snapshot: Option<String>,
 }
 
 /// The files a step changed, as a snapshot `hash`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatchPart {
-    pub id: String,
-    pub session_id: String,
-    pub message_id: String,
-    pub hash: String,
-    pub files: Vec<String>,
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) message_id: String,
+    pub(crate) hash: String,
+    pub(crate) files: Vec<String>,
 }
 
 /// Where a tool call is, by `status`. `input` is the tool's arguments (`{}` while pending).
@@ -374,25 +378,25 @@ pub struct PermissionRequest {
     pub session_id: String,
     /// What is asked for: `bash`, `edit`, `external_directory`, ...
     #[serde(default)]
-    pub permission: String,
+    pub(crate) permission: String,
     #[serde(default)]
-    pub patterns: Vec<String>,
+    pub(crate) patterns: Vec<String>,
     #[serde(default)]
-    pub metadata: Value,
+    pub(crate) metadata: Value,
     /// The patterns an `always` reply would allow from now on.
     #[serde(default)]
-    pub always: Vec<String>,
+    pub(crate) always: Vec<String>,
     #[serde(default)]
-    pub tool: Option<ToolRef>,
+    pub(crate) tool: Option<ToolRef>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct ToolRef {
+pub(crate) struct ToolRef {
     #[serde(rename = "messageID")]
-    pub message_id: String,
+    pub(crate) message_id: String,
     #[serde(rename = "callID")]
-    pub call_id: String,
+    pub(crate) call_id: String,
 }
 
 /// The answer to a permission request. `Unknown` only comes from reading a value this version
@@ -409,20 +413,20 @@ pub enum PermissionReply {
 
 /// Body of `POST /permission/{requestID}/reply`; `message` goes to the model with a rejection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PermissionReplyBody {
-    pub reply: PermissionReply,
+pub(crate) struct PermissionReplyBody {
+    pub(crate) reply: PermissionReply,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// One rule of a permission ruleset (agents, sessions): may `permission` touch `pattern`?
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionRule {
     #[serde(default)]
-    pub permission: String,
+    pub(crate) permission: String,
     #[serde(default)]
-    pub pattern: String,
-    pub action: PermissionAction,
+    pub(crate) pattern: String,
+    pub(crate) action: PermissionAction,
 }
 
 impl PermissionRule {
@@ -430,7 +434,7 @@ impl PermissionRule {
     /// agent's. OpenCode's `question` tool waits for a person to pick an answer: denied, the
     /// model is told so and decides by itself instead of the session waiting until its time
     /// limit.
-    pub fn unattended() -> Vec<Self> {
+    pub(crate) fn unattended() -> Vec<Self> {
         vec![Self {
             permission: "question".into(),
             pattern: "*".into(),
@@ -442,7 +446,7 @@ impl PermissionRule {
 /// `Unknown` only comes from reading; serializing it is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PermissionAction {
+pub(crate) enum PermissionAction {
     Allow,
     Deny,
     Ask,
@@ -459,16 +463,16 @@ pub struct FileDiff {
     #[serde(alias = "path")]
     pub file: String,
     /// `added`, `deleted` or `modified`.
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(deserialize_with = "num::u64")]
-    pub additions: u64,
+    pub(crate) additions: u64,
     #[serde(deserialize_with = "num::u64")]
-    pub deletions: u64,
-    pub patch: Option<String>,
+    pub(crate) deletions: u64,
+    pub(crate) patch: Option<String>,
 }
 
 /// `GET /vcs/diff?mode=..`: changed files with patches.
-pub type VcsDiff = Vec<FileDiff>;
+pub(crate) type VcsDiff = Vec<FileDiff>;
 
 /// The required `mode` query parameter of `GET /vcs/diff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -481,7 +485,7 @@ pub enum VcsDiffMode {
 }
 
 impl VcsDiffMode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Git => "git",
             Self::Branch => "branch",
@@ -489,27 +493,19 @@ impl VcsDiffMode {
     }
 }
 
-/// `GET /vcs`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct VcsInfo {
-    pub branch: Option<String>,
-    pub default_branch: Option<String>,
-}
-
 /// An agent (`GET /agent`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct AgentInfo {
     pub name: String,
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// `primary`, `subagent` or `all`.
-    pub mode: Option<String>,
+    pub(crate) mode: Option<String>,
     /// Built into OpenCode rather than configured.
-    pub native: bool,
-    pub hidden: bool,
-    pub model: Option<ModelSelector>,
-    pub permission: Vec<PermissionRule>,
+    pub(crate) native: bool,
+    pub(crate) hidden: bool,
+    pub(crate) model: Option<ModelSelector>,
+    pub(crate) permission: Vec<PermissionRule>,
 }
 
 /// A provider's model, as prompts and agents name it.
@@ -571,7 +567,7 @@ pub enum PromptPart {
 
 /// What the reply must look like (`OutputFormatText`, `OutputFormatJsonSchema`). With a schema
 /// the model must call a `StructuredOutput` tool; the result lands in
-/// [`AssistantMessage::structured`], or the message gets a `StructuredOutputError`.
+/// `AssistantMessage::structured`, or the message gets a `StructuredOutputError`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum OutputFormat {

@@ -364,7 +364,7 @@ pub(super) mod num {
     }
 
     // `as` from f64 saturates and maps NaN to 0, which is what we want here.
-    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    pub(crate) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Ok(match read(d)? {
             Num::U(v) => v,
             Num::I(v) => u64::try_from(v).unwrap_or(0),
@@ -373,15 +373,15 @@ pub(super) mod num {
         })
     }
 
-    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         u64(d).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
     }
 
-    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         opt_i64(d).map(Option::unwrap_or_default)
     }
 
-    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    pub(crate) fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         Ok(match read(d)? {
             Num::U(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
             Num::I(v) => Some(v),
@@ -390,7 +390,7 @@ pub(super) mod num {
         })
     }
 
-    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(match read(d)? {
             Num::U(v) => v as f64,
             Num::I(v) => v as f64,

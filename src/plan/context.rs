@@ -17,16 +17,16 @@
 use std::fmt::Write as _;
 
 /// The word that starts a publishing line.
-pub const PUBLISH_PREFIX: &str = "OCIO-PUBLISH";
+pub(crate) const PUBLISH_PREFIX: &str = "OCIO-PUBLISH";
 
 /// A paragraph for a task's prompt that explains publishing.
-pub const PUBLISH_INSTRUCTIONS: &str = "If tasks after you need a value you decided (a name, a \
+pub(crate) const PUBLISH_INSTRUCTIONS: &str = "If tasks after you need a value you decided (a name, a \
 path, a port, a version), put it in your final answer on a line of its own as \
 `OCIO-PUBLISH name=value` (name: letters, digits, '.', '_', '-'; value: the rest of the line).";
 
 /// A prompt as the task gave it: `text` without the upstream context section and publishing
 /// instructions ocio appends (for front ends; the model gets them all).
-pub fn own_prompt(text: &str) -> &str {
+pub(crate) fn own_prompt(text: &str) -> &str {
     let heading = format!("\n\n{HEADING}");
     let publish = format!("\n\n{PUBLISH_INSTRUCTIONS}");
     let cut = [heading.as_str(), publish.as_str()]
@@ -47,33 +47,20 @@ const FILES_SHOWN: usize = 30;
 
 /// What one finished upstream task leaves for the tasks that need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UpstreamContext {
+pub(crate) struct UpstreamContext {
     /// The task's id in the plan.
-    pub task: String,
+    pub(crate) task: String,
     /// Its final answer.
-    pub summary: String,
+    pub(crate) summary: String,
     /// Repo-relative paths it changed.
-    pub files_changed: Vec<String>,
+    pub(crate) files_changed: Vec<String>,
     /// Values it published ([`parse_published`]), in order.
-    pub values: Vec<(String, String)>,
-}
-
-impl UpstreamContext {
-    /// The context a finished task leaves: its final `answer`, the values published in it and
-    /// the files it changed.
-    pub fn from_answer(task: &str, answer: &str, files_changed: Vec<String>) -> Self {
-        Self {
-            task: task.to_string(),
-            summary: answer.to_string(),
-            values: parse_published(answer),
-            files_changed,
-        }
-    }
+    pub(crate) values: Vec<(String, String)>,
 }
 
 /// The values published in `answer`, in the order of their last publication (see the module
 /// documentation for the line format).
-pub fn parse_published(answer: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_published(answer: &str) -> Vec<(String, String)> {
     let mut values: Vec<(String, String)> = Vec::new();
     for (name, value) in answer.lines().filter_map(published) {
         values.retain(|(earlier, _)| earlier != name);
@@ -107,7 +94,7 @@ fn published(line: &str) -> Option<(&str, &str)> {
 /// headings do not fit, the last tasks are left out with a notice saying so. The one exception
 /// to the budget: the heading and the notice that every task was left out are always there
 /// (about 90 bytes). Empty for no upstream tasks.
-pub fn context_section(upstream: &[UpstreamContext], budget_bytes: usize) -> String {
+pub(crate) fn context_section(upstream: &[UpstreamContext], budget_bytes: usize) -> String {
     if upstream.is_empty() {
         return String::new();
     }

@@ -42,12 +42,6 @@ fn published_values_are_read_from_their_own_lines() {
         ])
     );
     assert_eq!(parse_published(""), []);
-    let upstream = UpstreamContext::from_answer("design", answer, vec!["a.rs".into()]);
-    assert_eq!(upstream.values.len(), 4);
-    assert_eq!(
-        (upstream.task.as_str(), upstream.summary.as_str()),
-        ("design", answer)
-    );
     assert!(PUBLISH_INSTRUCTIONS.contains("OCIO-PUBLISH name=value"));
 }
 

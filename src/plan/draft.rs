@@ -11,37 +11,37 @@ use super::{PlanError, PlanErrors, PlanFile};
 
 /// A plan before it is checked: the keys of a plan file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PlanDraft {
-    pub name: String,
+pub(crate) struct PlanDraft {
+    pub(crate) name: String,
     /// As a plan file writes it: absolute, or relative to where the plan is read from.
-    pub repo: String,
+    pub(crate) repo: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub conflicts: Option<String>,
+    pub(crate) conflicts: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub worktrees: Option<bool>,
+    pub(crate) worktrees: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    pub tasks: Vec<TaskDraft>,
+    pub(crate) base: Option<String>,
+    pub(crate) tasks: Vec<TaskDraft>,
 }
 
 /// One task of a draft.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TaskDraft {
-    pub id: String,
+pub(crate) struct TaskDraft {
+    pub(crate) id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    pub prompt: String,
+    pub(crate) title: Option<String>,
+    pub(crate) prompt: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub needs: Vec<String>,
+    pub(crate) needs: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 impl PlanDraft {
     /// The draft as plan-file text.
-    pub fn to_toml(&self, origin: &Path) -> Result<String, PlanErrors> {
+    pub(crate) fn to_toml(&self, origin: &Path) -> Result<String, PlanErrors> {
         toml::to_string_pretty(self).map_err(|err| {
             PlanErrors::one(PlanError::new(
                 origin,
@@ -54,7 +54,7 @@ impl PlanDraft {
     /// The checked plan and its text. `origin` names the plan in errors (e.g. `template
     /// "feature"`); a relative `repo` is taken from the working directory unless `origin` has a
     /// directory part.
-    pub fn into_plan_file(&self, origin: &Path) -> Result<(PlanFile, String), PlanErrors> {
+    pub(crate) fn to_plan_file(&self, origin: &Path) -> Result<(PlanFile, String), PlanErrors> {
         let text = self.to_toml(origin)?;
         let plan = PlanFile::parse(&text, origin)?;
         Ok((plan, text))
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_draft_round_trips_through_plan_file_text() {
-        let (plan, text) = draft().into_plan_file(Path::new("draft")).unwrap();
+        let (plan, text) = draft().to_plan_file(Path::new("draft")).unwrap();
         assert!(text.contains("[[tasks]]"), "{text}");
         assert_eq!(plan.name, "demo");
         assert_eq!(plan.repo_path(), PathBuf::from("/src/demo"));
@@ -115,7 +115,7 @@ mod tests {
         let mut bad = draft();
         bad.tasks[0].needs = vec!["build".into()];
         bad.tasks[1].needs.push("nowhere".into());
-        let errors = bad.into_plan_file(Path::new("draft")).unwrap_err();
+        let errors = bad.to_plan_file(Path::new("draft")).unwrap_err();
         let text = errors.to_string();
         assert!(
             text.contains("dependency cycle: design -> build -> design"),

@@ -13,22 +13,26 @@ pub(super) use crate::text::{closest, edit_distance};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanError {
     /// The plan file, as it was named.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// 1-based line; 0 when the problem is the whole file (it cannot be read).
-    pub line: usize,
+    pub(crate) line: usize,
     /// 1-based column, in characters; 0 with `line`.
-    pub column: usize,
+    pub(crate) column: usize,
     /// The `id` of the task the problem is in, when it is in one that has an id.
-    pub task: Option<String>,
+    pub(crate) task: Option<String>,
     /// The key the problem is at (`needs`, `timeout`, `conflicts`), when there is one.
-    pub field: Option<String>,
-    pub message: String,
-    pub hint: Option<String>,
+    pub(crate) field: Option<String>,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 impl PlanError {
     /// A problem at a 1-based line and column.
-    pub fn new(path: &Path, (line, column): (usize, usize), message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        path: &Path,
+        (line, column): (usize, usize),
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             path: path.to_path_buf(),
             line,
@@ -40,17 +44,17 @@ impl PlanError {
         }
     }
 
-    pub fn in_task(mut self, task: Option<&str>) -> Self {
+    pub(crate) fn in_task(mut self, task: Option<&str>) -> Self {
         self.task = task.map(str::to_string);
         self
     }
 
-    pub fn at_field(mut self, field: impl Into<String>) -> Self {
+    pub(crate) fn at_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
-    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> Self {
         self.hint = hint;
         self
     }
@@ -92,20 +96,7 @@ impl PlanErrors {
         Self(vec![error])
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, PlanError> {
-        self.0.iter()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Always false; here for the `len` convention.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn into_vec(self) -> Vec<PlanError> {
+    pub(crate) fn into_vec(self) -> Vec<PlanError> {
         self.0
     }
 }

@@ -12,16 +12,16 @@ use crate::domain::task::PlanSettings;
 use crate::domain::{AgentName, GraphError, Plan, PlanId, Task, TaskGraph, TaskId};
 
 mod check;
-pub mod context;
-pub mod draft;
+pub(crate) mod context;
+pub(crate) mod draft;
 mod error;
 mod links;
 pub mod planner;
-pub mod prompt;
+pub(crate) mod prompt;
 mod raw;
 mod repo;
-pub mod template;
-pub mod templates;
+pub(crate) mod template;
+pub(crate) mod templates;
 mod validate;
 
 #[cfg(test)]
@@ -37,11 +37,11 @@ pub use error::{PlanError, PlanErrors};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanFile {
     /// Where the plan was read from; names the file in errors and anchors `repo`.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     pub name: String,
     /// As written: relative to the plan file's directory unless absolute.
-    pub repo: PathBuf,
-    pub settings: PlanSettings,
+    pub(crate) repo: PathBuf,
+    pub(crate) settings: PlanSettings,
     /// In the order they are written.
     pub tasks: Vec<TaskSpec>,
     /// Where the header's checked-later values are written.
@@ -61,18 +61,18 @@ struct HeaderOrigin {
 pub struct TaskSpec {
     pub id: String,
     /// The id when the file gives none.
-    pub title: String,
+    pub(crate) title: String,
     /// May refer to upstream results: `{{tasks.<id>.summary}}` (see [`template`]).
-    pub prompt: String,
-    pub capabilities: BTreeSet<String>,
+    pub(crate) prompt: String,
+    pub(crate) capabilities: BTreeSet<String>,
     /// Ids of the tasks this one depends on, as written.
     pub needs: Vec<String>,
-    pub timeout: Option<SignedDuration>,
-    pub retries: u32,
-    pub priority: i32,
-    pub locks: BTreeSet<String>,
-    pub files: BTreeSet<String>,
-    pub agent: Option<AgentName>,
+    pub(crate) timeout: Option<SignedDuration>,
+    pub(crate) retries: u32,
+    pub(crate) priority: i32,
+    pub(crate) locks: BTreeSet<String>,
+    pub(crate) files: BTreeSet<String>,
+    pub(crate) agent: Option<AgentName>,
     /// Where the entry and its checked-later values are written.
     origin: TaskOrigin,
 }
@@ -87,16 +87,15 @@ struct TaskOrigin {
 
 /// What a plan file becomes when it is submitted.
 #[derive(Debug, Clone)]
-pub struct BuiltPlan {
-    pub plan: Plan,
-    pub settings: PlanSettings,
+pub(crate) struct BuiltPlan {
+    pub(crate) plan: Plan,
     /// Every task pending, with a fresh id.
-    pub graph: TaskGraph,
+    pub(crate) graph: TaskGraph,
 }
 
 impl PlanFile {
     /// Reads and parses the plan file at `path`, and checks its `repo` on the file system
-    /// ([`check_repo`](Self::check_repo)), every problem reported at once.
+    /// (`check_repo`), every problem reported at once.
     pub fn load(path: &Path) -> Result<Self, PlanErrors> {
         let text = std::fs::read_to_string(path).map_err(|err| {
             PlanErrors::one(
@@ -111,7 +110,7 @@ impl PlanFile {
 
     /// Parses plan text: TOML syntax, keys and types, then every rule that needs no outside
     /// knowledge. `path` names the file in errors and anchors the relative `repo`, which is
-    /// not looked at here (see [`load`](Self::load) and [`check_repo`](Self::check_repo)).
+    /// not looked at here (see [`load`](Self::load) and `check_repo`).
     pub fn parse(text: &str, path: &Path) -> Result<Self, PlanErrors> {
         Self::parse_with(text, path, false)
     }
@@ -163,13 +162,13 @@ impl PlanFile {
     /// Checks that `repo` is a directory that is there, can be read and is a project (not the
     /// file system's root or a home directory): on load, and again before the plan is queued,
     /// since the directory may have gone in between.
-    pub fn check_repo(&self) -> Result<(), PlanErrors> {
+    pub(crate) fn check_repo(&self) -> Result<(), PlanErrors> {
         repo::check(&self.path, self.origin.repo, &self.repo_path())
             .map_or(Ok(()), |error| Err(PlanErrors::one(error)))
     }
 
     /// A `base` the repository at `repo` turned out not to have, as a plan error at `base`.
-    pub fn unknown_base(&self, repo: &Path) -> PlanErrors {
+    pub(crate) fn unknown_base(&self, repo: &Path) -> PlanErrors {
         let base = self.settings.base.as_deref().unwrap_or("");
         let message = format!(
             "base {:?} is not a branch, tag or commit in repository {}",
@@ -194,7 +193,11 @@ impl PlanFile {
     /// Turns the plan into a domain plan and its task graph: every task pending with a fresh
     /// id, created `now`. Fails only if the fields were edited into an inconsistent graph
     /// after parsing.
-    pub fn into_plan(self, plan_id: PlanId, now: Timestamp) -> Result<BuiltPlan, GraphError> {
+    pub(crate) fn into_plan(
+        self,
+        plan_id: PlanId,
+        now: Timestamp,
+    ) -> Result<BuiltPlan, GraphError> {
         let repo = self.repo_path();
         let tasks: Vec<Task> = self
             .tasks
@@ -221,11 +224,7 @@ impl PlanFile {
             created_at: now,
         };
         let graph = TaskGraph::from_tasks(tasks)?;
-        Ok(BuiltPlan {
-            plan,
-            settings: self.settings,
-            graph,
-        })
+        Ok(BuiltPlan { plan, graph })
     }
 }
 

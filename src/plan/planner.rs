@@ -1,7 +1,7 @@
 //! The planner's questions and answers: what a planning session is asked (a goal, as
 //! instructions and a JSON schema of tasks with ids, prompts, dependencies, capabilities and
 //! the files they expect to touch) and how its structured answer becomes a plan: a
-//! [`PlanDraft`] checked like any plan file (duplicate ids, unknown dependencies, cycles,
+//! `PlanDraft` checked like any plan file (duplicate ids, unknown dependencies, cycles,
 //! prompt references) and against the capabilities the agents offer, before anything runs.
 //! Asking an OpenCode server: `crate::opencode::planner`.
 
@@ -53,28 +53,28 @@ pub enum AnswerError {
 /// The planner's answer, as the schema describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlannerAnswer {
-    pub tasks: Vec<PlannedTask>,
+pub(crate) struct PlannerAnswer {
+    pub(crate) tasks: Vec<PlannedTask>,
 }
 
 /// One task of the planner's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlannedTask {
-    pub id: String,
+pub(crate) struct PlannedTask {
+    pub(crate) id: String,
     #[serde(default)]
-    pub title: Option<String>,
-    pub prompt: String,
+    pub(crate) title: Option<String>,
+    pub(crate) prompt: String,
     #[serde(default)]
-    pub needs: Vec<String>,
+    pub(crate) needs: Vec<String>,
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
     #[serde(default)]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 /// The JSON schema of the answer. Capabilities are limited to those offered.
-pub fn schema(capabilities: &BTreeSet<String>) -> Value {
+pub(crate) fn schema(capabilities: &BTreeSet<String>) -> Value {
     let mut capabilities_list = json!({
         "type": "array",
         "items": { "type": "string", "enum": capabilities },
@@ -120,7 +120,7 @@ pub fn schema(capabilities: &BTreeSet<String>) -> Value {
 }
 
 /// The planner's instructions for `goal`.
-pub fn planner_prompt(goal: &str, capabilities: &BTreeSet<String>) -> String {
+pub(crate) fn planner_prompt(goal: &str, capabilities: &BTreeSet<String>) -> String {
     let offered = if capabilities.is_empty() {
         "none: leave every task's capabilities empty".to_string()
     } else {
@@ -153,7 +153,7 @@ pub fn planner_prompt(goal: &str, capabilities: &BTreeSet<String>) -> String {
 
 /// The plan in the planner's structured `answer`, checked like a plan file and against the
 /// capabilities offered.
-pub fn plan_from_answer(
+pub(crate) fn plan_from_answer(
     answer: &Value,
     request: &PlannerRequest<'_>,
 ) -> Result<(PlanFile, String), AnswerError> {
@@ -166,7 +166,7 @@ pub fn plan_from_answer(
         toml: draft.to_toml(origin).unwrap_or_default(),
         errors,
     };
-    let (plan, toml) = draft.into_plan_file(origin).map_err(invalid)?;
+    let (plan, toml) = draft.to_plan_file(origin).map_err(invalid)?;
     plan.validate_against(request.capabilities, &BTreeSet::new())
         .map_err(invalid)?;
     Ok((plan, toml))

@@ -170,8 +170,8 @@ fn the_invalid_plan_text_comes_with_the_errors() {
     let AnswerError::Invalid { errors, toml } = err else {
         panic!("{err}")
     };
-    let error = errors
-        .iter()
+    let error = (&errors)
+        .into_iter()
         .find(|error| error.message.contains("nowhere"))
         .unwrap();
     assert_eq!(error.path, Path::new("planner answer"));

@@ -12,7 +12,7 @@ use super::{PlanError, PlanErrors};
 
 /// The one-task plan for `prompt` given in `dir` at `now`, as plan-file text, and the path
 /// that names it in errors (`dir/(prompt)`).
-pub fn prompt_plan(
+pub(crate) fn prompt_plan(
     prompt: &str,
     dir: &Path,
     now: Timestamp,
@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn the_root_of_the_file_system_is_not_a_project() {
         let errors = prompt_plan("x", Path::new("/"), at()).unwrap_err();
-        let error = errors.iter().next().unwrap();
+        let error = (&errors).into_iter().next().unwrap();
         assert!(error.message.contains("not a project"), "{}", error.message);
         assert!(error.hint.as_deref().unwrap_or("").contains("cd into"));
     }

@@ -3,23 +3,23 @@
 //! prompt may talk about Handlebars or Jinja templates freely.
 
 /// The one result field a prompt can refer to: the task's final answer.
-pub const SUMMARY: &str = "summary";
+pub(crate) const SUMMARY: &str = "summary";
 
 /// One `{{tasks.<id>.<field>}}` in a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference<'a> {
+pub(crate) struct Reference<'a> {
     /// The whole reference, braces included, as written.
-    pub text: &'a str,
+    pub(crate) text: &'a str,
     /// Byte offset of `text` in the prompt.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// The referenced task's id (may itself contain dots: the field is after the last one).
-    pub task: &'a str,
+    pub(crate) task: &'a str,
     /// What of the task is wanted; only [`SUMMARY`] exists. Empty when no field was written.
-    pub field: &'a str,
+    pub(crate) field: &'a str,
 }
 
 /// Every reference in `prompt`, in order.
-pub fn references(prompt: &str) -> Vec<Reference<'_>> {
+pub(crate) fn references(prompt: &str) -> Vec<Reference<'_>> {
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(open) = prompt[from..].find("{{").map(|at| from + at) {
@@ -47,13 +47,13 @@ pub fn references(prompt: &str) -> Vec<Reference<'_>> {
 /// A prompt refers to a task whose summary is not there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the prompt uses the summary of task {task:?}, which has none yet")]
-pub struct MissingSummary {
-    pub task: String,
+pub(crate) struct MissingSummary {
+    pub(crate) task: String,
 }
 
 /// The prompt with every reference replaced by the summary `summary_of` gives for its task.
 /// Plan files are checked when loaded, so every reference names an upstream task and `summary`.
-pub fn render<'s>(
+pub(crate) fn render<'s>(
     prompt: &str,
     summary_of: impl Fn(&str) -> Option<&'s str>,
 ) -> Result<String, MissingSummary> {

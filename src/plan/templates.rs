@@ -12,43 +12,35 @@ use std::path::Path;
 
 use super::draft::{PlanDraft, TaskDraft};
 use super::error::did_you_mean;
-use super::{PlanErrors, PlanFile};
 
-/// One built-in template, for listing and help.
+/// One built-in template.
 #[derive(Debug, Clone, Copy)]
-pub struct Template {
-    pub name: &'static str,
-    pub about: &'static str,
-    /// Task ids, in order.
-    pub steps: &'static [&'static str],
+pub(crate) struct Template {
+    pub(crate) name: &'static str,
     /// The tasks for a goal.
     tasks: fn(&str) -> Vec<TaskDraft>,
 }
 
 /// Every built-in template.
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "feature",
-        about: "add a feature: analyze the code, implement, write tests, review",
-        steps: &["analyze", "implement", "test", "review"],
         tasks: feature,
     },
     Template {
         name: "bugfix",
-        about: "fix a bug: reproduce it with a failing test, fix the cause, verify",
-        steps: &["reproduce", "fix", "verify"],
         tasks: bugfix,
     },
 ];
 
 /// The names of the built-in templates.
-pub fn names() -> Vec<&'static str> {
+pub(crate) fn names() -> Vec<&'static str> {
     TEMPLATES.iter().map(|template| template.name).collect()
 }
 
 /// Why a template could not be made into a plan.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("no template named {name:?}; the templates are: {}{}", .known.join(", "), hint_text(.hint))]
     Unknown {
         name: String,
@@ -57,11 +49,6 @@ pub enum TemplateError {
     },
     #[error("the goal is empty\nhint: say what to do, e.g. \"Add pagination to /users\"")]
     EmptyGoal,
-    #[error("template {template:?} made an invalid plan:\n{errors}")]
-    Invalid {
-        template: &'static str,
-        errors: PlanErrors,
-    },
 }
 
 fn hint_text(hint: &Option<String>) -> String {
@@ -70,22 +57,14 @@ fn hint_text(hint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// The plan template `name` makes for `goal` in repository `repo` (absolute, or relative to the
-/// working directory). Its name is the template's name and a slug of the goal.
-pub fn template(name: &str, goal: &str, repo: &Path) -> Result<PlanFile, TemplateError> {
-    let (template, draft) = draft(name, goal, repo)?;
-    let origin = format!("template {:?}", template.name);
-    draft
-        .into_plan_file(Path::new(&origin))
-        .map(|(plan, _)| plan)
-        .map_err(|errors| TemplateError::Invalid {
-            template: template.name,
-            errors,
-        })
-}
-
-/// The draft behind [`template`], to show or save as a plan file.
-pub fn draft(name: &str, goal: &str, repo: &Path) -> Result<(Template, PlanDraft), TemplateError> {
+/// The plan draft template `name` makes for `goal` in repository `repo` (absolute, or relative
+/// to the working directory), to show or save as a plan file. Its name is the template's name
+/// and a slug of the goal.
+pub(crate) fn draft(
+    name: &str,
+    goal: &str,
+    repo: &Path,
+) -> Result<(Template, PlanDraft), TemplateError> {
     let template = TEMPLATES
         .iter()
         .find(|template| template.name == name)

@@ -101,16 +101,17 @@ fn settings_have_defaults() {
 #[test]
 fn a_plan_becomes_a_task_graph_with_its_dependencies() {
     let plan_id = PlanId::from_parts(1, 7);
-    let built = parse(PAGINATION).into_plan(plan_id, at()).unwrap();
+    let file = parse(PAGINATION);
+    assert_eq!(file.settings.conflicts, ConflictPolicy::Resolver);
+    assert_eq!(
+        file.settings.cleanup,
+        Some(crate::domain::task::CleanupPolicy::Keep)
+    );
+    let built = file.into_plan(plan_id, at()).unwrap();
     assert_eq!(built.plan.id, plan_id);
     assert_eq!(built.plan.name, "add-pagination");
     assert_eq!(built.plan.repo, Path::new("plans"));
     assert_eq!(built.plan.created_at, at());
-    assert_eq!(built.settings.conflicts, ConflictPolicy::Resolver);
-    assert_eq!(
-        built.settings.cleanup,
-        Some(crate::domain::task::CleanupPolicy::Keep)
-    );
     let graph = &built.graph;
     assert_eq!(graph.len(), 4);
     let ids: Vec<TaskId> = graph.tasks().map(|t| t.id).collect();
@@ -302,11 +303,7 @@ fn the_release_example_uses_every_feature() {
     let release = plan.tasks.iter().find(|t| t.id == "release").unwrap();
     assert_eq!(release.timeout, Some(SignedDuration::from_mins(90)));
     assert!(release.agent.is_some());
-    let built = plan.into_plan(PlanId::generate(), at()).unwrap();
-    let path = built
-        .graph
-        .critical_path(|task| task.timeout.map_or(0, |t| t.as_secs().unsigned_abs()));
-    assert_eq!(path.keys, ["audit", "fix-auth", "review", "release"]);
+    plan.into_plan(PlanId::generate(), at()).unwrap();
 }
 
 /// A random plan: task `i` may need any of the tasks before it, so it is always a DAG; the

@@ -10,7 +10,7 @@ use crate::domain::Agent;
 impl PlanFile {
     /// Checks the plan against what the agents offer, by name and capability: a capability no
     /// agent offers, a task pinned to an agent that does not exist.
-    pub fn validate_against(
+    pub(crate) fn validate_against(
         &self,
         capabilities_offered: &BTreeSet<String>,
         agent_names: &BTreeSet<String>,
@@ -58,7 +58,7 @@ impl PlanFile {
     /// [`validate_against`](Self::validate_against) with the configured agents themselves, which
     /// also finds the tasks no single agent can run: a pinned agent without a needed capability,
     /// or capabilities that are offered, but never all by one agent.
-    pub fn validate_against_agents(&self, agents: &[Agent]) -> Result<(), PlanErrors> {
+    pub(crate) fn validate_against_agents(&self, agents: &[Agent]) -> Result<(), PlanErrors> {
         let offered: BTreeSet<String> = agents
             .iter()
             .flat_map(|agent| agent.capabilities.iter().cloned())

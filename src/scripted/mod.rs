@@ -12,7 +12,8 @@
 //!         .turn(Turn::text("wrote it").usage(120, 5)),
 //! );
 //! let model = ScriptedModel::start(script).await?;
-//! // Start `opencode serve` with OPENCODE_CONFIG_CONTENT = model.opencode_config(), then
+//! // Start `opencode serve` with OPENCODE_CONFIG_CONTENT =
+//! // ocio::scripted::opencode_config(&model.base_url()), then
 //! // prompt with {"model": {"providerID": "scripted", "modelID": "scripted-coder"}, ...}.
 //! model.shutdown().await;
 //! # Ok(()) }
@@ -24,9 +25,8 @@
 //! `chat.completion`. `GET /v1/models` lists [`MODEL_ID`]. A malformed body gets a 400 with an
 //! OpenAI-style error.
 //! - A call without tools is one of OpenCode's side jobs ([`SideJob`]): it gets a short fixed
-//!   text (the script's `title`, [`DEFAULT_TITLE`] by default, for the title job) and never
-//!   touches the rules.
-//! - Otherwise the first rule whose [`Match`] holds for the last user message (and system
+//!   text (`DEFAULT_TITLE` for the title job) and never touches the rules.
+//! - Otherwise the first rule whose `Match` holds for the last user message (and system
 //!   prompt) gives the turns, else the script's `fallback`. The call's turn index N is the number
 //!   of assistant messages after the last user message: 0 answers the prompt, 1 answers after
 //!   the tool results of turn 0, and so on. Past the last turn (or with no rule and no
@@ -87,12 +87,11 @@ mod script_tests;
 #[cfg(test)]
 mod tests;
 
-pub use openai::{OTHER_SIDE_JOB_TEXT, SUMMARY_TEXT, SideJob};
+pub use openai::SideJob;
 pub use script::{
-    DEFAULT_TITLE, DONE_TEXT, Match, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptError, ToolCall,
-    Turn, Usage,
+    DONE_TEXT, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptError, ToolCall, Turn, Usage,
 };
-pub use server::{RequestRecord, ScriptedModel, ScriptedModelError, Served};
+pub use server::{RequestRecord, ScriptedModel, ScriptedModelError};
 
 use serde_json::{Value, json};
 

@@ -13,19 +13,19 @@ use super::script::{STRUCTURED_OUTPUT_TOOL, Turn, Usage};
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatRequest {
     #[serde(default)]
-    pub model: Option<String>,
-    pub messages: Vec<ChatMessage>,
+    pub(crate) model: Option<String>,
+    pub(crate) messages: Vec<ChatMessage>,
     #[serde(default)]
-    pub tools: Option<Vec<Value>>,
+    pub(crate) tools: Option<Vec<Value>>,
     #[serde(default)]
-    pub stream: Option<bool>,
+    pub(crate) stream: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatMessage {
-    pub role: String,
+    pub(crate) role: String,
     #[serde(default)]
-    pub content: Option<Value>,
+    pub(crate) content: Option<Value>,
 }
 
 /// A model call OpenCode makes for itself rather than for the conversation: recognised by
@@ -43,24 +43,24 @@ pub enum SideJob {
 }
 
 /// Text answered to the summary side job.
-pub const SUMMARY_TEXT: &str = "## Summary\nScripted conversation; nothing to carry over.";
+pub(crate) const SUMMARY_TEXT: &str = "## Summary\nScripted conversation; nothing to carry over.";
 /// Text answered to an unrecognised side job.
-pub const OTHER_SIDE_JOB_TEXT: &str = "ok";
+pub(crate) const OTHER_SIDE_JOB_TEXT: &str = "ok";
 
 /// What the scripted model needs to know about one call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CallView {
-    pub last_user_text: Option<String>,
-    pub system_text: String,
+    pub(crate) last_user_text: Option<String>,
+    pub(crate) system_text: String,
     /// Assistant messages after the last user message: which turn of the rule this call is.
-    pub turn_index: usize,
-    pub tools: Vec<String>,
-    pub stream: bool,
-    pub model: String,
+    pub(crate) turn_index: usize,
+    pub(crate) tools: Vec<String>,
+    pub(crate) stream: bool,
+    pub(crate) model: String,
 }
 
 impl ChatRequest {
-    pub fn view(&self, default_model: &str) -> CallView {
+    pub(crate) fn view(&self, default_model: &str) -> CallView {
         let last_user = self.messages.iter().rposition(|m| m.role == "user");
         let after_user = last_user.map_or(0, |i| i + 1);
         let turn_index = self
@@ -100,7 +100,7 @@ impl ChatRequest {
 }
 
 impl CallView {
-    pub fn side_job(&self) -> Option<SideJob> {
+    pub(crate) fn side_job(&self) -> Option<SideJob> {
         if !self.tools.is_empty() {
             return None;
         }
@@ -131,14 +131,14 @@ fn content_text(content: Option<&Value>) -> String {
 /// One assistant reply, ready to write.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Reply {
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
     /// `(id, name, arguments as JSON text)`.
-    pub tool_calls: Vec<(String, String, String)>,
-    pub usage: Option<Usage>,
+    pub(crate) tool_calls: Vec<(String, String, String)>,
+    pub(crate) usage: Option<Usage>,
 }
 
 impl Reply {
-    pub fn text(text: &str) -> Self {
+    pub(crate) fn text(text: &str) -> Self {
         Self {
             content: Some(text.to_owned()),
             tool_calls: Vec::new(),
@@ -148,7 +148,7 @@ impl Reply {
 
     /// The reply a turn gives; tool call ids are `call_{call_seq}_{i}`. A structured answer
     /// becomes a `StructuredOutput` call when the request offered that tool, else JSON text.
-    pub fn from_turn(turn: &Turn, offered: &[String], call_seq: u64) -> Self {
+    pub(crate) fn from_turn(turn: &Turn, offered: &[String], call_seq: u64) -> Self {
         let mut content = turn.text.clone();
         let mut calls: Vec<(String, String)> = turn
             .tool_calls
@@ -195,7 +195,7 @@ impl Reply {
 
     /// The whole reply as server-sent events: a role chunk, the text, one chunk per tool call,
     /// a final chunk with `finish_reason` (and `usage`), then `[DONE]`.
-    pub fn stream_events(&self, id: &str, model: &str) -> Vec<Bytes> {
+    pub(crate) fn stream_events(&self, id: &str, model: &str) -> Vec<Bytes> {
         let mut events = vec![self.role_event(id, model)];
         if let Some(text) = self.content.as_deref().filter(|t| !t.is_empty()) {
             events.push(event(&chunk(id, model, json!({ "content": text }), None)));
@@ -219,7 +219,7 @@ impl Reply {
 
     /// The first part of the reply only: the role chunk, then half the text (or the first tool
     /// call with half its arguments).
-    pub fn broken_stream_events(&self, id: &str, model: &str) -> Vec<Bytes> {
+    pub(crate) fn broken_stream_events(&self, id: &str, model: &str) -> Vec<Bytes> {
         let mut events = vec![self.role_event(id, model)];
         if let Some(text) = self.content.as_deref().filter(|t| !t.is_empty()) {
             events.push(event(&chunk(
@@ -240,7 +240,7 @@ impl Reply {
     }
 
     /// The reply as one `chat.completion` object (for `stream: false`).
-    pub fn completion(&self, id: &str, model: &str) -> Value {
+    pub(crate) fn completion(&self, id: &str, model: &str) -> Value {
         let mut message = json!({ "role": "assistant", "content": self.content });
         if !self.tool_calls.is_empty() {
             message["tool_calls"] = self

@@ -1,8 +1,6 @@
 //! The script: which reply the scripted model gives to which call. Rules match a conversation's
 //! last user message (or its system prompt); the N-th call of a conversation gets the rule's N-th
-//! turn. Plain data, deserializable from TOML or JSON, with builders for tests.
-
-use std::path::{Path, PathBuf};
+//! turn. Plain data, with builders.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,8 +9,8 @@ use serde_json::{Value, json};
 /// rule and no fallback apply): a plain `stop`, so OpenCode ends the prompt.
 pub const DONE_TEXT: &str = "done";
 
-/// Title given to OpenCode's title side job unless the script sets `title`.
-pub const DEFAULT_TITLE: &str = "Scripted session";
+/// The title given to OpenCode's title side job.
+pub(crate) const DEFAULT_TITLE: &str = "Scripted session";
 
 /// Name of the tool OpenCode adds when a prompt asks for structured output.
 pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
@@ -23,14 +21,11 @@ pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
 pub struct Script {
     /// Tried in order; the first whose `when` matches wins.
     #[serde(default)]
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     /// Turns for conversations no rule matches. `None` behaves like an empty list: every such
     /// call gets the plain [`DONE_TEXT`] reply.
     #[serde(default)]
-    pub fallback: Option<Vec<Turn>>,
-    /// Title answered to OpenCode's title side job ([`DEFAULT_TITLE`] when absent).
-    #[serde(default)]
-    pub title: Option<String>,
+    pub(crate) fallback: Option<Vec<Turn>>,
 }
 
 /// One rule: when it applies and the replies it gives, one per model call.
@@ -39,22 +34,22 @@ pub struct Script {
 pub struct Rule {
     /// A label shown in the request log.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub when: Match,
+    pub(crate) when: Match,
     /// Turn N answers the N-th call of the conversation (N counted from 0).
     #[serde(default)]
-    pub turns: Vec<Turn>,
+    pub(crate) turns: Vec<Turn>,
 }
 
 /// Conditions on a call, all of which must hold. Case-sensitive substrings; empty means "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Match {
+pub(crate) struct Match {
     /// Substring of the text of the last `user` message.
-    pub contains: String,
+    pub(crate) contains: String,
     /// Substring of the system prompt (all `system` messages joined).
-    pub system_contains: String,
+    pub(crate) system_contains: String,
 }
 
 /// One model reply and how it is delivered.
@@ -100,59 +95,35 @@ pub struct Turn {
 #[serde(deny_unknown_fields)]
 pub struct ToolCall {
     /// The tool's name as OpenCode offers it (`write`, `bash`, ...).
-    pub name: String,
+    pub(crate) name: String,
     /// The arguments object (sent as JSON text). Absent means `{}`.
     #[serde(default)]
-    pub arguments: Value,
+    pub(crate) arguments: Value,
 }
 
 /// Token counts reported for one reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
 }
 
-/// Why a script could not be loaded.
+/// Why a script was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    #[error("cannot read script {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("bad TOML script{}: {source}", at(.path))]
-    Toml {
-        path: Option<PathBuf>,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("bad JSON script{}: {source}", at(.path))]
-    Json {
-        path: Option<PathBuf>,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("invalid script: {0}")]
     Invalid(String),
-}
-
-fn at(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map(|p| format!(" {}", p.display()))
-        .unwrap_or_default()
 }
 
 /// What the script says to answer to one (non side-job) call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Selection {
     /// Index of the rule that matched, `None` for the fallback.
-    pub rule: Option<usize>,
-    pub turn: Turn,
+    pub(crate) rule: Option<usize>,
+    pub(crate) turn: Turn,
     /// The conversation ran past the last turn: `turn` is the plain [`DONE_TEXT`] reply.
-    pub past_end: bool,
+    pub(crate) past_end: bool,
 }
 
 impl Script {
@@ -167,64 +138,14 @@ impl Script {
     }
 
     /// Sets the turns for calls no rule matches.
-    pub fn fallback(mut self, turns: impl IntoIterator<Item = Turn>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn fallback(mut self, turns: impl IntoIterator<Item = Turn>) -> Self {
         self.fallback = Some(turns.into_iter().collect());
         self
     }
 
-    /// Sets the title answered to OpenCode's title side job.
-    pub fn title(mut self, title: impl Into<String>) -> Self {
-        self.title = Some(title.into());
-        self
-    }
-
-    /// Parses and checks a TOML script.
-    pub fn from_toml_str(text: &str) -> Result<Self, ScriptError> {
-        let script: Self =
-            toml::from_str(text).map_err(|source| ScriptError::Toml { path: None, source })?;
-        script.validate()?;
-        Ok(script)
-    }
-
-    /// Parses and checks a JSON script.
-    pub fn from_json_str(text: &str) -> Result<Self, ScriptError> {
-        let script: Self = serde_json::from_str(text)
-            .map_err(|source| ScriptError::Json { path: None, source })?;
-        script.validate()?;
-        Ok(script)
-    }
-
-    /// Reads a script file: JSON if the name ends in `.json`, TOML otherwise.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let with_path = |e: ScriptError| match e {
-            ScriptError::Toml { source, .. } => ScriptError::Toml {
-                path: Some(path.to_owned()),
-                source,
-            },
-            ScriptError::Json { source, .. } => ScriptError::Json {
-                path: Some(path.to_owned()),
-                source,
-            },
-            ScriptError::Invalid(msg) => ScriptError::Invalid(format!("{}: {msg}", path.display())),
-            other => other,
-        };
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        {
-            Self::from_json_str(&text).map_err(with_path)
-        } else {
-            Self::from_toml_str(&text).map_err(with_path)
-        }
-    }
-
     /// Checks what serde cannot: failure statuses must be HTTP error codes.
-    pub fn validate(&self) -> Result<(), ScriptError> {
+    pub(crate) fn validate(&self) -> Result<(), ScriptError> {
         let rule_turns = self.rules.iter().enumerate().flat_map(|(r, rule)| {
             let name = rule.name.clone().unwrap_or_else(|| format!("rule {r}"));
             rule.turns
@@ -248,11 +169,6 @@ impl Script {
             }
         }
         Ok(())
-    }
-
-    /// The title answered to OpenCode's title side job.
-    pub fn title_text(&self) -> &str {
-        self.title.as_deref().unwrap_or(DEFAULT_TITLE)
     }
 
     /// Picks the turn for the `turn_index`-th call of a conversation whose last user message is
@@ -279,7 +195,7 @@ impl Script {
 }
 
 impl Match {
-    pub fn matches(&self, user: &str, system: &str) -> bool {
+    pub(crate) fn matches(&self, user: &str, system: &str) -> bool {
         user.contains(&self.contains) && system.contains(&self.system_contains)
     }
 }
@@ -296,25 +212,16 @@ impl Rule {
         }
     }
 
-    /// A rule for conversations whose system prompt contains `text`.
-    pub fn when_system(text: impl Into<String>) -> Self {
-        Self {
-            when: Match {
-                contains: String::new(),
-                system_contains: text.into(),
-            },
-            ..Self::default()
-        }
-    }
-
     /// Also requires the system prompt to contain `text`.
-    pub fn and_system(mut self, text: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn and_system(mut self, text: impl Into<String>) -> Self {
         self.when.system_contains = text.into();
         self
     }
 
     /// Names the rule in the request log.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -392,7 +299,7 @@ impl Turn {
     }
 
     /// Adds another tool call to this reply.
-    pub fn and_tool(mut self, name: impl Into<String>, arguments: Value) -> Self {
+    pub(crate) fn and_tool(mut self, name: impl Into<String>, arguments: Value) -> Self {
         self.tool_calls.push(ToolCall {
             name: name.into(),
             arguments,
@@ -401,7 +308,8 @@ impl Turn {
     }
 
     /// Sets the assistant text that goes with tool calls or a structured answer.
-    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self
     }
@@ -441,7 +349,8 @@ impl Turn {
     }
 
     /// Cuts the connection part-way through the reply.
-    pub fn broken(mut self) -> Self {
+    #[cfg(test)]
+    pub(crate) fn broken(mut self) -> Self {
         self.broken = true;
         self
     }

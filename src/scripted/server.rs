@@ -22,12 +22,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::MODEL_ID;
 use super::openai::{
     CallView, ChatRequest, OTHER_SIDE_JOB_TEXT, Reply, SUMMARY_TEXT, SideJob, error_body,
     model_list,
 };
-use super::script::{Script, ScriptError};
-use super::{MODEL_ID, opencode_config};
+use super::script::{DEFAULT_TITLE, Script, ScriptError};
 
 /// How long `shutdown` waits for open connections to finish before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -51,7 +51,7 @@ pub enum ScriptedModelError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RequestRecord {
     /// Arrival order, from 0.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// OpenCode's `x-session-id` header (the session that made the call), if sent.
     pub session_id: Option<String>,
     /// Text of the last `user` message.
@@ -59,22 +59,22 @@ pub struct RequestRecord {
     /// Set for OpenCode's own calls (title, summary); these never use the script's rules.
     pub side_job: Option<SideJob>,
     /// Index of the rule that matched (`None`: fallback, or a side job).
-    pub rule: Option<usize>,
-    pub rule_name: Option<String>,
+    pub(crate) rule: Option<usize>,
+    pub(crate) rule_name: Option<String>,
     /// Which turn of the rule answered: assistant messages after the last user message.
     pub turn: usize,
     /// The conversation ran past the rule's last turn and got the plain `done` reply.
-    pub past_end: bool,
+    pub(crate) past_end: bool,
     /// Names of the tools the call offered.
     pub tools: Vec<String>,
-    pub stream: bool,
-    pub served: Served,
+    pub(crate) stream: bool,
+    pub(crate) served: Served,
 }
 
 /// How a call was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Served {
+pub(crate) enum Served {
     Reply,
     Failed { status: u16 },
     Hung,
@@ -148,22 +148,9 @@ impl ScriptedModel {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://127.0.0.1:PORT/v1`, the provider's `baseURL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
-    }
-
-    /// The `OPENCODE_CONFIG_CONTENT` JSON pointing OpenCode at this server.
-    pub fn opencode_config(&self) -> serde_json::Value {
-        opencode_config(&self.base_url())
-    }
-
-    pub fn script(&self) -> &Script {
-        &self.shared.script
     }
 
     /// Every call received so far, in arrival order.
@@ -172,7 +159,12 @@ impl ScriptedModel {
     }
 
     /// The log once it holds at least `count` calls, or as it is when `timeout` runs out.
-    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RequestRecord> {
+    #[cfg(test)]
+    pub(crate) async fn wait_for_requests(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<RequestRecord> {
         let mut logged = self.shared.logged.subscribe();
         let _ = tokio::time::timeout(timeout, logged.wait_for(|n| *n >= count)).await;
         self.requests()
@@ -277,7 +269,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
     if let Some(job) = record.side_job {
         let text = match job {
-            SideJob::Title => shared.script.title_text(),
+            SideJob::Title => DEFAULT_TITLE,
             SideJob::Summary => SUMMARY_TEXT,
             SideJob::Other => OTHER_SIDE_JOB_TEXT,
         };

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::openai::SUMMARY_TEXT;
+use super::script::DEFAULT_TITLE;
+use super::server::Served;
 use super::{
-    DEFAULT_TITLE, DONE_TEXT, MODEL_ID, Rule, STRUCTURED_OUTPUT_TOOL, SUMMARY_TEXT, Script,
-    ScriptedModel, Served, SideJob, Turn,
+    DONE_TEXT, MODEL_ID, Rule, STRUCTURED_OUTPUT_TOOL, Script, ScriptedModel, SideJob, Turn,
 };
 
 const CODING_TOOLS: &[&str] = &["bash", "edit", "read", "write"];

@@ -6,7 +6,7 @@ mod migrate;
 mod open;
 pub mod query;
 mod seal;
-pub mod tables;
+pub(crate) mod tables;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,8 @@ use crate::domain::{
     Session, SessionStatus, Task, TaskContext,
 };
 
-pub use open::{OpenInfo, Snapshot};
+pub use open::OpenInfo;
+pub(crate) use open::Snapshot;
 use writer::{Request, Writer};
 
 /// How the store runs.
@@ -42,7 +43,7 @@ pub struct StoreOptions {
 /// Default for [`StoreOptions::cache_bytes`]: the pages every commit touches (the tables'
 /// upper levels and newest entries) stay in memory; older ones are read from the file (the
 /// OS's page cache) when asked for.
-pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -203,7 +204,7 @@ impl Batch {
         self
     }
 
-    pub fn put_agent(&mut self, agent: &Agent) -> &mut Self {
+    pub(crate) fn put_agent(&mut self, agent: &Agent) -> &mut Self {
         self.ops.push(Op::PutAgent {
             name: agent.name.to_string(),
             json: encode(agent),
@@ -211,14 +212,14 @@ impl Batch {
         self
     }
 
-    pub fn remove_agent(&mut self, name: &AgentName) -> &mut Self {
+    pub(crate) fn remove_agent(&mut self, name: &AgentName) -> &mut Self {
         self.ops.push(Op::RemoveAgent {
             name: name.to_string(),
         });
         self
     }
 
-    pub fn put_checkpoint(&mut self, checkpoint: &Checkpoint) -> &mut Self {
+    pub(crate) fn put_checkpoint(&mut self, checkpoint: &Checkpoint) -> &mut Self {
         self.ops.push(Op::PutCheckpoint {
             session: checkpoint.session.as_u128(),
             seq: checkpoint.seq,
@@ -227,7 +228,7 @@ impl Batch {
         self
     }
 
-    pub fn put_lease(&mut self, lease: &Lease) -> &mut Self {
+    pub(crate) fn put_lease(&mut self, lease: &Lease) -> &mut Self {
         self.ops.push(Op::PutLease {
             resource: lease.resource.clone(),
             json: encode(lease),
@@ -235,7 +236,7 @@ impl Batch {
         self
     }
 
-    pub fn remove_lease(&mut self, resource: &str) -> &mut Self {
+    pub(crate) fn remove_lease(&mut self, resource: &str) -> &mut Self {
         self.ops.push(Op::RemoveLease {
             resource: resource.to_string(),
         });
@@ -243,13 +244,13 @@ impl Batch {
     }
 
     /// A small engine setting kept across restarts (e.g. whether dispatching is paused).
-    pub fn put_meta(&mut self, key: &'static str, value: u64) -> &mut Self {
+    pub(crate) fn put_meta(&mut self, key: &'static str, value: u64) -> &mut Self {
         self.ops.push(Op::PutMeta { key, value });
         self
     }
 
     /// How a plan uses its repository.
-    pub fn put_plan_work(&mut self, work: &PlanWork) -> &mut Self {
+    pub(crate) fn put_plan_work(&mut self, work: &PlanWork) -> &mut Self {
         self.ops.push(Op::PutPlanWork {
             id: work.plan.as_u128(),
             json: encode(work),
@@ -258,7 +259,7 @@ impl Batch {
     }
 
     /// What a task left for the tasks after it, and where its merge stands.
-    pub fn put_context(&mut self, context: &TaskContext) -> &mut Self {
+    pub(crate) fn put_context(&mut self, context: &TaskContext) -> &mut Self {
         self.ops.push(Op::PutContext {
             id: context.task.as_u128(),
             plan: context.plan.as_u128(),
@@ -334,13 +335,13 @@ impl Store {
 
     /// Reads the database without writing it or locking it: a verified private copy of its
     /// latest commit (see [`Snapshot`]), so a running or starting engine is never in the way.
-    pub fn open_read_only(path: &Path) -> Result<Snapshot, StoreError> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Snapshot, StoreError> {
         Snapshot::of(path)
     }
 }
 
 impl StoreHandle {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.info.path
     }
 
@@ -350,7 +351,7 @@ impl StoreHandle {
     }
 
     /// Commits the batch durably; returns once the commit is on disk.
-    pub async fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
+    pub(crate) async fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Write(batch, reply))
@@ -359,7 +360,7 @@ impl StoreHandle {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Self::commit`] for callers outside an async runtime.
+    /// `Self::commit` for callers outside an async runtime.
     pub fn commit_blocking(&self, batch: Batch) -> Result<Receipt, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests

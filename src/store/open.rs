@@ -21,11 +21,11 @@ use super::{StoreError, StoreOptions, migrate, query, seal};
 /// What opening found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenInfo {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The file was created by this open.
-    pub created: bool,
+    pub(crate) created: bool,
     /// The schema version the file had, when it was migrated.
-    pub migrated_from: Option<u64>,
+    pub(crate) migrated_from: Option<u64>,
     /// The previous process did not close the database (crash or kill); redb rebuilt its
     /// allocator state from the last durable commit.
     pub recovered: bool,
@@ -138,7 +138,7 @@ fn create_fresh(path: &Path) -> Result<bool, StoreError> {
 /// a file left by a crash recovered and an older schema migrated in the copy only. Reading the
 /// file this way never writes it and holds no lock on it, so an engine starting meanwhile is
 /// never turned away.
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     db: Database,
     path: PathBuf,
 }
@@ -167,12 +167,8 @@ impl Snapshot {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `read` on the copy, turning a failure inside redb into a clear refusal.
-    pub fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         read: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -467,10 +463,10 @@ mod quiet_panics {
     use std::sync::Once;
 
     thread_local! {
-        pub static QUIET: Cell<bool> = const { Cell::new(false) };
+        pub(crate) static QUIET: Cell<bool> = const { Cell::new(false) };
     }
 
-    pub fn install() {
+    pub(crate) fn install() {
         static INSTALL: Once = Once::new();
         INSTALL.call_once(|| {
             let previous = std::panic::take_hook();

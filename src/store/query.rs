@@ -51,7 +51,7 @@ fn all<K: Key + 'static, T: DeserializeOwned>(
 }
 
 /// The schema version record; None when the file has none (not an ocio database).
-pub fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
+pub(crate) fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -64,7 +64,7 @@ pub fn schema_version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> 
 }
 
 /// A setting kept in the meta table (see `Batch::put_meta`).
-pub fn meta(txn: &ReadTransaction, key: &str) -> Result<Option<u64>, StoreError> {
+pub(crate) fn meta(txn: &ReadTransaction, key: &str) -> Result<Option<u64>, StoreError> {
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -76,7 +76,7 @@ pub fn meta(txn: &ReadTransaction, key: &str) -> Result<Option<u64>, StoreError>
         .map(|v| v.value()))
 }
 
-pub fn session(txn: &ReadTransaction, id: SessionId) -> Result<Option<Session>, StoreError> {
+pub(crate) fn session(txn: &ReadTransaction, id: SessionId) -> Result<Option<Session>, StoreError> {
     get(txn, SESSIONS, "session", id.as_u128())
 }
 
@@ -86,7 +86,7 @@ pub fn sessions(txn: &ReadTransaction) -> Result<Vec<Session>, StoreError> {
 }
 
 /// The newest `n` sessions (any status), newest first: ids are time-ordered.
-pub fn newest_sessions(txn: &ReadTransaction, n: usize) -> Result<Vec<Session>, StoreError> {
+pub(crate) fn newest_sessions(txn: &ReadTransaction, n: usize) -> Result<Vec<Session>, StoreError> {
     let table = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
     let mut found = Vec::new();
     for entry in table.iter().map_err(StoreError::storage)?.rev().take(n) {
@@ -97,7 +97,7 @@ pub fn newest_sessions(txn: &ReadTransaction, n: usize) -> Result<Vec<Session>, 
 }
 
 /// The sessions in one status, oldest first, found through the status index.
-pub fn sessions_in(
+pub(crate) fn sessions_in(
     txn: &ReadTransaction,
     status: SessionStatus,
 ) -> Result<Vec<Session>, StoreError> {
@@ -121,7 +121,9 @@ pub fn sessions_in(
 }
 
 /// How many sessions are in each status (statuses with none are left out).
-pub fn session_counts(txn: &ReadTransaction) -> Result<BTreeMap<SessionStatus, u64>, StoreError> {
+pub(crate) fn session_counts(
+    txn: &ReadTransaction,
+) -> Result<BTreeMap<SessionStatus, u64>, StoreError> {
     let index = txn
         .open_table(SESSION_STATUS)
         .map_err(StoreError::storage)?;
@@ -147,7 +149,7 @@ pub fn tasks(txn: &ReadTransaction) -> Result<Vec<Task>, StoreError> {
     all(txn, TASKS, "task")
 }
 
-pub fn task_counts(txn: &ReadTransaction) -> Result<BTreeMap<TaskStatus, u64>, StoreError> {
+pub(crate) fn task_counts(txn: &ReadTransaction) -> Result<BTreeMap<TaskStatus, u64>, StoreError> {
     #[derive(serde::Deserialize)]
     struct StatusOnly {
         status: TaskStatus,
@@ -159,7 +161,7 @@ pub fn task_counts(txn: &ReadTransaction) -> Result<BTreeMap<TaskStatus, u64>, S
     Ok(counts)
 }
 
-pub fn plan(txn: &ReadTransaction, id: PlanId) -> Result<Option<Plan>, StoreError> {
+pub(crate) fn plan(txn: &ReadTransaction, id: PlanId) -> Result<Option<Plan>, StoreError> {
     get(txn, PLANS, "plan", id.as_u128())
 }
 
@@ -169,7 +171,7 @@ pub fn plans(txn: &ReadTransaction) -> Result<Vec<Plan>, StoreError> {
 
 /// The plans with work to come (a task pending, ready or running), oldest first, found
 /// through the open tasks index: nothing of a finished plan is read.
-pub fn open_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
+pub(crate) fn open_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
     let index = txn
         .open_table(PLAN_OPEN_TASKS)
         .map_err(StoreError::storage)?;
@@ -193,7 +195,7 @@ pub fn open_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
 
 /// The plans with a task whose merge conflicted (parked for the operator, or about to run
 /// again), oldest first, found through the conflicts index.
-pub fn conflict_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
+pub(crate) fn conflict_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
     let index = txn
         .open_table(PLAN_CONFLICTS)
         .map_err(StoreError::storage)?;
@@ -210,7 +212,10 @@ pub fn conflict_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> 
 
 /// The newest `n` plans with no work to come, newest first (ids are time-ordered); their
 /// records are not decoded.
-pub fn newest_finished_plans(txn: &ReadTransaction, n: usize) -> Result<Vec<PlanId>, StoreError> {
+pub(crate) fn newest_finished_plans(
+    txn: &ReadTransaction,
+    n: usize,
+) -> Result<Vec<PlanId>, StoreError> {
     let plans = txn.open_table(PLANS).map_err(StoreError::storage)?;
     let index = txn
         .open_table(PLAN_OPEN_TASKS)
@@ -236,15 +241,18 @@ pub fn newest_finished_plans(txn: &ReadTransaction, n: usize) -> Result<Vec<Plan
 /// A plan with what is kept beside it: its tasks in the plan's order, how it uses its
 /// repository and what its tasks left.
 #[derive(Debug, Clone)]
-pub struct PlanRecord {
-    pub plan: Plan,
-    pub tasks: Vec<Task>,
-    pub work: Option<PlanWork>,
-    pub contexts: Vec<TaskContext>,
+pub(crate) struct PlanRecord {
+    pub(crate) plan: Plan,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) work: Option<PlanWork>,
+    pub(crate) contexts: Vec<TaskContext>,
 }
 
 /// One plan and what is kept beside it, read by key (no other plan's records are read).
-pub fn plan_record(txn: &ReadTransaction, id: PlanId) -> Result<Option<PlanRecord>, StoreError> {
+pub(crate) fn plan_record(
+    txn: &ReadTransaction,
+    id: PlanId,
+) -> Result<Option<PlanRecord>, StoreError> {
     let Some(plan) = plan(txn, id)? else {
         return Ok(None);
     };
@@ -270,7 +278,9 @@ pub fn agents(txn: &ReadTransaction) -> Result<Vec<Agent>, StoreError> {
     all(txn, AGENTS, "agent")
 }
 
-pub fn agent_counts(txn: &ReadTransaction) -> Result<BTreeMap<AgentStatus, u64>, StoreError> {
+pub(crate) fn agent_counts(
+    txn: &ReadTransaction,
+) -> Result<BTreeMap<AgentStatus, u64>, StoreError> {
     let mut counts = BTreeMap::new();
     for agent in agents(txn)? {
         *counts.entry(agent.status).or_insert(0) += 1;
@@ -324,23 +334,29 @@ fn get_additive<T: DeserializeOwned>(
 }
 
 /// How every plan uses its repository.
-pub fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreError> {
+pub(crate) fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreError> {
     all_additive(txn, PLAN_WORK, "plan work")
 }
 
 /// What every finished task left for the tasks after it.
-pub fn contexts(txn: &ReadTransaction) -> Result<Vec<TaskContext>, StoreError> {
+pub(crate) fn contexts(txn: &ReadTransaction) -> Result<Vec<TaskContext>, StoreError> {
     all_additive(txn, TASK_CONTEXT, "task context")
 }
 
 /// What one task left for the tasks after it.
-pub fn context(txn: &ReadTransaction, task: TaskId) -> Result<Option<TaskContext>, StoreError> {
+pub(crate) fn context(
+    txn: &ReadTransaction,
+    task: TaskId,
+) -> Result<Option<TaskContext>, StoreError> {
     get_additive(txn, TASK_CONTEXT, "task context", task.as_u128())
 }
 
 /// What the tasks of one plan left, in task id order (read by key: no other plan's records
 /// are read).
-pub fn contexts_of(txn: &ReadTransaction, plan: PlanId) -> Result<Vec<TaskContext>, StoreError> {
+pub(crate) fn contexts_of(
+    txn: &ReadTransaction,
+    plan: PlanId,
+) -> Result<Vec<TaskContext>, StoreError> {
     let Some(plan) = self::plan(txn, plan)? else {
         return Ok(Vec::new());
     };
@@ -382,7 +398,7 @@ pub fn events_after(
 }
 
 /// The newest `limit` control log entries with a sequence number above `after`, in order.
-pub fn events_newest(
+pub(crate) fn events_newest(
     txn: &ReadTransaction,
     after: u64,
     limit: usize,
@@ -428,7 +444,9 @@ pub fn last_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
 
 /// Decodes every record of every table; returns how many each table holds. The first record
 /// that does not decode is the error.
-pub fn verify_records(txn: &ReadTransaction) -> Result<Vec<(&'static str, usize)>, StoreError> {
+pub(crate) fn verify_records(
+    txn: &ReadTransaction,
+) -> Result<Vec<(&'static str, usize)>, StoreError> {
     let mut counts = vec![
         ("sessions", sessions(txn)?.len()),
         ("tasks", tasks(txn)?.len()),

@@ -27,7 +27,7 @@ pub(super) struct Digest {
 
 impl Digest {
     /// The digest of bytes already in memory.
-    pub fn of_bytes(bytes: &[u8]) -> Self {
+    pub(crate) fn of_bytes(bytes: &[u8]) -> Self {
         Self {
             len: bytes.len() as u64,
             xxh3: xxhash_rust::xxh3::xxh3_128(bytes),
@@ -35,7 +35,7 @@ impl Digest {
     }
 
     /// The digest of a file, read in chunks (no copy of it is kept).
-    pub fn of_file(path: &Path) -> std::io::Result<Self> {
+    pub(crate) fn of_file(path: &Path) -> std::io::Result<Self> {
         let mut file = std::fs::File::open(path)?;
         let mut hasher = Xxh3::new();
         let mut buffer = vec![0u8; 1 << 20];

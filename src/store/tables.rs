@@ -11,56 +11,58 @@ use redb::TableDefinition;
 /// Tables added later without a version bump are additive: created at open and by the first
 /// write, read as empty where a file does not have them yet, and ignored by builds that do
 /// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`]).
-pub const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// Key of the schema version record in [`META`].
-pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// Small numeric records about the database itself.
-pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Session id -> JSON `Session`.
-pub const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions-v1");
+pub(crate) const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions-v1");
 
 /// (status name, session id) -> (): which sessions are in which state, without decoding them.
-pub const SESSION_STATUS: TableDefinition<(&str, u128), ()> =
+pub(crate) const SESSION_STATUS: TableDefinition<(&str, u128), ()> =
     TableDefinition::new("session-status-v2");
 
 /// Task id -> JSON `Task`.
-pub const TASKS: TableDefinition<u128, &[u8]> = TableDefinition::new("tasks-v1");
+pub(crate) const TASKS: TableDefinition<u128, &[u8]> = TableDefinition::new("tasks-v1");
 
 /// (plan id, task id) -> (): the tasks with work to come (pending, ready or running), kept by
 /// every task write. A plan with none here is finished, so start-up finds the plans with work
 /// to come without decoding the tasks of finished ones.
-pub const PLAN_OPEN_TASKS: TableDefinition<(u128, u128), ()> =
+pub(crate) const PLAN_OPEN_TASKS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("plan-open-tasks-v3");
 
 /// (plan id, task id) -> (): the tasks whose stored context says their merge conflicted (kept
 /// by every context write), so start-up loads the plans whose conflicts wait for the operator
 /// without decoding every context.
-pub const PLAN_CONFLICTS: TableDefinition<(u128, u128), ()> =
+pub(crate) const PLAN_CONFLICTS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("plan-conflicts-v3");
 
 /// Plan id -> JSON `Plan`.
-pub const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans-v1");
+pub(crate) const PLANS: TableDefinition<u128, &[u8]> = TableDefinition::new("plans-v1");
 
 /// Agent name -> JSON `Agent`.
-pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents-v1");
+pub(crate) const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents-v1");
 
 /// (session id, sequence) -> JSON `Checkpoint`.
-pub const CHECKPOINTS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("checkpoints-v1");
+pub(crate) const CHECKPOINTS: TableDefinition<(u128, u64), &[u8]> =
+    TableDefinition::new("checkpoints-v1");
 
 /// Resource name -> JSON `Lease`.
-pub const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases-v1");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases-v1");
 
 /// Sequence number -> JSON `DomainEvent`: the append-only control log, every transition in
 /// order. Sequence numbers start at 1 and have no gaps.
-pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-v1");
+pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-v1");
 
 /// Plan id -> JSON `PlanWork`: how the plan uses its repository (worktrees, shared checkout,
 /// no git). Additive (no schema bump).
-pub const PLAN_WORK: TableDefinition<u128, &[u8]> = TableDefinition::new("plan-work-v1");
+pub(crate) const PLAN_WORK: TableDefinition<u128, &[u8]> = TableDefinition::new("plan-work-v1");
 
 /// Task id -> JSON `TaskContext`: what a finished task left for the tasks after it (answer,
 /// changed files, published values) and where its merge stands. Additive (no schema bump).
-pub const TASK_CONTEXT: TableDefinition<u128, &[u8]> = TableDefinition::new("task-context-v1");
+pub(crate) const TASK_CONTEXT: TableDefinition<u128, &[u8]> =
+    TableDefinition::new("task-context-v1");

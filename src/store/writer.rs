@@ -22,16 +22,16 @@ pub(super) enum Request {
 }
 
 pub(super) struct Writer {
-    pub db: Database,
-    pub path: PathBuf,
-    pub next_seq: u64,
-    pub max_batch: usize,
+    pub(crate) db: Database,
+    pub(crate) path: PathBuf,
+    pub(crate) next_seq: u64,
+    pub(crate) max_batch: usize,
     /// A commit failed since the file was opened: it is not sealed at close.
-    pub failed: bool,
+    pub(crate) failed: bool,
 }
 
 impl Writer {
-    pub fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+    pub(crate) fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut held: Option<Request> = None;
         loop {
             let Some(request) = held.take().or_else(|| requests.blocking_recv()) else {
@@ -132,7 +132,7 @@ pub(super) struct WriteTables<'txn> {
 }
 
 impl<'txn> WriteTables<'txn> {
-    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         let open_error = StoreError::storage;
         Ok(Self {
             sessions: txn.open_table(SESSIONS).map_err(open_error)?,

@@ -94,7 +94,7 @@ pub enum Pane {
     Approvals,
 }
 
-pub const PANES: [Pane; 5] = [
+pub(crate) const PANES: [Pane; 5] = [
     Pane::Sessions,
     Pane::Agents,
     Pane::Tasks,
@@ -130,28 +130,28 @@ pub enum Mode {
 
 /// A short message at the bottom: what a command did.
 #[derive(Debug, Clone)]
-pub struct Toast {
-    pub text: String,
-    pub error: bool,
-    pub at: Instant,
+pub(crate) struct Toast {
+    pub(crate) text: String,
+    pub(crate) error: bool,
+    pub(crate) at: Instant,
 }
 
 pub struct App {
     pub view: View,
-    pub theme: Theme,
-    pub keymap: Keymap,
+    pub(crate) theme: Theme,
+    pub(crate) keymap: Keymap,
     pub mode: Mode,
     pub focus: Pane,
     pub panes: Panes,
-    pub toast: Option<Toast>,
+    pub(crate) toast: Option<Toast>,
     /// Where the engine runs: `None` in this process, else what this room is attached to.
-    pub attached: Option<String>,
+    pub(crate) attached: Option<String>,
     /// Shown on the empty sessions pane until an agent exists.
-    pub onboarding: Vec<String>,
+    pub(crate) onboarding: Vec<String>,
     /// The command line shows the commands it may run (`?` or an ambiguous Tab).
-    pub palette_list: bool,
+    pub(crate) palette_list: bool,
     /// Whether a managed local agent can be added with one key.
-    pub local: super::first_run::LocalOffer,
+    pub(crate) local: super::first_run::LocalOffer,
     /// The time frames are drawn at (ages are counted to it): set by the loop before each
     /// frame, so drawing never reads the clock and a frame depends on the app alone.
     pub now: jiff::Timestamp,
@@ -181,7 +181,7 @@ impl App {
         }
     }
 
-    pub fn should_quit(&self) -> bool {
+    pub(crate) fn should_quit(&self) -> bool {
         self.quit
     }
 
@@ -268,7 +268,7 @@ impl App {
         }
     }
 
-    pub fn toast(&mut self, text: String, error: bool) {
+    pub(crate) fn toast(&mut self, text: String, error: bool) {
         self.toast = Some(Toast {
             text,
             error,
@@ -635,7 +635,7 @@ impl App {
     }
 
     /// Where each pane was drawn, for mouse hits (set by the renderer).
-    pub fn set_areas(&mut self, areas: Vec<(Pane, Rect)>) {
+    pub(crate) fn set_areas(&mut self, areas: Vec<(Pane, Rect)>) {
         self.panes.areas = areas;
     }
 }

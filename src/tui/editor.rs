@@ -9,7 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key did to the editor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The text or the cursor changed (or the key was nothing to it).
     Edited,
     /// Enter or ctrl-s: the text is done.
@@ -19,7 +19,7 @@ pub enum Outcome {
 }
 
 /// The hint the control room shows under a multi-line editor.
-pub const MULTI_LINE_HINT: &str =
+pub(crate) const MULTI_LINE_HINT: &str =
     "enter submit · ctrl-j/alt-enter new line · ctrl-s submit · esc cancel";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct Editor {
 
 impl Editor {
     /// An empty one-line editor: a paste's line breaks become spaces.
-    pub fn single_line() -> Self {
+    pub(crate) fn single_line() -> Self {
         Self {
             lines: vec![String::new()],
             row: 0,
@@ -43,7 +43,7 @@ impl Editor {
     }
 
     /// An empty editor that keeps line breaks.
-    pub fn multi_line() -> Self {
+    pub(crate) fn multi_line() -> Self {
         Self {
             multi_line: true,
             ..Self::single_line()
@@ -51,41 +51,37 @@ impl Editor {
     }
 
     /// A one-line editor holding `text`, the cursor at its end.
-    pub fn single_line_with(text: &str) -> Self {
+    pub(crate) fn single_line_with(text: &str) -> Self {
         let mut editor = Self::single_line();
         editor.paste(text);
         editor
     }
 
     /// A multi-line editor holding `text`, the cursor at its end.
-    pub fn multi_line_with(text: &str) -> Self {
+    pub(crate) fn multi_line_with(text: &str) -> Self {
         let mut editor = Self::multi_line();
         editor.insert(text);
         editor
     }
 
-    pub fn is_multi_line(&self) -> bool {
-        self.multi_line
-    }
-
     /// The text, lines joined by `\n`.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.lines.join("\n")
     }
 
-    pub fn lines(&self) -> &[String] {
+    pub(crate) fn lines(&self) -> &[String] {
         &self.lines
     }
 
     /// The cursor: line and character.
-    pub fn cursor(&self) -> (usize, usize) {
+    pub(crate) fn cursor(&self) -> (usize, usize) {
         (self.row, self.col)
     }
 
     /// Insert pasted text at the cursor: line breaks (`\n`, `\r\n`, `\r`) kept in a multi-line
     /// editor and made spaces in a one-line one; tabs become spaces and other control
     /// characters are dropped.
-    pub fn paste(&mut self, text: &str) {
+    pub(crate) fn paste(&mut self, text: &str) {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         if self.multi_line {
             self.insert(&text);
@@ -95,7 +91,7 @@ impl Editor {
     }
 
     /// Apply a key; the caller acts on submit and cancel.
-    pub fn key(&mut self, key: &KeyEvent) -> Outcome {
+    pub(crate) fn key(&mut self, key: &KeyEvent) -> Outcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);

@@ -7,7 +7,7 @@ use super::keymap::Action;
 
 /// The first-run offer of a managed local agent (`m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalOffer {
+pub(crate) enum LocalOffer {
     /// `opencode` is not on PATH, agents are configured, or this room is attached elsewhere.
     Unavailable,
     /// `m` adds one.

@@ -17,7 +17,7 @@ impl View {
     /// Show `entries` (the control log's newest, oldest first) before what this room has shown
     /// live, leaving out what it showed live already, and rebuild each agent's load samples for
     /// the seconds before its live ones (one a second; `now` is the newest sample's time).
-    pub fn apply_history(&mut self, entries: Vec<Logged>, now: Timestamp) {
+    pub(crate) fn apply_history(&mut self, entries: Vec<Logged>, now: Timestamp) {
         let early = std::mem::take(&mut self.early);
         let mut past: Vec<DomainEvent> = entries.into_iter().map(|l| l.event).collect();
         past.truncate(past.len() - overlap(&past, &early));

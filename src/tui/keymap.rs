@@ -143,14 +143,14 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
 
 /// A key as written in config: `q`, `G`, `ctrl-c`, `shift-tab`, `enter`, `f5`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     code: KeyCode,
     ctrl: bool,
     alt: bool,
 }
 
 impl Key {
-    pub fn parse(text: &str) -> Option<Key> {
+    pub(crate) fn parse(text: &str) -> Option<Key> {
         let mut ctrl = false;
         let mut alt = false;
         let mut shift = false;
@@ -234,7 +234,7 @@ impl fmt::Display for Key {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeymapError {
+pub(crate) enum KeymapError {
     #[error("[ui.keys] {action}: no such action\nhint: the actions are {known}")]
     UnknownAction { action: String, known: String },
     #[error(
@@ -258,7 +258,7 @@ pub enum KeymapError {
 impl KeymapError {
     /// The key of `[ui.keys]` to point at: the action given there, or the one that took an
     /// essential action's keys.
-    pub fn config_key(&self) -> &str {
+    pub(crate) fn config_key(&self) -> &str {
         match self {
             Self::UnknownAction { action, .. } | Self::BadKey { action, .. } => action,
             Self::Unbound {
@@ -316,7 +316,9 @@ impl Default for Keymap {
 
 impl Keymap {
     /// The defaults with `[ui.keys]` applied: an action given there keeps only those keys.
-    pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Self, KeymapError> {
+    pub(crate) fn with_overrides(
+        overrides: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Self, KeymapError> {
         let mut keymap = Self::default();
         let mut taken: Vec<(Action, String)> = Vec::new();
         for (name, keys) in overrides {
@@ -367,7 +369,7 @@ impl Keymap {
         Ok(self)
     }
 
-    pub fn action(&self, event: &KeyEvent) -> Option<Action> {
+    pub(crate) fn action(&self, event: &KeyEvent) -> Option<Action> {
         let key = Key::from_event(event);
         self.bindings
             .iter()
@@ -376,7 +378,7 @@ impl Keymap {
     }
 
     /// The keys of an action, as the help and hints show them (`j/down`).
-    pub fn keys(&self, action: Action) -> String {
+    pub(crate) fn keys(&self, action: Action) -> String {
         let keys: Vec<String> = self
             .bindings
             .iter()
@@ -391,7 +393,7 @@ impl Keymap {
     }
 
     /// Every action with its keys and what it does, in the table's order.
-    pub fn help(&self) -> Vec<(String, &'static str)> {
+    pub(crate) fn help(&self) -> Vec<(String, &'static str)> {
         TABLE
             .iter()
             .map(|(action, _, what, _)| (self.keys(*action), *what))

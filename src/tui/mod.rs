@@ -5,16 +5,16 @@
 
 pub mod app;
 mod confirm;
-pub mod editor;
+pub(crate) mod editor;
 mod first_run;
 mod history;
 mod input;
 pub mod keymap;
-pub mod link;
-pub mod palette;
-pub mod panes;
-pub mod task_tree;
-pub mod terminal;
+pub(crate) mod link;
+pub(crate) mod palette;
+pub(crate) mod panes;
+pub(crate) mod task_tree;
+pub(crate) mod terminal;
 pub mod theme;
 pub mod ui;
 pub mod view;
@@ -56,35 +56,34 @@ pub use app::{App, Effect, Msg};
 pub use link::Link;
 
 /// Everything the control room needs besides the engine.
-pub struct Setup {
-    pub theme: theme::Theme,
-    pub keymap: keymap::Keymap,
+pub(crate) struct Setup {
+    pub(crate) theme: theme::Theme,
+    pub(crate) keymap: keymap::Keymap,
     /// Where plan paths typed in the palette are relative to, and where prompts work.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// `Some(socket)` when attached to an engine in another process.
-    pub attached: Option<String>,
+    pub(crate) attached: Option<String>,
     /// Shown while no agent is configured.
-    pub onboarding: Vec<String>,
+    pub(crate) onboarding: Vec<String>,
     /// Offered with one key while no agent exists.
-    pub local_agent: Option<LocalAgent>,
+    pub(crate) local_agent: Option<LocalAgent>,
 }
 
 /// Adds a managed local agent (and says what it did).
-pub type AddAgent = Arc<
+pub(crate) type AddAgent = Arc<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
         + Send
         + Sync,
 >;
 
 /// The first-run offer: a managed local agent on the `opencode` found on PATH.
-pub struct LocalAgent {
-    pub opencode: PathBuf,
-    pub add: AddAgent,
+pub(crate) struct LocalAgent {
+    pub(crate) add: AddAgent,
 }
 
 /// How the control room ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// The operator quit.
     Quit,
     /// SIGTERM or SIGHUP.
@@ -95,7 +94,11 @@ pub enum Exit {
 
 /// Run the control room on this thread until the operator quits. `runtime` runs the engine
 /// side (requests, event forwarding, signals).
-pub fn run(link: Link, setup: Setup, runtime: &tokio::runtime::Handle) -> std::io::Result<Exit> {
+pub(crate) fn run(
+    link: Link,
+    setup: Setup,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<Exit> {
     let (tx, rx) = channel::<Msg>();
     let mut app = App::new(setup.theme, setup.keymap);
     app.attached = setup.attached;

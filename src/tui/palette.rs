@@ -8,16 +8,16 @@ use crate::engine::approval::{Approver, Decision};
 
 /// A command of the palette: its name, its short forms, what it takes and what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spec {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub args: &'static str,
-    pub what: &'static str,
+pub(crate) struct Spec {
+    pub(crate) name: &'static str,
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) args: &'static str,
+    pub(crate) what: &'static str,
 }
 
 impl Spec {
     /// `name ARGS`, as the help and the list show it.
-    pub fn usage(&self) -> String {
+    pub(crate) fn usage(&self) -> String {
         if self.args.is_empty() {
             self.name.to_string()
         } else {
@@ -42,7 +42,7 @@ const fn spec(
 
 /// Every command the palette accepts: `parse` finds a verb here before it reads the rest, so
 /// the help, the `?` list, the error that lists them and completion cannot leave one out.
-pub const COMMANDS: &[Spec] = &[
+pub(crate) const COMMANDS: &[Spec] = &[
     spec("submit", &["s"], "PLAN.toml", "run a plan file"),
     spec(
         "prompt",
@@ -77,7 +77,7 @@ pub const COMMANDS: &[Spec] = &[
 ];
 
 /// The command a verb names (its name or a short form).
-pub fn find(verb: &str) -> Option<&'static Spec> {
+pub(crate) fn find(verb: &str) -> Option<&'static Spec> {
     COMMANDS
         .iter()
         .find(|c| c.name == verb || c.aliases.contains(&verb))
@@ -85,7 +85,7 @@ pub fn find(verb: &str) -> Option<&'static Spec> {
 
 /// What Tab does to a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Completion {
+pub(crate) enum Completion {
     /// One command starts so: the line becomes `name ` (with what was typed after the verb).
     Line(String),
     /// Several do (the line grown to what they share): show them.
@@ -96,7 +96,7 @@ pub enum Completion {
 
 /// The commands a line may be: those whose name starts with its first word, or once a word
 /// follows, the one that word names.
-pub fn matching(line: &str) -> Vec<&'static Spec> {
+pub(crate) fn matching(line: &str) -> Vec<&'static Spec> {
     let line = line.trim_start().trim_start_matches(':');
     match line.split_once(char::is_whitespace) {
         Some((verb, _)) => find(verb).into_iter().collect(),
@@ -108,7 +108,7 @@ pub fn matching(line: &str) -> Vec<&'static Spec> {
 }
 
 /// Complete the command name at the start of `line`.
-pub fn complete(line: &str) -> Completion {
+pub(crate) fn complete(line: &str) -> Completion {
     if line.trim_start().contains(char::is_whitespace) {
         return Completion::Nothing;
     }
@@ -132,7 +132,7 @@ pub fn complete(line: &str) -> Completion {
 }
 
 /// The names of the commands, for an error that lists them.
-pub fn names() -> String {
+pub(crate) fn names() -> String {
     COMMANDS
         .iter()
         .map(|c| c.name)
@@ -142,19 +142,19 @@ pub fn names() -> String {
 
 /// A request whose task is still a name.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Named {
+pub(crate) enum Named {
     Ready(Request),
     Cancel(String),
     Retry(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     Request(Named),
     Quit,
 }
 
-pub fn parse(line: &str) -> Result<Command, String> {
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
     let line = line.trim().trim_start_matches(':');
     let (verb, rest) = line
         .split_once(char::is_whitespace)

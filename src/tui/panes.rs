@@ -14,10 +14,10 @@ use crate::domain::{Agent, Lifecycle, TaskId};
 use crate::engine::view::SessionView;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub selected: usize,
+pub(crate) struct Cursor {
+    pub(crate) selected: usize,
     /// First row drawn.
-    pub offset: usize,
+    pub(crate) offset: usize,
 }
 
 impl Cursor {
@@ -35,7 +35,7 @@ impl Cursor {
     }
 
     /// Keep the selection inside `len` rows and visible in a window of `height` rows.
-    pub fn fit(&mut self, len: usize, height: usize) {
+    pub(crate) fn fit(&mut self, len: usize, height: usize) {
         self.selected = self.selected.min(len.saturating_sub(1));
         if self.selected < self.offset {
             self.offset = self.selected;
@@ -48,7 +48,7 @@ impl Cursor {
 
 /// The sessions table's order.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
+pub(crate) enum Sort {
     /// Running first, newest first (the engine's order).
     #[default]
     Newest,
@@ -59,7 +59,7 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub fn next(self) -> Self {
+    pub(crate) fn next(self) -> Self {
         match self {
             Sort::Newest => Sort::State,
             Sort::State => Sort::Task,
@@ -69,7 +69,7 @@ impl Sort {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Sort::Newest => "newest",
             Sort::State => "state",
@@ -82,34 +82,34 @@ impl Sort {
 
 #[derive(Default)]
 pub struct Panes {
-    pub sessions: Cursor,
-    pub agents: Cursor,
-    pub approvals: Cursor,
+    pub(crate) sessions: Cursor,
+    pub(crate) agents: Cursor,
+    pub(crate) approvals: Cursor,
     /// Lines up from the newest event (0: follow the newest); at most the events beyond one
     /// pane's height, so the pane is always full.
-    pub events_scroll: usize,
+    pub(crate) events_scroll: usize,
     /// Rows the events pane showed last time.
-    pub events_page: usize,
-    pub detail_scroll: usize,
+    pub(crate) events_page: usize,
+    pub(crate) detail_scroll: usize,
     /// The detail view shows the session's diff instead of its transcript.
-    pub detail_diff: bool,
+    pub(crate) detail_diff: bool,
     /// First line of the help shown (when it is taller than the screen).
-    pub help_scroll: usize,
-    pub sort: Sort,
-    pub filter: String,
+    pub(crate) help_scroll: usize,
+    pub(crate) sort: Sort,
+    pub(crate) filter: String,
     /// The task tree's selection and opened items (identifiers are plan and task ids).
-    pub tree: TreeState<u128>,
+    pub(crate) tree: TreeState<u128>,
     /// The task tree's items.
-    pub task_tree: TaskTree,
+    pub(crate) task_tree: TaskTree,
     /// Dependency graph instead of the tree.
     pub graph: bool,
     /// Where each pane was last drawn.
-    pub areas: Vec<(Pane, Rect)>,
+    pub(crate) areas: Vec<(Pane, Rect)>,
     /// Rows the sessions table showed last time.
-    pub page: usize,
+    pub(crate) page: usize,
     /// The sessions table's widest values, and the `sessions_generation` they were measured
     /// at (measuring every session is not done on every frame).
-    pub widest: Option<(u64, [usize; 5])>,
+    pub(crate) widest: Option<(u64, [usize; 5])>,
     order: Vec<usize>,
     order_built: Option<(u64, Sort, String)>,
 }
@@ -117,7 +117,7 @@ pub struct Panes {
 impl Panes {
     /// The sessions table's rows (indices into `view.sessions`), filtered and sorted; cached
     /// until the view, sort or filter changes.
-    pub fn order(&mut self, view: &View) -> &[usize] {
+    pub(crate) fn order(&mut self, view: &View) -> &[usize] {
         let key = (view.generation, self.sort, self.filter.clone());
         if self.order_built.as_ref() != Some(&key) {
             let needle = self.filter.to_lowercase();
@@ -147,18 +147,18 @@ impl Panes {
         &self.order
     }
 
-    pub fn selected_session<'v>(&mut self, view: &'v View) -> Option<&'v SessionView> {
+    pub(crate) fn selected_session<'v>(&mut self, view: &'v View) -> Option<&'v SessionView> {
         let selected = self.sessions.selected;
         let index = *self.order(view).get(selected)?;
         view.sessions.get(index)
     }
 
-    pub fn selected_agent<'v>(&self, view: &'v View) -> Option<&'v Agent> {
+    pub(crate) fn selected_agent<'v>(&self, view: &'v View) -> Option<&'v Agent> {
         view.agents.get(self.agents.selected)
     }
 
     /// The task selected in the tree (or graph): its id and `plan/task` name.
-    pub fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
+    pub(crate) fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
         let ident = self.tree.selected().last()?;
         view.plans.iter().find_map(|p| {
             p.tasks
@@ -242,20 +242,23 @@ impl Panes {
     }
 
     /// The plan of the tree's selection, else the newest plan.
-    pub fn selected_plan<'v>(&self, view: &'v View) -> Option<&'v crate::engine::view::PlanView> {
+    pub(crate) fn selected_plan<'v>(
+        &self,
+        view: &'v View,
+    ) -> Option<&'v crate::engine::view::PlanView> {
         let root = self.tree.selected().first();
         root.and_then(|id| view.plans.iter().find(|p| p.id.as_u128() == *id))
             .or_else(|| view.plans.last())
     }
 
-    pub fn tree_key(&mut self, action: Action, _view: &View) {
+    pub(crate) fn tree_key(&mut self, action: Action, _view: &View) {
         match action {
             Action::Collapse => self.tree.key_left(),
             _ => self.tree.key_right(),
         };
     }
 
-    pub fn click(&mut self, pane: Pane, area: Rect, at: Position, view: &View) {
+    pub(crate) fn click(&mut self, pane: Pane, area: Rect, at: Position, view: &View) {
         // Tables: a border, then a header row.
         let row = usize::from(at.y.saturating_sub(area.y + 2));
         match pane {

@@ -152,8 +152,7 @@ fn check_selection(app: &mut App, place: &str, found: &mut Vec<String>) {
             }
             if let Some(why) = illegible(cell.fg, cell.bg) {
                 let text = format!(
-                    "{} {place}: {:?} on {:?} ({why}) in {:?}",
-                    app.theme.name,
+                    "{place}: {:?} on {:?} ({why}) in {:?}",
                     cell.fg,
                     cell.bg,
                     row.trim()
@@ -184,7 +183,7 @@ fn every_state_colour_is_legible_on_the_selection_in_every_built_in_theme() {
                 for row in 0..16 {
                     check_selection(
                         &mut app,
-                        &format!("{depth:?} {pane:?} row {row}"),
+                        &format!("{name} {depth:?} {pane:?} row {row}"),
                         &mut found,
                     );
                     key(&mut app, KeyCode::Char('j'));
@@ -193,7 +192,11 @@ fn every_state_colour_is_legible_on_the_selection_in_every_built_in_theme() {
             // The dependency graph marks its selection too.
             key(&mut app, KeyCode::Char('v'));
             for row in 0..12 {
-                check_selection(&mut app, &format!("{depth:?} graph {row}"), &mut found);
+                check_selection(
+                    &mut app,
+                    &format!("{name} {depth:?} graph {row}"),
+                    &mut found,
+                );
                 key(&mut app, KeyCode::Char('j'));
             }
         }

@@ -17,7 +17,7 @@ use crate::tui::theme::Theme;
 type Item = TreeItem<'static, u128>;
 
 #[derive(Default)]
-pub struct TaskTree {
+pub(crate) struct TaskTree {
     /// The tree widget's items: one per plan, newest first.
     items: Vec<Item>,
     /// The plans as the items show them (in the view's order, oldest first).
@@ -41,12 +41,12 @@ struct Place {
 }
 
 impl TaskTree {
-    pub fn items(&self) -> &[Item] {
+    pub(crate) fn items(&self) -> &[Item] {
         &self.items
     }
 
     /// A task's path in the tree (plan id, then task ids).
-    pub fn path(&self, task: u128) -> Option<&Vec<u128>> {
+    pub(crate) fn path(&self, task: u128) -> Option<&Vec<u128>> {
         self.paths.get(&task)
     }
 
@@ -54,7 +54,7 @@ impl TaskTree {
     /// relabel the tasks whose status or attempts changed, or build everything again when the
     /// plans' shape did. A plan seen for the first time is opened, with every task that has
     /// children; with nothing selected, the newest plan is.
-    pub fn refresh(
+    pub(crate) fn refresh(
         &mut self,
         plans: &[PlanView],
         generation: u64,
@@ -194,7 +194,7 @@ fn relabel(item: &mut Item, text: Line<'static>) -> bool {
 }
 
 /// A task's status glyph, with the space after it.
-pub fn glyph(status: TaskStatus) -> &'static str {
+pub(crate) fn glyph(status: TaskStatus) -> &'static str {
     match status {
         TaskStatus::Pending => "○ ",
         TaskStatus::Ready => "◌ ",
@@ -207,7 +207,7 @@ pub fn glyph(status: TaskStatus) -> &'static str {
 }
 
 /// Where each task of `plan` is in its task list, by key.
-pub fn positions(plan: &PlanView) -> HashMap<&str, usize> {
+pub(crate) fn positions(plan: &PlanView) -> HashMap<&str, usize> {
     plan.tasks
         .iter()
         .enumerate()

@@ -17,18 +17,18 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-pub type Term = Terminal<CrosstermBackend<Stdout>>;
+pub(crate) type Term = Terminal<CrosstermBackend<Stdout>>;
 
 /// Whether the room is on the alternate screen (so restoring clears it, once).
 static ALTERNATE: AtomicBool = AtomicBool::new(false);
 
 /// Restores the terminal when dropped.
-pub struct TerminalGuard {
+pub(crate) struct TerminalGuard {
     _private: (),
 }
 
 impl TerminalGuard {
-    pub fn enter() -> io::Result<(Term, TerminalGuard)> {
+    pub(crate) fn enter() -> io::Result<(Term, TerminalGuard)> {
         install_panic_hook();
         enable_raw_mode()?;
         let guard = TerminalGuard { _private: () };
@@ -55,7 +55,7 @@ impl Drop for TerminalGuard {
 /// Put the terminal back as the shell had it. Safe to call more than once. The alternate screen
 /// is blanked before it is left: a terminal grown while on it (tmux 3.3 does this) otherwise
 /// shows the rows drawn beyond the old width on the shell's screen.
-pub fn restore() {
+pub(crate) fn restore() {
     let _ = disable_raw_mode();
     if ALTERNATE.swap(false, Ordering::SeqCst) {
         let _ = execute!(io::stdout(), ResetColor, Clear(ClearType::All));

@@ -30,7 +30,7 @@ pub enum ColorDepth {
 impl ColorDepth {
     /// From the environment: `NO_COLOR` (any value) wins; then `COLORTERM` (truecolor/24bit),
     /// then `TERM` (`*-256color`, `dumb`, `linux`).
-    pub fn detect(var: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn detect(var: impl Fn(&str) -> Option<String>) -> Self {
         if var("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             return Self::None;
         }
@@ -66,6 +66,8 @@ pub enum ThemeError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThemeFile {
+    /// Required in the file; the theme is known by its file name (or built-in name).
+    #[expect(dead_code, reason = "read by serde only, to keep the key required")]
     name: String,
     palette: PaletteFile,
     #[serde(default)]
@@ -87,18 +89,16 @@ struct PaletteFile {
 /// A theme resolved for one terminal: ready-made styles by role.
 #[derive(Debug, Clone)]
 pub struct Theme {
-    pub name: String,
-    pub depth: ColorDepth,
-    pub base: Style,
-    pub surface: Style,
-    pub border: Style,
-    pub border_focus: Style,
-    pub title: Style,
-    pub muted: Style,
-    pub accent: Style,
-    pub info: Style,
-    pub selected: Style,
-    pub header: Style,
+    pub(crate) base: Style,
+    pub(crate) surface: Style,
+    pub(crate) border: Style,
+    pub(crate) border_focus: Style,
+    pub(crate) title: Style,
+    pub(crate) muted: Style,
+    pub(crate) accent: Style,
+    pub(crate) info: Style,
+    pub(crate) selected: Style,
+    pub(crate) header: Style,
     status: BTreeMap<String, Style>,
 }
 
@@ -106,7 +106,7 @@ impl Theme {
     /// The colour `fg` is drawn in on the selection: its own where it reads there (a state, a
     /// gauge), else the selection's text colour (amber waiting-approval on the amber
     /// selection would vanish).
-    pub fn on_selection(&self, fg: Color) -> Color {
+    pub(crate) fn on_selection(&self, fg: Color) -> Color {
         match (self.selected.fg, self.selected.bg) {
             (Some(text), Some(bg)) if !legible(fg, bg) => text,
             _ => fg,
@@ -114,12 +114,12 @@ impl Theme {
     }
 
     /// The style for a status name (session, task or agent); plain text for unknown ones.
-    pub fn status(&self, name: &str) -> Style {
+    pub(crate) fn status(&self, name: &str) -> Style {
         self.status.get(name).copied().unwrap_or(self.base)
     }
 
     /// Every theme by name: built in, then the user's (which win on a name clash).
-    pub fn available(user_dir: Option<&Path>) -> Vec<String> {
+    pub(crate) fn available(user_dir: Option<&Path>) -> Vec<String> {
         let mut names: Vec<String> = BUILT_IN.iter().map(|(n, _)| n.to_string()).collect();
         for (name, _) in user_themes(user_dir) {
             if !names.contains(&name) {
@@ -161,7 +161,7 @@ impl Theme {
         Self::parse(&file, &text, depth)
     }
 
-    pub fn parse(file: &str, text: &str, depth: ColorDepth) -> Result<Self, ThemeError> {
+    pub(crate) fn parse(file: &str, text: &str, depth: ColorDepth) -> Result<Self, ThemeError> {
         let invalid = |message: String| ThemeError::Invalid {
             file: file.to_string(),
             message,
@@ -189,8 +189,6 @@ impl Theme {
         let base = Style::new().fg(text).bg(background);
         let on_accent = selection_text(background, accent, depth);
         Ok(Self {
-            name: raw.name,
-            depth,
             base,
             surface: Style::new().fg(text).bg(surface),
             border: Style::new().fg(border),
@@ -272,7 +270,7 @@ const ANSI: &[(&str, Color, (u8, u8, u8))] = &[
 ];
 
 /// What text on the selection must reach against it: WCAG AA for normal text.
-pub const MIN_CONTRAST: f64 = 4.5;
+pub(crate) const MIN_CONTRAST: f64 = 4.5;
 
 /// The selection's text colour: the background where it reads on the accent, else black or
 /// white, whichever reads better (a theme on the terminal's default background has no colour
@@ -298,7 +296,7 @@ fn selection_text(background: Color, accent: Color, depth: ColorDepth) -> Color 
 /// named colours (whose shades the terminal's palette decides) not a colour on itself or its
 /// bright twin. The terminal's default colour is unknown, so never counts as legible on a set
 /// one.
-pub fn legible(fg: Color, bg: Color) -> bool {
+pub(crate) fn legible(fg: Color, bg: Color) -> bool {
     if ansi_family(fg).is_some() && ansi_family(fg) == ansi_family(bg) {
         return false;
     }
@@ -352,7 +350,7 @@ pub(super) fn contrast(a: (u8, u8, u8), b: (u8, u8, u8)) -> f64 {
 }
 
 /// A colour as this terminal can show it.
-pub fn map_color(color: Color, depth: ColorDepth) -> Color {
+pub(crate) fn map_color(color: Color, depth: ColorDepth) -> Color {
     let Color::Rgb(r, g, b) = color else {
         return if depth == ColorDepth::None {
             Color::Reset
@@ -480,7 +478,6 @@ mod tests {
                 ColorDepth::TrueColor,
             ] {
                 let theme = Theme::load(name, None, depth).unwrap();
-                assert_eq!(theme.name, *name);
                 for s in statuses {
                     assert!(theme.status.contains_key(s), "{name} lacks status.{s}");
                 }
@@ -545,8 +542,7 @@ mod tests {
         )
         .unwrap();
         assert!(Theme::available(Some(dir.path())).contains(&"mine".to_string()));
-        let theme = Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor).unwrap();
-        assert_eq!(theme.name, "mine");
+        Theme::load("mine", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         let theme = Theme::load("industrial", Some(dir.path()), ColorDepth::TrueColor).unwrap();
         assert_eq!(theme.accent.fg, Some(Color::Rgb(0, 255, 0)));
     }

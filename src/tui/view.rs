@@ -21,14 +21,14 @@ use crate::engine::{EngineEvent, Told};
 use crate::narration::Narration;
 
 /// Lines kept in the events pane.
-pub const LOG: usize = 2000;
+pub(crate) const LOG: usize = 2000;
 /// Control log entries a room asks for when it starts: about every other one is a line (a
 /// session's moves are told by its task's), so this fills the events pane.
-pub const HISTORY: usize = 3 * LOG;
+pub(crate) const HISTORY: usize = 3 * LOG;
 /// Events kept to replay onto a snapshot that reflects fewer of them.
 const RECENT: usize = 4096;
 /// Load samples kept per agent for its sparkline.
-pub const LOAD_SAMPLES: usize = 60;
+pub(crate) const LOAD_SAMPLES: usize = 60;
 
 /// A load ratio as a sample: whole percent, 0 to 100.
 pub(super) fn percent(ratio: f64) -> u64 {
@@ -53,50 +53,50 @@ pub(super) fn log_line(event: &EngineEvent) -> Option<LogLine> {
 /// One line of the control log as the events pane shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
-    pub at: Timestamp,
+    pub(crate) at: Timestamp,
     /// A status name (for its colour) or a kind: `plan`, `approval`, `engine`.
-    pub tone: String,
+    pub(crate) tone: String,
     pub text: String,
 }
 
 #[derive(Debug, Default)]
 pub struct View {
-    pub paused: bool,
+    pub(crate) paused: bool,
     pub plans: Vec<PlanView>,
     /// Running first, then ended, newest first (as the engine gives them).
     pub sessions: Vec<SessionView>,
     pub agents: Vec<Agent>,
-    pub approvals: Vec<ApprovalView>,
+    pub(crate) approvals: Vec<ApprovalView>,
     /// Merge conflicts being resolved or waiting for the operator.
-    pub conflicts: Vec<ConflictView>,
-    pub usage: Usage,
+    pub(crate) conflicts: Vec<ConflictView>,
+    pub(crate) usage: Usage,
     pub log: VecDeque<LogLine>,
     /// Load per agent, in percent of its capacity, oldest first.
     pub load: HashMap<AgentName, VecDeque<u64>>,
     /// Shared context of the plans whose sessions were opened in the detail view.
-    pub contexts: HashMap<crate::domain::PlanId, Vec<crate::domain::TaskContext>>,
+    pub(crate) contexts: HashMap<crate::domain::PlanId, Vec<crate::domain::TaskContext>>,
     /// The diff of the session the detail pane shows (or why there is none).
-    pub diff: Option<(SessionId, Result<String, String>)>,
+    pub(crate) diff: Option<(SessionId, Result<String, String>)>,
     /// The transcript of the session the detail pane shows.
     pub transcript: Option<(SessionId, Vec<Entry>)>,
     /// Bumped on every change.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// Bumped when plans or their tasks change (the task tree is rebuilt then).
-    pub plans_generation: u64,
+    pub(crate) plans_generation: u64,
     /// Bumped when what the sessions table's columns hold may change: sessions listed anew or
     /// added, a session's state (a provider retry is one too). Not on other activity.
-    pub sessions_generation: u64,
+    pub(crate) sessions_generation: u64,
     /// A snapshot has arrived: until then the panes say they are loading.
-    pub loaded: bool,
+    pub(crate) loaded: bool,
     /// An event arrived that only a fresh snapshot can show in full (a new plan), or events
     /// were missed.
-    pub wants_snapshot: bool,
+    pub(crate) wants_snapshot: bool,
     /// The number of the last event the state reflects.
     pub seq: u64,
     /// The newest events received, oldest first: replayed onto a snapshot that is older.
     recent: VecDeque<Told>,
     /// The control log's recent past is shown (see `history.rs`).
-    pub history: bool,
+    pub(crate) history: bool,
     /// Transitions shown live before the history came (it may hold them too), so that none
     /// is shown twice.
     pub(super) early: VecDeque<DomainEvent>,
@@ -144,7 +144,7 @@ impl View {
     }
 
     /// Take one load sample per agent (called about once a second).
-    pub fn sample_load(&mut self) {
+    pub(crate) fn sample_load(&mut self) {
         for agent in &self.agents {
             let samples = self.load.entry(agent.name.clone()).or_default();
             samples.push_back(percent(agent.load_ratio()));
@@ -434,7 +434,7 @@ impl View {
     }
 
     /// Sessions by state, for the header.
-    pub fn counts(&self) -> Vec<(SessionStatus, usize)> {
+    pub(crate) fn counts(&self) -> Vec<(SessionStatus, usize)> {
         SessionStatus::ALL
             .iter()
             .map(|s| {

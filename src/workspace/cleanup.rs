@@ -6,22 +6,22 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::domain::task::CleanupPolicy;
+pub(crate) use crate::domain::task::CleanupPolicy;
 
 use super::record::{self, Listed, Stamp};
 use super::{Result, Workspace, names};
 
 /// What a cleanup did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CleanupReport {
-    pub removed: Vec<PathBuf>,
-    pub kept: Vec<PathBuf>,
-    pub branches_deleted: Vec<String>,
+pub(crate) struct CleanupReport {
+    pub(crate) removed: Vec<PathBuf>,
+    pub(crate) kept: Vec<PathBuf>,
+    pub(crate) branches_deleted: Vec<String>,
 }
 
 impl Workspace {
     /// Applies `policy` to the worktrees of `plan`.
-    pub fn cleanup(&self, plan: &str, policy: CleanupPolicy) -> Result<CleanupReport> {
+    pub(crate) fn cleanup(&self, plan: &str, policy: CleanupPolicy) -> Result<CleanupReport> {
         let _guard = self.guard();
         self.git.run(&self.git.repo, &["worktree", "prune"])?;
         let plan_dir = self.plan_dir(plan);
@@ -50,7 +50,7 @@ impl Workspace {
     /// the integration branch holds what they committed; `keep` keeps them. Only the task's
     /// own directory is looked at, so this costs the same however many worktrees the
     /// repository has.
-    pub fn cleanup_task(
+    pub(crate) fn cleanup_task(
         &self,
         plan: &str,
         task: &str,

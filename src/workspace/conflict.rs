@@ -11,18 +11,18 @@ const FILES_SHOWN: usize = 50;
 
 /// What a retry after a conflict needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConflictRetry<'a> {
+pub(crate) struct ConflictRetry<'a> {
     /// The task's own prompt, rendered (upstream summaries filled in).
-    pub prompt: &'a str,
-    pub task: &'a str,
+    pub(crate) prompt: &'a str,
+    pub(crate) task: &'a str,
     /// The files that conflicted, repo-relative.
-    pub files: &'a [String],
+    pub(crate) files: &'a [String],
     /// The tasks whose merged work it conflicted with, when known.
-    pub merged_meanwhile: &'a [String],
+    pub(crate) merged_meanwhile: &'a [String],
 }
 
 /// The prompt of the retry: the task's own prompt first, then why it runs again.
-pub fn retry_prompt(retry: &ConflictRetry<'_>) -> String {
+pub(crate) fn retry_prompt(retry: &ConflictRetry<'_>) -> String {
     let mut text = String::with_capacity(retry.prompt.len() + 512);
     text.push_str(retry.prompt.trim_end());
     text.push_str("\n\n## This is a retry after a merge conflict\n\n");
@@ -51,24 +51,24 @@ pub fn retry_prompt(retry: &ConflictRetry<'_>) -> String {
 
 /// What a resolver session needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolverBrief<'a> {
-    pub plan: &'a str,
+pub(crate) struct ResolverBrief<'a> {
+    pub(crate) plan: &'a str,
     /// The task whose branch was being merged.
-    pub task: &'a str,
+    pub(crate) task: &'a str,
     /// The task branch and the integration branch it was merged into.
-    pub branch: &'a str,
-    pub integration_branch: &'a str,
+    pub(crate) branch: &'a str,
+    pub(crate) integration_branch: &'a str,
     /// The files with conflict markers, repo-relative.
-    pub files: &'a [String],
+    pub(crate) files: &'a [String],
     /// What the task set out to do (its prompt), so the resolution keeps its intent.
-    pub task_prompt: &'a str,
+    pub(crate) task_prompt: &'a str,
     /// The task's final answer, when it gave one.
-    pub task_summary: Option<&'a str>,
+    pub(crate) task_summary: Option<&'a str>,
 }
 
 /// The prompt of a resolver session, run in the integration worktree with the merge in
 /// progress.
-pub fn resolver_prompt(brief: &ResolverBrief<'_>) -> String {
+pub(crate) fn resolver_prompt(brief: &ResolverBrief<'_>) -> String {
     let mut text = String::with_capacity(1024 + brief.task_prompt.len());
     let _ = write!(
         text,

@@ -7,14 +7,14 @@ use super::WorkspaceError;
 use super::git::Git;
 
 /// The git repository around `dir` (the nearest directory upwards holding `.git`).
-pub fn enclosing_repository(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn enclosing_repository(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
         .find(|d| d.join(".git").exists())
         .map(Path::to_path_buf)
 }
 
 /// `dir`'s changes against its `HEAD`, new untracked files included (as added files).
-pub fn worktree_diff(dir: &Path) -> Result<String, WorkspaceError> {
+pub(crate) fn worktree_diff(dir: &Path) -> Result<String, WorkspaceError> {
     let git = Git {
         repo: dir.to_path_buf(),
     };
@@ -33,7 +33,7 @@ pub fn worktree_diff(dir: &Path) -> Result<String, WorkspaceError> {
 }
 
 /// What `commit` changed, with its hash and subject first.
-pub fn commit_diff(repo: &Path, commit: &str) -> Result<String, WorkspaceError> {
+pub(crate) fn commit_diff(repo: &Path, commit: &str) -> Result<String, WorkspaceError> {
     let git = Git {
         repo: repo.to_path_buf(),
     };

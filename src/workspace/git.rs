@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The author and committer of every commit ocio makes.
-pub const AUTHOR_NAME: &str = "ocio";
-pub const AUTHOR_EMAIL: &str = "ocio@localhost";
+pub(crate) const AUTHOR_NAME: &str = "ocio";
+pub(crate) const AUTHOR_EMAIL: &str = "ocio@localhost";
 
 /// What went wrong in a workspace operation: each names the repository and says what to do.
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,8 @@ pub enum OnConflict {
     /// `git merge --abort`: the integration branch and worktree stay as they were.
     Abort,
     /// Leave the merge in progress with conflict markers in the files, for a resolver session
-    /// working in the integration worktree; then [`Workspace::conclude_merge`] or
-    /// [`Workspace::abort_merge`].
+    /// working in the integration worktree; then `Workspace::conclude_merge` or
+    /// `Workspace::abort_merge`.
     Leave,
 }
 
@@ -79,7 +79,7 @@ impl Workspace {
     /// Finishes a merge left for a resolver ([`OnConflict::Leave`]) once the resolver has
     /// removed every conflict marker: stages everything in the integration worktree and
     /// commits the merge. The merge commit.
-    pub fn conclude_merge(&self, plan: &str, task: &str) -> Result<String> {
+    pub(crate) fn conclude_merge(&self, plan: &str, task: &str) -> Result<String> {
         let _guard = self.guard();
         let path = self.integration_path(plan);
         if !self.merging(&path)? {
@@ -116,7 +116,7 @@ impl Workspace {
 
     /// Gives up a merge left for a resolver: the integration worktree goes back to its last
     /// commit. Nothing to do when no merge is in progress.
-    pub fn abort_merge(&self, plan: &str) -> Result<()> {
+    pub(crate) fn abort_merge(&self, plan: &str) -> Result<()> {
         let _guard = self.guard();
         let path = self.integration_path(plan);
         if self.merging(&path)? {

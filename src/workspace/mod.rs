@@ -6,22 +6,22 @@
 //!
 //! Layout under the root the caller gives (the engine: `<data dir>/worktrees`):
 //! `<root>/<repo>-<hash>/<plan>/integration` and `<root>/<repo>-<hash>/<plan>/<task>/<attempt>`,
-//! names made safe by [`names::component`].
+//! names made safe by `names::component`.
 //!
 //! Blocking: every operation runs `git` and waits for it; call from `spawn_blocking`. Operations
 //! on one [`Workspace`] (and its clones) are serialized, so keep one per repository.
 //!
 //! A plan with `worktrees = false` uses none of this: its tasks share the checkout, one at a time
-//! under the repository's lock (`repo:<path>`), and [`Workspace::changed_since`] tells what a
+//! under the repository's lock (`repo:<path>`), and `Workspace::changed_since` tells what a
 //! session changed there.
 
 mod cleanup;
-pub mod conflict;
+pub(crate) mod conflict;
 mod diff;
 mod git;
 mod merge;
-pub mod names;
-pub mod overlap;
+pub(crate) mod names;
+pub(crate) mod overlap;
 mod record;
 
 #[cfg(test)]
@@ -33,9 +33,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub use cleanup::{CleanupPolicy, CleanupReport};
-pub use diff::{commit_diff, enclosing_repository, worktree_diff};
-pub use git::{AUTHOR_EMAIL, AUTHOR_NAME, WorkspaceError};
+pub(crate) use cleanup::CleanupPolicy;
+pub(crate) use diff::{commit_diff, enclosing_repository, worktree_diff};
+pub use git::WorkspaceError;
 pub use merge::{MergeOutcome, OnConflict};
 
 use git::Git;
@@ -54,10 +54,10 @@ pub struct Workspace {
 /// A plan's integration branch and the worktree it is checked out in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Integration {
-    pub branch: String,
+    pub(crate) branch: String,
     pub path: PathBuf,
     /// Its commit now.
-    pub head: String,
+    pub(crate) head: String,
 }
 
 /// A task's worktree.
@@ -65,10 +65,10 @@ pub struct Integration {
 pub struct TaskWorktree {
     /// Give this to OpenCode as the session's directory.
     pub path: PathBuf,
-    pub branch: String,
+    pub(crate) branch: String,
     /// The integration commit it was made from: what [`Workspace::changed_files`] compares to.
-    pub base: String,
-    pub attempt: u32,
+    pub(crate) base: String,
+    pub(crate) attempt: u32,
 }
 
 type Result<T> = std::result::Result<T, WorkspaceError>;
@@ -116,12 +116,13 @@ impl Workspace {
     }
 
     /// The repository's top level.
-    pub fn repo(&self) -> &Path {
+    pub(crate) fn repo(&self) -> &Path {
         &self.git.repo
     }
 
     /// Where this repository's worktrees are.
-    pub fn root(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -130,12 +131,12 @@ impl Workspace {
     }
 
     /// Where the plan's integration worktree is.
-    pub fn integration_path(&self, plan: &str) -> PathBuf {
+    pub(crate) fn integration_path(&self, plan: &str) -> PathBuf {
         self.plan_dir(plan).join(names::INTEGRATION)
     }
 
     /// Where a task's worktree for `attempt` is.
-    pub fn task_path(&self, plan: &str, task: &str, attempt: u32) -> PathBuf {
+    pub(crate) fn task_path(&self, plan: &str, task: &str, attempt: u32) -> PathBuf {
         self.task_dir(plan, task).join(attempt.to_string())
     }
 
@@ -192,7 +193,7 @@ impl Workspace {
     /// ref `refs/ocio/plans/<key>` made only if absent (see [`names::plan_marker`]). When the
     /// plan's branch or worktree cannot be made, the claim is given back and the error
     /// returned.
-    pub fn claim_integration(
+    pub(crate) fn claim_integration(
         &self,
         name: &str,
         base: Option<&str>,
@@ -258,7 +259,7 @@ impl Workspace {
 
     /// Gives back the name a plan claimed with [`Self::claim_integration`] and never used
     /// (it was refused after the claim): its integration worktree, branch and mark go.
-    pub fn release_claim(&self, plan: &str) -> Result<()> {
+    pub(crate) fn release_claim(&self, plan: &str) -> Result<()> {
         let _guard = self.guard();
         let path = self.integration_path(plan);
         self.remove(&path)?;
@@ -398,7 +399,7 @@ impl Workspace {
     /// [`Self::changed_files`] but without touching the worktree's index (plain `git diff`
     /// refreshes it, which could make the session's own `git add` find `index.lock` taken)
     /// and without waiting for the other operations on the repository.
-    pub fn touched_files(&self, worktree: &Path) -> Result<Vec<String>> {
+    pub(crate) fn touched_files(&self, worktree: &Path) -> Result<Vec<String>> {
         let stamp = self.stamp(worktree)?;
         // Committed since it was made (a session may commit), then what the index and the
         // files add to that.
@@ -439,13 +440,13 @@ impl Workspace {
 
     /// The files changed in `dir` (any checkout of the repository) since commit `base`:
     /// for plans without worktrees, with `base` the commit the session started from.
-    pub fn changed_since(&self, dir: &Path, base: &str) -> Result<Vec<String>> {
+    pub(crate) fn changed_since(&self, dir: &Path, base: &str) -> Result<Vec<String>> {
         let _guard = self.guard();
         self.changed(dir, base)
     }
 
     /// The commit checked out in `dir`.
-    pub fn head(&self, dir: &Path) -> Result<String> {
+    pub(crate) fn head(&self, dir: &Path) -> Result<String> {
         self.git.run(dir, &["rev-parse", "HEAD"])
     }
 

@@ -7,10 +7,10 @@
 //! the plan's integration branch and is never a task's component.
 
 /// The component of the plan's integration branch and worktree (`ocio/<plan>/integration`).
-pub const INTEGRATION: &str = "integration";
+pub(crate) const INTEGRATION: &str = "integration";
 
 /// The prefix of every branch ocio makes.
-pub const BRANCH_PREFIX: &str = "ocio";
+pub(crate) const BRANCH_PREFIX: &str = "ocio";
 
 /// Longest tidied text kept before the hash.
 const MAX_KEPT: usize = 48;
@@ -18,7 +18,7 @@ const MAX_KEPT: usize = 48;
 /// `name` as one component of a branch name and a directory name: `[A-Za-z0-9._-]`, not
 /// starting with `.` or `-`, without `..`, not ending with `.lock` or `.`, never
 /// [`INTEGRATION`], at most 57 bytes. Deterministic.
-pub fn component(name: &str) -> String {
+pub(crate) fn component(name: &str) -> String {
     if is_safe(name) && name != INTEGRATION {
         return name.to_string();
     }
@@ -63,19 +63,19 @@ fn is_safe(name: &str) -> bool {
 }
 
 /// `ocio/<plan>/<task>`: the branch of a task's worktree.
-pub fn task_branch(plan: &str, task: &str) -> String {
+pub(crate) fn task_branch(plan: &str, task: &str) -> String {
     format!("{BRANCH_PREFIX}/{}/{}", component(plan), component(task))
 }
 
 /// `ocio/<plan>/integration`: where the plan's finished tasks are merged.
-pub fn integration_branch(plan: &str) -> String {
+pub(crate) fn integration_branch(plan: &str) -> String {
     format!("{BRANCH_PREFIX}/{}/{INTEGRATION}", component(plan))
 }
 
 /// `refs/ocio/plans/<plan>`: the mark that a plan claimed the name (pointing at the commit it
 /// started from). Not a branch, so deleting a plan's branches leaves it, and `git branch`
 /// does not list it; `git for-each-ref refs/ocio/` does.
-pub fn plan_marker(plan: &str) -> String {
+pub(crate) fn plan_marker(plan: &str) -> String {
     format!("refs/{BRANCH_PREFIX}/plans/{}", component(plan))
 }
 

@@ -13,32 +13,32 @@ use crate::domain::SessionId;
 
 /// A file that a session touched while other running sessions had touched it too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overlap {
+pub(crate) struct Overlap {
     /// Repo-relative.
-    pub path: String,
+    pub(crate) path: String,
     /// The session whose touch made the overlap.
-    pub session: SessionId,
+    pub(crate) session: SessionId,
     /// The sessions that touched it before, in the order they did.
-    pub with: Vec<SessionId>,
+    pub(crate) with: Vec<SessionId>,
 }
 
 /// Which running sessions touch which files.
 #[derive(Debug, Clone, Default)]
-pub struct OverlapMap {
+pub(crate) struct OverlapMap {
     /// Each touched path to its sessions, in the order they first touched it.
     by_path: BTreeMap<String, Vec<SessionId>>,
     by_session: HashMap<SessionId, BTreeSet<String>>,
 }
 
 impl OverlapMap {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records that `session` touched `path` (repo-relative). An [`Overlap`] when this is the
     /// session's first touch of a file other sessions touch; `None` for a file only it touches
     /// and for every later touch of the same file.
-    pub fn touch(&mut self, session: SessionId, path: &str) -> Option<Overlap> {
+    pub(crate) fn touch(&mut self, session: SessionId, path: &str) -> Option<Overlap> {
         let path = normalize(path);
         if path.is_empty() {
             return None;
@@ -58,7 +58,7 @@ impl OverlapMap {
     }
 
     /// Forgets a session that ended. The files it touched.
-    pub fn release(&mut self, session: SessionId) -> BTreeSet<String> {
+    pub(crate) fn release(&mut self, session: SessionId) -> BTreeSet<String> {
         let touched = self.by_session.remove(&session).unwrap_or_default();
         for path in &touched {
             if let Some(sessions) = self.by_path.get_mut(path) {
@@ -74,7 +74,7 @@ impl OverlapMap {
     /// A running session and a file it touches that one of `declared` covers (the first in
     /// path order), or `None` when the task may start. An entry covers itself and, as a
     /// directory (`src/api/` or `src/api`), everything below it.
-    pub fn blocks(&self, declared: &[String]) -> Option<(SessionId, String)> {
+    pub(crate) fn blocks(&self, declared: &[String]) -> Option<(SessionId, String)> {
         declared
             .iter()
             .filter_map(|entry| self.first_under(entry))
@@ -97,24 +97,17 @@ impl OverlapMap {
             .and_then(|(path, sessions)| sessions.first().map(|s| (*s, path.clone())))
     }
 
-    /// The files `session` touched.
-    pub fn touched_by(&self, session: SessionId) -> impl Iterator<Item = &str> {
-        self.by_session
-            .get(&session)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-    }
-
     /// Every file touched by more than one running session, with those sessions.
-    pub fn overlaps(&self) -> impl Iterator<Item = (&str, &[SessionId])> {
+    #[cfg(test)]
+    pub(crate) fn overlaps(&self) -> impl Iterator<Item = (&str, &[SessionId])> {
         self.by_path
             .iter()
             .filter(|(_, sessions)| sessions.len() > 1)
             .map(|(path, sessions)| (path.as_str(), sessions.as_slice()))
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_session.is_empty()
     }
 }
@@ -129,7 +122,7 @@ fn normalize(path: &str) -> String {
 
 /// `file` (absolute, as `file.edited` gives it, or relative to `directory`) relative to the
 /// session's `directory` (its worktree or the shared checkout); `None` when it is outside.
-pub fn repo_relative(directory: &Path, file: &str) -> Option<String> {
+pub(crate) fn repo_relative(directory: &Path, file: &str) -> Option<String> {
     let file = Path::new(file);
     let relative = if file.is_absolute() {
         file.strip_prefix(directory).ok()?

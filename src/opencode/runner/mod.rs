@@ -9,7 +9,7 @@
 //! it never starts a second remote session for the same attempt.
 //!
 //! While the answer is awaited, the server's live event stream (one per server, see
-//! [`LiveHub`]) tells the run what its session does: that becomes transcript activity for the
+//! `LiveHub`) tells the run what its session does: that becomes transcript activity for the
 //! engine, and permission requests are handed to the engine (its policy or the operator) the
 //! moment they are asked, with the answers sent back to the server. Pending requests are also
 //! looked up every few seconds, in case the stream dropped one.

@@ -10,7 +10,7 @@ use super::{age, clock, status_style};
 use crate::domain::{AgentName, Backend, Lifecycle};
 use crate::tui::app::App;
 
-pub fn draw(frame: &mut Frame, app: &App, name: &AgentName, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &App, name: &AgentName, area: Rect) {
     let theme = &app.theme;
     let Some(agent) = app.view.agents.iter().find(|a| a.name == *name) else {
         let text = Paragraph::new(Line::styled(

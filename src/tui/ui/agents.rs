@@ -22,7 +22,7 @@ const PRIORITY: [usize; 5] = [0, 1, 3, 2, RECENT];
 const SPARK_WANT: u16 = 30;
 
 /// The agents table's columns, from every agent.
-pub fn agent_columns(app: &App) -> [Column; 5] {
+pub(crate) fn agent_columns(app: &App) -> [Column; 5] {
     let agents = &app.view.agents;
     let reasons = agents.iter().filter_map(short_reason);
     let recent = if agents.iter().any(|a| short_reason(a).is_some()) {
@@ -56,7 +56,7 @@ fn load_text(agent: &crate::domain::Agent) -> String {
     format!("{}/{}", agent.load, agent.max_concurrent)
 }
 
-pub fn draw_agents(frame: &mut Frame, app: &mut App, columns: &[Column; 5], area: Rect) {
+pub(crate) fn draw_agents(frame: &mut Frame, app: &mut App, columns: &[Column; 5], area: Rect) {
     let block = block(
         app,
         Pane::Agents,
@@ -162,7 +162,7 @@ fn short_reason(agent: &crate::domain::Agent) -> Option<&str> {
 
 /// The approvals table's columns (task, what it asks, for what), from every request and
 /// conflict; what it asks for takes the rest.
-pub fn approval_columns(app: &App) -> [Column; 4] {
+pub(crate) fn approval_columns(app: &App) -> [Column; 4] {
     let (approvals, conflicts) = (&app.view.approvals, &app.view.conflicts);
     let len = |s: &str| s.chars().count();
     [
@@ -210,7 +210,7 @@ pub(super) fn decision_keys(app: &App) -> String {
 }
 
 /// The approvals pane: its table whole, and never so narrow that the keys are cut.
-pub fn approvals_want(app: &App, columns: &[Column; 4]) -> Want {
+pub(crate) fn approvals_want(app: &App, columns: &[Column; 4]) -> Want {
     // The keys, a space either side, on the bottom border.
     let keys = u16::try_from(decision_keys(app).chars().count() + 4).unwrap_or(u16::MAX);
     let table = Want::table(columns);
@@ -223,7 +223,7 @@ pub fn approvals_want(app: &App, columns: &[Column; 4]) -> Want {
 /// [`approvals_want`] asking for no more than a glance at what each request is for (the free
 /// text, which takes whatever width the table is given): beside the events when both would
 /// not fit whole.
-pub fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
+pub(crate) fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
     let [task, id, asks, what] = *columns;
     let what = Column {
         want: what.want.min(8),
@@ -232,7 +232,7 @@ pub fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
     approvals_want(app, &[task, id, asks, what])
 }
 
-pub fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column; 4], area: Rect) {
+pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column; 4], area: Rect) {
     let count = app.view.approvals.len();
     let conflicts = app.view.conflicts.len();
     let title = if conflicts > 0 {

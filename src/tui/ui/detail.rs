@@ -11,7 +11,7 @@ use crate::domain::SessionId;
 use crate::engine::view::Activity;
 use crate::tui::app::App;
 
-pub fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) {
     let theme = &app.theme;
     let Some(view) = app.view.sessions.iter().find(|s| s.session.id == id) else {
         let text = Paragraph::new(Line::styled(

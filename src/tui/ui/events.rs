@@ -13,7 +13,7 @@ const CLOCK: usize = 9;
 
 /// The pane shows its longest line whole (up to a hundred characters), and keeps room for a
 /// few words after the time.
-pub fn want(app: &App) -> Want {
+pub(crate) fn want(app: &App) -> Want {
     let widest = app
         .view
         .log
@@ -25,7 +25,7 @@ pub fn want(app: &App) -> Want {
 }
 use crate::tui::app::{App, Pane};
 
-pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     // Scrolled back at most until the oldest event is at the top of a full pane (the window
     // may have grown since the last key).
     let height = usize::from(area.height.saturating_sub(2));

@@ -18,7 +18,7 @@ const WHAT: usize = 34;
 /// Two columns of keys need this many columns on screen.
 const TWO_COLUMNS: u16 = 2 * (KEYS + 2 + WHAT) as u16 + 4;
 
-pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let theme = &app.theme;
     let wide = area.width >= TWO_COLUMNS;
     let keys = app.keymap.help();
@@ -83,7 +83,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
 
 /// The commands the palette's line may become (all of them on an empty line), in a box at the
 /// bottom of `area`, just above the command line.
-pub fn draw_commands(frame: &mut Frame, app: &App, line: &str, area: Rect) {
+pub(crate) fn draw_commands(frame: &mut Frame, app: &App, line: &str, area: Rect) {
     let theme = &app.theme;
     let found = palette::matching(line);
     let usage = found.iter().map(|c| c.usage().len()).max().unwrap_or(0);

@@ -12,7 +12,7 @@ use crate::tui::editor::Editor;
 const PREFIX: &str = "new task> ";
 const CURSOR: char = '▏';
 
-pub fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
     if area.height < 3 || area.width <= PREFIX.len() as u16 {
         return;
     }

@@ -19,7 +19,7 @@ const PRIORITY: [usize; 5] = [0, 1, 3, LAST, 2];
 const LAST_WANT: u16 = 24;
 const WAITING: &str = "waiting for the engine…";
 
-pub fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area: Rect) {
     let total = app.view.sessions.len();
     let shown = app.panes.order(&app.view).len();
     let mut title = format!("sessions {shown}");
@@ -111,7 +111,7 @@ fn shown_only<T>(cells: [T; 7], widths: &[u16]) -> Vec<T> {
 /// The table's columns from every session (not only those on screen, so they keep their
 /// widths while the table scrolls): each as wide as its widest value, the last activity as
 /// wide as the layout asks room for ([`LAST_WANT`]); the plan only where sessions have one.
-pub fn columns(app: &mut App) -> [Column; 7] {
+pub(crate) fn columns(app: &mut App) -> [Column; 7] {
     let generation = app.view.sessions_generation;
     let widest = match app.panes.widest {
         Some((measured, widest)) if measured == generation => widest,
@@ -171,7 +171,7 @@ fn digits(n: u32) -> usize {
 }
 
 /// How wide the pane would show its table (or its text) whole, and how narrow it can go.
-pub fn want(app: &App, columns: &[Column; 7]) -> Want {
+pub(crate) fn want(app: &App, columns: &[Column; 7]) -> Want {
     match placeholder(app) {
         Some(lines) => Want::text(lines.iter().map(Line::width).max().unwrap_or(0).min(72), 24),
         None => Want::table(columns),

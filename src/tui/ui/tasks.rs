@@ -15,7 +15,7 @@ use crate::domain::Lifecycle;
 use crate::tui::app::{App, Pane};
 use crate::tui::task_tree::{glyph, positions};
 
-pub fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
+pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     app.panes.task_tree.refresh(
         &app.view.plans,
         app.view.plans_generation,

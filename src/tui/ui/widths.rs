@@ -4,15 +4,20 @@
 /// A table column: the width it needs at least and the width its widest value (or header)
 /// wants. An optional column (`min == 0`) is left out when it does not get its want.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Column {
-    pub min: u16,
-    pub want: u16,
+pub(crate) struct Column {
+    pub(crate) min: u16,
+    pub(crate) want: u16,
 }
 
 impl Column {
     /// A column as wide as the widest of `values` (widths) and its header, at most `max`; cut
     /// to no less than `min` where space is short.
-    pub fn of(header: &str, values: impl Iterator<Item = usize>, min: u16, max: u16) -> Self {
+    pub(crate) fn of(
+        header: &str,
+        values: impl Iterator<Item = usize>,
+        min: u16,
+        max: u16,
+    ) -> Self {
         let widest = values.fold(header.chars().count(), usize::max);
         let want = u16::try_from(widest).unwrap_or(u16::MAX).min(max);
         Self {
@@ -22,7 +27,7 @@ impl Column {
     }
 
     /// A column whose values are never cut.
-    pub fn fixed(width: u16) -> Self {
+    pub(crate) fn fixed(width: u16) -> Self {
         Self {
             min: width,
             want: width,
@@ -30,7 +35,7 @@ impl Column {
     }
 
     /// Wanting at least `want`.
-    pub fn max_with(self, want: u16) -> Self {
+    pub(crate) fn max_with(self, want: u16) -> Self {
         Self {
             want: self.want.max(want),
             ..self
@@ -38,7 +43,7 @@ impl Column {
     }
 
     /// Shown only when it gets all it wants.
-    pub fn optional(self) -> Self {
+    pub(crate) fn optional(self) -> Self {
         Self { min: 0, ..self }
     }
 }
@@ -46,7 +51,7 @@ impl Column {
 /// The widths of `columns` in `width` cells, one cell between shown columns. Each column gets
 /// its minimum; then, in `priority` order, what it wants; then `flex` (the free text) takes
 /// what is left. A column of width 0 is not shown.
-pub fn fit(width: u16, columns: &[Column], priority: &[usize], flex: usize) -> Vec<u16> {
+pub(crate) fn fit(width: u16, columns: &[Column], priority: &[usize], flex: usize) -> Vec<u16> {
     let mut widths: Vec<u16> = columns.iter().map(|c| c.min).collect();
     let used = |widths: &[u16]| -> u16 {
         let shown = widths.iter().filter(|w| **w > 0).count() as u16;
@@ -75,14 +80,14 @@ pub fn fit(width: u16, columns: &[Column], priority: &[usize], flex: usize) -> V
 
 /// What a pane needs at least and what it would show whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Want {
-    pub min: u16,
-    pub want: u16,
+pub(crate) struct Want {
+    pub(crate) min: u16,
+    pub(crate) want: u16,
 }
 
 impl Want {
     /// A bordered table of `columns` (those that want no width are left out).
-    pub fn table(columns: &[Column]) -> Self {
+    pub(crate) fn table(columns: &[Column]) -> Self {
         let shown = columns.iter().filter(|c| c.want > 0);
         let gaps = shown.clone().count().saturating_sub(1) as u16 + 2;
         Self {
@@ -92,7 +97,7 @@ impl Want {
     }
 
     /// A bordered pane of text `width` wide, cut no narrower than `min`.
-    pub fn text(width: usize, min: u16) -> Self {
+    pub(crate) fn text(width: usize, min: u16) -> Self {
         let want = u16::try_from(width).unwrap_or(u16::MAX).saturating_add(2);
         Self {
             min: min.min(want),
@@ -104,7 +109,7 @@ impl Want {
 /// How wide the first of two panes side by side is in `width`. Both shown whole: the first
 /// gets what it wants and the second the rest. Else each gets its minimum and they share what
 /// is left by how much of their content would be cut.
-pub fn split(width: u16, first: Want, second: Want) -> u16 {
+pub(crate) fn split(width: u16, first: Want, second: Want) -> u16 {
     let (w, a, b) = (
         u32::from(width),
         u32::from(first.min),
@@ -126,7 +131,7 @@ pub fn split(width: u16, first: Want, second: Want) -> u16 {
 /// What the first of two panes that both have what they want gets of the `spare` width: each
 /// what it would still cut (`cut`), by their shares when the spare is short of both, and what
 /// is left after both, half each.
-pub fn spare_to_first(spare: u16, cut: [u16; 2]) -> u16 {
+pub(crate) fn spare_to_first(spare: u16, cut: [u16; 2]) -> u16 {
     let (spare, a, b) = (u32::from(spare), u32::from(cut[0]), u32::from(cut[1]));
     let first = if spare <= a + b {
         spare * a / (a + b).max(1)
