@@ -125,7 +125,7 @@ impl TaskLocks {
     /// Give back everything `holder` has; the resources freed (to remove from the store).
     /// `_now` is not needed since nothing waits to be granted what is freed; the callers still
     /// pass it.
-    pub(crate) fn release(&mut self, holder: &str, _now: Timestamp) -> Vec<String> {
+    pub(crate) fn release(&mut self, holder: &str) -> Vec<String> {
         self.manager
             .release_all(holder)
             .into_iter()
@@ -190,7 +190,7 @@ mod tests {
             set(&["a"]),
             "b gave back docs/ when it could not have both"
         );
-        assert_eq!(locks.release("a", now), api);
+        assert_eq!(locks.release("a"), api);
         assert_eq!(locks.try_acquire("b", &both, now).map(|l| l.len()), Some(2));
     }
 
@@ -211,7 +211,7 @@ mod tests {
             locks.try_acquire_in_turn("b1", &b, now).is_none(),
             "b is free, but ab asked for it first"
         );
-        locks.release("a1", now);
+        locks.release("a1");
         assert!(
             locks.try_acquire_in_turn("a2", &a, now).is_none(),
             "a freed up, and ab is first in line for it"
@@ -220,7 +220,7 @@ mod tests {
             locks.try_acquire_in_turn("ab", &both, now).map(|l| l.len()),
             Some(2)
         );
-        locks.release("ab", now);
+        locks.release("ab");
         assert!(locks.try_acquire_in_turn("b1", &b, now).is_some());
         assert!(locks.try_acquire_in_turn("a2", &a, now).is_some());
 
@@ -232,7 +232,7 @@ mod tests {
         );
         locks.leave("ab2");
         locks.keep_waiting(|holder| holder != "nobody");
-        locks.release("a2", now);
+        locks.release("a2");
         assert!(
             locks.try_acquire_in_turn("a3", &a, now).is_some(),
             "ab2 stopped waiting"

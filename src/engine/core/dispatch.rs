@@ -176,7 +176,7 @@ impl Core {
             return Ok(Err(Wait::Queued)); // a lock is taken: a later round tries again
         };
         if !self.fleet.take(index) {
-            self.locks.release(&holder, now);
+            self.locks.release(&holder);
             return Ok(Err(Wait::Queued));
         }
         for lease in &leases {

@@ -141,7 +141,7 @@ impl Core {
         }
         if let Some(at) = work.merges.iter().position(|k| k == key) {
             work.merges.remove(at);
-            self.end_merge(plan, key, step, self.now());
+            self.end_merge(plan, key, step);
             return CancelledMerge::Dequeued;
         }
         CancelledMerge::None
@@ -250,7 +250,7 @@ impl Core {
     }
 
     /// The merge is over: its lock goes back and the task's files leave the overlap map.
-    fn end_merge(&mut self, plan: PlanId, key: &str, step: &mut Step, now: Timestamp) {
+    fn end_merge(&mut self, plan: PlanId, key: &str, step: &mut Step) {
         let Some(state) = self.plans.get_mut(&plan) else {
             return;
         };
@@ -261,7 +261,7 @@ impl Core {
             state.work.overlap.release(session);
         }
         if let Some(task) = state.graph.get(key) {
-            for resource in self.locks.release(&task.id.to_string(), now) {
+            for resource in self.locks.release(&task.id.to_string()) {
                 step.batch.remove_lease(&resource);
             }
         }
@@ -276,7 +276,7 @@ impl Core {
     ) -> Result<(), EngineError> {
         let now = self.now();
         let mut step = Step::default();
-        self.end_merge(plan, key, &mut step, now);
+        self.end_merge(plan, key, &mut step);
         let Some(state) = self.plans.get_mut(&plan) else {
             return Ok(());
         };
@@ -341,7 +341,7 @@ impl Core {
         step.events.push(conflict);
         match policy {
             ConflictPolicy::Retry if reruns < MAX_CONFLICT_RERUNS => {
-                self.end_merge(plan, key, &mut step, now);
+                self.end_merge(plan, key, &mut step);
                 let Some(state) = self.plans.get_mut(&plan) else {
                     return Ok(());
                 };
@@ -401,7 +401,7 @@ impl Core {
     ) -> Result<(), EngineError> {
         let now = self.now();
         let mut step = Step::default();
-        self.end_merge(plan, key, &mut step, now);
+        self.end_merge(plan, key, &mut step);
         let Some(state) = self.plans.get_mut(&plan) else {
             return Ok(());
         };

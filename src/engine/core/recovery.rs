@@ -173,7 +173,7 @@ impl Core {
                 .iter()
                 .any(|(_, r)| r.session.task.is_some_and(|t| t.to_string() == holder));
             if !resuming {
-                for resource in self.locks.release(&holder, now) {
+                for resource in self.locks.release(&holder) {
                     step.batch.remove_lease(&resource);
                 }
             }

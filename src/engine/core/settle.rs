@@ -93,7 +93,7 @@ impl Core {
             persist_changed_tasks(step, &state.graph, mark);
         }
         if let Some(task) = run.session.task {
-            for resource in self.locks.release(&task.to_string(), now) {
+            for resource in self.locks.release(&task.to_string()) {
                 step.batch.remove_lease(&resource);
             }
         }
