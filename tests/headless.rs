@@ -12,7 +12,7 @@ mod disk_full;
 #[path = "headless/shutdown.rs"]
 mod shutdown;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::home::{Home, http_get, is_private, stderr, stdout};
 
 /// A slow agent (its sessions run until cancelled) and a fast one.
@@ -107,8 +107,39 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
         2,
         "only a task that has not ended",
     );
+    // Paused, a retried task waits ready; resumed, it runs.
+    let paused = home.json(&["pause", "--json"]);
+    assert_eq!(
+        (&paused["source"], &paused["paused"]),
+        (&json!("engine"), &json!(true))
+    );
+    engine.until("dispatching is paused", |l| {
+        l["type"] == "paused" && l["paused"] == true
+    });
     home.json(&["retry", "long", "--json"]);
+    engine.until("long is ready", |l| is_task(l, "long", "ready"));
+    let tasks = home.json(&["tasks", "--json"]);
+    assert_eq!(tasks["plans"][0]["tasks"][0]["status"], "ready", "{tasks}");
+    let text = stdout(&home.ocio(&["resume"]));
+    assert!(text.contains("dispatching resumed"), "{text}");
     engine.until("long runs again", |l| is_task(l, "long", "running"));
+    // A drained agent says so and takes no new session; undrained, it is online again.
+    let drained = home.json(&["drain", "slow", "--json"]);
+    assert_eq!(drained["agent"], "slow");
+    let agents = home.json(&["agents", "--json"]);
+    let slow = |agents: &Value| {
+        agents["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "slow")
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(slow(&agents), "draining", "{agents}");
+    home.json(&["undrain", "slow", "--json"]);
+    assert_eq!(slow(&home.json(&["agents", "--json"])), "online");
+    fails_with(&home, &["drain", "nosuch"], 2, "no agent named nosuch");
     fails_with(&home, &["retry", "nosuch"], 2, "no task matches `nosuch`");
     fails_with(
         &home,
@@ -181,6 +212,10 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
         vec!["cancel", "long"],
         vec!["retry", "long"],
         vec!["approve", "per_x", "--reject"],
+        vec!["pause"],
+        vec!["resume"],
+        vec!["drain", "slow"],
+        vec!["undrain", "slow"],
     ] {
         fails_with(&home, &args, 2, "no engine is running");
     }

@@ -195,6 +195,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop starting sessions (those running go on) until `ocio resume`; durable
+    Pause {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start sessions again after `ocio pause`
+    Resume {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an agent no new sessions (those running on it go on) until `ocio undrain`
+    Drain {
+        /// The agent's name, as `ocio agents` lists it
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a drained agent sessions again
+    Undrain {
+        /// The agent's name
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// What a plan's finished tasks left for their dependents (the shared context): each
     /// task's answer, the files it changed, the values it published, its merge
     Context {
@@ -469,6 +493,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             reject,
             json,
         }) => remote::approve(&context, &id, always, reject, json),
+        Some(Command::Pause { json }) => remote::pause(&context, true, json),
+        Some(Command::Resume { json }) => remote::pause(&context, false, json),
+        Some(Command::Drain { agent, json }) => remote::drain(&context, &agent, true, json),
+        Some(Command::Undrain { agent, json }) => remote::drain(&context, &agent, false, json),
         Some(Command::Sessions { json }) => inspect::sessions(&context, json),
         Some(Command::Tasks { json }) => inspect::tasks(&context, json),
         Some(Command::Agents { json }) => inspect::agents(&context, json),

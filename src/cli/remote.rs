@@ -218,6 +218,47 @@ pub(crate) fn approve(
     })
 }
 
+/// Pause (or resume) dispatching on the running engine: running sessions go on either way.
+pub(crate) fn pause(context: &Context, paused: bool, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        client.pause(paused).await?;
+        let action = if paused { "pause" } else { "resume" };
+        if json {
+            print_json(&json!({ "source": "engine", "action": action, "paused": paused }))
+        } else if paused {
+            print_text(
+                "dispatching paused: running sessions go on, no new one starts until `ocio resume`",
+            )
+        } else {
+            print_text("dispatching resumed")
+        }
+    })
+}
+
+/// Drain (or undrain) an agent of the running engine: a drained agent gets no new session.
+pub(crate) fn drain(
+    context: &Context,
+    agent: &str,
+    drain: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        client.drain(agent, drain).await?;
+        let action = if drain { "drain" } else { "undrain" };
+        if json {
+            print_json(&json!({ "source": "engine", "action": action, "agent": agent }))
+        } else if drain {
+            print_text(&format!(
+                "agent {agent} drained: its running sessions go on, it gets no new one until `ocio undrain {agent}`"
+            ))
+        } else {
+            print_text(&format!("agent {agent} takes sessions again"))
+        }
+    })
+}
+
 /// The task `text` names: its full id, the last 8 characters of it, its key, or
 /// `plan/key`. Returns the id and `plan/key`.
 pub(crate) fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
