@@ -4,7 +4,6 @@
 use std::cmp::Reverse;
 
 use ratatui::layout::{Position, Rect};
-use tui_tree_widget::TreeState;
 
 use super::app::Pane;
 use super::keymap::Action;
@@ -97,9 +96,8 @@ pub struct Panes {
     pub(crate) help_scroll: usize,
     pub(crate) sort: Sort,
     pub(crate) filter: String,
-    /// The task tree's selection and opened items (identifiers are plan and task ids).
-    pub(crate) tree: TreeState<u128>,
-    /// The task tree's items.
+    /// The task tree: its layout, selection, opened items and scrolling (identifiers are plan
+    /// and task ids).
     pub(crate) task_tree: TaskTree,
     /// Dependency graph instead of the tree.
     pub graph: bool,
@@ -159,7 +157,7 @@ impl Panes {
 
     /// The task selected in the tree (or graph): its id and `plan/task` name.
     pub(crate) fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
-        let ident = self.tree.selected().last()?;
+        let ident = self.task_tree.selected().last()?;
         view.plans.iter().find_map(|p| {
             p.tasks
                 .iter()
@@ -194,15 +192,15 @@ impl Panes {
             Pane::Tasks if self.graph => self.graph_step(action, view),
             Pane::Tasks => {
                 match action {
-                    Action::Up => self.tree.key_up(),
-                    Action::Down => self.tree.key_down(),
-                    Action::Top => self.tree.select_first(),
-                    Action::Bottom => self.tree.select_last(),
+                    Action::Up => self.task_tree.key_up(),
+                    Action::Down => self.task_tree.key_down(),
+                    Action::Top => self.task_tree.select_first(),
+                    Action::Bottom => self.task_tree.select_last(),
                     Action::PageUp => self
-                        .tree
+                        .task_tree
                         .select_relative(|c| c.map_or(0, |c| c.saturating_sub(page))),
                     Action::PageDown => self
-                        .tree
+                        .task_tree
                         .select_relative(|c| c.map_or(0, |c| c.saturating_add(page))),
                     _ => false,
                 };
@@ -215,7 +213,7 @@ impl Panes {
         let Some(plan) = self.selected_plan(view) else {
             return;
         };
-        let selected = self.tree.selected().last().copied();
+        let selected = self.task_tree.selected().last().copied();
         let at = plan
             .tasks
             .iter()
@@ -237,7 +235,7 @@ impl Panes {
             .get(next)
             .and_then(|t| self.task_tree.path(t.id.as_u128()))
         {
-            self.tree.select(path.clone());
+            self.task_tree.select(path);
         }
     }
 
@@ -246,15 +244,15 @@ impl Panes {
         &self,
         view: &'v View,
     ) -> Option<&'v crate::engine::view::PlanView> {
-        let root = self.tree.selected().first();
+        let root = self.task_tree.selected().first();
         root.and_then(|id| view.plans.iter().find(|p| p.id.as_u128() == *id))
             .or_else(|| view.plans.last())
     }
 
     pub(crate) fn tree_key(&mut self, action: Action, _view: &View) {
         match action {
-            Action::Collapse => self.tree.key_left(),
-            _ => self.tree.key_right(),
+            Action::Collapse => self.task_tree.key_left(),
+            _ => self.task_tree.key_right(),
         };
     }
 
@@ -275,7 +273,7 @@ impl Panes {
                 self.approvals.selected = row.min(view.approvals.len().saturating_sub(1));
             }
             Pane::Tasks => {
-                self.tree.click_at(at);
+                self.task_tree.click_at(at);
             }
             Pane::Events => {}
         }

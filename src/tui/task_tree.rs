@@ -1,145 +1,206 @@
-//! The task tree's items: built once for each shape of the plans (which plans, which tasks, what
-//! each needs), then patched in place when a task's status or attempts change, so a busy plan's
-//! events relabel one row instead of rebuilding thousands. A task hangs under the first task it
-//! needs, so every task appears once.
+//! The task tree: every plan's tasks as a tree (a task hangs under the first task it needs, so
+//! every task appears once), with its own selection, opened items and scrolling.
+//!
+//! The tree's shape is laid out once for each shape of the plans (which plans, which tasks, what
+//! each needs), in tree order. Which rows are visible (under open items only) is worked out again
+//! only when the shape or the opened items change, by skipping closed subtrees, never hashing
+//! paths; a frame labels and draws only the rows on screen, from the plans as they are, so a busy
+//! plan's events cost a frame nothing but the rows shown.
+//!
+//! Selection, opening and scrolling behave as `tui_tree_widget`'s `TreeState` did with its
+//! `Tree`, which drew every task: identifiers are paths (plan id, then task ids), and keys move
+//! through the rows as they were last drawn.
+
+mod draw;
+mod nav;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 
-use ratatui::text::{Line, Span, Text};
-use tui_tree_widget::{TreeItem, TreeState};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
 
 use crate::domain::{Lifecycle, TaskStatus};
 use crate::engine::view::{PlanView, TaskView};
 use crate::tui::theme::Theme;
 
-/// Tree identifiers are plan and task ids as integers: the tree widget clones and hashes every
-/// open item's path each frame, which costs far less for them than for strings.
-type Item = TreeItem<'static, u128>;
-
 #[derive(Default)]
 pub(crate) struct TaskTree {
-    /// The tree widget's items: one per plan, newest first.
-    items: Vec<Item>,
-    /// The plans as the items show them (in the view's order, oldest first).
+    /// Every plan's row and its tasks' rows in tree order: plans newest first, each item before
+    /// its children, children in their tasks' order.
+    nodes: Vec<Node>,
+    /// Where each plan's and task's node is, by identifier.
+    index: HashMap<u128, usize>,
+    /// The plans as the nodes lay them out (in the view's order, oldest first), to tell a new
+    /// shape; their statuses are not kept up to date (rows are labelled from the view's plans).
     shown: Vec<PlanView>,
-    /// Per shown plan, where each task's item sits.
-    places: Vec<Vec<Place>>,
-    /// The plans generation the items are current with.
+    /// The plans generation the nodes are current with.
     seen: Option<u64>,
-    /// Each task's path in the tree (plan id, then task ids), by task id.
-    paths: HashMap<u128, Vec<u128>>,
     /// Plans whose tree has been opened once.
-    opened: HashSet<u128>,
+    opened_once: HashSet<u128>,
+    /// Opened items, by path.
+    opened: HashSet<Vec<u128>>,
+    /// The selected item's path (empty: nothing selected).
+    selected: Vec<u128>,
+    /// The first visible row drawn.
+    offset: usize,
+    /// Scroll the selection into view on the next draw.
+    show_selected: bool,
+    /// The visible rows (nodes under open items only) as last drawn.
+    rows: Vec<usize>,
+    /// The opened items changed since `rows` were worked out.
+    rows_stale: bool,
+    /// Where the rows were last drawn, and which node was drawn at which line.
+    last_area: Rect,
+    rendered: Vec<(u16, usize)>,
 }
 
-/// Where a task's item sits: under which task (or the plan, for `None`), and at which index
-/// among that parent's children.
+/// A plan's or a task's place in the tree.
 #[derive(Debug, Clone, Copy)]
-struct Place {
+struct Node {
+    id: u128,
+    /// Its plan, an index into `shown` (and into the plans drawn, which have its shape).
+    plan: usize,
+    /// Its task, an index into the plan's tasks; `None` for the plan's own row.
+    task: Option<usize>,
+    /// The node it hangs under.
     parent: Option<usize>,
-    index: usize,
+    /// 0 for a plan, 1 for the tasks right under it.
+    depth: usize,
+    /// One past the last node of its subtree (`index + 1` when it has no children).
+    end: usize,
+}
+
+/// A row on screen, to draw.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    /// The line it is drawn on.
+    y: u16,
+    /// Levels of indentation.
+    depth: usize,
+    /// `None` without children, else whether it is open.
+    open: Option<bool>,
+    selected: bool,
+    label: Line<'static>,
 }
 
 impl TaskTree {
-    pub(crate) fn items(&self) -> &[Item] {
-        &self.items
+    /// The selected item's path (plan id, then task ids); empty when nothing is.
+    pub(crate) fn selected(&self) -> &[u128] {
+        &self.selected
+    }
+
+    /// The opened items' paths.
+    #[cfg(test)]
+    pub(crate) fn opened(&self) -> &HashSet<Vec<u128>> {
+        &self.opened
     }
 
     /// A task's path in the tree (plan id, then task ids).
-    pub(crate) fn path(&self, task: u128) -> Option<&Vec<u128>> {
-        self.paths.get(&task)
+    pub(crate) fn path(&self, task: u128) -> Option<Vec<u128>> {
+        self.index.get(&task).map(|n| self.path_of(*n))
     }
 
-    /// Bring the items up to date with `plans` (a no-op while `generation` is unchanged):
-    /// relabel the tasks whose status or attempts changed, or build everything again when the
-    /// plans' shape did. A plan seen for the first time is opened, with every task that has
-    /// children; with nothing selected, the newest plan is.
-    pub(crate) fn refresh(
-        &mut self,
-        plans: &[PlanView],
-        generation: u64,
-        state: &mut TreeState<u128>,
-        theme: &Theme,
-    ) {
+    /// Bring the layout up to date with `plans` (a no-op while `generation` is unchanged, and
+    /// while only tasks' statuses, attempts or sessions changed: rows are labelled as drawn). A
+    /// plan seen for the first time is opened, with every task that has children; with nothing
+    /// selected, the newest plan is.
+    pub(crate) fn refresh(&mut self, plans: &[PlanView], generation: u64) {
         if self.seen == Some(generation) {
             return;
         }
         self.seen = Some(generation);
-        if !self.patch(plans, theme) {
-            self.build(plans, state, theme);
+        let same = plans.len() == self.shown.len()
+            && plans.iter().zip(&self.shown).all(|(a, b)| same_shape(a, b));
+        if !same {
+            self.build(plans);
         }
-        if state.selected().is_empty()
+        if self.selected.is_empty()
             && let Some(newest) = plans.last()
         {
-            state.select(vec![newest.id.as_u128()]);
+            self.select(vec![newest.id.as_u128()]);
         }
     }
 
-    /// Relabel what changed; false when the shape changed (or an item could not be patched),
-    /// and the items must be built again.
-    fn patch(&mut self, plans: &[PlanView], theme: &Theme) -> bool {
-        if plans.len() != self.shown.len() || self.items.len() != plans.len() {
-            return false;
-        }
-        for (p, plan) in plans.iter().enumerate() {
-            // Items are newest first, plans oldest first.
-            let at = plans.len() - 1 - p;
-            let shown = &mut self.shown[p];
-            if !same_shape(plan, shown) {
-                return false;
-            }
-            let mut relabel_plan = false;
-            for (t, task) in plan.tasks.iter().enumerate() {
-                let was = &mut shown.tasks[t];
-                if task.status == was.status && task.attempts == was.attempts {
-                    continue;
-                }
-                relabel_plan |=
-                    (task.status == TaskStatus::Done) != (was.status == TaskStatus::Done);
-                was.status = task.status;
-                was.attempts = task.attempts;
-                let Some(item) = task_item(&mut self.items[at], &self.places[p], t) else {
-                    return false;
-                };
-                if !relabel(item, task_line(task, theme)) {
-                    return false;
-                }
-            }
-            if relabel_plan && !relabel(&mut self.items[at], plan_title(plan, theme)) {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn build(&mut self, plans: &[PlanView], state: &mut TreeState<u128>, theme: &Theme) {
-        self.items = Vec::with_capacity(plans.len());
-        self.places = Vec::with_capacity(plans.len());
-        self.paths.clear();
-        for plan in plans.iter().rev() {
-            let parent = parents(plan);
-            let plan_id = plan.id.as_u128();
-            let paths = paths(plan, &parent);
-            if self.opened.insert(plan_id) {
-                state.open(vec![plan_id]);
-                let mut has_children = vec![false; plan.tasks.len()];
-                for p in parent.iter().flatten() {
-                    has_children[*p] = true;
-                }
-                for (i, task) in plan.tasks.iter().enumerate() {
-                    if has_children[i]
-                        && let Some(path) = paths.get(&task.id.as_u128())
-                    {
-                        state.open(path.clone());
+    fn build(&mut self, plans: &[PlanView]) {
+        self.nodes.clear();
+        for (p, plan) in plans.iter().enumerate().rev() {
+            let first = self.nodes.len();
+            lay_out(plan, p, &mut self.nodes);
+            if self.opened_once.insert(plan.id.as_u128()) {
+                for n in first..self.nodes.len() {
+                    if self.nodes[n].end > n + 1 || n == first {
+                        self.opened.insert(self.path_of(n));
                     }
                 }
             }
-            self.paths.extend(paths);
-            self.items.push(plan_item(plan, &parent, theme));
-            self.places.push(places(&parent));
         }
-        self.places.reverse();
+        self.index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| (node.id, n))
+            .collect();
         self.shown = plans.to_vec();
+        // The rows as drawn name nodes: they must name these.
+        self.rows = self.flatten();
+        self.rows_stale = false;
+        self.rendered.clear();
+    }
+
+    /// The node's path: its plan's id, then its tasks' ids down to its own.
+    fn path_of(&self, node: usize) -> Vec<u128> {
+        let mut path = Vec::with_capacity(self.nodes.get(node).map_or(0, |n| n.depth + 1));
+        let mut at = Some(node);
+        while let Some(n) = at.and_then(|n| self.nodes.get(n)) {
+            path.push(n.id);
+            at = n.parent;
+        }
+        path.reverse();
+        path
+    }
+
+    /// The node whose path `path` is, if any.
+    fn node_at(&self, path: &[u128]) -> Option<usize> {
+        let node = *self.index.get(path.last()?)?;
+        let mut at = Some(node);
+        for id in path.iter().rev() {
+            let n = self.nodes.get(at?)?;
+            if n.id != *id {
+                return None;
+            }
+            at = n.parent;
+        }
+        at.is_none().then_some(node)
+    }
+
+    /// The visible rows: every node under open items only, in tree order.
+    fn flatten(&self) -> Vec<usize> {
+        let mut open = vec![false; self.nodes.len()];
+        for path in &self.opened {
+            if let Some(n) = self.node_at(path) {
+                open[n] = true;
+            }
+        }
+        let mut rows = Vec::new();
+        let mut n = 0;
+        while let Some(node) = self.nodes.get(n) {
+            rows.push(n);
+            n = if open[n] { n + 1 } else { node.end };
+        }
+        rows
+    }
+
+    /// A node's row text, from the plans as they are now.
+    fn label(&self, node: &Node, plans: &[PlanView], theme: &Theme) -> Line<'static> {
+        let Some(plan) = plans.get(node.plan) else {
+            return Line::default();
+        };
+        match node.task.and_then(|t| plan.tasks.get(t)) {
+            Some(task) => task_line(task, theme),
+            None => plan_title(plan, theme),
+        }
     }
 }
 
@@ -154,42 +215,49 @@ fn same_shape(a: &PlanView, b: &PlanView) -> bool {
             .all(|(a, b)| a.id == b.id && a.key == b.key && a.needs == b.needs)
 }
 
-/// The item of task `t` inside its plan's item.
-fn task_item<'i>(plan: &'i mut Item, places: &[Place], t: usize) -> Option<&'i mut Item> {
-    let mut indices = Vec::new();
-    let mut at = Some(t);
-    while let Some(i) = at {
-        let place = places.get(i)?;
-        indices.push(place.index);
-        at = place.parent;
-    }
-    let mut item = plan;
-    for index in indices.into_iter().rev() {
-        item = item.child_mut(index)?;
-    }
-    Some(item)
-}
-
-/// Give `item` new text, keeping its identifier and children. The widget has no setter for an
-/// item's text, so the item is made again around its own children (moved, not copied). False
-/// only if the widget refused children it had accepted before; the item has then lost them.
-fn relabel(item: &mut Item, text: Line<'static>) -> bool {
-    let id = *item.identifier();
-    let mut children = Vec::with_capacity(item.children().len());
-    for i in 0..item.children().len() {
-        if let Some(child) = item.child_mut(i) {
-            children.push(std::mem::replace(
-                child,
-                TreeItem::new_leaf(0, Text::default()),
-            ));
+/// Append plan `plan` (at `p` in the plans) to `nodes`: its own node, then its tasks in tree
+/// order. Iterative, however deep a chain of needs goes.
+fn lay_out(plan: &PlanView, p: usize, nodes: &mut Vec<Node>) {
+    let parent = parents(plan);
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); plan.tasks.len()];
+    let mut roots = Vec::new();
+    for (t, up) in parent.iter().enumerate() {
+        match up {
+            Some(up) => children[*up].push(t),
+            None => roots.push(t),
         }
     }
-    match TreeItem::new(id, text, children) {
-        Ok(new) => {
-            *item = new;
-            true
+    // Subtree sizes: a parent is always earlier than its children.
+    let mut size = vec![1usize; plan.tasks.len()];
+    for t in (0..plan.tasks.len()).rev() {
+        if let Some(up) = parent[t] {
+            size[up] += size[t];
         }
-        Err(_) => false,
+    }
+    let first = nodes.len();
+    nodes.push(Node {
+        id: plan.id.as_u128(),
+        plan: p,
+        task: None,
+        parent: None,
+        depth: 0,
+        end: first + 1 + plan.tasks.len(),
+    });
+    let mut node_of = vec![first; plan.tasks.len()];
+    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
+    while let Some(t) = stack.pop() {
+        let up = parent[t].map_or(first, |up| node_of[up]);
+        let n = nodes.len();
+        node_of[t] = n;
+        nodes.push(Node {
+            id: plan.tasks[t].id.as_u128(),
+            plan: p,
+            task: Some(t),
+            parent: Some(up),
+            depth: nodes[up].depth + 1,
+            end: n + size[t],
+        });
+        stack.extend(children[t].iter().rev());
     }
 }
 
@@ -231,40 +299,6 @@ fn parents(plan: &PlanView) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Where each task's item sits (children keep the tasks' order).
-fn places(parent: &[Option<usize>]) -> Vec<Place> {
-    let mut children = vec![0usize; parent.len()];
-    let mut roots = 0;
-    parent
-        .iter()
-        .map(|p| {
-            let count = match p {
-                Some(p) => &mut children[*p],
-                None => &mut roots,
-            };
-            let index = *count;
-            *count += 1;
-            Place { parent: *p, index }
-        })
-        .collect()
-}
-
-/// Each task's path in the tree (the plan's id, then task ids), by task id.
-fn paths(plan: &PlanView, parent: &[Option<usize>]) -> HashMap<u128, Vec<u128>> {
-    let mut paths = HashMap::with_capacity(plan.tasks.len());
-    let mut path_of: Vec<Vec<u128>> = Vec::with_capacity(plan.tasks.len());
-    for (i, task) in plan.tasks.iter().enumerate() {
-        let mut path = match parent[i] {
-            Some(p) => path_of[p].clone(),
-            None => vec![plan.id.as_u128()],
-        };
-        path.push(task.id.as_u128());
-        paths.insert(task.id.as_u128(), path.clone());
-        path_of.push(path);
-    }
-    paths
-}
-
 /// One task's row.
 fn task_line(task: &TaskView, theme: &Theme) -> Line<'static> {
     let status = theme.status(task.status.name());
@@ -296,154 +330,4 @@ fn plan_title(plan: &PlanView, theme: &Theme) -> Line<'static> {
         Span::styled(plan.name.clone(), theme.title),
         Span::styled(format!("  {done}/{} done", plan.tasks.len()), theme.muted),
     ])
-}
-
-/// One plan's tree.
-fn plan_item(plan: &PlanView, parent: &[Option<usize>], theme: &Theme) -> Item {
-    let plan_id = plan.id.as_u128();
-    // Build bottom-up: children before parents, no recursion however deep the chain.
-    let mut children: Vec<Vec<Item>> = (0..plan.tasks.len()).map(|_| Vec::new()).collect();
-    let mut roots = Vec::new();
-    for (i, task) in plan.tasks.iter().enumerate().rev() {
-        let mut kids = std::mem::take(&mut children[i]);
-        kids.reverse();
-        let id = task.id.as_u128();
-        let item = if kids.is_empty() {
-            TreeItem::new_leaf(id, task_line(task, theme))
-        } else {
-            // Fails only for duplicate ids among the children, which a plan cannot have.
-            TreeItem::new(id, task_line(task, theme), kids)
-                .unwrap_or_else(|_| TreeItem::new_leaf(id, Line::raw(task.key.clone())))
-        };
-        match parent[i] {
-            Some(p) => children[p].push(item),
-            None => roots.push(item),
-        }
-    }
-    roots.reverse();
-    let title = plan_title(plan, theme);
-    TreeItem::new(plan_id, title.clone(), roots)
-        .unwrap_or_else(|_| TreeItem::new_leaf(plan_id, title))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::domain::{PlanId, TaskId};
-    use crate::tui::theme::ColorDepth;
-
-    fn plan(n: u128, tasks: &[(&str, &[&str])]) -> PlanView {
-        PlanView {
-            id: PlanId::from_u128(n << 64),
-            name: format!("plan-{n}"),
-            repo: "/work/repo".into(),
-            tasks: tasks
-                .iter()
-                .enumerate()
-                .map(|(i, (key, needs))| TaskView {
-                    id: TaskId::from_u128((n << 64) + i as u128 + 1),
-                    key: key.to_string(),
-                    status: TaskStatus::Pending,
-                    attempts: 0,
-                    needs: needs.iter().map(|n| n.to_string()).collect(),
-                    capabilities: Vec::new(),
-                    session: None,
-                })
-                .collect(),
-        }
-    }
-
-    fn plans() -> Vec<PlanView> {
-        vec![
-            plan(
-                1,
-                &[("a", &[]), ("b", &["a"]), ("c", &["a"]), ("d", &["c", "b"])],
-            ),
-            plan(2, &[("x", &[]), ("y", &[]), ("z", &["y", "x"])]),
-        ]
-    }
-
-    fn theme() -> Theme {
-        Theme::load("industrial", None, ColorDepth::TrueColor).unwrap()
-    }
-
-    /// The items of a tree built from scratch for `plans`.
-    fn fresh(plans: &[PlanView]) -> String {
-        let mut tree = TaskTree::default();
-        tree.refresh(plans, 0, &mut TreeState::default(), &theme());
-        format!("{:?}", tree.items())
-    }
-
-    #[test]
-    fn a_status_change_relabels_in_place_what_a_rebuild_would_draw() {
-        let theme = theme();
-        let mut state = TreeState::default();
-        let mut tree = TaskTree::default();
-        let mut plans = plans();
-        tree.refresh(&plans, 1, &mut state, &theme);
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-
-        // A task deep in the tree, a root with children (and the plan's done count), a leaf.
-        plans[0].tasks[3].status = TaskStatus::Running;
-        plans[0].tasks[3].attempts = 2;
-        plans[0].tasks[0].status = TaskStatus::Done;
-        plans[1].tasks[0].status = TaskStatus::Failed;
-        plans[1].tasks[0].session = Some(crate::domain::SessionId::from_u128(7));
-        assert!(tree.patch(&plans, &theme));
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-
-        // What refresh does with an unchanged generation: nothing.
-        plans[0].tasks[1].status = TaskStatus::Done;
-        tree.refresh(&plans, 1, &mut state, &theme);
-        assert_ne!(format!("{:?}", tree.items()), fresh(&plans));
-        tree.refresh(&plans, 2, &mut state, &theme);
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-    }
-
-    #[test]
-    fn no_plans_draw_no_items() {
-        let theme = theme();
-        let mut state = TreeState::default();
-        let mut tree = TaskTree::default();
-        tree.refresh(&[], 1, &mut state, &theme);
-        tree.refresh(&[], 2, &mut state, &theme);
-        assert!(tree.items().is_empty());
-        let plans = plans();
-        tree.refresh(&plans, 3, &mut state, &theme);
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-        tree.refresh(&[], 4, &mut state, &theme);
-        assert!(tree.items().is_empty());
-    }
-
-    #[test]
-    fn a_new_shape_is_built_again() {
-        let theme = theme();
-        let mut state = TreeState::default();
-        let mut tree = TaskTree::default();
-        let mut plans = plans();
-        tree.refresh(&plans, 1, &mut state, &theme);
-
-        plans[1].tasks[2].needs.reverse();
-        assert!(!tree.patch(&plans, &theme));
-        tree.refresh(&plans, 2, &mut state, &theme);
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-
-        plans.push(plan(3, &[("only", &[])]));
-        tree.refresh(&plans, 3, &mut state, &theme);
-        assert_eq!(format!("{:?}", tree.items()), fresh(&plans));
-        // The new plan is opened, and the first selection stays on the plan chosen first.
-        assert!(state.opened().contains(&vec![plans[2].id.as_u128()]));
-        assert_eq!(state.selected(), [plans[1].id.as_u128()]);
-        let z = plans[1].tasks[2].id.as_u128();
-        assert_eq!(
-            tree.path(z),
-            Some(&vec![
-                plans[1].id.as_u128(),
-                plans[1].tasks[0].id.as_u128(),
-                z
-            ])
-        );
-    }
 }

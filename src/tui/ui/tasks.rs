@@ -1,14 +1,13 @@
-//! The task pane: each plan as a tree (its items kept by
-//! [`TaskTree`](crate::tui::task_tree::TaskTree)), or the selected plan's dependency graph in
-//! layers (a task's column is the length of the longest chain of needs before it), with the
-//! selection's needs and dependents marked.
+//! The task pane: each plan as a tree (laid out, scrolled and drawn by
+//! [`TaskTree`](crate::tui::task_tree::TaskTree), only the rows on screen), or the selected
+//! plan's dependency graph in layers (a task's column is the length of the longest chain of
+//! needs before it), with the selection's needs and dependents marked.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use tui_tree_widget::Tree;
 
 use super::{block, fit};
 use crate::domain::Lifecycle;
@@ -16,12 +15,9 @@ use crate::tui::app::{App, Pane};
 use crate::tui::task_tree::{glyph, positions};
 
 pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
-    app.panes.task_tree.refresh(
-        &app.view.plans,
-        app.view.plans_generation,
-        &mut app.panes.tree,
-        &app.theme,
-    );
+    app.panes
+        .task_tree
+        .refresh(&app.view.plans, app.view.plans_generation);
     let plans = app.view.plans.len();
     let mode = if app.panes.graph { "graph" } else { "tree" };
     let block = block(app, Pane::Tasks, format!("tasks · {plans} plans · {mode}"));
@@ -32,33 +28,29 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         );
         return;
     }
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
     if app.panes.graph {
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
         draw_graph(frame, app, inner);
-        return;
+    } else {
+        draw_tree(frame, app, inner);
     }
-    match Tree::new(app.panes.task_tree.items()) {
-        Ok(tree) => {
-            let tree = tree
-                .block(block)
-                .highlight_style(if app.focus == Pane::Tasks {
-                    app.theme.selected
-                } else {
-                    app.theme.surface
-                })
-                .node_closed_symbol("▸ ")
-                .node_open_symbol("▾ ")
-                .node_no_children_symbol("  ");
-            frame.render_stateful_widget(tree, area, &mut app.panes.tree);
-        }
-        Err(e) => {
-            frame.render_widget(
-                Paragraph::new(format!("cannot draw the tree: {e}")).block(block),
-                area,
-            );
-        }
-    }
+}
+
+/// The tree's rows on screen (only those are labelled).
+fn draw_tree(frame: &mut Frame, app: &mut App, area: Rect) {
+    let highlight = if app.focus == Pane::Tasks {
+        app.theme.selected
+    } else {
+        app.theme.surface
+    };
+    app.panes.task_tree.render(
+        area,
+        frame.buffer_mut(),
+        &app.view.plans,
+        &app.theme,
+        highlight,
+    );
 }
 
 /// The selected plan in layers: one column per depth, as many columns as fit, scrolled so the
@@ -68,7 +60,7 @@ fn draw_graph(frame: &mut Frame, app: &mut App, area: Rect) {
         return;
     };
     let theme = &app.theme;
-    let selected = app.panes.tree.selected().last().copied();
+    let selected = app.panes.task_tree.selected().last().copied();
     let index = positions(plan);
     let mut depth = vec![0usize; plan.tasks.len()];
     for (i, task) in plan.tasks.iter().enumerate() {
