@@ -129,12 +129,18 @@ impl SessionView {
     /// The state to show: a running session whose server waits to retry the model provider is
     /// `retrying` (an observation of the live stream, not a stored state).
     pub(crate) fn state(&self) -> &'static str {
-        let retrying = self.session.status == crate::domain::SessionStatus::Running
+        crate::domain::Lifecycle::name(self.shown_status())
+    }
+
+    /// The status whose name [`state`](Self::state) is.
+    pub(crate) fn shown_status(&self) -> crate::domain::SessionStatus {
+        use crate::domain::SessionStatus;
+        let retrying = self.session.status == SessionStatus::Running
             && self.last.as_ref().is_some_and(|e| e.activity.is_retry());
         if retrying {
-            "retrying"
+            SessionStatus::Retrying
         } else {
-            crate::domain::Lifecycle::name(self.session.status)
+            self.session.status
         }
     }
 }

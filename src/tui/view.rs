@@ -433,20 +433,21 @@ impl View {
         }
     }
 
-    /// Sessions by state, for the header.
+    /// Sessions by state, for the header. One pass, comparing statuses rather than their names:
+    /// it is counted on every frame, over every session.
     pub(crate) fn counts(&self) -> Vec<(SessionStatus, usize)> {
+        let mut counts = vec![0usize; SessionStatus::ALL.len()];
+        for view in &self.sessions {
+            let status = view.shown_status();
+            if let Some(i) = SessionStatus::ALL.iter().position(|s| *s == status) {
+                counts[i] += 1;
+            }
+        }
         SessionStatus::ALL
             .iter()
-            .map(|s| {
-                (
-                    *s,
-                    self.sessions
-                        .iter()
-                        .filter(|v| v.state() == s.name())
-                        .count(),
-                )
-            })
+            .zip(counts)
             .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (*s, n))
             .collect()
     }
 }
