@@ -9,7 +9,7 @@ use super::app::Pane;
 use super::keymap::Action;
 use super::task_tree::TaskTree;
 use super::view::View;
-use crate::domain::{Agent, Lifecycle, TaskId};
+use crate::domain::{Agent, Lifecycle, SessionStatus, TaskId};
 use crate::engine::view::SessionView;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub struct Panes {
     /// The sessions table's widest values, and the `sessions_generation` they were measured
     /// at (measuring every session is not done on every frame).
     pub(crate) widest: Option<(u64, [usize; 5])>,
+    /// The header's sessions by state, and the `sessions_generation` they were counted at.
+    counts: Option<(u64, Vec<(SessionStatus, usize)>)>,
     order: Vec<usize>,
     order_built: Option<(u64, Sort, String)>,
 }
@@ -143,6 +145,16 @@ impl Panes {
             self.order_built = Some(key);
         }
         &self.order
+    }
+
+    /// The sessions by state, for the header ([`View::counts`]): counted again only when a
+    /// session's state may have changed, not on every frame.
+    pub(crate) fn counts(&mut self, view: &View) -> &[(SessionStatus, usize)] {
+        let generation = view.sessions_generation;
+        if self.counts.as_ref().map(|(g, _)| *g) != Some(generation) {
+            self.counts = Some((generation, view.counts()));
+        }
+        self.counts.as_ref().map_or(&[], |(_, counts)| counts)
     }
 
     pub(crate) fn selected_session<'v>(&mut self, view: &'v View) -> Option<&'v SessionView> {

@@ -94,4 +94,7 @@ fn a_session_in_provider_retry_shows_as_retrying() {
         api.contains("running") && !api.contains("retrying ("),
         "{api}"
     );
+    // The header's counts (kept between frames) follow.
+    let header = screen.lines().next().unwrap();
+    assert!(!header.contains("retrying"), "{header}");
 }

@@ -19,7 +19,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Mode, Pane};
-use crate::domain::{AgentStatus, Backend, Lifecycle};
+use crate::domain::{AgentStatus, Backend, Lifecycle, SessionStatus};
 use widths::Want;
 
 /// Below this the panes do not fit; the screen says so instead.
@@ -49,7 +49,8 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(frame, app, header);
+    let counts = app.panes.counts(&app.view).to_vec();
+    draw_header(frame, app, &counts, header);
     // Under a question, what it was asked from.
     let under = match &app.mode {
         Mode::ConfirmCancel { back, .. } => back.as_ref(),
@@ -236,7 +237,7 @@ pub(super) fn block<'a>(app: &App, pane: Pane, title: String) -> Block<'a> {
         ))
 }
 
-fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], area: Rect) {
     let theme = &app.theme;
     let view = &app.view;
     let mut spans = vec![Span::styled(" OCIO ", theme.selected), Span::raw(" ")];
@@ -259,7 +260,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(" [SIMULATED]", theme.accent));
     }
     spans.push(Span::styled(" │", theme.base));
-    for (status, n) in view.counts() {
+    for (status, n) in counts {
         spans.push(Span::styled(
             format!(" {n} {}", status.name()),
             theme.status(status.name()),
