@@ -205,6 +205,7 @@ fn app() -> App {
                 id: format!("per_{n}"),
                 permission: "external_directory".into(),
                 patterns: vec![format!("/etc/conf.d/{n}")],
+                questions: Vec::new(),
             },
         })
         .collect();

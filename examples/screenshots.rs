@@ -254,6 +254,7 @@ fn snapshot() -> Snapshot {
                 id: "per_7f3a".into(),
                 permission: "bash".into(),
                 patterns: vec!["cargo bench --bench users".into()],
+                questions: Vec::new(),
             },
         }],
         agents: agents(),

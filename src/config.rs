@@ -75,6 +75,30 @@ pub(crate) struct EngineConfig {
     /// instead of making another. Default: twice `max_parallel`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) max_worktrees: Option<u32>,
+    /// Questions sessions ask (OpenCode's `question` tool): `auto` (wait for an answer while a
+    /// control room is attached), `ask` (wait for one) or `deny` (the model decides alone).
+    pub(crate) questions: crate::engine::question::QuestionMode,
+    /// How long a question waits for an answer before it is rejected (in `auto`, counted while
+    /// no control room is attached). Default 10 minutes.
+    #[serde(
+        deserialize_with = "deserialize_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) question_timeout: Option<SignedDuration>,
+}
+
+impl EngineConfig {
+    /// The question policy these keys set.
+    pub(crate) fn question_policy(&self) -> crate::engine::question::QuestionPolicy {
+        let mut policy = crate::engine::question::QuestionPolicy {
+            mode: self.questions,
+            ..Default::default()
+        };
+        if let Some(timeout) = self.question_timeout.and_then(|t| t.try_into().ok()) {
+            policy.timeout = timeout;
+        }
+        policy
+    }
 }
 
 impl Default for EngineConfig {
@@ -85,6 +109,8 @@ impl Default for EngineConfig {
             approve_outside: Approval::Reject,
             worktree_cleanup: CleanupPolicy::default(),
             max_worktrees: None,
+            questions: crate::engine::question::QuestionMode::Auto,
+            question_timeout: None,
         }
     }
 }

@@ -85,6 +85,7 @@ impl Host {
             approvals: ApprovalPolicy::from_config(&config.engine),
             cleanup: config.engine.worktree_cleanup,
             max_worktrees: config.engine.max_worktrees,
+            questions: config.engine.question_policy(),
             ..EngineOptions::default()
         };
         let clients = servers.clients();

@@ -101,6 +101,31 @@ impl Narration {
                 format!("{task} asks {permission} ({})", patterns.join(", ")),
                 true,
             ),
+            EngineEvent::QuestionAsked {
+                task,
+                request,
+                questions,
+                ..
+            } => {
+                let asked: Vec<String> = questions
+                    .iter()
+                    .map(|q| {
+                        let options = crate::engine::question::numbered(&q.options);
+                        format!("{:?} ({options})", q.question)
+                    })
+                    .collect();
+                let short = crate::engine::approval::short_id(request);
+                (
+                    "waiting-approval",
+                    format!("{task} asks {} [{short}]", asked.join("; ")),
+                    true,
+                )
+            }
+            EngineEvent::RequestWithdrawn { request, why, .. } => (
+                "engine",
+                format!("request {request} left the inbox unanswered: {why}"),
+                false,
+            ),
             EngineEvent::Recovered {
                 sessions,
                 tasks,

@@ -75,7 +75,7 @@ async fn a_client_drives_the_engine_and_its_stream_ends_when_the_host_stops() {
     let client = ControlClient::connect(&socket).await.unwrap();
     assert_eq!(client.engine().pid, std::process::id());
     assert_eq!(client.engine().database, dir.path().join("ocio.redb"));
-    let mut events = client.feed().await.unwrap();
+    let mut events = client.feed(ocio::engine::Follower::Stream).await.unwrap();
 
     let plan_path = dir.path().join("plan.toml");
     let plan = client.submit(&plan_path, PLAN.to_string()).await.unwrap();
@@ -253,7 +253,7 @@ async fn finished_plan(dir: &Path) -> Host {
     let client = ControlClient::connect(host.socket().unwrap())
         .await
         .unwrap();
-    let mut events = client.feed().await.unwrap();
+    let mut events = client.feed(ocio::engine::Follower::Stream).await.unwrap();
     client
         .submit(&dir.join("plan.toml"), TWO.to_string())
         .await

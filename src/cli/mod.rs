@@ -195,6 +195,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a question a session waits on: an option by number, or a typed answer (one
+    /// per question when it asks several), or reject it
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["answers", "reject"])))]
+    Answer {
+        /// The question's id (`que_...`) as `ocio status` and the events show it, or its last 8
+        /// characters as the control room shows them
+        id: String,
+        /// The answer: a text, or with --option the option's number (1 for the first; `2,3`
+        /// for several where the question allows several). One per question, in order
+        #[arg(num_args = 1.., value_name = "ANSWER")]
+        answers: Vec<String>,
+        /// The answers are option numbers, as the question lists its options
+        #[arg(long, requires = "answers")]
+        option: bool,
+        /// Refuse to answer: the agent is told the question was dismissed
+        #[arg(long, conflicts_with_all = ["answers", "option"])]
+        reject: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop starting sessions (those running go on) until `ocio resume`; durable
     Pause {
         #[arg(long)]
@@ -493,6 +513,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             reject,
             json,
         }) => remote::approve(&context, &id, always, reject, json),
+        Some(Command::Answer {
+            id,
+            answers,
+            option,
+            reject,
+            json,
+        }) => {
+            let answers = match reject {
+                true => None,
+                false => Some(remote::answers(&answers, option)?),
+            };
+            remote::answer(&context, &id, answers, json)
+        }
         Some(Command::Pause { json }) => remote::pause(&context, true, json),
         Some(Command::Resume { json }) => remote::pause(&context, false, json),
         Some(Command::Drain { agent, json }) => remote::drain(&context, &agent, true, json),

@@ -13,6 +13,7 @@ use super::{Context, Failure, exit};
 use crate::domain::TaskId;
 use crate::engine::Snapshot;
 use crate::engine::approval::{Approver, Decision};
+use crate::engine::question::Answer;
 use crate::engine::{Engine, EngineApi, Request};
 use crate::plan::PlanFile;
 
@@ -214,6 +215,51 @@ pub(crate) fn approve(
             print_json(&json!({ "source": "engine", "request": id, "decision": decision }))
         } else {
             print_text(&format!("request {id}: {}", decision.text()))
+        }
+    })
+}
+
+/// The answers as given on the command line: texts, or with `--option` option numbers
+/// (`2`, or `1,3` for several).
+pub(crate) fn answers(given: &[String], options: bool) -> Result<Vec<Answer>, Failure> {
+    if !options {
+        return Ok(given.iter().map(|t| Answer::Text(t.clone())).collect());
+    }
+    given
+        .iter()
+        .map(|text| {
+            text.split(',')
+                .map(|n| n.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Answer::Pick)
+                .map_err(|_| {
+                    Failure::usage(format!(
+                        "--option takes option numbers (`2`, or `1,3` for several), not `{text}`\n  hint: leave out --option to answer with a text"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Answer a question of the running engine (`None`: reject it).
+pub(crate) fn answer(
+    context: &Context,
+    id: &str,
+    answers: Option<Vec<Answer>>,
+    json: bool,
+) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        match &answers {
+            Some(answers) => client.answer(id, answers.clone(), Approver::Cli).await?,
+            None => client.approve(id, Decision::Reject, Approver::Cli).await?,
+        }
+        if json {
+            print_json(&json!({ "source": "engine", "request": id, "answers": answers, "rejected": answers.is_none() }))
+        } else if answers.is_some() {
+            print_text(&format!("question {id}: answered"))
+        } else {
+            print_text(&format!("question {id}: rejected"))
         }
     })
 }

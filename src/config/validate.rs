@@ -52,6 +52,17 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
             "max_worktrees must be at least 1 (leave it out for twice max_parallel)",
         ));
     }
+    if let Some(timeout) = config.engine.question_timeout
+        && !timeout.is_positive()
+    {
+        problems.push(problem(
+            vec![Key("engine"), Key("question_timeout")],
+            format!(
+                "question_timeout must be longer than zero, not {} (e.g. \"10m\")",
+                friendly(timeout)
+            ),
+        ));
+    }
     problems.extend(validate_log_level(&config.log.level));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();
     for (index, agent) in config.agents.iter().enumerate() {

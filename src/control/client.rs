@@ -16,7 +16,7 @@ use super::{
     Answer, Ask, Body, ControlError, EngineInfo, PROTOCOL, RequestLine, ResponseLine, read_line,
     write_line,
 };
-use crate::engine::{ApiError, Engine, ErrorKind, Feed, Reply, Request};
+use crate::engine::{ApiError, Engine, ErrorKind, Feed, Follower, Reply, Request};
 
 /// Longest reply line read (a snapshot of a big engine is large, but not this large).
 const MAX_REPLY: usize = 512 * 1024 * 1024;
@@ -66,9 +66,9 @@ impl ControlClient {
     }
 
     /// Numbered engine events from now on, on a connection of their own.
-    async fn subscribe(&self) -> Result<mpsc::Receiver<Feed>, ControlError> {
+    async fn subscribe(&self, follower: Follower) -> Result<mpsc::Receiver<Feed>, ControlError> {
         let (mut connection, _) = open(&self.socket).await?;
-        match exchange(&self.socket, &mut connection, Ask::Subscribe).await? {
+        match exchange(&self.socket, &mut connection, Ask::Subscribe { follower }).await? {
             Answer::Reply(Reply::Done) => {}
             _ => {
                 return Err(ControlError::Protocol {
@@ -88,8 +88,8 @@ impl Engine for ControlClient {
         Box::pin(async move { self.ask(request).await.map_err(ApiError::from) })
     }
 
-    fn feed(&self) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
-        Box::pin(async move { self.subscribe().await.map_err(ApiError::from) })
+    fn feed(&self, follower: Follower) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
+        Box::pin(async move { self.subscribe(follower).await.map_err(ApiError::from) })
     }
 }
 

@@ -32,8 +32,11 @@ pub(crate) enum Ask {
     /// Who is there: answered with [`EngineInfo`]. Clients send it first.
     Hello,
     /// Turn this connection into a stream of numbered engine events, until either side
-    /// closes it.
-    Subscribe,
+    /// closes it; a control room says so (questions wait for an answer while one follows).
+    Subscribe {
+        #[serde(default)]
+        follower: crate::engine::Follower,
+    },
     #[serde(untagged)]
     Call(Request),
 }

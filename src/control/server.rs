@@ -171,8 +171,8 @@ async fn serve(
             Ask::Hello => Ok(Answer::Hello {
                 engine: info.clone(),
             }),
-            Ask::Subscribe => {
-                let feed = engine.feed().await;
+            Ask::Subscribe { follower } => {
+                let feed = engine.feed(follower).await;
                 let (response, feed) = match feed {
                     Ok(feed) => (Body::Reply(Answer::Reply(crate::engine::Reply::Done)), feed),
                     Err(e) => {

@@ -12,7 +12,9 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::Follower;
 use super::approval::{Approver, Decision};
+use super::question::Answer;
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::TaskContext;
@@ -37,6 +39,14 @@ pub enum Request {
         request: String,
         decision: Decision,
         /// Who answers (a client that does not say is [`Approver::Client`]).
+        #[serde(default)]
+        by: Approver,
+    },
+    /// Answer a question: `request` is its id or the id's short form; one answer per question
+    /// it asks, in order. (Reject one with [`Request::Approve`] and `reject`.)
+    Answer {
+        request: String,
+        answers: Vec<Answer>,
         #[serde(default)]
         by: Approver,
     },
@@ -129,6 +139,8 @@ pub enum ErrorKind {
     NotNow,
     /// The request line could not be read.
     BadRequest,
+    /// What was asked does not fit what it is for (an option a question does not offer).
+    Invalid,
     /// The client speaks another protocol version.
     Version,
     /// The engine has stopped, its store failed, or the work asked for failed.
@@ -167,6 +179,7 @@ impl From<EngineError> for ApiError {
             | EngineError::UnknownAgent(_)
             | EngineError::UnknownApproval(_)
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
+            EngineError::BadAnswer(_) => ErrorKind::Invalid,
             EngineError::NotNow { .. }
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. }
@@ -189,8 +202,9 @@ pub trait Engine: Send + Sync {
     fn call(&self, request: Request) -> BoxFuture<'_, Result<Reply, ApiError>>;
 
     /// The engine's events from now on, numbered; ends with [`Feed::Gone`] when the engine
-    /// stops or goes away. Dropping the receiver ends the subscription.
-    fn feed(&self) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>>;
+    /// stops or goes away. Dropping the receiver ends the subscription. A control room says
+    /// so (`follower`): while one follows, questions wait for the operator (`auto`).
+    fn feed(&self, follower: Follower) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>>;
 }
 
 /// The engine's requests as typed calls, for every [`Engine`].
@@ -255,6 +269,25 @@ pub trait EngineApi: Engine {
             self.call(Request::Approve {
                 request,
                 decision,
+                by,
+            })
+            .await?,
+        )
+    }
+
+    /// Answer a question by its id (`que_...`) or the id's last 8 characters: one answer per
+    /// question it asks, in order.
+    async fn answer(
+        &self,
+        request: &str,
+        answers: Vec<Answer>,
+        by: Approver,
+    ) -> Result<(), ApiError> {
+        let request = request.to_string();
+        done(
+            self.call(Request::Answer {
+                request,
+                answers,
                 by,
             })
             .await?,

@@ -7,7 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::question::QuestionItem;
 use crate::config::Approval;
+
+/// The permission of OpenCode's `question` tool: what a question's [`Ask`] asks.
+pub const QUESTION: &str = "question";
 
 /// A session asks to do something its agent's rules do not allow outright.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,11 +20,29 @@ pub struct Ask {
     pub id: String,
     /// What is asked: `bash`, `edit`, `external_directory`, ...
     pub permission: String,
-    /// What it would touch (paths or command patterns).
+    /// What it would touch (paths or command patterns); a question's headers.
     pub patterns: Vec<String>,
+    /// A question's questions (its permission is `question`); empty for a permission request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<QuestionItem>,
 }
 
 impl Ask {
+    /// A question from a session, as an ask in the operator's inbox.
+    pub(crate) fn question(id: String, questions: Vec<QuestionItem>) -> Self {
+        Self {
+            id,
+            permission: QUESTION.into(),
+            patterns: questions.iter().map(|q| q.header.clone()).collect(),
+            questions,
+        }
+    }
+
+    /// Whether this is a question (answered with `ocio answer`), not a permission request.
+    pub fn is_question(&self) -> bool {
+        !self.questions.is_empty()
+    }
+
     /// The request's short form, which `:approve` and `ocio approve` take as well as the whole
     /// id: its last 8 characters.
     pub(crate) fn short(&self) -> &str {
@@ -52,7 +74,7 @@ pub enum Approver {
     Key,
     /// `:approve` in the control room.
     Palette,
-    /// `ocio approve`.
+    /// `ocio approve` or `ocio answer`.
     Cli,
     /// A control-socket client that does not say who it is.
     #[default]
@@ -157,6 +179,7 @@ mod tests {
             id: "per_1".into(),
             permission: permission.into(),
             patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            questions: Vec::new(),
         }
     }
 

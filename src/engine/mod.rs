@@ -17,8 +17,11 @@ pub mod approval;
 mod clock;
 mod core;
 mod locking;
+pub mod question;
+mod rooms;
 pub(crate) mod routing;
 pub(crate) mod runner;
+mod simulated;
 pub mod view;
 
 use std::path::PathBuf;
@@ -37,7 +40,9 @@ use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
 pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Reply, Request, Told};
 pub use clock::Clock;
-pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner, Simulated};
+pub use rooms::Follower;
+pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
+pub use simulated::Simulated;
 pub use view::{
     Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, PlanView,
     SessionView, Snapshot, TaskView,
@@ -69,6 +74,8 @@ pub struct EngineOptions {
     pub max_worktrees: Option<u32>,
     /// Where the engine reads the time of day (a test's clock follows paused tokio time).
     pub clock: Clock,
+    /// Whether sessions may ask the operator questions, and how long one may wait.
+    pub questions: question::QuestionPolicy,
 }
 
 impl EngineOptions {
@@ -95,6 +102,7 @@ impl Default for EngineOptions {
             cleanup: CleanupPolicy::default(),
             max_worktrees: None,
             clock: Clock::system(),
+            questions: question::QuestionPolicy::default(),
         }
     }
 }
@@ -142,6 +150,20 @@ pub enum EngineEvent {
         request: String,
         permission: String,
         patterns: Vec<String>,
+    },
+    /// A session asks the operator `questions` (request `request`) and waits for an answer.
+    QuestionAsked {
+        session: SessionId,
+        task: String,
+        request: String,
+        questions: Vec<question::QuestionItem>,
+    },
+    /// Request `request` (a permission request or a question) left the inbox unanswered: its
+    /// server no longer has it (answered there, or gone with a restart of the server).
+    RequestWithdrawn {
+        session: SessionId,
+        request: String,
+        why: String,
     },
     /// Sessions found running at start were settled (see the cause of their transitions).
     /// At start: sessions whose runs were lost (settled as failed), tasks set to run again,
@@ -229,8 +251,11 @@ pub enum EngineError {
         "agent {name} still runs {running} sessions\nhint: drain it first and remove it when they have finished"
     )]
     AgentBusy { name: String, running: u32 },
-    #[error("no pending permission request {0}")]
+    #[error("no pending permission request or question {0}")]
     UnknownApproval(String),
+    /// An answer that does not fit its request (the message says what would).
+    #[error("{0}")]
+    BadAnswer(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error("no plan {0}")]
@@ -284,6 +309,8 @@ pub struct EngineHandle {
     workspaces: core::Workspaces,
     /// Why the engine stopped by itself, once it did.
     failure: watch::Receiver<Ending>,
+    /// The control rooms following the events.
+    rooms: rooms::Rooms,
 }
 
 impl EngineHandle {
@@ -313,8 +340,16 @@ impl EngineHandle {
                 .join("worktrees")
         });
         let workspaces = core::Workspaces::new(root);
-        let core =
-            core::Core::recover(store, agents, options, events.clone(), workspaces.clone()).await?;
+        let rooms = rooms::Rooms::default();
+        let core = core::Core::recover(
+            store,
+            agents,
+            options,
+            events.clone(),
+            workspaces.clone(),
+            rooms.clone(),
+        )
+        .await?;
         let (failed, failure) = watch::channel(Ending::Running);
         tokio::spawn(core.run(rx, failed));
         let handle = Self {
@@ -322,6 +357,7 @@ impl EngineHandle {
             events,
             workspaces,
             failure,
+            rooms,
         };
         Ok((handle, Subscription(first)))
     }
@@ -421,11 +457,13 @@ impl Engine for EngineHandle {
         Box::pin(async move { self.serve(request).await.map_err(ApiError::from) })
     }
 
-    fn feed(&self) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
+    fn feed(&self, follower: Follower) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
         let mut events = self.subscribe();
         let engine = self.clone();
         let (tx, rx) = mpsc::channel(1024);
+        let attendance = self.rooms.attend(follower);
         tokio::spawn(async move {
+            let _attendance = attendance;
             loop {
                 // The failure is watched as well as told: a front end that lags behind the
                 // events may never see the telling.

@@ -152,7 +152,8 @@ impl Tally {
                 let ok = if *ok { "true" } else { "false" };
                 count(&self.plans_finished, vec![("ok", ok)]);
             }
-            EngineEvent::ApprovalRequested { session, .. } => {
+            EngineEvent::ApprovalRequested { session, .. }
+            | EngineEvent::QuestionAsked { session, .. } => {
                 self.asked_at.insert(*session, Timestamp::now());
             }
             EngineEvent::Merged { .. } => count(&self.workspace, vec![("kind", "merged")]),
@@ -168,6 +169,7 @@ impl Tally {
             | EngineEvent::Paused { .. }
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
+            | EngineEvent::RequestWithdrawn { .. }
             | EngineEvent::EngineFailed { .. } => {}
         }
     }

@@ -17,8 +17,8 @@ use super::breaker::{Breaker, BreakerPolicy, BreakerState};
 use super::secret::Password;
 use super::wire::{
     AgentInfo, CreateSession, FileDiff, Health, MessageWithParts, PermissionReply,
-    PermissionReplyBody, PermissionRequest, PromptRequest, SessionInfo, SessionStatusMap, VcsDiff,
-    VcsDiffMode,
+    PermissionReplyBody, PermissionRequest, PromptRequest, QuestionReplyBody, QuestionRequest,
+    SessionInfo, SessionStatusMap, VcsDiff, VcsDiffMode,
 };
 
 /// Server versions ocio was tested against (`major.minor` prefix).
@@ -356,6 +356,29 @@ impl Client {
             format!("/permission/{request_id}/reply"),
         );
         self.fetch(call.dir(dir).body(&body)).await
+    }
+
+    /// Questions waiting for an answer in the directory.
+    pub async fn questions(&self, dir: &str) -> Result<Vec<QuestionRequest>, ClientError> {
+        self.fetch(Call::get("list questions", "/question").dir(dir))
+            .await
+    }
+
+    /// Answer question `request_id`: per question it asked, the labels picked (or a text).
+    pub async fn reply_question(
+        &self,
+        dir: &str,
+        request_id: &str,
+        answers: Vec<Vec<String>>,
+    ) -> Result<bool, ClientError> {
+        let body = QuestionReplyBody { answers };
+        let call = Call::post("answer question", format!("/question/{request_id}/reply"));
+        self.fetch(call.dir(dir).body(&body)).await
+    }
+
+    pub async fn reject_question(&self, dir: &str, request_id: &str) -> Result<bool, ClientError> {
+        let call = Call::post("reject question", format!("/question/{request_id}/reject"));
+        self.fetch(call.dir(dir)).await
     }
 
     /// The OpenCode agents the server offers (`build`, `plan`, ...).

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::wire::{
-    FileDiff, MessageError, MessageInfo, Part, PermissionReply, PermissionRequest, SessionInfo,
-    SessionStatus,
+    FileDiff, MessageError, MessageInfo, Part, PermissionReply, PermissionRequest, QuestionRequest,
+    SessionInfo, SessionStatus,
 };
 
 #[cfg(test)]
@@ -79,6 +79,13 @@ pub enum ServerEvent {
         request_id: String,
         reply: PermissionReply,
     },
+    QuestionAsked(QuestionRequest),
+    /// A question was answered (`rejected`: or rejected), by anyone.
+    QuestionSettled {
+        session_id: String,
+        request_id: String,
+        rejected: bool,
+    },
     /// A tool of the agent edited this file (absolute path).
     FileEdited {
         file: String,
@@ -98,11 +105,13 @@ impl ServerEvent {
             | Self::SessionDiff { session_id, .. }
             | Self::MessageRemoved { session_id, .. }
             | Self::PartDelta { session_id, .. }
-            | Self::PermissionReplied { session_id, .. } => Some(session_id),
+            | Self::PermissionReplied { session_id, .. }
+            | Self::QuestionSettled { session_id, .. } => Some(session_id),
             Self::SessionError { session_id, .. } => session_id.as_deref(),
             Self::MessageUpdated { info } => info.session_id(),
             Self::PartUpdated { part } => Some(part.session_id()),
             Self::PermissionAsked(request) => Some(&request.session_id),
+            Self::QuestionAsked(request) => Some(&request.session_id),
         }
     }
 
@@ -125,6 +134,11 @@ impl ServerEvent {
             Self::PartDelta { .. } => Kind::PartDelta,
             Self::PermissionAsked(_) => Kind::PermissionAsked,
             Self::PermissionReplied { .. } => Kind::PermissionReplied,
+            Self::QuestionAsked(_) => Kind::QuestionAsked,
+            Self::QuestionSettled {
+                rejected: false, ..
+            } => Kind::QuestionReplied,
+            Self::QuestionSettled { rejected: true, .. } => Kind::QuestionRejected,
             Self::FileEdited { .. } => Kind::FileEdited,
         };
         kind.name()
@@ -198,11 +212,14 @@ enum Kind {
     PartDelta,
     PermissionAsked,
     PermissionReplied,
+    QuestionAsked,
+    QuestionReplied,
+    QuestionRejected,
     FileEdited,
     Ignored,
 }
 
-const KINDS: [(Kind, &str); 16] = [
+const KINDS: [(Kind, &str); 19] = [
     (Kind::Connected, "server.connected"),
     (Kind::Heartbeat, "server.heartbeat"),
     (Kind::SessionCreated, "session.created"),
@@ -218,6 +235,9 @@ const KINDS: [(Kind, &str); 16] = [
     (Kind::PartDelta, "message.part.delta"),
     (Kind::PermissionAsked, "permission.asked"),
     (Kind::PermissionReplied, "permission.replied"),
+    (Kind::QuestionAsked, "question.asked"),
+    (Kind::QuestionReplied, "question.replied"),
+    (Kind::QuestionRejected, "question.rejected"),
     (Kind::FileEdited, "file.edited"),
 ];
 
@@ -455,6 +475,15 @@ impl<'de> DeserializeSeed<'de> for PropertiesSeed {
                     reply: p.reply,
                 }
             }
+            Kind::QuestionAsked => ServerEvent::QuestionAsked(QuestionRequest::deserialize(d)?),
+            Kind::QuestionReplied | Kind::QuestionRejected => {
+                let p = QuestionProps::deserialize(d)?;
+                ServerEvent::QuestionSettled {
+                    session_id: p.session_id,
+                    request_id: p.request_id,
+                    rejected: self.0 == Kind::QuestionRejected,
+                }
+            }
             Kind::FileEdited => ServerEvent::FileEdited {
                 file: FileProps::deserialize(d)?.file,
             },
@@ -531,6 +560,14 @@ struct RepliedProps {
     #[serde(rename = "requestID")]
     request_id: String,
     reply: PermissionReply,
+}
+
+#[derive(Deserialize)]
+struct QuestionProps {
+    #[serde(rename = "sessionID")]
+    session_id: String,
+    #[serde(rename = "requestID")]
+    request_id: String,
 }
 
 #[derive(Deserialize)]

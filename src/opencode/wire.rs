@@ -419,6 +419,24 @@ pub(crate) struct PermissionReplyBody {
     pub(crate) message: Option<String>,
 }
 
+/// A question a session's model asks with OpenCode's `question` tool (`GET /question`,
+/// `question.asked`). The session waits until someone answers or rejects it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct QuestionRequest {
+    pub id: String,
+    #[serde(rename = "sessionID")]
+    pub session_id: String,
+    #[serde(default)]
+    pub(crate) questions: Vec<crate::engine::question::QuestionItem>,
+}
+
+/// Body of `POST /question/{requestID}/reply`: per question, the labels picked (or the typed
+/// text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct QuestionReplyBody {
+    pub(crate) answers: Vec<Vec<String>>,
+}
+
 /// One rule of a permission ruleset (agents, sessions): may `permission` touch `pattern`?
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionRule {
@@ -430,15 +448,25 @@ pub struct PermissionRule {
 }
 
 impl PermissionRule {
-    /// The rules for a session nobody sits at (every session ocio creates), on top of its
-    /// agent's. OpenCode's `question` tool waits for a person to pick an answer: denied, the
-    /// model is told so and decides by itself instead of the session waiting until its time
-    /// limit.
+    /// The rules for a session whose questions nobody will answer (`[engine] questions =
+    /// "deny"`), on top of its agent's. OpenCode's `question` tool waits for a person to pick an
+    /// answer: denied, the model is not offered it and decides by itself instead of the session
+    /// waiting until its time limit.
     pub(crate) fn unattended() -> Vec<Self> {
         vec![Self {
             permission: "question".into(),
             pattern: "*".into(),
             action: PermissionAction::Deny,
+        }]
+    }
+
+    /// The rules for a session whose questions ocio relays to the operator: the `question`
+    /// tool allowed (it asks the operator through `question.asked`, not a permission).
+    pub(crate) fn relayed() -> Vec<Self> {
+        vec![Self {
+            permission: "question".into(),
+            pattern: "*".into(),
+            action: PermissionAction::Allow,
         }]
     }
 }

@@ -43,7 +43,9 @@ impl Link {
             // Blocking on the runtime from a thread of our own: callers may be on one of its
             // blocking threads.
             scope
-                .spawn(|| runtime.block_on(async { engine.feed().await }))
+                .spawn(|| {
+                    runtime.block_on(async { engine.feed(crate::engine::Follower::Room).await })
+                })
                 .join()
                 .unwrap_or_else(|_| {
                     Err(crate::engine::ApiError::new(

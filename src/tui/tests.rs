@@ -152,6 +152,7 @@ pub(super) fn snapshot() -> Snapshot {
                 id: "per_7f3a".into(),
                 permission: "external_directory".into(),
                 patterns: vec!["/var/cache/pg/*".into()],
+                questions: Vec::new(),
             },
         }],
         usage: Usage {

@@ -274,8 +274,29 @@ impl View {
                         id: request.clone(),
                         permission: permission.clone(),
                         patterns: patterns.clone(),
+                        questions: Vec::new(),
                     },
                 });
+            }
+            EngineEvent::QuestionAsked {
+                session,
+                task,
+                request,
+                questions,
+            } => {
+                if !self.approvals.iter().any(|a| a.ask.id == *request) {
+                    self.approvals.push(ApprovalView {
+                        session: *session,
+                        task: task.clone(),
+                        ask: crate::engine::approval::Ask::question(
+                            request.clone(),
+                            questions.clone(),
+                        ),
+                    });
+                }
+            }
+            EngineEvent::RequestWithdrawn { request, .. } => {
+                self.approvals.retain(|a| a.ask.id != *request);
             }
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
             EngineEvent::Paused { paused } => self.paused = *paused,

@@ -1,20 +1,38 @@
-//! Permission requests from running sessions: the session waits (waiting-approval) while the
-//! policy or the operator decides; each decision is a transition whose cause says what was
-//! decided and by whom, then names the request, so the control log is the audit trail (and the
-//! events pane's line about it leads with the decision).
+//! What sessions ask the operator: permission requests and questions. The session waits
+//! (waiting-approval) while the policy or the operator decides; each decision is a transition
+//! whose cause says what was decided and by whom, then names the request, so the control log is
+//! the audit trail (and the events pane's line about it leads with the decision). A question
+//! nobody answers in time is rejected with the reason; a request its server no longer has is
+//! dropped as stale, never answered.
 
+use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::{Core, Step};
 use crate::domain::{SessionId, SessionStatus};
 use crate::engine::approval::{self, Approver, Ask, Decision};
+use crate::engine::question::{self, Answer, QuestionReply};
 use crate::engine::{EngineError, EngineEvent};
 
 /// A request the operator has not answered yet.
 pub(super) struct Pending {
     pub session: SessionId,
     pub ask: Ask,
-    pub answer: oneshot::Sender<Decision>,
+    pub answer: Answerer,
+    /// Since when a question's timeout counts (in `auto`, moved on while a room is attached).
+    pub since: Timestamp,
+}
+
+/// Where the answer goes: the run's relay of the request.
+pub(super) enum Answerer {
+    Permission(oneshot::Sender<Decision>),
+    Question(oneshot::Sender<QuestionReply>),
+}
+
+/// What the operator says to a request.
+enum Said {
+    Decision(Decision),
+    Answers(Vec<Vec<String>>),
 }
 
 impl Core {
@@ -42,92 +60,297 @@ impl Core {
             .as_ref()
             .map(|r| r.directory.clone())
             .unwrap_or_default();
-        match self.options.approvals.decide(&ask, &directory) {
-            Some((decision, why)) => {
-                let cause = format!("{} by policy ({why}): {what}", decision.text());
-                if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
-                    step.transition(event);
-                }
-                step.batch.put_session(&run.session);
-                self.commit(step).await?;
-                let _ = answer.send(decision);
+        if let Some((decision, why)) = self.options.approvals.decide(&ask, &directory) {
+            let cause = format!("{} by policy ({why}): {what}", decision.text());
+            if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+                step.transition(event);
             }
-            None => {
-                step.batch.put_session(&run.session);
-                step.events.push(EngineEvent::ApprovalRequested {
-                    session,
-                    task: run.key.clone(),
-                    request: ask.id.clone(),
-                    permission: ask.permission.clone(),
-                    patterns: ask.patterns.clone(),
-                });
-                self.commit(step).await?;
-                self.approvals.insert(
-                    ask.id.clone(),
-                    Pending {
-                        session,
-                        ask,
-                        answer,
-                    },
-                );
-            }
+            step.batch.put_session(&run.session);
+            self.commit(step).await?;
+            let _ = answer.send(decision);
+            return Ok(());
         }
+        step.batch.put_session(&run.session);
+        step.events.push(EngineEvent::ApprovalRequested {
+            session,
+            task: run.key.clone(),
+            request: ask.id.clone(),
+            permission: ask.permission.clone(),
+            patterns: ask.patterns.clone(),
+        });
+        self.commit(step).await?;
+        let pending = Pending {
+            session,
+            ask,
+            answer: Answerer::Permission(answer),
+            since: now,
+        };
+        self.approvals.insert(pending.ask.id.clone(), pending);
         Ok(())
     }
 
-    /// The operator's answer to request `id` (the whole id, or its short form when it names
-    /// one request alone), given by `by`.
+    /// A session asks the operator a question: it waits for an answer in the inbox (the
+    /// policy rejects it when nobody answers in time, `expire_questions`).
+    pub(super) async fn on_question(
+        &mut self,
+        session: SessionId,
+        ask: Ask,
+        answer: oneshot::Sender<QuestionReply>,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&session) else {
+            return Ok(());
+        };
+        if self.approvals.contains_key(&ask.id) {
+            return Ok(()); // relayed again after a restart of the relay: still waiting
+        }
+        let now = self.options.clock.now();
+        let mut step = Step::default();
+        let cause = format!("asks {}", describe(&ask));
+        if let Ok(event) = run
+            .session
+            .transition(SessionStatus::WaitingApproval, cause, now)
+        {
+            step.transition(event);
+        }
+        step.batch.put_session(&run.session);
+        step.events.push(EngineEvent::QuestionAsked {
+            session,
+            task: run.key.clone(),
+            request: ask.id.clone(),
+            questions: ask.questions.clone(),
+        });
+        self.commit(step).await?;
+        let pending = Pending {
+            session,
+            ask,
+            answer: Answerer::Question(answer),
+            since: now,
+        };
+        self.approvals.insert(pending.ask.id.clone(), pending);
+        Ok(())
+    }
+
+    /// The operator's answer to permission request `id` (the whole id, or its short form
+    /// when it names one request alone), given by `by`. `Reject` rejects a question too.
     pub(super) async fn approve(
         &mut self,
         id: &str,
         decision: Decision,
         by: Approver,
     ) -> Result<(), EngineError> {
-        let unknown = || EngineError::UnknownApproval(id.to_string());
-        let key = if self.approvals.contains_key(id) {
-            id.to_string()
-        } else {
-            let named: Vec<&String> = self
-                .approvals
-                .keys()
-                .filter(|k| approval::names(k, id))
-                .collect();
-            match named.as_slice() {
-                [one] => (*one).clone(),
-                _ => return Err(unknown()),
-            }
-        };
-        let pending = self.approvals.remove(&key).ok_or_else(unknown)?;
+        let key = self.pending_key(id)?;
+        if self.approvals[&key].ask.is_question() && decision != Decision::Reject {
+            return Err(EngineError::BadAnswer(format!(
+                "{key} is a question, not a permission request: answer it with an option or a \
+                 text (ocio answer {} ...), or reject it",
+                approval::short_id(&key)
+            )));
+        }
+        self.settle_request(&key, Said::Decision(decision), by)
+            .await
+    }
+
+    /// The operator's answer to question `id`: an answer per question, checked against what
+    /// it offers.
+    pub(super) async fn answer(
+        &mut self,
+        id: &str,
+        answers: &[Answer],
+        by: Approver,
+    ) -> Result<(), EngineError> {
+        let key = self.pending_key(id)?;
+        let ask = &self.approvals[&key].ask;
+        if !ask.is_question() {
+            return Err(EngineError::BadAnswer(format!(
+                "{key} is a permission request, not a question: approve or reject it \
+                 (ocio approve {} --once|--always|--reject)",
+                approval::short_id(&key)
+            )));
+        }
+        let labels = question::resolve(&ask.questions, answers)
+            .map_err(|e| EngineError::BadAnswer(format!("{key}: {}", e.0)))?;
+        self.settle_request(&key, Said::Answers(labels), by).await
+    }
+
+    /// The pending request `id` names: the whole id, or its short form naming one alone.
+    fn pending_key(&self, id: &str) -> Result<String, EngineError> {
+        if self.approvals.contains_key(id) {
+            return Ok(id.to_string());
+        }
+        let named: Vec<&String> = self
+            .approvals
+            .keys()
+            .filter(|k| approval::names(k, id))
+            .collect();
+        match named.as_slice() {
+            [one] => Ok((*one).clone()),
+            _ => Err(EngineError::UnknownApproval(id.to_string())),
+        }
+    }
+
+    /// Record what was said to request `key` (the session runs again), then pass it on.
+    async fn settle_request(
+        &mut self,
+        key: &str,
+        said: Said,
+        by: Approver,
+    ) -> Result<(), EngineError> {
+        let unknown = || EngineError::UnknownApproval(key.to_string());
+        let pending = self.approvals.remove(key).ok_or_else(unknown)?;
         let Some(run) = self.running.get_mut(&pending.session) else {
             return Err(unknown());
         };
+        let what = describe(&pending.ask);
+        let cause = match &said {
+            Said::Decision(d) => format!("{} by {}: {what}", d.text(), by.text()),
+            Said::Answers(labels) => format!(
+                "answered {} by {}: {what}",
+                quoted(labels),
+                by.text().replace("ocio approve", "ocio answer")
+            ),
+        };
         let now = self.options.clock.now();
-        let cause = format!(
-            "{} by {}: {}",
-            decision.text(),
-            by.text(),
-            describe(&pending.ask)
-        );
         let mut step = Step::default();
         if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
             step.transition(event);
         }
         step.batch.put_session(&run.session);
         self.commit(step).await?;
-        let _ = pending.answer.send(decision);
+        send(pending.answer, said);
         Ok(())
+    }
+
+    /// Reject the questions that waited longer than the policy allows, saying why.
+    pub(super) async fn expire_questions(&mut self) -> Result<(), EngineError> {
+        let now = self.options.clock.now();
+        let rooms = self.rooms.count();
+        let policy = self.options.questions;
+        let mut expired = Vec::new();
+        for (id, pending) in &mut self.approvals {
+            if !pending.ask.is_question() {
+                continue;
+            }
+            if rooms > 0 && policy.mode == question::QuestionMode::Auto {
+                pending.since = now; // someone is there: the timeout starts when they leave
+                continue;
+            }
+            let waited = now.duration_since(pending.since).unsigned_abs();
+            if let Some(why) = policy.expired(waited, rooms) {
+                expired.push((id.clone(), why));
+            }
+        }
+        for (id, why) in expired {
+            self.reject_by_policy(&id, &why).await?;
+        }
+        Ok(())
+    }
+
+    async fn reject_by_policy(&mut self, key: &str, why: &str) -> Result<(), EngineError> {
+        let Some(pending) = self.approvals.remove(key) else {
+            return Ok(());
+        };
+        let Some(run) = self.running.get_mut(&pending.session) else {
+            return Ok(());
+        };
+        let cause = format!("rejected by policy ({why}): {}", describe(&pending.ask));
+        let mut step = Step::default();
+        let now = self.options.clock.now();
+        if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+            step.transition(event);
+        }
+        step.batch.put_session(&run.session);
+        self.commit(step).await?;
+        send(pending.answer, Said::Decision(Decision::Reject));
+        Ok(())
+    }
+
+    /// The server no longer has request `id` (answered there, or gone with a restart): it
+    /// leaves the inbox unanswered, and the session is shown running again. `answered`: the
+    /// operator's answer was not sent, which is told.
+    pub(super) async fn on_withdrawn(
+        &mut self,
+        session: SessionId,
+        id: String,
+        why: String,
+        answered: bool,
+    ) -> Result<(), EngineError> {
+        let Some(pending) = self.approvals.remove(&id) else {
+            if answered {
+                let event = EngineEvent::RequestWithdrawn {
+                    session,
+                    request: id,
+                    why,
+                };
+                let mut step = Step::default();
+                step.events.push(event);
+                self.commit(step).await?;
+            }
+            return Ok(());
+        };
+        let mut step = Step::default();
+        if let Some(run) = self.running.get_mut(&session) {
+            let waits_more = self.approvals.values().any(|p| p.session == session);
+            let cause = format!("{why}; not answered: {}", describe(&pending.ask));
+            let now = self.options.clock.now();
+            if !waits_more
+                && let Ok(event) = run.session.transition(SessionStatus::Running, cause, now)
+            {
+                step.transition(event);
+            }
+            step.batch.put_session(&run.session);
+        }
+        step.events.push(EngineEvent::RequestWithdrawn {
+            session,
+            request: id,
+            why,
+        });
+        self.commit(step).await
     }
 
     /// Requests still waiting for the operator.
     pub(super) fn pending_approvals(&self) -> Vec<(SessionId, Ask)> {
-        self.approvals
-            .values()
-            .map(|p| (p.session, p.ask.clone()))
-            .collect()
+        let mut pending: Vec<&Pending> = self.approvals.values().collect();
+        pending.sort_by(|a, b| (a.since, &a.ask.id).cmp(&(b.since, &b.ask.id)));
+        pending.iter().map(|p| (p.session, p.ask.clone())).collect()
     }
 }
 
+fn send(answer: Answerer, said: Said) {
+    match (answer, said) {
+        (Answerer::Permission(tx), Said::Decision(d)) => {
+            let _ = tx.send(d);
+        }
+        (Answerer::Question(tx), Said::Answers(labels)) => {
+            let _ = tx.send(QuestionReply::Answers(labels));
+        }
+        (Answerer::Question(tx), Said::Decision(_)) => {
+            let _ = tx.send(QuestionReply::Reject);
+        }
+        // Refused before anything is recorded (`answer`).
+        (Answerer::Permission(_), Said::Answers(_)) => {}
+    }
+}
+
+/// `"blue"`, `"red" + "blue"`, one answer per question separated by `; `.
+fn quoted(labels: &[Vec<String>]) -> String {
+    labels
+        .iter()
+        .map(|picked| {
+            picked
+                .iter()
+                .map(|l| format!("{l:?}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn describe(ask: &Ask) -> String {
+    if ask.is_question() {
+        let asked: Vec<&str> = ask.questions.iter().map(|q| q.question.as_str()).collect();
+        return format!("question {:?} [{}]", asked.join(" / "), ask.id);
+    }
     format!(
         "permission {} ({}) [{}]",
         ask.permission,

@@ -235,6 +235,7 @@ impl Core {
             attempt,
             directory,
             adopt: false,
+            questions: self.options.questions.offers_questions(),
         };
         let task_id = task.id;
         self.observed.latest.insert(task_id, session.id);

@@ -503,6 +503,7 @@ impl Core {
                     attempt,
                     directory: workspace.integration_path(plan_key),
                     adopt: false,
+                    questions: self.options.questions.offers_questions(),
                 };
                 let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
                 step.batch.put_checkpoint(&session.checkpoint(

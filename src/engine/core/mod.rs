@@ -78,8 +78,10 @@ pub(super) struct Core {
     retry_at: HashMap<TaskId, (Timestamp, Option<usize>)>,
     health_tx: mpsc::Sender<(usize, Health)>,
     health_rx: mpsc::Receiver<(usize, Health)>,
-    /// Permission requests waiting for the operator, by request id.
+    /// Permission requests and questions waiting for the operator, by request id.
     approvals: HashMap<String, approvals::Pending>,
+    /// The control rooms attached (questions wait for the operator while one is).
+    rooms: super::rooms::Rooms,
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
@@ -210,6 +212,8 @@ impl Core {
                 Some(report) = self.report_rx.recv() => match report {
                     RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
                     RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
+                    RemoteReport::Question { session, ask, reply } => self.on_question(session, ask, reply).await,
+                    RemoteReport::Withdrawn { session, request, why, answered } => self.on_withdrawn(session, request, why, answered).await,
                     RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
                         Some(step) => self.record_step(session, step).await,
                         None => continue, // nothing durable changed: no dispatch round needed
@@ -297,6 +301,11 @@ impl Core {
                 decision,
                 by,
             } => self.approve(&request, decision, by).await.map(done),
+            Request::Answer {
+                request,
+                answers,
+                by,
+            } => self.answer(&request, &answers, by).await.map(done),
             Request::Pause { paused } => self.pause(paused).await.map(done),
             Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
@@ -312,6 +321,7 @@ impl Core {
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
         self.enforce_time_limits();
+        self.expire_questions().await?;
         self.probe_agents();
         self.scan_worktrees();
         let now = self.now();

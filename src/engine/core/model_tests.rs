@@ -196,9 +196,16 @@ impl World {
             .collect();
         let workspaces = Workspaces::new(dir.path().join("worktrees"));
         let events = events.clone();
-        Core::recover(store.clone(), agents, options.clone(), events, workspaces)
-            .await
-            .unwrap()
+        Core::recover(
+            store.clone(),
+            agents,
+            options.clone(),
+            events,
+            workspaces,
+            Default::default(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn submit(&mut self, needs: &[Vec<usize>], retries: &[u32]) -> PlanId {

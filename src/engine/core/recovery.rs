@@ -48,6 +48,7 @@ impl Core {
         options: EngineOptions,
         events: broadcast::Sender<crate::engine::Told>,
         workspaces: Workspaces,
+        rooms: crate::engine::rooms::Rooms,
     ) -> Result<Self, EngineError> {
         // The plans with work to come and the newest that ended; older ones stay in the store
         // (`history.rs`), so a long history costs start-up nothing.
@@ -100,6 +101,7 @@ impl Core {
             health_tx,
             health_rx,
             approvals: HashMap::new(),
+            rooms,
             paused,
             observed: super::observe::Observed::default(),
             tasks: super::tasks::Tasks::default(),
@@ -406,6 +408,7 @@ impl Core {
             attempt: session.attempt,
             directory: remote.as_ref().map_or(directory, |r| r.directory.clone()),
             adopt: remote.is_none(),
+            questions: self.options.questions.offers_questions(),
         };
         let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();

@@ -26,7 +26,10 @@ impl OpencodeRunner {
         let dir = job.directory.to_string_lossy().into_owned();
         let create = CreateSession {
             title: Some(job.title.clone()),
-            permission: Some(PermissionRule::unattended()),
+            permission: Some(match job.questions {
+                true => PermissionRule::relayed(),
+                false => PermissionRule::unattended(),
+            }),
             ..CreateSession::default()
         };
         let adopted = match job.adopt {

@@ -58,7 +58,7 @@ impl OpencodeRunner {
                 Ok(Progress::Answered(answer, usage)) => {
                     for part in &answer.parts {
                         let event = ServerEvent::PartUpdated { part: part.clone() };
-                        self.on_event(&job, &dir, &event, &mut watch);
+                        self.on_event(&job, &dir, &event, &mut watch).await;
                     }
                     return outcome_of(&answer, usage);
                 }
@@ -73,7 +73,7 @@ impl OpencodeRunner {
                 Ok(Progress::Stalled) => stalled += 1,
                 Ok(Progress::Busy) => {
                     stalled = 0;
-                    self.relay_permissions(&job, &dir, id, &mut watch).await;
+                    self.relay_pending(&job, &dir, id, &mut watch).await;
                 }
                 Err(e) => {
                     if let Some(end) = unreadable(e, away, &remote) {
@@ -126,7 +126,7 @@ impl OpencodeRunner {
             tokio::select! {
                 () = &mut sleep => return None,
                 asked = &mut *stop => return Some(Interrupt::of(asked)),
-                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch),
+                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch).await,
             }
         }
     }

@@ -48,14 +48,14 @@ impl OpencodeRunner {
             tokio::select! {
                 reply = &mut reply => break reply,
                 asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
-                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch),
-                _ = poll.tick() => self.relay_permissions(job, dir, remote, &mut watch).await,
+                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch).await,
+                _ = poll.tick() => self.relay_pending(job, dir, remote, &mut watch).await,
             }
         };
         // Whatever the stream still holds (the last text, the final step) goes to the
         // transcript too.
         while let Ok(event) = watch.live.events.try_recv() {
-            self.on_event(job, dir, &event, &mut watch);
+            self.on_event(job, dir, &event, &mut watch).await;
         }
         match reply {
             Ok(reply) => outcome_of(&reply, self.usage(dir, remote, &reply).await),

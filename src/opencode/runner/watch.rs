@@ -1,5 +1,8 @@
-//! What a run passes on while it waits: live events as transcript activity, and permission
-//! requests handed to the engine (policy or operator) with each answer sent back to the server.
+//! What a run passes on while it waits: live events as transcript activity, and what the
+//! session asks (permission requests, questions) handed to the engine (policy or operator)
+//! with each answer sent back to the server. A request the server no longer has (answered
+//! elsewhere, or gone with a restart) is withdrawn from the engine, and an answer to it is
+//! never sent blindly.
 
 use std::collections::HashSet;
 
@@ -7,19 +10,23 @@ use tokio::task::JoinSet;
 
 use super::OpencodeRunner;
 use crate::engine::approval::{Ask, Decision};
-use crate::engine::runner::Job;
+use crate::engine::question::QuestionReply;
+use crate::engine::runner::{Job, Reporter};
+use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
 use crate::opencode::live::Subscription;
 use crate::opencode::transcript::Transcriber;
-use crate::opencode::wire::{PermissionReply, PermissionRequest};
+use crate::opencode::wire::{PermissionReply, PermissionRequest, QuestionRequest};
 
 /// What a run follows of its session: the live events, the transcript made of them, and the
-/// permission requests already handed on, with their relays: those still waiting for an
-/// answer end with the watch (the run is over; the engine forgets its requests).
+/// requests already handed on, with their relays: those still waiting for an answer end with
+/// the watch (the run is over; the engine forgets its requests).
 pub(super) struct Watch {
     pub(super) live: Subscription,
     transcriber: Transcriber,
+    /// Requests handed to the engine, and those of them the server no longer has.
     seen: HashSet<String>,
+    gone: HashSet<String>,
     relays: JoinSet<()>,
 }
 
@@ -29,74 +36,217 @@ impl Watch {
             live,
             transcriber: Transcriber::default(),
             seen: HashSet::new(),
+            gone: HashSet::new(),
             relays: JoinSet::new(),
         }
     }
 }
 
+/// A request of the session, as the server lists it.
+enum Asked {
+    Permission(PermissionRequest),
+    Question(QuestionRequest),
+}
+
+impl Asked {
+    fn id(&self) -> &str {
+        match self {
+            Self::Permission(p) => &p.id,
+            Self::Question(q) => &q.id,
+        }
+    }
+}
+
 impl OpencodeRunner {
-    /// Hand the session's new permission requests to the engine (policy or operator) and send
-    /// each answer back to the server, without holding up the run.
-    pub(super) async fn relay_permissions(
+    /// Look up what the session asks (in case the stream dropped a request): hand new
+    /// requests to the engine, and withdraw those the server no longer has.
+    pub(super) async fn relay_pending(
         &self,
         job: &Job,
         dir: &str,
         remote: &str,
         watch: &mut Watch,
     ) {
-        let Ok(pending) = self.client.permissions(dir).await else {
+        let Ok(listed) = pending(&self.client, dir, remote, job.questions).await else {
             return;
         };
-        for request in pending.into_iter().filter(|p| p.session_id == remote) {
-            self.relay(job, dir, request, watch);
+        let listed_ids: HashSet<&str> = listed.iter().map(Asked::id).collect();
+        let vanished: Vec<String> = watch
+            .seen
+            .iter()
+            .filter(|id| !listed_ids.contains(id.as_str()) && !watch.gone.contains(*id))
+            .cloned()
+            .collect();
+        for id in vanished {
+            self.withdraw(job, watch, id, "its server no longer has it")
+                .await;
+        }
+        for asked in listed {
+            self.relay(job, dir, asked, watch);
         }
     }
 
-    /// One live event: transcript activity for the engine, or a permission request to relay.
-    pub(super) fn on_event(&self, job: &Job, dir: &str, event: &ServerEvent, watch: &mut Watch) {
-        if let ServerEvent::PermissionAsked(request) = event {
-            self.relay(job, dir, request.clone(), watch);
-            return;
+    /// One live event: transcript activity for the engine, or a request to relay or withdraw.
+    pub(super) async fn on_event(
+        &self,
+        job: &Job,
+        dir: &str,
+        event: &ServerEvent,
+        watch: &mut Watch,
+    ) {
+        match event {
+            ServerEvent::PermissionAsked(request) => {
+                self.relay(job, dir, Asked::Permission(request.clone()), watch);
+            }
+            ServerEvent::QuestionAsked(request) if job.questions => {
+                self.relay(job, dir, Asked::Question(request.clone()), watch);
+            }
+            ServerEvent::PermissionReplied { request_id, .. }
+            | ServerEvent::QuestionSettled { request_id, .. }
+                if watch.seen.contains(request_id) =>
+            {
+                let id = request_id.clone();
+                self.withdraw(job, watch, id, "answered on its server")
+                    .await;
+            }
+            _ => {}
         }
         if let Some((activity, part)) = watch.transcriber.activity(event) {
             job.reporter.activity(job.session, activity, part);
         }
     }
 
-    /// Hand one permission request to the engine (once) and send its answer back to the
-    /// server, without holding up the run.
-    fn relay(&self, job: &Job, dir: &str, request: PermissionRequest, watch: &mut Watch) {
-        if !watch.seen.insert(request.id.clone()) {
+    /// Tell the engine request `id` is gone from the server (it drops it unless it answered
+    /// it already), once.
+    async fn withdraw(&self, job: &Job, watch: &mut Watch, id: String, why: &str) {
+        if watch.gone.insert(id.clone()) {
+            let why = why.to_string();
+            job.reporter.withdrawn(job.session, id, why, false).await;
+        }
+    }
+
+    /// Hand one request to the engine (once) and send its answer back to the server, without
+    /// holding up the run.
+    fn relay(&self, job: &Job, dir: &str, asked: Asked, watch: &mut Watch) {
+        if !watch.seen.insert(asked.id().to_string()) {
             return;
         }
         // Finished relays are let go as new ones come.
         while watch.relays.try_join_next().is_some() {}
-        let (reporter, client, dir, session) = (
-            job.reporter.clone(),
-            self.client.clone(),
-            dir.to_string(),
-            job.session,
+        let relay = Relay {
+            reporter: job.reporter.clone(),
+            client: self.client.clone(),
+            dir: dir.to_string(),
+            job: job.clone(),
+        };
+        watch.relays.spawn(relay.run(asked));
+    }
+}
+
+/// The session's pending requests on its server: permissions, and questions when it may ask.
+async fn pending(
+    client: &Client,
+    dir: &str,
+    remote: &str,
+    questions: bool,
+) -> Result<Vec<Asked>, ClientError> {
+    let mut listed: Vec<Asked> = client
+        .permissions(dir)
+        .await?
+        .into_iter()
+        .filter(|p| p.session_id == remote)
+        .map(Asked::Permission)
+        .collect();
+    if questions {
+        listed.extend(
+            client
+                .questions(dir)
+                .await?
+                .into_iter()
+                .filter(|q| q.session_id == remote)
+                .map(Asked::Question),
         );
-        watch.relays.spawn(async move {
-            let ask = Ask {
-                id: request.id.clone(),
-                permission: request.permission,
-                patterns: request.patterns,
-            };
-            let Some(decision) = reporter.permission(session, ask).await else {
-                return;
-            };
-            let reply = match decision {
-                Decision::Once => PermissionReply::Once,
-                Decision::Always => PermissionReply::Always,
-                Decision::Reject => PermissionReply::Reject,
-            };
-            if let Err(e) = client
-                .reply_permission(&dir, &request.id, reply, None)
-                .await
-            {
-                tracing::warn!(request = %request.id, error = %e, "could not answer a permission request");
+    }
+    Ok(listed)
+}
+
+/// One request on its way to the engine and its answer on the way back.
+struct Relay {
+    reporter: Reporter,
+    client: Client,
+    dir: String,
+    job: Job,
+}
+
+impl Relay {
+    async fn run(self, asked: Asked) {
+        let id = asked.id().to_string();
+        let remote = match &asked {
+            Asked::Permission(p) => p.session_id.clone(),
+            Asked::Question(q) => q.session_id.clone(),
+        };
+        let session = self.job.session;
+        let sent = match asked {
+            Asked::Permission(request) => {
+                let ask = Ask {
+                    id: request.id.clone(),
+                    permission: request.permission,
+                    patterns: request.patterns,
+                    questions: Vec::new(),
+                };
+                let Some(decision) = self.reporter.permission(session, ask).await else {
+                    return;
+                };
+                if !self.still_asked(&remote, &id).await {
+                    return;
+                }
+                let reply = match decision {
+                    Decision::Once => PermissionReply::Once,
+                    Decision::Always => PermissionReply::Always,
+                    Decision::Reject => PermissionReply::Reject,
+                };
+                self.client
+                    .reply_permission(&self.dir, &id, reply, None)
+                    .await
             }
-        });
+            Asked::Question(request) => {
+                let ask = Ask::question(request.id.clone(), request.questions);
+                let Some(reply) = self.reporter.question(session, ask).await else {
+                    return;
+                };
+                if !self.still_asked(&remote, &id).await {
+                    return;
+                }
+                match reply {
+                    QuestionReply::Answers(answers) => {
+                        self.client.reply_question(&self.dir, &id, answers).await
+                    }
+                    QuestionReply::Reject => self.client.reject_question(&self.dir, &id).await,
+                }
+            }
+        };
+        if let Err(e) = sent {
+            tracing::warn!(request = %id, error = %e, "could not send the answer to a request");
+        }
+    }
+
+    /// Whether the server still has request `id` (it answers 200 to a reply for an id it does
+    /// not know, so an answer is never sent blindly): when it does not, the engine is told the
+    /// answer was not sent.
+    async fn still_asked(&self, remote: &str, id: &str) -> bool {
+        let listed = pending(&self.client, &self.dir, remote, self.job.questions).await;
+        match listed {
+            Ok(listed) if !listed.iter().any(|a| a.id() == id) => {
+                let why = "its server no longer has it (restarted?): the answer was not sent";
+                tracing::warn!(request = %id, "{why}");
+                self.reporter
+                    .withdrawn(self.job.session, id.to_string(), why.into(), true)
+                    .await;
+                false
+            }
+            // Listed, or the list cannot be read now: send it (a reply the server cannot take
+            // fails on its own).
+            _ => true,
+        }
     }
 }
