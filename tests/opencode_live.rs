@@ -1576,9 +1576,10 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
 }
 
 /// OpenCode offers its models a `question` tool that waits for a person to pick an answer.
-/// Nobody sits at an ocio session, so its sessions are created with that tool denied: the
-/// model is told no and goes on, rather than the session waiting until its time limit (without
-/// the rule this plan fails: its task times out after 40 s).
+/// With `[engine] questions = "deny"` (nobody will answer), sessions are created with that tool
+/// denied: the model is told no and goes on, rather than the session waiting until its time
+/// limit (without the rule this plan fails: its task times out). Relayed questions are tested
+/// in `questions.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
     use ocio::engine::{Activity, EngineEvent};
@@ -1602,13 +1603,21 @@ async fn a_session_that_asks_a_question_is_told_to_go_on_not_left_waiting() {
     );
     let server = TestServer::start(script).await;
     let body = "worktrees = false\n[[tasks]]\nid = \"pick\"\nprompt = \"Pick a colour\"\ntimeout = \"90s\"\n";
+    let options = ocio::engine::EngineOptions {
+        questions: ocio::engine::question::QuestionPolicy {
+            mode: ocio::engine::question::QuestionMode::Deny,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let agent = support::scripted_agent(server.client());
     let PlanRun {
         store,
         engine,
         finished,
         activity,
         ..
-    } = run_plan(&server, &repo, "ask", body).await;
+    } = run_plan_on(agent, options, &repo, "ask", body).await;
     let tools: Vec<(String, String)> = activity
         .into_iter()
         .filter_map(|(_, activity)| match activity {

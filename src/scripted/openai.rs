@@ -55,6 +55,8 @@ pub(crate) struct CallView {
     /// Assistant messages after the last user message: which turn of the rule this call is.
     pub(crate) turn_index: usize,
     pub(crate) tools: Vec<String>,
+    /// What the tools called since the last user message answered (`tool` messages), in order.
+    pub(crate) tool_results: Vec<String>,
     pub(crate) stream: bool,
     pub(crate) model: String,
 }
@@ -90,6 +92,13 @@ impl ChatRequest {
             system_text,
             turn_index,
             tools,
+            tool_results: self
+                .messages
+                .iter()
+                .skip(after_user)
+                .filter(|m| m.role == "tool")
+                .map(|m| content_text(m.content.as_ref()))
+                .collect(),
             stream: self.stream.unwrap_or(false),
             model: self
                 .model

@@ -67,6 +67,11 @@ pub struct RequestRecord {
     pub(crate) past_end: bool,
     /// Names of the tools the call offered.
     pub tools: Vec<String>,
+    /// What the tools called since the last user message answered, in order.
+    pub tool_results: Vec<String>,
+    /// When the call came.
+    #[serde(skip)]
+    pub at: Option<std::time::Instant>,
     pub(crate) stream: bool,
     pub(crate) served: Served,
 }
@@ -263,6 +268,8 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         turn: view.turn_index,
         past_end: false,
         tools: view.tools.clone(),
+        tool_results: view.tool_results.clone(),
+        at: Some(std::time::Instant::now()),
         stream: view.stream,
         served: Served::Reply,
     };
