@@ -489,6 +489,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
         &["session", "task", "request", "permission", "patterns"],
     ),
     (
+        "question_asked",
+        &["session", "task", "request", "questions"],
+    ),
+    ("request_withdrawn", &["session", "request", "why"]),
+    (
         "plan_finished",
         &[
             "plan",

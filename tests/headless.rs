@@ -528,3 +528,68 @@ fn a_goal_is_planned_by_the_engines_planner_shown_and_submitted_once_approved() 
     let unknown = home.ocio(&["context", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// `ocio answer` against a running headless engine: a simulated session's question
+/// (`SIM-ASK`) is a `question_asked` line and in `ocio status`; wrong answers exit 2 naming
+/// what would do; `--option 2` answers it and the task's answer says so.
+#[test]
+fn a_question_is_answered_from_the_command_line() {
+    let home = Home::new();
+    home.write_config(
+        "[engine]\nquestions = \"ask\"\nquestion_timeout = \"5m\"\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\n",
+    );
+    let plan = home.write_plan(
+        "plan.toml",
+        "name = \"q\"\nrepo = \".\"\n[[tasks]]\nid = \"pick\"\nprompt = \"SIM-ASK Colour: Which colour? | red | blue\"\n",
+    );
+    let mut engine = home.engine(&[]);
+    home.json(&["submit", plan.to_str().unwrap(), "--json"]);
+    let asked = engine.until("the question", |l| l["type"] == "question_asked");
+    assert_eq!(asked["task"], "pick");
+    assert_eq!(asked["questions"][0]["options"][1]["label"], "blue");
+    let request = asked["request"].as_str().unwrap().to_string();
+    let short = &request[request.len() - 8..];
+    let status = stdout(&home.ocio(&["status"]));
+    assert!(status.contains(&request), "{status}");
+
+    fails_with(
+        &home,
+        &["answer", short, "--option", "3"],
+        2,
+        "1 red, 2 blue",
+    );
+    fails_with(
+        &home,
+        &["answer", short, "--option", "two"],
+        2,
+        "option numbers",
+    );
+    fails_with(&home, &["approve", short], 2, "is a question");
+    fails_with(
+        &home,
+        &["answer", "nosuchid", "x"],
+        2,
+        "no pending permission request or question",
+    );
+    fails_with(&home, &["answer", short], 2, "");
+
+    let answered = home.json(&["answer", short, "--option", "2", "--json"]);
+    assert_eq!(answered["source"], "engine");
+    let logged = engine.until("the answer's transition", |l| {
+        l["type"] == "transition"
+            && l["cause"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("answered"))
+    });
+    assert!(
+        logged["cause"].as_str().unwrap().starts_with(
+            "answered \"blue\" by the operator (ocio answer): question \"Which colour?\""
+        ),
+        "{logged}"
+    );
+    let finished = engine.until("the plan ends", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true);
+    let context = home.json(&["context", "q", "--json"]);
+    let summary = context["tasks"][0]["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("answered Colour: blue"), "{context:#}");
+}

@@ -73,6 +73,8 @@ pub enum Request {
     Retry(TaskId, String),
     /// Answer a permission request (its id or short form), saying who answers.
     Approve(String, Decision, Approver),
+    /// Answer a question (its id), one answer per question it asks.
+    Answer(String, Vec<crate::engine::question::Answer>),
     Pause(bool),
     Drain(String, bool),
     /// Ask the engine's planner for a plan towards a goal (shown for approval).
@@ -126,6 +128,19 @@ pub enum Mode {
     },
     /// A planner's plan, waiting for the operator's yes or no.
     Review(Box<crate::engine::Proposal>),
+    /// Typing the answer to a session's question; then back to `back`.
+    Answer(Box<Answering>),
+}
+
+/// The answer being typed to a question: a line per question it asks, each an option's
+/// number (`2`, or `1,3` where several may be picked) or a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answering {
+    pub(crate) request: String,
+    pub(crate) task: String,
+    pub(crate) questions: Vec<crate::engine::question::QuestionItem>,
+    pub(crate) editor: Editor,
+    pub(crate) back: Mode,
 }
 
 /// A short message at the bottom: what a command did.
@@ -280,6 +295,7 @@ impl App {
         match self.mode.clone() {
             Mode::Filter => self.filter_key(key),
             Mode::Palette(_) | Mode::NewTask(_) => self.edit(key),
+            Mode::Answer(_) => self.answer_key(key),
             Mode::Help => {
                 let scroll = &mut self.panes.help_scroll;
                 match self.keymap.action(&key) {
@@ -503,6 +519,9 @@ impl App {
             _ => Some(self.panes.approvals.selected),
         };
         match index.filter(|i| *i < self.view.approvals.len()) {
+            Some(index) if self.view.approvals[index].ask.is_question() => {
+                self.on_question(index, decision)
+            }
             Some(index) => {
                 let request = self.view.approvals.remove(index);
                 self.view.generation += 1;

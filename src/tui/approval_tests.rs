@@ -85,3 +85,118 @@ fn every_answer_is_a_line_in_the_events_pane() {
     );
     assert!(app.view.approvals.is_empty(), "the request is answered");
 }
+
+/// The storage session's request made a question with two options.
+fn with_question(app: &mut super::app::App) {
+    use crate::engine::question::{Choice, QuestionItem};
+    let choice = |label: &str| Choice {
+        label: label.into(),
+        description: format!("the {label} one"),
+    };
+    let question = QuestionItem {
+        header: "Colour".into(),
+        question: "Which colour should the button be?".into(),
+        options: vec![choice("red"), choice("blue")],
+        multiple: false,
+        custom: true,
+    };
+    app.view.approvals[0].ask = crate::engine::approval::Ask::question(
+        "que_01JQUESTION0000abcd1234".into(),
+        vec![question],
+    );
+}
+
+#[test]
+fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
+    use crate::engine::question::Answer;
+    let mut app = app();
+    with_question(&mut app);
+    app.focus = Pane::Sessions;
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("asks a question  request abcd1234  a answer · r reject"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Colour: Which colour should the button be?"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1 red  the red one") && screen.contains("2 blue"),
+        "{screen}"
+    );
+    // "Always" means nothing to a question: it says what does.
+    assert!(key(&mut app, KeyCode::Char('A')).is_empty());
+    assert!(
+        app.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("a answers it, r rejects it")
+    );
+    // The answer key opens the answer's editor, over the detail; a paste is text there.
+    assert!(key(&mut app, KeyCode::Char('a')).is_empty());
+    assert!(matches!(app.mode, Mode::Answer(_)), "{:?}", app.mode);
+    assert!(app.update(Msg::Paste("2".into())).is_empty());
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("answer storage · abcd1234"), "{screen}");
+    assert!(screen.contains("an option's number, or a text"), "{screen}");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Answer(
+            "que_01JQUESTION0000abcd1234".into(),
+            vec![Answer::Pick(vec![2])]
+        ))]
+    );
+    assert!(
+        app.view.approvals.is_empty(),
+        "answered: it leaves the inbox"
+    );
+    assert_eq!(app.mode, Mode::Detail(sid(4)), "back to the detail");
+
+    // From the inbox: a typed answer; esc first drops one.
+    let mut app = super::tests::app();
+    with_question(&mut app);
+    app.focus = Pane::Approvals;
+    key(&mut app, KeyCode::Char('a'));
+    super::tests::typed(&mut app, "x");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.view.approvals.len(), 1, "dropped: still waiting");
+    key(&mut app, KeyCode::Char('a'));
+    super::tests::typed(&mut app, "green please");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Answer(
+            "que_01JQUESTION0000abcd1234".into(),
+            vec![Answer::Text("green please".into())]
+        ))]
+    );
+    // And `r` rejects one.
+    let mut app = super::tests::app();
+    with_question(&mut app);
+    app.focus = Pane::Approvals;
+    assert_eq!(
+        key(&mut app, KeyCode::Char('r')),
+        vec![Effect::Request(Request::Approve(
+            "que_01JQUESTION0000abcd1234".into(),
+            Decision::Reject,
+            Approver::Key
+        ))]
+    );
+}
+
+#[test]
+fn typed_answers_are_option_numbers_or_texts_a_line_each() {
+    use crate::engine::question::Answer;
+    assert_eq!(
+        super::input::answers_of("2\n\n 1, 3 \nblue-ish\n"),
+        vec![
+            Answer::Pick(vec![2]),
+            Answer::Pick(vec![1, 3]),
+            Answer::Text("blue-ish".into())
+        ]
+    );
+}

@@ -1,19 +1,23 @@
-//! The control room's text inputs: the sessions filter, the `:` command line and the new-task
-//! prompt. Keys edit the open input; a paste is text for the open input and nothing else (with
-//! none open it is dropped), so pasted letters never act as keys.
+//! The control room's text inputs: the sessions filter, the `:` command line, the new-task
+//! prompt and the answer to a session's question. Keys edit the open input; a paste is text
+//! for the open input and nothing else (with none open it is dropped), so pasted letters never
+//! act as keys.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::app::{App, Effect, Mode, Request, closes, typed};
+use super::app::{Answering, App, Effect, Mode, Request, closes, typed};
 use super::editor::{Editor, Outcome};
 use super::palette::{self, Command, Completion};
 use super::panes::Cursor;
+use crate::engine::approval::{Approver, Decision};
+use crate::engine::question::Answer;
 
 impl App {
     /// Pasted text (bracketed paste): into the open input, line breaks kept only in a prompt.
     pub(super) fn paste(&mut self, text: &str) -> Vec<Effect> {
         match &mut self.mode {
             Mode::NewTask(editor) => editor.paste(text),
+            Mode::Answer(answering) => answering.editor.paste(text),
             // `:prompt ` and a paste of many lines: a prompt, so on in the prompt's editor.
             Mode::Palette(editor) if text.contains(['\n', '\r']) => {
                 match prompt_rest(&editor.text()) {
@@ -146,4 +150,95 @@ fn prompt_rest(line: &str) -> Option<&str> {
         .split_once(char::is_whitespace)
         .unwrap_or((line.trim_end(), ""));
     matches!(verb, "prompt" | "p").then(|| rest.trim_start())
+}
+
+impl App {
+    /// The operator acts on the question at `index` of the inbox: the answer key opens its
+    /// editor, reject rejects it; "always" means nothing to a question.
+    pub(super) fn on_question(&mut self, index: usize, decision: Decision) -> Vec<Effect> {
+        match decision {
+            Decision::Once => {
+                let waiting = &self.view.approvals[index];
+                let back = std::mem::replace(&mut self.mode, Mode::Normal);
+                self.mode = Mode::Answer(Box::new(Answering {
+                    request: waiting.ask.id.clone(),
+                    task: waiting.task.clone(),
+                    questions: waiting.ask.questions.clone(),
+                    editor: super::editor::Editor::multi_line(),
+                    back,
+                }));
+                Vec::new()
+            }
+            Decision::Always => {
+                let keys = format!(
+                    "{} answers it, {} rejects it",
+                    self.keymap.keys(super::keymap::Action::ApproveOnce),
+                    self.keymap.keys(super::keymap::Action::Reject)
+                );
+                self.toast(
+                    format!("a question, not a permission request: {keys}"),
+                    false,
+                );
+                Vec::new()
+            }
+            Decision::Reject => {
+                let request = self.view.approvals.remove(index);
+                self.view.generation += 1;
+                vec![Effect::Request(Request::Approve(
+                    request.ask.id,
+                    Decision::Reject,
+                    Approver::Key,
+                ))]
+            }
+        }
+    }
+
+    /// A key while an answer is typed: enter sends it (it leaves the inbox at once), esc
+    /// drops it.
+    pub(super) fn answer_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Answer(mut answering) = std::mem::replace(&mut self.mode, Mode::Normal) else {
+            return Vec::new();
+        };
+        match answering.editor.key(&key) {
+            Outcome::Edited => {
+                self.mode = Mode::Answer(answering);
+                Vec::new()
+            }
+            Outcome::Cancel => {
+                self.mode = answering.back;
+                Vec::new()
+            }
+            Outcome::Submit => {
+                let answers = answers_of(&answering.editor.text());
+                if answers.is_empty() {
+                    self.mode = Mode::Answer(answering);
+                    return Vec::new();
+                }
+                self.mode = answering.back;
+                self.view
+                    .approvals
+                    .retain(|a| a.ask.id != answering.request);
+                self.view.generation += 1;
+                vec![Effect::Request(Request::Answer(answering.request, answers))]
+            }
+        }
+    }
+}
+
+/// What was typed as answers, one per non-empty line: option numbers (`2`, `1,3`) or a text.
+pub(crate) fn answers_of(text: &str) -> Vec<Answer> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let picks: Option<Vec<usize>> = line
+                .split(',')
+                .map(|n| n.trim().parse::<usize>().ok())
+                .collect();
+            match picks {
+                Some(picks) => Answer::Pick(picks),
+                None => Answer::Text(line.to_string()),
+            }
+        })
+        .collect()
 }

@@ -171,6 +171,13 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await
                 .map(|()| decision.text().into()),
         ),
+        Request::Answer(id, answers) => reply(
+            format!("question {}", crate::engine::approval::short_id(&id)),
+            engine
+                .answer(&id, answers, crate::engine::approval::Approver::Key)
+                .await
+                .map(|()| "answered".into()),
+        ),
         Request::Pause(paused) => reply(
             pause_what(paused),
             engine.pause(paused).await.map(|()| pause_done(paused)),

@@ -229,18 +229,53 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
     frame.render_widget(Paragraph::new(shown).block(block), body);
 }
 
-/// The permission request the session waits on, and the keys that answer it here.
-fn waiting_line(app: &App, id: SessionId) -> Option<Line<'static>> {
-    let waiting = app.view.approvals.iter().find(|a| a.session == id)?;
+/// The request the session waits on, and the keys that answer it here: a permission request
+/// in a line, a question with its numbered options.
+fn waiting_line(app: &App, id: SessionId) -> Vec<Line<'static>> {
+    let Some(waiting) = app.view.approvals.iter().find(|a| a.session == id) else {
+        return Vec::new();
+    };
     let ask = &waiting.ask;
-    Some(Line::from(vec![
+    if ask.is_question() {
+        return question_lines(app, ask);
+    }
+    vec![Line::from(vec![
         Span::styled(
             format!("asks {} ({})", ask.permission, ask.patterns.join(", ")),
             app.theme.status("waiting-approval"),
         ),
         Span::styled(format!("  request {}  ", ask.short()), app.theme.title),
         Span::styled(super::agents::decision_keys(app), app.theme.muted),
-    ]))
+    ])]
+}
+
+fn question_lines(app: &App, ask: &crate::engine::approval::Ask) -> Vec<Line<'static>> {
+    use crate::tui::keymap::Action;
+    let theme = &app.theme;
+    let keys = format!(
+        "{} answer · {} reject",
+        app.keymap.keys(Action::ApproveOnce),
+        app.keymap.keys(Action::Reject)
+    );
+    let mut lines = vec![Line::from(vec![
+        Span::styled("asks a question", theme.status("waiting-approval")),
+        Span::styled(format!("  request {}  ", ask.short()), theme.title),
+        Span::styled(keys, theme.muted),
+    ])];
+    for q in &ask.questions {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {}: ", q.header), theme.title),
+            Span::raw(q.question.clone()),
+        ]));
+        for (i, choice) in q.options.iter().enumerate() {
+            lines.push(Line::from(vec![
+                Span::styled(format!("    {} ", i + 1), theme.accent),
+                Span::raw(choice.label.clone()),
+                Span::styled(format!("  {}", choice.description), theme.muted),
+            ]));
+        }
+    }
+    lines
 }
 
 /// Whether `s` is the attempt whose work its task's shared context holds: it completed, and no

@@ -54,6 +54,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     // Under a question, what it was asked from.
     let under = match &app.mode {
         Mode::ConfirmCancel { back, .. } => back.as_ref(),
+        Mode::Answer(answering) => &answering.back,
         mode => mode,
     };
     if let Mode::Detail(id) = *under {
@@ -82,6 +83,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
+        Mode::Answer(answering) => prompt::draw_answer(frame, app, answering, body),
         Mode::Palette(editor) if app.palette_list => {
             help::draw_commands(frame, app, &editor.text(), body);
         }
@@ -312,6 +314,10 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         }
         Mode::NewTask(_) => Line::from(vec![
             Span::styled(" new task: ", theme.accent),
+            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
+        ]),
+        Mode::Answer(_) => Line::from(vec![
+            Span::styled(" answer: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
         ]),
         _ => match &app.toast {

@@ -1,18 +1,74 @@
-//! The new-task prompt: a multi-line editor docked above the footer (which shows its keys),
-//! growing with its text up to half the screen, long lines wrapped, the cursor always in view.
+//! The multi-line inputs (the new-task prompt, the answer to a question): an editor docked
+//! above the footer (which shows its keys), growing with its text up to half the screen, long
+//! lines wrapped, the cursor always in view; what it answers, if anything, above it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use crate::tui::app::App;
+use crate::engine::approval::short_id;
+use crate::tui::app::{Answering, App};
 use crate::tui::editor::Editor;
 
 const PREFIX: &str = "new task> ";
 const CURSOR: char = '▏';
 
+/// The new-task prompt.
 pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
+    let count = editor.lines().len();
+    let title = format!(
+        " new task · {count} line{} ",
+        if count == 1 { "" } else { "s" }
+    );
+    draw_input(frame, app, editor, &title, Vec::new(), area);
+}
+
+/// The answer to a question: the questions and their numbered options above the editor.
+pub(crate) fn draw_answer(frame: &mut Frame, app: &App, answering: &Answering, area: Rect) {
+    let theme = &app.theme;
+    let several = answering.questions.len() > 1;
+    let mut above = Vec::new();
+    for (n, q) in answering.questions.iter().enumerate() {
+        let number = if several {
+            format!("{}. ", n + 1)
+        } else {
+            String::new()
+        };
+        above.push(Line::from(vec![
+            Span::styled(format!("{number}{}: ", q.header), theme.title),
+            Span::raw(q.question.clone()),
+        ]));
+        for (i, choice) in q.options.iter().enumerate() {
+            above.push(Line::from(vec![
+                Span::styled(format!("   {} ", i + 1), theme.accent),
+                Span::raw(choice.label.clone()),
+                Span::styled(format!("  {}", choice.description), theme.muted),
+            ]));
+        }
+    }
+    let how = if several {
+        "a line per question: an option's number or a text"
+    } else {
+        "an option's number, or a text"
+    };
+    above.push(Line::styled(how, theme.muted));
+    let title = format!(
+        " answer {} · {} ",
+        answering.task,
+        short_id(&answering.request)
+    );
+    draw_input(frame, app, &answering.editor, &title, above, area);
+}
+
+fn draw_input(
+    frame: &mut Frame,
+    app: &App,
+    editor: &Editor,
+    title: &str,
+    above: Vec<Line<'static>>,
+    area: Rect,
+) {
     if area.height < 3 || area.width <= PREFIX.len() as u16 {
         return;
     }
@@ -45,18 +101,17 @@ pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
             ])
         })
         .collect();
-    let height = shown as u16 + 1;
+    // What it answers takes what the editor leaves of half the screen, its top lines first.
+    let room = usize::from(area.height / 2).saturating_sub(shown);
+    let above: Vec<Line> = above.into_iter().take(room).collect();
+    let lines: Vec<Line> = above.iter().cloned().chain(lines).collect();
+    let height = (above.len() + shown) as u16 + 1;
     let popup = Rect {
         x: area.x,
         y: area.bottom() - height,
         width: area.width,
         height,
     };
-    let count = editor.lines().len();
-    let title = format!(
-        " new task · {count} line{} ",
-        if count == 1 { "" } else { "s" }
-    );
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
@@ -64,7 +119,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
                 Block::new()
                     .borders(Borders::TOP)
                     .border_style(theme.border_focus)
-                    .title(Span::styled(title, theme.accent)),
+                    .title(Span::styled(title.to_string(), theme.accent)),
             )
             .style(theme.base),
         popup,
