@@ -145,7 +145,7 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
         &home,
         &["approve", "per_nope"],
         2,
-        "no pending permission request per_nope",
+        "no pending permission request or question per_nope",
     );
 
     let export = home.json(&["export", "--json"]);

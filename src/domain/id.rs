@@ -117,6 +117,12 @@ ulid_id!(
     PlanId,
     "plan"
 );
+ulid_id!(
+    /// One message the operator sends to a running session (its id on the session's server
+    /// is made from it, so sending it again is never a second message).
+    MessageId,
+    "message"
+);
 
 /// The unique name of an agent, as written in the config (`[[agents]] name = "..."`).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

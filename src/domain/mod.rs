@@ -19,7 +19,7 @@ pub use agent::{Agent, AgentStatus, Backend, ModelRef};
 pub use event::{DomainEvent, Transition, TransitionError};
 pub use graph::GraphError;
 pub(crate) use graph::TaskGraph;
-pub use id::{AgentName, PlanId, SessionId, TaskId};
+pub use id::{AgentName, MessageId, PlanId, SessionId, TaskId};
 pub use lease::Lease;
 pub use lifecycle::Lifecycle;
 pub use session::{

@@ -50,6 +50,12 @@ pub enum Request {
         #[serde(default)]
         by: Approver,
     },
+    /// Send a running session a follow-up message: the task's result becomes the answer to
+    /// it.
+    Say { session: SessionId, text: String },
+    /// Stop what a running session does now, keeping it for the operator's next message
+    /// (its task does not fail).
+    Interrupt { session: SessionId },
     /// Stop starting new sessions (`true`) or start again.
     Pause { paused: bool },
     /// Stop giving an agent new work (`true`) or let it take work again.
@@ -181,6 +187,7 @@ impl From<EngineError> for ApiError {
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
             EngineError::BadAnswer(_) => ErrorKind::Invalid,
             EngineError::NotNow { .. }
+            | EngineError::NotSteerable(_)
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. }
             | EngineError::NoPlanner(_) => ErrorKind::NotNow,
@@ -292,6 +299,17 @@ pub trait EngineApi: Engine {
             })
             .await?,
         )
+    }
+
+    /// Send a running session a follow-up message.
+    async fn say(&self, session: SessionId, text: &str) -> Result<(), ApiError> {
+        let text = text.to_string();
+        done(self.call(Request::Say { session, text }).await?)
+    }
+
+    /// Stop what a running session does now; it waits for the next message.
+    async fn interrupt(&self, session: SessionId) -> Result<(), ApiError> {
+        done(self.call(Request::Interrupt { session }).await?)
     }
 
     async fn pause(&self, paused: bool) -> Result<(), ApiError> {

@@ -256,6 +256,9 @@ pub enum EngineError {
     /// An answer that does not fit its request (the message says what would).
     #[error("{0}")]
     BadAnswer(String),
+    /// A session that cannot take the operator's word now (the message says why).
+    #[error("{0}")]
+    NotSteerable(String),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error("no plan {0}")]

@@ -135,6 +135,47 @@ impl Reporter {
     }
 }
 
+/// What the operator tells a running session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Steer {
+    /// A follow-up message; its id is chosen once, so sending it again is never a second
+    /// message.
+    Say {
+        text: String,
+        id: crate::domain::MessageId,
+    },
+    /// Stop the step under way and wait for the operator's next message; the task does not
+    /// fail.
+    Interrupt,
+}
+
+/// The operator's words to one run, as the run receives them. Cloned with its [`Job`]; one
+/// receiver behind them all.
+#[derive(Debug, Clone)]
+pub(crate) struct Steering(std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Steer>>>);
+
+impl Steering {
+    /// A sender for the engine and the steering for the run.
+    pub(crate) fn channel() -> (mpsc::Sender<Steer>, Self) {
+        let (tx, rx) = mpsc::channel(16);
+        (tx, Self(std::sync::Arc::new(tokio::sync::Mutex::new(rx))))
+    }
+
+    /// A run nobody steers.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self::channel().1
+    }
+
+    /// The next word; pending forever once the engine can send no more.
+    pub(crate) async fn next(&self) -> Steer {
+        match self.0.lock().await.recv().await {
+            Some(steer) => steer,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// One attempt at one task, as the runner needs it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -152,6 +193,8 @@ pub struct Job {
     pub(crate) adopt: bool,
     /// The session may ask the operator questions (OpenCode's `question` tool is offered).
     pub(crate) questions: bool,
+    /// What the operator tells the run while it goes on.
+    pub(crate) steering: Steering,
 }
 
 /// How a run ended.

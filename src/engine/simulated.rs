@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 use super::approval::{Ask, Decision};
 use super::question::{Choice, QuestionItem, QuestionReply};
-use super::runner::{Job, Outcome, PlanFuture, PlanRequest, Proposal, RunFuture, Runner};
+use super::runner::{Job, Outcome, PlanFuture, PlanRequest, Proposal, RunFuture, Runner, Steer};
 use super::view::Activity;
 use crate::config::SimulationConfig;
 use crate::domain::Usage;
@@ -156,9 +156,8 @@ impl Runner for Simulated {
                 );
             }
             for (n, status) in ["running", "completed"].into_iter().enumerate() {
-                tokio::select! {
-                    () = tokio::time::sleep(beat) => {}
-                    _ = &mut stop => return Outcome::Stopped,
+                if !wait(&job, beat, &mut stop, &mut told).await {
+                    return Outcome::Stopped;
                 }
                 // A run told what to write did that; only the others pretend to edit a file
                 // (which they do not write, so it must not stand for a real one).
@@ -181,9 +180,8 @@ impl Runner for Simulated {
                     report(Activity::Step { usage: half }, "step-1");
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(beat) => {}
-                _ = &mut stop => return Outcome::Stopped,
+            if !wait(&job, beat, &mut stop, &mut told).await {
+                return Outcome::Stopped;
             }
             if fails {
                 Outcome::Failed {
@@ -263,6 +261,38 @@ impl Directives {
             }
         }
         directives
+    }
+}
+
+/// Wait `beat`, taking the operator's words meanwhile: a message is told back (and its answer
+/// line added to `told`), an interrupt waits for the next message. `false`: stopped.
+async fn wait(
+    job: &Job,
+    beat: std::time::Duration,
+    stop: &mut oneshot::Receiver<()>,
+    told: &mut Vec<String>,
+) -> bool {
+    let sleep = tokio::time::sleep(beat);
+    tokio::pin!(sleep);
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            () = &mut sleep, if !interrupted => return true,
+            _ = &mut *stop => return false,
+            word = job.steering.next() => match word {
+                Steer::Say { text, .. } => {
+                    interrupted = false;
+                    let line = format!("steered: {text}");
+                    job.reporter.activity(
+                        job.session,
+                        Activity::Text { text: line.clone() },
+                        Some(format!("said-{}", told.len())),
+                    );
+                    told.push(line);
+                }
+                Steer::Interrupt => interrupted = true,
+            },
+        }
     }
 }
 
@@ -456,6 +486,7 @@ mod tests {
             directory: ".".into(),
             adopt: false,
             questions: false,
+            steering: crate::engine::runner::Steering::none(),
         };
         let run = tokio::spawn(s.run(job, rx));
         tx.send(()).unwrap();

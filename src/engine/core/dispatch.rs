@@ -219,6 +219,7 @@ impl Core {
         )?;
         session.max_duration = task.timeout;
         let (directory, overlap_dir, place) = state.work.place(&state.plan.repo, key, attempt);
+        let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
             reporter: Reporter {
                 tx: self.report_tx.clone(),
@@ -236,6 +237,7 @@ impl Core {
             directory,
             adopt: false,
             questions: self.options.questions.offers_questions(),
+            steering,
         };
         let task_id = task.id;
         self.observed.latest.insert(task_id, session.id);
@@ -262,6 +264,7 @@ impl Core {
         });
         let mut run = Running::new(session, plan_id, key.to_string(), index, Role::Task);
         run.overlap_dir = overlap_dir;
+        run.steer = Some(steer);
         round.starts.push((job, place, run));
         Ok(())
     }

@@ -492,6 +492,7 @@ impl Core {
                 // A resolver is a child of the session whose work it settles.
                 session.parent = self.observed.latest.get(&task.id).copied();
                 let prompt = resolver_prompt_of(state, task, &files);
+                let (steer, steering) = crate::engine::runner::Steering::channel();
                 let job = Job {
                     reporter: Reporter {
                         tx: self.report_tx.clone(),
@@ -504,6 +505,7 @@ impl Core {
                     directory: workspace.integration_path(plan_key),
                     adopt: false,
                     questions: self.options.questions.offers_questions(),
+                    steering,
                 };
                 let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
                 step.batch.put_checkpoint(&session.checkpoint(
@@ -521,7 +523,8 @@ impl Core {
                     agent,
                     attempt,
                 });
-                let run = Running::new(session, *plan_id, key, index, Role::Resolver { files });
+                let mut run = Running::new(session, *plan_id, key, index, Role::Resolver { files });
+                run.steer = Some(steer);
                 starts.push((job, Place::AsIs, run));
             }
         }

@@ -21,6 +21,7 @@ mod recovery;
 mod runs;
 mod scan;
 mod settle;
+mod steer;
 mod tasks;
 mod workspace;
 
@@ -306,6 +307,8 @@ impl Core {
                 answers,
                 by,
             } => self.answer(&request, &answers, by).await.map(done),
+            Request::Say { session, text } => self.say(session, text).await.map(done),
+            Request::Interrupt { session } => self.interrupt(session).await.map(done),
             Request::Pause { paused } => self.pause(paused).await.map(done),
             Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
             // Parsed and prepared off the loop, then sent as `Command::Submit`.

@@ -388,6 +388,7 @@ impl Core {
             (Role::Resolver { .. }, Some(remote)) => (remote.directory.clone(), None, Place::AsIs),
             (Role::Resolver { .. }, None) => return None,
         };
+        let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
             reporter: Reporter {
                 tx: self.report_tx.clone(),
@@ -409,6 +410,7 @@ impl Core {
             directory: remote.as_ref().map_or(directory, |r| r.directory.clone()),
             adopt: remote.is_none(),
             questions: self.options.questions.offers_questions(),
+            steering,
         };
         let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();
@@ -424,6 +426,7 @@ impl Core {
         let _ = now;
         let mut run = Running::new(session.clone(), plan_id, key, index, role);
         run.stop = Some(stop);
+        run.steer = Some(steer);
         run.overlap_dir = overlap_dir;
         Some((Box::pin(run_in(place, start)), run))
     }

@@ -25,6 +25,10 @@ pub(super) struct Running {
     /// The session's worktree, where the files it edits count for the overlap map.
     pub(super) overlap_dir: Option<PathBuf>,
     pub(super) stop: Option<oneshot::Sender<()>>,
+    /// The operator's words to its run (`None` until it starts).
+    pub(super) steer: Option<tokio::sync::mpsc::Sender<crate::engine::runner::Steer>>,
+    /// The operator interrupted it: it waits for their next message.
+    pub(super) interrupted: bool,
     /// Why the engine stopped it, once it did.
     pub(super) stopping: Option<SessionStatus>,
     /// The newest thing it did.
@@ -49,6 +53,8 @@ impl Running {
             role,
             overlap_dir: None,
             stop: None,
+            steer: None,
+            interrupted: false,
             stopping: None,
             last: None,
             live: crate::domain::Usage::default(),

@@ -6,10 +6,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::prompt::{outcome_of, usage_of};
+use super::steer::Awaited;
 use super::watch::Watch;
 use super::{Interrupt, OpencodeRunner, lost};
 use crate::domain::{RemoteSession, Usage};
-use crate::engine::runner::{Job, Outcome};
+use crate::engine::runner::{Job, Outcome, Steer};
 use crate::opencode::client::ClientError;
 use crate::opencode::event::ServerEvent;
 use crate::opencode::wire::{MessageInfo, MessageWithParts};
@@ -41,19 +42,40 @@ impl OpencodeRunner {
         self,
         job: Job,
         remote: RemoteSession,
+        stop: oneshot::Receiver<()>,
+    ) -> Outcome {
+        self.follow_awaiting(job, remote, stop, Awaited::Prompt)
+            .await
+    }
+
+    /// [`Self::follow`] waiting for `awaited`: the answer to the last prompt, to the
+    /// operator's message, or (interrupted) for the operator's next word; the operator may
+    /// steer it meanwhile.
+    pub(super) async fn follow_awaiting(
+        self,
+        job: Job,
+        remote: RemoteSession,
         mut stop: oneshot::Receiver<()>,
+        mut awaited: Awaited,
     ) -> Outcome {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut watch = Watch::new(self.live.subscribe(id, &dir));
         let (mut unasked, mut stalled, mut away) = (0, 0, 0);
         loop {
-            let progress = self.progress(&dir, id).await;
+            let progress = match &awaited {
+                Awaited::Word => Ok(Progress::Busy),
+                awaited => self.progress(&dir, id, awaited.message().as_deref()).await,
+            };
             away = if progress.is_err() { away + 1 } else { 0 };
             match progress {
-                Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => {
-                    return self.prompt(&job, &dir, id, stop).await;
-                }
+                Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => match &awaited {
+                    Awaited::Said { id: said, text } => {
+                        self.send_said(&dir, id, *said, text).await;
+                        unasked = 0;
+                    }
+                    _ => return self.prompt(&job, &dir, id, stop).await,
+                },
                 Ok(Progress::Unasked) => unasked += 1,
                 Ok(Progress::Answered(answer, usage)) => {
                     for part in &answer.parts {
@@ -81,19 +103,30 @@ impl OpencodeRunner {
                     }
                 }
             }
-            if let Some(why) = self.pause(&mut stop, &job, &dir, &mut watch).await {
-                return self.stop(&dir, id, why).await;
+            match self.pause(&mut stop, &job, &dir, &mut watch).await {
+                Paused::Waited => {}
+                Paused::Stop(why) => return self.stop(&dir, id, why).await,
+                Paused::Steered(word) => {
+                    awaited = self.steer(&dir, id, word).await;
+                    (unasked, stalled) = (0, 0);
+                }
             }
         }
     }
 
     /// How far a remote session got with its prompt (its last user message: ocio's, or one
-    /// an operator added).
-    async fn progress(&self, dir: &str, id: &str) -> Result<Progress, ClientError> {
+    /// an operator added), or with user message `awaited`.
+    async fn progress(
+        &self,
+        dir: &str,
+        id: &str,
+        awaited: Option<&str>,
+    ) -> Result<Progress, ClientError> {
         let messages = self.client.messages(dir, id, None).await?;
-        let asked = messages
-            .iter()
-            .rposition(|m| matches!(m.info, MessageInfo::User(_)));
+        let asked = messages.iter().rposition(|m| match &m.info {
+            MessageInfo::User(user) => awaited.is_none_or(|wanted| user.id == wanted),
+            _ => false,
+        });
         let Some(asked) = asked else {
             return Ok(Progress::Unasked);
         };
@@ -111,25 +144,33 @@ impl OpencodeRunner {
         })
     }
 
-    /// Wait a poll interval, passing on live events meanwhile; why the run must end, if it
-    /// must.
+    /// Wait a poll interval, passing on live events meanwhile; why the run must end, or what
+    /// the operator said, if anything.
     async fn pause(
         &self,
         stop: &mut oneshot::Receiver<()>,
         job: &Job,
         dir: &str,
         watch: &mut Watch,
-    ) -> Option<Interrupt> {
+    ) -> Paused {
         let sleep = tokio::time::sleep(RESUME_POLL);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                () = &mut sleep => return None,
-                asked = &mut *stop => return Some(Interrupt::of(asked)),
+                () = &mut sleep => return Paused::Waited,
+                asked = &mut *stop => return Paused::Stop(Interrupt::of(asked)),
+                word = job.steering.next() => return Paused::Steered(word),
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch).await,
             }
         }
     }
+}
+
+/// How a pause between checks ended.
+enum Paused {
+    Waited,
+    Stop(Interrupt),
+    Steered(Steer),
 }
 
 /// A check that could not read the session: how the run ends when the session is gone, or its

@@ -20,6 +20,7 @@
 mod create;
 mod follow;
 mod prompt;
+mod steer;
 mod watch;
 
 use std::sync::Arc;

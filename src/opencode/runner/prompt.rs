@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::steer::Awaited;
 use super::watch::Watch;
 use super::{Interrupt, OpencodeRunner};
-use crate::domain::{RemoteSession, SessionId, Usage};
+use crate::domain::{MessageId, RemoteSession, SessionId, Usage};
 use crate::engine::runner::{Job, Outcome};
 use crate::opencode::client::ClientError;
 use crate::opencode::wire::{
@@ -44,12 +45,14 @@ impl OpencodeRunner {
         let reply = self.client.prompt(dir, remote, &prompt);
         tokio::pin!(reply);
         let mut poll = tokio::time::interval(PERMISSION_POLL);
+        let mut awaited = Awaited::Prompt;
         let reply = loop {
             tokio::select! {
                 reply = &mut reply => break reply,
                 asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch).await,
                 _ = poll.tick() => self.relay_pending(job, dir, remote, &mut watch).await,
+                word = job.steering.next() => awaited = self.steer(dir, remote, word).await,
             }
         };
         // Whatever the stream still holds (the last text, the final step) goes to the
@@ -57,17 +60,25 @@ impl OpencodeRunner {
         while let Ok(event) = watch.live.events.try_recv() {
             self.on_event(job, dir, &event, &mut watch).await;
         }
+        let session = RemoteSession {
+            server: self.client.base_url().into(),
+            session_id: remote.to_string(),
+            directory: job.directory.clone(),
+        };
+        if awaited != Awaited::Prompt {
+            // The operator steered it: the answer is the one to their last word, not this.
+            drop(watch);
+            let follow = self
+                .clone()
+                .follow_awaiting(job.clone(), session, stop, awaited);
+            return Box::pin(follow).await;
+        }
         match reply {
             Ok(reply) => outcome_of(&reply, self.usage(dir, remote, &reply).await),
             // The answer did not come back, but the session may well go on (its server is
             // away for a moment, or the run outlasts the prompt's timeout): follow it.
             Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => {
                 tracing::info!(remote, error = %e, "lost the prompt's answer; following the session");
-                let session = RemoteSession {
-                    server: self.client.base_url().into(),
-                    session_id: remote.to_string(),
-                    directory: job.directory.clone(),
-                };
                 Box::pin(self.clone().follow(job.clone(), session, stop)).await
             }
             Err(e) => self.failed(dir, &e, e.is_the_servers()).await,
@@ -93,9 +104,18 @@ impl OpencodeRunner {
 /// so it is the same every time the prompt is sent, unique on any server, and sorts among the
 /// server's ids by when the attempt began.
 fn prompt_message_id(session: SessionId) -> String {
+    message_id(session.as_u128(), session.millis())
+}
+
+/// The server's id of an operator's message to a session, made from its [`MessageId`] as the
+/// prompt's is from the session's id.
+pub(super) fn said_message_id(id: MessageId) -> String {
+    message_id(id.as_u128(), id.millis())
+}
+
+/// A message id in OpenCode's shape from a ULID and its milliseconds.
+fn message_id(ulid: u128, millis: u64) -> String {
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let ulid = session.as_u128();
-    let millis = session.millis();
     // OpenCode: the time in milliseconds times 0x1000 plus a counter, its low 48 bits.
     let time = millis.wrapping_mul(0x1000) & 0xffff_ffff_ffff;
     let mut random = ulid & ((1u128 << 80) - 1);

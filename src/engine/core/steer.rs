@@ -1,0 +1,120 @@
+//! The operator steers a running session: a follow-up message (the task's result becomes the
+//! answer to the last one), or an interrupt (the step under way stops, the session waits for
+//! the operator's next message, and the task does not fail). Each is a checkpoint of the
+//! session and a line of its transcript before it is passed to the run; an interrupt is a
+//! transition to waiting-approval, the next message one back to running.
+
+use super::{Core, Step};
+use crate::domain::{CheckpointKind, MessageId, SessionId, SessionStatus};
+use crate::engine::EngineError;
+use crate::engine::runner::Steer;
+use crate::engine::view::{Activity, Entry};
+
+impl Core {
+    /// Send `text` to running session `session`.
+    pub(super) async fn say(
+        &mut self,
+        session: SessionId,
+        text: String,
+    ) -> Result<(), EngineError> {
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return Err(EngineError::BadAnswer(
+                "an empty message: say what the session should do".into(),
+            ));
+        }
+        let id = MessageId::generate();
+        let now = self.options.clock.now();
+        let run = self.steerable(session)?;
+        let mut step = Step::default();
+        let data = serde_json::json!({ "operator": text, "message": id });
+        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+        if run.interrupted {
+            run.interrupted = false;
+            let cause = format!("the operator says: {}", crate::text::clip(&text, 200));
+            if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+                step.transition(event);
+            }
+        }
+        step.batch
+            .put_session(&run.session)
+            .put_checkpoint(&checkpoint);
+        let steer = run.steer.clone();
+        self.commit(step).await?;
+        self.note(session, format!("operator: {text}"));
+        send(steer, Steer::Say { text, id }).await
+    }
+
+    /// Stop what running session `session` does now, keeping the session for the next message.
+    pub(super) async fn interrupt(&mut self, session: SessionId) -> Result<(), EngineError> {
+        let now = self.options.clock.now();
+        let run = self.steerable(session)?;
+        if run.interrupted {
+            return Ok(());
+        }
+        run.interrupted = true;
+        let cause = "interrupted by the operator: waits for their next message".to_string();
+        let mut step = Step::default();
+        if let Ok(event) = run
+            .session
+            .transition(SessionStatus::WaitingApproval, cause, now)
+        {
+            step.transition(event);
+        }
+        let data = serde_json::json!({ "operator": "interrupt" });
+        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+        step.batch
+            .put_session(&run.session)
+            .put_checkpoint(&checkpoint);
+        let steer = run.steer.clone();
+        self.commit(step).await?;
+        self.note(session, "operator: interrupt".into());
+        send(steer, Steer::Interrupt).await
+    }
+
+    /// The run of `session`, if the operator can steer it now.
+    fn steerable(&mut self, session: SessionId) -> Result<&mut super::Running, EngineError> {
+        let not_now = |why: &str| EngineError::NotSteerable(format!("session {session} {why}"));
+        let waits = self.approvals.values().any(|p| p.session == session);
+        let Some(run) = self.running.get_mut(&session) else {
+            return Err(not_now(
+                "is not running: only a running session takes messages (retry its task to run it again)",
+            ));
+        };
+        if run.stopping.is_some() {
+            return Err(not_now("is being stopped"));
+        }
+        if waits {
+            return Err(not_now(
+                "waits for an answer to its request: answer that first (the inbox, ocio approve or ocio answer)",
+            ));
+        }
+        if run.steer.is_none() {
+            return Err(not_now("has not started yet"));
+        }
+        Ok(run)
+    }
+
+    /// A line in the session's transcript from the engine.
+    fn note(&mut self, session: SessionId, text: String) {
+        let entry = Entry {
+            at: self.options.clock.now(),
+            part: None,
+            activity: Activity::Note { text },
+        };
+        // A note is never a step: there is no checkpoint to keep.
+        let _ = self.on_activity(session, entry);
+    }
+}
+
+async fn send(
+    steer: Option<tokio::sync::mpsc::Sender<Steer>>,
+    word: Steer,
+) -> Result<(), EngineError> {
+    match steer {
+        Some(steer) if steer.send(word).await.is_ok() => Ok(()),
+        _ => Err(EngineError::NotSteerable(
+            "the session's run has just ended".into(),
+        )),
+    }
+}

@@ -1,0 +1,252 @@
+//! The operator steers running sessions: a follow-up message reaches the session and its
+//! answer becomes the task's result; an interrupt stops the step under way, the session waits
+//! for the next message (waiting-approval), and the task does not fail. Simulated sessions
+//! here; a real OpenCode server below.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ocio::domain::{SessionId, SessionStatus};
+use ocio::engine::{
+    Activity, EngineApi, EngineEvent, EngineHandle, EngineOptions, ErrorKind, Subscription,
+};
+use ocio::plan::PlanFile;
+use ocio::store::{Store, StoreOptions, query};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn next(events: &mut Subscription, wanted: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the event came in time")
+}
+
+async fn dispatched(events: &mut Subscription) -> SessionId {
+    match next(events, |e| matches!(e, EngineEvent::Dispatched { .. })).await {
+        EngineEvent::Dispatched { session, .. } => session,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_simulated_session_is_told_interrupted_and_told_again_and_its_task_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        tick: Duration::from_millis(20),
+        ..EngineOptions::default()
+    };
+    // Runs of 3 s: long enough to be steered.
+    let agent = support::sim_agent("sim", 1, &[], 3000, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"work\"\nprompt = \"work\"\n",
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let session = dispatched(&mut events).await;
+
+    let empty = engine.say(session, "  ").await.unwrap_err();
+    assert_eq!(empty.kind, ErrorKind::Invalid, "{}", empty.message);
+    engine.say(session, "use blue").await.unwrap();
+    engine.interrupt(session).await.unwrap();
+    let waiting = next(&mut events, |e| {
+        matches!(e, EngineEvent::Transition(t) if t.cause.starts_with("interrupted by the operator"))
+    })
+    .await;
+    let EngineEvent::Transition(waiting) = waiting else {
+        unreachable!()
+    };
+    assert!(matches!(
+        waiting.transition,
+        ocio::domain::Transition::Session {
+            to: SessionStatus::WaitingApproval,
+            ..
+        }
+    ));
+    // Interrupted, it waits however long its run would have taken.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions[0].status, SessionStatus::WaitingApproval);
+    engine.say(session, "now finish").await.unwrap();
+    let resumed = next(
+        &mut events,
+        |e| matches!(e, EngineEvent::Transition(t) if t.cause == "the operator says: now finish"),
+    )
+    .await;
+    assert!(matches!(resumed, EngineEvent::Transition(_)));
+    let finished = next(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+
+    let tasks = store.read(query::tasks).await.unwrap();
+    let result = tasks[0].result.clone().unwrap();
+    assert!(
+        result.contains("steered: use blue") && result.contains("steered: now finish"),
+        "{result}"
+    );
+    let transcript = engine.transcript(session).await.unwrap();
+    let notes: Vec<String> = transcript
+        .iter()
+        .filter_map(|e| match &e.activity {
+            Activity::Note { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "operator: use blue",
+            "operator: interrupt",
+            "operator: now finish"
+        ],
+        "in the transcript"
+    );
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, session))
+        .await
+        .unwrap();
+    let said: Vec<String> = checkpoints
+        .iter()
+        .filter_map(|c| {
+            c.data
+                .get("operator")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(said, ["use blue", "interrupt", "now finish"], "durable");
+
+    let over = engine.say(session, "too late").await.unwrap_err();
+    assert_eq!(over.kind, ErrorKind::NotNow);
+    assert!(over.message.contains("is not running"), "{}", over.message);
+    engine.shutdown().await.unwrap();
+}
+
+/// Against a real OpenCode server: a message sent while the session works on its prompt is
+/// queued on the same remote session, and the task's result is the answer to it; an interrupt
+/// aborts the step under way (the model call is cut), the session waits, and the next message
+/// gets the answer that ends the task, which succeeds at its first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_session_is_told_more_and_interrupted_without_failing_its_task() {
+    use ocio::scripted::{Rule, Script, Turn};
+
+    let script = Script::new()
+        .rule(Rule::when("long job").turn(Turn::text("long done").delay_ms(3000)))
+        .rule(Rule::when("also add tests").turn(Turn::text("tests added")))
+        .rule(Rule::when("stuck job").turn(Turn::text("never").delay_ms(120_000)))
+        .rule(Rule::when("do it quickly").turn(Turn::text("quick answer")));
+    let server = support::TestServer::start(script).await;
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let calls = |text: &str| {
+        server
+            .model
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.side_job.is_none()
+                    && r.last_user_text
+                        .as_deref()
+                        .is_some_and(|t| t.contains(text))
+            })
+            .count()
+    };
+    for (key, prompt, word, answer) in [
+        ("told", "long job", "also add tests", "tests added"),
+        ("interrupted", "stuck job", "do it quickly", "quick answer"),
+    ] {
+        let plan = state.path().join(format!("{key}.toml"));
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"{key}\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"{key}\"\nprompt = \"{prompt}\"\n",
+                repo.dir_str()
+            ),
+        )
+        .unwrap();
+        engine
+            .submit_plan(PlanFile::load(&plan).unwrap())
+            .await
+            .unwrap();
+        let session = dispatched(&mut events).await;
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while calls(prompt) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never prompted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if key == "interrupted" {
+            engine.interrupt(session).await.unwrap();
+            next(&mut events, |e| {
+                matches!(e, EngineEvent::Transition(t) if t.cause.starts_with("interrupted by the operator"))
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let sessions = store.read(query::sessions).await.unwrap();
+            let waiting = sessions.iter().find(|s| s.id == session).unwrap();
+            assert_eq!(
+                waiting.status,
+                SessionStatus::WaitingApproval,
+                "waits for the operator"
+            );
+        }
+        engine.say(session, word).await.unwrap();
+        let finished = next(&mut events, |e| {
+            matches!(e, EngineEvent::PlanFinished { .. })
+        })
+        .await;
+        assert!(
+            matches!(
+                finished,
+                EngineEvent::PlanFinished {
+                    ok: true,
+                    done: 1,
+                    ..
+                }
+            ),
+            "{key}: {finished:?}"
+        );
+        let tasks = store.read(query::tasks).await.unwrap();
+        let task = tasks.iter().find(|t| t.key == key).unwrap();
+        assert_eq!(task.result.as_deref(), Some(answer), "{key}");
+        assert_eq!(task.attempts, 1, "{key}: not failed, not run again");
+        assert_eq!(calls(word), 1, "{key}: the message was sent once");
+        assert_eq!(calls(prompt), 1, "{key}: the prompt was sent once");
+    }
+    let remote = server.client().sessions(&repo.dir_str()).await.unwrap();
+    assert_eq!(remote.len(), 2, "one remote session per task: {remote:#?}");
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}
