@@ -24,8 +24,14 @@ use crate::narration::Narration;
 pub use burst::Burst;
 pub use notifier::Notifier;
 
-/// Alerts listed one by one in a notice; the rest are counted.
+/// Alerts listed one by one in a notice's JSON at most; the rest are counted.
 const LISTED: usize = 20;
+/// Lines of a notice's message at most (one per alert), and characters of each.
+const MESSAGE_LINES: usize = 10;
+const LINE_CHARS: usize = 160;
+/// The most bytes a notice's JSON takes: ntfy refuses a JSON body over 4 KiB (8 KiB in newer
+/// servers), so alerts past this are counted instead of listed.
+const BODY_LIMIT: usize = 4000;
 
 /// What an alert is about; `[notify] events` picks which kinds are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -160,24 +166,44 @@ impl Notice {
         parts.join("; ")
     }
 
-    /// The lines of the alerts, the first [`LISTED`] of them, then how many more there are.
+    /// The lines of the alerts, the first [`MESSAGE_LINES`] of them (each clipped to
+    /// [`LINE_CHARS`]), then how many more there are.
     pub fn message(&self) -> String {
         let mut lines: Vec<String> = self
             .alerts
             .iter()
-            .take(LISTED)
-            .map(|a| a.text.clone())
+            .take(MESSAGE_LINES)
+            .map(|a| match a.text.char_indices().nth(LINE_CHARS) {
+                Some((at, _)) => format!("{}...", &a.text[..at]),
+                None => a.text.clone(),
+            })
             .collect();
-        if self.alerts.len() > LISTED {
-            lines.push(format!("... and {} more", self.alerts.len() - LISTED));
+        if self.alerts.len() > MESSAGE_LINES {
+            lines.push(format!(
+                "... and {} more",
+                self.alerts.len() - MESSAGE_LINES
+            ));
         }
         lines.join("\n")
     }
 
     /// The notice as the command reads it on stdin and the webhook receives it. Its `title`,
     /// `message`, `tags`, `priority` (and `topic`, when given) are the fields of ntfy's JSON
-    /// publishing; the rest is for receivers that act on it.
+    /// publishing; the rest is for receivers that act on it. `events` lists the first alerts,
+    /// as many as keep it within [`BODY_LIMIT`] (at most [`LISTED`]), and `more` counts the rest.
     pub fn to_json(&self, topic: Option<&str>) -> Value {
+        let mut listed = self.alerts.len().min(LISTED);
+        loop {
+            let body = self.body(topic, listed);
+            if listed == 0 || body.to_string().len() <= BODY_LIMIT {
+                return body;
+            }
+            listed -= 1;
+        }
+    }
+
+    /// The JSON with the first `listed` alerts listed.
+    fn body(&self, topic: Option<&str>, listed: usize) -> Value {
         let counts: BTreeMap<&str, usize> = Kind::ALL
             .iter()
             .map(|k| (k.name(), self.count(*k)))
@@ -196,8 +222,8 @@ impl Notice {
             "tags": tags,
             "priority": priority,
             "counts": counts,
-            "events": self.alerts.iter().take(LISTED).collect::<Vec<_>>(),
-            "more": self.alerts.len().saturating_sub(LISTED),
+            "events": self.alerts.iter().take(listed).collect::<Vec<_>>(),
+            "more": self.alerts.len() - listed,
         });
         if let (Some(topic), Some(map)) = (topic, body.as_object_mut()) {
             map.insert("topic".into(), Value::String(topic.to_string()));
