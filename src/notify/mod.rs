@@ -37,7 +37,8 @@ const BODY_LIMIT: usize = 4000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// Something waits for the operator: a permission request, a conflict parked for them.
+    /// Something waits for the operator: a permission request, a question, a conflict parked
+    /// for them.
     Waiting,
     /// A plan ended (every task done, or nothing more can run).
     PlanFinished,
@@ -71,11 +72,13 @@ pub struct Alert {
 
 impl Alert {
     /// The alert `event` is worth, if any. This is where an event is said to make something
-    /// wait for the operator (a new kind of waiting, such as an agent's question, is one more
-    /// arm here, and one more term in the control room's count, `View::waiting`).
+    /// wait for the operator (a new kind of waiting is one more arm here, and one more term in
+    /// the control room's count, `View::waiting`).
     pub fn of(event: &EngineEvent) -> Option<Alert> {
         let kind = match event {
-            EngineEvent::ApprovalRequested { .. } => Kind::Waiting,
+            EngineEvent::ApprovalRequested { .. } | EngineEvent::QuestionAsked { .. } => {
+                Kind::Waiting
+            }
             EngineEvent::MergeConflict {
                 policy: ConflictPolicy::Manual,
                 ..

@@ -59,6 +59,19 @@ fn kind(event: &EngineEvent) -> Option<Kind> {
 #[test]
 fn waiting_plans_ending_and_agents_going_offline_are_alerts_and_nothing_else_is() {
     assert_eq!(kind(&asks(1)), Some(Kind::Waiting));
+    let question = EngineEvent::QuestionAsked {
+        session: SessionId::from_u128(2),
+        task: "design".into(),
+        request: "que_1".into(),
+        questions: vec![crate::engine::question::QuestionItem {
+            header: "Storage".into(),
+            question: "Which database?".into(),
+            options: Vec::new(),
+            multiple: false,
+            custom: true,
+        }],
+    };
+    assert_eq!(kind(&question), Some(Kind::Waiting));
     assert_eq!(kind(&conflict(ConflictPolicy::Manual)), Some(Kind::Waiting));
     assert_eq!(kind(&conflict(ConflictPolicy::Retry)), None);
     assert_eq!(kind(&conflict(ConflictPolicy::Resolver)), None);

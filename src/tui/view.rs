@@ -155,9 +155,9 @@ impl View {
         self.generation += 1;
     }
 
-    /// How many things wait for the operator: permission requests, and conflicts parked for
-    /// them. The one count of waiting: the header and the terminal's title say it, and a new
-    /// kind of waiting (an agent's question) is one more term here (and one more arm in
+    /// How many things wait for the operator: the inbox (permission requests and questions),
+    /// and conflicts parked for them. The one count of waiting: the header and the terminal's
+    /// title say it, and a new kind of waiting is one more term here (and one more arm in
     /// `crate::notify::Alert::of`, which says which events start something waiting).
     pub(crate) fn waiting(&self) -> usize {
         let parked = self

@@ -1,6 +1,6 @@
 //! `[notify]` from a headless engine: a real local webhook receiver gets one JSON POST for a
-//! burst of permission requests and one when the plan ends, and a command (a shell script)
-//! gets the same objects on its stdin; a command that cannot run and a webhook that refuses
+//! burst of permission requests and one when the plan ends (and one for a question), and a
+//! command (a shell script) gets the same objects on its stdin; a command that cannot run and a webhook that refuses
 //! are logged, and the plan runs on as if they were not there.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -210,6 +210,34 @@ fn a_command_that_cannot_run_and_a_webhook_that_refuses_are_logged_and_nothing_e
         !stderr.contains("notification"),
         "never on screen: {stderr}"
     );
+}
+
+#[test]
+fn a_question_waiting_for_the_operator_is_a_notice_too() {
+    let home = Home::new();
+    let (url, posts) = webhook(200);
+    home.write_config(&format!(
+        "[engine]\nquestions = \"ask\"\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"300ms\"\n\n[notify]\nwebhook = \"{url}\"\nevents = [\"waiting\"]\n"
+    ));
+    let plan = home.write_plan(
+        "plan.toml",
+        "name = \"q\"\nrepo = \".\"\n[[tasks]]\nid = \"pick\"\nprompt = \"SIM-ASK Storage: Which database? | pg | sqlite\"\n",
+    );
+    let mut engine = home.engine(&["--no-activity"]);
+    home.json(&["submit", plan.to_str().unwrap(), "--json"]);
+    engine.until("the question", |l| l["type"] == "question_asked");
+    let post = posts
+        .recv_timeout(PATIENCE)
+        .expect("a POST for the question");
+    let body = &post.body;
+    assert_eq!(body["counts"]["waiting"], 1, "{body}");
+    assert_eq!(body["title"], "ocio: 1 waiting for you", "{body}");
+    assert_eq!(
+        body["events"][0]["event"]["type"], "question_asked",
+        "{body}"
+    );
+    let (code, _, _) = engine.stop("TERM");
+    assert_eq!(code, Some(130));
 }
 
 /// The log once it holds `text`.
