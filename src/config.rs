@@ -13,9 +13,14 @@ use crate::domain::{Agent, AgentName, Backend, ModelRef};
 mod env;
 mod files;
 mod locate;
+mod notify;
 mod read;
 mod validate;
 
+pub use notify::NotifyConfig;
+
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod problems_tests;
 #[cfg(test)]
@@ -41,11 +46,12 @@ pub struct Config {
     pub(crate) engine: EngineConfig,
     pub(crate) log: LogConfig,
     pub(crate) ui: UiConfig,
+    pub(crate) notify: NotifyConfig,
     pub agents: Vec<AgentConfig>,
 }
 
-/// `[ui]`: the control room's look and keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[ui]`: the control room's look, keys and how it tells the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct UiConfig {
     /// A theme from `themes/` or `$XDG_CONFIG_HOME/ocio/themes/<name>.toml`; by default
@@ -56,6 +62,22 @@ pub(crate) struct UiConfig {
     /// default keys. `?` in the control room lists the actions.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub(crate) keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Ring the terminal's bell when something starts waiting for the operator, a plan ends or
+    /// an agent goes offline.
+    pub(crate) bell: bool,
+    /// Then also a desktop notification, by escape sequence (OSC 9 and OSC 777).
+    pub(crate) desktop_notify: bool,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            theme: None,
+            keys: std::collections::BTreeMap::new(),
+            bell: true,
+            desktop_notify: true,
+        }
+    }
 }
 
 /// `[engine]`: how the orchestrator schedules work.

@@ -1,6 +1,6 @@
 //! The one way a front end (the TUI, headless mode, `ocio run`) starts the engine: open the
-//! store, build the configured agents, start the engine, its control socket and its metrics
-//! server; and stop them again in order. Works inside any multi-threaded tokio runtime.
+//! store, build the configured agents, start the engine, its notifier (`[notify]`), its control
+//! socket and its metrics server; and stop them again in order. Works inside any multi-threaded tokio runtime.
 
 mod agents;
 
@@ -13,6 +13,7 @@ use crate::control::{self, ControlError, ControlServer, EngineInfo};
 use crate::engine::approval::ApprovalPolicy;
 use crate::engine::{EngineError, EngineHandle, EngineOptions};
 use crate::metrics::{MetricsError, MetricsServer, Sources};
+use crate::notify::Notifier;
 use crate::opencode::endpoint::EndpointError;
 use crate::paths::Paths;
 use crate::store::{Store, StoreError, StoreHandle, StoreOptions};
@@ -58,6 +59,8 @@ pub struct Host {
     withheld: Arc<Vec<String>>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
+    /// Sends `[notify]` notices, when the config asks for them.
+    notifier: Option<Notifier>,
     /// Every event since the engine started, for the first taker.
     first_events: Option<crate::engine::Subscription>,
     info: EngineInfo,
@@ -106,6 +109,7 @@ impl Host {
             withheld: Arc::new(config.secret_vars()),
             control: None,
             metrics: None,
+            notifier: Notifier::start(&config.notify, engine.subscribe()),
             first_events: Some(first_events),
             info: EngineInfo {
                 protocol: control::PROTOCOL,
@@ -184,11 +188,15 @@ impl Host {
 
     /// Stop in order: the engine first (it takes no more work, and what it spawned stops, so
     /// no front end's request waits on a pending call such as a planner's prompt; running
-    /// sessions are left for the next start to settle or re-attach), then the control socket
-    /// (removed, its clients' streams end), metrics, managed servers, and last the store.
+    /// sessions are left for the next start to settle or re-attach), then the notifier (what
+    /// it gathered is sent, within a bound), the control socket (removed, its clients' streams
+    /// end), metrics, managed servers, and last the store.
     pub async fn shutdown(self) {
         if let Err(e) = self.engine.shutdown().await {
             tracing::warn!(error = %e, "engine shutdown");
+        }
+        if let Some(notifier) = self.notifier {
+            notifier.shutdown().await;
         }
         if let Some(control) = self.control {
             control.shutdown().await;

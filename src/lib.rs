@@ -17,6 +17,7 @@ pub mod host;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub mod narration;
+pub mod notify;
 pub mod opencode;
 pub mod paths;
 pub mod plan;

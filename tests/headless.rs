@@ -9,6 +9,8 @@ mod support;
 
 #[path = "headless/disk_full.rs"]
 mod disk_full;
+#[path = "headless/notify.rs"]
+mod notify;
 #[path = "headless/shutdown.rs"]
 mod shutdown;
 

@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "tui_e2e/notify.rs"]
+mod notify;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -40,6 +40,8 @@ pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         attached: None,
         onboarding: onboarding(context),
         local_agent: None,
+        bell: ui.bell,
+        desktop_notify: ui.desktop_notify,
     })
 }
 

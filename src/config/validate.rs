@@ -64,6 +64,7 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
         ));
     }
     problems.extend(validate_log_level(&config.log.level));
+    problems.extend(super::notify::validate(&config.notify));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();
     for (index, agent) in config.agents.iter().enumerate() {
         let at = |key: &'static str| agent_key(index, key);

@@ -174,6 +174,8 @@ pub struct App {
     pub zone: jiff::tz::TimeZone,
     /// The operator asked to leave (set only where [`Effect::Quit`] is returned).
     pub(super) quit: bool,
+    /// The bell, desktop notifications and title the room's terminal gets.
+    pub(crate) alerts: super::alert::Alerts,
 }
 
 impl App {
@@ -193,6 +195,7 @@ impl App {
             now: jiff::Timestamp::now(),
             zone: jiff::tz::TimeZone::system(),
             quit: false,
+            alerts: super::alert::Alerts::default(),
         }
     }
 
@@ -207,6 +210,7 @@ impl App {
             Msg::Paste(text) => self.paste(&text),
             Msg::Mouse(mouse) => self.mouse(mouse),
             Msg::Engine(told) => {
+                self.alerts.receive(&told, Instant::now());
                 self.view.receive(told);
                 if self.view.wants_snapshot {
                     return vec![Effect::Request(Request::Snapshot)];
@@ -386,9 +390,11 @@ impl App {
     /// before this room, once its sessions and agents are known.
     fn snapshot(&mut self, snapshot: Snapshot) -> Vec<Effect> {
         let first = !self.view.loaded;
+        let seq = snapshot.seq;
         self.view.apply_snapshot(snapshot);
         let mut effects = Vec::new();
         if first {
+            self.alerts.loaded(seq, Instant::now());
             effects.push(Effect::Request(Request::History(super::view::HISTORY)));
         }
         if self.view.wants_snapshot {

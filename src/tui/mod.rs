@@ -3,6 +3,7 @@
 //! own view; engine events, input, ticks and replies arrive as messages on one channel, and
 //! every batch of messages is followed by at most one frame.
 
+pub(crate) mod alert;
 pub mod app;
 mod confirm;
 pub(crate) mod editor;
@@ -21,6 +22,8 @@ pub mod view;
 
 #[cfg(test)]
 mod agent_tests;
+#[cfg(test)]
+mod alert_tests;
 #[cfg(test)]
 mod approval_tests;
 #[cfg(test)]
@@ -48,7 +51,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{self, Event};
 
@@ -67,6 +70,10 @@ pub(crate) struct Setup {
     pub(crate) onboarding: Vec<String>,
     /// Offered with one key while no agent exists.
     pub(crate) local_agent: Option<LocalAgent>,
+    /// `[ui] bell`: ring when something starts waiting, a plan ends, an agent goes offline.
+    pub(crate) bell: bool,
+    /// `[ui] desktop_notify`: a desktop notification then too (OSC 9 and OSC 777).
+    pub(crate) desktop_notify: bool,
 }
 
 /// Adds a managed local agent (and says what it did).
@@ -101,6 +108,9 @@ pub(crate) fn run(
 ) -> std::io::Result<Exit> {
     let (tx, rx) = channel::<Msg>();
     let mut app = App::new(setup.theme, setup.keymap);
+    app.alerts.bell = setup.bell;
+    app.alerts.desktop = setup.desktop_notify;
+    app.alerts.tmux = std::env::var_os("TMUX").is_some();
     app.attached = setup.attached;
     app.onboarding = setup.onboarding;
     if setup.local_agent.is_some() {
@@ -169,11 +179,20 @@ fn event_loop(
 ) -> std::io::Result<Exit> {
     app.now = jiff::Timestamp::now();
     terminal.draw(|frame| ui::draw(frame, app))?;
+    tell(terminal, app)?;
     let mut exit = Exit::Quit;
     loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+        // Woken by a message, or when gathered alerts are due.
+        let wait = app.alerts.due().map_or(Duration::from_secs(1), |due| {
+            due.saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1))
+        });
+        let first = match rx.recv_timeout(wait) {
             Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                tell(terminal, app)?;
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 return Ok(Exit::EngineGone("the engine went away".into()));
             }
@@ -201,7 +220,21 @@ fn event_loop(
         }
         app.now = jiff::Timestamp::now();
         terminal.draw(|frame| ui::draw(frame, app))?;
+        tell(terminal, app)?;
     }
+}
+
+/// The title, bell and desktop notifications due now, written after a whole frame through the
+/// writer frames are drawn with, so they never land inside one.
+fn tell(terminal: &mut terminal::Term, app: &mut App) -> std::io::Result<()> {
+    use std::io::Write;
+    let out = app.alerts.output(app.view.waiting(), Instant::now());
+    if out.is_empty() {
+        return Ok(());
+    }
+    let writer = terminal.backend_mut();
+    writer.write_all(out.as_bytes())?;
+    writer.flush()
 }
 
 /// Keys, mouse and resizes, read on their own thread (crossterm's read blocks).

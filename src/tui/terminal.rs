@@ -1,6 +1,6 @@
-//! The terminal while the control room owns it: raw mode, the alternate screen, mouse capture
-//! and bracketed paste (a paste arrives as text, never as keys) on entry, and all of it undone
-//! on every way out (drop, error, panic).
+//! The terminal while the control room owns it: raw mode, the alternate screen, mouse capture,
+//! bracketed paste (a paste arrives as text, never as keys) and the window title (the room's
+//! own, see `alert.rs`) on entry, and all of it undone on every way out (drop, error, panic).
 
 use std::io::{self, Stdout};
 use std::sync::Once;
@@ -10,7 +10,7 @@ use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use crossterm::execute;
-use crossterm::style::ResetColor;
+use crossterm::style::{Print, ResetColor};
 use crossterm::terminal::{
     Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
@@ -21,6 +21,15 @@ pub(crate) type Term = Terminal<CrosstermBackend<Stdout>>;
 
 /// Whether the room is on the alternate screen (so restoring clears it, once).
 static ALTERNATE: AtomicBool = AtomicBool::new(false);
+/// Whether the shell's window title was saved (so restoring clears the room's and brings the
+/// saved one back, once).
+static TITLED: AtomicBool = AtomicBool::new(false);
+
+/// XTPUSHTITLE: save the window title on the terminal's title stack.
+const PUSH_TITLE: &str = "\x1b[22;2t";
+/// XTPOPTITLE: bring the saved title back. Terminals without a title stack ignore it, and keep
+/// the empty title set before it.
+const POP_TITLE: &str = "\x1b[23;2t";
 
 /// Restores the terminal when dropped.
 pub(crate) struct TerminalGuard {
@@ -39,6 +48,8 @@ impl TerminalGuard {
             EnableBracketedPaste
         )?;
         ALTERNATE.store(true, Ordering::SeqCst);
+        execute!(io::stdout(), Print(PUSH_TITLE))?;
+        TITLED.store(true, Ordering::SeqCst);
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         terminal.hide_cursor()?;
         terminal.clear()?;
@@ -59,6 +70,13 @@ pub(crate) fn restore() {
     let _ = disable_raw_mode();
     if ALTERNATE.swap(false, Ordering::SeqCst) {
         let _ = execute!(io::stdout(), ResetColor, Clear(ClearType::All));
+    }
+    if TITLED.swap(false, Ordering::SeqCst) {
+        let _ = execute!(
+            io::stdout(),
+            Print(super::alert::title("")),
+            Print(POP_TITLE)
+        );
     }
     let _ = execute!(
         io::stdout(),

@@ -15,7 +15,7 @@ use crate::domain::{
     Transition, Usage,
 };
 use crate::engine::view::{
-    Activity, ApprovalView, ConflictView, Entry, PlanView, SessionView, Snapshot,
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
 };
 use crate::engine::{EngineEvent, Told};
 use crate::narration::Narration;
@@ -153,6 +153,19 @@ impl View {
             }
         }
         self.generation += 1;
+    }
+
+    /// How many things wait for the operator: the inbox (permission requests and questions),
+    /// and conflicts parked for them. The one count of waiting: the header and the terminal's
+    /// title say it, and a new kind of waiting is one more term here (and one more arm in
+    /// `crate::notify::Alert::of`, which says which events start something waiting).
+    pub(crate) fn waiting(&self) -> usize {
+        let parked = self
+            .conflicts
+            .iter()
+            .filter(|c| c.state == ConflictState::Parked)
+            .count();
+        self.approvals.len() + parked
     }
 
     pub fn running(&self) -> usize {

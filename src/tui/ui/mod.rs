@@ -273,9 +273,9 @@ fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], 
         format!(" │ {} tokens ${:.2}", si(usage.total_tokens()), usage.cost),
         theme.base,
     ));
-    if !view.approvals.is_empty() {
+    if view.waiting() > 0 {
         spans.push(Span::styled(
-            format!(" │ {} waiting for you", view.approvals.len()),
+            format!(" │ {} waiting for you", view.waiting()),
             theme.status("waiting-approval"),
         ));
     }
