@@ -40,6 +40,7 @@ pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         attached: None,
         onboarding: onboarding(context),
         local_agent: None,
+        passwords: None,
     })
 }
 
@@ -178,6 +179,7 @@ pub(crate) fn host(
     let engine = host.engine();
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
+    setup.passwords = Some(host.passwords());
     if let Some(plan) = first_plan
         && let Err(e) = runtime.block_on(engine.submit_plan(plan))
     {

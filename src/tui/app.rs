@@ -58,6 +58,8 @@ pub enum Effect {
     Request(Request),
     /// Add a managed local agent (first run, `opencode` on PATH).
     AddLocalAgent,
+    /// Step aside for `opencode attach` on a session (`o` in its detail).
+    TakeOver(Box<super::takeover::TakeOver>),
     Quit,
 }
 
@@ -351,6 +353,7 @@ impl App {
                 Vec::new()
             }
             Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+            Some(Action::TakeOver) => self.take_over(),
             Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
                 self.decide(action)
             }
@@ -449,7 +452,7 @@ impl App {
             Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
             Action::Graph => self.panes.graph = !self.panes.graph,
             // Only in the detail view.
-            Action::Diff => {}
+            Action::Diff | Action::TakeOver => {}
             Action::Open => return self.open(),
             Action::Back => {
                 if !self.panes.filter.is_empty() {

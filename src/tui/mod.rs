@@ -13,6 +13,7 @@ pub mod keymap;
 pub(crate) mod link;
 pub(crate) mod palette;
 pub(crate) mod panes;
+mod takeover;
 pub(crate) mod task_tree;
 pub(crate) mod terminal;
 pub mod theme;
@@ -39,6 +40,8 @@ mod palette_tests;
 mod paste_tests;
 #[cfg(test)]
 mod selection_tests;
+#[cfg(test)]
+mod takeover_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -67,6 +70,8 @@ pub(crate) struct Setup {
     pub(crate) onboarding: Vec<String>,
     /// Offered with one key while no agent exists.
     pub(crate) local_agent: Option<LocalAgent>,
+    /// The servers' passwords, when the engine is hosted here (for `o`, `opencode attach`).
+    pub(crate) passwords: Option<crate::host::Passwords>,
 }
 
 /// Adds a managed local agent (and says what it did).
@@ -112,7 +117,8 @@ pub(crate) fn run(
     requests.send(app::Request::Snapshot);
     spawn_signals(runtime, tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop.clone());
+    let gate = Arc::new(takeover::InputGate::default());
+    let input = spawn_input(tx.clone(), stop.clone(), gate.clone());
     let tx_effects = tx.clone();
     let ticker = spawn_ticker(tx, stop.clone());
 
@@ -122,6 +128,8 @@ pub(crate) fn run(
         add_local,
         runtime: runtime.clone(),
         tx: tx_effects,
+        passwords: setup.passwords,
+        gate,
     };
     let result = event_loop(&mut terminal, &mut app, &rx, &effects);
     stop.store(true, Ordering::SeqCst);
@@ -140,6 +148,8 @@ struct Effects {
     add_local: Option<AddAgent>,
     runtime: tokio::runtime::Handle,
     tx: Sender<Msg>,
+    passwords: Option<crate::host::Passwords>,
+    gate: Arc<takeover::InputGate>,
 }
 
 impl Effects {
@@ -156,8 +166,32 @@ impl Effects {
                     let _ = tx.send(Msg::Reply("local agent".into(), result));
                 });
             }
-            Effect::Quit => {}
+            // Needs the terminal: the loop runs it.
+            Effect::TakeOver(_) | Effect::Quit => {}
         }
+    }
+
+    /// Step aside for `opencode attach`, come back, and say how it went.
+    fn take_over(
+        &self,
+        terminal: &mut terminal::Term,
+        app: &mut App,
+        take: &takeover::TakeOver,
+    ) -> std::io::Result<()> {
+        let told = takeover::run(
+            terminal,
+            &self.gate,
+            take,
+            self.passwords.as_ref(),
+            &self.runtime,
+        )?;
+        if let Err(why) = &told {
+            app.view.log(jiff::Timestamp::now(), "failed", why.clone());
+        }
+        for effect in app.update(Msg::Reply("opencode".into(), told)) {
+            self.run(effect);
+        }
+        Ok(())
     }
 }
 
@@ -193,7 +227,10 @@ fn event_loop(
                 _ => {}
             }
             for effect in app.update(msg) {
-                effects.run(effect);
+                match effect {
+                    Effect::TakeOver(take) => effects.take_over(terminal, app, &take)?,
+                    effect => effects.run(effect),
+                }
             }
         }
         if app.should_quit() {
@@ -205,9 +242,17 @@ fn event_loop(
 }
 
 /// Keys, mouse and resizes, read on their own thread (crossterm's read blocks).
-fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_input(
+    tx: Sender<Msg>,
+    stop: Arc<AtomicBool>,
+    gate: Arc<takeover::InputGate>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
+            if gate.closed() {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
             match event::poll(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,
