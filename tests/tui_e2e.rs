@@ -804,7 +804,9 @@ impl Room {
     fn take_over_and_back(&mut self, record: &Path, resize: Option<(u16, u16)>) -> String {
         let _ = std::fs::remove_file(record);
         self.keys(&["o"]);
-        self.wait_for("the stand-in opencode", |s| s.contains("STAND-IN OPENCODE on ses_"));
+        self.wait_for("the stand-in opencode", |s| {
+            s.contains("STAND-IN OPENCODE on ses_")
+        });
         if self.format("#{alternate_on}") != "0" {
             self.fail("the room did not leave the alternate screen for opencode");
         }
@@ -866,30 +868,52 @@ fn o_takes_a_session_over_in_opencode_and_the_room_comes_back() {
     room.submit("live.toml");
     room.wait_for("the session running", |s| s.contains("long #1"));
     room.keys(&["Enter"]);
-    room.wait_for("its OpenCode session in the detail", |s| s.contains(" as ses_"));
+    room.wait_for("its OpenCode session in the detail", |s| {
+        s.contains(" as ses_")
+    });
 
     // No opencode on PATH: the room stays and says what to run, the password by its variable.
     room.keys(&["o"]);
     let screen = room.wait_for("what to run instead", |s| {
         s.contains("opencode is not on PATH")
     });
-    let instead = format!("OPENCODE_SERVER_PASSWORD=\"$E2E_BOX_PASSWORD\" opencode attach {} --session ses_", server.url());
+    let instead = format!(
+        "OPENCODE_SERVER_PASSWORD=\"$E2E_BOX_PASSWORD\" opencode attach {} --session ses_",
+        server.url()
+    );
     if !screen.contains(&instead) || screen.contains(SECRET) {
-        room.fail(&format!("the message should name `{instead}...`, never the password"));
+        room.fail(&format!(
+            "the message should name `{instead}...`, never the password"
+        ));
     }
 
     let record = room.path("record");
     stand_in_opencode(&bin, &record);
     let seen = room.take_over_and_back(&record, Some((150, 36)));
     let dir = format!("arg={}", repo.display());
-    for want in ["arg=attach", &format!("arg={}", server.url()), "arg=--session", "arg=ses_", "arg=--dir", &dir, &format!("pw={SECRET}")] {
-        assert!(seen.contains(want), "{want:?} not in what opencode got:\n{seen}");
+    for want in [
+        "arg=attach",
+        &format!("arg={}", server.url()),
+        "arg=--session",
+        "arg=ses_",
+        "arg=--dir",
+        &dir,
+        &format!("pw={SECRET}"),
+    ] {
+        assert!(
+            seen.contains(want),
+            "{want:?} not in what opencode got:\n{seen}"
+        );
     }
     let cmdline = seen.lines().find(|l| l.starts_with("cmdline=")).unwrap();
-    assert!(!cmdline.contains(SECRET), "the password is on the command line: {cmdline}");
+    assert!(
+        !cmdline.contains(SECRET),
+        "the password is on the command line: {cmdline}"
+    );
     // Drawn whole at the new width, and still working: D shows the diff.
     let screen = room.wait_for("the detail at the new width", |s| {
-        s.lines().any(|l| l.chars().count() == 150 && l.ends_with('┐'))
+        s.lines()
+            .any(|l| l.chars().count() == 150 && l.ends_with('┐'))
     });
     assert!(screen.contains(" as ses_"), "{screen}");
     room.keys(&["D"]);
@@ -900,8 +924,13 @@ fn o_takes_a_session_over_in_opencode_and_the_room_comes_back() {
     room.open_window();
     room.wait_for("the attached room", |s| s.contains("long #1"));
     room.keys(&["Enter"]);
-    room.wait_for("the detail in the attached room", |s| s.contains(" as ses_"));
+    room.wait_for("the detail in the attached room", |s| {
+        s.contains(" as ses_")
+    });
     let seen = room.take_over_and_back(&record, None);
-    assert!(seen.contains(&format!("pw={SECRET}")) && seen.contains(&dir), "{seen}");
+    assert!(
+        seen.contains(&format!("pw={SECRET}")) && seen.contains(&dir),
+        "{seen}"
+    );
     runtime.block_on(server.stop());
 }

@@ -161,6 +161,8 @@ pub struct App {
     pub zone: jiff::tz::TimeZone,
     /// The operator asked to leave (set only where [`Effect::Quit`] is returned).
     pub(super) quit: bool,
+    /// `o` on this session waits for a snapshot saying where it runs.
+    pub(super) take_over_waits: Option<SessionId>,
 }
 
 impl App {
@@ -180,6 +182,7 @@ impl App {
             now: jiff::Timestamp::now(),
             zone: jiff::tz::TimeZone::system(),
             quit: false,
+            take_over_waits: None,
         }
     }
 
@@ -248,6 +251,7 @@ impl App {
             }
             Msg::Tick => {
                 self.view.sample_load();
+                let effects = self.detail_tick();
                 if self
                     .toast
                     .as_ref()
@@ -255,7 +259,7 @@ impl App {
                 {
                     self.toast = None;
                 }
-                Vec::new()
+                effects
             }
             Msg::Signal(name) => {
                 tracing::info!(signal = name, "leaving the control room on a signal");
@@ -382,6 +386,7 @@ impl App {
             // Events it needed were missing, or a replayed one names something new.
             effects.push(Effect::Request(Request::Snapshot));
         }
+        effects.extend(self.take_over_after_snapshot());
         effects
     }
 
@@ -590,7 +595,11 @@ impl App {
         self.panes.detail_scroll = 0;
         self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
-        let mut effects = vec![Effect::Request(Request::Transcript(id))];
+        // Where the session runs comes with snapshots only (not with the events that made it).
+        let mut effects = vec![
+            Effect::Request(Request::Transcript(id)),
+            Effect::Request(Request::Snapshot),
+        ];
         if let Some(plan) = self
             .view
             .sessions

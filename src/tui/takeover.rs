@@ -8,11 +8,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::app::{App, Effect, Mode};
+use super::app::{App, Effect, Mode, Request};
 use super::terminal::{self, Term};
 use crate::domain::Backend;
 use crate::host::Passwords;
-use crate::opencode::attach::{self, Attach, PasswordSource};
+use crate::opencode::attach::{self, Attach, NoAttach, PasswordSource};
 use crate::opencode::secret::Password;
 
 /// A session to take over, and where its server's password is.
@@ -39,13 +39,59 @@ impl App {
             .and_then(|name| self.view.agents.iter().find(|a| &a.name == name))
             .map(|a| &a.backend);
         let simulated = backend == Some(&Backend::Simulated);
+        let waited = self.take_over_waits.take() == Some(id);
         match Attach::of(session, simulated) {
             Ok(attach) => vec![Effect::TakeOver(Box::new(TakeOver {
                 attach,
                 password: PasswordSource::of(session.agent.as_ref(), backend),
             }))],
+            // The room's copy of a session started since its last snapshot does not say
+            // where it runs (events do not carry it): ask, and go on when the answer is in.
+            Err(NoAttach::NotStarted { .. }) if !waited => {
+                self.take_over_waits = Some(id);
+                vec![Effect::Request(Request::Snapshot)]
+            }
             Err(why) => {
                 self.toast(why.to_string(), true);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Each second in the detail of a session that runs on a server but whose room copy does
+    /// not say where yet (it started since the last snapshot): ask for a snapshot, so the
+    /// detail can show it and `o` has it.
+    pub(super) fn detail_tick(&mut self) -> Vec<Effect> {
+        let Mode::Detail(id) = self.mode else {
+            return Vec::new();
+        };
+        let Some(session) = self
+            .view
+            .sessions
+            .iter()
+            .find(|s| s.session.id == id)
+            .map(|s| &s.session)
+            .filter(|s| s.remote.is_none() && s.is_active())
+        else {
+            return Vec::new();
+        };
+        let on_server = session
+            .agent
+            .as_ref()
+            .and_then(|name| self.view.agents.iter().find(|a| &a.name == name))
+            .is_some_and(|a| a.backend != Backend::Simulated);
+        match on_server {
+            true => vec![Effect::Request(Request::Snapshot)],
+            false => Vec::new(),
+        }
+    }
+
+    /// A snapshot is in: the take-over that waited for it, if its detail is still open.
+    pub(super) fn take_over_after_snapshot(&mut self) -> Vec<Effect> {
+        match self.take_over_waits {
+            Some(id) if self.mode == Mode::Detail(id) => self.take_over(),
+            _ => {
+                self.take_over_waits = None;
                 Vec::new()
             }
         }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::event::KeyCode;
 
-use super::app::{Effect, Mode};
+use super::app::{Effect, Mode, Msg, Request};
 use super::takeover::{InputGate, TakeOver};
 use super::tests::{app, draw, key, sid};
 use crate::domain::{Backend, RemoteSession};
@@ -115,4 +115,93 @@ fn closing_the_gate_waits_until_the_reader_has_stopped_reading() {
     assert!(reading.load(Ordering::SeqCst), "reading again after open");
     stop.store(true, Ordering::SeqCst);
     reader.join().unwrap();
+}
+
+/// A session dispatched since the room's last snapshot: the room's copy does not say where it
+/// runs, so `o` asks for a snapshot and takes over once it is in (or says why not).
+#[test]
+fn o_waits_for_a_snapshot_to_learn_where_the_session_runs() {
+    let mut app = app();
+    let opencode = Backend::Opencode {
+        url: None,
+        managed: true,
+        password_env: None,
+    };
+    let mut snapshot = super::tests::snapshot();
+    for agent in &mut snapshot.agents {
+        agent.backend = opencode.clone();
+    }
+    app.update(Msg::Snapshot(Box::new(snapshot.clone())));
+    app.mode = Mode::Detail(sid(3));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('o')),
+        vec![Effect::Request(Request::Snapshot)]
+    );
+    let view = snapshot
+        .sessions
+        .iter_mut()
+        .find(|s| s.session.id == sid(3))
+        .unwrap();
+    view.session.remote = Some(RemoteSession {
+        server: "http://127.0.0.1:4096".into(),
+        session_id: "ses_later".into(),
+        directory: "/work/wt/api".into(),
+    });
+    let effects = app.update(Msg::Snapshot(Box::new(snapshot.clone())));
+    let Some(Effect::TakeOver(take)) = effects.last() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(take.attach.remote_session, "ses_later");
+    assert!(take.password.managed);
+    // Still nothing after the snapshot: it says so, once.
+    app.mode = Mode::Detail(sid(2));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('o')),
+        vec![Effect::Request(Request::Snapshot)]
+    );
+    let effects = app.update(Msg::Snapshot(Box::new(snapshot.clone())));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::TakeOver(_))));
+    let screen = draw(&mut app, 160, 30);
+    assert!(
+        screen.contains("has no OpenCode session (failed)"),
+        "{screen}"
+    );
+    assert!(app.update(Msg::Snapshot(Box::new(snapshot))).is_empty());
+}
+
+/// The detail of a running session on a server, whose copy does not say where it runs yet,
+/// asks for a snapshot each second until it does; simulated sessions never ask.
+#[test]
+fn the_detail_asks_each_second_where_a_session_runs_until_it_knows() {
+    let mut app = app();
+    app.mode = Mode::Detail(sid(3));
+    assert!(
+        app.update(Msg::Tick).is_empty(),
+        "simulated: nothing to ask"
+    );
+    let mut snapshot = super::tests::snapshot();
+    for agent in &mut snapshot.agents {
+        agent.backend = Backend::Opencode {
+            url: Some("http://127.0.0.1:4096".into()),
+            managed: false,
+            password_env: None,
+        };
+    }
+    app.update(Msg::Snapshot(Box::new(snapshot.clone())));
+    assert_eq!(
+        app.update(Msg::Tick),
+        vec![Effect::Request(Request::Snapshot)]
+    );
+    snapshot.sessions[1].session.remote = Some(RemoteSession {
+        server: "http://127.0.0.1:4096".into(),
+        session_id: "ses_known".into(),
+        directory: "/work/wt/api".into(),
+    });
+    assert_eq!(snapshot.sessions[1].session.id, sid(3));
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    assert!(app.update(Msg::Tick).is_empty());
+    assert!(draw(&mut app, 160, 30).contains("on http://127.0.0.1:4096 as ses_known"));
+    // A finished session is not asked about.
+    app.mode = Mode::Detail(sid(2));
+    assert!(app.update(Msg::Tick).is_empty());
 }
