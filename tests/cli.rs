@@ -591,7 +591,14 @@ fn man_page_lists_the_commands() {
         page.starts_with(".ie") || page.contains(".TH ocio"),
         "{page}"
     );
-    for word in ["submit", "sessions", "approve", "export", "metrics\\-addr"] {
+    for word in [
+        "submit",
+        "sessions",
+        "approve",
+        "export",
+        "open",
+        "metrics\\-addr",
+    ] {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }

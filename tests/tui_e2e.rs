@@ -815,7 +815,10 @@ impl Room {
             std::thread::sleep(Duration::from_millis(300));
         }
         self.keys(&["Enter"]);
-        self.wait_for("the room back", |s| s.contains("back from session"));
+        // Drawn whole: the header and the detail's facts too, not only what changed.
+        self.wait_for("the room back", |s| {
+            s.contains("back from session") && s.contains(" as ses_") && s.contains("OCIO")
+        });
         if self.format("#{alternate_on}") != "1" {
             self.fail("the room is not on the alternate screen again");
         }
