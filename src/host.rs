@@ -10,11 +10,14 @@ use std::sync::Arc;
 
 use crate::config::{AgentConfig, Config};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
+use crate::domain::AgentName;
 use crate::engine::approval::ApprovalPolicy;
 use crate::engine::{EngineError, EngineHandle, EngineOptions};
 use crate::metrics::{MetricsError, MetricsServer, Sources};
 use crate::notify::Notifier;
+use crate::opencode::client::Client;
 use crate::opencode::endpoint::EndpointError;
+use crate::opencode::secret::Password;
 use crate::paths::Paths;
 use crate::store::{Store, StoreError, StoreHandle, StoreOptions};
 use agents::Servers;
@@ -171,6 +174,14 @@ impl Host {
         }
     }
 
+    /// The servers' passwords, by agent, for `opencode attach` from this process.
+    pub(crate) fn passwords(&self) -> Passwords {
+        Passwords {
+            clients: self.servers.clients(),
+            added: self.added.clone(),
+        }
+    }
+
     /// Who this engine is, as the control socket tells clients.
     pub(crate) fn info(&self) -> &EngineInfo {
         &self.info
@@ -235,6 +246,28 @@ impl AgentAdder {
             self.added.lock().await.push(entry.name.clone(), endpoint);
         }
         Ok(())
+    }
+}
+
+/// The passwords of this host's OpenCode servers (managed ones are generated here, so only
+/// this process knows them), for `opencode attach`.
+#[derive(Clone)]
+pub(crate) struct Passwords {
+    clients: Vec<(AgentName, Client)>,
+    added: Arc<tokio::sync::Mutex<Servers>>,
+}
+
+impl Passwords {
+    /// The password of `agent`'s server, if it has one. Never waits: an agent being added
+    /// right now is not found.
+    pub(crate) fn get(&self, agent: &AgentName) -> Option<Password> {
+        let find = |clients: &[(AgentName, Client)]| {
+            clients
+                .iter()
+                .find(|(name, _)| name == agent)
+                .and_then(|(_, client)| client.password().cloned())
+        };
+        find(&self.clients).or_else(|| find(&self.added.try_lock().ok()?.clients()))
     }
 }
 

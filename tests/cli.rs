@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 #[path = "cli/database_file.rs"]
 mod database_file;
+#[path = "cli/open.rs"]
+mod open;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -594,7 +596,14 @@ fn man_page_lists_the_commands() {
         page.starts_with(".ie") || page.contains(".TH ocio"),
         "{page}"
     );
-    for word in ["submit", "sessions", "approve", "export", "metrics\\-addr"] {
+    for word in [
+        "submit",
+        "sessions",
+        "approve",
+        "export",
+        "open",
+        "metrics\\-addr",
+    ] {
         assert!(page.contains(word), "man page lacks {word}");
     }
 }

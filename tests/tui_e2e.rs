@@ -93,6 +93,8 @@ struct Room {
     last: String,
     /// Run ocio inside the mount namespace of this process (`nsenter -t PID -m`).
     inside: Option<u32>,
+    /// More variables for ocio's environment.
+    env: Vec<(String, String)>,
 }
 
 impl Room {
@@ -123,6 +125,7 @@ impl Room {
             home,
             last: String::new(),
             inside: None,
+            env: Vec::new(),
         };
         let repo = room.path("repo");
         std::fs::create_dir_all(&repo).unwrap();
@@ -182,6 +185,9 @@ impl Room {
         text += &var("XDG_STATE_HOME", "state");
         text += &var("XDG_RUNTIME_DIR", "run");
         text += "export TERM=xterm-256color\n";
+        for (key, value) in &self.env {
+            text += &format!("export {key}={}\n", quote(Path::new(value)));
+        }
         if let Some(pid) = self.inside {
             text += &format!("nsenter -t {pid} -m -- ");
         }
@@ -760,4 +766,177 @@ fn a_full_disk_ends_the_room_with_the_reason_and_gives_the_terminal_back() {
         "the room's last words name the cause:\n{screen}"
     );
     assert!(screen.contains("free"), "and say what to do:\n{screen}");
+}
+
+/// `PATH` without the directories that hold an `opencode`.
+fn path_without_opencode() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.join("opencode").exists())
+        .map(|dir| dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A stand-in `opencode` in `bin`: it writes its arguments, the password it was given and its
+/// command line (what `ps` shows) to `record`, prints a line, and waits for enter.
+fn stand_in_opencode(bin: &Path, record: &Path) {
+    let script = format!(
+        "#!/bin/sh\n{{ for a in \"$@\"; do echo \"arg=$a\"; done; echo \"pw=$OPENCODE_SERVER_PASSWORD\"; echo \"cmdline=$(tr '\\0' ' ' < /proc/$$/cmdline)\"; }} > {}\necho \"STAND-IN OPENCODE on $4; enter leaves\"\nread answer\n",
+        quote(record)
+    );
+    let path = bin.join("opencode");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+impl Room {
+    /// A second window on this tmux server running ocio in the same home: it attaches to the
+    /// engine the first one hosts. Keys and screens go to it from now on.
+    fn open_window(&self) {
+        let script = self.path("run-attached.sh");
+        std::fs::write(&script, self.script()).unwrap();
+        let repo = self.path("repo");
+        let shell = format!("sh {}", quote(&script));
+        let output = self.tmux(&["new-window", "-c", repo.to_str().unwrap(), &shell]);
+        assert!(output.status.success(), "tmux new-window");
+    }
+
+    /// Press `o` in the open detail, see the stand-in run in the terminal, leave it with enter
+    /// and see the room back. Returns what the stand-in recorded.
+    fn take_over_and_back(&mut self, record: &Path, resize: Option<(u16, u16)>) -> String {
+        let _ = std::fs::remove_file(record);
+        self.keys(&["o"]);
+        self.wait_for("the stand-in opencode", |s| {
+            s.contains("STAND-IN OPENCODE on ses_")
+        });
+        if self.format("#{alternate_on}") != "0" {
+            self.fail("the room did not leave the alternate screen for opencode");
+        }
+        if let Some((width, height)) = resize {
+            self.resize(width, height);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.keys(&["Enter"]);
+        // Drawn whole: the header and the detail's facts too, not only what changed.
+        self.wait_for("the room back", |s| {
+            s.contains("back from session") && s.contains(" as ses_") && s.contains("OCIO")
+        });
+        if self.format("#{alternate_on}") != "1" {
+            self.fail("the room is not on the alternate screen again");
+        }
+        std::fs::read_to_string(record).unwrap()
+    }
+}
+
+/// `o` on a session's detail suspends the room for `opencode attach` on that session (a stand-in
+/// on PATH here), the password in its environment and not its command line, and comes back drawn
+/// whole at the size the terminal has then, still working; without `opencode` on PATH it says
+/// what to run instead. A room attached to that engine from another window does the same.
+#[test]
+fn o_takes_a_session_over_in_opencode_and_the_room_comes_back() {
+    use ocio::scripted::{Rule, Script, Turn};
+    if !tmux_available() {
+        return;
+    }
+    const SECRET: &str = "pw-e2e-7c1f";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let script = Script::new().rule(
+        Rule::when("long work")
+            .turn(Turn::write("long.txt", "long\n").delay_ms(8000))
+            .turn(Turn::text("long done")),
+    );
+    let password = ocio::opencode::secret::Password::new(SECRET);
+    let server = runtime.block_on(support::TestServer::start_with(script, Some(password)));
+    let config = format!(
+        "[[agents]]\nname = \"box\"\nurl = {:?}\npassword_env = \"E2E_BOX_PASSWORD\"\nmodel = \"{}/{}\"\n",
+        server.url(),
+        ocio::scripted::PROVIDER_ID,
+        ocio::scripted::MODEL_ID
+    );
+    let mut room = Room::prepare("open", &config);
+    let bin = room.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    room.env = vec![
+        ("E2E_BOX_PASSWORD".into(), SECRET.into()),
+        (
+            "PATH".into(),
+            format!("{}:{}", bin.display(), path_without_opencode()),
+        ),
+    ];
+    let mut room = room.launch(200, 40);
+    let repo = room.path("repo");
+    std::fs::write(
+        repo.join("live.toml"),
+        "name = \"live\"\nrepo = \".\"\nworktrees = false\n[[tasks]]\nid = \"long\"\nprompt = \"long work\"\n",
+    )
+    .unwrap();
+    room.submit("live.toml");
+    room.wait_for("the session running", |s| s.contains("long #1"));
+    room.keys(&["Enter"]);
+    room.wait_for("its OpenCode session in the detail", |s| {
+        s.contains(" as ses_")
+    });
+
+    // No opencode on PATH: the room stays and says what to run, the password by its variable.
+    room.keys(&["o"]);
+    let screen = room.wait_for("what to run instead", |s| {
+        s.contains("opencode is not on PATH")
+    });
+    let instead = format!(
+        "OPENCODE_SERVER_PASSWORD=\"$E2E_BOX_PASSWORD\" opencode attach {} --session ses_",
+        server.url()
+    );
+    if !screen.contains(&instead) || screen.contains(SECRET) {
+        room.fail(&format!(
+            "the message should name `{instead}...`, never the password"
+        ));
+    }
+
+    let record = room.path("record");
+    stand_in_opencode(&bin, &record);
+    let seen = room.take_over_and_back(&record, Some((150, 36)));
+    let dir = format!("arg={}", repo.display());
+    for want in [
+        "arg=attach",
+        &format!("arg={}", server.url()),
+        "arg=--session",
+        "arg=ses_",
+        "arg=--dir",
+        &dir,
+        &format!("pw={SECRET}"),
+    ] {
+        assert!(
+            seen.contains(want),
+            "{want:?} not in what opencode got:\n{seen}"
+        );
+    }
+    let cmdline = seen.lines().find(|l| l.starts_with("cmdline=")).unwrap();
+    assert!(
+        !cmdline.contains(SECRET),
+        "the password is on the command line: {cmdline}"
+    );
+    // Drawn whole at the new width, and still working: D shows the diff.
+    let screen = room.wait_for("the detail at the new width", |s| {
+        s.lines()
+            .any(|l| l.chars().count() == 150 && l.ends_with('┐'))
+    });
+    assert!(screen.contains(" as ses_"), "{screen}");
+    room.keys(&["D"]);
+    room.wait_for("the diff", |s| s.contains("diff · D shows the transcript"));
+    room.keys(&["D"]);
+
+    // An attached room takes it over too (its password from its own environment).
+    room.open_window();
+    room.wait_for("the attached room", |s| s.contains("long #1"));
+    room.keys(&["Enter"]);
+    room.wait_for("the detail in the attached room", |s| {
+        s.contains(" as ses_")
+    });
+    let seen = room.take_over_and_back(&record, None);
+    assert!(
+        seen.contains(&format!("pw={SECRET}")) && seen.contains(&dir),
+        "{seen}"
+    );
+    runtime.block_on(server.stop());
 }

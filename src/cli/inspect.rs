@@ -21,7 +21,9 @@ use crate::store::{StoreError, query};
 const RECENT: usize = 500;
 
 /// The engine's snapshot, or `None` (and no client) when no engine runs.
-async fn from_engine(context: &Context) -> Result<Option<(ControlClient, Snapshot)>, Failure> {
+pub(super) async fn from_engine(
+    context: &Context,
+) -> Result<Option<(ControlClient, Snapshot)>, Failure> {
     match database::engine(context).await? {
         Some(client) => {
             let snapshot = client.snapshot().await?;
@@ -284,7 +286,7 @@ struct Stored {
 /// The session `wanted` names, and its checkpoints: the session's id or the id's last 8
 /// characters, or a task as `ocio cancel` takes it (the task's newest session). The running
 /// engine's copy of it when there is one (`snapshot`), else the database's.
-async fn find_session(
+pub(super) async fn find_session(
     context: &Context,
     snapshot: Option<&Snapshot>,
     wanted: &str,

@@ -6,6 +6,7 @@ mod database;
 mod demo;
 mod events;
 mod inspect;
+mod open;
 mod output;
 mod remote;
 mod room;
@@ -253,6 +254,21 @@ enum Command {
         /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
         /// newest session)
         session: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a session over in OpenCode's own terminal UI: runs `opencode attach URL --session
+    /// ID --dir DIR` in this terminal, the server's password in its environment (never its
+    /// arguments); exit code: opencode's. Exit 2 for an unknown session or one with no
+    /// OpenCode session (simulated, or not started yet)
+    Open {
+        /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
+        /// newest session)
+        session: String,
+        /// Print the command (the password as its variable) instead of running it
+        #[arg(long)]
+        print: bool,
+        /// Print what would run as JSON (url, remote session, directory, command) instead
         #[arg(long)]
         json: bool,
     },
@@ -534,6 +550,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Tasks { json }) => inspect::tasks(&context, json),
         Some(Command::Agents { json }) => inspect::agents(&context, json),
         Some(Command::Logs { session, json }) => inspect::logs(&context, &session, json),
+        Some(Command::Open {
+            session,
+            print,
+            json,
+        }) => open::run(&context, &session, print, json),
         Some(Command::Context { plan, json }) => inspect::context(&context, plan.as_deref(), json),
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),

@@ -42,6 +42,7 @@ pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         local_agent: None,
         bell: ui.bell,
         desktop_notify: ui.desktop_notify,
+        passwords: None,
     })
 }
 
@@ -180,6 +181,7 @@ pub(crate) fn host(
     let engine = host.engine();
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
+    setup.passwords = Some(host.passwords());
     if let Some(plan) = first_plan
         && let Err(e) = runtime.block_on(engine.submit_plan(plan))
     {

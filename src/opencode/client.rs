@@ -213,6 +213,11 @@ impl Client {
         &self.inner.base
     }
 
+    /// The server's password, for `opencode attach`'s environment (see [`super::attach`]).
+    pub(crate) fn password(&self) -> Option<&Password> {
+        self.inner.password.as_ref()
+    }
+
     pub(crate) fn breaker_state(&self) -> BreakerState {
         self.inner.breaker.state()
     }

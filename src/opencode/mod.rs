@@ -6,6 +6,7 @@
 //! `live` routing the server's event stream to them and `transcript` turning their events into
 //! activity; `planner` asks a server for a plan.
 
+pub mod attach;
 pub mod breaker;
 pub mod client;
 mod diagnose;

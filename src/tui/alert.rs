@@ -91,6 +91,12 @@ impl Alerts {
 
     /// What to write to the terminal at `now`, with `waiting` things waiting for the operator:
     /// the title when the count changed, and the notifications and the bell when a burst is due.
+    /// The terminal's title may have changed under the room (another program had the
+    /// terminal): set it again with the next output.
+    pub(crate) fn retitle(&mut self) {
+        self.titled = None;
+    }
+
     pub(crate) fn output(&mut self, waiting: usize, now: Instant) -> String {
         let mut out = String::new();
         if self.titled != Some(waiting) {

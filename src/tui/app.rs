@@ -58,6 +58,8 @@ pub enum Effect {
     Request(Request),
     /// Add a managed local agent (first run, `opencode` on PATH).
     AddLocalAgent,
+    /// Step aside for `opencode attach` on a session (`o` in its detail).
+    TakeOver(Box<super::takeover::TakeOver>),
     Quit,
 }
 
@@ -176,6 +178,8 @@ pub struct App {
     pub(super) quit: bool,
     /// The bell, desktop notifications and title the room's terminal gets.
     pub(crate) alerts: super::alert::Alerts,
+    /// `o` on this session waits for a snapshot saying where it runs.
+    pub(super) take_over_waits: Option<SessionId>,
 }
 
 impl App {
@@ -196,6 +200,7 @@ impl App {
             zone: jiff::tz::TimeZone::system(),
             quit: false,
             alerts: super::alert::Alerts::default(),
+            take_over_waits: None,
         }
     }
 
@@ -265,6 +270,7 @@ impl App {
             }
             Msg::Tick => {
                 self.view.sample_load();
+                let effects = self.detail_tick();
                 if self
                     .toast
                     .as_ref()
@@ -272,7 +278,7 @@ impl App {
                 {
                     self.toast = None;
                 }
-                Vec::new()
+                effects
             }
             Msg::Signal(name) => {
                 tracing::info!(signal = name, "leaving the control room on a signal");
@@ -371,6 +377,7 @@ impl App {
                 Vec::new()
             }
             Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
+            Some(Action::TakeOver) => self.take_over(),
             Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
                 self.decide(action)
             }
@@ -401,6 +408,7 @@ impl App {
             // Events it needed were missing, or a replayed one names something new.
             effects.push(Effect::Request(Request::Snapshot));
         }
+        effects.extend(self.take_over_after_snapshot());
         effects
     }
 
@@ -471,7 +479,7 @@ impl App {
             Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
             Action::Graph => self.panes.graph = !self.panes.graph,
             // Only in the detail view.
-            Action::Diff => {}
+            Action::Diff | Action::TakeOver => {}
             Action::Open => return self.open(),
             Action::Back => {
                 if !self.panes.filter.is_empty() {
@@ -612,7 +620,11 @@ impl App {
         self.panes.detail_scroll = 0;
         self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
-        let mut effects = vec![Effect::Request(Request::Transcript(id))];
+        // Where the session runs comes with snapshots only (not with the events that made it).
+        let mut effects = vec![
+            Effect::Request(Request::Transcript(id)),
+            Effect::Request(Request::Snapshot),
+        ];
         if let Some(plan) = self
             .view
             .sessions

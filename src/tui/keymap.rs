@@ -37,6 +37,7 @@ pub enum Action {
     Expand,
     AddLocal,
     Diff,
+    TakeOver,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -132,6 +133,12 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         "diff",
         "detail: the session's diff / its transcript",
         &["D"],
+    ),
+    (
+        Action::TakeOver,
+        "take-over",
+        "detail: take over the session in OpenCode (opencode attach)",
+        &["o"],
     ),
     (
         Action::AddLocal,

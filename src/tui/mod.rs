@@ -14,6 +14,7 @@ pub mod keymap;
 pub(crate) mod link;
 pub(crate) mod palette;
 pub(crate) mod panes;
+mod takeover;
 pub(crate) mod task_tree;
 pub(crate) mod terminal;
 pub mod theme;
@@ -42,6 +43,8 @@ mod palette_tests;
 mod paste_tests;
 #[cfg(test)]
 mod selection_tests;
+#[cfg(test)]
+mod takeover_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -74,6 +77,8 @@ pub(crate) struct Setup {
     pub(crate) bell: bool,
     /// `[ui] desktop_notify`: a desktop notification then too (OSC 9 and OSC 777).
     pub(crate) desktop_notify: bool,
+    /// The servers' passwords, when the engine is hosted here (for `o`, `opencode attach`).
+    pub(crate) passwords: Option<crate::host::Passwords>,
 }
 
 /// Adds a managed local agent (and says what it did).
@@ -122,7 +127,8 @@ pub(crate) fn run(
     requests.send(app::Request::Snapshot);
     spawn_signals(runtime, tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop.clone());
+    let gate = Arc::new(takeover::InputGate::default());
+    let input = spawn_input(tx.clone(), stop.clone(), gate.clone());
     let tx_effects = tx.clone();
     let ticker = spawn_ticker(tx, stop.clone());
 
@@ -132,6 +138,8 @@ pub(crate) fn run(
         add_local,
         runtime: runtime.clone(),
         tx: tx_effects,
+        passwords: setup.passwords,
+        gate,
     };
     let result = event_loop(&mut terminal, &mut app, &rx, &effects);
     stop.store(true, Ordering::SeqCst);
@@ -150,6 +158,8 @@ struct Effects {
     add_local: Option<AddAgent>,
     runtime: tokio::runtime::Handle,
     tx: Sender<Msg>,
+    passwords: Option<crate::host::Passwords>,
+    gate: Arc<takeover::InputGate>,
 }
 
 impl Effects {
@@ -166,8 +176,34 @@ impl Effects {
                     let _ = tx.send(Msg::Reply("local agent".into(), result));
                 });
             }
-            Effect::Quit => {}
+            // Needs the terminal: the loop runs it.
+            Effect::TakeOver(_) | Effect::Quit => {}
         }
+    }
+
+    /// Step aside for `opencode attach`, come back, and say how it went.
+    fn take_over(
+        &self,
+        terminal: &mut terminal::Term,
+        app: &mut App,
+        take: &takeover::TakeOver,
+    ) -> std::io::Result<()> {
+        let told = takeover::run(
+            terminal,
+            &self.gate,
+            take,
+            self.passwords.as_ref(),
+            &self.runtime,
+        )?;
+        // OpenCode titled the terminal its own way meanwhile.
+        app.alerts.retitle();
+        if let Err(why) = &told {
+            app.view.log(jiff::Timestamp::now(), "failed", why.clone());
+        }
+        for effect in app.update(Msg::Reply("opencode".into(), told)) {
+            self.run(effect);
+        }
+        Ok(())
     }
 }
 
@@ -212,7 +248,10 @@ fn event_loop(
                 _ => {}
             }
             for effect in app.update(msg) {
-                effects.run(effect);
+                match effect {
+                    Effect::TakeOver(take) => effects.take_over(terminal, app, &take)?,
+                    effect => effects.run(effect),
+                }
             }
         }
         if app.should_quit() {
@@ -238,9 +277,17 @@ fn tell(terminal: &mut terminal::Term, app: &mut App) -> std::io::Result<()> {
 }
 
 /// Keys, mouse and resizes, read on their own thread (crossterm's read blocks).
-fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_input(
+    tx: Sender<Msg>,
+    stop: Arc<AtomicBool>,
+    gate: Arc<takeover::InputGate>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
+            if gate.closed() {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
             match event::poll(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,

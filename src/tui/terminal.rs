@@ -63,6 +63,23 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Take the terminal back after [`restore`] gave it to another program: raw mode, the
+/// alternate screen, mouse and paste again, and a clear so the next frame is drawn whole, at
+/// the size the terminal has now (it may have been resized meanwhile).
+pub(crate) fn resume(terminal: &mut Term) -> io::Result<()> {
+    enable_raw_mode()?;
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
+    ALTERNATE.store(true, Ordering::SeqCst);
+    terminal.hide_cursor()?;
+    terminal.autoresize()?;
+    terminal.clear()
+}
+
 /// Put the terminal back as the shell had it. Safe to call more than once. The alternate screen
 /// is blanked before it is left: a terminal grown while on it (tmux 3.3 does this) otherwise
 /// shows the rows drawn beyond the old width on the shell's screen.

@@ -245,6 +245,7 @@ fn overlays_detail_graph_and_inputs() {
         effects,
         vec![
             Effect::Request(Request::Transcript(sid(4))),
+            Effect::Request(Request::Snapshot),
             Effect::Request(Request::Context(plan_id()))
         ]
     );

@@ -339,7 +339,12 @@ fn hints(app: &App) -> Line<'static> {
     use super::keymap::Action::*;
     let keys = &app.keymap;
     let pane_hints: &[(super::keymap::Action, &str)] = match (&app.mode, app.focus) {
-        (Mode::Detail(_), _) => &[(Back, "back"), (Cancel, "cancel"), (Retry, "retry")],
+        (Mode::Detail(_), _) => &[
+            (Back, "back"),
+            (TakeOver, "opencode"),
+            (Cancel, "cancel"),
+            (Retry, "retry"),
+        ],
         (Mode::Agent(_), _) => &[(Back, "back")],
         (_, Pane::Sessions) => &[
             (Open, "detail"),
