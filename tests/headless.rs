@@ -595,3 +595,41 @@ fn a_question_is_answered_from_the_command_line() {
     let summary = context["tasks"][0]["summary"].as_str().unwrap_or_default();
     assert!(summary.contains("answered Colour: blue"), "{context:#}");
 }
+
+/// `ocio say` and `ocio interrupt` against a running headless engine: the session named by its
+/// task takes the message, is interrupted and waits, takes the next, and its task succeeds
+/// with both in its answer; an ended session is refused with exit 2.
+#[test]
+fn a_running_session_is_steered_from_the_command_line() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"3s\"\n");
+    let plan = home.write_plan(
+        "plan.toml",
+        "name = \"s\"\nrepo = \".\"\n[[tasks]]\nid = \"work\"\nprompt = \"work\"\n",
+    );
+    let mut engine = home.engine(&[]);
+    home.json(&["submit", plan.to_str().unwrap(), "--json"]);
+    engine.until("the session starts", |l| l["type"] == "dispatched");
+    let said = home.json(&["say", "s/work", "use", "blue", "--json"]);
+    assert_eq!(said["action"], "say");
+    assert_eq!(said["text"], "use blue");
+    home.json(&["interrupt", "work", "--json"]);
+    engine.until("it waits", |l| {
+        l["type"] == "transition"
+            && l["transition"]["to"] == "waiting-approval"
+            && l["cause"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("interrupted by the operator"))
+    });
+    let out = home.ocio(&["say", "work", "now", "finish"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let finished = engine.until("the plan ends", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true);
+    let context = home.json(&["context", "s", "--json"]);
+    let summary = context["tasks"][0]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("steered: use blue") && summary.contains("steered: now finish"),
+        "{context:#}"
+    );
+    fails_with(&home, &["say", "work", "too late"], 2, "is not running");
+}

@@ -286,7 +286,7 @@ struct Stored {
 /// The session `wanted` names, and its checkpoints: the session's id or the id's last 8
 /// characters, or a task as `ocio cancel` takes it (the task's newest session). The running
 /// engine's copy of it when there is one (`snapshot`), else the database's.
-pub(super) async fn find_session(
+pub(crate) async fn find_session(
     context: &Context,
     snapshot: Option<&Snapshot>,
     wanted: &str,

@@ -216,6 +216,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a running session a follow-up message; its task's result becomes the answer to it
+    Say {
+        /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
+        /// newest session)
+        session: String,
+        /// The message (several words are joined with spaces)
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop what a running session does now; it waits for your next `ocio say` (its task does
+    /// not fail)
+    Interrupt {
+        /// Session id, or a task, as for `say`
+        session: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop starting sessions (those running go on) until `ocio resume`; durable
     Pause {
         #[arg(long)]
@@ -542,6 +561,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             remote::answer(&context, &id, answers, json)
         }
+        Some(Command::Say {
+            session,
+            text,
+            json,
+        }) => remote::steer(&context, &session, Some(text.join(" ")), json),
+        Some(Command::Interrupt { session, json }) => remote::steer(&context, &session, None, json),
         Some(Command::Pause { json }) => remote::pause(&context, true, json),
         Some(Command::Resume { json }) => remote::pause(&context, false, json),
         Some(Command::Drain { agent, json }) => remote::drain(&context, &agent, true, json),

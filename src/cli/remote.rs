@@ -264,6 +264,38 @@ pub(crate) fn answer(
     })
 }
 
+/// Tell a running session more (`Some`), or interrupt it (`None`), on the running engine.
+pub(crate) fn steer(
+    context: &Context,
+    wanted: &str,
+    text: Option<String>,
+    json: bool,
+) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        let snapshot = client.snapshot().await?;
+        let (session, _) = super::inspect::find_session(context, Some(&snapshot), wanted).await?;
+        let id = session.id;
+        match &text {
+            Some(text) => client.say(id, text).await?,
+            None => client.interrupt(id).await?,
+        }
+        let action = if text.is_some() { "say" } else { "interrupt" };
+        if json {
+            print_json(
+                &json!({ "source": "engine", "action": action, "session": id, "text": text }),
+            )
+        } else if text.is_some() {
+            print_text(&format!("session {id}: message sent"))
+        } else {
+            print_text(&format!(
+                "session {id}: interrupted; it waits for your next message (ocio say {} ...)",
+                id.short()
+            ))
+        }
+    })
+}
+
 /// Pause (or resume) dispatching on the running engine: running sessions go on either way.
 pub(crate) fn pause(context: &Context, paused: bool, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {

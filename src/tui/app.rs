@@ -77,6 +77,10 @@ pub enum Request {
     Approve(String, Decision, Approver),
     /// Answer a question (its id), one answer per question it asks.
     Answer(String, Vec<crate::engine::question::Answer>),
+    /// Send a running session a message.
+    Say(SessionId, String),
+    /// Stop what a running session does now.
+    Interrupt(SessionId),
     Pause(bool),
     Drain(String, bool),
     /// Ask the engine's planner for a plan towards a goal (shown for approval).
@@ -132,6 +136,8 @@ pub enum Mode {
     Review(Box<crate::engine::Proposal>),
     /// Typing the answer to a session's question; then back to `back`.
     Answer(Box<Answering>),
+    /// Typing a message to a running session; then back to its detail.
+    Say(SessionId, Editor),
 }
 
 /// The answer being typed to a question: a line per question it asks, each an option's
@@ -306,6 +312,7 @@ impl App {
             Mode::Filter => self.filter_key(key),
             Mode::Palette(_) | Mode::NewTask(_) => self.edit(key),
             Mode::Answer(_) => self.answer_key(key),
+            Mode::Say(..) => self.say_key(key),
             Mode::Help => {
                 let scroll = &mut self.panes.help_scroll;
                 match self.keymap.action(&key) {
@@ -378,6 +385,7 @@ impl App {
             }
             Some(action @ (Action::Cancel | Action::Retry)) => self.on_task(action),
             Some(Action::TakeOver) => self.take_over(),
+            Some(action @ (Action::Say | Action::Interrupt)) => self.steer(action),
             Some(action @ (Action::ApproveOnce | Action::ApproveAlways | Action::Reject)) => {
                 self.decide(action)
             }
@@ -479,7 +487,7 @@ impl App {
             Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
             Action::Graph => self.panes.graph = !self.panes.graph,
             // Only in the detail view.
-            Action::Diff | Action::TakeOver => {}
+            Action::Diff | Action::TakeOver | Action::Say | Action::Interrupt => {}
             Action::Open => return self.open(),
             Action::Back => {
                 if !self.panes.filter.is_empty() {

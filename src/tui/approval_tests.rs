@@ -200,3 +200,47 @@ fn typed_answers_are_option_numbers_or_texts_a_line_each() {
         ]
     );
 }
+
+#[test]
+fn in_a_running_sessions_detail_i_sends_it_a_message_and_x_interrupts_it() {
+    let mut app = app();
+    app.focus = Pane::Sessions;
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert!(key(&mut app, KeyCode::Char('i')).is_empty());
+    assert!(matches!(app.mode, Mode::Say(..)), "{:?}", app.mode);
+    // Typed and pasted text is the message, never keys.
+    super::tests::typed(&mut app, "use the ");
+    assert!(app.update(Msg::Paste("blue one\rplease".into())).is_empty());
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("message to storage"), "{screen}");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Request(Request::Say(
+            sid(4),
+            "use the blue one\nplease".into()
+        ))]
+    );
+    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('x')),
+        vec![Effect::Request(Request::Interrupt(sid(4)))]
+    );
+    // An ended session takes no message: it says so.
+    app.view
+        .sessions
+        .iter_mut()
+        .find(|s| s.session.id == sid(4))
+        .unwrap()
+        .session
+        .status = SessionStatus::Completed;
+    assert!(key(&mut app, KeyCode::Char('i')).is_empty());
+    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert!(
+        app.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("only a running session takes messages")
+    );
+}

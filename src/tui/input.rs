@@ -18,6 +18,7 @@ impl App {
         match &mut self.mode {
             Mode::NewTask(editor) => editor.paste(text),
             Mode::Answer(answering) => answering.editor.paste(text),
+            Mode::Say(_, editor) => editor.paste(text),
             // `:prompt ` and a paste of many lines: a prompt, so on in the prompt's editor.
             Mode::Palette(editor) if text.contains(['\n', '\r']) => {
                 match prompt_rest(&editor.text()) {
@@ -220,6 +221,63 @@ impl App {
                     .retain(|a| a.ask.id != answering.request);
                 self.view.generation += 1;
                 vec![Effect::Request(Request::Answer(answering.request, answers))]
+            }
+        }
+    }
+}
+
+impl App {
+    /// `i` or `x` in a session's detail: open the message's editor, or interrupt it, when it
+    /// runs.
+    pub(super) fn steer(&mut self, action: super::keymap::Action) -> Vec<Effect> {
+        let Mode::Detail(id) = self.mode else {
+            return Vec::new();
+        };
+        let running = self
+            .view
+            .sessions
+            .iter()
+            .find(|s| s.session.id == id)
+            .is_some_and(|s| s.session.is_active());
+        if !running {
+            self.toast(
+                "this session has ended: only a running session takes messages (R runs its task again)"
+                    .into(),
+                false,
+            );
+            return Vec::new();
+        }
+        match action {
+            super::keymap::Action::Interrupt => vec![Effect::Request(Request::Interrupt(id))],
+            _ => {
+                self.mode = Mode::Say(id, super::editor::Editor::multi_line());
+                Vec::new()
+            }
+        }
+    }
+
+    /// A key while a message to a session is typed: enter sends it, esc drops it.
+    pub(super) fn say_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Say(id, mut editor) = std::mem::replace(&mut self.mode, Mode::Normal) else {
+            return Vec::new();
+        };
+        match editor.key(&key) {
+            Outcome::Edited => {
+                self.mode = Mode::Say(id, editor);
+                Vec::new()
+            }
+            Outcome::Cancel => {
+                self.mode = Mode::Detail(id);
+                Vec::new()
+            }
+            Outcome::Submit => {
+                let text = editor.text().trim().to_string();
+                if text.is_empty() {
+                    self.mode = Mode::Say(id, editor);
+                    return Vec::new();
+                }
+                self.mode = Mode::Detail(id);
+                vec![Effect::Request(Request::Say(id, text))]
             }
         }
     }

@@ -38,6 +38,8 @@ pub enum Action {
     AddLocal,
     Diff,
     TakeOver,
+    Say,
+    Interrupt,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -139,6 +141,18 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         "take-over",
         "detail: take over the session in OpenCode (opencode attach)",
         &["o"],
+    ),
+    (
+        Action::Say,
+        "say",
+        "detail: send the running session a message",
+        &["i"],
+    ),
+    (
+        Action::Interrupt,
+        "interrupt",
+        "detail: interrupt what the session does now (it waits for your message)",
+        &["x"],
     ),
     (
         Action::AddLocal,

@@ -178,6 +178,20 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await
                 .map(|()| "answered".into()),
         ),
+        Request::Say(session, text) => reply(
+            format!("session {}", session.short()),
+            engine
+                .say(session, &text)
+                .await
+                .map(|()| "message sent".into()),
+        ),
+        Request::Interrupt(session) => reply(
+            format!("session {}", session.short()),
+            engine
+                .interrupt(session)
+                .await
+                .map(|()| "interrupted: it waits for your message (i)".into()),
+        ),
         Request::Pause(paused) => reply(
             pause_what(paused),
             engine.pause(paused).await.map(|()| pause_done(paused)),

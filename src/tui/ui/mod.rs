@@ -55,6 +55,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     let under = match &app.mode {
         Mode::ConfirmCancel { back, .. } => back.as_ref(),
         Mode::Answer(answering) => &answering.back,
+        Mode::Say(id, _) => &Mode::Detail(*id),
         mode => mode,
     };
     if let Mode::Detail(id) = *under {
@@ -84,6 +85,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         Mode::Answer(answering) => prompt::draw_answer(frame, app, answering, body),
+        Mode::Say(id, editor) => prompt::draw_say(frame, app, *id, editor, body),
         Mode::Palette(editor) if app.palette_list => {
             help::draw_commands(frame, app, &editor.text(), body);
         }
@@ -316,6 +318,10 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(" new task: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
         ]),
+        Mode::Say(..) => Line::from(vec![
+            Span::styled(" message: ", theme.accent),
+            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
+        ]),
         Mode::Answer(_) => Line::from(vec![
             Span::styled(" answer: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
@@ -341,6 +347,9 @@ fn hints(app: &App) -> Line<'static> {
     let pane_hints: &[(super::keymap::Action, &str)] = match (&app.mode, app.focus) {
         (Mode::Detail(_), _) => &[
             (Back, "back"),
+            (Say, "say"),
+            (Interrupt, "interrupt"),
+            (Diff, "diff"),
             (TakeOver, "opencode"),
             (Cancel, "cancel"),
             (Retry, "retry"),
@@ -367,14 +376,18 @@ fn hints(app: &App) -> Line<'static> {
         ],
         (_, Pane::Events) => &[],
     };
-    let general = [
-        (NextPane, "pane"),
-        (Palette, "command"),
-        (NewTask, "new"),
-        (Pause, "pause"),
-        (Help, "help"),
-        (Quit, "quit"),
-    ];
+    // A full-screen view has keys of its own to show; the panes' keys do nothing there.
+    let general: &[(super::keymap::Action, &str)] = match &app.mode {
+        Mode::Detail(_) | Mode::Agent(_) => &[(Quit, "quit")],
+        _ => &[
+            (NextPane, "pane"),
+            (Palette, "command"),
+            (NewTask, "new"),
+            (Pause, "pause"),
+            (Help, "help"),
+            (Quit, "quit"),
+        ],
+    };
     let mut spans = vec![Span::raw(" ")];
     for (action, label) in pane_hints.iter().chain(general.iter()) {
         spans.push(Span::styled(keys.keys(*action), app.theme.accent));

@@ -24,6 +24,28 @@ pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
     draw_input(frame, app, editor, &title, Vec::new(), area);
 }
 
+/// A message to a running session.
+pub(crate) fn draw_say(
+    frame: &mut Frame,
+    app: &App,
+    session: crate::domain::SessionId,
+    editor: &Editor,
+    area: Rect,
+) {
+    let task = app
+        .view
+        .sessions
+        .iter()
+        .find(|s| s.session.id == session)
+        .map_or(String::new(), |s| s.task.clone());
+    let title = format!(" message to {task} · session {} ", session.short());
+    let above = vec![Line::styled(
+        "the session reads it next; its answer to it becomes the task's result",
+        app.theme.muted,
+    )];
+    draw_input(frame, app, editor, &title, above, area);
+}
+
 /// The answer to a question: the questions and their numbered options above the editor.
 pub(crate) fn draw_answer(frame: &mut Frame, app: &App, answering: &Answering, area: Rect) {
     let theme = &app.theme;
