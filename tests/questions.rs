@@ -489,3 +489,100 @@ async fn wait_for_async<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// OpenCode restarted while a question waits: the server no longer knows it, so it leaves the
+/// inbox as withdrawn (stale), an answer to it is refused (never sent blindly), and the task
+/// runs again (the run was lost with the server), asking again; that question is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_the_restarted_server_no_longer_knows_is_dropped_not_answered() {
+    use ocio::scripted::{Rule, Script, Turn};
+
+    let question = serde_json::json!({ "questions": [{
+        "question": "Which way?", "header": "Way",
+        "options": [{"label": "left", "description": ""}, {"label": "right", "description": ""}]
+    }]});
+    let script = Script::new().rule(
+        Rule::when("ask the way")
+            .turn(Turn::tool("question", question))
+            .turn(Turn::text("went the way")),
+    );
+    let mut server = support::TestServer::start(script).await;
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        questions: QuestionPolicy {
+            mode: QuestionMode::Ask,
+            timeout: Duration::from_secs(300),
+        },
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        options,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let plan = state.path().join("way.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"way\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"way\"\nprompt = \"ask the way\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let first = next_question(&mut events).await;
+    server.kill().await;
+    server.restart().await;
+    let withdrawn = next(
+        &mut events,
+        |e| matches!(e, EngineEvent::RequestWithdrawn { request, .. } if *request == first),
+    )
+    .await;
+    let EngineEvent::RequestWithdrawn { why, .. } = withdrawn else {
+        unreachable!()
+    };
+    assert!(why.contains("no longer has it"), "{why}");
+    let refused = engine
+        .answer(&first, vec![Answer::Pick(vec![1])], Approver::Cli)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::NotFound, "never sent blindly");
+
+    // The run was lost with the server; the task runs again and asks again.
+    let second = next_question(&mut events).await;
+    assert_ne!(second, first);
+    engine
+        .answer(&second, vec![Answer::Pick(vec![2])], Approver::Cli)
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE * 4).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let tasks = store.read(query::tasks).await.unwrap();
+    assert_eq!(tasks[0].result.as_deref(), Some("went the way"));
+    let answered: Vec<Vec<String>> = server
+        .model
+        .requests()
+        .into_iter()
+        .filter(|r| r.turn == 1)
+        .map(|r| r.tool_results)
+        .collect();
+    assert!(
+        answered
+            .iter()
+            .all(|results| !results.iter().any(|t| t.contains("left"))),
+        "the stale question's answer never reached a model: {answered:?}"
+    );
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}

@@ -44,23 +44,25 @@ impl OpencodeRunner {
         remote: RemoteSession,
         stop: oneshot::Receiver<()>,
     ) -> Outcome {
-        self.follow_awaiting(job, remote, stop, Awaited::Prompt)
+        self.follow_awaiting(job, remote, stop, Awaited::Prompt, None)
             .await
     }
 
     /// [`Self::follow`] waiting for `awaited`: the answer to the last prompt, to the
     /// operator's message, or (interrupted) for the operator's next word; the operator may
-    /// steer it meanwhile.
+    /// steer it meanwhile. `watch`: what the run followed so far (the requests it relayed
+    /// stay relayed), if it did.
     pub(super) async fn follow_awaiting(
         self,
         job: Job,
         remote: RemoteSession,
         mut stop: oneshot::Receiver<()>,
         mut awaited: Awaited,
+        watch: Option<Watch>,
     ) -> Outcome {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
-        let mut watch = Watch::new(self.live.subscribe(id, &dir));
+        let mut watch = watch.unwrap_or_else(|| Watch::new(self.live.subscribe(id, &dir)));
         let (mut unasked, mut stalled, mut away) = (0, 0, 0);
         loop {
             let progress = match &awaited {
@@ -92,7 +94,11 @@ impl OpencodeRunner {
                         unreachable: false,
                     };
                 }
-                Ok(Progress::Stalled) => stalled += 1,
+                Ok(Progress::Stalled) => {
+                    stalled += 1;
+                    // A server that restarted no longer has what the session asked: withdrawn.
+                    self.relay_pending(&job, &dir, id, &mut watch).await;
+                }
                 Ok(Progress::Busy) => {
                     stalled = 0;
                     self.relay_pending(&job, &dir, id, &mut watch).await;

@@ -67,10 +67,9 @@ impl OpencodeRunner {
         };
         if awaited != Awaited::Prompt {
             // The operator steered it: the answer is the one to their last word, not this.
-            drop(watch);
-            let follow = self
-                .clone()
-                .follow_awaiting(job.clone(), session, stop, awaited);
+            let follow =
+                self.clone()
+                    .follow_awaiting(job.clone(), session, stop, awaited, Some(watch));
             return Box::pin(follow).await;
         }
         match reply {
@@ -79,7 +78,14 @@ impl OpencodeRunner {
             // away for a moment, or the run outlasts the prompt's timeout): follow it.
             Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => {
                 tracing::info!(remote, error = %e, "lost the prompt's answer; following the session");
-                Box::pin(self.clone().follow(job.clone(), session, stop)).await
+                let follow = self.clone().follow_awaiting(
+                    job.clone(),
+                    session,
+                    stop,
+                    Awaited::Prompt,
+                    Some(watch),
+                );
+                Box::pin(follow).await
             }
             Err(e) => self.failed(dir, &e, e.is_the_servers()).await,
         }
