@@ -250,3 +250,84 @@ async fn a_real_session_is_told_more_and_interrupted_without_failing_its_task() 
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+/// The operator's last word is durable: a session interrupted before ocio stops is still
+/// waiting for the operator after the next start (not failed by its aborted step), and the
+/// message then ends its task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
+    use ocio::scripted::{Rule, Script, Turn};
+
+    let script = Script::new()
+        .rule(Rule::when("stuck job").turn(Turn::text("never").delay_ms(120_000)))
+        .rule(Rule::when("carry on").turn(Turn::text("carried on")));
+    let server = support::TestServer::start(script).await;
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("ocio.redb");
+    let start = || async {
+        let store = Store::open(&db, StoreOptions::default()).unwrap();
+        let engine = EngineHandle::start(
+            store.clone(),
+            vec![support::scripted_agent(server.client())],
+            EngineOptions::default(),
+        )
+        .await
+        .unwrap();
+        (store, engine)
+    };
+    let (store, engine) = start().await;
+    let mut events = engine.subscribe();
+    let plan = state.path().join("p.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"p\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"t\"\nprompt = \"stuck job\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let session = dispatched(&mut events).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server.model.requests().iter().all(|r| r.side_job.is_some()) {
+        assert!(std::time::Instant::now() < deadline, "never prompted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    engine.interrupt(session).await.unwrap();
+    next(&mut events, |e| {
+        matches!(e, EngineEvent::Transition(t) if t.cause.starts_with("interrupted by the operator"))
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let (store, engine) = start().await;
+    let mut events = engine.subscribe();
+    // Longer than a re-attached run takes to judge a session neither busy nor answered.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(
+        sessions[0].status,
+        SessionStatus::WaitingApproval,
+        "still waits for the operator: {sessions:#?}"
+    );
+    engine.say(session, "carry on").await.unwrap();
+    let finished = next(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { .. })
+    })
+    .await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let tasks = store.read(query::tasks).await.unwrap();
+    assert_eq!(tasks[0].result.as_deref(), Some("carried on"));
+    assert_eq!(tasks[0].attempts, 1);
+    engine.shutdown().await.unwrap();
+    server.stop().await;
+}

@@ -22,6 +22,7 @@ pub(crate) use graph::TaskGraph;
 pub use id::{AgentName, MessageId, PlanId, SessionId, TaskId};
 pub use lease::Lease;
 pub use lifecycle::Lifecycle;
+pub(crate) use session::OperatorWord;
 pub use session::{
     Checkpoint, CheckpointKind, RemoteSession, Session, SessionKind, SessionStatus, Usage,
 };

@@ -185,6 +185,23 @@ pub struct Session {
     /// Sequence number of the newest checkpoint; 0 before the first.
     #[serde(default)]
     pub(crate) checkpoint_seq: u64,
+    /// The operator's latest word to the session while it runs, so a restarted engine follows
+    /// it the same way (waiting for their message, or for the answer to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) word: Option<OperatorWord>,
+}
+
+/// What the operator last told a running session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum OperatorWord {
+    /// Interrupted: it waits for their next message.
+    Interrupt,
+    /// A message (its id, so sending it again is never a second one).
+    Say {
+        id: crate::domain::MessageId,
+        text: String,
+    },
 }
 
 impl Session {
@@ -208,6 +225,7 @@ impl Session {
             attempt: 1,
             last_error: None,
             checkpoint_seq: 0,
+            word: None,
         }
     }
 

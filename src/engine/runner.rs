@@ -195,6 +195,9 @@ pub struct Job {
     pub(crate) questions: bool,
     /// What the operator tells the run while it goes on.
     pub(crate) steering: Steering,
+    /// Re-attached: the operator's last word before the restart, which the run follows as it
+    /// would have.
+    pub(crate) word: Option<Steer>,
 }
 
 /// How a run ended.

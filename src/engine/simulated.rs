@@ -487,6 +487,7 @@ mod tests {
             adopt: false,
             questions: false,
             steering: crate::engine::runner::Steering::none(),
+            word: None,
         };
         let run = tokio::spawn(s.run(job, rx));
         tx.send(()).unwrap();

@@ -238,6 +238,7 @@ impl Core {
             adopt: false,
             questions: self.options.questions.offers_questions(),
             steering,
+            word: None,
         };
         let task_id = task.id;
         self.observed.latest.insert(task_id, session.id);

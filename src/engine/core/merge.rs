@@ -506,6 +506,7 @@ impl Core {
                     adopt: false,
                     questions: self.options.questions.offers_questions(),
                     steering,
+                    word: None,
                 };
                 let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
                 step.batch.put_checkpoint(&session.checkpoint(

@@ -411,6 +411,12 @@ impl Core {
             adopt: remote.is_none(),
             questions: self.options.questions.offers_questions(),
             steering,
+            word: session.word.clone().map(|word| match word {
+                crate::domain::OperatorWord::Interrupt => crate::engine::runner::Steer::Interrupt,
+                crate::domain::OperatorWord::Say { id, text } => {
+                    crate::engine::runner::Steer::Say { id, text }
+                }
+            }),
         };
         let resolving = matches!(role, Role::Resolver { .. });
         let (stop, stopped) = oneshot::channel();

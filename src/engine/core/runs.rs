@@ -27,8 +27,6 @@ pub(super) struct Running {
     pub(super) stop: Option<oneshot::Sender<()>>,
     /// The operator's words to its run (`None` until it starts).
     pub(super) steer: Option<tokio::sync::mpsc::Sender<crate::engine::runner::Steer>>,
-    /// The operator interrupted it: it waits for their next message.
-    pub(super) interrupted: bool,
     /// Why the engine stopped it, once it did.
     pub(super) stopping: Option<SessionStatus>,
     /// The newest thing it did.
@@ -54,7 +52,6 @@ impl Running {
             overlap_dir: None,
             stop: None,
             steer: None,
-            interrupted: false,
             stopping: None,
             last: None,
             live: crate::domain::Usage::default(),

@@ -5,7 +5,7 @@
 //! transition to waiting-approval, the next message one back to running.
 
 use super::{Core, Step};
-use crate::domain::{CheckpointKind, MessageId, SessionId, SessionStatus};
+use crate::domain::{CheckpointKind, MessageId, OperatorWord, SessionId, SessionStatus};
 use crate::engine::EngineError;
 use crate::engine::runner::Steer;
 use crate::engine::view::{Activity, Entry};
@@ -29,8 +29,12 @@ impl Core {
         let mut step = Step::default();
         let data = serde_json::json!({ "operator": text, "message": id });
         let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
-        if run.interrupted {
-            run.interrupted = false;
+        let interrupted = run.session.word == Some(OperatorWord::Interrupt);
+        run.session.word = Some(OperatorWord::Say {
+            id,
+            text: text.clone(),
+        });
+        if interrupted {
             let cause = format!("the operator says: {}", crate::text::clip(&text, 200));
             if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
                 step.transition(event);
@@ -49,10 +53,10 @@ impl Core {
     pub(super) async fn interrupt(&mut self, session: SessionId) -> Result<(), EngineError> {
         let now = self.options.clock.now();
         let run = self.steerable(session)?;
-        if run.interrupted {
+        if run.session.word == Some(OperatorWord::Interrupt) {
             return Ok(());
         }
-        run.interrupted = true;
+        run.session.word = Some(OperatorWord::Interrupt);
         let cause = "interrupted by the operator: waits for their next message".to_string();
         let mut step = Step::default();
         if let Ok(event) = run

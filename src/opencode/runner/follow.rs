@@ -34,21 +34,13 @@ const UNREACHABLE_LIMIT: u32 = 300;
 const STALL_LIMIT: u32 = 10;
 
 impl OpencodeRunner {
-    /// Re-attached after a restart: find out how far the remote session got and finish from
-    /// there. The prompt is sent only when it has not shown up for a few checks, and then with
-    /// the same message id (never a second run); a session is counted dead only when it has
-    /// been neither busy nor answered for several checks in a row.
-    pub(super) async fn follow(
-        self,
-        job: Job,
-        remote: RemoteSession,
-        stop: oneshot::Receiver<()>,
-    ) -> Outcome {
-        self.follow_awaiting(job, remote, stop, Awaited::Prompt, None)
-            .await
-    }
-
-    /// [`Self::follow`] waiting for `awaited`: the answer to the last prompt, to the
+    /// Re-attached after a restart (or a lost answer, or steered): find out how far the remote
+    /// session got and finish from there. The prompt is sent only when it has not shown up for
+    /// a few checks, and then with the same message id (never a second run); a session is
+    /// counted dead only when it has been neither busy nor answered for several checks in a
+    /// row.
+    ///
+    /// It waits for `awaited`: the answer to the last prompt, to the
     /// operator's message, or (interrupted) for the operator's next word; the operator may
     /// steer it meanwhile. `watch`: what the run followed so far (the requests it relayed
     /// stay relayed), if it did.

@@ -34,9 +34,10 @@ use super::live::LiveHub;
 use super::planner::plan_with;
 use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::engine::runner::{
-    Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner,
+    Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner, Steer,
 };
 use crate::plan::planner::PlannerRequest;
+use steer::Awaited;
 
 #[derive(Debug, Clone)]
 pub struct OpencodeRunner {
@@ -151,9 +152,15 @@ impl Runner for OpencodeRunner {
         stop: oneshot::Receiver<()>,
     ) -> Option<RunFuture> {
         let this = self.clone();
-        Some(Box::pin(
-            async move { this.follow(job, remote, stop).await },
-        ))
+        Some(Box::pin(async move {
+            // Interrupted or told more before the restart: followed as it was.
+            let awaited = match job.word.clone() {
+                Some(Steer::Interrupt) => Awaited::Word,
+                Some(Steer::Say { id, text }) => Awaited::Said { id, text },
+                None => Awaited::Prompt,
+            };
+            this.follow_awaiting(job, remote, stop, awaited, None).await
+        }))
     }
 }
 
