@@ -331,3 +331,76 @@ async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+/// A run that ends while the operator's interrupt is on its way (here: a runner that never
+/// listens) ends its session as it ended, from waiting-approval; the engine goes on (before,
+/// that transition was refused and stopped the engine, and every restart stopped it again).
+#[tokio::test]
+async fn a_run_that_ends_as_it_is_interrupted_ends_and_the_engine_goes_on() {
+    use ocio::engine::{Job, Outcome, Runner};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    struct Deaf;
+    impl Runner for Deaf {
+        fn run(
+            &self,
+            job: Job,
+            _stop: tokio::sync::oneshot::Receiver<()>,
+        ) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+            Box::pin(async move {
+                let _never_read = job;
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                Outcome::Completed {
+                    result: Some("done anyway".into()),
+                    usage: Default::default(),
+                }
+            })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let mut agent = support::sim_agent("deaf", 1, &[], 10, 0.0);
+    agent.runner = std::sync::Arc::new(Deaf);
+    let options = EngineOptions {
+        tick: Duration::from_millis(20),
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n",
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let session = dispatched(&mut events).await;
+    // The first steer may come before the run counts as running.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while let Err(e) = engine.interrupt(session).await {
+        assert!(e.message.contains("has not started yet"), "{}", e.message);
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let finished = next(&mut events, |e| {
+        matches!(
+            e,
+            EngineEvent::PlanFinished { .. } | EngineEvent::EngineFailed { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions[0].status, SessionStatus::Completed);
+    assert!(engine.snapshot().await.is_ok(), "the engine goes on");
+    engine.shutdown().await.unwrap();
+}

@@ -252,7 +252,22 @@ pub(crate) fn answer(
         let client = require_engine(context).await?;
         match &answers {
             Some(answers) => client.answer(id, answers.clone(), Approver::Cli).await?,
-            None => client.approve(id, Decision::Reject, Approver::Cli).await?,
+            None => {
+                // `approve` rejects both kinds: make sure this one is a question.
+                let snapshot = client.snapshot().await?;
+                let permission = snapshot
+                    .approvals
+                    .iter()
+                    .find(|a| crate::engine::approval::names(&a.ask.id, id))
+                    .filter(|a| !a.ask.is_question());
+                if let Some(p) = permission {
+                    return Err(Failure::usage(format!(
+                        "{} is a permission request, not a question\n  hint: ocio approve {id} --reject",
+                        p.ask.id
+                    )));
+                }
+                client.approve(id, Decision::Reject, Approver::Cli).await?
+            }
         }
         if json {
             print_json(&json!({ "source": "engine", "request": id, "answers": answers, "rejected": answers.is_none() }))

@@ -54,7 +54,9 @@ impl Lifecycle for SessionStatus {
                 Cancelled,
                 TimedOut,
             ],
-            WaitingApproval => &[Running, Failed, Cancelled, TimedOut],
+            // Completed too: a run may end while the operator's interrupt or answer is on its
+            // way (the session finished first).
+            WaitingApproval => &[Running, Completed, Failed, Cancelled, TimedOut],
             Retrying => &[Running, Completed, Failed, Cancelled, TimedOut],
             Paused => &[Queued, Running, Cancelled, TimedOut],
             Completed | Failed | Cancelled | TimedOut => &[],

@@ -29,6 +29,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("running", "cancelled"),
     ("running", "timed-out"),
     ("waiting-approval", "running"),
+    ("waiting-approval", "completed"),
     ("waiting-approval", "failed"),
     ("waiting-approval", "cancelled"),
     ("waiting-approval", "timed-out"),

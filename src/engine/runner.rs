@@ -167,6 +167,12 @@ impl Steering {
         Self::channel().1
     }
 
+    /// A word already waiting, if any (a run that is about to end takes up what the operator
+    /// said meanwhile instead of dropping it).
+    pub(crate) fn try_next(&self) -> Option<Steer> {
+        self.0.try_lock().ok()?.try_recv().ok()
+    }
+
     /// The next word; pending forever once the engine can send no more.
     pub(crate) async fn next(&self) -> Steer {
         match self.0.lock().await.recv().await {

@@ -183,6 +183,12 @@ impl Runner for Simulated {
             if !wait(&job, beat, &mut stop, &mut told).await {
                 return Outcome::Stopped;
             }
+            // What the operator said just now is taken up, not dropped.
+            while let Some(word) = job.steering.try_next() {
+                if let Steer::Say { text, .. } = word {
+                    told.push(format!("steered: {text}"));
+                }
+            }
             if fails {
                 Outcome::Failed {
                     error: format!(

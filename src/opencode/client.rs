@@ -360,7 +360,8 @@ impl Client {
             "reply to permission",
             format!("/permission/{request_id}/reply"),
         );
-        self.fetch(call.dir(dir).body(&body)).await
+        // Safe to send again: the server answers a reply to an id it no longer has with 200.
+        self.fetch(call.dir(dir).body(&body).idempotent()).await
     }
 
     /// Questions waiting for an answer in the directory.
@@ -378,12 +379,12 @@ impl Client {
     ) -> Result<bool, ClientError> {
         let body = QuestionReplyBody { answers };
         let call = Call::post("answer question", format!("/question/{request_id}/reply"));
-        self.fetch(call.dir(dir).body(&body)).await
+        self.fetch(call.dir(dir).body(&body).idempotent()).await
     }
 
     pub async fn reject_question(&self, dir: &str, request_id: &str) -> Result<bool, ClientError> {
         let call = Call::post("reject question", format!("/question/{request_id}/reject"));
-        self.fetch(call.dir(dir)).await
+        self.fetch(call.dir(dir).idempotent()).await
     }
 
     /// The OpenCode agents the server offers (`build`, `plan`, ...).

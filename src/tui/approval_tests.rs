@@ -124,7 +124,7 @@ fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
         "{screen}"
     );
     assert!(
-        screen.contains("1 red  the red one") && screen.contains("2 blue"),
+        screen.contains("[1] red  the red one") && screen.contains("[2] blue"),
         "{screen}"
     );
     // "Always" means nothing to a question: it says what does.
@@ -142,6 +142,7 @@ fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
     assert!(app.update(Msg::Paste("2".into())).is_empty());
     let screen = draw(&mut app, 100, 30);
     assert!(screen.contains("answer storage · abcd1234"), "{screen}");
+    assert!(screen.contains("answer> 2"), "{screen}");
     assert!(screen.contains("an option's number, or a text"), "{screen}");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
@@ -155,6 +156,17 @@ fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
         "answered: it leaves the inbox"
     );
     assert_eq!(app.mode, Mode::Detail(sid(4)), "back to the detail");
+
+    // An option the question does not have: said at once, the editor stays with its text.
+    let mut app = super::tests::app();
+    with_question(&mut app);
+    app.focus = Pane::Approvals;
+    key(&mut app, KeyCode::Char('a'));
+    super::tests::typed(&mut app, "3");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(matches!(app.mode, Mode::Answer(_)), "{:?}", app.mode);
+    assert!(app.toast.as_ref().unwrap().text.contains("no option 3"));
+    assert_eq!(app.view.approvals.len(), 1);
 
     // From the inbox: a typed answer; esc first drops one.
     let mut app = super::tests::app();
@@ -192,13 +204,23 @@ fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
 fn typed_answers_are_option_numbers_or_texts_a_line_each() {
     use crate::engine::question::Answer;
     assert_eq!(
-        super::input::answers_of("2\n\n 1, 3 \nblue-ish\n"),
+        super::input::answers_of("2\n\n 1, 3 \nblue-ish\n", 3),
         vec![
             Answer::Pick(vec![2]),
             Answer::Pick(vec![1, 3]),
             Answer::Text("blue-ish".into())
         ]
     );
+    // One question: the whole text is its answer, lines and all.
+    assert_eq!(
+        super::input::answers_of("blue,\nbut lighter\n", 1),
+        vec![Answer::Text("blue,\nbut lighter".into())]
+    );
+    assert_eq!(
+        super::input::answers_of(" 2 ", 1),
+        vec![Answer::Pick(vec![2])]
+    );
+    assert!(super::input::answers_of("  \n", 1).is_empty());
 }
 
 #[test]

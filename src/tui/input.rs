@@ -210,8 +210,14 @@ impl App {
                 Vec::new()
             }
             Outcome::Submit => {
-                let answers = answers_of(&answering.editor.text());
+                let answers = answers_of(&answering.editor.text(), answering.questions.len());
                 if answers.is_empty() {
+                    self.mode = Mode::Answer(answering);
+                    return Vec::new();
+                }
+                // Checked here, where the questions are at hand: a wrong one keeps its text.
+                if let Err(e) = crate::engine::question::resolve(&answering.questions, &answers) {
+                    self.toast(e.0, true);
                     self.mode = Mode::Answer(answering);
                     return Vec::new();
                 }
@@ -283,20 +289,31 @@ impl App {
     }
 }
 
-/// What was typed as answers, one per non-empty line: option numbers (`2`, `1,3`) or a text.
-pub(crate) fn answers_of(text: &str) -> Vec<Answer> {
+/// What was typed as the answers to `questions` questions: for one question the whole text
+/// (option numbers, `2` or `1,3`, or else a text of any number of lines); for several, one
+/// answer per non-empty line.
+pub(crate) fn answers_of(text: &str, questions: usize) -> Vec<Answer> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    if questions <= 1 {
+        return vec![answer_of(text)];
+    }
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
-        .map(|line| {
-            let picks: Option<Vec<usize>> = line
-                .split(',')
-                .map(|n| n.trim().parse::<usize>().ok())
-                .collect();
-            match picks {
-                Some(picks) => Answer::Pick(picks),
-                None => Answer::Text(line.to_string()),
-            }
-        })
+        .map(answer_of)
         .collect()
+}
+
+fn answer_of(text: &str) -> Answer {
+    let picks: Option<Vec<usize>> = text
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().ok())
+        .collect();
+    match picks {
+        Some(picks) => Answer::Pick(picks),
+        None => Answer::Text(text.to_string()),
+    }
 }

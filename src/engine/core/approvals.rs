@@ -19,6 +19,8 @@ pub(super) struct Pending {
     pub session: SessionId,
     pub ask: Ask,
     pub answer: Answerer,
+    /// When it was asked (the inbox's order).
+    pub asked: Timestamp,
     /// Since when a question's timeout counts (in `auto`, moved on while a room is attached).
     pub since: Timestamp,
 }
@@ -83,6 +85,7 @@ impl Core {
             session,
             ask,
             answer: Answerer::Permission(answer),
+            asked: now,
             since: now,
         };
         self.approvals.insert(pending.ask.id.clone(), pending);
@@ -100,8 +103,10 @@ impl Core {
         let Some(run) = self.running.get_mut(&session) else {
             return Ok(());
         };
-        if self.approvals.contains_key(&ask.id) {
-            return Ok(()); // relayed again after a restart of the relay: still waiting
+        if let Some(pending) = self.approvals.get_mut(&ask.id) {
+            // Relayed again (by a new relay): still waiting, and its answer goes there now.
+            pending.answer = Answerer::Question(answer);
+            return Ok(());
         }
         let now = self.options.clock.now();
         let mut step = Step::default();
@@ -124,9 +129,17 @@ impl Core {
             session,
             ask,
             answer: Answerer::Question(answer),
+            asked: now,
             since: now,
         };
-        self.approvals.insert(pending.ask.id.clone(), pending);
+        let id = pending.ask.id.clone();
+        self.approvals.insert(id.clone(), pending);
+        if self.options.questions.mode == question::QuestionMode::Deny {
+            // A session made before questions were denied may still ask.
+            return self
+                .reject_by_policy(&id, "questions are denied ([engine] questions)")
+                .await;
+        }
         Ok(())
     }
 
@@ -214,10 +227,34 @@ impl Core {
         if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
             step.transition(event);
         }
-        step.batch.put_session(&run.session);
+        self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
         send(pending.answer, said);
         Ok(())
+    }
+
+    /// After one of its requests was settled: a session that still waits on another shows so
+    /// again (each decision stays its own transition in the control log).
+    fn still_asks(&mut self, session: SessionId, step: &mut Step, now: Timestamp) {
+        let other = self
+            .approvals
+            .values()
+            .filter(|p| p.session == session)
+            .min_by_key(|p| p.asked)
+            .map(|p| describe(&p.ask));
+        let Some(run) = self.running.get_mut(&session) else {
+            return;
+        };
+        if let Some(other) = other
+            && let Ok(event) = run.session.transition(
+                SessionStatus::WaitingApproval,
+                format!("still asks {other}"),
+                now,
+            )
+        {
+            step.transition(event);
+        }
+        step.batch.put_session(&run.session);
     }
 
     /// Reject the questions that waited longer than the policy allows, saying why.
@@ -258,7 +295,7 @@ impl Core {
         if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
             step.transition(event);
         }
-        step.batch.put_session(&run.session);
+        self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
         send(pending.answer, Said::Decision(Decision::Reject));
         Ok(())
@@ -310,7 +347,7 @@ impl Core {
     /// Requests still waiting for the operator.
     pub(super) fn pending_approvals(&self) -> Vec<(SessionId, Ask)> {
         let mut pending: Vec<&Pending> = self.approvals.values().collect();
-        pending.sort_by(|a, b| (a.since, &a.ask.id).cmp(&(b.since, &b.ask.id)));
+        pending.sort_by(|a, b| (a.asked, &a.ask.id).cmp(&(b.asked, &b.ask.id)));
         pending.iter().map(|p| (p.session, p.ask.clone())).collect()
     }
 }

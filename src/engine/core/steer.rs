@@ -43,10 +43,11 @@ impl Core {
         step.batch
             .put_session(&run.session)
             .put_checkpoint(&checkpoint);
-        let steer = run.steer.clone();
+        let permit = reserve(run.steer.as_ref())?;
         self.commit(step).await?;
         self.note(session, format!("operator: {text}"));
-        send(steer, Steer::Say { text, id }).await
+        permit.send(Steer::Say { text, id });
+        Ok(())
     }
 
     /// Stop what running session `session` does now, keeping the session for the next message.
@@ -70,10 +71,11 @@ impl Core {
         step.batch
             .put_session(&run.session)
             .put_checkpoint(&checkpoint);
-        let steer = run.steer.clone();
+        let permit = reserve(run.steer.as_ref())?;
         self.commit(step).await?;
         self.note(session, "operator: interrupt".into());
-        send(steer, Steer::Interrupt).await
+        permit.send(Steer::Interrupt);
+        Ok(())
     }
 
     /// The run of `session`, if the operator can steer it now.
@@ -93,8 +95,11 @@ impl Core {
                 "waits for an answer to its request: answer that first (the inbox, ocio approve or ocio answer)",
             ));
         }
-        if run.steer.is_none() {
-            return Err(not_now("has not started yet"));
+        if !matches!(
+            run.session.status,
+            SessionStatus::Running | SessionStatus::WaitingApproval | SessionStatus::Retrying
+        ) {
+            return Err(not_now("has not started yet: try again once it runs"));
         }
         Ok(run)
     }
@@ -111,14 +116,20 @@ impl Core {
     }
 }
 
-async fn send(
-    steer: Option<tokio::sync::mpsc::Sender<Steer>>,
-    word: Steer,
-) -> Result<(), EngineError> {
-    match steer {
-        Some(steer) if steer.send(word).await.is_ok() => Ok(()),
-        _ => Err(EngineError::NotSteerable(
-            "the session's run has just ended".into(),
-        )),
-    }
+/// Room for one word to the run, taken before anything is recorded: a run that has ended (or
+/// has not taken the last words yet) is refused, never told into the void.
+fn reserve(
+    steer: Option<&tokio::sync::mpsc::Sender<Steer>>,
+) -> Result<tokio::sync::mpsc::OwnedPermit<Steer>, EngineError> {
+    use tokio::sync::mpsc::error::TrySendError;
+    let steer =
+        steer.ok_or_else(|| EngineError::NotSteerable("the session has not started yet".into()))?;
+    steer.clone().try_reserve_owned().map_err(|e| {
+        EngineError::NotSteerable(match e {
+            TrySendError::Full(_) => {
+                "the session has not taken your last words yet: try again in a moment".into()
+            }
+            TrySendError::Closed(_) => "the session's run has just ended".into(),
+        })
+    })
 }

@@ -58,7 +58,9 @@ impl OpencodeRunner {
         let (mut unasked, mut stalled, mut away) = (0, 0, 0);
         loop {
             let progress = match &awaited {
-                Awaited::Word => Ok(Progress::Busy),
+                // Interrupted: nothing ends the run but the operator's word, a stop, or the
+                // session gone (checked, so a dead server does not hold the run forever).
+                Awaited::Word => self.progress(&dir, id, None).await.map(|_| Progress::Busy),
                 awaited => self.progress(&dir, id, awaited.message().as_deref()).await,
             };
             away = if progress.is_err() { away + 1 } else { 0 };
@@ -71,6 +73,12 @@ impl OpencodeRunner {
                     _ => return self.prompt(&job, &dir, id, stop).await,
                 },
                 Ok(Progress::Unasked) => unasked += 1,
+                Ok(Progress::Answered(..)) if let Some(word) = job.steering.try_next() => {
+                    // The operator said more just as it answered: that is followed now.
+                    awaited = self.steer(&dir, id, word).await;
+                    (unasked, stalled) = (0, 0);
+                    continue;
+                }
                 Ok(Progress::Answered(answer, usage)) => {
                     for part in &answer.parts {
                         let event = ServerEvent::PartUpdated { part: part.clone() };

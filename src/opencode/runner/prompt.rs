@@ -65,6 +65,10 @@ impl OpencodeRunner {
             session_id: remote.to_string(),
             directory: job.directory.clone(),
         };
+        // What the operator said while the answer came is followed, never dropped.
+        while let Some(word) = job.steering.try_next() {
+            awaited = self.steer(dir, remote, word).await;
+        }
         if awaited != Awaited::Prompt {
             // The operator steered it: the answer is the one to their last word, not this.
             let follow =

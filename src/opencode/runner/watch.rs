@@ -67,7 +67,7 @@ impl OpencodeRunner {
         remote: &str,
         watch: &mut Watch,
     ) {
-        let Ok(listed) = pending(&self.client, dir, remote, job.questions).await else {
+        let Ok(listed) = pending(&self.client, dir, remote).await else {
             return;
         };
         let listed_ids: HashSet<&str> = listed.iter().map(Asked::id).collect();
@@ -98,7 +98,9 @@ impl OpencodeRunner {
             ServerEvent::PermissionAsked(request) => {
                 self.relay(job, dir, Asked::Permission(request.clone()), watch);
             }
-            ServerEvent::QuestionAsked(request) if job.questions => {
+            // Relayed even when this run's session was made without the tool (the config
+            // changed since): the engine's policy answers it.
+            ServerEvent::QuestionAsked(request) => {
                 self.relay(job, dir, Asked::Question(request.clone()), watch);
             }
             ServerEvent::PermissionReplied { request_id, .. }
@@ -143,13 +145,8 @@ impl OpencodeRunner {
     }
 }
 
-/// The session's pending requests on its server: permissions, and questions when it may ask.
-async fn pending(
-    client: &Client,
-    dir: &str,
-    remote: &str,
-    questions: bool,
-) -> Result<Vec<Asked>, ClientError> {
+/// The session's pending requests on its server: permissions and questions.
+async fn pending(client: &Client, dir: &str, remote: &str) -> Result<Vec<Asked>, ClientError> {
     let mut listed: Vec<Asked> = client
         .permissions(dir)
         .await?
@@ -157,16 +154,14 @@ async fn pending(
         .filter(|p| p.session_id == remote)
         .map(Asked::Permission)
         .collect();
-    if questions {
-        listed.extend(
-            client
-                .questions(dir)
-                .await?
-                .into_iter()
-                .filter(|q| q.session_id == remote)
-                .map(Asked::Question),
-        );
-    }
+    listed.extend(
+        client
+            .questions(dir)
+            .await?
+            .into_iter()
+            .filter(|q| q.session_id == remote)
+            .map(Asked::Question),
+    );
     Ok(listed)
 }
 
@@ -234,7 +229,7 @@ impl Relay {
     /// not know, so an answer is never sent blindly): when it does not, the engine is told the
     /// answer was not sent.
     async fn still_asked(&self, remote: &str, id: &str) -> bool {
-        let listed = pending(&self.client, &self.dir, remote, self.job.questions).await;
+        let listed = pending(&self.client, &self.dir, remote).await;
         match listed {
             Ok(listed) if !listed.iter().any(|a| a.id() == id) => {
                 let why = "its server no longer has it (restarted?): the answer was not sent";

@@ -262,14 +262,15 @@ fn question_lines(app: &App, ask: &crate::engine::approval::Ask) -> Vec<Line<'st
         Span::styled(format!("  request {}  ", ask.short()), theme.title),
         Span::styled(keys, theme.muted),
     ])];
+    // The detail's paragraph trims leading spaces: options stand out by their numbers.
     for q in &ask.questions {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {}: ", q.header), theme.title),
+            Span::styled(format!("{}: ", q.header), theme.title),
             Span::raw(q.question.clone()),
         ]));
         for (i, choice) in q.options.iter().enumerate() {
             lines.push(Line::from(vec![
-                Span::styled(format!("    {} ", i + 1), theme.accent),
+                Span::styled(format!("[{}] ", i + 1), theme.accent),
                 Span::raw(choice.label.clone()),
                 Span::styled(format!("  {}", choice.description), theme.muted),
             ]));

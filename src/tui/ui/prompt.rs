@@ -21,7 +21,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
         " new task · {count} line{} ",
         if count == 1 { "" } else { "s" }
     );
-    draw_input(frame, app, editor, &title, Vec::new(), area);
+    draw_input(frame, app, editor, PREFIX, &title, Vec::new(), area);
 }
 
 /// A message to a running session.
@@ -43,7 +43,7 @@ pub(crate) fn draw_say(
         "the session reads it next; its answer to it becomes the task's result",
         app.theme.muted,
     )];
-    draw_input(frame, app, editor, &title, above, area);
+    draw_input(frame, app, editor, "message> ", &title, above, area);
 }
 
 /// The answer to a question: the questions and their numbered options above the editor.
@@ -80,21 +80,30 @@ pub(crate) fn draw_answer(frame: &mut Frame, app: &App, answering: &Answering, a
         answering.task,
         short_id(&answering.request)
     );
-    draw_input(frame, app, &answering.editor, &title, above, area);
+    draw_input(
+        frame,
+        app,
+        &answering.editor,
+        "answer> ",
+        &title,
+        above,
+        area,
+    );
 }
 
 fn draw_input(
     frame: &mut Frame,
     app: &App,
     editor: &Editor,
+    prefix: &'static str,
     title: &str,
     above: Vec<Line<'static>>,
     area: Rect,
 ) {
-    if area.height < 3 || area.width <= PREFIX.len() as u16 {
+    if area.height < 3 || area.width <= prefix.len() as u16 {
         return;
     }
-    let width = usize::from(area.width) - PREFIX.len();
+    let width = usize::from(area.width) - prefix.len();
     let (rows, cursor_row) = wrap(editor, width);
     let most = usize::from(area.height / 2).max(2);
     let shown = rows.len().min(most);
@@ -107,9 +116,9 @@ fn draw_input(
         .take(shown)
         .map(|(i, row)| {
             let prefix = if i == 0 {
-                Span::styled(PREFIX, theme.accent)
+                Span::styled(prefix, theme.accent)
             } else {
-                Span::raw(" ".repeat(PREFIX.len()))
+                Span::raw(" ".repeat(prefix.len()))
             };
             let Some(at) = row.cursor else {
                 return Line::from(vec![prefix, Span::raw(row.text)]);
