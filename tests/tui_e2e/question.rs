@@ -50,6 +50,7 @@ fn a_question_from_a_real_server_is_answered_from_the_room_with_keys() {
     );
     let room = Room::prepare("question", &config);
     std::fs::write(room.path("repo/colours.toml"), PLAN).unwrap();
+    // Wide enough for the approvals pane's ASKS column whole (at 120 it shows `questio`).
     let mut room = room.launch(160, 40);
     room.submit("colours.toml");
 
