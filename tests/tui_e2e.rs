@@ -10,6 +10,8 @@ mod support;
 
 #[path = "tui_e2e/notify.rs"]
 mod notify;
+#[path = "tui_e2e/question.rs"]
+mod question;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
