@@ -97,7 +97,7 @@ fn a_question_from_a_real_server_is_answered_from_the_room_with_keys() {
     let screen = room.wait_for("the question in the session's detail", |s| {
         s.contains("asks a question") && s.contains("Colour: Which colour should the button be?")
     });
-    for option in ["1 red", "2 blue"] {
+    for option in ["[1] red", "[2] blue"] {
         if !screen.contains(option) {
             room.fail(&format!("the detail does not number the option {option:?}"));
         }
