@@ -297,11 +297,9 @@ async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
         assert!(std::time::Instant::now() < deadline, "never prompted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Stopped at once: the run may not have passed the interrupt on to the server yet, and
+    // the next start must still make it so.
     engine.interrupt(session).await.unwrap();
-    next(&mut events, |e| {
-        matches!(e, EngineEvent::Transition(t) if t.cause.starts_with("interrupted by the operator"))
-    })
-    .await;
     engine.shutdown().await.unwrap();
     store.close().await;
 

@@ -88,6 +88,11 @@ fn resolve_one(
         Answer::Text(text) if text.trim().is_empty() => Err(BadAnswer(format!(
             "the answer to question {number} is empty: pick an option or type an answer"
         ))),
+        Answer::Text(_) if !question.custom => Err(BadAnswer(format!(
+            "question {number} ({}) takes one of its options, not a text: {}",
+            question.header,
+            numbered(&question.options)
+        ))),
         Answer::Text(text) => Ok(vec![text.trim().to_string()]),
         Answer::Pick(picks) if picks.is_empty() => {
             Err(BadAnswer(format!("no option picked for question {number}")))
@@ -238,6 +243,17 @@ mod tests {
         assert!(err.contains("1 question(s) and 0 answer(s)"), "{err}");
         let err = resolve(&q, &[Answer::Text("  ".into())]).unwrap_err().0;
         assert!(err.contains("empty"), "{err}");
+        let options_only = QuestionItem {
+            custom: false,
+            ..colour()
+        };
+        let err = resolve(&[options_only], &[Answer::Text("green".into())])
+            .unwrap_err()
+            .0;
+        assert!(
+            err.contains("takes one of its options") && err.contains("1 red"),
+            "{err}"
+        );
         let several = QuestionItem {
             multiple: true,
             ..colour()

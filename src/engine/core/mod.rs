@@ -26,6 +26,8 @@ mod tasks;
 mod workspace;
 
 #[cfg(test)]
+mod approvals_tests;
+#[cfg(test)]
 mod model_tests;
 
 use std::collections::HashMap;

@@ -159,6 +159,14 @@ impl Runner for OpencodeRunner {
                 Some(Steer::Say { id, text }) => Awaited::Said { id, text },
                 None => Awaited::Prompt,
             };
+            if awaited == Awaited::Word {
+                // The last engine may have stopped before its run passed the interrupt on:
+                // the step is aborted now (harmless on a session already idle).
+                let dir = remote.directory.to_string_lossy().into_owned();
+                if let Err(e) = this.client.abort(&dir, &remote.session_id).await {
+                    tracing::warn!(remote = %remote.session_id, error = %e, "could not interrupt the re-attached session");
+                }
+            }
             this.follow_awaiting(job, remote, stop, awaited, None).await
         }))
     }
