@@ -1285,3 +1285,43 @@ async fn a_failed_attempts_diff_is_its_own_not_the_next_attempts() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Issue "Land the work": a task whose session changed nothing is reported as such, not as
+/// merged: no `Merged` event, its transition says it changed nothing, and its context says
+/// `unchanged`; a task beside it that wrote a file merges as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_changed_nothing_is_said_to_have_changed_nothing_not_merged() {
+    let (repo, dir, engine, _store) = setup(2, 100).await;
+    let mut events = engine.subscribe();
+    let body = "[[tasks]]\nid = \"idle\"\nprompt = \"look, do not touch\"\n[[tasks]]\nid = \"write\"\nprompt = 'SIM-WRITE notes.txt hi\\n'\n";
+    let plan_id = engine
+        .submit_plan(plan(dir.path(), &repo, "quiet", body))
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: true,
+                done: 2,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(
+        merged_keys(&seen),
+        ["write"],
+        "only the task with work merged"
+    );
+    let idle = cause_of(&seen, "idle", TaskStatus::Done).unwrap();
+    assert_eq!(idle, "changed nothing: no work to merge");
+    let write = cause_of(&seen, "write", TaskStatus::Done).unwrap();
+    assert_eq!(write, "merged into the integration branch");
+    let context = engine.context(plan_id).await.unwrap();
+    let of = |key: &str| context.iter().find(|c| c.key == key).unwrap().merge.clone();
+    assert_eq!(of("idle"), MergeState::Unchanged);
+    assert!(matches!(of("write"), MergeState::Merged { .. }));
+    engine.shutdown().await.unwrap();
+}

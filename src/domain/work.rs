@@ -73,6 +73,8 @@ pub enum MergeState {
     Resolving { files: Vec<String> },
     /// On the integration branch, which was at `commit` after the merge.
     Merged { commit: String },
+    /// Its session completed without changing a file: nothing was merged.
+    Unchanged,
     /// The merge conflicted in `files` and was aborted; `policy` says what followed (`retry`:
     /// the task runs again on top of the integration branch; `manual` or a failed resolver:
     /// the task waits for the operator).
@@ -88,6 +90,7 @@ impl std::fmt::Display for MergeState {
         match self {
             Self::None => f.write_str("nothing to merge (no worktrees)"),
             Self::Pending => f.write_str("waiting to be merged"),
+            Self::Unchanged => f.write_str("changed nothing: no work to merge"),
             Self::Resolving { files } => {
                 write!(
                     f,

@@ -212,8 +212,14 @@ impl Core {
             }
             GitDone::Merge { plan, key, end } => match end {
                 MergeEnd::Merged { commit } => {
-                    self.merged(plan, &key, commit, "merged into the integration branch")
-                        .await
+                    let cause = "merged into the integration branch";
+                    self.merged(plan, &key, commit, cause, true).await
+                }
+                // Nothing to merge: the attempt changed nothing (or, after a restart, its
+                // merge was done before it was recorded).
+                MergeEnd::UpToDate { commit } => {
+                    let cause = "merged into the integration branch";
+                    self.merged(plan, &key, commit, cause, false).await
                 }
                 MergeEnd::Conflicted { files } => self.conflicted(plan, &key, files).await,
                 MergeEnd::Failed { error } => {
@@ -230,7 +236,7 @@ impl Core {
                 cancelled,
             } => match end {
                 ResolvedEnd::Concluded { commit } => {
-                    self.merged(plan, &key, commit, "merged after a resolver session")
+                    self.merged(plan, &key, commit, "merged after a resolver session", true)
                         .await
                 }
                 // A merge that could not be aborted is a failure whatever the operator asked:
@@ -273,6 +279,7 @@ impl Core {
         key: &str,
         commit: String,
         cause: &str,
+        merged_now: bool,
     ) -> Result<(), EngineError> {
         let now = self.now();
         let mut step = Step::default();
@@ -289,18 +296,33 @@ impl Core {
             return self.commit(step).await;
         };
         let task_id = task.id;
+        // Nothing merged for an attempt that left no commit: it changed nothing, said so.
+        let changed = merged_now
+            || self
+                .contexts
+                .get(&task_id)
+                .is_none_or(|c| c.commit.is_some());
         if let Some(context) = self.contexts.get_mut(&task_id) {
-            context.merge = MergeState::Merged {
-                commit: commit.clone(),
+            context.merge = match changed {
+                true => MergeState::Merged {
+                    commit: commit.clone(),
+                },
+                false => MergeState::Unchanged,
             };
             step.batch.put_context(context);
         }
-        step.events.push(EngineEvent::Merged {
-            plan,
-            task: task_id,
-            key: key.to_string(),
-            commit,
-        });
+        let cause = match changed {
+            true => cause,
+            false => "changed nothing: no work to merge",
+        };
+        if changed {
+            step.events.push(EngineEvent::Merged {
+                plan,
+                task: task_id,
+                key: key.to_string(),
+                commit,
+            });
+        }
         let mark = step.events.len();
         step.transition(state.graph.transition(key, TaskStatus::Done, cause, now)?);
         for event in state.graph.promote_dependents(key, now)? {

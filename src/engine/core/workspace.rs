@@ -410,8 +410,10 @@ async fn in_worktree(
 /// How a task's merge ended.
 #[derive(Debug)]
 pub(super) enum MergeEnd {
-    /// Merged, or there already: the integration branch's commit after it.
+    /// Merged: the integration branch's commit after it.
     Merged { commit: String },
+    /// The task's branch held nothing the integration branch lacks: its commit as it is.
+    UpToDate { commit: String },
     /// Git stopped on conflicts in these files.
     Conflicted { files: Vec<String> },
     /// Git could not merge it (why).
@@ -427,13 +429,15 @@ pub(super) fn merge_task(
     on_conflict: OnConflict,
     policy: CleanupPolicy,
 ) -> Result<MergeEnd, WorkspaceError> {
-    let commit = match workspace.merge(plan, task, on_conflict)? {
-        MergeOutcome::Merged { commit } => commit,
-        MergeOutcome::UpToDate => workspace.head(&workspace.integration_path(plan))?,
+    let end = match workspace.merge(plan, task, on_conflict)? {
+        MergeOutcome::Merged { commit } => MergeEnd::Merged { commit },
+        MergeOutcome::UpToDate => MergeEnd::UpToDate {
+            commit: workspace.head(&workspace.integration_path(plan))?,
+        },
         MergeOutcome::Conflict { files } => return Ok(MergeEnd::Conflicted { files }),
     };
     tidy_merged(workspace, plan, task, policy);
-    Ok(MergeEnd::Merged { commit })
+    Ok(end)
 }
 
 /// After a task's merge: its worktree and branch go by `policy` (blocking), so worktrees do
