@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "worktrees/ready.rs"]
+mod ready;
+
 use ocio::engine::EngineApi;
 use std::path::Path;
 use std::time::Duration;

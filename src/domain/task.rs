@@ -112,6 +112,9 @@ pub struct Task {
     /// The agent the task is pinned to; any agent with its capabilities when unset.
     #[serde(default)]
     pub(crate) agent: Option<AgentName>,
+    /// The check run after this task's merge instead of the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) check: Option<String>,
 }
 
 impl Task {
@@ -142,6 +145,7 @@ impl Task {
             locks: BTreeSet::new(),
             files: BTreeSet::new(),
             agent: None,
+            check: None,
         }
     }
 
@@ -283,6 +287,52 @@ pub(crate) struct PlanSettings {
     /// What happens to its worktrees when it has finished; the engine's default when unset.
     #[serde(default)]
     pub(crate) cleanup: Option<CleanupPolicy>,
+    /// Commands run (`sh -c`, in order) in each new task worktree before its session starts;
+    /// one that fails fails the attempt with its output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) setup: Vec<String>,
+    /// Repository-relative paths of git-ignored files or directories (`.env`,
+    /// `node_modules`) copied from the checkout into each new task worktree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) copy: Vec<String>,
+    /// The command run (`sh -c`) in the integration worktree after each merge; a task's own
+    /// `check` replaces it for that task's merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) check: Option<String>,
+    /// What a failing check leads to.
+    #[serde(default)]
+    pub(crate) on_check_failure: CheckFailurePolicy,
+}
+
+/// What happens when the plan's check fails after a task's merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckFailurePolicy {
+    /// A fix session gets the check's output and works on top of the integration branch,
+    /// a bounded number of times.
+    Fix,
+    /// The merge is reverted and the task runs again with the check's output.
+    #[default]
+    Revert,
+    /// The plan stops merging and waits for the operator.
+    Manual,
+}
+
+impl CheckFailurePolicy {
+    pub(crate) const ALL: [Self; 3] = [Self::Fix, Self::Revert, Self::Manual];
+
+    /// The word used in plan files.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::Fix => "fix",
+            Self::Revert => "revert",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub(crate) fn from_text(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|policy| policy.text() == text)
+    }
 }
 
 fn worktrees_by_default() -> bool {
@@ -296,6 +346,10 @@ impl Default for PlanSettings {
             worktrees: worktrees_by_default(),
             base: None,
             cleanup: None,
+            setup: Vec::new(),
+            copy: Vec::new(),
+            check: None,
+            on_check_failure: CheckFailurePolicy::default(),
         }
     }
 }

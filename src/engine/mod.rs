@@ -21,6 +21,7 @@ pub mod question;
 mod rooms;
 pub(crate) mod routing;
 pub(crate) mod runner;
+mod shell;
 mod simulated;
 pub mod view;
 

@@ -12,7 +12,7 @@ use super::error::{PlanError, Source, did_you_mean};
 use super::raw::{RawHeader, RawTaskAt};
 use super::{HeaderOrigin, TaskOrigin, TaskSpec};
 use crate::domain::AgentName;
-use crate::domain::task::{CleanupPolicy, ConflictPolicy, PlanSettings};
+use crate::domain::task::{CheckFailurePolicy, CleanupPolicy, ConflictPolicy, PlanSettings};
 use crate::text::shown;
 
 /// The header with its rules applied: name, repo as written, settings, where they are.
@@ -31,6 +31,8 @@ pub(super) fn header(
             .as_ref()
             .map(|base| source.line_column(base.span().start)),
     };
+    let mut settings = PlanSettings::default();
+    workflow(source, &header, &mut settings, errors);
     let unreadable = &header.unreadable;
     let mut required = |value: Option<Spanned<String>>, key: &str, example: &str| match value {
         None if unreadable.contains(key) => String::new(),
@@ -58,7 +60,6 @@ pub(super) fn header(
     };
     let name = required(header.name, "name", "\"add-pagination\"");
     let repo = required(header.repo, "repo", "\".\"");
-    let mut settings = PlanSettings::default();
     if let Some(conflicts) = header.conflicts {
         let words = ConflictPolicy::ALL.map(ConflictPolicy::text);
         match ConflictPolicy::from_text(conflicts.get_ref()) {
@@ -99,6 +100,7 @@ pub(super) fn header(
     if let Some(worktrees) = header.worktrees {
         settings.worktrees = worktrees;
     }
+
     if let Some(base) = header.base {
         if is_branch_name(base.get_ref()) {
             settings.base = Some(base.into_inner());
@@ -118,6 +120,98 @@ pub(super) fn header(
         }
     }
     (name, PathBuf::from(repo), settings, origin)
+}
+
+/// The keys about what is done around the sessions: `setup` and `copy` for each new task
+/// worktree, `check` and `on_check_failure` after each merge.
+fn workflow(
+    source: Source<'_>,
+    header: &RawHeader,
+    settings: &mut PlanSettings,
+    errors: &mut Vec<PlanError>,
+) {
+    let without_worktrees = header.worktrees == Some(false);
+    let spans = header.setup.iter().chain(&header.copy).map(Spanned::span);
+    let first = spans.clone().next();
+    if let (true, Some(span)) = (without_worktrees, first) {
+        errors.push(
+            source
+                .error(
+                    span,
+                    "`setup` and `copy` prepare new worktrees, and this plan has `worktrees = false`",
+                )
+                .at_field(if header.setup.is_empty() { "copy" } else { "setup" })
+                .with_hint(Some(
+                    "remove them (the sessions share the checkout as it is), or `worktrees = false`"
+                        .into(),
+                )),
+        );
+    }
+    for command in header
+        .setup
+        .iter()
+        .filter(|c| c.get_ref().trim().is_empty())
+    {
+        errors.push(
+            source
+                .error(command.span(), "a `setup` command is empty")
+                .at_field("setup")
+                .with_hint(Some("write a shell command, e.g. \"npm ci\"".into())),
+        );
+    }
+    for path in header.copy.iter().filter(|p| !is_repo_path(p.get_ref())) {
+        let message = format!(
+            "copy {:?} is not a path inside the repository",
+            shown(path.get_ref())
+        );
+        errors.push(
+            source
+                .error(path.span(), message)
+                .at_field("copy")
+                .with_hint(Some(
+                    "write it relative to the repository root, e.g. \".env\"".into(),
+                )),
+        );
+    }
+    settings.setup = header.setup.iter().map(|c| c.get_ref().clone()).collect();
+    settings.copy = header.copy.iter().map(|p| p.get_ref().clone()).collect();
+    settings.check = check_command(source, header.check.as_ref(), None, errors);
+    if let Some(policy) = &header.on_check_failure {
+        let words = CheckFailurePolicy::ALL.map(CheckFailurePolicy::text);
+        match CheckFailurePolicy::from_text(policy.get_ref()) {
+            Some(policy) => settings.on_check_failure = policy,
+            None => errors.push(not_one_of(
+                source,
+                policy,
+                "on_check_failure",
+                "a check failure policy",
+                &words,
+            )),
+        }
+    }
+}
+
+/// A `check` command (the plan's, or task `task`'s): a non-empty shell command.
+fn check_command(
+    source: Source<'_>,
+    check: Option<&Spanned<String>>,
+    task: Option<&str>,
+    errors: &mut Vec<PlanError>,
+) -> Option<String> {
+    let check = check?;
+    if check.get_ref().trim().is_empty() {
+        errors.push(
+            source
+                .error(check.span(), "`check` is empty")
+                .in_task(task)
+                .at_field("check")
+                .with_hint(Some(
+                    "write the command that tests the merged work, e.g. \"cargo test\", or remove `check`".into(),
+                )),
+        );
+        return None;
+    }
+    Some(check.get_ref().clone())
 }
 
 /// `key = "value"` where the value is none of `words`: said with the closest word or the list.
@@ -309,6 +403,7 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
                 }
             });
     errors.extend(found);
+    let check = check_command(source, raw.check.as_ref(), label, errors);
     let strings = |values: &[Spanned<String>]| -> BTreeSet<String> {
         values.iter().map(|value| value.get_ref().clone()).collect()
     };
@@ -336,6 +431,7 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
         locks: strings(&raw.locks),
         files: strings(&raw.files),
         agent,
+        check,
         origin: TaskOrigin {
             at,
             capabilities: raw

@@ -577,3 +577,42 @@ fn did_you_mean_picks_the_closest_likely_typo() {
     assert_eq!(closest("review", ids), None);
     assert_eq!(closest("design", ids), None, "an exact match is no typo");
 }
+
+#[test]
+fn setup_copy_and_check_are_checked_where_they_are_written() {
+    let head = "name = \"p\"\nrepo = \".\"\n";
+    let task = "[[tasks]]\nid = \"a\"\nprompt = \"p\"\n";
+    let error = only(&format!(
+        "{head}worktrees = false\nsetup = [\"npm ci\"]\n{task}"
+    ));
+    assert_eq!(place(&error), (4, 10, None, Some("setup")));
+    assert!(error.message.contains("`worktrees = false`"), "{error}");
+    let error = only(&format!("{head}copy = [\".env\", \"../secrets\"]\n{task}"));
+    assert_eq!(place(&error), (3, 17, None, Some("copy")));
+    assert!(
+        error
+            .message
+            .contains("\"../secrets\" is not a path inside"),
+        "{error}"
+    );
+    let error = only(&format!("{head}setup = [\" \"]\n{task}"));
+    assert_eq!(place(&error), (3, 10, None, Some("setup")));
+    let error = only(&format!("{head}on_check_failure = \"fixx\"\n{task}"));
+    assert_eq!(place(&error), (3, 20, None, Some("on_check_failure")));
+    assert_eq!(error.hint.as_deref(), Some("did you mean \"fix\"?"));
+    let error = only(&format!("{head}{task}check = \"\"\n"));
+    assert_eq!(place(&error), (6, 9, Some("a"), Some("check")));
+    let file = PlanFile::parse(
+        &format!("{head}setup = [\"npm ci\"]\ncopy = [\".env\"]\ncheck = \"npm test\"\non_check_failure = \"fix\"\n{task}check = \"npm run lint\"\n"),
+        Path::new("add.toml"),
+    )
+    .unwrap();
+    assert_eq!(file.settings.setup, ["npm ci"]);
+    assert_eq!(file.settings.copy, [".env"]);
+    assert_eq!(file.settings.check.as_deref(), Some("npm test"));
+    assert_eq!(
+        file.settings.on_check_failure,
+        crate::domain::task::CheckFailurePolicy::Fix
+    );
+    assert_eq!(file.tasks[0].check.as_deref(), Some("npm run lint"));
+}

@@ -73,6 +73,8 @@ pub struct TaskSpec {
     pub(crate) locks: BTreeSet<String>,
     pub(crate) files: BTreeSet<String>,
     pub(crate) agent: Option<AgentName>,
+    /// Run after this task's merge instead of the plan's `check`.
+    pub(crate) check: Option<String>,
     /// Where the entry and its checked-later values are written.
     origin: TaskOrigin,
 }
@@ -213,6 +215,7 @@ impl PlanFile {
                 task.locks = spec.locks;
                 task.files = spec.files;
                 task.agent = spec.agent;
+                task.check = spec.check;
                 task
             })
             .collect();

@@ -20,6 +20,10 @@ pub(super) const PLAN_KEYS: &[&str] = &[
     "worktrees",
     "base",
     "cleanup",
+    "setup",
+    "copy",
+    "check",
+    "on_check_failure",
     "tasks",
 ];
 /// The keys of a `[[tasks]]` entry.
@@ -35,6 +39,7 @@ pub(super) const TASK_KEYS: &[&str] = &[
     "locks",
     "files",
     "agent",
+    "check",
 ];
 
 /// The plan header as written. Everything is optional here so that a missing key is reported
@@ -47,6 +52,10 @@ pub(super) struct RawHeader {
     pub(super) worktrees: Option<bool>,
     pub(super) base: Option<Spanned<String>>,
     pub(super) cleanup: Option<Spanned<String>>,
+    pub(super) setup: Vec<Spanned<String>>,
+    pub(super) copy: Vec<Spanned<String>>,
+    pub(super) check: Option<Spanned<String>>,
+    pub(super) on_check_failure: Option<Spanned<String>>,
     /// Keys that are there but could not be read (already reported).
     pub(super) unreadable: BTreeSet<&'static str>,
 }
@@ -65,6 +74,7 @@ pub(super) struct RawTask {
     pub(super) locks: Vec<Spanned<String>>,
     pub(super) files: Vec<Spanned<String>>,
     pub(super) agent: Option<Spanned<String>>,
+    pub(super) check: Option<Spanned<String>>,
     /// Keys that are there but could not be read (already reported).
     pub(super) unreadable: BTreeSet<&'static str>,
 }
@@ -113,6 +123,10 @@ pub(super) fn read(source: Source<'_>) -> Result<RawPlan, PlanErrors> {
         worktrees: root.take("worktrees"),
         base: root.take("base"),
         cleanup: root.take("cleanup"),
+        setup: root.take("setup").unwrap_or_default(),
+        copy: root.take("copy").unwrap_or_default(),
+        check: root.take("check"),
+        on_check_failure: root.take("on_check_failure"),
         unreadable: BTreeSet::new(),
     };
     header.unreadable = root.unreadable;
@@ -182,6 +196,7 @@ fn read_task(source: Source<'_>, index: usize, item: Spanned<DeValue<'_>>, plan:
         locks: keys.take("locks").unwrap_or_default(),
         files: keys.take("files").unwrap_or_default(),
         agent: keys.take("agent"),
+        check: keys.take("check"),
         unreadable: BTreeSet::new(),
     };
     task.unreadable = keys.unreadable;

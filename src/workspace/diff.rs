@@ -15,9 +15,7 @@ pub(crate) fn enclosing_repository(dir: &Path) -> Option<PathBuf> {
 
 /// `dir`'s changes against its `HEAD`, new untracked files included (as added files).
 pub(crate) fn worktree_diff(dir: &Path) -> Result<String, WorkspaceError> {
-    let git = Git {
-        repo: dir.to_path_buf(),
-    };
+    let git = Git::reader(dir);
     let mut text = git.run(dir, &["diff", "--no-color", "HEAD"])?;
     let untracked = git.run(dir, &["ls-files", "--others", "--exclude-standard"])?;
     for file in untracked.lines().filter(|l| !l.is_empty()) {
@@ -34,9 +32,7 @@ pub(crate) fn worktree_diff(dir: &Path) -> Result<String, WorkspaceError> {
 
 /// What `commit` changed, with its hash and subject first.
 pub(crate) fn commit_diff(repo: &Path, commit: &str) -> Result<String, WorkspaceError> {
-    let git = Git {
-        repo: repo.to_path_buf(),
-    };
+    let git = Git::reader(repo);
     git.run(
         repo,
         &[

@@ -1,16 +1,76 @@
 //! Running the `git` command line for ocio's worktree work, and what goes wrong doing it.
 //!
 //! Every command runs with a clean git environment (no inherited `GIT_DIR` and friends), no
-//! terminal prompts, hooks off, signing off, and ocio's own identity (`ocio <ocio@localhost>`),
-//! so it works the same on a machine without any git config and never waits for input.
+//! terminal prompts, hooks off and signing off, so it works the same on every machine and never
+//! waits for input. Commits are made as the repository's configured author (read once, as git
+//! itself would: `GIT_AUTHOR_*`, then the repository's and the user's `user.name`/`user.email`),
+//! or as `ocio <ocio@localhost>` where none is configured.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The author and committer of every commit ocio makes.
+/// The author and committer of the commits ocio makes where the repository names none.
 pub(crate) const AUTHOR_NAME: &str = "ocio";
 pub(crate) const AUTHOR_EMAIL: &str = "ocio@localhost";
+
+/// Who commits: the repository's configured author, or ocio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Author {
+    pub(crate) name: String,
+    pub(crate) email: String,
+}
+
+impl Author {
+    pub(crate) fn ocio() -> Self {
+        Self {
+            name: AUTHOR_NAME.into(),
+            email: AUTHOR_EMAIL.into(),
+        }
+    }
+
+    /// Whether this is ocio's own identity (nobody configured one).
+    pub(crate) fn is_ocio(&self) -> bool {
+        *self == Self::ocio()
+    }
+
+    /// The author git would use in `repo` when told to use configured identities only
+    /// (`user.useConfigOnly`: no name guessed from the login and host), else ocio.
+    pub(super) fn configured(repo: &Path) -> Self {
+        Self::configured_with(repo, &[])
+    }
+
+    /// [`Self::configured`] with `env` added to git's environment.
+    pub(super) fn configured_with(repo: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("git");
+        command
+            .current_dir(repo)
+            .args(["-c", "user.useConfigOnly=true", "var", "GIT_AUTHOR_IDENT"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .envs(env.iter().copied());
+        clean_environment(&mut command);
+        let ident = command
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned());
+        ident
+            .as_deref()
+            .and_then(Self::from_ident)
+            .unwrap_or_else(Self::ocio)
+    }
+
+    /// `Name <email> 1700000000 +0000` (git's ident line) as an author.
+    pub(super) fn from_ident(ident: &str) -> Option<Self> {
+        let (name, rest) = ident.split_once('<')?;
+        let (email, _) = rest.split_once('>')?;
+        let (name, email) = (name.trim(), email.trim());
+        (!name.is_empty() && !email.is_empty()).then(|| Self {
+            name: name.into(),
+            email: email.into(),
+        })
+    }
+}
 
 /// What went wrong in a workspace operation: each names the repository and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +155,14 @@ pub enum WorkspaceError {
         "in repository {repo}: no merge is in progress in {path}\nhint: nothing to conclude; merge the task first"
     )]
     NoMergeInProgress { repo: PathBuf, path: PathBuf },
+    #[error(
+        "in repository {repo}: `copy` names {path}, which is not in the checkout\nhint: make it there first (e.g. `cp .env.example .env`), or remove it from the plan's `copy`"
+    )]
+    CopyMissing { repo: PathBuf, path: String },
+    #[error(
+        "in repository {repo}: `copy` names {path}, which git does not ignore, so it would be committed with the task's work\nhint: add it to .gitignore, or remove it from the plan's `copy` (tracked files are in every worktree already)"
+    )]
+    CopyNotIgnored { repo: PathBuf, path: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -117,10 +185,43 @@ impl WorkspaceError {
 pub(super) struct Git {
     /// The repository's top level (named in errors).
     pub(super) repo: PathBuf,
+    /// Who the commits made through [`Self::run`], [`Self::exec`] and friends are by.
+    pub(super) author: Author,
+}
+
+/// Removes what a caller's git environment would redirect git to (another repository, index,
+/// object store...).
+fn clean_environment(command: &mut Command) {
+    for inherited in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_CEILING_DIRECTORIES",
+    ] {
+        command.env_remove(inherited);
+    }
 }
 
 impl Git {
-    /// A git command in `dir` with ocio's environment.
+    /// For read-only work in `repo` (commits, if any, are ocio's).
+    pub(super) fn reader(repo: &Path) -> Self {
+        Self {
+            repo: repo.to_path_buf(),
+            author: Author::ocio(),
+        }
+    }
+
+    /// For `repo`, committing as its configured author.
+    pub(super) fn for_repository(repo: PathBuf) -> Self {
+        let author = Author::configured(&repo);
+        Self { repo, author }
+    }
+
+    /// A git command in `dir` with ocio's environment, committing as ocio.
     fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
         let mut command = Command::new("git");
         command
@@ -148,19 +249,26 @@ impl Git {
             .env("GIT_COMMITTER_NAME", AUTHOR_NAME)
             .env("GIT_COMMITTER_EMAIL", AUTHOR_EMAIL)
             .env("LC_ALL", "C");
-        for inherited in [
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-            "GIT_INDEX_FILE",
-            "GIT_OBJECT_DIRECTORY",
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-            "GIT_COMMON_DIR",
-            "GIT_NAMESPACE",
-            "GIT_CEILING_DIRECTORIES",
-        ] {
-            command.env_remove(inherited);
-        }
+        clean_environment(&mut command);
         command
+    }
+
+    /// Runs git in `dir`, committing as this repository's author, and returns its output
+    /// whatever the exit status.
+    pub(super) fn exec<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+    ) -> Result<Output, WorkspaceError> {
+        Self::command(dir, args)
+            .env("GIT_AUTHOR_NAME", &self.author.name)
+            .env("GIT_AUTHOR_EMAIL", &self.author.email)
+            .env("GIT_COMMITTER_NAME", &self.author.name)
+            .env("GIT_COMMITTER_EMAIL", &self.author.email)
+            .output()
+            .map_err(|err| WorkspaceError::GitMissing {
+                reason: err.to_string(),
+            })
     }
 
     /// Runs git in `dir` and returns its output whatever the exit status.
@@ -182,7 +290,7 @@ impl Git {
         dir: &Path,
         args: &[S],
     ) -> Result<String, WorkspaceError> {
-        let output = Self::output(dir, args)?;
+        let output = self.exec(dir, args)?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout)
                 .trim_end()
@@ -198,7 +306,7 @@ impl Git {
         dir: &Path,
         args: &[S],
     ) -> Result<bool, WorkspaceError> {
-        let output = Self::output(dir, args)?;
+        let output = self.exec(dir, args)?;
         match output.status.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
@@ -212,7 +320,7 @@ impl Git {
         dir: &Path,
         args: &[S],
     ) -> Result<Vec<String>, WorkspaceError> {
-        let output = Self::output(dir, args)?;
+        let output = self.exec(dir, args)?;
         if !output.status.success() {
             return Err(self.failed(dir, args, &output));
         }

@@ -55,7 +55,7 @@ impl Workspace {
         }
         let message = format!("ocio: merge task {task} of plan {plan}\n\nbranch {branch}");
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &tip];
-        let output = super::git::Git::output(&path, &args)?;
+        let output = self.git.exec(&path, &args)?;
         if output.status.success() {
             let commit = self.git.run(&path, &["rev-parse", "HEAD"])?;
             self.mark_merged(plan, task, &tip)?;

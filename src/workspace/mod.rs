@@ -22,6 +22,7 @@ mod git;
 mod merge;
 pub(crate) mod names;
 pub(crate) mod overlap;
+mod prepare;
 mod record;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub(crate) use cleanup::CleanupPolicy;
 pub(crate) use diff::{commit_diff, enclosing_repository, worktree_diff};
+pub(crate) use git::Author;
 pub use git::WorkspaceError;
 pub use merge::{MergeOutcome, OnConflict};
 
@@ -109,7 +111,7 @@ impl Workspace {
         std::fs::create_dir_all(&root).map_err(WorkspaceError::io(&root))?;
         let root = root.canonicalize().map_err(WorkspaceError::io(&root))?;
         Ok(Self {
-            git: Git { repo: top },
+            git: Git::for_repository(top),
             root,
             lock: Arc::new(Mutex::new(())),
         })
@@ -443,6 +445,11 @@ impl Workspace {
     pub(crate) fn changed_since(&self, dir: &Path, base: &str) -> Result<Vec<String>> {
         let _guard = self.guard();
         self.changed(dir, base)
+    }
+
+    /// Who the commits ocio makes in this repository are by.
+    pub(crate) fn author(&self) -> &git::Author {
+        &self.git.author
     }
 
     /// The commit checked out in `dir`.

@@ -251,8 +251,10 @@ fn changed_files_see_committed_staged_unstaged_new_and_deleted_files() {
 }
 
 #[test]
-fn commit_all_commits_as_ocio_without_any_git_config() {
+fn commit_all_commits_as_the_repositorys_author() {
     let fx = Fixture::new();
+    fx.git(&["config", "user.name", "Ada Lovelace"]);
+    fx.git(&["config", "user.email", "ada@example.org"]);
     let ws = fx.workspace();
     ws.ensure_integration("p", None).unwrap();
     let task = ws.create_worktree("p", "t", 1).unwrap();
@@ -262,11 +264,90 @@ fn commit_all_commits_as_ocio_without_any_git_config() {
     let commit = ws.commit_all(&task.path, "task t: done").unwrap().unwrap();
     let author = git_in(
         &task.path,
-        &["log", "-1", "--format=%an <%ae>|%cn|%s", &commit],
+        &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%s", &commit],
     );
-    assert_eq!(author, "ocio <ocio@localhost>|ocio|task t: done");
+    assert_eq!(
+        author,
+        "Ada Lovelace <ada@example.org>|Ada Lovelace <ada@example.org>|task t: done"
+    );
     assert_eq!(git_in(&task.path, &["status", "--porcelain"]), "");
     assert_eq!(ws.changed_files(&task.path).unwrap(), ["a.txt", "lib.txt"]);
+}
+
+#[test]
+fn without_any_git_identity_commits_are_ocios() {
+    let fx = Fixture::new();
+    let nothing = [
+        ("GIT_CONFIG_GLOBAL", "/dev/null"),
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+    ];
+    assert_eq!(Author::configured_with(&fx.repo, &nothing), Author::ocio());
+    fx.git(&["config", "user.name", "Ada"]);
+    assert_eq!(
+        Author::configured_with(&fx.repo, &nothing),
+        Author::ocio(),
+        "a name without an email is no identity"
+    );
+    fx.git(&["config", "user.email", "ada@example.org"]);
+    let ada = Author::configured_with(&fx.repo, &nothing);
+    assert_eq!(
+        (ada.name.as_str(), ada.email.as_str()),
+        ("Ada", "ada@example.org")
+    );
+    assert!(!ada.is_ocio());
+    assert_eq!(
+        Author::from_ident("Bo B <bo@x.org> 1700000000 +0100"),
+        Some(Author {
+            name: "Bo B".into(),
+            email: "bo@x.org".into()
+        })
+    );
+    assert_eq!(Author::from_ident("<bo@x.org> 1 +0000"), None);
+}
+
+#[test]
+fn copy_brings_ignored_files_and_refuses_others() {
+    let fx = Fixture::new();
+    std::fs::write(fx.repo.join(".gitignore"), ".env\nnode_modules/\n").unwrap();
+    fx.git(&["add", ".gitignore"]);
+    fx.git(&["commit", "-q", "-m", "ignore"]);
+    write(&fx.repo, ".env", "SECRET=1\n");
+    write(&fx.repo, "node_modules/left-pad/index.js", "pad\n");
+    std::os::unix::fs::symlink("left-pad", fx.repo.join("node_modules/pad")).unwrap();
+    write(&fx.repo, "notes.txt", "untracked, not ignored\n");
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let task = ws.create_worktree("p", "t", 1).unwrap();
+    let paths = |list: &[&str]| list.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    for (refused, wanted) in [
+        ("notes.txt", "git does not ignore"),
+        ("lib.txt", "git does not ignore"),
+        ("missing.env", "not in the checkout"),
+    ] {
+        let err = ws
+            .copy_ignored(&task.path, &paths(&[".env", refused]))
+            .unwrap_err();
+        assert!(err.to_string().contains(wanted), "{refused}: {err}");
+        assert!(
+            !task.path.join(".env").exists(),
+            "nothing copied before refusing"
+        );
+    }
+    ws.copy_ignored(&task.path, &paths(&[".env", "node_modules"]))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(task.path.join(".env")).unwrap(),
+        "SECRET=1\n"
+    );
+    let pad = task.path.join("node_modules/pad");
+    assert_eq!(std::fs::read_link(&pad).unwrap(), Path::new("left-pad"));
+    assert_eq!(
+        std::fs::read_to_string(pad.join("index.js")).unwrap(),
+        "pad\n"
+    );
+    // Copied files are not the session's work.
+    assert_eq!(ws.commit_all(&task.path, "none").unwrap(), None);
+    assert!(ws.changed_files(&task.path).unwrap().is_empty());
 }
 
 #[test]

@@ -218,7 +218,10 @@ impl Core {
             now,
         )?;
         session.max_duration = task.timeout;
-        let (directory, overlap_dir, place) = state.work.place(&state.plan.repo, key, attempt);
+        let (directory, overlap_dir, place) =
+            state
+                .work
+                .place(&state.plan.repo, task, attempt, agent.as_str());
         let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
             reporter: Reporter {

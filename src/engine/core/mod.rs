@@ -23,6 +23,7 @@ mod scan;
 mod settle;
 mod steer;
 mod tasks;
+mod tree;
 mod workspace;
 
 #[cfg(test)]

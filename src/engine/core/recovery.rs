@@ -384,7 +384,12 @@ impl Core {
             _ => Role::Task,
         };
         let (directory, overlap_dir, place) = match (&role, &remote) {
-            (Role::Task, _) => state.work.place(&state.plan.repo, &key, session.attempt),
+            (Role::Task, _) => {
+                let agent = session.agent.as_ref().map_or("", |a| a.as_str());
+                state
+                    .work
+                    .place(&state.plan.repo, task, session.attempt, agent)
+            }
             (Role::Resolver { .. }, Some(remote)) => (remote.directory.clone(), None, Place::AsIs),
             (Role::Resolver { .. }, None) => return None,
         };

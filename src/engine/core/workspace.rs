@@ -20,6 +20,8 @@ use crate::workspace::CleanupPolicy;
 use crate::workspace::overlap::OverlapMap;
 use crate::workspace::{Integration, MergeOutcome, OnConflict, Workspace, WorkspaceError};
 
+pub(super) use super::tree::TaskTree;
+
 /// The open workspaces, one per repository, shared by the engine and its handles.
 #[derive(Clone)]
 pub(in crate::engine) struct Workspaces {
@@ -216,26 +218,31 @@ impl PlanWorkState {
         Some((session, file, news))
     }
 
-    /// Where a task's attempt runs: its directory, where edits count for the overlap map, and
-    /// what is done around the run.
+    /// Where a task's attempt runs (on `agent`): its directory, where edits count for the
+    /// overlap map, and what is done around the run.
     pub(super) fn place(
         &self,
         repo: &Path,
-        task: &str,
+        task: &Task,
         attempt: u32,
+        agent: &str,
     ) -> (PathBuf, Option<PathBuf>, Place) {
         if let Some(error) = &self.broken {
             return (repo.to_path_buf(), None, Place::Broken(error.clone()));
         }
         match (&self.work.mode, &self.workspace) {
             (WorkMode::Worktrees { .. }, Some(workspace)) => {
-                let path = workspace.task_path(&self.work.key, task, attempt);
-                let place = Place::Worktree {
+                let path = workspace.task_path(&self.work.key, &task.key, attempt);
+                let place = Place::Worktree(Box::new(TaskTree {
                     workspace: workspace.clone(),
                     plan: self.work.key.clone(),
-                    task: task.to_string(),
+                    task: task.key.clone(),
                     attempt,
-                };
+                    title: task.title.clone(),
+                    agent: agent.to_string(),
+                    setup: self.work.settings.setup.clone(),
+                    copy: self.work.settings.copy.clone(),
+                }));
                 (path.clone(), Some(path), place)
             }
             (WorkMode::Shared, Some(workspace)) => {
@@ -258,14 +265,9 @@ impl PlanWorkState {
 pub(super) enum Place {
     /// Nothing: a plan outside git, or a resolver (its merge is concluded by the engine).
     AsIs,
-    /// Make the attempt's worktree first; commit what the session left and list the changed
-    /// files after.
-    Worktree {
-        workspace: Workspace,
-        plan: String,
-        task: String,
-        attempt: u32,
-    },
+    /// Make the attempt's worktree first (and ready it: `copy`, `setup`); commit what the
+    /// session left and list the changed files after.
+    Worktree(Box<TaskTree>),
     /// Note the checkout's commit first; list the files changed since after.
     Shared { workspace: Workspace, dir: PathBuf },
     /// The plan's repository cannot be used: the run fails with this.
@@ -306,7 +308,7 @@ pub(super) async fn blocking<T: Send + 'static>(
     }
 }
 
-fn failed(error: String) -> Ended {
+pub(super) fn failed(error: String) -> Ended {
     Ended {
         outcome: Outcome::Failed {
             error,
@@ -325,12 +327,7 @@ pub(super) async fn run_in(place: Place, start: Start) -> Ended {
             outcome: started(start).await,
             work: Work::default(),
         },
-        Place::Worktree {
-            workspace,
-            plan,
-            task,
-            attempt,
-        } => in_worktree(workspace, plan, task, attempt, start).await,
+        Place::Worktree(tree) => super::tree::in_worktree(*tree, start).await,
         Place::Shared { workspace, dir } => {
             let base = match &start {
                 Start::Run(..) => {
@@ -359,51 +356,6 @@ async fn started(start: Start) -> Outcome {
     match start {
         Start::Run(runner, job, stop) => runner.run(job, stop).await,
         Start::Resumed(future) => future.await,
-    }
-}
-
-async fn in_worktree(
-    workspace: Workspace,
-    plan: String,
-    task: String,
-    attempt: u32,
-    start: Start,
-) -> Ended {
-    let run = match start {
-        Start::Run(runner, mut job, mut stop) => {
-            let (w, p, t) = (workspace.clone(), plan.clone(), task.clone());
-            let made = tokio::select! {
-                made = blocking(move || w.create_worktree(&p, &t, attempt)) => made,
-                _ = &mut stop => return Ended { outcome: Outcome::Stopped, work: Work::default() },
-            };
-            match made {
-                Ok(tree) => job.directory = tree.path,
-                Err(e) => return failed(format!("cannot make the task's worktree: {e}")),
-            }
-            runner.run(job, stop)
-        }
-        Start::Resumed(future) => future,
-    };
-    let outcome = run.await;
-    if !matches!(outcome, Outcome::Completed { .. }) {
-        return Ended {
-            outcome,
-            work: Work::default(),
-        };
-    }
-    let dir = workspace.task_path(&plan, &task, attempt);
-    let message = format!("ocio: task {task} of plan {plan} (attempt {attempt})");
-    let kept = blocking(move || {
-        let commit = workspace.commit_all(&dir, &message)?;
-        let files = workspace.changed_files(&dir)?;
-        Ok(Work { files, commit })
-    })
-    .await;
-    match kept {
-        Ok(work) => Ended { outcome, work },
-        Err(e) => failed(format!(
-            "the session finished but its work could not be committed: {e}"
-        )),
     }
 }
 

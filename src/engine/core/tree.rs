@@ -1,0 +1,130 @@
+//! A task attempt's run in its own worktree: the worktree made and made ready (the plan's
+//! `copy`, then its `setup` commands) before the session starts, and what the session left
+//! committed after it, as the repository's author, with a message made from the task's title
+//! and the agent's answer.
+
+use std::time::Duration;
+
+use super::workspace::{Ended, Start, Work, blocking, failed};
+use crate::engine::runner::Outcome;
+use crate::engine::shell;
+use crate::workspace::Author;
+use crate::workspace::Workspace;
+
+/// How long one `setup` command may run.
+const SETUP_LIMIT: Duration = Duration::from_secs(30 * 60);
+/// The longest answer quoted in a commit message.
+const ANSWER_MAX: usize = 4000;
+
+/// A task attempt's worktree and what is done around its session.
+pub(in crate::engine) struct TaskTree {
+    pub(super) workspace: Workspace,
+    /// The plan's key (names its branches).
+    pub(super) plan: String,
+    pub(super) task: String,
+    pub(super) attempt: u32,
+    /// The task's title, the subject of its commit.
+    pub(super) title: String,
+    /// The agent that runs it, named in the commit.
+    pub(super) agent: String,
+    pub(super) setup: Vec<String>,
+    pub(super) copy: Vec<String>,
+}
+
+/// Runs the session in the attempt's worktree and keeps what it left.
+pub(super) async fn in_worktree(tree: TaskTree, start: Start) -> Ended {
+    let run = match start {
+        Start::Run(runner, mut job, mut stop) => {
+            let made = tokio::select! {
+                made = make_ready(&tree) => made,
+                _ = &mut stop => return Ended { outcome: Outcome::Stopped, work: Work::default() },
+            };
+            match made {
+                Ok(path) => job.directory = path,
+                Err(error) => return failed(error),
+            }
+            runner.run(job, stop)
+        }
+        Start::Resumed(future) => future,
+    };
+    let outcome = run.await;
+    let Outcome::Completed { result, .. } = &outcome else {
+        return Ended {
+            outcome,
+            work: Work::default(),
+        };
+    };
+    let message = commit_message(&tree, tree.workspace.author(), result.as_deref());
+    let TaskTree {
+        workspace,
+        plan,
+        task,
+        attempt,
+        ..
+    } = tree;
+    let dir = workspace.task_path(&plan, &task, attempt);
+    let kept = blocking(move || {
+        let commit = workspace.commit_all(&dir, &message)?;
+        let files = workspace.changed_files(&dir)?;
+        Ok(Work { files, commit })
+    })
+    .await;
+    match kept {
+        Ok(work) => Ended { outcome, work },
+        Err(e) => failed(format!(
+            "the session finished but its work could not be committed: {e}"
+        )),
+    }
+}
+
+/// The attempt's worktree made, the plan's `copy` paths copied in and its `setup` commands
+/// run there, in order: its path, or why the attempt fails.
+async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
+    let (workspace, plan, task, copy) = (
+        tree.workspace.clone(),
+        tree.plan.clone(),
+        tree.task.clone(),
+        tree.copy.clone(),
+    );
+    let attempt = tree.attempt;
+    let path = blocking(move || {
+        let made = workspace.create_worktree(&plan, &task, attempt)?;
+        workspace.copy_ignored(&made.path, &copy)?;
+        Ok(made.path)
+    })
+    .await
+    .map_err(|e| format!("cannot make the task's worktree ready: {e}"))?;
+    let env = [
+        ("OCIO_PLAN", tree.plan.clone()),
+        ("OCIO_TASK", tree.task.clone()),
+        ("OCIO_ATTEMPT", tree.attempt.to_string()),
+        ("OCIO_REPO", tree.workspace.repo().display().to_string()),
+        ("OCIO_WORKTREE", path.display().to_string()),
+    ];
+    for command in &tree.setup {
+        let ran = shell::run(command, &path, &env, SETUP_LIMIT, None).await;
+        if !ran.passed() {
+            return Err(format!("setup {}", ran.report(command)));
+        }
+    }
+    Ok(path)
+}
+
+/// The task's title, the agent's answer, and trailers naming the task, the agent and (when
+/// the commit is the repository author's) ocio.
+pub(super) fn commit_message(tree: &TaskTree, author: &Author, answer: Option<&str>) -> String {
+    let mut message = tree.title.trim().to_string();
+    if let Some(answer) = answer.map(str::trim).filter(|a| !a.is_empty()) {
+        message.push_str("\n\n");
+        message.push_str(&crate::text::clip(answer, ANSWER_MAX));
+    }
+    message.push_str(&format!(
+        "\n\nOcio-Task: {}/{} (attempt {})\nOcio-Agent: {}",
+        tree.plan, tree.task, tree.attempt, tree.agent
+    ));
+    if !author.is_ocio() {
+        let ocio = Author::ocio();
+        message.push_str(&format!("\nCo-authored-by: {} <{}>", ocio.name, ocio.email));
+    }
+    message
+}
