@@ -87,6 +87,7 @@ fn plan(id: PlanId) -> PlanView {
                 needs,
                 capabilities: vec!["code".into()],
                 session: None,
+                check: None,
             });
         }
     }

@@ -179,6 +179,7 @@ fn snapshot() -> Snapshot {
             .iter()
             .enumerate()
             .map(|(i, (key, needs, status, attempts))| TaskView {
+                check: None,
                 id: task_id(i),
                 key: key.to_string(),
                 status: *status,

@@ -185,6 +185,32 @@ impl Narration {
                 ),
                 true,
             ),
+            EngineEvent::CheckStarted { key, command, .. } => (
+                "running",
+                format!("{key}: merged; checking with `{command}`"),
+                true,
+            ),
+            EngineEvent::CheckProgress { .. } => return None,
+            EngineEvent::CheckEnded {
+                key,
+                command,
+                passed: true,
+                ..
+            } => ("done", format!("{key}: `{command}` passed"), true),
+            EngineEvent::CheckEnded {
+                key, report, fix, ..
+            } => {
+                let after = fix
+                    .map(|n| format!(" (after fix session {n})"))
+                    .unwrap_or_default();
+                let last = report.lines().last().unwrap_or_default();
+                let first = report.lines().next().unwrap_or_default();
+                let text = match last == first {
+                    true => format!("{key}: {first}{after}"),
+                    false => format!("{key}: {first}{after} … {last}"),
+                };
+                ("failed", text, true)
+            }
             EngineEvent::EngineFailed { error } => {
                 ("failed", format!("the engine stopped: {error}"), false)
             }

@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "worktrees/gate.rs"]
+mod gate;
 #[path = "worktrees/ready.rs"]
 mod ready;
 

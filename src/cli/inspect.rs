@@ -179,6 +179,7 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
                     needs: t.needs.clone(),
                     capabilities: t.capabilities.iter().cloned().collect(),
                     session: latest.get(&t.id).copied(),
+                    check: None,
                 })
                 .collect(),
             id: plan.id,

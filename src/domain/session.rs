@@ -80,6 +80,8 @@ pub enum SessionKind {
     Review,
     /// Settles a merge conflict between sessions.
     Resolve,
+    /// Makes the plan's check pass again after a merge broke it.
+    Fix,
     /// A prompt the operator sent directly, outside any plan.
     Prompt,
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::task::{ConflictPolicy, PlanSettings};
+use crate::domain::task::{CheckFailurePolicy, ConflictPolicy, PlanSettings};
 use crate::domain::{PlanId, TaskId};
 
 /// How a plan's sessions use its repository, decided once when it is submitted.
@@ -58,6 +58,10 @@ pub struct TaskContext {
     /// Runs again after merge conflicts so far (policy `retry`).
     #[serde(default)]
     pub conflict_reruns: u32,
+    /// Runs again after its merge failed the plan's check so far (`on_check_failure =
+    /// "revert"`).
+    #[serde(default)]
+    pub check_reruns: u32,
 }
 
 /// Where a task's work stands against its plan's integration branch.
@@ -82,6 +86,23 @@ pub enum MergeState {
         files: Vec<String>,
         policy: ConflictPolicy,
     },
+    /// After its merge the plan's check `command` failed (`output`: the end of what it
+    /// printed) and the merge was undone; `policy` says what followed (`revert`: the task runs
+    /// again, told the output; `manual`, or reruns used up: the task waits for the operator;
+    /// `fix`: fix sessions did not make it pass).
+    CheckFailed {
+        command: String,
+        output: String,
+        policy: CheckFailurePolicy,
+    },
+    /// After its merge the plan's check failed; fix session number `fix` works on the
+    /// integration branch, which was at `before` ahead of the merge.
+    Fixing {
+        command: String,
+        output: String,
+        fix: u32,
+        before: String,
+    },
 }
 
 impl std::fmt::Display for MergeState {
@@ -102,6 +123,21 @@ impl std::fmt::Display for MergeState {
                 f,
                 "merged; the integration branch was at {} after it",
                 commit.get(..12).unwrap_or(commit)
+            ),
+            Self::CheckFailed {
+                command, policy, ..
+            } => {
+                write!(f, "its merge failed the check `{command}` and was undone; ")?;
+                f.write_str(match policy {
+                    CheckFailurePolicy::Revert => "the task runs again, told the output",
+                    CheckFailurePolicy::Fix | CheckFailurePolicy::Manual => {
+                        "the task waits for you (retry it once the cause is known)"
+                    }
+                })
+            }
+            Self::Fixing { command, fix, .. } => write!(
+                f,
+                "merged, but the check `{command}` failed: fix session {fix} works on it"
             ),
             Self::Conflict { files, policy } => {
                 write!(f, "conflicted in {}; ", files.join(", "))?;

@@ -223,6 +223,33 @@ pub enum EngineEvent {
         files: Vec<String>,
         policy: ConflictPolicy,
     },
+    /// The plan's check `command` started in the integration worktree after a task's merge
+    /// (not durable: the task's transitions say how it went).
+    CheckStarted {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        command: String,
+    },
+    /// The newest line a running check printed (not durable; at most about once a second).
+    CheckProgress {
+        plan: PlanId,
+        key: String,
+        line: String,
+    },
+    /// The check after a task's merge (or after fix session `fix`) passed or failed;
+    /// `report` says how, with the end of its output (not durable: the transitions that
+    /// follow say what was done about it).
+    CheckEnded {
+        plan: PlanId,
+        task: TaskId,
+        key: String,
+        command: String,
+        passed: bool,
+        report: String,
+        #[serde(default)]
+        fix: Option<u32>,
+    },
     /// The engine stopped because something it must do failed (a store write: a full disk, a
     /// broken file). Nothing more is made durable or done; the last event a front end gets.
     EngineFailed { error: String },

@@ -112,6 +112,10 @@ pub struct TaskView {
     /// The task's latest session, when it has had one.
     #[serde(default)]
     pub session: Option<SessionId>,
+    /// While the plan's check runs after its merge: the newest line it printed (the command
+    /// until it prints one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 /// A session and what it is doing.

@@ -63,7 +63,14 @@ impl Default for Tally {
             ready_since: HashMap::new(),
             asked_at: HashMap::new(),
         };
-        for kind in ["merged", "conflict", "overlap", "held"] {
+        for kind in [
+            "merged",
+            "conflict",
+            "overlap",
+            "held",
+            "check_passed",
+            "check_failed",
+        ] {
             tally
                 .workspace
                 .get_or_create(&owned(vec![("kind", kind)]))
@@ -162,6 +169,14 @@ impl Tally {
             }
             EngineEvent::Overlap { .. } => count(&self.workspace, vec![("kind", "overlap")]),
             EngineEvent::TaskHeld { .. } => count(&self.workspace, vec![("kind", "held")]),
+            EngineEvent::CheckEnded { passed, .. } => {
+                let kind = if *passed {
+                    "check_passed"
+                } else {
+                    "check_failed"
+                };
+                count(&self.workspace, vec![("kind", kind)]);
+            }
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }
@@ -170,6 +185,8 @@ impl Tally {
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
             | EngineEvent::RequestWithdrawn { .. }
+            | EngineEvent::CheckStarted { .. }
+            | EngineEvent::CheckProgress { .. }
             | EngineEvent::EngineFailed { .. } => {}
         }
     }

@@ -591,6 +591,7 @@ fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
         commit: Some("abc".into()),
         merge: MergeState::Pending,
         conflict_reruns: 0,
+        check_reruns: 0,
     };
     let stored = Plan {
         id: plan,
@@ -772,6 +773,7 @@ fn a_version_2_database_is_migrated_with_its_open_tasks_indexed() {
                     policy: crate::domain::task::ConflictPolicy::Manual,
                 },
                 conflict_reruns: 0,
+                check_reruns: 0,
             };
             let mut contexts = txn.open_table(tables::TASK_CONTEXT).unwrap();
             contexts

@@ -316,6 +316,10 @@ fn task_line(task: &TaskView, theme: &Theme) -> Line<'static> {
             theme.muted,
         ));
     }
+    if let Some(check) = &task.check {
+        let line = crate::text::clip(check, 60);
+        spans.push(Span::styled(format!(" checking: {line}"), theme.muted));
+    }
     Line::from(spans)
 }
 

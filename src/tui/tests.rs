@@ -114,6 +114,7 @@ pub(super) fn snapshot() -> Snapshot {
         .iter()
         .enumerate()
         .map(|(i, (key, needs, status))| TaskView {
+            check: None,
             id: tid(i as u128),
             key: key.to_string(),
             status: *status,
@@ -261,6 +262,7 @@ fn overlays_detail_graph_and_inputs() {
             commit: Some("4e1f0c2a9b".into()),
             merge: crate::domain::MergeState::None,
             conflict_reruns: 0,
+            check_reruns: 0,
         }],
     ));
     let entries = vec![

@@ -218,6 +218,13 @@ impl View {
             }
             // The link turns it into `Msg::EngineGone`: the room shows it and closes.
             EngineEvent::EngineFailed { .. } => {}
+            EngineEvent::CheckStarted {
+                plan, key, command, ..
+            } => self.set_check(*plan, key, Some(command.clone())),
+            EngineEvent::CheckProgress { plan, key, line } => {
+                self.set_check(*plan, key, Some(line.clone()))
+            }
+            EngineEvent::CheckEnded { plan, key, .. } => self.set_check(*plan, key, None),
             EngineEvent::Dispatched {
                 plan,
                 task,
@@ -328,6 +335,19 @@ impl View {
                 // The conflict it had is settled: the engine no longer lists it.
                 self.wants_snapshot |= self.conflicts.iter().any(|c| c.task == *task);
             }
+        }
+    }
+
+    /// A task's running check and its newest line, or none once it ended.
+    fn set_check(&mut self, plan: crate::domain::PlanId, key: &str, text: Option<String>) {
+        let task = self
+            .plans
+            .iter_mut()
+            .find(|p| p.id == plan)
+            .and_then(|p| p.tasks.iter_mut().find(|t| t.key == key));
+        if let Some(task) = task {
+            task.check = text;
+            self.plans_generation += 1;
         }
     }
 

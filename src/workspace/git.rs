@@ -163,6 +163,14 @@ pub enum WorkspaceError {
         "in repository {repo}: `copy` names {path}, which git does not ignore, so it would be committed with the task's work\nhint: add it to .gitignore, or remove it from the plan's `copy` (tracked files are in every worktree already)"
     )]
     CopyNotIgnored { repo: PathBuf, path: String },
+    #[error(
+        "in repository {repo}: {branch} no longer has commit {before} in its history, so a merge that failed the check cannot be undone\nhint: look at the branch (`git log {branch}`) and settle it by hand, then retry the task"
+    )]
+    NotBefore {
+        repo: PathBuf,
+        branch: String,
+        before: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -19,6 +19,7 @@ mod cleanup;
 pub(crate) mod conflict;
 mod diff;
 mod git;
+mod integration;
 mod merge;
 pub(crate) mod names;
 pub(crate) mod overlap;
@@ -474,6 +475,10 @@ impl Workspace {
     /// ignored ones excepted) as `ocio <ocio@localhost>`, hooks off. The new commit, or `None`
     /// when there was nothing to commit.
     pub fn commit_all(&self, worktree: &Path, message: &str) -> Result<Option<String>> {
+        self.commit_all_in(worktree, message)
+    }
+
+    fn commit_all_in(&self, worktree: &Path, message: &str) -> Result<Option<String>> {
         let _guard = self.guard();
         self.git.run(worktree, &["add", "-A"])?;
         if self.git.check(worktree, &["diff", "--cached", "--quiet"])? {

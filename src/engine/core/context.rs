@@ -55,6 +55,11 @@ pub(super) fn prompt(
                 merged_meanwhile: &meanwhile,
             })
         }
+        Some(MergeState::CheckFailed {
+            command, output, ..
+        }) => format!(
+            "{rendered}\n\n## Your previous attempt failed the plan's check\n\nAfter your previous attempt's work was merged, `{command}` failed, so the merge was undone and you start again from the current integration branch. Its output ended:\n\n```\n{output}\n```\n\nDo the task again so that `{command}` passes."
+        ),
         _ => rendered,
     };
     let upstream: Vec<UpstreamContext> = task
@@ -100,6 +105,7 @@ pub(super) fn record(
         commit: work.commit,
         merge,
         conflict_reruns: previous.map_or(0, |p| p.conflict_reruns),
+        check_reruns: previous.map_or(0, |p| p.check_reruns),
     }
 }
 

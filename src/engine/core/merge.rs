@@ -17,6 +17,7 @@
 
 use jiff::Timestamp;
 
+use super::gate::{CheckJob, Gate};
 use super::plans::PlanState;
 use super::workspace::{MergeEnd, Place, blocking, merge_task, tidy_merged};
 use super::{Core, Role, Running, Step, context, new_session, persist_changed_tasks};
@@ -68,6 +69,28 @@ pub(super) enum GitDone {
     },
     /// What running sessions' worktrees changed (a scan for the overlap map).
     Scanned(Vec<super::scan::Scanned>),
+    /// The plan's check started after a task's merge.
+    Checking {
+        plan: PlanId,
+        key: String,
+        command: String,
+    },
+    /// The newest line the check printed.
+    CheckProgress {
+        plan: PlanId,
+        key: String,
+        line: String,
+    },
+    /// The check ended, and git's side of what follows is done.
+    Checked(Box<super::gate::Checked>),
+    /// A fix session did not complete (why); the merge was undone, or could not be.
+    FixFailed {
+        plan: PlanId,
+        key: String,
+        why: String,
+        undone: Result<(), String>,
+        cancelled: bool,
+    },
 }
 
 /// How the merge a resolver session worked on ended.
@@ -136,6 +159,12 @@ impl Core {
             self.finish_resolvers();
             return CancelledMerge::Abandoning;
         }
+        if let Some(at) = work.fixes.iter().position(|k| k == key) {
+            work.fixes.remove(at);
+            self.fix_ends.push(super::fix::FixEnd::cancelled(plan, key));
+            self.finish_fixers();
+            return CancelledMerge::Abandoning;
+        }
         if work.merging.as_deref() == Some(key) {
             return CancelledMerge::Merging;
         }
@@ -181,7 +210,9 @@ impl Core {
                     ConflictPolicy::Resolver => OnConflict::Leave,
                     _ => OnConflict::Abort,
                 };
-                let how = (on_conflict, work.cleanup(self.options.cleanup));
+                let check =
+                    CheckJob::for_task(&work.work.settings, task, self.contexts.get(&task.id));
+                let how = (on_conflict, work.cleanup(self.options.cleanup), check);
                 jobs.push((*id, key, workspace, work.work.key.clone(), how));
                 break;
             }
@@ -190,15 +221,37 @@ impl Core {
             return Ok(());
         }
         self.commit(step).await?;
-        for (plan, key, workspace, plan_key, (on_conflict, policy)) in jobs {
+        for (plan, key, workspace, plan_key, (on_conflict, policy, check)) in jobs {
             let done = self.git_tx.clone();
             self.tasks.spawn(async move {
-                let task = key.clone();
-                let end =
-                    blocking(move || merge_task(&workspace, &plan_key, &task, on_conflict, policy))
-                        .await
-                        .unwrap_or_else(|error| MergeEnd::Failed { error });
-                let _ = done.send(GitDone::Merge { plan, key, end }).await;
+                let (task, ws, pk) = (key.clone(), workspace.clone(), plan_key.clone());
+                // A checked merge keeps its task's worktree until the check passed.
+                let tidy = check.is_none();
+                let end = blocking(move || merge_task(&ws, &pk, &task, on_conflict, policy, tidy))
+                    .await
+                    .unwrap_or_else(|error| MergeEnd::Failed { error });
+                let (commit, merged_now) = match (&end, &check) {
+                    (MergeEnd::Merged { commit }, Some(_)) => (commit.clone(), true),
+                    (MergeEnd::UpToDate { commit }, Some(_)) => (commit.clone(), false),
+                    _ => {
+                        let _ = done.send(GitDone::Merge { plan, key, end }).await;
+                        return;
+                    }
+                };
+                let Some(check) = check else { return };
+                let gate = Gate {
+                    plan,
+                    key,
+                    plan_key,
+                    workspace,
+                    check,
+                    commit,
+                    merged_now,
+                    cleanup: policy,
+                    before: None,
+                    fix: None,
+                };
+                gate.run(done).await;
             });
         }
         Ok(())
@@ -210,6 +263,22 @@ impl Core {
                 self.on_scanned(scanned);
                 Ok(())
             }
+            GitDone::Checking { plan, key, command } => {
+                self.on_checking(plan, &key, command, true);
+                Ok(())
+            }
+            GitDone::CheckProgress { plan, key, line } => {
+                self.on_checking(plan, &key, line, false);
+                Ok(())
+            }
+            GitDone::Checked(checked) => self.on_checked(*checked).await,
+            GitDone::FixFailed {
+                plan,
+                key,
+                why,
+                undone,
+                cancelled,
+            } => self.fix_failed(plan, &key, why, undone, cancelled).await,
             GitDone::Merge { plan, key, end } => match end {
                 MergeEnd::Merged { commit } => {
                     let cause = "merged into the integration branch";
@@ -256,7 +325,7 @@ impl Core {
     }
 
     /// The merge is over: its lock goes back and the task's files leave the overlap map.
-    fn end_merge(&mut self, plan: PlanId, key: &str, step: &mut Step) {
+    pub(super) fn end_merge(&mut self, plan: PlanId, key: &str, step: &mut Step) {
         let Some(state) = self.plans.get_mut(&plan) else {
             return;
         };
@@ -273,7 +342,7 @@ impl Core {
         }
     }
 
-    async fn merged(
+    pub(super) async fn merged(
         &mut self,
         plan: PlanId,
         key: &str,
@@ -412,7 +481,7 @@ impl Core {
 
     /// The task ends on its merge (`end`: failed, or cancelled when the operator stopped its
     /// resolver) and waits for the operator; its dependents are blocked.
-    async fn park(
+    pub(super) async fn park(
         &mut self,
         plan: PlanId,
         key: &str,
@@ -457,7 +526,13 @@ impl Core {
                     )
                 }
             }
-            None => format!("{why}; retry the task to run it again"),
+            None => {
+                // What the merge came to (a failed check) is kept with the task.
+                if let Some(context) = self.contexts.get(&task_id) {
+                    step.batch.put_context(context);
+                }
+                format!("{why}; retry the task to run it again")
+            }
         };
         step.transition(state.graph.transition(key, end, cause, now)?);
         for event in state.graph.block_dependents(key, now)? {

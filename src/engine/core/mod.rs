@@ -11,7 +11,9 @@ mod approvals;
 mod context;
 mod diff;
 mod dispatch;
+mod fix;
 mod fleet;
+mod gate;
 mod history;
 mod merge;
 mod observe;
@@ -67,6 +69,9 @@ pub(super) struct Core {
     git_rx: mpsc::Receiver<merge::GitDone>,
     /// Resolver sessions that ended, acted on once their end is durable.
     resolver_ends: Vec<merge::ResolverEnd>,
+    fix_ends: Vec<fix::FixEnd>,
+    /// Tasks whose merge the plan's check is testing now, with its newest output line.
+    checking: HashMap<TaskId, String>,
     /// Session diffs for the overlap map.
     scanner: scan::Scanner,
     /// What the finished tasks of `plans` left for the tasks after them (durable, in the

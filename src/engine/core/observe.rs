@@ -253,6 +253,7 @@ impl Core {
                         needs: t.needs.clone(),
                         capabilities: t.capabilities.iter().cloned().collect(),
                         session: self.observed.latest.get(&t.id).copied(),
+                        check: self.checking.get(&t.id).cloned(),
                     })
                     .collect(),
             })

@@ -32,6 +32,8 @@ use crate::store::{StoreHandle, query};
 struct LeftRunning {
     /// Their sessions had completed: merged again.
     merges: Vec<(PlanId, String)>,
+    /// Their merge failed the check and a fix session was lost: fixed again.
+    fixes: Vec<(PlanId, String)>,
     /// Run again.
     reopened: usize,
     /// Plans with a task failed after too many lost attempts: they may have ended.
@@ -90,6 +92,8 @@ impl Core {
             git_tx,
             git_rx,
             resolver_ends: Vec::new(),
+            fix_ends: Vec::new(),
+            checking: HashMap::new(),
             scanner: Default::default(),
             contexts: HashMap::new(),
             workspaces,
@@ -197,6 +201,13 @@ impl Core {
             self.check_finished(plan).await?;
         }
         self.redo_merges(left.merges).await;
+        for (plan, key) in left.fixes {
+            if let Some(state) = self.plans.get_mut(&plan) {
+                tracing::info!(task = %key, "fixing the check again after a restart");
+                state.work.merging = Some(key.clone());
+                state.work.fixes.push_back(key);
+            }
+        }
         for (future, run) in resumed {
             self.spawn(future, run);
         }
@@ -263,6 +274,16 @@ impl Core {
                 if merging {
                     // Its session completed: merge it (again).
                     left.merges.push((*plan_id, key));
+                    continue;
+                }
+                let fixing = state.graph.get(&key).is_some_and(|t| {
+                    self.contexts
+                        .get(&t.id)
+                        .is_some_and(|c| matches!(c.merge, MergeState::Fixing { .. }))
+                });
+                if fixing && state.work.worktrees() {
+                    // Its merge stands with a fix under way: a fix session starts again.
+                    left.fixes.push((*plan_id, key));
                     continue;
                 }
                 if state.graph.lose_attempt(&key).unwrap_or(false) {
@@ -363,7 +384,8 @@ impl Core {
         let index = self.fleet.index_of_session_agent(session.agent.as_ref())?;
         let remote = session.remote.clone();
         if remote.is_none()
-            && (session.kind == SessionKind::Resolve || !self.fleet.runner(index).adopts())
+            && (matches!(session.kind, SessionKind::Resolve | SessionKind::Fix)
+                || !self.fleet.runner(index).adopts())
         {
             return None;
         }
@@ -381,6 +403,10 @@ impl Core {
                 },
                 _ => return None,
             },
+            SessionKind::Fix => match self.contexts.get(&task.id).map(|c| &c.merge) {
+                Some(MergeState::Fixing { fix, .. }) => Role::Fixer { fix: *fix },
+                _ => return None,
+            },
             _ => Role::Task,
         };
         let (directory, overlap_dir, place) = match (&role, &remote) {
@@ -390,8 +416,10 @@ impl Core {
                     .work
                     .place(&state.plan.repo, task, session.attempt, agent)
             }
-            (Role::Resolver { .. }, Some(remote)) => (remote.directory.clone(), None, Place::AsIs),
-            (Role::Resolver { .. }, None) => return None,
+            (Role::Resolver { .. } | Role::Fixer { .. }, Some(remote)) => {
+                (remote.directory.clone(), None, Place::AsIs)
+            }
+            (Role::Resolver { .. } | Role::Fixer { .. }, None) => return None,
         };
         let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
@@ -409,6 +437,12 @@ impl Core {
                     self.options.context_budget,
                 ),
                 Role::Resolver { files } => super::merge::resolver_prompt_of(state, task, files),
+                Role::Fixer { .. } => match self.contexts.get(&task.id).map(|c| &c.merge) {
+                    Some(MergeState::Fixing {
+                        command, output, ..
+                    }) => super::fix::fix_prompt(state, task, command, output),
+                    _ => return None,
+                },
             },
             task_key: key.clone(),
             attempt: session.attempt,
@@ -423,7 +457,7 @@ impl Core {
                 }
             }),
         };
-        let resolving = matches!(role, Role::Resolver { .. });
+        let resolving = matches!(role, Role::Resolver { .. } | Role::Fixer { .. });
         let (stop, stopped) = oneshot::channel();
         let start = match remote {
             Some(remote) => Start::Resumed(self.fleet.runner(index).resume(job, remote, stopped)?),

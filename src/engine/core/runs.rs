@@ -14,6 +14,9 @@ pub(super) enum Role {
     Task,
     /// Resolves the conflicts in `files` of the task's merge, in the integration worktree.
     Resolver { files: Vec<String> },
+    /// Fix session number `fix` for the check that failed after the task's merge, in the
+    /// integration worktree.
+    Fixer { fix: u32 },
 }
 
 pub(super) struct Running {

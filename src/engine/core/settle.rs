@@ -39,6 +39,7 @@ impl Core {
         }
         self.commit(step).await?;
         self.finish_resolvers();
+        self.finish_fixers();
         plans.sort();
         plans.dedup();
         for plan in plans {
@@ -86,6 +87,18 @@ impl Core {
                 )
             });
             self.resolver_ended(&run, files, failure);
+            return Ok(Some(run.plan));
+        }
+        if let Role::Fixer { fix } = run.role {
+            // The merge lock stays until the fix is checked or the merge undone.
+            let failure = (verdict.status != SessionStatus::Completed).then(|| {
+                format!(
+                    "fix session {fix} ended {}: {}",
+                    verdict.status,
+                    verdict.cause()
+                )
+            });
+            self.fixer_ended(&run, failure);
             return Ok(Some(run.plan));
         }
         self.settle_task(&run, verdict, work, step, now)?;

@@ -152,6 +152,8 @@ pub(super) struct PlanWorkState {
     pub(super) merging: Option<String>,
     /// Conflicts waiting for an agent to take their resolver session: (task, files).
     pub(super) resolvers: VecDeque<(String, Vec<String>)>,
+    /// Tasks whose merge failed the check, waiting for an agent to take a fix session.
+    pub(super) fixes: VecDeque<String>,
     /// The session of each task whose work awaits its merge (its files stay in the overlap
     /// map until then).
     pub(super) awaiting: HashMap<String, SessionId>,
@@ -168,6 +170,7 @@ impl PlanWorkState {
             merges: VecDeque::new(),
             merging: None,
             resolvers: VecDeque::new(),
+            fixes: VecDeque::new(),
             awaiting: HashMap::new(),
         }
     }
@@ -195,7 +198,10 @@ impl PlanWorkState {
     /// Tasks whose sessions completed and whose work is not merged yet: each holds its
     /// worktree until it is. (After a restart only the merge queue knows them.)
     pub(super) fn unmerged(&self) -> usize {
-        let queued = self.merges.len() + self.resolvers.len() + usize::from(self.merging.is_some());
+        let queued = self.merges.len()
+            + self.resolvers.len()
+            + self.fixes.len()
+            + usize::from(self.merging.is_some());
         self.awaiting.len().max(queued)
     }
 
@@ -380,6 +386,7 @@ pub(super) fn merge_task(
     task: &str,
     on_conflict: OnConflict,
     policy: CleanupPolicy,
+    tidy: bool,
 ) -> Result<MergeEnd, WorkspaceError> {
     let end = match workspace.merge(plan, task, on_conflict)? {
         MergeOutcome::Merged { commit } => MergeEnd::Merged { commit },
@@ -388,7 +395,9 @@ pub(super) fn merge_task(
         },
         MergeOutcome::Conflict { files } => return Ok(MergeEnd::Conflicted { files }),
     };
-    tidy_merged(workspace, plan, task, policy);
+    if tidy {
+        tidy_merged(workspace, plan, task, policy);
+    }
     Ok(end)
 }
 

@@ -34,6 +34,7 @@ fn plan_of(n: u128, tasks: Vec<(String, Vec<String>)>) -> PlanView {
             .into_iter()
             .enumerate()
             .map(|(i, (key, needs))| TaskView {
+                check: None,
                 id: TaskId::from_u128((n << 64) + i as u128 + 1),
                 key,
                 status: TaskStatus::Pending,

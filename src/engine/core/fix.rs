@@ -1,0 +1,306 @@
+//! Fix sessions (`on_check_failure = "fix"`): the plan's check failed after a task's merge, so
+//! a session gets the check's output and works on top of the merge in the integration
+//! worktree while the plan's merge lock stays taken. When it completes, its work is committed
+//! and the check runs again ([`super::gate`]); when it fails or is cancelled, the merge is
+//! undone and the task waits for the operator. The state (`MergeState::Fixing`: the command,
+//! its output, the fix's number and the commit before the merge) is durable, so a restart
+//! re-attaches the session or starts the fix again.
+
+use jiff::Timestamp;
+
+use super::gate::{CheckJob, Gate};
+use super::merge::GitDone;
+use super::workspace::{Place, blocking};
+use super::{Core, Role, Running, Step, context, new_session};
+use crate::domain::task::CheckFailurePolicy;
+use crate::domain::{
+    CheckpointKind, MergeState, PlanId, SessionKind, SessionStatus, Task, TaskStatus,
+};
+use crate::engine::EngineError;
+use crate::engine::runner::{Job, Reporter};
+use crate::workspace::names;
+
+/// A fix session's end, to act on once it is durable.
+pub(super) struct FixEnd {
+    plan: PlanId,
+    key: String,
+    /// Why it did not complete; `None` when it did.
+    failure: Option<String>,
+    cancelled: bool,
+}
+
+impl FixEnd {
+    /// The operator cancelled the task while its fix waited for an agent.
+    pub(super) fn cancelled(plan: PlanId, key: &str) -> Self {
+        Self {
+            plan,
+            key: key.to_string(),
+            failure: Some("cancelled by the operator before a fix session took it".into()),
+            cancelled: true,
+        }
+    }
+}
+
+/// The prompt of fix session for `task`, whose merge made `command` fail with `output`.
+pub(super) fn fix_prompt(
+    state: &super::plans::PlanState,
+    task: &Task,
+    command: &str,
+    output: &str,
+) -> String {
+    let rendered = context::render(&state.graph, task);
+    let integration = names::integration_branch(&state.work.work.key);
+    let answer = task.result.as_deref().unwrap_or("(no answer)");
+    format!(
+        "You are in the integration worktree of plan \"{plan}\" (branch {integration}). Task \
+         \"{key}\" was just merged here.\n\n## The task that was merged\n\n{rendered}\n\n\
+         ## Its session's answer\n\n{answer}\n\n## What to do\n\nSince the merge, the \
+         plan's check `{command}` fails. Its output ended:\n\n```\n{output}\n```\n\nMake \
+         `{command}` pass: change what is needed in this worktree, keeping the task's intent. \
+         Run the check yourself to see it pass. Do not run `git commit`, `git merge`, `git \
+         reset` or `git checkout`: ocio commits your work and runs the check again.\n",
+        plan = state.plan.name,
+        key = task.key,
+    )
+}
+
+impl Core {
+    /// The check failed after `key`'s merge (policy `fix`): fix session `fix` waits for an
+    /// agent; the plan's merges wait for it.
+    pub(super) async fn start_fix(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        command: String,
+        output: String,
+        fix: u32,
+        before: String,
+    ) -> Result<(), EngineError> {
+        let mut step = Step::default();
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return Ok(());
+        };
+        let Some(task) = state.graph.get(key) else {
+            return Ok(());
+        };
+        if let Some(context) = self.contexts.get_mut(&task.id) {
+            context.merge = MergeState::Fixing {
+                command,
+                output,
+                fix,
+                before,
+            };
+            step.batch.put_context(context);
+        }
+        state.work.fixes.push_back(key.to_string());
+        self.commit(step).await
+    }
+
+    /// Start fix sessions waiting for an agent, within the caps, into `step`.
+    pub(super) fn start_fixers(
+        &mut self,
+        step: &mut Step,
+        starts: &mut Vec<(Job, Place, Running)>,
+        cap: usize,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        for (plan_id, state) in self.plans.iter_mut() {
+            while let Some(key) = state.work.fixes.front().cloned() {
+                if self.running.len() + starts.len() >= cap {
+                    return Ok(());
+                }
+                let task = state
+                    .graph
+                    .get(&key)
+                    .filter(|t| t.status == TaskStatus::Running);
+                let fixing = task.and_then(|t| match self.contexts.get(&t.id).map(|c| &c.merge) {
+                    Some(MergeState::Fixing {
+                        command,
+                        output,
+                        fix,
+                        ..
+                    }) => Some((command.clone(), output.clone(), *fix)),
+                    _ => None,
+                });
+                let (Some(task), Some(workspace), Some((command, output, fix))) =
+                    (task, state.work.workspace.as_ref(), fixing)
+                else {
+                    state.work.fixes.pop_front();
+                    continue;
+                };
+                let Some(index) = self.fleet.pick(task, None) else {
+                    break;
+                };
+                if !self.fleet.take(index) {
+                    break;
+                }
+                state.work.fixes.pop_front();
+                let attempt = task.attempts;
+                let title = format!("{}/{} fix {fix} #{attempt}", state.plan.name, key);
+                let agent = self.fleet.agent(index).name.clone();
+                let mut session = new_session(
+                    step,
+                    title,
+                    SessionKind::Fix,
+                    *plan_id,
+                    task,
+                    agent.clone(),
+                    attempt,
+                    now,
+                )?;
+                session.parent = self.observed.latest.get(&task.id).copied();
+                session.max_duration = task.timeout;
+                let (steer, steering) = crate::engine::runner::Steering::channel();
+                let job = Job {
+                    reporter: Reporter {
+                        tx: self.report_tx.clone(),
+                    },
+                    session: session.id,
+                    title: session.title.clone(),
+                    prompt: fix_prompt(state, task, &command, &output),
+                    task_key: key.clone(),
+                    attempt,
+                    directory: workspace.integration_path(&state.work.work.key),
+                    adopt: false,
+                    questions: self.options.questions.offers_questions(),
+                    steering,
+                    word: None,
+                };
+                let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
+                step.batch.put_checkpoint(&session.checkpoint(
+                    CheckpointKind::PromptSent,
+                    handed,
+                    now,
+                ));
+                step.batch.put_session(&session);
+                step.events.push(crate::engine::EngineEvent::Dispatched {
+                    plan: *plan_id,
+                    task: task.id,
+                    key: key.clone(),
+                    session: session.id,
+                    agent,
+                    attempt,
+                });
+                let mut run = Running::new(session, *plan_id, key, index, Role::Fixer { fix });
+                run.steer = Some(steer);
+                starts.push((job, Place::AsIs, run));
+            }
+        }
+        Ok(())
+    }
+
+    /// A fix session ended: its work checked, or the merge undone, once that is durable.
+    pub(super) fn fixer_ended(&mut self, run: &Running, failure: Option<String>) {
+        let cancelled = run.stopping == Some(SessionStatus::Cancelled);
+        self.fix_ends.push(FixEnd {
+            plan: run.plan,
+            key: run.key.clone(),
+            failure,
+            cancelled,
+        });
+    }
+
+    /// Act on fix sessions that ended (after their end is durable), on git's side.
+    pub(super) fn finish_fixers(&mut self) {
+        for end in std::mem::take(&mut self.fix_ends) {
+            let Some(state) = self.plans.get(&end.plan) else {
+                continue;
+            };
+            let Some(task) = state.graph.get(&end.key) else {
+                continue;
+            };
+            let Some(MergeState::Fixing {
+                command,
+                fix,
+                before,
+                ..
+            }) = self.contexts.get(&task.id).map(|c| c.merge.clone())
+            else {
+                continue;
+            };
+            let Some(workspace) = state.work.workspace.clone() else {
+                continue;
+            };
+            let plan_key = state.work.work.key.clone();
+            let cleanup = state.work.cleanup(self.options.cleanup);
+            let done = self.git_tx.clone();
+            let message = format!(
+                "Fix `{command}` after merging {key}\n\nOcio-Task: {plan_key}/{key} (fix {fix})",
+                key = end.key
+            );
+            self.tasks.spawn(async move {
+                let (ws, pk, task) = (workspace.clone(), plan_key.clone(), end.key.clone());
+                if let Some(why) = end.failure {
+                    let undone = blocking(move || ws.undo_merge(&pk, &task, &before)).await;
+                    let ended = GitDone::FixFailed {
+                        plan: end.plan,
+                        key: end.key,
+                        why,
+                        undone,
+                        cancelled: end.cancelled,
+                    };
+                    let _ = done.send(ended).await;
+                    return;
+                }
+                let committed = blocking(move || {
+                    ws.commit_integration(&pk, &message)?;
+                    ws.head(&ws.integration_path(&pk))
+                })
+                .await;
+                let commit = committed.unwrap_or_default();
+                let gate = Gate {
+                    plan: end.plan,
+                    key: end.key,
+                    plan_key,
+                    workspace,
+                    check: CheckJob {
+                        command,
+                        policy: CheckFailurePolicy::Fix,
+                    },
+                    commit,
+                    merged_now: true,
+                    cleanup,
+                    before: Some(before),
+                    fix: Some(fix),
+                };
+                gate.run(done).await;
+            });
+        }
+    }
+
+    /// A fix session did not complete: the merge was undone (or could not be), and the task
+    /// waits for the operator.
+    pub(super) async fn fix_failed(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        why: String,
+        undone: Result<(), String>,
+        cancelled: bool,
+    ) -> Result<(), EngineError> {
+        let task = self.plans.get(&plan).and_then(|s| s.graph.get(key));
+        let Some(task_id) = task.map(|t| t.id) else {
+            return Ok(());
+        };
+        if let Some(context) = self.contexts.get_mut(&task_id)
+            && let MergeState::Fixing {
+                command, output, ..
+            } = context.merge.clone()
+        {
+            context.merge = MergeState::CheckFailed {
+                command,
+                output,
+                policy: CheckFailurePolicy::Fix,
+            };
+        }
+        let why = match undone {
+            Ok(()) => format!("{why}; the merge was undone (the task's work is on its branch)"),
+            Err(e) => format!("{why}; the merge could not be undone: {e}"),
+        };
+        let end = match cancelled {
+            true => TaskStatus::Cancelled,
+            false => TaskStatus::Failed,
+        };
+        self.park(plan, key, Vec::new(), None, why, end).await
+    }
+}

@@ -1,0 +1,71 @@
+//! The integration worktree around the plan's check: what the check left cleared away, a
+//! merge that failed the check undone, and what a fix session left committed.
+
+use super::record::Stamp;
+use super::{Result, Workspace, WorkspaceError, names, record};
+
+impl Workspace {
+    /// The commit the integration branch was at before task `task`'s merge, when that merge is
+    /// its last commit (`HEAD^2` is the task branch's tip); `None` otherwise.
+    pub(crate) fn before_merge_of(&self, plan: &str, task: &str) -> Result<Option<String>> {
+        let _guard = self.guard();
+        let path = self.integration_path(plan);
+        let branch = names::task_branch(plan, task);
+        let tip = self
+            .git
+            .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?;
+        let second = self.git.commit_of(&path, "HEAD^2")?;
+        if tip.is_none() || tip != second {
+            return Ok(None);
+        }
+        self.git.commit_of(&path, "HEAD^1")
+    }
+
+    /// The integration worktree back to its last commit: tracked files as committed and the
+    /// untracked files a check made removed (ignored ones, such as build caches, stay).
+    pub(crate) fn tidy_integration(&self, plan: &str) -> Result<()> {
+        let _guard = self.guard();
+        let path = self.integration_path(plan);
+        self.git.run(&path, &["reset", "-q", "--hard", "HEAD"])?;
+        self.git.run(&path, &["clean", "-q", "-f", "-d"])?;
+        Ok(())
+    }
+
+    /// Undoes task `task`'s merge (and any fix on top of it): the integration branch goes back
+    /// to `before`, the commit it was at ahead of the merge, which must be in its history.
+    /// The task's work stays on its branch, no longer marked merged.
+    pub(crate) fn undo_merge(&self, plan: &str, task: &str, before: &str) -> Result<()> {
+        let _guard = self.guard();
+        let path = self.integration_path(plan);
+        if !self
+            .git
+            .check(&path, &["merge-base", "--is-ancestor", before, "HEAD"])?
+        {
+            return Err(WorkspaceError::NotBefore {
+                repo: self.git.repo.clone(),
+                branch: names::integration_branch(plan),
+                before: before.to_string(),
+            });
+        }
+        self.git.run(&path, &["reset", "-q", "--hard", before])?;
+        self.git.run(&path, &["clean", "-q", "-f", "-d"])?;
+        let branch = names::task_branch(plan, task);
+        for entry in record::under(&self.task_dir(plan, task))? {
+            if entry.branch.as_deref() != Some(branch.as_str()) {
+                continue;
+            }
+            if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {
+                stamp.merged = None;
+                stamp.write(&self.git, &entry.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what a session left in the integration worktree (a fix for the check) with
+    /// `message`; the new commit, or `None` when it left nothing.
+    pub(crate) fn commit_integration(&self, plan: &str, message: &str) -> Result<Option<String>> {
+        let path = self.integration_path(plan);
+        self.commit_all_in(&path, message)
+    }
+}
