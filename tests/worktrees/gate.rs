@@ -198,3 +198,66 @@ async fn a_task_that_changed_nothing_is_not_checked() {
     assert!(checks(&seen).is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_under_way_at_a_stop_runs_again_after_the_restart() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("check-runs");
+    // The first run of the check hangs; the second passes.
+    let check = format!(
+        "echo run >> {runs}; if [ $(wc -l < {runs}) -lt 2 ]; then sleep 600; fi",
+        runs = runs.display()
+    );
+    let body =
+        format!("check = {check:?}\n[[tasks]]\nid = \"t\"\nprompt = 'SIM-WRITE value.txt v'\n");
+    let plan = plan(dir.path(), &repo, "stopped", &body);
+    let agents = || vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    {
+        let store = open(dir.path());
+        let engine = EngineHandle::start(store.clone(), agents(), options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        engine.submit_plan(plan).await.unwrap();
+        loop {
+            if let EngineEvent::CheckStarted { .. } = next_event(&mut events).await {
+                break;
+            }
+        }
+        // Stopped while the check runs (it has written its line and sleeps).
+        while !runs.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        engine.shutdown().await.unwrap();
+        store.close().await;
+    }
+    let store = open(dir.path());
+    let engine = EngineHandle::start(store.clone(), agents(), options())
+        .await
+        .unwrap();
+    // Recovery merges it again before a subscription could see it: the store says.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        let tasks = store.read(query::tasks).await.unwrap();
+        let status = tasks.iter().find(|t| t.key == "t").unwrap().status;
+        let ended = matches!(status, TaskStatus::Done | TaskStatus::Failed);
+        if ended || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, TaskStatus::Done);
+    let ran = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(
+        ran.lines().count(),
+        2,
+        "checked once before the stop, once after"
+    );
+    assert_eq!(
+        std::fs::read_dir(repo.path()).unwrap().count(),
+        2,
+        "the checkout is untouched (README.md, .git and nothing else)"
+    );
+    engine.shutdown().await.unwrap();
+}
