@@ -78,3 +78,56 @@ fn fewer_events_than_rows_all_show_at_the_top_and_the_bottom() {
     chord(&mut app, KeyCode::Char('u'), KeyModifiers::CONTROL);
     assert_eq!(events_shown(&draw(&mut app, 80, 24)), vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn a_running_check_shows_its_newest_line_on_the_tasks_row_until_it_ends() {
+    use super::tests::{plan_id, tid, told};
+    use crate::engine::EngineEvent;
+    let mut app = app();
+    let plan = plan_id();
+    let say = |app: &mut App, event: EngineEvent| {
+        app.update(Msg::Engine(told(event)));
+    };
+    say(
+        &mut app,
+        EngineEvent::CheckStarted {
+            plan,
+            task: tid(1),
+            key: "api".into(),
+            command: "cargo test".into(),
+        },
+    );
+    assert!(draw(&mut app, 160, 48).contains("api running checking: cargo test"));
+    let line = "test store::tests::a_full_disk_stops_the_engine ... ok";
+    say(
+        &mut app,
+        EngineEvent::CheckProgress {
+            plan,
+            key: "api".into(),
+            line: line.into(),
+        },
+    );
+    let screen = draw(&mut app, 160, 48);
+    assert!(
+        screen.contains("checking: test store::tests::a_full_disk"),
+        "{screen}"
+    );
+    say(
+        &mut app,
+        EngineEvent::CheckEnded {
+            plan,
+            task: tid(1),
+            key: "api".into(),
+            command: "cargo test".into(),
+            passed: true,
+            report: "`cargo test` passed".into(),
+            fix: None,
+        },
+    );
+    let screen = draw(&mut app, 160, 48);
+    assert!(!screen.contains("checking:"), "{screen}");
+    assert!(
+        screen.contains("api: `cargo test` passed"),
+        "narrated: {screen}"
+    );
+}
