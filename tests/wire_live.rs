@@ -25,6 +25,17 @@ async fn a_real_conflict_is_resolved_by_a_resolver_session_and_context_reaches_t
     let repo = TestRepo::new();
     let state = tempfile::tempdir().unwrap();
     let script = Script::new()
+        // The fix session's prompt quotes its task's prompt too.
+        .rule(
+            Rule::when("Since the merge, the plan's check")
+                .turn(Turn::write("version.txt", "0.2\n"))
+                .turn(Turn::text("Set the version the check wants.")),
+        )
+        .rule(
+            Rule::when("Write VERSION")
+                .turn(Turn::write("version.txt", "0.1\n"))
+                .turn(Turn::text("Wrote the version.")),
+        )
         // First: the resolver's prompt also quotes its task's prompt.
         .rule(
             Rule::when("You are resolving a git merge conflict")
@@ -172,9 +183,70 @@ prompt = "Summarize what was written"
     }
     let sum = context.iter().find(|c| c.key == "sum").expect("sum task");
     assert_eq!(sum.merge, MergeState::Unchanged, "{sum:?}");
+    a_failing_check_is_fixed_by_a_real_fix_session(&engine, &store, &repo, state.path()).await;
     engine.shutdown().await.unwrap();
     store.close().await;
     server.stop().await;
+}
+
+/// On the same server: a task's merge fails the plan's check, a fix session (the scripted
+/// model's fix) works in the integration worktree, and the check passes on its commit.
+async fn a_failing_check_is_fixed_by_a_real_fix_session(
+    engine: &EngineHandle,
+    store: &ocio::store::StoreHandle,
+    repo: &TestRepo,
+    dir: &std::path::Path,
+) {
+    let mut events = engine.subscribe();
+    let path = dir.join("gated.toml");
+    let check = "grep -qx 0.2 version.txt || { echo 'version.txt must say 0.2'; exit 1; }";
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"gated\"\nrepo = {:?}\ncheck = {check:?}\non_check_failure = \"fix\"\n[[tasks]]\nid = \"version\"\nprompt = \"Write VERSION into version.txt\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, Duration::from_secs(120)).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}\n{seen:#?}"
+    );
+    let ended: Vec<(bool, Option<u32>)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::CheckEnded { passed, fix, .. } => Some((*passed, *fix)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [(false, None), (true, Some(1))]);
+    let branch = support::integration_branch(&seen);
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:version.txt")]),
+        "0.2\n"
+    );
+    let sessions = store.read(query::sessions).await.unwrap();
+    let fix = sessions
+        .iter()
+        .find(|s| s.kind == SessionKind::Fix)
+        .expect("a fix session");
+    assert_eq!(fix.status, SessionStatus::Completed);
+    assert!(
+        fix.remote
+            .as_ref()
+            .is_some_and(|r| r.directory.ends_with("integration")),
+        "{fix:?}"
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "the checkout is untouched"
+    );
 }
 
 /// Two real sessions write one file at the same time under `policy`; the events until the plan
