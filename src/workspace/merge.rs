@@ -53,7 +53,9 @@ impl Workspace {
             self.mark_merged(plan, task, &tip)?;
             return Ok(MergeOutcome::UpToDate);
         }
-        let message = format!("ocio: merge task {task} of plan {plan}\n\nbranch {branch}");
+        let message = format!(
+            "Merge task {task} of plan {plan}\n\nOcio-Task: {plan}/{task}\nOcio-Branch: {branch}"
+        );
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &tip];
         let output = self.git.exec(&path, &args)?;
         if output.status.success() {

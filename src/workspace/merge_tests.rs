@@ -67,8 +67,8 @@ fn non_overlapping_edits_both_merge() {
     assert_eq!(
         log.lines().collect::<Vec<_>>(),
         [
-            "ocio: merge task b of plan p",
-            "ocio: merge task a of plan p",
+            "Merge task b of plan p",
+            "Merge task a of plan p",
             "initial"
         ]
     );
