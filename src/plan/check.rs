@@ -176,6 +176,9 @@ fn workflow(
     settings.setup = header.setup.iter().map(|c| c.get_ref().clone()).collect();
     settings.copy = header.copy.iter().map(|p| p.get_ref().clone()).collect();
     settings.check = check_command(source, header.check.as_ref(), None, errors);
+    if let (true, Some(check)) = (without_worktrees, &header.check) {
+        errors.push(without_integration(source, check.span(), None));
+    }
     if let Some(policy) = &header.on_check_failure {
         let words = CheckFailurePolicy::ALL.map(CheckFailurePolicy::text);
         match CheckFailurePolicy::from_text(policy.get_ref()) {
@@ -189,6 +192,24 @@ fn workflow(
             )),
         }
     }
+}
+
+/// A `check` in a plan without worktrees, which has no integration branch to gate.
+pub(super) fn without_integration(
+    source: Source<'_>,
+    span: std::ops::Range<usize>,
+    task: Option<&str>,
+) -> PlanError {
+    source
+        .error(
+            span,
+            "`check` gates merges into the integration branch, and this plan has `worktrees = false`",
+        )
+        .in_task(task)
+        .at_field("check")
+        .with_hint(Some(
+            "remove `check` (run it yourself in the checkout), or `worktrees = false`".into(),
+        ))
 }
 
 /// A `check` command (the plan's, or task `task`'s): a non-empty shell command.

@@ -600,6 +600,15 @@ fn setup_copy_and_check_are_checked_where_they_are_written() {
     let error = only(&format!("{head}on_check_failure = \"fixx\"\n{task}"));
     assert_eq!(place(&error), (3, 20, None, Some("on_check_failure")));
     assert_eq!(error.hint.as_deref(), Some("did you mean \"fix\"?"));
+    let error = only(&format!(
+        "{head}worktrees = false\ncheck = \"make test\"\n{task}"
+    ));
+    assert_eq!(place(&error), (4, 9, None, Some("check")));
+    let error = only(&format!(
+        "{head}worktrees = false\n{task}check = \"make\"\n"
+    ));
+    assert_eq!(place(&error), (7, 9, Some("a"), Some("check")));
+    assert!(error.message.contains("`worktrees = false`"), "{error}");
     let error = only(&format!("{head}{task}check = \"\"\n"));
     assert_eq!(place(&error), (6, 9, Some("a"), Some("check")));
     let file = PlanFile::parse(

@@ -147,6 +147,14 @@ impl PlanFile {
             .iter()
             .map(|entry| check::task(source, entry, &mut errors))
             .collect();
+        if !settings.worktrees {
+            for entry in &raw.tasks {
+                if let Some(check) = &entry.task.check {
+                    let id = entry.task.id.as_ref().map(|id| id.get_ref().as_str());
+                    errors.push(check::without_integration(source, check.span(), id));
+                }
+            }
+        }
         links::check(source, &raw.tasks, &mut errors);
         match PlanErrors::from_vec(errors) {
             Some(errors) => Err(errors),
