@@ -310,7 +310,7 @@ async fn a_resolver_session_settles_the_conflict_and_the_merge_is_concluded() {
     assert_eq!(parents.split_whitespace().count(), 2, "a merge commit");
     let subject = repo.git(&["log", "-1", "--format=%s", &branch]);
     assert!(
-        subject.contains(&format!("merge task {loser}")),
+        subject.contains(&format!("Merge task {loser}")),
         "{subject}"
     );
     assert!(engine.snapshot().await.unwrap().conflicts.is_empty());
