@@ -162,6 +162,7 @@ impl Tally {
             }
             EngineEvent::Overlap { .. } => count(&self.workspace, vec![("kind", "overlap")]),
             EngineEvent::TaskHeld { .. } => count(&self.workspace, vec![("kind", "held")]),
+            EngineEvent::PlanLanded { .. } => count(&self.workspace, vec![("kind", "landed")]),
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }

@@ -95,6 +95,25 @@ pub enum WorkspaceError {
         "in repository {repo}: no merge is in progress in {path}\nhint: nothing to conclude; merge the task first"
     )]
     NoMergeInProgress { repo: PathBuf, path: PathBuf },
+    #[error("in repository {repo}: {base} cannot be brought into {branch}: both changed {}\nhint: merge {base} into {branch} yourself (`git -C <integration worktree> merge {base}`), resolve, commit, and land again", .files.join(", "))]
+    BaseConflict {
+        repo: PathBuf,
+        base: String,
+        branch: String,
+        files: Vec<String>,
+    },
+    #[error("in repository {repo}: the plan's commits do not replay onto {base}: conflicts in {}\nhint: land with --merge or --squash instead", .files.join(", "))]
+    RebaseConflict {
+        repo: PathBuf,
+        base: String,
+        files: Vec<String>,
+    },
+    #[error("{path} (where {base} is checked out) has uncommitted changes to files the landing changes: {}\nhint: commit or move those changes away, then land again; nothing was changed", .files.join(", "))]
+    CheckoutTouches {
+        path: PathBuf,
+        base: String,
+        files: Vec<String>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -19,6 +19,7 @@ mod cleanup;
 pub(crate) mod conflict;
 mod diff;
 mod git;
+mod land;
 mod merge;
 pub(crate) mod names;
 pub(crate) mod overlap;
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub(crate) use cleanup::CleanupPolicy;
 pub(crate) use diff::{commit_diff, enclosing_repository, worktree_diff};
 pub use git::WorkspaceError;
+pub(crate) use land::Combine;
 pub use merge::{MergeOutcome, OnConflict};
 
 use git::Git;

@@ -68,6 +68,8 @@ pub(super) enum GitDone {
     },
     /// What running sessions' worktrees changed (a scan for the overlap map).
     Scanned(Vec<super::scan::Scanned>),
+    /// A plan's landing's git work ended.
+    Landed(Box<super::land::LandDone>),
 }
 
 /// How the merge a resolver session worked on ended.
@@ -210,6 +212,7 @@ impl Core {
                 self.on_scanned(scanned);
                 Ok(())
             }
+            GitDone::Landed(done) => self.on_landed(*done).await,
             GitDone::Merge { plan, key, end } => match end {
                 MergeEnd::Merged { commit } => {
                     let cause = "merged into the integration branch";

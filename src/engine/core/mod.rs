@@ -13,10 +13,12 @@ mod diff;
 mod dispatch;
 mod fleet;
 mod history;
+mod land;
 mod merge;
 mod observe;
 mod operator;
 mod plans;
+mod pull;
 mod recovery;
 mod runs;
 mod scan;
@@ -281,6 +283,13 @@ impl Core {
             }
             Request::History { since, last } => {
                 self.history(since, last, answer.of(|entries| Reply::History { entries }));
+                return Ok(());
+            }
+            Request::Land { plan, mode, push } => {
+                let answer = answer.of(|landing| Reply::Landed {
+                    landing: Box::new(landing),
+                });
+                self.land(plan, mode, push, answer).await;
                 return Ok(());
             }
             Request::Plan { goal, repo } => {

@@ -90,11 +90,17 @@ impl Workspaces {
                 (key, mode, Some(integration))
             }
         };
+        // Where `ocio land` delivers the work when the plan names no base.
+        let base_branch = match (&workspace, &settings.base) {
+            (Some(workspace), None) => workspace.current_branch()?,
+            _ => None,
+        };
         let work = PlanWork {
             plan: id,
             settings,
             key,
             mode,
+            base_branch,
         };
         Ok(Prepared {
             file,
@@ -177,6 +183,7 @@ impl PlanWorkState {
             settings: Default::default(),
             key: format!("{}-{}", plan.name, plan.id.short()),
             mode: WorkMode::Plain,
+            base_branch: None,
         };
         Self::new(work, None)
     }
