@@ -339,10 +339,7 @@ pub(crate) fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreErr
 }
 
 /// Where a plan's work was delivered (`ocio land`), if it was.
-pub(crate) fn landing(
-    txn: &ReadTransaction,
-    plan: PlanId,
-) -> Result<Option<PlanLanding>, StoreError> {
+pub fn landing(txn: &ReadTransaction, plan: PlanId) -> Result<Option<PlanLanding>, StoreError> {
     get_additive(txn, PLAN_LANDING, "plan landing", plan.as_u128())
 }
 

@@ -198,11 +198,10 @@ impl Core {
         for task in &merged {
             let context = self.contexts.get(&task.id);
             listing.push_str(&format!("- {}: {}\n", task.key, task.title));
-            if mode == LandMode::Squash || push.is_some() {
-                if let Some(summary) = context.and_then(|c| c.summary.as_deref()) {
-                    let summary = crate::text::clip(summary.trim(), 600);
-                    listing.push_str(&format!("  {}\n", summary.replace('\n', "\n  ")));
-                }
+            let summary = context.and_then(|c| c.summary.as_deref());
+            if let (true, Some(summary)) = (mode == LandMode::Squash, summary) {
+                let summary = crate::text::clip(summary.trim(), 600);
+                listing.push_str(&format!("  {}\n", summary.replace('\n', "\n  ")));
             }
         }
         let tasks = merged.len();
