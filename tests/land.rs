@@ -382,3 +382,68 @@ async fn a_plan_with_work_under_way_is_refused_naming_its_tasks() {
         e.message
     );
 }
+
+/// A plan run in `repo` with extra settings (`settings`), to its end.
+async fn finished_in(repo: &TestRepo, settings: &str) -> (tempfile::TempDir, EngineHandle, PlanId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let path = dir.path().join("odd.toml");
+    let text = format!(
+        "name = \"odd\"\nrepo = {:?}\n{settings}\n{TWO}",
+        repo.dir_str()
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut events = engine.subscribe();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (_, end) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(end, EngineEvent::PlanFinished { ok: true, .. }),
+        "{end:?}"
+    );
+    (dir, engine, plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_is_not_a_branch_is_refused() {
+    let repo = TestRepo::new();
+    let start = head(&repo, "main");
+    let (_dir, engine, plan) = finished_in(&repo, &format!("base = \"{start}\"")).await;
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(e.message.contains("not a branch"), "{}", e.message);
+    assert_eq!(head(&repo, "main"), start);
+
+    // Submitted on a detached HEAD: no branch was recorded to land on.
+    let repo = TestRepo::new();
+    repo.git(&["switch", "-q", "--detach"]);
+    let (_dir, engine, plan) = finished_in(&repo, "").await;
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("did not record a base branch"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_base_branch_not_checked_out_is_moved_by_compare_and_swap() {
+    let repo = TestRepo::new();
+    repo.git(&["branch", "release"]);
+    let start = head(&repo, "release");
+    let (_dir, engine, plan) = finished_in(&repo, "base = \"release\"").await;
+    let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.record.base, "release");
+    assert_eq!(head(&repo, "release"), landing.record.commit);
+    assert_eq!(head(&repo, "release^1"), start);
+    // The checkout (on main) was not touched.
+    assert_eq!(head(&repo, "main"), start);
+    assert!(repo.read("a.txt").is_none());
+}

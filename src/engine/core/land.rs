@@ -72,10 +72,15 @@ impl Core {
             }
             _ => {}
         }
+        if self.landing.contains(&plan) {
+            let why = "it is being landed now: wait for that to finish".to_string();
+            return answer.send(Err(EngineError::NotLandable(why)));
+        }
         let job = match self.landing_job(plan, mode, push) {
             Ok(job) => job,
             Err(e) => return answer.send(Err(e)),
         };
+        self.landing.insert(plan);
         let left_out = self.left_out(plan);
         let usage = self.plan_usage(plan).await;
         let name = job.title.clone();
@@ -111,6 +116,7 @@ impl Core {
             result,
             answer,
         } = done;
+        self.landing.remove(&plan);
         let mut landing = match result {
             Ok(landing) => landing,
             Err(e) => {
@@ -181,40 +187,11 @@ impl Core {
             (None, Some(branch)) => branch.clone(),
             (None, None) => return Err(refuse("it did not record a base branch (HEAD was detached when it was submitted, or it is older than `ocio land`)\nhint: merge its integration branch yourself: remove its integration worktree (`git worktree remove`) and `git merge`".into())),
         };
-        let merged: Vec<_> = state
-            .graph
-            .topological_order()
-            .into_iter()
-            .filter(|t| {
-                self.contexts
-                    .get(&t.id)
-                    .is_some_and(|c| matches!(c.merge, MergeState::Merged { .. }))
-            })
-            .collect();
+        let merged = self.merged_tasks(plan);
         if merged.is_empty() && push.is_none() {
             return Err(refuse("no task's work was merged: nothing to land".into()));
         }
-        let mut listing = String::new();
-        for task in &merged {
-            let context = self.contexts.get(&task.id);
-            listing.push_str(&format!("- {}: {}\n", task.key, task.title));
-            let summary = context.and_then(|c| c.summary.as_deref());
-            if let (true, Some(summary)) = (mode == LandMode::Squash, summary) {
-                let summary = crate::text::clip(summary.trim(), 600);
-                listing.push_str(&format!("  {}\n", summary.replace('\n', "\n  ")));
-            }
-        }
-        let tasks = merged.len();
-        let title = match mode {
-            LandMode::Merge => format!("Merge plan {name} ({tasks} tasks)"),
-            LandMode::Squash | LandMode::Rebase => format!("Plan {name} ({tasks} tasks)"),
-        };
-        let message = format!("{title}\n\n{listing}");
-        let combine = match mode {
-            LandMode::Merge => Combine::Merge { message },
-            LandMode::Squash => Combine::Squash { message },
-            LandMode::Rebase => Combine::Rebase,
-        };
+        let combine = combine(name, mode, &merged);
         let body = match &push {
             Some(_) => self.pr_body(plan),
             None => String::new(),
@@ -231,6 +208,23 @@ impl Core {
             policy: state.work.cleanup(self.options.cleanup),
             tool_path: self.options.tool_path.clone(),
         })
+    }
+
+    /// The plan's tasks whose work was merged, in order: key, title and answer.
+    fn merged_tasks(&self, plan: PlanId) -> Vec<(String, String, Option<String>)> {
+        let Some(state) = self.plans.get(&plan) else {
+            return Vec::new();
+        };
+        state
+            .graph
+            .topological_order()
+            .into_iter()
+            .filter_map(|t| {
+                let context = self.contexts.get(&t.id)?;
+                matches!(context.merge, MergeState::Merged { .. })
+                    .then(|| (t.key.clone(), t.title.clone(), context.summary.clone()))
+            })
+            .collect()
     }
 
     /// Refused while tasks of the plan are pending, running, waiting for their merge or
@@ -344,6 +338,29 @@ impl Core {
             total.cost
         ));
         text
+    }
+}
+
+/// How the commit that lands is made, with its message: the title and the merged tasks
+/// (key and title; for a squash, each answer too).
+fn combine(name: &str, mode: LandMode, merged: &[(String, String, Option<String>)]) -> Combine {
+    let mut listing = String::new();
+    for (key, title, summary) in merged {
+        listing.push_str(&format!("- {key}: {title}\n"));
+        if let (LandMode::Squash, Some(summary)) = (mode, summary) {
+            let summary = crate::text::clip(summary.trim(), 600);
+            listing.push_str(&format!("  {}\n", summary.replace('\n', "\n  ")));
+        }
+    }
+    let tasks = merged.len();
+    match mode {
+        LandMode::Merge => Combine::Merge {
+            message: format!("Merge plan {name} ({tasks} tasks)\n\n{listing}"),
+        },
+        LandMode::Squash => Combine::Squash {
+            message: format!("Plan {name} ({tasks} tasks)\n\n{listing}"),
+        },
+        LandMode::Rebase => Combine::Rebase,
     }
 }
 

@@ -90,6 +90,8 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+    /// Plans whose landing's git work is under way (one at a time per plan).
+    landing: std::collections::HashSet<PlanId>,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
 }
@@ -290,6 +292,8 @@ impl Core {
                     landing: Box::new(landing),
                 });
                 self.land(plan, mode, push, answer).await;
+                // It may have loaded an old plan from the store (`history.rs`).
+                self.trim_finished();
                 return Ok(());
             }
             Request::Plan { goal, repo } => {
