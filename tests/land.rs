@@ -417,7 +417,11 @@ async fn a_base_that_is_not_a_branch_is_refused() {
     let (_dir, engine, plan) = finished_in(&repo, &format!("base = \"{start}\"")).await;
     let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotNow);
-    assert!(e.message.contains("not a branch"), "{}", e.message);
+    assert!(
+        e.message.contains("(a tag, a commit or a detached HEAD)"),
+        "{}",
+        e.message
+    );
     assert_eq!(head(&repo, "main"), start);
 
     // Submitted on a detached HEAD: no branch was recorded to land on.
