@@ -451,3 +451,17 @@ async fn a_named_base_branch_not_checked_out_is_moved_by_compare_and_swap() {
     assert_eq!(head(&repo, "main"), start);
     assert!(repo.read("a.txt").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecorded_squash_with_the_base_moved_on_makes_no_new_commit() {
+    let f = finished(None).await;
+    // A squash landed (not recorded), then the user committed more on the base.
+    f.repo.git(&["merge", "-q", "--squash", &f.branch]);
+    f.repo.git(&["commit", "-q", "-m", "squashed by hand"]);
+    commit_file(&f.repo, "c.txt", "later\n");
+    let main = head(&f.repo, "main");
+    let landing = f.engine.land(f.plan, LandMode::Squash, None).await.unwrap();
+    assert!(landing.recovered, "{landing:?}");
+    assert_eq!(landing.record.commit, main);
+    assert_eq!(head(&f.repo, "main"), main);
+}

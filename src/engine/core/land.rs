@@ -432,18 +432,7 @@ fn run(job: Job) -> Result<Landing, EngineError> {
         return Ok(landing);
     }
     landing.record.mode = Some(mode);
-    if let Some(commit) = ws.landed_in(&key, &base).map_err(refusal)? {
-        landing.record.commit = commit;
-        landing.recovered = true;
-    } else {
-        landing.base_merged = ws.bring_base_in(&key, &base).map_err(refusal)?;
-        // The plan's check (its test command) belongs here, once it exists: on the
-        // integration worktree with the base brought in, before anything moves the base
-        // branch; a failing check refuses the landing.
-        let landed = ws.land(&key, &base, &combine).map_err(refusal)?;
-        landing.record.commit = landed.commit;
-        landing.record.files = landed.files;
-    }
+    land_here(ws, &key, &base, &combine, &mut landing)?;
     match ws.after_landing(&key, policy) {
         Ok(report) => {
             landing.removed = report.removed;
@@ -453,6 +442,39 @@ fn run(job: Job) -> Result<Landing, EngineError> {
         Err(e) => tracing::warn!(plan = %key, error = %e, "cannot clean up after landing"),
     }
     Ok(landing)
+}
+
+/// The landing proper, into `landing`: recorded only when the base already holds the work
+/// (a landing that stopped before it was recorded, or a squash's tree), else made.
+fn land_here(
+    ws: &Workspace,
+    key: &str,
+    base: &str,
+    combine: &Combine,
+    landing: &mut Landing,
+) -> Result<(), EngineError> {
+    if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
+        landing.record.commit = commit;
+        landing.recovered = true;
+        return Ok(());
+    }
+    landing.base_merged = ws.bring_base_in(key, base).map_err(refusal)?;
+    // The plan's check (its test command) belongs here, once it exists: on the integration
+    // worktree with the base brought in, before anything moves the base branch; a failing
+    // check refuses the landing.
+    if landing.base_merged {
+        // The base held every change already (a squash landed, then the base moved on):
+        // nothing new to commit.
+        if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
+            landing.record.commit = commit;
+            landing.recovered = true;
+            return Ok(());
+        }
+    }
+    let landed = ws.land(key, base, combine).map_err(refusal)?;
+    landing.record.commit = landed.commit;
+    landing.record.files = landed.files;
+    Ok(())
 }
 
 /// A workspace error as the landing's: what the user must change is a refusal, the rest a
