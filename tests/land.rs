@@ -465,3 +465,18 @@ async fn an_unrecorded_squash_with_the_base_moved_on_makes_no_new_commit() {
     assert_eq!(landing.record.commit, main);
     assert_eq!(head(&f.repo, "main"), main);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_lands_after_the_engine_restarted() {
+    let f = finished(None).await;
+    f.engine.shutdown().await.unwrap();
+    f.store.close().await;
+    let store = Store::open(&f._dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let landing = engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(head(&f.repo, "main"), landing.record.commit);
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}

@@ -16,7 +16,11 @@ use crate::workspace::{Combine, Workspace, WorkspaceError};
 
 /// What the git job needs.
 struct Job {
-    workspace: Workspace,
+    /// The plan's workspace; `None` when the engine has not opened it (a finished plan after
+    /// a restart needs no git until now): opened by the job.
+    workspace: Option<Workspace>,
+    workspaces: super::Workspaces,
+    repo: std::path::PathBuf,
     key: String,
     base: String,
     mode: LandMode,
@@ -175,11 +179,10 @@ impl Core {
             .ok_or(EngineError::UnknownPlan(plan))?;
         let name = &state.plan.name;
         let refuse = |why: String| EngineError::NotLandable(format!("plan {name}: {why}"));
-        let workspace = match (&state.work.workspace, state.work.worktrees()) {
-            (Some(workspace), true) => workspace.clone(),
-            (_, false) => return Err(refuse("its tasks did not work in worktrees: their changes are in the repository's checkout already, nothing to land".into())),
-            (None, true) => return Err(refuse(format!("its repository {} could not be opened: {}", state.plan.repo.display(), state.work.broken.clone().unwrap_or_default()))),
-        };
+        if !state.work.worktrees() {
+            return Err(refuse("its tasks did not work in worktrees: their changes are in the repository's checkout already, nothing to land".into()));
+        }
+        let workspace = state.work.workspace.clone();
         self.nothing_under_way(plan)?;
         let work = &state.work.work;
         let base = match (&work.settings.base, &work.base_branch) {
@@ -198,6 +201,8 @@ impl Core {
         };
         Ok(Job {
             workspace,
+            workspaces: self.workspaces.clone(),
+            repo: state.plan.repo.clone(),
             key: work.key.clone(),
             base,
             mode,
@@ -390,6 +395,8 @@ fn empty_landing() -> Landing {
 fn run(job: Job) -> Result<Landing, EngineError> {
     let Job {
         workspace,
+        workspaces,
+        repo,
         key,
         base,
         mode,
@@ -400,6 +407,15 @@ fn run(job: Job) -> Result<Landing, EngineError> {
         policy,
         tool_path,
     } = job;
+    let workspace = match workspace {
+        Some(workspace) => workspace,
+        None => workspaces.open(&repo)?.ok_or_else(|| {
+            EngineError::NotLandable(format!(
+                "{} is no longer a git repository: nothing to land there",
+                repo.display()
+            ))
+        })?,
+    };
     let ws = &workspace;
     if !ws.is_branch(&base).map_err(refusal)? {
         return Err(EngineError::NotLandable(format!(
