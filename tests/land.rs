@@ -145,6 +145,10 @@ async fn merge_lands_a_merge_commit_whose_second_parent_is_the_integration_branc
         .await
         .unwrap();
     assert_eq!(stored.unwrap().commit, main);
+    let snapshot = f.engine.snapshot().await.unwrap();
+    let shown = snapshot.plans.iter().find(|p| p.id == f.plan).unwrap();
+    let shown = shown.landing.as_ref().map(|l| l.commit.as_str());
+    assert_eq!(shown, Some(main.as_str()));
     let again = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
     assert!(again.already);
     assert_eq!(again.record.commit, main);

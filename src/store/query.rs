@@ -246,6 +246,8 @@ pub(crate) struct PlanRecord {
     pub(crate) tasks: Vec<Task>,
     pub(crate) work: Option<PlanWork>,
     pub(crate) contexts: Vec<TaskContext>,
+    /// Where its work was delivered (`ocio land`), if it was.
+    pub(crate) landing: Option<PlanLanding>,
 }
 
 /// One plan and what is kept beside it, read by key (no other plan's records are read).
@@ -265,11 +267,13 @@ pub(crate) fn plan_record(
     }
     let work = get_additive(txn, PLAN_WORK, "plan work", id.as_u128())?;
     let contexts = contexts_of_tasks(txn, &plan.tasks)?;
+    let landing = landing(txn, id)?;
     Ok(Some(PlanRecord {
         plan,
         tasks,
         work,
         contexts,
+        landing,
     }))
 }
 

@@ -88,6 +88,18 @@ fn land_pushes_with_a_pull_request_then_lands_refusing_a_dirty_checkout_first() 
         l["type"] == "plan_landed" && l["landing"]["mode"] == "squash"
     });
 
+    let tasks = home.json(&["tasks", "--json"]);
+    assert_eq!(
+        tasks["plans"][0]["landing"]["commit"],
+        main.trim(),
+        "{tasks}"
+    );
+    let listed = stdout(&home.ocio(&["tasks"]));
+    assert!(
+        listed.contains("plan ship landed on main (squash)"),
+        "{listed}"
+    );
+
     let again = home.ocio(&["land", "ship"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert!(

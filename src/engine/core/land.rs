@@ -141,6 +141,9 @@ impl Core {
             landing: landing.record.clone(),
         });
         let committed = self.commit(step).await;
+        if let (Ok(()), Some(state)) = (&committed, self.plans.get_mut(&plan)) {
+            state.work.landing = Some(landing.record.clone());
+        }
         match committed {
             Ok(()) => {
                 answer.send(Ok(landing));

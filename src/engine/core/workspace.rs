@@ -159,6 +159,8 @@ pub(super) struct PlanWorkState {
     /// The session of each task whose work awaits its merge (its files stay in the overlap
     /// map until then).
     pub(super) awaiting: HashMap<String, SessionId>,
+    /// Where its work was delivered (`ocio land`), once it was.
+    pub(super) landing: Option<crate::domain::PlanLanding>,
 }
 
 impl PlanWorkState {
@@ -173,6 +175,7 @@ impl PlanWorkState {
             merging: None,
             resolvers: VecDeque::new(),
             awaiting: HashMap::new(),
+            landing: None,
         }
     }
 
