@@ -509,6 +509,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "cancelled",
         ],
     ),
+    ("plan_landed", &["plan", "name", "landing"]),
     ("recovered", &["sessions", "tasks", "resumed"]),
     ("paused", &["paused"]),
     ("events.lagged", &["missed"]),
