@@ -151,6 +151,7 @@ async fn merge_lands_a_merge_commit_whose_second_parent_is_the_integration_branc
     assert_eq!(shown, Some(main.as_str()));
     let again = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
     assert!(again.already);
+    assert_eq!(again.name, "deliver");
     assert_eq!(again.record.commit, main);
     assert_eq!(head(&f.repo, "main"), main);
 }
@@ -360,6 +361,10 @@ async fn pr_runs_gh_with_base_head_title_and_a_body_naming_the_tasks() {
         "{args}"
     );
     assert!(args.contains("Checks: not run"), "{args}");
+    assert!(
+        args.contains("- total: ") && args.contains(" tokens, $"),
+        "{args}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

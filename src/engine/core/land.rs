@@ -62,10 +62,14 @@ impl Core {
             return;
         }
         let earlier = self.store.read(move |txn| query::landing(txn, plan)).await;
-        let name = self.plans.get(&plan).map(|s| s.plan.name.clone());
-        match (earlier, name) {
-            (Err(e), _) => return answer.send(Err(e.into())),
-            (Ok(Some(record)), Some(name)) if record.mode.is_some() => {
+        let name = self
+            .plans
+            .get(&plan)
+            .map(|s| s.plan.name.clone())
+            .unwrap_or_default();
+        match earlier {
+            Err(e) => return answer.send(Err(e.into())),
+            Ok(Some(record)) if record.mode.is_some() => {
                 // Landed before: said so, nothing done (landing twice is not an error).
                 return answer.send(Ok(Landing {
                     record,
@@ -74,10 +78,10 @@ impl Core {
                     ..empty_landing()
                 }));
             }
-            _ => {}
+            Ok(_) => {}
         }
         if self.landing.contains(&plan) {
-            let why = "it is being landed now: wait for that to finish".to_string();
+            let why = format!("plan {name} is being landed now: wait for that to finish");
             return answer.send(Err(EngineError::NotLandable(why)));
         }
         let job = match self.landing_job(plan, mode, push) {
@@ -86,8 +90,10 @@ impl Core {
         };
         self.landing.insert(plan);
         let left_out = self.left_out(plan);
-        let usage = self.plan_usage(plan).await;
-        let name = job.title.clone();
+        let usage = match job.push {
+            Some(_) => self.plan_usage(plan).await,
+            None => String::new(),
+        };
         let done = self.git_tx.clone();
         self.tasks.spawn(async move {
             let mut job = job;
