@@ -489,3 +489,93 @@ async fn a_plan_lands_after_the_engine_restarted() {
     assert_eq!(head(&f.repo, "main"), landing.record.commit);
     assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_a_failed_task_lands_what_merged_and_names_the_rest() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![
+        support::sim_agent("sim", 2, &["good"], 50, 0.0),
+        support::sim_agent("bad", 1, &["bad"], 50, 1.0),
+    ];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let path = dir.path().join("partly.toml");
+    let failing = "[[tasks]]\nid = \"gamma\"\nretries = 0\ncapabilities = [\"bad\"]\nprompt = 'SIM-WRITE g.txt gamma\\n'\n";
+    // The good tasks only on the agent that never fails.
+    let good = TWO.replace("prompt = 'SIM", "capabilities = [\"good\"]\nprompt = 'SIM");
+    let text = format!(
+        "name = \"partly\"\nrepo = {:?}\n{good}{failing}",
+        repo.dir_str()
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut events = engine.subscribe();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (_, end) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(end, EngineEvent::PlanFinished { failed: 1, .. }),
+        "{end:?}"
+    );
+    let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.left_out, ["gamma: failed"]);
+    assert_eq!(landing.record.files, ["a.txt", "b.txt"]);
+    assert!(repo.read("g.txt").is_none());
+}
+
+/// A pull request with only the tools in `tools` on the engine's PATH.
+async fn pr_with(
+    tools: &Path,
+) -> (
+    Finished,
+    Result<ocio::engine::Landing, ocio::engine::ApiError>,
+) {
+    let f = finished(Some(tools.as_os_str().to_owned())).await;
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_string_lossy().into_owned();
+    f.repo.git(&["init", "-q", "--bare", &bare_path]);
+    f.repo.git(&["remote", "add", "origin", &bare_path]);
+    let push = Push {
+        remote: Some("origin".into()),
+        pr: true,
+    };
+    let result = f.engine.land(f.plan, LandMode::Merge, Some(push)).await;
+    (f, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pr_falls_back_to_glab_and_says_when_neither_tool_is_there() {
+    let none = tempfile::tempdir().unwrap();
+    let (_f, result) = pr_with(none.path()).await;
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("neither `gh` nor `glab`"),
+        "{}",
+        e.message
+    );
+
+    let tools = tempfile::tempdir().unwrap();
+    let glab = tools.path().join("glab");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho https://gitlab.example/o/r/-/merge_requests/3\n",
+        tools.path().join("args").display()
+    );
+    std::fs::write(&glab, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&glab, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (f, result) = pr_with(tools.path()).await;
+    let landing = result.unwrap();
+    let url = "https://gitlab.example/o/r/-/merge_requests/3";
+    assert_eq!(landing.record.pr_url.as_deref(), Some(url));
+    let args = std::fs::read_to_string(tools.path().join("args")).unwrap();
+    let expected = format!(
+        "mr\ncreate\n--target-branch\nmain\n--source-branch\n{}\n",
+        f.branch
+    );
+    assert!(args.starts_with(&expected), "{args}");
+}
