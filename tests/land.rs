@@ -246,6 +246,8 @@ async fn a_base_that_moved_in_conflict_refuses_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotNow);
     assert!(e.message.contains("a.txt"), "{}", e.message);
+    let hint = format!("git -C {} merge main", f.worktree.display());
+    assert!(e.message.contains(&hint), "{}", e.message);
     assert_eq!(head(&f.repo, "main"), moved);
     assert_eq!(head(&f.repo, &f.branch), integration);
     assert!(

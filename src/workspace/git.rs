@@ -95,9 +95,10 @@ pub enum WorkspaceError {
         "in repository {repo}: no merge is in progress in {path}\nhint: nothing to conclude; merge the task first"
     )]
     NoMergeInProgress { repo: PathBuf, path: PathBuf },
-    #[error("in repository {repo}: {base} cannot be brought into {branch}: both changed {}\nhint: merge {base} into {branch} yourself (`git -C <integration worktree> merge {base}`), resolve, commit, and land again", .files.join(", "))]
+    #[error("in repository {repo}: {base} cannot be brought into {branch}: both changed {}\nhint: merge it yourself in the plan's integration worktree (`git -C {path} merge {base}`), resolve, commit, and land again; nothing was changed", .files.join(", "))]
     BaseConflict {
         repo: PathBuf,
+        path: PathBuf,
         base: String,
         branch: String,
         files: Vec<String>,

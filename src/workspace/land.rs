@@ -82,6 +82,7 @@ impl Workspace {
         }
         Err(WorkspaceError::BaseConflict {
             repo: self.git.repo.clone(),
+            path,
             base: base.to_string(),
             branch: names::integration_branch(plan),
             files,
