@@ -109,6 +109,10 @@ pub enum WorkspaceError {
         base: String,
         files: Vec<String>,
     },
+    #[error(
+        "in repository {repo}: {base} moved while the plan was being landed\nhint: land again; nothing was changed"
+    )]
+    BaseMoved { repo: PathBuf, base: String },
     #[error("{path} (where {base} is checked out) has uncommitted changes to files the landing changes: {}\nhint: commit or move those changes away, then land again; nothing was changed", .files.join(", "))]
     CheckoutTouches {
         path: PathBuf,

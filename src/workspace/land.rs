@@ -97,6 +97,15 @@ impl Workspace {
         let _guard = self.guard();
         let (base_tip, integration) = self.tips(plan, base)?;
         let repo = self.git.repo.clone();
+        // The result's tree is the integration branch's: it must hold every commit of the
+        // base, or landing would undo what the base gained since it was brought in.
+        let holds_base = ["merge-base", "--is-ancestor", &base_tip, &integration];
+        if !self.git.check(&repo, &holds_base)? {
+            return Err(WorkspaceError::BaseMoved {
+                repo,
+                base: base.to_string(),
+            });
+        }
         let tree = format!("{integration}^{{tree}}");
         let commit = match how {
             Combine::Merge { message } => self.git.run(

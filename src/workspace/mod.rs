@@ -26,6 +26,8 @@ pub(crate) mod overlap;
 mod record;
 
 #[cfg(test)]
+mod land_tests;
+#[cfg(test)]
 mod merge_tests;
 #[cfg(test)]
 mod tests;

@@ -509,6 +509,7 @@ fn refusal(e: WorkspaceError) -> EngineError {
         WorkspaceError::BaseConflict { .. }
         | WorkspaceError::RebaseConflict { .. }
         | WorkspaceError::CheckoutTouches { .. }
+        | WorkspaceError::BaseMoved { .. }
         | WorkspaceError::UnknownBase { .. }
         | WorkspaceError::IntegrationDirty { .. }
         | WorkspaceError::MergeInProgress { .. } => EngineError::NotLandable(e.to_string()),
