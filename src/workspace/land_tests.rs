@@ -29,3 +29,31 @@ fn a_base_that_moved_after_it_was_brought_in_is_not_undone() {
         "changed\n"
     );
 }
+
+#[test]
+fn a_staged_change_to_a_landed_file_refuses_and_stays_staged() {
+    let fixture = Fixture::new();
+    let workspace = fixture.workspace();
+    let (key, integration) = workspace.claim_integration("p", None).unwrap();
+    std::fs::write(integration.path.join("lib.txt"), "plan's\n").unwrap();
+    workspace
+        .commit_all(&integration.path, "plan work")
+        .unwrap();
+    std::fs::write(fixture.repo.join("lib.txt"), "mine\n").unwrap();
+    fixture.git(&["add", "lib.txt"]);
+    let before = fixture.git(&["rev-parse", "main"]);
+    let error = workspace.land(&key, "main", &Combine::Rebase).unwrap_err();
+    match &error {
+        WorkspaceError::CheckoutTouches { files, .. } => assert_eq!(files, &["lib.txt"]),
+        other => panic!("{other}"),
+    }
+    assert_eq!(fixture.git(&["rev-parse", "main"]), before);
+    assert_eq!(fixture.git(&["diff", "--cached", "--name-only"]), "lib.txt");
+    assert_eq!(
+        std::fs::read_to_string(fixture.repo.join("lib.txt")).unwrap(),
+        "mine\n"
+    );
+    // The rebase's temporary worktree is gone.
+    let listed = fixture.git(&["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(".landing"), "{listed}");
+}
