@@ -96,6 +96,7 @@ fn plan(id: PlanId) -> PlanView {
         name: "bench".into(),
         repo: "/srv/repo".into(),
         tasks,
+        landing: None,
     }
 }
 

@@ -175,6 +175,7 @@ fn snapshot() -> Snapshot {
         id: plan_id(),
         name: "add-pagination".into(),
         repo: "/home/dev/src/users-service".into(),
+        landing: None,
         tasks: TASKS
             .iter()
             .enumerate()

@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 #[path = "cli/database_file.rs"]
 mod database_file;
+#[path = "cli/land.rs"]
+mod land;
 #[path = "cli/open.rs"]
 mod open;
 
@@ -507,6 +509,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "cancelled",
         ],
     ),
+    ("plan_landed", &["plan", "name", "landing"]),
     ("recovered", &["sessions", "tasks", "resumed"]),
     ("paused", &["paused"]),
     ("events.lagged", &["missed"]),

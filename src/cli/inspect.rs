@@ -150,10 +150,27 @@ pub(crate) fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
                         task.needs.join(", ")
                     ));
                 }
+                if let Some(landing) = &plan.landing {
+                    out.push_str(&format!("\n{:<10} {}", "", landed(&plan.name, landing)));
+                }
             }
             out
         })
     })
+}
+
+/// Where a plan's work went, in a line.
+fn landed(name: &str, landing: &crate::domain::PlanLanding) -> String {
+    let short = landing.commit.get(..12).unwrap_or(&landing.commit);
+    match (&landing.mode, &landing.pushed_to, &landing.pr_url) {
+        (_, _, Some(url)) => format!("plan {name}: pull request {url}"),
+        (_, Some(to), None) => format!("plan {name} pushed to {to} at {short}"),
+        (mode, None, None) => format!(
+            "plan {name} landed on {} ({}) at {short}",
+            landing.base,
+            mode.map_or("merge", crate::domain::LandMode::name)
+        ),
+    }
 }
 
 fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError> {
@@ -164,9 +181,16 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
             latest.insert(task, session.id); // oldest first: the last one wins
         }
     }
+    let mut landings = HashMap::new();
+    for plan in query::plans(txn)? {
+        if let Some(landing) = query::landing(txn, plan.id)? {
+            landings.insert(plan.id, landing);
+        }
+    }
     Ok(query::plans(txn)?
         .into_iter()
         .map(|plan: Plan| PlanView {
+            landing: landings.remove(&plan.id),
             tasks: plan
                 .tasks
                 .iter()

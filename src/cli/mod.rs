@@ -6,6 +6,7 @@ mod database;
 mod demo;
 mod events;
 mod inspect;
+mod land;
 mod open;
 mod output;
 mod remote;
@@ -265,6 +266,37 @@ enum Command {
         /// The plan: its id, the id's last 8 characters, or its name (the newest plan when
         /// left out)
         plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver a finished plan's work: land its integration branch on the plan's base branch
+    /// (its `base`, else the branch checked out when it was submitted) as a merge commit
+    /// (default), one squashed commit or rebased commits; the base is merged into the
+    /// integration branch first when it moved. The checkout the base is checked out in is only
+    /// fast-forwarded, and refused (exit 2, nothing changed) when its uncommitted changes
+    /// touch a file the landing changes. With --push/--pr, push the branch instead. Landing
+    /// twice says it already landed (exit 0)
+    #[command(group = clap::ArgGroup::new("how").args(["merge", "squash", "rebase"]))]
+    Land {
+        /// The plan: its name, its id or the id's last 8 characters
+        plan: String,
+        /// A merge commit whose second parent is the integration branch (the default)
+        #[arg(long)]
+        merge: bool,
+        /// One commit with the plan's whole change
+        #[arg(long)]
+        squash: bool,
+        /// The plan's commits replayed onto the base: linear history
+        #[arg(long)]
+        rebase: bool,
+        /// Push the integration branch (as ocio/<plan>/integration) to REMOTE instead of
+        /// landing here [default: the base branch's upstream remote, else origin]
+        #[arg(long, value_name = "REMOTE", num_args = 0..=1, require_equals = true, default_missing_value = "", conflicts_with = "how")]
+        push: Option<String>,
+        /// Push, then open a pull request into the base branch with `gh pr create` (or
+        /// `glab mr create`)
+        #[arg(long, conflicts_with = "how")]
+        pr: bool,
         #[arg(long)]
         json: bool,
     },
@@ -581,6 +613,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             json,
         }) => open::run(&context, &session, print, json),
         Some(Command::Context { plan, json }) => inspect::context(&context, plan.as_deref(), json),
+        Some(Command::Land {
+            plan,
+            squash,
+            rebase,
+            push,
+            pr,
+            json,
+            ..
+        }) => {
+            let mode = match (squash, rebase) {
+                (true, _) => crate::domain::LandMode::Squash,
+                (_, true) => crate::domain::LandMode::Rebase,
+                _ => crate::domain::LandMode::Merge,
+            };
+            let push = (push.is_some() || pr).then(|| crate::engine::Push {
+                remote: push.filter(|r| !r.is_empty()),
+                pr,
+            });
+            land::run(&context, &plan, mode, push, json)
+        }
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),

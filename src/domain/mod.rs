@@ -27,5 +27,5 @@ pub use session::{
     Checkpoint, CheckpointKind, RemoteSession, Session, SessionKind, SessionStatus, Usage,
 };
 pub use task::{Plan, Task, TaskStatus};
-pub use work::{MergeState, TaskContext};
+pub use work::{LandMode, MergeState, PlanLanding, TaskContext};
 pub(crate) use work::{PlanWork, WorkMode};

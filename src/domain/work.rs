@@ -3,6 +3,7 @@
 //! stands ([`TaskContext`]). Plain data, serializable both ways: front ends get them as they are
 //! stored.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::task::{CheckFailurePolicy, ConflictPolicy, PlanSettings};
@@ -19,6 +20,11 @@ pub(crate) struct PlanWork {
     /// `<name>-<short id>`); for other plans, name and short id.
     pub(crate) key: String,
     pub(crate) mode: WorkMode,
+    /// The branch checked out in the repository when the plan was submitted without a `base`
+    /// (where `ocio land` delivers its work); `None` when HEAD was detached, for a plan with a
+    /// `base`, or one stored before this was recorded.
+    #[serde(default)]
+    pub(crate) base_branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,4 +156,49 @@ impl std::fmt::Display for MergeState {
             }
         }
     }
+}
+
+/// How `ocio land` brings a plan's integration branch into its base branch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LandMode {
+    /// A merge commit on the base whose second parent is the integration branch.
+    #[default]
+    Merge,
+    /// One commit on the base with the plan's whole change.
+    Squash,
+    /// The plan's commits replayed onto the base: linear history, no merge commits.
+    Rebase,
+}
+
+impl LandMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Squash => "squash",
+            Self::Rebase => "rebase",
+        }
+    }
+}
+
+/// A plan's work delivered: landed on its base branch, or pushed to a remote (and a pull
+/// request opened) for someone else to land. Recorded before it is announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanLanding {
+    pub plan: PlanId,
+    /// How it landed; `None` when it was pushed rather than landed here.
+    pub mode: Option<LandMode>,
+    /// The base branch.
+    pub base: String,
+    /// The base branch's commit after the landing (pushed: the integration branch's commit).
+    pub commit: String,
+    /// Files the landing changed on the base branch, repo-relative.
+    #[serde(default)]
+    pub files: Vec<String>,
+    pub at: Timestamp,
+    /// `remote branch` the integration branch was pushed to.
+    #[serde(default)]
+    pub pushed_to: Option<String>,
+    #[serde(default)]
+    pub pr_url: Option<String>,
 }

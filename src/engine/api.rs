@@ -17,7 +17,7 @@ use super::approval::{Approver, Decision};
 use super::question::Answer;
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
-use crate::domain::TaskContext;
+use crate::domain::{LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
 
 /// What a front end asks of the engine.
@@ -73,6 +73,55 @@ pub enum Request {
         since: u64,
         last: usize,
     },
+    /// Deliver a finished plan's work: land its integration branch on its base branch
+    /// (`mode`), or with `push`, push the branch (and open a pull request) instead.
+    Land {
+        plan: PlanId,
+        #[serde(default)]
+        mode: LandMode,
+        #[serde(default)]
+        push: Option<Push>,
+    },
+}
+
+/// Where `ocio land --push` sends a plan's integration branch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// The remote; `None`: the base branch's upstream remote, else `origin`.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Open a pull request (`gh pr create`, or `glab mr create`) from it into the base.
+    #[serde(default)]
+    pub pr: bool,
+}
+
+/// What a [`Request::Land`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landing {
+    /// The durable record (also the `plan_landed` event's).
+    pub record: PlanLanding,
+    /// The plan's name.
+    pub name: String,
+    /// It had landed before: nothing was done now (the record is the earlier one).
+    #[serde(default)]
+    pub already: bool,
+    /// The base branch already held the work though nothing recorded it (an earlier landing
+    /// stopped before it was recorded): recorded now, no new commit made.
+    #[serde(default)]
+    pub recovered: bool,
+    /// The base had moved since the plan started and was merged into the integration branch
+    /// first.
+    #[serde(default)]
+    pub base_merged: bool,
+    /// Tasks whose work is not in what landed (they failed, were cancelled or changed
+    /// nothing), as `key: why`.
+    #[serde(default)]
+    pub left_out: Vec<String>,
+    /// Worktrees removed afterwards, and task branches deleted.
+    #[serde(default)]
+    pub removed: Vec<PathBuf>,
+    #[serde(default)]
+    pub branches_deleted: Vec<String>,
 }
 
 /// The engine's answer to one [`Request`].
@@ -86,6 +135,7 @@ pub enum Reply {
     Diff { text: String },
     Context { tasks: Vec<TaskContext> },
     History { entries: Vec<Logged> },
+    Landed { landing: Box<Landing> },
     Done,
 }
 
@@ -100,6 +150,7 @@ impl Reply {
             Self::Diff { .. } => "diff",
             Self::Context { .. } => "context",
             Self::History { .. } => "history",
+            Self::Landed { .. } => "landed",
             Self::Done => "done",
         }
     }
@@ -187,6 +238,7 @@ impl From<EngineError> for ApiError {
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
             EngineError::BadAnswer(_) => ErrorKind::Invalid,
             EngineError::NotNow { .. }
+            | EngineError::NotLandable(_)
             | EngineError::NotSteerable(_)
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. }
@@ -196,7 +248,8 @@ impl From<EngineError> for ApiError {
             | EngineError::Halted(_)
             | EngineError::Workspace(_)
             | EngineError::Planner(_)
-            | EngineError::Diff(_) => ErrorKind::Failed,
+            | EngineError::Diff(_)
+            | EngineError::LandFailed(_) => ErrorKind::Failed,
         };
         Self::new(kind, e.to_string())
     }
@@ -342,6 +395,19 @@ pub trait EngineApi: Engine {
         let (goal, repo) = (goal.to_string(), repo.to_path_buf());
         match self.call(Request::Plan { goal, repo }).await? {
             Reply::Proposal { proposal } => Ok(proposal),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Deliver a finished plan's work (see [`Request::Land`]).
+    async fn land(
+        &self,
+        plan: PlanId,
+        mode: LandMode,
+        push: Option<Push>,
+    ) -> Result<Landing, ApiError> {
+        match self.call(Request::Land { plan, mode, push }).await? {
+            Reply::Landed { landing } => Ok(*landing),
             other => Err(ApiError::unexpected(&other)),
         }
     }

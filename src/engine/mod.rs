@@ -39,7 +39,7 @@ use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, Ta
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
-pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Reply, Request, Told};
+pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply, Request, Told};
 pub use clock::Clock;
 pub use rooms::Follower;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
@@ -67,6 +67,9 @@ pub struct EngineOptions {
     pub worktree_root: Option<PathBuf>,
     /// Most bytes of the "context from upstream tasks" section of a prompt.
     pub context_budget: usize,
+    /// Where `ocio land --pr` looks for `gh` and `glab` (and the PATH they run with);
+    /// `None`: this process's PATH.
+    pub tool_path: Option<std::ffi::OsString>,
     /// What happens to a finished plan's worktrees when the plan does not say.
     pub cleanup: CleanupPolicy,
     /// Most task worktrees holding work not merged yet (running sessions' and completed ones
@@ -100,6 +103,7 @@ impl Default for EngineOptions {
             approvals: approval::ApprovalPolicy::default(),
             worktree_root: None,
             context_budget: 16 * 1024,
+            tool_path: None,
             cleanup: CleanupPolicy::default(),
             max_worktrees: None,
             clock: Clock::system(),
@@ -250,6 +254,12 @@ pub enum EngineEvent {
         #[serde(default)]
         fix: Option<u32>,
     },
+    /// A plan's work was delivered (durable): landed on its base branch, or pushed.
+    PlanLanded {
+        plan: PlanId,
+        name: String,
+        landing: crate::domain::PlanLanding,
+    },
     /// The engine stopped because something it must do failed (a store write: a full disk, a
     /// broken file). Nothing more is made durable or done; the last event a front end gets.
     EngineFailed { error: String },
@@ -291,12 +301,17 @@ pub enum EngineError {
     Workspace(#[from] WorkspaceError),
     #[error("no plan {0}")]
     UnknownPlan(PlanId),
+    /// A plan whose work cannot be delivered now (the message says why and what to do).
+    #[error("{0}")]
+    NotLandable(String),
     #[error("no agent can plan: {0}")]
     NoPlanner(String),
     #[error("the planner failed: {0}")]
     Planner(String),
     #[error("no diff: {0}")]
     Diff(String),
+    #[error("the landing failed: {0}")]
+    LandFailed(String),
     #[error("the engine has stopped")]
     Stopped,
     /// The loop stops because of this (a store write failed while answering a request).

@@ -98,6 +98,9 @@ pub struct PlanView {
     pub name: String,
     pub repo: PathBuf,
     pub tasks: Vec<TaskView>,
+    /// Where its work was delivered (`ocio land`), once it was.
+    #[serde(default)]
+    pub landing: Option<crate::domain::PlanLanding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -70,6 +70,7 @@ impl Default for Tally {
             "held",
             "check_passed",
             "check_failed",
+            "landed",
         ] {
             tally
                 .workspace
@@ -177,6 +178,7 @@ impl Tally {
                 };
                 count(&self.workspace, vec![("kind", kind)]);
             }
+            EngineEvent::PlanLanded { .. } => count(&self.workspace, vec![("kind", "landed")]),
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }

@@ -17,8 +17,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{
-    Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, MergeState, Plan, PlanWork,
-    Session, SessionStatus, Task, TaskContext,
+    Agent, AgentName, Checkpoint, DomainEvent, Lease, Lifecycle, MergeState, Plan, PlanLanding,
+    PlanWork, Session, SessionStatus, Task, TaskContext,
 };
 
 pub use open::OpenInfo;
@@ -139,6 +139,10 @@ enum Op {
         key: &'static str,
         value: u64,
     },
+    PutLanding {
+        id: u128,
+        json: Vec<u8>,
+    },
     PutPlanWork {
         id: u128,
         json: Vec<u8>,
@@ -254,6 +258,15 @@ impl Batch {
         self.ops.push(Op::PutPlanWork {
             id: work.plan.as_u128(),
             json: encode(work),
+        });
+        self
+    }
+
+    /// Where a plan's work was delivered.
+    pub(crate) fn put_landing(&mut self, landing: &PlanLanding) -> &mut Self {
+        self.ops.push(Op::PutLanding {
+            id: landing.plan.as_u128(),
+            json: encode(landing),
         });
         self
     }

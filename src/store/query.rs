@@ -9,14 +9,14 @@ use serde::de::DeserializeOwned;
 
 use super::StoreError;
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
-    SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
+    PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
     SessionId, SessionStatus, Task, TaskId, TaskStatus,
 };
-use crate::domain::{PlanWork, TaskContext};
+use crate::domain::{PlanLanding, PlanWork, TaskContext};
 
 fn decode<T: DeserializeOwned>(what: &'static str, json: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(json).map_err(|e| StoreError::Decode {
@@ -246,6 +246,8 @@ pub(crate) struct PlanRecord {
     pub(crate) tasks: Vec<Task>,
     pub(crate) work: Option<PlanWork>,
     pub(crate) contexts: Vec<TaskContext>,
+    /// Where its work was delivered (`ocio land`), if it was.
+    pub(crate) landing: Option<PlanLanding>,
 }
 
 /// One plan and what is kept beside it, read by key (no other plan's records are read).
@@ -265,11 +267,13 @@ pub(crate) fn plan_record(
     }
     let work = get_additive(txn, PLAN_WORK, "plan work", id.as_u128())?;
     let contexts = contexts_of_tasks(txn, &plan.tasks)?;
+    let landing = landing(txn, id)?;
     Ok(Some(PlanRecord {
         plan,
         tasks,
         work,
         contexts,
+        landing,
     }))
 }
 
@@ -336,6 +340,11 @@ fn get_additive<T: DeserializeOwned>(
 /// How every plan uses its repository.
 pub(crate) fn plan_work(txn: &ReadTransaction) -> Result<Vec<PlanWork>, StoreError> {
     all_additive(txn, PLAN_WORK, "plan work")
+}
+
+/// Where a plan's work was delivered (`ocio land`), if it was.
+pub fn landing(txn: &ReadTransaction, plan: PlanId) -> Result<Option<PlanLanding>, StoreError> {
+    get_additive(txn, PLAN_LANDING, "plan landing", plan.as_u128())
 }
 
 /// What every finished task left for the tasks after it.

@@ -8,8 +8,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
-    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
+    PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError, seal};
 
@@ -129,6 +129,7 @@ pub(super) struct WriteTables<'txn> {
     meta: Table<'txn, &'static str, u64>,
     plan_work: Table<'txn, u128, &'static [u8]>,
     context: Table<'txn, u128, &'static [u8]>,
+    landing: Table<'txn, u128, &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -149,6 +150,7 @@ impl<'txn> WriteTables<'txn> {
             // Additive tables: opening them here also creates them in an older file.
             plan_work: txn.open_table(PLAN_WORK).map_err(open_error)?,
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
+            landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
         })
     }
 
@@ -233,6 +235,11 @@ impl<'txn> WriteTables<'txn> {
                 }
                 Op::PutPlanWork { id, json } => {
                     self.plan_work
+                        .insert(*id, json.as_slice())
+                        .map_err(StoreError::storage)?;
+                }
+                Op::PutLanding { id, json } => {
+                    self.landing
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
                 }

@@ -132,6 +132,7 @@ pub(super) fn snapshot() -> Snapshot {
             name: "add-pagination".into(),
             repo: "/work/repo".into(),
             tasks,
+            landing: None,
         }],
         sessions: vec![
             session(4, "storage", "coder-2", SessionStatus::WaitingApproval, 200),

@@ -213,7 +213,9 @@ impl View {
         self.generation += 1;
         match event {
             EngineEvent::Transition(e) => self.transition(e),
-            EngineEvent::PlanSubmitted { .. } | EngineEvent::MergeConflict { .. } => {
+            EngineEvent::PlanSubmitted { .. }
+            | EngineEvent::MergeConflict { .. }
+            | EngineEvent::PlanLanded { .. } => {
                 self.wants_snapshot = true;
             }
             // The link turns it into `Msg::EngineGone`: the room shows it and closes.

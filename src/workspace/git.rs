@@ -171,6 +171,30 @@ pub enum WorkspaceError {
         branch: String,
         before: String,
     },
+    #[error("in repository {repo}: {base} cannot be brought into {branch}: both changed {}\nhint: merge it yourself in the plan's integration worktree (`git -C {path} merge {base}`), resolve, commit, and land again; nothing was changed", .files.join(", "))]
+    BaseConflict {
+        repo: PathBuf,
+        path: PathBuf,
+        base: String,
+        branch: String,
+        files: Vec<String>,
+    },
+    #[error("in repository {repo}: the plan's commits do not replay onto {base}: conflicts in {}\nhint: land with --merge or --squash instead", .files.join(", "))]
+    RebaseConflict {
+        repo: PathBuf,
+        base: String,
+        files: Vec<String>,
+    },
+    #[error(
+        "in repository {repo}: {base} moved while the plan was being landed\nhint: land again; nothing was changed"
+    )]
+    BaseMoved { repo: PathBuf, base: String },
+    #[error("{path} (where {base} is checked out) has uncommitted changes to files the landing changes: {}\nhint: commit or move those changes away, then land again; nothing was changed", .files.join(", "))]
+    CheckoutTouches {
+        path: PathBuf,
+        base: String,
+        files: Vec<String>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -130,7 +130,7 @@ impl Workspace {
     /// The integration worktree exists (made again from its branch if a cleanup removed it:
     /// a task of a finished plan was run again), has no merge in progress and nothing
     /// uncommitted.
-    fn ready_to_merge(&self, plan: &str, path: &Path) -> Result<()> {
+    pub(super) fn ready_to_merge(&self, plan: &str, path: &Path) -> Result<()> {
         // Asking git for every worktree would make each merge cost more as they pile up: only
         // when the integration worktree is not plainly there (a cleanup removed it, or someone
         // deleted it by hand, which git lists until pruned) is it looked up and made again.
@@ -173,12 +173,12 @@ impl Workspace {
     }
 
     /// Whether a merge is in progress in `path`.
-    fn merging(&self, path: &Path) -> Result<bool> {
+    pub(super) fn merging(&self, path: &Path) -> Result<bool> {
         Ok(self.git.commit_of(path, "MERGE_HEAD")?.is_some())
     }
 
     /// Files with unresolved conflicts in the index of `path`, sorted.
-    fn unmerged(&self, path: &Path) -> Result<Vec<String>> {
+    pub(super) fn unmerged(&self, path: &Path) -> Result<Vec<String>> {
         let mut files = self
             .git
             .paths(path, &["diff", "--name-only", "-z", "--diff-filter=U"])?;

@@ -20,12 +20,15 @@ pub(crate) mod conflict;
 mod diff;
 mod git;
 mod integration;
+mod land;
 mod merge;
 pub(crate) mod names;
 pub(crate) mod overlap;
 mod prepare;
 mod record;
 
+#[cfg(test)]
+mod land_tests;
 #[cfg(test)]
 mod merge_tests;
 #[cfg(test)]
@@ -39,6 +42,7 @@ pub(crate) use cleanup::CleanupPolicy;
 pub(crate) use diff::{commit_diff, enclosing_repository, worktree_diff};
 pub(crate) use git::Author;
 pub use git::WorkspaceError;
+pub(crate) use land::Combine;
 pub use merge::{MergeOutcome, OnConflict};
 
 use git::Git;

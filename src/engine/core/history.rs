@@ -28,9 +28,11 @@ impl Core {
             tasks,
             work,
             contexts,
+            landing,
         } = record;
         let graph = TaskGraph::from_tasks(tasks)?;
-        let work = self.reattach(&plan, &graph, work).await;
+        let mut work = self.reattach(&plan, &graph, work).await;
+        work.landing = landing;
         self.contexts
             .extend(contexts.into_iter().map(|c| (c.task, c)));
         self.plans.insert(plan, graph, work, now);

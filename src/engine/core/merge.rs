@@ -91,6 +91,8 @@ pub(super) enum GitDone {
         undone: Result<(), String>,
         cancelled: bool,
     },
+    /// A plan's landing's git work ended.
+    Landed(Box<super::land::LandDone>),
 }
 
 /// How the merge a resolver session worked on ended.
@@ -279,6 +281,7 @@ impl Core {
                 undone,
                 cancelled,
             } => self.fix_failed(plan, &key, why, undone, cancelled).await,
+            GitDone::Landed(done) => self.on_landed(*done).await,
             GitDone::Merge { plan, key, end } => match end {
                 MergeEnd::Merged { commit } => {
                     let cause = "merged into the integration branch";

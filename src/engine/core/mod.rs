@@ -15,10 +15,12 @@ mod fix;
 mod fleet;
 mod gate;
 mod history;
+mod land;
 mod merge;
 mod observe;
 mod operator;
 mod plans;
+mod pull;
 mod recovery;
 mod runs;
 mod scan;
@@ -94,6 +96,8 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+    /// Plans whose landing's git work is under way (one at a time per plan).
+    landing: std::collections::HashSet<PlanId>,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
 }
@@ -287,6 +291,15 @@ impl Core {
             }
             Request::History { since, last } => {
                 self.history(since, last, answer.of(|entries| Reply::History { entries }));
+                return Ok(());
+            }
+            Request::Land { plan, mode, push } => {
+                let answer = answer.of(|landing| Reply::Landed {
+                    landing: Box::new(landing),
+                });
+                self.land(plan, mode, push, answer).await;
+                // It may have loaded an old plan from the store (`history.rs`).
+                self.trim_finished();
                 return Ok(());
             }
             Request::Plan { goal, repo } => {

@@ -241,6 +241,7 @@ impl Core {
                 id: s.plan.id,
                 name: s.plan.name.clone(),
                 repo: s.plan.repo.clone(),
+                landing: s.work.landing.clone(),
                 tasks: s
                     .graph
                     .topological_order()

@@ -48,7 +48,7 @@ impl Workspaces {
 
     /// The workspace of the repository containing `repo`; `None` when it is not in a git
     /// repository. Blocking.
-    fn open(&self, repo: &Path) -> Result<Option<Workspace>, WorkspaceError> {
+    pub(super) fn open(&self, repo: &Path) -> Result<Option<Workspace>, WorkspaceError> {
         match Workspace::open(repo, &self.root) {
             Ok(workspace) => {
                 let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
@@ -92,11 +92,17 @@ impl Workspaces {
                 (key, mode, Some(integration))
             }
         };
+        // Where `ocio land` delivers the work when the plan names no base.
+        let base_branch = match (&workspace, &settings.base) {
+            (Some(workspace), None) => workspace.current_branch()?,
+            _ => None,
+        };
         let work = PlanWork {
             plan: id,
             settings,
             key,
             mode,
+            base_branch,
         };
         Ok(Prepared {
             file,
@@ -157,6 +163,8 @@ pub(super) struct PlanWorkState {
     /// The session of each task whose work awaits its merge (its files stay in the overlap
     /// map until then).
     pub(super) awaiting: HashMap<String, SessionId>,
+    /// Where its work was delivered (`ocio land`), once it was.
+    pub(super) landing: Option<crate::domain::PlanLanding>,
 }
 
 impl PlanWorkState {
@@ -172,6 +180,7 @@ impl PlanWorkState {
             resolvers: VecDeque::new(),
             fixes: VecDeque::new(),
             awaiting: HashMap::new(),
+            landing: None,
         }
     }
 
@@ -182,6 +191,7 @@ impl PlanWorkState {
             settings: Default::default(),
             key: format!("{}-{}", plan.name, plan.id.short()),
             mode: WorkMode::Plain,
+            base_branch: None,
         };
         Self::new(work, None)
     }

@@ -30,6 +30,7 @@ fn plan_of(n: u128, tasks: Vec<(String, Vec<String>)>) -> PlanView {
         id: PlanId::from_u128(n << 64),
         name: format!("plan-{n}"),
         repo: "/work/repo".into(),
+        landing: None,
         tasks: tasks
             .into_iter()
             .enumerate()

@@ -1,0 +1,583 @@
+//! `ocio land` against a real engine, a real redb file and real git: a finished plan's
+//! integration branch delivered to its base branch by merge, squash or rebase; the user's
+//! checkout kept safe (uncommitted work that the landing touches refuses it, other work is
+//! kept); a base that moved, cleanly or with conflicts; pushing to a bare remote and opening a
+//! pull request with a stand-in `gh`; landing twice, and after a landing that was not
+//! recorded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use ocio::domain::{LandMode, PlanId};
+use ocio::engine::{EngineApi, EngineEvent, EngineHandle, EngineOptions, ErrorKind, Push};
+use ocio::plan::PlanFile;
+use ocio::store::{Store, StoreHandle, StoreOptions, query};
+use support::TestRepo;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Two tasks writing two new files.
+const TWO: &str = r#"
+[[tasks]]
+id = "alpha"
+title = "Write a"
+prompt = 'SIM-WRITE a.txt from alpha\n'
+[[tasks]]
+id = "beta"
+title = "Write b"
+prompt = 'SIM-WRITE b.txt from beta\n'
+"#;
+
+struct Finished {
+    repo: TestRepo,
+    _dir: tempfile::TempDir,
+    engine: EngineHandle,
+    store: StoreHandle,
+    plan: PlanId,
+    /// The integration branch and its worktree.
+    branch: String,
+    worktree: std::path::PathBuf,
+    /// `main` when the plan started.
+    start: String,
+}
+
+fn options(tool_path: Option<std::ffi::OsString>) -> EngineOptions {
+    EngineOptions {
+        tick: Duration::from_millis(20),
+        tool_path,
+        ..EngineOptions::default()
+    }
+}
+
+/// The two-task plan run to its end on a fresh repository.
+async fn finished(tool_path: Option<std::ffi::OsString>) -> Finished {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options(tool_path))
+        .await
+        .unwrap();
+    let path = dir.path().join("deliver.toml");
+    let text = format!("name = \"deliver\"\nrepo = {:?}\n{TWO}", repo.dir_str());
+    std::fs::write(&path, text).unwrap();
+    let start = head(&repo, "main");
+    let mut events = engine.subscribe();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (seen, end) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(end, EngineEvent::PlanFinished { ok: true, .. }),
+        "{end:?}"
+    );
+    let branch = support::integration_branch(&seen);
+    let worktree = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::IntegrationReady { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    Finished {
+        repo,
+        _dir: dir,
+        engine,
+        store,
+        plan,
+        branch,
+        worktree,
+        start,
+    }
+}
+
+fn head(repo: &TestRepo, rev: &str) -> String {
+    repo.git(&["rev-parse", rev]).trim().to_string()
+}
+
+fn commit_file(repo: &TestRepo, file: &str, content: &str) {
+    std::fs::write(repo.path().join(file), content).unwrap();
+    repo.git(&["add", file]);
+    repo.git(&["commit", "-q", "-m", &format!("user edits {file}")]);
+}
+
+fn is_clean(dir: &Path) -> bool {
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    out.status.success() && out.stdout.is_empty() && !dir.join(".git/MERGE_HEAD").exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_lands_a_merge_commit_whose_second_parent_is_the_integration_branch() {
+    let f = finished(None).await;
+    let integration = head(&f.repo, &f.branch);
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    let main = head(&f.repo, "main");
+    assert_eq!(landing.record.commit, main);
+    assert_eq!(head(&f.repo, "main^1"), f.start);
+    assert_eq!(head(&f.repo, "main^2"), integration);
+    let message = f.repo.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.starts_with("Merge plan deliver (2 tasks)"),
+        "{message}"
+    );
+    assert!(message.contains("alpha: Write a") && message.contains("beta: Write b"));
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+    assert_eq!(f.repo.read("b.txt").as_deref(), Some("from beta\n"));
+    assert_eq!(landing.record.files, ["a.txt", "b.txt"]);
+    assert!(is_clean(&f.repo.path()));
+    // The integration worktree is gone: the branch can be checked out.
+    assert!(!f.worktree.exists());
+    f.repo.git(&["switch", "-q", &f.branch]);
+    f.repo.git(&["switch", "-q", "main"]);
+    // Recorded, and landing again says so without a new commit.
+    let stored = f
+        .store
+        .read(move |t| query::landing(t, f.plan))
+        .await
+        .unwrap();
+    assert_eq!(stored.unwrap().commit, main);
+    let snapshot = f.engine.snapshot().await.unwrap();
+    let shown = snapshot.plans.iter().find(|p| p.id == f.plan).unwrap();
+    let shown = shown.landing.as_ref().map(|l| l.commit.as_str());
+    assert_eq!(shown, Some(main.as_str()));
+    let again = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert!(again.already);
+    assert_eq!(again.name, "deliver");
+    assert_eq!(again.record.commit, main);
+    assert_eq!(head(&f.repo, "main"), main);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squash_lands_one_commit_with_the_plans_tree() {
+    let f = finished(None).await;
+    let tree = head(&f.repo, &format!("{}^{{tree}}", f.branch));
+    let landing = f.engine.land(f.plan, LandMode::Squash, None).await.unwrap();
+    assert_eq!(head(&f.repo, "main"), landing.record.commit);
+    assert_eq!(head(&f.repo, "main~1"), f.start);
+    let parents = f.repo.git(&["log", "-1", "--format=%P", "main"]);
+    assert_eq!(parents.split_whitespace().count(), 1);
+    assert_eq!(head(&f.repo, "main^{tree}"), tree);
+    let message = f.repo.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("alpha: Write a") && message.contains("simulated result of beta"),
+        "{message}"
+    );
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebase_lands_linear_history() {
+    let f = finished(None).await;
+    let landing = f.engine.land(f.plan, LandMode::Rebase, None).await.unwrap();
+    assert_eq!(head(&f.repo, "main"), landing.record.commit);
+    let range = format!("{}..main", f.start);
+    let merges = f.repo.git(&["rev-list", "--merges", &range]);
+    assert!(merges.trim().is_empty(), "merge commits: {merges}");
+    let commits = f.repo.git(&["rev-list", &range]);
+    assert_eq!(commits.lines().count(), 2);
+    assert_eq!(f.repo.read("b.txt").as_deref(), Some("from beta\n"));
+    assert!(is_clean(&f.repo.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncommitted_work_on_a_landed_file_refuses_and_other_work_is_kept() {
+    let f = finished(None).await;
+    std::fs::write(f.repo.path().join("a.txt"), "mine, not committed\n").unwrap();
+    let e = f
+        .engine
+        .land(f.plan, LandMode::Merge, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(e.message.contains("a.txt"), "{}", e.message);
+    assert_eq!(
+        f.repo.read("a.txt").as_deref(),
+        Some("mine, not committed\n")
+    );
+    assert_eq!(head(&f.repo, "main"), f.start);
+    // Move it out of the way, edit an unrelated file: it lands and the edit stays.
+    std::fs::remove_file(f.repo.path().join("a.txt")).unwrap();
+    std::fs::write(f.repo.path().join("README.md"), "# edited, not committed\n").unwrap();
+    f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert_ne!(head(&f.repo, "main"), f.start);
+    assert_eq!(
+        f.repo.read("README.md").as_deref(),
+        Some("# edited, not committed\n")
+    );
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_moved_is_brought_in_first() {
+    let f = finished(None).await;
+    commit_file(&f.repo, "c.txt", "from the user\n");
+    let moved = head(&f.repo, "main");
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert!(landing.base_merged);
+    assert_eq!(head(&f.repo, "main^1"), moved);
+    for (file, content) in [
+        ("a.txt", "from alpha\n"),
+        ("b.txt", "from beta\n"),
+        ("c.txt", "from the user\n"),
+    ] {
+        assert_eq!(f.repo.read(file).as_deref(), Some(content));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_moved_in_conflict_refuses_and_changes_nothing() {
+    let f = finished(None).await;
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let moved = head(&f.repo, "main");
+    let integration = head(&f.repo, &f.branch);
+    let e = f
+        .engine
+        .land(f.plan, LandMode::Merge, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(e.message.contains("a.txt"), "{}", e.message);
+    let hint = format!("git -C {} merge main", f.worktree.display());
+    assert!(e.message.contains(&hint), "{}", e.message);
+    assert_eq!(head(&f.repo, "main"), moved);
+    assert_eq!(head(&f.repo, &f.branch), integration);
+    assert!(
+        is_clean(&f.worktree),
+        "the integration worktree is left clean"
+    );
+    assert!(is_clean(&f.repo.path()));
+    let stored = f
+        .store
+        .read(move |t| query::landing(t, f.plan))
+        .await
+        .unwrap();
+    assert!(stored.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_that_was_not_recorded_is_recorded_without_a_new_commit() {
+    let f = finished(None).await;
+    // What a landing does before a crash: the base holds the integration branch.
+    f.repo.git(&["merge", "-q", "--no-edit", &f.branch]);
+    let main = head(&f.repo, "main");
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert!(landing.recovered);
+    assert_eq!(landing.record.commit, main);
+    assert_eq!(head(&f.repo, "main"), main);
+    let stored = f
+        .store
+        .read(move |t| query::landing(t, f.plan))
+        .await
+        .unwrap();
+    assert_eq!(stored.unwrap().commit, main);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_sends_the_integration_branch_to_a_bare_remote() {
+    let f = finished(None).await;
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_string_lossy().into_owned();
+    f.repo.git(&["init", "-q", "--bare", &bare_path]);
+    f.repo.git(&["remote", "add", "origin", &bare_path]);
+    let push = Push {
+        remote: None,
+        pr: false,
+    };
+    let landing = f
+        .engine
+        .land(f.plan, LandMode::Merge, Some(push))
+        .await
+        .unwrap();
+    let integration = head(&f.repo, &f.branch);
+    assert_eq!(landing.record.commit, integration);
+    assert_eq!(
+        landing.record.pushed_to.as_deref(),
+        Some(format!("origin {}", f.branch).as_str())
+    );
+    let out = std::process::Command::new("git")
+        .args(["--git-dir", &bare_path, "rev-parse", &f.branch])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), integration);
+    // Pushed, not landed: the base is where it was.
+    assert_eq!(head(&f.repo, "main"), f.start);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pr_runs_gh_with_base_head_title_and_a_body_naming_the_tasks() {
+    let tools = tempfile::tempdir().unwrap();
+    let args_file = tools.path().join("args");
+    let gh = tools.path().join("gh");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho 'Creating pull request'\necho https://github.example/o/r/pull/7\n",
+        args_file.display()
+    );
+    std::fs::write(&gh, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(tools.path().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let f = finished(Some(path)).await;
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_string_lossy().into_owned();
+    f.repo.git(&["init", "-q", "--bare", &bare_path]);
+    f.repo.git(&["remote", "add", "origin", &bare_path]);
+    let push = Push {
+        remote: None,
+        pr: true,
+    };
+    let landing = f
+        .engine
+        .land(f.plan, LandMode::Merge, Some(push))
+        .await
+        .unwrap();
+    let url = "https://github.example/o/r/pull/7";
+    assert_eq!(landing.record.pr_url.as_deref(), Some(url));
+    let stored = f
+        .store
+        .read(move |t| query::landing(t, f.plan))
+        .await
+        .unwrap();
+    assert_eq!(stored.unwrap().pr_url.as_deref(), Some(url));
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    let lines: Vec<&str> = args.lines().collect();
+    let after = |flag: &str| lines[lines.iter().position(|l| *l == flag).unwrap() + 1];
+    assert_eq!(&lines[..2], ["pr", "create"]);
+    assert_eq!(after("--base"), "main");
+    assert_eq!(after("--head"), f.branch);
+    assert_eq!(after("--title"), "Plan deliver");
+    assert!(
+        args.contains("alpha: Write a") && args.contains("beta: Write b"),
+        "{args}"
+    );
+    assert!(args.contains("Checks: not run"), "{args}");
+    assert!(
+        args.contains("- total: ") && args.contains(" tokens, $"),
+        "{args}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_work_under_way_is_refused_naming_its_tasks() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 5_000, 0.0)];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let path = dir.path().join("busy.toml");
+    let text = format!("name = \"busy\"\nrepo = {:?}\n{TWO}", repo.dir_str());
+    std::fs::write(&path, text).unwrap();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("alpha") && e.message.contains("beta"),
+        "{}",
+        e.message
+    );
+}
+
+/// A plan run in `repo` with extra settings (`settings`), to its end.
+async fn finished_in(repo: &TestRepo, settings: &str) -> (tempfile::TempDir, EngineHandle, PlanId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let path = dir.path().join("odd.toml");
+    let text = format!(
+        "name = \"odd\"\nrepo = {:?}\n{settings}\n{TWO}",
+        repo.dir_str()
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut events = engine.subscribe();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (_, end) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(end, EngineEvent::PlanFinished { ok: true, .. }),
+        "{end:?}"
+    );
+    (dir, engine, plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_is_not_a_branch_is_refused() {
+    let repo = TestRepo::new();
+    let start = head(&repo, "main");
+    let (_dir, engine, plan) = finished_in(&repo, &format!("base = \"{start}\"")).await;
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("(a tag, a commit or a detached HEAD)"),
+        "{}",
+        e.message
+    );
+    assert_eq!(head(&repo, "main"), start);
+
+    // Submitted on a detached HEAD: no branch was recorded to land on.
+    let repo = TestRepo::new();
+    repo.git(&["switch", "-q", "--detach"]);
+    let (_dir, engine, plan) = finished_in(&repo, "").await;
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("did not record a base branch"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_base_branch_not_checked_out_is_moved_by_compare_and_swap() {
+    let repo = TestRepo::new();
+    repo.git(&["branch", "release"]);
+    let start = head(&repo, "release");
+    let (_dir, engine, plan) = finished_in(&repo, "base = \"release\"").await;
+    let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.record.base, "release");
+    assert_eq!(head(&repo, "release"), landing.record.commit);
+    assert_eq!(head(&repo, "release^1"), start);
+    // The checkout (on main) was not touched.
+    assert_eq!(head(&repo, "main"), start);
+    assert!(repo.read("a.txt").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecorded_squash_with_the_base_moved_on_makes_no_new_commit() {
+    let f = finished(None).await;
+    // A squash landed (not recorded), then the user committed more on the base.
+    f.repo.git(&["merge", "-q", "--squash", &f.branch]);
+    f.repo.git(&["commit", "-q", "-m", "squashed by hand"]);
+    commit_file(&f.repo, "c.txt", "later\n");
+    let main = head(&f.repo, "main");
+    let landing = f.engine.land(f.plan, LandMode::Squash, None).await.unwrap();
+    assert!(landing.recovered, "{landing:?}");
+    assert_eq!(landing.record.commit, main);
+    assert_eq!(head(&f.repo, "main"), main);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_lands_after_the_engine_restarted() {
+    let f = finished(None).await;
+    f.engine.shutdown().await.unwrap();
+    f.store.close().await;
+    let store = Store::open(&f._dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let landing = engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(head(&f.repo, "main"), landing.record.commit);
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_a_failed_task_lands_what_merged_and_names_the_rest() {
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![
+        support::sim_agent("sim", 2, &["good"], 50, 0.0),
+        support::sim_agent("bad", 1, &["bad"], 50, 1.0),
+    ];
+    let engine = EngineHandle::start(store, agents, options(None))
+        .await
+        .unwrap();
+    let path = dir.path().join("partly.toml");
+    let failing = "[[tasks]]\nid = \"gamma\"\nretries = 0\ncapabilities = [\"bad\"]\nprompt = 'SIM-WRITE g.txt gamma\\n'\n";
+    // The good tasks only on the agent that never fails.
+    let good = TWO.replace("prompt = 'SIM", "capabilities = [\"good\"]\nprompt = 'SIM");
+    let text = format!(
+        "name = \"partly\"\nrepo = {:?}\n{good}{failing}",
+        repo.dir_str()
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut events = engine.subscribe();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let (_, end) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(end, EngineEvent::PlanFinished { failed: 1, .. }),
+        "{end:?}"
+    );
+    let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.left_out, ["gamma: failed"]);
+    assert_eq!(landing.record.files, ["a.txt", "b.txt"]);
+    assert!(repo.read("g.txt").is_none());
+}
+
+/// A pull request with only the tools in `tools` on the engine's PATH.
+async fn pr_with(
+    tools: &Path,
+) -> (
+    Finished,
+    Result<ocio::engine::Landing, ocio::engine::ApiError>,
+) {
+    let f = finished(Some(tools.as_os_str().to_owned())).await;
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().to_string_lossy().into_owned();
+    f.repo.git(&["init", "-q", "--bare", &bare_path]);
+    f.repo.git(&["remote", "add", "origin", &bare_path]);
+    let push = Push {
+        remote: Some("origin".into()),
+        pr: true,
+    };
+    let result = f.engine.land(f.plan, LandMode::Merge, Some(push)).await;
+    (f, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pr_falls_back_to_glab_and_says_when_neither_tool_is_there() {
+    let none = tempfile::tempdir().unwrap();
+    let (_f, result) = pr_with(none.path()).await;
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(
+        e.message.contains("neither `gh` nor `glab`"),
+        "{}",
+        e.message
+    );
+
+    let tools = tempfile::tempdir().unwrap();
+    let glab = tools.path().join("glab");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho https://gitlab.example/o/r/-/merge_requests/3\n",
+        tools.path().join("args").display()
+    );
+    std::fs::write(&glab, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&glab, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (f, result) = pr_with(tools.path()).await;
+    let landing = result.unwrap();
+    let url = "https://gitlab.example/o/r/-/merge_requests/3";
+    assert_eq!(landing.record.pr_url.as_deref(), Some(url));
+    let args = std::fs::read_to_string(tools.path().join("args")).unwrap();
+    let expected = format!(
+        "mr\ncreate\n--target-branch\nmain\n--source-branch\n{}\n",
+        f.branch
+    );
+    assert!(args.starts_with(&expected), "{args}");
+}
