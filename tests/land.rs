@@ -362,7 +362,10 @@ async fn pr_runs_gh_with_base_head_title_and_a_body_naming_the_tasks() {
         args.contains("alpha: Write a") && args.contains("beta: Write b"),
         "{args}"
     );
-    assert!(args.contains("Checks: not run"), "{args}");
+    assert!(
+        args.contains("Checks: none (the plan has no `check`)"),
+        "{args}"
+    );
     assert!(
         args.contains("- total: ") && args.contains(" tokens, $"),
         "{args}"
@@ -580,4 +583,36 @@ async fn pr_falls_back_to_glab_and_says_when_neither_tool_is_there() {
         f.branch
     );
     assert!(args.starts_with(&expected), "{args}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_base_that_breaks_the_check_is_not_landed_and_its_merge_is_undone() {
+    let repo = TestRepo::new();
+    let check = "check = \"test ! -f poison.txt || { echo 'poison.txt must not exist'; exit 1; }\"";
+    let (_dir, engine, plan) = finished_in(&repo, check).await;
+    let branch = "ocio/odd/integration";
+    let integration = head(&repo, branch);
+    commit_file(&repo, "poison.txt", "bad\n");
+    let moved = head(&repo, "main");
+    let e = engine.land(plan, LandMode::Merge, None).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    for said in [
+        "the plan's check fails with main brought in",
+        "the merge of main was undone",
+        "poison.txt must not exist",
+    ] {
+        assert!(e.message.contains(said), "{said:?} in {}", e.message);
+    }
+    assert_eq!(head(&repo, "main"), moved, "the base did not move");
+    assert_eq!(
+        head(&repo, branch),
+        integration,
+        "the base's merge was undone"
+    );
+    // Once the base passes the check again, the plan lands with it.
+    repo.git(&["rm", "-q", "poison.txt"]);
+    repo.git(&["commit", "-q", "-m", "no poison"]);
+    let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
+    assert!(landing.base_merged);
+    assert_eq!(repo.read("a.txt").as_deref(), Some("from alpha\n"));
 }

@@ -36,6 +36,29 @@ impl Workspace {
     /// The task's work stays on its branch, no longer marked merged.
     pub(crate) fn undo_merge(&self, plan: &str, task: &str, before: &str) -> Result<()> {
         let _guard = self.guard();
+        self.reset_to(plan, before)?;
+        let branch = names::task_branch(plan, task);
+        for entry in record::under(&self.task_dir(plan, task))? {
+            if entry.branch.as_deref() != Some(branch.as_str()) {
+                continue;
+            }
+            if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {
+                stamp.merged = None;
+                stamp.write(&self.git, &entry.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The integration branch back to `before`, which must be in its history (a merge that
+    /// failed the check when landing is undone).
+    pub(crate) fn reset_integration(&self, plan: &str, before: &str) -> Result<()> {
+        let _guard = self.guard();
+        self.reset_to(plan, before)
+    }
+
+    /// [`Self::reset_integration`] under the caller's guard.
+    fn reset_to(&self, plan: &str, before: &str) -> Result<()> {
         let path = self.integration_path(plan);
         if !self
             .git
@@ -49,16 +72,6 @@ impl Workspace {
         }
         self.git.run(&path, &["reset", "-q", "--hard", before])?;
         self.git.run(&path, &["clean", "-q", "-f", "-d"])?;
-        let branch = names::task_branch(plan, task);
-        for entry in record::under(&self.task_dir(plan, task))? {
-            if entry.branch.as_deref() != Some(branch.as_str()) {
-                continue;
-            }
-            if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {
-                stamp.merged = None;
-                stamp.write(&self.git, &entry.path)?;
-            }
-        }
         Ok(())
     }
 

@@ -66,9 +66,9 @@ impl Workspace {
         {
             return Ok(false);
         }
-        let message = format!("ocio: bring {base} into plan {plan} before landing");
+        let message = format!("Merge {base} into plan {plan} before landing");
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &base_tip];
-        let output = Git::output(&path, &args)?;
+        let output = self.git.exec(&path, &args)?;
         if output.status.success() {
             return Ok(true);
         }
@@ -166,7 +166,7 @@ impl Workspace {
 
     fn replay(&self, path: &Path, base: &str, base_tip: &str) -> Result<String> {
         let args = ["rebase", "--no-rebase-merges", base_tip];
-        let output = Git::output(path, &args)?;
+        let output = self.git.exec(path, &args)?;
         if output.status.success() {
             return self.git.run(path, &["rev-parse", "HEAD"]);
         }

@@ -30,6 +30,8 @@ struct Job {
     body: String,
     policy: crate::workspace::CleanupPolicy,
     tool_path: Option<std::ffi::OsString>,
+    /// The plan's check, run again when the base is brought in.
+    check: Option<String>,
 }
 
 /// A landing's git work done, back to the loop to be recorded and answered.
@@ -221,6 +223,7 @@ impl Core {
             body,
             policy: state.work.cleanup(self.options.cleanup),
             tool_path: self.options.tool_path.clone(),
+            check: work.settings.check.clone(),
         })
     }
 
@@ -310,7 +313,12 @@ impl Core {
                 body.push_str(&format!("{}\n\n", crate::text::clip(summary.trim(), 2000)));
             }
         }
-        body.push_str("Checks: not run\n");
+        match &state.work.work.settings.check {
+            Some(check) => body.push_str(&format!(
+                "Checks: `{check}` passed on the integration branch after every merge (a task's own check where it has one)\n"
+            )),
+            None => body.push_str("Checks: none (the plan has no `check`)\n"),
+        }
         body
     }
 
@@ -415,6 +423,7 @@ fn run(job: Job) -> Result<Landing, EngineError> {
         body,
         policy,
         tool_path,
+        check,
     } = job;
     let workspace = match workspace {
         Some(workspace) => workspace,
@@ -457,7 +466,7 @@ fn run(job: Job) -> Result<Landing, EngineError> {
         return Ok(landing);
     }
     landing.record.mode = Some(mode);
-    land_here(ws, &key, &base, &combine, &mut landing)?;
+    land_here(ws, &key, &base, &combine, check.as_deref(), &mut landing)?;
     match ws.after_landing(&key, policy) {
         Ok(report) => {
             landing.removed = report.removed;
@@ -476,6 +485,7 @@ fn land_here(
     key: &str,
     base: &str,
     combine: &Combine,
+    check: Option<&str>,
     landing: &mut Landing,
 ) -> Result<(), EngineError> {
     if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
@@ -483,10 +493,13 @@ fn land_here(
         landing.recovered = true;
         return Ok(());
     }
+    let before = ws
+        .head(&ws.integration_path(key))
+        .map_err(EngineError::Workspace)?;
     landing.base_merged = ws.bring_base_in(key, base).map_err(refusal)?;
-    // The plan's check (its test command) belongs here, once it exists: on the integration
-    // worktree with the base brought in, before anything moves the base branch; a failing
-    // check refuses the landing.
+    if let (true, Some(check)) = (landing.base_merged, check) {
+        check_with_base(ws, key, base, check, &before)?;
+    }
     if landing.base_merged {
         // The base held every change already (a squash landed, then the base moved on):
         // nothing new to commit.
@@ -500,6 +513,44 @@ fn land_here(
     landing.record.commit = landed.commit;
     landing.record.files = landed.files;
     Ok(())
+}
+
+/// The plan's check on the integration branch with the moved base brought in, before anything
+/// moves the base branch: a failure undoes the base's merge (the branch goes back to `before`)
+/// and refuses the landing with the check's output.
+fn check_with_base(
+    ws: &Workspace,
+    key: &str,
+    base: &str,
+    check: &str,
+    before: &str,
+) -> Result<(), EngineError> {
+    let dir = ws.integration_path(key);
+    let env = [
+        ("OCIO_PLAN", key.to_string()),
+        ("OCIO_REPO", ws.repo().display().to_string()),
+        ("OCIO_WORKTREE", dir.display().to_string()),
+    ];
+    // A blocking thread of the engine's runtime: the check is awaited here.
+    let run = tokio::runtime::Handle::current().block_on(crate::engine::shell::run(
+        check,
+        &dir,
+        &env,
+        std::time::Duration::from_secs(60 * 60),
+        None,
+    ));
+    let tidied = ws.tidy_integration(key);
+    if run.passed() {
+        return tidied.map_err(EngineError::Workspace);
+    }
+    let undone = match ws.reset_integration(key, before) {
+        Ok(()) => format!("the merge of {base} was undone"),
+        Err(e) => format!("the merge of {base} could not be undone ({e})"),
+    };
+    Err(EngineError::NotLandable(format!(
+        "the plan's check fails with {base} brought in, so nothing was landed and {undone}: {}\nhint: fix it on {base} (or merge {base} into the plan's integration branch and fix it there), then land again",
+        run.report(check)
+    )))
 }
 
 /// A workspace error as the landing's: what the user must change is a refusal, the rest a
