@@ -23,9 +23,12 @@ mod merge;
 pub(crate) mod names;
 pub(crate) mod overlap;
 mod record;
+mod review;
 
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;
 
