@@ -4,8 +4,9 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
-    SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_REVIEWED,
+    PLAN_WORK, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
+    TASKS,
 };
 use super::{StoreError, decode_status};
 use crate::domain::MergeState;
@@ -18,6 +19,7 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_WORK).map_err(StoreError::storage)?;
     txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
+    txn.open_table(PLAN_REVIEWED).map_err(StoreError::storage)?;
     txn.open_table(PLAN_OPEN_TASKS)
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_CONFLICTS)

@@ -8,8 +8,8 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_WORK, PLANS,
-    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_OPEN_TASKS, PLAN_REVIEWED,
+    PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError, seal};
 
@@ -129,6 +129,7 @@ pub(super) struct WriteTables<'txn> {
     meta: Table<'txn, &'static str, u64>,
     plan_work: Table<'txn, u128, &'static [u8]>,
     context: Table<'txn, u128, &'static [u8]>,
+    reviewed: Table<'txn, (u128, &'static str), &'static str>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -149,6 +150,7 @@ impl<'txn> WriteTables<'txn> {
             // Additive tables: opening them here also creates them in an older file.
             plan_work: txn.open_table(PLAN_WORK).map_err(open_error)?,
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
+            reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
         })
     }
 
@@ -235,6 +237,16 @@ impl<'txn> WriteTables<'txn> {
                     self.plan_work
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
+                }
+                Op::PutReviewed { plan, path, blob } => {
+                    match blob {
+                        Some(blob) => self
+                            .reviewed
+                            .insert((*plan, path.as_str()), blob.as_str())
+                            .map(|_| ()),
+                        None => self.reviewed.remove((*plan, path.as_str())).map(|_| ()),
+                    }
+                    .map_err(StoreError::storage)?;
                 }
                 Op::PutContext {
                     id,

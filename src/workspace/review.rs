@@ -57,17 +57,6 @@ impl Workspace {
             diff_cut,
         })
     }
-
-    /// The blob `path` has on branch `integration` now (`None`: it has no such file).
-    pub(crate) fn blob_on(&self, integration: &str, path: &str) -> Result<Option<String>> {
-        let _guard = self.guard();
-        let spec = format!("refs/heads/{integration}:{path}");
-        let output = Git::output(&self.git.repo, &["rev-parse", "--verify", "--quiet", &spec])?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
-    }
 }
 
 /// `git diff --name-status` over `range`: each file's status letter, path and former path.

@@ -46,7 +46,7 @@ impl Workspaces {
 
     /// The workspace of the repository containing `repo`; `None` when it is not in a git
     /// repository. Blocking.
-    fn open(&self, repo: &Path) -> Result<Option<Workspace>, WorkspaceError> {
+    pub(super) fn open(&self, repo: &Path) -> Result<Option<Workspace>, WorkspaceError> {
         match Workspace::open(repo, &self.root) {
             Ok(workspace) => {
                 let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
