@@ -11,6 +11,8 @@ mod bad_input;
 mod database_file;
 #[path = "cli/open.rs"]
 mod open;
+#[path = "cli/review.rs"]
+mod review;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

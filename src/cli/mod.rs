@@ -9,6 +9,7 @@ mod inspect;
 mod open;
 mod output;
 mod remote;
+mod review;
 mod room;
 mod run;
 mod status;
@@ -265,6 +266,27 @@ enum Command {
         /// The plan: its id, the id's last 8 characters, or its name (the newest plan when
         /// left out)
         plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plan's result for review, from the running engine: its integration branch against its
+    /// base (commits ahead and behind), the files changed (status, lines added and removed,
+    /// reviewed or not, which task changed each), and each task's answer, tokens and cost.
+    /// Exit 2 for an unknown plan or a file the plan did not change
+    Review {
+        /// The plan: its id, the id's last 8 characters, or its name (the newest plan of that
+        /// name)
+        plan: String,
+        /// Also print the combined diff (`git diff base...integration`, cut at 2 MB)
+        #[arg(long)]
+        diff: bool,
+        /// Mark these files reviewed as they are now (a file changed later is unreviewed
+        /// again)
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        mark: Vec<String>,
+        /// Mark these files not reviewed
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        unmark: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -581,6 +603,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             json,
         }) => open::run(&context, &session, print, json),
         Some(Command::Context { plan, json }) => inspect::context(&context, plan.as_deref(), json),
+        Some(Command::Review {
+            plan,
+            diff,
+            mark,
+            unmark,
+            json,
+        }) => review::review(
+            &context,
+            review::Asked {
+                plan,
+                json,
+                diff,
+                mark,
+                unmark,
+            },
+        ),
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
