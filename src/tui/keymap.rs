@@ -40,6 +40,8 @@ pub enum Action {
     TakeOver,
     Say,
     Interrupt,
+    PlanReview,
+    Mark,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -153,6 +155,18 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         "interrupt",
         "detail: interrupt what the session does now (it waits for your message)",
         &["x"],
+    ),
+    (
+        Action::PlanReview,
+        "plan-review",
+        "review the selected plan: its files, diff, answers and cost",
+        &["V"],
+    ),
+    (
+        Action::Mark,
+        "mark",
+        "plan review: mark the file reviewed / not reviewed",
+        &["space"],
     ),
     (
         Action::AddLocal,

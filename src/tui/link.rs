@@ -145,6 +145,13 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             engine.submit(&path, toml).await.map(queued),
         ),
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
+        Request::Review(plan) => review(engine, plan).await,
+        Request::MarkReviewed(plan, file, reviewed) => {
+            match engine.mark_reviewed(plan, &file, reviewed).await {
+                Ok(()) => review(engine, plan).await,
+                Err(e) => reply(format!("mark {file}"), Err(e)),
+            }
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),
@@ -201,6 +208,11 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             engine.drain(&name, drain).await.map(|()| "done".into()),
         ),
     }
+}
+
+async fn review(engine: &dyn Engine, plan: PlanId) -> Msg {
+    let review = engine.review(plan).await;
+    Msg::Review(plan, review.map(Box::new).map_err(|e| e.to_string()))
 }
 
 /// The git repository around `cwd`: where a planned plan works.
