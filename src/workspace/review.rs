@@ -25,9 +25,8 @@ impl Workspace {
         let base_commit = self.resolve_base(base)?;
         let tip = format!("refs/heads/{integration}");
         if git.commit_of(repo, &tip)?.is_none() {
-            return Err(super::WorkspaceError::NoIntegration {
+            return Err(super::WorkspaceError::NoBranchToReview {
                 repo: repo.clone(),
-                plan: integration.to_string(),
                 branch: integration.to_string(),
             });
         }

@@ -96,6 +96,10 @@ fn a_branch_that_is_not_there_is_an_error_naming_it() {
         .review("ocio/nope/integration", Some("main"), REVIEW_DIFF_CAP)
         .unwrap_err();
     assert!(
+        matches!(error, super::WorkspaceError::NoBranchToReview { .. }),
+        "{error}"
+    );
+    assert!(
         error.to_string().contains("ocio/nope/integration"),
         "{error}"
     );
