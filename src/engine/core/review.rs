@@ -227,3 +227,94 @@ pub(super) fn attribute(
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::domain::TaskId;
+    use crate::domain::review::ReviewFile;
+
+    fn context(n: u128, key: &str, files: &[&str], merge: MergeState) -> TaskContext {
+        TaskContext {
+            plan: PlanId::from_u128(1),
+            task: TaskId::from_u128(n),
+            key: key.into(),
+            summary: None,
+            files_changed: files.iter().map(|f| f.to_string()).collect(),
+            values: Vec::new(),
+            commit: None,
+            merge,
+            conflict_reruns: 0,
+        }
+    }
+
+    fn file(path: &str, from: Option<&str>, blob: Option<&str>) -> ReviewFile {
+        ReviewFile {
+            status: if from.is_some() { 'R' } else { 'M' },
+            path: path.into(),
+            from: from.map(str::to_string),
+            added: Some(1),
+            removed: Some(0),
+            blob: blob.map(str::to_string),
+            tasks: Vec::new(),
+            reviewed: Reviewed::No,
+        }
+    }
+
+    #[test]
+    fn files_are_claimed_by_merged_tasks_by_path_or_former_path_and_marks_hold_while_unchanged() {
+        let merged = || MergeState::Merged { commit: "c".into() };
+        let contexts = [
+            context(1, "api", &["src/api.rs", "old.rs"], merged()),
+            context(2, "docs", &["README.md", "src/api.rs"], merged()),
+            context(
+                3,
+                "parked",
+                &["lock.txt"],
+                MergeState::Conflict {
+                    files: vec!["lock.txt".into()],
+                    policy: Default::default(),
+                },
+            ),
+        ];
+        let mut branch = BranchReview {
+            integration: "ocio/p/integration".into(),
+            base: "main".into(),
+            base_commit: "b".into(),
+            ahead: 1,
+            behind: 0,
+            files: vec![
+                file("src/api.rs", None, Some("a1")),
+                file("new.rs", Some("old.rs"), Some("n1")),
+                file("lock.txt", None, Some("l2")),
+                file("gone.txt", None, None),
+            ],
+            diff: String::new(),
+            diff_cut: None,
+        };
+        let marks: BTreeMap<String, String> =
+            [("src/api.rs", "a1"), ("lock.txt", "l1"), ("gone.txt", "")]
+                .into_iter()
+                .map(|(p, b)| (p.to_string(), b.to_string()))
+                .collect();
+        attribute(&mut branch, &contexts, &marks);
+        let got: Vec<(&str, Vec<String>, Reviewed)> = branch
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.tasks.clone(), f.reviewed))
+            .collect();
+        let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            [
+                ("src/api.rs", keys(&["api", "docs"]), Reviewed::Yes),
+                ("new.rs", keys(&["api"]), Reviewed::No),
+                // Only a conflicted task wrote it: the resolver or the merge did.
+                ("lock.txt", keys(&[]), Reviewed::Changed),
+                ("gone.txt", keys(&[]), Reviewed::Yes),
+            ]
+        );
+    }
+}
