@@ -1466,3 +1466,34 @@ async fn a_plan_without_worktrees_is_reviewed_without_branch_data_saying_why() {
     assert_eq!(error.kind, ocio::engine::ErrorKind::NotNow);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_tasks_review_counts_the_tokens_its_session_used_so_far() {
+    let (repo, dir, engine, _store) = setup(1, 6_000).await;
+    let mut events = engine.subscribe();
+    let body = "[[tasks]]\nid = \"slow\"\nprompt = 'SIM-WRITE slow.txt later\\n'\n";
+    let plan_id = engine
+        .submit_plan(plan(dir.path(), &repo, "live", body))
+        .await
+        .unwrap();
+    loop {
+        if let EngineEvent::Activity { entry, .. } = next_event(&mut events).await
+            && matches!(entry.activity, ocio::engine::Activity::Step { .. })
+        {
+            break;
+        }
+    }
+    let review = engine.review(plan_id).await.unwrap();
+    let task = &review.tasks[0];
+    assert_eq!(task.status, TaskStatus::Running);
+    assert_eq!(
+        task.usage.input_tokens, 500,
+        "half its run's usage, reported so far"
+    );
+    assert_eq!(review.usage.input_tokens, 500);
+    assert!(
+        review.branch.unwrap().files.is_empty(),
+        "nothing merged yet"
+    );
+    engine.shutdown().await.unwrap();
+}

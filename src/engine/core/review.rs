@@ -39,9 +39,26 @@ impl Core {
     pub(super) fn review(&self, plan: PlanId, reply: Typed<PlanReview>) {
         let store = self.store.clone();
         let workspaces = self.workspaces.clone();
+        // Running sessions count what they have used so far, as the room shows them.
+        let live: Vec<Session> = self
+            .running
+            .values()
+            .filter(|r| r.plan == plan)
+            .map(|r| {
+                let mut session = r.session.clone();
+                session.usage += r.live;
+                session
+            })
+            .collect();
         self.tasks.spawn(async move {
             let stored = match store.read(move |txn| read_stored(txn, plan)).await {
-                Ok(Some(stored)) => stored,
+                Ok(Some(mut stored)) => {
+                    stored
+                        .sessions
+                        .retain(|s| !live.iter().any(|l| l.id == s.id));
+                    stored.sessions.extend(live);
+                    stored
+                }
                 Ok(None) => return reply.send(Err(EngineError::UnknownPlan(plan))),
                 Err(e) => return reply.send(Err(e.into())),
             };
