@@ -10,7 +10,7 @@ use crate::domain::review::{BranchReview, ReviewFile};
 
 impl Workspace {
     /// `integration` (a branch) against `base` (a branch, tag or commit; `None`: the
-    /// repository's HEAD), the diff cut after `cap` bytes. Files come without tasks and marks:
+    /// repository's HEAD), the diff cut after `cap` bytes (0: no diff is made at all). Files come without tasks and marks:
     /// the caller knows those.
     pub(crate) fn review(
         &self,
@@ -43,8 +43,10 @@ impl Workspace {
             }
             file.blob = blobs.get(&file.path).cloned();
         }
-        let whole = git.run(repo, &["diff", "--no-color", "-M", &range])?;
-        let (diff, diff_cut) = cut(whole, cap);
+        let (diff, diff_cut) = match cap {
+            0 => (String::new(), None),
+            _ => cut(git.run(repo, &["diff", "--no-color", "-M", &range])?, cap),
+        };
         Ok(BranchReview {
             integration: integration.to_string(),
             base: base_name.to_string(),

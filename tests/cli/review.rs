@@ -14,6 +14,13 @@ fn review_shows_a_finished_plans_files_and_tasks_and_marks_files() {
         repo.dir_str()
     );
     let plan = home.write_plan("shop.toml", &plan);
+    let out = home.ocio(&["review", "shop"]);
+    assert_eq!(out.status.code(), Some(2), "no engine runs");
+    assert!(
+        stderr(&out).contains("no engine is running"),
+        "{}",
+        stderr(&out)
+    );
     let mut engine = home.engine(&[]);
     let out = home.ocio(&["submit", plan.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

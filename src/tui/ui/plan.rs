@@ -225,12 +225,24 @@ fn draw_diff(frame: &mut Frame, app: &App, branch: &BranchReview, area: Rect) {
 /// A diff scrolled no further than its last page of `height` lines.
 fn clamp_scroll(app: &mut App, height: u16) {
     let state = &mut app.plan_review;
-    if !state.diff {
-        return;
-    }
     let Some(Ok(review)) = &state.review else {
         return;
     };
+    if !state.diff {
+        // The tasks section: no further than its last line.
+        let lines = review
+            .tasks
+            .iter()
+            .map(|t| {
+                1 + t
+                    .answer
+                    .as_deref()
+                    .map_or(0, |a| a.trim().lines().take(6).count())
+            })
+            .sum::<usize>();
+        state.scroll = state.scroll.min(lines.saturating_sub(1));
+        return;
+    }
     let lines = review
         .branch
         .as_ref()
