@@ -184,3 +184,16 @@ fn an_event_about_the_plan_fetches_its_review_again() {
         plan_id()
     );
 }
+
+#[test]
+fn enter_on_a_plans_row_opens_its_review() {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    draw(&mut app, 120, 36);
+    assert_eq!(app.panes.task_tree.selected(), [plan_id().as_u128()]);
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects, [Effect::Request(Request::Review(plan_id()))]);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
