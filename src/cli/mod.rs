@@ -287,6 +287,7 @@ enum Command {
         /// Mark these files not reviewed
         #[arg(long, num_args = 1.., value_name = "FILE")]
         unmark: Vec<String>,
+        /// One JSON object, `{"source": "engine", "review": {...}}` (the diff included)
         #[arg(long)]
         json: bool,
     },
