@@ -363,10 +363,7 @@ impl App {
             },
             Mode::ConfirmQuit | Mode::ConfirmCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => self.detail_key(&key),
-            Mode::PlanReview(plan) => {
-                let action = self.keymap.action(&key);
-                self.plan_review_key(plan, action)
-            }
+            Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -514,8 +511,6 @@ impl App {
                 Some(plan) => return self.open_plan_review(plan),
                 None => self.toast("no plan yet to review".into(), false),
             },
-            // Only in the plan review.
-            Action::Mark => {}
             // Only in the detail view.
             Action::Diff | Action::TakeOver | Action::Say | Action::Interrupt => {}
             Action::Open => return self.open(),

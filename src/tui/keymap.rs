@@ -41,7 +41,6 @@ pub enum Action {
     Say,
     Interrupt,
     PlanReview,
-    Mark,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -159,14 +158,8 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
     (
         Action::PlanReview,
         "plan-review",
-        "review the selected plan: its files, diff, answers and cost",
+        "review the selected plan: files (space marks reviewed), diffs, answers",
         &["V"],
-    ),
-    (
-        Action::Mark,
-        "mark",
-        "plan review: mark the file reviewed / not reviewed",
-        &["space"],
     ),
     (
         Action::AddLocal,

@@ -3,6 +3,8 @@
 //! Space marks the file reviewed (or not) and fetches the review again; events about the plan
 //! fetch it again too.
 
+use crossterm::event::{KeyCode, KeyEvent};
+
 use super::app::{App, Effect, Mode, Request};
 use super::keymap::Action;
 use crate::domain::review::{PlanReview, Reviewed};
@@ -108,8 +110,12 @@ impl App {
         about.then_some(Effect::Request(Request::Review(plan)))
     }
 
-    /// A key in the plan view.
-    pub(crate) fn plan_review_key(&mut self, plan: PlanId, action: Option<Action>) -> Vec<Effect> {
+    /// A key in the plan view: space (like a checkbox, not configurable) marks the file.
+    pub(crate) fn plan_review_key(&mut self, plan: PlanId, key: &KeyEvent) -> Vec<Effect> {
+        let action = match key.code {
+            KeyCode::Char(' ') => None,
+            _ => self.keymap.action(key),
+        };
         let state = &mut self.plan_review;
         let files = state.files();
         match action {
@@ -123,7 +129,7 @@ impl App {
                 state.diff = !state.diff;
                 state.scroll = 0;
             }
-            Some(Action::Mark) => {
+            None if key.code == KeyCode::Char(' ') => {
                 let Some((path, reviewed)) = state.selected() else {
                     return Vec::new();
                 };

@@ -367,7 +367,6 @@ fn hints(app: &App) -> Line<'static> {
         ],
         (Mode::PlanReview(_), _) => &[
             (Back, "back"),
-            (Mark, "reviewed"),
             (Open, "diff"),
             (Down, "next"),
             (Up, "prev"),
@@ -407,6 +406,10 @@ fn hints(app: &App) -> Line<'static> {
         ],
     };
     let mut spans = vec![Span::raw(" ")];
+    if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
+        spans.push(Span::styled("space", app.theme.accent));
+        spans.push(Span::styled(" reviewed  ", app.theme.muted));
+    }
     for (action, label) in pane_hints.iter().chain(general.iter()) {
         spans.push(Span::styled(keys.keys(*action), app.theme.accent));
         spans.push(Span::styled(format!(" {label}  "), app.theme.muted));
