@@ -13,6 +13,8 @@ mod database_file;
 mod land;
 #[path = "cli/open.rs"]
 mod open;
+#[path = "cli/review.rs"]
+mod review;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

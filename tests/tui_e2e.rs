@@ -10,6 +10,8 @@ mod support;
 
 #[path = "tui_e2e/notify.rs"]
 mod notify;
+#[path = "tui_e2e/plan_review.rs"]
+mod plan_review;
 #[path = "tui_e2e/question.rs"]
 mod question;
 

@@ -1330,3 +1330,175 @@ async fn a_task_that_changed_nothing_is_said_to_have_changed_nothing_not_merged(
     assert!(matches!(of("write"), MergeState::Merged { .. }));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_plans_review_has_each_tasks_files_and_answer_and_marks_survive_a_restart() {
+    use ocio::domain::review::Reviewed;
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[[tasks]]\nid = \"api\"\nprompt = 'SIM-WRITE src/api.txt alpha\\n'\n[[tasks]]\nid = \"docs\"\nprompt = 'SIM-WRITE docs.txt beta\\n'\n[[tasks]]\nid = \"idle\"\nprompt = \"look only\"\n";
+    let plan_file = plan(dir.path(), &repo, "rev", body);
+    let plan_id = {
+        let store = open(dir.path());
+        let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+        let engine = EngineHandle::start(store.clone(), agents, options())
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        let plan_id = engine.submit_plan(plan_file).await.unwrap();
+        support::until_finished(&mut events, PATIENCE).await;
+        let review = engine.review(plan_id).await.unwrap();
+        let branch = review
+            .branch
+            .as_ref()
+            .expect("a worktree plan has a branch");
+        assert_eq!(branch.integration, "ocio/rev/integration");
+        assert_eq!(branch.base, "HEAD");
+        assert_eq!(branch.ahead, 4, "a commit and its merge per task with work");
+        assert_eq!(branch.behind, 0);
+        let files: Vec<(&str, char, Vec<String>, Option<u64>)> = branch
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.status, f.tasks.clone(), f.added))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("docs.txt", 'A', vec!["docs".to_string()], Some(1)),
+                ("src/api.txt", 'A', vec!["api".to_string()], Some(1)),
+            ]
+        );
+        assert!(branch.diff.contains("+alpha") && branch.diff.contains("+beta"));
+        let task = |key: &str| review.tasks.iter().find(|t| t.key == key).unwrap();
+        assert_eq!(task("idle").merge, MergeState::Unchanged);
+        assert!(matches!(task("api").merge, MergeState::Merged { .. }));
+        let answer = task("api").answer.clone().unwrap();
+        assert!(answer.contains("simulated result of api"), "{answer}");
+        assert_eq!(task("api").sessions, 1);
+        assert_eq!(task("api").usage.input_tokens, 1000);
+        assert_eq!(
+            review.usage.input_tokens, 3000,
+            "summed over the plan's sessions"
+        );
+        engine
+            .mark_reviewed(plan_id, "docs.txt", true)
+            .await
+            .unwrap();
+        let error = engine
+            .mark_reviewed(plan_id, "nope.txt", true)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, ocio::engine::ErrorKind::Invalid);
+        assert!(error.message.contains("rev") && error.message.contains("nope.txt"));
+        engine.shutdown().await.unwrap();
+        store.close().await;
+        plan_id
+    };
+    // A new engine on the same file: the mark is kept.
+    let store = open(dir.path());
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let reviewed = |review: &ocio::domain::review::PlanReview, path: &str| {
+        let branch = review.branch.as_ref().unwrap();
+        branch
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap()
+            .reviewed
+    };
+    let review = engine.review(plan_id).await.unwrap();
+    assert_eq!(reviewed(&review, "docs.txt"), Reviewed::Yes);
+    assert_eq!(reviewed(&review, "src/api.txt"), Reviewed::No);
+    // The file changes on the branch after it was marked: not reviewed any more.
+    let worktrees = repo.git(&["worktree", "list", "--porcelain"]);
+    let integration = worktrees
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .find(|p| p.ends_with("/integration"))
+        .unwrap()
+        .to_string();
+    std::fs::write(Path::new(&integration).join("docs.txt"), "beta, edited\n").unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&integration)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["commit", "-qam", "edit docs"]);
+    let review = engine.review(plan_id).await.unwrap();
+    assert_eq!(reviewed(&review, "docs.txt"), Reviewed::Changed);
+    engine
+        .mark_reviewed(plan_id, "docs.txt", false)
+        .await
+        .unwrap();
+    let review = engine.review(plan_id).await.unwrap();
+    assert_eq!(reviewed(&review, "docs.txt"), Reviewed::No);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_worktrees_is_reviewed_without_branch_data_saying_why() {
+    let (repo, dir, engine, _store) = setup(1, 50).await;
+    let mut events = engine.subscribe();
+    let body = "worktrees = false\n[[tasks]]\nid = \"w\"\nprompt = 'SIM-WRITE notes.txt hi\\n'\n";
+    let plan_id = engine
+        .submit_plan(plan(dir.path(), &repo, "flat", body))
+        .await
+        .unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let review = engine.review(plan_id).await.unwrap();
+    assert!(review.branch.is_none());
+    let why = review.no_branch.unwrap();
+    assert!(
+        why.contains("flat") && why.contains("shared checkout"),
+        "{why}"
+    );
+    assert_eq!(review.tasks.len(), 1);
+    let error = engine
+        .mark_reviewed(plan_id, "notes.txt", true)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ocio::engine::ErrorKind::NotNow);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_tasks_review_counts_the_tokens_its_session_used_so_far() {
+    let (repo, dir, engine, _store) = setup(1, 6_000).await;
+    let mut events = engine.subscribe();
+    let body = "[[tasks]]\nid = \"slow\"\nprompt = 'SIM-WRITE slow.txt later\\n'\n";
+    let plan_id = engine
+        .submit_plan(plan(dir.path(), &repo, "live", body))
+        .await
+        .unwrap();
+    loop {
+        if let EngineEvent::Activity { entry, .. } = next_event(&mut events).await
+            && matches!(entry.activity, ocio::engine::Activity::Step { .. })
+        {
+            break;
+        }
+    }
+    let review = engine.review(plan_id).await.unwrap();
+    let task = &review.tasks[0];
+    assert_eq!(task.status, TaskStatus::Running);
+    assert_eq!(
+        task.usage.input_tokens, 500,
+        "half its run's usage, reported so far"
+    );
+    assert_eq!(review.usage.input_tokens, 500);
+    assert!(
+        review.branch.unwrap().files.is_empty(),
+        "nothing merged yet"
+    );
+    engine.shutdown().await.unwrap();
+}

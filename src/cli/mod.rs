@@ -10,6 +10,7 @@ mod land;
 mod open;
 mod output;
 mod remote;
+mod review;
 mod room;
 mod run;
 mod status;
@@ -297,6 +298,28 @@ enum Command {
         /// `glab mr create`)
         #[arg(long, conflicts_with = "how")]
         pr: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plan's result for review, from the running engine: its integration branch against its
+    /// base (commits ahead and behind), the files changed (status, lines added and removed,
+    /// reviewed or not, which task changed each), and each task's answer, tokens and cost.
+    /// Exit 2 for an unknown plan or a file the plan did not change
+    Review {
+        /// The plan: its id, the id's last 8 characters, or its name (the newest plan of that
+        /// name)
+        plan: String,
+        /// Also print the combined diff (`git diff base...integration`, cut at 2 MB)
+        #[arg(long)]
+        diff: bool,
+        /// Mark these files reviewed as they are now (a file changed later is unreviewed
+        /// again)
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        mark: Vec<String>,
+        /// Mark these files not reviewed
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        unmark: Vec<String>,
+        /// One JSON object, `{"source": "engine", "review": {...}}` (the diff included)
         #[arg(long)]
         json: bool,
     },
@@ -633,6 +656,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             });
             land::run(&context, &plan, mode, push, json)
         }
+        Some(Command::Review {
+            plan,
+            diff,
+            mark,
+            unmark,
+            json,
+        }) => review::review(
+            &context,
+            review::Asked {
+                plan,
+                json,
+                diff,
+                mark,
+                unmark,
+            },
+        ),
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),

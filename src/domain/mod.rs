@@ -9,6 +9,7 @@ pub(crate) mod id;
 pub(crate) mod lease;
 pub(crate) mod lifecycle;
 pub(crate) mod locks;
+pub mod review;
 pub(crate) mod session;
 #[cfg(test)]
 mod session_props;

@@ -111,7 +111,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub(crate) fn total_tokens(&self) -> u64 {
+    pub fn total_tokens(&self) -> u64 {
         self.input_tokens
             + self.output_tokens
             + self.reasoning_tokens

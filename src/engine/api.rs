@@ -17,6 +17,7 @@ use super::approval::{Approver, Decision};
 use super::question::Answer;
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
+use crate::domain::review::PlanReview;
 use crate::domain::{LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
 
@@ -64,6 +65,15 @@ pub enum Request {
     Diff { session: SessionId },
     /// What a plan's finished tasks left for their dependents.
     Context { plan: PlanId },
+    /// A plan's result for review: its integration branch against its base, the files
+    /// changed and by which task, the combined diff, and each task's answer and cost.
+    Review { plan: PlanId },
+    /// Mark one of a plan's changed files reviewed as it is now (`true`), or not reviewed.
+    MarkReviewed {
+        plan: PlanId,
+        file: String,
+        reviewed: bool,
+    },
     /// Ask a planner for a plan towards `goal` in `repo`; nothing is queued.
     Plan { goal: String, repo: PathBuf },
     /// The control log's newest `last` entries with a sequence number above `since` (0: from
@@ -134,6 +144,7 @@ pub enum Reply {
     Proposal { proposal: Proposal },
     Diff { text: String },
     Context { tasks: Vec<TaskContext> },
+    Review { review: Box<PlanReview> },
     History { entries: Vec<Logged> },
     Landed { landing: Box<Landing> },
     Done,
@@ -149,6 +160,7 @@ impl Reply {
             Self::Proposal { .. } => "proposal",
             Self::Diff { .. } => "diff",
             Self::Context { .. } => "context",
+            Self::Review { .. } => "review",
             Self::History { .. } => "history",
             Self::Landed { .. } => "landed",
             Self::Done => "done",
@@ -236,13 +248,14 @@ impl From<EngineError> for ApiError {
             | EngineError::UnknownAgent(_)
             | EngineError::UnknownApproval(_)
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
-            EngineError::BadAnswer(_) => ErrorKind::Invalid,
+            EngineError::BadAnswer(_) | EngineError::NotChanged(_) => ErrorKind::Invalid,
             EngineError::NotNow { .. }
             | EngineError::NotLandable(_)
             | EngineError::NotSteerable(_)
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. }
-            | EngineError::NoPlanner(_) => ErrorKind::NotNow,
+            | EngineError::NoPlanner(_)
+            | EngineError::NoBranch(_) => ErrorKind::NotNow,
             EngineError::Store(_)
             | EngineError::Stopped
             | EngineError::Halted(_)
@@ -387,6 +400,33 @@ pub trait EngineApi: Engine {
             Reply::Context { tasks } => Ok(tasks),
             other => Err(ApiError::unexpected(&other)),
         }
+    }
+
+    /// A plan's result for review.
+    async fn review(&self, plan: PlanId) -> Result<PlanReview, ApiError> {
+        match self.call(Request::Review { plan }).await? {
+            Reply::Review { review } => Ok(*review),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Mark a plan's changed file reviewed as it is now, or (`false`) not reviewed; durable
+    /// when this returns.
+    async fn mark_reviewed(
+        &self,
+        plan: PlanId,
+        file: &str,
+        reviewed: bool,
+    ) -> Result<(), ApiError> {
+        let file = file.to_string();
+        done(
+            self.call(Request::MarkReviewed {
+                plan,
+                file,
+                reviewed,
+            })
+            .await?,
+        )
     }
 
     /// Ask the engine's planner for a plan towards `goal` in `repo` (absolute); nothing is

@@ -312,6 +312,13 @@ pub enum EngineError {
     Diff(String),
     #[error("the landing failed: {0}")]
     LandFailed(String),
+    /// A plan without an integration branch asked for what only one has (the message says
+    /// which plan and why).
+    #[error("{0}")]
+    NoBranch(String),
+    /// A file a plan did not change, asked to be marked reviewed.
+    #[error("{0}")]
+    NotChanged(String),
     #[error("the engine has stopped")]
     Stopped,
     /// The loop stops because of this (a store write failed while answering a request).

@@ -147,6 +147,12 @@ enum Op {
         id: u128,
         json: Vec<u8>,
     },
+    /// Mark a plan's file reviewed at a blob, or (`None`) not reviewed.
+    PutReviewed {
+        plan: u128,
+        path: String,
+        blob: Option<String>,
+    },
     PutContext {
         id: u128,
         plan: u128,
@@ -278,6 +284,22 @@ impl Batch {
             plan: context.plan.as_u128(),
             conflict: matches!(context.merge, MergeState::Conflict { .. }),
             json: encode(context),
+        });
+        self
+    }
+
+    /// Marks a plan's file reviewed as it is at `blob` (`""`: deleted), or (`None`) clears
+    /// the mark.
+    pub(crate) fn put_reviewed(
+        &mut self,
+        plan: crate::domain::PlanId,
+        path: &str,
+        blob: Option<&str>,
+    ) -> &mut Self {
+        self.ops.push(Op::PutReviewed {
+            plan: plan.as_u128(),
+            path: path.to_string(),
+            blob: blob.map(str::to_string),
         });
         self
     }

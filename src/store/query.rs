@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use super::StoreError;
 use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
-    PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
+    TASKS,
 };
 use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
@@ -389,6 +390,29 @@ fn contexts_of_tasks(
         if let Some(json) = table.get(task.as_u128()).map_err(StoreError::storage)? {
             found.push(decode("task context", json.value())?);
         }
+    }
+    Ok(found)
+}
+
+/// The files of a plan marked reviewed, each with the blob it was marked at (`""`: deleted).
+pub(crate) fn reviewed_of(
+    txn: &ReadTransaction,
+    plan: PlanId,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let table = match txn.open_table(PLAN_REVIEWED) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
+    let id = plan.as_u128();
+    let mut found = BTreeMap::new();
+    for entry in table.range((id, "")..).map_err(StoreError::storage)? {
+        let (key, blob) = entry.map_err(StoreError::storage)?;
+        let (of, path) = key.value();
+        if of != id {
+            break;
+        }
+        found.insert(path.to_string(), blob.value().to_string());
     }
     Ok(found)
 }

@@ -10,7 +10,7 @@ use redb::TableDefinition;
 ///
 /// Tables added later without a version bump are additive: created at open and by the first
 /// write, read as empty where a file does not have them yet, and ignored by builds that do
-/// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`], [`PLAN_LANDING`]).
+/// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`], [`PLAN_LANDING`], [`PLAN_REVIEWED`]).
 pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// Key of the schema version record in [`META`].
@@ -71,3 +71,7 @@ pub(crate) const TASK_CONTEXT: TableDefinition<u128, &[u8]> =
 /// schema bump).
 pub(crate) const PLAN_LANDING: TableDefinition<u128, &[u8]> =
     TableDefinition::new("plan-landing-v1");
+/// (plan id, repo-relative path) -> the file's blob on the plan's integration branch when the
+/// operator marked it reviewed ("" for a deleted file). Additive (no schema bump).
+pub(crate) const PLAN_REVIEWED: TableDefinition<(u128, &str), &str> =
+    TableDefinition::new("plan-reviewed-v1");

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
-    PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError, seal};
 
@@ -130,6 +130,7 @@ pub(super) struct WriteTables<'txn> {
     plan_work: Table<'txn, u128, &'static [u8]>,
     context: Table<'txn, u128, &'static [u8]>,
     landing: Table<'txn, u128, &'static [u8]>,
+    reviewed: Table<'txn, (u128, &'static str), &'static str>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -151,6 +152,7 @@ impl<'txn> WriteTables<'txn> {
             plan_work: txn.open_table(PLAN_WORK).map_err(open_error)?,
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
+            reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
         })
     }
 
@@ -242,6 +244,16 @@ impl<'txn> WriteTables<'txn> {
                     self.landing
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
+                }
+                Op::PutReviewed { plan, path, blob } => {
+                    match blob {
+                        Some(blob) => self
+                            .reviewed
+                            .insert((*plan, path.as_str()), blob.as_str())
+                            .map(|_| ()),
+                        None => self.reviewed.remove((*plan, path.as_str())).map(|_| ()),
+                    }
+                    .map_err(StoreError::storage)?;
                 }
                 Op::PutContext {
                     id,

@@ -38,6 +38,11 @@ pub enum Msg {
     Transcript(SessionId, Vec<Entry>),
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
+    /// A plan's review (or why there is none).
+    Review(
+        crate::domain::PlanId,
+        Result<Box<crate::domain::review::PlanReview>, String>,
+    ),
     /// A plan's shared context.
     Context(crate::domain::PlanId, Vec<crate::domain::TaskContext>),
     /// The planner proposes a plan: show it for approval.
@@ -91,6 +96,10 @@ pub enum Request {
     Context(crate::domain::PlanId),
     /// Submit a plan's text (an approved proposal); the path names it in errors.
     SubmitText(PathBuf, String),
+    /// A plan's review.
+    Review(crate::domain::PlanId),
+    /// Mark a plan's file reviewed (`true`) or not, then fetch its review again.
+    MarkReviewed(crate::domain::PlanId, String, bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +147,8 @@ pub enum Mode {
     Answer(Box<Answering>),
     /// Typing a message to a running session; then back to its detail.
     Say(SessionId, Editor),
+    /// A plan's result for review, full screen: files, a file's diff, tasks' answers.
+    PlanReview(crate::domain::PlanId),
 }
 
 /// The answer being typed to a question: a line per question it asks, each an option's
@@ -186,6 +197,8 @@ pub struct App {
     pub(crate) alerts: super::alert::Alerts,
     /// `o` on this session waits for a snapshot saying where it runs.
     pub(super) take_over_waits: Option<SessionId>,
+    /// The plan review view (`V`).
+    pub plan_review: super::plan_review::PlanReviewState,
 }
 
 impl App {
@@ -207,6 +220,7 @@ impl App {
             quit: false,
             alerts: super::alert::Alerts::default(),
             take_over_waits: None,
+            plan_review: Default::default(),
         }
     }
 
@@ -222,11 +236,13 @@ impl App {
             Msg::Mouse(mouse) => self.mouse(mouse),
             Msg::Engine(told) => {
                 self.alerts.receive(&told, Instant::now());
+                let review = self.review_after(&told);
                 self.view.receive(told);
+                let mut effects: Vec<Effect> = review.into_iter().collect();
                 if self.view.wants_snapshot {
-                    return vec![Effect::Request(Request::Snapshot)];
+                    effects.push(Effect::Request(Request::Snapshot));
                 }
-                Vec::new()
+                effects
             }
             Msg::Lagged(n) => {
                 self.view.log(
@@ -249,6 +265,10 @@ impl App {
             Msg::Context(plan, tasks) => {
                 self.view.contexts.insert(plan, tasks);
                 self.view.generation += 1;
+                Vec::new()
+            }
+            Msg::Review(plan, review) => {
+                self.on_review(plan, review.map(|r| *r));
                 Vec::new()
             }
             Msg::Diff(id, diff) => {
@@ -343,6 +363,7 @@ impl App {
             },
             Mode::ConfirmQuit | Mode::ConfirmCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => self.detail_key(&key),
+            Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -486,6 +507,10 @@ impl App {
             | Action::PageDown => self.panes.move_cursor(self.focus, action, &self.view),
             Action::Collapse | Action::Expand => self.panes.tree_key(action, &self.view),
             Action::Graph => self.panes.graph = !self.panes.graph,
+            Action::PlanReview => match self.selected_plan() {
+                Some(plan) => return self.open_plan_review(plan),
+                None => self.toast("no plan yet to review".into(), false),
+            },
             // Only in the detail view.
             Action::Diff | Action::TakeOver | Action::Say | Action::Interrupt => {}
             Action::Open => return self.open(),
@@ -622,6 +647,13 @@ impl App {
             _ => None,
         };
         let Some(id) = session else {
+            // Enter on a plan's own row opens its review.
+            if self.focus == Pane::Tasks && self.panes.selected_task(&self.view).is_none() {
+                return match self.selected_plan() {
+                    Some(plan) => self.open_plan_review(plan),
+                    None => Vec::new(),
+                };
+            }
             return Vec::new();
         };
         self.mode = Mode::Detail(id);

@@ -40,6 +40,7 @@ pub enum Action {
     TakeOver,
     Say,
     Interrupt,
+    PlanReview,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -153,6 +154,12 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         "interrupt",
         "detail: interrupt what the session does now (it waits for your message)",
         &["x"],
+    ),
+    (
+        Action::PlanReview,
+        "plan-review",
+        "review the selected plan: files (space marks reviewed), diffs, answers",
+        &["V"],
     ),
     (
         Action::AddLocal,

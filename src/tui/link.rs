@@ -3,9 +3,9 @@
 //! come back to the app as messages, so the UI thread never waits on them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use tokio::sync::mpsc;
@@ -78,7 +78,8 @@ impl Link {
     }
 
     /// A worker that runs requests one at a time, in order; snapshot requests made while one
-    /// is under way are folded into it.
+    /// is under way are folded into it, and so are requests for a plan's review (the view
+    /// asks again on every event about its plan).
     pub fn worker(
         self,
         runtime: &tokio::runtime::Handle,
@@ -87,11 +88,18 @@ impl Link {
     ) -> Requests {
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         let pending = Arc::new(AtomicBool::new(false));
-        let flag = pending.clone();
+        let review_pending: Arc<Mutex<Option<PlanId>>> = Arc::default();
+        let (flag, review_flag) = (pending.clone(), review_pending.clone());
         runtime.spawn(async move {
             while let Some(request) = rx.recv().await {
                 if request == Request::Snapshot {
                     flag.store(false, Ordering::SeqCst);
+                }
+                if let Request::Review(plan) = request {
+                    let mut pending = review_flag.lock().unwrap_or_else(PoisonError::into_inner);
+                    if *pending == Some(plan) {
+                        *pending = None;
+                    }
                 }
                 let msg = run(&*self.0, request, &cwd).await;
                 if to.send(msg).is_err() {
@@ -102,6 +110,7 @@ impl Link {
         Requests {
             tx,
             snapshot_pending: pending,
+            review_pending,
         }
     }
 }
@@ -145,6 +154,13 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             engine.submit(&path, toml).await.map(queued),
         ),
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
+        Request::Review(plan) => review(engine, plan).await,
+        Request::MarkReviewed(plan, file, reviewed) => {
+            match engine.mark_reviewed(plan, &file, reviewed).await {
+                Ok(()) => review(engine, plan).await,
+                Err(e) => reply(format!("mark {file}"), Err(e)),
+            }
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),
@@ -203,6 +219,11 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
     }
 }
 
+async fn review(engine: &dyn Engine, plan: PlanId) -> Msg {
+    let review = engine.review(plan).await;
+    Msg::Review(plan, review.map(Box::new).map_err(|e| e.to_string()))
+}
+
 /// The git repository around `cwd`: where a planned plan works.
 fn git_root(cwd: &Path) -> Result<PathBuf, String> {
     crate::workspace::enclosing_repository(cwd).ok_or_else(|| {
@@ -242,6 +263,8 @@ fn drain_what(name: &str, drain: bool) -> String {
 pub struct Requests {
     tx: mpsc::UnboundedSender<Request>,
     snapshot_pending: Arc<AtomicBool>,
+    /// The plan whose review is queued and not started yet.
+    review_pending: Arc<Mutex<Option<PlanId>>>,
 }
 
 impl Requests {
@@ -249,6 +272,81 @@ impl Requests {
         if request == Request::Snapshot && self.snapshot_pending.swap(true, Ordering::SeqCst) {
             return; // one is already on its way
         }
+        if let Request::Review(plan) = request {
+            let mut pending = self
+                .review_pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *pending == Some(plan) {
+                return; // it is queued already
+            }
+            *pending = Some(plan);
+        }
         let _ = self.tx.send(request);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::engine::{ApiError, ErrorKind, Follower, Reply};
+
+    /// An engine that only counts the reviews it is asked for, each taking a while.
+    #[derive(Default)]
+    struct Counting {
+        reviews: Arc<Mutex<Vec<PlanId>>>,
+    }
+
+    impl Engine for Counting {
+        fn call(&self, request: crate::engine::Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match request {
+                    crate::engine::Request::Review { plan } => {
+                        self.reviews.lock().unwrap().push(plan);
+                        Err(ApiError::new(ErrorKind::NotFound, "counted"))
+                    }
+                    _ => Err(ApiError::new(ErrorKind::Failed, "not here")),
+                }
+            })
+        }
+
+        fn feed(&self, _: Follower) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
+            Box::pin(async { Err(ApiError::new(ErrorKind::Failed, "no events here")) })
+        }
+    }
+
+    #[test]
+    fn reviews_asked_for_again_while_one_is_queued_are_folded_into_it() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let engine = Counting::default();
+        let reviews = engine.reviews.clone();
+        let (to, from) = std::sync::mpsc::channel();
+        let requests = Link::new(engine).worker(runtime.handle(), to, PathBuf::from("/"));
+        let (a, b) = (PlanId::from_u128(1), PlanId::from_u128(2));
+        for _ in 0..6 {
+            requests.send(Request::Review(a));
+        }
+        requests.send(Request::Review(b));
+        let mut answered = 0;
+        while answered < 2 {
+            if let Ok(Msg::Review(..)) = from.recv_timeout(Duration::from_secs(10)) {
+                answered += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let asked = reviews.lock().unwrap().clone();
+        let of_a = asked.iter().filter(|p| **p == a).count();
+        assert!(
+            (1..=2).contains(&of_a),
+            "six reviews of one plan: {asked:?}"
+        );
+        assert_eq!(asked.iter().filter(|p| **p == b).count(), 1, "{asked:?}");
     }
 }

@@ -14,6 +14,7 @@ pub mod keymap;
 pub(crate) mod link;
 pub(crate) mod palette;
 pub(crate) mod panes;
+pub mod plan_review;
 mod takeover;
 pub(crate) mod task_tree;
 pub(crate) mod terminal;
@@ -41,6 +42,8 @@ mod layout_tests;
 mod palette_tests;
 #[cfg(test)]
 mod paste_tests;
+#[cfg(test)]
+mod plan_review_tests;
 #[cfg(test)]
 mod selection_tests;
 #[cfg(test)]

@@ -117,6 +117,10 @@ pub enum WorkspaceError {
         tried: u32,
     },
     #[error(
+        "in repository {repo}: the plan's integration branch {branch} is gone, so there is nothing to review\nhint: it was deleted (by the plan's cleanup or by hand); `git branch --list 'ocio/*'` shows what is left"
+    )]
+    NoBranchToReview { repo: PathBuf, branch: String },
+    #[error(
         "in repository {repo}: task branch {branch} does not exist\nhint: the task's worktree was never made, or its branch was deleted"
     )]
     NoTaskBranch { repo: PathBuf, branch: String },

@@ -26,11 +26,14 @@ pub(crate) mod names;
 pub(crate) mod overlap;
 mod prepare;
 mod record;
+mod review;
 
 #[cfg(test)]
 mod land_tests;
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod review_tests;
 #[cfg(test)]
 mod tests;
 

@@ -22,6 +22,7 @@ mod operator;
 mod plans;
 mod pull;
 mod recovery;
+mod review;
 mod runs;
 mod scan;
 mod settle;
@@ -287,6 +288,21 @@ impl Core {
             }
             Request::Context { plan } => {
                 self.context(plan, answer.of(|tasks| Reply::Context { tasks }));
+                return Ok(());
+            }
+            Request::Review { plan } => {
+                let answer = answer.of(|review| Reply::Review {
+                    review: Box::new(review),
+                });
+                self.review(plan, answer);
+                return Ok(());
+            }
+            Request::MarkReviewed {
+                plan,
+                file,
+                reviewed,
+            } => {
+                self.mark_reviewed(plan, file, reviewed, answer.of(done));
                 return Ok(());
             }
             Request::History { since, last } => {

@@ -306,25 +306,29 @@ fn diff_lines(app: &App, id: SessionId) -> Vec<Line<'static>> {
             "no work recorded for this session (it changed nothing yet, ended without committing any, or did not work in a git worktree)",
             theme.muted,
         )],
-        Some(Ok(text)) => text
-            .lines()
-            .map(|line| {
-                let style = if line.starts_with("+++")
-                    || line.starts_with("---")
-                    || line.starts_with("diff ")
-                {
-                    theme.title
-                } else if line.starts_with('+') {
-                    theme.status("completed")
-                } else if line.starts_with('-') {
-                    theme.status("failed")
-                } else if line.starts_with("@@") {
-                    theme.info
-                } else {
-                    theme.base
-                };
-                Line::styled(line.to_string(), style)
-            })
-            .collect(),
+        Some(Ok(text)) => coloured_diff(theme, text),
     }
+}
+
+/// A unified diff, coloured: added lines, removed lines, file and hunk headers.
+pub(super) fn coloured_diff(theme: &crate::tui::theme::Theme, text: &str) -> Vec<Line<'static>> {
+    text.lines()
+        .map(|line| {
+            let style = if line.starts_with("+++")
+                || line.starts_with("---")
+                || line.starts_with("diff ")
+            {
+                theme.title
+            } else if line.starts_with('+') {
+                theme.status("completed")
+            } else if line.starts_with('-') {
+                theme.status("failed")
+            } else if line.starts_with("@@") {
+                theme.info
+            } else {
+                theme.base
+            };
+            Line::styled(line.to_string(), style)
+        })
+        .collect()
 }

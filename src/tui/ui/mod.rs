@@ -6,6 +6,7 @@ mod agents;
 mod detail;
 mod events;
 mod help;
+mod plan;
 mod prompt;
 mod sessions;
 mod tasks;
@@ -60,6 +61,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     };
     if let Mode::Detail(id) = *under {
         detail::draw(frame, app, id, body);
+        app.set_areas(Vec::new());
+    } else if let Mode::PlanReview(_) = under {
+        plan::draw(frame, app, body);
         app.set_areas(Vec::new());
     } else if let Mode::Agent(name) = under {
         let name = name.clone();
@@ -355,6 +359,19 @@ fn hints(app: &App) -> Line<'static> {
             (Retry, "retry"),
         ],
         (Mode::Agent(_), _) => &[(Back, "back")],
+        (Mode::PlanReview(_), _) if app.plan_review.diff => &[
+            (Back, "files"),
+            (Down, "down"),
+            (Up, "up"),
+            (PageDown, "page"),
+        ],
+        (Mode::PlanReview(_), _) => &[
+            (Back, "back"),
+            (Open, "diff"),
+            (Down, "next"),
+            (Up, "prev"),
+            (PageDown, "tasks"),
+        ],
         (_, Pane::Sessions) => &[
             (Open, "detail"),
             (Filter, "filter"),
@@ -378,7 +395,7 @@ fn hints(app: &App) -> Line<'static> {
     };
     // A full-screen view has keys of its own to show; the panes' keys do nothing there.
     let general: &[(super::keymap::Action, &str)] = match &app.mode {
-        Mode::Detail(_) | Mode::Agent(_) => &[(Quit, "quit")],
+        Mode::Detail(_) | Mode::Agent(_) | Mode::PlanReview(_) => &[(Quit, "quit")],
         _ => &[
             (NextPane, "pane"),
             (Palette, "command"),
@@ -389,6 +406,10 @@ fn hints(app: &App) -> Line<'static> {
         ],
     };
     let mut spans = vec![Span::raw(" ")];
+    if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
+        spans.push(Span::styled("space", app.theme.accent));
+        spans.push(Span::styled(" reviewed  ", app.theme.muted));
+    }
     for (action, label) in pane_hints.iter().chain(general.iter()) {
         spans.push(Span::styled(keys.keys(*action), app.theme.accent));
         spans.push(Span::styled(format!(" {label}  "), app.theme.muted));

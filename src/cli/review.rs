@@ -1,0 +1,153 @@
+//! `ocio review PLAN`: a plan's result from the running engine (its integration branch against
+//! its base, the files changed and by which task, each task's answer, tokens and cost; the
+//! combined diff with `--diff`), and `--mark` / `--unmark` to say which files were reviewed.
+
+use serde_json::json;
+
+use super::database::require_engine;
+use super::output::{print_json, print_text};
+use super::{Context, Failure};
+use crate::control::ControlClient;
+use crate::domain::PlanId;
+use crate::domain::review::{BranchReview, PlanReview, ReviewFile, ReviewTask};
+use crate::engine::EngineApi;
+
+/// What `ocio review` was asked.
+pub(crate) struct Asked {
+    pub(crate) plan: String,
+    pub(crate) json: bool,
+    pub(crate) diff: bool,
+    pub(crate) mark: Vec<String>,
+    pub(crate) unmark: Vec<String>,
+}
+
+pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let client = require_engine(context).await?;
+        let plan = resolve(&client, &asked.plan).await?;
+        for (files, reviewed) in [(&asked.mark, true), (&asked.unmark, false)] {
+            for file in files {
+                client.mark_reviewed(plan, file, reviewed).await?;
+            }
+        }
+        let review = client.review(plan).await?;
+        if asked.json {
+            return print_json(&json!({ "source": "engine", "review": review }));
+        }
+        let mut out = text(&review);
+        if asked.diff
+            && let Some(branch) = &review.branch
+        {
+            out.push_str("\n\n");
+            out.push_str(branch.diff.trim_end());
+        }
+        print_text(&out)
+    })
+}
+
+/// The plan `wanted` names: its id, the id's last 8 characters or its name (the newest plan
+/// of that name).
+async fn resolve(client: &ControlClient, wanted: &str) -> Result<PlanId, Failure> {
+    let plans = client.snapshot().await?.plans;
+    let found = plans
+        .iter()
+        .rev()
+        .find(|p| p.id.to_string() == wanted || p.id.short() == wanted || p.name == wanted)
+        .map(|p| p.id)
+        // A running engine lists only recent plans; an older one is asked for by its id.
+        .or_else(|| wanted.parse::<PlanId>().ok());
+    found.ok_or_else(|| {
+        Failure::usage(format!(
+            "no plan {wanted:?}\n  hint: give a plan's id, the id's last 8 characters or its name; `ocio tasks` lists the plans"
+        ))
+    })
+}
+
+/// The review as text: header, files, tasks.
+pub(crate) fn text(review: &PlanReview) -> String {
+    let mut out = format!("plan {} ({})", review.name, review.plan);
+    let usage = &review.usage;
+    let (done, all) = review.reviewed_count();
+    match &review.branch {
+        Some(branch) => out.push_str(&header(branch)),
+        None => {
+            let why = review
+                .no_branch
+                .as_deref()
+                .unwrap_or("no integration branch");
+            out.push_str(&format!("\nno branch to review: {why}"));
+        }
+    }
+    out.push_str(&format!(
+        "\ntokens {}  cost ${:.4}  reviewed {done}/{all} files",
+        usage.total_tokens(),
+        usage.cost
+    ));
+    if let Some(branch) = &review.branch {
+        out.push_str(&format!("\n\nfiles ({})", branch.files.len()));
+        for file in &branch.files {
+            out.push_str(&format!("\n  {}", file_line(file)));
+        }
+        if let Some(whole) = branch.diff_cut {
+            out.push_str(&format!(
+                "\n  (the combined diff is {whole} bytes; it is cut at {} MB)",
+                crate::domain::review::REVIEW_DIFF_CAP / (1024 * 1024)
+            ));
+        }
+    }
+    out.push_str(&format!("\n\ntasks ({})", review.tasks.len()));
+    for task in &review.tasks {
+        out.push_str(&task_lines(task));
+    }
+    out
+}
+
+fn header(branch: &BranchReview) -> String {
+    let commit = branch.base_commit.get(..12).unwrap_or(&branch.base_commit);
+    format!(
+        "\nbranch {}  base {} ({commit})  ahead {}  behind {}",
+        branch.integration, branch.base, branch.ahead, branch.behind
+    )
+}
+
+/// `M  +3 -1  reviewed  src/a.rs  (api)`.
+pub(crate) fn file_line(file: &ReviewFile) -> String {
+    let counts = match (file.added, file.removed) {
+        (Some(added), Some(removed)) => format!("+{added} -{removed}"),
+        _ => "binary".to_string(),
+    };
+    let path = match &file.from {
+        Some(from) => format!("{from} -> {}", file.path),
+        None => file.path.clone(),
+    };
+    let by = if file.tasks.is_empty() {
+        "a resolver or the merge".to_string()
+    } else {
+        file.tasks.join(", ")
+    };
+    format!(
+        "{}  {counts:<11} {:<22} {path}  ({by})",
+        file.status,
+        file.reviewed.text()
+    )
+}
+
+fn task_lines(task: &ReviewTask) -> String {
+    let mut out = format!(
+        "\n  {}  {}  {}  tokens {}  cost ${:.4}  ({} sessions)",
+        task.key,
+        task.status,
+        task.merge,
+        task.usage.total_tokens(),
+        task.usage.cost,
+        task.sessions
+    );
+    if task.title != task.key && !task.title.is_empty() {
+        out.push_str(&format!("\n    {}", task.title));
+    }
+    if let Some(answer) = &task.answer {
+        let answer = crate::text::clip(answer.trim(), 600).replace('\n', "\n            ");
+        out.push_str(&format!("\n    answer: {answer}"));
+    }
+    out
+}

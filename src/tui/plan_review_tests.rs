@@ -1,0 +1,199 @@
+//! The plan review view: `V` asks for the selected plan's review, the view draws at 80x24 and
+//! 160x48, space marks the file under the cursor (and fetches the review again), Enter shows
+//! its diff, Esc goes back, and an event about the plan fetches the review again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::KeyCode;
+
+use super::app::{Effect, Mode, Msg, Pane, Request};
+use super::tests::{app, draw, key, plan_id, tid, told};
+use crate::domain::review::{BranchReview, PlanReview, ReviewFile, ReviewTask, Reviewed};
+use crate::domain::{MergeState, TaskStatus, Usage};
+use crate::engine::EngineEvent;
+
+fn file(
+    status: char,
+    path: &str,
+    counts: (u64, u64),
+    tasks: &[&str],
+    reviewed: Reviewed,
+) -> ReviewFile {
+    ReviewFile {
+        status,
+        path: path.into(),
+        from: (status == 'R').then(|| "src/old_name.rs".into()),
+        added: Some(counts.0),
+        removed: Some(counts.1),
+        blob: Some("b1".into()),
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        reviewed,
+    }
+}
+
+const DIFF: &str = "diff --git a/src/api.rs b/src/api.rs\n--- a/src/api.rs\n+++ b/src/api.rs\n@@ -1,2 +1,3 @@\n fn api() {\n-    todo!()\n+    serve();\n+    log();\n }\ndiff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-# old\n+# new\n";
+
+fn review() -> PlanReview {
+    let usage = Usage {
+        input_tokens: 12_000,
+        output_tokens: 3_400,
+        cost: 0.0831,
+        ..Usage::default()
+    };
+    let task = |key: &str, merge: MergeState, answer: &str| ReviewTask {
+        key: key.into(),
+        title: key.into(),
+        status: TaskStatus::Done,
+        merge,
+        answer: Some(answer.into()),
+        usage,
+        sessions: 1,
+    };
+    let merged = MergeState::Merged {
+        commit: "9c3a1f0e2b4d9c3a1f0e".into(),
+    };
+    PlanReview {
+        plan: plan_id(),
+        name: "add-pagination".into(),
+        branch: Some(BranchReview {
+            integration: "ocio/add-pagination/integration".into(),
+            base: "main".into(),
+            base_commit: "1a2b3c4d5e6f1a2b3c4d".into(),
+            ahead: 6,
+            behind: 1,
+            files: vec![
+                file('M', "src/api.rs", (2, 1), &["api"], Reviewed::No),
+                file('A', "README.md", (1, 1), &["design"], Reviewed::Yes),
+                file(
+                    'R',
+                    "src/storage.rs",
+                    (0, 0),
+                    &["storage"],
+                    Reviewed::Changed,
+                ),
+                file('M', "Cargo.lock", (3, 3), &[], Reviewed::No),
+            ],
+            diff: DIFF.into(),
+            diff_cut: None,
+        }),
+        no_branch: None,
+        tasks: vec![
+            task(
+                "design",
+                merged.clone(),
+                "Paginate with a cursor.\nPages of 50.",
+            ),
+            task("api", merged, "The API takes ?cursor= now."),
+            task("idle", MergeState::Unchanged, "Nothing needed changing."),
+        ],
+        usage: Usage {
+            input_tokens: 36_000,
+            output_tokens: 10_200,
+            cost: 0.2493,
+            ..Usage::default()
+        },
+    }
+}
+
+/// The room with the plan view open on [`review`].
+fn opened() -> super::app::App {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    let effects = key(&mut app, KeyCode::Char('V'));
+    assert_eq!(effects, [Effect::Request(Request::Review(plan_id()))]);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    app.update(Msg::Review(plan_id(), Ok(Box::new(review()))));
+    app
+}
+
+#[test]
+fn the_plan_view_at_80x24_and_160x48() {
+    let mut app = opened();
+    insta::assert_snapshot!("plan_review_80x24", draw(&mut app, 80, 24));
+    insta::assert_snapshot!("plan_review_160x48", draw(&mut app, 160, 48));
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("plan_review_diff_80x24", draw(&mut app, 80, 24));
+}
+
+#[test]
+fn space_marks_the_file_under_the_cursor_and_enter_shows_its_diff() {
+    let mut app = opened();
+    let effects = key(&mut app, KeyCode::Char(' '));
+    let mark = Request::MarkReviewed(plan_id(), "src/api.rs".into(), true);
+    assert_eq!(effects, [Effect::Request(mark)]);
+    key(&mut app, KeyCode::Char('j'));
+    let effects = key(&mut app, KeyCode::Char(' '));
+    let unmark = Request::MarkReviewed(plan_id(), "README.md".into(), false);
+    assert_eq!(
+        effects,
+        [Effect::Request(unmark)],
+        "a reviewed file is unmarked"
+    );
+    key(&mut app, KeyCode::Char('j'));
+    let effects = key(&mut app, KeyCode::Char(' '));
+    let again = Request::MarkReviewed(plan_id(), "src/storage.rs".into(), true);
+    assert_eq!(
+        effects,
+        [Effect::Request(again)],
+        "a changed file is marked again"
+    );
+    key(&mut app, KeyCode::Char('k'));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.plan_review.diff);
+    let screen = draw(&mut app, 80, 24);
+    assert!(
+        screen.contains("+# new") && !screen.contains("serve()"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.plan_review.diff);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn an_event_about_the_plan_fetches_its_review_again() {
+    let mut app = opened();
+    let merged = EngineEvent::Merged {
+        plan: plan_id(),
+        task: tid(1),
+        key: "api".into(),
+        commit: "c0ffee".into(),
+    };
+    let effects = app.update(Msg::Engine(told(merged)));
+    assert!(
+        effects.contains(&Effect::Request(Request::Review(plan_id()))),
+        "{effects:?}"
+    );
+    let other = EngineEvent::Paused { paused: true };
+    let effects = app.update(Msg::Engine(told(other)));
+    assert!(!effects.contains(&Effect::Request(Request::Review(plan_id()))));
+    // A review of another plan is not shown.
+    let mut elsewhere = review();
+    elsewhere.plan = crate::domain::PlanId::from_u128(7);
+    app.update(Msg::Review(elsewhere.plan, Ok(Box::new(elsewhere))));
+    assert_eq!(
+        app.plan_review
+            .review
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .plan,
+        plan_id()
+    );
+}
+
+#[test]
+fn enter_on_a_plans_row_opens_its_review() {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    draw(&mut app, 120, 36);
+    assert_eq!(app.panes.task_tree.selected(), [plan_id().as_u128()]);
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(effects, [Effect::Request(Request::Review(plan_id()))]);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
