@@ -36,6 +36,47 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
     format!("{}… ({} bytes more)", &text[..end], text.len() - end)
 }
 
+/// At most the last `max` bytes of `text` (cut on a character boundary), saying how much was
+/// left out before them: for output whose end matters (a failing test run's summary).
+pub(crate) fn clip_end(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("({} bytes before) …{}", start, &text[start..])
+}
+
+/// `text` without terminal control: ANSI escape sequences (colours, cursor moves) and other
+/// control characters but tab are dropped, so a program's coloured output reads as text.
+pub(crate) fn without_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI (`ESC [ ... final`) or a two-character escape.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
 pub(crate) fn closest<'a>(
     word: &str,
@@ -87,5 +128,13 @@ mod tests {
     fn clips_on_a_character_boundary_and_says_so() {
         assert_eq!(super::clip("short", 10), "short");
         assert_eq!(super::clip("héllo", 2), "h… (5 bytes more)");
+        assert_eq!(super::clip_end("short", 10), "short");
+        assert_eq!(super::clip_end("héllo", 4), "(3 bytes before) …llo");
+    }
+
+    #[test]
+    fn terminal_control_is_dropped() {
+        let coloured = "\u{1b}[1m\u{1b}[32mtest result: ok\u{1b}[0m.\tdone\r";
+        assert_eq!(super::without_control(coloured), "test result: ok.\tdone");
     }
 }

@@ -5,10 +5,14 @@
 //! as a bounded tail for the report.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::unix::pipe;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -72,8 +76,13 @@ impl Drop for Group {
     }
 }
 
+/// How long the output is read after the command ended and its group was killed: a process
+/// that left the group (a daemon) may hold the pipe open for ever.
+const EOF_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs `command` with `sh -c` in `dir` with `env` added, for at most `limit`; each line of its
-/// output goes to `lines` as it comes (dropped when nobody reads fast enough).
+/// output goes to `lines` as it comes (dropped when nobody reads fast enough). Returns within
+/// `limit` and a short grace however the command and its children behave.
 pub(crate) async fn run(
     command: &str,
     dir: &Path,
@@ -92,6 +101,10 @@ pub(crate) async fn run(
     let writer_too = match writer.try_clone() {
         Ok(writer) => writer,
         Err(e) => return not_started(format!("no pipe for its output: {e}")),
+    };
+    let reader = match pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
+        Ok(reader) => reader,
+        Err(e) => return not_started(format!("cannot read its output: {e}")),
     };
     let mut shell = Command::new("sh");
     shell
@@ -115,8 +128,27 @@ pub(crate) async fn run(
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw),
     );
-    let reading = tokio::task::spawn_blocking(move || read_tail(reader, lines));
-    let end = match tokio::time::timeout(limit, child.wait()).await {
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    let mut reading = tokio::spawn(read_tail(reader, lines, tail.clone()));
+    let end = ended(tokio::time::timeout(limit, child.wait()).await, limit);
+    // The group goes now (background children with it), and with it the pipe's writers; one
+    // that left the group is not waited for beyond the grace.
+    drop(group);
+    if tokio::time::timeout(EOF_GRACE, &mut reading).await.is_err() {
+        reading.abort();
+    }
+    let tail = tail
+        .lock()
+        .map(|t| Vec::from(t.clone()).join("\n"))
+        .unwrap_or_default();
+    ShellRun { end, tail }
+}
+
+fn ended(
+    waited: Result<std::io::Result<std::process::ExitStatus>, tokio::time::error::Elapsed>,
+    limit: Duration,
+) -> ShellEnd {
+    match waited {
         Ok(Ok(status)) if status.success() => ShellEnd::Passed,
         Ok(Ok(status)) => ShellEnd::Failed(match status.code() {
             Some(code) => format!("exit {code}"),
@@ -127,35 +159,34 @@ pub(crate) async fn run(
         }),
         Ok(Err(e)) => ShellEnd::Failed(format!("cannot wait for it: {e}")),
         Err(_) => ShellEnd::TimedOut(limit),
-    };
-    // The group goes now: a background child still holding the pipe would keep the tail open.
-    drop(group);
-    let tail = reading.await.unwrap_or_default();
-    ShellRun { end, tail }
+    }
 }
 
-/// Reads the output to its end, passing each line on; the last [`TAIL_LINES`] lines.
-fn read_tail(reader: std::io::PipeReader, lines: Option<mpsc::Sender<String>>) -> String {
-    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+/// Reads the output to its end, passing each line on and keeping the last [`TAIL_LINES`].
+async fn read_tail(
+    reader: pipe::Receiver,
+    lines: Option<mpsc::Sender<String>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
     let mut reader = BufReader::new(reader);
     let mut buffer = Vec::new();
     loop {
         buffer.clear();
-        match reader.read_until(b'\n', &mut buffer) {
+        match reader.read_until(b'\n', &mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let line = String::from_utf8_lossy(&buffer);
+        let line = crate::text::without_control(&String::from_utf8_lossy(&buffer));
         let line = crate::text::clip(line.trim_end(), LINE_MAX);
         if let Some(lines) = &lines {
             let _ = lines.try_send(line.clone());
         }
+        let Ok(mut tail) = tail.lock() else { break };
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
         tail.push_back(line);
     }
-    Vec::from(tail).join("\n")
 }
 
 #[cfg(test)]
@@ -207,6 +238,23 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!marker.exists(), "the background child was killed too");
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_keeps_the_output_open_does_not_hold_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        // `setsid` leaves the process group: killing the group does not reach it, and it
+        // holds the pipe open for a minute.
+        let command = "echo starting; setsid sleep 60 & echo started";
+        let started = std::time::Instant::now();
+        let ran = run(command, dir.path(), &[], Duration::from_secs(30), None).await;
+        assert!(ran.passed(), "{ran:?}");
+        assert!(ran.tail.contains("started"), "{ran:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

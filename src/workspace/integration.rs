@@ -21,6 +21,25 @@ impl Workspace {
         self.git.commit_of(&path, "HEAD^1")
     }
 
+    /// Whether the integration branch holds task `task`'s work (its branch's tip is in its
+    /// history); `None` when the task has no branch to tell by.
+    pub(crate) fn holds_task(&self, plan: &str, task: &str) -> Result<Option<bool>> {
+        let _guard = self.guard();
+        let branch = names::task_branch(plan, task);
+        let Some(tip) = self
+            .git
+            .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?
+        else {
+            return Ok(None);
+        };
+        let integration = format!("refs/heads/{}", names::integration_branch(plan));
+        let held = self.git.check(
+            &self.git.repo,
+            &["merge-base", "--is-ancestor", &tip, &integration],
+        )?;
+        Ok(Some(held))
+    }
+
     /// The integration worktree back to its last commit: tracked files as committed and the
     /// untracked files a check made removed (ignored ones, such as build caches, stay).
     pub(crate) fn tidy_integration(&self, plan: &str) -> Result<()> {

@@ -50,10 +50,40 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Tracked files changed (staged or not) in the worktree at `dir`, repo-relative.
+    pub(crate) fn tracked_changes(&self, dir: &Path) -> Result<Vec<String>> {
+        let status = self.git.paths(
+            dir,
+            &[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=no",
+                "--no-renames",
+            ],
+        )?;
+        Ok(status
+            .iter()
+            .filter_map(|entry| entry.get(3..))
+            .map(str::to_string)
+            .collect())
+    }
+}
+
 /// Copies a file, link or directory (recursively) to `to`, replacing a file or link there.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(from).map_err(WorkspaceError::io(from))?;
+    let kind = meta.file_type();
+    if !(kind.is_dir() || kind.is_file() || kind.is_symlink()) {
+        return Ok(()); // a socket or a FIFO: nothing a build reads (and opening a FIFO hangs)
+    }
     if meta.is_dir() {
+        // A link there would be followed out of the worktree: replaced by the directory.
+        if std::fs::symlink_metadata(to).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(to).map_err(WorkspaceError::io(to))?;
+        }
         std::fs::create_dir_all(to).map_err(WorkspaceError::io(to))?;
         for entry in std::fs::read_dir(from).map_err(WorkspaceError::io(from))? {
             let entry = entry.map_err(WorkspaceError::io(from))?;

@@ -261,3 +261,36 @@ async fn a_check_under_way_at_a_stop_runs_again_after_the_restart() {
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_a_resolver_concluded_is_checked_too() {
+    let (repo, dir, engine, _store) = setup(2, 50).await;
+    let mut events = engine.subscribe();
+    let runs = dir.path().join("runs");
+    let body = format!(
+        "conflicts = \"resolver\"\ncheck = 'echo checked >> {}'\n{RACE}",
+        runs.display()
+    );
+    engine
+        .submit_plan(plan(dir.path(), &repo, "resolved", &body))
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?} after {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, EngineEvent::MergeConflict { .. })),
+        "the second merge conflicted"
+    );
+    assert_eq!(
+        checks(&seen),
+        [(true, None), (true, None)],
+        "both merges checked"
+    );
+    let ran = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(ran.lines().count(), 2);
+    engine.shutdown().await.unwrap();
+}

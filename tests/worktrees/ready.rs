@@ -100,5 +100,19 @@ prompt = 'SIM-WRITE a.txt a\n'
         cause.contains("local.cfg, which git does not ignore"),
         "{cause}"
     );
+    // A setup that changes tracked files would slip them into the task's commit: refused.
+    let body = "setup = [\"echo more >> README.md\"]\n[[tasks]]\nid = \"u\"\nprompt = 'SIM-WRITE c.txt c\\n'\n";
+    engine
+        .submit_plan(plan(dir.path(), &repo, "dirtying", body))
+        .await
+        .unwrap();
+    let (seen, _) = support::until_finished(&mut events, PATIENCE).await;
+    let cause = cause_of(&seen, "u", TaskStatus::Failed).expect("the task failed");
+    assert!(
+        cause.contains(
+            "setup changed tracked files, which would be committed with the task's work: README.md"
+        ),
+        "{cause}"
+    );
     engine.shutdown().await.unwrap();
 }

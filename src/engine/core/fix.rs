@@ -247,7 +247,25 @@ impl Core {
                     ws.head(&ws.integration_path(&pk))
                 })
                 .await;
-                let commit = committed.unwrap_or_default();
+                let commit = match committed {
+                    Ok(commit) => commit,
+                    Err(e) => {
+                        // Checking uncommitted edits would pass a check on work that is not
+                        // on the branch: the fix failed, and the merge is undone.
+                        let (ws, pk, task) = (workspace.clone(), plan_key.clone(), end.key.clone());
+                        let undone = blocking(move || ws.undo_merge(&pk, &task, &before)).await;
+                        let why = format!("fix session {fix}'s work could not be committed: {e}");
+                        let ended = GitDone::FixFailed {
+                            plan: end.plan,
+                            key: end.key,
+                            why,
+                            undone,
+                            cancelled: false,
+                        };
+                        let _ = done.send(ended).await;
+                        return;
+                    }
+                };
                 let gate = Gate {
                     plan: end.plan,
                     key: end.key,

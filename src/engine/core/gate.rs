@@ -22,7 +22,7 @@ use super::workspace::{blocking, tidy_merged};
 use super::{Core, Step, persist_changed_tasks};
 use crate::domain::task::{CheckFailurePolicy, PlanSettings};
 use crate::domain::{MergeState, PlanId, Task, TaskContext, TaskId, TaskStatus};
-use crate::engine::shell::{self, ShellRun};
+use crate::engine::shell::{self, ShellEnd, ShellRun};
 use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::{CleanupPolicy, Workspace};
 
@@ -32,6 +32,8 @@ pub const MAX_CHECK_RERUNS: u32 = 3;
 pub const MAX_FIXES: u32 = 2;
 /// How long a check may run.
 const CHECK_LIMIT: Duration = Duration::from_secs(60 * 60);
+/// Why a passing check does not count.
+const LOST: &str = "the integration branch no longer holds the task's work (its merge was undone, or a session reset the branch)";
 /// How often a running check's newest output line is passed on.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -92,9 +94,14 @@ pub(super) struct Checked {
 }
 
 impl Gate {
-    /// Whether a failure is settled by undoing the merge (not by a fix session).
-    fn undoes(&self) -> bool {
-        self.check.policy != CheckFailurePolicy::Fix || self.fix.unwrap_or(0) >= MAX_FIXES
+    /// Whether a failure is settled by undoing the merge rather than by a fix session: not
+    /// under `fix`, fixes used up, a check that could not even start (no session can fix
+    /// that), or no known commit to undo the merge to later.
+    fn undoes(&self, run: &ShellRun, before: Option<&str>) -> bool {
+        self.check.policy != CheckFailurePolicy::Fix
+            || self.fix.unwrap_or(0) >= MAX_FIXES
+            || matches!(run.end, ShellEnd::NotStarted(_))
+            || before.is_none()
     }
 
     /// Runs the check and what follows it on git's side; reports each step on `done`.
@@ -126,9 +133,14 @@ impl Gate {
         ];
         let (lines, progress) = mpsc::channel(256);
         let forwarding = tokio::spawn(forward_progress(plan, key.clone(), progress, done.clone()));
-        let run = shell::run(&command, &dir, &env, CHECK_LIMIT, Some(lines)).await;
-        forwarding.abort();
-        let undone = self.after(&run, before.as_deref()).await;
+        let mut run = shell::run(&command, &dir, &env, CHECK_LIMIT, Some(lines)).await;
+        // Its last line goes out before the end (the sender is gone with the run).
+        let _ = forwarding.await;
+        let (undone, lost) = self.after(&run, before.as_deref()).await;
+        if let Some(lost) = lost {
+            // Passed, but not on the task's work: it is not merged any more.
+            run.end = ShellEnd::Failed(lost);
+        }
         let checked = Checked {
             plan,
             key,
@@ -145,8 +157,14 @@ impl Gate {
     }
 
     /// Git's side of the check's end: the worktree tidied; a passed merge's task worktree let
-    /// go, a failed one undone (unless a fix session is to work on it).
-    async fn after(&self, run: &ShellRun, before: Option<&str>) -> Option<Result<(), String>> {
+    /// go, a failed one undone (unless a fix session is to work on it). Also, for a pass, why
+    /// it does not count: the integration branch no longer holds the task's work (a session
+    /// reset it, or a restart found the merge undone).
+    async fn after(
+        &self,
+        run: &ShellRun,
+        before: Option<&str>,
+    ) -> (Option<Result<(), String>>, Option<String>) {
         let (ws, plan_key, task) = (
             self.workspace.clone(),
             self.plan_key.clone(),
@@ -154,25 +172,31 @@ impl Gate {
         );
         let policy = self.cleanup;
         let passed = run.passed();
-        let undo = (!passed && self.undoes()).then(|| before.map(str::to_string));
-        blocking(move || {
+        let undo = (!passed && self.undoes(run, before)).then(|| before.map(str::to_string));
+        let ended = blocking(move || {
             ws.tidy_integration(&plan_key)?;
             if passed {
+                if ws.holds_task(&plan_key, &task)? == Some(false) {
+                    return Ok((Some(Err(LOST.to_string())), Some(LOST.to_string())));
+                }
                 tidy_merged(&ws, &plan_key, &task, policy);
             }
-            Ok(match undo {
-                None => None,
-                Some(None) => Some(Err(
-                    "the integration branch's commit before the merge is not known".to_string(),
-                )),
-                Some(Some(before)) => Some(
-                    ws.undo_merge(&plan_key, &task, &before)
-                        .map_err(|e| e.to_string()),
-                ),
-            })
+            Ok((
+                match undo {
+                    None => None,
+                    Some(None) => Some(Err(
+                        "the integration branch's commit before the merge is not known".into(),
+                    )),
+                    Some(Some(before)) => Some(
+                        ws.undo_merge(&plan_key, &task, &before)
+                            .map_err(|e| e.to_string()),
+                    ),
+                },
+                None,
+            ))
         })
-        .await
-        .unwrap_or_else(|e| (!passed).then_some(Err(e)))
+        .await;
+        ended.unwrap_or_else(|e| ((!passed).then_some(Err(e)), None))
     }
 }
 
@@ -238,7 +262,7 @@ impl Core {
             key: key.clone(),
             command: command.clone(),
             passed,
-            report: crate::text::clip(&run.report(&command), 4000),
+            report: crate::text::clip_end(&run.report(&command), 4000),
             fix,
         });
         if passed {
@@ -248,7 +272,21 @@ impl Core {
             };
             return self.merged(plan, &key, commit, &cause, merged_now).await;
         }
-        let output = crate::text::clip(&run.tail, 4000);
+        let output = crate::text::clip_end(&run.tail, 4000);
+        if let ShellEnd::NotStarted(why) = &run.end {
+            // Not the task's doing: no rerun or fix session can help.
+            let why = format!(
+                "the check `{command}` could not start ({why}); {}",
+                match &undone {
+                    Some(Ok(())) => "the merge was undone",
+                    _ => "the merge could not be undone",
+                }
+            );
+            self.set_check_failed(task_id, command, output, policy);
+            return self
+                .park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
+                .await;
+        }
         match undone {
             None => {
                 let fix = fix.map_or(1, |n| n + 1);
@@ -257,9 +295,12 @@ impl Core {
                     .await
             }
             Some(Err(why)) => {
-                let why = format!(
-                    "`{command}` failed after its merge, and the merge could not be undone: {why}"
-                );
+                let why = match run.end == ShellEnd::Failed(LOST.into()) {
+                    true => format!("{LOST}, so `{command}` passing does not count"),
+                    false => format!(
+                        "`{command}` failed after its merge, and the merge could not be undone: {why}"
+                    ),
+                };
                 self.set_check_failed(task_id, command, output, policy);
                 self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
                     .await

@@ -229,12 +229,19 @@ impl Core {
                 let (task, ws, pk) = (key.clone(), workspace.clone(), plan_key.clone());
                 // A checked merge keeps its task's worktree until the check passed.
                 let tidy = check.is_none();
-                let end = blocking(move || merge_task(&ws, &pk, &task, on_conflict, policy, tidy))
-                    .await
-                    .unwrap_or_else(|error| MergeEnd::Failed { error });
-                let (commit, merged_now) = match (&end, &check) {
-                    (MergeEnd::Merged { commit }, Some(_)) => (commit.clone(), true),
-                    (MergeEnd::UpToDate { commit }, Some(_)) => (commit.clone(), false),
+                let merged = blocking(move || {
+                    // Where the branch was: what a merge that fails the check is undone to.
+                    let before = ws.branch_tip(&names::integration_branch(&pk)).ok();
+                    let end = merge_task(&ws, &pk, &task, on_conflict, policy, tidy)?;
+                    Ok((end, before))
+                })
+                .await;
+                let (end, before) =
+                    merged.unwrap_or_else(|error| (MergeEnd::Failed { error }, None));
+                let (commit, merged_now, before) = match (&end, &check) {
+                    (MergeEnd::Merged { commit }, Some(_)) => (commit.clone(), true, before),
+                    // Merged before a restart: where it was before is found from the merge.
+                    (MergeEnd::UpToDate { commit }, Some(_)) => (commit.clone(), false, None),
                     _ => {
                         let _ = done.send(GitDone::Merge { plan, key, end }).await;
                         return;
@@ -250,7 +257,7 @@ impl Core {
                     commit,
                     merged_now,
                     cleanup: policy,
-                    before: None,
+                    before,
                     fix: None,
                 };
                 gate.run(done).await;
@@ -667,17 +674,25 @@ impl Core {
             };
             let plan_key = state.work.work.key.clone();
             let policy = state.work.cleanup(self.options.cleanup);
+            // A concluded merge is checked like any other (the riskiest ones, even).
+            let check = state.graph.get(&end.key).and_then(|task| {
+                CheckJob::for_task(&state.work.work.settings, task, self.contexts.get(&task.id))
+            });
             let done = self.git_tx.clone();
             self.tasks.spawn(async move {
                 let task = end.key.clone();
                 let failure = end.failure;
                 let cancelled = end.cancelled;
+                let (ws, pk, checked) = (workspace.clone(), plan_key.clone(), check.is_some());
                 let resolved = blocking(move || {
+                    let (workspace, plan_key) = (ws, pk);
                     let why = match failure {
                         Some(why) => why,
                         None => match workspace.conclude_merge(&plan_key, &task) {
                             Ok(commit) => {
-                                tidy_merged(&workspace, &plan_key, &task, policy);
+                                if !checked {
+                                    tidy_merged(&workspace, &plan_key, &task, policy);
+                                }
                                 return Ok(ResolvedEnd::Concluded { commit });
                             }
                             Err(e) => format!("the resolver session left it unresolved: {e}"),
@@ -692,6 +707,23 @@ impl Core {
                 })
                 .await
                 .unwrap_or_else(|why| ResolvedEnd::Stuck { why });
+                if let (ResolvedEnd::Concluded { commit }, Some(check)) = (&resolved, check) {
+                    let gate = Gate {
+                        plan: end.plan,
+                        key: end.key,
+                        plan_key,
+                        workspace,
+                        check,
+                        commit: commit.clone(),
+                        merged_now: true,
+                        cleanup: policy,
+                        // The concluded merge is the branch's last commit: found from it.
+                        before: None,
+                        fix: None,
+                    };
+                    gate.run(done).await;
+                    return;
+                }
                 let _ = done
                     .send(GitDone::Resolved {
                         plan: end.plan,

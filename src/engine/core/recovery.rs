@@ -202,13 +202,27 @@ impl Core {
             self.check_finished(plan).await?;
         }
         self.redo_merges(left.merges).await;
+        let mut step = Step::default();
         for (plan, key) in left.fixes {
-            if let Some(state) = self.plans.get_mut(&plan) {
-                tracing::info!(task = %key, "fixing the check again after a restart");
-                state.work.merging = Some(key.clone());
-                state.work.fixes.push_back(key);
+            let Some(state) = self.plans.get_mut(&plan) else {
+                continue;
+            };
+            tracing::info!(task = %key, "fixing the check again after a restart");
+            // The merge lock went back with the lost session's: the fix holds it again.
+            if let Some(task) = state.graph.get(&key) {
+                let names = [format!("merge:{}", state.work.work.key)];
+                for lease in self
+                    .locks
+                    .try_acquire(&task.id.to_string(), &names, now)
+                    .unwrap_or_default()
+                {
+                    step.batch.put_lease(&lease);
+                }
             }
+            state.work.merging = Some(key.clone());
+            state.work.fixes.push_back(key);
         }
+        self.commit(step).await?;
         for (future, run) in resumed {
             self.spawn(future, run);
         }

@@ -107,6 +107,17 @@ async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
             return Err(format!("setup {}", ran.report(command)));
         }
     }
+    if !tree.setup.is_empty() {
+        // What setup changes in tracked files would be committed as the task's work.
+        let (workspace, dir) = (tree.workspace.clone(), path.clone());
+        let changed = blocking(move || workspace.tracked_changes(&dir)).await?;
+        if !changed.is_empty() {
+            return Err(format!(
+                "setup changed tracked files, which would be committed with the task's work: {}\nhint: make setup leave them as they are (e.g. `npm ci` rather than `npm install`), or commit what it changes in the repository first",
+                changed.join(", ")
+            ));
+        }
+    }
     Ok(path)
 }
 
