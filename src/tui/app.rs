@@ -100,6 +100,8 @@ pub enum Request {
     Review(crate::domain::PlanId),
     /// Mark a plan's file reviewed (`true`) or not, then fetch its review again.
     MarkReviewed(crate::domain::PlanId, String, bool),
+    /// Land a plan (named) on its base branch as a merge commit.
+    Land(crate::domain::PlanId, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,12 @@ pub enum Mode {
     /// Cancel this task? Then back to `back`.
     ConfirmCancel {
         task: TaskId,
+        name: String,
+        back: Box<Mode>,
+    },
+    /// Asked before landing plan `plan` (named `name`) on its base branch.
+    ConfirmLand {
+        plan: crate::domain::PlanId,
         name: String,
         back: Box<Mode>,
     },
@@ -361,7 +369,9 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } => self.confirm_key(key),
+            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } | Mode::ConfirmLand { .. } => {
+                self.confirm_key(key)
+            }
             Mode::Detail(_) => self.detail_key(&key),
             Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
             Mode::Agent(_) => match self.keymap.action(&key) {

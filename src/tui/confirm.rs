@@ -1,5 +1,6 @@
-//! What the room asks before it acts for good: quitting while sessions run, and cancelling a
-//! task (its running session is stopped). `y` or enter goes ahead; any other key does not.
+//! What the room asks before it acts for good: quitting while sessions run, cancelling a task
+//! (its running session is stopped), and landing a plan on its base branch. `y` or enter goes
+//! ahead; any other key does not.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -23,6 +24,13 @@ impl App {
         self.mode = Mode::ConfirmCancel { task, name, back };
     }
 
+    /// Ask before landing `plan` on its base branch; the answer goes back to the mode it was
+    /// asked from.
+    pub(super) fn ask_land(&mut self, plan: crate::domain::PlanId, name: String) {
+        let back = Box::new(std::mem::replace(&mut self.mode, Mode::Normal));
+        self.mode = Mode::ConfirmLand { plan, name, back };
+    }
+
     /// A key while a question is open.
     pub(super) fn confirm_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let yes = matches!(
@@ -40,6 +48,15 @@ impl App {
                     vec![Effect::Request(Request::Cancel(task, name))]
                 } else {
                     self.toast(format!("{name} not cancelled"), false);
+                    Vec::new()
+                }
+            }
+            Mode::ConfirmLand { plan, name, back } => {
+                self.mode = *back;
+                if yes {
+                    vec![Effect::Request(Request::Land(plan, name))]
+                } else {
+                    self.toast(format!("{name} not landed"), false);
                     Vec::new()
                 }
             }

@@ -119,6 +119,16 @@ fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
     Msg::Reply(what, result.map_err(|e| e.to_string()))
 }
 
+/// What a landing did, in a toast.
+fn landed_text(landing: &crate::engine::Landing) -> String {
+    let record = &landing.record;
+    let commit = record.commit.get(..12).unwrap_or(&record.commit);
+    match landing.already {
+        true => format!("already landed on {} at {commit}", record.base),
+        false => format!("landed on {} at {commit}", record.base),
+    }
+}
+
 fn queued(id: PlanId) -> String {
     format!("plan {} queued", id.short())
 }
@@ -160,6 +170,12 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 Ok(()) => review(engine, plan).await,
                 Err(e) => reply(format!("mark {file}"), Err(e)),
             }
+        }
+        Request::Land(plan, name) => {
+            let landed = engine
+                .land(plan, crate::domain::LandMode::Merge, None)
+                .await;
+            reply(format!("land {name}"), landed.map(|l| landed_text(&l)))
         }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),

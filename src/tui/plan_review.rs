@@ -113,9 +113,21 @@ impl App {
     /// A key in the plan view: space (like a checkbox, not configurable) marks the file.
     pub(crate) fn plan_review_key(&mut self, plan: PlanId, key: &KeyEvent) -> Vec<Effect> {
         let action = match key.code {
-            KeyCode::Char(' ') => None,
+            KeyCode::Char(' ' | 'L') => None,
             _ => self.keymap.action(key),
         };
+        if key.code == KeyCode::Char('L') {
+            // Landing asks first; only a plan with a branch to land.
+            if let Some(Ok(review)) = &self.plan_review.review
+                && review.branch.is_some()
+            {
+                let name = review.name.clone();
+                self.ask_land(plan, name);
+            } else {
+                self.toast("this plan has no integration branch to land".into(), true);
+            }
+            return Vec::new();
+        }
         let state = &mut self.plan_review;
         let files = state.files();
         match action {

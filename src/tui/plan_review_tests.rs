@@ -197,3 +197,29 @@ fn enter_on_a_plans_row_opens_its_review() {
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
 }
+
+#[test]
+fn l_asks_before_landing_the_plan_and_only_yes_lands_it() {
+    let mut app = opened();
+    assert!(key(&mut app, KeyCode::Char('L')).is_empty());
+    assert!(matches!(app.mode, Mode::ConfirmLand { .. }));
+    let screen = draw(&mut app, 80, 24);
+    assert!(
+        screen.contains("Land plan add-pagination on its base branch?"),
+        "{screen}"
+    );
+    assert!(
+        key(&mut app, KeyCode::Char('n')).is_empty(),
+        "no: nothing lands"
+    );
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    key(&mut app, KeyCode::Char('L'));
+    let effects = key(&mut app, KeyCode::Char('y'));
+    let land = Request::Land(plan_id(), "add-pagination".into());
+    assert_eq!(effects, [Effect::Request(land)]);
+    assert_eq!(
+        app.mode,
+        Mode::PlanReview(plan_id()),
+        "back to the plan view"
+    );
+}

@@ -1,6 +1,7 @@
 //! The plan review view in a real terminal: a plan in a git repository runs to the end, `V`
 //! opens its review (the files it changed, by which task, and the tasks' answers), space marks
-//! the file under the cursor reviewed and the mark shows once the engine has recorded it.
+//! the file under the cursor reviewed and the mark shows once the engine has recorded it, and
+//! `L` (asking first) lands the plan on main.
 
 use std::process::Command;
 
@@ -65,6 +66,28 @@ fn the_plan_view_shows_a_finished_plans_files_and_tasks_and_marks_a_file_reviewe
         s.contains("+items") && !s.contains("+coins")
     });
     room.keys(&["Escape"]);
+    // Landing asks first, then brings the plan's work onto main.
+    room.keys(&["L"]);
+    room.wait_for("the question", |s| {
+        s.contains("Land plan shop on its base branch?")
+    });
+    room.keys(&["y"]);
+    room.wait_for("the landing", |s| s.contains("landed on main at"));
+    let landed = Command::new("git")
+        .args(["show", "main:cart.txt"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&landed.stdout) != "items\n" {
+        room.fail("main lacks the plan's cart.txt after landing");
+    }
+    if std::fs::read_to_string(repo.join("till.txt"))
+        .ok()
+        .as_deref()
+        != Some("coins\n")
+    {
+        room.fail("the checkout was not brought up to the landed main");
+    }
     room.keys(&["Escape"]);
     room.wait_for("the panes again", |s| {
         s.contains("SESSIONS") || s.contains("sessions")

@@ -54,7 +54,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     draw_header(frame, app, &counts, header);
     // Under a question, what it was asked from.
     let under = match &app.mode {
-        Mode::ConfirmCancel { back, .. } => back.as_ref(),
+        Mode::ConfirmCancel { back, .. } | Mode::ConfirmLand { back, .. } => back.as_ref(),
         Mode::Answer(answering) => &answering.back,
         Mode::Say(id, _) => &Mode::Detail(*id),
         mode => mode,
@@ -86,6 +86,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
+        Mode::ConfirmLand { name, .. } => draw_confirm_land(frame, app, name, body),
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         Mode::Answer(answering) => prompt::draw_answer(frame, app, answering, body),
@@ -448,6 +449,23 @@ fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .block(popup_block(app, "cancel"))
+            .style(app.theme.base),
+        popup,
+    );
+}
+
+fn draw_confirm_land(frame: &mut Frame, app: &App, name: &str, area: Rect) {
+    let lines = vec![
+        Line::raw(format!("Land plan {name} on its base branch?")),
+        Line::raw("A merge commit; your checkout is only fast-forwarded,"),
+        Line::raw("and never where you have changes to the same files."),
+        Line::styled("land it? y / n", app.theme.accent),
+    ];
+    let popup = centered(area, 58, 6);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(popup_block(app, "land"))
             .style(app.theme.base),
         popup,
     );

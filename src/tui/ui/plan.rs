@@ -61,7 +61,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         .map(|(i, f)| file_line(theme, f, i == state.cursor))
         .collect();
     let title = format!(
-        " files {} · space marks reviewed · enter diff ",
+        " files {} · space marks reviewed · enter diff · L land ",
         branch.files.len()
     );
     frame.render_widget(
