@@ -294,3 +294,50 @@ async fn a_merge_a_resolver_concluded_is_checked_too() {
     assert_eq!(ran.lines().count(), 2);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_while_its_check_runs_stops_the_check_and_undoes_the_merge() {
+    let (repo, dir, engine, store) = setup(2, 50).await;
+    let mut events = engine.subscribe();
+    let started = dir.path().join("started");
+    let body = format!(
+        "check = 'touch {}; sleep 600'\n[[tasks]]\nid = \"t\"\nprompt = 'SIM-WRITE value.txt v'\n",
+        started.display()
+    );
+    let plan_id = engine
+        .submit_plan(plan(dir.path(), &repo, "cancelled", &body))
+        .await
+        .unwrap();
+    while !started.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let task = task_id(&store, plan_id, "t").await;
+    let asked = std::time::Instant::now();
+    engine.cancel(task).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                cancelled: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let cause = cause_of(&seen, "t", TaskStatus::Cancelled).unwrap();
+    assert!(
+        cause.contains("cancelled by the operator while its check ran; the merge was undone"),
+        "{cause}"
+    );
+    let branch = integration_branch(&seen);
+    let files = repo.git(&["ls-tree", "--name-only", &branch]);
+    assert!(!files.contains("value.txt"), "{files}");
+    engine.shutdown().await.unwrap();
+}

@@ -7,6 +7,7 @@
 //! re-attaches the session or starts the fix again.
 
 use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
 
 use super::gate::{CheckJob, Gate};
 use super::merge::GitDone;
@@ -223,6 +224,7 @@ impl Core {
             };
             let plan_key = state.work.work.key.clone();
             let cleanup = state.work.cleanup(self.options.cleanup);
+            let stop = CancellationToken::new();
             let done = self.git_tx.clone();
             let message = format!(
                 "Fix `{command}` after merging {key}\n\nOcio-Task: {plan_key}/{key} (fix {fix})",
@@ -280,6 +282,7 @@ impl Core {
                     cleanup,
                     before: Some(before),
                     fix: Some(fix),
+                    stop,
                 };
                 gate.run(done).await;
             });

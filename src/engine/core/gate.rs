@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::merge::GitDone;
 use super::workspace::{blocking, tidy_merged};
@@ -74,6 +75,8 @@ pub(super) struct Gate {
     pub(super) before: Option<String>,
     /// The fix session whose work this checks.
     pub(super) fix: Option<u32>,
+    /// Cancelled when the operator cancels the task while its check runs.
+    pub(super) stop: CancellationToken,
 }
 
 /// What the check after a merge (or a fix) found and what was done about it.
@@ -91,6 +94,8 @@ pub(super) struct Checked {
     /// For a failure that is not left to a (further) fix session: whether the merge was
     /// undone, or why not.
     pub(super) undone: Option<Result<(), String>>,
+    /// The operator cancelled the task while the check ran (it was stopped, the merge undone).
+    pub(super) cancelled: bool,
 }
 
 impl Gate {
@@ -98,7 +103,8 @@ impl Gate {
     /// under `fix`, fixes used up, a check that could not even start (no session can fix
     /// that), or no known commit to undo the merge to later.
     fn undoes(&self, run: &ShellRun, before: Option<&str>) -> bool {
-        self.check.policy != CheckFailurePolicy::Fix
+        self.stop.is_cancelled()
+            || self.check.policy != CheckFailurePolicy::Fix
             || self.fix.unwrap_or(0) >= MAX_FIXES
             || matches!(run.end, ShellEnd::NotStarted(_))
             || before.is_none()
@@ -112,6 +118,7 @@ impl Gate {
                 plan,
                 key: key.clone(),
                 command: command.clone(),
+                stop: self.stop.clone(),
             })
             .await;
         let before = match self.before.clone() {
@@ -133,7 +140,15 @@ impl Gate {
         ];
         let (lines, progress) = mpsc::channel(256);
         let forwarding = tokio::spawn(forward_progress(plan, key.clone(), progress, done.clone()));
-        let mut run = shell::run(&command, &dir, &env, CHECK_LIMIT, Some(lines)).await;
+        let check = shell::run(&command, &dir, &env, CHECK_LIMIT, Some(lines));
+        let mut run = tokio::select! {
+            run = check => run,
+            // Dropping the run kills the check's process group.
+            () = self.stop.cancelled() => ShellRun {
+                end: ShellEnd::Failed("stopped: the operator cancelled the task".into()),
+                tail: String::new(),
+            },
+        };
         // Its last line goes out before the end (the sender is gone with the run).
         let _ = forwarding.await;
         let (undone, lost) = self.after(&run, before.as_deref()).await;
@@ -152,6 +167,7 @@ impl Gate {
             before,
             fix: self.fix,
             undone,
+            cancelled: self.stop.is_cancelled(),
         };
         let _ = done.send(GitDone::Checked(Box::new(checked))).await;
     }
@@ -249,12 +265,16 @@ impl Core {
             before,
             fix,
             undone,
+            cancelled,
         } = checked;
         let Some(task) = self.plans.get(&plan).and_then(|s| s.graph.get(&key)) else {
             return Ok(());
         };
         let task_id = task.id;
         self.checking.remove(&task_id);
+        if let Some(state) = self.plans.get_mut(&plan) {
+            state.work.checking = None;
+        }
         let passed = run.passed();
         self.events.tell(EngineEvent::CheckEnded {
             plan,
@@ -273,6 +293,17 @@ impl Core {
             return self.merged(plan, &key, commit, &cause, merged_now).await;
         }
         let output = crate::text::clip_end(&run.tail, 4000);
+        if cancelled {
+            let why = match &undone {
+                Some(Ok(())) => "cancelled by the operator while its check ran; the merge was undone (its work is on the task's branch)".to_string(),
+                Some(Err(e)) => format!("cancelled by the operator while its check ran; the merge could not be undone: {e}"),
+                None => "cancelled by the operator while its check ran".to_string(),
+            };
+            self.set_check_failed(task_id, command, output, policy);
+            return self
+                .park(plan, &key, Vec::new(), None, why, TaskStatus::Cancelled)
+                .await;
+        }
         if let ShellEnd::NotStarted(why) = &run.end {
             // Not the task's doing: no rerun or fix session can help.
             let why = format!(

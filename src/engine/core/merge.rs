@@ -17,6 +17,8 @@
 
 use jiff::Timestamp;
 
+use tokio_util::sync::CancellationToken;
+
 use super::gate::{CheckJob, Gate};
 use super::plans::PlanState;
 use super::workspace::{MergeEnd, Place, blocking, merge_task, tidy_merged};
@@ -69,11 +71,12 @@ pub(super) enum GitDone {
     },
     /// What running sessions' worktrees changed (a scan for the overlap map).
     Scanned(Vec<super::scan::Scanned>),
-    /// The plan's check started after a task's merge.
+    /// The plan's check started after a task's merge; `stop` stops it.
     Checking {
         plan: PlanId,
         key: String,
         command: String,
+        stop: CancellationToken,
     },
     /// The newest line the check printed.
     CheckProgress {
@@ -167,6 +170,11 @@ impl Core {
             self.finish_fixers();
             return CancelledMerge::Abandoning;
         }
+        if let Some((_, stop)) = work.checking.as_ref().filter(|(k, _)| k == key) {
+            // Its check runs: stopped, the merge undone, the task parked as cancelled.
+            stop.cancel();
+            return CancelledMerge::Abandoning;
+        }
         if work.merging.as_deref() == Some(key) {
             return CancelledMerge::Merging;
         }
@@ -214,7 +222,8 @@ impl Core {
                 };
                 let check =
                     CheckJob::for_task(&work.work.settings, task, self.contexts.get(&task.id));
-                let how = (on_conflict, work.cleanup(self.options.cleanup), check);
+                let stop = CancellationToken::new();
+                let how = (on_conflict, work.cleanup(self.options.cleanup), check, stop);
                 jobs.push((*id, key, workspace, work.work.key.clone(), how));
                 break;
             }
@@ -223,7 +232,7 @@ impl Core {
             return Ok(());
         }
         self.commit(step).await?;
-        for (plan, key, workspace, plan_key, (on_conflict, policy, check)) in jobs {
+        for (plan, key, workspace, plan_key, (on_conflict, policy, check, stop)) in jobs {
             let done = self.git_tx.clone();
             self.tasks.spawn(async move {
                 let (task, ws, pk) = (key.clone(), workspace.clone(), plan_key.clone());
@@ -259,6 +268,7 @@ impl Core {
                     cleanup: policy,
                     before,
                     fix: None,
+                    stop,
                 };
                 gate.run(done).await;
             });
@@ -272,7 +282,15 @@ impl Core {
                 self.on_scanned(scanned);
                 Ok(())
             }
-            GitDone::Checking { plan, key, command } => {
+            GitDone::Checking {
+                plan,
+                key,
+                command,
+                stop,
+            } => {
+                if let Some(state) = self.plans.get_mut(&plan) {
+                    state.work.checking = Some((key.clone(), stop));
+                }
                 self.on_checking(plan, &key, command, true);
                 Ok(())
             }
@@ -678,6 +696,7 @@ impl Core {
             let check = state.graph.get(&end.key).and_then(|task| {
                 CheckJob::for_task(&state.work.work.settings, task, self.contexts.get(&task.id))
             });
+            let stop = CancellationToken::new();
             let done = self.git_tx.clone();
             self.tasks.spawn(async move {
                 let task = end.key.clone();
@@ -720,6 +739,7 @@ impl Core {
                         // The concluded merge is the branch's last commit: found from it.
                         before: None,
                         fix: None,
+                        stop,
                     };
                     gate.run(done).await;
                     return;

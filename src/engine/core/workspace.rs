@@ -160,6 +160,8 @@ pub(super) struct PlanWorkState {
     pub(super) resolvers: VecDeque<(String, Vec<String>)>,
     /// Tasks whose merge failed the check, waiting for an agent to take a fix session.
     pub(super) fixes: VecDeque<String>,
+    /// The task whose merge the plan's check is testing now, and how to stop that check.
+    pub(super) checking: Option<(String, tokio_util::sync::CancellationToken)>,
     /// The session of each task whose work awaits its merge (its files stay in the overlap
     /// map until then).
     pub(super) awaiting: HashMap<String, SessionId>,
@@ -179,6 +181,7 @@ impl PlanWorkState {
             merging: None,
             resolvers: VecDeque::new(),
             fixes: VecDeque::new(),
+            checking: None,
             awaiting: HashMap::new(),
             landing: None,
         }
