@@ -7,6 +7,7 @@
 //! re-attaches the session or starts the fix again.
 
 use jiff::Timestamp;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::gate::{CheckJob, Gate};
@@ -28,6 +29,75 @@ pub(super) struct FixEnd {
     /// Why it did not complete; `None` when it did.
     failure: Option<String>,
     cancelled: bool,
+}
+
+/// A fix session's start into `step`: its prompt checkpointed, the session stored, and told.
+fn record_start(
+    step: &mut Step,
+    session: &mut crate::domain::Session,
+    job: &Job,
+    (plan, task): (PlanId, crate::domain::TaskId),
+    agent: &crate::domain::AgentName,
+    now: Timestamp,
+) {
+    let handed =
+        serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
+    step.batch
+        .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
+    step.batch.put_session(session);
+    step.events.push(crate::engine::EngineEvent::Dispatched {
+        plan,
+        task,
+        key: job.task_key.clone(),
+        session: session.id,
+        agent: agent.clone(),
+        attempt: job.attempt,
+    });
+}
+
+/// Git's side of a fix session's end: its work committed and checked (`gate`), or, when it
+/// failed or its work cannot be committed, the merge undone.
+async fn after_fix(mut gate: Gate, end: FixEnd, done: mpsc::Sender<GitDone>) {
+    let before = gate.before.clone().unwrap_or_default();
+    let fix = gate.fix.unwrap_or(1);
+    let (ws, pk, task) = (
+        gate.workspace.clone(),
+        gate.plan_key.clone(),
+        end.key.clone(),
+    );
+    let why = match end.failure {
+        Some(why) => why,
+        None => {
+            let message = format!(
+                "Fix `{}` after merging {task}\n\nOcio-Task: {pk}/{task} (fix {fix})",
+                gate.check.command
+            );
+            let (ws, pk) = (ws.clone(), pk.clone());
+            let committed = blocking(move || {
+                ws.commit_integration(&pk, &message)?;
+                ws.head(&ws.integration_path(&pk))
+            })
+            .await;
+            match committed {
+                Ok(commit) => {
+                    gate.commit = commit;
+                    return gate.run(done).await;
+                }
+                // Checking uncommitted edits would pass a check on work that is not on the
+                // branch: the fix failed, and the merge is undone.
+                Err(e) => format!("fix session {fix}'s work could not be committed: {e}"),
+            }
+        }
+    };
+    let undone = blocking(move || ws.undo_merge(&pk, &task, &before)).await;
+    let ended = GitDone::FixFailed {
+        plan: end.plan,
+        key: end.key,
+        why,
+        undone,
+        cancelled: end.cancelled,
+    };
+    let _ = done.send(ended).await;
 }
 
 impl FixEnd {
@@ -167,21 +237,7 @@ impl Core {
                     steering,
                     word: None,
                 };
-                let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
-                step.batch.put_checkpoint(&session.checkpoint(
-                    CheckpointKind::PromptSent,
-                    handed,
-                    now,
-                ));
-                step.batch.put_session(&session);
-                step.events.push(crate::engine::EngineEvent::Dispatched {
-                    plan: *plan_id,
-                    task: task.id,
-                    key: key.clone(),
-                    session: session.id,
-                    agent,
-                    attempt,
-                });
+                record_start(step, &mut session, &job, (*plan_id, task.id), &agent, now);
                 let mut run = Running::new(session, *plan_id, key, index, Role::Fixer { fix });
                 run.steer = Some(steer);
                 starts.push((job, Place::AsIs, run));
@@ -222,70 +278,23 @@ impl Core {
             let Some(workspace) = state.work.workspace.clone() else {
                 continue;
             };
-            let plan_key = state.work.work.key.clone();
-            let cleanup = state.work.cleanup(self.options.cleanup);
-            let stop = CancellationToken::new();
-            let done = self.git_tx.clone();
-            let message = format!(
-                "Fix `{command}` after merging {key}\n\nOcio-Task: {plan_key}/{key} (fix {fix})",
-                key = end.key
-            );
-            self.tasks.spawn(async move {
-                let (ws, pk, task) = (workspace.clone(), plan_key.clone(), end.key.clone());
-                if let Some(why) = end.failure {
-                    let undone = blocking(move || ws.undo_merge(&pk, &task, &before)).await;
-                    let ended = GitDone::FixFailed {
-                        plan: end.plan,
-                        key: end.key,
-                        why,
-                        undone,
-                        cancelled: end.cancelled,
-                    };
-                    let _ = done.send(ended).await;
-                    return;
-                }
-                let committed = blocking(move || {
-                    ws.commit_integration(&pk, &message)?;
-                    ws.head(&ws.integration_path(&pk))
-                })
-                .await;
-                let commit = match committed {
-                    Ok(commit) => commit,
-                    Err(e) => {
-                        // Checking uncommitted edits would pass a check on work that is not
-                        // on the branch: the fix failed, and the merge is undone.
-                        let (ws, pk, task) = (workspace.clone(), plan_key.clone(), end.key.clone());
-                        let undone = blocking(move || ws.undo_merge(&pk, &task, &before)).await;
-                        let why = format!("fix session {fix}'s work could not be committed: {e}");
-                        let ended = GitDone::FixFailed {
-                            plan: end.plan,
-                            key: end.key,
-                            why,
-                            undone,
-                            cancelled: false,
-                        };
-                        let _ = done.send(ended).await;
-                        return;
-                    }
-                };
-                let gate = Gate {
-                    plan: end.plan,
-                    key: end.key,
-                    plan_key,
-                    workspace,
-                    check: CheckJob {
-                        command,
-                        policy: CheckFailurePolicy::Fix,
-                    },
-                    commit,
-                    merged_now: true,
-                    cleanup,
-                    before: Some(before),
-                    fix: Some(fix),
-                    stop,
-                };
-                gate.run(done).await;
-            });
+            let gate = Gate {
+                plan: end.plan,
+                key: end.key.clone(),
+                plan_key: state.work.work.key.clone(),
+                workspace,
+                check: CheckJob {
+                    command,
+                    policy: CheckFailurePolicy::Fix,
+                },
+                commit: String::new(), // the fix's commit, once made
+                merged_now: true,
+                cleanup: state.work.cleanup(self.options.cleanup),
+                before: Some(before),
+                fix: Some(fix),
+                stop: CancellationToken::new(),
+            };
+            self.tasks.spawn(after_fix(gate, end, self.git_tx.clone()));
         }
     }
 

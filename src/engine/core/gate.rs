@@ -254,19 +254,7 @@ impl Core {
     /// The check's end, as git's side left it: the task merged, run again, left for a fix
     /// session, or waiting for the operator.
     pub(super) async fn on_checked(&mut self, checked: Checked) -> Result<(), EngineError> {
-        let Checked {
-            plan,
-            key,
-            command,
-            policy,
-            commit,
-            merged_now,
-            run,
-            before,
-            fix,
-            undone,
-            cancelled,
-        } = checked;
+        let (plan, key) = (checked.plan, checked.key.clone());
         let Some(task) = self.plans.get(&plan).and_then(|s| s.graph.get(&key)) else {
             return Ok(());
         };
@@ -275,88 +263,104 @@ impl Core {
         if let Some(state) = self.plans.get_mut(&plan) {
             state.work.checking = None;
         }
-        let passed = run.passed();
+        let (command, run) = (&checked.command, &checked.run);
         self.events.tell(EngineEvent::CheckEnded {
             plan,
             task: task_id,
             key: key.clone(),
             command: command.clone(),
-            passed,
-            report: crate::text::clip_end(&run.report(&command), 4000),
-            fix,
+            passed: run.passed(),
+            report: crate::text::clip_end(&run.report(command), 4000),
+            fix: checked.fix,
         });
-        if passed {
-            let cause = match fix {
-                None => format!("merged into the integration branch; `{command}` passed"),
-                Some(n) => format!("merged; `{command}` passed after fix session {n}"),
-            };
-            return self.merged(plan, &key, commit, &cause, merged_now).await;
+        if !run.passed() {
+            return self.check_failed(task_id, checked).await;
         }
+        let cause = match checked.fix {
+            None => format!("merged into the integration branch; `{command}` passed"),
+            Some(n) => format!("merged; `{command}` passed after fix session {n}"),
+        };
+        let (commit, merged_now) = (checked.commit, checked.merged_now);
+        self.merged(plan, &key, commit, &cause, merged_now).await
+    }
+
+    /// A failed check: a fix session, a rerun, or the task waiting for the operator.
+    async fn check_failed(&mut self, task_id: TaskId, checked: Checked) -> Result<(), EngineError> {
+        let Checked {
+            plan,
+            key,
+            command,
+            policy,
+            run,
+            before,
+            fix,
+            undone,
+            cancelled,
+            ..
+        } = checked;
         let output = crate::text::clip_end(&run.tail, 4000);
-        if cancelled {
-            let why = match &undone {
-                Some(Ok(())) => "cancelled by the operator while its check ran; the merge was undone (its work is on the task's branch)".to_string(),
-                Some(Err(e)) => format!("cancelled by the operator while its check ran; the merge could not be undone: {e}"),
-                None => "cancelled by the operator while its check ran".to_string(),
-            };
-            self.set_check_failed(task_id, command, output, policy);
-            return self
-                .park(plan, &key, Vec::new(), None, why, TaskStatus::Cancelled)
-                .await;
-        }
-        if let ShellEnd::NotStarted(why) = &run.end {
+        let undone_text = |undone: &Option<Result<(), String>>| match undone {
+            Some(Ok(())) => "the merge was undone (its work is on the task's branch)".to_string(),
+            Some(Err(e)) => format!("the merge could not be undone: {e}"),
+            None => "the merge stands".to_string(),
+        };
+        let parked = match (&run.end, &undone) {
+            _ if cancelled => Some((
+                format!(
+                    "cancelled by the operator while its check ran; {}",
+                    undone_text(&undone)
+                ),
+                TaskStatus::Cancelled,
+            )),
             // Not the task's doing: no rerun or fix session can help.
-            let why = format!(
-                "the check `{command}` could not start ({why}); {}",
-                match &undone {
-                    Some(Ok(())) => "the merge was undone",
-                    _ => "the merge could not be undone",
-                }
-            );
-            self.set_check_failed(task_id, command, output, policy);
-            return self
-                .park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
-                .await;
-        }
-        match undone {
-            None => {
-                let fix = fix.map_or(1, |n| n + 1);
-                let before = before.unwrap_or_default();
-                self.start_fix(plan, &key, command, output, fix, before)
-                    .await
-            }
-            Some(Err(why)) => {
-                let why = match run.end == ShellEnd::Failed(LOST.into()) {
+            (ShellEnd::NotStarted(why), _) => Some((
+                format!(
+                    "the check `{command}` could not start ({why}); {}",
+                    undone_text(&undone)
+                ),
+                TaskStatus::Failed,
+            )),
+            (end, Some(Err(why))) => Some((
+                match *end == ShellEnd::Failed(LOST.into()) {
                     true => format!("{LOST}, so `{command}` passing does not count"),
                     false => format!(
                         "`{command}` failed after its merge, and the merge could not be undone: {why}"
                     ),
-                };
-                self.set_check_failed(task_id, command, output, policy);
-                self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
-                    .await
-            }
-            Some(Ok(())) => {
-                let reruns = self.contexts.get(&task_id).map_or(0, |c| c.check_reruns);
-                self.set_check_failed(task_id, command.clone(), output, policy);
-                if policy == CheckFailurePolicy::Revert && reruns < MAX_CHECK_RERUNS {
-                    return self.rerun_after_check(plan, &key, &command, reruns).await;
-                }
-                let why = match (policy, fix) {
-                    (CheckFailurePolicy::Revert, _) => format!(
-                        "`{command}` still failed after {MAX_CHECK_RERUNS} runs again; the merge was undone (its work is on the task's branch)"
-                    ),
-                    (CheckFailurePolicy::Fix, Some(n)) => format!(
-                        "`{command}` still failed after {n} fix sessions; the merge and the fixes were undone (the task's work is on its branch)"
-                    ),
-                    _ => format!(
-                        "`{command}` failed after its merge, which was undone (its work is on the task's branch; on_check_failure = \"manual\")"
-                    ),
-                };
-                self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
-                    .await
-            }
+                },
+                TaskStatus::Failed,
+            )),
+            _ => None,
+        };
+        if let Some((why, end)) = parked {
+            self.set_check_failed(task_id, command, output, policy);
+            return self.park(plan, &key, Vec::new(), None, why, end).await;
         }
+        if undone.is_none() {
+            let fix = fix.map_or(1, |n| n + 1);
+            // A fix is only started with `before` known (see `Gate::undoes`).
+            let before = before.unwrap_or_default();
+            return self
+                .start_fix(plan, &key, command, output, fix, before)
+                .await;
+        }
+        let reruns = self.contexts.get(&task_id).map_or(0, |c| c.check_reruns);
+        self.set_check_failed(task_id, command.clone(), output, policy);
+        if policy == CheckFailurePolicy::Revert && reruns < MAX_CHECK_RERUNS {
+            return self.rerun_after_check(plan, &key, &command, reruns).await;
+        }
+        let why = match (policy, fix) {
+            (CheckFailurePolicy::Revert, _) => format!(
+                "`{command}` still failed after {MAX_CHECK_RERUNS} runs again; the merge was undone (its work is on the task's branch)"
+            ),
+            (CheckFailurePolicy::Fix, Some(n)) => format!(
+                "`{command}` still failed after {n} fix sessions; the merge and the fixes were undone (the task's work is on its branch)"
+            ),
+            _ => format!(
+                "`{command}` failed after its merge, which was undone (its work is on the task's branch; on_check_failure = \"manual\")"
+            ),
+        };
+        self.park(plan, &key, Vec::new(), None, why, TaskStatus::Failed)
+            .await
     }
 
     /// The check started (`text`: its command) or printed line `text`: told, and kept for

@@ -17,6 +17,7 @@
 
 use jiff::Timestamp;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::gate::{CheckJob, Gate};
@@ -46,6 +47,65 @@ pub(super) fn resolver_prompt_of(state: &PlanState, task: &Task, files: &[String
         task_prompt: &rendered,
         task_summary: task.result.as_deref(),
     })
+}
+
+/// A task's merge on git's side, then the plan's check when it has one.
+struct MergeJob {
+    plan: PlanId,
+    key: String,
+    workspace: crate::workspace::Workspace,
+    plan_key: String,
+    on_conflict: OnConflict,
+    policy: crate::workspace::CleanupPolicy,
+    check: Option<CheckJob>,
+}
+
+impl MergeJob {
+    async fn run(self, done: mpsc::Sender<GitDone>) {
+        let MergeJob {
+            plan,
+            key,
+            workspace,
+            plan_key,
+            on_conflict,
+            policy,
+            check,
+        } = self;
+        let (task, ws, pk) = (key.clone(), workspace.clone(), plan_key.clone());
+        // A checked merge keeps its task's worktree until the check passed.
+        let tidy = check.is_none();
+        let merged = blocking(move || {
+            // Where the branch was: what a merge that fails the check is undone to.
+            let before = ws.branch_tip(&names::integration_branch(&pk)).ok();
+            let end = merge_task(&ws, &pk, &task, on_conflict, policy, tidy)?;
+            Ok((end, before))
+        })
+        .await;
+        let (end, before) = merged.unwrap_or_else(|error| (MergeEnd::Failed { error }, None));
+        let (commit, merged_now, before, check) = match (&end, check) {
+            (MergeEnd::Merged { commit }, Some(check)) => (commit.clone(), true, before, check),
+            // Merged before a restart: where it was before is found from the merge.
+            (MergeEnd::UpToDate { commit }, Some(check)) => (commit.clone(), false, None, check),
+            _ => {
+                let _ = done.send(GitDone::Merge { plan, key, end }).await;
+                return;
+            }
+        };
+        let gate = Gate {
+            plan,
+            key,
+            plan_key,
+            workspace,
+            check,
+            commit,
+            merged_now,
+            cleanup: policy,
+            before,
+            fix: None,
+            stop: CancellationToken::new(),
+        };
+        gate.run(done).await;
+    }
 }
 
 /// Reruns after merge conflicts a task gets before it is parked for the operator.
@@ -220,11 +280,19 @@ impl Core {
                     ConflictPolicy::Resolver => OnConflict::Leave,
                     _ => OnConflict::Abort,
                 };
-                let check =
-                    CheckJob::for_task(&work.work.settings, task, self.contexts.get(&task.id));
-                let stop = CancellationToken::new();
-                let how = (on_conflict, work.cleanup(self.options.cleanup), check, stop);
-                jobs.push((*id, key, workspace, work.work.key.clone(), how));
+                jobs.push(MergeJob {
+                    plan: *id,
+                    key,
+                    workspace,
+                    plan_key: work.work.key.clone(),
+                    on_conflict,
+                    policy: work.cleanup(self.options.cleanup),
+                    check: CheckJob::for_task(
+                        &work.work.settings,
+                        task,
+                        self.contexts.get(&task.id),
+                    ),
+                });
                 break;
             }
         }
@@ -232,46 +300,8 @@ impl Core {
             return Ok(());
         }
         self.commit(step).await?;
-        for (plan, key, workspace, plan_key, (on_conflict, policy, check, stop)) in jobs {
-            let done = self.git_tx.clone();
-            self.tasks.spawn(async move {
-                let (task, ws, pk) = (key.clone(), workspace.clone(), plan_key.clone());
-                // A checked merge keeps its task's worktree until the check passed.
-                let tidy = check.is_none();
-                let merged = blocking(move || {
-                    // Where the branch was: what a merge that fails the check is undone to.
-                    let before = ws.branch_tip(&names::integration_branch(&pk)).ok();
-                    let end = merge_task(&ws, &pk, &task, on_conflict, policy, tidy)?;
-                    Ok((end, before))
-                })
-                .await;
-                let (end, before) =
-                    merged.unwrap_or_else(|error| (MergeEnd::Failed { error }, None));
-                let (commit, merged_now, before) = match (&end, &check) {
-                    (MergeEnd::Merged { commit }, Some(_)) => (commit.clone(), true, before),
-                    // Merged before a restart: where it was before is found from the merge.
-                    (MergeEnd::UpToDate { commit }, Some(_)) => (commit.clone(), false, None),
-                    _ => {
-                        let _ = done.send(GitDone::Merge { plan, key, end }).await;
-                        return;
-                    }
-                };
-                let Some(check) = check else { return };
-                let gate = Gate {
-                    plan,
-                    key,
-                    plan_key,
-                    workspace,
-                    check,
-                    commit,
-                    merged_now,
-                    cleanup: policy,
-                    before,
-                    fix: None,
-                    stop,
-                };
-                gate.run(done).await;
-            });
+        for job in jobs {
+            self.tasks.spawn(job.run(self.git_tx.clone()));
         }
         Ok(())
     }
