@@ -341,3 +341,33 @@ async fn cancelling_a_task_while_its_check_runs_stops_the_check_and_undoes_the_m
     assert!(!files.contains("value.txt"), "{files}");
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_fails_without_the_tasks_work_too_is_not_the_tasks_failure() {
+    let (repo, engine, _plan, seen, finished) =
+        run_plan("revert", "echo 'needs ready.flag'; test -f ready.flag").await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: false, .. }),
+        "{finished:?}"
+    );
+    let dispatched = seen
+        .iter()
+        .filter(|e| matches!(e, EngineEvent::Dispatched { .. }))
+        .count();
+    assert_eq!(
+        dispatched, 1,
+        "no rerun: running the task again cannot help"
+    );
+    let failed = cause_of(&seen, "t", TaskStatus::Failed).unwrap();
+    assert!(
+        failed.contains("fails on the integration branch without the task's work too"),
+        "{failed}"
+    );
+    let branch = integration_branch(&seen);
+    let files = repo.git(&["ls-tree", "--name-only", &branch]);
+    assert!(
+        !files.contains("value.txt"),
+        "the merge was undone: {files}"
+    );
+    engine.shutdown().await.unwrap();
+}

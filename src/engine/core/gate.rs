@@ -96,6 +96,9 @@ pub(super) struct Checked {
     pub(super) undone: Option<Result<(), String>>,
     /// The operator cancelled the task while the check ran (it was stopped, the merge undone).
     pub(super) cancelled: bool,
+    /// The merge undone, the check failed on the integration branch without the task's work
+    /// too: the branch is red, not the task's doing.
+    pub(super) red_without: bool,
 }
 
 impl Gate {
@@ -156,6 +159,21 @@ impl Gate {
             // Passed, but not on the task's work: it is not merged any more.
             run.end = ShellEnd::Failed(lost);
         }
+        // Undone after a failure of its own: does the branch pass without the task's work? If
+        // not, the branch is red and running the task again cannot help.
+        let red_without = match (&undone, &run.end, self.stop.is_cancelled()) {
+            (Some(Ok(())), ShellEnd::Failed(_) | ShellEnd::TimedOut(_), false)
+                if self.fix.is_none() =>
+            {
+                let again = shell::run(&command, &dir, &env, CHECK_LIMIT, None).await;
+                let (ws, pk) = (self.workspace.clone(), self.plan_key.clone());
+                if let Err(e) = blocking(move || ws.tidy_integration(&pk)).await {
+                    tracing::warn!(error = %e, "cannot tidy the integration worktree");
+                }
+                !again.passed()
+            }
+            _ => false,
+        };
         let checked = Checked {
             plan,
             key,
@@ -168,6 +186,7 @@ impl Gate {
             fix: self.fix,
             undone,
             cancelled: self.stop.is_cancelled(),
+            red_without,
         };
         let _ = done.send(GitDone::Checked(Box::new(checked))).await;
     }
@@ -296,6 +315,7 @@ impl Core {
             fix,
             undone,
             cancelled,
+            red_without,
             ..
         } = checked;
         let output = crate::text::clip_end(&run.tail, 4000);
@@ -311,6 +331,13 @@ impl Core {
                     undone_text(&undone)
                 ),
                 TaskStatus::Cancelled,
+            )),
+            // Not the task's doing: running it again cannot help.
+            _ if red_without => Some((
+                format!(
+                    "`{command}` failed after its merge and, the merge undone, fails on the integration branch without the task's work too: the branch (or the check) is broken, not the task; fix that, then retry the task"
+                ),
+                TaskStatus::Failed,
             )),
             // Not the task's doing: no rerun or fix session can help.
             (ShellEnd::NotStarted(why), _) => Some((
