@@ -371,3 +371,32 @@ async fn a_check_that_fails_without_the_tasks_work_too_is_not_the_tasks_failure(
     );
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_own_check_may_fail_without_its_work_and_the_task_runs_again() {
+    let (repo, dir, engine, _store) = setup(2, 50).await;
+    let mut events = engine.subscribe();
+    // Fails without the task's work (no value.txt) as well as with the wrong value.
+    let body = r#"[[tasks]]
+id = "t"
+prompt = 'SIM-WRITE value.txt broken'
+check = "test \"$(cat value.txt)\" = fixed || { printf '%s\n' 'SIM-WRITE value.txt fixed'; exit 1; }"
+"#;
+    engine
+        .submit_plan(plan(dir.path(), &repo, "own", body))
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?} after {seen:#?}"
+    );
+    assert_eq!(
+        checks(&seen),
+        [(false, None), (true, None)],
+        "rerun, then passed"
+    );
+    let branch = integration_branch(&seen);
+    assert_eq!(repo.git(&["show", &format!("{branch}:value.txt")]), "fixed");
+    engine.shutdown().await.unwrap();
+}

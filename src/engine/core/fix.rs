@@ -286,6 +286,7 @@ impl Core {
                 check: CheckJob {
                     command,
                     policy: CheckFailurePolicy::Fix,
+                    plan_wide: false,
                 },
                 commit: String::new(), // the fix's commit, once made
                 merged_now: true,

@@ -43,6 +43,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct CheckJob {
     pub(super) command: String,
     pub(super) policy: CheckFailurePolicy,
+    /// The plan's check (which the branch passed before this merge), not a task's own (which
+    /// may well fail without the task's work).
+    pub(super) plan_wide: bool,
 }
 
 impl CheckJob {
@@ -52,10 +55,12 @@ impl CheckJob {
         task: &Task,
         context: Option<&TaskContext>,
     ) -> Option<Self> {
+        let plan_wide = task.check.is_none();
         let command = task.check.clone().or_else(|| settings.check.clone())?;
         context.is_none_or(|c| c.commit.is_some()).then_some(Self {
             command,
             policy: settings.on_check_failure,
+            plan_wide,
         })
     }
 }
@@ -163,7 +168,7 @@ impl Gate {
         // not, the branch is red and running the task again cannot help.
         let red_without = match (&undone, &run.end, self.stop.is_cancelled()) {
             (Some(Ok(())), ShellEnd::Failed(_) | ShellEnd::TimedOut(_), false)
-                if self.fix.is_none() =>
+                if self.fix.is_none() && self.check.plan_wide =>
             {
                 let again = shell::run(&command, &dir, &env, CHECK_LIMIT, None).await;
                 let (ws, pk) = (self.workspace.clone(), self.plan_key.clone());
