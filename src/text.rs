@@ -16,6 +16,14 @@ pub(crate) fn shown_message(message: &str) -> String {
     clip(message, 4 * SHOWN_MAX)
 }
 
+/// `1 task`, `2 tasks`: a count with its noun (plural by adding `s`).
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// A time span as a person reads it: `1m 30s`, `250ms`.
 pub(crate) fn duration(span: std::time::Duration) -> String {
     jiff::SignedDuration::try_from(span).map_or_else(
@@ -130,6 +138,13 @@ mod tests {
         assert_eq!(super::clip("héllo", 2), "h… (5 bytes more)");
         assert_eq!(super::clip_end("short", 10), "short");
         assert_eq!(super::clip_end("héllo", 4), "(3 bytes before) …llo");
+    }
+
+    #[test]
+    fn counts_say_one_without_an_s() {
+        assert_eq!(super::count(1, "task"), "1 task");
+        assert_eq!(super::count(0, "task"), "0 tasks");
+        assert_eq!(super::count(2, "session"), "2 sessions");
     }
 
     #[test]

@@ -61,9 +61,9 @@ pub(crate) fn submit(
             }))
         } else {
             print_text(&format!(
-                "submitted plan {} as {plan} ({} tasks) to the engine (pid {})",
+                "submitted plan {} as {plan} ({}) to the engine (pid {})",
                 parsed.name,
-                parsed.tasks.len(),
+                crate::text::count(parsed.tasks.len(), "task"),
                 client.engine().pid
             ))
         }
@@ -117,8 +117,9 @@ pub(crate) fn plan_and_submit(
             print_json(&json!({ "source": "engine", "proposal": proposal, "submitted": plan }))
         } else {
             print_text(&format!(
-                "submitted plan {} as {plan} ({} tasks)",
-                proposal.name, proposal.tasks
+                "submitted plan {} as {plan} ({})",
+                proposal.name,
+                crate::text::count(proposal.tasks, "task")
             ))
         }
     })

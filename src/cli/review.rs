@@ -134,13 +134,13 @@ pub(crate) fn file_line(file: &ReviewFile) -> String {
 
 fn task_lines(task: &ReviewTask) -> String {
     let mut out = format!(
-        "\n  {}  {}  {}  tokens {}  cost ${:.4}  ({} sessions)",
+        "\n  {}  {}  {}  tokens {}  cost ${:.4}  ({})",
         task.key,
         task.status,
         task.merge,
         task.usage.total_tokens(),
         task.usage.cost,
-        task.sessions
+        crate::text::count(task.sessions as usize, "session")
     );
     if task.title != task.key && !task.title.is_empty() {
         out.push_str(&format!("\n    {}", task.title));

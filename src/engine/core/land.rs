@@ -377,10 +377,16 @@ fn combine(name: &str, mode: LandMode, merged: &[(String, String, Option<String>
     let tasks = merged.len();
     match mode {
         LandMode::Merge => Combine::Merge {
-            message: format!("Merge plan {name} ({tasks} tasks)\n\n{listing}"),
+            message: format!(
+                "Merge plan {name} ({})\n\n{listing}",
+                crate::text::count(tasks, "task")
+            ),
         },
         LandMode::Squash => Combine::Squash {
-            message: format!("Plan {name} ({tasks} tasks)\n\n{listing}"),
+            message: format!(
+                "Plan {name} ({})\n\n{listing}",
+                crate::text::count(tasks, "task")
+            ),
         },
         LandMode::Rebase => Combine::Rebase,
     }
