@@ -11,13 +11,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::gate::{CheckJob, Gate};
-use super::merge::GitDone;
+use super::merge::{Aside, GitDone, start_aside};
 use super::workspace::{Place, blocking};
-use super::{Core, Role, Running, Step, context, new_session};
+use super::{Core, Role, Running, Step, context};
 use crate::domain::task::CheckFailurePolicy;
-use crate::domain::{
-    CheckpointKind, MergeState, PlanId, SessionKind, SessionStatus, Task, TaskStatus,
-};
+use crate::domain::{MergeState, PlanId, SessionKind, SessionStatus, Task, TaskStatus};
 use crate::engine::EngineError;
 use crate::engine::runner::{Job, Reporter};
 use crate::workspace::names;
@@ -29,30 +27,6 @@ pub(super) struct FixEnd {
     /// Why it did not complete; `None` when it did.
     failure: Option<String>,
     cancelled: bool,
-}
-
-/// A fix session's start into `step`: its prompt checkpointed, the session stored, and told.
-fn record_start(
-    step: &mut Step,
-    session: &mut crate::domain::Session,
-    job: &Job,
-    (plan, task): (PlanId, crate::domain::TaskId),
-    agent: &crate::domain::AgentName,
-    now: Timestamp,
-) {
-    let handed =
-        serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
-    step.batch
-        .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
-    step.batch.put_session(session);
-    step.events.push(crate::engine::EngineEvent::Dispatched {
-        plan,
-        task,
-        key: job.task_key.clone(),
-        session: session.id,
-        agent: agent.clone(),
-        attempt: job.attempt,
-    });
 }
 
 /// Git's side of a fix session's end: its work committed and checked (`gate`), or, when it
@@ -206,41 +180,22 @@ impl Core {
                     break;
                 }
                 state.work.fixes.pop_front();
-                let attempt = task.attempts;
-                let title = format!("{}/{} fix {fix} #{attempt}", state.plan.name, key);
-                let agent = self.fleet.agent(index).name.clone();
-                let mut session = new_session(
-                    step,
-                    title,
-                    SessionKind::Fix,
-                    *plan_id,
+                let aside = Aside {
+                    plan: *plan_id,
                     task,
-                    agent.clone(),
-                    attempt,
-                    now,
-                )?;
-                session.parent = self.observed.latest.get(&task.id).copied();
-                session.max_duration = task.timeout;
-                let (steer, steering) = crate::engine::runner::Steering::channel();
-                let job = Job {
-                    reporter: Reporter {
+                    kind: SessionKind::Fix,
+                    title: format!("{}/{} fix {fix} #{}", state.plan.name, key, task.attempts),
+                    prompt: fix_prompt(state, task, &command, &output),
+                    directory: workspace.integration_path(&state.work.work.key),
+                    role: Role::Fixer { fix },
+                    agent: (index, self.fleet.agent(index).name.clone()),
+                    parent: self.observed.latest.get(&task.id).copied(),
+                    report: Reporter {
                         tx: self.report_tx.clone(),
                     },
-                    session: session.id,
-                    title: session.title.clone(),
-                    prompt: fix_prompt(state, task, &command, &output),
-                    task_key: key.clone(),
-                    attempt,
-                    directory: workspace.integration_path(&state.work.work.key),
-                    adopt: false,
                     questions: self.options.questions.offers_questions(),
-                    steering,
-                    word: None,
                 };
-                record_start(step, &mut session, &job, (*plan_id, task.id), &agent, now);
-                let mut run = Running::new(session, *plan_id, key, index, Role::Fixer { fix });
-                run.steer = Some(steer);
-                starts.push((job, Place::AsIs, run));
+                starts.push(start_aside(step, aside, now)?);
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::merge::GitDone;
 use super::workspace::{blocking, tidy_merged};
-use super::{Core, Step, persist_changed_tasks};
+use super::{Core, Step};
 use crate::domain::task::{CheckFailurePolicy, PlanSettings};
 use crate::domain::{MergeState, PlanId, Task, TaskContext, TaskId, TaskStatus};
 use crate::engine::shell::{self, ShellEnd, ShellRun};
@@ -444,26 +444,13 @@ impl Core {
         command: &str,
         reruns: u32,
     ) -> Result<(), EngineError> {
-        let now = self.now();
-        let mut step = Step::default();
-        self.end_merge(plan, key, &mut step);
-        let Some(state) = self.plans.get_mut(&plan) else {
-            return Ok(());
-        };
-        let Some(task) = state.graph.get(key) else {
-            return Ok(());
-        };
-        if let Some(context) = self.contexts.get_mut(&task.id) {
-            context.check_reruns = reruns + 1;
-            step.batch.put_context(context);
-        }
         let cause = format!(
             "`{command}` failed after its merge, which was undone: runs again, told the output (rerun {} of {MAX_CHECK_RERUNS})",
             reruns + 1
         );
-        step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
-        state.ready_since.insert(key.to_string(), now);
-        persist_changed_tasks(&mut step, &state.graph, 0);
-        self.commit(step).await
+        self.run_again_on_top(plan, key, Step::default(), cause, |context| {
+            context.check_reruns = reruns + 1;
+        })
+        .await
     }
 }

@@ -24,11 +24,11 @@ use super::gate::{CheckJob, Gate};
 use super::plans::PlanState;
 use super::workspace::{MergeEnd, Place, blocking, merge_task, tidy_merged};
 use super::{Core, Role, Running, Step, context, new_session, persist_changed_tasks};
-use crate::domain::MergeState;
 use crate::domain::task::ConflictPolicy;
 use crate::domain::{
     CheckpointKind, PlanId, SessionKind, SessionStatus, Task, TaskStatus, Transition,
 };
+use crate::domain::{MergeState, TaskContext};
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{EngineError, EngineEvent};
 use crate::workspace::conflict::{ResolverBrief, resolver_prompt};
@@ -106,6 +106,80 @@ impl MergeJob {
         };
         gate.run(done).await;
     }
+}
+
+/// A session beside a task's own in the integration worktree (a resolver, a fix), before it
+/// starts.
+pub(super) struct Aside<'a> {
+    pub(super) plan: PlanId,
+    pub(super) task: &'a Task,
+    pub(super) kind: SessionKind,
+    pub(super) title: String,
+    pub(super) prompt: String,
+    pub(super) directory: std::path::PathBuf,
+    pub(super) role: Role,
+    /// The agent's position and name (its slot already taken).
+    pub(super) agent: (usize, crate::domain::AgentName),
+    /// The session whose work it works on.
+    pub(super) parent: Option<crate::domain::SessionId>,
+    pub(super) report: Reporter,
+    pub(super) questions: bool,
+}
+
+/// Starts `aside` into `step`: its session made, its prompt checkpointed and its dispatch
+/// told; the run, for the round to start.
+pub(super) fn start_aside(
+    step: &mut Step,
+    aside: Aside<'_>,
+    now: Timestamp,
+) -> Result<(Job, Place, Running), EngineError> {
+    let Aside {
+        plan,
+        task,
+        kind,
+        title,
+        prompt,
+        directory,
+        role,
+        agent: (index, agent),
+        parent,
+        report,
+        questions,
+    } = aside;
+    let attempt = task.attempts;
+    let mut session = new_session(step, title, kind, plan, task, agent.clone(), attempt, now)?;
+    session.parent = parent;
+    session.max_duration = task.timeout;
+    let (steer, steering) = crate::engine::runner::Steering::channel();
+    let job = Job {
+        reporter: report,
+        session: session.id,
+        title: session.title.clone(),
+        prompt,
+        task_key: task.key.clone(),
+        attempt,
+        directory,
+        adopt: false,
+        questions,
+        steering,
+        word: None,
+    };
+    let handed =
+        serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
+    step.batch
+        .put_checkpoint(&session.checkpoint(CheckpointKind::PromptSent, handed, now));
+    step.batch.put_session(&session);
+    step.events.push(EngineEvent::Dispatched {
+        plan,
+        task: task.id,
+        key: task.key.clone(),
+        session: session.id,
+        agent,
+        attempt,
+    });
+    let mut run = Running::new(session, plan, task.key.clone(), index, role);
+    run.steer = Some(steer);
+    Ok((job, Place::AsIs, run))
 }
 
 /// Reruns after merge conflicts a task gets before it is parked for the operator.
@@ -485,32 +559,20 @@ impl Core {
             policy,
         };
         let reruns = self.contexts.get(&task_id).map_or(0, |c| c.conflict_reruns);
-        let now = self.options.clock.now();
         let mut step = Step::default();
         step.events.push(conflict);
         match policy {
             ConflictPolicy::Retry if reruns < MAX_CONFLICT_RERUNS => {
-                self.end_merge(plan, key, &mut step);
-                let Some(state) = self.plans.get_mut(&plan) else {
-                    return Ok(());
-                };
-                if let Some(context) = self.contexts.get_mut(&task_id) {
-                    context.conflict_reruns += 1;
-                    context.merge = MergeState::Conflict {
-                        files: files.clone(),
-                        policy,
-                    };
-                    step.batch.put_context(context);
-                }
                 let cause = format!(
                     "merge conflict in {}: runs again on top of the integration branch (rerun {} of {MAX_CONFLICT_RERUNS})",
                     files.join(", "),
                     reruns + 1
                 );
-                step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
-                state.ready_since.insert(key.to_string(), now);
-                persist_changed_tasks(&mut step, &state.graph, 0);
-                self.commit(step).await
+                self.run_again_on_top(plan, key, step, cause, |context| {
+                    context.conflict_reruns += 1;
+                    context.merge = MergeState::Conflict { files, policy };
+                })
+                .await
             }
             ConflictPolicy::Retry => {
                 self.commit(step).await?;
@@ -535,6 +597,34 @@ impl Core {
                     .await
             }
         }
+    }
+
+    /// The task's merge ended without its work on the branch: it runs again on top of the
+    /// integration branch, `record` saying why in its context, in `step` with what came before.
+    pub(super) async fn run_again_on_top(
+        &mut self,
+        plan: PlanId,
+        key: &str,
+        mut step: Step,
+        cause: String,
+        record: impl FnOnce(&mut TaskContext),
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        self.end_merge(plan, key, &mut step);
+        let Some(state) = self.plans.get_mut(&plan) else {
+            return Ok(());
+        };
+        let Some(task) = state.graph.get(key) else {
+            return Ok(());
+        };
+        if let Some(context) = self.contexts.get_mut(&task.id) {
+            record(context);
+            step.batch.put_context(context);
+        }
+        step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
+        state.ready_since.insert(key.to_string(), now);
+        persist_changed_tasks(&mut step, &state.graph, 0);
+        self.commit(step).await
     }
 
     /// The task ends on its merge (`end`: failed, or cancelled when the operator stopped its
@@ -630,58 +720,24 @@ impl Core {
                     break;
                 }
                 state.work.resolvers.pop_front();
-                let plan_key = &state.work.work.key;
-                let attempt = task.attempts;
-                let title = format!("{}/{} resolve #{attempt}", state.plan.name, key);
-                let agent = self.fleet.agent(index).name.clone();
-                let mut session = new_session(
-                    step,
-                    title,
-                    SessionKind::Resolve,
-                    *plan_id,
-                    task,
-                    agent.clone(),
-                    attempt,
-                    now,
-                )?;
-                // A resolver is a child of the session whose work it settles.
-                session.parent = self.observed.latest.get(&task.id).copied();
                 let prompt = resolver_prompt_of(state, task, &files);
-                let (steer, steering) = crate::engine::runner::Steering::channel();
-                let job = Job {
-                    reporter: Reporter {
+                let aside = Aside {
+                    plan: *plan_id,
+                    task,
+                    kind: SessionKind::Resolve,
+                    title: format!("{}/{} resolve #{}", state.plan.name, key, task.attempts),
+                    prompt,
+                    directory: workspace.integration_path(&state.work.work.key),
+                    role: Role::Resolver { files },
+                    agent: (index, self.fleet.agent(index).name.clone()),
+                    // A resolver is a child of the session whose work it settles.
+                    parent: self.observed.latest.get(&task.id).copied(),
+                    report: Reporter {
                         tx: self.report_tx.clone(),
                     },
-                    session: session.id,
-                    title: session.title.clone(),
-                    prompt,
-                    task_key: key.clone(),
-                    attempt,
-                    directory: workspace.integration_path(plan_key),
-                    adopt: false,
                     questions: self.options.questions.offers_questions(),
-                    steering,
-                    word: None,
                 };
-                let handed = serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
-                step.batch.put_checkpoint(&session.checkpoint(
-                    CheckpointKind::PromptSent,
-                    handed,
-                    now,
-                ));
-                session.max_duration = task.timeout;
-                step.batch.put_session(&session);
-                step.events.push(EngineEvent::Dispatched {
-                    plan: *plan_id,
-                    task: task.id,
-                    key: key.clone(),
-                    session: session.id,
-                    agent,
-                    attempt,
-                });
-                let mut run = Running::new(session, *plan_id, key, index, Role::Resolver { files });
-                run.steer = Some(steer);
-                starts.push((job, Place::AsIs, run));
+                starts.push(start_aside(step, aside, now)?);
             }
         }
         Ok(())

@@ -427,14 +427,7 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
         Line::raw(""),
         Line::styled("quit now? y / n", app.theme.accent),
     ];
-    let popup = centered(area, 56, 7);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(popup_block(app, "quit"))
-            .style(app.theme.base),
-        popup,
-    );
+    draw_question(frame, app, "quit", lines, centered(area, 56, 7));
 }
 
 fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
@@ -444,14 +437,7 @@ fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
         Line::raw(""),
         Line::styled("cancel it? y / n", app.theme.accent),
     ];
-    let popup = centered(area, 58, 6);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(popup_block(app, "cancel"))
-            .style(app.theme.base),
-        popup,
-    );
+    draw_question(frame, app, "cancel", lines, centered(area, 58, 6));
 }
 
 fn draw_confirm_land(frame: &mut Frame, app: &App, name: &str, area: Rect) {
@@ -461,11 +447,15 @@ fn draw_confirm_land(frame: &mut Frame, app: &App, name: &str, area: Rect) {
         Line::raw("and never where you have changes to the same files."),
         Line::styled("land it? y / n", app.theme.accent),
     ];
-    let popup = centered(area, 58, 6);
+    draw_question(frame, app, "land", lines, centered(area, 58, 6));
+}
+
+/// A yes/no question in a popup at `popup`, over what is drawn below it.
+fn draw_question(frame: &mut Frame, app: &App, title: &str, lines: Vec<Line>, popup: Rect) {
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(popup_block(app, "land"))
+            .block(popup_block(app, title))
             .style(app.theme.base),
         popup,
     );
