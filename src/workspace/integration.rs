@@ -1,8 +1,7 @@
 //! The integration worktree around the plan's check: what the check left cleared away, a
 //! merge that failed the check undone, and what a fix session left committed.
 
-use super::record::Stamp;
-use super::{Result, Workspace, WorkspaceError, names, record};
+use super::{Result, Workspace, WorkspaceError, names};
 
 impl Workspace {
     /// The commit the integration branch was at before task `task`'s merge, when that merge is
@@ -56,16 +55,7 @@ impl Workspace {
     pub(crate) fn undo_merge(&self, plan: &str, task: &str, before: &str) -> Result<()> {
         let _guard = self.guard();
         self.reset_to(plan, before)?;
-        let branch = names::task_branch(plan, task);
-        for entry in record::under(&self.task_dir(plan, task))? {
-            if entry.branch.as_deref() != Some(branch.as_str()) {
-                continue;
-            }
-            if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {
-                stamp.merged = None;
-                stamp.write(&self.git, &entry.path)?;
-            }
-        }
+        self.stamp_merged(plan, task, None)?;
         Ok(())
     }
 

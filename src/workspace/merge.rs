@@ -50,7 +50,7 @@ impl Workspace {
             .git
             .check(&path, &["merge-base", "--is-ancestor", &tip, "HEAD"])?
         {
-            self.mark_merged(plan, task, &tip)?;
+            self.stamp_merged(plan, task, Some(&tip))?;
             return Ok(MergeOutcome::UpToDate);
         }
         let message = format!(
@@ -60,7 +60,7 @@ impl Workspace {
         let output = self.git.exec(&path, &args)?;
         if output.status.success() {
             let commit = self.git.run(&path, &["rev-parse", "HEAD"])?;
-            self.mark_merged(plan, task, &tip)?;
+            self.stamp_merged(plan, task, Some(&tip))?;
             return Ok(MergeOutcome::Merged { commit });
         }
         let files = self.unmerged(&path)?;
@@ -111,7 +111,7 @@ impl Workspace {
             .git
             .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?
         {
-            self.mark_merged(plan, task, &tip)?;
+            self.stamp_merged(plan, task, Some(&tip))?;
         }
         Ok(commit)
     }
@@ -188,15 +188,15 @@ impl Workspace {
     }
 
     /// Records on the task's worktree (every one of its attempts on `branch`) that `tip` was
-    /// merged, so the cleanup may remove it.
-    fn mark_merged(&self, plan: &str, task: &str, tip: &str) -> Result<()> {
+    /// merged, so the cleanup may remove it; `None`: not merged (any more).
+    pub(super) fn stamp_merged(&self, plan: &str, task: &str, tip: Option<&str>) -> Result<()> {
         let branch = names::task_branch(plan, task);
         for entry in record::under(&self.task_dir(plan, task))? {
             if entry.branch.as_deref() != Some(branch.as_str()) {
                 continue;
             }
             if let Some(mut stamp) = Stamp::read(&self.git, &entry.path)? {
-                stamp.merged = Some(tip.to_string());
+                stamp.merged = tip.map(str::to_string);
                 stamp.write(&self.git, &entry.path)?;
             }
         }
