@@ -123,6 +123,10 @@ pub struct Landing {
     /// first.
     #[serde(default)]
     pub base_merged: bool,
+    /// Files in which the moved base conflicted with the plan's work, settled by a resolver
+    /// session before the landing (plan `conflicts = "resolver"`).
+    #[serde(default)]
+    pub base_resolved: Vec<String>,
     /// Tasks whose work is not in what landed (they failed, were cancelled or changed
     /// nothing), as `key: why`.
     #[serde(default)]

@@ -16,6 +16,7 @@ mod fleet;
 mod gate;
 mod history;
 mod land;
+mod land_base;
 mod merge;
 mod observe;
 mod operator;
@@ -99,6 +100,8 @@ pub(super) struct Core {
     observed: observe::Observed,
     /// Plans whose landing's git work is under way (one at a time per plan).
     landing: std::collections::HashSet<PlanId>,
+    /// Landings waiting for a resolver session to settle their moved base's conflicts.
+    base_resolves: land_base::BaseResolves,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
 }
