@@ -77,9 +77,10 @@ impl Link {
         });
     }
 
-    /// A worker that runs requests one at a time, in order; snapshot requests made while one
-    /// is under way are folded into it, and so are requests for a plan's review (the view
-    /// asks again on every event about its plan).
+    /// A worker that runs requests one at a time, in order (but landings, which may wait for a
+    /// resolver session, each beside the rest); snapshot requests made while one is under way
+    /// are folded into it, and so are requests for a plan's review (the view asks again on
+    /// every event about its plan).
     pub fn worker(
         self,
         runtime: &tokio::runtime::Handle,
@@ -100,6 +101,14 @@ impl Link {
                     if *pending == Some(plan) {
                         *pending = None;
                     }
+                }
+                if let Request::Land(..) = request {
+                    // A landing may wait for a resolver session for minutes: beside the rest.
+                    let (engine, to, cwd) = (self.0.clone(), to.clone(), cwd.clone());
+                    tokio::spawn(async move {
+                        let _ = to.send(run(&*engine, request, &cwd).await);
+                    });
+                    continue;
                 }
                 let msg = run(&*self.0, request, &cwd).await;
                 if to.send(msg).is_err() {
