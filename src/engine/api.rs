@@ -20,6 +20,7 @@ use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::review::PlanReview;
 use crate::domain::{LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
+use crate::timeline::{LaneBy, Timeline};
 
 /// What a front end asks of the engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +93,16 @@ pub enum Request {
         #[serde(default)]
         push: Option<Push>,
     },
+    /// Sessions on a time axis from the control log: plan `plan`'s, or (`None`) every
+    /// session since `since` (default: the last 2 hours), lanes `by` agent or task.
+    Timeline {
+        #[serde(default)]
+        plan: Option<PlanId>,
+        #[serde(default)]
+        by: LaneBy,
+        #[serde(default)]
+        since: Option<jiff::Timestamp>,
+    },
 }
 
 /// Where `ocio land --push` sends a plan's integration branch.
@@ -151,6 +162,7 @@ pub enum Reply {
     Review { review: Box<PlanReview> },
     History { entries: Vec<Logged> },
     Landed { landing: Box<Landing> },
+    Timeline { timeline: Box<Timeline> },
     Done,
 }
 
@@ -167,6 +179,7 @@ impl Reply {
             Self::Review { .. } => "review",
             Self::History { .. } => "history",
             Self::Landed { .. } => "landed",
+            Self::Timeline { .. } => "timeline",
             Self::Done => "done",
         }
     }
@@ -402,6 +415,19 @@ pub trait EngineApi: Engine {
     async fn context(&self, plan: PlanId) -> Result<Vec<TaskContext>, ApiError> {
         match self.call(Request::Context { plan }).await? {
             Reply::Context { tasks } => Ok(tasks),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Sessions on a time axis: plan `plan`'s, or every session since `since`.
+    async fn timeline(
+        &self,
+        plan: Option<PlanId>,
+        by: LaneBy,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Timeline, ApiError> {
+        match self.call(Request::Timeline { plan, by, since }).await? {
+            Reply::Timeline { timeline } => Ok(*timeline),
             other => Err(ApiError::unexpected(&other)),
         }
     }

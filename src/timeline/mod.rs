@@ -59,11 +59,13 @@ pub struct Timeline {
     pub critical: Vec<String>,
 }
 
-/// One agent's (or task's) sessions, in time order.
+/// One agent's (or task's) sessions, in time order, on as many tracks (rows) as ran at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lane {
     pub name: String,
     pub bars: Vec<Bar>,
+    /// Rows the lane needs: the most of its sessions that overlapped.
+    pub tracks: usize,
 }
 
 /// One session, from its dispatch to its end.
@@ -84,6 +86,8 @@ pub struct Bar {
     pub waits: Vec<Span>,
     /// Its task is on the plan's critical path.
     pub critical: bool,
+    /// The row of its lane it is drawn on (sessions that overlap take different rows).
+    pub track: usize,
 }
 
 impl Bar {
@@ -295,6 +299,7 @@ fn bar(session: &Session, task: Option<String>, trace: Option<Trace>, now: Times
         outcome,
         waits,
         critical: false,
+        track: 0,
     }
 }
 
@@ -347,11 +352,29 @@ fn lanes(bars: Vec<Bar>, by: LaneBy) -> Vec<Lane> {
             None => lanes.push(Lane {
                 name,
                 bars: vec![bar],
+                tracks: 1,
             }),
         }
+    }
+    for lane in &mut lanes {
+        lane.tracks = assign_tracks(&mut lane.bars);
     }
     lanes
 }
 
+/// Each bar (in time order) on the first row free by its start; how many rows that took.
+fn assign_tracks(bars: &mut [Bar]) -> usize {
+    let mut ends: Vec<Timestamp> = Vec::new();
+    for bar in bars.iter_mut() {
+        let free = ends.iter().position(|end| *end <= bar.from);
+        bar.track = free.unwrap_or(ends.len());
+        match free {
+            Some(track) => ends[track] = bar.to,
+            None => ends.push(bar.to),
+        }
+    }
+    ends.len().max(1)
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

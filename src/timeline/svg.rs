@@ -15,7 +15,8 @@ const LEGEND: f64 = 40.0;
 
 /// `timeline` as an SVG document.
 pub fn render(timeline: &Timeline) -> String {
-    let height = TOP + LANE * timeline.lanes.len().max(1) as f64 + LEGEND;
+    let rows: usize = timeline.lanes.iter().map(|l| l.tracks).sum();
+    let height = TOP + LANE * rows.max(1) as f64 + LEGEND;
     let mut out = String::with_capacity(4096 + 512 * timeline.lanes.len());
     let _ = write!(
         out,
@@ -32,12 +33,15 @@ pub fn render(timeline: &Timeline) -> String {
         subtitle = escape(&subtitle(timeline)),
     );
     axis(&mut out, timeline, height);
-    for (row, lane) in timeline.lanes.iter().enumerate() {
+    let mut row = 0;
+    for (index, lane) in timeline.lanes.iter().enumerate() {
         let y = TOP + LANE * row as f64;
-        if row % 2 == 1 {
+        row += lane.tracks;
+        if index % 2 == 1 {
             let _ = writeln!(
                 out,
-                r##"<rect x="0" y="{y}" width="{WIDTH}" height="{LANE}" fill="#f5f5f5"/>"##
+                r##"<rect x="0" y="{y}" width="{WIDTH}" height="{}" fill="#f5f5f5"/>"##,
+                LANE * lane.tracks as f64
             );
         }
         let _ = writeln!(
@@ -47,7 +51,7 @@ pub fn render(timeline: &Timeline) -> String {
             escape(&crate::text::clip(&lane.name, 24))
         );
         for bar in &lane.bars {
-            draw_bar(&mut out, timeline, bar, y);
+            draw_bar(&mut out, timeline, bar, y + LANE * bar.track as f64);
         }
     }
     legend(&mut out, height - LEGEND + 14.0);

@@ -262,3 +262,30 @@ fn names_in_the_svg_are_escaped() {
     assert!(svg.contains("&lt;b&gt;&amp;"), "{svg}");
     assert!(!svg.contains("<b>&"));
 }
+
+#[test]
+fn sessions_that_overlap_in_a_lane_take_rows_of_their_own() {
+    let mut s = Scenario::new(&[("a", &[], TaskStatus::Done), ("b", &[], TaskStatus::Done)]);
+    let code = SessionKind::Code;
+    s.run(
+        "a",
+        1,
+        code,
+        "x",
+        &[(Queued, 0), (Starting, 0), (Running, 0), (Completed, 10)],
+    );
+    s.run(
+        "b",
+        1,
+        code,
+        "x",
+        &[(Queued, 2), (Starting, 2), (Running, 2), (Completed, 12)],
+    );
+    let timeline = s.timeline(LaneBy::Agent, 20);
+    let lane = &timeline.lanes[0];
+    assert_eq!(lane.tracks, 2);
+    assert_eq!(
+        lane.bars.iter().map(|b| b.track).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+}

@@ -186,6 +186,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await;
             reply(format!("land {name}"), landed.map(|l| landed_text(&l)))
         }
+        Request::Timeline(plan, by) => Msg::Timeline(
+            plan,
+            engine
+                .timeline(plan, by, None)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string()),
+        ),
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),

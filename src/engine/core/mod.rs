@@ -29,6 +29,7 @@ mod scan;
 mod settle;
 mod steer;
 mod tasks;
+mod timeline;
 mod tree;
 mod workspace;
 
@@ -319,6 +320,13 @@ impl Core {
                 self.land(plan, mode, push, answer).await;
                 // It may have loaded an old plan from the store (`history.rs`).
                 self.trim_finished();
+                return Ok(());
+            }
+            Request::Timeline { plan, by, since } => {
+                let answer = answer.of(|timeline| Reply::Timeline {
+                    timeline: Box::new(timeline),
+                });
+                self.timeline(plan, by, since, answer);
                 return Ok(());
             }
             Request::Plan { goal, repo } => {
