@@ -1,7 +1,7 @@
 //! The plan review view in a real terminal: a plan in a git repository runs to the end, `V`
 //! opens its review (the files it changed, by which task, and the tasks' answers), space marks
 //! the file under the cursor reviewed and the mark shows once the engine has recorded it, and
-//! `L` (asking first) lands the plan on main.
+//! `L` (asking first) lands the plan on main; `T` shows its timeline.
 
 use std::process::Command;
 
@@ -88,6 +88,20 @@ fn the_plan_view_shows_a_finished_plans_files_and_tasks_and_marks_a_file_reviewe
     {
         room.fail("the checkout was not brought up to the landed main");
     }
+    room.keys(&["Escape"]);
+    room.wait_for("the panes again", |s| {
+        s.contains("SESSIONS") || s.contains("sessions")
+    });
+    // The plan's timeline, replayed from the control log: a lane for the agent, a bar per
+    // task's session; by task, a lane each.
+    room.keys(&["T"]);
+    room.wait_for("the timeline", |s| {
+        s.contains("shop ·") && s.contains("lanes by agent") && s.contains("completed")
+    });
+    room.keys(&["b"]);
+    room.wait_for("lanes by task", |s| {
+        s.contains("lanes by task") && s.contains("cart") && s.contains("till")
+    });
     room.keys(&["Escape"]);
     room.wait_for("the panes again", |s| {
         s.contains("SESSIONS") || s.contains("sessions")
