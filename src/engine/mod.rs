@@ -80,6 +80,8 @@ pub struct EngineOptions {
     pub clock: Clock,
     /// Whether sessions may ask the operator questions, and how long one may wait.
     pub questions: question::QuestionPolicy,
+    /// The most every agent together may spend in one UTC day (`[engine] daily_budget`).
+    pub daily_budget: Option<crate::domain::Budget>,
 }
 
 impl EngineOptions {
@@ -108,6 +110,7 @@ impl Default for EngineOptions {
             max_worktrees: None,
             clock: Clock::system(),
             questions: question::QuestionPolicy::default(),
+            daily_budget: None,
         }
     }
 }
