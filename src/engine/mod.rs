@@ -39,7 +39,10 @@ use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, Ta
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
-pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply, Request, Told};
+pub use api::{
+    ApiError, BudgetTarget, BudgetThen, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply,
+    Request, Told,
+};
 pub use clock::Clock;
 pub use rooms::Follower;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
@@ -185,6 +188,21 @@ pub enum EngineEvent {
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },
+    /// A plan paused over budget (durable): `tasks` were stopped, their work so far kept on
+    /// their branches; it waits for the operator to raise the budget and continue, or cancel.
+    OverBudget {
+        plan: PlanId,
+        name: String,
+        cause: String,
+        tasks: Vec<String>,
+    },
+    /// A plan paused over budget goes on: its budget raised, its stopped tasks run again
+    /// from their branches (`continued`), or cancelled.
+    BudgetResolved {
+        plan: PlanId,
+        name: String,
+        continued: bool,
+    },
     /// An agent was added while the engine runs (durable); it takes work at once.
     AgentAdded { agent: Box<Agent> },
     /// An agent was removed while the engine runs (durable); it takes no more work.
@@ -322,6 +340,10 @@ pub enum EngineError {
     /// A file a plan did not change, asked to be marked reviewed.
     #[error("{0}")]
     NotChanged(String),
+    /// A budget still reached: the work cannot go on until it is raised (the message says
+    /// which and how).
+    #[error("{0}")]
+    OverBudget(String),
     #[error("the engine has stopped")]
     Stopped,
     /// The loop stops because of this (a store write failed while answering a request).

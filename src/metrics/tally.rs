@@ -184,6 +184,8 @@ impl Tally {
             | EngineEvent::Activity { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. }
+            | EngineEvent::OverBudget { .. }
+            | EngineEvent::BudgetResolved { .. }
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
             | EngineEvent::RequestWithdrawn { .. }

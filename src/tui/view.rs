@@ -322,6 +322,9 @@ impl View {
             }
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
             EngineEvent::Paused { paused } => self.paused = *paused,
+            EngineEvent::OverBudget { .. } | EngineEvent::BudgetResolved { .. } => {
+                self.wants_snapshot = true;
+            }
             EngineEvent::AgentAdded { agent } => {
                 if !self.agents.iter().any(|a| a.name == agent.name) {
                     self.agents.push((**agent).clone());

@@ -8,6 +8,8 @@
 
 mod agents;
 mod approvals;
+mod budget;
+mod budget_ops;
 mod context;
 mod diff;
 mod dispatch;
@@ -101,6 +103,8 @@ pub(super) struct Core {
     landing: std::collections::HashSet<PlanId>,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
+    /// Spend against budgets, and budgets set while ocio runs (durable, in the store).
+    budgets: budget::Ledger,
 }
 
 /// Tells the front ends what happened, numbering each event from 1 (see [`Told`]). Only the
@@ -185,7 +189,12 @@ impl Core {
         commands: mpsc::Receiver<Command>,
         ending: watch::Sender<Ending>,
     ) {
-        let result = match self.dispatch().await {
+        let loaded = self.load_budgets().await;
+        let result = match loaded {
+            Ok(()) => self.dispatch().await,
+            Err(e) => Err(e),
+        };
+        let result = match result {
             Ok(()) => self.steps(commands).await,
             Err(e) => Err(e),
         };
@@ -347,6 +356,15 @@ impl Core {
             Request::Say { session, text } => self.say(session, text).await.map(done),
             Request::Interrupt { session } => self.interrupt(session).await.map(done),
             Request::Pause { paused } => self.pause(paused).await.map(done),
+            Request::Budget {
+                plan,
+                target,
+                raise,
+                then,
+            } => self
+                .settle_budget(plan, target, raise, then)
+                .await
+                .map(done),
             Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),

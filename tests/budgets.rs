@@ -1,0 +1,342 @@
+//! Budgets that stop work: a task's, a plan's, an agent's and the engine's daily budget stop
+//! the sessions counted against them right after the model call that reached them, pause the
+//! plan for the operator, survive a restart, and the operator raises them and continues, or
+//! cancels. Simulated sessions here (each reports 600 tokens after its first step and 1200 in
+//! all); a real OpenCode server with the scripted model below.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ocio::domain::{Budget, PlanId, TaskStatus};
+use ocio::engine::{
+    BudgetTarget, BudgetThen, Clock, EngineApi, EngineEvent, EngineHandle, EngineOptions,
+    ErrorKind, Subscription,
+};
+use ocio::plan::PlanFile;
+use ocio::store::{Store, StoreOptions, query};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn next(events: &mut Subscription, wanted: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the event came in time")
+}
+
+fn options(clock: Clock, daily: Option<Budget>) -> EngineOptions {
+    EngineOptions {
+        tick: Duration::from_millis(20),
+        retry_backoff: jiff::SignedDuration::from_millis(10),
+        clock,
+        daily_budget: daily,
+        ..EngineOptions::default()
+    }
+}
+
+fn tokens(n: u64) -> Budget {
+    Budget::new(Some(n), None).unwrap()
+}
+
+async fn submit(engine: &EngineHandle, dir: &std::path::Path, text: &str) -> PlanId {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn over_budget(events: &mut Subscription) -> (String, Vec<String>) {
+    match next(events, |e| matches!(e, EngineEvent::OverBudget { .. })).await {
+        EngineEvent::OverBudget { cause, tasks, .. } => (cause, tasks),
+        _ => unreachable!(),
+    }
+}
+
+async fn task_status(store: &ocio::store::StoreHandle, key: &str) -> (TaskStatus, Option<String>) {
+    let tasks = store.read(query::tasks).await.unwrap();
+    let task = tasks.into_iter().find(|t| t.key == key).unwrap();
+    (task.status, task.over_budget)
+}
+
+/// Waits until the plan's tasks are all in `status`.
+async fn all_become(store: &ocio::store::StoreHandle, status: TaskStatus) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let tasks = store.read(query::tasks).await.unwrap();
+            if tasks.iter().all(|t| t.status == status) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the tasks got there in time");
+}
+
+#[tokio::test]
+async fn a_task_over_its_budget_stops_pauses_its_plan_and_continues_once_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 900, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nretries = 2\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\"\n",
+    )
+    .await;
+    let (cause, tasks) = over_budget(&mut events).await;
+    assert_eq!(cause, "over budget: task `a` budget 600/500 tokens");
+    assert_eq!(tasks, ["a"]);
+    all_become_some(&store).await;
+    let (status, over) = task_status(&store, "a").await;
+    assert_eq!(status, TaskStatus::Failed, "no automatic retry");
+    assert_eq!(over.as_deref(), Some(cause.as_str()));
+    assert_eq!(task_status(&store, "b").await.0, TaskStatus::Blocked);
+    let snapshot = engine.snapshot().await.unwrap();
+    let held: Vec<_> = snapshot.budgets.held().collect();
+    assert_eq!(held.len(), 1, "one item in the inbox");
+    assert_eq!(held[0].stopped, ["a"]);
+    assert_eq!(held[0].spent.total_tokens(), 600);
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(
+        sessions[0].usage.total_tokens(),
+        600,
+        "a stopped session keeps the usage of its calls"
+    );
+    assert_eq!(sessions[0].last_error.as_deref(), Some(cause.as_str()));
+
+    let refused = engine
+        .budget(plan, BudgetTarget::Plan, None, BudgetThen::Continue)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::NotNow, "{}", refused.message);
+    assert!(
+        refused
+            .message
+            .starts_with("still over budget: task `a` budget 600/500 tokens"),
+        "{}",
+        refused.message
+    );
+    let key = BudgetTarget::Task { key: "a".into() };
+    engine
+        .budget(plan, key, Some(tokens(5000)), BudgetThen::Continue)
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let snapshot = engine.snapshot().await.unwrap();
+    let spend = snapshot.budgets.plan(plan).unwrap();
+    assert_eq!(spend.over_budget, None);
+    assert_eq!(
+        spend.spent.total_tokens(),
+        600 + 1200 + 1200,
+        "every call counted once"
+    );
+    assert_eq!(snapshot.budgets.daily_spent.total_tokens(), 3000);
+    engine.shutdown().await.unwrap();
+}
+
+/// Waits until no task of the store runs.
+async fn all_become_some(store: &ocio::store::StoreHandle) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let tasks = store.read(query::tasks).await.unwrap();
+            if !tasks.iter().any(|t| t.status == TaskStatus::Running) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stop was settled in time");
+}
+
+#[tokio::test]
+async fn a_plan_over_its_budget_stops_the_task_that_reached_it_and_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 600, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 1500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"c\"\n",
+    )
+    .await;
+    let (cause, tasks) = over_budget(&mut events).await;
+    assert_eq!(cause, "over budget: plan budget 1800/1500 tokens");
+    assert_eq!(tasks, ["b"], "a finished within it; b reached it");
+    all_become_some(&store).await;
+    assert_eq!(task_status(&store, "a").await.0, TaskStatus::Done);
+    assert_eq!(task_status(&store, "b").await.0, TaskStatus::Failed);
+    engine
+        .budget(plan, BudgetTarget::Plan, None, BudgetThen::Cancel)
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                done: 1,
+                cancelled: 1,
+                blocked: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_agents_daily_budget_stops_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let mut agent = support::sim_agent("sim", 1, &[], 600, 0.0);
+    agent.agent.budget = Some(tokens(1000));
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
+    )
+    .await;
+    // 600 after its first call: under; 1200 when it ends: over, but it has ended.
+    let _ = support::until_finished(&mut events, PATIENCE).await;
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.budgets.agents[0].spent.total_tokens(), 1200);
+    let second = submit(
+        &engine,
+        dir.path(),
+        "name = \"q\"\nrepo = \".\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
+    )
+    .await;
+    // The agent's day is spent: nothing starts.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(task_status(&store, "b").await.0, TaskStatus::Ready);
+    let agent = BudgetTarget::Agent {
+        agent: "sim".into(),
+    };
+    engine
+        .budget(second, agent, Some(tokens(1500)), BudgetThen::Continue)
+        .await
+        .unwrap();
+    let (cause, tasks) = over_budget(&mut events).await;
+    assert_eq!(
+        cause,
+        "over budget: agent `sim` daily budget (UTC) 1800/1500 tokens"
+    );
+    assert_eq!(tasks, ["b"]);
+    let _ = plan;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_utc_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ocio.redb");
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let noon: jiff::Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+    let agent = support::sim_agent("sim", 2, &[], 900, 0.0);
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![agent],
+        options(Clock::following_tokio(noon), Some(tokens(1000))),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
+    )
+    .await;
+    let (cause, _) = over_budget(&mut events).await;
+    assert_eq!(
+        cause,
+        "over budget: engine daily budget (UTC) 1200/1000 tokens"
+    );
+    all_become(&store, TaskStatus::Failed).await;
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.budgets.day, "2026-12-04");
+    assert_eq!(snapshot.budgets.daily_spent.total_tokens(), 1200);
+    let stopped = &snapshot.budgets.plan(plan).unwrap().stopped;
+    assert_eq!(stopped, &["a", "b"], "both sessions counted against it");
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    // The next UTC day, a new engine: the pause is still there, the day's spend is new.
+    let midnight: jiff::Timestamp = "2026-12-05T00:00:01Z".parse().unwrap();
+    let agent = support::sim_agent("sim", 2, &[], 300, 0.0);
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![agent],
+        options(Clock::following_tokio(midnight), Some(tokens(1000))),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let snapshot = engine.snapshot().await.unwrap();
+    let held = snapshot.budgets.plan(plan).unwrap();
+    assert_eq!(
+        held.over_budget.as_deref(),
+        Some(cause.as_str()),
+        "paused across the restart"
+    );
+    assert_eq!(held.spent.total_tokens(), 1200);
+    assert_eq!(snapshot.budgets.day, "2026-12-05");
+    assert_eq!(snapshot.budgets.daily_spent.total_tokens(), 0);
+    assert_eq!(task_status(&store, "a").await.0, TaskStatus::Failed);
+    engine
+        .budget(plan, BudgetTarget::Plan, None, BudgetThen::Continue)
+        .await
+        .unwrap();
+    // 1200 each would pass the day's 1000 again: the one that reaches it first stops both.
+    let (cause, _) = over_budget(&mut events).await;
+    assert_eq!(
+        cause,
+        "over budget: engine daily budget (UTC) 1200/1000 tokens"
+    );
+    engine
+        .budget(
+            plan,
+            BudgetTarget::Daily,
+            Some(tokens(100_000)),
+            BudgetThen::Continue,
+        )
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    engine.shutdown().await.unwrap();
+}
