@@ -340,3 +340,96 @@ async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_u
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Against a real `opencode serve` with the scripted model, whose usage per call is set: a
+/// task of four calls (120 tokens each) with a budget of 200 tokens is stopped right after its
+/// second call, the files it wrote so far committed on its branch; its plan waits for the
+/// operator; raised, the task continues from its branch and the plan finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_session_is_stopped_at_the_call_that_reaches_its_budget_and_continues_from_its_branch()
+ {
+    use ocio::scripted::{Rule, Script, Turn};
+    let repo = support::TestRepo::new();
+    let script = Script::new()
+        .rule(
+            Rule::when("An earlier attempt at this task was stopped")
+                .turn(Turn::write("c.txt", "c\n").usage(100, 20))
+                .turn(Turn::text("finished the letters").usage(100, 20)),
+        )
+        .rule(
+            Rule::when("Write the letters")
+                .turn(Turn::write("a.txt", "a\n").usage(100, 20))
+                .turn(Turn::write("b.txt", "b\n").usage(100, 20))
+                // Still under way when the stop comes: it never completes.
+                .turn(Turn::write("c.txt", "c\n").usage(100, 20).delay_ms(4000))
+                .turn(Turn::text("wrote the letters").usage(100, 20)),
+        );
+    let server = support::TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::scripted_agent(server.client());
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = format!(
+        "name = \"letters\"\nrepo = {:?}\n[[tasks]]\nid = \"write\"\nprompt = \"Write the letters\"\nbudget = {{ tokens = 200 }}\n",
+        repo.dir_str()
+    );
+    let plan = submit(&engine, state.path(), &text).await;
+    let (cause, tasks) = over_budget(&mut events).await;
+    assert_eq!(cause, "over budget: task `write` budget 240/200 tokens");
+    assert_eq!(tasks, ["write"]);
+    all_become_some(&store).await;
+    let (status, _) = task_status(&store, "write").await;
+    assert_eq!(status, TaskStatus::Failed);
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0].usage.total_tokens(),
+        240,
+        "exactly the two calls it made"
+    );
+    // The work so far is on the task's branch, in a commit that says why it stopped.
+    let branch = "ocio/letters/write";
+    assert_eq!(repo.git(&["show", &format!("{branch}:a.txt")]), "a\n");
+    assert_eq!(repo.git(&["show", &format!("{branch}:b.txt")]), "b\n");
+    let message = repo.git(&["log", "-1", "--format=%B", branch]);
+    assert!(
+        message.contains("Stopped over budget: task `write` budget 240/200 tokens"),
+        "{message}"
+    );
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(
+        snapshot.budgets.held().count(),
+        1,
+        "in the operator's inbox"
+    );
+
+    let key = BudgetTarget::Task {
+        key: "write".into(),
+    };
+    engine
+        .budget(plan, key, Some(tokens(10_000)), BudgetThen::Continue)
+        .await
+        .unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let _ = seen;
+    let integration = "ocio/letters/integration";
+    for (file, content) in [("a.txt", "a\n"), ("b.txt", "b\n"), ("c.txt", "c\n")] {
+        let shown = repo.git(&["show", &format!("{integration}:{file}")]);
+        assert_eq!(shown, content, "{file} merged");
+    }
+    let snapshot = engine.snapshot().await.unwrap();
+    let spend = snapshot.budgets.plan(plan).unwrap();
+    assert_eq!(
+        spend.spent.total_tokens(),
+        240 + 240,
+        "two calls, then two more"
+    );
+    engine.shutdown().await.unwrap();
+}
