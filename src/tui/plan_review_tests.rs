@@ -92,6 +92,8 @@ fn review() -> PlanReview {
             cost: 0.2493,
             ..Usage::default()
         },
+        budget: None,
+        over_budget: None,
     }
 }
 
