@@ -211,21 +211,23 @@ fn text(report: &Report) -> String {
         ),
     };
     let engine_line = match &report.engine {
-        Some(e) => format!(
-            "running, pid {}, socket {}{}{}, {} sessions running{}",
-            e.pid,
-            e.socket,
-            e.metrics
-                .as_ref()
-                .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
-            if e.paused { ", dispatching paused" } else { "" },
-            e.running,
-            if e.approvals.is_empty() {
-                String::new()
-            } else {
-                format!(", waiting for approval: {}", e.approvals.join(" "))
-            },
-        ) + &budget_text(&e.budgets),
+        Some(e) => {
+            format!(
+                "running, pid {}, socket {}{}{}, {} sessions running{}",
+                e.pid,
+                e.socket,
+                e.metrics
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
+                if e.paused { ", dispatching paused" } else { "" },
+                e.running,
+                if e.approvals.is_empty() {
+                    String::new()
+                } else {
+                    format!(", waiting for approval: {}", e.approvals.join(" "))
+                },
+            ) + &budget_text(&e.budgets)
+        }
         None => "not running".to_string(),
     };
     format!(
