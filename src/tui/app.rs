@@ -102,6 +102,8 @@ pub enum Request {
     MarkReviewed(crate::domain::PlanId, String, bool),
     /// Land a plan (named) on its base branch as a merge commit.
     Land(crate::domain::PlanId, String),
+    /// Settle a plan (named) paused over budget: continue it, or cancel it.
+    Budget(crate::domain::PlanId, String, crate::engine::BudgetThen),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +147,12 @@ pub enum Mode {
     },
     /// Asked before landing plan `plan` (named `name`) on its base branch.
     ConfirmLand {
+        plan: crate::domain::PlanId,
+        name: String,
+        back: Box<Mode>,
+    },
+    /// Asked before cancelling plan `plan` (named `name`), paused over budget.
+    ConfirmBudgetCancel {
         plan: crate::domain::PlanId,
         name: String,
         back: Box<Mode>,
@@ -369,9 +377,10 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } | Mode::ConfirmLand { .. } => {
-                self.confirm_key(key)
-            }
+            Mode::ConfirmQuit
+            | Mode::ConfirmCancel { .. }
+            | Mode::ConfirmLand { .. }
+            | Mode::ConfirmBudgetCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => self.detail_key(&key),
             Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
             Mode::Agent(_) => match self.keymap.action(&key) {

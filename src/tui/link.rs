@@ -177,6 +177,15 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await;
             reply(format!("land {name}"), landed.map(|l| landed_text(&l)))
         }
+        Request::Budget(plan, name, then) => {
+            let target = crate::engine::BudgetTarget::Plan;
+            let said = match then {
+                crate::engine::BudgetThen::Cancel => "cancelled",
+                _ => "continues",
+            };
+            let settled = engine.budget(plan, target, None, then).await;
+            reply(format!("plan {name}"), settled.map(|()| said.into()))
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),
