@@ -419,7 +419,7 @@ impl EngineHandle {
         });
         let workspaces = core::Workspaces::new(root);
         let rooms = rooms::Rooms::default();
-        let core = core::Core::recover(
+        let mut core = core::Core::recover(
             store,
             agents,
             options,
@@ -428,6 +428,7 @@ impl EngineHandle {
             rooms.clone(),
         )
         .await?;
+        core.load_budgets().await?;
         let (failed, failure) = watch::channel(Ending::Running);
         tokio::spawn(core.run(rx, failed));
         let handle = Self {

@@ -130,7 +130,9 @@ fn less(total: Usage, counted: Usage) -> Usage {
 
 impl Core {
     /// Read the ledger from the store.
-    pub(super) async fn load_budgets(&mut self) -> Result<(), crate::engine::EngineError> {
+    pub(in crate::engine) async fn load_budgets(
+        &mut self,
+    ) -> Result<(), crate::engine::EngineError> {
         let (spent, limits) = self
             .store
             .read(|txn| Ok((query::spent(txn)?, query::limits(txn)?)))

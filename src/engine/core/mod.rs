@@ -189,12 +189,7 @@ impl Core {
         commands: mpsc::Receiver<Command>,
         ending: watch::Sender<Ending>,
     ) {
-        let loaded = self.load_budgets().await;
-        let result = match loaded {
-            Ok(()) => self.dispatch().await,
-            Err(e) => Err(e),
-        };
-        let result = match result {
+        let result = match self.dispatch().await {
             Ok(()) => self.steps(commands).await,
             Err(e) => Err(e),
         };
@@ -361,10 +356,12 @@ impl Core {
                 target,
                 raise,
                 then,
-            } => self
-                .settle_budget(plan, target, raise, then)
-                .await
-                .map(done),
+            } => {
+                let result = self.settle_budget(plan, target, raise, then).await;
+                // It may have loaded an old plan from the store (`history.rs`).
+                self.trim_finished();
+                result.map(done)
+            }
             Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),
