@@ -341,6 +341,54 @@ async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_u
     engine.shutdown().await.unwrap();
 }
 
+/// Spend counted from a session's steps survives an engine that stops while the session runs:
+/// the lost run counted what it reported, its rerun adds its own, nothing twice.
+#[tokio::test]
+async fn spend_survives_a_stop_in_the_middle_of_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 1500, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 100_000 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
+    )
+    .await;
+    next(&mut events, |e| {
+        matches!(e, EngineEvent::Activity { entry, .. } if matches!(entry.activity, ocio::engine::Activity::Step { .. }))
+    })
+    .await;
+    // Let the step's checkpoint and spend be committed, then stop in the middle of the run.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    let agent = support::sim_agent("sim", 1, &[], 300, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let snapshot = engine.snapshot().await.unwrap();
+    let spent = snapshot.budgets.plan(plan).map(|p| p.spent.total_tokens());
+    assert!(
+        matches!(spent, Some(600)),
+        "counted before the stop: {spent:?}"
+    );
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let snapshot = engine.snapshot().await.unwrap();
+    let spent = snapshot.budgets.plan(plan).unwrap().spent.total_tokens();
+    assert_eq!(spent, 600 + 1200);
+    engine.shutdown().await.unwrap();
+}
+
 /// Against a real `opencode serve` with the scripted model, whose usage per call is set: a
 /// task of four calls (120 tokens each) with a budget of 200 tokens is stopped right after its
 /// second call, the files it wrote so far committed on its branch; its plan waits for the

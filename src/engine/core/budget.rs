@@ -138,7 +138,25 @@ impl Core {
             .read(|txn| Ok((query::spent(txn)?, query::limits(txn)?)))
             .await?;
         self.budgets = Ledger::load(spent, limits);
-        Ok(())
+        // What sessions that did not survive the last engine had counted: their usage is in
+        // the budgets' spend already, and they count no more.
+        let running: Vec<String> = self.running.keys().map(|id| session_key(*id)).collect();
+        let stale: Vec<String> = self
+            .budgets
+            .spent
+            .keys()
+            .filter(|k| k.starts_with("session/") && !running.contains(k))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut step = Step::default();
+        for key in stale {
+            self.budgets.spent.remove(&key);
+            step.batch.put_spent(&key, None);
+        }
+        self.commit(step).await
     }
 
     /// The engine's daily budget: the one set while ocio runs, else the config's.
