@@ -341,6 +341,64 @@ async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_u
     engine.shutdown().await.unwrap();
 }
 
+/// A task whose budget an earlier attempt spent does not start again (its retry would be
+/// stopped after its first call): its plan pauses, and a raise lets the retry run.
+#[tokio::test]
+async fn a_retry_whose_budget_is_spent_does_not_start_until_it_is_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    // Every attempt fails, after 600 tokens at its step and 1200 in all.
+    let agent = support::sim_agent("sim", 1, &[], 300, 1.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nretries = 1\nbudget = { tokens = 1000 }\n",
+    )
+    .await;
+    let (cause, tasks) = over_budget(&mut events).await;
+    assert_eq!(cause, "over budget: task `a` budget 1200/1000 tokens");
+    assert!(tasks.is_empty(), "no session was stopped: {tasks:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store.read(query::sessions).await.unwrap().len(),
+        1,
+        "no second attempt"
+    );
+    assert_eq!(task_status(&store, "a").await.0, TaskStatus::Ready);
+    let refused = engine
+        .budget(plan, BudgetTarget::Plan, None, BudgetThen::Continue)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.contains("task `a` budget 1200/1000"),
+        "{}",
+        refused.message
+    );
+    let key = BudgetTarget::Task { key: "a".into() };
+    engine
+        .budget(plan, key, Some(tokens(5000)), BudgetThen::Continue)
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(
+            finished,
+            EngineEvent::PlanFinished {
+                ok: false,
+                failed: 1,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    assert_eq!(store.read(query::sessions).await.unwrap().len(), 2);
+    engine.shutdown().await.unwrap();
+}
+
 /// Spend counted from a session's steps survives an engine that stops while the session runs:
 /// the lost run counted what it reported, its rerun adds its own, nothing twice.
 #[tokio::test]

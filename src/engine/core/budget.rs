@@ -277,8 +277,33 @@ impl Core {
         stops
     }
 
+    /// Why ready task `key` of `plan` must not start: its own budget or its plan's is spent
+    /// already (an earlier attempt reached it). A session would be stopped after its first
+    /// call; none is started instead, and the plan pauses.
+    pub(super) fn spent_before_start(&self, plan: PlanId, key: &str) -> Option<String> {
+        let state = self.plans.get(&plan)?;
+        let task = state.graph.get(key)?;
+        let over = |budget: Option<Budget>, ledger: String, scope: BudgetScope| {
+            let standing = budget?.reached(&self.budgets.spent(&ledger))?;
+            Some(over_budget_cause(&scope, &standing))
+        };
+        let scope = BudgetScope::Task {
+            key: key.to_string(),
+        };
+        over(task.budget, task_key(task.id), scope).or_else(|| {
+            let budget = state.work.work.settings.budget;
+            over(budget, plan_key(plan), BudgetScope::Plan)
+        })
+    }
+
     /// Pause `plan` over budget (`tasks` stopped), durably in `step`, told once.
-    fn hold_plan(&mut self, plan: PlanId, cause: String, tasks: Vec<String>, step: &mut Step) {
+    pub(super) fn hold_plan(
+        &mut self,
+        plan: PlanId,
+        cause: String,
+        tasks: Vec<String>,
+        step: &mut Step,
+    ) {
         let Some(state) = self.plans.get_mut(&plan) else {
             return;
         };

@@ -108,7 +108,10 @@ impl Core {
             let standing = budget?.reached(&spent(key))?;
             Some(over_budget_cause(&scope, &standing))
         };
-        let stopped = state.graph.tasks().filter(|t| t.over_budget.is_some());
+        // Those it stopped, and those that would be stopped before they start.
+        let stopped = state.graph.tasks().filter(|t| {
+            t.over_budget.is_some() || matches!(t.status, TaskStatus::Ready | TaskStatus::Pending)
+        });
         for task in stopped {
             let scope = BudgetScope::Task {
                 key: task.key.clone(),

@@ -42,7 +42,7 @@ impl Core {
         for event in round.held {
             self.events.tell(event);
         }
-        if round.starts.is_empty() {
+        if round.starts.is_empty() && round.step.batch.is_empty() {
             return Ok(());
         }
         self.commit(round.step).await?;
@@ -142,6 +142,10 @@ impl Core {
         round: &mut Round,
         now: Timestamp,
     ) -> Result<Result<bool, Wait>, EngineError> {
+        if let Some(cause) = self.spent_before_start(plan_id, key) {
+            self.hold_plan(plan_id, cause, Vec::new(), &mut round.step);
+            return Ok(Err(Wait::Leaves)); // until the operator raises the budget
+        }
         let Some(state) = self.plans.get_mut(&plan_id) else {
             return Ok(Err(Wait::Queued));
         };
