@@ -14,7 +14,9 @@ use jiff::civil::Date;
 
 use super::{Core, Role, Running, Step};
 use crate::domain::budget::{over_budget_cause, utc_day};
-use crate::domain::{AgentName, Budget, BudgetScope, PlanId, SessionId, SessionStatus, Usage};
+use crate::domain::{
+    AgentName, Budget, BudgetScope, PlanId, SessionId, SessionStatus, TaskStatus, Usage,
+};
 use crate::engine::EngineEvent;
 use crate::store::query;
 
@@ -264,7 +266,12 @@ impl Core {
                 .settings
                 .budget
                 .and_then(|budget| budget.reached(&self.budgets.spent(&plan_key(*id))));
-            let open = state.graph.tasks().any(|t| t.status.has_work_to_come());
+            // Work would still start in it (a running task's session is stopped above, or
+            // its work only waits for its merge, which goes on).
+            let open = state
+                .graph
+                .tasks()
+                .any(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Ready));
             if let (Some(standing), true) = (over, open) {
                 holds
                     .entry(*id)
