@@ -102,8 +102,15 @@ pub enum Request {
     MarkReviewed(crate::domain::PlanId, String, bool),
     /// Land a plan (named) on its base branch as a merge commit.
     Land(crate::domain::PlanId, String),
-    /// Settle a plan (named) paused over budget: continue it, or cancel it.
-    Budget(crate::domain::PlanId, String, crate::engine::BudgetThen),
+    /// Raise a budget of a plan (named) to these limits, if any, then settle the plan if it is
+    /// paused over budget: continue it, or cancel it.
+    Budget(
+        crate::domain::PlanId,
+        String,
+        crate::engine::BudgetTarget,
+        Option<crate::domain::Budget>,
+        crate::engine::BudgetThen,
+    ),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,8 +490,35 @@ impl App {
                 let id = task(self, &name)?;
                 Request::Retry(id, name)
             }
+            Named::Budget(name, raise, then) => self.budget_request(&name, raise, then)?,
         };
         Some(Effect::Request(request))
+    }
+
+    /// `:budget PLAN[/TASK]`: the plan by name or short id, and which budget.
+    fn budget_request(
+        &mut self,
+        name: &str,
+        raise: Option<crate::domain::Budget>,
+        then: crate::engine::BudgetThen,
+    ) -> Option<Request> {
+        use crate::engine::BudgetTarget;
+        let (plan, target) = match name.split_once('/') {
+            Some((plan, key)) => (plan, BudgetTarget::Task { key: key.into() }),
+            None => (name, BudgetTarget::Plan),
+        };
+        let found = self
+            .view
+            .plans
+            .iter()
+            .rev()
+            .find(|p| p.name == plan || p.id.short() == plan)
+            .map(|p| (p.id, p.name.clone()));
+        let Some((id, plan)) = found else {
+            self.toast(format!("no plan {plan:?}; name it by its name"), true);
+            return None;
+        };
+        Some(Request::Budget(id, plan, target, raise, then))
     }
 
     fn find_task(&self, name: &str) -> Option<TaskId> {

@@ -59,8 +59,13 @@ impl App {
             Mode::ConfirmBudgetCancel { plan, name, back } => {
                 self.mode = *back;
                 if yes {
-                    let then = crate::engine::BudgetThen::Cancel;
-                    vec![Effect::Request(Request::Budget(plan, name, then))]
+                    let (target, then) = (
+                        crate::engine::BudgetTarget::Plan,
+                        crate::engine::BudgetThen::Cancel,
+                    );
+                    vec![Effect::Request(Request::Budget(
+                        plan, name, target, None, then,
+                    ))]
                 } else {
                     self.toast(format!("{name} stays paused over budget"), false);
                     Vec::new()

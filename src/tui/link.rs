@@ -177,14 +177,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await;
             reply(format!("land {name}"), landed.map(|l| landed_text(&l)))
         }
-        Request::Budget(plan, name, then) => {
-            let target = crate::engine::BudgetTarget::Plan;
-            let said = match then {
-                crate::engine::BudgetThen::Cancel => "cancelled",
-                _ => "continues",
+        Request::Budget(plan, name, target, raise, then) => {
+            let said = match (then, raise) {
+                (crate::engine::BudgetThen::Cancel, _) => "cancelled".to_string(),
+                (_, Some(raise)) => format!("budget raised to {raise}; goes on unless paused"),
+                (_, None) => "continues".to_string(),
             };
-            let settled = engine.budget(plan, target, None, then).await;
-            reply(format!("plan {name}"), settled.map(|()| said.into()))
+            let settled = engine.budget(plan, target, raise, then).await;
+            reply(format!("plan {name}"), settled.map(|()| said))
         }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),

@@ -130,8 +130,13 @@ impl App {
             self.ask_budget_cancel(plan, name);
             return Vec::new();
         }
-        let then = crate::engine::BudgetThen::Continue;
-        vec![Effect::Request(Request::Budget(plan, name, then))]
+        let (target, then) = (
+            crate::engine::BudgetTarget::Plan,
+            crate::engine::BudgetThen::Continue,
+        );
+        vec![Effect::Request(Request::Budget(
+            plan, name, target, None, then,
+        ))]
     }
 
     /// A key in the plan view: space (like a checkbox, not configurable) marks the file.

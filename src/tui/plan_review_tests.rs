@@ -279,17 +279,29 @@ fn a_plan_paused_over_budget_shows_in_the_header_the_inbox_and_its_view() {
 
 #[test]
 fn c_continues_a_plan_paused_over_budget_and_x_asks_before_cancelling_it() {
-    use crate::engine::BudgetThen;
+    use crate::engine::{BudgetTarget, BudgetThen};
     let mut app = over_budget();
     let effects = key(&mut app, KeyCode::Char('C'));
-    let go_on = Request::Budget(plan_id(), "add-pagination".into(), BudgetThen::Continue);
+    let go_on = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Continue,
+    );
     assert_eq!(effects, [Effect::Request(go_on)]);
     assert!(key(&mut app, KeyCode::Char('X')).is_empty());
     assert!(matches!(app.mode, Mode::ConfirmBudgetCancel { .. }));
     let screen = draw(&mut app, 80, 24);
     assert!(screen.contains("paused over budget?"), "{screen}");
     let effects = key(&mut app, KeyCode::Char('y'));
-    let cancel = Request::Budget(plan_id(), "add-pagination".into(), BudgetThen::Cancel);
+    let cancel = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Cancel,
+    );
     assert_eq!(effects, [Effect::Request(cancel)]);
     assert_eq!(app.mode, Mode::PlanReview(plan_id()));
 }
@@ -300,4 +312,37 @@ fn c_in_a_plan_not_paused_over_budget_does_nothing_but_say_so() {
     assert!(key(&mut app, KeyCode::Char('C')).is_empty());
     let screen = draw(&mut app, 120, 36);
     assert!(screen.contains("not paused over budget"), "{screen}");
+}
+
+#[test]
+fn the_command_line_raises_a_plans_or_a_tasks_budget_and_continues() {
+    use crate::engine::{BudgetTarget, BudgetThen};
+    let mut app = super::tests::app();
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination/api 500_000 $2.5");
+    let effects = key(&mut app, KeyCode::Enter);
+    let raise = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Task { key: "api".into() },
+        crate::domain::Budget::new(Some(500_000), Some(2.5)).ok(),
+        BudgetThen::Continue,
+    );
+    assert_eq!(effects, [Effect::Request(raise)]);
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination cancel");
+    let effects = key(&mut app, KeyCode::Enter);
+    let cancel = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Cancel,
+    );
+    assert_eq!(effects, [Effect::Request(cancel)]);
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination lots");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let screen = draw(&mut app, 120, 36);
+    assert!(screen.contains("not a number of tokens"), "{screen}");
 }
