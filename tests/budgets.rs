@@ -341,6 +341,47 @@ async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_u
     engine.shutdown().await.unwrap();
 }
 
+/// In a git repository, what a simulated session wrote before it was stopped over budget is
+/// committed on its task's branch, and the attempt that continues starts from it.
+#[tokio::test]
+async fn work_stopped_over_budget_is_committed_on_the_task_branch_and_continued() {
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 600, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = format!(
+        "name = \"w\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"SIM-WRITE notes.txt first draft\"\nbudget = {{ tokens = 500 }}\n",
+        repo.dir_str()
+    );
+    let plan = submit(&engine, state.path(), &text).await;
+    let (cause, _) = over_budget(&mut events).await;
+    all_become_some(&store).await;
+    assert_eq!(repo.git(&["show", "ocio/w/a:notes.txt"]), "first draft");
+    let message = repo.git(&["log", "-1", "--format=%B", "ocio/w/a"]);
+    assert!(message.contains(&format!("Stopped {cause}")), "{message}");
+    let stopped = repo.git(&["rev-parse", "ocio/w/a"]);
+    let key = BudgetTarget::Task { key: "a".into() };
+    engine
+        .budget(plan, key, Some(tokens(10_000)), BudgetThen::Continue)
+        .await
+        .unwrap();
+    let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let integration = repo.git(&["log", "--format=%H", "ocio/w/integration"]);
+    assert!(
+        integration.contains(stopped.trim()),
+        "the continued attempt built on the stopped one's commit:\n{integration}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
 /// A task whose budget an earlier attempt spent does not start again (its retry would be
 /// stopped after its first call): its plan pauses, and a raise lets the retry run.
 #[tokio::test]
