@@ -226,6 +226,7 @@ fn app() -> App {
             ..Usage::default()
         },
         conflicts: Vec::new(),
+        budgets: Default::default(),
     };
     app.update(Msg::Snapshot(Box::new(snapshot)));
     for n in 0..60 {

@@ -263,6 +263,7 @@ fn snapshot() -> Snapshot {
         sessions,
         usage,
         conflicts: Vec::new(),
+        budgets: Default::default(),
     }
 }
 

@@ -107,6 +107,9 @@ pub(crate) struct EngineConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub(crate) question_timeout: Option<SignedDuration>,
+    /// The most every agent together may spend in one UTC day: `{ tokens = N, cost = X }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) daily_budget: Option<crate::domain::Budget>,
 }
 
 impl EngineConfig {
@@ -133,6 +136,7 @@ impl Default for EngineConfig {
             max_worktrees: None,
             questions: crate::engine::question::QuestionMode::Auto,
             question_timeout: None,
+            daily_budget: None,
         }
     }
 }
@@ -227,6 +231,9 @@ pub struct AgentConfig {
     /// once (to try approval policies and the approvals pane), 0.0 to 1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ask_rate: Option<f64>,
+    /// The most this agent may spend in one UTC day: `{ tokens = N, cost = X }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget: Option<crate::domain::Budget>,
 }
 
 fn default_max_concurrent() -> u32 {
@@ -268,6 +275,7 @@ impl AgentConfig {
         agent.opencode_agent = self.opencode_agent.clone();
         agent.model = self.model.clone();
         agent.capabilities = self.capabilities.iter().cloned().collect();
+        agent.budget = self.budget;
         agent
     }
 

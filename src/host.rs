@@ -92,6 +92,7 @@ impl Host {
             cleanup: config.engine.worktree_cleanup,
             max_worktrees: config.engine.max_worktrees,
             questions: config.engine.question_policy(),
+            daily_budget: config.engine.daily_budget,
             ..EngineOptions::default()
         };
         let clients = servers.clients();

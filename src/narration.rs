@@ -168,6 +168,36 @@ impl Narration {
                 .to_string(),
                 false,
             ),
+            EngineEvent::OverBudget {
+                plan,
+                name,
+                cause,
+                tasks,
+            } => (
+                "paused",
+                format!(
+                    "plan {name} paused {cause}{}; raise it and continue (ocio budget {} --tokens N --continue) or cancel",
+                    match tasks.is_empty() {
+                        true => String::new(),
+                        false => format!(
+                            "; stopped {}, work kept on their branches",
+                            tasks.join(", ")
+                        ),
+                    },
+                    plan.short()
+                ),
+                false,
+            ),
+            EngineEvent::BudgetResolved {
+                name, continued, ..
+            } => (
+                "engine",
+                match continued {
+                    true => format!("plan {name} continues within its raised budget"),
+                    false => format!("plan {name} cancelled over budget"),
+                },
+                false,
+            ),
             EngineEvent::IntegrationReady { branch, .. } => (
                 "engine",
                 format!("integration branch {branch} ready"),

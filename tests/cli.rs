@@ -516,6 +516,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("plan_landed", &["plan", "name", "landing"]),
     ("recovered", &["sessions", "tasks", "resumed"]),
     ("paused", &["paused"]),
+    ("over_budget", &["plan", "name", "cause", "tasks"]),
+    ("budget_resolved", &["plan", "name", "continued"]),
     ("events.lagged", &["missed"]),
     (
         "run.finished",
@@ -653,4 +655,36 @@ fn a_managed_server_never_sees_another_servers_password() {
         seen.contains("OPENCODE_SERVER_PASSWORD="),
         "its own password it gets"
     );
+}
+
+#[test]
+fn bad_budgets_exit_2_naming_file_line_and_field() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let bad = write_plan(
+        &home,
+        "name = \"b\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\nbudget = { tokens = 0 }\n",
+    );
+    let out = home.ocio(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("plan.toml:6:") && said.contains("`budget`") && said.contains("at least 1"),
+        "{said}"
+    );
+    assert!(stdout(&out).is_empty(), "nothing ran");
+
+    let config = Home::new();
+    config.write_config("[engine]\ndaily_budget = { cost = -5 }\n");
+    let out = config.ocio(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("line 2")
+            && said.contains("engine.daily_budget")
+            && said.contains("positive"),
+        "{said}"
+    );
+    let out = config.ocio(&["budget", "--tokens", "5"]);
+    assert_eq!(out.status.code(), Some(2), "a raise needs a plan");
 }

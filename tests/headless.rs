@@ -633,3 +633,47 @@ fn a_running_session_is_steered_from_the_command_line() {
     );
     fails_with(&home, &["say", "work", "too late"], 2, "is not running");
 }
+
+/// A task over its budget against a running headless engine: the plan pauses (an
+/// `over_budget` line, `ocio status` and `ocio budget` say so), continuing without a raise is
+/// refused saying which budget, and `ocio budget PLAN --task KEY --tokens N` continues it.
+#[test]
+fn a_plan_paused_over_budget_is_raised_and_continued_from_the_command_line() {
+    let home = Home::new();
+    home.write_config(
+        "[engine]\ndaily_budget = { tokens = 1_000_000 }\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"300ms\"\n",
+    );
+    let plan = home.write_plan(
+        "plan.toml",
+        "name = \"b\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nbudget = { tokens = 500 }\n",
+    );
+    let mut engine = home.engine(&[]);
+    home.json(&["submit", plan.to_str().unwrap(), "--json"]);
+    let over = engine.until("the pause", |l| l["type"] == "over_budget");
+    assert_eq!(over["cause"], "over budget: task `a` budget 600/500 tokens");
+    engine.until("the task failed", |l| is_task(l, "a", "failed"));
+    let status = stdout(&home.ocio(&["status"]));
+    assert!(status.contains("paused over budget: b"), "{status}");
+    assert!(status.contains("600/1000000 tokens"), "{status}");
+    let budgets = stdout(&home.ocio(&["budget"]));
+    assert!(
+        budgets.contains("plan b: 600 tokens")
+            && budgets.contains("paused over budget: task `a` budget 600/500 tokens; stopped: a"),
+        "{budgets}"
+    );
+    fails_with(
+        &home,
+        &["budget", "b"],
+        2,
+        "still over budget: task `a` budget 600/500 tokens",
+    );
+    let raised = home.json(&["budget", "b", "--task", "a", "--tokens", "5000", "--json"]);
+    assert_eq!(raised["then"], "continue");
+    let finished = engine.until("the plan ends", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true);
+    let budgets = home.json(&["budget", "--json"]);
+    assert_eq!(
+        budgets["budgets"]["daily_spent"]["input_tokens"],
+        500 + 1000
+    );
+}

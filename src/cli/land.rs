@@ -49,7 +49,7 @@ pub(crate) fn run(
 
 /// The plan `wanted` names among the engine's plans, or an id it does not list (an older
 /// plan, read back from the store).
-fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, Failure> {
+pub(super) fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, Failure> {
     let wanted = wanted.trim();
     let found = snapshot
         .plans

@@ -1,6 +1,7 @@
 //! The front door: parses the command line, finds paths and config, starts logging, and runs
 //! the command. Maps every failure to a clear message on stderr and a meaningful exit code.
 
+mod budget;
 mod check;
 mod database;
 mod demo;
@@ -245,6 +246,36 @@ enum Command {
     },
     /// Start sessions again after `ocio pause`
     Resume {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Spend against budgets; with a plan, raise one of its budgets (`--tokens`, `--cost`) and
+    /// continue it if it is paused over budget (its stopped tasks go on from their branches)
+    #[command(group(clap::ArgGroup::new("which").args(["task", "agent", "daily"])))]
+    Budget {
+        /// The plan: its id, the id's last 8 characters, or its name (none: show every spend)
+        plan: Option<String>,
+        /// Raise this task's budget instead of the plan's
+        #[arg(long, requires = "plan")]
+        task: Option<String>,
+        /// Raise this agent's daily budget (UTC days) instead
+        #[arg(long, requires = "plan")]
+        agent: Option<String>,
+        /// Raise the engine's daily budget (UTC days) instead
+        #[arg(long, requires = "plan")]
+        daily: bool,
+        /// The new limit in tokens (input, output, reasoning and cache together)
+        #[arg(long, requires = "plan")]
+        tokens: Option<u64>,
+        /// The new limit in US dollars
+        #[arg(long, requires = "plan")]
+        cost: Option<f64>,
+        /// Cancel the plan paused over budget instead of continuing it
+        #[arg(long, requires = "plan", conflicts_with = "hold")]
+        cancel: bool,
+        /// Only raise: the plan stays paused
+        #[arg(long, requires = "plan")]
+        hold: bool,
         #[arg(long)]
         json: bool,
     },
@@ -647,6 +678,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Pause { json }) => remote::pause(&context, true, json),
         Some(Command::Resume { json }) => remote::pause(&context, false, json),
         Some(Command::Drain { agent, json }) => remote::drain(&context, &agent, true, json),
+        Some(Command::Budget {
+            plan,
+            task,
+            agent,
+            daily,
+            tokens,
+            cost,
+            cancel,
+            hold,
+            json,
+        }) => {
+            let change = budget::Change {
+                plan,
+                task,
+                agent,
+                daily,
+                tokens,
+                cost,
+                cancel,
+                hold,
+            };
+            budget::run(&context, change, json)
+        }
         Some(Command::Undrain { agent, json }) => remote::drain(&context, &agent, false, json),
         Some(Command::Sessions { json }) => inspect::sessions(&context, json),
         Some(Command::Tasks { json }) => inspect::tasks(&context, json),

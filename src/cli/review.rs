@@ -83,6 +83,15 @@ pub(crate) fn text(review: &PlanReview) -> String {
         usage.total_tokens(),
         usage.cost
     ));
+    if let Some(budget) = review.budget {
+        out.push_str(&format!("\nbudget {}", budget.progress(usage)));
+    }
+    if let Some(cause) = &review.over_budget {
+        out.push_str(&format!(
+            "\npaused {cause}: ocio budget {} --tokens N to raise it and continue, --cancel to stop",
+            review.plan.short()
+        ));
+    }
     if let Some(branch) = &review.branch {
         out.push_str(&format!("\n\nfiles ({})", branch.files.len()));
         for file in &branch.files {

@@ -52,6 +52,8 @@ struct EngineReport {
     running: usize,
     /// Permission requests waiting for the operator: `ocio approve ID`.
     approvals: Vec<String>,
+    /// Spend against every budget, and the plans paused over budget (`ocio budget`).
+    budgets: crate::engine::view::BudgetsView,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,6 +137,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
                 .iter()
                 .map(|a| a.ask.id.clone())
                 .collect(),
+            budgets: snapshot.budgets.clone(),
         }))
     })?;
     let db_path = &context.paths.db_file;
@@ -208,21 +211,23 @@ fn text(report: &Report) -> String {
         ),
     };
     let engine_line = match &report.engine {
-        Some(e) => format!(
-            "running, pid {}, socket {}{}{}, {} sessions running{}",
-            e.pid,
-            e.socket,
-            e.metrics
-                .as_ref()
-                .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
-            if e.paused { ", dispatching paused" } else { "" },
-            e.running,
-            if e.approvals.is_empty() {
-                String::new()
-            } else {
-                format!(", waiting for approval: {}", e.approvals.join(" "))
-            },
-        ),
+        Some(e) => {
+            format!(
+                "running, pid {}, socket {}{}{}, {} sessions running{}",
+                e.pid,
+                e.socket,
+                e.metrics
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
+                if e.paused { ", dispatching paused" } else { "" },
+                e.running,
+                if e.approvals.is_empty() {
+                    String::new()
+                } else {
+                    format!(", waiting for approval: {}", e.approvals.join(" "))
+                },
+            ) + &budget_text(&e.budgets)
+        }
         None => "not running".to_string(),
     };
     format!(
@@ -233,4 +238,21 @@ fn text(report: &Report) -> String {
         report.agents.text(),
         report.events,
     )
+}
+
+/// Today's spend against the daily budget, and the plans paused over budget.
+fn budget_text(budgets: &crate::engine::view::BudgetsView) -> String {
+    let mut text = format!(
+        ", today ({} UTC) {}",
+        budgets.day,
+        super::budget::standing(budgets.daily, &budgets.daily_spent)
+    );
+    let held: Vec<String> = budgets.held().map(|p| p.name.clone()).collect();
+    if !held.is_empty() {
+        text.push_str(&format!(
+            ", paused over budget: {} (ocio budget)",
+            held.join(" ")
+        ));
+    }
+    text
 }

@@ -432,3 +432,29 @@ fn locate_falls_back_to_the_deepest_present_part() {
         "agents[1].capabilities[0]"
     );
 }
+
+#[test]
+fn budgets_parse_for_the_engine_day_and_each_agent() {
+    let config = parse_ok(
+        "[engine]\ndaily_budget = { tokens = 2_000_000, cost = 5.0 }\n\n[[agents]]\nname = \"box\"\nkind = \"simulated\"\nbudget = { cost = 2 }\n",
+    );
+    let daily = config.engine.daily_budget.unwrap();
+    assert_eq!((daily.tokens, daily.cost), (Some(2_000_000), Some(5.0)));
+    let agent = config.agents[0].to_agent();
+    assert_eq!(agent.budget.unwrap().cost, Some(2.0));
+}
+
+#[test]
+fn bad_budgets_name_the_line_and_key() {
+    let (line, key, message, display) =
+        parse_err("[engine]\nmax_parallel = 2\ndaily_budget = { tokens = 0 }\n");
+    assert_eq!(line, Some(3), "{display}");
+    assert_eq!(key.as_deref(), Some("engine.daily_budget"), "{display}");
+    assert!(message.contains("at least 1"), "{display}");
+    let (line, _, message, display) =
+        parse_err("[[agents]]\nname = \"box\"\nkind = \"simulated\"\nbudget = { cost = -1.0 }\n");
+    assert_eq!(line, Some(4), "{display}");
+    assert!(message.contains("positive"), "{display}");
+    let (_, _, message, display) = parse_err("[engine]\ndaily_budget = { dollars = 3 }\n");
+    assert!(message.contains("dollars"), "{display}");
+}

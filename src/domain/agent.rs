@@ -135,6 +135,9 @@ pub struct Agent {
     /// When it entered its status, when this engine saw it happen.
     #[serde(default)]
     pub(crate) since: Option<Timestamp>,
+    /// The most it may spend in one UTC day (`budget` in its `[[agents]]` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::Budget>,
 }
 
 impl Agent {
@@ -150,6 +153,7 @@ impl Agent {
             load: 0,
             reason: None,
             since: None,
+            budget: None,
         }
     }
 

@@ -216,6 +216,22 @@ impl TaskGraph {
         Ok(self.tasks[i].lose_attempt())
     }
 
+    /// Records why a task's attempt was stopped over budget (`None`: it continues), and
+    /// (`Some`) a new budget for it.
+    pub(crate) fn set_budget(
+        &mut self,
+        key: &str,
+        over: Option<String>,
+        budget: Option<super::Budget>,
+    ) -> Result<&Task, GraphError> {
+        let i = self.position(key)?;
+        self.tasks[i].over_budget = over;
+        if budget.is_some() {
+            self.tasks[i].budget = budget;
+        }
+        Ok(&self.tasks[i])
+    }
+
     /// Forgets a task's lost attempts (an operator's retry starts its bound afresh).
     pub(crate) fn forgive_lost(&mut self, key: &str) -> Result<(), GraphError> {
         let i = self.position(key)?;

@@ -3,6 +3,7 @@
 //! transitions yield. No I/O, no clock, no async: time comes in as arguments.
 
 pub(crate) mod agent;
+pub mod budget;
 pub(crate) mod event;
 pub(crate) mod graph;
 pub(crate) mod id;
@@ -17,6 +18,7 @@ pub mod task;
 pub(crate) mod work;
 
 pub use agent::{Agent, AgentStatus, Backend, ModelRef};
+pub use budget::{Budget, BudgetScope};
 pub use event::{DomainEvent, Transition, TransitionError};
 pub use graph::GraphError;
 pub(crate) use graph::TaskGraph;

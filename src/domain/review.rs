@@ -25,6 +25,12 @@ pub struct PlanReview {
     pub tasks: Vec<ReviewTask>,
     /// Tokens and cost over every task's sessions.
     pub usage: Usage,
+    /// The plan's budget, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::Budget>,
+    /// Why it is paused over budget, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<String>,
 }
 
 /// A plan's integration branch against its base.

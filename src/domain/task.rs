@@ -115,6 +115,13 @@ pub struct Task {
     /// The check run after this task's merge instead of the plan's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) check: Option<String>,
+    /// The most its attempts may spend together; reaching it stops the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::Budget>,
+    /// Why its last attempt was stopped over a budget: the next attempt continues from the
+    /// work that attempt committed on the task's branch instead of starting afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<String>,
 }
 
 impl Task {
@@ -146,6 +153,8 @@ impl Task {
             files: BTreeSet::new(),
             agent: None,
             check: None,
+            budget: None,
+            over_budget: None,
         }
     }
 
@@ -302,6 +311,9 @@ pub(crate) struct PlanSettings {
     /// What a failing check leads to.
     #[serde(default)]
     pub(crate) on_check_failure: CheckFailurePolicy,
+    /// The most all its sessions may spend together; reaching it pauses the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget: Option<super::Budget>,
 }
 
 /// What happens when the plan's check fails after a task's merge.
@@ -350,6 +362,7 @@ impl Default for PlanSettings {
             copy: Vec::new(),
             check: None,
             on_check_failure: CheckFailurePolicy::default(),
+            budget: None,
         }
     }
 }

@@ -25,6 +25,11 @@ pub(crate) struct PlanWork {
     /// `base`, or one stored before this was recorded.
     #[serde(default)]
     pub(crate) base_branch: Option<String>,
+    /// Why the plan is paused over budget ("over budget: plan budget 1200/1000 tokens"): no
+    /// new session starts in it until the operator raises the budget and continues, or
+    /// cancels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) over_budget: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

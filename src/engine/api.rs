@@ -18,7 +18,7 @@ use super::question::Answer;
 use super::view::{Entry, Logged, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::review::PlanReview;
-use crate::domain::{LandMode, PlanLanding, TaskContext};
+use crate::domain::{Budget, LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
 use crate::timeline::{LaneBy, Timeline};
 
@@ -103,6 +103,48 @@ pub enum Request {
         #[serde(default)]
         since: Option<jiff::Timestamp>,
     },
+    /// Raise one of a plan's budgets (or an agent's or the engine's daily one) to `raise`'s
+    /// limits (those it does not set are kept), then settle the plan if it is paused over
+    /// budget: `then` continue (its stopped tasks run again from their branches) or cancel.
+    Budget {
+        plan: PlanId,
+        #[serde(default)]
+        target: BudgetTarget,
+        #[serde(default)]
+        raise: Option<Budget>,
+        #[serde(default)]
+        then: BudgetThen,
+    },
+}
+
+/// Which budget a [`Request::Budget`] raises.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum BudgetTarget {
+    /// The plan's own.
+    #[default]
+    Plan,
+    /// One of its tasks'.
+    Task { key: String },
+    /// An agent's for each UTC day (until ocio's config says otherwise at its next start:
+    /// kept in the store, it replaces the config's while ocio runs).
+    Agent { agent: String },
+    /// The engine's for each UTC day (kept the same way).
+    Daily,
+}
+
+/// What a [`Request::Budget`] does with a plan paused over budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetThen {
+    /// Its stopped tasks run again, each from the work it committed on its branch; refused
+    /// while a budget they count against is still reached.
+    #[default]
+    Continue,
+    /// Its stopped tasks and every task of it that has not ended are cancelled.
+    Cancel,
+    /// Nothing more: it stays paused.
+    Hold,
 }
 
 /// Where `ocio land --push` sends a plan's integration branch.
@@ -272,7 +314,8 @@ impl From<EngineError> for ApiError {
             | EngineError::DuplicateAgent(_)
             | EngineError::AgentBusy { .. }
             | EngineError::NoPlanner(_)
-            | EngineError::NoBranch(_) => ErrorKind::NotNow,
+            | EngineError::NoBranch(_)
+            | EngineError::OverBudget(_) => ErrorKind::NotNow,
             EngineError::Store(_)
             | EngineError::Stopped
             | EngineError::Halted(_)
@@ -480,6 +523,25 @@ pub trait EngineApi: Engine {
             Reply::Landed { landing } => Ok(*landing),
             other => Err(ApiError::unexpected(&other)),
         }
+    }
+
+    /// Raise a budget and settle a plan paused over budget ([`Request::Budget`]).
+    async fn budget(
+        &self,
+        plan: PlanId,
+        target: BudgetTarget,
+        raise: Option<Budget>,
+        then: BudgetThen,
+    ) -> Result<(), ApiError> {
+        done(
+            self.call(Request::Budget {
+                plan,
+                target,
+                raise,
+                then,
+            })
+            .await?,
+        )
     }
 
     async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ApiError> {

@@ -39,7 +39,10 @@ use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, Ta
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
-pub use api::{ApiError, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply, Request, Told};
+pub use api::{
+    ApiError, BudgetTarget, BudgetThen, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply,
+    Request, Told,
+};
 pub use clock::Clock;
 pub use rooms::Follower;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
@@ -80,6 +83,8 @@ pub struct EngineOptions {
     pub clock: Clock,
     /// Whether sessions may ask the operator questions, and how long one may wait.
     pub questions: question::QuestionPolicy,
+    /// The most every agent together may spend in one UTC day (`[engine] daily_budget`).
+    pub daily_budget: Option<crate::domain::Budget>,
 }
 
 impl EngineOptions {
@@ -108,6 +113,7 @@ impl Default for EngineOptions {
             max_worktrees: None,
             clock: Clock::system(),
             questions: question::QuestionPolicy::default(),
+            daily_budget: None,
         }
     }
 }
@@ -182,6 +188,21 @@ pub enum EngineEvent {
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },
+    /// A plan paused over budget (durable): `tasks` were stopped, their work so far kept on
+    /// their branches; it waits for the operator to raise the budget and continue, or cancel.
+    OverBudget {
+        plan: PlanId,
+        name: String,
+        cause: String,
+        tasks: Vec<String>,
+    },
+    /// A plan paused over budget goes on: its budget raised, its stopped tasks run again
+    /// from their branches (`continued`), or cancelled.
+    BudgetResolved {
+        plan: PlanId,
+        name: String,
+        continued: bool,
+    },
     /// An agent was added while the engine runs (durable); it takes work at once.
     AgentAdded { agent: Box<Agent> },
     /// An agent was removed while the engine runs (durable); it takes no more work.
@@ -319,6 +340,10 @@ pub enum EngineError {
     /// A file a plan did not change, asked to be marked reviewed.
     #[error("{0}")]
     NotChanged(String),
+    /// A budget still reached: the work cannot go on until it is raised (the message says
+    /// which and how).
+    #[error("{0}")]
+    OverBudget(String),
     #[error("the engine has stopped")]
     Stopped,
     /// The loop stops because of this (a store write failed while answering a request).
@@ -394,7 +419,7 @@ impl EngineHandle {
         });
         let workspaces = core::Workspaces::new(root);
         let rooms = rooms::Rooms::default();
-        let core = core::Core::recover(
+        let mut core = core::Core::recover(
             store,
             agents,
             options,
@@ -403,6 +428,7 @@ impl EngineHandle {
             rooms.clone(),
         )
         .await?;
+        core.load_budgets().await?;
         let (failed, failure) = watch::channel(Ending::Running);
         tokio::spawn(core.run(rx, failed));
         let handle = Self {

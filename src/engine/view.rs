@@ -37,6 +37,57 @@ pub struct Snapshot {
     /// Merge conflicts a resolver works on or the operator has to settle, oldest task first.
     #[serde(default)]
     pub conflicts: Vec<ConflictView>,
+    /// Spend against every budget there is, and the plans paused over budget.
+    #[serde(default)]
+    pub budgets: BudgetsView,
+}
+
+/// Spend against budgets, as of the newest completed model call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetsView {
+    /// The UTC day the daily budgets count (`2026-12-04`).
+    pub day: String,
+    /// The engine's daily budget (none: unlimited) and what every agent spent today.
+    pub daily: Option<crate::domain::Budget>,
+    pub daily_spent: Usage,
+    /// Each agent's daily budget and spend today.
+    pub agents: Vec<SpendView>,
+    /// Each shown plan's budget and spend, and why it is paused over budget.
+    pub plans: Vec<PlanSpendView>,
+}
+
+/// One agent's budget for today and its spend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpendView {
+    pub name: String,
+    pub budget: Option<crate::domain::Budget>,
+    pub spent: Usage,
+}
+
+/// One plan's budget and spend; `over_budget` while it waits for the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSpendView {
+    pub plan: PlanId,
+    pub name: String,
+    pub budget: Option<crate::domain::Budget>,
+    pub spent: Usage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<String>,
+    /// Its tasks stopped over budget (their work on their branches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
+}
+
+impl BudgetsView {
+    /// The plans paused over budget: each an item in the operator's inbox.
+    pub fn held(&self) -> impl Iterator<Item = &PlanSpendView> {
+        self.plans.iter().filter(|p| p.over_budget.is_some())
+    }
+
+    /// `plan`'s spend, when the snapshot has it.
+    pub fn plan(&self, plan: PlanId) -> Option<&PlanSpendView> {
+        self.plans.iter().find(|p| p.plan == plan)
+    }
 }
 
 /// One control log entry: a durable transition and its sequence number (from 1, no gaps).

@@ -6,6 +6,7 @@
 //! events live in one long-lived registry, and what a scrape reads now (the snapshot, the store)
 //! goes into a registry built for that page.
 
+mod budgets;
 mod tally;
 
 use std::net::SocketAddr;

@@ -184,6 +184,8 @@ impl Tally {
             | EngineEvent::Activity { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. }
+            | EngineEvent::OverBudget { .. }
+            | EngineEvent::BudgetResolved { .. }
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
             | EngineEvent::RequestWithdrawn { .. }
@@ -368,6 +370,7 @@ fn now_registry(now: &Now) -> Registry {
         "Cost in US dollars of the sessions this engine has seen",
         cost,
     );
+    super::budgets::register(&mut r, &snapshot.budgets);
     r
 }
 
@@ -474,6 +477,9 @@ mod tests {
             "ocio_engine_paused",
             "ocio_events_lagged",
             "ocio_build_info",
+            "ocio_budget_spent_tokens",
+            "ocio_budget_spent_dollars",
+            "ocio_plans_over_budget",
         ] {
             assert!(
                 page.contains(&format!("# HELP {name} ")),

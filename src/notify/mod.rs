@@ -83,6 +83,7 @@ impl Alert {
                 policy: ConflictPolicy::Manual,
                 ..
             } => Kind::Waiting,
+            EngineEvent::OverBudget { .. } => Kind::Waiting,
             EngineEvent::PlanFinished { .. } => Kind::PlanFinished,
             EngineEvent::Transition(e) => match &e.transition {
                 Transition::Agent { from, to, .. }

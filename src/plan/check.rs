@@ -31,7 +31,10 @@ pub(super) fn header(
             .as_ref()
             .map(|base| source.line_column(base.span().start)),
     };
-    let mut settings = PlanSettings::default();
+    let mut settings = PlanSettings {
+        budget: header.budget,
+        ..PlanSettings::default()
+    };
     workflow(source, &header, &mut settings, errors);
     let unreadable = &header.unreadable;
     let mut required = |value: Option<Spanned<String>>, key: &str, example: &str| match value {
@@ -453,6 +456,7 @@ pub(super) fn task(source: Source<'_>, entry: &RawTaskAt, errors: &mut Vec<PlanE
         files: strings(&raw.files),
         agent,
         check,
+        budget: raw.budget,
         origin: TaskOrigin {
             at,
             capabilities: raw

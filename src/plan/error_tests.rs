@@ -625,3 +625,41 @@ fn setup_copy_and_check_are_checked_where_they_are_written() {
     );
     assert_eq!(file.tasks[0].check.as_deref(), Some("npm run lint"));
 }
+
+#[test]
+fn budgets_are_read_on_the_plan_and_its_tasks() {
+    let file = PlanFile::parse(
+        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 2_000_000, cost = 5.0 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nbudget = { tokens = 500 }\n",
+        Path::new("add.toml"),
+    )
+    .unwrap();
+    let plan = file.settings.budget.unwrap();
+    assert_eq!((plan.tokens, plan.cost), (Some(2_000_000), Some(5.0)));
+    assert_eq!(file.tasks[0].budget.unwrap().tokens, Some(500));
+}
+
+#[test]
+fn a_bad_budget_names_its_line_task_and_field() {
+    let error = only(
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nbudget = { tokens = 0 }\n",
+    );
+    assert_eq!(place(&error).0, 6, "{error}");
+    assert_eq!(place(&error).2, Some("a"), "{error}");
+    assert_eq!(place(&error).3, Some("budget"), "{error}");
+    assert!(error.message.contains("at least 1"), "{error}");
+    assert!(
+        error.to_string().contains("hint: write budget = {"),
+        "{error}"
+    );
+    let error = only(
+        "name = \"p\"\nbudget = { cost = \"five\" }\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
+    );
+    assert_eq!(
+        (place(&error).0, place(&error).3),
+        (2, Some("budget")),
+        "{error}"
+    );
+    let error =
+        only("name = \"p\"\nrepo = \".\"\nbudget = {}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n");
+    assert!(error.message.contains("needs `tokens`, `cost`"), "{error}");
+}

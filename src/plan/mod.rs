@@ -75,6 +75,8 @@ pub struct TaskSpec {
     pub(crate) agent: Option<AgentName>,
     /// Run after this task's merge instead of the plan's `check`.
     pub(crate) check: Option<String>,
+    /// The most its attempts may spend together.
+    pub(crate) budget: Option<crate::domain::Budget>,
     /// Where the entry and its checked-later values are written.
     origin: TaskOrigin,
 }
@@ -224,6 +226,7 @@ impl PlanFile {
                 task.files = spec.files;
                 task.agent = spec.agent;
                 task.check = spec.check;
+                task.budget = spec.budget;
                 task
             })
             .collect();

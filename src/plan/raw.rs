@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{PlanError, PlanErrors, Source, did_you_mean};
+use crate::domain::Budget;
 use crate::text::{shown, shown_message};
 
 /// The keys of the plan header.
@@ -24,6 +25,7 @@ pub(super) const PLAN_KEYS: &[&str] = &[
     "copy",
     "check",
     "on_check_failure",
+    "budget",
     "tasks",
 ];
 /// The keys of a `[[tasks]]` entry.
@@ -40,6 +42,7 @@ pub(super) const TASK_KEYS: &[&str] = &[
     "files",
     "agent",
     "check",
+    "budget",
 ];
 
 /// The plan header as written. Everything is optional here so that a missing key is reported
@@ -56,6 +59,7 @@ pub(super) struct RawHeader {
     pub(super) copy: Vec<Spanned<String>>,
     pub(super) check: Option<Spanned<String>>,
     pub(super) on_check_failure: Option<Spanned<String>>,
+    pub(super) budget: Option<Budget>,
     /// Keys that are there but could not be read (already reported).
     pub(super) unreadable: BTreeSet<&'static str>,
 }
@@ -75,6 +79,7 @@ pub(super) struct RawTask {
     pub(super) files: Vec<Spanned<String>>,
     pub(super) agent: Option<Spanned<String>>,
     pub(super) check: Option<Spanned<String>>,
+    pub(super) budget: Option<Budget>,
     /// Keys that are there but could not be read (already reported).
     pub(super) unreadable: BTreeSet<&'static str>,
 }
@@ -127,6 +132,7 @@ pub(super) fn read(source: Source<'_>) -> Result<RawPlan, PlanErrors> {
         copy: root.take("copy").unwrap_or_default(),
         check: root.take("check"),
         on_check_failure: root.take("on_check_failure"),
+        budget: root.take("budget"),
         unreadable: BTreeSet::new(),
     };
     header.unreadable = root.unreadable;
@@ -197,6 +203,7 @@ fn read_task(source: Source<'_>, index: usize, item: Spanned<DeValue<'_>>, plan:
         files: keys.take("files").unwrap_or_default(),
         agent: keys.take("agent"),
         check: keys.take("check"),
+        budget: keys.take("budget"),
         unreadable: BTreeSet::new(),
     };
     task.unreadable = keys.unreadable;
@@ -295,6 +302,9 @@ fn type_hint(key: &str) -> Option<&'static str> {
         "retries" => "write a whole number, 0 or more: retries = 1",
         "priority" => "write a whole number; higher runs first: priority = 5",
         "worktrees" => "write true or false",
+        "budget" => {
+            "write budget = { tokens = 2_000_000, cost = 5.0 } (either or both; cost in US dollars)"
+        }
         _ => return None,
     })
 }

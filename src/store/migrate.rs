@@ -4,9 +4,9 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
-    PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS,
-    TASK_CONTEXT, TASKS,
+    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
+    PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
 use super::{StoreError, decode_status};
 use crate::domain::MergeState;
@@ -21,6 +21,7 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(TASK_CONTEXT).map_err(StoreError::storage)?;
     txn.open_table(PLAN_LANDING).map_err(StoreError::storage)?;
     txn.open_table(PLAN_REVIEWED).map_err(StoreError::storage)?;
+    txn.open_table(BUDGET_LEDGER).map_err(StoreError::storage)?;
     txn.open_table(PLAN_OPEN_TASKS)
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_CONFLICTS)

@@ -143,6 +143,11 @@ enum Op {
         id: u128,
         json: Vec<u8>,
     },
+    /// A budget ledger record, or (`None`) its removal.
+    PutLedger {
+        key: String,
+        json: Option<Vec<u8>>,
+    },
     PutPlanWork {
         id: u128,
         json: Vec<u8>,
@@ -264,6 +269,29 @@ impl Batch {
         self.ops.push(Op::PutPlanWork {
             id: work.plan.as_u128(),
             json: encode(work),
+        });
+        self
+    }
+
+    /// Usage counted against budget `scope` (a key such as `plan/<id>`), or (`None`) the
+    /// record removed.
+    pub(crate) fn put_spent(
+        &mut self,
+        scope: &str,
+        spent: Option<&crate::domain::Usage>,
+    ) -> &mut Self {
+        self.ops.push(Op::PutLedger {
+            key: format!("{}{scope}", query::SPENT),
+            json: spent.map(encode),
+        });
+        self
+    }
+
+    /// A budget the operator set while ocio runs for `scope` (`daily`, `agent/<name>`).
+    pub(crate) fn put_limit(&mut self, scope: &str, budget: &crate::domain::Budget) -> &mut Self {
+        self.ops.push(Op::PutLedger {
+            key: format!("{}{scope}", query::LIMIT),
+            json: Some(encode(budget)),
         });
         self
     }

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 
 use super::StoreError;
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
-    PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
-    TASKS,
+    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
+    PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS,
+    TASK_CONTEXT, TASKS,
 };
 use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
@@ -557,4 +557,44 @@ fn count_entries<T, E: std::fmt::Display>(
         n += 1;
     }
     Ok(n)
+}
+
+/// Key prefix of usage counted against a budget in [`BUDGET_LEDGER`].
+pub(crate) const SPENT: &str = "spent/";
+/// Key prefix of a budget set while ocio runs in [`BUDGET_LEDGER`].
+pub(crate) const LIMIT: &str = "limit/";
+
+/// Every record of the budget ledger under `prefix` (without it), decoded.
+fn ledger<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    prefix: &str,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let table = match txn.open_table(BUDGET_LEDGER) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
+    let mut found = Vec::new();
+    for entry in table.range(prefix..).map_err(StoreError::storage)? {
+        let (key, json) = entry.map_err(StoreError::storage)?;
+        let Some(scope) = key.value().strip_prefix(prefix) else {
+            break;
+        };
+        found.push((scope.to_string(), decode("budget ledger", json.value())?));
+    }
+    Ok(found)
+}
+
+/// Usage counted against each budget, by scope key.
+pub(crate) fn spent(
+    txn: &ReadTransaction,
+) -> Result<Vec<(String, crate::domain::Usage)>, StoreError> {
+    ledger(txn, SPENT)
+}
+
+/// Budgets the operator set while ocio ran, by scope key.
+pub(crate) fn limits(
+    txn: &ReadTransaction,
+) -> Result<Vec<(String, crate::domain::Budget)>, StoreError> {
+    ledger(txn, LIMIT)
 }

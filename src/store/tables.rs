@@ -10,7 +10,8 @@ use redb::TableDefinition;
 ///
 /// Tables added later without a version bump are additive: created at open and by the first
 /// write, read as empty where a file does not have them yet, and ignored by builds that do
-/// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`], [`PLAN_LANDING`], [`PLAN_REVIEWED`]).
+/// not know them ([`PLAN_WORK`], [`TASK_CONTEXT`], [`PLAN_LANDING`], [`PLAN_REVIEWED`],
+/// [`BUDGET_LEDGER`]).
 pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// Key of the schema version record in [`META`].
@@ -75,3 +76,9 @@ pub(crate) const PLAN_LANDING: TableDefinition<u128, &[u8]> =
 /// operator marked it reviewed ("" for a deleted file). Additive (no schema bump).
 pub(crate) const PLAN_REVIEWED: TableDefinition<(u128, &str), &str> =
     TableDefinition::new("plan-reviewed-v1");
+
+/// Budget key -> JSON: `spent/<scope>` -> `Usage` counted against a budget (a task, a plan, an
+/// agent's or the engine's UTC day, and what a running session has counted so far);
+/// `limit/<scope>` -> `Budget` the operator set while ocio runs. Additive (no schema bump).
+pub(crate) const BUDGET_LEDGER: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("budget-ledger-v1");

@@ -581,6 +581,7 @@ fn plan_work_and_task_contexts_round_trip_and_older_files_read_as_empty() {
             integration: "ocio/demo-01abcdef/integration".into(),
         },
         base_branch: None,
+        over_budget: None,
     };
     let mut context = TaskContext {
         plan,

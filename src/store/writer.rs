@@ -8,8 +8,9 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, Write
 use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{
-    AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
-    PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
+    PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
+    TASKS,
 };
 use super::{Batch, Op, Receipt, StoreError, seal};
 
@@ -131,6 +132,7 @@ pub(super) struct WriteTables<'txn> {
     context: Table<'txn, u128, &'static [u8]>,
     landing: Table<'txn, u128, &'static [u8]>,
     reviewed: Table<'txn, (u128, &'static str), &'static str>,
+    ledger: Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -153,6 +155,7 @@ impl<'txn> WriteTables<'txn> {
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
             reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
+            ledger: txn.open_table(BUDGET_LEDGER).map_err(open_error)?,
         })
     }
 
@@ -239,6 +242,16 @@ impl<'txn> WriteTables<'txn> {
                     self.plan_work
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
+                }
+                Op::PutLedger { key, json } => {
+                    match json {
+                        Some(json) => self
+                            .ledger
+                            .insert(key.as_str(), json.as_slice())
+                            .map(|_| ()),
+                        None => self.ledger.remove(key.as_str()).map(|_| ()),
+                    }
+                    .map_err(StoreError::storage)?;
                 }
                 Op::PutLanding { id, json } => {
                     self.landing

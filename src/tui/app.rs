@@ -109,6 +109,15 @@ pub enum Request {
     Land(crate::domain::PlanId, String),
     /// A plan's timeline (`None`: every plan's of the last hours), lanes by agent or task.
     Timeline(Option<crate::domain::PlanId>, crate::timeline::LaneBy),
+    /// Raise a budget of a plan (named) to these limits, if any, then settle the plan if it is
+    /// paused over budget: continue it, or cancel it.
+    Budget(
+        crate::domain::PlanId,
+        String,
+        crate::engine::BudgetTarget,
+        Option<crate::domain::Budget>,
+        crate::engine::BudgetThen,
+    ),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +161,12 @@ pub enum Mode {
     },
     /// Asked before landing plan `plan` (named `name`) on its base branch.
     ConfirmLand {
+        plan: crate::domain::PlanId,
+        name: String,
+        back: Box<Mode>,
+    },
+    /// Asked before cancelling plan `plan` (named `name`), paused over budget.
+    ConfirmBudgetCancel {
         plan: crate::domain::PlanId,
         name: String,
         back: Box<Mode>,
@@ -386,9 +401,10 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit | Mode::ConfirmCancel { .. } | Mode::ConfirmLand { .. } => {
-                self.confirm_key(key)
-            }
+            Mode::ConfirmQuit
+            | Mode::ConfirmCancel { .. }
+            | Mode::ConfirmLand { .. }
+            | Mode::ConfirmBudgetCancel { .. } => self.confirm_key(key),
             Mode::Detail(_) => self.detail_key(&key),
             Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
             Mode::Timeline => self.timeline_key(&key),
@@ -492,8 +508,35 @@ impl App {
                 let id = task(self, &name)?;
                 Request::Retry(id, name)
             }
+            Named::Budget(name, raise, then) => self.budget_request(&name, raise, then)?,
         };
         Some(Effect::Request(request))
+    }
+
+    /// `:budget PLAN[/TASK]`: the plan by name or short id, and which budget.
+    fn budget_request(
+        &mut self,
+        name: &str,
+        raise: Option<crate::domain::Budget>,
+        then: crate::engine::BudgetThen,
+    ) -> Option<Request> {
+        use crate::engine::BudgetTarget;
+        let (plan, target) = match name.split_once('/') {
+            Some((plan, key)) => (plan, BudgetTarget::Task { key: key.into() }),
+            None => (name, BudgetTarget::Plan),
+        };
+        let found = self
+            .view
+            .plans
+            .iter()
+            .rev()
+            .find(|p| p.name == plan || p.id.short() == plan)
+            .map(|p| (p.id, p.name.clone()));
+        let Some((id, plan)) = found else {
+            self.toast(format!("no plan {plan:?}; name it by its name"), true);
+            return None;
+        };
+        Some(Request::Budget(id, plan, target, raise, then))
     }
 
     fn find_task(&self, name: &str) -> Option<TaskId> {

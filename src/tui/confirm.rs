@@ -26,6 +26,11 @@ impl App {
 
     /// Ask before landing `plan` on its base branch; the answer goes back to the mode it was
     /// asked from.
+    pub(super) fn ask_budget_cancel(&mut self, plan: crate::domain::PlanId, name: String) {
+        let back = Box::new(std::mem::replace(&mut self.mode, Mode::Normal));
+        self.mode = Mode::ConfirmBudgetCancel { plan, name, back };
+    }
+
     pub(super) fn ask_land(&mut self, plan: crate::domain::PlanId, name: String) {
         let back = Box::new(std::mem::replace(&mut self.mode, Mode::Normal));
         self.mode = Mode::ConfirmLand { plan, name, back };
@@ -48,6 +53,21 @@ impl App {
                     vec![Effect::Request(Request::Cancel(task, name))]
                 } else {
                     self.toast(format!("{name} not cancelled"), false);
+                    Vec::new()
+                }
+            }
+            Mode::ConfirmBudgetCancel { plan, name, back } => {
+                self.mode = *back;
+                if yes {
+                    let (target, then) = (
+                        crate::engine::BudgetTarget::Plan,
+                        crate::engine::BudgetThen::Cancel,
+                    );
+                    vec![Effect::Request(Request::Budget(
+                        plan, name, target, None, then,
+                    ))]
+                } else {
+                    self.toast(format!("{name} stays paused over budget"), false);
                     Vec::new()
                 }
             }

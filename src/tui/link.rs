@@ -194,6 +194,15 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .map(Box::new)
                 .map_err(|e| e.to_string()),
         ),
+        Request::Budget(plan, name, target, raise, then) => {
+            let said = match (then, raise) {
+                (crate::engine::BudgetThen::Cancel, _) => "cancelled".to_string(),
+                (_, Some(raise)) => format!("budget raised to {raise}; goes on unless paused"),
+                (_, None) => "continues".to_string(),
+            };
+            let settled = engine.budget(plan, target, raise, then).await;
+            reply(format!("plan {name}"), settled.map(|()| said))
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),

@@ -73,6 +73,12 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "REQUEST [once|always|reject]",
         "answer a permission request",
     ),
+    spec(
+        "budget",
+        &[],
+        "PLAN[/TASK] [TOKENS] [$COST] [cancel|hold]",
+        "raise a budget, continue the plan paused over it",
+    ),
     spec("quit", &["q"], "", "leave the control room"),
 ];
 
@@ -146,6 +152,12 @@ pub(crate) enum Named {
     Ready(Request),
     Cancel(String),
     Retry(String),
+    /// A plan (or `plan/task`) by name, the limits to raise its budget to, what then.
+    Budget(
+        String,
+        Option<crate::domain::Budget>,
+        crate::engine::BudgetThen,
+    ),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,9 +210,44 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
                 Approver::Palette,
             ))
         }
+        "budget" => budget(rest),
         "quit" => Ok(Command::Quit),
         other => Err(format!("{other} is listed but not understood (a bug)")),
     }
+}
+
+/// `budget PLAN[/TASK] [TOKENS] [$COST] [cancel|hold]`: `500_000`, `$2.5`.
+fn budget(rest: &str) -> Result<Command, String> {
+    use crate::engine::BudgetThen;
+    let mut words = rest.split_whitespace();
+    let target = words.next().ok_or("budget needs a plan (or plan/task)")?;
+    let (mut tokens, mut cost, mut then) = (None, None, BudgetThen::Continue);
+    for word in words {
+        match word {
+            "cancel" => then = BudgetThen::Cancel,
+            "hold" => then = BudgetThen::Hold,
+            dollars if dollars.starts_with('$') => {
+                let read = dollars[1..].parse::<f64>();
+                cost =
+                    Some(read.map_err(|_| format!("budget: {dollars:?} is not a cost like $2.5"))?);
+            }
+            count => {
+                let read = count.replace('_', "").parse::<u64>();
+                tokens = Some(read.map_err(|_| {
+                    format!("budget: {count:?} is not a number of tokens, a $cost, cancel or hold")
+                })?);
+            }
+        }
+    }
+    let raise = match (tokens, cost) {
+        (None, None) => None,
+        (tokens, cost) => Some(crate::domain::Budget::new(tokens, cost)?),
+    };
+    Ok(Command::Request(Named::Budget(
+        target.to_string(),
+        raise,
+        then,
+    )))
 }
 
 #[cfg(test)]

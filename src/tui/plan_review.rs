@@ -61,6 +61,8 @@ impl App {
         match self.focus {
             super::app::Pane::Tasks => from_tree,
             super::app::Pane::Sessions => from_session,
+            // The inbox: the first plan paused over budget.
+            super::app::Pane::Approvals => self.view.budgets.held().next().map(|p| p.plan),
             _ => None,
         }
         .or_else(|| self.view.plans.last().map(|p| p.id))
@@ -95,6 +97,8 @@ impl App {
         };
         let about = match &told.event {
             EngineEvent::Merged { plan: p, .. }
+            | EngineEvent::OverBudget { plan: p, .. }
+            | EngineEvent::BudgetResolved { plan: p, .. }
             | EngineEvent::MergeConflict { plan: p, .. }
             | EngineEvent::PlanFinished { plan: p, .. } => *p == plan,
             EngineEvent::Transition(e) => match &e.transition {
@@ -110,12 +114,40 @@ impl App {
         about.then_some(Effect::Request(Request::Review(plan)))
     }
 
+    /// `C` (continue) or `X` (cancel) in the view of a plan paused over budget.
+    fn settle_budget_key(&mut self, plan: PlanId, go_on: bool) -> Vec<Effect> {
+        let Some(held) = self
+            .view
+            .budgets
+            .plan(plan)
+            .filter(|p| p.over_budget.is_some())
+        else {
+            self.toast("this plan is not paused over budget".into(), true);
+            return Vec::new();
+        };
+        let name = held.name.clone();
+        if !go_on {
+            self.ask_budget_cancel(plan, name);
+            return Vec::new();
+        }
+        let (target, then) = (
+            crate::engine::BudgetTarget::Plan,
+            crate::engine::BudgetThen::Continue,
+        );
+        vec![Effect::Request(Request::Budget(
+            plan, name, target, None, then,
+        ))]
+    }
+
     /// A key in the plan view: space (like a checkbox, not configurable) marks the file.
     pub(crate) fn plan_review_key(&mut self, plan: PlanId, key: &KeyEvent) -> Vec<Effect> {
         let action = match key.code {
-            KeyCode::Char(' ' | 'L') => None,
+            KeyCode::Char(' ' | 'L' | 'C' | 'X') => None,
             _ => self.keymap.action(key),
         };
+        if let KeyCode::Char(c @ ('C' | 'X')) = key.code {
+            return self.settle_budget_key(plan, c == 'C');
+        }
         if key.code == KeyCode::Char('L') {
             // Landing asks first; only a plan with a branch to land.
             if let Some(Ok(review)) = &self.plan_review.review

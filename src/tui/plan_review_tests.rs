@@ -92,6 +92,8 @@ fn review() -> PlanReview {
             cost: 0.2493,
             ..Usage::default()
         },
+        budget: None,
+        over_budget: None,
     }
 }
 
@@ -222,4 +224,125 @@ fn l_asks_before_landing_the_plan_and_only_yes_lands_it() {
         Mode::PlanReview(plan_id()),
         "back to the plan view"
     );
+}
+
+/// The room with a plan paused over budget, its view open.
+fn over_budget() -> super::app::App {
+    let mut app = opened();
+    let cause = "over budget: task `api` budget 240/200 tokens";
+    app.view.budgets = crate::engine::view::BudgetsView {
+        day: "2026-12-04".into(),
+        daily: crate::domain::Budget::new(Some(2_000_000), Some(5.0)).ok(),
+        daily_spent: Usage {
+            input_tokens: 240,
+            ..Usage::default()
+        },
+        agents: Vec::new(),
+        plans: vec![crate::engine::view::PlanSpendView {
+            plan: plan_id(),
+            name: "add-pagination".into(),
+            budget: None,
+            spent: Usage::default(),
+            over_budget: Some(cause.into()),
+            stopped: vec!["api".into()],
+        }],
+    };
+    let mut paused = review();
+    paused.over_budget = Some(cause.into());
+    paused.budget = crate::domain::Budget::new(Some(100_000), None).ok();
+    app.update(Msg::Review(plan_id(), Ok(Box::new(paused))));
+    app
+}
+
+#[test]
+fn a_plan_paused_over_budget_shows_in_the_header_the_inbox_and_its_view() {
+    let mut app = over_budget();
+    let screen = draw(&mut app, 220, 48);
+    assert!(
+        screen.contains("PAUSED over budget: task `api` budget 240/200 tokens"),
+        "{screen}"
+    );
+    assert!(screen.contains("budget 46.2k/100.0k tok"), "{screen}");
+    assert!(screen.contains("over budget: add-pagination"), "{screen}");
+    assert!(
+        screen.contains("today 240/2.0M tok $0.00/$5.00"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Esc);
+    app.view.approvals.clear();
+    let screen = draw(&mut app, 160, 48);
+    assert!(
+        screen.contains("over budget add-pagination  over budget: task `api`"),
+        "in the inbox: {screen}"
+    );
+}
+
+#[test]
+fn c_continues_a_plan_paused_over_budget_and_x_asks_before_cancelling_it() {
+    use crate::engine::{BudgetTarget, BudgetThen};
+    let mut app = over_budget();
+    let effects = key(&mut app, KeyCode::Char('C'));
+    let go_on = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Continue,
+    );
+    assert_eq!(effects, [Effect::Request(go_on)]);
+    assert!(key(&mut app, KeyCode::Char('X')).is_empty());
+    assert!(matches!(app.mode, Mode::ConfirmBudgetCancel { .. }));
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("paused over budget?"), "{screen}");
+    let effects = key(&mut app, KeyCode::Char('y'));
+    let cancel = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Cancel,
+    );
+    assert_eq!(effects, [Effect::Request(cancel)]);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+}
+
+#[test]
+fn c_in_a_plan_not_paused_over_budget_does_nothing_but_say_so() {
+    let mut app = opened();
+    assert!(key(&mut app, KeyCode::Char('C')).is_empty());
+    let screen = draw(&mut app, 120, 36);
+    assert!(screen.contains("not paused over budget"), "{screen}");
+}
+
+#[test]
+fn the_command_line_raises_a_plans_or_a_tasks_budget_and_continues() {
+    use crate::engine::{BudgetTarget, BudgetThen};
+    let mut app = super::tests::app();
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination/api 500_000 $2.5");
+    let effects = key(&mut app, KeyCode::Enter);
+    let raise = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Task { key: "api".into() },
+        crate::domain::Budget::new(Some(500_000), Some(2.5)).ok(),
+        BudgetThen::Continue,
+    );
+    assert_eq!(effects, [Effect::Request(raise)]);
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination cancel");
+    let effects = key(&mut app, KeyCode::Enter);
+    let cancel = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        None,
+        BudgetThen::Cancel,
+    );
+    assert_eq!(effects, [Effect::Request(cancel)]);
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "budget add-pagination lots");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let screen = draw(&mut app, 120, 36);
+    assert!(screen.contains("not a number of tokens"), "{screen}");
 }

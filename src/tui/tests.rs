@@ -164,6 +164,7 @@ pub(super) fn snapshot() -> Snapshot {
             ..Usage::default()
         },
         conflicts: Vec::new(),
+        budgets: Default::default(),
     }
 }
 

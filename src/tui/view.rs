@@ -70,6 +70,8 @@ pub struct View {
     /// Merge conflicts being resolved or waiting for the operator.
     pub(crate) conflicts: Vec<ConflictView>,
     pub(crate) usage: Usage,
+    /// Spend against budgets, and the plans paused over budget (each waits for the operator).
+    pub(crate) budgets: crate::engine::view::BudgetsView,
     pub log: VecDeque<LogLine>,
     /// Load per agent, in percent of its capacity, oldest first.
     pub load: HashMap<AgentName, VecDeque<u64>>,
@@ -115,6 +117,7 @@ impl View {
         self.approvals = snapshot.approvals;
         self.conflicts = snapshot.conflicts;
         self.usage = snapshot.usage;
+        self.budgets = snapshot.budgets;
         self.seq = snapshot.seq;
         self.loaded = true;
         self.wants_snapshot = false;
@@ -165,7 +168,7 @@ impl View {
             .iter()
             .filter(|c| c.state == ConflictState::Parked)
             .count();
-        self.approvals.len() + parked
+        self.approvals.len() + parked + self.budgets.held().count()
     }
 
     pub fn running(&self) -> usize {
@@ -322,6 +325,9 @@ impl View {
             }
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
             EngineEvent::Paused { paused } => self.paused = *paused,
+            EngineEvent::OverBudget { .. } | EngineEvent::BudgetResolved { .. } => {
+                self.wants_snapshot = true;
+            }
             EngineEvent::AgentAdded { agent } => {
                 if !self.agents.iter().any(|a| a.name == agent.name) {
                     self.agents.push((**agent).clone());

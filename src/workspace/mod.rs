@@ -325,6 +325,23 @@ impl Workspace {
     /// returned untouched. A later attempt starts fresh: the earlier attempt's worktree is
     /// removed and the branch is reset to the integration branch's current commit.
     pub fn create_worktree(&self, plan: &str, task: &str, attempt: u32) -> Result<TaskWorktree> {
+        self.make_worktree(plan, task, attempt, false)
+    }
+
+    /// The worktree of a task's `attempt` that continues the earlier attempt's work: made from
+    /// the task branch's tip (what the earlier attempt committed), keeping its base, rather than
+    /// from the integration branch. An attempt stopped over budget continues this way.
+    pub fn continue_worktree(&self, plan: &str, task: &str, attempt: u32) -> Result<TaskWorktree> {
+        self.make_worktree(plan, task, attempt, true)
+    }
+
+    fn make_worktree(
+        &self,
+        plan: &str,
+        task: &str,
+        attempt: u32,
+        continues: bool,
+    ) -> Result<TaskWorktree> {
         let _guard = self.guard();
         self.git.run(&self.git.repo, &["worktree", "prune"])?;
         let branch = names::task_branch(plan, task);
@@ -344,10 +361,14 @@ impl Workspace {
             }
             // Made, but stopped before it was stamped: make it again below.
         }
+        let mut earlier_base = None;
         for earlier in listed
             .iter()
             .filter(|entry| entry.branch.as_deref() == Some(branch.as_str()))
         {
+            if continues && let Some(stamp) = Stamp::read(&self.git, &earlier.path)? {
+                earlier_base = Some(stamp.base);
+            }
             self.git.run(
                 &self.git.repo,
                 &[
@@ -369,6 +390,16 @@ impl Workspace {
             plan: plan.to_string(),
             branch: integration,
         })?;
+        let tip = match continues {
+            true => self
+                .git
+                .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?,
+            false => None,
+        };
+        let (start, base) = match tip {
+            Some(tip) => (tip, earlier_base.unwrap_or(base)),
+            None => (base.clone(), base),
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(WorkspaceError::io(parent))?;
         }
@@ -380,7 +411,7 @@ impl Workspace {
                 "-B",
                 &branch,
                 &path.to_string_lossy(),
-                &base,
+                &start,
             ],
         )?;
         let stamp = Stamp {

@@ -42,7 +42,7 @@ impl Core {
         for event in round.held {
             self.events.tell(event);
         }
-        if round.starts.is_empty() {
+        if round.starts.is_empty() && round.step.batch.is_empty() {
             return Ok(());
         }
         self.commit(round.step).await?;
@@ -97,7 +97,9 @@ impl Core {
         let mut candidates = Vec::new();
         // A plan whose work is over has nothing ready (a retry re-opens it first), so a long
         // history of finished plans costs dispatch nothing.
-        for (id, state) in self.plans.iter().filter(|(_, s)| !s.finished) {
+        // Nor has a plan paused over budget, until the operator settles it.
+        let open = |s: &&super::plans::PlanState| !s.finished && s.work.work.over_budget.is_none();
+        for (id, state) in self.plans.iter().filter(|(_, s)| open(s)) {
             for task in state.graph.ready() {
                 let ready_since = state.ready_since.get(&task.key).copied().unwrap_or(now);
                 candidates.push(Candidate {
@@ -141,6 +143,10 @@ impl Core {
         round: &mut Round,
         now: Timestamp,
     ) -> Result<Result<bool, Wait>, EngineError> {
+        if let Some(cause) = self.spent_before_start(plan_id, key) {
+            self.hold_plan(plan_id, cause, Vec::new(), &mut round.step);
+            return Ok(Err(Wait::Leaves)); // until the operator raises the budget
+        }
         let Some(state) = self.plans.get_mut(&plan_id) else {
             return Ok(Err(Wait::Queued));
         };
@@ -170,6 +176,15 @@ impl Core {
         }
         let Some(index) = self.fleet.pick(task, avoid) else {
             return Ok(Err(Wait::Leaves));
+        };
+        if self.agent_over_budget(index) {
+            return Ok(Err(Wait::Leaves)); // its day's budget (or the engine's) is spent
+        }
+        let Some(state) = self.plans.get_mut(&plan_id) else {
+            return Ok(Err(Wait::Queued));
+        };
+        let Some(task) = state.graph.get(key) else {
+            return Ok(Err(Wait::Queued));
         };
         let holder = task.id.to_string();
         let mut names = TaskLocks::names(&state.plan.repo, &task.locks);
@@ -224,6 +239,7 @@ impl Core {
             state
                 .work
                 .place(&state.plan.repo, task, attempt, agent.as_str());
+        let continues = task.over_budget.clone();
         let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
             reporter: Reporter {
@@ -231,11 +247,14 @@ impl Core {
             },
             session: session.id,
             title: session.title.clone(),
-            prompt: context::prompt(
-                &state.graph,
-                task,
-                &self.contexts,
-                self.options.context_budget,
+            prompt: continued(
+                context::prompt(
+                    &state.graph,
+                    task,
+                    &self.contexts,
+                    self.options.context_budget,
+                ),
+                continues.as_deref(),
             ),
             task_key: key.to_string(),
             attempt,
@@ -254,6 +273,11 @@ impl Core {
             now,
         )?);
         state.ready_since.remove(key);
+        if continues.is_some() {
+            // This attempt continues from the work the stopped one kept; a later one starts
+            // afresh as usual.
+            state.graph.set_budget(key, None, None)?;
+        }
         put_task(&mut step.batch, &state.graph, key);
         let handed =
             serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });
@@ -271,6 +295,7 @@ impl Core {
         let mut run = Running::new(session, plan_id, key.to_string(), index, Role::Task);
         run.overlap_dir = overlap_dir;
         run.steer = Some(steer);
+        run.stop_note = place.stop_note();
         round.starts.push((job, place, run));
         Ok(())
     }
@@ -281,5 +306,16 @@ impl Core {
         let running = self.running.values().filter(|r| r.overlap_dir.is_some());
         let unmerged: usize = self.plans.values().map(|s| s.work.unmerged()).sum();
         running.count() + unmerged
+    }
+}
+
+/// A task's prompt for an attempt that continues one stopped over budget (`cause`): told
+/// that the work so far is committed where it works.
+fn continued(prompt: String, cause: Option<&str>) -> String {
+    match cause {
+        None => prompt,
+        Some(cause) => format!(
+            "{prompt}\n\nAn earlier attempt at this task was stopped ({cause}); what it did is committed in this directory. Continue from there: look at what is done and finish the task."
+        ),
     }
 }

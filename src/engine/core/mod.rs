@@ -8,6 +8,8 @@
 
 mod agents;
 mod approvals;
+mod budget;
+mod budget_ops;
 mod context;
 mod diff;
 mod dispatch;
@@ -105,6 +107,8 @@ pub(super) struct Core {
     base_resolves: land_base::BaseResolves,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
+    /// Spend against budgets, and budgets set while ocio runs (durable, in the store).
+    budgets: budget::Ledger,
 }
 
 /// Tells the front ends what happened, numbering each event from 1 (see [`Told`]). Only the
@@ -358,6 +362,17 @@ impl Core {
             Request::Say { session, text } => self.say(session, text).await.map(done),
             Request::Interrupt { session } => self.interrupt(session).await.map(done),
             Request::Pause { paused } => self.pause(paused).await.map(done),
+            Request::Budget {
+                plan,
+                target,
+                raise,
+                then,
+            } => {
+                let result = self.settle_budget(plan, target, raise, then).await;
+                // It may have loaded an old plan from the store (`history.rs`).
+                self.trim_finished();
+                result.map(done)
+            }
             Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),

@@ -174,7 +174,13 @@ impl Core {
         step.batch
             .put_checkpoint(&checkpoint)
             .put_session(&run.session);
-        self.commit(step).await
+        // Each step is a completed model call: its spend counts now, and a budget it reached
+        // stops the work counted against it.
+        self.count_live(session, &mut step);
+        let stops = self.enforce_budgets(&mut step);
+        self.commit(step).await?;
+        self.stop_over_budget(stops);
+        Ok(())
     }
 
     pub(super) fn footprint(&self) -> Footprint {
@@ -233,7 +239,7 @@ impl Core {
             .len()
             .checked_sub(RECENT_PLANS)
             .map(|skip| finished[skip]);
-        let plans = self
+        let plans: Vec<PlanView> = self
             .plans
             .values()
             .filter(|s| !s.finished || oldest_shown.is_none_or(|oldest| s.plan.id >= oldest))
@@ -259,6 +265,7 @@ impl Core {
                     .collect(),
             })
             .collect();
+        let shown: Vec<PlanId> = plans.iter().map(|p| p.id).collect();
         let mut running: Vec<&Running> = self.running.values().collect();
         running.sort_by_key(|r| std::cmp::Reverse(r.session.id));
         let mut usage = self.observed.usage;
@@ -296,6 +303,7 @@ impl Core {
                 .collect(),
             usage,
             conflicts: self.conflicts(),
+            budgets: self.budgets_view(&shown),
         }
     }
 }

@@ -43,7 +43,9 @@ impl Plans {
         for task in graph.tasks() {
             self.tasks.insert(task.id, (plan.id, task.key.clone()));
         }
-        let finished = !graph.tasks().any(|t| t.status.has_work_to_come());
+        // A plan paused over budget has not ended: it waits for the operator.
+        let finished =
+            !graph.tasks().any(|t| t.status.has_work_to_come()) && work.work.over_budget.is_none();
         self.by_id.insert(
             plan.id,
             PlanState {

@@ -84,6 +84,7 @@ impl Core {
         let mut core = Self {
             store,
             options,
+            budgets: Default::default(),
             plans: Default::default(),
             fleet,
             running: HashMap::new(),
@@ -493,6 +494,7 @@ impl Core {
         run.stop = Some(stop);
         run.steer = Some(steer);
         run.overlap_dir = overlap_dir;
+        run.stop_note = place.stop_note();
         Some((Box::pin(run_in(place, start)), run))
     }
 

@@ -186,6 +186,8 @@ fn assemble(workspaces: &Workspaces, stored: Stored) -> Result<PlanReview, Engin
         no_branch,
         tasks,
         usage,
+        budget: record.work.as_ref().and_then(|w| w.settings.budget),
+        over_budget: record.work.as_ref().and_then(|w| w.over_budget.clone()),
     })
 }
 

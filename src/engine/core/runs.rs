@@ -39,6 +39,11 @@ pub(super) struct Running {
     pub(super) last: Option<Entry>,
     /// Usage reported while it runs (the outcome's usage replaces it).
     pub(super) live: crate::domain::Usage,
+    /// Where to say why the engine stops it over budget, so its work so far is committed
+    /// (a task in its own worktree).
+    pub(super) stop_note: Option<super::tree::StopNote>,
+    /// Why the engine stopped it over budget ("over budget: ..."), once it did.
+    pub(super) over_budget: Option<String>,
 }
 
 impl Running {
@@ -61,6 +66,8 @@ impl Running {
             stopping: None,
             last: None,
             live: crate::domain::Usage::default(),
+            stop_note: None,
+            over_budget: None,
         }
     }
 

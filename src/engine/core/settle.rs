@@ -37,7 +37,10 @@ impl Core {
                 None
             };
         }
+        // What they spent may have reached a budget that other running work counts against.
+        let stops = self.enforce_budgets(&mut step);
         self.commit(step).await?;
+        self.stop_over_budget(stops);
         self.finish_resolvers();
         self.finish_fixers();
         self.finish_base_resolves();
@@ -75,6 +78,7 @@ impl Core {
         {
             agent_unreachable(self.fleet.agent_mut(run.agent), error, step, now);
         }
+        self.count_end(&run, step);
         record_end(&mut run, &verdict, work.commit.as_deref(), step, now)?;
         self.observed.ended(&run);
         // A session beside the task's own: what did not complete, said once for all of them.
@@ -189,6 +193,20 @@ impl Core {
                     step.transition(event);
                 }
             }
+            _ if verdict.over_budget => {
+                // No automatic retry: it waits with its plan for the operator, its work so far
+                // on its branch for the attempt that continues it.
+                step.transition(state.graph.transition(
+                    key,
+                    TaskStatus::Failed,
+                    cause.clone(),
+                    now,
+                )?);
+                state.graph.set_budget(key, Some(cause), None)?;
+                for event in state.graph.block_dependents(key, now)? {
+                    step.transition(event);
+                }
+            }
             _ => {
                 let backoff = self.options.retry_backoff;
                 if let Some((task, at)) = fail(state, key, &verdict, backoff, step, now)? {
@@ -205,7 +223,8 @@ impl Core {
             return Ok(());
         };
         let active = state.graph.tasks().any(|t| t.status.has_work_to_come());
-        if state.finished || active {
+        // A plan paused over budget has not ended: it waits for the operator.
+        if state.finished || active || state.work.work.over_budget.is_some() {
             return Ok(());
         }
         state.finished = true;
@@ -305,6 +324,8 @@ struct Verdict {
     lost: bool,
     /// Why its agent is offline now (its server could not be reached).
     unreachable: Option<String>,
+    /// Stopped over budget (the error says which): no automatic retry.
+    over_budget: bool,
 }
 
 impl Verdict {
@@ -323,6 +344,7 @@ impl Verdict {
             blame: None,
             lost: false,
             unreachable: None,
+            over_budget: false,
         };
         match outcome {
             Outcome::Lost { error, unreachable } => {
@@ -346,10 +368,15 @@ impl Verdict {
                 verdict.error = Some(error);
             }
             Outcome::Stopped => {
+                // What it spent until it was stopped (its steps' usage) stays its usage.
+                let live = run.live;
+                run.session.add_usage(live);
                 verdict.status = run.stopping.unwrap_or(SessionStatus::Cancelled);
-                verdict.error = Some(match verdict.status {
-                    SessionStatus::TimedOut => "time limit reached".to_string(),
-                    _ => "cancelled by the operator".to_string(),
+                verdict.over_budget = run.over_budget.is_some();
+                verdict.error = Some(match (&run.over_budget, verdict.status) {
+                    (Some(cause), _) => cause.clone(),
+                    (None, SessionStatus::TimedOut) => "time limit reached".to_string(),
+                    (None, _) => "cancelled by the operator".to_string(),
                 });
             }
         }

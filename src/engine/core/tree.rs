@@ -29,7 +29,16 @@ pub(in crate::engine) struct TaskTree {
     pub(super) agent: String,
     pub(super) setup: Vec<String>,
     pub(super) copy: Vec<String>,
+    /// It continues the work the earlier attempt committed on the task's branch (that
+    /// attempt was stopped over budget) instead of starting from the integration branch.
+    pub(super) continues: bool,
+    /// Set by the engine before it stops the session over budget: what was done so far is
+    /// committed with this said in the message.
+    pub(super) stop_note: StopNote,
 }
+
+/// Why the engine stops a run and keeps its work (over budget), once it does.
+pub(in crate::engine) type StopNote = std::sync::Arc<std::sync::OnceLock<String>>;
 
 /// Runs the session in the attempt's worktree and keeps what it left.
 pub(super) async fn in_worktree(tree: TaskTree, start: Start) -> Ended {
@@ -48,13 +57,18 @@ pub(super) async fn in_worktree(tree: TaskTree, start: Start) -> Ended {
         Start::Resumed(future) => future,
     };
     let outcome = run.await;
-    let Outcome::Completed { result, .. } = &outcome else {
-        return Ended {
-            outcome,
-            work: Work::default(),
-        };
+    let answer = match (&outcome, tree.stop_note.get()) {
+        (Outcome::Completed { result, .. }, _) => result.clone(),
+        // Stopped over budget: the work so far is kept on the task's branch.
+        (Outcome::Stopped, Some(note)) => Some(format!("Stopped {note}: the work so far.")),
+        _ => {
+            return Ended {
+                outcome,
+                work: Work::default(),
+            };
+        }
     };
-    let message = commit_message(&tree, tree.workspace.author(), result.as_deref());
+    let message = commit_message(&tree, tree.workspace.author(), answer.as_deref());
     let TaskTree {
         workspace,
         plan,
@@ -87,8 +101,12 @@ async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
         tree.copy.clone(),
     );
     let attempt = tree.attempt;
+    let continues = tree.continues;
     let path = blocking(move || {
-        let made = workspace.create_worktree(&plan, &task, attempt)?;
+        let made = match continues {
+            true => workspace.continue_worktree(&plan, &task, attempt)?,
+            false => workspace.create_worktree(&plan, &task, attempt)?,
+        };
         workspace.copy_ignored(&made.path, &copy)?;
         Ok(made.path)
     })

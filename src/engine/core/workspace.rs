@@ -103,6 +103,7 @@ impl Workspaces {
             key,
             mode,
             base_branch,
+            over_budget: None,
         };
         Ok(Prepared {
             file,
@@ -195,6 +196,7 @@ impl PlanWorkState {
             key: format!("{}-{}", plan.name, plan.id.short()),
             mode: WorkMode::Plain,
             base_branch: None,
+            over_budget: None,
         };
         Self::new(work, None)
     }
@@ -261,6 +263,8 @@ impl PlanWorkState {
                     agent: agent.to_string(),
                     setup: self.work.settings.setup.clone(),
                     copy: self.work.settings.copy.clone(),
+                    continues: task.over_budget.is_some(),
+                    stop_note: Default::default(),
                 }));
                 (path.clone(), Some(path), place)
             }
@@ -291,6 +295,16 @@ pub(super) enum Place {
     Shared { workspace: Workspace, dir: PathBuf },
     /// The plan's repository cannot be used: the run fails with this.
     Broken(String),
+}
+
+impl Place {
+    /// Where the engine says why it stops the run and keeps its work (a task worktree).
+    pub(super) fn stop_note(&self) -> Option<super::tree::StopNote> {
+        match self {
+            Place::Worktree(tree) => Some(tree.stop_note.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// How the runner is to be started.

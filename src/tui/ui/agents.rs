@@ -234,7 +234,7 @@ pub(crate) fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
 
 pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column; 4], area: Rect) {
     let count = app.view.approvals.len();
-    let conflicts = app.view.conflicts.len();
+    let conflicts = app.view.conflicts.len() + app.view.budgets.held().count();
     let title = if conflicts > 0 {
         format!("approvals {count} · conflicts {conflicts}")
     } else {
@@ -302,25 +302,40 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
     );
 }
 
-/// The first `count` conflicts as rows of the approvals table.
+/// The first `count` conflicts and plans paused over budget as rows of the approvals table.
 fn conflict_rows(app: &App, count: usize, widths: &[u16]) -> Vec<Row<'static>> {
     let w = |i: usize| usize::from(widths[i]);
-    app.view
+    let row = |who: &str, what: String, about: String| {
+        Row::new(vec![
+            Cell::from(fit_text(who, w(0))),
+            Cell::from(""),
+            Cell::from(Span::styled(
+                fit_text(&what, w(2)),
+                app.theme.status("failed"),
+            )),
+            Cell::from(fit_text(&about, w(3))),
+        ])
+    };
+    let conflicts = app
+        .view
         .conflicts
         .iter()
-        .take(count)
-        .map(|c| {
-            Row::new(vec![
-                Cell::from(fit_text(&c.key, w(0))),
-                Cell::from(""),
-                Cell::from(Span::styled(
-                    fit_text(&conflict_state(c), w(2)),
-                    app.theme.status("failed"),
-                )),
-                Cell::from(fit_text(&c.files.join(", "), w(3))),
-            ])
-        })
-        .collect()
+        .map(|c| row(&c.key, conflict_state(c), c.files.join(", ")));
+    let held = app
+        .view
+        .budgets
+        .held()
+        .map(|p| row(&p.name, "over budget".into(), held_about(app, p)));
+    conflicts.chain(held).take(count).collect()
+}
+
+/// What a plan paused over budget waits for, and how to settle it.
+fn held_about(app: &App, plan: &crate::engine::view::PlanSpendView) -> String {
+    format!(
+        "{}; {} opens the plan: C continue, X cancel",
+        plan.over_budget.as_deref().unwrap_or_default(),
+        app.keymap.keys(Action::PlanReview)
+    )
 }
 
 /// What a conflict waits on, in a few words.
@@ -331,20 +346,25 @@ fn conflict_state(c: &crate::engine::view::ConflictView) -> String {
     }
 }
 
-/// The conflicts queue as lines, for a pane with no requests.
+/// The conflicts queue and the plans paused over budget as lines, for a pane with no
+/// requests.
 fn conflict_lines(app: &App) -> Vec<Line<'static>> {
-    app.view
+    let line = |what: String, who: &str, about: String| {
+        Line::from(vec![
+            Span::styled(format!("{what} "), app.theme.status("failed")),
+            Span::styled(who.to_string(), app.theme.title),
+            Span::styled(format!("  {about}"), app.theme.base),
+        ])
+    };
+    let conflicts = app
+        .view
         .conflicts
         .iter()
-        .map(|c| {
-            Line::from(vec![
-                Span::styled(
-                    format!("{} ", conflict_state(c)),
-                    app.theme.status("failed"),
-                ),
-                Span::styled(c.key.clone(), app.theme.title),
-                Span::styled(format!("  {}", c.files.join(", ")), app.theme.base),
-            ])
-        })
-        .collect()
+        .map(|c| line(conflict_state(c), &c.key, c.files.join(", ")));
+    let held = app
+        .view
+        .budgets
+        .held()
+        .map(|p| line("over budget".into(), &p.name, held_about(app, p)));
+    conflicts.chain(held).collect()
 }

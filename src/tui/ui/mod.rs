@@ -55,7 +55,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     draw_header(frame, app, &counts, header);
     // Under a question, what it was asked from.
     let under = match &app.mode {
-        Mode::ConfirmCancel { back, .. } | Mode::ConfirmLand { back, .. } => back.as_ref(),
+        Mode::ConfirmCancel { back, .. }
+        | Mode::ConfirmLand { back, .. }
+        | Mode::ConfirmBudgetCancel { back, .. } => back.as_ref(),
         Mode::Answer(answering) => &answering.back,
         Mode::Say(id, _) => &Mode::Detail(*id),
         mode => mode,
@@ -91,6 +93,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
         Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
         Mode::ConfirmLand { name, .. } => draw_confirm_land(frame, app, name, body),
+        Mode::ConfirmBudgetCancel { name, .. } => {
+            draw_confirm_budget_cancel(frame, app, name, body)
+        }
         Mode::Review(proposal) => draw_review(frame, app, proposal, body),
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         Mode::Answer(answering) => prompt::draw_answer(frame, app, answering, body),
@@ -260,6 +265,13 @@ fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], 
         (None, false) => Span::styled("running", theme.status("running")),
     };
     spans.push(engine);
+    let held: Vec<&str> = view.budgets.held().map(|p| p.name.as_str()).collect();
+    if !held.is_empty() {
+        spans.push(Span::styled(
+            format!(" │ over budget: {}", held.join(" ")),
+            theme.status("paused"),
+        ));
+    }
     let online = view
         .agents
         .iter()
@@ -284,6 +296,18 @@ fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], 
         format!(" │ {} tokens ${:.2}", si(usage.total_tokens()), usage.cost),
         theme.base,
     ));
+    if let Some(daily) = view.budgets.daily {
+        let spent = &view.budgets.daily_spent;
+        let over = daily.reached(spent).is_some();
+        spans.push(Span::styled(
+            format!(" │ today {}", budget_words(&daily, spent)),
+            if over {
+                theme.status("failed")
+            } else {
+                theme.base
+            },
+        ));
+    }
     if view.waiting() > 0 {
         spans.push(Span::styled(
             format!(" │ {} waiting for you", view.waiting()),
@@ -468,6 +492,16 @@ fn draw_confirm_land(frame: &mut Frame, app: &App, name: &str, area: Rect) {
     draw_question(frame, app, "land", lines, centered(area, 58, 6));
 }
 
+fn draw_confirm_budget_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
+    let lines = vec![
+        Line::raw(format!("Cancel plan {name}, paused over budget?")),
+        Line::raw("Its stopped tasks and those not started are cancelled;"),
+        Line::raw("their work so far stays on their branches."),
+        Line::styled("cancel it? y / n", app.theme.accent),
+    ];
+    draw_question(frame, app, "over budget", lines, centered(area, 60, 6));
+}
+
 /// A yes/no question in a popup at `popup`, over what is drawn below it.
 fn draw_question(frame: &mut Frame, app: &App, title: &str, lines: Vec<Line>, popup: Rect) {
     frame.render_widget(Clear, popup);
@@ -531,6 +565,18 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 /// 1234 -> 1.2k, 5_600_000 -> 5.6M.
+/// Spend against a budget in few characters: `1.2k/2M tok $0.50/$5.00`.
+pub(super) fn budget_words(budget: &crate::domain::Budget, spent: &crate::domain::Usage) -> String {
+    let mut parts = Vec::new();
+    if let Some(limit) = budget.tokens {
+        parts.push(format!("{}/{} tok", si(spent.total_tokens()), si(limit)));
+    }
+    if let Some(limit) = budget.cost {
+        parts.push(format!("${:.2}/${limit:.2}", spent.cost));
+    }
+    parts.join(" ")
+}
+
 pub(super) fn si(n: u64) -> String {
     match n {
         0..1_000 => n.to_string(),

@@ -117,6 +117,18 @@ fn header(theme: &Theme, review: &PlanReview) -> Vec<Line<'static>> {
         format!(" · reviewed {done}/{all} files"),
         theme.info,
     ));
+    if let Some(budget) = &review.budget {
+        second.push(Span::styled(
+            format!(" · budget {}", super::budget_words(budget, &review.usage)),
+            theme.info,
+        ));
+    }
+    if let Some(cause) = &review.over_budget {
+        first.push(Span::styled(
+            format!("  PAUSED {cause} · C continue · X cancel"),
+            theme.status("paused"),
+        ));
+    }
     vec![Line::from(first), Line::from(second)]
 }
 
