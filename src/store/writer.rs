@@ -11,6 +11,7 @@ use super::tables::{
     AGENTS, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING, PLAN_OPEN_TASKS,
     PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
 };
+use super::transcript::TranscriptTables;
 use super::{Batch, Op, Receipt, StoreError, seal};
 
 pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + Send>;
@@ -18,6 +19,11 @@ pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + 
 pub(super) enum Request {
     Write(Batch, oneshot::Sender<Result<Receipt, StoreError>>),
     Read(ReadJob),
+    /// Remove the transcripts of sessions that ended before this time.
+    PruneTranscripts(
+        jiff::Timestamp,
+        oneshot::Sender<Result<super::Pruned, StoreError>>,
+    ),
     Close(oneshot::Sender<()>),
 }
 
@@ -40,6 +46,9 @@ impl Writer {
             };
             match request {
                 Request::Read(job) => job(self.db.begin_read().map_err(StoreError::storage)),
+                Request::PruneTranscripts(before, reply) => {
+                    let _ = reply.send(self.prune_transcripts(before));
+                }
                 Request::Close(done) => {
                     self.close();
                     let _ = done.send(());
@@ -61,6 +70,15 @@ impl Writer {
                 }
             }
         }
+    }
+
+    fn prune_transcripts(&mut self, before: jiff::Timestamp) -> Result<super::Pruned, StoreError> {
+        let mut txn = self.db.begin_write().map_err(StoreError::storage)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(StoreError::storage)?;
+        let pruned = super::transcript::prune(&txn, before)?;
+        txn.commit().map_err(StoreError::storage)?;
+        Ok(pruned)
     }
 
     /// Closes the file and, when every commit since it was opened succeeded, seals it so the
@@ -131,6 +149,7 @@ pub(super) struct WriteTables<'txn> {
     context: Table<'txn, u128, &'static [u8]>,
     landing: Table<'txn, u128, &'static [u8]>,
     reviewed: Table<'txn, (u128, &'static str), &'static str>,
+    transcripts: TranscriptTables<'txn>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -153,6 +172,7 @@ impl<'txn> WriteTables<'txn> {
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
             reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
+            transcripts: TranscriptTables::open(txn)?,
         })
     }
 
@@ -255,6 +275,14 @@ impl<'txn> WriteTables<'txn> {
                     }
                     .map_err(StoreError::storage)?;
                 }
+                Op::PutTranscript {
+                    session,
+                    part,
+                    json,
+                    cap,
+                } => self
+                    .transcripts
+                    .put(*session, part.as_deref(), json, *cap)?,
                 Op::PutContext {
                     id,
                     plan,
