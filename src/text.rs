@@ -24,6 +24,21 @@ pub(crate) fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// A size as a person reads it: `512 B`, `3.2 KiB`, `2.0 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let n_f = n as f64;
+    if n < 1024 {
+        format!("{n} B")
+    } else if n_f < KIB * KIB {
+        format!("{:.1} KiB", n_f / KIB)
+    } else if n_f < KIB * KIB * KIB {
+        format!("{:.1} MiB", n_f / (KIB * KIB))
+    } else {
+        format!("{:.1} GiB", n_f / (KIB * KIB * KIB))
+    }
+}
+
 /// A time span as a person reads it: `1m 30s`, `250ms`.
 pub(crate) fn duration(span: std::time::Duration) -> String {
     jiff::SignedDuration::try_from(span).map_or_else(

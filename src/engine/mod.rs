@@ -80,7 +80,14 @@ pub struct EngineOptions {
     pub clock: Clock,
     /// Whether sessions may ask the operator questions, and how long one may wait.
     pub questions: question::QuestionPolicy,
+    /// Most bytes of a session's stored transcript; its oldest entries are cut beyond it.
+    pub transcript_cap: u64,
+    /// Transcripts of sessions that ended longer ago are removed at start-up; `None`: kept.
+    pub transcript_retention: Option<SignedDuration>,
 }
+
+/// Default for [`EngineOptions::transcript_cap`]: 2 MiB.
+pub const DEFAULT_TRANSCRIPT_CAP: u64 = 2 * 1024 * 1024;
 
 impl EngineOptions {
     /// The bound on unmerged task worktrees, at least 1.
@@ -108,6 +115,8 @@ impl Default for EngineOptions {
             max_worktrees: None,
             clock: Clock::system(),
             questions: question::QuestionPolicy::default(),
+            transcript_cap: DEFAULT_TRANSCRIPT_CAP,
+            transcript_retention: None,
         }
     }
 }

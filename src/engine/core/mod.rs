@@ -15,6 +15,7 @@ mod fix;
 mod fleet;
 mod gate;
 mod history;
+mod journal;
 mod land;
 mod merge;
 mod observe;
@@ -97,6 +98,8 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+    /// Transcript entries waiting to be written.
+    journal: journal::Journal,
     /// Plans whose landing's git work is under way (one at a time per plan).
     landing: std::collections::HashSet<PlanId>,
     /// Everything spawned beside the loop; stopped when the loop ends.
@@ -213,9 +216,16 @@ impl Core {
         loop {
             let result = tokio::select! {
                 command = commands.recv() => match command {
-                    None => return Ok(()),
+                    None => return self.flush_transcripts().await,
                     Some(Command::Shutdown(reply)) => {
                         self.tasks.stop().await;
+                        // What the runs said last is kept (they are stopped: nothing follows).
+                        while let Ok(report) = self.report_rx.try_recv() {
+                            if let RemoteReport::Activity { session, entry } = report {
+                                let _ = self.on_activity(session, entry);
+                            }
+                        }
+                        self.flush_transcripts().await?;
                         let _ = reply.send(());
                         return Ok(());
                     }
@@ -230,6 +240,7 @@ impl Core {
                     RemoteReport::Withdrawn { session, request, why, answered } => self.on_withdrawn(session, request, why, answered).await,
                     RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
                         Some(step) => self.record_step(session, step).await,
+                        None if self.journal.is_full() => self.flush_transcripts().await,
                         None => continue, // nothing durable changed: no dispatch round needed
                     },
                 },
@@ -279,9 +290,10 @@ impl Core {
             Request::Snapshot => Ok(Reply::Snapshot {
                 snapshot: Box::new(self.snapshot()),
             }),
-            Request::Transcript { session } => Ok(Reply::Transcript {
-                entries: self.transcript(session),
-            }),
+            Request::Transcript { session } => {
+                let answer = answer.of(|entries| Reply::Transcript { entries });
+                return self.transcript(session, answer).await;
+            }
             Request::Diff { session } => {
                 self.diff(session, answer.of(|text| Reply::Diff { text }));
                 return Ok(());
@@ -360,6 +372,7 @@ impl Core {
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
+        self.flush_transcripts().await?;
         self.enforce_time_limits();
         self.expire_questions().await?;
         self.probe_agents();
@@ -400,8 +413,12 @@ impl Core {
     }
 
     /// Durable first, then announced.
-    async fn commit(&mut self, step: Step) -> Result<(), EngineError> {
+    /// Commits `step` (with the transcript entries waiting in the journal), then tells its
+    /// events.
+    async fn commit(&mut self, mut step: Step) -> Result<(), EngineError> {
         if !step.batch.is_empty() {
+            self.journal
+                .drain_into(&mut step.batch, self.options.transcript_cap);
             self.store.commit(step.batch).await?;
         }
         for event in step.events {

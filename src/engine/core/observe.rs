@@ -1,6 +1,7 @@
 //! What front ends see: the snapshot, running sessions' activity and transcripts, the newest
-//! ended sessions, and pausing. Activity is not durable (the transcript lives on the session's
-//! server); everything else here is derived from durable state. Edits in a session's activity
+//! ended sessions, and pausing. Activity goes to the store through the journal (coalesced,
+//! see `journal.rs`), and transcripts are read from there; everything else here is derived
+//! from durable state. Edits in a session's activity
 //! feed its plan's overlap map, and an overlap is told the moment it happens.
 
 use std::collections::VecDeque;
@@ -17,9 +18,7 @@ use crate::workspace::overlap::repo_relative;
 pub(super) const RECENT_PLANS: usize = 50;
 /// Ended sessions kept for front ends.
 const RECENT: usize = crate::engine::view::RECENT_SESSIONS;
-/// Transcript entries kept per session.
-const TRANSCRIPT: usize = 400;
-/// Ended sessions whose transcripts are kept.
+/// Ended sessions whose last words are still taken into their transcripts.
 const RECENT_TRANSCRIPTS: usize = 64;
 /// Tools whose activity title is the file they change (OpenCode's and the simulator's).
 const EDIT_TOOLS: &[&str] = &["edit", "write", "patch", "multiedit", "apply_patch"];
@@ -31,9 +30,6 @@ pub(super) const PAUSED_KEY: &str = "engine_paused";
 pub(super) struct Observed {
     /// Newest first.
     recent: VecDeque<SessionView>,
-    transcripts: std::collections::HashMap<SessionId, VecDeque<Entry>>,
-    /// Sessions whose transcripts outlived them, oldest first.
-    ended: VecDeque<SessionId>,
     /// Usage of ended sessions.
     usage: crate::domain::Usage,
     /// Each task's newest session.
@@ -61,7 +57,7 @@ impl Observed {
         observed
     }
 
-    /// A run has ended: keep it among the recent, with its transcript for a while.
+    /// A run has ended: keep it among the recent.
     pub(super) fn ended(&mut self, run: &Running) {
         self.usage += run.session.usage;
         self.recent.push_front(SessionView {
@@ -70,12 +66,6 @@ impl Observed {
             last: run.last.clone(),
         });
         self.recent.truncate(RECENT);
-        self.ended.push_back(run.session.id);
-        while self.ended.len() > RECENT_TRANSCRIPTS {
-            if let Some(old) = self.ended.pop_front() {
-                self.transcripts.remove(&old);
-            }
-        }
     }
 }
 
@@ -97,9 +87,8 @@ impl Core {
         }
     }
 
-    /// A running (or just ended) session did something: keep it for the transcript and
-    /// announce it.
-    /// A running session's step (its usage so far) comes back as a checkpoint to record.
+    /// A running (or just ended) session did something: into its transcript (through the
+    /// journal) and announced. A running session's step (its usage so far) comes back as a checkpoint to record.
     pub(super) fn on_activity(
         &mut self,
         session: SessionId,
@@ -141,22 +130,7 @@ impl Core {
         } else {
             return None;
         }
-        let transcript = self.observed.transcripts.entry(session).or_default();
-        let earlier = entry.part.as_ref().and_then(|part| {
-            transcript
-                .iter_mut()
-                .rev()
-                .find(|e| e.part.as_ref() == Some(part))
-        });
-        match earlier {
-            Some(slot) => *slot = entry.clone(),
-            None => {
-                transcript.push_back(entry.clone());
-                if transcript.len() > TRANSCRIPT {
-                    transcript.pop_front();
-                }
-            }
-        }
+        self.journal.record(session, entry.clone());
         self.events.tell(EngineEvent::Activity { session, entry });
         step
     }
@@ -184,18 +158,39 @@ impl Core {
             contexts: self.contexts.len(),
             latest_sessions: self.observed.latest.len(),
             recent_sessions: self.observed.recent.len(),
-            transcripts: self.observed.transcripts.len(),
+            transcripts: self.journal.sessions(),
             retries: self.retry_at.len(),
             running: self.running.len(),
         }
     }
 
-    pub(super) fn transcript(&self, session: SessionId) -> Vec<Entry> {
-        self.observed
-            .transcripts
-            .get(&session)
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
+    /// Writes the transcript entries waiting in the journal, durably.
+    pub(super) async fn flush_transcripts(&mut self) -> Result<(), EngineError> {
+        if !self.journal.is_waiting() {
+            return Ok(());
+        }
+        let mut batch = crate::store::Batch::new();
+        self.journal
+            .drain_into(&mut batch, self.options.transcript_cap);
+        self.store.commit(batch).await?;
+        Ok(())
+    }
+
+    /// `session`'s stored transcript, with what waited in the journal (written first).
+    pub(super) async fn transcript(
+        &mut self,
+        session: SessionId,
+        reply: super::Typed<Vec<Entry>>,
+    ) -> Result<(), EngineError> {
+        self.flush_transcripts().await?;
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let read = store
+                .read(move |txn| crate::engine::view::read_transcript(txn, session))
+                .await;
+            reply.send(read.map_err(EngineError::from));
+        });
+        Ok(())
     }
 
     /// Pause or resume dispatching, durably.

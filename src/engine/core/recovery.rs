@@ -108,6 +108,7 @@ impl Core {
             rooms,
             paused,
             observed: super::observe::Observed::default(),
+            journal: Default::default(),
             landing: std::collections::HashSet::new(),
             tasks: super::tasks::Tasks::default(),
         };
