@@ -323,7 +323,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// What a session did: its transcript (from the running engine) and checkpoints
+    /// What a session did: its stored transcript (text, tool calls, steps, edits, notes) and
+    /// checkpoints, engine running or not
     Logs {
         /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
         /// newest session)
