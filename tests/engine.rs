@@ -882,7 +882,10 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     assert_eq!(snapshot.sessions[0].task, "d", "newest first");
     // Its transcript is the one the last engine kept: durable, entry for entry.
     let after = engine.transcript(session).await.unwrap();
-    assert_eq!(after, transcript, "the stored transcript outlives the engine");
+    assert_eq!(
+        after, transcript,
+        "the stored transcript outlives the engine"
+    );
     engine.shutdown().await.unwrap();
 }
 

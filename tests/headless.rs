@@ -234,7 +234,9 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
             .any(|l| l.starts_with("{\"data\"") && l.contains("\"record\":\"task\""))
     );
     assert!(
-        lines.lines().any(|l| l.contains("\"record\":\"transcript\"")),
+        lines
+            .lines()
+            .any(|l| l.contains("\"record\":\"transcript\"")),
         "the export carries the transcripts"
     );
 }

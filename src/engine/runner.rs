@@ -52,6 +52,12 @@ pub(super) enum RemoteReport {
     },
     /// The session did something (for the transcript and live usage).
     Activity { session: SessionId, entry: Entry },
+    /// What a re-attached session did while nobody followed it, read from its server: for
+    /// its transcript (parts already stored are replaced, never repeated).
+    Backfill {
+        session: SessionId,
+        entries: Vec<Entry>,
+    },
 }
 
 impl Reporter {
@@ -82,6 +88,18 @@ impl Reporter {
             activity,
         };
         let _ = self.tx.try_send(RemoteReport::Activity { session, entry });
+    }
+
+    /// Hand the engine what the session did while nobody followed it (waits for room: a
+    /// backfill is not dropped when the engine is behind).
+    pub(crate) async fn backfill(&self, session: SessionId, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let _ = self
+            .tx
+            .send(RemoteReport::Backfill { session, entries })
+            .await;
     }
 
     /// Ask the engine (its policy or the operator) about a permission request. `None` when

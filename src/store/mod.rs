@@ -23,9 +23,9 @@ use crate::domain::{
 };
 
 pub use open::OpenInfo;
+pub(crate) use open::Snapshot;
 pub(crate) use transcript::transcript;
 pub use transcript::{Pruned, StoredTranscript, TranscriptSize};
-pub(crate) use open::Snapshot;
 use writer::{Request, Writer};
 
 /// How the store runs.

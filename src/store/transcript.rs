@@ -78,8 +78,12 @@ impl<'txn> TranscriptTables<'txn> {
     pub(super) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             entries: txn.open_table(TRANSCRIPTS).map_err(StoreError::storage)?,
-            parts: txn.open_table(TRANSCRIPT_PARTS).map_err(StoreError::storage)?,
-            sizes: txn.open_table(TRANSCRIPT_SIZES).map_err(StoreError::storage)?,
+            parts: txn
+                .open_table(TRANSCRIPT_PARTS)
+                .map_err(StoreError::storage)?,
+            sizes: txn
+                .open_table(TRANSCRIPT_SIZES)
+                .map_err(StoreError::storage)?,
         })
     }
 
@@ -92,7 +96,11 @@ impl<'txn> TranscriptTables<'txn> {
     ) -> Result<(), StoreError> {
         let mut size = self.size(session)?;
         let stored = match part {
-            Some(part) => self.parts.get((session, part)).map_err(StoreError::storage)?.map(|s| s.value()),
+            Some(part) => self
+                .parts
+                .get((session, part))
+                .map_err(StoreError::storage)?
+                .map(|s| s.value()),
             None => None,
         };
         let seq = match stored {
@@ -110,10 +118,14 @@ impl<'txn> TranscriptTables<'txn> {
         }
         size.bytes += json.len() as u64;
         if let (Some(part), None) = (part, stored) {
-            self.parts.insert((session, part), seq).map_err(StoreError::storage)?;
+            self.parts
+                .insert((session, part), seq)
+                .map_err(StoreError::storage)?;
         }
         self.cut(session, seq, cap, &mut size)?;
-        self.sizes.insert(session, size.record()).map_err(StoreError::storage)?;
+        self.sizes
+            .insert(session, size.record())
+            .map_err(StoreError::storage)?;
         Ok(())
     }
 
@@ -137,11 +149,18 @@ impl<'txn> TranscriptTables<'txn> {
             let Some((seq, json)) = first.filter(|(seq, _)| *seq != newest) else {
                 return Ok(());
             };
-            self.entries.remove((session, seq)).map_err(StoreError::storage)?;
+            self.entries
+                .remove((session, seq))
+                .map_err(StoreError::storage)?;
             if let Some(part) = part_of(&json) {
-                let indexed = self.parts.get((session, part.as_str())).map_err(StoreError::storage)?;
+                let indexed = self
+                    .parts
+                    .get((session, part.as_str()))
+                    .map_err(StoreError::storage)?;
                 if indexed.map(|s| s.value()) == Some(seq) {
-                    self.parts.remove((session, part.as_str())).map_err(StoreError::storage)?;
+                    self.parts
+                        .remove((session, part.as_str()))
+                        .map_err(StoreError::storage)?;
                 }
             }
             let bytes = json.len() as u64;
@@ -213,7 +232,10 @@ pub(crate) fn transcript<T: DeserializeOwned>(
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(stored),
         Err(error) => return Err(StoreError::storage(error)),
     };
-    for entry in entries.range((id, 0)..=(id, u64::MAX)).map_err(StoreError::storage)? {
+    for entry in entries
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(StoreError::storage)?
+    {
         let (_, json) = entry.map_err(StoreError::storage)?;
         let entry = serde_json::from_slice(json.value()).map_err(|err| StoreError::Decode {
             what: "transcript entry",
@@ -221,7 +243,9 @@ pub(crate) fn transcript<T: DeserializeOwned>(
         })?;
         stored.entries.push(entry);
     }
-    let sizes = txn.open_table(TRANSCRIPT_SIZES).map_err(StoreError::storage)?;
+    let sizes = txn
+        .open_table(TRANSCRIPT_SIZES)
+        .map_err(StoreError::storage)?;
     if let Some(size) = sizes.get(id).map_err(StoreError::storage)? {
         stored.size = TranscriptSize::of(size.value());
     }

@@ -73,7 +73,10 @@ fn entries_of_one_part_replace_each_other_and_storing_again_adds_nothing() {
     );
     assert_eq!(stored.size.entries, 3);
     assert_eq!(stored.size.cut_entries, 0);
-    assert_eq!(read(&store, other).entries, vec![line(Some("prt_1"), "other")]);
+    assert_eq!(
+        read(&store, other).entries,
+        vec![line(Some("prt_1"), "other")]
+    );
 }
 
 #[test]
@@ -86,10 +89,17 @@ fn a_transcript_over_its_cap_loses_its_oldest_entries_and_records_the_cut() {
     let one = serde_json::to_vec(&lines[0]).unwrap().len() as u64;
     put(&store, session, &lines, one * 4);
     let stored = read(&store, session);
-    assert_eq!(stored.entries, lines[6..].to_vec(), "the newest four are kept");
+    assert_eq!(
+        stored.entries,
+        lines[6..].to_vec(),
+        "the newest four are kept"
+    );
     assert_eq!(stored.size.entries, 4);
     assert_eq!(stored.size.bytes, one * 4);
-    assert_eq!((stored.size.cut_entries, stored.size.cut_bytes), (6, one * 6));
+    assert_eq!(
+        (stored.size.cut_entries, stored.size.cut_bytes),
+        (6, one * 6)
+    );
     // A cut part is stored anew when it comes again (its old place is gone).
     put(&store, session, &[line(Some("prt_0"), "back")], one * 4);
     let stored = read(&store, session);
@@ -130,7 +140,12 @@ fn pruning_frees_the_transcripts_of_sessions_that_ended_before_the_retention() {
     let recent = session_ended(&store, Some(now - day));
     let running = session_ended(&store, None);
     for id in [old, recent, running] {
-        put(&store, id, &[line(Some("prt_1"), "hi"), line(None, "n")], u64::MAX);
+        put(
+            &store,
+            id,
+            &[line(Some("prt_1"), "hi"), line(None, "n")],
+            u64::MAX,
+        );
     }
     let size = read(&store, old).size;
     let pruned = store.prune_transcripts_blocking(now - day * 30).unwrap();
@@ -151,5 +166,8 @@ fn pruning_frees_the_transcripts_of_sessions_that_ended_before_the_retention() {
     assert_eq!(again, Pruned::default());
     // The part index went too: the part is stored anew, once.
     put(&store, old, &[line(Some("prt_1"), "again")], u64::MAX);
-    assert_eq!(read(&store, old).entries, vec![line(Some("prt_1"), "again")]);
+    assert_eq!(
+        read(&store, old).entries,
+        vec![line(Some("prt_1"), "again")]
+    );
 }

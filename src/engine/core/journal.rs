@@ -110,7 +110,9 @@ mod tests {
             Entry {
                 at: jiff::Timestamp::now(),
                 part: None,
-                activity: Activity::Note { text: "a note".into() },
+                activity: Activity::Note {
+                    text: "a note".into(),
+                },
             },
         );
         assert_eq!(journal.sessions(), 2);

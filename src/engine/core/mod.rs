@@ -243,6 +243,7 @@ impl Core {
                         None if self.journal.is_full() => self.flush_transcripts().await,
                         None => continue, // nothing durable changed: no dispatch round needed
                     },
+                    RemoteReport::Backfill { session, entries } => self.on_backfill(session, entries).await,
                 },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,

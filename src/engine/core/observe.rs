@@ -135,6 +135,32 @@ impl Core {
         step
     }
 
+    /// What a re-attached session did while nobody followed it: into its transcript (a part
+    /// stored before is replaced, not repeated), written at once. Its steps were checkpointed
+    /// when they were seen (or are in its answer's usage), so none is recorded here.
+    pub(super) async fn on_backfill(
+        &mut self,
+        session: SessionId,
+        entries: Vec<Entry>,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&session) else {
+            return Ok(());
+        };
+        let usage = entries.iter().rev().find_map(|e| match &e.activity {
+            Activity::Step { usage } => Some(*usage),
+            _ => None,
+        });
+        if let Some(usage) = usage {
+            run.live = usage;
+        }
+        run.last = entries.last().cloned().or(run.last.take());
+        tracing::info!(%session, entries = entries.len(), "transcript backfilled from the session's server");
+        for entry in entries {
+            self.journal.record(session, entry);
+        }
+        self.flush_transcripts().await
+    }
+
     /// Record a running session's step checkpoint durably.
     pub(super) async fn record_step(
         &mut self,
