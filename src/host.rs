@@ -92,6 +92,11 @@ impl Host {
             cleanup: config.engine.worktree_cleanup,
             max_worktrees: config.engine.max_worktrees,
             questions: config.engine.question_policy(),
+            transcript_cap: config
+                .engine
+                .transcript_cap
+                .unwrap_or(crate::engine::DEFAULT_TRANSCRIPT_CAP),
+            transcript_retention: config.engine.transcript_retention,
             ..EngineOptions::default()
         };
         let clients = servers.clients();

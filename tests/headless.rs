@@ -9,6 +9,8 @@ mod support;
 
 #[path = "headless/disk_full.rs"]
 mod disk_full;
+#[path = "headless/gc.rs"]
+mod gc;
 #[path = "headless/notify.rs"]
 mod notify;
 #[path = "headless/shutdown.rs"]

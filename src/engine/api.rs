@@ -83,6 +83,8 @@ pub enum Request {
         since: u64,
         last: usize,
     },
+    /// Remove the stored transcripts of sessions that ended before `ended_before`.
+    PruneTranscripts { ended_before: jiff::Timestamp },
     /// Deliver a finished plan's work: land its integration branch on its base branch
     /// (`mode`), or with `push`, push the branch (and open a pull request) instead.
     Land {
@@ -146,6 +148,7 @@ pub enum Reply {
     Context { tasks: Vec<TaskContext> },
     Review { review: Box<PlanReview> },
     History { entries: Vec<Logged> },
+    Pruned { pruned: crate::store::Pruned },
     Landed { landing: Box<Landing> },
     Done,
 }
@@ -162,6 +165,7 @@ impl Reply {
             Self::Context { .. } => "context",
             Self::Review { .. } => "review",
             Self::History { .. } => "history",
+            Self::Pruned { .. } => "pruned",
             Self::Landed { .. } => "landed",
             Self::Done => "done",
         }
@@ -455,6 +459,21 @@ pub trait EngineApi: Engine {
     async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ApiError> {
         match self.call(Request::History { since, last }).await? {
             Reply::History { entries } => Ok(entries),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Remove the stored transcripts of sessions that ended before `ended_before`; what that
+    /// freed.
+    async fn prune_transcripts(
+        &self,
+        ended_before: jiff::Timestamp,
+    ) -> Result<crate::store::Pruned, ApiError> {
+        match self
+            .call(Request::PruneTranscripts { ended_before })
+            .await?
+        {
+            Reply::Pruned { pruned } => Ok(pruned),
             other => Err(ApiError::unexpected(&other)),
         }
     }

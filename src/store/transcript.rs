@@ -253,7 +253,7 @@ pub(crate) fn transcript<T: DeserializeOwned>(
 }
 
 /// What pruning transcripts freed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Pruned {
     /// Transcripts removed.
     pub sessions: u64,

@@ -322,6 +322,10 @@ impl Core {
                 self.history(since, last, answer.of(|entries| Reply::History { entries }));
                 return Ok(());
             }
+            Request::PruneTranscripts { ended_before } => {
+                self.prune_transcripts(ended_before, answer.of(|pruned| Reply::Pruned { pruned }));
+                return Ok(());
+            }
             Request::Land { plan, mode, push } => {
                 let answer = answer.of(|landing| Reply::Landed {
                     landing: Box::new(landing),

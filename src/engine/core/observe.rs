@@ -161,6 +161,44 @@ impl Core {
         self.flush_transcripts().await
     }
 
+    /// Removes the transcripts of sessions that ended before `ended_before`, off the loop.
+    pub(super) fn prune_transcripts(
+        &self,
+        ended_before: jiff::Timestamp,
+        reply: super::Typed<crate::store::Pruned>,
+    ) {
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let pruned = store.prune_transcripts(ended_before).await;
+            reply.send(pruned.map_err(EngineError::from));
+        });
+    }
+
+    /// At start-up: the transcripts of sessions that ended longer ago than the retention
+    /// (`[engine] transcript_retention`) are removed.
+    pub(super) async fn apply_retention(
+        &mut self,
+        now: jiff::Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(before) = self
+            .options
+            .transcript_retention
+            .and_then(|retention| now.checked_sub(retention).ok())
+        else {
+            return Ok(());
+        };
+        let pruned = self.store.prune_transcripts(before).await?;
+        if pruned.sessions > 0 {
+            tracing::info!(
+                sessions = pruned.sessions,
+                entries = pruned.entries,
+                bytes = pruned.bytes,
+                "removed transcripts older than the retention"
+            );
+        }
+        Ok(())
+    }
+
     /// Record a running session's step checkpoint durably.
     pub(super) async fn record_step(
         &mut self,

@@ -118,6 +118,7 @@ impl Core {
         }
         core.observe_history(history).await?;
         core.settle_left_running(sessions, now).await?;
+        core.apply_retention(now).await?;
         Ok(core)
     }
 
