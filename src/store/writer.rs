@@ -149,7 +149,9 @@ pub(super) struct WriteTables<'txn> {
     context: Table<'txn, u128, &'static [u8]>,
     landing: Table<'txn, u128, &'static [u8]>,
     reviewed: Table<'txn, (u128, &'static str), &'static str>,
-    transcripts: TranscriptTables<'txn>,
+    /// Opened by the first transcript write of the transaction (most have none).
+    transcripts: Option<TranscriptTables<'txn>>,
+    txn: &'txn WriteTransaction,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -172,7 +174,8 @@ impl<'txn> WriteTables<'txn> {
             context: txn.open_table(TASK_CONTEXT).map_err(open_error)?,
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
             reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
-            transcripts: TranscriptTables::open(txn)?,
+            transcripts: None,
+            txn,
         })
     }
 
@@ -280,9 +283,13 @@ impl<'txn> WriteTables<'txn> {
                     part,
                     json,
                     cap,
-                } => self
-                    .transcripts
-                    .put(*session, part.as_deref(), json, *cap)?,
+                } => {
+                    let tables = match &mut self.transcripts {
+                        Some(tables) => tables,
+                        None => self.transcripts.insert(TranscriptTables::open(self.txn)?),
+                    };
+                    tables.put(*session, part.as_deref(), json, *cap)?;
+                }
                 Op::PutContext {
                     id,
                     plan,
