@@ -1025,3 +1025,40 @@ async fn a_removed_agent_leaves_a_room_that_follows_the_events() {
     assert_eq!(names(&truth.agents), ["stays"]);
     assert_eq!(names(&view.agents), names(&truth.agents));
 }
+
+/// A session's stored transcript is kept under `transcript_cap`: its oldest entries are cut
+/// and the transcript says so where they were, naming the setting.
+#[tokio::test]
+async fn a_transcript_over_its_cap_says_where_it_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let capped = EngineOptions {
+        transcript_cap: 300,
+        ..options()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 1, &[], 0, 0.0)],
+        capped,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"go\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let session = store.read(query::sessions).await.unwrap()[0].id;
+    let transcript = engine.transcript(session).await.unwrap();
+    let first = transcript[0].activity.summary();
+    assert!(
+        first.contains("earlier entries") && first.contains("cut here"),
+        "{transcript:#?}"
+    );
+    assert!(first.contains("engine.transcript_cap"), "{first}");
+    assert_eq!(
+        transcript.last().unwrap().activity.summary(),
+        "simulated result of a",
+        "the newest entries are kept"
+    );
+    engine.shutdown().await.unwrap();
+}
