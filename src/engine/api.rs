@@ -27,7 +27,7 @@ use crate::domain::{PlanId, SessionId, TaskId};
 pub enum Request {
     /// Everything a front end draws, tagged with the number of the last event it reflects.
     Snapshot,
-    /// What a session has done that this engine saw, oldest first.
+    /// What a session has done, as stored (with what waits to be written), oldest first.
     Transcript { session: SessionId },
     /// A plan file's text; `path` names it in errors and anchors its relative `repo`.
     Submit { path: PathBuf, text: String },

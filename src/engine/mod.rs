@@ -187,7 +187,7 @@ pub enum EngineEvent {
         tasks: usize,
         resumed: usize,
     },
-    /// A running session did something (not durable: the transcript lives on its server).
+    /// A running session did something (written to its stored transcript shortly after).
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },

@@ -80,7 +80,8 @@ impl Reporter {
     }
 
     /// Tell the engine what the session is doing. Never waits: when the engine is behind,
-    /// the entry is dropped (the transcript stays on the server; the outcome still counts).
+    /// the entry is dropped (a later entry of its part, or the final answer, still reaches
+    /// the stored transcript; the outcome still counts).
     pub(crate) fn activity(&self, session: SessionId, activity: Activity, part: Option<String>) {
         let entry = Entry {
             at: jiff::Timestamp::now(),
