@@ -178,9 +178,14 @@ impl<'txn> TranscriptTables<'txn> {
         self.entries
             .retain_in((session, 0)..=(session, u64::MAX), |_, _| false)
             .map_err(StoreError::storage)?;
-        self.parts
-            .retain_in((session, "")..=(session, "\u{10ffff}"), |_, _| false)
-            .map_err(StoreError::storage)?;
+        // Every part key of the session: from the empty string up to the next session's.
+        let parts = match session.checked_add(1) {
+            Some(next) => self
+                .parts
+                .retain_in((session, "")..(next, ""), |_, _| false),
+            None => self.parts.retain_in((session, "").., |_, _| false),
+        };
+        parts.map_err(StoreError::storage)?;
         self.sizes.remove(session).map_err(StoreError::storage)?;
         Ok(size)
     }

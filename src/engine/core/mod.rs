@@ -377,7 +377,8 @@ impl Core {
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
-        self.flush_transcripts().await?;
+        let now = std::time::Instant::now();
+        self.flush_journal(journal::Drain::Due(now)).await?;
         self.enforce_time_limits();
         self.expire_questions().await?;
         self.probe_agents();
@@ -422,8 +423,9 @@ impl Core {
     /// events.
     async fn commit(&mut self, mut step: Step) -> Result<(), EngineError> {
         if !step.batch.is_empty() {
+            let cap = self.options.transcript_cap;
             self.journal
-                .drain_into(&mut step.batch, self.options.transcript_cap);
+                .drain_into(&mut step.batch, cap, journal::Drain::All);
             self.store.commit(step.batch).await?;
         }
         for event in step.events {

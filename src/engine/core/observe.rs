@@ -230,13 +230,22 @@ impl Core {
 
     /// Writes the transcript entries waiting in the journal, durably.
     pub(super) async fn flush_transcripts(&mut self) -> Result<(), EngineError> {
+        self.flush_journal(super::journal::Drain::All).await
+    }
+
+    /// Writes the waiting transcript entries `drain` takes, durably.
+    pub(super) async fn flush_journal(
+        &mut self,
+        drain: super::journal::Drain,
+    ) -> Result<(), EngineError> {
         if !self.journal.is_waiting() {
             return Ok(());
         }
         let mut batch = crate::store::Batch::new();
-        self.journal
-            .drain_into(&mut batch, self.options.transcript_cap);
-        self.store.commit(batch).await?;
+        let cap = self.options.transcript_cap;
+        if self.journal.drain_into(&mut batch, cap, drain) > 0 {
+            self.store.commit(batch).await?;
+        }
         Ok(())
     }
 
