@@ -1062,3 +1062,44 @@ async fn a_transcript_over_its_cap_says_where_it_was_cut() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// `transcript_retention`: a starting engine removes the transcripts of sessions that ended
+/// longer ago; a younger one is kept.
+#[tokio::test]
+async fn a_starting_engine_removes_transcripts_past_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = || vec![support::sim_agent("sim", 1, &[], 0, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents(), options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"go\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let session = store.read(query::sessions).await.unwrap()[0].id;
+    let stored = engine.transcript(session).await.unwrap();
+    assert!(!stored.is_empty());
+    engine.shutdown().await.unwrap();
+
+    let keep = EngineOptions {
+        transcript_retention: Some(SignedDuration::from_hours(1)),
+        ..options()
+    };
+    let engine = EngineHandle::start(store.clone(), agents(), keep)
+        .await
+        .unwrap();
+    assert_eq!(engine.transcript(session).await.unwrap(), stored);
+    engine.shutdown().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let prune = EngineOptions {
+        transcript_retention: Some(SignedDuration::from_millis(10)),
+        ..options()
+    };
+    let engine = EngineHandle::start(store.clone(), agents(), prune)
+        .await
+        .unwrap();
+    assert!(engine.transcript(session).await.unwrap().is_empty());
+    engine.shutdown().await.unwrap();
+}
