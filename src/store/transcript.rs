@@ -49,7 +49,7 @@ impl Batch {
     /// Stores one transcript entry of `session`: in place of the entry stored under `part`
     /// when there is one, else after the last. The transcript is then cut from its start to
     /// at most `cap` bytes (never below its newest entry).
-    pub(crate) fn put_transcript(
+    pub fn put_transcript(
         &mut self,
         session: SessionId,
         part: Option<&str>,
