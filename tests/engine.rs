@@ -1054,7 +1054,7 @@ async fn a_transcript_over_its_cap_says_where_it_was_cut() {
         first.contains("earlier entries") && first.contains("cut here"),
         "{transcript:#?}"
     );
-    assert!(first.contains("engine.transcript_cap"), "{first}");
+    assert!(first.contains("[engine] transcript_cap"), "{first}");
     assert_eq!(
         transcript.last().unwrap().activity.summary(),
         "simulated result of a",

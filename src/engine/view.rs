@@ -291,10 +291,12 @@ pub(crate) fn read_transcript(
             part: None,
             activity: Activity::Note {
                 text: format!(
-                    "[{} earlier entries ({}) cut here: a transcript keeps its newest {} (engine.transcript_cap)]",
-                    size.cut_entries,
+                    "[{} ({}) cut here to keep the transcript under its cap ([engine] transcript_cap)]",
+                    match size.cut_entries {
+                        1 => "1 earlier entry".to_string(),
+                        n => format!("{n} earlier entries"),
+                    },
                     crate::text::bytes(size.cut_bytes),
-                    crate::text::bytes(size.bytes),
                 ),
             },
         });

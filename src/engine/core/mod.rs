@@ -418,9 +418,8 @@ impl Core {
         self.options.clock.now()
     }
 
-    /// Durable first, then announced.
-    /// Commits `step` (with the transcript entries waiting in the journal), then tells its
-    /// events.
+    /// Durable first, then announced: commits `step` (with the transcript entries waiting in
+    /// the journal), then tells its events.
     async fn commit(&mut self, mut step: Step) -> Result<(), EngineError> {
         if !step.batch.is_empty() {
             let cap = self.options.transcript_cap;

@@ -1,8 +1,8 @@
 //! What front ends see: the snapshot, running sessions' activity and transcripts, the newest
 //! ended sessions, and pausing. Activity goes to the store through the journal (coalesced,
 //! see `journal.rs`), and transcripts are read from there; everything else here is derived
-//! from durable state. Edits in a session's activity
-//! feed its plan's overlap map, and an overlap is told the moment it happens.
+//! from durable state. Edits in a session's activity feed its plan's overlap map, and an
+//! overlap is told the moment it happens.
 
 use std::collections::VecDeque;
 
@@ -88,7 +88,8 @@ impl Core {
     }
 
     /// A running (or just ended) session did something: into its transcript (through the
-    /// journal) and announced. A running session's step (its usage so far) comes back as a checkpoint to record.
+    /// journal) and announced. A running session's step (its usage so far) comes back as a
+    /// checkpoint to record.
     pub(super) fn on_activity(
         &mut self,
         session: SessionId,
