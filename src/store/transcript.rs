@@ -138,15 +138,7 @@ impl<'txn> TranscriptTables<'txn> {
         size: &mut TranscriptSize,
     ) -> Result<(), StoreError> {
         while size.bytes > cap {
-            let first = self
-                .entries
-                .range((session, 1)..=(session, u64::MAX))
-                .map_err(StoreError::storage)?
-                .next()
-                .transpose()
-                .map_err(StoreError::storage)?
-                .map(|(key, json)| (key.value().1, json.value().to_vec()));
-            let Some((seq, json)) = first.filter(|(seq, _)| *seq != newest) else {
+            let Some((seq, json)) = self.oldest_but(session, newest)? else {
                 return Ok(());
             };
             self.entries
@@ -170,6 +162,21 @@ impl<'txn> TranscriptTables<'txn> {
             size.cut_bytes += bytes;
         }
         Ok(())
+    }
+
+    /// The oldest entry of `session` other than `newest`.
+    fn oldest_but(&self, session: u128, newest: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let entries = self
+            .entries
+            .range((session, 1)..=(session, u64::MAX))
+            .map_err(StoreError::storage)?;
+        for entry in entries {
+            let (key, json) = entry.map_err(StoreError::storage)?;
+            if key.value().1 != newest {
+                return Ok(Some((key.value().1, json.value().to_vec())));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes `session`'s whole transcript; what it held.

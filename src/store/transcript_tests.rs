@@ -110,6 +110,19 @@ fn a_transcript_over_its_cap_loses_its_oldest_entries_and_records_the_cut() {
     let stored = read(&store, session);
     assert_eq!(stored.entries.len(), 1);
     assert!(stored.size.bytes > one * 4);
+
+    // An oldest entry that grows past the cap is kept; the ones after it are cut.
+    let other = SessionId::generate();
+    put(&store, other, &lines[..3], one * 4);
+    put(
+        &store,
+        other,
+        &[line(Some("prt_0"), &"z".repeat(400))],
+        one * 4,
+    );
+    let stored = read(&store, other);
+    assert_eq!(stored.entries, vec![line(Some("prt_0"), &"z".repeat(400))]);
+    assert_eq!(stored.size.cut_entries, 2);
 }
 
 fn session_ended(store: &StoreHandle, finished: Option<jiff::Timestamp>) -> SessionId {
