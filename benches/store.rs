@@ -53,6 +53,40 @@ fn run(writers: usize, max_batch: usize, total: usize) -> f64 {
     (per_writer * writers) as f64 / elapsed
 }
 
+/// Transcript entries per second stored `per_commit` at a time (the engine's journal writes
+/// what waited since its last write in one commit; 1 is a commit per entry), one writer: 100
+/// sessions' tool calls of about 200 bytes, each entry a new part.
+fn transcript_run(per_commit: usize, total: usize) -> f64 {
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        Store::open(&dir.path().join("bench.redb"), StoreOptions::default()).expect("open store");
+    let sessions: Vec<SessionId> = (0..100).map(|_| SessionId::generate()).collect();
+    let started = Instant::now();
+    let mut batch = Batch::new();
+    for n in 0..total {
+        let part = format!("prt_{n:08}");
+        let entry = json!({
+            "at": "2026-01-01T00:00:00Z",
+            "part": part,
+            "activity": {"kind": "tool", "tool": "bash", "status": "completed",
+                         "title": "cargo test --test store -- --nocapture a_long_enough_name"},
+        });
+        batch.put_transcript(sessions[n % sessions.len()], Some(&part), &entry, 2 << 20);
+        if batch.len() >= per_commit {
+            store
+                .commit_blocking(std::mem::take(&mut batch))
+                .expect("commit");
+        }
+    }
+    if !batch.is_empty() {
+        store.commit_blocking(batch).expect("commit");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    store.close_blocking();
+    total as f64 / elapsed
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -90,4 +124,14 @@ fn main() {
     println!(
         "target: group commit at 64 writers >= 10x one commit per write: {ratio_at_64:.1}x ({verdict})"
     );
+    println!("transcript entries/s, median of {runs} runs (one writer)");
+    for per_commit in [1, 16, 256] {
+        let total = if per_commit == 1 { 400 } else { 8000 };
+        let rate = median(
+            (0..runs)
+                .map(|_| transcript_run(per_commit, total))
+                .collect(),
+        );
+        println!("{per_commit:>8} per commit {rate:>12.0}");
+    }
 }

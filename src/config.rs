@@ -110,6 +110,20 @@ pub(crate) struct EngineConfig {
     /// The most every agent together may spend in one UTC day: `{ tokens = N, cost = X }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) daily_budget: Option<crate::domain::Budget>,
+    /// Most bytes of a session's stored transcript (`"2MiB"`, `"512KiB"` or a number of
+    /// bytes); its oldest entries are cut beyond it, and the cut is stated. Default 2 MiB.
+    #[serde(
+        deserialize_with = "deserialize_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) transcript_cap: Option<u64>,
+    /// Transcripts of sessions that ended longer ago than this (`"30d"`) are removed when the
+    /// engine starts and by `ocio gc`. Default: kept.
+    #[serde(
+        deserialize_with = "deserialize_days",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) transcript_retention: Option<SignedDuration>,
 }
 
 impl EngineConfig {
@@ -137,6 +151,8 @@ impl Default for EngineConfig {
             questions: crate::engine::question::QuestionMode::Auto,
             question_timeout: None,
             daily_budget: None,
+            transcript_cap: None,
+            transcript_retention: None,
         }
     }
 }
@@ -247,6 +263,36 @@ fn deserialize_duration<'de, D: Deserializer<'de>>(
     text.parse::<SignedDuration>().map(Some).map_err(|_| {
         serde::de::Error::custom(format!(
             "duration `{text}` is not valid; write e.g. \"30s\", \"2m\", \"1h 5m\" or \"PT30S\""
+        ))
+    })
+}
+
+/// A duration that may count days (of 24 hours) and weeks: `"30d"`, `"2w"`, `"12h"`.
+fn deserialize_days<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SignedDuration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::text::parse_days(&text).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "duration `{text}` is not valid; write e.g. \"30d\", \"2w\" or \"12h\""
+        ))
+    })
+}
+
+fn deserialize_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let text = match Size::deserialize(deserializer)? {
+        Size::Bytes(n) => return Ok(Some(n)),
+        Size::Text(text) => text,
+    };
+    crate::text::parse_bytes(&text).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "size `{text}` is not valid; write e.g. \"2MiB\", \"512KiB\" or a number of bytes"
         ))
     })
 }

@@ -93,6 +93,11 @@ impl Host {
             max_worktrees: config.engine.max_worktrees,
             questions: config.engine.question_policy(),
             daily_budget: config.engine.daily_budget,
+            transcript_cap: config
+                .engine
+                .transcript_cap
+                .unwrap_or(crate::engine::DEFAULT_TRANSCRIPT_CAP),
+            transcript_retention: config.engine.transcript_retention,
             ..EngineOptions::default()
         };
         let clients = servers.clients();

@@ -24,6 +24,49 @@ pub(crate) fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// A size as a person reads it: `512 B`, `3.2 KiB`, `2.0 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let n_f = n as f64;
+    if n < 1024 {
+        format!("{n} B")
+    } else if n_f < KIB * KIB {
+        format!("{:.1} KiB", n_f / KIB)
+    } else if n_f < KIB * KIB * KIB {
+        format!("{:.1} MiB", n_f / (KIB * KIB))
+    } else {
+        format!("{:.1} GiB", n_f / (KIB * KIB * KIB))
+    }
+}
+
+/// A size as a person writes it: `2MiB`, `512 KiB`, `1.5GiB`, `64kb` (KB = KiB here) or a
+/// number of bytes; `None` when it is none of these.
+pub(crate) fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = number * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// A span that may count days (of 24 hours) and weeks as a person writes it: `30d`, `2w`,
+/// `12h`, `1d 6h`; `None` when it is none.
+pub(crate) fn parse_days(text: &str) -> Option<jiff::SignedDuration> {
+    let span: jiff::Span = text.trim().parse().ok()?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()
+}
+
 /// A time span as a person reads it: `1m 30s`, `250ms`.
 pub(crate) fn duration(span: std::time::Duration) -> String {
     jiff::SignedDuration::try_from(span).map_or_else(

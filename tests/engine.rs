@@ -880,6 +880,12 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
     assert_eq!(snapshot.sessions.len(), 4);
     assert_eq!(snapshot.usage.input_tokens, 4 * 1000);
     assert_eq!(snapshot.sessions[0].task, "d", "newest first");
+    // Its transcript is the one the last engine kept: durable, entry for entry.
+    let after = engine.transcript(session).await.unwrap();
+    assert_eq!(
+        after, transcript,
+        "the stored transcript outlives the engine"
+    );
     engine.shutdown().await.unwrap();
 }
 
@@ -1018,4 +1024,82 @@ async fn a_removed_agent_leaves_a_room_that_follows_the_events() {
     };
     assert_eq!(names(&truth.agents), ["stays"]);
     assert_eq!(names(&view.agents), names(&truth.agents));
+}
+
+/// A session's stored transcript is kept under `transcript_cap`: its oldest entries are cut
+/// and the transcript says so where they were, naming the setting.
+#[tokio::test]
+async fn a_transcript_over_its_cap_says_where_it_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let capped = EngineOptions {
+        transcript_cap: 300,
+        ..options()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 1, &[], 0, 0.0)],
+        capped,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"go\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let session = store.read(query::sessions).await.unwrap()[0].id;
+    let transcript = engine.transcript(session).await.unwrap();
+    let first = transcript[0].activity.summary();
+    assert!(
+        first.contains("earlier entries") && first.contains("cut here"),
+        "{transcript:#?}"
+    );
+    assert!(first.contains("[engine] transcript_cap"), "{first}");
+    assert_eq!(
+        transcript.last().unwrap().activity.summary(),
+        "simulated result of a",
+        "the newest entries are kept"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// `transcript_retention`: a starting engine removes the transcripts of sessions that ended
+/// longer ago; a younger one is kept.
+#[tokio::test]
+async fn a_starting_engine_removes_transcripts_past_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = || vec![support::sim_agent("sim", 1, &[], 0, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents(), options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"go\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let session = store.read(query::sessions).await.unwrap()[0].id;
+    let stored = engine.transcript(session).await.unwrap();
+    assert!(!stored.is_empty());
+    engine.shutdown().await.unwrap();
+
+    let keep = EngineOptions {
+        transcript_retention: Some(SignedDuration::from_hours(1)),
+        ..options()
+    };
+    let engine = EngineHandle::start(store.clone(), agents(), keep)
+        .await
+        .unwrap();
+    assert_eq!(engine.transcript(session).await.unwrap(), stored);
+    engine.shutdown().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let prune = EngineOptions {
+        transcript_retention: Some(SignedDuration::from_millis(10)),
+        ..options()
+    };
+    let engine = EngineHandle::start(store.clone(), agents(), prune)
+        .await
+        .unwrap();
+    assert!(engine.transcript(session).await.unwrap().is_empty());
+    engine.shutdown().await.unwrap();
 }

@@ -9,6 +9,8 @@ mod support;
 
 #[path = "headless/disk_full.rs"]
 mod disk_full;
+#[path = "headless/gc.rs"]
+mod gc;
 #[path = "headless/notify.rs"]
 mod notify;
 #[path = "headless/shutdown.rs"]
@@ -204,6 +206,10 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
     let logs = home.json(&["logs", short, "--json"]);
     assert_eq!(logs["source"], "database");
     assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent");
+    assert!(
+        !logs["entries"].as_array().unwrap().is_empty(),
+        "the transcript outlives the engine: {logs}"
+    );
     let text = stderr(&home.ocio(&["agents"]));
     assert!(
         text.contains("no engine running; read from the database"),
@@ -228,6 +234,12 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
         lines
             .lines()
             .any(|l| l.starts_with("{\"data\"") && l.contains("\"record\":\"task\""))
+    );
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"record\":\"transcript\"")),
+        "the export carries the transcripts"
     );
 }
 

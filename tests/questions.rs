@@ -165,6 +165,23 @@ async fn a_question_is_answered_by_its_short_id_and_the_session_gets_the_label()
         ) && c.ends_with(&format!("[{request}]"))),
         "the control log names the answer and who gave it: {causes:#?}"
     );
+    // The exchange is in the session's transcript: asked, then answered, once each.
+    let session = run.store.read(query::sessions).await.unwrap()[0].id;
+    let notes: Vec<String> = run
+        .engine
+        .transcript(session)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.part.as_deref().is_some_and(|p| p.ends_with(&request)))
+        .map(|e| e.activity.summary())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(
+        notes[0].starts_with("asks question \"Which colour"),
+        "{notes:#?}"
+    );
+    assert!(notes[1].starts_with("answered \"blue\""), "{notes:#?}");
     run.engine.shutdown().await.unwrap();
 }
 

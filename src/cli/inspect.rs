@@ -14,6 +14,7 @@ use crate::domain::{
     Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
 };
 use crate::engine::EngineApi;
+use crate::engine::view::read_transcript;
 use crate::engine::{Entry, Logged, PlanView, SessionView, Snapshot, TaskView};
 use crate::store::{StoreError, query};
 
@@ -258,8 +259,8 @@ pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
 struct Logs {
     source: &'static str,
     session: Session,
-    /// What the session wrote, as the running engine saw it (empty without an engine: the
-    /// transcript lives on the session's server).
+    /// What the session did, as stored (through the running engine when one runs, so what
+    /// it has not written yet is included).
     entries: Vec<Entry>,
     /// The durable record: prompt sent, steps, result, recovery notes.
     checkpoints: Vec<Checkpoint>,
@@ -272,7 +273,10 @@ pub(crate) fn logs(context: &Context, wanted: &str, json: bool) -> Result<(), Fa
         let (session, checkpoints) = find_session(context, snapshot, wanted).await?;
         let entries = match &engine {
             Some((client, _)) => client.transcript(session.id).await?,
-            None => Vec::new(),
+            None => {
+                let id = session.id;
+                from_database(context, move |txn| read_transcript(txn, id)).await?
+            }
         };
         let logs = Logs {
             source: source_name(engine.as_ref().map(|(c, _)| c)),
@@ -393,6 +397,14 @@ fn matches_session(id: SessionId, wanted: &str) -> bool {
     id.short() == wanted || id.to_string().eq_ignore_ascii_case(wanted)
 }
 
+/// One entry of a session's transcript in an export.
+#[derive(Serialize)]
+struct TranscriptLine {
+    session: SessionId,
+    #[serde(flatten)]
+    entry: Entry,
+}
+
 #[derive(Default, Serialize)]
 struct Export {
     plans: Vec<Plan>,
@@ -403,6 +415,8 @@ struct Export {
     leases: Vec<Lease>,
     /// The control log: every durable transition, in order.
     events: Vec<Logged>,
+    /// Every stored transcript entry, session by session, oldest first.
+    transcripts: Vec<TranscriptLine>,
 }
 
 pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
@@ -411,8 +425,14 @@ pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
         let data = from_database(context, |txn| {
             let sessions = query::sessions(txn)?;
             let mut checkpoints = Vec::new();
+            let mut transcripts = Vec::new();
             for session in &sessions {
                 checkpoints.extend(query::checkpoints(txn, session.id)?);
+                let entries = read_transcript(txn, session.id)?;
+                transcripts.extend(entries.into_iter().map(|entry| TranscriptLine {
+                    session: session.id,
+                    entry,
+                }));
             }
             Ok(Export {
                 plans: query::plans(txn)?,
@@ -425,6 +445,7 @@ pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
                     .into_iter()
                     .map(|(seq, event)| Logged { seq, event })
                     .collect(),
+                transcripts,
             })
         })
         .await?;
@@ -456,6 +477,7 @@ pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
             "agents",
             "leases",
             "events",
+            "transcripts",
         ] {
             for item in lists[kind].as_array().into_iter().flatten() {
                 record(kind.trim_end_matches('s'), item.clone());

@@ -6,6 +6,7 @@ mod check;
 mod database;
 mod demo;
 mod events;
+mod gc;
 mod inspect;
 mod land;
 mod open;
@@ -376,7 +377,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// What a session did: its transcript (from the running engine) and checkpoints
+    /// What a session did: its stored transcript (text, tool calls, steps, edits, notes) and
+    /// checkpoints, engine running or not
     Logs {
         /// Session id (the full id or its last 8 characters), or a task as for `cancel` (its
         /// newest session)
@@ -399,8 +401,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Everything the database holds (plans, tasks, sessions, agents, control log): JSON Lines,
-    /// or one JSON document with --json
+    /// Remove the stored transcripts of sessions that ended longer ago than [engine]
+    /// transcript_retention (or --older-than), and say what that freed; through the running
+    /// engine when there is one
+    Gc {
+        /// e.g. `30d`, `2w`, `12h`: overrides [engine] transcript_retention
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything the database holds (plans, tasks, sessions, agents, control log,
+    /// transcripts): JSON Lines, or one JSON document with --json
     Export {
         #[arg(long)]
         json: bool,
@@ -768,6 +780,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 json,
             },
         ),
+        Some(Command::Gc { older_than, json }) => gc::run(&context, older_than.as_deref(), json),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
         Some(Command::Demo) => demo::run(&context),

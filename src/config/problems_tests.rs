@@ -107,3 +107,44 @@ fn a_huge_value_is_clipped_in_the_error() {
     assert!(err.len() < 2_000, "{} bytes", err.len());
     assert!(err.contains('…'), "{err}");
 }
+
+#[test]
+fn transcript_cap_and_retention_are_read_and_bad_ones_named() {
+    let config = parse(
+        "[engine]\ntranscript_cap = \"512KiB\"\ntranscript_retention = \"30d\"\n",
+        Path::new(FILE),
+    )
+    .unwrap();
+    assert_eq!(config.engine.transcript_cap, Some(512 * 1024));
+    assert_eq!(
+        config.engine.transcript_retention,
+        Some(jiff::SignedDuration::from_hours(30 * 24))
+    );
+    let bytes = parse("[engine]\ntranscript_cap = 4096\n", Path::new(FILE)).unwrap();
+    assert_eq!(bytes.engine.transcript_cap, Some(4096));
+    for (text, names) in [
+        (
+            "[engine]\ntranscript_cap = \"lots\"\n",
+            "size `lots` is not valid",
+        ),
+        (
+            "[engine]\ntranscript_cap = \"12\"\n",
+            "transcript_cap must be at least 1KiB",
+        ),
+        (
+            "[engine]\ntranscript_retention = \"soon\"\n",
+            "duration `soon` is not valid",
+        ),
+        (
+            "[engine]\ntranscript_retention = \"0s\"\n",
+            "transcript_retention must be longer than zero",
+        ),
+    ] {
+        let err = parse(text, Path::new(FILE)).unwrap_err().to_string();
+        assert!(err.contains(names), "{text}: {err}");
+        assert!(
+            places(&err).iter().any(|l| l.contains("line 2")),
+            "{text}: {err}"
+        );
+    }
+}

@@ -63,6 +63,23 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
             ),
         ));
     }
+    if let Some(retention) = config.engine.transcript_retention
+        && !retention.is_positive()
+    {
+        problems.push(problem(
+            vec![Key("engine"), Key("transcript_retention")],
+            format!(
+                "transcript_retention must be longer than zero, not {} (e.g. \"30d\"; leave it out to keep transcripts)",
+                friendly(retention)
+            ),
+        ));
+    }
+    if config.engine.transcript_cap.is_some_and(|cap| cap < 1024) {
+        problems.push(problem(
+            vec![Key("engine"), Key("transcript_cap")],
+            "transcript_cap must be at least 1KiB (e.g. \"2MiB\")",
+        ));
+    }
     problems.extend(validate_log_level(&config.log.level));
     problems.extend(super::notify::validate(&config.notify));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();

@@ -28,7 +28,7 @@ use crate::timeline::{LaneBy, Timeline};
 pub enum Request {
     /// Everything a front end draws, tagged with the number of the last event it reflects.
     Snapshot,
-    /// What a session has done that this engine saw, oldest first.
+    /// What a session has done, as stored (with what waits to be written), oldest first.
     Transcript { session: SessionId },
     /// A plan file's text; `path` names it in errors and anchors its relative `repo`.
     Submit { path: PathBuf, text: String },
@@ -84,6 +84,8 @@ pub enum Request {
         since: u64,
         last: usize,
     },
+    /// Remove the stored transcripts of sessions that ended before `ended_before`.
+    PruneTranscripts { ended_before: jiff::Timestamp },
     /// Deliver a finished plan's work: land its integration branch on its base branch
     /// (`mode`), or with `push`, push the branch (and open a pull request) instead.
     Land {
@@ -203,6 +205,7 @@ pub enum Reply {
     Context { tasks: Vec<TaskContext> },
     Review { review: Box<PlanReview> },
     History { entries: Vec<Logged> },
+    Pruned { pruned: crate::store::Pruned },
     Landed { landing: Box<Landing> },
     Timeline { timeline: Box<Timeline> },
     Done,
@@ -220,6 +223,7 @@ impl Reply {
             Self::Context { .. } => "context",
             Self::Review { .. } => "review",
             Self::History { .. } => "history",
+            Self::Pruned { .. } => "pruned",
             Self::Landed { .. } => "landed",
             Self::Timeline { .. } => "timeline",
             Self::Done => "done",
@@ -547,6 +551,21 @@ pub trait EngineApi: Engine {
     async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ApiError> {
         match self.call(Request::History { since, last }).await? {
             Reply::History { entries } => Ok(entries),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Remove the stored transcripts of sessions that ended before `ended_before`; what that
+    /// freed.
+    async fn prune_transcripts(
+        &self,
+        ended_before: jiff::Timestamp,
+    ) -> Result<crate::store::Pruned, ApiError> {
+        match self
+            .call(Request::PruneTranscripts { ended_before })
+            .await?
+        {
+            Reply::Pruned { pruned } => Ok(pruned),
             other => Err(ApiError::unexpected(&other)),
         }
     }

@@ -85,7 +85,14 @@ pub struct EngineOptions {
     pub questions: question::QuestionPolicy,
     /// The most every agent together may spend in one UTC day (`[engine] daily_budget`).
     pub daily_budget: Option<crate::domain::Budget>,
+    /// Most bytes of a session's stored transcript; its oldest entries are cut beyond it.
+    pub transcript_cap: u64,
+    /// Transcripts of sessions that ended longer ago are removed at start-up; `None`: kept.
+    pub transcript_retention: Option<SignedDuration>,
 }
+
+/// Default for [`EngineOptions::transcript_cap`]: 2 MiB.
+pub const DEFAULT_TRANSCRIPT_CAP: u64 = 2 * 1024 * 1024;
 
 impl EngineOptions {
     /// The bound on unmerged task worktrees, at least 1.
@@ -114,6 +121,8 @@ impl Default for EngineOptions {
             clock: Clock::system(),
             questions: question::QuestionPolicy::default(),
             daily_budget: None,
+            transcript_cap: DEFAULT_TRANSCRIPT_CAP,
+            transcript_retention: None,
         }
     }
 }
@@ -184,7 +193,7 @@ pub enum EngineEvent {
         tasks: usize,
         resumed: usize,
     },
-    /// A running session did something (not durable: the transcript lives on its server).
+    /// A running session did something (written to its stored transcript shortly after).
     Activity { session: SessionId, entry: Entry },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },

@@ -52,6 +52,12 @@ pub(super) enum RemoteReport {
     },
     /// The session did something (for the transcript and live usage).
     Activity { session: SessionId, entry: Entry },
+    /// What a re-attached session did while nobody followed it, read from its server: for
+    /// its transcript (parts already stored are replaced, never repeated).
+    Backfill {
+        session: SessionId,
+        entries: Vec<Entry>,
+    },
 }
 
 impl Reporter {
@@ -74,7 +80,8 @@ impl Reporter {
     }
 
     /// Tell the engine what the session is doing. Never waits: when the engine is behind,
-    /// the entry is dropped (the transcript stays on the server; the outcome still counts).
+    /// the entry is dropped (a later entry of its part, or the final answer, still reaches
+    /// the stored transcript; the outcome still counts).
     pub(crate) fn activity(&self, session: SessionId, activity: Activity, part: Option<String>) {
         let entry = Entry {
             at: jiff::Timestamp::now(),
@@ -82,6 +89,18 @@ impl Reporter {
             activity,
         };
         let _ = self.tx.try_send(RemoteReport::Activity { session, entry });
+    }
+
+    /// Hand the engine what the session did while nobody followed it (waits for room: a
+    /// backfill is not dropped when the engine is behind).
+    pub(crate) async fn backfill(&self, session: SessionId, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let _ = self
+            .tx
+            .send(RemoteReport::Backfill { session, entries })
+            .await;
     }
 
     /// Ask the engine (its policy or the operator) about a permission request. `None` when

@@ -325,3 +325,33 @@ impl Activity {
         }
     }
 }
+
+/// `session`'s stored transcript, oldest first; a cut is stated where it happened (before the
+/// oldest entry kept).
+pub(crate) fn read_transcript(
+    txn: &redb::ReadTransaction,
+    session: SessionId,
+) -> Result<Vec<Entry>, crate::store::StoreError> {
+    let stored = crate::store::transcript::<Entry>(txn, session)?;
+    let size = stored.size;
+    let mut entries = Vec::with_capacity(stored.entries.len() + 1);
+    if size.cut_entries > 0 {
+        let at = stored.entries.first().map_or_else(Timestamp::now, |e| e.at);
+        entries.push(Entry {
+            at,
+            part: None,
+            activity: Activity::Note {
+                text: format!(
+                    "[{} ({}) cut here to keep the transcript under its cap ([engine] transcript_cap)]",
+                    match size.cut_entries {
+                        1 => "1 earlier entry".to_string(),
+                        n => format!("{n} earlier entries"),
+                    },
+                    crate::text::bytes(size.cut_bytes),
+                ),
+            },
+        });
+    }
+    entries.extend(stored.entries);
+    Ok(entries)
+}

@@ -159,6 +159,15 @@ impl MessageInfo {
         }
     }
 
+    /// When the message was made (milliseconds since the Unix epoch).
+    pub(crate) fn created(&self) -> Option<i64> {
+        match self {
+            Self::User(m) => Some(m.time.created),
+            Self::Assistant(m) => Some(m.time.created),
+            Self::Unknown => None,
+        }
+    }
+
     pub(crate) fn session_id(&self) -> Option<&str> {
         match self {
             Self::User(m) => Some(&m.session_id),

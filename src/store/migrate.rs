@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::tables::{
     AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
     PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS,
+    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS, TRANSCRIPT_PARTS, TRANSCRIPT_SIZES, TRANSCRIPTS,
 };
 use super::{StoreError, decode_status};
 use crate::domain::MergeState;
@@ -22,6 +22,11 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PLAN_LANDING).map_err(StoreError::storage)?;
     txn.open_table(PLAN_REVIEWED).map_err(StoreError::storage)?;
     txn.open_table(BUDGET_LEDGER).map_err(StoreError::storage)?;
+    txn.open_table(TRANSCRIPTS).map_err(StoreError::storage)?;
+    txn.open_table(TRANSCRIPT_PARTS)
+        .map_err(StoreError::storage)?;
+    txn.open_table(TRANSCRIPT_SIZES)
+        .map_err(StoreError::storage)?;
     txn.open_table(PLAN_OPEN_TASKS)
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_CONFLICTS)

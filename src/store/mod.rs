@@ -7,6 +7,7 @@ mod open;
 pub mod query;
 mod seal;
 pub(crate) mod tables;
+mod transcript;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ use crate::domain::{
 
 pub use open::OpenInfo;
 pub(crate) use open::Snapshot;
+pub(crate) use transcript::transcript;
+pub use transcript::{Pruned, StoredTranscript, TranscriptSize};
 use writer::{Request, Writer};
 
 /// How the store runs.
@@ -164,6 +167,13 @@ enum Op {
         /// Its merge conflicted (indexed in `PLAN_CONFLICTS`).
         conflict: bool,
         json: Vec<u8>,
+    },
+    /// A transcript entry (see [`Batch::put_transcript`]).
+    PutTranscript {
+        session: u128,
+        part: Option<String>,
+        json: Vec<u8>,
+        cap: u64,
     },
 }
 
@@ -453,6 +463,29 @@ impl StoreHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .blocking_send(Request::Read(read_job(read, reply)))
+            .map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Removes, durably, the transcripts of sessions that ended before `before`; what that
+    /// freed.
+    pub async fn prune_transcripts(&self, before: jiff::Timestamp) -> Result<Pruned, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::PruneTranscripts(before, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Self::prune_transcripts`] for callers outside an async runtime.
+    pub fn prune_transcripts_blocking(
+        &self,
+        before: jiff::Timestamp,
+    ) -> Result<Pruned, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .blocking_send(Request::PruneTranscripts(before, reply))
             .map_err(|_| StoreError::Closed)?;
         answer.blocking_recv().map_err(|_| StoreError::Closed)?
     }

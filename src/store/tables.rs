@@ -82,3 +82,19 @@ pub(crate) const PLAN_REVIEWED: TableDefinition<(u128, &str), &str> =
 /// `limit/<scope>` -> `Budget` the operator set while ocio runs. Additive (no schema bump).
 pub(crate) const BUDGET_LEDGER: TableDefinition<&str, &[u8]> =
     TableDefinition::new("budget-ledger-v1");
+/// (session id, sequence) -> JSON transcript entry: what a session did, one small typed record
+/// per entry (text of a part, a tool call, a step, a note), in order. Sequence 0 is never
+/// written: a transcript's cut is kept in [`TRANSCRIPT_SIZES`]. Additive (no schema bump).
+pub(crate) const TRANSCRIPTS: TableDefinition<(u128, u64), &[u8]> =
+    TableDefinition::new("transcripts-v1");
+
+/// (session id, the server's part id or another key of the entry) -> its sequence in
+/// [`TRANSCRIPTS`]: a later entry of the same part replaces the stored one, so storing a part
+/// again (a backfill after a restart) never duplicates it. Additive (no schema bump).
+pub(crate) const TRANSCRIPT_PARTS: TableDefinition<(u128, &str), u64> =
+    TableDefinition::new("transcript-parts-v1");
+
+/// Session id -> (entries kept, their bytes, entries cut, their bytes): each transcript's size
+/// against its cap, and what was cut from its start. Additive (no schema bump).
+pub(crate) const TRANSCRIPT_SIZES: TableDefinition<u128, (u64, u64, u64, u64)> =
+    TableDefinition::new("transcript-sizes-v1");

@@ -12,6 +12,7 @@ use super::tables::{
     PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
     TASKS,
 };
+use super::transcript::TranscriptTables;
 use super::{Batch, Op, Receipt, StoreError, seal};
 
 pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + Send>;
@@ -19,6 +20,11 @@ pub(super) type ReadJob = Box<dyn FnOnce(Result<ReadTransaction, StoreError>) + 
 pub(super) enum Request {
     Write(Batch, oneshot::Sender<Result<Receipt, StoreError>>),
     Read(ReadJob),
+    /// Remove the transcripts of sessions that ended before this time.
+    PruneTranscripts(
+        jiff::Timestamp,
+        oneshot::Sender<Result<super::Pruned, StoreError>>,
+    ),
     Close(oneshot::Sender<()>),
 }
 
@@ -41,6 +47,9 @@ impl Writer {
             };
             match request {
                 Request::Read(job) => job(self.db.begin_read().map_err(StoreError::storage)),
+                Request::PruneTranscripts(before, reply) => {
+                    let _ = reply.send(self.prune_transcripts(before));
+                }
                 Request::Close(done) => {
                     self.close();
                     let _ = done.send(());
@@ -62,6 +71,15 @@ impl Writer {
                 }
             }
         }
+    }
+
+    fn prune_transcripts(&mut self, before: jiff::Timestamp) -> Result<super::Pruned, StoreError> {
+        let mut txn = self.db.begin_write().map_err(StoreError::storage)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(StoreError::storage)?;
+        let pruned = super::transcript::prune(&txn, before)?;
+        txn.commit().map_err(StoreError::storage)?;
+        Ok(pruned)
     }
 
     /// Closes the file and, when every commit since it was opened succeeded, seals it so the
@@ -133,6 +151,9 @@ pub(super) struct WriteTables<'txn> {
     landing: Table<'txn, u128, &'static [u8]>,
     reviewed: Table<'txn, (u128, &'static str), &'static str>,
     ledger: Table<'txn, &'static str, &'static [u8]>,
+    /// Opened by the first transcript write of the transaction (most have none).
+    transcripts: Option<TranscriptTables<'txn>>,
+    txn: &'txn WriteTransaction,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -156,6 +177,8 @@ impl<'txn> WriteTables<'txn> {
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
             reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
             ledger: txn.open_table(BUDGET_LEDGER).map_err(open_error)?,
+            transcripts: None,
+            txn,
         })
     }
 
@@ -267,6 +290,18 @@ impl<'txn> WriteTables<'txn> {
                         None => self.reviewed.remove((*plan, path.as_str())).map(|_| ()),
                     }
                     .map_err(StoreError::storage)?;
+                }
+                Op::PutTranscript {
+                    session,
+                    part,
+                    json,
+                    cap,
+                } => {
+                    let tables = match &mut self.transcripts {
+                        Some(tables) => tables,
+                        None => self.transcripts.insert(TranscriptTables::open(self.txn)?),
+                    };
+                    tables.put(*session, part.as_deref(), json, *cap)?;
                 }
                 Op::PutContext {
                     id,

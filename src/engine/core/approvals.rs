@@ -12,6 +12,7 @@ use super::{Core, Step};
 use crate::domain::{SessionId, SessionStatus};
 use crate::engine::approval::{self, Approver, Ask, Decision};
 use crate::engine::question::{self, Answer, QuestionReply};
+use crate::engine::view::{Activity, Entry};
 use crate::engine::{EngineError, EngineEvent};
 
 /// A request the operator has not answered yet.
@@ -64,11 +65,16 @@ impl Core {
             .unwrap_or_default();
         if let Some((decision, why)) = self.options.approvals.decide(&ask, &directory) {
             let cause = format!("{} by policy ({why}): {what}", decision.text());
-            if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+            if let Ok(event) = run
+                .session
+                .transition(SessionStatus::Running, cause.clone(), now)
+            {
                 step.transition(event);
             }
             step.batch.put_session(&run.session);
             self.commit(step).await?;
+            self.exchange(session, &ask.id, "asked", format!("asks {what}"));
+            self.exchange(session, &ask.id, "settled", cause);
             let _ = answer.send(decision);
             return Ok(());
         }
@@ -81,6 +87,7 @@ impl Core {
             patterns: ask.patterns.clone(),
         });
         self.commit(step).await?;
+        self.exchange(session, &ask.id, "asked", format!("asks {what}"));
         let pending = Pending {
             session,
             ask,
@@ -111,9 +118,9 @@ impl Core {
         let now = self.options.clock.now();
         let mut step = Step::default();
         let cause = format!("asks {}", describe(&ask));
-        if let Ok(event) = run
-            .session
-            .transition(SessionStatus::WaitingApproval, cause, now)
+        if let Ok(event) =
+            run.session
+                .transition(SessionStatus::WaitingApproval, cause.clone(), now)
         {
             step.transition(event);
         }
@@ -125,6 +132,7 @@ impl Core {
             questions: ask.questions.clone(),
         });
         self.commit(step).await?;
+        self.exchange(session, &ask.id, "asked", cause);
         let pending = Pending {
             session,
             ask,
@@ -224,11 +232,15 @@ impl Core {
         };
         let now = self.options.clock.now();
         let mut step = Step::default();
-        if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+        if let Ok(event) = run
+            .session
+            .transition(SessionStatus::Running, cause.clone(), now)
+        {
             step.transition(event);
         }
         self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
+        self.exchange(pending.session, key, "settled", cause);
         send(pending.answer, said);
         Ok(())
     }
@@ -292,11 +304,15 @@ impl Core {
         let cause = format!("rejected by policy ({why}): {}", describe(&pending.ask));
         let mut step = Step::default();
         let now = self.options.clock.now();
-        if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
+        if let Ok(event) = run
+            .session
+            .transition(SessionStatus::Running, cause.clone(), now)
+        {
             step.transition(event);
         }
         self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
+        self.exchange(pending.session, key, "settled", cause);
         send(pending.answer, Said::Decision(Decision::Reject));
         Ok(())
     }
@@ -325,9 +341,10 @@ impl Core {
             return Ok(());
         };
         let mut step = Step::default();
+        let cause = format!("{why}; not answered: {}", describe(&pending.ask));
+        self.exchange(session, &id, "settled", cause.clone());
         if let Some(run) = self.running.get_mut(&session) {
             let waits_more = self.approvals.values().any(|p| p.session == session);
-            let cause = format!("{why}; not answered: {}", describe(&pending.ask));
             let now = self.options.clock.now();
             if !waits_more
                 && let Ok(event) = run.session.transition(SessionStatus::Running, cause, now)
@@ -342,6 +359,18 @@ impl Core {
             why,
         });
         self.commit(step).await
+    }
+
+    /// A line of the session's transcript about request `id`: how it was `asked`, then how
+    /// it was `settled` (keyed by both, so the same stage told again replaces its line).
+    fn exchange(&mut self, session: SessionId, id: &str, stage: &str, text: String) {
+        let entry = Entry {
+            at: self.options.clock.now(),
+            part: Some(format!("{stage}:{id}")),
+            activity: Activity::Note { text },
+        };
+        // A note is never a step: there is no checkpoint to keep.
+        let _ = self.on_activity(session, entry);
     }
 
     /// Requests still waiting for the operator.

@@ -17,6 +17,7 @@ mod fix;
 mod fleet;
 mod gate;
 mod history;
+mod journal;
 mod land;
 mod land_base;
 mod merge;
@@ -101,6 +102,8 @@ pub(super) struct Core {
     /// No new sessions start while set (durable, in the store's meta table).
     paused: bool,
     observed: observe::Observed,
+    /// Transcript entries waiting to be written.
+    journal: journal::Journal,
     /// Plans whose landing's git work is under way (one at a time per plan).
     landing: std::collections::HashSet<PlanId>,
     /// Landings waiting for a resolver session to settle their moved base's conflicts.
@@ -221,9 +224,16 @@ impl Core {
         loop {
             let result = tokio::select! {
                 command = commands.recv() => match command {
-                    None => return Ok(()),
+                    None => return self.flush_transcripts().await,
                     Some(Command::Shutdown(reply)) => {
                         self.tasks.stop().await;
+                        // What the runs said last is kept (they are stopped: nothing follows).
+                        while let Ok(report) = self.report_rx.try_recv() {
+                            if let RemoteReport::Activity { session, entry } = report {
+                                let _ = self.on_activity(session, entry);
+                            }
+                        }
+                        self.flush_transcripts().await?;
                         let _ = reply.send(());
                         return Ok(());
                     }
@@ -238,8 +248,10 @@ impl Core {
                     RemoteReport::Withdrawn { session, request, why, answered } => self.on_withdrawn(session, request, why, answered).await,
                     RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
                         Some(step) => self.record_step(session, step).await,
+                        None if self.journal.is_full() => self.flush_transcripts().await,
                         None => continue, // nothing durable changed: no dispatch round needed
                     },
+                    RemoteReport::Backfill { session, entries } => self.on_backfill(session, entries).await,
                 },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
@@ -287,9 +299,10 @@ impl Core {
             Request::Snapshot => Ok(Reply::Snapshot {
                 snapshot: Box::new(self.snapshot()),
             }),
-            Request::Transcript { session } => Ok(Reply::Transcript {
-                entries: self.transcript(session),
-            }),
+            Request::Transcript { session } => {
+                let answer = answer.of(|entries| Reply::Transcript { entries });
+                return self.transcript(session, answer).await;
+            }
             Request::Diff { session } => {
                 self.diff(session, answer.of(|text| Reply::Diff { text }));
                 return Ok(());
@@ -315,6 +328,10 @@ impl Core {
             }
             Request::History { since, last } => {
                 self.history(since, last, answer.of(|entries| Reply::History { entries }));
+                return Ok(());
+            }
+            Request::PruneTranscripts { ended_before } => {
+                self.prune_transcripts(ended_before, answer.of(|pruned| Reply::Pruned { pruned }));
                 return Ok(());
             }
             Request::Land { plan, mode, push } => {
@@ -386,6 +403,8 @@ impl Core {
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
+        let now = std::time::Instant::now();
+        self.flush_journal(journal::Drain::Due(now)).await?;
         self.enforce_time_limits();
         self.expire_questions().await?;
         self.probe_agents();
@@ -425,9 +444,13 @@ impl Core {
         self.options.clock.now()
     }
 
-    /// Durable first, then announced.
-    async fn commit(&mut self, step: Step) -> Result<(), EngineError> {
+    /// Durable first, then announced: commits `step` (with the transcript entries waiting in
+    /// the journal), then tells its events.
+    async fn commit(&mut self, mut step: Step) -> Result<(), EngineError> {
         if !step.batch.is_empty() {
+            let cap = self.options.transcript_cap;
+            self.journal
+                .drain_into(&mut step.batch, cap, journal::Drain::All);
             self.store.commit(step.batch).await?;
         }
         for event in step.events {

@@ -1,7 +1,8 @@
 //! What front ends see: the snapshot, running sessions' activity and transcripts, the newest
-//! ended sessions, and pausing. Activity is not durable (the transcript lives on the session's
-//! server); everything else here is derived from durable state. Edits in a session's activity
-//! feed its plan's overlap map, and an overlap is told the moment it happens.
+//! ended sessions, and pausing. Activity goes to the store through the journal (coalesced,
+//! see `journal.rs`), and transcripts are read from there; everything else here is derived
+//! from durable state. Edits in a session's activity feed its plan's overlap map, and an
+//! overlap is told the moment it happens.
 
 use std::collections::VecDeque;
 
@@ -17,9 +18,7 @@ use crate::workspace::overlap::repo_relative;
 pub(super) const RECENT_PLANS: usize = 50;
 /// Ended sessions kept for front ends.
 const RECENT: usize = crate::engine::view::RECENT_SESSIONS;
-/// Transcript entries kept per session.
-const TRANSCRIPT: usize = 400;
-/// Ended sessions whose transcripts are kept.
+/// Ended sessions whose last words are still taken into their transcripts.
 const RECENT_TRANSCRIPTS: usize = 64;
 /// Tools whose activity title is the file they change (OpenCode's and the simulator's).
 const EDIT_TOOLS: &[&str] = &["edit", "write", "patch", "multiedit", "apply_patch"];
@@ -31,9 +30,6 @@ pub(super) const PAUSED_KEY: &str = "engine_paused";
 pub(super) struct Observed {
     /// Newest first.
     recent: VecDeque<SessionView>,
-    transcripts: std::collections::HashMap<SessionId, VecDeque<Entry>>,
-    /// Sessions whose transcripts outlived them, oldest first.
-    ended: VecDeque<SessionId>,
     /// Usage of ended sessions.
     usage: crate::domain::Usage,
     /// Each task's newest session.
@@ -61,7 +57,7 @@ impl Observed {
         observed
     }
 
-    /// A run has ended: keep it among the recent, with its transcript for a while.
+    /// A run has ended: keep it among the recent.
     pub(super) fn ended(&mut self, run: &Running) {
         self.usage += run.session.usage;
         self.recent.push_front(SessionView {
@@ -70,12 +66,6 @@ impl Observed {
             last: run.last.clone(),
         });
         self.recent.truncate(RECENT);
-        self.ended.push_back(run.session.id);
-        while self.ended.len() > RECENT_TRANSCRIPTS {
-            if let Some(old) = self.ended.pop_front() {
-                self.transcripts.remove(&old);
-            }
-        }
     }
 }
 
@@ -97,9 +87,9 @@ impl Core {
         }
     }
 
-    /// A running (or just ended) session did something: keep it for the transcript and
-    /// announce it.
-    /// A running session's step (its usage so far) comes back as a checkpoint to record.
+    /// A running (or just ended) session did something: into its transcript (through the
+    /// journal) and announced. A running session's step (its usage so far) comes back as a
+    /// checkpoint to record.
     pub(super) fn on_activity(
         &mut self,
         session: SessionId,
@@ -141,24 +131,73 @@ impl Core {
         } else {
             return None;
         }
-        let transcript = self.observed.transcripts.entry(session).or_default();
-        let earlier = entry.part.as_ref().and_then(|part| {
-            transcript
-                .iter_mut()
-                .rev()
-                .find(|e| e.part.as_ref() == Some(part))
-        });
-        match earlier {
-            Some(slot) => *slot = entry.clone(),
-            None => {
-                transcript.push_back(entry.clone());
-                if transcript.len() > TRANSCRIPT {
-                    transcript.pop_front();
-                }
-            }
-        }
+        self.journal.record(session, entry.clone());
         self.events.tell(EngineEvent::Activity { session, entry });
         step
+    }
+
+    /// What a re-attached session did while nobody followed it: into its transcript (a part
+    /// stored before is replaced, not repeated), written at once. Its steps were checkpointed
+    /// when they were seen (or are in its answer's usage), so none is recorded here.
+    pub(super) async fn on_backfill(
+        &mut self,
+        session: SessionId,
+        entries: Vec<Entry>,
+    ) -> Result<(), EngineError> {
+        let Some(run) = self.running.get_mut(&session) else {
+            return Ok(());
+        };
+        let usage = entries.iter().rev().find_map(|e| match &e.activity {
+            Activity::Step { usage } => Some(*usage),
+            _ => None,
+        });
+        if let Some(usage) = usage {
+            run.live = usage;
+        }
+        run.last = entries.last().cloned().or(run.last.take());
+        tracing::info!(%session, entries = entries.len(), "transcript backfilled from the session's server");
+        for entry in entries {
+            self.journal.record(session, entry);
+        }
+        self.flush_transcripts().await
+    }
+
+    /// Removes the transcripts of sessions that ended before `ended_before`, off the loop.
+    pub(super) fn prune_transcripts(
+        &self,
+        ended_before: jiff::Timestamp,
+        reply: super::Typed<crate::store::Pruned>,
+    ) {
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let pruned = store.prune_transcripts(ended_before).await;
+            reply.send(pruned.map_err(EngineError::from));
+        });
+    }
+
+    /// At start-up: the transcripts of sessions that ended longer ago than the retention
+    /// (`[engine] transcript_retention`) are removed.
+    pub(super) async fn apply_retention(
+        &mut self,
+        now: jiff::Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(before) = self
+            .options
+            .transcript_retention
+            .and_then(|retention| now.checked_sub(retention).ok())
+        else {
+            return Ok(());
+        };
+        let pruned = self.store.prune_transcripts(before).await?;
+        if pruned.sessions > 0 {
+            tracing::info!(
+                sessions = pruned.sessions,
+                entries = pruned.entries,
+                bytes = pruned.bytes,
+                "removed transcripts older than the retention"
+            );
+        }
+        Ok(())
     }
 
     /// Record a running session's step checkpoint durably.
@@ -190,18 +229,48 @@ impl Core {
             contexts: self.contexts.len(),
             latest_sessions: self.observed.latest.len(),
             recent_sessions: self.observed.recent.len(),
-            transcripts: self.observed.transcripts.len(),
+            transcripts: self.journal.sessions(),
             retries: self.retry_at.len(),
             running: self.running.len(),
         }
     }
 
-    pub(super) fn transcript(&self, session: SessionId) -> Vec<Entry> {
-        self.observed
-            .transcripts
-            .get(&session)
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default()
+    /// Writes the transcript entries waiting in the journal, durably.
+    pub(super) async fn flush_transcripts(&mut self) -> Result<(), EngineError> {
+        self.flush_journal(super::journal::Drain::All).await
+    }
+
+    /// Writes the waiting transcript entries `drain` takes, durably.
+    pub(super) async fn flush_journal(
+        &mut self,
+        drain: super::journal::Drain,
+    ) -> Result<(), EngineError> {
+        if !self.journal.is_waiting() {
+            return Ok(());
+        }
+        let mut batch = crate::store::Batch::new();
+        let cap = self.options.transcript_cap;
+        if self.journal.drain_into(&mut batch, cap, drain) > 0 {
+            self.store.commit(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// `session`'s stored transcript, with what waited in the journal (written first).
+    pub(super) async fn transcript(
+        &mut self,
+        session: SessionId,
+        reply: super::Typed<Vec<Entry>>,
+    ) -> Result<(), EngineError> {
+        self.flush_transcripts().await?;
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let read = store
+                .read(move |txn| crate::engine::view::read_transcript(txn, session))
+                .await;
+            reply.send(read.map_err(EngineError::from));
+        });
+        Ok(())
     }
 
     /// Pause or resume dispatching, durably.

@@ -109,6 +109,7 @@ impl Core {
             rooms,
             paused,
             observed: super::observe::Observed::default(),
+            journal: Default::default(),
             landing: std::collections::HashSet::new(),
             base_resolves: Default::default(),
             tasks: super::tasks::Tasks::default(),
@@ -119,6 +120,7 @@ impl Core {
         }
         core.observe_history(history).await?;
         core.settle_left_running(sessions, now).await?;
+        core.apply_retention(now).await?;
         Ok(core)
     }
 

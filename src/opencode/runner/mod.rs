@@ -38,6 +38,7 @@ use crate::engine::runner::{
 };
 use crate::plan::planner::PlannerRequest;
 use steer::Awaited;
+use watch::Watch;
 
 #[derive(Debug, Clone)]
 pub struct OpencodeRunner {
@@ -167,7 +168,13 @@ impl Runner for OpencodeRunner {
                     tracing::warn!(remote = %remote.session_id, error = %e, "could not interrupt the re-attached session");
                 }
             }
-            this.follow_awaiting(job, remote, stop, awaited, None).await
+            // Followed from now on; what it did while nobody did is read from its server.
+            let dir = remote.directory.to_string_lossy().into_owned();
+            let mut watch = Watch::new(this.live.subscribe(&remote.session_id, &dir));
+            this.backfill(&job, &dir, &remote.session_id, &mut watch)
+                .await;
+            this.follow_awaiting(job, remote, stop, awaited, Some(watch))
+                .await
         }))
     }
 }

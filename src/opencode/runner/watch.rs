@@ -12,6 +12,7 @@ use super::OpencodeRunner;
 use crate::engine::approval::{Ask, Decision};
 use crate::engine::question::QuestionReply;
 use crate::engine::runner::{Job, Reporter};
+use crate::engine::view::Entry;
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
 use crate::opencode::live::Subscription;
@@ -84,6 +85,34 @@ impl OpencodeRunner {
         for asked in listed {
             self.relay(job, dir, asked, watch);
         }
+    }
+
+    /// A re-attached session's messages as its transcript, for the engine: what it did while
+    /// nobody followed it (parts keep their ids, so those stored before are not repeated).
+    /// Through the watch's transcriber, so its steps add up with those that follow.
+    pub(super) async fn backfill(&self, job: &Job, dir: &str, remote: &str, watch: &mut Watch) {
+        let messages = match self.client.messages(dir, remote, None).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(remote, error = %e, "cannot read the re-attached session's messages: its transcript misses what happened meanwhile");
+                return;
+            }
+        };
+        let mut entries = Vec::new();
+        for message in messages {
+            let at = message
+                .info
+                .created()
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .unwrap_or_else(jiff::Timestamp::now);
+            for part in message.parts {
+                let event = ServerEvent::PartUpdated { part };
+                if let Some((activity, part)) = watch.transcriber.activity(&event) {
+                    entries.push(Entry { at, part, activity });
+                }
+            }
+        }
+        job.reporter.backfill(job.session, entries).await;
     }
 
     /// One live event: transcript activity for the engine, or a request to relay or withdraw.

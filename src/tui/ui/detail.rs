@@ -189,7 +189,10 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
         }
     }
     if text.is_empty() {
-        text.push(Line::styled("nothing seen of this session yet (its transcript shows from when this engine follows it)", theme.muted));
+        text.push(Line::styled(
+            "nothing in this session's transcript yet",
+            theme.muted,
+        ));
     }
     if !files.is_empty() {
         text.push(Line::raw(""));
