@@ -114,12 +114,11 @@ fn describe(timeline: &Timeline) -> String {
     for lane in &timeline.lanes {
         out.push_str(&format!("\n{}", lane.name));
         for bar in &lane.bars {
-            let offset = bar.from.duration_since(timeline.from).as_secs();
             let mut line = format!(
                 "\n  {}{:<24} +{:<8} {:>8}  {}",
                 if bar.critical { "* " } else { "  " },
                 crate::text::clip(&bar.label, 24),
-                offset_label(offset),
+                duration_label(timeline.from, bar.from),
                 duration_label(bar.from, bar.to),
                 bar.outcome.name()
             );
