@@ -663,3 +663,23 @@ fn a_gap_in_the_numbers_asks_for_a_snapshot_and_overtaken_events_still_show() {
     view.receive(moved(8, TaskStatus::Running));
     assert!(view.wants_snapshot, "6 and 7 never came");
 }
+
+#[test]
+fn an_ended_sessions_stored_transcript_is_not_called_live() {
+    use crate::domain::Lifecycle;
+    let mut app = app();
+    let ended = app
+        .view
+        .sessions
+        .iter()
+        .find(|s| s.session.status.is_terminal())
+        .map(|s| s.session.id)
+        .unwrap();
+    app.mode = super::app::Mode::Detail(ended);
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains(" transcript · D shows the diff "),
+        "{screen}"
+    );
+    assert!(!screen.contains("(live)"), "{screen}");
+}

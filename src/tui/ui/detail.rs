@@ -26,6 +26,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
     let now = app.now;
     let since = s.started_at.unwrap_or(s.created_at);
     let state = view.state();
+    let live = s.is_active();
     let mut lines = vec![Line::from(vec![
         Span::styled(state, status_style(app, state)),
         Span::styled(format!("  {}", s.title), theme.title),
@@ -222,8 +223,10 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
         )
     } else if app.panes.detail_diff {
         " diff · D shows the transcript ".to_string()
-    } else {
+    } else if live {
         " transcript (live) · D shows the diff ".to_string()
+    } else {
+        " transcript · D shows the diff ".to_string()
     };
     let block = Block::new()
         .borders(Borders::ALL)
