@@ -24,5 +24,6 @@ pub mod plan;
 pub mod scripted;
 pub mod store;
 mod text;
+pub mod timeline;
 pub mod tui;
 pub mod workspace;

@@ -15,6 +15,8 @@ mod land;
 mod open;
 #[path = "cli/review.rs"]
 mod review;
+#[path = "cli/timeline.rs"]
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -55,6 +55,15 @@ fn options(tool_path: Option<std::ffi::OsString>) -> EngineOptions {
 
 /// The two-task plan run to its end on a fresh repository.
 async fn finished(tool_path: Option<std::ffi::OsString>) -> Finished {
+    finished_with(tool_path, "", TWO).await
+}
+
+/// Plan `tasks` with `settings` run to its end on a fresh repository.
+async fn finished_with(
+    tool_path: Option<std::ffi::OsString>,
+    settings: &str,
+    tasks: &str,
+) -> Finished {
     let repo = TestRepo::new();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
@@ -63,7 +72,10 @@ async fn finished(tool_path: Option<std::ffi::OsString>) -> Finished {
         .await
         .unwrap();
     let path = dir.path().join("deliver.toml");
-    let text = format!("name = \"deliver\"\nrepo = {:?}\n{TWO}", repo.dir_str());
+    let text = format!(
+        "name = \"deliver\"\nrepo = {:?}\n{settings}\n{tasks}",
+        repo.dir_str()
+    );
     std::fs::write(&path, text).unwrap();
     let start = head(&repo, "main");
     let mut events = engine.subscribe();
@@ -261,6 +273,127 @@ async fn a_base_that_moved_in_conflict_refuses_and_changes_nothing() {
         .await
         .unwrap();
     assert!(stored.is_none());
+}
+
+/// The plan's resolver sessions, as stored.
+async fn resolvers(f: &Finished) -> Vec<ocio::domain::Session> {
+    let sessions = f.store.read(query::sessions).await.unwrap();
+    sessions
+        .into_iter()
+        .filter(|s| s.kind == ocio::domain::SessionKind::Resolve)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_that_moved_in_conflict_is_settled_by_a_resolver_session_then_landed() {
+    let f = finished_with(None, "conflicts = \"resolver\"", TWO).await;
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let moved = head(&f.repo, "main");
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert!(landing.base_merged);
+    assert_eq!(landing.base_resolved, vec!["a.txt".to_string()]);
+    // The base holds the user's commit and the plan's work, as the resolver settled it (the
+    // simulated agent writes what task alpha wrote).
+    let holds = ["merge-base", "--is-ancestor", &moved, "main"];
+    assert!(f.repo.git_ok(&holds));
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+    assert_eq!(f.repo.read("b.txt").as_deref(), Some("from beta\n"));
+    assert!(is_clean(&f.repo.path()));
+    // One resolver session, in the name of task alpha (whose work conflicted), completed.
+    let resolvers = resolvers(&f).await;
+    assert_eq!(resolvers.len(), 1, "{resolvers:?}");
+    assert_eq!(resolvers[0].status, ocio::domain::SessionStatus::Completed);
+    assert!(
+        resolvers[0].title.ends_with("/land resolve main"),
+        "{}",
+        resolvers[0].title
+    );
+    let tasks = f.store.read(query::tasks).await.unwrap();
+    let alpha = tasks.iter().find(|t| t.key == "alpha").unwrap();
+    assert_eq!(resolvers[0].task, Some(alpha.id));
+    assert_eq!(
+        alpha.status,
+        ocio::domain::TaskStatus::Done,
+        "the task is not touched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_that_leaves_the_base_conflicted_refuses_the_landing_and_undoes_the_merge() {
+    // Task alpha's work (which the resolver writes again) keeps a conflict marker line.
+    let tasks = r#"
+[[tasks]]
+id = "alpha"
+title = "Write a"
+prompt = 'SIM-WRITE a.txt <<<<<<< HEAD\n'
+"#;
+    let f = finished_with(None, "conflicts = \"resolver\"", tasks).await;
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let moved = head(&f.repo, "main");
+    let integration = head(&f.repo, &f.branch);
+    let e = f
+        .engine
+        .land(f.plan, LandMode::Merge, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    for said in [
+        "the resolver session left it unresolved",
+        "a.txt",
+        "nothing was landed",
+        "the merge of main was undone",
+    ] {
+        assert!(e.message.contains(said), "{said:?} in {}", e.message);
+    }
+    assert_eq!(head(&f.repo, "main"), moved);
+    assert_eq!(head(&f.repo, &f.branch), integration);
+    assert!(
+        is_clean(&f.worktree),
+        "the integration worktree is left clean"
+    );
+    assert_eq!(resolvers(&f).await.len(), 1);
+    // The operator settles it by hand as told, and it lands.
+    let hint = format!("git -C {} merge main", f.worktree.display());
+    assert!(e.message.contains(&hint), "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_merge_an_earlier_landing_left_is_aborted_and_a_hand_merge_is_kept() {
+    let f = finished(None).await;
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let worktree = f.worktree.to_str().unwrap().to_string();
+    let merge = |message: &str| {
+        let out = std::process::Command::new("git")
+            .args(["-C", &worktree, "merge", "--no-ff", "-m", message, "main"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the merge conflicts");
+        assert!(f.worktree.join("a.txt").exists());
+    };
+    // Someone merging by hand, as a conflict's hint says: kept, and the landing refused.
+    merge("Merge branch 'main' by hand");
+    let e = f
+        .engine
+        .land(f.plan, LandMode::Merge, None)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("merge in progress"), "{}", e.message);
+    assert!(
+        !is_clean(&f.worktree),
+        "the hand merge is still in progress"
+    );
+    f.repo.git(&["-C", &worktree, "merge", "--abort"]);
+    // A landing's own merge of the base that its resolver never finished (the engine
+    // stopped): aborted, then this landing goes on (and, by `conflicts = "retry"`, refuses
+    // naming the files).
+    merge("Merge main into plan deliver before landing");
+    let e = f
+        .engine
+        .land(f.plan, LandMode::Merge, None)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("both changed a.txt"), "{}", e.message);
+    assert!(is_clean(&f.worktree), "the stale merge was aborted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,6 +626,64 @@ async fn a_plan_lands_after_the_engine_restarted() {
     let landing = engine.land(f.plan, LandMode::Merge, None).await.unwrap();
     assert_eq!(head(&f.repo, "main"), landing.record.commit);
     assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_whose_resolver_the_engine_stopped_lands_after_a_restart() {
+    let f = finished_with(None, "conflicts = \"resolver\"", TWO).await;
+    f.engine.shutdown().await.unwrap();
+    f.store.close().await;
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let db = f._dir.path().join("ocio.redb");
+    // An engine whose agent takes a minute: stopped while the landing's resolver works.
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let slow = vec![support::sim_agent("sim", 2, &[], 60_000, 0.0)];
+    let engine = EngineHandle::start(store.clone(), slow, options(None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let landing = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.land(f.plan, LandMode::Merge, None).await })
+    };
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let EngineEvent::Dispatched { .. } = events.recv().await.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the resolver started");
+    assert!(
+        f.worktree.join(".git").exists() && !is_clean(&f.worktree),
+        "the base's merge waits for the resolver"
+    );
+    engine.shutdown().await.unwrap();
+    assert!(
+        landing.await.unwrap().is_err(),
+        "the request ends with the engine"
+    );
+    store.close().await;
+    // Started again: the old resolver is not followed, the merge it left is aborted, and the
+    // landing runs its own resolver to the end.
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options(None))
+        .await
+        .unwrap();
+    let landing = engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert!(landing.base_merged);
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+    let sessions = store.read(query::sessions).await.unwrap();
+    let mut ends: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.kind == ocio::domain::SessionKind::Resolve)
+        .map(|s| s.status)
+        .collect();
+    ends.sort_by_key(|s| s.to_string());
+    use ocio::domain::SessionStatus::{Completed, Failed};
+    assert_eq!(ends, vec![Completed, Failed]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

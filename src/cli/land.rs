@@ -36,6 +36,7 @@ pub(crate) fn run(
                 "already": landing.already,
                 "recovered": landing.recovered,
                 "base_merged": landing.base_merged,
+                "base_resolved": landing.base_resolved,
                 "left_out": landing.left_out,
                 "removed": landing.removed,
                 "branches_deleted": landing.branches_deleted,
@@ -95,6 +96,12 @@ fn describe(landing: &Landing) -> String {
         out.push_str(&format!(
             "\n  {} had moved since the plan started: merged into the integration branch first",
             r.base
+        ));
+    }
+    if !landing.base_resolved.is_empty() {
+        out.push_str(&format!(
+            "\n  its conflicts with the plan's work were settled by a resolver session: {}",
+            landing.base_resolved.join(", ")
         ));
     }
     if !r.files.is_empty() {

@@ -15,6 +15,7 @@ mod review;
 mod room;
 mod run;
 mod status;
+mod timeline;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -321,6 +322,27 @@ enum Command {
         #[arg(long, num_args = 1.., value_name = "FILE")]
         unmark: Vec<String>,
         /// One JSON object, `{"source": "engine", "review": {...}}` (the diff included)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sessions on a time axis, from the control log (engine running or not): a plan's, one
+    /// lane per agent (or task), each session from dispatch to end with how it ended, its
+    /// waits for the operator, retries and the plan's critical path; without PLAN, every
+    /// session of the last `--since`. As text, `--json`, or `--svg FILE` (a picture for a
+    /// report). Exit 2 for an unknown plan
+    Timeline {
+        /// The plan: its id, the id's last 8 characters, or its name (the newest plan of that
+        /// name); every plan when left out
+        plan: Option<String>,
+        /// Without PLAN: how far back (`2h`, `30m`, `1d`); default 2 hours
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// One lane per agent or per task
+        #[arg(long, value_parser = ["agent", "task"], default_value = "agent")]
+        by: String,
+        /// Write the timeline as an SVG picture to FILE
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -686,6 +708,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
         ),
         Some(Command::Export { json }) => inspect::export(&context, json),
         Some(Command::Gc { older_than, json }) => gc::run(&context, older_than.as_deref(), json),
+        Some(Command::Timeline {
+            plan,
+            since,
+            by,
+            svg,
+            json,
+        }) => timeline::run(
+            &context,
+            timeline::Asked {
+                plan,
+                since,
+                by: match by.as_str() {
+                    "task" => crate::timeline::LaneBy::Task,
+                    _ => crate::timeline::LaneBy::Agent,
+                },
+                svg,
+                json,
+            },
+        ),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
         Some(Command::Demo) => demo::run(&context),

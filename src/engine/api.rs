@@ -20,6 +20,7 @@ use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::review::PlanReview;
 use crate::domain::{LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
+use crate::timeline::{LaneBy, Timeline};
 
 /// What a front end asks of the engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +95,16 @@ pub enum Request {
         #[serde(default)]
         push: Option<Push>,
     },
+    /// Sessions on a time axis from the control log: plan `plan`'s, or (`None`) every
+    /// session since `since` (default: the last 2 hours), lanes `by` agent or task.
+    Timeline {
+        #[serde(default)]
+        plan: Option<PlanId>,
+        #[serde(default)]
+        by: LaneBy,
+        #[serde(default)]
+        since: Option<jiff::Timestamp>,
+    },
 }
 
 /// Where `ocio land --push` sends a plan's integration branch.
@@ -125,6 +136,10 @@ pub struct Landing {
     /// first.
     #[serde(default)]
     pub base_merged: bool,
+    /// Files in which the moved base conflicted with the plan's work, settled by a resolver
+    /// session before the landing (plan `conflicts = "resolver"`).
+    #[serde(default)]
+    pub base_resolved: Vec<String>,
     /// Tasks whose work is not in what landed (they failed, were cancelled or changed
     /// nothing), as `key: why`.
     #[serde(default)]
@@ -150,6 +165,7 @@ pub enum Reply {
     History { entries: Vec<Logged> },
     Pruned { pruned: crate::store::Pruned },
     Landed { landing: Box<Landing> },
+    Timeline { timeline: Box<Timeline> },
     Done,
 }
 
@@ -167,6 +183,7 @@ impl Reply {
             Self::History { .. } => "history",
             Self::Pruned { .. } => "pruned",
             Self::Landed { .. } => "landed",
+            Self::Timeline { .. } => "timeline",
             Self::Done => "done",
         }
     }
@@ -402,6 +419,19 @@ pub trait EngineApi: Engine {
     async fn context(&self, plan: PlanId) -> Result<Vec<TaskContext>, ApiError> {
         match self.call(Request::Context { plan }).await? {
             Reply::Context { tasks } => Ok(tasks),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// Sessions on a time axis: plan `plan`'s, or every session since `since`.
+    async fn timeline(
+        &self,
+        plan: Option<PlanId>,
+        by: LaneBy,
+        since: Option<jiff::Timestamp>,
+    ) -> Result<Timeline, ApiError> {
+        match self.call(Request::Timeline { plan, by, since }).await? {
+            Reply::Timeline { timeline } => Ok(*timeline),
             other => Err(ApiError::unexpected(&other)),
         }
     }

@@ -466,6 +466,41 @@ fn events_above(
     Ok(found)
 }
 
+/// Every control log entry from about time `at` on, in order, given to `each` (which stops the
+/// scan by returning false). The log is in time order, so its start is found by a binary
+/// search over sequence numbers (a few reads), then read forward; entries up to a minute
+/// before `at` are included, as steps committed together may carry times a little apart.
+pub(crate) fn events_from_time(
+    txn: &ReadTransaction,
+    at: jiff::Timestamp,
+    mut each: impl FnMut(u64, DomainEvent) -> bool,
+) -> Result<(), StoreError> {
+    let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;
+    let since = at
+        .checked_sub(jiff::SignedDuration::from_secs(60))
+        .unwrap_or(at);
+    let (mut low, mut high) = (1u64, last_event_seq(txn)?.saturating_add(1));
+    // The first entry at or after `since`: in [low, high).
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let before = match table.get(mid).map_err(StoreError::storage)? {
+            Some(json) => decode::<DomainEvent>("event", json.value())?.at < since,
+            None => true,
+        };
+        match before {
+            true => low = mid + 1,
+            false => high = mid,
+        }
+    }
+    for entry in table.range(low..).map_err(StoreError::storage)? {
+        let (seq, json) = entry.map_err(StoreError::storage)?;
+        if !each(seq.value(), decode("event", json.value())?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The sequence number of the newest control log entry; 0 when the log is empty.
 pub fn last_event_seq(txn: &ReadTransaction) -> Result<u64, StoreError> {
     let table = txn.open_table(EVENTS).map_err(StoreError::storage)?;

@@ -45,6 +45,11 @@ pub enum Msg {
     ),
     /// A plan's shared context.
     Context(crate::domain::PlanId, Vec<crate::domain::TaskContext>),
+    /// A timeline (of the plan, or of every plan), or why there is none.
+    Timeline(
+        Option<crate::domain::PlanId>,
+        Result<Box<crate::timeline::Timeline>, String>,
+    ),
     /// The planner proposes a plan: show it for approval.
     Proposal(Box<crate::engine::Proposal>),
     /// A request finished: what it was and how it went.
@@ -102,6 +107,8 @@ pub enum Request {
     MarkReviewed(crate::domain::PlanId, String, bool),
     /// Land a plan (named) on its base branch as a merge commit.
     Land(crate::domain::PlanId, String),
+    /// A plan's timeline (`None`: every plan's of the last hours), lanes by agent or task.
+    Timeline(Option<crate::domain::PlanId>, crate::timeline::LaneBy),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +164,8 @@ pub enum Mode {
     Say(SessionId, Editor),
     /// A plan's result for review, full screen: files, a file's diff, tasks' answers.
     PlanReview(crate::domain::PlanId),
+    /// Sessions on a time axis (`app.timeline` says whose).
+    Timeline,
 }
 
 /// The answer being typed to a question: a line per question it asks, each an option's
@@ -207,6 +216,7 @@ pub struct App {
     pub(super) take_over_waits: Option<SessionId>,
     /// The plan review view (`V`).
     pub plan_review: super::plan_review::PlanReviewState,
+    pub timeline: super::timeline::TimelineState,
 }
 
 impl App {
@@ -229,6 +239,7 @@ impl App {
             alerts: super::alert::Alerts::default(),
             take_over_waits: None,
             plan_review: Default::default(),
+            timeline: Default::default(),
         }
     }
 
@@ -245,6 +256,7 @@ impl App {
             Msg::Engine(told) => {
                 self.alerts.receive(&told, Instant::now());
                 let review = self.review_after(&told);
+                self.timeline_after(&told);
                 self.view.receive(told);
                 let mut effects: Vec<Effect> = review.into_iter().collect();
                 if self.view.wants_snapshot {
@@ -279,6 +291,10 @@ impl App {
                 self.on_review(plan, review.map(|r| *r));
                 Vec::new()
             }
+            Msg::Timeline(plan, timeline) => {
+                self.on_timeline(plan, timeline.map(|t| *t));
+                Vec::new()
+            }
             Msg::Diff(id, diff) => {
                 self.view.diff = Some((id, diff));
                 self.view.generation += 1;
@@ -304,7 +320,8 @@ impl App {
             }
             Msg::Tick => {
                 self.view.sample_load();
-                let effects = self.detail_tick();
+                let mut effects = self.detail_tick();
+                effects.extend(self.timeline_tick());
                 if self
                     .toast
                     .as_ref()
@@ -374,6 +391,7 @@ impl App {
             }
             Mode::Detail(_) => self.detail_key(&key),
             Mode::PlanReview(plan) => self.plan_review_key(plan, &key),
+            Mode::Timeline => self.timeline_key(&key),
             Mode::Agent(_) => match self.keymap.action(&key) {
                 Some(Action::Back) | Some(Action::Open) => {
                     self.mode = Mode::Normal;
@@ -521,6 +539,11 @@ impl App {
                 Some(plan) => return self.open_plan_review(plan),
                 None => self.toast("no plan yet to review".into(), false),
             },
+            // The selected plan's (`e` there: every plan's of the last hours).
+            Action::Timeline => {
+                let plan = self.selected_plan();
+                return self.open_timeline(plan);
+            }
             // Only in the detail view.
             Action::Diff | Action::TakeOver | Action::Say | Action::Interrupt => {}
             Action::Open => return self.open(),

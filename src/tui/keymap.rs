@@ -41,6 +41,7 @@ pub enum Action {
     Say,
     Interrupt,
     PlanReview,
+    Timeline,
 }
 
 /// Each action: its config name, what it does (for `?`), and its default keys.
@@ -160,6 +161,12 @@ const TABLE: &[(Action, &str, &str, &[&str])] = &[
         "plan-review",
         "review the selected plan: files (space marks reviewed), diffs, answers",
         &["V"],
+    ),
+    (
+        Action::Timeline,
+        "timeline",
+        "timeline of the selected plan: lanes (b: by agent/task), + - zoom, 0 fit, h l scroll",
+        &["T"],
     ),
     (
         Action::AddLocal,

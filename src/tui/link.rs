@@ -77,9 +77,10 @@ impl Link {
         });
     }
 
-    /// A worker that runs requests one at a time, in order; snapshot requests made while one
-    /// is under way are folded into it, and so are requests for a plan's review (the view
-    /// asks again on every event about its plan).
+    /// A worker that runs requests one at a time, in order (but landings, which may wait for a
+    /// resolver session, each beside the rest); snapshot requests made while one is under way
+    /// are folded into it, and so are requests for a plan's review (the view asks again on
+    /// every event about its plan).
     pub fn worker(
         self,
         runtime: &tokio::runtime::Handle,
@@ -100,6 +101,14 @@ impl Link {
                     if *pending == Some(plan) {
                         *pending = None;
                     }
+                }
+                if let Request::Land(..) = request {
+                    // A landing may wait for a resolver session for minutes: beside the rest.
+                    let (engine, to, cwd) = (self.0.clone(), to.clone(), cwd.clone());
+                    tokio::spawn(async move {
+                        let _ = to.send(run(&*engine, request, &cwd).await);
+                    });
+                    continue;
                 }
                 let msg = run(&*self.0, request, &cwd).await;
                 if to.send(msg).is_err() {
@@ -177,6 +186,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .await;
             reply(format!("land {name}"), landed.map(|l| landed_text(&l)))
         }
+        Request::Timeline(plan, by) => Msg::Timeline(
+            plan,
+            engine
+                .timeline(plan, by, None)
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string()),
+        ),
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),

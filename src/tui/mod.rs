@@ -19,6 +19,7 @@ mod takeover;
 pub(crate) mod task_tree;
 pub(crate) mod terminal;
 pub mod theme;
+pub mod timeline;
 pub mod ui;
 pub mod view;
 
@@ -50,6 +51,8 @@ mod selection_tests;
 mod takeover_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timeline_tests;
 #[cfg(test)]
 mod trust_tests;
 

@@ -64,6 +64,10 @@ pub(crate) struct ResolverBrief<'a> {
     pub(crate) task_prompt: &'a str,
     /// The task's final answer, when it gave one.
     pub(crate) task_summary: Option<&'a str>,
+    /// The plan is being landed: `branch` is its base branch, which moved since the plan
+    /// started and is being merged into the integration branch (the task is the one whose
+    /// work the conflicts hold).
+    pub(crate) landing: bool,
 }
 
 /// The prompt of a resolver session, run in the integration worktree with the merge in
@@ -72,18 +76,38 @@ pub(crate) fn resolver_prompt(brief: &ResolverBrief<'_>) -> String {
     let mut text = String::with_capacity(1024 + brief.task_prompt.len());
     let _ = write!(
         text,
-        "You are resolving a git merge conflict in plan `{plan}`.\n\n\
-         This directory is the plan's integration worktree, on branch `{integration}`. Branch \
-         `{branch}` (task `{task}`) is being merged into it and git stopped with conflicts. The \
-         files below contain conflict markers: each conflicted region starts with a line \
-         `<<<<<<< HEAD` (the integration branch's version: work of tasks already merged), then \
-         `=======`, then the task's version, ending with a line `>>>>>>> ...`.\n\n\
-         Files with conflicts:\n",
-        plan = brief.plan,
-        integration = brief.integration_branch,
-        branch = brief.branch,
-        task = brief.task,
+        "You are resolving a git merge conflict in plan `{plan}`.\n\n",
+        plan = brief.plan
     );
+    let _ = if brief.landing {
+        write!(
+            text,
+            "This directory is the plan's integration worktree, on branch `{integration}`: it \
+             holds the work of the plan's tasks, which is being landed on branch `{base}`. \
+             `{base}` moved since the plan started, so it is being merged into `{integration}` \
+             first, and git stopped with conflicts. The files below contain conflict markers: \
+             each conflicted region starts with a line `<<<<<<< HEAD` (the plan's version: its \
+             tasks' work), then `=======`, then `{base}`'s version (what others changed \
+             meanwhile), ending with a line `>>>>>>> ...`.\n\n\
+             Files with conflicts:\n",
+            integration = brief.integration_branch,
+            base = brief.branch,
+        )
+    } else {
+        write!(
+            text,
+            "This directory is the plan's integration worktree, on branch `{integration}`. \
+             Branch `{branch}` (task `{task}`) is being merged into it and git stopped with \
+             conflicts. The files below contain conflict markers: each conflicted region starts \
+             with a line `<<<<<<< HEAD` (the integration branch's version: work of tasks already \
+             merged), then `=======`, then the task's version, ending with a line \
+             `>>>>>>> ...`.\n\n\
+             Files with conflicts:\n",
+            integration = brief.integration_branch,
+            branch = brief.branch,
+            task = brief.task,
+        )
+    };
     file_list(&mut text, brief.files);
     text.push_str(
         "\nWhat to do:\n\
@@ -177,6 +201,7 @@ mod tests {
             files: &conflicted,
             task_prompt: "Implement cursor pagination.",
             task_summary: Some("Added a cursor to GET /users."),
+            landing: false,
         });
         for wanted in [
             "plan `add-pagination`",

@@ -24,6 +24,23 @@ pub(crate) enum Combine {
     Rebase,
 }
 
+/// Where the integration branch stands against the base after [`Workspace::bring_base_in`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BaseIn {
+    /// It held the base already.
+    Held,
+    /// The base was merged in.
+    Merged,
+    /// Merging it conflicted in `files`; the merge is left in progress.
+    Conflicted { files: Vec<String> },
+}
+
+/// The message of the merge that brings `base` into plan `plan`'s integration branch, by which
+/// one left in progress is known again.
+fn base_merge_message(plan: &str, base: &str) -> String {
+    format!("Merge {base} into plan {plan} before landing")
+}
+
 /// What [`Workspace::land`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Landed {
@@ -53,26 +70,48 @@ impl Workspace {
 
     /// Brings base branch `base` into the plan's integration branch when the base moved since
     /// the plan started (it is not an ancestor of the integration branch): a merge in the
-    /// integration worktree. On conflicts the merge is aborted, everything stays as it was,
-    /// and the conflicted files are named. Whether a merge was made.
-    pub(crate) fn bring_base_in(&self, plan: &str, base: &str) -> Result<bool> {
+    /// integration worktree. On conflicts, by `on_conflict`: the merge is aborted, everything
+    /// stays as it was and the conflicted files are named in the error; or it is left in
+    /// progress for a resolver session ([`BaseIn::Conflicted`], then
+    /// [`Self::conclude_base_merge`] or [`Self::reset_integration`]).
+    ///
+    /// A merge of the base that an earlier landing left in progress (its resolver did not
+    /// finish: the engine stopped) is aborted first; any other merge in progress (someone
+    /// merging by hand, as the conflict's hint says) refuses.
+    pub(crate) fn bring_base_in(
+        &self,
+        plan: &str,
+        base: &str,
+        on_conflict: super::OnConflict,
+    ) -> Result<BaseIn> {
         let _guard = self.guard();
         let path = self.integration_path(plan);
+        let message = base_merge_message(plan, base);
+        if self.merging(&path)? && self.merge_message(&path).starts_with(&message) {
+            tracing::info!(
+                plan,
+                base,
+                "aborting a merge of the base an earlier landing left"
+            );
+            self.git.run(&path, &["merge", "--abort"])?;
+        }
         self.ready_to_merge(plan, &path)?;
         let (base_tip, _) = self.tips(plan, base)?;
         if self
             .git
             .check(&path, &["merge-base", "--is-ancestor", &base_tip, "HEAD"])?
         {
-            return Ok(false);
+            return Ok(BaseIn::Held);
         }
-        let message = format!("Merge {base} into plan {plan} before landing");
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &base_tip];
         let output = self.git.exec(&path, &args)?;
         if output.status.success() {
-            return Ok(true);
+            return Ok(BaseIn::Merged);
         }
         let files = self.unmerged(&path)?;
+        if !files.is_empty() && on_conflict == super::OnConflict::Leave {
+            return Ok(BaseIn::Conflicted { files });
+        }
         let error = self.git.failed(&path, &args, &output);
         if self.merging(&path)? {
             self.git.run(&path, &["merge", "--abort"])?;
@@ -87,6 +126,22 @@ impl Workspace {
             branch: names::integration_branch(plan),
             files,
         })
+    }
+
+    /// Concludes the merge of the base that [`Self::bring_base_in`] left for a resolver
+    /// session: refused while conflict markers remain. The merge commit.
+    pub(crate) fn conclude_base_merge(&self, plan: &str) -> Result<String> {
+        let _guard = self.guard();
+        self.conclude(plan)
+    }
+
+    /// The message of the merge in progress in `path` (empty when it cannot be read).
+    fn merge_message(&self, path: &Path) -> String {
+        self.git
+            .run(path, &["rev-parse", "--git-path", "MERGE_MSG"])
+            .ok()
+            .and_then(|file| std::fs::read_to_string(path.join(file.trim())).ok())
+            .unwrap_or_default()
     }
 
     /// Makes the landing's commit from the integration branch (which holds the base: see

@@ -13,7 +13,8 @@ fn a_base_that_moved_after_it_was_brought_in_is_not_undone() {
     workspace
         .commit_all(&integration.path, "plan work")
         .unwrap();
-    assert!(!workspace.bring_base_in(&key, "main").unwrap());
+    let held = workspace.bring_base_in(&key, "main", super::OnConflict::Abort);
+    assert_eq!(held.unwrap(), super::BaseIn::Held);
     // The base gains a commit between bringing it in and landing.
     std::fs::write(fixture.repo.join("lib.txt"), "changed\n").unwrap();
     fixture.git(&["commit", "-qam", "meanwhile"]);

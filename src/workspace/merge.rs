@@ -83,6 +83,20 @@ impl Workspace {
     /// commits the merge. The merge commit.
     pub(crate) fn conclude_merge(&self, plan: &str, task: &str) -> Result<String> {
         let _guard = self.guard();
+        let commit = self.conclude(plan)?;
+        let branch = names::task_branch(plan, task);
+        if let Some(tip) = self
+            .git
+            .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?
+        {
+            self.stamp_merged(plan, task, Some(&tip))?;
+        }
+        Ok(commit)
+    }
+
+    /// The merge in progress in the integration worktree committed, under the caller's
+    /// guard: refused while conflict markers remain. The merge commit.
+    pub(super) fn conclude(&self, plan: &str) -> Result<String> {
         let path = self.integration_path(plan);
         if !self.merging(&path)? {
             return Err(WorkspaceError::NoMergeInProgress {
@@ -105,15 +119,7 @@ impl Workspace {
         self.git.run(&path, &["add", "-A"])?;
         self.git
             .run(&path, &["commit", "-q", "--no-verify", "--no-edit"])?;
-        let commit = self.git.run(&path, &["rev-parse", "HEAD"])?;
-        let branch = names::task_branch(plan, task);
-        if let Some(tip) = self
-            .git
-            .commit_of(&self.git.repo, &format!("refs/heads/{branch}"))?
-        {
-            self.stamp_merged(plan, task, Some(&tip))?;
-        }
-        Ok(commit)
+        self.git.run(&path, &["rev-parse", "HEAD"])
     }
 
     /// Gives up a merge left for a resolver: the integration worktree goes back to its last

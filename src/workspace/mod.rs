@@ -45,7 +45,7 @@ pub(crate) use cleanup::CleanupPolicy;
 pub(crate) use diff::{commit_diff, enclosing_repository, worktree_diff};
 pub(crate) use git::Author;
 pub use git::WorkspaceError;
-pub(crate) use land::Combine;
+pub(crate) use land::{BaseIn, Combine};
 pub use merge::{MergeOutcome, OnConflict};
 
 use git::Git;

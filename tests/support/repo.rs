@@ -46,6 +46,16 @@ impl TestRepo {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether `git args` succeeds (a question to git, such as `merge-base --is-ancestor`).
+    pub fn git_ok(&self, args: &[&str]) -> bool {
+        Command::new("git")
+            .args(args)
+            .current_dir(self.dir.path())
+            .status()
+            .unwrap()
+            .success()
+    }
+
     pub fn read(&self, rel: impl AsRef<Path>) -> Option<String> {
         std::fs::read_to_string(self.path().join(rel)).ok()
     }

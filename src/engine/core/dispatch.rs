@@ -72,6 +72,7 @@ impl Core {
         self.drop_stale_lock_waiters();
         self.start_resolvers(&mut round.step, &mut round.starts, cap, now)?;
         self.start_fixers(&mut round.step, &mut round.starts, cap, now)?;
+        self.start_base_resolvers(&mut round.step, &mut round.starts, cap, now)?;
         let mut worktrees = self.worktrees_in_use();
         let full = self.options.worktree_bound();
         for (plan, key) in picked {

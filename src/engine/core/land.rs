@@ -8,11 +8,12 @@ use std::collections::HashMap;
 
 use super::merge::GitDone;
 use super::{Core, Step, Typed};
+use crate::domain::task::ConflictPolicy;
 use crate::domain::{LandMode, MergeState, PlanId, PlanLanding, TaskStatus, Usage};
 use crate::engine::api::{Landing, Push};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::query;
-use crate::workspace::{Combine, Workspace, WorkspaceError};
+use crate::workspace::{BaseIn, Combine, OnConflict, Workspace, WorkspaceError};
 
 /// What the git job needs.
 struct Job {
@@ -32,13 +33,68 @@ struct Job {
     tool_path: Option<std::ffi::OsString>,
     /// The plan's check, run again when the base is brought in.
     check: Option<String>,
+    /// What a moved base that conflicts gets: left for a resolver session (plan `conflicts =
+    /// "resolver"`), or aborted and refused.
+    on_conflict: OnConflict,
 }
 
 /// A landing's git work done, back to the loop to be recorded and answered.
 pub(super) struct LandDone {
-    plan: PlanId,
-    result: Result<Landing, EngineError>,
-    answer: Typed<Landing>,
+    pub(super) plan: PlanId,
+    pub(super) result: Result<LandEnd, EngineError>,
+    pub(super) answer: Typed<Landing>,
+}
+
+/// Where a landing's git work stopped.
+pub(super) enum LandEnd {
+    /// Landed (or pushed): to be recorded.
+    Landed(Box<Landing>),
+    /// The moved base conflicts, its merge left for a resolver session.
+    Conflicted(Box<BaseConflict>),
+}
+
+/// A landing stopped on a moved base that conflicts, its merge of the base left in progress in
+/// the integration worktree: what [`complete`] needs to go on once a resolver settled it.
+pub(super) struct BaseConflict {
+    job: Job,
+    pub(super) workspace: Workspace,
+    /// The conflicted files, repo-relative.
+    pub(super) files: Vec<String>,
+    /// The integration branch's commit before the merge: what a failure goes back to.
+    pub(super) before: String,
+    landing: Landing,
+}
+
+impl BaseConflict {
+    pub(super) fn base(&self) -> &str {
+        &self.job.base
+    }
+
+    pub(super) fn plan_key(&self) -> &str {
+        &self.job.key
+    }
+
+    /// The resolver's work concluded and the landing goes on: the check with the base in,
+    /// the landing commit, the cleanup (blocking).
+    pub(super) fn complete(self) -> Result<Landing, EngineError> {
+        let BaseConflict {
+            job,
+            workspace,
+            files,
+            before,
+            mut landing,
+        } = self;
+        if let Err(e) = workspace.conclude_base_merge(&job.key) {
+            let why = format!("the resolver session left it unresolved: {e}");
+            return Err(undo_base_merge(
+                &workspace, &job.key, &job.base, &before, &why,
+            ));
+        }
+        landing.base_merged = true;
+        landing.base_resolved = files;
+        complete(&workspace, &job, &before, &mut landing)?;
+        Ok(landing)
+    }
 }
 
 impl std::fmt::Debug for LandDone {
@@ -107,10 +163,17 @@ impl Core {
                         "its git work did not finish: {e}"
                     )))
                 })
-                .map(|mut landing| {
-                    landing.left_out = left_out;
-                    landing.name = name;
-                    landing
+                .map(|end| match end {
+                    LandEnd::Landed(mut landing) => {
+                        landing.left_out = left_out;
+                        landing.name = name;
+                        LandEnd::Landed(landing)
+                    }
+                    LandEnd::Conflicted(mut conflict) => {
+                        conflict.landing.left_out = left_out;
+                        conflict.landing.name = name;
+                        LandEnd::Conflicted(conflict)
+                    }
                 });
             let done_msg = LandDone {
                 plan,
@@ -128,14 +191,19 @@ impl Core {
             result,
             answer,
         } = done;
-        self.landing.remove(&plan);
         let mut landing = match result {
-            Ok(landing) => landing,
+            Ok(LandEnd::Landed(landing)) => *landing,
+            // Still being landed: a resolver session settles the base's conflicts first.
+            Ok(LandEnd::Conflicted(conflict)) => {
+                return self.base_conflicted(plan, *conflict, answer).await;
+            }
             Err(e) => {
+                self.landing.remove(&plan);
                 answer.send(Err(e));
                 return Ok(());
             }
         };
+        self.landing.remove(&plan);
         landing.record.plan = plan;
         landing.record.at = self.now();
         if let Some(state) = self.plans.get(&plan) {
@@ -224,6 +292,10 @@ impl Core {
             policy: state.work.cleanup(self.options.cleanup),
             tool_path: self.options.tool_path.clone(),
             check: work.settings.check.clone(),
+            on_conflict: match work.settings.conflicts {
+                ConflictPolicy::Resolver => OnConflict::Leave,
+                ConflictPolicy::Retry | ConflictPolicy::Manual => OnConflict::Abort,
+            },
         })
     }
 
@@ -408,117 +480,160 @@ fn empty_landing() -> Landing {
         already: false,
         recovered: false,
         base_merged: false,
+        base_resolved: Vec::new(),
         left_out: Vec::new(),
         removed: Vec::new(),
         branches_deleted: Vec::new(),
     }
 }
 
+/// The integration branch back to `before`, undoing a merge of `base` that a resolver did not
+/// settle (`why`): the landing's refusal, saying what was undone and how to settle it by hand
+/// (blocking).
+pub(super) fn undo_base_merge(
+    ws: &Workspace,
+    key: &str,
+    base: &str,
+    before: &str,
+    why: &str,
+) -> EngineError {
+    let undone = match ws.reset_integration(key, before) {
+        Ok(()) => format!("the merge of {base} was undone"),
+        Err(e) => format!("the merge of {base} could not be undone ({e})"),
+    };
+    EngineError::NotLandable(format!(
+        "{why}\nso nothing was landed and {undone}\nhint: merge {base} into the plan's integration worktree yourself (`git -C {} merge {base}`), resolve, commit, and land again",
+        ws.integration_path(key).display()
+    ))
+}
+
 /// The git work of a landing (blocking).
-fn run(job: Job) -> Result<Landing, EngineError> {
-    let Job {
-        workspace,
-        workspaces,
-        repo,
-        key,
-        base,
-        mode,
-        combine,
-        push,
-        title,
-        body,
-        policy,
-        tool_path,
-        check,
-    } = job;
-    let workspace = match workspace {
+fn run(job: Job) -> Result<LandEnd, EngineError> {
+    let workspace = match job.workspace.clone() {
         Some(workspace) => workspace,
-        None => workspaces.open(&repo)?.ok_or_else(|| {
+        None => job.workspaces.open(&job.repo)?.ok_or_else(|| {
             EngineError::NotLandable(format!(
                 "{} is no longer a git repository: nothing to land there",
-                repo.display()
+                job.repo.display()
             ))
         })?,
     };
-    let ws = &workspace;
-    if !ws.is_branch(&base).map_err(refusal)? {
+    let (ws, key, base) = (&workspace, job.key.as_str(), job.base.as_str());
+    if !ws.is_branch(base).map_err(refusal)? {
         return Err(EngineError::NotLandable(format!(
             "base {base:?} is not a branch of {} (a tag, a commit or a detached HEAD)\nhint: land needs a branch to move; merge the integration branch `{}` yourself",
             ws.repo().display(),
-            crate::workspace::names::integration_branch(&key)
+            crate::workspace::names::integration_branch(key)
         )));
     }
     let mut landing = empty_landing();
-    landing.record.base = base.clone();
-    if let Some(push) = push {
-        let remote = ws
-            .push(&key, &base, push.remote.as_deref())
-            .map_err(refusal)?;
-        let branch = crate::workspace::names::integration_branch(&key);
-        landing.record.commit = ws.branch_tip(&branch).map_err(refusal)?;
-        landing.record.pushed_to = Some(format!("{remote} {branch}"));
-        if push.pr {
-            let url = super::pull::open(
-                ws.repo(),
-                tool_path.as_deref(),
-                &base,
-                &branch,
-                &title,
-                &body,
-            )
-            .map_err(EngineError::NotLandable)?;
-            landing.record.pr_url = Some(url);
-        }
-        return Ok(landing);
+    landing.record.base = base.to_string();
+    if let Some(push) = &job.push {
+        push_plan(ws, &job, push, &mut landing)?;
+        return Ok(LandEnd::Landed(Box::new(landing)));
     }
-    landing.record.mode = Some(mode);
-    land_here(ws, &key, &base, &combine, check.as_deref(), &mut landing)?;
-    match ws.after_landing(&key, policy) {
+    landing.record.mode = Some(job.mode);
+    if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
+        // A landing that stopped before it was recorded, or a squash's tree: recorded only.
+        landing.record.commit = commit;
+        landing.recovered = true;
+        clean_up(ws, &job, &mut landing);
+        return Ok(LandEnd::Landed(Box::new(landing)));
+    }
+    let before = ws
+        .head(&ws.integration_path(key))
+        .map_err(EngineError::Workspace)?;
+    match ws
+        .bring_base_in(key, base, job.on_conflict)
+        .map_err(refusal)?
+    {
+        BaseIn::Held => {}
+        BaseIn::Merged => landing.base_merged = true,
+        BaseIn::Conflicted { files } => {
+            return Ok(LandEnd::Conflicted(Box::new(BaseConflict {
+                job,
+                workspace,
+                files,
+                before,
+                landing,
+            })));
+        }
+    }
+    complete(ws, &job, &before, &mut landing)?;
+    Ok(LandEnd::Landed(Box::new(landing)))
+}
+
+/// The integration branch pushed (and a pull request opened), into `landing`.
+fn push_plan(
+    ws: &Workspace,
+    job: &Job,
+    push: &Push,
+    landing: &mut Landing,
+) -> Result<(), EngineError> {
+    let remote = ws
+        .push(&job.key, &job.base, push.remote.as_deref())
+        .map_err(refusal)?;
+    let branch = crate::workspace::names::integration_branch(&job.key);
+    landing.record.commit = ws.branch_tip(&branch).map_err(refusal)?;
+    landing.record.pushed_to = Some(format!("{remote} {branch}"));
+    if push.pr {
+        let url = super::pull::open(
+            ws.repo(),
+            job.tool_path.as_deref(),
+            &job.base,
+            &branch,
+            &job.title,
+            &job.body,
+        )
+        .map_err(EngineError::NotLandable)?;
+        landing.record.pr_url = Some(url);
+    }
+    Ok(())
+}
+
+/// The landing with the base in the integration branch (`landing.base_merged`: just merged,
+/// the branch was at `before` ahead of it): the check, the landing commit, then the cleanup.
+fn complete(
+    ws: &Workspace,
+    job: &Job,
+    before: &str,
+    landing: &mut Landing,
+) -> Result<(), EngineError> {
+    let (key, base) = (job.key.as_str(), job.base.as_str());
+    if let (true, Some(check)) = (landing.base_merged, job.check.as_deref()) {
+        check_with_base(ws, key, base, check, before)?;
+    }
+    let held = match landing.base_merged {
+        // The base held every change already (a squash landed, then the base moved on):
+        // nothing new to commit.
+        true => ws.landed_in(key, base).map_err(refusal)?,
+        false => None,
+    };
+    match held {
+        Some(commit) => {
+            landing.record.commit = commit;
+            landing.recovered = true;
+        }
+        None => {
+            let landed = ws.land(key, base, &job.combine).map_err(refusal)?;
+            landing.record.commit = landed.commit;
+            landing.record.files = landed.files;
+        }
+    }
+    clean_up(ws, job, landing);
+    Ok(())
+}
+
+/// The plan's worktrees and branches after it landed, by its cleanup policy.
+fn clean_up(ws: &Workspace, job: &Job, landing: &mut Landing) {
+    match ws.after_landing(&job.key, job.policy) {
         Ok(report) => {
             landing.removed = report.removed;
             landing.branches_deleted = report.branches_deleted;
         }
         // The landing stands; what is left is cleaned up by hand or by the next cleanup.
-        Err(e) => tracing::warn!(plan = %key, error = %e, "cannot clean up after landing"),
+        Err(e) => tracing::warn!(plan = %job.key, error = %e, "cannot clean up after landing"),
     }
-    Ok(landing)
-}
-
-/// The landing proper, into `landing`: recorded only when the base already holds the work
-/// (a landing that stopped before it was recorded, or a squash's tree), else made.
-fn land_here(
-    ws: &Workspace,
-    key: &str,
-    base: &str,
-    combine: &Combine,
-    check: Option<&str>,
-    landing: &mut Landing,
-) -> Result<(), EngineError> {
-    if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
-        landing.record.commit = commit;
-        landing.recovered = true;
-        return Ok(());
-    }
-    let before = ws
-        .head(&ws.integration_path(key))
-        .map_err(EngineError::Workspace)?;
-    landing.base_merged = ws.bring_base_in(key, base).map_err(refusal)?;
-    if let (true, Some(check)) = (landing.base_merged, check) {
-        check_with_base(ws, key, base, check, &before)?;
-    }
-    if landing.base_merged {
-        // The base held every change already (a squash landed, then the base moved on):
-        // nothing new to commit.
-        if let Some(commit) = ws.landed_in(key, base).map_err(refusal)? {
-            landing.record.commit = commit;
-            landing.recovered = true;
-            return Ok(());
-        }
-    }
-    let landed = ws.land(key, base, combine).map_err(refusal)?;
-    landing.record.commit = landed.commit;
-    landing.record.files = landed.files;
-    Ok(())
 }
 
 /// The plan's check on the integration branch with the moved base brought in, before anything

@@ -46,6 +46,7 @@ pub(super) fn resolver_prompt_of(state: &PlanState, task: &Task, files: &[String
         files,
         task_prompt: &rendered,
         task_summary: task.result.as_deref(),
+        landing: false,
     })
 }
 
@@ -327,7 +328,8 @@ impl Core {
         let mut jobs = Vec::new();
         for (id, state) in self.plans.iter_mut() {
             let work = &mut state.work;
-            if work.merging.is_some() || work.merges.is_empty() {
+            // A landing's resolver may be settling the moved base in the integration worktree.
+            if work.merging.is_some() || work.merges.is_empty() || self.landing.contains(id) {
                 continue;
             }
             let Some(workspace) = work.workspace.clone() else {

@@ -17,6 +17,7 @@ mod gate;
 mod history;
 mod journal;
 mod land;
+mod land_base;
 mod merge;
 mod observe;
 mod operator;
@@ -29,6 +30,7 @@ mod scan;
 mod settle;
 mod steer;
 mod tasks;
+mod timeline;
 mod tree;
 mod workspace;
 
@@ -102,6 +104,8 @@ pub(super) struct Core {
     journal: journal::Journal,
     /// Plans whose landing's git work is under way (one at a time per plan).
     landing: std::collections::HashSet<PlanId>,
+    /// Landings waiting for a resolver session to settle their moved base's conflicts.
+    base_resolves: land_base::BaseResolves,
     /// Everything spawned beside the loop; stopped when the loop ends.
     tasks: tasks::Tasks,
 }
@@ -333,6 +337,13 @@ impl Core {
                 self.land(plan, mode, push, answer).await;
                 // It may have loaded an old plan from the store (`history.rs`).
                 self.trim_finished();
+                return Ok(());
+            }
+            Request::Timeline { plan, by, since } => {
+                let answer = answer.of(|timeline| Reply::Timeline {
+                    timeline: Box::new(timeline),
+                });
+                self.timeline(plan, by, since, answer);
                 return Ok(());
             }
             Request::Plan { goal, repo } => {

@@ -110,6 +110,7 @@ impl Core {
             observed: super::observe::Observed::default(),
             journal: Default::default(),
             landing: std::collections::HashSet::new(),
+            base_resolves: Default::default(),
             tasks: super::tasks::Tasks::default(),
         };
         let now = core.now();
@@ -436,7 +437,10 @@ impl Core {
             (Role::Resolver { .. } | Role::Fixer { .. }, Some(remote)) => {
                 (remote.directory.clone(), None, Place::AsIs)
             }
-            (Role::Resolver { .. } | Role::Fixer { .. }, None) => return None,
+            // A landing's resolver is not followed after a restart: the next landing starts over.
+            (Role::Resolver { .. } | Role::Fixer { .. }, None) | (Role::BaseResolver, _) => {
+                return None;
+            }
         };
         let (steer, steering) = crate::engine::runner::Steering::channel();
         let job = Job {
@@ -460,6 +464,7 @@ impl Core {
                     }) => super::fix::fix_prompt(state, task, command, output),
                     _ => return None,
                 },
+                Role::BaseResolver => return None,
             },
             task_key: key.clone(),
             attempt: session.attempt,

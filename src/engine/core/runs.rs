@@ -17,6 +17,9 @@ pub(super) enum Role {
     /// Fix session number `fix` for the check that failed after the task's merge, in the
     /// integration worktree.
     Fixer { fix: u32 },
+    /// Resolves the conflicts of the plan's moved base with the task's (merged) work, in the
+    /// integration worktree, while the plan is being landed.
+    BaseResolver,
 }
 
 pub(super) struct Running {

@@ -40,6 +40,7 @@ impl Core {
         self.commit(step).await?;
         self.finish_resolvers();
         self.finish_fixers();
+        self.finish_base_resolves();
         plans.sort();
         plans.dedup();
         for plan in plans {
@@ -76,30 +77,30 @@ impl Core {
         }
         record_end(&mut run, &verdict, work.commit.as_deref(), step, now)?;
         self.observed.ended(&run);
-        if let Role::Resolver { files } = run.role.clone() {
-            // The task waits for the merge: concluded or abandoned once this is durable. Its
-            // locks (the merge lock among them) stay until then.
-            let failure = (verdict.status != SessionStatus::Completed).then(|| {
-                format!(
-                    "the resolver session ended {}: {}",
-                    verdict.status,
-                    verdict.cause()
-                )
-            });
-            self.resolver_ended(&run, files, failure);
-            return Ok(Some(run.plan));
-        }
-        if let Role::Fixer { fix } = run.role {
-            // The merge lock stays until the fix is checked or the merge undone.
-            let failure = (verdict.status != SessionStatus::Completed).then(|| {
-                format!(
-                    "fix session {fix} ended {}: {}",
-                    verdict.status,
-                    verdict.cause()
-                )
-            });
-            self.fixer_ended(&run, failure);
-            return Ok(Some(run.plan));
+        // A session beside the task's own: what did not complete, said once for all of them.
+        let failure = |what: &str| {
+            (verdict.status != SessionStatus::Completed)
+                .then(|| format!("{what} ended {}: {}", verdict.status, verdict.cause()))
+        };
+        match run.role.clone() {
+            Role::Task => {}
+            Role::BaseResolver => {
+                // The landing goes on or is refused once this is durable; the plan's tasks
+                // are not touched.
+                self.base_resolver_ended(&run, failure("the resolver session"));
+                return Ok(None);
+            }
+            Role::Resolver { files } => {
+                // The task waits for the merge: concluded or abandoned once this is durable.
+                // Its locks (the merge lock among them) stay until then.
+                self.resolver_ended(&run, files, failure("the resolver session"));
+                return Ok(Some(run.plan));
+            }
+            Role::Fixer { fix } => {
+                // The merge lock stays until the fix is checked or the merge undone.
+                self.fixer_ended(&run, failure(&format!("fix session {fix}")));
+                return Ok(Some(run.plan));
+            }
         }
         self.settle_task(&run, verdict, work, step, now)?;
         if let Some(state) = self.plans.get(&run.plan) {

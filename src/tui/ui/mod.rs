@@ -10,6 +10,7 @@ mod plan;
 mod prompt;
 mod sessions;
 mod tasks;
+mod timeline;
 mod widths;
 
 use jiff::Timestamp;
@@ -64,6 +65,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         app.set_areas(Vec::new());
     } else if let Mode::PlanReview(_) = under {
         plan::draw(frame, app, body);
+        app.set_areas(Vec::new());
+    } else if let Mode::Timeline = under {
+        timeline::draw(frame, app, body);
         app.set_areas(Vec::new());
     } else if let Mode::Agent(name) = under {
         let name = name.clone();
@@ -366,6 +370,7 @@ fn hints(app: &App) -> Line<'static> {
             (Up, "up"),
             (PageDown, "page"),
         ],
+        (Mode::Timeline, _) => &[(Back, "back"), (Expand, "later"), (Collapse, "earlier")],
         (Mode::PlanReview(_), _) => &[
             (Back, "back"),
             (Open, "diff"),
@@ -396,7 +401,9 @@ fn hints(app: &App) -> Line<'static> {
     };
     // A full-screen view has keys of its own to show; the panes' keys do nothing there.
     let general: &[(super::keymap::Action, &str)] = match &app.mode {
-        Mode::Detail(_) | Mode::Agent(_) | Mode::PlanReview(_) => &[(Quit, "quit")],
+        Mode::Detail(_) | Mode::Agent(_) | Mode::PlanReview(_) | Mode::Timeline => {
+            &[(Quit, "quit")]
+        }
         _ => &[
             (NextPane, "pane"),
             (Palette, "command"),
@@ -407,6 +414,17 @@ fn hints(app: &App) -> Line<'static> {
         ],
     };
     let mut spans = vec![Span::raw(" ")];
+    if matches!(app.mode, Mode::Timeline) {
+        for (key, label) in [
+            ("+ -", "zoom"),
+            ("0", "fit"),
+            ("b", "lanes"),
+            ("e", "every plan"),
+        ] {
+            spans.push(Span::styled(key, app.theme.accent));
+            spans.push(Span::styled(format!(" {label}  "), app.theme.muted));
+        }
+    }
     if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
         spans.push(Span::styled("space", app.theme.accent));
         spans.push(Span::styled(" reviewed  ", app.theme.muted));

@@ -1,0 +1,103 @@
+//! The timeline view: `T` asks for the selected plan's timeline, the view draws at 100x20 and
+//! 60x14 (lanes, axis, bars, retry and wait glyphs, legend), zoom and scroll move it, `b` and
+//! `e` fetch it again by task or for every plan, and a live timeline is fetched again each
+//! tick, one fetch at a time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::KeyCode;
+
+use super::app::{Effect, Mode, Msg, Pane, Request};
+use super::tests::{app, draw, key, plan_id};
+use crate::timeline::LaneBy;
+use crate::timeline::tests::feature;
+
+fn opened(live: bool) -> super::app::App {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    let effects = key(&mut app, KeyCode::Char('T'));
+    let plan = Some(plan_id());
+    assert_eq!(
+        effects,
+        [Effect::Request(Request::Timeline(plan, LaneBy::Agent))]
+    );
+    assert_eq!(app.mode, Mode::Timeline);
+    let mut timeline = feature().timeline(LaneBy::Agent, 500);
+    timeline.live = live;
+    app.update(Msg::Timeline(plan, Ok(Box::new(timeline))));
+    app
+}
+
+#[test]
+fn the_timeline_at_100x20_and_60x14() {
+    let mut app = opened(false);
+    insta::assert_snapshot!("timeline_100x20", draw(&mut app, 100, 20));
+    insta::assert_snapshot!("timeline_60x14", draw(&mut app, 60, 14));
+}
+
+#[test]
+fn zoom_and_scroll_move_the_axis_and_fit_puts_it_back() {
+    let mut app = opened(false);
+    let fitted = draw(&mut app, 100, 20);
+    assert!(
+        fitted.contains("design #1") && fitted.contains("review #1"),
+        "{fitted}"
+    );
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('+'));
+    }
+    let zoomed = draw(&mut app, 100, 20);
+    assert!(zoomed.contains("design #1"), "{zoomed}");
+    assert!(
+        !zoomed.contains("review #1"),
+        "zoomed in, the end is off screen: {zoomed}"
+    );
+    for _ in 0..8 {
+        key(&mut app, KeyCode::Char('l'));
+    }
+    let later = draw(&mut app, 100, 20);
+    assert!(!later.contains("design #1"), "scrolled on: {later}");
+    key(&mut app, KeyCode::Char('0'));
+    assert_eq!(draw(&mut app, 100, 20), fitted);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn lanes_by_task_and_every_plan_fetch_it_again() {
+    let mut app = opened(false);
+    let effects = key(&mut app, KeyCode::Char('b'));
+    let plan = Some(plan_id());
+    assert_eq!(
+        effects,
+        [Effect::Request(Request::Timeline(plan, LaneBy::Task))]
+    );
+    // A late answer for what is no longer shown is dropped.
+    app.update(Msg::Timeline(None, Err("old".into())));
+    assert!(matches!(app.timeline.data, Some(Ok(_))));
+    let effects = key(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        effects,
+        [Effect::Request(Request::Timeline(None, LaneBy::Task))]
+    );
+    let effects = key(&mut app, KeyCode::Char('e'));
+    assert_eq!(
+        effects,
+        [Effect::Request(Request::Timeline(plan, LaneBy::Task))]
+    );
+}
+
+#[test]
+fn a_live_timeline_is_fetched_again_each_tick_one_fetch_at_a_time() {
+    let mut app = opened(true);
+    let again = Effect::Request(Request::Timeline(Some(plan_id()), LaneBy::Agent));
+    assert_eq!(app.update(Msg::Tick), [again]);
+    assert!(app.update(Msg::Tick).is_empty(), "one fetch at a time");
+    let mut timeline = feature().timeline(LaneBy::Agent, 500);
+    timeline.live = false;
+    app.update(Msg::Timeline(Some(plan_id()), Ok(Box::new(timeline))));
+    assert!(
+        app.update(Msg::Tick).is_empty(),
+        "nothing runs, nothing moved"
+    );
+}
