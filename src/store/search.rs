@@ -15,7 +15,9 @@ use crate::domain::{DomainEvent, Transition};
 pub const MAX_WORD: usize = 24;
 
 /// Where in a subject a word was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(tag = "kind", content = "seq", rename_all = "snake_case")]
 pub enum Place {
     /// The session's title.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use redb::{AccessGuard, ReadOnlyTable, ReadTransaction, TableDefinition};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::search::{Place, entry_text, words};
@@ -15,7 +15,7 @@ use super::tables::{EVENTS, SEARCH_WORDS, SESSIONS, TASKS, TRANSCRIPTS};
 use crate::domain::{DomainEvent, PlanId, Session, SessionId, Task, TaskId};
 
 /// What to look for, and where.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SearchQuery {
     pub text: String,
     /// Only sessions and tasks of this plan.
@@ -25,11 +25,16 @@ pub struct SearchQuery {
     /// Only sessions and tasks made since.
     pub since: Option<Timestamp>,
     /// Most results.
+    #[serde(default = "default_limit")]
     pub limit: usize,
 }
 
+fn default_limit() -> usize {
+    50
+}
+
 /// One session (or task) that has every word, and where.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Found {
     pub session: Option<SessionId>,
     pub task: Option<TaskId>,

@@ -45,6 +45,8 @@ pub enum Msg {
     ),
     /// A plan's shared context.
     Context(crate::domain::PlanId, Vec<crate::domain::TaskContext>),
+    /// What the search index found for this text, or why it could not search.
+    Found(String, Result<Vec<crate::store::Found>, String>),
     /// A timeline (of the plan, or of every plan), or why there is none.
     Timeline(
         Option<crate::domain::PlanId>,
@@ -109,6 +111,8 @@ pub enum Request {
     Land(crate::domain::PlanId, String),
     /// A plan's timeline (`None`: every plan's of the last hours), lanes by agent or task.
     Timeline(Option<crate::domain::PlanId>, crate::timeline::LaneBy),
+    /// Search sessions, events and transcripts for every word of this text.
+    Search(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +221,8 @@ pub struct App {
     /// The plan review view (`V`).
     pub plan_review: super::plan_review::PlanReviewState,
     pub timeline: super::timeline::TimelineState,
+    /// What `/` found beyond the visible columns.
+    pub search: super::search::SearchState,
 }
 
 impl App {
@@ -240,6 +246,7 @@ impl App {
             take_over_waits: None,
             plan_review: Default::default(),
             timeline: Default::default(),
+            search: Default::default(),
         }
     }
 
@@ -291,6 +298,10 @@ impl App {
                 self.on_review(plan, review.map(|r| *r));
                 Vec::new()
             }
+            Msg::Found(text, found) => {
+                self.on_found(text, found);
+                Vec::new()
+            }
             Msg::Timeline(plan, timeline) => {
                 self.on_timeline(plan, timeline.map(|t| *t));
                 Vec::new()
@@ -322,6 +333,7 @@ impl App {
                 self.view.sample_load();
                 let mut effects = self.detail_tick();
                 effects.extend(self.timeline_tick());
+                effects.extend(self.search_tick());
                 if self
                     .toast
                     .as_ref()
@@ -689,6 +701,11 @@ impl App {
             }
             return Vec::new();
         };
+        self.open_session(id)
+    }
+
+    /// Open session `id`'s detail and fetch its transcript.
+    pub(crate) fn open_session(&mut self, id: SessionId) -> Vec<Effect> {
         self.mode = Mode::Detail(id);
         self.panes.detail_scroll = 0;
         self.panes.detail_diff = false;

@@ -194,6 +194,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .map(Box::new)
                 .map_err(|e| e.to_string()),
         ),
+        Request::Search(text) => {
+            let query = crate::store::SearchQuery {
+                text: text.clone(),
+                limit: super::search::LIMIT,
+                ..Default::default()
+            };
+            Msg::Found(text, engine.search(query).await.map_err(|e| e.to_string()))
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),
