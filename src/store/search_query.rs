@@ -162,7 +162,7 @@ fn ranked(places: &[(Place, u64)]) -> Vec<Place> {
         *merged.entry(*place).or_default() |= mask;
     }
     let mut ranked: Vec<(Place, u64)> = merged.into_iter().collect();
-    ranked.sort_by(|a, b| (b.1.count_ones(), b.0).cmp(&(a.1.count_ones(), a.0)));
+    ranked.sort_by_key(|(place, words)| std::cmp::Reverse((words.count_ones(), *place)));
     ranked.into_iter().map(|(place, _)| place).collect()
 }
 

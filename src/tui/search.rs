@@ -73,9 +73,7 @@ impl App {
     /// A key for the results while the filter is typed: Down/Up pick, Enter on a pick opens
     /// its session. `None`: the key is the filter's.
     pub(crate) fn search_key(&mut self, key: &KeyEvent) -> Option<Vec<Effect>> {
-        if self.search.shown(&self.panes.filter).is_none() {
-            return None;
-        }
+        self.search.shown(&self.panes.filter)?;
         let results = self.search.results();
         let state = &mut self.search;
         match key.code {

@@ -155,3 +155,28 @@ fn bad_search_input_is_refused_with_exit_2_naming_the_flag() {
         assert!(stderr(&out).contains(said), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn what_an_engine_wrote_is_found_while_it_runs_and_after() {
+    let home = Home::new();
+    home.write_config(
+        "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\nmax_concurrent = 2\n",
+    );
+    let repo = super::support::TestRepo::new();
+    let plan = format!(
+        "name = \"shop\"\nrepo = {:?}\n[[tasks]]\nid = \"cart\"\nprompt = 'SIM-WRITE cart.txt items\\n'\n",
+        repo.dir_str()
+    );
+    let plan = home.write_plan("shop.toml", &plan);
+    let mut engine = home.engine(&[]);
+    let out = home.ocio(&["submit", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+    let live = home.json(&["search", "cart", "--plan", "shop", "--json"]);
+    engine.stop("TERM");
+    let after = home.json(&["search", "cart", "--plan", "shop", "--json"]);
+    assert_eq!(live["found"], after["found"]);
+    let found = after["found"].as_array().unwrap();
+    assert!(!found.is_empty(), "{after:#}");
+    assert!(found.iter().all(|f| f["plan"].is_string()), "{after:#}");
+}
