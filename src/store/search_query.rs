@@ -14,8 +14,8 @@ use super::search::{Place, entry_text, words};
 use super::tables::{EVENTS, SEARCH_WORDS, SESSIONS, TASKS, TRANSCRIPTS};
 use crate::domain::{DomainEvent, PlanId, Session, SessionId, Task, TaskId};
 
-/// What to look for, and where.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What to look for, and where. The default finds nothing (no text) and shows 50 results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchQuery {
     pub text: String,
     /// Only sessions and tasks of this plan.
@@ -31,6 +31,18 @@ pub struct SearchQuery {
 
 fn default_limit() -> usize {
     50
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        Self {
+            text: String::new(),
+            plan: None,
+            agent: None,
+            since: None,
+            limit: default_limit(),
+        }
+    }
 }
 
 /// One session (or task) that has every word, and where.
