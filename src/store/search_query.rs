@@ -288,20 +288,45 @@ fn decoded<T: DeserializeOwned>(
 /// Longest line shown, in characters.
 const LINE_CHARS: usize = 160;
 
-/// The first line of `text` with a word of `terms` (the last may start a word), trimmed.
+/// Characters shown before the first matching word of a long line.
+const LEAD_CHARS: usize = 40;
+
+/// The first line of `text` with a word of `terms` (the last may start a word), trimmed; a
+/// long one cut around that word.
 pub(crate) fn matching_line(text: &str, terms: &[String]) -> Option<String> {
     let last = terms.len().checked_sub(1)?;
-    let line = text.lines().find(|line| {
-        words(line).iter().any(|word| {
+    let matches = |raw: &str| {
+        words(raw).first().is_some_and(|word| {
             terms
                 .iter()
                 .enumerate()
                 .any(|(i, t)| word == t || (i == last && word.starts_with(t.as_str())))
         })
-    })?;
-    let line = line.trim();
-    Some(match line.char_indices().nth(LINE_CHARS) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line.to_string(),
+    };
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        let at = line
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|raw| matches(raw))
+            .map(|raw| raw.as_ptr() as usize - line.as_ptr() as usize)?;
+        Some(cut_around(line, at))
     })
+}
+
+/// At most [`LINE_CHARS`] characters of `line`, starting a little before byte `at`.
+fn cut_around(line: &str, at: usize) -> String {
+    let before = line[..at].chars().count();
+    let skip = if line.chars().count() > LINE_CHARS {
+        before.saturating_sub(LEAD_CHARS)
+    } else {
+        0
+    };
+    let mut shown: String = line.chars().skip(skip).take(LINE_CHARS).collect();
+    if skip > 0 {
+        shown.insert(0, '…');
+    }
+    if line.chars().count() > skip + LINE_CHARS {
+        shown.push('…');
+    }
+    shown
 }

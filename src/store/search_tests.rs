@@ -208,3 +208,13 @@ fn the_matching_line_is_the_first_with_a_word_and_long_lines_are_cut() {
     assert_eq!(line.chars().count(), 161);
     assert_eq!(matching_line("nothing", &terms), None);
 }
+
+#[test]
+fn a_long_line_is_cut_around_its_first_matching_word() {
+    let terms = vec!["needle".to_string()];
+    let long = format!("{} needle {}", "hay ".repeat(100), "straw ".repeat(100));
+    let line = matching_line(&long, &terms).unwrap();
+    assert!(line.contains("needle"), "{line}");
+    assert!(line.starts_with('…') && line.ends_with('…'), "{line}");
+    assert!(line.chars().count() <= 162, "{line}");
+}
