@@ -708,6 +708,7 @@ impl App {
     pub(crate) fn open_session(&mut self, id: SessionId) -> Vec<Effect> {
         self.mode = Mode::Detail(id);
         self.panes.detail_scroll = 0;
+        self.panes.detail_find = None;
         self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
         // Where the session runs comes with snapshots only (not with the events that made it).

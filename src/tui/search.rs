@@ -1,7 +1,7 @@
 //! `/` beyond the visible columns: while the sessions filter is typed, its text is also
 //! searched in the engine's index (session titles, control-log events, transcripts) once it
 //! rests for a tick; the results show over the panes, Down/Up pick one and Enter opens that
-//! session's detail. Enter with none picked keeps the plain filter, as before.
+//! session's detail (scrolled to the matching transcript line once the transcript shows it). Enter with none picked keeps the plain filter, as before.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -104,6 +104,10 @@ impl App {
         };
         self.panes.filter.clear();
         self.panes.sessions = Default::default();
-        Some(self.open_session(session))
+        let effects = self.open_session(session);
+        if let crate::store::search::Place::Transcript(_) = hit.place {
+            self.panes.detail_find = Some(hit.line);
+        }
+        Some(effects)
     }
 }

@@ -87,3 +87,28 @@ fn results_for_an_older_text_are_not_shown() {
     let effects = app.update(Msg::Tick);
     assert_eq!(effects, [Effect::Request(Request::Search("okapix".into()))]);
 }
+
+#[test]
+fn the_detail_opens_scrolled_to_the_matching_transcript_line() {
+    use crate::engine::{Activity, Entry};
+    let mut app = searched("okapi");
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    let mut entries: Vec<Entry> = (0..60)
+        .map(|i| Entry {
+            at: at(i),
+            part: None,
+            activity: Activity::Text {
+                text: format!("line {i}"),
+            },
+        })
+        .collect();
+    entries[5].activity = Activity::Text {
+        text: "the okapi test failed: expected 3, got 4".into(),
+    };
+    app.update(Msg::Transcript(sid(2), entries));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("the okapi test failed"), "{screen}");
+    assert!(screen.contains("lines back"), "{screen}");
+    assert!(app.panes.detail_find.is_none(), "scrolled once, then free");
+}
