@@ -15,6 +15,8 @@ mod land;
 mod open;
 #[path = "cli/review.rs"]
 mod review;
+#[path = "cli/search.rs"]
+mod search;
 #[path = "cli/timeline.rs"]
 mod timeline;
 

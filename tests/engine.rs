@@ -1103,3 +1103,38 @@ async fn a_starting_engine_removes_transcripts_past_the_retention() {
     assert!(engine.transcript(session).await.unwrap().is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_engine_searches_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let agents = vec![support::sim_agent("sim", 2, &[], 20, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let text = "name = \"zoo\"\nrepo = \".\"\n[[tasks]]\nid = \"okapi\"\nprompt = \"p\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if matches!(event, EngineEvent::PlanFinished { .. }) {
+            break;
+        }
+    }
+    let query = ocio::store::SearchQuery {
+        text: "OKAPI".into(),
+        ..Default::default()
+    };
+    let found = engine.search(query).await.unwrap();
+    assert!(!found.is_empty(), "the task's session or events name it");
+    assert!(found.iter().all(|f| f.plan.is_some()), "{found:#?}");
+    let none = ocio::store::SearchQuery {
+        text: "elephant".into(),
+        ..Default::default()
+    };
+    assert!(engine.search(none).await.unwrap().is_empty());
+    engine.shutdown().await.unwrap();
+}

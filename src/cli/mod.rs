@@ -15,6 +15,7 @@ mod remote;
 mod review;
 mod room;
 mod run;
+mod search;
 mod status;
 mod timeline;
 
@@ -374,6 +375,31 @@ enum Command {
         /// Write the timeline as an SVG picture to FILE
         #[arg(long, value_name = "FILE")]
         svg: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sessions whose title, control-log events or transcript have every word of TEXT (the
+    /// last word may be the start of one), newest first, with the line that matched and where
+    /// (engine running or not). Exit 2 for empty TEXT, a bad `--since` or an unknown plan
+    Search {
+        /// The words to look for
+        text: Option<String>,
+        /// Only this plan's sessions: its id, the id's last 8 characters, or its name
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only sessions this agent ran
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only sessions made this far back (`2h`, `30m`, `1d`)
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Most results
+        #[arg(long, default_value_t = search::DEFAULT_LIMIT)]
+        limit: usize,
+        /// Index everything already in the database (one written before search existed); no
+        /// engine may be running
+        #[arg(long, conflicts_with_all = ["text", "plan", "agent", "since"])]
+        reindex: bool,
         #[arg(long)]
         json: bool,
     },
@@ -761,6 +787,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             },
         ),
         Some(Command::Export { json }) => inspect::export(&context, json),
+        Some(Command::Gc { older_than, json }) => gc::run(&context, older_than.as_deref(), json),
         Some(Command::Timeline {
             plan,
             since,
@@ -780,7 +807,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 json,
             },
         ),
-        Some(Command::Gc { older_than, json }) => gc::run(&context, older_than.as_deref(), json),
+        Some(Command::Search {
+            reindex: true,
+            json,
+            ..
+        }) => search::reindex(&context, json),
+        Some(Command::Search {
+            text,
+            plan,
+            agent,
+            since,
+            limit,
+            json,
+            ..
+        }) => search::run(
+            &context,
+            search::Asked {
+                text: text.unwrap_or_default(),
+                plan,
+                agent,
+                since,
+                limit,
+                json,
+            },
+        ),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
         Some(Command::Demo) => demo::run(&context),

@@ -72,7 +72,7 @@ pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
 }
 
 /// `--since` as a duration back from now.
-fn window(text: &str) -> Result<SignedDuration, Failure> {
+pub(super) fn window(text: &str) -> Result<SignedDuration, Failure> {
     match text.trim().parse::<SignedDuration>() {
         Ok(window) if window.is_positive() => Ok(window),
         _ => Err(Failure::usage(format!(
@@ -82,7 +82,7 @@ fn window(text: &str) -> Result<SignedDuration, Failure> {
 }
 
 /// The newest plan `wanted` names: its id, the id's last 8 characters, or its name.
-fn find_plan(plans: &[Plan], wanted: &str) -> Option<PlanId> {
+pub(super) fn find_plan(plans: &[Plan], wanted: &str) -> Option<PlanId> {
     let wanted = wanted.trim();
     plans
         .iter()

@@ -20,6 +20,7 @@ use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::review::PlanReview;
 use crate::domain::{Budget, LandMode, PlanLanding, TaskContext};
 use crate::domain::{PlanId, SessionId, TaskId};
+use crate::store::{Found, SearchQuery};
 use crate::timeline::{LaneBy, Timeline};
 
 /// What a front end asks of the engine.
@@ -105,6 +106,9 @@ pub enum Request {
         #[serde(default)]
         since: Option<jiff::Timestamp>,
     },
+    /// The sessions (and tasks) whose title, control-log events or transcript have every
+    /// word of `query.text`, newest first (`ocio search`, `/` in the room).
+    Search { query: SearchQuery },
     /// Raise one of a plan's budgets (or an agent's or the engine's daily one) to `raise`'s
     /// limits (those it does not set are kept), then settle the plan if it is paused over
     /// budget: `then` continue (its stopped tasks run again from their branches) or cancel.
@@ -208,6 +212,7 @@ pub enum Reply {
     Pruned { pruned: crate::store::Pruned },
     Landed { landing: Box<Landing> },
     Timeline { timeline: Box<Timeline> },
+    Found { found: Vec<Found> },
     Done,
 }
 
@@ -226,6 +231,7 @@ impl Reply {
             Self::Pruned { .. } => "pruned",
             Self::Landed { .. } => "landed",
             Self::Timeline { .. } => "timeline",
+            Self::Found { .. } => "found",
             Self::Done => "done",
         }
     }
@@ -475,6 +481,14 @@ pub trait EngineApi: Engine {
     ) -> Result<Timeline, ApiError> {
         match self.call(Request::Timeline { plan, by, since }).await? {
             Reply::Timeline { timeline } => Ok(*timeline),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// What the search index finds for `query` (see [`crate::store::search`]).
+    async fn search(&self, query: SearchQuery) -> Result<Vec<Found>, ApiError> {
+        match self.call(Request::Search { query }).await? {
+            Reply::Found { found } => Ok(found),
             other => Err(ApiError::unexpected(&other)),
         }
     }

@@ -6,7 +6,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::tables::{
     AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
     PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS, TRANSCRIPT_PARTS, TRANSCRIPT_SIZES, TRANSCRIPTS,
+    SEARCH_WORDS, SESSION_STATUS, SESSIONS, TASK_CONTEXT, TASKS, TRANSCRIPT_PARTS,
+    TRANSCRIPT_SIZES, TRANSCRIPTS,
 };
 use super::{StoreError, decode_status};
 use crate::domain::MergeState;
@@ -31,6 +32,7 @@ pub(super) fn create_current(txn: &WriteTransaction) -> Result<(), StoreError> {
         .map_err(StoreError::storage)?;
     txn.open_table(PLAN_CONFLICTS)
         .map_err(StoreError::storage)?;
+    txn.open_table(SEARCH_WORDS).map_err(StoreError::storage)?;
     set_version(txn, SCHEMA_VERSION)
 }
 

@@ -6,6 +6,8 @@ mod migrate;
 mod open;
 pub mod query;
 mod seal;
+pub mod search;
+mod search_query;
 pub(crate) mod tables;
 mod transcript;
 mod writer;
@@ -24,6 +26,8 @@ use crate::domain::{
 
 pub use open::OpenInfo;
 pub(crate) use open::Snapshot;
+pub use search::Reindexed;
+pub use search_query::{Found, SearchQuery, search};
 pub(crate) use transcript::transcript;
 pub use transcript::{Pruned, StoredTranscript, TranscriptSize};
 use writer::{Request, Writer};
@@ -104,6 +108,8 @@ enum Op {
         id: u128,
         status: &'static str,
         json: Vec<u8>,
+        /// The title's words, for the search index.
+        words: Vec<String>,
     },
     PutTask {
         id: u128,
@@ -137,6 +143,9 @@ enum Op {
     },
     AppendEvent {
         json: Vec<u8>,
+        /// The session or task it is about, and its cause's words, for the search index.
+        subject: Option<u128>,
+        words: Vec<String>,
     },
     PutMeta {
         key: &'static str,
@@ -174,6 +183,8 @@ enum Op {
         part: Option<String>,
         json: Vec<u8>,
         cap: u64,
+        /// The entry's words, for the search index.
+        words: Vec<String>,
     },
 }
 
@@ -207,6 +218,7 @@ impl Batch {
             id: session.id.as_u128(),
             status: session.status.name(),
             json: encode(session),
+            words: search::words(&session.title),
         });
         self
     }
@@ -346,6 +358,8 @@ impl Batch {
     pub fn append_event(&mut self, event: &DomainEvent) -> &mut Self {
         self.ops.push(Op::AppendEvent {
             json: encode(event),
+            subject: search::event_subject(event),
+            words: search::words(&event.cause),
         });
         self
     }
@@ -486,6 +500,16 @@ impl StoreHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .blocking_send(Request::PruneTranscripts(before, reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Indexes, durably, every stored session title, event cause and transcript entry for
+    /// search (a file written before the index existed); what it indexed.
+    pub fn reindex_blocking(&self) -> Result<Reindexed, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .blocking_send(Request::Reindex(reply))
             .map_err(|_| StoreError::Closed)?;
         answer.blocking_recv().map_err(|_| StoreError::Closed)?
     }

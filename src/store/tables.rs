@@ -98,3 +98,11 @@ pub(crate) const TRANSCRIPT_PARTS: TableDefinition<(u128, &str), u64> =
 /// against its cap, and what was cut from its start. Additive (no schema bump).
 pub(crate) const TRANSCRIPT_SIZES: TableDefinition<u128, (u64, u64, u64, u64)> =
     TableDefinition::new("transcript-sizes-v1");
+
+/// (word, subject, place kind, sequence) -> (): the search index. A subject is a session id
+/// (its title, its events, its transcript entries) or a task id (its events); the place kind
+/// is 0 for a title, 1 for a control-log event (the sequence is the event's), 2 for a
+/// transcript entry (the entry's sequence). Kept by every write of those records; files
+/// written before it are indexed by `ocio search --reindex`. Additive (no schema bump).
+pub(crate) const SEARCH_WORDS: TableDefinition<(&str, u128, u8, u64), ()> =
+    TableDefinition::new("search-words-v1");

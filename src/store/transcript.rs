@@ -47,7 +47,7 @@ pub struct StoredTranscript<T> {
 
 impl Batch {
     /// Stores one transcript entry of `session`: in place of the entry stored under `part`
-    /// when there is one, else after the last. The transcript is then cut from its start to
+    /// when there is one, else after the last; its words go into the search index. The transcript is then cut from its start to
     /// at most `cap` bytes (never below its newest entry).
     pub fn put_transcript(
         &mut self,
@@ -56,10 +56,12 @@ impl Batch {
         entry: &impl Serialize,
         cap: u64,
     ) -> &mut Self {
+        let json = encode(entry);
         self.ops.push(Op::PutTranscript {
             session: session.as_u128(),
             part: part.map(str::to_string),
-            json: encode(entry),
+            words: super::search::words(&super::search::entry_text(&json)),
+            json,
             cap,
         });
         self
@@ -87,13 +89,14 @@ impl<'txn> TranscriptTables<'txn> {
         })
     }
 
+    /// Stores the entry; the sequence it is stored under.
     pub(super) fn put(
         &mut self,
         session: u128,
         part: Option<&str>,
         json: &[u8],
         cap: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut size = self.size(session)?;
         let stored = match part {
             Some(part) => self
@@ -126,7 +129,7 @@ impl<'txn> TranscriptTables<'txn> {
         self.sizes
             .insert(session, size.record())
             .map_err(StoreError::storage)?;
-        Ok(())
+        Ok(seq)
     }
 
     /// Removes the oldest entries (not `newest`) while the transcript is over `cap`.

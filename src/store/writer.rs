@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::search::{self, Place, WordTable};
 use super::tables::{
     AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
-    PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SESSION_STATUS, SESSIONS, TASK_CONTEXT,
-    TASKS,
+    PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SEARCH_WORDS, SESSION_STATUS, SESSIONS,
+    TASK_CONTEXT, TASKS,
 };
 use super::transcript::TranscriptTables;
 use super::{Batch, Op, Receipt, StoreError, seal};
@@ -25,6 +26,8 @@ pub(super) enum Request {
         jiff::Timestamp,
         oneshot::Sender<Result<super::Pruned, StoreError>>,
     ),
+    /// Index every stored record for search again.
+    Reindex(oneshot::Sender<Result<super::Reindexed, StoreError>>),
     Close(oneshot::Sender<()>),
 }
 
@@ -49,6 +52,9 @@ impl Writer {
                 Request::Read(job) => job(self.db.begin_read().map_err(StoreError::storage)),
                 Request::PruneTranscripts(before, reply) => {
                     let _ = reply.send(self.prune_transcripts(before));
+                }
+                Request::Reindex(reply) => {
+                    let _ = reply.send(self.reindex());
                 }
                 Request::Close(done) => {
                     self.close();
@@ -80,6 +86,15 @@ impl Writer {
         let pruned = super::transcript::prune(&txn, before)?;
         txn.commit().map_err(StoreError::storage)?;
         Ok(pruned)
+    }
+
+    fn reindex(&mut self) -> Result<super::Reindexed, StoreError> {
+        let mut txn = self.db.begin_write().map_err(StoreError::storage)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(StoreError::storage)?;
+        let done = search::reindex(&txn)?;
+        txn.commit().map_err(StoreError::storage)?;
+        Ok(done)
     }
 
     /// Closes the file and, when every commit since it was opened succeeded, seals it so the
@@ -151,6 +166,7 @@ pub(super) struct WriteTables<'txn> {
     landing: Table<'txn, u128, &'static [u8]>,
     reviewed: Table<'txn, (u128, &'static str), &'static str>,
     ledger: Table<'txn, &'static str, &'static [u8]>,
+    words: WordTable<'txn>,
     /// Opened by the first transcript write of the transaction (most have none).
     transcripts: Option<TranscriptTables<'txn>>,
     txn: &'txn WriteTransaction,
@@ -177,6 +193,7 @@ impl<'txn> WriteTables<'txn> {
             landing: txn.open_table(PLAN_LANDING).map_err(open_error)?,
             reviewed: txn.open_table(PLAN_REVIEWED).map_err(open_error)?,
             ledger: txn.open_table(BUDGET_LEDGER).map_err(open_error)?,
+            words: txn.open_table(SEARCH_WORDS).map_err(open_error)?,
             transcripts: None,
             txn,
         })
@@ -186,22 +203,12 @@ impl<'txn> WriteTables<'txn> {
         let mut receipt = Receipt::default();
         for op in &batch.ops {
             match op {
-                Op::PutSession { id, status, json } => {
-                    let old_status = self
-                        .sessions
-                        .insert(*id, json.as_slice())
-                        .map_err(StoreError::storage)?
-                        .map(|old| super::decode_status(old.value()))
-                        .transpose()?;
-                    if let Some(old) = old_status {
-                        self.session_status
-                            .remove((old, *id))
-                            .map_err(StoreError::storage)?;
-                    }
-                    self.session_status
-                        .insert((*status, *id), ())
-                        .map_err(StoreError::storage)?;
-                }
+                Op::PutSession {
+                    id,
+                    status,
+                    json,
+                    words,
+                } => self.put_session(*id, status, json, words)?,
                 Op::PutTask {
                     id,
                     plan,
@@ -248,11 +255,18 @@ impl<'txn> WriteTables<'txn> {
                         .remove(resource.as_str())
                         .map_err(StoreError::storage)?;
                 }
-                Op::AppendEvent { json } => {
+                Op::AppendEvent {
+                    json,
+                    subject,
+                    words,
+                } => {
                     let seq = *next_seq;
                     self.events
                         .insert(seq, json.as_slice())
                         .map_err(StoreError::storage)?;
+                    if let Some(subject) = subject {
+                        search::index(&mut self.words, *subject, Place::Event(seq), words)?;
+                    }
                     *next_seq += 1;
                     receipt.event_seqs.push(seq);
                 }
@@ -296,12 +310,14 @@ impl<'txn> WriteTables<'txn> {
                     part,
                     json,
                     cap,
+                    words,
                 } => {
                     let tables = match &mut self.transcripts {
                         Some(tables) => tables,
                         None => self.transcripts.insert(TranscriptTables::open(self.txn)?),
                     };
-                    tables.put(*session, part.as_deref(), json, *cap)?;
+                    let seq = tables.put(*session, part.as_deref(), json, *cap)?;
+                    search::index(&mut self.words, *session, Place::Transcript(seq), words)?;
                 }
                 Op::PutContext {
                     id,
@@ -325,5 +341,38 @@ impl<'txn> WriteTables<'txn> {
             }
         }
         Ok(receipt)
+    }
+
+    /// Stores a session, moves it in the status index, and indexes its title when it is new
+    /// or changed (most writes of a session only change its status).
+    fn put_session(
+        &mut self,
+        id: u128,
+        status: &'static str,
+        json: &[u8],
+        words: &[String],
+    ) -> Result<(), StoreError> {
+        let old = self
+            .sessions
+            .insert(id, json)
+            .map_err(StoreError::storage)?
+            .map(|old| old.value().to_vec());
+        if let Some(old) = &old {
+            let old_status = super::decode_status(old)?;
+            self.session_status
+                .remove((old_status, id))
+                .map_err(StoreError::storage)?;
+        }
+        self.session_status
+            .insert((status, id), ())
+            .map_err(StoreError::storage)?;
+        let retitled = match &old {
+            Some(old) => search::title_of(old) != search::title_of(json),
+            None => true,
+        };
+        if retitled {
+            search::index(&mut self.words, id, Place::Title, words)?;
+        }
+        Ok(())
     }
 }

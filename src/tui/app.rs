@@ -45,6 +45,8 @@ pub enum Msg {
     ),
     /// A plan's shared context.
     Context(crate::domain::PlanId, Vec<crate::domain::TaskContext>),
+    /// What the search index found for this text, or why it could not search.
+    Found(String, Result<Vec<crate::store::Found>, String>),
     /// A timeline (of the plan, or of every plan), or why there is none.
     Timeline(
         Option<crate::domain::PlanId>,
@@ -118,6 +120,8 @@ pub enum Request {
         Option<crate::domain::Budget>,
         crate::engine::BudgetThen,
     ),
+    /// Search sessions, events and transcripts for every word of this text.
+    Search(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +236,8 @@ pub struct App {
     /// The plan review view (`V`).
     pub plan_review: super::plan_review::PlanReviewState,
     pub timeline: super::timeline::TimelineState,
+    /// What `/` found beyond the visible columns.
+    pub search: super::search::SearchState,
 }
 
 impl App {
@@ -255,6 +261,7 @@ impl App {
             take_over_waits: None,
             plan_review: Default::default(),
             timeline: Default::default(),
+            search: Default::default(),
         }
     }
 
@@ -306,6 +313,10 @@ impl App {
                 self.on_review(plan, review.map(|r| *r));
                 Vec::new()
             }
+            Msg::Found(text, found) => {
+                self.on_found(text, found);
+                Vec::new()
+            }
             Msg::Timeline(plan, timeline) => {
                 self.on_timeline(plan, timeline.map(|t| *t));
                 Vec::new()
@@ -337,6 +348,7 @@ impl App {
                 self.view.sample_load();
                 let mut effects = self.detail_tick();
                 effects.extend(self.timeline_tick());
+                effects.extend(self.search_tick());
                 if self
                     .toast
                     .as_ref()
@@ -732,8 +744,14 @@ impl App {
             }
             return Vec::new();
         };
+        self.open_session(id)
+    }
+
+    /// Open session `id`'s detail and fetch its transcript.
+    pub(crate) fn open_session(&mut self, id: SessionId) -> Vec<Effect> {
         self.mode = Mode::Detail(id);
         self.panes.detail_scroll = 0;
+        self.panes.detail_find = None;
         self.panes.detail_diff = false;
         self.view.transcript = Some((id, Vec::new()));
         // Where the session runs comes with snapshots only (not with the events that made it).

@@ -45,6 +45,9 @@ impl App {
 
     /// A key while the sessions filter is typed.
     pub(super) fn filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if let Some(effects) = self.search_key(&key) {
+            return effects;
+        }
         match key.code {
             KeyCode::Enter => self.mode = Mode::Normal,
             _ if closes(&key) => {

@@ -203,6 +203,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             let settled = engine.budget(plan, target, raise, then).await;
             reply(format!("plan {name}"), settled.map(|()| said))
         }
+        Request::Search(text) => {
+            let query = crate::store::SearchQuery {
+                text: text.clone(),
+                limit: super::search::LIMIT,
+                ..Default::default()
+            };
+            Msg::Found(text, engine.search(query).await.map_err(|e| e.to_string()))
+        }
         Request::Context(plan) => match engine.context(plan).await {
             Ok(tasks) => Msg::Context(plan, tasks),
             Err(e) => reply("context".into(), Err(e)),

@@ -15,6 +15,7 @@ pub(crate) mod link;
 pub(crate) mod palette;
 pub(crate) mod panes;
 pub mod plan_review;
+pub mod search;
 mod takeover;
 pub(crate) mod task_tree;
 pub(crate) mod terminal;
@@ -45,6 +46,8 @@ mod palette_tests;
 mod paste_tests;
 #[cfg(test)]
 mod plan_review_tests;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod selection_tests;
 #[cfg(test)]

@@ -90,6 +90,8 @@ pub struct Panes {
     /// Rows the events pane showed last time.
     pub(crate) events_page: usize,
     pub(crate) detail_scroll: usize,
+    /// A line the detail view scrolls to once its transcript shows it (a search's match).
+    pub(crate) detail_find: Option<String>,
     /// The detail view shows the session's diff instead of its transcript.
     pub(crate) detail_diff: bool,
     /// First line of the help shown (when it is taller than the screen).

@@ -350,6 +350,11 @@ impl Core {
                 self.timeline(plan, by, since, answer);
                 return Ok(());
             }
+            Request::Search { query } => {
+                let answer = answer.of(|found| Reply::Found { found });
+                self.search(query, answer);
+                return Ok(());
+            }
             Request::Plan { goal, repo } => {
                 let answer = answer.of(|proposal| Reply::Proposal { proposal });
                 self.plan(goal, repo, answer);

@@ -1,4 +1,5 @@
-//! Timelines for front ends ([`crate::timeline`]): read from the store off the engine's loop.
+//! Timelines ([`crate::timeline`]) and searches ([`crate::store::search`]) for front ends:
+//! read from the store off the engine's loop.
 //! Every transition is durable before it is told, so the store's control log is as new as
 //! what the room has seen.
 
@@ -7,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Core, Typed};
 use crate::domain::PlanId;
 use crate::engine::EngineError;
+use crate::store::{Found, SearchQuery};
 use crate::timeline::{LaneBy, Timeline, read};
 
 /// How far back the engine-wide timeline looks unless told.
@@ -36,6 +38,19 @@ impl Core {
                     .map_err(EngineError::from),
             };
             reply.send(result);
+        });
+    }
+
+    /// Searches the store's index. Transcript entries are searchable once the journal wrote
+    /// them (within a second).
+    pub(super) fn search(&self, query: SearchQuery, reply: Typed<Vec<Found>>) {
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let found = store
+                .read(move |txn| crate::store::search(txn, &query))
+                .await
+                .map_err(EngineError::from);
+            reply.send(found);
         });
     }
 }

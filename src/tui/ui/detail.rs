@@ -207,6 +207,11 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
     }
     let height = usize::from(body.height.saturating_sub(2));
     let total = text.len();
+    if let Some(row) = find_row(&text, app.panes.detail_find.as_deref()) {
+        // A search's match: in the middle of the screen.
+        app.panes.detail_scroll = total.saturating_sub(row + height.div_ceil(2));
+        app.panes.detail_find = None;
+    }
     app.panes.detail_scroll = app.panes.detail_scroll.min(total.saturating_sub(height));
     let end = total - app.panes.detail_scroll;
     let start = end.saturating_sub(height);
@@ -233,6 +238,18 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
         .border_style(theme.border)
         .title(Span::styled(title, theme.title));
     frame.render_widget(Paragraph::new(shown).block(block), body);
+}
+
+/// The last row that shows `wanted` (a search's matched line, maybe cut with `…`).
+fn find_row(text: &[Line], wanted: Option<&str>) -> Option<usize> {
+    let wanted: String = wanted?.trim_matches('…').trim().chars().take(40).collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    text.iter().rposition(|line| {
+        let shown: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        shown.contains(&wanted)
+    })
 }
 
 /// The request the session waits on, and the keys that answer it here: a permission request

@@ -8,6 +8,7 @@ mod events;
 mod help;
 mod plan;
 mod prompt;
+mod search;
 mod sessions;
 mod tasks;
 mod timeline;
@@ -100,6 +101,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::NewTask(editor) => prompt::draw(frame, app, editor, body),
         Mode::Answer(answering) => prompt::draw_answer(frame, app, answering, body),
         Mode::Say(id, editor) => prompt::draw_say(frame, app, *id, editor, body),
+        Mode::Filter => {
+            if let Some(found) = app.search.shown(&app.panes.filter) {
+                search::draw(frame, app, found, body);
+            }
+        }
         Mode::Palette(editor) if app.palette_list => {
             help::draw_commands(frame, app, &editor.text(), body);
         }
