@@ -50,11 +50,6 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             lines.push(Line::raw(format!("      {what}")));
         }
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        "esc (any key but the movement keys) closes this",
-        theme.muted,
-    ));
 
     let width = if wide { TWO_COLUMNS - 2 } else { 78 };
     let popup = centered(area, width, lines.len() as u16 + 2);
@@ -75,7 +70,11 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines)
             .scroll((scroll, 0))
-            .block(popup_block(app, &title))
+            // How to close it on the bottom border: a line more for the help itself.
+            .block(popup_block(app, &title).title_bottom(Span::styled(
+                " esc (any key but the movement keys) closes this ",
+                app.theme.muted,
+            )))
             .style(app.theme.base),
         popup,
     );
