@@ -466,3 +466,79 @@ async fn a_room_follows_the_engine_from_one_snapshot_and_numbered_events() {
     );
     host.shutdown().await;
 }
+
+/// A landing that waits for a resolver session, which asks the operator a question: an
+/// attached room's client answers it while its own `land` call is still waiting (the landing goes on
+/// a connection of its own, so the answer is not queued behind it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_answers_a_question_while_its_landing_waits_for_the_resolver() {
+    use ocio::engine::question::Answer;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "# r\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "initial"]);
+    let config = format!("{QUICK}[engine]\nquestions = \"ask\"\n");
+    let host = host_with(dir.path(), &config).await;
+    let client = std::sync::Arc::new(
+        ControlClient::connect(host.socket().unwrap())
+            .await
+            .unwrap(),
+    );
+    let mut events = client.feed(ocio::engine::Follower::Room).await.unwrap();
+    let plan = format!(
+        "name = \"ask\"\nrepo = {:?}\nconflicts = \"resolver\"\n[[tasks]]\nid = \"a\"\ncapabilities = [\"code\"]\nprompt = \"SIM-WRITE a.txt from a\\nSIM-ASK Colour: Which? | red | blue\"\n",
+        repo.display().to_string()
+    );
+    let plan = client
+        .submit(&dir.path().join("plan.toml"), plan)
+        .await
+        .unwrap();
+    let answer = |event: EngineEvent| {
+        let client = client.clone();
+        async move {
+            let EngineEvent::QuestionAsked { request, .. } = event else {
+                unreachable!()
+            };
+            let pick = vec![Answer::Pick(vec![1])];
+            let answered = client.answer(&request, pick, Approver::Cli);
+            tokio::time::timeout(std::time::Duration::from_secs(20), answered)
+                .await
+                .expect("the answer is not held behind another call")
+                .unwrap();
+        }
+    };
+    let asked = |e: &EngineEvent| matches!(e, EngineEvent::QuestionAsked { .. });
+    answer(next_matching(&mut events, asked).await).await;
+    next_matching(&mut events, |e| {
+        matches!(e, EngineEvent::PlanFinished { ok: true, .. })
+    })
+    .await;
+    std::fs::write(repo.join("a.txt"), "the user's a\n").unwrap();
+    git(&["add", "a.txt"]);
+    git(&["commit", "-q", "-m", "user"]);
+    let landing = {
+        let client = client.clone();
+        tokio::spawn(async move { client.land(plan, ocio::domain::LandMode::Merge, None).await })
+    };
+    // The resolver (given task a's prompt) asks again; answered while the landing waits.
+    answer(next_matching(&mut events, asked).await).await;
+    let landed = tokio::time::timeout(std::time::Duration::from_secs(30), landing)
+        .await
+        .expect("the landing ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(landed.base_resolved, vec!["a.txt".to_string()]);
+    host.shutdown().await;
+}

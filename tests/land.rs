@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ocio::domain::{LandMode, PlanId};
-use ocio::engine::{EngineApi, EngineEvent, EngineHandle, EngineOptions, ErrorKind, Push};
+use ocio::engine::{Engine, EngineApi, EngineEvent, EngineHandle, EngineOptions, ErrorKind, Push};
 use ocio::plan::PlanFile;
 use ocio::store::{Store, StoreHandle, StoreOptions, query};
 use support::TestRepo;
@@ -316,6 +316,29 @@ async fn a_base_that_moved_in_conflict_is_settled_by_a_resolver_session_then_lan
         ocio::domain::TaskStatus::Done,
         "the task is not touched"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_behind_fifty_newer_ones_lands_through_its_resolver() {
+    let f = finished_with(None, "conflicts = \"resolver\"", TWO).await;
+    // Fifty plans (outside git) end after it: it is no longer kept in memory.
+    let filler = f._dir.path().join("filler");
+    std::fs::create_dir_all(&filler).unwrap();
+    let mut events = f.engine.subscribe();
+    for n in 0..50 {
+        let path = filler.join("plan.toml");
+        let text =
+            format!("name = \"p{n}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
+        std::fs::write(&path, text).unwrap();
+        let plan = PlanFile::load(&path).unwrap();
+        f.engine.submit_plan(plan).await.unwrap();
+        support::until_finished(&mut events, PATIENCE).await;
+    }
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    // Loaded again to land, and kept while its resolver works.
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.base_resolved, vec!["a.txt".to_string()]);
+    assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,4 +829,79 @@ async fn a_moved_base_that_breaks_the_check_is_not_landed_and_its_merge_is_undon
     let landing = engine.land(plan, LandMode::Merge, None).await.unwrap();
     assert!(landing.base_merged);
     assert_eq!(repo.read("a.txt").as_deref(), Some("from alpha\n"));
+}
+
+/// The next question a session asks.
+async fn asked(events: &mut ocio::engine::Subscription) -> String {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let EngineEvent::QuestionAsked { request, .. } = events.recv().await.unwrap() {
+                return request;
+            }
+        }
+    })
+    .await
+    .expect("a question came")
+}
+
+/// A plan being landed takes no new work: a retry of its failed task while the landing's
+/// resolver works (here: waits for the operator's answer) is refused, then lands nothing of
+/// it behind the landing's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_while_the_plan_is_being_landed_is_refused() {
+    use ocio::engine::approval::Approver;
+    use ocio::engine::question::{Answer, QuestionMode, QuestionPolicy};
+    let repo = TestRepo::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![
+        support::sim_agent("good", 2, &[], 20, 0.0),
+        support::sim_agent("bad", 2, &[], 20, 1.0),
+    ];
+    let options = EngineOptions {
+        questions: QuestionPolicy {
+            mode: QuestionMode::Ask,
+            timeout: Duration::from_secs(120),
+        },
+        ..options(None)
+    };
+    let engine = EngineHandle::start(store, agents, options).await.unwrap();
+    let mut events = engine.subscribe();
+    let _room = engine.feed(ocio::engine::Follower::Room).await.unwrap();
+    let text = format!(
+        "name = \"busy\"\nrepo = {:?}\nconflicts = \"resolver\"\n[[tasks]]\nid = \"alpha\"\nagent = \"good\"\nprompt = \"SIM-WRITE a.txt from alpha\\nSIM-ASK Colour: Which? | red | blue\"\n[[tasks]]\nid = \"beta\"\nagent = \"bad\"\nprompt = \"fail\"\n",
+        repo.dir_str()
+    );
+    let path = dir.path().join("busy.toml");
+    std::fs::write(&path, text).unwrap();
+    let plan = engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let pick = || vec![Answer::Pick(vec![1])];
+    let request = asked(&mut events).await;
+    engine
+        .answer(&request, pick(), Approver::Cli)
+        .await
+        .unwrap();
+    support::until_finished(&mut events, PATIENCE).await;
+    let snapshot = engine.snapshot().await.unwrap();
+    let shown = snapshot.plans.iter().find(|p| p.id == plan).unwrap();
+    let beta = shown.tasks.iter().find(|t| t.key == "beta").unwrap().id;
+    commit_file(&repo, "a.txt", "the user's a\n");
+    let landing = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.land(plan, LandMode::Merge, None).await })
+    };
+    let request = asked(&mut events).await;
+    let e = engine.retry(beta).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(e.message.contains("is being landed now"), "{}", e.message);
+    engine
+        .answer(&request, pick(), Approver::Cli)
+        .await
+        .unwrap();
+    let landed = landing.await.unwrap().unwrap();
+    assert_eq!(landed.left_out, vec!["beta: failed".to_string()]);
+    assert_eq!(repo.read("a.txt").as_deref(), Some("from alpha"));
 }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::output::{print_json, print_text};
-use super::timeline::{find_plan, window};
+use super::timeline::{find_plan, since};
 use super::{Context, Failure, database};
 use crate::store::{Found, SearchQuery, Store, StoreOptions, query, search};
 
@@ -31,7 +31,7 @@ pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
         )));
     }
     let since = match &asked.since {
-        Some(text) => Some(Timestamp::now() - window(text)?),
+        Some(text) => Some(since(text, Timestamp::now())?),
         None => None,
     };
     let mut query = SearchQuery {

@@ -26,7 +26,7 @@ pub(crate) struct Asked {
 pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
     let now = Timestamp::now();
     let since = match &asked.since {
-        Some(text) => now - window(text)?,
+        Some(text) => since(text, now)?,
         None => now - SignedDuration::from_hours(2),
     };
     let (plan, by) = (asked.plan.clone(), asked.by);
@@ -72,13 +72,19 @@ pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
 }
 
 /// `--since` as a duration back from now.
-pub(super) fn window(text: &str) -> Result<SignedDuration, Failure> {
-    match text.trim().parse::<SignedDuration>() {
-        Ok(window) if window.is_positive() => Ok(window),
-        _ => Err(Failure::usage(format!(
+/// `--since` as the time that far back from `now`.
+pub(super) fn since(text: &str, now: Timestamp) -> Result<Timestamp, Failure> {
+    let back = text
+        .trim()
+        .parse::<SignedDuration>()
+        .ok()
+        .filter(|window| window.is_positive())
+        .and_then(|window| now.checked_sub(window).ok());
+    back.ok_or_else(|| {
+        Failure::usage(format!(
             "--since {text:?} is not a time back from now\n  hint: write it like 2h, 30m or 1d 6h"
-        ))),
-    }
+        ))
+    })
 }
 
 /// The newest plan `wanted` names: its id, the id's last 8 characters, or its name.

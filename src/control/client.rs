@@ -55,14 +55,20 @@ impl ControlClient {
     }
 
     async fn ask(&self, request: Request) -> Result<Reply, ControlError> {
-        let mut connection = self.connection.lock().await;
-        match exchange(&self.socket, &mut connection, Ask::Call(request)).await? {
-            Answer::Reply(reply) => Ok(reply),
-            Answer::Hello { .. } => Err(ControlError::Protocol {
-                socket: self.socket.clone(),
-                detail: "a hello where a reply was expected".into(),
-            }),
+        if let Request::Land { .. } = request {
+            // A landing may wait minutes for a resolver session (which may wait for an
+            // approval sent on the shared connection): it gets a connection of its own.
+            let (mut own, _) = open(&self.socket).await?;
+            return reply_of(
+                &self.socket,
+                exchange(&self.socket, &mut own, Ask::Call(request)).await?,
+            );
         }
+        let mut connection = self.connection.lock().await;
+        reply_of(
+            &self.socket,
+            exchange(&self.socket, &mut connection, Ask::Call(request)).await?,
+        )
     }
 
     /// Numbered engine events from now on, on a connection of their own.
@@ -129,6 +135,17 @@ async fn forward(socket: PathBuf, connection: Connection, tx: mpsc::Sender<Feed>
 }
 
 /// Connect and say hello.
+/// The reply in `answer`; a hello there breaks the protocol.
+fn reply_of(socket: &Path, answer: Answer) -> Result<Reply, ControlError> {
+    match answer {
+        Answer::Reply(reply) => Ok(reply),
+        Answer::Hello { .. } => Err(ControlError::Protocol {
+            socket: socket.to_path_buf(),
+            detail: "a hello where a reply was expected".into(),
+        }),
+    }
+}
+
 async fn open(socket: &Path) -> Result<(Connection, EngineInfo), ControlError> {
     let stream = UnixStream::connect(socket)
         .await

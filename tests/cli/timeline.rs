@@ -80,6 +80,14 @@ fn bad_timeline_input_is_refused_with_exit_2() {
             "--since \"yesterday\"",
         ),
         (&["timeline", "--by", "mood"][..], "invalid value 'mood'"),
+        (
+            &["timeline", "--since", "200000000h"][..],
+            "is not a time back",
+        ),
+        (
+            &["search", "x1", "--since", "200000000h"][..],
+            "is not a time back",
+        ),
     ] {
         let out = home.ocio(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

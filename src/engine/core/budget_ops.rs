@@ -32,6 +32,7 @@ impl Core {
         match (held, then) {
             (None, _) | (_, BudgetThen::Hold) => {}
             (Some(_), BudgetThen::Continue) => {
+                self.not_while_landing(plan, "its stopped tasks' work")?;
                 if let Some(still) = self.still_over(plan) {
                     return Err(EngineError::OverBudget(format!(
                         "still {still}\nhint: raise it first, e.g. ocio budget {} --tokens N (--task KEY, --agent NAME or --daily for another budget)",

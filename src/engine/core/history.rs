@@ -82,8 +82,9 @@ impl Core {
     }
 
     /// Let go of the plans that ended, beyond the newest [`RECENT_PLANS`] (ids are
-    /// time-ordered), once nothing of theirs is under way and no merge conflict of theirs
-    /// waits for the operator (the snapshot lists those): they stay in the store.
+    /// time-ordered), once nothing of theirs is under way, no merge conflict of theirs waits
+    /// for the operator (the snapshot lists those) and none is being landed: they stay in the
+    /// store.
     pub(super) fn trim_finished(&mut self) {
         let finished = self.finished_plans();
         let Some(excess) = finished.len().checked_sub(RECENT_PLANS) else {
@@ -103,7 +104,9 @@ impl Core {
                                 .get(&t.id)
                                 .is_some_and(|c| matches!(c.merge, MergeState::Conflict { .. }))
                     })
-            }) && !self.running.values().any(|r| r.plan == id);
+            }) && !self.running.values().any(|r| r.plan == id)
+                // A landing (and the resolver it may wait for) needs its plan.
+                && !self.landing.contains(&id);
             if !quiet {
                 continue;
             }

@@ -232,6 +232,21 @@ impl Core {
         }
     }
 
+    /// Refused while `plan` is being landed (`what`: what would start): work that ran now
+    /// would merge after the landing, onto a plan already landed.
+    pub(super) fn not_while_landing(&self, plan: PlanId, what: &str) -> Result<(), EngineError> {
+        if !self.landing.contains(&plan) {
+            return Ok(());
+        }
+        let name = self
+            .plans
+            .get(&plan)
+            .map_or_else(|| plan.short(), |s| s.plan.name.clone());
+        Err(EngineError::NotLandable(format!(
+            "plan {name} is being landed now, so {what} would come after its landing\nhint: wait for `ocio land` to finish, then try again"
+        )))
+    }
+
     /// The plan in memory, read back from the store when it ended long ago.
     async fn load_for_landing(&mut self, plan: PlanId) -> Result<(), EngineError> {
         if self.plans.contains_key(&plan) {

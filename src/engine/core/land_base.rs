@@ -105,17 +105,18 @@ impl Core {
         cap: usize,
         now: Timestamp,
     ) -> Result<(), EngineError> {
+        // Landings whose plan or task is gone: refused, never left waiting.
+        let mut lost = Vec::new();
         for (plan, waiting) in self.base_resolves.waiting.iter_mut() {
             if waiting.started {
                 continue;
             }
             if self.running.len() + starts.len() >= cap {
-                return Ok(());
+                break;
             }
-            let Some(state) = self.plans.get(plan) else {
-                continue;
-            };
-            let Some(task) = state.graph.get(&waiting.key) else {
+            let task = self.plans.get(plan).map(|s| (s, s.graph.get(&waiting.key)));
+            let Some((state, Some(task))) = task else {
+                lost.push(*plan);
                 continue;
             };
             let Some(index) = self.fleet.pick(task, None) else {
@@ -154,6 +155,12 @@ impl Core {
                 questions: self.options.questions.offers_questions(),
             };
             starts.push(start_aside(step, aside, now)?);
+        }
+        for plan in lost {
+            if let Some(waiting) = self.base_resolves.waiting.remove(&plan) {
+                let why = "its plan is no longer loaded for a resolver session".to_string();
+                self.give_up(plan, waiting.conflict, waiting.answer, why);
+            }
         }
         Ok(())
     }

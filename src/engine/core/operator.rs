@@ -131,6 +131,7 @@ impl Core {
                 what: "only a failed or cancelled task can be retried",
             });
         }
+        self.not_while_landing(plan_id, &format!("a retry of {key}"))?;
         let state = self
             .plans
             .get_mut(&plan_id)
