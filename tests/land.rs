@@ -342,6 +342,30 @@ async fn a_plan_behind_fifty_newer_ones_lands_through_its_resolver() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_that_needs_a_resolver_while_paused_is_refused_not_left_waiting() {
+    let f = finished_with(None, "conflicts = \"resolver\"", TWO).await;
+    f.engine.pause(true).await.unwrap();
+    commit_file(&f.repo, "a.txt", "the user's a\n");
+    let integration = head(&f.repo, &f.branch);
+    let landing = f.engine.land(f.plan, LandMode::Merge, None);
+    let e = tokio::time::timeout(PATIENCE, landing)
+        .await
+        .expect("the landing answers")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotNow);
+    assert!(e.message.contains("dispatching is paused"), "{}", e.message);
+    assert_eq!(
+        head(&f.repo, &f.branch),
+        integration,
+        "the merge was undone"
+    );
+    assert!(is_clean(&f.worktree));
+    f.engine.pause(false).await.unwrap();
+    let landing = f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    assert_eq!(landing.base_resolved, vec!["a.txt".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolver_that_leaves_the_base_conflicted_refuses_the_landing_and_undoes_the_merge() {
     // Task alpha's work (which the resolver writes again) keeps a conflict marker line.
     let tasks = r#"

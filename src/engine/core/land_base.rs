@@ -55,6 +55,21 @@ impl Core {
         conflict: BaseConflict,
         answer: Typed<Landing>,
     ) -> Result<(), EngineError> {
+        if self.paused {
+            // No session starts while paused: the landing would wait unseen.
+            let why = format!(
+                "{} conflicts with the plan's work in {}, and a resolver session cannot start while dispatching is paused",
+                conflict.base(),
+                conflict.files.join(", ")
+            );
+            self.give_up(
+                plan,
+                conflict,
+                answer,
+                format!("{why}\nhint: resume (`p` in the room) and land again"),
+            );
+            return Ok(());
+        }
         let Some(key) = self.task_behind(plan, &conflict.files) else {
             let why = format!(
                 "{} cannot be brought in: both changed {}, and no merged task's work is there for a resolver session to keep",
