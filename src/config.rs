@@ -250,6 +250,39 @@ pub struct AgentConfig {
     /// The most this agent may spend in one UTC day: `{ tokens = N, cost = X }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) budget: Option<crate::domain::Budget>,
+    /// opencode: where its sessions work. `shared`: the server sees ocio's worktrees at the
+    /// same paths; `remote`: a build box, where ocio carries each task's tree and brings the
+    /// work back; `auto` (the default for a `url`): found out at the first task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workspace: Option<WorkspaceMode>,
+    /// opencode, remote workspace: the directory on the server's machine where ocio keeps its
+    /// mirror and task worktrees (default: `.ocio-work` in the server's own directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) remote_dir: Option<String>,
+}
+
+/// Where an OpenCode agent's sessions work (`workspace = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceMode {
+    /// The server sees ocio's disk at the same paths.
+    Shared,
+    /// A build box: trees are carried there and the work back.
+    Remote,
+    /// Found out at the first task: shared when the server sees the task's worktree.
+    Auto,
+}
+
+impl AgentConfig {
+    /// Where its sessions work: as configured, else shared for a managed server (it runs
+    /// here) and found out for one at a `url`.
+    pub(crate) fn workspace_mode(&self) -> WorkspaceMode {
+        match (self.workspace, self.managed) {
+            (Some(mode), _) => mode,
+            (None, Some(true)) => WorkspaceMode::Shared,
+            (None, _) => WorkspaceMode::Auto,
+        }
+    }
 }
 
 fn default_max_concurrent() -> u32 {

@@ -201,6 +201,8 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Vec<Problem> {
                 ("opencode_path", agent.opencode_path.is_some()),
                 ("password_env", agent.password_env.is_some()),
                 ("ca_cert", agent.ca_cert.is_some()),
+                ("workspace", agent.workspace.is_some()),
+                ("remote_dir", agent.remote_dir.is_some()),
             ],
             "opencode",
             "opencode",
@@ -269,6 +271,7 @@ fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
             "`opencode_path` only applies with `managed = true`; remove it or set managed = true",
         ));
     }
+    problems.extend(validate_workspace(agent, index, managed));
     // The value is not echoed: it may be the password itself.
     if agent
         .password_env
@@ -284,6 +287,37 @@ fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
                 "never put the password itself in the config; export it in a variable and name that variable here",
             ),
         );
+    }
+    problems
+}
+
+/// Where an OpenCode agent's sessions work: a managed server shares ocio's disk; a remote
+/// directory is an absolute path on the server's machine, and only for a remote workspace.
+fn validate_workspace(agent: &AgentConfig, index: usize, managed: bool) -> Vec<Problem> {
+    use crate::config::WorkspaceMode;
+    let at = |key: &'static str| agent_key(index, key);
+    let mut problems = Vec::new();
+    if managed && agent.workspace == Some(WorkspaceMode::Remote) {
+        problems.push(problem(
+            at("workspace"),
+            "a managed server runs on this machine and sees ocio's files; remove `workspace = \"remote\"` or give the build box's `url` instead of `managed = true`",
+        ));
+    }
+    if let Some(dir) = &agent.remote_dir {
+        if agent.workspace_mode() == WorkspaceMode::Shared {
+            problems.push(problem(
+                at("remote_dir"),
+                "`remote_dir` only applies to a remote workspace; remove it or set workspace = \"remote\"",
+            ));
+        } else if !dir.starts_with('/') || dir.contains('\n') {
+            problems.push(problem(
+                at("remote_dir"),
+                format!(
+                    "remote_dir `{}` must be an absolute path on the server's machine (e.g. /srv/ocio)",
+                    shown(dir)
+                ),
+            ));
+        }
     }
     problems
 }

@@ -79,10 +79,12 @@ pub(crate) async fn from_config(
                 else {
                     continue;
                 };
-                OpencodeRunner::new(
+                OpencodeRunner::placed(
                     endpoint.client.clone(),
                     entry.opencode_agent.clone(),
                     entry.model.clone(),
+                    entry.workspace_mode(),
+                    entry.remote_dir.clone(),
                 )
             }
         };
@@ -109,10 +111,12 @@ pub(crate) async fn from_entry(
         withheld,
     )
     .await?;
-    let runner = OpencodeRunner::new(
+    let runner = OpencodeRunner::placed(
         endpoint.client.clone(),
         entry.opencode_agent.clone(),
         entry.model.clone(),
+        entry.workspace_mode(),
+        entry.remote_dir.clone(),
     );
     Ok((AgentSpec { agent, runner }, Some(endpoint)))
 }

@@ -16,13 +16,24 @@ use serde::de::DeserializeOwned;
 use super::breaker::{Breaker, BreakerPolicy, BreakerState};
 use super::secret::Password;
 use super::wire::{
-    AgentInfo, CreateSession, FileDiff, Health, MessageWithParts, PermissionReply,
+    AgentInfo, CreateSession, FileDiff, Health, MessageWithParts, Part, PermissionReply,
     PermissionReplyBody, PermissionRequest, PromptRequest, QuestionReplyBody, QuestionRequest,
-    SessionInfo, SessionStatusMap, VcsDiff, VcsDiffMode,
+    SessionInfo, SessionStatusMap, ToolState, VcsDiff, VcsDiffMode,
 };
 
 /// Server versions ocio was tested against (`major.minor` prefix).
 pub(crate) const TESTED_VERSIONS: &[&str] = &["1.18."];
+
+/// How long a call that carries a tree (a patch in, a file out, a git command on the server's
+/// machine) may take: far longer than an ordinary call.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where a server runs (`GET /path`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ServerPaths {
+    /// The server's own working directory.
+    pub(crate) directory: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -415,6 +426,85 @@ impl Client {
                 .query("mode", mode.as_str().into()),
         )
         .await
+    }
+
+    /// Run `command` in the shell of session `id` on the server's machine (`POST
+    /// /session/{id}/shell`: no model call); what it printed. The command's own failure is
+    /// not an error here: callers print a marker they check.
+    pub(crate) async fn shell(
+        &self,
+        dir: &str,
+        id: &str,
+        agent: &str,
+        command: &str,
+    ) -> Result<String, ClientError> {
+        let body = serde_json::json!({ "agent": agent, "command": command });
+        let call = Call::post("run a shell command", format!("/session/{id}/shell"))
+            .dir(dir)
+            .body(&body)
+            .timeout(TRANSFER_TIMEOUT);
+        let answer: MessageWithParts = self.fetch(call).await?;
+        Ok(answer
+            .parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Tool(tool) => match &tool.state {
+                    ToolState::Completed { output, .. } => Some(output.as_str()),
+                    ToolState::Error { error, .. } => Some(error.as_str()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(""))
+    }
+
+    /// Apply a raw patch (git's, binary ones too) to the working tree of `dir` (`POST
+    /// /vcs/apply`).
+    pub(crate) async fn vcs_apply(&self, dir: &str, patch: &str) -> Result<bool, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Applied {
+            applied: bool,
+        }
+        let body = serde_json::json!({ "patch": patch });
+        let call = Call::post("apply a patch", "/vcs/apply".into())
+            .dir(dir)
+            .body(&body)
+            .timeout(TRANSFER_TIMEOUT);
+        let answer: Applied = self.fetch(call).await?;
+        Ok(answer.applied)
+    }
+
+    /// The bytes of file `path` in `dir` (`GET /file/content`: binary files come base64).
+    pub(crate) async fn file_bytes(&self, dir: &str, path: &str) -> Result<Vec<u8>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Content {
+            content: String,
+            encoding: Option<String>,
+        }
+        let call = Call::get("read a file", "/file/content")
+            .dir(dir)
+            .query("path", path.into())
+            .timeout(TRANSFER_TIMEOUT);
+        let answer: Content = self.fetch(call).await?;
+        match answer.encoding.as_deref() {
+            Some("base64") => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(answer.content.as_bytes())
+                    .map_err(|e| ClientError::Decode {
+                        server: self.inner.base.clone(),
+                        what: "read a file".into(),
+                        reason: e.to_string(),
+                    })
+            }
+            _ => Ok(answer.content.into_bytes()),
+        }
+    }
+
+    /// The server's own directory and home (`GET /path`).
+    pub(crate) async fn paths(&self) -> Result<ServerPaths, ClientError> {
+        self.fetch(Call::get("server paths", "/path")).await
     }
 
     /// Open `GET /global/event` (every directory's events). No total timeout: the stream

@@ -7,6 +7,7 @@
 //! activity; `planner` asks a server for a plan.
 
 pub mod attach;
+pub mod boxes;
 pub mod breaker;
 pub mod client;
 mod diagnose;

@@ -15,6 +15,7 @@
 //! under the repository's lock (`repo:<path>`), and `Workspace::changed_since` tells what a
 //! session changed there.
 
+pub mod carry;
 mod cleanup;
 pub(crate) mod conflict;
 mod diff;

@@ -469,7 +469,9 @@ impl Core {
             },
             task_key: key.clone(),
             attempt: session.attempt,
-            directory: remote.as_ref().map_or(directory, |r| r.directory.clone()),
+            // Ocio's own directory for the run; where its session works (the same, or a build
+            // box's) is the remote's.
+            directory,
             adopt: remote.is_none(),
             questions: self.options.questions.offers_questions(),
             steering,

@@ -19,6 +19,7 @@
 
 mod create;
 mod follow;
+mod placed;
 mod prompt;
 mod steer;
 mod watch;
@@ -27,11 +28,13 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::boxes::BoxWorkspace;
 use super::breaker::BreakerState;
 use super::client::{Client, ClientError};
 use super::diagnose;
 use super::live::LiveHub;
 use super::planner::plan_with;
+use crate::config::WorkspaceMode;
 use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
 use crate::engine::runner::{
     Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner, Steer,
@@ -47,19 +50,36 @@ pub struct OpencodeRunner {
     opencode_agent: Option<String>,
     model: Option<ModelRef>,
     live: LiveHub,
+    /// Where its sessions work: ocio's worktrees, or a build box's.
+    placement: placed::Placement,
 }
 
 impl OpencodeRunner {
+    /// A runner whose sessions work in ocio's worktrees (the server shares ocio's disk).
     pub fn new(
         client: Client,
         opencode_agent: Option<String>,
         model: Option<ModelRef>,
     ) -> Arc<Self> {
+        Self::placed(client, opencode_agent, model, WorkspaceMode::Shared, None)
+    }
+
+    /// A runner whose sessions work where `mode` says; `remote_dir`: ocio's root on a build
+    /// box.
+    pub fn placed(
+        client: Client,
+        opencode_agent: Option<String>,
+        model: Option<ModelRef>,
+        mode: WorkspaceMode,
+        remote_dir: Option<String>,
+    ) -> Arc<Self> {
+        let boxes = BoxWorkspace::new(client.clone(), opencode_agent.clone(), remote_dir);
         Arc::new(Self {
             live: LiveHub::new(client.clone()),
             client,
             opencode_agent,
             model,
+            placement: placed::Placement::new(mode, boxes),
         })
     }
 }
@@ -67,7 +87,7 @@ impl OpencodeRunner {
 impl Runner for OpencodeRunner {
     fn run(&self, job: Job, stop: oneshot::Receiver<()>) -> RunFuture {
         let this = self.clone();
-        Box::pin(async move { this.drive(job, stop).await })
+        Box::pin(async move { this.run_placed(job, stop).await })
     }
 
     /// A health call through the server's circuit breaker: a refused or failing call means
@@ -154,28 +174,41 @@ impl Runner for OpencodeRunner {
     ) -> Option<RunFuture> {
         let this = self.clone();
         Some(Box::pin(async move {
-            // Interrupted or told more before the restart: followed as it was.
-            let awaited = match job.word.clone() {
-                Some(Steer::Interrupt) => Awaited::Word,
-                Some(Steer::Say { id, text }) => Awaited::Said { id, text },
-                None => Awaited::Prompt,
-            };
-            if awaited == Awaited::Word {
-                // The last engine may have stopped before its run passed the interrupt on:
-                // the step is aborted now (harmless on a session already idle).
-                let dir = remote.directory.to_string_lossy().into_owned();
-                if let Err(e) = this.client.abort(&dir, &remote.session_id).await {
-                    tracing::warn!(remote = %remote.session_id, error = %e, "could not interrupt the re-attached session");
-                }
-            }
-            // Followed from now on; what it did while nobody did is read from its server.
-            let dir = remote.directory.to_string_lossy().into_owned();
-            let mut watch = Watch::new(this.live.subscribe(&remote.session_id, &dir));
-            this.backfill(&job, &dir, &remote.session_id, &mut watch)
-                .await;
-            this.follow_awaiting(job, remote, stop, awaited, Some(watch))
-                .await
+            this.resume_placed(job, remote, stop).await
         }))
+    }
+}
+
+impl OpencodeRunner {
+    /// Follows a run a previous engine started, to its end.
+    async fn follow_resumed(
+        self,
+        job: Job,
+        remote: RemoteSession,
+        stop: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let this = self;
+        // Interrupted or told more before the restart: followed as it was.
+        let awaited = match job.word.clone() {
+            Some(Steer::Interrupt) => Awaited::Word,
+            Some(Steer::Say { id, text }) => Awaited::Said { id, text },
+            None => Awaited::Prompt,
+        };
+        if awaited == Awaited::Word {
+            // The last engine may have stopped before its run passed the interrupt on:
+            // the step is aborted now (harmless on a session already idle).
+            let dir = remote.directory.to_string_lossy().into_owned();
+            if let Err(e) = this.client.abort(&dir, &remote.session_id).await {
+                tracing::warn!(remote = %remote.session_id, error = %e, "could not interrupt the re-attached session");
+            }
+        }
+        // Followed from now on; what it did while nobody did is read from its server.
+        let dir = remote.directory.to_string_lossy().into_owned();
+        let mut watch = Watch::new(this.live.subscribe(&remote.session_id, &dir));
+        this.backfill(&job, &dir, &remote.session_id, &mut watch)
+            .await;
+        this.follow_awaiting(job, remote, stop, awaited, Some(watch))
+            .await
     }
 }
 

@@ -1,0 +1,360 @@
+//! Workspaces on a build box: an OpenCode server whose machine does not see ocio's disk.
+//!
+//! Nothing but the server's own API is used, no extra daemon or ssh: git commands run on the
+//! box through `POST /session/{id}/shell` (in a short-lived session of ocio's own, never the
+//! task's, so no model reads them), bundles go in through `POST /vcs/apply` (a binary patch
+//! creating the file) and come back through `GET /file/content` (base64). On the box, under
+//! its root (`remote_dir`, else `.ocio-work` in the server's own directory):
+//!
+//! - `mirror/`: a git repository holding ocio's commits under their own ids, so what it has
+//!   is never sent again (the first task on a box moves the whole history, later ones only
+//!   what is new);
+//! - `work/NAME/`: one worktree of the mirror per task attempt, where its session works;
+//! - `inbox/`, `outbox/`: where bundles land on their way in and out.
+//!
+//! The local side (bundles, fetching, laying the work down) is `crate::workspace::carry`.
+
+use std::path::{Component, Path};
+
+use tokio::sync::{Mutex, OnceCell};
+
+use super::client::{Client, ClientError};
+use super::wire::CreateSession;
+use crate::workspace::WorkspaceError;
+use crate::workspace::carry;
+
+/// What marks a box script that ran to its end.
+const DONE: &str = "OCIO-BOX-DONE";
+
+/// How many of the mirror's newest commits are offered as what it has.
+const HAVES: usize = 64;
+
+/// A build box's workspaces, reached through its server.
+#[derive(Debug)]
+pub struct BoxWorkspace {
+    client: Client,
+    /// The OpenCode agent whose shell runs ocio's git commands.
+    shell_agent: String,
+    configured_root: Option<String>,
+    /// The server's own directory (where ocio's shell sessions are made) and the root.
+    places: OnceCell<(String, String)>,
+    /// One parcel on its way in at a time (two tasks from one base send it once).
+    sending: Mutex<()>,
+}
+
+/// Why a tree could not be carried.
+#[derive(Debug, thiserror::Error)]
+pub enum BoxError {
+    #[error(transparent)]
+    Server(#[from] ClientError),
+    #[error("on ocio's side: {0}")]
+    Local(#[from] WorkspaceError),
+    #[error("on the server's machine, {step} failed: {output}")]
+    Script { step: &'static str, output: String },
+    #[error(
+        "the box's worktree {dir} is gone and its work never came back\nhint: the task runs again"
+    )]
+    Gone { dir: String },
+}
+
+impl BoxError {
+    /// The server could not be reached (the run is lost with it, not failed).
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Server(
+                ClientError::Connect { .. }
+                    | ClientError::Timeout { .. }
+                    | ClientError::CircuitOpen { .. }
+            )
+        )
+    }
+}
+
+/// Where a task's work went on the box, and whether it came back changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Returned {
+    /// The session changed nothing.
+    Nothing,
+    /// Laid down in the local worktree as this commit's tree.
+    Work { commit: String },
+}
+
+impl BoxWorkspace {
+    pub fn new(client: Client, shell_agent: Option<String>, root: Option<String>) -> Self {
+        Self {
+            client,
+            shell_agent: shell_agent.unwrap_or_else(|| "build".into()),
+            configured_root: root,
+            places: OnceCell::new(),
+            sending: Mutex::new(()),
+        }
+    }
+
+    /// The name on the box of the task worktree at `local`: its last four components (repo,
+    /// plan, task, attempt), so names from two repositories never meet.
+    pub fn name_of(local: &Path) -> String {
+        let parts: Vec<String> = local
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        let tail = &parts[parts.len().saturating_sub(4)..];
+        tail.iter()
+            .map(|part| {
+                part.chars()
+                    .map(|c| match c {
+                        'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                        _ => '_',
+                    })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("--")
+    }
+
+    /// The root of ocio's workspaces on the box.
+    pub async fn root(&self) -> Result<String, BoxError> {
+        Ok(self.places().await?.1.clone())
+    }
+
+    /// Where the task worktree at `local` is on the box.
+    pub async fn dir_of(&self, local: &Path) -> Result<String, BoxError> {
+        Ok(format!(
+            "{}/work/{}",
+            self.root().await?,
+            Self::name_of(local)
+        ))
+    }
+
+    async fn places(&self) -> Result<&(String, String), BoxError> {
+        self.places
+            .get_or_try_init(|| async {
+                let paths = self.client.paths().await?;
+                let root = match &self.configured_root {
+                    Some(root) => root.clone(),
+                    None => format!("{}/.ocio-work", paths.directory.trim_end_matches('/')),
+                };
+                Ok::<_, BoxError>((paths.directory, root))
+            })
+            .await
+    }
+
+    /// Makes the task worktree at `local` on the box, at the same commit; its directory there.
+    /// Idempotent: a worktree made before (by an engine that stopped since) is kept as it is.
+    pub async fn prepare(&self, local: &Path) -> Result<String, BoxError> {
+        let name = Self::name_of(local);
+        let root = self.root().await?;
+        let dir = format!("{root}/work/{name}");
+        let base = blocking({
+            let local = local.to_path_buf();
+            move || carry::start_of(&local)
+        })
+        .await?;
+        let _one = self.sending.lock().await;
+        let found = self.look(&root, &name, &base).await?;
+        if found.worktree {
+            return Ok(dir);
+        }
+        if !found.haves.iter().any(|have| *have == base) {
+            self.send(local, &root, &base, found.haves).await?;
+        }
+        let script = format!(
+            "set -e; cd {mirror}; git worktree prune; git worktree add -q --detach {dir} {base}; echo {DONE}",
+            mirror = quoted(&format!("{root}/mirror")),
+            dir = quoted(&dir),
+        );
+        self.script("making the task's worktree", &script).await?;
+        Ok(dir)
+    }
+
+    /// The mirror (made when missing), the commits it has, whether worktree `name` exists.
+    async fn look(&self, root: &str, name: &str, base: &str) -> Result<Found, BoxError> {
+        let script = format!(
+            "set -e; mkdir -p {root}/outbox {root}/work; cd {root}; \
+             [ -d mirror/.git ] || git init -q mirror; [ -d inbox/.git ] || git init -q inbox; \
+             rm -f inbox/{base}.bundle; \
+             if [ -e work/{name} ]; then echo WORKTREE; fi; \
+             git -C mirror for-each-ref --sort=-committerdate --count={HAVES} --format='HAVE %(objectname)' refs/ocio/box; \
+             echo {DONE}",
+            root = quoted(root),
+        );
+        let output = self.script("looking at the box's mirror", &script).await?;
+        Ok(Found {
+            worktree: output.lines().any(|line| line == "WORKTREE"),
+            haves: output
+                .lines()
+                .filter_map(|line| line.strip_prefix("HAVE "))
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    /// Sends `base` (and the history the mirror lacks) into the mirror.
+    async fn send(
+        &self,
+        local: &Path,
+        root: &str,
+        base: &str,
+        haves: Vec<String>,
+    ) -> Result<(), BoxError> {
+        let parcel = blocking({
+            let (local, base) = (local.to_path_buf(), base.to_string());
+            move || carry::parcel_for(&local, &base, &haves)
+        })
+        .await?;
+        let Some(parcel) = parcel else {
+            return Ok(());
+        };
+        tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, "sending a tree to a build box");
+        let inbox = format!("{root}/inbox");
+        self.client.vcs_apply(&inbox, &parcel.patch).await?;
+        let carried = carry::carried_ref(base);
+        let script = format!(
+            "set -e; cd {mirror}; git fetch -q ../inbox/{file} +{carried}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
+            mirror = quoted(&format!("{root}/mirror")),
+            file = quoted(&parcel.name),
+        );
+        self.script("taking the tree into the box's mirror", &script)
+            .await?;
+        Ok(())
+    }
+
+    /// Brings the work in the box's worktree `dir` back into the task worktree at `local`, as
+    /// uncommitted changes there. `done`: the session has ended for good, so the box's
+    /// worktree goes (else it is kept: a session left running is followed again after a
+    /// restart, and its work brought back again then). Idempotent.
+    pub async fn bring_back(
+        &self,
+        local: &Path,
+        dir: &str,
+        done: bool,
+    ) -> Result<Returned, BoxError> {
+        let name = Self::name_of(local);
+        let root = self.root().await?;
+        let base = blocking({
+            let local = local.to_path_buf();
+            move || carry::start_of(&local)
+        })
+        .await?;
+        let back = carry::returned_ref(&name);
+        let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
+        let script = format!(
+            "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; cd {dir}; {git} add -A; \
+             if ! git diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
+             if [ \"$(git rev-parse HEAD)\" = {base} ]; then echo NOTHING; \
+             else git update-ref {back} HEAD; git bundle create -q {outbox}/{name}.bundle {back} ^{base}; echo SENT; fi; \
+             echo {DONE}",
+            dir = quoted(dir),
+            outbox = quoted(&format!("{root}/outbox")),
+        );
+        let output = self
+            .script("committing the session's work", &script)
+            .await?;
+        let returned = if output.lines().any(|line| line == "GONE") {
+            self.received(local, &name, dir).await?
+        } else if output.lines().any(|line| line == "NOTHING") {
+            Returned::Nothing
+        } else {
+            let bytes = self
+                .client
+                .file_bytes(&format!("{root}/outbox"), &format!("{name}.bundle"))
+                .await?;
+            let commit = blocking({
+                let (local, name) = (local.to_path_buf(), name.clone());
+                move || carry::receive(&local, &name, &bytes)
+            })
+            .await?;
+            Returned::Work { commit }
+        };
+        if let Returned::Work { commit } = &returned {
+            blocking({
+                let (local, commit) = (local.to_path_buf(), commit.clone());
+                move || carry::lay_down(&local, &commit)
+            })
+            .await?;
+        }
+        if done {
+            self.tidy(&root, &name, dir).await;
+        }
+        Ok(returned)
+    }
+
+    /// The work that came back before the box's worktree went.
+    async fn received(&self, local: &Path, name: &str, dir: &str) -> Result<Returned, BoxError> {
+        let found = blocking({
+            let (local, name) = (local.to_path_buf(), name.to_string());
+            move || carry::received(&local, &name)
+        })
+        .await?;
+        match found {
+            Some(commit) => Ok(Returned::Work { commit }),
+            None => Err(BoxError::Gone { dir: dir.into() }),
+        }
+    }
+
+    /// The box's worktree of a finished session goes, with its bundle and ref.
+    async fn tidy(&self, root: &str, name: &str, dir: &str) {
+        let script = format!(
+            "cd {mirror} && git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle; echo {DONE}",
+            mirror = quoted(&format!("{root}/mirror")),
+            dir = quoted(dir),
+            back = carry::returned_ref(name),
+        );
+        if let Err(error) = self.script("removing the task's worktree", &script).await {
+            tracing::warn!(server = self.client.base_url(), %dir, %error, "cannot remove a finished task's worktree on its box");
+        }
+    }
+
+    /// Runs `script` on the box (in a session of ocio's own, deleted after); its output, which
+    /// must end with the [`DONE`] marker.
+    async fn script(&self, step: &'static str, script: &str) -> Result<String, BoxError> {
+        let (home, _) = self.places().await?;
+        let create = CreateSession {
+            title: Some(format!("ocio: {step}")),
+            ..CreateSession::default()
+        };
+        let session = self.client.create_session(home, &create).await?.id;
+        let ran = self
+            .client
+            .shell(home, &session, &self.shell_agent, script)
+            .await;
+        if let Err(e) = self.client.delete_session(home, &session).await {
+            tracing::debug!(error = %e, "cannot delete ocio's shell session on a box");
+        }
+        let output = ran?;
+        if output.lines().any(|line| line.trim_end() == DONE) {
+            Ok(output)
+        } else {
+            Err(BoxError::Script {
+                step,
+                output: crate::text::clip(output.trim(), 2000),
+            })
+        }
+    }
+}
+
+/// What the box's mirror holds.
+struct Found {
+    worktree: bool,
+    haves: Vec<String>,
+}
+
+/// `text` quoted for a POSIX shell.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> Result<T, BoxError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(BoxError::Script {
+            step: "a git job on ocio's side",
+            output: e.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,193 @@
+//! Where a run's session works: in ocio's own worktree when the server shares ocio's disk, or
+//! on a build box ([`BoxWorkspace`]): the task's tree carried there first, the work brought
+//! back into ocio's worktree after (uncommitted, so the engine commits and merges it as it
+//! does any session's work).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{OnceCell, oneshot};
+
+use super::OpencodeRunner;
+use crate::config::WorkspaceMode;
+use crate::domain::{RemoteSession, Usage};
+use crate::engine::runner::{Job, Outcome};
+use crate::opencode::boxes::{BoxError, BoxWorkspace};
+
+/// Where an agent's sessions work.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    mode: WorkspaceMode,
+    boxes: Arc<BoxWorkspace>,
+    /// Found at the first task (`auto`) or checked then (`shared`): whether the server sees
+    /// ocio's disk.
+    shares: Arc<OnceCell<bool>>,
+}
+
+impl Placement {
+    pub(crate) fn new(mode: WorkspaceMode, boxes: BoxWorkspace) -> Self {
+        Self {
+            mode,
+            boxes: Arc::new(boxes),
+            shares: Arc::new(OnceCell::new()),
+        }
+    }
+}
+
+impl OpencodeRunner {
+    /// A new run, on the box when the agent's sessions work there.
+    pub(super) async fn run_placed(self, mut job: Job, stop: oneshot::Receiver<()>) -> Outcome {
+        let boxes = match self.box_for(&job).await {
+            Ok(None) => return self.drive(job, stop).await,
+            Ok(Some(boxes)) => boxes,
+            Err(outcome) => return outcome,
+        };
+        let local = job.directory.clone();
+        let dir = match boxes.prepare(&local).await {
+            Ok(dir) => dir,
+            Err(e) => return self.not_carried("carry the task's tree to", &e),
+        };
+        tracing::info!(session = %job.session, server = self.client.base_url(), %dir, "the task's tree is on its build box");
+        job.directory = PathBuf::from(&dir);
+        let outcome = self.clone().drive(job, stop).await;
+        self.brought_back(&boxes, &local, &dir, outcome).await
+    }
+
+    /// A re-attached run whose session works on a box (its recorded directory is not ocio's
+    /// worktree): followed, then its work brought back as for a new run.
+    pub(super) async fn resume_placed(
+        self,
+        job: Job,
+        remote: RemoteSession,
+        stop: oneshot::Receiver<()>,
+    ) -> Outcome {
+        let local = job.directory.clone();
+        let dir = remote.directory.to_string_lossy().into_owned();
+        let on_box = remote.directory != local;
+        let outcome = self.clone().follow_resumed(job, remote, stop).await;
+        if !on_box {
+            return outcome;
+        }
+        let boxes = self.placement.boxes.clone();
+        self.brought_back(&boxes, &local, &dir, outcome).await
+    }
+
+    /// The box a job's session works on; `None` for ocio's own directory; an outcome when it
+    /// cannot run here at all.
+    async fn box_for(&self, job: &Job) -> Result<Option<Arc<BoxWorkspace>>, Outcome> {
+        let placement = &self.placement;
+        if placement.mode == WorkspaceMode::Remote {
+            return self.carriable(job).map(|()| Some(placement.boxes.clone()));
+        }
+        let dir = job.directory.to_string_lossy().into_owned();
+        let shares = placement
+            .shares
+            .get_or_try_init(|| async { self.client.has_directory(&dir).await })
+            .await;
+        match (placement.mode, shares) {
+            (_, Err(e)) if e.is_transient() => Err(super::lost(&e)),
+            (_, Err(e)) => Err(self.failed(&dir, &e, true).await),
+            (_, Ok(true)) => Ok(None),
+            (WorkspaceMode::Auto, Ok(false)) => {
+                tracing::info!(
+                    server = self.client.base_url(),
+                    "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
+                );
+                self.carriable(job).map(|()| Some(placement.boxes.clone()))
+            }
+            (_, Ok(false)) => Err(Outcome::Failed {
+                error: format!(
+                    "the server at {} does not see ocio's files (it has no directory {dir}), so its sessions cannot work in ocio's worktrees\nhint: for a build box, set workspace = \"remote\" for this agent (or leave `workspace` out to find out); `ocio check` tells which fits",
+                    self.client.base_url()
+                ),
+                agent_fault: true,
+                usage: Usage::default(),
+            }),
+        }
+    }
+
+    /// Whether the job can be carried to a box: a merge left for a resolver cannot (its state
+    /// is not a commit), so that session needs an agent that shares ocio's disk.
+    fn carriable(&self, job: &Job) -> Result<(), Outcome> {
+        if !crate::workspace::carry::merging(&job.directory) {
+            return Ok(());
+        }
+        Err(Outcome::Failed {
+            error: format!(
+                "a merge left for a resolver cannot be carried to the build box at {}: conflicts are settled by an agent that shares ocio's disk",
+                self.client.base_url()
+            ),
+            agent_fault: true,
+            usage: Usage::default(),
+        })
+    }
+
+    /// After the session: its work brought back into `local`. A session that completed
+    /// without its work coming back did not complete.
+    async fn brought_back(
+        &self,
+        boxes: &BoxWorkspace,
+        local: &Path,
+        dir: &str,
+        outcome: Outcome,
+    ) -> Outcome {
+        let done = match &outcome {
+            Outcome::Completed { .. } => true,
+            // Its work is kept (a stop's note says so), and the box keeps the worktree for a
+            // session left running while ocio restarts.
+            Outcome::Stopped => false,
+            Outcome::Failed { .. } | Outcome::Lost { .. } => return outcome,
+        };
+        match boxes.bring_back(local, dir, done).await {
+            Ok(returned) => {
+                tracing::info!(server = self.client.base_url(), %dir, ?returned, "brought a session's work back from its build box");
+                outcome
+            }
+            Err(e) if !done => {
+                tracing::warn!(server = self.client.base_url(), %dir, error = %e, "cannot bring a stopped session's work back from its build box");
+                outcome
+            }
+            Err(e) => {
+                let failed = self.not_carried("bring the session's work back from", &e);
+                with_usage(failed, &outcome)
+            }
+        }
+    }
+
+    /// Why the tree could not be carried: the run lost with an unreachable server, else
+    /// failed (the agent's fault: another may do better).
+    fn not_carried(&self, what: &str, e: &BoxError) -> Outcome {
+        let error = format!(
+            "cannot {what} the build box at {}: {e}",
+            self.client.base_url()
+        );
+        match e.unreachable() {
+            true => Outcome::Lost {
+                error,
+                unreachable: true,
+            },
+            false => Outcome::Failed {
+                error,
+                agent_fault: true,
+                usage: Usage::default(),
+            },
+        }
+    }
+}
+
+/// `failed`, with what the session `ended` as spent (it is spent even if its work is lost).
+fn with_usage(failed: Outcome, ended: &Outcome) -> Outcome {
+    match (failed, ended) {
+        (
+            Outcome::Failed {
+                error, agent_fault, ..
+            },
+            Outcome::Completed { usage, .. },
+        ) => Outcome::Failed {
+            error,
+            agent_fault,
+            usage: usage.clone(),
+        },
+        (failed, _) => failed,
+    }
+}

@@ -1,0 +1,156 @@
+//! Carrying a task's starting tree to a build box and its work back, as git bundles (blocking).
+//!
+//! The box keeps a mirror holding ocio's commits under their own ids, so what it has is never
+//! sent again: the first task on a box moves the whole history, later ones only what is new.
+//! The work comes back as a commit fetched from a bundle; git checks every object on the way,
+//! so a tree that arrives is the tree that left, byte for byte (binary files, executable bits,
+//! symlinks, deletions, renames, large files).
+//!
+//! Both ways a bundle travels as a file inside a patch (`git diff --binary`, applied by the
+//! server's `POST /vcs/apply`) or as a file read back (`GET /file/content`); see
+//! `crate::opencode::boxes` for the server's side.
+
+use std::path::Path;
+
+use super::WorkspaceError;
+use super::git::Git;
+
+type Result<T> = std::result::Result<T, WorkspaceError>;
+
+/// A bundle made into a patch that creates file `name` (applied in the box's inbox).
+#[derive(Debug, Clone)]
+pub struct Parcel {
+    pub name: String,
+    pub patch: String,
+    /// The bundle's size, for the log.
+    pub bytes: u64,
+}
+
+/// The ref a bundle carries `commit` under (on both sides).
+pub fn carried_ref(commit: &str) -> String {
+    format!("refs/ocio/box/{commit}")
+}
+
+/// The ref the work of box worktree `name` comes back under (on both sides).
+pub fn returned_ref(name: &str) -> String {
+    format!("refs/ocio/returned/{name}")
+}
+
+/// Whether `worktree` is in the middle of a merge (left for a resolver).
+pub fn merging(worktree: &Path) -> bool {
+    matches!(
+        Git::reader(worktree).commit_of(worktree, "MERGE_HEAD"),
+        Ok(Some(_))
+    )
+}
+
+/// The commit `worktree` starts from (its HEAD).
+pub fn start_of(worktree: &Path) -> Result<String> {
+    Git::reader(worktree).run(worktree, &["rev-parse", "--verify", "HEAD^{commit}"])
+}
+
+/// `commit` (and the history before it a mirror holding `haves` lacks) as a parcel for the
+/// box; `None` when the mirror has it already. Haves this repository does not know are
+/// skipped (another repository's commits in a shared mirror).
+pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Option<Parcel>> {
+    if haves.iter().any(|have| have == commit) {
+        return Ok(None);
+    }
+    let git = Git::reader(worktree);
+    let known: Vec<String> = haves
+        .iter()
+        .filter(|have| matches!(git.commit_of(worktree, have), Ok(Some(_))))
+        .map(|have| format!("^{have}"))
+        .collect();
+    let scratch = scratch(worktree)?;
+    let name = format!("{commit}.bundle");
+    let bundle = scratch.path().join(&name);
+    let carried = carried_ref(commit);
+    git.run(worktree, &["update-ref", &carried, commit])?;
+    let mut args = vec!["bundle".to_string(), "create".into(), "-q".into()];
+    args.push(bundle.to_string_lossy().into_owned());
+    args.push(carried.clone());
+    args.extend(known);
+    let made = git.run(worktree, &args);
+    let _ = git.run(worktree, &["update-ref", "-d", &carried]);
+    made?;
+    let bytes = std::fs::metadata(&bundle)
+        .map_err(WorkspaceError::io(&bundle))?
+        .len();
+    let patch = file_as_patch(&git, scratch.path(), &name)?;
+    Ok(Some(Parcel { name, patch, bytes }))
+}
+
+/// A patch that creates file `name` of `dir` (`git diff --no-index --binary`), exact for any
+/// bytes.
+fn file_as_patch(git: &Git, dir: &Path, name: &str) -> Result<String> {
+    let args = ["diff", "--no-index", "--binary", "/dev/null", name];
+    let output = Git::output(dir, &args)?;
+    // `--no-index` exits 1 when the two differ, which they always do here.
+    match output.status.code() {
+        Some(1) => String::from_utf8(output.stdout).map_err(|e| WorkspaceError::Git {
+            repo: git.repo.clone(),
+            dir: dir.to_path_buf(),
+            command: args.join(" "),
+            stderr: format!("the patch is not text: {e}"),
+        }),
+        _ => Err(git.failed(dir, &args, &output)),
+    }
+}
+
+/// Takes the work a box sent back (`bundle`, holding [`returned_ref`] of `name`) into the
+/// repository under the same ref; the commit. Idempotent.
+pub fn receive(worktree: &Path, name: &str, bundle: &[u8]) -> Result<String> {
+    let scratch = scratch(worktree)?;
+    let file = scratch.path().join("returned.bundle");
+    std::fs::write(&file, bundle).map_err(WorkspaceError::io(&file))?;
+    let git = Git::reader(worktree);
+    let back = returned_ref(name);
+    let refspec = format!("+{back}:{back}");
+    git.run(
+        worktree,
+        &["fetch", "-q", &file.to_string_lossy(), refspec.as_str()],
+    )?;
+    git.run(
+        worktree,
+        &["rev-parse", "--verify", &format!("{back}^{{commit}}")],
+    )
+}
+
+/// The work of box worktree `name`, when it came back already (before a restart).
+pub fn received(worktree: &Path, name: &str) -> Result<Option<String>> {
+    Git::reader(worktree).commit_of(worktree, &returned_ref(name))
+}
+
+/// The tree of `commit`.
+pub fn tree_of(worktree: &Path, commit: &str) -> Result<String> {
+    let spec = format!("{commit}^{{tree}}");
+    Git::reader(worktree).run(worktree, &["rev-parse", "--verify", &spec])
+}
+
+/// Lays `commit`'s tree down in `worktree` as uncommitted changes (index and files; files the
+/// tree lacks are removed, untracked ones left): the engine then commits them as it commits a
+/// local session's work.
+pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
+    let git = Git::reader(worktree);
+    git.run(worktree, &["read-tree", "-u", "--reset", commit])?;
+    Ok(())
+}
+
+/// Forgets the returned work of `name` once it is committed on the task's branch.
+pub fn forget(worktree: &Path, name: &str) -> Result<()> {
+    Git::reader(worktree).run(worktree, &["update-ref", "-d", &returned_ref(name)])?;
+    Ok(())
+}
+
+/// A scratch directory in the system's temporary directory, gone when dropped.
+fn scratch(worktree: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("ocio-carry-")
+        .tempdir()
+        .map_err(WorkspaceError::io(worktree))
+}
+
+#[cfg(test)]
+#[path = "carry_tests.rs"]
+mod tests;
