@@ -7,6 +7,7 @@ pub mod disk;
 pub mod home;
 mod install;
 pub mod metrics;
+pub mod pyvenv;
 mod repo;
 pub mod slow_proxy;
 
