@@ -26,6 +26,9 @@ struct AgentReport {
     opencode_agents: Vec<String>,
     /// Time to reach the server (for managed ones, including the start).
     millis: Option<u64>,
+    /// Where its sessions can work: "shared" (the server sees ocio's files) or "remote" (a
+    /// build box: ocio carries trees there), found out with a probe file.
+    workspace: Option<&'static str>,
     error: Option<String>,
 }
 
@@ -53,7 +56,10 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
     let runtime = super::runtime()?;
     let withheld = context.config.config.secret_vars();
     let reports: Vec<AgentReport> = runtime.block_on(async {
-        let checks = chosen.iter().map(|agent| check(agent, &withheld));
+        let probe_dir = &context.paths.data_dir;
+        let checks = chosen
+            .iter()
+            .map(|agent| check(agent, &withheld, probe_dir));
         futures_util::future::join_all(checks).await
     });
     print(&reports, json, chosen.is_empty())?;
@@ -104,7 +110,11 @@ pub(crate) fn database(context: &Context, json: bool) -> Result<(), Failure> {
     super::output::print_text(&out)
 }
 
-async fn check(agent: &AgentConfig, withheld: &[String]) -> AgentReport {
+async fn check(
+    agent: &AgentConfig,
+    withheld: &[String],
+    probe_dir: &std::path::Path,
+) -> AgentReport {
     let managed = agent.managed == Some(true);
     let mut report = AgentReport {
         name: agent.name.to_string(),
@@ -119,6 +129,7 @@ async fn check(agent: &AgentConfig, withheld: &[String]) -> AgentReport {
         version_tested: None,
         opencode_agents: Vec::new(),
         millis: None,
+        workspace: None,
         error: None,
     };
     if agent.kind == AgentKind::Simulated {
@@ -159,6 +170,7 @@ async fn check(agent: &AgentConfig, withheld: &[String]) -> AgentReport {
                 }
                 Err(e) => report.error = Some(e.to_string()),
             }
+            see_workspace(agent, &endpoint.client, probe_dir, &mut report).await;
             if !health.healthy {
                 report
                     .error
@@ -169,6 +181,42 @@ async fn check(agent: &AgentConfig, withheld: &[String]) -> AgentReport {
     }
     endpoint.shutdown().await;
     report
+}
+
+/// Whether the server sees ocio's files: a probe file with a random token written in ocio's
+/// data directory (where worktrees are made) and read back through the server's API. An agent
+/// configured as shared whose server does not see them is a failure, before any task runs.
+async fn see_workspace(
+    agent: &AgentConfig,
+    client: &crate::opencode::client::Client,
+    probe_dir: &std::path::Path,
+    report: &mut AgentReport,
+) {
+    let token = format!("ocio-probe {} {}", std::process::id(), ulid::Ulid::generate());
+    let name = format!(".ocio-probe-{}", ulid::Ulid::generate());
+    let file = probe_dir.join(&name);
+    let written = std::fs::create_dir_all(probe_dir).and_then(|()| std::fs::write(&file, &token));
+    if let Err(e) = written {
+        report.error = Some(format!(
+            "cannot write a probe file in {}: {e}",
+            probe_dir.display()
+        ));
+        report.ok = false;
+        return;
+    }
+    let dir = probe_dir.to_string_lossy();
+    let sees =
+        matches!(client.file_bytes(&dir, &name).await, Ok(bytes) if bytes == token.as_bytes());
+    let _ = std::fs::remove_file(&file);
+    report.workspace = Some(if sees { "shared" } else { "remote" });
+    if !sees && agent.workspace_mode() == crate::config::WorkspaceMode::Shared {
+        report.ok = false;
+        report.error = Some(format!(
+            "the server does not see ocio's files (a probe written in {} is not there for it), so its sessions cannot work in ocio's worktrees\nhint: for a build box set workspace = \"remote\" for agent `{}` (or leave `workspace` out)",
+            probe_dir.display(),
+            agent.name
+        ));
+    }
 }
 
 fn print(reports: &[AgentReport], json: bool, none_configured: bool) -> Result<(), Failure> {
@@ -197,6 +245,9 @@ fn print(reports: &[AgentReport], json: bool, none_configured: bool) -> Result<(
         }
         if let Some(ms) = r.millis {
             let _ = write!(out, " in {ms} ms");
+        }
+        if let Some(workspace) = r.workspace {
+            let _ = write!(out, " workspace {workspace}");
         }
         if !r.opencode_agents.is_empty() {
             let _ = write!(out, " agents: {}", r.opencode_agents.join(", "));

@@ -39,12 +39,72 @@ impl TestServer {
     }
 
     pub async fn start_with(script: Script, password: Option<Password>) -> Self {
+        Self::start_program(script, password, opencode_bin()).await
+    }
+
+    /// A server on "another machine": in its own mount namespace, where each of `hidden`
+    /// (ocio's data, the repository) is an empty tmpfs, so it cannot see ocio's files. Its own
+    /// directory (a temp dir) is its disk. `None`, with the reason printed, where mount
+    /// namespaces cannot be made (not root, or no `unshare`).
+    pub async fn start_far(script: Script, hidden: &[&std::path::Path]) -> Option<Self> {
+        let probe = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: a server on another machine needs a mount namespace (`unshare -m`, as root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: no `unshare` to give a server a filesystem of its own: {e}");
+                return None;
+            }
+        }
+        let wrapper_dir = tempfile::Builder::new()
+            .prefix("ocio-far-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let quoted =
+            |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        let mounts: Vec<String> = hidden
+            .iter()
+            .map(|p| format!("mount -t tmpfs ocio-far {}", quoted(p)))
+            .collect();
+        let inner = format!(
+            "{} && exec {} \"$@\"",
+            mounts.join(" && "),
+            quoted(&opencode_bin())
+        );
+        let wrapper = wrapper_dir.join("opencode-far");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec unshare -m --propagation private /bin/sh -c {} far \"$@\"\n",
+                quoted(std::path::Path::new(&inner))
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Some(Self::start_program(script, None, wrapper).await)
+    }
+
+    async fn start_program(
+        script: Script,
+        password: Option<Password>,
+        program: std::path::PathBuf,
+    ) -> Self {
         let model = ScriptedModel::start(script).await.unwrap();
         let home = tempfile::Builder::new()
             .prefix("ocio-opencode-")
             .tempdir()
             .unwrap();
-        let mut command = ServerCommand::new(opencode_bin());
+        let mut command = ServerCommand::new(program);
         command.cwd = Some(home.path().to_path_buf());
         command.stop_grace = Duration::from_millis(300);
         let config = scripted::opencode_config(&model.base_url()).to_string();
@@ -77,6 +137,11 @@ impl TestServer {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The server's own directory (its cwd): on a far server, its machine's disk.
+    pub fn own_dir(&self) -> &std::path::Path {
+        self._home.path()
     }
 
     /// A client with the server's password (if any) and short timeouts for tests.

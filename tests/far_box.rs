@@ -1,0 +1,295 @@
+//! Build boxes: an OpenCode server that does not see ocio's disk (its own mount namespace, with
+//! ocio's data and the repositories hidden under empty tmpfs) runs tasks whose trees ocio
+//! carries there and whose work it brings back. One far server serves every check here.
+//! Skipped, saying why, where mount namespaces cannot be made.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocio::opencode::boxes::{BoxWorkspace, Returned};
+use ocio::scripted::{self, Rule, Script, Turn};
+use support::home::{Engine, Home, stderr};
+use support::{TestRepo, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly() {
+    let script = Script::new()
+        .rule(
+            Rule::when("far first")
+                .turn(Turn::write("hello.txt", "hello from the box\n"))
+                .turn(Turn::bash(
+                    "printf '#!/bin/sh\\necho hi\\n' > tool.sh && chmod +x tool.sh && ln -s hello.txt link && printf '\\000\\001\\377' > blob.bin && rm README.md",
+                ))
+                .turn(Turn::text("first done")),
+        )
+        .rule(
+            Rule::when("far second")
+                .turn(Turn::write("bye.txt", "bye\n"))
+                .turn(Turn::text("second done")),
+        );
+    let home = Home::new();
+    let repo = TestRepo::new();
+    let near = tempfile::tempdir().unwrap();
+    let repo_path = repo.path();
+    let hidden = [home.dir.path(), repo_path.as_path(), near.path()];
+    let Some(server) = TestServer::start_far(script, &hidden).await else {
+        return;
+    };
+    check_tells_remote(&server, &home);
+    tasks_land_from_the_box(&server, &home, &repo);
+    fidelity_of_random_trees_there_and_back(&server, near.path()).await;
+    server.stop().await;
+}
+
+fn config(server: &TestServer) -> String {
+    format!(
+        "[[agents]]\nname = \"far\"\nurl = {:?}\nmodel = \"{}/{}\"\n",
+        server.url(),
+        scripted::PROVIDER_ID,
+        scripted::MODEL_ID
+    )
+}
+
+/// `ocio check` finds out the server does not see ocio's files and says to use a remote
+/// workspace; an agent configured as shared is refused there, before any task runs.
+fn check_tells_remote(server: &TestServer, home: &Home) {
+    home.write_config(&config(server));
+    let report = home.json(&["check", "--json"]);
+    assert_eq!(report[0]["workspace"], "remote", "{report}");
+    assert_eq!(report[0]["ok"], true, "{report}");
+    home.write_config(&format!("{}workspace = \"shared\"\n", config(server)));
+    let out = home.ocio(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = format!("{}{}", support::home::stdout(&out), stderr(&out));
+    assert!(
+        text.contains("does not see ocio's files") && text.contains("workspace = \"remote\""),
+        "{text}"
+    );
+}
+
+/// A plan of two tasks (the second on top of the first) runs on the far server: the work of
+/// each comes back and is merged on the integration branch, new files, an executable bit, a
+/// symlink, binary bytes and a deletion included; the box keeps no task worktree after.
+fn tasks_land_from_the_box(server: &TestServer, home: &Home, repo: &TestRepo) {
+    home.write_config(&config(server));
+    let plan = home.write_plan(
+        "far.toml",
+        &format!(
+            "name = \"far\"\nrepo = {:?}\n[[tasks]]\nid = \"first\"\nprompt = \"far first\"\n[[tasks]]\nid = \"second\"\nneeds = [\"first\"]\nprompt = \"far second\"\n",
+            repo.dir_str()
+        ),
+    );
+    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let (code, out, err) = run.wait();
+    assert_eq!(code, Some(0), "{out:?}\n{err}");
+    let branch = "ocio/far/integration";
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:hello.txt")]),
+        "hello from the box\n"
+    );
+    assert_eq!(repo.git(&["show", &format!("{branch}:bye.txt")]), "bye\n");
+    let tree = repo.git(&["ls-tree", "-r", branch]);
+    let mode = |name: &str| {
+        tree.lines()
+            .find(|line| line.ends_with(&format!("\t{name}")))
+            .map(|line| line[..6].to_string())
+    };
+    assert_eq!(mode("tool.sh").as_deref(), Some("100755"), "{tree}");
+    assert_eq!(mode("link").as_deref(), Some("120000"), "{tree}");
+    assert_eq!(mode("README.md"), None, "deleted on the box: {tree}");
+    let blob = Command::new("git")
+        .current_dir(repo.path())
+        .args(["show", &format!("{branch}:blob.bin")])
+        .output()
+        .unwrap();
+    assert_eq!(blob.stdout, [0u8, 1, 255]);
+    let work = server.own_dir().join(".ocio-work/work");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "the box keeps task worktrees: {left:?}");
+    assert!(server.own_dir().join(".ocio-work/mirror/.git").is_dir());
+}
+
+/// A property over random trees: a tree carried to the box arrives as the same commit, and any
+/// work done there (files added, changed, deleted, renamed, made executable, symlinks, binary
+/// and large files) comes back byte for byte. Seeded, the seed printed on failure.
+async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Path) {
+    let seed = std::env::var("OCIO_FIDELITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let boxes = BoxWorkspace::new(server.client(), None, None);
+    for case in 0..8 {
+        let local = near.join(format!("repos/case{case}/plan/task/1"));
+        std::fs::create_dir_all(&local).unwrap();
+        git(&local, &["init", "-q", "-b", "main"]);
+        random_tree(&mut rng, &local, 12);
+        git(&local, &["add", "-A"]);
+        git(&local, &["commit", "-q", "-m", "base"]);
+        let base = git(&local, &["rev-parse", "HEAD"]);
+        let dir = boxes.prepare(&local).await.unwrap();
+        let there = PathBuf::from(&dir);
+        assert_eq!(
+            git(&there, &["rev-parse", "HEAD"]),
+            base,
+            "seed {seed} case {case}"
+        );
+        assert_eq!(
+            files_of(&there),
+            files_of(&local),
+            "seed {seed} case {case}: there"
+        );
+        change_randomly(&mut rng, &there);
+        let expected = files_of(&there);
+        let returned = boxes.bring_back(&local, &dir, true).await.unwrap();
+        assert!(matches!(returned, Returned::Work { .. }), "seed {seed}");
+        assert_eq!(files_of(&local), expected, "seed {seed} case {case}: back");
+        assert!(!there.exists(), "the finished worktree goes from the box");
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every file under `dir` but `.git`: its bytes (a symlink's target) and whether it is
+/// executable or a link.
+fn files_of(dir: &Path) -> BTreeMap<String, (String, Vec<u8>)> {
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, (String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel == ".git" {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).unwrap();
+            files.insert(
+                rel,
+                (
+                    "link".into(),
+                    target.to_string_lossy().into_owned().into_bytes(),
+                ),
+            );
+        } else if meta.is_dir() {
+            walk(root, &path, files);
+        } else {
+            let kind = if meta.permissions().mode() & 0o111 != 0 {
+                "exec"
+            } else {
+                "file"
+            };
+            files.insert(rel, (kind.into(), std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+fn random_name(rng: &mut fastrand::Rng) -> String {
+    let dirs = ["", "src/", "src/deep/", "docs/", "a b/"];
+    let names = ["x", "y.txt", "data.bin", "run.sh", "ünï.md", "z"];
+    format!(
+        "{}{}{}",
+        dirs[rng.usize(..dirs.len())],
+        names[rng.usize(..names.len())],
+        rng.u16(..1000)
+    )
+}
+
+fn random_bytes(rng: &mut fastrand::Rng) -> Vec<u8> {
+    match rng.u8(..10) {
+        0 => Vec::new(),
+        // A large binary file now and then.
+        1 => (0..rng.usize(1_000_000..3_000_000))
+            .map(|_| rng.u8(..))
+            .collect(),
+        2..=4 => (0..rng.usize(1..5000)).map(|_| rng.u8(..)).collect(),
+        // Text, sometimes not UTF-8, sometimes without a final newline.
+        _ => {
+            let mut text: Vec<u8> = (0..rng.usize(1..400))
+                .map(|_| b"abc \n\t\xe9"[rng.usize(..7)])
+                .collect();
+            if rng.bool() {
+                text.push(b'\n');
+            }
+            text
+        }
+    }
+}
+
+fn write_random(rng: &mut fastrand::Rng, dir: &Path, rel: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    if rng.u8(..8) == 0 {
+        std::os::unix::fs::symlink(format!("target-{}", rng.u16(..100)), &path).unwrap();
+        return;
+    }
+    std::fs::write(&path, random_bytes(rng)).unwrap();
+    if rng.u8(..4) == 0 {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+fn random_tree(rng: &mut fastrand::Rng, dir: &Path, files: usize) {
+    for _ in 0..files {
+        let rel = random_name(rng);
+        write_random(rng, dir, &rel);
+    }
+}
+
+/// What a session might do: change, delete, rename, chmod, add.
+fn change_randomly(rng: &mut fastrand::Rng, dir: &Path) {
+    let existing: Vec<String> = files_of(dir).into_keys().collect();
+    for rel in existing {
+        let path = dir.join(&rel);
+        match rng.u8(..6) {
+            0 => write_random(rng, dir, &rel),
+            1 => std::fs::remove_file(&path).unwrap(),
+            2 => {
+                let to = dir.join(random_name(rng));
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                if !to.exists() {
+                    std::fs::rename(&path, &to).unwrap();
+                }
+            }
+            3 if !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink() =>
+            {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() ^ 0o111;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            _ => {}
+        }
+    }
+    for _ in 0..rng.usize(1..4) {
+        let rel = random_name(rng);
+        write_random(rng, dir, &rel);
+    }
+}
