@@ -27,6 +27,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("first done")),
         )
         .rule(
+            Rule::when("far slow")
+                .turn(Turn::write("slow.txt", "slow\n").delay_ms(4000))
+                .turn(Turn::text("slow done")),
+        )
+        .rule(
             Rule::when("far second")
                 .turn(Turn::write("bye.txt", "bye\n"))
                 .turn(Turn::text("second done")),
@@ -41,6 +46,7 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     };
     check_tells_remote(&server, &home);
     tasks_land_from_the_box(&server, &home, &repo);
+    a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
     server.stop().await;
 }
@@ -111,6 +117,55 @@ fn tasks_land_from_the_box(server: &TestServer, home: &Home, repo: &TestRepo) {
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(left.is_empty(), "the box keeps task worktrees: {left:?}");
     assert!(server.own_dir().join(".ocio-work/mirror/.git").is_dir());
+}
+
+/// ocio is killed (`kill -9`) while a task runs on the box; the session finishes there
+/// meanwhile. The next start re-attaches it and brings its work back: merged once, prompted
+/// once.
+fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
+    server: &TestServer,
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let plan = home.write_plan(
+        "slow.toml",
+        &format!(
+            "name = \"slow\"\nrepo = {:?}\n[[tasks]]\nid = \"slow\"\nprompt = \"far slow\"\n",
+            repo.dir_str()
+        ),
+    );
+    let asked = server.model.requests().len();
+    let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    run.until("the prompt is sent", |l| {
+        l["type"] == "activity" && l["entry"]["activity"]["text"] == "far slow"
+    });
+    let (code, _, _) = run.stop("KILL");
+    assert_eq!(code, None, "killed");
+    // The session finishes on the box while no ocio follows it.
+    let work = server.own_dir().join(".ocio-work/work");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.model.requests().len() < asked + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished on the box"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        1,
+        "its worktree waits on the box"
+    );
+    let mut engine = home.engine(&[]);
+    let finished = engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(engine.stop("TERM").0, Some(130));
+    assert_eq!(
+        repo.git(&["show", "ocio/slow/integration:slow.txt"]),
+        "slow\n"
+    );
+    assert_eq!(server.model.requests().len(), asked + 2, "prompted once");
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "tidied after");
 }
 
 /// A property over random trees: a tree carried to the box arrives as the same commit, and any

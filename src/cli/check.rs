@@ -192,7 +192,11 @@ async fn see_workspace(
     probe_dir: &std::path::Path,
     report: &mut AgentReport,
 ) {
-    let token = format!("ocio-probe {} {}", std::process::id(), ulid::Ulid::generate());
+    let token = format!(
+        "ocio-probe {} {}",
+        std::process::id(),
+        ulid::Ulid::generate()
+    );
     let name = format!(".ocio-probe-{}", ulid::Ulid::generate());
     let file = probe_dir.join(&name);
     let written = std::fs::create_dir_all(probe_dir).and_then(|()| std::fs::write(&file, &token));
