@@ -3,6 +3,8 @@
 //! carries there and whose work it brings back. One far server serves every check here.
 //! Skipped, saying why, where mount namespaces cannot be made.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -158,7 +158,7 @@ impl BoxWorkspace {
         if found.worktree {
             return Ok(dir);
         }
-        if !found.haves.iter().any(|have| *have == base) {
+        if !found.haves.contains(&base) {
             self.send(local, &root, &base, found.haves).await?;
         }
         let script = format!(

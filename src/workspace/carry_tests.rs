@@ -46,7 +46,7 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     assert_eq!(git_in(there.path(), &["rev-parse", &carried]).trim(), base);
     // The mirror has it: nothing to send.
     assert!(
-        parcel_for(here.path(), &base, &[base.clone()])
+        parcel_for(here.path(), &base, std::slice::from_ref(&base))
             .unwrap()
             .is_none()
     );
@@ -54,7 +54,7 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     std::fs::write(here.path().join("a.txt"), "two\n").unwrap();
     git_in(here.path(), &["commit", "-qam", "next"]);
     let next = start_of(here.path()).unwrap();
-    let small = parcel_for(here.path(), &next, &[base.clone()])
+    let small = parcel_for(here.path(), &next, std::slice::from_ref(&base))
         .unwrap()
         .unwrap();
     assert!(

@@ -186,7 +186,7 @@ fn with_usage(failed: Outcome, ended: &Outcome) -> Outcome {
         ) => Outcome::Failed {
             error,
             agent_fault,
-            usage: usage.clone(),
+            usage: *usage,
         },
         (failed, _) => failed,
     }
