@@ -304,3 +304,32 @@ fn worktree_cleanup_takes_keep_remove_merged_or_remove_all() {
         "{err}"
     );
 }
+
+#[test]
+fn a_remote_workspace_is_for_a_server_elsewhere_and_its_directory_absolute() {
+    let (line, key, message, _) =
+        parse_err("[[agents]]\nname = \"a\"\nmanaged = true\nworkspace = \"remote\"\n");
+    assert_eq!(line, Some(4));
+    assert_eq!(key.as_deref(), Some("agents[0].workspace"));
+    assert!(message.contains("managed server runs on this machine"), "{message}");
+    let (line, key, message, _) = parse_err(
+        "[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nremote_dir = \"work/ocio\"\n",
+    );
+    assert_eq!(line, Some(4));
+    assert_eq!(key.as_deref(), Some("agents[0].remote_dir"));
+    assert!(message.contains("absolute path"), "{message}");
+    let (_, key, message, _) = parse_err(
+        "[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nworkspace = \"shared\"\nremote_dir = \"/srv\"\n",
+    );
+    assert_eq!(key.as_deref(), Some("agents[0].remote_dir"));
+    assert!(message.contains("only applies to a remote workspace"), "{message}");
+    let (_, key, _, display) =
+        parse_err("[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nworkspace = \"far\"\n");
+    assert_eq!(key.as_deref(), Some("agents[0].workspace"), "{display}");
+    let config = parse_ok(
+        "[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nworkspace = \"remote\"\nremote_dir = \"/srv/ocio\"\n",
+    );
+    assert_eq!(config.agents[0].workspace_mode(), WorkspaceMode::Remote);
+    let config = parse_ok("[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\n");
+    assert_eq!(config.agents[0].workspace_mode(), WorkspaceMode::Auto);
+}
