@@ -311,7 +311,10 @@ fn a_remote_workspace_is_for_a_server_elsewhere_and_its_directory_absolute() {
         parse_err("[[agents]]\nname = \"a\"\nmanaged = true\nworkspace = \"remote\"\n");
     assert_eq!(line, Some(4));
     assert_eq!(key.as_deref(), Some("agents[0].workspace"));
-    assert!(message.contains("managed server runs on this machine"), "{message}");
+    assert!(
+        message.contains("managed server runs on this machine"),
+        "{message}"
+    );
     let (line, key, message, _) = parse_err(
         "[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nremote_dir = \"work/ocio\"\n",
     );
@@ -322,7 +325,10 @@ fn a_remote_workspace_is_for_a_server_elsewhere_and_its_directory_absolute() {
         "[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nworkspace = \"shared\"\nremote_dir = \"/srv\"\n",
     );
     assert_eq!(key.as_deref(), Some("agents[0].remote_dir"));
-    assert!(message.contains("only applies to a remote workspace"), "{message}");
+    assert!(
+        message.contains("only applies to a remote workspace"),
+        "{message}"
+    );
     let (_, key, _, display) =
         parse_err("[[agents]]\nname = \"a\"\nurl = \"http://box:4096\"\nworkspace = \"far\"\n");
     assert_eq!(key.as_deref(), Some("agents[0].workspace"), "{display}");

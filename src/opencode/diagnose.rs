@@ -90,7 +90,7 @@ fn explain(head: &str, server: &str, dir: &str, place: Place, body: &str) -> Dia
         ),
         Place::NotShared => (
             format!(
-                "{head}: the directory {dir} does not exist on {server} (or is not a directory there), though it exists here: the agent's server does not share ocio's disk?\nhint: give that server the same paths (a shared or synced disk) or run it on this machine; another agent may take the task"
+                "{head}: the directory {dir} does not exist on {server} (or is not a directory there), though it exists here: the agent's server does not share ocio's disk?\nhint: for a build box set workspace = \"remote\" for this agent (ocio then carries each task's tree there; `ocio check` tells which fits), or give that server the same paths; another agent may take the task"
             ),
             true,
         ),

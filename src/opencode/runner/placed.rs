@@ -73,36 +73,39 @@ impl OpencodeRunner {
     }
 
     /// The box a job's session works on; `None` for ocio's own directory; an outcome when it
-    /// cannot run here at all.
+    /// cannot run here at all. `shared` is taken at its word (a server that does not see the
+    /// directory fails the run with a diagnosis saying so); `auto` asks the server once whether
+    /// it sees the job's directory.
     async fn box_for(&self, job: &Job) -> Result<Option<Arc<BoxWorkspace>>, Outcome> {
         let placement = &self.placement;
-        if placement.mode == WorkspaceMode::Remote {
-            return self.carriable(job).map(|()| Some(placement.boxes.clone()));
+        match placement.mode {
+            WorkspaceMode::Shared => return Ok(None),
+            WorkspaceMode::Remote => {
+                return self.carriable(job).map(|()| Some(placement.boxes.clone()));
+            }
+            WorkspaceMode::Auto => {}
+        }
+        // A directory missing here says nothing about the server: the run goes on and its
+        // failure is diagnosed.
+        if !job.directory.is_dir() {
+            return Ok(None);
         }
         let dir = job.directory.to_string_lossy().into_owned();
         let shares = placement
             .shares
             .get_or_try_init(|| async { self.client.has_directory(&dir).await })
             .await;
-        match (placement.mode, shares) {
-            (_, Err(e)) if e.is_transient() => Err(super::lost(&e)),
-            (_, Err(e)) => Err(self.failed(&dir, &e, true).await),
-            (_, Ok(true)) => Ok(None),
-            (WorkspaceMode::Auto, Ok(false)) => {
+        match shares {
+            Err(e) if e.is_transient() => Err(super::lost(&e)),
+            Err(e) => Err(self.failed(&dir, &e, true).await),
+            Ok(true) => Ok(None),
+            Ok(false) => {
                 tracing::info!(
                     server = self.client.base_url(),
                     "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
                 );
                 self.carriable(job).map(|()| Some(placement.boxes.clone()))
             }
-            (_, Ok(false)) => Err(Outcome::Failed {
-                error: format!(
-                    "the server at {} does not see ocio's files (it has no directory {dir}), so its sessions cannot work in ocio's worktrees\nhint: for a build box, set workspace = \"remote\" for this agent (or leave `workspace` out to find out); `ocio check` tells which fits",
-                    self.client.base_url()
-                ),
-                agent_fault: true,
-                usage: Usage::default(),
-            }),
         }
     }
 
