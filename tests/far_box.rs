@@ -34,6 +34,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("slow done")),
         )
         .rule(
+            Rule::when("far restart")
+                .turn(Turn::write("partial.txt", "before the restart\n"))
+                .turn(Turn::text("restart done").delay_ms(5000)),
+        )
+        .rule(
             Rule::when("far second")
                 .turn(Turn::write("bye.txt", "bye\n"))
                 .turn(Turn::text("second done")),
@@ -43,12 +48,13 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     let near = tempfile::tempdir().unwrap();
     let repo_path = repo.path();
     let hidden = [home.dir.path(), repo_path.as_path(), near.path()];
-    let Some(server) = TestServer::start_far(script, &hidden).await else {
+    let Some(mut server) = TestServer::start_far(script, &hidden).await else {
         return;
     };
     check_tells_remote(&server, &home);
     tasks_land_from_the_box(&server, &home, &repo);
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
+    the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
     server.stop().await;
 }
@@ -168,6 +174,56 @@ fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
     );
     assert_eq!(server.model.requests().len(), asked + 2, "prompted once");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "tidied after");
+}
+
+/// The box's server is killed while its session waits for the model and comes back: the
+/// session stopped without an answer, so its attempt is lost (what it wrote comes back to
+/// ocio's worktree of that attempt, as a local session's would stay) and the task runs again
+/// on the box, and lands. No task worktree is left on the box.
+async fn the_box_restarting_mid_task_loses_no_work(
+    server: &mut TestServer,
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let plan = home.write_plan(
+        "restart.toml",
+        &format!(
+            "name = \"restart\"\nrepo = {:?}\n[[tasks]]\nid = \"restart\"\nprompt = \"far restart\"\n",
+            repo.dir_str()
+        ),
+    );
+    let asked = server.model.requests().len();
+    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.model.requests().len() < asked + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second turn never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.kill().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    server.restart().await;
+    let (code, lines, err) = tokio::task::spawn_blocking(move || run.wait())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{lines:?}\n{err}");
+    assert_eq!(
+        repo.git(&["show", "ocio/restart/integration:partial.txt"]),
+        "before the restart\n"
+    );
+    let lost = lines.iter().any(|l| {
+        l["type"] == "transition"
+            && l["transition"]["entity"] == "session"
+            && l["transition"]["to"] == "failed"
+    });
+    let work = server.own_dir().join(".ocio-work/work");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the box keeps task worktrees: {left:?} (lost seen: {lost})"
+    );
 }
 
 /// A property over random trees: a tree carried to the box arrives as the same commit, and any

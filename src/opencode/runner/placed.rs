@@ -134,25 +134,50 @@ impl OpencodeRunner {
         dir: &str,
         outcome: Outcome,
     ) -> Outcome {
-        let done = match &outcome {
-            Outcome::Completed { .. } => true,
+        let (done, needed) = match &outcome {
+            Outcome::Completed { .. } => (true, true),
             // Its work is kept (a stop's note says so), and the box keeps the worktree for a
             // session left running while ocio restarts.
-            Outcome::Stopped => false,
-            Outcome::Failed { .. } | Outcome::Lost { .. } => return outcome,
+            Outcome::Stopped => (false, false),
+            // What it did is in ocio's worktree as a local session's would be (for a look, or
+            // the cleanup policy), and the box's worktree goes.
+            Outcome::Failed { .. } | Outcome::Lost { .. } => (true, false),
         };
-        match boxes.bring_back(local, dir, done).await {
+        match self.bring_back_patiently(boxes, local, dir, done).await {
             Ok(returned) => {
                 tracing::info!(server = self.client.base_url(), %dir, ?returned, "brought a session's work back from its build box");
                 outcome
             }
-            Err(e) if !done => {
-                tracing::warn!(server = self.client.base_url(), %dir, error = %e, "cannot bring a stopped session's work back from its build box");
+            Err(e) if !needed => {
+                tracing::warn!(server = self.client.base_url(), %dir, error = %e, "cannot bring an unfinished session's work back from its build box");
                 outcome
             }
             Err(e) => {
                 let failed = self.not_carried("bring the session's work back from", &e);
                 with_usage(failed, &outcome)
+            }
+        }
+    }
+
+    /// The work brought back, tried again for a while when the box cannot be reached (its
+    /// server restarting): the work waits there.
+    async fn bring_back_patiently(
+        &self,
+        boxes: &BoxWorkspace,
+        local: &Path,
+        dir: &str,
+        done: bool,
+    ) -> Result<crate::opencode::boxes::Returned, BoxError> {
+        const TRIES: u32 = 6;
+        let mut tried = 1;
+        loop {
+            match boxes.bring_back(local, dir, done).await {
+                Err(e) if e.unreachable() && tried < TRIES => {
+                    tracing::info!(server = self.client.base_url(), %dir, error = %e, "the build box cannot be reached; trying again to bring the work back");
+                    tokio::time::sleep(std::time::Duration::from_secs(5 * u64::from(tried))).await;
+                    tried += 1;
+                }
+                result => return result,
             }
         }
     }
