@@ -240,11 +240,13 @@ impl BoxWorkspace {
         })
         .await?;
         let back = carry::returned_ref(&name);
+        // No `$(...)` in box scripts: OpenCode 1.18.33 expands a substitution itself before the
+        // script runs, in the session's directory (`cd D; echo $(pwd)` prints the old one).
         let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
         let script = format!(
             "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; cd {dir}; {git} add -A; \
              if ! git diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
-             if [ \"$(git rev-parse HEAD)\" = {base} ]; then echo NOTHING; \
+             if git diff --quiet {base} HEAD --; then echo NOTHING; \
              else git update-ref {back} HEAD; git bundle create -q {outbox}/{name}.bundle {back} ^{base}; echo SENT; fi; \
              echo {DONE}",
             dir = quoted(dir),
