@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::tests::{FILE, assert_rule, parse_err, parse_ok};
 use super::fleet::MAX_FLEET_NAME;
+use super::tests::{FILE, assert_rule, parse_err, parse_ok};
 use super::*;
 
 const DNS: &str = "[[fleets]]\nname = \"boxes\"\ndns = \"opencode.ocio.svc.cluster.local:4096\"\n";
