@@ -6,6 +6,8 @@ mod agents;
 mod crews;
 pub(crate) mod fleet_source;
 pub(crate) mod fleets;
+#[cfg(test)]
+mod fleets_tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -65,6 +65,7 @@ impl Roster {
     }
 
     /// Each member's URL and standing.
+    #[cfg(test)]
     pub(crate) fn members(&self) -> &BTreeMap<String, Standing> {
         &self.members
     }
