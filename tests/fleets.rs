@@ -100,7 +100,7 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
     assert_eq!(removed["agent"], name.as_str(), "{removed}");
     assert_eq!(repo.read("slow.txt").as_deref(), Some("slow\n"));
     let (code, rest, err) = engine.stop("TERM");
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, Some(130), "{err}");
     assert!(
         done.get(),
         "the task ended before its agent was removed; after: {rest:?}"
