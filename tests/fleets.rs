@@ -66,6 +66,12 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
     std::fs::write(&members, format!("{}\n", server.url())).unwrap();
     let added = engine.until("the member joins", |l| l["type"] == "agent_added");
     assert_eq!(added["agent"]["name"], name.as_str(), "{added}");
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(status["config"]["fleets"], 1, "{status}");
+    assert_eq!(
+        status["agents"]["total"], 1,
+        "the member is an agent: {status}"
+    );
 
     let repo = TestRepo::new();
     let plan = home.write_plan(
