@@ -1,6 +1,6 @@
 //! `[[fleets]]` against a real `opencode serve` driven by the scripted model, one server for
-//! it all: `ocio check` resolves a fleet's `command` source and checks its member; a running
-//! engine takes the server in when it is listed, runs a task on it, and once it is taken out
+//! it all: `ocio check` resolves a fleet's `command` source and checks its member; `ocio run`
+//! has it as an agent from the start; a running engine takes the server in when it is listed, runs a task on it, and once it is taken out
 //! of the list drains it and removes it only after its session has ended.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,15 +21,21 @@ fn is_agent(line: &Value, name: &str, to: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
-    let script = Script::new().rule(
-        Rule::when("slow work")
-            .turn(
-                Turn::write("slow.txt", "slow\n")
-                    .delay_ms(3000)
-                    .usage(300, 30),
-            )
-            .turn(Turn::text("slow done").usage(400, 40)),
-    );
+    let script = Script::new()
+        .rule(
+            Rule::when("write hello")
+                .turn(Turn::write("hello.txt", "hello\n").usage(100, 10))
+                .turn(Turn::text("hello done").usage(200, 20)),
+        )
+        .rule(
+            Rule::when("slow work")
+                .turn(
+                    Turn::write("slow.txt", "slow\n")
+                        .delay_ms(3000)
+                        .usage(300, 30),
+                )
+                .turn(Turn::text("slow done").usage(400, 40)),
+        );
     let server = TestServer::start(script).await;
     let home = Home::new();
     let members = home.path("members.txt");
@@ -61,6 +67,19 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
     assert_eq!(checked[0]["fleet"], "box", "{checked}");
     assert_eq!(checked[0]["ok"], true, "{checked}");
 
+    // Listed when the engine starts: an agent from the first plan on.
+    let repo = TestRepo::new();
+    let hello = home.write_plan(
+        "hello.toml",
+        &format!(
+            "name = \"hello\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"greet\"\nprompt = \"write hello\"\n",
+            repo.dir_str()
+        ),
+    );
+    let run = home.ocio(&["run", hello.to_str().unwrap(), "--headless"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(repo.read("hello.txt").as_deref(), Some("hello\n"));
+
     std::fs::write(&members, "").unwrap();
     let mut engine = home.engine(&[]);
     std::fs::write(&members, format!("{}\n", server.url())).unwrap();
@@ -73,7 +92,6 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
         "the member is an agent: {status}"
     );
 
-    let repo = TestRepo::new();
     let plan = home.write_plan(
         "slow.toml",
         &format!(
