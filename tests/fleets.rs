@@ -62,7 +62,7 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
         stdout(&empty)
     );
     std::fs::write(&members, format!("{}\n", server.url())).unwrap();
-    let checked = home.json(&["check", "--json"]);
+    let checked = home.json(&["check", "box", "--json"]);
     assert_eq!(checked[0]["name"], name.as_str(), "{checked}");
     assert_eq!(checked[0]["fleet"], "box", "{checked}");
     assert_eq!(checked[0]["ok"], true, "{checked}");

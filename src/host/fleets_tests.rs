@@ -281,3 +281,20 @@ async fn a_dns_source_makes_a_member_of_each_address() {
     };
     assert_eq!(read(&fleet).await.unwrap(), ["http://[::1]:4096"]);
 }
+
+#[tokio::test]
+async fn members_gathered_before_the_start_become_specs_unless_their_name_is_taken() {
+    use super::crews::Gathering;
+    let fleet = fleet();
+    let taken = [fleet.member_name(A)].into_iter().collect();
+    let gathering = Gathering::new(taken, Vec::new());
+    let err = gathering.join(&fleet.member(A)).await.unwrap_err();
+    assert!(err.contains("box-10.0.0.1-4096"), "{err}");
+    gathering.join(&fleet.member(B)).await.unwrap();
+    let err = gathering.join(&fleet.member(B)).await.unwrap_err();
+    assert!(err.contains("box-10.0.0.2-4096"), "{err}");
+    let specs = gathering.into_specs();
+    let names: Vec<&str> = specs.iter().map(|s| s.agent.name.as_str()).collect();
+    assert_eq!(names, ["box-10.0.0.2-4096"]);
+    assert_eq!(specs[0].agent.max_concurrent, fleet.max_concurrent);
+}
