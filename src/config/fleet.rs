@@ -219,30 +219,7 @@ fn validate_source(fleet: &FleetConfig, index: usize) -> Vec<Problem> {
             format!("give only one of `urls`, `dns` or `command`; this fleet has {}", given.join(" and ")),
         )),
     }
-    if let Some(urls) = &fleet.urls {
-        if urls.is_empty() {
-            problems.push(problem(
-                at("urls"),
-                "urls must list at least one server (e.g. [\"http://box:4096\"])",
-            ));
-        }
-        for (position, url) in urls.iter().enumerate() {
-            if !is_http_url(url) {
-                problems.push(problem(
-                    vec![
-                        PathPart::Key("fleets"),
-                        PathPart::Index(index),
-                        PathPart::Key("urls"),
-                        PathPart::Index(position),
-                    ],
-                    format!(
-                        "url `{}` must start with http:// or https:// (e.g. http://10.0.0.5:4096)",
-                        shown(url)
-                    ),
-                ));
-            }
-        }
-    }
+    problems.extend(validate_urls(fleet, index));
     if let Some(dns) = &fleet.dns
         && !is_host_port(dns)
     {
@@ -277,6 +254,38 @@ fn validate_source(fleet: &FleetConfig, index: usize) -> Vec<Problem> {
             at("ca_cert"),
             "`ca_cert` only applies to members reached over https:// (a dns fleet's members are http://); remove it",
         ));
+    }
+    problems
+}
+
+/// A `urls` list: at least one, each http(s).
+fn validate_urls(fleet: &FleetConfig, index: usize) -> Vec<Problem> {
+    let at = |key: &'static str| entry_key("fleets", index, key);
+    let mut problems = Vec::new();
+    let Some(urls) = &fleet.urls else {
+        return problems;
+    };
+    if urls.is_empty() {
+        problems.push(problem(
+            at("urls"),
+            "urls must list at least one server (e.g. [\"http://box:4096\"])",
+        ));
+    }
+    for (position, url) in urls.iter().enumerate() {
+        if !is_http_url(url) {
+            problems.push(problem(
+                vec![
+                    PathPart::Key("fleets"),
+                    PathPart::Index(index),
+                    PathPart::Key("urls"),
+                    PathPart::Index(position),
+                ],
+                format!(
+                    "url `{}` must start with http:// or https:// (e.g. http://10.0.0.5:4096)",
+                    shown(url)
+                ),
+            ));
+        }
     }
     problems
 }
