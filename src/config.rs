@@ -12,13 +12,18 @@ use crate::domain::{Agent, AgentName, Backend, ModelRef};
 
 mod env;
 mod files;
+mod fleet;
 mod locate;
 mod notify;
 mod read;
 mod validate;
 
+pub use fleet::FleetConfig;
+pub(crate) use fleet::FleetSource;
 pub use notify::NotifyConfig;
 
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod notify_tests;
 #[cfg(test)]
@@ -48,6 +53,9 @@ pub struct Config {
     pub(crate) ui: UiConfig,
     pub(crate) notify: NotifyConfig,
     pub agents: Vec<AgentConfig>,
+    /// `[[fleets]]`: agents found at runtime (a URL list, a DNS name, a command).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleets: Vec<FleetConfig>,
 }
 
 /// `[ui]`: the control room's look, keys and how it tells the operator.
@@ -377,6 +385,7 @@ impl Config {
             .agents
             .iter()
             .filter_map(|a| a.password_env.clone())
+            .chain(self.fleets.iter().filter_map(|f| f.password_env.clone()))
             .collect();
         names.sort();
         names.dedup();
@@ -539,6 +548,11 @@ fn checked(text: &str, path: &Path, on_disk: bool) -> Result<Config, ConfigError
         if let Some(dir) = path.parent() {
             for agent in &mut config.agents {
                 if let Some(ca) = agent.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
+                    *ca = dir.join(&*ca);
+                }
+            }
+            for fleet in &mut config.fleets {
+                if let Some(ca) = fleet.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
                     *ca = dir.join(&*ca);
                 }
             }

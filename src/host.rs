@@ -3,6 +3,11 @@
 //! socket and its metrics server; and stop them again in order. Works inside any multi-threaded tokio runtime.
 
 mod agents;
+mod crews;
+pub(crate) mod fleet_source;
+pub(crate) mod fleets;
+#[cfg(test)]
+mod fleets_tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,6 +67,8 @@ pub struct Host {
     withheld: Arc<Vec<String>>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
+    /// The fleets' watchers (see [`fleets`]).
+    watchers: Vec<tokio::task::JoinHandle<()>>,
     /// Sends `[notify]` notices, when the config asks for them.
     notifier: Option<Notifier>,
     /// Every event since the engine started, for the first taker.
@@ -79,13 +86,14 @@ impl Host {
     ) -> Result<Host, HostError> {
         let socket = paths.socket_file();
         let store = open_store(&paths.db_file, &socket).await?;
-        let (specs, servers) = match agents::from_config(config).await {
+        let (mut specs, servers) = match agents::from_config(config).await {
             Ok(built) => built,
             Err(e) => {
                 store.close().await;
                 return Err(e.into());
             }
         };
+        let rosters = gather_fleets(config, &mut specs).await;
         let engine_options = EngineOptions {
             max_parallel: config.engine.max_parallel,
             approvals: ApprovalPolicy::from_config(&config.engine),
@@ -116,6 +124,7 @@ impl Host {
             servers,
             added: Arc::default(),
             withheld: Arc::new(config.secret_vars()),
+            watchers: Vec::new(),
             control: None,
             metrics: None,
             notifier: Notifier::start(&config.notify, engine.subscribe()),
@@ -129,6 +138,7 @@ impl Host {
                 metrics: None,
             },
         };
+        host.watch_fleets(rosters);
         if let Some(addr) = options.metrics {
             let sources = Sources {
                 engine: engine.clone(),
@@ -156,6 +166,24 @@ impl Host {
             }
         }
         Ok(host)
+    }
+
+    /// A watcher per fleet, from the rosters gathered before the engine started.
+    fn watch_fleets(&mut self, rosters: Vec<fleets::Roster>) {
+        for roster in rosters {
+            let crew = crews::Engine {
+                engine: self.engine.clone(),
+                adder: self.agent_adder(),
+            };
+            let fleet = roster.fleet().clone();
+            let every = fleet.refresh_every();
+            let read = move || {
+                let fleet = fleet.clone();
+                async move { fleets::read(&fleet).await }
+            };
+            self.watchers
+                .push(tokio::spawn(fleets::watch(roster, crew, every, read)));
+        }
     }
 
     /// The engine, for commands and events.
@@ -209,6 +237,12 @@ impl Host {
     /// it gathered is sent, within a bound), the control socket (removed, its clients' streams
     /// end), metrics, managed servers, and last the store.
     pub async fn shutdown(self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
+        for watcher in self.watchers {
+            let _ = watcher.await;
+        }
         if let Err(e) = self.engine.shutdown().await {
             tracing::warn!(error = %e, "engine shutdown");
         }
@@ -236,7 +270,7 @@ pub(crate) struct AgentAdder {
     engine: EngineHandle,
     added: Arc<tokio::sync::Mutex<Servers>>,
     /// Variables its managed servers are started without (other servers' passwords).
-    withheld: Arc<Vec<String>>,
+    pub(crate) withheld: Arc<Vec<String>>,
 }
 
 impl AgentAdder {
@@ -275,6 +309,25 @@ impl Passwords {
         };
         find(&self.clients).or_else(|| find(&self.added.try_lock().ok()?.clients()))
     }
+}
+
+/// Each fleet's members read once and health-checked before the engine starts: those that
+/// answer join `specs` (so recovery finds their sessions' agents and a first plan its agents);
+/// the rosters go on with a watcher each.
+async fn gather_fleets(
+    config: &Config,
+    specs: &mut Vec<crate::engine::AgentSpec>,
+) -> Vec<fleets::Roster> {
+    let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
+    let gathering = crews::Gathering::new(taken, config.secret_vars());
+    let mut rosters = Vec::with_capacity(config.fleets.len());
+    for fleet in &config.fleets {
+        let mut roster = fleets::Roster::new(fleet.clone());
+        roster.round(fleets::read(fleet).await, &gathering).await;
+        rosters.push(roster);
+    }
+    specs.extend(gathering.into_specs());
+    rosters
 }
 
 async fn open_store(db: &Path, socket: &Path) -> Result<StoreHandle, HostError> {

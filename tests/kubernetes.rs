@@ -373,31 +373,31 @@ fn the_pods_run_unprivileged_with_a_workspace_and_resource_limits() {
 }
 
 #[test]
-fn the_example_config_loads_and_names_each_pod() {
+fn the_example_config_loads_and_follows_the_service() {
     let path = dir().join("ocio.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     if let Err(e) = ocio::config::parse(&text, &path) {
         panic!("{e}");
     }
     let statefulset = object("StatefulSet");
-    let name = statefulset["metadata"]["name"].as_str().unwrap();
     let service = statefulset["spec"]["serviceName"].as_str().unwrap();
     let kustomization = &documents(&dir().join("kustomization.yaml"))[0];
     let namespace = kustomization["namespace"].as_str().unwrap();
-    let replicas = statefulset["spec"]["replicas"].as_u64().unwrap();
     let config: toml::Table = toml::from_str(&text).unwrap();
-    let agents = config["agents"].as_array().unwrap();
-    assert_eq!(agents.len() as u64, replicas, "one agent per pod");
-    for (i, agent) in agents.iter().enumerate() {
-        assert_eq!(
-            agent["url"].as_str().unwrap(),
-            format!("http://{name}-{i}.{service}.{namespace}.svc.cluster.local:4096")
-        );
-        assert_eq!(
-            agent["password_env"].as_str().unwrap(),
-            "OPENCODE_SERVER_PASSWORD"
-        );
-    }
+    assert!(
+        config.get("agents").is_none(),
+        "one fleet, not an agent per pod"
+    );
+    let fleets = config["fleets"].as_array().unwrap();
+    assert_eq!(fleets.len(), 1);
+    assert_eq!(
+        fleets[0]["dns"].as_str().unwrap(),
+        format!("{service}.{namespace}.svc.cluster.local:4096")
+    );
+    assert_eq!(
+        fleets[0]["password_env"].as_str().unwrap(),
+        "OPENCODE_SERVER_PASSWORD"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Context, Failure, exit};
-use crate::config::{AgentConfig, AgentKind};
+use crate::config::{AgentConfig, AgentKind, FleetConfig};
 use crate::opencode::client::{ClientOptions, TESTED_VERSIONS};
 use crate::opencode::endpoint::Endpoint;
 
@@ -29,18 +29,41 @@ struct AgentReport {
     /// Where its sessions can work: "shared" (the server sees ocio's files) or "remote" (a
     /// build box: ocio carries trees there), found out with a probe file.
     workspace: Option<&'static str>,
+    /// The fleet it is a member of, for a fleet's member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<String>,
     error: Option<String>,
 }
 
+impl AgentReport {
+    fn empty() -> Self {
+        Self {
+            name: String::new(),
+            kind: "opencode",
+            url: None,
+            ok: false,
+            version: None,
+            version_tested: None,
+            opencode_agents: Vec::new(),
+            millis: None,
+            workspace: None,
+            fleet: None,
+            error: None,
+        }
+    }
+}
+
 pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(), Failure> {
-    let agents = &context.config.config.agents;
-    let unknown: Vec<&String> = names
-        .iter()
-        .filter(|n| !agents.iter().any(|a| a.name.as_str() == n.as_str()))
-        .collect();
+    let config = &context.config.config;
+    let agents = &config.agents;
+    let known = |n: &str| {
+        agents.iter().any(|a| a.name.as_str() == n)
+            || config.fleets.iter().any(|f| f.name.as_str() == n)
+    };
+    let unknown: Vec<&String> = names.iter().filter(|n| !known(n)).collect();
     if !unknown.is_empty() {
         return Err(Failure::usage(format!(
-            "no agent named {} in {}\nhint: `ocio check` without names checks every configured agent",
+            "no agent or fleet named {} in {}\nhint: `ocio check` without names checks every configured agent and fleet",
             unknown
                 .iter()
                 .map(|n| format!("{n:?}"))
@@ -49,20 +72,31 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
             context.config.source
         )));
     }
-    let chosen: Vec<&AgentConfig> = agents
+    let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    let chosen: Vec<&AgentConfig> = agents.iter().filter(|a| wanted(a.name.as_str())).collect();
+    let fleets: Vec<&FleetConfig> = config
+        .fleets
         .iter()
-        .filter(|a| names.is_empty() || names.iter().any(|n| n == a.name.as_str()))
+        .filter(|f| wanted(f.name.as_str()))
         .collect();
     let runtime = super::runtime()?;
-    let withheld = context.config.config.secret_vars();
+    let withheld = config.secret_vars();
     let reports: Vec<AgentReport> = runtime.block_on(async {
+        let (members, mut failed) = resolve(&fleets).await;
         let probe_dir = &context.paths.data_dir;
         let checks = chosen
             .iter()
+            .copied()
+            .chain(members.iter().map(|(_, member)| member))
             .map(|agent| check(agent, &withheld, probe_dir));
-        futures_util::future::join_all(checks).await
+        let mut reports = futures_util::future::join_all(checks).await;
+        for (report, (fleet, _)) in reports[chosen.len()..].iter_mut().zip(&members) {
+            report.fleet = Some(fleet.clone());
+        }
+        reports.append(&mut failed);
+        reports
     });
-    print(&reports, json, chosen.is_empty())?;
+    print(&reports, json, chosen.is_empty() && fleets.is_empty())?;
     if reports.iter().all(|r| r.ok) {
         Ok(())
     } else {
@@ -76,6 +110,31 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
             message: format!("unreachable: {}", failed.join(", ")),
         })
     }
+}
+
+/// Each fleet's members, its source read once (with the fleet's name), and a failed report for
+/// each fleet whose source cannot be read or lists no server.
+async fn resolve(fleets: &[&FleetConfig]) -> (Vec<(String, AgentConfig)>, Vec<AgentReport>) {
+    let mut members = Vec::new();
+    let mut failed = Vec::new();
+    for fleet in fleets {
+        let error = match crate::host::fleets::read(fleet).await {
+            Ok(urls) if urls.is_empty() => "its source lists no server".to_string(),
+            Ok(urls) => {
+                let name = fleet.name.to_string();
+                members.extend(urls.iter().map(|url| (name.clone(), fleet.member(url))));
+                continue;
+            }
+            Err(e) => e.to_string(),
+        };
+        failed.push(AgentReport {
+            name: fleet.name.to_string(),
+            kind: "fleet",
+            error: Some(error),
+            ..AgentReport::empty()
+        });
+    }
+    (members, failed)
 }
 
 /// `ocio check --database` (`--db` names the file, for every command): reads a verified copy of the database (every page checksum) and decodes
@@ -124,13 +183,7 @@ async fn check(
             (AgentKind::Opencode, false) => "opencode",
         },
         url: agent.url.clone(),
-        ok: false,
-        version: None,
-        version_tested: None,
-        opencode_agents: Vec::new(),
-        millis: None,
-        workspace: None,
-        error: None,
+        ..AgentReport::empty()
     };
     if agent.kind == AgentKind::Simulated {
         report.ok = true;
@@ -229,13 +282,16 @@ fn print(reports: &[AgentReport], json: bool, none_configured: bool) -> Result<(
     }
     if none_configured {
         return super::output::print_text(
-            "No agents configured. Add an [[agents]] entry to the config (see README.md).",
+            "No agents configured. Add an [[agents]] or [[fleets]] entry to the config (see README.md).",
         );
     }
     let mut out = String::new();
     for r in reports {
         let state = if r.ok { "ok  " } else { "FAIL" };
         let _ = write!(out, "{state} {:<16} {:<9}", r.name, r.kind);
+        if let Some(fleet) = &r.fleet {
+            let _ = write!(out, " fleet {fleet}");
+        }
         if let Some(url) = &r.url {
             let _ = write!(out, " {url}");
         }

@@ -121,7 +121,8 @@ pub(crate) fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
 /// The first-run offer: with no agents configured and `opencode` on PATH, one key adds a
 /// managed local agent to the running engine and appends it to the config file.
 fn local_agent(context: &Context, adder: AgentAdder) -> Option<LocalAgent> {
-    if !context.config.config.agents.is_empty() {
+    let config = &context.config.config;
+    if !config.agents.is_empty() || !config.fleets.is_empty() {
         return None;
     }
     which("opencode")?;

@@ -51,9 +51,10 @@ pub(crate) fn headless(context: &Context, flags: &Flags) -> Result<(), Failure> 
 }
 
 fn needs_agents(context: &Context) -> Result<(), Failure> {
-    if context.config.config.agents.is_empty() {
+    let config = &context.config.config;
+    if config.agents.is_empty() && config.fleets.is_empty() {
         return Err(Failure::usage(format!(
-            "no agents are configured ({})\nhint: add an [[agents]] entry to the config, e.g. a simulated one:\n  [[agents]]\n  name = \"sim\"\n  kind = \"simulated\"\n  duration = \"2s\"",
+            "no agents are configured ({})\nhint: add an [[agents]] (or [[fleets]]) entry to the config, e.g. a simulated one:\n  [[agents]]\n  name = \"sim\"\n  kind = \"simulated\"\n  duration = \"2s\"",
             context.config.source
         )));
     }

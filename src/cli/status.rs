@@ -62,6 +62,9 @@ struct ConfigReport {
     /// "file" or "defaults" (no config file).
     source: &'static str,
     agents: usize,
+    /// `[[fleets]]` entries (their members are counted with the agents once an engine has
+    /// taken them in).
+    fleets: usize,
 }
 
 /// Every state of one kind, with zero for the empty ones, so scripts can rely on the keys.
@@ -170,6 +173,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
                 ConfigSource::Defaults => "defaults",
             },
             agents: config.config.agents.len(),
+            fleets: config.config.fleets.len(),
         },
         sessions: Counts::of(&snapshot.sessions),
         tasks: Counts::of(&snapshot.tasks),
@@ -201,6 +205,10 @@ fn text(report: &Report) -> String {
         }
     };
     let config_line = match report.config.source {
+        "file" if report.config.fleets > 0 => format!(
+            "{} ({} agents and {} fleets configured)",
+            report.config.path, report.config.agents, report.config.fleets
+        ),
         "file" => format!(
             "{} ({} agents configured)",
             report.config.path, report.config.agents

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::Config;
-use super::validate::{Problem, agent_key, problem};
+use super::validate::{Problem, agent_key, entry_key, problem};
 use crate::text::shown;
 
 /// Every named file that is not there or cannot be read. `ca_cert` paths are already resolved
@@ -29,6 +29,18 @@ pub(super) fn check(config: &Config) -> Vec<Problem> {
                 problem(agent_key(index, "opencode_path"), format!("opencode_path {why}"))
                     .with_hint(
                         "point opencode_path at the `opencode` executable, or remove it to use the one on PATH",
+                    ),
+            );
+        }
+    }
+    for (index, fleet) in config.fleets.iter().enumerate() {
+        if let Some(ca) = &fleet.ca_cert
+            && let Some(why) = not_a_file(ca, true)
+        {
+            problems.push(
+                problem(entry_key("fleets", index, "ca_cert"), format!("ca_cert {why}"))
+                    .with_hint(
+                        "give the PEM file of the members' CA (a relative path is relative to the config file), or remove ca_cert",
                     ),
             );
         }

@@ -38,7 +38,7 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// The rules the types cannot express; every broken one, in the order of the file.
 pub(super) fn validate(config: &Config) -> Vec<Problem> {
-    use PathPart::{Index, Key};
+    use PathPart::Key;
     let mut problems = Vec::new();
     if config.engine.max_parallel < 1 {
         problems.push(problem(
@@ -82,6 +82,7 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
     }
     problems.extend(validate_log_level(&config.log.level));
     problems.extend(super::notify::validate(&config.notify));
+    problems.extend(super::fleet::validate(&config.fleets, &config.agents));
     let mut seen: HashMap<&AgentName, usize> = HashMap::new();
     for (index, agent) in config.agents.iter().enumerate() {
         let at = |key: &'static str| agent_key(index, key);
@@ -97,33 +98,46 @@ pub(super) fn validate(config: &Config) -> Vec<Problem> {
             seen.insert(&agent.name, index);
         }
         problems.extend(validate_agent(agent, index));
-        if agent.max_concurrent < 1 {
+        problems.extend(validate_shared(agent, "agents", index));
+    }
+    problems
+}
+
+/// The rules every OpenCode agent's settings keep, in `[[agents]]` and in `[[fleets]]`.
+pub(super) fn validate_shared(
+    agent: &AgentConfig,
+    section: &'static str,
+    index: usize,
+) -> Vec<Problem> {
+    use PathPart::{Index, Key};
+    let at = |key: &'static str| entry_key(section, index, key);
+    let mut problems = Vec::new();
+    if agent.max_concurrent < 1 {
+        problems.push(problem(
+            at("max_concurrent"),
+            "max_concurrent must be at least 1",
+        ));
+    }
+    if agent.opencode_agent.as_deref().is_some_and(str::is_empty) {
+        problems.push(problem(
+            at("opencode_agent"),
+            "opencode_agent must not be empty; remove it to use the server's default agent",
+        ));
+    }
+    for (position, capability) in agent.capabilities.iter().enumerate() {
+        if capability.is_empty() || capability.chars().any(char::is_whitespace) {
             problems.push(problem(
-                at("max_concurrent"),
-                "max_concurrent must be at least 1",
+                vec![
+                    Key(section),
+                    Index(index),
+                    Key("capabilities"),
+                    Index(position),
+                ],
+                format!(
+                    "capability `{}` must be a non-empty word without spaces (e.g. \"rust\")",
+                    shown(capability)
+                ),
             ));
-        }
-        if agent.opencode_agent.as_deref().is_some_and(str::is_empty) {
-            problems.push(problem(
-                at("opencode_agent"),
-                "opencode_agent must not be empty; remove it to use the server's default agent",
-            ));
-        }
-        for (position, capability) in agent.capabilities.iter().enumerate() {
-            if capability.is_empty() || capability.chars().any(char::is_whitespace) {
-                problems.push(problem(
-                    vec![
-                        Key("agents"),
-                        Index(index),
-                        Key("capabilities"),
-                        Index(position),
-                    ],
-                    format!(
-                        "capability `{}` must be a non-empty word without spaces (e.g. \"rust\")",
-                        shown(capability)
-                    ),
-                ));
-            }
         }
     }
     problems
@@ -214,15 +228,20 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Vec<Problem> {
         .map(|(key, _)| wrong_kind(key, only, other))
         .collect();
     match agent.kind {
-        AgentKind::Opencode => problems.extend(validate_opencode(agent, index)),
+        AgentKind::Opencode => problems.extend(validate_opencode(agent, "agents", index)),
         AgentKind::Simulated => problems.extend(validate_simulated(agent, index)),
     }
     problems
 }
 
-/// An OpenCode agent: a server to reach (`url` or `managed`) and what only fits one of them.
-fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
-    let at = |key: &'static str| agent_key(index, key);
+/// An OpenCode agent (`section[index]`: an `[[agents]]` entry, or a fleet's template): a
+/// server to reach (`url` or `managed`) and what only fits one of them.
+pub(super) fn validate_opencode(
+    agent: &AgentConfig,
+    section: &'static str,
+    index: usize,
+) -> Vec<Problem> {
+    let at = |key: &'static str| entry_key(section, index, key);
     let mut problems = Vec::new();
     let managed = agent.managed == Some(true);
     match (&agent.url, managed) {
@@ -235,7 +254,7 @@ fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
         ),
         (None, false) => problems.push(
             problem(
-                vec![PathPart::Key("agents"), PathPart::Index(index)],
+                vec![PathPart::Key(section), PathPart::Index(index)],
                 format!(
                     "opencode agent `{}` needs exactly one of `url` or `managed = true`",
                     agent.name
@@ -271,7 +290,7 @@ fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
             "`opencode_path` only applies with `managed = true`; remove it or set managed = true",
         ));
     }
-    problems.extend(validate_workspace(agent, index, managed));
+    problems.extend(validate_workspace(agent, section, index, managed));
     // The value is not echoed: it may be the password itself.
     if agent
         .password_env
@@ -293,9 +312,14 @@ fn validate_opencode(agent: &AgentConfig, index: usize) -> Vec<Problem> {
 
 /// Where an OpenCode agent's sessions work: a managed server shares ocio's disk; a remote
 /// directory is an absolute path on the server's machine, and only for a remote workspace.
-fn validate_workspace(agent: &AgentConfig, index: usize, managed: bool) -> Vec<Problem> {
+fn validate_workspace(
+    agent: &AgentConfig,
+    section: &'static str,
+    index: usize,
+    managed: bool,
+) -> Vec<Problem> {
     use crate::config::WorkspaceMode;
-    let at = |key: &'static str| agent_key(index, key);
+    let at = |key: &'static str| entry_key(section, index, key);
     let mut problems = Vec::new();
     if managed && agent.workspace == Some(WorkspaceMode::Remote) {
         problems.push(problem(
@@ -355,15 +379,24 @@ fn validate_simulated(agent: &AgentConfig, index: usize) -> Vec<Problem> {
 
 /// The path of `agents[index].key`.
 pub(super) fn agent_key(index: usize, key: &'static str) -> Vec<PathPart<'static>> {
+    entry_key("agents", index, key)
+}
+
+/// The path of `section[index].key`.
+pub(super) fn entry_key(
+    section: &'static str,
+    index: usize,
+    key: &'static str,
+) -> Vec<PathPart<'static>> {
     vec![
-        PathPart::Key("agents"),
+        PathPart::Key(section),
         PathPart::Index(index),
         PathPart::Key(key),
     ]
 }
 
 /// `30s`, `0s`, `-5s`: the way durations are written in the file.
-fn friendly(duration: SignedDuration) -> String {
+pub(super) fn friendly(duration: SignedDuration) -> String {
     if duration.is_negative() {
         format!("-{:#}", duration.abs())
     } else {
@@ -371,14 +404,14 @@ fn friendly(duration: SignedDuration) -> String {
     }
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(super) fn is_http_url(url: &str) -> bool {
     ["http://", "https://"].iter().any(|scheme| {
         url.strip_prefix(scheme)
             .is_some_and(|rest| !rest.is_empty())
     })
 }
 
-fn is_env_var_name(name: &str) -> bool {
+pub(super) fn is_env_var_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

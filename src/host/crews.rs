@@ -1,0 +1,126 @@
+//! The two things fleet members join: the agents gathered before the engine starts (so the
+//! first members are there for recovery and the first plan), and the running engine.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::AgentAdder;
+use super::agents::from_entry;
+use super::fleets::{Crew, Removal};
+use crate::config::AgentConfig;
+use crate::domain::AgentName;
+use crate::engine::api::EngineApi;
+use crate::engine::{AgentSpec, EngineError, EngineHandle};
+use crate::opencode::client::ClientOptions;
+use crate::opencode::endpoint::Endpoint;
+
+/// How long a new member's health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /global/health` at `member`'s URL, through the client its runner would use.
+pub(crate) async fn check_health(member: &AgentConfig, withheld: &[String]) -> Result<(), String> {
+    let options = ClientOptions {
+        retries: 0,
+        call_timeout: HEALTH_TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let endpoint = Endpoint::connect(member, options, HEALTH_TIMEOUT, withheld)
+        .await
+        .map_err(|e| e.to_string())?;
+    let health = endpoint.client.health().await.map_err(|e| e.to_string());
+    endpoint.shutdown().await;
+    match health? {
+        health if health.healthy => Ok(()),
+        _ => Err("the server reports itself unhealthy".into()),
+    }
+}
+
+/// Agents gathered before the engine starts: members join by becoming specs. Nothing has
+/// joined the engine yet, so nothing leaves.
+pub(crate) struct Gathering {
+    pub(crate) specs: Mutex<Vec<AgentSpec>>,
+    /// Agent names taken already (the `[[agents]]` entries).
+    taken: BTreeSet<AgentName>,
+    withheld: Vec<String>,
+}
+
+impl Gathering {
+    pub(crate) fn new(taken: BTreeSet<AgentName>, withheld: Vec<String>) -> Self {
+        Self {
+            specs: Mutex::default(),
+            taken,
+            withheld,
+        }
+    }
+
+    /// Whether an agent called `name` is there already.
+    fn has(&self, name: &AgentName) -> bool {
+        let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        self.taken.contains(name) || specs.iter().any(|s| &s.agent.name == name)
+    }
+
+    pub(crate) fn into_specs(self) -> Vec<AgentSpec> {
+        self.specs.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Crew for Gathering {
+    async fn healthy(&self, member: &AgentConfig) -> Result<(), String> {
+        check_health(member, &self.withheld).await
+    }
+
+    async fn join(&self, member: &AgentConfig) -> Result<(), String> {
+        if self.has(&member.name) {
+            return Err(EngineError::DuplicateAgent(member.name.to_string()).to_string());
+        }
+        let (spec, _) = from_entry(member, &self.withheld)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spec);
+        Ok(())
+    }
+
+    async fn drain(&self, _: &AgentName, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn remove(&self, _: &AgentName) -> Result<Removal, String> {
+        Ok(Removal::Gone)
+    }
+}
+
+/// The running engine.
+pub(crate) struct Engine {
+    pub(crate) engine: EngineHandle,
+    pub(crate) adder: AgentAdder,
+}
+
+impl Crew for Engine {
+    async fn healthy(&self, member: &AgentConfig) -> Result<(), String> {
+        check_health(member, &self.adder.withheld).await
+    }
+
+    async fn join(&self, member: &AgentConfig) -> Result<(), String> {
+        self.adder.add(member).await.map_err(|e| e.to_string())
+    }
+
+    async fn drain(&self, name: &AgentName, drain: bool) -> Result<(), String> {
+        EngineApi::drain(&self.engine, name.as_str(), drain)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The engine refuses to remove an agent that runs sessions: that is
+    /// [`Removal::Busy`], and the member is asked again at the next round.
+    async fn remove(&self, name: &AgentName) -> Result<Removal, String> {
+        match self.engine.remove_agent(name.as_str()).await {
+            Ok(()) | Err(EngineError::UnknownAgent(_)) => Ok(Removal::Gone),
+            Err(EngineError::AgentBusy { running, .. }) => Ok(Removal::Busy(running)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

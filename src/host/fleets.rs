@@ -1,0 +1,187 @@
+//! `[[fleets]]` while ocio runs: a roster per fleet, and a watcher task that reads the fleet's
+//! source every `refresh`. A new member joins once its server answers healthy; a member that
+//! left is drained (no new work) and removed once its sessions have ended, so no running work
+//! is lost; a source that cannot be read keeps the members the fleet has.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::{AgentConfig, FleetConfig};
+use crate::domain::AgentName;
+
+pub(crate) use super::fleet_source::{SourceError, read};
+
+/// Where a member of the roster stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// An agent of the engine, taking work.
+    Joined,
+    /// No longer listed: drained, removed once its sessions have ended.
+    Leaving,
+}
+
+/// What removing a leaving member came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// It is no agent of the engine any more.
+    Gone,
+    /// It still runs this many sessions.
+    Busy(u32),
+}
+
+/// The engine as a fleet sees it: the running engine, or the agents gathered before it starts.
+pub(crate) trait Crew: Sync {
+    /// Whether the server at `member`'s URL answers `GET /global/health` healthy.
+    fn healthy(&self, member: &AgentConfig) -> impl Future<Output = Result<(), String>> + Send;
+    /// Make `member` an agent.
+    fn join(&self, member: &AgentConfig) -> impl Future<Output = Result<(), String>> + Send;
+    /// Stop giving agent `name` new work (`true`), or give it work again.
+    fn drain(
+        &self,
+        name: &AgentName,
+        drain: bool,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Remove agent `name` if it runs nothing.
+    fn remove(&self, name: &AgentName) -> impl Future<Output = Result<Removal, String>> + Send;
+}
+
+/// A fleet's members by URL.
+pub(crate) struct Roster {
+    fleet: FleetConfig,
+    members: BTreeMap<String, Standing>,
+}
+
+impl Roster {
+    pub(crate) fn new(fleet: FleetConfig) -> Self {
+        Self {
+            fleet,
+            members: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn fleet(&self) -> &FleetConfig {
+        &self.fleet
+    }
+
+    /// Each member's URL and standing.
+    #[cfg(test)]
+    pub(crate) fn members(&self) -> &BTreeMap<String, Standing> {
+        &self.members
+    }
+
+    /// One round: bring the members in line with `listed` (what the source says now; an error
+    /// keeps them all), then remove the leaving members whose sessions have ended.
+    pub(crate) async fn round(
+        &mut self,
+        listed: Result<Vec<String>, SourceError>,
+        crew: &impl Crew,
+    ) {
+        match listed {
+            Ok(urls) => {
+                let urls: BTreeSet<String> = urls.into_iter().collect();
+                self.leave_or_return(&urls, crew).await;
+                self.welcome(&urls, crew).await;
+            }
+            Err(e) => tracing::warn!(
+                fleet = %self.fleet.name,
+                error = %e,
+                kept = self.members.len(),
+                "cannot read the fleet's members; keeping those it has"
+            ),
+        }
+        self.settle(crew).await;
+    }
+
+    /// Drain the joined members no longer listed; undrain the leaving ones listed again.
+    async fn leave_or_return(&mut self, listed: &BTreeSet<String>, crew: &impl Crew) {
+        for (url, standing) in &mut self.members {
+            let name = self.fleet.member_name(url);
+            let (drain, to) = match (*standing, listed.contains(url)) {
+                (Standing::Joined, false) => (true, Standing::Leaving),
+                (Standing::Leaving, true) => (false, Standing::Joined),
+                _ => continue,
+            };
+            match crew.drain(&name, drain).await {
+                Ok(()) => {
+                    tracing::info!(fleet = %self.fleet.name, agent = %name, %url, ?to, "fleet member");
+                    *standing = to;
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %name, error = %e, "cannot drain or undrain a fleet member")
+                }
+            }
+        }
+    }
+
+    /// Listed members not in the roster join, those whose server answers healthy (the others
+    /// are asked again at the next read).
+    async fn welcome(&mut self, listed: &BTreeSet<String>, crew: &impl Crew) {
+        let new: Vec<(&String, AgentConfig)> = listed
+            .iter()
+            .filter(|url| !self.members.contains_key(*url))
+            .map(|url| (url, self.fleet.member(url)))
+            .collect();
+        let checks = new.iter().map(|(_, member)| crew.healthy(member));
+        let health = futures_util::future::join_all(checks).await;
+        for ((url, member), health) in new.iter().zip(health) {
+            if let Err(e) = health {
+                tracing::info!(agent = %member.name, error = %e, "fleet member not healthy yet; asked again at the next read");
+                continue;
+            }
+            match crew.join(member).await {
+                Ok(()) => {
+                    tracing::info!(fleet = %self.fleet.name, agent = %member.name, %url, "fleet member joined");
+                    self.members.insert((*url).clone(), Standing::Joined);
+                }
+                Err(e) => {
+                    tracing::warn!(agent = %member.name, error = %e, "fleet member cannot join");
+                }
+            }
+        }
+    }
+
+    /// Remove each leaving member that runs nothing now.
+    async fn settle(&mut self, crew: &impl Crew) {
+        let leaving: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, standing)| **standing == Standing::Leaving)
+            .map(|(url, _)| url.clone())
+            .collect();
+        for url in leaving {
+            let name = self.fleet.member_name(&url);
+            match crew.remove(&name).await {
+                Ok(Removal::Gone) => {
+                    tracing::info!(fleet = %self.fleet.name, agent = %name, %url, "fleet member left");
+                    self.members.remove(&url);
+                }
+                Ok(Removal::Busy(running)) => {
+                    tracing::debug!(agent = %name, running, "leaving fleet member still runs sessions");
+                }
+                Err(e) => tracing::warn!(agent = %name, error = %e, "cannot remove a fleet member"),
+            }
+        }
+    }
+}
+
+/// The watcher: a round every `every` (the first one `every` from now), reading the source
+/// with `read`, until the task is aborted.
+pub(crate) async fn watch<C, F>(
+    mut roster: Roster,
+    crew: C,
+    every: Duration,
+    mut read: impl FnMut() -> F,
+) where
+    C: Crew,
+    F: Future<Output = Result<Vec<String>, SourceError>>,
+{
+    let start = tokio::time::Instant::now() + every;
+    let mut ticks = tokio::time::interval_at(start, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let listed = read().await;
+        roster.round(listed, &crew).await;
+    }
+}

@@ -1,0 +1,300 @@
+//! Tests of fleet membership: rounds against an injected crew, the watcher's timing under
+//! tokio's paused clock, and the sources.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::fleets::{Crew, Removal, Roster, SourceError, Standing, read, watch};
+use crate::config::{AgentConfig, FleetConfig};
+use crate::domain::AgentName;
+
+/// A crew that remembers what it was asked; servers are healthy when listed in `healthy`,
+/// agents busy while `running` counts sessions for them.
+#[derive(Default)]
+struct Fake {
+    healthy: Mutex<BTreeSet<String>>,
+    running: Mutex<BTreeMap<String, u32>>,
+    log: Mutex<Vec<String>>,
+}
+
+impl Fake {
+    fn healthy(&self, url: &str) {
+        self.healthy.lock().unwrap().insert(url.to_string());
+    }
+
+    fn running(&self, name: &str, sessions: u32) {
+        self.running
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), sessions);
+    }
+
+    /// What was asked since the last look.
+    fn asked(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    fn note(&self, line: String) {
+        self.log.lock().unwrap().push(line);
+    }
+}
+
+impl Crew for Fake {
+    async fn healthy(&self, member: &AgentConfig) -> Result<(), String> {
+        let url = member.url.clone().unwrap_or_default();
+        if self.healthy.lock().unwrap().contains(&url) {
+            Ok(())
+        } else {
+            Err(format!("cannot reach {url}"))
+        }
+    }
+
+    async fn join(&self, member: &AgentConfig) -> Result<(), String> {
+        self.note(format!("join {}", member.name));
+        Ok(())
+    }
+
+    async fn drain(&self, name: &AgentName, drain: bool) -> Result<(), String> {
+        self.note(format!(
+            "{} {name}",
+            if drain { "drain" } else { "undrain" }
+        ));
+        Ok(())
+    }
+
+    async fn remove(&self, name: &AgentName) -> Result<Removal, String> {
+        match self.running.lock().unwrap().get(name.as_str()) {
+            Some(&n) if n > 0 => Ok(Removal::Busy(n)),
+            _ => {
+                self.note(format!("remove {name}"));
+                Ok(Removal::Gone)
+            }
+        }
+    }
+}
+
+fn fleet() -> FleetConfig {
+    let text = "[[fleets]]\nname = \"box\"\ncommand = \"true\"\nrefresh = \"30s\"\n";
+    crate::config::parse(text, std::path::Path::new("/c.toml"))
+        .unwrap()
+        .fleets
+        .remove(0)
+}
+
+const A: &str = "http://10.0.0.1:4096";
+const B: &str = "http://10.0.0.2:4096";
+
+fn listed(urls: &[&str]) -> Result<Vec<String>, SourceError> {
+    Ok(urls.iter().map(|u| u.to_string()).collect())
+}
+
+fn standing(roster: &Roster) -> Vec<(String, Standing)> {
+    roster
+        .members()
+        .iter()
+        .map(|(url, s)| (url.clone(), *s))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_member_joins_only_once_its_server_is_healthy() {
+    let crew = Fake::default();
+    let mut roster = Roster::new(fleet());
+    crew.healthy(A);
+    roster.round(listed(&[A, B]), &crew).await;
+    assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
+    assert_eq!(standing(&roster), [(A.to_string(), Standing::Joined)]);
+    roster.round(listed(&[A, B]), &crew).await;
+    assert!(
+        crew.asked().is_empty(),
+        "no member joins twice, B is still down"
+    );
+    crew.healthy(B);
+    roster.round(listed(&[A, B]), &crew).await;
+    assert_eq!(crew.asked(), ["join box-10.0.0.2-4096"]);
+}
+
+#[tokio::test]
+async fn a_member_that_left_is_drained_and_removed_once_its_sessions_end() {
+    let crew = Fake::default();
+    crew.healthy(A);
+    crew.healthy(B);
+    let mut roster = Roster::new(fleet());
+    roster.round(listed(&[A, B]), &crew).await;
+    crew.asked();
+    crew.running("box-10.0.0.2-4096", 2);
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(crew.asked(), ["drain box-10.0.0.2-4096"]);
+    assert_eq!(roster.members().get(B), Some(&Standing::Leaving));
+    roster.round(listed(&[A]), &crew).await;
+    assert!(
+        crew.asked().is_empty(),
+        "drained once, not removed while busy"
+    );
+    crew.running("box-10.0.0.2-4096", 0);
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(crew.asked(), ["remove box-10.0.0.2-4096"]);
+    assert_eq!(standing(&roster), [(A.to_string(), Standing::Joined)]);
+}
+
+#[tokio::test]
+async fn a_leaving_member_listed_again_is_undrained_and_stays() {
+    let crew = Fake::default();
+    crew.healthy(A);
+    crew.running("box-10.0.0.1-4096", 1);
+    let mut roster = Roster::new(fleet());
+    roster.round(listed(&[A]), &crew).await;
+    roster.round(listed(&[]), &crew).await;
+    crew.asked();
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(crew.asked(), ["undrain box-10.0.0.1-4096"]);
+    assert_eq!(standing(&roster), [(A.to_string(), Standing::Joined)]);
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_be_read_keeps_every_member() {
+    let crew = Fake::default();
+    crew.healthy(A);
+    let mut roster = Roster::new(fleet());
+    roster.round(listed(&[A]), &crew).await;
+    crew.asked();
+    let failed = Err(SourceError::Command {
+        command: "list".into(),
+        detail: "failed (exit status: 1)".into(),
+    });
+    roster.round(failed, &crew).await;
+    assert!(crew.asked().is_empty(), "nothing drained on a failed read");
+    assert_eq!(standing(&roster), [(A.to_string(), Standing::Joined)]);
+}
+
+#[tokio::test]
+async fn a_source_failing_while_a_member_leaves_still_removes_it_once_idle() {
+    let crew = Fake::default();
+    crew.healthy(A);
+    crew.running("box-10.0.0.1-4096", 1);
+    let mut roster = Roster::new(fleet());
+    roster.round(listed(&[A]), &crew).await;
+    roster.round(listed(&[]), &crew).await;
+    crew.running("box-10.0.0.1-4096", 0);
+    crew.asked();
+    roster.round(Err(SourceError::None), &crew).await;
+    assert_eq!(crew.asked(), ["remove box-10.0.0.1-4096"]);
+    assert!(roster.members().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watcher_reads_the_source_every_refresh() {
+    let crew = Arc::new(Fake::default());
+    crew.healthy(A);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let read = move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { listed(&[A]) }
+    };
+    let watcher = tokio::spawn(watch(
+        Roster::new(fleet()),
+        Shared(crew.clone()),
+        Duration::from_secs(30),
+        read,
+    ));
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "the first read is the host's, before the engine starts"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
+    assert!(crew.asked().is_empty());
+    watcher.abort();
+}
+
+/// A crew shared with the test while the watcher owns it.
+struct Shared(Arc<Fake>);
+
+impl Crew for Shared {
+    async fn healthy(&self, member: &AgentConfig) -> Result<(), String> {
+        Crew::healthy(&*self.0, member).await
+    }
+    async fn join(&self, member: &AgentConfig) -> Result<(), String> {
+        self.0.join(member).await
+    }
+    async fn drain(&self, name: &AgentName, drain: bool) -> Result<(), String> {
+        self.0.drain(name, drain).await
+    }
+    async fn remove(&self, name: &AgentName) -> Result<Removal, String> {
+        self.0.remove(name).await
+    }
+}
+
+fn with_command(command: &str) -> FleetConfig {
+    FleetConfig {
+        command: Some(command.to_string()),
+        ..fleet()
+    }
+}
+
+#[tokio::test]
+async fn a_command_source_lists_its_urls_sorted_once_each() {
+    let urls = read(&with_command(
+        "printf 'http://b:1\\n\\nhttp://a:1\\nhttp://b:1\\n'",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(urls, ["http://a:1", "http://b:1"]);
+}
+
+#[tokio::test]
+async fn a_command_that_fails_or_prints_no_url_is_an_error() {
+    let err = read(&with_command("echo down >&2; exit 3"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("exit status: 3") && err.to_string().contains("down"),
+        "{err}"
+    );
+    let err = read(&with_command("echo box:4096")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`box:4096`, which is not an http://"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_dns_source_makes_a_member_of_each_address() {
+    let fleet = FleetConfig {
+        command: None,
+        dns: Some("127.0.0.1:4096".into()),
+        ..fleet()
+    };
+    assert_eq!(read(&fleet).await.unwrap(), ["http://127.0.0.1:4096"]);
+    let fleet = FleetConfig {
+        dns: Some("[::1]:4096".into()),
+        ..fleet
+    };
+    assert_eq!(read(&fleet).await.unwrap(), ["http://[::1]:4096"]);
+}
+
+#[tokio::test]
+async fn members_gathered_before_the_start_become_specs_unless_their_name_is_taken() {
+    use super::crews::Gathering;
+    let fleet = fleet();
+    let taken = [fleet.member_name(A)].into_iter().collect();
+    let gathering = Gathering::new(taken, Vec::new());
+    let err = gathering.join(&fleet.member(A)).await.unwrap_err();
+    assert!(err.contains("box-10.0.0.1-4096"), "{err}");
+    gathering.join(&fleet.member(B)).await.unwrap();
+    let err = gathering.join(&fleet.member(B)).await.unwrap_err();
+    assert!(err.contains("box-10.0.0.2-4096"), "{err}");
+    let specs = gathering.into_specs();
+    let names: Vec<&str> = specs.iter().map(|s| s.agent.name.as_str()).collect();
+    assert_eq!(names, ["box-10.0.0.2-4096"]);
+    assert_eq!(specs[0].agent.max_concurrent, fleet.max_concurrent);
+}
