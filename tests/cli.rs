@@ -377,7 +377,7 @@ fn check_says_what_is_wrong_with_each_unreachable_agent() {
 
     let out = home.ocio(&["check", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no agent named \"nosuch\""));
+    assert!(stderr(&out).contains("no agent or fleet named \"nosuch\""));
 }
 
 const SIM_AGENT: &str = "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\ncapabilities = [\"code\"]\n\n[[agents]]\nname = \"flaky\"\nkind = \"simulated\"\nduration = \"20ms\"\nfailure_rate = 1.0\ncapabilities = [\"flaky\"]\n";

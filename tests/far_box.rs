@@ -263,6 +263,17 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
         assert_eq!(files_of(&local), expected, "seed {seed} case {case}: back");
         assert!(!there.exists(), "the finished worktree goes from the box");
     }
+    // A session that changed nothing brings nothing back (and no error).
+    let local = near.join("repos/untouched/plan/task/1");
+    std::fs::create_dir_all(&local).unwrap();
+    git(&local, &["init", "-q", "-b", "main"]);
+    random_tree(&mut rng, &local, 3);
+    git(&local, &["add", "-A"]);
+    git(&local, &["commit", "-q", "-m", "base"]);
+    let dir = boxes.prepare(&local).await.unwrap();
+    let returned = boxes.bring_back(&local, &dir, true).await.unwrap();
+    assert_eq!(returned, Returned::Nothing);
+    assert!(git(&local, &["status", "--porcelain"]).is_empty());
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
