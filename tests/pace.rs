@@ -1,0 +1,104 @@
+//! What ocio's background traffic costs a server per running session: `SESSIONS` sessions on a
+//! real `opencode serve`, each waiting on a slow model (busy, but with nothing to tell), while a
+//! counting proxy in front of the server counts every request ocio makes for a window. The
+//! figures (requests per session-minute, by kind) are printed; the test holds ocio to what the
+//! event stream cannot tell it: no lookup of pending requests per session on a clock.
+//!
+//! `OCIO_PACE_SESSIONS` and `OCIO_PACE_WINDOW_SECS` make it a longer measurement.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+use ocio::opencode::client::Client;
+use ocio::plan::PlanFile;
+use ocio::scripted::{Rule, Script, Turn};
+use ocio::store::{Store, StoreOptions};
+use support::counting_proxy::CountingProxy;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
+    let sessions = setting("OCIO_PACE_SESSIONS", 6);
+    let window = Duration::from_secs(setting("OCIO_PACE_WINDOW_SECS", 20));
+    // The model answers long after the window: every session stays busy and quiet.
+    let hold = (window.as_millis() as u64) + 60_000;
+    let script = Script::new().rule(Rule::when("hold").turn(Turn::text("held").delay_ms(hold)));
+    let server = support::TestServer::start(script).await;
+    let proxy = CountingProxy::start(server.url()).await;
+    let client = Client::new(&proxy.url, None, support::test_options()).unwrap();
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::scripted_agent_with(client, sessions as u32);
+    let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let mut text = format!("name = \"pace\"\nrepo = {:?}\n", repo.dir_str());
+    for i in 0..sessions {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{i}\"\nprompt = \"hold {i}\"\n"
+        ));
+    }
+    let plan = state.path().join("pace.toml");
+    std::fs::write(&plan, text).unwrap();
+    engine
+        .submit_plan(PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let mut dispatched = 0;
+    while dispatched < sessions {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("dispatched")
+            .unwrap();
+        dispatched += u64::from(matches!(event, EngineEvent::Dispatched { .. }));
+    }
+    // Every session's prompt has reached the model.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while (server.model.requests().len() as u64) < sessions {
+        assert!(std::time::Instant::now() < deadline, "prompts never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.reset();
+    tokio::time::sleep(window).await;
+    let counts = proxy.counts();
+    let session_minutes = sessions as f64 * window.as_secs_f64() / 60.0;
+    let total: u64 = counts.values().sum();
+    eprintln!(
+        "{sessions} busy sessions for {} s: {total} requests, {:.2} per session-minute",
+        window.as_secs(),
+        total as f64 / session_minutes
+    );
+    for (kind, n) in &counts {
+        eprintln!(
+            "  {kind:<40} {n:>5}  {:.2}/session-min",
+            *n as f64 / session_minutes
+        );
+    }
+    let lookups = ["GET /permission", "GET /question"]
+        .iter()
+        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .sum::<u64>();
+    // While the stream is up, a lookup comes only with a resync (after a reconnect, or the
+    // paced sweep): not one per busy session every few seconds.
+    assert!(
+        lookups <= 2 * sessions,
+        "{lookups} lookups of pending requests in {} s for {sessions} sessions",
+        window.as_secs()
+    );
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    server.stop().await;
+}
