@@ -13,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
-use ocio::opencode::client::Client;
+use ocio::opencode::client::{Client, ClientOptions};
 use ocio::plan::PlanFile;
 use ocio::scripted::{Rule, Script, Turn};
 use ocio::store::{Store, StoreOptions};
@@ -35,7 +35,11 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
     let script = Script::new().rule(Rule::when("hold").turn(Turn::text("held").delay_ms(hold)));
     let server = support::TestServer::start(script).await;
     let proxy = CountingProxy::start(server.url()).await;
-    let client = Client::new(&proxy.url, None, support::test_options()).unwrap();
+    let options = ClientOptions {
+        prompt_timeout: Duration::from_millis(hold * 2),
+        ..support::test_options()
+    };
+    let client = Client::new(&proxy.url, None, options).unwrap();
     let repo = support::TestRepo::new();
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();

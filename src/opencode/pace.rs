@@ -5,7 +5,7 @@
 //! the stream recently (their events show the stream carries them). The cost per server stays
 //! bounded however many sessions it runs. Pure bookkeeping: the caller passes the time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,10 +19,11 @@ pub(crate) struct Pace {
     pub(crate) quiet: Duration,
 }
 
-/// When each watched session was last known current.
+/// When each watched session was last known current, and those known not to be.
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
     fresh: HashMap<String, Instant>,
+    stale: HashSet<String>,
 }
 
 impl Pacer {
@@ -43,17 +44,20 @@ impl Pacer {
         now: Instant,
     ) {
         for session in sessions {
+            self.stale.remove(session);
             self.heard(session, now);
         }
     }
 
     /// An event about `session` was lost: it is due at the next tick, ahead of the sweep.
     pub(crate) fn stale(&mut self, session: &str) {
-        self.fresh.remove(session);
+        self.stale.insert(session.to_string());
     }
 
-    /// The sessions of `watched` to resync now: at most `pace.batch`, those not known current
-    /// for `pace.quiet`, the longest first (never synced, or stale, before all others).
+    /// The sessions of `watched` to resync now: at most `pace.batch`, the stale ones first,
+    /// then those not known current for `pace.quiet`, the longest first. A session watched
+    /// since the last call counts as current from now: the stream carries its events from
+    /// its subscription on (and the resync after a reconnect covers every session).
     pub(crate) fn due(
         &mut self,
         watched: &BTreeMap<String, String>,
@@ -63,16 +67,23 @@ impl Pacer {
         // Sessions no longer watched are forgotten.
         self.fresh
             .retain(|session, _| watched.contains_key(session));
-        let mut due: Vec<(Option<Instant>, &String)> = watched
-            .keys()
-            .map(|session| (self.fresh.get(session).copied(), session))
-            .filter(|(at, _)| at.is_none_or(|at| now.saturating_duration_since(at) >= pace.quiet))
+        self.stale.retain(|session| watched.contains_key(session));
+        for session in watched.keys() {
+            if !self.fresh.contains_key(session) {
+                self.fresh.insert(session.clone(), now);
+            }
+        }
+        let mut due: Vec<(bool, Instant, &String)> = self
+            .fresh
+            .iter()
+            .map(|(session, at)| (!self.stale.contains(session), *at, session))
+            .filter(|(fresh, at, _)| !fresh || now.saturating_duration_since(*at) >= pace.quiet)
             .collect();
-        // `None` sorts first: never synced (or stale) goes before the oldest sync.
+        // `false` sorts first: stale before the oldest sync.
         due.sort();
         due.into_iter()
             .take(pace.batch)
-            .map(|(_, session)| session.clone())
+            .map(|(_, _, session)| session.clone())
             .collect()
     }
 }
@@ -147,7 +158,25 @@ mod tests {
         let mut pacer = Pacer::default();
         let now = Instant::now();
         pacer.heard("ses_gone", now);
+        pacer.stale("ses_gone");
         pacer.due(&watched(1), PACE, now);
-        assert!(!pacer.fresh.contains_key("ses_gone"));
+        assert!(!pacer.fresh.contains_key("ses_gone") && pacer.stale.is_empty());
+    }
+
+    #[test]
+    fn a_session_newly_watched_takes_no_budget_until_it_has_been_quiet() {
+        let mut sessions = watched(2);
+        let mut pacer = Pacer::default();
+        let start = Instant::now();
+        pacer.synced(sessions.keys(), start);
+        let later = start + Duration::from_secs(200);
+        sessions.insert("ses_new".into(), "/w/new".into());
+        assert!(pacer.due(&sessions, PACE, later).is_empty());
+        let quiet = start + Duration::from_secs(300);
+        assert_eq!(pacer.due(&sessions, PACE, quiet), ["ses_000", "ses_001"]);
+        pacer.synced(["ses_000".to_string(), "ses_001".to_string()].iter(), quiet);
+        assert!(pacer.due(&sessions, PACE, quiet).is_empty());
+        let new_quiet = later + Duration::from_secs(300);
+        assert_eq!(pacer.due(&sessions, PACE, new_quiet), ["ses_new"]);
     }
 }
