@@ -44,7 +44,11 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let agent = support::scripted_agent_with(client, sessions as u32);
-    let engine = EngineHandle::start(store.clone(), vec![agent], EngineOptions::default())
+    let options = EngineOptions {
+        max_parallel: sessions as u32,
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
         .await
         .unwrap();
     let mut events = engine.subscribe();
@@ -105,4 +109,69 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
     engine.shutdown().await.unwrap();
     store.close().await;
     server.stop().await;
+}
+
+/// CPU time (user + system) of this process's finished children (the git calls), from
+/// `/proc/self/stat`, in clock ticks (1/100 s on Linux).
+fn children_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the `(comm)`: state is field 3; cutime and cstime are fields 16 and 17.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap()
+}
+
+/// A measurement, run on demand (`cargo test --test pace -- --ignored`): `OCIO_PACE_SESSIONS`
+/// simulated sessions of one plan, each in its own worktree and quiet after its first write,
+/// and the CPU their worktree scans cost in git children over the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the git children's CPU"]
+async fn quiet_worktrees_cost_little_git() {
+    let sessions = setting("OCIO_PACE_SESSIONS", 16);
+    let window = Duration::from_secs(setting("OCIO_PACE_WINDOW_SECS", 20));
+    let repo = support::TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let run_ms = (window.as_millis() as i64) + 30_000;
+    let agent = support::sim_agent("sim", sessions as u32, &[], run_ms, 0.0);
+    let options = EngineOptions {
+        max_parallel: sessions as u32,
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let mut text = format!("name = \"quiet\"\nrepo = {:?}\n", repo.dir_str());
+    for i in 0..sessions {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{i}\"\nprompt = 'SIM-WRITE f{i}.txt x'\n"
+        ));
+    }
+    let plan = state.path().join("quiet.toml");
+    std::fs::write(&plan, text).unwrap();
+    engine
+        .submit_plan(PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let mut dispatched = 0;
+    while dispatched < sessions {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("dispatched")
+            .unwrap();
+        dispatched += u64::from(matches!(event, EngineEvent::Dispatched { .. }));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = children_cpu_ticks();
+    tokio::time::sleep(window).await;
+    let used = children_cpu_ticks() - before;
+    eprintln!(
+        "{sessions} quiet sessions for {} s: git children used {:.2} s of CPU, {:.1}% of a core",
+        window.as_secs(),
+        used as f64 / 100.0,
+        used as f64 / window.as_secs_f64()
+    );
+    engine.shutdown().await.unwrap();
+    store.close().await;
 }
