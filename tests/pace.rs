@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
@@ -31,24 +32,24 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
     let sessions = setting("OCIO_PACE_SESSIONS", 6);
     let window = Duration::from_secs(setting("OCIO_PACE_WINDOW_SECS", 20));
     // The model answers long after the window: every session stays busy and quiet.
-    let hold = (window.as_millis() as u64) + 60_000;
+    let hold = 2 * (window.as_millis() as u64) + 60_000;
     let script = Script::new().rule(Rule::when("hold").turn(Turn::text("held").delay_ms(hold)));
     let server = support::TestServer::start(script).await;
     let proxy = CountingProxy::start(server.url()).await;
-    let options = ClientOptions {
-        prompt_timeout: Duration::from_millis(hold * 2),
+    let client_options = ClientOptions {
+        prompt_timeout: Duration::from_millis(hold * 3),
         ..support::test_options()
     };
-    let client = Client::new(&proxy.url, None, options).unwrap();
+    let client = Client::new(&proxy.url, None, client_options.clone()).unwrap();
     let repo = support::TestRepo::new();
     let state = tempfile::tempdir().unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let agent = support::scripted_agent_with(client, sessions as u32);
-    let options = EngineOptions {
+    let engine_options = EngineOptions {
         max_parallel: sessions as u32,
         ..EngineOptions::default()
     };
-    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+    let engine = EngineHandle::start(store.clone(), vec![agent], engine_options.clone())
         .await
         .unwrap();
     let mut events = engine.subscribe();
@@ -79,17 +80,62 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = counted(&proxy, window).await;
+    let lookups = report("busy", &counts, sessions, window).1;
+    // While the stream is up, a lookup comes only with a resync (after a reconnect, or the
+    // paced sweep): not one per busy session every few seconds.
+    assert!(
+        lookups <= 2 * sessions,
+        "{lookups} lookups of pending requests in {} s for {sessions} sessions",
+        window.as_secs()
+    );
+
+    // A restarted ocio re-attaches to the same busy sessions and follows them.
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let client = Client::new(&proxy.url, None, client_options).unwrap();
+    let agent = support::scripted_agent_with(client, sessions as u32);
+    let engine = EngineHandle::start(store.clone(), vec![agent], engine_options)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let counts = counted(&proxy, window).await;
+    let (per_session_minute, _) = report("re-attached busy", &counts, sessions, window);
+    // Checked every 15 s while busy (at once when the stream says it stopped), not every
+    // second: about 2 requests a check, and a lookup of pending requests every minute.
+    assert!(
+        per_session_minute < 20.0,
+        "{per_session_minute:.1} requests per re-attached session-minute"
+    );
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    server.stop().await;
+}
+
+/// What ocio asks the server over `window`, from now.
+async fn counted(proxy: &CountingProxy, window: Duration) -> BTreeMap<String, u64> {
     proxy.reset();
     tokio::time::sleep(window).await;
-    let counts = proxy.counts();
+    proxy.counts()
+}
+
+/// Prints `counts` per session-minute; the total per session-minute and the lookups of
+/// pending requests.
+fn report(
+    what: &str,
+    counts: &BTreeMap<String, u64>,
+    sessions: u64,
+    window: Duration,
+) -> (f64, u64) {
     let session_minutes = sessions as f64 * window.as_secs_f64() / 60.0;
     let total: u64 = counts.values().sum();
+    let per_session_minute = total as f64 / session_minutes;
     eprintln!(
-        "{sessions} busy sessions for {} s: {total} requests, {:.2} per session-minute",
+        "{sessions} {what} sessions for {} s: {total} requests, {per_session_minute:.2} per session-minute",
         window.as_secs(),
-        total as f64 / session_minutes
     );
-    for (kind, n) in &counts {
+    for (kind, n) in counts {
         eprintln!(
             "  {kind:<40} {n:>5}  {:.2}/session-min",
             *n as f64 / session_minutes
@@ -99,16 +145,7 @@ async fn busy_sessions_cost_their_server_no_requests_per_session_on_a_clock() {
         .iter()
         .map(|k| counts.get(*k).copied().unwrap_or(0))
         .sum::<u64>();
-    // While the stream is up, a lookup comes only with a resync (after a reconnect, or the
-    // paced sweep): not one per busy session every few seconds.
-    assert!(
-        lookups <= 2 * sessions,
-        "{lookups} lookups of pending requests in {} s for {sessions} sessions",
-        window.as_secs()
-    );
-    engine.shutdown().await.unwrap();
-    store.close().await;
-    server.stop().await;
+    (per_session_minute, lookups)
 }
 
 /// CPU time (user + system) of this process's finished children (the git calls), from
