@@ -381,6 +381,48 @@ async fn abort_stops_a_hung_session_and_a_model_error_is_a_session_error() {
     server.stop().await;
 }
 
+/// While the stream is up, a watched session is resynced after the connect and then only by
+/// the paced sweep, once nothing was heard about it for `resync_quiet`: not on every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_session_is_resynced_after_its_quiet_time_not_on_every_tick() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let script = Script::new().rule(Rule::when("hold").turn(Turn::text("held").delay_ms(30_000)));
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let session = client.create_session(&dir, &titled("quiet")).await.unwrap();
+    let options = StreamOptions {
+        resync_every: Duration::from_millis(500),
+        resync_batch: 4,
+        resync_quiet: Duration::from_secs(3),
+        ..StreamOptions::default()
+    };
+    let watchlist = Watchlist::default();
+    watchlist.watch(&session.id, &dir);
+    let mut follower = EventFollower::spawn(client.clone(), watchlist, options);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    client
+        .prompt_async(&dir, &session.id, &prompt("hold"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    let mut resynced = 0;
+    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, follower.items.recv()).await {
+        if let StreamItem::Resynced(snapshots) = item
+            && snapshots.iter().any(|s| s.session_id == session.id)
+        {
+            resynced += 1;
+        }
+    }
+    // After the connect, then about every 3 s of quiet (the prompt's events are heard first):
+    // not every 500 ms.
+    assert!(
+        (2..=4).contains(&resynced),
+        "resynced {resynced} times in 8 s"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_opens_the_breaker_and_the_stream_catches_up_after_restart() {
     let repo = TestRepo::new();
