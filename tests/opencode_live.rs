@@ -381,6 +381,64 @@ async fn abort_stops_a_hung_session_and_a_model_error_is_a_session_error() {
     server.stop().await;
 }
 
+/// While the stream is up, a watched session is resynced after the connect and then only by
+/// the paced sweep, once nothing was heard about it for `resync_quiet`: not on every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_session_is_resynced_after_its_quiet_time_not_on_every_tick() {
+    let repo = TestRepo::new();
+    let dir = repo.dir_str();
+    let script = Script::new().rule(Rule::when("hold").turn(Turn::text("held").delay_ms(60_000)));
+    let server = TestServer::start(script).await;
+    let client = server.client();
+    let session = client.create_session(&dir, &titled("quiet")).await.unwrap();
+    let quiet = Duration::from_secs(5);
+    let options = StreamOptions {
+        resync_every: Duration::from_millis(500),
+        resync_batch: 4,
+        resync_quiet: quiet,
+        ..StreamOptions::default()
+    };
+    let watchlist = Watchlist::default();
+    watchlist.watch(&session.id, &dir);
+    let mut follower = EventFollower::spawn(client.clone(), watchlist, options);
+    until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    client
+        .prompt_async(&dir, &session.id, &prompt("hold"))
+        .await
+        .unwrap();
+    // The resync after the connect, then the sweep's: it comes only once the session has been
+    // quiet (no event about it) for `quiet`, not on the next 500 ms tick.
+    let mut last = None;
+    let mut resyncs = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while resyncs.len() < 2 {
+        let item = tokio::time::timeout_at(deadline, follower.items.recv())
+            .await
+            .expect("no sweep")
+            .unwrap();
+        let now = tokio::time::Instant::now();
+        match item {
+            StreamItem::Event { event, .. } if event.session_id() == Some(&session.id) => {
+                last = Some(now);
+            }
+            StreamItem::Resynced(snapshots)
+                if snapshots.iter().any(|s| s.session_id == session.id) =>
+            {
+                resyncs.push(now);
+            }
+            _ => {}
+        }
+    }
+    let since = resyncs[0].max(last.unwrap_or(resyncs[0]));
+    let gap = resyncs[1].duration_since(since);
+    // Slack for the item's way from the follower to this test under load.
+    assert!(
+        gap >= quiet - Duration::from_secs(1),
+        "swept {gap:?} after the session was last heard from or synced"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_opens_the_breaker_and_the_stream_catches_up_after_restart() {
     let repo = TestRepo::new();
@@ -400,7 +458,10 @@ async fn a_killed_server_opens_the_breaker_and_the_stream_catches_up_after_resta
     let options = StreamOptions {
         first_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(2),
+        // Swept every 2 s, each session every time: the test waits for a resync.
         resync_every: Duration::from_secs(2),
+        resync_batch: 8,
+        resync_quiet: Duration::ZERO,
         ..StreamOptions::default()
     };
     let mut follower = EventFollower::spawn(client.clone(), Watchlist::default(), options);
@@ -442,7 +503,6 @@ async fn a_killed_server_opens_the_breaker_and_the_stream_catches_up_after_resta
     let caught_up = |item: &StreamItem| match item {
         StreamItem::Resynced(snapshots) => snapshots.iter().any(|s| {
             s.session_id == session.id
-                && s.status == SessionStatus::Idle
                 && s.recent
                     .iter()
                     .flat_map(|m| &m.parts)

@@ -147,11 +147,15 @@ impl Hub {
         }
     }
 
-    /// Hands one stream item's events to the runs they are about.
+    /// Hands one stream item's events to the runs they are about. A run too slow to take one
+    /// has its session resynced by the follower, so what was dropped comes again.
     fn route(&self, item: StreamItem) {
         for (id, event) in self.events_of(item) {
-            if let Some(route) = self.routes.get(&id) {
-                let _ = route.tx.try_send(event);
+            if let Some(route) = self.routes.get(&id)
+                && route.tx.try_send(event).is_err()
+                && let Some(follower) = &self.follower
+            {
+                follower.watchlist.stale(&id);
             }
         }
     }
@@ -180,8 +184,10 @@ impl Hub {
                         .flat_map(|m| m.parts)
                         .map(|part| ServerEvent::PartUpdated { part });
                     let asks = s.permissions.into_iter().map(ServerEvent::PermissionAsked);
+                    let questions = s.questions.into_iter().map(ServerEvent::QuestionAsked);
                     parts
                         .chain(asks)
+                        .chain(questions)
                         .map(move |e| (id.clone(), e))
                         .collect::<Vec<_>>()
                 })
@@ -206,7 +212,7 @@ mod tests {
     use crate::opencode::client::ClientOptions;
     use crate::opencode::event;
     use crate::opencode::stream::SessionSnapshot;
-    use crate::opencode::wire::{PermissionRequest, SessionStatus};
+    use crate::opencode::wire::PermissionRequest;
 
     /// A hub with a run on `ses_a` in `/a` and one on `ses_b` in `/b`, and their receivers.
     fn hub() -> (
@@ -278,11 +284,31 @@ mod tests {
         .unwrap();
         hub.route(StreamItem::Resynced(vec![SessionSnapshot {
             session_id: "ses_a".into(),
-            status: SessionStatus::Busy,
             permissions: vec![asked],
+            questions: Vec::new(),
             recent: Vec::new(),
         }]));
         assert!(matches!(a.try_recv(), Ok(ServerEvent::PermissionAsked(p)) if p.id == "per_1"));
+    }
+
+    #[tokio::test]
+    async fn a_run_too_slow_for_its_events_has_its_session_resynced() {
+        let (mut hub, _a, _b) = hub();
+        hub.routes.clear();
+        let (tx, _events) = mpsc::channel(1);
+        let directory = "/a".to_string();
+        hub.subscribe("ses_a".into(), Route { directory, tx });
+        let busy = || StreamItem::Event {
+            directory: Some("/a".into()),
+            event: event(
+                r#"{"type":"session.status","properties":{"sessionID":"ses_a","status":{"type":"busy"}}}"#,
+            ),
+        };
+        hub.route(busy());
+        let watchlist = &hub.follower.as_ref().unwrap().watchlist;
+        assert!(watchlist.take_stale().is_empty(), "taken: nothing lost");
+        hub.route(busy());
+        assert_eq!(watchlist.take_stale(), ["ses_a".to_string()].into());
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod event;
 pub(crate) mod live;
 pub mod managed;
+pub(crate) mod pace;
 pub mod planner;
 pub mod runner;
 pub mod secret;

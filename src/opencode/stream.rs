@@ -5,10 +5,14 @@
 //! - reconnects with backoff whenever the stream ends, errors, or stays silent longer than the
 //!   heartbeat watchdog allows (the server sends `server.heartbeat` about every 10 s; a stream
 //!   gone stale after a suspend or a proxy hiccup goes quiet);
-//! - after every (re)connect, and periodically while connected (a stream that only carries
-//!   heartbeats looks alive), resyncs the watched sessions through REST: status, pending
-//!   permissions, session info and recent messages. Consumers treat a resync as the truth and
-//!   events as the deltas on top of it.
+//! - after every (re)connect resyncs all the watched sessions through REST (pending permission
+//!   requests and questions, recent messages); while the stream is down it looks up their
+//!   pending requests at each retry, so what is asked meanwhile is still seen;
+//! - while connected, resyncs only what the stream may have missed, at a pace that does not grow
+//!   with the number of sessions (see [`super::pace`]): a session whose event ocio dropped, and
+//!   a slow rolling sweep of those it has not heard from for a while.
+//!
+//! Consumers treat a resync as the truth and events as the deltas on top of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,18 +20,24 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::client::{Client, ClientError};
 use super::event::{self, ServerEvent};
+use super::pace::{Pace, Pacer};
 use super::sse::SseDecoder;
-use super::wire::{MessageWithParts, PermissionRequest, SessionStatus};
+use super::wire::{MessageWithParts, PermissionRequest, QuestionRequest};
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// Reconnect when nothing (not even a heartbeat) arrives for this long.
     pub silence_limit: Duration,
-    /// Resync through REST this often even while the stream looks healthy.
+    /// How often the rolling sweep resyncs its next sessions while the stream looks healthy.
     pub resync_every: Duration,
+    /// Most sessions one sweep resyncs: the server's budget is this many per `resync_every`.
+    pub resync_batch: usize,
+    /// A session resynced, or heard from on the stream, within this long is not swept.
+    pub resync_quiet: Duration,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
     /// Messages per watched session fetched by a resync.
@@ -38,7 +48,10 @@ impl Default for StreamOptions {
     fn default() -> Self {
         Self {
             silence_limit: Duration::from_secs(30),
-            resync_every: Duration::from_secs(60),
+            // Six sessions a minute per server at most, each at most every five minutes.
+            resync_every: Duration::from_secs(10),
+            resync_batch: 1,
+            resync_quiet: Duration::from_secs(300),
             first_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
             recent_messages: 10,
@@ -65,33 +78,53 @@ pub enum StreamItem {
     Disconnected { reason: String, retry_in: Duration },
 }
 
-/// One watched session as the server sees it right now.
+/// One watched session as the server sees it right now: what it asks, and (unless only its
+/// requests were looked up) its last messages.
 #[derive(Debug, Clone)]
 pub struct SessionSnapshot {
     pub session_id: String,
-    pub status: SessionStatus,
     pub(crate) permissions: Vec<PermissionRequest>,
+    pub(crate) questions: Vec<QuestionRequest>,
     pub recent: Vec<MessageWithParts>,
 }
 
-/// The sessions a follower resyncs: session id -> directory. Shared with whoever starts them.
+/// The sessions a follower resyncs (session id -> directory), and those of them whose events
+/// ocio dropped. Shared with whoever starts them.
 #[derive(Debug, Clone, Default)]
-pub struct Watchlist(Arc<Mutex<BTreeMap<String, String>>>);
+pub struct Watchlist(Arc<Mutex<Watched>>);
+
+#[derive(Debug, Default)]
+struct Watched {
+    sessions: BTreeMap<String, String>,
+    stale: BTreeSet<String>,
+}
 
 impl Watchlist {
     pub fn watch(&self, session_id: &str, directory: &str) {
-        self.lock().insert(session_id.into(), directory.into());
+        let mut watched = self.lock();
+        watched.sessions.insert(session_id.into(), directory.into());
     }
 
     pub(crate) fn unwatch(&self, session_id: &str) {
-        self.lock().remove(session_id);
+        let mut watched = self.lock();
+        watched.sessions.remove(session_id);
+        watched.stale.remove(session_id);
+    }
+
+    /// An event about `session_id` was dropped: the follower resyncs it at its next sweep.
+    pub(crate) fn stale(&self, session_id: &str) {
+        self.lock().stale.insert(session_id.into());
     }
 
     pub(crate) fn snapshot(&self) -> BTreeMap<String, String> {
-        self.lock().clone()
+        self.lock().sessions.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+    pub(crate) fn take_stale(&self) -> BTreeSet<String> {
+        std::mem::take(&mut self.lock().stale)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watched> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -161,6 +194,11 @@ async fn follow(
         if tx.send(item).await.is_err() {
             return;
         }
+        // Nothing is heard while the stream is down: what the sessions ask is looked up.
+        let asked = resync(&client, &watchlist.snapshot(), None).await;
+        if !asked.is_empty() && tx.send(StreamItem::Resynced(asked)).await.is_err() {
+            return;
+        }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = tx.closed() => return,
@@ -178,8 +216,15 @@ async fn run_connection(
 ) -> End {
     let mut body = response.bytes_stream();
     let mut decoder = SseDecoder::new();
-    // Resync right after connecting: whatever happened while we were away is in it.
-    let mut resync = tokio::time::interval(options.resync_every);
+    let mut pacer = Pacer::default();
+    let pace = Pace {
+        batch: options.resync_batch,
+        quiet: options.resync_quiet,
+    };
+    // The first tick is at once: whatever happened while we were away is in it.
+    let mut sweep = tokio::time::interval(options.resync_every);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
         tokio::select! {
             chunk = tokio::time::timeout(options.silence_limit, body.next()) => match chunk {
@@ -190,14 +235,29 @@ async fn run_connection(
                     decoder.push(&bytes);
                     while let Some(message) = decoder.next_message() {
                         let Some((directory, event)) = decode_line(&message.data) else { continue };
+                        if let Some(session) = event.session_id() {
+                            pacer.heard(session, Instant::now());
+                        }
                         if tx.send(StreamItem::Event { directory, event }).await.is_err() {
                             return End::Consumer;
                         }
                     }
                 }
             },
-            _ = resync.tick() => {
-                let snapshots = resync_watched(client, watchlist, options.recent_messages).await;
+            _ = sweep.tick() => {
+                // After a (re)connect all of them (a `Resynced` always follows `Connected`),
+                // then what the sweep picks.
+                let reconnected = std::mem::take(&mut first);
+                let due = if reconnected {
+                    watchlist.snapshot()
+                } else {
+                    swept(watchlist, &mut pacer, pace)
+                };
+                if due.is_empty() && !reconnected {
+                    continue;
+                }
+                let snapshots = resync(client, &due, Some(options.recent_messages)).await;
+                pacer.synced(snapshots.iter().map(|s| &s.session_id), Instant::now());
                 if tx.send(StreamItem::Resynced(snapshots)).await.is_err() {
                     return End::Consumer;
                 }
@@ -205,6 +265,20 @@ async fn run_connection(
             () = tx.closed() => return End::Consumer,
         }
     }
+}
+
+/// The sessions (id -> directory) the sweep resyncs now: the stale ones first.
+fn swept(watchlist: &Watchlist, pacer: &mut Pacer, pace: Pace) -> BTreeMap<String, String> {
+    let mut watched = watchlist.snapshot();
+    for session in watchlist.take_stale() {
+        pacer.stale(&session);
+    }
+    let due: BTreeSet<String> = pacer
+        .due(&watched, pace, Instant::now())
+        .into_iter()
+        .collect();
+    watched.retain(|session, _| due.contains(session));
+    watched
 }
 
 /// Decode one `data:` line of `/global/event` (or a bare `/event` one); `None` for events ocio
@@ -220,52 +294,64 @@ pub(crate) fn decode_line(data: &str) -> Option<(Option<String>, ServerEvent)> {
     }
 }
 
-async fn resync_watched(
+/// REST truth for `sessions` (id -> directory): what each asks (one look-up per directory for
+/// permissions and one for questions, however many sessions share it) and, with `recent`, its
+/// last messages. A session something cannot be read for is left out (a failed call must not
+/// look like nothing pending): the next resync fills it in.
+async fn resync(
     client: &Client,
-    watchlist: &Watchlist,
-    recent: u32,
+    sessions: &BTreeMap<String, String>,
+    recent: Option<u32>,
 ) -> Vec<SessionSnapshot> {
-    let watched = watchlist.snapshot();
-    let directories: BTreeSet<&String> = watched.values().collect();
+    let directories: BTreeSet<&String> = sessions.values().collect();
     let mut per_dir = BTreeMap::new();
     for dir in directories {
-        // A failed call leaves the resync partial; the next one fills it in.
-        let statuses = client.session_status(dir).await.unwrap_or_default();
-        let permissions = client.permissions(dir).await.unwrap_or_default();
-        per_dir.insert(dir.clone(), (statuses, permissions));
+        match asked_in(client, dir).await {
+            Ok(asked) => {
+                per_dir.insert(dir, asked);
+            }
+            Err(e) => tracing::debug!(%dir, error = %e, "resync: pending requests unavailable"),
+        }
     }
-    let mut snapshots = Vec::with_capacity(watched.len());
-    for (session_id, directory) in &watched {
-        let Some((statuses, permissions)) = per_dir.get(directory) else {
+    let mut snapshots = Vec::with_capacity(sessions.len());
+    for (session_id, directory) in sessions {
+        let Some((permissions, questions)) = per_dir.get(directory) else {
             continue;
         };
-        // The session's record is not kept, but a failure to read it (other than the session
-        // being gone) leaves the session out of this resync: the calls above may have failed
-        // too and left defaults (an idle status). The next resync fills it in.
-        match client.session(directory, session_id).await {
-            Ok(_) | Err(ClientError::NotFound { .. }) => {}
-            Err(e) => {
-                tracing::debug!(%session_id, error = %e, "resync: session info unavailable");
-                continue;
-            }
-        }
-        let recent = client
-            .messages(directory, session_id, Some(recent))
-            .await
-            .unwrap_or_default();
+        let recent = match recent {
+            None => Vec::new(),
+            Some(limit) => match client.messages(directory, session_id, Some(limit)).await {
+                Ok(recent) => recent,
+                // Gone: nothing to replay.
+                Err(ClientError::NotFound { .. }) => Vec::new(),
+                Err(e) => {
+                    tracing::debug!(%session_id, error = %e, "resync: messages unavailable");
+                    continue;
+                }
+            },
+        };
         snapshots.push(SessionSnapshot {
             session_id: session_id.clone(),
-            status: statuses
-                .get(session_id)
-                .cloned()
-                .unwrap_or(SessionStatus::Idle),
             permissions: permissions
                 .iter()
                 .filter(|p| &p.session_id == session_id)
+                .cloned()
+                .collect(),
+            questions: questions
+                .iter()
+                .filter(|q| &q.session_id == session_id)
                 .cloned()
                 .collect(),
             recent,
         });
     }
     snapshots
+}
+
+/// The pending permission requests and questions of directory `dir`.
+async fn asked_in(
+    client: &Client,
+    dir: &str,
+) -> Result<(Vec<PermissionRequest>, Vec<QuestionRequest>), ClientError> {
+    Ok((client.permissions(dir).await?, client.questions(dir).await?))
 }

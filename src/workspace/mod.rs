@@ -441,22 +441,17 @@ impl Workspace {
     /// [`Self::changed_files`] but without touching the worktree's index (plain `git diff`
     /// refreshes it, which could make the session's own `git add` find `index.lock` taken)
     /// and without waiting for the other operations on the repository.
-    pub(crate) fn touched_files(&self, worktree: &Path) -> Result<Vec<String>> {
-        let stamp = self.stamp(worktree)?;
+    ///
+    /// `base`: the worktree's [`Self::worktree_base`], read once per session by the caller, so a
+    /// look costs two git calls.
+    pub(crate) fn touched_since(&self, worktree: &Path, base: &str) -> Result<Vec<String>> {
         // Committed since it was made (a session may commit), then what the index and the
         // files add to that.
         let mut files: BTreeSet<String> = self
             .git
             .paths(
                 worktree,
-                &[
-                    "diff",
-                    "--name-only",
-                    "-z",
-                    "--no-renames",
-                    &stamp.base,
-                    "HEAD",
-                ],
+                &["diff", "--name-only", "-z", "--no-renames", base, "HEAD"],
             )?
             .into_iter()
             .collect();
@@ -478,6 +473,11 @@ impl Workspace {
                 .map(str::to_string),
         );
         Ok(files.into_iter().collect())
+    }
+
+    /// The commit a task's worktree was made from (its stamp's).
+    pub(crate) fn worktree_base(&self, worktree: &Path) -> Result<String> {
+        Ok(self.stamp(worktree)?.base)
     }
 
     /// The files changed in `dir` (any checkout of the repository) since commit `base`:

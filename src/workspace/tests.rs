@@ -240,7 +240,8 @@ fn changed_files_see_committed_staged_unstaged_new_and_deleted_files() {
     );
     // Watching a running session (without taking its index lock) sees the same.
     assert_eq!(
-        ws.touched_files(&task.path).unwrap(),
+        ws.touched_since(&task.path, &ws.worktree_base(&task.path).unwrap())
+            .unwrap(),
         ws.changed_files(&task.path).unwrap()
     );
     let err = ws.changed_files(&fx.repo).unwrap_err();

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod counting_proxy;
 pub mod disk;
 pub mod home;
 mod install;

@@ -116,6 +116,7 @@ impl Core {
             };
             let edited = edited.and_then(|file| repo_relative(run.overlap_dir.as_deref()?, file));
             let plan = run.plan;
+            self.scanner.mark(session, &entry.activity);
             if let Some(path) = edited {
                 self.touch(plan, session, path);
             }

@@ -15,8 +15,17 @@ use crate::opencode::client::ClientError;
 use crate::opencode::event::ServerEvent;
 use crate::opencode::wire::{MessageInfo, MessageWithParts};
 
-/// How often a re-attached run checks on a busy remote session.
+/// How often a re-attached run checks on its remote session.
 const RESUME_POLL: Duration = Duration::from_secs(1);
+
+/// How long a re-attached run waits between checks while its session is busy: the stream
+/// tells when it stops being busy (which ends the wait at once), so this only bounds how late
+/// a lost event is noticed.
+const BUSY_POLL: Duration = Duration::from_secs(15);
+
+/// Busy checks between lookups of what the session asks (the stream brings each request at
+/// once, and the server's resyncs bring them again when the stream may have dropped one).
+const PENDING_EVERY: u32 = 4;
 
 /// Checks a re-attached run waits for its prompt to show up before sending it again: the last
 /// engine may have stopped while the prompt was on its way (the server stores it a moment
@@ -55,7 +64,7 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut watch = watch.unwrap_or_else(|| Watch::new(self.live.subscribe(id, &dir)));
-        let (mut unasked, mut stalled, mut away) = (0, 0, 0);
+        let (mut unasked, mut stalled, mut away, mut busy) = (0, 0, 0, 0);
         loop {
             let progress = match &awaited {
                 // Interrupted: nothing ends the run but the operator's word, a stop, or the
@@ -64,6 +73,12 @@ impl OpencodeRunner {
                 awaited => self.progress(&dir, id, awaited.message().as_deref()).await,
             };
             away = if progress.is_err() { away + 1 } else { 0 };
+            let was_busy = busy;
+            busy = if matches!(progress, Ok(Progress::Busy)) {
+                busy + 1
+            } else {
+                0
+            };
             match progress {
                 Ok(Progress::Unasked) if unasked >= PROMPT_GRACE => match &awaited {
                     Awaited::Said { id: said, text } => {
@@ -101,7 +116,9 @@ impl OpencodeRunner {
                 }
                 Ok(Progress::Busy) => {
                     stalled = 0;
-                    self.relay_pending(&job, &dir, id, &mut watch).await;
+                    if was_busy % PENDING_EVERY == 0 {
+                        self.relay_pending(&job, &dir, id, &mut watch).await;
+                    }
                 }
                 Err(e) => {
                     if let Some(end) = unreadable(e, away, &remote) {
@@ -109,7 +126,8 @@ impl OpencodeRunner {
                     }
                 }
             }
-            match self.pause(&mut stop, &job, &dir, &mut watch).await {
+            let wait = if busy > 0 { BUSY_POLL } else { RESUME_POLL };
+            match self.pause(&mut stop, &job, &dir, &mut watch, wait).await {
                 Paused::Waited => {}
                 Paused::Stop(why) => return self.stop(&dir, id, why).await,
                 Paused::Steered(word) => {
@@ -150,26 +168,42 @@ impl OpencodeRunner {
         })
     }
 
-    /// Wait a poll interval, passing on live events meanwhile; why the run must end, or what
-    /// the operator said, if anything.
+    /// Wait up to `wait`, passing on live events meanwhile, and less when the session's
+    /// status changes; why the run must end, or what the operator said, if anything.
     async fn pause(
         &self,
         stop: &mut oneshot::Receiver<()>,
         job: &Job,
         dir: &str,
         watch: &mut Watch,
+        wait: Duration,
     ) -> Paused {
-        let sleep = tokio::time::sleep(RESUME_POLL);
+        let sleep = tokio::time::sleep(wait);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
                 () = &mut sleep => return Paused::Waited,
                 asked = &mut *stop => return Paused::Stop(Interrupt::of(asked)),
                 word = job.steering.next() => return Paused::Steered(word),
-                Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, watch).await,
+                Some(event) = watch.live.events.recv() => {
+                    self.on_event(job, dir, &event, watch).await;
+                    if changes_status(&event) {
+                        return Paused::Waited;
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether `event` (about the followed session) says its status changed: worth a check now.
+fn changes_status(event: &ServerEvent) -> bool {
+    matches!(
+        event,
+        ServerEvent::SessionStatus { .. }
+            | ServerEvent::SessionIdle { .. }
+            | ServerEvent::SessionError { .. }
+    )
 }
 
 /// How a pause between checks ended.

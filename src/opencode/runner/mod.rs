@@ -11,8 +11,8 @@
 //! While the answer is awaited, the server's live event stream (one per server, see
 //! `LiveHub`) tells the run what its session does: that becomes transcript activity for the
 //! engine, and permission requests are handed to the engine (its policy or the operator) the
-//! moment they are asked, with the answers sent back to the server. Pending requests are also
-//! looked up every few seconds, in case the stream dropped one.
+//! moment they are asked, with the answers sent back to the server. The hub's resyncs bring
+//! pending requests again whenever the stream may have dropped one (see `stream`).
 //!
 //! `create` makes or takes up the remote session, `prompt` sends the prompt and reads the
 //! answer, `follow` re-attaches, `watch` passes live events and permission requests on.

@@ -1,7 +1,5 @@
 //! Sending a run's prompt and reading its answer: what it used, and how it ends the run.
 
-use std::time::Duration;
-
 use tokio::sync::oneshot;
 
 use super::steer::Awaited;
@@ -13,10 +11,6 @@ use crate::opencode::client::ClientError;
 use crate::opencode::wire::{
     MessageInfo, MessageWithParts, ModelSelector, Part, PromptPart, PromptRequest,
 };
-
-/// How often a running session's pending permission requests are looked up (the stream brings
-/// them at once; this catches any it dropped).
-const PERMISSION_POLL: Duration = Duration::from_secs(3);
 
 impl OpencodeRunner {
     /// Send the prompt (with the attempt's own message id, so sending it again is never a
@@ -44,14 +38,15 @@ impl OpencodeRunner {
         let mut watch = Watch::new(self.live.subscribe(remote, dir));
         let reply = self.client.prompt(dir, remote, &prompt);
         tokio::pin!(reply);
-        let mut poll = tokio::time::interval(PERMISSION_POLL);
+        // What the session asks comes on the stream, and again with the server's resyncs (after
+        // a reconnect, while the stream is down, or when ocio dropped one of its events): no
+        // poll per session.
         let mut awaited = Awaited::Prompt;
         let reply = loop {
             tokio::select! {
                 reply = &mut reply => break reply,
                 asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch).await,
-                _ = poll.tick() => self.relay_pending(job, dir, remote, &mut watch).await,
                 word = job.steering.next() => awaited = self.steer(dir, remote, word).await,
             }
         };
