@@ -274,6 +274,51 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
     let returned = boxes.bring_back(&local, &dir, true).await.unwrap();
     assert_eq!(returned, Returned::Nothing);
     assert!(git(&local, &["status", "--porcelain"]).is_empty());
+    // Brought back again (a restart after the box's worktree went): still nothing, no error.
+    let again = boxes.bring_back(&local, &dir, true).await.unwrap();
+    assert_eq!(again, Returned::Nothing);
+    a_box_worktree_follows_its_start(&boxes, &local, &mut rng).await;
+}
+
+/// A commit the mirror has only as an ancestor of another is not sent again (no empty bundle);
+/// a box worktree left from an earlier start is made again from the new one.
+async fn a_box_worktree_follows_its_start(
+    boxes: &BoxWorkspace,
+    local: &Path,
+    rng: &mut fastrand::Rng,
+) {
+    // Never sent alone: the mirror gets it only as the newer one's parent.
+    random_tree(rng, local, 2);
+    git(local, &["add", "-A"]);
+    git(local, &["commit", "-q", "-m", "older"]);
+    let older = git(local, &["rev-parse", "HEAD"]);
+    random_tree(rng, local, 2);
+    git(local, &["add", "-A"]);
+    git(local, &["commit", "-q", "-m", "newer"]);
+    let newer = git(local, &["rev-parse", "HEAD"]);
+    let dir = boxes.prepare(local).await.unwrap();
+    boxes.bring_back(local, &dir, true).await.unwrap();
+    // An attempt from the older commit, after the mirror got the newer one.
+    let from_older = local.parent().unwrap().join("2");
+    git(
+        local,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            from_older.to_str().unwrap(),
+            &older,
+        ],
+    );
+    let dir = boxes.prepare(&from_older).await.unwrap();
+    assert_eq!(git(Path::new(&dir), &["rev-parse", "HEAD"]), older);
+    // Its start moves on (an attempt made again) while the box still has its worktree.
+    git(&from_older, &["checkout", "-q", "--detach", &newer]);
+    let again = boxes.prepare(&from_older).await.unwrap();
+    assert_eq!(again, dir);
+    assert_eq!(git(Path::new(&dir), &["rev-parse", "HEAD"]), newer);
+    boxes.bring_back(&from_older, &dir, true).await.unwrap();
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

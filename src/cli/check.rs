@@ -262,9 +262,20 @@ async fn see_workspace(
         return;
     }
     let dir = probe_dir.to_string_lossy();
-    let sees =
-        matches!(client.file_bytes(&dir, &name).await, Ok(bytes) if bytes == token.as_bytes());
+    let read = client.file_bytes(&dir, &name).await;
     let _ = std::fs::remove_file(&file);
+    let sees = match read {
+        Ok(bytes) => bytes == token.as_bytes(),
+        // The server answered that it cannot read it (OpenCode answers 500 for a directory
+        // it does not have).
+        Err(crate::opencode::client::ClientError::Status { status, .. })
+            if status != 401 && status != 403 =>
+        {
+            false
+        }
+        // Not reached, or not let in: nothing is known about its disk.
+        Err(_) => return,
+    };
     report.workspace = Some(if sees { "shared" } else { "remote" });
     if !sees && agent.workspace_mode() == crate::config::WorkspaceMode::Shared {
         report.ok = false;

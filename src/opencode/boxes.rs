@@ -158,7 +158,7 @@ impl BoxWorkspace {
         if found.worktree {
             return Ok(dir);
         }
-        if !found.haves.contains(&base) {
+        if !found.has_base {
             self.send(local, &root, &base, found.haves).await?;
         }
         let script = format!(
@@ -170,20 +170,29 @@ impl BoxWorkspace {
         Ok(dir)
     }
 
-    /// The mirror (made when missing), the commits it has, whether worktree `name` exists.
+    /// The mirror (made when missing), the commits it has, whether it has `base`, whether
+    /// worktree `name` exists started from `base` (one that does not is removed: a half-made
+    /// one, or one of an earlier start).
     async fn look(&self, root: &str, name: &str, base: &str) -> Result<Found, BoxError> {
         let script = format!(
             "set -e; mkdir -p {root}/outbox {root}/work; cd {root}; \
              [ -d mirror/.git ] || git init -q mirror; [ -d inbox/.git ] || git init -q inbox; \
-             rm -f inbox/{base}.bundle; \
-             if [ -e work/{name} ]; then echo WORKTREE; fi; \
+             if git -C mirror cat-file -e '{base}^{{commit}}' 2>/dev/null; then echo HAS; \
+             git -C mirror update-ref {carried} {base}; fi; \
+             if [ -e work/{name} ]; then \
+             if [ -e work/{name}/.git ] && git -C work/{name} merge-base --is-ancestor {base} HEAD 2>/dev/null; \
+             then echo WORKTREE; \
+             else git -C mirror worktree remove --force ../work/{name} 2>/dev/null || rm -rf work/{name}; \
+             git -C mirror worktree prune; fi; fi; \
              git -C mirror for-each-ref --sort=-committerdate --count={HAVES} --format='HAVE %(objectname)' refs/ocio/box; \
              echo {DONE}",
             root = quoted(root),
+            carried = carry::carried_ref(base),
         );
         let output = self.script("looking at the box's mirror", &script).await?;
         Ok(Found {
             worktree: output.lines().any(|line| line == "WORKTREE"),
+            has_base: output.lines().any(|line| line == "HAS"),
             haves: output
                 .lines()
                 .filter_map(|line| line.strip_prefix("HAVE "))
@@ -210,12 +219,18 @@ impl BoxWorkspace {
         };
         tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, "sending a tree to a build box");
         let inbox = format!("{root}/inbox");
-        self.client.vcs_apply(&inbox, &parcel.patch).await?;
+        if !self.client.vcs_apply(&inbox, &parcel.patch).await? {
+            return Err(BoxError::Script {
+                step: "placing the tree's bundle in the box's inbox",
+                output: "the server did not apply the patch".into(),
+            });
+        }
         let carried = carry::carried_ref(base);
         let script = format!(
-            "set -e; cd {mirror}; git fetch -q ../inbox/{file} +{carried}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
+            "set -e; cd {mirror}; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
             mirror = quoted(&format!("{root}/mirror")),
             file = quoted(&parcel.name),
+            sent = parcel.carries,
         );
         self.script("taking the tree into the box's mirror", &script)
             .await?;
@@ -258,6 +273,11 @@ impl BoxWorkspace {
         let returned = if output.lines().any(|line| line == "GONE") {
             self.received(local, &name, dir).await?
         } else if output.lines().any(|line| line == "NOTHING") {
+            blocking({
+                let (local, name, base) = (local.to_path_buf(), name.clone(), base.clone());
+                move || carry::returned_nothing(&local, &name, &base)
+            })
+            .await?;
             Returned::Nothing
         } else {
             let bytes = self
@@ -291,7 +311,13 @@ impl BoxWorkspace {
             move || carry::received(&local, &name)
         })
         .await?;
+        let start = blocking({
+            let local = local.to_path_buf();
+            move || carry::start_of(&local)
+        })
+        .await?;
         match found {
+            Some(commit) if commit == start => Ok(Returned::Nothing),
             Some(commit) => Ok(Returned::Work { commit }),
             None => Err(BoxError::Gone { dir: dir.into() }),
         }
@@ -300,7 +326,7 @@ impl BoxWorkspace {
     /// The box's worktree of a finished session goes, with its bundle and ref.
     async fn tidy(&self, root: &str, name: &str, dir: &str) {
         let script = format!(
-            "cd {mirror} && git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle; echo {DONE}",
+            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle; echo {DONE}",
             mirror = quoted(&format!("{root}/mirror")),
             dir = quoted(dir),
             back = carry::returned_ref(name),
@@ -341,6 +367,7 @@ impl BoxWorkspace {
 /// What the box's mirror holds.
 struct Found {
     worktree: bool,
+    has_base: bool,
     haves: Vec<String>,
 }
 

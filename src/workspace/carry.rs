@@ -17,10 +17,12 @@ use super::git::Git;
 
 type Result<T> = std::result::Result<T, WorkspaceError>;
 
-/// A bundle made into a patch that creates file `name` (applied in the box's inbox).
+/// A bundle made into a patch that creates file `name` (applied in the box's inbox), holding
+/// the commit under ref `carries`.
 #[derive(Debug, Clone)]
 pub struct Parcel {
     pub name: String,
+    pub carries: String,
     pub patch: String,
     /// The bundle's size, for the log.
     pub bytes: u64,
@@ -63,9 +65,11 @@ pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Opt
         .map(|have| format!("^{have}"))
         .collect();
     let scratch = scratch(worktree)?;
-    let name = format!("{commit}.bundle");
+    // Unique, so two boxes sent the same commit at once (or two agents on one box) never meet.
+    let unique = ulid::Ulid::generate();
+    let name = format!("{commit}-{unique}.bundle");
     let bundle = scratch.path().join(&name);
-    let carried = carried_ref(commit);
+    let carried = format!("refs/ocio/sending/{unique}");
     git.run(worktree, &["update-ref", &carried, commit])?;
     let mut args = vec!["bundle".to_string(), "create".into(), "-q".into()];
     args.push(bundle.to_string_lossy().into_owned());
@@ -78,7 +82,12 @@ pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Opt
         .map_err(WorkspaceError::io(&bundle))?
         .len();
     let patch = file_as_patch(&git, scratch.path(), &name)?;
-    Ok(Some(Parcel { name, patch, bytes }))
+    Ok(Some(Parcel {
+        name,
+        carries: carried,
+        patch,
+        bytes,
+    }))
 }
 
 /// A patch that creates file `name` of `dir` (`git diff --no-index --binary`), exact for any
@@ -115,6 +124,13 @@ pub fn receive(worktree: &Path, name: &str, bundle: &[u8]) -> Result<String> {
         worktree,
         &["rev-parse", "--verify", &format!("{back}^{{commit}}")],
     )
+}
+
+/// Notes that box worktree `name` brought nothing back (its returned ref is the start), so a
+/// restart after its worktree went still knows.
+pub fn returned_nothing(worktree: &Path, name: &str, start: &str) -> Result<()> {
+    Git::reader(worktree).run(worktree, &["update-ref", &returned_ref(name), start])?;
+    Ok(())
 }
 
 /// The work of box worktree `name`, when it came back already (before a restart).

@@ -41,7 +41,7 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     let parcel = parcel_for(here.path(), &base, &[]).unwrap().unwrap();
     apply(there.path(), &parcel.patch);
     let carried = carried_ref(&base);
-    let spec = format!("+{carried}:{carried}");
+    let spec = format!("+{}:{carried}", parcel.carries);
     git_in(there.path(), &["fetch", "-q", &parcel.name, &spec]);
     assert_eq!(git_in(there.path(), &["rev-parse", &carried]).trim(), base);
     // The mirror has it: nothing to send.
@@ -65,9 +65,11 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     );
     apply(there.path(), &small.patch);
     let carried = carried_ref(&next);
-    let spec = format!("+{carried}:{carried}");
+    let spec = format!("+{}:{carried}", small.carries);
     git_in(there.path(), &["fetch", "-q", &small.name, &spec]);
     assert_eq!(git_in(there.path(), &["rev-parse", &carried]).trim(), next);
+    // The sending ref is gone from ocio's repository.
+    assert!(git_in(here.path(), &["for-each-ref", "refs/ocio/sending"]).is_empty());
     // Unknown haves (another repository's) are skipped, not an error.
     assert!(
         parcel_for(here.path(), &next, &["f".repeat(40)])

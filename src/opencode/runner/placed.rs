@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{OnceCell, oneshot};
 
@@ -49,8 +50,10 @@ impl OpencodeRunner {
         };
         tracing::info!(session = %job.session, server = self.client.base_url(), %dir, "the task's tree is on its build box");
         job.directory = PathBuf::from(&dir);
+        let (stop, asked) = told(stop);
         let outcome = self.clone().drive(job, stop).await;
-        self.brought_back(&boxes, &local, &dir, outcome).await
+        self.brought_back(&boxes, &local, &dir, outcome, &asked)
+            .await
     }
 
     /// A re-attached run whose session works on a box (its recorded directory is not ocio's
@@ -63,13 +66,15 @@ impl OpencodeRunner {
     ) -> Outcome {
         let local = job.directory.clone();
         let dir = remote.directory.to_string_lossy().into_owned();
-        let on_box = remote.directory != local;
+        let on_box = remote.directory != local && self.placement.mode != WorkspaceMode::Shared;
+        let (stop, asked) = told(stop);
         let outcome = self.clone().follow_resumed(job, remote, stop).await;
         if !on_box {
             return outcome;
         }
         let boxes = self.placement.boxes.clone();
-        self.brought_back(&boxes, &local, &dir, outcome).await
+        self.brought_back(&boxes, &local, &dir, outcome, &asked)
+            .await
     }
 
     /// The box a job's session works on; `None` for ocio's own directory; an outcome when it
@@ -109,15 +114,18 @@ impl OpencodeRunner {
         }
     }
 
-    /// Whether the job can be carried to a box: a merge left for a resolver cannot (its state
-    /// is not a commit), so that session needs an agent that shares ocio's disk.
+    /// Whether the job can be carried to a box: a task's attempt can; a session on the plan's
+    /// integration worktree (a conflict's resolver, whose merge in progress is not a commit, or
+    /// a check's fix) cannot yet, so it needs an agent that shares ocio's disk.
     fn carriable(&self, job: &Job) -> Result<(), Outcome> {
-        if !crate::workspace::carry::merging(&job.directory) {
+        let integration = job.directory.file_name()
+            == Some(std::ffi::OsStr::new(crate::workspace::names::INTEGRATION));
+        if !integration && !crate::workspace::carry::merging(&job.directory) {
             return Ok(());
         }
         Err(Outcome::Failed {
             error: format!(
-                "a merge left for a resolver cannot be carried to the build box at {}: conflicts are settled by an agent that shares ocio's disk",
+                "a resolver or fix session works on the plan's integration worktree, which is not carried to the build box at {} yet: it needs an agent that shares ocio's disk",
                 self.client.base_url()
             ),
             agent_fault: true,
@@ -133,12 +141,16 @@ impl OpencodeRunner {
         local: &Path,
         dir: &str,
         outcome: Outcome,
+        asked: &AtomicBool,
     ) -> Outcome {
         let (done, needed) = match &outcome {
             Outcome::Completed { .. } => (true, true),
-            // Its work is kept (a stop's note says so), and the box keeps the worktree for a
-            // session left running while ocio restarts.
-            Outcome::Stopped => (false, false),
+            // Stopped by the engine (cancel, time limit, budget): its session is aborted and its
+            // work kept (a stop's note says so), as a local session's.
+            Outcome::Stopped if asked.load(Ordering::SeqCst) => (true, false),
+            // ocio is stopping and leaves the session running: nothing is taken from under it;
+            // the next start follows it and brings its work back when it ends.
+            Outcome::Stopped => return outcome,
             // What it did is in ocio's worktree as a local session's would be (for a look, or
             // the cleanup policy), and the box's worktree goes.
             Outcome::Failed { .. } | Outcome::Lost { .. } => (true, false),
@@ -194,13 +206,29 @@ impl OpencodeRunner {
                 error,
                 unreachable: true,
             },
+            // Ocio's own git failing is not the agent's fault.
             false => Outcome::Failed {
                 error,
-                agent_fault: true,
+                agent_fault: !matches!(e, BoxError::Local(_)),
                 usage: Usage::default(),
             },
         }
     }
+}
+
+/// `stop` passed on, and whether it fired (the engine asked for the stop) rather than being
+/// dropped (ocio stopping, which leaves the session running).
+fn told(stop: oneshot::Receiver<()>) -> (oneshot::Receiver<()>, Arc<AtomicBool>) {
+    let (tell, told) = oneshot::channel();
+    let asked = Arc::new(AtomicBool::new(false));
+    let flag = asked.clone();
+    tokio::spawn(async move {
+        if stop.await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            let _ = tell.send(());
+        }
+    });
+    (told, asked)
 }
 
 /// `failed`, with what the session `ended` as spent (it is spent even if its work is lost).

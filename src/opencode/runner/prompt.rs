@@ -58,7 +58,8 @@ impl OpencodeRunner {
         let session = RemoteSession {
             server: self.client.base_url().into(),
             session_id: remote.to_string(),
-            directory: job.directory.clone(),
+            // Where the session works (a build box's directory, for a box's run).
+            directory: std::path::PathBuf::from(dir),
         };
         // What the operator said while the answer came is followed, never dropped.
         while let Some(word) = job.steering.try_next() {
