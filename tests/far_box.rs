@@ -125,6 +125,11 @@ fn tasks_land_from_the_box(server: &TestServer, home: &Home, repo: &TestRepo) {
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(left.is_empty(), "the box keeps task worktrees: {left:?}");
     assert!(server.own_dir().join(".ocio-work/mirror/.git").is_dir());
+    let returned = repo.git(&["for-each-ref", "refs/ocio/returned"]);
+    assert!(
+        returned.is_empty(),
+        "merged work's returned refs stay: {returned}"
+    );
 }
 
 /// ocio is killed (`kill -9`) while a task runs on the box; the session finishes there

@@ -14,7 +14,7 @@
 //!
 //! The local side (bundles, fetching, laying the work down) is `crate::workspace::carry`.
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 use tokio::sync::{Mutex, OnceCell};
 
@@ -91,28 +91,9 @@ impl BoxWorkspace {
         }
     }
 
-    /// The name on the box of the task worktree at `local`: its last four components (repo,
-    /// plan, task, attempt), so names from two repositories never meet.
+    /// The name on the box of the task worktree at `local` (see [`carry::box_name`]).
     pub fn name_of(local: &Path) -> String {
-        let parts: Vec<String> = local
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-                _ => None,
-            })
-            .collect();
-        let tail = &parts[parts.len().saturating_sub(4)..];
-        tail.iter()
-            .map(|part| {
-                part.chars()
-                    .map(|c| match c {
-                        'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
-                        _ => '_',
-                    })
-                    .collect::<String>()
-            })
-            .collect::<Vec<_>>()
-            .join("--")
+        carry::box_name(local)
     }
 
     /// The root of ocio's workspaces on the box.

@@ -10,7 +10,7 @@
 //! server's `POST /vcs/apply`) or as a file read back (`GET /file/content`); see
 //! `crate::opencode::boxes` for the server's side.
 
-use std::path::Path;
+use std::path::{Component, Path};
 
 use super::WorkspaceError;
 use super::git::Git;
@@ -44,6 +44,30 @@ pub fn merging(worktree: &Path) -> bool {
         Git::reader(worktree).commit_of(worktree, "MERGE_HEAD"),
         Ok(Some(_))
     )
+}
+
+/// The name on a box of the task worktree at `local`: its last four components (repository,
+/// plan, task, attempt), so names from two repositories never meet.
+pub fn box_name(local: &Path) -> String {
+    let parts: Vec<String> = local
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let tail = &parts[parts.len().saturating_sub(4)..];
+    tail.iter()
+        .map(|part| {
+            part.chars()
+                .map(|c| match c {
+                    'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                    _ => '_',
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("--")
 }
 
 /// The commit `worktree` starts from (its HEAD).
@@ -153,9 +177,11 @@ pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
     Ok(())
 }
 
-/// Forgets the returned work of `name` once it is committed on the task's branch.
-pub fn forget(worktree: &Path, name: &str) -> Result<()> {
-    Git::reader(worktree).run(worktree, &["update-ref", "-d", &returned_ref(name)])?;
+/// Forgets the returned work of the box worktree for task worktree `local` (once that is
+/// removed: its work is on the task's branch). `repo`: any worktree of the repository.
+pub fn forget(repo: &Path, local: &Path) -> Result<()> {
+    let back = returned_ref(&box_name(local));
+    Git::reader(repo).run(repo, &["update-ref", "-d", &back])?;
     Ok(())
 }
 

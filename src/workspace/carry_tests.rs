@@ -129,6 +129,12 @@ fn work_received_lays_down_as_uncommitted_changes_exactly() {
     assert_eq!(start_of(here.path()).unwrap(), base);
     let staged = git_in(here.path(), &["write-tree"]);
     assert_eq!(staged.trim(), tree_of(here.path(), &commit).unwrap());
-    forget(here.path(), "t").unwrap();
-    assert_eq!(received(here.path(), "t").unwrap(), None);
+    let local = here.path().join("a/b/c/d");
+    let name = box_name(&local);
+    assert_eq!(name, "a--b--c--d");
+    git_in(here.path(), &["update-ref", &returned_ref(&name), &commit]);
+    forget(here.path(), &local).unwrap();
+    assert_eq!(received(here.path(), &name).unwrap(), None);
+    // Forgetting what never came back is no error.
+    forget(here.path(), &local).unwrap();
 }

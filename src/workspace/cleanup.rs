@@ -92,6 +92,10 @@ impl Workspace {
             return Ok(());
         }
         self.remove(&entry.path)?;
+        // The work a build box brought back for it, if one did, is on its branch now.
+        if let Err(error) = super::carry::forget(&self.git.repo, &entry.path) {
+            tracing::debug!(%error, "cannot forget a box's returned work");
+        }
         report.removed.push(entry.path);
         if merged {
             self.git.run(&self.git.repo, &["branch", "-D", &branch])?;
