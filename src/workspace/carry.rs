@@ -95,7 +95,15 @@ pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Opt
     let bundle = scratch.path().join(&name);
     let carried = format!("refs/ocio/sending/{unique}");
     git.run(worktree, &["update-ref", &carried, commit])?;
-    let mut args = vec!["bundle".to_string(), "create".into(), "-q".into()];
+    // No delta search: packed history keeps the deltas it has, and searching loose files for
+    // more halved no size in the boxes bench while taking half the time of a first send.
+    let mut args = vec![
+        "-c".to_string(),
+        "pack.window=0".into(),
+        "bundle".into(),
+        "create".into(),
+        "-q".into(),
+    ];
     args.push(bundle.to_string_lossy().into_owned());
     args.push(carried.clone());
     args.extend(known);
