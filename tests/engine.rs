@@ -1138,3 +1138,66 @@ async fn the_engine_searches_what_it_wrote() {
     assert!(engine.search(none).await.unwrap().is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn what_a_run_said_before_it_ended_is_taken_before_its_end() {
+    // Runs that report their last step and end at once: the step must still be checkpointed
+    // (its run is still running when it is taken), however the engine's loop picks among the
+    // reports and the ends that are waiting for it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 24, &[], 0, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut text = String::from("name = \"burst\"\nrepo = \".\"\n");
+    for n in 0..24 {
+        text.push_str(&format!(
+            "[[tasks]]\nid = \"t{n}\"\nprompt = \"task {n}\"\n"
+        ));
+    }
+    let mut events = engine.subscribe();
+    engine.submit_plan(plan(dir.path(), &text)).await.unwrap();
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(matches!(
+        finished,
+        EngineEvent::PlanFinished { ok: true, .. }
+    ));
+    let sessions: Vec<_> = engine
+        .snapshot()
+        .await
+        .unwrap()
+        .sessions
+        .iter()
+        .map(|s| s.session.id)
+        .collect();
+    assert_eq!(sessions.len(), 24, "{seen:?}");
+    let mut missing = Vec::new();
+    for session in sessions {
+        let checkpoints = store
+            .read(move |txn| query::checkpoints(txn, session))
+            .await
+            .unwrap();
+        let kinds: Vec<String> = checkpoints
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if kinds != ["prompt-sent", "step", "result"] {
+            missing.push(kinds);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "runs whose step was taken after their end: {missing:?}"
+    );
+    engine.shutdown().await.unwrap();
+}

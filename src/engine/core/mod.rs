@@ -239,19 +239,11 @@ impl Core {
                     }
                     Some(command) => self.command(command).await,
                 },
-                Some((session, ended)) = self.finished_rx.recv() => self.finished(session, ended).await,
+                Some((session, ended)) = self.finished_rx.recv() => self.finished_after_reports(session, ended).await,
                 Some(done) = self.git_rx.recv() => self.on_git(done).await,
-                Some(report) = self.report_rx.recv() => match report {
-                    RemoteReport::Remote { session, remote, durable } => self.record_remote(session, remote, durable).await,
-                    RemoteReport::Permission { session, ask, decision } => self.on_permission(session, ask, decision).await,
-                    RemoteReport::Question { session, ask, reply } => self.on_question(session, ask, reply).await,
-                    RemoteReport::Withdrawn { session, request, why, answered } => self.on_withdrawn(session, request, why, answered).await,
-                    RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
-                        Some(step) => self.record_step(session, step).await,
-                        None if self.journal.is_full() => self.flush_transcripts().await,
-                        None => continue, // nothing durable changed: no dispatch round needed
-                    },
-                    RemoteReport::Backfill { session, entries } => self.on_backfill(session, entries).await,
+                Some(report) = self.report_rx.recv() => match self.on_report(report).await {
+                    Ok(false) => continue, // nothing durable changed: no dispatch round needed
+                    result => result.map(drop),
                 },
                 Some((agent, health)) = self.health_rx.recv() => self.health(agent, health).await,
                 _ = tick.tick() => self.on_tick().await,
@@ -259,6 +251,56 @@ impl Core {
             result?;
             self.dispatch().await?;
         }
+    }
+
+    /// A run ended: what it reported before it ended (its last step, its last words) is taken
+    /// first. The loop picks among waiting channels at random, and a busy store can leave
+    /// both a run's last report and its end waiting.
+    async fn finished_after_reports(
+        &mut self,
+        session: SessionId,
+        ended: Ended,
+    ) -> Result<(), EngineError> {
+        while let Ok(report) = self.report_rx.try_recv() {
+            self.on_report(report).await?;
+        }
+        self.finished(session, ended).await
+    }
+
+    /// What a run reported; `false` when nothing durable changed.
+    async fn on_report(&mut self, report: RemoteReport) -> Result<bool, EngineError> {
+        match report {
+            RemoteReport::Remote {
+                session,
+                remote,
+                durable,
+            } => self.record_remote(session, remote, durable).await?,
+            RemoteReport::Permission {
+                session,
+                ask,
+                decision,
+            } => self.on_permission(session, ask, decision).await?,
+            RemoteReport::Question {
+                session,
+                ask,
+                reply,
+            } => self.on_question(session, ask, reply).await?,
+            RemoteReport::Withdrawn {
+                session,
+                request,
+                why,
+                answered,
+            } => self.on_withdrawn(session, request, why, answered).await?,
+            RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
+                Some(step) => self.record_step(session, step).await?,
+                None if self.journal.is_full() => self.flush_transcripts().await?,
+                None => return Ok(false),
+            },
+            RemoteReport::Backfill { session, entries } => {
+                self.on_backfill(session, entries).await?
+            }
+        }
+        Ok(true)
     }
 
     async fn command(&mut self, command: Command) -> Result<(), EngineError> {
