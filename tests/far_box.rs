@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ocio::engine::EngineApi;
 use ocio::opencode::boxes::{BoxWorkspace, Returned};
 use ocio::scripted::{self, Rule, Script, Turn};
 use support::home::{Engine, Home, stderr};
@@ -39,6 +40,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("restart done").delay_ms(5000)),
         )
         .rule(
+            Rule::when("far overlap")
+                .turn(Turn::bash("echo same > shared.txt"))
+                .turn(Turn::text("overlap done").delay_ms(9000)),
+        )
+        .rule(
             Rule::when("far second")
                 .turn(Turn::write("bye.txt", "bye\n"))
                 .turn(Turn::text("second done")),
@@ -53,6 +59,7 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     };
     check_tells_remote(&server, &home);
     tasks_land_from_the_box(&server, &home, &repo);
+    box_sessions_that_touch_one_file_overlap_and_show_their_diff(&home, &repo).await;
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
@@ -129,6 +136,43 @@ fn tasks_land_from_the_box(server: &TestServer, home: &Home, repo: &TestRepo) {
     assert!(
         returned.is_empty(),
         "merged work's returned refs stay: {returned}"
+    );
+}
+
+/// Two sessions on the box change one file with a shell command (no edit event tells ocio): the
+/// overlap is seen from the box's own diff of each session while they run, and a running
+/// session's diff is the box's.
+async fn box_sessions_that_touch_one_file_overlap_and_show_their_diff(
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let plan = home.write_plan(
+        "overlap.toml",
+        &format!(
+            "name = \"overlap\"\nrepo = {:?}\n[[tasks]]\nid = \"one\"\nprompt = \"far overlap one\"\n[[tasks]]\nid = \"two\"\nprompt = \"far overlap two\"\n",
+            repo.dir_str()
+        ),
+    );
+    let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let overlap = run.until("the overlap is seen", |l| l["type"] == "overlap");
+    assert_eq!(overlap["path"], "shared.txt", "{overlap}");
+    let session: ocio::domain::SessionId =
+        serde_json::from_value(overlap["session"].clone()).unwrap();
+    let control = ocio::control::ControlClient::connect(&home.socket())
+        .await
+        .unwrap();
+    let diff = control.diff(session).await.unwrap();
+    assert!(
+        diff.contains("shared.txt") && diff.contains("+same"),
+        "a running box session's diff: {diff:?}"
+    );
+    let (code, lines, err) = tokio::task::spawn_blocking(move || run.wait())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{lines:?}\n{err}");
+    assert_eq!(
+        repo.git(&["show", "ocio/overlap/integration:shared.txt"]),
+        "same\n"
     );
 }
 

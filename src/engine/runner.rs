@@ -248,6 +248,16 @@ pub enum Outcome {
 
 pub(crate) type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 pub(crate) type ProbeFuture = Pin<Box<dyn Future<Output = Health> + Send>>;
+/// What a run's session changed so far, or why it could not be read.
+pub(crate) type ChangesFuture = Pin<Box<dyn Future<Output = Result<Vec<Changed>, String>> + Send>>;
+
+/// A file a session changed since its prompt: its path relative to the session's directory,
+/// and its patch when the server gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub(crate) file: String,
+    pub(crate) patch: Option<String>,
+}
 
 /// What a health probe found, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,6 +297,14 @@ pub trait Runner: Send + Sync {
     /// `job.adopt`). `false`: such a run is lost with the engine.
     fn adopts(&self) -> bool {
         false
+    }
+
+    /// What the session of a run working away from ocio's disk (on a build box, at `remote`)
+    /// has changed since its prompt, read where it works: the engine cannot look in its
+    /// worktree itself. `None`: this runner's sessions work where the engine can look.
+    fn changes(&self, session: SessionId, remote: RemoteSession) -> Option<ChangesFuture> {
+        let _ = (session, remote);
+        None
     }
 
     /// Check whatever runs the sessions. `None`: nothing to check (always online).

@@ -1,5 +1,5 @@
 //! A session's changes as a unified diff (through `crate::workspace`): a running session's
-//! worktree against its last commit, or the commit an ended session itself left on its task
+//! worktree against its last commit (on a build box: its server's diff of the session), or the commit an ended session itself left on its task
 //! branch (read from its result checkpoint in the store, so any session's, however old; an
 //! attempt that left none shows none, never another attempt's). Git runs on a blocking thread; the
 //! answer goes straight to the caller.
@@ -11,6 +11,7 @@ use redb::ReadTransaction;
 use super::Core;
 use crate::domain::{CheckpointKind, SessionId, SessionStatus};
 use crate::engine::EngineError;
+use crate::engine::runner::{Changed, ChangesFuture};
 use crate::store::{StoreError, query};
 
 /// Longest diff handed to a front end.
@@ -18,10 +19,14 @@ const MOST: usize = 512 * 1024;
 
 impl Core {
     pub(super) fn diff(&self, session: SessionId, reply: super::Typed<String>) {
-        let running = self
-            .running
-            .get(&session)
-            .map(|r| r.overlap_dir.clone().map(Source::Worktree));
+        let running = self.running.get(&session).map(|run| match run.on_box() {
+            Some(remote) => self
+                .fleet
+                .runner(run.agent)
+                .changes(session, remote.clone())
+                .map(Source::Box),
+            None => run.overlap_dir.clone().map(Source::Worktree),
+        });
         let store = self.store.clone();
         self.tasks.spawn(async move {
             // An ended session's commit and repository are durable: read them from the store,
@@ -41,9 +46,9 @@ impl Core {
                     return;
                 }
             };
-            let result = tokio::task::spawn_blocking(move || source.diff())
+            let result = source
+                .diff()
                 .await
-                .unwrap_or_else(|e| Err(format!("the diff did not finish: {e}")))
                 .map(|text| crate::text::clip(&text, MOST))
                 .map_err(EngineError::Diff);
             reply.send(result);
@@ -84,15 +89,43 @@ fn ended_source(txn: &ReadTransaction, session: SessionId) -> Result<Option<Sour
 
 enum Source {
     Worktree(PathBuf),
-    Commit { repo: PathBuf, commit: String },
+    Commit {
+        repo: PathBuf,
+        commit: String,
+    },
+    /// A running session on a build box: what its server says it changed.
+    Box(ChangesFuture),
 }
 
 impl Source {
-    fn diff(&self) -> Result<String, String> {
-        match self {
-            Source::Worktree(dir) => crate::workspace::worktree_diff(dir),
-            Source::Commit { repo, commit } => crate::workspace::commit_diff(repo, commit),
-        }
+    async fn diff(self) -> Result<String, String> {
+        let local = match self {
+            Source::Box(changes) => return Ok(patches(changes.await?)),
+            local => local,
+        };
+        tokio::task::spawn_blocking(move || match local {
+            Source::Worktree(dir) => crate::workspace::worktree_diff(&dir),
+            Source::Commit { repo, commit } => crate::workspace::commit_diff(&repo, &commit),
+            Source::Box(_) => Ok(String::new()),
+        })
+        .await
+        .map_err(|e| format!("the diff did not finish: {e}"))?
         .map_err(|e| e.to_string())
     }
+}
+
+/// A box session's changes as one text: each file's patch, or its name where the server
+/// gave none.
+fn patches(changed: Vec<Changed>) -> String {
+    let mut text = String::new();
+    for Changed { file, patch } in changed {
+        match patch {
+            Some(patch) => text.push_str(&patch),
+            None => text.push_str(&format!("{file}: changed (no patch from the server)")),
+        }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text
 }

@@ -114,7 +114,7 @@ impl Core {
                 Activity::Edited { file } => Some(file),
                 _ => None,
             };
-            let edited = edited.and_then(|file| repo_relative(run.overlap_dir.as_deref()?, file));
+            let edited = edited.and_then(|file| repo_relative(run.files_dir()?, file));
             let plan = run.plan;
             self.scanner.mark(session, &entry.activity);
             if let Some(path) = edited {

@@ -71,6 +71,25 @@ impl Running {
         }
     }
 
+    /// The remote session of a task's attempt that works away from its worktree (on a build
+    /// box), where the engine cannot look itself.
+    pub(super) fn on_box(&self) -> Option<&crate::domain::RemoteSession> {
+        let worktree = self.overlap_dir.as_deref()?;
+        self.session
+            .remote
+            .as_ref()
+            .filter(|remote| remote.directory != worktree)
+    }
+
+    /// Where the files of a task's attempt are, as its session names them: on its box, or
+    /// in its worktree.
+    pub(super) fn files_dir(&self) -> Option<&std::path::Path> {
+        match self.on_box() {
+            Some(remote) => Some(&remote.directory),
+            None => self.overlap_dir.as_deref(),
+        }
+    }
+
     /// Ask its run to stop; it ends with `why` once the run reports back.
     pub(super) fn ask_stop(&mut self, why: SessionStatus) {
         self.stopping = Some(why);

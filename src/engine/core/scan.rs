@@ -8,7 +8,9 @@
 //! scanned for [`FALLBACK`]. At most [`PER_SCAN`] at a time (those waiting longest first), two
 //! git calls each (the worktree's base is read once per session), one scan at a time on a
 //! blocking thread, and the next only [`SCAN_EVERY`] after the last ended: idle sessions cost
-//! next to nothing, and the cost stays bounded however many sessions run.
+//! next to nothing, and the cost stays bounded however many sessions run. A session working on
+//! a build box is asked through its runner instead (its server's diff of the session, in the
+//! same batches): ocio cannot look in its worktree there.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use super::Core;
 use super::merge::GitDone;
 use super::workspace::blocking;
 use crate::domain::{PlanId, SessionId};
+use crate::engine::runner::ChangesFuture;
 use crate::engine::view::Activity;
 use crate::workspace::Workspace;
 
@@ -55,13 +58,23 @@ pub(super) struct Scanned {
     files: Vec<String>,
 }
 
-/// One worktree to scan.
+/// One running session to scan.
 struct Due {
     session: SessionId,
     plan: PlanId,
-    dir: PathBuf,
-    base: Option<String>,
-    workspace: Workspace,
+    look: Look,
+}
+
+/// Where a session's changes are read.
+enum Look {
+    /// Its worktree, with git (against its base, once read).
+    Worktree {
+        dir: PathBuf,
+        base: Option<String>,
+        workspace: Workspace,
+    },
+    /// Its build box, through its runner (the server's own diff of the session).
+    Box(ChangesFuture),
 }
 
 impl Scanner {
@@ -123,54 +136,67 @@ impl Core {
         }
         let running = &self.running;
         self.scanner.retain(|s| running.contains_key(s));
-        let mut candidates = self.scan_candidates();
-        let picked: HashSet<SessionId> = self
-            .scanner
-            .pick(candidates.keys().copied().collect(), now)
-            .into_iter()
-            .collect();
-        candidates.retain(|session, _| picked.contains(session));
-        if candidates.is_empty() {
+        let candidates = self.scan_candidates();
+        let picked = self.scanner.pick(candidates, now);
+        let due: Vec<Due> = picked.into_iter().filter_map(|s| self.due(s)).collect();
+        if due.is_empty() {
             self.scanner.last = Some(now);
             return;
         }
-        let due: Vec<Due> = candidates
-            .into_iter()
-            .map(|(session, (plan, dir, workspace))| Due {
-                session,
-                plan,
-                dir,
-                base: self.scanner.bases.get(&session).cloned(),
-                workspace,
-            })
-            .collect();
         self.scanner.busy = true;
         let done = self.git_tx.clone();
         self.tasks.spawn(async move {
-            let scanned = blocking(move || Ok(due.into_iter().filter_map(scan).collect()))
-                .await
-                .unwrap_or_else(|e| {
+            let (boxes, worktrees): (Vec<Due>, Vec<Due>) = due
+                .into_iter()
+                .partition(|d| matches!(d.look, Look::Box(_)));
+            let mut scanned = Vec::new();
+            if !worktrees.is_empty() {
+                let read = blocking(move || Ok(worktrees.into_iter().filter_map(scan).collect()));
+                scanned = read.await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "worktree scan failed");
                     Vec::new()
                 });
+            }
+            let asked = futures_util::future::join_all(boxes.into_iter().map(ask)).await;
+            scanned.extend(asked.into_iter().flatten());
             let _ = done.send(GitDone::Scanned(scanned)).await;
         });
     }
 
-    /// The running sessions whose worktrees may be scanned, with their plans, worktrees and
-    /// workspaces: those of plans where two sessions may overlap, or one may touch what a task
-    /// to come declares (and is held off while a running session touches it).
-    fn scan_candidates(&self) -> HashMap<SessionId, (PlanId, PathBuf, Workspace)> {
-        let mut by_plan: HashMap<PlanId, Vec<(SessionId, PathBuf)>> = HashMap::new();
+    /// How to scan running `session`: its worktree, or (working on a build box) through its
+    /// runner; `None` when neither can be read.
+    fn due(&self, session: SessionId) -> Option<Due> {
+        let run = self.running.get(&session)?;
+        let look = match run.on_box() {
+            Some(remote) => Look::Box(
+                self.fleet
+                    .runner(run.agent)
+                    .changes(session, remote.clone())?,
+            ),
+            None => Look::Worktree {
+                dir: run.overlap_dir.clone()?,
+                base: self.scanner.bases.get(&session).cloned(),
+                workspace: self.plans.get(&run.plan)?.work.workspace.clone()?,
+            },
+        };
+        Some(Due {
+            session,
+            plan: run.plan,
+            look,
+        })
+    }
+
+    /// The running sessions whose changes may be scanned: those of plans where two sessions
+    /// may overlap, or one may touch what a task to come declares (and is held off while a
+    /// running session touches it).
+    fn scan_candidates(&self) -> Vec<SessionId> {
+        let mut by_plan: HashMap<PlanId, Vec<SessionId>> = HashMap::new();
         for run in self.running.values() {
-            if let Some(dir) = &run.overlap_dir {
-                by_plan
-                    .entry(run.plan)
-                    .or_default()
-                    .push((run.session.id, dir.clone()));
+            if run.overlap_dir.is_some() {
+                by_plan.entry(run.plan).or_default().push(run.session.id);
             }
         }
-        let mut candidates = HashMap::new();
+        let mut candidates = Vec::new();
         for (plan, sessions) in by_plan {
             let Some(state) = self.plans.get(&plan) else {
                 continue;
@@ -181,14 +207,8 @@ impl Core {
                     .tasks()
                     .any(|task| !task.files.is_empty() && task.status.has_work_to_come())
             };
-            if sessions.len() < 2 && !declaring() {
-                continue;
-            }
-            let Some(workspace) = state.work.workspace.clone() else {
-                continue;
-            };
-            for (session, dir) in sessions {
-                candidates.insert(session, (plan, dir, workspace.clone()));
+            if sessions.len() >= 2 || declaring() {
+                candidates.extend(sessions);
             }
         }
         candidates
@@ -226,10 +246,15 @@ fn scan(due: Due) -> Option<Scanned> {
     let Due {
         session,
         plan,
-        dir,
-        base,
-        workspace,
-    } = due;
+        look: Look::Worktree {
+            dir,
+            base,
+            workspace,
+        },
+    } = due
+    else {
+        return None;
+    };
     let read = base.is_none();
     let found = match base {
         Some(base) => Ok(base),
@@ -245,6 +270,26 @@ fn scan(due: Due) -> Option<Scanned> {
         }),
         Err(e) => {
             tracing::debug!(%session, error = %e, "cannot scan a worktree");
+            None
+        }
+    }
+}
+
+/// What a session on a build box changed, as its server tells; `None` when it cannot be
+/// asked now (the next scan asks again).
+async fn ask(due: Due) -> Option<Scanned> {
+    let Look::Box(changes) = due.look else {
+        return None;
+    };
+    match changes.await {
+        Ok(changed) => Some(Scanned {
+            plan: due.plan,
+            session: due.session,
+            base: None,
+            files: changed.into_iter().map(|c| c.file).collect(),
+        }),
+        Err(e) => {
+            tracing::debug!(session = %due.session, error = %e, "cannot ask a box what its session changed");
             None
         }
     }

@@ -35,9 +35,10 @@ use super::diagnose;
 use super::live::LiveHub;
 use super::planner::plan_with;
 use crate::config::WorkspaceMode;
-use crate::domain::{AgentStatus, ModelRef, RemoteSession, Usage};
+use crate::domain::{AgentStatus, ModelRef, RemoteSession, SessionId, Usage};
 use crate::engine::runner::{
-    Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture, Runner, Steer,
+    ChangesFuture, Health, Job, Outcome, PlanFuture, PlanRequest, ProbeFuture, Proposal, RunFuture,
+    Runner, Steer,
 };
 use crate::plan::planner::PlannerRequest;
 use steer::Awaited;
@@ -142,6 +143,10 @@ impl Runner for OpencodeRunner {
                 session: planned.session,
             })
         }))
+    }
+
+    fn changes(&self, session: SessionId, remote: RemoteSession) -> Option<ChangesFuture> {
+        Some(Box::pin(self.clone().changes_since_prompt(session, remote)))
     }
 
     fn adopts(&self) -> bool {

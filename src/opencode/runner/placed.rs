@@ -11,8 +11,8 @@ use tokio::sync::{OnceCell, oneshot};
 
 use super::OpencodeRunner;
 use crate::config::WorkspaceMode;
-use crate::domain::{RemoteSession, Usage};
-use crate::engine::runner::{Job, Outcome};
+use crate::domain::{RemoteSession, SessionId, Usage};
+use crate::engine::runner::{Changed, Job, Outcome};
 use crate::opencode::boxes::{BoxError, BoxWorkspace};
 
 /// Where an agent's sessions work.
@@ -36,6 +36,30 @@ impl Placement {
 }
 
 impl OpencodeRunner {
+    /// What `session`'s remote session changed since its prompt (`GET /session/{id}/diff`
+    /// from the prompt's message: OpenCode's own snapshots of where it works, so edits made
+    /// by shell commands and commits count too).
+    pub(super) async fn changes_since_prompt(
+        self,
+        session: SessionId,
+        remote: RemoteSession,
+    ) -> Result<Vec<Changed>, String> {
+        let dir = remote.directory.to_string_lossy();
+        let since = super::prompt::prompt_message_id(session);
+        let diff = self
+            .client
+            .session_diff(&dir, &remote.session_id, Some(&since))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(diff
+            .into_iter()
+            .map(|d| Changed {
+                file: d.file,
+                patch: d.patch,
+            })
+            .collect())
+    }
+
     /// A new run, on the box when the agent's sessions work there.
     pub(super) async fn run_placed(self, mut job: Job, stop: oneshot::Receiver<()>) -> Outcome {
         let boxes = match self.box_for(&job).await {

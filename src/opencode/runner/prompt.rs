@@ -109,7 +109,7 @@ impl OpencodeRunner {
 /// time, 14 base62 characters), made from the session's ULID (its time and its randomness),
 /// so it is the same every time the prompt is sent, unique on any server, and sorts among the
 /// server's ids by when the attempt began.
-fn prompt_message_id(session: SessionId) -> String {
+pub(super) fn prompt_message_id(session: SessionId) -> String {
     message_id(session.as_u128(), session.millis())
 }
 
