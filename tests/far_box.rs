@@ -21,6 +21,14 @@ use support::{TestRepo, TestServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly() {
     let script = Script::new()
+        // First: a resolver's prompt quotes its task's.
+        .rule(
+            Rule::when("You are resolving a git merge conflict")
+                .turn(Turn::write("clash.txt", "both\n"))
+                .turn(Turn::text("Kept both.")),
+        )
+        .rule(Rule::when("far clash one").turn(Turn::write("clash.txt", "one\n")).turn(Turn::text("one")))
+        .rule(Rule::when("far clash two").turn(Turn::write("clash.txt", "two\n")).turn(Turn::text("two")))
         .rule(
             Rule::when("far first")
                 .turn(Turn::write("hello.txt", "hello from the box\n"))
@@ -60,6 +68,7 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     check_tells_remote(&server, &home);
     tasks_land_from_the_box(&server, &home, &repo);
     box_sessions_that_touch_one_file_overlap_and_show_their_diff(&home, &repo).await;
+    a_conflict_is_resolved_on_the_box(&server, &home, &repo);
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
@@ -174,6 +183,38 @@ async fn box_sessions_that_touch_one_file_overlap_and_show_their_diff(
         repo.git(&["show", "ocio/overlap/integration:shared.txt"]),
         "same\n"
     );
+}
+
+/// Two tasks on the box write one file differently: the second merge conflicts, and the
+/// resolver session works on the box too (the integration worktree's merge in progress carried
+/// there, markers and all); its resolution comes back and the merge is concluded.
+fn a_conflict_is_resolved_on_the_box(server: &TestServer, home: &Home, repo: &TestRepo) {
+    let plan = home.write_plan(
+        "clash.toml",
+        &format!(
+            "name = \"clash\"\nrepo = {:?}\nconflicts = \"resolver\"\n[[tasks]]\nid = \"one\"\nprompt = \"far clash one\"\n[[tasks]]\nid = \"two\"\nprompt = \"far clash two\"\n",
+            repo.dir_str()
+        ),
+    );
+    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let (code, lines, err) = run.wait();
+    assert_eq!(code, Some(0), "{lines:?}\n{err}");
+    let branch = "ocio/clash/integration";
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:clash.txt")]),
+        "both\n"
+    );
+    let parents = repo.git(&["rev-list", "--parents", "-1", branch]);
+    assert_eq!(
+        parents.split(' ').count(),
+        3,
+        "the merge concluded: {parents}"
+    );
+    let work = server.own_dir().join(".ocio-work/work");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "the box keeps worktrees: {left:?}");
+    let refs = repo.git(&["for-each-ref", "refs/ocio/handed"]);
+    assert!(refs.is_empty(), "handed states stay: {refs}");
 }
 
 /// ocio is killed (`kill -9`) while a task runs on the box; the session finishes there

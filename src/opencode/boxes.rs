@@ -123,15 +123,16 @@ impl BoxWorkspace {
             .await
     }
 
-    /// Makes the task worktree at `local` on the box, at the same commit; its directory there.
-    /// Idempotent: a worktree made before (by an engine that stopped since) is kept as it is.
+    /// Makes the worktree at `local` on the box, with the same files (its commit, or what
+    /// [`carry::hand_over`] makes of files not committed: an integration worktree's merge in
+    /// progress); its directory there. Idempotent: a worktree made before (by an engine that stopped since) is kept as it is.
     pub async fn prepare(&self, local: &Path) -> Result<String, BoxError> {
         let name = Self::name_of(local);
         let root = self.root().await?;
         let dir = format!("{root}/work/{name}");
         let base = blocking({
             let local = local.to_path_buf();
-            move || carry::start_of(&local)
+            move || carry::hand_over(&local)
         })
         .await?;
         let _one = self.sending.lock().await;

@@ -70,9 +70,54 @@ pub fn box_name(local: &Path) -> String {
         .join("--")
 }
 
-/// The commit `worktree` starts from (its HEAD).
+/// The ref keeping what worktree `name` held when it was handed to a box, where that was not
+/// its HEAD's tree.
+pub fn handed_ref(name: &str) -> String {
+    format!("refs/ocio/handed/{name}")
+}
+
+/// The commit a box's copy of `worktree` starts from: what [`hand_over`] made of it, or its
+/// HEAD.
 pub fn start_of(worktree: &Path) -> Result<String> {
-    Git::reader(worktree).run(worktree, &["rev-parse", "--verify", "HEAD^{commit}"])
+    let git = Git::reader(worktree);
+    if let Some(handed) = git.commit_of(worktree, &handed_ref(&box_name(worktree)))? {
+        return Ok(handed);
+    }
+    git.run(worktree, &["rev-parse", "--verify", "HEAD^{commit}"])
+}
+
+/// What `worktree` holds, as the commit its box copy starts from: its HEAD when its files are
+/// HEAD's, else a commit of its files on top of HEAD (tracked and untracked ones git does not
+/// ignore; a merge's conflicted files as they are, markers and all), kept under
+/// [`handed_ref`]. The same files give the same commit (dated as HEAD). Its index and files
+/// are left as they are.
+pub fn hand_over(worktree: &Path) -> Result<String> {
+    let git = Git::reader(worktree);
+    let handed = handed_ref(&box_name(worktree));
+    let head = git.run(worktree, &["rev-parse", "--verify", "HEAD^{commit}"])?;
+    let scratch = scratch(worktree)?;
+    let index = scratch.path().join("index");
+    let date = git.run(worktree, &["log", "-1", "--format=%cI", "HEAD"])?;
+    let env = [
+        ("GIT_INDEX_FILE", index.as_os_str()),
+        ("GIT_AUTHOR_DATE", std::ffi::OsStr::new(&date)),
+        ("GIT_COMMITTER_DATE", std::ffi::OsStr::new(&date)),
+    ];
+    git.run_with(worktree, &env, &["read-tree", "HEAD"])?;
+    git.run_with(worktree, &env, &["add", "-A"])?;
+    let tree = git.run_with(worktree, &env, &["write-tree"])?;
+    if tree == git.run(worktree, &["rev-parse", "HEAD^{tree}"])? {
+        let _ = git.run(worktree, &["update-ref", "-d", &handed]);
+        return Ok(head);
+    }
+    let message = "ocio: the worktree as handed to a build box";
+    let commit = git.run_with(
+        worktree,
+        &env,
+        &["commit-tree", &tree, "-p", &head, "-m", message],
+    )?;
+    git.run(worktree, &["update-ref", &handed, &commit])?;
+    Ok(commit)
 }
 
 /// `commit` (and the history before it a mirror holding `haves` lacks) as a parcel for the
@@ -176,20 +221,49 @@ pub fn tree_of(worktree: &Path, commit: &str) -> Result<String> {
     Git::reader(worktree).run(worktree, &["rev-parse", "--verify", &spec])
 }
 
-/// Lays `commit`'s tree down in `worktree` as uncommitted changes (index and files; files the
-/// tree lacks are removed, untracked ones left): the engine then commits them as it commits a
-/// local session's work.
+/// Lays `commit` (work on top of [`start_of`] the worktree) down in `worktree` as uncommitted
+/// changes, for the engine to commit as it commits a local session's work. From HEAD: index
+/// and files (files the tree lacks are removed, untracked ones left). From a handed-over
+/// state: the work's own changes applied to the files only, so a merge in progress stays
+/// one (its conflicts are concluded as a local resolver's are); done already, nothing.
 pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
     let git = Git::reader(worktree);
-    git.run(worktree, &["read-tree", "-u", "--reset", commit])?;
+    let Some(handed) = git.commit_of(worktree, &handed_ref(&box_name(worktree)))? else {
+        git.run(worktree, &["read-tree", "-u", "--reset", commit])?;
+        return Ok(());
+    };
+    let scratch = scratch(worktree)?;
+    let patch = scratch.path().join("work.patch");
+    let diff = Git::output(
+        worktree,
+        &["diff", "--binary", "--no-renames", &handed, commit],
+    )?;
+    if !diff.status.success() {
+        let args = ["diff", "--binary", &handed, commit];
+        return Err(git.failed(worktree, &args, &diff));
+    }
+    if diff.stdout.is_empty() {
+        return Ok(());
+    }
+    std::fs::write(&patch, &diff.stdout).map_err(WorkspaceError::io(&patch))?;
+    let file = patch.to_string_lossy();
+    let applies = git.check(worktree, &["apply", "--check", "--binary", &*file])?;
+    if !applies && git.check(worktree, &["apply", "--check", "-R", "--binary", &*file])? {
+        return Ok(()); // laid down already, before a restart
+    }
+    git.run(worktree, &["apply", "--binary", &*file])?;
     Ok(())
 }
 
 /// Forgets the returned work of the box worktree for task worktree `local` (once that is
 /// removed: its work is on the task's branch). `repo`: any worktree of the repository.
 pub fn forget(repo: &Path, local: &Path) -> Result<()> {
-    let back = returned_ref(&box_name(local));
-    Git::reader(repo).run(repo, &["update-ref", "-d", &back])?;
+    let name = box_name(local);
+    let git = Git::reader(repo);
+    if git.commit_of(repo, &handed_ref(&name))?.is_some() {
+        git.run(repo, &["update-ref", "-d", &handed_ref(&name)])?;
+    }
+    git.run(repo, &["update-ref", "-d", &returned_ref(&name)])?;
     Ok(())
 }
 

@@ -138,3 +138,121 @@ fn work_received_lays_down_as_uncommitted_changes_exactly() {
     // Forgetting what never came back is no error.
     forget(here.path(), &local).unwrap();
 }
+
+#[test]
+fn a_clean_worktree_is_handed_over_as_its_head_and_a_dirty_one_as_a_commit_of_its_files() {
+    let here = tempfile::tempdir().unwrap();
+    repo(here.path());
+    let head = git_in(here.path(), &["rev-parse", "HEAD"]);
+    assert_eq!(hand_over(here.path()).unwrap(), head);
+    let name = box_name(here.path());
+    assert!(git_in(here.path(), &["for-each-ref", &handed_ref(&name)]).is_empty());
+    std::fs::write(here.path().join("a.txt"), "edited\n").unwrap();
+    std::fs::write(here.path().join("new.txt"), "untracked\n").unwrap();
+    std::fs::remove_file(here.path().join("bin")).unwrap();
+    let status = git_in(here.path(), &["status", "--porcelain"]);
+    let handed = hand_over(here.path()).unwrap();
+    assert_ne!(handed, head);
+    assert_eq!(
+        hand_over(here.path()).unwrap(),
+        handed,
+        "same files, same commit"
+    );
+    assert_eq!(start_of(here.path()).unwrap(), handed);
+    assert_eq!(
+        git_in(here.path(), &["rev-parse", &format!("{handed}^")]),
+        head
+    );
+    let files = git_in(here.path(), &["ls-tree", "-r", "--name-only", &handed]);
+    assert_eq!(files, "a.txt\nnew.txt");
+    assert_eq!(
+        git_in(here.path(), &["show", &format!("{handed}:a.txt")]),
+        "edited"
+    );
+    assert_eq!(
+        git_in(here.path(), &["status", "--porcelain"]),
+        status,
+        "its index and files as they were"
+    );
+    // Clean again: its HEAD, and the handed state forgotten.
+    git_in(here.path(), &["checkout", "-q", "--", "."]);
+    std::fs::remove_file(here.path().join("new.txt")).unwrap();
+    assert_eq!(hand_over(here.path()).unwrap(), head);
+    assert_eq!(start_of(here.path()).unwrap(), head);
+}
+
+#[test]
+fn a_merge_in_progress_handed_to_a_box_stays_one_when_the_resolution_comes_back() {
+    let here = tempfile::tempdir().unwrap();
+    repo(here.path());
+    git_in(here.path(), &["checkout", "-q", "-b", "other"]);
+    std::fs::write(here.path().join("a.txt"), "theirs\n").unwrap();
+    git_in(here.path(), &["commit", "-qam", "theirs"]);
+    git_in(here.path(), &["checkout", "-q", "main"]);
+    std::fs::write(here.path().join("a.txt"), "ours\n").unwrap();
+    git_in(here.path(), &["commit", "-qam", "ours"]);
+    let merge = Command::new("git")
+        .current_dir(here.path())
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "merge",
+            "-q",
+            "other",
+        ])
+        .output()
+        .unwrap();
+    assert!(!merge.status.success(), "a conflict");
+    assert!(merging(here.path()));
+    let handed = hand_over(here.path()).unwrap();
+    let marked = git_in(here.path(), &["show", &format!("{handed}:a.txt")]);
+    assert!(marked.contains("<<<<<<<"), "{marked}");
+    // The box: a worktree at the handed state, where the resolver works and commits.
+    let there = tempfile::tempdir().unwrap();
+    let box_dir = there.path().join("box");
+    git_in(
+        here.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &box_dir.to_string_lossy(),
+            &handed,
+        ],
+    );
+    std::fs::write(box_dir.join("a.txt"), "resolved\n").unwrap();
+    std::fs::write(box_dir.join("note.txt"), "why\n").unwrap();
+    git_in(&box_dir, &["add", "-A"]);
+    git_in(&box_dir, &["commit", "-qm", "resolved"]);
+    let work = git_in(&box_dir, &["rev-parse", "HEAD"]);
+    lay_down(here.path(), &work).unwrap();
+    assert!(merging(here.path()), "still a merge in progress");
+    assert_eq!(
+        std::fs::read_to_string(here.path().join("a.txt")).unwrap(),
+        "resolved\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(here.path().join("note.txt")).unwrap(),
+        "why\n"
+    );
+    let unmerged = git_in(here.path(), &["diff", "--name-only", "--diff-filter=U"]);
+    assert_eq!(
+        unmerged, "a.txt",
+        "concluded by the engine, as a local resolver's"
+    );
+    // Laid down again after a restart: nothing changes, no error.
+    lay_down(here.path(), &work).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(here.path().join("a.txt")).unwrap(),
+        "resolved\n"
+    );
+    git_in(here.path(), &["add", "-A"]);
+    git_in(here.path(), &["commit", "-q", "--no-edit"]);
+    let parents = git_in(here.path(), &["rev-list", "--parents", "-1", "HEAD"]);
+    assert_eq!(parents.split(' ').count(), 3, "a merge commit: {parents}");
+    forget(here.path(), here.path()).unwrap();
+    assert!(git_in(here.path(), &["for-each-ref", "refs/ocio/handed"]).is_empty());
+}

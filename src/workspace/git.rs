@@ -307,6 +307,28 @@ impl Git {
             })
     }
 
+    /// Runs git in `dir` as [`Git::run`] does, with `env` set too (an index of its own,
+    /// fixed commit dates).
+    pub(super) fn run_with<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        env: &[(&str, &OsStr)],
+        args: &[S],
+    ) -> Result<String, WorkspaceError> {
+        let mut command = Self::command(dir, args);
+        command.envs(env.iter().copied());
+        let output = command.output().map_err(|err| WorkspaceError::GitMissing {
+            reason: err.to_string(),
+        })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_string())
+        } else {
+            Err(self.failed(dir, args, &output))
+        }
+    }
+
     /// Runs git in `dir` and returns its output whatever the exit status.
     pub(super) fn output<S: AsRef<OsStr>>(
         dir: &Path,

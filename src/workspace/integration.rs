@@ -88,6 +88,16 @@ impl Workspace {
     /// `message`; the new commit, or `None` when it left nothing.
     pub(crate) fn commit_integration(&self, plan: &str, message: &str) -> Result<Option<String>> {
         let path = self.integration_path(plan);
-        self.commit_all_in(&path, message)
+        let commit = self.commit_all_in(&path, message)?;
+        self.forget_carried(&path);
+        Ok(commit)
+    }
+
+    /// What a build box brought back into the integration worktree at `path` (and the state
+    /// it was handed) is committed now: forgotten.
+    pub(super) fn forget_carried(&self, path: &std::path::Path) {
+        if let Err(error) = super::carry::forget(&self.git.repo, path) {
+            tracing::debug!(%error, "cannot forget what a box brought back");
+        }
     }
 }

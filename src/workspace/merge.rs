@@ -119,6 +119,7 @@ impl Workspace {
         self.git.run(&path, &["add", "-A"])?;
         self.git
             .run(&path, &["commit", "-q", "--no-verify", "--no-edit"])?;
+        self.forget_carried(&path);
         self.git.run(&path, &["rev-parse", "HEAD"])
     }
 

@@ -110,7 +110,7 @@ impl OpencodeRunner {
         match placement.mode {
             WorkspaceMode::Shared => return Ok(None),
             WorkspaceMode::Remote => {
-                return self.carriable(job).map(|()| Some(placement.boxes.clone()));
+                return Ok(Some(placement.boxes.clone()));
             }
             WorkspaceMode::Auto => {}
         }
@@ -133,28 +133,9 @@ impl OpencodeRunner {
                     server = self.client.base_url(),
                     "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
                 );
-                self.carriable(job).map(|()| Some(placement.boxes.clone()))
+                Ok(Some(placement.boxes.clone()))
             }
         }
-    }
-
-    /// Whether the job can be carried to a box: a task's attempt can; a session on the plan's
-    /// integration worktree (a conflict's resolver, whose merge in progress is not a commit, or
-    /// a check's fix) cannot yet, so it needs an agent that shares ocio's disk.
-    fn carriable(&self, job: &Job) -> Result<(), Outcome> {
-        let integration = job.directory.file_name()
-            == Some(std::ffi::OsStr::new(crate::workspace::names::INTEGRATION));
-        if !integration && !crate::workspace::carry::merging(&job.directory) {
-            return Ok(());
-        }
-        Err(Outcome::Failed {
-            error: format!(
-                "a resolver or fix session works on the plan's integration worktree, which is not carried to the build box at {} yet: it needs an agent that shares ocio's disk",
-                self.client.base_url()
-            ),
-            agent_fault: true,
-            usage: Usage::default(),
-        })
     }
 
     /// After the session: its work brought back into `local`. A session that completed
