@@ -30,6 +30,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
         .rule(Rule::when("far clash one").turn(Turn::write("clash.txt", "one\n")).turn(Turn::text("one")))
         .rule(Rule::when("far clash two").turn(Turn::write("clash.txt", "two\n")).turn(Turn::text("two")))
         .rule(
+            Rule::when("far window")
+                .turn(Turn::write("window.txt", "window\n").delay_ms(200))
+                .turn(Turn::text("window done")),
+        )
+        .rule(
             Rule::when("far first")
                 .turn(Turn::write("hello.txt", "hello from the box\n"))
                 .turn(Turn::bash(
@@ -70,6 +75,7 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     box_sessions_that_touch_one_file_overlap_and_show_their_diff(&home, &repo).await;
     a_conflict_is_resolved_on_the_box(&server, &home, &repo);
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
+    a_kill_between_creating_and_prompting_a_box_session_runs_it_once(&server, &home, &repo).await;
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
     server.stop().await;
@@ -264,6 +270,97 @@ fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
     );
     assert_eq!(server.model.requests().len(), asked + 2, "prompted once");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "tidied after");
+}
+
+/// ocio is killed (`kill -9`) between making a task's session on the box and prompting it, at
+/// several moments: the next start takes up that session (or makes it) and prompts it once, and
+/// the work lands from one attempt.
+async fn a_kill_between_creating_and_prompting_a_box_session_runs_it_once(
+    server: &TestServer,
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let client = server.client();
+    let work = server.own_dir().join(".ocio-work/work");
+    for (round, delay) in [0u64, 10, 40].into_iter().enumerate() {
+        let name = format!("window{round}");
+        let prompt = format!("far window {round}");
+        let plan = home.write_plan(
+            &format!("{name}.toml"),
+            &format!(
+                "name = {name:?}\nrepo = {:?}\n[[tasks]]\nid = \"w\"\nprompt = {prompt:?}\n",
+                repo.dir_str()
+            ),
+        );
+        let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        'made: loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no session on the box"
+            );
+            for entry in std::fs::read_dir(&work).unwrap() {
+                let dir = entry.unwrap().path();
+                let dir = dir.to_string_lossy();
+                if client.sessions(&dir).await.is_ok_and(|s| !s.is_empty()) {
+                    break 'made;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        let (_, before, _) = run.stop("KILL");
+        let prompted = before.iter().any(|l| {
+            l["type"] == "activity"
+                && l["entry"]["activity"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(&prompt))
+        });
+        eprintln!("kill {delay} ms after the box session was made: prompt seen before: {prompted}");
+        let mut engine = home.engine(&[]);
+        let finished = engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+        assert_eq!(
+            finished["ok"], true,
+            "round {round} (kill {delay} ms): {finished}"
+        );
+        let (_, after, _) = engine.stop("TERM");
+        let attempts: Vec<_> = before
+            .iter()
+            .chain(&after)
+            .filter(|l| l["type"] == "dispatched" && l["key"] == "w")
+            .map(|l| l["attempt"].clone())
+            .collect();
+        assert!(
+            attempts.iter().all(|a| a == 1),
+            "round {round} (kill {delay} ms): one attempt: {attempts:?}"
+        );
+        let asked: Vec<_> = server
+            .model
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.side_job.is_none()
+                    && r.turn == 0
+                    && r.last_user_text
+                        .as_deref()
+                        .is_some_and(|t| t.contains(&prompt))
+            })
+            .collect();
+        assert_eq!(
+            asked.len(),
+            1,
+            "round {round} (kill {delay} ms): prompted once: {asked:?}"
+        );
+        assert_eq!(
+            repo.git(&["show", &format!("ocio/{name}/integration:window.txt")]),
+            "window\n"
+        );
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "round {round}: the box keeps worktrees: {left:?}"
+        );
+    }
 }
 
 /// The box's server is killed while its session waits for the model and comes back: the
