@@ -422,7 +422,8 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
-    let boxes = BoxWorkspace::new(server.client(), None, None);
+    // Small parts, so large files travel cut in several both ways.
+    let boxes = BoxWorkspace::new(server.client(), None, None).with_part_bytes(256 * 1024);
     for case in 0..8 {
         let local = near.join(format!("repos/case{case}/plan/task/1"));
         std::fs::create_dir_all(&local).unwrap();

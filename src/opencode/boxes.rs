@@ -3,7 +3,8 @@
 //! Nothing but the server's own API is used, no extra daemon or ssh: git commands run on the
 //! box through `POST /session/{id}/shell` (in a short-lived session of ocio's own, never the
 //! task's, so no model reads them), bundles go in through `POST /vcs/apply` (a binary patch
-//! creating the file) and come back through `GET /file/content` (base64). On the box, under
+//! creating the file) and come back through `GET /file/content` (base64), both ways cut in
+//! parts of at most [`PART_BYTES`]. On the box, under
 //! its root (`remote_dir`, else `.ocio-work` in the server's own directory):
 //!
 //! - `mirror/`: a git repository holding ocio's commits under their own ids, so what it has
@@ -29,6 +30,12 @@ const DONE: &str = "OCIO-BOX-DONE";
 /// How many of the mirror's newest commits are offered as what it has.
 const HAVES: usize = 64;
 
+/// The most of a bundle one request carries either way: each part is held in memory several
+/// times over on both sides while it travels (a patch string and its JSON body going in,
+/// base64 and its decoding coming back, and the server's own copies), so a repository of any
+/// size travels in bounded memory.
+const PART_BYTES: usize = 8 << 20;
+
 /// A build box's workspaces, reached through its server.
 #[derive(Debug)]
 pub struct BoxWorkspace {
@@ -40,6 +47,8 @@ pub struct BoxWorkspace {
     places: OnceCell<(String, String)>,
     /// One parcel on its way in at a time (two tasks from one base send it once).
     sending: Mutex<()>,
+    /// The most of a bundle one request carries.
+    part_bytes: usize,
 }
 
 /// Why a tree could not be carried.
@@ -88,7 +97,14 @@ impl BoxWorkspace {
             configured_root: root,
             places: OnceCell::new(),
             sending: Mutex::new(()),
+            part_bytes: PART_BYTES,
         }
+    }
+
+    /// Bundles travel in parts of at most `bytes` (tests cut small ones in several).
+    pub fn with_part_bytes(mut self, bytes: usize) -> Self {
+        self.part_bytes = bytes.max(1);
+        self
     }
 
     /// The name on the box of the task worktree at `local` (see [`carry::box_name`]).
@@ -191,26 +207,36 @@ impl BoxWorkspace {
         base: &str,
         haves: Vec<String>,
     ) -> Result<(), BoxError> {
+        let part_bytes = self.part_bytes;
         let parcel = blocking({
             let (local, base) = (local.to_path_buf(), base.to_string());
-            move || carry::parcel_for(&local, &base, &haves)
+            move || carry::parcel_for(&local, &base, &haves, part_bytes)
         })
         .await?;
         let Some(parcel) = parcel else {
             return Ok(());
         };
-        tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, "sending a tree to a build box");
+        tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, parts = parcel.parts(), "sending a tree to a build box");
         let inbox = format!("{root}/inbox");
-        if !self.client.vcs_apply(&inbox, &parcel.patch).await? {
-            return Err(BoxError::Script {
-                step: "placing the tree's bundle in the box's inbox",
-                output: "the server did not apply the patch".into(),
-            });
+        let parcel = std::sync::Arc::new(parcel);
+        for n in 0..parcel.parts() {
+            let patch = blocking({
+                let parcel = parcel.clone();
+                move || parcel.patch(n)
+            })
+            .await?;
+            if !self.client.vcs_apply(&inbox, &patch).await? {
+                return Err(BoxError::Script {
+                    step: "placing the tree's bundle in the box's inbox",
+                    output: "the server did not apply the patch".into(),
+                });
+            }
         }
         let carried = carry::carried_ref(base);
         let script = format!(
-            "set -e; cd {mirror}; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
-            mirror = quoted(&format!("{root}/mirror")),
+            "set -e; cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*; \
+             cd ../mirror; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
+            inbox = quoted(&inbox),
             file = quoted(&parcel.name),
             sent = parcel.carries,
         );
@@ -244,8 +270,12 @@ impl BoxWorkspace {
             "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; cd {dir}; {git} add -A; \
              if ! git diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
              if git diff --quiet {base} HEAD --; then echo NOTHING; \
-             else git update-ref {back} HEAD; git bundle create -q {outbox}/{name}.bundle {back} ^{base}; echo SENT; fi; \
+             else git update-ref {back} HEAD; cd {outbox}; rm -f {name}.bundle*; \
+             git -C {dir} bundle create -q {outbox}/{name}.bundle {back} ^{base}; \
+             split -b {part_bytes} -a 4 {name}.bundle {name}.bundle.part-; rm -f {name}.bundle; \
+             ls -1 {name}.bundle.part-*; echo SENT; fi; \
              echo {DONE}",
+            part_bytes = self.part_bytes,
             dir = quoted(dir),
             outbox = quoted(&format!("{root}/outbox")),
         );
@@ -262,15 +292,11 @@ impl BoxWorkspace {
             .await?;
             Returned::Nothing
         } else {
-            let bytes = self
-                .client
-                .file_bytes(&format!("{root}/outbox"), &format!("{name}.bundle"))
-                .await?;
-            let commit = blocking({
-                let (local, name) = (local.to_path_buf(), name.clone());
-                move || carry::receive(&local, &name, &bytes)
-            })
-            .await?;
+            let parts = output
+                .lines()
+                .map(str::trim)
+                .filter(|line| line.starts_with(&format!("{name}.bundle.part-")));
+            let commit = self.fetch_back(local, &name, &root, parts).await?;
             Returned::Work { commit }
         };
         if let Returned::Work { commit } = &returned {
@@ -284,6 +310,37 @@ impl BoxWorkspace {
             self.tidy(&root, &name, dir).await;
         }
         Ok(returned)
+    }
+
+    /// The bundle the box cut in `parts` (in its outbox), read part by part into a local file
+    /// and fetched from there; the work's commit.
+    async fn fetch_back(
+        &self,
+        local: &Path,
+        name: &str,
+        root: &str,
+        parts: impl Iterator<Item = &str>,
+    ) -> Result<String, BoxError> {
+        let outbox = format!("{root}/outbox");
+        let file = blocking({
+            let local = local.to_path_buf();
+            move || carry::incoming(&local)
+        })
+        .await?;
+        for part in parts {
+            let bytes = self.client.file_bytes(&outbox, part).await?;
+            let path = file.path().to_path_buf();
+            blocking(move || carry::append(&path, &bytes)).await?;
+        }
+        blocking({
+            let (local, name) = (local.to_path_buf(), name.to_string());
+            move || {
+                let commit = carry::receive(&local, &name, file.path());
+                drop(file);
+                commit
+            }
+        })
+        .await
     }
 
     /// The work that came back before the box's worktree went.
@@ -308,7 +365,7 @@ impl BoxWorkspace {
     /// The box's worktree of a finished session goes, with its bundle and ref.
     async fn tidy(&self, root: &str, name: &str, dir: &str) {
         let script = format!(
-            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle; echo {DONE}",
+            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle*; echo {DONE}",
             mirror = quoted(&format!("{root}/mirror")),
             dir = quoted(dir),
             back = carry::returned_ref(name),

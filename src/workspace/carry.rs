@@ -17,15 +17,31 @@ use super::git::Git;
 
 type Result<T> = std::result::Result<T, WorkspaceError>;
 
-/// A bundle made into a patch that creates file `name` (applied in the box's inbox), holding
-/// the commit under ref `carries`.
-#[derive(Debug, Clone)]
+/// A bundle on its way to a box, holding the commit under ref `carries`, cut in parts of a
+/// bounded size (a server takes a request body of bounded size, and each part is held in
+/// memory as a patch while it travels). On the box the parts are files `name.part-NNNN`,
+/// joined in order into file `name`.
+#[derive(Debug)]
 pub struct Parcel {
     pub name: String,
     pub carries: String,
-    pub patch: String,
     /// The bundle's size, for the log.
     pub bytes: u64,
+    parts: Vec<String>,
+    scratch: tempfile::TempDir,
+}
+
+impl Parcel {
+    /// How many parts it travels in.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Part `n` as a patch that creates its file (`git diff --binary`, exact for any bytes).
+    pub fn patch(&self, n: usize) -> Result<String> {
+        let git = Git::reader(self.scratch.path());
+        file_as_patch(&git, self.scratch.path(), &self.parts[n])
+    }
 }
 
 /// The ref a bundle carries `commit` under (on both sides).
@@ -123,7 +139,12 @@ pub fn hand_over(worktree: &Path) -> Result<String> {
 /// `commit` (and the history before it a mirror holding `haves` lacks) as a parcel for the
 /// box; `None` when the mirror has it already. Haves this repository does not know are
 /// skipped (another repository's commits in a shared mirror).
-pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Option<Parcel>> {
+pub fn parcel_for(
+    worktree: &Path,
+    commit: &str,
+    haves: &[String],
+    part_bytes: usize,
+) -> Result<Option<Parcel>> {
     if haves.iter().any(|have| have == commit) {
         return Ok(None);
     }
@@ -158,19 +179,64 @@ pub fn parcel_for(worktree: &Path, commit: &str, haves: &[String]) -> Result<Opt
     let bytes = std::fs::metadata(&bundle)
         .map_err(WorkspaceError::io(&bundle))?
         .len();
-    let patch = file_as_patch(&git, scratch.path(), &name)?;
+    let parts = cut(&bundle, &name, part_bytes)?;
     Ok(Some(Parcel {
         name,
         carries: carried,
-        patch,
         bytes,
+        parts,
+        scratch,
     }))
 }
 
+/// Cuts file `whole` (named `name`) into files `name.part-NNNN` beside it of at most
+/// `part_bytes` each (one, however small); their names, in order. The whole file goes.
+fn cut(whole: &Path, name: &str, part_bytes: usize) -> Result<Vec<String>> {
+    use std::io::Read;
+    let dir = whole.parent().unwrap_or(Path::new("."));
+    let mut file = std::fs::File::open(whole).map_err(WorkspaceError::io(whole))?;
+    let mut buffer = vec![0u8; part_bytes.max(1)];
+    let mut parts = Vec::new();
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match file.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WorkspaceError::io(whole)(e)),
+            }
+        }
+        if filled == 0 && !parts.is_empty() {
+            break;
+        }
+        let part = format!("{name}.part-{:04}", parts.len());
+        let path = dir.join(&part);
+        std::fs::write(&path, &buffer[..filled]).map_err(WorkspaceError::io(&path))?;
+        parts.push(part);
+        if filled < buffer.len() {
+            break;
+        }
+    }
+    std::fs::remove_file(whole).map_err(WorkspaceError::io(whole))?;
+    Ok(parts)
+}
+
 /// A patch that creates file `name` of `dir` (`git diff --no-index --binary`), exact for any
-/// bytes.
+/// bytes: a binary patch always (a part of a bundle without a NUL byte would pass for text).
 fn file_as_patch(git: &Git, dir: &Path, name: &str) -> Result<String> {
-    let args = ["diff", "--no-index", "--binary", "/dev/null", name];
+    let attributes = dir.join(".ocio-binary");
+    std::fs::write(&attributes, "* binary\n").map_err(WorkspaceError::io(&attributes))?;
+    let setting = format!("core.attributesFile={}", attributes.to_string_lossy());
+    let args = [
+        "-c",
+        &setting,
+        "diff",
+        "--no-index",
+        "--binary",
+        "/dev/null",
+        name,
+    ];
     let output = Git::output(dir, &args)?;
     // `--no-index` exits 1 when the two differ, which they always do here.
     match output.status.code() {
@@ -184,23 +250,39 @@ fn file_as_patch(git: &Git, dir: &Path, name: &str) -> Result<String> {
     }
 }
 
-/// Takes the work a box sent back (`bundle`, holding [`returned_ref`] of `name`) into the
-/// repository under the same ref; the commit. Idempotent.
-pub fn receive(worktree: &Path, name: &str, bundle: &[u8]) -> Result<String> {
-    let scratch = scratch(worktree)?;
-    let file = scratch.path().join("returned.bundle");
-    std::fs::write(&file, bundle).map_err(WorkspaceError::io(&file))?;
+/// Takes the work a box sent back (bundle file `bundle`, holding [`returned_ref`] of `name`)
+/// into the repository under the same ref; the commit. Idempotent.
+pub fn receive(worktree: &Path, name: &str, bundle: &Path) -> Result<String> {
     let git = Git::reader(worktree);
     let back = returned_ref(name);
     let refspec = format!("+{back}:{back}");
     git.run(
         worktree,
-        &["fetch", "-q", &file.to_string_lossy(), refspec.as_str()],
+        &["fetch", "-q", &bundle.to_string_lossy(), refspec.as_str()],
     )?;
     git.run(
         worktree,
         &["rev-parse", "--verify", &format!("{back}^{{commit}}")],
     )
+}
+
+/// Appends `bytes` (a part of a bundle coming back) to `file`.
+pub fn append(file: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(WorkspaceError::io(file))
+}
+
+/// A scratch file for a bundle coming back in parts, gone when dropped.
+pub fn incoming(worktree: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix("ocio-returned-")
+        .suffix(".bundle")
+        .tempfile()
+        .map_err(WorkspaceError::io(worktree))
 }
 
 /// Notes that box worktree `name` brought nothing back (its returned ref is the start), so a

@@ -15,6 +15,18 @@ fn repo(dir: &Path) {
     git_in(dir, &["commit", "-q", "-m", "base"]);
 }
 
+/// A parcel's parts applied in `dir` and joined, as the box does.
+fn unpack(dir: &Path, parcel: &Parcel) {
+    let mut whole = Vec::new();
+    for n in 0..parcel.parts() {
+        apply(dir, &parcel.patch(n).unwrap());
+        let part = dir.join(format!("{}.part-{n:04}", parcel.name));
+        whole.extend(std::fs::read(&part).unwrap());
+        std::fs::remove_file(part).unwrap();
+    }
+    std::fs::write(dir.join(&parcel.name), whole).unwrap();
+}
+
 fn apply(dir: &Path, patch: &str) {
     let file = dir.join("in.patch");
     std::fs::write(&file, patch).unwrap();
@@ -38,15 +50,16 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     repo(here.path());
     git_in(there.path(), &["init", "-q"]);
     let base = start_of(here.path()).unwrap();
-    let parcel = parcel_for(here.path(), &base, &[]).unwrap().unwrap();
-    apply(there.path(), &parcel.patch);
+    let parcel = parcel_for(here.path(), &base, &[], 64).unwrap().unwrap();
+    assert!(parcel.parts() > 1, "cut in parts of 64 bytes");
+    unpack(there.path(), &parcel);
     let carried = carried_ref(&base);
     let spec = format!("+{}:{carried}", parcel.carries);
     git_in(there.path(), &["fetch", "-q", &parcel.name, &spec]);
     assert_eq!(git_in(there.path(), &["rev-parse", &carried]).trim(), base);
     // The mirror has it: nothing to send.
     assert!(
-        parcel_for(here.path(), &base, std::slice::from_ref(&base))
+        parcel_for(here.path(), &base, std::slice::from_ref(&base), 64)
             .unwrap()
             .is_none()
     );
@@ -54,7 +67,7 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     std::fs::write(here.path().join("a.txt"), "two\n").unwrap();
     git_in(here.path(), &["commit", "-qam", "next"]);
     let next = start_of(here.path()).unwrap();
-    let small = parcel_for(here.path(), &next, std::slice::from_ref(&base))
+    let small = parcel_for(here.path(), &next, std::slice::from_ref(&base), 1 << 20)
         .unwrap()
         .unwrap();
     assert!(
@@ -63,7 +76,8 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
         small.bytes,
         parcel.bytes
     );
-    apply(there.path(), &small.patch);
+    assert_eq!(small.parts(), 1);
+    unpack(there.path(), &small);
     let carried = carried_ref(&next);
     let spec = format!("+{}:{carried}", small.carries);
     git_in(there.path(), &["fetch", "-q", &small.name, &spec]);
@@ -72,7 +86,7 @@ fn a_parcel_carries_the_exact_commit_and_only_what_the_mirror_lacks() {
     assert!(git_in(here.path(), &["for-each-ref", "refs/ocio/sending"]).is_empty());
     // Unknown haves (another repository's) are skipped, not an error.
     assert!(
-        parcel_for(here.path(), &next, &["f".repeat(40)])
+        parcel_for(here.path(), &next, &["f".repeat(40)], 1 << 20)
             .unwrap()
             .is_some()
     );
@@ -108,9 +122,8 @@ fn work_received_lays_down_as_uncommitted_changes_exactly() {
             &format!("^{base}"),
         ],
     );
-    let bytes = std::fs::read(&bundle).unwrap();
     assert_eq!(received(here.path(), "t").unwrap(), None);
-    let commit = receive(here.path(), "t", &bytes).unwrap();
+    let commit = receive(here.path(), "t", &bundle).unwrap();
     assert_eq!(
         received(here.path(), "t").unwrap().as_deref(),
         Some(commit.as_str())
