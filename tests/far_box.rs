@@ -35,6 +35,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("window done")),
         )
         .rule(
+            Rule::when("far setup use")
+                .turn(Turn::bash("cat deps/ready.txt > seen.txt"))
+                .turn(Turn::text("used what setup made")),
+        )
+        .rule(
             Rule::when("far first")
                 .turn(Turn::write("hello.txt", "hello from the box\n"))
                 .turn(Turn::bash(
@@ -74,6 +79,7 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     tasks_land_from_the_box(&server, &home, &repo);
     box_sessions_that_touch_one_file_overlap_and_show_their_diff(&home, &repo).await;
     a_conflict_is_resolved_on_the_box(&server, &home, &repo);
+    the_plans_setup_runs_on_the_box(&server, &home, &repo, near.path());
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
     a_kill_between_creating_and_prompting_a_box_session_runs_it_once(&server, &home, &repo).await;
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
@@ -221,6 +227,54 @@ fn a_conflict_is_resolved_on_the_box(server: &TestServer, home: &Home, repo: &Te
     assert!(left.is_empty(), "the box keeps worktrees: {left:?}");
     let refs = repo.git(&["for-each-ref", "refs/ocio/handed"]);
     assert!(refs.is_empty(), "handed states stay: {refs}");
+}
+
+/// The plan's `setup` runs on the box too, in the box's worktree with its own `OCIO_WORKTREE`
+/// (what it makes is git-ignored, so it is never carried): the session there finds it. A setup
+/// that fails only on the box fails the task with its output, and the box keeps no worktree.
+fn the_plans_setup_runs_on_the_box(server: &TestServer, home: &Home, repo: &TestRepo, near: &Path) {
+    std::fs::write(repo.path().join(".gitignore"), "deps/\n").unwrap();
+    repo.git(&["add", ".gitignore"]);
+    repo.git(&["commit", "-qm", "ignore deps"]);
+    let setup =
+        r#"mkdir -p deps && echo "$OCIO_TASK at $OCIO_WORKTREE on $(uname -s)" > deps/ready.txt"#;
+    let plan = home.write_plan(
+        "setup.toml",
+        &format!(
+            "name = \"setup\"\nrepo = {:?}\nsetup = [{setup:?}]\n[[tasks]]\nid = \"use\"\nprompt = \"far setup use\"\n",
+            repo.dir_str()
+        ),
+    );
+    let (code, lines, err) =
+        Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"])).wait();
+    assert_eq!(code, Some(0), "{lines:?}\n{err}");
+    let seen = repo.git(&["show", "ocio/setup/integration:seen.txt"]);
+    let box_dir = server.own_dir().join(".ocio-work/work");
+    assert!(
+        seen.starts_with(&format!("use at {}", box_dir.display())) && seen.contains(" on Linux"),
+        "what setup made on the box: {seen:?}"
+    );
+    // Present here, not on the box.
+    let here_only = near.join("present.txt");
+    std::fs::write(&here_only, "here\n").unwrap();
+    let plan = home.write_plan(
+        "setup-fails.toml",
+        &format!(
+            "name = \"setupfails\"\nrepo = {:?}\nsetup = [\"cat {}\"]\n[[tasks]]\nid = \"use\"\nretries = 0\nprompt = \"far setup use\"\n",
+            repo.dir_str(),
+            here_only.display()
+        ),
+    );
+    let (code, lines, err) =
+        Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"])).wait();
+    assert_ne!(code, Some(0), "{lines:?}\n{err}");
+    let said = format!("{lines:?}");
+    assert!(
+        said.contains("setup on the build box: `cat ") && said.contains("No such file"),
+        "{said}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&box_dir).unwrap().collect();
+    assert!(left.is_empty(), "the box keeps worktrees: {left:?}");
 }
 
 /// ocio is killed (`kill -9`) while a task runs on the box; the session finishes there

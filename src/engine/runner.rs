@@ -223,6 +223,17 @@ pub struct Job {
     /// Re-attached: the operator's last word before the restart, which the run follows as it
     /// would have.
     pub(crate) word: Option<Steer>,
+    /// The plan's `setup`, which ran in ocio's worktree of the attempt: a runner whose
+    /// session works elsewhere (on a build box) runs it there too.
+    pub(crate) setup: Setup,
+}
+
+/// A plan's `setup` commands for one attempt, with what they are told in their environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Setup {
+    /// The plan's key (`OCIO_PLAN`).
+    pub(crate) plan: String,
+    pub(crate) commands: Vec<String>,
 }
 
 /// How a run ended.

@@ -494,6 +494,7 @@ mod tests {
             questions: false,
             steering: crate::engine::runner::Steering::none(),
             word: None,
+            setup: Default::default(),
         };
         let run = tokio::spawn(s.run(job, rx));
         tx.send(()).unwrap();

@@ -64,6 +64,9 @@ pub enum BoxError {
         "the box's worktree {dir} is gone and its work never came back\nhint: the task runs again"
     )]
     Gone { dir: String },
+    /// The plan's `setup` failed on the box (the task's failure, as it is in ocio's worktree).
+    #[error("setup on the build box: {0}")]
+    Setup(String),
 }
 
 impl BoxError {
@@ -362,10 +365,18 @@ impl BoxWorkspace {
         }
     }
 
-    /// The box's worktree of a finished session goes, with its bundle and ref.
-    async fn tidy(&self, root: &str, name: &str, dir: &str) {
+    /// The box's worktree of `local` goes (its session never started: its setup failed).
+    pub async fn discard(&self, local: &Path, dir: &str) {
+        match self.root().await {
+            Ok(root) => self.tidy(&root, &Self::name_of(local), dir).await,
+            Err(error) => tracing::warn!(%dir, %error, "cannot remove a box's worktree"),
+        }
+    }
+
+    /// The box's worktree of a finished session goes, with its bundle, ref and setup's files.
+    pub(super) async fn tidy(&self, root: &str, name: &str, dir: &str) {
         let script = format!(
-            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle*; echo {DONE}",
+            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle* ../outbox/{name}.ready ../outbox/{name}.setup.sh ../outbox/{name}.setup.log; echo {DONE}",
             mirror = quoted(&format!("{root}/mirror")),
             dir = quoted(dir),
             back = carry::returned_ref(name),
@@ -378,6 +389,16 @@ impl BoxWorkspace {
     /// Runs `script` on the box (in a session of ocio's own, deleted after); its output, which
     /// must end with the [`DONE`] marker.
     async fn script(&self, step: &'static str, script: &str) -> Result<String, BoxError> {
+        self.script_within(step, script, None).await
+    }
+
+    /// [`Self::script`], given `timeout` (at least the transfers' own) to end.
+    async fn script_within(
+        &self,
+        step: &'static str,
+        script: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<String, BoxError> {
         let (home, _) = self.places().await?;
         let create = CreateSession {
             title: Some(format!("ocio: {step}")),
@@ -386,7 +407,7 @@ impl BoxWorkspace {
         let session = self.client.create_session(home, &create).await?.id;
         let ran = self
             .client
-            .shell(home, &session, &self.shell_agent, script)
+            .shell(home, &session, &self.shell_agent, script, timeout)
             .await;
         if let Err(e) = self.client.delete_session(home, &session).await {
             tracing::debug!(error = %e, "cannot delete ocio's shell session on a box");
@@ -426,3 +447,7 @@ async fn blocking<T: Send + 'static>(
         }),
     }
 }
+
+#[path = "box_setup.rs"]
+mod setup;
+pub use setup::SetupFor;

@@ -437,12 +437,13 @@ impl Client {
         id: &str,
         agent: &str,
         command: &str,
+        timeout: Option<Duration>,
     ) -> Result<String, ClientError> {
         let body = serde_json::json!({ "agent": agent, "command": command });
         let call = Call::post("run a shell command", format!("/session/{id}/shell"))
             .dir(dir)
             .body(&body)
-            .timeout(TRANSFER_TIMEOUT);
+            .timeout(timeout.unwrap_or(TRANSFER_TIMEOUT).max(TRANSFER_TIMEOUT));
         let answer: MessageWithParts = self.fetch(call).await?;
         Ok(answer
             .parts

@@ -51,7 +51,7 @@ impl Core {
             run.stop = Some(stop);
             let runner = self.fleet.runner(run.agent);
             self.spawn(
-                workspace::run_in(place, Start::Run(runner, job, stopped)),
+                workspace::run_in(place, Start::Run(runner, Box::new(job), stopped)),
                 run,
             );
         }
@@ -263,6 +263,7 @@ impl Core {
             questions: self.options.questions.offers_questions(),
             steering,
             word: None,
+            setup: Default::default(),
         };
         let task_id = task.id;
         self.observed.latest.insert(task_id, session.id);

@@ -164,6 +164,7 @@ pub(super) fn start_aside(
         questions,
         steering,
         word: None,
+        setup: Default::default(),
     };
     let handed =
         serde_json::json!({ "agent": agent, "prompt": crate::text::clip(&job.prompt, 4000) });

@@ -481,12 +481,13 @@ impl Core {
                     crate::engine::runner::Steer::Say { id, text }
                 }
             }),
+            setup: Default::default(),
         };
         let resolving = matches!(role, Role::Resolver { .. } | Role::Fixer { .. });
         let (stop, stopped) = oneshot::channel();
         let start = match remote {
             Some(remote) => Start::Resumed(self.fleet.runner(index).resume(job, remote, stopped)?),
-            None => Start::Run(self.fleet.runner(index), job, stopped),
+            None => Start::Run(self.fleet.runner(index), Box::new(job), stopped),
         };
         self.fleet.take_resumed(index).then_some(())?;
         if resolving && let Some(state) = self.plans.get_mut(&plan_id) {

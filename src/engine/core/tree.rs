@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::workspace::{Ended, Start, Work, blocking, failed};
-use crate::engine::runner::Outcome;
+use crate::engine::runner::{Outcome, Setup};
 use crate::engine::shell;
 use crate::workspace::Author;
 use crate::workspace::Workspace;
@@ -52,7 +52,11 @@ pub(super) async fn in_worktree(tree: TaskTree, start: Start) -> Ended {
                 Ok(path) => job.directory = path,
                 Err(error) => return failed(error),
             }
-            runner.run(job, stop)
+            job.setup = Setup {
+                plan: tree.plan.clone(),
+                commands: tree.setup.clone(),
+            };
+            runner.run(*job, stop)
         }
         Start::Resumed(future) => future,
     };

@@ -309,7 +309,7 @@ impl Place {
 
 /// How the runner is to be started.
 pub(super) enum Start {
-    Run(Arc<dyn Runner>, Job, oneshot::Receiver<()>),
+    Run(Arc<dyn Runner>, Box<Job>, oneshot::Receiver<()>),
     /// A run re-attached after a restart (its worktree exists).
     Resumed(RunFuture),
 }
@@ -387,7 +387,7 @@ pub(super) async fn run_in(place: Place, start: Start) -> Ended {
 
 async fn started(start: Start) -> Outcome {
     match start {
-        Start::Run(runner, job, stop) => runner.run(job, stop).await,
+        Start::Run(runner, job, stop) => runner.run(*job, stop).await,
         Start::Resumed(future) => future.await,
     }
 }

@@ -13,7 +13,7 @@ use super::OpencodeRunner;
 use crate::config::WorkspaceMode;
 use crate::domain::{RemoteSession, SessionId, Usage};
 use crate::engine::runner::{Changed, Job, Outcome};
-use crate::opencode::boxes::{BoxError, BoxWorkspace};
+use crate::opencode::boxes::{BoxError, BoxWorkspace, SetupFor};
 
 /// Where an agent's sessions work.
 #[derive(Debug, Clone)]
@@ -73,6 +73,17 @@ impl OpencodeRunner {
             Err(e) => return self.not_carried("carry the task's tree to", &e),
         };
         tracing::info!(session = %job.session, server = self.client.base_url(), %dir, "the task's tree is on its build box");
+        let who = SetupFor {
+            plan: &job.setup.plan,
+            task: &job.task_key,
+            attempt: job.attempt,
+        };
+        if let Err(e) = boxes.set_up(&local, &dir, &job.setup.commands, &who).await {
+            if !e.unreachable() {
+                boxes.discard(&local, &dir).await;
+            }
+            return self.not_set_up(&e);
+        }
         job.directory = PathBuf::from(&dir);
         let (stop, asked) = told(stop);
         let outcome = self.clone().drive(job, stop).await;
@@ -201,6 +212,18 @@ impl OpencodeRunner {
 
     /// Why the tree could not be carried: the run lost with an unreachable server, else
     /// failed (the agent's fault: another may do better).
+    /// The plan's setup failed on the box: the task's failure, as in ocio's worktree.
+    fn not_set_up(&self, e: &BoxError) -> Outcome {
+        match e {
+            BoxError::Setup(_) => Outcome::Failed {
+                error: e.to_string(),
+                agent_fault: false,
+                usage: Usage::default(),
+            },
+            _ => self.not_carried("run the plan's setup on", e),
+        }
+    }
+
     fn not_carried(&self, what: &str, e: &BoxError) -> Outcome {
         let error = format!(
             "cannot {what} the build box at {}: {e}",

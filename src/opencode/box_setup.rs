@@ -1,0 +1,165 @@
+//! The plan's `setup` on a build box: the commands that made ocio's worktree of the attempt
+//! ready (installing dependencies, say) run again in the box's worktree, where the session
+//! works, with the environment they get in ocio's (`OCIO_WORKTREE` the box's directory).
+//!
+//! A command travels base64-encoded and runs from a file with `sh`: OpenCode expands a `$(...)`
+//! in a shell command itself before running it (in the wrong directory), and the command is the
+//! user's, so it is never part of the script's own text.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::{BoxError, BoxWorkspace, DONE, quoted};
+
+/// How long one `setup` command may run (as in ocio's worktree).
+const SETUP_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// The most of a failed command's output quoted.
+const OUTPUT_TAIL: usize = 4000;
+
+/// Who the commands are for (their environment).
+pub struct SetupFor<'a> {
+    pub plan: &'a str,
+    pub task: &'a str,
+    pub attempt: u32,
+}
+
+impl BoxWorkspace {
+    /// Runs `commands` in order in the box's worktree `dir` of `local`, once: a worktree set up
+    /// before a restart is not set up again. A command that fails, or that changes tracked
+    /// files (they would come back as the task's work), fails the attempt.
+    pub async fn set_up(
+        &self,
+        local: &Path,
+        dir: &str,
+        commands: &[String],
+        who: &SetupFor<'_>,
+    ) -> Result<(), BoxError> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let root = self.root().await?;
+        let name = Self::name_of(local);
+        let outbox = format!("{root}/outbox");
+        let ready = quoted(&format!("{outbox}/{name}.ready"));
+        let done = self
+            .script(
+                "looking at the box's setup",
+                &format!("if [ -e {ready} ]; then echo READY; fi; echo {DONE}"),
+            )
+            .await?;
+        if done.lines().any(|line| line.trim() == "READY") {
+            return Ok(());
+        }
+        for command in commands {
+            let script = command_script(&outbox, &name, dir, command, who);
+            let output = self
+                .script_within("running the plan's setup", &script, Some(SETUP_LIMIT))
+                .await?;
+            if let Some(failed) = failure(&output) {
+                return Err(BoxError::Setup(format!("`{command}` {failed}")));
+            }
+        }
+        self.script(
+            "noting the box's setup",
+            &format!("touch {ready}; echo {DONE}"),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The script that runs `command` in `dir` and says how it went.
+fn command_script(
+    outbox: &str,
+    name: &str,
+    dir: &str,
+    command: &str,
+    who: &SetupFor<'_>,
+) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(command);
+    let file = quoted(&format!("{outbox}/{name}.setup.sh"));
+    let log = quoted(&format!("{outbox}/{name}.setup.log"));
+    format!(
+        "cd {dir} || exit 1; export OCIO_PLAN={plan} OCIO_TASK={task} OCIO_ATTEMPT={attempt} OCIO_WORKTREE={dir}; \
+         printf %s '{encoded}' | base64 -d > {file}; \
+         if sh {file} > {log} 2>&1; then \
+         if git diff --quiet; then echo SETUP-OK; else echo SETUP-CHANGED; git diff --name-only; fi; \
+         else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi; echo {DONE}",
+        dir = quoted(dir),
+        plan = quoted(who.plan),
+        task = quoted(who.task),
+        attempt = who.attempt,
+    )
+}
+
+/// Why a command's run failed, from its script's output; `None` when it passed.
+fn failure(output: &str) -> Option<String> {
+    let mut lines = output.lines();
+    for line in lines.by_ref() {
+        match line.trim() {
+            "SETUP-OK" => return None,
+            "SETUP-FAILED" => {
+                let said = rest(lines);
+                return Some(format!("failed:\n{said}"));
+            }
+            "SETUP-CHANGED" => {
+                let files = rest(lines).lines().collect::<Vec<_>>().join(", ");
+                return Some(format!(
+                    "changed tracked files, which would come back as the task's work: {files}\nhint: make setup leave them as they are (e.g. `npm ci` rather than `npm install`)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Some("never said how it went".into())
+}
+
+/// What follows, up to the end marker.
+fn rest<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines
+        .take_while(|line| line.trim() != DONE)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commands_outcome_is_read_from_its_scripts_output() {
+        assert_eq!(failure("SETUP-OK\nOCIO-BOX-DONE"), None);
+        assert_eq!(
+            failure("SETUP-FAILED\nnpm ERR! missing\nOCIO-BOX-DONE").as_deref(),
+            Some("failed:\nnpm ERR! missing")
+        );
+        let changed = failure("SETUP-CHANGED\npackage-lock.json\nsrc/a.rs\nOCIO-BOX-DONE");
+        assert!(
+            changed
+                .as_deref()
+                .is_some_and(|c| c.contains("package-lock.json, src/a.rs")),
+            "{changed:?}"
+        );
+        assert!(failure("OCIO-BOX-DONE").is_some(), "no word is a failure");
+    }
+
+    #[test]
+    fn the_users_command_never_appears_in_the_script_itself() {
+        let who = SetupFor {
+            plan: "p",
+            task: "t",
+            attempt: 2,
+        };
+        let command = "echo $(pwd) > 'x'";
+        let script = command_script("/r/outbox", "n", "/r/work/n", command, &who);
+        assert!(!script.contains("$("), "{script}");
+        assert!(script.contains("OCIO_ATTEMPT=2"), "{script}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(command);
+        assert!(script.contains(&encoded));
+    }
+}
