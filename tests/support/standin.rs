@@ -28,7 +28,8 @@ use tokio::sync::{broadcast, watch};
 /// How the stand-in's sessions work.
 #[derive(Debug, Clone)]
 pub struct StandinOptions {
-    /// How long a prompted session works before it answers.
+    /// How long a prompted session works before it answers, give or take 25% (picked per
+    /// prompt, so a fleet's sessions do not all end together).
     pub work: Duration,
     /// The pause between two events of one working session (its event rate).
     pub every: Duration,

@@ -90,7 +90,8 @@ struct Turn {
 impl Turn {
     async fn run(mut self, answer: watch::Sender<Option<Value>>) {
         let options = self.state.options.clone();
-        let ends = Instant::now() + options.work;
+        // Sessions of a fleet do not all end together: each works its time ±25%.
+        let ends = Instant::now() + options.work.mul_f64(0.75 + fastrand::f64() / 2.0);
         self.status("busy");
         let final_time = options.every * (FINAL_EVENTS + options.deltas);
         let mut last = None;
