@@ -168,10 +168,32 @@ fn report(label: &str, all: &[Figures]) {
     );
     let _ = writeln!(
         out,
-        "  event -> screen             p50 {:.1} ms  p99 {:.1} ms  ({:.0} samples)",
+        "  event -> screen (tool)      p50 {:.1} ms  p99 {:.1} ms  ({:.0} samples)",
         m(|f| f.screen_ms.0),
         m(|f| f.screen_ms.1),
         m(|f| f.screen_samples as f64)
+    );
+    let _ = writeln!(
+        out,
+        "  event -> screen (text)      p50 {:.1} ms  p99 {:.1} ms",
+        m(|f| f.text_screen_ms.0),
+        m(|f| f.text_screen_ms.1),
+    );
+    let _ = writeln!(out, "  ocio CPU by thread (% of a core):");
+    let names: std::collections::BTreeSet<&String> =
+        all.iter().flat_map(|f| f.threads.keys()).collect();
+    for name in names {
+        let per = median(
+            all.iter()
+                .map(|f| f.threads.get(name).copied().unwrap_or(0.0))
+                .collect(),
+        );
+        let _ = writeln!(out, "    {name:<34} {per:.1}");
+    }
+    let _ = writeln!(
+        out,
+        "  server events/s             {:.0}",
+        m(|f| f.events_per_s)
     );
     let _ = writeln!(
         out,

@@ -28,10 +28,17 @@ pub struct Figures {
     pub peak_rss_mib: f64,
     pub dispatch_ms: (f64, f64),
     pub dispatches: usize,
+    /// Event to screen for tool updates (shown as they come).
     pub screen_ms: (f64, f64),
     pub screen_samples: usize,
+    /// Event to screen for text deltas (a part's text is shown at most every 200 ms).
+    pub text_screen_ms: (f64, f64),
+    /// ocio's CPU over the window by thread name, % of one core.
+    pub threads: BTreeMap<String, f64>,
     /// Control-log events committed per second over the window.
     pub commits_per_s: f64,
+    /// Events the servers sent on their streams per second.
+    pub events_per_s: f64,
     /// Requests the servers got over the window, per session-minute, by kind.
     pub calls: BTreeMap<String, f64>,
 }
@@ -41,8 +48,9 @@ pub struct Figures {
 struct Seen {
     /// Task key → when its dispatch reached the front end (µs since the epoch).
     dispatched: HashMap<String, i64>,
-    /// Event-to-screen latencies in the window, µs.
+    /// Event-to-screen latencies in the window, µs: tool updates, text deltas.
     screen: Vec<i64>,
+    text_screen: Vec<i64>,
     measuring: bool,
 }
 
@@ -143,16 +151,19 @@ async fn follow(mut events: ocio::engine::Subscription, seen: Arc<Mutex<Seen>>) 
                 seen.lock().await.dispatched.insert(key, now);
             }
             EngineEvent::Activity { entry, .. } => {
-                let stamp = match &entry.activity {
-                    Activity::Tool { title, .. } => last_stamp(title),
-                    Activity::Text { text } => last_stamp(text),
-                    _ => None,
+                let (stamp, tool) = match &entry.activity {
+                    Activity::Tool { title, .. } => (last_stamp(title), true),
+                    Activity::Text { text } => (last_stamp(text), false),
+                    _ => (None, false),
                 };
                 let mut seen = seen.lock().await;
                 if let Some(stamp) = stamp
                     && seen.measuring
                 {
-                    seen.screen.push(now - stamp);
+                    match tool {
+                        true => seen.screen.push(now - stamp),
+                        false => seen.text_screen.push(now - stamp),
+                    }
                 }
             }
             _ => {}
@@ -174,6 +185,7 @@ fn last_stamp(text: &str) -> Option<i64> {
 struct Sample {
     at: Instant,
     cpu_ticks: u64,
+    threads: BTreeMap<String, u64>,
     last_seq: u64,
     servers: Vec<StandinStats>,
 }
@@ -197,6 +209,7 @@ impl Sample {
         Self {
             at: Instant::now(),
             cpu_ticks: cpu_ticks(),
+            threads: thread_ticks(),
             last_seq: store.read(query::last_event_seq).await.unwrap(),
             servers,
         }
@@ -205,10 +218,30 @@ impl Sample {
 
 /// This process's CPU time (user + system), in clock ticks (1/100 s).
 fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    ticks_in(&std::fs::read_to_string("/proc/self/stat").unwrap())
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn ticks_in(stat: &str) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// CPU ticks of this process's live threads, by thread name.
+fn thread_ticks() -> BTreeMap<String, u64> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue;
+        };
+        *by_name.entry(name.trim().to_string()).or_insert(0) += ticks_in(&stat);
+    }
+    by_name
 }
 
 /// A field of `/proc/self/status` in KiB (`VmHWM`, `VmRSS`).
@@ -242,6 +275,16 @@ fn figures(sessions: usize, before: &Sample, after: &Sample, seen: &Seen) -> Fig
         })
         .collect();
     let mut screen = seen.screen.clone();
+    let mut text_screen = seen.text_screen.clone();
+    let threads = after
+        .threads
+        .iter()
+        .map(|(name, t)| {
+            let was = before.threads.get(name).copied().unwrap_or(0);
+            let used = t.saturating_sub(was) as f64 / 100.0;
+            (name.clone(), 100.0 * used / window)
+        })
+        .collect();
     Figures {
         sessions,
         window_secs: window,
@@ -251,7 +294,16 @@ fn figures(sessions: usize, before: &Sample, after: &Sample, seen: &Seen) -> Fig
         dispatches: dispatch.len(),
         screen_ms: percentiles(&mut screen),
         screen_samples: screen.len(),
+        text_screen_ms: percentiles(&mut text_screen),
+        threads,
         commits_per_s: (after.last_seq - before.last_seq) as f64 / window,
+        events_per_s: after
+            .servers
+            .iter()
+            .zip(&before.servers)
+            .map(|(a, b)| (a.events - b.events) as f64)
+            .sum::<f64>()
+            / window,
         calls,
     }
 }
