@@ -75,8 +75,14 @@ pub struct Standin {
 
 impl Standin {
     pub async fn start(options: StandinOptions) -> Self {
+        use axum::serve::ListenerExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        // Each event goes out at once, as OpenCode's own server sends it (with Nagle's
+        // algorithm a small write waits for the client's delayed ACK: ~40 ms an event).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let state = Arc::new(State::new(options));
         let app = routes::router(state.clone());
         let beat = state.clone();
