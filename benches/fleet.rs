@@ -34,26 +34,29 @@
 //!
 //! | figure                              | 200 busy (20 x 10)     | following 16 (2 x 8)  |
 //! |-------------------------------------|------------------------|-----------------------|
-//! | ocio CPU, % of one core             | 39.6 (target < 25)     | 2.1 (target < 2)      |
-//! |   of it the store's writer thread   | 20.5                   | 0.9                   |
-//! |   of it the async workers           | 19.3                   | 1.2                   |
-//! | peak RSS                            | 65 MiB                 | 24 MiB                |
-//! | dispatch -> session p50 / p99       | 1.1 / 53.3 ms          | 0.4 / 5.2 ms          |
-//! | event -> screen, tool p50 / p99     | 19.0 / 338.5 ms        | 33.7 / 45.5 ms        |
-//! | event -> screen, text p50 / p99     | 24.2 / 392.7 ms        | 0.3 / 244.8 ms        |
-//! | server events/s (all streams)       | 1583                   | 129                   |
-//! | control-log commits/s               | 38.3                   | 3.2                   |
-//! | server calls per session-minute     | 6.34                   | 6.75                  |
+//! | ocio CPU, % of one core             | 39.1 (target < 25)     | 2.9 (target < 2)      |
+//! |   of it the store's writer thread   | 18.4                   | 1.2                   |
+//! |   of it the async workers           | 20.7                   | 1.7                   |
+//! | peak RSS                            | 66 MiB                 | 24 MiB                |
+//! | dispatch -> session p50 / p99       | 2.1 / 34.8 ms          | 0.6 / 7.2 ms          |
+//! | event -> screen, tool p50 / p99     | 9.3 / 274.3 ms         | 0.5 / 19.8 ms         |
+//! | event -> screen, text p50 / p99     | 6.9 / 347.7 ms         | 0.4 / 206.3 ms        |
+//! | server events/s (all streams)       | 1593                   | 129                   |
+//! | control-log commits/s               | 38.2                   | 3.1                   |
+//! | server calls per session-minute     | 6.33                   | 6.56                  |
+//!
+//! Runs: 200 busy 39.7 / 39.1 / 38.0%; following 16 2.9 / 3.2 / 2.75%.
 //!
 //! Calls per session-minute are the sessions' own (create, the blocking prompt, one message
 //! list for the usage: about 2 each per 30 s session) plus the health probe; no resync or
-//! pending-request lookup came in the window. Both CPU targets are missed: by 14.6 points
-//! (1.6x) at 200, by 0.1 point at 16. The store's writer thread is half of it: with the
-//! database on tmpfs (`TMPDIR=/dev/shm`, one 20 s run) the writer took 8.8% instead of 20.5%
-//! and ocio 24.1% in all (1.8% following 16), so about 12 points are the durable commits'
-//! I/O (each transcript flush is an `Immediate` commit) and the rest their encoding and search
-//! indexing; the async workers' 19% is about 120 µs per server event (SSE, decoding, routing,
-//! transcript, engine broadcast).
+//! pending-request lookup came in the window. Both CPU targets are missed: by 14 points
+//! (1.6x) at 200, by 0.9 point at 16. The store's writer thread is about half: with the
+//! database on tmpfs (`TMPDIR=/dev/shm`, one 30 s run) the writer took 9.8% instead of 18.4%
+//! (0.6 instead of 1.2 following 16) and ocio 25.7% in all (2.4%), so about 9 points at 200
+//! are the durable commits' I/O (each transcript flush is an `Immediate` commit) and the rest
+//! their encoding and search indexing; the async workers' 16-21% is 100-130 µs per server
+//! event (SSE, decoding, routing, transcript, engine broadcast). The p99s at 200 follow the
+//! store: on tmpfs the tool p99 was 36 ms, so events probably wait behind durable commits.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 
