@@ -1,0 +1,241 @@
+//! ocio at fleet scale: one ocio driving 20 OpenCode servers with 10 busy sessions each (200
+//! at once), then following 16 busy sessions on 2 servers.
+//!
+//! The servers are stand-ins (`tests/support/standin.rs`: the REST + SSE subset ocio uses, in
+//! OpenCode 1.18.33's shapes, kept honest by `tests/standin.rs` against a real `opencode
+//! serve`; 20 real servers, ~600 MB each, do not fit here). Each session streams a model step
+//! every few hundred ms: a text part (four deltas), a `write` tool call pending → running →
+//! completed with `file.edited`, a `step-finish` with tokens; after `OCIO_FLEET_WORK_SECS` it
+//! answers with usage and the slot takes the plan's next task.
+//!
+//! Three processes per run, so that what is measured is ocio's alone: this one (the
+//! coordinator), the stand-in host (all the servers), and ocio (the engine with one url agent
+//! per server, the real `OpencodeRunner`, a real redb store, and a front end following the
+//! engine's events as the TUI does). Over the window, after a 10 s warm-up:
+//! - ocio CPU: utime + stime from `/proc/self/stat`, % of one core; peak RSS: `VmHWM`;
+//! - dispatch → session: from the front end getting `Dispatched` to the stand-in creating the
+//!   task's session (the whole run, the first burst included);
+//! - event → screen: from the stand-in stamping a text delta or tool title (`@<µs>`) to the
+//!   front end getting the `Activity` that shows it (text is throttled by design to one
+//!   update per part every 200 ms, so its latency includes that wait);
+//! - control-log commits/s: control-log events committed (the store's last sequence number;
+//!   the store counts no transactions);
+//! - server calls per session-minute, by kind, from the stand-ins' counts.
+//!
+//! `cargo bench --bench fleet`. Environment: `OCIO_FLEET_SECS` (window, default 60),
+//! `OCIO_BENCH_RUNS` (default 3, medians reported), `OCIO_FLEET_WORK_SECS` (how long a
+//! session works, default 30), `OCIO_FLEET_EVENT_MS` (pause between a session's events,
+//! default 200: 5 events/s per session).
+//!
+//! Targets: ocio under 25% of one core at 200 busy sessions, under 2% following 16.
+//!
+//! Measured 2026-12-04 (2 shared cores, release, 3 runs, 60 s window, sessions of 30 s ±25%,
+//! an event every 200 ms; medians; store on disk):
+//!
+//! | figure                              | 200 busy (20 x 10)     | following 16 (2 x 8)  |
+//! |-------------------------------------|------------------------|-----------------------|
+//! | ocio CPU, % of one core             | 39.1 (target < 25)     | 2.9 (target < 2)      |
+//! |   of it the store's writer thread   | 18.4                   | 1.2                   |
+//! |   of it the async workers           | 20.7                   | 1.7                   |
+//! | peak RSS                            | 66 MiB                 | 24 MiB                |
+//! | dispatch -> session p50 / p99       | 2.1 / 34.8 ms          | 0.6 / 7.2 ms          |
+//! | event -> screen, tool p50 / p99     | 9.3 / 274.3 ms         | 0.5 / 19.8 ms         |
+//! | event -> screen, text p50 / p99     | 6.9 / 347.7 ms         | 0.4 / 206.3 ms        |
+//! | server events/s (all streams)       | 1593                   | 129                   |
+//! | control-log commits/s               | 38.2                   | 3.1                   |
+//! | server calls per session-minute     | 6.33                   | 6.56                  |
+//!
+//! Runs: 200 busy 39.7 / 39.1 / 38.0%; following 16 2.9 / 3.2 / 2.75%.
+//!
+//! Calls per session-minute are the sessions' own (create, the blocking prompt, one message
+//! list for the usage: about 2 each per 30 s session) plus the health probe; no resync or
+//! pending-request lookup came in the window. Both CPU targets are missed: by 14 points
+//! (1.6x) at 200, by 0.9 point at 16. The store's writer thread is about half: with the
+//! database on tmpfs (`TMPDIR=/dev/shm`, one 30 s run) the writer took 9.8% instead of 18.4%
+//! (0.6 instead of 1.2 following 16) and ocio 25.7% in all (2.4%), so about 9 points at 200
+//! are the durable commits' I/O (each transcript flush is an `Immediate` commit) and the rest
+//! their encoding and search indexing; the async workers' 16-21% is 100-130 µs per server
+//! event (SSE, decoding, routing, transcript, engine broadcast). The p99s at 200 follow the
+//! store: on tmpfs the tool p99 was 36 ms, so events probably wait behind durable commits.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
+
+#[path = "fleet/host.rs"]
+mod host;
+#[path = "fleet/ocio.rs"]
+mod ocio_side;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ocio_side::Figures;
+
+const ROLE: &str = "OCIO_FLEET_ROLE";
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let work = Duration::from_secs(setting("OCIO_FLEET_WORK_SECS", 30));
+    let every = Duration::from_millis(setting("OCIO_FLEET_EVENT_MS", 200));
+    let window = Duration::from_secs(setting("OCIO_FLEET_SECS", 60));
+    match std::env::var(ROLE).as_deref() {
+        Ok("host") => host::serve(setting("OCIO_FLEET_SERVERS", 1) as usize, work, every),
+        Ok("ocio") => {
+            let urls: Vec<String> = std::env::var("OCIO_FLEET_URLS")
+                .unwrap()
+                .split(',')
+                .map(String::from)
+                .collect();
+            ocio_side::measure(&urls, setting("OCIO_FLEET_SLOTS", 1) as u32, window, work);
+        }
+        _ => coordinate(window, work, every),
+    }
+}
+
+fn coordinate(window: Duration, work: Duration, every: Duration) {
+    let runs = setting("OCIO_BENCH_RUNS", 3) as usize;
+    eprintln!(
+        "fleet: {runs} runs, window {} s, sessions work {} s, an event every {} ms per session",
+        window.as_secs(),
+        work.as_secs(),
+        every.as_millis()
+    );
+    for (label, servers, slots) in [
+        ("200 busy (20 x 10)", 20, 10),
+        ("following 16 (2 x 8)", 2, 8),
+    ] {
+        let mut all = Vec::new();
+        for run in 1..=runs {
+            let figures = one_run(servers, slots);
+            eprintln!(
+                "  {label} run {run}: {}",
+                serde_json::to_string(&figures).unwrap()
+            );
+            all.push(figures);
+        }
+        report(label, &all);
+    }
+}
+
+/// One run: a fresh stand-in host and a fresh ocio.
+fn one_run(servers: usize, slots: u32) -> Figures {
+    let exe = std::env::current_exe().unwrap();
+    let mut host = Command::new(&exe)
+        .env(ROLE, "host")
+        .env("OCIO_FLEET_SERVERS", servers.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let urls = read_urls(&mut host, servers);
+    let out = Command::new(&exe)
+        .env(ROLE, "ocio")
+        .env("OCIO_FLEET_URLS", urls.join(","))
+        .env("OCIO_FLEET_SLOTS", slots.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    // Closing its standard input stops the host.
+    drop(host.stdin.take());
+    let _ = host.wait();
+    assert!(out.status.success(), "the ocio side failed");
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap()).unwrap()
+}
+
+fn read_urls(host: &mut Child, servers: usize) -> Vec<String> {
+    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    (0..servers)
+        .map(|_| {
+            let line = lines.next().unwrap().unwrap();
+            line.strip_prefix("URL ").unwrap().to_string()
+        })
+        .collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn report(label: &str, all: &[Figures]) {
+    let m = |f: fn(&Figures) -> f64| median(all.iter().map(f).collect());
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(out, "\n{label}: medians of {} runs", all.len());
+    let _ = writeln!(out, "  sessions                    {}", all[0].sessions);
+    let _ = writeln!(
+        out,
+        "  window                      {:.1} s",
+        m(|f| f.window_secs)
+    );
+    let _ = writeln!(
+        out,
+        "  ocio CPU                    {:.1}% of one core",
+        m(|f| f.cpu_pct)
+    );
+    let _ = writeln!(
+        out,
+        "  ocio peak RSS               {:.0} MiB",
+        m(|f| f.peak_rss_mib)
+    );
+    let _ = writeln!(
+        out,
+        "  dispatch -> session         p50 {:.1} ms  p99 {:.1} ms  ({:.0} sessions)",
+        m(|f| f.dispatch_ms.0),
+        m(|f| f.dispatch_ms.1),
+        m(|f| f.dispatches as f64)
+    );
+    let _ = writeln!(
+        out,
+        "  event -> screen (tool)      p50 {:.1} ms  p99 {:.1} ms  ({:.0} samples)",
+        m(|f| f.screen_ms.0),
+        m(|f| f.screen_ms.1),
+        m(|f| f.screen_samples as f64)
+    );
+    let _ = writeln!(
+        out,
+        "  event -> screen (text)      p50 {:.1} ms  p99 {:.1} ms",
+        m(|f| f.text_screen_ms.0),
+        m(|f| f.text_screen_ms.1),
+    );
+    let _ = writeln!(out, "  ocio CPU by thread (% of a core):");
+    let names: std::collections::BTreeSet<&String> =
+        all.iter().flat_map(|f| f.threads.keys()).collect();
+    for name in names {
+        let per = median(
+            all.iter()
+                .map(|f| f.threads.get(name).copied().unwrap_or(0.0))
+                .collect(),
+        );
+        let _ = writeln!(out, "    {name:<34} {per:.1}");
+    }
+    let _ = writeln!(
+        out,
+        "  server events/s             {:.0}",
+        m(|f| f.events_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  control-log commits/s       {:.1}",
+        m(|f| f.commits_per_s)
+    );
+    let total = m(|f| f.calls.values().sum());
+    let _ = writeln!(out, "  server calls/session-min    {total:.2}");
+    let kinds: std::collections::BTreeSet<&String> =
+        all.iter().flat_map(|f| f.calls.keys()).collect();
+    for kind in kinds {
+        let per = median(
+            all.iter()
+                .map(|f| f.calls.get(kind).copied().unwrap_or(0.0))
+                .collect(),
+        );
+        let _ = writeln!(out, "    {kind:<34} {per:.2}");
+    }
+}
