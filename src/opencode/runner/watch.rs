@@ -12,12 +12,12 @@ use super::OpencodeRunner;
 use crate::engine::approval::{Ask, Decision};
 use crate::engine::question::QuestionReply;
 use crate::engine::runner::{Job, Reporter};
-use crate::engine::view::Entry;
+use crate::engine::view::{Activity, Entry};
 use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
 use crate::opencode::live::Subscription;
 use crate::opencode::transcript::Transcriber;
-use crate::opencode::wire::{PermissionReply, PermissionRequest, QuestionRequest};
+use crate::opencode::wire::{Part, PermissionReply, PermissionRequest, QuestionRequest};
 
 /// What a run follows of its session: the live events, the transcript made of them, and the
 /// requests already handed on, with their relays: those still waiting for an answer end with
@@ -29,6 +29,8 @@ pub(super) struct Watch {
     seen: HashSet<String>,
     gone: HashSet<String>,
     relays: JoinSet<()>,
+    /// Files the session's events told it changed (each is told once).
+    edited: HashSet<String>,
 }
 
 impl Watch {
@@ -37,6 +39,7 @@ impl Watch {
             live,
             transcriber: Transcriber::default(),
             seen: HashSet::new(),
+            edited: HashSet::new(),
             gone: HashSet::new(),
             relays: JoinSet::new(),
         }
@@ -142,8 +145,27 @@ impl OpencodeRunner {
             }
             _ => {}
         }
+        if let ServerEvent::FileEdited { file } = event {
+            watch.edited.insert(file.clone());
+        }
         if let Some((activity, part)) = watch.transcriber.activity(event) {
             job.reporter.activity(job.session, activity, part);
+        }
+        // A step's patch names the files the step changed, shell commands' edits included
+        // (which no `file.edited` tells): each counts as an edit, at once. A box session's
+        // own diff shows them only some hundred ms later.
+        if let ServerEvent::PartUpdated {
+            part: Part::Patch(patch),
+        } = event
+        {
+            for file in &patch.files {
+                if !watch.edited.insert(file.clone()) {
+                    continue;
+                }
+                let activity = Activity::Edited { file: file.clone() };
+                let part = Some(format!("edited:{file}"));
+                job.reporter.activity(job.session, activity, part);
+            }
         }
     }
 
