@@ -320,12 +320,23 @@ impl Git {
         let output = command.output().map_err(|err| WorkspaceError::GitMissing {
             reason: err.to_string(),
         })?;
+        self.stdout_of(dir, args, &output)
+    }
+
+    /// A finished git command's stdout (end trimmed) when it succeeded, else an error naming
+    /// the repository, the command and git's stderr.
+    fn stdout_of<S: AsRef<OsStr>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+        output: &Output,
+    ) -> Result<String, WorkspaceError> {
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout)
                 .trim_end()
                 .to_string())
         } else {
-            Err(self.failed(dir, args, &output))
+            Err(self.failed(dir, args, output))
         }
     }
 
@@ -349,13 +360,7 @@ impl Git {
         args: &[S],
     ) -> Result<String, WorkspaceError> {
         let output = self.exec(dir, args)?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout)
-                .trim_end()
-                .to_string())
-        } else {
-            Err(self.failed(dir, args, &output))
-        }
+        self.stdout_of(dir, args, &output)
     }
 
     /// Whether git exits 0 (`true`) or 1 (`false`); any other exit is an error.
