@@ -209,10 +209,37 @@ impl Core {
     /// The first budget `run` counts against that its spend has reached, as the cause of
     /// stopping it.
     fn reached_by(&self, run: &Running, day: Date) -> Option<String> {
-        let state = self.plans.get(&run.plan)?;
+        self.budgets_of(run, day)
+            .into_iter()
+            .find_map(|(budget, key, scope)| {
+                let standing = budget?.reached(&self.budgets.spent(&key?))?;
+                Some(over_budget_cause(&scope, &standing))
+            })
+    }
+
+    /// Whether any budget counts running session `id`'s spend (a step of it may reach one).
+    pub(super) fn budgeted(&self, id: SessionId) -> bool {
+        let day = utc_day(self.now());
+        self.running.get(&id).is_some_and(|run| {
+            self.budgets_of(run, day)
+                .iter()
+                .any(|(budget, ..)| budget.is_some())
+        })
+    }
+
+    /// The budgets `run` counts against, each with the ledger key of its spend and its scope.
+    /// None at all when its plan is gone.
+    fn budgets_of(
+        &self,
+        run: &Running,
+        day: Date,
+    ) -> Vec<(Option<Budget>, Option<String>, BudgetScope)> {
+        let Some(state) = self.plans.get(&run.plan) else {
+            return Vec::new();
+        };
         let task = state.graph.get(&run.key);
         let agent = self.fleet.agent(run.agent);
-        let budgets = [
+        vec![
             (
                 task.and_then(|t| t.budget),
                 task.map(|t| task_key(t.id)),
@@ -233,11 +260,7 @@ impl Core {
                 },
             ),
             (self.daily_budget(), Some(day_key(day)), BudgetScope::Daily),
-        ];
-        budgets.into_iter().find_map(|(budget, key, scope)| {
-            let standing = budget?.reached(&self.budgets.spent(&key?))?;
-            Some(over_budget_cause(&scope, &standing))
-        })
+        ]
     }
 
     /// Stop every running task session whose spend has reached a budget it counts against,

@@ -104,6 +104,8 @@ pub(super) struct Core {
     observed: observe::Observed,
     /// Transcript entries waiting to be written.
     journal: journal::Journal,
+    /// Steps running sessions reported, to be recorded at the next tick.
+    steps_waiting: Vec<crate::domain::Checkpoint>,
     /// Plans whose landing's git work is under way (one at a time per plan).
     landing: std::collections::HashSet<PlanId>,
     /// Landings waiting for a resolver session to settle their moved base's conflicts.
@@ -224,15 +226,21 @@ impl Core {
         loop {
             let result = tokio::select! {
                 command = commands.recv() => match command {
-                    None => return self.flush_transcripts().await,
+                    None => {
+                        self.record_steps().await?;
+                        return self.flush_transcripts().await;
+                    }
                     Some(Command::Shutdown(reply)) => {
                         self.tasks.stop().await;
                         // What the runs said last is kept (they are stopped: nothing follows).
                         while let Ok(report) = self.report_rx.try_recv() {
-                            if let RemoteReport::Activity { session, entry } = report {
-                                let _ = self.on_activity(session, entry);
+                            if let RemoteReport::Activity { session, entry } = report
+                                && let Some(step) = self.on_activity(session, entry)
+                            {
+                                self.steps_waiting.push(step);
                             }
                         }
+                        self.record_steps().await?;
                         self.flush_transcripts().await?;
                         let _ = reply.send(());
                         return Ok(());
@@ -264,6 +272,7 @@ impl Core {
         while let Ok(report) = self.report_rx.try_recv() {
             self.on_report(report).await?;
         }
+        self.record_steps().await?;
         self.finished(session, ended).await
     }
 
@@ -291,11 +300,22 @@ impl Core {
                 why,
                 answered,
             } => self.on_withdrawn(session, request, why, answered).await?,
-            RemoteReport::Activity { session, entry } => match self.on_activity(session, entry) {
-                Some(step) => self.record_step(session, step).await?,
-                None if self.journal.is_full() => self.flush_transcripts().await?,
-                None => return Ok(false),
-            },
+            RemoteReport::Activity { session, entry } => {
+                let Some(step) = self.on_activity(session, entry) else {
+                    if self.journal.is_full() {
+                        self.flush_transcripts().await?;
+                    }
+                    return Ok(false);
+                };
+                self.steps_waiting.push(step);
+                // A step that may reach a budget counts at once: the stop it calls for cannot
+                // wait for a tick the run may not live to see. Other steps count at the next
+                // tick, many in one commit.
+                if !self.budgeted(session) {
+                    return Ok(false);
+                }
+                self.record_steps().await?;
+            }
             RemoteReport::Backfill { session, entries } => {
                 self.on_backfill(session, entries).await?
             }
@@ -450,6 +470,7 @@ impl Core {
     }
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
+        self.record_steps().await?;
         let now = std::time::Instant::now();
         self.flush_journal(journal::Drain::Due(now)).await?;
         self.enforce_time_limits();

@@ -110,6 +110,7 @@ impl Core {
             paused,
             observed: super::observe::Observed::default(),
             journal: Default::default(),
+            steps_waiting: Vec::new(),
             landing: std::collections::HashSet::new(),
             base_resolves: Default::default(),
             tasks: super::tasks::Tasks::default(),
