@@ -580,3 +580,41 @@ async fn a_real_session_is_stopped_at_the_call_that_reaches_its_budget_and_conti
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Steps that no budget is near wait for the engine's next tick to be recorded (many in one
+/// commit), but steps that reach a budget only together must stop the work at once: here no
+/// tick comes at all, and the second step, with the first still waiting, brings the day's
+/// spend to its budget. Both sessions are stopped while they run, not after they finished.
+#[tokio::test]
+async fn steps_that_reach_a_budget_together_stop_the_work_without_waiting_for_a_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 2, &[], 900, 0.0);
+    let options = EngineOptions {
+        tick: Duration::from_secs(3600),
+        ..options(Clock::system(), Some(tokens(1000)))
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
+    )
+    .await;
+    let (cause, _) = over_budget(&mut events).await;
+    assert_eq!(
+        cause,
+        "over budget: engine daily budget (UTC) 1200/1000 tokens"
+    );
+    all_become(&store, TaskStatus::Failed).await;
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    for session in &sessions {
+        assert_eq!(session.status, ocio::domain::SessionStatus::Failed);
+        assert_eq!(session.last_error.as_deref(), Some(cause.as_str()));
+    }
+    engine.shutdown().await.unwrap();
+}

@@ -96,8 +96,11 @@ async fn run(urls: &[String], slots: u32, window: Duration, work: Duration) -> F
     let repo = state.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    // A daily budget far from reached, when asked for: every step is then checked against it.
+    let daily = super::setting("OCIO_FLEET_DAILY_TOKENS", 0);
     let options = EngineOptions {
         max_parallel: sessions as u32,
+        daily_budget: (daily > 0).then(|| ocio::domain::Budget::new(Some(daily), None).unwrap()),
         ..EngineOptions::default()
     };
     let engine = EngineHandle::start(store.clone(), agents(urls, slots), options)

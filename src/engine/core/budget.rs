@@ -15,7 +15,7 @@ use jiff::civil::Date;
 use super::{Core, Role, Running, Step};
 use crate::domain::budget::{over_budget_cause, utc_day};
 use crate::domain::{
-    AgentName, Budget, BudgetScope, PlanId, SessionId, SessionStatus, TaskStatus, Usage,
+    AgentName, Budget, BudgetScope, Checkpoint, PlanId, SessionId, SessionStatus, TaskStatus, Usage,
 };
 use crate::engine::EngineEvent;
 use crate::store::query;
@@ -217,13 +217,35 @@ impl Core {
             })
     }
 
-    /// Whether any budget counts running session `id`'s spend (a step of it may reach one).
-    pub(super) fn budgeted(&self, id: SessionId) -> bool {
+    /// Whether the steps waiting to be recorded (`waiting`, among them running session
+    /// `id`'s newest) may have brought spend to a budget `id` counts against: what every
+    /// waiting session has not counted yet, added to each of its budgets' spend (more than
+    /// they will count, never less). A step for which this is false can wait for the next tick.
+    pub(super) fn may_reach_budget(&self, id: SessionId, waiting: &[Checkpoint]) -> bool {
         let day = utc_day(self.now());
-        self.running.get(&id).is_some_and(|run| {
-            self.budgets_of(run, day)
-                .iter()
-                .any(|(budget, ..)| budget.is_some())
+        let Some(run) = self.running.get(&id) else {
+            return false;
+        };
+        let budgets = self.budgets_of(run, day);
+        if budgets.iter().all(|(budget, ..)| budget.is_none()) {
+            return false;
+        }
+        let mut sessions: Vec<SessionId> = waiting.iter().map(|c| c.session).collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        let mut uncounted = Usage::default();
+        for session in sessions {
+            if let Some(run) = self.running.get(&session) {
+                uncounted += less(run.live, self.budgets.spent(&session_key(session)));
+            }
+        }
+        budgets.into_iter().any(|(budget, key, _)| {
+            let (Some(budget), Some(key)) = (budget, key) else {
+                return false;
+            };
+            let mut spent = self.budgets.spent(&key);
+            spent += uncounted;
+            budget.reached(&spent).is_some()
         })
     }
 

@@ -311,7 +311,7 @@ impl Core {
                 // A step that may reach a budget counts at once: the stop it calls for cannot
                 // wait for a tick the run may not live to see. Other steps count at the next
                 // tick, many in one commit.
-                if !self.budgeted(session) {
+                if !self.may_reach_budget(session, &self.steps_waiting) {
                     return Ok(false);
                 }
                 self.record_steps().await?;
