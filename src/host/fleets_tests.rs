@@ -282,6 +282,37 @@ async fn a_dns_source_makes_a_member_of_each_address() {
     assert_eq!(read(&fleet).await.unwrap(), ["http://[::1]:4096"]);
 }
 
+/// A name, not an address, goes through the system's resolver (here `/etc/hosts`, where
+/// `localhost` is 127.0.0.1 and perhaps ::1); a name that does not resolve is an error naming
+/// it, and the fleet keeps the members it has.
+#[tokio::test]
+async fn a_dns_name_is_resolved_through_the_system_and_an_unknown_one_is_named() {
+    let fleet = FleetConfig {
+        command: None,
+        dns: Some("localhost:4096".into()),
+        ..fleet()
+    };
+    let urls = read(&fleet).await.unwrap();
+    assert!(
+        urls.contains(&"http://127.0.0.1:4096".to_string()),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter()
+            .all(|u| u == "http://127.0.0.1:4096" || u == "http://[::1]:4096"),
+        "{urls:?}"
+    );
+    let fleet = FleetConfig {
+        dns: Some("no-such-box.invalid:4096".into()),
+        ..fleet
+    };
+    let err = read(&fleet).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("cannot resolve no-such-box.invalid:4096: "),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn members_gathered_before_the_start_become_specs_unless_their_name_is_taken() {
     use super::crews::Gathering;

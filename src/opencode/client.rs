@@ -413,7 +413,10 @@ impl Client {
             .once();
         match self.send(call).await {
             Ok(_) => Ok(true),
-            Err(ClientError::Status { status, .. }) if status >= 500 => Ok(false),
+            // What OpenCode answers for a directory its machine does not have. A gateway's
+            // 502, 503 or 504 (a proxy, a restart) says nothing about the directory: it is the
+            // transient failure it is, and the question is asked again.
+            Err(ClientError::Status { status: 500, .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -88,3 +88,38 @@ async fn a_call_that_is_not_idempotent_is_sent_once() {
         "a session is never made twice by a retry"
     );
 }
+
+/// Whether a server sees a directory: a listing says it does, OpenCode's 500 (its answer for a
+/// directory its machine lacks) that it does not, and a gateway's 502/503/504 neither: those
+/// are transient failures, not an answer to keep.
+#[tokio::test]
+async fn only_a_500_says_the_server_does_not_see_a_directory() {
+    use std::sync::atomic::AtomicU16;
+    let status = Arc::new(AtomicU16::new(200));
+    let app = Router::new()
+        .route(
+            "/file",
+            get(|State(status): State<Arc<AtomicU16>>| async move {
+                let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
+                (code, [("content-type", "application/json")], "[]").into_response()
+            }),
+        )
+        .with_state(status.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client(&url, 0);
+    assert!(client.has_directory("/d").await.unwrap());
+    status.store(500, Ordering::SeqCst);
+    assert!(!client.has_directory("/d").await.unwrap());
+    for gateway in [502, 503, 504] {
+        status.store(gateway, Ordering::SeqCst);
+        // A new client each time: failures in a row open a client's breaker.
+        let error = super::Client::new(&url, None, ClientOptions::default())
+            .unwrap()
+            .has_directory("/d")
+            .await
+            .unwrap_err();
+        assert!(error.is_transient(), "{gateway}: {error:?}");
+    }
+}

@@ -14,6 +14,7 @@ use crate::config::WorkspaceMode;
 use crate::domain::{RemoteSession, SessionId, Usage};
 use crate::engine::runner::{Changed, Job, Outcome};
 use crate::opencode::boxes::{BoxError, BoxWorkspace, SetupFor};
+use crate::opencode::client::ClientError;
 
 /// Where an agent's sessions work.
 #[derive(Debug, Clone)]
@@ -136,7 +137,11 @@ impl OpencodeRunner {
             .get_or_try_init(|| async { self.client.has_directory(&dir).await })
             .await;
         match shares {
-            Err(e) if e.is_transient() => Err(super::lost(&e)),
+            // Not an answer (the server is restarting, or its breaker is open): the run is
+            // lost, not failed, and the question is asked again.
+            Err(e) if e.is_transient() || matches!(e, ClientError::CircuitOpen { .. }) => {
+                Err(super::lost(&e))
+            }
             Err(e) => Err(self.failed(&dir, &e, true).await),
             Ok(true) => Ok(None),
             Ok(false) => {
