@@ -248,15 +248,17 @@ fn a_conflict_is_resolved_on_the_box(server: &TestServer, home: &Home, repo: &Te
 /// (what it makes is git-ignored, so it is never carried): the session there finds it. A setup
 /// that fails only on the box fails the task with its output, and the box keeps no worktree.
 fn the_plans_setup_runs_on_the_box(server: &TestServer, home: &Home, repo: &TestRepo, near: &Path) {
-    std::fs::write(repo.path().join(".gitignore"), "deps/\n").unwrap();
+    std::fs::write(repo.path().join(".gitignore"), "deps/\n.env\n").unwrap();
     repo.git(&["add", ".gitignore"]);
     repo.git(&["commit", "-qm", "ignore deps"]);
-    let setup =
-        r#"mkdir -p deps && echo "$OCIO_TASK at $OCIO_WORKTREE on $(uname -s)" > deps/ready.txt"#;
+    // Git-ignored, in the checkout only: the plan's `copy` brings it, to the box too, before
+    // setup runs there.
+    std::fs::write(repo.path().join(".env"), "SECRET=from-the-checkout\n").unwrap();
+    let setup = r#"mkdir -p deps && echo "$OCIO_TASK at $OCIO_WORKTREE on $(uname -s)" > deps/ready.txt && cat .env >> deps/ready.txt"#;
     let plan = home.write_plan(
         "setup.toml",
         &format!(
-            "name = \"setup\"\nrepo = {:?}\nsetup = [{setup:?}]\n[[tasks]]\nid = \"use\"\nprompt = \"far setup use\"\n",
+            "name = \"setup\"\nrepo = {:?}\ncopy = [\".env\"]\nsetup = [{setup:?}]\n[[tasks]]\nid = \"use\"\nprompt = \"far setup use\"\n",
             repo.dir_str()
         ),
     );
@@ -266,7 +268,9 @@ fn the_plans_setup_runs_on_the_box(server: &TestServer, home: &Home, repo: &Test
     let seen = repo.git(&["show", "ocio/setup/integration:seen.txt"]);
     let box_dir = server.own_dir().join(".ocio-work/work");
     assert!(
-        seen.starts_with(&format!("use at {}", box_dir.display())) && seen.contains(" on Linux"),
+        seen.starts_with(&format!("use at {}", box_dir.display()))
+            && seen.contains(" on Linux")
+            && seen.ends_with("SECRET=from-the-checkout\n"),
         "what setup made on the box: {seen:?}"
     );
     // Present here, not on the box.

@@ -234,6 +234,9 @@ pub(crate) struct Setup {
     /// The plan's key (`OCIO_PLAN`).
     pub(crate) plan: String,
     pub(crate) commands: Vec<String>,
+    /// The git-ignored paths the plan's `copy` brought into ocio's worktree (`.env`,
+    /// `node_modules`): a box's worktree gets them too, before the commands run.
+    pub(crate) copy: Vec<String>,
 }
 
 /// How a run ended.

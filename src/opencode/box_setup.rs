@@ -12,6 +12,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::{BoxError, BoxWorkspace, DONE, quoted};
+use crate::engine::runner::Setup;
+use crate::workspace::carry;
 
 /// How long one `setup` command may run (as in ocio's worktree).
 const SETUP_LIMIT: Duration = Duration::from_secs(30 * 60);
@@ -30,14 +32,15 @@ impl BoxWorkspace {
     /// Runs `commands` in order in the box's worktree `dir` of `local`, once: a worktree set up
     /// before a restart is not set up again. A command that fails, or that changes tracked
     /// files (they would come back as the task's work), fails the attempt.
-    pub async fn set_up(
+    pub(crate) async fn set_up(
         &self,
         local: &Path,
         dir: &str,
-        commands: &[String],
+        setup: &Setup,
         who: &SetupFor<'_>,
     ) -> Result<(), BoxError> {
-        if commands.is_empty() {
+        let commands = &setup.commands;
+        if commands.is_empty() && setup.copy.is_empty() {
             return Ok(());
         }
         let root = self.root().await?;
@@ -53,6 +56,7 @@ impl BoxWorkspace {
         if done.lines().any(|line| line.trim() == "READY") {
             return Ok(());
         }
+        self.copy_ignored(local, dir, &setup.copy).await?;
         for command in commands {
             let script = command_script(&outbox, &name, dir, command, who);
             let output = self
@@ -67,6 +71,45 @@ impl BoxWorkspace {
             &format!("touch {ready}; echo {DONE}"),
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl BoxWorkspace {
+    /// The git-ignored `paths` the plan's `copy` brought into ocio's worktree `local`, into
+    /// the box's worktree `dir` (a tar, in parts through the inbox).
+    async fn copy_ignored(
+        &self,
+        local: &Path,
+        dir: &str,
+        paths: &[String],
+    ) -> Result<(), BoxError> {
+        let part_bytes = self.part_bytes;
+        let parcel = super::blocking({
+            let (local, paths) = (local.to_path_buf(), paths.to_vec());
+            move || carry::parcel_of_ignored(&local, &paths, part_bytes)
+        })
+        .await?;
+        let Some(parcel) = parcel else {
+            return Ok(());
+        };
+        tracing::info!(
+            server = self.client.base_url(),
+            bytes = parcel.bytes,
+            parts = parcel.parts(),
+            "sending the plan's copy to a build box"
+        );
+        let inbox = format!("{}/inbox", self.root().await?);
+        let parcel = self.deliver(&inbox, parcel).await?;
+        let script = format!(
+            "set -e; cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*; \
+             tar -xf {file} -C {dir}; rm -f {file}; echo {DONE}",
+            inbox = quoted(&inbox),
+            file = quoted(&parcel.name),
+            dir = quoted(dir),
+        );
+        self.script("unpacking the plan's copy in the box's worktree", &script)
+            .await?;
         Ok(())
     }
 }

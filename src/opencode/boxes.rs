@@ -221,20 +221,7 @@ impl BoxWorkspace {
         };
         tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, parts = parcel.parts(), "sending a tree to a build box");
         let inbox = format!("{root}/inbox");
-        let parcel = std::sync::Arc::new(parcel);
-        for n in 0..parcel.parts() {
-            let patch = blocking({
-                let parcel = parcel.clone();
-                move || parcel.patch(n)
-            })
-            .await?;
-            if !self.client.vcs_apply(&inbox, &patch).await? {
-                return Err(BoxError::Script {
-                    step: "placing the tree's bundle in the box's inbox",
-                    output: "the server did not apply the patch".into(),
-                });
-            }
-        }
+        let parcel = self.deliver(&inbox, parcel).await?;
         let carried = carry::carried_ref(base);
         let script = format!(
             "set -e; cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*; \
@@ -246,6 +233,29 @@ impl BoxWorkspace {
         self.script("taking the tree into the box's mirror", &script)
             .await?;
         Ok(())
+    }
+
+    /// Places `parcel`'s parts in the box's `inbox`, one request each.
+    pub(super) async fn deliver(
+        &self,
+        inbox: &str,
+        parcel: carry::Parcel,
+    ) -> Result<std::sync::Arc<carry::Parcel>, BoxError> {
+        let parcel = std::sync::Arc::new(parcel);
+        for n in 0..parcel.parts() {
+            let patch = blocking({
+                let parcel = parcel.clone();
+                move || parcel.patch(n)
+            })
+            .await?;
+            if !self.client.vcs_apply(inbox, &patch).await? {
+                return Err(BoxError::Script {
+                    step: "placing a parcel in the box's inbox",
+                    output: "the server did not apply the patch".into(),
+                });
+            }
+        }
+        Ok(parcel)
     }
 
     /// Brings the work in the box's worktree `dir` back into the task worktree at `local`, as

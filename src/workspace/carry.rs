@@ -189,6 +189,49 @@ pub fn parcel_for(
     }))
 }
 
+/// The git-ignored `paths` of `worktree` (what the plan's `copy` brought there) as a tar
+/// parcel for a box's worktree (symlinks as links, modes kept); `None` when there are none.
+pub fn parcel_of_ignored(
+    worktree: &Path,
+    paths: &[String],
+    part_bytes: usize,
+) -> Result<Option<Parcel>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let scratch = scratch(worktree)?;
+    let name = format!("copy-{}.tar", ulid::Ulid::generate());
+    let archive = scratch.path().join(&name);
+    let output = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(worktree)
+        .arg("--")
+        .args(paths)
+        .output()
+        .map_err(WorkspaceError::io(&archive))?;
+    if !output.status.success() {
+        let said = format!(
+            "tar could not pack the plan's `copy` ({}) for the box: {}",
+            paths.join(", "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        return Err(WorkspaceError::io(worktree)(std::io::Error::other(said)));
+    }
+    let bytes = std::fs::metadata(&archive)
+        .map_err(WorkspaceError::io(&archive))?
+        .len();
+    let parts = cut(&archive, &name, part_bytes)?;
+    Ok(Some(Parcel {
+        name,
+        carries: String::new(),
+        bytes,
+        parts,
+        scratch,
+    }))
+}
+
 /// Cuts file `whole` (named `name`) into files `name.part-NNNN` beside it of at most
 /// `part_bytes` each (one, however small); their names, in order. The whole file goes.
 fn cut(whole: &Path, name: &str, part_bytes: usize) -> Result<Vec<String>> {

@@ -55,6 +55,7 @@ pub(super) async fn in_worktree(tree: TaskTree, start: Start) -> Ended {
             job.setup = Setup {
                 plan: tree.plan.clone(),
                 commands: tree.setup.clone(),
+                copy: tree.copy.clone(),
             };
             runner.run(*job, stop)
         }

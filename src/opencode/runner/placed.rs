@@ -79,7 +79,7 @@ impl OpencodeRunner {
             task: &job.task_key,
             attempt: job.attempt,
         };
-        if let Err(e) = boxes.set_up(&local, &dir, &job.setup.commands, &who).await {
+        if let Err(e) = boxes.set_up(&local, &dir, &job.setup, &who).await {
             if !e.unreachable() {
                 boxes.discard(&local, &dir).await;
             }
