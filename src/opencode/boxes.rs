@@ -15,7 +15,9 @@
 //!
 //! The local side (bundles, fetching, laying the work down) is `crate::workspace::carry`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, LazyLock, PoisonError, Weak};
 
 use tokio::sync::{Mutex, OnceCell};
 
@@ -92,7 +94,27 @@ pub enum Returned {
     Work { commit: String },
 }
 
+/// The build-box workspaces of this process, one per server and root: agents on one server
+/// (two models on one box, or a `[[agents]]` entry and a fleet member) share its mirror and its
+/// one parcel at a time, so a base goes to the box once and two `git init`s never race.
+type Shared = HashMap<(String, Option<String>), Weak<BoxWorkspace>>;
+static SHARED: LazyLock<std::sync::Mutex<Shared>> = LazyLock::new(Default::default);
+
 impl BoxWorkspace {
+    /// The workspace of the server `client` reaches, under `root`: the one another agent on
+    /// that server holds, else a new one (its `shell_agent`'s shell runs ocio's git there).
+    pub fn shared(client: Client, shell_agent: Option<String>, root: Option<String>) -> Arc<Self> {
+        let key = (client.base_url().to_string(), root.clone());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.retain(|_, held| held.strong_count() > 0);
+        if let Some(held) = shared.get(&key).and_then(Weak::upgrade) {
+            return held;
+        }
+        let made = Arc::new(Self::new(client, shell_agent, root));
+        shared.insert(key, Arc::downgrade(&made));
+        made
+    }
+
     pub fn new(client: Client, shell_agent: Option<String>, root: Option<String>) -> Self {
         Self {
             client,
@@ -461,3 +483,36 @@ async fn blocking<T: Send + 'static>(
 #[path = "box_setup.rs"]
 mod setup;
 pub use setup::SetupFor;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn client(url: &str) -> Client {
+        Client::new(url, None, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn agents_on_one_server_share_its_workspace_and_other_roots_or_servers_do_not() {
+        let a = BoxWorkspace::shared(client("http://10.9.8.7:4096"), None, None);
+        let b = BoxWorkspace::shared(client("http://10.9.8.7:4096"), Some("plan".into()), None);
+        assert!(Arc::ptr_eq(&a, &b), "one server, one root: one workspace");
+        let other_root = BoxWorkspace::shared(
+            client("http://10.9.8.7:4096"),
+            None,
+            Some("/srv/ocio".into()),
+        );
+        assert!(!Arc::ptr_eq(&a, &other_root));
+        let other_server = BoxWorkspace::shared(client("http://10.9.8.6:4096"), None, None);
+        assert!(!Arc::ptr_eq(&a, &other_server));
+        let held = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(held.upgrade().is_none(), "the registry holds none alive");
+        let again = BoxWorkspace::shared(client("http://10.9.8.7:4096"), None, None);
+        assert_eq!(
+            again.shell_agent, "build",
+            "made anew once the last was gone"
+        );
+    }
+}

@@ -74,7 +74,7 @@ impl OpencodeRunner {
         mode: WorkspaceMode,
         remote_dir: Option<String>,
     ) -> Arc<Self> {
-        let boxes = BoxWorkspace::new(client.clone(), opencode_agent.clone(), remote_dir);
+        let boxes = BoxWorkspace::shared(client.clone(), opencode_agent.clone(), remote_dir);
         Arc::new(Self {
             live: LiveHub::new(client.clone()),
             client,

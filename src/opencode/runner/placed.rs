@@ -27,10 +27,10 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    pub(crate) fn new(mode: WorkspaceMode, boxes: BoxWorkspace) -> Self {
+    pub(crate) fn new(mode: WorkspaceMode, boxes: Arc<BoxWorkspace>) -> Self {
         Self {
             mode,
-            boxes: Arc::new(boxes),
+            boxes,
             shares: Arc::new(OnceCell::new()),
         }
     }
