@@ -75,15 +75,33 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     let Some(mut server) = TestServer::start_far(script, &hidden).await else {
         return;
     };
+    // How long each phase took, shown when the test fails or with --nocapture.
+    let mut phase = std::time::Instant::now();
+    let mut took = |name: &str| {
+        eprintln!(
+            "far_box: {name} took {:.1} s",
+            phase.elapsed().as_secs_f64()
+        );
+        phase = std::time::Instant::now();
+    };
     check_tells_remote(&server, &home);
+    took("check_tells_remote");
     tasks_land_from_the_box(&server, &home, &repo);
+    took("tasks_land_from_the_box");
     box_sessions_that_touch_one_file_overlap_and_show_their_diff(&home, &repo).await;
+    took("box_sessions_that_touch_one_file_overlap_and_show_their_diff");
     a_conflict_is_resolved_on_the_box(&server, &home, &repo);
+    took("a_conflict_is_resolved_on_the_box");
     the_plans_setup_runs_on_the_box(&server, &home, &repo, near.path());
+    took("the_plans_setup_runs_on_the_box");
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
+    took("a_kill_mid_task_reattaches_and_the_work_comes_back_once");
     a_kill_between_creating_and_prompting_a_box_session_runs_it_once(&server, &home, &repo).await;
+    took("a_kill_between_creating_and_prompting_a_box_session_runs_it_once");
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
+    took("the_box_restarting_mid_task_loses_no_work");
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
+    took("fidelity_of_random_trees_there_and_back");
     server.stop().await;
 }
 
