@@ -43,6 +43,9 @@ fn options(clock: Clock, daily: Option<Budget>) -> EngineOptions {
     }
 }
 
+/// A plan of two independent tasks, `a` and `b`.
+const TWO_TASKS: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n";
+
 fn tokens(n: u64) -> Budget {
     Budget::new(Some(n), None).unwrap()
 }
@@ -272,12 +275,7 @@ async fn the_daily_budget_stops_every_session_survives_a_restart_and_resets_at_u
     .await
     .unwrap();
     let mut events = engine.subscribe();
-    let plan = submit(
-        &engine,
-        dir.path(),
-        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
-    )
-    .await;
+    let plan = submit(&engine, dir.path(), TWO_TASKS).await;
     let (cause, _) = over_budget(&mut events).await;
     assert_eq!(
         cause,
@@ -598,12 +596,7 @@ async fn steps_that_reach_a_budget_together_stop_the_work_without_waiting_for_a_
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    submit(
-        &engine,
-        dir.path(),
-        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
-    )
-    .await;
+    submit(&engine, dir.path(), TWO_TASKS).await;
     let (cause, _) = over_budget(&mut events).await;
     assert_eq!(
         cause,

@@ -73,9 +73,7 @@ impl BoxWorkspace {
         .await?;
         Ok(())
     }
-}
 
-impl BoxWorkspace {
     /// The git-ignored `paths` the plan's `copy` brought into ocio's worktree `local`, into
     /// the box's worktree `dir` (a tar, in parts through the inbox).
     async fn copy_ignored(
@@ -102,9 +100,8 @@ impl BoxWorkspace {
         let inbox = format!("{}/inbox", self.root().await?);
         let parcel = self.deliver(&inbox, parcel).await?;
         let script = format!(
-            "set -e; cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*; \
-             tar -xf {file} -C {dir}; rm -f {file}; echo {DONE}",
-            inbox = quoted(&inbox),
+            "set -e; {joined}; tar -xf {file} -C {dir}; rm -f {file}; echo {DONE}",
+            joined = super::joined(&inbox, &parcel),
             file = quoted(&parcel.name),
             dir = quoted(dir),
         );

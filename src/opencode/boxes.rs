@@ -246,9 +246,9 @@ impl BoxWorkspace {
         let parcel = self.deliver(&inbox, parcel).await?;
         let carried = carry::carried_ref(base);
         let script = format!(
-            "set -e; cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*; \
+            "set -e; {joined}; \
              cd ../mirror; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
-            inbox = quoted(&inbox),
+            joined = joined(&inbox, &parcel),
             file = quoted(&parcel.name),
             sent = parcel.carries,
         );
@@ -262,8 +262,8 @@ impl BoxWorkspace {
         &self,
         inbox: &str,
         parcel: carry::Parcel,
-    ) -> Result<std::sync::Arc<carry::Parcel>, BoxError> {
-        let parcel = std::sync::Arc::new(parcel);
+    ) -> Result<Arc<carry::Parcel>, BoxError> {
+        let parcel = Arc::new(parcel);
         for n in 0..parcel.parts() {
             let patch = blocking({
                 let parcel = parcel.clone();
@@ -461,6 +461,15 @@ struct Found {
     worktree: bool,
     has_base: bool,
     haves: Vec<String>,
+}
+
+/// The script that joins `parcel`'s parts in `inbox` into its file, leaving the shell there.
+fn joined(inbox: &str, parcel: &carry::Parcel) -> String {
+    format!(
+        "cd {inbox}; cat {file}.part-* > {file}; rm -f {file}.part-*",
+        inbox = quoted(inbox),
+        file = quoted(&parcel.name),
+    )
 }
 
 /// `text` quoted for a POSIX shell.

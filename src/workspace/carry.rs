@@ -176,17 +176,28 @@ pub fn parcel_for(
     let made = git.run(worktree, &args);
     let _ = git.run(worktree, &["update-ref", "-d", &carried]);
     made?;
-    let bytes = std::fs::metadata(&bundle)
-        .map_err(WorkspaceError::io(&bundle))?
+    parcel_of(scratch, name, carried, part_bytes).map(Some)
+}
+
+/// File `name` of `scratch` as a parcel carrying ref `carries` (none: empty), cut in parts.
+fn parcel_of(
+    scratch: tempfile::TempDir,
+    name: String,
+    carries: String,
+    part_bytes: usize,
+) -> Result<Parcel> {
+    let file = scratch.path().join(&name);
+    let bytes = std::fs::metadata(&file)
+        .map_err(WorkspaceError::io(&file))?
         .len();
-    let parts = cut(&bundle, &name, part_bytes)?;
-    Ok(Some(Parcel {
+    let parts = cut(&file, &name, part_bytes)?;
+    Ok(Parcel {
         name,
-        carries: carried,
+        carries,
         bytes,
         parts,
         scratch,
-    }))
+    })
 }
 
 /// The git-ignored `paths` of `worktree` (what the plan's `copy` brought there) as a tar
@@ -219,17 +230,7 @@ pub fn parcel_of_ignored(
         );
         return Err(WorkspaceError::io(worktree)(std::io::Error::other(said)));
     }
-    let bytes = std::fs::metadata(&archive)
-        .map_err(WorkspaceError::io(&archive))?
-        .len();
-    let parts = cut(&archive, &name, part_bytes)?;
-    Ok(Some(Parcel {
-        name,
-        carries: String::new(),
-        bytes,
-        parts,
-        scratch,
-    }))
+    parcel_of(scratch, name, String::new(), part_bytes).map(Some)
 }
 
 /// Cuts file `whole` (named `name`) into files `name.part-NNNN` beside it of at most
