@@ -126,7 +126,7 @@ fn command_script(
         "cd {dir} || exit 1; export OCIO_PLAN={plan} OCIO_TASK={task} OCIO_ATTEMPT={attempt} OCIO_WORKTREE={dir}; \
          printf %s '{encoded}' | base64 -d > {file}; \
          if sh {file} > {log} 2>&1; then \
-         if git diff --quiet; then echo SETUP-OK; else echo SETUP-CHANGED; git diff --name-only; fi; \
+         if git diff --no-ext-diff --quiet; then echo SETUP-OK; else echo SETUP-CHANGED; git diff --no-ext-diff --name-only; fi; \
          else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi; echo {DONE}",
         dir = quoted(dir),
         plan = quoted(who.plan),

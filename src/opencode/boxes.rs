@@ -200,6 +200,7 @@ impl BoxWorkspace {
         let script = format!(
             "set -e; mkdir -p {root}/outbox {root}/work; cd {root}; \
              [ -d mirror/.git ] || git init -q mirror; [ -d inbox/.git ] || git init -q inbox; \
+             {settled}; \
              if git -C mirror cat-file -e '{base}^{{commit}}' 2>/dev/null; then echo HAS; \
              git -C mirror update-ref {carried} {base}; fi; \
              if [ -e work/{name} ]; then \
@@ -210,6 +211,7 @@ impl BoxWorkspace {
              git -C mirror for-each-ref --sort=-committerdate --count={HAVES} --format='HAVE %(objectname)' refs/ocio/box; \
              echo {DONE}",
             root = quoted(root),
+            settled = settled("mirror"),
             carried = carry::carried_ref(base),
         );
         let output = self.script("looking at the box's mirror", &script).await?;
@@ -303,8 +305,8 @@ impl BoxWorkspace {
         let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
         let script = format!(
             "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; cd {dir}; {git} add -A; \
-             if ! git diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
-             if git diff --quiet {base} HEAD --; then echo NOTHING; \
+             if ! git diff --no-ext-diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
+             if git diff --no-ext-diff --quiet {base} HEAD --; then echo NOTHING; \
              else git update-ref {back} HEAD; cd {outbox}; rm -f {name}.bundle*; \
              git -C {dir} bundle create -q {outbox}/{name}.bundle {back} ^{base}; \
              split -b {part_bytes} -a 4 {name}.bundle {name}.bundle.part-; rm -f {name}.bundle; \
@@ -472,6 +474,41 @@ fn joined(inbox: &str, parcel: &carry::Parcel) -> String {
     )
 }
 
+/// The box's own git configuration (its user's, its system's) kept from deciding what is
+/// checked out or recorded in `mirror` and its worktrees, where ocio's and the sessions' git
+/// both read the mirror's own settings first: no line endings converted, symlinks trusted,
+/// nothing ignored beyond the repository's own `.gitignore`, no attributes, hooks or signing
+/// of the box's (and `--no-ext-diff` wherever ocio asks git whether anything changed). What ocio carries comes and goes exactly, whatever the box's
+/// user set up. Written once per mirror (the settings' version is recorded with them).
+fn settled(mirror: &str) -> String {
+    const SETTINGS: &[(&str, &str)] = &[
+        ("core.autocrlf", "false"),
+        ("core.eol", "lf"),
+        ("core.safecrlf", "false"),
+        ("core.hooksPath", "/dev/null"),
+        ("core.excludesFile", "/dev/null"),
+        ("core.attributesFile", "/dev/null"),
+        ("commit.gpgSign", "false"),
+        ("tag.gpgSign", "false"),
+        (SETTLED_KEY, SETTLED_VERSION),
+    ];
+    let set: Vec<String> = SETTINGS
+        .iter()
+        .map(|(key, value)| format!("git -C {mirror} config {key} {}", quoted(value)))
+        .collect();
+    // What `git init` found of the box's filesystem (`core.fileMode`, `core.ignoreCase`, and
+    // `core.symlinks` where it has none) stays; symlinks are trusted where it said nothing.
+    format!(
+        "git -C {mirror} config --get {SETTLED_KEY} | grep -qx {SETTLED_VERSION} || {{ \
+         git -C {mirror} config --local --get core.symlinks >/dev/null || git -C {mirror} config core.symlinks true; {}; }}",
+        set.join("; ")
+    )
+}
+
+/// Where a mirror records which of ocio's settings it has ([`settled`]).
+const SETTLED_KEY: &str = "ocio.settled";
+const SETTLED_VERSION: &str = "1";
+
 /// `text` quoted for a POSIX shell.
 fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -523,5 +560,84 @@ mod tests {
             again.shell_agent, "build",
             "made anew once the last was gone"
         );
+    }
+
+    /// Runs `script` with `sh` in `dir`, the box's own git configuration being `config`.
+    fn on_box(dir: &Path, config: &Path, script: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", config)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_settled_mirror_checks_out_and_records_exactly_whatever_the_boxs_own_git_config() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (box_dir, config) = (dir.path(), dir.path().join("gitconfig"));
+        let hooks = box_dir.join("hooks");
+        std::fs::create_dir(&hooks).unwrap();
+        std::fs::write(hooks.join("post-checkout"), "#!/bin/sh\nexit 1\n").unwrap();
+        std::fs::set_permissions(
+            hooks.join("post-checkout"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(box_dir.join("excludes"), "*.bin\n").unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[core]\n\tautocrlf = true\n\teol = crlf\n\tsymlinks = false\n\thooksPath = {}\n\texcludesFile = {}\n[user]\n\tname = box\n\temail = box@box\n",
+                hooks.display(),
+                box_dir.join("excludes").display()
+            ),
+        )
+        .unwrap();
+        // The mirror holds a commit with a text file, a symlink and a binary file.
+        on_box(
+            box_dir,
+            &config,
+            &format!(
+                "set -e; git init -q mirror; {settled}; cd mirror; printf 'a\\nb\\n' > text.txt; \
+                 ln -s text.txt link; printf '\\000x' > blob.bin; \
+                 git add -A; git add -f blob.bin; git commit -q --no-verify -m base",
+                settled = settled("mirror")
+            ),
+        );
+        on_box(
+            box_dir,
+            &config,
+            "set -e; cd mirror; git worktree add -q --detach ../work HEAD",
+        );
+        let work = box_dir.join("work");
+        assert_eq!(std::fs::read(work.join("text.txt")).unwrap(), b"a\nb\n");
+        assert!(
+            std::fs::symlink_metadata(work.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // What a session adds there is all recorded, the box's excludes notwithstanding.
+        std::fs::write(work.join("new.bin"), b"\x00\x01").unwrap();
+        let added = on_box(
+            &work,
+            &config,
+            "set -e; git add -A; git diff --cached --name-only",
+        );
+        assert_eq!(added.trim(), "new.bin");
+        // Settled once: a setting changed since is left as it is.
+        on_box(box_dir, &config, "git -C mirror config core.eol crlf");
+        on_box(box_dir, &config, &settled("mirror"));
+        let eol = on_box(box_dir, &config, "git -C mirror config core.eol");
+        assert_eq!(eol.trim(), "crlf");
     }
 }

@@ -40,7 +40,7 @@ impl TestServer {
     }
 
     pub async fn start_with(script: Script, password: Option<Password>) -> Self {
-        Self::start_program(script, password, opencode_bin()).await
+        Self::start_program(script, password, opencode_bin(), None).await
     }
 
     /// A server on "another machine": in its own mount namespace, where each of `hidden`
@@ -92,19 +92,26 @@ impl TestServer {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Some(Self::start_program(script, None, wrapper).await)
+        let own_git = box_git_config(&wrapper_dir);
+        Some(Self::start_program(script, None, wrapper, Some(own_git)).await)
     }
 
     async fn start_program(
         script: Script,
         password: Option<Password>,
         program: std::path::PathBuf,
+        git_config: Option<String>,
     ) -> Self {
         let model = ScriptedModel::start(script).await.unwrap();
         let home = tempfile::Builder::new()
             .prefix("ocio-opencode-")
             .tempdir()
             .unwrap();
+        if let Some(git_config) = git_config {
+            let user = home.path().join("home");
+            std::fs::create_dir_all(&user).unwrap();
+            std::fs::write(user.join(".gitconfig"), git_config).unwrap();
+        }
         let mut command = ServerCommand::new(program);
         command.cwd = Some(home.path().to_path_buf());
         command.stop_grace = Duration::from_millis(300);
@@ -273,4 +280,30 @@ pub async fn until_finished(
         }
         seen.push(event);
     }
+}
+
+/// A build box's own git configuration, in `dir`, unlike ocio's in every way that changes what
+/// git checks out or records: line endings converted, executable bits and symlinks not trusted,
+/// hooks that fail, ignored file kinds, signed commits, untracked files hidden. What ocio
+/// carries must come and go exactly all the same.
+fn box_git_config(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let hooks = dir.join("box-hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for hook in ["post-checkout", "pre-commit", "commit-msg", "post-commit"] {
+        let path = hooks.join(hook);
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"the box's own hook refuses\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let excludes = dir.join("box-excludes");
+    std::fs::write(&excludes, "*.bin\n*.sh\n").unwrap();
+    format!(
+        "[core]\n\tautocrlf = true\n\teol = crlf\n\tfileMode = false\n\tsymlinks = false\n\thooksPath = {}\n\texcludesFile = {}\n[commit]\n\tgpgSign = true\n[status]\n\tshowUntrackedFiles = no\n[diff]\n\texternal = /bin/false\n",
+        hooks.display(),
+        excludes.display()
+    )
 }
