@@ -44,7 +44,9 @@ fn options(clock: Clock, daily: Option<Budget>) -> EngineOptions {
 }
 
 /// A plan of two independent tasks, `a` and `b`.
-const TWO_TASKS: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n";
+/// Two tasks whose first attempts hold after their step until the engine stops them (they never
+/// race their own end).
+const TWO_TASKS: &str = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\\nSIM-HOLD\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\\nSIM-HOLD\"\n";
 
 fn tokens(n: u64) -> Budget {
     Budget::new(Some(n), None).unwrap()
@@ -99,7 +101,7 @@ async fn a_task_over_its_budget_stops_pauses_its_plan_and_continues_once_raised(
     let plan = submit(
         &engine,
         dir.path(),
-        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nretries = 2\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\"\n",
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\\nSIM-HOLD\"\nretries = 2\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\"\n",
     )
     .await;
     let (cause, tasks) = over_budget(&mut events).await;
@@ -184,7 +186,7 @@ async fn a_plan_over_its_budget_stops_the_task_that_reached_it_and_can_be_cancel
     let plan = submit(
         &engine,
         dir.path(),
-        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 1500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"c\"\n",
+        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 1500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"b\\nSIM-HOLD\"\n[[tasks]]\nid = \"c\"\nneeds = [\"b\"]\nprompt = \"c\"\n",
     )
     .await;
     let (cause, tasks) = over_budget(&mut events).await;
@@ -352,7 +354,7 @@ async fn work_stopped_over_budget_is_committed_on_the_task_branch_and_continued(
         .unwrap();
     let mut events = engine.subscribe();
     let text = format!(
-        "name = \"w\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"SIM-WRITE notes.txt first draft\"\nbudget = {{ tokens = 500 }}\n",
+        "name = \"w\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"SIM-WRITE notes.txt first draft\\nSIM-HOLD\"\nbudget = {{ tokens = 500 }}\n",
         repo.dir_str()
     );
     let plan = submit(&engine, state.path(), &text).await;

@@ -26,6 +26,10 @@ use crate::domain::Usage;
 /// - `SIM-ASK <header>: <question> | <option> | <option>...`: after the writes, the run asks
 ///   the operator that question (when the engine offers questions) and waits for the answer;
 ///   the answer ends with the line `answered <header>: <labels>` (or `<header>: rejected`).
+/// - `SIM-HOLD`: the first attempt, once it has reported its model step, does not finish on
+///   its own: it holds until the engine stops it (over budget, cancelled), however long that
+///   takes; later attempts finish as usual. A run the engine must stop then never races its
+///   own end, however slow the machine.
 #[derive(Debug, Clone)]
 pub struct Simulated {
     pub config: SimulationConfig,
@@ -180,6 +184,10 @@ impl Runner for Simulated {
                     report(Activity::Step { usage: half }, "step-1");
                 }
             }
+            if directives.hold && job.attempt == 1 {
+                let _ = (&mut stop).await;
+                return Outcome::Stopped;
+            }
             if !wait(&job, beat, &mut stop, &mut told).await {
                 return Outcome::Stopped;
             }
@@ -231,6 +239,8 @@ struct Directives {
     publish: Vec<String>,
     /// `header: question | option | option`
     questions: Vec<String>,
+    /// The first attempt holds after its step until it is stopped.
+    hold: bool,
 }
 
 /// A file a simulated run writes.
@@ -264,6 +274,8 @@ impl Directives {
                 directives.publish.push(rest.trim().to_string());
             } else if let Some(rest) = line.strip_prefix("SIM-ASK ") {
                 directives.questions.push(rest.trim().to_string());
+            } else if line.trim_end() == "SIM-HOLD" {
+                directives.hold = true;
             }
         }
         directives
