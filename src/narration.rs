@@ -151,7 +151,7 @@ impl Narration {
                 ),
                 false,
             ),
-            EngineEvent::Activity { .. } => return None,
+            EngineEvent::Activity { .. } | EngineEvent::SessionUsage { .. } => return None,
             EngineEvent::AgentAdded { agent } => {
                 ("engine", format!("agent {} added", agent.name), false)
             }

@@ -518,6 +518,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("plan_landed", &["plan", "name", "landing"]),
     ("recovered", &["sessions", "tasks", "resumed"]),
     ("paused", &["paused"]),
+    ("session_usage", &["session", "usage"]),
     ("over_budget", &["plan", "name", "cause", "tasks"]),
     ("budget_resolved", &["plan", "name", "continued"]),
     ("events.lagged", &["missed"]),
@@ -585,6 +586,7 @@ fn json_lines_follow_the_documented_schema() {
         "dispatched",
         "transition",
         "activity",
+        "session_usage",
         "plan_finished",
         "run.finished",
     ] {

@@ -159,7 +159,7 @@ async fn a_client_of_another_protocol_version_is_told_so() {
     assert_eq!(reply["error"]["kind"], "version");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("protocol 3") && message.contains("99"),
+        message.contains("protocol 4") && message.contains("99"),
         "{message}"
     );
     let reply: serde_json::Value =

@@ -381,6 +381,23 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
         .await
         .unwrap();
     let mut events = engine.subscribe();
+    // The session the restart ended is listed, with its task and what it spent, as front
+    // ends show it (it had vanished from them, though the store and `ocio status` had it).
+    let shown = engine.snapshot().await.unwrap();
+    let ended = shown
+        .sessions
+        .iter()
+        .find(|s| s.session.status == SessionStatus::Failed)
+        .unwrap_or_else(|| panic!("the lost session is listed: {:#?}", shown.sessions));
+    assert_eq!(ended.task, "a");
+    assert!(
+        ended
+            .session
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("restarted")
+    );
     let (_, finished) = support::until_finished(&mut events, PATIENCE).await;
     assert!(
         matches!(
@@ -1024,6 +1041,55 @@ async fn a_removed_agent_leaves_a_room_that_follows_the_events() {
     };
     assert_eq!(names(&truth.agents), ["stays"]);
     assert_eq!(names(&view.agents), names(&truth.agents));
+}
+
+/// The room's token counts follow the engine's: a snapshot plus the events after it give the
+/// same totals as a snapshot taken at the end, per session and in all. (A session's end counts
+/// calls its steps did not tell: the room kept the last step's count, half the truth here.)
+#[tokio::test]
+async fn a_room_that_follows_the_events_counts_the_tokens_the_engine_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::sim_agent("sim", 2, &[], 150, 0.0)],
+        options(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let mut view = ocio::tui::view::View::default();
+    view.apply_snapshot(engine.snapshot().await.unwrap());
+    let text = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n[[tasks]]\nid = \"c\"\nneeds = [\"a\"]\nprompt = \"c\"\n";
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    loop {
+        let told = tokio::time::timeout(PATIENCE, events.next())
+            .await
+            .expect("the plan finished in time")
+            .unwrap();
+        let finished = matches!(told.event, EngineEvent::PlanFinished { .. });
+        view.receive(told);
+        if finished {
+            break;
+        }
+    }
+    let truth = engine.snapshot().await.unwrap();
+    assert_eq!(
+        truth.usage.total_tokens(),
+        3 * 1200,
+        "the engine counts every call"
+    );
+    assert_eq!(view.usage.total_tokens(), truth.usage.total_tokens());
+    assert_eq!(view.sessions.len(), 3);
+    for seen in &view.sessions {
+        let known = truth
+            .sessions
+            .iter()
+            .find(|s| s.session.id == seen.session.id)
+            .unwrap();
+        assert_eq!(seen.session.usage, known.session.usage, "{}", seen.task);
+    }
+    engine.shutdown().await.unwrap();
 }
 
 /// A session's stored transcript is kept under `transcript_cap`: its oldest entries are cut

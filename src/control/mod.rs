@@ -19,7 +19,7 @@ pub use client::ControlClient;
 pub(crate) use server::ControlServer;
 
 /// The version of the protocol this build speaks.
-pub(crate) const PROTOCOL: u32 = 3;
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// Longest request line the server reads (a plan file travels in one).
 const MAX_REQUEST: usize = 16 * 1024 * 1024;
@@ -177,7 +177,7 @@ mod tests {
         };
         let text = serde_json::to_string(&line).unwrap();
         assert!(
-            text.starts_with("{\"v\":3,\"reply\":{\"type\":\"submitted\""),
+            text.starts_with("{\"v\":4,\"reply\":{\"type\":\"submitted\""),
             "{text}"
         );
         let back: ResponseLine = serde_json::from_str(&text).unwrap();
@@ -196,7 +196,7 @@ mod tests {
         let back: RequestLine = serde_json::from_str(&request).unwrap();
         assert!(matches!(back.request, Ask::Call(Request::Cancel { .. })));
         let hello: RequestLine =
-            serde_json::from_str(r#"{"v":3,"request":{"type":"hello"}}"#).unwrap();
+            serde_json::from_str(r#"{"v":4,"request":{"type":"hello"}}"#).unwrap();
         assert!(matches!(hello.request, Ask::Hello));
     }
 
@@ -211,7 +211,7 @@ mod tests {
         .to_string();
         assert!(text.contains("protocol 7 (ocio 9.9.9)"), "{text}");
         assert!(
-            text.contains("speaks 3") && text.contains("hint:"),
+            text.contains("speaks 4") && text.contains("hint:"),
             "{text}"
         );
     }

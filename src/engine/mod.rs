@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::domain::task::{CleanupPolicy, ConflictPolicy};
-use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus};
+use crate::domain::{Agent, AgentName, DomainEvent, PlanId, SessionId, TaskId, TaskStatus, Usage};
 use crate::plan::{PlanErrors, PlanFile};
 use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
@@ -195,6 +195,9 @@ pub enum EngineEvent {
     },
     /// A running session did something (written to its stored transcript shortly after).
     Activity { session: SessionId, entry: Entry },
+    /// A session's usage as it ended (durable with its end): its steps told what they had
+    /// spent as they went, but its end counts every call (also any its steps did not tell).
+    SessionUsage { session: SessionId, usage: Usage },
     /// Dispatching was paused or resumed (durable).
     Paused { paused: bool },
     /// A plan paused over budget (durable): `tasks` were stopped, their work so far kept on

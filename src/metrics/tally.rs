@@ -182,6 +182,7 @@ impl Tally {
             EngineEvent::PlanSubmitted { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::Activity { .. }
+            | EngineEvent::SessionUsage { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::Paused { .. }
             | EngineEvent::OverBudget { .. }

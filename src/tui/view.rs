@@ -69,7 +69,8 @@ pub struct View {
     pub(crate) approvals: Vec<ApprovalView>,
     /// Merge conflicts being resolved or waiting for the operator.
     pub(crate) conflicts: Vec<ConflictView>,
-    pub(crate) usage: Usage,
+    /// Tokens and cost of every session the engine knows, the running ones' so far.
+    pub usage: Usage,
     /// Spend against budgets, and the plans paused over budget (each waits for the operator).
     pub(crate) budgets: crate::engine::view::BudgetsView,
     pub log: VecDeque<LogLine>,
@@ -324,6 +325,7 @@ impl View {
                 self.approvals.retain(|a| a.ask.id != *request);
             }
             EngineEvent::Activity { session, entry } => self.activity(*session, entry),
+            EngineEvent::SessionUsage { session, usage } => self.session_usage(*session, *usage),
             EngineEvent::Paused { paused } => self.paused = *paused,
             EngineEvent::OverBudget { .. } | EngineEvent::BudgetResolved { .. } => {
                 self.wants_snapshot = true;
@@ -445,23 +447,24 @@ impl View {
         }
     }
 
+    /// A session ended having spent `usage` in all (its steps may not have told all of it).
+    fn session_usage(&mut self, session: SessionId, usage: Usage) {
+        if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == session) {
+            recount(&mut self.usage, &mut view.session.usage, usage);
+        }
+    }
+
     fn activity(&mut self, session: SessionId, entry: &Entry) {
         if let Some(view) = self.sessions.iter_mut().find(|s| s.session.id == session) {
             let was_retry = view.last.as_ref().is_some_and(|e| e.activity.is_retry());
             if entry.activity.is_retry() != was_retry {
                 self.sessions_generation += 1;
             }
-            if let Activity::Step { usage } = &entry.activity {
-                // Step usage is the session's total so far: count only what is new.
-                let before = view.session.usage;
-                if usage.total_tokens() >= before.total_tokens() {
-                    self.usage.input_tokens +=
-                        usage.input_tokens.saturating_sub(before.input_tokens);
-                    self.usage.output_tokens +=
-                        usage.output_tokens.saturating_sub(before.output_tokens);
-                    self.usage.cost += (usage.cost - before.cost).max(0.0);
-                    view.session.usage = *usage;
-                }
+            // Step usage is the session's total so far (a step told late counts nothing).
+            if let Activity::Step { usage } = &entry.activity
+                && usage.total_tokens() >= view.session.usage.total_tokens()
+            {
+                recount(&mut self.usage, &mut view.session.usage, *usage);
             }
             view.last = Some(entry.clone());
         }
@@ -512,4 +515,37 @@ impl View {
             .map(|(s, n)| (*s, n))
             .collect()
     }
+}
+
+/// A session's count goes from `session` to `now`, and `total` (all sessions') with it, every
+/// kind of token and the cost.
+fn recount(total: &mut Usage, session: &mut Usage, now: Usage) {
+    let moved = |total: &mut u64, was: u64, is: u64| *total = (*total + is).saturating_sub(was);
+    moved(
+        &mut total.input_tokens,
+        session.input_tokens,
+        now.input_tokens,
+    );
+    moved(
+        &mut total.output_tokens,
+        session.output_tokens,
+        now.output_tokens,
+    );
+    moved(
+        &mut total.reasoning_tokens,
+        session.reasoning_tokens,
+        now.reasoning_tokens,
+    );
+    moved(
+        &mut total.cache_read_tokens,
+        session.cache_read_tokens,
+        now.cache_read_tokens,
+    );
+    moved(
+        &mut total.cache_write_tokens,
+        session.cache_write_tokens,
+        now.cache_write_tokens,
+    );
+    total.cost = (total.cost + now.cost - session.cost).max(0.0);
+    *session = now;
 }

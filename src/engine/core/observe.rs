@@ -67,6 +67,21 @@ impl Observed {
         });
         self.recent.truncate(RECENT);
     }
+
+    /// A session a previous engine left running was ended at start (its run did not survive):
+    /// the newest of its task's, among the recent with what it spent.
+    pub(super) fn settled(&mut self, session: &Session, task: String) {
+        self.usage += session.usage;
+        if let Some(id) = session.task {
+            self.latest.insert(id, session.id);
+        }
+        self.recent.push_front(SessionView {
+            session: session.clone(),
+            task,
+            last: None,
+        });
+        self.recent.truncate(RECENT);
+    }
 }
 
 impl Core {

@@ -261,6 +261,9 @@ impl Core {
                 step.transition(event);
             }
             step.batch.put_session(&session);
+            let task = session.task.and_then(|t| self.plans.locate(&t));
+            let key = task.map(|(_, key)| key.to_string()).unwrap_or_default();
+            self.observed.settled(&session, key);
             settled += 1;
         }
         (resumed, settled)

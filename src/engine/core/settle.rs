@@ -410,6 +410,10 @@ fn record_end(
     });
     let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
     step.batch.put_checkpoint(&checkpoint);
+    step.events.push(EngineEvent::SessionUsage {
+        session: run.session.id,
+        usage: run.session.usage,
+    });
     step.transition(
         run.session
             .transition(verdict.status, verdict.cause(), now)
