@@ -155,7 +155,7 @@ async fn a_client_of_another_protocol_version_is_told_so() {
     let mut lines = BufReader::new(read).lines();
     let reply: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
-    assert_eq!(reply["v"], 3);
+    assert_eq!(reply["v"], 4);
     assert_eq!(reply["error"]["kind"], "version");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(
@@ -180,7 +180,7 @@ async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
         lines.next_line().await.unwrap();
         write
             .write_all(
-                b"{\"v\":4,\"reply\":{\"type\":\"hello\",\"engine\":{\"version\":\"9.0.0\"}}}\n",
+                b"{\"v\":99,\"reply\":{\"type\":\"hello\",\"engine\":{\"version\":\"9.0.0\"}}}\n",
             )
             .await
             .unwrap();
@@ -188,7 +188,7 @@ async fn an_engine_of_another_protocol_version_is_refused_by_the_client() {
     let err = ControlClient::connect(&socket).await.err().unwrap();
     let text = err.to_string();
     assert!(
-        matches!(err, ControlError::Version { theirs: 4, .. }),
+        matches!(err, ControlError::Version { theirs: 99, .. }),
         "{text}"
     );
     assert!(
@@ -233,7 +233,7 @@ async fn an_oversized_request_is_refused_with_a_reason() {
     writer.abort();
     let mut other = tokio::net::UnixStream::connect(&socket).await.unwrap();
     other
-        .write_all(b"{\"v\":3,\"request\":{\"type\":\"hello\"}}\n")
+        .write_all(b"{\"v\":4,\"request\":{\"type\":\"hello\"}}\n")
         .await
         .unwrap();
     let mut lines = BufReader::new(other).lines();
