@@ -491,9 +491,15 @@ fn hints(app: &App) -> Line<'static> {
 }
 
 fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
+    // Every session not ended: running, starting, retrying, but also waiting for approval,
+    // an agent or its task's dependencies, or paused.
     let running = app.view.running();
+    let verb = if running == 1 { "is" } else { "are" };
     let lines = vec![
-        Line::raw(format!("{running} sessions are running.")),
+        Line::raw(format!(
+            "{} {verb} running or waiting.",
+            crate::text::count(running, "session")
+        )),
         Line::raw("Sessions on OpenCode servers keep running and are"),
         Line::raw("re-attached next start; simulated ones run again."),
         Line::raw(""),
