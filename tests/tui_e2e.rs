@@ -263,6 +263,17 @@ impl Room {
         assert!(paste.status.success(), "paste-buffer");
     }
 
+    /// [`Room::paste`] of a text too big for a tmux command (about 16 KB): through a file.
+    fn paste_big(&self, text: &str) {
+        let file = self.path("paste.txt");
+        std::fs::write(&file, text).unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let load = self.tmux(&["load-buffer", "-b", "e2e-paste", &file]);
+        assert!(load.status.success(), "load-buffer");
+        let paste = self.tmux(&["paste-buffer", "-p", "-d", "-b", "e2e-paste"]);
+        assert!(paste.status.success(), "paste-buffer");
+    }
+
     /// `ocio` run in this room's home (after the room has quit): its stdout.
     fn ocio_after(&self, args: &[&str]) -> String {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
@@ -570,6 +581,39 @@ fn a_pasted_prompt_is_one_task_and_fires_no_hotkeys() {
         .map(|a| a["status"].as_str().unwrap())
         .collect();
     assert!(!statuses.contains(&"draining"), "{statuses:?}");
+}
+
+/// A big paste leaves the room answering: 100 KB of long lines pasted into the prompt go in whole,
+/// 100 KB into the command line is cut to what it holds and says so, and keys and quitting
+/// work right after. The old room inserted a paste a character at a time, each one walking its line:
+/// 100 KB froze it for minutes, keys and SIGTERM unanswered (the wait is a guard, not a target).
+#[test]
+fn a_big_paste_leaves_the_room_answering() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("bigpaste", 120, 36);
+    room.keys(&["n"]);
+    room.wait_for("the new task prompt", |s| s.contains("new task>"));
+    // Four lines of 25 KB (a log line, minified JSON): each went in character by character.
+    room.paste_big(&vec!["0123456789".repeat(2_500); 4].join("\n"));
+    room.wait_for("the pasted lines in the prompt", |s| {
+        s.contains("new task · 4 lines")
+    });
+    room.keys(&["Escape"]);
+    room.wait_for("the prompt closed", |s| !s.contains("new task>"));
+
+    room.keys(&[":"]);
+    room.wait_for("the command line", |s| s.contains("enter run"));
+    room.paste_big(&"0123456789".repeat(10_000));
+    room.wait_for("the cut paste told", |s| {
+        s.contains("paste cut to 4096 characters, 95904 left out")
+    });
+    room.keys(&["Escape"]);
+    // (The toast stays a moment in the footer; the cursor before it was the command line's.)
+    room.wait_for("the command line closed", |s| !s.contains("▏ paste cut"));
+    room.quit();
+    room.expect_exit(0);
 }
 
 #[test]

@@ -221,14 +221,15 @@ fn text(report: &Report) -> String {
     let engine_line = match &report.engine {
         Some(e) => {
             format!(
-                "running, pid {}, socket {}{}{}, {} sessions running{}",
+                "running, pid {}, socket {}{}{}, {} running or waiting{}",
                 e.pid,
                 e.socket,
                 e.metrics
                     .as_ref()
                     .map_or(String::new(), |m| format!(", metrics http://{m}/metrics")),
                 if e.paused { ", dispatching paused" } else { "" },
-                e.running,
+                // The engine's runs include sessions waiting for approval or retrying.
+                crate::text::count(e.running, "session"),
                 if e.approvals.is_empty() {
                     String::new()
                 } else {
@@ -263,4 +264,57 @@ fn budget_text(budgets: &crate::engine::view::BudgetsView) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn report(running: usize, approvals: &[&str]) -> Report {
+        Report {
+            source: "engine",
+            engine: Some(EngineReport {
+                pid: 7,
+                version: "0.1.0".into(),
+                socket: "/run/ocio.sock".into(),
+                started_at: jiff::Timestamp::UNIX_EPOCH,
+                metrics: None,
+                paused: false,
+                running,
+                approvals: approvals.iter().map(|a| a.to_string()).collect(),
+                budgets: Default::default(),
+            }),
+            database: DatabaseReport {
+                path: "/db".into(),
+                exists: false,
+                access: "none",
+                schema_version: None,
+                recovered: false,
+            },
+            config: ConfigReport {
+                path: "/ocio.toml".into(),
+                source: "defaults",
+                agents: 0,
+                fleets: 0,
+            },
+            sessions: Counts::default(),
+            tasks: Counts::default(),
+            agents: Counts::default(),
+            events: 0,
+        }
+    }
+
+    /// One session is one session, and the engine's count takes in the sessions waiting for
+    /// approval: it said `1 sessions running` of a session that waited for approval.
+    #[test]
+    fn the_engine_line_counts_sessions_in_words_that_are_true() {
+        let one = text(&report(1, &["per_7f3a"]));
+        assert!(
+            one.contains(", 1 session running or waiting, waiting for approval: per_7f3a"),
+            "{one}"
+        );
+        let two = text(&report(2, &[]));
+        assert!(two.contains(", 2 sessions running or waiting"), "{two}");
+    }
 }

@@ -614,6 +614,8 @@ impl App {
             }
             Action::Palette => {
                 self.palette_list = false;
+                // The command line shows toasts (a cut paste); an older one is not its news.
+                self.toast = None;
                 self.mode = Mode::Palette(Editor::single_line());
             }
             Action::NewTask if self.no_agents() => {}

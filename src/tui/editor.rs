@@ -29,7 +29,14 @@ pub struct Editor {
     row: usize,
     col: usize,
     multi_line: bool,
+    /// The most characters a line holds: `LINE_LIMIT` in a one-line editor, none in a prompt.
+    limit: usize,
 }
+
+/// What a one-line input (the command line, the sessions filter) holds. Commands are short;
+/// a prompt longer than this belongs in the prompt's editor, which has no such bound. A paste
+/// beyond it is cut there and the caller says so.
+pub(crate) const LINE_LIMIT: usize = 4096;
 
 impl Editor {
     /// An empty one-line editor: a paste's line breaks become spaces.
@@ -39,6 +46,7 @@ impl Editor {
             row: 0,
             col: 0,
             multi_line: false,
+            limit: LINE_LIMIT,
         }
     }
 
@@ -46,6 +54,7 @@ impl Editor {
     pub(crate) fn multi_line() -> Self {
         Self {
             multi_line: true,
+            limit: usize::MAX,
             ..Self::single_line()
         }
     }
@@ -80,14 +89,19 @@ impl Editor {
 
     /// Insert pasted text at the cursor: line breaks (`\n`, `\r\n`, `\r`) kept in a multi-line
     /// editor and made spaces in a one-line one; tabs become spaces and other control
-    /// characters are dropped.
-    pub(crate) fn paste(&mut self, text: &str) {
+    /// characters are dropped. A one-line editor takes what fits in its `LINE_LIMIT`; the
+    /// answer is how many characters it left out.
+    pub(crate) fn paste(&mut self, text: &str) -> usize {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         if self.multi_line {
             self.insert(&text);
-        } else {
-            self.insert(&text.replace('\n', " "));
+            return 0;
         }
+        let line = typable(&text.replace('\n', " "));
+        let room = self.limit.saturating_sub(self.len(self.row));
+        let kept: String = line.chars().take(room).collect();
+        self.insert(&kept);
+        line.chars().count() - kept.chars().count()
     }
 
     /// Apply a key; the caller acts on submit and cancel.
@@ -122,7 +136,7 @@ impl Editor {
                 let at = self.byte(self.col);
                 self.lines[self.row].truncate(at);
             }
-            KeyCode::Tab => self.insert(" "),
+            KeyCode::Tab => self.insert_char(' '),
             KeyCode::Char(c) if !ctrl && !alt => self.insert_char(c),
             _ => {}
         }
@@ -135,24 +149,32 @@ impl Editor {
         }
     }
 
+    /// Insert `text` at the cursor. The cursor's byte is found once and the text goes in a
+    /// line at a time: found again for every character (as it was), a paste cost its length
+    /// squared, and a 100 KB paste froze the control room for minutes.
     fn insert(&mut self, text: &str) {
-        for c in text.chars() {
-            match c {
-                '\n' => {
-                    let at = self.byte(self.col);
-                    let rest = self.lines[self.row].split_off(at);
-                    self.row += 1;
-                    self.col = 0;
-                    self.lines.insert(self.row, rest);
-                }
-                '\t' => self.insert_char(' '),
-                c if c.is_control() => {}
-                c => self.insert_char(c),
-            }
+        let at = self.byte(self.col);
+        let after_cursor = self.lines[self.row].split_off(at);
+        let mut pieces = text.split('\n').map(typable);
+        let first = pieces.next().unwrap_or_default();
+        self.col += first.chars().count();
+        self.lines[self.row].push_str(&first);
+        let added: Vec<String> = pieces.collect();
+        if let Some(last) = added.last() {
+            self.col = last.chars().count();
         }
+        let count = added.len();
+        // One splice for all the new lines: inserting them one by one moves every line below
+        // the cursor once per line pasted.
+        self.lines.splice(self.row + 1..self.row + 1, added);
+        self.row += count;
+        self.lines[self.row].push_str(&after_cursor);
     }
 
     fn insert_char(&mut self, c: char) {
+        if self.len(self.row) >= self.limit {
+            return;
+        }
         let at = self.byte(self.col);
         self.lines[self.row].insert(at, c);
         self.col += 1;
@@ -213,6 +235,19 @@ impl Editor {
         let line = &self.lines[self.row];
         line.char_indices().nth(col).map_or(line.len(), |(i, _)| i)
     }
+}
+
+/// A line of typed or pasted text as the editor keeps it: tabs become spaces, other control
+/// characters are dropped.
+fn typable(piece: &str) -> String {
+    piece
+        .chars()
+        .filter_map(|c| match c {
+            '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -306,6 +341,34 @@ mod tests {
         assert_eq!(e.cursor(), (1, 2));
         press(&mut e, KeyCode::Right, KeyModifiers::NONE);
         assert_eq!(e.cursor(), (1, 2));
+    }
+
+    /// A paste costs its length, not its length squared: 200 KB into a prompt (lines of 100)
+    /// and as one line of 200 KB. Character by character, each insert walked its line from
+    /// the start to find the cursor's byte: minutes for this in a debug build, milliseconds
+    /// now. The timeout is a guard against a hang, not a speed target.
+    #[test]
+    fn a_big_paste_is_inserted_in_time_linear_in_its_size() {
+        let line = format!("{}\n", "0123456789".repeat(10));
+        let big = line.repeat(2_000);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut prompt = Editor::multi_line();
+            prompt.paste("x");
+            press(&mut prompt, KeyCode::Left, KeyModifiers::NONE);
+            prompt.paste(&big);
+            let mut long_line = Editor::multi_line();
+            long_line.paste(&big.replace('\n', ""));
+            let _ = done.send((prompt, long_line));
+        });
+        let (prompt, long_line) = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a 200 KB paste took over a minute");
+        assert_eq!(prompt.lines().len(), 2_001);
+        assert_eq!(prompt.lines()[2_000], "x");
+        assert_eq!(prompt.cursor(), (2_000, 0));
+        assert_eq!(long_line.lines()[0].len(), 200_000);
+        assert_eq!(long_line.cursor(), (0, 200_000));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use super::app::{Answering, App, Effect, Mode, Request, closes, typed};
-use super::editor::{Editor, Outcome};
+use super::editor::{Editor, LINE_LIMIT, Outcome};
 use super::palette::{self, Command, Completion};
 use super::panes::Cursor;
 use crate::engine::approval::{Approver, Decision};
@@ -14,31 +14,39 @@ use crate::engine::question::Answer;
 
 impl App {
     /// Pasted text (bracketed paste): into the open input, line breaks kept only in a prompt.
+    /// A one-line input takes what fits in `LINE_LIMIT`, and the footer says what was cut.
     pub(super) fn paste(&mut self, text: &str) -> Vec<Effect> {
-        match &mut self.mode {
+        let cut = match &mut self.mode {
             Mode::NewTask(editor) => editor.paste(text),
             Mode::Answer(answering) => answering.editor.paste(text),
             Mode::Say(_, editor) => editor.paste(text),
-            // `:prompt ` and a paste of many lines: a prompt, so on in the prompt's editor.
-            Mode::Palette(editor) if text.contains(['\n', '\r']) => {
+            // `:prompt ` and a paste of many lines, or too long for the command line: a
+            // prompt, so on in the prompt's editor (which takes it whole).
+            Mode::Palette(editor) if text.contains(['\n', '\r']) || text.len() > LINE_LIMIT => {
                 match prompt_rest(&editor.text()) {
                     Some(rest) => {
                         let mut prompt = Editor::multi_line_with(rest);
                         prompt.paste(text);
                         self.mode = Mode::NewTask(prompt);
+                        0
                     }
                     None => editor.paste(text),
                 }
             }
             Mode::Palette(editor) => editor.paste(text),
             Mode::Filter => {
-                let mut line = Editor::single_line();
-                line.paste(text);
-                self.panes.filter.push_str(&line.text());
+                let mut line = Editor::single_line_with(&self.panes.filter);
+                let cut = line.paste(text);
+                self.panes.filter = line.text();
                 self.filter_changed();
+                cut
             }
             // No input open: a paste is never keys.
-            _ => {}
+            _ => 0,
+        };
+        if cut > 0 {
+            let note = format!("paste cut to {LINE_LIMIT} characters, {cut} left out");
+            self.toast(note, true);
         }
         Vec::new()
     }

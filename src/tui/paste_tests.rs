@@ -6,6 +6,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{App, Effect, Mode, Msg, Pane, Request};
+use super::editor::LINE_LIMIT;
 use super::tests::{app, draw, key, typed};
 
 fn chord(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
@@ -108,4 +109,45 @@ fn prompt_in_the_palette_opens_the_multi_line_editor() {
         key(&mut app, KeyCode::Enter),
         vec![Effect::Request(Request::Prompt("first\nsecond".into()))]
     );
+}
+
+/// A paste the command line cannot hold is cut to what it holds, and the footer, where the
+/// operator is looking, says so while still showing the cursor. Before, the whole paste went
+/// in (a character at a time, its cost growing with its square) and the line ran off screen.
+#[test]
+fn a_paste_too_long_for_the_command_line_is_cut_and_said_so() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "drain ");
+    paste(&mut app, &"coder-1 ".repeat(1_250));
+    let Mode::Palette(editor) = &app.mode else {
+        panic!("{:?}", app.mode);
+    };
+    assert_eq!(editor.text().chars().count(), LINE_LIMIT);
+    assert_eq!(editor.cursor(), (0, LINE_LIMIT));
+    let screen = draw(&mut app, 120, 30);
+    let note = format!("co▏ paste cut to {LINE_LIMIT} characters, 5910 left out");
+    assert!(screen.contains(&note), "{screen}");
+    // Typing adds nothing more, and the line still runs.
+    typed(&mut app, "xyz");
+    let Mode::Palette(editor) = &app.mode else {
+        panic!("{:?}", app.mode);
+    };
+    assert_eq!(editor.text().chars().count(), LINE_LIMIT);
+}
+
+/// After `:prompt `, a paste too long for the command line is a prompt: it goes on, whole, in
+/// the prompt's editor, which has no such bound.
+#[test]
+fn a_long_paste_after_prompt_goes_whole_into_the_prompt_editor() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "prompt ");
+    let long = "refactor the parser ".repeat(500);
+    paste(&mut app, &long);
+    let Mode::NewTask(editor) = &app.mode else {
+        panic!("{:?}", app.mode);
+    };
+    assert_eq!(editor.text(), long);
+    assert!(app.toast.is_none());
 }

@@ -683,3 +683,22 @@ fn an_ended_sessions_stored_transcript_is_not_called_live() {
     );
     assert!(!screen.contains("(live)"), "{screen}");
 }
+
+/// The quit question counts every session not ended, one waiting for approval too, and says
+/// so; one is one session. It said `1 sessions are running.` of a session waiting for approval.
+#[test]
+fn the_quit_question_counts_one_waiting_session_in_true_words() {
+    let mut app = app();
+    app.view
+        .sessions
+        .retain(|s| !s.session.is_active() || s.session.status == SessionStatus::WaitingApproval);
+    app.view.generation += 1;
+    assert_eq!(app.view.running(), 1);
+    key(&mut app, KeyCode::Char('q'));
+    assert_eq!(app.mode, Mode::ConfirmQuit);
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("1 session is running or waiting."),
+        "{screen}"
+    );
+}

@@ -334,25 +334,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(app.panes.filter.clone()),
             Span::styled("▏ enter keep · esc clear", theme.muted),
         ]),
-        Mode::Palette(editor) => {
-            let (_, col) = editor.cursor();
-            let text: String = editor.text();
-            let at = text.char_indices().nth(col).map_or(text.len(), |(i, _)| i);
-            Line::from(vec![
-                Span::styled(":", theme.accent),
-                Span::raw(text[..at].to_string()),
-                Span::styled("▏", theme.muted),
-                Span::raw(text[at..].to_string()),
-                Span::styled(
-                    if app.palette_list {
-                        " enter run · tab completes · esc close"
-                    } else {
-                        " enter run · tab completes · ? lists commands · esc close"
-                    },
-                    theme.muted,
-                ),
-            ])
-        }
+        Mode::Palette(editor) => palette_line(app, editor, usize::from(area.width)),
         Mode::NewTask(_) => Line::from(vec![
             Span::styled(" new task: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
@@ -378,6 +360,48 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         },
     };
     frame.render_widget(Paragraph::new(line).style(theme.base), area);
+}
+
+/// The command line: `:`, its text around the cursor, what it says after. A line wider
+/// than the footer shows the part at the cursor, and keeps room for the hint or toast (a
+/// paste of thousands of characters would otherwise push both out of sight).
+fn palette_line(app: &App, editor: &super::editor::Editor, width: usize) -> Line<'static> {
+    let (_, col) = editor.cursor();
+    let chars: Vec<char> = editor.text().chars().collect();
+    let hint = palette_hint(app);
+    let room = width.saturating_sub(2 + hint.content.chars().count().min(width / 2));
+    let start = col.saturating_sub(room);
+    let end = chars.len().min((start + room).max(col));
+    Line::from(vec![
+        Span::styled(":", app.theme.accent),
+        Span::raw(chars[start..col].iter().collect::<String>()),
+        Span::styled("▏", app.theme.muted),
+        Span::raw(chars[col..end].iter().collect::<String>()),
+        hint,
+    ])
+}
+
+/// What the command line says after its text: a toast if there is one (a paste that was cut
+/// must be told where the operator is looking), else its keys.
+fn palette_hint(app: &App) -> Span<'static> {
+    let theme = &app.theme;
+    match &app.toast {
+        Some(toast) => Span::styled(
+            format!(" {}", toast.text),
+            if toast.error {
+                theme.status("failed")
+            } else {
+                theme.info
+            },
+        ),
+        None if app.palette_list => {
+            Span::styled(" enter run · tab completes · esc close", theme.muted)
+        }
+        None => Span::styled(
+            " enter run · tab completes · ? lists commands · esc close",
+            theme.muted,
+        ),
+    }
 }
 
 fn hints(app: &App) -> Line<'static> {
@@ -467,9 +491,15 @@ fn hints(app: &App) -> Line<'static> {
 }
 
 fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
+    // Every session not ended: running, starting, retrying, but also waiting for approval,
+    // an agent or its task's dependencies, or paused.
     let running = app.view.running();
+    let verb = if running == 1 { "is" } else { "are" };
     let lines = vec![
-        Line::raw(format!("{running} sessions are running.")),
+        Line::raw(format!(
+            "{} {verb} running or waiting.",
+            crate::text::count(running, "session")
+        )),
         Line::raw("Sessions on OpenCode servers keep running and are"),
         Line::raw("re-attached next start; simulated ones run again."),
         Line::raw(""),
