@@ -58,7 +58,7 @@ fn room() -> App {
 
 /// The rows of the pane whose top border carries `title`, inside its borders (the header line,
 /// which names agents too, is skipped).
-fn pane(screen: &str, title: &str) -> Vec<String> {
+pub(super) fn pane(screen: &str, title: &str) -> Vec<String> {
     let lines: Vec<Vec<char>> = screen
         .lines()
         .map(|l| l.trim_matches('"').chars().collect())

@@ -2,11 +2,11 @@
 //! approvals pane (permission requests waiting for the operator).
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::widths::{Column, Want, fit};
+use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{block, fit as fit_text, status_style};
 use crate::domain::Lifecycle;
 use crate::tui::app::{App, Pane};
@@ -18,6 +18,9 @@ const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'
 const RECENT: usize = 4;
 /// Who gets room first: the name, the status, the numbers, the gauge, then recent load.
 const PRIORITY: [usize; 5] = [0, 1, 3, 2, RECENT];
+/// The approvals table's columns by who gets room first (and is left out last): the id, the
+/// task, what it asks, what for.
+const APPROVAL_PRIORITY: [usize; 4] = [1, 0, 2, 3];
 /// Half a minute of load history.
 const SPARK_WANT: u16 = 30;
 
@@ -47,7 +50,8 @@ pub(crate) fn agent_columns(app: &App) -> [Column; 5] {
             12,
         ),
         Column { min: 5, want: 10 },
-        Column::of("", agents.iter().map(|a| load_text(a).len()), 3, 9),
+        // Load / most: numbers, whole or left out.
+        Column::of("", agents.iter().map(|a| load_text(a).len()), 3, 9).whole(),
         recent,
     ]
 }
@@ -105,35 +109,42 @@ pub(crate) fn draw_agents(frame: &mut Frame, app: &mut App, columns: &[Column; 5
             } else {
                 app.theme.status("running")
             };
-            let row = Row::new(vec![
-                Cell::from(fit_text(agent.name.as_str(), usize::from(widths[0]))),
-                Cell::from(Span::styled(
-                    agent.status.name(),
-                    status_style(app, agent.status.name()),
-                )),
-                Cell::from(Span::styled(gauge, load_style)),
-                Cell::from(load_text(agent)),
-                Cell::from(recent),
-            ]);
+            let row = Row::new(only_shown(
+                [
+                    Cell::from(fit_text(agent.name.as_str(), usize::from(widths[0]))),
+                    Cell::from(Span::styled(
+                        agent.status.name(),
+                        status_style(app, agent.status.name()),
+                    )),
+                    Cell::from(Span::styled(gauge, load_style)),
+                    Cell::from(load_text(agent)),
+                    Cell::from(recent),
+                ],
+                &widths,
+            ));
             if i == cursor.selected && app.focus == Pane::Agents {
                 row.style(app.theme.selected)
             } else {
                 row
             }
         });
+    frame.render_widget(
+        Table::new(rows, constraints(&widths))
+            .header(agents_header(app, &widths))
+            .block(block)
+            .column_spacing(1),
+        area,
+    );
+}
+
+/// The agents table's column names (of the columns shown).
+fn agents_header(app: &App, widths: &[u16]) -> Row<'static> {
     let recent = if app.view.agents.iter().any(|a| short_reason(a).is_some()) {
         "RECENT / WHY"
     } else {
         "RECENT"
     };
-    let header = Row::new(["AGENT", "STATUS", "LOAD", "", recent]).style(app.theme.title);
-    frame.render_widget(
-        Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+    Row::new(only_shown(["AGENT", "STATUS", "LOAD", "", recent], widths)).style(app.theme.title)
 }
 
 /// The agent's newest load samples, as many as fit in `width`.
@@ -175,8 +186,9 @@ pub(crate) fn approval_columns(app: &App) -> [Column; 4] {
             8,
             24,
         ),
-        // What `:approve` takes (a request's short id); conflicts have none.
-        Column::of("ID", approvals.iter().map(|a| len(a.ask.short())), 8, 8),
+        // What `:approve` takes (a request's short id); conflicts have none. Typed by the
+        // operator, so never cut: whole or (with no room at all) left out.
+        Column::of("ID", approvals.iter().map(|a| len(a.ask.short())), 8, 8).whole(),
         Column::of(
             "ASKS",
             approvals
@@ -256,11 +268,15 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
         Line::styled(format!(" {} ", decision_keys(app)), app.theme.muted).right_aligned(),
     );
     let inner = block.inner(area);
-    let height = usize::from(inner.height.saturating_sub(1));
+    // With room for one row, the request rather than the column names: its id is what the
+    // operator types.
+    let headed = inner.height >= 2;
+    let height = usize::from(inner.height.saturating_sub(u16::from(headed)));
     let mut cursor = app.panes.approvals;
     cursor.fit(count, height);
     app.panes.approvals = cursor;
-    let widths = fit(inner.width, columns, &[0, 1, 2, 3], 3);
+    // The id first: a cut id does not answer anything.
+    let widths = fit(inner.width, columns, &APPROVAL_PRIORITY, 3);
     let w = |i: usize| usize::from(widths[i]);
     // Conflicts take the rows below the requests (they are settled elsewhere: retry the task).
     let shown_conflicts = conflicts.min(height.saturating_sub(count.min(height)));
@@ -274,15 +290,18 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
         .skip(cursor.offset)
         .take(height)
         .map(|(i, a)| {
-            let row = Row::new(vec![
-                Cell::from(fit_text(&a.task, w(0))),
-                Cell::from(Span::styled(fit_text(a.ask.short(), w(1)), app.theme.muted)),
-                Cell::from(Span::styled(
-                    fit_text(&a.ask.permission, w(2)),
-                    app.theme.status("waiting-approval"),
-                )),
-                Cell::from(fit_text(&a.ask.patterns.join(", "), w(3))),
-            ]);
+            let row = Row::new(only_shown(
+                [
+                    Cell::from(fit_text(&a.task, w(0))),
+                    Cell::from(Span::styled(fit_text(a.ask.short(), w(1)), app.theme.muted)),
+                    Cell::from(Span::styled(
+                        fit_text(&a.ask.permission, w(2)),
+                        app.theme.status("waiting-approval"),
+                    )),
+                    Cell::from(fit_text(&a.ask.patterns.join(", "), w(3))),
+                ],
+                &widths,
+            ));
             if i == cursor.selected && app.focus == Pane::Approvals {
                 row.style(app.theme.selected)
             } else {
@@ -292,29 +311,33 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
         .collect::<Vec<_>>()
         .into_iter()
         .chain(conflict_rows);
-    let header = Row::new(["TASK", "ID", "ASKS", "FOR"]).style(app.theme.title);
-    frame.render_widget(
-        Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
-            .header(header)
-            .block(block)
-            .column_spacing(1),
-        area,
-    );
+    let header =
+        Row::new(only_shown(["TASK", "ID", "ASKS", "FOR"], &widths)).style(app.theme.title);
+    let mut table = Table::new(rows, constraints(&widths))
+        .block(block)
+        .column_spacing(1);
+    if headed {
+        table = table.header(header);
+    }
+    frame.render_widget(table, area);
 }
 
 /// The first `count` conflicts and plans paused over budget as rows of the approvals table.
 fn conflict_rows(app: &App, count: usize, widths: &[u16]) -> Vec<Row<'static>> {
     let w = |i: usize| usize::from(widths[i]);
     let row = |who: &str, what: String, about: String| {
-        Row::new(vec![
-            Cell::from(fit_text(who, w(0))),
-            Cell::from(""),
-            Cell::from(Span::styled(
-                fit_text(&what, w(2)),
-                app.theme.status("failed"),
-            )),
-            Cell::from(fit_text(&about, w(3))),
-        ])
+        Row::new(only_shown(
+            [
+                Cell::from(fit_text(who, w(0))),
+                Cell::from(""),
+                Cell::from(Span::styled(
+                    fit_text(&what, w(2)),
+                    app.theme.status("failed"),
+                )),
+                Cell::from(fit_text(&about, w(3))),
+            ],
+            widths,
+        ))
     };
     let conflicts = app
         .view

@@ -12,12 +12,13 @@ use super::{block, clock};
 const CLOCK: usize = 9;
 
 /// The pane shows its longest line whole (up to a hundred characters), and keeps room for a
-/// few words after the time.
-pub(crate) fn want(app: &App) -> Want {
-    let widest = app
-        .view
-        .log
+/// few words after the time. Only the newest `rows` lines count, those that can be on
+/// screen: a long line scrolled away long ago held width the approvals beside needed.
+pub(crate) fn want(app: &App, rows: usize) -> Want {
+    let log = &app.view.log;
+    let widest = log
         .iter()
+        .skip(log.len().saturating_sub(rows))
         .map(|l| l.text.chars().count())
         .max()
         .unwrap_or(0);

@@ -1,6 +1,7 @@
 //! The `?` overlay: every key (from the keymap, so it cannot disagree with the keys) and every
-//! `:` command. Two columns of keys where the screen is wide enough; scrolled with the movement
-//! keys when it is still taller than the screen.
+//! `:` command. Its columns are as wide as what they hold: two columns of keys where the screen
+//! is wide enough for both whole, descriptions wrapped where it is narrow, never cut; scrolled
+//! with the movement keys when it is still taller than the screen.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -12,46 +13,20 @@ use crate::tui::app::App;
 use crate::tui::palette::{self, COMMANDS};
 use crate::tui::theme::Theme;
 
-/// Widest keys (`ctrl-d/pgdn`) and description (`open the selected session's detail`).
-const KEYS: usize = 12;
-const WHAT: usize = 34;
-/// Two columns of keys need this many columns on screen.
-const TWO_COLUMNS: u16 = 2 * (KEYS + 2 + WHAT) as u16 + 4;
+/// Between keys and what they do, and between two columns of keys.
+const GAP: usize = 2;
+/// Commands are indented this much, and a description under its command this much more.
+const INDENT: usize = 2;
+const UNDER: usize = 4;
+/// Narrower than this a description does not wrap beside its keys but under them.
+const NARROWEST: usize = 12;
 
 pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
-    let theme = &app.theme;
-    let wide = area.width >= TWO_COLUMNS;
-    let keys = app.keymap.help();
-    let mut lines = vec![Line::styled("Keys", theme.title)];
-    if wide {
-        let half = keys.len().div_ceil(2);
-        for (i, left) in keys.iter().take(half).enumerate() {
-            let mut spans = key(theme, left);
-            if let Some(right) = keys.get(i + half) {
-                spans.push(Span::raw("  "));
-                spans.extend(key(theme, right));
-            }
-            lines.push(Line::from(spans));
-        }
-    } else {
-        lines.extend(keys.iter().map(|k| Line::from(key(theme, k))));
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("Commands (after :)", theme.title));
-    for command in COMMANDS {
-        let (usage, what) = (command.usage(), command.what);
-        if wide {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {usage:<38}"), theme.accent),
-                Span::raw(what),
-            ]));
-        } else {
-            lines.push(Line::styled(format!("  {usage}"), theme.accent));
-            lines.push(Line::raw(format!("      {what}")));
-        }
-    }
-
-    let width = if wide { TWO_COLUMNS - 2 } else { 78 };
+    let room = usize::from(area.width.saturating_sub(2));
+    let lines = lines(&app.theme, &app.keymap.help(), room);
+    // As wide as its widest line: the lines were made to fit the room.
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
+    let width = u16::try_from(widest + 2).unwrap_or(u16::MAX);
     let popup = centered(area, width, lines.len() as u16 + 2);
     let shown = usize::from(popup.height.saturating_sub(2));
     let most = lines.len().saturating_sub(shown);
@@ -78,6 +53,125 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             .style(app.theme.base),
         popup,
     );
+}
+
+/// The help's lines, none wider than `room`: keys in two columns where both fit whole, else
+/// one, descriptions wrapped where even that is too narrow; then the commands.
+fn lines(theme: &Theme, keys: &[(String, &'static str)], room: usize) -> Vec<Line<'static>> {
+    let width = |s: &str| s.chars().count();
+    let keys_width = keys.iter().map(|(k, _)| width(k)).max().unwrap_or(0);
+    let what_width = keys.iter().map(|(_, w)| width(w)).max().unwrap_or(0);
+    let entry = keys_width + GAP + what_width;
+    let mut lines = vec![Line::styled("Keys", theme.title)];
+    if 2 * entry + GAP <= room {
+        let half = keys.len().div_ceil(2);
+        for (i, left) in keys.iter().take(half).enumerate() {
+            let mut spans = key(theme, left, keys_width, what_width);
+            if let Some(right) = keys.get(i + half) {
+                spans.push(Span::raw(" ".repeat(GAP)));
+                spans.extend(key(theme, right, keys_width, 0));
+            }
+            lines.push(Line::from(spans));
+        }
+    } else {
+        for (keys, what) in keys {
+            lines.extend(wrapped(theme, keys, what, keys_width, room));
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Commands (after :)", theme.title));
+    lines.extend(command_lines(theme, room));
+    lines
+}
+
+/// Each command and what it does: on one line where every one fits so, else what it does
+/// under it, wrapped.
+fn command_lines(theme: &Theme, room: usize) -> Vec<Line<'static>> {
+    let usage_width = COMMANDS.iter().map(|c| c.usage().chars().count()).max();
+    let what_width = COMMANDS.iter().map(|c| c.what.chars().count()).max();
+    let (usage_width, what_width) = (usage_width.unwrap_or(0), what_width.unwrap_or(0));
+    let one_line = INDENT + usage_width + GAP + what_width <= room;
+    let mut lines = Vec::new();
+    for command in COMMANDS {
+        let usage = command.usage();
+        if one_line {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:INDENT$}{usage:<usage_width$}", ""), theme.accent),
+                Span::raw(format!("{:GAP$}{}", "", command.what)),
+            ]));
+            continue;
+        }
+        for part in wrap(&usage, room.saturating_sub(INDENT)) {
+            lines.push(Line::styled(format!("{:INDENT$}{part}", ""), theme.accent));
+        }
+        let under = INDENT + UNDER;
+        for part in wrap(command.what, room.saturating_sub(under)) {
+            lines.push(Line::raw(format!("{:under$}{part}", "")));
+        }
+    }
+    lines
+}
+
+/// One key's lines in one column of `room`: what it does beside the keys, wrapped; or under
+/// them where the room beside is too narrow.
+fn wrapped(
+    theme: &Theme,
+    keys: &str,
+    what: &str,
+    keys_width: usize,
+    room: usize,
+) -> Vec<Line<'static>> {
+    let beside = room.saturating_sub(keys_width + GAP);
+    if beside >= NARROWEST {
+        return wrap(what, beside)
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let keys = if i == 0 { keys } else { "" };
+                Line::from(vec![
+                    Span::styled(format!("{keys:>keys_width$}{:GAP$}", ""), theme.accent),
+                    Span::raw(part),
+                ])
+            })
+            .collect();
+    }
+    let mut lines = vec![Line::styled(keys.to_string(), theme.accent)];
+    lines.extend(
+        wrap(what, room.saturating_sub(UNDER))
+            .into_iter()
+            .map(|part| Line::raw(format!("{:UNDER$}{part}", ""))),
+    );
+    lines
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a word longer than a
+/// line is broken where the line ends).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while !word.is_empty() {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap > 0 {
+                    line.push(' ');
+                }
+                line.extend(word.drain(..));
+            } else if used > 0 {
+                lines.push(std::mem::take(&mut line));
+            } else {
+                line.extend(word.drain(..width.min(word.len())));
+                lines.push(std::mem::take(&mut line));
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The commands the palette's line may become (all of them on an empty line), in a box at the
@@ -119,9 +213,30 @@ pub(crate) fn draw_commands(frame: &mut Frame, app: &App, line: &str, area: Rect
     );
 }
 
-fn key<'a>(theme: &Theme, (keys, what): &(String, &'static str)) -> Vec<Span<'a>> {
+/// One key: its keys right-aligned in `keys_width`, what it does padded to `what_width`.
+fn key<'a>(
+    theme: &Theme,
+    (keys, what): &(String, &'static str),
+    keys_width: usize,
+    what_width: usize,
+) -> Vec<Span<'a>> {
     vec![
-        Span::styled(format!("{keys:>KEYS$}  "), theme.accent),
-        Span::raw(format!("{what:<WHAT$}")),
+        Span::styled(format!("{keys:>keys_width$}{:GAP$}", ""), theme.accent),
+        Span::raw(format!("{what:<what_width$}")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrapping_breaks_between_words_and_inside_only_a_word_too_long() {
+        assert_eq!(
+            wrap("drain / undrain the agent", 10),
+            ["drain /", "undrain", "the agent"]
+        );
+        assert_eq!(wrap("PLAN[/TASK]", 4), ["PLAN", "[/TA", "SK]"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
 }

@@ -3,6 +3,7 @@
 
 mod agent_detail;
 mod agents;
+mod bar;
 mod detail;
 mod events;
 mod help;
@@ -23,6 +24,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Mode, Pane};
 use crate::domain::{AgentStatus, Backend, Lifecycle, SessionStatus};
+use bar::{Part, Rank};
 use widths::Want;
 
 /// Below this the panes do not fit; the screen says so instead.
@@ -158,7 +160,7 @@ fn layout(body: Rect, app: &App, measured: &Measured) -> Vec<(Pane, Rect)> {
     let sessions = sessions::want(app, &measured.sessions);
     let agents = Want::table(&measured.agents);
     let approvals = agents::approvals_want(app, &measured.approvals);
-    let events = events::want(app);
+    let events = events::want(app, usize::from(body.height));
     let left = Want {
         min: sessions.min.max(TASKS.min),
         want: sessions.want.max(TASKS.want),
@@ -203,9 +205,15 @@ fn layout(body: Rect, app: &App, measured: &Measured) -> Vec<(Pane, Rect)> {
     ])
     .areas(body);
     let [agents_area, tasks] = side_by_side(middle, agents, TASKS);
-    // The events keep their lines whole before the approvals show all of what each is for.
+    // The events keep their lines whole before the approvals show all of what each is for;
+    // what the events leave beyond that goes to the approvals.
     let approvals = if approvals.want.saturating_add(events.want) > bottom.width {
-        agents::approvals_glance(app, &measured.approvals)
+        let glance = agents::approvals_glance(app, &measured.approvals);
+        let left = bottom.width.saturating_sub(events.want);
+        Want {
+            want: glance.want.max(left.min(approvals.want)),
+            ..glance
+        }
     } else {
         approvals
     };
@@ -261,69 +269,125 @@ pub(super) fn block<'a>(app: &App, pane: Pane, title: String) -> Block<'a> {
         ))
 }
 
+/// Header parts by how much the operator needs them: what waits for them (and a paused
+/// engine, a plan over budget) first, then the spend, then the rest; narrow, the rest gives
+/// way whole.
+const NEEDS_YOU: Rank = 0;
+const SPEND: Rank = 1;
+const NAME: Rank = 2;
+const STATE: Rank = 3;
+const COUNTS: Rank = 4;
+const ASIDE: Rank = 5;
+
 fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], area: Rect) {
+    let line = bar::line(header_parts(app, counts), area.width);
+    frame.render_widget(Paragraph::new(line).style(app.theme.header), area);
+}
+
+/// A header section after a `│`, in a long form and a short one.
+fn section<'a>(app: &App, rank: Rank, style: Style, long: String, short: String) -> Part<'a> {
+    Part::new(
+        rank,
+        Span::styled(" │ ", app.theme.base),
+        vec![Span::styled(long, style)],
+    )
+    .or(vec![Span::styled(short, style)])
+}
+
+fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part<'a>> {
     let theme = &app.theme;
     let view = &app.view;
-    let mut spans = vec![Span::styled(" OCIO ", theme.selected), Span::raw(" ")];
-    let engine = match (&app.attached, view.paused) {
-        (_, true) => Span::styled("PAUSED", theme.status("paused")),
-        (Some(_), false) => Span::styled("attached", theme.status("running")),
-        (None, false) => Span::styled("running", theme.status("running")),
+    let word = |rank, text: &'static str, style| {
+        Part::new(rank, Span::raw(" "), vec![Span::styled(text, style)])
     };
-    spans.push(engine);
+    let mut parts = vec![Part::new(
+        NAME,
+        Span::raw(""),
+        vec![Span::styled(" OCIO ", theme.selected)],
+    )];
+    parts.push(match (&app.attached, view.paused) {
+        (_, true) => word(NEEDS_YOU, "PAUSED", theme.status("paused")),
+        (Some(_), false) => word(STATE, "attached", theme.status("running")),
+        (None, false) => word(STATE, "running", theme.status("running")),
+    });
     let held: Vec<&str> = view.budgets.held().map(|p| p.name.as_str()).collect();
     if !held.is_empty() {
-        spans.push(Span::styled(
-            format!(" │ over budget: {}", held.join(" ")),
-            theme.status("paused"),
-        ));
+        let long = format!("over budget: {}", held.join(" "));
+        let short = format!("{} over budget", held.len());
+        parts.push(section(app, NEEDS_YOU, theme.status("paused"), long, short));
     }
     let online = view
         .agents
         .iter()
         .filter(|a| a.status == AgentStatus::Online)
         .count();
-    spans.push(Span::styled(
-        format!(" │ agents {online}/{} online", view.agents.len()),
-        theme.base,
-    ));
+    let agents = format!("agents {online}/{}", view.agents.len());
+    let long = format!("{agents} online");
+    parts.push(section(app, STATE, theme.base, long, agents));
     if !view.agents.is_empty() && view.agents.iter().all(|a| a.backend == Backend::Simulated) {
-        spans.push(Span::styled(" [SIMULATED]", theme.accent));
+        parts.push(word(ASIDE, "[SIMULATED]", theme.accent));
     }
-    spans.push(Span::styled(" │", theme.base));
-    for (status, n) in counts {
-        spans.push(Span::styled(
-            format!(" {n} {}", status.name()),
-            theme.status(status.name()),
-        ));
+    // No section at all without sessions (it was an empty `│ │`).
+    if !counts.is_empty() {
+        parts.push(counts_part(app, counts));
     }
     let usage = &view.usage;
-    spans.push(Span::styled(
-        format!(" │ {} tokens ${:.2}", si(usage.total_tokens()), usage.cost),
+    let (tokens, cost) = (si(usage.total_tokens()), usage.cost);
+    let long = format!("{tokens} tokens ${cost:.2}");
+    parts.push(section(
+        app,
+        SPEND,
         theme.base,
+        long,
+        format!("{tokens} tok ${cost:.2}"),
     ));
     if let Some(daily) = view.budgets.daily {
         let spent = &view.budgets.daily_spent;
         let over = daily.reached(spent).is_some();
-        spans.push(Span::styled(
-            format!(" │ today {}", budget_words(&daily, spent)),
-            if over {
-                theme.status("failed")
-            } else {
-                theme.base
-            },
-        ));
+        let (rank, style) = if over {
+            (NEEDS_YOU, theme.status("failed"))
+        } else {
+            (SPEND, theme.base)
+        };
+        let today = format!("today {}", budget_words(&daily, spent));
+        parts.push(section(app, rank, style, today.clone(), today));
     }
-    if view.waiting() > 0 {
-        spans.push(Span::styled(
-            format!(" │ {} waiting for you", view.waiting()),
+    let waiting = view.waiting();
+    if waiting > 0 {
+        let long = format!("{waiting} waiting for you");
+        let short = format!("{waiting} waiting");
+        parts.push(section(
+            app,
+            NEEDS_YOU,
             theme.status("waiting-approval"),
+            long,
+            short,
         ));
     }
     if let Some(socket) = &app.attached {
-        spans.push(Span::styled(format!(" │ {socket}"), theme.muted));
+        parts.push(section(
+            app,
+            ASIDE + 1,
+            theme.muted,
+            socket.clone(),
+            socket.clone(),
+        ));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.header), area);
+    parts
+}
+
+/// The sessions by state, each in its state's colour.
+fn counts_part<'a>(app: &App, counts: &[(SessionStatus, usize)]) -> Part<'a> {
+    let spans = counts
+        .iter()
+        .enumerate()
+        .map(|(i, (status, n))| {
+            let gap = if i == 0 { "" } else { " " };
+            let text = format!("{gap}{n} {}", status.name());
+            Span::styled(text, app.theme.status(status.name()))
+        })
+        .collect();
+    Part::new(COUNTS, Span::styled(" │ ", app.theme.base), spans)
 }
 
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
@@ -356,7 +420,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                     theme.info
                 },
             ),
-            None => hints(app),
+            None => hints(app, area.width),
         },
     };
     frame.render_widget(Paragraph::new(line).style(theme.base), area);
@@ -404,9 +468,8 @@ fn palette_hint(app: &App) -> Span<'static> {
     }
 }
 
-fn hints(app: &App) -> Line<'static> {
+fn hints(app: &App, width: u16) -> Line<'static> {
     use super::keymap::Action::*;
-    let keys = &app.keymap;
     let pane_hints: &[(super::keymap::Action, &str)] = match (&app.mode, app.focus) {
         (Mode::Detail(_), _) => &[
             (Back, "back"),
@@ -467,7 +530,31 @@ fn hints(app: &App) -> Line<'static> {
             (Quit, "quit"),
         ],
     };
-    let mut spans = vec![Span::raw(" ")];
+    hint_line(app, pane_hints, general, width)
+}
+
+/// The keys to show, by what gives way first where the footer is short.
+fn hint_line(
+    app: &App,
+    pane_hints: &[(super::keymap::Action, &str)],
+    general: &[(super::keymap::Action, &str)],
+    width: u16,
+) -> Line<'static> {
+    use super::keymap::Action::{Help, Quit};
+    let keys = &app.keymap;
+    // Narrow, the pane's keys give way before help and quit (which lead to all the others),
+    // and the general keys before the pane's.
+    let hint = |rank, key: String, label: &str| {
+        Part::new(
+            rank,
+            Span::raw(""),
+            vec![
+                Span::styled(key, app.theme.accent),
+                Span::styled(format!(" {label}  "), app.theme.muted),
+            ],
+        )
+    };
+    let mut parts = vec![Part::new(0, Span::raw(" "), Vec::new())];
     if matches!(app.mode, Mode::Timeline) {
         for (key, label) in [
             ("+ -", "zoom"),
@@ -475,19 +562,20 @@ fn hints(app: &App) -> Line<'static> {
             ("b", "lanes"),
             ("e", "every plan"),
         ] {
-            spans.push(Span::styled(key, app.theme.accent));
-            spans.push(Span::styled(format!(" {label}  "), app.theme.muted));
+            parts.push(hint(1, key.to_string(), label));
         }
     }
     if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
-        spans.push(Span::styled("space", app.theme.accent));
-        spans.push(Span::styled(" reviewed  ", app.theme.muted));
+        parts.push(hint(1, "space".to_string(), "reviewed"));
     }
-    for (action, label) in pane_hints.iter().chain(general.iter()) {
-        spans.push(Span::styled(keys.keys(*action), app.theme.accent));
-        spans.push(Span::styled(format!(" {label}  "), app.theme.muted));
+    for (action, label) in pane_hints {
+        parts.push(hint(1, keys.keys(*action), label));
     }
-    Line::from(spans)
+    for (action, label) in general {
+        let rank = if matches!(action, Help | Quit) { 0 } else { 2 };
+        parts.push(hint(rank, keys.keys(*action), label));
+    }
+    bar::line(parts, width)
 }
 
 fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {

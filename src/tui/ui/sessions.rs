@@ -2,19 +2,20 @@
 //! as what it holds and the last activity the rest. Only the rows on screen are built.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
-use super::widths::{Column, Want, fit};
+use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{age, age_width, block, fit as fit_text, si, status_style};
 use crate::tui::app::{App, Mode, Pane};
 
 const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "AGE", "TOKENS", "LAST"];
 /// The last activity: free text, it takes what the other columns leave.
 const LAST: usize = 6;
-/// Who gets room first: state, task, agent, some of the last activity, then the plan.
-const PRIORITY: [usize; 5] = [0, 1, 3, LAST, 2];
+/// Who gets room first: state, task, agent, some of the last activity, the age and tokens,
+/// then the plan; where even the minimums do not fit, the last of these are left out.
+const PRIORITY: [usize; 7] = [0, 1, 3, LAST, 4, 5, 2];
 /// How much of the last activity the layout asks room for (a tool and a file name).
 const LAST_WANT: u16 = 24;
 const WAITING: &str = "waiting for the engine…";
@@ -75,7 +76,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
             Cell::from(si(s.usage.total_tokens())),
             Cell::from(Span::styled(fit_text(&last, w(LAST)), app.theme.muted)),
         ];
-        let row = Row::new(shown_only(cells, &widths));
+        let row = Row::new(only_shown(cells, &widths));
         if cursor.offset + i == cursor.selected && app.focus == Pane::Sessions {
             row.style(app.theme.selected)
         } else if cursor.offset + i == cursor.selected {
@@ -84,28 +85,14 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
             row
         }
     });
-    let header = Row::new(shown_only(HEADERS, &widths)).style(app.theme.title);
-    let constraints = widths
-        .iter()
-        .filter(|w| **w > 0)
-        .map(|w| Constraint::Length(*w));
+    let header = Row::new(only_shown(HEADERS, &widths)).style(app.theme.title);
     frame.render_widget(
-        Table::new(rows, constraints)
+        Table::new(rows, constraints(&widths))
             .header(header)
             .block(block)
             .column_spacing(1),
         area,
     );
-}
-
-/// The cells of the columns that are shown (wider than 0).
-fn shown_only<T>(cells: [T; 7], widths: &[u16]) -> Vec<T> {
-    cells
-        .into_iter()
-        .zip(widths)
-        .filter(|(_, w)| **w > 0)
-        .map(|(c, _)| c)
-        .collect()
 }
 
 /// The table's columns from every session (not only those on screen, so they keep their
@@ -131,7 +118,8 @@ pub(crate) fn columns(app: &mut App) -> [Column; 7] {
             Column { min: 0, want: 0 }
         },
         column(3, 8, 24),
-        column(4, 3, 5),
+        // An age is a number: whole or left out.
+        column(4, 3, 5).whole(),
         // `999.9k` at most: no wider than its header.
         Column::fixed(6),
         Column {

@@ -42,40 +42,93 @@ impl Column {
         }
     }
 
+    /// A column whose values are never cut (numbers, ids): as wide as the widest, or left out.
+    pub(crate) fn whole(self) -> Self {
+        Self {
+            min: self.want,
+            ..self
+        }
+    }
+
     /// Shown only when it gets all it wants.
     pub(crate) fn optional(self) -> Self {
         Self { min: 0, ..self }
     }
 }
 
-/// The widths of `columns` in `width` cells, one cell between shown columns. Each column gets
-/// its minimum; then, in `priority` order, what it wants; then `flex` (the free text) takes
-/// what is left. A column of width 0 is not shown.
+/// The widths of `columns` in `width` cells, one cell between shown columns, never more than
+/// `width` in all: a table given more cuts its columns itself, without a `…`, which made ids
+/// unusable and numbers wrong. Each column gets its minimum; where the minimums do not fit,
+/// columns are left out, the last in `priority` first (a column is left out rather than cut
+/// below its minimum). Then, in `priority` order, each gets what it wants; then `flex` (the
+/// free text) takes what is left. A column of width 0 is not shown.
 pub(crate) fn fit(width: u16, columns: &[Column], priority: &[usize], flex: usize) -> Vec<u16> {
     let mut widths: Vec<u16> = columns.iter().map(|c| c.min).collect();
-    let used = |widths: &[u16]| -> u16 {
-        let shown = widths.iter().filter(|w| **w > 0).count() as u16;
-        widths.iter().sum::<u16>() + shown.saturating_sub(1)
-    };
+    for &i in ranked(columns.len(), priority).iter().rev() {
+        let shown = widths.iter().filter(|w| **w > 0).count();
+        if used(&widths) <= width || shown <= 1 {
+            break;
+        }
+        widths[i] = 0;
+    }
     for &i in priority {
-        let Some(column) = columns.get(i) else {
+        let (Some(column), Some(&now)) = (columns.get(i), widths.get(i)) else {
             continue;
         };
         let spare = width.saturating_sub(used(&widths));
-        if column.min == 0 {
-            // An optional column costs its want and the cell before it, or nothing.
-            if spare > column.want {
+        if now == 0 {
+            // An optional (or left out) column costs its want and the cell before it, or
+            // nothing.
+            if column.min == 0 && spare > column.want {
                 widths[i] = column.want;
             }
             continue;
         }
-        widths[i] += spare.min(column.want.saturating_sub(widths[i]));
+        widths[i] += spare.min(column.want.saturating_sub(now));
     }
     let left = width.saturating_sub(used(&widths));
-    if let Some(w) = widths.get_mut(flex) {
+    if let Some(w) = widths.get_mut(flex).filter(|w| **w > 0) {
         *w += left;
     }
+    // The one column left, still too wide: cut to the width (its cells say so with `…`).
+    let over = used(&widths).saturating_sub(width);
+    if let Some(w) = widths.iter_mut().find(|w| **w > 0) {
+        *w -= over.min(*w);
+    }
     widths
+}
+
+/// The cells `widths` spans in all: the shown columns and one cell between each two.
+fn used(widths: &[u16]) -> u16 {
+    let shown = widths.iter().filter(|w| **w > 0).count() as u16;
+    widths.iter().sum::<u16>() + shown.saturating_sub(1)
+}
+
+/// Every column index, those in `priority` first in its order, then the rest in table order.
+fn ranked(len: usize, priority: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = priority.iter().copied().filter(|i| *i < len).collect();
+    order.extend((0..len).filter(|i| !priority.contains(i)));
+    order
+}
+
+/// The cells (or headers, or constraints) of the columns shown, those wider than 0: a column
+/// of width 0 handed to the table would still take a cell of spacing.
+pub(crate) fn only_shown<T>(cells: impl IntoIterator<Item = T>, widths: &[u16]) -> Vec<T> {
+    cells
+        .into_iter()
+        .zip(widths)
+        .filter(|(_, w)| **w > 0)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// The table constraints of the columns shown.
+pub(crate) fn constraints(widths: &[u16]) -> Vec<ratatui::layout::Constraint> {
+    widths
+        .iter()
+        .filter(|w| **w > 0)
+        .map(|w| ratatui::layout::Constraint::Length(*w))
+        .collect()
 }
 
 /// What a pane needs at least and what it would show whole.
@@ -158,8 +211,15 @@ mod tests {
         // Tight: the optional column is left out rather than cut, the rest shrink to need.
         assert_eq!(fit(40, &columns, &[1, 2, 3], 3), [4, 10, 0, 24]);
         assert_eq!(fit(22, &columns, &[1, 2, 3], 3), [4, 6, 0, 10]);
-        // Narrower than the minimums: the minimums (the table cuts the rest).
-        assert_eq!(fit(10, &columns, &[1, 2, 3], 3), [4, 6, 0, 10]);
+        // Narrower than the minimums: the last in priority are left out, never more than the
+        // width in all.
+        let all = [0, 1, 2, 3];
+        assert_eq!(fit(16, &columns, &all, 3), [4, 10, 0, 0]);
+        assert_eq!(fit(10, &columns, &all, 3), [4, 0, 0, 0]);
+        // Columns not in the priority are left out first.
+        assert_eq!(fit(16, &columns, &[1, 2, 3], 3), [0, 10, 0, 0]);
+        // Not even the first fits: it is cut to the width.
+        assert_eq!(fit(3, &columns, &all, 3), [3, 0, 0, 0]);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! What an operator reported from `ocio demo` in tmux: at 40x12, 60x20, 80x24 and 120x40 the
+//! request id they type was cut (and then did not work), the header and footer lost their
+//! essentials, the help cut its text at any width, and numbers and names were cut with no `…`.
+//! A room like the demo's (simulated agents `sim-coder-1` and `sim-coder-2`, a request whose
+//! short id is `B31WVDF3`) drawn at those sizes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::KeyCode;
+
+use super::app::{App, Msg, Pane};
+use super::tests::{agent, app, draw, key, session, snapshot};
+use crate::domain::{AgentStatus, SessionStatus};
+use crate::engine::approval::Ask;
+use crate::engine::view::ApprovalView;
+
+const SIZES: [(u16, u16); 4] = [(40, 12), (60, 20), (80, 24), (120, 40)];
+const REQUEST: &str = "per_01JEXAMPLEB31WVDF3";
+const SHORT: &str = "B31WVDF3";
+
+fn demo_room() -> App {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.agents = vec![
+        agent("sim-planner", AgentStatus::Online, 0, 2),
+        agent("sim-coder-1", AgentStatus::Online, 1, 2),
+        agent("sim-coder-2", AgentStatus::Online, 1, 2),
+        agent("sim-tester", AgentStatus::Online, 0, 2),
+    ];
+    snapshot.sessions = vec![
+        session(
+            4,
+            "storage",
+            "sim-coder-2",
+            SessionStatus::WaitingApproval,
+            200,
+        ),
+        session(3, "api", "sim-coder-1", SessionStatus::Running, 180),
+        session(2, "client", "sim-coder-1", SessionStatus::Completed, 100),
+        session(1, "design", "sim-planner", SessionStatus::Completed, 0),
+    ];
+    snapshot.approvals = vec![ApprovalView {
+        session: super::tests::sid(4),
+        task: "storage".into(),
+        ask: Ask {
+            id: REQUEST.into(),
+            permission: "external_directory".into(),
+            patterns: vec!["/var/cache/pg/data/*".into()],
+            questions: Vec::new(),
+        },
+    }];
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    app.toast = None;
+    app
+}
+
+fn lines(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+/// The header as it reads when nothing has to give way.
+fn whole_header(app: &mut App) -> String {
+    lines(&draw(app, 400, 24))[0].clone()
+}
+
+#[test]
+fn the_request_id_is_whole_at_every_size() {
+    for (width, height) in SIZES {
+        for pane in [Pane::Approvals, Pane::Sessions] {
+            let mut app = demo_room();
+            app.focus = pane;
+            let screen = draw(&mut app, width, height);
+            assert!(
+                screen.contains(SHORT),
+                "{SHORT} is not whole at {width}x{height}:\n{screen}"
+            );
+        }
+    }
+}
+
+/// The demo's events pane had room to spare beside a request cut to `external_di…
+/// /var/ca…`: a long event scrolled away long ago still held its width.
+#[test]
+fn at_120_columns_the_request_shows_what_it_is_for() {
+    let mut app = demo_room();
+    let long = format!(
+        "storage waits for you: external_directory {}",
+        "x".repeat(60)
+    );
+    app.view.log(super::tests::at(10), "waiting-approval", long);
+    for n in 0..60 {
+        app.view
+            .log(super::tests::at(20 + n), "running", format!("api step {n}"));
+    }
+    app.focus = Pane::Approvals;
+    let screen = draw(&mut app, 120, 40);
+    let row = lines(&screen)
+        .into_iter()
+        .find(|l| l.contains(SHORT))
+        .unwrap();
+    assert!(
+        row.contains("external_directory") && row.contains("/var/cache/pg/data/*"),
+        "{row}\n{screen}"
+    );
+}
+
+#[test]
+fn the_header_keeps_its_essentials_and_cuts_no_word() {
+    for (width, height) in SIZES {
+        let mut app = demo_room();
+        let whole = whole_header(&mut app);
+        let screen = draw(&mut app, width, height);
+        let header = &lines(&screen)[0];
+        for essential in ["1 waiting", "tok", "$0."] {
+            assert!(
+                header.contains(essential),
+                "{essential:?} missing at {width}x{height}: {header:?}"
+            );
+        }
+        // Short forms of whole parts.
+        let short = ["tok"];
+        for word in header.split_whitespace() {
+            assert!(
+                whole.split_whitespace().any(|w| w == word) || short.contains(&word),
+                "{word:?} is cut at {width}x{height}: {header:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_header_with_no_sessions_has_no_empty_section() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.sessions.clear();
+    snapshot.approvals.clear();
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    let header = lines(&draw(&mut app, 200, 24))[0].clone();
+    assert!(!header.contains("│ │"), "{header:?}");
+}
+
+#[test]
+fn the_footer_keeps_help_and_quit() {
+    for (width, height) in SIZES {
+        for pane in [Pane::Sessions, Pane::Approvals] {
+            let mut app = demo_room();
+            app.focus = pane;
+            let screen = draw(&mut app, width, height);
+            let footer = lines(&screen).last().unwrap().clone();
+            assert!(
+                footer.contains("? help") && footer.contains("q/ctrl-c quit"),
+                "at {width}x{height}: {footer:?}"
+            );
+        }
+    }
+}
+
+/// The help's text with its lines joined and spaces collapsed: a description wrapped onto
+/// the next line reads on as one.
+fn help_text(width: u16) -> String {
+    let mut app = demo_room();
+    key(&mut app, KeyCode::Char('?'));
+    let screen = draw(&mut app, width, 200);
+    // Inside the popup's borders, not the panes' around it.
+    let inside: Vec<String> = lines(&screen)
+        .iter()
+        .filter_map(|l| {
+            let (from, to) = (l.find('║')?, l.rfind('║')?);
+            (from < to).then(|| l[from + '║'.len_utf8()..to].to_string())
+        })
+        .collect();
+    inside
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_help_cuts_no_line_and_keeps_keys_apart_from_what_they_do() {
+    let keymap = super::keymap::Keymap::default();
+    for width in [40, 60, 80, 120, 200] {
+        let text = help_text(width);
+        for (keys, what) in keymap.help() {
+            let line = format!("{keys} {what}");
+            assert!(text.contains(&line), "{line:?} at {width}:\n{text}");
+        }
+        for command in super::palette::COMMANDS {
+            let line = format!("{} {}", command.usage(), command.what);
+            assert!(text.contains(&line), "{line:?} at {width}:\n{text}");
+        }
+    }
+}
+
+/// The words of the pane whose top border carries `title` (none where it is not shown).
+fn pane_words(screen: &str, title: &str) -> Vec<String> {
+    if !lines(screen).iter().skip(1).any(|l| l.contains(title)) {
+        return Vec::new();
+    }
+    super::layout_tests::pane(screen, title)
+        .iter()
+        .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn numbers_and_names_are_whole_or_say_they_are_cut() {
+    let names = ["sim-planner", "sim-coder-1", "sim-coder-2", "sim-tester"];
+    let headers = ["AGENT", "STATUS", "LOAD", "RECENT"];
+    for (width, height) in SIZES {
+        let mut app = demo_room();
+        let screen = draw(&mut app, width, height);
+        for word in pane_words(&screen, "sessions") {
+            if word.starts_with(|c: char| c.is_ascii_digit()) {
+                let whole = word.chars().all(|c| c.is_ascii_digit())
+                    || (word.ends_with(['k', 'M', 's', 'm', 'h', 'd']) && !word.ends_with('.'));
+                assert!(whole, "{word:?} is cut at {width}x{height}:\n{screen}");
+            }
+        }
+        for word in pane_words(&screen, "agents") {
+            if word.starts_with("sim-") {
+                assert!(
+                    names.contains(&word.as_str()) || word.ends_with('…'),
+                    "{word:?} at {width}x{height}:\n{screen}"
+                );
+            }
+            if word.chars().all(|c| c.is_ascii_uppercase()) {
+                assert!(
+                    headers.contains(&word.as_str()),
+                    "{word:?} at {width}x{height}:\n{screen}"
+                );
+            }
+            if word.contains('/') {
+                assert!(
+                    word.ends_with("/2"),
+                    "{word:?} at {width}x{height}:\n{screen}"
+                );
+            }
+        }
+    }
+}
