@@ -1,7 +1,7 @@
 //! The `?` overlay: every key (from the keymap, so it cannot disagree with the keys) and every
-//! `:` command. Its columns are as wide as what they hold: two columns of keys where the screen
-//! is wide enough for both whole, descriptions wrapped where it is narrow, never cut; scrolled
-//! with the movement keys when it is still taller than the screen.
+//! `:` command. Its columns are as wide as what they hold: two columns of keys where each
+//! leaves a readable width for what they do, descriptions wrapped where that is narrow, never
+//! cut; scrolled with the movement keys when it is still taller than the screen.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -20,6 +20,8 @@ const INDENT: usize = 2;
 const UNDER: usize = 4;
 /// Narrower than this a description does not wrap beside its keys but under them.
 const NARROWEST: usize = 12;
+/// Keys go in two columns where each leaves at least this much for what they do.
+const READABLE: usize = 28;
 
 pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     let room = usize::from(area.width.saturating_sub(2));
@@ -55,23 +57,33 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     );
 }
 
-/// The help's lines, none wider than `room`: keys in two columns where both fit whole, else
-/// one, descriptions wrapped where even that is too narrow; then the commands.
+/// The help's lines, none wider than `room`: keys in two columns where each has a readable
+/// width, else one, descriptions wrapped where they are too long; then the commands.
 fn lines(theme: &Theme, keys: &[(String, &'static str)], room: usize) -> Vec<Line<'static>> {
     let width = |s: &str| s.chars().count();
     let keys_width = keys.iter().map(|(k, _)| width(k)).max().unwrap_or(0);
     let what_width = keys.iter().map(|(_, w)| width(w)).max().unwrap_or(0);
     let entry = keys_width + GAP + what_width;
+    // Two columns wherever each keeps a readable width for what keys do (wrapped if need
+    // be): the help stays one screen high on a common terminal.
+    let column = (room.saturating_sub(GAP) / 2).min(entry);
     let mut lines = vec![Line::styled("Keys", theme.title)];
-    if 2 * entry + GAP <= room {
+    if column >= keys_width + GAP + READABLE {
         let half = keys.len().div_ceil(2);
-        for (i, left) in keys.iter().take(half).enumerate() {
-            let mut spans = key(theme, left, keys_width, what_width);
-            if let Some(right) = keys.get(i + half) {
-                spans.push(Span::raw(" ".repeat(GAP)));
-                spans.extend(key(theme, right, keys_width, 0));
+        for (i, (keys_left, what_left)) in keys.iter().take(half).enumerate() {
+            let left = wrapped(theme, keys_left, what_left, keys_width, column);
+            let right = keys
+                .get(i + half)
+                .map_or_else(Vec::new, |(k, w)| wrapped(theme, k, w, keys_width, column));
+            for row in 0..left.len().max(right.len()) {
+                let mut spans = left.get(row).map_or_else(Vec::new, |l| l.spans.clone());
+                if let Some(line) = right.get(row) {
+                    let used: usize = spans.iter().map(Span::width).sum();
+                    spans.push(Span::raw(" ".repeat(column + GAP - used)));
+                    spans.extend(line.spans.clone());
+                }
+                lines.push(Line::from(spans));
             }
-            lines.push(Line::from(spans));
         }
     } else {
         for (keys, what) in keys {
@@ -211,19 +223,6 @@ pub(crate) fn draw_commands(frame: &mut Frame, app: &App, line: &str, area: Rect
             .style(theme.base),
         popup,
     );
-}
-
-/// One key: its keys right-aligned in `keys_width`, what it does padded to `what_width`.
-fn key<'a>(
-    theme: &Theme,
-    (keys, what): &(String, &'static str),
-    keys_width: usize,
-    what_width: usize,
-) -> Vec<Span<'a>> {
-    vec![
-        Span::styled(format!("{keys:>keys_width$}{:GAP$}", ""), theme.accent),
-        Span::raw(format!("{what:<what_width$}")),
-    ]
 }
 
 #[cfg(test)]
