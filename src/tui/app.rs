@@ -15,7 +15,7 @@ use super::keymap::{Action, Keymap};
 use super::panes::Panes;
 use super::theme::Theme;
 use super::view::View;
-use crate::domain::{AgentStatus, SessionId, TaskId};
+use crate::domain::{AgentStatus, Lifecycle, SessionId, TaskId, TaskStatus};
 use crate::engine::Told;
 use crate::engine::approval::{Approver, Decision};
 use crate::engine::view::{Entry, Logged, Snapshot};
@@ -695,10 +695,22 @@ impl App {
             return Vec::new();
         };
         if action == Action::Cancel {
-            self.ask_cancel(id, name);
+            // A task that cannot be cancelled is told so at once, not after a question.
+            match self.task_status(id) {
+                Some(status) if !status.can_become(TaskStatus::Cancelled) => {
+                    self.toast(format!("{name} is {status}: nothing to cancel"), false);
+                }
+                _ => self.ask_cancel(id, name),
+            }
             return Vec::new();
         }
         vec![Effect::Request(Request::Retry(id, name))]
+    }
+
+    /// What the room last heard of task `id`'s status.
+    fn task_status(&self, id: TaskId) -> Option<TaskStatus> {
+        let tasks = self.view.plans.iter().flat_map(|p| &p.tasks);
+        tasks.filter(|t| t.id == id).map(|t| t.status).next()
     }
 
     fn task_of_session(&self, id: SessionId) -> Option<(TaskId, String)> {

@@ -58,3 +58,19 @@ fn c_in_a_sessions_detail_asks_and_returns_to_the_detail() {
     );
     assert_eq!(app.mode, Mode::Detail(sid(4)));
 }
+
+#[test]
+fn c_on_a_task_that_cannot_be_cancelled_says_so_without_asking() {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    draw(&mut app, 120, 36);
+    // The tree's first task: design, done.
+    key(&mut app, KeyCode::Char('j'));
+    assert!(key(&mut app, KeyCode::Char('c')).is_empty());
+    assert_eq!(app.mode, Mode::Normal, "no question for a finished task");
+    let toast = &app.toast.as_ref().unwrap().text;
+    assert!(
+        toast.contains("design is done: nothing to cancel"),
+        "{toast}"
+    );
+}
