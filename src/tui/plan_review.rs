@@ -139,6 +139,31 @@ impl App {
         ))]
     }
 
+    /// Why plan `plan` cannot land now, as far as the room knows: it landed already, or tasks
+    /// of it are still to run (the engine would refuse after the question).
+    fn not_landable_now(&self, plan: PlanId, name: &str) -> Option<String> {
+        let shown = self.view.plans.iter().find(|p| p.id == plan)?;
+        if let Some(landing) = &shown.landing {
+            let commit: String = landing.commit.chars().take(10).collect();
+            return Some(format!(
+                "{name} landed already on {} (at {commit})",
+                landing.base
+            ));
+        }
+        let busy: Vec<&str> = shown
+            .tasks
+            .iter()
+            .filter(|t| t.status.has_work_to_come())
+            .map(|t| t.key.as_str())
+            .collect();
+        (!busy.is_empty()).then(|| {
+            format!(
+                "{name} cannot land yet: {} still to run; land it when they are done",
+                busy.join(", ")
+            )
+        })
+    }
+
     /// A key in the plan view: space (like a checkbox, not configurable) marks the file.
     pub(crate) fn plan_review_key(&mut self, plan: PlanId, key: &KeyEvent) -> Vec<Effect> {
         let action = match key.code {
@@ -154,7 +179,10 @@ impl App {
                 && review.branch.is_some()
             {
                 let name = review.name.clone();
-                self.ask_land(plan, name);
+                match self.not_landable_now(plan, &name) {
+                    Some(why) => self.toast(why, false),
+                    None => self.ask_land(plan, name),
+                }
             } else {
                 self.toast("this plan has no integration branch to land".into(), true);
             }

@@ -200,9 +200,18 @@ fn enter_on_a_plans_row_opens_its_review() {
     assert_eq!(app.mode, Mode::Normal);
 }
 
+/// The room with the plan's view open and every task of it ended.
+fn ended() -> super::app::App {
+    let mut app = opened();
+    for task in &mut app.view.plans[0].tasks {
+        task.status = crate::domain::TaskStatus::Done;
+    }
+    app
+}
+
 #[test]
 fn l_asks_before_landing_the_plan_and_only_yes_lands_it() {
-    let mut app = opened();
+    let mut app = ended();
     assert!(key(&mut app, KeyCode::Char('L')).is_empty());
     assert!(matches!(app.mode, Mode::ConfirmLand { .. }));
     let screen = draw(&mut app, 80, 24);
@@ -223,6 +232,38 @@ fn l_asks_before_landing_the_plan_and_only_yes_lands_it() {
         app.mode,
         Mode::PlanReview(plan_id()),
         "back to the plan view"
+    );
+}
+
+/// A plan with tasks still to run, or one landed already, is not asked about: the engine
+/// would refuse it after the question.
+#[test]
+fn l_on_a_plan_that_cannot_land_now_says_why_without_asking() {
+    let mut app = opened();
+    assert!(key(&mut app, KeyCode::Char('L')).is_empty());
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()), "no question");
+    let toast = &app.toast.as_ref().unwrap().text;
+    assert!(
+        toast.contains("cannot land yet: api, storage, tests, review still to run"),
+        "{toast}"
+    );
+    let mut app = ended();
+    app.view.plans[0].landing = Some(crate::domain::PlanLanding {
+        plan: plan_id(),
+        mode: Some(crate::domain::LandMode::Merge),
+        base: "main".into(),
+        commit: "0123456789abcdef".into(),
+        files: Vec::new(),
+        at: jiff::Timestamp::UNIX_EPOCH,
+        pushed_to: None,
+        pr_url: None,
+    });
+    assert!(key(&mut app, KeyCode::Char('L')).is_empty());
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()), "no question");
+    let toast = &app.toast.as_ref().unwrap().text;
+    assert!(
+        toast.contains("add-pagination landed already on main (at 0123456789)"),
+        "{toast}"
     );
 }
 
