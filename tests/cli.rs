@@ -209,6 +209,29 @@ fn a_config_that_leaves_quit_without_a_key_is_refused() {
     }
 }
 
+/// Every scalar `[engine]` key can be set from the environment (the README says so); these
+/// three were refused, and every command with them.
+#[test]
+fn env_overrides_of_every_scalar_engine_key_are_taken() {
+    let home = Home::new();
+    for (var, value) in [
+        ("OCIO_ENGINE__QUESTION_TIMEOUT", "5m"),
+        ("OCIO_ENGINE__MAX_WORKTREES", "3"),
+        ("OCIO_ENGINE__TRANSCRIPT_CAP", "1MiB"),
+    ] {
+        let output = home.command(&["status"]).env(var, value).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{var}: {}", stderr(&output));
+    }
+    let output = home
+        .command(&["status"])
+        .env("OCIO_ENGINE__MAX_WORKTREES", "-1")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("OCIO_ENGINE__MAX_WORKTREES"), "{err}");
+}
+
 #[test]
 fn an_explicit_config_that_does_not_exist_is_an_error() {
     let home = Home::new();
