@@ -13,6 +13,7 @@ use crate::domain::{Agent, AgentName, Backend, ModelRef};
 mod env;
 mod files;
 mod fleet;
+mod keys;
 mod locate;
 mod notify;
 mod read;

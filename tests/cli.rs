@@ -209,6 +209,58 @@ fn a_config_that_leaves_quit_without_a_key_is_refused() {
     }
 }
 
+/// Every scalar `[engine]` key can be set from the environment (the README says so); these
+/// three were refused, and every command with them.
+#[test]
+fn env_overrides_of_every_scalar_engine_key_are_taken() {
+    let home = Home::new();
+    for (var, value) in [
+        ("OCIO_ENGINE__QUESTION_TIMEOUT", "5m"),
+        ("OCIO_ENGINE__MAX_WORKTREES", "3"),
+        ("OCIO_ENGINE__TRANSCRIPT_CAP", "1MiB"),
+    ] {
+        let output = home.command(&["status"]).env(var, value).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{var}: {}", stderr(&output));
+    }
+    let output = home
+        .command(&["status"])
+        .env("OCIO_ENGINE__MAX_WORKTREES", "-1")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("OCIO_ENGINE__MAX_WORKTREES"), "{err}");
+}
+
+/// A theme that does not exist is a config error for every command, as the control room would
+/// refuse it: the file, the line, the key and the themes there are, exit 2.
+#[test]
+fn an_unknown_theme_is_refused_with_its_line_and_the_known_themes() {
+    let home = Home::new();
+    let path = home.write_config("[engine]\nmax_parallel = 2\n\n[ui]\ntheme = \"nope\"\n");
+    for command in [&["check"][..], &["status"][..]] {
+        let output = home.ocio(command);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{command:?}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("line 5") && err.contains("ui.theme"), "{err}");
+        assert!(
+            err.contains("industrial") && err.contains("daylight"),
+            "{err}"
+        );
+    }
+    // A theme of the user's own, beside the config, is known.
+    let themes = path.parent().unwrap().join("themes");
+    std::fs::create_dir_all(&themes).unwrap();
+    let industrial = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("themes/industrial.toml"),
+    )
+    .unwrap();
+    std::fs::write(themes.join("nope.toml"), industrial).unwrap();
+    let output = home.ocio(&["check"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
 #[test]
 fn an_explicit_config_that_does_not_exist_is_an_error() {
     let home = Home::new();

@@ -573,6 +573,7 @@ impl Context {
         let paths = Paths::resolve(cli.config.clone(), cli.db.clone())?;
         let config = config::load(&paths.config_file, paths.config_explicit, std::env::vars())?;
         check_keys(&config)?;
+        check_theme(&config, &paths)?;
         let directive =
             std::env::var("OCIO_LOG").unwrap_or_else(|_| config.config.log.level.clone());
         let log = logging::init(&paths.log_dir, &directive)?;
@@ -597,6 +598,31 @@ fn check_keys(loaded: &LoadedConfig) -> Result<(), ConfigError> {
         Ok(_) => Ok(()),
         Err(e) => Err(loaded.invalid_at(&["ui", "keys", e.config_key()], e.to_string())),
     }
+}
+
+/// `[ui] theme` belongs to the control room too, and likewise a theme it could not load (no
+/// theme by that name, or a user theme file that is not one) is refused by every command with
+/// the file, the line and the key, and the themes there are; the room used to be the first to
+/// notice, with none of that.
+fn check_theme(loaded: &LoadedConfig, paths: &Paths) -> Result<(), ConfigError> {
+    let Some(name) = &loaded.config.ui.theme else {
+        return Ok(());
+    };
+    let dir = theme_dir(paths);
+    // A theme fails alike at every depth (depth only maps colours down), so any one will do.
+    match crate::tui::theme::Theme::load(
+        name,
+        dir.as_deref(),
+        crate::tui::theme::ColorDepth::TrueColor,
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(loaded.invalid_at(&["ui", "theme"], e.to_string())),
+    }
+}
+
+/// Where the user's own themes are: `themes/` beside the config file.
+pub(crate) fn theme_dir(paths: &Paths) -> Option<PathBuf> {
+    paths.config_file.parent().map(|dir| dir.join("themes"))
 }
 
 /// The async runtime for commands that talk to servers or host the engine.

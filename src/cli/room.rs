@@ -28,7 +28,7 @@ pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         }
         .to_string()
     });
-    let user_dir = context.paths.config_file.parent().map(|d| d.join("themes"));
+    let user_dir = super::theme_dir(&context.paths);
     let theme = theme::Theme::load(&name, user_dir.as_deref(), depth)
         .map_err(|e| Failure::usage(format!("[ui] theme in {}: {e}", context.config.source)))?;
     let keymap = Keymap::with_overrides(&ui.keys)

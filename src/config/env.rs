@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::keys::{Kind, keys};
 use super::validate::validate;
-use super::{Config, ConfigError, ENV_PREFIX};
+use super::{Config, ConfigError, ENV_PREFIX, EngineConfig, LogConfig};
 
 /// Applies `OCIO_<SECTION>__<KEY>` overrides (in name order) to the scalar keys of `[engine]`
 /// and `[log]`, re-checking the rules after each.
@@ -34,9 +35,12 @@ pub(super) fn apply_env(
     })?;
     let mut config = config;
     for (var, text) in &overrides {
-        set_override(&mut table, var, text).map_err(|message| env_error(var, message))?;
-        config = toml::Table::try_into::<Config>(table.clone())
-            .map_err(|err| env_error(var, err.message().trim_end().to_string()))?;
+        let kind =
+            set_override(&mut table, var, text).map_err(|message| env_error(var, message))?;
+        config = toml::Table::try_into::<Config>(table.clone()).map_err(|err| {
+            let message = err.message().trim_end();
+            env_error(var, format!("{message}{}", hint(kind, var)))
+        })?;
         if let Some(problem) = validate(&config).into_iter().next() {
             return Err(env_error(var, problem.message));
         }
@@ -44,41 +48,58 @@ pub(super) fn apply_env(
     Ok(config)
 }
 
-/// Sets the key `var` names in `table` to `text`, as a number or boolean where the text is one
-/// and the key does not hold a string.
-fn set_override(table: &mut toml::Table, var: &str, text: &str) -> Result<(), String> {
+/// Sets the key `var` names in `table` to `text`: as text for a key that takes text, else as
+/// the number or boolean the text is (or as text, for the key's own error to explain).
+/// Returns the key's kind, for a hint should the value not fit.
+fn set_override(table: &mut toml::Table, var: &str, text: &str) -> Result<Kind, String> {
     let rest = var.strip_prefix(ENV_PREFIX).unwrap_or(var);
     let (section, key) = rest.split_once("__").unwrap_or((rest, ""));
     let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-    let sections = "use OCIO_ENGINE__<KEY> or OCIO_LOG__<KEY>";
-    let Some(toml::Value::Table(section_table)) = table.get_mut(&section) else {
-        return Err(format!(
-            "`{section}` is not a config section that can be set from the environment; {sections}"
-        ));
-    };
-    let known = || {
-        section_table
-            .iter()
-            .filter(|(_, value)| !matches!(value, toml::Value::Table(_) | toml::Value::Array(_)))
-            .map(|(name, _)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let value = match section_table.get(&key) {
-        Some(toml::Value::String(_)) => toml::Value::String(text.to_string()),
-        Some(toml::Value::Table(_) | toml::Value::Array(_)) | None => {
+    // The sections the README offers; their keys come from the config types themselves.
+    let keys = match section.as_str() {
+        "engine" => keys::<EngineConfig>(),
+        "log" => keys::<LogConfig>(),
+        _ => {
             return Err(format!(
-                "[{section}] has no key `{key}` that can be set from the environment; known keys: {}",
-                known()
+                "`{section}` is not a config section that can be set from the environment; use OCIO_ENGINE__<KEY> or OCIO_LOG__<KEY>"
             ));
         }
-        Some(_) => match text.parse::<toml::Value>() {
-            Ok(
-                value @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
-            ) => value,
-            _ => toml::Value::String(text.to_string()),
-        },
     };
-    section_table.insert(key, value);
-    Ok(())
+    let mut scalars: Vec<(&str, Kind)> = keys
+        .into_iter()
+        .filter(|(_, kind)| *kind != Kind::Compound)
+        .collect();
+    scalars.sort_unstable_by_key(|(name, _)| *name);
+    let Some(&(_, kind)) = scalars.iter().find(|(name, _)| *name == key) else {
+        let known: Vec<&str> = scalars.iter().map(|(name, _)| *name).collect();
+        return Err(format!(
+            "[{section}] has no key `{key}` that can be set from the environment; known keys: {}",
+            known.join(", ")
+        ));
+    };
+    let value = match (kind, text.parse::<toml::Value>()) {
+        (
+            Kind::Bool | Kind::Integer | Kind::Float | Kind::Any,
+            Ok(value @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))),
+        ) => value,
+        _ => toml::Value::String(text.to_string()),
+    };
+    let section_table = table
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(section_table) = section_table {
+        section_table.insert(key, value);
+    }
+    Ok(kind)
+}
+
+/// What to write instead, for a value its key's type refused. Text keys explain themselves
+/// (durations, sizes and choices list what they take).
+fn hint(kind: Kind, var: &str) -> String {
+    match kind {
+        Kind::Integer => format!("; set it to a whole number, e.g. {var}=4"),
+        Kind::Float => format!("; set it to a number, e.g. {var}=0.5"),
+        Kind::Bool => format!("; set it to true or false, e.g. {var}=false"),
+        Kind::Text | Kind::Any | Kind::Compound => String::new(),
+    }
 }

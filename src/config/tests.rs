@@ -458,3 +458,63 @@ fn bad_budgets_name_the_line_and_key() {
     let (_, _, message, display) = parse_err("[engine]\ndaily_budget = { dollars = 3 }\n");
     assert!(message.contains("dollars"), "{display}");
 }
+
+/// Every scalar key of `[engine]` can be set from the environment, those unset in the file
+/// (and so absent from its serialized form) too.
+#[test]
+fn env_overrides_reach_every_scalar_engine_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load(
+        &dir.path().join("absent.toml"),
+        false,
+        env(&[
+            ("OCIO_ENGINE__QUESTION_TIMEOUT", "5m"),
+            ("OCIO_ENGINE__MAX_WORKTREES", "3"),
+            ("OCIO_ENGINE__TRANSCRIPT_CAP", "1MiB"),
+            ("OCIO_ENGINE__TRANSCRIPT_RETENTION", "30d"),
+            ("OCIO_ENGINE__QUESTIONS", "deny"),
+            ("OCIO_ENGINE__WORKTREE_CLEANUP", "keep"),
+        ]),
+    )
+    .unwrap();
+    let engine = &loaded.config.engine;
+    assert_eq!(engine.question_timeout, Some(SignedDuration::from_mins(5)));
+    assert_eq!(engine.max_worktrees, Some(3));
+    assert_eq!(engine.transcript_cap, Some(1024 * 1024));
+    assert_eq!(
+        engine.transcript_retention,
+        Some(SignedDuration::from_hours(30 * 24))
+    );
+    let text = env_err(&[("OCIO_ENGINE__MAX_WORKTREES", "many")]);
+    assert!(
+        text.starts_with("environment variable OCIO_ENGINE__MAX_WORKTREES: "),
+        "{text}"
+    );
+    assert!(text.contains("a whole number"), "{text}");
+    let text = env_err(&[("OCIO_ENGINE__QUESTION_TIMEOUT", "soon")]);
+    assert!(
+        text.contains("OCIO_ENGINE__QUESTION_TIMEOUT") && text.contains("\"30s\""),
+        "{text}"
+    );
+    // A table is not a scalar key, set or not.
+    let text = env_err(&[("OCIO_ENGINE__DAILY_BUDGET", "5")]);
+    assert!(text.contains("no key `daily_budget`"), "{text}");
+    assert!(text.contains("question_timeout"), "{text}");
+}
+
+/// The keys the environment can set are read from the section's type: all of `[engine]`'s,
+/// `daily_budget` (a table) aside, however they are written.
+#[test]
+fn the_keys_of_a_section_come_from_its_type() {
+    use super::keys::{Kind, keys};
+    let engine = keys::<EngineConfig>();
+    let kind = |name: &str| engine.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
+    assert_eq!(engine.len(), 10, "{engine:?}");
+    assert_eq!(kind("max_parallel"), Some(Kind::Integer));
+    assert_eq!(kind("max_worktrees"), Some(Kind::Integer));
+    assert_eq!(kind("question_timeout"), Some(Kind::Text));
+    assert_eq!(kind("questions"), Some(Kind::Text));
+    assert_eq!(kind("transcript_cap"), Some(Kind::Any));
+    assert_eq!(kind("daily_budget"), Some(Kind::Compound));
+    assert_eq!(keys::<LogConfig>(), [("level", Kind::Text)]);
+}
