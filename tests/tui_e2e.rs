@@ -521,6 +521,9 @@ fn a_demo_stopped_by_a_signal_resumes_from_its_db() {
     let made: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
     assert!(made.is_empty(), "a scratch directory was made: {made:?}");
     room.tmux(&["kill-server"]);
+    // A server of a new name: the old one may still be going away (a new session on its
+    // socket then fails with "server exited unexpectedly").
+    room.socket.push_str("-again");
     let mut room = room.launch(120, 36);
     room.wait_for("the resumed demo plan", |s| s.contains("analyze"));
     room.quit();
