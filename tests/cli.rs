@@ -318,31 +318,36 @@ fn logs_go_to_the_log_file_only() {
     );
 }
 
-/// `ocio demo` works on a scratch database of its own: the log names that one, never the
-/// default database it does not touch.
+/// `ocio demo` without a terminal says so and exits 2, as plain `ocio` does, before it makes a
+/// scratch repository or touches any database; `--headless` is refused the same clear way.
 #[test]
-fn the_demo_logs_the_database_it_uses() {
+fn the_demo_without_a_terminal_says_so_and_touches_nothing() {
     let home = Home::new();
     let scratch = home.path("tmp");
     std::fs::create_dir_all(&scratch).unwrap();
-    // No terminal here: the room cannot start, but the demo's engine has run by then.
-    let output = home
-        .command(&["demo"])
-        .env("TMPDIR", &scratch)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert_ne!(output.status.code(), Some(0), "{}", stderr(&output));
+    for args in [&["demo"][..], &["demo", "--headless"]] {
+        let output = home
+            .command(args)
+            .env("TMPDIR", &scratch)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("needs a terminal"), "{args:?}: {said}");
+        assert!(!said.contains("os error"), "{args:?}: {said}");
+        if args.contains(&"--headless") {
+            assert!(said.contains("--headless"), "{args:?}: {said}");
+        }
+    }
+    let made: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(made.is_empty(), "a scratch directory was made: {made:?}");
     let log: String = std::fs::read_dir(home.path("state/ocio"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     let default = home.db().display().to_string();
     assert!(!log.contains(&default), "the log names {default}: {log}");
-    assert!(
-        log.contains(&scratch.display().to_string()) && log.contains("demo.redb"),
-        "{log}"
-    );
 }
 
 #[test]

@@ -99,6 +99,8 @@ struct Room {
     inside: Option<u32>,
     /// More variables for ocio's environment.
     env: Vec<(String, String)>,
+    /// ocio's arguments (none: plain `ocio`).
+    args: Vec<String>,
 }
 
 impl Room {
@@ -130,6 +132,7 @@ impl Room {
             last: String::new(),
             inside: None,
             env: Vec::new(),
+            args: Vec::new(),
         };
         let repo = room.path("repo");
         std::fs::create_dir_all(&repo).unwrap();
@@ -195,7 +198,11 @@ impl Room {
         if let Some(pid) = self.inside {
             text += &format!("nsenter -t {pid} -m -- ");
         }
-        text += &format!("{}\n", quote(Path::new(env!("CARGO_BIN_EXE_ocio"))));
+        text += &quote(Path::new(env!("CARGO_BIN_EXE_ocio")));
+        for arg in &self.args {
+            text += &format!(" {}", quote(Path::new(arg)));
+        }
+        text += "\n";
         text += "code=$?\n";
         text += "mode=cooked\n";
         text += "stty -a | grep -q -- '-icanon' && mode=raw\n";
@@ -475,6 +482,59 @@ fn a_signal_restores_the_terminal(signal: &str) {
     if !screen.contains("stopped by a signal") {
         room.fail("ocio did not say why it stopped");
     }
+}
+
+/// `ocio demo --db PATH` keeps its database (and its scratch repository beside it) at PATH, so
+/// a demo stopped by a signal is resumed by the next `ocio demo --db PATH`, as the stop message
+/// says: the same plan, no second scratch directory.
+#[test]
+fn a_demo_stopped_by_a_signal_resumes_from_its_db() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::prepare("demo-db", CONFIG);
+    let db = room.path("my-demo/demo.redb");
+    let scratch = room.path("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    room.env
+        .push(("TMPDIR".into(), scratch.to_string_lossy().into_owned()));
+    room.args = vec!["demo".into(), "--db".into(), db.to_string_lossy().into()];
+    let mut room = room.launch(120, 36);
+    room.wait_for("the demo plan", |s| s.contains("analyze"));
+    let pid = room.ocio_pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let screen = room.expect_exit(130);
+    if !screen.contains("resumes") || !screen.contains(&*db.to_string_lossy()) {
+        room.fail("the stop message does not say how to resume the demo");
+    }
+    assert!(
+        db.is_file(),
+        "the demo did not keep its database at {}",
+        db.display()
+    );
+    let made: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(made.is_empty(), "a scratch directory was made: {made:?}");
+    room.tmux(&["kill-server"]);
+    // A server of a new name: the old one may still be going away (a new session on its
+    // socket then fails with "server exited unexpectedly").
+    room.socket.push_str("-again");
+    let mut room = room.launch(120, 36);
+    room.wait_for("the resumed demo plan", |s| s.contains("analyze"));
+    room.quit();
+    room.expect_exit(0);
+    let db_arg = db.to_string_lossy().into_owned();
+    let status: serde_json::Value =
+        serde_json::from_str(&room.ocio_after(&["status", "--json", "--db", &db_arg])).unwrap();
+    assert_eq!(
+        status["tasks"]["total"], 10,
+        "one demo plan, resumed: {status}"
+    );
 }
 
 #[test]

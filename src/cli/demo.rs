@@ -2,8 +2,8 @@
 //! repository with its own scratch database, so a newcomer sees every pane move within seconds
 //! without touching real state. Everything on screen is labelled simulated.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{Context, Failure, exit, room};
@@ -143,22 +143,73 @@ ask_rate = 0.5
 seed = 4
 "#;
 
-/// A scratch git repository with one commit, under the system's temp dir.
-fn scratch_repo() -> Result<PathBuf, Failure> {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
-    let dir = std::env::temp_dir().join(format!("ocio-demo-{stamp}-{}", std::process::id()));
+/// The plan's file in the scratch directory: it marks a directory as a demo's, so a `--db`
+/// beside it is the demo's own database and not the user's.
+const PLAN_FILE: &str = "demo-plan.toml";
+
+/// Where the demo runs: its scratch repository and its database, and whether that database is
+/// a stopped demo's (then the engine resumes the plan it holds instead of a second one).
+struct Scratch {
+    dir: PathBuf,
+    db: PathBuf,
+    resumed: bool,
+}
+
+/// A new scratch directory under the system's temp dir, or with `--db PATH` the directory
+/// holding PATH: made when new or empty, found again when it is a demo's (so a stopped demo
+/// resumes), refused otherwise (the demo never runs on the user's own state).
+fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
+    let Some(db) = db else {
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
+        let dir = std::env::temp_dir().join(format!("ocio-demo-{stamp}-{}", std::process::id()));
+        scratch_repo(&dir)?;
+        let db = dir.join("demo.redb");
+        return Ok(Scratch {
+            dir,
+            db,
+            resumed: false,
+        });
+    };
+    let dir = match db.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if dir.join(PLAN_FILE).is_file() {
+        return Ok(Scratch {
+            dir,
+            db: db.to_path_buf(),
+            resumed: db.exists(),
+        });
+    }
+    let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
+    if db.exists() || !empty {
+        return Err(Failure::usage(format!(
+            "demo: {} is not a demo's database (no {PLAN_FILE} beside it), and the demo never runs on your own state\nhint: give --db a path in a new or empty directory (e.g. /tmp/my-demo/demo.redb), or leave --db out for a scratch one",
+            db.display()
+        )));
+    }
+    scratch_repo(&dir)?;
+    Ok(Scratch {
+        dir,
+        db: db.to_path_buf(),
+        resumed: false,
+    })
+}
+
+/// A scratch git repository with one commit in `dir`.
+fn scratch_repo(dir: &Path) -> Result<(), Failure> {
     let failed = |what: &str, e: &dyn std::fmt::Display| Failure {
         code: exit::FAILED,
         message: format!("demo: cannot {what} in {}: {e}", dir.display()),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| failed("create the scratch directory", &e))?;
+    std::fs::create_dir_all(dir).map_err(|e| failed("create the scratch directory", &e))?;
     std::fs::write(
         dir.join("README.md"),
         "# demo\n\nA scratch repository for `ocio demo`.\n",
     )
     .map_err(|e| failed("write README.md", &e))?;
     // Git is nice to have for the demo, not required: simulated agents never touch files.
-    let git = |args: &[&str]| Command::new("git").args(args).current_dir(&dir).output();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(dir).output();
     let ok = git(&["init", "-q"]).is_ok_and(|o| o.status.success())
         && git(&["add", "."]).is_ok_and(|o| o.status.success())
         && git(&[
@@ -174,16 +225,35 @@ fn scratch_repo() -> Result<PathBuf, Failure> {
     if !ok {
         tracing::warn!(dir = %dir.display(), "demo: git is missing or failed; the scratch directory is not a repository");
     }
-    Ok(dir)
+    Ok(())
 }
 
-pub(crate) fn run(context: &Context) -> Result<(), Failure> {
-    let dir = scratch_repo()?;
+/// The demo is the control room: without a terminal (or asked for `--headless`) it says so
+/// before it makes anything, as plain `ocio` does, rather than failing on the missing tty.
+fn needs_terminal(headless: bool) -> Result<(), Failure> {
+    if headless {
+        return Err(Failure::usage(
+            "the demo is the control room and needs a terminal: --headless does not apply to it; to run a plan without one, use `ocio run PLAN` (with simulated agents in the config)",
+        ));
+    }
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "the demo is the control room and needs a terminal; to run a plan without one, use `ocio run PLAN` (with simulated agents in the config)",
+        ));
+    }
+    Ok(())
+}
+
+/// `ocio demo`; `db` is a `--db` given on the command line (never `OCIO_DB`, which names the
+/// user's own database).
+pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Result<(), Failure> {
+    needs_terminal(headless)?;
+    let Scratch { dir, db, resumed } = scratch(db)?;
     let failed = |what: String| Failure {
         code: exit::FAILED,
         message: format!("demo: {what}"),
     };
-    let plan_path = dir.join("demo-plan.toml");
+    let plan_path = dir.join(PLAN_FILE);
     std::fs::write(&plan_path, PLAN)
         .map_err(|e| failed(format!("cannot write {}: {e}", plan_path.display())))?;
     let plan = PlanFile::load(&plan_path).map_err(|e| failed(format!("the demo plan: {e}")))?;
@@ -192,20 +262,32 @@ pub(crate) fn run(context: &Context) -> Result<(), Failure> {
     // Its own database beside the scratch repository: the user's state is never touched, and
     // another terminal can attach with `ocio attach --db <dir>/demo.redb`.
     let mut paths = context.paths.clone();
-    paths.db_file = dir.join("demo.redb");
-    tracing::info!(db = %paths.db_file.display(), "demo: a scratch database");
+    paths.db_file = db.clone();
+    tracing::info!(db = %paths.db_file.display(), resumed, "demo: a scratch database");
     let mut setup = room::setup(context, dir.clone())?;
     setup.onboarding = Vec::new();
     let options = HostOptions {
         listen: true,
         metrics: None,
     };
-    let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
+    // A resumed database holds the plan already: the engine takes it up where it stopped.
+    let first = (!resumed).then_some(plan);
+    let result = room::host(&paths, &config, options, setup, first, |_| None);
     // The terminal may be gone (a closed window): never panic over a note.
     let _ = writeln!(
         std::io::stderr(),
         "demo: the scratch repository and database are in {} (safe to delete)",
         dir.display()
     );
-    result
+    // Plain `ocio` would not resume the demo (it opens the user's database): say what does.
+    result.map_err(|failure| match failure.code {
+        exit::INTERRUPTED => Failure {
+            code: exit::INTERRUPTED,
+            message: format!(
+                "stopped by a signal; state is saved: `ocio demo --db {}` resumes the demo",
+                db.display()
+            ),
+        },
+        _ => failure,
+    })
 }

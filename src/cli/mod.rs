@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadedConfig};
 use crate::control::ControlError;
@@ -70,6 +70,11 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// `--db` was on the command line (not from `OCIO_DB`): only then does `ocio demo` run in
+    /// it, as an `OCIO_DB` set for the user's own database must not send the demo there.
+    #[arg(skip)]
+    db_given: bool,
 }
 
 /// Options for commands that host the engine (`--headless`, `run`).
@@ -119,7 +124,8 @@ enum Command {
         plan: PathBuf,
     },
     /// The control room on simulated agents running a demo plan, in a scratch repository and
-    /// database (your own state is not touched)
+    /// database (your own state is not touched); with --db PATH the demo's database is kept at
+    /// PATH and its repository beside it, so the same command resumes a stopped demo
     Demo,
     /// Open the control room on the engine already running on this database (plain `ocio`
     /// does this too when one runs); quitting detaches and the work goes on
@@ -638,7 +644,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Runs ocio with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.db_given = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(failure) => {
@@ -859,7 +867,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         ),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
-        Some(Command::Demo) => demo::run(&context),
+        Some(Command::Demo) => demo::run(
+            &context,
+            cli.headless,
+            cli.db_given.then_some(context.paths.db_file.as_path()),
+        ),
         Some(Command::Attach) => room::attach(&context),
         None => room::run(&context, flags),
     }

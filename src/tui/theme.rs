@@ -100,6 +100,8 @@ pub struct Theme {
     pub(crate) selected: Style,
     pub(crate) header: Style,
     status: BTreeMap<String, Style>,
+    /// No colour at all (`NO_COLOR`): what colour alone would tell needs a glyph or a modifier.
+    pub(crate) colorless: bool,
 }
 
 impl Theme {
@@ -214,6 +216,7 @@ impl Theme {
                 .bg(surface)
                 .add_modifier(Modifier::BOLD),
             status,
+            colorless: plain,
         })
     }
 }

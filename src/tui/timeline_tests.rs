@@ -101,3 +101,31 @@ fn a_live_timeline_is_fetched_again_each_tick_one_fetch_at_a_time() {
         "nothing runs, nothing moved"
     );
 }
+
+/// Under `NO_COLOR` (the test theme has no colour) a bar's outcome shows by its glyph, in the
+/// bars and the legend: a failed bar must not look like a completed one.
+#[test]
+fn without_colour_outcomes_differ_by_glyph() {
+    let mut app = opened(false);
+    let screen = draw(&mut app, 120, 20);
+    let legend = screen
+        .lines()
+        .find(|l| l.contains(" retry "))
+        .unwrap_or_else(|| panic!("no legend: {screen}"));
+    let glyph_before = |name: &str| {
+        let at = legend.find(&format!(" {name} ")).unwrap();
+        legend[..at].chars().last().unwrap()
+    };
+    let glyphs: Vec<char> = ["completed", "failed", "timed out", "cancelled", "running"]
+        .iter()
+        .map(|name| glyph_before(name))
+        .collect();
+    let mut distinct = glyphs.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), glyphs.len(), "same glyphs: {legend}");
+    // impl #1 failed: after its label, its bar is drawn in the failed glyph.
+    let alpha = screen.lines().find(|l| l.contains("alpha")).unwrap();
+    let after = &alpha[alpha.find("impl #1").unwrap() + "impl #1".len()..];
+    assert!(after.starts_with(glyphs[1]), "{alpha}");
+}

@@ -1,7 +1,8 @@
 //! The timeline view: a line saying whose timeline and its span, the time axis, then a row per
 //! lane track (name on the first) with each session's bar in the colour of its state: `█` a
 //! first attempt, `▒` a retry, `░` while it waited for the operator; bars on the critical path
-//! underlined; the bar's label over it where it fits. A legend closes it.
+//! underlined; the bar's label over it where it fits. A legend closes it. Without colour
+//! (`NO_COLOR`) the outcomes have glyphs of their own, else a failed bar reads as completed.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -10,7 +11,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use crate::timeline::{Bar, Timeline, duration_label, offset_label, tick_step};
+use crate::timeline::{Bar, Outcome, Timeline, duration_label, offset_label, tick_step};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -164,7 +165,7 @@ impl Axis {
         if bar.critical {
             style = style.add_modifier(Modifier::UNDERLINED | Modifier::BOLD);
         }
-        let glyph = if bar.is_retry() { "▒" } else { "█" };
+        let glyph = glyph(theme, bar.outcome, bar.is_retry());
         let waited = |column: i64| {
             bar.waits.iter().any(|w| {
                 self.column(seconds(w.from)) <= column && column <= self.column(seconds(w.to))
@@ -202,14 +203,39 @@ fn splice(text: &str, from: usize, end: usize, with: &str) -> String {
     out
 }
 
+/// A bar's glyph: with colour, `█` a first attempt and `▒` a retry, the colour telling the
+/// outcome; without colour, the outcome needs a glyph of its own (a completed retry keeps `▒`).
+fn glyph(theme: &Theme, outcome: Outcome, retry: bool) -> &'static str {
+    match (theme.colorless, outcome) {
+        (true, Outcome::Failed) => "╳",
+        (true, Outcome::TimedOut) => "▚",
+        (true, Outcome::Cancelled) => "┄",
+        (true, Outcome::Running) => "»",
+        _ if retry => "▒",
+        _ => "█",
+    }
+}
+
 fn legend(theme: &Theme) -> Line<'static> {
     let mut spans = Vec::new();
     for (glyph, status, name) in [
-        ("█", "completed", "completed"),
-        ("█", "failed", "failed"),
-        ("█", "timed-out", "timed out"),
-        ("█", "cancelled", "cancelled"),
-        ("█", "running", "running"),
+        (
+            glyph(theme, Outcome::Completed, false),
+            "completed",
+            "completed",
+        ),
+        (glyph(theme, Outcome::Failed, false), "failed", "failed"),
+        (
+            glyph(theme, Outcome::TimedOut, false),
+            "timed-out",
+            "timed out",
+        ),
+        (
+            glyph(theme, Outcome::Cancelled, false),
+            "cancelled",
+            "cancelled",
+        ),
+        (glyph(theme, Outcome::Running, false), "running", "running"),
         ("▒", "completed", "retry"),
         ("░", "waiting-approval", "waiting for you"),
     ] {
