@@ -59,27 +59,30 @@ impl Observed {
 
     /// A run has ended: keep it among the recent.
     pub(super) fn ended(&mut self, run: &Running) {
-        self.usage += run.session.usage;
-        self.recent.push_front(SessionView {
+        self.keep(SessionView {
             session: run.session.clone(),
             task: run.key.clone(),
             last: run.last.clone(),
         });
-        self.recent.truncate(RECENT);
     }
 
     /// A session a previous engine left running was ended at start (its run did not survive):
     /// the newest of its task's, among the recent with what it spent.
     pub(super) fn settled(&mut self, session: &Session, task: String) {
-        self.usage += session.usage;
         if let Some(id) = session.task {
             self.latest.insert(id, session.id);
         }
-        self.recent.push_front(SessionView {
+        self.keep(SessionView {
             session: session.clone(),
             task,
             last: None,
         });
+    }
+
+    /// An ended session, newest among the recent, its spend counted.
+    fn keep(&mut self, view: SessionView) {
+        self.usage += view.session.usage;
+        self.recent.push_front(view);
         self.recent.truncate(RECENT);
     }
 }
