@@ -159,6 +159,60 @@ async fn a_task_over_its_budget_stops_pauses_its_plan_and_continues_once_raised(
     engine.shutdown().await.unwrap();
 }
 
+/// A session whose end (every call counted) brings spend over its task's budget, where no step
+/// it told had reached it, has nothing left to stop: its work stands, and its end says it
+/// went over rather than counting it silently.
+#[tokio::test]
+async fn a_session_that_ends_over_its_budget_says_so_and_its_work_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 300, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    submit(
+        &engine,
+        dir.path(),
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nbudget = { tokens = 1000 }\n",
+    )
+    .await;
+    let (seen, finished) = support::until_finished(&mut events, PATIENCE).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, EngineEvent::OverBudget { .. })),
+        "its step (600) was under the budget: nothing was stopped"
+    );
+    let ended = seen
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Transition(event)
+                if matches!(
+                    event.transition,
+                    ocio::domain::Transition::Session {
+                        to: ocio::domain::SessionStatus::Completed,
+                        ..
+                    }
+                ) =>
+            {
+                Some(event.cause.clone())
+            }
+            _ => None,
+        })
+        .expect("the session completed");
+    assert_eq!(
+        ended,
+        "finished, over budget: task `a` budget 1200/1000 tokens: it ended before it could be stopped"
+    );
+    assert_eq!(task_status(&store, "a").await.0, TaskStatus::Done);
+    engine.shutdown().await.unwrap();
+}
+
 /// Waits until no task of the store runs.
 async fn all_become_some(store: &ocio::store::StoreHandle) {
     tokio::time::timeout(PATIENCE, async {
@@ -507,8 +561,10 @@ async fn a_real_session_is_stopped_at_the_call_that_reaches_its_budget_and_conti
             Rule::when("Write the letters")
                 .turn(Turn::write("a.txt", "a\n").usage(100, 20))
                 .turn(Turn::write("b.txt", "b\n").usage(100, 20))
-                // Still under way when the stop comes: it never completes.
-                .turn(Turn::write("c.txt", "c\n").usage(100, 20).delay_ms(4000))
+                // Still under way when the stop comes: it never completes. The stop cuts it
+                // short, so its length costs nothing; it only gives a loaded machine time to
+                // tell the step and stop the session.
+                .turn(Turn::write("c.txt", "c\n").usage(100, 20).delay_ms(30_000))
                 .turn(Turn::text("wrote the letters").usage(100, 20)),
         );
     let server = support::TestServer::start(script).await;

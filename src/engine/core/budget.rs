@@ -208,7 +208,7 @@ impl Core {
 
     /// The first budget `run` counts against that its spend has reached, as the cause of
     /// stopping it.
-    fn reached_by(&self, run: &Running, day: Date) -> Option<String> {
+    pub(super) fn reached_by(&self, run: &Running, day: Date) -> Option<String> {
         self.budgets_of(run, day)
             .into_iter()
             .find_map(|(budget, key, scope)| {

@@ -72,13 +72,18 @@ impl Core {
         if !self.plans.contains_key(&run.plan) {
             return Ok(None);
         }
-        let verdict = Verdict::of(&mut run, outcome);
+        let mut verdict = Verdict::of(&mut run, outcome);
         if let Some(error) = verdict.unreachable.as_deref()
             && !self.fleet.is_removed(run.agent)
         {
             agent_unreachable(self.fleet.agent_mut(run.agent), error, step, now);
         }
         self.count_end(&run, step);
+        if verdict.status == SessionStatus::Completed && run.role == Role::Task {
+            // Its last call (or a step the stream never told) took it over a budget before
+            // anything could stop it: said with its end, not silently counted.
+            verdict.overshoot = self.reached_by(&run, crate::domain::budget::utc_day(now));
+        }
         record_end(&mut run, &verdict, work.commit.as_deref(), step, now)?;
         self.observed.ended(&run);
         // A session beside the task's own: what did not complete, said once for all of them.
@@ -326,6 +331,9 @@ struct Verdict {
     unreachable: Option<String>,
     /// Stopped over budget (the error says which): no automatic retry.
     over_budget: bool,
+    /// Completed, but over a budget it counts against (which, with the spend): its end
+    /// brought spend there before a stop could.
+    overshoot: Option<String>,
 }
 
 impl Verdict {
@@ -345,6 +353,7 @@ impl Verdict {
             lost: false,
             unreachable: None,
             over_budget: false,
+            overshoot: None,
         };
         match outcome {
             Outcome::Lost { error, unreachable } => {
@@ -385,7 +394,11 @@ impl Verdict {
 
     /// Why the session ended as it did.
     fn cause(&self) -> String {
-        self.error.clone().unwrap_or_else(|| "finished".into())
+        match (&self.error, &self.overshoot) {
+            (Some(error), _) => error.clone(),
+            (None, Some(over)) => format!("finished, {over}: it ended before it could be stopped"),
+            (None, None) => "finished".into(),
+        }
     }
 }
 
