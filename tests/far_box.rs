@@ -557,6 +557,39 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
     let again = boxes.bring_back(&local, &dir, true).await.unwrap();
     assert_eq!(again, Returned::Nothing);
     a_box_worktree_follows_its_start(&boxes, &local, &mut rng).await;
+    a_worktree_left_on_the_box_goes_once_its_task_is_over(&boxes, near).await;
+}
+
+/// A box worktree whose task ended while it could not be removed (its box unreachable at the
+/// end) stays behind until ocio prepares the next task on that box: then it goes, since ocio's
+/// own worktree of it is gone; one whose local worktree is still there stays.
+async fn a_worktree_left_on_the_box_goes_once_its_task_is_over(boxes: &BoxWorkspace, near: &Path) {
+    let mut made = Vec::new();
+    for task in ["left", "kept", "next"] {
+        let local = near.join(format!("repos/sweep/plan/{task}/1"));
+        std::fs::create_dir_all(&local).unwrap();
+        git(&local, &["init", "-q", "-b", "main"]);
+        std::fs::write(local.join("f.txt"), task).unwrap();
+        git(&local, &["add", "-A"]);
+        git(&local, &["commit", "-q", "-m", "base"]);
+        made.push(local);
+    }
+    let left = PathBuf::from(boxes.prepare(&made[0]).await.unwrap());
+    let kept = PathBuf::from(boxes.prepare(&made[1]).await.unwrap());
+    // The task is over and ocio removed its worktree, but the box's was never removed.
+    std::fs::remove_dir_all(&made[0]).unwrap();
+    assert!(left.exists());
+    let next = boxes.prepare(&made[2]).await.unwrap();
+    assert!(!left.exists(), "the worktree left behind went");
+    assert!(
+        kept.exists(),
+        "a worktree whose task may still need it stays"
+    );
+    boxes
+        .bring_back(&made[1], &kept.to_string_lossy(), true)
+        .await
+        .unwrap();
+    boxes.bring_back(&made[2], &next, true).await.unwrap();
 }
 
 /// A commit the mirror has only as an ancestor of another is not sent again (no empty bundle);

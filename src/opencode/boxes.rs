@@ -178,6 +178,7 @@ impl BoxWorkspace {
         .await?;
         let _one = self.sending.lock().await;
         let found = self.look(&root, &name, &base).await?;
+        self.sweep(&root, &sweep::dead(&found.owners, &name)).await;
         if found.worktree {
             return Ok(dir);
         }
@@ -185,9 +186,10 @@ impl BoxWorkspace {
             self.send(local, &root, &base, found.haves).await?;
         }
         let script = format!(
-            "set -e; cd {mirror}; git worktree prune; git worktree add -q --detach {dir} {base}; echo {DONE}",
-            mirror = quoted(&format!("{root}/mirror")),
+            "set -e; cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {sign}; echo {DONE}",
+            root = quoted(&root),
             dir = quoted(&dir),
+            sign = sweep::sign(&name, local),
         );
         self.script("making the task's worktree", &script).await?;
         Ok(dir)
@@ -209,10 +211,11 @@ impl BoxWorkspace {
              else git -C mirror worktree remove --force ../work/{name} 2>/dev/null || rm -rf work/{name}; \
              git -C mirror worktree prune; fi; fi; \
              git -C mirror for-each-ref --sort=-committerdate --count={HAVES} --format='HAVE %(objectname)' refs/ocio/box; \
-             echo {DONE}",
+             {owners}; echo {DONE}",
             root = quoted(root),
             settled = settled("mirror"),
             carried = carry::carried_ref(base),
+            owners = sweep::list(),
         );
         let output = self.script("looking at the box's mirror", &script).await?;
         Ok(Found {
@@ -223,6 +226,7 @@ impl BoxWorkspace {
                 .filter_map(|line| line.strip_prefix("HAVE "))
                 .map(str::to_string)
                 .collect(),
+            owners: output,
         })
     }
 
@@ -410,10 +414,9 @@ impl BoxWorkspace {
     /// The box's worktree of a finished session goes, with its bundle, ref and setup's files.
     pub(super) async fn tidy(&self, root: &str, name: &str, dir: &str) {
         let script = format!(
-            "cd {mirror} || exit 1; git worktree remove --force {dir}; git update-ref -d {back}; rm -f ../outbox/{name}.bundle* ../outbox/{name}.ready ../outbox/{name}.setup.sh ../outbox/{name}.setup.log; echo {DONE}",
-            mirror = quoted(&format!("{root}/mirror")),
-            dir = quoted(dir),
-            back = carry::returned_ref(name),
+            "cd {root} || exit 1; {removal}; echo {DONE}",
+            root = quoted(root),
+            removal = sweep::removal(name, dir),
         );
         if let Err(error) = self.script("removing the task's worktree", &script).await {
             tracing::warn!(server = self.client.base_url(), %dir, %error, "cannot remove a finished task's worktree on its box");
@@ -463,6 +466,8 @@ struct Found {
     worktree: bool,
     has_base: bool,
     haves: Vec<String>,
+    /// The script's output, with the worktrees' signatures (see [`sweep::list`]).
+    owners: String,
 }
 
 /// The script that joins `parcel`'s parts in `inbox` into its file, leaving the shell there.
@@ -528,6 +533,8 @@ async fn blocking<T: Send + 'static>(
 
 #[path = "box_setup.rs"]
 mod setup;
+#[path = "box_sweep.rs"]
+mod sweep;
 pub use setup::SetupFor;
 
 #[cfg(test)]
