@@ -18,8 +18,9 @@
 //! - event → screen: from the stand-in stamping a text delta or tool title (`@<µs>`) to the
 //!   front end getting the `Activity` that shows it (text is throttled by design to one
 //!   update per part every 200 ms, so its latency includes that wait);
-//! - control-log commits/s: control-log events committed (the store's last sequence number;
-//!   the store counts no transactions);
+//! - store commits/s: the store's durable commits (`StoreHandle::commits`, each a sync of the
+//!   disk), and control-log events/s: the events those commits carried (the log's last
+//!   sequence number);
 //! - server calls per session-minute, by kind, from the stand-ins' counts.
 //!
 //! `cargo bench --bench fleet`. Environment: `OCIO_FLEET_SECS` (window, default 60),
@@ -224,8 +225,13 @@ fn report(label: &str, all: &[Figures]) {
     );
     let _ = writeln!(
         out,
-        "  control-log commits/s       {:.1}",
+        "  store commits/s             {:.1}",
         m(|f| f.commits_per_s)
+    );
+    let _ = writeln!(
+        out,
+        "  control-log events/s        {:.1}",
+        m(|f| f.log_events_per_s)
     );
     let total = m(|f| f.calls.values().sum());
     let _ = writeln!(out, "  server calls/session-min    {total:.2}");

@@ -35,8 +35,10 @@ pub struct Figures {
     pub text_screen_ms: (f64, f64),
     /// ocio's CPU over the window by thread name, % of one core.
     pub threads: BTreeMap<String, f64>,
-    /// Control-log events committed per second over the window.
+    /// Durable commits of the store per second over the window (each a sync of the disk).
     pub commits_per_s: f64,
+    /// Control-log events committed per second over the window (a commit carries several).
+    pub log_events_per_s: f64,
     /// Events the servers sent on their streams per second.
     pub events_per_s: f64,
     /// Requests the servers got over the window, per session-minute, by kind.
@@ -190,6 +192,7 @@ struct Sample {
     cpu_ticks: u64,
     threads: BTreeMap<String, u64>,
     last_seq: u64,
+    commits: u64,
     servers: Vec<StandinStats>,
 }
 
@@ -214,6 +217,7 @@ impl Sample {
             cpu_ticks: cpu_ticks(),
             threads: thread_ticks(),
             last_seq: store.read(query::last_event_seq).await.unwrap(),
+            commits: store.commits(),
             servers,
         }
     }
@@ -299,7 +303,8 @@ fn figures(sessions: usize, before: &Sample, after: &Sample, seen: &Seen) -> Fig
         screen_samples: screen.len(),
         text_screen_ms: percentiles(&mut text_screen),
         threads,
-        commits_per_s: (after.last_seq - before.last_seq) as f64 / window,
+        commits_per_s: (after.commits - before.commits) as f64 / window,
+        log_events_per_s: (after.last_seq - before.last_seq) as f64 / window,
         events_per_s: after
             .servers
             .iter()

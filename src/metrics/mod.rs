@@ -178,6 +178,7 @@ async fn read_now(sources: &Sources) -> Result<Now, String> {
         sessions,
         leases,
         breakers,
+        store_commits: sources.store.commits(),
     })
 }
 

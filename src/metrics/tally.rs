@@ -87,6 +87,8 @@ pub(crate) struct Now {
     pub(crate) sessions: BTreeMap<SessionStatus, u64>,
     pub(crate) leases: usize,
     pub(crate) breakers: Vec<(String, BreakerState)>,
+    /// Durable commits of the store since it was opened.
+    pub(crate) store_commits: u64,
 }
 
 fn seconds(from: Timestamp, to: Timestamp) -> f64 {
@@ -371,6 +373,13 @@ fn now_registry(now: &Now) -> Registry {
         "Cost in US dollars of the sessions this engine has seen",
         cost,
     );
+    let commits = Counter::<u64>::default();
+    commits.inc_by(now.store_commits);
+    r.register(
+        "ocio_store_commits",
+        "Durable commits of the state database since it was opened (each a sync of the disk; one may carry many state changes)",
+        commits,
+    );
     super::budgets::register(&mut r, &snapshot.budgets);
     r
 }
@@ -436,6 +445,7 @@ mod tests {
             sessions: BTreeMap::from([(SessionStatus::Running, 2)]),
             leases: 1,
             breakers: vec![("fast".into(), BreakerState::Open)],
+            store_commits: 7,
         };
         let page = tally.render(&now);
         for line in [
@@ -447,6 +457,7 @@ mod tests {
             "ocio_sessions{state=\"running\"} 2\n",
             "ocio_sessions{state=\"failed\"} 0\n",
             "ocio_locks_held 1\n",
+            "ocio_store_commits_total 7\n",
             "ocio_breaker_state{agent=\"fast\",state=\"open\"} 1\n",
             "ocio_breaker_state{agent=\"fast\",state=\"closed\"} 0\n",
             "ocio_task_queue_wait_seconds_bucket{le=\"+Inf\"} 0\n",
@@ -481,6 +492,7 @@ mod tests {
             "ocio_budget_spent_tokens",
             "ocio_budget_spent_dollars",
             "ocio_plans_over_budget",
+            "ocio_store_commits",
         ] {
             assert!(
                 page.contains(&format!("# HELP {name} ")),

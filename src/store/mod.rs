@@ -14,6 +14,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ReadTransaction, ReadableDatabase};
 use serde::Serialize;
@@ -377,6 +378,8 @@ pub struct Receipt {
 pub struct StoreHandle {
     requests: mpsc::Sender<Request>,
     info: Arc<OpenInfo>,
+    /// Durable commits since the file was opened (each a sync of the disk).
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -400,12 +403,14 @@ impl Store {
             query::last_event_seq(&txn)? + 1
         };
         let (requests, receiver) = mpsc::channel(options.queue_depth.max(1));
+        let commits = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             db,
             path: path.to_path_buf(),
             next_seq,
             max_batch: options.max_batch.max(1),
             failed: false,
+            commits: commits.clone(),
         };
         std::thread::Builder::new()
             .name("ocio-store".into())
@@ -417,6 +422,7 @@ impl Store {
         Ok(StoreHandle {
             requests,
             info: Arc::new(info),
+            commits,
         })
     }
 
@@ -430,6 +436,12 @@ impl Store {
 impl StoreHandle {
     pub(crate) fn path(&self) -> &Path {
         &self.info.path
+    }
+
+    /// Durable commits (write transactions, each a sync of the disk) since the file was
+    /// opened: one commit may carry the writes of many callers queued meanwhile.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// What opening the database found (fresh, migrated, recovered after a crash).

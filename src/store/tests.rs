@@ -208,6 +208,20 @@ fn event_sequence_continues_after_reopen() {
 }
 
 #[test]
+fn durable_commits_are_counted_not_the_events_they_carry() {
+    let (_dir, path) = temp_db();
+    let store = open(&path);
+    assert_eq!(store.commits(), 0, "opening commits nothing");
+    let (_, first) = store_session(&store, SessionStatus::Completed);
+    assert_eq!(first.event_seqs.len(), 4);
+    assert_eq!(store.commits(), 1, "four events, one commit");
+    store_session(&store, SessionStatus::Queued);
+    assert_eq!(store.commits(), 2);
+    store.read_blocking(query::last_event_seq).unwrap();
+    assert_eq!(store.commits(), 2, "a read is no commit");
+}
+
+#[test]
 fn status_index_follows_every_change() {
     let (_dir, path) = temp_db();
     let store = open(&path);

@@ -38,6 +38,8 @@ pub(super) struct Writer {
     pub(crate) max_batch: usize,
     /// A commit failed since the file was opened: it is not sealed at close.
     pub(crate) failed: bool,
+    /// Durable commits since the file was opened (read by [`super::StoreHandle::commits`]).
+    pub(crate) commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
@@ -85,6 +87,7 @@ impl Writer {
             .map_err(StoreError::storage)?;
         let pruned = super::transcript::prune(&txn, before)?;
         txn.commit().map_err(StoreError::storage)?;
+        self.committed();
         Ok(pruned)
     }
 
@@ -94,6 +97,7 @@ impl Writer {
             .map_err(StoreError::storage)?;
         let done = search::reindex(&txn)?;
         txn.commit().map_err(StoreError::storage)?;
+        self.committed();
         Ok(done)
     }
 
@@ -144,7 +148,13 @@ impl Writer {
             }
         }
         txn.commit().map_err(StoreError::storage)?;
+        self.committed();
         Ok(receipts)
+    }
+
+    fn committed(&self) {
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
