@@ -69,10 +69,10 @@ fn onboarding(context: &Context) -> Vec<String> {
                     .into(),
             );
         }
-        None => lines.push(
-            "opencode is not on PATH: install it with `npm i -g opencode-ai`, or give `url` of a running server."
-                .into(),
-        ),
+        None => lines.push(format!(
+            "opencode is not on PATH: install it with `{}`, or give `url` of a running server.",
+            crate::opencode::INSTALL_OPENCODE
+        )),
     }
     lines.push(String::new());
     lines.push(
