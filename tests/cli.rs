@@ -749,3 +749,36 @@ fn bad_budgets_exit_2_naming_file_line_and_field() {
     let out = config.ocio(&["budget", "--tokens", "5"]);
     assert_eq!(out.status.code(), Some(2), "a raise needs a plan");
 }
+
+/// A managed agent with no `opencode` to start is a configuration problem found before anything
+/// ran: exit 2 naming the agent and what to do (install the pinned OpenCode or set its path).
+/// `ocio --headless`, `ocio run` and the control room start their engine alike (`Host::start`,
+/// its error mapped by `From<HostError>`).
+#[test]
+fn a_managed_agent_without_opencode_exits_2_naming_it_and_the_fix() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"local\"\nmanaged = true\n");
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n",
+    );
+    let no_opencode = home.path("no-opencode-here");
+    std::fs::create_dir_all(&no_opencode).unwrap();
+    for args in [vec!["--headless"], vec!["run", plan.to_str().unwrap()]] {
+        let out = home
+            .command(&args)
+            .env("PATH", &no_opencode)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "ocio {args:?}: {err}");
+        assert!(
+            err.contains("agent local: `opencode` was not found on PATH")
+                && err.contains(ocio::opencode::INSTALL_OPENCODE)
+                && err.contains("opencode_path"),
+            "ocio {args:?}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+        assert!(!home.socket().exists(), "no engine listens");
+    }
+}
