@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 #[path = "cli/database_file.rs"]
 mod database_file;
+#[path = "cli/demo.rs"]
+mod demo;
 #[path = "cli/land.rs"]
 mod land;
 #[path = "cli/open.rs"]

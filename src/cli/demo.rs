@@ -147,12 +147,11 @@ seed = 4
 /// beside it is the demo's own database and not the user's.
 const PLAN_FILE: &str = "demo-plan.toml";
 
-/// Where the demo runs: its scratch repository and its database, and whether that database is
-/// a stopped demo's (then the engine resumes the plan it holds instead of a second one).
+/// Where the demo runs: its scratch repository and its database (a stopped demo's, found
+/// again, holds its plan: the engine resumes it instead of a second one).
 struct Scratch {
     dir: PathBuf,
     db: PathBuf,
-    resumed: bool,
 }
 
 /// A new scratch directory under the system's temp dir, or with `--db PATH` the directory
@@ -164,11 +163,7 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
         let dir = std::env::temp_dir().join(format!("ocio-demo-{stamp}-{}", std::process::id()));
         scratch_repo(&dir)?;
         let db = dir.join("demo.redb");
-        return Ok(Scratch {
-            dir,
-            db,
-            resumed: false,
-        });
+        return Ok(Scratch { dir, db });
     };
     let dir = match db.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -178,7 +173,6 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
         return Ok(Scratch {
             dir,
             db: db.to_path_buf(),
-            resumed: db.exists(),
         });
     }
     let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
@@ -192,7 +186,6 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
     Ok(Scratch {
         dir,
         db: db.to_path_buf(),
-        resumed: false,
     })
 }
 
@@ -248,7 +241,7 @@ fn needs_terminal(headless: bool) -> Result<(), Failure> {
 /// user's own database).
 pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Result<(), Failure> {
     needs_terminal(headless)?;
-    let Scratch { dir, db, resumed } = scratch(db)?;
+    let Scratch { dir, db } = scratch(db)?;
     let failed = |what: String| Failure {
         code: exit::FAILED,
         message: format!("demo: {what}"),
@@ -263,16 +256,17 @@ pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Resul
     // another terminal can attach with `ocio attach --db <dir>/demo.redb`.
     let mut paths = context.paths.clone();
     paths.db_file = db.clone();
-    tracing::info!(db = %paths.db_file.display(), resumed, "demo: a scratch database");
+    tracing::info!(db = %paths.db_file.display(), "demo: a scratch database");
     let mut setup = room::setup(context, dir.clone())?;
     setup.onboarding = Vec::new();
     let options = HostOptions {
         listen: true,
         metrics: None,
     };
-    // A resumed database holds the plan already: the engine takes it up where it stopped.
-    let first = (!resumed).then_some(plan);
-    let result = room::host(&paths, &config, options, setup, first, |_| None);
+    // Submitted unless the database holds it already (a stopped demo's: the engine takes it
+    // up where it stopped), whether or not the database existed: a demo stopped before it
+    // submitted its plan left one without it.
+    let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
     // The terminal may be gone (a closed window): never panic over a note.
     let _ = writeln!(
         std::io::stderr(),
