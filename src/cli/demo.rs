@@ -221,6 +221,36 @@ fn scratch_repo(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What becomes of the scratch directory once the demo has stopped, as a note for the
+/// operator: a demo without `--db` that was `quit` cannot be resumed (nothing names its
+/// database), so its repository and database go; with `--db` they are `kept`, and after a
+/// signal or a failure they stay too (the signal's message says how to resume).
+fn leave(dir: &Path, db: &Path, kept: bool, quit: bool) -> String {
+    if kept {
+        return format!(
+            "demo: the scratch repository and database are kept in {}: `ocio demo --db {}` resumes the demo",
+            dir.display(),
+            db.display()
+        );
+    }
+    if !quit {
+        return format!(
+            "demo: the scratch repository and database are in {} (safe to delete)",
+            dir.display()
+        );
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => format!(
+            "demo: removed its scratch repository and database ({}); `ocio demo --db PATH` keeps them",
+            dir.display()
+        ),
+        Err(e) => format!(
+            "demo: could not remove its scratch directory {}: {e} (safe to delete)",
+            dir.display()
+        ),
+    }
+}
+
 /// The demo is the control room: without a terminal (or asked for `--headless`) it says so
 /// before it makes anything, as plain `ocio` does, rather than failing on the missing tty.
 fn needs_terminal(headless: bool) -> Result<(), Failure> {
@@ -241,6 +271,7 @@ fn needs_terminal(headless: bool) -> Result<(), Failure> {
 /// user's own database).
 pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Result<(), Failure> {
     needs_terminal(headless)?;
+    let kept = db.is_some();
     let Scratch { dir, db } = scratch(db)?;
     let failed = |what: String| Failure {
         code: exit::FAILED,
@@ -267,12 +298,9 @@ pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Resul
     // up where it stopped), whether or not the database existed: a demo stopped before it
     // submitted its plan left one without it.
     let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
+    let note = leave(&dir, &db, kept, result.is_ok());
     // The terminal may be gone (a closed window): never panic over a note.
-    let _ = writeln!(
-        std::io::stderr(),
-        "demo: the scratch repository and database are in {} (safe to delete)",
-        dir.display()
-    );
+    let _ = writeln!(std::io::stderr(), "{note}");
     // Plain `ocio` would not resume the demo (it opens the user's database): say what does.
     result.map_err(|failure| match failure.code {
         exit::INTERRUPTED => Failure {

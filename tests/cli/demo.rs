@@ -29,14 +29,20 @@ struct Pty {
 
 impl Pty {
     fn start(home: &Home, args: &[&str]) -> Pty {
+        Self::start_with(home, args, &[])
+    }
+
+    /// With `env` set besides the home's.
+    fn start_with(home: &Home, args: &[&str], env: &[(&str, &Path)]) -> Pty {
         let ocio = std::iter::once(env!("CARGO_BIN_EXE_ocio"))
             .chain(args.iter().copied())
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()
             .join(" ");
         let line = format!("stty rows 36 cols 120; exec {ocio}");
-        let mut child = home
-            .program("script", &["-qfec", &line, "/dev/null"])
+        let mut command = home.program("script", &["-qfec", &line, "/dev/null"]);
+        command.envs(env.iter().copied());
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -165,4 +171,57 @@ fn a_demo_stopped_before_it_submitted_its_plan_submits_it_once_when_started_agai
     let stored = home.json(&["tasks", "--db", db_arg, "--json"]);
     assert_eq!(stored["plans"].as_array().unwrap().len(), 1, "{stored}");
     assert_eq!(stored["plans"][0]["tasks"].as_array().unwrap().len(), 10);
+}
+
+/// The one directory the demo made under `tmp`, once its engine answers.
+fn scratch_dir(home: &Home, tmp: &Path) -> PathBuf {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let made: Vec<PathBuf> = std::fs::read_dir(tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if let [dir] = made.as_slice()
+            && dir.join("demo.redb").exists()
+        {
+            let db = dir.join("demo.redb");
+            engine_plans(home, &db);
+            return dir.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "no scratch directory in {tmp:?}: {made:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_demo_without_db_removes_its_scratch_directory_when_quit_and_one_with_db_keeps_it() {
+    if !script_available() {
+        return;
+    }
+    let home = Home::new();
+    let tmp = home.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let room = Pty::start_with(&home, &["demo"], &[("TMPDIR", &tmp)]);
+    let dir = scratch_dir(&home, &tmp);
+    let (code, screen) = room.quit();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!dir.exists(), "the scratch directory {dir:?} is left");
+    assert!(
+        screen.contains("removed its scratch repository and database"),
+        "the stop message does not say so: {screen}"
+    );
+
+    let db = home.path("kept/demo.redb");
+    let room = Pty::start(&home, &["demo", "--db", db.to_str().unwrap()]);
+    engine_plans(&home, &db);
+    let (code, screen) = room.quit();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(db.is_file(), "the demo's database is gone");
+    assert!(
+        screen.contains("are kept in") && screen.contains("resumes the demo"),
+        "the stop message does not say so: {screen}"
+    );
 }
