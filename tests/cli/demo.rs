@@ -55,11 +55,14 @@ impl Pty {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = out.read(&mut buf) {
-                let chunk = &buf[..n];
-                if chunk.windows(4).any(|w| w == b"\x1b[6n") {
+                let mut seen = seen.lock().unwrap();
+                // Every query, even one split between two reads, gets its one answer.
+                let from = seen.len().saturating_sub(3);
+                seen.extend_from_slice(&buf[..n]);
+                let asked = seen[from..].windows(4).filter(|w| w == b"\x1b[6n").count();
+                for _ in 0..asked {
                     let _ = answer.lock().unwrap().write_all(b"\x1b[1;1R");
                 }
-                seen.lock().unwrap().extend_from_slice(chunk);
             }
         });
         Pty {
@@ -209,6 +212,8 @@ fn a_demo_without_db_removes_its_scratch_directory_when_quit_and_one_with_db_kee
     let (code, screen) = room.quit();
     assert_eq!(code, Some(0), "{screen}");
     assert!(!dir.exists(), "the scratch directory {dir:?} is left");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "the demo left {left:?} in the temp dir");
     assert!(
         screen.contains("removed its scratch repository and database"),
         "the stop message does not say so: {screen}"
