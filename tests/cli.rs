@@ -9,6 +9,8 @@ mod support;
 mod bad_input;
 #[path = "cli/database_file.rs"]
 mod database_file;
+#[path = "cli/demo.rs"]
+mod demo;
 #[path = "cli/land.rs"]
 mod land;
 #[path = "cli/open.rs"]
@@ -748,4 +750,88 @@ fn bad_budgets_exit_2_naming_file_line_and_field() {
     );
     let out = config.ocio(&["budget", "--tokens", "5"]);
     assert_eq!(out.status.code(), Some(2), "a raise needs a plan");
+}
+
+/// A managed agent with no `opencode` to start is a configuration problem found before anything
+/// ran: exit 2 naming the agent and what to do (install the pinned OpenCode or set its path).
+/// `ocio --headless`, `ocio run` and the control room start their engine alike (`Host::start`,
+/// its error mapped by `From<HostError>`).
+#[test]
+fn a_managed_agent_without_opencode_exits_2_naming_it_and_the_fix() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"local\"\nmanaged = true\n");
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n",
+    );
+    let no_opencode = home.path("no-opencode-here");
+    std::fs::create_dir_all(&no_opencode).unwrap();
+    for args in [vec!["--headless"], vec!["run", plan.to_str().unwrap()]] {
+        let out = home
+            .command(&args)
+            .env("PATH", &no_opencode)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "ocio {args:?}: {err}");
+        assert!(
+            err.contains("agent local: `opencode` was not found on PATH")
+                && err.contains(ocio::opencode::INSTALL_OPENCODE)
+                && err.contains("opencode_path"),
+            "ocio {args:?}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+        assert!(!home.socket().exists(), "no engine listens");
+    }
+}
+
+/// `ocio budget` gives the same report with an engine running and, once it has stopped, read
+/// from the database: today's spend against the daily budget, each agent's, each plan's (one
+/// that finished, one paused over its budget).
+#[test]
+fn budget_reports_the_same_with_and_without_an_engine() {
+    let home = Home::new();
+    home.write_config(
+        "[engine]\ndaily_budget = { tokens = 1_000_000 }\n\n[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\nbudget = { cost = 50.0 }\n",
+    );
+    let done = home.write_plan(
+        "done.toml",
+        "name = \"done\"\nrepo = \".\"\nbudget = { tokens = 100_000 }\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n",
+    );
+    let held = home.write_plan(
+        "held.toml",
+        "name = \"held\"\nrepo = \".\"\nbudget = { tokens = 100 }\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n[[tasks]]\nid = \"b\"\nneeds = [\"a\"]\nprompt = \"y\"\n",
+    );
+    let mut engine = home.engine(&[]);
+    let out = home.ocio(&["submit", done.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    engine.until("done finishes", |l| l["type"] == "plan_finished");
+    let out = home.ocio(&["submit", held.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    engine.until("held pauses over budget", |l| l["type"] == "over_budget");
+    let live = home.json(&["budget", "--json"]);
+    let live_text = home.ocio(&["budget"]);
+    assert_eq!(live["source"], "engine");
+    engine.stop("TERM");
+
+    let stored = home.json(&["budget", "--json"]);
+    assert_eq!(stored["source"], "database", "{stored}");
+    assert_eq!(stored["budgets"], live["budgets"]);
+    let out = home.ocio(&["budget"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no engine running"),
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert_eq!(text, stdout(&live_text));
+    assert!(
+        text.contains("/1000000 tokens")
+            && text.contains("agent sim: ")
+            && text.contains("plan done: ")
+            && text.contains("plan held: ")
+            && text.contains("paused over budget: plan budget"),
+        "{text}"
+    );
 }

@@ -1,14 +1,18 @@
-//! `ocio budget`: spend against every budget (today's, each agent's, each plan's), and
-//! `ocio budget PLAN --tokens N --cost X`: raise a budget of the running engine's plan (or, with
-//! `--task`, `--agent` or `--daily`, another one), then continue the plan if it is paused over
-//! budget (`--cancel` cancels it instead, `--hold` leaves it paused).
+//! `ocio budget`: spend against every budget (today's, each agent's, each plan's), from the
+//! running engine or else the database; and `ocio budget PLAN --tokens N --cost X`: raise a
+//! budget of the running engine's plan (or, with `--task`, `--agent` or `--daily`, another
+//! one), then continue the plan if it is paused over budget (`--cancel` cancels it instead,
+//! `--hold` leaves it paused).
 
 use serde_json::json;
 
-use super::database::require_engine;
+use super::database::{self, require_engine, say_source, source_name};
 use super::output::{print_json, print_text};
 use super::{Context, Failure};
+use crate::control::ControlClient;
+use crate::domain::budget::utc_day;
 use crate::domain::{Budget, Usage};
+use crate::engine::spend::{self, Ledger};
 use crate::engine::view::BudgetsView;
 use crate::engine::{BudgetTarget, BudgetThen, EngineApi};
 
@@ -25,6 +29,9 @@ pub(crate) struct Change {
 }
 
 pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), Failure> {
+    let Some(wanted) = change.plan else {
+        return report(context, json);
+    };
     let raise = match (change.tokens, change.cost) {
         (None, None) => None,
         (tokens, cost) => Some(Budget::new(tokens, cost).map_err(Failure::usage)?),
@@ -43,9 +50,6 @@ pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), F
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let snapshot = client.snapshot().await?;
-        let Some(wanted) = change.plan else {
-            return show(&snapshot.budgets, json);
-        };
         let plan = super::land::resolve_plan(&snapshot, &wanted)?;
         client.budget(plan, target.clone(), raise, then).await?;
         let after = client.snapshot().await?;
@@ -79,10 +83,55 @@ pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), F
     })
 }
 
-fn show(budgets: &BudgetsView, json: bool) -> Result<(), Failure> {
+/// Spend against every budget: the running engine's report, else the same report read from
+/// the database (as an engine starting on it would give it).
+fn report(context: &Context, json: bool) -> Result<(), Failure> {
+    super::runtime()?.block_on(async {
+        let engine = database::engine(context).await?;
+        let budgets = match &engine {
+            Some(client) => client.snapshot().await?.budgets,
+            None => stored(context).await?,
+        };
+        show(context, engine.as_ref(), &budgets, json)
+    })
+}
+
+/// The budget report from the database, through the engine's own [`spend::read`]; with no
+/// database yet, the configured budgets with nothing spent.
+async fn stored(context: &Context) -> Result<BudgetsView, Failure> {
+    let config = &context.config.config;
+    let day = utc_day(jiff::Timestamp::now());
+    let daily = config.engine.daily_budget;
+    let names: Vec<String> = config.agents.iter().map(|a| a.name.to_string()).collect();
+    let path = context.paths.db_file.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        database::read(&path, move |txn| spend::read(txn, day, daily, &names))
+    })
+    .await
+    .map_err(|e| Failure {
+        code: super::exit::FAILED,
+        message: format!("reading the database did not finish: {e}"),
+    })??;
+    Ok(match read {
+        Some(read) => read.value,
+        None => {
+            let agents: Vec<_> = config.agents.iter().map(|a| a.to_agent()).collect();
+            Ledger::default().report(day, daily, agents.iter(), Vec::new())
+        }
+    })
+}
+
+fn show(
+    context: &Context,
+    engine: Option<&ControlClient>,
+    budgets: &BudgetsView,
+    json: bool,
+) -> Result<(), Failure> {
     if json {
-        return print_json(&json!({ "source": "engine", "budgets": budgets }));
+        let source = source_name(engine);
+        return print_json(&json!({ "source": source, "budgets": budgets }));
     }
+    say_source(context, engine);
     let mut lines = vec![format!(
         "today ({} UTC): {}",
         budgets.day,

@@ -147,12 +147,11 @@ seed = 4
 /// beside it is the demo's own database and not the user's.
 const PLAN_FILE: &str = "demo-plan.toml";
 
-/// Where the demo runs: its scratch repository and its database, and whether that database is
-/// a stopped demo's (then the engine resumes the plan it holds instead of a second one).
+/// Where the demo runs: its scratch repository and its database (a stopped demo's, found
+/// again, holds its plan: the engine resumes it instead of a second one).
 struct Scratch {
     dir: PathBuf,
     db: PathBuf,
-    resumed: bool,
 }
 
 /// A new scratch directory under the system's temp dir, or with `--db PATH` the directory
@@ -164,11 +163,7 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
         let dir = std::env::temp_dir().join(format!("ocio-demo-{stamp}-{}", std::process::id()));
         scratch_repo(&dir)?;
         let db = dir.join("demo.redb");
-        return Ok(Scratch {
-            dir,
-            db,
-            resumed: false,
-        });
+        return Ok(Scratch { dir, db });
     };
     let dir = match db.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -178,7 +173,6 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
         return Ok(Scratch {
             dir,
             db: db.to_path_buf(),
-            resumed: db.exists(),
         });
     }
     let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
@@ -192,7 +186,6 @@ fn scratch(db: Option<&Path>) -> Result<Scratch, Failure> {
     Ok(Scratch {
         dir,
         db: db.to_path_buf(),
-        resumed: false,
     })
 }
 
@@ -228,6 +221,36 @@ fn scratch_repo(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What becomes of the scratch directory once the demo has stopped, as a note for the
+/// operator: a demo without `--db` that was `quit` cannot be resumed (nothing names its
+/// database), so its repository and database go; with `--db` they are `kept`, and after a
+/// signal or a failure they stay too (the signal's message says how to resume).
+fn leave(dir: &Path, db: &Path, kept: bool, quit: bool) -> String {
+    if kept {
+        return format!(
+            "demo: the scratch repository and database are kept in {}: `ocio demo --db {}` resumes the demo",
+            dir.display(),
+            db.display()
+        );
+    }
+    if !quit {
+        return format!(
+            "demo: the scratch repository and database are in {} (safe to delete)",
+            dir.display()
+        );
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => format!(
+            "demo: removed its scratch repository and database ({}); `ocio demo --db PATH` keeps them",
+            dir.display()
+        ),
+        Err(e) => format!(
+            "demo: could not remove its scratch directory {}: {e} (safe to delete)",
+            dir.display()
+        ),
+    }
+}
+
 /// The demo is the control room: without a terminal (or asked for `--headless`) it says so
 /// before it makes anything, as plain `ocio` does, rather than failing on the missing tty.
 fn needs_terminal(headless: bool) -> Result<(), Failure> {
@@ -248,7 +271,8 @@ fn needs_terminal(headless: bool) -> Result<(), Failure> {
 /// user's own database).
 pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Result<(), Failure> {
     needs_terminal(headless)?;
-    let Scratch { dir, db, resumed } = scratch(db)?;
+    let kept = db.is_some();
+    let Scratch { dir, db } = scratch(db)?;
     let failed = |what: String| Failure {
         code: exit::FAILED,
         message: format!("demo: {what}"),
@@ -263,22 +287,20 @@ pub(crate) fn run(context: &Context, headless: bool, db: Option<&Path>) -> Resul
     // another terminal can attach with `ocio attach --db <dir>/demo.redb`.
     let mut paths = context.paths.clone();
     paths.db_file = db.clone();
-    tracing::info!(db = %paths.db_file.display(), resumed, "demo: a scratch database");
+    tracing::info!(db = %paths.db_file.display(), "demo: a scratch database");
     let mut setup = room::setup(context, dir.clone())?;
     setup.onboarding = Vec::new();
     let options = HostOptions {
         listen: true,
         metrics: None,
     };
-    // A resumed database holds the plan already: the engine takes it up where it stopped.
-    let first = (!resumed).then_some(plan);
-    let result = room::host(&paths, &config, options, setup, first, |_| None);
+    // Submitted unless the database holds it already (a stopped demo's: the engine takes it
+    // up where it stopped), whether or not the database existed: a demo stopped before it
+    // submitted its plan left one without it.
+    let result = room::host(&paths, &config, options, setup, Some(plan), |_| None);
+    let note = leave(&dir, &db, kept, result.is_ok());
     // The terminal may be gone (a closed window): never panic over a note.
-    let _ = writeln!(
-        std::io::stderr(),
-        "demo: the scratch repository and database are in {} (safe to delete)",
-        dir.display()
-    );
+    let _ = writeln!(std::io::stderr(), "{note}");
     // Plain `ocio` would not resume the demo (it opens the user's database): say what does.
     result.map_err(|failure| match failure.code {
         exit::INTERRUPTED => Failure {

@@ -515,6 +515,9 @@ impl From<HostError> for Failure {
             HostError::Store(e) => e.into(),
             HostError::Control(e) => Failure::usage(e),
             HostError::AlreadyRunning { .. } | HostError::Metrics(_) => Failure::usage(e),
+            // An agent that cannot start as configured (no `opencode` for a managed one, say):
+            // nothing was done, the message names the agent and what to fix.
+            HostError::Agents(ref agents) if agents.is_config() => Failure::usage(e),
             HostError::Agents(_) | HostError::Engine(_) => Failure {
                 code: exit::FAILED,
                 message: e.to_string(),

@@ -69,7 +69,8 @@ fn exec(attach: &Attach, password: &PasswordSource) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt;
     let Some(program) = attach::find_program(std::env::var_os("PATH").as_deref()) else {
         return Err(Failure::usage(format!(
-            "opencode is not on PATH (install it with `npm i -g opencode-ai`); to take the session over, run:\n  {}",
+            "opencode is not on PATH (install it with `{}`); to take the session over, run:\n  {}",
+            crate::opencode::INSTALL_OPENCODE,
             password.instead(attach)
         )));
     };

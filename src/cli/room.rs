@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::{Context, Failure, Flags, exit};
 use crate::config::Config;
 use crate::control::{self, ControlClient};
+use crate::engine::{EngineApi, EngineHandle};
 use crate::host::{AgentAdder, Host, HostOptions};
 use crate::paths::Paths;
 use crate::plan::PlanFile;
@@ -69,10 +70,10 @@ fn onboarding(context: &Context) -> Vec<String> {
                     .into(),
             );
         }
-        None => lines.push(
-            "opencode is not on PATH: install it with `npm i -g opencode-ai`, or give `url` of a running server."
-                .into(),
-        ),
+        None => lines.push(format!(
+            "opencode is not on PATH: install it with `{}`, or give `url` of a running server.",
+            crate::opencode::INSTALL_OPENCODE
+        )),
     }
     lines.push(String::new());
     lines.push(
@@ -167,8 +168,9 @@ fn append_agent(config_file: &std::path::Path) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Start the engine through [`Host`] (and submit `first_plan`), run the room on this thread,
-/// then stop everything in order. Remote sessions keep running and are re-attached next start.
+/// Start the engine through [`Host`] (and submit `first_plan` unless the database holds a
+/// plan of its name already: see [`submit_once`]), run the room on this thread, then stop
+/// everything in order. Remote sessions keep running and are re-attached next start.
 pub(crate) fn host(
     paths: &Paths,
     config: &Config,
@@ -184,17 +186,31 @@ pub(crate) fn host(
     setup.local_agent = offer(host.agent_adder());
     setup.passwords = Some(host.passwords());
     if let Some(plan) = first_plan
-        && let Err(e) = runtime.block_on(engine.submit_plan(plan))
+        && let Err(message) = runtime.block_on(submit_once(&engine, plan))
     {
         runtime.block_on(host.shutdown());
         return Err(Failure {
             code: exit::USAGE,
-            message: e.to_string(),
+            message,
         });
     }
     let outcome = tui::run(Link::new(engine.clone()), setup, runtime.handle());
     runtime.block_on(host.shutdown());
     ended(outcome, false, &paths.db_file)
+}
+
+/// Submit `plan` unless the engine holds a plan of its name already, and say whether it did:
+/// a demo stopped before it submitted its plan submits it when it starts again, one stopped
+/// after resumes the plan it has (never a second one). The engine owns the database, so
+/// nothing else submits between the look and the submission.
+pub(crate) async fn submit_once(engine: &EngineHandle, plan: PlanFile) -> Result<bool, String> {
+    let snapshot = engine.snapshot().await.map_err(|e| e.to_string())?;
+    if snapshot.plans.iter().any(|p| p.name == plan.name) {
+        tracing::info!(plan = %plan.name, "the database holds the plan already: resumed");
+        return Ok(false);
+    }
+    engine.submit_plan(plan).await.map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// `ocio attach` (or plain `ocio` while an engine runs): the room as a client of that engine.

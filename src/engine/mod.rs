@@ -23,6 +23,7 @@ pub(crate) mod routing;
 pub(crate) mod runner;
 mod shell;
 mod simulated;
+pub(crate) mod spend;
 pub mod view;
 
 use std::path::PathBuf;

@@ -39,6 +39,22 @@ pub enum EndpointError {
     Client { agent: String, source: ClientError },
 }
 
+impl EndpointError {
+    /// A problem with the configuration or the machine's setup (no `opencode` to start, an
+    /// unset password variable, a bad `ca_cert`...), found before any server was reached or
+    /// any work done: the operator fixes the config or installs something, and starts again.
+    pub fn is_config(&self) -> bool {
+        match self {
+            Self::Password { source, .. } => !matches!(source, PasswordError::Random(_)),
+            Self::Managed { source, .. } => {
+                matches!(source, ManagedError::NotOnPath | ManagedError::BadPath(_))
+            }
+            Self::Simulated { .. } | Self::NoServer { .. } | Self::CaCert { .. } => true,
+            Self::NotReady { .. } | Self::Client { .. } => false,
+        }
+    }
+}
+
 /// A reachable server for one agent; owns the managed server, if any.
 #[derive(Debug)]
 pub struct Endpoint {

@@ -57,7 +57,8 @@ impl ServerCommand {
 #[derive(Debug, thiserror::Error)]
 pub enum ManagedError {
     #[error(
-        "`opencode` was not found on PATH\nhint: install it with `npm install -g opencode-ai@1.18.33`, or set opencode_path in the agent's config"
+        "`opencode` was not found on PATH\nhint: install it with `{}`, or set opencode_path in the agent's config",
+        super::INSTALL_OPENCODE
     )]
     NotOnPath,
     #[error(

@@ -60,7 +60,10 @@ impl App {
             ),
             _ if !self.view.loaded => ("waiting for the engine".into(), false),
             LocalOffer::Unavailable => (
-                "no opencode on PATH: install it (npm i -g opencode-ai), then restart ocio".into(),
+                format!(
+                    "no opencode on PATH: install it (`{}`), then restart ocio",
+                    crate::opencode::INSTALL_OPENCODE
+                ),
                 true,
             ),
         };

@@ -71,7 +71,8 @@ fn m_without_opencode_on_path_says_what_is_missing() {
     let (text, error) = toast(&app);
     assert!(error);
     assert!(
-        text.contains("no opencode on PATH") && text.contains("npm i -g opencode-ai"),
+        text.contains("no opencode on PATH")
+            && text.contains("`npm install -g opencode-ai@1.18.33`"),
         "{text}"
     );
 }

@@ -163,6 +163,7 @@ fn open_runs_opencode_attach_with_the_password_in_its_environment_only() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("opencode is not on PATH"), "{err}");
+    assert!(err.contains(ocio::opencode::INSTALL_OPENCODE), "{err}");
     assert!(err.contains(ATTACH) && !err.contains("hunter2"), "{err}");
 }
 

@@ -40,7 +40,12 @@ impl Home {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ocio"));
+        self.program(env!("CARGO_BIN_EXE_ocio"), args)
+    }
+
+    /// `program ARGS` in this home's environment (as [`Home::command`] runs ocio).
+    pub fn program(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         for (key, _) in std::env::vars() {
             if key.starts_with("OCIO_") {
                 command.env_remove(key);

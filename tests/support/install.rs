@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const OPENCODE_VERSION: &str = "1.18.33";
+pub const OPENCODE_VERSION: &str = ocio::opencode::OPENCODE_VERSION;
 
 /// The `opencode` executable for tests.
 pub fn opencode_bin() -> PathBuf {

@@ -8,71 +8,27 @@
 //! pauses (no new session starts in it) until the operator raises the budget and continues,
 //! or cancels (`settle_budget`, in `budget_ops.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 
 use super::{Core, Role, Running, Step};
 use crate::domain::budget::{over_budget_cause, utc_day};
 use crate::domain::{
-    AgentName, Budget, BudgetScope, Checkpoint, PlanId, SessionId, SessionStatus, TaskStatus, Usage,
+    Budget, BudgetScope, Checkpoint, PlanId, SessionId, SessionStatus, TaskStatus, Usage,
 };
 use crate::engine::EngineEvent;
-use crate::store::query;
 
-/// Usage counted against each budget and the budgets set while ocio runs, as the store keeps
-/// them (`BUDGET_LEDGER`).
-#[derive(Default)]
-pub(super) struct Ledger {
-    spent: HashMap<String, Usage>,
-    limits: HashMap<String, Budget>,
-}
-
-/// The ledger's key of a task's spend.
-pub(super) fn task_key(task: crate::domain::TaskId) -> String {
-    format!("task/{task}")
-}
-
-pub(super) fn plan_key(plan: PlanId) -> String {
-    format!("plan/{plan}")
-}
-
-pub(super) fn day_key(day: Date) -> String {
-    format!("day/{day}")
-}
-
-pub(super) fn agent_key(agent: &AgentName, day: Date) -> String {
-    format!("agent/{agent}/{day}")
-}
+pub(super) use crate::engine::spend::{
+    DAILY_LIMIT, Ledger, agent_key, agent_limit, day_key, plan_key, task_key,
+};
 
 /// What a running session has counted so far (removed when it ends).
 fn session_key(session: SessionId) -> String {
     format!("session/{session}")
 }
 
-/// The ledger's key of an agent's daily budget set while ocio runs.
-pub(super) fn agent_limit(agent: &str) -> String {
-    format!("agent/{agent}")
-}
-
-pub(super) const DAILY_LIMIT: &str = "daily";
-
 impl Ledger {
-    pub(super) fn load(spent: Vec<(String, Usage)>, limits: Vec<(String, Budget)>) -> Self {
-        Self {
-            spent: spent.into_iter().collect(),
-            limits: limits.into_iter().collect(),
-        }
-    }
-
-    pub(super) fn spent(&self, key: &str) -> Usage {
-        self.spent.get(key).copied().unwrap_or_default()
-    }
-
-    pub(super) fn limit(&self, key: &str) -> Option<Budget> {
-        self.limits.get(key).copied()
-    }
-
     pub(super) fn set_limit(&mut self, key: &str, budget: Budget, step: &mut Step) {
         self.limits.insert(key.to_string(), budget);
         step.batch.put_limit(key, &budget);
@@ -135,11 +91,7 @@ impl Core {
     pub(in crate::engine) async fn load_budgets(
         &mut self,
     ) -> Result<(), crate::engine::EngineError> {
-        let (spent, limits) = self
-            .store
-            .read(|txn| Ok((query::spent(txn)?, query::limits(txn)?)))
-            .await?;
-        self.budgets = Ledger::load(spent, limits);
+        self.budgets = self.store.read(Ledger::read).await?;
         // What sessions that did not survive the last engine had counted: their usage is in
         // the budgets' spend already, and they count no more.
         let running: Vec<String> = self.running.keys().map(|id| session_key(*id)).collect();
@@ -163,17 +115,12 @@ impl Core {
 
     /// The engine's daily budget: the one set while ocio runs, else the config's.
     pub(super) fn daily_budget(&self) -> Option<Budget> {
-        self.budgets
-            .limit(DAILY_LIMIT)
-            .or(self.options.daily_budget)
+        self.budgets.daily_budget(self.options.daily_budget)
     }
 
     /// Agent `index`'s daily budget: the one set while ocio runs, else the config's.
     pub(super) fn agent_budget(&self, index: usize) -> Option<Budget> {
-        let agent = self.fleet.agent(index);
-        self.budgets
-            .limit(&agent_limit(agent.name.as_str()))
-            .or(agent.budget)
+        self.budgets.agent_budget(self.fleet.agent(index))
     }
 
     /// The ledger keys a run's spend counts against today.
@@ -405,40 +352,21 @@ impl Core {
 impl Core {
     /// Spend against every budget, for front ends: today's, and that of the plans `shown`.
     pub(super) fn budgets_view(&self, shown: &[PlanId]) -> crate::engine::view::BudgetsView {
-        use crate::engine::view::{BudgetsView, PlanSpendView, SpendView};
-        let day = utc_day(self.now());
-        let agents = self
-            .fleet
-            .live()
-            .map(|(index, agent)| SpendView {
-                name: agent.name.to_string(),
-                budget: self.agent_budget(index),
-                spent: self.budgets.spent(&agent_key(&agent.name, day)),
-            })
-            .collect();
         let plans = shown
             .iter()
             .filter_map(|id| self.plans.get(id))
-            .map(|state| PlanSpendView {
-                plan: state.plan.id,
-                name: state.plan.name.clone(),
-                budget: state.work.work.settings.budget,
-                spent: self.budgets.spent(&plan_key(state.plan.id)),
-                over_budget: state.work.work.over_budget.clone(),
-                stopped: state
-                    .graph
-                    .tasks()
-                    .filter(|t| t.over_budget.is_some())
-                    .map(|t| t.key.clone())
-                    .collect(),
+            .map(|state| {
+                let work = Some(&state.work.work);
+                self.budgets
+                    .plan_spend(&state.plan, work, state.graph.tasks())
             })
             .collect();
-        BudgetsView {
-            day: day.to_string(),
-            daily: self.daily_budget(),
-            daily_spent: self.budgets.spent(&day_key(day)),
+        let agents = self.fleet.live().map(|(_, agent)| agent);
+        self.budgets.report(
+            utc_day(self.now()),
+            self.options.daily_budget,
             agents,
             plans,
-        }
+        )
     }
 }

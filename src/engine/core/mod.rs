@@ -36,6 +36,8 @@ mod timeline;
 mod tree;
 mod workspace;
 
+pub(super) use recovery::loaded_plans;
+
 #[cfg(test)]
 mod approvals_tests;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
+use redb::ReadTransaction;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::fleet::Fleet;
@@ -25,7 +26,7 @@ use crate::domain::{
 use crate::engine::locking::TaskLocks;
 use crate::engine::runner::{Job, Reporter};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
-use crate::store::{StoreHandle, query};
+use crate::store::{StoreError, StoreHandle, query};
 
 /// What became of the tasks the last engine left running whose runs are not followed.
 #[derive(Default)]
@@ -38,6 +39,18 @@ struct LeftRunning {
     reopened: usize,
     /// Plans with a task failed after too many lost attempts: they may have ended.
     given_up: Vec<PlanId>,
+}
+
+/// The plans an engine loads when it starts, oldest first: those with work to come, the newest
+/// [`RECENT_PLANS`] that ended, and those whose merge conflicts wait for the operator, wherever
+/// they are.
+pub(in crate::engine) fn loaded_plans(txn: &ReadTransaction) -> Result<Vec<PlanId>, StoreError> {
+    let mut ids = query::open_plans(txn)?;
+    ids.extend(query::newest_finished_plans(txn, RECENT_PLANS)?);
+    ids.extend(query::conflict_plans(txn)?);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 impl Core {
@@ -56,12 +69,7 @@ impl Core {
         // (`history.rs`), so a long history costs start-up nothing.
         let (records, sessions, leases, paused, history) = store
             .read(|txn| {
-                // And those whose merge conflicts wait for the operator, wherever they are.
-                let mut ids = query::open_plans(txn)?;
-                ids.extend(query::newest_finished_plans(txn, RECENT_PLANS)?);
-                ids.extend(query::conflict_plans(txn)?);
-                ids.sort_unstable();
-                ids.dedup();
+                let ids = loaded_plans(txn)?;
                 let mut records = Vec::with_capacity(ids.len());
                 for id in ids {
                     records.extend(query::plan_record(txn, id)?);
