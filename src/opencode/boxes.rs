@@ -182,16 +182,26 @@ impl BoxWorkspace {
         if found.worktree {
             return Ok(dir);
         }
-        if !found.has_base {
-            self.send(local, &root, &base, found.haves).await?;
-        }
+        // What the mirror lacks goes in first, taken in by the same script that makes the
+        // worktree (one round trip fewer).
+        let take_in = match found.has_base {
+            true => None,
+            false => self.send(local, &root, &base, found.haves).await?,
+        };
+        let step = match take_in {
+            Some(_) => "taking the tree into the box's mirror and making the task's worktree",
+            None => "making the task's worktree",
+        };
         let script = format!(
-            "set -e; cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {sign}; echo {DONE}",
+            "set -e; {take_in}cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {sign}; echo {DONE}",
+            take_in = take_in
+                .map(|script| format!("{script}; "))
+                .unwrap_or_default(),
             root = quoted(&root),
             dir = quoted(&dir),
             sign = sweep::sign(&name, local),
         );
-        self.script("making the task's worktree", &script).await?;
+        self.script(step, &script).await?;
         Ok(dir)
     }
 
@@ -230,14 +240,15 @@ impl BoxWorkspace {
         })
     }
 
-    /// Sends `base` (and the history the mirror lacks) into the mirror.
+    /// Sends `base` (and the history the mirror lacks) to the box's inbox; the script that
+    /// takes it into the mirror (`None`: the mirror has all of it).
     async fn send(
         &self,
         local: &Path,
         root: &str,
         base: &str,
         haves: Vec<String>,
-    ) -> Result<(), BoxError> {
+    ) -> Result<Option<String>, BoxError> {
         let part_bytes = self.part_bytes;
         let parcel = blocking({
             let (local, base) = (local.to_path_buf(), base.to_string());
@@ -245,22 +256,18 @@ impl BoxWorkspace {
         })
         .await?;
         let Some(parcel) = parcel else {
-            return Ok(());
+            return Ok(None);
         };
         tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, parts = parcel.parts(), "sending a tree to a build box");
         let inbox = format!("{root}/inbox");
         let parcel = self.deliver(&inbox, parcel).await?;
         let carried = carry::carried_ref(base);
-        let script = format!(
-            "set -e; {joined}; \
-             cd ../mirror; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}; echo {DONE}",
+        Ok(Some(format!(
+            "{joined}; cd ../mirror; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}",
             joined = joined(&inbox, &parcel),
             file = quoted(&parcel.name),
             sent = parcel.carries,
-        );
-        self.script("taking the tree into the box's mirror", &script)
-            .await?;
-        Ok(())
+        )))
     }
 
     /// Places `parcel`'s parts in the box's `inbox`, one request each.
