@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{OnceCell, oneshot};
+use std::sync::{Mutex, PoisonError};
+
+use tokio::sync::oneshot;
 
 use super::OpencodeRunner;
 use crate::config::WorkspaceMode;
@@ -21,9 +23,8 @@ use crate::opencode::client::ClientError;
 pub(crate) struct Placement {
     mode: WorkspaceMode,
     boxes: Arc<BoxWorkspace>,
-    /// Found at the first task (`auto`) or checked then (`shared`): whether the server sees
-    /// ocio's disk.
-    shares: Arc<OnceCell<bool>>,
+    /// What the server last answered (`auto`) about seeing ocio's disk: a change is logged.
+    shares: Arc<Mutex<Option<bool>>>,
 }
 
 impl Placement {
@@ -31,7 +32,7 @@ impl Placement {
         Self {
             mode,
             boxes,
-            shares: Arc::new(OnceCell::new()),
+            shares: Arc::new(Mutex::new(None)),
         }
     }
 }
@@ -63,7 +64,7 @@ impl OpencodeRunner {
 
     /// A new run, on the box when the agent's sessions work there.
     pub(super) async fn run_placed(self, mut job: Job, stop: oneshot::Receiver<()>) -> Outcome {
-        let boxes = match self.box_for(&job).await {
+        let boxes = match self.box_for(&job.directory).await {
             Ok(None) => return self.drive(job, stop).await,
             Ok(Some(boxes)) => boxes,
             Err(outcome) => return outcome,
@@ -115,9 +116,10 @@ impl OpencodeRunner {
 
     /// The box a job's session works on; `None` for ocio's own directory; an outcome when it
     /// cannot run here at all. `shared` is taken at its word (a server that does not see the
-    /// directory fails the run with a diagnosis saying so); `auto` asks the server once whether
-    /// it sees the job's directory.
-    async fn box_for(&self, job: &Job) -> Result<Option<Arc<BoxWorkspace>>, Outcome> {
+    /// directory fails the run with a diagnosis saying so); `auto` asks the server, for each
+    /// task, whether it sees the task's directory: one request, and the answer is never stale
+    /// (a mount that came or went on the box, or repositories of which it sees only some).
+    async fn box_for(&self, directory: &Path) -> Result<Option<Arc<BoxWorkspace>>, Outcome> {
         let placement = &self.placement;
         match placement.mode {
             WorkspaceMode::Shared => return Ok(None),
@@ -128,14 +130,28 @@ impl OpencodeRunner {
         }
         // A directory missing here says nothing about the server: the run goes on and its
         // failure is diagnosed.
-        if !job.directory.is_dir() {
+        if !directory.is_dir() {
             return Ok(None);
         }
-        let dir = job.directory.to_string_lossy().into_owned();
-        let shares = placement
-            .shares
-            .get_or_try_init(|| async { self.client.has_directory(&dir).await })
-            .await;
+        let dir = directory.to_string_lossy().into_owned();
+        let shares = self.client.has_directory(&dir).await;
+        if let Ok(now) = shares {
+            let before = placement
+                .shares
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .replace(now);
+            match before {
+                None if !now => tracing::info!(
+                    server = self.client.base_url(),
+                    "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
+                ),
+                Some(before) if before != now => {
+                    tracing::info!(server = self.client.base_url(), sees = now, %dir, "the server's view of ocio's files changed")
+                }
+                _ => {}
+            }
+        }
         match shares {
             // Not an answer (the server is restarting, or its breaker is open): the run is
             // lost, not failed, and the question is asked again.
@@ -144,13 +160,7 @@ impl OpencodeRunner {
             }
             Err(e) => Err(self.failed(&dir, &e, true).await),
             Ok(true) => Ok(None),
-            Ok(false) => {
-                tracing::info!(
-                    server = self.client.base_url(),
-                    "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
-                );
-                Ok(Some(placement.boxes.clone()))
-            }
+            Ok(false) => Ok(Some(placement.boxes.clone())),
         }
     }
 
@@ -278,5 +288,75 @@ fn with_usage(failed: Outcome, ended: &Outcome) -> Outcome {
             usage: *usage,
         },
         (failed, _) => failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashSet;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::{StatusCode, Uri};
+    use axum::routing::get;
+
+    use super::*;
+    use crate::opencode::client::Client;
+
+    type Seen = Arc<Mutex<HashSet<String>>>;
+
+    /// A server that sees the directories in its set, answering `GET /file` as OpenCode does
+    /// for one it does not have (500; checked against a real server by `far_box`).
+    async fn server(seen: Seen) -> String {
+        async fn list(State(seen): State<Seen>, uri: Uri) -> (StatusCode, &'static str) {
+            let url = reqwest::Url::parse(&format!("http://server{uri}")).unwrap();
+            let dir = url
+                .query_pairs()
+                .find(|(key, _)| key == "directory")
+                .map(|(_, value)| value.into_owned())
+                .unwrap_or_default();
+            match seen.lock().unwrap().contains(&dir) {
+                true => (StatusCode::OK, "[]"),
+                false => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"name":"UnknownError"}"#,
+                ),
+            }
+        }
+        let app = Router::new().route("/file", get(list)).with_state(seen);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn auto_asks_for_each_task_so_a_box_whose_view_changes_is_followed() {
+        let seen: Seen = Arc::default();
+        let url = server(seen.clone()).await;
+        let client = Client::new(&url, None, Default::default()).unwrap();
+        let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Auto, None);
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        for d in [&one, &two] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let shown = |p: &Path| p.to_string_lossy().into_owned();
+        seen.lock().unwrap().insert(shown(&one));
+        assert!(
+            runner.box_for(&one).await.unwrap().is_none(),
+            "seen: works in place"
+        );
+        assert!(
+            runner.box_for(&two).await.unwrap().is_some(),
+            "a directory it does not see (another repository) goes to the box"
+        );
+        // The box's mount went away: the next task there is carried, not failed.
+        seen.lock().unwrap().clear();
+        assert!(runner.box_for(&one).await.unwrap().is_some());
+        // And it came back.
+        seen.lock().unwrap().insert(shown(&two));
+        assert!(runner.box_for(&two).await.unwrap().is_none());
     }
 }
