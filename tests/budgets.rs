@@ -228,6 +228,61 @@ async fn all_become_some(store: &ocio::store::StoreHandle) {
     .expect("the stop was settled in time");
 }
 
+/// A budget set below what the plan has spent applies at once: its running sessions (which
+/// hold after their step and would tell no more) are stopped and the plan paused, without
+/// waiting for a step that may never come.
+#[tokio::test]
+async fn a_budget_lowered_below_the_spend_stops_the_work_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 2, &[], 300, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options(Clock::system(), None))
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plan = submit(&engine, dir.path(), TWO_TASKS).await;
+    // Both have told their step (600 tokens each) and hold.
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let snapshot = engine.snapshot().await.unwrap();
+            if snapshot
+                .budgets
+                .plan(plan)
+                .is_some_and(|s| s.spent.total_tokens() == 1200)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("both steps were counted");
+    engine
+        .budget(
+            plan,
+            BudgetTarget::Plan,
+            Some(tokens(1000)),
+            BudgetThen::Continue,
+        )
+        .await
+        .unwrap();
+    let (cause, mut tasks) = over_budget(&mut events).await;
+    tasks.sort();
+    assert_eq!(cause, "over budget: plan budget 1200/1000 tokens");
+    assert_eq!(tasks, ["a", "b"]);
+    all_become_some(&store).await;
+    for task in ["a", "b"] {
+        assert_eq!(
+            task_status(&store, task).await.0,
+            TaskStatus::Failed,
+            "{task}"
+        );
+    }
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.budgets.held().count(), 1, "paused, in the inbox");
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_plan_over_its_budget_stops_the_task_that_reached_it_and_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,9 @@ use crate::engine::{EngineError, EngineEvent};
 use crate::store::query;
 
 impl Core {
-    /// Raise `target`'s budget to `raise`'s limits, then settle `plan` if it is paused over
-    /// budget, as `then` says.
+    /// Raise `target`'s budget to `raise`'s limits (or lower it: below what is spent, it
+    /// stops the work it counts at once), then settle `plan` if it is paused over budget, as
+    /// `then` says.
     pub(super) async fn settle_budget(
         &mut self,
         plan: PlanId,
@@ -43,7 +44,14 @@ impl Core {
             }
             (Some(_), BudgetThen::Cancel) => self.cancel_plan(plan, &mut step)?,
         }
+        // A budget set below what is spent already applies now, not at the next step: the
+        // work counted against it is stopped and its plan paused.
+        let stops = match then {
+            BudgetThen::Cancel => Vec::new(),
+            _ => self.enforce_budgets(&mut step),
+        };
         self.commit(step).await?;
+        self.stop_over_budget(stops);
         self.check_finished(plan).await
     }
 
