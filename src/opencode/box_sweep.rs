@@ -1,12 +1,17 @@
 //! Worktrees left on a build box: each task worktree ocio makes on a box is signed with who
-//! made it (`owners/NAME` under the box's root: this machine and the local worktree it stands
-//! for). A worktree whose task ended while its box could not be reached, or whose removal
-//! failed, stays behind; the next time this machine prepares a task on that box it removes
-//! those of its own whose local worktree is gone (ocio removes a local worktree only once its
-//! work is merged or abandoned, so nothing on the box is needed any more). Worktrees of other
-//! machines' ocio, and of this one's still present, are left alone.
+//! made it (`owners/NAME` under the box's root: this machine, this user and the local worktree
+//! it stands for). A worktree whose task ended while its box could not be reached, or whose
+//! removal failed, stays behind; the next time this user's ocio on this machine prepares a
+//! task on that box, it removes those of its own whose local worktree is gone (ocio removes a
+//! local worktree once its work is merged, abandoned, or superseded by a later attempt).
+//!
+//! Whatever such a worktree still holds (the work of a session that never came back) is kept:
+//! committed, under `refs/ocio/abandoned/NAME` in the box's mirror, before its directory goes.
+//! Worktrees of other machines or users, unsigned ones, and any whose local worktree cannot be
+//! looked at (only "not found" counts as gone) are left alone.
 
-use std::path::Path;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use super::{BoxWorkspace, DONE, quoted};
@@ -15,8 +20,10 @@ use crate::workspace::carry;
 /// Where the box's root keeps the signatures.
 const OWNERS: &str = "owners";
 
-/// This machine, as its signatures say: its machine id where it has one, else its host name.
-static MACHINE: LazyLock<String> = LazyLock::new(|| {
+/// Who signs: this machine (its machine id and host name) and this user, or `None` where
+/// either cannot be told (then nothing is signed as sweepable, and nothing is swept).
+static SIGNER: LazyLock<Option<String>> = LazyLock::new(|| {
+    use std::os::unix::fs::MetadataExt;
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .ok()
@@ -28,19 +35,47 @@ static MACHINE: LazyLock<String> = LazyLock::new(|| {
             })
             .filter(|id| !id.is_empty())
     };
-    read("/etc/machine-id")
-        .or_else(|| read("/proc/sys/kernel/hostname"))
-        .unwrap_or_else(|| "unknown".into())
+    let machine = read("/etc/machine-id")?;
+    let host = read("/proc/sys/kernel/hostname")?;
+    let user = std::fs::metadata("/proc/self").ok()?.uid();
+    Some(format!("{machine}.{host}.{user}"))
 });
 
-/// The script (run in the box's root) that signs worktree `name` as `local`'s, made here.
+/// Whether `name` is one `carry::box_name` makes (what the box lists is not trusted further).
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The script (run in the box's root) that signs worktree `name` as `local`'s, made here; an
+/// empty script where this process cannot sign.
 pub(super) fn sign(name: &str, local: &Path) -> String {
-    let signature = format!("{} {}", *MACHINE, local.display());
+    let Some(signer) = SIGNER.as_deref() else {
+        return ":".into();
+    };
+    // The path goes as hex: no quoting, expansion or line break can bend it.
+    let path = hex(local.as_os_str().as_encoded_bytes());
     format!(
         "mkdir -p {OWNERS}; printf '%s\\n' {signature} > {OWNERS}/{name}",
-        signature = quoted(&signature),
+        signature = quoted(&format!("{signer} {path}")),
         name = quoted(name),
     )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The script (run in the box's root) that lists the signatures, one `owners/NAME:SIGNATURE`
@@ -49,48 +84,85 @@ pub(super) fn list() -> String {
     format!("grep -H . {OWNERS}/* 2>/dev/null || true")
 }
 
-/// Of the signatures `listed` (the output of [`list`]), the worktrees this machine made whose
-/// local worktree is gone (never `keep`, the one being prepared).
-pub(super) fn dead(listed: &str, keep: &str) -> Vec<String> {
+/// Of the signatures `listed` (the output of [`list`]), the worktrees this machine's user made
+/// (never `keep`, the one being prepared), each with the local worktree it stands for.
+pub(super) fn signed_here(listed: &str, keep: &str) -> Vec<(String, PathBuf)> {
+    let Some(signer) = SIGNER.as_deref() else {
+        return Vec::new();
+    };
     listed
         .lines()
         .filter_map(|line| line.strip_prefix(&format!("{OWNERS}/")))
         .filter_map(|line| {
             let (name, signature) = line.split_once(':')?;
-            let (machine, local) = signature.split_once(' ')?;
-            let gone = machine == MACHINE.as_str()
-                && Path::new(local).is_absolute()
-                && !Path::new(local).exists();
-            (gone && name != keep).then(|| name.to_string())
+            let (by, path) = signature.split_once(' ')?;
+            let local = PathBuf::from(std::ffi::OsString::from_vec(unhex(path.trim())?));
+            (by == signer && plain(name) && name != keep && local.is_absolute())
+                .then(|| (name.to_string(), local))
         })
         .collect()
 }
 
-/// The script (run in the box's root) that removes worktree `name` at `dir`, what it sent
-/// or set up, and its signature.
-pub(super) fn removal(name: &str, dir: &str) -> String {
+/// Of `signed` (see [`signed_here`]), those whose local worktree is gone: only "not found"
+/// counts (a directory this user cannot look into is not gone). Touches the disk.
+pub(super) fn dead(signed: Vec<(String, PathBuf)>) -> Vec<String> {
+    signed
+        .into_iter()
+        .filter(|(_, local)| {
+            matches!(std::fs::symlink_metadata(local), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The script (run in the box's root) that removes worktree `name` (under `work/`), its
+/// returned ref, what was sent or set up for it, and its signature. `keep_work`: what it holds
+/// that never came back is first committed and kept in the mirror under
+/// `refs/ocio/abandoned/NAME` (anything beyond the commits ocio carried there).
+pub(super) fn removal(name: &str, keep_work: bool) -> String {
+    let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
+    let dir = quoted(&format!("work/{name}"));
+    let keep = match keep_work {
+        true => format!(
+            "if [ -e {dir}/.git ]; then {git} -C {dir} add -A 2>/dev/null; \
+             {git} -C {dir} commit -q --no-verify -m {message} >/dev/null 2>&1; \
+             git -C {dir} rev-list -n 1 HEAD --not --glob=refs/ocio/box 2>/dev/null | grep -q . \
+             && git -C {dir} update-ref {abandoned} HEAD; fi; ",
+            message = quoted(&format!("ocio: what {name} held when it was swept")),
+            abandoned = quoted(&format!("refs/ocio/abandoned/{name}")),
+        ),
+        false => String::new(),
+    };
     format!(
-        "git -C mirror worktree remove --force {dir} 2>/dev/null || rm -rf {dir}; \
+        "{keep}git -C mirror worktree remove --force {dir} 2>/dev/null || rm -rf {dir}; \
          git -C mirror update-ref -d {back} 2>/dev/null; \
-         rm -f outbox/{name}.bundle* outbox/{name}.ready outbox/{name}.setup.sh outbox/{name}.setup.log {OWNERS}/{name}",
-        dir = quoted(dir),
-        back = carry::returned_ref(name),
+         rm -f {outbox}.bundle* {outbox}.ready {outbox}.setup.sh {outbox}.setup.log {OWNERS}/{quoted_name}",
+        back = quoted(&carry::returned_ref(name)),
+        outbox = quoted(&format!("outbox/{name}")),
+        quoted_name = quoted(name),
     )
 }
 
 impl BoxWorkspace {
-    /// Removes the worktrees `dead` (see [`dead`]) under `root`; a failure is only logged (the
-    /// next preparation tries again).
-    pub(super) async fn sweep(&self, root: &str, dead: &[String]) {
+    /// Removes this user's worktrees under `root` whose local worktree is gone, of those
+    /// `signed` (see [`signed_here`]), keeping what they hold in the mirror; a failure is only
+    /// logged (the next preparation tries again).
+    pub(super) async fn sweep(&self, root: &str, signed: Vec<(String, PathBuf)>) {
+        if signed.is_empty() {
+            return;
+        }
+        let Ok(dead) = tokio::task::spawn_blocking(move || dead(signed)).await else {
+            return;
+        };
         if dead.is_empty() {
             return;
         }
         match self
-            .script("removing worktrees left behind", &sweeping(root, dead))
+            .script("removing worktrees left behind", &sweeping(root, &dead))
             .await
         {
             Ok(_) => {
-                tracing::info!(server = self.client.base_url(), worktrees = ?dead, "removed worktrees a build box kept of tasks that ended")
+                tracing::info!(server = self.client.base_url(), worktrees = ?dead, "removed worktrees a build box kept of tasks that ended (what they held is under refs/ocio/abandoned/ in its mirror)")
             }
             Err(error) => {
                 tracing::warn!(server = self.client.base_url(), %error, "cannot remove worktrees left behind on a build box")
@@ -99,12 +171,9 @@ impl BoxWorkspace {
     }
 }
 
-/// The script that removes the worktrees `dead` under `root`.
+/// The script that removes the worktrees `dead` under `root`, keeping what they hold.
 fn sweeping(root: &str, dead: &[String]) -> String {
-    let removals: Vec<String> = dead
-        .iter()
-        .map(|name| removal(name, &format!("{root}/work/{name}")))
-        .collect();
+    let removals: Vec<String> = dead.iter().map(|name| removal(name, true)).collect();
     format!(
         "cd {root} || exit 1; {}; git -C mirror worktree prune; echo {DONE}",
         removals.join("; "),
@@ -134,25 +203,23 @@ mod tests {
     }
 
     #[test]
-    fn only_this_machines_worktrees_whose_local_worktree_is_gone_are_swept() {
+    fn only_this_users_worktrees_whose_local_worktree_is_gone_are_swept_and_their_work_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let (root, here) = (dir.path().join("box"), dir.path().join("here"));
+        let (root, here) = (dir.path().join("box"), dir.path().join("here dir"));
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(here.join("live")).unwrap();
         sh(
             &root,
             "set -e; git init -q mirror; cd mirror; echo a > a; git add a; \
-             git -c user.name=t -c user.email=t@t commit -q -m base",
+             git -c user.name=t -c user.email=t@t commit -q -m base; \
+             git update-ref refs/ocio/box/base HEAD",
         );
         let root_str = root.to_string_lossy().into_owned();
-        // `live`'s local worktree is here; `ended`'s is gone; `other` is another machine's;
-        // `unsigned` has no signature; `preparing` is the one being prepared now.
-        let locals = [
-            ("live", here.join("live")),
-            ("ended", here.join("ended")),
-            ("preparing", here.join("preparing")),
-        ];
-        for name in ["live", "ended", "other", "unsigned", "preparing"] {
+        // `live`'s local worktree is here; `ended` and `idle` are gone (`ended` with work that
+        // never came back); `other` is another signer's; `unsigned` has no signature;
+        // `preparing` is the one being prepared now.
+        let names = ["live", "ended", "idle", "other", "unsigned", "preparing"];
+        for name in names {
             sh(
                 &root,
                 &format!("git -C mirror worktree add -q --detach ../work/{name} HEAD"),
@@ -165,24 +232,32 @@ mod tests {
                 ),
             );
         }
-        for (name, local) in &locals {
-            sh(&root, &sign(name, local));
+        std::fs::write(root.join("work/ended/new.txt"), "never came back\n").unwrap();
+        for name in ["live", "ended", "idle", "preparing"] {
+            sh(&root, &sign(name, &here.join(name)));
         }
+        let gone = hex(here.join("ended").as_os_str().as_encoded_bytes());
         sh(
             &root,
-            &format!(
-                "echo 'another-machine {}' > owners/other",
-                here.join("ended").display()
-            ),
+            &format!("echo 'another.machine.0 {gone}' > owners/other"),
         );
+        // A name the box made up is never put in a script.
+        sh(&root, "cp owners/ended 'owners/x;touch pwned'");
         let listed = sh(&root, &list());
-        assert_eq!(dead(&listed, "preparing"), ["ended"]);
+        let signed = signed_here(&listed, "preparing");
+        let mut names_signed: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
+        names_signed.sort();
+        assert_eq!(names_signed, ["ended", "idle", "live"]);
+        let mut dead_ones = dead(signed);
+        dead_ones.sort();
+        assert_eq!(dead_ones, ["ended", "idle"]);
 
-        let out = sh(&root, &sweeping(&root_str, &dead(&listed, "preparing")));
+        let out = sh(&root, &sweeping(&root_str, &dead_ones));
         assert!(out.contains(DONE));
         for (name, kept) in [
             ("live", true),
             ("ended", false),
+            ("idle", false),
             ("other", true),
             ("unsigned", true),
             ("preparing", true),
@@ -201,9 +276,31 @@ mod tests {
                 "{name}: {refs}"
             );
         }
+        assert!(!root.join("pwned").exists());
+        // What `ended` held is in the mirror; `idle` held nothing new, so no ref for it.
+        let kept = sh(
+            &root,
+            "git -C mirror show refs/ocio/abandoned/ended:new.txt",
+        );
+        assert_eq!(kept, "never came back\n");
+        let refs = sh(
+            &root,
+            "git -C mirror for-each-ref --format='%(refname)' refs/ocio/abandoned",
+        );
+        assert_eq!(refs.trim(), "refs/ocio/abandoned/ended");
         assert!(!root.join("owners/ended").exists());
         assert!(root.join("owners/live").exists());
         // Nothing more to sweep.
-        assert!(dead(&sh(&root, &list()), "preparing").is_empty());
+        assert!(dead(signed_here(&sh(&root, &list()), "preparing")).is_empty());
+    }
+
+    #[test]
+    fn a_signature_carries_any_path_exactly() {
+        let path = Path::new("/tmp/a b/$(x)/'q'\n/ü");
+        let signed = hex(path.as_os_str().as_encoded_bytes());
+        assert!(signed.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(unhex(&signed).unwrap(), path.as_os_str().as_encoded_bytes());
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
     }
 }

@@ -178,7 +178,8 @@ impl BoxWorkspace {
         .await?;
         let _one = self.sending.lock().await;
         let found = self.look(&root, &name, &base).await?;
-        self.sweep(&root, &sweep::dead(&found.owners, &name)).await;
+        self.sweep(&root, sweep::signed_here(&found.owners, &name))
+            .await;
         if found.worktree {
             return Ok(dir);
         }
@@ -420,10 +421,16 @@ impl BoxWorkspace {
 
     /// The box's worktree of a finished session goes, with its bundle, ref and setup's files.
     pub(super) async fn tidy(&self, root: &str, name: &str, dir: &str) {
+        // Only ever what ocio made under the root (a session's recorded directory is not
+        // taken at its word for a removal).
+        if dir != format!("{root}/work/{name}") {
+            tracing::warn!(server = self.client.base_url(), %dir, %root, "a box worktree outside the box's root (made under an earlier root?) is left as it is");
+            return;
+        }
         let script = format!(
             "cd {root} || exit 1; {removal}; echo {DONE}",
             root = quoted(root),
-            removal = sweep::removal(name, dir),
+            removal = sweep::removal(name, false),
         );
         if let Err(error) = self.script("removing the task's worktree", &script).await {
             tracing::warn!(server = self.client.base_url(), %dir, %error, "cannot remove a finished task's worktree on its box");
