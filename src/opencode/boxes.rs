@@ -189,9 +189,13 @@ impl BoxWorkspace {
             true => None,
             false => self.send(local, &root, &base, found.haves).await?,
         };
-        let step = match take_in {
-            Some(_) => "taking the tree into the box's mirror and making the task's worktree",
-            None => "making the task's worktree",
+        // A take-in and a checkout in one script get twice a transfer's time.
+        let (step, timeout) = match take_in {
+            Some(_) => (
+                "taking the tree into the box's mirror and making the task's worktree",
+                Some(std::time::Duration::from_secs(1200)),
+            ),
+            None => ("making the task's worktree", None),
         };
         let script = format!(
             "set -e; {take_in}cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {sign}; echo {DONE}",
@@ -202,7 +206,7 @@ impl BoxWorkspace {
             dir = quoted(&dir),
             sign = sweep::sign(&name, local),
         );
-        self.script(step, &script).await?;
+        self.script_within(step, &script, timeout).await?;
         Ok(dir)
     }
 

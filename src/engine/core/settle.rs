@@ -78,11 +78,14 @@ impl Core {
         {
             agent_unreachable(self.fleet.agent_mut(run.agent), error, step, now);
         }
+        let day = crate::domain::budget::utc_day(now);
+        let over_before = self.reached_by(&run, day);
         self.count_end(&run, step);
         if verdict.status == SessionStatus::Completed && run.role == Role::Task {
             // Its last call (or a step the stream never told) took it over a budget before
-            // anything could stop it: said with its end, not silently counted.
-            verdict.overshoot = self.reached_by(&run, crate::domain::budget::utc_day(now));
+            // anything could stop it: said with its end, not silently counted (only when its
+            // own end reached it, not another session's settled in the same batch).
+            verdict.overshoot = self.reached_by(&run, day).filter(|_| over_before.is_none());
         }
         record_end(&mut run, &verdict, work.commit.as_deref(), step, now)?;
         self.observed.ended(&run);

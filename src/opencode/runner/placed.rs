@@ -147,7 +147,7 @@ impl OpencodeRunner {
                     "the server does not see ocio's files: its sessions work on its own machine (workspace \"remote\")"
                 ),
                 Some(before) if before != now => {
-                    tracing::info!(server = self.client.base_url(), sees = now, %dir, "the server's view of ocio's files changed")
+                    tracing::debug!(server = self.client.base_url(), sees = now, %dir, "the server's view of ocio's files changed")
                 }
                 _ => {}
             }
