@@ -41,6 +41,8 @@ mod history_tests;
 #[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
+mod long_lines_tests;
+#[cfg(test)]
 mod narrow_tests;
 #[cfg(test)]
 mod palette_tests;

@@ -14,6 +14,7 @@ mod sessions;
 mod tasks;
 mod timeline;
 mod widths;
+mod wrap;
 
 use jiff::Timestamp;
 use ratatui::Frame;
@@ -48,10 +49,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         app.set_areas(Vec::new());
         return;
     }
+    let status = status_rows(app, area.width, area.height);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
-        Constraint::Length(1),
+        Constraint::Length(status.as_ref().map_or(1, |rows| rows.len() as u16)),
     ])
     .areas(area);
     let counts = app.panes.counts(&app.view).to_vec();
@@ -90,7 +92,10 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         app.set_areas(areas);
     }
     keep_selection_legible(frame, &app.theme);
-    draw_footer(frame, app, footer);
+    match status {
+        Some(rows) => frame.render_widget(Paragraph::new(rows).style(app.theme.base), footer),
+        None => draw_footer(frame, app, footer),
+    }
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
@@ -411,19 +416,45 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(" answer: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
         ]),
-        _ => match &app.toast {
-            Some(toast) => Line::styled(
-                format!(" {}", toast.text),
-                if toast.error {
-                    theme.status("failed")
-                } else {
-                    theme.info
-                },
-            ),
-            None => hints(app, area.width),
-        },
+        _ => hints(app, area.width),
     };
     frame.render_widget(Paragraph::new(line).style(theme.base), area);
+}
+
+/// At most this many rows of the screen's height hold the status line (and never more
+/// than a quarter of it).
+const STATUS_ROWS: u16 = 4;
+
+/// The status line (a toast) where the footer shows it: its whole text, wrapped to as many
+/// rows as it takes, so none of what it says is lost at the edge. Only a message longer
+/// than [`STATUS_ROWS`] rows is cut, and its last row then ends with `…`.
+fn status_rows(app: &App, width: u16, height: u16) -> Option<Vec<Line<'static>>> {
+    let toast = app.toast.as_ref()?;
+    if matches!(
+        app.mode,
+        Mode::Filter | Mode::Palette(_) | Mode::NewTask(_) | Mode::Say(..) | Mode::Answer(_)
+    ) {
+        return None;
+    }
+    let style = if toast.error {
+        app.theme.status("failed")
+    } else {
+        app.theme.info
+    };
+    let line = Line::styled(format!(" {}", toast.text), style);
+    let mut rows = wrap::wrap(line, usize::from(width), 1);
+    let most = usize::from(STATUS_ROWS.min(height / 4).max(1));
+    if rows.len() > most {
+        rows.truncate(most);
+        if let Some(last) = rows.last_mut() {
+            let text: String = last.spans.iter().map(|s| s.content.as_ref()).collect();
+            *last = Line::styled(
+                fit(&format!("{}…", text.trim_end()), usize::from(width)),
+                style,
+            );
+        }
+    }
+    Some(rows)
 }
 
 /// The command line: `:`, its text around the cursor, what it says after. A line wider
