@@ -37,6 +37,8 @@ mod events_tests;
 #[cfg(test)]
 mod first_run_tests;
 #[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
 mod history_tests;
 #[cfg(test)]
 mod layout_tests;

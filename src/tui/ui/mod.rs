@@ -534,6 +534,14 @@ fn hints(app: &App, width: u16) -> Line<'static> {
             (Retry, "retry"),
         ],
         (_, Pane::Agents) => &[(Open, "info"), (Drain, "drain")],
+        (_, Pane::Tasks) if app.panes.graph => &[
+            (Graph, "tree"),
+            (Collapse, "layer"),
+            (Expand, "layer"),
+            (Open, "detail"),
+            (Cancel, "cancel"),
+            (Retry, "retry"),
+        ],
         (_, Pane::Tasks) => &[
             (Graph, "graph"),
             (Open, "detail"),
