@@ -161,6 +161,8 @@ const EVENTS_IN_COLUMN: u16 = 2 + 9 + 60;
 /// Two columns where both show what they hold whole (sessions and tasks on the left; agents,
 /// approvals and events on the right), the spare split between them; else the sessions on
 /// top, full width, and two rows of two panes that share their width by what they hold.
+/// The panes come in the order they are read in (down the left column then the right one;
+/// row by row, left to right), which is Tab's.
 fn layout(body: Rect, app: &App, measured: &Measured) -> Vec<(Pane, Rect)> {
     let sessions = sessions::want(app, &measured.sessions);
     let agents = Want::table(&measured.agents);
