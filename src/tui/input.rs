@@ -264,6 +264,19 @@ impl App {
             );
             return Vec::new();
         }
+        // The engine takes no message and no interrupt while the session's request waits:
+        // said now, not after a message was typed for nothing.
+        if let Some(waiting) = self.view.approvals.iter().find(|a| a.session == id) {
+            use super::keymap::Action::{ApproveOnce, Reject};
+            let text = format!(
+                "this session waits for an answer to its request {}: answer that first ({} once or answer · {} reject), then it takes messages",
+                waiting.ask.short(),
+                self.keymap.keys(ApproveOnce),
+                self.keymap.keys(Reject),
+            );
+            self.toast(text, false);
+            return Vec::new();
+        }
         match action {
             super::keymap::Action::Interrupt => vec![Effect::Request(Request::Interrupt(id))],
             _ => {
