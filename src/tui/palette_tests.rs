@@ -110,6 +110,20 @@ fn tab_completes_agents_tasks_plans_and_requests_after_the_command() {
     assert_eq!(complete(&mut app, "drain cod"), "drain coder-");
     let screen = draw(&mut app, 80, 24);
     assert!(screen.contains("coder-1 · coder-2"), "{screen}");
+    // Many: all of them readable, on rows above the command line.
+    assert_eq!(
+        complete(&mut app, "cancel add-pagination/"),
+        "cancel add-pagination/"
+    );
+    let screen = draw(&mut app, 80, 24);
+    for task in [
+        "design", "api", "storage", "client", "tests", "e2e", "review",
+    ] {
+        let path = format!("add-pagination/{task}");
+        assert!(screen.contains(&path), "{path} not listed:\n{screen}");
+    }
+    let last = screen.lines().last().unwrap();
+    assert!(last.contains(":cancel add-pagination/"), "{screen}");
     // None does: the line stays, and it says so.
     assert_eq!(complete(&mut app, "drain zz"), "drain zz");
     assert!(

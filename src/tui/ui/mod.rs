@@ -405,7 +405,9 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(app.panes.filter.clone()),
             Span::styled("▏ enter keep · esc clear", theme.muted),
         ]),
-        Mode::Palette(editor) => palette_line(app, editor, usize::from(area.width)),
+        Mode::Palette(editor) => {
+            palette_line(app, editor, usize::from(area.width), palette_hint(app))
+        }
         Mode::NewTask(_) => Line::from(vec![
             Span::styled(" new task: ", theme.accent),
             Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
@@ -430,14 +432,29 @@ const STATUS_ROWS: u16 = 4;
 /// The status line (a toast) where the footer shows it: its whole text, wrapped to as many
 /// rows as it takes, so none of what it says is lost at the edge. Only a message longer
 /// than [`STATUS_ROWS`] rows is cut, and its last row then ends with `…`.
+/// On the command line, a message too long to follow its text takes the rows above it.
 fn status_rows(app: &App, width: u16, height: u16) -> Option<Vec<Line<'static>>> {
     let toast = app.toast.as_ref()?;
+    if let Mode::Palette(editor) = &app.mode {
+        let whole = usize::from(width);
+        if palette_line(app, editor, whole, palette_hint(app)).width() <= whole {
+            return None;
+        }
+        let mut rows = toast_rows(app, toast, width, height.saturating_sub(1));
+        rows.push(palette_line(app, editor, whole, Span::raw("")));
+        return Some(rows);
+    }
     if matches!(
         app.mode,
-        Mode::Filter | Mode::Palette(_) | Mode::NewTask(_) | Mode::Say(..) | Mode::Answer(_)
+        Mode::Filter | Mode::NewTask(_) | Mode::Say(..) | Mode::Answer(_)
     ) {
         return None;
     }
+    Some(toast_rows(app, toast, width, height))
+}
+
+/// A toast wrapped to `width`, on at most [`STATUS_ROWS`] rows (and a quarter of `height`).
+fn toast_rows(app: &App, toast: &super::app::Toast, width: u16, height: u16) -> Vec<Line<'static>> {
     let style = if toast.error {
         app.theme.status("failed")
     } else {
@@ -456,16 +473,20 @@ fn status_rows(app: &App, width: u16, height: u16) -> Option<Vec<Line<'static>>>
             );
         }
     }
-    Some(rows)
+    rows
 }
 
 /// The command line: `:`, its text around the cursor, what it says after. A line wider
 /// than the footer shows the part at the cursor, and keeps room for the hint or toast (a
 /// paste of thousands of characters would otherwise push both out of sight).
-fn palette_line(app: &App, editor: &super::editor::Editor, width: usize) -> Line<'static> {
+fn palette_line(
+    app: &App,
+    editor: &super::editor::Editor,
+    width: usize,
+    hint: Span<'static>,
+) -> Line<'static> {
     let (_, col) = editor.cursor();
     let chars: Vec<char> = editor.text().chars().collect();
-    let hint = palette_hint(app);
     let room = width.saturating_sub(2 + hint.content.chars().count().min(width / 2));
     let start = col.saturating_sub(room);
     let end = chars.len().min((start + room).max(col));
