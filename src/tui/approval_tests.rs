@@ -287,7 +287,9 @@ fn in_a_waiting_sessions_detail_i_and_x_say_at_once_that_it_waits_for_an_answer(
         assert_eq!(app.mode, Mode::Detail(sid(4)), "no editor for {pressed}");
         let toast = &app.toast.as_ref().unwrap().text;
         assert!(
-            toast.contains("waits for an answer to its request per_7f3a: answer that first"),
+            toast.contains(
+                "waits for an answer to its request per_7f3a: answer that first (a once · A always · r reject)"
+            ),
             "{toast}"
         );
         let screen = draw(&mut app, 100, 30);

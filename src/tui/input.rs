@@ -311,12 +311,21 @@ impl App {
         // The engine takes no message and no interrupt while the session's request waits:
         // said now, not after a message was typed for nothing.
         if let Some(waiting) = self.view.approvals.iter().find(|a| a.session == id) {
-            use super::keymap::Action::{ApproveOnce, Reject};
+            use super::keymap::Action::{ApproveAlways, ApproveOnce, Reject};
+            let keys = &self.keymap;
+            let answers = if waiting.ask.is_question() {
+                format!("{} answer", keys.keys(ApproveOnce))
+            } else {
+                format!(
+                    "{} once · {} always",
+                    keys.keys(ApproveOnce),
+                    keys.keys(ApproveAlways)
+                )
+            };
             let text = format!(
-                "this session waits for an answer to its request {}: answer that first ({} once or answer · {} reject), then it takes messages",
+                "this session waits for an answer to its request {}: answer that first ({answers} · {} reject), then it takes messages",
                 waiting.ask.short(),
-                self.keymap.keys(ApproveOnce),
-                self.keymap.keys(Reject),
+                keys.keys(Reject),
             );
             self.toast(text, false);
             return Vec::new();
