@@ -168,6 +168,27 @@ fn an_event_about_the_plan_fetches_its_review_again() {
         effects.contains(&Effect::Request(Request::Review(plan_id()))),
         "{effects:?}"
     );
+    // Landed: what is left between the branch and its base is nothing now (found in the
+    // demo: the view kept the files and `L land` after `L` landed the plan).
+    let landed = EngineEvent::PlanLanded {
+        plan: plan_id(),
+        name: "add-pagination".into(),
+        landing: crate::domain::PlanLanding {
+            plan: plan_id(),
+            mode: Some(crate::domain::LandMode::Merge),
+            base: "main".into(),
+            commit: "0123456789abcdef".into(),
+            files: Vec::new(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            pushed_to: None,
+            pr_url: None,
+        },
+    };
+    let effects = app.update(Msg::Engine(told(landed)));
+    assert!(
+        effects.contains(&Effect::Request(Request::Review(plan_id()))),
+        "{effects:?}"
+    );
     let other = EngineEvent::Paused { paused: true };
     let effects = app.update(Msg::Engine(told(other)));
     assert!(!effects.contains(&Effect::Request(Request::Review(plan_id()))));
