@@ -73,7 +73,7 @@ impl Window {
     /// Each layer as wide as its longest name (at most [`COLUMN_MAX`]) and a space, and `→ `
     /// between them; where they do not all fit, `→` alone, then the widest narrowed first (down to
     /// [`COLUMN_MIN`]); where they still do not, as many layers as fit with two characters
-    /// kept for the `▶` that says so, scrolled to the selected one.
+    /// kept for the `▶` that says so, sharing the width, scrolled to the selected one.
     pub(crate) fn of(width: usize, wanted: Vec<usize>, selected_layer: usize) -> Self {
         let layers = wanted.len().max(1);
         let mut widths: Vec<usize> = wanted
@@ -83,6 +83,7 @@ impl Window {
         let total = |widths: &[usize], gap: usize| {
             widths.iter().sum::<usize>() + gap * widths.len().saturating_sub(1)
         };
+        let full = widths.clone();
         let spaced: Vec<usize> = widths.iter().map(|w| w + 1).collect();
         if total(&spaced, 2) <= width {
             return Self::all(spaced, 2);
@@ -98,6 +99,11 @@ impl Window {
         }
         let shown = (width.saturating_sub(2) / (COLUMN_MIN + 1)).clamp(1, layers);
         let first = selected_layer.saturating_sub(shown - 1).min(layers - shown);
+        // The layers shown share what the `▶` leaves.
+        let even = (width.saturating_sub(2) / shown)
+            .saturating_sub(1)
+            .max(COLUMN_MIN);
+        let widths = full.into_iter().map(|w| w.min(even)).collect();
         Self {
             widths,
             gap: 1,
