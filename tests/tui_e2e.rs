@@ -562,10 +562,16 @@ fn help_focus_and_a_new_task_from_the_dialog() {
     room.wait_for("the help to close", |s| !s.contains("this help"));
 
     room.wait_for("the sessions pane focused", |s| s.contains("▶ sessions"));
+    // Tab goes as the panes are read: at 120 columns the tasks sit left of the agents.
+    room.keys(&["Tab"]);
+    room.wait_for("the tasks pane focused", |s| {
+        s.contains("▶ tasks") && !s.contains("▶ sessions") && s.contains("v graph")
+    });
     room.keys(&["Tab"]);
     room.wait_for("the agents pane focused", |s| {
-        s.contains("▶ agents") && !s.contains("▶ sessions") && s.contains("d drain")
+        s.contains("▶ agents") && !s.contains("▶ tasks") && s.contains("d drain")
     });
+    room.keys(&["BTab"]);
     room.keys(&["BTab"]);
     room.wait_for("the sessions pane focused again", |s| {
         s.contains("▶ sessions")

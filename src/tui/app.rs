@@ -133,10 +133,12 @@ pub enum Pane {
     Approvals,
 }
 
+/// Tab's order before a frame was drawn (after one, the order the panes are read in on the
+/// screen, as the layout gives them): the wide layout's.
 pub(crate) const PANES: [Pane; 5] = [
     Pane::Sessions,
-    Pane::Agents,
     Pane::Tasks,
+    Pane::Agents,
     Pane::Approvals,
     Pane::Events,
 ];
@@ -574,13 +576,18 @@ impl App {
                 self.panes.help_scroll = 0;
             }
             Action::NextPane | Action::PrevPane => {
-                let at = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
+                // Tab reads the panes as the eye does, in the layout drawn at this width.
+                let order: Vec<Pane> = match self.panes.areas.len() {
+                    n if n == PANES.len() => self.panes.areas.iter().map(|(p, _)| *p).collect(),
+                    _ => PANES.to_vec(),
+                };
+                let at = order.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let step = if action == Action::NextPane {
                     1
                 } else {
-                    PANES.len() - 1
+                    order.len() - 1
                 };
-                self.focus = PANES[(at + step) % PANES.len()];
+                self.focus = order[(at + step) % order.len()];
             }
             Action::Up
             | Action::Down

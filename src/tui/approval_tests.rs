@@ -227,37 +227,39 @@ fn typed_answers_are_option_numbers_or_texts_a_line_each() {
 fn in_a_running_sessions_detail_i_sends_it_a_message_and_x_interrupts_it() {
     let mut app = app();
     app.focus = Pane::Sessions;
+    // The second row: api, running (the first, storage, waits for an answer).
+    key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert_eq!(app.mode, Mode::Detail(sid(3)));
     assert!(key(&mut app, KeyCode::Char('i')).is_empty());
     assert!(matches!(app.mode, Mode::Say(..)), "{:?}", app.mode);
     // Typed and pasted text is the message, never keys.
     super::tests::typed(&mut app, "use the ");
     assert!(app.update(Msg::Paste("blue one\rplease".into())).is_empty());
     let screen = draw(&mut app, 100, 30);
-    assert!(screen.contains("message to storage"), "{screen}");
+    assert!(screen.contains("message to api"), "{screen}");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
         vec![Effect::Request(Request::Say(
-            sid(4),
+            sid(3),
             "use the blue one\nplease".into()
         ))]
     );
-    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert_eq!(app.mode, Mode::Detail(sid(3)));
     assert_eq!(
         key(&mut app, KeyCode::Char('x')),
-        vec![Effect::Request(Request::Interrupt(sid(4)))]
+        vec![Effect::Request(Request::Interrupt(sid(3)))]
     );
     // An ended session takes no message: it says so.
     app.view
         .sessions
         .iter_mut()
-        .find(|s| s.session.id == sid(4))
+        .find(|s| s.session.id == sid(3))
         .unwrap()
         .session
         .status = SessionStatus::Completed;
     assert!(key(&mut app, KeyCode::Char('i')).is_empty());
-    assert_eq!(app.mode, Mode::Detail(sid(4)));
+    assert_eq!(app.mode, Mode::Detail(sid(3)));
     assert!(
         app.toast
             .as_ref()
@@ -265,4 +267,32 @@ fn in_a_running_sessions_detail_i_sends_it_a_message_and_x_interrupts_it() {
             .text
             .contains("only a running session takes messages")
     );
+}
+
+/// Found in the demo: in a waiting-approval session's detail, `i` opened the message editor,
+/// and only after a message was typed and sent did it say the session waits for an answer to
+/// its request. It says so at once now, for `x` too (the engine refuses both while the
+/// request waits), as `c` on a finished task does.
+#[test]
+fn in_a_waiting_sessions_detail_i_and_x_say_at_once_that_it_waits_for_an_answer() {
+    for pressed in ['i', 'x'] {
+        let mut app = app();
+        app.focus = Pane::Sessions;
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.mode, Mode::Detail(sid(4)), "storage, waiting-approval");
+        assert!(
+            key(&mut app, KeyCode::Char(pressed)).is_empty(),
+            "{pressed}"
+        );
+        assert_eq!(app.mode, Mode::Detail(sid(4)), "no editor for {pressed}");
+        let toast = &app.toast.as_ref().unwrap().text;
+        assert!(
+            toast.contains(
+                "waits for an answer to its request per_7f3a: answer that first (a once · A always · r reject)"
+            ),
+            "{toast}"
+        );
+        let screen = draw(&mut app, 100, 30);
+        assert!(screen.contains("answer that first"), "{screen}");
+    }
 }

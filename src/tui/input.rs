@@ -112,7 +112,8 @@ impl App {
     }
 
     /// The keys the command line takes before its editor: `?` on an empty line lists the
-    /// commands, Tab completes a command's name (or lists those it may be). Whether it took it.
+    /// commands, Tab completes a command's name (or lists those it may be), then its first
+    /// argument. Whether it took it.
     fn palette_key(&mut self, key: &KeyEvent, editor: &mut Editor) -> bool {
         let text = editor.text();
         match key.code {
@@ -125,11 +126,54 @@ impl App {
                     *editor = Editor::single_line_with(&shared);
                     self.palette_list = true;
                 }
-                Completion::Nothing => {}
+                Completion::Nothing => self.complete_argument(editor, &text),
             },
             _ => return false,
         }
         true
+    }
+
+    /// Tab after a command's verb: its first argument completed from the names the room
+    /// shows (tasks as `plan/task`, plans, agents, waiting requests); several that start so
+    /// are listed where the command line shows what it says.
+    fn complete_argument(&mut self, editor: &mut Editor, text: &str) {
+        let Some((names, word)) = palette::argument(text) else {
+            return;
+        };
+        let view = &self.view;
+        let tasks = || {
+            view.plans.iter().flat_map(|p| {
+                p.tasks
+                    .iter()
+                    .map(move |t| format!("{}/{}", p.name, t.key))
+                    .chain(p.tasks.iter().map(|t| t.key.clone()))
+            })
+        };
+        let mut known: Vec<String> = match names {
+            palette::Names::Tasks => tasks().collect(),
+            palette::Names::PlansAndTasks => view
+                .plans
+                .iter()
+                .map(|p| p.name.clone())
+                .chain(tasks())
+                .collect(),
+            palette::Names::Agents => view.agents.iter().map(|a| a.name.to_string()).collect(),
+            palette::Names::Requests => view
+                .approvals
+                .iter()
+                .map(|a| a.ask.short().to_string())
+                .collect(),
+        };
+        known.sort();
+        known.dedup();
+        match palette::complete_argument(text, word, &known) {
+            Some(palette::ArgCompletion::Line(line)) => *editor = Editor::single_line_with(&line),
+            Some(palette::ArgCompletion::Many(line, many)) => {
+                *editor = Editor::single_line_with(&line);
+                self.toast(many.join(" · "), false);
+            }
+            None => self.toast(format!("nothing here starts with {word:?}"), false),
+        }
     }
 
     fn run_command(&mut self, line: &str) -> Vec<Effect> {
@@ -262,6 +306,28 @@ impl App {
                     .into(),
                 false,
             );
+            return Vec::new();
+        }
+        // The engine takes no message and no interrupt while the session's request waits:
+        // said now, not after a message was typed for nothing.
+        if let Some(waiting) = self.view.approvals.iter().find(|a| a.session == id) {
+            use super::keymap::Action::{ApproveAlways, ApproveOnce, Reject};
+            let keys = &self.keymap;
+            let answers = if waiting.ask.is_question() {
+                format!("{} answer", keys.keys(ApproveOnce))
+            } else {
+                format!(
+                    "{} once · {} always",
+                    keys.keys(ApproveOnce),
+                    keys.keys(ApproveAlways)
+                )
+            };
+            let text = format!(
+                "this session waits for an answer to its request {}: answer that first ({answers} · {} reject), then it takes messages",
+                waiting.ask.short(),
+                keys.keys(Reject),
+            );
+            self.toast(text, false);
             return Vec::new();
         }
         match action {

@@ -221,3 +221,73 @@ fn the_columns_follow_sessions_that_come_and_change_state() {
     let api = sessions.iter().find(|l| l.contains("api #1")).unwrap();
     assert!(api.starts_with("retrying "), "{screen}");
 }
+
+/// Found in the demo: Tab went sessions → agents → tasks → approvals → events, while tasks
+/// sat left of agents and events left of approvals. Tab and shift-Tab now read the panes as
+/// they are laid out at each width: across the rows of the stacked layout, down the columns
+/// of the wide one.
+#[test]
+fn tab_follows_the_panes_in_reading_order_at_every_width() {
+    use crossterm::event::KeyCode;
+    for (width, height) in [(80, 24), (120, 40), (200, 60)] {
+        let mut app = room();
+        draw(&mut app, width, height);
+        let areas = app.panes.areas.clone();
+        let rect = |pane| areas.iter().find(|(p, _)| *p == pane).unwrap().1;
+        app.focus = Pane::Sessions;
+        let mut order = vec![app.focus];
+        for _ in 0..4 {
+            super::tests::key(&mut app, KeyCode::Tab);
+            order.push(app.focus);
+        }
+        super::tests::key(&mut app, KeyCode::Tab);
+        assert_eq!(app.focus, Pane::Sessions, "Tab comes back round");
+        // Each next pane is right of the one before on its row, or below it in its column,
+        // or on a later row or column: never left of it on the same row.
+        for pair in order.windows(2) {
+            let (a, b) = (rect(pair[0]), rect(pair[1]));
+            let same_row = a.y == b.y;
+            assert!(
+                !(same_row && b.x < a.x),
+                "{:?} then {:?} at {width}x{height}: right to left",
+                pair[0],
+                pair[1]
+            );
+        }
+        let stacked = rect(Pane::Tasks).y == rect(Pane::Agents).y;
+        let expected = if stacked {
+            [
+                Pane::Sessions,
+                Pane::Tasks,
+                Pane::Agents,
+                Pane::Events,
+                Pane::Approvals,
+            ]
+        } else {
+            [
+                Pane::Sessions,
+                Pane::Tasks,
+                Pane::Agents,
+                Pane::Approvals,
+                Pane::Events,
+            ]
+        };
+        assert_eq!(order, expected, "at {width}x{height}");
+        if stacked {
+            assert!(rect(Pane::Tasks).x < rect(Pane::Agents).x);
+            assert!(rect(Pane::Events).x < rect(Pane::Approvals).x);
+        } else {
+            assert_eq!(rect(Pane::Sessions).x, rect(Pane::Tasks).x);
+            assert!(rect(Pane::Agents).y < rect(Pane::Approvals).y);
+            assert!(rect(Pane::Approvals).y < rect(Pane::Events).y);
+        }
+        // Shift-Tab goes back the same way.
+        let mut back = vec![app.focus];
+        for _ in 0..4 {
+            super::tests::key(&mut app, KeyCode::BackTab);
+            back.push(app.focus);
+        }
+        back[1..].reverse();
+        assert_eq!(back, expected, "shift-Tab at {width}x{height}");
+    }
+}

@@ -128,6 +128,70 @@ fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
     Msg::Reply(what, result.map_err(|e| e.to_string()))
 }
 
+/// What `:budget` did, in a toast, from the engine's snapshot after it: the budget set (a
+/// lowering is not called a raise), what the plan has spent, and what happens next. A plan
+/// budget below its spend pauses the plan the next time the engine counts a step (its
+/// running sessions stopped, their work kept on their branches) or before its next task
+/// starts; a plan with nothing left to run is not paused.
+pub(super) fn budget_said(
+    plan: crate::domain::PlanId,
+    target: &crate::engine::BudgetTarget,
+    raise: Option<crate::domain::Budget>,
+    then: crate::engine::BudgetThen,
+    after: Option<&crate::engine::view::Snapshot>,
+) -> String {
+    use crate::engine::{BudgetTarget, BudgetThen};
+    if then == BudgetThen::Cancel {
+        return "cancelled".to_string();
+    }
+    let spend = after.and_then(|s| s.budgets.plan(plan));
+    let paused = spend.is_some_and(|s| s.over_budget.is_some());
+    let Some(raise) = raise else {
+        return if paused { "stays paused" } else { "continues" }.to_string();
+    };
+    let of = match target {
+        BudgetTarget::Task { key } => format!("task {key}'s budget"),
+        _ => "budget".to_string(),
+    };
+    if after.is_none() {
+        return format!("{of} set to {raise}");
+    }
+    let spent = spend.map(|s| &s.spent);
+    let below = spend
+        .and_then(|s| s.budget)
+        .zip(spent)
+        .filter(|_| *target == BudgetTarget::Plan)
+        .and_then(|(budget, spent)| budget.reached(spent));
+    let open = after
+        .and_then(|s| s.plans.iter().find(|p| p.id == plan))
+        .is_some_and(|p| p.tasks.iter().any(|t| t.status.has_work_to_come()));
+    match (below, spent) {
+        (Some(_), Some(spent)) if paused => format!(
+            "{of} set to {raise}, below the {} already spent: it stays paused",
+            spent_words(spent)
+        ),
+        (Some(_), Some(spent)) if open => format!(
+            "{of} set to {raise}, below the {} already spent: the plan pauses at its next step (its running sessions stop, their work kept on their branches) or before its next task starts",
+            spent_words(spent)
+        ),
+        (Some(_), Some(spent)) => format!(
+            "{of} set to {raise}, below the {} already spent; nothing of the plan is left to run",
+            spent_words(spent)
+        ),
+        _ if paused => format!("{of} set to {raise}; the plan stays paused"),
+        _ => format!("{of} set to {raise}; the plan goes on"),
+    }
+}
+
+/// `14.4k tokens ($0.12)`.
+fn spent_words(spent: &crate::domain::Usage) -> String {
+    format!(
+        "{} tokens (${:.2})",
+        super::ui::si(spent.total_tokens()),
+        spent.cost
+    )
+}
+
 /// What a landing did, in a toast.
 fn landed_text(landing: &crate::engine::Landing) -> String {
     let record = &landing.record;
@@ -195,13 +259,14 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
                 .map_err(|e| e.to_string()),
         ),
         Request::Budget(plan, name, target, raise, then) => {
-            let said = match (then, raise) {
-                (crate::engine::BudgetThen::Cancel, _) => "cancelled".to_string(),
-                (_, Some(raise)) => format!("budget raised to {raise}; goes on unless paused"),
-                (_, None) => "continues".to_string(),
+            let settled = engine.budget(plan, target.clone(), raise, then).await;
+            // What it is set to against what is spent, as the engine has it now.
+            let after = match settled {
+                Ok(()) => Ok(engine.snapshot().await.ok()),
+                Err(e) => Err(e),
             };
-            let settled = engine.budget(plan, target, raise, then).await;
-            reply(format!("plan {name}"), settled.map(|()| said))
+            let said = after.map(|after| budget_said(plan, &target, raise, then, after.as_ref()));
+            reply(format!("plan {name}"), said)
         }
         Request::Search(text) => {
             let query = crate::store::SearchQuery {
@@ -398,5 +463,105 @@ mod tests {
             "six reviews of one plan: {asked:?}"
         );
         assert_eq!(asked.iter().filter(|p| **p == b).count(), 1, "{asked:?}");
+    }
+
+    /// An engine whose plan has spent 14,400 tokens (its budget, after the change, 100) and
+    /// has a task running: what `:budget demo-feature 100` meets in the demo.
+    struct Spent;
+
+    impl Engine for Spent {
+        fn call(&self, request: crate::engine::Request) -> BoxFuture<'_, Result<Reply, ApiError>> {
+            Box::pin(async move {
+                match request {
+                    crate::engine::Request::Budget { .. } => Ok(Reply::Done),
+                    crate::engine::Request::Snapshot => {
+                        let mut snapshot = crate::tui::tests::snapshot();
+                        let plan = snapshot.plans[0].id;
+                        snapshot.budgets.plans = vec![crate::engine::view::PlanSpendView {
+                            plan,
+                            name: "demo-feature".into(),
+                            budget: Some(crate::domain::Budget::new(Some(100), None).unwrap()),
+                            spent: crate::domain::Usage {
+                                input_tokens: 12_000,
+                                output_tokens: 2_400,
+                                cost: 0.12,
+                                ..Default::default()
+                            },
+                            over_budget: None,
+                            stopped: Vec::new(),
+                        }];
+                        Ok(Reply::Snapshot {
+                            snapshot: Box::new(snapshot),
+                        })
+                    }
+                    _ => Err(ApiError::new(ErrorKind::Failed, "not here")),
+                }
+            })
+        }
+
+        fn feed(&self, _: Follower) -> BoxFuture<'_, Result<mpsc::Receiver<Feed>, ApiError>> {
+            Box::pin(async { Err(ApiError::new(ErrorKind::Failed, "no events here")) })
+        }
+    }
+
+    /// Found in the demo: `:budget demo-feature 100` with 14,400 tokens spent said `budget
+    /// raised to 100 tokens; goes on unless paused`. It is a lowering below the spend, and the
+    /// plan pauses at its next step.
+    #[test]
+    fn a_budget_set_below_what_is_spent_is_not_called_a_raise() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (to, from) = std::sync::mpsc::channel();
+        let requests = Link::new(Spent).worker(runtime.handle(), to, PathBuf::from("/"));
+        let plan = crate::tui::tests::plan_id();
+        requests.send(Request::Budget(
+            plan,
+            "demo-feature".into(),
+            crate::engine::BudgetTarget::Plan,
+            Some(crate::domain::Budget::new(Some(100), None).unwrap()),
+            crate::engine::BudgetThen::Continue,
+        ));
+        let said = loop {
+            if let Ok(Msg::Reply(_, said)) = from.recv_timeout(Duration::from_secs(10)) {
+                break said.unwrap();
+            }
+        };
+        assert!(!said.contains("raised"), "{said}");
+        assert!(
+            said.contains("budget set to 100 tokens, below the 14.4k tokens ($0.12) already spent: the plan pauses at its next step"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_budget_above_what_is_spent_goes_on_and_a_finished_plan_is_not_paused() {
+        let mut snapshot = crate::tui::tests::snapshot();
+        let plan = snapshot.plans[0].id;
+        snapshot.budgets.plans = vec![crate::engine::view::PlanSpendView {
+            plan,
+            name: "demo-feature".into(),
+            budget: Some(crate::domain::Budget::new(Some(50_000), None).unwrap()),
+            spent: crate::domain::Usage {
+                input_tokens: 14_400,
+                ..Default::default()
+            },
+            over_budget: None,
+            stopped: Vec::new(),
+        }];
+        let set = |tokens| Some(crate::domain::Budget::new(Some(tokens), None).unwrap());
+        let (target, go) = (
+            crate::engine::BudgetTarget::Plan,
+            crate::engine::BudgetThen::Continue,
+        );
+        let said = budget_said(plan, &target, set(50_000), go, Some(&snapshot));
+        assert_eq!(said, "budget set to 50000 tokens; the plan goes on");
+        snapshot.budgets.plans[0].budget = set(100);
+        for task in &mut snapshot.plans[0].tasks {
+            task.status = crate::domain::TaskStatus::Done;
+        }
+        let said = budget_said(plan, &target, set(100), go, Some(&snapshot));
+        assert!(
+            said.ends_with("nothing of the plan is left to run"),
+            "{said}"
+        );
     }
 }

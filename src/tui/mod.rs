@@ -37,9 +37,13 @@ mod events_tests;
 #[cfg(test)]
 mod first_run_tests;
 #[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
 mod history_tests;
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod long_lines_tests;
 #[cfg(test)]
 mod narrow_tests;
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The `:` command line: the one table of its commands, parsing and completing a line. The app
-//! turns task names into ids.
+//! The `:` command line: the one table of its commands, parsing and completing a line (a
+//! command's name, and the names its first argument takes). The app turns task names into ids.
 
 use std::path::PathBuf;
 
@@ -123,18 +123,88 @@ pub(crate) fn complete(line: &str) -> Completion {
         [] => Completion::Nothing,
         [one] => Completion::Line(format!("{} ", one.name)),
         many => {
-            let shared = many.iter().skip(1).fold(many[0].name, |common, c| {
-                let end = common
-                    .char_indices()
-                    .zip(c.name.chars())
-                    .take_while(|((_, a), b)| a == b)
-                    .last()
-                    .map_or(0, |((i, a), _)| i + a.len_utf8());
-                &common[..end]
-            });
-            Completion::Many(shared.to_string(), many.to_vec())
+            let shared = shared_start(many.iter().map(|c| c.name));
+            Completion::Many(shared, many.to_vec())
         }
     }
+}
+
+/// What all of `names` start with.
+fn shared_start<'a>(mut names: impl Iterator<Item = &'a str>) -> String {
+    let Some(first) = names.next() else {
+        return String::new();
+    };
+    names
+        .fold(first, |common, name| {
+            let end = common
+                .char_indices()
+                .zip(name.chars())
+                .take_while(|((_, a), b)| a == b)
+                .last()
+                .map_or(0, |((i, a), _)| i + a.len_utf8());
+            &common[..end]
+        })
+        .to_string()
+}
+
+/// What a command's first argument names, for Tab to complete it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names {
+    /// `plan/task` (and a task's key alone).
+    Tasks,
+    /// A plan, or `plan/task`.
+    PlansAndTasks,
+    Agents,
+    /// A waiting request's short id.
+    Requests,
+}
+
+/// What the first argument of the command `line` starts with names, and that argument as
+/// typed so far (empty after `verb `); `None` when Tab has no names for it.
+pub(crate) fn argument(line: &str) -> Option<(Names, &str)> {
+    let line = line.trim_start().trim_start_matches(':');
+    let (verb, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    if rest.contains(char::is_whitespace) {
+        return None;
+    }
+    let names = match find(verb)?.name {
+        "cancel" | "retry" => Names::Tasks,
+        "budget" => Names::PlansAndTasks,
+        "drain" | "undrain" => Names::Agents,
+        "approve" => Names::Requests,
+        _ => return None,
+    };
+    Some((names, rest))
+}
+
+/// What Tab does to a command's first argument, typed as `word` after `line`'s verb: the one
+/// of `names` it starts (then a space), else what those it starts share (and the line they
+/// are listed under).
+pub(crate) fn complete_argument(line: &str, word: &str, names: &[String]) -> Option<ArgCompletion> {
+    let found: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with(word))
+        .collect();
+    let trimmed = line.trim_start();
+    let verb_end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    let head = &line[..line.len() - trimmed.len() + verb_end];
+    match found.as_slice() {
+        [] => None,
+        [one] => Some(ArgCompletion::Line(format!("{head} {one} "))),
+        many => Some(ArgCompletion::Many(
+            format!("{head} {}", shared_start(many.iter().copied())),
+            many.iter().map(|n| n.to_string()).collect(),
+        )),
+    }
+}
+
+/// What Tab does to an argument: the line it becomes, and when several names start so, them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ArgCompletion {
+    Line(String),
+    Many(String, Vec<String>),
 }
 
 /// The names of the commands, for an error that lists them.

@@ -80,3 +80,57 @@ fn the_help_lists_every_command_the_palette_takes() {
         );
     }
 }
+
+/// Found in the demo: Tab completed only command names; `:drain sim-p<tab>` and `:cancel
+/// demo-feature/ch<tab>` did nothing. It completes what a command's first argument names:
+/// agents, `plan/task` (or a plan), waiting requests.
+#[test]
+fn tab_completes_agents_tasks_plans_and_requests_after_the_command() {
+    let complete = |app: &mut App, text: &str| {
+        key(app, KeyCode::Esc);
+        key(app, KeyCode::Char(':'));
+        typed(app, text);
+        key(app, KeyCode::Tab);
+        line(app)
+    };
+    let mut app = app();
+    assert_eq!(complete(&mut app, "drain pl"), "drain planner ");
+    assert_eq!(complete(&mut app, "undrain tes"), "undrain tester ");
+    assert_eq!(
+        complete(&mut app, "cancel add-pagination/cl"),
+        "cancel add-pagination/client "
+    );
+    assert_eq!(complete(&mut app, "retry e2"), "retry e2e ");
+    assert_eq!(
+        complete(&mut app, "budget add-pag"),
+        "budget add-pagination"
+    );
+    assert_eq!(complete(&mut app, "approve per"), "approve per_7f3a ");
+    // Several that start so: the line grows to what they share, and they are listed.
+    assert_eq!(complete(&mut app, "drain cod"), "drain coder-");
+    let screen = draw(&mut app, 80, 24);
+    assert!(screen.contains("coder-1 · coder-2"), "{screen}");
+    // Many: all of them readable, on rows above the command line.
+    assert_eq!(
+        complete(&mut app, "cancel add-pagination/"),
+        "cancel add-pagination/"
+    );
+    let screen = draw(&mut app, 80, 24);
+    for task in [
+        "design", "api", "storage", "client", "tests", "e2e", "review",
+    ] {
+        let path = format!("add-pagination/{task}");
+        assert!(screen.contains(&path), "{path} not listed:\n{screen}");
+    }
+    let last = screen.lines().last().unwrap();
+    assert!(last.contains(":cancel add-pagination/"), "{screen}");
+    // None does: the line stays, and it says so.
+    assert_eq!(complete(&mut app, "drain zz"), "drain zz");
+    assert!(
+        app.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing here starts with \"zz\"")
+    );
+}

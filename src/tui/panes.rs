@@ -253,6 +253,39 @@ impl Panes {
         }
     }
 
+    /// In the graph, left and right go to the layer before or after the selection's (the
+    /// task at the same row, or the last of a shorter layer): how layers off screen are seen.
+    fn graph_layer(&mut self, action: Action, view: &View) {
+        let Some(plan) = self.selected_plan(view) else {
+            return;
+        };
+        let depth = crate::tui::task_tree::depths(plan);
+        let selected = self.task_tree.selected().last().copied();
+        let at = plan
+            .tasks
+            .iter()
+            .position(|t| Some(t.id.as_u128()) == selected);
+        let depth = &depth;
+        let layer = |d: usize| (0..plan.tasks.len()).filter(move |i| depth[*i] == d);
+        let target = match at {
+            None => Some(0),
+            Some(i) => {
+                let row = layer(depth[i]).position(|t| t == i).unwrap_or(0);
+                let to = match action {
+                    Action::Collapse => depth[i].checked_sub(1),
+                    _ => Some(depth[i] + 1),
+                };
+                to.and_then(|d| layer(d).take(row + 1).last())
+            }
+        };
+        if let Some(path) = target
+            .and_then(|t| plan.tasks.get(t))
+            .and_then(|t| self.task_tree.path(t.id.as_u128()))
+        {
+            self.task_tree.select(path);
+        }
+    }
+
     /// The plan of the tree's selection, else the newest plan.
     pub(crate) fn selected_plan<'v>(
         &self,
@@ -263,7 +296,10 @@ impl Panes {
             .or_else(|| view.plans.last())
     }
 
-    pub(crate) fn tree_key(&mut self, action: Action, _view: &View) {
+    pub(crate) fn tree_key(&mut self, action: Action, view: &View) {
+        if self.graph {
+            return self.graph_layer(action, view);
+        }
         match action {
             Action::Collapse => self.task_tree.key_left(),
             _ => self.task_tree.key_right(),

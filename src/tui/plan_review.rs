@@ -89,8 +89,8 @@ impl App {
         self.view.generation += 1;
     }
 
-    /// An event about the plan shown (one of its tasks moved, merged, conflicted, or the
-    /// plan finished) fetches its review again.
+    /// An event about the plan shown (one of its tasks moved, merged, conflicted, the plan
+    /// finished or landed) fetches its review again.
     pub(crate) fn review_after(&self, told: &Told) -> Option<Effect> {
         let Mode::PlanReview(plan) = self.mode else {
             return None;
@@ -100,6 +100,7 @@ impl App {
             | EngineEvent::OverBudget { plan: p, .. }
             | EngineEvent::BudgetResolved { plan: p, .. }
             | EngineEvent::MergeConflict { plan: p, .. }
+            | EngineEvent::PlanLanded { plan: p, .. }
             | EngineEvent::PlanFinished { plan: p, .. } => *p == plan,
             EngineEvent::Transition(e) => match &e.transition {
                 Transition::Task { id, .. } => self

@@ -168,6 +168,27 @@ fn an_event_about_the_plan_fetches_its_review_again() {
         effects.contains(&Effect::Request(Request::Review(plan_id()))),
         "{effects:?}"
     );
+    // Landed: what is left between the branch and its base is nothing now (found in the
+    // demo: the view kept the files and `L land` after `L` landed the plan).
+    let landed = EngineEvent::PlanLanded {
+        plan: plan_id(),
+        name: "add-pagination".into(),
+        landing: crate::domain::PlanLanding {
+            plan: plan_id(),
+            mode: Some(crate::domain::LandMode::Merge),
+            base: "main".into(),
+            commit: "0123456789abcdef".into(),
+            files: Vec::new(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            pushed_to: None,
+            pr_url: None,
+        },
+    };
+    let effects = app.update(Msg::Engine(told(landed)));
+    assert!(
+        effects.contains(&Effect::Request(Request::Review(plan_id()))),
+        "{effects:?}"
+    );
     let other = EngineEvent::Paused { paused: true };
     let effects = app.update(Msg::Engine(told(other)));
     assert!(!effects.contains(&Effect::Request(Request::Review(plan_id()))));
@@ -386,4 +407,40 @@ fn the_command_line_raises_a_plans_or_a_tasks_budget_and_continues() {
     assert!(key(&mut app, KeyCode::Enter).is_empty());
     let screen = draw(&mut app, 120, 36);
     assert!(screen.contains("not a number of tokens"), "{screen}");
+}
+
+/// Found in the demo: after `L` landed the plan on `master`, its view still read
+/// `ocio/demo-feature/integration ← HEAD … ahead 0 behind 1 · files 0`, as if nothing had
+/// landed and on no branch of that name.
+#[test]
+fn a_landed_plan_says_where_and_at_which_commit_it_landed() {
+    let mut app = ended();
+    app.view.plans[0].landing = Some(crate::domain::PlanLanding {
+        plan: plan_id(),
+        mode: Some(crate::domain::LandMode::Merge),
+        base: "master".into(),
+        commit: "0123456789abcdef".into(),
+        files: vec!["src/api.rs".into(), "README.md".into()],
+        at: jiff::Timestamp::UNIX_EPOCH,
+        pushed_to: None,
+        pr_url: None,
+    });
+    let mut landed = review();
+    let branch = landed.branch.as_mut().unwrap();
+    branch.base = "HEAD".into();
+    branch.ahead = 0;
+    branch.behind = 1;
+    branch.files.clear();
+    branch.diff.clear();
+    app.update(Msg::Review(plan_id(), Ok(Box::new(landed))));
+    let screen = draw(&mut app, 120, 40);
+    assert!(
+        screen.contains("landed on master at 0123456789"),
+        "{screen}"
+    );
+    assert!(!screen.contains("← HEAD"), "{screen}");
+    assert!(!screen.contains("behind 1"), "{screen}");
+    // The files are those the landing changed.
+    assert!(screen.contains("files it landed on master: 2"), "{screen}");
+    assert!(screen.contains("README.md"), "{screen}");
 }

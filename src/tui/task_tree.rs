@@ -283,6 +283,24 @@ pub(crate) fn positions(plan: &PlanView) -> HashMap<&str, usize> {
         .collect()
 }
 
+/// Each task's layer in the dependency graph: the length of the longest chain of needs
+/// before it (tasks come in topological order, so a need's layer is known first).
+pub(crate) fn depths(plan: &PlanView) -> Vec<usize> {
+    let index = positions(plan);
+    let mut depth = vec![0usize; plan.tasks.len()];
+    for (i, task) in plan.tasks.iter().enumerate() {
+        depth[i] = task
+            .needs
+            .iter()
+            .filter_map(|n| index.get(n.as_str()))
+            .filter(|p| **p < i)
+            .map(|p| depth[*p] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    depth
+}
+
 /// Each task's parent in the tree: the first task it needs (tasks come in topological order,
 /// so a parent is always earlier; anything else hangs under the plan).
 fn parents(plan: &PlanView) -> Vec<Option<usize>> {

@@ -202,12 +202,18 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
             theme.info,
         ));
     }
-    if let Some(diff) = diff {
-        text = diff;
-    }
+    let found = find_row(&text, app.panes.detail_find.as_deref());
+    let (mut text, found) = match diff {
+        Some(diff) => {
+            let found = find_row(&diff, app.panes.detail_find.as_deref());
+            (diff, found)
+        }
+        // A reader must see the whole of each transcript line: long ones wrap.
+        None => fold(text, usize::from(body.width.saturating_sub(2)), found),
+    };
     let height = usize::from(body.height.saturating_sub(2));
     let total = text.len();
-    if let Some(row) = find_row(&text, app.panes.detail_find.as_deref()) {
+    if let Some(row) = found {
         // A search's match: in the middle of the screen.
         app.panes.detail_scroll = total.saturating_sub(row + height.div_ceil(2));
         app.panes.detail_find = None;
@@ -238,6 +244,27 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
         .border_style(theme.border)
         .title(Span::styled(title, theme.title));
     frame.render_widget(Paragraph::new(shown).block(block), body);
+}
+
+/// How wide a transcript line's time of day is (`10:04:05 `): rows a long line wraps to
+/// start under its text.
+const CLOCK: usize = 9;
+
+/// The transcript's lines wrapped to `width`, and the row the line `found` starts on.
+fn fold(
+    text: Vec<Line<'_>>,
+    width: usize,
+    found: Option<usize>,
+) -> (Vec<Line<'static>>, Option<usize>) {
+    let mut rows = Vec::with_capacity(text.len());
+    let mut found_row = None;
+    for (i, line) in text.into_iter().enumerate() {
+        if found == Some(i) {
+            found_row = Some(rows.len());
+        }
+        rows.extend(super::wrap::wrap(line, width, CLOCK));
+    }
+    (rows, found_row)
 }
 
 /// The last row that shows `wanted` (a search's matched line, maybe cut with `…`).

@@ -1,11 +1,12 @@
-//! Drawing: the layout, header and footer, overlays (help, quit, inputs), and the panes in the
-//! files beside this one. Reads the app's view and never waits on anything.
+//! Drawing: the layout, header, overlays (help, quit, inputs), and the panes and footer in
+//! the files beside this one. Reads the app's view and never waits on anything.
 
 mod agent_detail;
 mod agents;
 mod bar;
 mod detail;
 mod events;
+mod footer;
 mod help;
 mod plan;
 mod prompt;
@@ -14,6 +15,7 @@ mod sessions;
 mod tasks;
 mod timeline;
 mod widths;
+mod wrap;
 
 use jiff::Timestamp;
 use ratatui::Frame;
@@ -48,10 +50,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         app.set_areas(Vec::new());
         return;
     }
+    let status = footer::status_rows(app, area.width, area.height);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
-        Constraint::Length(1),
+        Constraint::Length(status.as_ref().map_or(1, |rows| rows.len() as u16)),
     ])
     .areas(area);
     let counts = app.panes.counts(&app.view).to_vec();
@@ -90,7 +93,10 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         app.set_areas(areas);
     }
     keep_selection_legible(frame, &app.theme);
-    draw_footer(frame, app, footer);
+    match status {
+        Some(rows) => frame.render_widget(Paragraph::new(rows).style(app.theme.base), footer),
+        None => footer::draw_footer(frame, app, footer),
+    }
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit => draw_confirm(frame, app, body),
@@ -156,6 +162,8 @@ const EVENTS_IN_COLUMN: u16 = 2 + 9 + 60;
 /// Two columns where both show what they hold whole (sessions and tasks on the left; agents,
 /// approvals and events on the right), the spare split between them; else the sessions on
 /// top, full width, and two rows of two panes that share their width by what they hold.
+/// The panes come in the order they are read in (down the left column then the right one;
+/// row by row, left to right), which is Tab's.
 fn layout(body: Rect, app: &App, measured: &Measured) -> Vec<(Pane, Rect)> {
     let sessions = sessions::want(app, &measured.sessions);
     let agents = Want::table(&measured.agents);
@@ -388,194 +396,6 @@ fn counts_part<'a>(app: &App, counts: &[(SessionStatus, usize)]) -> Part<'a> {
         })
         .collect();
     Part::new(COUNTS, Span::styled(" │ ", app.theme.base), spans)
-}
-
-fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
-    let theme = &app.theme;
-    let line = match &app.mode {
-        Mode::Filter => Line::from(vec![
-            Span::styled("/", theme.accent),
-            Span::raw(app.panes.filter.clone()),
-            Span::styled("▏ enter keep · esc clear", theme.muted),
-        ]),
-        Mode::Palette(editor) => palette_line(app, editor, usize::from(area.width)),
-        Mode::NewTask(_) => Line::from(vec![
-            Span::styled(" new task: ", theme.accent),
-            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
-        Mode::Say(..) => Line::from(vec![
-            Span::styled(" message: ", theme.accent),
-            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
-        Mode::Answer(_) => Line::from(vec![
-            Span::styled(" answer: ", theme.accent),
-            Span::styled(super::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
-        _ => match &app.toast {
-            Some(toast) => Line::styled(
-                format!(" {}", toast.text),
-                if toast.error {
-                    theme.status("failed")
-                } else {
-                    theme.info
-                },
-            ),
-            None => hints(app, area.width),
-        },
-    };
-    frame.render_widget(Paragraph::new(line).style(theme.base), area);
-}
-
-/// The command line: `:`, its text around the cursor, what it says after. A line wider
-/// than the footer shows the part at the cursor, and keeps room for the hint or toast (a
-/// paste of thousands of characters would otherwise push both out of sight).
-fn palette_line(app: &App, editor: &super::editor::Editor, width: usize) -> Line<'static> {
-    let (_, col) = editor.cursor();
-    let chars: Vec<char> = editor.text().chars().collect();
-    let hint = palette_hint(app);
-    let room = width.saturating_sub(2 + hint.content.chars().count().min(width / 2));
-    let start = col.saturating_sub(room);
-    let end = chars.len().min((start + room).max(col));
-    Line::from(vec![
-        Span::styled(":", app.theme.accent),
-        Span::raw(chars[start..col].iter().collect::<String>()),
-        Span::styled("▏", app.theme.muted),
-        Span::raw(chars[col..end].iter().collect::<String>()),
-        hint,
-    ])
-}
-
-/// What the command line says after its text: a toast if there is one (a paste that was cut
-/// must be told where the operator is looking), else its keys.
-fn palette_hint(app: &App) -> Span<'static> {
-    let theme = &app.theme;
-    match &app.toast {
-        Some(toast) => Span::styled(
-            format!(" {}", toast.text),
-            if toast.error {
-                theme.status("failed")
-            } else {
-                theme.info
-            },
-        ),
-        None if app.palette_list => {
-            Span::styled(" enter run · tab completes · esc close", theme.muted)
-        }
-        None => Span::styled(
-            " enter run · tab completes · ? lists commands · esc close",
-            theme.muted,
-        ),
-    }
-}
-
-fn hints(app: &App, width: u16) -> Line<'static> {
-    use super::keymap::Action::*;
-    let pane_hints: &[(super::keymap::Action, &str)] = match (&app.mode, app.focus) {
-        (Mode::Detail(_), _) => &[
-            (Back, "back"),
-            (Say, "say"),
-            (Interrupt, "interrupt"),
-            (Diff, "diff"),
-            (TakeOver, "opencode"),
-            (Cancel, "cancel"),
-            (Retry, "retry"),
-        ],
-        (Mode::Agent(_), _) => &[(Back, "back")],
-        (Mode::PlanReview(_), _) if app.plan_review.diff => &[
-            (Back, "files"),
-            (Down, "down"),
-            (Up, "up"),
-            (PageDown, "page"),
-        ],
-        (Mode::Timeline, _) => &[(Back, "back"), (Expand, "later"), (Collapse, "earlier")],
-        (Mode::PlanReview(_), _) => &[
-            (Back, "back"),
-            (Open, "diff"),
-            (Down, "next"),
-            (Up, "prev"),
-            (PageDown, "tasks"),
-        ],
-        (_, Pane::Sessions) => &[
-            (Open, "detail"),
-            (Filter, "filter"),
-            (Sort, "sort"),
-            (Cancel, "cancel"),
-            (Retry, "retry"),
-        ],
-        (_, Pane::Agents) => &[(Open, "info"), (Drain, "drain")],
-        (_, Pane::Tasks) => &[
-            (Graph, "graph"),
-            (Open, "detail"),
-            (Cancel, "cancel"),
-            (Retry, "retry"),
-        ],
-        (_, Pane::Approvals) => &[
-            (ApproveOnce, "approve"),
-            (ApproveAlways, "always"),
-            (Reject, "reject"),
-        ],
-        (_, Pane::Events) => &[],
-    };
-    // A full-screen view has keys of its own to show; the panes' keys do nothing there.
-    let general: &[(super::keymap::Action, &str)] = match &app.mode {
-        Mode::Detail(_) | Mode::Agent(_) | Mode::PlanReview(_) | Mode::Timeline => {
-            &[(Quit, "quit")]
-        }
-        _ => &[
-            (NextPane, "pane"),
-            (Palette, "command"),
-            (NewTask, "new"),
-            (Pause, "pause"),
-            (Help, "help"),
-            (Quit, "quit"),
-        ],
-    };
-    hint_line(app, pane_hints, general, width)
-}
-
-/// The keys to show, by what gives way first where the footer is short.
-fn hint_line(
-    app: &App,
-    pane_hints: &[(super::keymap::Action, &str)],
-    general: &[(super::keymap::Action, &str)],
-    width: u16,
-) -> Line<'static> {
-    use super::keymap::Action::{Help, Quit};
-    let keys = &app.keymap;
-    // Narrow, the pane's keys give way before help and quit (which lead to all the others),
-    // and the general keys before the pane's.
-    let hint = |rank, key: String, label: &str| {
-        Part::new(
-            rank,
-            Span::raw(""),
-            vec![
-                Span::styled(key, app.theme.accent),
-                Span::styled(format!(" {label}  "), app.theme.muted),
-            ],
-        )
-    };
-    let mut parts = vec![Part::new(0, Span::raw(" "), Vec::new())];
-    if matches!(app.mode, Mode::Timeline) {
-        for (key, label) in [
-            ("+ -", "zoom"),
-            ("0", "fit"),
-            ("b", "lanes"),
-            ("e", "every plan"),
-        ] {
-            parts.push(hint(1, key.to_string(), label));
-        }
-    }
-    if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
-        parts.push(hint(1, "space".to_string(), "reviewed"));
-    }
-    for (action, label) in pane_hints {
-        parts.push(hint(1, keys.keys(*action), label));
-    }
-    for (action, label) in general {
-        let rank = if matches!(action, Help | Quit) { 0 } else { 2 };
-        parts.push(hint(rank, keys.keys(*action), label));
-    }
-    bar::line(parts, width)
 }
 
 fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {

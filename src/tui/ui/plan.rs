@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::detail::coloured_diff;
 use super::si;
-use crate::domain::MergeState;
 use crate::domain::review::{BranchReview, PlanReview, ReviewFile, Reviewed};
+use crate::domain::{MergeState, PlanLanding};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -32,8 +32,14 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             return;
         }
     };
+    let landing = app
+        .view
+        .plans
+        .iter()
+        .find(|p| p.id == review.plan)
+        .and_then(|p| p.landing.as_ref());
     let [top, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(area);
-    frame.render_widget(Paragraph::new(header(theme, review)), top);
+    frame.render_widget(Paragraph::new(header(theme, review, landing)), top);
     let Some(branch) = &review.branch else {
         let why = review.no_branch.clone().unwrap_or_default();
         let mut lines = vec![Line::styled(why, theme.muted), Line::raw("")];
@@ -46,24 +52,16 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         draw_diff(frame, app, branch, body);
         return;
     }
-    let rows = u16::try_from(branch.files.len()).unwrap_or(u16::MAX);
+    // Landed, the base holds the work: nothing is left between them, and the files are
+    // those the landing changed.
+    let landed = landing.filter(|_| branch.files.is_empty());
+    let count = landed.map_or(branch.files.len(), |l| l.files.len());
+    let rows = u16::try_from(count).unwrap_or(u16::MAX);
     let files_height = rows.saturating_add(2).clamp(3, body.height / 2 + 1);
     let [files, tasks] =
         Layout::vertical([Constraint::Length(files_height), Constraint::Min(0)]).areas(body);
     let inner = usize::from(files_height.saturating_sub(2)).max(1);
-    let first = state.cursor.saturating_sub(inner - 1);
-    let lines: Vec<Line> = branch
-        .files
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(inner)
-        .map(|(i, f)| file_line(theme, f, i == state.cursor))
-        .collect();
-    let title = format!(
-        " files {} · space marks reviewed · enter diff · L land ",
-        branch.files.len()
-    );
+    let (lines, title) = file_list(theme, state.cursor, branch, landed, inner);
     frame.render_widget(
         Paragraph::new(lines).block(frame_block(theme, &title)),
         files,
@@ -75,6 +73,45 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     frame.render_widget(tasks_text.block(frame_block(theme, &title)), tasks);
 }
 
+/// The files pane's rows (`inner` of them, scrolled to the cursor) and title: the branch's
+/// changed files, or once it landed, those the landing changed.
+fn file_list(
+    theme: &Theme,
+    cursor: usize,
+    branch: &BranchReview,
+    landed: Option<&PlanLanding>,
+    inner: usize,
+) -> (Vec<Line<'static>>, String) {
+    if let Some(landing) = landed {
+        let title = format!(
+            " files it landed on {}: {} ",
+            landing.base,
+            landing.files.len()
+        );
+        let lines = landing
+            .files
+            .iter()
+            .take(inner)
+            .map(|f| Line::styled(format!(" {f}"), theme.base))
+            .collect();
+        return (lines, title);
+    }
+    let first = cursor.saturating_sub(inner - 1);
+    let lines = branch
+        .files
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(inner)
+        .map(|(i, f)| file_line(theme, f, i == cursor))
+        .collect();
+    let title = format!(
+        " files {} · space marks reviewed · enter diff · L land ",
+        branch.files.len()
+    );
+    (lines, title)
+}
+
 fn frame_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
     Block::new()
         .borders(Borders::ALL)
@@ -84,13 +121,27 @@ fn frame_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
 
 /// `plan shop · ocio/shop/integration ← main 1a2b3c4d · ↑4 ↓0 · 3.6k tokens $0.0123 ·
 /// reviewed 1/2`.
-fn header(theme: &Theme, review: &PlanReview) -> Vec<Line<'static>> {
+/// Landed: `plan shop · landed on master at 1a2b3c4d5e · from ocio/shop/integration`, its
+/// files and spend below (ahead and behind say nothing once the base holds the work).
+fn header(theme: &Theme, review: &PlanReview, landing: Option<&PlanLanding>) -> Vec<Line<'static>> {
     let mut first = vec![
         Span::styled(format!(" plan {} ", review.name), theme.accent),
         Span::styled(format!("({}) ", review.plan.short()), theme.muted),
     ];
     let mut second = vec![Span::raw(" ")];
-    if let Some(b) = &review.branch {
+    if let Some(landing) = landing {
+        first.push(Span::styled(landed(landing), theme.status("completed")));
+        if let Some(b) = &review.branch {
+            first.push(Span::styled(
+                format!(" · from {}", b.integration),
+                theme.muted,
+            ));
+        }
+        second.push(Span::styled(
+            format!("{} · ", crate::text::count(landing.files.len(), "file")),
+            theme.info,
+        ));
+    } else if let Some(b) = &review.branch {
         let commit = b.base_commit.get(..8).unwrap_or(&b.base_commit);
         first.push(Span::raw(format!(
             "{} ← {} {commit}",
@@ -113,10 +164,12 @@ fn header(theme: &Theme, review: &PlanReview) -> Vec<Line<'static>> {
         ),
         theme.muted,
     ));
-    second.push(Span::styled(
-        format!(" · reviewed {done}/{all} files"),
-        theme.info,
-    ));
+    if all > 0 || landing.is_none() {
+        second.push(Span::styled(
+            format!(" · reviewed {done}/{all} files"),
+            theme.info,
+        ));
+    }
     if let Some(budget) = &review.budget {
         second.push(Span::styled(
             format!(" · budget {}", super::budget_words(budget, &review.usage)),
@@ -130,6 +183,22 @@ fn header(theme: &Theme, review: &PlanReview) -> Vec<Line<'static>> {
         ));
     }
     vec![Line::from(first), Line::from(second)]
+}
+
+/// `landed on master at 1a2b3c4d5e`, or where it was pushed (and its pull request).
+fn landed(landing: &PlanLanding) -> String {
+    let commit: String = landing.commit.chars().take(10).collect();
+    match (&landing.mode, &landing.pushed_to) {
+        (None, Some(to)) => {
+            let pr = landing
+                .pr_url
+                .as_ref()
+                .map(|u| format!(" · {u}"))
+                .unwrap_or_default();
+            format!("pushed to {to} at {commit}{pr}")
+        }
+        _ => format!("landed on {} at {commit}", landing.base),
+    }
 }
 
 /// Where a task's merge stands, in a word or two.
