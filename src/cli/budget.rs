@@ -65,13 +65,15 @@ pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), F
                 "budgets": after.budgets,
             }));
         }
+        // "Set", not "raised": it may be a lowering, even below what is spent (which pauses
+        // the plan at once).
         let mut said = match raise {
-            Some(raise) => format!("budget raised to {raise}"),
+            Some(raise) => format!("budget set to {raise}"),
             None => "budget unchanged".to_string(),
         };
         match spend {
             Some(s) if s.over_budget.is_some() => {
-                said.push_str("; the plan stays paused over budget");
+                said.push_str("; the plan is paused over budget");
             }
             _ if then == BudgetThen::Cancel => said.push_str("; the plan's work was cancelled"),
             _ => said.push_str("; the plan goes on"),

@@ -130,9 +130,8 @@ fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
 
 /// What `:budget` did, in a toast, from the engine's snapshot after it: the budget set (a
 /// lowering is not called a raise), what the plan has spent, and what happens next. A plan
-/// budget below its spend pauses the plan the next time the engine counts a step (its
-/// running sessions stopped, their work kept on their branches) or before its next task
-/// starts; a plan with nothing left to run is not paused.
+/// budget set below its spend pauses the plan at once (its running sessions stopped, their
+/// work kept on their branches); a plan with nothing left to run is not paused.
 pub(super) fn budget_said(
     plan: crate::domain::PlanId,
     target: &crate::engine::BudgetTarget,
@@ -162,16 +161,9 @@ pub(super) fn budget_said(
         .zip(spent)
         .filter(|_| *target == BudgetTarget::Plan)
         .and_then(|(budget, spent)| budget.reached(spent));
-    let open = after
-        .and_then(|s| s.plans.iter().find(|p| p.id == plan))
-        .is_some_and(|p| p.tasks.iter().any(|t| t.status.has_work_to_come()));
     match (below, spent) {
         (Some(_), Some(spent)) if paused => format!(
-            "{of} set to {raise}, below the {} already spent: it stays paused",
-            spent_words(spent)
-        ),
-        (Some(_), Some(spent)) if open => format!(
-            "{of} set to {raise}, below the {} already spent: the plan pauses at its next step (its running sessions stop, their work kept on their branches) or before its next task starts",
+            "{of} set to {raise}, below the {} already spent: the plan is paused (its running sessions stopped, their work kept on their branches)",
             spent_words(spent)
         ),
         (Some(_), Some(spent)) => format!(
@@ -487,7 +479,9 @@ mod tests {
                                 cost: 0.12,
                                 ..Default::default()
                             },
-                            over_budget: None,
+                            // As the engine answers a budget set below the spend: paused at once
+                            // (`budgets::a_budget_lowered_below_the_spend_stops_the_work_at_once`).
+                            over_budget: Some("over budget: plan budget 14400/100 tokens".into()),
                             stopped: Vec::new(),
                         }];
                         Ok(Reply::Snapshot {
@@ -506,7 +500,7 @@ mod tests {
 
     /// Found in the demo: `:budget demo-feature 100` with 14,400 tokens spent said `budget
     /// raised to 100 tokens; goes on unless paused`. It is a lowering below the spend, and the
-    /// plan pauses at its next step.
+    /// engine pauses the plan at once.
     #[test]
     fn a_budget_set_below_what_is_spent_is_not_called_a_raise() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -527,7 +521,7 @@ mod tests {
         };
         assert!(!said.contains("raised"), "{said}");
         assert!(
-            said.contains("budget set to 100 tokens, below the 14.4k tokens ($0.12) already spent: the plan pauses at its next step"),
+            said.contains("budget set to 100 tokens, below the 14.4k tokens ($0.12) already spent: the plan is paused (its running sessions stopped, their work kept on their branches)"),
             "{said}"
         );
     }
