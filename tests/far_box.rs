@@ -21,7 +21,15 @@ use support::{TestRepo, TestServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly() {
     let script = Script::new()
-        // First: a resolver's prompt quotes its task's.
+        // First: a resolver's prompt quotes its task's (this one's plan only, slow enough
+        // for ocio to be killed while it works).
+        .rule(
+            Rule::when("conflict in plan `latefar`")
+                .turn(Turn::write("late.txt", "both\n"))
+                .turn(Turn::text("Kept both.").delay_ms(4000)),
+        )
+        .rule(Rule::when("far late one").turn(Turn::write("late.txt", "one\n")).turn(Turn::text("one")))
+        .rule(Rule::when("far late two").turn(Turn::write("late.txt", "two\n")).turn(Turn::text("two")))
         .rule(
             Rule::when("You are resolving a git merge conflict")
                 .turn(Turn::write("clash.txt", "both\n"))
@@ -96,6 +104,8 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     took("the_plans_setup_runs_on_the_box");
     a_kill_mid_task_reattaches_and_the_work_comes_back_once(&server, &home, &repo);
     took("a_kill_mid_task_reattaches_and_the_work_comes_back_once");
+    a_kill_while_a_box_resolver_works_brings_its_resolution_back(&server, &home, &repo);
+    took("a_kill_while_a_box_resolver_works_brings_its_resolution_back");
     a_kill_between_creating_and_prompting_a_box_session_runs_it_once(&server, &home, &repo).await;
     took("a_kill_between_creating_and_prompting_a_box_session_runs_it_once");
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
@@ -361,6 +371,61 @@ fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
     );
     assert_eq!(server.model.requests().len(), asked + 2, "prompted once");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "tidied after");
+}
+
+/// ocio is killed (`kill -9`) while a conflict's resolver works on the box; it finishes there
+/// meanwhile. The next start re-attaches the resolver and brings its resolution back into the
+/// integration worktree, where the merge is concluded.
+fn a_kill_while_a_box_resolver_works_brings_its_resolution_back(
+    server: &TestServer,
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let plan = home.write_plan(
+        "late.toml",
+        &format!(
+            "name = \"latefar\"\nrepo = {:?}\nconflicts = \"resolver\"\n[[tasks]]\nid = \"one\"\nprompt = \"far late one\"\n[[tasks]]\nid = \"two\"\nprompt = \"far late two\"\n",
+            repo.dir_str()
+        ),
+    );
+    let asked = server.model.requests().len();
+    let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    run.until("the resolver is prompted", |l| {
+        l["type"] == "activity"
+            && l["entry"]["activity"]["text"].as_str().is_some_and(|t| {
+                t.starts_with("You are resolving a git merge conflict in plan `latefar`")
+            })
+    });
+    let (code, _, _) = run.stop("KILL");
+    assert_eq!(code, None, "killed");
+    // Both tasks' two calls and the resolver's two: it finishes on the box meanwhile.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.model.requests().len() < asked + 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resolver never finished on the box"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut engine = home.engine(&[]);
+    let finished = engine.until("the plan finishes", |l| {
+        l["type"] == "plan_finished" && l["name"] == "latefar"
+    });
+    assert_eq!(finished["ok"], true, "{finished}");
+    assert_eq!(engine.stop("TERM").0, Some(130));
+    let branch = "ocio/latefar/integration";
+    assert_eq!(repo.git(&["show", &format!("{branch}:late.txt")]), "both\n");
+    let parents = repo.git(&["rev-list", "--parents", "-1", branch]);
+    assert_eq!(
+        parents.split(' ').count(),
+        3,
+        "the merge concluded: {parents}"
+    );
+    assert_eq!(
+        server.model.requests().len(),
+        asked + 6,
+        "the resolver ran once"
+    );
 }
 
 /// ocio is killed (`kill -9`) between making a task's session on the box and prompting it, at

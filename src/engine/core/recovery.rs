@@ -447,8 +447,14 @@ impl Core {
                     .work
                     .place(&state.plan.repo, task, session.attempt, agent)
             }
+            // Its job works in the plan's integration worktree; the session may work on a
+            // build box (its recorded directory there), whence its work comes back.
             (Role::Resolver { .. } | Role::Fixer { .. }, Some(remote)) => {
-                (remote.directory.clone(), None, Place::AsIs)
+                let directory = match &state.work.workspace {
+                    Some(workspace) => workspace.integration_path(&state.work.work.key),
+                    None => remote.directory.clone(),
+                };
+                (directory, None, Place::AsIs)
             }
             // A landing's resolver is not followed after a restart: the next landing starts over.
             (Role::Resolver { .. } | Role::Fixer { .. }, None) | (Role::BaseResolver, _) => {
