@@ -186,20 +186,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A script on the "box" with no git configuration of its own.
     fn sh(dir: &Path, script: &str) -> String {
-        let out = std::process::Command::new("sh")
-            .args(["-c", script])
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::super::tests::on_box(dir, Path::new("/dev/null"), script)
     }
 
     #[test]

@@ -588,7 +588,7 @@ mod tests {
     }
 
     /// Runs `script` with `sh` in `dir`, the box's own git configuration being `config`.
-    fn on_box(dir: &Path, config: &Path, script: &str) -> String {
+    pub(super) fn on_box(dir: &Path, config: &Path, script: &str) -> String {
         let out = std::process::Command::new("sh")
             .args(["-c", script])
             .current_dir(dir)

@@ -173,16 +173,7 @@ fn an_event_about_the_plan_fetches_its_review_again() {
     let landed = EngineEvent::PlanLanded {
         plan: plan_id(),
         name: "add-pagination".into(),
-        landing: crate::domain::PlanLanding {
-            plan: plan_id(),
-            mode: Some(crate::domain::LandMode::Merge),
-            base: "main".into(),
-            commit: "0123456789abcdef".into(),
-            files: Vec::new(),
-            at: jiff::Timestamp::UNIX_EPOCH,
-            pushed_to: None,
-            pr_url: None,
-        },
+        landing: landed_on("main", &[]),
     };
     let effects = app.update(Msg::Engine(told(landed)));
     assert!(
@@ -269,16 +260,7 @@ fn l_on_a_plan_that_cannot_land_now_says_why_without_asking() {
         "{toast}"
     );
     let mut app = ended();
-    app.view.plans[0].landing = Some(crate::domain::PlanLanding {
-        plan: plan_id(),
-        mode: Some(crate::domain::LandMode::Merge),
-        base: "main".into(),
-        commit: "0123456789abcdef".into(),
-        files: Vec::new(),
-        at: jiff::Timestamp::UNIX_EPOCH,
-        pushed_to: None,
-        pr_url: None,
-    });
+    app.view.plans[0].landing = Some(landed_on("main", &[]));
     assert!(key(&mut app, KeyCode::Char('L')).is_empty());
     assert_eq!(app.mode, Mode::PlanReview(plan_id()), "no question");
     let toast = &app.toast.as_ref().unwrap().text;
@@ -415,16 +397,7 @@ fn the_command_line_raises_a_plans_or_a_tasks_budget_and_continues() {
 #[test]
 fn a_landed_plan_says_where_and_at_which_commit_it_landed() {
     let mut app = ended();
-    app.view.plans[0].landing = Some(crate::domain::PlanLanding {
-        plan: plan_id(),
-        mode: Some(crate::domain::LandMode::Merge),
-        base: "master".into(),
-        commit: "0123456789abcdef".into(),
-        files: vec!["src/api.rs".into(), "README.md".into()],
-        at: jiff::Timestamp::UNIX_EPOCH,
-        pushed_to: None,
-        pr_url: None,
-    });
+    app.view.plans[0].landing = Some(landed_on("master", &["src/api.rs", "README.md"]));
     let mut landed = review();
     let branch = landed.branch.as_mut().unwrap();
     branch.base = "HEAD".into();
@@ -443,4 +416,18 @@ fn a_landed_plan_says_where_and_at_which_commit_it_landed() {
     // The files are those the landing changed.
     assert!(screen.contains("files it landed on master: 2"), "{screen}");
     assert!(screen.contains("README.md"), "{screen}");
+}
+
+/// The plan's landing by a merge on `base` at commit `0123456789abcdef`, changing `files`.
+fn landed_on(base: &str, files: &[&str]) -> crate::domain::PlanLanding {
+    crate::domain::PlanLanding {
+        plan: plan_id(),
+        mode: Some(crate::domain::LandMode::Merge),
+        base: base.into(),
+        commit: "0123456789abcdef".into(),
+        files: files.iter().map(|f| f.to_string()).collect(),
+        at: jiff::Timestamp::UNIX_EPOCH,
+        pushed_to: None,
+        pr_url: None,
+    }
 }
