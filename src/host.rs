@@ -93,7 +93,7 @@ impl Host {
                 return Err(e.into());
             }
         };
-        let rosters = gather_fleets(config, &mut specs).await;
+        let rosters = gather_fleets(config, &mut specs, &store).await;
         let engine_options = EngineOptions {
             max_parallel: config.engine.max_parallel,
             approvals: ApprovalPolicy::from_config(&config.engine),
@@ -313,21 +313,62 @@ impl Passwords {
 
 /// Each fleet's members read once and health-checked before the engine starts: those that
 /// answer join `specs` (so recovery finds their sessions' agents and a first plan its agents);
-/// the rosters go on with a watcher each.
+/// the rosters go on with a watcher each. A member the last engine left sessions running on
+/// joins whatever its source or health says now, so they are re-attached (drained when no
+/// longer listed; an unreachable one is followed as any agent's server that went away).
 async fn gather_fleets(
     config: &Config,
     specs: &mut Vec<crate::engine::AgentSpec>,
+    store: &StoreHandle,
 ) -> Vec<fleets::Roster> {
     let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
     let gathering = crews::Gathering::new(taken, config.secret_vars());
+    let left = left_running(store).await;
     let mut rosters = Vec::with_capacity(config.fleets.len());
     for fleet in &config.fleets {
         let mut roster = fleets::Roster::new(fleet.clone());
-        roster.round(fleets::read(fleet).await, &gathering).await;
+        let listed = fleets::read(fleet).await;
+        let urls = listed.as_ref().ok().cloned();
+        roster.round(listed, &gathering).await;
+        for (agent, server) in &left {
+            // Under the URL the source lists it by, if it does (a source that cannot be read
+            // keeps members: this one too).
+            let listed_as = urls.as_ref().map(|urls| {
+                urls.iter()
+                    .find(|url| fleet.member_name(url) == *agent)
+                    .cloned()
+            });
+            let (url, still) = match listed_as {
+                Some(Some(url)) => (url, true),
+                Some(None) => (server.clone(), false),
+                None => (server.clone(), true),
+            };
+            roster.recall(&url, agent, still, &gathering).await;
+        }
         rosters.push(roster);
     }
     specs.extend(gathering.into_specs());
     rosters
+}
+
+/// The agent and server of each remote session the last engine left running.
+async fn left_running(store: &StoreHandle) -> Vec<(AgentName, String)> {
+    use crate::domain::{Lifecycle, SessionStatus};
+    let read = store.read(|txn| {
+        let mut left = Vec::new();
+        for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
+            for session in crate::store::query::sessions_in(txn, *status)? {
+                if let (Some(agent), Some(remote)) = (session.agent, session.remote) {
+                    left.push((agent, remote.server));
+                }
+            }
+        }
+        Ok(left)
+    });
+    read.await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the sessions left running; fleet members come from their sources only");
+        Vec::new()
+    })
 }
 
 async fn open_store(db: &Path, socket: &Path) -> Result<StoreHandle, HostError> {

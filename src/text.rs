@@ -67,8 +67,14 @@ pub(crate) fn parse_days(text: &str) -> Option<jiff::SignedDuration> {
         .ok()
 }
 
-/// A time span as a person reads it: `1m 30s`, `250ms`.
+/// A time span as a person reads it: `1m 30s`, `250ms` (whole milliseconds, and whole
+/// seconds from a minute on).
 pub(crate) fn duration(span: std::time::Duration) -> String {
+    use std::time::Duration;
+    let span = match span.as_secs() {
+        secs if secs >= 60 => Duration::from_secs(secs),
+        secs => Duration::from_secs(secs) + Duration::from_millis(u64::from(span.subsec_millis())),
+    };
     jiff::SignedDuration::try_from(span).map_or_else(
         |_| "a very long time".to_string(),
         |span| format!("{span:#}"),
@@ -181,6 +187,16 @@ mod tests {
         assert_eq!(super::clip("héllo", 2), "h… (5 bytes more)");
         assert_eq!(super::clip_end("short", 10), "short");
         assert_eq!(super::clip_end("héllo", 4), "(3 bytes before) …llo");
+    }
+
+    #[test]
+    fn durations_are_rounded_as_a_person_says_them() {
+        use std::time::Duration;
+        // A circuit breaker's pause, as `ocio agents` showed it: "127ms 962µs 725ns".
+        assert_eq!(super::duration(Duration::from_nanos(127_962_725)), "127ms");
+        assert_eq!(super::duration(Duration::from_millis(1_500)), "1s 500ms");
+        assert_eq!(super::duration(Duration::from_millis(90_250)), "1m 30s");
+        assert_eq!(super::duration(Duration::from_secs(20)), "20s");
     }
 
     #[test]

@@ -35,6 +35,11 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
                         .usage(300, 30),
                 )
                 .turn(Turn::text("slow done").usage(400, 40)),
+        )
+        .rule(
+            Rule::when("later work")
+                .turn(Turn::write("later.txt", "later\n").delay_ms(4000))
+                .turn(Turn::text("later done")),
         );
     let server = TestServer::start(script).await;
     let home = Home::new();
@@ -112,16 +117,31 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
             && l["transition"]["key"] == "slow"
             && l["transition"]["to"] == "done"
     };
-    engine.until("the member is drained", |l| {
+    let drained = engine.until("the member is drained", |l| {
         done.set(done.get() || is_done(l));
         is_agent(l, &name, "draining")
     });
     assert!(!done.get(), "drained while its session still ran");
+    // Said to be the fleet's doing, not the operator's.
+    let said = |l: &Value| l["cause"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said(&drained).contains("no longer listed by its fleet"),
+        "{drained}"
+    );
+    let offline = std::cell::RefCell::new(Value::Null);
     let removed = engine.until("the member leaves", |l| {
         done.set(done.get() || is_done(l));
+        if is_agent(l, &name, "offline") {
+            *offline.borrow_mut() = l.clone();
+        }
         l["type"] == "agent_removed"
     });
     assert_eq!(removed["agent"], name.as_str(), "{removed}");
+    let offline = offline.into_inner();
+    assert!(
+        said(&offline).contains("no longer listed by its fleet"),
+        "{offline}"
+    );
     assert_eq!(repo.read("slow.txt").as_deref(), Some("slow\n"));
     let (code, rest, err) = engine.stop("TERM");
     assert_eq!(code, Some(130), "{err}");
@@ -129,5 +149,61 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
         done.get(),
         "the task ended before its agent was removed; after: {rest:?}"
     );
+    killed_while_a_member_works_and_restarted_without_it(&home, &repo, &members, &server, &name);
     server.stop().await;
+}
+
+/// `kill -9` while a member's session runs, and the next start finds the source no longer
+/// lists it: the session is re-attached on the member all the same (drained: it takes no new
+/// work), its work lands once (no second attempt beside it), and the member leaves after it.
+fn killed_while_a_member_works_and_restarted_without_it(
+    home: &Home,
+    repo: &TestRepo,
+    members: &std::path::Path,
+    server: &TestServer,
+    name: &str,
+) {
+    std::fs::write(members, format!("{}\n", server.url())).unwrap();
+    let mut engine = home.engine(&[]);
+    let plan = home.write_plan(
+        "later.toml",
+        &format!(
+            "name = \"later\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"later\"\nprompt = \"later work\"\n",
+            repo.dir_str()
+        ),
+    );
+    let submitted = home.ocio(&["submit", plan.to_str().unwrap()]);
+    assert_eq!(submitted.status.code(), Some(0), "{}", stderr(&submitted));
+    engine.until("the session works", |l| l["type"] == "activity");
+    support::home::signal_process(engine.pid(), "KILL");
+    let _ = engine.wait();
+    std::fs::write(members, "").unwrap();
+
+    let mut engine = home.engine(&[]);
+    let recovered = engine.until("recovery", |l| l["type"] == "recovered");
+    assert_eq!(
+        recovered["resumed"], 1,
+        "re-attached on its member: {recovered}"
+    );
+    let agents = home.json(&["agents", "--json"]);
+    assert!(
+        agents.to_string().contains("draining"),
+        "the member no longer listed takes no new work: {agents}"
+    );
+    let again = std::cell::Cell::new(false);
+    engine.until("the task lands", |l| {
+        again.set(again.get() || l["type"] == "dispatched");
+        l["type"] == "transition"
+            && l["transition"]["key"] == "later"
+            && l["transition"]["to"] == "done"
+    });
+    assert!(
+        !again.get(),
+        "a second attempt ran beside the re-attached one"
+    );
+    assert_eq!(repo.read("later.txt").as_deref(), Some("later\n"));
+    let removed = engine.until("the member leaves", |l| l["type"] == "agent_removed");
+    assert_eq!(removed["agent"], name, "{removed}");
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
 }

@@ -322,17 +322,32 @@ fn a_stale_socket_file_is_replaced() {
     assert_eq!(engine.stop("TERM").0, Some(130));
 }
 
+/// Also when `ocio run` was given the plan by a relative path (as the README's `ocio run
+/// assets/plans/example.toml`) and the next start runs in another directory: the plan's
+/// `repo` was kept relative to where `ocio run` ran, so the resumed plan failed ("repo is not
+/// in a git repository").
 #[test]
 fn run_stops_cleanly_on_sigterm_and_the_next_start_resumes() {
     let home = Home::new();
     home.write_config(AGENTS);
-    let plan = home.write_plan("plan.toml", PLAN);
-    let mut run = support::home::Engine::spawn(home.command(&[
-        "run",
-        plan.to_str().unwrap(),
-        "--headless",
-        "--no-activity",
-    ]));
+    let work = home.path("work");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    std::fs::create_dir_all(&work).unwrap();
+    git(&["init", "-q", "repo"]);
+    git(&["-C", "repo", "commit", "-q", "--allow-empty", "-m", "start"]);
+    let plan = PLAN.replace("repo = \".\"", "repo = \"repo\"");
+    std::fs::write(work.join("plan.toml"), plan).unwrap();
+    let mut command = home.command(&["run", "plan.toml", "--headless", "--no-activity"]);
+    command.current_dir(&work);
+    let mut run = support::home::Engine::spawn(command);
     run.until("long is dispatched", |l| l["type"] == "dispatched");
     let (code, rest, _) = run.stop("TERM");
     assert_eq!(code, Some(130));
@@ -350,11 +365,20 @@ fn run_stops_cleanly_on_sigterm_and_the_next_start_resumes() {
         status["tasks"]["by_state"]["running"], 1,
         "state was saved as it was"
     );
-    let mut engine = home.engine(&[]);
-    engine.until("the lost run is settled", |l| {
-        l["type"] == "recovered" || l["type"] == "dispatched"
-    });
-    assert_eq!(engine.stop("TERM").0, Some(130));
+    let elsewhere = home.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut command = home.command(&["--headless"]);
+    command.current_dir(&elsewhere);
+    let mut engine = support::home::Engine::spawn(command);
+    engine.until("the lost run is run again", |l| l["type"] == "dispatched");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (code, rest, _) = engine.stop("TERM");
+    assert_eq!(code, Some(130));
+    let failed: Vec<&Value> = rest
+        .iter()
+        .filter(|l| is_task(l, "long", "failed"))
+        .collect();
+    assert!(failed.is_empty(), "it runs in its repository: {failed:?}");
 }
 
 #[test]

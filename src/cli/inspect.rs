@@ -79,34 +79,43 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "sessions",
             &sessions,
-            |rows| {
-                let mut out = format!(
-                    "{:<10} {:<16} {:<24} {:<12} LAST",
-                    "SESSION", "STATUS", "TASK", "AGENT"
-                );
-                let now = jiff::Timestamp::now();
-                for view in rows {
-                    let s = &view.session;
-                    let last = view
-                        .last
-                        .as_ref()
-                        .map(|e| e.activity.line(now))
-                        .or(s.last_error.clone())
-                        .unwrap_or_default();
-                    let agent = s.agent.as_ref().map_or("-", |a| a.as_str());
-                    out.push_str(&format!(
-                        "\n{:<10} {:<16} {:<24} {:<12} {}",
-                        s.id.short(),
-                        view.state(),
-                        view.task,
-                        agent,
-                        clip(&last, 60)
-                    ));
-                }
-                out
-            },
+            |rows| sessions_table(rows, jiff::Timestamp::now()),
         )
     })
+}
+
+/// `ocio sessions` as text, the agent column as wide as its widest name.
+fn sessions_table(rows: &[SessionView], now: jiff::Timestamp) -> String {
+    let agent_of = |view: &SessionView| {
+        let agent = view.session.agent.as_ref();
+        agent.map_or("-", |a| a.as_str()).to_string()
+    };
+    let width = rows
+        .iter()
+        .map(|view| agent_of(view).chars().count())
+        .fold(12, usize::max);
+    let mut out = format!(
+        "{:<10} {:<16} {:<24} {:<width$} LAST",
+        "SESSION", "STATUS", "TASK", "AGENT"
+    );
+    for view in rows {
+        let s = &view.session;
+        let last = view
+            .last
+            .as_ref()
+            .map(|e| e.activity.line(now))
+            .or(s.last_error.clone())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n{:<10} {:<16} {:<24} {:<width$} {}",
+            s.id.short(),
+            view.state(),
+            view.task,
+            agent_of(view),
+            clip(&last, 60)
+        ));
+    }
+    out
 }
 
 fn stored_sessions(txn: &redb::ReadTransaction) -> Result<Vec<SessionView>, StoreError> {
@@ -226,33 +235,41 @@ pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "agents",
             &agents,
-            |agents: &Vec<Agent>| {
-                let mut out = format!(
-                    "{:<16} {:<10} {:>6}  CAPABILITIES",
-                    "AGENT", "STATUS", "LOAD"
-                );
-                for a in agents {
-                    let load = format!("{}/{}", a.load, a.max_concurrent);
-                    let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
-                    out.push_str(&format!(
-                        "\n{:<16} {:<10} {:>6}  {}",
-                        a.name.as_str(),
-                        a.status.name(),
-                        load,
-                        caps.join(", ")
-                    ));
-                    if let Some(why) = a.reason.as_deref().and_then(|r| r.lines().next()) {
-                        let since = a
-                            .since
-                            .map(|at| format!(" (since {})", at.strftime("%Y-%m-%d %H:%M:%S UTC")))
-                            .unwrap_or_default();
-                        out.push_str(&format!("\n  why: {why}{since}"));
-                    }
-                }
-                out
-            },
+            |agents: &Vec<Agent>| agents_table(agents),
         )
     })
+}
+
+/// `ocio agents` as text: a row per agent (its why below it), the columns as wide as their
+/// widest value (fleet members' names are long: `box-10.42.0.7-4096`).
+fn agents_table(agents: &[Agent]) -> String {
+    let width = agents
+        .iter()
+        .map(|a| a.name.as_str().chars().count())
+        .fold(16, usize::max);
+    let mut out = format!(
+        "{:<width$} {:<10} {:>6}  CAPABILITIES",
+        "AGENT", "STATUS", "LOAD"
+    );
+    for a in agents {
+        let load = format!("{}/{}", a.load, a.max_concurrent);
+        let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
+        out.push_str(&format!(
+            "\n{:<width$} {:<10} {:>6}  {}",
+            a.name.as_str(),
+            a.status.name(),
+            load,
+            caps.join(", ")
+        ));
+        if let Some(why) = a.reason.as_deref().and_then(|r| r.lines().next()) {
+            let since = a
+                .since
+                .map(|at| format!(" (since {})", at.strftime("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default();
+            out.push_str(&format!("\n  why: {why}{since}"));
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -575,6 +592,51 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::domain::SessionKind;
+
+    /// Where `word` starts on each line that has it.
+    fn columns(text: &str, word: &str) -> Vec<usize> {
+        text.lines().filter_map(|line| line.find(word)).collect()
+    }
+
+    /// Fleet members' names are longer than the columns were (found trying fleets: `ocio
+    /// agents` and `ocio sessions` lost their alignment): the columns grow to fit them.
+    #[test]
+    fn agents_and_sessions_keep_their_columns_with_a_fleet_members_long_name() {
+        use crate::domain::{AgentName, AgentStatus, Backend};
+        let short = Agent::new(AgentName::new("b1").unwrap(), Backend::Simulated, 2);
+        let mut long = Agent::new(
+            AgentName::new("box-10.42.0.17-4096").unwrap(),
+            Backend::Simulated,
+            2,
+        );
+        long.status = AgentStatus::Draining;
+        let table = agents_table(&[short.clone(), long.clone()]);
+        let status = columns(&table, "STATUS");
+        let states = [columns(&table, "online"), columns(&table, "draining")].concat();
+        assert_eq!(states, [status[0], status[0]], "{table}");
+
+        let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let row = |agent: &Agent| {
+            let mut session = Session::new(SessionId::generate(), "p/t #1", SessionKind::Code, at);
+            session.agent = Some(agent.name.clone());
+            SessionView {
+                session,
+                task: "t".into(),
+                last: None,
+            }
+        };
+        let table = sessions_table(&[row(&short), row(&long)], at);
+        let last = columns(&table, "LAST");
+        let ends: Vec<usize> = table
+            .lines()
+            .skip(1)
+            .map(|line| line.trim_end().len() + 1)
+            .collect();
+        assert!(
+            ends.iter().all(|end| *end <= last[0]),
+            "every agent fits its column: {table}"
+        );
+    }
 
     /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as
     /// the task's own, without the instructions ocio appends, and names the checkpoint's kind

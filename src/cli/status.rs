@@ -206,12 +206,15 @@ fn text(report: &Report) -> String {
     };
     let config_line = match report.config.source {
         "file" if report.config.fleets > 0 => format!(
-            "{} ({} agents and {} fleets configured)",
-            report.config.path, report.config.agents, report.config.fleets
+            "{} ({} and {} configured)",
+            report.config.path,
+            crate::text::count(report.config.agents, "agent"),
+            crate::text::count(report.config.fleets, "fleet")
         ),
         "file" => format!(
-            "{} ({} agents configured)",
-            report.config.path, report.config.agents
+            "{} ({} configured)",
+            report.config.path,
+            crate::text::count(report.config.agents, "agent")
         ),
         _ => format!(
             "{} (not found; built-in defaults, no agents configured)",
@@ -316,5 +319,24 @@ mod tests {
         );
         let two = text(&report(2, &[]));
         assert!(two.contains(", 2 sessions running or waiting"), "{two}");
+    }
+
+    /// `ocio status` said `(1 agents and 1 fleets configured)` of a config with one of each.
+    #[test]
+    fn the_config_line_counts_agents_and_fleets_in_words_that_are_true() {
+        let mut one = report(0, &[]);
+        one.config.source = "file";
+        (one.config.agents, one.config.fleets) = (1, 1);
+        let said = text(&one);
+        assert!(said.contains("(1 agent and 1 fleet configured)"), "{said}");
+        one.config.fleets = 0;
+        let said = text(&one);
+        assert!(said.contains("(1 agent configured)"), "{said}");
+        (one.config.agents, one.config.fleets) = (2, 3);
+        let said = text(&one);
+        assert!(
+            said.contains("(2 agents and 3 fleets configured)"),
+            "{said}"
+        );
     }
 }

@@ -378,7 +378,15 @@ enum Command {
     ),
     Footprint(oneshot::Sender<Footprint>),
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
-    RemoveAgent(String, oneshot::Sender<Result<(), EngineError>>),
+    /// The agent's name and why.
+    RemoveAgent(String, String, oneshot::Sender<Result<(), EngineError>>),
+    /// The agent's name, drain or undrain, and why.
+    Drain(
+        String,
+        bool,
+        String,
+        oneshot::Sender<Result<(), EngineError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -480,7 +488,12 @@ impl EngineHandle {
     /// queued from an invalid plan or when the repository cannot be prepared (a `base` that
     /// does not exist, a repository without commits, ...). The git work runs on a blocking
     /// thread, not on the engine's loop. What [`Request::Submit`] does once its text is parsed.
-    pub async fn submit_plan(&self, plan: PlanFile) -> Result<PlanId, EngineError> {
+    pub async fn submit_plan(&self, mut plan: PlanFile) -> Result<PlanId, EngineError> {
+        // A plan file named by a relative path (`ocio run plans/x.toml`) is anchored here, so
+        // its `repo` is kept absolute and a later start in another directory finds it.
+        if plan.path.is_relative() {
+            plan.path = std::path::absolute(&plan.path).unwrap_or(plan.path);
+        }
         let plan = self
             .ask(|reply| Command::Check(Box::new(plan), reply))
             .await??;
@@ -501,7 +514,27 @@ impl EngineHandle {
 
     /// Remove an agent that runs nothing (drain it first).
     pub async fn remove_agent(&self, name: &str) -> Result<(), EngineError> {
-        self.ask(|reply| Command::RemoveAgent(name.to_string(), reply))
+        self.remove_agent_because(name, "removed by the operator")
+            .await
+    }
+
+    /// The same, saying why (the cause of its transition to offline).
+    pub async fn remove_agent_because(&self, name: &str, cause: &str) -> Result<(), EngineError> {
+        let (name, cause) = (name.to_string(), cause.to_string());
+        self.ask(|reply| Command::RemoveAgent(name, cause, reply))
+            .await?
+    }
+
+    /// Drain agent `name` (or undrain it), saying why: for what is not the operator's doing
+    /// (a fleet whose source no longer lists it), which `EngineApi::drain` is.
+    pub async fn drain_because(
+        &self,
+        name: &str,
+        drain: bool,
+        cause: &str,
+    ) -> Result<(), EngineError> {
+        let (name, cause) = (name.to_string(), cause.to_string());
+        self.ask(|reply| Command::Drain(name, drain, cause, reply))
             .await?
     }
 

@@ -9,11 +9,13 @@ use super::AgentAdder;
 use super::agents::from_entry;
 use super::fleets::{Crew, Removal};
 use crate::config::AgentConfig;
-use crate::domain::AgentName;
-use crate::engine::api::EngineApi;
+use crate::domain::{AgentName, AgentStatus};
 use crate::engine::{AgentSpec, EngineError, EngineHandle};
 use crate::opencode::client::ClientOptions;
 use crate::opencode::endpoint::Endpoint;
+
+/// Why a member taken in again at the start is draining.
+const LEFT: &str = "no longer listed by its fleet: finishes the sessions it runs, then leaves";
 
 /// How long a new member's health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,8 +38,9 @@ pub(crate) async fn check_health(member: &AgentConfig, withheld: &[String]) -> R
     }
 }
 
-/// Agents gathered before the engine starts: members join by becoming specs. Nothing has
-/// joined the engine yet, so nothing leaves.
+/// Agents gathered before the engine starts: members join by becoming specs, and one drained
+/// (a member the source no longer lists, taken in again for the sessions the last engine left
+/// on it) starts draining. Nothing has joined the engine yet, so nothing leaves.
 pub(crate) struct Gathering {
     pub(crate) specs: Mutex<Vec<AgentSpec>>,
     /// Agent names taken already (the `[[agents]]` entries).
@@ -84,7 +87,17 @@ impl Crew for Gathering {
         Ok(())
     }
 
-    async fn drain(&self, _: &AgentName, _: bool) -> Result<(), String> {
+    async fn drain(&self, name: &AgentName, drain: bool) -> Result<(), String> {
+        let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(spec) = specs.iter_mut().find(|s| &s.agent.name == name) else {
+            return Err(EngineError::UnknownAgent(name.to_string()).to_string());
+        };
+        let agent = &mut spec.agent;
+        (agent.status, agent.reason) = match drain {
+            true => (AgentStatus::Draining, Some(LEFT.to_string())),
+            false => (AgentStatus::Online, None),
+        };
+        agent.since = Some(jiff::Timestamp::now());
         Ok(())
     }
 
@@ -109,7 +122,12 @@ impl Crew for Engine {
     }
 
     async fn drain(&self, name: &AgentName, drain: bool) -> Result<(), String> {
-        EngineApi::drain(&self.engine, name.as_str(), drain)
+        let cause = match drain {
+            true => LEFT,
+            false => "listed by its fleet again",
+        };
+        self.engine
+            .drain_because(name.as_str(), drain, cause)
             .await
             .map_err(|e| e.to_string())
     }
@@ -117,7 +135,8 @@ impl Crew for Engine {
     /// The engine refuses to remove an agent that runs sessions: that is
     /// [`Removal::Busy`], and the member is asked again at the next round.
     async fn remove(&self, name: &AgentName) -> Result<Removal, String> {
-        match self.engine.remove_agent(name.as_str()).await {
+        let cause = "removed: no longer listed by its fleet and its sessions have ended";
+        match self.engine.remove_agent_because(name.as_str(), cause).await {
             Ok(()) | Err(EngineError::UnknownAgent(_)) => Ok(Removal::Gone),
             Err(EngineError::AgentBusy { running, .. }) => Ok(Removal::Busy(running)),
             Err(e) => Err(e.to_string()),

@@ -93,6 +93,40 @@ impl Roster {
         self.settle(crew).await;
     }
 
+    /// Take in again the member at `url`, called `agent`, on which the last engine left
+    /// sessions running, whatever the source lists now: their agent must be there for them to
+    /// be re-attached (else they are given up and their tasks run again beside them). When
+    /// the source no longer lists it (`listed` false) it is drained at once, so it only
+    /// finishes those sessions, and leaves once they have ended. `false` when it is not this
+    /// fleet's member or is in already.
+    pub(crate) async fn recall(
+        &mut self,
+        url: &str,
+        agent: &AgentName,
+        listed: bool,
+        crew: &impl Crew,
+    ) -> bool {
+        let known = |u: &String| self.fleet.member_name(u) == *agent;
+        if self.fleet.member_name(url) != *agent || self.members.keys().any(known) {
+            return false;
+        }
+        let member = self.fleet.member(url);
+        if let Err(e) = crew.join(&member).await {
+            tracing::warn!(agent = %agent, error = %e, "a fleet member with sessions left running cannot join again");
+            return false;
+        }
+        let mut standing = Standing::Joined;
+        if !listed {
+            match crew.drain(agent, true).await {
+                Ok(()) => standing = Standing::Leaving,
+                Err(e) => tracing::warn!(agent = %agent, error = %e, "cannot drain a fleet member"),
+            }
+        }
+        tracing::info!(fleet = %self.fleet.name, %agent, %url, ?standing, "fleet member taken in again for the sessions it runs");
+        self.members.insert(url.to_string(), standing);
+        true
+    }
+
     /// Drain the joined members no longer listed; undrain the leaving ones listed again.
     async fn leave_or_return(&mut self, listed: &BTreeSet<String>, crew: &impl Crew) {
         for (url, standing) in &mut self.members {

@@ -140,6 +140,36 @@ async fn a_member_that_left_is_drained_and_removed_once_its_sessions_end() {
 }
 
 #[tokio::test]
+async fn a_member_with_sessions_left_running_is_taken_in_again_drained_when_unlisted() {
+    let crew = Fake::default();
+    let mut roster = Roster::new(fleet());
+    let b = fleet().member_name(B);
+    // Unhealthy and unlisted: in all the same, drained, and removed once its sessions end.
+    roster.round(listed(&[A]), &crew).await;
+    assert!(roster.recall(B, &b, false, &crew).await);
+    assert_eq!(
+        crew.asked(),
+        ["join box-10.0.0.2-4096", "drain box-10.0.0.2-4096"]
+    );
+    assert!(!roster.recall(B, &b, false, &crew).await, "taken in once");
+    assert!(
+        !roster.recall(A, &b, true, &crew).await,
+        "a session's agent named for another URL is not this member"
+    );
+    crew.running(b.as_str(), 1);
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(roster.members().get(B), Some(&Standing::Leaving));
+    crew.running(b.as_str(), 0);
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(crew.asked(), ["remove box-10.0.0.2-4096"]);
+    // Listed (its server down): a member like any other.
+    let mut roster = Roster::new(fleet());
+    assert!(roster.recall(B, &b, true, &crew).await);
+    assert_eq!(crew.asked(), ["join box-10.0.0.2-4096"]);
+    assert_eq!(roster.members().get(B), Some(&Standing::Joined));
+}
+
+#[tokio::test]
 async fn a_leaving_member_listed_again_is_undrained_and_stays() {
     let crew = Fake::default();
     crew.healthy(A);

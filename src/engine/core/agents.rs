@@ -47,7 +47,11 @@ impl Core {
         Ok(())
     }
 
-    pub(super) async fn remove_agent(&mut self, name: &str) -> Result<(), EngineError> {
+    pub(super) async fn remove_agent(
+        &mut self,
+        name: &str,
+        cause: &str,
+    ) -> Result<(), EngineError> {
         let index = self.fleet.index_of(name)?;
         let now = self.now();
         let agent = self.fleet.agent_mut(index);
@@ -58,7 +62,7 @@ impl Core {
             });
         }
         let mut step = Step::default();
-        if let Ok(event) = agent.transition(AgentStatus::Offline, "removed by the operator", now) {
+        if let Ok(event) = agent.transition(AgentStatus::Offline, cause, now) {
             step.transition(event);
         }
         step.batch.remove_agent(&agent.name);
@@ -70,14 +74,18 @@ impl Core {
         Ok(())
     }
 
-    pub(super) async fn drain(&mut self, name: &str, drain: bool) -> Result<(), EngineError> {
+    pub(super) async fn drain(
+        &mut self,
+        name: &str,
+        drain: bool,
+        cause: &str,
+    ) -> Result<(), EngineError> {
         let index = self.fleet.index_of(name)?;
         let now = self.now();
         let agent = self.fleet.agent_mut(index);
-        let (to, cause) = if drain {
-            (AgentStatus::Draining, "drained by the operator")
-        } else {
-            (AgentStatus::Online, "undrained by the operator")
+        let to = match drain {
+            true => AgentStatus::Draining,
+            false => AgentStatus::Online,
         };
         if agent.status == to {
             return Ok(());

@@ -120,9 +120,15 @@ impl Fleet {
     }
 
     /// Take a slot of agent `index` for a session that was already running (re-attached at
-    /// start): no pick.
+    /// start): no pick, and whatever its status (a draining agent finishes what it runs);
+    /// `false` when its slots are all in use.
     pub(super) fn take_resumed(&mut self, index: usize) -> bool {
-        self.agents[index].acquire_slot().is_ok()
+        let agent = &mut self.agents[index];
+        if agent.load >= agent.max_concurrent {
+            return false;
+        }
+        agent.load += 1;
+        true
     }
 
     pub(super) fn release(&mut self, index: usize) {

@@ -346,8 +346,11 @@ impl Core {
             Command::AddAgent(spec, reply) => {
                 let _ = reply.send(self.add_agent(*spec).await);
             }
-            Command::RemoveAgent(name, reply) => {
-                let _ = reply.send(self.remove_agent(&name).await);
+            Command::RemoveAgent(name, cause, reply) => {
+                let _ = reply.send(self.remove_agent(&name, &cause).await);
+            }
+            Command::Drain(name, drain, cause, reply) => {
+                let _ = reply.send(self.drain(&name, drain, &cause).await);
             }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -459,7 +462,13 @@ impl Core {
                 self.trim_finished();
                 result.map(done)
             }
-            Request::Drain { agent, drain } => self.drain(&agent, drain).await.map(done),
+            Request::Drain { agent, drain } => {
+                let cause = match drain {
+                    true => "drained by the operator",
+                    false => "undrained by the operator",
+                };
+                self.drain(&agent, drain, cause).await.map(done)
+            }
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),
         };
