@@ -114,17 +114,32 @@ pub(super) fn title_of(json: &[u8]) -> Option<String> {
 
 pub(super) type WordTable<'txn> = Table<'txn, (&'static str, u128, u8, u64), ()>;
 
+/// Those of `words` that the entry `replaced` (a transcript entry's JSON) did not have: what
+/// a rewritten entry adds to the index. Words it no longer has stay indexed; a search checks
+/// the line it shows, so they find nothing.
+pub(super) fn not_in<'w>(words: &'w [String], replaced: Option<&[u8]>) -> Vec<&'w str> {
+    let had: std::collections::HashSet<String> = match replaced {
+        Some(json) => self::words(&entry_text(json)).into_iter().collect(),
+        None => Default::default(),
+    };
+    words
+        .iter()
+        .filter(|w| !had.contains(w.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
 /// Indexes `words` as found at `place` of `subject`.
 pub(super) fn index(
     table: &mut WordTable<'_>,
     subject: u128,
     place: Place,
-    words: &[String],
+    words: &[impl AsRef<str>],
 ) -> Result<(), StoreError> {
     let (kind, seq) = place.key();
     for word in words {
         table
-            .insert((word.as_str(), subject, kind, seq), ())
+            .insert((word.as_ref(), subject, kind, seq), ())
             .map_err(StoreError::storage)?;
     }
     Ok(())

@@ -218,3 +218,44 @@ fn a_long_line_is_cut_around_its_first_matching_word() {
     assert!(line.starts_with('…') && line.ends_with('…'), "{line}");
     assert!(line.chars().count() <= 162, "{line}");
 }
+
+/// A text part is rewritten whole as it streams: each version's new words are found, in the
+/// same batch or a later one, and a word the text no longer has finds nothing.
+#[test]
+fn a_rewritten_entry_is_found_by_its_new_words_and_not_by_words_it_lost() {
+    let (_dir, store) = open();
+    let streamed = session("streaming", None);
+    let text = |text: &str| Entry {
+        part: Some("prt_1".into()),
+        kind: "text",
+        text: text.into(),
+    };
+    let mut batch = Batch::new();
+    batch.put_session(&streamed);
+    batch.put_transcript(streamed.id, Some("prt_1"), &text("the quokka"), u64::MAX);
+    batch.put_transcript(
+        streamed.id,
+        Some("prt_1"),
+        &text("the quokka hops"),
+        u64::MAX,
+    );
+    store.commit_blocking(batch).unwrap();
+    let mut batch = Batch::new();
+    let whole = text("the quokka hops past a wombat");
+    batch.put_transcript(streamed.id, Some("prt_1"), &whole, u64::MAX);
+    store.commit_blocking(batch).unwrap();
+    for word in ["quokka", "hops", "wombat"] {
+        let found = find(&store, word);
+        assert_eq!(found.len(), 1, "{word}");
+        assert_eq!(found[0].place, Place::Transcript(1), "{word}");
+        assert_eq!(found[0].line, "the quokka hops past a wombat");
+    }
+    let mut batch = Batch::new();
+    batch.put_transcript(streamed.id, Some("prt_1"), &text("a wombat only"), u64::MAX);
+    store.commit_blocking(batch).unwrap();
+    assert!(
+        find(&store, "quokka").is_empty(),
+        "a word the entry lost finds nothing"
+    );
+    assert_eq!(find(&store, "wombat")[0].line, "a wombat only");
+}

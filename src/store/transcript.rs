@@ -89,14 +89,14 @@ impl<'txn> TranscriptTables<'txn> {
         })
     }
 
-    /// Stores the entry; the sequence it is stored under.
+    /// Stores the entry; the sequence it is stored under, and the entry it replaced there.
     pub(super) fn put(
         &mut self,
         session: u128,
         part: Option<&str>,
         json: &[u8],
         cap: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let mut size = self.size(session)?;
         let stored = match part {
             Some(part) => self
@@ -110,13 +110,13 @@ impl<'txn> TranscriptTables<'txn> {
             Some(seq) => seq,
             None => self.last_seq(session)? + 1,
         };
-        let old = self
+        let replaced = self
             .entries
             .insert((session, seq), json)
             .map_err(StoreError::storage)?
-            .map(|old| old.value().len() as u64);
-        match old {
-            Some(old) => size.bytes = size.bytes.saturating_sub(old),
+            .map(|old| old.value().to_vec());
+        match &replaced {
+            Some(old) => size.bytes = size.bytes.saturating_sub(old.len() as u64),
             None => size.entries += 1,
         }
         size.bytes += json.len() as u64;
@@ -129,7 +129,7 @@ impl<'txn> TranscriptTables<'txn> {
         self.sizes
             .insert(session, size.record())
             .map_err(StoreError::storage)?;
-        Ok(seq)
+        Ok((seq, replaced))
     }
 
     /// Removes the oldest entries (not `newest`) while the transcript is over `cap`.

@@ -326,8 +326,11 @@ impl<'txn> WriteTables<'txn> {
                         Some(tables) => tables,
                         None => self.transcripts.insert(TranscriptTables::open(self.txn)?),
                     };
-                    let seq = tables.put(*session, part.as_deref(), json, *cap)?;
-                    search::index(&mut self.words, *session, Place::Transcript(seq), words)?;
+                    let (seq, replaced) = tables.put(*session, part.as_deref(), json, *cap)?;
+                    // A part rewritten (a text as it streams, whole each time) has most of its
+                    // words indexed already: only those it did not have are written.
+                    let words = search::not_in(words, replaced.as_deref());
+                    search::index(&mut self.words, *session, Place::Transcript(seq), &words)?;
                 }
                 Op::PutContext {
                     id,
