@@ -26,8 +26,8 @@
 //! `cargo bench --bench fleet`. Environment: `OCIO_FLEET_SECS` (window, default 60),
 //! `OCIO_BENCH_RUNS` (default 3, medians reported), `OCIO_FLEET_WORK_SECS` (how long a
 //! session works, default 30), `OCIO_FLEET_EVENT_MS` (pause between a session's events,
-//! default 200: 5 events/s per session), `OCIO_FLEET_DAILY_TOKENS` (a daily budget in tokens,
-//! default none).
+//! default 200: 5 events/s per session), `OCIO_FLEET_DELTAS` (text deltas per text part,
+//! default 4), `OCIO_FLEET_DAILY_TOKENS` (a daily budget in tokens, default none).
 //!
 //! Targets: ocio under 25% of one core at 200 busy sessions, under 2% following 16.
 //!
@@ -65,6 +65,17 @@
 //! (15.6 / 16.4 / 18.5), 11.7 store commits/s carrying 31.0 control-log events/s; following 16
 //! 2.2% (2.0 / 2.2 / 2.4), 2.7 commits/s carrying 2.5 events/s (transcript flushes are commits
 //! with no control-log event). Under 2% following 16 holds on a quiet machine only.
+//!
+//! 2026-12-05, following 16 nearer a model streaming tokens, each chunk a delta (`OCIO_FLEET_EVENT_MS=25
+//! OCIO_FLEET_DELTAS=40`: ~41 events/s per session, 670 server events/s, most of them text
+//! deltas; 30 s window): ocio 5.4 / 5.5 / 6.1% of a core with load average ~3, 5.9–8.7% with
+//! load average 2–6 (helpers' builds alongside): about 80–100 µs of ocio per server event, so
+//! the 2% target holds only at the default 5 events/s per session. A profile (perf, dwarf) of
+//! that run: the event follower 24% (of it decoding the events 10%, reading the body 10%), the
+//! HTTP connection task 13%, the store's writer 15% (the search index of rewritten texts 6%),
+//! the runs 10%, the engine's loop 6%, routing to the runs 6%. Routing in the follower's own
+//! task (one hand-over per event fewer) measured no difference within the noise (old / new
+//! alternated, 3 runs each: medians 6.7 / 6.8%) and was not kept.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 

@@ -21,7 +21,7 @@ pub fn serve(servers: usize, work: Duration, every: Duration) {
         let options = StandinOptions {
             work,
             every,
-            deltas: 4,
+            deltas: super::setting("OCIO_FLEET_DELTAS", 4) as u32,
             ..StandinOptions::default()
         };
         let mut running = Vec::new();
