@@ -405,20 +405,32 @@ impl Client {
     }
 
     /// Whether the server has `dir` as a directory it can list (`GET /file?path=.`), asked
-    /// once: OpenCode answers 500 for a directory it does not have (missing, or a file).
+    /// once: OpenCode answers 500 for a directory it does not have (missing, or a file). Its
+    /// 500 says nothing more (the same "Unexpected server error" for every cause), so it is
+    /// taken as that answer only when the server lists its own directory; a server that fails
+    /// that too is failing, and its 500 is the transient error it is.
     pub(crate) async fn has_directory(&self, dir: &str) -> Result<bool, ClientError> {
+        match self.list_directory(dir).await {
+            Ok(()) => Ok(true),
+            // A gateway's 502, 503 or 504 (a proxy, a restart) says nothing about the
+            // directory: it is the transient failure it is, and the question is asked again.
+            Err(lacks @ ClientError::Status { status: 500, .. }) => {
+                let own = self.paths().await?.directory;
+                match self.list_directory(&own).await {
+                    Ok(()) => Ok(false),
+                    Err(_) => Err(lacks),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_directory(&self, dir: &str) -> Result<(), ClientError> {
         let call = Call::get("list directory", "/file")
             .dir(dir)
             .query("path", ".".into())
             .once();
-        match self.send(call).await {
-            Ok(_) => Ok(true),
-            // What OpenCode answers for a directory its machine does not have. A gateway's
-            // 502, 503 or 504 (a proxy, a restart) says nothing about the directory: it is the
-            // transient failure it is, and the question is asked again.
-            Err(ClientError::Status { status: 500, .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.send(call).await.map(drop)
     }
 
     /// Changed files with patches: the working tree against HEAD, or against the default branch.

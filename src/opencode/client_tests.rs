@@ -89,37 +89,58 @@ async fn a_call_that_is_not_idempotent_is_sent_once() {
     );
 }
 
-/// Whether a server sees a directory: a listing says it does, OpenCode's 500 (its answer for a
-/// directory its machine lacks) that it does not, and a gateway's 502/503/504 neither: those
-/// are transient failures, not an answer to keep.
+/// Whether a server sees a directory: a listing says it does; OpenCode's 500 (its answer for a
+/// directory its machine lacks) that it does not, but only when the server lists its own
+/// directory (a server that fails every listing is failing, not answering); and a gateway's
+/// 502/503/504 neither: those are transient failures, not an answer to keep.
 #[tokio::test]
-async fn only_a_500_says_the_server_does_not_see_a_directory() {
+async fn only_a_500_from_a_server_that_lists_its_own_directory_says_it_does_not_see_one() {
+    use axum::extract::RawQuery;
     use std::sync::atomic::AtomicU16;
-    let status = Arc::new(AtomicU16::new(200));
+    type Codes = (Arc<AtomicU16>, Arc<AtomicU16>);
+    let (asked, own) = (Arc::new(AtomicU16::new(200)), Arc::new(AtomicU16::new(200)));
     let app = Router::new()
         .route(
             "/file",
-            get(|State(status): State<Arc<AtomicU16>>| async move {
-                let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
-                (code, [("content-type", "application/json")], "[]").into_response()
+            get(
+                |State((asked, own)): State<Codes>, RawQuery(q): RawQuery| async move {
+                    let q = q.unwrap_or_default();
+                    let code = if q.contains("directory=%2Fsrv") || q.contains("directory=/srv") {
+                        &own
+                    } else {
+                        &asked
+                    };
+                    let code = StatusCode::from_u16(code.load(Ordering::SeqCst)).unwrap();
+                    (code, [("content-type", "application/json")], "[]").into_response()
+                },
+            ),
+        )
+        .route(
+            "/path",
+            get(|| async {
+                let paths = r#"{"home":"/root","state":"/s","config":"/c","worktree":"/","directory":"/srv"}"#;
+                ([("content-type", "application/json")], paths).into_response()
             }),
         )
-        .with_state(status.clone());
+        .with_state((asked.clone(), own.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = client(&url, 0);
-    assert!(client.has_directory("/d").await.unwrap());
-    status.store(500, Ordering::SeqCst);
-    assert!(!client.has_directory("/d").await.unwrap());
+    // A new client each time: failures in a row open a client's breaker.
+    let fresh = || super::Client::new(&url, None, ClientOptions::default()).unwrap();
+    assert!(fresh().has_directory("/d").await.unwrap());
+    asked.store(500, Ordering::SeqCst);
+    assert!(!fresh().has_directory("/d").await.unwrap());
+    own.store(500, Ordering::SeqCst);
+    let error = fresh().has_directory("/d").await.unwrap_err();
+    assert!(
+        error.is_transient(),
+        "a server failing every listing is failing, not saying it lacks /d: {error:?}"
+    );
+    own.store(200, Ordering::SeqCst);
     for gateway in [502, 503, 504] {
-        status.store(gateway, Ordering::SeqCst);
-        // A new client each time: failures in a row open a client's breaker.
-        let error = super::Client::new(&url, None, ClientOptions::default())
-            .unwrap()
-            .has_directory("/d")
-            .await
-            .unwrap_err();
+        asked.store(gateway, Ordering::SeqCst);
+        let error = fresh().has_directory("/d").await.unwrap_err();
         assert!(error.is_transient(), "{gateway}: {error:?}");
     }
 }
