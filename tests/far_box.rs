@@ -71,6 +71,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("overlap done").delay_ms(9000)),
         )
         .rule(
+            Rule::when("far submodule")
+                .turn(Turn::write("lib/one/agent.txt", "agent\n"))
+                .turn(Turn::text("submodule done")),
+        )
+        .rule(
             Rule::when("far second")
                 .turn(Turn::write("bye.txt", "bye\n"))
                 .turn(Turn::text("second done")),
@@ -112,6 +117,8 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     took("the_box_restarting_mid_task_loses_no_work");
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
     took("fidelity_of_random_trees_there_and_back");
+    submodules_and_lfs_files_there_and_back(&server, &home, near.path()).await;
+    took("submodules_and_lfs_files_there_and_back");
     server.stop().await;
 }
 
@@ -623,6 +630,182 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
     assert_eq!(again, Returned::Nothing);
     a_box_worktree_follows_its_start(&boxes, &local, &mut rng).await;
     a_worktree_left_on_the_box_goes_once_its_task_is_over(&boxes, near).await;
+}
+
+/// A repository with submodules: one initialized in ocio's repository is checked out on the
+/// box at its recorded commit and the work done in it comes back (into its git directory here,
+/// recorded as the task's gitlink); one not initialized is an empty directory there as here,
+/// and files written into it are named, not lost. Git LFS files whose contents ocio's worktree
+/// holds are refused the box; their pointers travel as they are.
+async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Home, near: &Path) {
+    let boxes = BoxWorkspace::new(server.client(), None, None);
+    let repos = near.join("repos/subm");
+    for (name, file) in [("one", "one.txt"), ("two", "two.txt"), ("main", "top.txt")] {
+        let dir = repos.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.join(file), file).unwrap();
+        git(&dir, &["add", "-A"]);
+        git(&dir, &["commit", "-q", "-m", file]);
+    }
+    let main = repos.join("main");
+    for module in ["one", "two"] {
+        let url = format!("../{module}");
+        let path = format!("lib/{module}");
+        git(
+            &main,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "-q",
+                &url,
+                &path,
+            ],
+        );
+    }
+    git(&main, &["commit", "-q", "-m", "modules"]);
+    git(&main, &["submodule", "deinit", "-q", "-f", "lib/two"]);
+    std::fs::remove_dir_all(main.join(".git/modules/lib/two")).unwrap();
+    a_task_on_the_box_commits_in_a_submodule(server, home, &main);
+    let worktree = |task: &str| {
+        let at = repos.join(format!("plan/{task}/1"));
+        git(
+            &main,
+            &["worktree", "add", "-q", "--detach", at.to_str().unwrap()],
+        );
+        at
+    };
+    let local = worktree("edit");
+    let dir = boxes.prepare(&local).await.unwrap();
+    let there = PathBuf::from(&dir);
+    assert_eq!(
+        std::fs::read_to_string(there.join("lib/one/one.txt")).unwrap(),
+        "one.txt",
+        "the submodule is checked out on the box"
+    );
+    assert_eq!(std::fs::read_dir(there.join("lib/two")).unwrap().count(), 0);
+    assert!(git(&there, &["status", "--porcelain"]).is_empty());
+    // Prepared again (a restart): kept as it is.
+    assert_eq!(boxes.prepare(&local).await.unwrap(), dir);
+    std::fs::write(there.join("lib/one/new.txt"), "new\n").unwrap();
+    std::fs::write(there.join("top.txt"), "changed\n").unwrap();
+    let returned = boxes.bring_back(&local, &dir, true).await.unwrap();
+    assert!(matches!(returned, Returned::Work { .. }), "{returned:?}");
+    git(&local, &["add", "-A"]);
+    let link = git(&local, &["ls-files", "-s", "lib/one"]);
+    let commit = link.split(' ').nth(1).unwrap().to_string();
+    let gitdir = main.join(".git/modules/lib/one");
+    assert_eq!(git(&gitdir, &["show", &format!("{commit}:new.txt")]), "new");
+    assert_eq!(
+        std::fs::read_to_string(local.join("top.txt")).unwrap(),
+        "changed\n"
+    );
+    assert!(!there.exists(), "the finished worktree goes from the box");
+    // Files written into the submodule that was not checked out: named, and kept on the box.
+    let local = worktree("stray");
+    let dir = boxes.prepare(&local).await.unwrap();
+    std::fs::write(PathBuf::from(&dir).join("lib/two/stray.txt"), "x\n").unwrap();
+    let refused = boxes.bring_back(&local, &dir, true).await.unwrap_err();
+    let said = refused.to_string();
+    assert!(
+        said.contains("`lib/two`") && said.contains("git submodule update --init"),
+        "{said}"
+    );
+    assert!(PathBuf::from(&dir).join("lib/two/stray.txt").exists());
+    boxes.discard(&local, &dir).await;
+    // A plan with `worktrees = false` works in the checkout, whose submodule is checked out
+    // here: it moves on to the work that came back, so `git add -A` records that.
+    let dir = boxes.prepare(&main).await.unwrap();
+    std::fs::write(PathBuf::from(&dir).join("lib/one/checkout.txt"), "c\n").unwrap();
+    boxes.bring_back(&main, &dir, true).await.unwrap();
+    git(&main, &["add", "-A"]);
+    let link = git(&main, &["ls-files", "-s", "lib/one"]);
+    let commit = link.split(' ').nth(1).unwrap().to_string();
+    assert_eq!(git(&main.join("lib/one"), &["rev-parse", "HEAD"]), commit);
+    assert_eq!(
+        git(&main.join("lib/one"), &["show", "HEAD:checkout.txt"]),
+        "c"
+    );
+    // Git LFS: contents here are refused the box; pointers travel as they are.
+    let local = near.join("repos/lfs/plan/task/1");
+    std::fs::create_dir_all(&local).unwrap();
+    git(&local, &["init", "-q", "-b", "main"]);
+    std::fs::write(local.join(".gitattributes"), "*.bin filter=lfs -text\n").unwrap();
+    let pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 5\n";
+    std::fs::write(local.join("big.bin"), pointer).unwrap();
+    git(&local, &["add", "-A"]);
+    git(&local, &["commit", "-q", "-m", "lfs"]);
+    // git-lfs here, as `git lfs install` sets it up, for one object: checked out, the file
+    // holds its content; added, its pointer.
+    std::fs::write(local.join(".git/pointer"), pointer).unwrap();
+    let clean = format!(
+        "cat >/dev/null; cat {}",
+        local.join(".git/pointer").display()
+    );
+    git(&local, &["config", "filter.lfs.clean", &clean]);
+    git(
+        &local,
+        &[
+            "config",
+            "filter.lfs.smudge",
+            "cat >/dev/null; printf hello",
+        ],
+    );
+    std::fs::remove_file(local.join("big.bin")).unwrap();
+    git(&local, &["checkout", "--", "big.bin"]);
+    assert_eq!(
+        std::fs::read_to_string(local.join("big.bin")).unwrap(),
+        "hello"
+    );
+    let said = boxes.prepare(&local).await.unwrap_err().to_string();
+    assert!(
+        said.contains("big.bin") && said.contains("filter=lfs"),
+        "{said}"
+    );
+    // No git-lfs here: the worktree holds the pointer, as the box will.
+    git(&local, &["config", "--remove-section", "filter.lfs"]);
+    std::fs::remove_file(local.join("big.bin")).unwrap();
+    git(&local, &["checkout", "--", "big.bin"]);
+    let dir = boxes.prepare(&local).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(PathBuf::from(&dir).join("big.bin")).unwrap(),
+        pointer
+    );
+    assert_eq!(
+        boxes.bring_back(&local, &dir, true).await.unwrap(),
+        Returned::Nothing
+    );
+}
+
+/// A plan's task on the box writes a file in a submodule: the plan's integration branch
+/// records the submodule's new commit, which ocio's repository has in the submodule's git
+/// directory, as after a local session's commit there.
+fn a_task_on_the_box_commits_in_a_submodule(server: &TestServer, home: &Home, main: &Path) {
+    home.write_config(&config(server));
+    let plan = home.write_plan(
+        "farsub.toml",
+        &format!(
+            "name = \"farsub\"\nrepo = {:?}\n[[tasks]]\nid = \"sub\"\nprompt = \"far submodule\"\n",
+            main.to_str().unwrap()
+        ),
+    );
+    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let (code, out, err) = run.wait();
+    assert_eq!(code, Some(0), "{out:?}\n{err}");
+    let link = git(main, &["ls-tree", "ocio/farsub/integration", "lib/one"]);
+    let commit = link.split_whitespace().nth(2).unwrap().to_string();
+    assert_ne!(
+        link,
+        git(main, &["ls-tree", "HEAD", "lib/one"]),
+        "the gitlink moved"
+    );
+    let gitdir = main.join(".git/modules/lib/one");
+    assert_eq!(
+        git(&gitdir, &["show", &format!("{commit}:agent.txt")]),
+        "agent"
+    );
 }
 
 /// A box worktree whose task ended while it could not be removed (its box unreachable at the

@@ -6,7 +6,8 @@
 //! local worktree once its work is merged, abandoned, or superseded by a later attempt).
 //!
 //! Whatever such a worktree still holds (the work of a session that never came back) is kept:
-//! committed, under `refs/ocio/abandoned/NAME` in the box's mirror, before its directory goes.
+//! committed, under `refs/ocio/abandoned/NAME` in the box's mirror (what its checked-out
+//! submodules held under `refs/ocio/abandoned-modules/NAME/`), before its directory goes.
 //! Worktrees of other machines or users, unsigned ones, and any whose local worktree cannot be
 //! looked at (only "not found" counts as gone) are left alone.
 
@@ -120,26 +121,52 @@ pub(super) fn dead(signed: Vec<(String, PathBuf)>) -> Vec<String> {
 /// that never came back is first committed and kept in the mirror under
 /// `refs/ocio/abandoned/NAME` (anything beyond the commits ocio carried there).
 pub(super) fn removal(name: &str, keep_work: bool) -> String {
-    let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
+    let git = super::GIT_AS_OCIO;
     let dir = quoted(&format!("work/{name}"));
     let keep = match keep_work {
         true => format!(
-            "if [ -e {dir}/.git ]; then {git} -C {dir} add -A 2>/dev/null; \
+            "if [ -e {dir}/.git ]; then {modules}; {git} -C {dir} add -A 2>/dev/null; \
              {git} -C {dir} commit -q --no-verify -m {message} >/dev/null 2>&1; \
              git -C {dir} rev-list -n 1 HEAD --not --glob=refs/ocio/box 2>/dev/null | grep -q . \
              && git -C {dir} update-ref {abandoned} HEAD; fi; ",
             message = quoted(&format!("ocio: what {name} held when it was swept")),
             abandoned = quoted(&format!("refs/ocio/abandoned/{name}")),
+            modules = kept_in_modules(name),
         ),
         false => String::new(),
     };
     format!(
         "{keep}git -C mirror worktree remove --force {dir} 2>/dev/null || rm -rf {dir}; \
          git -C mirror update-ref -d {back} 2>/dev/null; \
+         git -C mirror for-each-ref --format='delete %(refname)' {modules} | git -C mirror update-ref --stdin; \
          rm -f {outbox}.bundle* {outbox}.ready {outbox}.setup.sh {outbox}.setup.log {OWNERS}/{quoted_name}",
         back = quoted(&carry::returned_ref(name)),
+        modules = quoted(&format!("refs/ocio/module/{name}/")),
         outbox = quoted(&format!("outbox/{name}")),
         quoted_name = quoted(name),
+    )
+}
+
+/// The script (run in the box's root) that commits what each checked-out submodule of
+/// worktree `name` holds and keeps its HEAD, where beyond what ocio carried, under
+/// `refs/ocio/abandoned-modules/NAME/COMMIT` (the ref named by the commit: no shell variable
+/// or substitution needed).
+fn kept_in_modules(name: &str) -> String {
+    let git = super::GIT_AS_OCIO;
+    let each = format!(
+        "{git} add -A; {git} commit -q --no-verify -m {message} >/dev/null 2>&1; \
+         git rev-list -n 1 HEAD --not --glob=refs/ocio/box | sed {named} | git update-ref --stdin; true",
+        message = quoted(&format!(
+            "ocio: what {name} held in a submodule when it was swept"
+        )),
+        named = quoted(&format!(
+            "s,.*,update refs/ocio/abandoned-modules/{name}/& &,"
+        )),
+    );
+    format!(
+        "git -C {dir} submodule foreach --quiet {each} >/dev/null 2>&1",
+        dir = quoted(&format!("work/{name}")),
+        each = quoted(&each),
     )
 }
 
@@ -281,6 +308,51 @@ mod tests {
         assert!(root.join("owners/live").exists());
         // Nothing more to sweep.
         assert!(dead(signed_here(&sh(&root, &list()), "preparing")).is_empty());
+    }
+
+    #[test]
+    fn the_work_in_a_swept_worktrees_checked_out_submodule_is_kept_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, here) = (dir.path().join("box"), dir.path().join("here"));
+        std::fs::create_dir_all(&root).unwrap();
+        let git = "git -c user.name=t -c user.email=t@t";
+        // The mirror holds a superproject whose tree records submodule `lib/sub`, and the
+        // submodule's commit, both carried.
+        sh(
+            &root,
+            &format!(
+                "set -e; git init -q sub; cd sub; echo s > s.txt; git add -A; {git} commit -q -m sub; \
+                 git rev-parse HEAD > ../sub.id; cd ..; git init -q mirror; cd mirror; \
+                 git fetch -q ../sub HEAD:refs/ocio/box/sub; \
+                 printf '[submodule \"lib/sub\"]\\n\\tpath = lib/sub\\n\\turl = ../sub\\n' > .gitmodules; \
+                 sed 's,.*,160000 commit &\tlib/sub,' ../sub.id | git update-index --index-info; \
+                 git add .gitmodules; {git} commit -q -m base; git update-ref refs/ocio/box/base HEAD; \
+                 git worktree add -q --detach ../work/ended HEAD; \
+                 git worktree add -q --detach ../work/ended/lib/sub refs/ocio/box/sub"
+            ),
+        );
+        std::fs::write(root.join("work/ended/lib/sub/new.txt"), "never came back\n").unwrap();
+        sh(&root, &sign("ended", &here.join("ended")));
+        let out = sh(&root, &sweeping(&root.to_string_lossy(), &["ended".into()]));
+        assert!(out.contains(DONE));
+        assert!(!root.join("work/ended").exists());
+        let refs = sh(
+            &root,
+            "git -C mirror for-each-ref --format='%(refname)' refs/ocio/abandoned-modules/ended",
+        );
+        let kept = refs.trim();
+        assert!(!kept.is_empty(), "the submodule's work is kept");
+        let file = sh(&root, &format!("git -C mirror show {kept}:new.txt"));
+        assert_eq!(file, "never came back\n");
+        // And the superproject's kept commit records it as its gitlink.
+        let link = sh(
+            &root,
+            "git -C mirror ls-tree refs/ocio/abandoned/ended lib/sub",
+        );
+        assert!(
+            kept.ends_with(link.split_whitespace().nth(2).unwrap()),
+            "{link}"
+        );
     }
 
     #[test]

@@ -24,10 +24,14 @@ use tokio::sync::{Mutex, OnceCell};
 use super::client::{Client, ClientError};
 use super::wire::CreateSession;
 use crate::workspace::WorkspaceError;
-use crate::workspace::carry;
+use crate::workspace::{carry, carry_modules};
 
 /// What marks a box script that ran to its end.
 const DONE: &str = "OCIO-BOX-DONE";
+
+/// git on the box committing as ocio, with no hook of the box's run and nothing signed: for
+/// the commits that carry a session's work (and what a sweep keeps) back.
+const GIT_AS_OCIO: &str = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
 
 /// How many of the mirror's newest commits are offered as what it has.
 const HAVES: usize = 64;
@@ -69,6 +73,10 @@ pub enum BoxError {
     /// The plan's `setup` failed on the box (the task's failure, as it is in ocio's worktree).
     #[error("setup on the build box: {0}")]
     Setup(String),
+    /// What the task's tree holds cannot travel exactly (Git LFS contents, files written into
+    /// a submodule that was not checked out): the task's failure, saying what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl BoxError {
@@ -171,13 +179,20 @@ impl BoxWorkspace {
         let name = Self::name_of(local);
         let root = self.root().await?;
         let dir = format!("{root}/work/{name}");
-        let base = blocking({
+        let (base, lfs, modules) = blocking({
             let local = local.to_path_buf();
-            move || carry::hand_over(&local)
+            move || {
+                let base = carry::hand_over(&local)?;
+                let lfs = carry_modules::lfs_files(&local, &base)?;
+                let modules = carry_modules::modules_of(&local, &base)?;
+                Ok((base, lfs, modules))
+            }
         })
         .await?;
+        submodules::lfs_allowed(&lfs, local)?;
+        submodules::say_empty(&modules, local);
         let _one = self.sending.lock().await;
-        let found = self.look(&root, &name, &base).await?;
+        let found = self.look(&root, &name, &base, &modules).await?;
         self.sweep(&root, sweep::signed_here(&found.owners, &name))
             .await;
         if found.worktree {
@@ -185,24 +200,30 @@ impl BoxWorkspace {
         }
         // What the mirror lacks goes in first, taken in by the same script that makes the
         // worktree (one round trip fewer).
-        let take_in = match found.has_base {
-            true => None,
-            false => self.send(local, &root, &base, found.haves).await?,
+        let mut take_in = match found.has_base {
+            true => Vec::new(),
+            false => Vec::from_iter(self.send(local, &root, &base, &found.haves).await?),
         };
+        take_in.extend(
+            self.send_modules(&root, &modules, &found.has_modules, &found.haves)
+                .await?,
+        );
         // A take-in and a checkout in one script get twice a transfer's time.
-        let (step, timeout) = match take_in {
-            Some(_) => (
+        let (step, timeout) = match take_in.is_empty() {
+            false => (
                 "taking the tree into the box's mirror and making the task's worktree",
                 Some(std::time::Duration::from_secs(1200)),
             ),
-            None => ("making the task's worktree", None),
+            true => ("making the task's worktree", None),
         };
         let script = format!(
-            "set -e; {take_in}cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {sign}; echo {DONE}",
+            "set -e; {take_in}cd {root}; git -C mirror worktree prune; git -C mirror worktree add -q --detach {dir} {base}; {modules}{sign}; echo {DONE}",
             take_in = take_in
+                .iter()
                 .map(|script| format!("{script}; "))
-                .unwrap_or_default(),
+                .collect::<String>(),
             root = quoted(&root),
+            modules = submodules::check_out(&dir, &modules),
             dir = quoted(&dir),
             sign = sweep::sign(&name, local),
         );
@@ -210,18 +231,25 @@ impl BoxWorkspace {
         Ok(dir)
     }
 
-    /// The mirror (made when missing), the commits it has, whether it has `base`, whether
-    /// worktree `name` exists started from `base` (one that does not is removed: a half-made
-    /// one, or one of an earlier start).
-    async fn look(&self, root: &str, name: &str, base: &str) -> Result<Found, BoxError> {
+    /// The mirror (made when missing), the commits it has, whether it has `base` (and which of
+    /// `modules`' commits), whether worktree `name` exists started from `base` with its
+    /// submodules checked out (one that does not is removed: a half-made one, or one of an
+    /// earlier start).
+    async fn look(
+        &self,
+        root: &str,
+        name: &str,
+        base: &str,
+        modules: &[carry_modules::Module],
+    ) -> Result<Found, BoxError> {
         let script = format!(
             "set -e; mkdir -p {root}/outbox {root}/work; cd {root}; \
              [ -d mirror/.git ] || git init -q mirror; [ -d inbox/.git ] || git init -q inbox; \
              {settled}; \
              if git -C mirror cat-file -e '{base}^{{commit}}' 2>/dev/null; then echo HAS; \
-             git -C mirror update-ref {carried} {base}; fi; \
+             git -C mirror update-ref {carried} {base}; fi; {have}\
              if [ -e work/{name} ]; then \
-             if [ -e work/{name}/.git ] && git -C work/{name} merge-base --is-ancestor {base} HEAD 2>/dev/null; \
+             if [ -e work/{name}/.git ] && git -C work/{name} merge-base --is-ancestor {base} HEAD 2>/dev/null{checked_out}; \
              then echo WORKTREE; \
              else git -C mirror worktree remove --force ../work/{name} 2>/dev/null || rm -rf work/{name}; \
              git -C mirror worktree prune; fi; fi; \
@@ -230,12 +258,19 @@ impl BoxWorkspace {
             root = quoted(root),
             settled = settled("mirror"),
             carried = carry::carried_ref(base),
+            have = submodules::have(modules),
+            checked_out = submodules::all_checked_out(name, modules),
             owners = sweep::list(),
         );
         let output = self.script("looking at the box's mirror", &script).await?;
         Ok(Found {
             worktree: output.lines().any(|line| line == "WORKTREE"),
             has_base: output.lines().any(|line| line == "HAS"),
+            has_modules: output
+                .lines()
+                .filter_map(|line| line.strip_prefix("HASMOD "))
+                .map(str::to_string)
+                .collect(),
             haves: output
                 .lines()
                 .filter_map(|line| line.strip_prefix("HAVE "))
@@ -252,11 +287,11 @@ impl BoxWorkspace {
         local: &Path,
         root: &str,
         base: &str,
-        haves: Vec<String>,
+        haves: &[String],
     ) -> Result<Option<String>, BoxError> {
         let part_bytes = self.part_bytes;
         let parcel = blocking({
-            let (local, base) = (local.to_path_buf(), base.to_string());
+            let (local, base, haves) = (local.to_path_buf(), base.to_string(), haves.to_vec());
             move || carry::parcel_for(&local, &base, &haves, part_bytes)
         })
         .await?;
@@ -264,15 +299,26 @@ impl BoxWorkspace {
             return Ok(None);
         };
         tracing::info!(server = self.client.base_url(), commit = %base, bytes = parcel.bytes, parts = parcel.parts(), "sending a tree to a build box");
+        self.take_in(root, base, parcel).await.map(Some)
+    }
+
+    /// Places `parcel` (carrying `commit`) in the box's inbox; the script that takes it into
+    /// the mirror under `commit`'s carried ref.
+    async fn take_in(
+        &self,
+        root: &str,
+        commit: &str,
+        parcel: carry::Parcel,
+    ) -> Result<String, BoxError> {
         let inbox = format!("{root}/inbox");
         let parcel = self.deliver(&inbox, parcel).await?;
-        let carried = carry::carried_ref(base);
-        Ok(Some(format!(
+        let carried = carry::carried_ref(commit);
+        Ok(format!(
             "{joined}; cd ../mirror; git fetch -q ../inbox/{file} +{sent}:{carried}; rm -f ../inbox/{file}",
             joined = joined(&inbox, &parcel),
             file = quoted(&parcel.name),
             sent = parcel.carries,
-        )))
+        ))
     }
 
     /// Places `parcel`'s parts in the box's `inbox`, one request each.
@@ -310,30 +356,40 @@ impl BoxWorkspace {
     ) -> Result<Returned, BoxError> {
         let name = Self::name_of(local);
         let root = self.root().await?;
-        let base = blocking({
+        let (base, modules) = blocking({
             let local = local.to_path_buf();
-            move || carry::start_of(&local)
+            move || {
+                let base = carry::start_of(&local)?;
+                Ok((base.clone(), carry_modules::modules_of(&local, &base)?))
+            }
         })
         .await?;
         let back = carry::returned_ref(&name);
+        let outbox = format!("{root}/outbox");
         // No `$(...)` in box scripts: OpenCode 1.18.33 expands a substitution itself before the
         // script runs, in the session's directory (`cd D; echo $(pwd)` prints the old one).
-        let git = "git -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=ocio -c user.email=ocio@localhost";
+        let git = GIT_AS_OCIO;
         let script = format!(
-            "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; cd {dir}; {git} add -A; \
+            "set -e; if [ ! -d {dir} ]; then echo GONE; echo {DONE}; exit 0; fi; {modules}cd {dir}; {git} add -A; \
              if ! git diff --no-ext-diff --cached --quiet; then {git} commit -q --no-verify -m 'ocio: the work of {name}'; fi; \
              if git diff --no-ext-diff --quiet {base} HEAD --; then echo NOTHING; \
-             else git update-ref {back} HEAD; cd {outbox}; rm -f {name}.bundle*; \
+             else git update-ref {back} HEAD; cd {outbox}; rm -f {name}.bundle {name}.bundle.part-*; \
              git -C {dir} bundle create -q {outbox}/{name}.bundle {back} ^{base}; \
              split -b {part_bytes} -a 4 {name}.bundle {name}.bundle.part-; rm -f {name}.bundle; \
              ls -1 {name}.bundle.part-*; echo SENT; fi; \
              echo {DONE}",
             part_bytes = self.part_bytes,
+            modules = submodules::commit_back(dir, &name, &modules, &outbox, self.part_bytes),
             dir = quoted(dir),
-            outbox = quoted(&format!("{root}/outbox")),
+            outbox = quoted(&outbox),
         );
         let output = self
             .script("committing the session's work", &script)
+            .await?;
+        if let Some(refused) = submodules::strays(&output, &modules, dir) {
+            return Err(refused);
+        }
+        self.fetch_modules_back(local, &name, &root, &modules, &output)
             .await?;
         let returned = if output.lines().any(|line| line == "GONE") {
             self.received(local, &name, dir).await?
@@ -483,6 +539,8 @@ impl BoxWorkspace {
 struct Found {
     worktree: bool,
     has_base: bool,
+    /// The submodules' commits it has.
+    has_modules: Vec<String>,
     haves: Vec<String>,
     /// The script's output, with the worktrees' signatures (see [`sweep::list`]).
     owners: String,
@@ -500,8 +558,8 @@ fn joined(inbox: &str, parcel: &carry::Parcel) -> String {
 /// The box's own git configuration (its user's, its system's) kept from deciding what is
 /// checked out or recorded in `mirror` and its worktrees, where ocio's and the sessions' git
 /// both read the mirror's own settings first: no line endings converted, symlinks trusted,
-/// nothing ignored beyond the repository's own `.gitignore`, no attributes, hooks or signing
-/// of the box's (and `--no-ext-diff` wherever ocio asks git whether anything changed). What ocio carries comes and goes exactly, whatever the box's
+/// nothing ignored beyond the repository's own `.gitignore`, no attributes, filters (git-lfs),
+/// hooks or signing of the box's (and `--no-ext-diff` wherever ocio asks git whether anything changed). What ocio carries comes and goes exactly, whatever the box's
 /// user set up. Written once per mirror (the settings' version is recorded with them).
 fn settled(mirror: &str) -> String {
     const SETTINGS: &[(&str, &str)] = &[
@@ -513,6 +571,12 @@ fn settled(mirror: &str) -> String {
         ("core.attributesFile", "/dev/null"),
         ("commit.gpgSign", "false"),
         ("tag.gpgSign", "false"),
+        // Git LFS files check out and are recorded as the pointers the commits hold, whatever
+        // git-lfs the box has (its objects never travel: see `box_modules.rs`).
+        ("filter.lfs.process", ""),
+        ("filter.lfs.smudge", ""),
+        ("filter.lfs.clean", ""),
+        ("filter.lfs.required", "false"),
         (SETTLED_KEY, SETTLED_VERSION),
     ];
     let set: Vec<String> = SETTINGS
@@ -530,7 +594,7 @@ fn settled(mirror: &str) -> String {
 
 /// Where a mirror records which of ocio's settings it has ([`settled`]).
 const SETTLED_KEY: &str = "ocio.settled";
-const SETTLED_VERSION: &str = "1";
+const SETTLED_VERSION: &str = "2";
 
 /// `text` quoted for a POSIX shell.
 fn quoted(text: &str) -> String {
@@ -551,6 +615,8 @@ async fn blocking<T: Send + 'static>(
 
 #[path = "box_setup.rs"]
 mod setup;
+#[path = "box_modules.rs"]
+mod submodules;
 #[path = "box_sweep.rs"]
 mod sweep;
 pub use setup::SetupFor;

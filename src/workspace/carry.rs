@@ -73,7 +73,8 @@ pub fn box_name(local: &Path) -> String {
         })
         .collect();
     let tail = &parts[parts.len().saturating_sub(4)..];
-    tail.iter()
+    let name = tail
+        .iter()
         .map(|part| {
             part.chars()
                 .map(|c| match c {
@@ -83,7 +84,24 @@ pub fn box_name(local: &Path) -> String {
                 .collect::<String>()
         })
         .collect::<Vec<_>>()
-        .join("--")
+        .join("--");
+    ref_safe(name)
+}
+
+/// `part` as git allows in one component of a ref's name (it names refs on both sides): not
+/// starting or ending with `.`, no `..`, not ending with `.lock` (a repository `.dotfiles` is
+/// `_dotfiles`). Only names git refused before change.
+fn ref_safe(mut part: String) -> String {
+    if part.starts_with('.') {
+        part.replace_range(0..1, "_");
+    }
+    while part.contains("..") {
+        part = part.replace("..", "._");
+    }
+    if part.ends_with('.') || part.ends_with(".lock") {
+        part.push('_');
+    }
+    part
 }
 
 /// The ref keeping what worktree `name` held when it was handed to a box, where that was not
@@ -348,21 +366,38 @@ pub fn tree_of(worktree: &Path, commit: &str) -> Result<String> {
 }
 
 /// Lays `commit` (work on top of [`start_of`] the worktree) down in `worktree` as uncommitted
-/// changes, for the engine to commit as it commits a local session's work. From HEAD: index
-/// and files (files the tree lacks are removed, untracked ones left). From a handed-over
+/// changes, for the engine to commit as it commits a local session's work. From HEAD: the
+/// files (files the tree lacks are removed, untracked ones left), nothing staged but the
+/// submodules' new commits. From a handed-over
 /// state: the work's own changes applied to the files only, so a merge in progress stays
-/// one (its conflicts are concluded as a local resolver's are); done already, nothing.
+/// one (its conflicts are concluded as a local resolver's are), and its submodules' new
+/// commits staged; done already, nothing.
 pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
     let git = Git::reader(worktree);
     let Some(handed) = git.commit_of(worktree, &handed_ref(&box_name(worktree)))? else {
         git.run(worktree, &["read-tree", "-u", "--reset", commit])?;
+        // The files are the work's; the index goes back to HEAD, so nothing is staged, as a
+        // local session leaves its work (in a checkout used in place, the user's index), but
+        // for the submodules' new commits, which no file carries where they are not checked
+        // out (a task's worktree): staged, or `git add -A` would drop them.
+        git.run(worktree, &["read-tree", "HEAD"])?;
+        super::carry_modules::stage_links(worktree, "HEAD", commit)?;
         return Ok(());
     };
+    // Gitlinks (submodules' commits) are no files to patch: staged as they are.
+    super::carry_modules::stage_links(worktree, &handed, commit)?;
     let scratch = scratch(worktree)?;
     let patch = scratch.path().join("work.patch");
     let diff = Git::output(
         worktree,
-        &["diff", "--binary", "--no-renames", &handed, commit],
+        &[
+            "diff",
+            "--binary",
+            "--no-renames",
+            "--ignore-submodules=all",
+            &handed,
+            commit,
+        ],
     )?;
     if !diff.status.success() {
         let args = ["diff", "--binary", &handed, commit];

@@ -138,10 +138,17 @@ fn work_received_lays_down_as_uncommitted_changes_exactly() {
         std::fs::read_link(here.path().join("link")).unwrap(),
         Path::new("a.txt")
     );
-    // Uncommitted: HEAD is still the base, the index holds the work's tree.
+    // Uncommitted and unstaged, as a local session leaves its work: HEAD is still the base,
+    // the index too (in a checkout used in place, `worktrees = false`, nothing is staged for
+    // the user), and the link is a new untracked file.
     assert_eq!(start_of(here.path()).unwrap(), base);
     let staged = git_in(here.path(), &["write-tree"]);
-    assert_eq!(staged.trim(), tree_of(here.path(), &commit).unwrap());
+    assert_eq!(staged.trim(), tree_of(here.path(), &base).unwrap());
+    let status = git_in(here.path(), &["status", "--porcelain"]);
+    // Each line `XY path`: X the index, Y the files (the output comes trimmed).
+    let mut status: Vec<&str> = status.lines().map(str::trim_start).collect();
+    status.sort_unstable();
+    assert_eq!(status, ["?? link", "D bin", "M a.txt"]);
     let local = here.path().join("a/b/c/d");
     let name = box_name(&local);
     assert_eq!(name, "a--b--c--d");
@@ -268,4 +275,130 @@ fn a_merge_in_progress_handed_to_a_box_stays_one_when_the_resolution_comes_back(
     assert_eq!(parents.split(' ').count(), 3, "a merge commit: {parents}");
     forget(here.path(), here.path()).unwrap();
     assert!(git_in(here.path(), &["for-each-ref", "refs/ocio/handed"]).is_empty());
+}
+
+/// A repository whose tree records submodule `lib/sub` at a commit (the repository's first),
+/// not initialized: an empty directory, as `git worktree add` leaves it. That commit.
+fn with_a_submodule(here: &Path) -> String {
+    repo(here);
+    let recorded = git_in(here, &["rev-parse", "HEAD"]);
+    let link = format!("160000,{recorded},lib/sub");
+    git_in(here, &["update-index", "--add", "--cacheinfo", &link]);
+    git_in(here, &["commit", "-q", "-m", "a submodule"]);
+    std::fs::create_dir_all(here.join("lib/sub")).unwrap();
+    recorded
+}
+
+#[test]
+fn a_submodules_new_commit_from_a_box_is_laid_down_in_a_handed_over_worktree_too() {
+    let here = tempfile::tempdir().unwrap();
+    let recorded = with_a_submodule(here.path());
+    // Handed over with a change not committed (as an integration worktree's merge is).
+    std::fs::write(here.path().join("a.txt"), "mid-merge\n").unwrap();
+    let handed = hand_over(here.path()).unwrap();
+    // On the box: the session committed in the submodule, and its gitlink moved.
+    let there = tempfile::tempdir().unwrap();
+    let box_dir = there.path().join("box");
+    git_in(
+        here.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &box_dir.to_string_lossy(),
+            &handed,
+        ],
+    );
+    let moved = git_in(
+        here.path(),
+        &[
+            "commit-tree",
+            "-m",
+            "in the submodule",
+            &format!("{recorded}^{{tree}}"),
+        ],
+    );
+    let link = format!("160000,{moved},lib/sub");
+    git_in(&box_dir, &["update-index", "--cacheinfo", &link]);
+    git_in(&box_dir, &["commit", "-q", "-m", "work"]);
+    let work = git_in(&box_dir, &["rev-parse", "HEAD"]);
+    lay_down(here.path(), &work).unwrap();
+    let staged = git_in(here.path(), &["ls-files", "-s", "lib/sub"]);
+    assert!(
+        staged.contains(&moved),
+        "the new gitlink is staged: {staged}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(here.path().join("a.txt")).unwrap(),
+        "mid-merge\n"
+    );
+    // Laid down again after a restart: the same, no error; committed as the engine does.
+    lay_down(here.path(), &work).unwrap();
+    git_in(here.path(), &["add", "-A"]);
+    git_in(here.path(), &["commit", "-q", "-m", "concluded"]);
+    let tree = git_in(here.path(), &["ls-tree", "HEAD", "lib/sub"]);
+    assert!(tree.contains(&moved), "{tree}");
+}
+
+#[test]
+fn a_box_name_is_a_valid_ref_name_whatever_the_path() {
+    let here = tempfile::tempdir().unwrap();
+    repo(here.path());
+    let head = git_in(here.path(), &["rev-parse", "HEAD"]);
+    for path in [
+        "/home/u/.dotfiles-1a2b/.plan/task/1",
+        "/r/a..b/p/t/x.lock",
+        "/r/p/t/x.",
+    ] {
+        let name = box_name(Path::new(path));
+        git_in(here.path(), &["update-ref", &returned_ref(&name), &head]);
+        let module = crate::workspace::carry_modules::module_ref(&name, 0);
+        git_in(here.path(), &["update-ref", &module, &head]);
+    }
+    // Names git took before stay as they were (a box worktree made before is found again).
+    assert_eq!(
+        box_name(Path::new("/x/repo-1/plan/task/2")),
+        "repo-1--plan--task--2"
+    );
+}
+
+/// A task's worktree (not handed over): the work comes back unstaged but for the submodule's
+/// new commit, staged as its gitlink (the submodule is an empty directory here: no file
+/// carries it), so the engine's `git add -A` records it.
+#[test]
+fn a_submodules_new_commit_from_a_box_is_staged_in_a_task_worktree_and_nothing_else_is() {
+    let here = tempfile::tempdir().unwrap();
+    let recorded = with_a_submodule(here.path());
+    let base = git_in(here.path(), &["rev-parse", "HEAD"]);
+    let there = tempfile::tempdir().unwrap();
+    let box_dir = there.path().join("box");
+    let box_path = box_dir.to_string_lossy();
+    git_in(
+        here.path(),
+        &["worktree", "add", "-q", "--detach", &box_path, &base],
+    );
+    let tree = format!("{recorded}^{{tree}}");
+    let moved = git_in(
+        here.path(),
+        &["commit-tree", "-m", "in the submodule", &tree],
+    );
+    let link = format!("160000,{moved},lib/sub");
+    git_in(&box_dir, &["update-index", "--cacheinfo", &link]);
+    std::fs::write(box_dir.join("a.txt"), "changed\n").unwrap();
+    git_in(&box_dir, &["commit", "-q", "-am", "work"]);
+    let work = git_in(&box_dir, &["rev-parse", "HEAD"]);
+    lay_down(here.path(), &work).unwrap();
+    let staged = git_in(here.path(), &["diff", "--cached", "--name-only"]);
+    assert_eq!(staged, "lib/sub", "only the gitlink is staged");
+    let gitlink = git_in(here.path(), &["ls-files", "-s", "lib/sub"]);
+    assert!(gitlink.contains(&moved), "{gitlink}");
+    assert_eq!(
+        std::fs::read_to_string(here.path().join("a.txt")).unwrap(),
+        "changed\n"
+    );
+    git_in(here.path(), &["add", "-A"]);
+    git_in(here.path(), &["commit", "-q", "-m", "the task's work"]);
+    let committed = git_in(here.path(), &["ls-tree", "HEAD", "lib/sub"]);
+    assert!(committed.contains(&moved), "recorded: {committed}");
 }

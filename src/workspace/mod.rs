@@ -16,6 +16,7 @@
 //! session changed there.
 
 pub mod carry;
+pub mod carry_modules;
 mod cleanup;
 pub(crate) mod conflict;
 mod diff;

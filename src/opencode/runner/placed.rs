@@ -249,10 +249,10 @@ impl OpencodeRunner {
                 error,
                 unreachable: true,
             },
-            // Ocio's own git failing is not the agent's fault.
+            // Ocio's own git failing, or a tree that cannot travel, is not the agent's fault.
             false => Outcome::Failed {
                 error,
-                agent_fault: !matches!(e, BoxError::Local(_)),
+                agent_fault: !matches!(e, BoxError::Local(_) | BoxError::Refused(_)),
                 usage: Usage::default(),
             },
         }
@@ -306,8 +306,9 @@ mod tests {
 
     type Seen = Arc<Mutex<HashSet<String>>>;
 
-    /// A server that sees the directories in its set, answering `GET /file` as OpenCode does
-    /// for one it does not have (500; checked against a real server by `far_box`).
+    /// A server that sees the directories in its set and its own (`/srv`, as `GET /path`
+    /// says), answering `GET /file` as OpenCode does for one it does not have (500; checked
+    /// against a real server by `far_box`).
     async fn server(seen: Seen) -> String {
         async fn list(State(seen): State<Seen>, uri: Uri) -> (StatusCode, &'static str) {
             let url = reqwest::Url::parse(&format!("http://server{uri}")).unwrap();
@@ -316,7 +317,7 @@ mod tests {
                 .find(|(key, _)| key == "directory")
                 .map(|(_, value)| value.into_owned())
                 .unwrap_or_default();
-            match seen.lock().unwrap().contains(&dir) {
+            match dir == "/srv" || seen.lock().unwrap().contains(&dir) {
                 true => (StatusCode::OK, "[]"),
                 false => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -324,11 +325,35 @@ mod tests {
                 ),
             }
         }
-        let app = Router::new().route("/file", get(list)).with_state(seen);
+        let paths =
+            r#"{"home":"/root","state":"/s","config":"/c","worktree":"/","directory":"/srv"}"#;
+        let app = Router::new()
+            .route("/file", get(list))
+            .route(
+                "/path",
+                get(move || async move { ([("content-type", "application/json")], paths) }),
+            )
+            .with_state(seen);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
+    }
+
+    #[tokio::test]
+    async fn a_tree_that_cannot_travel_fails_the_task_saying_why_not_the_agent() {
+        let client = Client::new("http://127.0.0.1:9", None, Default::default()).unwrap();
+        let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Remote, None);
+        let refused = BoxError::Refused("the task's tree has Git LFS files: big.bin".into());
+        match runner.not_carried("carry the task's tree to", &refused) {
+            Outcome::Failed {
+                error, agent_fault, ..
+            } => {
+                assert!(!agent_fault, "another agent would do no better");
+                assert!(error.contains("big.bin"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
