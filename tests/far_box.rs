@@ -66,6 +66,11 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
                 .turn(Turn::text("restart done").delay_ms(5000)),
         )
         .rule(
+            Rule::when("far down")
+                .turn(Turn::write("down.txt", "written before the box went down\n"))
+                .turn(Turn::text("down done").delay_ms(8000)),
+        )
+        .rule(
             Rule::when("far overlap")
                 .turn(Turn::bash("echo same > shared.txt"))
                 .turn(Turn::text("overlap done").delay_ms(9000)),
@@ -115,6 +120,8 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     took("a_kill_between_creating_and_prompting_a_box_session_runs_it_once");
     the_box_restarting_mid_task_loses_no_work(&mut server, &home, &repo).await;
     took("the_box_restarting_mid_task_loses_no_work");
+    a_cancel_while_the_box_is_down_is_settled_at_once(&mut server, &home, &repo).await;
+    took("a_cancel_while_the_box_is_down_is_settled_at_once");
     fidelity_of_random_trees_there_and_back(&server, near.path()).await;
     took("fidelity_of_random_trees_there_and_back");
     submodules_and_lfs_files_there_and_back(&server, &home, near.path()).await;
@@ -573,6 +580,79 @@ async fn the_box_restarting_mid_task_loses_no_work(
     assert!(
         left.is_empty(),
         "the box keeps task worktrees: {left:?} (lost seen: {lost})"
+    );
+}
+
+/// The box's server dies while its session works, and the operator cancels the task: the
+/// cancel is settled while the box is still down (it waited ~75 s for the box to come back,
+/// to bring the unfinished work back first), and the work is not lost: it stays in the task's
+/// worktree on the box (which ocio's sweep keeps in the box's mirror once the task's local
+/// worktree is gone).
+async fn a_cancel_while_the_box_is_down_is_settled_at_once(
+    server: &mut TestServer,
+    home: &Home,
+    repo: &TestRepo,
+) {
+    let plan = home.write_plan(
+        "down.toml",
+        &format!(
+            "name = \"down\"\nrepo = {:?}\n[[tasks]]\nid = \"down\"\nprompt = \"far down\"\n",
+            repo.dir_str()
+        ),
+    );
+    let asked = server.model.requests().len();
+    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.model.requests().len() < asked + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second turn never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.kill().await;
+    let cancelled_at = std::time::Instant::now();
+    let answer = home.json(&["cancel", "down/down", "--json"]);
+    assert_eq!(answer["source"], "engine", "{answer}");
+    let (run, ended) = tokio::task::spawn_blocking(move || {
+        let mut run = run;
+        let ended = run.until("the task is cancelled", |l| {
+            l["type"] == "transition"
+                && l["transition"]["entity"] == "task"
+                && l["transition"]["key"] == "down"
+                && l["transition"]["from"] == "running"
+        });
+        (run, ended)
+    })
+    .await
+    .unwrap();
+    let took = cancelled_at.elapsed();
+    assert_eq!(ended["transition"]["to"], "cancelled", "{ended}");
+    // Not a speed target: the old code waited for the box (5 + 10 + 15 + 20 + 25 s) first.
+    assert!(
+        took < std::time::Duration::from_secs(40),
+        "the cancel waited {took:?} for a box that is down"
+    );
+    let (_, lines, err) = tokio::task::spawn_blocking(move || run.wait())
+        .await
+        .unwrap();
+    let finished = lines.iter().find(|l| l["type"] == "plan_finished");
+    assert_eq!(
+        finished.map(|l| l["ok"].clone()),
+        Some(serde_json::json!(false)),
+        "{lines:?}\n{err}"
+    );
+    server.restart().await;
+    let work = server.own_dir().join(".ocio-work/work");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("down.txt"))
+        .filter(|file| file.exists())
+        .collect();
+    assert_eq!(kept.len(), 1, "the work waits on the box: {kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(&kept[0]).unwrap(),
+        "written before the box went down\n"
     );
 }
 

@@ -4,12 +4,10 @@
 //! does any session's work).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use super::OpencodeRunner;
 use crate::config::WorkspaceMode;
@@ -172,13 +170,13 @@ impl OpencodeRunner {
         local: &Path,
         dir: &str,
         outcome: Outcome,
-        asked: &AtomicBool,
+        asked: &CancellationToken,
     ) -> Outcome {
         let (done, needed) = match &outcome {
             Outcome::Completed { .. } => (true, true),
             // Stopped by the engine (cancel, time limit, budget): its session is aborted and its
             // work kept (a stop's note says so), as a local session's.
-            Outcome::Stopped if asked.load(Ordering::SeqCst) => (true, false),
+            Outcome::Stopped if asked.is_cancelled() => (true, false),
             // ocio is stopping and leaves the session running: nothing is taken from under it;
             // the next start follows it and brings its work back when it ends.
             Outcome::Stopped => return outcome,
@@ -186,14 +184,25 @@ impl OpencodeRunner {
             // the cleanup policy), and the box's worktree goes.
             Outcome::Failed { .. } | Outcome::Lost { .. } => (true, false),
         };
-        match self.bring_back_patiently(boxes, local, dir, done).await {
+        match self
+            .bring_back_patiently(boxes, local, dir, done, asked)
+            .await
+        {
             Ok(returned) => {
                 tracing::info!(server = self.client.base_url(), %dir, ?returned, "brought a session's work back from its build box");
                 outcome
             }
-            Err(e) if !needed => {
-                tracing::warn!(server = self.client.base_url(), %dir, error = %e, "cannot bring an unfinished session's work back from its build box");
-                outcome
+            Err(e) if !needed || asked.is_cancelled() => {
+                tracing::warn!(
+                    server = self.client.base_url(), %dir, error = %e,
+                    "cannot bring an unfinished session's work back from its build box: it stays in the box's worktree (kept in the box's mirror under refs/ocio/abandoned/ once swept)"
+                );
+                // A completed session whose work did not come back before the engine asked
+                // for the stop: stopped, as the engine asked, not failed.
+                match needed {
+                    true => Outcome::Stopped,
+                    false => outcome,
+                }
             }
             Err(e) => {
                 let failed = self.not_carried("bring the session's work back from", &e);
@@ -202,22 +211,29 @@ impl OpencodeRunner {
         }
     }
 
-    /// The work brought back, tried again for a while when the box cannot be reached (its
-    /// server restarting): the work waits there.
+    /// The work brought back, tried again for a while (about 75 s) when the box cannot be
+    /// reached (its server restarting): the work waits there. Not once the engine has `asked`
+    /// for the run's stop (a cancel, time limit or budget, which must not wait for a box that
+    /// is down): one try, and a stop asked while it waits ends the wait.
     async fn bring_back_patiently(
         &self,
         boxes: &BoxWorkspace,
         local: &Path,
         dir: &str,
         done: bool,
+        asked: &CancellationToken,
     ) -> Result<crate::opencode::boxes::Returned, BoxError> {
         const TRIES: u32 = 6;
         let mut tried = 1;
         loop {
             match boxes.bring_back(local, dir, done).await {
-                Err(e) if e.unreachable() && tried < TRIES => {
+                Err(e) if e.unreachable() && tried < TRIES && !asked.is_cancelled() => {
                     tracing::info!(server = self.client.base_url(), %dir, error = %e, "the build box cannot be reached; trying again to bring the work back");
-                    tokio::time::sleep(std::time::Duration::from_secs(5 * u64::from(tried))).await;
+                    let pause = std::time::Duration::from_secs(5 * u64::from(tried));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = asked.cancelled() => return Err(e),
+                    }
                     tried += 1;
                 }
                 result => return result,
@@ -259,15 +275,15 @@ impl OpencodeRunner {
     }
 }
 
-/// `stop` passed on, and whether it fired (the engine asked for the stop) rather than being
-/// dropped (ocio stopping, which leaves the session running).
-fn told(stop: oneshot::Receiver<()>) -> (oneshot::Receiver<()>, Arc<AtomicBool>) {
+/// `stop` passed on, and a token cancelled when it fires (the engine asked for the stop)
+/// rather than being dropped (ocio stopping, which leaves the session running).
+fn told(stop: oneshot::Receiver<()>) -> (oneshot::Receiver<()>, CancellationToken) {
     let (tell, told) = oneshot::channel();
-    let asked = Arc::new(AtomicBool::new(false));
+    let asked = CancellationToken::new();
     let flag = asked.clone();
     tokio::spawn(async move {
         if stop.await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
+            flag.cancel();
             let _ = tell.send(());
         }
     });
