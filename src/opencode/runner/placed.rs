@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -211,10 +212,12 @@ impl OpencodeRunner {
         }
     }
 
-    /// The work brought back, tried again for a while (about 75 s) when the box cannot be
-    /// reached (its server restarting): the work waits there. Not once the engine has `asked`
-    /// for the run's stop (a cancel, time limit or budget, which must not wait for a box that
-    /// is down): one try, and a stop asked while it waits ends the wait.
+    /// The work brought back, tried again for a while (75 s) when the box cannot be reached
+    /// (its server restarting): the work waits there. Tried again every 2 s, or when the
+    /// server's circuit breaker lets a call through, so the work comes back soon after the
+    /// server does. Not once the engine has `asked` for the run's stop (a cancel, time limit
+    /// or budget, which must not wait for a box that is down): one try, and a stop asked while
+    /// it waits ends the wait.
     async fn bring_back_patiently(
         &self,
         boxes: &BoxWorkspace,
@@ -223,18 +226,30 @@ impl OpencodeRunner {
         done: bool,
         asked: &CancellationToken,
     ) -> Result<crate::opencode::boxes::Returned, BoxError> {
-        const TRIES: u32 = 6;
-        let mut tried = 1;
+        const PATIENCE: Duration = Duration::from_secs(75);
+        let until = tokio::time::Instant::now() + PATIENCE;
+        let mut said = false;
         loop {
             match boxes.bring_back(local, dir, done).await {
-                Err(e) if e.unreachable() && tried < TRIES && !asked.is_cancelled() => {
-                    tracing::info!(server = self.client.base_url(), %dir, error = %e, "the build box cannot be reached; trying again to bring the work back");
-                    let pause = std::time::Duration::from_secs(5 * u64::from(tried));
+                Err(e)
+                    if e.unreachable()
+                        && !asked.is_cancelled()
+                        && tokio::time::Instant::now() < until =>
+                {
+                    if !said {
+                        tracing::info!(server = self.client.base_url(), %dir, error = %e, "the build box cannot be reached; trying again for a while to bring the work back");
+                        said = true;
+                    }
+                    let pause = match &e {
+                        BoxError::Server(ClientError::CircuitOpen { retry_in, .. }) => {
+                            (*retry_in).clamp(Duration::from_millis(100), Duration::from_secs(2))
+                        }
+                        _ => Duration::from_secs(2),
+                    };
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         () = asked.cancelled() => return Err(e),
                     }
-                    tried += 1;
                 }
                 result => return result,
             }
