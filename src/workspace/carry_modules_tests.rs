@@ -99,6 +99,60 @@ fn a_trees_submodules_are_found_with_the_git_directory_that_has_their_commit() {
     assert!(modules_of(&plain, &commit).unwrap().is_empty());
 }
 
+/// Whether the real git-lfs is installed here (CI installs it: see `.ci/run`).
+pub(crate) fn git_lfs_installed() -> bool {
+    Command::new("git")
+        .args(["lfs", "version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// The imitation below checked against the real git-lfs, where it is installed: `git lfs
+/// track` and a commit leave the pointer in the commit and the content in the worktree, and a
+/// checkout with smudging skipped (`GIT_LFS_SKIP_SMUDGE=1`) leaves the pointer.
+#[test]
+fn lfs_files_are_told_apart_with_the_real_git_lfs() {
+    if !git_lfs_installed() {
+        eprintln!("git-lfs is not installed: only its imitation is checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("r");
+    repo(&work, "plain.txt");
+    git(&work, &["lfs", "install", "--local"]);
+    git(&work, &["lfs", "track", "*.bin"]);
+    std::fs::write(work.join("big.bin"), "the real content\n").unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "lfs"]);
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let pointer = git(&work, &["cat-file", "blob", "HEAD:big.bin"]);
+    assert!(
+        pointer.starts_with("version https://git-lfs.github.com/spec/v1"),
+        "{pointer}"
+    );
+    let found = lfs_files(&work, &head).unwrap();
+    assert_eq!(found.tracked, ["big.bin"]);
+    assert_eq!(found.smudged, ["big.bin"], "git-lfs left its content here");
+    std::fs::remove_file(work.join("big.bin")).unwrap();
+    let out = Command::new("git")
+        .args(["checkout", "--", "big.bin"])
+        .current_dir(&work)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_LFS_SKIP_SMUDGE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("big.bin"))
+            .unwrap()
+            .trim(),
+        pointer
+    );
+    let found = lfs_files(&work, &head).unwrap();
+    assert!(found.smudged.is_empty(), "the pointer, as a box gets it");
+}
+
 #[test]
 fn lfs_files_are_told_apart_as_pointers_or_smudged_here() {
     let dir = tempfile::tempdir().unwrap();

@@ -284,7 +284,9 @@ pub async fn until_finished(
 
 /// A build box's own git configuration, in `dir`, unlike ocio's in every way that changes what
 /// git checks out or records: line endings converted, executable bits and symlinks not trusted,
-/// hooks that fail, ignored file kinds, signed commits, untracked files hidden. What ocio
+/// hooks that fail, ignored file kinds, signed commits, untracked files hidden, and git-lfs set
+/// up as `git lfs install` does (required: a pointer whose object the box lacks fails its
+/// checkout where git-lfs is installed, and any checkout of one where it is not). What ocio
 /// carries must come and go exactly all the same.
 fn box_git_config(dir: &std::path::Path) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -302,7 +304,7 @@ fn box_git_config(dir: &std::path::Path) -> String {
     let excludes = dir.join("box-excludes");
     std::fs::write(&excludes, "*.bin\n*.sh\n").unwrap();
     format!(
-        "[core]\n\tautocrlf = true\n\teol = crlf\n\tfileMode = false\n\tsymlinks = false\n\thooksPath = {}\n\texcludesFile = {}\n[commit]\n\tgpgSign = true\n[status]\n\tshowUntrackedFiles = no\n[diff]\n\texternal = /bin/false\n",
+        "[core]\n\tautocrlf = true\n\teol = crlf\n\tfileMode = false\n\tsymlinks = false\n\thooksPath = {}\n\texcludesFile = {}\n[commit]\n\tgpgSign = true\n[status]\n\tshowUntrackedFiles = no\n[diff]\n\texternal = /bin/false\n[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n",
         hooks.display(),
         excludes.display()
     )
