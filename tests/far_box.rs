@@ -601,7 +601,7 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
         ),
     );
     let asked = server.model.requests().len();
-    let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
+    let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while server.model.requests().len() < asked + 2 {
         assert!(
@@ -610,6 +610,10 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let session: ocio::domain::SessionId = serde_json::from_value(
+        run.until("the task is dispatched", |l| l["type"] == "dispatched")["session"].clone(),
+    )
+    .unwrap();
     server.kill().await;
     let cancelled_at = std::time::Instant::now();
     let answer = home.json(&["cancel", "down/down", "--json"]);
@@ -654,6 +658,21 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
         std::fs::read_to_string(&kept[0]).unwrap(),
         "written before the box went down\n"
     );
+    // Its diff (the room's D) is what the box says it changed, saying that it stayed there,
+    // not "no work recorded".
+    let engine = home.engine(&[]);
+    let control = ocio::control::ControlClient::connect(&home.socket())
+        .await
+        .unwrap();
+    let diff = control.diff(session).await.unwrap();
+    assert!(
+        diff.contains("did not come back from its build box")
+            && diff.contains("down.txt")
+            && diff.contains("+written before the box went down"),
+        "{diff:?}"
+    );
+    drop(control);
+    assert_eq!(engine.stop("TERM").0, Some(130));
 }
 
 /// A property over random trees: a tree carried to the box arrives as the same commit, and any

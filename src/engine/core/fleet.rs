@@ -99,6 +99,15 @@ impl Fleet {
         self.slots[index].runner.clone()
     }
 
+    /// Each agent's name and runner (removed ones too: a session may outlive its agent).
+    pub(super) fn runners(&self) -> Vec<(crate::domain::AgentName, Arc<dyn Runner>)> {
+        self.agents
+            .iter()
+            .zip(&self.slots)
+            .map(|(agent, slot)| (agent.name.clone(), slot.runner.clone()))
+            .collect()
+    }
+
     pub(super) fn is_removed(&self, index: usize) -> bool {
         self.slots[index].removed
     }

@@ -423,6 +423,8 @@ fn record_end(
         "usage": run.session.usage,
         // This attempt's own work (null: it left none), for its diff.
         "commit": commit,
+        // It worked on a build box: what did not come back may still be read there.
+        "on_box": run.on_box().is_some(),
     });
     let checkpoint = run.session.checkpoint(CheckpointKind::Result, record, now);
     step.batch.put_checkpoint(&checkpoint);
