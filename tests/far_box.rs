@@ -614,6 +614,23 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
         run.until("the task is dispatched", |l| l["type"] == "dispatched")["session"].clone(),
     )
     .unwrap();
+    // The server has the session's diff a moment after the step that made it.
+    let control = ocio::control::ControlClient::connect(&home.socket())
+        .await
+        .unwrap();
+    let mut diff = String::new();
+    for _ in 0..100 {
+        diff = control.diff(session).await.unwrap();
+        if diff.contains("down.txt") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        diff.contains("down.txt"),
+        "the running session's diff: {diff:?}"
+    );
+    drop(control);
     server.kill().await;
     let cancelled_at = std::time::Instant::now();
     let answer = home.json(&["cancel", "down/down", "--json"]);

@@ -166,11 +166,12 @@ impl Source {
                 let changed = changes.await.map_err(|e| {
                     format!("this session's work did not come back from its build box at {server}, and cannot be read there now: {e}")
                 })?;
-                if changed.is_empty() {
-                    return Ok(String::new());
-                }
+                let said = match changed.is_empty() {
+                    true => "its server reports no changes".to_string(),
+                    false => format!("what its server says it changed, in {dir} there"),
+                };
                 return Ok(format!(
-                    "(not on the task's branch: this session's work did not come back from its build box at {server}; what the box says it changed, in {dir} there)\n{}",
+                    "(not on the task's branch: this session's work did not come back from its build box at {server}; {said})\n{}",
                     patches(changed)
                 ));
             }
