@@ -64,7 +64,16 @@ async fn finished_with(
     settings: &str,
     tasks: &str,
 ) -> Finished {
-    let repo = TestRepo::new();
+    finished_on(TestRepo::new(), tool_path, settings, tasks).await
+}
+
+/// The same on `repo`.
+async fn finished_on(
+    repo: TestRepo,
+    tool_path: Option<std::ffi::OsString>,
+    settings: &str,
+    tasks: &str,
+) -> Finished {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
     let agents = vec![support::sim_agent("sim", 2, &[], 50, 0.0)];
@@ -928,4 +937,72 @@ async fn a_retry_while_the_plan_is_being_landed_is_refused() {
     let landed = landing.await.unwrap().unwrap();
     assert_eq!(landed.left_out, vec!["beta: failed".to_string()]);
     assert_eq!(repo.read("a.txt").as_deref(), Some("from alpha"));
+}
+
+/// A task writes into a submodule initialized in the checkout: its worktree has the submodule
+/// checked out (`git worktree add` left it an empty directory, and the write went into a plain
+/// directory of the superproject), the work is committed in the submodule and recorded as the
+/// task's gitlink, and once landed, `git submodule update` in the checkout brings it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_works_in_a_submodule_and_its_commit_lands() {
+    let repo = TestRepo::new();
+    let source = tempfile::tempdir().unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["-c", "protocol.file.allow=always"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(source.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(source.path().join("lib.txt"), "vendored\n").unwrap();
+    git(source.path(), &["add", "-A"]);
+    git(source.path(), &["commit", "-q", "-m", "vendored"]);
+    let url = source.path().to_string_lossy().into_owned();
+    git(
+        &repo.path(),
+        &["submodule", "add", "-q", &url, "vendor/sub"],
+    );
+    git(&repo.path(), &["commit", "-q", "-m", "vendor/sub"]);
+    let before = head(&repo, "main:vendor/sub");
+    let tasks = r#"
+[[tasks]]
+id = "deep"
+prompt = 'SIM-WRITE vendor/sub/agent.txt from the task\n'
+[[tasks]]
+id = "top"
+prompt = 'SIM-WRITE top.txt top\n'
+"#;
+    let f = finished_on(repo, None, "", tasks).await;
+    let link = head(&f.repo, &format!("{}:vendor/sub", f.branch));
+    assert_ne!(
+        link, before,
+        "the integration branch records the submodule's new commit"
+    );
+    let gitdir = f.repo.path().join(".git/modules/vendor/sub");
+    assert_eq!(
+        git(&gitdir, &["show", &format!("{link}:agent.txt")]),
+        "from the task"
+    );
+    assert_eq!(
+        git(&gitdir, &["show", &format!("{link}:lib.txt")]),
+        "vendored"
+    );
+    assert!(
+        f.repo
+            .git(&["ls-tree", "-r", "--name-only", &f.branch])
+            .lines()
+            .all(|file| !file.starts_with("vendor/sub/")),
+        "nothing of the submodule is committed in the superproject"
+    );
+    f.engine.land(f.plan, LandMode::Merge, None).await.unwrap();
+    git(&f.repo.path(), &["submodule", "update", "-q"]);
+    assert_eq!(
+        std::fs::read_to_string(f.repo.path().join("vendor/sub/agent.txt")).unwrap(),
+        "from the task\n"
+    );
 }

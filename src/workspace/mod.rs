@@ -24,6 +24,7 @@ mod git;
 mod integration;
 mod land;
 mod merge;
+mod modules;
 pub(crate) mod names;
 pub(crate) mod overlap;
 mod prepare;
@@ -354,6 +355,7 @@ impl Workspace {
                 return Err(self.foreign(entry, &branch));
             }
             if let Some(stamp) = Stamp::read(&self.git, &path)? {
+                self.check_out_modules(&path);
                 return Ok(TaskWorktree {
                     path,
                     branch,
@@ -422,12 +424,25 @@ impl Workspace {
             merged: None,
         };
         stamp.write(&self.git, &path)?;
+        self.check_out_modules(&path);
         Ok(TaskWorktree {
             path,
             branch,
             base,
             attempt,
         })
+    }
+
+    /// The task worktree's initialized submodules checked out (see `modules.rs`); where that
+    /// fails they stay empty, as `git worktree add` leaves them, and the log says why.
+    fn check_out_modules(&self, worktree: &Path) {
+        let checked_out = self
+            .git
+            .run(worktree, &["rev-parse", "HEAD"])
+            .and_then(|head| modules::check_out_modules(&self.git, worktree, &head));
+        if let Err(e) = checked_out {
+            tracing::warn!(worktree = %worktree.display(), error = %e, "cannot check out the submodules in a task's worktree: they stay empty");
+        }
     }
 
     /// The files a task's worktree changed since it was made: committed, staged, unstaged and
@@ -520,6 +535,10 @@ impl Workspace {
 
     fn commit_all_in(&self, worktree: &Path, message: &str) -> Result<Option<String>> {
         let _guard = self.guard();
+        // Work in a task worktree's submodules first: the superproject records their commits.
+        if worktree.starts_with(&self.root) {
+            modules::commit_modules(&self.git, worktree, message)?;
+        }
         self.git.run(worktree, &["add", "-A"])?;
         if self.git.check(worktree, &["diff", "--cached", "--quiet"])? {
             return Ok(None);

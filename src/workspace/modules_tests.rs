@@ -1,0 +1,150 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use super::kept_ref;
+use crate::workspace::tests::{Fixture, git_in, read, write};
+
+/// `fx`'s repository with submodule `lib/one` added (cloned, so initialized: its git directory
+/// under `.git/modules/`) and `lib/two` recorded only (a gitlink, never cloned here).
+fn with_submodules(fx: &Fixture) -> std::path::PathBuf {
+    let subs = fx.repo.parent().unwrap().join("subs");
+    for name in ["one", "two"] {
+        let sub = subs.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        git_in(&sub, &["init", "-q", "-b", "main"]);
+        write(&sub, &format!("{name}.txt"), name);
+        git_in(&sub, &["add", "-A"]);
+        git_in(&sub, &["commit", "-q", "-m", name]);
+    }
+    let one = subs.join("one");
+    fx.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        &one.to_string_lossy(),
+        "lib/one",
+    ]);
+    let two = git_in(&subs.join("two"), &["rev-parse", "HEAD"]);
+    fx.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{two},lib/two"),
+    ]);
+    fx.git(&[
+        "config",
+        "-f",
+        ".gitmodules",
+        "submodule.two.path",
+        "lib/two",
+    ]);
+    fx.git(&[
+        "config",
+        "-f",
+        ".gitmodules",
+        "submodule.two.url",
+        "../subs/two",
+    ]);
+    fx.git(&["add", ".gitmodules"]);
+    fx.git(&["commit", "-q", "-m", "submodules"]);
+    // As a clone leaves a submodule it did not initialize: an empty directory.
+    std::fs::create_dir_all(fx.repo.join("lib/two")).unwrap();
+    fx.repo.join(".git/modules/lib/one")
+}
+
+/// `git worktree add` left every submodule of a task's worktree empty (a local session saw
+/// none, where a build box's saw the initialized ones).
+#[test]
+fn a_task_worktree_has_the_initialized_submodules_and_their_work_is_committed() {
+    let fx = Fixture::new();
+    let gitdir = with_submodules(&fx);
+    let user_head = git_in(&fx.repo.join("lib/one"), &["rev-parse", "HEAD"]);
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let first = ws.create_worktree("p", "t", 1).unwrap();
+    assert_eq!(read(&first.path, "lib/one/one.txt"), "one");
+    let two = first.path.join("lib/two");
+    assert!(
+        two.is_dir() && std::fs::read_dir(&two).unwrap().next().is_none(),
+        "not initialized here: empty, as before"
+    );
+    assert!(
+        ws.changed_files(&first.path).unwrap().is_empty(),
+        "a fresh worktree has no changes"
+    );
+
+    // A session writes in the submodule and changes a file of the superproject.
+    write(&first.path, "lib/one/agent.txt", "agent");
+    write(&first.path, "README.md", "# changed\n");
+    let commit = ws.commit_all(&first.path, "work").unwrap().unwrap();
+    let link = git_in(&first.path, &["rev-parse", &format!("{commit}:lib/one")]);
+    assert_ne!(
+        link, user_head,
+        "the task records the submodule's new commit"
+    );
+    assert_eq!(
+        git_in(&gitdir, &["show", &format!("{link}:agent.txt")]),
+        "agent"
+    );
+    assert_eq!(
+        git_in(&gitdir, &["rev-parse", &kept_ref(&link)]),
+        link,
+        "kept once the worktree goes"
+    );
+    assert!(
+        ws.commit_all(&first.path, "again").unwrap().is_none(),
+        "nothing left to commit"
+    );
+
+    // The next attempt that continues the work finds it checked out.
+    ws.remove_worktree(&first.path).unwrap();
+    let second = ws.continue_worktree("p", "t", 2).unwrap();
+    assert_eq!(read(&second.path, "lib/one/agent.txt"), "agent");
+    // An attempt made again at the same path (its worktree removed) checks out again.
+    ws.remove_worktree(&second.path).unwrap();
+    let again = ws.continue_worktree("p", "t", 2).unwrap();
+    assert_eq!(read(&again.path, "lib/one/agent.txt"), "agent");
+
+    // The user's own checkout of the submodule is as it was.
+    let user = fx.repo.join("lib/one");
+    assert_eq!(git_in(&user, &["rev-parse", "HEAD"]), user_head);
+    assert!(!user.join("agent.txt").exists());
+    let status = git_in(&fx.repo, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "{status}");
+}
+
+/// A worktree without submodules costs nothing more: no `.gitmodules`, no git run for them.
+#[test]
+fn a_tree_without_submodules_is_left_as_it_is() {
+    let fx = Fixture::new();
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    assert!(!Path::new(&wt.path).join(".gitmodules").exists());
+    write(&wt.path, "new.txt", "new");
+    assert!(ws.commit_all(&wt.path, "work").unwrap().is_some());
+}
+
+/// Files written into a submodule not initialized here (an empty directory in the worktree)
+/// were silently left out of the task's commit; now the commit fails naming it and the fix.
+#[test]
+fn files_written_into_a_submodule_not_initialized_here_are_refused_naming_it() {
+    let fx = Fixture::new();
+    with_submodules(&fx);
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    write(&wt.path, "lib/two/lost.txt", "would be lost");
+    let said = ws.commit_all(&wt.path, "work").unwrap_err().to_string();
+    assert!(
+        said.contains("`lib/two`") && said.contains("git submodule update --init lib/two"),
+        "{said}"
+    );
+    assert!(
+        wt.path.join("lib/two/lost.txt").exists(),
+        "left where it is"
+    );
+}
