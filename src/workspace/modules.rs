@@ -57,7 +57,8 @@ pub(super) fn check_out_modules(git: &Git, worktree: &Path, commit: &str) -> Res
 /// deleted files) with `message`, so that the superproject's `git add -A` records the
 /// submodule's commit as the task's gitlink, and keeps a commit the tree did not record under
 /// [`kept_ref`]. Files written into a submodule that is not checked out (not initialized
-/// here) cannot be committed: an error naming it, rather than work silently left behind.
+/// here, and no checkout of its own) cannot be committed: an error naming it, rather than
+/// work silently left behind.
 /// Idempotent.
 pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Result<()> {
     if !has_modules(worktree) {
@@ -69,8 +70,11 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
         .iter()
         .filter(|module| module.gitdir.is_none())
         .filter(|module| {
-            std::fs::read_dir(worktree.join(&module.path))
-                .is_ok_and(|mut entries| entries.next().is_some())
+            let at = worktree.join(&module.path);
+            // One with a checkout of its own (a plan's `setup` ran `git submodule update
+            // --init`) is git's to record, as it always was.
+            !at.join(".git").exists()
+                && std::fs::read_dir(&at).is_ok_and(|mut entries| entries.next().is_some())
         })
         .map(|module| module.path.clone())
         .collect();

@@ -46,7 +46,7 @@ fn with_submodules(fx: &Fixture) -> std::path::PathBuf {
         "-f",
         ".gitmodules",
         "submodule.two.url",
-        "../subs/two",
+        &subs.join("two").to_string_lossy(),
     ]);
     fx.git(&["add", ".gitmodules"]);
     fx.git(&["commit", "-q", "-m", "submodules"]);
@@ -147,4 +147,21 @@ fn files_written_into_a_submodule_not_initialized_here_are_refused_naming_it() {
         wt.path.join("lib/two/lost.txt").exists(),
         "left where it is"
     );
+    // Checked out by the task itself (a plan's `setup` running `git submodule update
+    // --init`): git's to record, as before.
+    std::fs::remove_file(wt.path.join("lib/two/lost.txt")).unwrap();
+    git_in(
+        &wt.path,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "update",
+            "--init",
+            "-q",
+            "lib/two",
+        ],
+    );
+    write(&wt.path, "lib/two/made.txt", "by the session");
+    assert!(ws.commit_all(&wt.path, "work").is_ok());
 }
