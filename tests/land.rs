@@ -942,7 +942,8 @@ async fn a_retry_while_the_plan_is_being_landed_is_refused() {
 /// A task writes into a submodule initialized in the checkout: its worktree has the submodule
 /// checked out (`git worktree add` left it an empty directory, and the write went into a plain
 /// directory of the superproject), the work is committed in the submodule and recorded as the
-/// task's gitlink, and once landed, `git submodule update` in the checkout brings it.
+/// task's gitlink, the plan's check (which needs the submodule) passes in the integration
+/// worktree, and once landed, `git submodule update` in the checkout brings it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_works_in_a_submodule_and_its_commit_lands() {
     let repo = TestRepo::new();
@@ -977,7 +978,14 @@ prompt = 'SIM-WRITE vendor/sub/agent.txt from the task\n'
 id = "top"
 prompt = 'SIM-WRITE top.txt top\n'
 "#;
-    let f = finished_on(repo, None, "", tasks).await;
+    // The plan's check, in the integration worktree, needs the submodule as well.
+    let check = "check = \"test -f vendor/sub/lib.txt\"";
+    let f = finished_on(repo, None, check, tasks).await;
+    assert_eq!(
+        std::fs::read_to_string(f.worktree.join("vendor/sub/agent.txt")).unwrap(),
+        "from the task\n",
+        "the integration worktree follows its merges"
+    );
     let link = head(&f.repo, &format!("{}:vendor/sub", f.branch));
     assert_ne!(
         link, before,

@@ -46,6 +46,8 @@ impl Workspace {
         let path = self.integration_path(plan);
         self.git.run(&path, &["reset", "-q", "--hard", "HEAD"])?;
         self.git.run(&path, &["clean", "-q", "-f", "-d"])?;
+        super::modules::tidy_modules(&self.git, &path)?;
+        self.follow_modules(&path);
         Ok(())
     }
 
@@ -81,6 +83,8 @@ impl Workspace {
         }
         self.git.run(&path, &["reset", "-q", "--hard", before])?;
         self.git.run(&path, &["clean", "-q", "-f", "-d"])?;
+        super::modules::tidy_modules(&self.git, &path)?;
+        self.follow_modules(&path);
         Ok(())
     }
 

@@ -106,10 +106,12 @@ impl Workspace {
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &base_tip];
         let output = self.git.exec(&path, &args)?;
         if output.status.success() {
+            self.follow_modules(&path);
             return Ok(BaseIn::Merged);
         }
         let files = self.unmerged(&path)?;
         if !files.is_empty() && on_conflict == super::OnConflict::Leave {
+            self.follow_modules(&path);
             return Ok(BaseIn::Conflicted { files });
         }
         let error = self.git.failed(&path, &args, &output);

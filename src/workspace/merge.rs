@@ -59,6 +59,7 @@ impl Workspace {
         let args = ["merge", "--no-ff", "--no-edit", "-m", &message, &tip];
         let output = self.git.exec(&path, &args)?;
         if output.status.success() {
+            self.follow_modules(&path);
             let commit = self.git.run(&path, &["rev-parse", "HEAD"])?;
             self.stamp_merged(plan, task, Some(&tip))?;
             return Ok(MergeOutcome::Merged { commit });
@@ -75,6 +76,9 @@ impl Workspace {
         if on_conflict == OnConflict::Abort {
             self.git.run(&path, &["merge", "--abort"])?;
         }
+        // Left for a resolver: the submodules it merged cleanly checked out, so that
+        // concluding the merge records them.
+        self.follow_modules(&path);
         Ok(MergeOutcome::Conflict { files })
     }
 
@@ -120,6 +124,7 @@ impl Workspace {
         self.git
             .run(&path, &["commit", "-q", "--no-verify", "--no-edit"])?;
         self.forget_carried(&path);
+        self.follow_modules(&path);
         self.git.run(&path, &["rev-parse", "HEAD"])
     }
 
@@ -131,6 +136,7 @@ impl Workspace {
         if self.merging(&path)? {
             self.git.run(&path, &["merge", "--abort"])?;
         }
+        self.follow_modules(&path);
         Ok(())
     }
 
@@ -158,6 +164,7 @@ impl Workspace {
             self.git
                 .run(&self.git.repo, &["worktree", "add", &path_text, &branch])?;
         }
+        self.follow_modules(path);
         if self.merging(path)? {
             return Err(WorkspaceError::MergeInProgress {
                 repo: self.git.repo.clone(),

@@ -191,6 +191,7 @@ impl Workspace {
                 }
             }
         }
+        self.follow_modules(&path);
         let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
         Ok(Integration { branch, path, head })
     }
@@ -260,6 +261,7 @@ impl Workspace {
                 give_back(Some(&branch));
                 return Err(error);
             }
+            self.follow_modules(&path);
             let head = self.git.run(&path, &["rev-parse", "HEAD"])?;
             return Ok((key, Integration { branch, path, head }));
         }
@@ -355,7 +357,7 @@ impl Workspace {
                 return Err(self.foreign(entry, &branch));
             }
             if let Some(stamp) = Stamp::read(&self.git, &path)? {
-                self.check_out_modules(&path);
+                self.follow_modules(&path);
                 return Ok(TaskWorktree {
                     path,
                     branch,
@@ -424,7 +426,7 @@ impl Workspace {
             merged: None,
         };
         stamp.write(&self.git, &path)?;
-        self.check_out_modules(&path);
+        self.follow_modules(&path);
         Ok(TaskWorktree {
             path,
             branch,
@@ -433,15 +435,12 @@ impl Workspace {
         })
     }
 
-    /// The task worktree's initialized submodules checked out (see `modules.rs`); where that
-    /// fails they stay empty, as `git worktree add` leaves them, and the log says why.
-    fn check_out_modules(&self, worktree: &Path) {
-        let checked_out = self
-            .git
-            .run(worktree, &["rev-parse", "HEAD"])
-            .and_then(|head| modules::check_out_modules(&self.git, worktree, &head));
-        if let Err(e) = checked_out {
-            tracing::warn!(worktree = %worktree.display(), error = %e, "cannot check out the submodules in a task's worktree: they stay empty");
+    /// A worktree's initialized submodules checked out at the commits its HEAD records (see
+    /// `modules.rs`); where that fails they stay as they are (empty, as `git worktree add`
+    /// leaves them), and the log says why.
+    pub(super) fn follow_modules(&self, worktree: &Path) {
+        if let Err(e) = modules::follow_index(&self.git, worktree) {
+            tracing::warn!(worktree = %worktree.display(), error = %e, "cannot check out the submodules of a worktree at the commits it records");
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::Result;
 use super::WorkspaceError;
-use super::carry_modules::{Module, modules_of};
+use super::carry_modules::modules_of;
 use super::git::Git;
 
 /// The ref that keeps `commit`, made by a session in a submodule of a task's worktree, in the
@@ -20,15 +20,33 @@ pub(crate) fn kept_ref(commit: &str) -> String {
     format!("refs/ocio/module/kept/{commit}")
 }
 
-/// Checks out in `worktree` the initialized submodules of `commit` (its tree) that are not
-/// checked out yet. Idempotent.
-pub(super) fn check_out_modules(git: &Git, worktree: &Path, commit: &str) -> Result<()> {
-    for module in populated(worktree, commit)? {
-        let Some(gitdir) = &module.gitdir else {
+/// Checks out in `worktree` the initialized submodules its index records that are not checked
+/// out yet, and moves those that are to the recorded commits (after ocio moved HEAD or the
+/// index: a merge, a reset), as `git submodule update` would, without fetching. A merge in
+/// progress: those it merged cleanly, so that concluding it records them; a conflicted one is
+/// left as it is. Idempotent.
+pub(super) fn follow_index(git: &Git, worktree: &Path) -> Result<()> {
+    if !has_modules(worktree) {
+        return Ok(());
+    }
+    let head = git.run(worktree, &["rev-parse", "HEAD"])?;
+    let modules = modules_of(worktree, &head)?;
+    for (path, commit) in staged_links(git, worktree)? {
+        let Some(gitdir) = modules
+            .iter()
+            .find(|module| module.path == path)
+            .and_then(|module| module.gitdir.as_ref())
+        else {
             continue;
         };
-        let at = worktree.join(&module.path);
+        if git.commit_of(gitdir, &commit)?.is_none() {
+            continue;
+        }
+        let at = worktree.join(&path);
         if at.join(".git").exists() {
+            if git.run(&at, &["rev-parse", "HEAD"])? != commit {
+                git.run(&at, &["checkout", "-q", "--detach", &commit])?;
+            }
             continue;
         }
         let gitdir_arg = format!("--git-dir={}", gitdir.display());
@@ -37,18 +55,42 @@ pub(super) fn check_out_modules(git: &Git, worktree: &Path, commit: &str) -> Res
         git.run(worktree, &[gitdir_arg.as_str(), "worktree", "prune"])?;
         std::fs::create_dir_all(&at).map_err(WorkspaceError::io(&at))?;
         let at_text = at.to_string_lossy();
-        git.run(
-            worktree,
-            &[
-                gitdir_arg.as_str(),
-                "worktree",
-                "add",
-                "-q",
-                "--detach",
-                &at_text,
-                &module.commit,
-            ],
-        )?;
+        let add = ["worktree", "add", "-q", "--detach", &at_text, &commit];
+        let mut args = vec![gitdir_arg.as_str()];
+        args.extend(add);
+        git.run(worktree, &args)?;
+    }
+    Ok(())
+}
+
+/// The gitlinks `worktree`'s index records without conflict: (path, commit).
+fn staged_links(git: &Git, worktree: &Path) -> Result<Vec<(String, String)>> {
+    let entries = git.paths(worktree, &["ls-files", "-s", "-z"])?;
+    // `MODE ID STAGE\tPATH`
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            let (meta, path) = entry.split_once('\t')?;
+            let mut fields = meta.split(' ');
+            let (mode, id, stage) = (fields.next()?, fields.next()?, fields.next()?);
+            (mode == "160000" && stage == "0").then(|| (path.to_string(), id.to_string()))
+        })
+        .collect())
+}
+
+/// What is uncommitted in each submodule checked out in `worktree` undone, and the untracked
+/// files in it removed (ignored ones stay), as the superproject's own tidying does to its files.
+pub(super) fn tidy_modules(git: &Git, worktree: &Path) -> Result<()> {
+    if !has_modules(worktree) {
+        return Ok(());
+    }
+    let head = git.run(worktree, &["rev-parse", "HEAD"])?;
+    for module in modules_of(worktree, &head)? {
+        let at = worktree.join(&module.path);
+        if module.gitdir.is_some() && at.join(".git").is_file() {
+            git.run(&at, &["reset", "-q", "--hard"])?;
+            git.run(&at, &["clean", "-q", "-f", "-d"])?;
+        }
     }
     Ok(())
 }
@@ -65,7 +107,7 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
         return Ok(());
     }
     let head = git.run(worktree, &["rev-parse", "HEAD"])?;
-    let modules = populated(worktree, &head)?;
+    let modules = modules_of(worktree, &head)?;
     let strays: Vec<String> = modules
         .iter()
         .filter(|module| module.gitdir.is_none())
@@ -100,14 +142,6 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
         }
     }
     Ok(())
-}
-
-/// The submodules of `commit` when `worktree` has any (none, quickly, without).
-fn populated(worktree: &Path, commit: &str) -> Result<Vec<Module>> {
-    match has_modules(worktree) {
-        true => modules_of(worktree, commit),
-        false => Ok(Vec::new()),
-    }
 }
 
 fn has_modules(worktree: &Path) -> bool {

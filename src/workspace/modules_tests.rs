@@ -165,3 +165,46 @@ fn files_written_into_a_submodule_not_initialized_here_are_refused_naming_it() {
     write(&wt.path, "lib/two/made.txt", "by the session");
     assert!(ws.commit_all(&wt.path, "work").is_ok());
 }
+
+/// The plan's integration worktree has the submodules too, and they follow its merges, undoes
+/// and tidying (a check there ran with them empty): a merged task's submodule commit is checked
+/// out there, the worktree stays clean for the next merge, and undoing the merge moves it back.
+#[test]
+fn the_integration_worktree_has_the_submodules_and_they_follow_its_merges() {
+    let fx = Fixture::new();
+    with_submodules(&fx);
+    let ws = fx.workspace();
+    let integration = ws.ensure_integration("p", None).unwrap();
+    assert_eq!(read(&integration.path, "lib/one/one.txt"), "one");
+    let before = integration.head.clone();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    write(&wt.path, "lib/one/agent.txt", "agent");
+    ws.commit_all(&wt.path, "work").unwrap().unwrap();
+    let merged = ws
+        .merge("p", "t", crate::workspace::OnConflict::Abort)
+        .unwrap();
+    assert!(
+        matches!(merged, crate::workspace::MergeOutcome::Merged { .. }),
+        "{merged:?}"
+    );
+    assert_eq!(read(&integration.path, "lib/one/agent.txt"), "agent");
+    let status = git_in(&integration.path, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "{status}");
+    // What a check left in the submodule is tidied away with the rest.
+    write(&integration.path, "lib/one/built.o", "build output");
+    ws.tidy_integration("p").unwrap();
+    assert!(!integration.path.join("lib/one/built.o").exists());
+    // Undone, the submodule goes back with the branch.
+    ws.undo_merge("p", "t", &before).unwrap();
+    assert!(!integration.path.join("lib/one/agent.txt").exists());
+    let status = git_in(&integration.path, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "{status}");
+    let other = ws.create_worktree("p", "u", 1).unwrap();
+    write(&other.path, "u.txt", "u");
+    ws.commit_all(&other.path, "u").unwrap().unwrap();
+    assert!(matches!(
+        ws.merge("p", "u", crate::workspace::OnConflict::Abort)
+            .unwrap(),
+        crate::workspace::MergeOutcome::Merged { .. }
+    ));
+}
