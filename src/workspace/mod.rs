@@ -375,15 +375,7 @@ impl Workspace {
             if continues && let Some(stamp) = Stamp::read(&self.git, &earlier.path)? {
                 earlier_base = Some(stamp.base);
             }
-            self.git.run(
-                &self.git.repo,
-                &[
-                    "worktree",
-                    "remove",
-                    "--force",
-                    &earlier.path.to_string_lossy(),
-                ],
-            )?;
+            self.remove_registered(&earlier.path)?;
             self.remove_empty_parents(&earlier.path);
         }
         self.clear_leftover(&path)?;
@@ -564,13 +556,22 @@ impl Workspace {
         }
         let listed = record::list(&self.git)?;
         if listed.iter().any(|entry| entry.path == worktree) {
-            self.git.run(
-                &self.git.repo,
-                &["worktree", "remove", "--force", &worktree.to_string_lossy()],
-            )?;
+            self.remove_registered(worktree)?;
         }
         self.clear_leftover(worktree)?;
         self.remove_empty_parents(worktree);
+        Ok(())
+    }
+
+    /// `git worktree remove --force` of a worktree git lists, and the records its submodules'
+    /// git directories kept of their checkouts in it pruned.
+    fn remove_registered(&self, worktree: &Path) -> Result<()> {
+        let gitdirs = modules::checkouts(&self.git, worktree);
+        self.git.run(
+            &self.git.repo,
+            &["worktree", "remove", "--force", &worktree.to_string_lossy()],
+        )?;
+        modules::forget_checkouts(&self.git, worktree, &gitdirs);
         Ok(())
     }
 

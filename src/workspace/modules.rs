@@ -7,7 +7,7 @@
 //! ([`commit_modules`]), as the work in a submodule on a build box is. A submodule not
 //! initialized here stays an empty directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Result;
 use super::WorkspaceError;
@@ -61,6 +61,34 @@ pub(super) fn follow_index(git: &Git, worktree: &Path) -> Result<()> {
         git.run(worktree, &args)?;
     }
     Ok(())
+}
+
+/// The git directories of the submodules checked out in `worktree` (none where it has none,
+/// or they cannot be read).
+pub(super) fn checkouts(git: &Git, worktree: &Path) -> Vec<PathBuf> {
+    if !has_modules(worktree) {
+        return Vec::new();
+    }
+    let modules = git
+        .run(worktree, &["rev-parse", "HEAD"])
+        .and_then(|head| modules_of(worktree, &head));
+    modules
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|module| worktree.join(&module.path).join(".git").is_file())
+        .filter_map(|module| module.gitdir)
+        .collect()
+}
+
+/// The records `gitdirs` kept of their checkouts in `worktree`, removed now, pruned: a failure
+/// only leaves them for git's own pruning (the next checkout prunes them too).
+pub(super) fn forget_checkouts(git: &Git, worktree: &Path, gitdirs: &[PathBuf]) {
+    for gitdir in gitdirs {
+        let gitdir_arg = format!("--git-dir={}", gitdir.display());
+        if let Err(e) = git.run(&git.repo, &[gitdir_arg.as_str(), "worktree", "prune"]) {
+            tracing::debug!(worktree = %worktree.display(), error = %e, "cannot prune a submodule's record of a removed worktree");
+        }
+    }
 }
 
 /// The gitlinks `worktree`'s index records without conflict: (path, commit).

@@ -101,6 +101,11 @@ fn a_task_worktree_has_the_initialized_submodules_and_their_work_is_committed() 
 
     // The next attempt that continues the work finds it checked out.
     ws.remove_worktree(&first.path).unwrap();
+    let listed = git_in(&gitdir, &["worktree", "list", "--porcelain"]);
+    assert!(
+        !listed.contains(&*first.path.to_string_lossy()),
+        "the submodule forgets the removed worktree: {listed}"
+    );
     let second = ws.continue_worktree("p", "t", 2).unwrap();
     assert_eq!(read(&second.path, "lib/one/agent.txt"), "agent");
     // An attempt made again at the same path (its worktree removed) checks out again.
