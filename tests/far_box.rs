@@ -346,13 +346,7 @@ fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
     home: &Home,
     repo: &TestRepo,
 ) {
-    let plan = home.write_plan(
-        "slow.toml",
-        &format!(
-            "name = \"slow\"\nrepo = {:?}\n[[tasks]]\nid = \"slow\"\nprompt = \"far slow\"\n",
-            repo.dir_str()
-        ),
-    );
+    let plan = one_task_plan(home, &repo.dir_str(), "slow", "slow", "far slow");
     let asked = server.model.requests().len();
     let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
     run.until("the prompt is sent", |l| {
@@ -362,14 +356,7 @@ fn a_kill_mid_task_reattaches_and_the_work_comes_back_once(
     assert_eq!(code, None, "killed");
     // The session finishes on the box while no ocio follows it.
     let work = server.own_dir().join(".ocio-work/work");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.model.requests().len() < asked + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never finished on the box"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    until_asked(server, asked + 2, "never finished on the box");
     assert_eq!(
         std::fs::read_dir(&work).unwrap().count(),
         1,
@@ -413,14 +400,7 @@ fn a_kill_while_a_box_resolver_works_brings_its_resolution_back(
     let (code, _, _) = run.stop("KILL");
     assert_eq!(code, None, "killed");
     // Both tasks' two calls and the resolver's two: it finishes on the box meanwhile.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.model.requests().len() < asked + 6 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the resolver never finished on the box"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    until_asked(server, asked + 6, "the resolver never finished on the box");
     let mut engine = home.engine(&[]);
     let finished = engine.until("the plan finishes", |l| {
         l["type"] == "plan_finished" && l["name"] == "latefar"
@@ -542,23 +522,10 @@ async fn the_box_restarting_mid_task_loses_no_work(
     home: &Home,
     repo: &TestRepo,
 ) {
-    let plan = home.write_plan(
-        "restart.toml",
-        &format!(
-            "name = \"restart\"\nrepo = {:?}\n[[tasks]]\nid = \"restart\"\nprompt = \"far restart\"\n",
-            repo.dir_str()
-        ),
-    );
+    let plan = one_task_plan(home, &repo.dir_str(), "restart", "restart", "far restart");
     let asked = server.model.requests().len();
     let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.model.requests().len() < asked + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second turn never asked"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    until_asked(server, asked + 2, "the second turn never asked");
     server.kill().await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     server.restart().await;
@@ -593,23 +560,10 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
     home: &Home,
     repo: &TestRepo,
 ) {
-    let plan = home.write_plan(
-        "down.toml",
-        &format!(
-            "name = \"down\"\nrepo = {:?}\n[[tasks]]\nid = \"down\"\nprompt = \"far down\"\n",
-            repo.dir_str()
-        ),
-    );
+    let plan = one_task_plan(home, &repo.dir_str(), "down", "down", "far down");
     let asked = server.model.requests().len();
     let mut run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.model.requests().len() < asked + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second turn never asked"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    until_asked(server, asked + 2, "the second turn never asked");
     let session: ocio::domain::SessionId = serde_json::from_value(
         run.until("the task is dispatched", |l| l["type"] == "dispatched")["session"].clone(),
     )
@@ -930,12 +884,12 @@ fn with_imitated_lfs(local: &Path) -> String {
 /// directory, as after a local session's commit there.
 fn a_task_on_the_box_commits_in_a_submodule(server: &TestServer, home: &Home, main: &Path) {
     home.write_config(&config(server));
-    let plan = home.write_plan(
-        "farsub.toml",
-        &format!(
-            "name = \"farsub\"\nrepo = {:?}\n[[tasks]]\nid = \"sub\"\nprompt = \"far submodule\"\n",
-            main.to_str().unwrap()
-        ),
+    let plan = one_task_plan(
+        home,
+        main.to_str().unwrap(),
+        "farsub",
+        "sub",
+        "far submodule",
     );
     let run = Engine::spawn(home.command(&["run", plan.to_str().unwrap(), "--headless"]));
     let (code, out, err) = run.wait();
@@ -1025,6 +979,23 @@ async fn a_box_worktree_follows_its_start(
     assert_eq!(again, dir);
     assert_eq!(git(Path::new(&dir), &["rev-parse", "HEAD"]), newer);
     boxes.bring_back(&from_older, &dir, true).await.unwrap();
+}
+
+/// A plan file named `name` with one task `id` asking `prompt`, on the repository at `repo`.
+fn one_task_plan(home: &Home, repo: &str, name: &str, id: &str, prompt: &str) -> PathBuf {
+    home.write_plan(
+        &format!("{name}.toml"),
+        &format!("name = {name:?}\nrepo = {repo:?}\n[[tasks]]\nid = {id:?}\nprompt = {prompt:?}\n"),
+    )
+}
+
+/// Waits (up to a minute) until the far server's model has been asked `calls` times in all.
+fn until_asked(server: &TestServer, calls: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.model.requests().len() < calls {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
