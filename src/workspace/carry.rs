@@ -382,10 +382,13 @@ pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
         // out (a task's worktree): staged, or `git add -A` would drop them.
         git.run(worktree, &["read-tree", "HEAD"])?;
         super::carry_modules::stage_links(worktree, "HEAD", commit)?;
-        return Ok(());
+        // Where ocio checked the submodules out, they follow, or `git add -A` would stage
+        // their old commits over the staged ones.
+        return super::modules::follow_index(&git, worktree, super::modules::Follow::All);
     };
     // Gitlinks (submodules' commits) are no files to patch: staged as they are.
     super::carry_modules::stage_links(worktree, &handed, commit)?;
+    super::modules::follow_index(&git, worktree, super::modules::Follow::All)?;
     let scratch = scratch(worktree)?;
     let patch = scratch.path().join("work.patch");
     let diff = Git::output(

@@ -25,6 +25,9 @@ pub struct Module {
     /// Its git directory here, when that has the commit (else the box, as a worktree here,
     /// gets an empty directory).
     pub gitdir: Option<PathBuf>,
+    /// Where its git directory is here, if it is initialized (whether or not it has the
+    /// commit).
+    pub home: PathBuf,
 }
 
 /// The submodules (gitlinks) of `commit` in the repository of `worktree`, in the tree's
@@ -58,7 +61,8 @@ pub fn modules_of(worktree: &Path, commit: &str) -> Result<Vec<Module>> {
         modules.push(Module {
             path,
             commit: id,
-            gitdir: has.then_some(gitdir),
+            gitdir: has.then(|| gitdir.clone()),
+            home: gitdir,
         });
     }
     Ok(modules)
@@ -148,10 +152,13 @@ pub fn receive_module(module: &Module, name: &str, n: usize, bundle: &Path) -> R
 /// whose HEAD moved meanwhile is an error naming it. Idempotent.
 pub fn advance_checked_out(worktree: &Path, module: &Module, commit: &str) -> Result<()> {
     let at = worktree.join(&module.path);
-    if !at.join(".git").exists() {
+    let git = Git::reader(&at);
+    // One of ocio's own checkouts (a task's worktree) follows the gitlink the work is laid
+    // down with, whatever commit it is (`carry::lay_down`).
+    if !at.join(".git").exists() || super::modules::is_ocios(&git, &at)? {
         return Ok(());
     }
-    Git::reader(&at).run(&at, &["merge", "-q", "--ff-only", commit])?;
+    git.run(&at, &["merge", "-q", "--ff-only", commit])?;
     Ok(())
 }
 

@@ -155,7 +155,7 @@ pub enum WorkspaceError {
         path: PathBuf,
         files: Vec<String>,
     },
-    #[error("in repository {repo}: conflicts remain in {} ({path})\nhint: every conflict marker (<<<<<<<, =======, >>>>>>>) must be resolved before the merge can be concluded", .files.join(", "))]
+    #[error("in repository {repo}: conflicts remain in {} ({path})\nhint: every conflict marker (<<<<<<<, =======, >>>>>>>) must be resolved before the merge can be concluded; a submodule in conflict is settled by checking out the commit to keep in it and staging it (`git add PATH`)", .files.join(", "))]
     StillConflicted {
         repo: PathBuf,
         path: PathBuf,

@@ -108,10 +108,13 @@ impl Workspace {
                 path,
             });
         }
+        // A submodule in conflict has no markers to tell: it is settled only once staged
+        // (`git add` of it at the commit chosen), never by staging whatever is checked out.
+        let links = super::modules::conflicted_links(&self.git, &path)?;
         let still: Vec<String> = self
             .unmerged(&path)?
             .into_iter()
-            .filter(|file| has_markers(&path.join(file)))
+            .filter(|file| links.contains(file) || has_markers(&path.join(file)))
             .collect();
         if !still.is_empty() {
             return Err(WorkspaceError::StillConflicted {
@@ -120,6 +123,7 @@ impl Workspace {
                 files: still,
             });
         }
+        super::modules::commit_modules(&self.git, &path, "ocio: a resolver's work")?;
         self.git.run(&path, &["add", "-A"])?;
         self.git
             .run(&path, &["commit", "-q", "--no-verify", "--no-edit"])?;

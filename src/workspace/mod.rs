@@ -357,7 +357,7 @@ impl Workspace {
                 return Err(self.foreign(entry, &branch));
             }
             if let Some(stamp) = Stamp::read(&self.git, &path)? {
-                self.follow_modules(&path);
+                self.follow_modules_as(&path, modules::Follow::Missing);
                 return Ok(TaskWorktree {
                     path,
                     branch,
@@ -431,7 +431,11 @@ impl Workspace {
     /// `modules.rs`); where that fails they stay as they are (empty, as `git worktree add`
     /// leaves them), and the log says why.
     pub(super) fn follow_modules(&self, worktree: &Path) {
-        if let Err(e) = modules::follow_index(&self.git, worktree) {
+        self.follow_modules_as(worktree, modules::Follow::All);
+    }
+
+    fn follow_modules_as(&self, worktree: &Path, follow: modules::Follow) {
+        if let Err(e) = modules::follow_index(&self.git, worktree, follow) {
             tracing::warn!(worktree = %worktree.display(), error = %e, "cannot check out the submodules of a worktree at the commits it records");
         }
     }

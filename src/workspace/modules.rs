@@ -20,47 +20,127 @@ pub(crate) fn kept_ref(commit: &str) -> String {
     format!("refs/ocio/module/kept/{commit}")
 }
 
+/// What [`follow_index`] does with a submodule that is checked out already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Follow {
+    /// Leaves it as it is: a task's worktree found again after a restart, where what its
+    /// session did in the submodule (commits too) stays.
+    Missing,
+    /// Moves it to the commit the index records (ocio moved HEAD or the index: a merge, a
+    /// reset, work laid down); one whose commit is not here is emptied, as a submodule not
+    /// initialized is, rather than left at a commit the index does not record.
+    All,
+}
+
 /// Checks out in `worktree` the initialized submodules its index records that are not checked
-/// out yet, and moves those that are to the recorded commits (after ocio moved HEAD or the
-/// index: a merge, a reset), as `git submodule update` would, without fetching. A merge in
+/// out yet and, with [`Follow::All`], moves those that are to the recorded commits, as `git
+/// submodule update` would, without fetching. Only ocio's own checkouts (worktrees of the
+/// submodules' git directories) are moved or emptied, never a checkout of yours. A merge in
 /// progress: those it merged cleanly, so that concluding it records them; a conflicted one is
-/// left as it is. Idempotent.
-pub(super) fn follow_index(git: &Git, worktree: &Path) -> Result<()> {
+/// left as it is. Idempotent; a submodule that cannot follow does not stop the others.
+pub(super) fn follow_index(git: &Git, worktree: &Path, follow: Follow) -> Result<()> {
     if !has_modules(worktree) {
         return Ok(());
     }
     let head = git.run(worktree, &["rev-parse", "HEAD"])?;
     let modules = modules_of(worktree, &head)?;
+    let mut failed = None;
     for (path, commit) in staged_links(git, worktree)? {
+        // Initialized here, whether or not it has the commit HEAD records.
         let Some(gitdir) = modules
             .iter()
             .find(|module| module.path == path)
-            .and_then(|module| module.gitdir.as_ref())
+            .map(|module| &module.home)
+            .filter(|home| home.is_dir())
         else {
             continue;
         };
-        if git.commit_of(gitdir, &commit)?.is_none() {
-            continue;
+        if let Err(e) = follow_one(git, worktree, gitdir, &path, &commit, follow) {
+            tracing::warn!(worktree = %worktree.display(), submodule = %path, error = %e, "a submodule cannot be checked out at the commit its worktree records");
+            failed.get_or_insert(e);
         }
-        let at = worktree.join(&path);
-        if at.join(".git").exists() {
-            if git.run(&at, &["rev-parse", "HEAD"])? != commit {
-                git.run(&at, &["checkout", "-q", "--detach", &commit])?;
-            }
-            continue;
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn follow_one(
+    git: &Git,
+    worktree: &Path,
+    gitdir: &Path,
+    path: &str,
+    commit: &str,
+    follow: Follow,
+) -> Result<()> {
+    let at = worktree.join(path);
+    let here = git.commit_of(gitdir, commit)?.is_some();
+    let gitdir_arg = format!("--git-dir={}", gitdir.display());
+    let at_text = at.to_string_lossy();
+    if !at.join(".git").exists() {
+        if !here {
+            return Ok(());
         }
-        let gitdir_arg = format!("--git-dir={}", gitdir.display());
         // A worktree of it left by a task worktree removed since (its directory gone) would
         // hold on to the path.
         git.run(worktree, &[gitdir_arg.as_str(), "worktree", "prune"])?;
         std::fs::create_dir_all(&at).map_err(WorkspaceError::io(&at))?;
-        let at_text = at.to_string_lossy();
-        let add = ["worktree", "add", "-q", "--detach", &at_text, &commit];
-        let mut args = vec![gitdir_arg.as_str()];
-        args.extend(add);
+        let add = [gitdir_arg.as_str(), "worktree", "add", "-q", "--detach"];
+        let mut args = add.to_vec();
+        args.extend([at_text.as_ref(), commit]);
         git.run(worktree, &args)?;
+        return Ok(());
+    }
+    if follow == Follow::Missing || !is_ocios(git, &at)? {
+        return Ok(());
+    }
+    if !here {
+        tracing::info!(worktree = %worktree.display(), submodule = %path, %commit, "the submodule's recorded commit is not in its git directory here: its checkout is emptied");
+        git.run(
+            worktree,
+            &[
+                gitdir_arg.as_str(),
+                "worktree",
+                "remove",
+                "--force",
+                &at_text,
+            ],
+        )?;
+        return std::fs::create_dir_all(&at).map_err(WorkspaceError::io(&at));
+    }
+    if git.run(&at, &["rev-parse", "HEAD"])? != commit {
+        git.run(&at, &["checkout", "-q", "--detach", commit])?;
     }
     Ok(())
+}
+
+/// Whether the checkout at `at` is one of ocio's: a worktree of its git directory (yours, made
+/// by `git submodule`, is that git directory's own).
+pub(super) fn is_ocios(git: &Git, at: &Path) -> Result<bool> {
+    let dirs = git.run(
+        at,
+        &[
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-dir",
+            "--git-common-dir",
+        ],
+    )?;
+    let mut lines = dirs.lines();
+    Ok(lines.next() != lines.next())
+}
+
+/// The gitlinks of `worktree`'s index that are in conflict (a merge in progress).
+pub(super) fn conflicted_links(git: &Git, worktree: &Path) -> Result<Vec<String>> {
+    if !has_modules(worktree) {
+        return Ok(Vec::new());
+    }
+    let entries = git.paths(worktree, &["ls-files", "-u", "-z"])?;
+    let mut paths: Vec<String> = entries
+        .iter()
+        .filter(|entry| entry.starts_with("160000 "))
+        .filter_map(|entry| Some(entry.split_once('\t')?.1.to_string()))
+        .collect();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// The git directories of the submodules checked out in `worktree` (none where it has none,

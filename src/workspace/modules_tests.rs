@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::kept_ref;
 use crate::workspace::tests::{Fixture, git_in, read, write};
+use crate::workspace::{MergeOutcome, OnConflict, names};
 
 /// `fx`'s repository with submodule `lib/one` added (cloned, so initialized: its git directory
 /// under `.git/modules/`) and `lib/two` recorded only (a gitlink, never cloned here).
@@ -212,4 +213,169 @@ fn the_integration_worktree_has_the_submodules_and_they_follow_its_merges() {
             .unwrap(),
         crate::workspace::MergeOutcome::Merged { .. }
     ));
+}
+
+/// A task's worktree found again after a restart keeps what its session did in a submodule:
+/// found again, the submodule was moved back to the recorded commit, and the session's commit
+/// there was neither kept nor recorded.
+#[test]
+fn a_task_worktree_found_again_keeps_the_sessions_commit_in_a_submodule() {
+    let fx = Fixture::new();
+    let gitdir = with_submodules(&fx);
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    let sub = wt.path.join("lib/one");
+    write(&sub, "agent.txt", "agent");
+    git_in(&sub, &["add", "-A"]);
+    git_in(&sub, &["commit", "-q", "-m", "the session's own commit"]);
+    let made = git_in(&sub, &["rev-parse", "HEAD"]);
+    let again = ws.create_worktree("p", "t", 1).unwrap();
+    assert_eq!(again.path, wt.path);
+    assert_eq!(git_in(&sub, &["rev-parse", "HEAD"]), made);
+    let commit = ws.commit_all(&wt.path, "work").unwrap().unwrap();
+    let link = git_in(&wt.path, &["rev-parse", &format!("{commit}:lib/one")]);
+    assert_eq!(link, made);
+    assert_eq!(git_in(&gitdir, &["rev-parse", &kept_ref(&made)]), made);
+}
+
+/// Two tasks move one submodule to different commits: concluding the merge left for a
+/// resolver is refused while the submodule is in conflict (staging whatever was checked out
+/// kept the integration's side and dropped the task's).
+#[test]
+fn a_merge_with_a_submodule_in_conflict_is_not_concluded_until_it_is_settled() {
+    let fx = Fixture::new();
+    with_submodules(&fx);
+    let ws = fx.workspace();
+    let integration = ws.ensure_integration("p", None).unwrap();
+    for task in ["a", "b"] {
+        let wt = ws.create_worktree("p", task, 1).unwrap();
+        write(&wt.path, &format!("lib/one/{task}.txt"), task);
+        ws.commit_all(&wt.path, task).unwrap().unwrap();
+    }
+    let first = ws.merge("p", "a", OnConflict::Abort).unwrap();
+    assert!(matches!(first, MergeOutcome::Merged { .. }), "{first:?}");
+    let second = ws.merge("p", "b", OnConflict::Leave).unwrap();
+    let MergeOutcome::Conflict { files } = second else {
+        panic!("{second:?}");
+    };
+    assert_eq!(files, ["lib/one"]);
+    let said = ws.conclude_merge("p", "b").unwrap_err().to_string();
+    assert!(
+        said.contains("lib/one") && said.contains("git add"),
+        "{said}"
+    );
+    // Settled (the submodule at b's commit, staged), it concludes with b's commit.
+    let b = git_in(
+        &fx.repo,
+        &[
+            "rev-parse",
+            &format!("{}:lib/one", names::task_branch("p", "b")),
+        ],
+    );
+    git_in(&integration.path.join("lib/one"), &["checkout", "-q", &b]);
+    git_in(&integration.path, &["add", "lib/one"]);
+    let merged = ws.conclude_merge("p", "b").unwrap();
+    assert_eq!(
+        git_in(
+            &integration.path,
+            &["rev-parse", &format!("{merged}:lib/one")]
+        ),
+        b
+    );
+}
+
+/// A merged gitlink whose commit the submodule's git directory here lacks leaves the
+/// integration worktree clean (it stayed at the old commit, `git status` said it changed, and
+/// every later merge was refused as uncommitted changes).
+#[test]
+fn a_merged_submodule_commit_missing_here_leaves_the_integration_worktree_clean() {
+    let fx = Fixture::new();
+    with_submodules(&fx);
+    let ws = fx.workspace();
+    let integration = ws.ensure_integration("p", None).unwrap();
+    // A commit of another repository: no git directory here has it.
+    let elsewhere = fx.repo.parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    git_in(&elsewhere, &["init", "-q"]);
+    git_in(&elsewhere, &["commit", "-q", "--allow-empty", "-m", "x"]);
+    let foreign = git_in(&elsewhere, &["rev-parse", "HEAD"]);
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    git_in(
+        &wt.path,
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("160000,{foreign},lib/one"),
+        ],
+    );
+    git_in(
+        &wt.path,
+        &["commit", "-q", "-m", "a submodule commit from elsewhere"],
+    );
+    let merged = ws.merge("p", "t", OnConflict::Abort).unwrap();
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+    let status = git_in(&integration.path, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "{status}");
+    let next = ws.create_worktree("p", "u", 1).unwrap();
+    write(&next.path, "u.txt", "u");
+    ws.commit_all(&next.path, "u").unwrap().unwrap();
+    let merged = ws.merge("p", "u", OnConflict::Abort).unwrap();
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+}
+
+/// Work from a build box that moved a submodule to another commit this machine has (no new
+/// commit came back for it) is laid down in a task worktree whose submodule is checked out:
+/// the checkout follows, so the task records the box's commit (`git add -A` staged the old
+/// checked-out commit over it).
+#[test]
+fn box_work_moving_a_submodule_to_a_known_commit_is_recorded() {
+    let fx = Fixture::new();
+    let gitdir = with_submodules(&fx);
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    let recorded = git_in(&wt.path, &["rev-parse", "HEAD:lib/one"]);
+    let known = git_in(
+        &gitdir,
+        &[
+            "commit-tree",
+            "-p",
+            &recorded,
+            "-m",
+            "known here",
+            &format!("{recorded}^{{tree}}"),
+        ],
+    );
+    git_in(&gitdir, &["update-ref", "refs/heads/known", &known]);
+    // The box's work, made where no submodule is checked out.
+    let there = fx.repo.parent().unwrap().join("box");
+    let head = git_in(&wt.path, &["rev-parse", "HEAD"]);
+    git_in(
+        &fx.repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &there.to_string_lossy(),
+            &head,
+        ],
+    );
+    git_in(
+        &there,
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("160000,{known},lib/one"),
+        ],
+    );
+    git_in(&there, &["commit", "-q", "-m", "the box's work"]);
+    let work = git_in(&there, &["rev-parse", "HEAD"]);
+    crate::workspace::carry::lay_down(&wt.path, &work).unwrap();
+    let commit = ws.commit_all(&wt.path, "work").unwrap().unwrap();
+    assert_eq!(
+        git_in(&wt.path, &["rev-parse", &format!("{commit}:lib/one")]),
+        known
+    );
 }
