@@ -637,7 +637,7 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
         .unwrap();
     let diff = control.diff(session).await.unwrap();
     assert!(
-        diff.contains("did not come back from its build box")
+        diff.contains("left no work on the task's branch; from its build box")
             && diff.contains("down.txt")
             && diff.contains("+written before the box went down"),
         "{diff:?}"

@@ -145,7 +145,8 @@ enum Source {
     },
     /// A running session on a build box: what its server says it changed.
     Box(ChangesFuture),
-    /// An ended one whose work did not come back: the same, from the box at `server`.
+    /// An ended one that left no work on its task's branch (cancelled while its box was down,
+    /// failed, or its work did not come back): the same, from the box at `server`.
     Stayed {
         changes: ChangesFuture,
         server: String,
@@ -164,14 +165,14 @@ impl Source {
             } => {
                 let dir = dir.display();
                 let changed = changes.await.map_err(|e| {
-                    format!("this session's work did not come back from its build box at {server}, and cannot be read there now: {e}")
+                    format!("this session left no work on the task's branch, and its build box at {server} cannot be read now: {e}")
                 })?;
                 let said = match changed.is_empty() {
-                    true => "its server reports no changes".to_string(),
-                    false => format!("what its server says it changed, in {dir} there"),
+                    true => "it reports no changes for it".to_string(),
+                    false => format!("what it says the session changed, in {dir} there"),
                 };
                 return Ok(format!(
-                    "(not on the task's branch: this session's work did not come back from its build box at {server}; {said})\n{}",
+                    "(this session left no work on the task's branch; from its build box at {server}: {said})\n{}",
                     patches(changed)
                 ));
             }
