@@ -113,9 +113,15 @@ pub(crate) fn resolver_prompt(brief: &ResolverBrief<'_>) -> String {
         "\nWhat to do:\n\
          1. Edit each file so that it keeps the intent of both sides; remove every marker line \
          (`<<<<<<<`, `=======`, `>>>>>>>`).\n\
+         A path listed that is a submodule (a directory with a git checkout of its own) has no \
+         markers: both sides moved it to different commits (`git ls-files -u PATH` lists them: \
+         stage 2 is the integration branch's, stage 3 the other's). Check out in it the commit \
+         that keeps both sides' intent (one of them, or a merge of both made inside it), then \
+         stage it with `git add PATH`.\n\
          2. Make sure the result still builds and its tests pass, where the project has them.\n\
-         3. Do not run `git commit`, `git merge --abort`, `git reset` or `git checkout`: ocio \
-         concludes the merge when you are done.\n\
+         3. Do not run `git commit`, `git merge --abort`, `git reset` or `git checkout` in this \
+         directory (in a submodule's checkout you may): ocio concludes the merge when you are \
+         done.\n\
          4. Answer with a short account of how you resolved each file.\n",
     );
     let _ = write!(
@@ -210,6 +216,9 @@ mod tests {
             "- src/lib.rs\n",
             "<<<<<<< HEAD",
             "Do not run `git commit`",
+            // A submodule in conflict has no markers: how to settle one.
+            "`git ls-files -u PATH`",
+            "stage it with `git add PATH`",
             "Implement cursor pagination.",
             "It reported when it finished:\n\nAdded a cursor to GET /users.",
         ] {
