@@ -384,11 +384,11 @@ pub fn lay_down(worktree: &Path, commit: &str) -> Result<()> {
         super::carry_modules::stage_links(worktree, "HEAD", commit)?;
         // Where ocio checked the submodules out, they follow, or `git add -A` would stage
         // their old commits over the staged ones.
-        return super::modules::follow_index(&git, worktree, super::modules::Follow::All);
+        return super::modules::follow_index(&git, worktree, super::modules::Follow::Checkouts);
     };
     // Gitlinks (submodules' commits) are no files to patch: staged as they are.
     super::carry_modules::stage_links(worktree, &handed, commit)?;
-    super::modules::follow_index(&git, worktree, super::modules::Follow::All)?;
+    super::modules::follow_index(&git, worktree, super::modules::Follow::Checkouts)?;
     let scratch = scratch(worktree)?;
     let patch = scratch.path().join("work.patch");
     let diff = Git::output(

@@ -27,13 +27,17 @@ pub(super) enum Follow {
     /// session did in the submodule (commits too) stays.
     Missing,
     /// Moves it to the commit the index records (ocio moved HEAD or the index: a merge, a
-    /// reset, work laid down); one whose commit is not here is emptied, as a submodule not
-    /// initialized is, rather than left at a commit the index does not record.
+    /// reset); one whose commit is not here is emptied, as a submodule not initialized is,
+    /// rather than left at a commit the index does not record.
     All,
+    /// As `All`, but checks out none that is not checked out: work laid down in a worktree
+    /// that may be your checkout (a plan without worktrees), whose empty submodules are yours.
+    Checkouts,
 }
 
 /// Checks out in `worktree` the initialized submodules its index records that are not checked
-/// out yet and, with [`Follow::All`], moves those that are to the recorded commits, as `git
+/// out yet (not with [`Follow::Checkouts`]) and, with [`Follow::All`] or
+/// [`Follow::Checkouts`], moves those that are to the recorded commits, as `git
 /// submodule update` would, without fetching. Only ocio's own checkouts (worktrees of the
 /// submodules' git directories) are moved or emptied, never a checkout of yours. A merge in
 /// progress: those it merged cleanly, so that concluding it records them; a conflicted one is
@@ -76,7 +80,7 @@ fn follow_one(
     let gitdir_arg = format!("--git-dir={}", gitdir.display());
     let at_text = at.to_string_lossy();
     if !at.join(".git").exists() {
-        if !here {
+        if !here || follow == Follow::Checkouts {
             return Ok(());
         }
         // A worktree of it left by a task worktree removed since (its directory gone) would

@@ -379,3 +379,37 @@ fn box_work_moving_a_submodule_to_a_known_commit_is_recorded() {
         known
     );
 }
+
+/// Work laid down in your checkout (a plan without worktrees, its session on a build box)
+/// leaves a submodule you emptied (`git submodule deinit`) empty: only ocio's worktrees get
+/// submodules checked out.
+#[test]
+fn work_laid_down_in_your_checkout_checks_out_no_submodule_you_emptied() {
+    let fx = Fixture::new();
+    with_submodules(&fx);
+    fx.git(&["submodule", "deinit", "-q", "-f", "lib/one"]);
+    let one = fx.repo.join("lib/one");
+    assert!(std::fs::read_dir(&one).unwrap().next().is_none());
+    let there = fx.repo.parent().unwrap().join("box");
+    git_in(
+        &fx.repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &there.to_string_lossy(),
+            "HEAD",
+        ],
+    );
+    write(&there, "new.txt", "from the box\n");
+    git_in(&there, &["add", "-A"]);
+    git_in(&there, &["commit", "-q", "-m", "the box's work"]);
+    let work = git_in(&there, &["rev-parse", "HEAD"]);
+    crate::workspace::carry::lay_down(&fx.repo, &work).unwrap();
+    assert_eq!(read(&fx.repo, "new.txt"), "from the box\n");
+    assert!(
+        std::fs::read_dir(&one).unwrap().next().is_none(),
+        "left empty, as you left it"
+    );
+}
