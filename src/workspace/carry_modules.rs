@@ -34,15 +34,10 @@ pub struct Module {
 /// order: the number of each in this list is its number on the box.
 pub fn modules_of(worktree: &Path, commit: &str) -> Result<Vec<Module>> {
     let git = Git::reader(worktree);
-    let entries = git.paths(worktree, &["ls-tree", "-r", "-z", "--full-tree", commit])?;
-    let links: Vec<(String, String)> = entries
-        .iter()
-        .filter_map(|entry| {
-            let (meta, path) = entry.split_once('\t')?;
-            let mut fields = meta.split(' ');
-            let (mode, _, id) = (fields.next()?, fields.next()?, fields.next()?);
-            (mode == "160000").then(|| (path.to_string(), id.to_string()))
-        })
+    let links: Vec<(String, String)> = tree_entries(&git, worktree, commit)?
+        .into_iter()
+        .filter(|entry| entry.mode == "160000")
+        .map(|entry| (entry.path, entry.id))
         .collect();
     if links.is_empty() {
         return Ok(Vec::new());
@@ -254,15 +249,10 @@ pub fn lfs_files(worktree: &Path, commit: &str) -> Result<LfsFiles> {
 /// files (`check-attr --source` would need git 2.40).
 fn lfs_paths(worktree: &Path, commit: &str) -> Result<Vec<(String, String)>> {
     let git = Git::reader(worktree);
-    let entries = git.paths(worktree, &["ls-tree", "-r", "-z", "--full-tree", commit])?;
-    let blobs: Vec<(String, String)> = entries
-        .iter()
-        .filter_map(|entry| {
-            let (meta, path) = entry.split_once('\t')?;
-            let mut fields = meta.split(' ');
-            let (mode, kind, id) = (fields.next()?, fields.next()?, fields.next()?);
-            (kind == "blob" && mode != "120000").then(|| (path.to_string(), id.to_string()))
-        })
+    let blobs: Vec<(String, String)> = tree_entries(&git, worktree, commit)?
+        .into_iter()
+        .filter(|entry| entry.kind == "blob" && entry.mode != "120000")
+        .map(|entry| (entry.path, entry.id))
         .collect();
     let mut tracked = Vec::new();
     for chunk in blobs.chunks(200) {
@@ -285,6 +275,32 @@ fn lfs_paths(worktree: &Path, commit: &str) -> Result<Vec<(String, String)>> {
         }
     }
     Ok(tracked)
+}
+
+/// One entry of `git ls-tree -r`: `MODE KIND ID\tPATH`.
+struct TreeEntry {
+    mode: String,
+    kind: String,
+    id: String,
+    path: String,
+}
+
+/// Every entry of `commit`'s tree, recursively (files, links and gitlinks).
+fn tree_entries(git: &Git, worktree: &Path, commit: &str) -> Result<Vec<TreeEntry>> {
+    let entries = git.paths(worktree, &["ls-tree", "-r", "-z", "--full-tree", commit])?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            let (meta, path) = entry.split_once('\t')?;
+            let mut fields = meta.split(' ');
+            Some(TreeEntry {
+                mode: fields.next()?.to_string(),
+                kind: fields.next()?.to_string(),
+                id: fields.next()?.to_string(),
+                path: path.to_string(),
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::*;
-use crate::workspace::tests::git_in;
+use crate::workspace::tests::{git_in, worktree_at};
 
 fn repo(dir: &Path) {
     git_in(dir, &["init", "-q", "-b", "main"]);
@@ -232,17 +232,7 @@ fn a_merge_in_progress_handed_to_a_box_stays_one_when_the_resolution_comes_back(
     // The box: a worktree at the handed state, where the resolver works and commits.
     let there = tempfile::tempdir().unwrap();
     let box_dir = there.path().join("box");
-    git_in(
-        here.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            &box_dir.to_string_lossy(),
-            &handed,
-        ],
-    );
+    worktree_at(here.path(), &box_dir, &handed);
     std::fs::write(box_dir.join("a.txt"), "resolved\n").unwrap();
     std::fs::write(box_dir.join("note.txt"), "why\n").unwrap();
     git_in(&box_dir, &["add", "-A"]);
@@ -299,17 +289,7 @@ fn a_submodules_new_commit_from_a_box_is_laid_down_in_a_handed_over_worktree_too
     // On the box: the session committed in the submodule, and its gitlink moved.
     let there = tempfile::tempdir().unwrap();
     let box_dir = there.path().join("box");
-    git_in(
-        here.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            &box_dir.to_string_lossy(),
-            &handed,
-        ],
-    );
+    worktree_at(here.path(), &box_dir, &handed);
     let moved = git_in(
         here.path(),
         &[
@@ -373,11 +353,7 @@ fn a_submodules_new_commit_from_a_box_is_staged_in_a_task_worktree_and_nothing_e
     let base = git_in(here.path(), &["rev-parse", "HEAD"]);
     let there = tempfile::tempdir().unwrap();
     let box_dir = there.path().join("box");
-    let box_path = box_dir.to_string_lossy();
-    git_in(
-        here.path(),
-        &["worktree", "add", "-q", "--detach", &box_path, &base],
-    );
+    worktree_at(here.path(), &box_dir, &base);
     let tree = format!("{recorded}^{{tree}}");
     let moved = git_in(
         here.path(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::kept_ref;
-use crate::workspace::tests::{Fixture, git_in, read, write};
+use crate::workspace::tests::{Fixture, git_in, read, worktree_at, write};
 use crate::workspace::{MergeOutcome, OnConflict, names};
 
 /// `fx`'s repository with submodule `lib/one` added (cloned, so initialized: its git directory
@@ -351,17 +351,7 @@ fn box_work_moving_a_submodule_to_a_known_commit_is_recorded() {
     // The box's work, made where no submodule is checked out.
     let there = fx.repo.parent().unwrap().join("box");
     let head = git_in(&wt.path, &["rev-parse", "HEAD"]);
-    git_in(
-        &fx.repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            &there.to_string_lossy(),
-            &head,
-        ],
-    );
+    worktree_at(&fx.repo, &there, &head);
     git_in(
         &there,
         &[
@@ -391,17 +381,7 @@ fn work_laid_down_in_your_checkout_checks_out_no_submodule_you_emptied() {
     let one = fx.repo.join("lib/one");
     assert!(std::fs::read_dir(&one).unwrap().next().is_none());
     let there = fx.repo.parent().unwrap().join("box");
-    git_in(
-        &fx.repo,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            &there.to_string_lossy(),
-            "HEAD",
-        ],
-    );
+    worktree_at(&fx.repo, &there, "HEAD");
     write(&there, "new.txt", "from the box\n");
     git_in(&there, &["add", "-A"]);
     git_in(&there, &["commit", "-q", "-m", "the box's work"]);

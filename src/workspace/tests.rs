@@ -58,6 +58,22 @@ pub(super) fn git_in(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A detached worktree of `repo` at `commit`, made at `dir` (a build box's, in the tests that
+/// carry work there and back).
+pub(super) fn worktree_at(repo: &Path, dir: &Path, commit: &str) {
+    git_in(
+        repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &dir.to_string_lossy(),
+            commit,
+        ],
+    );
+}
+
 pub(super) fn write(dir: &Path, file: &str, text: &str) {
     let path = dir.join(file);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
