@@ -642,6 +642,24 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
             && diff.contains("+written before the box went down"),
         "{diff:?}"
     );
+    // The task's transcript says where its work is and why it did not come back.
+    let notes: Vec<String> = control
+        .transcript(session)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| match entry.activity {
+            ocio::engine::view::Activity::Note { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|note| note.contains("did not come back from its build box")
+                && note.contains("refs/ocio/abandoned/")),
+        "{notes:#?}"
+    );
     drop(control);
     assert_eq!(engine.stop("TERM").0, Some(130));
 }

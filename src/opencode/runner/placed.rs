@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::OpencodeRunner;
 use crate::config::WorkspaceMode;
 use crate::domain::{RemoteSession, SessionId, Usage};
-use crate::engine::runner::{Changed, Job, Outcome};
+use crate::engine::runner::{Changed, Job, Outcome, Reporter};
+use crate::engine::view::Activity;
 use crate::opencode::boxes::{BoxError, BoxWorkspace, SetupFor};
 use crate::opencode::client::ClientError;
 
@@ -87,8 +88,9 @@ impl OpencodeRunner {
         }
         job.directory = PathBuf::from(&dir);
         let (stop, asked) = told(stop);
+        let told = Told::of(&job);
         let outcome = self.clone().drive(job, stop).await;
-        self.brought_back(&boxes, &local, &dir, outcome, &asked)
+        self.brought_back(&boxes, &local, &dir, outcome, &asked, told)
             .await
     }
 
@@ -104,12 +106,13 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let on_box = remote.directory != local && self.placement.mode != WorkspaceMode::Shared;
         let (stop, asked) = told(stop);
+        let told = Told::of(&job);
         let outcome = self.clone().follow_resumed(job, remote, stop).await;
         if !on_box {
             return outcome;
         }
         let boxes = self.placement.boxes.clone();
-        self.brought_back(&boxes, &local, &dir, outcome, &asked)
+        self.brought_back(&boxes, &local, &dir, outcome, &asked, told)
             .await
     }
 
@@ -164,7 +167,8 @@ impl OpencodeRunner {
     }
 
     /// After the session: its work brought back into `local`. A session that completed
-    /// without its work coming back did not complete.
+    /// without its work coming back did not complete. Work that stays on the box is told in
+    /// the task's transcript, with why.
     async fn brought_back(
         &self,
         boxes: &BoxWorkspace,
@@ -172,6 +176,7 @@ impl OpencodeRunner {
         dir: &str,
         outcome: Outcome,
         asked: &CancellationToken,
+        told: Told,
     ) -> Outcome {
         let (done, needed) = match &outcome {
             Outcome::Completed { .. } => (true, true),
@@ -198,6 +203,10 @@ impl OpencodeRunner {
                     server = self.client.base_url(), %dir, error = %e,
                     "cannot bring an unfinished session's work back from its build box: it stays in the box's worktree (kept in the box's mirror under refs/ocio/abandoned/ once swept)"
                 );
+                told.note(format!(
+                    "its work did not come back from its build box at {} (it stays in {dir} there, kept in the box's mirror under refs/ocio/abandoned/ once swept): {e}",
+                    self.client.base_url()
+                ));
                 // A completed session whose work did not come back before the engine asked
                 // for the stop: stopped, as the engine asked, not failed.
                 match needed {
@@ -287,6 +296,26 @@ impl OpencodeRunner {
                 usage: Usage::default(),
             },
         }
+    }
+}
+
+/// Where a run tells its task's transcript what became of its work on the box.
+struct Told {
+    reporter: Reporter,
+    session: SessionId,
+}
+
+impl Told {
+    fn of(job: &Job) -> Self {
+        Self {
+            reporter: job.reporter.clone(),
+            session: job.session,
+        }
+    }
+
+    fn note(&self, text: String) {
+        self.reporter
+            .activity(self.session, Activity::Note { text }, None);
     }
 }
 
