@@ -5,7 +5,9 @@
 //! nothing is cloned or fetched, and a commit made there is in the submodule's git directory at
 //! once. What a session does in one is committed there and recorded as the task's new gitlink
 //! ([`commit_modules`]), as the work in a submodule on a build box is. A submodule not
-//! initialized here stays an empty directory.
+//! initialized here stays an empty directory. Submodules of submodules are handled the same
+//! way, in ocio's checkouts, where the repository has them initialized (`git submodule update
+//! --init --recursive` puts their git directories under their parent's).
 
 use std::path::{Path, PathBuf};
 
@@ -59,12 +61,23 @@ pub(super) fn follow_index(git: &Git, worktree: &Path, follow: Follow) -> Result
         else {
             continue;
         };
-        if let Err(e) = follow_one(git, worktree, gitdir, &path, &commit, follow) {
+        let followed = follow_one(git, worktree, gitdir, &path, &commit, follow)
+            .and_then(|()| follow_nested(git, &worktree.join(&path), follow));
+        if let Err(e) = followed {
             tracing::warn!(worktree = %worktree.display(), submodule = %path, error = %e, "a submodule cannot be checked out at the commit its worktree records");
             failed.get_or_insert(e);
         }
     }
     failed.map_or(Ok(()), Err)
+}
+
+/// The submodules of submodule checkout `at` followed in turn, when it is one of ocio's (their
+/// git directories are under its own, as `git submodule update --recursive` makes them).
+fn follow_nested(git: &Git, at: &Path, follow: Follow) -> Result<()> {
+    if has_modules(at) && at.join(".git").is_file() && is_ocios(git, at)? {
+        follow_index(git, at, follow)?;
+    }
+    Ok(())
 }
 
 fn follow_one(
@@ -156,12 +169,16 @@ pub(super) fn checkouts(git: &Git, worktree: &Path) -> Vec<PathBuf> {
     let modules = git
         .run(worktree, &["rev-parse", "HEAD"])
         .and_then(|head| modules_of(worktree, &head));
-    modules
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|module| worktree.join(&module.path).join(".git").is_file())
-        .filter_map(|module| module.gitdir)
-        .collect()
+    let mut gitdirs = Vec::new();
+    for module in modules.unwrap_or_default() {
+        let at = worktree.join(&module.path);
+        if let (Some(gitdir), true) = (module.gitdir, at.join(".git").is_file()) {
+            gitdirs.push(gitdir);
+            // Those of its own submodules, checked out in it.
+            gitdirs.extend(checkouts(git, &at));
+        }
+    }
+    gitdirs
 }
 
 /// The records `gitdirs` kept of their checkouts in `worktree`, removed now, pruned: a failure
@@ -202,6 +219,7 @@ pub(super) fn tidy_modules(git: &Git, worktree: &Path) -> Result<()> {
         if module.gitdir.is_some() && at.join(".git").is_file() {
             git.run(&at, &["reset", "-q", "--hard"])?;
             git.run(&at, &["clean", "-q", "-f", "-d"])?;
+            tidy_modules(git, &at)?;
         }
     }
     Ok(())
@@ -244,6 +262,8 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
         if module.gitdir.is_none() || !at.join(".git").is_file() {
             continue;
         }
+        // Its own submodules' work first, so that it records their commits.
+        commit_modules(git, &at, message)?;
         git.run(&at, &["add", "-A"])?;
         if !git.check(&at, &["diff", "--cached", "--quiet"])? {
             git.run(&at, &["commit", "-q", "--no-verify", "-m", message])?;

@@ -393,3 +393,130 @@ fn work_laid_down_in_your_checkout_checks_out_no_submodule_you_emptied() {
         "left empty, as you left it"
     );
 }
+
+/// `fx`'s repository with submodule `lib/outer`, itself with submodule `deep/inner`, both
+/// initialized here (`git submodule update --init --recursive`); the inner one's git directory.
+fn with_nested_submodules(fx: &Fixture) -> std::path::PathBuf {
+    let subs = fx.repo.parent().unwrap().join("nested");
+    let allow = ["-c", "protocol.file.allow=always"];
+    for name in ["inner", "outer"] {
+        let sub = subs.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        git_in(&sub, &["init", "-q", "-b", "main"]);
+        write(&sub, &format!("{name}.txt"), name);
+        if name == "outer" {
+            let inner = subs.join("inner").to_string_lossy().into_owned();
+            git_in(
+                &sub,
+                &[
+                    allow[0],
+                    allow[1],
+                    "submodule",
+                    "add",
+                    "-q",
+                    &inner,
+                    "deep/inner",
+                ],
+            );
+        }
+        git_in(&sub, &["add", "-A"]);
+        git_in(&sub, &["commit", "-q", "-m", name]);
+    }
+    let outer = subs.join("outer").to_string_lossy().into_owned();
+    fx.git(&[
+        allow[0],
+        allow[1],
+        "submodule",
+        "add",
+        "-q",
+        &outer,
+        "lib/outer",
+    ]);
+    fx.git(&[
+        allow[0],
+        allow[1],
+        "submodule",
+        "update",
+        "-q",
+        "--init",
+        "--recursive",
+    ]);
+    fx.git(&["commit", "-q", "-m", "nested submodules"]);
+    let inner = fx.repo.join(".git/modules/lib/outer/modules/deep/inner");
+    assert!(
+        inner.is_dir(),
+        "git keeps the inner one's git directory there"
+    );
+    inner
+}
+
+/// Submodules of submodules were left empty in a task's worktree, and what a session did in
+/// one was not recorded.
+#[test]
+fn a_submodule_of_a_submodule_is_checked_out_and_its_work_is_committed_and_merged() {
+    let fx = Fixture::new();
+    let inner_gitdir = with_nested_submodules(&fx);
+    let ws = fx.workspace();
+    let integration = ws.ensure_integration("p", None).unwrap();
+    assert_eq!(
+        read(&integration.path, "lib/outer/deep/inner/inner.txt"),
+        "inner"
+    );
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    assert_eq!(read(&wt.path, "lib/outer/outer.txt"), "outer");
+    assert_eq!(read(&wt.path, "lib/outer/deep/inner/inner.txt"), "inner");
+    assert!(ws.changed_files(&wt.path).unwrap().is_empty());
+
+    write(&wt.path, "lib/outer/deep/inner/agent.txt", "agent");
+    let commit = ws.commit_all(&wt.path, "work").unwrap().unwrap();
+    let outer_link = git_in(&wt.path, &["rev-parse", &format!("{commit}:lib/outer")]);
+    let outer_gitdir = fx.repo.join(".git/modules/lib/outer");
+    let inner_link = git_in(
+        &outer_gitdir,
+        &["rev-parse", &format!("{outer_link}:deep/inner")],
+    );
+    assert_eq!(
+        git_in(&inner_gitdir, &["show", &format!("{inner_link}:agent.txt")]),
+        "agent"
+    );
+    assert_eq!(
+        git_in(&inner_gitdir, &["rev-parse", &kept_ref(&inner_link)]),
+        inner_link
+    );
+    assert!(ws.commit_all(&wt.path, "again").unwrap().is_none());
+
+    let merged = ws.merge("p", "t", OnConflict::Abort).unwrap();
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+    assert_eq!(
+        read(&integration.path, "lib/outer/deep/inner/agent.txt"),
+        "agent"
+    );
+    write(
+        &integration.path,
+        "lib/outer/deep/inner/built.o",
+        "build output",
+    );
+    ws.tidy_integration("p").unwrap();
+    assert!(
+        !integration
+            .path
+            .join("lib/outer/deep/inner/built.o")
+            .exists()
+    );
+    let status = git_in(&integration.path, &["status", "--porcelain"]);
+    assert!(status.is_empty(), "{status}");
+
+    ws.remove_worktree(&wt.path).unwrap();
+    let listed = git_in(&inner_gitdir, &["worktree", "list", "--porcelain"]);
+    assert!(
+        !listed.contains(&*wt.path.to_string_lossy()),
+        "the inner submodule forgets the removed worktree: {listed}"
+    );
+    // Your own checkout of them is as it was.
+    assert!(!fx.repo.join("lib/outer/deep/inner/agent.txt").exists());
+    let yours = git_in(
+        &fx.repo.join("lib/outer/deep/inner"),
+        &["status", "--porcelain"],
+    );
+    assert!(yours.is_empty(), "{yours}");
+}
