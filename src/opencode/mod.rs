@@ -31,6 +31,7 @@ pub(crate) mod live;
 pub mod managed;
 pub(crate) mod pace;
 pub mod planner;
+mod round;
 pub mod runner;
 pub mod secret;
 pub mod sse;

@@ -10,7 +10,11 @@
 //!   pending requests at each retry, so what is asked meanwhile is still seen;
 //! - while connected, resyncs only what the stream may have missed, at a pace that does not grow
 //!   with the number of sessions (see [`super::pace`]): a session whose event ocio dropped, and
-//!   a slow rolling sweep of those it has not heard from for a while.
+//!   a slow rolling sweep of those it has not heard from for a while;
+//! - reads a busy stream in rounds (up to [`StreamOptions::gather`] apart, the busier the
+//!   longer), handing on what arrived together with each part's text deltas joined
+//!   ([`super::round`]): a server streaming hundreds of events a second costs ten reads a
+//!   second, not hundreds, while a quiet one's events are handed on as they come.
 //!
 //! Consumers treat a resync as the truth and events as the deltas on top of it.
 
@@ -18,15 +22,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::client::{Client, ClientError};
 use super::event::{self, ServerEvent};
 use super::pace::{Pace, Pacer};
+use super::round::{Round, Rounds};
 use super::sse::SseDecoder;
 use super::wire::{MessageWithParts, PermissionRequest, QuestionRequest};
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -42,6 +51,11 @@ pub struct StreamOptions {
     pub max_backoff: Duration,
     /// Messages per watched session fetched by a resync.
     pub recent_messages: u32,
+    /// A busy stream is read in rounds up to this far apart (the busier, the longer; see
+    /// [`super::round::Rounds`]): what arrives meanwhile is read, decoded and handed on
+    /// together (a part's text deltas joined), at a cost that grows less than the event rate.
+    /// A quiet stream's events are handed on as they come.
+    pub gather: Duration,
 }
 
 impl Default for StreamOptions {
@@ -55,6 +69,9 @@ impl Default for StreamOptions {
             first_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
             recent_messages: 10,
+            // Ten rounds a second at the most: even on the busiest stream an event shows within
+            // a tenth of a second, and 16 sessions streaming text cost ocio 2% of a core.
+            gather: Duration::from_millis(100),
         }
     }
 }
@@ -225,23 +242,38 @@ async fn run_connection(
     let mut sweep = tokio::time::interval(options.resync_every);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut first = true;
+    let mut round = Round::default();
+    let mut rounds = Rounds::new(options.gather, Instant::now());
+    let mut next_round = Instant::now();
     loop {
         tokio::select! {
-            chunk = tokio::time::timeout(options.silence_limit, body.next()) => match chunk {
+            chunk = next_chunk(&mut body, next_round, options.silence_limit) => match chunk {
                 Err(_) => return End::Lost(format!("no data for {} (heartbeat watchdog)", crate::text::duration(options.silence_limit))),
                 Ok(None) => return End::Lost("server closed the stream".into()),
                 Ok(Some(Err(e))) => return End::Lost(format!("stream error: {e}")),
                 Ok(Some(Ok(bytes))) => {
                     decoder.push(&bytes);
+                    let ended = read_buffered(&mut body, &mut decoder).await;
+                    let mut read = 0;
                     while let Some(message) = decoder.next_message() {
-                        let Some((directory, event)) = decode_line(&message.data) else { continue };
+                        read += 1;
+                        if let Some((directory, event)) = decode_line(&message.data) {
+                            round.push(directory, event);
+                        }
+                    }
+                    let now = Instant::now();
+                    for (directory, event) in round.take() {
                         if let Some(session) = event.session_id() {
-                            pacer.heard(session, Instant::now());
+                            pacer.heard(session, now);
                         }
                         if tx.send(StreamItem::Event { directory, event }).await.is_err() {
                             return End::Consumer;
                         }
                     }
+                    if let Some(ended) = ended {
+                        return ended;
+                    }
+                    next_round = rounds.next(read, now);
                 }
             },
             _ = sweep.tick() => {
@@ -265,6 +297,39 @@ async fn run_connection(
             () = tx.closed() => return End::Consumer,
         }
     }
+}
+
+/// The stream's next chunk, not before `round` (a round read sooner waits until then).
+async fn next_chunk<S: futures_util::Stream + Unpin>(
+    body: &mut S,
+    round: Instant,
+    silence_limit: Duration,
+) -> Result<Option<S::Item>, tokio::time::error::Elapsed> {
+    if Instant::now() < round {
+        tokio::time::sleep_until(round).await;
+    }
+    tokio::time::timeout(silence_limit, body.next()).await
+}
+
+/// Most chunks one round takes beyond its first: a flood is read in bounded rounds.
+const ROUND_CHUNKS: usize = 1024;
+
+/// Whatever the connection already holds, into `decoder`, without waiting for more: each yield
+/// lets the connection's task hand over its next chunk. How the stream ended, if it did.
+async fn read_buffered<S>(body: &mut S, decoder: &mut SseDecoder) -> Option<End>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    for _ in 0..ROUND_CHUNKS {
+        tokio::task::yield_now().await;
+        match body.next().now_or_never() {
+            Some(Some(Ok(bytes))) => decoder.push(&bytes),
+            Some(Some(Err(e))) => return Some(End::Lost(format!("stream error: {e}"))),
+            Some(None) => return Some(End::Lost("server closed the stream".into())),
+            None => return None,
+        }
+    }
+    None
 }
 
 /// The sessions (id -> directory) the sweep resyncs now: the stale ones first.
