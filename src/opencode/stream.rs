@@ -245,35 +245,23 @@ async fn run_connection(
     let mut round = Round::default();
     let mut rounds = Rounds::new(options.gather, Instant::now());
     let mut next_round = Instant::now();
+    // When the watchdog gives up: counted from the last data, not from the last pass of this
+    // loop (a sweep's tick ends a pass, and every 10 s it would start the wait over).
+    let mut silent_at = Instant::now() + options.silence_limit;
     loop {
         tokio::select! {
-            chunk = next_chunk(&mut body, next_round, options.silence_limit) => match chunk {
+            chunk = next_chunk(&mut body, next_round, silent_at) => match chunk {
                 Err(_) => return End::Lost(format!("no data for {} (heartbeat watchdog)", crate::text::duration(options.silence_limit))),
                 Ok(None) => return End::Lost("server closed the stream".into()),
                 Ok(Some(Err(e))) => return End::Lost(format!("stream error: {e}")),
                 Ok(Some(Ok(bytes))) => {
-                    decoder.push(&bytes);
-                    let ended = read_buffered(&mut body, &mut decoder).await;
-                    let mut read = 0;
-                    while let Some(message) = decoder.next_message() {
-                        read += 1;
-                        if let Some((directory, event)) = decode_line(&message.data) {
-                            round.push(directory, event);
-                        }
-                    }
                     let now = Instant::now();
-                    for (directory, event) in round.take() {
-                        if let Some(session) = event.session_id() {
-                            pacer.heard(session, now);
-                        }
-                        if tx.send(StreamItem::Event { directory, event }).await.is_err() {
-                            return End::Consumer;
-                        }
+                    silent_at = now + options.silence_limit;
+                    decoder.push(&bytes);
+                    match hand_on_buffered(&mut body, &mut decoder, &mut round, &mut pacer, tx).await {
+                        Ok(read) => next_round = rounds.next(read, now),
+                        Err(end) => return end,
                     }
-                    if let Some(ended) = ended {
-                        return ended;
-                    }
-                    next_round = rounds.next(read, now);
                 }
             },
             _ = sweep.tick() => {
@@ -288,6 +276,10 @@ async fn run_connection(
                 if due.is_empty() && !reconnected {
                     continue;
                 }
+                // What came before the resync goes before it (a round may be waiting its turn).
+                if let Err(end) = hand_on_buffered(&mut body, &mut decoder, &mut round, &mut pacer, tx).await {
+                    return end;
+                }
                 let snapshots = resync(client, &due, Some(options.recent_messages)).await;
                 pacer.synced(snapshots.iter().map(|s| &s.session_id), Instant::now());
                 if tx.send(StreamItem::Resynced(snapshots)).await.is_err() {
@@ -299,16 +291,53 @@ async fn run_connection(
     }
 }
 
-/// The stream's next chunk, not before `round` (a round read sooner waits until then).
+/// The stream's next chunk, not before `round` (a round read sooner waits until then); an
+/// error if none has come by `silent_at`.
 async fn next_chunk<S: futures_util::Stream + Unpin>(
     body: &mut S,
     round: Instant,
-    silence_limit: Duration,
+    silent_at: Instant,
 ) -> Result<Option<S::Item>, tokio::time::error::Elapsed> {
     if Instant::now() < round {
-        tokio::time::sleep_until(round).await;
+        tokio::time::sleep_until(round.min(silent_at)).await;
     }
-    tokio::time::timeout(silence_limit, body.next()).await
+    tokio::time::timeout_at(silent_at, body.next()).await
+}
+
+/// Whatever the connection holds (and `decoder` has) handed on as one round: how many events
+/// were read, or how the connection ended (after what came before the end is handed on).
+async fn hand_on_buffered<S>(
+    body: &mut S,
+    decoder: &mut SseDecoder,
+    round: &mut Round,
+    pacer: &mut Pacer,
+    tx: &mpsc::Sender<StreamItem>,
+) -> Result<usize, End>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    let ended = read_buffered(body, decoder).await;
+    let mut read = 0;
+    while let Some(message) = decoder.next_message() {
+        read += 1;
+        if let Some((directory, event)) = decode_line(&message.data) {
+            round.push(directory, event);
+        }
+    }
+    let now = Instant::now();
+    for (directory, event) in round.take() {
+        if let Some(session) = event.session_id() {
+            pacer.heard(session, now);
+        }
+        if tx
+            .send(StreamItem::Event { directory, event })
+            .await
+            .is_err()
+        {
+            return Err(End::Consumer);
+        }
+    }
+    ended.map_or(Ok(read), Err)
 }
 
 /// Most chunks one round takes beyond its first: a flood is read in bounded rounds.

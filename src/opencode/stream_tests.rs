@@ -114,3 +114,29 @@ async fn a_burst_of_deltas_is_handed_on_joined_and_in_order() {
             .any(|e| matches!(e, ServerEvent::FileEdited { .. }))
     );
 }
+
+/// A stream that goes silent (a connection half-open after a suspend, a proxy that hangs on to
+/// it) is given up after `silence_limit` and opened again. The watchdog's wait started over at
+/// every sweep tick (every 10 s by default, within its 30 s), so it never fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_given_up_though_the_sweep_ticks_meanwhile() {
+    let url = serve(vec![global("server.connected", json!({}))]).await;
+    let client = Client::new(&url, None, ClientOptions::default()).unwrap();
+    let options = StreamOptions {
+        silence_limit: Duration::from_millis(800),
+        resync_every: Duration::from_millis(200),
+        ..StreamOptions::default()
+    };
+    let mut follower = EventFollower::spawn(client, Watchlist::default(), options);
+    let reason = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match follower.items.recv().await.expect("the follower ended") {
+                StreamItem::Disconnected { reason, .. } => return reason,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("a stream silent for 10 s was never given up");
+    assert!(reason.contains("heartbeat watchdog"), "{reason}");
+}
