@@ -137,11 +137,14 @@ pub enum WorkspaceError {
         "in repository {repo}: {path} is not a worktree ocio made\nhint: pass the path ocio returned for a task's worktree"
     )]
     NotOurs { repo: PathBuf, path: PathBuf },
-    #[error("in repository {repo}: the session wrote files into submodule {}, which is not initialized in the repository (so it was an empty directory in the task's worktree): git cannot commit them in the task's work; they stay in {}\nhint: run `git submodule update --init {}` in the repository, then run the task again", .paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "), .worktree.display(), .paths.join(" "))]
+    #[error("in repository {repo}: the session wrote files into submodule {}, which is not initialized in the repository (so it was an empty directory in the task's worktree): git cannot commit them in the task's work; they stay in {}\nhint: run `git submodule update --init {}` in the repository, then run the task again", .paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "), .worktree.display(), .within.as_ref().map_or_else(|| .paths.join(" "), |outer| format!("--recursive {outer}")))]
     ModuleNotCheckedOut {
         repo: PathBuf,
         worktree: PathBuf,
+        /// From the task worktree's root.
         paths: Vec<String>,
+        /// The submodule of the repository they are in, when they are submodules of it.
+        within: Option<String>,
     },
     #[error("in repository {repo}: the integration worktree {path} has a merge in progress with conflicts in {}\nhint: let the resolver finish (`conclude_merge`) or give up on it (`abort_merge`)", .files.join(", "))]
     MergeInProgress {

@@ -255,6 +255,7 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
             repo: git.repo.clone(),
             worktree: worktree.to_path_buf(),
             paths: strays,
+            within: None,
         });
     }
     for module in modules {
@@ -263,7 +264,8 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
             continue;
         }
         // Its own submodules' work first, so that it records their commits.
-        commit_modules(git, &at, message)?;
+        follow_moved(git, &at, &module.commit)?;
+        commit_modules(git, &at, message).map_err(|e| nested_error(e, worktree, &module.path))?;
         git.run(&at, &["add", "-A"])?;
         if !git.check(&at, &["diff", "--cached", "--quiet"])? {
             git.run(&at, &["commit", "-q", "--no-verify", "-m", message])?;
@@ -271,6 +273,52 @@ pub(super) fn commit_modules(git: &Git, worktree: &Path, message: &str) -> Resul
         let now = git.run(&at, &["rev-parse", "HEAD"])?;
         if now != module.commit {
             git.run(&at, &["update-ref", &kept_ref(&now), &now])?;
+        }
+    }
+    Ok(())
+}
+
+/// `e`, from committing in submodule `path` of `worktree`, told from `worktree`'s root.
+fn nested_error(e: WorkspaceError, worktree: &Path, path: &str) -> WorkspaceError {
+    match e {
+        // `git submodule update --init --recursive` of the outermost initializes them.
+        WorkspaceError::ModuleNotCheckedOut { repo, paths, .. } => {
+            WorkspaceError::ModuleNotCheckedOut {
+                repo,
+                worktree: worktree.to_path_buf(),
+                paths: paths.iter().map(|p| format!("{path}/{p}")).collect(),
+                within: Some(path.to_string()),
+            }
+        }
+        e => e,
+    }
+}
+
+/// In ocio's submodule checkout `at`, which the task's tree had at commit `start`: when a
+/// session moved it (a checkout, a pull, a resolver keeping the other side), which leaves its
+/// own submodules where they were, those it left as they were (at `start`'s commits, nothing
+/// changed) follow it, as `git submodule update` would. Else committing would record their old
+/// commits over the ones it moved to, in a commit of the submodule nobody made.
+fn follow_moved(git: &Git, at: &Path, start: &str) -> Result<()> {
+    if !has_modules(at) {
+        return Ok(());
+    }
+    let head = git.run(at, &["rev-parse", "HEAD"])?;
+    if head == start {
+        return Ok(());
+    }
+    for nested in modules_of(at, &head)? {
+        let inner = at.join(&nested.path);
+        if nested.gitdir.is_none() || !inner.join(".git").is_file() || !is_ocios(git, &inner)? {
+            continue;
+        }
+        let was = git.run(at, &["rev-parse", &format!("{start}:{}", nested.path)]);
+        let now = git.run(&inner, &["rev-parse", "HEAD"])?;
+        let untouched = was.is_ok_and(|was| was == now)
+            && git.run(&inner, &["status", "--porcelain"])?.is_empty();
+        if untouched && now != nested.commit {
+            git.run(&inner, &["checkout", "-q", "--detach", &nested.commit])?;
+            follow_moved(git, &inner, &now)?;
         }
     }
     Ok(())

@@ -397,6 +397,11 @@ fn work_laid_down_in_your_checkout_checks_out_no_submodule_you_emptied() {
 /// `fx`'s repository with submodule `lib/outer`, itself with submodule `deep/inner`, both
 /// initialized here (`git submodule update --init --recursive`); the inner one's git directory.
 fn with_nested_submodules(fx: &Fixture) -> std::path::PathBuf {
+    with_nested(fx, true)
+}
+
+/// As [`with_nested_submodules`], the inner one initialized here only if `recursive`.
+fn with_nested(fx: &Fixture, recursive: bool) -> std::path::PathBuf {
     let subs = fx.repo.parent().unwrap().join("nested");
     let allow = ["-c", "protocol.file.allow=always"];
     for name in ["inner", "outer"] {
@@ -432,22 +437,45 @@ fn with_nested_submodules(fx: &Fixture) -> std::path::PathBuf {
         &outer,
         "lib/outer",
     ]);
-    fx.git(&[
-        allow[0],
-        allow[1],
-        "submodule",
-        "update",
-        "-q",
-        "--init",
-        "--recursive",
-    ]);
+    if recursive {
+        fx.git(&[
+            allow[0],
+            allow[1],
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+        ]);
+    }
     fx.git(&["commit", "-q", "-m", "nested submodules"]);
     let inner = fx.repo.join(".git/modules/lib/outer/modules/deep/inner");
-    assert!(
+    assert_eq!(
         inner.is_dir(),
+        recursive,
         "git keeps the inner one's git directory there"
     );
     inner
+}
+
+/// Files written into a submodule of a submodule that is not initialized here are refused
+/// naming it from the worktree's root, with a fix that works there.
+#[test]
+fn files_written_into_a_nested_submodule_not_initialized_here_are_refused_naming_it() {
+    let fx = Fixture::new();
+    with_nested(&fx, false);
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    assert_eq!(read(&wt.path, "lib/outer/outer.txt"), "outer");
+    write(&wt.path, "lib/outer/deep/inner/lost.txt", "would be lost");
+    let said = ws.commit_all(&wt.path, "work").unwrap_err().to_string();
+    assert!(
+        said.contains("`lib/outer/deep/inner`")
+            && said.contains("git submodule update --init --recursive lib/outer`")
+            && said.contains(&*wt.path.to_string_lossy()),
+        "{said}"
+    );
 }
 
 /// Submodules of submodules were left empty in a task's worktree, and what a session did in
@@ -519,4 +547,55 @@ fn a_submodule_of_a_submodule_is_checked_out_and_its_work_is_committed_and_merge
         &["status", "--porcelain"],
     );
     assert!(yours.is_empty(), "{yours}");
+}
+
+/// A session (or a resolver) that moves a submodule with a plain `git checkout` leaves that
+/// submodule's own submodules where they were: committing recorded their old commits over the
+/// ones the new commit has, in a commit of the submodule nobody made (found on no remote).
+#[test]
+fn a_submodule_moved_by_a_session_brings_its_untouched_submodules_along() {
+    let fx = Fixture::new();
+    with_nested_submodules(&fx);
+    // A newer commit of the outer one, moving the inner one on (made in your checkout, which is
+    // then put back as it was).
+    let outer = fx.repo.join("lib/outer");
+    let inner = outer.join("deep/inner");
+    let (outer_was, inner_was) = (
+        git_in(&outer, &["rev-parse", "HEAD"]),
+        git_in(&inner, &["rev-parse", "HEAD"]),
+    );
+    write(&inner, "inner2.txt", "inner two");
+    git_in(&inner, &["add", "-A"]);
+    git_in(&inner, &["commit", "-q", "-m", "inner two"]);
+    let inner_two = git_in(&inner, &["rev-parse", "HEAD"]);
+    git_in(&outer, &["add", "deep/inner"]);
+    git_in(&outer, &["commit", "-q", "-m", "outer two"]);
+    let outer_two = git_in(&outer, &["rev-parse", "HEAD"]);
+    git_in(&outer, &["checkout", "-q", "--detach", &outer_was]);
+    git_in(&inner, &["checkout", "-q", "--detach", &inner_was]);
+
+    let ws = fx.workspace();
+    ws.ensure_integration("p", None).unwrap();
+    let wt = ws.create_worktree("p", "t", 1).unwrap();
+    git_in(
+        &wt.path.join("lib/outer"),
+        &["checkout", "-q", "--detach", &outer_two],
+    );
+    let commit = ws.commit_all(&wt.path, "work").unwrap().unwrap();
+    assert_eq!(
+        git_in(&wt.path, &["rev-parse", &format!("{commit}:lib/outer")]),
+        outer_two,
+        "the commit the session moved to, as it is"
+    );
+    assert_eq!(
+        read(&wt.path, "lib/outer/deep/inner/inner2.txt"),
+        "inner two"
+    );
+    assert_eq!(
+        git_in(
+            &wt.path.join("lib/outer/deep/inner"),
+            &["rev-parse", "HEAD"]
+        ),
+        inner_two
+    );
 }
