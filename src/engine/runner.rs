@@ -91,6 +91,17 @@ impl Reporter {
         let _ = self.tx.try_send(RemoteReport::Activity { session, entry });
     }
 
+    /// Tell the engine something about the session that must not be dropped (waits for room,
+    /// as a backfill; stored at once).
+    pub(crate) async fn lasting(&self, session: SessionId, activity: Activity) {
+        let entry = Entry {
+            at: jiff::Timestamp::now(),
+            part: None,
+            activity,
+        };
+        self.backfill(session, vec![entry]).await;
+    }
+
     /// Hand the engine what the session did while nobody followed it (waits for room: a
     /// backfill is not dropped when the engine is behind).
     pub(crate) async fn backfill(&self, session: SessionId, entries: Vec<Entry>) {

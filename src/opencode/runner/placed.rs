@@ -206,7 +206,8 @@ impl OpencodeRunner {
                 told.note(format!(
                     "its work did not come back from its build box at {} (it stays in {dir} there, kept in the box's mirror under refs/ocio/abandoned/ once swept): {e}",
                     self.client.base_url()
-                ));
+                ))
+                .await;
                 // A completed session whose work did not come back before the engine asked
                 // for the stop: stopped, as the engine asked, not failed.
                 match needed {
@@ -313,9 +314,9 @@ impl Told {
         }
     }
 
-    fn note(&self, text: String) {
-        self.reporter
-            .activity(self.session, Activity::Note { text }, None);
+    async fn note(&self, text: String) {
+        let note = Activity::Note { text };
+        self.reporter.lasting(self.session, note).await;
     }
 }
 
