@@ -31,33 +31,16 @@ impl Round {
             return;
         };
         let at = self.events.len();
-        if let Some(last) = self.last.get_mut(session) {
-            if let ServerEvent::PartDelta {
-                message_id,
-                part_id,
-                field,
-                delta,
-                ..
-            } = &event
-                && let Some((before_dir, before)) = self.events.get_mut(*last)
-                && *before_dir == directory
-                && let ServerEvent::PartDelta {
-                    message_id: before_message,
-                    part_id: before_part,
-                    field: before_field,
-                    delta: joined,
-                    ..
-                } = before
-                && before_message == message_id
-                && before_part == part_id
-                && before_field == field
-            {
-                joined.push_str(delta);
-                return;
+        match self.last.get_mut(session) {
+            Some(last) => {
+                if joined(&mut self.events[*last], &directory, &event) {
+                    return;
+                }
+                *last = at;
             }
-            *last = at;
-        } else {
-            self.last.insert(session.to_string(), at);
+            None => {
+                self.last.insert(session.to_string(), at);
+            }
         }
         self.events.push((directory, event));
     }
@@ -67,6 +50,38 @@ impl Round {
         self.last.clear();
         std::mem::take(&mut self.events)
     }
+}
+
+/// Whether `event` is a text delta of the same part as `before` (from the same instance), and
+/// so was appended to it.
+fn joined(before: &mut Arrived, directory: &Option<String>, event: &ServerEvent) -> bool {
+    let (
+        (
+            before_dir,
+            ServerEvent::PartDelta {
+                message_id: m1,
+                part_id: p1,
+                field: f1,
+                delta: text,
+                ..
+            },
+        ),
+        ServerEvent::PartDelta {
+            message_id: m2,
+            part_id: p2,
+            field: f2,
+            delta,
+            ..
+        },
+    ) = (before, event)
+    else {
+        return false;
+    };
+    if before_dir != directory || m1 != m2 || p1 != p2 || f1 != f2 {
+        return false;
+    }
+    text.push_str(delta);
+    true
 }
 
 /// Events a second up to which each is handed on as it comes: reading them in rounds saves

@@ -178,6 +178,16 @@ enum End {
     Lost(String),
 }
 
+impl End {
+    /// The stream ended, or failed with `error`.
+    fn of_stream(error: Option<reqwest::Error>) -> Self {
+        match error {
+            None => Self::Lost("server closed the stream".into()),
+            Some(e) => Self::Lost(format!("stream error: {e}")),
+        }
+    }
+}
+
 async fn follow(
     client: Client,
     watchlist: Watchlist,
@@ -252,8 +262,8 @@ async fn run_connection(
         tokio::select! {
             chunk = next_chunk(&mut body, next_round, silent_at) => match chunk {
                 Err(_) => return End::Lost(format!("no data for {} (heartbeat watchdog)", crate::text::duration(options.silence_limit))),
-                Ok(None) => return End::Lost("server closed the stream".into()),
-                Ok(Some(Err(e))) => return End::Lost(format!("stream error: {e}")),
+                Ok(None) => return End::of_stream(None),
+                Ok(Some(Err(e))) => return End::of_stream(Some(e)),
                 Ok(Some(Ok(bytes))) => {
                     let now = Instant::now();
                     silent_at = now + options.silence_limit;
@@ -353,8 +363,8 @@ where
         tokio::task::yield_now().await;
         match body.next().now_or_never() {
             Some(Some(Ok(bytes))) => decoder.push(&bytes),
-            Some(Some(Err(e))) => return Some(End::Lost(format!("stream error: {e}"))),
-            Some(None) => return Some(End::Lost("server closed the stream".into())),
+            Some(Some(Err(e))) => return Some(End::of_stream(Some(e))),
+            Some(None) => return Some(End::of_stream(None)),
             None => return None,
         }
     }
