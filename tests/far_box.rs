@@ -129,6 +129,25 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     server.stop().await;
 }
 
+/// The session's diff as the control socket gives it, asked every 100 ms (at most `tries`
+/// times) until `ready` says it is; the last one asked.
+async fn diff_when(
+    control: &ocio::control::ControlClient,
+    session: ocio::domain::SessionId,
+    tries: u32,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let mut diff = String::new();
+    for _ in 0..tries {
+        diff = control.diff(session).await.unwrap();
+        if ready(&diff) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    diff
+}
+
 fn config(server: &TestServer) -> String {
     format!(
         "[[agents]]\nname = \"far\"\nurl = {:?}\nmodel = \"{}/{}\"\n",
@@ -232,14 +251,7 @@ async fn box_sessions_that_touch_one_file_overlap_and_show_their_diff(
         .await
         .unwrap();
     // The server has the session's diff a few hundred ms after the step that made it.
-    let mut diff = String::new();
-    for _ in 0..40 {
-        diff = control.diff(session).await.unwrap();
-        if !diff.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let diff = diff_when(&control, session, 40, |diff| !diff.is_empty()).await;
     assert!(
         diff.contains("shared.txt") && diff.contains("+same"),
         "a running box session's diff: {diff:?}"
@@ -572,14 +584,7 @@ async fn a_cancel_while_the_box_is_down_is_settled_at_once(
     let control = ocio::control::ControlClient::connect(&home.socket())
         .await
         .unwrap();
-    let mut diff = String::new();
-    for _ in 0..100 {
-        diff = control.diff(session).await.unwrap();
-        if diff.contains("down.txt") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let diff = diff_when(&control, session, 100, |diff| diff.contains("down.txt")).await;
     assert!(
         diff.contains("down.txt"),
         "the running session's diff: {diff:?}"
