@@ -60,6 +60,17 @@ pub(super) enum RemoteReport {
     },
 }
 
+#[cfg(test)]
+impl Reporter {
+    /// A reporter whose reports are read and dropped (a runner's tests without an engine);
+    /// within a tokio runtime.
+    pub(crate) fn unheard() -> Self {
+        let (tx, mut rx) = mpsc::channel(64);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        Self { tx }
+    }
+}
+
 impl Reporter {
     /// `false` when the engine could not record it (it is stopping): do not go on.
     pub(crate) async fn remote(&self, session: SessionId, remote: RemoteSession) -> bool {

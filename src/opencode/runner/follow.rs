@@ -42,6 +42,14 @@ const UNREACHABLE_LIMIT: u32 = 300;
 /// stored, and a server under load is slower still.
 const STALL_LIMIT: u32 = 10;
 
+/// Checks in a row a re-attached run must find its session's answer begun but neither going
+/// on nor finished before it counts the session as dead. A live session is busy from its
+/// prompt to its answer's end (between steps too), and a stopped one has its answer marked
+/// aborted; an answer left half-written while the session is not busy is one its server lost
+/// (it restarted). The second check covers an answer that ends between the two reads of a
+/// check (its messages, then its status).
+const ABANDONED_LIMIT: u32 = 3;
+
 impl OpencodeRunner {
     /// Re-attached after a restart (or a lost answer, or steered): find out how far the remote
     /// session got and finish from there. The prompt is sent only when it has not shown up for
@@ -101,7 +109,7 @@ impl OpencodeRunner {
                     }
                     return outcome_of(&answer, usage);
                 }
-                Ok(Progress::Stalled) if stalled + 1 >= STALL_LIMIT => {
+                Ok(Progress::Stalled { begun }) if stalled + 1 >= stall_limit(begun) => {
                     return Outcome::Lost {
                         error: format!(
                             "remote session {id} stopped without an answer (its server restarted?)"
@@ -109,7 +117,7 @@ impl OpencodeRunner {
                         unreachable: false,
                     };
                 }
-                Ok(Progress::Stalled) => {
+                Ok(Progress::Stalled { .. }) => {
                     stalled += 1;
                     // A server that restarted no longer has what the session asked: withdrawn.
                     self.relay_pending(&job, &dir, id, &mut watch).await;
@@ -158,13 +166,17 @@ impl OpencodeRunner {
             matches!(&m.info, MessageInfo::Assistant(a)
                 if a.error.is_some() || (a.time.completed.is_some() && a.finish.as_deref() != Some("tool-calls")))
         });
+        // Whether the model began to answer: a reply after the prompt that is not finished.
+        let begun = messages[asked..]
+            .iter()
+            .any(|m| matches!(&m.info, MessageInfo::Assistant(a) if a.time.completed.is_none()));
         // A failed status call is a failed check (counted towards the server being away),
         // never taken as the session having ended.
         let busy = self.client.session_status(dir).await?.contains_key(id);
         Ok(match answer {
             _ if busy => Progress::Busy,
             Some(answer) => Progress::Answered(Box::new(answer.clone()), usage_of(&messages)),
-            None => Progress::Stalled,
+            None => Progress::Stalled { begun },
         })
     }
 
@@ -248,6 +260,16 @@ enum Progress {
     Busy,
     /// Finished: the answer, and what the whole session used.
     Answered(Box<MessageWithParts>, Usage),
-    /// Asked, but neither busy nor answered.
-    Stalled,
+    /// Asked, but neither busy nor answered; `begun`: with an answer left half-written.
+    Stalled { begun: bool },
 }
+
+/// Stalled checks in a row after which a session is counted dead: fewer when its answer was
+/// begun (see [`ABANDONED_LIMIT`]).
+fn stall_limit(begun: bool) -> u32 {
+    if begun { ABANDONED_LIMIT } else { STALL_LIMIT }
+}
+
+#[cfg(test)]
+#[path = "follow_tests.rs"]
+mod tests;

@@ -1,0 +1,101 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::config::WorkspaceMode;
+use crate::domain::SessionId;
+use crate::engine::runner::{Reporter, Steering};
+use crate::opencode::client::Client;
+use crate::opencode::runner::OpencodeRunner;
+
+/// A prompt (from a real 1.18.33 server's transcript) and the answer it began: `completed`
+/// unset, as a server leaves it when it restarts while the model answers.
+fn half_answered() -> Value {
+    let path = format!(
+        "{}/tests/fixtures/opencode/rest/session-messages.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let messages: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut begun = messages[1].clone();
+    begun["info"]["time"]["completed"] = Value::Null;
+    begun["info"]["finish"] = Value::Null;
+    json!([messages[0], begun])
+}
+
+/// A server whose session shows `messages` and is not busy; it counts the reads of them.
+async fn server(messages: Value, reads: Arc<AtomicUsize>) -> String {
+    let json = |v: Value| ([("content-type", "application/json")], v.to_string());
+    let app = Router::new()
+        .route(
+            "/session/{id}/message",
+            get(move || async move {
+                reads.fetch_add(1, Ordering::SeqCst);
+                json(messages)
+            }),
+        )
+        .route(
+            "/session/status",
+            get(move || async move { json(json!({})) }),
+        )
+        .route("/permission", get(move || async move { json(json!([])) }))
+        .route("/question", get(move || async move { json(json!([])) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn job() -> Job {
+    Job {
+        reporter: Reporter::unheard(),
+        session: SessionId::generate(),
+        title: "p/t #1".into(),
+        prompt: "x".into(),
+        task_key: "p/t".into(),
+        attempt: 1,
+        directory: "/work".into(),
+        adopt: false,
+        questions: false,
+        steering: Steering::none(),
+        word: None,
+        setup: Default::default(),
+    }
+}
+
+/// A session whose server restarted while the model answered is left with the answer
+/// half-written and not busy: counted dead after a few checks (it took ten, ten seconds, and
+/// with the restarted server's slow first calls a box's task waited half a minute to run again).
+#[tokio::test]
+async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_checks() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let url = server(half_answered(), reads.clone()).await;
+    let client = Client::new(&url, None, Default::default()).unwrap();
+    let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
+    let remote = RemoteSession {
+        server: url,
+        session_id: "ses_dee49214cffeyyvVp1SSRj1hBN".into(),
+        directory: "/work".into(),
+    };
+    let (_stop, stop) = oneshot::channel();
+    let outcome = (*runner)
+        .clone()
+        .follow_awaiting(job(), remote, stop, Awaited::Prompt, None)
+        .await;
+    match outcome {
+        Outcome::Lost { error, unreachable } => {
+            assert!(error.contains("stopped without an answer"), "{error}");
+            assert!(!unreachable);
+        }
+        other => panic!("{other:?}"),
+    }
+    let checks = reads.load(Ordering::SeqCst);
+    assert!(checks <= ABANDONED_LIMIT as usize, "{checks} checks");
+}
