@@ -733,7 +733,13 @@ async fn fidelity_of_random_trees_there_and_back(server: &TestServer, near: &Pat
 async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Home, near: &Path) {
     let boxes = BoxWorkspace::new(server.client(), None, None);
     let repos = near.join("repos/subm");
-    for (name, file) in [("one", "one.txt"), ("two", "two.txt"), ("main", "top.txt")] {
+    let files = [
+        ("three", "three.txt"),
+        ("one", "one.txt"),
+        ("two", "two.txt"),
+        ("main", "top.txt"),
+    ];
+    for (name, file) in files {
         let dir = repos.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         git(&dir, &["init", "-q", "-b", "main"]);
@@ -741,6 +747,18 @@ async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Hom
         git(&dir, &["add", "-A"]);
         git(&dir, &["commit", "-q", "-m", file]);
     }
+    // `one` has a submodule of its own.
+    let one = repos.join("one");
+    let allowed = ["-c", "protocol.file.allow=always"];
+    git(
+        &one,
+        &[
+            &allowed[..],
+            &["submodule", "add", "-q", "../three", "deep"],
+        ]
+        .concat(),
+    );
+    git(&one, &["commit", "-q", "-m", "deep"]);
     let main = repos.join("main");
     for module in ["one", "two"] {
         let url = format!("../{module}");
@@ -758,6 +776,14 @@ async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Hom
             ],
         );
     }
+    git(
+        &main,
+        &[
+            &allowed[..],
+            &["submodule", "update", "-q", "--init", "--recursive"],
+        ]
+        .concat(),
+    );
     git(&main, &["commit", "-q", "-m", "modules"]);
     git(&main, &["submodule", "deinit", "-q", "-f", "lib/two"]);
     std::fs::remove_dir_all(main.join(".git/modules/lib/two")).unwrap();
@@ -778,11 +804,18 @@ async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Hom
         "one.txt",
         "the submodule is checked out on the box"
     );
+    assert_eq!(
+        std::fs::read_to_string(there.join("lib/one/deep/three.txt")).unwrap(),
+        "three.txt",
+        "and the submodule within it"
+    );
     assert_eq!(std::fs::read_dir(there.join("lib/two")).unwrap().count(), 0);
     assert!(git(&there, &["status", "--porcelain"]).is_empty());
+    assert!(git(&there.join("lib/one"), &["status", "--porcelain"]).is_empty());
     // Prepared again (a restart): kept as it is.
     assert_eq!(boxes.prepare(&local).await.unwrap(), dir);
     std::fs::write(there.join("lib/one/new.txt"), "new\n").unwrap();
+    std::fs::write(there.join("lib/one/deep/inner.txt"), "inner\n").unwrap();
     std::fs::write(there.join("top.txt"), "changed\n").unwrap();
     let returned = boxes.bring_back(&local, &dir, true).await.unwrap();
     assert!(matches!(returned, Returned::Work { .. }), "{returned:?}");
@@ -791,6 +824,13 @@ async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Hom
     let commit = link.split(' ').nth(1).unwrap().to_string();
     let gitdir = main.join(".git/modules/lib/one");
     assert_eq!(git(&gitdir, &["show", &format!("{commit}:new.txt")]), "new");
+    // The submodule's commit records the work in the one within it, which is here too.
+    let deep = git(&gitdir, &["rev-parse", &format!("{commit}:deep")]);
+    let deep_gitdir = gitdir.join("modules/deep");
+    assert_eq!(
+        git(&deep_gitdir, &["show", &format!("{deep}:inner.txt")]),
+        "inner"
+    );
     assert_eq!(
         std::fs::read_to_string(local.join("top.txt")).unwrap(),
         "changed\n"
@@ -812,7 +852,16 @@ async fn submodules_and_lfs_files_there_and_back(server: &TestServer, home: &Hom
     // here: it moves on to the work that came back, so `git add -A` records that.
     let dir = boxes.prepare(&main).await.unwrap();
     std::fs::write(PathBuf::from(&dir).join("lib/one/checkout.txt"), "c\n").unwrap();
+    std::fs::write(PathBuf::from(&dir).join("lib/one/deep/checkout.txt"), "d\n").unwrap();
     boxes.bring_back(&main, &dir, true).await.unwrap();
+    assert!(
+        git(&main.join("lib/one"), &["status", "--porcelain"]).is_empty(),
+        "the submodule within moved on with it"
+    );
+    assert_eq!(
+        git(&main.join("lib/one/deep"), &["show", "HEAD:checkout.txt"]),
+        "d"
+    );
     git(&main, &["add", "-A"]);
     let link = git(&main, &["ls-files", "-s", "lib/one"]);
     let commit = link.split(' ').nth(1).unwrap().to_string();

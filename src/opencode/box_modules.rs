@@ -8,9 +8,11 @@
 //! checked-out submodule). The work done in it comes back: committed there, bundled, fetched
 //! into the submodule's git directory here (kept under `refs/ocio/module/NAME/N`), and the
 //! task's commit records it as its gitlink, as a local session's commit in a submodule would
-//! be. A submodule not initialized here is an empty directory on the box, as in a worktree
-//! here; files written into it cannot be committed, so a session that did is refused its
-//! bring-back, naming the path, rather than losing them silently.
+//! be. The submodules of a carried submodule go as it does (checked out in it on the box,
+//! their work committed before its own, which records their new commits). A submodule not
+//! initialized here is an empty directory on the box, as in a worktree here; files written
+//! into it cannot be committed, so a session that did is refused its bring-back, naming the
+//! path, rather than losing them silently.
 //!
 //! Git LFS files are not carried: a box checks out their pointers (its mirror's own settings
 //! turn any git-lfs of the box off), which is what a worktree here holds where git-lfs does
@@ -73,7 +75,7 @@ pub(super) fn check_out(dir: &str, modules: &[Module]) -> String {
 }
 
 /// The script that commits the work in each checked-out submodule of the box's worktree `dir`
-/// and, where its HEAD moved beyond what was carried, bundles it in `outbox` (its parts
+/// (those within a submodule before it) and, where its HEAD moved beyond what was carried, bundles it in `outbox` (its parts
 /// listed); a submodule not checked out that holds files is named (`STRAY N`). Leaves the
 /// shell anywhere.
 pub(super) fn commit_back(
@@ -85,7 +87,8 @@ pub(super) fn commit_back(
 ) -> String {
     let git = super::GIT_AS_OCIO;
     let mut script = String::new();
-    for (n, module) in modules.iter().enumerate() {
+    // The innermost first: a submodule's commit records the new commits of those within it.
+    for (n, module) in modules.iter().enumerate().rev() {
         let at = quoted(&format!("{dir}/{}", module.path));
         if module.gitdir.is_none() {
             script.push_str(&format!(
@@ -140,19 +143,45 @@ pub(super) fn strays(output: &str, modules: &[Module], dir: &str) -> Option<BoxE
     if named.is_empty() {
         return None;
     }
+    // One within a submodule is initialized from the repository's own submodule, with those
+    // within it.
+    let fix: Vec<String> = named
+        .iter()
+        .map(|path| match outermost(modules, path) {
+            outer if outer == *path => format!("git submodule update --init {path}"),
+            outer => format!("git submodule update --init --recursive {outer}"),
+        })
+        .fold(Vec::new(), |mut fix: Vec<String>, one| {
+            if !fix.contains(&one) {
+                fix.push(one);
+            }
+            fix
+        });
     Some(BoxError::Refused(format!(
         "the session wrote files into submodule {paths}, which was not checked out (it is not \
          initialized in ocio's repository, so it was an empty directory, as in a worktree \
          here): git cannot commit them in the task's work, so nothing was brought back; the \
-         work stays on the box in {dir} until ocio removes the task's worktree here\nhint: run `git submodule update --init {first}` in the \
-         repository, then run the task again",
+         work stays on the box in {dir} until ocio removes the task's worktree here\nhint: run \
+         `{fix}` in the repository, then run the task again",
         paths = named
             .iter()
             .map(|path| format!("`{path}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        first = named.join(" "),
+        fix = fix.join("; "),
     )))
+}
+
+/// The submodule of the repository's own tree that `path` (a submodule's) is, or is within.
+fn outermost<'a>(modules: &'a [Module], path: &'a str) -> &'a str {
+    modules
+        .iter()
+        .map(|module| module.path.as_str())
+        .find(|outer| {
+            path.strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .map_or(path, |outer| outermost(modules, outer))
 }
 
 /// The submodules carried to a box, with their numbers.

@@ -185,3 +185,32 @@ fn a_settled_mirror_checks_out_and_records_lfs_pointers_whatever_git_lfs_the_box
         super::super::tests::on_box(&work, &config, "set -e; git add -A; git cat-file -p :b.bin");
     assert_eq!(recorded, "content\n");
 }
+
+/// Files written into a submodule within a submodule, not initialized here: the fix named
+/// initializes it from the repository's own submodule (`--init lib/one/deep` there fails: it
+/// is no submodule of the repository's).
+#[test]
+fn files_in_a_nested_submodule_not_checked_out_name_a_fix_that_works() {
+    let module = |path: &str, carried: bool| Module {
+        path: path.into(),
+        commit: "c".repeat(40),
+        gitdir: carried.then(|| PathBuf::from("/g")),
+        home: PathBuf::from("/g"),
+    };
+    let modules = [
+        module("lib/one", true),
+        module("lib/one/deep", false),
+        module("lib/one/deep2", false),
+        module("lib/two", false),
+    ];
+    let said = strays("STRAY 1\nSTRAY 2\nSTRAY 3\n", &modules, "/box/work/t")
+        .expect("named")
+        .to_string();
+    assert!(said.contains("`lib/one/deep`, `lib/one/deep2`, `lib/two`"), "{said}");
+    assert!(
+        said.contains(
+            "`git submodule update --init --recursive lib/one; git submodule update --init lib/two`"
+        ),
+        "{said}"
+    );
+}

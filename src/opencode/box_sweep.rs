@@ -164,7 +164,7 @@ fn kept_in_modules(name: &str) -> String {
         )),
     );
     format!(
-        "git -C {dir} submodule foreach --quiet {each} >/dev/null 2>&1",
+        "git -C {dir} submodule foreach --quiet --recursive {each} >/dev/null 2>&1",
         dir = quoted(&format!("work/{name}")),
         each = quoted(&each),
     )

@@ -184,7 +184,7 @@ impl BoxWorkspace {
             move || {
                 let base = carry::hand_over(&local)?;
                 let lfs = carry_modules::lfs_files(&local, &base)?;
-                let modules = carry_modules::modules_of(&local, &base)?;
+                let modules = carry_modules::all_modules_of(&local, &base)?;
                 Ok((base, lfs, modules))
             }
         })
@@ -360,7 +360,7 @@ impl BoxWorkspace {
             let local = local.to_path_buf();
             move || {
                 let base = carry::start_of(&local)?;
-                Ok((base.clone(), carry_modules::modules_of(&local, &base)?))
+                Ok((base.clone(), carry_modules::all_modules_of(&local, &base)?))
             }
         })
         .await?;

@@ -320,7 +320,16 @@ pub fn receive(worktree: &Path, name: &str, bundle: &Path) -> Result<String> {
     let refspec = format!("+{back}:{back}");
     git.run(
         worktree,
-        &["fetch", "-q", &bundle.to_string_lossy(), refspec.as_str()],
+        &[
+            "fetch",
+            "-q",
+            // The work in submodules comes in bundles of its own: none is fetched from this
+            // one (git's on-demand fetch in a submodule whose new commit is not there yet
+            // fails, asking the bundle for it).
+            "--no-recurse-submodules",
+            &bundle.to_string_lossy(),
+            refspec.as_str(),
+        ],
     )?;
     git.run(
         worktree,

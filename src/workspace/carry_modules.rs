@@ -3,7 +3,9 @@
 //!
 //! A submodule's commit (a gitlink in the task's tree) is carried when ocio's repository has it
 //! (the submodule is initialized there: its git directory under `.git/modules/`); its work on the
-//! box comes back into that git directory. Git LFS files are never carried: a box checks out
+//! box comes back into that git directory. So are the submodules of a carried submodule, at
+//! the commits it records (their git directories under its own, as `git submodule update
+//! --init --recursive` makes them). Git LFS files are never carried: a box checks out
 //! their pointers, which is what a worktree holds where git-lfs does not smudge them, so a
 //! task whose worktree here holds their contents is refused a box ([`lfs_files`]).
 
@@ -61,6 +63,28 @@ pub fn modules_of(worktree: &Path, commit: &str) -> Result<Vec<Module>> {
         });
     }
     Ok(modules)
+}
+
+/// The submodules of `commit` (as [`modules_of`]) and, within each that is carried (its git
+/// directory here has its commit), its own submodules at the commit it records, recursively,
+/// as `git submodule update --recursive` would check them out: paths from `worktree`'s root,
+/// each after the submodule it is in. The number of each in this list is its number on the
+/// box.
+pub fn all_modules_of(worktree: &Path, commit: &str) -> Result<Vec<Module>> {
+    let mut all = Vec::new();
+    for module in modules_of(worktree, commit)? {
+        let nested = match &module.gitdir {
+            Some(gitdir) => all_modules_of(gitdir, &module.commit)?,
+            None => Vec::new(),
+        };
+        let outer = module.path.clone();
+        all.push(module);
+        all.extend(nested.into_iter().map(|inner| Module {
+            path: format!("{outer}/{}", inner.path),
+            ..inner
+        }));
+    }
+    Ok(all)
 }
 
 /// The submodules' names and paths `.gitmodules` of `commit` records (none without one).
@@ -132,7 +156,16 @@ pub fn receive_module(module: &Module, name: &str, n: usize, bundle: &Path) -> R
     let refspec = format!("+{back}:{back}");
     git.run(
         gitdir,
-        &["fetch", "-q", &bundle.to_string_lossy(), refspec.as_str()],
+        &[
+            "fetch",
+            "-q",
+            // The work in submodules comes in bundles of its own: none is fetched from this
+            // one (git's on-demand fetch in a submodule whose new commit is not there yet
+            // fails, asking the bundle for it).
+            "--no-recurse-submodules",
+            &bundle.to_string_lossy(),
+            refspec.as_str(),
+        ],
     )?;
     git.run(
         gitdir,
