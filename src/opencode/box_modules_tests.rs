@@ -206,7 +206,10 @@ fn files_in_a_nested_submodule_not_checked_out_name_a_fix_that_works() {
     let said = strays("STRAY 1\nSTRAY 2\nSTRAY 3\n", &modules, "/box/work/t")
         .expect("named")
         .to_string();
-    assert!(said.contains("`lib/one/deep`, `lib/one/deep2`, `lib/two`"), "{said}");
+    assert!(
+        said.contains("`lib/one/deep`, `lib/one/deep2`, `lib/two`"),
+        "{said}"
+    );
     assert!(
         said.contains(
             "`git submodule update --init --recursive lib/one; git submodule update --init lib/two`"

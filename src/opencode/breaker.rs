@@ -3,7 +3,11 @@
 //!
 //! Closed (calls pass) -> Open after `failures_to_open` consecutive failures (calls refused for a
 //! cooldown) -> HalfOpen (one trial call) -> Closed on success, or Open again with the cooldown
-//! doubled (up to `max_cooldown`). The state is published on a `watch` channel, so the engine,
+//! doubled (up to `max_cooldown`). A trial left unanswered for `trial_patience` no longer holds
+//! the others back: one more call may try. OpenCode 1.18.33 never answers a request that
+//! arrives just as it starts listening (one sent 1.3 s after a restart hung for good while
+//! those 250 ms later took 15 ms), so a trial that met that moment kept the breaker from
+//! closing for a whole call timeout (15 s) after the server was back. The state is published on a `watch` channel, so the engine,
 //! the UI and the metrics read it without asking the client.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -35,6 +39,8 @@ pub struct BreakerPolicy {
     pub(crate) failures_to_open: u32,
     pub(crate) first_cooldown: Duration,
     pub(crate) max_cooldown: Duration,
+    /// How long a trial call may go unanswered before another call may try too.
+    pub(crate) trial_patience: Duration,
 }
 
 impl Default for BreakerPolicy {
@@ -43,6 +49,7 @@ impl Default for BreakerPolicy {
             failures_to_open: 3,
             first_cooldown: Duration::from_secs(1),
             max_cooldown: Duration::from_secs(30),
+            trial_patience: Duration::from_secs(2),
         }
     }
 }
@@ -59,7 +66,8 @@ struct Inner {
     failures: u32,
     opened_at: Instant,
     cooldown: Duration,
-    trial_in_flight: bool,
+    /// When the latest trial call in flight went out.
+    trial_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -78,7 +86,7 @@ impl Breaker {
                 failures: 0,
                 opened_at: Instant::now(),
                 cooldown: policy.first_cooldown,
-                trial_in_flight: false,
+                trial_since: None,
             }),
             published: watch::Sender::new(BreakerState::Closed),
         }
@@ -107,15 +115,19 @@ impl Breaker {
                     });
                 }
                 self.set(&mut inner, BreakerState::HalfOpen);
-                inner.trial_in_flight = true;
+                inner.trial_since = Some(now);
             }
             BreakerState::HalfOpen => {
-                if inner.trial_in_flight {
+                let patience = self.policy.trial_patience;
+                if let Some(since) = inner.trial_since
+                    && now < since + patience
+                {
+                    let left = since + patience - now;
                     return Err(BreakerOpen {
-                        retry_in: Duration::from_millis(100),
+                        retry_in: left.min(Duration::from_millis(100)),
                     });
                 }
-                inner.trial_in_flight = true;
+                inner.trial_since = Some(now);
             }
         }
         let trial = inner.state == BreakerState::HalfOpen;
@@ -129,14 +141,14 @@ impl Breaker {
     fn succeeded(&self) {
         let mut inner = self.lock();
         inner.failures = 0;
-        inner.trial_in_flight = false;
+        inner.trial_since = None;
         inner.cooldown = self.policy.first_cooldown;
         self.set(&mut inner, BreakerState::Closed);
     }
 
     fn failed(&self, now: Instant) {
         let mut inner = self.lock();
-        inner.trial_in_flight = false;
+        inner.trial_since = None;
         match inner.state {
             BreakerState::Closed => {
                 inner.failures += 1;
@@ -156,7 +168,7 @@ impl Breaker {
     }
 
     fn release_trial(&self) {
-        self.lock().trial_in_flight = false;
+        self.lock().trial_since = None;
     }
 
     fn set(&self, inner: &mut Inner, state: BreakerState) {
@@ -215,6 +227,7 @@ mod tests {
             failures_to_open: 2,
             first_cooldown: Duration::from_secs(1),
             max_cooldown: Duration::from_secs(3),
+            trial_patience: Duration::from_secs(2),
         }
     }
 
@@ -245,6 +258,27 @@ mod tests {
         trial.succeeded();
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(b.permit(later).is_ok());
+    }
+
+    /// A trial the server never answers (OpenCode drops a request that arrives as it starts)
+    /// holds the others back only so long: then another call tries, and its success closes
+    /// the breaker; the first trial failing late reopens nothing.
+    #[test]
+    fn a_trial_left_unanswered_lets_another_call_try() {
+        let b = Breaker::new(policy());
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        let later = Instant::now() + Duration::from_secs(2);
+        let hung = b.permit(later).unwrap();
+        let soon = later + Duration::from_secs(1);
+        assert!(b.permit(soon).is_err(), "a trial is still awaited");
+        let patient = later + Duration::from_secs(2);
+        b.permit(patient).unwrap().succeeded();
+        assert_eq!(b.state(), BreakerState::Closed);
+        hung.failed();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.permit(patient).is_ok());
     }
 
     #[test]
