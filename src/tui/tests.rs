@@ -702,3 +702,41 @@ fn the_quit_question_counts_one_waiting_session_in_true_words() {
         "{screen}"
     );
 }
+
+/// The quit question tells apart the sessions that stop with ocio: those on a server ocio
+/// started itself (`managed`), which it stops, run again from the start next time. It said
+/// every session on an OpenCode server keeps running, and a user quitting lost a managed
+/// session's work believing it.
+#[test]
+fn the_quit_question_says_which_sessions_stop_with_ocio() {
+    let mut app = app();
+    let server = |managed: bool| crate::domain::Backend::Opencode {
+        url: (!managed).then(|| "http://box:4096".to_string()),
+        managed,
+        password_env: None,
+    };
+    for agent in &mut app.view.agents {
+        agent.backend = server(false);
+    }
+    app.view.generation += 1;
+    key(&mut app, KeyCode::Char('q'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("keep running and are"), "{screen}");
+    assert!(!screen.contains("(managed)"), "{screen}");
+    key(&mut app, KeyCode::Char('n'));
+    // coder-2 (one of the two running sessions) is a managed server.
+    for agent in &mut app.view.agents {
+        if agent.name.as_str() == "coder-2" {
+            agent.backend = server(true);
+        }
+    }
+    app.view.generation += 1;
+    key(&mut app, KeyCode::Char('q'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("keep running and are"), "{screen}");
+    assert!(
+        screen.contains("1 of them run on a server ocio started (managed)"),
+        "{screen}"
+    );
+    assert!(screen.contains("run again from the start"), "{screen}");
+}

@@ -11,8 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use jiff::Timestamp;
 
 use crate::domain::{
-    Agent, AgentName, DomainEvent, Lifecycle, Session, SessionId, SessionKind, SessionStatus,
-    Transition, Usage,
+    Agent, AgentName, Backend, DomainEvent, Lifecycle, Session, SessionId, SessionKind,
+    SessionStatus, Transition, Usage,
 };
 use crate::engine::view::{
     Activity, ApprovalView, ConflictState, ConflictView, Entry, PlanView, SessionView, Snapshot,
@@ -176,6 +176,25 @@ impl View {
         self.sessions
             .iter()
             .filter(|s| s.session.is_active())
+            .count()
+    }
+
+    /// Of the sessions not ended, those whose run stops with ocio: on a server ocio started
+    /// itself (`managed`), which stops with it, or simulated in ocio.
+    pub fn stopping_with_ocio(&self) -> usize {
+        let dies = |name: &AgentName| {
+            self.agents.iter().any(|agent| {
+                agent.name == *name
+                    && matches!(
+                        agent.backend,
+                        Backend::Simulated | Backend::Opencode { managed: true, .. }
+                    )
+            })
+        };
+        self.sessions
+            .iter()
+            .filter(|s| s.session.is_active())
+            .filter(|s| s.session.agent.as_ref().is_some_and(dies))
             .count()
     }
 

@@ -403,17 +403,36 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     // an agent or its task's dependencies, or paused.
     let running = app.view.running();
     let verb = if running == 1 { "is" } else { "are" };
-    let lines = vec![
-        Line::raw(format!(
-            "{} {verb} running or waiting.",
-            crate::text::count(running, "session")
-        )),
-        Line::raw("Sessions on OpenCode servers keep running and are"),
-        Line::raw("re-attached next start; simulated ones run again."),
-        Line::raw(""),
-        Line::styled("quit now? y / n", app.theme.accent),
-    ];
-    draw_question(frame, app, "quit", lines, centered(area, 56, 7));
+    let stopping = app.view.stopping_with_ocio();
+    let mut lines = vec![Line::raw(format!(
+        "{} {verb} running or waiting.",
+        crate::text::count(running, "session")
+    ))];
+    if stopping < running {
+        lines.push(Line::raw(
+            "Sessions on OpenCode servers keep running and are",
+        ));
+        lines.push(Line::raw("re-attached next start."));
+    }
+    if stopping > 0 {
+        let those = if stopping == running {
+            "They".to_string()
+        } else {
+            format!("{stopping} of them")
+        };
+        lines.push(Line::styled(
+            format!("{those} run on a server ocio started (managed)"),
+            app.theme.accent,
+        ));
+        lines.push(Line::styled(
+            "or simulated: they stop, and run again from the start.",
+            app.theme.accent,
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("quit now? y / n", app.theme.accent));
+    let height = lines.len() as u16 + 2;
+    draw_question(frame, app, "quit", lines, centered(area, 60, height));
 }
 
 fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
