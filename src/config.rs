@@ -364,6 +364,7 @@ impl AgentConfig {
         agent.model = self.model.clone();
         agent.capabilities = self.capabilities.iter().cloned().collect();
         agent.budget = self.budget;
+        agent.works_away = self.workspace_mode() == WorkspaceMode::Remote;
         agent
     }
 

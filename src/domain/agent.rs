@@ -138,6 +138,11 @@ pub struct Agent {
     /// The most it may spend in one UTC day (`budget` in its `[[agents]]` entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<super::Budget>,
+    /// Its sessions always work on their own machine (`workspace = "remote"`, a build box):
+    /// a task's tree is carried there as git commits, so a task in a directory that is no
+    /// git repository cannot go to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) works_away: bool,
 }
 
 impl Agent {
@@ -154,6 +159,7 @@ impl Agent {
             reason: None,
             since: None,
             budget: None,
+            works_away: false,
         }
     }
 

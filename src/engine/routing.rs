@@ -45,14 +45,43 @@ pub(crate) fn order(candidates: &mut [Candidate<'_>], now: Timestamp, aging_step
     });
 }
 
+/// What a task asks of the agent that runs it, beyond the task's own fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// Its plan works in a directory that is no git repository: only an agent whose sessions
+    /// can work in ocio's own directories can run it (a build box is carried git commits).
+    pub(crate) ocios_disk: bool,
+}
+
+impl Needs {
+    /// Whether `agent` could ever run a task with these needs (whatever its load).
+    fn met_by(self, agent: &Agent) -> bool {
+        !(self.ocios_disk && agent.works_away)
+    }
+}
+
+/// Whether `agent` could ever run `task` (whatever its status and load).
+fn could_run(task: &Task, needs: Needs, agent: &Agent) -> bool {
+    agent.has_capabilities(&task.capabilities)
+        && task
+            .agent
+            .as_ref()
+            .is_none_or(|pinned| *pinned == agent.name)
+        && needs.met_by(agent)
+}
+
 /// The agent to run `task` on, as an index into `agents`; `None` if no agent can take it now.
 /// `last_picked[i]` is a counter of when agent `i` last got work (lower: longer ago).
-pub(crate) fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> Option<usize> {
+pub(crate) fn pick_agent(
+    task: &Task,
+    needs: Needs,
+    agents: &[Agent],
+    last_picked: &[u64],
+) -> Option<usize> {
     agents
         .iter()
         .enumerate()
-        .filter(|(_, a)| a.can_accept() && a.has_capabilities(&task.capabilities))
-        .filter(|(_, a)| task.agent.as_ref().is_none_or(|pinned| *pinned == a.name))
+        .filter(|(_, a)| a.can_accept() && could_run(task, needs, a))
         .min_by(|(i, a), (j, b)| {
             a.load_ratio()
                 .total_cmp(&b.load_ratio())
@@ -65,26 +94,26 @@ pub(crate) fn pick_agent(task: &Task, agents: &[Agent], last_picked: &[u64]) -> 
 /// ever run the task; if none could, `avoid` is as good as any.
 pub(crate) fn pick_agent_avoiding(
     task: &Task,
+    needs: Needs,
     agents: &[Agent],
     last_picked: &[u64],
     avoid: Option<usize>,
 ) -> Option<usize> {
     let Some(avoid) = avoid else {
-        return pick_agent(task, agents, last_picked);
+        return pick_agent(task, needs, agents, last_picked);
     };
-    let others_exist = agents.iter().enumerate().any(|(i, a)| {
-        i != avoid
-            && a.has_capabilities(&task.capabilities)
-            && task.agent.as_ref().is_none_or(|p| *p == a.name)
-    });
+    let others_exist = agents
+        .iter()
+        .enumerate()
+        .any(|(i, a)| i != avoid && could_run(task, needs, a));
     if !others_exist {
-        return pick_agent(task, agents, last_picked);
+        return pick_agent(task, needs, agents, last_picked);
     }
     let mut view = agents.to_vec();
     if let Some(a) = view.get_mut(avoid) {
         a.status = crate::domain::AgentStatus::Draining;
     }
-    pick_agent(task, &view, last_picked)
+    pick_agent(task, needs, &view, last_picked)
 }
 
 #[cfg(test)]
@@ -120,15 +149,30 @@ mod tests {
             agent("c", 4, 0, &["plan"]),
         ];
         assert_eq!(
-            pick_agent(&task("t", 0, &["code"]), &agents, &[0, 0, 0]),
+            pick_agent(
+                &task("t", 0, &["code"]),
+                Needs::default(),
+                &agents,
+                &[0, 0, 0]
+            ),
             Some(1)
         );
         assert_eq!(
-            pick_agent(&task("t", 0, &["plan"]), &agents, &[0, 0, 0]),
+            pick_agent(
+                &task("t", 0, &["plan"]),
+                Needs::default(),
+                &agents,
+                &[0, 0, 0]
+            ),
             Some(2)
         );
         assert_eq!(
-            pick_agent(&task("t", 0, &["gpu"]), &agents, &[0, 0, 0]),
+            pick_agent(
+                &task("t", 0, &["gpu"]),
+                Needs::default(),
+                &agents,
+                &[0, 0, 0]
+            ),
             None
         );
     }
@@ -142,14 +186,23 @@ mod tests {
         ];
         agents[1].status = AgentStatus::Offline;
         agents[2].status = AgentStatus::Draining;
-        assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[0, 0, 0]), None);
+        assert_eq!(
+            pick_agent(&task("t", 0, &[]), Needs::default(), &agents, &[0, 0, 0]),
+            None
+        );
     }
 
     #[test]
     fn ties_rotate_to_the_agent_picked_longest_ago() {
         let agents = vec![agent("a", 2, 0, &[]), agent("b", 2, 0, &[])];
-        assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[5, 3]), Some(1));
-        assert_eq!(pick_agent(&task("t", 0, &[]), &agents, &[2, 3]), Some(0));
+        assert_eq!(
+            pick_agent(&task("t", 0, &[]), Needs::default(), &agents, &[5, 3]),
+            Some(1)
+        );
+        assert_eq!(
+            pick_agent(&task("t", 0, &[]), Needs::default(), &agents, &[2, 3]),
+            Some(0)
+        );
     }
 
     #[test]
@@ -160,17 +213,41 @@ mod tests {
             agent("c", 2, 0, &["y"]),
         ];
         let t = task("t", 0, &["x"]);
-        assert_eq!(pick_agent_avoiding(&t, &agents, &[0, 0, 0], None), Some(0));
         assert_eq!(
-            pick_agent_avoiding(&t, &agents, &[0, 0, 0], Some(0)),
+            pick_agent_avoiding(&t, Needs::default(), &agents, &[0, 0, 0], None),
+            Some(0)
+        );
+        assert_eq!(
+            pick_agent_avoiding(&t, Needs::default(), &agents, &[0, 0, 0], Some(0)),
             Some(1)
         );
         let only_c = task("t", 0, &["y"]);
         assert_eq!(
-            pick_agent_avoiding(&only_c, &agents, &[0, 0, 0], Some(2)),
+            pick_agent_avoiding(&only_c, Needs::default(), &agents, &[0, 0, 0], Some(2)),
             Some(2),
             "no one else can"
         );
+    }
+
+    /// A task in a directory that is no git repository cannot be carried to a build box: it
+    /// goes to an agent working on ocio's disk, however loaded, or waits for one (it went to
+    /// the idle box and failed there for good).
+    #[test]
+    fn a_task_outside_git_goes_only_to_an_agent_on_ocios_disk() {
+        let mut far = agent("box", 2, 0, &["code"]);
+        far.works_away = true;
+        let agents = vec![far, agent("near", 2, 1, &["code"])];
+        let t = task("t", 0, &["code"]);
+        let plain = Needs { ocios_disk: true };
+        assert_eq!(pick_agent(&t, Needs::default(), &agents, &[0, 0]), Some(0));
+        assert_eq!(pick_agent(&t, plain, &agents, &[0, 0]), Some(1));
+        assert_eq!(
+            pick_agent_avoiding(&t, plain, &agents, &[0, 0], Some(1)),
+            Some(1),
+            "the box is no other agent that could run it"
+        );
+        let busy = vec![agents[0].clone(), agent("near", 1, 1, &["code"])];
+        assert_eq!(pick_agent(&t, plain, &busy, &[0, 0]), None, "it waits");
     }
 
     #[test]
@@ -178,7 +255,7 @@ mod tests {
         let agents = vec![agent("a", 2, 0, &[]), agent("b", 2, 2, &[])];
         let mut t = task("t", 0, &[]);
         t.agent = Some(AgentName::new("b").unwrap());
-        assert_eq!(pick_agent(&t, &agents, &[0, 0]), None);
+        assert_eq!(pick_agent(&t, Needs::default(), &agents, &[0, 0]), None);
     }
 
     #[test]

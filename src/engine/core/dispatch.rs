@@ -174,7 +174,10 @@ impl Core {
             }
             return Ok(Err(Wait::Leaves)); // ready again once that session's work is merged
         }
-        let Some(index) = self.fleet.pick(task, avoid) else {
+        let needs = crate::engine::routing::Needs {
+            ocios_disk: state.work.in_plain_directory(),
+        };
+        let Some(index) = self.fleet.pick(task, needs, avoid) else {
             return Ok(Err(Wait::Leaves));
         };
         if self.agent_over_budget(index) {

@@ -173,7 +173,7 @@ impl Core {
                     state.work.fixes.pop_front();
                     continue;
                 };
-                let Some(index) = self.fleet.pick(task, None) else {
+                let Some(index) = self.fleet.pick(task, Default::default(), None) else {
                     break;
                 };
                 if !self.fleet.take(index) {

@@ -113,8 +113,13 @@ impl Fleet {
     }
 
     /// The agent routing would give `task` now, not `avoid` if another could take it.
-    pub(super) fn pick(&self, task: &Task, avoid: Option<usize>) -> Option<usize> {
-        routing::pick_agent_avoiding(task, &self.agents, &self.last_picked, avoid)
+    pub(super) fn pick(
+        &self,
+        task: &Task,
+        needs: routing::Needs,
+        avoid: Option<usize>,
+    ) -> Option<usize> {
+        routing::pick_agent_avoiding(task, needs, &self.agents, &self.last_picked, avoid)
     }
 
     /// Take a session slot of agent `index` for a session just picked for it; `false` when it

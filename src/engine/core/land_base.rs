@@ -134,7 +134,7 @@ impl Core {
                 lost.push(*plan);
                 continue;
             };
-            let Some(index) = self.fleet.pick(task, None) else {
+            let Some(index) = self.fleet.pick(task, Default::default(), None) else {
                 continue;
             };
             if !self.fleet.take(index) {

@@ -716,7 +716,7 @@ impl Core {
                     state.work.resolvers.pop_front();
                     continue;
                 };
-                let Some(index) = self.fleet.pick(task, None) else {
+                let Some(index) = self.fleet.pick(task, Default::default(), None) else {
                     break;
                 };
                 if !self.fleet.take(index) {

@@ -205,6 +205,11 @@ impl PlanWorkState {
         matches!(self.work.mode, WorkMode::Worktrees { .. })
     }
 
+    /// Whether the plan works in a directory that is no git repository.
+    pub(super) fn in_plain_directory(&self) -> bool {
+        matches!(self.work.mode, WorkMode::Plain)
+    }
+
     /// What happens to its worktrees: the plan's `cleanup`, else the engine's (`default`).
     pub(super) fn cleanup(&self, default: CleanupPolicy) -> CleanupPolicy {
         self.work.settings.cleanup.unwrap_or(default)
