@@ -431,13 +431,10 @@ impl EngineHandle {
     ) -> Result<(Self, Subscription), EngineError> {
         let (commands, rx) = mpsc::channel(256);
         let (events, first) = broadcast::channel(16 * 1024);
-        let root = options.worktree_root.clone().unwrap_or_else(|| {
-            store
-                .path()
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join("worktrees")
-        });
+        let root = options
+            .worktree_root
+            .clone()
+            .unwrap_or_else(|| crate::paths::worktree_root(store.path()));
         let workspaces = core::Workspaces::new(root);
         let rooms = rooms::Rooms::default();
         let mut core = core::Core::recover(
