@@ -141,10 +141,17 @@ pub struct AgentSpec {
 pub enum EngineEvent {
     /// A durable state change.
     Transition(DomainEvent),
+    /// A plan was taken in. `key` names its branches and worktrees (`ocio/<key>/<task>`): its
+    /// name, or `<name>-2`... when an earlier plan's branches use the name in that repository;
+    /// `branch` is its integration branch (`None` for a plan without worktrees).
     PlanSubmitted {
         plan: PlanId,
         name: String,
         tasks: usize,
+        #[serde(default)]
+        key: String,
+        #[serde(default)]
+        branch: Option<String>,
     },
     Dispatched {
         plan: PlanId,
