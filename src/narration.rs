@@ -314,6 +314,8 @@ mod tests {
             plan: crate::domain::PlanId::from_u128(2),
             name: "add-pagination".into(),
             tasks: 3,
+            key: "add-pagination".into(),
+            branch: None,
         };
         assert_eq!(
             Narration::of(&submitted),

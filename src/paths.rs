@@ -97,6 +97,12 @@ impl Paths {
     }
 }
 
+/// Where the engine makes task worktrees for the database at `db`: `worktrees` beside it. `ocio
+/// check` probes there whether a server sees ocio's files.
+pub fn worktree_root(db: &Path) -> PathBuf {
+    db.parent().unwrap_or(Path::new(".")).join("worktrees")
+}
+
 /// Where the runtime directory goes when the platform names none (no `XDG_RUNTIME_DIR`):
 /// `/tmp/ocio-<uid>`, short enough for socket paths, or under the data directory when the
 /// user id cannot be found.

@@ -546,7 +546,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
         "engine.started",
         &["pid", "version", "database", "socket", "metrics"],
     ),
-    ("plan_submitted", &["plan", "name", "tasks"]),
+    (
+        "plan_submitted",
+        &["plan", "name", "tasks", "key", "branch"],
+    ),
     (
         "dispatched",
         &["plan", "task", "key", "session", "agent", "attempt"],
@@ -580,7 +583,24 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("session_usage", &["session", "usage"]),
     ("over_budget", &["plan", "name", "cause", "tasks"]),
     ("budget_resolved", &["plan", "name", "continued"]),
+    ("agent_added", &["agent"]),
+    ("agent_removed", &["agent"]),
+    ("integration_ready", &["plan", "branch", "path"]),
+    ("task_held", &["plan", "task", "key", "session", "file"]),
+    ("overlap", &["plan", "path", "session", "with"]),
+    ("merged", &["plan", "task", "key", "commit"]),
+    (
+        "merge_conflict",
+        &["plan", "task", "key", "files", "policy"],
+    ),
+    ("check_started", &["plan", "task", "key", "command"]),
+    ("check_progress", &["plan", "key", "line"]),
+    (
+        "check_ended",
+        &["plan", "task", "key", "command", "passed", "report", "fix"],
+    ),
     ("events.lagged", &["missed"]),
+    ("engine.failed", &["error", "database"]),
     (
         "run.finished",
         &[
@@ -623,22 +643,7 @@ fn json_lines_follow_the_documented_schema() {
     let out = home.ocio(&["run", plan.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     let lines = json_lines(&out);
-    let mut seen = std::collections::BTreeSet::new();
-    for line in &lines {
-        let kind = line["type"].as_str().unwrap();
-        assert!(
-            jiff::Timestamp::from_str(line["at"].as_str().unwrap()).is_ok(),
-            "{line}"
-        );
-        let (_, keys) = SCHEMA
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .unwrap_or_else(|| panic!("undocumented line type {kind}: {line}"));
-        for key in *keys {
-            assert!(line.get(key).is_some(), "{kind} lacks {key}: {line}");
-        }
-        seen.insert(kind.to_string());
-    }
+    let seen = documented(&lines);
     for kind in [
         "engine.started",
         "plan_submitted",
@@ -656,6 +661,110 @@ fn json_lines_follow_the_documented_schema() {
 
     let quiet = home.ocio(&["run", plan.to_str().unwrap(), "--no-activity"]);
     assert!(json_lines(&quiet).iter().all(|l| l["type"] != "activity"));
+}
+
+/// The types of `lines`, each checked to be in [`SCHEMA`] with the keys it lists and an `at`.
+fn documented(lines: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for line in lines {
+        let kind = line["type"].as_str().unwrap();
+        assert!(
+            jiff::Timestamp::from_str(line["at"].as_str().unwrap()).is_ok(),
+            "{line}"
+        );
+        let (_, keys) = SCHEMA
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("undocumented line type {kind}: {line}"));
+        for key in *keys {
+            assert!(line.get(key).is_some(), "{kind} lacks {key}: {line}");
+        }
+        seen.insert(kind.to_string());
+    }
+    seen
+}
+
+/// Every `EngineEvent` a headless run can print is in [`SCHEMA`] (so in the README's table):
+/// its variants, as serde names them, read from the enum's source.
+#[test]
+fn every_engine_event_is_documented() {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/engine/mod.rs")).unwrap();
+    let body = source
+        .split("pub enum EngineEvent {")
+        .nth(1)
+        .unwrap()
+        .split("\n}\n")
+        .next()
+        .unwrap();
+    let variants: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| {
+            let name: String = l.chars().take_while(char::is_ascii_alphanumeric).collect();
+            let mut snake = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            snake
+        })
+        .collect();
+    assert!(variants.len() > 20, "{variants:?}");
+    for variant in variants {
+        // The engine's failure is printed by the front end, as `engine.failed`.
+        let kind = match variant.as_str() {
+            "engine_failed" => "engine.failed",
+            other => other,
+        };
+        assert!(
+            SCHEMA.iter().any(|(k, _)| *k == kind),
+            "EngineEvent::{variant} is printed as `{kind}` but not documented"
+        );
+    }
+}
+
+/// A plan run a second time in a repository gets branches of its own (`ocio/<name>-2/...`):
+/// its `plan_submitted` line names that key and its integration branch, so a script finds the
+/// branch; every line of such a run (its integration, merges and checks) is documented.
+#[test]
+fn plan_submitted_names_the_branch_of_a_plan_run_again() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let repo = support::TestRepo::new();
+    let plan = write_plan(
+        &home,
+        &format!(
+            "name = \"again\"\nrepo = {:?}\ncheck = \"true\"\n[[tasks]]\nid = \"a\"\nprompt = 'SIM-WRITE a.txt from a\\n'\ncapabilities = [\"code\"]\n",
+            repo.dir_str()
+        ),
+    );
+    for key in ["again", "again-2"] {
+        let out = home.ocio(&["run", plan.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let lines = json_lines(&out);
+        let seen = documented(&lines);
+        for kind in [
+            "integration_ready",
+            "merged",
+            "check_started",
+            "check_ended",
+        ] {
+            assert!(seen.contains(kind), "a run prints {kind}: {seen:?}");
+        }
+        let submitted = lines
+            .iter()
+            .find(|l| l["type"] == "plan_submitted")
+            .unwrap();
+        let branch = format!("ocio/{key}/integration");
+        assert_eq!(submitted["name"], "again", "{submitted}");
+        assert_eq!(submitted["key"], key, "{submitted}");
+        assert_eq!(submitted["branch"], branch.as_str(), "{submitted}");
+        assert!(repo.git_ok(&["rev-parse", "--verify", "-q", &branch]));
+    }
 }
 
 #[test]

@@ -129,6 +129,70 @@ async fn a_server_that_cannot_see_ocios_disk_runs_tasks_whose_work_lands_exactly
     server.stop().await;
 }
 
+/// `ocio check --db PATH` probes where the engine will put task worktrees (beside the database),
+/// not in ocio's data directory: a server that sees the data directory but not the database's
+/// directory does not see ocio's files, and an agent set to shared fails the check there. The
+/// probe leaves nothing behind and makes no database, with `--db` or without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_beside_the_database_where_worktrees_go() {
+    let home = Home::new();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let Some(server) = TestServer::start_far(Script::new(), &[elsewhere.path()]).await else {
+        return;
+    };
+    home.write_config(&format!("{}workspace = \"shared\"\n", config(&server)));
+    let db = elsewhere.path().join("state/ocio.redb");
+    let out = home.ocio(&["--db", db.to_str().unwrap(), "check"]);
+    let text = format!("{}{}", support::home::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let worktrees = elsewhere.path().join("state/worktrees");
+    assert!(
+        text.contains("does not see ocio's files")
+            && text.contains(&worktrees.display().to_string()),
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
+    assert!(left.is_empty(), "the probe left {left:?}");
+    // Without --db the worktrees go under the data directory, which the server sees.
+    let report = home.json(&["check", "--json"]);
+    assert_eq!(report[0]["workspace"], "shared", "{report}");
+    assert!(!home.path("data/ocio/worktrees").exists());
+    assert!(!home.db().exists(), "check made a database");
+    server.stop().await;
+}
+
+/// An agent set to `workspace = "shared"` whose server is on 127.0.0.1 but does not see ocio's
+/// disk (as a server in another mount namespace or behind a `kubectl port-forward`): its task
+/// fails on the server's HTTP 500 with the diagnosis that the server does not see ocio's files
+/// and what to set, not that the server "has the directory" (it is on ocio's disk, not there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_agent_on_loopback_that_does_not_see_ocios_disk_is_told_so() {
+    let home = Home::new();
+    let repo = TestRepo::new();
+    let repo_path = repo.path();
+    let hidden = [home.dir.path(), repo_path.as_path()];
+    let Some(server) = TestServer::start_far(Script::new(), &hidden).await else {
+        return;
+    };
+    home.write_config(&format!("{}workspace = \"shared\"\n", config(&server)));
+    let plan = home.write_plan(
+        "shared.toml",
+        &format!(
+            "name = \"shared\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"far shared\"\nretries = 0\n",
+            repo.dir_str()
+        ),
+    );
+    let out = home.ocio(&["run", plan.to_str().unwrap(), "--headless"]);
+    let text = support::home::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("does not see ocio's files") && text.contains("workspace = \\\"remote\\\""),
+        "{text}"
+    );
+    assert!(!text.contains("has the directory"), "{text}");
+    server.stop().await;
+}
+
 /// The session's diff as the control socket gives it, asked every 100 ms (at most `tries`
 /// times) until `ready` says it is; the last one asked.
 async fn diff_when(

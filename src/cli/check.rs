@@ -81,14 +81,17 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
         .collect();
     let runtime = super::runtime()?;
     let withheld = config.secret_vars();
+    let root = crate::paths::worktree_root(&context.paths.db_file);
+    let probe_dir = std::path::absolute(&root).unwrap_or(root);
+    // Made once for every check (they run at once), removed with what was made for it.
+    let made = make_dirs(&probe_dir);
     let reports: Vec<AgentReport> = runtime.block_on(async {
         let (members, mut failed) = resolve(&fleets).await;
-        let probe_dir = &context.paths.data_dir;
         let checks = chosen
             .iter()
             .copied()
             .chain(members.iter().map(|(_, member)| member))
-            .map(|agent| check(agent, &withheld, probe_dir));
+            .map(|agent| check(agent, &withheld, &probe_dir));
         let mut reports = futures_util::future::join_all(checks).await;
         for (report, (fleet, _)) in reports[chosen.len()..].iter_mut().zip(&members) {
             report.fleet = Some(fleet.clone());
@@ -96,6 +99,9 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
         reports.append(&mut failed);
         reports
     });
+    for dir in made {
+        let _ = std::fs::remove_dir(dir);
+    }
     print(&reports, json, chosen.is_empty() && fleets.is_empty())?;
     if reports.iter().all(|r| r.ok) {
         Ok(())
@@ -109,6 +115,20 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
             code: exit::FAILED,
             message: format!("unreachable: {}", failed.join(", ")),
         })
+    }
+}
+
+/// Makes `dir` with the parents it lacks; those made, innermost first, to remove once the probes
+/// are done (none when it cannot be made: the probe's write then says why).
+fn make_dirs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let missing: Vec<std::path::PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(std::path::Path::to_path_buf)
+        .collect();
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => missing,
+        Err(_) => Vec::new(),
     }
 }
 
@@ -236,9 +256,10 @@ async fn check(
     report
 }
 
-/// Whether the server sees ocio's files: a probe file with a random token written in ocio's
-/// data directory (where worktrees are made) and read back through the server's API. An agent
-/// configured as shared whose server does not see them is a failure, before any task runs.
+/// Whether the server sees ocio's files: a probe file with a random token written where the
+/// engine makes task worktrees (`probe_dir`, beside the database) and read back through the
+/// server's API, then removed. An agent configured as shared whose server does not see them is
+/// a failure, before any task runs.
 async fn see_workspace(
     agent: &AgentConfig,
     client: &crate::opencode::client::Client,
@@ -252,7 +273,7 @@ async fn see_workspace(
     );
     let name = format!(".ocio-probe-{}", ulid::Ulid::generate());
     let file = probe_dir.join(&name);
-    let written = std::fs::create_dir_all(probe_dir).and_then(|()| std::fs::write(&file, &token));
+    let written = std::fs::write(&file, &token);
     if let Err(e) = written {
         report.error = Some(format!(
             "cannot write a probe file in {}: {e}",

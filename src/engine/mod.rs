@@ -141,10 +141,17 @@ pub struct AgentSpec {
 pub enum EngineEvent {
     /// A durable state change.
     Transition(DomainEvent),
+    /// A plan was taken in. `key` names its branches and worktrees (`ocio/<key>/<task>`): its
+    /// name, or `<name>-2`... when an earlier plan's branches use the name in that repository;
+    /// `branch` is its integration branch (`None` for a plan without worktrees).
     PlanSubmitted {
         plan: PlanId,
         name: String,
         tasks: usize,
+        #[serde(default)]
+        key: String,
+        #[serde(default)]
+        branch: Option<String>,
     },
     Dispatched {
         plan: PlanId,
@@ -431,13 +438,10 @@ impl EngineHandle {
     ) -> Result<(Self, Subscription), EngineError> {
         let (commands, rx) = mpsc::channel(256);
         let (events, first) = broadcast::channel(16 * 1024);
-        let root = options.worktree_root.clone().unwrap_or_else(|| {
-            store
-                .path()
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join("worktrees")
-        });
+        let root = options
+            .worktree_root
+            .clone()
+            .unwrap_or_else(|| crate::paths::worktree_root(store.path()));
         let workspaces = core::Workspaces::new(root);
         let rooms = rooms::Rooms::default();
         let mut core = core::Core::recover(

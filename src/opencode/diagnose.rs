@@ -1,12 +1,11 @@
 //! Why an OpenCode server answered a session's call with a 5xx, found out before the failure
 //! reaches the operator: the server's health, and the session's directory as that server sees
-//! it (ocio's disk when the server is on loopback, the server's own file listing otherwise).
+//! it (always asked of the server: one on loopback may still not see ocio's disk, in another
+//! mount namespace or behind a `kubectl port-forward`).
 //! A bare "Unexpected server error" becomes what went wrong and what to do, keeping the
 //! server's `ref` for its logs.
 
 use std::io::ErrorKind;
-use std::net::IpAddr;
-use std::path::Path;
 
 use super::client::{Client, ClientError};
 
@@ -21,7 +20,7 @@ pub(crate) struct Diagnosis {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Place {
     Directory,
-    Missing,
+    /// The server cannot list it, and ocio's disk has a file there.
     NotADirectory,
     /// The server cannot list it (missing, or not a directory), while ocio's disk has it.
     NotShared,
@@ -67,10 +66,7 @@ pub(crate) async fn server_error(
             agent_fault: true,
         });
     }
-    let place = match is_loopback(server) {
-        true => local_place(Path::new(dir)),
-        false => remote_place(client, dir).await,
-    };
+    let place = server_place(client, dir).await;
     Some(explain(&head, server, dir, place, body))
 }
 
@@ -78,7 +74,7 @@ pub(crate) async fn server_error(
 fn explain(head: &str, server: &str, dir: &str, place: Place, body: &str) -> Diagnosis {
     let restore = "hint: restore the directory (or point the plan's `repo` at one that exists) and retry the task";
     let (error, agent_fault) = match place {
-        Place::Missing | Place::Absent => (
+        Place::Absent => (
             format!("{head}: the directory {dir} does not exist on {server}\n{restore}"),
             false,
         ),
@@ -90,7 +86,7 @@ fn explain(head: &str, server: &str, dir: &str, place: Place, body: &str) -> Dia
         ),
         Place::NotShared => (
             format!(
-                "{head}: the directory {dir} does not exist on {server} (or is not a directory there), though it exists here: the agent's server does not share ocio's disk?\nhint: for a build box set workspace = \"remote\" for this agent (ocio then carries each task's tree there; `ocio check` tells which fits), or give that server the same paths; another agent may take the task"
+                "{head}: the server does not see ocio's files: the directory {dir} exists here but not on {server} (another machine, mount namespace or a port-forward)\nhint: set workspace = \"remote\" for this agent, or leave `workspace` out (ocio then carries each task's tree there; `ocio check` tells which fits), or give that server the same paths; another agent may take the task"
             ),
             true,
         ),
@@ -111,39 +107,18 @@ fn explain(head: &str, server: &str, dir: &str, place: Place, body: &str) -> Dia
     Diagnosis { error, agent_fault }
 }
 
-/// The directory on ocio's own disk (the server's too, when it runs on loopback).
-fn local_place(dir: &Path) -> Place {
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Place::Directory,
-        Ok(_) => Place::NotADirectory,
-        Err(e) if e.kind() == ErrorKind::NotFound => Place::Missing,
-        Err(e) => Place::Unknown(e.to_string()),
-    }
-}
-
-/// The directory as a server elsewhere sees it, with ocio's disk telling a path the two do
-/// not share from one that is gone.
-async fn remote_place(client: &Client, dir: &str) -> Place {
+/// The directory as the server sees it (asked of the server, as `auto` workspaces and `ocio
+/// check` ask it), with ocio's disk telling a path the two do not share from one that is gone.
+async fn server_place(client: &Client, dir: &str) -> Place {
     match client.has_directory(dir).await {
         Ok(true) => Place::Directory,
-        Ok(false) if Path::new(dir).is_dir() => Place::NotShared,
-        Ok(false) => Place::Absent,
+        Ok(false) => match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Place::NotShared,
+            Ok(_) => Place::NotADirectory,
+            Err(e) if e.kind() == ErrorKind::NotFound => Place::Absent,
+            Err(e) => Place::Unknown(e.to_string()),
+        },
         Err(e) => Place::Unknown(e.to_string()),
-    }
-}
-
-/// Whether the server at `base` (`http://host:port`) runs on this machine.
-fn is_loopback(base: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base) else {
-        return false;
-    };
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -169,20 +144,15 @@ mod tests {
     const BODY: &str = r#"{"name":"UnknownError","data":{"message":"Unexpected server error. Check server logs for details.","ref":"err_1c22c3ba"}}"#;
 
     #[test]
-    fn the_ref_is_kept_and_loopback_is_told_from_a_remote_host() {
+    fn the_ref_is_kept() {
         assert_eq!(server_ref(BODY).as_deref(), Some("err_1c22c3ba"));
         assert_eq!(server_ref("oops"), None);
-        assert!(is_loopback("http://127.0.0.1:4096"));
-        assert!(is_loopback("http://localhost:4096"));
-        assert!(is_loopback("http://[::1]:4096"));
-        assert!(!is_loopback("http://10.0.0.7:4096"));
-        assert!(!is_loopback("https://agent.example:4096"));
     }
 
     #[test]
     fn a_directory_missing_or_not_shared_is_named_with_what_to_do() {
         let head = "prompt on http://h:1 failed with HTTP 500";
-        let missing = explain(head, "http://h:1", "/x", Place::Missing, BODY);
+        let missing = explain(head, "http://h:1", "/x", Place::Absent, BODY);
         assert!(
             missing.error.contains("/x does not exist on http://h:1"),
             "{}",
@@ -191,7 +161,7 @@ mod tests {
         assert!(!missing.agent_fault);
         let elsewhere = explain(head, "http://h:1", "/x", Place::NotShared, BODY);
         assert!(
-            elsewhere.error.contains("does not share ocio's disk"),
+            elsewhere.error.contains("does not see ocio's files"),
             "{}",
             elsewhere.error
         );
@@ -199,5 +169,71 @@ mod tests {
         let file = explain(head, "http://h:1", "/x", Place::NotADirectory, BODY);
         assert!(file.error.contains("not a directory"), "{}", file.error);
         assert!(!file.agent_fault);
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    #![allow(clippy::unwrap_used)]
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A healthy server on loopback that does not see ocio's disk (another mount namespace, a
+    /// `kubectl port-forward`): it answers `GET /file` as OpenCode does for a directory it does
+    /// not have (500; checked against a real server by `far_box`) and lists only its own
+    /// directory (`/srv`, as `GET /path` says).
+    async fn server_elsewhere() -> String {
+        async fn list(uri: axum::http::Uri) -> (StatusCode, &'static str) {
+            match uri.query().unwrap_or_default().contains("directory=%2Fsrv") {
+                true => (StatusCode::OK, "[]"),
+                false => (StatusCode::INTERNAL_SERVER_ERROR, BODY),
+            }
+        }
+        let json = |body: &'static str| ([("content-type", "application/json")], body);
+        let paths =
+            r#"{"home":"/root","state":"/s","config":"/c","worktree":"/","directory":"/srv"}"#;
+        let app = Router::new()
+            .route("/file", get(list))
+            .route("/path", get(move || async move { json(paths) }))
+            .route(
+                "/global/health",
+                get(move || async move { json(r#"{"healthy":true,"version":"1.18.33"}"#) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    const BODY: &str = r#"{"name":"UnknownError","data":{"message":"Unexpected server error. Check server logs for details.","ref":"err_1c22c3ba"}}"#;
+
+    #[tokio::test]
+    async fn a_loopback_server_that_does_not_see_ocios_disk_is_told_to_use_a_remote_workspace() {
+        let url = server_elsewhere().await;
+        let client = Client::new(&url, None, Default::default()).unwrap();
+        let here = tempfile::tempdir().unwrap();
+        let dir = here.path().to_string_lossy().into_owned();
+        let error = ClientError::Status {
+            server: url.clone(),
+            what: "prompt".into(),
+            status: 500,
+            body: BODY.into(),
+        };
+        let diagnosis = server_error(&client, &dir, &error).await.unwrap();
+        assert!(
+            diagnosis.error.contains("does not see ocio's files")
+                && diagnosis.error.contains("workspace = \"remote\""),
+            "{}",
+            diagnosis.error
+        );
+        assert!(
+            !diagnosis.error.contains("has the directory"),
+            "{}",
+            diagnosis.error
+        );
+        assert!(diagnosis.agent_fault, "another agent may see them");
     }
 }

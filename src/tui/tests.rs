@@ -484,6 +484,8 @@ fn engine_events_update_the_view_without_a_snapshot() {
             plan: PlanId::generate(),
             name: "next".into(),
             tasks: 3,
+            key: "next".into(),
+            branch: None,
         },
     )));
     assert_eq!(effects, vec![Effect::Request(Request::Snapshot)]);

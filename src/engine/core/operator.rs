@@ -4,7 +4,7 @@
 use super::merge::CancelledMerge;
 use super::workspace::{PlanWorkState, blocking};
 use super::{Core, Prepared, Step, persist_changed_tasks};
-use crate::domain::{Lifecycle, PlanId, SessionStatus, TaskId, TaskStatus};
+use crate::domain::{Lifecycle, PlanId, SessionStatus, TaskId, TaskStatus, WorkMode};
 use crate::engine::{EngineError, EngineEvent};
 
 impl Core {
@@ -62,6 +62,11 @@ impl Core {
                 plan: plan.id,
                 name: plan.name.clone(),
                 tasks: graph.len(),
+                key: work.key.clone(),
+                branch: match &work.mode {
+                    WorkMode::Worktrees { integration } => Some(integration.clone()),
+                    WorkMode::Shared | WorkMode::Plain => None,
+                },
             },
         );
         let id = plan.id;
