@@ -34,10 +34,16 @@ async fn transcripts_outlive_the_engine_and_are_backfilled_after_a_restart() {
                         .usage(300, 30),
                 )
                 .turn(Turn::text("slow done").usage(400, 40)),
+        )
+        .rule(
+            Rule::when("long work")
+                .turn(Turn::write("long.txt", "long\n").usage(300, 30))
+                .turn(Turn::text("long done").delay_ms(4000).usage(400, 40)),
         );
     let server = TestServer::start(script).await;
     logs_of_an_old_session_after_the_engine_stopped(&server);
     a_reattached_session_is_backfilled_without_duplicates(&server).await;
+    a_session_reattached_while_it_works_keeps_its_times(&server).await;
     server.stop().await;
 }
 
@@ -115,6 +121,7 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
     let before = engine.transcript(session).await.unwrap();
     engine.shutdown().await.unwrap();
     store.close().await;
+    let stopped = jiff::Timestamp::now();
     assert!(
         !before
             .iter()
@@ -154,6 +161,21 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
     let prompts = summaries.iter().filter(|s| *s == "slow work").count();
     assert_eq!(prompts, 1, "the prompt, once: {summaries:#?}");
     assert_unique_parts(&after);
+    // Each entry keeps the time it happened, and they read in that order.
+    let times: Vec<_> = after.iter().map(|e| (e.at, e.activity.summary())).collect();
+    let prompt = after
+        .iter()
+        .find(|e| e.activity.summary() == "slow work")
+        .unwrap();
+    assert!(
+        prompt.at < stopped,
+        "the prompt stamped at {} (stopped at {stopped}): {times:#?}",
+        prompt.at
+    );
+    assert!(
+        times.windows(2).all(|w| w[0].0 <= w[1].0),
+        "out of order: {times:#?}"
+    );
     engine.shutdown().await.unwrap();
     store.close().await;
 
@@ -184,6 +206,86 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
     if seen[0].len() != after.len() {
         eprintln!("after: {after:#?}\nstored: {:#?}", seen[0]);
     }
+}
+
+/// A session still working when ocio stops and starts again: what it did before keeps the
+/// time it happened, and the transcript reads in order (entries filled in at the restart were
+/// stamped with the restart's time).
+async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer) {
+    let repo = TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("ocio.redb");
+    let plan = state.path().join("long.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"long\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"long\"\nprompt = \"long work\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let agents = || vec![support::scripted_agent(server.client())];
+    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
+        .await
+        .unwrap();
+    engine
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while repo.read("long.txt").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "never wrote");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let session = store.read(query::sessions).await.unwrap()[0].id;
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    let stopped = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let (_, finished) = support::until_finished(&mut events, WAIT).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let after = engine.transcript(session).await.unwrap();
+    let times: Vec<_> = after.iter().map(|e| (e.at, e.activity.summary())).collect();
+    for said in ["long work", "write completed: long.txt"] {
+        let entry = after
+            .iter()
+            .find(|e| e.activity.summary().starts_with(said));
+        let entry = entry.unwrap_or_else(|| panic!("{said}: {times:#?}"));
+        assert!(
+            entry.at < stopped,
+            "{said} stamped after the stop ({stopped}): {times:#?}"
+        );
+    }
+    assert!(
+        times.windows(2).all(|w| w[0].0 <= w[1].0),
+        "out of order: {times:#?}"
+    );
+    assert_unique_parts(&after);
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    // One step checkpoint a model call: none again for a step told again after the restart.
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, session))
+        .await
+        .unwrap();
+    let steps: Vec<String> = checkpoints
+        .iter()
+        .filter(|c| c.kind == ocio::domain::CheckpointKind::Step)
+        .map(|c| c.data.to_string())
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    store.close().await;
 }
 
 fn assert_unique_parts(entries: &[Entry]) {

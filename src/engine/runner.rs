@@ -99,7 +99,15 @@ impl Reporter {
             part,
             activity,
         };
-        let _ = self.tx.try_send(RemoteReport::Activity { session, entry });
+        self.told(session, entry);
+    }
+
+    /// [`Reporter::activity`] of an entry stamped by the run (when its part was first told);
+    /// `false` when it was dropped.
+    pub(crate) fn told(&self, session: SessionId, entry: Entry) -> bool {
+        self.tx
+            .try_send(RemoteReport::Activity { session, entry })
+            .is_ok()
     }
 
     /// Tell the engine something about the session that must not be dropped (waits for room,

@@ -4,7 +4,10 @@
 //! elsewhere, or gone with a restart) is withdrawn from the engine, and an answer to it is
 //! never sent blindly.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use jiff::Timestamp;
 
 use tokio::task::JoinSet;
 
@@ -31,6 +34,12 @@ pub(super) struct Watch {
     relays: JoinSet<()>,
     /// Files the session's events told it changed (each is told once).
     edited: HashSet<String>,
+    /// Of each part told to the engine: when it was first told, and (a hash of) what it said
+    /// last. The server tells parts again (its resyncs, the answer read back at the end, a
+    /// re-attached run's backfill): one unchanged is not told twice (its step would be
+    /// checkpointed again), and a changed one keeps its first time (it was stamped with the
+    /// time it was told again, a restart's for a whole re-attached transcript).
+    parts: HashMap<String, (Timestamp, u64)>,
 }
 
 impl Watch {
@@ -42,6 +51,63 @@ impl Watch {
             edited: HashSet::new(),
             gone: HashSet::new(),
             relays: JoinSet::new(),
+            parts: HashMap::new(),
+        }
+    }
+
+    /// The entry to tell of `activity` (of `part`) seen `now`: stamped with when its part was
+    /// first told; `None` when its part said just this last time.
+    fn entry(&mut self, part: Option<String>, activity: Activity, now: Timestamp) -> Option<Entry> {
+        let Some(id) = &part else {
+            return Some(Entry {
+                at: now,
+                part,
+                activity,
+            });
+        };
+        let mut hasher = DefaultHasher::new();
+        serde_json::to_vec(&activity)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let said = hasher.finish();
+        let at = match self.parts.get_mut(id) {
+            Some((_, last)) if *last == said => return None,
+            Some((first, last)) => {
+                *last = said;
+                *first
+            }
+            None => {
+                self.parts.insert(id.clone(), (now, said));
+                now
+            }
+        };
+        Some(Entry { at, part, activity })
+    }
+
+    /// A step's patch (in `event`) names the files the step changed, shell commands' edits
+    /// included (which no `file.edited` tells): each counts as an edit, told once. A box
+    /// session's own diff shows them only some hundred ms later.
+    fn patched(&mut self, event: &ServerEvent, now: Timestamp) -> Vec<Entry> {
+        let ServerEvent::PartUpdated {
+            part: Part::Patch(patch),
+        } = event
+        else {
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        for file in &patch.files {
+            if self.edited.insert(file.clone()) {
+                let activity = Activity::Edited { file: file.clone() };
+                entries.extend(self.entry(Some(format!("edited:{file}")), activity, now));
+            }
+        }
+        entries
+    }
+
+    /// What `part` said last did not reach the engine: the same again is told.
+    fn unsaid(&mut self, part: &str) {
+        if let Some((_, last)) = self.parts.get_mut(part) {
+            *last = 0;
         }
     }
 }
@@ -111,8 +177,9 @@ impl OpencodeRunner {
             for part in message.parts {
                 let event = ServerEvent::PartUpdated { part };
                 if let Some((activity, part)) = watch.transcriber.activity(&event) {
-                    entries.push(Entry { at, part, activity });
+                    entries.extend(watch.entry(part, activity, at));
                 }
+                entries.extend(watch.patched(&event, at));
             }
         }
         job.reporter.backfill(job.session, entries).await;
@@ -148,24 +215,19 @@ impl OpencodeRunner {
         if let ServerEvent::FileEdited { file } = event {
             watch.edited.insert(file.clone());
         }
-        if let Some((activity, part)) = watch.transcriber.activity(event) {
-            job.reporter.activity(job.session, activity, part);
-        }
-        // A step's patch names the files the step changed, shell commands' edits included
-        // (which no `file.edited` tells): each counts as an edit, at once. A box session's
-        // own diff shows them only some hundred ms later.
-        if let ServerEvent::PartUpdated {
-            part: Part::Patch(patch),
-        } = event
+        if let Some((activity, part)) = watch.transcriber.activity(event)
+            && let Some(entry) = watch.entry(part, activity, Timestamp::now())
         {
-            for file in &patch.files {
-                if !watch.edited.insert(file.clone()) {
-                    continue;
-                }
-                let activity = Activity::Edited { file: file.clone() };
-                let part = Some(format!("edited:{file}"));
-                job.reporter.activity(job.session, activity, part);
+            let part = entry.part.clone();
+            if !job.reporter.told(job.session, entry)
+                && let Some(part) = part
+            {
+                // Dropped (the engine is behind): told again when the server tells it again.
+                watch.unsaid(&part);
             }
+        }
+        for entry in watch.patched(event, Timestamp::now()) {
+            job.reporter.told(job.session, entry);
         }
     }
 
