@@ -603,15 +603,20 @@ fn a_question_is_answered_from_the_command_line() {
         "option numbers",
     );
     fails_with(&home, &["approve", short], 2, "is a question");
-    fails_with(
+    let unknown = fails_with(
         &home,
         &["answer", "nosuchid", "x"],
         2,
-        "no pending permission request or question",
+        "no pending permission request or question nosuchid",
+    );
+    assert!(
+        unknown.contains("by 4 or more characters from its start or end"),
+        "says which parts of an id name a request: {unknown}"
     );
     fails_with(&home, &["answer", short], 2, "");
 
-    let answered = home.json(&["answer", short, "--option", "2", "--json"]);
+    // The start of the short form is enough (`ocio answer 3gRj` found nothing before).
+    let answered = home.json(&["answer", &short[..4], "--option", "2", "--json"]);
     assert_eq!(answered["source"], "engine");
     let logged = engine.until("the answer's transition", |l| {
         l["type"] == "transition"

@@ -122,11 +122,13 @@ async fn a_question_is_answered_by_its_short_id_and_the_session_gets_the_label()
     assert!(snapshot.approvals[0].ask.is_question());
     assert_eq!(snapshot.approvals[0].ask.permission, "question");
 
-    // Answers that do not fit are refused, saying what would, and change nothing.
+    // Answers that do not fit are refused, saying what would, and change nothing. The
+    // request is named by the short form the room shows, or 4 characters and more from its
+    // start (`ocio answer 3gRj` found nothing before) or from the id's end.
     let short = short_id(&request).to_ascii_lowercase();
     let wrong = run
         .engine
-        .answer(&short, vec![Answer::Pick(vec![3])], Approver::Cli)
+        .answer(&short[..4], vec![Answer::Pick(vec![3])], Approver::Cli)
         .await
         .unwrap_err();
     assert_eq!(wrong.kind, ErrorKind::Invalid);
@@ -137,7 +139,7 @@ async fn a_question_is_answered_by_its_short_id_and_the_session_gets_the_label()
     );
     let approve = run
         .engine
-        .approve(&short, Decision::Once, Approver::Cli)
+        .approve(&request[request.len() - 5..], Decision::Once, Approver::Cli)
         .await
         .unwrap_err();
     assert!(
@@ -157,6 +159,13 @@ async fn a_question_is_answered_by_its_short_id_and_the_session_gets_the_label()
         .await
         .unwrap_err();
     assert_eq!(again.kind, ErrorKind::NotFound, "answered once only");
+    assert!(
+        again
+            .message
+            .contains("by its whole id, or by 4 or more characters"),
+        "says what names a request: {}",
+        again.message
+    );
     let (result, causes) = run.finished().await;
     assert!(result.contains("answered Colour: blue"), "{result}");
     assert!(

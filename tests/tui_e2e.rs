@@ -595,8 +595,9 @@ fn help_focus_and_a_new_task_from_the_dialog() {
     room.expect_exit(0);
 }
 
-/// A paste is text, never keys: pasted with no input open it does nothing; pasted into the
-/// new-task prompt its three lines make one prompt (the old room submitted the first line, then
+/// A paste is text, never keys: pasted with no input open it does nothing; pasted after `:` as
+/// `q y c ...` it is refused, not a quit; pasted into the new-task prompt its three lines make
+/// one prompt (the old room submitted the first line, then
 /// `p` paused dispatching, `d` drained an agent and `n` opened another prompt).
 #[test]
 fn a_pasted_prompt_is_one_task_and_fires_no_hotkeys() {
@@ -614,6 +615,14 @@ fn a_pasted_prompt_is_one_task_and_fires_no_hotkeys() {
     if screen.contains("PAUSED") || screen.contains("draining") || screen.contains("new task>") {
         room.fail("a paste with no input open acted as keys");
     }
+    // A paste after `:` starting with a command that takes no words is refused, not run:
+    // `q y c long task...` quit the room.
+    room.keys(&[":"]);
+    room.paste("q y c long task");
+    room.keys(&["Enter"]);
+    room.wait_for("the palette to refuse the words after q", |s| {
+        s.contains("quit takes no arguments")
+    });
 
     room.keys(&["n"]);
     room.wait_for("the new task prompt", |s| s.contains("new task>"));

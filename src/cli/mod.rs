@@ -196,8 +196,8 @@ enum Command {
     },
     /// Answer a permission request a session waits on (allow once unless told otherwise)
     Approve {
-        /// The request id (`per_...`) as `ocio status` and the events show it, or its last 8
-        /// characters as the control room shows them
+        /// The request id (`per_...`) as `ocio status` and the events show it, or 4 or more
+        /// characters from its start or end (or of the last 8 the control room shows)
         id: String,
         /// Allow it and the same again in this session
         #[arg(long, conflicts_with = "reject")]
@@ -212,8 +212,8 @@ enum Command {
     /// per question when it asks several), or reject it
     #[command(group(clap::ArgGroup::new("what").required(true).args(["answers", "reject"])))]
     Answer {
-        /// The question's id (`que_...`) as `ocio status` and the events show it, or its last 8
-        /// characters as the control room shows them
+        /// The question's id (`que_...`) as `ocio status` and the events show it, or 4 or
+        /// more characters from its start or end (or of the last 8 the control room shows)
         id: String,
         /// The answer: a text, or with --option the option's number (1 for the first; `2,3`
         /// for several where the question allows several). One per question, in order

@@ -256,10 +256,10 @@ pub(crate) fn answer(
             None => {
                 // `approve` rejects both kinds: make sure this one is a question.
                 let snapshot = client.snapshot().await?;
-                let permission = snapshot
-                    .approvals
-                    .iter()
-                    .find(|a| crate::engine::approval::names(&a.ask.id, id))
+                let ids = snapshot.approvals.iter().map(|a| &a.ask.id);
+                let permission = crate::engine::approval::named(ids, id)
+                    .ok()
+                    .and_then(|key| snapshot.approvals.iter().find(|a| a.ask.id == key))
                     .filter(|a| !a.ask.is_question());
                 if let Some(p) = permission {
                     return Err(Failure::usage(format!(

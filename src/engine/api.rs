@@ -317,7 +317,9 @@ impl From<EngineError> for ApiError {
             | EngineError::UnknownAgent(_)
             | EngineError::UnknownApproval(_)
             | EngineError::UnknownPlan(_) => ErrorKind::NotFound,
-            EngineError::BadAnswer(_) | EngineError::NotChanged(_) => ErrorKind::Invalid,
+            EngineError::BadAnswer(_)
+            | EngineError::NotChanged(_)
+            | EngineError::AmbiguousApproval { .. } => ErrorKind::Invalid,
             EngineError::NotNow { .. }
             | EngineError::NotLandable(_)
             | EngineError::NotSteerable(_)
@@ -399,8 +401,8 @@ pub trait EngineApi: Engine {
         done(self.call(Request::Retry { task }).await?)
     }
 
-    /// Answer a permission request by its id (`per_...`) or the id's last 8 characters; `by`
-    /// says who answers.
+    /// Answer a permission request by its id (`per_...`) or 4 or more characters from its
+    /// start or end (see [`crate::engine::approval::names`]); `by` says who answers.
     async fn approve(
         &self,
         request: &str,
@@ -418,8 +420,8 @@ pub trait EngineApi: Engine {
         )
     }
 
-    /// Answer a question by its id (`que_...`) or the id's last 8 characters: one answer per
-    /// question it asks, in order.
+    /// Answer a question by its id (`que_...`) or 4 or more characters from its start or
+    /// end: one answer per question it asks, in order.
     async fn answer(
         &self,
         request: &str,

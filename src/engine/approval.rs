@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::EngineError;
 use super::question::QuestionItem;
 use crate::config::Approval;
 
@@ -60,9 +61,46 @@ pub fn short_id(id: &str) -> &str {
     &id[start..]
 }
 
-/// Whether `wanted` names request `id`: the whole id, or its short form in any case.
+/// The fewest characters of a request id that name it (besides the whole id).
+pub const LEAST_PART: usize = 4;
+
+/// Whether `wanted` names request `id`: the whole id, or in any case at least
+/// [`LEAST_PART`] characters from its start or its end, or from the start of its short form
+/// (the last 8 characters the room and `ocio status` show).
 pub(crate) fn names(id: &str, wanted: &str) -> bool {
-    id == wanted || short_id(id).eq_ignore_ascii_case(wanted)
+    if id == wanted {
+        return true;
+    }
+    if wanted.chars().count() < LEAST_PART {
+        return false;
+    }
+    let (id, wanted) = (id.to_lowercase(), wanted.to_lowercase());
+    id.starts_with(&wanted) || id.ends_with(&wanted) || short_id(&id).starts_with(&wanted)
+}
+
+/// The one of `ids` that `wanted` names (see [`names`]; the whole id wins over parts of
+/// others); none or several is an error saying which forms name one, or listing them.
+pub(crate) fn named<'a>(
+    ids: impl IntoIterator<Item = &'a String>,
+    wanted: &str,
+) -> Result<&'a str, EngineError> {
+    let mut found: Vec<&str> = ids
+        .into_iter()
+        .map(String::as_str)
+        .filter(|id| names(id, wanted))
+        .collect();
+    found.sort_unstable();
+    if let Some(whole) = found.iter().find(|id| **id == wanted) {
+        return Ok(whole);
+    }
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(EngineError::UnknownApproval(wanted.to_string())),
+        many => Err(EngineError::AmbiguousApproval {
+            wanted: wanted.to_string(),
+            candidates: many.iter().map(|id| id.to_string()).collect(),
+        }),
+    }
 }
 
 /// Who answered a request the policy left to the operator (the policy's own answers say
@@ -228,9 +266,44 @@ mod tests {
         assert_eq!(ask.short(), "f2345XYZ");
         assert!(names(&ask.id, "per_01ABCdef2345XYZ"));
         assert!(names(&ask.id, "f2345xyz"));
-        assert!(!names(&ask.id, "2345XYZ"));
         assert_eq!(short_id("per_1"), "per_1");
         assert!(names("per_1", "per_1"));
+    }
+
+    /// `ocio answer 3gRj` (the start of the short form shown) or `3gRjPQA` found nothing:
+    /// only the whole id or its exact last 8 characters did, and the error did not say so.
+    #[test]
+    fn a_request_is_named_by_four_or_more_characters_from_either_end_or_of_its_short_form() {
+        let ids: Vec<String> = ["que_9c1f3aA01x3gRjPQAb", "que_9c1f3aB02yZZ77kkmm"]
+            .map(String::from)
+            .into();
+        let one = |wanted: &str| named(&ids, wanted).map_err(|e| e.to_string());
+        for wanted in [
+            "3gRj",
+            "3grjpqa",
+            "jPQAb",
+            "QUE_9C1F3AA",
+            "que_9c1f3aA01x3gRjPQAb",
+        ] {
+            assert_eq!(one(wanted), Ok("que_9c1f3aA01x3gRjPQAb"), "{wanted}");
+        }
+        assert_eq!(one("7kkmm"), Ok("que_9c1f3aB02yZZ77kkmm"));
+        // Fewer than 4 characters, or a part from the middle, names none, saying what does.
+        for wanted in ["3gR", "Ab", "f3aA01"] {
+            let error = one(wanted).unwrap_err();
+            assert!(
+                error.contains(&format!(
+                    "no pending permission request or question {wanted}"
+                )) && error.contains("whole id, or by 4 or more characters from its start or end"),
+                "{error}"
+            );
+        }
+        // Both start so: an error listing them.
+        assert_eq!(
+            one("que_9c1f").unwrap_err(),
+            "que_9c1f names 2 pending requests: que_9c1f3aA01x3gRjPQAb, \
+             que_9c1f3aB02yZZ77kkmm; give more of the id"
+        );
     }
 
     #[test]

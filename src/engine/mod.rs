@@ -330,8 +330,15 @@ pub enum EngineError {
         "agent {name} still runs {running} sessions\nhint: drain it first and remove it when they have finished"
     )]
     AgentBusy { name: String, running: u32 },
-    #[error("no pending permission request or question {0}")]
+    #[error(
+        "no pending permission request or question {0}\nhint: name one by its whole id, or by 4 or more characters from its start or end (`ocio status` lists them; the room shows their last 8)"
+    )]
     UnknownApproval(String),
+    #[error("{wanted} names {} pending requests: {}; give more of the id", candidates.len(), candidates.join(", "))]
+    AmbiguousApproval {
+        wanted: String,
+        candidates: Vec<String>,
+    },
     /// An answer that does not fit its request (the message says what would).
     #[error("{0}")]
     BadAnswer(String),

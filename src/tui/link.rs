@@ -124,8 +124,60 @@ impl Link {
     }
 }
 
-fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
-    Msg::Reply(what, result.map_err(|e| e.to_string()))
+pub(super) fn reply<E: std::fmt::Display>(what: String, result: Result<String, E>) -> Msg {
+    Msg::Reply(what, result.map_err(|e| one_line(&e.to_string())))
+}
+
+/// What a submission came to: a plan's problems, when there are several, counted and each
+/// kept with its place (`file:line:col`) and apart (`; `); their hints, too long for the
+/// status line, are in `ocio submit FILE`'s report.
+pub(super) fn submitted(what: String, result: Result<PlanId, crate::engine::ApiError>) -> Msg {
+    match result {
+        Err(e) if e.kind == crate::engine::ErrorKind::Plan => {
+            let problems = problems(&e.message);
+            let text = match problems.as_slice() {
+                [_, _, ..] => format!(
+                    "{} problems: {}",
+                    problems.len(),
+                    problems
+                        .iter()
+                        .map(|(p, _)| *p)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                _ => one_line(&e.message),
+            };
+            Msg::Reply(what, Err(text))
+        }
+        result => reply(what, result.map(queued)),
+    }
+}
+
+/// The problems a message of many lines tells, each with its hints (the lines indented
+/// under it or starting `hint:`).
+fn problems(message: &str) -> Vec<(&str, Vec<&str>)> {
+    let mut problems: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in message.lines().filter(|l| !l.trim().is_empty()) {
+        let hint = line.starts_with(char::is_whitespace) || line.starts_with("hint:");
+        match problems.last_mut() {
+            Some((_, hints)) if hint => hints.push(line.trim()),
+            _ => problems.push((line.trim(), Vec::new())),
+        }
+    }
+    problems
+}
+
+/// A message for the status line, which runs its lines together: its problems separated by
+/// `; `, each hint in brackets after its problem.
+pub(super) fn one_line(message: &str) -> String {
+    problems(message)
+        .iter()
+        .map(|(problem, hints)| {
+            let hints = hints.iter().map(|h| format!(" ({h})")).collect::<String>();
+            format!("{problem}{hints}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What `:budget` did, in a toast, from the engine's snapshot after it: the budget set (a
@@ -215,18 +267,15 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
         Request::Submit(path) => {
             let path = absolute(path, cwd);
             let what = format!("submit {}", path.display());
-            reply(what, engine.submit_file(&path).await.map(queued))
+            submitted(what, engine.submit_file(&path).await)
         }
         Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
-            Ok((path, toml)) => reply(
-                "new task".into(),
-                engine.submit(&path, toml).await.map(queued),
-            ),
+            Ok((path, toml)) => submitted("new task".into(), engine.submit(&path, toml).await),
             Err(e) => reply("new task".into(), Err(e)),
         },
-        Request::SubmitText(path, toml) => reply(
+        Request::SubmitText(path, toml) => submitted(
             format!("submit {}", path.display()),
-            engine.submit(&path, toml).await.map(queued),
+            engine.submit(&path, toml).await,
         ),
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),
         Request::Review(plan) => review(engine, plan).await,

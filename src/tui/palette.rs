@@ -242,6 +242,9 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         .split_once(char::is_whitespace)
         .map(|(v, r)| (v, r.trim()))
         .unwrap_or((line, ""));
+    let Some(command) = find(verb) else {
+        return Err(format!("no command {verb:?}; try {}", names()));
+    };
     let need = |what: &str| {
         if rest.is_empty() {
             Err(format!("{verb} needs {what}"))
@@ -249,63 +252,129 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
             Ok(rest.to_string())
         }
     };
+    let word = |what: &str| one_word(command, rest, what);
     let ready = |r: Request| Ok(Command::Request(Named::Ready(r)));
-    let Some(command) = find(verb) else {
-        return Err(format!("no command {verb:?}; try {}", names()));
-    };
     match command.name {
-        "submit" => ready(Request::Submit(PathBuf::from(need("a plan file")?))),
+        "submit" => ready(Request::Submit(PathBuf::from(plan_file(command, rest)?))),
         "prompt" => ready(Request::Prompt(need("a prompt")?)),
         "plan" => ready(Request::Plan(need("a goal")?)),
-        "cancel" => Ok(Command::Request(Named::Cancel(need("a task")?))),
-        "retry" => Ok(Command::Request(Named::Retry(need("a task")?))),
-        "pause" => ready(Request::Pause(true)),
-        "resume" => ready(Request::Pause(false)),
-        "drain" => ready(Request::Drain(need("an agent")?, true)),
-        "undrain" => ready(Request::Drain(need("an agent")?, false)),
-        "approve" => {
-            let mut words = rest.split_whitespace();
-            let id = words.next().ok_or("approve needs a request id")?;
-            let decision = match words.next() {
-                None | Some("once") => Decision::Once,
-                Some("always") => Decision::Always,
-                Some("reject") => Decision::Reject,
-                Some(other) => {
-                    return Err(format!("approve: {other:?} is not once, always or reject"));
-                }
-            };
-            ready(Request::Approve(
-                id.to_string(),
-                decision,
-                Approver::Palette,
-            ))
-        }
+        "cancel" => Ok(Command::Request(Named::Cancel(word("a task")?))),
+        "retry" => Ok(Command::Request(Named::Retry(word("a task")?))),
+        "pause" => nothing_after(command, rest).and(ready(Request::Pause(true))),
+        "resume" => nothing_after(command, rest).and(ready(Request::Pause(false))),
+        "drain" => ready(Request::Drain(word("an agent")?, true)),
+        "undrain" => ready(Request::Drain(word("an agent")?, false)),
+        "approve" => approve(command, rest),
         "budget" => budget(rest),
-        "quit" => Ok(Command::Quit),
+        "quit" => nothing_after(command, rest).map(|()| Command::Quit),
         other => Err(format!("{other} is listed but not understood (a bug)")),
     }
 }
 
-/// `budget PLAN[/TASK] [TOKENS] [$COST] [cancel|hold]`: `500_000`, `$2.5`.
+/// A command that takes no argument refuses any: a paste after `:` (`q y c long task...`)
+/// must not quit or pause.
+fn nothing_after(command: &Spec, rest: &str) -> Result<(), String> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} takes no arguments, not {}; nothing done",
+        command.name,
+        quoted_start(rest)
+    ))
+}
+
+/// The one word a command takes (a task, an agent): names have no spaces, so more words
+/// are a mistake (or a paste), refused.
+fn one_word(command: &Spec, rest: &str, what: &str) -> Result<String, String> {
+    match rest.split_whitespace().count() {
+        0 => Err(format!("{} needs {what}", command.name)),
+        1 => Ok(rest.to_string()),
+        words => Err(format!(
+            "{} takes one {}, not {words} words ({}); nothing done",
+            command.name,
+            command.args,
+            quoted_start(rest)
+        )),
+    }
+}
+
+/// `submit`'s plan file: one word, or a path with spaces in quotes.
+fn plan_file(command: &Spec, rest: &str) -> Result<String, String> {
+    let quoted = ['"', '\'']
+        .iter()
+        .find_map(|q| rest.strip_prefix(*q)?.strip_suffix(*q))
+        .filter(|inner| !inner.is_empty());
+    match quoted {
+        Some(path) => Ok(path.to_string()),
+        None => one_word(command, rest, "a plan file").map_err(|e| match rest.is_empty() {
+            true => e,
+            false => format!("{e} (quote a path with spaces)"),
+        }),
+    }
+}
+
+/// `approve REQUEST [once|always|reject]`.
+fn approve(command: &Spec, rest: &str) -> Result<Command, String> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let (id, decision) = match words.as_slice() {
+        [] => return Err("approve needs a request id".to_string()),
+        [id] => (id, None),
+        [id, decision] => (id, Some(*decision)),
+        _ => {
+            return Err(format!(
+                "approve takes {}, not {} words ({}); nothing done",
+                command.args,
+                words.len(),
+                quoted_start(rest)
+            ));
+        }
+    };
+    let decision = match decision {
+        None | Some("once") => Decision::Once,
+        Some("always") => Decision::Always,
+        Some("reject") => Decision::Reject,
+        Some(other) => {
+            return Err(format!("approve: {other:?} is not once, always or reject"));
+        }
+    };
+    Ok(Command::Request(Named::Ready(Request::Approve(
+        id.to_string(),
+        decision,
+        Approver::Palette,
+    ))))
+}
+
+/// The start of what was typed, quoted, for an error (a paste may be pages long).
+fn quoted_start(text: &str) -> String {
+    const SHOWN: usize = 24;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}", format!("{}…", &text[..end])),
+        None => format!("{text:?}"),
+    }
+}
+
+/// `budget PLAN[/TASK] [TOKENS] [$COST] [cancel|hold]`: `500_000`, `$2.5`; each at most once.
 fn budget(rest: &str) -> Result<Command, String> {
     use crate::engine::BudgetThen;
     let mut words = rest.split_whitespace();
     let target = words.next().ok_or("budget needs a plan (or plan/task)")?;
-    let (mut tokens, mut cost, mut then) = (None, None, BudgetThen::Continue);
+    let (mut tokens, mut cost, mut then) = (None, None, None);
     for word in words {
         match word {
-            "cancel" => then = BudgetThen::Cancel,
-            "hold" => then = BudgetThen::Hold,
+            "cancel" => given_once(&mut then, BudgetThen::Cancel, word, "cancel or hold")?,
+            "hold" => given_once(&mut then, BudgetThen::Hold, word, "cancel or hold")?,
             dollars if dollars.starts_with('$') => {
                 let read = dollars[1..].parse::<f64>();
-                cost =
-                    Some(read.map_err(|_| format!("budget: {dollars:?} is not a cost like $2.5"))?);
+                let read =
+                    read.map_err(|_| format!("budget: {dollars:?} is not a cost like $2.5"))?;
+                given_once(&mut cost, read, word, "a $cost")?;
             }
             count => {
-                let read = count.replace('_', "").parse::<u64>();
-                tokens = Some(read.map_err(|_| {
+                let read = count.replace('_', "").parse::<u64>().map_err(|_| {
                     format!("budget: {count:?} is not a number of tokens, a $cost, cancel or hold")
-                })?);
+                })?;
+                given_once(&mut tokens, read, word, "a number of tokens")?;
             }
         }
     }
@@ -316,8 +385,20 @@ fn budget(rest: &str) -> Result<Command, String> {
     Ok(Command::Request(Named::Budget(
         target.to_string(),
         raise,
-        then,
+        then.unwrap_or(BudgetThen::Continue),
     )))
+}
+
+/// Sets `slot` to `value`, refusing a second one (`budget P 100 200`: which?).
+fn given_once<T>(slot: &mut Option<T>, value: T, word: &str, what: &str) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!(
+            "budget takes {what} once; {word:?} is another \
+             (budget PLAN[/TASK] [TOKENS] [$COST] [cancel|hold])"
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -363,6 +444,52 @@ mod tests {
                 .unwrap_err()
                 .contains("no command \"fly\"; try submit, prompt")
         );
+    }
+
+    /// Commands check their words: none after `pause`, `resume` and `quit`; one task, agent or
+    /// plan file; a request and a decision; each budget limit once. A quoted path may hold
+    /// spaces.
+    #[test]
+    fn extra_words_are_refused_naming_the_command_and_what_it_takes() {
+        for (line, said) in [
+            (
+                "q y c long task",
+                "quit takes no arguments, not \"y c long task\"; nothing done",
+            ),
+            ("pause foo", "pause takes no arguments, not \"foo\""),
+            ("retry a b", "retry takes one [PLAN/]TASK, not 2 words"),
+            ("undrain x y", "undrain takes one AGENT, not 2 words"),
+            (
+                "s my plan.toml",
+                "submit takes one PLAN.toml, not 2 words (\"my plan.toml\"); nothing done (quote a path with spaces)",
+            ),
+            (
+                "approve a once b",
+                "approve takes REQUEST [once|always|reject], not 3 words",
+            ),
+            (
+                "budget demo 100 200",
+                "budget takes a number of tokens once; \"200\" is another",
+            ),
+            (
+                "budget demo $1 $2",
+                "budget takes a $cost once; \"$2\" is another",
+            ),
+            (
+                "budget demo cancel hold",
+                "budget takes cancel or hold once; \"hold\" is another",
+            ),
+        ] {
+            let error = parse(line).unwrap_err();
+            assert!(error.contains(said), "{line}: {error}");
+        }
+        let long = parse(&format!("q {}", "paste ".repeat(100))).unwrap_err();
+        assert!(long.contains("\"paste paste paste paste …\""), "{long}");
+        assert_eq!(
+            parse("submit \"my plans/a.toml\"").unwrap(),
+            Command::Request(Named::Ready(Request::Submit("my plans/a.toml".into())))
+        );
+        assert_eq!(parse(" :quit ").unwrap(), Command::Quit);
     }
 
     /// Every command the palette takes is in the one table (and so in the help, the `?` list,

@@ -5,9 +5,11 @@
 
 use crossterm::event::KeyCode;
 
-use super::app::{App, Mode};
+use super::app::{App, Effect, Mode, Request};
+use super::link::submitted;
 use super::palette::COMMANDS;
 use super::tests::{app, draw, key, typed};
+use crate::engine::{ApiError, EngineError};
 
 fn line(app: &App) -> String {
     match &app.mode {
@@ -132,5 +134,55 @@ fn tab_completes_agents_tasks_plans_and_requests_after_the_command() {
             .unwrap()
             .text
             .contains("nothing here starts with \"zz\"")
+    );
+}
+
+/// `:submit` of a plan with several problems shows them on the status line counted and apart,
+/// each at its `file:line:col`: before, the five ran together with no separator.
+#[test]
+fn a_plans_problems_on_the_status_line_are_counted_and_kept_apart() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "submit bad/plan.toml");
+    let asked = key(&mut app, KeyCode::Enter);
+    let path = std::path::Path::new("bad/plan.toml");
+    assert_eq!(
+        asked,
+        vec![Effect::Request(Request::Submit(path.to_path_buf()))]
+    );
+    let text = "name = \"\"\nrepo = \".\"\nconflicts = \"rebase\"\n[[tasks]]\nid = \"design\"\n\
+                prompt = \"\"\ntimeout = \"soon\"\n[[tasks]]\nid = \"impl\"\nretries = -1\n\
+                prompt = \"x\"\n";
+    let errors = crate::plan::PlanFile::parse(text, path).unwrap_err();
+    let places: Vec<String> = errors
+        .into_iter()
+        .map(|e| e.to_string().lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(places.len(), 5, "{places:#?}");
+    let refused = ApiError::from(EngineError::Plan(errors));
+    app.update(submitted("submit bad/plan.toml".into(), Err(refused)));
+    let toast = app.toast.as_ref().unwrap();
+    assert!(toast.error);
+    assert_eq!(
+        toast.text,
+        format!("submit bad/plan.toml: 5 problems: {}", places.join("; "))
+    );
+    let screen: String = draw(&mut app, 200, 40).split_whitespace().collect();
+    for place in ["bad/plan.toml:1:8:", "bad/plan.toml:10:11:"] {
+        assert!(screen.contains(place), "{place} missing:\n{screen}");
+    }
+    // A lone problem keeps its hint, after it on the same line.
+    let one = crate::plan::PlanFile::parse("name = \"p\"\nrepo = \".\"\n", path).unwrap_err();
+    let hint = one.to_string();
+    assert!(hint.contains("\n  hint: "), "{hint}");
+    let refused = ApiError::from(EngineError::Plan(one));
+    app.update(submitted("submit bad/plan.toml".into(), Err(refused)));
+    let toast = &app.toast.as_ref().unwrap().text;
+    assert_eq!(
+        *toast,
+        format!(
+            "submit bad/plan.toml: {}",
+            hint.replace("\n  hint: ", " (hint: ") + ")"
+        )
     );
 }

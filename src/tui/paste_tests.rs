@@ -151,3 +151,64 @@ fn a_long_paste_after_prompt_goes_whole_into_the_prompt_editor() {
     assert_eq!(editor.text(), long);
     assert!(app.toast.is_none());
 }
+
+/// A paste after `:` whose first word is a command that takes no argument is refused whole,
+/// saying so on the status line: pasting `q y c long task...` quit the room, and `pause foo`
+/// paused it.
+#[test]
+fn a_paste_after_a_command_that_takes_no_argument_is_refused_not_run() {
+    let mut app = app();
+    for (line, command) in [
+        ("q y c long task that was meant to be a prompt", "quit"),
+        ("quit now", "quit"),
+        ("pause foo", "pause"),
+        ("resume all", "resume"),
+    ] {
+        key(&mut app, KeyCode::Char(':'));
+        paste(&mut app, line);
+        assert!(key(&mut app, KeyCode::Enter).is_empty(), "{line}");
+        assert!(!app.should_quit(), "{line}");
+        assert_eq!(app.mode, Mode::Normal, "{line}");
+        assert!(!app.view.paused, "{line}");
+        let toast = app
+            .toast
+            .as_ref()
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        assert!(
+            toast.contains(&format!("{command} takes no arguments")),
+            "{line}: {toast}"
+        );
+        let screen = draw(&mut app, 120, 30);
+        assert!(screen.contains("nothing done"), "{screen}");
+    }
+    // A task, an agent and a request are one word each: a paste of more is refused too.
+    for (line, said) in [
+        (
+            "cancel api and then storage",
+            "cancel takes one [PLAN/]TASK, not 4 words",
+        ),
+        (
+            "drain coder-1 coder-2",
+            "drain takes one AGENT, not 2 words",
+        ),
+        (
+            "submit plans/a.toml now",
+            "submit takes one PLAN.toml, not 2 words",
+        ),
+        (
+            "approve 3gRjPQAb always now",
+            "approve takes REQUEST [once|always|reject], not 3 words",
+        ),
+    ] {
+        key(&mut app, KeyCode::Char(':'));
+        paste(&mut app, line);
+        assert!(key(&mut app, KeyCode::Enter).is_empty(), "{line}");
+        let toast = app
+            .toast
+            .as_ref()
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        assert!(toast.contains(said), "{line}: {toast}");
+    }
+}

@@ -193,20 +193,9 @@ impl Core {
         self.settle_request(&key, Said::Answers(labels), by).await
     }
 
-    /// The pending request `id` names: the whole id, or its short form naming one alone.
+    /// The pending request `id` names: the whole id, or a part of it naming one alone.
     fn pending_key(&self, id: &str) -> Result<String, EngineError> {
-        if self.approvals.contains_key(id) {
-            return Ok(id.to_string());
-        }
-        let named: Vec<&String> = self
-            .approvals
-            .keys()
-            .filter(|k| approval::names(k, id))
-            .collect();
-        match named.as_slice() {
-            [one] => Ok((*one).clone()),
-            _ => Err(EngineError::UnknownApproval(id.to_string())),
-        }
+        approval::named(self.approvals.keys(), id).map(str::to_string)
     }
 
     /// Record what was said to request `key` (the session runs again), then pass it on.
