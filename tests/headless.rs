@@ -610,7 +610,7 @@ fn a_question_is_answered_from_the_command_line() {
         "no pending permission request or question nosuchid",
     );
     assert!(
-        unknown.contains("by 4 or more characters from its start or end"),
+        unknown.contains("by 4 or more characters from its end or from the start of its last 8"),
         "says which parts of an id name a request: {unknown}"
     );
     fails_with(&home, &["answer", short], 2, "");

@@ -197,7 +197,7 @@ enum Command {
     /// Answer a permission request a session waits on (allow once unless told otherwise)
     Approve {
         /// The request id (`per_...`) as `ocio status` and the events show it, or 4 or more
-        /// characters from its start or end (or of the last 8 the control room shows)
+        /// characters from its end (or from the start of the last 8 the control room shows)
         id: String,
         /// Allow it and the same again in this session
         #[arg(long, conflicts_with = "reject")]
@@ -213,7 +213,8 @@ enum Command {
     #[command(group(clap::ArgGroup::new("what").required(true).args(["answers", "reject"])))]
     Answer {
         /// The question's id (`que_...`) as `ocio status` and the events show it, or 4 or
-        /// more characters from its start or end (or of the last 8 the control room shows)
+        /// more characters from its end (or from the start of the last 8 the control room
+        /// shows)
         id: String,
         /// The answer: a text, or with --option the option's number (1 for the first; `2,3`
         /// for several where the question allows several). One per question, in order

@@ -402,7 +402,7 @@ pub trait EngineApi: Engine {
     }
 
     /// Answer a permission request by its id (`per_...`) or 4 or more characters from its
-    /// start or end (see [`crate::engine::approval::names`]); `by` says who answers.
+    /// end or of its last 8 (see [`crate::engine::approval::names`]); `by` says who answers.
     async fn approve(
         &self,
         request: &str,
@@ -420,8 +420,8 @@ pub trait EngineApi: Engine {
         )
     }
 
-    /// Answer a question by its id (`que_...`) or 4 or more characters from its start or
-    /// end: one answer per question it asks, in order.
+    /// Answer a question by its id (`que_...`) or 4 or more characters from its end or of
+    /// its last 8: one answer per question it asks, in order.
     async fn answer(
         &self,
         request: &str,

@@ -65,8 +65,10 @@ pub fn short_id(id: &str) -> &str {
 pub const LEAST_PART: usize = 4;
 
 /// Whether `wanted` names request `id`: the whole id, or in any case at least
-/// [`LEAST_PART`] characters from its start or its end, or from the start of its short form
-/// (the last 8 characters the room and `ocio status` show).
+/// [`LEAST_PART`] characters from its end, or from the start of its short form (the last 8
+/// characters the room and `ocio status` show). Never from the start of the id: OpenCode's
+/// ids begin with their kind and the time (`per_211b6…`), so such a part copied for one
+/// request would name the next one made about then, once the first was answered.
 pub(crate) fn names(id: &str, wanted: &str) -> bool {
     if id == wanted {
         return true;
@@ -75,7 +77,7 @@ pub(crate) fn names(id: &str, wanted: &str) -> bool {
         return false;
     }
     let (id, wanted) = (id.to_lowercase(), wanted.to_lowercase());
-    id.starts_with(&wanted) || id.ends_with(&wanted) || short_id(&id).starts_with(&wanted)
+    id.ends_with(&wanted) || short_id(&id).starts_with(&wanted)
 }
 
 /// The one of `ids` that `wanted` names (see [`names`]; the whole id wins over parts of
@@ -271,38 +273,35 @@ mod tests {
     }
 
     /// `ocio answer 3gRj` (the start of the short form shown) or `3gRjPQA` found nothing:
-    /// only the whole id or its exact last 8 characters did, and the error did not say so.
+    /// only the whole id or its exact last 8 characters did, and the error did not say so. The
+    /// start of an id names nothing: it is the kind and the time, shared by requests made
+    /// about then (a part copied for an answered request named the next one).
     #[test]
-    fn a_request_is_named_by_four_or_more_characters_from_either_end_or_of_its_short_form() {
-        let ids: Vec<String> = ["que_9c1f3aA01x3gRjPQAb", "que_9c1f3aB02yZZ77kkmm"]
+    fn a_request_is_named_by_four_or_more_characters_of_its_end_or_its_short_form() {
+        let ids: Vec<String> = ["que_9c1f3aA01x3gRjPQAb", "que_9c1f3aB02y3gRjZ7mm"]
             .map(String::from)
             .into();
         let one = |wanted: &str| named(&ids, wanted).map_err(|e| e.to_string());
-        for wanted in [
-            "3gRj",
-            "3grjpqa",
-            "jPQAb",
-            "QUE_9C1F3AA",
-            "que_9c1f3aA01x3gRjPQAb",
-        ] {
+        for wanted in ["3gRjP", "3grjpqa", "jPQAb", "que_9c1f3aA01x3gRjPQAb"] {
             assert_eq!(one(wanted), Ok("que_9c1f3aA01x3gRjPQAb"), "{wanted}");
         }
-        assert_eq!(one("7kkmm"), Ok("que_9c1f3aB02yZZ77kkmm"));
-        // Fewer than 4 characters, or a part from the middle, names none, saying what does.
-        for wanted in ["3gR", "Ab", "f3aA01"] {
+        assert_eq!(one("Z7mm"), Ok("que_9c1f3aB02y3gRjZ7mm"));
+        // Fewer than 4 characters, a part from the middle or from the start names none,
+        // saying what does.
+        for wanted in ["3gR", "Ab", "f3aA01", "que_9c1f3aA", "que_"] {
             let error = one(wanted).unwrap_err();
             assert!(
                 error.contains(&format!(
                     "no pending permission request or question {wanted}"
-                )) && error.contains("whole id, or by 4 or more characters from its start or end"),
+                )) && error.contains("whole id, or by 4 or more characters from its end"),
                 "{error}"
             );
         }
-        // Both start so: an error listing them.
+        // Both short forms start so: an error listing them.
         assert_eq!(
-            one("que_9c1f").unwrap_err(),
-            "que_9c1f names 2 pending requests: que_9c1f3aA01x3gRjPQAb, \
-             que_9c1f3aB02yZZ77kkmm; give more of the id"
+            one("3gRj").unwrap_err(),
+            "3gRj names 2 pending requests: que_9c1f3aA01x3gRjPQAb, \
+             que_9c1f3aB02y3gRjZ7mm; give more of the id"
         );
     }
 

@@ -331,7 +331,7 @@ pub enum EngineError {
     )]
     AgentBusy { name: String, running: u32 },
     #[error(
-        "no pending permission request or question {0}\nhint: name one by its whole id, or by 4 or more characters from its start or end (`ocio status` lists them; the room shows their last 8)"
+        "no pending permission request or question {0}\nhint: name one by its whole id, or by 4 or more characters from its end or from the start of its last 8, which the room shows (`ocio status` lists them)"
     )]
     UnknownApproval(String),
     #[error("{wanted} names {} pending requests: {}; give more of the id", candidates.len(), candidates.join(", "))]
