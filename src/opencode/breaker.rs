@@ -4,10 +4,11 @@
 //! Closed (calls pass) -> Open after `failures_to_open` consecutive failures (calls refused for a
 //! cooldown) -> HalfOpen (one trial call) -> Closed on success, or Open again with the cooldown
 //! doubled (up to `max_cooldown`). A trial left unanswered for `trial_patience` no longer holds
-//! the others back: one more call may try. OpenCode 1.18.33 never answers a request that
-//! arrives just as it starts listening (one sent 1.3 s after a restart hung for good while
-//! those 250 ms later took 15 ms), so a trial that met that moment kept the breaker from
-//! closing for a whole call timeout (15 s) after the server was back. The state is published on a `watch` channel, so the engine,
+//! the others back: one more call may try, and the latest trial decides (a superseded one
+//! settling late changes nothing). OpenCode 1.18.33 never answers a request that arrives just
+//! as it starts listening (one sent 1.3 s after a restart hung for good while those 250 ms
+//! later took 15 ms), so a trial that met that moment kept the breaker from closing for a
+//! whole call timeout (15 s) after the server was back. The state is published on a `watch` channel, so the engine,
 //! the UI and the metrics read it without asking the client.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -48,7 +49,10 @@ impl Default for BreakerPolicy {
         Self {
             failures_to_open: 3,
             first_cooldown: Duration::from_secs(1),
-            max_cooldown: Duration::from_secs(30),
+            // A server that came back waits at most this long for the next trial: one
+            // request per 10 s to a dead server costs nothing, and 30 s kept a box whose
+            // server restarted idle for half a minute after it was back.
+            max_cooldown: Duration::from_secs(10),
             trial_patience: Duration::from_secs(2),
         }
     }
@@ -66,8 +70,10 @@ struct Inner {
     failures: u32,
     opened_at: Instant,
     cooldown: Duration,
-    /// When the latest trial call in flight went out.
-    trial_since: Option<Instant>,
+    /// The latest trial call in flight: its number and when it went out.
+    trial: Option<(u64, Instant)>,
+    /// Trial calls made so far (their numbers).
+    trials: u64,
 }
 
 #[derive(Debug)]
@@ -86,7 +92,8 @@ impl Breaker {
                 failures: 0,
                 opened_at: Instant::now(),
                 cooldown: policy.first_cooldown,
-                trial_since: None,
+                trial: None,
+                trials: 0,
             }),
             published: watch::Sender::new(BreakerState::Closed),
         }
@@ -115,11 +122,10 @@ impl Breaker {
                     });
                 }
                 self.set(&mut inner, BreakerState::HalfOpen);
-                inner.trial_since = Some(now);
             }
             BreakerState::HalfOpen => {
                 let patience = self.policy.trial_patience;
-                if let Some(since) = inner.trial_since
+                if let Some((_, since)) = inner.trial
                     && now < since + patience
                 {
                     let left = since + patience - now;
@@ -127,10 +133,13 @@ impl Breaker {
                         retry_in: left.min(Duration::from_millis(100)),
                     });
                 }
-                inner.trial_since = Some(now);
             }
         }
-        let trial = inner.state == BreakerState::HalfOpen;
+        let trial = (inner.state == BreakerState::HalfOpen).then(|| {
+            inner.trials += 1;
+            inner.trial = Some((inner.trials, now));
+            inner.trials
+        });
         Ok(Permit {
             breaker: self,
             trial,
@@ -141,14 +150,21 @@ impl Breaker {
     fn succeeded(&self) {
         let mut inner = self.lock();
         inner.failures = 0;
-        inner.trial_since = None;
+        inner.trial = None;
         inner.cooldown = self.policy.first_cooldown;
         self.set(&mut inner, BreakerState::Closed);
     }
 
-    fn failed(&self, now: Instant) {
+    /// A call failed; `trial`: the number of the trial it was. A trial superseded by a later
+    /// one (it hung past the patience) changes nothing: the later one decides.
+    fn failed(&self, now: Instant, trial: Option<u64>) {
         let mut inner = self.lock();
-        inner.trial_since = None;
+        if let Some(number) = trial {
+            if inner.trial.map(|(current, _)| current) != Some(number) {
+                return;
+            }
+            inner.trial = None;
+        }
         match inner.state {
             BreakerState::Closed => {
                 inner.failures += 1;
@@ -167,8 +183,13 @@ impl Breaker {
         }
     }
 
-    fn release_trial(&self) {
-        self.lock().trial_since = None;
+    /// Trial `number` was cancelled: another call may try at once, unless a later trial is
+    /// in flight.
+    fn release_trial(&self, number: u64) {
+        let mut inner = self.lock();
+        if inner.trial.map(|(current, _)| current) == Some(number) {
+            inner.trial = None;
+        }
     }
 
     fn set(&self, inner: &mut Inner, state: BreakerState) {
@@ -194,7 +215,8 @@ impl Breaker {
 #[must_use = "settle the permit with succeeded() or failed()"]
 pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
-    trial: bool,
+    /// The number of the trial this call is, in the half-open state.
+    trial: Option<u64>,
     settled: bool,
 }
 
@@ -206,14 +228,16 @@ impl Permit<'_> {
 
     pub(crate) fn failed(mut self) {
         self.settled = true;
-        self.breaker.failed(Instant::now());
+        self.breaker.failed(Instant::now(), self.trial);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if !self.settled && self.trial {
-            self.breaker.release_trial();
+        if !self.settled
+            && let Some(number) = self.trial
+        {
+            self.breaker.release_trial(number);
         }
     }
 }
@@ -278,7 +302,32 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
         hung.failed();
         assert_eq!(b.state(), BreakerState::Closed);
-        assert!(b.permit(patient).is_ok());
+        // Not counted either: one more failure does not open it.
+        b.permit(patient).unwrap().failed();
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    /// A superseded trial settling late leaves the state to the trial after it: its failure
+    /// does not reopen the breaker (doubling the cooldown), nor does its cancellation let a
+    /// third call through while the second is awaited.
+    #[test]
+    fn a_superseded_trial_leaves_the_state_to_the_next() {
+        let b = Breaker::new(policy());
+        let t0 = Instant::now();
+        b.permit(t0).unwrap().failed();
+        b.permit(t0).unwrap().failed();
+        let later = Instant::now() + Duration::from_secs(2);
+        let first = b.permit(later).unwrap();
+        let patient = later + Duration::from_secs(2);
+        let second = b.permit(patient).unwrap();
+        drop(first);
+        assert!(b.permit(patient).is_err(), "the second trial is awaited");
+        let third_try = patient + Duration::from_secs(3);
+        let third = b.permit(third_try).unwrap();
+        second.failed();
+        assert_eq!(b.state(), BreakerState::HalfOpen, "the third decides");
+        third.succeeded();
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
