@@ -95,7 +95,7 @@ impl OpencodeRunner {
                     }
                     _ => return self.prompt(&job, &dir, id, stop).await,
                 },
-                Ok(Progress::Unasked) => unasked += 1,
+                Ok(Progress::Unasked) => (unasked, stalled) = (unasked + 1, 0),
                 Ok(Progress::Answered(..)) if let Some(word) = job.steering.try_next() => {
                     // The operator said more just as it answered: that is followed now.
                     awaited = self.steer(&dir, id, word).await;
@@ -129,6 +129,8 @@ impl OpencodeRunner {
                     }
                 }
                 Err(e) => {
+                    // Stalled checks count in a row: one that could not look breaks the row.
+                    stalled = 0;
                     if let Some(end) = unreadable(e, away, &remote) {
                         return end;
                     }

@@ -18,16 +18,25 @@ use crate::opencode::runner::OpencodeRunner;
 /// A prompt (from a real 1.18.33 server's transcript) and the answer it began: `completed`
 /// unset, as a server leaves it when it restarts while the model answers.
 fn half_answered() -> Value {
-    let path = format!(
-        "{}/tests/fixtures/opencode/rest/session-messages.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let messages: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let messages = recorded();
     let mut begun = messages[1].clone();
     begun["info"]["time"]["completed"] = Value::Null;
     begun["info"]["finish"] = Value::Null;
     json!([messages[0], begun])
+}
+
+/// The prompt alone, no answer begun: as a session is for a moment after its prompt is stored.
+fn asked_only() -> Value {
+    json!([recorded()[0]])
+}
+
+/// A real 1.18.33 server's transcript of a session.
+fn recorded() -> Vec<Value> {
+    let path = format!(
+        "{}/tests/fixtures/opencode/rest/session-messages.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A server whose session shows `messages` and is not busy; it counts the reads of them.
@@ -70,13 +79,11 @@ fn job() -> Job {
     }
 }
 
-/// A session whose server restarted while the model answered is left with the answer
-/// half-written and not busy: counted dead after a few checks (it took ten, ten seconds, and
-/// with the restarted server's slow first calls a box's task waited half a minute to run again).
-#[tokio::test]
-async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_checks() {
+/// The runner following a session that `messages` shows on a server that says it is not busy:
+/// how its run ends, and how many checks it made.
+async fn followed(messages: Value) -> (Outcome, usize) {
     let reads = Arc::new(AtomicUsize::new(0));
-    let url = server(half_answered(), reads.clone()).await;
+    let url = server(messages, reads.clone()).await;
     let client = Client::new(&url, None, Default::default()).unwrap();
     let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
     let remote = RemoteSession {
@@ -89,6 +96,25 @@ async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_c
         .clone()
         .follow_awaiting(job(), remote, stop, Awaited::Prompt, None)
         .await;
+    (outcome, reads.load(Ordering::SeqCst))
+}
+
+/// A prompt stored with no answer begun and the session not busy yet (a moment after the
+/// prompt, or a loaded server) is given its ten checks: counted dead sooner, its task would
+/// run twice.
+#[tokio::test]
+async fn a_prompt_with_no_answer_begun_is_given_ten_checks() {
+    let (outcome, checks) = followed(asked_only()).await;
+    assert!(matches!(outcome, Outcome::Lost { .. }), "{outcome:?}");
+    assert!(checks >= STALL_LIMIT as usize, "{checks} checks");
+}
+
+/// A session whose server restarted while the model answered is left with the answer
+/// half-written and not busy: counted dead after a few checks (it took ten, ten seconds, and
+/// with the restarted server's slow first calls a box's task waited half a minute to run again).
+#[tokio::test]
+async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_checks() {
+    let (outcome, checks) = followed(half_answered()).await;
     match outcome {
         Outcome::Lost { error, unreachable } => {
             assert!(error.contains("stopped without an answer"), "{error}");
@@ -96,6 +122,5 @@ async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_c
         }
         other => panic!("{other:?}"),
     }
-    let checks = reads.load(Ordering::SeqCst);
     assert!(checks <= ABANDONED_LIMIT as usize, "{checks} checks");
 }
