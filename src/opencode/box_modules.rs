@@ -134,10 +134,17 @@ fn parts_of(output: &str, name: &str, modules: &[Module]) -> BTreeMap<usize, Vec
 /// Why a [`commit_back`] script's `output` cannot be brought back: files written into
 /// submodules that were not checked out.
 pub(super) fn strays(output: &str, modules: &[Module], dir: &str) -> Option<BoxError> {
-    let named: Vec<&str> = output
+    // In the tree's order (the script looks from the innermost out).
+    let mut numbers: Vec<usize> = output
         .lines()
         .filter_map(|line| line.trim().strip_prefix("STRAY "))
-        .filter_map(|n| modules.get(n.parse::<usize>().ok()?))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let named: Vec<&str> = numbers
+        .into_iter()
+        .filter_map(|n| modules.get(n))
         .map(|module| module.path.as_str())
         .collect();
     if named.is_empty() {

@@ -203,7 +203,8 @@ fn files_in_a_nested_submodule_not_checked_out_name_a_fix_that_works() {
         module("lib/one/deep2", false),
         module("lib/two", false),
     ];
-    let said = strays("STRAY 1\nSTRAY 2\nSTRAY 3\n", &modules, "/box/work/t")
+    // As the script tells them: from the innermost out.
+    let said = strays("STRAY 3\nSTRAY 2\nSTRAY 1\n", &modules, "/box/work/t")
         .expect("named")
         .to_string();
     assert!(

@@ -315,11 +315,16 @@ fn file_as_patch(git: &Git, dir: &Path, name: &str) -> Result<String> {
 /// Takes the work a box sent back (bundle file `bundle`, holding [`returned_ref`] of `name`)
 /// into the repository under the same ref; the commit. Idempotent.
 pub fn receive(worktree: &Path, name: &str, bundle: &Path) -> Result<String> {
-    let git = Git::reader(worktree);
-    let back = returned_ref(name);
+    fetch_back(worktree, bundle, &returned_ref(name))
+}
+
+/// Fetches ref `back` from bundle file `bundle` into the repository at `dir` (a worktree or a
+/// submodule's git directory) under the same name; its commit. Idempotent.
+pub(super) fn fetch_back(dir: &Path, bundle: &Path, back: &str) -> Result<String> {
+    let git = Git::reader(dir);
     let refspec = format!("+{back}:{back}");
     git.run(
-        worktree,
+        dir,
         &[
             "fetch",
             "-q",
@@ -332,7 +337,7 @@ pub fn receive(worktree: &Path, name: &str, bundle: &Path) -> Result<String> {
         ],
     )?;
     git.run(
-        worktree,
+        dir,
         &["rev-parse", "--verify", &format!("{back}^{{commit}}")],
     )
 }
@@ -366,6 +371,13 @@ pub fn returned_nothing(worktree: &Path, name: &str, start: &str) -> Result<()> 
 /// The work of box worktree `name`, when it came back already (before a restart).
 pub fn received(worktree: &Path, name: &str) -> Result<Option<String>> {
     Git::reader(worktree).commit_of(worktree, &returned_ref(name))
+}
+
+/// Whether `dir` is in a git repository: a box can be carried its tree. Blocking.
+pub fn is_repository(dir: &Path) -> bool {
+    Git::reader(dir)
+        .check(dir, &["rev-parse", "--git-dir"])
+        .unwrap_or(false)
 }
 
 /// The tree of `commit`.

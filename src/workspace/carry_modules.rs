@@ -151,26 +151,7 @@ pub fn receive_module(module: &Module, name: &str, n: usize, bundle: &Path) -> R
             )),
         ));
     };
-    let git = Git::reader(gitdir);
-    let back = module_ref(name, n);
-    let refspec = format!("+{back}:{back}");
-    git.run(
-        gitdir,
-        &[
-            "fetch",
-            "-q",
-            // The work in submodules comes in bundles of its own: none is fetched from this
-            // one (git's on-demand fetch in a submodule whose new commit is not there yet
-            // fails, asking the bundle for it).
-            "--no-recurse-submodules",
-            &bundle.to_string_lossy(),
-            refspec.as_str(),
-        ],
-    )?;
-    git.run(
-        gitdir,
-        &["rev-parse", "--verify", &format!("{back}^{{commit}}")],
-    )
+    carry::fetch_back(gitdir, bundle, &module_ref(name, n))
 }
 
 /// Where `worktree` has `module` checked out (a checkout whose submodules are populated, as a
