@@ -336,6 +336,12 @@ pub trait Runner: Send + Sync {
         None
     }
 
+    /// Whether its sessions are known to work away from ocio's disk (a build box: set so, or
+    /// found out): a task in a directory that is no git repository cannot go to it.
+    fn works_away(&self) -> bool {
+        false
+    }
+
     /// Whether a run started by an engine that stopped before recording its remote session
     /// can be run again as the same attempt, taking up that session if it exists (`run` with
     /// `job.adopt`). `false`: such a run is lost with the engine.

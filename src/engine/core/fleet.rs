@@ -119,7 +119,21 @@ impl Fleet {
         needs: routing::Needs,
         avoid: Option<usize>,
     ) -> Option<usize> {
-        routing::pick_agent_avoiding(task, needs, &self.agents, &self.last_picked, avoid)
+        if !needs.ocios_disk {
+            return routing::pick_agent_avoiding(
+                task,
+                needs,
+                &self.agents,
+                &self.last_picked,
+                avoid,
+            );
+        }
+        // Whether an agent works away is found out as it runs (`workspace = "auto"`).
+        let mut agents = self.agents.clone();
+        for (agent, slot) in agents.iter_mut().zip(&self.slots) {
+            agent.works_away |= slot.runner.works_away();
+        }
+        routing::pick_agent_avoiding(task, needs, &agents, &self.last_picked, avoid)
     }
 
     /// Take a session slot of agent `index` for a session just picked for it; `false` when it

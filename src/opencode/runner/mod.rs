@@ -153,6 +153,10 @@ impl Runner for OpencodeRunner {
         true
     }
 
+    fn works_away(&self) -> bool {
+        self.placement.works_away()
+    }
+
     fn abandon(
         &self,
         remote: RemoteSession,

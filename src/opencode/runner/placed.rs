@@ -35,6 +35,18 @@ impl Placement {
             shares: Arc::new(Mutex::new(None)),
         }
     }
+
+    /// Whether its sessions are known to work away from ocio's disk: set so, or the server
+    /// said last that it does not see ocio's files (`auto`).
+    pub(crate) fn works_away(&self) -> bool {
+        match self.mode {
+            WorkspaceMode::Remote => true,
+            WorkspaceMode::Shared => false,
+            WorkspaceMode::Auto => {
+                *self.shares.lock().unwrap_or_else(PoisonError::into_inner) == Some(false)
+            }
+        }
+    }
 }
 
 impl OpencodeRunner {
@@ -162,6 +174,15 @@ impl OpencodeRunner {
             }
             Err(e) => Err(self.failed(&dir, &e, true).await),
             Ok(true) => Ok(None),
+            Ok(false) if !is_repository(directory).await => Err(Outcome::Lost {
+                // Not the task's failure: the engine now knows this agent works away and
+                // gives the task to one on ocio's disk (or it waits for one).
+                error: format!(
+                    "{} does not see {dir}, which is no git repository, so its tree cannot be carried there: the task runs on an agent that shares ocio's disk",
+                    self.client.base_url()
+                ),
+                unreachable: false,
+            }),
             Ok(false) => Ok(Some(placement.boxes.clone())),
         }
     }
@@ -320,6 +341,14 @@ impl Told {
     }
 }
 
+/// Whether `directory` is in a git repository (its tree can be carried to a box).
+async fn is_repository(directory: &Path) -> bool {
+    let directory = directory.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::workspace::carry::is_repository(&directory))
+        .await
+        .unwrap_or(false)
+}
+
 /// `stop` passed on, and a token cancelled when it fires (the engine asked for the stop)
 /// rather than being dropped (ocio stopping, which leaves the session running).
 fn told(stop: oneshot::Receiver<()>) -> (oneshot::Receiver<()>, CancellationToken) {
@@ -427,6 +456,12 @@ mod tests {
         let (one, two) = (dir.path().join("one"), dir.path().join("two"));
         for d in [&one, &two] {
             std::fs::create_dir(d).unwrap();
+            let init = std::process::Command::new("git")
+                .args(["init", "-q"])
+                .current_dir(d)
+                .status()
+                .unwrap();
+            assert!(init.success());
         }
         let shown = |p: &Path| p.to_string_lossy().into_owned();
         seen.lock().unwrap().insert(shown(&one));
@@ -444,5 +479,33 @@ mod tests {
         // And it came back.
         seen.lock().unwrap().insert(shown(&two));
         assert!(runner.box_for(&two).await.unwrap().is_none());
+    }
+
+    /// A directory that is no git repository on a server that does not see it: its tree
+    /// cannot be carried, so the attempt is lost (spending no retry) and the runner says it
+    /// works away, which routing reads to give such tasks to an agent on ocio's disk (the
+    /// task went to the box and failed there for good).
+    #[tokio::test]
+    async fn a_directory_outside_git_is_not_sent_to_a_box_that_does_not_see_it() {
+        let seen: Seen = Arc::default();
+        let url = server(seen.clone()).await;
+        let client = Client::new(&url, None, Default::default()).unwrap();
+        let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Auto, None);
+        assert!(!runner.placement.works_away(), "not known yet");
+        let plain = tempfile::tempdir().unwrap();
+        match runner.box_for(plain.path()).await {
+            Err(Outcome::Lost { error, unreachable }) => {
+                assert!(!unreachable);
+                assert!(error.contains("no git repository"), "{error}");
+            }
+            other => panic!("{:?}", other.map(|b| b.is_some())),
+        }
+        assert!(runner.placement.works_away());
+        // Seen, it works in place.
+        seen.lock()
+            .unwrap()
+            .insert(plain.path().to_string_lossy().into_owned());
+        assert!(runner.box_for(plain.path()).await.unwrap().is_none());
+        assert!(!runner.placement.works_away());
     }
 }
