@@ -235,7 +235,7 @@ impl Host {
     /// no front end's request waits on a pending call such as a planner's prompt; running
     /// sessions are left for the next start to settle or re-attach), then the notifier (what
     /// it gathered is sent, within a bound), the control socket (removed, its clients' streams
-    /// end), metrics, managed servers, and last the store.
+    /// end), metrics, the store, and last the managed servers.
     pub async fn shutdown(self) {
         for watcher in &self.watchers {
             watcher.abort();
@@ -255,10 +255,12 @@ impl Host {
         if let Some(metrics) = self.metrics {
             metrics.shutdown().await;
         }
+        // The store first: nothing writes to it now, and the next ocio may open it while the
+        // managed servers take their grace to stop (seconds: OpenCode ignores SIGTERM).
+        self.store.close().await;
         self.servers.shutdown().await;
         let added = std::mem::take(&mut *self.added.lock().await);
         added.shutdown().await;
-        self.store.close().await;
         tracing::info!("engine host stopped");
     }
 }

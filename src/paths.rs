@@ -48,6 +48,9 @@ impl Paths {
         config: Option<PathBuf>,
         db: Option<PathBuf>,
     ) -> Result<Paths, PathsError> {
+        // A relative database path is told (`engine.started`, `ocio status --json`) and used
+        // (worktrees beside it) as the absolute path it names here.
+        let db = db.map(|db| std::path::absolute(&db).unwrap_or(db));
         match ProjectDirs::from("", "", "ocio") {
             Some(dirs) => Ok(Self::from_project_dirs(&dirs, config, db)),
             None => match (config, db) {
@@ -187,6 +190,15 @@ mod tests {
         assert_eq!(paths.config_file, PathBuf::from("/tmp/x/my.toml"));
         assert!(paths.config_explicit);
         assert_eq!(paths.db_file, PathBuf::from("/tmp/y/state.redb"));
+    }
+
+    /// `--db h/h.redb` is told and used as the absolute path it names (it was echoed as given
+    /// in `engine.started` and `ocio status --json`, where other places printed it absolute).
+    #[test]
+    fn a_relative_db_is_taken_as_the_absolute_path_it_names() {
+        let paths = Paths::resolve(None, Some(PathBuf::from("h/h.redb"))).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(paths.db_file, here.join("h/h.redb"));
     }
 
     #[test]
