@@ -80,8 +80,18 @@ fn from_toml(text: &str, err: &toml::de::Error) -> ConfigProblem {
         at: offset.map(|offset| locate::line_column(text, offset)),
         key: offset.and_then(|offset| locate::key_path_at(text, offset)),
         message: shown_message(err.message().trim_end()),
-        hint: None,
+        hint: misspelt(err.message()),
     }
+}
+
+/// For serde's ``unknown field `modle`, expected one of `name`, `model`, ...``: `did you mean
+/// "model"?` when one of the keys is close.
+fn misspelt(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (word, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected")?.1;
+    let keys = expected.split('`').skip(1).step_by(2);
+    crate::text::closest(word, keys).map(|key| format!("did you mean \"{key}\"?"))
 }
 
 /// Whether key path `key` is `table` or inside it (`""`: the top, whose own keys only).

@@ -240,6 +240,25 @@ fn unknown_engine_key_is_reported_with_its_line() {
     );
 }
 
+/// A misspelt key gets the key it was meant to be as a hint, as in plan files (it got only
+/// the list of every key).
+#[test]
+fn a_misspelt_key_names_the_one_meant() {
+    let text =
+        "[[agents]]\nname = \"a\"\nkind = \"opencode\"\nurl = \"http://x:1\"\nmodle = \"p/m\"\n";
+    let hints = |text: &str| match parse(text, Path::new(FILE)).unwrap_err() {
+        ConfigError::Invalid { problems, .. } => problems
+            .into_iter()
+            .filter_map(|p| p.hint)
+            .collect::<Vec<_>>(),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    };
+    assert_eq!(hints(text), ["did you mean \"model\"?"]);
+    assert!(hints("[engine]\nspeed = 3\n").is_empty());
+    let (.., display) = parse_err(text);
+    assert!(display.contains("did you mean \"model\"?"), "{display}");
+}
+
 #[test]
 fn unknown_agent_key_is_reported_with_its_line() {
     let text = "[[agents]]\nname = \"a\"\nkind = \"simulated\"\n\n[[agents]]\nname = \"b\"\nkind = \"simulated\"\nspeed = 3\n";
