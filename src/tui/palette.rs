@@ -253,13 +253,14 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         }
     };
     let word = |what: &str| one_word(command, rest, what);
+    let arg = |what: &str| one_argument(command, rest, what);
     let ready = |r: Request| Ok(Command::Request(Named::Ready(r)));
     match command.name {
-        "submit" => ready(Request::Submit(PathBuf::from(plan_file(command, rest)?))),
+        "submit" => ready(Request::Submit(PathBuf::from(arg("a plan file")?))),
         "prompt" => ready(Request::Prompt(need("a prompt")?)),
         "plan" => ready(Request::Plan(need("a goal")?)),
-        "cancel" => Ok(Command::Request(Named::Cancel(word("a task")?))),
-        "retry" => Ok(Command::Request(Named::Retry(word("a task")?))),
+        "cancel" => Ok(Command::Request(Named::Cancel(arg("a task")?))),
+        "retry" => Ok(Command::Request(Named::Retry(arg("a task")?))),
         "pause" => nothing_after(command, rest).and(ready(Request::Pause(true))),
         "resume" => nothing_after(command, rest).and(ready(Request::Pause(false))),
         "drain" => ready(Request::Drain(word("an agent")?, true)),
@@ -299,17 +300,18 @@ fn one_word(command: &Spec, rest: &str, what: &str) -> Result<String, String> {
     }
 }
 
-/// `submit`'s plan file: one word, or a path with spaces in quotes.
-fn plan_file(command: &Spec, rest: &str) -> Result<String, String> {
+/// The one argument of `submit` (a plan file) or `cancel`/`retry` (a task, `plan/task`): one
+/// word, or one with spaces in quotes (a path, a plan named with spaces).
+fn one_argument(command: &Spec, rest: &str, what: &str) -> Result<String, String> {
     let quoted = ['"', '\'']
         .iter()
         .find_map(|q| rest.strip_prefix(*q)?.strip_suffix(*q))
         .filter(|inner| !inner.is_empty());
     match quoted {
-        Some(path) => Ok(path.to_string()),
-        None => one_word(command, rest, "a plan file").map_err(|e| match rest.is_empty() {
+        Some(inner) => Ok(inner.to_string()),
+        None => one_word(command, rest, what).map_err(|e| match rest.is_empty() {
             true => e,
-            false => format!("{e} (quote a path with spaces)"),
+            false => format!("{e} (quote one with spaces)"),
         }),
     }
 }
@@ -461,7 +463,7 @@ mod tests {
             ("undrain x y", "undrain takes one AGENT, not 2 words"),
             (
                 "s my plan.toml",
-                "submit takes one PLAN.toml, not 2 words (\"my plan.toml\"); nothing done (quote a path with spaces)",
+                "submit takes one PLAN.toml, not 2 words (\"my plan.toml\"); nothing done (quote one with spaces)",
             ),
             (
                 "approve a once b",
@@ -490,6 +492,11 @@ mod tests {
             Command::Request(Named::Ready(Request::Submit("my plans/a.toml".into())))
         );
         assert_eq!(parse(" :quit ").unwrap(), Command::Quit);
+        // A plan named with spaces (one without worktrees may be): its task in quotes.
+        assert_eq!(
+            parse("cancel 'My Plan/build'").unwrap(),
+            Command::Request(Named::Cancel("My Plan/build".into()))
+        );
     }
 
     /// Every command the palette takes is in the one table (and so in the help, the `?` list,
