@@ -80,7 +80,7 @@ fn explain(head: &str, server: &str, dir: &str, place: Place, body: &str) -> Dia
         ),
         Place::NotADirectory => (
             format!(
-                "{head}: {dir} is not a directory on {server} (it is a file)\nhint: point the plan's `repo` at a directory and retry the task"
+                "{head}: {dir} is not a directory (a file here, and {server} cannot list it)\nhint: point the plan's `repo` at a directory and retry the task"
             ),
             false,
         ),
