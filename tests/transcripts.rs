@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ocio::engine::{Activity, EngineApi, EngineEvent, EngineHandle, Entry};
 use ocio::scripted::{self, Rule, Script, Turn};
-use ocio::store::{Store, StoreOptions, query};
+use ocio::store::{Store, StoreHandle, StoreOptions, query};
 use support::home::{Engine, Home, stderr, stdout};
 use support::{TestRepo, TestServer};
 
@@ -90,27 +90,9 @@ fn logs_of_an_old_session_after_the_engine_stopped(server: &TestServer) {
 /// server meanwhile. The next engine re-attaches it: the transcript holds what happened while
 /// ocio was down, each part once, and a further restart adds nothing.
 async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServer) {
-    let repo = TestRepo::new();
-    let state = tempfile::tempdir().unwrap();
+    let (repo, state, store, engine) = one_task_started(server, "slow", "slow work").await;
     let db = state.path().join("ocio.redb");
-    let plan = state.path().join("slow.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name = \"slow\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"slow\"\nprompt = \"slow work\"\n",
-            repo.dir_str()
-        ),
-    )
-    .unwrap();
-    let store = Store::open(&db, StoreOptions::default()).unwrap();
     let agents = || vec![support::scripted_agent(server.client())];
-    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
-        .await
-        .unwrap();
-    engine
-        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
-        .await
-        .unwrap();
     let asked = server.model.requests().len();
     let deadline = tokio::time::Instant::now() + WAIT;
     while server.model.requests().len() == asked {
@@ -212,27 +194,9 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
 /// time it happened, and the transcript reads in order (entries filled in at the restart were
 /// stamped with the restart's time).
 async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer) {
-    let repo = TestRepo::new();
-    let state = tempfile::tempdir().unwrap();
+    let (repo, state, store, engine) = one_task_started(server, "long", "long work").await;
     let db = state.path().join("ocio.redb");
-    let plan = state.path().join("long.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name = \"long\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"long\"\nprompt = \"long work\"\n",
-            repo.dir_str()
-        ),
-    )
-    .unwrap();
-    let store = Store::open(&db, StoreOptions::default()).unwrap();
     let agents = || vec![support::scripted_agent(server.client())];
-    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
-        .await
-        .unwrap();
-    engine
-        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
-        .await
-        .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     while repo.read("long.txt").is_none() {
         assert!(tokio::time::Instant::now() < deadline, "never wrote");
@@ -286,6 +250,36 @@ async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer
         .collect();
     assert_eq!(steps.len(), 2, "{steps:#?}");
     store.close().await;
+}
+
+/// A one-task plan `name` (prompt `prompt`, in a new repository's checkout) submitted to an
+/// engine on a new database (`ocio.redb` in the state directory) with the scripted agent.
+async fn one_task_started(
+    server: &TestServer,
+    name: &str,
+    prompt: &str,
+) -> (TestRepo, tempfile::TempDir, StoreHandle, EngineHandle) {
+    let repo = TestRepo::new();
+    let state = tempfile::tempdir().unwrap();
+    let plan = state.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &plan,
+        format!(
+            "name = {name:?}\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = {name:?}\nprompt = {prompt:?}\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agents = vec![support::scripted_agent(server.client())];
+    let engine = EngineHandle::start(store.clone(), agents, Default::default())
+        .await
+        .unwrap();
+    engine
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    (repo, state, store, engine)
 }
 
 fn assert_unique_parts(entries: &[Entry]) {
