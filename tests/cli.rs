@@ -263,6 +263,28 @@ fn an_unknown_theme_is_refused_with_its_line_and_the_known_themes() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
+/// `ocio check` with no agent says where the config file is (or would be) and gives an entry
+/// to start from; it said only "see README.md".
+#[test]
+fn check_without_agents_names_the_config_file_and_an_entry() {
+    let home = Home::new();
+    let output = home.ocio(&["check"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let file = home.path("config/ocio/config.toml");
+    assert!(
+        text.contains(&format!("no config file at {}", file.display()))
+            && text.contains("[[agents]]\nname = \"local\"\nurl = \"http://127.0.0.1:4096\""),
+        "{text}"
+    );
+    home.write_config("[engine]\nmax_parallel = 2\n");
+    let text = stdout(&home.ocio(&["check"]));
+    assert!(
+        text.contains(&format!("No agents configured in {}", file.display())),
+        "{text}"
+    );
+}
+
 #[test]
 fn an_explicit_config_that_does_not_exist_is_an_error() {
     let home = Home::new();

@@ -102,7 +102,8 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
     for dir in made {
         let _ = std::fs::remove_dir(dir);
     }
-    print(&reports, json, chosen.is_empty() && fleets.is_empty())?;
+    let none = (chosen.is_empty() && fleets.is_empty()).then(|| none_configured(context));
+    print(&reports, json, none)?;
     if reports.iter().all(|r| r.ok) {
         Ok(())
     } else {
@@ -308,14 +309,30 @@ async fn see_workspace(
     }
 }
 
-fn print(reports: &[AgentReport], json: bool, none_configured: bool) -> Result<(), Failure> {
+/// What to do when no agent is configured: where the config file is (or would be), and an
+/// entry to start from.
+fn none_configured(context: &Context) -> String {
+    let place = match &context.config.source {
+        crate::config::ConfigSource::File(path) => format!(
+            "No agents configured in {}. Add an [[agents]] or [[fleets]] entry there",
+            path.display()
+        ),
+        crate::config::ConfigSource::Defaults => format!(
+            "No agents configured: there is no config file at {}. Make one with an [[agents]] or [[fleets]] entry",
+            context.paths.config_file.display()
+        ),
+    };
+    format!(
+        "{place} (README: Config), for a local OpenCode server:\n\n[[agents]]\nname = \"local\"\nurl = \"http://127.0.0.1:4096\""
+    )
+}
+
+fn print(reports: &[AgentReport], json: bool, none: Option<String>) -> Result<(), Failure> {
     if json {
         return super::output::print_json(&reports);
     }
-    if none_configured {
-        return super::output::print_text(
-            "No agents configured. Add an [[agents]] or [[fleets]] entry to the config (see README.md).",
-        );
+    if let Some(none) = none {
+        return super::output::print_text(&none);
     }
     let mut out = String::new();
     for r in reports {
