@@ -684,6 +684,19 @@ fn an_ended_sessions_stored_transcript_is_not_called_live() {
         "{screen}"
     );
     assert!(!screen.contains("(live)"), "{screen}");
+    // Nothing to say to it, interrupt or cancel: its footer offers none of that (it did).
+    assert!(!screen.contains("interrupt"), "{screen}");
+    assert!(!screen.contains("say"), "{screen}");
+    let running = app
+        .view
+        .sessions
+        .iter()
+        .find(|s| s.session.status == SessionStatus::Running)
+        .map(|s| s.session.id)
+        .unwrap();
+    app.mode = super::app::Mode::Detail(running);
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("interrupt"), "{screen}");
 }
 
 /// The quit question counts every session not ended, one waiting for approval too, and says

@@ -142,7 +142,20 @@ fn palette_hint(app: &App) -> Span<'static> {
 
 fn hints(app: &App, width: u16) -> Line<'static> {
     use crate::tui::keymap::Action::*;
+    let ended = |id: &crate::domain::SessionId| {
+        app.view
+            .sessions
+            .iter()
+            .any(|s| s.session.id == *id && !s.session.is_active())
+    };
     let pane_hints: &[(crate::tui::keymap::Action, &str)] = match (&app.mode, app.focus) {
+        // An ended session takes no word and has nothing to interrupt or cancel.
+        (Mode::Detail(id), _) if ended(id) => &[
+            (Back, "back"),
+            (Diff, "diff"),
+            (TakeOver, "opencode"),
+            (Retry, "retry"),
+        ],
         (Mode::Detail(_), _) => &[
             (Back, "back"),
             (Say, "say"),
