@@ -62,7 +62,10 @@ impl Narration {
             }
             EngineEvent::PlanSubmitted { name, tasks, .. } => (
                 "plan",
-                format!("plan {name} submitted: {tasks} tasks"),
+                format!(
+                    "plan {name} submitted: {}",
+                    crate::text::count(*tasks, "task")
+                ),
                 false,
             ),
             EngineEvent::Dispatched {
@@ -325,6 +328,15 @@ mod tests {
                 nested: false,
             })
         );
+        // One task is one task (it said "1 tasks").
+        let one = EngineEvent::PlanSubmitted {
+            plan: crate::domain::PlanId::from_u128(3),
+            name: "quick".into(),
+            tasks: 1,
+            key: "quick".into(),
+            branch: None,
+        };
+        assert_eq!(text(&one).unwrap(), "plan quick submitted: 1 task");
         let merged = EngineEvent::Merged {
             plan: crate::domain::PlanId::from_u128(2),
             task: TaskId::from_u128(1),

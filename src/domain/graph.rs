@@ -247,8 +247,12 @@ impl TaskGraph {
         promotable
             .into_iter()
             .filter_map(|i| {
-                self.move_task(i, TaskStatus::Ready, "dependencies done", at)
-                    .ok()
+                // One with none has no dependencies to be done: it is just ready.
+                let cause = match self.tasks[i].needs.is_empty() {
+                    true => "no dependencies",
+                    false => "dependencies done",
+                };
+                self.move_task(i, TaskStatus::Ready, cause, at).ok()
             })
             .collect()
     }

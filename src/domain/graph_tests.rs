@@ -103,6 +103,22 @@ fn ready_set_follows_completed_dependencies() {
     assert_eq!(keys(graph.ready_set()), ["test", "docs"]);
 }
 
+/// Why a task became ready says what it waited for: none, for a task with no dependencies
+/// (it said "dependencies done" of those too).
+#[test]
+fn a_task_without_dependencies_is_ready_for_having_none() {
+    let mut graph = feature();
+    let events = graph.promote_ready(at());
+    let causes: Vec<&str> = events.iter().map(|e| e.cause.as_str()).collect();
+    assert_eq!(causes, ["no dependencies"]);
+    for to in [TaskStatus::Running, TaskStatus::Done] {
+        graph.transition("design", to, "", at()).unwrap();
+    }
+    let events = graph.promote_ready(at());
+    let causes: Vec<&str> = events.iter().map(|e| e.cause.as_str()).collect();
+    assert_eq!(causes, ["dependencies done"]);
+}
+
 #[test]
 fn a_task_cannot_start_before_its_dependencies_are_done() {
     let mut graph = feature();

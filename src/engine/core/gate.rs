@@ -382,7 +382,7 @@ impl Core {
         }
         let why = match (policy, fix) {
             (CheckFailurePolicy::Revert, _) => format!(
-                "`{command}` still failed after {MAX_CHECK_RERUNS} runs again; the merge was undone (its work is on the task's branch)"
+                "`{command}` still failed after the task ran again {MAX_CHECK_RERUNS} times; the merge was undone (its work is on the task's branch)"
             ),
             (CheckFailurePolicy::Fix, Some(n)) => format!(
                 "`{command}` still failed after {n} fix sessions; the merge and the fixes were undone (the task's work is on its branch)"
