@@ -32,8 +32,6 @@ pub(super) struct Watch {
     seen: HashSet<String>,
     gone: HashSet<String>,
     relays: JoinSet<()>,
-    /// Files the session's events told it changed (each is told once).
-    edited: HashSet<String>,
     /// Of each part told to the engine: when it was first told, and (a hash of) what it said
     /// last. The server tells parts again (its resyncs, the answer read back at the end, a
     /// re-attached run's backfill): one unchanged is not told twice (its step would be
@@ -48,7 +46,6 @@ impl Watch {
             live,
             transcriber: Transcriber::default(),
             seen: HashSet::new(),
-            edited: HashSet::new(),
             gone: HashSet::new(),
             relays: JoinSet::new(),
             parts: HashMap::new(),
@@ -86,7 +83,8 @@ impl Watch {
 
     /// A step's patch (in `event`) names the files the step changed, shell commands' edits
     /// included (which no `file.edited` tells): each counts as an edit, told once. A box
-    /// session's own diff shows them only some hundred ms later.
+    /// session's own diff shows them only some hundred ms later. An edit's part
+    /// (`edited:FILE`, as a `file.edited` event's) is told once, as any part is.
     fn patched(&mut self, event: &ServerEvent, now: Timestamp) -> Vec<Entry> {
         let ServerEvent::PartUpdated {
             part: Part::Patch(patch),
@@ -96,10 +94,8 @@ impl Watch {
         };
         let mut entries = Vec::new();
         for file in &patch.files {
-            if self.edited.insert(file.clone()) {
-                let activity = Activity::Edited { file: file.clone() };
-                entries.extend(self.entry(Some(format!("edited:{file}")), activity, now));
-            }
+            let activity = Activity::Edited { file: file.clone() };
+            entries.extend(self.entry(Some(format!("edited:{file}")), activity, now));
         }
         entries
     }
@@ -211,9 +207,6 @@ impl OpencodeRunner {
                     .await;
             }
             _ => {}
-        }
-        if let ServerEvent::FileEdited { file } = event {
-            watch.edited.insert(file.clone());
         }
         if let Some((activity, part)) = watch.transcriber.activity(event)
             && let Some(entry) = watch.entry(part, activity, Timestamp::now())
