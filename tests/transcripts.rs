@@ -121,16 +121,7 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let store = Store::open(&db, StoreOptions::default()).unwrap();
-    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
-        .await
-        .unwrap();
-    let mut events = engine.subscribe();
-    let (_, finished) = support::until_finished(&mut events, WAIT).await;
-    assert!(
-        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
-        "{finished:?}"
-    );
+    let (store, engine) = started_until_done(&db, agents()).await;
     let after = engine.transcript(session).await.unwrap();
     let summaries: Vec<String> = after.iter().map(|e| e.activity.summary()).collect();
     assert!(
@@ -208,16 +199,7 @@ async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer
     store.close().await;
     let stopped = jiff::Timestamp::now();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let store = Store::open(&db, StoreOptions::default()).unwrap();
-    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
-        .await
-        .unwrap();
-    let mut events = engine.subscribe();
-    let (_, finished) = support::until_finished(&mut events, WAIT).await;
-    assert!(
-        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
-        "{finished:?}"
-    );
+    let (store, engine) = started_until_done(&db, agents()).await;
     let after = engine.transcript(session).await.unwrap();
     let times: Vec<_> = after.iter().map(|e| (e.at, e.activity.summary())).collect();
     for said in ["long work", "write completed: long.txt"] {
@@ -250,6 +232,24 @@ async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer
         .collect();
     assert_eq!(steps.len(), 2, "{steps:#?}");
     store.close().await;
+}
+
+/// An engine started again on the database at `db`: once its plan finished, and well.
+async fn started_until_done(
+    db: &std::path::Path,
+    agents: Vec<ocio::engine::AgentSpec>,
+) -> (StoreHandle, EngineHandle) {
+    let store = Store::open(db, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store.clone(), agents, Default::default())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let (_, finished) = support::until_finished(&mut events, WAIT).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    (store, engine)
 }
 
 /// A one-task plan `name` (prompt `prompt`, in a new repository's checkout) submitted to an
