@@ -223,6 +223,14 @@ pub struct AgentConfig {
     /// opencode, managed: the `opencode` binary (found on PATH when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) opencode_path: Option<PathBuf>,
+    /// opencode, managed: how long the server keeps running once ocio is gone while its
+    /// sessions work (after a quit or a crash), for the next ocio to take over (default 1h).
+    #[serde(
+        default,
+        deserialize_with = "deserialize_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) linger: Option<SignedDuration>,
     /// opencode: the NAME of the environment variable holding the server password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) password_env: Option<String>,
@@ -282,9 +290,18 @@ pub enum WorkspaceMode {
     Auto,
 }
 
+/// How long a managed server waits for the next ocio while its sessions work, by default.
+const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl AgentConfig {
     /// Where its sessions work: as configured, else shared for a managed server (it runs
     /// here) and found out for one at a `url`.
+    /// How long a managed server keeps running once ocio is gone while its sessions work.
+    pub(crate) fn linger(&self) -> std::time::Duration {
+        self.linger
+            .map_or(DEFAULT_LINGER, |linger| linger.unsigned_abs())
+    }
+
     pub(crate) fn workspace_mode(&self) -> WorkspaceMode {
         match (self.workspace, self.managed) {
             (Some(mode), _) => mode,

@@ -9,6 +9,7 @@ pub(crate) mod fleets;
 #[cfg(test)]
 mod fleets_tests;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct Host {
     added: Arc<tokio::sync::Mutex<Servers>>,
     /// Variables managed servers are started without (every agent's `password_env`).
     withheld: Arc<Vec<String>>,
+    /// Where managed servers are recorded for the next ocio (see [`crate::paths::server_records`]).
+    records: Arc<PathBuf>,
     control: Option<ControlServer>,
     metrics: Option<MetricsServer>,
     /// The fleets' watchers (see [`fleets`]).
@@ -86,7 +89,8 @@ impl Host {
     ) -> Result<Host, HostError> {
         let socket = paths.socket_file();
         let store = open_store(&paths.db_file, &socket).await?;
-        let (mut specs, servers) = match agents::from_config(config).await {
+        let records = crate::paths::server_records(&paths.db_file);
+        let (mut specs, servers) = match agents::from_config(config, &records).await {
             Ok(built) => built,
             Err(e) => {
                 store.close().await;
@@ -124,6 +128,7 @@ impl Host {
             servers,
             added: Arc::default(),
             withheld: Arc::new(config.secret_vars()),
+            records: Arc::new(records),
             watchers: Vec::new(),
             control: None,
             metrics: None,
@@ -205,6 +210,7 @@ impl Host {
             engine: self.engine.clone(),
             added: self.added.clone(),
             withheld: self.withheld.clone(),
+            records: self.records.clone(),
         }
     }
 
@@ -255,12 +261,19 @@ impl Host {
         if let Some(metrics) = self.metrics {
             metrics.shutdown().await;
         }
+        // Managed servers whose sessions work on are left running for the next ocio to adopt;
+        // the rest are stopped.
+        let working: BTreeSet<AgentName> = left_running(&self.store)
+            .await
+            .into_iter()
+            .map(|(agent, _)| agent)
+            .collect();
         // The store first: nothing writes to it now, and the next ocio may open it while the
         // managed servers take their grace to stop (seconds: OpenCode ignores SIGTERM).
         self.store.close().await;
-        self.servers.shutdown().await;
+        self.servers.close(&working).await;
         let added = std::mem::take(&mut *self.added.lock().await);
-        added.shutdown().await;
+        added.close(&working).await;
         tracing::info!("engine host stopped");
     }
 }
@@ -273,11 +286,14 @@ pub(crate) struct AgentAdder {
     added: Arc<tokio::sync::Mutex<Servers>>,
     /// Variables its managed servers are started without (other servers' passwords).
     pub(crate) withheld: Arc<Vec<String>>,
+    /// Where its managed servers are recorded for the next ocio.
+    records: Arc<PathBuf>,
 }
 
 impl AgentAdder {
     pub(crate) async fn add(&self, entry: &AgentConfig) -> Result<(), HostError> {
-        let (spec, endpoint) = agents::from_entry(entry, &self.withheld).await?;
+        let (spec, endpoint) =
+            agents::from_entry(entry, &self.withheld, Some(&self.records)).await?;
         if let Err(e) = self.engine.add_agent(spec).await {
             if let Some(endpoint) = endpoint {
                 endpoint.shutdown().await;

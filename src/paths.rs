@@ -106,6 +106,12 @@ pub fn worktree_root(db: &Path) -> PathBuf {
     db.parent().unwrap_or(Path::new(".")).join("worktrees")
 }
 
+/// Where the engine for the database at `db` records the managed servers it started, so that
+/// the next one adopts those still running: `servers` beside it.
+pub fn server_records(db: &Path) -> PathBuf {
+    db.parent().unwrap_or(Path::new(".")).join("servers")
+}
+
 /// Where the runtime directory goes when the platform names none (no `XDG_RUNTIME_DIR`):
 /// `/tmp/ocio-<uid>`, short enough for socket paths, or under the data directory when the
 /// user id cannot be found.

@@ -11,6 +11,8 @@ mod support;
 mod disk_full;
 #[path = "headless/gc.rs"]
 mod gc;
+#[path = "headless/managed.rs"]
+mod managed;
 #[path = "headless/notify.rs"]
 mod notify;
 #[path = "headless/shutdown.rs"]

@@ -101,7 +101,7 @@ async fn an_https_server_is_reached_with_its_ca_and_refused_clearly_without() {
 
     // Not trusted by the system: a TLS error that says how to trust it, not a generic one.
     let untrusted = agent(dir.path(), &format!("name = \"far\"\nurl = \"{url}\"\n"));
-    let endpoint = Endpoint::connect(&untrusted, options(), Duration::from_secs(5), &[])
+    let endpoint = Endpoint::connect(&untrusted, options(), Duration::from_secs(5), &[], None)
         .await
         .unwrap();
     let error = endpoint.client.health().await.unwrap_err();
@@ -120,7 +120,7 @@ async fn an_https_server_is_reached_with_its_ca_and_refused_clearly_without() {
         trusted.ca_cert.as_deref(),
         Some(dir.path().join("ca.pem").as_path())
     );
-    let endpoint = Endpoint::connect(&trusted, options(), Duration::from_secs(5), &[])
+    let endpoint = Endpoint::connect(&trusted, options(), Duration::from_secs(5), &[], None)
         .await
         .unwrap();
     let health = endpoint.client.health().await.unwrap();
@@ -136,7 +136,7 @@ async fn a_ca_cert_that_is_not_a_certificate_is_named_at_connect() {
         dir.path(),
         "name = \"far\"\nurl = \"https://localhost:1\"\nca_cert = \"ca.pem\"\n",
     );
-    let error = Endpoint::connect(&broken, options(), Duration::from_secs(5), &[])
+    let error = Endpoint::connect(&broken, options(), Duration::from_secs(5), &[], None)
         .await
         .unwrap_err();
     assert!(matches!(error, EndpointError::CaCert { .. }), "{error:?}");
@@ -147,7 +147,7 @@ async fn a_ca_cert_that_is_not_a_certificate_is_named_at_connect() {
         dir.path(),
         "name = \"far\"\nurl = \"https://localhost:1\"\nca_cert = \"nowhere.pem\"\n",
     );
-    let error = Endpoint::connect(&missing, options(), Duration::from_secs(5), &[])
+    let error = Endpoint::connect(&missing, options(), Duration::from_secs(5), &[], None)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("nowhere.pem"), "{error}");

@@ -216,14 +216,14 @@ async fn check(
         call_timeout: Duration::from_secs(10),
         ..ClientOptions::default()
     };
-    let endpoint = match Endpoint::connect(agent, options, Duration::from_secs(60), withheld).await
-    {
-        Ok(endpoint) => endpoint,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
-    };
+    let endpoint =
+        match Endpoint::connect(agent, options, Duration::from_secs(60), withheld, None).await {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
     report.url = Some(endpoint.client.base_url().to_string());
     match endpoint.client.health().await {
         Ok(health) => {

@@ -109,7 +109,7 @@ async fn follow(
                 });
                 return Err(Failure {
                     code: exit::INTERRUPTED,
-                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; those on a managed server stop with ocio and run again)"),
+                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; a managed server runs on for its linger time; simulated sessions run again)"),
                 });
             }
         }

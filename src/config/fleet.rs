@@ -97,6 +97,7 @@ impl FleetConfig {
             url: Some(url.to_string()),
             managed: None,
             opencode_path: None,
+            linger: None,
             password_env: self.password_env.clone(),
             ca_cert: self.ca_cert.clone(),
             model: self.model.clone(),

@@ -101,6 +101,34 @@ fn opencode_path_needs_managed() {
     );
 }
 
+/// `linger` is how long a server ocio started waits for the next ocio: it means nothing for a
+/// server the user runs, and cannot be negative.
+#[test]
+fn linger_needs_managed_and_is_not_negative() {
+    assert_rule(
+        "[[agents]]\nname = \"a\"\nurl = \"http://h:1\"\nlinger = \"10m\"\n",
+        4,
+        "agents[0].linger",
+        "only applies with `managed = true`",
+    );
+    assert_rule(
+        "[[agents]]\nname = \"a\"\nmanaged = true\nlinger = \"-5m\"\n",
+        4,
+        "agents[0].linger",
+        "must not be negative",
+    );
+    let config = parse_ok("[[agents]]\nname = \"a\"\nmanaged = true\nlinger = \"10m\"\n");
+    assert_eq!(
+        config.agents[0].linger(),
+        std::time::Duration::from_secs(600)
+    );
+    let config = parse_ok("[[agents]]\nname = \"a\"\nmanaged = true\n");
+    assert_eq!(
+        config.agents[0].linger(),
+        std::time::Duration::from_secs(3600)
+    );
+}
+
 #[test]
 fn password_env_must_name_a_variable() {
     assert_rule(

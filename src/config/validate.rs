@@ -213,6 +213,7 @@ fn validate_agent(agent: &AgentConfig, index: usize) -> Vec<Problem> {
                 ("url", agent.url.is_some()),
                 ("managed", agent.managed.is_some()),
                 ("opencode_path", agent.opencode_path.is_some()),
+                ("linger", agent.linger.is_some()),
                 ("password_env", agent.password_env.is_some()),
                 ("ca_cert", agent.ca_cert.is_some()),
                 ("workspace", agent.workspace.is_some()),
@@ -288,6 +289,18 @@ pub(super) fn validate_opencode(
         problems.push(problem(
             at("opencode_path"),
             "`opencode_path` only applies with `managed = true`; remove it or set managed = true",
+        ));
+    }
+    if agent.linger.is_some() && !managed {
+        problems.push(problem(
+            at("linger"),
+            "`linger` only applies with `managed = true` (a server you run keeps running anyway); remove it or set managed = true",
+        ));
+    }
+    if agent.linger.is_some_and(|linger| linger.is_negative()) {
+        problems.push(problem(
+            at("linger"),
+            "`linger` must not be negative; write e.g. \"1h\", or \"0s\" to stop the server with ocio",
         ));
     }
     problems.extend(validate_workspace(agent, section, index, managed));

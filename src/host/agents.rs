@@ -2,6 +2,8 @@
 //! simulator for `kind = "simulated"`, an OpenCode server (a URL, or a managed local server
 //! started here) for the rest.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{AgentConfig, Config};
@@ -9,6 +11,7 @@ use crate::domain::AgentName;
 use crate::engine::{AgentSpec, Runner, Simulated};
 use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::endpoint::{Endpoint, EndpointError};
+use crate::opencode::managed::Leftover;
 use crate::opencode::runner::OpencodeRunner;
 
 /// What the running agents hold on to: managed servers live as long as this does.
@@ -31,16 +34,39 @@ impl Servers {
 
     /// Stop managed servers and wait until they are gone.
     pub(crate) async fn shutdown(self) {
-        for (_, endpoint) in self.0 {
-            endpoint.shutdown().await;
+        self.close(&BTreeSet::new()).await;
+    }
+
+    /// Stop managed servers, but for those of the agents `working` (whose sessions run on):
+    /// those are left running for the next ocio to adopt.
+    pub(crate) async fn close(self, working: &BTreeSet<AgentName>) {
+        for (name, endpoint) in self.0 {
+            if working.contains(&name) {
+                endpoint.leave().await;
+            } else {
+                endpoint.shutdown().await;
+            }
         }
     }
 }
 
-/// Build every configured agent. Managed servers are started (in parallel) and must come up.
+/// How long a server an earlier ocio left, of an agent no longer managed, gets to stop.
+const LEFT_GRACE: Duration = Duration::from_secs(3);
+
+/// Build every configured agent. Managed servers are started (in parallel) and must come up;
+/// those an earlier ocio left running, recorded in `records`, are adopted (and stopped when
+/// their agent is no longer managed).
 pub(crate) async fn from_config(
     config: &Config,
+    records: &Path,
 ) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
+    let managed: Vec<&str> = config
+        .agents
+        .iter()
+        .filter(|a| a.managed == Some(true))
+        .map(|a| a.name.as_str())
+        .collect();
+    Leftover::sweep(records, &managed, LEFT_GRACE).await;
     let withheld = config.secret_vars();
     let withheld = &withheld;
     let connects = config
@@ -53,6 +79,7 @@ pub(crate) async fn from_config(
                 ClientOptions::default(),
                 Duration::from_secs(60),
                 withheld,
+                Some(records),
             )
             .await
             .map(|e| (a.name.clone(), e))
@@ -94,10 +121,12 @@ pub(crate) async fn from_config(
 }
 
 /// One `[[agents]]` entry, built while the engine runs: its spec, and its server (started now
-/// when managed, without the `withheld` variables) for the caller to keep.
+/// when managed, without the `withheld` variables, or adopted from `records`: none for a
+/// fleet's members, never managed) for the caller to keep.
 pub(crate) async fn from_entry(
     entry: &AgentConfig,
     withheld: &[String],
+    records: Option<&Path>,
 ) -> Result<(AgentSpec, Option<Endpoint>), EndpointError> {
     let agent = entry.to_agent();
     if let Some(config) = entry.simulation() {
@@ -109,6 +138,7 @@ pub(crate) async fn from_entry(
         ClientOptions::default(),
         Duration::from_secs(60),
         withheld,
+        records,
     )
     .await?;
     let runner = OpencodeRunner::placed(

@@ -27,7 +27,7 @@ pub(crate) async fn check_health(member: &AgentConfig, withheld: &[String]) -> R
         call_timeout: HEALTH_TIMEOUT,
         ..ClientOptions::default()
     };
-    let endpoint = Endpoint::connect(member, options, HEALTH_TIMEOUT, withheld)
+    let endpoint = Endpoint::connect(member, options, HEALTH_TIMEOUT, withheld, None)
         .await
         .map_err(|e| e.to_string())?;
     let health = endpoint.client.health().await.map_err(|e| e.to_string());
@@ -77,7 +77,7 @@ impl Crew for Gathering {
         if self.has(&member.name) {
             return Err(EngineError::DuplicateAgent(member.name.to_string()).to_string());
         }
-        let (spec, _) = from_entry(member, &self.withheld)
+        let (spec, _) = from_entry(member, &self.withheld, None)
             .await
             .map_err(|e| e.to_string())?;
         self.specs

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::client::{Client, ClientError, ClientOptions};
-use super::managed::{ManagedError, ManagedServer, ServerCommand, locate_opencode};
+use super::managed::{Leftover, ManagedError, ManagedServer, ServerCommand, locate_opencode};
 use super::secret::{Password, PasswordError};
 use crate::config::{AgentConfig, AgentKind};
 
@@ -64,12 +64,15 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Build the client, starting the managed server first when the agent has one, without
-    /// the `withheld` variables (other servers' passwords) in its environment.
+    /// the `withheld` variables (other servers' passwords) in its environment. With `records`
+    /// (the engine's, beside its database) a managed server may outlive this ocio, recorded
+    /// there, and one an earlier ocio left running is adopted instead of starting another.
     pub async fn connect(
         agent: &AgentConfig,
         options: ClientOptions,
         ready_timeout: Duration,
         withheld: &[String],
+        records: Option<&Path>,
     ) -> Result<Self, EndpointError> {
         let name = agent.name.to_string();
         if agent.kind == AgentKind::Simulated {
@@ -82,13 +85,28 @@ impl Endpoint {
                     source,
                 }
             })?;
-            let password = Password::generate().map_err(|source| EndpointError::Password {
-                agent: name.clone(),
-                source,
-            })?;
             let mut command = ServerCommand::new(program);
             command.withheld = withheld.iter().map(Into::into).collect();
-            let managed = ManagedServer::spawn(command, password.clone());
+            if let Some(records) = records {
+                command = command.outliving(records.join(format!("{name}.json")), agent.linger());
+            }
+            let managed = match adoptable(&command, &options).await {
+                Some(left) => ManagedServer::adopt(command, left).map_err(|source| {
+                    EndpointError::Managed {
+                        agent: name.clone(),
+                        source,
+                    }
+                })?,
+                None => {
+                    let password =
+                        Password::generate().map_err(|source| EndpointError::Password {
+                            agent: name.clone(),
+                            source,
+                        })?;
+                    ManagedServer::spawn(command, password)
+                }
+            };
+            let password = managed.password().clone();
             let url =
                 managed
                     .ready(ready_timeout)
@@ -141,6 +159,45 @@ impl Endpoint {
         if let Some(managed) = self.managed {
             managed.shutdown().await;
         }
+    }
+
+    /// Let ocio go while the agent's sessions work: a managed server is left running for its
+    /// linger time, for the next ocio to adopt (a server of the user's own runs on anyway).
+    pub(crate) async fn leave(self) {
+        if let Some(managed) = self.managed {
+            managed.leave().await;
+        }
+    }
+}
+
+/// How long a server left by an earlier ocio may take to answer before it counts as wedged.
+const ADOPT_HEALTH: Duration = Duration::from_secs(10);
+
+/// The server an earlier ocio left running for this agent (see `records` in
+/// [`Endpoint::connect`]), if it is there and answers; one that does not is stopped.
+async fn adoptable(command: &ServerCommand, options: &ClientOptions) -> Option<Leftover> {
+    let record = command.record.as_deref()?;
+    let left = Leftover::find(record, &command.program, command.stop_grace).await?;
+    let answers = match Client::new(left.url(), Some(left.password()), options.clone()) {
+        Ok(client) => matches!(
+            tokio::time::timeout(ADOPT_HEALTH, client.health()).await,
+            Ok(Ok(health)) if health.healthy
+        ),
+        Err(_) => false,
+    };
+    if answers {
+        tracing::info!(
+            url = left.url(),
+            "adopting the managed server an earlier ocio left running"
+        );
+        Some(left)
+    } else {
+        tracing::warn!(
+            url = left.url(),
+            "the managed server an earlier ocio left does not answer; starting another"
+        );
+        left.discard(command.stop_grace).await;
+        None
     }
 }
 

@@ -718,10 +718,9 @@ fn the_quit_question_counts_one_waiting_session_in_true_words() {
     );
 }
 
-/// The quit question tells apart the sessions that stop with ocio: those on a server ocio
-/// started itself (`managed`), which it stops, run again from the start next time. It said
-/// every session on an OpenCode server keeps running, and a user quitting lost a managed
-/// session's work believing it.
+/// The quit question tells apart the sessions that stop with ocio (simulated ones, which run
+/// again from the start next time) and those on a server ocio started itself (`managed`),
+/// which runs on for its linger time only.
 #[test]
 fn the_quit_question_says_which_sessions_stop_with_ocio() {
     let mut app = app();
@@ -750,8 +749,25 @@ fn the_quit_question_says_which_sessions_stop_with_ocio() {
     let screen = draw(&mut app, 100, 30);
     assert!(screen.contains("keep running and are"), "{screen}");
     assert!(
-        screen.contains("1 of them run on a server ocio started (managed)"),
+        screen.contains("1 of them is on a server ocio started (managed)")
+            && screen.contains("up to its `linger` time"),
         "{screen}"
     );
-    assert!(screen.contains("run again from the start"), "{screen}");
+    assert!(!screen.contains("run again from the start"), "{screen}");
+    key(&mut app, KeyCode::Char('n'));
+    // coder-2 is simulated.
+    for agent in &mut app.view.agents {
+        if agent.name.as_str() == "coder-2" {
+            agent.backend = crate::domain::Backend::Simulated;
+        }
+    }
+    app.view.generation += 1;
+    key(&mut app, KeyCode::Char('q'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(!screen.contains("(managed)"), "{screen}");
+    assert!(
+        screen.contains("1 of them run simulated in ocio: they stop,")
+            && screen.contains("run again from the start"),
+        "{screen}"
+    );
 }

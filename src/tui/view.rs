@@ -179,22 +179,27 @@ impl View {
             .count()
     }
 
-    /// Of the sessions not ended, those whose run stops with ocio: on a server ocio started
-    /// itself (`managed`), which stops with it, or simulated in ocio.
+    /// Of the sessions not ended, those whose run stops with ocio: simulated in ocio.
     pub fn stopping_with_ocio(&self) -> usize {
-        let dies = |name: &AgentName| {
-            self.agents.iter().any(|agent| {
-                agent.name == *name
-                    && matches!(
-                        agent.backend,
-                        Backend::Simulated | Backend::Opencode { managed: true, .. }
-                    )
-            })
+        self.active_on(|backend| matches!(backend, Backend::Simulated))
+    }
+
+    /// Of the sessions not ended, those on a server ocio started itself (`managed`), which
+    /// waits for the next ocio only its linger time.
+    pub fn on_managed_servers(&self) -> usize {
+        self.active_on(|backend| matches!(backend, Backend::Opencode { managed: true, .. }))
+    }
+
+    fn active_on(&self, backend: impl Fn(&Backend) -> bool) -> usize {
+        let on = |name: &AgentName| {
+            self.agents
+                .iter()
+                .any(|agent| agent.name == *name && backend(&agent.backend))
         };
         self.sessions
             .iter()
             .filter(|s| s.session.is_active())
-            .filter(|s| s.session.agent.as_ref().is_some_and(dies))
+            .filter(|s| s.session.agent.as_ref().is_some_and(on))
             .count()
     }
 

@@ -414,6 +414,20 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
         ));
         lines.push(Line::raw("re-attached next start."));
     }
+    let managed = app.view.on_managed_servers();
+    if managed > 0 {
+        let those = match (managed == running, managed) {
+            (true, _) => "They are".to_string(),
+            (false, 1) => "1 of them is".to_string(),
+            (false, n) => format!("{n} of them are"),
+        };
+        lines.push(Line::raw(format!(
+            "{those} on a server ocio started (managed):"
+        )));
+        lines.push(Line::raw(
+            "it runs on up to its `linger` time (1h by default).",
+        ));
+    }
     if stopping > 0 {
         let those = if stopping == running {
             "They".to_string()
@@ -421,11 +435,11 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
             format!("{stopping} of them")
         };
         lines.push(Line::styled(
-            format!("{those} run on a server ocio started (managed)"),
+            format!("{those} run simulated in ocio: they stop,"),
             app.theme.accent,
         ));
         lines.push(Line::styled(
-            "or simulated: they stop, and run again from the start.",
+            "and run again from the start.",
             app.theme.accent,
         ));
     }
