@@ -101,10 +101,11 @@ fn status_on_a_fresh_machine_reports_zeros_and_creates_no_database() {
     assert_eq!(report["sessions"]["total"], 0);
     assert_eq!(
         report["sessions"]["by_state"].as_object().unwrap().len(),
-        11,
+        12,
         "every session state is listed"
     );
     assert_eq!(report["sessions"]["by_state"]["waiting-approval"], 0);
+    assert_eq!(report["sessions"]["by_state"]["lost"], 0);
     assert_eq!(report["tasks"]["by_state"]["blocked"], 0);
     assert_eq!(report["agents"]["by_state"]["draining"], 0);
     assert!(!home.db().exists(), "status must not create a database");

@@ -387,8 +387,8 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
     let ended = shown
         .sessions
         .iter()
-        .find(|s| s.session.status == SessionStatus::Failed)
-        .unwrap_or_else(|| panic!("the lost session is listed: {:#?}", shown.sessions));
+        .find(|s| s.session.status == SessionStatus::Lost)
+        .unwrap_or_else(|| panic!("the lost session is listed as lost: {:#?}", shown.sessions));
     assert_eq!(ended.task, "a");
     assert!(
         ended
@@ -423,7 +423,7 @@ async fn after_a_stop_mid_run_a_new_engine_finishes_every_task_exactly_once() {
     );
     let lost: Vec<_> = sessions
         .iter()
-        .filter(|s| s.status == SessionStatus::Failed)
+        .filter(|s| s.status == SessionStatus::Lost)
         .collect();
     assert_eq!(
         lost.len(),
@@ -660,7 +660,11 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
     assert_eq!(hops, vec![("dead".to_string(), 1), ("sim".to_string(), 2)]);
     let sessions = store.read(query::sessions).await.unwrap();
     let failed = sessions.iter().find(|s| s.attempt == 1).unwrap();
-    assert_eq!(failed.status, SessionStatus::Failed);
+    assert_eq!(
+        failed.status,
+        SessionStatus::Lost,
+        "lost with its server, not failed"
+    );
     assert!(
         failed
             .last_error

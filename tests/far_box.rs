@@ -616,7 +616,7 @@ async fn the_box_restarting_mid_task_loses_no_work(
     let lost = lines.iter().any(|l| {
         l["type"] == "transition"
             && l["transition"]["entity"] == "session"
-            && l["transition"]["to"] == "failed"
+            && l["transition"]["to"] == "lost"
     });
     let work = server.own_dir().join(".ocio-work/work");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();

@@ -618,7 +618,7 @@ prompt = "Use {{tasks.a.summary}}\nSIM-WRITE src/b.txt beta\\n"
 
     let sessions = store.read(query::sessions).await.unwrap();
     let first = sessions.iter().find(|s| s.id == first_b_session).unwrap();
-    assert_eq!(first.status, SessionStatus::Failed, "{first:?}");
+    assert_eq!(first.status, SessionStatus::Lost, "{first:?}");
     let second = sessions
         .iter()
         .find(|s| s.title.ends_with("/b #2"))

@@ -32,6 +32,9 @@ status_enum! {
         Failed => "failed",
         Cancelled => "cancelled",
         TimedOut => "timed-out",
+        /// Its run did not survive (its server lost the session, or an engine restart found it
+        /// gone): nothing it did failed, and its task runs again without spending a retry.
+        Lost => "lost",
     }
 }
 
@@ -44,7 +47,7 @@ impl Lifecycle for SessionStatus {
             Pending => &[Queued, Cancelled],
             Queued => &[Starting, Paused, Cancelled],
             // Back to queued when the agent could not even create the remote session.
-            Starting => &[Running, Queued, Failed, Cancelled, TimedOut],
+            Starting => &[Running, Queued, Failed, Cancelled, TimedOut, Lost],
             Running => &[
                 WaitingApproval,
                 Retrying,
@@ -53,13 +56,14 @@ impl Lifecycle for SessionStatus {
                 Failed,
                 Cancelled,
                 TimedOut,
+                Lost,
             ],
             // Completed too: a run may end while the operator's interrupt or answer is on its
             // way (the session finished first).
-            WaitingApproval => &[Running, Completed, Failed, Cancelled, TimedOut],
-            Retrying => &[Running, Completed, Failed, Cancelled, TimedOut],
-            Paused => &[Queued, Running, Cancelled, TimedOut],
-            Completed | Failed | Cancelled | TimedOut => &[],
+            WaitingApproval => &[Running, Completed, Failed, Cancelled, TimedOut, Lost],
+            Retrying => &[Running, Completed, Failed, Cancelled, TimedOut, Lost],
+            Paused => &[Queued, Running, Cancelled, TimedOut, Lost],
+            Completed | Failed | Cancelled | TimedOut | Lost => &[],
         }
     }
 
@@ -257,7 +261,10 @@ impl Session {
         if to.is_terminal() {
             self.finished_at = Some(at);
         }
-        if matches!(to, SessionStatus::Failed | SessionStatus::TimedOut) {
+        if matches!(
+            to,
+            SessionStatus::Failed | SessionStatus::TimedOut | SessionStatus::Lost
+        ) {
             self.last_error = Some(cause.clone());
         }
         Ok(DomainEvent::new(
@@ -368,7 +375,7 @@ mod tests {
 
     #[test]
     fn terminal_states_are_terminal() {
-        for terminal in [Completed, Failed, Cancelled, TimedOut] {
+        for terminal in [Completed, Failed, Cancelled, TimedOut, Lost] {
             assert!(terminal.is_terminal());
             for &to in SessionStatus::ALL {
                 assert!(!terminal.can_become(to));

@@ -21,6 +21,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("starting", "failed"),
     ("starting", "cancelled"),
     ("starting", "timed-out"),
+    ("starting", "lost"),
     ("running", "waiting-approval"),
     ("running", "retrying"),
     ("running", "paused"),
@@ -28,23 +29,27 @@ const ALLOWED: &[(&str, &str)] = &[
     ("running", "failed"),
     ("running", "cancelled"),
     ("running", "timed-out"),
+    ("running", "lost"),
     ("waiting-approval", "running"),
     ("waiting-approval", "completed"),
     ("waiting-approval", "failed"),
     ("waiting-approval", "cancelled"),
     ("waiting-approval", "timed-out"),
+    ("waiting-approval", "lost"),
     ("retrying", "running"),
     ("retrying", "completed"),
     ("retrying", "failed"),
     ("retrying", "cancelled"),
     ("retrying", "timed-out"),
+    ("retrying", "lost"),
     ("paused", "queued"),
     ("paused", "running"),
     ("paused", "cancelled"),
     ("paused", "timed-out"),
+    ("paused", "lost"),
 ];
 
-const TERMINAL: &[&str] = &["completed", "failed", "cancelled", "timed-out"];
+const TERMINAL: &[&str] = &["completed", "failed", "cancelled", "timed-out", "lost"];
 
 fn allowed(from: SessionStatus, to: SessionStatus) -> bool {
     ALLOWED.contains(&(from.name(), to.name()))

@@ -112,6 +112,8 @@ pub enum Outcome {
     Failed,
     Cancelled,
     TimedOut,
+    /// Its run did not survive (see [`SessionStatus::Lost`]).
+    Lost,
 }
 
 impl Outcome {
@@ -121,6 +123,7 @@ impl Outcome {
             SessionStatus::Failed => Self::Failed,
             SessionStatus::Cancelled => Self::Cancelled,
             SessionStatus::TimedOut => Self::TimedOut,
+            SessionStatus::Lost => Self::Lost,
             _ => Self::Running,
         }
     }
@@ -132,6 +135,7 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::TimedOut => "timed-out",
+            Self::Lost => "lost",
         }
     }
 }

@@ -175,7 +175,7 @@ fn tooltip(bar: &Bar) -> String {
 }
 
 /// The colour of a bar that ended `outcome` (readable in print and by most colour-blind eyes:
-/// blue, green, red, grey, orange).
+/// blue, green, red, grey, orange, purple).
 pub(crate) fn colour(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Running => "#1565c0",
@@ -183,6 +183,7 @@ pub(crate) fn colour(outcome: Outcome) -> &'static str {
         Outcome::Failed => "#c62828",
         Outcome::Cancelled => "#757575",
         Outcome::TimedOut => "#ef6c00",
+        Outcome::Lost => "#6a1b9a",
     }
 }
 
@@ -193,6 +194,7 @@ fn legend(out: &mut String, y: f64) {
         (colour(Outcome::Failed), "failed"),
         (colour(Outcome::TimedOut), "timed out"),
         (colour(Outcome::Cancelled), "cancelled"),
+        (colour(Outcome::Lost), "lost"),
         (colour(Outcome::Running), "running"),
         ("url(#wait)", "waiting for the operator"),
     ];

@@ -465,6 +465,7 @@ mod tests {
             "failed",
             "cancelled",
             "timed-out",
+            "lost",
             "ready",
             "done",
             "blocked",

@@ -260,8 +260,8 @@ impl Core {
             self.abandon(&session);
             let cause = "engine restarted while it ran; the run did not survive";
             session.last_error = Some(cause.into());
-            let to = if session.status.can_become(SessionStatus::Failed) {
-                SessionStatus::Failed
+            let to = if session.status.can_become(SessionStatus::Lost) {
+                SessionStatus::Lost
             } else {
                 SessionStatus::Cancelled
             };

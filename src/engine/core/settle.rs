@@ -360,10 +360,11 @@ impl Verdict {
         };
         match outcome {
             Outcome::Lost { error, unreachable } => {
+                verdict.status = SessionStatus::Lost;
                 verdict.lost = true;
                 verdict.blame = Some(run.agent);
                 verdict.unreachable = unreachable.then(|| error.clone());
-                verdict.error = Some(format!("lost: {error}"));
+                verdict.error = Some(error);
             }
             Outcome::Completed { result, usage } => {
                 run.session.add_usage(usage);
