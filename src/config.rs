@@ -294,14 +294,14 @@ pub enum WorkspaceMode {
 const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl AgentConfig {
-    /// Where its sessions work: as configured, else shared for a managed server (it runs
-    /// here) and found out for one at a `url`.
     /// How long a managed server keeps running once ocio is gone while its sessions work.
     pub(crate) fn linger(&self) -> std::time::Duration {
         self.linger
             .map_or(DEFAULT_LINGER, |linger| linger.unsigned_abs())
     }
 
+    /// Where its sessions work: as configured, else shared for a managed server (it runs
+    /// here) and found out for one at a `url`.
     pub(crate) fn workspace_mode(&self) -> WorkspaceMode {
         match (self.workspace, self.managed) {
             (Some(mode), _) => mode,

@@ -90,7 +90,9 @@ impl Host {
         let socket = paths.socket_file();
         let store = open_store(&paths.db_file, &socket).await?;
         let records = crate::paths::server_records(&paths.db_file);
-        let (mut specs, servers) = match agents::from_config(config, &records).await {
+        // Should the start fail, managed servers whose sessions work are left running.
+        let working = agents_at_work(&store).await;
+        let (mut specs, servers) = match agents::from_config(config, &records, &working).await {
             Ok(built) => built,
             Err(e) => {
                 store.close().await;
@@ -98,26 +100,13 @@ impl Host {
             }
         };
         let rosters = gather_fleets(config, &mut specs, &store).await;
-        let engine_options = EngineOptions {
-            max_parallel: config.engine.max_parallel,
-            approvals: ApprovalPolicy::from_config(&config.engine),
-            cleanup: config.engine.worktree_cleanup,
-            max_worktrees: config.engine.max_worktrees,
-            questions: config.engine.question_policy(),
-            daily_budget: config.engine.daily_budget,
-            transcript_cap: config
-                .engine
-                .transcript_cap
-                .unwrap_or(crate::engine::DEFAULT_TRANSCRIPT_CAP),
-            transcript_retention: config.engine.transcript_retention,
-            ..EngineOptions::default()
-        };
         let clients = servers.clients();
-        let started = EngineHandle::start_subscribed(store.clone(), specs, engine_options).await;
+        let started =
+            EngineHandle::start_subscribed(store.clone(), specs, engine_options(config)).await;
         let (engine, first_events) = match started {
             Ok(started) => started,
             Err(e) => {
-                servers.shutdown().await;
+                servers.close(&working).await;
                 store.close().await;
                 return Err(e.into());
             }
@@ -263,11 +252,7 @@ impl Host {
         }
         // Managed servers whose sessions work on are left running for the next ocio to adopt;
         // the rest are stopped.
-        let working: BTreeSet<AgentName> = left_running(&self.store)
-            .await
-            .into_iter()
-            .map(|(agent, _)| agent)
-            .collect();
+        let working = agents_at_work(&self.store).await;
         // The store first: nothing writes to it now, and the next ocio may open it while the
         // managed servers take their grace to stop (seconds: OpenCode ignores SIGTERM).
         self.store.close().await;
@@ -369,6 +354,33 @@ async fn gather_fleets(
     rosters
 }
 
+/// The engine's options from the config's `[engine]`.
+fn engine_options(config: &Config) -> EngineOptions {
+    EngineOptions {
+        max_parallel: config.engine.max_parallel,
+        approvals: ApprovalPolicy::from_config(&config.engine),
+        cleanup: config.engine.worktree_cleanup,
+        max_worktrees: config.engine.max_worktrees,
+        questions: config.engine.question_policy(),
+        daily_budget: config.engine.daily_budget,
+        transcript_cap: config
+            .engine
+            .transcript_cap
+            .unwrap_or(crate::engine::DEFAULT_TRANSCRIPT_CAP),
+        transcript_retention: config.engine.transcript_retention,
+        ..EngineOptions::default()
+    }
+}
+
+/// The agents with sessions running on their server (see [`left_running`]).
+async fn agents_at_work(store: &StoreHandle) -> BTreeSet<AgentName> {
+    left_running(store)
+        .await
+        .into_iter()
+        .map(|(agent, _)| agent)
+        .collect()
+}
+
 /// The agent and server of each remote session the last engine left running.
 async fn left_running(store: &StoreHandle) -> Vec<(AgentName, String)> {
     use crate::domain::{Lifecycle, SessionStatus};
@@ -384,7 +396,7 @@ async fn left_running(store: &StoreHandle) -> Vec<(AgentName, String)> {
         Ok(left)
     });
     read.await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the sessions left running; fleet members come from their sources only");
+        tracing::warn!(error = %e, "cannot read the sessions left running (fleet members come from their sources only; managed servers are stopped)");
         Vec::new()
     })
 }

@@ -107,9 +107,14 @@ pub fn worktree_root(db: &Path) -> PathBuf {
 }
 
 /// Where the engine for the database at `db` records the managed servers it started, so that
-/// the next one adopts those still running: `servers` beside it.
+/// the next one adopts those still running: `servers/<database file name>` beside it (two
+/// databases in one directory have engines of their own, which must not take each other's).
 pub fn server_records(db: &Path) -> PathBuf {
-    db.parent().unwrap_or(Path::new(".")).join("servers")
+    let name = db.file_name().unwrap_or(db.as_os_str());
+    db.parent()
+        .unwrap_or(Path::new("."))
+        .join("servers")
+        .join(name)
 }
 
 /// Where the runtime directory goes when the platform names none (no `XDG_RUNTIME_DIR`):

@@ -32,11 +32,6 @@ impl Servers {
             .collect()
     }
 
-    /// Stop managed servers and wait until they are gone.
-    pub(crate) async fn shutdown(self) {
-        self.close(&BTreeSet::new()).await;
-    }
-
     /// Stop managed servers, but for those of the agents `working` (whose sessions run on):
     /// those are left running for the next ocio to adopt.
     pub(crate) async fn close(self, working: &BTreeSet<AgentName>) {
@@ -55,10 +50,12 @@ const LEFT_GRACE: Duration = Duration::from_secs(3);
 
 /// Build every configured agent. Managed servers are started (in parallel) and must come up;
 /// those an earlier ocio left running, recorded in `records`, are adopted (and stopped when
-/// their agent is no longer managed).
+/// their agent is no longer managed). When one cannot be had, the others are stopped, but for
+/// those of agents `working` (with sessions running there), left for the next start.
 pub(crate) async fn from_config(
     config: &Config,
     records: &Path,
+    working: &BTreeSet<AgentName>,
 ) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
     let managed: Vec<&str> = config
         .agents
@@ -93,7 +90,8 @@ pub(crate) async fn from_config(
         }
     }
     if let Some(e) = failure {
-        Servers(endpoints).shutdown().await;
+        // Those of agents whose sessions work (adopted servers) run on for the next start.
+        Servers(endpoints).close(working).await;
         return Err(e);
     }
     let mut specs = Vec::with_capacity(config.agents.len());

@@ -79,52 +79,7 @@ impl Endpoint {
             return Err(EndpointError::Simulated { agent: name });
         }
         if agent.managed == Some(true) {
-            let program = locate_opencode(agent.opencode_path.as_deref()).map_err(|source| {
-                EndpointError::Managed {
-                    agent: name.clone(),
-                    source,
-                }
-            })?;
-            let mut command = ServerCommand::new(program);
-            command.withheld = withheld.iter().map(Into::into).collect();
-            if let Some(records) = records {
-                command = command.outliving(records.join(format!("{name}.json")), agent.linger());
-            }
-            let managed = match adoptable(&command, &options).await {
-                Some(left) => ManagedServer::adopt(command, left).map_err(|source| {
-                    EndpointError::Managed {
-                        agent: name.clone(),
-                        source,
-                    }
-                })?,
-                None => {
-                    let password =
-                        Password::generate().map_err(|source| EndpointError::Password {
-                            agent: name.clone(),
-                            source,
-                        })?;
-                    ManagedServer::spawn(command, password)
-                }
-            };
-            let password = managed.password().clone();
-            let url =
-                managed
-                    .ready(ready_timeout)
-                    .await
-                    .map_err(|reason| EndpointError::NotReady {
-                        agent: name,
-                        reason,
-                    })?;
-            let client = Client::new(&url, Some(password), options).map_err(|source| {
-                EndpointError::Client {
-                    agent: agent.name.to_string(),
-                    source,
-                }
-            })?;
-            return Ok(Self {
-                client,
-                managed: Some(managed),
-            });
+            return Self::managed(agent, options, ready_timeout, withheld, records).await;
         }
         let Some(url) = &agent.url else {
             return Err(EndpointError::NoServer { agent: name });
@@ -154,6 +109,57 @@ impl Endpoint {
         })
     }
 
+    /// Start the agent's managed server, or adopt the one an earlier ocio left in `records`.
+    async fn managed(
+        agent: &AgentConfig,
+        options: ClientOptions,
+        ready_timeout: Duration,
+        withheld: &[String],
+        records: Option<&Path>,
+    ) -> Result<Self, EndpointError> {
+        let name = agent.name.to_string();
+        let managed_err = |source| EndpointError::Managed {
+            agent: name.clone(),
+            source,
+        };
+        let program = locate_opencode(agent.opencode_path.as_deref()).map_err(managed_err)?;
+        let mut command = ServerCommand::new(program);
+        command.withheld = withheld.iter().map(Into::into).collect();
+        if let Some(records) = records {
+            command = command.outliving(records.join(format!("{name}.json")), agent.linger());
+        }
+        let managed = match adoptable(&command, &options).await {
+            Some(left) => ManagedServer::adopt(command, left)
+                .await
+                .map_err(managed_err)?,
+            None => {
+                let password = Password::generate().map_err(|source| EndpointError::Password {
+                    agent: name.clone(),
+                    source,
+                })?;
+                ManagedServer::spawn(command, password)
+            }
+        };
+        let url = managed
+            .ready(ready_timeout)
+            .await
+            .map_err(|reason| EndpointError::NotReady {
+                agent: name.clone(),
+                reason,
+            })?;
+        let client =
+            Client::new(&url, Some(managed.password().clone()), options).map_err(|source| {
+                EndpointError::Client {
+                    agent: name.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            client,
+            managed: Some(managed),
+        })
+    }
+
     /// Stop the managed server (if any) and wait until it is gone.
     pub(crate) async fn shutdown(self) {
         if let Some(managed) = self.managed {
@@ -170,21 +176,27 @@ impl Endpoint {
     }
 }
 
-/// How long a server left by an earlier ocio may take to answer before it counts as wedged.
+/// How long a server left by an earlier ocio may take to answer a health check, and how many it
+/// gets, before it counts as wedged (a busy server may be slow to answer one).
 const ADOPT_HEALTH: Duration = Duration::from_secs(10);
+const ADOPT_TRIES: usize = 3;
 
 /// The server an earlier ocio left running for this agent (see `records` in
 /// [`Endpoint::connect`]), if it is there and answers; one that does not is stopped.
 async fn adoptable(command: &ServerCommand, options: &ClientOptions) -> Option<Leftover> {
     let record = command.record.as_deref()?;
     let left = Leftover::find(record, &command.program, command.stop_grace).await?;
-    let answers = match Client::new(left.url(), Some(left.password()), options.clone()) {
-        Ok(client) => matches!(
-            tokio::time::timeout(ADOPT_HEALTH, client.health()).await,
-            Ok(Ok(health)) if health.healthy
-        ),
-        Err(_) => false,
-    };
+    let mut answers = false;
+    if let Ok(client) = Client::new(left.url(), Some(left.password()), options.clone()) {
+        for _ in 0..ADOPT_TRIES {
+            let health = tokio::time::timeout(ADOPT_HEALTH, client.health()).await;
+            if matches!(health, Ok(Ok(health)) if health.healthy) {
+                answers = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
     if answers {
         tracing::info!(
             url = left.url(),

@@ -31,7 +31,7 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
     let home = Home::new();
     let repo = TestRepo::new();
     home.write_config(&format!(
-        "[[agents]]\nname = \"local\"\nmanaged = true\nopencode_path = {:?}\nmodel = \"{}/{}\"\n",
+        "[[agents]]\nname = \"local\"\nmanaged = true\nlinger = \"2m\"\nopencode_path = {:?}\nmodel = \"{}/{}\"\n",
         opencode_bin(),
         scripted::PROVIDER_ID,
         scripted::MODEL_ID
@@ -52,7 +52,7 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
         );
         path.to_str().unwrap().to_string()
     };
-    let record = home.path("data/ocio/servers/local.json");
+    let record = home.path("data/ocio/servers/ocio.redb/local.json");
     let server_pid = || -> u32 {
         let text = std::fs::read_to_string(&record)
             .unwrap_or_else(|e| panic!("no record of the managed server ({e})"));

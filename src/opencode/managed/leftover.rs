@@ -4,7 +4,8 @@
 //! crash): its watchdog lets it run for the agent's `linger` time before stopping it. The record
 //! beside the database says where it is (pid, URL, password, its watchdog); the next ocio finds
 //! the server alive, takes its watchdog over, and its sessions are re-attached like those on any
-//! server. The record is private (0600, in a 0700 directory): it holds the server's password.
+//! server. The record is private (0600, in a 0700 directory of the user's own): it holds the
+//! server's password, and a record planted by someone else could name any process.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::opencode::secret::Password;
 
+/// The name a watchdog runs under (`$0` of its `sh -c`), how it is told from other processes.
+pub(super) const WATCHDOG: &str = "ocio-watchdog";
+
 /// What the next ocio needs to find and take over a server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Record {
     /// The server's pid, also its process group.
     pub(super) pid: u32,
@@ -32,14 +36,25 @@ pub(super) struct Record {
     pub(super) password: String,
 }
 
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("pid", &self.pid)
+            .field("url", &self.url)
+            .field("watchdog", &self.watchdog)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Record {
-    /// Write it whole or not at all: a temp file, then a rename.
+    /// Write it whole or not at all: a temp file, then a rename. Blocking (it syncs).
     pub(super) fn save(&self, path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
             crate::paths::ensure_private_dir(dir)?;
         }
-        let staged = path.with_extension("json.tmp");
+        let staged = staged(path);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -51,6 +66,17 @@ impl Record {
         file.sync_all()?;
         std::fs::rename(staged, path)
     }
+
+    /// [`Record::save`] off the async runtime's threads.
+    pub(super) async fn save_blocking(self, path: PathBuf) -> std::io::Result<()> {
+        tokio::task::spawn_blocking(move || self.save(&path))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+}
+
+fn staged(record: &Path) -> PathBuf {
+    record.with_extension("json.tmp")
 }
 
 /// When process `pid` started, while it lives (a zombie counts as gone).
@@ -66,6 +92,59 @@ pub(super) fn started(pid: u32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// Stop every watchdog of the server `server` but `keep` (and their `sleep`s): each one found
+/// in `/proc`, so that one a lost record no longer names cannot stop the server later.
+pub(super) fn release_watchdogs(server: u32, keep: Option<u32>) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let server = server.to_string();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Some(pid) == keep {
+            continue;
+        }
+        let Ok(line) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        // sh -c SCRIPT ocio-watchdog PGID GRACE LINGER
+        let args: Vec<&[u8]> = line.split(|b| *b == 0).collect();
+        if args.get(3) == Some(&WATCHDOG.as_bytes()) && args.get(4) == Some(&server.as_bytes()) {
+            // Its own process group: its `sleep` goes with it.
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether `dir` is a directory of this user's that nobody else may write to: only there are
+/// records trusted (one planted by another user could name any of ours to stop).
+fn trusted(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    let Ok(own) = std::fs::metadata("/proc/self") else {
+        return false;
+    };
+    let ok = meta.is_dir() && meta.uid() == own.uid() && meta.mode() & 0o022 == 0;
+    if !ok {
+        tracing::warn!(dir = %dir.display(), "managed server records ignored: the directory is not private to this user");
+    }
+    ok
+}
+
+/// Whether two programs are the same file (paths found on two PATHs may differ).
+fn same_program(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    a == b || canonical(a) == canonical(b)
+}
+
 /// A server a previous ocio left running, found alive and of the same program.
 #[derive(Debug)]
 pub struct Leftover {
@@ -77,8 +156,11 @@ impl Leftover {
     /// The server recorded at `path`, if it still runs `program`. A record of a server that is
     /// gone is removed; one of a server running another program is stopped (after `grace`).
     pub(crate) async fn find(path: &Path, program: &Path, grace: Duration) -> Option<Self> {
+        if !path.exists() || !trusted(path.parent()?) {
+            return None;
+        }
         let found = Self::read(path)?;
-        if found.record.program != program {
+        if !same_program(&found.record.program, program) {
             tracing::info!(
                 pid = found.record.pid,
                 "a managed server of another program is stopped"
@@ -112,8 +194,11 @@ impl Leftover {
     }
 
     /// Stop the servers recorded in `dir` for agents (the records' names) not in `kept`: no
-    /// agent will take them over.
+    /// agent will take them over. Their records and logs go.
     pub(crate) async fn sweep(dir: &Path, kept: &[&str], grace: Duration) {
+        if !dir.exists() || !trusted(dir) {
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -131,6 +216,7 @@ impl Leftover {
                 );
                 left.discard(grace).await;
             }
+            let _ = std::fs::remove_file(path.with_extension("log"));
         }
     }
 
@@ -154,16 +240,12 @@ impl Leftover {
         started(self.record.pid) == Some(self.record.since)
     }
 
-    /// Stop the old watchdog (and its `sleep`): the caller watches the server from now on.
-    pub(super) fn release_watchdog(&self) {
-        if watchdog_of(self.record.watchdog, self.record.pid) {
-            let _ = killpg(Pid::from_raw(self.record.watchdog as i32), Signal::SIGKILL);
-        }
-    }
-
-    /// Stop the server (SIGTERM, `grace`, SIGKILL to its group) and forget it.
+    /// Stop the server (SIGTERM, `grace`, SIGKILL to its group) and forget it: the record goes
+    /// first, so that no other ocio adopts a server on its way out.
     pub(crate) async fn discard(self, grace: Duration) {
-        self.release_watchdog();
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(staged(&self.path));
+        release_watchdogs(self.record.pid, None);
         let group = Pid::from_raw(self.record.pid as i32);
         if self.is_alive() {
             let _ = killpg(group, Signal::SIGTERM);
@@ -175,17 +257,41 @@ impl Leftover {
                 let _ = killpg(group, Signal::SIGKILL);
             }
         }
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Whether `pid` is an ocio watchdog of the server `server` (and not a process that took its
-/// pid since).
-fn watchdog_of(pid: u32, server: u32) -> bool {
-    let Ok(line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = line.split(|b| *b == 0).collect();
-    args.iter().any(|a| *a == b"ocio-watchdog")
-        && args.iter().any(|a| *a == server.to_string().as_bytes())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record is trusted only in a directory of this user's that nobody else may write to.
+    #[test]
+    fn records_in_a_directory_others_may_write_to_are_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("servers");
+        crate::paths::ensure_private_dir(&records).unwrap();
+        assert!(trusted(&records));
+        std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted(&records));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&records, &link).unwrap();
+        std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!trusted(&link), "a symlink is not the directory itself");
+        assert!(!trusted(&dir.path().join("none")));
+    }
+
+    /// The password never shows in a record's `Debug`.
+    #[test]
+    fn a_record_never_prints_its_password() {
+        let record = Record {
+            pid: 1,
+            since: 2,
+            url: "http://127.0.0.1:1".into(),
+            watchdog: 3,
+            program: "opencode".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{record:?}").contains("hunter2"));
+    }
 }

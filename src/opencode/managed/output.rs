@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::ManagedError;
+
 const TAIL_LINES: usize = 20;
 /// How often a log file is read for more.
 const LOG_POLL: Duration = Duration::from_millis(250);
@@ -76,30 +78,87 @@ pub(super) async fn drain(stream: impl AsyncRead + Unpin, name: &'static str, mu
     }
 }
 
-/// The log file a server outliving ocio writes to, beside its record: opened to append (and
-/// emptied first when it has grown past [`LOG_MAX`]), and where its new output starts.
-pub(super) fn open_log(record: &Path) -> std::io::Result<(std::fs::File, PathBuf, u64)> {
+/// The log file a server that may outlive ocio writes to, beside its record (a pipe would
+/// break when ocio goes), and where the output of this run of it starts.
+pub(super) struct Log {
+    path: PathBuf,
+    from: u64,
+}
+
+impl Log {
+    /// With a `record`, the server's stdout and stderr go to its log file: opened to append
+    /// (and emptied first when it has grown past [`LOG_MAX`]). Without, they are piped.
+    pub(super) fn attach(
+        record: Option<&Path>,
+        command: &mut tokio::process::Command,
+    ) -> Result<Option<Log>, ManagedError> {
+        let Some(record) = record else {
+            command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            return Ok(None);
+        };
+        let path = record.with_extension("log");
+        let opened = open_log(&path).map_err(|source| ManagedError::Log {
+            path: path.clone(),
+            source,
+        })?;
+        let (file, copy, from) = opened;
+        command.stdout(copy).stderr(file);
+        Ok(Some(Log { path, from }))
+    }
+
+    /// The log of an adopted server, from what it writes next.
+    pub(super) fn at_end(record: &Path) -> Log {
+        let path = record.with_extension("log");
+        let from = std::fs::metadata(&path).map_or(0, |m| m.len());
+        Log { path, from }
+    }
+
+    /// Hear what is written to it, as it grows, until the task is aborted.
+    pub(super) fn follow(&self, ears: Ears) -> impl std::future::Future<Output = ()> + use<> {
+        follow(self.path.clone(), self.from, ears)
+    }
+
+    /// Its last lines from this run on (for an error when the server would not start).
+    pub(super) fn last_lines(&self) -> Vec<String> {
+        let Ok(text) = std::fs::read(&self.path) else {
+            return Vec::new();
+        };
+        let from = usize::try_from(self.from)
+            .unwrap_or(usize::MAX)
+            .min(text.len());
+        let text = String::from_utf8_lossy(&text[from..]);
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(TAIL_LINES);
+        lines[start..].iter().map(|l| l.to_string()).collect()
+    }
+}
+
+/// Open `path` to append, emptied first past [`LOG_MAX`]: the file twice (for stdout and
+/// stderr) and its length.
+fn open_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = record.parent() {
+    if let Some(dir) = path.parent() {
         crate::paths::ensure_private_dir(dir)?;
     }
-    let path = record.with_extension("log");
     let file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .open(&path)?;
+        .open(path)?;
     let mut len = file.metadata()?.len();
     if len > LOG_MAX {
         file.set_len(0)?;
         len = 0;
     }
-    Ok((file, path, len))
+    let copy = file.try_clone()?;
+    Ok((file, copy, len))
 }
 
 /// Hear what is written to the log file at `path` from byte `from` on, as it grows, until the
 /// task is aborted.
-pub(super) async fn follow(path: PathBuf, from: u64, mut ears: Ears) {
+async fn follow(path: PathBuf, from: u64, mut ears: Ears) {
     let Ok(mut file) = tokio::fs::File::open(&path).await else {
         return;
     };
@@ -147,14 +206,14 @@ mod tests {
     #[tokio::test]
     async fn a_growing_log_is_heard_line_by_line() {
         let dir = tempfile::tempdir().unwrap();
-        let record = dir.path().join("servers").join("local.json");
-        let (mut file, path, from) = open_log(&record).unwrap();
+        let path = dir.path().join("servers").join("local.log");
+        let (mut file, _, from) = open_log(&path).unwrap();
         assert_eq!(from, 0);
         use std::io::Write;
         writeln!(file, "from the last run").unwrap();
-        let (_, _, from) = open_log(&record).unwrap();
+        let (_, _, from) = open_log(&path).unwrap();
         let (ears, mut heard) = ears();
-        let task = tokio::spawn(follow(path, from, ears));
+        let task = tokio::spawn(follow(path.clone(), from, ears));
         write!(file, "opencode server listen").unwrap();
         tokio::time::sleep(LOG_POLL * 2).await;
         write!(file, "ing on http://127.0.0.1:9\nnext").unwrap();
@@ -179,5 +238,14 @@ mod tests {
             ]
         );
         task.abort();
+        let log = Log { path, from };
+        assert_eq!(
+            log.last_lines(),
+            [
+                "opencode server listening on http://127.0.0.1:9",
+                "next line"
+            ],
+            "this run's lines, read from the file"
+        );
     }
 }
