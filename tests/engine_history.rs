@@ -269,3 +269,54 @@ async fn what_the_engine_keeps_for_finished_work_stays_bounded() {
     engine.shutdown().await.unwrap();
     store.close().await;
 }
+
+/// What the engine told besides transitions (a plan taken in, its sessions dispatched, its
+/// end) is kept: an engine started later, and so a control room opened on it, tells the past
+/// as it was told, in order. Only state transitions were kept; the events pane of a room
+/// opened after a restart had lost every other line.
+#[tokio::test]
+async fn what_was_told_besides_transitions_is_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = history(dir.path()).await;
+    let (store, engine) = restart(dir.path()).await;
+    let notes = engine.notes(10_000).await.unwrap();
+    let submitted = notes
+        .iter()
+        .position(|n| matches!(&n.event, EngineEvent::PlanSubmitted { plan, .. } if *plan == old))
+        .expect("the old plan's submission is kept");
+    let dispatched = notes
+        .iter()
+        .position(|n| matches!(&n.event, EngineEvent::Dispatched { plan, key, .. } if *plan == old && key == "a"))
+        .expect("its dispatch is kept");
+    let finished = notes
+        .iter()
+        .position(|n| {
+            matches!(&n.event, EngineEvent::PlanFinished { plan, done: 1, failed: 1, .. } if *plan == old)
+        })
+        .expect("its end is kept");
+    assert!(submitted < dispatched && dispatched < finished);
+    assert!(
+        notes.windows(2).all(|w| w[0].at <= w[1].at),
+        "in the order told"
+    );
+    let ends = notes
+        .iter()
+        .filter(|n| matches!(n.event, EngineEvent::PlanFinished { .. }))
+        .count();
+    assert_eq!(
+        ends, 51,
+        "every plan's end, the last told as the engine stopped"
+    );
+    assert!(
+        notes.iter().all(|n| !matches!(
+            n.event,
+            EngineEvent::Transition(_) | EngineEvent::Activity { .. }
+        )),
+        "transitions are in the control log, a session's work in its transcript"
+    );
+    let newest = engine.notes(3).await.unwrap();
+    assert_eq!(newest.len(), 3);
+    assert!(matches!(newest[2].event, EngineEvent::PlanFinished { .. }));
+    engine.shutdown().await.unwrap();
+    store.close().await;
+}

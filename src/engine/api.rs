@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::Follower;
 use super::approval::{Approver, Decision};
 use super::question::Answer;
-use super::view::{Entry, Logged, Snapshot};
+use super::view::{Entry, Logged, Noted, Snapshot};
 use super::{EngineError, EngineEvent, Proposal};
 use crate::domain::review::PlanReview;
 use crate::domain::{Budget, LandMode, PlanLanding, TaskContext};
@@ -85,6 +85,8 @@ pub enum Request {
         since: u64,
         last: usize,
     },
+    /// The newest `last` notes: what the engine told besides transitions, oldest first.
+    Notes { last: usize },
     /// Remove the stored transcripts of sessions that ended before `ended_before`.
     PruneTranscripts { ended_before: jiff::Timestamp },
     /// Deliver a finished plan's work: land its integration branch on its base branch
@@ -209,6 +211,7 @@ pub enum Reply {
     Context { tasks: Vec<TaskContext> },
     Review { review: Box<PlanReview> },
     History { entries: Vec<Logged> },
+    Notes { notes: Vec<Noted> },
     Pruned { pruned: crate::store::Pruned },
     Landed { landing: Box<Landing> },
     Timeline { timeline: Box<Timeline> },
@@ -228,6 +231,7 @@ impl Reply {
             Self::Context { .. } => "context",
             Self::Review { .. } => "review",
             Self::History { .. } => "history",
+            Self::Notes { .. } => "notes",
             Self::Pruned { .. } => "pruned",
             Self::Landed { .. } => "landed",
             Self::Timeline { .. } => "timeline",
@@ -567,6 +571,14 @@ pub trait EngineApi: Engine {
     async fn history(&self, since: u64, last: usize) -> Result<Vec<Logged>, ApiError> {
         match self.call(Request::History { since, last }).await? {
             Reply::History { entries } => Ok(entries),
+            other => Err(ApiError::unexpected(&other)),
+        }
+    }
+
+    /// The newest `last` notes (what the engine told besides transitions), oldest first.
+    async fn notes(&self, last: usize) -> Result<Vec<Noted>, ApiError> {
+        match self.call(Request::Notes { last }).await? {
+            Reply::Notes { notes } => Ok(notes),
             other => Err(ApiError::unexpected(&other)),
         }
     }

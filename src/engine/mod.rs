@@ -49,7 +49,7 @@ pub use rooms::Follower;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
 pub use simulated::Simulated;
 pub use view::{
-    Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, PlanView,
+    Activity, ApprovalView, ConflictState, ConflictView, Entry, Footprint, Logged, Noted, PlanView,
     SessionView, Snapshot, TaskView,
 };
 

@@ -90,6 +90,32 @@ impl BudgetsView {
     }
 }
 
+/// Something the engine told besides a transition (a plan submitted, a task merged, a check's
+/// end...), and when: kept so that a front end that starts later can show the past.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Noted {
+    pub at: jiff::Timestamp,
+    pub event: super::EngineEvent,
+}
+
+impl Noted {
+    /// Whether `event` is kept as a note: what a person reads in the events pane, but for
+    /// transitions (in the control log already), each part of a session's work (its
+    /// transcript), a check's running line and the engine's own failure (nothing is written
+    /// after it).
+    pub(crate) fn keeps(event: &super::EngineEvent) -> bool {
+        use super::EngineEvent as E;
+        !matches!(
+            event,
+            E::Transition(_)
+                | E::Activity { .. }
+                | E::SessionUsage { .. }
+                | E::CheckProgress { .. }
+                | E::EngineFailed { .. }
+        )
+    }
+}
+
 /// One control log entry: a durable transition and its sequence number (from 1, no gaps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Logged {

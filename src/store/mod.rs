@@ -148,6 +148,10 @@ enum Op {
         subject: Option<u128>,
         words: Vec<String>,
     },
+    /// A note (see [`tables::NOTES`]), numbered after the last.
+    AppendNote {
+        json: Vec<u8>,
+    },
     PutMeta {
         key: &'static str,
         value: u64,
@@ -352,6 +356,12 @@ impl Batch {
             path: path.to_string(),
             blob: blob.map(str::to_string),
         });
+        self
+    }
+
+    /// Appends a note of something the engine told (see [`tables::NOTES`]).
+    pub fn append_note(&mut self, note: &impl Serialize) -> &mut Self {
+        self.ops.push(Op::AppendNote { json: encode(note) });
         self
     }
 

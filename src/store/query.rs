@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::StoreError;
 use super::tables::{
-    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
+    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, NOTES, PLAN_CONFLICTS, PLAN_LANDING,
     PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SCHEMA_VERSION_KEY, SESSION_STATUS, SESSIONS,
     TASK_CONTEXT, TASKS,
 };
@@ -428,6 +428,28 @@ pub fn events_after(
     limit: usize,
 ) -> Result<Vec<(u64, DomainEvent)>, StoreError> {
     events_above(txn, after, limit, false)
+}
+
+/// The newest `limit` notes (see [`super::tables::NOTES`]), oldest first; any this ocio cannot
+/// read (written by a newer one) left out.
+pub(crate) fn notes_newest<T: serde::de::DeserializeOwned>(
+    txn: &ReadTransaction,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let table = match txn.open_table(NOTES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::storage(e)),
+    };
+    let mut found = Vec::new();
+    for entry in table.iter().map_err(StoreError::storage)?.rev().take(limit) {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        if let Ok(note) = serde_json::from_slice(json.value()) {
+            found.push(note);
+        }
+    }
+    found.reverse();
+    Ok(found)
 }
 
 /// The newest `limit` control log entries with a sequence number above `after`, in order.

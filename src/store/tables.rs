@@ -59,6 +59,11 @@ pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("le
 /// order. Sequence numbers start at 1 and have no gaps.
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events-v1");
 
+/// Number -> JSON of what the engine told besides transitions (a plan submitted, a task
+/// merged, a check's end...) with when, for front ends that start later to show: the events
+/// pane's past. From 1, in order; written in the engine's next commit after it told it.
+pub(crate) const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes-v1");
+
 /// Plan id -> JSON `PlanWork`: how the plan uses its repository (worktrees, shared checkout,
 /// no git). Additive (no schema bump).
 pub(crate) const PLAN_WORK: TableDefinition<u128, &[u8]> = TableDefinition::new("plan-work-v1");

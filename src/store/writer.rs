@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, Table, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::search::{self, Place, WordTable};
 use super::tables::{
-    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, PLAN_CONFLICTS, PLAN_LANDING,
+    AGENTS, BUDGET_LEDGER, CHECKPOINTS, EVENTS, LEASES, META, NOTES, PLAN_CONFLICTS, PLAN_LANDING,
     PLAN_OPEN_TASKS, PLAN_REVIEWED, PLAN_WORK, PLANS, SEARCH_WORDS, SESSION_STATUS, SESSIONS,
     TASK_CONTEXT, TASKS,
 };
@@ -179,6 +181,8 @@ pub(super) struct WriteTables<'txn> {
     words: WordTable<'txn>,
     /// Opened by the first transcript write of the transaction (most have none).
     transcripts: Option<TranscriptTables<'txn>>,
+    /// Opened by the first note of the transaction (most have none).
+    notes: Option<Table<'txn, u64, &'static [u8]>>,
     txn: &'txn WriteTransaction,
 }
 
@@ -205,6 +209,7 @@ impl<'txn> WriteTables<'txn> {
             ledger: txn.open_table(BUDGET_LEDGER).map_err(open_error)?,
             words: txn.open_table(SEARCH_WORDS).map_err(open_error)?,
             transcripts: None,
+            notes: None,
             txn,
         })
     }
@@ -290,6 +295,7 @@ impl<'txn> WriteTables<'txn> {
                         .insert(*id, json.as_slice())
                         .map_err(StoreError::storage)?;
                 }
+                Op::AppendNote { json } => self.append_note(json)?,
                 Op::PutLedger { key, json } => {
                     match json {
                         Some(json) => self
@@ -358,6 +364,22 @@ impl<'txn> WriteTables<'txn> {
 
     /// Stores a session, moves it in the status index, and indexes its title when it is new
     /// or changed (most writes of a session only change its status).
+    /// A note after the last one (the table is made by the first).
+    fn append_note(&mut self, json: &[u8]) -> Result<(), StoreError> {
+        let notes = match &mut self.notes {
+            Some(notes) => notes,
+            None => self
+                .notes
+                .insert(self.txn.open_table(NOTES).map_err(StoreError::storage)?),
+        };
+        let next = notes
+            .last()
+            .map_err(StoreError::storage)?
+            .map_or(1, |(key, _)| key.value() + 1);
+        notes.insert(next, json).map_err(StoreError::storage)?;
+        Ok(())
+    }
+
     fn put_session(
         &mut self,
         id: u128,

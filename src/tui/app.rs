@@ -18,7 +18,7 @@ use super::view::View;
 use crate::domain::{AgentStatus, Lifecycle, SessionId, TaskId, TaskStatus};
 use crate::engine::Told;
 use crate::engine::approval::{Approver, Decision};
-use crate::engine::view::{Entry, Logged, Snapshot};
+use crate::engine::view::{Entry, Logged, Noted, Snapshot};
 
 /// What reaches the app, in order.
 #[derive(Debug)]
@@ -33,8 +33,9 @@ pub enum Msg {
     /// Events were missed: the next snapshot catches up.
     Lagged(u64),
     Snapshot(Box<Snapshot>),
-    /// The control log's recent past (asked for once the first snapshot is in).
-    History(Vec<Logged>),
+    /// The control log's recent past and the notes of what else was told (asked for once the
+    /// first snapshot is in).
+    History(Vec<Logged>, Vec<Noted>),
     Transcript(SessionId, Vec<Entry>),
     /// A session's diff (or why there is none).
     Diff(SessionId, Result<String, String>),
@@ -297,8 +298,8 @@ impl App {
                 vec![Effect::Request(Request::Snapshot)]
             }
             Msg::Snapshot(snapshot) => self.snapshot(*snapshot),
-            Msg::History(entries) => {
-                self.view.apply_history(entries, self.now);
+            Msg::History(entries, notes) => {
+                self.view.apply_history(entries, notes, self.now);
                 Vec::new()
             }
             Msg::Transcript(id, entries) => {

@@ -8,23 +8,38 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::view::{LOAD_SAMPLES, LOG, LogLine, View, log_line};
 use crate::domain::{DomainEvent, Lifecycle, SessionId, SessionStatus, Transition};
-use crate::engine::{EngineEvent, Logged};
+use crate::engine::{EngineEvent, Logged, Noted};
 
 /// When a session took a slot of its agent and when it gave it back, where the log says.
 type Span = (Option<Timestamp>, Option<Timestamp>);
 
 impl View {
-    /// Show `entries` (the control log's newest, oldest first) before what this room has shown
-    /// live, leaving out what it showed live already, and rebuild each agent's load samples for
-    /// the seconds before its live ones (one a second; `now` is the newest sample's time).
-    pub(crate) fn apply_history(&mut self, entries: Vec<Logged>, now: Timestamp) {
+    /// Show `entries` (the control log's newest, oldest first) and `notes` (what else was told,
+    /// oldest first) before what this room has shown live, in time order, leaving out what it
+    /// showed live already, and rebuild each agent's load samples for the seconds before its
+    /// live ones (one a second; `now` is the newest sample's time).
+    pub(crate) fn apply_history(
+        &mut self,
+        entries: Vec<Logged>,
+        notes: Vec<Noted>,
+        now: Timestamp,
+    ) {
         let early = std::mem::take(&mut self.early);
         let mut past: Vec<DomainEvent> = entries.into_iter().map(|l| l.event).collect();
         past.truncate(past.len() - overlap(&past, &early));
-        let mut lines: VecDeque<LogLine> = past
+        let mut lines: Vec<LogLine> = past
             .iter()
             .filter_map(|e| log_line(&EngineEvent::Transition(e.clone())))
             .collect();
+        lines.extend(notes.iter().filter_map(|note| {
+            let line = log_line(&note.event).map(|line| LogLine {
+                at: note.at,
+                ..line
+            })?;
+            (!self.shows_live(&line)).then_some(line)
+        }));
+        lines.sort_by_key(|line| line.at);
+        let mut lines: VecDeque<LogLine> = lines.into();
         lines.append(&mut self.log);
         while lines.len() > LOG {
             lines.pop_front();
@@ -36,6 +51,14 @@ impl View {
         }
         self.history = true;
         self.generation += 1;
+    }
+
+    /// Whether this room showed `line` (a note's) live already: the same words, told within a
+    /// few seconds of the note (a live line is stamped when the room heard it).
+    fn shows_live(&self, line: &LogLine) -> bool {
+        self.log.iter().any(|live| {
+            live.text == line.text && (live.at - line.at).abs() < SignedDuration::from_secs(10)
+        })
     }
 
     fn rebuild_load(&mut self, past: &[DomainEvent], now: Timestamp) {

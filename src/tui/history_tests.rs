@@ -72,7 +72,7 @@ fn logged(events: Vec<DomainEvent>) -> Vec<Logged> {
 #[test]
 fn a_room_fed_the_history_shows_its_events_and_its_load_sparklines() {
     let mut app = started();
-    app.update(Msg::History(logged(past())));
+    app.update(Msg::History(logged(past()), Vec::new()));
     let texts: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
@@ -125,7 +125,7 @@ fn what_the_room_showed_live_before_the_history_came_is_shown_once() {
     app.update(Msg::Engine(crate::tui::tests::told(
         EngineEvent::Transition(live),
     )));
-    app.update(Msg::History(logged(past)));
+    app.update(Msg::History(logged(past), Vec::new()));
     let texts: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
@@ -138,4 +138,49 @@ fn what_the_room_showed_live_before_the_history_came_is_shown_once() {
     );
     // Live from now on: nothing more is held back for a history.
     assert!(app.view.history);
+}
+
+/// The notes of what was told besides transitions (a plan taken in, a merge) are shown with the
+/// control log's lines, in time order; one this room showed live already is not repeated.
+#[test]
+fn notes_of_the_past_are_shown_in_time_order_and_once() {
+    use crate::domain::PlanId;
+    use crate::engine::Noted;
+    let mut app = started();
+    let plan = PlanId::from_parts(1, 1);
+    let note = |at: jiff::Timestamp, event: EngineEvent| Noted { at, event };
+    let submitted = EngineEvent::PlanSubmitted {
+        plan,
+        name: "webapp".into(),
+        tasks: 3,
+        key: "webapp".into(),
+        branch: None,
+    };
+    let merged = |commit: &str| EngineEvent::Merged {
+        plan,
+        task: crate::domain::TaskId::from_parts(1, 2),
+        key: "api".into(),
+        commit: commit.into(),
+    };
+    // Shown live already: told again by the notes, it is not repeated.
+    app.update(Msg::Engine(crate::tui::tests::told(merged("cafe1234"))));
+    let live_at = app.view.log.back().unwrap().at;
+    let notes = vec![
+        note(at(90), submitted),
+        note(at(190), merged("beef5678")),
+        note(live_at, merged("cafe1234")),
+    ];
+    app.update(Msg::History(logged(past()), notes));
+    let texts: Vec<&str> = app.view.log.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts.len(), 6, "{texts:#?}");
+    assert!(texts[0].contains("webapp"), "{texts:#?}");
+    assert!(
+        texts[3].contains("beef5678"),
+        "between the logged lines by time: {texts:#?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("cafe1234")).count(),
+        1,
+        "{texts:#?}"
+    );
 }

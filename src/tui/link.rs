@@ -261,7 +261,8 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             Err(e) => Msg::EngineGone(e.to_string()),
         },
         Request::History(last) => match engine.history(0, last).await {
-            Ok(entries) => Msg::History(entries),
+            // Notes are the rest of the past; an engine of an older ocio keeps none.
+            Ok(entries) => Msg::History(entries, engine.notes(last).await.unwrap_or_default()),
             Err(e) => reply("history".into(), Err(e)),
         },
         Request::Submit(path) => {

@@ -11,7 +11,7 @@ use super::Core;
 use super::observe::RECENT_PLANS;
 use crate::domain::{MergeState, TaskContext};
 use crate::domain::{PlanId, TaskGraph, TaskId, TaskStatus};
-use crate::engine::{EngineError, Logged};
+use crate::engine::{EngineError, Logged, Noted};
 use crate::store::StoreError;
 use crate::store::query::{self, PlanRecord};
 
@@ -138,6 +138,15 @@ impl Core {
 
 impl Core {
     /// The newest `last` control log entries above `since`, read off the engine's loop.
+    /// The newest `last` notes, oldest first (see [`Noted`]).
+    pub(super) fn notes(&self, last: usize, reply: super::Typed<Vec<Noted>>) {
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            let read = store.read(move |txn| query::notes_newest(txn, last)).await;
+            reply.send(read.map_err(EngineError::from));
+        });
+    }
+
     pub(super) fn history(&self, since: u64, last: usize, reply: super::Typed<Vec<Logged>>) {
         let store = self.store.clone();
         self.tasks.spawn(async move {

@@ -50,7 +50,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::locking::TaskLocks;
 use super::runner::{Health, RemoteReport};
-use super::{Command, Ending, EngineError, EngineEvent, EngineOptions, Reply, Request, Told};
+use super::{
+    Command, Ending, EngineError, EngineEvent, EngineOptions, Noted, Reply, Request, Told,
+};
 use crate::domain::TaskContext;
 use crate::domain::{
     AgentName, DomainEvent, PlanId, Session, SessionId, SessionKind, SessionStatus, Task,
@@ -120,23 +122,44 @@ pub(super) struct Core {
 
 /// Tells the front ends what happened, numbering each event from 1 (see [`Told`]). Only the
 /// core tells, so a snapshot it takes reflects exactly the events numbered up to
-/// [`Herald::last`].
+/// [`Herald::last`]. What a later front end shows of the past besides transitions it keeps
+/// as notes, written with the next commit (see [`Noted`]).
 pub(super) struct Herald {
     tx: broadcast::Sender<Told>,
     last: u64,
+    clock: super::Clock,
+    notes: Vec<Noted>,
 }
 
 impl Herald {
-    pub(super) fn new(tx: broadcast::Sender<Told>) -> Self {
-        Self { tx, last: 0 }
+    pub(super) fn new(tx: broadcast::Sender<Told>, clock: super::Clock) -> Self {
+        Self {
+            tx,
+            last: 0,
+            clock,
+            notes: Vec::new(),
+        }
     }
 
     fn tell(&mut self, event: EngineEvent) {
         self.last += 1;
+        if Noted::keeps(&event) {
+            self.notes.push(Noted {
+                at: self.clock.now(),
+                event: event.clone(),
+            });
+        }
         let _ = self.tx.send(Told {
             seq: self.last,
             event,
         });
+    }
+
+    /// The notes told since the last commit, into `batch`.
+    fn note_into(&mut self, batch: &mut crate::store::Batch) {
+        for note in self.notes.drain(..) {
+            batch.append_note(&note);
+        }
     }
 
     /// The number of the last event told (0: none yet).
@@ -202,6 +225,11 @@ impl Core {
     ) {
         let result = match self.dispatch().await {
             Ok(()) => self.steps(commands).await,
+            Err(e) => Err(e),
+        };
+        // The last notes (a plan's end told as it stopped) are kept too.
+        let result = match result {
+            Ok(()) => self.commit(Step::default()).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -397,6 +425,10 @@ impl Core {
                 self.history(since, last, answer.of(|entries| Reply::History { entries }));
                 return Ok(());
             }
+            Request::Notes { last } => {
+                self.notes(last, answer.of(|notes| Reply::Notes { notes }));
+                return Ok(());
+            }
             Request::PruneTranscripts { ended_before } => {
                 self.prune_transcripts(ended_before, answer.of(|pruned| Reply::Pruned { pruned }));
                 return Ok(());
@@ -482,6 +514,8 @@ impl Core {
 
     async fn on_tick(&mut self) -> Result<(), EngineError> {
         self.record_steps().await?;
+        // Notes told since the last commit (a plan's end, a check's) are written now.
+        self.commit(Step::default()).await?;
         let now = std::time::Instant::now();
         self.flush_journal(journal::Drain::Due(now)).await?;
         self.enforce_time_limits();
@@ -526,6 +560,7 @@ impl Core {
     /// Durable first, then announced: commits `step` (with the transcript entries waiting in
     /// the journal), then tells its events.
     async fn commit(&mut self, mut step: Step) -> Result<(), EngineError> {
+        self.events.note_into(&mut step.batch);
         if !step.batch.is_empty() {
             let cap = self.options.transcript_cap;
             self.journal

@@ -89,6 +89,7 @@ impl Core {
         let (health_tx, health_rx) = mpsc::channel(256);
         // The first check comes soon after start, not in the middle of recovery.
         let fleet = Fleet::new(agents, options.health_every / 10, options.health_every);
+        let clock = options.clock;
         let mut core = Self {
             store,
             options,
@@ -108,7 +109,7 @@ impl Core {
             workspaces,
             report_tx,
             report_rx,
-            events: Herald::new(events),
+            events: Herald::new(events, clock),
             locks: TaskLocks::restore(leases),
             retry_at: HashMap::new(),
             health_tx,
