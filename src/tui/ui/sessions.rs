@@ -1,5 +1,6 @@
-//! The sessions table: state, task, plan, agent, age, tokens, last activity, each column as wide
-//! as what it holds and the last activity the rest. Only the rows on screen are built.
+//! The sessions table: state, task, plan, agent, how long it ran (so far, while it runs), tokens,
+//! last activity, each column as wide as what it holds and the last activity the rest. Only the
+//! rows on screen are built.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -10,7 +11,7 @@ use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{age, age_width, block, fit as fit_text, si, status_style};
 use crate::tui::app::{App, Mode, Pane};
 
-const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "AGE", "TOKENS", "LAST"];
+const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "RAN", "TOKENS", "LAST"];
 /// The last activity: free text, it takes what the other columns leave.
 const LAST: usize = 6;
 /// Who gets room first: state, task, agent, some of the last activity, the age and tokens,
