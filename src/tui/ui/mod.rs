@@ -308,11 +308,21 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
     let word = |rank, text: &'static str, style| {
         Part::new(rank, Span::raw(" "), vec![Span::styled(text, style)])
     };
-    let mut parts = vec![Part::new(
-        NAME,
-        Span::raw(""),
-        vec![Span::styled(" OCIO ", theme.selected)],
-    )];
+    let ocio = || Span::styled(" OCIO ", theme.selected);
+    let simulated =
+        !view.agents.is_empty() && view.agents.iter().all(|a| a.backend == Backend::Simulated);
+    // Nothing real runs: said with the name, so it never gives way (a demo at 80x24), in full
+    // where there is room.
+    let name = match simulated {
+        true => Part::new(
+            NAME,
+            Span::raw(""),
+            vec![ocio(), Span::styled(" [SIMULATED]", theme.accent)],
+        )
+        .or(vec![ocio(), Span::styled(" SIM", theme.accent)]),
+        false => Part::new(NAME, Span::raw(""), vec![ocio()]),
+    };
+    let mut parts = vec![name];
     parts.push(match (&app.attached, view.paused) {
         (_, true) => word(NEEDS_YOU, "PAUSED", theme.status("paused")),
         (Some(_), false) => word(STATE, "attached", theme.status("running")),
@@ -332,9 +342,6 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
     let agents = format!("agents {online}/{}", view.agents.len());
     let long = format!("{agents} online");
     parts.push(section(app, STATE, theme.base, long, agents));
-    if !view.agents.is_empty() && view.agents.iter().all(|a| a.backend == Backend::Simulated) {
-        parts.push(word(ASIDE, "[SIMULATED]", theme.accent));
-    }
     // No section at all without sessions (it was an empty `│ │`).
     if !counts.is_empty() {
         parts.push(counts_part(app, counts));
