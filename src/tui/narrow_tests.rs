@@ -242,3 +242,40 @@ fn numbers_and_names_are_whole_or_say_they_are_cut() {
         }
     }
 }
+
+/// A long event line (a check's report, a merge conflict's files) was cut at the pane's edge
+/// with no way to read its end. Focused, the events pane folds it under its clock, newest at
+/// the bottom; unfocused it stays one row a line.
+#[test]
+fn the_focused_events_pane_shows_a_long_line_whole() {
+    let mut app = demo_room();
+    let long = "merge of api conflicts in src/server/routes.rs src/server/handlers.rs src/client/api.rs: a resolver session settles them";
+    app.view
+        .log(super::tests::at(30), "failed", "short one".into());
+    app.view.log(super::tests::at(40), "failed", long.into());
+    let row_with = |screen: &str, text: &str| lines(screen).iter().any(|l| l.contains(text));
+    app.focus = Pane::Sessions;
+    let screen = draw(&mut app, 80, 24);
+    assert!(
+        !row_with(&screen, "settles them"),
+        "cut while unfocused: {screen}"
+    );
+    app.focus = Pane::Events;
+    let screen = draw(&mut app, 80, 24);
+    assert!(row_with(&screen, "settles them"), "{screen}");
+    let taller = draw(&mut app, 80, 40);
+    assert!(
+        row_with(&taller, "short one") && row_with(&taller, "settles them"),
+        "{taller}"
+    );
+    // The newest line's end is on the pane's last row.
+    let rows = lines(&screen);
+    let end = rows
+        .iter()
+        .position(|l| l.contains("settles them"))
+        .unwrap();
+    assert!(
+        rows[end + 1].contains('─') || rows[end + 1].contains('━'),
+        "{screen}"
+    );
+}

@@ -1,4 +1,5 @@
 //! The events pane: the live control log, newest at the bottom, coloured by what it is about.
+//! Focused, it folds long lines so each can be read whole; otherwise a line is cut at the edge.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -41,19 +42,35 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     }
     let block = block(app, Pane::Events, title);
     let end = log.len().saturating_sub(scroll);
-    let start = end.saturating_sub(height);
-    let lines: Vec<Line> = log
-        .range(start..end)
-        .map(|line| {
-            let tone = match line.tone.as_str() {
-                "plan" | "engine" => app.theme.info,
-                other => app.theme.status(other),
-            };
-            Line::from(vec![
-                Span::styled(format!("{} ", clock(line.at, &app.zone)), app.theme.muted),
-                Span::styled(line.text.clone(), tone),
-            ])
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let styled = |line: &crate::tui::view::LogLine| {
+        let tone = match line.tone.as_str() {
+            "plan" | "engine" => app.theme.info,
+            other => app.theme.status(other),
+        };
+        Line::from(vec![
+            Span::styled(format!("{} ", clock(line.at, &app.zone)), app.theme.muted),
+            Span::styled(line.text.clone(), tone),
+        ])
+    };
+    if app.focus != Pane::Events {
+        let start = end.saturating_sub(height);
+        let lines: Vec<Line> = log.range(start..end).map(styled).collect();
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+        return;
+    }
+    // Folded under the clock, newest last: lines from the end until the pane is full.
+    let width = usize::from(area.width.saturating_sub(2));
+    let mut rows: Vec<Line> = Vec::new();
+    for line in log.range(..end).rev() {
+        if rows.len() >= height {
+            break;
+        }
+        let mut folded = super::wrap::wrap(styled(line), width, CLOCK);
+        folded.append(&mut rows);
+        rows = folded;
+    }
+    // The oldest line's first rows give way when it does not fit whole.
+    let hidden = rows.len().saturating_sub(height);
+    let rows = rows.split_off(hidden);
+    frame.render_widget(Paragraph::new(rows).block(block), area);
 }
