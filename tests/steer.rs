@@ -402,3 +402,57 @@ async fn a_run_that_ends_as_it_is_interrupted_ends_and_the_engine_goes_on() {
     assert!(engine.snapshot().await.is_ok(), "the engine goes on");
     engine.shutdown().await.unwrap();
 }
+
+/// What the operator told an attempt is told to the attempt that starts afresh after it: a
+/// simulated session's run does not survive the engine stopping, and the task's next attempt
+/// is prompted with the operator's words. They were lost with the attempt.
+#[tokio::test]
+async fn what_the_operator_said_reaches_the_attempt_that_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ocio.redb");
+    let options = || EngineOptions {
+        tick: Duration::from_millis(20),
+        ..EngineOptions::default()
+    };
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 60_000, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"work\"\nprompt = \"paint the shed\"\n",
+    )
+    .unwrap();
+    engine
+        .submit_plan(PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    let first = dispatched(&mut events).await;
+    engine.say(first, "use blue paint").await.unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let agent = support::sim_agent("sim", 1, &[], 10, 0.0);
+    let engine = EngineHandle::start(store.clone(), vec![agent], options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let second = dispatched(&mut events).await;
+    assert_ne!(first, second);
+    let checkpoints = store
+        .read(move |txn| query::checkpoints(txn, second))
+        .await
+        .unwrap();
+    let prompt = checkpoints[0].data["prompt"].as_str().unwrap().to_string();
+    assert!(
+        prompt.starts_with("paint the shed")
+            && prompt.contains("What the operator told an earlier attempt")
+            && prompt.contains("- use blue paint"),
+        "{prompt}"
+    );
+    engine.shutdown().await.unwrap();
+}

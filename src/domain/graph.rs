@@ -232,6 +232,13 @@ impl TaskGraph {
         Ok(&self.tasks[i])
     }
 
+    /// Records what the operator told a task's running attempt (see [`Task::steering`]).
+    pub(crate) fn steer(&mut self, key: &str, text: String) -> Result<&Task, GraphError> {
+        let i = self.position(key)?;
+        self.tasks[i].steering.push(text);
+        Ok(&self.tasks[i])
+    }
+
     /// Forgets a task's lost attempts (an operator's retry starts its bound afresh).
     pub(crate) fn forgive_lost(&mut self, key: &str) -> Result<(), GraphError> {
         let i = self.position(key)?;

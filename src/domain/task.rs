@@ -122,6 +122,10 @@ pub struct Task {
     /// work that attempt committed on the task's branch instead of starting afresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over_budget: Option<String>,
+    /// What the operator told its attempts while they ran, oldest first: a later attempt that
+    /// starts afresh (the run was lost, or failed) is told it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) steering: Vec<String>,
 }
 
 impl Task {
@@ -155,6 +159,7 @@ impl Task {
             check: None,
             budget: None,
             over_budget: None,
+            steering: Vec::new(),
         }
     }
 

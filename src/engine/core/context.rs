@@ -62,6 +62,10 @@ pub(super) fn prompt(
         ),
         _ => rendered,
     };
+    if let Some(steering) = steering_section(task) {
+        prompt.push_str("\n\n");
+        prompt.push_str(&steering);
+    }
     let upstream: Vec<UpstreamContext> = task
         .needs
         .iter()
@@ -83,6 +87,26 @@ pub(super) fn prompt(
         prompt.push_str(PUBLISH_INSTRUCTIONS);
     }
     prompt
+}
+
+/// The operator's words to the task's earlier attempts, for an attempt that starts afresh:
+/// the newest few, each clipped.
+fn steering_section(task: &Task) -> Option<String> {
+    const KEPT: usize = 10;
+    const CLIP: usize = 2000;
+    if task.steering.is_empty() {
+        return None;
+    }
+    let mut section = String::from(
+        "## What the operator told an earlier attempt\n\nWhile an earlier attempt at this task ran, the operator told it (oldest first):\n",
+    );
+    let from = task.steering.len().saturating_sub(KEPT);
+    for text in &task.steering[from..] {
+        section.push_str("\n- ");
+        section.push_str(&crate::text::clip(text, CLIP).replace('\n', "\n  "));
+    }
+    section.push_str("\n\nThis attempt starts afresh: follow it as that attempt was asked to.");
+    Some(section)
 }
 
 /// The record of a task whose session completed.

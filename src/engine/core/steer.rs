@@ -43,7 +43,17 @@ impl Core {
         step.batch
             .put_session(&run.session)
             .put_checkpoint(&checkpoint);
+        let task = run.session.task;
         let permit = reserve(run.steer.as_ref())?;
+        // The task keeps it too, for an attempt that starts afresh.
+        let located = task.and_then(|t| self.plans.locate(&t));
+        let located = located.map(|(plan, key)| (plan, key.to_string()));
+        if let Some((plan, key)) = located
+            && let Some(state) = self.plans.get_mut(&plan)
+            && let Ok(task) = state.graph.steer(&key, text.clone())
+        {
+            step.batch.put_task(task);
+        }
         self.commit(step).await?;
         self.note(session, format!("operator: {text}"));
         permit.send(Steer::Say { text, id });
