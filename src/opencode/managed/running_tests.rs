@@ -29,6 +29,16 @@ fn fake_server(dir: &Path) -> (PathBuf, PathBuf) {
     (fake, pidfile)
 }
 
+/// A stand-in server recorded at `servers/local.json` in `dir`, lingering `linger` when left:
+/// its command, its record and where it writes its child's pid.
+fn recorded(dir: &Path, linger: Duration) -> (ServerCommand, PathBuf, PathBuf) {
+    let (fake, pidfile) = fake_server(dir);
+    let record = dir.join("servers").join("local.json");
+    let mut cmd = ServerCommand::new(fake).outliving(record.clone(), linger);
+    cmd.stop_grace = Duration::from_millis(200);
+    (cmd, record, pidfile)
+}
+
 fn child_of(pidfile: &Path) -> String {
     std::fs::read_to_string(pidfile).unwrap().trim().to_string()
 }
@@ -71,10 +81,7 @@ async fn dropping_the_server_kills_its_process_group() {
 #[tokio::test]
 async fn a_server_left_running_lingers_then_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let (fake, pidfile) = fake_server(dir.path());
-    let record = dir.path().join("servers").join("local.json");
-    let mut cmd = ServerCommand::new(fake).outliving(record.clone(), Duration::from_secs(2));
-    cmd.stop_grace = Duration::from_millis(200);
+    let (cmd, record, pidfile) = recorded(dir.path(), Duration::from_secs(2));
     let password = Password::new("secret");
     let server = RunningServer::start(&cmd, Some(&password)).await.unwrap();
     assert_eq!(server.url(), "http://127.0.0.1:1");
@@ -97,11 +104,7 @@ async fn a_server_left_running_lingers_then_stops() {
 #[tokio::test]
 async fn a_left_server_is_adopted_and_stopped_by_the_adopter() {
     let dir = tempfile::tempdir().unwrap();
-    let (fake, pidfile) = fake_server(dir.path());
-    let record = dir.path().join("servers").join("local.json");
-    let mut cmd =
-        ServerCommand::new(fake.clone()).outliving(record.clone(), Duration::from_secs(1));
-    cmd.stop_grace = Duration::from_millis(200);
+    let (cmd, record, pidfile) = recorded(dir.path(), Duration::from_secs(1));
     let server = RunningServer::start(&cmd, Some(&Password::new("secret")))
         .await
         .unwrap();
@@ -129,7 +132,7 @@ async fn a_left_server_is_adopted_and_stopped_by_the_adopter() {
     assert_ne!(pid, pid_again);
     server.leave();
     let grandchild = child_of(&pidfile);
-    let left = Leftover::find(&record, &fake, cmd.stop_grace)
+    let left = Leftover::find(&record, &cmd.program, cmd.stop_grace)
         .await
         .expect("the server left running is found");
     assert_eq!(left.url(), "http://127.0.0.1:1");
@@ -238,10 +241,7 @@ async fn a_server_dropped_while_it_starts_is_stopped_at_once() {
 async fn a_server_that_dies_leaves_none_of_its_children() {
     use crate::opencode::managed::{ManagedServer, ServerState};
     let dir = tempfile::tempdir().unwrap();
-    let (fake, pidfile) = fake_server(dir.path());
-    let record = dir.path().join("servers").join("local.json");
-    let mut cmd = ServerCommand::new(fake).outliving(record, Duration::from_secs(60));
-    cmd.stop_grace = Duration::from_millis(200);
+    let (cmd, _, pidfile) = recorded(dir.path(), Duration::from_secs(60));
     let managed = ManagedServer::spawn(cmd, Password::new("secret"));
     managed.ready(Duration::from_secs(10)).await.unwrap();
     let ServerState::Ready { pid, .. } = managed.state().borrow().clone() else {
@@ -266,17 +266,14 @@ async fn a_server_that_dies_leaves_none_of_its_children() {
 #[tokio::test]
 async fn a_record_of_a_server_that_is_gone_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (fake, _) = fake_server(dir.path());
-    let record = dir.path().join("servers").join("local.json");
-    let mut cmd = ServerCommand::new(fake.clone()).outliving(record.clone(), Duration::ZERO);
-    cmd.stop_grace = Duration::from_millis(200);
+    let (cmd, record, _) = recorded(dir.path(), Duration::ZERO);
     let server = RunningServer::start(&cmd, None).await.unwrap();
     let pid = server.pid().unwrap().to_string();
     server.leave();
     assert!(gone_within(&pid, Duration::from_secs(5)));
     assert!(record.exists(), "left as it was");
     assert!(
-        Leftover::find(&record, &fake, cmd.stop_grace)
+        Leftover::find(&record, &cmd.program, cmd.stop_grace)
             .await
             .is_none()
     );
