@@ -278,6 +278,7 @@ fn agents() -> Vec<Agent> {
         url: Some("http://10.0.4.20:4096".into()),
         managed: false,
         password_env: Some("BUILDBOX_PASSWORD".into()),
+        linger: None,
     };
     vec![
         agent("buildbox", remote, 4, 1, AgentStatus::Online),

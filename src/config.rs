@@ -294,6 +294,11 @@ pub enum WorkspaceMode {
 const DEFAULT_LINGER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl AgentConfig {
+    /// A managed server's linger time in seconds, for the agent's [`Backend`] (none for another).
+    fn managed_linger(&self) -> Option<u64> {
+        (self.managed == Some(true)).then(|| self.linger().as_secs())
+    }
+
     /// How long a managed server keeps running once ocio is gone while its sessions work.
     pub(crate) fn linger(&self) -> std::time::Duration {
         self.linger
@@ -373,6 +378,7 @@ impl AgentConfig {
                 url: self.url.clone(),
                 managed: self.managed.unwrap_or(false),
                 password_env: self.password_env.clone(),
+                linger: self.managed_linger(),
             },
             AgentKind::Simulated => Backend::Simulated,
         };

@@ -674,6 +674,32 @@ async fn a_retry_after_the_agent_failed_goes_to_another_agent() {
         "{:?}",
         failed.last_error
     );
+    // The task never failed: it was ready again at once, saying its run was lost (it said
+    // "failed", then "automatic retry", for an attempt that spent no retry).
+    let task_moves: Vec<(ocio::domain::TaskStatus, String)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Transition(t) => match &t.transition {
+                ocio::domain::Transition::Task { to, .. } => Some((*to, t.cause.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(
+        task_moves
+            .iter()
+            .all(|(to, _)| *to != ocio::domain::TaskStatus::Failed),
+        "{task_moves:#?}"
+    );
+    assert!(
+        task_moves
+            .iter()
+            .any(|(to, cause)| *to == ocio::domain::TaskStatus::Ready
+                && cause.starts_with("its run was lost (")
+                && cause.contains("spends no retries")),
+        "{task_moves:#?}"
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,7 @@ fn agents(urls: &[String], slots: u32) -> Vec<AgentSpec> {
                 url: Some(url.clone()),
                 managed: false,
                 password_env: None,
+                linger: None,
             };
             let name = AgentName::new(format!("s{i:02}")).unwrap();
             AgentSpec {

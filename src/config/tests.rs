@@ -194,6 +194,7 @@ fn to_agent_builds_the_domain_agent() {
             url: Some("http://127.0.0.1:4096".into()),
             managed: false,
             password_env: Some("OPENCODE_SERVER_PASSWORD".into()),
+            linger: None,
         }
     );
     assert_eq!(
@@ -211,6 +212,7 @@ fn to_agent_builds_the_domain_agent() {
             url: None,
             managed: true,
             password_env: None,
+            linger: Some(3600),
         }
     );
     assert_eq!(agents[2].backend, Backend::Simulated);

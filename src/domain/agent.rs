@@ -103,6 +103,10 @@ pub enum Backend {
         managed: bool,
         /// The environment variable holding the server password (never the password itself).
         password_env: Option<String>,
+        /// A managed server's linger time, in seconds: how long it runs on for its sessions
+        /// once ocio is gone (0: it stops with ocio).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linger: Option<u64>,
     },
     /// The in-process simulator.
     Simulated,

@@ -249,6 +249,7 @@ mod tests {
             url: None,
             managed,
             password_env: password_env.map(Into::into),
+            linger: None,
         };
         let env = PasswordSource::of(Some(&agent), Some(&url(Some("BOX_PW"), false)));
         assert!(

@@ -58,6 +58,7 @@ fn o_on_a_sessions_detail_takes_it_over_with_its_servers_password_variable() {
         url: Some("http://10.0.0.7:4096".into()),
         managed: false,
         password_env: Some("CODER_PW".into()),
+        linger: None,
     };
     // Only in the detail: in the sessions pane `o` does nothing.
     assert!(key(&mut app, KeyCode::Char('o')).is_empty());
@@ -126,6 +127,7 @@ fn o_waits_for_a_snapshot_to_learn_where_the_session_runs() {
         url: None,
         managed: true,
         password_env: None,
+        linger: None,
     };
     let mut snapshot = super::tests::snapshot();
     for agent in &mut snapshot.agents {
@@ -185,6 +187,7 @@ fn the_detail_asks_each_second_where_a_session_runs_until_it_knows() {
             url: Some("http://127.0.0.1:4096".into()),
             managed: false,
             password_env: None,
+            linger: None,
         };
     }
     app.update(Msg::Snapshot(Box::new(snapshot.clone())));

@@ -728,6 +728,7 @@ fn the_quit_question_says_which_sessions_stop_with_ocio() {
         url: (!managed).then(|| "http://box:4096".to_string()),
         managed,
         password_env: None,
+        linger: None,
     };
     for agent in &mut app.view.agents {
         agent.backend = server(false);
@@ -750,7 +751,7 @@ fn the_quit_question_says_which_sessions_stop_with_ocio() {
     assert!(screen.contains("keep running and are"), "{screen}");
     assert!(
         screen.contains("1 of them is on a server ocio started (managed)")
-            && screen.contains("up to its `linger` time"),
+            && screen.contains("it runs on for up to 1h (its `linger`)"),
         "{screen}"
     );
     assert!(!screen.contains("run again from the start"), "{screen}");
@@ -766,8 +767,71 @@ fn the_quit_question_says_which_sessions_stop_with_ocio() {
     let screen = draw(&mut app, 100, 30);
     assert!(!screen.contains("(managed)"), "{screen}");
     assert!(
-        screen.contains("1 of them run simulated in ocio: they stop,")
+        screen.contains("1 of them stops with ocio (simulated, or no linger)")
             && screen.contains("run again from the start"),
         "{screen}"
     );
+    key(&mut app, KeyCode::Char('n'));
+    // Managed with `linger = "0s"`: it stops with ocio, and with a linger the time is told.
+    for agent in &mut app.view.agents {
+        if agent.name.as_str() == "coder-2" {
+            agent.backend = crate::domain::Backend::Opencode {
+                url: None,
+                managed: true,
+                password_env: None,
+                linger: Some(0),
+            };
+        }
+    }
+    app.view.generation += 1;
+    key(&mut app, KeyCode::Char('q'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(!screen.contains("(managed)"), "{screen}");
+    assert!(screen.contains("1 of them stops with ocio"), "{screen}");
+    key(&mut app, KeyCode::Char('n'));
+    for agent in &mut app.view.agents {
+        if agent.name.as_str() == "coder-2" {
+            agent.backend = crate::domain::Backend::Opencode {
+                url: None,
+                managed: true,
+                password_env: None,
+                linger: Some(600),
+            };
+        }
+    }
+    app.view.generation += 1;
+    key(&mut app, KeyCode::Char('q'));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("it runs on for up to 10m"), "{screen}");
+}
+
+/// A session lost while the room watches says why in its LAST column, as it does after a
+/// restart (from the store); it was empty until then (found trying the product by hand).
+#[test]
+fn a_session_lost_while_watched_says_why() {
+    use crate::domain::{DomainEvent, Transition};
+    use crate::engine::EngineEvent;
+    let mut app = app();
+    let running = app
+        .view
+        .sessions
+        .iter()
+        .find(|s| s.session.status == SessionStatus::Running)
+        .map(|s| s.session.id)
+        .expect("a running session in the fixture");
+    let lost = Transition::Session {
+        id: running,
+        from: SessionStatus::Running,
+        to: SessionStatus::Lost,
+    };
+    let cause = "its server stopped working on it (restarted?) without an answer";
+    app.update(Msg::Engine(told(EngineEvent::Transition(
+        DomainEvent::new(lost, cause, at(300)),
+    ))));
+    let screen = draw(&mut app, 200, 40);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("│lost ") || l.contains("┃lost "))
+        .unwrap_or_else(|| panic!("no lost row: {screen}"));
+    assert!(row.contains("its server stopped working"), "{row}");
 }

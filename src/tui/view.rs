@@ -179,28 +179,50 @@ impl View {
             .count()
     }
 
-    /// Of the sessions not ended, those whose run stops with ocio: simulated in ocio.
+    /// Of the sessions not ended, those whose run stops with ocio: simulated in ocio, or on a
+    /// server ocio started with no linger time.
     pub fn stopping_with_ocio(&self) -> usize {
-        self.active_on(|backend| matches!(backend, Backend::Simulated))
+        self.active_on(|backend| {
+            matches!(
+                backend,
+                Backend::Simulated
+                    | Backend::Opencode {
+                        managed: true,
+                        linger: Some(0),
+                        ..
+                    }
+            )
+        })
+        .len()
     }
 
     /// Of the sessions not ended, those on a server ocio started itself (`managed`), which
-    /// waits for the next ocio only its linger time.
-    pub fn on_managed_servers(&self) -> usize {
-        self.active_on(|backend| matches!(backend, Backend::Opencode { managed: true, .. }))
+    /// waits for the next ocio only its linger time: how many, and the linger times (seconds).
+    pub fn on_managed_servers(&self) -> (usize, Vec<u64>) {
+        let lingers = self.active_on(|backend| {
+            matches!(backend, Backend::Opencode { managed: true, linger, .. } if *linger != Some(0))
+        });
+        let times = lingers.iter().map(|l| l.unwrap_or(3600)).collect();
+        (lingers.len(), times)
     }
 
-    fn active_on(&self, backend: impl Fn(&Backend) -> bool) -> usize {
+    /// The linger time (if any) of the agent of each session not ended whose agent's backend
+    /// is one `backend` picks.
+    fn active_on(&self, backend: impl Fn(&Backend) -> bool) -> Vec<Option<u64>> {
         let on = |name: &AgentName| {
             self.agents
                 .iter()
-                .any(|agent| agent.name == *name && backend(&agent.backend))
+                .find(|agent| agent.name == *name && backend(&agent.backend))
+                .map(|agent| match agent.backend {
+                    Backend::Opencode { linger, .. } => linger,
+                    Backend::Simulated => None,
+                })
         };
         self.sessions
             .iter()
             .filter(|s| s.session.is_active())
-            .filter(|s| s.session.agent.as_ref().is_some_and(on))
-            .count()
+            .filter_map(|s| s.session.agent.as_ref().and_then(on))
+            .collect()
     }
 
     /// A numbered event: its line is logged, and it changes the state unless the snapshot
@@ -400,6 +422,13 @@ impl View {
                     self.sessions_generation += 1;
                     let was_active = view.session.is_active();
                     view.session.status = *to;
+                    if matches!(
+                        to,
+                        SessionStatus::Failed | SessionStatus::TimedOut | SessionStatus::Lost
+                    ) {
+                        // Why, as the store has it (and a restarted room shows it).
+                        view.session.last_error = Some(e.cause.clone());
+                    }
                     if to.is_terminal() {
                         view.session.finished_at = Some(e.at);
                         if was_active

@@ -221,6 +221,7 @@ pub fn scripted_agent_with(client: Client, slots: u32) -> ocio::engine::AgentSpe
         url: Some(client.base_url().into()),
         managed: false,
         password_env: None,
+        linger: None,
     };
     let runner = ocio::opencode::runner::OpencodeRunner::new(client, None, Some(model));
     ocio::engine::AgentSpec {

@@ -293,32 +293,67 @@ fn fail(
     step: &mut Step,
     now: Timestamp,
 ) -> Result<Option<(crate::domain::TaskId, Timestamp)>, EngineError> {
+    if verdict.lost {
+        return lose(state, key, verdict, backoff, step, now);
+    }
     let cause = verdict.cause();
     step.transition(
         state
             .graph
             .transition(key, TaskStatus::Failed, cause, now)?,
     );
-    let retry = match verdict.lost {
-        true => state.graph.lose_attempt(key)?,
-        false => state.graph.get(key).is_some_and(|t| t.has_retry_left()),
-    };
+    let retry = state.graph.get(key).is_some_and(|t| t.has_retry_left());
     let Some(task) = state.graph.get(key).filter(|_| retry) else {
         for event in state.graph.block_dependents(key, now)? {
             step.transition(event);
         }
         return Ok(None);
     };
-    let doublings = match verdict.lost {
-        true => 0,
-        false => task.attempts.saturating_sub(task.lost + 1).min(16),
-    };
+    let doublings = task.attempts.saturating_sub(task.lost + 1).min(16);
     let delay = (backoff * 2i32.pow(doublings)).min(jiff::SignedDuration::from_mins(5));
     let task_id = task.id;
     let cause = format!("automatic retry in {:#}", delay);
     step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
     state.ready_since.insert(key.to_string(), now);
     Ok(Some((task_id, now + delay)))
+}
+
+/// A lost attempt at `key` into `step`: nothing the task did failed, so it is ready again
+/// after the first backoff, spending no retry, and says so; after too many lost attempts it
+/// fails, its dependents blocked.
+fn lose(
+    state: &mut PlanState,
+    key: &str,
+    verdict: &Verdict,
+    backoff: jiff::SignedDuration,
+    step: &mut Step,
+    now: Timestamp,
+) -> Result<Option<(crate::domain::TaskId, Timestamp)>, EngineError> {
+    let why = verdict.cause();
+    if !state.graph.lose_attempt(key)? {
+        let cause = format!(
+            "its run was lost ({why}), {} times now; `ocio retry` runs it again",
+            crate::domain::task::MAX_LOST_ATTEMPTS + 1
+        );
+        step.transition(
+            state
+                .graph
+                .transition(key, TaskStatus::Failed, cause, now)?,
+        );
+        for event in state.graph.block_dependents(key, now)? {
+            step.transition(event);
+        }
+        return Ok(None);
+    }
+    let cause = format!(
+        "its run was lost ({why}); run again in {:#} (a lost attempt spends no retries)",
+        backoff
+    );
+    let event = state.graph.transition(key, TaskStatus::Ready, cause, now)?;
+    step.transition(event);
+    state.ready_since.insert(key.to_string(), now);
+    let task = state.graph.get(key).map(|t| t.id);
+    Ok(task.map(|task| (task, now + backoff)))
 }
 
 /// How a run ended, as the engine settles it.

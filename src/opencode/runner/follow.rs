@@ -112,7 +112,7 @@ impl OpencodeRunner {
                 Ok(Progress::Stalled { begun }) if stalled + 1 >= stall_limit(begun) => {
                     return Outcome::Lost {
                         error: format!(
-                            "remote session {id} stopped without an answer (its server restarted?)"
+                            "its server stopped working on it (restarted?) without an answer; remote session {id}"
                         ),
                         unreachable: false,
                     };

@@ -117,7 +117,10 @@ async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_c
     let (outcome, checks) = followed(half_answered()).await;
     match outcome {
         Outcome::Lost { error, unreachable } => {
-            assert!(error.contains("stopped without an answer"), "{error}");
+            assert!(
+                error.contains("stopped working on it (restarted?) without an answer"),
+                "{error}"
+            );
             assert!(!unreachable);
         }
         other => panic!("{other:?}"),

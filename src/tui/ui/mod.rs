@@ -421,7 +421,7 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
         ));
         lines.push(Line::raw("re-attached next start."));
     }
-    let managed = app.view.on_managed_servers();
+    let (managed, lingers) = app.view.on_managed_servers();
     if managed > 0 {
         let those = match (managed == running, managed) {
             (true, _) => "They are".to_string(),
@@ -431,22 +431,31 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::raw(format!(
             "{those} on a server ocio started (managed):"
         )));
-        lines.push(Line::raw(
-            "it runs on up to its `linger` time (1h by default).",
-        ));
+        let time = |secs: u64| crate::text::duration(std::time::Duration::from_secs(secs));
+        let (least, most) = (lingers.iter().min(), lingers.iter().max());
+        let linger = match (least, most) {
+            (Some(least), Some(most)) if least != most => {
+                format!("{} to {}", time(*least), time(*most))
+            }
+            (_, Some(most)) => time(*most),
+            _ => String::new(),
+        };
+        lines.push(Line::raw(format!(
+            "it runs on for up to {linger} (its `linger`)."
+        )));
     }
     if stopping > 0 {
-        let those = if stopping == running {
-            "They".to_string()
-        } else {
-            format!("{stopping} of them")
+        let those = match (stopping == running, stopping) {
+            (true, _) => "They stop".to_string(),
+            (false, 1) => "1 of them stops".to_string(),
+            (false, n) => format!("{n} of them stop"),
         };
         lines.push(Line::styled(
-            format!("{those} run simulated in ocio: they stop,"),
+            format!("{those} with ocio (simulated, or no linger)"),
             app.theme.accent,
         ));
         lines.push(Line::styled(
-            "and run again from the start.",
+            "and will run again from the start.",
             app.theme.accent,
         ));
     }

@@ -9,6 +9,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{age, age_width, block, fit as fit_text, si, status_style};
+use crate::domain::SessionStatus;
 use crate::tui::app::{App, Mode, Pane};
 
 const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "RAN", "TOKENS", "LAST"];
@@ -55,10 +56,15 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
         let s = &view.session;
         let since = s.started_at.unwrap_or(s.created_at);
         let until = s.finished_at.unwrap_or(now);
-        let last = view
-            .last
-            .as_ref()
-            .map(|e| e.activity.brief(now))
+        // Why it ended, for one that failed, timed out or was lost; else what it did last.
+        let error = s.last_error.clone().filter(|_| {
+            matches!(
+                s.status,
+                SessionStatus::Failed | SessionStatus::TimedOut | SessionStatus::Lost
+            )
+        });
+        let last = error
+            .or_else(|| view.last.as_ref().map(|e| e.activity.brief(now)))
             .or_else(|| s.last_error.clone())
             .unwrap_or_default();
         let w = |i: usize| usize::from(widths[i]);

@@ -21,7 +21,8 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         .refresh(&app.view.plans, app.view.plans_generation);
     let plans = app.view.plans.len();
     let mode = if app.panes.graph { "graph" } else { "tree" };
-    let block = block(app, Pane::Tasks, format!("tasks · {plans} plans · {mode}"));
+    let title = format!("tasks · {} · {mode}", crate::text::count(plans, "plan"));
+    let block = block(app, Pane::Tasks, title);
     if plans == 0 {
         frame.render_widget(
             Paragraph::new(Line::styled("no plans yet", app.theme.muted)).block(block),
