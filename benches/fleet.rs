@@ -95,6 +95,26 @@
 //! the 200-busy servers sees ~80) nothing waits and nothing changes. Fixed round gaps tried
 //! first (following 16 at ~41 events/s, one run each): 25 ms 2.6%, 50 ms 2.1-2.3%, 100 ms
 //! 1.7-1.8%; they cost the quiet default case 11-90 ms of latency for no saving.
+//!
+//! 2026-12-05, following 16 at ~41 events/s per session again (30 s window, load average 1-3):
+//! 2.2-2.4% of a core. A perf profile (dwarf, 25 s): ~40% of ocio's samples are the workers
+//! parking and waking (epoll_wait 21-24%, most of it the switch back in), the store's writer
+//! 22% (the search index's inserts of a streamed text's new words 7%, the commit's writes and
+//! sync ~8%), decoding the events 5-6%, hyper's connection task 7%, the runs 8-9%, the engine
+//! 7-8%. The workers switch ~790 times a second and read the sockets ~43 times: each event
+//! the servers send is a TCP segment of its own that wakes the worker parked in epoll (the
+//! edge comes again per segment) though nothing reads it until the round, so about a third of
+//! ocio grows with the server's event rate whatever ocio does with the events. A stream on a
+//! thread of its own, asleep between rounds (a prototype: the follower on a current-thread
+//! runtime sleeping out each round's wait, a round handed on as one item) is not woken per
+//! segment, but measured worse: 2.9-4.8%, tool p50 58-170 ms (2 runs each against 2.0-2.6%,
+//! 49-54 ms; each round handed over from another thread wakes the workers). Linear-time word
+//! splitting, hashing an entry as it is written, and routing an event without copying it:
+//! 2.33 -> 2.20% (medians of 5 alternated runs: 2.33/2.33/2.37/2.40/2.33 ->
+//! 2.17/2.13/2.40/2.20/2.50). Awaiting a round's next chunk beside a yield (instead of a yield
+//! and a look per chunk, each yield a poll of epoll) measured worse (2.17/2.17 -> 2.33/2.43%,
+//! tool event -> screen p50 50 -> 80-90 ms, probably rounds ending before the connection's
+//! task handed on what it had; not looked into) and was not kept.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 

@@ -150,13 +150,33 @@ impl Hub {
     /// Hands one stream item's events to the runs they are about. A run too slow to take one
     /// has its session resynced by the follower, so what was dropped comes again.
     fn route(&self, item: StreamItem) {
-        for (id, event) in self.events_of(item) {
-            if let Some(route) = self.routes.get(&id)
-                && route.tx.try_send(event).is_err()
-                && let Some(follower) = &self.follower
-            {
-                follower.watchlist.stale(&id);
+        match item {
+            // The common case, a session's live event, goes on as it is (not copied).
+            StreamItem::Event { event, .. } if event.session_id().is_some() => {
+                let route = event.session_id().and_then(|id| self.routes.get(id));
+                if let Some(route) = route
+                    && let Err(e) = route.tx.try_send(event)
+                    && let Some(id) = e.into_inner().session_id()
+                {
+                    self.stale(id);
+                }
             }
+            item => {
+                for (id, event) in self.events_of(item) {
+                    if let Some(route) = self.routes.get(&id)
+                        && route.tx.try_send(event).is_err()
+                    {
+                        self.stale(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The run of `session_id` was too slow to take its event: the follower resyncs it.
+    fn stale(&self, session_id: &str) {
+        if let Some(follower) = &self.follower {
+            follower.watchlist.stale(session_id);
         }
     }
 

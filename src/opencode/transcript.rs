@@ -45,10 +45,12 @@ impl Transcriber {
                 delta,
                 ..
             } if field == "text" => {
-                let (text, sent) = self
-                    .texts
-                    .entry(part_id.clone())
-                    .or_insert_with(|| (String::new(), Instant::now() - self.every));
+                // Looked up before it is inserted: a streamed part's id is not copied per delta.
+                if !self.texts.contains_key(part_id) {
+                    let never = Instant::now() - self.every;
+                    self.texts.insert(part_id.clone(), (String::new(), never));
+                }
+                let (text, sent) = self.texts.get_mut(part_id)?;
                 text.push_str(delta);
                 if sent.elapsed() < self.every {
                     return None;

@@ -5,6 +5,8 @@
 //! Words are tokenized once, by the sender of a batch: split on anything not alphanumeric,
 //! lowercased, words of one character dropped, long words cut, each word once per record.
 
+use std::collections::HashSet;
+
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::StoreError;
@@ -48,21 +50,30 @@ impl Place {
 
 /// The words of `text`, each once, in order of first appearance.
 pub fn words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for raw in text.split(|c: char| !c.is_alphanumeric()) {
-        if raw.chars().nth(1).is_none() {
-            continue;
-        }
-        let word: String = raw
-            .chars()
+    let mut words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|raw| raw.chars().nth(1).is_some())
+        .map(word)
+        .collect();
+    // Each once: a streamed text of thousands of words is indexed again as it grows.
+    let mut seen = HashSet::with_capacity(words.len());
+    let first: Vec<bool> = words.iter().map(|w| seen.insert(w.as_str())).collect();
+    drop(seen);
+    let mut first = first.into_iter();
+    words.retain(|_| first.next().unwrap_or(false));
+    words
+}
+
+/// One raw word as indexed: lowercased, cut at [`MAX_WORD`] characters.
+fn word(raw: &str) -> String {
+    if raw.is_ascii() {
+        raw[..raw.len().min(MAX_WORD)].to_ascii_lowercase()
+    } else {
+        raw.chars()
             .take(MAX_WORD)
             .flat_map(char::to_lowercase)
-            .collect();
-        if !words.contains(&word) {
-            words.push(word);
-        }
+            .collect()
     }
-    words
 }
 
 /// The text an encoded transcript entry says: every string in it but its part key, its time
@@ -118,7 +129,7 @@ pub(super) type WordTable<'txn> = Table<'txn, (&'static str, u128, u8, u64), ()>
 /// a rewritten entry adds to the index. Words it no longer has stay indexed; a search checks
 /// the line it shows, so they find nothing.
 pub(super) fn not_in<'w>(words: &'w [String], replaced: Option<&[u8]>) -> Vec<&'w str> {
-    let had: std::collections::HashSet<String> = match replaced {
+    let had: HashSet<String> = match replaced {
         Some(json) => self::words(&entry_text(json)).into_iter().collect(),
         None => Default::default(),
     };

@@ -5,7 +5,7 @@
 //! never sent blindly.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
 
 use jiff::Timestamp;
 
@@ -62,11 +62,7 @@ impl Watch {
                 activity,
             });
         };
-        let mut hasher = DefaultHasher::new();
-        serde_json::to_vec(&activity)
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        let said = hasher.finish();
+        let said = said(&activity);
         let at = match self.parts.get_mut(id) {
             Some((_, last)) if *last == said => return None,
             Some((first, last)) => {
@@ -106,6 +102,26 @@ impl Watch {
             *last = 0;
         }
     }
+}
+
+/// A hash of what `activity` says (its JSON, hashed as it is written: no copy of a streamed
+/// text is made to tell whether it changed).
+fn said(activity: &Activity) -> u64 {
+    struct Hashing(DefaultHasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(DefaultHasher::new());
+    // Writing into a hasher cannot fail; an activity that could not be written would hash as
+    // what was written of it.
+    let _ = serde_json::to_writer(&mut hashing, activity);
+    hashing.0.finish()
 }
 
 /// A request of the session, as the server lists it.
