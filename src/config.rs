@@ -569,11 +569,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 fn checked(text: &str, path: &Path, on_disk: bool) -> Result<Config, ConfigError> {
     let (config, mut problems) = read::read(text);
     let config = config.map(|mut config| {
-        // A relative ca_cert is the config file's neighbour, wherever ocio runs from.
+        // A relative ca_cert or opencode_path is the config file's neighbour, wherever ocio
+        // runs from.
         if let Some(dir) = path.parent() {
             for agent in &mut config.agents {
                 if let Some(ca) = agent.ca_cert.as_mut().filter(|ca| ca.is_relative()) {
                     *ca = dir.join(&*ca);
+                }
+                let program = agent.opencode_path.as_mut();
+                if let Some(program) = program.filter(|program| program.is_relative()) {
+                    *program = dir.join(&*program);
                 }
             }
             for fleet in &mut config.fleets {

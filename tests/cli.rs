@@ -917,6 +917,48 @@ fn a_managed_agent_without_opencode_exits_2_naming_it_and_the_fix() {
     }
 }
 
+/// A managed agent's `opencode_path` is the config file's neighbour when relative (as
+/// `ca_cert` is), must be executable, and one that will not start says why at once: it was
+/// looked up from wherever ocio ran, a file nobody may run passed, and `ocio check` waited a
+/// minute to say "not ready after 1m: restarting (attempt 7)" (found trying the product by
+/// hand).
+#[test]
+fn a_managed_agents_opencode_path_is_found_beside_the_config_and_fails_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let config = home
+        .write_config("[[agents]]\nname = \"local\"\nmanaged = true\nopencode_path = \"quits\"\n");
+    let program = config.parent().unwrap().join("quits");
+    std::fs::write(&program, "#!/bin/sh\necho 'no such model' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let elsewhere = home.path("work");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = home
+        .command(&["check", "local"])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("opencode_path") && err.contains("is not executable"),
+        "{err}"
+    );
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = home
+        .command(&["check", "local"])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("exited before it was ready") && said.contains("no such model"),
+        "the first failed start, with the server's own words: {said}"
+    );
+    assert!(!said.contains("not ready after"), "{said}");
+}
+
 /// `ocio budget` gives the same report with an engine running and, once it has stopped, read
 /// from the database: today's spend against the daily budget, each agent's, each plan's (one
 /// that finished, one paused over its budget).

@@ -1,6 +1,6 @@
 //! The files a config names, checked when it is loaded rather than when an agent first needs
-//! them: an agent's `ca_cert` must be a file ocio can read, its `opencode_path` a file (which
-//! is all starting a managed server asks of it).
+//! them: an agent's `ca_cert` must be a file ocio can read, its `opencode_path` a file it may
+//! run (which is all starting a managed server asks of it).
 
 use std::path::Path;
 
@@ -23,12 +23,12 @@ pub(super) fn check(config: &Config) -> Vec<Problem> {
             );
         }
         if let Some(program) = &agent.opencode_path
-            && let Some(why) = not_a_file(program, false)
+            && let Some(why) = not_a_file(program, false).or_else(|| not_executable(program))
         {
             problems.push(
                 problem(agent_key(index, "opencode_path"), format!("opencode_path {why}"))
                     .with_hint(
-                        "point opencode_path at the `opencode` executable, or remove it to use the one on PATH",
+                        "point opencode_path at the `opencode` executable (a relative path is relative to the config file), or remove it to use the one on PATH",
                     ),
             );
         }
@@ -46,6 +46,18 @@ pub(super) fn check(config: &Config) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Why the file at `path` cannot be run, or `None` when someone may run it.
+fn not_executable(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o111 == 0).then(|| {
+        format!(
+            "{} is not executable (chmod +x it)",
+            shown(&path.display().to_string())
+        )
+    })
 }
 
 /// Why `path` is not a file (one ocio can open, with `read`), or `None` when it is one.

@@ -228,13 +228,16 @@ impl ManagedServer {
         self.state.clone()
     }
 
-    /// Wait until the server listens; its URL.
+    /// Wait until the server listens; its URL. A first start that fails is the answer at once
+    /// (the supervisor goes on trying): a server that will not start says why now, not after
+    /// `timeout`.
     pub async fn ready(&self, timeout: Duration) -> Result<String, String> {
         let mut rx = self.state.clone();
-        let wait = rx.wait_for(|s| matches!(s, ServerState::Ready { .. } | ServerState::Stopped));
+        let wait = rx.wait_for(|s| !matches!(s, ServerState::Starting));
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(state)) => match &*state {
                 ServerState::Ready { url, .. } => Ok(url.clone()),
+                ServerState::Restarting { error, .. } => Err(error.clone()),
                 other => Err(format!("managed server is {other}")),
             },
             Ok(Err(_)) => Err("managed server supervisor ended".into()),

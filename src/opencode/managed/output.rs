@@ -23,10 +23,12 @@ pub(super) struct Ears {
     url: Option<oneshot::Sender<String>>,
 }
 
-/// What was heard: the last lines, and the URL once the server says it listens.
+/// What was heard: the last lines, and the URL once the server says it listens; from pipes,
+/// the tasks that hear them (they end with the pipes).
 pub(super) struct Heard {
     pub(super) tail: watch::Receiver<Vec<String>>,
     pub(super) url: oneshot::Receiver<String>,
+    pub(super) drains: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(super) fn ears() -> (Ears, Heard) {
@@ -41,6 +43,7 @@ pub(super) fn ears() -> (Ears, Heard) {
         Heard {
             tail: tail_rx,
             url: url_rx,
+            drains: Vec::new(),
         },
     )
 }

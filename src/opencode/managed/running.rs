@@ -75,11 +75,11 @@ impl RunningServer {
                 return Err(e);
             }
         };
-        let (ears, heard) = output::ears();
+        let (ears, mut heard) = output::ears();
         let output = match &log {
             Some(log) => Some(tokio::spawn(log.follow(ears))),
             None => {
-                hear_pipes(&mut child, ears);
+                heard.drains = hear_pipes(&mut child, ears);
                 None
             }
         };
@@ -141,24 +141,31 @@ impl RunningServer {
         log: Option<output::Log>,
         timeout: Duration,
     ) -> Result<String, ManagedError> {
-        let output::Heard { tail, url } = heard;
-        // From a log file, the last lines are read again once it is over: the follower reads
-        // it only every so often.
-        let last_lines = |log: &Option<output::Log>| match log {
-            Some(log) => log.last_lines(),
-            None => tail.borrow().clone(),
-        };
-        tokio::select! {
+        let output::Heard { tail, url, drains } = heard;
+        let exited = tokio::select! {
             url = url => match url {
-                Ok(url) => Ok(url),
-                Err(_) => {
-                    let status = self.exited().await;
-                    Err(ManagedError::ExitedEarly { status, stderr: last_lines(&log) })
-                }
+                Ok(url) => return Ok(url),
+                Err(_) => self.exited().await,
             },
-            status = self.exited() => Err(ManagedError::ExitedEarly { status, stderr: last_lines(&log) }),
-            () = tokio::time::sleep(timeout) => Err(ManagedError::NotReady { timeout, stderr: last_lines(&log) }),
-        }
+            status = self.exited() => status,
+            () = tokio::time::sleep(timeout) => {
+                return Err(ManagedError::NotReady { timeout, stderr: tail.borrow().clone() });
+            }
+        };
+        // Its last words: from a log file, read again now (the follower reads it only every so
+        // often); from pipes, once they are drained (they end with the process).
+        let stderr = match log {
+            Some(log) => log.last_lines(),
+            None => {
+                let drained = futures_util::future::join_all(drains);
+                let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+                tail.borrow().clone()
+            }
+        };
+        Err(ManagedError::ExitedEarly {
+            status: exited,
+            stderr,
+        })
     }
 
     /// What the next ocio needs to adopt this server, written beside the database. Without it
@@ -324,15 +331,17 @@ fn serve_command(cmd: &ServerCommand, port: u16, password: Option<&Password>) ->
     command
 }
 
-/// Hear the child's stdout and stderr (both piped).
-fn hear_pipes(child: &mut Child, ears: output::Ears) {
+/// Hear the child's stdout and stderr (both piped), until each ends.
+fn hear_pipes(child: &mut Child, ears: output::Ears) -> Vec<tokio::task::JoinHandle<()>> {
     let stderr_ears = ears.without_url();
+    let mut drains = Vec::new();
     if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(output::drain(stderr, "stderr", stderr_ears));
+        drains.push(tokio::spawn(output::drain(stderr, "stderr", stderr_ears)));
     }
     if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(output::drain(stdout, "stdout", ears));
+        drains.push(tokio::spawn(output::drain(stdout, "stdout", ears)));
     }
+    drains
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

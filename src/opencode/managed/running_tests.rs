@@ -258,7 +258,13 @@ async fn a_server_that_dies_leaves_none_of_its_children() {
         gone_within(&grandchild, Duration::from_secs(5)),
         "the dead server's child {grandchild} runs on"
     );
-    managed.ready(Duration::from_secs(10)).await.unwrap();
+    let mut state = managed.state();
+    let again =
+        state.wait_for(|s| matches!(s, ServerState::Ready { pid: again, .. } if *again != pid));
+    tokio::time::timeout(Duration::from_secs(10), again)
+        .await
+        .unwrap()
+        .unwrap();
     managed.shutdown().await;
 }
 
