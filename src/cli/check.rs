@@ -32,6 +32,10 @@ struct AgentReport {
     /// The fleet it is a member of, for a fleet's member.
     #[serde(skip_serializing_if = "Option::is_none")]
     fleet: Option<String>,
+    /// A managed agent's server that runs already (the engine's, or left running for its
+    /// sessions), checked as it is instead of starting another: its pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running: Option<u32>,
     error: Option<String>,
 }
 
@@ -48,6 +52,7 @@ impl AgentReport {
             millis: None,
             workspace: None,
             fleet: None,
+            running: None,
             error: None,
         }
     }
@@ -83,6 +88,7 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
     let withheld = config.secret_vars();
     let root = crate::paths::worktree_root(&context.paths.db_file);
     let probe_dir = std::path::absolute(&root).unwrap_or(root);
+    let records = crate::paths::server_records(&context.paths.db_file);
     // Made once for every check (they run at once), removed with what was made for it.
     let made = make_dirs(&probe_dir);
     let reports: Vec<AgentReport> = runtime.block_on(async {
@@ -91,7 +97,7 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
             .iter()
             .copied()
             .chain(members.iter().map(|(_, member)| member))
-            .map(|agent| check(agent, &withheld, &probe_dir));
+            .map(|agent| check(agent, &withheld, &probe_dir, &records));
         let mut reports = futures_util::future::join_all(checks).await;
         for (report, (fleet, _)) in reports[chosen.len()..].iter_mut().zip(&members) {
             report.fleet = Some(fleet.clone());
@@ -194,6 +200,7 @@ async fn check(
     agent: &AgentConfig,
     withheld: &[String],
     probe_dir: &std::path::Path,
+    records: &std::path::Path,
 ) -> AgentReport {
     let managed = agent.managed == Some(true);
     let mut report = AgentReport {
@@ -216,14 +223,21 @@ async fn check(
         call_timeout: Duration::from_secs(10),
         ..ClientOptions::default()
     };
-    let endpoint =
-        match Endpoint::connect(agent, options, Duration::from_secs(60), withheld, None).await {
-            Ok(endpoint) => endpoint,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return report;
+    let endpoint = match Endpoint::in_use(agent, options.clone(), records) {
+        Some((endpoint, pid)) => {
+            report.running = Some(pid);
+            endpoint
+        }
+        None => {
+            match Endpoint::connect(agent, options, Duration::from_secs(60), withheld, None).await {
+                Ok(endpoint) => endpoint,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    return report;
+                }
             }
-        };
+        }
+    };
     report.url = Some(endpoint.client.base_url().to_string());
     match endpoint.client.health().await {
         Ok(health) => {
@@ -343,6 +357,9 @@ fn print(reports: &[AgentReport], json: bool, none: Option<String>) -> Result<()
         }
         if let Some(url) = &r.url {
             let _ = write!(out, " {url}");
+        }
+        if let Some(pid) = r.running {
+            let _ = write!(out, " (running, pid {pid})");
         }
         if let Some(version) = &r.version {
             let tested = if r.version_tested == Some(true) {

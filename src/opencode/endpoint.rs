@@ -160,6 +160,26 @@ impl Endpoint {
         })
     }
 
+    /// A client of the managed server the engine on these `records` runs (or left running for
+    /// its sessions), and its pid: checked as it is, where starting another would check
+    /// another. `None` when there is none.
+    pub fn in_use(
+        agent: &AgentConfig,
+        options: ClientOptions,
+        records: &Path,
+    ) -> Option<(Self, u32)> {
+        if agent.managed != Some(true) {
+            return None;
+        }
+        let left = Leftover::peek(&records.join(format!("{}.json", agent.name)))?;
+        let client = Client::new(left.url(), Some(left.password()), options).ok()?;
+        let endpoint = Self {
+            client,
+            managed: None,
+        };
+        Some((endpoint, left.server_pid()))
+    }
+
     /// Stop the managed server (if any) and wait until it is gone.
     pub(crate) async fn shutdown(self) {
         if let Some(managed) = self.managed {

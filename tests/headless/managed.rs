@@ -79,6 +79,13 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
         "the prompt and the tool result, once"
     );
 
+    // `ocio check` checks the server the engine runs, not one of its own.
+    let out = ocio(&["check", "local", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["running"], pid, "{report}");
+    assert_eq!(report[0]["ok"], true, "{report}");
+
     // `kill -9` of ocio while a session works: the same.
     let second = plan("second");
     let out = ocio(&["submit", &second]).output().unwrap();

@@ -171,6 +171,24 @@ impl Leftover {
         Some(found)
     }
 
+    /// The server recorded at `path`, if it lives, read without touching anything: the one an
+    /// engine runs now, or left running (for `ocio check` to check instead of starting one).
+    pub(crate) fn peek(path: &Path) -> Option<Self> {
+        if !path.exists() || !trusted(path.parent()?) {
+            return None;
+        }
+        let record = serde_json::from_slice::<Record>(&std::fs::read(path).ok()?).ok()?;
+        let found = Self {
+            path: path.to_path_buf(),
+            record,
+        };
+        found.is_alive().then_some(found)
+    }
+
+    pub(crate) fn server_pid(&self) -> u32 {
+        self.record.pid
+    }
+
     /// The server recorded at `path`, while it lives; a record of one that is gone is removed.
     fn read(path: &Path) -> Option<Self> {
         let text = std::fs::read(path).ok()?;
