@@ -26,6 +26,16 @@ struct Report {
     agents: Counts,
     /// Entries in the control log.
     events: u64,
+    /// Managed servers ocio started that run now: the engine's, or (no engine running) left
+    /// running for their sessions until their linger time ends or the next start adopts them.
+    servers: Vec<ServerReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerReport {
+    agent: String,
+    pid: u32,
+    url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +189,16 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
         tasks: Counts::of(&snapshot.tasks),
         agents: Counts::of(&snapshot.agents),
         events: snapshot.events,
+        servers: crate::opencode::managed::Leftover::running_in(&crate::paths::server_records(
+            db_path,
+        ))
+        .into_iter()
+        .map(|(agent, left)| ServerReport {
+            agent,
+            pid: left.server_pid(),
+            url: left.url().to_string(),
+        })
+        .collect(),
     };
     let out = if json {
         serde_json::to_string_pretty(&report).unwrap_or_default()
@@ -242,14 +262,27 @@ fn text(report: &Report) -> String {
         }
         None => "not running".to_string(),
     };
-    format!(
+    let mut text = format!(
         "ocio {}\nengine       {engine_line}\ndatabase     {db_line}\nconfig       {config_line}\nsessions     {}\ntasks        {}\nagents       {}\ncontrol log  {} events",
         env!("CARGO_PKG_VERSION"),
         report.sessions.text(),
         report.tasks.text(),
         report.agents.text(),
         report.events,
-    )
+    );
+    for server in &report.servers {
+        let whose = match report.engine {
+            Some(_) => "the engine's",
+            None => {
+                "left running for its sessions: the next start adopts it, else it stops when its linger ends"
+            }
+        };
+        text.push_str(&format!(
+            "\nserver       {} pid {} {} ({whose})",
+            server.agent, server.pid, server.url
+        ));
+    }
+    text
 }
 
 /// Today's spend against the daily budget, and the plans paused over budget.
@@ -305,6 +338,7 @@ mod tests {
             tasks: Counts::default(),
             agents: Counts::default(),
             events: 0,
+            servers: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use ocio::scripted::{self, Rule, Script, ScriptedModel, Turn};
 use serde_json::Value;
 
 use super::is_task;
-use crate::support::home::{Engine, Home, is_private, signal_process, stderr};
+use crate::support::home::{Engine, Home, is_private, signal_process, stderr, stdout};
 use crate::support::{TestRepo, opencode_bin};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -68,6 +68,16 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
     assert!(is_private(&record, 0o600), "the record holds a password");
     let pid = server_pid();
     assert!(alive(pid), "the managed server stopped with ocio: {err}");
+    // With no engine running, `ocio status` says the server runs on, and where.
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(status["servers"][0]["agent"], "local", "{status}");
+    assert_eq!(status["servers"][0]["pid"], pid, "{status}");
+    let out = home.ocio(&["status"]);
+    assert!(
+        stdout(&out).contains("left running for its sessions"),
+        "{}",
+        stdout(&out)
+    );
 
     // The next ocio adopts it: the session is re-attached and its work lands, prompted once.
     let mut engine = Engine::spawn(ocio(&["--headless"]));

@@ -185,6 +185,24 @@ impl Leftover {
         found.is_alive().then_some(found)
     }
 
+    /// Every server recorded in `dir` that lives, by agent (see [`Leftover::peek`]).
+    pub(crate) fn running_in(dir: &Path) -> Vec<(String, Self)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(String, Self)> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .filter_map(|path| {
+                let agent = path.file_stem()?.to_str()?.to_string();
+                Some((agent, Self::peek(&path)?))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
     pub(crate) fn server_pid(&self) -> u32 {
         self.record.pid
     }
