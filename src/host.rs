@@ -91,10 +91,10 @@ impl Host {
         let store = open_store(&paths.db_file, &socket).await?;
         let records = crate::paths::server_records(&paths.db_file);
         // Should the start fail, managed servers whose sessions work are left running.
-        let working = agents_at_work(&store).await;
-        let (mut specs, servers) = match agents::from_config(config, &records, &working).await {
+        let (mut specs, servers) = match agents::from_config(config, &records).await {
             Ok(built) => built,
-            Err(e) => {
+            Err((e, servers)) => {
+                servers.close(&agents_at_work(&store).await).await;
                 store.close().await;
                 return Err(e.into());
             }
@@ -106,7 +106,7 @@ impl Host {
         let (engine, first_events) = match started {
             Ok(started) => started,
             Err(e) => {
-                servers.close(&working).await;
+                servers.close(&agents_at_work(&store).await).await;
                 store.close().await;
                 return Err(e.into());
             }

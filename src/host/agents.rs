@@ -50,13 +50,12 @@ const LEFT_GRACE: Duration = Duration::from_secs(3);
 
 /// Build every configured agent. Managed servers are started (in parallel) and must come up;
 /// those an earlier ocio left running, recorded in `records`, are adopted (and stopped when
-/// their agent is no longer managed). When one cannot be had, the others are stopped, but for
-/// those of agents `working` (with sessions running there), left for the next start.
+/// their agent is no longer managed). When one cannot be had, the error comes with the servers
+/// that were, for the caller to close (leaving those whose sessions work).
 pub(crate) async fn from_config(
     config: &Config,
     records: &Path,
-    working: &BTreeSet<AgentName>,
-) -> Result<(Vec<AgentSpec>, Servers), EndpointError> {
+) -> Result<(Vec<AgentSpec>, Servers), (EndpointError, Servers)> {
     let managed: Vec<&str> = config
         .agents
         .iter()
@@ -90,9 +89,7 @@ pub(crate) async fn from_config(
         }
     }
     if let Some(e) = failure {
-        // Those of agents whose sessions work (adopted servers) run on for the next start.
-        Servers(endpoints).close(working).await;
-        return Err(e);
+        return Err((e, Servers(endpoints)));
     }
     let mut specs = Vec::with_capacity(config.agents.len());
     for entry in &config.agents {

@@ -723,31 +723,32 @@ fn the_quit_question_counts_one_waiting_session_in_true_words() {
 /// which runs on for its linger time only.
 #[test]
 fn the_quit_question_says_which_sessions_stop_with_ocio() {
-    let mut app = app();
-    let server = |managed: bool| crate::domain::Backend::Opencode {
+    use crate::domain::Backend;
+    let server = |managed: bool, linger: Option<u64>| Backend::Opencode {
         url: (!managed).then(|| "http://box:4096".to_string()),
         managed,
         password_env: None,
-        linger: None,
+        linger,
     };
-    for agent in &mut app.view.agents {
-        agent.backend = server(false);
-    }
-    app.view.generation += 1;
-    key(&mut app, KeyCode::Char('q'));
-    let screen = draw(&mut app, 100, 30);
+    // The quit question with agent `only` (every agent when `None`) on `backend`.
+    let asked = |app: &mut App, only: Option<&str>, backend: Backend| {
+        for agent in &mut app.view.agents {
+            if only.is_none_or(|name| agent.name.as_str() == name) {
+                agent.backend = backend.clone();
+            }
+        }
+        app.view.generation += 1;
+        key(app, KeyCode::Char('q'));
+        let screen = draw(app, 100, 30);
+        key(app, KeyCode::Char('n'));
+        screen
+    };
+    let mut app = app();
+    let screen = asked(&mut app, None, server(false, None));
     assert!(screen.contains("keep running and are"), "{screen}");
     assert!(!screen.contains("(managed)"), "{screen}");
-    key(&mut app, KeyCode::Char('n'));
     // coder-2 (one of the two running sessions) is a managed server.
-    for agent in &mut app.view.agents {
-        if agent.name.as_str() == "coder-2" {
-            agent.backend = server(true);
-        }
-    }
-    app.view.generation += 1;
-    key(&mut app, KeyCode::Char('q'));
-    let screen = draw(&mut app, 100, 30);
+    let screen = asked(&mut app, Some("coder-2"), server(true, None));
     assert!(screen.contains("keep running and are"), "{screen}");
     assert!(
         screen.contains("1 of them is on a server ocio started (managed)")
@@ -755,53 +756,19 @@ fn the_quit_question_says_which_sessions_stop_with_ocio() {
         "{screen}"
     );
     assert!(!screen.contains("run again from the start"), "{screen}");
-    key(&mut app, KeyCode::Char('n'));
     // coder-2 is simulated.
-    for agent in &mut app.view.agents {
-        if agent.name.as_str() == "coder-2" {
-            agent.backend = crate::domain::Backend::Simulated;
-        }
-    }
-    app.view.generation += 1;
-    key(&mut app, KeyCode::Char('q'));
-    let screen = draw(&mut app, 100, 30);
+    let screen = asked(&mut app, Some("coder-2"), Backend::Simulated);
     assert!(!screen.contains("(managed)"), "{screen}");
     assert!(
         screen.contains("1 of them stops with ocio (simulated, or no linger)")
             && screen.contains("run again from the start"),
         "{screen}"
     );
-    key(&mut app, KeyCode::Char('n'));
     // Managed with `linger = "0s"`: it stops with ocio, and with a linger the time is told.
-    for agent in &mut app.view.agents {
-        if agent.name.as_str() == "coder-2" {
-            agent.backend = crate::domain::Backend::Opencode {
-                url: None,
-                managed: true,
-                password_env: None,
-                linger: Some(0),
-            };
-        }
-    }
-    app.view.generation += 1;
-    key(&mut app, KeyCode::Char('q'));
-    let screen = draw(&mut app, 100, 30);
+    let screen = asked(&mut app, Some("coder-2"), server(true, Some(0)));
     assert!(!screen.contains("(managed)"), "{screen}");
     assert!(screen.contains("1 of them stops with ocio"), "{screen}");
-    key(&mut app, KeyCode::Char('n'));
-    for agent in &mut app.view.agents {
-        if agent.name.as_str() == "coder-2" {
-            agent.backend = crate::domain::Backend::Opencode {
-                url: None,
-                managed: true,
-                password_env: None,
-                linger: Some(600),
-            };
-        }
-    }
-    app.view.generation += 1;
-    key(&mut app, KeyCode::Char('q'));
-    let screen = draw(&mut app, 100, 30);
+    let screen = asked(&mut app, Some("coder-2"), server(true, Some(600)));
     assert!(screen.contains("it runs on for up to 10m"), "{screen}");
 }
 

@@ -283,8 +283,8 @@ impl Core {
 }
 
 /// A failed attempt at `key` into `step`: the task failed, then ready again when a retry is
-/// left (a lost attempt spends none, bounded apart) with the task and when it may run (after
-/// a backoff doubling with each failure, up to 5 minutes); otherwise its dependents blocked.
+/// left with when it may run (after a backoff doubling with each failure, up to 5 minutes);
+/// otherwise its dependents blocked. A lost attempt is [`lose`]'s.
 fn fail(
     state: &mut PlanState,
     key: &str,
@@ -304,18 +304,13 @@ fn fail(
     );
     let retry = state.graph.get(key).is_some_and(|t| t.has_retry_left());
     let Some(task) = state.graph.get(key).filter(|_| retry) else {
-        for event in state.graph.block_dependents(key, now)? {
-            step.transition(event);
-        }
+        block_dependents(state, key, step, now)?;
         return Ok(None);
     };
     let doublings = task.attempts.saturating_sub(task.lost + 1).min(16);
     let delay = (backoff * 2i32.pow(doublings)).min(jiff::SignedDuration::from_mins(5));
-    let task_id = task.id;
     let cause = format!("automatic retry in {:#}", delay);
-    step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
-    state.ready_since.insert(key.to_string(), now);
-    Ok(Some((task_id, now + delay)))
+    ready_again(state, key, cause, delay, step, now)
 }
 
 /// A lost attempt at `key` into `step`: nothing the task did failed, so it is ready again
@@ -340,20 +335,41 @@ fn lose(
                 .graph
                 .transition(key, TaskStatus::Failed, cause, now)?,
         );
-        for event in state.graph.block_dependents(key, now)? {
-            step.transition(event);
-        }
+        block_dependents(state, key, step, now)?;
         return Ok(None);
     }
     let cause = format!(
         "its run was lost ({why}); run again in {:#} (a lost attempt spends no retries)",
         backoff
     );
-    let event = state.graph.transition(key, TaskStatus::Ready, cause, now)?;
-    step.transition(event);
+    ready_again(state, key, cause, backoff, step, now)
+}
+
+/// `key` ready again into `step`, for `cause`: the task and when it may run (after `delay`).
+fn ready_again(
+    state: &mut PlanState,
+    key: &str,
+    cause: String,
+    delay: jiff::SignedDuration,
+    step: &mut Step,
+    now: Timestamp,
+) -> Result<Option<(crate::domain::TaskId, Timestamp)>, EngineError> {
+    step.transition(state.graph.transition(key, TaskStatus::Ready, cause, now)?);
     state.ready_since.insert(key.to_string(), now);
-    let task = state.graph.get(key).map(|t| t.id);
-    Ok(task.map(|task| (task, now + backoff)))
+    Ok(state.graph.get(key).map(|task| (task.id, now + delay)))
+}
+
+/// The tasks after failed `key` blocked, into `step`.
+fn block_dependents(
+    state: &mut PlanState,
+    key: &str,
+    step: &mut Step,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    for event in state.graph.block_dependents(key, now)? {
+        step.transition(event);
+    }
+    Ok(())
 }
 
 /// How a run ended, as the engine settles it.

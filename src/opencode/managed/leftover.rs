@@ -156,9 +156,6 @@ impl Leftover {
     /// The server recorded at `path`, if it still runs `program`. A record of a server that is
     /// gone is removed; one of a server running another program is stopped (after `grace`).
     pub(crate) async fn find(path: &Path, program: &Path, grace: Duration) -> Option<Self> {
-        if !path.exists() || !trusted(path.parent()?) {
-            return None;
-        }
         let found = Self::read(path)?;
         if !same_program(&found.record.program, program) {
             tracing::info!(
@@ -207,26 +204,20 @@ impl Leftover {
         self.record.pid
     }
 
-    /// The server recorded at `path`, while it lives; a record of one that is gone is removed.
+    /// The server recorded at `path`, while it lives; a record that cannot be read, or of a
+    /// server that is gone, is removed.
     fn read(path: &Path) -> Option<Self> {
-        let text = std::fs::read(path).ok()?;
-        let found = match serde_json::from_slice::<Record>(&text) {
-            Ok(record) => Self {
-                path: path.to_path_buf(),
-                record,
-            },
-            Err(e) => {
-                tracing::warn!(record = %path.display(), error = %e, "unreadable managed server record; removed");
-                let _ = std::fs::remove_file(path);
-                return None;
-            }
-        };
-        if !found.is_alive() {
-            tracing::info!(record = %path.display(), "the managed server recorded here is gone");
-            let _ = std::fs::remove_file(path);
+        // Only a record in a trusted directory is ever removed (peek checks it again, quietly
+        // when it holds).
+        if !path.exists() || !path.parent().is_some_and(trusted) {
             return None;
         }
-        Some(found)
+        let found = Self::peek(path);
+        if found.is_none() {
+            tracing::info!(record = %path.display(), "the managed server recorded here is gone (or its record unreadable); record removed");
+            let _ = std::fs::remove_file(path);
+        }
+        found
     }
 
     /// Stop the servers recorded in `dir` for agents (the records' names) not in `kept`: no

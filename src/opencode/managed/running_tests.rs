@@ -11,12 +11,20 @@ use crate::opencode::secret::Password;
 /// A stand-in server: a shell script that ignores SIGTERM like opencode does, with a child
 /// of its own (whose pid it writes to `pids`), saying where it listens.
 fn fake_server(dir: &Path) -> (PathBuf, PathBuf) {
+    stand_in(
+        dir,
+        "echo \"opencode server listening on http://127.0.0.1:1\"\n",
+    )
+}
+
+/// The stand-in server, saying `says` (shell lines) once its child runs.
+fn stand_in(dir: &Path, says: &str) -> (PathBuf, PathBuf) {
     let fake = dir.join("opencode");
     let pidfile = dir.join("pids");
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\ntrap '' TERM\nsleep 1000 & echo $! > {pids}\necho \"opencode server listening on http://127.0.0.1:1\"\nwait\n",
+            "#!/bin/sh\ntrap '' TERM\nsleep 1000 & echo $! > {pids}\n{says}wait\n",
             pids = pidfile.display()
         ),
     )
@@ -200,21 +208,8 @@ async fn servers_of_agents_no_longer_managed_are_stopped() {
 #[tokio::test]
 async fn a_server_dropped_while_it_starts_is_stopped_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("opencode");
-    let pidfile = dir.path().join("pids");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\ntrap '' TERM\nsleep 1000 & echo $! > {pids}\nwait\n",
-            pids = pidfile.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&fake)
-        .status()
-        .unwrap();
+    // It never says where it listens.
+    let (fake, pidfile) = stand_in(dir.path(), "");
     let record = dir.path().join("servers").join("local.json");
     let mut cmd = ServerCommand::new(fake).outliving(record.clone(), Duration::from_secs(60));
     cmd.stop_grace = Duration::from_millis(200);
