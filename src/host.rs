@@ -3,6 +3,7 @@
 //! socket and its metrics server; and stop them again in order. Works inside any multi-threaded tokio runtime.
 
 mod agents;
+pub use agents::LeftServer;
 mod crews;
 pub(crate) mod fleet_source;
 pub(crate) mod fleets;
@@ -230,8 +231,9 @@ impl Host {
     /// no front end's request waits on a pending call such as a planner's prompt; running
     /// sessions are left for the next start to settle or re-attach), then the notifier (what
     /// it gathered is sent, within a bound), the control socket (removed, its clients' streams
-    /// end), metrics, the store, and last the managed servers.
-    pub async fn shutdown(self) {
+    /// end), metrics, the store, and last the managed servers. The managed servers it left
+    /// running for their sessions.
+    pub async fn shutdown(self) -> Vec<LeftServer> {
         for watcher in &self.watchers {
             watcher.abort();
         }
@@ -256,10 +258,11 @@ impl Host {
         // The store first: nothing writes to it now, and the next ocio may open it while the
         // managed servers take their grace to stop (seconds: OpenCode ignores SIGTERM).
         self.store.close().await;
-        self.servers.close(&working).await;
+        let mut left = self.servers.close(&working).await;
         let added = std::mem::take(&mut *self.added.lock().await);
-        added.close(&working).await;
-        tracing::info!("engine host stopped");
+        left.extend(added.close(&working).await);
+        tracing::info!(left = left.len(), "engine host stopped");
+        left
     }
 }
 

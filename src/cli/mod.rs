@@ -492,6 +492,27 @@ impl Failure {
     }
 }
 
+/// How a hosting command ended, told with the managed servers it left running for their
+/// sessions (on stderr: a clean end says it on a line of its own).
+fn with_left(ended: Result<(), Failure>, left: &[crate::host::LeftServer]) -> Result<(), Failure> {
+    let Some(said) = crate::host::LeftServer::say(left) else {
+        return ended;
+    };
+    match ended {
+        Ok(()) => {
+            let _ = writeln!(std::io::stderr(), "ocio: {said}");
+            Ok(())
+        }
+        Err(mut failure) => {
+            failure.message = match failure.message.is_empty() {
+                true => said,
+                false => format!("{}\n{said}", failure.message),
+            };
+            Err(failure)
+        }
+    }
+}
+
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::usage(e)

@@ -195,8 +195,8 @@ pub(crate) fn host(
         });
     }
     let outcome = tui::run(Link::new(engine.clone()), setup, runtime.handle());
-    runtime.block_on(host.shutdown());
-    ended(outcome, false, &paths.db_file)
+    let left = runtime.block_on(host.shutdown());
+    super::with_left(ended(outcome, false, &paths.db_file), &left)
 }
 
 /// Submit `plan` unless the engine holds a plan of its name already, and say whether it did:

@@ -30,8 +30,8 @@ pub(crate) fn run(context: &Context, flags: &Flags, plan_path: &Path) -> Result<
         let output = Output::new(!flags.no_activity);
         output.started(&host);
         let result = follow(&mut host, &output, signals, Some(plan)).await;
-        host.shutdown().await;
-        result
+        let left = host.shutdown().await;
+        super::with_left(result, &left)
     })
 }
 
@@ -45,8 +45,8 @@ pub(crate) fn headless(context: &Context, flags: &Flags) -> Result<(), Failure> 
         let output = Output::new(!flags.no_activity);
         output.started(&host);
         let result = follow(&mut host, &output, signals, None).await;
-        host.shutdown().await;
-        result
+        let left = host.shutdown().await;
+        super::with_left(result, &left)
     })
 }
 
@@ -109,7 +109,7 @@ async fn follow(
                 });
                 return Err(Failure {
                     code: exit::INTERRUPTED,
-                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; a managed server runs on for its linger time; simulated sessions run again)"),
+                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; simulated sessions run again)"),
                 });
             }
         }

@@ -36,6 +36,47 @@ struct ServerReport {
     agent: String,
     pid: u32,
     url: String,
+    /// When ocio went without stopping it (null while an engine runs it).
+    left_at: Option<jiff::Timestamp>,
+    /// When its watchdog stops it, unless an ocio adopts it first.
+    stops_at: Option<jiff::Timestamp>,
+}
+
+impl ServerReport {
+    fn of(agent: String, server: &crate::opencode::managed::Leftover) -> Self {
+        let left = server.left();
+        let at = |time: std::time::SystemTime| jiff::Timestamp::try_from(time).ok();
+        Self {
+            agent,
+            pid: server.server_pid(),
+            url: server.url().to_string(),
+            left_at: left.and_then(|(since, _)| at(since)),
+            stops_at: left.and_then(|(_, until)| at(until)),
+        }
+    }
+
+    /// Whose it is, and when it stops if it was left running.
+    fn whose(&self, engine_runs: bool) -> String {
+        if engine_runs {
+            return "the engine's".into();
+        }
+        let now = jiff::Timestamp::now();
+        let ago = |t: jiff::Timestamp| {
+            let secs = now.as_second().saturating_sub(t.as_second()).max(0);
+            crate::text::duration(std::time::Duration::from_secs(secs.unsigned_abs()))
+        };
+        match (self.left_at, self.stops_at) {
+            (Some(left), Some(stops)) => {
+                let left_for = stops.as_second().saturating_sub(now.as_second()).max(0);
+                format!(
+                    "left running for its sessions {} ago: the next start adopts it, else it stops in {}",
+                    ago(left),
+                    crate::text::duration(std::time::Duration::from_secs(left_for.unsigned_abs()))
+                )
+            }
+            _ => "left running for its sessions: the next start adopts it, else it stops when its linger ends".into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -193,11 +234,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
             db_path,
         ))
         .into_iter()
-        .map(|(agent, left)| ServerReport {
-            agent,
-            pid: left.server_pid(),
-            url: left.url().to_string(),
-        })
+        .map(|(agent, left)| ServerReport::of(agent, &left))
         .collect(),
     };
     let out = if json {
@@ -271,15 +308,12 @@ fn text(report: &Report) -> String {
         report.events,
     );
     for server in &report.servers {
-        let whose = match report.engine {
-            Some(_) => "the engine's",
-            None => {
-                "left running for its sessions: the next start adopts it, else it stops when its linger ends"
-            }
-        };
         text.push_str(&format!(
-            "\nserver       {} pid {} {} ({whose})",
-            server.agent, server.pid, server.url
+            "\nserver       {} pid {} {} ({})",
+            server.agent,
+            server.pid,
+            server.url,
+            server.whose(report.engine.is_some())
         ));
     }
     text

@@ -11,8 +11,45 @@ use crate::domain::AgentName;
 use crate::engine::{AgentSpec, Runner, Simulated};
 use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::endpoint::{Endpoint, EndpointError};
-use crate::opencode::managed::Leftover;
+use crate::opencode::managed::{LeftRunning, Leftover};
 use crate::opencode::runner::OpencodeRunner;
+
+/// An agent's managed server that ocio left running for its sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftServer {
+    pub agent: AgentName,
+    pub server: LeftRunning,
+}
+
+impl LeftServer {
+    /// What a person reads about the servers left running when ocio stopped, if any were.
+    pub fn say(left: &[Self]) -> Option<String> {
+        let servers: Vec<String> = left
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} (pid {}, up to {})",
+                    l.agent,
+                    l.server.pid,
+                    crate::text::duration(l.server.linger)
+                )
+            })
+            .collect();
+        let (whose, runs, it) = match servers.len() {
+            0 => return None,
+            1 => ("the managed server of", "runs on for its sessions", "it"),
+            _ => (
+                "the managed servers of",
+                "run on for their sessions",
+                "them",
+            ),
+        };
+        Some(format!(
+            "{whose} {} {runs}; the next start adopts {it}",
+            servers.join(", ")
+        ))
+    }
+}
 
 /// What the running agents hold on to: managed servers live as long as this does.
 #[derive(Debug, Default)]
@@ -33,15 +70,17 @@ impl Servers {
     }
 
     /// Stop managed servers, but for those of the agents `working` (whose sessions run on):
-    /// those are left running for the next ocio to adopt.
-    pub(crate) async fn close(self, working: &BTreeSet<AgentName>) {
-        for (name, endpoint) in self.0 {
-            if working.contains(&name) {
-                endpoint.leave().await;
-            } else {
+    /// those are left running for the next ocio to adopt. Which were.
+    pub(crate) async fn close(self, working: &BTreeSet<AgentName>) -> Vec<LeftServer> {
+        let mut left = Vec::new();
+        for (agent, endpoint) in self.0 {
+            if !working.contains(&agent) {
                 endpoint.shutdown().await;
+            } else if let Some(server) = endpoint.leave().await {
+                left.push(LeftServer { agent, server });
             }
         }
+        left
     }
 }
 
@@ -144,4 +183,33 @@ pub(crate) async fn from_entry(
         entry.remote_dir.clone(),
     );
     Ok((AgentSpec { agent, runner }, Some(endpoint)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(agent: &str, pid: u32, secs: u64) -> LeftServer {
+        LeftServer {
+            agent: AgentName::new(agent).unwrap(),
+            server: LeftRunning {
+                pid,
+                linger: Duration::from_secs(secs),
+            },
+        }
+    }
+
+    /// Nothing is said when nothing was left; otherwise each server, its pid and its linger.
+    #[test]
+    fn what_was_left_running_is_said_by_name() {
+        assert_eq!(LeftServer::say(&[]), None);
+        assert_eq!(
+            LeftServer::say(&[left("local", 41, 3600)]).unwrap(),
+            "the managed server of local (pid 41, up to 1h) runs on for its sessions; the next start adopts it"
+        );
+        assert_eq!(
+            LeftServer::say(&[left("a", 1, 120), left("b", 2, 60)]).unwrap(),
+            "the managed servers of a (pid 1, up to 2m), b (pid 2, up to 1m) run on for their sessions; the next start adopts them"
+        );
+    }
 }

@@ -189,10 +189,9 @@ impl Endpoint {
 
     /// Let ocio go while the agent's sessions work: a managed server is left running for its
     /// linger time, for the next ocio to adopt (a server of the user's own runs on anyway).
-    pub(crate) async fn leave(self) {
-        if let Some(managed) = self.managed {
-            managed.leave().await;
-        }
+    /// The managed server left running, if any.
+    pub(crate) async fn leave(self) -> Option<super::managed::LeftRunning> {
+        self.managed?.leave().await
     }
 }
 

@@ -174,6 +174,14 @@ enum Farewell {
     Leave,
 }
 
+/// A managed server left running for its sessions when ocio went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftRunning {
+    pub pid: u32,
+    /// It stops this long after ocio went, unless the next ocio adopts it first.
+    pub linger: Duration,
+}
+
 /// A supervised managed server: started (or adopted), restarted when it dies, stopped or left
 /// on shutdown, stopped on drop.
 #[derive(Debug)]
@@ -183,7 +191,8 @@ pub struct ManagedServer {
     /// How long it runs on when left (zero: leaving it stops it).
     linger: Duration,
     shutdown: Option<oneshot::Sender<Farewell>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// The supervisor: the server's pid when it left it running.
+    task: Option<tokio::task::JoinHandle<Option<u32>>>,
 }
 
 impl ManagedServer {
@@ -251,26 +260,27 @@ impl ManagedServer {
 
     /// Stop the server and wait until it is gone.
     pub async fn shutdown(self) {
-        self.end(Farewell::Stop).await;
+        let _ = self.end(Farewell::Stop).await;
     }
 
     /// Stop supervising and leave the server running for its linger time, for the next ocio
-    /// to adopt: its sessions work on meanwhile. With no linger time, stop it.
-    pub async fn leave(self) {
-        let farewell = match self.linger.is_zero() {
+    /// to adopt: its sessions work on meanwhile. With no linger time, stop it. What was left
+    /// running, if anything (a server down at the time is not).
+    pub async fn leave(self) -> Option<LeftRunning> {
+        let linger = self.linger;
+        let farewell = match linger.is_zero() {
             true => Farewell::Stop,
             false => Farewell::Leave,
         };
-        self.end(farewell).await;
+        let pid = self.end(farewell).await?;
+        Some(LeftRunning { pid, linger })
     }
 
-    async fn end(mut self, farewell: Farewell) {
+    async fn end(mut self, farewell: Farewell) -> Option<u32> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(farewell);
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.task.take()?.await.ok().flatten()
     }
 }
 
@@ -292,7 +302,7 @@ async fn supervise(
     state: watch::Sender<ServerState>,
     mut shutdown: oneshot::Receiver<Farewell>,
     mut adopted: Option<RunningServer>,
-) {
+) -> Option<u32> {
     let mut attempt = 0u32;
     let mut backoff = BACKOFF_FIRST;
     loop {
@@ -331,6 +341,8 @@ async fn supervise(
                             Ok(Farewell::Leave) => {
                                 tracing::info!(pid, "managed opencode server left running for the next ocio");
                                 server.leave();
+                                state.send_replace(ServerState::Stopped);
+                                return Some(pid);
                             }
                             Ok(Farewell::Stop) | Err(_) => server.stop().await,
                         }
@@ -350,6 +362,7 @@ async fn supervise(
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
     state.send_replace(ServerState::Stopped);
+    None
 }
 
 #[cfg(test)]

@@ -68,13 +68,34 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
     assert!(is_private(&record, 0o600), "the record holds a password");
     let pid = server_pid();
     assert!(alive(pid), "the managed server stopped with ocio: {err}");
-    // With no engine running, `ocio status` says the server runs on, and where.
+    // ocio says what it left running as it exits.
+    assert!(
+        err.contains(&format!(
+            "the managed server of local (pid {pid}, up to 2m) runs on for its sessions"
+        )),
+        "{err}"
+    );
+    // With no engine running, `ocio status` says the server runs on, where, and until when.
     let status = home.json(&["status", "--json"]);
-    assert_eq!(status["servers"][0]["agent"], "local", "{status}");
-    assert_eq!(status["servers"][0]["pid"], pid, "{status}");
+    let server = &status["servers"][0];
+    assert_eq!(server["agent"], "local", "{status}");
+    assert_eq!(server["pid"], pid, "{status}");
+    let time = |field: &str| -> jiff::Timestamp {
+        server[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field}: {status}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        time("stops_at").as_second() - time("left_at").as_second(),
+        120,
+        "{status}"
+    );
     let out = home.ocio(&["status"]);
     assert!(
-        stdout(&out).contains("left running for its sessions"),
+        stdout(&out).contains(" ago: the next start adopts it, else it stops in 2m)")
+            || stdout(&out).contains(" ago: the next start adopts it, else it stops in 1m 5"),
         "{}",
         stdout(&out)
     );
@@ -116,6 +137,7 @@ fn a_managed_servers_sessions_outlive_ocio_and_the_next_one_adopts_it() {
     // A quit with nothing running stops the server and forgets it.
     let (code, _, err) = engine.stop("TERM");
     assert_eq!(code, Some(130), "{err}");
+    assert!(!err.contains("runs on"), "nothing was left running: {err}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -34,6 +34,10 @@ pub(super) struct Record {
     /// The `opencode` it runs: a server of another program (the config changed) is not adopted.
     pub(super) program: PathBuf,
     pub(super) password: String,
+    /// How long its watchdog lets it run once ocio is gone (absent in records of ocio before
+    /// it was kept).
+    #[serde(default)]
+    pub(super) linger_secs: Option<u64>,
 }
 
 impl std::fmt::Debug for Record {
@@ -43,6 +47,7 @@ impl std::fmt::Debug for Record {
             .field("url", &self.url)
             .field("watchdog", &self.watchdog)
             .field("program", &self.program)
+            .field("linger_secs", &self.linger_secs)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +82,19 @@ impl Record {
 
 fn staged(record: &Path) -> PathBuf {
     record.with_extension("json.tmp")
+}
+
+/// The file the watchdog of the server recorded at `record` creates when ocio goes without
+/// stopping the server: when it was left, for `ocio status` to say when it stops.
+pub(super) fn left_marker(record: &Path) -> PathBuf {
+    record.with_extension("left")
+}
+
+/// Forget the server recorded at `record`: the record, a half-written one, and when it was left.
+pub(super) fn remove_record(record: &Path) {
+    let _ = std::fs::remove_file(record);
+    let _ = std::fs::remove_file(staged(record));
+    let _ = std::fs::remove_file(left_marker(record));
 }
 
 /// When process `pid` started, while it lives (a zombie counts as gone).
@@ -204,6 +222,16 @@ impl Leftover {
         self.record.pid
     }
 
+    /// When ocio went without stopping it, and when its watchdog stops it at the latest (the
+    /// linger over): `None` while an ocio runs it (or for records of an older ocio).
+    pub(crate) fn left(&self) -> Option<(SystemTime, SystemTime)> {
+        let since = std::fs::metadata(left_marker(&self.path))
+            .and_then(|m| m.modified())
+            .ok()?;
+        let linger = Duration::from_secs(self.record.linger_secs?);
+        Some((since, since + linger))
+    }
+
     /// The server recorded at `path`, while it lives; a record that cannot be read, or of a
     /// server that is gone, is removed.
     fn read(path: &Path) -> Option<Self> {
@@ -215,7 +243,7 @@ impl Leftover {
         let found = Self::peek(path);
         if found.is_none() {
             tracing::info!(record = %path.display(), "the managed server recorded here is gone (or its record unreadable); record removed");
-            let _ = std::fs::remove_file(path);
+            remove_record(path);
         }
         found
     }
@@ -270,8 +298,7 @@ impl Leftover {
     /// Stop the server (SIGTERM, `grace`, SIGKILL to its group) and forget it: the record goes
     /// first, so that no other ocio adopts a server on its way out.
     pub(crate) async fn discard(self, grace: Duration) {
-        let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(staged(&self.path));
+        remove_record(&self.path);
         release_watchdogs(self.record.pid, None);
         let group = Pid::from_raw(self.record.pid as i32);
         if self.is_alive() {
@@ -318,6 +345,7 @@ mod tests {
             watchdog: 3,
             program: "opencode".into(),
             password: "hunter2".into(),
+            linger_secs: Some(60),
         };
         assert!(!format!("{record:?}").contains("hunter2"));
     }

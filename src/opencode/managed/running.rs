@@ -68,7 +68,7 @@ impl RunningServer {
                 stderr: Vec::new(),
             });
         };
-        let (watchdog, watchdog_pipe) = match spawn_watchdog(pid, cmd.stop_grace, cmd.linger) {
+        let (watchdog, watchdog_pipe) = match spawn_watchdog(pid, cmd) {
             Ok(w) => w,
             Err(e) => {
                 let _ = child.start_kill();
@@ -109,14 +109,17 @@ impl RunningServer {
     /// Take over a server an earlier ocio left running: a watchdog of ours replaces its.
     pub(crate) async fn adopt(cmd: &ServerCommand, left: Leftover) -> Result<Self, ManagedError> {
         let pid = left.pid();
-        let (watchdog, watchdog_pipe) = spawn_watchdog(pid, cmd.stop_grace, cmd.linger)?;
+        let (watchdog, watchdog_pipe) = spawn_watchdog(pid, cmd)?;
         leftover::release_watchdogs(pid, watchdog.id());
         let mut record = left.record().clone();
         record.watchdog = watchdog.id().unwrap_or_default();
+        record.linger_secs = Some(cmd.linger.as_secs());
         let since = record.since;
         let url = record.url.clone();
         let mut output = None;
         if let Some(path) = &cmd.record {
+            // An ocio runs it again: it is no longer left.
+            let _ = std::fs::remove_file(leftover::left_marker(path));
             if let Err(e) = record.save_blocking(path.clone()).await {
                 tracing::warn!(record = %path.display(), error = %e, "could not record the adopted managed server");
             }
@@ -184,6 +187,7 @@ impl RunningServer {
             watchdog: self.watchdog.id().unwrap_or_default(),
             program: cmd.program.clone(),
             password: password.map(|p| p.expose().to_string()).unwrap_or_default(),
+            linger_secs: Some(cmd.linger.as_secs()),
         };
         match record.save_blocking(path.clone()).await {
             Ok(()) => self.lingers = true,
@@ -278,7 +282,7 @@ impl RunningServer {
 
     fn forget(&mut self) {
         if let Some(record) = &self.record {
-            let _ = std::fs::remove_file(record);
+            leftover::remove_record(record);
         }
     }
 }
@@ -352,16 +356,15 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// `sh` waits for a word or EOF on stdin, then stops the process group `pgid`: at once after
-/// `stop`, else once `linger` is over (or sooner: it leaves when the group is gone). Only
-/// SIGKILL stops it.
-fn spawn_watchdog(
-    pgid: u32,
-    grace: Duration,
-    linger: Duration,
-) -> Result<(Child, ChildStdin), ManagedError> {
+/// `stop`, else once the server's linger is over (or sooner: it leaves when the group is
+/// gone), having marked when it was left (see [`leftover::left_marker`]). Only SIGKILL stops
+/// it.
+fn spawn_watchdog(pgid: u32, cmd: &ServerCommand) -> Result<(Child, ChildStdin), ManagedError> {
+    // $1 the group, $2 the grace, $3 the linger, $4 the marker (may be empty).
     const SCRIPT: &str = r#"trap '' INT TERM HUP
 read -r word
 if [ "$word" != stop ]; then
+  [ -z "$4" ] || : > "$4"
   left=$3
   while [ "$left" -gt 0 ] && kill -0 "-$1" 2>/dev/null; do sleep 1; left=$((left - 1)); done
 fi
@@ -373,9 +376,15 @@ exit 0"#;
             SCRIPT,
             leftover::WATCHDOG,
             &pgid.to_string(),
-            &format!("{:.3}", grace.as_secs_f64()),
-            &linger.as_secs().to_string(),
+            &format!("{:.3}", cmd.stop_grace.as_secs_f64()),
+            &cmd.linger.as_secs().to_string(),
         ])
+        .arg(
+            cmd.record
+                .as_deref()
+                .map(leftover::left_marker)
+                .unwrap_or_default(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -97,9 +97,24 @@ async fn a_server_left_running_lingers_then_stops() {
     assert!(log.contains("listening on"), "{log}");
     assert!(record.is_file(), "recorded for the next ocio");
     let grandchild = child_of(&pidfile);
+    assert!(
+        Leftover::peek(&record).unwrap().left().is_none(),
+        "not left while ocio runs it"
+    );
+    let before = std::time::SystemTime::now() - Duration::from_secs(1);
     server.leave();
     std::thread::sleep(Duration::from_millis(700));
     assert!(alive(&grandchild), "stopped at once instead of lingering");
+    // The watchdog marks when it was left: the server stops its linger after that.
+    let (since, until) = Leftover::peek(&record)
+        .unwrap()
+        .left()
+        .expect("marked as left");
+    assert!(
+        since >= before && since <= std::time::SystemTime::now(),
+        "{since:?}"
+    );
+    assert_eq!(until.duration_since(since).unwrap(), Duration::from_secs(2));
     assert!(
         gone_within(&grandchild, Duration::from_secs(6)),
         "grandchild {grandchild} outlived the linger time"
@@ -149,8 +164,17 @@ async fn a_left_server_is_adopted_and_stopped_by_the_adopter() {
     // The adopter's own linger is long: what stops the server below is its stop, not that.
     let mut long = cmd.clone();
     long.linger = Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while left.left().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never marked as left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let adopted = RunningServer::adopt(&long, left).await.unwrap();
     assert_eq!(adopted.pid(), Some(pid_again));
+    assert!(
+        Leftover::peek(&record).unwrap().left().is_none(),
+        "an adopted server is no longer left"
+    );
     assert!(gone_within(&old_watchdog, Duration::from_secs(2)));
     std::thread::sleep(Duration::from_millis(2500));
     assert!(
