@@ -26,6 +26,41 @@ fn the_approvals_pane_shows_the_short_id_approve_takes() {
     assert!(crate::engine::approval::names(LONG_ID, "bcxyz789"));
 }
 
+/// A task whose session waits for the operator (a permission or a question) says so in the
+/// task tree, not only `running`; in the graph it takes the waiting colour.
+#[test]
+fn a_task_whose_session_waits_for_you_says_so_in_the_tree() {
+    let mut app = app();
+    app.focus = Pane::Tasks;
+    let screen = draw(&mut app, 120, 30);
+    let row = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("{name} running")))
+            .unwrap_or_else(|| panic!("no {name} row: {screen}"))
+            .to_string()
+    };
+    assert!(
+        row("storage").contains("running · waiting for you"),
+        "{screen}"
+    );
+    assert!(!row("api").contains("waiting"), "{screen}");
+    // Answered: it runs again, and the row says only that.
+    app.update(Msg::Engine(crate::tui::tests::told(
+        EngineEvent::Transition(DomainEvent::new(
+            Transition::Session {
+                id: sid(4),
+                from: SessionStatus::WaitingApproval,
+                to: SessionStatus::Running,
+            },
+            "approved",
+            at(301),
+        )),
+    )));
+    let screen = draw(&mut app, 120, 30);
+    assert!(!screen.contains("waiting for you"), "{screen}");
+}
+
 #[test]
 fn a_waiting_sessions_detail_shows_its_request_and_its_keys_answer_it() {
     let mut app = app();

@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::domain::{Lifecycle, TaskStatus};
-use crate::engine::view::{PlanView, TaskView};
+use crate::domain::{Lifecycle, SessionId, SessionStatus, TaskStatus};
+use crate::engine::view::{PlanView, SessionView, TaskView};
 use crate::tui::theme::Theme;
 
 #[derive(Default)]
@@ -54,6 +54,8 @@ pub(crate) struct TaskTree {
     /// Where the rows were last drawn, and which node was drawn at which line.
     last_area: Rect,
     rendered: Vec<(u16, usize)>,
+    /// Sessions that wait for the operator (a permission or a question): their tasks say so.
+    waiting: HashSet<SessionId>,
 }
 
 /// A plan's or a task's place in the tree.
@@ -106,6 +108,23 @@ impl TaskTree {
     /// while only tasks' statuses, attempts or sessions changed: rows are labelled as drawn). A
     /// plan seen for the first time is opened, with every task that has children; with nothing
     /// selected, the newest plan is.
+    /// Note which sessions wait for the operator now, for the rows of their tasks.
+    pub(crate) fn see_waiting(&mut self, sessions: &[SessionView]) {
+        self.waiting.clear();
+        self.waiting.extend(
+            sessions
+                .iter()
+                .filter(|s| s.session.status == SessionStatus::WaitingApproval)
+                .map(|s| s.session.id),
+        );
+    }
+
+    /// Whether `task` runs a session that waits for the operator.
+    pub(crate) fn waits_for_you(&self, task: &TaskView) -> bool {
+        task.status == TaskStatus::Running
+            && task.session.is_some_and(|s| self.waiting.contains(&s))
+    }
+
     pub(crate) fn refresh(&mut self, plans: &[PlanView], generation: u64) {
         if self.seen == Some(generation) {
             return;
@@ -198,7 +217,7 @@ impl TaskTree {
             return Line::default();
         };
         match node.task.and_then(|t| plan.tasks.get(t)) {
-            Some(task) => task_line(task, theme),
+            Some(task) => task_line(task, self.waits_for_you(task), theme),
             None => plan_title(plan, theme),
         }
     }
@@ -318,13 +337,17 @@ fn parents(plan: &PlanView) -> Vec<Option<usize>> {
 }
 
 /// One task's row.
-fn task_line(task: &TaskView, theme: &Theme) -> Line<'static> {
+fn task_line(task: &TaskView, waits_for_you: bool, theme: &Theme) -> Line<'static> {
     let status = theme.status(task.status.name());
-    let mut spans = Vec::with_capacity(6);
+    let mut spans = Vec::with_capacity(7);
     spans.push(Span::styled(glyph(task.status), status));
     spans.push(Span::styled(task.key.clone(), theme.base));
     spans.push(Span::styled(" ", status));
     spans.push(Span::styled(task.status.name(), status));
+    if waits_for_you {
+        let waiting = theme.status(SessionStatus::WaitingApproval.name());
+        spans.push(Span::styled(" · waiting for you", waiting));
+    }
     if task.attempts > 1 {
         spans.push(Span::styled(format!(" #{}", task.attempts), theme.muted));
     }

@@ -121,7 +121,11 @@ pub(super) fn snapshot() -> Snapshot {
             attempts: u32::from(*status != TaskStatus::Pending && *status != TaskStatus::Blocked),
             needs: needs.iter().map(|n| n.to_string()).collect(),
             capabilities: vec!["code".into()],
-            session: None,
+            // The sessions below, by their tasks.
+            session: ["design", "client", "api", "storage"]
+                .iter()
+                .position(|k| k == key)
+                .map(|n| sid(n as u128 + 1)),
         })
         .collect();
     Snapshot {

@@ -163,9 +163,9 @@ fn plan_item(plan: &PlanView, parent: &[Option<usize>], theme: &Theme) -> TreeIt
         kids.reverse();
         let id = task.id.as_u128();
         let item = if kids.is_empty() {
-            TreeItem::new_leaf(id, task_line(task, theme))
+            TreeItem::new_leaf(id, task_line(task, false, theme))
         } else {
-            TreeItem::new(id, task_line(task, theme), kids).unwrap()
+            TreeItem::new(id, task_line(task, false, theme), kids).unwrap()
         };
         match parent[i] {
             Some(p) => children[p].push(item),
@@ -292,7 +292,7 @@ fn a_frame_labels_only_the_rows_on_screen_and_as_the_plans_are() {
     assert_eq!(rows.len(), 5);
     // Plans newest first: the nearly flat plan's row, then its tasks.
     assert_eq!(rows[0].label, plan_title(&plans[2], &theme));
-    assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], &theme));
+    assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], false, &theme));
 
     // A status change is drawn without laying anything out again.
     plans[2].tasks[0].status = TaskStatus::Done;
@@ -300,7 +300,7 @@ fn a_frame_labels_only_the_rows_on_screen_and_as_the_plans_are() {
     let rows = tree.window(area, &plans, &theme);
     assert_eq!(rows[0].label, plan_title(&plans[2], &theme));
     assert!(format!("{:?}", rows[0].label).contains("1/5 done"));
-    assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], &theme));
+    assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], false, &theme));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{block, fit};
-use crate::domain::Lifecycle;
+use crate::domain::{Lifecycle, SessionStatus};
 use crate::engine::view::PlanView;
 use crate::tui::app::{App, Pane};
 use crate::tui::task_tree::{depths, glyph};
@@ -19,6 +19,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     app.panes
         .task_tree
         .refresh(&app.view.plans, app.view.plans_generation);
+    app.panes.task_tree.see_waiting(&app.view.sessions);
     let plans = app.view.plans.len();
     let mode = if app.panes.graph { "graph" } else { "tree" };
     let title = format!("tasks · {} · {mode}", crate::text::count(plans, "plan"));
@@ -206,6 +207,9 @@ fn cell(
     let task = &plan.tasks[t];
     let sel_task = sel.map(|i| &plan.tasks[i]);
     let mut style: Style = theme.status(task.status.name());
+    if app.panes.task_tree.waits_for_you(task) {
+        style = theme.status(SessionStatus::WaitingApproval.name());
+    }
     if Some(t) == sel {
         style = theme.selected;
     } else if sel_task.is_some_and(|s| s.needs.contains(&task.key)) {
