@@ -92,6 +92,7 @@ fn plan(id: PlanId) -> PlanView {
         }
     }
     PlanView {
+        key: String::new(),
         id,
         name: "bench".into(),
         repo: "/srv/repo".into(),

@@ -172,6 +172,7 @@ const SESSIONS: &[SessionRow] = &[
 
 fn snapshot() -> Snapshot {
     let plan = PlanView {
+        key: String::new(),
         id: plan_id(),
         name: "add-pagination".into(),
         repo: "/home/dev/src/users-service".into(),

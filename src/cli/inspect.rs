@@ -191,6 +191,10 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
             latest.insert(task, session.id); // oldest first: the last one wins
         }
     }
+    let mut keys: HashMap<crate::domain::PlanId, String> = query::plan_work(txn)?
+        .into_iter()
+        .map(|work| (work.plan, work.key))
+        .collect();
     let mut landings = HashMap::new();
     for plan in query::plans(txn)? {
         if let Some(landing) = query::landing(txn, plan.id)? {
@@ -216,6 +220,7 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
                     check: None,
                 })
                 .collect(),
+            key: keys.remove(&plan.id).unwrap_or_default(),
             id: plan.id,
             name: plan.name,
             repo: plan.repo,
@@ -389,10 +394,15 @@ fn session_named(
                 .iter()
                 .map(|p| (p.id, p.name.as_str()))
                 .collect();
-            let tasks = stored
-                .tasks
-                .iter()
-                .filter_map(|t| Some((*names.get(&t.plan)?, t.id, t.key.as_str())));
+            let tasks = stored.tasks.iter().filter_map(|t| {
+                let plan = *names.get(&t.plan)?;
+                Some(super::remote::Named {
+                    plan,
+                    shown: plan,
+                    id: t.id,
+                    key: t.key.as_str(),
+                })
+            });
             super::remote::find_task(tasks, wanted)?
         }
     };

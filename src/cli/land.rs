@@ -55,11 +55,16 @@ pub(super) fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, 
         .plans
         .iter()
         .rev()
-        .find(|p| p.id.to_string() == wanted || p.id.short() == wanted || p.name == wanted)
+        .find(|p| {
+            p.id.to_string() == wanted
+                || p.id.short() == wanted
+                || p.name == wanted
+                || p.key == wanted
+        })
         .map(|p| p.id);
     found.or_else(|| wanted.parse().ok()).ok_or_else(|| {
         Failure::usage(format!(
-            "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name, its id or the id's last 8 characters"
+            "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name (or the name its branches take, `<name>-2`), its id or the id's last 8 characters"
         ))
     })
 }
@@ -120,4 +125,31 @@ fn describe(landing: &Landing) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::view::PlanView;
+
+    /// Two plans of one name: the name finds the newer, the name its branches take finds each.
+    #[test]
+    fn a_plan_is_found_by_the_name_its_branches_take() {
+        let plan = |n: u128, key: &str| PlanView {
+            id: PlanId::from_u128(n),
+            name: "p1".into(),
+            key: key.into(),
+            repo: "/repo".into(),
+            tasks: Vec::new(),
+            landing: None,
+        };
+        let snapshot = Snapshot {
+            plans: vec![plan(1, "p1"), plan(2, "p1-2")],
+            ..Snapshot::default()
+        };
+        let found = |wanted| resolve_plan(&snapshot, wanted).ok();
+        assert_eq!(found("p1"), Some(PlanId::from_u128(2)));
+        assert_eq!(found("p1-2"), Some(PlanId::from_u128(2)));
+        assert_eq!(found("p1-3"), None);
+    }
 }

@@ -364,32 +364,52 @@ pub(crate) fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, S
     })
 }
 
+/// A task as [`find_task`] takes it: its plan's name, what the plan is called among the
+/// others (its branches' name, `<name>-2`, when another has its name), its id and key.
+pub(crate) struct Named<'a> {
+    pub(crate) plan: &'a str,
+    pub(crate) shown: &'a str,
+    pub(crate) id: TaskId,
+    pub(crate) key: &'a str,
+}
+
 /// Every task of the snapshot's plans, as [`find_task`] takes them.
-pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = (&str, TaskId, &str)> {
+pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = Named<'_>> {
     snapshot.plans.iter().flat_map(|plan| {
-        plan.tasks
-            .iter()
-            .map(move |task| (plan.name.as_str(), task.id, task.key.as_str()))
+        let shown = plan.shown_name(&snapshot.plans);
+        plan.tasks.iter().map(move |task| Named {
+            plan: plan.name.as_str(),
+            shown,
+            id: task.id,
+            key: task.key.as_str(),
+        })
     })
 }
 
-/// [`resolve_task`] among `tasks` (plan name, task id, key); `None` when none matches.
+/// [`resolve_task`] among `tasks`; `None` when none matches. `plan/key` takes the plan's name
+/// or what it is called among the others.
 pub(crate) fn find_task<'a>(
-    tasks: impl IntoIterator<Item = (&'a str, TaskId, &'a str)>,
+    tasks: impl IntoIterator<Item = Named<'a>>,
     text: &str,
 ) -> Result<Option<(TaskId, String)>, Failure> {
     let wanted = text.trim();
     let exact: Option<TaskId> = wanted.parse().ok();
     let lower = wanted.to_ascii_lowercase();
-    let found: Vec<(TaskId, String)> = tasks
+    let (plan_part, key_part) = wanted.rsplit_once('/').unwrap_or(("", wanted));
+    // Named as shown first: `restart/x` is the plan called `restart` when its twin is
+    // `restart-3`, though both have that name.
+    let (shown, named): (Vec<Named>, Vec<Named>) = tasks
         .into_iter()
-        .filter(|(plan, id, key)| {
-            Some(*id) == exact
-                || id.short() == lower
-                || *key == wanted
-                || format!("{plan}/{key}") == wanted
+        .filter(|t| {
+            Some(t.id) == exact
+                || t.id.short() == lower
+                || t.key == wanted
+                || (t.key == key_part && (t.plan == plan_part || t.shown == plan_part))
         })
-        .map(|(plan, id, key)| (id, format!("{plan}/{key}")))
+        .partition(|t| t.key != key_part || t.shown == plan_part || plan_part.is_empty());
+    let found: Vec<(TaskId, String)> = if shown.is_empty() { named } else { shown }
+        .into_iter()
+        .map(|t| (t.id, format!("{}/{}", t.shown, t.key)))
         .collect();
     match (found.as_slice(), exact) {
         ([one], _) => Ok(Some(one.clone())),
@@ -398,7 +418,7 @@ pub(crate) fn find_task<'a>(
         (many, _) => Err(Failure {
             code: exit::USAGE,
             message: format!(
-                "`{wanted}` matches {} tasks: {}\n  hint: name one as plan/key or by its id",
+                "`{wanted}` matches {} tasks: {}\n  hint: name one as written here (plan/key) or by its id",
                 many.len(),
                 many.iter()
                     .map(|(id, name)| format!("{name} ({})", id.short()))
@@ -406,5 +426,41 @@ pub(crate) fn find_task<'a>(
                     .join(", ")
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::*;
+
+    /// A plan file submitted twice: `plan/key` is ambiguous by the name, and each task is named
+    /// by what its plan is called among the others (its branches' name).
+    #[test]
+    fn tasks_of_two_plans_of_one_name_are_named_by_their_branches_name() {
+        let task = |n: u128, shown| Named {
+            plan: "restart",
+            shown,
+            id: TaskId::from_u128(n),
+            key: "slow2",
+        };
+        let tasks = || [task(1, "restart"), task(2, "restart-3")];
+        let found = |wanted| find_task(tasks(), wanted).ok().flatten();
+        assert_eq!(
+            found("restart-3/slow2"),
+            Some((TaskId::from_u128(2), "restart-3/slow2".into()))
+        );
+        assert_eq!(
+            found("restart/slow2"),
+            Some((TaskId::from_u128(1), "restart/slow2".into()))
+        );
+        assert_eq!(found("restart-4/slow2"), None);
+        // Two plans called alike where they are not told apart (read from the database).
+        let twins = [task(1, "restart"), task(2, "restart")];
+        let ambiguous = find_task(twins, "restart/slow2").unwrap_err();
+        assert!(
+            ambiguous.message.contains("matches 2 tasks"),
+            "{}",
+            ambiguous.message
+        );
     }
 }

@@ -173,11 +173,27 @@ pub enum ConflictState {
 pub struct PlanView {
     pub id: PlanId,
     pub name: String,
+    /// What its branches and worktrees are named after (`ocio/<key>/<task>`): its name, or
+    /// `<name>-2`... when an earlier plan used the name (see `PlanSubmitted`).
+    #[serde(default)]
+    pub key: String,
     pub repo: PathBuf,
     pub tasks: Vec<TaskView>,
     /// Where its work was delivered (`ocio land`), once it was.
     #[serde(default)]
     pub landing: Option<crate::domain::PlanLanding>,
+}
+
+impl PlanView {
+    /// What to call it among `plans`: its name, or its key (`<name>-2`) when another of them
+    /// has the same name, so that two plans submitted from one file read apart.
+    pub fn shown_name<'a>(&'a self, plans: &[PlanView]) -> &'a str {
+        let twin = plans.iter().any(|p| p.id != self.id && p.name == self.name);
+        match twin && !self.key.is_empty() {
+            true => &self.key,
+            false => &self.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -545,7 +545,7 @@ impl App {
             .plans
             .iter()
             .rev()
-            .find(|p| p.name == plan || p.id.short() == plan)
+            .find(|p| p.name == plan || p.key == plan || p.id.short() == plan)
             .map(|p| (p.id, p.name.clone()));
         let Some((id, plan)) = found else {
             self.toast(format!("no plan {plan:?}; name it by its name"), true);
@@ -559,14 +559,21 @@ impl App {
             Some((plan, key)) => (Some(plan), key),
             None => (None, name),
         };
-        self.view
-            .plans
-            .iter()
-            .rev()
-            .filter(|p| plan.is_none_or(|n| p.name == n))
-            .flat_map(|p| p.tasks.iter())
-            .find(|t| t.key == key)
-            .map(|t| t.id)
+        let plans = &self.view.plans;
+        // The plan as shown (its branches' name when another has its name), else by name.
+        let in_plan = |called: &dyn Fn(&crate::engine::PlanView) -> bool| {
+            plans
+                .iter()
+                .rev()
+                .filter(|p| called(p))
+                .flat_map(|p| p.tasks.iter())
+                .find(|t| t.key == key)
+                .map(|t| t.id)
+        };
+        match plan {
+            None => in_plan(&|_| true),
+            Some(n) => in_plan(&|p| p.shown_name(plans) == n).or_else(|| in_plan(&|p| p.name == n)),
+        }
     }
 
     fn action(&mut self, action: Action) -> Vec<Effect> {

@@ -29,6 +29,7 @@ fn demo_graph() -> App {
     let mut app = app();
     let mut snapshot = snapshot();
     snapshot.plans = vec![PlanView {
+        key: String::new(),
         id: plan_id(),
         name: "demo-feature".into(),
         repo: "/work/repo".into(),

@@ -218,7 +218,7 @@ impl TaskTree {
         };
         match node.task.and_then(|t| plan.tasks.get(t)) {
             Some(task) => task_line(task, self.waits_for_you(task), theme),
-            None => plan_title(plan, theme),
+            None => plan_title(plan, plans, theme),
         }
     }
 }
@@ -365,14 +365,14 @@ fn task_line(task: &TaskView, waits_for_you: bool, theme: &Theme) -> Line<'stati
 }
 
 /// A plan's row: its name and how many of its tasks are done.
-fn plan_title(plan: &PlanView, theme: &Theme) -> Line<'static> {
+fn plan_title(plan: &PlanView, plans: &[PlanView], theme: &Theme) -> Line<'static> {
     let done = plan
         .tasks
         .iter()
         .filter(|t| t.status == TaskStatus::Done)
         .count();
     Line::from(vec![
-        Span::styled(plan.name.clone(), theme.title),
+        Span::styled(plan.shown_name(plans).to_string(), theme.title),
         Span::styled(format!("  {done}/{} done", plan.tasks.len()), theme.muted),
     ])
 }

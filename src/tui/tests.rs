@@ -132,6 +132,7 @@ pub(super) fn snapshot() -> Snapshot {
         seq: 0,
         paused: false,
         plans: vec![PlanView {
+            key: String::new(),
             id: plan_id(),
             name: "add-pagination".into(),
             repo: "/work/repo".into(),

@@ -343,6 +343,7 @@ impl Core {
             .map(|s| PlanView {
                 id: s.plan.id,
                 name: s.plan.name.clone(),
+                key: s.work.work.key.clone(),
                 repo: s.plan.repo.clone(),
                 landing: s.work.landing.clone(),
                 tasks: s

@@ -27,6 +27,7 @@ fn plan(n: u128, tasks: &[(&str, &[&str])]) -> PlanView {
 
 fn plan_of(n: u128, tasks: Vec<(String, Vec<String>)>) -> PlanView {
     PlanView {
+        key: String::new(),
         id: PlanId::from_u128(n << 64),
         name: format!("plan-{n}"),
         repo: "/work/repo".into(),
@@ -173,7 +174,12 @@ fn plan_item(plan: &PlanView, parent: &[Option<usize>], theme: &Theme) -> TreeIt
         }
     }
     roots.reverse();
-    TreeItem::new(plan.id.as_u128(), plan_title(plan, theme), roots).unwrap()
+    TreeItem::new(
+        plan.id.as_u128(),
+        plan_title(plan, std::slice::from_ref(plan), theme),
+        roots,
+    )
+    .unwrap()
 }
 
 /// One random key, click or plan change, done to both trees alike; they must answer alike.
@@ -291,14 +297,14 @@ fn a_frame_labels_only_the_rows_on_screen_and_as_the_plans_are() {
     let rows = tree.window(area, &plans, &theme);
     assert_eq!(rows.len(), 5);
     // Plans newest first: the nearly flat plan's row, then its tasks.
-    assert_eq!(rows[0].label, plan_title(&plans[2], &theme));
+    assert_eq!(rows[0].label, plan_title(&plans[2], &plans, &theme));
     assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], false, &theme));
 
     // A status change is drawn without laying anything out again.
     plans[2].tasks[0].status = TaskStatus::Done;
     tree.refresh(&plans, 2);
     let rows = tree.window(area, &plans, &theme);
-    assert_eq!(rows[0].label, plan_title(&plans[2], &theme));
+    assert_eq!(rows[0].label, plan_title(&plans[2], &plans, &theme));
     assert!(format!("{:?}", rows[0].label).contains("1/5 done"));
     assert_eq!(rows[1].label, task_line(&plans[2].tasks[0], false, &theme));
 }
@@ -337,4 +343,29 @@ fn a_new_shape_is_laid_out_again() {
     assert_eq!(tree.selected(), [plans[1].id.as_u128()]);
     let only = plans[2].tasks[0].id.as_u128();
     assert_eq!(tree.path(only), Some(vec![plans[2].id.as_u128(), only]));
+}
+
+/// Two plans submitted from one file share a name: each reads as the name its branches take
+/// (`p-2`), so they read apart; a plan alone keeps its name.
+#[test]
+fn plans_of_one_name_read_apart_by_their_branches_name() {
+    let theme = theme();
+    let mut plans = plans();
+    for (plan, key) in plans.iter_mut().zip(["plan", "plan-2"]) {
+        plan.name = "plan".into();
+        plan.key = key.into();
+    }
+    let mut tree = TaskTree::default();
+    tree.refresh(&plans, 1);
+    let titles: Vec<String> = tree
+        .window(Rect::new(0, 0, 40, 20), &plans, &theme)
+        .iter()
+        .filter(|row| row.depth == 0)
+        .map(|row| row.label.spans[0].content.to_string())
+        .collect();
+    assert_eq!(titles, ["plan-2", "plan"]);
+    plans.pop();
+    tree.refresh(&plans, 2);
+    let rows = tree.window(Rect::new(0, 0, 40, 20), &plans, &theme);
+    assert_eq!(rows[0].label.spans[0].content, "plan");
 }

@@ -205,7 +205,7 @@ fn empty_hint(app: &App) -> String {
 fn plan_name<'v>(view: &'v crate::tui::view::View, s: &'v crate::domain::Session) -> &'v str {
     s.plan
         .and_then(|id| view.plans.iter().find(|p| p.id == id))
-        .map(|p| p.name.as_str())
+        .map(|p| p.shown_name(&view.plans))
         .or_else(|| s.title.split_once('/').map(|(plan, _)| plan))
         .unwrap_or_default()
 }
