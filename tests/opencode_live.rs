@@ -1634,6 +1634,109 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     server.stop().await;
 }
 
+/// Rejected by the operator, a request ends the OpenCode session's turn (its loop stops at the
+/// tool call): the task is not done then (it was, with nothing, and its dependents ran). The
+/// session waits for the operator's next message, as after an interrupt, and its answer to that
+/// is the task's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_request_stops_the_session_and_it_waits_for_the_operators_word() {
+    use ocio::domain::{SessionStatus, Transition};
+    use ocio::engine::approval::{ApprovalPolicy, Approver, Decision};
+    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
+    use ocio::store::{Store, StoreOptions, query};
+
+    let repo = TestRepo::new();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().canonicalize().unwrap();
+    let script = Script::new()
+        .rule(
+            Rule::when("reject run")
+                .turn(Turn::bash(format!("touch {}/rejected", target.display())))
+                .turn(Turn::text("reject run over")),
+        )
+        .rule(Rule::when("do it without that").turn(Turn::text("done without it")))
+        .rule(Rule::when("after run").turn(Turn::text("after run over")));
+    let server = TestServer::start(script).await;
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        approvals: ApprovalPolicy {
+            inside: Some(Decision::Once),
+            outside: None,
+        },
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        options,
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let plan = state.path().join("p.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"reject run\"\n[[tasks]]\nid = \"after\"\nneeds = [\"t\"]\nprompt = \"after run\"\n",
+            repo.dir_str()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
+        .await
+        .unwrap();
+    let mut said = false;
+    let finished = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("plan never finished")
+            .unwrap();
+        match event {
+            EngineEvent::ApprovalRequested { request, .. } => {
+                assert!(!said, "asked again");
+                engine
+                    .approve(&request, Decision::Reject, Approver::Cli)
+                    .await
+                    .unwrap();
+            }
+            EngineEvent::Transition(t) if t.cause.starts_with("it stopped there") => {
+                let Transition::Session { id, to, .. } = t.transition else {
+                    panic!("{t:?}")
+                };
+                assert_eq!(to, SessionStatus::WaitingApproval);
+                // It stays so: its task is not done, its dependent does not start.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let snapshot = engine.snapshot().await.unwrap();
+                let tasks = &snapshot.plans[0].tasks;
+                let status = |key: &str| tasks.iter().find(|t| t.key == key).unwrap().status;
+                assert_eq!(status("t"), ocio::domain::TaskStatus::Running);
+                assert_eq!(status("after"), ocio::domain::TaskStatus::Pending);
+                engine.say(id, "do it without that").await.unwrap();
+                said = true;
+            }
+            EngineEvent::PlanFinished { .. } => break event,
+            _ => {}
+        }
+    };
+    assert!(said, "the session never waited for the operator's word");
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let tasks = store.read(query::tasks).await.unwrap();
+    let first = tasks.iter().find(|t| t.key == "t").unwrap();
+    assert_eq!(first.result.as_deref(), Some("done without it"));
+    assert!(
+        !target.join("rejected").exists(),
+        "the rejected command ran"
+    );
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    server.stop().await;
+}
+
 /// OpenCode offers its models a `question` tool that waits for a person to pick an answer.
 /// With `[engine] questions = "deny"` (nobody will answer), sessions are created with that tool
 /// denied: the model is told no and goes on, rather than the session waiting until its time

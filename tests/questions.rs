@@ -11,6 +11,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use ocio::domain::{SessionStatus, TaskStatus, Transition};
 use ocio::engine::approval::{Approver, Decision, short_id};
 use ocio::engine::question::{Answer, QuestionMode, QuestionPolicy};
 use ocio::engine::{
@@ -208,6 +209,7 @@ async fn a_typed_answer_and_a_rejection_reach_the_session() {
         let mut run = start(QuestionMode::Ask, Duration::from_secs(60)).await;
         run.submit(dir.path()).await;
         let request = run.asked().await;
+        let answer_is_rejection = answer.is_none();
         match answer {
             Some(answer) => run
                 .engine
@@ -220,9 +222,39 @@ async fn a_typed_answer_and_a_rejection_reach_the_session() {
                 .await
                 .unwrap(),
         }
+        if answer_is_rejection {
+            // Rejected, the session stops there (as OpenCode's does) and waits for the
+            // operator's word: the task is not done, nothing runs on from it.
+            let cause = "it stopped there and waits for your next message";
+            let waits = next(
+                &mut run.events,
+                |e| matches!(e, EngineEvent::Transition(t) if t.cause.starts_with(cause)),
+            )
+            .await;
+            let EngineEvent::Transition(waits) = waits else {
+                unreachable!()
+            };
+            let session = match waits.transition {
+                Transition::Session { id, to, .. } => {
+                    assert_eq!(to, SessionStatus::WaitingApproval);
+                    id
+                }
+                other => panic!("{other:?}"),
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let snapshot = run.engine.snapshot().await.unwrap();
+            assert_eq!(snapshot.plans[0].tasks[0].status, TaskStatus::Running);
+            run.engine
+                .say(session, "pick green yourself")
+                .await
+                .unwrap();
+        }
         let (result, causes) = run.finished().await;
         assert!(result.contains(expected), "{result}");
         assert!(causes.iter().any(|c| c.starts_with(cause)), "{causes:#?}");
+        if answer_is_rejection {
+            assert!(result.contains("steered: pick green yourself"), "{result}");
+        }
         run.engine.shutdown().await.unwrap();
     }
 }

@@ -196,6 +196,9 @@ pub(crate) enum Steer {
     /// Stop the step under way and wait for the operator's next message; the task does not
     /// fail.
     Interrupt,
+    /// The session stopped by itself at the operator's word (they rejected what it asked):
+    /// wait for their next message, as after an interrupt, with nothing to stop.
+    Halted,
 }
 
 /// The operator's words to one run, as the run receives them. Cloned with its [`Job`]; one

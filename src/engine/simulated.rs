@@ -308,7 +308,7 @@ async fn wait(
                     );
                     told.push(line);
                 }
-                Steer::Interrupt => interrupted = true,
+                Steer::Interrupt | Steer::Halted => interrupted = true,
             },
         }
     }

@@ -9,9 +9,10 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use super::{Core, Step};
-use crate::domain::{SessionId, SessionStatus};
+use crate::domain::{OperatorWord, SessionId, SessionStatus};
 use crate::engine::approval::{self, Approver, Ask, Decision};
 use crate::engine::question::{self, Answer, QuestionReply};
+use crate::engine::runner::Steer;
 use crate::engine::view::{Activity, Entry};
 use crate::engine::{EngineError, EngineEvent};
 
@@ -211,8 +212,12 @@ impl Core {
             return Err(unknown());
         };
         let what = describe(&pending.ask);
+        let asked_how = match pending.ask.is_question() {
+            true => by.text().replace("ocio approve", "ocio answer"),
+            false => by.text().to_string(),
+        };
         let cause = match &said {
-            Said::Decision(d) => format!("{} by {}: {what}", d.text(), by.text()),
+            Said::Decision(d) => format!("{} by {asked_how}: {what}", d.text()),
             Said::Answers(labels) => format!(
                 "answered {} by {}: {what}",
                 quoted(labels),
@@ -227,10 +232,20 @@ impl Core {
         {
             step.transition(event);
         }
+        // Rejected, the session's loop stops there (OpenCode ends its turn): it waits for the
+        // operator's next message as after an interrupt, and what it wrote last is no answer.
+        let halts = matches!(said, Said::Decision(Decision::Reject));
+        let halted = match halts {
+            true => halt(run, &mut step, now),
+            false => None,
+        };
         self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
         self.exchange(pending.session, key, "settled", cause);
         send(pending.answer, said);
+        if let Some(permit) = halted {
+            permit.send(Steer::Halted);
+        }
         Ok(())
     }
 
@@ -368,6 +383,26 @@ impl Core {
         pending.sort_by(|a, b| (a.asked, &a.ask.id).cmp(&(b.asked, &b.ask.id)));
         pending.iter().map(|p| (p.session, p.ask.clone())).collect()
     }
+}
+
+/// The run of a session whose request the operator rejected waits for their next message: its
+/// word is an interrupt (a restart follows it so too), and it shows waiting again. The room
+/// to tell the run, taken now; `None` when the run cannot be told (it is ending).
+fn halt(
+    run: &mut super::Running,
+    step: &mut Step,
+    now: Timestamp,
+) -> Option<tokio::sync::mpsc::OwnedPermit<Steer>> {
+    let permit = run.steer.clone()?.try_reserve_owned().ok()?;
+    run.session.word = Some(OperatorWord::Interrupt);
+    let cause = "it stopped there and waits for your next message (say what to do instead), or cancel its task";
+    if let Ok(event) =
+        run.session
+            .transition(SessionStatus::WaitingApproval, cause.to_string(), now)
+    {
+        step.transition(event);
+    }
+    Some(permit)
 }
 
 fn send(answer: Answerer, said: Said) {

@@ -199,7 +199,7 @@ impl OpencodeRunner {
         let this = self;
         // Interrupted or told more before the restart: followed as it was.
         let awaited = match job.word.clone() {
-            Some(Steer::Interrupt) => Awaited::Word,
+            Some(Steer::Interrupt | Steer::Halted) => Awaited::Word,
             Some(Steer::Say { id, text }) => Awaited::Said { id, text },
             None => Awaited::Prompt,
         };

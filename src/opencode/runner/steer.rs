@@ -42,6 +42,9 @@ impl OpencodeRunner {
                 }
                 Awaited::Word
             }
+            // Its loop ended at the rejection: the answer it may have written since is not
+            // the task's result.
+            Steer::Halted => Awaited::Word,
             Steer::Say { text, id } => {
                 self.send_said(dir, remote, id, &text).await;
                 Awaited::Said { id, text }
