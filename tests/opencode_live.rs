@@ -1614,6 +1614,10 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
                     !target.join("by-policy").exists(),
                     "the rejected command did not run"
                 );
+                // Told why, the agent went on and answered (a bare rejection ends its turn
+                // there, and the task was done with no answer).
+                let tasks = store.read(query::tasks).await.unwrap();
+                assert_eq!(tasks[0].result.as_deref(), Some("policy run over"));
             }
             _ => {
                 assert!(

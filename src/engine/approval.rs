@@ -143,6 +143,24 @@ pub enum Decision {
     Reject,
 }
 
+/// A decision as the run passes it to the server: a rejection with `feedback` tells the agent
+/// why and lets it go on (OpenCode ends the turn at a bare rejection, for the operator to say
+/// what to do instead; nobody would when the policy rejects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub feedback: Option<String>,
+}
+
+impl From<Decision> for Verdict {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            feedback: None,
+        }
+    }
+}
+
 impl Decision {
     pub(crate) fn text(self) -> &'static str {
         match self {

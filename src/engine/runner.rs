@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::approval::{Ask, Decision};
+use super::approval::{Ask, Verdict};
 use super::question::QuestionReply;
 use super::view::{Activity, Entry};
 use crate::domain::{AgentStatus, RemoteSession, SessionId, Usage};
@@ -34,7 +34,7 @@ pub(super) enum RemoteReport {
     Permission {
         session: SessionId,
         ask: Ask,
-        decision: oneshot::Sender<Decision>,
+        decision: oneshot::Sender<Verdict>,
     },
     /// The session asks the operator a question; `reply` carries the answer.
     Question {
@@ -135,7 +135,7 @@ impl Reporter {
 
     /// Ask the engine (its policy or the operator) about a permission request. `None` when
     /// the engine is gone or the run is being stopped.
-    pub(crate) async fn permission(&self, session: SessionId, ask: Ask) -> Option<Decision> {
+    pub(crate) async fn permission(&self, session: SessionId, ask: Ask) -> Option<Verdict> {
         let (decision, answer) = oneshot::channel();
         self.tx
             .send(RemoteReport::Permission {

@@ -145,7 +145,7 @@ impl Runner for Simulated {
                     answer = job.reporter.permission(job.session, ask) => answer,
                     _ = &mut stop => return Outcome::Stopped,
                 };
-                let status = match answer {
+                let status = match answer.map(|verdict| verdict.decision) {
                     None => return Outcome::Stopped,
                     Some(Decision::Reject) => "error",
                     Some(_) => "completed",

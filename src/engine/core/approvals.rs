@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{Core, Step};
 use crate::domain::{OperatorWord, SessionId, SessionStatus};
-use crate::engine::approval::{self, Approver, Ask, Decision};
+use crate::engine::approval::{self, Approver, Ask, Decision, Verdict};
 use crate::engine::question::{self, Answer, QuestionReply};
 use crate::engine::runner::Steer;
 use crate::engine::view::{Activity, Entry};
@@ -29,7 +29,7 @@ pub(super) struct Pending {
 
 /// Where the answer goes: the run's relay of the request.
 pub(super) enum Answerer {
-    Permission(oneshot::Sender<Decision>),
+    Permission(oneshot::Sender<Verdict>),
     Question(oneshot::Sender<QuestionReply>),
 }
 
@@ -44,7 +44,7 @@ impl Core {
         &mut self,
         session: SessionId,
         ask: Ask,
-        answer: oneshot::Sender<Decision>,
+        answer: oneshot::Sender<Verdict>,
     ) -> Result<(), EngineError> {
         let Some(run) = self.running.get_mut(&session) else {
             return Ok(()); // the run is over; dropping `answer` tells the runner
@@ -76,7 +76,14 @@ impl Core {
             self.commit(step).await?;
             self.exchange(session, &ask.id, "asked", format!("asks {what}"));
             self.exchange(session, &ask.id, "settled", cause);
-            let _ = answer.send(decision);
+            // Rejected with a word of why, the agent goes on without it: nobody is asked.
+            let feedback = (decision == Decision::Reject).then(|| {
+                format!(
+                    "ocio's approval policy rejects this ({why}). Do the task without it; if \
+                     you cannot, say in your answer what you could not do and why."
+                )
+            });
+            let _ = answer.send(Verdict { decision, feedback });
             return Ok(());
         }
         step.batch.put_session(&run.session);
@@ -305,7 +312,28 @@ impl Core {
         let Some(run) = self.running.get_mut(&pending.session) else {
             return Ok(());
         };
-        let cause = format!("rejected by policy ({why}): {}", describe(&pending.ask));
+        // A question that takes a typed answer is answered so, and the agent goes on; one that
+        // does not is rejected, which ends the session's turn: it waits for a word, its task
+        // is not done with nothing.
+        let typed = pending.ask.questions.iter().all(|q| q.custom);
+        let (said, cause) = match typed {
+            true => (
+                Said::Answers(vec![
+                    vec![format!(
+                        "No answer came ({why}). Decide yourself, and say in your answer what you chose."
+                    )];
+                    pending.ask.questions.len()
+                ]),
+                format!(
+                    "answered by policy ({why}: decide yourself): {}",
+                    describe(&pending.ask)
+                ),
+            ),
+            false => (
+                Said::Decision(Decision::Reject),
+                format!("rejected by policy ({why}): {}", describe(&pending.ask)),
+            ),
+        };
         let mut step = Step::default();
         let now = self.options.clock.now();
         if let Ok(event) = run
@@ -314,10 +342,17 @@ impl Core {
         {
             step.transition(event);
         }
+        let halted = match typed {
+            true => None,
+            false => halt(run, &mut step, now),
+        };
         self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
         self.exchange(pending.session, key, "settled", cause);
-        send(pending.answer, Said::Decision(Decision::Reject));
+        send(pending.answer, said);
+        if let Some(permit) = halted {
+            permit.send(Steer::Halted);
+        }
         Ok(())
     }
 
@@ -408,7 +443,7 @@ fn halt(
 fn send(answer: Answerer, said: Said) {
     match (answer, said) {
         (Answerer::Permission(tx), Said::Decision(d)) => {
-            let _ = tx.send(d);
+            let _ = tx.send(d.into());
         }
         (Answerer::Question(tx), Said::Answers(labels)) => {
             let _ = tx.send(QuestionReply::Answers(labels));

@@ -43,6 +43,7 @@ impl Runner for AsksTwice {
                 job.reporter.permission(job.session, permission),
                 job.reporter.question(job.session, question)
             );
+            let decided = decided.map(|verdict| verdict.decision);
             Outcome::Completed {
                 result: Some(format!("{decided:?} {answered:?}")),
                 usage: Default::default(),

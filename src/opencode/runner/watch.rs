@@ -311,19 +311,19 @@ impl Relay {
                     patterns: request.patterns,
                     questions: Vec::new(),
                 };
-                let Some(decision) = self.reporter.permission(session, ask).await else {
+                let Some(verdict) = self.reporter.permission(session, ask).await else {
                     return;
                 };
                 if !self.still_asked(&remote, &id).await {
                     return;
                 }
-                let reply = match decision {
+                let reply = match verdict.decision {
                     Decision::Once => PermissionReply::Once,
                     Decision::Always => PermissionReply::Always,
                     Decision::Reject => PermissionReply::Reject,
                 };
                 self.client
-                    .reply_permission(&self.dir, &id, reply, None)
+                    .reply_permission(&self.dir, &id, reply, verdict.feedback)
                     .await
             }
             Asked::Question(request) => {
