@@ -738,6 +738,28 @@ fn growing_the_window_then_quitting_leaves_no_box_drawing_behind() {
     }
 }
 
+/// A room attached from another terminal, when the room hosting the engine quits: it says the
+/// host stopped the engine and gives the terminal back with exit 0 (it said "the engine
+/// stopped: the engine went away" with a full disk's advice, exit 1).
+#[test]
+fn an_attached_room_says_when_its_host_stopped_the_engine() {
+    if !tmux_available() {
+        return;
+    }
+    let mut room = Room::start("host-quits", 120, 36);
+    room.wait_for("the empty sessions pane", |s| s.contains("no sessions yet"));
+    room.open_window();
+    room.wait_for("the attached room", |s| s.contains("attached │"));
+    assert!(room.tmux(&["last-window"]).status.success());
+    room.quit();
+    room.expect_exit(0);
+    assert!(room.tmux(&["last-window"]).status.success());
+    let screen = room.expect_exit(0);
+    if !screen.contains("was stopped by its host") || screen.contains("free space") {
+        room.fail("the attached room did not say its host stopped the engine");
+    }
+}
+
 /// An ssh drop or a closed terminal window: the terminal goes away under ocio. It must still
 /// stop (crossterm's input reader spins forever on a hung-up tty; ocio must not wait for it).
 #[test]

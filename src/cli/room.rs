@@ -229,11 +229,36 @@ pub(crate) fn attach(context: &Context) -> Result<(), Failure> {
     let pid = client.engine().pid;
     let database = client.engine().database.clone();
     let outcome = tui::run(Link::new(client), setup, runtime.handle());
+    if let Ok(Exit::EngineGone(why)) = &outcome {
+        return host_gone(why, pid, &database);
+    }
     let result = ended(outcome, true, &database);
     if result.is_ok() {
         eprintln!("ocio: detached; the engine (pid {pid}) goes on. `ocio` attaches again.");
     }
     result
+}
+
+/// The engine an attached room followed is gone: its host stopped it (a quit, a signal), which
+/// is no failure of this room; it was killed; or it failed, saying why.
+fn host_gone(why: &str, pid: u32, database: &std::path::Path) -> Result<(), Failure> {
+    use crate::engine::api::{STOPPED, WENT_AWAY};
+    match why {
+        STOPPED => {
+            eprintln!(
+                "ocio: the engine (pid {pid}) was stopped by its host; `ocio` starts it here and resumes where it stopped"
+            );
+            Ok(())
+        }
+        WENT_AWAY => Err(Failure {
+            code: exit::FAILED,
+            message: format!(
+                "the engine (pid {pid}) went away without stopping (killed?)\n  database: {}\n  hint: nothing acknowledged was lost; `ocio` starts it again and resumes where it stopped",
+                database.display()
+            ),
+        }),
+        failure => ended(Ok(Exit::EngineGone(failure.into())), true, database),
+    }
 }
 
 fn ended(

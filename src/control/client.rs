@@ -123,7 +123,7 @@ async fn forward(socket: PathBuf, connection: Connection, tx: mpsc::Sender<Feed>
                 Ok(ResponseLine { body: Body::Lagged(missed), .. }) => Feed::Lagged(missed),
                 Ok(ResponseLine { body: Body::Gone(why), .. }) => Feed::Gone(why),
                 Ok(_) => continue,
-                Err(ControlError::Gone { .. }) => Feed::Gone("the engine went away".into()),
+                Err(ControlError::Gone { .. }) => Feed::Gone(crate::engine::api::WENT_AWAY.into()),
                 Err(e) => Feed::Gone(format!("the event stream ended: {e}")),
             },
         };

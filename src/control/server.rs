@@ -348,7 +348,12 @@ async fn stream_events(
 ) -> std::io::Result<()> {
     loop {
         let body = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            // Only a host that stops cleanly stops the server: its clients are told so.
+            _ = stop.cancelled() => {
+                let stopped = line(Body::Gone(crate::engine::api::STOPPED.into()));
+                write_line(&mut write, &stopped).await?;
+                return Ok(());
+            }
             // Anything the client sends now, or its closing, ends the stream.
             _ = read_line(&mut read, MAX_REQUEST) => return Ok(()),
             item = feed.recv() => match item {

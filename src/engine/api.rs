@@ -250,6 +250,14 @@ pub struct Told {
     pub event: EngineEvent,
 }
 
+/// Why a feed ended when the engine stopped cleanly (its host quit), as [`Feed::Gone`] says it;
+/// any other reason is a failure, or the engine went away without a word.
+pub const STOPPED: &str = "the engine stopped";
+
+/// Why a control client's feed ended when its connection closed without a word (the engine's
+/// process was killed).
+pub const WENT_AWAY: &str = "the engine went away";
+
 /// What a subscription delivers.
 #[derive(Debug, Clone)]
 pub enum Feed {

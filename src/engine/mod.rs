@@ -609,7 +609,7 @@ impl Engine for EngineHandle {
                         Ok(told) => Feed::Event(told),
                         Err(broadcast::error::RecvError::Lagged(n)) => Feed::Lagged(n),
                         Err(broadcast::error::RecvError::Closed) => {
-                            Feed::Gone("the engine stopped".into())
+                            Feed::Gone(api::STOPPED.into())
                         }
                     },
                     why = engine.failed() => Feed::Gone(why),
