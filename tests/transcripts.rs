@@ -121,7 +121,33 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let (store, engine) = started_until_done(&db, agents()).await;
+    let store = Store::open(&db, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store.clone(), agents(), Default::default())
+        .await
+        .unwrap();
+    // A front end knows what the session spent before the restart: from its first snapshot, or
+    // told as the session is re-attached (its tokens showed 0 until its transcript was read).
+    let mut events = engine.subscribe();
+    let snapshot = engine.snapshot().await.unwrap();
+    let spent = |s: &ocio::engine::Snapshot| {
+        s.sessions
+            .iter()
+            .find(|v| v.session.id == session)
+            .map_or(0, |v| v.session.usage.total_tokens())
+    };
+    let (seen, finished) = support::until_finished(&mut events, WAIT).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
+    let told = seen.iter().any(|e| {
+        matches!(e, EngineEvent::Activity { session: s, entry }
+            if *s == session && matches!(&entry.activity, ocio::engine::Activity::Step { usage } if usage.total_tokens() > 0))
+    });
+    assert!(
+        spent(&snapshot) > 0 || told,
+        "a front end was never told what the re-attached session spent"
+    );
     let after = engine.transcript(session).await.unwrap();
     let summaries: Vec<String> = after.iter().map(|e| e.activity.summary()).collect();
     assert!(

@@ -331,3 +331,37 @@ fn in_a_waiting_sessions_detail_i_and_x_say_at_once_that_it_waits_for_an_answer(
         assert!(screen.contains("answer that first"), "{screen}");
     }
 }
+
+/// A write the operator rejected edited nothing: the detail does not list its file as edited
+/// (it did, from the call's title, while it waited and after). One that went through does.
+#[test]
+fn a_rejected_write_is_not_a_file_edited() {
+    use crate::engine::view::{Activity, Entry};
+    let mut app = app();
+    app.focus = Pane::Sessions;
+    key(&mut app, KeyCode::Enter);
+    let write = |part: &str, status: &str, file: &str| Entry {
+        at: at(230),
+        part: Some(part.into()),
+        activity: Activity::Tool {
+            tool: "write".into(),
+            status: status.into(),
+            title: file.into(),
+        },
+    };
+    app.update(Msg::Transcript(
+        sid(4),
+        vec![
+            write("p1", "error", "/outside/perm.txt"),
+            write("p2", "pending", "/outside/later.txt"),
+            write("p3", "completed", "src/inside.rs"),
+        ],
+    ));
+    let screen = draw(&mut app, 100, 30);
+    assert!(screen.contains("files edited: src/inside.rs"), "{screen}");
+    assert!(!screen.contains("files edited: /outside"), "{screen}");
+    assert!(
+        !screen.contains("perm.txt,") && !screen.contains(", /outside"),
+        "{screen}"
+    );
+}

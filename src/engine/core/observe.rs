@@ -166,17 +166,31 @@ impl Core {
         let Some(run) = self.running.get_mut(&session) else {
             return Ok(());
         };
-        let usage = entries.iter().rev().find_map(|e| match &e.activity {
-            Activity::Step { usage } => Some(*usage),
-            _ => None,
-        });
-        if let Some(usage) = usage {
-            run.live = usage;
+        let last_step = entries
+            .iter()
+            .rev()
+            .find(|e| matches!(e.activity, Activity::Step { .. }))
+            .cloned();
+        if let Some(Entry {
+            activity: Activity::Step { usage },
+            ..
+        }) = &last_step
+        {
+            run.live = *usage;
         }
         run.last = entries.last().cloned().or(run.last.take());
+        // Front ends learn what it spent so far and what it did last, as from a live step
+        // (their snapshot was taken before the session was re-attached).
+        let told: Vec<Entry> = last_step
+            .into_iter()
+            .chain(entries.last().cloned())
+            .collect();
         tracing::info!(%session, entries = entries.len(), "transcript backfilled from the session's server");
         for entry in entries {
             self.journal.record(session, entry);
+        }
+        for entry in told {
+            self.events.tell(EngineEvent::Activity { session, entry });
         }
         self.flush_transcripts().await
     }

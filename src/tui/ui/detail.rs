@@ -150,7 +150,9 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, id: SessionId, area: Rect) 
                 status,
                 title,
             } => {
+                // Only a call that went through edited anything (a rejected one did not).
                 if matches!(tool.as_str(), "edit" | "write" | "patch")
+                    && status == "completed"
                     && !title.is_empty()
                     && !files.contains(title)
                 {
