@@ -244,6 +244,12 @@ async fn a_real_session_is_told_more_and_interrupted_without_failing_its_task() 
         assert_eq!(task.attempts, 1, "{key}: not failed, not run again");
         assert_eq!(calls(word), 1, "{key}: the message was sent once");
         assert_eq!(calls(prompt), 1, "{key}: the prompt was sent once");
+        // The operator's word is in the transcript once, as theirs (the server's copy of the
+        // message was told again as the session's own text).
+        let transcript = engine.transcript(session).await.unwrap();
+        let lines: Vec<String> = transcript.iter().map(|e| e.activity.summary()).collect();
+        let mentions = lines.iter().filter(|l| l.contains(word)).count();
+        assert_eq!(mentions, 1, "{key}: {lines:#?}");
     }
     let remote = server.client().sessions(&repo.dir_str()).await.unwrap();
     assert_eq!(remote.len(), 2, "one remote session per task: {remote:#?}");

@@ -192,7 +192,13 @@ fn task_command(
         if json {
             print_json(&json!({ "source": "engine", "action": action, "task": task, "key": name }))
         } else {
-            print_text(&format!("{action}: {name} ({task}) done by the engine"))
+            // What the engine took on, not that the task is done.
+            let outcome = match action {
+                "cancel" => "cancelled: its session is stopped and its dependents are blocked",
+                "retry" => "is queued to run again (its blocked dependents are open again)",
+                _ => "taken by the engine",
+            };
+            print_text(&format!("{name} ({task}) {outcome}"))
         }
     })
 }

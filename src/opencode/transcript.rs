@@ -2,7 +2,7 @@
 //! calls as they move, steps with the session's usage so far, the files a session edits, and
 //! the provider retries the server waits for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::event::ServerEvent;
@@ -20,6 +20,16 @@ pub(crate) struct Transcriber {
     every: Duration,
     /// The provider retry the server waits for: its attempt and the provider's message.
     retry: Option<(u32, String)>,
+    /// The operator's messages (ocio's ids): the engine wrote each in the transcript as it was
+    /// said, so the server's copy is not told again.
+    operators: HashSet<String>,
+}
+
+impl Transcriber {
+    /// Message `id` (the server's id) is the operator's: its text is in the transcript already.
+    pub(crate) fn operators(&mut self, id: String) {
+        self.operators.insert(id);
+    }
 }
 
 impl Default for Transcriber {
@@ -29,6 +39,7 @@ impl Default for Transcriber {
             steps: HashMap::new(),
             every: Duration::from_millis(200),
             retry: None,
+            operators: HashSet::new(),
         }
     }
 }
@@ -119,7 +130,11 @@ impl Transcriber {
     fn part(&mut self, part: &Part) -> Option<(Activity, Option<String>)> {
         let id = Some(part.id().to_string());
         match part {
-            Part::Text(t) if !t.synthetic && !t.text.is_empty() => {
+            Part::Text(t)
+                if !t.synthetic
+                    && !t.text.is_empty()
+                    && !self.operators.contains(&t.message_id) =>
+            {
                 self.texts
                     .insert(t.id.clone(), (t.text.clone(), Instant::now()));
                 // A prompt ocio sent shows as the task's own, without what ocio appended.
@@ -129,17 +144,15 @@ impl Transcriber {
             Part::Tool(tool) => {
                 let (status, title) = match &tool.state {
                     ToolState::Pending { input } => ("pending", describe(input)),
-                    ToolState::Running { input, title } => {
-                        ("running", title.clone().unwrap_or_else(|| describe(input)))
-                    }
-                    ToolState::Completed { input, title, .. } => (
-                        "completed",
-                        if title.is_empty() {
-                            describe(input)
-                        } else {
-                            title.clone()
-                        },
+                    ToolState::Running { input, title } => (
+                        "running",
+                        title
+                            .as_deref()
+                            .map_or_else(|| describe(input), |t| shown_title(t, input)),
                     ),
+                    ToolState::Completed { input, title, .. } => {
+                        ("completed", shown_title(title, input))
+                    }
                     ToolState::Error { input, .. } => ("error", describe(input)),
                     _ => ("unknown", String::new()),
                 };
@@ -176,6 +189,23 @@ impl Transcriber {
     }
 }
 
+/// OpenCode's title for a tool call (a file relative to its worktree), unless that hides where
+/// the file is: outside the worktree (`../../../etc/x`) or under a worktree of `/` (`tmp/x`
+/// for `/tmp/x`); then the file as the call named it.
+fn shown_title(title: &str, input: &serde_json::Value) -> String {
+    let file = input.get("filePath").and_then(|v| v.as_str());
+    match file {
+        _ if title.is_empty() => describe(input),
+        Some(file)
+            if file.starts_with('/')
+                && (title.starts_with("../") || file.strip_prefix('/') == Some(title)) =>
+        {
+            crate::text::clip(file, 120)
+        }
+        _ => title.to_string(),
+    }
+}
+
 /// A tool call's arguments in a few words: the file or command it works on.
 fn describe(input: &serde_json::Value) -> String {
     ["filePath", "path", "command", "pattern", "url"]
@@ -190,6 +220,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::opencode::event;
+
+    /// A file outside the session's worktree, or under a worktree of `/`, shows as the call
+    /// named it (it read `../../../../outside/perm.txt` and `tmp/try2/greeting.txt`).
+    #[test]
+    fn a_tool_calls_file_shows_where_it_is() {
+        let input = |file: &str| serde_json::json!({ "filePath": file });
+        let shown = |title: &str, file: &str| shown_title(title, &input(file));
+        assert_eq!(
+            shown("../../../../outside/perm.txt", "/outside/perm.txt"),
+            "/outside/perm.txt"
+        );
+        assert_eq!(
+            shown("tmp/try2/greeting.txt", "/tmp/try2/greeting.txt"),
+            "/tmp/try2/greeting.txt"
+        );
+        assert_eq!(shown("src/lib.rs", "/repo/src/lib.rs"), "src/lib.rs");
+        assert_eq!(shown("", "/repo/src/lib.rs"), "/repo/src/lib.rs");
+        assert_eq!(
+            shown_title("ls", &serde_json::json!({ "command": "ls" })),
+            "ls"
+        );
+    }
 
     /// The recorded stream of a real write-tool session, through the transcriber.
     #[test]

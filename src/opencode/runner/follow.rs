@@ -72,6 +72,7 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let id = remote.session_id.as_str();
         let mut watch = watch.unwrap_or_else(|| Watch::new(self.live.subscribe(id, &dir)));
+        watch.heed(&awaited);
         let (mut unasked, mut stalled, mut away, mut busy) = (0, 0, 0, 0);
         loop {
             let progress = match &awaited {
@@ -99,6 +100,7 @@ impl OpencodeRunner {
                 Ok(Progress::Answered(..)) if let Some(word) = job.steering.try_next() => {
                     // The operator said more just as it answered: that is followed now.
                     awaited = self.steer(&dir, id, word).await;
+                    watch.heed(&awaited);
                     (unasked, stalled) = (0, 0);
                     continue;
                 }
@@ -142,6 +144,7 @@ impl OpencodeRunner {
                 Paused::Stop(why) => return self.stop(&dir, id, why).await,
                 Paused::Steered(word) => {
                     awaited = self.steer(&dir, id, word).await;
+                    watch.heed(&awaited);
                     (unasked, stalled) = (0, 0);
                 }
             }

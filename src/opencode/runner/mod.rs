@@ -214,6 +214,7 @@ impl OpencodeRunner {
         // Followed from now on; what it did while nobody did is read from its server.
         let dir = remote.directory.to_string_lossy().into_owned();
         let mut watch = Watch::new(this.live.subscribe(&remote.session_id, &dir));
+        watch.heed(&awaited);
         this.backfill(&job, &dir, &remote.session_id, &mut watch)
             .await;
         this.follow_awaiting(job, remote, stop, awaited, Some(watch))

@@ -47,7 +47,10 @@ impl OpencodeRunner {
                 reply = &mut reply => break reply,
                 asked = &mut stop => return self.stop(dir, remote, Interrupt::of(asked)).await,
                 Some(event) = watch.live.events.recv() => self.on_event(job, dir, &event, &mut watch).await,
-                word = job.steering.next() => awaited = self.steer(dir, remote, word).await,
+                word = job.steering.next() => {
+                    awaited = self.steer(dir, remote, word).await;
+                    watch.heed(&awaited);
+                }
             }
         };
         // Whatever the stream still holds (the last text, the final step) goes to the
@@ -64,6 +67,7 @@ impl OpencodeRunner {
         // What the operator said while the answer came is followed, never dropped.
         while let Some(word) = job.steering.try_next() {
             awaited = self.steer(dir, remote, word).await;
+            watch.heed(&awaited);
         }
         if awaited != Awaited::Prompt {
             // The operator steered it: the answer is the one to their last word, not this.

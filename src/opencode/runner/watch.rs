@@ -41,6 +41,14 @@ pub(super) struct Watch {
 }
 
 impl Watch {
+    /// What the run waits for now: an operator's message is theirs, not the session's text.
+    pub(super) fn heed(&mut self, awaited: &super::steer::Awaited) {
+        if let super::steer::Awaited::Said { id, .. } = awaited {
+            self.transcriber
+                .operators(super::prompt::said_message_id(*id));
+        }
+    }
+
     pub(super) fn new(live: Subscription) -> Self {
         Self {
             live,
