@@ -241,6 +241,8 @@ pub struct App {
     pub timeline: super::timeline::TimelineState,
     /// What `/` found beyond the visible columns.
     pub search: super::search::SearchState,
+    /// Where a task typed in the room runs, as the new-task editor says it.
+    pub(crate) task_home: Option<String>,
 }
 
 impl App {
@@ -265,6 +267,7 @@ impl App {
             plan_review: Default::default(),
             timeline: Default::default(),
             search: Default::default(),
+            task_home: None,
         }
     }
 

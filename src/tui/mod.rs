@@ -121,6 +121,20 @@ pub(crate) enum Exit {
 
 /// Run the control room on this thread until the operator quits. `runtime` runs the engine
 /// side (requests, event forwarding, signals).
+/// Where a task typed in the room runs (the room's directory), as a person reads it.
+fn task_home(cwd: &std::path::Path) -> String {
+    match crate::workspace::enclosing_repository(cwd) {
+        Some(repo) => format!(
+            "runs in {}: a worktree of its own on a branch of its own",
+            repo.display()
+        ),
+        None => format!(
+            "runs in {} itself: not a git repository, so no worktree (the agent edits the files there)",
+            cwd.display()
+        ),
+    }
+}
+
 pub(crate) fn run(
     link: Link,
     setup: Setup,
@@ -133,6 +147,7 @@ pub(crate) fn run(
     app.alerts.tmux = std::env::var_os("TMUX").is_some();
     app.attached = setup.attached;
     app.onboarding = setup.onboarding;
+    app.task_home = Some(task_home(&setup.cwd));
     if setup.local_agent.is_some() {
         app.local = first_run::LocalOffer::Offered;
     }

@@ -212,3 +212,30 @@ fn a_paste_after_a_command_that_takes_no_argument_is_refused_not_run() {
         assert!(toast.contains(said), "{line}: {toast}");
     }
 }
+
+/// The new-task editor says where the task will run: a worktree of the repository around the
+/// room's directory, or (outside git) that directory itself, edited in place (it said nothing,
+/// and a task typed outside git edited the directory with no worktree).
+#[test]
+fn the_new_task_editor_says_where_the_task_runs() {
+    let plain = tempfile::tempdir().unwrap();
+    let said = super::task_home(plain.path());
+    assert!(said.contains("itself: not a git repository"), "{said}");
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    let inside = repo.path().join("src");
+    std::fs::create_dir(&inside).unwrap();
+    let said = super::task_home(&inside);
+    assert_eq!(
+        said,
+        format!(
+            "runs in {}: a worktree of its own on a branch of its own",
+            repo.path().display()
+        )
+    );
+    let mut app = app();
+    app.task_home = Some(said.clone());
+    key(&mut app, KeyCode::Char('n'));
+    let screen = draw(&mut app, 160, 30);
+    assert!(screen.contains("a worktree of its own"), "{screen}");
+}

@@ -21,7 +21,12 @@ pub(crate) fn draw(frame: &mut Frame, app: &App, editor: &Editor, area: Rect) {
         " new task · {count} line{} ",
         if count == 1 { "" } else { "s" }
     );
-    draw_input(frame, app, editor, PREFIX, &title, Vec::new(), area);
+    let above = app
+        .task_home
+        .iter()
+        .map(|home| Line::styled(home.clone(), app.theme.muted))
+        .collect();
+    draw_input(frame, app, editor, PREFIX, &title, above, area);
 }
 
 /// A message to a running session.
