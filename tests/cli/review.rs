@@ -29,8 +29,10 @@ fn review_shows_a_finished_plans_files_and_tasks_and_marks_files() {
     let out = home.ocio(&["review", "shop"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
+    // Against where `ocio land` delivers: the branch checked out when it was submitted (it
+    // read `HEAD`).
     assert!(
-        text.contains("branch ocio/shop/integration  base HEAD"),
+        text.contains("branch ocio/shop/integration  base main"),
         "{text}"
     );
     assert!(text.contains("ahead 2  behind 0"), "{text}");

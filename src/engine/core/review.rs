@@ -109,10 +109,11 @@ impl Core {
 /// The integration branch and base of a worktree plan, or why it has none.
 fn branch_of(record: &PlanRecord) -> Result<(String, Option<String>), String> {
     let name = &record.plan.name;
-    match record.work.as_ref().map(|w| (&w.mode, &w.settings.base)) {
-        Some((WorkMode::Worktrees { integration }, base)) => {
-            Ok((integration.clone(), base.clone()))
-        }
+    // Reviewed against where `ocio land` delivers: the plan's base, else the branch checked out
+    // when it was submitted (it read `HEAD` when the plan named none).
+    let base = |w: &crate::domain::PlanWork| w.settings.base.clone().or(w.base_branch.clone());
+    match record.work.as_ref().map(|w| (&w.mode, base(w))) {
+        Some((WorkMode::Worktrees { integration }, base)) => Ok((integration.clone(), base)),
         Some((WorkMode::Shared, _)) => Err(format!(
             "plan {name} works in the shared checkout (worktrees = false): its tasks changed the checkout itself, with no integration branch to review; see `git status` in {}",
             record.plan.repo.display()
