@@ -51,17 +51,16 @@ pub(crate) fn run(
 /// plan, read back from the store).
 pub(super) fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, Failure> {
     let wanted = wanted.trim();
-    let found = snapshot
-        .plans
-        .iter()
-        .rev()
-        .find(|p| {
-            p.id.to_string() == wanted
-                || p.id.short() == wanted
-                || p.name == wanted
-                || p.key == wanted
-        })
-        .map(|p| p.id);
+    let plans = &snapshot.plans;
+    let by = |named: &dyn Fn(&crate::engine::view::PlanView) -> bool| {
+        plans.iter().rev().find(|p| named(p)).map(|p| p.id)
+    };
+    // As the room shows it first (`p1` the older of two plans named so, `p1-2` the newer),
+    // then by its name (the newest of that name).
+    let found = by(&|p| {
+        p.id.to_string() == wanted || p.id.short() == wanted || p.shown_name(plans) == wanted
+    })
+    .or_else(|| by(&|p| p.name == wanted || p.key == wanted));
     found.or_else(|| wanted.parse().ok()).ok_or_else(|| {
         Failure::usage(format!(
             "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name (or the name its branches take, `<name>-2`), its id or the id's last 8 characters"
@@ -132,7 +131,7 @@ mod tests {
     use super::*;
     use crate::engine::view::PlanView;
 
-    /// Two plans of one name: the name finds the newer, the name its branches take finds each.
+    /// Two plans of one name: each is found by what the room calls it (its branches' name).
     #[test]
     fn a_plan_is_found_by_the_name_its_branches_take() {
         let plan = |n: u128, key: &str| PlanView {
@@ -148,7 +147,8 @@ mod tests {
             ..Snapshot::default()
         };
         let found = |wanted| resolve_plan(&snapshot, wanted).ok();
-        assert_eq!(found("p1"), Some(PlanId::from_u128(2)));
+        // As the room shows them: the older `p1`, the newer `p1-2`.
+        assert_eq!(found("p1"), Some(PlanId::from_u128(1)));
         assert_eq!(found("p1-2"), Some(PlanId::from_u128(2)));
         assert_eq!(found("p1-3"), None);
     }

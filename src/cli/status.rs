@@ -43,8 +43,9 @@ struct ServerReport {
 }
 
 impl ServerReport {
-    fn of(agent: String, server: &crate::opencode::managed::Leftover) -> Self {
-        let left = server.left();
+    fn of(agent: String, server: &crate::opencode::managed::Leftover, engine_runs: bool) -> Self {
+        // Left running only while no engine runs it.
+        let left = server.left().filter(|_| !engine_runs);
         let at = |time: std::time::SystemTime| jiff::Timestamp::try_from(time).ok();
         Self {
             agent,
@@ -203,6 +204,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
     };
 
     let config = &context.config;
+    let engine_runs = engine.is_some();
     let report = Report {
         source: if engine.is_some() {
             "engine"
@@ -234,7 +236,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
             db_path,
         ))
         .into_iter()
-        .map(|(agent, left)| ServerReport::of(agent, &left))
+        .map(|(agent, left)| ServerReport::of(agent, &left, engine_runs))
         .collect(),
     };
     let out = if json {

@@ -350,8 +350,10 @@ async fn stream_events(
         let body = tokio::select! {
             // Only a host that stops cleanly stops the server: its clients are told so.
             _ = stop.cancelled() => {
+                // Bounded: a client that reads nothing (suspended) must not hold the host.
                 let stopped = line(Body::Gone(crate::engine::api::STOPPED.into()));
-                write_line(&mut write, &stopped).await?;
+                let told = write_line(&mut write, &stopped);
+                let _ = tokio::time::timeout(Duration::from_secs(1), told).await;
                 return Ok(());
             }
             // Anything the client sends now, or its closing, ends the stream.

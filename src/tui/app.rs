@@ -543,12 +543,13 @@ impl App {
             Some((plan, key)) => (plan, BudgetTarget::Task { key: key.into() }),
             None => (name, BudgetTarget::Plan),
         };
-        let found = self
-            .view
-            .plans
+        let plans = &self.view.plans;
+        // As shown first (the older of two plans of one name is its name, the newer `-2`).
+        let found = plans
             .iter()
             .rev()
-            .find(|p| p.name == plan || p.key == plan || p.id.short() == plan)
+            .find(|p| p.shown_name(plans) == plan || p.id.short() == plan)
+            .or_else(|| plans.iter().rev().find(|p| p.name == plan || p.key == plan))
             .map(|p| (p.id, p.name.clone()));
         let Some((id, plan)) = found else {
             self.toast(format!("no plan {plan:?}; name it by its name"), true);

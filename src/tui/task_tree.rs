@@ -104,10 +104,6 @@ impl TaskTree {
         self.index.get(&task).map(|n| self.path_of(*n))
     }
 
-    /// Bring the layout up to date with `plans` (a no-op while `generation` is unchanged, and
-    /// while only tasks' statuses, attempts or sessions changed: rows are labelled as drawn). A
-    /// plan seen for the first time is opened, with every task that has children; with nothing
-    /// selected, the newest plan is.
     /// Note which sessions wait for the operator now, for the rows of their tasks.
     pub(crate) fn see_waiting(&mut self, sessions: &[SessionView]) {
         self.waiting.clear();
@@ -125,6 +121,10 @@ impl TaskTree {
             && task.session.is_some_and(|s| self.waiting.contains(&s))
     }
 
+    /// Bring the layout up to date with `plans` (a no-op while `generation` is unchanged, and
+    /// while only tasks' statuses, attempts or sessions changed: rows are labelled as drawn). A
+    /// plan seen for the first time is opened, with every task that has children; with nothing
+    /// selected, the newest plan is.
     pub(crate) fn refresh(&mut self, plans: &[PlanView], generation: u64) {
         if self.seen == Some(generation) {
             return;

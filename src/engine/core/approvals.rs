@@ -72,18 +72,26 @@ impl Core {
             {
                 step.transition(event);
             }
-            step.batch.put_session(&run.session);
-            self.commit(step).await?;
-            self.exchange(session, &ask.id, "asked", format!("asks {what}"));
-            self.exchange(session, &ask.id, "settled", cause);
-            // Rejected with a word of why, the agent goes on without it: nobody is asked.
+            // Rejected with a word of why, the agent goes on without it: nobody is asked. But
+            // OpenCode rejects the session's other waiting requests with it, bare, which ends
+            // its turn: then the same words follow as a message.
             let feedback = (decision == Decision::Reject).then(|| {
                 format!(
                     "ocio's approval policy rejects this ({why}). Do the task without it; if \
                      you cannot, say in your answer what you could not do and why."
                 )
             });
+            let others_wait = self.approvals.values().any(|p| p.session == session);
+            let word = match (&feedback, others_wait) {
+                (Some(text), true) => carry_on(run, &mut step, now, text.clone()),
+                _ => None,
+            };
+            step.batch.put_session(&run.session);
+            self.commit(step).await?;
+            self.exchange(session, &ask.id, "asked", format!("asks {what}"));
+            self.exchange(session, &ask.id, "settled", cause);
             let _ = answer.send(Verdict { decision, feedback });
+            self.tell_run(session, word);
             return Ok(());
         }
         step.batch.put_session(&run.session);
@@ -225,11 +233,7 @@ impl Core {
         };
         let cause = match &said {
             Said::Decision(d) => format!("{} by {asked_how}: {what}", d.text()),
-            Said::Answers(labels) => format!(
-                "answered {} by {}: {what}",
-                quoted(labels),
-                by.text().replace("ocio approve", "ocio answer")
-            ),
+            Said::Answers(labels) => format!("answered {} by {asked_how}: {what}", quoted(labels),),
         };
         let now = self.options.clock.now();
         let mut step = Step::default();
@@ -242,7 +246,7 @@ impl Core {
         // Rejected, the session's loop stops there (OpenCode ends its turn): it waits for the
         // operator's next message as after an interrupt, and what it wrote last is no answer.
         let halts = matches!(said, Said::Decision(Decision::Reject));
-        let halted = match halts {
+        let word = match halts {
             true => halt(run, &mut step, now),
             false => None,
         };
@@ -250,14 +254,13 @@ impl Core {
         self.commit(step).await?;
         self.exchange(pending.session, key, "settled", cause);
         send(pending.answer, said);
-        if let Some(permit) = halted {
-            permit.send(Steer::Halted);
-        }
+        self.tell_run(pending.session, word);
         Ok(())
     }
 
-    /// After one of its requests was settled: a session that still waits on another shows so
-    /// again (each decision stays its own transition in the control log).
+    /// After one of its requests was settled: a session that still waits on another, or on the
+    /// operator's word, shows so again (each decision stays its own transition in the control
+    /// log).
     fn still_asks(&mut self, session: SessionId, step: &mut Step, now: Timestamp) {
         let other = self
             .approvals
@@ -268,12 +271,17 @@ impl Core {
         let Some(run) = self.running.get_mut(&session) else {
             return;
         };
-        if let Some(other) = other
-            && let Ok(event) = run.session.transition(
-                SessionStatus::WaitingApproval,
-                format!("still asks {other}"),
-                now,
-            )
+        // With nothing else asked, a session whose turn a rejection ended still waits for the
+        // operator's word (the run does): it is not shown running.
+        let waits = match other {
+            Some(other) => Some(format!("still asks {other}")),
+            None if run.session.word == Some(OperatorWord::Interrupt) => Some(HALTED.to_string()),
+            None => None,
+        };
+        if let Some(cause) = waits
+            && let Ok(event) = run
+                .session
+                .transition(SessionStatus::WaitingApproval, cause, now)
         {
             step.transition(event);
         }
@@ -312,18 +320,16 @@ impl Core {
         let Some(run) = self.running.get_mut(&pending.session) else {
             return Ok(());
         };
-        // A question that takes a typed answer is answered so, and the agent goes on; one that
-        // does not is rejected, which ends the session's turn: it waits for a word, its task
-        // is not done with nothing.
+        // Nobody will answer: the agent is told to decide itself and goes on. A question that
+        // takes a typed answer gets that as its answer; one that does not is rejected, which
+        // ends the session's turn, and the same words follow as a message.
+        let unanswered = format!(
+            "Your question was not answered ({why}). Decide yourself, and say in your answer what you chose."
+        );
         let typed = pending.ask.questions.iter().all(|q| q.custom);
         let (said, cause) = match typed {
             true => (
-                Said::Answers(vec![
-                    vec![format!(
-                        "No answer came ({why}). Decide yourself, and say in your answer what you chose."
-                    )];
-                    pending.ask.questions.len()
-                ]),
+                Said::Answers(vec![vec![unanswered.clone()]; pending.ask.questions.len()]),
                 format!(
                     "answered by policy ({why}: decide yourself): {}",
                     describe(&pending.ask)
@@ -331,7 +337,10 @@ impl Core {
             ),
             false => (
                 Said::Decision(Decision::Reject),
-                format!("rejected by policy ({why}): {}", describe(&pending.ask)),
+                format!(
+                    "rejected by policy ({why}; told to decide itself): {}",
+                    describe(&pending.ask)
+                ),
             ),
         };
         let mut step = Step::default();
@@ -342,17 +351,15 @@ impl Core {
         {
             step.transition(event);
         }
-        let halted = match typed {
+        let word = match typed {
             true => None,
-            false => halt(run, &mut step, now),
+            false => carry_on(run, &mut step, now, unanswered),
         };
         self.still_asks(pending.session, &mut step, now);
         self.commit(step).await?;
         self.exchange(pending.session, key, "settled", cause);
         send(pending.answer, said);
-        if let Some(permit) = halted {
-            permit.send(Steer::Halted);
-        }
+        self.tell_run(pending.session, word);
         Ok(())
     }
 
@@ -385,7 +392,9 @@ impl Core {
         if let Some(run) = self.running.get_mut(&session) {
             let waits_more = self.approvals.values().any(|p| p.session == session);
             let now = self.options.clock.now();
+            let halted = run.session.word == Some(OperatorWord::Interrupt);
             if !waits_more
+                && !halted
                 && let Ok(event) = run.session.transition(SessionStatus::Running, cause, now)
             {
                 step.transition(event);
@@ -412,6 +421,18 @@ impl Core {
         let _ = self.on_activity(session, entry);
     }
 
+    /// Tell the run of `session` its word, now that what it follows is recorded (a message
+    /// of the engine's is in the transcript as such).
+    fn tell_run(&mut self, session: SessionId, word: Option<Word>) {
+        let Some((permit, word)) = word else {
+            return;
+        };
+        if let Steer::Say { text, .. } = &word {
+            self.note(session, format!("ocio: {text}"));
+        }
+        permit.send(word);
+    }
+
     /// Requests still waiting for the operator.
     pub(super) fn pending_approvals(&self) -> Vec<(SessionId, Ask)> {
         let mut pending: Vec<&Pending> = self.approvals.values().collect();
@@ -420,24 +441,50 @@ impl Core {
     }
 }
 
+/// A word for a run, told once what it follows is recorded, with room for it taken before.
+type Word = (tokio::sync::mpsc::OwnedPermit<Steer>, Steer);
+
+/// What the session shows while its run waits for the operator's next message after they
+/// rejected what it asked (OpenCode ends the turn there).
+const HALTED: &str =
+    "it stopped there and waits for your next message (say what to do instead), or cancel its task";
+
 /// The run of a session whose request the operator rejected waits for their next message: its
-/// word is an interrupt (a restart follows it so too), and it shows waiting again. The room
-/// to tell the run, taken now; `None` when the run cannot be told (it is ending).
-fn halt(
-    run: &mut super::Running,
-    step: &mut Step,
-    now: Timestamp,
-) -> Option<tokio::sync::mpsc::OwnedPermit<Steer>> {
+/// word is an interrupt (a restart follows it so too), and it shows waiting again. `None` when
+/// the run cannot be told (it is ending, or its channel is full).
+fn halt(run: &mut super::Running, step: &mut Step, now: Timestamp) -> Option<Word> {
     let permit = run.steer.clone()?.try_reserve_owned().ok()?;
     run.session.word = Some(OperatorWord::Interrupt);
-    let cause = "it stopped there and waits for your next message (say what to do instead), or cancel its task";
     if let Ok(event) =
         run.session
-            .transition(SessionStatus::WaitingApproval, cause.to_string(), now)
+            .transition(SessionStatus::WaitingApproval, HALTED.to_string(), now)
     {
         step.transition(event);
     }
-    Some(permit)
+    Some((permit, Steer::Halted))
+}
+
+/// A message from the engine to a session whose turn a rejection ended while nobody would
+/// say what to do next: `text`, as a message of the operator's would be (durable, followed
+/// by the run to its answer, which is the task's result).
+fn carry_on(
+    run: &mut super::Running,
+    step: &mut Step,
+    now: Timestamp,
+    text: String,
+) -> Option<Word> {
+    let permit = run.steer.clone()?.try_reserve_owned().ok()?;
+    let id = crate::domain::MessageId::generate();
+    let data = serde_json::json!({ "policy": text, "message": id });
+    let checkpoint = run
+        .session
+        .checkpoint(crate::domain::CheckpointKind::Note, data, now);
+    step.batch.put_checkpoint(&checkpoint);
+    run.session.word = Some(OperatorWord::Say {
+        id,
+        text: text.clone(),
+    });
+    Some((permit, Steer::Say { text, id }))
 }
 
 fn send(answer: Answerer, said: Said) {

@@ -44,6 +44,13 @@ impl Runner for AsksTwice {
                 job.reporter.question(job.session, question)
             );
             let decided = decided.map(|verdict| verdict.decision);
+            // Rejected, OpenCode's turn ends there: the session answers the next message.
+            if decided == Some(Decision::Reject) {
+                while !matches!(
+                    job.steering.next().await,
+                    crate::engine::runner::Steer::Say { .. }
+                ) {}
+            }
             Outcome::Completed {
                 result: Some(format!("{decided:?} {answered:?}")),
                 usage: Default::default(),
@@ -144,6 +151,143 @@ async fn answering_one_of_two_requests_leaves_the_session_waiting_on_the_other()
                 .any(|d| d.starts_with("still asks question"))
             && decisions.iter().any(|d| d.starts_with("answered \"left\"")),
         "each decision is its own transition: {moves:#?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// An engine (questions asked, the policy's `timeout`) on a fresh database running a one-task
+/// plan on `runner`; its store and events.
+async fn running(
+    dir: &std::path::Path,
+    runner: Arc<dyn Runner>,
+    timeout: Duration,
+) -> (
+    EngineHandle,
+    crate::store::StoreHandle,
+    crate::engine::Subscription,
+) {
+    let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        tick: Duration::from_millis(20),
+        approvals: ApprovalPolicy {
+            inside: Some(Decision::Once),
+            outside: None,
+        },
+        questions: QuestionPolicy {
+            mode: QuestionMode::Ask,
+            timeout,
+        },
+        ..EngineOptions::default()
+    };
+    let agent = AgentSpec {
+        agent: Agent::new(AgentName::new("one").unwrap(), Backend::Simulated, 1),
+        runner,
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let events = engine.subscribe();
+    let path = dir.join("plan.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n",
+    )
+    .unwrap();
+    engine
+        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    (engine, store, events)
+}
+
+/// Asks a question that takes no typed answer, then (its turn ended by a rejection, as
+/// OpenCode's is) answers the next message it is told.
+struct AsksClosed;
+
+impl Runner for AsksClosed {
+    fn run(&self, job: Job, _stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let mut item = QuestionItem {
+                header: "Way".into(),
+                question: "Which way?".into(),
+                options: vec![Choice {
+                    label: "left".into(),
+                    description: String::new(),
+                }],
+                multiple: false,
+                custom: false,
+            };
+            item.custom = false;
+            let asked = Ask::question("que_closed".into(), vec![item]);
+            let reply = job.reporter.question(job.session, asked).await;
+            let told = loop {
+                if let crate::engine::runner::Steer::Say { text, .. } = job.steering.next().await {
+                    break text;
+                }
+            };
+            Outcome::Completed {
+                result: Some(format!("{reply:?} then {told}")),
+                usage: Default::default(),
+            }
+        })
+    }
+}
+
+/// Nobody answers a question that takes no typed answer: it is rejected, which ends the
+/// session's turn, and the session is told to decide itself, so the task ends (it waited for
+/// an operator's word nobody would give, until its time limit).
+#[tokio::test]
+async fn an_unanswered_closed_question_ends_in_a_message_to_decide_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store, mut events) =
+        running(dir.path(), Arc::new(AsksClosed), Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(EngineEvent::PlanFinished { ok, .. }) = events.recv().await {
+                assert!(ok);
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the task ended");
+    let tasks = store.read(query::tasks).await.unwrap();
+    let result = tasks[0].result.clone().unwrap_or_default();
+    assert!(
+        result.starts_with(
+            "Some(Reject) then Your question was not answered (no answer within 200ms"
+        ),
+        "{result}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// The operator rejects one of two requests (which ends the session's turn) and answers the
+/// other: the session still waits for their word, and is not shown running.
+#[tokio::test]
+async fn a_session_halted_by_a_rejection_waits_for_a_word_after_its_other_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _store, _events) =
+        running(dir.path(), Arc::new(AsksTwice), Duration::from_secs(60)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while engine.snapshot().await.unwrap().approvals.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both requests wait");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine
+        .approve("per_two", Decision::Reject, Approver::Cli)
+        .await
+        .unwrap();
+    engine
+        .answer("que_two", vec![Answer::Pick(vec![1])], Approver::Cli)
+        .await
+        .unwrap();
+    let snapshot = engine.snapshot().await.unwrap();
+    let session = &snapshot.sessions[0].session;
+    assert_eq!(
+        session.status,
+        SessionStatus::WaitingApproval,
+        "{session:?}"
     );
     engine.shutdown().await.unwrap();
 }

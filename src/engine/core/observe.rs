@@ -181,10 +181,11 @@ impl Core {
         run.last = entries.last().cloned().or(run.last.take());
         // Front ends learn what it spent so far and what it did last, as from a live step
         // (their snapshot was taken before the session was re-attached).
-        let told: Vec<Entry> = last_step
-            .into_iter()
-            .chain(entries.last().cloned())
-            .collect();
+        let last = entries
+            .last()
+            .filter(|e| Some(*e) != last_step.as_ref())
+            .cloned();
+        let told: Vec<Entry> = last_step.into_iter().chain(last).collect();
         tracing::info!(%session, entries = entries.len(), "transcript backfilled from the session's server");
         for entry in entries {
             self.journal.record(session, entry);

@@ -115,7 +115,7 @@ impl Core {
     }
 
     /// A line in the session's transcript from the engine.
-    fn note(&mut self, session: SessionId, text: String) {
+    pub(super) fn note(&mut self, session: SessionId, text: String) {
         let entry = Entry {
             at: self.options.clock.now(),
             part: None,

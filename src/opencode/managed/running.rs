@@ -177,6 +177,8 @@ impl RunningServer {
         let (Some(path), Some(pid)) = (&self.record, self.pid()) else {
             return;
         };
+        // One a watchdog left when an ocio went before it recorded its server says nothing now.
+        let _ = std::fs::remove_file(leftover::left_marker(path));
         let Some(since) = leftover::started(pid) else {
             return;
         };
