@@ -1490,9 +1490,9 @@ async fn a_server_that_dies_mid_run_costs_the_task_no_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     use ocio::domain::Transition;
+    use ocio::engine::EngineEvent;
     use ocio::engine::approval::{ApprovalPolicy, Approver, Decision};
-    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
-    use ocio::store::{Store, StoreOptions, query};
+    use ocio::store::query;
 
     let repo = TestRepo::new();
     let outside = tempfile::tempdir().unwrap();
@@ -1524,36 +1524,12 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
             },
         ),
     ] {
-        let store = Store::open(
-            &state.path().join(format!("{name}.redb")),
-            StoreOptions::default(),
-        )
-        .unwrap();
-        let options = EngineOptions {
-            approvals: policy,
-            ..EngineOptions::default()
-        };
-        let engine = EngineHandle::start(
-            store.clone(),
-            vec![support::scripted_agent(server.client())],
-            options,
-        )
-        .await
-        .unwrap();
-        let mut events = engine.subscribe();
-        let plan = state.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &plan,
-            format!(
-                "name = \"{name}\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"{name} run\"\n",
-                repo.dir_str()
-            ),
-        )
-        .unwrap();
-        engine
-            .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
-            .await
-            .unwrap();
+        let plan = format!(
+            "name = \"{name}\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"{name} run\"\n",
+            repo.dir_str()
+        );
+        let (engine, store, mut events) =
+            deciding_engine(&server, state.path(), name, policy, &plan).await;
         let finished = loop {
             let event = tokio::time::timeout(WAIT, events.recv())
                 .await
@@ -1638,6 +1614,42 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
     server.stop().await;
 }
 
+/// An engine on a fresh database (`name.redb` in `state`) with the scripted server as its agent
+/// and `policy` deciding permissions, running the plan `plan` (its text): its store and events.
+async fn deciding_engine(
+    server: &TestServer,
+    state: &std::path::Path,
+    name: &str,
+    policy: ocio::engine::approval::ApprovalPolicy,
+    plan: &str,
+) -> (
+    ocio::engine::EngineHandle,
+    ocio::store::StoreHandle,
+    ocio::engine::Subscription,
+) {
+    use ocio::store::{Store, StoreOptions};
+    let store = Store::open(&state.join(format!("{name}.redb")), StoreOptions::default()).unwrap();
+    let options = ocio::engine::EngineOptions {
+        approvals: policy,
+        ..ocio::engine::EngineOptions::default()
+    };
+    let engine = ocio::engine::EngineHandle::start(
+        store.clone(),
+        vec![support::scripted_agent(server.client())],
+        options,
+    )
+    .await
+    .unwrap();
+    let events = engine.subscribe();
+    let path = state.join(format!("{name}.toml"));
+    std::fs::write(&path, plan).unwrap();
+    engine
+        .submit_plan(ocio::plan::PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    (engine, store, events)
+}
+
 /// Rejected by the operator, a request ends the OpenCode session's turn (its loop stops at the
 /// tool call): the task is not done then (it was, with nothing, and its dependents ran). The
 /// session waits for the operator's next message, as after an interrupt, and its answer to that
@@ -1645,9 +1657,9 @@ async fn permission_requests_are_decided_by_policy_or_by_the_operator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_request_stops_the_session_and_it_waits_for_the_operators_word() {
     use ocio::domain::{SessionStatus, Transition};
+    use ocio::engine::EngineEvent;
     use ocio::engine::approval::{ApprovalPolicy, Approver, Decision};
-    use ocio::engine::{EngineEvent, EngineHandle, EngineOptions};
-    use ocio::store::{Store, StoreOptions, query};
+    use ocio::store::query;
 
     let repo = TestRepo::new();
     let outside = tempfile::tempdir().unwrap();
@@ -1662,35 +1674,16 @@ async fn a_rejected_request_stops_the_session_and_it_waits_for_the_operators_wor
         .rule(Rule::when("after run").turn(Turn::text("after run over")));
     let server = TestServer::start(script).await;
     let state = tempfile::tempdir().unwrap();
-    let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let options = EngineOptions {
-        approvals: ApprovalPolicy {
-            inside: Some(Decision::Once),
-            outside: None,
-        },
-        ..EngineOptions::default()
+    let plan = format!(
+        "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"reject run\"\n[[tasks]]\nid = \"after\"\nneeds = [\"t\"]\nprompt = \"after run\"\n",
+        repo.dir_str()
+    );
+    let operator_decides = ApprovalPolicy {
+        inside: Some(Decision::Once),
+        outside: None,
     };
-    let engine = EngineHandle::start(
-        store.clone(),
-        vec![support::scripted_agent(server.client())],
-        options,
-    )
-    .await
-    .unwrap();
-    let mut events = engine.subscribe();
-    let plan = state.path().join("p.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"reject run\"\n[[tasks]]\nid = \"after\"\nneeds = [\"t\"]\nprompt = \"after run\"\n",
-            repo.dir_str()
-        ),
-    )
-    .unwrap();
-    engine
-        .submit_plan(ocio::plan::PlanFile::load(&plan).unwrap())
-        .await
-        .unwrap();
+    let (engine, store, mut events) =
+        deciding_engine(&server, state.path(), "p", operator_decides, &plan).await;
     let mut said = false;
     let finished = loop {
         let event = tokio::time::timeout(WAIT, events.recv())

@@ -307,7 +307,10 @@ async fn in_auto_a_question_waits_while_a_room_follows_and_times_out_once_none_d
         "the timeout counts from when the room left, not from when it was asked"
     );
     let (result, causes) = run.finished().await;
-    assert!(result.contains("Colour: Your question was not answered ("), "{result}");
+    assert!(
+        result.contains("Colour: Your question was not answered ("),
+        "{result}"
+    );
     assert!(
         causes.iter().any(|c| c
             .starts_with("answered by policy (no control room attached and no answer within 1s")),

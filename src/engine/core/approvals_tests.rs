@@ -62,42 +62,9 @@ impl Runner for AsksTwice {
 #[tokio::test]
 async fn answering_one_of_two_requests_leaves_the_session_waiting_on_the_other() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let options = EngineOptions {
-        tick: Duration::from_millis(20),
-        approvals: ApprovalPolicy {
-            inside: Some(Decision::Once),
-            outside: None,
-        },
-        questions: QuestionPolicy {
-            mode: QuestionMode::Ask,
-            timeout: Duration::from_secs(60),
-        },
-        ..EngineOptions::default()
-    };
-    let agent = AgentSpec {
-        agent: Agent::new(AgentName::new("two").unwrap(), Backend::Simulated, 1),
-        runner: Arc::new(AsksTwice),
-    };
-    let engine = EngineHandle::start(store.clone(), vec![agent], options)
-        .await
-        .unwrap();
-    let mut events = engine.subscribe();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n",
-    )
-    .unwrap();
-    engine
-        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while engine.snapshot().await.unwrap().approvals.len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "both requests wait");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (engine, store, mut events) =
+        running(dir.path(), Arc::new(AsksTwice), Duration::from_secs(60)).await;
+    both_wait(&engine).await;
     engine
         .approve("per_two", Decision::Once, Approver::Cli)
         .await
@@ -269,11 +236,7 @@ async fn a_session_halted_by_a_rejection_waits_for_a_word_after_its_other_reques
     let dir = tempfile::tempdir().unwrap();
     let (engine, _store, _events) =
         running(dir.path(), Arc::new(AsksTwice), Duration::from_secs(60)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while engine.snapshot().await.unwrap().approvals.len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "both requests wait");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    both_wait(&engine).await;
     engine
         .approve("per_two", Decision::Reject, Approver::Cli)
         .await
@@ -290,4 +253,13 @@ async fn a_session_halted_by_a_rejection_waits_for_a_word_after_its_other_reques
         "{session:?}"
     );
     engine.shutdown().await.unwrap();
+}
+
+/// Until the session's two requests wait in the inbox.
+async fn both_wait(engine: &EngineHandle) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while engine.snapshot().await.unwrap().approvals.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both requests wait");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
