@@ -124,21 +124,29 @@ async fn answering_one_of_two_requests_leaves_the_session_waiting_on_the_other()
 
 /// An engine (questions asked, the policy's `timeout`) on a fresh database running a one-task
 /// plan on `runner`; its store and events.
-async fn running(
-    dir: &std::path::Path,
-    runner: Arc<dyn Runner>,
-    timeout: Duration,
-) -> (
+async fn running(dir: &std::path::Path, runner: Arc<dyn Runner>, timeout: Duration) -> Started {
+    running_with(dir, runner, timeout, None).await
+}
+
+type Started = (
     EngineHandle,
     crate::store::StoreHandle,
     crate::engine::Subscription,
-) {
+);
+
+/// [`running`] with requests outside the session's directory decided by `outside`.
+async fn running_with(
+    dir: &std::path::Path,
+    runner: Arc<dyn Runner>,
+    timeout: Duration,
+    outside: Option<Decision>,
+) -> Started {
     let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
     let options = EngineOptions {
         tick: Duration::from_millis(20),
         approvals: ApprovalPolicy {
             inside: Some(Decision::Once),
-            outside: None,
+            outside,
         },
         questions: QuestionPolicy {
             mode: QuestionMode::Ask,
@@ -262,4 +270,78 @@ async fn both_wait(engine: &EngineHandle) {
         assert!(std::time::Instant::now() < deadline, "both requests wait");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Asks a question, and while it waits, for a directory outside its own: the policy rejects
+/// that (with a word of why), and OpenCode rejects the waiting question with it, bare, which
+/// ends the turn. Answers the next message it is told.
+struct AsksThenReaches;
+
+impl Runner for AsksThenReaches {
+    fn run(&self, job: Job, _stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let (reporter, session) = (job.reporter.clone(), job.session);
+            let item = QuestionItem {
+                header: "Way".into(),
+                question: "Which way?".into(),
+                options: Vec::new(),
+                multiple: false,
+                custom: true,
+            };
+            let question = tokio::spawn(async move {
+                let asked = Ask::question("que_first".into(), vec![item]);
+                reporter.question(session, asked).await
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let outside = Ask {
+                id: "per_outside".into(),
+                permission: "external_directory".into(),
+                patterns: vec!["/srv/*".into()],
+                questions: Vec::new(),
+            };
+            let verdict = job.reporter.permission(job.session, outside).await;
+            let told = loop {
+                if let crate::engine::runner::Steer::Say { text, .. } = job.steering.next().await {
+                    break text;
+                }
+            };
+            question.abort();
+            let feedback = verdict.and_then(|v| v.feedback).is_some();
+            Outcome::Completed {
+                result: Some(format!("feedback {feedback} then {told}")),
+                usage: Default::default(),
+            }
+        })
+    }
+}
+
+/// The policy rejects a request while another of the session's waits for the operator: the
+/// agent is told why as a message too (OpenCode's bare rejection of the other ended its turn,
+/// and the task was done with nothing).
+#[tokio::test]
+async fn a_policy_rejection_beside_a_waiting_request_is_followed_by_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store, mut events) = running_with(
+        dir.path(),
+        Arc::new(AsksThenReaches),
+        Duration::from_secs(60),
+        Some(Decision::Reject),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(EngineEvent::PlanFinished { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the task ended");
+    let tasks = store.read(query::tasks).await.unwrap();
+    let result = tasks[0].result.clone().unwrap_or_default();
+    assert!(
+        result.starts_with("feedback true then ocio's approval policy rejects this (outside"),
+        "{result}"
+    );
+    engine.shutdown().await.unwrap();
 }
