@@ -279,3 +279,20 @@ fn the_focused_events_pane_shows_a_long_line_whole() {
         "{screen}"
     );
 }
+
+/// The keys that answer a request are never cut on the approvals pane's border: whole where
+/// they fit, else short (`a/A/r`); at 60 columns they read `nce · A always · r reject`.
+#[test]
+fn the_answer_keys_are_whole_or_short_never_cut() {
+    for (width, height) in SIZES {
+        let mut app = demo_room();
+        app.focus = Pane::Approvals;
+        let screen = draw(&mut app, width, height);
+        let whole = screen.contains("a once · A always · r reject");
+        let short = screen.contains(" a/A/r ");
+        assert!(
+            whole || short,
+            "{width}x{height}: the keys are cut or missing\n{screen}"
+        );
+    }
+}

@@ -264,9 +264,19 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
         frame.render_widget(Paragraph::new(lines).block(block), area);
         return;
     }
-    let block = block.title_bottom(
-        Line::styled(format!(" {} ", decision_keys(app)), app.theme.muted).right_aligned(),
-    );
+    // Where the keys do not fit whole on the border, their short form (a cut one reads
+    // `nce · A always`).
+    let mut keys = decision_keys(app);
+    if keys.chars().count() + 4 > usize::from(area.width) {
+        keys = format!(
+            "{}/{}/{}",
+            app.keymap.keys(Action::ApproveOnce),
+            app.keymap.keys(Action::ApproveAlways),
+            app.keymap.keys(Action::Reject)
+        );
+    }
+    let block =
+        block.title_bottom(Line::styled(format!(" {keys} "), app.theme.muted).right_aligned());
     let inner = block.inner(area);
     // With room for one row, the request rather than the column names: its id is what the
     // operator types.
