@@ -76,16 +76,17 @@ impl Transcriber {
             )),
             ServerEvent::SessionError {
                 error: Some(error), ..
-            } => Some((
-                Activity::Note {
-                    text: format!(
-                        "{}: {}",
-                        error.name,
+            } => {
+                // An abort is what was asked (an interrupt, a cancel), not a failure.
+                let text = match error.name.as_str() {
+                    "MessageAbortedError" => "the step under way was stopped".to_string(),
+                    name => format!(
+                        "{name}: {}",
                         error.message.as_deref().unwrap_or("no details")
                     ),
-                },
-                None,
-            )),
+                };
+                Some((Activity::Note { text }, None))
+            }
             _ => None,
         }
     }
@@ -220,6 +221,31 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::opencode::event;
+
+    /// An abort (the operator's interrupt, a cancel) reads as what it is, not as an error
+    /// (`MessageAbortedError: Aborted`); another error says its name and message.
+    #[test]
+    fn an_abort_is_told_as_a_stop_not_an_error() {
+        let error = |name: &str| ServerEvent::SessionError {
+            session_id: Some("ses_1".into()),
+            error: Some(crate::opencode::wire::MessageError {
+                name: name.into(),
+                message: Some("Aborted".into()),
+                status_code: None,
+                is_retryable: None,
+            }),
+        };
+        let mut transcriber = Transcriber::default();
+        let said = |t: &mut Transcriber, name| t.activity(&error(name)).map(|(a, _)| a.summary());
+        assert_eq!(
+            said(&mut transcriber, "MessageAbortedError").as_deref(),
+            Some("the step under way was stopped")
+        );
+        assert_eq!(
+            said(&mut transcriber, "APIError").as_deref(),
+            Some("APIError: Aborted")
+        );
+    }
 
     /// A file outside the session's worktree, or under a worktree of `/`, shows as the call
     /// named it (it read `../../../../outside/perm.txt` and `tmp/try2/greeting.txt`).
