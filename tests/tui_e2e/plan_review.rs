@@ -46,7 +46,7 @@ fn the_plan_view_shows_a_finished_plans_files_and_tasks_and_marks_a_file_reviewe
         s.contains("files 2") && s.contains("tasks 2")
     });
     for wanted in [
-        "ocio/shop/integration ← HEAD",
+        "ocio/shop/integration ← main",
         "[ ] A +1",
         "cart.txt (cart)",
         "till.txt (till)",
