@@ -1353,7 +1353,7 @@ async fn a_finished_plans_review_has_each_tasks_files_and_answer_and_marks_survi
             .as_ref()
             .expect("a worktree plan has a branch");
         assert_eq!(branch.integration, "ocio/rev/integration");
-        assert_eq!(branch.base, "HEAD");
+        assert_eq!(branch.base, "main", "where `ocio land` delivers");
         assert_eq!(branch.ahead, 4, "a commit and its merge per task with work");
         assert_eq!(branch.behind, 0);
         let files: Vec<(&str, char, Vec<String>, Option<u64>)> = branch
