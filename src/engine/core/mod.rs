@@ -41,6 +41,8 @@ pub(super) use recovery::loaded_plans;
 #[cfg(test)]
 mod approvals_tests;
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod model_tests;
 
 use std::collections::HashMap;

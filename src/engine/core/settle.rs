@@ -201,6 +201,14 @@ impl Core {
                     step.transition(event);
                 }
             }
+            _ if verdict.over_budget && state.work.work.over_budget.is_none() => {
+                // The operator raised the budget while its stop was on the way: it continues
+                // from the work on its branch as those stopped before did.
+                state.graph.set_budget(key, Some(cause), None)?;
+                let cause = "continues within its raised budget, from the work on its branch";
+                let zero = jiff::SignedDuration::ZERO;
+                ready_again(state, key, cause.into(), zero, step, now)?;
+            }
             _ if verdict.over_budget => {
                 // No automatic retry: it waits with its plan for the operator, its work so far
                 // on its branch for the attempt that continues it.
