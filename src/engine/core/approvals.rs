@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use tokio::sync::oneshot;
 
+use super::steer::{message_to, reserve};
 use super::{Core, Step};
 use crate::domain::{OperatorWord, SessionId, SessionStatus};
 use crate::engine::approval::{self, Approver, Ask, Decision, Verdict};
@@ -453,7 +454,7 @@ const HALTED: &str =
 /// word is an interrupt (a restart follows it so too), and it shows waiting again. `None` when
 /// the run cannot be told (it is ending, or its channel is full).
 fn halt(run: &mut super::Running, step: &mut Step, now: Timestamp) -> Option<Word> {
-    let permit = run.steer.clone()?.try_reserve_owned().ok()?;
+    let permit = reserve(run.steer.as_ref()).ok()?;
     run.session.word = Some(OperatorWord::Interrupt);
     if let Ok(event) =
         run.session
@@ -473,17 +474,9 @@ fn carry_on(
     now: Timestamp,
     text: String,
 ) -> Option<Word> {
-    let permit = run.steer.clone()?.try_reserve_owned().ok()?;
-    let id = crate::domain::MessageId::generate();
-    let data = serde_json::json!({ "policy": text, "message": id });
-    let checkpoint = run
-        .session
-        .checkpoint(crate::domain::CheckpointKind::Note, data, now);
+    let permit = reserve(run.steer.as_ref()).ok()?;
+    let (id, checkpoint) = message_to(run, "policy", &text, now);
     step.batch.put_checkpoint(&checkpoint);
-    run.session.word = Some(OperatorWord::Say {
-        id,
-        text: text.clone(),
-    });
     Some((permit, Steer::Say { text, id }))
 }
 

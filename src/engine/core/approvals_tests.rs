@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::test_wait::{finished, said};
 use crate::domain::{Agent, AgentName, Backend, SessionStatus, Transition};
 use crate::engine::approval::{ApprovalPolicy, Approver, Ask, Decision};
 use crate::engine::question::{Answer, Choice, QuestionItem, QuestionMode, QuestionPolicy};
@@ -46,10 +47,7 @@ impl Runner for AsksTwice {
             let decided = decided.map(|verdict| verdict.decision);
             // Rejected, OpenCode's turn ends there: the session answers the next message.
             if decided == Some(Decision::Reject) {
-                while !matches!(
-                    job.steering.next().await,
-                    crate::engine::runner::Steer::Say { .. }
-                ) {}
+                said(&job).await;
             }
             Outcome::Completed {
                 result: Some(format!("{decided:?} {answered:?}")),
@@ -80,16 +78,11 @@ async fn answering_one_of_two_requests_leaves_the_session_waiting_on_the_other()
         .answer("que_two", vec![Answer::Pick(vec![1])], Approver::Cli)
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(EngineEvent::PlanFinished { ok, .. }) = events.recv().await {
-                assert!(ok);
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let finished = finished(&mut events).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
     let tasks = store.read(query::tasks).await.unwrap();
     assert_eq!(
         tasks[0].result.as_deref(),
@@ -182,7 +175,7 @@ struct AsksClosed;
 impl Runner for AsksClosed {
     fn run(&self, job: Job, _stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
         Box::pin(async move {
-            let mut item = QuestionItem {
+            let item = QuestionItem {
                 header: "Way".into(),
                 question: "Which way?".into(),
                 options: vec![Choice {
@@ -192,14 +185,9 @@ impl Runner for AsksClosed {
                 multiple: false,
                 custom: false,
             };
-            item.custom = false;
             let asked = Ask::question("que_closed".into(), vec![item]);
             let reply = job.reporter.question(job.session, asked).await;
-            let told = loop {
-                if let crate::engine::runner::Steer::Say { text, .. } = job.steering.next().await {
-                    break text;
-                }
-            };
+            let told = said(&job).await;
             Outcome::Completed {
                 result: Some(format!("{reply:?} then {told}")),
                 usage: Default::default(),
@@ -216,16 +204,11 @@ async fn an_unanswered_closed_question_ends_in_a_message_to_decide_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, store, mut events) =
         running(dir.path(), Arc::new(AsksClosed), Duration::from_millis(200)).await;
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(EngineEvent::PlanFinished { ok, .. }) = events.recv().await {
-                assert!(ok);
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the task ended");
+    let finished = finished(&mut events).await;
+    assert!(
+        matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+        "{finished:?}"
+    );
     let tasks = store.read(query::tasks).await.unwrap();
     let result = tasks[0].result.clone().unwrap_or_default();
     assert!(
@@ -300,11 +283,7 @@ impl Runner for AsksThenReaches {
                 questions: Vec::new(),
             };
             let verdict = job.reporter.permission(job.session, outside).await;
-            let told = loop {
-                if let crate::engine::runner::Steer::Say { text, .. } = job.steering.next().await {
-                    break text;
-                }
-            };
+            let told = said(&job).await;
             question.abort();
             let feedback = verdict.and_then(|v| v.feedback).is_some();
             Outcome::Completed {
@@ -328,15 +307,7 @@ async fn a_policy_rejection_beside_a_waiting_request_is_followed_by_a_message() 
         Some(Decision::Reject),
     )
     .await;
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(EngineEvent::PlanFinished { .. }) = events.recv().await {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the task ended");
+    finished(&mut events).await;
     let tasks = store.read(query::tasks).await.unwrap();
     let result = tasks[0].result.clone().unwrap_or_default();
     assert!(

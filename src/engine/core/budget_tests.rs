@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::test_wait::{finished, next};
 use crate::domain::{Agent, AgentName, Backend, Budget, Usage};
+use crate::engine::EngineOptions;
 use crate::engine::runner::{Job, Outcome, RunFuture, Runner};
 use crate::engine::view::Activity;
 use crate::engine::{AgentSpec, BudgetTarget, BudgetThen, EngineApi, EngineEvent, EngineHandle};
-use crate::engine::{EngineOptions, Subscription};
 use crate::store::{Store, StoreOptions};
 
 /// A first attempt spends 600 tokens, then takes half a second to stop when told; a later one
@@ -38,19 +39,6 @@ impl Runner for SlowToStop {
             Outcome::Stopped
         })
     }
-}
-
-async fn next(events: &mut Subscription, wanted: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let event = events.recv().await.unwrap();
-            if wanted(&event) {
-                return event;
-            }
-        }
-    })
-    .await
-    .expect("the event came in time")
 }
 
 #[tokio::test]
@@ -92,10 +80,7 @@ async fn work_whose_stop_was_on_its_way_continues_when_the_budget_is_raised() {
         )
         .await
         .unwrap();
-    let finished = next(&mut events, |e| {
-        matches!(e, EngineEvent::PlanFinished { .. })
-    })
-    .await;
+    let finished = finished(&mut events).await;
     assert!(
         matches!(
             finished,

@@ -44,6 +44,8 @@ mod approvals_tests;
 mod budget_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod test_wait;
 
 use std::collections::HashMap;
 

@@ -23,17 +23,11 @@ impl Core {
                 "an empty message: say what the session should do".into(),
             ));
         }
-        let id = MessageId::generate();
         let now = self.options.clock.now();
         let run = self.steerable(session)?;
         let mut step = Step::default();
-        let data = serde_json::json!({ "operator": text, "message": id });
-        let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
         let interrupted = run.session.word == Some(OperatorWord::Interrupt);
-        run.session.word = Some(OperatorWord::Say {
-            id,
-            text: text.clone(),
-        });
+        let (id, checkpoint) = message_to(run, "operator", &text, now);
         if interrupted {
             let cause = format!("the operator says: {}", crate::text::clip(&text, 200));
             if let Ok(event) = run.session.transition(SessionStatus::Running, cause, now) {
@@ -126,9 +120,27 @@ impl Core {
     }
 }
 
+/// Message `text` (from `who`: the operator, or the engine's policy) becomes the session's
+/// word, durable with the checkpoint returned (a restart sends it again, the same message).
+pub(super) fn message_to(
+    run: &mut super::Running,
+    who: &str,
+    text: &str,
+    now: jiff::Timestamp,
+) -> (MessageId, crate::domain::Checkpoint) {
+    let id = MessageId::generate();
+    let data = serde_json::json!({ who: text, "message": id });
+    let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+    run.session.word = Some(OperatorWord::Say {
+        id,
+        text: text.to_string(),
+    });
+    (id, checkpoint)
+}
+
 /// Room for one word to the run, taken before anything is recorded: a run that has ended (or
 /// has not taken the last words yet) is refused, never told into the void.
-fn reserve(
+pub(super) fn reserve(
     steer: Option<&tokio::sync::mpsc::Sender<Steer>>,
 ) -> Result<tokio::sync::mpsc::OwnedPermit<Steer>, EngineError> {
     use tokio::sync::mpsc::error::TrySendError;
