@@ -933,7 +933,54 @@ async fn pause_holds_new_work_across_a_restart_and_front_ends_see_sessions_and_a
         after, transcript,
         "the stored transcript outlives the engine"
     );
+    // And what each did last shows in the sessions table, as before the restart.
+    let listed = snapshot
+        .sessions
+        .iter()
+        .find(|s| s.session.id == session)
+        .unwrap();
+    assert_eq!(listed.last.as_ref(), transcript.last(), "{listed:#?}");
+    assert!(snapshot.sessions.iter().all(|s| s.last.is_some()));
     engine.shutdown().await.unwrap();
+}
+
+/// A session whose run did not survive a restart is listed lost with what it did last (it
+/// showed nothing: an empty LAST beside "lost" told the operator nothing of where it stopped).
+#[tokio::test]
+async fn a_session_lost_to_a_restart_shows_what_it_did_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"lost\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\n";
+    let store = open(dir.path());
+    let slow = || vec![support::sim_agent("sim", 1, &[], 60_000, 0.0)];
+    let engine = EngineHandle::start(store.clone(), slow(), options())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    engine.submit_plan(plan(dir.path(), text)).await.unwrap();
+    let session = loop {
+        if let EngineEvent::Activity { session, .. } = events.recv().await.unwrap() {
+            break session;
+        }
+    };
+    let before = engine.transcript(session).await.unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let store = open(dir.path());
+    let engine = EngineHandle::start(store.clone(), slow(), options())
+        .await
+        .unwrap();
+    let snapshot = engine.snapshot().await.unwrap();
+    let lost = snapshot
+        .sessions
+        .iter()
+        .find(|s| s.session.id == session)
+        .unwrap();
+    assert_eq!(lost.session.status, SessionStatus::Lost);
+    assert!(lost.last.is_some(), "{lost:#?}");
+    assert_eq!(lost.last.as_ref(), before.last(), "{before:#?}");
+    engine.shutdown().await.unwrap();
+    store.close().await;
 }
 
 #[tokio::test]

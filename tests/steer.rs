@@ -259,13 +259,15 @@ async fn a_real_session_is_told_more_and_interrupted_without_failing_its_task() 
 
 /// The operator's last word is durable: a session interrupted before ocio stops is still
 /// waiting for the operator after the next start (not failed by its aborted step), and the
-/// message then ends its task.
+/// message then ends its task. What they said before the interrupt is theirs after the restart
+/// too: the server's copy read back with the session's messages is not the session's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
     use ocio::scripted::{Rule, Script, Turn};
 
     let script = Script::new()
         .rule(Rule::when("stuck job").turn(Turn::text("never").delay_ms(120_000)))
+        .rule(Rule::when("look at the logs").turn(Turn::text("still never").delay_ms(120_000)))
         .rule(Rule::when("carry on").turn(Turn::text("carried on")));
     let server = support::TestServer::start(script).await;
     let repo = support::TestRepo::new();
@@ -303,6 +305,27 @@ async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
         assert!(std::time::Instant::now() < deadline, "never prompted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    engine.say(session, "look at the logs").await.unwrap();
+    // The server queues it behind the turn under way: two user messages there.
+    let client = server.client();
+    let dir = repo.dir_str();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let remote = client.sessions(&dir).await.unwrap();
+        let messages = client.messages(&dir, &remote[0].id, None).await.unwrap();
+        let users = messages
+            .iter()
+            .filter(|m| matches!(m.info, ocio::opencode::wire::MessageInfo::User(_)))
+            .count();
+        if users == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Stopped at once: the run may not have passed the interrupt on to the server yet, and
     // the next start must still make it so.
     engine.interrupt(session).await.unwrap();
@@ -332,6 +355,12 @@ async fn an_interrupted_session_still_waits_for_the_operator_after_a_restart() {
     let tasks = store.read(query::tasks).await.unwrap();
     assert_eq!(tasks[0].result.as_deref(), Some("carried on"));
     assert_eq!(tasks[0].attempts, 1);
+    let transcript = engine.transcript(session).await.unwrap();
+    let lines: Vec<String> = transcript.iter().map(|e| e.activity.summary()).collect();
+    for said in ["look at the logs", "carry on"] {
+        let mentions = lines.iter().filter(|l| l.contains(said)).count();
+        assert_eq!(mentions, 1, "{said:?} once, as the operator's: {lines:#?}");
+    }
     engine.shutdown().await.unwrap();
     server.stop().await;
 }

@@ -197,6 +197,11 @@ pub struct Session {
     /// it the same way (waiting for their message, or for the answer to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) word: Option<OperatorWord>,
+    /// Every message the operator (or ocio on their behalf) sent the session while it ran,
+    /// the last word's included: a restarted engine knows the server's copies of them as
+    /// theirs, never as the session's own text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) said: Vec<crate::domain::MessageId>,
 }
 
 /// What the operator last told a running session.
@@ -234,6 +239,7 @@ impl Session {
             last_error: None,
             checkpoint_seq: 0,
             word: None,
+            said: Vec::new(),
         }
     }
 

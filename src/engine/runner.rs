@@ -256,6 +256,9 @@ pub struct Job {
     /// Re-attached: the operator's last word before the restart, which the run follows as it
     /// would have.
     pub(crate) word: Option<Steer>,
+    /// Re-attached: every message the operator sent the session before the restart (the
+    /// server's copies of them are theirs, already in the transcript, not the session's text).
+    pub(crate) said: Vec<crate::domain::MessageId>,
     /// The plan's `setup`, which ran in ocio's worktree of the attempt: a runner whose
     /// session works elsewhere (on a build box) runs it there too.
     pub(crate) setup: Setup,

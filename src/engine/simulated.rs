@@ -506,6 +506,7 @@ mod tests {
             questions: false,
             steering: crate::engine::runner::Steering::none(),
             word: None,
+            said: Vec::new(),
             setup: Default::default(),
         };
         let run = tokio::spawn(s.run(job, rx));

@@ -29,8 +29,8 @@ pub use open::OpenInfo;
 pub(crate) use open::Snapshot;
 pub use search::Reindexed;
 pub use search_query::{Found, SearchQuery, search};
-pub(crate) use transcript::transcript;
 pub use transcript::{Pruned, StoredTranscript, TranscriptSize};
+pub(crate) use transcript::{last_transcript_entry, transcript};
 use writer::{Request, Writer};
 
 /// How the store runs.

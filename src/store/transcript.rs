@@ -267,6 +267,33 @@ pub(crate) fn transcript<T: DeserializeOwned>(
     Ok(stored)
 }
 
+/// The newest entry of `session`'s stored transcript (`None` when none is stored), read
+/// without the rest of it: what a session did last, for the sessions table after a restart.
+pub(crate) fn last_transcript_entry<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    session: SessionId,
+) -> Result<Option<T>, StoreError> {
+    let id = session.as_u128();
+    let entries = match txn.open_table(TRANSCRIPTS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(error) => return Err(StoreError::storage(error)),
+    };
+    let mut range = entries
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(StoreError::storage)?;
+    let Some(newest) = range.next_back() else {
+        return Ok(None);
+    };
+    let (_, json) = newest.map_err(StoreError::storage)?;
+    serde_json::from_slice(json.value())
+        .map(Some)
+        .map_err(|err| StoreError::Decode {
+            what: "transcript entry",
+            detail: err.to_string(),
+        })
+}
+
 /// What pruning transcripts freed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Pruned {

@@ -266,6 +266,7 @@ impl Core {
             questions: self.options.questions.offers_questions(),
             steering,
             word: None,
+            said: Vec::new(),
             setup: Default::default(),
         };
         let task_id = task.id;

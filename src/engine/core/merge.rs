@@ -164,6 +164,7 @@ pub(super) fn start_aside(
         questions,
         steering,
         word: None,
+        said: Vec::new(),
         setup: Default::default(),
     };
     let handed =

@@ -40,6 +40,7 @@ impl Observed {
     /// Sessions a previous engine ran, newest first, for the sessions table after a restart.
     pub(super) fn with_history(
         history: Vec<Session>,
+        lasts: &std::collections::HashMap<SessionId, Entry>,
         task_key: impl Fn(&Session) -> String,
     ) -> Self {
         let mut observed = Self::default();
@@ -50,8 +51,8 @@ impl Observed {
             }
             observed.recent.push_back(SessionView {
                 task: task_key(&session),
+                last: lasts.get(&session.id).cloned(),
                 session,
-                last: None,
             });
         }
         observed
@@ -67,15 +68,15 @@ impl Observed {
     }
 
     /// A session a previous engine left running was ended at start (its run did not survive):
-    /// the newest of its task's, among the recent with what it spent.
-    pub(super) fn settled(&mut self, session: &Session, task: String) {
+    /// the newest of its task's, among the recent with what it spent and what it did last.
+    pub(super) fn settled(&mut self, session: &Session, task: String, last: Option<Entry>) {
         if let Some(id) = session.task {
             self.latest.insert(id, session.id);
         }
         self.keep(SessionView {
             session: session.clone(),
             task,
-            last: None,
+            last,
         });
     }
 

@@ -25,6 +25,7 @@ use crate::domain::{
 };
 use crate::engine::locking::TaskLocks;
 use crate::engine::runner::{Job, Reporter};
+use crate::engine::view::{Entry, RECENT_SESSIONS};
 use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineOptions};
 use crate::store::{StoreError, StoreHandle, query};
 
@@ -67,19 +68,23 @@ impl Core {
     ) -> Result<Self, EngineError> {
         // The plans with work to come and the newest that ended; older ones stay in the store
         // (`history.rs`), so a long history costs start-up nothing.
-        let (records, sessions, leases, paused, history) = store
+        let (records, sessions, leases, paused, history, lasts) = store
             .read(|txn| {
                 let ids = loaded_plans(txn)?;
                 let mut records = Vec::with_capacity(ids.len());
                 for id in ids {
                     records.extend(query::plan_record(txn, id)?);
                 }
+                let active = active_sessions(txn)?;
+                let history = query::newest_sessions(txn, 600)?;
+                let lasts = last_entries(txn, &active, &history)?;
                 Ok((
                     records,
-                    active_sessions(txn)?,
+                    active,
                     query::leases(txn)?,
                     query::meta(txn, super::observe::PAUSED_KEY)?.is_some_and(|v| v != 0),
-                    query::newest_sessions(txn, 600)?,
+                    history,
+                    lasts,
                 ))
             })
             .await?;
@@ -128,15 +133,19 @@ impl Core {
         for record in records {
             core.load(record, now).await?;
         }
-        core.observe_history(history).await?;
-        core.settle_left_running(sessions, now).await?;
+        core.observe_history(history, &lasts).await?;
+        core.settle_left_running(sessions, &lasts, now).await?;
         core.apply_retention(now).await?;
         Ok(core)
     }
 
     /// The newest sessions for the sessions table, with their tasks' keys (read from the store
     /// for plans that are not loaded).
-    async fn observe_history(&mut self, history: Vec<Session>) -> Result<(), EngineError> {
+    async fn observe_history(
+        &mut self,
+        history: Vec<Session>,
+        lasts: &HashMap<SessionId, Entry>,
+    ) -> Result<(), EngineError> {
         let unknown: Vec<TaskId> = history
             .iter()
             .filter_map(|s| s.task)
@@ -160,7 +169,7 @@ impl Core {
                 .await?
         };
         let plans = &self.plans;
-        self.observed = super::observe::Observed::with_history(history, |session| {
+        self.observed = super::observe::Observed::with_history(history, lasts, |session| {
             session
                 .task
                 .and_then(|t| {
@@ -181,10 +190,11 @@ impl Core {
     async fn settle_left_running(
         &mut self,
         sessions: Vec<Session>,
+        lasts: &HashMap<SessionId, Entry>,
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let mut step = Step::default();
-        let (resumed, settled) = self.resume_or_end(sessions, &mut step, now);
+        let (resumed, settled) = self.resume_or_end(sessions, lasts, &mut step, now);
         for (_, agent) in self.fleet.live() {
             step.batch.put_agent(agent);
         }
@@ -248,6 +258,7 @@ impl Core {
     fn resume_or_end(
         &mut self,
         sessions: Vec<Session>,
+        lasts: &HashMap<SessionId, Entry>,
         step: &mut Step,
         now: Timestamp,
     ) -> (Vec<(EndFuture, Running)>, usize) {
@@ -272,7 +283,8 @@ impl Core {
             step.batch.put_session(&session);
             let task = session.task.and_then(|t| self.plans.locate(&t));
             let key = task.map(|(_, key)| key.to_string()).unwrap_or_default();
-            self.observed.settled(&session, key);
+            let last = lasts.get(&session.id).cloned();
+            self.observed.settled(&session, key, last);
             settled += 1;
         }
         (resumed, settled)
@@ -500,6 +512,7 @@ impl Core {
                     crate::engine::runner::Steer::Say { id, text }
                 }
             }),
+            said: session.said.clone(),
             setup: Default::default(),
         };
         let resolving = matches!(role, Role::Resolver { .. } | Role::Fixer { .. });
@@ -586,6 +599,26 @@ impl Core {
         let _ = durable.send(());
         Ok(())
     }
+}
+
+/// What each session of `active` and the ended ones of `history` the sessions table shows
+/// did last: its transcript's newest entry, where one is stored.
+fn last_entries(
+    txn: &redb::ReadTransaction,
+    active: &[Session],
+    history: &[Session],
+) -> Result<HashMap<SessionId, Entry>, StoreError> {
+    let ended = history
+        .iter()
+        .filter(|s| !s.is_active())
+        .take(RECENT_SESSIONS);
+    let mut lasts = HashMap::new();
+    for session in active.iter().chain(ended) {
+        if let Some(entry) = crate::store::last_transcript_entry(txn, session.id)? {
+            lasts.insert(session.id, entry);
+        }
+    }
+    Ok(lasts)
 }
 
 /// Sessions that had not ended, through the status index: finished history is not decoded.

@@ -131,6 +131,7 @@ pub(super) fn message_to(
     let id = MessageId::generate();
     let data = serde_json::json!({ who: text, "message": id });
     let checkpoint = run.session.checkpoint(CheckpointKind::Note, data, now);
+    run.session.said.push(id);
     run.session.word = Some(OperatorWord::Say {
         id,
         text: text.to_string(),

@@ -75,6 +75,7 @@ fn job() -> Job {
         questions: false,
         steering: Steering::none(),
         word: None,
+        said: Vec::new(),
         setup: Default::default(),
     }
 }

@@ -215,6 +215,9 @@ impl OpencodeRunner {
         let dir = remote.directory.to_string_lossy().into_owned();
         let mut watch = Watch::new(this.live.subscribe(&remote.session_id, &dir));
         watch.heed(&awaited);
+        for id in &job.said {
+            watch.said(*id);
+        }
         this.backfill(&job, &dir, &remote.session_id, &mut watch)
             .await;
         this.follow_awaiting(job, remote, stop, awaited, Some(watch))

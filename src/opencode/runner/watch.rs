@@ -44,9 +44,14 @@ impl Watch {
     /// What the run waits for now: an operator's message is theirs, not the session's text.
     pub(super) fn heed(&mut self, awaited: &super::steer::Awaited) {
         if let super::steer::Awaited::Said { id, .. } = awaited {
-            self.transcriber
-                .operators(super::prompt::said_message_id(*id));
+            self.said(*id);
         }
+    }
+
+    /// The operator sent the session message `id`: the server's copy is theirs.
+    pub(super) fn said(&mut self, id: crate::domain::MessageId) {
+        self.transcriber
+            .operators(super::prompt::said_message_id(id));
     }
 
     pub(super) fn new(live: Subscription) -> Self {
