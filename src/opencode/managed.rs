@@ -339,10 +339,12 @@ async fn supervise(
                     farewell = &mut shutdown => {
                         match farewell {
                             Ok(Farewell::Leave) => {
-                                tracing::info!(pid, "managed opencode server left running for the next ocio");
-                                server.leave();
+                                let left = server.leave().await;
                                 state.send_replace(ServerState::Stopped);
-                                return Some(pid);
+                                if left {
+                                    tracing::info!(pid, "managed opencode server left running for the next ocio");
+                                }
+                                return left.then_some(pid);
                             }
                             Ok(Farewell::Stop) | Err(_) => server.stop().await,
                         }

@@ -32,7 +32,7 @@ pub struct RunningServer {
     /// Where it is recorded for the next ocio, if anywhere.
     record: Option<PathBuf>,
     /// Whether going away without a word lets it linger: once it is recorded (the next ocio
-    /// can adopt it) or left on purpose. Before that, dropping it stops it at once.
+    /// can adopt it). Before that, dropping or leaving it stops it at once.
     lingers: bool,
     /// Hears its log file (when it writes one) for ocio's log.
     output: Option<tokio::task::JoinHandle<()>>,
@@ -117,11 +117,15 @@ impl RunningServer {
         let since = record.since;
         let url = record.url.clone();
         let mut output = None;
+        let mut recorded = false;
         if let Some(path) = &cmd.record {
             // An ocio runs it again: it is no longer left.
             let _ = std::fs::remove_file(leftover::left_marker(path));
-            if let Err(e) = record.save_blocking(path.clone()).await {
-                tracing::warn!(record = %path.display(), error = %e, "could not record the adopted managed server");
+            match record.save_blocking(path.clone()).await {
+                Ok(()) => recorded = true,
+                Err(e) => {
+                    tracing::warn!(record = %path.display(), error = %e, "could not record the adopted managed server; it stops with ocio");
+                }
             }
             let log = output::Log::at_end(path);
             output = Some(tokio::spawn(log.follow(output::ears().0)));
@@ -133,7 +137,7 @@ impl RunningServer {
             url,
             grace: cmd.stop_grace,
             record: cmd.record.clone(),
-            lingers: true,
+            lingers: recorded,
             output,
         })
     }
@@ -257,10 +261,17 @@ impl RunningServer {
     }
 
     /// Let ocio go without the server: it runs on for its linger time, for the next ocio to
-    /// adopt (its record stays).
-    pub(crate) fn leave(mut self) {
-        self.lingers = true;
+    /// adopt (its record stays). One that is not recorded (its record could not be written)
+    /// could not be adopted, so its sessions would be lost anyway: it is stopped. Whether it
+    /// runs on.
+    pub(crate) async fn leave(self) -> bool {
+        if !self.lingers {
+            tracing::warn!(url = %self.url, "the managed server is not recorded for the next ocio: stopped instead of left running");
+            self.stop().await;
+            return false;
+        }
         // Dropping closes the watchdog's pipe without a word: it lingers.
+        true
     }
 
     async fn tell_watchdog_to_stop(&mut self) {

@@ -102,7 +102,7 @@ async fn a_server_left_running_lingers_then_stops() {
         "not left while ocio runs it"
     );
     let before = std::time::SystemTime::now() - Duration::from_secs(1);
-    server.leave();
+    assert!(server.leave().await, "recorded, so left running");
     std::thread::sleep(Duration::from_millis(700));
     assert!(alive(&grandchild), "stopped at once instead of lingering");
     // The watchdog marks when it was left: the server stops its linger after that.
@@ -132,7 +132,7 @@ async fn a_left_server_is_adopted_and_stopped_by_the_adopter() {
         .await
         .unwrap();
     let pid = server.pid().unwrap();
-    server.leave();
+    assert!(server.leave().await, "recorded, so left running");
     let grandchild = child_of(&pidfile);
 
     let other = dir.path().join("another-opencode");
@@ -153,7 +153,7 @@ async fn a_left_server_is_adopted_and_stopped_by_the_adopter() {
         .unwrap();
     let pid_again = server.pid().unwrap();
     assert_ne!(pid, pid_again);
-    server.leave();
+    assert!(server.leave().await, "recorded, so left running");
     let grandchild = child_of(&pidfile);
     let left = Leftover::find(&record, &cmd.program, cmd.stop_grace)
         .await
@@ -203,7 +203,7 @@ async fn servers_of_agents_no_longer_managed_are_stopped() {
         );
         cmd.stop_grace = Duration::from_millis(200);
         let server = RunningServer::start(&cmd, None).await.unwrap();
-        server.leave();
+        assert!(server.leave().await, "recorded, so left running");
         left.push((child_of(&pidfile), cmd));
     }
     Leftover::sweep(&records, &["kept"], Duration::from_millis(200)).await;
@@ -294,7 +294,7 @@ async fn a_record_of_a_server_that_is_gone_is_dropped() {
     let (cmd, record, _) = recorded(dir.path(), Duration::ZERO);
     let server = RunningServer::start(&cmd, None).await.unwrap();
     let pid = server.pid().unwrap().to_string();
-    server.leave();
+    assert!(server.leave().await, "recorded, so left running");
     assert!(gone_within(&pid, Duration::from_secs(5)));
     assert!(record.exists(), "left as it was");
     assert!(
@@ -307,4 +307,23 @@ async fn a_record_of_a_server_that_is_gone_is_dropped() {
 
 fn alive(pid: &str) -> bool {
     pid.parse().ok().and_then(started).is_some()
+}
+
+/// A server whose record could not be written is not left running when ocio goes: no next
+/// ocio could adopt it, so it would linger for nothing while ocio said it ran on for its
+/// sessions (it lingered, and `leave` said nothing of it).
+#[tokio::test]
+async fn a_server_that_could_not_be_recorded_is_stopped_when_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cmd, record, pidfile) = recorded(dir.path(), Duration::from_secs(60));
+    // The record is written to a staged file first: a directory there makes the write fail.
+    std::fs::create_dir_all(record.with_extension("json.tmp")).unwrap();
+    let server = RunningServer::start(&cmd, None).await.unwrap();
+    assert!(!record.exists(), "not recorded");
+    let grandchild = child_of(&pidfile);
+    assert!(!server.leave().await, "not left running");
+    assert!(
+        gone_within(&grandchild, Duration::from_secs(3)),
+        "a server nobody can adopt lingers"
+    );
 }
