@@ -740,7 +740,8 @@ fn growing_the_window_then_quitting_leaves_no_box_drawing_behind() {
 
 /// A room attached from another terminal, when the room hosting the engine quits: it says the
 /// host stopped the engine and gives the terminal back with exit 0 (it said "the engine
-/// stopped: the engine went away" with a full disk's advice, exit 1).
+/// stopped: the engine went away" with a full disk's advice, exit 1). The host asks before it
+/// quits, naming the other room, though no session runs (it quit at once).
 #[test]
 fn an_attached_room_says_when_its_host_stopped_the_engine() {
     if !tmux_available() {
@@ -751,7 +752,12 @@ fn an_attached_room_says_when_its_host_stopped_the_engine() {
     room.open_window();
     room.wait_for("the attached room", |s| s.contains("attached │"));
     assert!(room.tmux(&["last-window"]).status.success());
-    room.quit();
+    // No session runs, but quitting stops the other room's engine: asked first.
+    room.keys(&["q"]);
+    room.wait_for("the quit question naming the other room", |s| {
+        s.contains("Another control room is attached") && s.contains("quit now?")
+    });
+    room.keys(&["y"]);
     room.expect_exit(0);
     assert!(room.tmux(&["last-window"]).status.success());
     let screen = room.expect_exit(0);

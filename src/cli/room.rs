@@ -39,6 +39,7 @@ pub(crate) fn setup(context: &Context, cwd: PathBuf) -> Result<Setup, Failure> {
         keymap,
         cwd,
         attached: None,
+        rooms: None,
         onboarding: onboarding(context),
         local_agent: None,
         bell: ui.bell,
@@ -185,6 +186,7 @@ pub(crate) fn host(
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
     setup.passwords = Some(host.passwords());
+    setup.rooms = Some(engine.rooms());
     if let Some(plan) = first_plan
         && let Err(message) = runtime.block_on(submit_once(&engine, plan))
     {

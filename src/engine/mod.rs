@@ -46,6 +46,7 @@ pub use api::{
 };
 pub use clock::Clock;
 pub use rooms::Follower;
+pub(crate) use rooms::Rooms;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};
 pub use simulated::Simulated;
 pub use view::{
@@ -427,6 +428,11 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// The control rooms following this engine (the one hosting it among them).
+    pub(crate) fn rooms(&self) -> Rooms {
+        self.rooms.clone()
+    }
+
     /// Start the engine on the current tokio runtime: recover what the store holds, then run.
     pub async fn start(
         store: StoreHandle,

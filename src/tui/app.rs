@@ -158,8 +158,11 @@ pub enum Mode {
     Detail(SessionId),
     /// The selected agent, full screen: status, why, since when, load, capabilities.
     Agent(crate::domain::AgentName),
-    /// Quit while work runs?
-    ConfirmQuit,
+    /// Quit while work runs, or while `rooms` other control rooms are attached to the engine
+    /// this room hosts?
+    ConfirmQuit {
+        rooms: usize,
+    },
     /// Cancel this task? Then back to `back`.
     ConfirmCancel {
         task: TaskId,
@@ -219,6 +222,8 @@ pub struct App {
     pub(crate) toast: Option<Toast>,
     /// Where the engine runs: `None` in this process, else what this room is attached to.
     pub(crate) attached: Option<String>,
+    /// The control rooms following the engine this room hosts (itself among them).
+    pub(crate) rooms: Option<crate::engine::Rooms>,
     /// Shown on the empty sessions pane until an agent exists.
     pub(crate) onboarding: Vec<String>,
     /// The command line shows the commands it may run (`?` or an ambiguous Tab).
@@ -256,6 +261,7 @@ impl App {
             panes: Panes::default(),
             toast: None,
             attached: None,
+            rooms: None,
             onboarding: Vec::new(),
             palette_list: false,
             local: super::first_run::LocalOffer::Unavailable,
@@ -419,7 +425,7 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::ConfirmQuit
+            Mode::ConfirmQuit { .. }
             | Mode::ConfirmCancel { .. }
             | Mode::ConfirmLand { .. }
             | Mode::ConfirmBudgetCancel { .. } => self.confirm_key(key),

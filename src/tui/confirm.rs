@@ -8,9 +8,16 @@ use super::app::{App, Effect, Mode, Request};
 use crate::domain::TaskId;
 
 impl App {
+    /// Quitting the room that hosts the engine stops it: asked first while sessions run or
+    /// other rooms are attached (they lose their engine).
     pub(super) fn ask_quit(&mut self) -> Vec<Effect> {
-        if self.view.running() > 0 && self.attached.is_none() {
-            self.mode = Mode::ConfirmQuit;
+        // This room is one of those following the engine.
+        let rooms = self
+            .rooms
+            .as_ref()
+            .map_or(0, |r| r.count().saturating_sub(1));
+        if (self.view.running() > 0 || rooms > 0) && self.attached.is_none() {
+            self.mode = Mode::ConfirmQuit { rooms };
             Vec::new()
         } else {
             self.quit = true;
@@ -43,7 +50,7 @@ impl App {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
         );
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::ConfirmQuit if yes => {
+            Mode::ConfirmQuit { .. } if yes => {
                 self.quit = true;
                 vec![Effect::Quit]
             }

@@ -84,6 +84,8 @@ pub(crate) struct Setup {
     pub(crate) cwd: PathBuf,
     /// `Some(socket)` when attached to an engine in another process.
     pub(crate) attached: Option<String>,
+    /// The control rooms following the engine this room hosts.
+    pub(crate) rooms: Option<crate::engine::Rooms>,
     /// Shown while no agent is configured.
     pub(crate) onboarding: Vec<String>,
     /// Offered with one key while no agent exists.
@@ -146,6 +148,7 @@ pub(crate) fn run(
     app.alerts.desktop = setup.desktop_notify;
     app.alerts.tmux = std::env::var_os("TMUX").is_some();
     app.attached = setup.attached;
+    app.rooms = setup.rooms;
     app.onboarding = setup.onboarding;
     app.task_home = Some(task_home(&setup.cwd));
     if setup.local_agent.is_some() {

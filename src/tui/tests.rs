@@ -442,7 +442,7 @@ fn keys_turn_into_engine_requests() {
     );
     // Quitting while sessions run asks first; n stays, y leaves.
     assert!(key(&mut app, KeyCode::Char('q')).is_empty());
-    assert_eq!(app.mode, Mode::ConfirmQuit);
+    assert_eq!(app.mode, Mode::ConfirmQuit { rooms: 0 });
     key(&mut app, KeyCode::Char('n'));
     assert!(!app.should_quit());
     key(&mut app, KeyCode::Char('q'));
@@ -704,6 +704,42 @@ fn an_ended_sessions_stored_transcript_is_not_called_live() {
     assert!(screen.contains("interrupt"), "{screen}");
 }
 
+/// Quitting the room that hosts the engine while another room is attached asks first, and
+/// says the other room loses its engine (it quit at once when no session ran, and the
+/// question, when sessions ran, did not mention the other room).
+#[test]
+fn quitting_the_hosting_room_asks_while_another_room_is_attached() {
+    use crate::engine::{Follower, Rooms};
+    let mut app = app();
+    app.view.sessions.retain(|s| !s.session.is_active());
+    app.view.generation += 1;
+    assert_eq!(app.view.running(), 0);
+    let rooms = Rooms::default();
+    let _this = rooms.attend(Follower::Room);
+    app.rooms = Some(rooms.clone());
+    // Alone (a stream such as `ocio events` is no room): q quits at once.
+    let stream = rooms.attend(Follower::Stream);
+    assert_eq!(key(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
+    drop(stream);
+    let mut app = self::app();
+    app.view.sessions.retain(|s| !s.session.is_active());
+    app.view.generation += 1;
+    app.rooms = Some(rooms.clone());
+    let other = rooms.attend(Follower::Room);
+    assert!(key(&mut app, KeyCode::Char('q')).is_empty());
+    assert_eq!(app.mode, Mode::ConfirmQuit { rooms: 1 });
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("Another control room is attached: it loses the engine;"),
+        "{screen}"
+    );
+    assert!(!screen.contains("running or waiting"), "{screen}");
+    key(&mut app, KeyCode::Char('n'));
+    assert!(!app.should_quit());
+    drop(other);
+    assert_eq!(key(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
+}
+
 /// The quit question counts every session not ended, one waiting for approval too, and says
 /// so; one is one session. It said `1 sessions are running.` of a session waiting for approval.
 #[test]
@@ -715,7 +751,7 @@ fn the_quit_question_counts_one_waiting_session_in_true_words() {
     app.view.generation += 1;
     assert_eq!(app.view.running(), 1);
     key(&mut app, KeyCode::Char('q'));
-    assert_eq!(app.mode, Mode::ConfirmQuit);
+    assert_eq!(app.mode, Mode::ConfirmQuit { rooms: 0 });
     let screen = draw(&mut app, 100, 30);
     assert!(
         screen.contains("1 session is running or waiting."),

@@ -99,7 +99,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     }
     match &app.mode {
         Mode::Help => help::draw(frame, app, body),
-        Mode::ConfirmQuit => draw_confirm(frame, app, body),
+        Mode::ConfirmQuit { rooms } => draw_confirm(frame, app, *rooms, body),
         Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
         Mode::ConfirmLand { name, .. } => draw_confirm_land(frame, app, name, body),
         Mode::ConfirmBudgetCancel { name, .. } => {
@@ -405,10 +405,33 @@ fn counts_part<'a>(app: &App, counts: &[(SessionStatus, usize)]) -> Part<'a> {
     Part::new(COUNTS, Span::styled(" │ ", app.theme.base), spans)
 }
 
-fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
+fn draw_confirm(frame: &mut Frame, app: &App, rooms: usize, area: Rect) {
+    let mut lines = quit_sessions(app);
+    if rooms > 0 {
+        let (rooms, are) = match rooms {
+            1 => ("Another control room is".to_string(), "it loses"),
+            n => (format!("{n} other control rooms are"), "they lose"),
+        };
+        lines.push(Line::styled(
+            format!("{rooms} attached: {are} the engine;"),
+            app.theme.accent,
+        ));
+        lines.push(Line::raw("`ocio` there starts it again."));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("quit now? y / n", app.theme.accent));
+    let height = lines.len() as u16 + 2;
+    draw_question(frame, app, "quit", lines, centered(area, 60, height));
+}
+
+/// What quitting does to the sessions not ended: nothing when none is.
+fn quit_sessions(app: &App) -> Vec<Line<'static>> {
     // Every session not ended: running, starting, retrying, but also waiting for approval,
     // an agent or its task's dependencies, or paused.
     let running = app.view.running();
+    if running == 0 {
+        return Vec::new();
+    }
     let verb = if running == 1 { "is" } else { "are" };
     let stopping = app.view.stopping_with_ocio();
     let mut lines = vec![Line::raw(format!(
@@ -459,10 +482,7 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
             app.theme.accent,
         ));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("quit now? y / n", app.theme.accent));
-    let height = lines.len() as u16 + 2;
-    draw_question(frame, app, "quit", lines, centered(area, 60, height));
+    lines
 }
 
 fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
