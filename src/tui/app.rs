@@ -14,11 +14,11 @@ use super::editor::Editor;
 use super::keymap::{Action, Keymap};
 use super::panes::Panes;
 use super::theme::Theme;
-use super::view::View;
+use super::view::{InboxRow, View};
 use crate::domain::{AgentStatus, Lifecycle, SessionId, TaskId, TaskStatus};
 use crate::engine::Told;
 use crate::engine::approval::{Approver, Decision};
-use crate::engine::view::{Entry, Logged, Noted, Snapshot};
+use crate::engine::view::{ConflictState, Entry, Logged, Noted, Snapshot};
 
 /// What reaches the app, in order.
 #[derive(Debug)]
@@ -694,8 +694,19 @@ impl App {
                 ))]
             }
             None => {
-                let what = match self.mode {
-                    Mode::Detail(_) => "this session waits on no permission request",
+                let selected = self.view.inbox().nth(self.panes.approvals.selected);
+                let what = match (&self.mode, selected) {
+                    (Mode::Detail(_), _) => "this session waits on no permission request",
+                    (_, Some(InboxRow::Conflict(_))) => &format!(
+                        "a merge conflict, not a request: {} retries its task, {} cancels it, {} says how",
+                        self.keymap.keys(Action::Retry),
+                        self.keymap.keys(Action::Cancel),
+                        self.keymap.keys(Action::Open)
+                    ),
+                    (_, Some(InboxRow::Held(_))) => &format!(
+                        "a plan paused over budget, not a request: {} opens it (C continue, X cancel)",
+                        self.keymap.keys(Action::Open)
+                    ),
                     _ => "no permission request is waiting",
                 };
                 self.toast(what.into(), false);
@@ -713,6 +724,14 @@ impl App {
                 .selected_session(&self.view)
                 .and_then(|s| self.task_of_session(s.session.id)),
             (_, Pane::Tasks) => self.panes.selected_task(&self.view),
+            (_, Pane::Approvals) => match self.view.inbox().nth(self.panes.approvals.selected) {
+                Some(InboxRow::Request(a)) => self.task_of_session(a.session),
+                Some(InboxRow::Conflict(c)) => self
+                    .view
+                    .task_named(|t| t.id == c.task)
+                    .or_else(|| Some((c.task, c.key.clone()))),
+                _ => None,
+            },
             _ => None,
         };
         let Some((id, name)) = target else {
@@ -766,11 +785,7 @@ impl App {
                         .find(|t| t.id == id)
                 })
                 .and_then(|t| t.session),
-            Pane::Approvals => self
-                .view
-                .approvals
-                .get(self.panes.approvals.selected)
-                .map(|a| a.session),
+            Pane::Approvals => return self.open_inbox_row(),
             _ => None,
         };
         let Some(id) = session else {
@@ -784,6 +799,53 @@ impl App {
             return Vec::new();
         };
         self.open_session(id)
+    }
+
+    /// The approvals pane's selected row opened: a request's session, a conflict's task, a
+    /// plan paused over budget.
+    fn open_inbox_row(&mut self) -> Vec<Effect> {
+        enum Opened {
+            Session(SessionId),
+            Conflict(TaskId, String),
+            Plan(crate::domain::PlanId),
+        }
+        let opened = match self.view.inbox().nth(self.panes.approvals.selected) {
+            Some(InboxRow::Request(a)) => Opened::Session(a.session),
+            Some(InboxRow::Conflict(c)) => Opened::Conflict(c.task, c.key.clone()),
+            Some(InboxRow::Held(p)) => Opened::Plan(p.plan),
+            None => return Vec::new(),
+        };
+        match opened {
+            Opened::Session(id) => self.open_session(id),
+            Opened::Conflict(task, key) => self.show_conflict(task, &key),
+            Opened::Plan(plan) => self.open_plan_review(plan),
+        }
+    }
+
+    /// A conflict's row opened: its task selected in the task tree (where `R` retries it and
+    /// `c` cancels it), and what settles it said.
+    fn show_conflict(&mut self, task: TaskId, key: &str) -> Vec<Effect> {
+        let Some(conflict) = self.view.conflicts.iter().find(|c| c.task == task) else {
+            return Vec::new();
+        };
+        let files = conflict.files.join(", ");
+        let text = match conflict.state {
+            ConflictState::Resolving => format!(
+                "{key}: a resolver session settles its merge conflict in {files} now; its run shows among the sessions"
+            ),
+            ConflictState::Parked => format!(
+                "{key} conflicted in {files}: settle it on the integration branch (or leave it), then {} runs it again on top; {} cancels it",
+                self.keymap.keys(Action::Retry),
+                self.keymap.keys(Action::Cancel)
+            ),
+        };
+        if let Some(path) = self.panes.task_tree.path(task.as_u128()) {
+            self.panes.task_tree.select(path);
+            self.focus = Pane::Tasks;
+        }
+        self.toast(text, false);
+        self.view.generation += 1;
+        Vec::new()
     }
 
     /// Open session `id`'s detail and fetch its transcript.

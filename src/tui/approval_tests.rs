@@ -365,3 +365,68 @@ fn a_rejected_write_is_not_a_file_edited() {
         "{screen}"
     );
 }
+
+/// A parked merge conflict is a row of the approvals pane the cursor reaches: enter selects
+/// its task in the tree and says how to settle it, `R` retries its task and `c` asks before
+/// cancelling it, and an answer key says what the row is. Enter on it did nothing: the rows
+/// could not be selected, and how to settle one was only in the events pane.
+#[test]
+fn a_parked_conflict_in_the_approvals_pane_is_selected_and_settled_from_there() {
+    use super::tests::{plan_id, tid};
+    use crate::domain::task::ConflictPolicy;
+    use crate::engine::view::{ConflictState, ConflictView};
+    let mut app = app();
+    app.view.conflicts.push(ConflictView {
+        plan: plan_id(),
+        task: tid(3),
+        key: "client".into(),
+        files: vec!["src/api.rs".into()],
+        policy: ConflictPolicy::Manual,
+        state: ConflictState::Parked,
+    });
+    app.view.generation += 1;
+    app.focus = Pane::Approvals;
+    key(&mut app, KeyCode::Down);
+    let screen = draw(&mut app, 160, 48);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("conflict (manual)"))
+        .unwrap_or_else(|| panic!("no conflict row: {screen}"));
+    assert!(
+        row.contains("client") && row.contains("src/api.rs"),
+        "{row}"
+    );
+    assert!(
+        screen.contains("R retry · c cancel · enter how"),
+        "{screen}"
+    );
+    // An answer key on it says what it is, and answers nothing.
+    assert!(key(&mut app, KeyCode::Char('a')).is_empty());
+    let toast = app.toast.as_ref().map(|t| t.text.clone()).unwrap();
+    assert!(toast.contains("a merge conflict, not a request"), "{toast}");
+    assert_eq!(
+        key(&mut app, KeyCode::Char('R')),
+        vec![Effect::Request(Request::Retry(
+            tid(3),
+            "add-pagination/client".into()
+        ))]
+    );
+    key(&mut app, KeyCode::Char('c'));
+    assert!(
+        matches!(&app.mode, Mode::ConfirmCancel { task, .. } if *task == tid(3)),
+        "{:?}",
+        app.mode
+    );
+    key(&mut app, KeyCode::Char('n'));
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.focus, Pane::Tasks);
+    assert_eq!(
+        app.panes.selected_task(&app.view),
+        Some((tid(3), "add-pagination/client".into()))
+    );
+    let toast = app.toast.as_ref().map(|t| t.text.clone()).unwrap();
+    assert!(
+        toast.contains("client conflicted in src/api.rs: settle it on the integration branch"),
+        "{toast}"
+    );
+}

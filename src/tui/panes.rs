@@ -172,12 +172,7 @@ impl Panes {
     /// The task selected in the tree (or graph): its id and `plan/task` name.
     pub(crate) fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
         let ident = self.task_tree.selected().last()?;
-        view.plans.iter().find_map(|p| {
-            p.tasks
-                .iter()
-                .find(|t| t.id.as_u128() == *ident)
-                .map(|t| (t.id, format!("{}/{}", p.name, t.key)))
-        })
+        view.task_named(|t| t.id.as_u128() == *ident)
     }
 
     pub fn move_cursor(&mut self, pane: Pane, action: Action, view: &View) {
@@ -188,7 +183,7 @@ impl Panes {
                 self.sessions.step(action, len, page);
             }
             Pane::Agents => self.agents.step(action, view.agents.len(), page),
-            Pane::Approvals => self.approvals.step(action, view.approvals.len(), page),
+            Pane::Approvals => self.approvals.step(action, view.inbox_len(), page),
             Pane::Events => {
                 // The oldest event at the top of a full pane is as far back as it goes.
                 let page = self.events_page.max(1);
@@ -320,7 +315,8 @@ impl Panes {
                     (self.agents.offset + row).min(view.agents.len().saturating_sub(1));
             }
             Pane::Approvals => {
-                self.approvals.selected = row.min(view.approvals.len().saturating_sub(1));
+                self.approvals.selected =
+                    (self.approvals.offset + row).min(view.inbox_len().saturating_sub(1));
             }
             Pane::Tasks => {
                 self.task_tree.click_at(at);

@@ -61,8 +61,15 @@ impl App {
         match self.focus {
             super::app::Pane::Tasks => from_tree,
             super::app::Pane::Sessions => from_session,
-            // The inbox: the first plan paused over budget.
-            super::app::Pane::Approvals => self.view.budgets.held().next().map(|p| p.plan),
+            // The inbox: the selected row's plan (a conflict's, one paused over budget), else
+            // the first plan paused over budget.
+            super::app::Pane::Approvals => {
+                match self.view.inbox().nth(self.panes.approvals.selected) {
+                    Some(super::view::InboxRow::Held(p)) => Some(p.plan),
+                    Some(super::view::InboxRow::Conflict(c)) => Some(c.plan),
+                    _ => self.view.budgets.held().next().map(|p| p.plan),
+                }
+            }
             _ => None,
         }
         .or_else(|| self.view.plans.last().map(|p| p.id))

@@ -316,7 +316,11 @@ fn a_plan_paused_over_budget_shows_in_the_header_the_inbox_and_its_view() {
     app.view.approvals.clear();
     let screen = draw(&mut app, 160, 48);
     assert!(
-        screen.contains("over budget add-pagination  over budget: task `api`"),
+        screen.contains("approvals 0 · over budget 1"),
+        "in the inbox: {screen}"
+    );
+    assert!(
+        screen.contains("add-pagination    over budget over budget: task `api`"),
         "in the inbox: {screen}"
     );
 }

@@ -172,6 +172,32 @@ impl View {
         self.approvals.len() + parked + self.budgets.held().count()
     }
 
+    /// The first task `which` picks: its id and `plan/task` name.
+    pub(crate) fn task_named(
+        &self,
+        which: impl Fn(&crate::engine::view::TaskView) -> bool,
+    ) -> Option<(crate::domain::TaskId, String)> {
+        self.plans.iter().find_map(|p| {
+            p.tasks
+                .iter()
+                .find(|t| which(t))
+                .map(|t| (t.id, format!("{}/{}", p.name, t.key)))
+        })
+    }
+
+    /// The rows of the approvals pane, in order: requests and questions, then merge
+    /// conflicts, then plans paused over budget.
+    pub(crate) fn inbox(&self) -> impl Iterator<Item = InboxRow<'_>> {
+        let requests = self.approvals.iter().map(InboxRow::Request);
+        let conflicts = self.conflicts.iter().map(InboxRow::Conflict);
+        let held = self.budgets.held().map(InboxRow::Held);
+        requests.chain(conflicts).chain(held)
+    }
+
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.approvals.len() + self.conflicts.len() + self.budgets.held().count()
+    }
+
     pub fn running(&self) -> usize {
         self.sessions
             .iter()
@@ -601,4 +627,15 @@ fn recount(total: &mut Usage, session: &mut Usage, now: Usage) {
     );
     total.cost = (total.cost + now.cost - session.cost).max(0.0);
     *session = now;
+}
+
+/// One row of the approvals pane: what waits for the operator there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum InboxRow<'v> {
+    /// A permission request or a question: answered with its keys.
+    Request(&'v ApprovalView),
+    /// A merge conflict: resolving, or parked until the task is retried or cancelled.
+    Conflict(&'v ConflictView),
+    /// A plan paused over budget: settled in its plan's view.
+    Held(&'v crate::engine::view::PlanSpendView),
 }

@@ -9,8 +9,10 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{block, fit as fit_text, status_style};
 use crate::domain::Lifecycle;
+use crate::engine::view::ConflictState;
 use crate::tui::app::{App, Pane};
 use crate::tui::keymap::Action;
+use crate::tui::view::InboxRow;
 
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -171,42 +173,18 @@ fn short_reason(agent: &crate::domain::Agent) -> Option<&str> {
     (!short.is_empty()).then_some(short)
 }
 
-/// The approvals table's columns (task, what it asks, for what), from every request and
-/// conflict; what it asks for takes the rest.
+/// The approvals table's columns (task, id, what it asks, for what), from every row of the
+/// inbox; what it asks for takes the rest.
 pub(crate) fn approval_columns(app: &App) -> [Column; 4] {
-    let (approvals, conflicts) = (&app.view.approvals, &app.view.conflicts);
-    let len = |s: &str| s.chars().count();
+    let texts: Vec<[String; 4]> = app.view.inbox().map(|row| inbox_texts(app, row)).collect();
+    let len = |i: usize| texts.iter().map(move |t| t[i].chars().count());
     [
-        Column::of(
-            "TASK",
-            approvals
-                .iter()
-                .map(|a| len(&a.task))
-                .chain(conflicts.iter().map(|c| len(&c.key))),
-            8,
-            24,
-        ),
+        Column::of("TASK", len(0), 8, 24),
         // What `:approve` takes (a request's short id); conflicts have none. Typed by the
         // operator, so never cut: whole or (with no room at all) left out.
-        Column::of("ID", approvals.iter().map(|a| len(a.ask.short())), 8, 8).whole(),
-        Column::of(
-            "ASKS",
-            approvals
-                .iter()
-                .map(|a| len(&a.ask.permission))
-                .chain(conflicts.iter().map(|c| len(&conflict_state(c)))),
-            8,
-            24,
-        ),
-        Column::of(
-            "FOR",
-            approvals
-                .iter()
-                .map(|a| len(&a.ask.patterns.join(", ")))
-                .chain(conflicts.iter().map(|c| len(&c.files.join(", ")))),
-            8,
-            60,
-        ),
+        Column::of("ID", len(1), 8, 8).whole(),
+        Column::of("ASKS", len(2), 8, 24),
+        Column::of("FOR", len(3), 8, 60),
     ]
 }
 
@@ -246,81 +224,54 @@ pub(crate) fn approvals_glance(app: &App, columns: &[Column; 4]) -> Want {
 
 pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column; 4], area: Rect) {
     let count = app.view.approvals.len();
-    let conflicts = app.view.conflicts.len() + app.view.budgets.held().count();
-    let title = if conflicts > 0 {
-        format!("approvals {count} · conflicts {conflicts}")
-    } else {
-        format!("approvals {count}")
-    };
+    let total = app.view.inbox_len();
+    let mut title = format!("approvals {count}");
+    let conflicts = app.view.conflicts.len();
+    if conflicts > 0 {
+        title.push_str(&format!(" · conflicts {conflicts}"));
+    }
+    let held = total - count - conflicts;
+    if held > 0 {
+        title.push_str(&format!(" · over budget {held}"));
+    }
     let mut block = block(app, Pane::Approvals, title);
-    if count + conflicts > 0 && app.focus != Pane::Approvals {
+    if total > 0 && app.focus != Pane::Approvals {
         block = block.border_style(app.theme.status("waiting-approval"));
     }
-    if count == 0 {
-        let mut lines = conflict_lines(app);
-        if lines.is_empty() {
-            lines.push(Line::styled("nothing waits for you", app.theme.muted));
-        }
-        frame.render_widget(Paragraph::new(lines).block(block), area);
+    if total == 0 {
+        let nothing = Line::styled("nothing waits for you", app.theme.muted);
+        frame.render_widget(Paragraph::new(nothing).block(block), area);
         return;
     }
-    // Where the keys do not fit whole on the border, their short form (a cut one reads
-    // `nce · A always`).
-    let mut keys = decision_keys(app);
-    if keys.chars().count() + 4 > usize::from(area.width) {
-        keys = format!(
-            "{}/{}/{}",
-            app.keymap.keys(Action::ApproveOnce),
-            app.keymap.keys(Action::ApproveAlways),
-            app.keymap.keys(Action::Reject)
-        );
-    }
-    let block =
-        block.title_bottom(Line::styled(format!(" {keys} "), app.theme.muted).right_aligned());
     let inner = block.inner(area);
     // With room for one row, the request rather than the column names: its id is what the
     // operator types.
     let headed = inner.height >= 2;
     let height = usize::from(inner.height.saturating_sub(u16::from(headed)));
     let mut cursor = app.panes.approvals;
-    cursor.fit(count, height);
+    cursor.fit(total, height);
     app.panes.approvals = cursor;
+    let keys = inbox_keys(app, area.width);
+    let block =
+        block.title_bottom(Line::styled(format!(" {keys} "), app.theme.muted).right_aligned());
     // The id first: a cut id does not answer anything.
     let widths = fit(inner.width, columns, &APPROVAL_PRIORITY, 3);
-    let w = |i: usize| usize::from(widths[i]);
-    // Conflicts take the rows below the requests (they are settled elsewhere: retry the task).
-    let shown_conflicts = conflicts.min(height.saturating_sub(count.min(height)));
-    let height = height - shown_conflicts;
-    let conflict_rows = conflict_rows(app, shown_conflicts, &widths);
-    let rows = app
+    let focused = app.focus == Pane::Approvals;
+    let rows: Vec<Row> = app
         .view
-        .approvals
-        .iter()
+        .inbox()
         .enumerate()
         .skip(cursor.offset)
         .take(height)
-        .map(|(i, a)| {
-            let row = Row::new(only_shown(
-                [
-                    Cell::from(fit_text(&a.task, w(0))),
-                    Cell::from(Span::styled(fit_text(a.ask.short(), w(1)), app.theme.muted)),
-                    Cell::from(Span::styled(
-                        fit_text(&a.ask.permission, w(2)),
-                        app.theme.status("waiting-approval"),
-                    )),
-                    Cell::from(fit_text(&a.ask.patterns.join(", "), w(3))),
-                ],
-                &widths,
-            ));
-            if i == cursor.selected && app.focus == Pane::Approvals {
+        .map(|(i, row)| {
+            let row = inbox_row(app, row, &widths);
+            if i == cursor.selected && focused {
                 row.style(app.theme.selected)
             } else {
                 row
             }
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .chain(conflict_rows);
+        .collect();
     let header =
         Row::new(only_shown(["TASK", "ID", "ASKS", "FOR"], &widths)).style(app.theme.title);
     let mut table = Table::new(rows, constraints(&widths))
@@ -332,34 +283,89 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
     frame.render_widget(table, area);
 }
 
-/// The first `count` conflicts and plans paused over budget as rows of the approvals table.
-fn conflict_rows(app: &App, count: usize, widths: &[u16]) -> Vec<Row<'static>> {
-    let w = |i: usize| usize::from(widths[i]);
-    let row = |who: &str, what: String, about: String| {
-        Row::new(only_shown(
-            [
-                Cell::from(fit_text(who, w(0))),
-                Cell::from(""),
-                Cell::from(Span::styled(
-                    fit_text(&what, w(2)),
-                    app.theme.status("failed"),
-                )),
-                Cell::from(fit_text(&about, w(3))),
-            ],
-            widths,
-        ))
+/// The keys for the selected row of the approvals pane (the first when it is not focused),
+/// in their short form where they do not fit whole on the border (a cut one reads
+/// `nce · A always`).
+fn inbox_keys(app: &App, width: u16) -> String {
+    let selected = match app.focus {
+        Pane::Approvals => app.panes.approvals.selected,
+        _ => 0,
     };
-    let conflicts = app
-        .view
-        .conflicts
-        .iter()
-        .map(|c| row(&c.key, conflict_state(c), c.files.join(", ")));
-    let held = app
-        .view
-        .budgets
-        .held()
-        .map(|p| row(&p.name, "over budget".into(), held_about(app, p)));
-    conflicts.chain(held).take(count).collect()
+    let key = |action| app.keymap.keys(action);
+    let (whole, short) = match app.view.inbox().nth(selected) {
+        Some(InboxRow::Request(_)) | None => (
+            decision_keys(app),
+            format!(
+                "{}/{}/{}",
+                key(Action::ApproveOnce),
+                key(Action::ApproveAlways),
+                key(Action::Reject)
+            ),
+        ),
+        Some(InboxRow::Conflict(c)) if c.state == ConflictState::Parked => (
+            format!(
+                "{} retry · {} cancel · {} how",
+                key(Action::Retry),
+                key(Action::Cancel),
+                key(Action::Open)
+            ),
+            format!("{}/{}", key(Action::Retry), key(Action::Cancel)),
+        ),
+        Some(InboxRow::Conflict(_)) => (format!("{} how", key(Action::Open)), key(Action::Open)),
+        Some(InboxRow::Held(_)) => (
+            format!("{} opens its plan", key(Action::Open)),
+            key(Action::Open),
+        ),
+    };
+    if whole.chars().count() + 4 > usize::from(width) {
+        short
+    } else {
+        whole
+    }
+}
+
+/// One row of the approvals table: a request, a conflict or a plan paused over budget.
+fn inbox_row(app: &App, row: InboxRow<'_>, widths: &[u16]) -> Row<'static> {
+    let w = |i: usize| usize::from(widths[i]);
+    let style = match row {
+        InboxRow::Request(_) => app.theme.status("waiting-approval"),
+        InboxRow::Conflict(_) | InboxRow::Held(_) => app.theme.status("failed"),
+    };
+    let [who, id, what, about] = inbox_texts(app, row);
+    Row::new(only_shown(
+        [
+            Cell::from(fit_text(&who, w(0))),
+            Cell::from(Span::styled(fit_text(&id, w(1)), app.theme.muted)),
+            Cell::from(Span::styled(fit_text(&what, w(2)), style)),
+            Cell::from(fit_text(&about, w(3))),
+        ],
+        widths,
+    ))
+}
+
+/// What a row of the approvals table says in its columns: whose, its id (a request's), what
+/// it is, what about.
+fn inbox_texts(app: &App, row: InboxRow<'_>) -> [String; 4] {
+    match row {
+        InboxRow::Request(a) => [
+            a.task.clone(),
+            a.ask.short().to_string(),
+            a.ask.permission.clone(),
+            a.ask.patterns.join(", "),
+        ],
+        InboxRow::Conflict(c) => [
+            c.key.clone(),
+            String::new(),
+            conflict_state(c),
+            c.files.join(", "),
+        ],
+        InboxRow::Held(p) => [
+            p.name.clone(),
+            String::new(),
+            "over budget".into(),
+            held_about(app, p),
+        ],
+    }
 }
 
 /// What a plan paused over budget waits for, and how to settle it.
@@ -372,32 +378,9 @@ fn held_about(app: &App, plan: &crate::engine::view::PlanSpendView) -> String {
 }
 
 /// What a conflict waits on, in a few words.
-fn conflict_state(c: &crate::engine::view::ConflictView) -> String {
+pub(crate) fn conflict_state(c: &crate::engine::view::ConflictView) -> String {
     match c.state {
-        crate::engine::view::ConflictState::Resolving => "conflict: resolving".into(),
-        crate::engine::view::ConflictState::Parked => format!("conflict ({})", c.policy.text()),
+        ConflictState::Resolving => "conflict: resolving".into(),
+        ConflictState::Parked => format!("conflict ({})", c.policy.text()),
     }
-}
-
-/// The conflicts queue and the plans paused over budget as lines, for a pane with no
-/// requests.
-fn conflict_lines(app: &App) -> Vec<Line<'static>> {
-    let line = |what: String, who: &str, about: String| {
-        Line::from(vec![
-            Span::styled(format!("{what} "), app.theme.status("failed")),
-            Span::styled(who.to_string(), app.theme.title),
-            Span::styled(format!("  {about}"), app.theme.base),
-        ])
-    };
-    let conflicts = app
-        .view
-        .conflicts
-        .iter()
-        .map(|c| line(conflict_state(c), &c.key, c.files.join(", ")));
-    let held = app
-        .view
-        .budgets
-        .held()
-        .map(|p| line("over budget".into(), &p.name, held_about(app, p)));
-    conflicts.chain(held).collect()
 }
