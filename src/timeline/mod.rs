@@ -88,12 +88,47 @@ pub struct Bar {
     pub critical: bool,
     /// The row of its lane it is drawn on (sessions that overlap take different rows).
     pub track: usize,
+    /// A later attempt after one that failed, timed out or was cancelled (not a run again
+    /// after a lost attempt or a merge conflict, which are no failure of the task's).
+    #[serde(default)]
+    pub retry: bool,
 }
 
 impl Bar {
-    /// A later attempt at its task: a retry.
+    /// A later attempt at its task after one that did not succeed: a retry.
     pub fn is_retry(&self) -> bool {
-        self.attempt > 1 && self.kind == SessionKind::Code
+        self.retry
+    }
+}
+
+/// Marks the retries among `bars`: a task's later attempt whose attempt before ended failed,
+/// timed out or cancelled; one whose attempt before is not in the record counts as a retry.
+fn mark_retries(bars: &mut [Bar]) {
+    let mut ends: HashMap<(&str, u32), Outcome> = HashMap::new();
+    for bar in bars.iter().filter(|b| b.kind == SessionKind::Code) {
+        if let Some(task) = bar.task.as_deref() {
+            ends.insert((task, bar.attempt), bar.outcome);
+        }
+    }
+    let retries: Vec<bool> = bars
+        .iter()
+        .map(|bar| {
+            let before = bar
+                .task
+                .as_deref()
+                .and_then(|task| ends.get(&(task, bar.attempt.saturating_sub(1))));
+            bar.kind == SessionKind::Code
+                && bar.attempt > 1
+                && before.is_none_or(|outcome| {
+                    matches!(
+                        outcome,
+                        Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled
+                    )
+                })
+        })
+        .collect();
+    for (bar, retry) in bars.iter_mut().zip(retries) {
+        bar.retry = retry;
     }
 }
 
@@ -204,6 +239,7 @@ pub fn build(record: &Record<'_>, by: LaneBy) -> Timeline {
         })
         .collect();
     bars.sort_by_key(|b| (b.from, b.session));
+    mark_retries(&mut bars);
     let critical = critical_path(record.tasks, &bars);
     let on_path: HashSet<&str> = critical.iter().map(String::as_str).collect();
     for bar in &mut bars {
@@ -304,6 +340,7 @@ fn bar(session: &Session, task: Option<String>, trace: Option<Trace>, now: Times
         waits,
         critical: false,
         track: 0,
+        retry: false,
     }
 }
 

@@ -289,3 +289,33 @@ fn sessions_that_overlap_in_a_lane_take_rows_of_their_own() {
         vec![0, 1]
     );
 }
+
+/// A task run again after an attempt that was lost with a restart (or whose merge conflicted)
+/// is no retry: only an attempt after one that failed, timed out or was cancelled is drawn as
+/// one (every later attempt was, so a restart read as the task failing).
+#[test]
+fn a_run_after_a_lost_attempt_is_no_retry() {
+    use SessionStatus::{Cancelled, Lost};
+    let mut s = Scenario::new(&[("a", &[], TaskStatus::Done), ("b", &[], TaskStatus::Done)]);
+    let code = SessionKind::Code;
+    let ran = |from: i64, to: i64, end: SessionStatus| {
+        [
+            (Queued, from),
+            (Starting, from),
+            (Running, from + 1),
+            (end, to),
+        ]
+    };
+    s.run("a", 1, code, "x", &ran(0, 5, Lost));
+    s.run("a", 2, code, "x", &ran(6, 9, Failed));
+    s.run("a", 3, code, "x", &ran(10, 12, Completed));
+    s.run("b", 1, code, "y", &ran(0, 3, Cancelled));
+    s.run("b", 2, code, "y", &ran(4, 6, Completed));
+    let timeline = s.timeline(LaneBy::Task, 20);
+    let retries = |lane: &str| -> Vec<bool> {
+        let lane = timeline.lanes.iter().find(|l| l.name == lane).unwrap();
+        lane.bars.iter().map(Bar::is_retry).collect()
+    };
+    assert_eq!(retries("a"), [false, false, true], "lost, then failed");
+    assert_eq!(retries("b"), [false, true], "cancelled, then retried");
+}

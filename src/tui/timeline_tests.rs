@@ -106,8 +106,16 @@ fn a_live_timeline_is_fetched_again_each_tick_one_fetch_at_a_time() {
 /// bars and the legend: a failed bar must not look like a completed one.
 #[test]
 fn without_colour_outcomes_differ_by_glyph() {
+    use crate::timeline::Outcome;
     let mut app = opened(false);
-    let screen = draw(&mut app, 120, 20);
+    // A bar of every outcome, so the legend names each.
+    let mut timeline = feature().timeline(LaneBy::Agent, 500);
+    let bars = &mut timeline.lanes[0].bars;
+    bars[2].outcome = Outcome::TimedOut;
+    bars[3].outcome = Outcome::Cancelled;
+    timeline.lanes[1].bars[0].outcome = Outcome::Running;
+    app.update(Msg::Timeline(Some(plan_id()), Ok(Box::new(timeline))));
+    let screen = draw(&mut app, 140, 20);
     let legend = screen
         .lines()
         .find(|l| l.contains(" retry "))
@@ -128,4 +136,34 @@ fn without_colour_outcomes_differ_by_glyph() {
     let alpha = screen.lines().find(|l| l.contains("alpha")).unwrap();
     let after = &alpha[alpha.find("impl #1").unwrap() + "impl #1".len()..];
     assert!(after.starts_with(glyphs[1]), "{alpha}");
+}
+
+/// The legend names only what the timeline shows, and fits: at 120 columns it was cut in
+/// the middle of a word (`un`), naming every outcome though none but two had a bar.
+#[test]
+fn the_legend_names_what_is_drawn_and_is_never_cut_in_a_word() {
+    let mut app = opened(false);
+    for width in [120, 100, 60, 40] {
+        let screen = draw(&mut app, width, 20);
+        let legend = screen
+            .lines()
+            .find(|l| l.contains("█ completed"))
+            .unwrap_or_else(|| panic!("no legend at {width}: {screen}"));
+        assert!(!legend.contains("timed out"), "no bar timed out: {legend}");
+        assert!(!legend.contains("lost"), "no bar was lost: {legend}");
+        let inside = legend.trim_matches(['"', '│']).trim_end();
+        assert!(
+            inside.ends_with("critical path")
+                || inside.ends_with("waiting for you")
+                || inside.ends_with('…'),
+            "cut at {width}: {legend}"
+        );
+    }
+    let screen = draw(&mut app, 120, 20);
+    assert!(
+        screen.contains(
+            "█ completed  ╳ failed  ▒ retry  ░ waiting for you  underlined: critical path"
+        ),
+        "{screen}"
+    );
 }

@@ -85,7 +85,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
     }
     if legend_row > inner.y + 2 {
         let area = Rect::new(inner.x, legend_row, inner.width, 1);
-        frame.render_widget(legend(theme), area);
+        frame.render_widget(legend(theme, timeline, inner.width), area);
     }
 }
 
@@ -217,37 +217,61 @@ fn glyph(theme: &Theme, outcome: Outcome, retry: bool) -> &'static str {
     }
 }
 
-fn legend(theme: &Theme) -> Line<'static> {
-    let mut spans = Vec::new();
-    for (glyph, status, name) in [
-        (
-            glyph(theme, Outcome::Completed, false),
-            "completed",
-            "completed",
-        ),
-        (glyph(theme, Outcome::Failed, false), "failed", "failed"),
-        (
-            glyph(theme, Outcome::TimedOut, false),
-            "timed-out",
-            "timed out",
-        ),
-        (
-            glyph(theme, Outcome::Cancelled, false),
-            "cancelled",
-            "cancelled",
-        ),
-        (glyph(theme, Outcome::Lost, false), "lost", "lost"),
-        (glyph(theme, Outcome::Running, false), "running", "running"),
-        ("▒", "completed", "retry"),
-        ("░", "waiting-approval", "waiting for you"),
-    ] {
-        spans.push(Span::styled(glyph, theme.status(status)));
-        spans.push(Span::styled(format!(" {name}  "), theme.muted));
+/// The legend: a glyph for each kind of bar the timeline has (all of them while it has none),
+/// what underlined means where a critical path is drawn; in fewer columns, tighter, then whole
+/// items only, never a cut word.
+fn legend(theme: &Theme, timeline: &Timeline, width: u16) -> Line<'static> {
+    let bars: Vec<&crate::timeline::Bar> = timeline.lanes.iter().flat_map(|l| &l.bars).collect();
+    let has = |outcome: Outcome| bars.is_empty() || bars.iter().any(|b| b.outcome == outcome);
+    let mut items: Vec<(&'static str, &'static str, &'static str)> = [
+        (Outcome::Completed, "completed", "completed"),
+        (Outcome::Failed, "failed", "failed"),
+        (Outcome::TimedOut, "timed-out", "timed out"),
+        (Outcome::Cancelled, "cancelled", "cancelled"),
+        (Outcome::Lost, "lost", "lost"),
+        (Outcome::Running, "running", "running"),
+    ]
+    .into_iter()
+    .filter(|(outcome, ..)| has(*outcome))
+    .map(|(outcome, status, name)| (glyph(theme, outcome, false), status, name))
+    .collect();
+    if bars.is_empty() || bars.iter().any(|b| b.is_retry()) {
+        items.push(("▒", "completed", "retry"));
     }
-    spans.push(Span::styled(
-        "underlined",
-        theme.base.add_modifier(Modifier::UNDERLINED),
-    ));
-    spans.push(Span::styled(": critical path", theme.muted));
+    if bars.is_empty() || bars.iter().any(|b| !b.waits.is_empty()) {
+        items.push(("░", "waiting-approval", "waiting for you"));
+    }
+    let critical = bars.is_empty() || !timeline.critical.is_empty();
+    let room = usize::from(width);
+    let length = |gap: usize| {
+        let items: usize = items
+            .iter()
+            .map(|(_, _, n)| 2 + n.chars().count() + gap)
+            .sum();
+        items + if critical { 25 } else { 0 }
+    };
+    let gap = if length(2) <= room { 2 } else { 1 };
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (glyph, status, name) in items {
+        let wide = 2 + name.chars().count() + gap;
+        if used + wide > room {
+            spans.push(Span::styled("…", theme.muted));
+            return Line::from(spans);
+        }
+        used += wide;
+        spans.push(Span::styled(glyph, theme.status(status)));
+        spans.push(Span::styled(
+            format!(" {name}{}", " ".repeat(gap)),
+            theme.muted,
+        ));
+    }
+    if critical && used + 25 <= room {
+        spans.push(Span::styled(
+            "underlined",
+            theme.base.add_modifier(Modifier::UNDERLINED),
+        ));
+        spans.push(Span::styled(": critical path", theme.muted));
+    }
     Line::from(spans)
 }
