@@ -654,3 +654,113 @@ async fn a_question_the_restarted_server_no_longer_knows_is_dropped_not_answered
     engine.shutdown().await.unwrap();
     server.stop().await;
 }
+
+/// Against a real OpenCode server, a question the operator rejects and one nobody answers:
+/// rejected, OpenCode ends the session's turn there; the session waits for the operator's
+/// word, and the answer to that is the task's result (not the idle session's last message).
+/// Unanswered, the policy answers it, telling the agent to decide itself, and the session goes
+/// on. Both were covered by simulated sessions only. (OpenCode 1.18.33's `question` tool takes
+/// no `custom` from the model: its questions always take a typed answer, so the policy's
+/// reject-and-tell path for closed questions cannot be reached from a model here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_questions_on_a_real_server_leave_the_session_waiting_or_deciding() {
+    use ocio::scripted::{Rule, Script, Turn};
+
+    let question = serde_json::json!({ "questions": [{
+        "question": "Which size?", "header": "Size",
+        "options": [
+            {"label": "small", "description": "fits"},
+            {"label": "large", "description": "roomy"}
+        ]
+    }]});
+    let script = Script::new()
+        .rule(
+            Rule::when("ask and be rejected")
+                .turn(Turn::tool("question", question.clone()))
+                .turn(Turn::text("answered the rejection itself")),
+        )
+        .rule(Rule::when("use large then").turn(Turn::text("went with large")))
+        .rule(
+            Rule::when("ask nobody")
+                .turn(Turn::tool("question", question))
+                .turn(Turn::text("decided: small")),
+        );
+    let server = support::TestServer::start(script).await;
+    let repo = support::TestRepo::new();
+    for (key, prompt, timeout) in [
+        ("rejected", "ask and be rejected", Duration::from_secs(300)),
+        ("unanswered", "ask nobody", Duration::from_secs(1)),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let store = Store::open(&state.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+        let options = EngineOptions {
+            questions: QuestionPolicy {
+                mode: QuestionMode::Ask,
+                timeout,
+            },
+            ..EngineOptions::default()
+        };
+        let agent = support::scripted_agent(server.client());
+        let engine = EngineHandle::start(store.clone(), vec![agent], options)
+            .await
+            .unwrap();
+        let mut events = engine.subscribe();
+        let plan = state.path().join("q.toml");
+        std::fs::write(
+            &plan,
+            format!(
+                "name = \"{key}\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"{key}\"\nprompt = \"{prompt}\"\n",
+                repo.dir_str()
+            ),
+        )
+        .unwrap();
+        engine
+            .submit_plan(PlanFile::load(&plan).unwrap())
+            .await
+            .unwrap();
+        let request = next_question(&mut events).await;
+        let expected = if key == "rejected" {
+            engine
+                .approve(&request, Decision::Reject, Approver::Key)
+                .await
+                .unwrap();
+            let cause = "it stopped there and waits for your next message";
+            let waits = next(
+                &mut events,
+                |e| matches!(e, EngineEvent::Transition(t) if t.cause.starts_with(cause)),
+            )
+            .await;
+            let EngineEvent::Transition(waits) = waits else {
+                unreachable!()
+            };
+            let Transition::Session { id: session, .. } = waits.transition else {
+                panic!("{waits:?}")
+            };
+            // The server ended the turn at the rejection: still the task is not done.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let snapshot = engine.snapshot().await.unwrap();
+            assert_eq!(snapshot.plans[0].tasks[0].status, TaskStatus::Running);
+            engine.say(session, "use large then").await.unwrap();
+            "went with large"
+        } else {
+            "decided: small"
+        };
+        let (_, finished) = support::until_finished(&mut events, PATIENCE * 4).await;
+        assert!(
+            matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),
+            "{key}: {finished:?}"
+        );
+        let tasks = store.read(query::tasks).await.unwrap();
+        assert_eq!(tasks[0].result.as_deref(), Some(expected), "{key}");
+        if key == "unanswered" {
+            let told = server.model.requests().into_iter().any(|r| {
+                r.tool_results.iter().any(|t| {
+                    t.contains("Your question was not answered") && t.contains("Decide yourself")
+                })
+            });
+            assert!(told, "the model was told to decide itself");
+        }
+        engine.shutdown().await.unwrap();
+    }
+    server.stop().await;
+}
