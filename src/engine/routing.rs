@@ -70,6 +70,14 @@ fn could_run(task: &Task, needs: Needs, agent: &Agent) -> bool {
         && needs.met_by(agent)
 }
 
+/// Whether `agent` takes work when it has room: online or degraded.
+fn is_up(agent: &Agent) -> bool {
+    matches!(
+        agent.status,
+        crate::domain::AgentStatus::Online | crate::domain::AgentStatus::Degraded
+    )
+}
+
 /// The agent to run `task` on, as an index into `agents`; `None` if no agent can take it now.
 /// `last_picked[i]` is a counter of when agent `i` last got work (lower: longer ago).
 pub(crate) fn pick_agent(
@@ -90,8 +98,10 @@ pub(crate) fn pick_agent(
         .map(|(i, _)| i)
 }
 
-/// Like [`pick_agent`], but not agent `avoid` (it failed this task) while another agent could
-/// ever run the task; if none could, `avoid` is as good as any.
+/// Like [`pick_agent`], but not agent `avoid` (it failed this task) while another agent that
+/// is up (online or degraded, however loaded) could run the task; if none could (the others
+/// are offline, draining or removed), `avoid` is as good as any: the task never waits for an
+/// agent that is not there while the one it blames sits idle.
 pub(crate) fn pick_agent_avoiding(
     task: &Task,
     needs: Needs,
@@ -105,7 +115,7 @@ pub(crate) fn pick_agent_avoiding(
     let others_exist = agents
         .iter()
         .enumerate()
-        .any(|(i, a)| i != avoid && could_run(task, needs, a));
+        .any(|(i, a)| i != avoid && is_up(a) && could_run(task, needs, a));
     if !others_exist {
         return pick_agent(task, needs, agents, last_picked);
     }
@@ -226,6 +236,32 @@ mod tests {
             pick_agent_avoiding(&only_c, Needs::default(), &agents, &[0, 0, 0], Some(2)),
             Some(2),
             "no one else can"
+        );
+    }
+
+    /// An agent that is not up (offline, draining, or a fleet member gone and kept offline)
+    /// is no other agent to wait for: the task goes back to the one it blames. It stayed ready
+    /// for good, the blamed agent idle, after a lost run on a build box whose fleet twin had
+    /// left.
+    #[test]
+    fn a_retry_does_not_wait_for_an_agent_that_is_not_up() {
+        for status in [AgentStatus::Offline, AgentStatus::Draining] {
+            let mut gone = agent("gone", 3, 0, &["far"]);
+            gone.status = status;
+            let agents = vec![agent("far", 3, 0, &["far"]), gone];
+            let t = task("t", 0, &["far"]);
+            assert_eq!(
+                pick_agent_avoiding(&t, Needs::default(), &agents, &[0, 0], Some(0)),
+                Some(0),
+                "{status:?}"
+            );
+        }
+        // One that is up but full is waited for.
+        let agents = vec![agent("far", 3, 0, &["far"]), agent("other", 1, 1, &["far"])];
+        let t = task("t", 0, &["far"]);
+        assert_eq!(
+            pick_agent_avoiding(&t, Needs::default(), &agents, &[0, 0], Some(0)),
+            None
         );
     }
 
