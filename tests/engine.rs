@@ -983,6 +983,49 @@ async fn a_session_lost_to_a_restart_shows_what_it_did_last() {
     store.close().await;
 }
 
+/// A session whose newest transcript entry cannot be read (written by a newer ocio, or
+/// damaged) is listed without its LAST; the engine starts all the same (reading what each
+/// session did last at start must never keep it from starting).
+#[tokio::test]
+async fn an_unreadable_transcript_entry_does_not_keep_the_engine_from_starting() {
+    use ocio::domain::{Session, SessionId, SessionKind};
+    use ocio::store::Batch;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let now = jiff::Timestamp::now();
+    let mut session = Session::new(SessionId::generate(), "p/t #1", SessionKind::Code, now);
+    let mut batch = Batch::new();
+    for to in [
+        SessionStatus::Queued,
+        SessionStatus::Starting,
+        SessionStatus::Running,
+        SessionStatus::Completed,
+    ] {
+        batch.append_event(&session.transition(to, "seed", now).unwrap());
+    }
+    batch.put_session(&session);
+    let newer = serde_json::json!({
+        "at": now, "part": "p1", "activity": { "kind": "hologram", "beams": 3 }
+    });
+    batch.put_transcript(session.id, Some("p1"), &newer, u64::MAX);
+    let seeding = store.clone();
+    tokio::task::spawn_blocking(move || seeding.commit_blocking(batch))
+        .await
+        .unwrap()
+        .unwrap();
+    let engine = EngineHandle::start(store.clone(), Vec::new(), options())
+        .await
+        .expect("the engine starts");
+    let snapshot = engine.snapshot().await.unwrap();
+    let listed = snapshot
+        .sessions
+        .iter()
+        .find(|s| s.session.id == session.id)
+        .unwrap();
+    assert!(listed.last.is_none(), "{listed:#?}");
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_snapshot_lists_plans_with_work_to_come_and_the_newest_fifty_that_ended() {
     let dir = tempfile::tempdir().unwrap();

@@ -135,6 +135,13 @@ async fn a_reattached_session_is_backfilled_without_duplicates(server: &TestServ
             .find(|v| v.session.id == session)
             .map_or(0, |v| v.session.usage.total_tokens())
     };
+    // What it did last shows from the first snapshot (it showed nothing until the backfill).
+    let last = snapshot
+        .sessions
+        .iter()
+        .find(|v| v.session.id == session)
+        .and_then(|v| v.last.clone());
+    assert!(last.is_some(), "{:#?}", snapshot.sessions);
     let (seen, finished) = support::until_finished(&mut events, WAIT).await;
     assert!(
         matches!(finished, EngineEvent::PlanFinished { ok: true, .. }),

@@ -265,8 +265,10 @@ impl Core {
         let mut resumed = Vec::new();
         let mut settled = 0;
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
-            if let Some(run) = self.resume(&session, now) {
-                resumed.push(run);
+            if let Some((future, mut run)) = self.resume(&session, now) {
+                // Shown until the run's backfill tells what it did since.
+                run.last = lasts.get(&session.id).cloned();
+                resumed.push((future, run));
                 continue;
             }
             self.abandon(&session);
@@ -602,7 +604,9 @@ impl Core {
 }
 
 /// What each session of `active` and the ended ones of `history` the sessions table shows
-/// did last: its transcript's newest entry, where one is stored.
+/// did last: its transcript's newest entry, where one is stored. An entry that cannot be read
+/// (written by a newer ocio, or damaged) leaves its session's LAST empty: it never stops the
+/// engine from starting.
 fn last_entries(
     txn: &redb::ReadTransaction,
     active: &[Session],
@@ -614,8 +618,15 @@ fn last_entries(
         .take(RECENT_SESSIONS);
     let mut lasts = HashMap::new();
     for session in active.iter().chain(ended) {
-        if let Some(entry) = crate::store::last_transcript_entry(txn, session.id)? {
-            lasts.insert(session.id, entry);
+        match crate::store::last_transcript_entry(txn, session.id) {
+            Ok(Some(entry)) => {
+                lasts.insert(session.id, entry);
+            }
+            Ok(None) => {}
+            Err(StoreError::Decode { detail, .. }) => {
+                tracing::warn!(session = %session.id, %detail, "cannot read what the session did last");
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(lasts)
