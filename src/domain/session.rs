@@ -197,9 +197,9 @@ pub struct Session {
     /// it the same way (waiting for their message, or for the answer to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) word: Option<OperatorWord>,
-    /// Every message the operator (or ocio on their behalf) sent the session while it ran,
+    /// Every message the operator (or ocio on their behalf) sent the session while it runs,
     /// the last word's included: a restarted engine knows the server's copies of them as
-    /// theirs, never as the session's own text.
+    /// theirs, never as the session's own text. Cleared when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) said: Vec<crate::domain::MessageId>,
 }
@@ -266,6 +266,8 @@ impl Session {
         }
         if to.is_terminal() {
             self.finished_at = Some(at);
+            // Known only to re-attach a running session: an ended one does not carry them on.
+            self.said.clear();
         }
         if matches!(
             to,
@@ -361,6 +363,23 @@ mod tests {
             }
         );
         assert_eq!(events.last().unwrap().at, at(4));
+    }
+
+    /// The ids of the messages sent to a running session are kept only while it runs (to
+    /// re-attach it): an ended session's record does not grow with them.
+    #[test]
+    fn what_was_said_to_a_session_is_forgotten_when_it_ends() {
+        let mut s = session();
+        for to in [Queued, Starting, Running] {
+            s.transition(to, "test", at(1)).unwrap();
+        }
+        s.said.push(crate::domain::MessageId::generate());
+        s.transition(WaitingApproval, "test", at(2)).unwrap();
+        assert_eq!(s.said.len(), 1, "kept while it runs");
+        s.transition(Cancelled, "test", at(3)).unwrap();
+        assert!(s.said.is_empty());
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("said"), "{json}");
     }
 
     #[test]

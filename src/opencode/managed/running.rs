@@ -123,6 +123,12 @@ impl RunningServer {
             let _ = std::fs::remove_file(leftover::left_marker(path));
             match record.save_blocking(path.clone()).await {
                 Ok(()) => recorded = true,
+                // The record it was adopted from is still there (the new one goes in by a
+                // rename): the next ocio adopts it from that one.
+                Err(e) if path.is_file() => {
+                    tracing::warn!(record = %path.display(), error = %e, "could not update the adopted managed server's record; the one it was adopted from stands");
+                    recorded = true;
+                }
                 Err(e) => {
                     tracing::warn!(record = %path.display(), error = %e, "could not record the adopted managed server; it stops with ocio");
                 }

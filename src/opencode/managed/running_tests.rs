@@ -327,3 +327,32 @@ async fn a_server_that_could_not_be_recorded_is_stopped_when_left() {
         "a server nobody can adopt lingers"
     );
 }
+
+/// An adopted server whose record cannot be updated (a full disk, say) keeps the record it
+/// was adopted from, which the next ocio adopts it by: left, it runs on (it was stopped, its
+/// sessions with it, by the rule for a server nobody could adopt).
+#[tokio::test]
+async fn an_adopted_server_whose_record_cannot_be_updated_still_lingers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cmd, record, pidfile) = recorded(dir.path(), Duration::from_secs(60));
+    let server = RunningServer::start(&cmd, None).await.unwrap();
+    assert!(server.leave().await, "recorded, so left running");
+    let grandchild = child_of(&pidfile);
+    let left = Leftover::find(&record, &cmd.program, cmd.stop_grace)
+        .await
+        .expect("the server left running is found");
+    std::fs::create_dir_all(record.with_extension("json.tmp")).unwrap();
+    let adopted = RunningServer::adopt(&cmd, left).await.unwrap();
+    assert!(adopted.leave().await, "the old record stands: left running");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        alive(&grandchild),
+        "stopped though the next ocio could adopt it"
+    );
+    let left = Leftover::find(&record, &cmd.program, cmd.stop_grace)
+        .await
+        .expect("the next ocio finds it by the old record");
+    std::fs::remove_dir(record.with_extension("json.tmp")).unwrap();
+    RunningServer::adopt(&cmd, left).await.unwrap().stop().await;
+    assert!(gone_within(&grandchild, Duration::from_secs(3)));
+}
