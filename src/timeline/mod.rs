@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DomainEvent, Session, SessionId, SessionKind, SessionStatus, Task};
+use crate::domain::{DomainEvent, Session, SessionId, SessionKind, SessionStatus, Task, TaskId};
 use crate::domain::{Lifecycle, TaskStatus, Transition};
 
 /// What the lanes are.
@@ -88,8 +88,9 @@ pub struct Bar {
     pub critical: bool,
     /// The row of its lane it is drawn on (sessions that overlap take different rows).
     pub track: usize,
-    /// A later attempt after one that failed, timed out or was cancelled (not a run again
-    /// after a lost attempt or a merge conflict, which are no failure of the task's).
+    /// A later attempt after one that failed or timed out (not a run again after a lost
+    /// attempt, a merge conflict or a cancellation, by the operator or over budget, which are
+    /// no failure of the task's).
     #[serde(default)]
     pub retry: bool,
 }
@@ -101,30 +102,27 @@ impl Bar {
     }
 }
 
-/// Marks the retries among `bars`: a task's later attempt whose attempt before ended failed,
-/// timed out or cancelled; one whose attempt before is not in the record counts as a retry.
-fn mark_retries(bars: &mut [Bar]) {
-    let mut ends: HashMap<(&str, u32), Outcome> = HashMap::new();
+/// Marks the retries among `bars`: a task's later attempt whose attempt before failed or
+/// timed out; one whose attempt before is not in the record counts as a retry. Tasks are told
+/// apart by id (the engine-wide timeline has plans whose tasks share keys), through `tasks`:
+/// each bar's session's task.
+fn mark_retries(bars: &mut [Bar], tasks: &HashMap<SessionId, TaskId>) {
+    let mut ends: HashMap<(TaskId, u32), Outcome> = HashMap::new();
     for bar in bars.iter().filter(|b| b.kind == SessionKind::Code) {
-        if let Some(task) = bar.task.as_deref() {
-            ends.insert((task, bar.attempt), bar.outcome);
+        if let Some(task) = tasks.get(&bar.session) {
+            ends.insert((*task, bar.attempt), bar.outcome);
         }
     }
     let retries: Vec<bool> = bars
         .iter()
         .map(|bar| {
-            let before = bar
-                .task
-                .as_deref()
-                .and_then(|task| ends.get(&(task, bar.attempt.saturating_sub(1))));
+            let before = tasks
+                .get(&bar.session)
+                .and_then(|task| ends.get(&(*task, bar.attempt.saturating_sub(1))));
             bar.kind == SessionKind::Code
                 && bar.attempt > 1
-                && before.is_none_or(|outcome| {
-                    matches!(
-                        outcome,
-                        Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled
-                    )
-                })
+                && before
+                    .is_none_or(|outcome| matches!(outcome, Outcome::Failed | Outcome::TimedOut))
         })
         .collect();
     for (bar, retry) in bars.iter_mut().zip(retries) {
@@ -239,7 +237,12 @@ pub fn build(record: &Record<'_>, by: LaneBy) -> Timeline {
         })
         .collect();
     bars.sort_by_key(|b| (b.from, b.session));
-    mark_retries(&mut bars);
+    let tasks: HashMap<SessionId, TaskId> = record
+        .sessions
+        .iter()
+        .filter_map(|s| Some((s.id, s.task?)))
+        .collect();
+    mark_retries(&mut bars, &tasks);
     let critical = critical_path(record.tasks, &bars);
     let on_path: HashSet<&str> = critical.iter().map(String::as_str).collect();
     for bar in &mut bars {

@@ -290,9 +290,10 @@ fn sessions_that_overlap_in_a_lane_take_rows_of_their_own() {
     );
 }
 
-/// A task run again after an attempt that was lost with a restart (or whose merge conflicted)
-/// is no retry: only an attempt after one that failed, timed out or was cancelled is drawn as
-/// one (every later attempt was, so a restart read as the task failing).
+/// A task run again after an attempt that was lost with a restart, cancelled (by the operator
+/// or over budget) or whose merge conflicted is no retry: only an attempt after one that
+/// failed or timed out is drawn as one (every later attempt was, so a restart read as the
+/// task failing). Tasks of one key in two plans are told apart.
 #[test]
 fn a_run_after_a_lost_attempt_is_no_retry() {
     use SessionStatus::{Cancelled, Lost};
@@ -317,5 +318,20 @@ fn a_run_after_a_lost_attempt_is_no_retry() {
         lane.bars.iter().map(Bar::is_retry).collect()
     };
     assert_eq!(retries("a"), [false, false, true], "lost, then failed");
-    assert_eq!(retries("b"), [false, true], "cancelled, then retried");
+    assert_eq!(retries("b"), [false, false], "cancelled, then run again");
+    // Another plan's `a`, whose first attempt failed: its second is a retry, this one's not.
+    let mut two = s;
+    let mut other = Scenario::new(&[("a", &[], TaskStatus::Done)]);
+    other.run("a", 1, code, "z", &ran(0, 3, Failed));
+    other.run("a", 2, code, "z", &ran(4, 8, Completed));
+    two.sessions.extend(other.sessions);
+    two.tasks.extend(other.tasks);
+    two.events.extend(other.events);
+    let timeline = two.timeline(LaneBy::Agent, 20);
+    let of = |agent: &str| -> Vec<bool> {
+        let lane = timeline.lanes.iter().find(|l| l.name == agent).unwrap();
+        lane.bars.iter().map(Bar::is_retry).collect()
+    };
+    assert_eq!(of("x"), [false, false, true]);
+    assert_eq!(of("z"), [false, true]);
 }

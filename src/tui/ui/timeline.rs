@@ -222,7 +222,13 @@ fn glyph(theme: &Theme, outcome: Outcome, retry: bool) -> &'static str {
 /// items only, never a cut word.
 fn legend(theme: &Theme, timeline: &Timeline, width: u16) -> Line<'static> {
     let bars: Vec<&crate::timeline::Bar> = timeline.lanes.iter().flat_map(|l| &l.bars).collect();
-    let has = |outcome: Outcome| bars.is_empty() || bars.iter().any(|b| b.outcome == outcome);
+    // A completed retry is drawn `▒`, not `█`.
+    let has = |outcome: Outcome| {
+        bars.is_empty()
+            || bars
+                .iter()
+                .any(|b| b.outcome == outcome && !(outcome == Outcome::Completed && b.is_retry()))
+    };
     let mut items: Vec<(&'static str, &'static str, &'static str)> = [
         (Outcome::Completed, "completed", "completed"),
         (Outcome::Failed, "failed", "failed"),
@@ -272,6 +278,8 @@ fn legend(theme: &Theme, timeline: &Timeline, width: u16) -> Line<'static> {
             theme.base.add_modifier(Modifier::UNDERLINED),
         ));
         spans.push(Span::styled(": critical path", theme.muted));
+    } else if critical && used < room {
+        spans.push(Span::styled("…", theme.muted));
     }
     Line::from(spans)
 }
