@@ -676,9 +676,15 @@ impl App {
             Action::ApproveAlways => Decision::Always,
             _ => Decision::Reject,
         };
+        self.panes.follow_inbox(&self.view);
+        let selected = self.panes.approvals.selected;
         let index = match &self.mode {
             Mode::Detail(id) => self.view.approvals.iter().position(|a| a.session == *id),
-            _ => Some(self.panes.approvals.selected),
+            _ if selected < self.view.approvals.len() => Some(selected),
+            // Answered from another pane, the keys go to the first request (the approvals
+            // pane's border says so); on a conflict's row they answer nothing.
+            _ if self.focus != Pane::Approvals => Some(0),
+            _ => None,
         };
         match index.filter(|i| *i < self.view.approvals.len()) {
             Some(index) if self.view.approvals[index].ask.is_question() => {
@@ -694,7 +700,7 @@ impl App {
                 ))]
             }
             None => {
-                let selected = self.view.inbox().nth(self.panes.approvals.selected);
+                let selected = self.view.inbox().nth(selected);
                 let what = match (&self.mode, selected) {
                     (Mode::Detail(_), _) => "this session waits on no permission request",
                     (_, Some(InboxRow::Conflict(_))) => &format!(
@@ -717,6 +723,9 @@ impl App {
 
     /// Retry the task behind the selection (session or task), or ask before cancelling it.
     fn on_task(&mut self, action: Action) -> Vec<Effect> {
+        if self.focus == Pane::Approvals {
+            self.panes.follow_inbox(&self.view);
+        }
         let target = match (&self.mode, self.focus) {
             (Mode::Detail(id), _) => self.task_of_session(*id),
             (_, Pane::Sessions) => self
@@ -801,6 +810,12 @@ impl App {
         self.open_session(id)
     }
 
+    /// The approvals pane's selected row, the cursor kept on what it was on.
+    fn inbox_selected(&mut self) -> Option<InboxRow<'_>> {
+        self.panes.follow_inbox(&self.view);
+        self.view.inbox().nth(self.panes.approvals.selected)
+    }
+
     /// The approvals pane's selected row opened: a request's session, a conflict's task, a
     /// plan paused over budget.
     fn open_inbox_row(&mut self) -> Vec<Effect> {
@@ -809,7 +824,7 @@ impl App {
             Conflict(TaskId, String),
             Plan(crate::domain::PlanId),
         }
-        let opened = match self.view.inbox().nth(self.panes.approvals.selected) {
+        let opened = match self.inbox_selected() {
             Some(InboxRow::Request(a)) => Opened::Session(a.session),
             Some(InboxRow::Conflict(c)) => Opened::Conflict(c.task, c.key.clone()),
             Some(InboxRow::Held(p)) => Opened::Plan(p.plan),

@@ -430,3 +430,97 @@ fn a_parked_conflict_in_the_approvals_pane_is_selected_and_settled_from_there() 
         "{toast}"
     );
 }
+
+/// The approvals cursor stays on what it was on as rows come and go above it, and the answer
+/// keys go on with the next request: a request asked while the cursor is on a conflict does
+/// not move it to another row (R then retried another task), and answering the request the
+/// cursor is on leaves it on the request left, not on a conflict (the next `a` answered
+/// nothing).
+#[test]
+fn the_approvals_cursor_stays_on_its_row_as_requests_come_and_go() {
+    use super::tests::{plan_id, tid};
+    use crate::domain::task::ConflictPolicy;
+    use crate::engine::view::{ApprovalView, ConflictState, ConflictView};
+    let conflict = |n: u128, key: &str| ConflictView {
+        plan: plan_id(),
+        task: tid(n),
+        key: key.into(),
+        files: vec!["src/api.rs".into()],
+        policy: ConflictPolicy::Manual,
+        state: ConflictState::Parked,
+    };
+    let mut app = app();
+    app.view.conflicts = vec![conflict(3, "client"), conflict(5, "e2e")];
+    app.view.generation += 1;
+    app.focus = Pane::Approvals;
+    // Rows: the request, client, e2e. On e2e:
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    let mut asked = app.view.approvals[0].clone();
+    asked.ask.id = "per_second".into();
+    app.view.approvals.push(asked);
+    app.view.generation += 1;
+    draw(&mut app, 160, 48);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('R')),
+        vec![Effect::Request(Request::Retry(
+            tid(5),
+            "add-pagination/e2e".into()
+        ))],
+        "still on e2e"
+    );
+    // A request arriving between two keys, with no frame drawn between them: the same.
+    let mut third = app.view.approvals[0].clone();
+    third.ask.id = "per_third".into();
+    app.view.approvals.insert(0, third);
+    app.view.generation += 1;
+    assert!(matches!(
+        &key(&mut app, KeyCode::Char('R'))[..],
+        [Effect::Request(Request::Retry(task, _))] if *task == tid(5)
+    ));
+    // On the last request: answered, the cursor goes to the request before it.
+    app.view.approvals.remove(0);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(
+        app.panes.approvals.selected, 1,
+        "e2e, client, then per_second"
+    );
+    let answered = key(&mut app, KeyCode::Char('a'));
+    assert!(
+        matches!(&answered[..], [Effect::Request(Request::Approve(id, ..))] if id == "per_second"),
+        "{answered:?}"
+    );
+    let answered = key(&mut app, KeyCode::Char('a'));
+    assert!(
+        matches!(&answered[..], [Effect::Request(Request::Approve(id, ..))] if id == "per_7f3a"),
+        "the next request, not the conflict below: {answered:?}"
+    );
+}
+
+/// From another pane the answer keys answer the first request, as the approvals pane's border
+/// says, whatever row its cursor was left on.
+#[test]
+fn from_another_pane_the_answer_keys_answer_the_first_request() {
+    use super::tests::{plan_id, tid};
+    use crate::domain::task::ConflictPolicy;
+    use crate::engine::view::{ConflictState, ConflictView};
+    let mut app = app();
+    app.view.conflicts.push(ConflictView {
+        plan: plan_id(),
+        task: tid(3),
+        key: "client".into(),
+        files: vec!["src/api.rs".into()],
+        policy: ConflictPolicy::Manual,
+        state: ConflictState::Parked,
+    });
+    app.view.generation += 1;
+    app.focus = Pane::Approvals;
+    key(&mut app, KeyCode::Down);
+    app.focus = Pane::Sessions;
+    let answered = key(&mut app, KeyCode::Char('a'));
+    assert!(
+        matches!(&answered[..], [Effect::Request(Request::Approve(id, ..))] if id == "per_7f3a"),
+        "{answered:?}"
+    );
+}

@@ -8,7 +8,7 @@ use ratatui::layout::{Position, Rect};
 use super::app::Pane;
 use super::keymap::Action;
 use super::task_tree::TaskTree;
-use super::view::View;
+use super::view::{InboxKey, View};
 use crate::domain::{Agent, Lifecycle, SessionStatus, TaskId};
 use crate::engine::view::SessionView;
 
@@ -84,6 +84,8 @@ pub struct Panes {
     pub(crate) sessions: Cursor,
     pub(crate) agents: Cursor,
     pub(crate) approvals: Cursor,
+    /// What the approvals cursor is on (see [`Panes::follow_inbox`]).
+    pub(crate) approvals_on: Option<InboxKey>,
     /// Lines up from the newest event (0: follow the newest); at most the events beyond one
     /// pane's height, so the pane is always full.
     pub(crate) events_scroll: usize,
@@ -169,6 +171,27 @@ impl Panes {
         view.agents.get(self.agents.selected)
     }
 
+    /// Keep the approvals cursor on what it was on as rows come and go: the same request,
+    /// conflict or plan; when that is gone, a request that was answered gives way to the
+    /// nearest request left (the answer keys go on with the next), anything else to the row now
+    /// in its place.
+    pub(crate) fn follow_inbox(&mut self, view: &View) {
+        let cursor = &mut self.approvals;
+        let found = self
+            .approvals_on
+            .as_ref()
+            .and_then(|on| view.inbox().position(|r| r.key() == *on));
+        match (found, &self.approvals_on) {
+            (Some(at), _) => cursor.selected = at,
+            (None, Some(InboxKey::Request(_))) if !view.approvals.is_empty() => {
+                cursor.selected = cursor.selected.min(view.approvals.len() - 1);
+            }
+            _ => {}
+        }
+        cursor.selected = cursor.selected.min(view.inbox_len().saturating_sub(1));
+        self.approvals_on = view.inbox().nth(cursor.selected).map(|r| r.key());
+    }
+
     /// The task selected in the tree (or graph): its id and `plan/task` name.
     pub(crate) fn selected_task(&self, view: &View) -> Option<(TaskId, String)> {
         let ident = self.task_tree.selected().last()?;
@@ -183,7 +206,11 @@ impl Panes {
                 self.sessions.step(action, len, page);
             }
             Pane::Agents => self.agents.step(action, view.agents.len(), page),
-            Pane::Approvals => self.approvals.step(action, view.inbox_len(), page),
+            Pane::Approvals => {
+                self.follow_inbox(view);
+                self.approvals.step(action, view.inbox_len(), page);
+                self.approvals_on = view.inbox().nth(self.approvals.selected).map(|r| r.key());
+            }
             Pane::Events => {
                 // The oldest event at the top of a full pane is as far back as it goes.
                 let page = self.events_page.max(1);
@@ -317,6 +344,7 @@ impl Panes {
             Pane::Approvals => {
                 self.approvals.selected =
                     (self.approvals.offset + row).min(view.inbox_len().saturating_sub(1));
+                self.approvals_on = view.inbox().nth(self.approvals.selected).map(|r| r.key());
             }
             Pane::Tasks => {
                 self.task_tree.click_at(at);

@@ -629,6 +629,25 @@ fn recount(total: &mut Usage, session: &mut Usage, now: Usage) {
     *session = now;
 }
 
+/// What a row of the approvals pane is about, kept by the cursor: rows come and go above it
+/// (a request answered or asked), and the cursor stays on what it was on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InboxKey {
+    Request(String),
+    Conflict(crate::domain::TaskId),
+    Held(crate::domain::PlanId),
+}
+
+impl InboxRow<'_> {
+    pub(crate) fn key(&self) -> InboxKey {
+        match self {
+            Self::Request(a) => InboxKey::Request(a.ask.id.clone()),
+            Self::Conflict(c) => InboxKey::Conflict(c.task),
+            Self::Held(p) => InboxKey::Held(p.plan),
+        }
+    }
+}
+
 /// One row of the approvals pane: what waits for the operator there.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum InboxRow<'v> {

@@ -248,6 +248,7 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
     // operator types.
     let headed = inner.height >= 2;
     let height = usize::from(inner.height.saturating_sub(u16::from(headed)));
+    app.panes.follow_inbox(&app.view);
     let mut cursor = app.panes.approvals;
     cursor.fit(total, height);
     app.panes.approvals = cursor;
@@ -283,9 +284,9 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
     frame.render_widget(table, area);
 }
 
-/// The keys for the selected row of the approvals pane (the first when it is not focused),
-/// in their short form where they do not fit whole on the border (a cut one reads
-/// `nce · A always`).
+/// The keys for the selected row of the approvals pane (the first, a request where there is
+/// one, when it is not focused: the answer keys reach it from any pane), in their short form
+/// where they do not fit whole on the border (a cut one reads `nce · A always`).
 fn inbox_keys(app: &App, width: u16) -> String {
     let selected = match app.focus {
         Pane::Approvals => app.panes.approvals.selected,

@@ -9,6 +9,7 @@ use ratatui::widgets::Paragraph;
 use super::bar::{self, Part};
 use super::{fit, wrap};
 use crate::tui::app::{App, Mode, Pane};
+use crate::tui::view::InboxRow;
 
 pub(super) fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let theme = &app.theme;
@@ -202,11 +203,15 @@ fn hints(app: &App, width: u16) -> Line<'static> {
             (Cancel, "cancel"),
             (Retry, "retry"),
         ],
-        (_, Pane::Approvals) => &[
-            (ApproveOnce, "approve"),
-            (ApproveAlways, "always"),
-            (Reject, "reject"),
-        ],
+        (_, Pane::Approvals) => match app.view.inbox().nth(app.panes.approvals.selected) {
+            Some(InboxRow::Conflict(_)) => &[(Retry, "retry"), (Cancel, "cancel"), (Open, "how")],
+            Some(InboxRow::Held(_)) => &[(Open, "open plan")],
+            _ => &[
+                (ApproveOnce, "approve"),
+                (ApproveAlways, "always"),
+                (Reject, "reject"),
+            ],
+        },
         (_, Pane::Events) => &[],
     };
     // A full-screen view has keys of its own to show; the panes' keys do nothing there.
