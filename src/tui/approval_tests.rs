@@ -440,7 +440,7 @@ fn a_parked_conflict_in_the_approvals_pane_is_selected_and_settled_from_there() 
 fn the_approvals_cursor_stays_on_its_row_as_requests_come_and_go() {
     use super::tests::{plan_id, tid};
     use crate::domain::task::ConflictPolicy;
-    use crate::engine::view::{ApprovalView, ConflictState, ConflictView};
+    use crate::engine::view::{ConflictState, ConflictView};
     let conflict = |n: u128, key: &str| ConflictView {
         plan: plan_id(),
         task: tid(n),
