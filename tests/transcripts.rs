@@ -226,8 +226,21 @@ async fn a_session_reattached_while_it_works_keeps_its_times(server: &TestServer
         assert!(tokio::time::Instant::now() < deadline, "never wrote");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stopped once the first model call's step is seen (it is checkpointed as the engine
+    // stops); a fixed wait let a loaded machine stop before it came, and the step then had no
+    // checkpoint of its own.
     let session = store.read(query::sessions).await.unwrap()[0].id;
+    loop {
+        let seen = engine.transcript(session).await.unwrap();
+        if seen
+            .iter()
+            .any(|e| matches!(e.activity, Activity::Step { .. }))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no step");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     engine.shutdown().await.unwrap();
     store.close().await;
     let stopped = jiff::Timestamp::now();
