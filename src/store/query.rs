@@ -311,6 +311,29 @@ pub fn checkpoints(
     Ok(found)
 }
 
+/// What `session` had spent at its newest step checkpoint (its usage so far), if it has one:
+/// read from its newest checkpoint back, so a long session costs a few reads.
+pub(crate) fn newest_step_usage(
+    txn: &ReadTransaction,
+    session: SessionId,
+) -> Result<Option<crate::domain::Usage>, StoreError> {
+    let table = txn.open_table(CHECKPOINTS).map_err(StoreError::storage)?;
+    let id = session.as_u128();
+    for entry in table
+        .range((id, 0u64)..=(id, u64::MAX))
+        .map_err(StoreError::storage)?
+        .rev()
+    {
+        let (_, json) = entry.map_err(StoreError::storage)?;
+        let checkpoint: Checkpoint = decode("checkpoint", json.value())?;
+        if checkpoint.kind == crate::domain::CheckpointKind::Step {
+            let usage = checkpoint.data.get("usage").cloned().unwrap_or_default();
+            return Ok(serde_json::from_value(usage).ok());
+        }
+    }
+    Ok(None)
+}
+
 /// Every additive table's records; none when the file does not have the table yet.
 fn all_additive<T: DeserializeOwned>(
     txn: &ReadTransaction,

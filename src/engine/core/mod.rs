@@ -43,6 +43,8 @@ mod approvals_tests;
 #[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
+mod lost_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod test_wait;

@@ -68,7 +68,7 @@ impl Core {
     ) -> Result<Self, EngineError> {
         // The plans with work to come and the newest that ended; older ones stay in the store
         // (`history.rs`), so a long history costs start-up nothing.
-        let (records, sessions, leases, paused, history, lasts) = store
+        let (records, sessions, leases, paused, history, past) = store
             .read(|txn| {
                 let ids = loaded_plans(txn)?;
                 let mut records = Vec::with_capacity(ids.len());
@@ -77,14 +77,17 @@ impl Core {
                 }
                 let active = active_sessions(txn)?;
                 let history = query::newest_sessions(txn, 600)?;
-                let lasts = last_entries(txn, &active, &history)?;
+                let past = Past {
+                    lasts: last_entries(txn, &active, &history)?,
+                    spent: spent_so_far(txn, &active)?,
+                };
                 Ok((
                     records,
                     active,
                     query::leases(txn)?,
                     query::meta(txn, super::observe::PAUSED_KEY)?.is_some_and(|v| v != 0),
                     history,
-                    lasts,
+                    past,
                 ))
             })
             .await?;
@@ -133,8 +136,8 @@ impl Core {
         for record in records {
             core.load(record, now).await?;
         }
-        core.observe_history(history, &lasts).await?;
-        core.settle_left_running(sessions, &lasts, now).await?;
+        core.observe_history(history, &past.lasts).await?;
+        core.settle_left_running(sessions, &past, now).await?;
         core.apply_retention(now).await?;
         Ok(core)
     }
@@ -190,11 +193,11 @@ impl Core {
     async fn settle_left_running(
         &mut self,
         sessions: Vec<Session>,
-        lasts: &HashMap<SessionId, Entry>,
+        past: &Past,
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let mut step = Step::default();
-        let (resumed, settled) = self.resume_or_end(sessions, lasts, &mut step, now);
+        let (resumed, settled) = self.resume_or_end(sessions, past, &mut step, now);
         for (_, agent) in self.fleet.live() {
             step.batch.put_agent(agent);
         }
@@ -258,7 +261,7 @@ impl Core {
     fn resume_or_end(
         &mut self,
         sessions: Vec<Session>,
-        lasts: &HashMap<SessionId, Entry>,
+        past: &Past,
         step: &mut Step,
         now: Timestamp,
     ) -> (Vec<(EndFuture, Running)>, usize) {
@@ -267,12 +270,18 @@ impl Core {
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
             if let Some((future, mut run)) = self.resume(&session, now) {
                 // Shown until the run's backfill tells what it did since.
-                run.last = lasts.get(&session.id).cloned();
+                run.last = past.lasts.get(&session.id).cloned();
                 resumed.push((future, run));
                 continue;
             }
             self.abandon(&session);
             let cause = "engine restarted while it ran; the run did not survive";
+            // What its steps spent until then stays its usage (it was told only at its end).
+            if let Some(spent) = past.spent.get(&session.id)
+                && session.usage.total_tokens() < spent.total_tokens()
+            {
+                session.usage = *spent;
+            }
             session.last_error = Some(cause.into());
             let to = if session.status.can_become(SessionStatus::Lost) {
                 SessionStatus::Lost
@@ -285,7 +294,7 @@ impl Core {
             step.batch.put_session(&session);
             let task = session.task.and_then(|t| self.plans.locate(&t));
             let key = task.map(|(_, key)| key.to_string()).unwrap_or_default();
-            let last = lasts.get(&session.id).cloned();
+            let last = past.lasts.get(&session.id).cloned();
             self.observed.settled(&session, key, last);
             settled += 1;
         }
@@ -601,6 +610,27 @@ impl Core {
         let _ = durable.send(());
         Ok(())
     }
+}
+
+/// What the store says of the sessions the last engine left: what each did last, and what
+/// each active one had spent at its newest step.
+struct Past {
+    lasts: HashMap<SessionId, Entry>,
+    spent: HashMap<SessionId, crate::domain::Usage>,
+}
+
+/// What each active session had spent at its newest step checkpoint.
+fn spent_so_far(
+    txn: &redb::ReadTransaction,
+    active: &[Session],
+) -> Result<HashMap<SessionId, crate::domain::Usage>, StoreError> {
+    let mut spent = HashMap::new();
+    for session in active {
+        if let Some(usage) = query::newest_step_usage(txn, session.id)? {
+            spent.insert(session.id, usage);
+        }
+    }
+    Ok(spent)
 }
 
 /// What each session of `active` and the ended ones of `history` the sessions table shows

@@ -419,6 +419,9 @@ impl Verdict {
         };
         match outcome {
             Outcome::Lost { error, unreachable } => {
+                // What its steps spent until it was lost stays its usage.
+                let live = run.live;
+                run.session.add_usage(live);
                 verdict.status = SessionStatus::Lost;
                 verdict.lost = true;
                 verdict.blame = Some(run.agent);
