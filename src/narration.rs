@@ -60,10 +60,17 @@ impl Narration {
                     }
                 }
             }
-            EngineEvent::PlanSubmitted { name, tasks, .. } => (
+            EngineEvent::PlanSubmitted {
+                name,
+                key,
+                tasks,
+                branch,
+                ..
+            } => (
                 "plan",
                 format!(
-                    "plan {name} submitted: {}",
+                    "plan {} submitted: {}",
+                    called(name, if branch.is_some() { key } else { "" }),
                     crate::text::count(*tasks, "task")
                 ),
                 false,
@@ -94,6 +101,7 @@ impl Narration {
             ),
             EngineEvent::PlanFinished {
                 name,
+                key,
                 ok,
                 done,
                 failed,
@@ -103,7 +111,8 @@ impl Narration {
             } => (
                 if *ok { "done" } else { "failed" },
                 format!(
-                    "plan {name} {}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled",
+                    "plan {} {}: {done} done, {failed} failed, {blocked} blocked, {cancelled} cancelled",
+                    called(name, key),
                     if *ok { "succeeded" } else { "did not succeed" }
                 ),
                 false,
@@ -263,6 +272,16 @@ impl Narration {
             }
         };
         Some(Self { tone, text, nested })
+    }
+}
+
+/// What a plan is called in a line: the key its branches take when it has one (a plan in
+/// worktrees: its name, or `deploy-2` for a later plan of the name, as the control room shows
+/// twins and as the commands take it), else its name.
+fn called<'a>(name: &'a str, key: &'a str) -> &'a str {
+    match key.is_empty() {
+        true => name,
+        false => key,
     }
 }
 

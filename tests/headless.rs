@@ -720,3 +720,64 @@ fn a_plan_paused_over_budget_is_raised_and_continued_from_the_command_line() {
         500 + 1000
     );
 }
+
+/// One plan file submitted twice: the later plan's branches are `twin-2`, the room shows the
+/// two as `twin` and `twin-2`, and every command takes those names, with the engine running
+/// and from the database (`review`, `context` and `timeline` refused `twin-2`; `tasks`
+/// listed both as `twin/t`; `submit` and the events said only `twin`).
+#[test]
+fn twin_plans_are_named_apart_by_every_command() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"10ms\"\n");
+    let repo = support::TestRepo::new();
+    let plan = home.write_plan(
+        "twin.toml",
+        &format!(
+            "name = \"twin\"\nrepo = {:?}\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n",
+            repo.dir_str()
+        ),
+    );
+    let plan = plan.to_str().unwrap();
+    let mut engine = home.engine(&[]);
+    let mut ids = Vec::new();
+    for shown in ["twin", "twin-2"] {
+        let out = home.ocio(&["submit", plan]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let said = stdout(&out);
+        assert_eq!(
+            said.contains("shown as twin-2"),
+            shown == "twin-2",
+            "{said}"
+        );
+        let finished = engine.until("the plan finishes", |l| l["type"] == "plan_finished");
+        assert_eq!(finished["ok"], true);
+        assert_eq!(finished["key"], shown, "{finished}");
+        ids.push(finished["plan"].as_str().unwrap().to_string());
+    }
+    let tasks = stdout(&home.ocio(&["tasks"]));
+    assert!(
+        tasks.contains(" twin/t ") && tasks.contains(" twin-2/t "),
+        "{tasks}"
+    );
+    let review = home.json(&["review", "twin-2", "--json"]);
+    assert_eq!(review["review"]["plan"], ids[1].as_str(), "{review}");
+    let review = home.json(&["review", "twin", "--json"]);
+    assert_eq!(
+        review["review"]["plan"],
+        ids[0].as_str(),
+        "as the room shows it"
+    );
+    let context = home.json(&["context", "twin-2", "--json"]);
+    assert_eq!(context["plan"], ids[1].as_str(), "{context}");
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+    // From the database.
+    let context = home.json(&["context", "twin-2", "--json"]);
+    assert_eq!(context["source"], "database");
+    assert_eq!(context["plan"], ids[1].as_str(), "{context}");
+    let timeline = home.ocio(&["timeline", "twin-2", "--json"]);
+    assert_eq!(timeline.status.code(), Some(0), "{}", stderr(&timeline));
+    let tasks = stdout(&home.ocio(&["tasks"]));
+    assert!(tasks.contains(" twin-2/t "), "{tasks}");
+    fails_with(&home, &["timeline", "twin-3"], 2, "no plan \"twin-3\"");
+}

@@ -149,8 +149,10 @@ pub(crate) fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
                 "TASK", "PLAN/KEY", "STATUS", "ATTEMPTS"
             );
             for plan in plans {
+                // Twins of one name read apart, as in the room: `slow/t`, `slow-2/t`.
+                let shown = plan.shown_name(plans);
                 for task in &plan.tasks {
-                    let name = format!("{}/{}", plan.name, task.key);
+                    let name = format!("{shown}/{}", task.key);
                     out.push_str(&format!(
                         "\n{:<10} {:<32} {:<10} {:>8}  {}",
                         task.id.short(),
@@ -161,7 +163,7 @@ pub(crate) fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
                     ));
                 }
                 if let Some(landing) = &plan.landing {
-                    out.push_str(&format!("\n{:<10} {}", "", landed(&plan.name, landing)));
+                    out.push_str(&format!("\n{:<10} {}", "", landed(shown, landing)));
                 }
             }
             out
@@ -526,29 +528,24 @@ fn clip(text: &str, max: usize) -> String {
 pub(crate) fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let engine = database::engine(context).await?;
-        let plans: Vec<(crate::domain::PlanId, String)> = match &engine {
-            Some(client) => client.snapshot().await?.plans.into_iter().map(|p| (p.id, p.name)).collect(),
-            None => from_database(context, |txn| {
-                Ok(query::plans(txn)?.into_iter().map(|p| (p.id, p.name)).collect())
-            })
-            .await?,
+        let plans = match &engine {
+            Some(client) => super::plans::of_snapshot(&client.snapshot().await?),
+            None => from_database(context, super::plans::of_database).await?,
         };
         let found = match plan {
-            None => plans.last().cloned(),
-            Some(wanted) => plans
-                .iter()
-                .rev()
-                .find(|(id, name)| id.to_string() == wanted || id.short() == wanted || name == wanted)
-                .cloned()
+            None => plans.last().map(|p| (p.id, p.name.clone())),
+            Some(wanted) => super::plans::pick(&plans, wanted)
+                .and_then(|id| plans.iter().find(|p| p.id == id))
+                .map(|p| (p.id, p.name.clone()))
                 // A running engine lists only recent plans; an older one is asked for by its id.
                 .or_else(|| {
-                    let id = wanted.parse::<crate::domain::PlanId>().ok()?;
+                    let id = wanted.trim().parse::<crate::domain::PlanId>().ok()?;
                     engine.is_some().then(|| (id, wanted.to_string()))
                 }),
         };
         let Some((id, name)) = found else {
             return Err(Failure::usage(match plan {
-                Some(wanted) => format!("no plan {wanted:?}\n  hint: `ocio tasks` lists the plans"),
+                Some(wanted) => super::plans::none_named(wanted.trim()),
                 None => "there are no plans yet".to_string(),
             }));
         };

@@ -50,22 +50,9 @@ pub(crate) fn run(
 /// The plan `wanted` names among the engine's plans, or an id it does not list (an older
 /// plan, read back from the store).
 pub(super) fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, Failure> {
-    let wanted = wanted.trim();
-    let plans = &snapshot.plans;
-    let by = |named: &dyn Fn(&crate::engine::view::PlanView) -> bool| {
-        plans.iter().rev().find(|p| named(p)).map(|p| p.id)
-    };
-    // As the room shows it first (`p1` the older of two plans named so, `p1-2` the newer),
-    // then by its name (the newest of that name).
-    let found = by(&|p| {
-        p.id.to_string() == wanted || p.id.short() == wanted || p.shown_name(plans) == wanted
-    })
-    .or_else(|| by(&|p| p.name == wanted || p.key == wanted));
-    found.or_else(|| wanted.parse().ok()).ok_or_else(|| {
-        Failure::usage(format!(
-            "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name (or the name its branches take, `<name>-2`), its id or the id's last 8 characters"
-        ))
-    })
+    super::plans::pick(&super::plans::of_snapshot(snapshot), wanted)
+        .or_else(|| wanted.trim().parse().ok())
+        .ok_or_else(|| Failure::usage(super::plans::none_named(wanted.trim())))
 }
 
 /// What landed where, as a person reads it.

@@ -11,6 +11,7 @@ mod inspect;
 mod land;
 mod open;
 mod output;
+mod plans;
 mod remote;
 mod review;
 mod room;

@@ -52,22 +52,42 @@ pub(crate) fn submit(
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let plan = client.submit(&path, text).await?;
+        let shown = shown_as(&client, plan, &parsed.name).await;
         if json {
             print_json(&json!({
                 "source": "engine",
                 "plan": plan,
                 "name": parsed.name,
+                "shown_as": shown,
                 "tasks": parsed.tasks.len(),
             }))
         } else {
+            // `slow-2`: what the room shows and the commands take, beside the earlier `slow`.
+            let called = match &shown {
+                Some(shown) => format!(", shown as {shown},"),
+                None => String::new(),
+            };
             print_text(&format!(
-                "submitted plan {} as {plan} ({}) to the engine (pid {})",
+                "submitted plan {}{called} as {plan} ({}) to the engine (pid {})",
                 parsed.name,
                 crate::text::count(parsed.tasks.len(), "task"),
                 client.engine().pid
             ))
         }
     })
+}
+
+/// What a just submitted plan is shown as, when that is not its name (an earlier plan of the
+/// name is listed too): how the room and the commands tell it from its twin.
+async fn shown_as(
+    client: &crate::control::ControlClient,
+    plan: crate::domain::PlanId,
+    name: &str,
+) -> Option<String> {
+    let snapshot = client.snapshot().await.ok()?;
+    let view = snapshot.plans.iter().find(|p| p.id == plan)?;
+    let shown = view.shown_name(&snapshot.plans);
+    (shown != name).then(|| shown.to_string())
 }
 
 /// `ocio submit --goal`: the engine's planner proposes a plan for `goal` in the repository

@@ -48,19 +48,8 @@ pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
 /// The plan `wanted` names: its id, the id's last 8 characters or its name (the newest plan
 /// of that name).
 async fn resolve(client: &ControlClient, wanted: &str) -> Result<PlanId, Failure> {
-    let plans = client.snapshot().await?.plans;
-    let found = plans
-        .iter()
-        .rev()
-        .find(|p| p.id.to_string() == wanted || p.id.short() == wanted || p.name == wanted)
-        .map(|p| p.id)
-        // A running engine lists only recent plans; an older one is asked for by its id.
-        .or_else(|| wanted.parse::<PlanId>().ok());
-    found.ok_or_else(|| {
-        Failure::usage(format!(
-            "no plan {wanted:?}\n  hint: give a plan's id, the id's last 8 characters or its name; `ocio tasks` lists the plans"
-        ))
-    })
+    // A running engine lists only recent plans; an older one is asked for by its id.
+    super::land::resolve_plan(&client.snapshot().await?, wanted)
 }
 
 /// The review as text: header, files, tasks.

@@ -6,9 +6,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::output::{print_json, print_text};
-use super::timeline::{find_plan, since};
+use super::timeline::since;
 use super::{Context, Failure, database};
-use crate::store::{Found, SearchQuery, Store, StoreOptions, query, search};
+use crate::store::{Found, SearchQuery, Store, StoreOptions, search};
 
 /// Results shown when `--limit` is not given.
 pub(crate) const DEFAULT_LIMIT: usize = 50;
@@ -44,7 +44,7 @@ pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
     let wanted = asked.plan.clone();
     let read = database::read(&context.paths.db_file, move |txn| {
         if let Some(wanted) = wanted {
-            match find_plan(&query::plans(txn)?, &wanted) {
+            match super::plans::pick(&super::plans::of_database(txn)?, &wanted) {
                 Some(id) => query.plan = Some(id),
                 None => return Ok(Err(wanted)),
             }

@@ -9,8 +9,6 @@ use jiff::{SignedDuration, Timestamp};
 use super::database;
 use super::output::{print_json, print_text};
 use super::{Context, Failure};
-use crate::domain::{Plan, PlanId};
-use crate::store::query;
 use crate::timeline::{LaneBy, Timeline, duration_label, offset_label, read, svg};
 
 /// What was asked.
@@ -34,8 +32,8 @@ pub(crate) fn run(context: &Context, asked: Asked) -> Result<(), Failure> {
         let Some(wanted) = plan else {
             return read::of_engine(txn, since, by, now).map(Ok);
         };
-        let plans = query::plans(txn)?;
-        let Some(id) = find_plan(&plans, &wanted) else {
+        let plans = super::plans::of_database(txn)?;
+        let Some(id) = super::plans::pick(&plans, &wanted) else {
             return Ok(Err(wanted));
         };
         Ok(read::of_plan(txn, id, by, now)?.ok_or(wanted))
@@ -85,16 +83,6 @@ pub(super) fn since(text: &str, now: Timestamp) -> Result<Timestamp, Failure> {
             "--since {text:?} is not a time back from now\n  hint: write it like 2h, 30m or 1d 6h"
         ))
     })
-}
-
-/// The newest plan `wanted` names: its id, the id's last 8 characters, or its name.
-pub(super) fn find_plan(plans: &[Plan], wanted: &str) -> Option<PlanId> {
-    let wanted = wanted.trim();
-    plans
-        .iter()
-        .filter(|p| p.id.to_string() == wanted || p.id.short() == wanted || p.name == wanted)
-        .max_by_key(|p| p.created_at)
-        .map(|p| p.id)
 }
 
 /// The timeline as text: a line per session under its lane, offset and length from the

@@ -166,6 +166,10 @@ pub enum EngineEvent {
     PlanFinished {
         plan: PlanId,
         name: String,
+        /// What its branches are named after (`<name>-2` for a later plan of the name), for a
+        /// plan in worktrees (empty otherwise).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        key: String,
         ok: bool,
         done: usize,
         failed: usize,

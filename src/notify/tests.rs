@@ -20,6 +20,7 @@ fn asks(n: u128) -> EngineEvent {
 
 fn finished(name: &str, ok: bool) -> EngineEvent {
     EngineEvent::PlanFinished {
+        key: String::new(),
         plan: PlanId::from_u128(1),
         name: name.into(),
         ok,

@@ -278,6 +278,10 @@ impl Core {
         let event = EngineEvent::PlanFinished {
             plan: plan_id,
             name: state.plan.name.clone(),
+            key: match state.work.work.mode {
+                crate::domain::WorkMode::Worktrees { .. } => state.work.work.key.clone(),
+                _ => String::new(),
+            },
             ok: done == state.graph.len(),
             done,
             failed,
