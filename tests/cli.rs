@@ -452,7 +452,7 @@ fn check_says_what_is_wrong_with_each_unreachable_agent() {
     );
     // A missing opencode_path is a config error now (tests/cli/bad_input.rs).
     assert!(
-        stderr(&out).contains("unreachable: gone, locked"),
+        stderr(&out).contains("2 of 2 failed: gone, locked (see above)"),
         "{}",
         stderr(&out)
     );

@@ -156,6 +156,17 @@ async fn check_probes_beside_the_database_where_worktrees_go() {
     // Without --db the worktrees go under the data directory, which the server sees.
     let report = home.json(&["check", "--json"]);
     assert_eq!(report[0]["workspace"], "shared", "{report}");
+    assert_eq!(report[0]["sees_ocio_files"], true, "{report}");
+    // Configured remote, it is remote (trees are carried), and the check says it need not be
+    // (it said `workspace shared`, against the config).
+    home.write_config(&format!("{}workspace = \"remote\"\n", config(&server)));
+    let out = home.ocio(&["check"]);
+    let text = support::home::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("workspace remote (it also sees ocio's files"),
+        "{text}"
+    );
     assert!(!home.path("data/ocio/worktrees").exists());
     assert!(!home.db().exists(), "check made a database");
     server.stop().await;
@@ -236,6 +247,12 @@ fn check_tells_remote(server: &TestServer, home: &Home) {
         text.contains("does not see ocio's files") && text.contains("workspace = \"remote\""),
         "{text}"
     );
+    // The workspace shown is the configured one (it showed `remote`, what was found).
+    assert!(
+        text.contains("workspace shared (it does not see ocio's files)"),
+        "{text}"
+    );
+    assert!(text.contains("1 of 1 failed: far (see above)"), "{text}");
 }
 
 /// A plan of two tasks (the second on top of the first) runs on the far server: the work of

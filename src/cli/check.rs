@@ -26,9 +26,12 @@ struct AgentReport {
     opencode_agents: Vec<String>,
     /// Time to reach the server (for managed ones, including the start).
     millis: Option<u64>,
-    /// Where its sessions can work: "shared" (the server sees ocio's files) or "remote" (a
-    /// build box: ocio carries trees there), found out with a probe file.
+    /// Where its sessions will work: "shared" (in ocio's worktrees) or "remote" (a build box:
+    /// ocio carries trees there), as configured, or as found for `workspace = "auto"`.
     workspace: Option<&'static str>,
+    /// Whether the server sees ocio's files, found out with a probe file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sees_ocio_files: Option<bool>,
     /// The fleet it is a member of, for a fleet's member.
     #[serde(skip_serializing_if = "Option::is_none")]
     fleet: Option<String>,
@@ -51,6 +54,7 @@ impl AgentReport {
             opencode_agents: Vec::new(),
             millis: None,
             workspace: None,
+            sees_ocio_files: None,
             fleet: None,
             running: None,
             error: None,
@@ -118,9 +122,15 @@ pub(crate) fn run(context: &Context, names: &[String], json: bool) -> Result<(),
             .filter(|r| !r.ok)
             .map(|r| r.name.as_str())
             .collect();
+        // What failed is said above each: unreachable, refused, or not as configured.
         Err(Failure {
             code: exit::FAILED,
-            message: format!("unreachable: {}", failed.join(", ")),
+            message: format!(
+                "{} of {} failed: {} (see above)",
+                failed.len(),
+                reports.len(),
+                failed.join(", ")
+            ),
         })
     }
 }
@@ -312,7 +322,13 @@ async fn see_workspace(
         // Not reached, or not let in: nothing is known about its disk.
         Err(_) => return,
     };
-    report.workspace = Some(if sees { "shared" } else { "remote" });
+    report.sees_ocio_files = Some(sees);
+    report.workspace = Some(match (agent.workspace_mode(), sees) {
+        (crate::config::WorkspaceMode::Shared, _) => "shared",
+        (crate::config::WorkspaceMode::Remote, _) => "remote",
+        (crate::config::WorkspaceMode::Auto, true) => "shared",
+        (crate::config::WorkspaceMode::Auto, false) => "remote",
+    });
     if !sees && agent.workspace_mode() == crate::config::WorkspaceMode::Shared {
         report.ok = false;
         report.error = Some(format!(
@@ -349,9 +365,16 @@ fn print(reports: &[AgentReport], json: bool, none: Option<String>) -> Result<()
         return super::output::print_text(&none);
     }
     let mut out = String::new();
+    // Fleet members are named `box-10.42.0.7-4096`: the column is as wide as the widest.
+    let width = reports
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     for r in reports {
         let state = if r.ok { "ok  " } else { "FAIL" };
-        let _ = write!(out, "{state} {:<16} {:<9}", r.name, r.kind);
+        let _ = write!(out, "{state} {:<width$} {:<9}", r.name, r.kind);
         if let Some(fleet) = &r.fleet {
             let _ = write!(out, " fleet {fleet}");
         }
@@ -374,6 +397,18 @@ fn print(reports: &[AgentReport], json: bool, none: Option<String>) -> Result<()
         }
         if let Some(workspace) = r.workspace {
             let _ = write!(out, " workspace {workspace}");
+            match (workspace, r.sees_ocio_files) {
+                ("remote", Some(true)) => {
+                    let _ = write!(
+                        out,
+                        " (it also sees ocio's files: \"shared\" would carry nothing)"
+                    );
+                }
+                ("shared", Some(false)) => {
+                    let _ = write!(out, " (it does not see ocio's files)");
+                }
+                _ => {}
+            }
         }
         if !r.opencode_agents.is_empty() {
             let _ = write!(out, " agents: {}", r.opencode_agents.join(", "));
