@@ -259,6 +259,50 @@ agent = "coder"
     assert_eq!(plan.validate_against_agents(&able), Ok(()));
 }
 
+/// A plan in a directory that is no git repository cannot have its tasks carried to a build
+/// box: a task only build boxes could run is refused at submit, naming them (it waited ready
+/// for good, saying nothing: hand trial).
+#[test]
+fn a_task_outside_git_that_only_build_boxes_could_run_is_refused() {
+    let plan = parse(
+        r#"name = "p"
+repo = "."
+[[tasks]]
+id = "anywhere"
+prompt = "p"
+[[tasks]]
+id = "pinned"
+prompt = "p"
+agent = "far"
+"#,
+    );
+    let mut far = agent("far", &[]);
+    far.works_away = true;
+    let near = agent("near", &[]);
+    // Beside an agent on ocio's disk, only the task pinned to the box cannot run.
+    let found = plan
+        .validate_on_ocios_disk(&[far.clone(), near])
+        .unwrap_err()
+        .into_vec();
+    let tasks: Vec<_> = found.iter().map(|e| e.task.as_deref()).collect();
+    assert_eq!(tasks, [Some("pinned")]);
+    let found = plan
+        .validate_on_ocios_disk(std::slice::from_ref(&far))
+        .unwrap_err()
+        .into_vec();
+    let summary: Vec<_> = found.iter().map(|e| (e.line, e.message.as_str())).collect();
+    assert_eq!(summary.len(), 2, "{summary:?}");
+    assert!(
+        found[0].message.contains("is no git repository"),
+        "{summary:?}"
+    );
+    assert!(
+        found[0].message.contains("(far) work on build boxes"),
+        "{summary:?}"
+    );
+    assert_eq!(found[1].line, 9, "the pinned task's `agent`");
+}
+
 #[test]
 fn with_no_agent_configured_each_task_says_so_not_an_empty_capability_list() {
     let plan = parse("name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n");

@@ -126,6 +126,44 @@ impl PlanFile {
         PlanErrors::from_vec(errors).map_or(Ok(()), Err)
     }
 
+    /// For a plan in a directory that is no git repository (its tasks' trees cannot be
+    /// carried to a build box): each task some agent could run must have one working on
+    /// ocio's disk among them, or it would wait ready for good.
+    pub(crate) fn validate_on_ocios_disk(&self, agents: &[Agent]) -> Result<(), PlanErrors> {
+        let mut errors = Vec::new();
+        for task in &self.tasks {
+            let could: Vec<&Agent> = agents
+                .iter()
+                .filter(|a| task.capabilities.is_subset(&a.capabilities))
+                .filter(|a| task.agent.as_ref().is_none_or(|pinned| *pinned == a.name))
+                .collect();
+            if could.is_empty() || could.iter().any(|a| !a.works_away) {
+                continue; // none at all is reported by `validate_against_agents`
+            }
+            let names: Vec<&str> = could.iter().map(|a| a.name.as_str()).collect();
+            let (field, at) = match task.origin.agent {
+                Some(at) if task.agent.is_some() => ("agent", at),
+                _ => ("repo", task.origin.at),
+            };
+            errors.push(
+                self.error(
+                    task,
+                    at,
+                    field,
+                    format!(
+                        "cannot run: {} is no git repository, so its tree cannot be carried to a build box, and the agents that could run it ({}) work on build boxes (workspace = \"remote\")",
+                        self.repo.display(),
+                        names.join(", ")
+                    ),
+                )
+                .with_hint(Some(
+                    "make the directory a git repository (`git init`, commit), or give the task to an agent that sees ocio's files".into(),
+                )),
+            );
+        }
+        PlanErrors::from_vec(errors).map_or(Ok(()), Err)
+    }
+
     fn error(
         &self,
         task: &TaskSpec,

@@ -47,6 +47,8 @@ mod lost_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod test_wait;
 
 use std::collections::HashMap;

@@ -36,8 +36,13 @@ impl Core {
             workspace,
             integration,
         } = prepared;
-        file.validate_against_agents(&self.fleet.live_agents())
+        let agents = self.fleet.placed_agents();
+        file.validate_against_agents(&agents)
             .map_err(EngineError::Plan)?;
+        if matches!(work.mode, WorkMode::Plain) {
+            file.validate_on_ocios_disk(&agents)
+                .map_err(EngineError::Plan)?;
+        }
         let now = self.now();
         let built = file.into_plan(id, now)?;
         let (plan, mut graph) = (built.plan, built.graph);

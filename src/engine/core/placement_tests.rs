@@ -1,0 +1,61 @@
+//! Where a plan's tasks can run, checked when it is submitted: a plan in a directory that is
+//! no git repository, whose task only build boxes could run, is refused (it waited ready for
+//! good, saying nothing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use crate::domain::{Agent, AgentName, Backend};
+use crate::engine::{AgentSpec, EngineApi, EngineError, EngineHandle, EngineOptions};
+use crate::store::{Store, StoreOptions};
+
+#[tokio::test]
+async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let mut far = Agent::new(AgentName::new("far").unwrap(), Backend::Simulated, 2);
+    far.works_away = true;
+    let agent = AgentSpec {
+        agent: far,
+        runner: Arc::new(crate::engine::Simulated {
+            config: crate::config::SimulationConfig {
+                duration: jiff::SignedDuration::from_millis(10),
+                failure_rate: 0.0,
+                seed: 1,
+                ask_rate: 0.0,
+            },
+        }),
+    };
+    let engine = EngineHandle::start(store, vec![agent], EngineOptions::default())
+        .await
+        .unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
+            plain.display().to_string()
+        ),
+    )
+    .unwrap();
+    let refused = engine
+        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .await
+        .unwrap_err();
+    let EngineError::Plan(errors) = &refused else {
+        panic!("{refused:?}")
+    };
+    let text = errors.to_string();
+    assert!(
+        text.contains("is no git repository") && text.contains("(far) work on build boxes"),
+        "{text}"
+    );
+    assert!(
+        engine.snapshot().await.unwrap().plans.is_empty(),
+        "nothing stored"
+    );
+    engine.shutdown().await.unwrap();
+}
