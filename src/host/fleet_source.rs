@@ -76,11 +76,11 @@ async fn run(command: &str) -> Result<Vec<String>, SourceError> {
         .map_err(|e| failed(format!("cannot be run: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(failed(format!(
-            "failed ({}): {}",
-            output.status,
-            shown(stderr.trim())
-        )));
+        let said = match stderr.trim() {
+            "" => "(nothing on stderr)".to_string(),
+            text => shown(text),
+        };
+        return Err(failed(format!("failed ({}): {said}", output.status)));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout

@@ -289,6 +289,13 @@ async fn a_command_that_fails_or_prints_no_url_is_an_error() {
         err.to_string().contains("exit status: 3") && err.to_string().contains("down"),
         "{err}"
     );
+    // Silent, it says so (the message ended in an empty `: `).
+    let err = read(&with_command("exit 3")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("failed (exit status: 3): (nothing on stderr)"),
+        "{err}"
+    );
     let err = read(&with_command("echo box:4096")).await.unwrap_err();
     assert!(
         err.to_string()
