@@ -275,13 +275,13 @@ impl Narration {
     }
 }
 
-/// What a plan is called in a line: the key its branches take when it has one (a plan in
-/// worktrees: its name, or `deploy-2` for a later plan of the name, as the control room shows
-/// twins and as the commands take it), else its name.
-fn called<'a>(name: &'a str, key: &'a str) -> &'a str {
-    match key.is_empty() {
-        true => name,
-        false => key,
+/// What a plan is called in a line: its name, and the name its branches take when that
+/// differs (`deploy (deploy-2)`, a later plan of the name: how the room shows it beside its
+/// twin and the commands take it).
+fn called(name: &str, key: &str) -> String {
+    match key.is_empty() || key == name {
+        true => name.to_string(),
+        false => format!("{name} ({key})"),
     }
 }
 

@@ -12,16 +12,21 @@ pub(super) struct Named {
     pub(super) id: PlanId,
     pub(super) name: String,
     pub(super) key: String,
+    /// What the control room shows it as, for the plans a running engine lists.
+    pub(super) shown: Option<String>,
 }
 
 /// The plan `wanted` names among `plans` (oldest first): its id or the id's last 8
-/// characters, its key (`deploy-2`: one plan), else its name (the newest of that name).
+/// characters; what the room shows it as (`twin` and `twin-2` while both are listed); its
+/// name (the newest of that name); else the name its branches take when that is not its
+/// name (`twin-2`, the newest of them: keys are unique only within a repository).
 pub(super) fn pick(plans: &[Named], wanted: &str) -> Option<PlanId> {
     let wanted = wanted.trim();
     let newest = |matches: &dyn Fn(&Named) -> bool| plans.iter().rev().find(|p| matches(p));
     newest(&|p| p.id.to_string() == wanted || p.id.short() == wanted)
-        .or_else(|| newest(&|p| !p.key.is_empty() && p.key == wanted))
+        .or_else(|| newest(&|p| p.shown.as_deref() == Some(wanted)))
         .or_else(|| newest(&|p| p.name == wanted))
+        .or_else(|| newest(&|p| p.key != p.name && p.key == wanted))
         .map(|p| p.id)
 }
 
@@ -34,6 +39,7 @@ pub(super) fn of_snapshot(snapshot: &Snapshot) -> Vec<Named> {
             id: p.id,
             name: p.name.clone(),
             key: p.key.clone(),
+            shown: Some(p.shown_name(&snapshot.plans).to_string()),
         })
         .collect()
 }
@@ -52,6 +58,7 @@ pub(super) fn of_database(txn: &redb::ReadTransaction) -> Result<Vec<Named>, Sto
             key: keys.get(&p.id).cloned().unwrap_or_default(),
             id: p.id,
             name: p.name,
+            shown: None,
         })
         .collect())
 }
@@ -59,7 +66,7 @@ pub(super) fn of_database(txn: &redb::ReadTransaction) -> Result<Vec<Named>, Sto
 /// What a command says when no plan matches `wanted`.
 pub(super) fn none_named(wanted: &str) -> String {
     format!(
-        "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name (the newest of that name), the name its branches take (`<name>-2`), its id or the id's last 8 characters"
+        "no plan {wanted:?}\n  hint: `ocio tasks` lists the plans; give its name (the newest of that name), the name its branches take (`<name>-2`, as the room shows a later plan of one name), its id or the id's last 8 characters"
     )
 }
 
@@ -72,25 +79,38 @@ mod tests {
             id: PlanId::from_parts(n, u128::from(n)),
             name: name.into(),
             key: key.into(),
+            shown: None,
         }
     }
 
-    /// Twins of one name: each by its key, the newest by the name; an id before anything.
+    /// From the database: a bare name is the newest of that name (not the first plan ever
+    /// given it, whose key it is), `slow-2` the plan whose branches take it, an id before
+    /// anything; a plan really named `api-2` before another repository's twin key `api-2`.
     #[test]
-    fn a_plan_is_named_by_id_key_or_name() {
+    fn a_plan_is_named_by_id_name_or_key() {
         let plans = [
             named(1, "slow", "slow"),
             named(2, "slow", "slow-2"),
             named(3, "fast", "fast"),
+            named(4, "slow", "slow-3"),
         ];
         assert_eq!(pick(&plans, "slow-2"), Some(plans[1].id));
-        assert_eq!(pick(&plans, "slow"), Some(plans[0].id), "its key first");
+        assert_eq!(pick(&plans, "slow"), Some(plans[3].id), "the newest");
         assert_eq!(pick(&plans, " fast "), Some(plans[2].id));
         assert_eq!(pick(&plans, &plans[1].id.short()), Some(plans[1].id));
         assert_eq!(pick(&plans, &plans[0].id.to_string()), Some(plans[0].id));
-        assert_eq!(pick(&plans, "slow-3"), None);
-        // Without keys (plans not in worktrees, older files): the newest of the name.
-        let plain = [named(1, "slow", ""), named(2, "slow", "")];
-        assert_eq!(pick(&plain, "slow"), Some(plain[1].id));
+        assert_eq!(pick(&plans, "slow-4"), None);
+        let repos = [named(1, "api-2", "api-2"), named(2, "api", "api-2")];
+        assert_eq!(pick(&repos, "api-2"), Some(repos[0].id));
+    }
+
+    /// With the engine running, as the room shows twins: `slow` the older, `slow-2` the newer.
+    #[test]
+    fn listed_twins_are_named_as_the_room_shows_them() {
+        let mut plans = [named(1, "slow", "slow"), named(2, "slow", "slow-2")];
+        plans[0].shown = Some("slow".into());
+        plans[1].shown = Some("slow-2".into());
+        assert_eq!(pick(&plans, "slow"), Some(plans[0].id));
+        assert_eq!(pick(&plans, "slow-2"), Some(plans[1].id));
     }
 }

@@ -71,18 +71,6 @@ impl Fleet {
         self.live().map(|(_, a)| a.clone()).collect()
     }
 
-    /// [`Fleet::live_agents`], each saying whether its sessions work away from ocio's disk,
-    /// configured so or found out as it ran (`workspace = "auto"`).
-    pub(super) fn placed_agents(&self) -> Vec<Agent> {
-        self.live()
-            .map(|(i, a)| {
-                let mut agent = a.clone();
-                agent.works_away |= self.slots[i].runner.works_away();
-                agent
-            })
-            .collect()
-    }
-
     /// The index of the agent called `name`.
     pub(super) fn index_of(&self, name: &str) -> Result<usize, EngineError> {
         self.live()

@@ -36,7 +36,9 @@ impl Core {
             workspace,
             integration,
         } = prepared;
-        let agents = self.fleet.placed_agents();
+        // Working away as configured (`workspace = "remote"`): an `auto` agent found working
+        // away in one directory may see another.
+        let agents = self.fleet.live_agents();
         file.validate_against_agents(&agents)
             .map_err(EngineError::Plan)?;
         if matches!(work.mode, WorkMode::Plain) {

@@ -626,8 +626,16 @@ fn spent_so_far(
 ) -> Result<HashMap<SessionId, crate::domain::Usage>, StoreError> {
     let mut spent = HashMap::new();
     for session in active {
-        if let Some(usage) = query::newest_step_usage(txn, session.id)? {
-            spent.insert(session.id, usage);
+        match query::newest_step_usage(txn, session.id) {
+            Ok(Some(usage)) => {
+                spent.insert(session.id, usage);
+            }
+            Ok(None) => {}
+            // Damaged, or written by a newer ocio: never a reason not to start.
+            Err(StoreError::Decode { detail, .. }) => {
+                tracing::warn!(session = %session.id, %detail, "cannot read what the session spent");
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(spent)
