@@ -624,27 +624,13 @@ fn spent_so_far(
     txn: &redb::ReadTransaction,
     active: &[Session],
 ) -> Result<HashMap<SessionId, crate::domain::Usage>, StoreError> {
-    let mut spent = HashMap::new();
-    for session in active {
-        match query::newest_step_usage(txn, session.id) {
-            Ok(Some(usage)) => {
-                spent.insert(session.id, usage);
-            }
-            Ok(None) => {}
-            // Damaged, or written by a newer ocio: never a reason not to start.
-            Err(StoreError::Decode { detail, .. }) => {
-                tracing::warn!(session = %session.id, %detail, "cannot read what the session spent");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(spent)
+    each_readable(active.iter(), "spent", |id| {
+        query::newest_step_usage(txn, id)
+    })
 }
 
 /// What each session of `active` and the ended ones of `history` the sessions table shows
-/// did last: its transcript's newest entry, where one is stored. An entry that cannot be read
-/// (written by a newer ocio, or damaged) leaves its session's LAST empty: it never stops the
-/// engine from starting.
+/// did last: its transcript's newest entry, where one is stored.
 fn last_entries(
     txn: &redb::ReadTransaction,
     active: &[Session],
@@ -654,20 +640,33 @@ fn last_entries(
         .iter()
         .filter(|s| !s.is_active())
         .take(RECENT_SESSIONS);
-    let mut lasts = HashMap::new();
-    for session in active.iter().chain(ended) {
-        match crate::store::last_transcript_entry(txn, session.id) {
-            Ok(Some(entry)) => {
-                lasts.insert(session.id, entry);
+    each_readable(active.iter().chain(ended), "did last", |id| {
+        crate::store::last_transcript_entry(txn, id)
+    })
+}
+
+/// What `read` finds of each of `sessions`, where it finds something. A record that cannot
+/// be decoded (damaged, or written by a newer ocio) is left out and logged: reading what
+/// sessions did and spent is never a reason for the engine not to start.
+fn each_readable<'s, T>(
+    sessions: impl Iterator<Item = &'s Session>,
+    what: &str,
+    read: impl Fn(SessionId) -> Result<Option<T>, StoreError>,
+) -> Result<HashMap<SessionId, T>, StoreError> {
+    let mut found = HashMap::new();
+    for session in sessions {
+        match read(session.id) {
+            Ok(Some(value)) => {
+                found.insert(session.id, value);
             }
             Ok(None) => {}
             Err(StoreError::Decode { detail, .. }) => {
-                tracing::warn!(session = %session.id, %detail, "cannot read what the session did last");
+                tracing::warn!(session = %session.id, %detail, "cannot read what the session {what}");
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(lasts)
+    Ok(found)
 }
 
 /// Sessions that had not ended, through the status index: finished history is not decoded.
