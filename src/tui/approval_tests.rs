@@ -366,24 +366,27 @@ fn a_rejected_write_is_not_a_file_edited() {
     );
 }
 
+/// A merge conflict of task `n` (`key`) in `src/api.rs`, parked for the operator.
+fn parked(n: u128, key: &str) -> crate::engine::view::ConflictView {
+    crate::engine::view::ConflictView {
+        plan: super::tests::plan_id(),
+        task: super::tests::tid(n),
+        key: key.into(),
+        files: vec!["src/api.rs".into()],
+        policy: crate::domain::task::ConflictPolicy::Manual,
+        state: crate::engine::view::ConflictState::Parked,
+    }
+}
+
 /// A parked merge conflict is a row of the approvals pane the cursor reaches: enter selects
 /// its task in the tree and says how to settle it, `R` retries its task and `c` asks before
 /// cancelling it, and an answer key says what the row is. Enter on it did nothing: the rows
 /// could not be selected, and how to settle one was only in the events pane.
 #[test]
 fn a_parked_conflict_in_the_approvals_pane_is_selected_and_settled_from_there() {
-    use super::tests::{plan_id, tid};
-    use crate::domain::task::ConflictPolicy;
-    use crate::engine::view::{ConflictState, ConflictView};
+    use super::tests::tid;
     let mut app = app();
-    app.view.conflicts.push(ConflictView {
-        plan: plan_id(),
-        task: tid(3),
-        key: "client".into(),
-        files: vec!["src/api.rs".into()],
-        policy: ConflictPolicy::Manual,
-        state: ConflictState::Parked,
-    });
+    app.view.conflicts.push(parked(3, "client"));
     app.view.generation += 1;
     app.focus = Pane::Approvals;
     key(&mut app, KeyCode::Down);
@@ -438,19 +441,9 @@ fn a_parked_conflict_in_the_approvals_pane_is_selected_and_settled_from_there() 
 /// nothing).
 #[test]
 fn the_approvals_cursor_stays_on_its_row_as_requests_come_and_go() {
-    use super::tests::{plan_id, tid};
-    use crate::domain::task::ConflictPolicy;
-    use crate::engine::view::{ConflictState, ConflictView};
-    let conflict = |n: u128, key: &str| ConflictView {
-        plan: plan_id(),
-        task: tid(n),
-        key: key.into(),
-        files: vec!["src/api.rs".into()],
-        policy: ConflictPolicy::Manual,
-        state: ConflictState::Parked,
-    };
+    use super::tests::tid;
     let mut app = app();
-    app.view.conflicts = vec![conflict(3, "client"), conflict(5, "e2e")];
+    app.view.conflicts = vec![parked(3, "client"), parked(5, "e2e")];
     app.view.generation += 1;
     app.focus = Pane::Approvals;
     // Rows: the request, client, e2e. On e2e:
@@ -502,18 +495,8 @@ fn the_approvals_cursor_stays_on_its_row_as_requests_come_and_go() {
 /// says, whatever row its cursor was left on.
 #[test]
 fn from_another_pane_the_answer_keys_answer_the_first_request() {
-    use super::tests::{plan_id, tid};
-    use crate::domain::task::ConflictPolicy;
-    use crate::engine::view::{ConflictState, ConflictView};
     let mut app = app();
-    app.view.conflicts.push(ConflictView {
-        plan: plan_id(),
-        task: tid(3),
-        key: "client".into(),
-        files: vec!["src/api.rs".into()],
-        policy: ConflictPolicy::Manual,
-        state: ConflictState::Parked,
-    });
+    app.view.conflicts.push(parked(3, "client"));
     app.view.generation += 1;
     app.focus = Pane::Approvals;
     key(&mut app, KeyCode::Down);
