@@ -88,6 +88,7 @@ impl Host {
         config: &Config,
         options: HostOptions,
     ) -> Result<Host, HostError> {
+        check_fleets(config)?;
         let socket = paths.socket_file();
         let store = open_store(&paths.db_file, &socket).await?;
         let records = crate::paths::server_records(&paths.db_file);
@@ -100,7 +101,7 @@ impl Host {
                 return Err(e.into());
             }
         };
-        let rosters = gather_fleets(config, &mut specs, &store).await;
+        let (rosters, waiting) = gather_fleets(config, &mut specs, &store).await;
         let clients = servers.clients();
         let started =
             EngineHandle::start_subscribed(store.clone(), specs, engine_options(config)).await;
@@ -133,6 +134,9 @@ impl Host {
                 metrics: None,
             },
         };
+        for (fleet, url, why) in waiting {
+            engine.tell_fleet_member_waiting(&fleet, &url, &why).await;
+        }
         host.watch_fleets(rosters);
         if let Some(addr) = options.metrics {
             let sources = Sources {
@@ -322,11 +326,25 @@ impl Passwords {
 /// the rosters go on with a watcher each. A member the last engine left sessions running on
 /// joins whatever its source or health says now, so they are re-attached (drained when no
 /// longer listed; an unreachable one is followed as any agent's server that went away).
+/// Each fleet's password variable and certificate, read before anything starts: its members
+/// take them as they join, which without them none ever could (an unset variable does not
+/// appear later in this process), and the room would wait for them in silence.
+fn check_fleets(config: &Config) -> Result<(), EndpointError> {
+    for fleet in &config.fleets {
+        crate::opencode::endpoint::credentials(
+            &format!("fleet {}", fleet.name),
+            fleet.password_env.as_deref(),
+            fleet.ca_cert.as_deref(),
+        )?;
+    }
+    Ok(())
+}
+
 async fn gather_fleets(
     config: &Config,
     specs: &mut Vec<crate::engine::AgentSpec>,
     store: &StoreHandle,
-) -> Vec<fleets::Roster> {
+) -> (Vec<fleets::Roster>, Vec<(AgentName, String, String)>) {
     let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
     let gathering = crews::Gathering::new(taken, config.secret_vars());
     let left = left_running(store).await;
@@ -353,8 +371,9 @@ async fn gather_fleets(
         }
         rosters.push(roster);
     }
-    specs.extend(gathering.into_specs());
-    rosters
+    let (gathered, waiting) = gathering.into_parts();
+    specs.extend(gathered);
+    (rosters, waiting)
 }
 
 /// The engine's options from the config's `[engine]`.

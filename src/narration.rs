@@ -170,6 +170,14 @@ impl Narration {
             EngineEvent::AgentRemoved { agent } => {
                 ("engine", format!("agent {agent} removed"), false)
             }
+            EngineEvent::FleetMemberWaiting { fleet, url, why } => (
+                "offline",
+                format!(
+                    "fleet {fleet}: {url} cannot join yet ({}); asked again at the fleet's next read",
+                    why.lines().map(str::trim).collect::<Vec<_>>().join("; ")
+                ),
+                false,
+            ),
             EngineEvent::Paused { paused } => (
                 "paused",
                 if *paused {
@@ -332,6 +340,15 @@ mod tests {
             "",
         );
         assert_eq!(text(&agent).unwrap(), "agent coder-1 draining");
+        let waiting = EngineEvent::FleetMemberWaiting {
+            fleet: AgentName::new("builders").unwrap(),
+            url: "http://10.0.0.3:4096".into(),
+            why: "the server has a password\nhint: set password_env".into(),
+        };
+        assert_eq!(
+            text(&waiting).unwrap(),
+            "fleet builders: http://10.0.0.3:4096 cannot join yet (the server has a password; hint: set password_env); asked again at the fleet's next read"
+        );
         let submitted = EngineEvent::PlanSubmitted {
             plan: crate::domain::PlanId::from_u128(2),
             name: "add-pagination".into(),

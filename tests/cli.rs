@@ -608,6 +608,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("budget_resolved", &["plan", "name", "continued"]),
     ("agent_added", &["agent"]),
     ("agent_removed", &["agent"]),
+    ("fleet_member_waiting", &["fleet", "url", "why"]),
     ("integration_ready", &["plan", "branch", "path"]),
     ("task_held", &["plan", "task", "key", "session", "file"]),
     ("overlap", &["plan", "path", "session", "with"]),

@@ -207,3 +207,29 @@ fn killed_while_a_member_works_and_restarted_without_it(
     let (code, _, err) = engine.stop("TERM");
     assert_eq!(code, Some(130), "{err}");
 }
+
+/// A server the fleet lists that cannot join is said in the events (a JSON line here; the
+/// room's events pane words it: `narration` tests), naming the fleet, the URL and why; it
+/// used to be said in the log file alone.
+#[test]
+fn a_listed_server_that_cannot_join_is_said() {
+    let home = Home::new();
+    home.write_config(
+        "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\n\n[[fleets]]\nname = \"box\"\nurls = [\"http://127.0.0.1:9\"]\n",
+    );
+    let mut engine = home.engine(&[]);
+    // Not for ever: without the line the engine is stopped and `until` fails.
+    let pid = engine.pid();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        support::home::signal_process(pid, "TERM");
+    });
+    let waiting = engine.until("the member is said to wait", |l| {
+        l["type"] == "fleet_member_waiting"
+    });
+    assert_eq!(waiting["fleet"], "box", "{waiting}");
+    assert_eq!(waiting["url"], "http://127.0.0.1:9", "{waiting}");
+    let why = waiting["why"].as_str().unwrap();
+    assert!(why.contains("127.0.0.1:9"), "{waiting}");
+    engine.stop("TERM");
+}

@@ -232,6 +232,13 @@ pub enum EngineEvent {
     AgentAdded { agent: Box<Agent> },
     /// An agent was removed while the engine runs (durable); it takes no more work.
     AgentRemoved { agent: AgentName },
+    /// A server that `fleet` lists cannot join it, and `why` (not durable: told when it is
+    /// first refused and when the reason changes; asked again at the fleet's next read).
+    FleetMemberWaiting {
+        fleet: AgentName,
+        url: String,
+        why: String,
+    },
     /// A plan's integration branch is checked out in its own worktree; finished tasks are
     /// merged there.
     IntegrationReady {
@@ -407,6 +414,8 @@ enum Command {
         oneshot::Sender<Result<(), EngineError>>,
     ),
     Shutdown(oneshot::Sender<()>),
+    /// Tell the front ends what the host saw (a fleet member that cannot join).
+    Tell(Box<EngineEvent>),
 }
 
 /// How the engine's loop ended, as [`EngineHandle::failed`] tells it.
@@ -557,6 +566,16 @@ impl EngineHandle {
         let (name, cause) = (name.to_string(), cause.to_string());
         self.ask(|reply| Command::Drain(name, drain, cause, reply))
             .await?
+    }
+
+    /// Tell the front ends that the server at `url`, which `fleet` lists, cannot join, and why.
+    pub(crate) async fn tell_fleet_member_waiting(&self, fleet: &AgentName, url: &str, why: &str) {
+        let event = EngineEvent::FleetMemberWaiting {
+            fleet: fleet.clone(),
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let _ = self.commands.send(Command::Tell(Box::new(event))).await;
     }
 
     /// How many entries the engine keeps in memory, structure by structure.

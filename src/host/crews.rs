@@ -43,6 +43,8 @@ pub(crate) async fn check_health(member: &AgentConfig, withheld: &[String]) -> R
 /// on it) starts draining. Nothing has joined the engine yet, so nothing leaves.
 pub(crate) struct Gathering {
     pub(crate) specs: Mutex<Vec<AgentSpec>>,
+    /// Members that could not join, told to the engine once it runs: fleet, URL, why.
+    pub(crate) waiting: Mutex<Vec<(AgentName, String, String)>>,
     /// Agent names taken already (the `[[agents]]` entries).
     taken: BTreeSet<AgentName>,
     withheld: Vec<String>,
@@ -52,6 +54,7 @@ impl Gathering {
     pub(crate) fn new(taken: BTreeSet<AgentName>, withheld: Vec<String>) -> Self {
         Self {
             specs: Mutex::default(),
+            waiting: Mutex::default(),
             taken,
             withheld,
         }
@@ -63,8 +66,11 @@ impl Gathering {
         self.taken.contains(name) || specs.iter().any(|s| &s.agent.name == name)
     }
 
-    pub(crate) fn into_specs(self) -> Vec<AgentSpec> {
-        self.specs.into_inner().unwrap_or_else(|e| e.into_inner())
+    /// The agents gathered, and the members that could not join (fleet, URL, why).
+    pub(crate) fn into_parts(self) -> (Vec<AgentSpec>, Vec<(AgentName, String, String)>) {
+        let specs = self.specs.into_inner().unwrap_or_else(|e| e.into_inner());
+        let waiting = self.waiting.into_inner().unwrap_or_else(|e| e.into_inner());
+        (specs, waiting)
     }
 }
 
@@ -104,6 +110,11 @@ impl Crew for Gathering {
     async fn remove(&self, _: &AgentName) -> Result<Removal, String> {
         Ok(Removal::Gone)
     }
+
+    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.push((fleet.clone(), url.to_string(), why.to_string()));
+    }
 }
 
 /// The running engine.
@@ -141,5 +152,9 @@ impl Crew for Engine {
             Err(EngineError::AgentBusy { running, .. }) => Ok(Removal::Busy(running)),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
+        self.engine.tell_fleet_member_waiting(fleet, url, why).await;
     }
 }

@@ -44,12 +44,16 @@ pub(crate) trait Crew: Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// Remove agent `name` if it runs nothing.
     fn remove(&self, name: &AgentName) -> impl Future<Output = Result<Removal, String>> + Send;
+    /// Tell the operator that the member at `url` of `fleet` cannot join yet, and `why`.
+    fn waiting(&self, fleet: &AgentName, url: &str, why: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// A fleet's members by URL.
 pub(crate) struct Roster {
     fleet: FleetConfig,
     members: BTreeMap<String, Standing>,
+    /// Listed members that could not join, by URL, and why (told once per reason).
+    waiting: BTreeMap<String, String>,
 }
 
 impl Roster {
@@ -57,6 +61,7 @@ impl Roster {
         Self {
             fleet,
             members: BTreeMap::new(),
+            waiting: BTreeMap::new(),
         }
     }
 
@@ -80,6 +85,7 @@ impl Roster {
         match listed {
             Ok(urls) => {
                 let urls: BTreeSet<String> = urls.into_iter().collect();
+                self.waiting.retain(|url, _| urls.contains(url));
                 self.leave_or_return(&urls, crew).await;
                 self.welcome(&urls, crew).await;
             }
@@ -159,19 +165,28 @@ impl Roster {
         let checks = new.iter().map(|(_, member)| crew.healthy(member));
         let health = futures_util::future::join_all(checks).await;
         for ((url, member), health) in new.iter().zip(health) {
-            if let Err(e) = health {
-                tracing::info!(agent = %member.name, error = %e, "fleet member not healthy yet; asked again at the next read");
-                continue;
-            }
-            match crew.join(member).await {
+            let joined = match health {
+                Ok(()) => crew.join(member).await,
+                Err(e) => Err(e),
+            };
+            match joined {
                 Ok(()) => {
                     tracing::info!(fleet = %self.fleet.name, agent = %member.name, %url, "fleet member joined");
                     self.members.insert((*url).clone(), Standing::Joined);
+                    self.waiting.remove(*url);
                 }
-                Err(e) => {
-                    tracing::warn!(agent = %member.name, error = %e, "fleet member cannot join");
-                }
+                Err(why) => self.wait(url, &member.name, why, crew).await,
             }
+        }
+    }
+
+    /// The member at `url` (agent `name`) cannot join now, because of `why`: asked again at
+    /// the next read; the operator is told the first time and when the reason changes.
+    async fn wait(&mut self, url: &str, name: &AgentName, why: String, crew: &impl Crew) {
+        tracing::info!(agent = %name, error = %why, "fleet member cannot join yet; asked again at the next read");
+        if self.waiting.get(url) != Some(&why) {
+            crew.waiting(&self.fleet.name, url, &why).await;
+            self.waiting.insert(url.to_string(), why);
         }
     }
 

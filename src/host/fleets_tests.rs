@@ -15,6 +15,8 @@ use crate::domain::AgentName;
 #[derive(Default)]
 struct Fake {
     healthy: Mutex<BTreeSet<String>>,
+    /// Why a server not healthy is not, when not "cannot reach <url>".
+    down_because: Mutex<Option<String>>,
     running: Mutex<BTreeMap<String, u32>>,
     log: Mutex<Vec<String>>,
 }
@@ -45,9 +47,11 @@ impl Crew for Fake {
     async fn healthy(&self, member: &AgentConfig) -> Result<(), String> {
         let url = member.url.clone().unwrap_or_default();
         if self.healthy.lock().unwrap().contains(&url) {
-            Ok(())
-        } else {
-            Err(format!("cannot reach {url}"))
+            return Ok(());
+        }
+        match self.down_because.lock().unwrap().clone() {
+            Some(why) => Err(why),
+            None => Err(format!("cannot reach {url}")),
         }
     }
 
@@ -72,6 +76,10 @@ impl Crew for Fake {
                 Ok(Removal::Gone)
             }
         }
+    }
+
+    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
+        self.note(format!("tell {fleet}: {url} waits: {why}"));
     }
 }
 
@@ -104,16 +112,58 @@ async fn a_new_member_joins_only_once_its_server_is_healthy() {
     let mut roster = Roster::new(fleet());
     crew.healthy(A);
     roster.round(listed(&[A, B]), &crew).await;
-    assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
+    assert_eq!(
+        crew.asked(),
+        [
+            "join box-10.0.0.1-4096",
+            "tell box: http://10.0.0.2:4096 waits: cannot reach http://10.0.0.2:4096"
+        ]
+    );
     assert_eq!(standing(&roster), [(A.to_string(), Standing::Joined)]);
     roster.round(listed(&[A, B]), &crew).await;
     assert!(
         crew.asked().is_empty(),
-        "no member joins twice, B is still down"
+        "no member joins twice, B is still down and was told already"
     );
     crew.healthy(B);
     roster.round(listed(&[A, B]), &crew).await;
     assert_eq!(crew.asked(), ["join box-10.0.0.2-4096"]);
+}
+
+/// A member that cannot join is told once per reason: again when the reason changes, and
+/// when it is listed again after the source dropped it; not once it has joined.
+#[tokio::test]
+async fn a_member_that_cannot_join_is_told_once_per_reason() {
+    let crew = Fake::default();
+    let mut roster = Roster::new(fleet());
+    let told = |crew: &Fake| {
+        crew.asked()
+            .into_iter()
+            .filter(|line| line.starts_with("tell"))
+            .count()
+    };
+    roster.round(listed(&[A]), &crew).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 1, "the same reason twice is told once");
+    *crew.down_because.lock().unwrap() = Some("401: wrong password".into());
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(
+        crew.asked(),
+        ["tell box: http://10.0.0.1:4096 waits: 401: wrong password"]
+    );
+    roster.round(listed(&[]), &crew).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 1, "listed again, it is told again");
+    roster.round(Err(SourceError::None), &crew).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(
+        told(&crew),
+        0,
+        "a source that cannot be read changes nothing"
+    );
+    crew.healthy(A);
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
 }
 
 #[tokio::test]
@@ -149,7 +199,11 @@ async fn a_member_with_sessions_left_running_is_taken_in_again_drained_when_unli
     assert!(roster.recall(B, &b, false, &crew).await);
     assert_eq!(
         crew.asked(),
-        ["join box-10.0.0.2-4096", "drain box-10.0.0.2-4096"]
+        [
+            "tell box: http://10.0.0.1:4096 waits: cannot reach http://10.0.0.1:4096",
+            "join box-10.0.0.2-4096",
+            "drain box-10.0.0.2-4096"
+        ]
     );
     assert!(!roster.recall(B, &b, false, &crew).await, "taken in once");
     assert!(
@@ -261,6 +315,9 @@ impl Crew for Shared {
     async fn remove(&self, name: &AgentName) -> Result<Removal, String> {
         self.0.remove(name).await
     }
+    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
+        self.0.waiting(fleet, url, why).await
+    }
 }
 
 fn with_command(command: &str) -> FleetConfig {
@@ -361,7 +418,7 @@ async fn members_gathered_before_the_start_become_specs_unless_their_name_is_tak
     gathering.join(&fleet.member(B)).await.unwrap();
     let err = gathering.join(&fleet.member(B)).await.unwrap_err();
     assert!(err.contains("box-10.0.0.2-4096"), "{err}");
-    let specs = gathering.into_specs();
+    let (specs, _) = gathering.into_parts();
     let names: Vec<&str> = specs.iter().map(|s| s.agent.name.as_str()).collect();
     assert_eq!(names, ["box-10.0.0.2-4096"]);
     assert_eq!(specs[0].agent.max_concurrent, fleet.max_concurrent);

@@ -191,6 +191,7 @@ impl Tally {
             | EngineEvent::BudgetResolved { .. }
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
+            | EngineEvent::FleetMemberWaiting { .. }
             | EngineEvent::RequestWithdrawn { .. }
             | EngineEvent::CheckStarted { .. }
             | EngineEvent::CheckProgress { .. }

@@ -63,11 +63,13 @@ impl Default for ClientOptions {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    #[error("{server} refused the credentials (401) for {what}\nhint: {}", auth_hint(*.had_password))]
+    #[error("{server} refused the credentials (401) for {what}\nhint: {}", auth_hint(*.had_password, .password_env.as_deref()))]
     Unauthorized {
         server: String,
         what: String,
         had_password: bool,
+        /// The variable the refused password was read from (the agent's `password_env`).
+        password_env: Option<String>,
     },
     #[error(
         "{server} is failing; calls are paused for {} (circuit breaker open)",
@@ -117,11 +119,13 @@ pub enum ClientError {
     },
 }
 
-fn auth_hint(had_password: bool) -> &'static str {
-    if had_password {
-        "the password in the agent's password_env does not match the server's OPENCODE_SERVER_PASSWORD"
-    } else {
-        "the server has a password: set password_env in the agent's config to a variable holding it"
+fn auth_hint(had_password: bool, password_env: Option<&str>) -> String {
+    match (had_password, password_env) {
+        (true, Some(var)) => format!(
+            "the password in {var} (the agent's password_env) does not match the server's OPENCODE_SERVER_PASSWORD"
+        ),
+        (true, None) => "the password ocio sent does not match the server's OPENCODE_SERVER_PASSWORD".into(),
+        (false, _) => "the server has a password: set password_env in the agent's config to a variable holding it".into(),
     }
 }
 
@@ -651,6 +655,11 @@ impl Client {
                 server,
                 what,
                 had_password: self.inner.password.is_some(),
+                password_env: self
+                    .inner
+                    .password
+                    .as_ref()
+                    .and_then(|p| p.variable().map(str::to_string)),
             },
             StatusCode::NOT_FOUND => ClientError::NotFound { server, what },
             _ => {

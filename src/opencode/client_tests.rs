@@ -144,3 +144,29 @@ async fn only_a_500_from_a_server_that_lists_its_own_directory_says_it_does_not_
         assert!(error.is_transient(), "{gateway}: {error:?}");
     }
 }
+
+/// A refused password read from an agent's `password_env` is named by its variable, so the
+/// operator knows which one to fix (the hint used to say only "the agent's password_env").
+#[tokio::test]
+async fn a_refused_password_names_the_variable_it_came_from() {
+    let app = Router::new().route(
+        "/global/health",
+        get(|| async { (StatusCode::UNAUTHORIZED, "no").into_response() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let from_path = crate::opencode::secret::Password::from_env("PATH").unwrap();
+    let refused = Client::new(&url, Some(from_path), ClientOptions::default())
+        .unwrap()
+        .health()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("the password in PATH (the agent's password_env) does not match"),
+        "{refused}"
+    );
+    let none = client(&url, 0).health().await.unwrap_err().to_string();
+    assert!(none.contains("set password_env"), "{none}");
+}

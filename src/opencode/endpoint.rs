@@ -12,11 +12,9 @@ use crate::config::{AgentConfig, AgentKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
-    #[error("agent {agent}: {source}")]
-    Password {
-        agent: String,
-        source: PasswordError,
-    },
+    /// `who`: `agent <name>`, or `fleet <name>` (whose members all take it).
+    #[error("{who}: {source}")]
+    Password { who: String, source: PasswordError },
     #[error("agent {agent}: {source}")]
     Managed { agent: String, source: ManagedError },
     #[error("agent {agent}: the managed opencode server did not start: {reason}")]
@@ -28,10 +26,11 @@ pub enum EndpointError {
     )]
     NoServer { agent: String },
     #[error(
-        "agent {agent}: cannot use ca_cert {}: {reason}\nhint: point ca_cert at a PEM file holding the certificate of the CA that signed the server's (or the server's own, if self-signed)", .path.display()
+        "{who}: cannot use ca_cert {}: {reason}\nhint: point ca_cert at a PEM file holding the certificate of the CA that signed the server's (or the server's own, if self-signed)", .path.display()
     )]
     CaCert {
-        agent: String,
+        /// `agent <name>`, or `fleet <name>`.
+        who: String,
         path: PathBuf,
         reason: String,
     },
@@ -84,19 +83,11 @@ impl Endpoint {
         let Some(url) = &agent.url else {
             return Err(EndpointError::NoServer { agent: name });
         };
-        let password = agent
-            .password_env
-            .as_deref()
-            .map(Password::from_env)
-            .transpose()
-            .map_err(|source| EndpointError::Password {
-                agent: name.clone(),
-                source,
-            })?;
-        let roots = match &agent.ca_cert {
-            Some(path) => read_roots(&name, path)?,
-            None => Vec::new(),
-        };
+        let (password, roots) = credentials(
+            &format!("agent {name}"),
+            agent.password_env.as_deref(),
+            agent.ca_cert.as_deref(),
+        )?;
         let client = Client::with_roots(url, password, options, roots).map_err(|source| {
             EndpointError::Client {
                 agent: name,
@@ -134,7 +125,7 @@ impl Endpoint {
                 .map_err(managed_err)?,
             None => {
                 let password = Password::generate().map_err(|source| EndpointError::Password {
-                    agent: name.clone(),
+                    who: format!("agent {name}"),
                     source,
                 })?;
                 ManagedServer::spawn(command, password)
@@ -232,10 +223,33 @@ async fn adoptable(command: &ServerCommand, options: &ClientOptions) -> Option<L
     }
 }
 
+/// What a client of a server at a configured URL takes besides the URL: the password in the
+/// variable `password_env` names, the certificates in `ca_cert`. Read before any server is
+/// asked, so an unset variable or an unreadable certificate is told at once; `who` names the
+/// entry in the error (`agent <name>`, `fleet <name>`).
+pub(crate) fn credentials(
+    who: &str,
+    password_env: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> Result<(Option<Password>, Vec<reqwest::Certificate>), EndpointError> {
+    let password = password_env
+        .map(Password::from_env)
+        .transpose()
+        .map_err(|source| EndpointError::Password {
+            who: who.to_string(),
+            source,
+        })?;
+    let roots = match ca_cert {
+        Some(path) => read_roots(who, path)?,
+        None => Vec::new(),
+    };
+    Ok((password, roots))
+}
+
 /// The certificates in the PEM file `path`: at least one, or an error saying what is wrong.
-fn read_roots(agent: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, EndpointError> {
+fn read_roots(who: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, EndpointError> {
     let error = |reason: String| EndpointError::CaCert {
-        agent: agent.to_string(),
+        who: who.to_string(),
         path: path.to_path_buf(),
         reason,
     };

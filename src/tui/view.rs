@@ -409,6 +409,7 @@ impl View {
             }
             EngineEvent::AgentRemoved { agent } => self.agents.retain(|a| a.name != *agent),
             EngineEvent::PlanFinished { .. }
+            | EngineEvent::FleetMemberWaiting { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::TaskHeld { .. }

@@ -117,6 +117,29 @@ fn files_the_config_names_must_be_there_for_status_and_check() {
     }
 }
 
+/// A fleet's members take its password as they join: an unset variable (which cannot appear
+/// later in the process) is refused at start, naming the fleet and the variable, before the
+/// database is made. It used to start, and the members never joined, with nothing said.
+#[test]
+fn a_fleet_whose_password_variable_is_unset_is_refused_before_anything_starts() {
+    let home = Home::new();
+    home.write_config(&format!(
+        "{SIM_AGENT}\n[[fleets]]\nname = \"builders\"\nurls = [\"http://127.0.0.1:1\"]\npassword_env = \"OCIO_TEST_NEVER_SET_PASSWORD\"\n"
+    ));
+    let plan = plan_in(&home, "repo = \".\"\nworktrees = false");
+    let out = home.ocio(&["run", plan.to_str().unwrap()]);
+    refused(
+        &out,
+        &[
+            "fleet builders",
+            "OCIO_TEST_NEVER_SET_PASSWORD",
+            "is not set",
+            "hint: export",
+        ],
+    );
+    assert!(!home.db().exists(), "a database was made");
+}
+
 #[test]
 fn every_config_problem_is_reported_at_once() {
     let home = Home::new();

@@ -391,6 +391,7 @@ impl Core {
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
             }
+            Command::Tell(event) => self.events.tell(*event),
         }
         Ok(())
     }
