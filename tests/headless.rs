@@ -100,6 +100,7 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
     assert_eq!(logs["checkpoints"][0]["kind"], "prompt-sent", "{logs}");
     let text = stdout(&home.ocio(&["sessions"]));
     assert!(text.contains(short) && text.contains("running"), "{text}");
+    assert!(text.contains(" p/long "), "the plan and the task: {text}");
 
     let cancelled = home.json(&["cancel", "p/long", "--json"]);
     assert_eq!(cancelled["source"], "engine");
@@ -217,6 +218,8 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
         text.contains("no engine running; read from the database"),
         "{text}"
     );
+    let text = stdout(&home.ocio(&["sessions"]));
+    assert!(text.contains(" p/long "), "the plan and the task: {text}");
     for args in [
         vec!["submit", plan],
         vec!["cancel", "long"],

@@ -69,9 +69,14 @@ fn show<T: Serialize>(
 
 pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
-        let (client, sessions) = match from_engine(context).await? {
-            Some((client, snapshot)) => (Some(client), snapshot.sessions),
-            None => (None, from_database(context, stored_sessions).await?),
+        let (client, sessions, plans) = match from_engine(context).await? {
+            Some((client, snapshot)) => (Some(client), snapshot.sessions, snapshot.plans),
+            None => {
+                let read =
+                    |txn: &redb::ReadTransaction| Ok((stored_sessions(txn)?, stored_plans(txn)?));
+                let (sessions, plans) = from_database(context, read).await?;
+                (None, sessions, plans)
+            }
         };
         show(
             context,
@@ -79,24 +84,43 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "sessions",
             &sessions,
-            |rows| sessions_table(rows, jiff::Timestamp::now()),
+            |rows| sessions_table(rows, &plans, jiff::Timestamp::now()),
         )
     })
 }
 
-/// `ocio sessions` as text, the agent column as wide as its widest name.
-fn sessions_table(rows: &[SessionView], now: jiff::Timestamp) -> String {
+/// `ocio sessions` as text: the task as `<plan>/<key>` (the plan by the name the room shows
+/// it by, `<name>-2` for a later plan of one name), the task and agent columns as wide as
+/// their widest entry (the task's up to 40 characters).
+fn sessions_table(rows: &[SessionView], plans: &[PlanView], now: jiff::Timestamp) -> String {
     let agent_of = |view: &SessionView| {
         let agent = view.session.agent.as_ref();
         agent.map_or("-", |a| a.as_str()).to_string()
+    };
+    let task_of = |view: &SessionView| {
+        let plan = view.session.plan;
+        let plan = plans.iter().find(|p| Some(p.id) == plan);
+        match plan {
+            Some(plan) if !view.task.is_empty() => {
+                format!("{}/{}", plan.shown_name(plans), view.task)
+            }
+            Some(plan) => plan.shown_name(plans).to_string(),
+            None if view.task.is_empty() => "-".to_string(),
+            None => view.task.clone(),
+        }
     };
     let width = rows
         .iter()
         .map(|view| agent_of(view).chars().count())
         .fold(12, usize::max);
+    let tasks = rows
+        .iter()
+        .map(|view| task_of(view).chars().count())
+        .fold(9, usize::max)
+        .min(40);
     let mut out = format!(
-        "{:<10} {:<16} {:<24} {:<width$} LAST",
-        "SESSION", "STATUS", "TASK", "AGENT"
+        "{:<10} {:<16} {:<tasks$} {:<width$} LAST",
+        "SESSION", "STATUS", "PLAN/TASK", "AGENT"
     );
     for view in rows {
         let s = &view.session;
@@ -107,10 +131,10 @@ fn sessions_table(rows: &[SessionView], now: jiff::Timestamp) -> String {
             .or(s.last_error.clone())
             .unwrap_or_default();
         out.push_str(&format!(
-            "\n{:<10} {:<16} {:<24} {:<width$} {}",
+            "\n{:<10} {:<16} {:<tasks$} {:<width$} {}",
             s.id.short(),
             view.state(),
-            view.task,
+            fit(&task_of(view), tasks),
             agent_of(view),
             clip(&last, 60)
         ));
@@ -516,6 +540,14 @@ pub(crate) fn export(context: &Context, json: bool) -> Result<(), Failure> {
     })
 }
 
+/// `text` in at most `width` characters: clipped with `…` when longer.
+fn fit(text: &str, width: usize) -> String {
+    match text.chars().count() > width {
+        true => clip(text, width.saturating_sub(1)),
+        false => text.to_string(),
+    }
+}
+
 fn clip(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or("");
     match line.char_indices().nth(max) {
@@ -632,7 +664,7 @@ mod tests {
                 last: None,
             }
         };
-        let table = sessions_table(&[row(&short), row(&long)], at);
+        let table = sessions_table(&[row(&short), row(&long)], &[], at);
         let last = columns(&table, "LAST");
         let ends: Vec<usize> = table
             .lines()
@@ -643,6 +675,45 @@ mod tests {
             ends.iter().all(|end| *end <= last[0]),
             "every agent fits its column: {table}"
         );
+    }
+
+    /// `ocio sessions` named only the task's key (`api` of which plan?): the task is
+    /// `<plan>/<key>`, a later plan of one name by its branches' name, a long one clipped in
+    /// its column.
+    #[test]
+    fn sessions_name_their_plan_and_task() {
+        use crate::domain::PlanId;
+        let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        let plan = |id: u128, name: &str, key: &str| PlanView {
+            id: PlanId::from_u128(id),
+            name: name.into(),
+            key: key.into(),
+            repo: "/r".into(),
+            tasks: Vec::new(),
+            landing: None,
+        };
+        let plans = [
+            plan(1, "deploy", "deploy"),
+            plan(2, "deploy", "deploy-2"),
+            plan(3, &"x".repeat(60), "long"),
+        ];
+        let row = |plan: u128, task: &str| {
+            let mut session = Session::new(SessionId::generate(), "t", SessionKind::Code, at);
+            session.plan = Some(PlanId::from_u128(plan));
+            SessionView {
+                session,
+                task: task.into(),
+                last: None,
+            }
+        };
+        let table = sessions_table(&[row(1, "api"), row(2, "api"), row(3, "t")], &plans, at);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("PLAN/TASK"), "{table}");
+        assert!(lines[1].contains(" deploy/api "), "{table}");
+        assert!(lines[2].contains(" deploy-2/api "), "{table}");
+        let agent = columns(&table, "AGENT")[0];
+        assert_eq!(lines[3].chars().nth(agent), Some('-'), "{table}");
+        assert!(lines[3].contains("xxx…"), "{table}");
     }
 
     /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as
