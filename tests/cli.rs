@@ -89,6 +89,22 @@ fn version_and_help() {
     ] {
         assert!(help.contains(word), "help lacks {word}: {help}");
     }
+    // A command that does not host the engine neither lists nor takes the host's flags.
+    let sessions = stdout(&home.ocio(&["sessions", "--help"]));
+    assert!(sessions.contains("--db"), "{sessions}");
+    for flag in ["--headless", "--metrics-addr", "--no-activity"] {
+        assert!(
+            !sessions.contains(flag),
+            "sessions --help lists {flag}: {sessions}"
+        );
+    }
+    let refused = home.ocio(&["status", "--metrics-addr", "127.0.0.1:0"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let run = stdout(&home.ocio(&["run", "--help"]));
+    assert!(
+        run.contains("--metrics-addr") && run.contains("--no-activity"),
+        "{run}"
+    );
 }
 
 #[test]

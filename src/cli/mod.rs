@@ -63,7 +63,7 @@ pub(crate) struct Cli {
     db: Option<PathBuf>,
 
     /// Run the engine without a terminal UI until interrupted (JSON Lines on stdout)
-    #[arg(long, global = true)]
+    #[arg(long)]
     headless: bool,
 
     #[command(flatten)]
@@ -78,20 +78,32 @@ pub(crate) struct Cli {
     db_given: bool,
 }
 
-/// Options for commands that host the engine (`--headless`, `run`).
-#[derive(Debug, Clone, clap::Args)]
+/// Options for commands that host the engine (`--headless`, `run`): given before `run` or
+/// after it. Other commands neither take nor list them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct Flags {
     /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless --metrics-public)
-    #[arg(long, global = true, env = "OCIO_METRICS_ADDR", value_name = "ADDR")]
+    #[arg(long, env = "OCIO_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
 
     /// Allow a --metrics-addr that other hosts can reach
-    #[arg(long, global = true)]
+    #[arg(long)]
     metrics_public: bool,
 
     /// Leave `activity` events (what running sessions write) out of the JSON Lines
-    #[arg(long, global = true)]
+    #[arg(long)]
     no_activity: bool,
+}
+
+impl Flags {
+    /// These, with what `after` (given after the subcommand) sets.
+    fn with(&self, after: &Flags) -> Flags {
+        Flags {
+            metrics_addr: after.metrics_addr.or(self.metrics_addr),
+            metrics_public: self.metrics_public || after.metrics_public,
+            no_activity: self.no_activity || after.no_activity,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,11 +135,20 @@ enum Command {
     Run {
         /// The plan file (TOML; see README)
         plan: PathBuf,
+        #[command(flatten)]
+        flags: Flags,
+        /// Accepted and changes nothing: a run is always headless
+        #[arg(long, hide = true)]
+        headless: bool,
     },
     /// The control room on simulated agents running a demo plan, in a scratch repository and
     /// database (your own state is not touched); with --db PATH the demo's database is kept at
     /// PATH and its repository beside it, so the same command resumes a stopped demo
-    Demo,
+    Demo {
+        /// Refused: the demo is the control room, which needs a terminal
+        #[arg(long, hide = true)]
+        headless: bool,
+    },
     /// Open the control room on the engine already running on this database (plain `ocio`
     /// does this too when one runs); quitting detaches and the work goes on
     Attach,
@@ -609,7 +630,7 @@ impl Context {
         let directive =
             std::env::var("OCIO_LOG").unwrap_or_else(|_| config.config.log.level.clone());
         let log = logging::init(&paths.log_dir, &directive)?;
-        if matches!(cli.command, Some(Command::Demo)) {
+        if matches!(cli.command, Some(Command::Demo { .. })) {
             // The demo names the scratch database it makes itself.
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "ocio starting a demo");
         } else {
@@ -715,7 +736,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ..
         }) => check::database(&context, json),
         Some(Command::Check { agents, json, .. }) => check::run(&context, &agents, json),
-        Some(Command::Run { plan }) => run::run(&context, flags, &plan),
+        Some(Command::Run {
+            plan, flags: given, ..
+        }) => run::run(&context, &flags.with(&given), &plan),
         Some(Command::Submit {
             goal: Some(goal),
             yes,
@@ -893,9 +916,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         ),
         Some(Command::Completions { .. } | Command::Man) => Ok(()),
         None if cli.headless => run::headless(&context, flags),
-        Some(Command::Demo) => demo::run(
+        Some(Command::Demo { headless }) => demo::run(
             &context,
-            cli.headless,
+            cli.headless || headless,
             cli.db_given.then_some(context.paths.db_file.as_path()),
         ),
         Some(Command::Attach) => room::attach(&context),
