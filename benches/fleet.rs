@@ -28,7 +28,9 @@
 //! session works, default 30), `OCIO_FLEET_EVENT_MS` (pause between a session's events,
 //! default 200: 5 events/s per session), `OCIO_FLEET_DELTAS` (text deltas per text part,
 //! default 4), `OCIO_FLEET_DAILY_TOKENS` (a daily budget in tokens, default none),
-//! `OCIO_FLEET_CASE` (run only the cases whose label contains it: `busy` or `following`).
+//! `OCIO_FLEET_CASE` (run only the cases whose label contains it: `busy` or `following`),
+//! `OCIO_FLEET_WORKERS` (ocio's async worker threads, default ocio's own
+//! `host::ASYNC_WORKERS`).
 //!
 //! Targets: ocio under 25% of one core at 200 busy sessions, under 2% following 16.
 //!
@@ -115,6 +117,24 @@
 //! and a look per chunk, each yield a poll of epoll) measured worse (2.17/2.17 -> 2.33/2.43%,
 //! tool event -> screen p50 50 -> 80-90 ms, probably rounds ending before the connection's
 //! task handed on what it had; not looked into) and was not kept.
+//!
+//! 2026-12-06, one async worker instead of one per core (`host::ASYNC_WORKERS`; 2 cores, a
+//! quiet machine, 30 s window, the two alternated run by run, medians of the runs):
+//!
+//! | case                                   | one per core (2) | one worker | runs, 2 -> 1                           |
+//! |----------------------------------------|------------------|------------|----------------------------------------|
+//! | following 16, ~41 events/s per session | 2.9%             | 2.5%       | 2.9/3.0/2.9/3.0/2.6 -> 2.4/2.7/2.9/2.3/2.5 |
+//! | following 16, default 5 events/s       | 1.5%             | 1.3%       | 1.6/1.4/1.5 -> 1.2/1.3/1.3             |
+//! | 200 busy, default 5 events/s           | 12.7%            | 10.6%      | 12.7/12.6 -> 10.7/10.5                 |
+//!
+//! Latency no worse: 200 busy dispatch -> session p99 31 -> 15 ms, tool event -> screen p99
+//! 12-14 -> 12-15 ms; following 16 at ~41 events/s tool p50 / p99 48-54 / 101 ms either way.
+//! The same machine measured following 16 at ~41 events/s at 2.9% where 2026-12-05's gave
+//! 2.2%: figures move between machines and days, compare only runs alternated. A profile of
+//! that case (perf, dwarf, 20 s, before the change): the store's writer 25% of ocio (the
+//! search index's inserts of streamed text's new words 9%, `words` and `not_in` 4%, the
+//! commit 10% of which the sync 3%), the workers parking and waking ~22%, the event stream
+//! 14% (decoding 7%), the runs 11%, the engine's loop 9%.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 

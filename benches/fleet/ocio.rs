@@ -57,7 +57,13 @@ struct Seen {
 }
 
 pub fn measure(urls: &[String], slots: u32, window: Duration, work: Duration) {
+    // ocio's own runtime, unless OCIO_FLEET_WORKERS asks for another number of workers.
+    let workers = std::env::var("OCIO_FLEET_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(ocio::host::ASYNC_WORKERS);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();

@@ -680,13 +680,10 @@ pub(crate) fn theme_dir(paths: &Paths) -> Option<PathBuf> {
 
 /// The async runtime for commands that talk to servers or host the engine.
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            code: exit::FAILED,
-            message: format!("cannot start the async runtime: {e}"),
-        })
+    crate::host::runtime().map_err(|e| Failure {
+        code: exit::FAILED,
+        message: format!("cannot start the async runtime: {e}"),
+    })
 }
 
 /// Runs ocio with the process's arguments and returns its exit code.
