@@ -31,7 +31,7 @@ use agents::Servers;
 
 /// How many threads run the async tasks of the runtime that hosts the engine (and of every
 /// command): the engine is one loop, its runs and streams wait on the network, and blocking
-/// work (git, the store's reads) goes to tokio's blocking pool. One worker does not wake a
+/// work (git) goes to tokio's blocking pool and the store has a thread of its own. One worker does not wake a
 /// second for each event the servers send: measured with `benches/fleet.rs` (2026-12-06, 2
 /// cores, medians) ocio took 16% less of a core than with one worker per core, with no
 /// worse latency (200 busy sessions 10.6% against 12.7%, dispatch p99 15 against 31 ms;
@@ -338,11 +338,6 @@ impl Passwords {
     }
 }
 
-/// Each fleet's members read once and health-checked before the engine starts: those that
-/// answer join `specs` (so recovery finds their sessions' agents and a first plan its agents);
-/// the rosters go on with a watcher each. A member the last engine left sessions running on
-/// joins whatever its source or health says now, so they are re-attached (drained when no
-/// longer listed; an unreachable one is followed as any agent's server that went away).
 /// Each fleet's password variable and certificate, read before anything starts: its members
 /// take them as they join, which without them none ever could (an unset variable does not
 /// appear later in this process), and the room would wait for them in silence.
@@ -357,6 +352,11 @@ fn check_fleets(config: &Config) -> Result<(), EndpointError> {
     Ok(())
 }
 
+/// Each fleet's members read once and health-checked before the engine starts: those that
+/// answer join `specs` (so recovery finds their sessions' agents and a first plan its agents);
+/// the rosters go on with a watcher each. A member the last engine left sessions running on
+/// joins whatever its source or health says now, so they are re-attached (drained when no
+/// longer listed; an unreachable one is followed as any agent's server that went away).
 async fn gather_fleets(
     config: &Config,
     specs: &mut Vec<crate::engine::AgentSpec>,

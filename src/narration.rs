@@ -173,7 +173,7 @@ impl Narration {
             EngineEvent::FleetMemberWaiting { fleet, url, why } => (
                 "offline",
                 format!(
-                    "fleet {fleet}: {url} cannot join yet ({}); asked again at the fleet's next read",
+                    "fleet {fleet}: {url} could not join ({}); asked again at each read of the fleet",
                     why.lines().map(str::trim).collect::<Vec<_>>().join("; ")
                 ),
                 false,
@@ -285,8 +285,8 @@ impl Narration {
 
 /// What a plan is called in a line: its name, and the name its branches take when that
 /// differs (`deploy (deploy-2)`, a later plan of the name: how the room shows it beside its
-/// twin and the commands take it).
-fn called(name: &str, key: &str) -> String {
+/// twin and the commands take it). The events pane, headless lines and notices all say it so.
+pub(crate) fn called(name: &str, key: &str) -> String {
     match key.is_empty() || key == name {
         true => name.to_string(),
         false => format!("{name} ({key})"),
@@ -347,7 +347,7 @@ mod tests {
         };
         assert_eq!(
             text(&waiting).unwrap(),
-            "fleet builders: http://10.0.0.3:4096 cannot join yet (the server has a password; hint: set password_env); asked again at the fleet's next read"
+            "fleet builders: http://10.0.0.3:4096 could not join (the server has a password; hint: set password_env); asked again at each read of the fleet"
         );
         let submitted = EngineEvent::PlanSubmitted {
             plan: crate::domain::PlanId::from_u128(2),

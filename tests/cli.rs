@@ -484,6 +484,50 @@ fn write_plan(home: &Home, text: &str) -> PathBuf {
     home.write_plan("plan.toml", text)
 }
 
+/// The host's flags go before `run` or after it; one given on the command line wins over
+/// `OCIO_METRICS_ADDR` wherever it stands (review: the variable, read after `run` too, beat a
+/// `--metrics-addr` given before it); before a command that hosts no engine it is refused.
+#[test]
+fn host_flags_on_the_command_line_win_over_the_environment_and_go_only_where_they_apply() {
+    let home = Home::new();
+    home.write_config(SIM_AGENT);
+    let plan = write_plan(
+        &home,
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"code\"]\n",
+    );
+    let plan = plan.to_str().unwrap();
+    // Not loopback: refused unless --metrics-public, so the address used shows in the exit.
+    let public = [("OCIO_METRICS_ADDR", "0.0.0.0:0")];
+    for args in [
+        &["--metrics-addr", "127.0.0.1:0", "run", plan][..],
+        &["run", plan, "--metrics-addr", "127.0.0.1:0"],
+    ] {
+        let out = home.command(args).envs(public).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = home.command(&["run", plan]).envs(public).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "the variable alone is used");
+    for args in [
+        &["--metrics-addr", "127.0.0.1:0", "status"][..],
+        &["--headless", "sessions"],
+        &["--no-activity", "attach"],
+    ] {
+        let out = home.ocio(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("does not take it"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let status = home.command(&["status"]).envs(public).output().unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "the variable is no flag given"
+    );
+}
+
 #[test]
 fn run_executes_a_plan_and_reports_json_lines() {
     let home = Home::new();

@@ -218,15 +218,20 @@ fn a_listed_server_that_cannot_join_is_said() {
         "[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"20ms\"\n\n[[fleets]]\nname = \"box\"\nurls = [\"http://127.0.0.1:9\"]\n",
     );
     let mut engine = home.engine(&[]);
-    // Not for ever: without the line the engine is stopped and `until` fails.
+    // Not for ever: without the line the engine is stopped after 30 s and `until` fails.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let pid = engine.pid();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(30));
-        support::home::signal_process(pid, "TERM");
+    let deadline = std::thread::spawn(move || {
+        let limit = std::time::Duration::from_secs(30);
+        if stopped.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            support::home::signal_process(pid, "TERM");
+        }
     });
     let waiting = engine.until("the member is said to wait", |l| {
         l["type"] == "fleet_member_waiting"
     });
+    let _ = stop.send(());
+    deadline.join().unwrap();
     assert_eq!(waiting["fleet"], "box", "{waiting}");
     assert_eq!(waiting["url"], "http://127.0.0.1:9", "{waiting}");
     let why = waiting["why"].as_str().unwrap();

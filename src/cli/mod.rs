@@ -76,6 +76,11 @@ pub(crate) struct Cli {
     /// it, as an `OCIO_DB` set for the user's own database must not send the demo there.
     #[arg(skip)]
     db_given: bool,
+
+    /// `run --metrics-addr` was on the command line (not from `OCIO_METRICS_ADDR`, which both
+    /// places read): only then does it win over one given before `run`.
+    #[arg(skip)]
+    run_metrics_given: bool,
 }
 
 /// Options for commands that host the engine (`--headless`, `run`): given before `run` or
@@ -96,10 +101,15 @@ pub(crate) struct Flags {
 }
 
 impl Flags {
-    /// These, with what `after` (given after the subcommand) sets.
-    fn with(&self, after: &Flags) -> Flags {
+    /// These, with what `after` (given after the subcommand) sets; its address wins when it
+    /// was on the command line (`after_given`), not from the environment.
+    fn with(&self, after: &Flags, after_given: bool) -> Flags {
+        let metrics_addr = match after_given {
+            true => after.metrics_addr,
+            false => self.metrics_addr.or(after.metrics_addr),
+        };
         Flags {
-            metrics_addr: after.metrics_addr.or(self.metrics_addr),
+            metrics_addr,
             metrics_public: self.metrics_public || after.metrics_public,
             no_activity: self.no_activity || after.no_activity,
         }
@@ -691,7 +701,17 @@ pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.db_given = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
-    match run(cli) {
+    let given = |matches: &clap::ArgMatches, id: &str| {
+        matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    cli.run_metrics_given = matches
+        .subcommand_matches("run")
+        .is_some_and(|run| given(run, "metrics_addr"));
+    let outcome = match misplaced_host_flag(&matches, given) {
+        Some(failure) => Err(failure),
+        None => run(cli),
+    };
+    match outcome {
         Ok(()) => ExitCode::from(exit::OK),
         Err(failure) => {
             // Not eprintln!: it panics when stderr is gone (the terminal closed under the
@@ -702,6 +722,29 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// A flag of the engine's host (`--headless`, `--metrics-addr`...) given before a
+/// subcommand that does not host it, which would change nothing: refused, naming where it
+/// goes. (After the subcommand clap refuses it itself. `demo --headless` says its own.)
+fn misplaced_host_flag(
+    matches: &clap::ArgMatches,
+    given: impl Fn(&clap::ArgMatches, &str) -> bool,
+) -> Option<Failure> {
+    let command = matches.subcommand_name()?;
+    let flags = [
+        ("headless", "--headless"),
+        ("metrics_addr", "--metrics-addr"),
+        ("metrics_public", "--metrics-public"),
+        ("no_activity", "--no-activity"),
+    ];
+    let hosts = |flag: &str| command == "run" || (command == "demo" && flag == "headless");
+    let (_, flag) = flags
+        .iter()
+        .find(|(id, _)| given(matches, id) && !hosts(id))?;
+    Some(Failure::usage(format!(
+        "{flag} is for the process that hosts the engine (`ocio`, `ocio --headless`, `ocio run PLAN`); `ocio {command}` does not take it"
+    )))
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -735,7 +778,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Check { agents, json, .. }) => check::run(&context, &agents, json),
         Some(Command::Run {
             plan, flags: given, ..
-        }) => run::run(&context, &flags.with(&given), &plan),
+        }) => run::run(&context, &flags.with(&given, cli.run_metrics_given), &plan),
         Some(Command::Submit {
             goal: Some(goal),
             yes,

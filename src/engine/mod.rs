@@ -232,8 +232,9 @@ pub enum EngineEvent {
     AgentAdded { agent: Box<Agent> },
     /// An agent was removed while the engine runs (durable); it takes no more work.
     AgentRemoved { agent: AgentName },
-    /// A server that `fleet` lists cannot join it, and `why` (not durable: told when it is
-    /// first refused and when the reason changes; asked again at the fleet's next read).
+    /// A server that `fleet` lists could not join it, because of `why`; it is asked again at
+    /// each read of the fleet's source. Not durable and not kept for later front ends: told
+    /// once per reason, at most one reason a minute per server.
     FleetMemberWaiting {
         fleet: AgentName,
         url: String,

@@ -111,6 +111,7 @@ impl Noted {
                 | E::Activity { .. }
                 | E::SessionUsage { .. }
                 | E::CheckProgress { .. }
+                | E::FleetMemberWaiting { .. }
                 | E::EngineFailed { .. }
         )
     }

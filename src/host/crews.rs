@@ -90,6 +90,9 @@ impl Crew for Gathering {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(spec);
+        // Joined after all (taken in again for its sessions): it waits no more.
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|(_, url, _)| Some(url) != member.url.as_ref());
         Ok(())
     }
 

@@ -44,7 +44,7 @@ pub(crate) trait Crew: Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// Remove agent `name` if it runs nothing.
     fn remove(&self, name: &AgentName) -> impl Future<Output = Result<Removal, String>> + Send;
-    /// Tell the operator that the member at `url` of `fleet` cannot join yet, and `why`.
+    /// Tell the operator that the member at `url` of `fleet` could not join, because of `why`.
     fn waiting(&self, fleet: &AgentName, url: &str, why: &str) -> impl Future<Output = ()> + Send;
 }
 
@@ -52,9 +52,25 @@ pub(crate) trait Crew: Sync {
 pub(crate) struct Roster {
     fleet: FleetConfig,
     members: BTreeMap<String, Standing>,
-    /// Listed members that could not join, by URL, and why (told once per reason).
-    waiting: BTreeMap<String, String>,
+    /// What the operator was told of listed members that could not join, by URL.
+    waiting: BTreeMap<String, Told>,
 }
+
+/// The reasons a member could not join that were told (a reason is told once), and when the
+/// last was: the next waits [`TELL_GAP`], so a reason that changes at every read (a body with
+/// a request id, a pod booting) is not told at every read.
+struct Told {
+    reasons: Vec<String>,
+    at: tokio::time::Instant,
+}
+
+/// How long after telling why a member cannot join the next reason may be told.
+const TELL_GAP: Duration = Duration::from_secs(60);
+/// The most reasons remembered per member (the oldest are forgotten).
+const REASONS: usize = 8;
+/// How long what was told of a member no longer listed is remembered: one that comes and goes
+/// (a DNS name's addresses) is not told again each time it comes back.
+const FORGET: Duration = Duration::from_secs(60 * 60);
 
 impl Roster {
     pub(crate) fn new(fleet: FleetConfig) -> Self {
@@ -85,7 +101,9 @@ impl Roster {
         match listed {
             Ok(urls) => {
                 let urls: BTreeSet<String> = urls.into_iter().collect();
-                self.waiting.retain(|url, _| urls.contains(url));
+                let now = tokio::time::Instant::now();
+                self.waiting
+                    .retain(|url, told| urls.contains(url) || now - told.at < FORGET);
                 self.leave_or_return(&urls, crew).await;
                 self.welcome(&urls, crew).await;
             }
@@ -130,6 +148,7 @@ impl Roster {
         }
         tracing::info!(fleet = %self.fleet.name, %agent, %url, ?standing, "fleet member taken in again for the sessions it runs");
         self.members.insert(url.to_string(), standing);
+        self.waiting.remove(url);
         true
     }
 
@@ -165,28 +184,43 @@ impl Roster {
         let checks = new.iter().map(|(_, member)| crew.healthy(member));
         let health = futures_util::future::join_all(checks).await;
         for ((url, member), health) in new.iter().zip(health) {
-            let joined = match health {
-                Ok(()) => crew.join(member).await,
-                Err(e) => Err(e),
-            };
-            match joined {
+            if let Err(why) = health {
+                tracing::info!(agent = %member.name, error = %why, "fleet member not healthy yet; asked again at the next read");
+                self.wait(url, why, crew).await;
+                continue;
+            }
+            match crew.join(member).await {
                 Ok(()) => {
                     tracing::info!(fleet = %self.fleet.name, agent = %member.name, %url, "fleet member joined");
                     self.members.insert((*url).clone(), Standing::Joined);
                     self.waiting.remove(*url);
                 }
-                Err(why) => self.wait(url, &member.name, why, crew).await,
+                Err(why) => {
+                    tracing::warn!(agent = %member.name, error = %why, "fleet member cannot join");
+                    self.wait(url, why, crew).await;
+                }
             }
         }
     }
 
-    /// The member at `url` (agent `name`) cannot join now, because of `why`: asked again at
-    /// the next read; the operator is told the first time and when the reason changes.
-    async fn wait(&mut self, url: &str, name: &AgentName, why: String, crew: &impl Crew) {
-        tracing::info!(agent = %name, error = %why, "fleet member cannot join yet; asked again at the next read");
-        if self.waiting.get(url) != Some(&why) {
-            crew.waiting(&self.fleet.name, url, &why).await;
-            self.waiting.insert(url.to_string(), why);
+    /// The member at `url` cannot join now, because of `why` (it is asked again at the next
+    /// read): the operator is told each reason once, at most one every [`TELL_GAP`].
+    async fn wait(&mut self, url: &str, why: String, crew: &impl Crew) {
+        let now = tokio::time::Instant::now();
+        if let Some(told) = self.waiting.get(url)
+            && (told.reasons.contains(&why) || now - told.at < TELL_GAP)
+        {
+            return;
+        }
+        crew.waiting(&self.fleet.name, url, &why).await;
+        let told = self.waiting.entry(url.to_string()).or_insert(Told {
+            reasons: Vec::new(),
+            at: now,
+        });
+        told.at = now;
+        told.reasons.push(why);
+        if told.reasons.len() > REASONS {
+            told.reasons.remove(0);
         }
     }
 

@@ -130,9 +130,11 @@ async fn a_new_member_joins_only_once_its_server_is_healthy() {
     assert_eq!(crew.asked(), ["join box-10.0.0.2-4096"]);
 }
 
-/// A member that cannot join is told once per reason: again when the reason changes, and
-/// when it is listed again after the source dropped it; not once it has joined.
-#[tokio::test]
+/// A member that cannot join is told once per reason, at most one reason a minute (a reason
+/// that changes at every read is not told at every read), not again when the source drops it
+/// for a while and lists it again, and again once what was told is an hour old; not once it
+/// has joined.
+#[tokio::test(start_paused = true)]
 async fn a_member_that_cannot_join_is_told_once_per_reason() {
     let crew = Fake::default();
     let mut roster = Roster::new(fleet());
@@ -147,13 +149,20 @@ async fn a_member_that_cannot_join_is_told_once_per_reason() {
     assert_eq!(told(&crew), 1, "the same reason twice is told once");
     *crew.down_because.lock().unwrap() = Some("401: wrong password".into());
     roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 0, "a minute has not passed");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    roster.round(listed(&[A]), &crew).await;
     assert_eq!(
         crew.asked(),
         ["tell box: http://10.0.0.1:4096 waits: 401: wrong password"]
     );
+    *crew.down_because.lock().unwrap() = None;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 0, "a reason told before is not told again");
     roster.round(listed(&[]), &crew).await;
     roster.round(listed(&[A]), &crew).await;
-    assert_eq!(told(&crew), 1, "listed again, it is told again");
+    assert_eq!(told(&crew), 0, "gone a while and back: not told again");
     roster.round(Err(SourceError::None), &crew).await;
     roster.round(listed(&[A]), &crew).await;
     assert_eq!(
@@ -161,6 +170,11 @@ async fn a_member_that_cannot_join_is_told_once_per_reason() {
         0,
         "a source that cannot be read changes nothing"
     );
+    roster.round(listed(&[]), &crew).await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    roster.round(listed(&[]), &crew).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 1, "back after an hour away: told again");
     crew.healthy(A);
     roster.round(listed(&[A]), &crew).await;
     assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
@@ -422,4 +436,25 @@ async fn members_gathered_before_the_start_become_specs_unless_their_name_is_tak
     let names: Vec<&str> = specs.iter().map(|s| s.agent.name.as_str()).collect();
     assert_eq!(names, ["box-10.0.0.2-4096"]);
     assert_eq!(specs[0].agent.max_concurrent, fleet.max_concurrent);
+}
+
+/// A listed member whose server is down at the start, but on which the last engine left
+/// sessions, is taken in again for them: it joined, so it is not told as waiting (it was,
+/// found by review).
+#[tokio::test]
+async fn a_member_taken_in_again_at_the_start_is_not_told_as_waiting() {
+    use super::crews::Gathering;
+    let fleet = fleet();
+    let gathering = Gathering::new(BTreeSet::new(), Vec::new());
+    let mut roster = Roster::new(fleet.clone());
+    let down = "http://127.0.0.1:9"; // nothing listens: refused at once
+    roster.round(listed(&[down]), &gathering).await;
+    assert!(
+        roster
+            .recall(down, &fleet.member_name(down), true, &gathering)
+            .await
+    );
+    let (specs, waiting) = gathering.into_parts();
+    assert_eq!(specs.len(), 1);
+    assert!(waiting.is_empty(), "{waiting:?}");
 }

@@ -89,7 +89,7 @@ pub enum ClientError {
         reason: String,
     },
     #[error(
-        "the TLS connection to {server} failed for {what}: {reason}\nhint: if the server's certificate is self-signed or from a private CA, set `ca_cert` in the agent's config to the PEM file of that CA"
+        "the TLS connection to {server} failed for {what}: {reason}\nhint: if the server's certificate is self-signed or from a private CA, set `ca_cert` in its [[agents]] or [[fleets]] entry to the PEM file of that CA"
     )]
     Tls {
         server: String,
@@ -97,7 +97,7 @@ pub enum ClientError {
         reason: String,
     },
     #[error(
-        "cannot set up an HTTP client for {server}: {reason}\nhint: install the system's CA certificates (e.g. the ca-certificates package), or set `ca_cert` in the agent's config to the PEM file of the CA that signed the server's certificate"
+        "cannot set up an HTTP client for {server}: {reason}\nhint: install the system's CA certificates (e.g. the ca-certificates package), or set `ca_cert` in its [[agents]] or [[fleets]] entry to the PEM file of the CA that signed the server's certificate"
     )]
     Setup { server: String, reason: String },
     #[error("{what} on {server}: not found (404)")]
@@ -122,10 +122,10 @@ pub enum ClientError {
 fn auth_hint(had_password: bool, password_env: Option<&str>) -> String {
     match (had_password, password_env) {
         (true, Some(var)) => format!(
-            "the password in {var} (the agent's password_env) does not match the server's OPENCODE_SERVER_PASSWORD"
+            "the password in {var} (its password_env) does not match the server's OPENCODE_SERVER_PASSWORD"
         ),
         (true, None) => "the password ocio sent does not match the server's OPENCODE_SERVER_PASSWORD".into(),
-        (false, _) => "the server has a password: set password_env in the agent's config to a variable holding it".into(),
+        (false, _) => "the server has a password: set password_env in its [[agents]] or [[fleets]] entry to a variable holding it".into(),
     }
 }
 

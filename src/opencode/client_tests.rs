@@ -164,7 +164,7 @@ async fn a_refused_password_names_the_variable_it_came_from() {
         .unwrap_err()
         .to_string();
     assert!(
-        refused.contains("the password in PATH (the agent's password_env) does not match"),
+        refused.contains("the password in PATH (its password_env) does not match"),
         "{refused}"
     );
     let none = client(&url, 0).health().await.unwrap_err().to_string();
