@@ -36,7 +36,7 @@ pub(super) async fn from_engine(
 
 /// Run `read` on the database (on a blocking thread), or return `T::default()` when there is
 /// none yet.
-async fn from_database<T: Default + Send + 'static>(
+pub(super) async fn from_database<T: Default + Send + 'static>(
     context: &Context,
     read: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Failure> {

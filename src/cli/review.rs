@@ -1,10 +1,11 @@
-//! `ocio review PLAN`: a plan's result from the running engine (its integration branch against
-//! its base, the files changed and by which task, each task's answer, tokens and cost; the
-//! combined diff with `--diff`), and `--mark` / `--unmark` to say which files were reviewed.
+//! `ocio review PLAN`: a plan's result (its integration branch against its base, the files
+//! changed and by which task, each task's answer, tokens and cost; the combined diff with
+//! `--diff`), from the running engine or, with none, from the database and git; and `--mark`
+//! / `--unmark` to say which files were reviewed (through a running engine).
 
 use serde_json::json;
 
-use super::database::require_engine;
+use super::database::{self, require_engine};
 use super::output::{print_json, print_text};
 use super::{Context, Failure};
 use crate::control::ControlClient;
@@ -23,17 +24,29 @@ pub(crate) struct Asked {
 
 pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
-        let client = require_engine(context).await?;
-        let plan = resolve(&client, &asked.plan).await?;
-        for (files, reviewed) in [(&asked.mark, true), (&asked.unmark, false)] {
-            for file in files {
-                client.mark_reviewed(plan, file, reviewed).await?;
+        let marking = !asked.mark.is_empty() || !asked.unmark.is_empty();
+        let engine = match marking {
+            // A mark is written by the engine that owns the database.
+            true => Some(require_engine(context).await?),
+            false => database::engine(context).await?,
+        };
+        let review = match &engine {
+            Some(client) => {
+                let plan = resolve(client, &asked.plan).await?;
+                for (files, reviewed) in [(&asked.mark, true), (&asked.unmark, false)] {
+                    for file in files {
+                        client.mark_reviewed(plan, file, reviewed).await?;
+                    }
+                }
+                client.review(plan).await?
             }
-        }
-        let review = client.review(plan).await?;
+            None => at_rest(context, &asked.plan).await?,
+        };
         if asked.json {
-            return print_json(&json!({ "source": "engine", "review": review }));
+            let source = database::source_name(engine.as_ref());
+            return print_json(&json!({ "source": source, "review": review }));
         }
+        database::say_source(context, engine.as_ref());
         let mut out = text(&review);
         if asked.diff
             && let Some(branch) = &review.branch
@@ -43,6 +56,32 @@ pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
         }
         print_text(&out)
     })
+}
+
+/// The review of the plan `wanted` names with no engine running: from the database and git.
+async fn at_rest(context: &Context, wanted: &str) -> Result<PlanReview, Failure> {
+    let plans = super::inspect::from_database(context, super::plans::of_database).await?;
+    let Some(plan) = super::plans::pick(&plans, wanted) else {
+        return Err(Failure::usage(super::plans::none_named(wanted.trim())));
+    };
+    let path = context.paths.db_file.clone();
+    let root = crate::paths::worktree_root(&path);
+    let read = move || {
+        database::read(&path, move |txn| {
+            Ok(crate::engine::review_at_rest(txn, plan, &root))
+        })
+    };
+    let read = tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Failure {
+            code: super::exit::FAILED,
+            message: format!("reading the review did not finish: {e}"),
+        })??;
+    match read.map(|read| read.value) {
+        Some(Ok(Some(review))) => Ok(review),
+        Some(Ok(None)) | None => Err(Failure::usage(super::plans::none_named(wanted.trim()))),
+        Some(Err(e)) => Err(crate::engine::ApiError::from(e).into()),
+    }
 }
 
 /// The plan `wanted` names: its id, the id's last 8 characters or its name (the newest plan
@@ -114,10 +153,13 @@ pub(crate) fn file_line(file: &ReviewFile) -> String {
         (Some(added), Some(removed)) => format!("+{added} -{removed}"),
         _ => "binary".to_string(),
     };
-    let path = match &file.from {
+    let mut path = match &file.from {
         Some(from) => format!("{from} -> {}", file.path),
         None => file.path.clone(),
     };
+    if let Some(mode) = &file.mode {
+        path.push_str(&format!("  [{mode}]"));
+    }
     let by = if file.tasks.is_empty() {
         "a resolver or the merge".to_string()
     } else {

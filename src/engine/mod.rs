@@ -45,6 +45,7 @@ pub use api::{
     Request, Told,
 };
 pub use clock::Clock;
+pub(crate) use core::review_at_rest;
 pub use rooms::Follower;
 pub(crate) use rooms::Rooms;
 pub use runner::{Job, Outcome, PlanRequest, Proposal, Runner};

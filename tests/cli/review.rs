@@ -15,12 +15,8 @@ fn review_shows_a_finished_plans_files_and_tasks_and_marks_files() {
     );
     let plan = home.write_plan("shop.toml", &plan);
     let out = home.ocio(&["review", "shop"]);
-    assert_eq!(out.status.code(), Some(2), "no engine runs");
-    assert!(
-        stderr(&out).contains("no engine is running"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(2), "no plan yet");
+    assert!(stderr(&out).contains("shop"), "{}", stderr(&out));
     let mut engine = home.engine(&[]);
     let out = home.ocio(&["submit", plan.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -65,6 +61,38 @@ fn review_shows_a_finished_plans_files_and_tasks_and_marks_files() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("did not change \"other.txt\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = home.ocio(&["review", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no plan \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // With the engine stopped (after `ocio run`, say) the same review comes from the database
+    // and git; marking needs the engine that owns the database.
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+    let json = home.json(&["review", "shop", "--json"]);
+    assert_eq!(json["source"], "database", "{json}");
+    assert_eq!(json["review"]["branch"]["files"][0]["path"], "cart.txt");
+    assert_eq!(json["review"]["branch"]["files"][0]["reviewed"], "no");
+    assert_eq!(json["review"]["tasks"][0]["key"], "cart");
+    let out = home.ocio(&["review", "shop", "--diff"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("+items"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("read from the database"),
+        "{}",
+        stderr(&out)
+    );
+    let out = home.ocio(&["review", "shop", "--mark", "cart.txt"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no engine is running"),
         "{}",
         stderr(&out)
     );

@@ -27,6 +27,7 @@ mod plans;
 mod pull;
 mod recovery;
 mod review;
+pub(crate) use review::review_at_rest;
 mod runs;
 mod scan;
 mod settle;

@@ -152,6 +152,22 @@ fn blob_to_mark(
     }
 }
 
+/// Plan `plan`'s review with no engine running: from what the database holds (`txn`) and git
+/// says, the plan's worktrees under `worktree_root`. `None` when there is no such plan.
+/// Blocking. The same review a running engine gives, but for the usage of sessions still
+/// running (an engine that stopped counts what they had told when it stopped).
+pub(crate) fn review_at_rest(
+    txn: &redb::ReadTransaction,
+    plan: PlanId,
+    worktree_root: &std::path::Path,
+) -> Result<Option<PlanReview>, EngineError> {
+    let Some(stored) = read_stored(txn, plan)? else {
+        return Ok(None);
+    };
+    let workspaces = Workspaces::new(worktree_root.to_path_buf());
+    assemble(&workspaces, stored).map(Some)
+}
+
 /// The review from what the store keeps and git says. Blocking.
 fn assemble(workspaces: &Workspaces, stored: Stored) -> Result<PlanReview, EngineError> {
     let Stored {
@@ -276,6 +292,7 @@ mod tests {
             status: if from.is_some() { 'R' } else { 'M' },
             path: path.into(),
             from: from.map(str::to_string),
+            mode: None,
             added: Some(1),
             removed: Some(0),
             blob: blob.map(str::to_string),
