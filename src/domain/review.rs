@@ -64,6 +64,10 @@ pub struct ReviewFile {
     /// The path it had before a rename or copy.
     #[serde(default)]
     pub from: Option<String>,
+    /// What became of its mode, when that changed: `now executable`, `no longer executable`,
+    /// `a symlink`... (the line counts cannot say it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// Lines added and removed (`None` for a binary file).
     #[serde(default)]
     pub added: Option<u64>,

@@ -23,6 +23,7 @@ fn file(
         status,
         path: path.into(),
         from: (status == 'R').then(|| "src/old_name.rs".into()),
+        mode: None,
         added: Some(counts.0),
         removed: Some(counts.1),
         blob: Some("b1".into()),

@@ -60,24 +60,29 @@ impl Workspace {
     }
 }
 
-/// `git diff --name-status` over `range`: each file's status letter, path and former path.
+/// `git diff --raw` over `range`: each file's status letter, path, former path and what
+/// became of its mode.
 fn name_status(git: &Git, range: &str) -> Result<Vec<ReviewFile>> {
-    let args = ["diff", "--name-status", "-M", "-z", range];
+    let args = ["diff", "--raw", "-M", "-z", range];
     let fields = git.paths(&git.repo, &args)?;
     let mut fields = fields.into_iter();
     let mut files = Vec::new();
-    while let Some(code) = fields.next() {
-        let status = code.chars().next().unwrap_or('M');
+    // `:<old mode> <new mode> <old blob> <new blob> <status>`, then the path(s).
+    while let Some(meta) = fields.next() {
+        let meta: Vec<&str> = meta.trim_start_matches(':').split_whitespace().collect();
+        let status = meta.get(4).and_then(|s| s.chars().next()).unwrap_or('M');
         let (from, path) = if matches!(status, 'R' | 'C') {
             (fields.next(), fields.next())
         } else {
             (None, fields.next())
         };
         let Some(path) = path else { break };
+        let (old, new) = (meta.first().copied(), meta.get(1).copied());
         files.push(ReviewFile {
             status,
             path,
             from,
+            mode: old.zip(new).and_then(|(old, new)| mode_change(old, new)),
             added: None,
             removed: None,
             blob: None,
@@ -86,6 +91,27 @@ fn name_status(git: &Git, range: &str) -> Result<Vec<ReviewFile>> {
         });
     }
     Ok(files)
+}
+
+/// What became of a file's mode, from git's `old` and `new` modes (`000000`: none, the file
+/// was added or deleted), when a person would want to know.
+fn mode_change(old: &str, new: &str) -> Option<String> {
+    let kind = |mode: &str| match mode {
+        "100755" => Some("executable"),
+        "120000" => Some("a symlink"),
+        "160000" => Some("a submodule"),
+        _ => None,
+    };
+    match (old, new) {
+        _ if old == new => None,
+        (_, "000000") => None,
+        ("000000", new) => kind(new).map(str::to_string),
+        ("100755", "100644") => Some("no longer executable".into()),
+        (_, new) => match kind(new) {
+            Some(kind) => Some(format!("now {kind}")),
+            None => Some(format!("mode {old} -> {new}")),
+        },
+    }
 }
 
 type Counts = (Option<u64>, Option<u64>);

@@ -104,3 +104,50 @@ fn a_branch_that_is_not_there_is_an_error_naming_it() {
         "{error}"
     );
 }
+
+/// A file made executable, one no longer executable, a new symlink and a new executable are
+/// said as such (their line counts cannot say it; the review used to list the first two as
+/// `M +0 -0` and nothing more).
+#[test]
+fn a_review_says_what_became_of_a_files_mode() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let fx = Fixture::new();
+    write(&fx.repo, "run.sh", "echo hi\n");
+    write(&fx.repo, "tool.sh", "echo tool\n");
+    let tool = fx.repo.join("tool.sh");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fx.git(&["add", "."]);
+    fx.git(&["commit", "-q", "-m", "scripts"]);
+    let ws = fx.workspace();
+    let integration = ws.ensure_integration("p", Some("main")).unwrap();
+    let dir = &integration.path;
+    let mode = |name: &str, mode: u32| {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("run.sh", 0o755);
+    mode("tool.sh", 0o644);
+    symlink("run.sh", dir.join("link")).unwrap();
+    write(dir, "new.sh", "echo new\n");
+    mode("new.sh", 0o755);
+    write(dir, "plain.txt", "x\n");
+    git_in(dir, &["add", "."]);
+    git_in(dir, &["commit", "-q", "-m", "modes"]);
+    let review = ws
+        .review("ocio/p/integration", Some("main"), REVIEW_DIFF_CAP)
+        .unwrap();
+    let modes: Vec<(&str, Option<&str>)> = review
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.mode.as_deref()))
+        .collect();
+    assert_eq!(
+        modes,
+        vec![
+            ("link", Some("a symlink")),
+            ("new.sh", Some("executable")),
+            ("plain.txt", None),
+            ("run.sh", Some("now executable")),
+            ("tool.sh", Some("no longer executable")),
+        ]
+    );
+}

@@ -243,6 +243,13 @@ fn file_line(theme: &Theme, file: &ReviewFile, selected: bool) -> Line<'static> 
         Span::styled(format!(" {} ", file.status), theme.accent),
         Span::styled(counts, theme.info),
         Span::raw(format!(" {path} ")),
+        Span::styled(
+            file.mode
+                .as_ref()
+                .map(|mode| format!("[{mode}] "))
+                .unwrap_or_default(),
+            theme.info,
+        ),
         Span::styled(format!("({by})"), theme.muted),
     ]);
     if selected {
