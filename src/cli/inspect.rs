@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 
 use super::database::{self, say_source, source_name};
 use super::output::{print_json, print_text};
+use super::plans::Named;
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
+    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, SessionKind,
+    Task,
 };
 use crate::engine::EngineApi;
 use crate::engine::view::read_transcript;
@@ -70,10 +72,19 @@ fn show<T: Serialize>(
 pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let (client, sessions, plans) = match from_engine(context).await? {
-            Some((client, snapshot)) => (Some(client), snapshot.sessions, snapshot.plans),
+            Some((client, snapshot)) => {
+                let plans = super::plans::of_snapshot(&snapshot);
+                (Some(client), snapshot.sessions, plans)
+            }
             None => {
-                let read =
-                    |txn: &redb::ReadTransaction| Ok((stored_sessions(txn)?, stored_plans(txn)?));
+                // The plans' names only for the text (plan/task), in the same read.
+                let read = move |txn: &redb::ReadTransaction| {
+                    let plans = match json {
+                        true => Vec::new(),
+                        false => super::plans::of_database(txn)?,
+                    };
+                    Ok((stored_sessions(txn)?, plans))
+                };
                 let (sessions, plans) = from_database(context, read).await?;
                 (None, sessions, plans)
             }
@@ -92,7 +103,7 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
 /// `ocio sessions` as text: the task as `<plan>/<key>` (the plan by the name the room shows
 /// it by, `<name>-2` for a later plan of one name), the task and agent columns as wide as
 /// their widest entry (the task's up to 40 characters).
-fn sessions_table(rows: &[SessionView], plans: &[PlanView], now: jiff::Timestamp) -> String {
+fn sessions_table(rows: &[SessionView], plans: &[Named], now: jiff::Timestamp) -> String {
     let agent_of = |view: &SessionView| {
         let agent = view.session.agent.as_ref();
         agent.map_or("-", |a| a.as_str()).to_string()
@@ -100,13 +111,21 @@ fn sessions_table(rows: &[SessionView], plans: &[PlanView], now: jiff::Timestamp
     let task_of = |view: &SessionView| {
         let plan = view.session.plan;
         let plan = plans.iter().find(|p| Some(p.id) == plan);
-        match plan {
+        let task = match plan {
             Some(plan) if !view.task.is_empty() => {
-                format!("{}/{}", plan.shown_name(plans), view.task)
+                format!("{}/{}", plan.shown(plans), view.task)
             }
-            Some(plan) => plan.shown_name(plans).to_string(),
+            Some(plan) => plan.shown(plans).to_string(),
             None if view.task.is_empty() => "-".to_string(),
             None => view.task.clone(),
+        };
+        // A session that is not the task's own attempt says what it is for.
+        match view.session.kind {
+            SessionKind::Code | SessionKind::Prompt => task,
+            SessionKind::Resolve => format!("{task} (resolver)"),
+            SessionKind::Fix => format!("{task} (check fix)"),
+            SessionKind::Review => format!("{task} (review)"),
+            SessionKind::Plan => format!("{task} (planner)"),
         }
     };
     let width = rows
@@ -684,13 +703,12 @@ mod tests {
     fn sessions_name_their_plan_and_task() {
         use crate::domain::PlanId;
         let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
-        let plan = |id: u128, name: &str, key: &str| PlanView {
+        // As the database lists them: the room's shown names are not known.
+        let plan = |id: u128, name: &str, key: &str| Named {
             id: PlanId::from_u128(id),
             name: name.into(),
             key: key.into(),
-            repo: "/r".into(),
-            tasks: Vec::new(),
-            landing: None,
+            shown: None,
         };
         let plans = [
             plan(1, "deploy", "deploy"),
@@ -706,7 +724,10 @@ mod tests {
                 last: None,
             }
         };
-        let table = sessions_table(&[row(1, "api"), row(2, "api"), row(3, "t")], &plans, at);
+        let mut resolver = row(2, "api");
+        resolver.session.kind = SessionKind::Resolve;
+        let rows = [row(1, "api"), row(2, "api"), row(3, "t"), resolver];
+        let table = sessions_table(&rows, &plans, at);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].contains("PLAN/TASK"), "{table}");
         assert!(lines[1].contains(" deploy/api "), "{table}");
@@ -714,6 +735,7 @@ mod tests {
         let agent = columns(&table, "AGENT")[0];
         assert_eq!(lines[3].chars().nth(agent), Some('-'), "{table}");
         assert!(lines[3].contains("xxx…"), "{table}");
+        assert!(lines[4].contains(" deploy-2/api (resolver) "), "{table}");
     }
 
     /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as

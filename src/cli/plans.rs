@@ -16,6 +16,21 @@ pub(super) struct Named {
     pub(super) shown: Option<String>,
 }
 
+impl Named {
+    /// What to call it among `plans`: what the room shows it as, else (from the database) as
+    /// the room would: its name, or its key when another of them has the name.
+    pub(super) fn shown<'a>(&'a self, plans: &[Named]) -> &'a str {
+        if let Some(shown) = &self.shown {
+            return shown;
+        }
+        let twin = plans.iter().any(|p| p.id != self.id && p.name == self.name);
+        match twin && !self.key.is_empty() {
+            true => &self.key,
+            false => &self.name,
+        }
+    }
+}
+
 /// The plan `wanted` names among `plans` (oldest first): its id or the id's last 8
 /// characters; what the room shows it as (`twin` and `twin-2` while both are listed); its
 /// name (the newest of that name); else the name its branches take when that is not its

@@ -137,8 +137,9 @@ impl Notice {
             .alerts
             .iter()
             .filter_map(|a| match &a.event {
-                EngineEvent::PlanFinished { name, ok, .. } => Some(format!(
-                    "plan {name} {}",
+                EngineEvent::PlanFinished { name, key, ok, .. } => Some(format!(
+                    "plan {} {}",
+                    crate::narration::called(name, key),
                     if *ok { "succeeded" } else { "did not succeed" }
                 )),
                 _ => None,

@@ -19,8 +19,13 @@ fn asks(n: u128) -> EngineEvent {
 }
 
 fn finished(name: &str, ok: bool) -> EngineEvent {
+    finished_as(name, "", ok)
+}
+
+/// A plan whose branches are named `key`.
+fn finished_as(name: &str, key: &str, ok: bool) -> EngineEvent {
     EngineEvent::PlanFinished {
-        key: String::new(),
+        key: key.into(),
         plan: PlanId::from_u128(1),
         name: name.into(),
         ok,
@@ -152,6 +157,13 @@ fn a_notice_counts_its_burst_in_one_headline() {
         Notice::new(alerts).headline(0),
         "2 plans finished; agent box-1 offline"
     );
+    // A later plan of one name is named as the room and the commands name it.
+    let twin = Notice::new(
+        Alert::of(&finished_as("p", "p-2", true))
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(twin.headline(0), "plan p (p-2) succeeded");
 }
 
 #[test]
