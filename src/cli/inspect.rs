@@ -12,8 +12,7 @@ use super::plans::Named;
 use super::{Context, Failure};
 use crate::control::ControlClient;
 use crate::domain::{
-    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, SessionKind,
-    Task,
+    Agent, Checkpoint, CheckpointKind, Lease, Lifecycle, Plan, Session, SessionId, Task,
 };
 use crate::engine::EngineApi;
 use crate::engine::view::read_transcript;
@@ -120,12 +119,9 @@ fn sessions_table(rows: &[SessionView], plans: &[Named], now: jiff::Timestamp) -
             None => view.task.clone(),
         };
         // A session that is not the task's own attempt says what it is for.
-        match view.session.kind {
-            SessionKind::Code | SessionKind::Prompt => task,
-            SessionKind::Resolve => format!("{task} (resolver)"),
-            SessionKind::Fix => format!("{task} (check fix)"),
-            SessionKind::Review => format!("{task} (review)"),
-            SessionKind::Plan => format!("{task} (planner)"),
+        match view.session.kind.role() {
+            Some(role) => format!("{task} ({role})"),
+            None => task,
         }
     };
     let width = rows

@@ -90,6 +90,20 @@ pub enum SessionKind {
     Prompt,
 }
 
+impl SessionKind {
+    /// What a person calls a session of this kind beside its task's name, when it is not
+    /// the task's own attempt (`None`): a resolver reads apart from a retry.
+    pub fn role(self) -> Option<&'static str> {
+        match self {
+            Self::Code | Self::Prompt => None,
+            Self::Resolve => Some("resolver"),
+            Self::Fix => Some("check fix"),
+            Self::Review => Some("review"),
+            Self::Plan => Some("planner"),
+        }
+    }
+}
+
 /// Where the session lives on its OpenCode server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSession {

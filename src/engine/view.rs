@@ -227,6 +227,15 @@ pub struct SessionView {
 }
 
 impl SessionView {
+    /// Its task and what it is to the task: `api #2` (its second attempt), `api resolver`.
+    pub(crate) fn task_label(&self) -> String {
+        match (self.session.kind.role(), self.task.is_empty()) {
+            (None, _) => format!("{} #{}", self.task, self.session.attempt),
+            (Some(role), true) => role.to_string(),
+            (Some(role), false) => format!("{} {role}", self.task),
+        }
+    }
+
     /// The state to show: a running session whose server waits to retry the model provider is
     /// `retrying` (an observation of the live stream, not a stored state).
     pub(crate) fn state(&self) -> &'static str {
@@ -397,4 +406,35 @@ pub(crate) fn read_transcript(
     }
     entries.extend(stored.entries);
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::SessionView;
+    use crate::domain::{Session, SessionId, SessionKind};
+
+    /// A resolver, a check fix or a planner reads apart from the task's attempts (hand trial:
+    /// the room showed a resolver as `api #1`, like a retry).
+    #[test]
+    fn a_session_that_is_no_attempt_says_what_it_is_for() {
+        let at: jiff::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let view = |kind: SessionKind, task: &str| {
+            let mut session = Session::new(SessionId::generate(), "t", kind, at);
+            session.attempt = 2;
+            SessionView {
+                session,
+                task: task.into(),
+                last: None,
+            }
+        };
+        assert_eq!(view(SessionKind::Code, "api").task_label(), "api #2");
+        assert_eq!(
+            view(SessionKind::Resolve, "api").task_label(),
+            "api resolver"
+        );
+        assert_eq!(view(SessionKind::Fix, "api").task_label(), "api check fix");
+        assert_eq!(view(SessionKind::Plan, "").task_label(), "planner");
+    }
 }

@@ -73,7 +73,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
                 fit_text(view.state(), w(0)),
                 status_style(app, view.state()),
             )),
-            Cell::from(fit_text(&format!("{} #{}", view.task, s.attempt), w(1))),
+            Cell::from(fit_text(&view.task_label(), w(1))),
             Cell::from(Span::styled(
                 fit_text(plan_name(&app.view, s), w(2)),
                 app.theme.muted,
@@ -146,7 +146,7 @@ fn widest(app: &App) -> [usize; 5] {
         let since = session.started_at.unwrap_or(session.created_at);
         let values = [
             s.state().len(),
-            s.task.chars().count() + 2 + digits(session.attempt),
+            label_width(s),
             plan_name(view, session).chars().count(),
             session
                 .agent
@@ -159,6 +159,16 @@ fn widest(app: &App) -> [usize; 5] {
         }
     }
     widest
+}
+
+/// How wide [`SessionView::task_label`] is, without writing it.
+fn label_width(view: &crate::engine::SessionView) -> usize {
+    let task = view.task.chars().count();
+    match view.session.kind.role() {
+        None => task + 2 + digits(view.session.attempt),
+        Some(role) if task == 0 => role.len(),
+        Some(role) => task + 1 + role.len(),
+    }
 }
 
 fn digits(n: u32) -> usize {
