@@ -24,10 +24,11 @@ impl Narration {
     pub fn of(event: &EngineEvent) -> Option<Self> {
         let (tone, text, nested) = match event {
             EngineEvent::Transition(e) => {
+                // One line: a cause with a hint on its own line reads `...; hint: ...`.
                 let cause = if e.cause.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", e.cause)
+                    format!(": {}", one_line(&e.cause))
                 };
                 match &e.transition {
                     Transition::Task { key, to, .. } => {
@@ -174,7 +175,7 @@ impl Narration {
                 "offline",
                 format!(
                     "fleet {fleet}: {url} could not join ({}); asked again at each read of the fleet",
-                    why.lines().map(str::trim).collect::<Vec<_>>().join("; ")
+                    one_line(why)
                 ),
                 false,
             ),
@@ -283,6 +284,16 @@ impl Narration {
     }
 }
 
+/// `text` on one line: its lines joined with `; `.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("; ")
+}
+
 /// What a plan is called in a line: its name, and the name its branches take when that
 /// differs (`deploy (deploy-2)`, a later plan of the name: how the room shows it beside its
 /// twin and the commands take it). The events pane, headless lines and notices all say it so.
@@ -340,6 +351,18 @@ mod tests {
             "",
         );
         assert_eq!(text(&agent).unwrap(), "agent coder-1 draining");
+        let offline = transition(
+            Transition::Agent {
+                name: AgentName::new("coder-1").unwrap(),
+                from: AgentStatus::Online,
+                to: AgentStatus::Offline,
+            },
+            "cannot reach it (os error 111)\nhint: is `opencode serve` running there?",
+        );
+        assert_eq!(
+            text(&offline).unwrap(),
+            "agent coder-1 offline: cannot reach it (os error 111); hint: is `opencode serve` running there?"
+        );
         let waiting = EngineEvent::FleetMemberWaiting {
             fleet: AgentName::new("builders").unwrap(),
             url: "http://10.0.0.3:4096".into(),

@@ -234,8 +234,8 @@ pub enum EngineEvent {
     /// An agent was removed while the engine runs (durable); it takes no more work.
     AgentRemoved { agent: AgentName },
     /// A server that `fleet` lists could not join it, because of `why`; it is asked again at
-    /// each read of the fleet's source. Not durable and not kept for later front ends: told
-    /// once per reason, at most one reason a minute per server.
+    /// each read of the fleet's source. Not durable (kept for later front ends as a note):
+    /// told once per reason, at most one reason a minute per server.
     FleetMemberWaiting {
         fleet: AgentName,
         url: String,

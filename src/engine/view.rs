@@ -111,7 +111,6 @@ impl Noted {
                 | E::Activity { .. }
                 | E::SessionUsage { .. }
                 | E::CheckProgress { .. }
-                | E::FleetMemberWaiting { .. }
                 | E::EngineFailed { .. }
         )
     }

@@ -185,7 +185,6 @@ impl Roster {
         let health = futures_util::future::join_all(checks).await;
         for ((url, member), health) in new.iter().zip(health) {
             if let Err(why) = health {
-                tracing::info!(agent = %member.name, error = %why, "fleet member not healthy yet; asked again at the next read");
                 self.wait(url, why, crew).await;
                 continue;
             }
@@ -210,8 +209,10 @@ impl Roster {
         if let Some(told) = self.waiting.get(url)
             && (told.reasons.contains(&why) || now - told.at < TELL_GAP)
         {
+            tracing::debug!(%url, error = %why, "fleet member still cannot join");
             return;
         }
+        tracing::info!(%url, error = %why, "fleet member cannot join; asked again at each read");
         crew.waiting(&self.fleet.name, url, &why).await;
         let told = self.waiting.entry(url.to_string()).or_insert(Told {
             reasons: Vec::new(),

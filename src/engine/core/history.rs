@@ -138,12 +138,21 @@ impl Core {
 
 impl Core {
     /// The newest `last` control log entries above `since`, read off the engine's loop.
-    /// The newest `last` notes, oldest first (see [`Noted`]).
+    /// The newest `last` notes, oldest first (see [`Noted`]): those written, then those told
+    /// since the last commit (a fleet member told waiting at the start, before anything was
+    /// committed, is in the events pane of a room opened right after).
     pub(super) fn notes(&self, last: usize, reply: super::Typed<Vec<Noted>>) {
         let store = self.store.clone();
+        let pending = self.events.pending_notes();
         self.tasks.spawn(async move {
             let read = store.read(move |txn| query::notes_newest(txn, last)).await;
-            reply.send(read.map_err(EngineError::from));
+            let notes = read.map(|mut notes| {
+                notes.extend(pending);
+                let extra = notes.len().saturating_sub(last);
+                notes.drain(..extra);
+                notes
+            });
+            reply.send(notes.map_err(EngineError::from));
         });
     }
 

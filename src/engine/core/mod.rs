@@ -171,6 +171,11 @@ impl Herald {
         }
     }
 
+    /// The notes told and not yet written (they go with the next commit).
+    fn pending_notes(&self) -> Vec<Noted> {
+        self.notes.clone()
+    }
+
     /// The number of the last event told (0: none yet).
     fn last(&self) -> u64 {
         self.last

@@ -59,3 +59,28 @@ async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit
     );
     engine.shutdown().await.unwrap();
 }
+
+/// A fleet member told waiting as the engine starts, before anything was committed, is in the
+/// notes a control room reads when it opens (hand trial: the room never showed why the
+/// members there at the start could not join; only the headless lines did).
+#[tokio::test]
+async fn a_member_told_waiting_before_any_commit_is_in_the_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store, Vec::new(), EngineOptions::default())
+        .await
+        .unwrap();
+    let fleet = AgentName::new("box").unwrap();
+    engine
+        .tell_fleet_member_waiting(&fleet, "http://127.0.0.1:9", "connection refused")
+        .await;
+    let notes = engine.notes(10).await.unwrap();
+    assert!(
+        notes.iter().any(|n| matches!(
+            &n.event,
+            crate::engine::EngineEvent::FleetMemberWaiting { url, .. } if url == "http://127.0.0.1:9"
+        )),
+        "{notes:?}"
+    );
+    engine.shutdown().await.unwrap();
+}
