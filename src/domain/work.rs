@@ -79,7 +79,8 @@ pub struct TaskContext {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum MergeState {
-    /// Nothing to merge (a plan without worktrees).
+    /// Nothing merged: a plan without worktrees, or a task whose work is not done (running,
+    /// failed, blocked...).
     #[default]
     None,
     /// Its session completed; the merge is queued or under way.
@@ -120,7 +121,8 @@ impl std::fmt::Display for MergeState {
     /// How a person is told where the work stands: `merged at 9c3a1f0e2b4d`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::None => f.write_str("nothing to merge (no worktrees)"),
+            // Not "(no worktrees)": a task of a worktree plan that has not finished is here too.
+            Self::None => f.write_str("nothing merged"),
             Self::Pending => f.write_str("waiting to be merged"),
             Self::Unchanged => f.write_str("changed nothing: no work to merge"),
             Self::Resolving { files } => {
@@ -206,4 +208,17 @@ pub struct PlanLanding {
     pub pushed_to: Option<String>,
     #[serde(default)]
     pub pr_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MergeState;
+
+    /// Hand trial: a running, failed or blocked task of a worktree plan read "nothing to merge
+    /// (no worktrees)" in `ocio review`.
+    #[test]
+    fn work_not_merged_does_not_claim_the_plan_has_no_worktrees() {
+        let text = MergeState::None.to_string();
+        assert_eq!(text, "nothing merged");
+    }
 }
