@@ -219,6 +219,7 @@ fn app() -> App {
         running: RUNNING,
         sessions,
         agents: agents(),
+        fleets: Vec::new(),
         approvals,
         usage: Usage {
             input_tokens: 123_456_789,

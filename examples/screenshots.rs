@@ -261,6 +261,7 @@ fn snapshot() -> Snapshot {
             },
         }],
         agents: agents(),
+        fleets: Vec::new(),
         sessions,
         usage,
         conflicts: Vec::new(),

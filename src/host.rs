@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{AgentConfig, Config};
+use crate::config::{AgentConfig, Config, FleetConfig};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
 use crate::domain::AgentName;
 use crate::engine::approval::ApprovalPolicy;
@@ -407,6 +407,7 @@ fn engine_options(config: &Config) -> EngineOptions {
             .transcript_cap
             .unwrap_or(crate::engine::DEFAULT_TRANSCRIPT_CAP),
         transcript_retention: config.engine.transcript_retention,
+        fleets: config.fleets.iter().map(FleetConfig::to_fleet).collect(),
         ..EngineOptions::default()
     }
 }

@@ -114,6 +114,19 @@ impl FleetConfig {
         }
     }
 
+    /// The fleet as the engine counts on it before (and while) its members join.
+    pub(crate) fn to_fleet(&self) -> crate::domain::Fleet {
+        crate::domain::Fleet {
+            name: self.name.clone(),
+            capabilities: self.capabilities.iter().cloned().collect(),
+            works_away: match self.member("https://fleet.invalid").workspace_mode() {
+                WorkspaceMode::Remote => Some(true),
+                WorkspaceMode::Shared => Some(false),
+                WorkspaceMode::Auto => None,
+            },
+        }
+    }
+
     /// `<fleet>-<host>-<port>` for the member at `url` (characters an agent name cannot hold
     /// become `-`): the same name for the same URL at every read, and across restarts, so
     /// its sessions find it again. A name too long for an agent name is shortened to

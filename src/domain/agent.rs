@@ -248,6 +248,38 @@ impl Agent {
     }
 }
 
+/// A `[[fleets]]` entry as the engine knows it: servers that become agents called
+/// `<name>-<host>-<port>` whenever they answer, now or later. A plan may count on a fleet
+/// before any member has joined (its tasks wait ready for one), and pin a member that has
+/// not joined yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    pub name: AgentName,
+    /// What every member offers.
+    pub capabilities: BTreeSet<String>,
+    /// Its members work on their own machines (`workspace = "remote"`): `Some(true)`; on
+    /// ocio's disk (`"shared"`): `Some(false)`; found out per member as it joins: `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub works_away: Option<bool>,
+}
+
+impl Fleet {
+    /// Whether `agent` is the name of a member of this fleet, joined or not.
+    pub(crate) fn may_name(&self, agent: &str) -> bool {
+        agent
+            .strip_prefix(self.name.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|rest| !rest.is_empty())
+    }
+
+    /// Whether its members could ever run a task needing `capabilities`.
+    pub(crate) fn offers<'a>(&self, capabilities: impl IntoIterator<Item = &'a String>) -> bool {
+        capabilities
+            .into_iter()
+            .all(|c| self.capabilities.contains(c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ mod session_props;
 pub mod task;
 pub(crate) mod work;
 
-pub use agent::{Agent, AgentStatus, Backend, ModelRef};
+pub use agent::{Agent, AgentStatus, Backend, Fleet, ModelRef};
 pub use budget::{Budget, BudgetScope};
 pub use event::{DomainEvent, Transition, TransitionError};
 pub use graph::GraphError;

@@ -92,6 +92,8 @@ pub struct EngineOptions {
     pub transcript_cap: u64,
     /// Transcripts of sessions that ended longer ago are removed at start-up; `None`: kept.
     pub transcript_retention: Option<SignedDuration>,
+    /// The `[[fleets]]`: a plan may count on their members before any has joined.
+    pub fleets: Vec<crate::domain::Fleet>,
 }
 
 /// Default for [`EngineOptions::transcript_cap`]: 2 MiB.
@@ -126,6 +128,7 @@ impl Default for EngineOptions {
             daily_budget: None,
             transcript_cap: DEFAULT_TRANSCRIPT_CAP,
             transcript_retention: None,
+            fleets: Vec::new(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Snapshot {
     /// How many sessions run now.
     pub running: usize,
     pub agents: Vec<Agent>,
+    /// The fleets whose servers join as agents when they answer (none may have yet).
+    #[serde(default)]
+    pub fleets: Vec<crate::domain::Fleet>,
     /// Permission requests waiting for the operator.
     pub approvals: Vec<ApprovalView>,
     /// Tokens and cost of every session this engine has seen, including what running ones have

@@ -244,7 +244,7 @@ agent = "coder"
     );
     let agents = [agent("coder", &["rust"]), agent("cruncher", &["gpu"])];
     let found = plan
-        .validate_against_agents(&agents)
+        .validate_against_agents(&agents, &[])
         .unwrap_err()
         .into_vec();
     let summary: Vec<_> = found.iter().map(|e| (e.line, e.message.as_str())).collect();
@@ -256,7 +256,7 @@ agent = "coder"
         ]
     );
     let able = [agent("coder", &["rust", "gpu"])];
-    assert_eq!(plan.validate_against_agents(&able), Ok(()));
+    assert_eq!(plan.validate_against_agents(&able, &[]), Ok(()));
 }
 
 /// A plan in a directory that is no git repository cannot have its tasks carried to a build
@@ -281,13 +281,13 @@ agent = "far"
     let near = agent("near", &[]);
     // Beside an agent on ocio's disk, only the task pinned to the box cannot run.
     let found = plan
-        .validate_on_ocios_disk(&[far.clone(), near])
+        .validate_on_ocios_disk(&[far.clone(), near], &[])
         .unwrap_err()
         .into_vec();
     let tasks: Vec<_> = found.iter().map(|e| e.task.as_deref()).collect();
     assert_eq!(tasks, [Some("pinned")]);
     let found = plan
-        .validate_on_ocios_disk(std::slice::from_ref(&far))
+        .validate_on_ocios_disk(std::slice::from_ref(&far), &[])
         .unwrap_err()
         .into_vec();
     let summary: Vec<_> = found.iter().map(|e| (e.line, e.message.as_str())).collect();
@@ -306,11 +306,93 @@ agent = "far"
 #[test]
 fn with_no_agent_configured_each_task_says_so_not_an_empty_capability_list() {
     let plan = parse("name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\n");
-    let found = plan.validate_against_agents(&[]).unwrap_err().into_vec();
+    let found = plan
+        .validate_against_agents(&[], &[])
+        .unwrap_err()
+        .into_vec();
     let text: Vec<String> = found.iter().map(|e| e.to_string()).collect();
     assert_eq!(found.len(), 1, "{text:?}");
     assert_eq!(found[0].message, "no agent is configured to run it");
     assert!(text[0].contains("[[agents]]"), "{text:?}");
+}
+
+fn fleet(name: &str, capabilities: &[&str], works_away: Option<bool>) -> crate::domain::Fleet {
+    crate::domain::Fleet {
+        name: AgentName::new(name).unwrap(),
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+        works_away,
+    }
+}
+
+/// A configured fleet none of whose members has joined yet (its servers still booting, one
+/// down a moment) is counted on: its tasks wait for a member. Before, every plan was refused
+/// at submit, "no agent is configured to run it", and a pin to a member that had not joined
+/// was "unknown" (hand trial).
+#[test]
+fn a_plan_counts_on_a_fleet_before_its_members_join() {
+    let plan = parse(
+        r#"name = "p"
+repo = "."
+[[tasks]]
+id = "any"
+prompt = "p"
+capabilities = ["rust"]
+[[tasks]]
+id = "pinned"
+prompt = "p"
+agent = "builders-box-3-4096"
+"#,
+    );
+    let builders = fleet("builders", &["rust"], Some(true));
+    assert_eq!(
+        plan.validate_against_agents(&[], std::slice::from_ref(&builders)),
+        Ok(())
+    );
+    // What the fleet does not offer, and names that are none of its members', still fail.
+    let gpu = fleet("builders", &["gpu"], None);
+    let found = plan
+        .validate_against_agents(&[], &[gpu])
+        .unwrap_err()
+        .into_vec();
+    let summary: Vec<_> = found.iter().map(|e| (e.line, e.message.as_str())).collect();
+    assert_eq!(
+        summary,
+        [(6, "needs capability \"rust\", which no agent offers")],
+        "{summary:?}"
+    );
+    let typo = parse(
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\nagent = \"bilders-box-4096\"\n",
+    );
+    let found = typo
+        .validate_against_agents(&[agent("near", &[])], std::slice::from_ref(&builders))
+        .unwrap_err()
+        .into_vec();
+    let text: Vec<String> = found.iter().map(|e| e.to_string()).collect();
+    assert_eq!(found.len(), 1, "{text:?}");
+    assert!(
+        text[0].contains("unknown agent \"bilders-box-4096\""),
+        "{text:?}"
+    );
+    assert!(text[0].contains("builders-<host>-<port>"), "{text:?}");
+    assert!(!builders.may_name("builders"), "the fleet is no member");
+    assert!(
+        !builders.may_name("builders-"),
+        "nor is its name and a dash"
+    );
+    // Outside git, a fleet of build boxes cannot run it; one found out as members join may.
+    let found = plan
+        .validate_on_ocios_disk(&[], std::slice::from_ref(&builders))
+        .unwrap_err()
+        .into_vec();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .contains("(fleet builders) work on build boxes"),
+        "{found:?}"
+    );
+    let auto = fleet("builders", &["rust"], None);
+    assert_eq!(plan.validate_on_ocios_disk(&[], &[auto]), Ok(()));
 }
 
 #[test]

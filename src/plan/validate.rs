@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::error::{PlanError, did_you_mean};
 use super::{PlanErrors, PlanFile, TaskSpec};
-use crate::domain::Agent;
+use crate::domain::{Agent, Fleet};
 
 impl PlanFile {
     /// Checks the plan against what the agents offer, by name and capability: a capability no
@@ -55,15 +55,31 @@ impl PlanFile {
         PlanErrors::from_vec(errors).map_or(Ok(()), Err)
     }
 
-    /// [`validate_against`](Self::validate_against) with the configured agents themselves, which
-    /// also finds the tasks no single agent can run: a pinned agent without a needed capability,
-    /// or capabilities that are offered, but never all by one agent.
-    pub(crate) fn validate_against_agents(&self, agents: &[Agent]) -> Result<(), PlanErrors> {
+    /// [`validate_against`](Self::validate_against) with the configured agents themselves and
+    /// the fleets whose members may join at any time, which also finds the tasks no single
+    /// agent can run: a pinned agent without a needed capability, or capabilities that are
+    /// offered, but never all by one agent. A task only a fleet's members could run, or pinned
+    /// to a member that has not joined, is fine: it waits for one.
+    pub(crate) fn validate_against_agents(
+        &self,
+        agents: &[Agent],
+        fleets: &[Fleet],
+    ) -> Result<(), PlanErrors> {
         let offered: BTreeSet<String> = agents
             .iter()
             .flat_map(|agent| agent.capabilities.iter().cloned())
+            .chain(fleets.iter().flat_map(|f| f.capabilities.iter().cloned()))
             .collect();
-        let names: BTreeSet<String> = agents.iter().map(|a| a.name.to_string()).collect();
+        let mut names: BTreeSet<String> = agents.iter().map(|a| a.name.to_string()).collect();
+        // Members to come: what they are called, and each name a task pins of them.
+        names.extend(fleets.iter().map(|f| format!("{}-<host>-<port>", f.name)));
+        names.extend(
+            self.tasks
+                .iter()
+                .filter_map(|task| task.agent.as_ref())
+                .filter(|pinned| fleets.iter().any(|f| f.may_name(pinned.as_str())))
+                .map(ToString::to_string),
+        );
         let mut errors = match self.validate_against(&offered, &names) {
             Ok(()) => Vec::new(),
             Err(errors) => errors.into_vec(),
@@ -76,12 +92,22 @@ impl PlanFile {
             let runs = |agent: &Agent| task.capabilities.is_subset(&agent.capabilities);
             match pinned {
                 Some((name, at)) => {
-                    let Some(agent) = agents.iter().find(|agent| agent.name == *name) else {
+                    let offers = agents
+                        .iter()
+                        .find(|agent| agent.name == *name)
+                        .map(|agent| &agent.capabilities)
+                        .or_else(|| {
+                            fleets
+                                .iter()
+                                .find(|f| f.may_name(name.as_str()))
+                                .map(|f| &f.capabilities)
+                        });
+                    let Some(offers) = offers else {
                         continue; // reported as unknown
                     };
                     let missing: Vec<&str> = task
                         .capabilities
-                        .difference(&agent.capabilities)
+                        .difference(offers)
                         .map(String::as_str)
                         .collect();
                     if !missing.is_empty() {
@@ -98,15 +124,17 @@ impl PlanFile {
                         );
                     }
                 }
-                None if agents.is_empty() => {
+                None if agents.is_empty() && fleets.is_empty() => {
                     errors.push(
                         self.error(task, task.origin.at, "agent", "no agent is configured to run it".into())
                             .with_hint(Some(
-                                "add an [[agents]] entry to the config (`ocio check` shows what is configured), or try `ocio demo` with simulated agents".into(),
+                                "add an [[agents]] or [[fleets]] entry to the config (`ocio check` shows what is configured), or try `ocio demo` with simulated agents".into(),
                             )),
                     );
                 }
-                None if !agents.iter().any(runs) => {
+                None if !agents.iter().any(runs)
+                    && !fleets.iter().any(|f| f.offers(&task.capabilities)) =>
+                {
                     let needed: Vec<&str> = task.capabilities.iter().map(String::as_str).collect();
                     errors.push(
                         self.error(
@@ -127,20 +155,35 @@ impl PlanFile {
     }
 
     /// For a plan in a directory that is no git repository (its tasks' trees cannot be
-    /// carried to a build box): each task some agent could run must have one working on
-    /// ocio's disk among them, or it would wait ready for good.
-    pub(crate) fn validate_on_ocios_disk(&self, agents: &[Agent]) -> Result<(), PlanErrors> {
+    /// carried to a build box): each task some agent (or fleet) could run must have one
+    /// working on ocio's disk among them, or it would wait ready for good.
+    pub(crate) fn validate_on_ocios_disk(
+        &self,
+        agents: &[Agent],
+        fleets: &[Fleet],
+    ) -> Result<(), PlanErrors> {
         let mut errors = Vec::new();
         for task in &self.tasks {
-            let could: Vec<&Agent> = agents
+            let pinned = |name: &str| task.agent.as_ref().is_none_or(|p| p.as_str() == name);
+            let could: Vec<(String, bool)> = agents
                 .iter()
                 .filter(|a| task.capabilities.is_subset(&a.capabilities))
-                .filter(|a| task.agent.as_ref().is_none_or(|pinned| *pinned == a.name))
+                .filter(|a| pinned(a.name.as_str()))
+                .map(|a| (a.name.to_string(), a.works_away))
+                .chain(
+                    fleets
+                        .iter()
+                        .filter(|f| f.offers(&task.capabilities))
+                        .filter(|f| task.agent.as_ref().is_none_or(|p| f.may_name(p.as_str())))
+                        // A fleet whose members say where they work as they join may
+                        // work on ocio's disk.
+                        .map(|f| (format!("fleet {}", f.name), f.works_away == Some(true))),
+                )
                 .collect();
-            if could.is_empty() || could.iter().any(|a| !a.works_away) {
+            if could.is_empty() || could.iter().any(|(_, away)| !away) {
                 continue; // none at all is reported by `validate_against_agents`
             }
-            let names: Vec<&str> = could.iter().map(|a| a.name.as_str()).collect();
+            let names: Vec<&str> = could.iter().map(|(name, _)| name.as_str()).collect();
             let (field, at) = match task.origin.agent {
                 Some(at) if task.agent.is_some() => ("agent", at),
                 _ => ("repo", task.origin.at),

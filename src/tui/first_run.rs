@@ -18,9 +18,9 @@ pub(crate) enum LocalOffer {
 
 impl App {
     /// With the engine's view in and no agent in it, say so (and how to add one): a task
-    /// submitted now could only be refused.
+    /// submitted now could only be refused. (With a fleet configured it waits for a member.)
     pub(super) fn no_agents(&mut self) -> bool {
-        if !self.view.loaded || !self.view.agents.is_empty() {
+        if !self.view.loaded || !self.view.agents.is_empty() || !self.view.fleets.is_empty() {
             return false;
         }
         let text = if self.local == LocalOffer::Offered {
@@ -39,7 +39,7 @@ impl App {
     pub(super) fn add_local(&mut self) -> Vec<Effect> {
         let key = self.keymap.keys(Action::AddLocal);
         let (text, error) = match self.local {
-            _ if !self.view.agents.is_empty() => (
+            _ if !self.view.agents.is_empty() || !self.view.fleets.is_empty() => (
                 format!(
                     "{key} adds a local agent only while none is configured; add more as [[agents]]"
                 ),

@@ -96,3 +96,36 @@ fn m_adds_the_offered_agent_once_and_says_so_when_agents_exist() {
         app.toast
     );
 }
+
+/// With a fleet configured and none of its members joined yet, the room says what it waits
+/// for and takes work (it waits for a member); `n` opens the prompt. Before, the pane said no
+/// agent was configured, `n` refused and `m` said opencode was missing (hand trial).
+#[test]
+fn a_fleet_with_no_member_yet_is_waited_for_not_called_missing() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.agents.clear();
+    snapshot.sessions.clear();
+    snapshot.plans.clear();
+    snapshot.approvals.clear();
+    snapshot.fleets = vec![crate::domain::Fleet {
+        name: crate::domain::AgentName::new("builders").unwrap(),
+        capabilities: ["rust".to_string()].into(),
+        works_away: Some(true),
+    }];
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("No fleet member has joined yet")
+            && screen.contains("fleet builders (rust)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("No agents are configured"), "{screen}");
+    key(&mut app, KeyCode::Char('n'));
+    assert_ne!(app.mode, Mode::Normal, "the prompt opens");
+    assert!(app.toast.is_none(), "{:?}", app.toast);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('m'));
+    let (text, _) = toast(&app);
+    assert!(text.contains("only while none is configured"), "{text}");
+}

@@ -146,6 +146,7 @@ pub(super) fn snapshot() -> Snapshot {
             session(1, "design", "planner", SessionStatus::Completed, 0),
         ],
         running: 2,
+        fleets: Vec::new(),
         agents: vec![
             agent("planner", AgentStatus::Online, 0, 2),
             agent("coder-1", AgentStatus::Online, 1, 2),

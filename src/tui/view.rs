@@ -66,6 +66,8 @@ pub struct View {
     /// Running first, then ended, newest first (as the engine gives them).
     pub sessions: Vec<SessionView>,
     pub agents: Vec<Agent>,
+    /// The fleets whose servers join as agents when they answer.
+    pub(crate) fleets: Vec<crate::domain::Fleet>,
     pub(crate) approvals: Vec<ApprovalView>,
     /// Merge conflicts being resolved or waiting for the operator.
     pub(crate) conflicts: Vec<ConflictView>,
@@ -115,6 +117,7 @@ impl View {
         }
         self.sessions = snapshot.sessions;
         self.agents = snapshot.agents;
+        self.fleets = snapshot.fleets;
         self.approvals = snapshot.approvals;
         self.conflicts = snapshot.conflicts;
         self.usage = snapshot.usage;

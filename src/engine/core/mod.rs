@@ -371,7 +371,8 @@ impl Core {
         match command {
             Command::Call(request, answer) => return self.call(request, answer).await,
             Command::Check(file, reply) => {
-                let checked = file.validate_against_agents(&self.fleet.live_agents());
+                let checked =
+                    file.validate_against_agents(&self.fleet.live_agents(), &self.options.fleets);
                 let _ = reply.send(checked.map(|()| file).map_err(EngineError::Plan));
             }
             Command::Submit(prepared, reply) => {

@@ -402,6 +402,7 @@ impl Core {
             sessions,
             running: self.running.len(),
             agents: self.fleet.live_agents(),
+            fleets: self.options.fleets.clone(),
             approvals: self
                 .pending_approvals()
                 .into_iter()

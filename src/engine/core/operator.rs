@@ -39,10 +39,11 @@ impl Core {
         // Working away as configured (`workspace = "remote"`): an `auto` agent found working
         // away in one directory may see another.
         let agents = self.fleet.live_agents();
-        file.validate_against_agents(&agents)
+        let fleets = &self.options.fleets;
+        file.validate_against_agents(&agents, fleets)
             .map_err(EngineError::Plan)?;
         if matches!(work.mode, WorkMode::Plain) {
-            file.validate_on_ocios_disk(&agents)
+            file.validate_on_ocios_disk(&agents, fleets)
                 .map_err(EngineError::Plan)?;
         }
         let now = self.now();

@@ -1,6 +1,6 @@
 //! Where a plan's tasks can run, checked when it is submitted: a plan in a directory that is
 //! no git repository, whose task only build boxes could run, is refused (it waited ready for
-//! good, saying nothing).
+//! good, saying nothing); one that only a fleet's members could run waits for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,14 +10,9 @@ use crate::domain::{Agent, AgentName, Backend};
 use crate::engine::{AgentSpec, EngineApi, EngineError, EngineHandle, EngineOptions};
 use crate::store::{Store, StoreOptions};
 
-#[tokio::test]
-async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let mut far = Agent::new(AgentName::new("far").unwrap(), Backend::Simulated, 2);
-    far.works_away = true;
-    let agent = AgentSpec {
-        agent: far,
+fn simulated(agent: Agent) -> AgentSpec {
+    AgentSpec {
+        agent,
         runner: Arc::new(crate::engine::Simulated {
             config: crate::config::SimulationConfig {
                 duration: jiff::SignedDuration::from_millis(10),
@@ -26,7 +21,16 @@ async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit
                 ask_rate: 0.0,
             },
         }),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let mut far = Agent::new(AgentName::new("far").unwrap(), Backend::Simulated, 2);
+    far.works_away = true;
+    let agent = simulated(far);
     let engine = EngineHandle::start(store, vec![agent], EngineOptions::default())
         .await
         .unwrap();
@@ -81,6 +85,69 @@ async fn a_member_told_waiting_before_any_commit_is_in_the_notes() {
             crate::engine::EngineEvent::FleetMemberWaiting { url, .. } if url == "http://127.0.0.1:9"
         )),
         "{notes:?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// A fleet none of whose members has joined yet (hand trial: its servers were still starting)
+/// takes plans: their tasks wait ready, the snapshot names the fleet, and the first member
+/// to join runs them. Before, every plan was refused: "no agent is configured to run it".
+#[tokio::test]
+async fn a_plan_waits_for_a_fleets_first_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let builders = crate::domain::Fleet {
+        name: AgentName::new("builders").unwrap(),
+        capabilities: ["rust".to_string()].into(),
+        works_away: None,
+    };
+    let options = EngineOptions {
+        fleets: vec![builders.clone()],
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(store, Vec::new(), options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\ncapabilities = [\"rust\"]\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"builders-box-4096\"\n",
+            plain.display().to_string()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .await
+        .expect("taken in while no member has joined");
+    let snapshot = engine.snapshot().await.unwrap();
+    assert_eq!(snapshot.fleets, [builders]);
+    let statuses: Vec<_> = snapshot.plans[0].tasks.iter().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            crate::domain::TaskStatus::Ready,
+            crate::domain::TaskStatus::Ready
+        ]
+    );
+    let mut member = Agent::new(
+        AgentName::new("builders-box-4096").unwrap(),
+        Backend::Simulated,
+        2,
+    );
+    member.capabilities = ["rust".to_string()].into();
+    engine.add_agent(simulated(member)).await.unwrap();
+    let finished = super::test_wait::finished(&mut events).await;
+    assert!(
+        matches!(
+            finished,
+            crate::engine::EngineEvent::PlanFinished { ok: true, .. }
+        ),
+        "{finished:?}"
     );
     engine.shutdown().await.unwrap();
 }

@@ -192,6 +192,9 @@ fn placeholder(app: &App) -> Option<Vec<Line<'static>>> {
     if !app.view.sessions.is_empty() {
         return None;
     }
+    if app.view.agents.is_empty() && !app.view.fleets.is_empty() {
+        return Some(fleets_to_come(app));
+    }
     if app.view.agents.is_empty() {
         return Some(
             app.onboarding
@@ -201,6 +204,41 @@ fn placeholder(app: &App) -> Option<Vec<Line<'static>>> {
         );
     }
     Some(vec![Line::styled(empty_hint(app), app.theme.muted)])
+}
+
+/// With fleets configured and none of their members joined yet: what the room waits for, and
+/// that work may be given now.
+fn fleets_to_come(app: &App) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(
+        "No fleet member has joined yet:",
+        app.theme.base,
+    )];
+    for fleet in &app.view.fleets {
+        let offers = if fleet.capabilities.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = fleet.capabilities.iter().map(String::as_str).collect();
+            format!(" ({})", names.join(", "))
+        };
+        lines.push(Line::styled(
+            format!("  fleet {}{offers}", fleet.name),
+            app.theme.base,
+        ));
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        "Servers join as they answer; the events say why a listed one has not.",
+        app.theme.muted,
+    ));
+    lines.push(Line::styled(
+        format!(
+            "Work given now waits for a member: {} submits a plan, {} a prompt.",
+            app.keymap.keys(crate::tui::keymap::Action::Palette),
+            app.keymap.keys(crate::tui::keymap::Action::NewTask)
+        ),
+        app.theme.muted,
+    ));
+    lines
 }
 
 fn empty_hint(app: &App) -> String {
