@@ -20,7 +20,7 @@ mod read;
 mod validate;
 
 pub use fleet::FleetConfig;
-pub(crate) use fleet::FleetSource;
+pub(crate) use fleet::{FleetSource, member_url, redacted};
 pub use notify::NotifyConfig;
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
 use super::locate::PathPart;
-use super::validate::{
-    Problem, entry_key, friendly, is_http_url, problem, validate_opencode, validate_shared,
-};
+use super::validate::{Problem, entry_key, friendly, problem, validate_opencode, validate_shared};
 use super::{AgentConfig, AgentKind, WorkspaceMode, default_max_concurrent};
 use crate::domain::{AgentName, ModelRef};
 use crate::text::shown;
@@ -152,6 +150,44 @@ impl FleetConfig {
     }
 }
 
+/// The one spelling of a member's URL, so each server is one member whatever way a source
+/// writes it: the scheme and host in lower case, no default port, no trailing `/`
+/// (`HTTP://Box:4096/` is `http://box:4096`). `Err` says what is wrong with it: not an
+/// http(s) URL, or a password in it (it would be shown in the member's name and stored).
+pub(crate) fn member_url(raw: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(raw.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must start with http:// or https:// (e.g. http://10.0.0.5:4096)".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "holds a user or password (`user:secret@`), which would be shown and stored with the member's name; give the password in password_env instead".into(),
+        );
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(
+            "must not have a query or fragment (`?`, `#`); give the server's address".into(),
+        );
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "has no host (e.g. http://10.0.0.5:4096)".to_string())?;
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = parsed.path().trim_end_matches('/');
+    Ok(format!("{}://{host}{port}{path}", parsed.scheme()))
+}
+
+/// `raw` as it may be shown: a password in it reads `***`.
+pub(crate) fn redacted(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
 /// FNV-1a: a hash that stays the same from one build to the next.
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
@@ -285,20 +321,29 @@ fn validate_urls(fleet: &FleetConfig, index: usize) -> Vec<Problem> {
             "urls must list at least one server (e.g. [\"http://box:4096\"])",
         ));
     }
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for (position, url) in urls.iter().enumerate() {
-        if !is_http_url(url) {
-            problems.push(problem(
-                vec![
-                    PathPart::Key("fleets"),
-                    PathPart::Index(index),
-                    PathPart::Key("urls"),
-                    PathPart::Index(position),
-                ],
-                format!(
-                    "url `{}` must start with http:// or https:// (e.g. http://10.0.0.5:4096)",
-                    shown(url)
-                ),
-            ));
+        let at = vec![
+            PathPart::Key("fleets"),
+            PathPart::Index(index),
+            PathPart::Key("urls"),
+            PathPart::Index(position),
+        ];
+        match member_url(url) {
+            Err(why) => problems.push(problem(
+                at,
+                format!("url `{}` {why}", shown(&redacted(url))),
+            )),
+            Ok(one) => match seen.iter().find(|(other, _)| *other == one) {
+                Some((_, first)) => problems.push(problem(
+                    at,
+                    format!(
+                        "url `{}` is the same server as urls[{first}] ({one}); list each server once",
+                        shown(url)
+                    ),
+                )),
+                None => seen.push((one, position)),
+            },
         }
     }
     problems

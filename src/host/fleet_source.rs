@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::{FleetConfig, FleetSource};
+use crate::config::{FleetConfig, FleetSource, member_url, redacted};
 use crate::text::shown;
 
 /// The longest a source command may run.
@@ -20,18 +20,21 @@ pub(crate) enum SourceError {
     },
     #[error("command `{command}` {detail}")]
     Command { command: String, detail: String },
-    #[error(
-        "command `{command}` printed `{line}`, which is not an http:// or https:// URL; print one URL a line"
-    )]
-    NotUrl { command: String, line: String },
+    #[error("command `{command}` printed `{line}`, which {why}; print one URL a line")]
+    NotUrl {
+        command: String,
+        line: String,
+        why: String,
+    },
     #[error("the fleet has no source (one of urls, dns or command)")]
     None,
 }
 
-/// The members' URLs, sorted, each once.
+/// The members' URLs, each in its one spelling ([`member_url`]), sorted, each once.
 pub(crate) async fn read(fleet: &FleetConfig) -> Result<Vec<String>, SourceError> {
     let mut urls = match fleet.source() {
-        Some(FleetSource::Urls(urls)) => urls.to_vec(),
+        // Checked with the config: each is a URL.
+        Some(FleetSource::Urls(urls)) => urls.iter().filter_map(|u| member_url(u).ok()).collect(),
         Some(FleetSource::Dns(name)) => resolve(name).await?,
         Some(FleetSource::Command(command)) => run(command).await?,
         None => return Err(SourceError::None),
@@ -53,7 +56,8 @@ async fn resolve(name: &str) -> Result<Vec<String>, SourceError> {
     Ok(addrs.map(|addr| format!("http://{addr}")).collect())
 }
 
-/// The URLs `command` prints (run with `sh -c`), one a line; blank lines are skipped.
+/// The URLs `command` prints (run with `sh -c`), one a line; blank lines and `#` comments are
+/// skipped.
 async fn run(command: &str) -> Result<Vec<String>, SourceError> {
     let failed = |detail: String| SourceError::Command {
         command: shown(command),
@@ -86,17 +90,13 @@ async fn run(command: &str) -> Result<Vec<String>, SourceError> {
     stdout
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                Ok(line.to_string())
-            } else {
-                Err(SourceError::NotUrl {
-                    command: shown(command),
-                    line: shown(line),
-                })
-            }
+            member_url(line).map_err(|why| SourceError::NotUrl {
+                command: shown(command),
+                line: shown(&redacted(line)),
+                why,
+            })
         })
         .collect()
 }

@@ -349,6 +349,23 @@ async fn a_command_source_lists_its_urls_sorted_once_each() {
     .await
     .unwrap();
     assert_eq!(urls, ["http://a:1", "http://b:1"]);
+    // One server written two ways is one member; comments are no members (hand trial: a
+    // trailing `/` made a second member that waited for good, a `# comment` failed the read).
+    let urls = read(&with_command(
+        "printf '# builders\\nHTTP://A:1/\\nhttp://a:1\\n'",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(urls, ["http://a:1"]);
+    // A password in a printed URL is refused, and not repeated in the error.
+    let err = read(&with_command("P=s3cr; echo http://ocio:${P}et@box:1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("password_env") && !err.contains("s3cret"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -370,7 +387,7 @@ async fn a_command_that_fails_or_prints_no_url_is_an_error() {
     let err = read(&with_command("echo box:4096")).await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("`box:4096`, which is not an http://"),
+            .contains("`box:4096`, which must start with http://"),
         "{err}"
     );
 }
