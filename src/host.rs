@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{AgentConfig, Config, FleetConfig};
 use crate::control::{self, ControlError, ControlServer, EngineInfo};
@@ -118,7 +119,7 @@ impl Host {
                 return Err(e.into());
             }
         };
-        let (rosters, waiting) = gather_fleets(config, &mut specs, &store).await;
+        let (rosters, told) = gather_fleets(config, &mut specs, &store).await;
         let clients = servers.clients();
         let started =
             EngineHandle::start_subscribed(store.clone(), specs, engine_options(config)).await;
@@ -151,8 +152,8 @@ impl Host {
                 metrics: None,
             },
         };
-        for (fleet, url, why) in waiting {
-            engine.tell_fleet_member_waiting(&fleet, &url, &why).await;
+        for event in told {
+            engine.tell(event).await;
         }
         host.watch_fleets(rosters);
         if let Some(addr) = options.metrics {
@@ -185,20 +186,22 @@ impl Host {
     }
 
     /// A watcher per fleet, from the rosters gathered before the engine started.
-    fn watch_fleets(&mut self, rosters: Vec<fleets::Roster>) {
-        for roster in rosters {
+    fn watch_fleets(&mut self, rosters: Vec<Gathered>) {
+        for Gathered { roster, read_now } in rosters {
             let crew = crews::Engine {
                 engine: self.engine.clone(),
                 adder: self.agent_adder(),
             };
             let fleet = roster.fleet().clone();
             let every = fleet.refresh_every();
+            let first = if read_now { Duration::ZERO } else { every };
             let read = move || {
                 let fleet = fleet.clone();
                 async move { fleets::read(&fleet).await }
             };
-            self.watchers
-                .push(tokio::spawn(fleets::watch(roster, crew, every, read)));
+            self.watchers.push(tokio::spawn(fleets::watch(
+                roster, crew, first, every, read,
+            )));
         }
     }
 
@@ -352,25 +355,51 @@ fn check_fleets(config: &Config) -> Result<(), EndpointError> {
     Ok(())
 }
 
-/// Each fleet's members read once and health-checked before the engine starts: those that
-/// answer join `specs` (so recovery finds their sessions' agents and a first plan its agents);
-/// the rosters go on with a watcher each. A member the last engine left sessions running on
-/// joins whatever its source or health says now, so they are re-attached (drained when no
-/// longer listed; an unreachable one is followed as any agent's server that went away).
+/// How long the start waits for a fleet's source (a command may take 30 s): one slower is read
+/// again by its watcher at once, while the engine runs.
+const FIRST_READ: Duration = Duration::from_secs(5);
+
+/// A fleet's roster as the start left it.
+struct Gathered {
+    roster: fleets::Roster,
+    /// Its source did not answer in [`FIRST_READ`]: its watcher reads it at once.
+    read_now: bool,
+}
+
+/// Each fleet's members read once (all fleets at once, each for at most [`FIRST_READ`]) and
+/// health-checked before the engine starts: those that answer join `specs` (so recovery finds
+/// their sessions' agents and a first plan its agents); the rosters go on with a watcher each.
+/// A member the last engine left sessions running on joins whatever its source or health says
+/// now, so they are re-attached (drained when no longer listed; an unreachable one is followed
+/// as any agent's server that went away).
 async fn gather_fleets(
     config: &Config,
     specs: &mut Vec<crate::engine::AgentSpec>,
     store: &StoreHandle,
-) -> (Vec<fleets::Roster>, Vec<(AgentName, String, String)>) {
+) -> (Vec<Gathered>, Vec<crate::engine::EngineEvent>) {
     let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
     let gathering = crews::Gathering::new(taken, config.secret_vars());
     let left = left_running(store).await;
+    let reads = config
+        .fleets
+        .iter()
+        .map(|fleet| tokio::time::timeout(FIRST_READ, fleets::read(fleet)));
+    let read = futures_util::future::join_all(reads).await;
     let mut rosters = Vec::with_capacity(config.fleets.len());
-    for fleet in &config.fleets {
+    for (fleet, listed) in config.fleets.iter().zip(read) {
         let mut roster = fleets::Roster::new(fleet.clone());
-        let listed = fleets::read(fleet).await;
-        let urls = listed.as_ref().ok().cloned();
-        roster.round(listed, &gathering).await;
+        let read_now = listed.is_err();
+        let urls = match listed {
+            Ok(listed) => {
+                let urls = listed.as_ref().ok().cloned();
+                roster.round(listed, &gathering).await;
+                urls
+            }
+            Err(_) => {
+                tracing::info!(fleet = %fleet.name, "the fleet's source did not answer in {}s; read again while the engine runs", FIRST_READ.as_secs());
+                None
+            }
+        };
         for (agent, server) in &left {
             // Under the URL the source lists it by, if it does (a source that cannot be read
             // keeps members: this one too).
@@ -386,11 +415,11 @@ async fn gather_fleets(
             };
             roster.recall(&url, agent, still, &gathering).await;
         }
-        rosters.push(roster);
+        rosters.push(Gathered { roster, read_now });
     }
-    let (gathered, waiting) = gathering.into_parts();
+    let (gathered, told) = gathering.into_parts();
     specs.extend(gathered);
-    (rosters, waiting)
+    (rosters, told)
 }
 
 /// The engine's options from the config's `[engine]`.

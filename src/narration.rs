@@ -179,6 +179,14 @@ impl Narration {
                 ),
                 false,
             ),
+            EngineEvent::FleetSourceFailed { fleet, why, kept } => (
+                "offline",
+                format!(
+                    "fleet {fleet}: its members could not be read ({}); it keeps the {kept} it has and reads them again at each refresh",
+                    one_line(why)
+                ),
+                false,
+            ),
             EngineEvent::Paused { paused } => (
                 "paused",
                 if *paused {
@@ -371,6 +379,15 @@ mod tests {
         assert_eq!(
             text(&waiting).unwrap(),
             "fleet builders: http://10.0.0.3:4096 could not join (the server has a password; hint: set password_env); asked again at each read of the fleet"
+        );
+        let unread = EngineEvent::FleetSourceFailed {
+            fleet: AgentName::new("builders").unwrap(),
+            why: "command `list-boxes` did not finish within 30s".into(),
+            kept: 2,
+        };
+        assert_eq!(
+            text(&unread).unwrap(),
+            "fleet builders: its members could not be read (command `list-boxes` did not finish within 30s); it keeps the 2 it has and reads them again at each refresh"
         );
         let submitted = EngineEvent::PlanSubmitted {
             plan: crate::domain::PlanId::from_u128(2),

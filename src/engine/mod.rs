@@ -244,6 +244,14 @@ pub enum EngineEvent {
         url: String,
         why: String,
     },
+    /// `fleet`'s source (its DNS name, its command) could not be read, because of `why`: the
+    /// fleet keeps its `kept` members and reads the source again every `refresh`. Not durable
+    /// (kept as a note): told once per reason, at most one reason a minute.
+    FleetSourceFailed {
+        fleet: AgentName,
+        why: String,
+        kept: usize,
+    },
     /// A plan's integration branch is checked out in its own worktree; finished tasks are
     /// merged there.
     IntegrationReady {
@@ -573,13 +581,9 @@ impl EngineHandle {
             .await?
     }
 
-    /// Tell the front ends that the server at `url`, which `fleet` lists, cannot join, and why.
-    pub(crate) async fn tell_fleet_member_waiting(&self, fleet: &AgentName, url: &str, why: &str) {
-        let event = EngineEvent::FleetMemberWaiting {
-            fleet: fleet.clone(),
-            url: url.to_string(),
-            why: why.to_string(),
-        };
+    /// Tell the front ends what the engine does not see itself (a fleet's member that cannot
+    /// join, its source that cannot be read), as a note.
+    pub(crate) async fn tell(&self, event: EngineEvent) {
         let _ = self.commands.send(Command::Tell(Box::new(event))).await;
     }
 

@@ -10,7 +10,7 @@ use super::agents::from_entry;
 use super::fleets::{Crew, Removal};
 use crate::config::AgentConfig;
 use crate::domain::{AgentName, AgentStatus};
-use crate::engine::{AgentSpec, EngineError, EngineHandle};
+use crate::engine::{AgentSpec, EngineError, EngineEvent, EngineHandle};
 use crate::opencode::client::ClientOptions;
 use crate::opencode::endpoint::Endpoint;
 
@@ -43,8 +43,9 @@ pub(crate) async fn check_health(member: &AgentConfig, withheld: &[String]) -> R
 /// on it) starts draining. Nothing has joined the engine yet, so nothing leaves.
 pub(crate) struct Gathering {
     pub(crate) specs: Mutex<Vec<AgentSpec>>,
-    /// Members that could not join, told to the engine once it runs: fleet, URL, why.
-    pub(crate) waiting: Mutex<Vec<(AgentName, String, String)>>,
+    /// What the fleets told (members that could not join, sources that could not be read),
+    /// told to the engine once it runs.
+    pub(crate) told: Mutex<Vec<EngineEvent>>,
     /// Agent names taken already (the `[[agents]]` entries).
     taken: BTreeSet<AgentName>,
     withheld: Vec<String>,
@@ -54,7 +55,7 @@ impl Gathering {
     pub(crate) fn new(taken: BTreeSet<AgentName>, withheld: Vec<String>) -> Self {
         Self {
             specs: Mutex::default(),
-            waiting: Mutex::default(),
+            told: Mutex::default(),
             taken,
             withheld,
         }
@@ -66,11 +67,11 @@ impl Gathering {
         self.taken.contains(name) || specs.iter().any(|s| &s.agent.name == name)
     }
 
-    /// The agents gathered, and the members that could not join (fleet, URL, why).
-    pub(crate) fn into_parts(self) -> (Vec<AgentSpec>, Vec<(AgentName, String, String)>) {
+    /// The agents gathered, and what the fleets told.
+    pub(crate) fn into_parts(self) -> (Vec<AgentSpec>, Vec<EngineEvent>) {
         let specs = self.specs.into_inner().unwrap_or_else(|e| e.into_inner());
-        let waiting = self.waiting.into_inner().unwrap_or_else(|e| e.into_inner());
-        (specs, waiting)
+        let told = self.told.into_inner().unwrap_or_else(|e| e.into_inner());
+        (specs, told)
     }
 }
 
@@ -91,8 +92,10 @@ impl Crew for Gathering {
             .unwrap_or_else(|e| e.into_inner())
             .push(spec);
         // Joined after all (taken in again for its sessions): it waits no more.
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.retain(|(_, url, _)| Some(url) != member.url.as_ref());
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        told.retain(|event| {
+            !matches!(event, EngineEvent::FleetMemberWaiting { url, .. } if Some(url) == member.url.as_ref())
+        });
         Ok(())
     }
 
@@ -114,9 +117,9 @@ impl Crew for Gathering {
         Ok(Removal::Gone)
     }
 
-    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.push((fleet.clone(), url.to_string(), why.to_string()));
+    async fn tell(&self, event: EngineEvent) {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        told.push(event);
     }
 }
 
@@ -157,7 +160,7 @@ impl Crew for Engine {
         }
     }
 
-    async fn waiting(&self, fleet: &AgentName, url: &str, why: &str) {
-        self.engine.tell_fleet_member_waiting(fleet, url, why).await;
+    async fn tell(&self, event: EngineEvent) {
+        self.engine.tell(event).await;
     }
 }

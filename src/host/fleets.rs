@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::{AgentConfig, FleetConfig};
 use crate::domain::AgentName;
+use crate::engine::EngineEvent;
 
 pub(crate) use super::fleet_source::{SourceError, read};
 
@@ -44,8 +45,9 @@ pub(crate) trait Crew: Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
     /// Remove agent `name` if it runs nothing.
     fn remove(&self, name: &AgentName) -> impl Future<Output = Result<Removal, String>> + Send;
-    /// Tell the operator that the member at `url` of `fleet` could not join, because of `why`.
-    fn waiting(&self, fleet: &AgentName, url: &str, why: &str) -> impl Future<Output = ()> + Send;
+    /// Tell the operator what keeps the fleet from growing (a member that cannot join, a
+    /// source that cannot be read).
+    fn tell(&self, event: EngineEvent) -> impl Future<Output = ()> + Send;
 }
 
 /// A fleet's members by URL.
@@ -54,14 +56,35 @@ pub(crate) struct Roster {
     members: BTreeMap<String, Standing>,
     /// What the operator was told of listed members that could not join, by URL.
     waiting: BTreeMap<String, Told>,
+    /// What the operator was told of the source failing since it was last read.
+    unread: Option<Told>,
 }
 
 /// The reasons a member could not join that were told (a reason is told once), and when the
 /// last was: the next waits [`TELL_GAP`], so a reason that changes at every read (a body with
 /// a request id, a pod booting) is not told at every read.
+#[derive(Default)]
 struct Told {
     reasons: Vec<String>,
-    at: tokio::time::Instant,
+    /// When the last was told (meaningless while none was).
+    at: Option<tokio::time::Instant>,
+}
+
+impl Told {
+    /// Whether `why` is to be told now (a new reason, [`TELL_GAP`] after the last one told);
+    /// if so, it counts as told.
+    fn tells(&mut self, why: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.reasons.iter().any(|r| r == why) || self.at.is_some_and(|at| now - at < TELL_GAP) {
+            return false;
+        }
+        self.at = Some(now);
+        self.reasons.push(why.to_string());
+        if self.reasons.len() > REASONS {
+            self.reasons.remove(0);
+        }
+        true
+    }
 }
 
 /// How long after telling why a member cannot join the next reason may be told.
@@ -78,6 +101,7 @@ impl Roster {
             fleet,
             members: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            unread: None,
         }
     }
 
@@ -102,17 +126,14 @@ impl Roster {
             Ok(urls) => {
                 let urls: BTreeSet<String> = urls.into_iter().collect();
                 let now = tokio::time::Instant::now();
-                self.waiting
-                    .retain(|url, told| urls.contains(url) || now - told.at < FORGET);
+                self.waiting.retain(|url, told| {
+                    urls.contains(url) || told.at.is_some_and(|at| now - at < FORGET)
+                });
+                self.unread = None;
                 self.leave_or_return(&urls, crew).await;
                 self.welcome(&urls, crew).await;
             }
-            Err(e) => tracing::warn!(
-                fleet = %self.fleet.name,
-                error = %e,
-                kept = self.members.len(),
-                "cannot read the fleet's members; keeping those it has"
-            ),
+            Err(e) => self.unreadable(e.to_string(), crew).await,
         }
         self.settle(crew).await;
     }
@@ -205,24 +226,35 @@ impl Roster {
     /// The member at `url` cannot join now, because of `why` (it is asked again at the next
     /// read): the operator is told each reason once, at most one every [`TELL_GAP`].
     async fn wait(&mut self, url: &str, why: String, crew: &impl Crew) {
-        let now = tokio::time::Instant::now();
-        if let Some(told) = self.waiting.get(url)
-            && (told.reasons.contains(&why) || now - told.at < TELL_GAP)
-        {
+        let told = self.waiting.entry(url.to_string()).or_default();
+        if !told.tells(&why) {
             tracing::debug!(%url, error = %why, "fleet member still cannot join");
             return;
         }
         tracing::info!(%url, error = %why, "fleet member cannot join; asked again at each read");
-        crew.waiting(&self.fleet.name, url, &why).await;
-        let told = self.waiting.entry(url.to_string()).or_insert(Told {
-            reasons: Vec::new(),
-            at: now,
-        });
-        told.at = now;
-        told.reasons.push(why);
-        if told.reasons.len() > REASONS {
-            told.reasons.remove(0);
+        crew.tell(EngineEvent::FleetMemberWaiting {
+            fleet: self.fleet.name.clone(),
+            url: url.to_string(),
+            why,
+        })
+        .await;
+    }
+
+    /// The source could not be read, because of `why`: the fleet keeps its members, and the
+    /// operator is told as of a member that cannot join.
+    async fn unreadable(&mut self, why: String, crew: &impl Crew) {
+        let kept = self.members.len();
+        if !self.unread.get_or_insert_default().tells(&why) {
+            tracing::debug!(fleet = %self.fleet.name, error = %why, kept, "the fleet's members still cannot be read");
+            return;
         }
+        tracing::warn!(fleet = %self.fleet.name, error = %why, kept, "cannot read the fleet's members; keeping those it has");
+        crew.tell(EngineEvent::FleetSourceFailed {
+            fleet: self.fleet.name.clone(),
+            why,
+            kept,
+        })
+        .await;
     }
 
     /// Remove each leaving member that runs nothing now.
@@ -249,18 +281,19 @@ impl Roster {
     }
 }
 
-/// The watcher: a round every `every` (the first one `every` from now), reading the source
+/// The watcher: a round every `every` (the first one `first` from now), reading the source
 /// with `read`, until the task is aborted.
 pub(crate) async fn watch<C, F>(
     mut roster: Roster,
     crew: C,
+    first: Duration,
     every: Duration,
     mut read: impl FnMut() -> F,
 ) where
     C: Crew,
     F: Future<Output = Result<Vec<String>, SourceError>>,
 {
-    let start = tokio::time::Instant::now() + every;
+    let start = tokio::time::Instant::now() + first;
     let mut ticks = tokio::time::interval_at(start, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -192,6 +192,7 @@ impl Tally {
             | EngineEvent::AgentAdded { .. }
             | EngineEvent::AgentRemoved { .. }
             | EngineEvent::FleetMemberWaiting { .. }
+            | EngineEvent::FleetSourceFailed { .. }
             | EngineEvent::RequestWithdrawn { .. }
             | EngineEvent::CheckStarted { .. }
             | EngineEvent::CheckProgress { .. }

@@ -413,6 +413,7 @@ impl View {
             EngineEvent::AgentRemoved { agent } => self.agents.retain(|a| a.name != *agent),
             EngineEvent::PlanFinished { .. }
             | EngineEvent::FleetMemberWaiting { .. }
+            | EngineEvent::FleetSourceFailed { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::TaskHeld { .. }

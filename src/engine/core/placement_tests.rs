@@ -76,7 +76,11 @@ async fn a_member_told_waiting_before_any_commit_is_in_the_notes() {
         .unwrap();
     let fleet = AgentName::new("box").unwrap();
     engine
-        .tell_fleet_member_waiting(&fleet, "http://127.0.0.1:9", "connection refused")
+        .tell(crate::engine::EngineEvent::FleetMemberWaiting {
+            fleet,
+            url: "http://127.0.0.1:9".into(),
+            why: "connection refused".into(),
+        })
         .await;
     let notes = engine.notes(10).await.unwrap();
     assert!(
