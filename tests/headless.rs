@@ -784,3 +784,67 @@ fn twin_plans_are_named_apart_by_every_command() {
     assert!(tasks.contains(" twin-2/t "), "{tasks}");
     fails_with(&home, &["timeline", "twin-3"], 2, "no plan \"twin-3\"");
 }
+
+/// A running engine lists only its recent plans (the newest fifty that ended); `review`,
+/// `context` and `land` still find an older one by its name or short id, from the database
+/// read beside the engine (hand trial: "no plan", while `timeline` found it).
+#[test]
+fn a_plan_older_than_the_engine_lists_is_found_by_name() {
+    let home = Home::new();
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1ms\"\n");
+    let work = home.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(home.db().parent().unwrap()).unwrap();
+    let old = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fifty_one_plans(&home.db(), &work));
+    let engine = home.engine(&[]);
+    let listed = home.json(&["tasks", "--json"]);
+    assert!(
+        !listed.to_string().contains(&old.to_string()),
+        "the engine does not list it"
+    );
+    for wanted in ["old", old.short().as_str()] {
+        let review = home.json(&["review", wanted, "--json"]);
+        assert_eq!(review["source"], "engine", "{review}");
+        assert_eq!(review["review"]["plan"], old.to_string(), "{review}");
+        let context = home.json(&["context", wanted, "--json"]);
+        assert_eq!(context["plan"], old.to_string(), "{context}");
+        assert_eq!(context["name"], "old", "{context}");
+    }
+    fails_with(&home, &["review", "older"], 2, "no plan \"older\"");
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+}
+
+/// Plan `old`, then fifty more, run to their end in `db` on agent `sim`; `old`'s id.
+async fn fifty_one_plans(db: &std::path::Path, work: &std::path::Path) -> ocio::domain::PlanId {
+    use ocio::engine::EngineHandle;
+    let store = ocio::store::Store::open(db, ocio::store::StoreOptions::default()).unwrap();
+    let agents = vec![support::sim_agent("sim", 8, &[], 0, 0.0)];
+    let engine = EngineHandle::start(store.clone(), agents, Default::default())
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let mut old = None;
+    for n in 0..51 {
+        let name = if n == 0 {
+            "old".to_string()
+        } else {
+            format!("p{n}")
+        };
+        let path = work.join(format!("{name}.toml"));
+        let text =
+            format!("name = \"{name}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
+        std::fs::write(&path, text).unwrap();
+        let id = engine
+            .submit_plan(ocio::plan::PlanFile::load(&path).unwrap())
+            .await
+            .unwrap();
+        old.get_or_insert(id);
+        support::until_finished(&mut events, std::time::Duration::from_secs(30)).await;
+    }
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    old.unwrap()
+}

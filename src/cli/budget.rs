@@ -50,7 +50,9 @@ pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), F
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let snapshot = client.snapshot().await?;
-        let plan = super::land::resolve_plan(&snapshot, &wanted)?;
+        let plan = super::plans::resolve(context, Some(&snapshot), &wanted)
+            .await?
+            .id;
         client.budget(plan, target.clone(), raise, then).await?;
         let after = client.snapshot().await?;
         let spend = after.budgets.plan(plan);

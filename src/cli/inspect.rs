@@ -575,26 +575,23 @@ fn clip(text: &str, max: usize) -> String {
 pub(crate) fn context(context: &Context, plan: Option<&str>, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
         let engine = database::engine(context).await?;
-        let plans = match &engine {
-            Some(client) => super::plans::of_snapshot(&client.snapshot().await?),
+        let snapshot = match &engine {
+            Some(client) => Some(client.snapshot().await?),
+            None => None,
+        };
+        let plans = match &snapshot {
+            Some(snapshot) => super::plans::of_snapshot(snapshot),
             None => from_database(context, super::plans::of_database).await?,
         };
-        let found = match plan {
-            None => plans.last().map(|p| (p.id, p.name.clone())),
-            Some(wanted) => super::plans::pick(&plans, wanted)
-                .and_then(|id| plans.iter().find(|p| p.id == id))
+        let (id, name) = match plan {
+            None => plans
+                .last()
                 .map(|p| (p.id, p.name.clone()))
-                // A running engine lists only recent plans; an older one is asked for by its id.
-                .or_else(|| {
-                    let id = wanted.trim().parse::<crate::domain::PlanId>().ok()?;
-                    engine.is_some().then(|| (id, wanted.to_string()))
-                }),
-        };
-        let Some((id, name)) = found else {
-            return Err(Failure::usage(match plan {
-                Some(wanted) => super::plans::none_named(wanted.trim()),
-                None => "there are no plans yet".to_string(),
-            }));
+                .ok_or_else(|| Failure::usage("there are no plans yet"))?,
+            Some(wanted) => {
+                let named = super::plans::resolve(context, snapshot.as_ref(), wanted).await?;
+                (named.id, named.name)
+            }
         };
         let tasks = match &engine {
             Some(client) => client.context(id).await?,

@@ -6,8 +6,8 @@ use serde_json::json;
 use super::database::require_engine;
 use super::output::{print_json, print_text};
 use super::{Context, Failure};
-use crate::domain::{LandMode, PlanId};
-use crate::engine::{EngineApi, Landing, Push, Snapshot};
+use crate::domain::LandMode;
+use crate::engine::{EngineApi, Landing, Push};
 
 /// Land plan `wanted` (its id, the id's last 8 characters, or its name) by `mode`, or push it.
 pub(crate) fn run(
@@ -20,7 +20,9 @@ pub(crate) fn run(
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let snapshot = client.snapshot().await?;
-        let plan = resolve_plan(&snapshot, wanted)?;
+        let plan = super::plans::resolve(context, Some(&snapshot), wanted)
+            .await?
+            .id;
         let landing = client.land(plan, mode, push).await?;
         if json {
             let r = &landing.record;
@@ -45,14 +47,6 @@ pub(crate) fn run(
             print_text(&describe(&landing))
         }
     })
-}
-
-/// The plan `wanted` names among the engine's plans, or an id it does not list (an older
-/// plan, read back from the store).
-pub(super) fn resolve_plan(snapshot: &Snapshot, wanted: &str) -> Result<PlanId, Failure> {
-    super::plans::pick(&super::plans::of_snapshot(snapshot), wanted)
-        .or_else(|| wanted.trim().parse().ok())
-        .ok_or_else(|| Failure::usage(super::plans::none_named(wanted.trim())))
 }
 
 /// What landed where, as a person reads it.
@@ -111,32 +105,4 @@ fn describe(landing: &Landing) -> String {
         ));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::view::PlanView;
-
-    /// Two plans of one name: each is found by what the room calls it (its branches' name).
-    #[test]
-    fn a_plan_is_found_by_the_name_its_branches_take() {
-        let plan = |n: u128, key: &str| PlanView {
-            id: PlanId::from_u128(n),
-            name: "p1".into(),
-            key: key.into(),
-            repo: "/repo".into(),
-            tasks: Vec::new(),
-            landing: None,
-        };
-        let snapshot = Snapshot {
-            plans: vec![plan(1, "p1"), plan(2, "p1-2")],
-            ..Snapshot::default()
-        };
-        let found = |wanted| resolve_plan(&snapshot, wanted).ok();
-        // As the room shows them: the older `p1`, the newer `p1-2`.
-        assert_eq!(found("p1"), Some(PlanId::from_u128(1)));
-        assert_eq!(found("p1-2"), Some(PlanId::from_u128(2)));
-        assert_eq!(found("p1-3"), None);
-    }
 }

@@ -379,8 +379,8 @@ enum Command {
     /// reviewed or not, which task changed each), and each task's answer, tokens and cost.
     /// Exit 2 for an unknown plan or a file the plan did not change
     Review {
-        /// The plan: its id, the id's last 8 characters, or its name (the newest plan of that
-        /// name)
+        /// The plan: its id, the id's last 8 characters, or its name as the control room shows
+        /// it (`p` and `p-2` for two plans of one name), else the newest plan of that name
         plan: String,
         /// Also print the combined diff (`git diff base...integration`, cut at 2 MB)
         #[arg(long)]
@@ -402,8 +402,9 @@ enum Command {
     /// session of the last `--since`. As text, `--json`, or `--svg FILE` (a picture for a
     /// report). Exit 2 for an unknown plan
     Timeline {
-        /// The plan: its id, the id's last 8 characters, or its name (the newest plan of that
-        /// name); every plan when left out
+        /// The plan: its id, the id's last 8 characters, or its name as the control room shows
+        /// it (`p` and `p-2` for two plans of one name), else the newest plan of that name;
+        /// every plan when left out
         plan: Option<String>,
         /// Without PLAN: how far back (`2h`, `30m`, `1d`); default 2 hours
         #[arg(long, value_name = "DURATION")]

@@ -1,6 +1,7 @@
 //! Which plan a command line names: one rule for every command, with the engine running (its
 //! snapshot's plans) or not (the database's).
 
+use super::{Context, Failure};
 use crate::domain::PlanId;
 use crate::engine::Snapshot;
 use crate::store::{StoreError, query};
@@ -76,6 +77,36 @@ pub(super) fn of_database(txn: &redb::ReadTransaction) -> Result<Vec<Named>, Sto
             shown: None,
         })
         .collect())
+}
+
+/// The plan `wanted` names, by [`pick`]'s rule: among the plans a running engine lists (with
+/// `snapshot`, named as the room shows them), else among every plan the database holds (an
+/// engine lists only its recent plans; the database is read beside it), else a full id the
+/// engine may know (called by it). Exit 2 naming what to give when none matches.
+pub(super) async fn resolve(
+    context: &Context,
+    snapshot: Option<&Snapshot>,
+    wanted: &str,
+) -> Result<Named, Failure> {
+    let found = |plans: Vec<Named>| {
+        let id = pick(&plans, wanted)?;
+        plans.into_iter().find(|p| p.id == id)
+    };
+    if let Some(named) = snapshot.and_then(|s| found(of_snapshot(s))) {
+        return Ok(named);
+    }
+    let stored = super::inspect::from_database(context, of_database).await?;
+    found(stored)
+        .or_else(|| {
+            let id = snapshot.and(wanted.trim().parse().ok())?;
+            Some(Named {
+                id,
+                name: wanted.trim().to_string(),
+                key: String::new(),
+                shown: None,
+            })
+        })
+        .ok_or_else(|| Failure::usage(none_named(wanted.trim())))
 }
 
 /// What a command says when no plan matches `wanted`.

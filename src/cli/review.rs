@@ -8,8 +8,6 @@ use serde_json::json;
 use super::database::{self, require_engine};
 use super::output::{print_json, print_text};
 use super::{Context, Failure};
-use crate::control::ControlClient;
-use crate::domain::PlanId;
 use crate::domain::review::{BranchReview, PlanReview, ReviewFile, ReviewTask};
 use crate::engine::EngineApi;
 
@@ -32,7 +30,10 @@ pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
         };
         let review = match &engine {
             Some(client) => {
-                let plan = resolve(client, &asked.plan).await?;
+                let snapshot = client.snapshot().await?;
+                let plan = super::plans::resolve(context, Some(&snapshot), &asked.plan)
+                    .await?
+                    .id;
                 for (files, reviewed) in [(&asked.mark, true), (&asked.unmark, false)] {
                     for file in files {
                         client.mark_reviewed(plan, file, reviewed).await?;
@@ -60,10 +61,7 @@ pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
 
 /// The review of the plan `wanted` names with no engine running: from the database and git.
 async fn at_rest(context: &Context, wanted: &str) -> Result<PlanReview, Failure> {
-    let plans = super::inspect::from_database(context, super::plans::of_database).await?;
-    let Some(plan) = super::plans::pick(&plans, wanted) else {
-        return Err(Failure::usage(super::plans::none_named(wanted.trim())));
-    };
+    let plan = super::plans::resolve(context, None, wanted).await?.id;
     let path = context.paths.db_file.clone();
     let root = crate::paths::worktree_root(&path);
     let read = move || {
@@ -82,13 +80,6 @@ async fn at_rest(context: &Context, wanted: &str) -> Result<PlanReview, Failure>
         Some(Ok(None)) | None => Err(Failure::usage(super::plans::none_named(wanted.trim()))),
         Some(Err(e)) => Err(crate::engine::ApiError::from(e).into()),
     }
-}
-
-/// The plan `wanted` names: its id, the id's last 8 characters or its name (the newest plan
-/// of that name).
-async fn resolve(client: &ControlClient, wanted: &str) -> Result<PlanId, Failure> {
-    // A running engine lists only recent plans; an older one is asked for by its id.
-    super::land::resolve_plan(&client.snapshot().await?, wanted)
 }
 
 /// The review as text: header, files, tasks.
