@@ -526,6 +526,54 @@ fn host_flags_on_the_command_line_win_over_the_environment_and_go_only_where_the
         Some(0),
         "the variable is no flag given"
     );
+    // The address is read only where an engine is hosted, and its errors name where it came
+    // from (hand trial: a bad OCIO_METRICS_ADDR failed `ocio status`, and named the flag).
+    let nonsense = [("OCIO_METRICS_ADDR", "nonsense")];
+    let status = home.command(&["status"]).envs(nonsense).output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    for (args, named) in [
+        (
+            &["run", plan][..],
+            "OCIO_METRICS_ADDR `nonsense` is not an address",
+        ),
+        (
+            &["run", plan, "--metrics-addr", "x:y"],
+            "--metrics-addr `x:y` is not an address",
+        ),
+        (
+            &["--metrics-addr", "x:y", "run", plan],
+            "--metrics-addr `x:y` is not an address",
+        ),
+    ] {
+        let out = home.command(args).envs(nonsense).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(named), "{args:?}: {}", stderr(&out));
+    }
+    let out = home.command(&["run", plan]).envs(public).output().unwrap();
+    assert!(
+        stderr(&out).contains("OCIO_METRICS_ADDR 0.0.0.0:0 is not a loopback address"),
+        "{}",
+        stderr(&out)
+    );
+    // --metrics-public alone asks for nothing: said (it was silently ignored).
+    let out = home.ocio(&["run", plan, "--metrics-public"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("only applies with --metrics-addr"),
+        "{}",
+        stderr(&out)
+    );
+    // Attaching to a running engine serves no metrics: said, not silently ignored.
+    let engine = home.engine(&[]);
+    let out = home.ocio(&["--metrics-addr", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already runs on this database"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
 }
 
 #[test]

@@ -88,8 +88,10 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct Flags {
     /// Serve Prometheus metrics at http://ADDR/metrics (loopback only unless --metrics-public)
+    // Text here, read as an address only by a command that hosts the engine: a bad
+    // `OCIO_METRICS_ADDR` fails no other command.
     #[arg(long, env = "OCIO_METRICS_ADDR", value_name = "ADDR")]
-    metrics_addr: Option<SocketAddr>,
+    metrics_addr: Option<String>,
 
     /// Allow a --metrics-addr that other hosts can reach
     #[arg(long)]
@@ -98,21 +100,57 @@ pub(crate) struct Flags {
     /// Leave `activity` events (what running sessions write) out of the JSON Lines
     #[arg(long)]
     no_activity: bool,
+
+    /// The address came from `OCIO_METRICS_ADDR`, not the command line.
+    #[arg(skip)]
+    metrics_from_env: bool,
 }
 
 impl Flags {
     /// These, with what `after` (given after the subcommand) sets; its address wins when it
     /// was on the command line (`after_given`), not from the environment.
     fn with(&self, after: &Flags, after_given: bool) -> Flags {
-        let metrics_addr = match after_given {
-            true => after.metrics_addr,
-            false => self.metrics_addr.or(after.metrics_addr),
+        let (metrics_addr, metrics_from_env) = match (after_given, &self.metrics_addr) {
+            (false, Some(addr)) => (Some(addr.clone()), self.metrics_from_env),
+            _ => (after.metrics_addr.clone(), !after_given),
         };
         Flags {
             metrics_addr,
             metrics_public: self.metrics_public || after.metrics_public,
             no_activity: self.no_activity || after.no_activity,
+            metrics_from_env,
         }
+    }
+
+    /// Metrics were asked for on the command line (not by `OCIO_METRICS_ADDR`).
+    fn metrics_given(&self) -> bool {
+        (self.metrics_addr.is_some() && !self.metrics_from_env) || self.metrics_public
+    }
+
+    /// Where to serve metrics, if anywhere: the address read, refused (naming where it came
+    /// from) when it is none, or reachable from other hosts without `--metrics-public`.
+    fn metrics(&self) -> Result<Option<SocketAddr>, Failure> {
+        let from = match self.metrics_from_env {
+            true => "OCIO_METRICS_ADDR",
+            false => "--metrics-addr",
+        };
+        let Some(text) = &self.metrics_addr else {
+            return match self.metrics_public {
+                true => Err(Failure::usage(
+                    "--metrics-public only applies with --metrics-addr ADDR (or OCIO_METRICS_ADDR)",
+                )),
+                false => Ok(None),
+            };
+        };
+        let addr: SocketAddr = text.trim().parse().map_err(|_| {
+            Failure::usage(format!(
+                "{from} `{}` is not an address and port\n  hint: e.g. 127.0.0.1:9464 (IPv6: [::1]:9464)",
+                crate::text::shown(text)
+            ))
+        })?;
+        crate::metrics::check_addr(addr, self.metrics_public)
+            .map_err(|e| Failure::usage(e.to_string().replace("--metrics-addr", from)))?;
+        Ok(Some(addr))
     }
 }
 
@@ -708,6 +746,7 @@ pub fn main() -> ExitCode {
     cli.run_metrics_given = matches
         .subcommand_matches("run")
         .is_some_and(|run| given(run, "metrics_addr"));
+    cli.flags.metrics_from_env = !given(&matches, "metrics_addr");
     let outcome = match misplaced_host_flag(&matches, given) {
         Some(failure) => Err(failure),
         None => run(cli),

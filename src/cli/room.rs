@@ -104,11 +104,21 @@ fn needs_terminal() -> Result<PathBuf, Failure> {
 
 /// Plain `ocio`: attach when an engine runs on this database, else host one.
 pub(crate) fn run(context: &Context, flags: &Flags) -> Result<(), Failure> {
-    let cwd = needs_terminal()?;
-    if control::is_running(&context.paths.socket_file()) {
-        return attach(context);
+    let running = control::is_running(&context.paths.socket_file());
+    if running && flags.metrics_given() {
+        return Err(Failure::usage(
+            "an engine already runs on this database, so `ocio` would attach to it and serve no metrics; they are served by the process that hosts the engine (give --metrics-addr when starting it)",
+        ));
     }
-    let options = super::run::host_options(flags)?;
+    // A bad address is said before the terminal is taken.
+    let options = match running {
+        true => None,
+        false => Some(super::run::host_options(flags)?),
+    };
+    let cwd = needs_terminal()?;
+    let Some(options) = options else {
+        return attach(context);
+    };
     let setup = setup(context, cwd)?;
     host(
         &context.paths,

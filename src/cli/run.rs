@@ -62,12 +62,9 @@ fn needs_agents(context: &Context) -> Result<(), Failure> {
 }
 
 pub(super) fn host_options(flags: &Flags) -> Result<HostOptions, Failure> {
-    if let Some(addr) = flags.metrics_addr {
-        crate::metrics::check_addr(addr, flags.metrics_public).map_err(Failure::usage)?;
-    }
     Ok(HostOptions {
         listen: true,
-        metrics: flags.metrics_addr,
+        metrics: flags.metrics()?,
     })
 }
 
