@@ -193,6 +193,10 @@ async fn squash_lands_one_commit_with_the_plans_tree() {
         "{message}"
     );
     assert_eq!(f.repo.read("a.txt").as_deref(), Some("from alpha\n"));
+    // The review says where the work went (hand trial: after a landing it showed the branch
+    // against its base, which holds the work now, and nothing more).
+    let review = f.engine.review(f.plan).await.unwrap();
+    assert_eq!(review.landing.as_ref(), Some(&landing.record));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

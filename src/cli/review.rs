@@ -87,6 +87,14 @@ pub(crate) fn text(review: &PlanReview) -> String {
     let mut out = format!("plan {} ({})", review.name, review.plan);
     let usage = &review.usage;
     let (done, all) = review.reviewed_count();
+    if let Some(landing) = &review.landing {
+        out.push_str(&format!(
+            "\n{} ({}, {}); the branch below shows only what was not delivered",
+            landing.summary(),
+            crate::text::count(landing.files.len(), "file"),
+            landing.at.strftime("%Y-%m-%d %H:%M UTC")
+        ));
+    }
     match &review.branch {
         Some(branch) => out.push_str(&header(branch)),
         None => {
@@ -181,4 +189,42 @@ fn task_lines(task: &ReviewTask) -> String {
         out.push_str(&format!("\n    answer: {answer}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LandMode, PlanId, PlanLanding, Usage};
+
+    /// After `ocio land` the review says where the work went (hand trial: it showed the branch
+    /// against its base, which holds the work now: 0 files ahead, and nothing more).
+    #[test]
+    fn a_landed_plans_review_says_where_its_work_went() {
+        let plan = PlanId::from_u128(7);
+        let review = PlanReview {
+            plan,
+            name: "shop".into(),
+            branch: None,
+            no_branch: Some("none".into()),
+            tasks: Vec::new(),
+            usage: Usage::default(),
+            budget: None,
+            over_budget: None,
+            landing: Some(PlanLanding {
+                plan,
+                mode: Some(LandMode::Squash),
+                base: "main".into(),
+                commit: "1a2b3c4d5e6f7a8b".into(),
+                files: vec!["a.txt".into(), "b.txt".into()],
+                at: "2026-12-06T07:00:00Z".parse().unwrap(),
+                pushed_to: None,
+                pr_url: None,
+            }),
+        };
+        let text = text(&review);
+        assert!(
+            text.contains("landed on main at 1a2b3c4d5e (2 files, 2026-12-06 07:00 UTC); the branch below shows only what was not delivered"),
+            "{text}"
+        );
+    }
 }

@@ -31,6 +31,10 @@ pub struct PlanReview {
     /// Why it is paused over budget, while it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over_budget: Option<String>,
+    /// Where its work was delivered (`ocio land`), once it was: the branch against its base
+    /// then shows only what was not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing: Option<super::PlanLanding>,
 }
 
 /// A plan's integration branch against its base.

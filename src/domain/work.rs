@@ -210,6 +210,24 @@ pub struct PlanLanding {
     pub pr_url: Option<String>,
 }
 
+impl PlanLanding {
+    /// `landed on main at 1a2b3c4d5e`, or `pushed to origin ocio/p/integration at ... · PR`.
+    pub fn summary(&self) -> String {
+        let commit: String = self.commit.chars().take(10).collect();
+        match (&self.mode, &self.pushed_to) {
+            (None, Some(to)) => {
+                let pr = self
+                    .pr_url
+                    .as_ref()
+                    .map(|u| format!(" · {u}"))
+                    .unwrap_or_default();
+                format!("pushed to {to} at {commit}{pr}")
+            }
+            _ => format!("landed on {} at {commit}", self.base),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MergeState;

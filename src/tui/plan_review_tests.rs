@@ -95,6 +95,7 @@ fn review() -> PlanReview {
         },
         budget: None,
         over_budget: None,
+        landing: None,
     }
 }
 

@@ -205,6 +205,7 @@ fn assemble(workspaces: &Workspaces, stored: Stored) -> Result<PlanReview, Engin
         usage,
         budget: record.work.as_ref().and_then(|w| w.settings.budget),
         over_budget: record.work.as_ref().and_then(|w| w.over_budget.clone()),
+        landing: record.landing.clone(),
     })
 }
 

@@ -130,7 +130,7 @@ fn header(theme: &Theme, review: &PlanReview, landing: Option<&PlanLanding>) -> 
     ];
     let mut second = vec![Span::raw(" ")];
     if let Some(landing) = landing {
-        first.push(Span::styled(landed(landing), theme.status("completed")));
+        first.push(Span::styled(landing.summary(), theme.status("completed")));
         if let Some(b) = &review.branch {
             first.push(Span::styled(
                 format!(" · from {}", b.integration),
@@ -186,21 +186,6 @@ fn header(theme: &Theme, review: &PlanReview, landing: Option<&PlanLanding>) -> 
 }
 
 /// `landed on master at 1a2b3c4d5e`, or where it was pushed (and its pull request).
-fn landed(landing: &PlanLanding) -> String {
-    let commit: String = landing.commit.chars().take(10).collect();
-    match (&landing.mode, &landing.pushed_to) {
-        (None, Some(to)) => {
-            let pr = landing
-                .pr_url
-                .as_ref()
-                .map(|u| format!(" · {u}"))
-                .unwrap_or_default();
-            format!("pushed to {to} at {commit}{pr}")
-        }
-        _ => format!("landed on {} at {commit}", landing.base),
-    }
-}
-
 /// Where a task's merge stands, in a word or two.
 fn merge_word(merge: &MergeState) -> &'static str {
     match merge {
