@@ -137,7 +137,6 @@ impl Core {
 }
 
 impl Core {
-    /// The newest `last` control log entries above `since`, read off the engine's loop.
     /// The newest `last` notes, oldest first (see [`Noted`]): those written, then those told
     /// since the last commit (a fleet member told waiting at the start, before anything was
     /// committed, is in the events pane of a room opened right after).
@@ -156,6 +155,7 @@ impl Core {
         });
     }
 
+    /// The newest `last` control log entries above `since`, read off the engine's loop.
     pub(super) fn history(&self, since: u64, last: usize, reply: super::Typed<Vec<Logged>>) {
         let store = self.store.clone();
         self.tasks.spawn(async move {
