@@ -220,6 +220,16 @@ fn every_command_works_through_a_running_engine_and_then_from_the_database() {
     );
     let text = stdout(&home.ocio(&["sessions"]));
     assert!(text.contains(" p/long "), "the plan and the task: {text}");
+    // What a session did last, from its stored transcript (hand trial: LAST was empty).
+    let sessions = home.json(&["sessions", "--json"]);
+    assert!(
+        sessions["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| !s["last"].is_null()),
+        "{sessions}"
+    );
     for args in [
         vec!["submit", plan],
         vec!["cancel", "long"],

@@ -170,8 +170,14 @@ fn stored_sessions(txn: &redb::ReadTransaction) -> Result<Vec<SessionView>, Stor
                 .task
                 .and_then(|t| keys.get(&t).cloned())
                 .unwrap_or_default(),
+            // What it did last, as the room shows it after a restart; an entry that cannot
+            // be read is left out.
+            last: crate::store::last_transcript_entry(txn, session.id)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(session = %session.id, error = %e, "cannot read what the session did last");
+                    None
+                }),
             session,
-            last: None,
         })
         .collect())
 }
