@@ -189,31 +189,47 @@ pub(crate) fn tasks(context: &Context, json: bool) -> Result<(), Failure> {
             None => (None, from_database(context, stored_plans).await?),
         };
         show(context, client.as_ref(), json, "plans", &plans, |plans| {
-            let mut out = format!(
-                "{:<10} {:<32} {:<10} {:>8}  NEEDS",
-                "TASK", "PLAN/KEY", "STATUS", "ATTEMPTS"
-            );
-            for plan in plans {
-                // Twins of one name read apart, as in the room: `slow/t`, `slow-2/t`.
-                let shown = plan.shown_name(plans);
-                for task in &plan.tasks {
-                    let name = format!("{shown}/{}", task.key);
-                    out.push_str(&format!(
-                        "\n{:<10} {:<32} {:<10} {:>8}  {}",
-                        task.id.short(),
-                        name,
-                        task.status.name(),
-                        task.attempts,
-                        task.needs.join(", ")
-                    ));
-                }
-                if let Some(landing) = &plan.landing {
-                    out.push_str(&format!("\n{:<10} {}", "", landed(shown, landing)));
-                }
-            }
-            out
+            tasks_table(plans)
         })
     })
+}
+
+/// `ocio tasks` as text: a row per task, named `plan/task` as the room names it, and where a
+/// landed plan's work went.
+fn tasks_table(plans: &[crate::engine::view::PlanView]) -> String {
+    // As wide as the widest `plan/task` (a long one pushed the columns after it).
+    let width = plans
+        .iter()
+        .flat_map(|p| {
+            let shown = p.shown_name(plans).chars().count();
+            p.tasks
+                .iter()
+                .map(move |t| shown + 1 + t.key.chars().count())
+        })
+        .fold(16, usize::max);
+    let mut out = format!(
+        "{:<10} {:<width$} {:<10} {:>8}  NEEDS",
+        "TASK", "PLAN/KEY", "STATUS", "ATTEMPTS"
+    );
+    for plan in plans {
+        // Twins of one name read apart, as in the room: `slow/t`, `slow-2/t`.
+        let shown = plan.shown_name(plans);
+        for task in &plan.tasks {
+            let name = format!("{shown}/{}", task.key);
+            out.push_str(&format!(
+                "\n{:<10} {:<width$} {:<10} {:>8}  {}",
+                task.id.short(),
+                name,
+                task.status.name(),
+                task.attempts,
+                task.needs.join(", ")
+            ));
+        }
+        if let Some(landing) = &plan.landing {
+            out.push_str(&format!("\n{:<10} {}", "", landed(shown, landing)));
+        }
+    }
+    out
 }
 
 /// Where a plan's work went, in a line.
@@ -693,6 +709,42 @@ mod tests {
             ends.iter().all(|end| *end <= last[0]),
             "every agent fits its column: {table}"
         );
+    }
+
+    /// A long `plan/task` keeps the columns after it in line (hand trial: the column was
+    /// fixed at 32 and a longer name pushed STATUS out of it).
+    #[test]
+    fn tasks_keep_their_columns_with_a_long_plan_and_task_name() {
+        use crate::engine::view::{PlanView, TaskView};
+        let task = |key: &str| TaskView {
+            id: crate::domain::TaskId::generate(),
+            key: key.into(),
+            status: crate::domain::TaskStatus::Ready,
+            attempts: 0,
+            needs: Vec::new(),
+            capabilities: Vec::new(),
+            session: None,
+            check: None,
+        };
+        let plan = |n: u128, name: &str, key: &str| PlanView {
+            id: crate::domain::PlanId::from_u128(n),
+            name: name.into(),
+            key: name.into(),
+            repo: "/repo".into(),
+            tasks: vec![task(key)],
+            landing: None,
+        };
+        let plans = [
+            plan(1, "p", "t"),
+            plan(
+                2,
+                "migrate-the-billing-service-to-postgres",
+                "rewrite-the-invoice-queries",
+            ),
+        ];
+        let table = tasks_table(&plans);
+        let status = columns(&table, "STATUS");
+        assert_eq!(columns(&table, "ready"), [status[0], status[0]], "{table}");
     }
 
     /// `ocio sessions` named only the task's key (`api` of which plan?): the task is
