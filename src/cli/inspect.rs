@@ -293,9 +293,9 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
 
 pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
-        let (client, agents) = match from_engine(context).await? {
-            Some((client, snapshot)) => (Some(client), snapshot.agents),
-            None => (None, from_database(context, query::agents).await?),
+        let (client, agents, fleets) = match from_engine(context).await? {
+            Some((client, snapshot)) => (Some(client), snapshot.agents, snapshot.fleets),
+            None => (None, from_database(context, query::agents).await?, Vec::new()),
         };
         show(
             context,
@@ -303,9 +303,28 @@ pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "agents",
             &agents,
-            |agents: &Vec<Agent>| agents_table(agents),
+            |agents: &Vec<Agent>| {
+                let mut table = agents_table(agents);
+                for fleet in fleets_to_come(&fleets, agents) {
+                    table.push_str(&format!(
+                        "\nfleet {fleet}: no member has joined yet (the room's events say why a listed server has not)"
+                    ));
+                }
+                table
+            },
         )
     })
+}
+
+/// The fleets none of whose members is among `agents`.
+fn fleets_to_come<'f>(
+    fleets: &'f [crate::domain::Fleet],
+    agents: &[Agent],
+) -> impl Iterator<Item = &'f crate::domain::AgentName> {
+    fleets
+        .iter()
+        .filter(|f| !agents.iter().any(|a| f.may_name(a.name.as_str())))
+        .map(|f| &f.name)
 }
 
 /// `ocio agents` as text: a row per agent (its why below it), the columns as wide as their
@@ -709,6 +728,28 @@ mod tests {
             ends.iter().all(|end| *end <= last[0]),
             "every agent fits its column: {table}"
         );
+    }
+
+    /// `ocio agents` names the fleets none of whose members has joined (hand trial: an empty
+    /// table, nothing said of the fleet configured).
+    #[test]
+    fn agents_name_the_fleets_with_no_member_yet() {
+        use crate::domain::{AgentName, Backend, Fleet};
+        let fleet = |name: &str| Fleet {
+            name: AgentName::new(name).unwrap(),
+            capabilities: Default::default(),
+            works_away: None,
+        };
+        let member = Agent::new(
+            AgentName::new("boxes-10.0.0.1-4096").unwrap(),
+            Backend::Simulated,
+            2,
+        );
+        let fleets = [fleet("boxes"), fleet("gpus")];
+        let to_come: Vec<&str> = fleets_to_come(&fleets, &[member])
+            .map(AgentName::as_str)
+            .collect();
+        assert_eq!(to_come, ["gpus"]);
     }
 
     /// A long `plan/task` keeps the columns after it in line (hand trial: the column was
