@@ -117,6 +117,13 @@ impl Core {
             .fleet
             .live()
             .flat_map(|(_, a)| a.capabilities.iter().cloned())
+            .chain(
+                // What members to come offer, for the proposed plan's check.
+                self.options
+                    .fleets
+                    .iter()
+                    .flat_map(|f| f.capabilities.iter().cloned()),
+            )
             .collect();
         let mut candidates: Vec<usize> = self
             .fleet
@@ -137,9 +144,19 @@ impl Core {
                 .map(|future| (self.fleet.agent(i).name.to_string(), future))
         });
         let Some((agent, future)) = planner else {
-            reply.send(Err(EngineError::NoPlanner(
-                "no agent with the `plan` capability can run a planning session\nhint: add \"plan\" to the capabilities of an OpenCode agent".into(),
-            )));
+            let fleet = self
+                .options
+                .fleets
+                .iter()
+                .find(|f| f.capabilities.contains("plan"));
+            let why = match fleet {
+                Some(fleet) => format!(
+                    "fleet {} offers the `plan` capability, but none of its members has joined yet\nhint: try again once one has (`ocio agents` lists them; the room's events say why a listed server has not joined)",
+                    fleet.name
+                ),
+                None => "no agent with the `plan` capability can run a planning session\nhint: add \"plan\" to the capabilities of an OpenCode agent".into(),
+            };
+            reply.send(Err(EngineError::NoPlanner(why)));
             return;
         };
         tracing::info!(agent, goal = %request.goal, "planning session");
