@@ -104,6 +104,7 @@ async fn a_plan_waits_for_a_fleets_first_member() {
         name: AgentName::new("builders").unwrap(),
         capabilities: ["rust".to_string()].into(),
         works_away: None,
+        members: Vec::new(),
     };
     let options = EngineOptions {
         fleets: vec![builders.clone()],
@@ -152,6 +153,35 @@ async fn a_plan_waits_for_a_fleets_first_member() {
             crate::engine::EngineEvent::PlanFinished { ok: true, .. }
         ),
         "{finished:?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// Asked to plan while the fleet that offers `plan` has no member yet, the engine says so
+/// (it told the operator to add the capability the fleet already offers).
+#[tokio::test]
+async fn planning_before_a_planning_fleets_member_joins_says_it_has_not_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        fleets: vec![crate::domain::Fleet {
+            name: AgentName::new("planners").unwrap(),
+            capabilities: ["plan".to_string()].into(),
+            works_away: None,
+            members: Vec::new(),
+        }],
+        ..EngineOptions::default()
+    };
+    let engine = EngineHandle::start(store, Vec::new(), options)
+        .await
+        .unwrap();
+    let refused = engine.plan("add a feature", dir.path()).await.unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains(
+            "fleet planners offers the `plan` capability, but none of its members has joined yet"
+        ),
+        "{text}"
     );
     engine.shutdown().await.unwrap();
 }
