@@ -187,20 +187,19 @@ impl Host {
 
     /// A watcher per fleet, from the rosters gathered before the engine started.
     fn watch_fleets(&mut self, rosters: Vec<Gathered>) {
-        for Gathered { roster, read_now } in rosters {
+        for Gathered { roster, pending } in rosters {
             let crew = crews::Engine {
                 engine: self.engine.clone(),
                 adder: self.agent_adder(),
             };
             let fleet = roster.fleet().clone();
             let every = fleet.refresh_every();
-            let first = if read_now { Duration::ZERO } else { every };
             let read = move || {
                 let fleet = fleet.clone();
                 async move { fleets::read(&fleet).await }
             };
             self.watchers.push(tokio::spawn(fleets::watch(
-                roster, crew, first, every, read,
+                roster, crew, pending, every, read,
             )));
         }
     }
@@ -355,23 +354,26 @@ fn check_fleets(config: &Config) -> Result<(), EndpointError> {
     Ok(())
 }
 
-/// How long the start waits for a fleet's source (a command may take 30 s): one slower is read
-/// again by its watcher at once, while the engine runs.
+/// How long the start waits for the fleets' sources (a command may take 30 s): the read of
+/// one slower goes on while the engine runs, and its watcher's first round takes it.
 const FIRST_READ: Duration = Duration::from_secs(5);
+
+/// A source's read under way, stopped when dropped.
+type Reading = tokio_util::task::AbortOnDropHandle<Result<Vec<String>, fleets::SourceError>>;
 
 /// A fleet's roster as the start left it.
 struct Gathered {
     roster: fleets::Roster,
-    /// Its source did not answer in [`FIRST_READ`]: its watcher reads it at once.
-    read_now: bool,
+    /// Its source's first read, when it had not answered in [`FIRST_READ`].
+    pending: Option<Reading>,
 }
 
-/// Each fleet's members read once (all fleets at once, each for at most [`FIRST_READ`]) and
+/// Each fleet's members read once (all fleets at once, for at most [`FIRST_READ`]) and
 /// health-checked before the engine starts: those that answer join `specs` (so recovery finds
 /// their sessions' agents and a first plan its agents); the rosters go on with a watcher each.
-/// A member the last engine left sessions running on joins whatever its source or health says
-/// now, so they are re-attached (drained when no longer listed; an unreachable one is followed
-/// as any agent's server that went away).
+/// A member the last engine left sessions running on joins first, whatever its source or
+/// health says now, so they are re-attached (drained when no longer listed; an unreachable
+/// one is followed as any agent's server that went away).
 async fn gather_fleets(
     config: &Config,
     specs: &mut Vec<crate::engine::AgentSpec>,
@@ -380,46 +382,73 @@ async fn gather_fleets(
     let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
     let gathering = crews::Gathering::new(taken, config.secret_vars());
     let left = left_running(store).await;
-    let reads = config
+    let mut reads: Vec<Reading> = config
         .fleets
         .iter()
-        .map(|fleet| tokio::time::timeout(FIRST_READ, fleets::read(fleet)));
-    let read = futures_util::future::join_all(reads).await;
+        .map(|fleet| {
+            let fleet = fleet.clone();
+            Reading::new(tokio::spawn(async move { fleets::read(&fleet).await }))
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + FIRST_READ;
     let mut rosters = Vec::with_capacity(config.fleets.len());
-    for (fleet, listed) in config.fleets.iter().zip(read) {
-        let mut roster = fleets::Roster::new(fleet.clone());
-        let read_now = listed.is_err();
-        let urls = match listed {
-            Ok(listed) => {
-                let urls = listed.as_ref().ok().cloned();
-                roster.round(listed, &gathering).await;
-                urls
+    for (fleet, read) in config.fleets.iter().zip(reads.iter_mut()) {
+        let listed = match tokio::time::timeout_at(deadline, &mut *read).await {
+            Ok(joined) => {
+                Some(joined.unwrap_or_else(|e| Err(fleets::SourceError::Stopped(e.to_string()))))
             }
             Err(_) => {
-                tracing::info!(fleet = %fleet.name, "the fleet's source did not answer in {}s; read again while the engine runs", FIRST_READ.as_secs());
+                tracing::info!(fleet = %fleet.name, "the fleet's source did not answer in {}s; its read goes on while the engine runs", FIRST_READ.as_secs());
                 None
             }
         };
-        for (agent, server) in &left {
-            // Under the URL the source lists it by, if it does (a source that cannot be read
-            // keeps members: this one too).
-            let listed_as = urls.as_ref().map(|urls| {
-                urls.iter()
-                    .find(|url| fleet.member_name(url) == *agent)
-                    .cloned()
-            });
-            let (url, still) = match listed_as {
-                Some(Some(url)) => (url, true),
-                Some(None) => (server.clone(), false),
-                None => (server.clone(), true),
-            };
-            roster.recall(&url, agent, still, &gathering).await;
+        let mut roster = fleets::Roster::new(fleet.clone());
+        let urls = listed.as_ref().and_then(|l| l.as_ref().ok());
+        recall_left(&mut roster, &left, urls, &gathering).await;
+        let pending = listed.is_none();
+        if let Some(listed) = listed {
+            roster.round(listed, &gathering).await;
         }
-        rosters.push(Gathered { roster, read_now });
+        rosters.push((roster, pending));
     }
+    let rosters = rosters
+        .into_iter()
+        .zip(reads)
+        .map(|((roster, pending), read)| Gathered {
+            roster,
+            pending: pending.then_some(read),
+        })
+        .collect();
     let (gathered, told) = gathering.into_parts();
     specs.extend(gathered);
     (rosters, told)
+}
+
+/// Take in again each of `left` (agent, server) that is `roster`'s member: under the URL the
+/// source lists it by (`urls`), if it does; drained when the source no longer lists it; kept
+/// as it is when the source could not be read.
+async fn recall_left(
+    roster: &mut fleets::Roster,
+    left: &[(AgentName, String)],
+    urls: Option<&Vec<String>>,
+    gathering: &crews::Gathering,
+) {
+    let fleet = roster.fleet().clone();
+    for (agent, server) in left {
+        // Stored as an older ocio spelled it, maybe: in the one spelling now.
+        let server = crate::config::member_url(server).unwrap_or_else(|_| server.clone());
+        let listed_as = urls.map(|urls| {
+            urls.iter()
+                .find(|url| fleet.member_name(url) == *agent)
+                .cloned()
+        });
+        let (url, still) = match listed_as {
+            Some(Some(url)) => (url, true),
+            Some(None) => (server, false),
+            None => (server, true),
+        };
+        roster.recall(&url, agent, still, gathering).await;
+    }
 }
 
 /// The engine's options from the config's `[engine]`.

@@ -323,7 +323,11 @@ fn fleets_to_come<'f>(
 ) -> impl Iterator<Item = &'f crate::domain::AgentName> {
     fleets
         .iter()
-        .filter(|f| !agents.iter().any(|a| f.may_name(a.name.as_str())))
+        .filter(|f| {
+            !agents.iter().any(|a| {
+                crate::domain::fleet_of(fleets, a.name.as_str()).is_some_and(|of| of.name == f.name)
+            })
+        })
         .map(|f| &f.name)
 }
 
@@ -739,17 +743,22 @@ mod tests {
             name: AgentName::new(name).unwrap(),
             capabilities: Default::default(),
             works_away: None,
+            members: Vec::new(),
         };
         let member = Agent::new(
             AgentName::new("boxes-10.0.0.1-4096").unwrap(),
             Backend::Simulated,
             2,
         );
-        let fleets = [fleet("boxes"), fleet("gpus")];
+        let fleets = [fleet("boxes"), fleet("gpus"), fleet("boxes-10.0.0.1")];
         let to_come: Vec<&str> = fleets_to_come(&fleets, &[member])
             .map(AgentName::as_str)
             .collect();
-        assert_eq!(to_come, ["gpus"]);
+        assert_eq!(
+            to_come,
+            ["boxes", "gpus"],
+            "boxes-10.0.0.1-4096 is of boxes-10.0.0.1"
+        );
     }
 
     /// A long `plan/task` keeps the columns after it in line (hand trial: the column was

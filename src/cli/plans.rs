@@ -95,18 +95,27 @@ pub(super) async fn resolve(
     if let Some(named) = snapshot.and_then(|s| found(of_snapshot(s))) {
         return Ok(named);
     }
-    let stored = super::inspect::from_database(context, of_database).await?;
-    found(stored)
-        .or_else(|| {
-            let id = snapshot.and(wanted.trim().parse().ok())?;
-            Some(Named {
-                id,
-                name: wanted.trim().to_string(),
-                key: String::new(),
-                shown: None,
-            })
-        })
-        .ok_or_else(|| Failure::usage(none_named(wanted.trim())))
+    // A full id the engine does not list is its to find (an older plan): the database is not
+    // read for it.
+    if let (Some(_), Ok(id)) = (snapshot, wanted.trim().parse::<PlanId>()) {
+        return Ok(Named {
+            id,
+            name: wanted.trim().to_string(),
+            key: String::new(),
+            shown: None,
+        });
+    }
+    let stored = match super::inspect::from_database(context, of_database).await {
+        Ok(stored) => stored,
+        // Read beside a running engine, the file may change under the read: what the engine
+        // lists is what there is then.
+        Err(e) if snapshot.is_some() => {
+            tracing::warn!(error = %e.message, "cannot read the plans beside the running engine");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    found(stored).ok_or_else(|| Failure::usage(none_named(wanted.trim())))
 }
 
 /// What a command says when no plan matches `wanted`.

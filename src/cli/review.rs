@@ -88,8 +88,14 @@ pub(crate) fn text(review: &PlanReview) -> String {
     let usage = &review.usage;
     let (done, all) = review.reviewed_count();
     if let Some(landing) = &review.landing {
+        // A landing on the base leaves on the branch only what it did not take; a push
+        // delivers nothing into the base.
+        let rest = match landing.mode.is_some() && review.branch.is_some() {
+            true => "; the branch below shows only what was not delivered",
+            false => "",
+        };
         out.push_str(&format!(
-            "\n{} ({}, {}); the branch below shows only what was not delivered",
+            "\n{} ({}, {}){rest}",
             landing.summary(),
             crate::text::count(landing.files.len(), "file"),
             landing.at.strftime("%Y-%m-%d %H:%M UTC")
@@ -221,10 +227,32 @@ mod tests {
                 pr_url: None,
             }),
         };
-        let text = text(&review);
+        let mut review = review;
+        review.branch = Some(BranchReview {
+            integration: "ocio/shop/integration".into(),
+            base: "main".into(),
+            base_commit: "1a2b3c4d5e6f7a8b".into(),
+            ahead: 0,
+            behind: 0,
+            files: Vec::new(),
+            diff: String::new(),
+            diff_cut: None,
+        });
+        let said = text(&review);
         assert!(
-            text.contains("landed on main at 1a2b3c4d5e (2 files, 2026-12-06 07:00 UTC); the branch below shows only what was not delivered"),
-            "{text}"
+            said.contains("landed on main at 1a2b3c4d5e (2 files, 2026-12-06 07:00 UTC); the branch below shows only what was not delivered"),
+            "{said}"
+        );
+        // A push delivers nothing into the base: the branch still shows all of the work.
+        if let Some(landing) = review.landing.as_mut() {
+            landing.mode = None;
+            landing.pushed_to = Some("origin ocio/shop/integration".into());
+        }
+        let said = text(&review);
+        assert!(
+            said.contains("pushed to origin ocio/shop/integration at 1a2b3c4d5e (2 files")
+                && !said.contains("not delivered"),
+            "{said}"
         );
     }
 }

@@ -122,6 +122,14 @@ impl FleetConfig {
                 WorkspaceMode::Shared => Some(false),
                 WorkspaceMode::Auto => None,
             },
+            members: match self.source() {
+                Some(FleetSource::Urls(urls)) => urls
+                    .iter()
+                    .filter_map(|url| member_url(url).ok())
+                    .map(|url| self.member_name(&url))
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -151,8 +159,9 @@ impl FleetConfig {
 }
 
 /// The one spelling of a member's URL, so each server is one member whatever way a source
-/// writes it: the scheme and host in lower case, no default port, no trailing `/`
-/// (`HTTP://Box:4096/` is `http://box:4096`). `Err` says what is wrong with it: not an
+/// writes it: the scheme and host in lower case, no trailing `/` (`HTTP://Box:4096/` is
+/// `http://box:4096`); a port is kept as written, even the scheme's default (`:80`), so a
+/// member keeps the name `<fleet>-<host>-<port>` it had. `Err` says what is wrong with it: not an
 /// http(s) URL, or a password in it (it would be shown in the member's name and stored).
 pub(crate) fn member_url(raw: &str) -> Result<String, String> {
     let parsed = url::Url::parse(raw.trim()).map_err(|e| format!("is not a URL ({e})"))?;
@@ -172,9 +181,22 @@ pub(crate) fn member_url(raw: &str) -> Result<String, String> {
     let host = parsed
         .host_str()
         .ok_or_else(|| "has no host (e.g. http://10.0.0.5:4096)".to_string())?;
-    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let port = parsed
+        .port()
+        .or_else(|| written_port(raw.trim()).then(|| parsed.port_or_known_default())?)
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
     let path = parsed.path().trim_end_matches('/');
     Ok(format!("{}://{host}{port}{path}", parsed.scheme()))
+}
+
+/// Whether `url`'s authority names a port (`http://box:80` does, `http://[::1]` does not).
+fn written_port(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())
+    })
 }
 
 /// `raw` as it may be shown: a password in it reads `***`.

@@ -261,11 +261,31 @@ pub struct Fleet {
     /// ocio's disk (`"shared"`): `Some(false)`; found out per member as it joins: `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub works_away: Option<bool>,
+    /// Its members' names when its source lists them once for all (`urls`); empty when they
+    /// are found as it runs (`dns`, `command`): any `<name>-...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<AgentName>,
+}
+
+/// The fleet whose member `agent` is or may be: the one listing it, else the one with the
+/// longest name `agent` starts with and a dash (of fleets `box` and `box-gpu`,
+/// `box-gpu-10.0.0.7-4096` is `box-gpu`'s).
+pub(crate) fn fleet_of<'f>(fleets: &'f [Fleet], agent: &str) -> Option<&'f Fleet> {
+    fleets.iter().filter(|f| f.may_name(agent)).max_by_key(|f| {
+        (
+            f.members.iter().any(|m| m.as_str() == agent),
+            f.name.as_str().len(),
+        )
+    })
 }
 
 impl Fleet {
-    /// Whether `agent` is the name of a member of this fleet, joined or not.
+    /// Whether `agent` is the name of a member of this fleet, joined or not: one it lists,
+    /// or, when its members are found as it runs, any name of its form.
     pub(crate) fn may_name(&self, agent: &str) -> bool {
+        if !self.members.is_empty() {
+            return self.members.iter().any(|m| m.as_str() == agent);
+        }
         agent
             .strip_prefix(self.name.as_str())
             .and_then(|rest| rest.strip_prefix('-'))

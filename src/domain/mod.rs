@@ -17,6 +17,7 @@ mod session_props;
 pub mod task;
 pub(crate) mod work;
 
+pub(crate) use agent::fleet_of;
 pub use agent::{Agent, AgentStatus, Backend, Fleet, ModelRef};
 pub use budget::{Budget, BudgetScope};
 pub use event::{DomainEvent, Transition, TransitionError};

@@ -28,6 +28,8 @@ pub(crate) enum SourceError {
     },
     #[error("the fleet has no source (one of urls, dns or command)")]
     None,
+    #[error("reading the fleet's source stopped: {0}")]
+    Stopped(String),
 }
 
 /// The members' URLs, each in its one spelling ([`member_url`]), sorted, each once.

@@ -281,19 +281,27 @@ impl Roster {
     }
 }
 
-/// The watcher: a round every `every` (the first one `first` from now), reading the source
-/// with `read`, until the task is aborted.
-pub(crate) async fn watch<C, F>(
+/// The watcher: a round with what `pending` (the start's read of the source, when it had not
+/// answered) reads, then a round every `every` reading the source with `read`, until the task
+/// is aborted.
+pub(crate) async fn watch<C, F, P>(
     mut roster: Roster,
     crew: C,
-    first: Duration,
+    pending: Option<P>,
     every: Duration,
     mut read: impl FnMut() -> F,
 ) where
     C: Crew,
     F: Future<Output = Result<Vec<String>, SourceError>>,
+    P: Future<Output = Result<Result<Vec<String>, SourceError>, tokio::task::JoinError>>,
 {
-    let start = tokio::time::Instant::now() + first;
+    if let Some(pending) = pending {
+        let listed = pending
+            .await
+            .unwrap_or_else(|e| Err(SourceError::Stopped(e.to_string())));
+        roster.round(listed, &crew).await;
+    }
+    let start = tokio::time::Instant::now() + every;
     let mut ticks = tokio::time::interval_at(start, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -330,8 +330,8 @@ async fn a_slow_source_is_left_to_its_watcher_at_the_start() {
     let config = crate::config::parse(text, std::path::Path::new("/c.toml")).unwrap();
     let mut specs = Vec::new();
     let (gathered, told) = super::gather_fleets(&config, &mut specs, &store).await;
-    let read_now: Vec<bool> = gathered.iter().map(|g| g.read_now).collect();
-    assert_eq!(read_now, [true, false]);
+    let pending: Vec<bool> = gathered.iter().map(|g| g.pending.is_some()).collect();
+    assert_eq!(pending, [true, false]);
     assert!(
         matches!(&told[..], [EngineEvent::FleetSourceFailed { fleet, .. }] if fleet.as_str() == "quick"),
         "{told:?}"
@@ -373,7 +373,7 @@ async fn the_watcher_reads_the_source_every_refresh() {
     let watcher = tokio::spawn(watch(
         Roster::new(fleet()),
         Shared(crew.clone()),
-        Duration::from_secs(30),
+        None::<tokio::task::JoinHandle<Result<Vec<String>, SourceError>>>,
         Duration::from_secs(30),
         read,
     ));
@@ -389,6 +389,44 @@ async fn the_watcher_reads_the_source_every_refresh() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(reads.load(Ordering::SeqCst), 3);
     assert!(crew.asked().is_empty());
+    watcher.abort();
+}
+
+/// A source slow at the start is read on while the engine runs: the watcher's first round
+/// takes what that read finds as soon as it answers (not a whole `refresh` later, and not
+/// by reading the source again from its start).
+#[tokio::test(start_paused = true)]
+async fn the_watcher_takes_the_starts_read_when_it_answers() {
+    let crew = Arc::new(Fake::default());
+    crew.healthy(A);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let read = move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { listed(&[A]) }
+    };
+    let slow = tokio::spawn(async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        listed(&[A])
+    });
+    let watcher = tokio::spawn(watch(
+        Roster::new(fleet()),
+        Shared(crew.clone()),
+        Some(slow),
+        Duration::from_secs(30),
+        read,
+    ));
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(crew.asked().is_empty(), "not answered yet");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(crew.asked(), ["join box-10.0.0.1-4096"]);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "the start's read, not another"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "then every refresh");
     watcher.abort();
 }
 

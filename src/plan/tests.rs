@@ -321,6 +321,7 @@ fn fleet(name: &str, capabilities: &[&str], works_away: Option<bool>) -> crate::
         name: AgentName::new(name).unwrap(),
         capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         works_away,
+        members: Vec::new(),
     }
 }
 
@@ -393,6 +394,46 @@ agent = "builders-box-3-4096"
     );
     let auto = fleet("builders", &["rust"], None);
     assert_eq!(plan.validate_on_ocios_disk(&[], &[auto]), Ok(()));
+}
+
+/// Of fleets `box` and `box-gpu`, a pin to `box-gpu-...` is `box-gpu`'s member whichever is
+/// listed first; a fleet that lists its servers (`urls`) has only their members; a pin to a
+/// joined member that works away is judged by that agent, not by its fleet (review).
+#[test]
+fn a_pin_is_judged_by_the_fleet_it_names_a_member_of() {
+    let pinned = parse(
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\ncapabilities = [\"cuda\"]\nagent = \"box-gpu-10.0.0.7-4096\"\n",
+    );
+    let plain = fleet("box", &[], None);
+    let gpu = fleet("box-gpu", &["cuda"], None);
+    for fleets in [[plain.clone(), gpu.clone()], [gpu.clone(), plain.clone()]] {
+        assert_eq!(pinned.validate_against_agents(&[], &fleets), Ok(()));
+    }
+    let mut listed = fleet("box-gpu", &["cuda"], None);
+    listed.members = vec![AgentName::new("box-gpu-10.0.0.8-4096").unwrap()];
+    let found = pinned
+        .validate_against_agents(&[], &[listed])
+        .unwrap_err()
+        .into_vec();
+    assert!(
+        found[0]
+            .message
+            .contains("unknown agent \"box-gpu-10.0.0.7-4096\"")
+            && found[0].to_string().contains("box-gpu-10.0.0.8-4096"),
+        "{found:?}"
+    );
+    let mut joined = agent("box-gpu-10.0.0.7-4096", &["cuda"]);
+    joined.works_away = true;
+    let found = pinned
+        .validate_on_ocios_disk(std::slice::from_ref(&joined), &[gpu])
+        .unwrap_err()
+        .into_vec();
+    assert!(
+        found[0]
+            .message
+            .contains("(box-gpu-10.0.0.7-4096) work on build boxes"),
+        "{found:?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::error::{PlanError, did_you_mean};
 use super::{PlanErrors, PlanFile, TaskSpec};
-use crate::domain::{Agent, Fleet};
+use crate::domain::{Agent, Fleet, fleet_of};
 
 impl PlanFile {
     /// Checks the plan against what the agents offer, by name and capability: a capability no
@@ -72,12 +72,18 @@ impl PlanFile {
             .collect();
         let mut names: BTreeSet<String> = agents.iter().map(|a| a.name.to_string()).collect();
         // Members to come: what they are called, and each name a task pins of them.
-        names.extend(fleets.iter().map(|f| format!("{}-<host>-<port>", f.name)));
+        for fleet in fleets {
+            if fleet.members.is_empty() {
+                names.insert(format!("{}-<host>-<port>", fleet.name));
+            } else {
+                names.extend(fleet.members.iter().map(ToString::to_string));
+            }
+        }
         names.extend(
             self.tasks
                 .iter()
                 .filter_map(|task| task.agent.as_ref())
-                .filter(|pinned| fleets.iter().any(|f| f.may_name(pinned.as_str())))
+                .filter(|pinned| fleet_of(fleets, pinned.as_str()).is_some())
                 .map(ToString::to_string),
         );
         let mut errors = match self.validate_against(&offered, &names) {
@@ -92,37 +98,7 @@ impl PlanFile {
             let runs = |agent: &Agent| task.capabilities.is_subset(&agent.capabilities);
             match pinned {
                 Some((name, at)) => {
-                    let offers = agents
-                        .iter()
-                        .find(|agent| agent.name == *name)
-                        .map(|agent| &agent.capabilities)
-                        .or_else(|| {
-                            fleets
-                                .iter()
-                                .find(|f| f.may_name(name.as_str()))
-                                .map(|f| &f.capabilities)
-                        });
-                    let Some(offers) = offers else {
-                        continue; // reported as unknown
-                    };
-                    let missing: Vec<&str> = task
-                        .capabilities
-                        .difference(offers)
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() {
-                        errors.push(
-                            self.error(task, at, "agent", format!(
-                                    "is pinned to agent {:?}, which does not offer {}",
-                                    name.as_str(),
-                                    missing.join(", ")
-                                ))
-                                .with_hint(Some(
-                                    "pin another agent, or remove `agent` to let any capable agent run it"
-                                        .into(),
-                                )),
-                        );
-                    }
+                    errors.extend(self.pinned_lacks(task, name.as_str(), at, agents, fleets));
                 }
                 None if agents.is_empty() && fleets.is_empty() => {
                     errors.push(
@@ -154,6 +130,44 @@ impl PlanFile {
         PlanErrors::from_vec(errors).map_or(Ok(()), Err)
     }
 
+    /// `task` is pinned (at `at`) to agent `name`, which does not offer all it needs (the
+    /// agent, else the fleet it is a member of); `None` also for an unknown agent (reported
+    /// as such).
+    fn pinned_lacks(
+        &self,
+        task: &TaskSpec,
+        name: &str,
+        at: (usize, usize),
+        agents: &[Agent],
+        fleets: &[Fleet],
+    ) -> Option<PlanError> {
+        let offers = agents
+            .iter()
+            .find(|agent| agent.name.as_str() == name)
+            .map(|agent| &agent.capabilities)
+            .or_else(|| fleet_of(fleets, name).map(|f| &f.capabilities))?;
+        let missing: Vec<&str> = task
+            .capabilities
+            .difference(offers)
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let error = self.error(
+            task,
+            at,
+            "agent",
+            format!(
+                "is pinned to agent {name:?}, which does not offer {}",
+                missing.join(", ")
+            ),
+        );
+        Some(error.with_hint(Some(
+            "pin another agent, or remove `agent` to let any capable agent run it".into(),
+        )))
+    }
+
     /// For a plan in a directory that is no git repository (its tasks' trees cannot be
     /// carried to a build box): each task some agent (or fleet) could run must have one
     /// working on ocio's disk among them, or it would wait ready for good.
@@ -174,7 +188,16 @@ impl PlanFile {
                     fleets
                         .iter()
                         .filter(|f| f.offers(&task.capabilities))
-                        .filter(|f| task.agent.as_ref().is_none_or(|p| f.may_name(p.as_str())))
+                        // Pinned: to the fleet it names a member of, unless that is an agent
+                        // here already (whose own workspace counts).
+                        .filter(|f| match task.agent.as_ref() {
+                            None => true,
+                            Some(p) => {
+                                !agents.iter().any(|a| a.name == *p)
+                                    && fleet_of(fleets, p.as_str())
+                                        .is_some_and(|of| of.name == f.name)
+                            }
+                        })
                         // A fleet whose members say where they work as they join may
                         // work on ocio's disk.
                         .map(|f| (format!("fleet {}", f.name), f.works_away == Some(true))),

@@ -112,6 +112,7 @@ fn a_fleet_with_no_member_yet_is_waited_for_not_called_missing() {
         name: crate::domain::AgentName::new("builders").unwrap(),
         capabilities: ["rust".to_string()].into(),
         works_away: Some(true),
+        members: Vec::new(),
     }];
     app.update(Msg::Snapshot(Box::new(snapshot)));
     let screen = draw(&mut app, 100, 30);
