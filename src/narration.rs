@@ -86,20 +86,7 @@ impl Narration {
                 format!("{key} started on {agent} (attempt {attempt})"),
                 true,
             ),
-            EngineEvent::PlanLanded { name, landing, .. } => (
-                "done",
-                match (&landing.mode, &landing.pushed_to, &landing.pr_url) {
-                    (_, _, Some(url)) => format!("plan {name}: pull request {url}"),
-                    (_, Some(to), None) => format!("plan {name} pushed to {to}"),
-                    (mode, None, None) => format!(
-                        "plan {name} landed on {} ({}) at {}",
-                        landing.base,
-                        mode.map_or("merge", |m| m.name()),
-                        landing.commit.get(..12).unwrap_or(&landing.commit)
-                    ),
-                },
-                false,
-            ),
+            EngineEvent::PlanLanded { name, landing, .. } => ("done", landing.told(name), false),
             EngineEvent::PlanFinished {
                 name,
                 key,

@@ -226,24 +226,10 @@ fn tasks_table(plans: &[crate::engine::view::PlanView]) -> String {
             ));
         }
         if let Some(landing) = &plan.landing {
-            out.push_str(&format!("\n{:<10} {}", "", landed(shown, landing)));
+            out.push_str(&format!("\n{:<10} {}", "", landing.told(shown)));
         }
     }
     out
-}
-
-/// Where a plan's work went, in a line.
-fn landed(name: &str, landing: &crate::domain::PlanLanding) -> String {
-    let short = landing.commit.get(..12).unwrap_or(&landing.commit);
-    match (&landing.mode, &landing.pushed_to, &landing.pr_url) {
-        (_, _, Some(url)) => format!("plan {name}: pull request {url}"),
-        (_, Some(to), None) => format!("plan {name} pushed to {to} at {short}"),
-        (mode, None, None) => format!(
-            "plan {name} landed on {} ({}) at {short}",
-            landing.base,
-            mode.map_or("merge", crate::domain::LandMode::name)
-        ),
-    }
 }
 
 fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError> {

@@ -226,6 +226,21 @@ impl PlanLanding {
             _ => format!("landed on {} at {commit}", self.base),
         }
     }
+
+    /// A line for lists and the events: `plan p landed on main (squash) at 1a2b3c4d5e6f`,
+    /// `plan p pushed to origin b at ...`, `plan p: pull request URL`.
+    pub fn told(&self, name: &str) -> String {
+        let short = self.commit.get(..12).unwrap_or(&self.commit);
+        match (&self.mode, &self.pushed_to, &self.pr_url) {
+            (_, _, Some(url)) => format!("plan {name}: pull request {url}"),
+            (_, Some(to), None) => format!("plan {name} pushed to {to} at {short}"),
+            (mode, None, None) => format!(
+                "plan {name} landed on {} ({}) at {short}",
+                self.base,
+                mode.map_or("merge", LandMode::name)
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
