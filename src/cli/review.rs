@@ -61,12 +61,17 @@ pub(crate) fn review(context: &Context, asked: Asked) -> Result<(), Failure> {
 
 /// The review of the plan `wanted` names with no engine running: from the database and git.
 async fn at_rest(context: &Context, wanted: &str) -> Result<PlanReview, Failure> {
-    let plan = super::plans::resolve(context, None, wanted).await?.id;
     let path = context.paths.db_file.clone();
     let root = crate::paths::worktree_root(&path);
+    let name = wanted.to_string();
+    // The plan named and its review in one read of the database.
     let read = move || {
         database::read(&path, move |txn| {
-            Ok(crate::engine::review_at_rest(txn, plan, &root))
+            let plans = super::plans::of_database(txn)?;
+            Ok(match super::plans::pick(&plans, &name) {
+                Some(plan) => crate::engine::review_at_rest(txn, plan, &root),
+                None => Ok(None),
+            })
         })
     };
     let read = tokio::task::spawn_blocking(read)
