@@ -796,25 +796,27 @@ fn twin_plans_are_named_apart_by_every_command() {
 }
 
 /// A running engine lists only its recent plans (the newest fifty that ended); `review`,
-/// `context` and `land` still find an older one by its name or short id, from the database
-/// read beside the engine (hand trial: "no plan", while `timeline` found it).
+/// `context` and `retry` still find an older plan or task by its name or short id (as ocio
+/// prints it, upper case, too), from the database read beside the engine (hand trials:
+/// "no plan", while `timeline` found it; "no task matches").
 #[test]
 fn a_plan_older_than_the_engine_lists_is_found_by_name() {
     let home = Home::new();
-    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1ms\"\n");
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"1ms\"\n\n[[agents]]\nname = \"bad\"\nkind = \"simulated\"\nduration = \"1ms\"\n");
     let work = home.path("work");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::create_dir_all(home.db().parent().unwrap()).unwrap();
     let old = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(fifty_one_plans(&home.db(), &work));
-    let engine = home.engine(&[]);
+    let mut engine = home.engine(&[]);
     let listed = home.json(&["tasks", "--json"]);
     assert!(
         !listed.to_string().contains(&old.to_string()),
         "the engine does not list it"
     );
-    for wanted in ["old", old.short().as_str()] {
+    let upper = old.short().to_ascii_uppercase();
+    for wanted in ["old", old.short().as_str(), upper.as_str()] {
         let review = home.json(&["review", wanted, "--json"]);
         assert_eq!(review["source"], "engine", "{review}");
         assert_eq!(review["review"]["plan"], old.to_string(), "{review}");
@@ -823,6 +825,14 @@ fn a_plan_older_than_the_engine_lists_is_found_by_name() {
         assert_eq!(context["name"], "old", "{context}");
     }
     fails_with(&home, &["review", "older"], 2, "no plan \"older\"");
+    // Its failed task, by plan/key: queued again (and it runs, on `bad` that succeeds now).
+    let retried = home.ocio(&["retry", "old/t"]);
+    assert_eq!(retried.status.code(), Some(0), "{}", stderr(&retried));
+    assert!(stdout(&retried).contains("old/t ("), "{}", stdout(&retried));
+    engine.until("the old plan finishes again", |l| {
+        l["type"] == "plan_finished" && l["plan"] == old.to_string().as_str() && l["ok"] == true
+    });
+    fails_with(&home, &["retry", "old/none"], 2, "no task matches");
     let (code, _, err) = engine.stop("TERM");
     assert_eq!(code, Some(130), "{err}");
 }
@@ -831,7 +841,10 @@ fn a_plan_older_than_the_engine_lists_is_found_by_name() {
 async fn fifty_one_plans(db: &std::path::Path, work: &std::path::Path) -> ocio::domain::PlanId {
     use ocio::engine::EngineHandle;
     let store = ocio::store::Store::open(db, ocio::store::StoreOptions::default()).unwrap();
-    let agents = vec![support::sim_agent("sim", 8, &[], 0, 0.0)];
+    let agents = vec![
+        support::sim_agent("sim", 8, &[], 0, 0.0),
+        support::sim_agent("bad", 8, &[], 0, 1.0),
+    ];
     let engine = EngineHandle::start(store.clone(), agents, Default::default())
         .await
         .unwrap();
@@ -844,8 +857,11 @@ async fn fifty_one_plans(db: &std::path::Path, work: &std::path::Path) -> ocio::
             format!("p{n}")
         };
         let path = work.join(format!("{name}.toml"));
-        let text =
-            format!("name = \"{name}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\n");
+        // The old plan's task fails (on `bad`, which fails everything here).
+        let agent = if n == 0 { "bad" } else { "sim" };
+        let text = format!(
+            "name = \"{name}\"\nrepo = \".\"\n[[tasks]]\nid = \"t\"\nprompt = \"x\"\nagent = \"{agent}\"\n"
+        );
         std::fs::write(&path, text).unwrap();
         let id = engine
             .submit_plan(ocio::plan::PlanFile::load(&path).unwrap())

@@ -39,11 +39,14 @@ impl Named {
 pub(super) fn pick(plans: &[Named], wanted: &str) -> Option<PlanId> {
     let wanted = wanted.trim();
     let newest = |matches: &dyn Fn(&Named) -> bool| plans.iter().rev().find(|p| matches(p));
-    newest(&|p| p.id.to_string() == wanted || p.id.short() == wanted)
-        .or_else(|| newest(&|p| p.shown.as_deref() == Some(wanted)))
-        .or_else(|| newest(&|p| p.name == wanted))
-        .or_else(|| newest(&|p| p.key != p.name && p.key == wanted))
-        .map(|p| p.id)
+    // Ids as ocio prints them (upper case) or as the room shortens them (lower case).
+    newest(&|p| {
+        p.id.to_string().eq_ignore_ascii_case(wanted) || p.id.short().eq_ignore_ascii_case(wanted)
+    })
+    .or_else(|| newest(&|p| p.shown.as_deref() == Some(wanted)))
+    .or_else(|| newest(&|p| p.name == wanted))
+    .or_else(|| newest(&|p| p.key != p.name && p.key == wanted))
+    .map(|p| p.id)
 }
 
 /// The plans a running engine lists, oldest first.
@@ -153,6 +156,9 @@ mod tests {
         assert_eq!(pick(&plans, "slow"), Some(plans[3].id), "the newest");
         assert_eq!(pick(&plans, " fast "), Some(plans[2].id));
         assert_eq!(pick(&plans, &plans[1].id.short()), Some(plans[1].id));
+        // As ocio prints ids, upper case (hand trial: refused).
+        let upper = plans[1].id.short().to_ascii_uppercase();
+        assert_eq!(pick(&plans, &upper), Some(plans[1].id));
         assert_eq!(pick(&plans, &plans[0].id.to_string()), Some(plans[0].id));
         assert_eq!(pick(&plans, "slow-4"), None);
         let repos = [named(1, "api-2", "api-2"), named(2, "api", "api-2")];

@@ -207,7 +207,11 @@ fn task_command(
     super::runtime()?.block_on(async {
         let client = require_engine(context).await?;
         let snapshot = client.snapshot().await?;
-        let (task, name) = resolve_task(&snapshot, id)?;
+        let (task, name) = match find_task(tasks_of(&snapshot), id)? {
+            Some(found) => found,
+            // A task of a plan older than the engine lists, from the database beside it.
+            None => stored_task(context, id).await?,
+        };
         client.call(request(task)).await?;
         if json {
             print_json(&json!({ "source": "engine", "action": action, "task": task, "key": name }))
@@ -218,7 +222,10 @@ fn task_command(
                 "retry" => "is queued to run again (its blocked dependents are open again)",
                 _ => "taken by the engine",
             };
-            print_text(&format!("{name} ({task}) {outcome}"))
+            match name == task.to_string() {
+                true => print_text(&format!("{task} {outcome}")),
+                false => print_text(&format!("{name} ({task}) {outcome}")),
+            }
         }
     })
 }
@@ -379,15 +386,40 @@ pub(crate) fn drain(
     })
 }
 
-/// The task `text` names: its full id, the last 8 characters of it, its key, or
-/// `plan/key`. Returns the id and `plan/key`.
-pub(crate) fn resolve_task(snapshot: &Snapshot, text: &str) -> Result<(TaskId, String), Failure> {
-    find_task(tasks_of(snapshot), text)?.ok_or_else(|| {
-        Failure::usage(format!(
-            "no task matches `{}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key",
-            text.trim()
-        ))
-    })
+/// The task `text` names among every task the database holds (read beside a running engine,
+/// which lists only its recent plans); exit 2 when none does.
+async fn stored_task(context: &Context, text: &str) -> Result<(TaskId, String), Failure> {
+    let wanted = text.to_string();
+    let read = move |txn: &redb::ReadTransaction| {
+        let plans = super::plans::of_database(txn)?;
+        let tasks = crate::store::query::tasks(txn)?;
+        Ok((plans, tasks))
+    };
+    let (plans, tasks) = match super::inspect::from_database(context, read).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot read the tasks beside the running engine");
+            Default::default()
+        }
+    };
+    let named = tasks.iter().filter_map(|task| {
+        let plan = plans.iter().find(|p| p.id == task.plan)?;
+        Some(Named {
+            plan: plan.name.as_str(),
+            shown: plan.shown(&plans),
+            id: task.id,
+            key: task.key.as_str(),
+        })
+    });
+    find_task(named, &wanted)?.ok_or_else(|| no_task(&wanted))
+}
+
+/// What a command says when no task matches `text`.
+fn no_task(text: &str) -> Failure {
+    Failure::usage(format!(
+        "no task matches `{}`\n  hint: `ocio tasks` lists them; give the id, its last 8 characters, or plan/key",
+        text.trim()
+    ))
 }
 
 /// A task as [`find_task`] takes it: its plan's name, what the plan is called among the
@@ -412,8 +444,9 @@ pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = Named<'_>> {
     })
 }
 
-/// [`resolve_task`] among `tasks`; `None` when none matches. `plan/key` takes the plan's name
-/// or what it is called among the others.
+/// The task `text` names among `tasks`: its full id, the last 8 characters of it, its key,
+/// or `plan/key` (the plan's name or what it is called among the others), as the id and
+/// `plan/key`; `None` when none matches.
 pub(crate) fn find_task<'a>(
     tasks: impl IntoIterator<Item = Named<'a>>,
     text: &str,
