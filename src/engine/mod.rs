@@ -21,7 +21,7 @@ pub mod question;
 mod rooms;
 pub(crate) mod routing;
 pub(crate) mod runner;
-mod shell;
+pub(crate) mod shell;
 mod simulated;
 pub(crate) mod spend;
 pub mod view;

@@ -65,8 +65,21 @@ impl ShellRun {
     }
 }
 
-/// Kills the command's process group unless it has ended on its own.
-struct Group(Option<Pid>);
+/// Kills a command's process group (it was spawned with `process_group(0)`) when dropped:
+/// its children with it, which killing `sh` alone leaves running.
+pub(crate) struct Group(Option<Pid>);
+
+impl Group {
+    /// The group `child` leads.
+    pub(crate) fn of(child: &tokio::process::Child) -> Self {
+        Self(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        )
+    }
+}
 
 impl Drop for Group {
     fn drop(&mut self) {
@@ -122,12 +135,7 @@ pub(crate) async fn run(
     };
     // `shell` holds the pipe's writing ends: without dropping it, the reader never sees EOF.
     drop(shell);
-    let group = Group(
-        child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw),
-    );
+    let group = Group::of(&child);
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let mut reading = tokio::spawn(read_tail(reader, lines, tail.clone()));
     let end = ended(tokio::time::timeout(limit, child.wait()).await, limit);

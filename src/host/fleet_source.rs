@@ -65,13 +65,21 @@ async fn run(command: &str) -> Result<Vec<String>, SourceError> {
         command: shown(command),
         detail,
     };
+    // In a group of its own, killed whole when it times out or is dropped (an engine
+    // stopping): killing `sh` alone left its children running (hand trial: a `sleep` per
+    // timed-out read).
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, child)
+        .spawn()
+        .map_err(|e| failed(format!("cannot be run: {e}")))?;
+    let _group = crate::engine::shell::Group::of(&child);
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| {
             failed(format!(

@@ -509,6 +509,19 @@ async fn a_command_that_fails_or_prints_no_url_is_an_error() {
     );
 }
 
+/// A read cut short (the start's bound, a stopping engine, the 30 s limit) stops the whole
+/// command, its children too (hand trial: a `sleep` was left behind per timed-out read).
+#[tokio::test]
+async fn a_read_cut_short_stops_the_commands_children_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("still-running");
+    let command = format!("(sleep 1; touch {}) & sleep 100", marker.display());
+    let cut = tokio::time::timeout(Duration::from_millis(300), read(&with_command(&command))).await;
+    assert!(cut.is_err(), "the read was cut short");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!marker.exists(), "a child of the command went on");
+}
+
 #[tokio::test]
 async fn a_dns_source_makes_a_member_of_each_address() {
     let fleet = FleetConfig {
