@@ -133,13 +133,14 @@ impl FleetConfig {
         }
     }
 
-    /// `<fleet>-<host>-<port>` for the member at `url` (characters an agent name cannot hold
-    /// become `-`): the same name for the same URL at every read, and across restarts, so
-    /// its sessions find it again. A name too long for an agent name is shortened to
-    /// `<fleet>-<hash of the url>`.
+    /// `<fleet>-<host>-<port>` for the member at `url`, and its path when it has one
+    /// (`<fleet>-<host>-<port>-a` for `.../a`: servers behind one gateway are members apart;
+    /// characters an agent name cannot hold become `-`): the same name for the same URL at
+    /// every read, and across restarts, so its sessions find it again. A name too long for an
+    /// agent name is shortened to `<fleet>-<hash of the url>`.
     pub(crate) fn member_name(&self, url: &str) -> AgentName {
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        let authority = rest.split(['?', '#']).next().unwrap_or(rest);
         let host_port: String = authority
             .trim_start_matches('[')
             .replace("]:", ":")

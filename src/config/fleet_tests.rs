@@ -46,7 +46,11 @@ fn a_members_name_is_stable_per_url_and_always_a_valid_agent_name() {
     assert_eq!(name("http://10.0.0.1:4096"), name("http://10.0.0.1:4096"));
     assert_ne!(name("http://10.0.0.1:4096"), name("http://10.0.0.2:4096"));
     assert_eq!(name("http://[fd00::1]:4096/"), "boxes-fd00--1-4096");
-    assert_eq!(name("https://box.example:443/x"), "boxes-box.example-443");
+    assert_eq!(name("https://box.example:443"), "boxes-box.example-443");
+    // Two servers behind one gateway are two members (hand trial: one name, the second
+    // waited for good on "already exists").
+    assert_eq!(name("https://gw:443/a"), "boxes-gw-443-a");
+    assert_ne!(name("https://gw:443/a"), name("https://gw:443/b"));
     let long = format!("http://{}.example:4096", "a".repeat(80));
     let shortened = name(&long);
     assert!(
