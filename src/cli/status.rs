@@ -179,7 +179,12 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
         };
         let snapshot = client.snapshot().await?;
         let info = client.engine();
-        Ok(Some(EngineReport {
+        // The engine's agents as they are now (the database holds what it last wrote).
+        let mut agents = BTreeMap::new();
+        for agent in &snapshot.agents {
+            *agents.entry(agent.status).or_insert(0) += 1;
+        }
+        let report = EngineReport {
             pid: info.pid,
             version: info.version.clone(),
             socket: client.socket().display().to_string(),
@@ -193,8 +198,10 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
                 .map(|a| a.ask.id.clone())
                 .collect(),
             budgets: snapshot.budgets.clone(),
-        }))
+        };
+        Ok(Some((report, agents)))
     })?;
+    let (engine, live_agents) = engine.unzip();
     let db_path = &context.paths.db_file;
     let exists = db_path.exists();
     // No database yet: every count is zero, and none is created.
@@ -230,7 +237,7 @@ pub(crate) fn run(context: &Context, json: bool) -> Result<(), Failure> {
         },
         sessions: Counts::of(&snapshot.sessions),
         tasks: Counts::of(&snapshot.tasks),
-        agents: Counts::of(&snapshot.agents),
+        agents: Counts::of(live_agents.as_ref().unwrap_or(&snapshot.agents)),
         events: snapshot.events,
         servers: crate::opencode::managed::Leftover::running_in(&crate::paths::server_records(
             db_path,

@@ -17,7 +17,7 @@ use crate::domain::{
     Agent, AgentStatus, Checkpoint, DomainEvent, Lease, Lifecycle, Plan, PlanId, Session,
     SessionId, SessionStatus, Task, TaskId, TaskStatus,
 };
-use crate::domain::{PlanLanding, PlanWork, TaskContext};
+use crate::domain::{AgentName, PlanLanding, PlanWork, TaskContext};
 
 fn decode<T: DeserializeOwned>(what: &'static str, json: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(json).map_err(|e| StoreError::Decode {
@@ -281,6 +281,18 @@ pub(crate) fn plan_record(
 /// Every agent, by name.
 pub fn agents(txn: &ReadTransaction) -> Result<Vec<Agent>, StoreError> {
     all(txn, AGENTS, "agent")
+}
+
+/// The names of the agents stored (by the engines that ran on this database), without
+/// reading the records themselves.
+pub(crate) fn agent_names(txn: &ReadTransaction) -> Result<Vec<AgentName>, StoreError> {
+    let table = txn.open_table(AGENTS).map_err(StoreError::storage)?;
+    let mut names = Vec::new();
+    for entry in table.iter().map_err(StoreError::storage)? {
+        let (name, _) = entry.map_err(StoreError::storage)?;
+        names.extend(AgentName::new(name.value()).ok());
+    }
+    Ok(names)
 }
 
 pub(crate) fn agent_counts(

@@ -185,3 +185,37 @@ async fn planning_before_a_planning_fleets_member_joins_says_it_has_not_joined()
     );
     engine.shutdown().await.unwrap();
 }
+
+/// The stored agents are the running engine's: one an earlier engine had (taken out of the
+/// config since, a fleet's member gone) is removed at the start (hand trial: `ocio status`
+/// counted such agents online and `ocio agents` listed them, with the load they had).
+#[tokio::test]
+async fn agents_an_earlier_engine_had_are_not_kept_as_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ocio.redb");
+    let agent = |name: &str| {
+        simulated(Agent::new(
+            AgentName::new(name).unwrap(),
+            Backend::Simulated,
+            2,
+        ))
+    };
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(
+        store.clone(),
+        vec![agent("kept"), agent("gone")],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let engine = EngineHandle::start(store.clone(), vec![agent("kept")], EngineOptions::default())
+        .await
+        .unwrap();
+    let stored = store.read(crate::store::query::agents).await.unwrap();
+    let names: Vec<&str> = stored.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["kept"]);
+    engine.shutdown().await.unwrap();
+}

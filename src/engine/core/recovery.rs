@@ -80,6 +80,7 @@ impl Core {
                 let past = Past {
                     lasts: last_entries(txn, &active, &history)?,
                     spent: spent_so_far(txn, &active)?,
+                    agents: query::agent_names(txn)?,
                 };
                 Ok((
                     records,
@@ -200,6 +201,14 @@ impl Core {
         let (resumed, settled) = self.resume_or_end(sessions, past, &mut step, now);
         for (_, agent) in self.fleet.live() {
             step.batch.put_agent(agent);
+        }
+        // The stored agents are this engine's: one an earlier engine had that this one has
+        // not (taken out of the config, a fleet's member gone) is no agent any more (hand
+        // trial: `ocio status` counted them online, `ocio agents` listed them).
+        for name in &past.agents {
+            if self.fleet.index_of(name.as_str()).is_err() {
+                step.batch.remove_agent(name);
+            }
         }
         // Locks held by work that is not resuming go back.
         for holder in self.locks.holders() {
@@ -617,6 +626,8 @@ impl Core {
 struct Past {
     lasts: HashMap<SessionId, Entry>,
     spent: HashMap<SessionId, crate::domain::Usage>,
+    /// The agents stored by the engines before this one.
+    agents: Vec<crate::domain::AgentName>,
 }
 
 /// What each active session had spent at its newest step checkpoint.
