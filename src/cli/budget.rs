@@ -78,6 +78,15 @@ pub(crate) fn run(context: &Context, change: Change, json: bool) -> Result<(), F
                 said.push_str("; the plan is paused over budget");
             }
             _ if then == BudgetThen::Cancel => said.push_str("; the plan's work was cancelled"),
+            // A plan that ended (or one older than the engine lists) has nothing to go on.
+            _ if after.plans.iter().find(|p| p.id == plan).is_none_or(|p| {
+                p.tasks
+                    .iter()
+                    .all(|t| crate::domain::Lifecycle::is_terminal(t.status))
+            }) =>
+            {
+                said.push_str("; the plan has ended (a task run again counts against it)")
+            }
             _ => said.push_str("; the plan goes on"),
         }
         if let Some(s) = spend {

@@ -632,7 +632,10 @@ pub(crate) fn context(context: &Context, plan: Option<&str>, json: bool) -> Resu
             return print_json(&json!({ "source": source_name(engine.as_ref()), "plan": id, "name": name, "tasks": tasks }));
         }
         say_source(context, engine.as_ref());
-        let mut out = format!("plan {name} ({id}): {} tasks left context", tasks.len());
+        let mut out = format!(
+            "plan {name} ({id}): {} left context",
+            crate::text::count(tasks.len(), "task")
+        );
         for task in &tasks {
             out.push_str(&format!("\n\n{}  {}", task.key, task.merge));
             if let Some(commit) = &task.commit {
