@@ -88,6 +88,7 @@ fn plan(id: PlanId) -> PlanView {
                 capabilities: vec!["code".into()],
                 session: None,
                 check: None,
+                waits: None,
             });
         }
     }

@@ -182,6 +182,7 @@ fn snapshot() -> Snapshot {
             .enumerate()
             .map(|(i, (key, needs, status, attempts))| TaskView {
                 check: None,
+                waits: None,
                 id: task_id(i),
                 key: key.to_string(),
                 status: *status,

@@ -224,6 +224,9 @@ fn tasks_table(plans: &[crate::engine::view::PlanView]) -> String {
                 task.attempts,
                 task.needs.join(", ")
             ));
+            if let Some(waits) = &task.waits {
+                out.push_str(&format!("\n{:<10}   waits {waits}", ""));
+            }
         }
         if let Some(landing) = &plan.landing {
             out.push_str(&format!("\n{:<10} {}", "", landing.told(shown)));
@@ -267,6 +270,7 @@ fn stored_plans(txn: &redb::ReadTransaction) -> Result<Vec<PlanView>, StoreError
                     capabilities: t.capabilities.iter().cloned().collect(),
                     session: latest.get(&t.id).copied(),
                     check: None,
+                    waits: None,
                 })
                 .collect(),
             key: keys.remove(&plan.id).unwrap_or_default(),

@@ -92,6 +92,7 @@ fn tasks_keep_their_columns_with_a_long_plan_and_task_name() {
         capabilities: Vec::new(),
         session: None,
         check: None,
+        waits: None,
     };
     let plan = |n: u128, name: &str, key: &str| PlanView {
         id: crate::domain::PlanId::from_u128(n),
@@ -112,6 +113,14 @@ fn tasks_keep_their_columns_with_a_long_plan_and_task_name() {
     let table = tasks_table(&plans);
     let status = columns(&table, "STATUS");
     assert_eq!(columns(&table, "ready"), [status[0], status[0]], "{table}");
+    // A task no agent could run says what it waits for, on a line of its own.
+    let mut waiting = plans;
+    waiting[0].tasks[0].waits = Some("for a member of fleet box to join".into());
+    let table = tasks_table(&waiting);
+    assert!(
+        table.contains("\n             waits for a member of fleet box to join"),
+        "{table}"
+    );
 }
 
 /// `ocio sessions` named only the task's key (`api` of which plan?): the task is

@@ -78,6 +78,48 @@ fn is_up(agent: &Agent) -> bool {
     )
 }
 
+/// Why ready `task` cannot go to any agent there is now, whatever their load: `None` when one
+/// could run it (it waits for a free slot, if at all). Said beside the task, so one that
+/// waits for good (an agent gone, a fleet with no member) is not taken for one in a queue.
+pub(crate) fn why_waiting(
+    task: &Task,
+    needs: Needs,
+    agents: &[Agent],
+    fleets: &[crate::domain::Fleet],
+) -> Option<String> {
+    if agents.iter().any(|a| could_run(task, needs, a)) {
+        return None;
+    }
+    if let Some(pinned) = &task.agent {
+        return Some(match crate::domain::fleet_of(fleets, pinned.as_str()) {
+            Some(fleet) => format!("for {pinned}, a member of fleet {}, to join", fleet.name),
+            None => format!("for agent {pinned}, which is not among the agents"),
+        });
+    }
+    let offering: Vec<&str> = fleets
+        .iter()
+        .filter(|f| f.offers(&task.capabilities))
+        .filter(|f| !needs.ocios_disk || f.works_away != Some(true))
+        .map(|f| f.name.as_str())
+        .collect();
+    if !offering.is_empty() {
+        return Some(format!(
+            "for a member of fleet {} to join",
+            offering.join(" or ")
+        ));
+    }
+    let caps: Vec<&str> = task.capabilities.iter().map(String::as_str).collect();
+    Some(
+        if agents.iter().any(|a| could_run(task, Needs::default(), a)) {
+            "for an agent that sees ocio's files (the plan's directory is no git repository; the agents that could run it work on build boxes)".into()
+        } else if caps.is_empty() {
+            "for an agent: there is none".into()
+        } else {
+            format!("for an agent offering {}: none does", caps.join(", "))
+        },
+    )
+}
+
 /// The agent to run `task` on, as an index into `agents`; `None` if no agent can take it now.
 /// `last_picked[i]` is a counter of when agent `i` last got work (lower: longer ago).
 pub(crate) fn pick_agent(
@@ -328,5 +370,56 @@ mod tests {
         ];
         order(&mut aged, now, step);
         assert_eq!(aged[0].task.key, "low", "60 s of waiting is worth 6 points");
+    }
+
+    /// A ready task no agent there is could ever run says what it waits for (hand trial:
+    /// tasks pinned to a member not joined, or needing what only a fleet offers, sat ready
+    /// with no word); one an agent could run (busy, offline) says nothing.
+    #[test]
+    fn a_task_no_agent_could_run_says_what_it_waits_for() {
+        let fleet = |name: &str, caps: &[&str], away: Option<bool>| crate::domain::Fleet {
+            name: AgentName::new(name).unwrap(),
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            works_away: away,
+            members: Vec::new(),
+        };
+        let fleets = [fleet("builders", &["rust"], Some(true))];
+        let mut busy = agent("near", 1, 1, &["code"]);
+        busy.status = AgentStatus::Offline;
+        let agents = [busy];
+        let why = |t: &Task, needs| why_waiting(t, needs, &agents, &fleets);
+        let plain = Needs { ocios_disk: true };
+        assert_eq!(why(&task("t", 0, &["code"]), Needs::default()), None);
+        assert_eq!(
+            why(&task("t", 0, &["rust"]), Needs::default()).as_deref(),
+            Some("for a member of fleet builders to join")
+        );
+        assert_eq!(
+            why(&task("t", 0, &["gpu"]), Needs::default()).as_deref(),
+            Some("for an agent offering gpu: none does")
+        );
+        let mut pinned = task("t", 0, &[]);
+        pinned.agent = Some(AgentName::new("builders-box-4096").unwrap());
+        assert_eq!(
+            why(&pinned, Needs::default()).as_deref(),
+            Some("for builders-box-4096, a member of fleet builders, to join")
+        );
+        pinned.agent = Some(AgentName::new("gone").unwrap());
+        assert_eq!(
+            why(&pinned, Needs::default()).as_deref(),
+            Some("for agent gone, which is not among the agents")
+        );
+        // Outside git: a fleet of build boxes cannot take it, and says so no more.
+        assert_eq!(
+            why(&task("t", 0, &["rust"]), plain).as_deref(),
+            Some("for an agent offering rust: none does")
+        );
+        let mut far = agent("far", 1, 0, &[]);
+        far.works_away = true;
+        let far = [far];
+        assert!(
+            why_waiting(&task("t", 0, &[]), plain, &far, &[])
+                .is_some_and(|w| w.contains("sees ocio's files"))
+        );
     }
 }

@@ -215,6 +215,10 @@ pub struct TaskView {
     /// until it prints one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// A ready task no agent there is now could ever run: what it waits for (`for a member
+    /// of fleet box to join`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits: Option<String>,
 }
 
 /// A session and what it is doing.

@@ -38,6 +38,7 @@ fn demo_graph() -> App {
             .enumerate()
             .map(|(i, (key, needs))| TaskView {
                 check: None,
+                waits: None,
                 id: tid(i as u128),
                 key: key.to_string(),
                 status: TaskStatus::Pending,

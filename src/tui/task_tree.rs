@@ -361,6 +361,12 @@ fn task_line(task: &TaskView, waits_for_you: bool, theme: &Theme) -> Line<'stati
         let line = crate::text::clip(check, 60);
         spans.push(Span::styled(format!(" checking: {line}"), theme.muted));
     }
+    if let Some(waits) = &task.waits {
+        spans.push(Span::styled(
+            format!(" · waits {}", crate::text::clip(waits, 60)),
+            theme.status("blocked"),
+        ));
+    }
     Line::from(spans)
 }
 

@@ -115,6 +115,7 @@ pub(super) fn snapshot() -> Snapshot {
         .enumerate()
         .map(|(i, (key, needs, status))| TaskView {
             check: None,
+            waits: None,
             id: tid(i as u128),
             key: key.to_string(),
             status: *status,

@@ -352,6 +352,17 @@ impl Core {
             .len()
             .checked_sub(RECENT_PLANS)
             .map(|skip| finished[skip]);
+        let agents = self.fleet.live_agents();
+        let waits = |s: &super::plans::PlanState, t: &crate::domain::Task| {
+            let needs = crate::engine::routing::Needs {
+                ocios_disk: s.work.in_plain_directory(),
+            };
+            (t.status == crate::domain::TaskStatus::Ready)
+                .then(|| {
+                    crate::engine::routing::why_waiting(t, needs, &agents, &self.options.fleets)
+                })
+                .flatten()
+        };
         let plans: Vec<PlanView> = self
             .plans
             .values()
@@ -375,6 +386,7 @@ impl Core {
                         capabilities: t.capabilities.iter().cloned().collect(),
                         session: self.observed.latest.get(&t.id).copied(),
                         check: self.checking.get(&t.id).cloned(),
+                        waits: waits(s, t),
                     })
                     .collect(),
             })
@@ -401,7 +413,7 @@ impl Core {
             plans,
             sessions,
             running: self.running.len(),
-            agents: self.fleet.live_agents(),
+            agents,
             fleets: self.options.fleets.clone(),
             approvals: self
                 .pending_approvals()

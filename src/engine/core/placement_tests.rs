@@ -139,6 +139,19 @@ async fn a_plan_waits_for_a_fleets_first_member() {
             crate::domain::TaskStatus::Ready
         ]
     );
+    // Each says what it waits for (hand trial: they sat ready with no word).
+    let waits: Vec<_> = snapshot.plans[0]
+        .tasks
+        .iter()
+        .map(|t| t.waits.as_deref())
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            Some("for a member of fleet builders to join"),
+            Some("for builders-box-4096, a member of fleet builders, to join")
+        ]
+    );
     let mut member = Agent::new(
         AgentName::new("builders-box-4096").unwrap(),
         Backend::Simulated,

@@ -37,6 +37,7 @@ fn plan_of(n: u128, tasks: Vec<(String, Vec<String>)>) -> PlanView {
             .enumerate()
             .map(|(i, (key, needs))| TaskView {
                 check: None,
+                waits: None,
                 id: TaskId::from_u128((n << 64) + i as u128 + 1),
                 key,
                 status: TaskStatus::Pending,
