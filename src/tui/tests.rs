@@ -845,3 +845,40 @@ fn a_session_lost_while_watched_says_why() {
         .unwrap_or_else(|| panic!("no lost row: {screen}"));
     assert!(row.contains("its server stopped working"), "{row}");
 }
+
+/// What a ready task waits for (from the snapshot) goes when it leaves ready, and the room
+/// asks again when the agents change or a task no agent offers all of becomes ready: the room
+/// follows events, not a snapshot a second.
+#[test]
+fn what_a_ready_task_waits_for_follows_the_events() {
+    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    let mut view = crate::tui::view::View::default();
+    let mut base = snapshot();
+    base.seq = 1;
+    base.plans[0].tasks[0].status = TaskStatus::Ready;
+    base.plans[0].tasks[0].capabilities = vec!["gpu".into()];
+    base.plans[0].tasks[0].waits = Some("for an agent offering gpu: none does".into());
+    let task = base.plans[0].tasks[0].clone();
+    view.apply_snapshot(base);
+    let moved = |seq, from, to| crate::engine::Told {
+        seq,
+        event: EngineEvent::Transition(DomainEvent::new(
+            Transition::Task {
+                id: task.id,
+                key: task.key.clone(),
+                from,
+                to,
+            },
+            "test",
+            jiff::Timestamp::now(),
+        )),
+    };
+    view.receive(moved(2, TaskStatus::Ready, TaskStatus::Running));
+    assert_eq!(
+        view.plans[0].tasks[0].waits, None,
+        "running: it waits no more"
+    );
+    assert!(!view.wants_snapshot);
+    view.receive(moved(3, TaskStatus::Running, TaskStatus::Ready));
+    assert!(view.wants_snapshot, "ready again, and no agent offers gpu");
+}

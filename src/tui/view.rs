@@ -409,8 +409,13 @@ impl View {
                 if !self.agents.iter().any(|a| a.name == agent.name) {
                     self.agents.push((**agent).clone());
                 }
+                // What ready tasks wait for changes with the agents there are.
+                self.wants_snapshot |= self.any_task_waits();
             }
-            EngineEvent::AgentRemoved { agent } => self.agents.retain(|a| a.name != *agent),
+            EngineEvent::AgentRemoved { agent } => {
+                self.agents.retain(|a| a.name != *agent);
+                self.wants_snapshot = true;
+            }
             EngineEvent::PlanFinished { .. }
             | EngineEvent::FleetMemberWaiting { .. }
             | EngineEvent::FleetSourceFailed { .. }
@@ -426,6 +431,14 @@ impl View {
     }
 
     /// A task's running check and its newest line, or none once it ended.
+    /// Whether a ready task is said to wait for something no agent offers.
+    fn any_task_waits(&self) -> bool {
+        self.plans
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .any(|t| t.waits.is_some())
+    }
+
     fn set_check(&mut self, plan: crate::domain::PlanId, key: &str, text: Option<String>) {
         let task = self
             .plans
@@ -498,6 +511,16 @@ impl View {
                     task.status = *to;
                     if *to == crate::domain::TaskStatus::Running {
                         task.attempts += 1;
+                    }
+                    // What a ready task waits for is the engine's to say (the snapshot's); one
+                    // no agent here offers all it needs may wait for good.
+                    let offered = |a: &crate::domain::Agent| {
+                        task.capabilities.iter().all(|c| a.capabilities.contains(c))
+                    };
+                    if *to != crate::domain::TaskStatus::Ready {
+                        task.waits = None;
+                    } else if !self.agents.iter().any(offered) {
+                        self.wants_snapshot = true;
                     }
                     self.plans_generation += 1;
                 }
