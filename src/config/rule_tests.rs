@@ -9,7 +9,7 @@ fn bad_agent_name_is_rejected() {
         "[[agents]]\nname = \"has space\"\nkind = \"simulated\"\n",
         2,
         "agents[0].name",
-        "agent name `has space` is not allowed",
+        "name `has space` is not allowed",
     );
 }
 

@@ -132,7 +132,7 @@ pub struct AgentName(String);
 /// An agent name that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "agent name `{}` is not allowed: use 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+    "name `{}` is not allowed: use 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
     crate::text::shown(.0)
 )]
 pub struct AgentNameError(pub String);
