@@ -113,8 +113,10 @@ impl Crew for Gathering {
         Ok(())
     }
 
+    /// Nothing leaves before the engine starts: a member taken in again for the sessions the
+    /// last engine left on it is there to re-attach them (leaving once they have ended).
     async fn remove(&self, _: &AgentName) -> Result<Removal, String> {
-        Ok(Removal::Gone)
+        Ok(Removal::Busy(0))
     }
 
     async fn tell(&self, event: EngineEvent) {

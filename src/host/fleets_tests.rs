@@ -605,3 +605,22 @@ async fn a_member_taken_in_again_at_the_start_is_not_told_as_waiting() {
     assert_eq!(specs.len(), 1);
     assert!(waiting.is_empty(), "{waiting:?}");
 }
+
+/// A member the last engine left sessions on, taken in again at the start though its source
+/// no longer lists it, stays a (leaving) member through the start's first round: nothing
+/// leaves before the engine runs (a run of the live fleet test hung: taken in before the
+/// round, it was dropped from the roster at once and never removed after its session).
+#[tokio::test]
+async fn a_member_taken_in_again_unlisted_stays_through_the_starts_round() {
+    use super::crews::Gathering;
+    let fleet = fleet();
+    let gathering = Gathering::new(BTreeSet::new(), Vec::new());
+    let mut roster = Roster::new(fleet.clone());
+    assert!(
+        roster
+            .recall(A, &fleet.member_name(A), false, &gathering)
+            .await
+    );
+    roster.round(listed(&[]), &gathering).await;
+    assert_eq!(standing(&roster), [(A.to_string(), Standing::Leaving)]);
+}
