@@ -140,7 +140,17 @@ impl FleetConfig {
     /// agent name is shortened to `<fleet>-<hash of the url>`.
     pub(crate) fn member_name(&self, url: &str) -> AgentName {
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let authority = rest.split(['?', '#']).next().unwrap_or(rest);
+        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+        // A path of letters, digits and dots reads as itself (`/` becoming `-`); one with
+        // other characters would read as another's (`/a/b`, `/a-b`, `/a_b`): the hash.
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
+        if !path.chars().all(plain) {
+            return AgentName::new(format!("{}-{:016x}", self.name, fnv(url)))
+                .unwrap_or_else(|_| self.name.clone());
+        }
+        let authority = format!("{authority}/{path}");
+        let authority = authority.as_str();
         let host_port: String = authority
             .trim_start_matches('[')
             .replace("]:", ":")

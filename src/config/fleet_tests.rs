@@ -51,6 +51,18 @@ fn a_members_name_is_stable_per_url_and_always_a_valid_agent_name() {
     // waited for good on "already exists").
     assert_eq!(name("https://gw:443/a"), "boxes-gw-443-a");
     assert_ne!(name("https://gw:443/a"), name("https://gw:443/b"));
+    // Paths that would read alike are named apart (second hand trial: `/a/b`, `/a-b` and
+    // `/a_b` were one name).
+    let alike = [
+        name("http://gw:1/a/b"),
+        name("http://gw:1/a-b"),
+        name("http://gw:1/a_b"),
+    ];
+    assert_eq!(alike[0], "boxes-gw-1-a-b");
+    assert!(
+        alike[1] != alike[0] && alike[2] != alike[0] && alike[1] != alike[2],
+        "{alike:?}"
+    );
     let long = format!("http://{}.example:4096", "a".repeat(80));
     let shortened = name(&long);
     assert!(

@@ -58,6 +58,48 @@ async fn resolve(name: &str) -> Result<Vec<String>, SourceError> {
     Ok(addrs.map(|addr| format!("http://{addr}")).collect())
 }
 
+/// How long a command's output is read after it ended.
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// A command's output as it is read.
+type Read = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Reads `pipe` to its end into `read`, chunk by chunk (what came is kept if the end never
+/// does).
+async fn read_into(mut pipe: impl tokio::io::AsyncRead + Unpin, read: Read) {
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut pipe, &mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        read.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Starts reading `pipe`: the reader, and what it has read.
+fn reading(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+) -> (Option<tokio::task::JoinHandle<()>>, Read) {
+    let read = Read::default();
+    let reader = pipe.map(|pipe| tokio::spawn(read_into(pipe, read.clone())));
+    (reader, read)
+}
+
+/// What was read of a command's output, its reader given [`OUTPUT_GRACE`] to reach the end.
+async fn output_of((reader, read): (Option<tokio::task::JoinHandle<()>>, Read)) -> String {
+    if let Some(mut reader) = reader
+        && tokio::time::timeout(OUTPUT_GRACE, &mut reader)
+            .await
+            .is_err()
+    {
+        reader.abort();
+    }
+    let bytes = read.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The URLs `command` prints (run with `sh -c`), one a line; blank lines and `#` comments are
 /// skipped.
 async fn run(command: &str) -> Result<Vec<String>, SourceError> {
@@ -78,8 +120,11 @@ async fn run(command: &str) -> Result<Vec<String>, SourceError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| failed(format!("cannot be run: {e}")))?;
-    let _group = crate::engine::shell::Group::of(&child);
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+    let mut child = child;
+    let group = crate::engine::shell::Group::of(&child);
+    let stdout = reading(child.stdout.take());
+    let stderr = reading(child.stderr.take());
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, child.wait())
         .await
         .map_err(|_| {
             failed(format!(
@@ -88,15 +133,18 @@ async fn run(command: &str) -> Result<Vec<String>, SourceError> {
             ))
         })?
         .map_err(|e| failed(format!("cannot be run: {e}")))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    // Ended: what it printed is read for a moment more; a process it left in the background
+    // (holding the output open) does not keep the read waiting, and goes with its group.
+    let stdout = output_of(stdout).await;
+    let stderr = output_of(stderr).await;
+    drop(group);
+    if !status.success() {
         let said = match stderr.trim() {
             "" => "(nothing on stderr)".to_string(),
             text => shown(text),
         };
-        return Err(failed(format!("failed ({}): {said}", output.status)));
+        return Err(failed(format!("failed ({status}): {said}")));
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .map(str::trim)

@@ -509,6 +509,16 @@ async fn a_command_that_fails_or_prints_no_url_is_an_error() {
     );
 }
 
+/// A command that leaves a process in the background (holding its output open) is read once
+/// it has ended: hand trial, `sleep 1000 & echo URL` "did not finish within 30s" for ever.
+#[tokio::test]
+async fn a_command_that_leaves_a_process_behind_is_read_when_it_ends() {
+    let urls = read(&with_command("sleep 100 & echo http://a:1"))
+        .await
+        .unwrap();
+    assert_eq!(urls, ["http://a:1"]);
+}
+
 /// A read cut short (the start's bound, a stopping engine, the 30 s limit) stops the whole
 /// command, its children too (hand trial: a `sleep` was left behind per timed-out read).
 #[tokio::test]
