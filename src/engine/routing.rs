@@ -87,8 +87,20 @@ pub(crate) fn why_waiting(
     agents: &[Agent],
     fleets: &[crate::domain::Fleet],
 ) -> Option<String> {
-    if agents.iter().any(|a| could_run(task, needs, a)) {
+    let able: Vec<&Agent> = agents
+        .iter()
+        .filter(|a| could_run(task, needs, a))
+        .collect();
+    if able.iter().any(|a| is_up(a)) {
         return None;
+    }
+    if !able.is_empty() {
+        // Those that could are offline or drained: it waits for one of them to take work.
+        let named: Vec<String> = able
+            .iter()
+            .map(|a| format!("{} ({})", a.name, crate::domain::Lifecycle::name(a.status)))
+            .collect();
+        return Some(format!("for {} to take work again", named.join(" or ")));
     }
     if let Some(pinned) = &task.agent {
         return Some(match crate::domain::fleet_of(fleets, pinned.as_str()) {
@@ -384,12 +396,22 @@ mod tests {
             members: Vec::new(),
         };
         let fleets = [fleet("builders", &["rust"], Some(true))];
-        let mut busy = agent("near", 1, 1, &["code"]);
-        busy.status = AgentStatus::Offline;
-        let agents = [busy];
+        let busy = agent("near", 1, 1, &["code"]);
+        let mut down = agent("down", 1, 0, &["docs"]);
+        down.status = AgentStatus::Offline;
+        let agents = [busy, down];
         let why = |t: &Task, needs| why_waiting(t, needs, &agents, &fleets);
         let plain = Needs { ocios_disk: true };
-        assert_eq!(why(&task("t", 0, &["code"]), Needs::default()), None);
+        assert_eq!(
+            why(&task("t", 0, &["code"]), Needs::default()),
+            None,
+            "busy: a queue"
+        );
+        // Only an agent that is offline (or drained) could: said (second hand trial).
+        assert_eq!(
+            why(&task("t", 0, &["docs"]), Needs::default()).as_deref(),
+            Some("for down (offline) to take work again")
+        );
         assert_eq!(
             why(&task("t", 0, &["rust"]), Needs::default()).as_deref(),
             Some("for a member of fleet builders to join")

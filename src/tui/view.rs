@@ -526,6 +526,8 @@ impl View {
                 }
             }
             Transition::Agent { name, to, .. } => {
+                // What ready tasks wait for may change with it (an agent back online).
+                self.wants_snapshot |= self.any_task_waits();
                 match self.agents.iter_mut().find(|a| a.name == *name) {
                     Some(agent) => {
                         agent.status = *to;
