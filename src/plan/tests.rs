@@ -376,6 +376,22 @@ agent = "builders-box-3-4096"
     );
     assert!(text[0].contains("builders-<host>-<port>"), "{text:?}");
     assert!(!builders.may_name("builders"), "the fleet is no member");
+    // Pinned to the fleet itself: said so, and how to let its members run it (second hand
+    // trial: "unknown agent" with no word of the fleet).
+    let to_fleet = parse(
+        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"p\"\nagent = \"builders\"\n",
+    );
+    let found = to_fleet
+        .validate_against_agents(&[], std::slice::from_ref(&builders))
+        .unwrap_err()
+        .into_vec();
+    let text: Vec<String> = found.iter().map(|e| e.to_string()).collect();
+    assert_eq!(found.len(), 1, "{text:?}");
+    assert!(
+        text[0].contains("is pinned to fleet \"builders\", not to one of its members")
+            && text[0].contains("leave `agent` out"),
+        "{text:?}"
+    );
     assert!(
         !builders.may_name("builders-"),
         "nor is its name and a dash"

@@ -83,7 +83,10 @@ impl PlanFile {
             self.tasks
                 .iter()
                 .filter_map(|task| task.agent.as_ref())
-                .filter(|pinned| fleet_of(fleets, pinned.as_str()).is_some())
+                .filter(|pinned| {
+                    fleet_of(fleets, pinned.as_str()).is_some()
+                        || fleets.iter().any(|f| f.name == **pinned)
+                })
                 .map(ToString::to_string),
         );
         let mut errors = match self.validate_against(&offered, &names) {
@@ -97,6 +100,15 @@ impl PlanFile {
             let pinned = task.agent.as_ref().zip(task.origin.agent);
             let runs = |agent: &Agent| task.capabilities.is_subset(&agent.capabilities);
             match pinned {
+                Some((name, at)) if fleets.iter().any(|f| f.name == *name) => {
+                    errors.push(
+                        self.error(task, at, "agent", format!("is pinned to fleet {:?}, not to one of its members", name.as_str()))
+                            .with_hint(Some(format!(
+                                "leave `agent` out to let any member that offers what the task needs run it, or pin one member ({}-<host>-<port>)",
+                                name.as_str()
+                            ))),
+                    );
+                }
                 Some((name, at)) => {
                     errors.extend(self.pinned_lacks(task, name.as_str(), at, agents, fleets));
                 }
