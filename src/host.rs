@@ -382,7 +382,7 @@ async fn gather_fleets(
     let taken = specs.iter().map(|s| s.agent.name.clone()).collect();
     let gathering = crews::Gathering::new(taken, config.secret_vars());
     let left = left_running(store).await;
-    let mut reads: Vec<Reading> = config
+    let reads: Vec<Reading> = config
         .fleets
         .iter()
         .map(|fleet| {
@@ -392,8 +392,8 @@ async fn gather_fleets(
         .collect();
     let deadline = tokio::time::Instant::now() + FIRST_READ;
     let mut rosters = Vec::with_capacity(config.fleets.len());
-    for (fleet, read) in config.fleets.iter().zip(reads.iter_mut()) {
-        let listed = match tokio::time::timeout_at(deadline, &mut *read).await {
+    for (fleet, mut read) in config.fleets.iter().zip(reads) {
+        let listed = match tokio::time::timeout_at(deadline, &mut read).await {
             Ok(joined) => {
                 Some(joined.unwrap_or_else(|e| Err(fleets::SourceError::Stopped(e.to_string()))))
             }
@@ -405,20 +405,15 @@ async fn gather_fleets(
         let mut roster = fleets::Roster::new(fleet.clone());
         let urls = listed.as_ref().and_then(|l| l.as_ref().ok());
         recall_left(&mut roster, &left, urls, &gathering).await;
-        let pending = listed.is_none();
-        if let Some(listed) = listed {
-            roster.round(listed, &gathering).await;
-        }
-        rosters.push((roster, pending));
+        let pending = match listed {
+            Some(listed) => {
+                roster.round(listed, &gathering).await;
+                None
+            }
+            None => Some(read),
+        };
+        rosters.push(Gathered { roster, pending });
     }
-    let rosters = rosters
-        .into_iter()
-        .zip(reads)
-        .map(|((roster, pending), read)| Gathered {
-            roster,
-            pending: pending.then_some(read),
-        })
-        .collect();
     let (gathered, told) = gathering.into_parts();
     specs.extend(gathered);
     (rosters, told)

@@ -51,6 +51,20 @@ pub(super) async fn from_database<T: Default + Send + 'static>(
     Ok(read.map_or_else(T::default, |r| r.value))
 }
 
+/// [`from_database`] beside a running engine, which lists only its recent plans: a read that
+/// fails (the file changing under it) finds nothing, said in the log, instead of failing the
+/// command; what the engine lists is what there is then.
+pub(super) async fn beside_engine<T: Default + Send + 'static>(
+    context: &Context,
+    what: &str,
+    read: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+) -> T {
+    from_database(context, read).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e.message, "cannot read the {what} beside the running engine");
+        T::default()
+    })
+}
+
 /// Show `rows` as JSON (`{"source": ..., key: rows}`) or text, saying where they came from.
 fn show<T: Serialize>(
     context: &Context,

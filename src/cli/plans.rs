@@ -108,15 +108,9 @@ pub(super) async fn resolve(
             shown: None,
         });
     }
-    let stored = match super::inspect::from_database(context, of_database).await {
-        Ok(stored) => stored,
-        // Read beside a running engine, the file may change under the read: what the engine
-        // lists is what there is then.
-        Err(e) if snapshot.is_some() => {
-            tracing::warn!(error = %e.message, "cannot read the plans beside the running engine");
-            Vec::new()
-        }
-        Err(e) => return Err(e),
+    let stored = match snapshot {
+        Some(_) => super::inspect::beside_engine(context, "plans", of_database).await,
+        None => super::inspect::from_database(context, of_database).await?,
     };
     found(stored).ok_or_else(|| Failure::usage(none_named(wanted.trim())))
 }

@@ -395,13 +395,7 @@ async fn stored_task(context: &Context, text: &str) -> Result<(TaskId, String), 
         let tasks = crate::store::query::tasks(txn)?;
         Ok((plans, tasks))
     };
-    let (plans, tasks) = match super::inspect::from_database(context, read).await {
-        Ok(read) => read,
-        Err(e) => {
-            tracing::warn!(error = %e.message, "cannot read the tasks beside the running engine");
-            Default::default()
-        }
-    };
+    let (plans, tasks) = super::inspect::beside_engine(context, "tasks", read).await;
     let named = tasks.iter().filter_map(|task| {
         let plan = plans.iter().find(|p| p.id == task.plan)?;
         Some(Named {

@@ -12,12 +12,18 @@ use super::tests::{app, draw, key, snapshot, typed};
 
 /// The room of a first start: the engine answered, and it has no agents, plans or sessions.
 fn empty() -> App {
+    with_fleets(Vec::new())
+}
+
+/// The room of a first start with `fleets` configured and none of their members joined.
+fn with_fleets(fleets: Vec<crate::domain::Fleet>) -> App {
     let mut app = app();
     let mut snapshot = snapshot();
     snapshot.agents.clear();
     snapshot.sessions.clear();
     snapshot.plans.clear();
     snapshot.approvals.clear();
+    snapshot.fleets = fleets;
     app.update(Msg::Snapshot(Box::new(snapshot)));
     app
 }
@@ -102,19 +108,12 @@ fn m_adds_the_offered_agent_once_and_says_so_when_agents_exist() {
 /// agent was configured, `n` refused and `m` said opencode was missing (hand trial).
 #[test]
 fn a_fleet_with_no_member_yet_is_waited_for_not_called_missing() {
-    let mut app = app();
-    let mut snapshot = snapshot();
-    snapshot.agents.clear();
-    snapshot.sessions.clear();
-    snapshot.plans.clear();
-    snapshot.approvals.clear();
-    snapshot.fleets = vec![crate::domain::Fleet {
+    let mut app = with_fleets(vec![crate::domain::Fleet {
         name: crate::domain::AgentName::new("builders").unwrap(),
         capabilities: ["rust".to_string()].into(),
         works_away: Some(true),
         members: Vec::new(),
-    }];
-    app.update(Msg::Snapshot(Box::new(snapshot)));
+    }]);
     let screen = draw(&mut app, 100, 30);
     assert!(
         screen.contains("No fleet member has joined yet")
