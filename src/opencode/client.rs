@@ -111,6 +111,10 @@ pub enum ClientError {
     },
     #[error("{what}: cannot encode the request: {reason}")]
     Encode { what: String, reason: String },
+    #[error(
+        "{what} on {server}: the answer is a web page, not OpenCode's API\nhint: OpenCode answers its API at the server's root (http://host:port); drop the path from the URL, unless a proxy serves OpenCode under it"
+    )]
+    WebPage { server: String, what: String },
     #[error("{what} on {server}: unexpected response: {reason}")]
     Decode {
         server: String,
@@ -149,6 +153,7 @@ impl ClientError {
                     | Self::Setup { .. }
                     | Self::Unauthorized { .. }
                     | Self::CircuitOpen { .. }
+                    | Self::WebPage { .. }
             )
     }
 }
@@ -553,10 +558,21 @@ impl Client {
     async fn fetch<T: DeserializeOwned>(&self, call: Call) -> Result<T, ClientError> {
         let what = call.what;
         let bytes = self.send(call).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            server: self.inner.base.clone(),
-            what: what.into(),
-            reason: e.to_string(),
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let server = self.inner.base.clone();
+            // A real `opencode serve` answers a path it does not know with its web app (an
+            // HTML page, 200): what a URL with a wrong path meets.
+            match bytes.trim_ascii_start().first() {
+                Some(b'<') => ClientError::WebPage {
+                    server,
+                    what: what.into(),
+                },
+                _ => ClientError::Decode {
+                    server,
+                    what: what.into(),
+                    reason: e.to_string(),
+                },
+            }
         })
     }
 

@@ -170,3 +170,25 @@ async fn a_refused_password_names_the_variable_it_came_from() {
     let none = client(&url, 0).health().await.unwrap_err().to_string();
     assert!(none.contains("set password_env"), "{none}");
 }
+
+/// A URL with a path a real `opencode serve` does not know is answered with its web app (an
+/// HTML page, 200; checked against 1.18.33): the error says so and how to fix the URL (it read
+/// "unexpected response: expected value at line 1 column 1": hand trial).
+#[tokio::test]
+async fn a_web_page_for_an_answer_says_the_url_is_not_the_apis() {
+    let app = Router::new().fallback(get(|| async {
+        (
+            [("content-type", "text/html")],
+            "\n<!doctype html>\n<html><title>OpenCode</title></html>",
+        )
+            .into_response()
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let error = client(&url, 0).health().await.unwrap_err();
+    let said = error.to_string();
+    assert!(said.contains("the answer is a web page"), "{said}");
+    assert!(said.contains("drop the path from the URL"), "{said}");
+    assert!(error.is_the_servers(), "another agent may do better");
+}
