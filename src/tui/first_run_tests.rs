@@ -129,3 +129,26 @@ fn a_fleet_with_no_member_yet_is_waited_for_not_called_missing() {
     let (text, _) = toast(&app);
     assert!(text.contains("only while none is configured"), "{text}");
 }
+
+/// Beside agents that are joined (simulated ones here), a fleet with no member yet: the header
+/// does not call the room simulated, and the empty sessions pane names the fleet it waits for
+/// (it said `[SIMULATED]` and named no fleet once any agent existed: hand trial).
+#[test]
+fn a_memberless_fleet_beside_agents_is_named_and_the_room_is_not_simulated() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.sessions.clear();
+    snapshot.fleets = vec![crate::domain::Fleet {
+        name: crate::domain::AgentName::new("builders").unwrap(),
+        capabilities: Default::default(),
+        works_away: Some(true),
+        members: Vec::new(),
+    }];
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    let screen = draw(&mut app, 160, 40);
+    assert!(!screen.contains("SIMULATED"), "{screen}");
+    assert!(
+        screen.contains("no member has joined fleet builders yet"),
+        "{screen}"
+    );
+}

@@ -309,8 +309,10 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
         Part::new(rank, Span::raw(" "), vec![Span::styled(text, style)])
     };
     let ocio = || Span::styled(" OCIO ", theme.selected);
-    let simulated =
-        !view.agents.is_empty() && view.agents.iter().all(|a| a.backend == Backend::Simulated);
+    // A fleet's members are real servers, joined or not.
+    let simulated = !view.agents.is_empty()
+        && view.fleets.is_empty()
+        && view.agents.iter().all(|a| a.backend == Backend::Simulated);
     // Nothing real runs: said with the name, so it never gives way (a demo at 80x24), in full
     // where there is room.
     let name = match simulated {

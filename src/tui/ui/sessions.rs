@@ -203,7 +203,26 @@ fn placeholder(app: &App) -> Option<Vec<Line<'static>>> {
                 .collect(),
         );
     }
-    Some(vec![Line::styled(empty_hint(app), app.theme.muted)])
+    let mut lines = vec![Line::styled(empty_hint(app), app.theme.muted)];
+    let waited: Vec<&str> = app
+        .view
+        .fleets
+        .iter()
+        .filter(|fleet| {
+            !app.view.agents.iter().any(|agent| {
+                crate::domain::fleet_of(&app.view.fleets, agent.name.as_str())
+                    .is_some_and(|of| of.name == fleet.name)
+            })
+        })
+        .map(|fleet| fleet.name.as_str())
+        .collect();
+    if !waited.is_empty() {
+        lines.push(Line::styled(
+            format!("no member has joined fleet {} yet", waited.join(", ")),
+            app.theme.muted,
+        ));
+    }
+    Some(lines)
 }
 
 /// With fleets configured and none of their members joined yet: what the room waits for, and
