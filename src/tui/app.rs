@@ -798,16 +798,50 @@ impl App {
             _ => None,
         };
         let Some(id) = session else {
-            // Enter on a plan's own row opens its review.
-            if self.focus == Pane::Tasks && self.panes.selected_task(&self.view).is_none() {
-                return match self.selected_plan() {
-                    Some(plan) => self.open_plan_review(plan),
-                    None => Vec::new(),
-                };
+            if self.focus != Pane::Tasks {
+                return Vec::new();
+            }
+            // Enter on a plan's own row opens its review; on a task with no session yet, says
+            // whole what it waits for (the tree clips it).
+            match self.panes.selected_task(&self.view) {
+                None => {
+                    if let Some(plan) = self.selected_plan() {
+                        return self.open_plan_review(plan);
+                    }
+                }
+                Some((task, _)) => {
+                    if let Some(said) = self.unstarted(task) {
+                        self.toast(said, false);
+                    }
+                }
             }
             return Vec::new();
         };
         self.open_session(id)
+    }
+
+    /// What a task with no session says when opened: its state and what it waits for.
+    fn unstarted(&self, id: TaskId) -> Option<String> {
+        let (plan, task) = self
+            .view
+            .plans
+            .iter()
+            .find_map(|p| Some((p, p.tasks.iter().find(|t| t.id == id)?)))?;
+        let undone: Vec<&str> = plan
+            .tasks
+            .iter()
+            .filter(|t| task.needs.contains(&t.key) && t.status != TaskStatus::Done)
+            .map(|t| t.key.as_str())
+            .collect();
+        let why = match (&task.waits, task.status) {
+            (Some(waits), _) => format!("waits {waits}"),
+            (None, TaskStatus::Pending) if !undone.is_empty() => {
+                format!("waits for {} to be done", undone.join(", "))
+            }
+            (None, TaskStatus::Ready) => "waits for a free agent".into(),
+            (None, _) => "has no session".into(),
+        };
+        Some(format!("{} {}: {why}", task.key, task.status.name()))
     }
 
     /// The approvals pane's selected row, the cursor kept on what it was on.

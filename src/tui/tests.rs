@@ -882,3 +882,38 @@ fn what_a_ready_task_waits_for_follows_the_events() {
     view.receive(moved(3, TaskStatus::Running, TaskStatus::Ready));
     assert!(view.wants_snapshot, "ready again, and no agent offers gpu");
 }
+
+/// Enter on a task with no session says whole what it waits for (the tree clips it at 60
+/// characters; Enter did nothing: hand trial).
+#[test]
+fn enter_on_a_task_with_no_session_says_what_it_waits_for_whole() {
+    use crate::domain::TaskStatus;
+    let mut app = app();
+    let mut snapshot = snapshot();
+    let waits = format!(
+        "for box-{}-4096, a member of fleet box, to join",
+        "9".repeat(60)
+    );
+    snapshot.plans[0].tasks[4].status = TaskStatus::Ready;
+    snapshot.plans[0].tasks[4].waits = Some(waits.clone());
+    let ids: Vec<_> = snapshot.plans[0].tasks.iter().map(|t| t.id).collect();
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    app.focus = Pane::Tasks;
+    let mut opened = |id| {
+        draw(&mut app, 120, 30);
+        for _ in 0..20 {
+            if app.panes.selected_task(&app.view).map(|(t, _)| t) == Some(id) {
+                break;
+            }
+            key(&mut app, KeyCode::Char('j'));
+        }
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.mode, Mode::Normal);
+        app.toast.take().map(|t| t.text).unwrap_or_default()
+    };
+    assert_eq!(opened(ids[4]), format!("tests ready: waits {waits}"));
+    assert_eq!(
+        opened(ids[6]),
+        "review pending: waits for tests, e2e to be done"
+    );
+}
