@@ -489,6 +489,7 @@ fn session_named(
                 Some(super::remote::Named {
                     plan,
                     shown: plan,
+                    plan_id: t.plan,
                     id: t.id,
                     key: t.key.as_str(),
                 })

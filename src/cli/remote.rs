@@ -401,6 +401,7 @@ async fn stored_task(context: &Context, text: &str) -> Result<(TaskId, String), 
         Some(Named {
             plan: plan.name.as_str(),
             shown: plan.shown(&plans),
+            plan_id: plan.id,
             id: task.id,
             key: task.key.as_str(),
         })
@@ -417,10 +418,12 @@ fn no_task(text: &str) -> Failure {
 }
 
 /// A task as [`find_task`] takes it: its plan's name, what the plan is called among the
-/// others (its branches' name, `<name>-2`, when another has its name), its id and key.
+/// others (its branches' name, `<name>-2`, when another has its name), the plan's id, the
+/// task's id and key.
 pub(crate) struct Named<'a> {
     pub(crate) plan: &'a str,
     pub(crate) shown: &'a str,
+    pub(crate) plan_id: crate::domain::PlanId,
     pub(crate) id: TaskId,
     pub(crate) key: &'a str,
 }
@@ -432,6 +435,7 @@ pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = Named<'_>> {
         plan.tasks.iter().map(move |task| Named {
             plan: plan.name.as_str(),
             shown,
+            plan_id: plan.id,
             id: task.id,
             key: task.key.as_str(),
         })
@@ -439,8 +443,8 @@ pub(crate) fn tasks_of(snapshot: &Snapshot) -> impl Iterator<Item = Named<'_>> {
 }
 
 /// The task `text` names among `tasks`: its full id, the last 8 characters of it, its key,
-/// or `plan/key` (the plan's name or what it is called among the others), as the id and
-/// `plan/key`; `None` when none matches.
+/// or `plan/key` (the plan's name, what it is called among the others, or its id, whole or
+/// its last 8 characters), as the id and `plan/key`; `None` when none matches.
 pub(crate) fn find_task<'a>(
     tasks: impl IntoIterator<Item = Named<'a>>,
     text: &str,
@@ -449,6 +453,11 @@ pub(crate) fn find_task<'a>(
     let exact: Option<TaskId> = wanted.parse().ok();
     let lower = wanted.to_ascii_lowercase();
     let (plan_part, key_part) = wanted.rsplit_once('/').unwrap_or(("", wanted));
+    let plan_id_is = |id: crate::domain::PlanId| {
+        !plan_part.is_empty()
+            && (id.to_string().eq_ignore_ascii_case(plan_part)
+                || id.short().eq_ignore_ascii_case(plan_part))
+    };
     // Named as shown first: `restart/x` is the plan called `restart` when its twin is
     // `restart-3`, though both have that name.
     let (shown, named): (Vec<Named>, Vec<Named>) = tasks
@@ -457,9 +466,15 @@ pub(crate) fn find_task<'a>(
             Some(t.id) == exact
                 || t.id.short() == lower
                 || t.key == wanted
-                || (t.key == key_part && (t.plan == plan_part || t.shown == plan_part))
+                || (t.key == key_part
+                    && (t.plan == plan_part || t.shown == plan_part || plan_id_is(t.plan_id)))
         })
-        .partition(|t| t.key != key_part || t.shown == plan_part || plan_part.is_empty());
+        .partition(|t| {
+            t.key != key_part
+                || t.shown == plan_part
+                || plan_part.is_empty()
+                || plan_id_is(t.plan_id)
+        });
     let found: Vec<(TaskId, String)> = if shown.is_empty() { named } else { shown }
         .into_iter()
         .map(|t| (t.id, format!("{}/{}", t.shown, t.key)))
@@ -493,6 +508,7 @@ mod find_tests {
         let task = |n: u128, shown| Named {
             plan: "restart",
             shown,
+            plan_id: crate::domain::PlanId::from_u128(n),
             id: TaskId::from_u128(n),
             key: "slow2",
         };
@@ -515,5 +531,25 @@ mod find_tests {
             "{}",
             ambiguous.message
         );
+        // ...which their plans' ids tell apart, whole or short, as ocio prints them or not
+        // (`plan/key` took only a plan's name).
+        let second = crate::domain::PlanId::from_u128(2);
+        let twins_again = || [task(1, "restart"), task(2, "restart")];
+        let by_id = |plan: String| {
+            find_task(twins_again(), &format!("{plan}/slow2"))
+                .ok()
+                .flatten()
+        };
+        for plan in [
+            second.to_string(),
+            second.short(),
+            second.short().to_uppercase(),
+        ] {
+            assert_eq!(
+                by_id(plan.clone()).map(|(id, _)| id),
+                Some(TaskId::from_u128(2)),
+                "{plan}"
+            );
+        }
     }
 }
