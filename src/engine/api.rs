@@ -339,6 +339,7 @@ impl From<EngineError> for ApiError {
             | EngineError::AgentBusy { .. }
             | EngineError::NoPlanner(_)
             | EngineError::NoBranch(_)
+            | EngineError::NeverRuns(_)
             | EngineError::OverBudget(_) => ErrorKind::NotNow,
             EngineError::Store(_)
             | EngineError::Stopped

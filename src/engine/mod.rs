@@ -389,6 +389,9 @@ pub enum EngineError {
     /// which plan and why).
     #[error("{0}")]
     NoBranch(String),
+    /// A task that nothing this engine runs could ever run (the message says why and how).
+    #[error("{0}")]
+    NeverRuns(String),
     /// A file a plan did not change, asked to be marked reviewed.
     #[error("{0}")]
     NotChanged(String),

@@ -78,6 +78,55 @@ fn is_up(agent: &Agent) -> bool {
     )
 }
 
+/// Why a ready task cannot go to any agent there is now, whatever their load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Waits {
+    /// Only these agents could, and they are offline or drained (`name (status)`).
+    TakeWorkAgain(Vec<String>),
+    /// Pinned to a member of a fleet that has not joined.
+    MemberToJoin { member: String, fleet: String },
+    /// Pinned to an agent that is not among the agents, and no fleet would name it.
+    Gone(String),
+    /// Any member of these fleets could, and none has joined.
+    FleetToJoin(Vec<String>),
+    /// Its plan's directory is no git repository, and only build boxes could.
+    OcioDisk,
+    /// There is no agent and no fleet at all.
+    NoAgent,
+    /// No agent and no fleet offers all of these capabilities.
+    NoneOffers(Vec<String>),
+}
+
+impl Waits {
+    /// Nothing this engine runs now could ever end the wait: only a change to the config (and a
+    /// restart) could. Not said of an empty room, where the room can add a first agent.
+    pub(crate) fn for_good(&self) -> bool {
+        matches!(self, Self::Gone(_) | Self::OcioDisk | Self::NoneOffers(_))
+    }
+}
+
+impl std::fmt::Display for Waits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TakeWorkAgain(named) => write!(f, "for {} to take work again", named.join(" or ")),
+            Self::MemberToJoin { member, fleet } => {
+                write!(f, "for {member}, a member of fleet {fleet}, to join")
+            }
+            Self::Gone(agent) => write!(f, "for agent {agent}, which is not among the agents"),
+            Self::FleetToJoin(fleets) => {
+                write!(f, "for a member of fleet {} to join", fleets.join(" or "))
+            }
+            Self::OcioDisk => f.write_str(
+                "for an agent that sees ocio's files (the plan's directory is no git repository; the agents that could run it work on build boxes)",
+            ),
+            Self::NoAgent => f.write_str("for an agent: there is none"),
+            Self::NoneOffers(caps) => {
+                write!(f, "for an agent offering {}: none does", caps.join(", "))
+            }
+        }
+    }
+}
+
 /// Why ready `task` cannot go to any agent there is now, whatever their load: `None` when one
 /// could run it (it waits for a free slot, if at all). Said beside the task, so one that
 /// waits for good (an agent gone, a fleet with no member) is not taken for one in a queue.
@@ -86,7 +135,7 @@ pub(crate) fn why_waiting(
     needs: Needs,
     agents: &[Agent],
     fleets: &[crate::domain::Fleet],
-) -> Option<String> {
+) -> Option<Waits> {
     let able: Vec<&Agent> = agents
         .iter()
         .filter(|a| could_run(task, needs, a))
@@ -96,38 +145,38 @@ pub(crate) fn why_waiting(
     }
     if !able.is_empty() {
         // Those that could are offline or drained: it waits for one of them to take work.
-        let named: Vec<String> = able
+        let named = able
             .iter()
             .map(|a| format!("{} ({})", a.name, crate::domain::Lifecycle::name(a.status)))
             .collect();
-        return Some(format!("for {} to take work again", named.join(" or ")));
+        return Some(Waits::TakeWorkAgain(named));
     }
     if let Some(pinned) = &task.agent {
         return Some(match crate::domain::fleet_of(fleets, pinned.as_str()) {
-            Some(fleet) => format!("for {pinned}, a member of fleet {}, to join", fleet.name),
-            None => format!("for agent {pinned}, which is not among the agents"),
+            Some(fleet) => Waits::MemberToJoin {
+                member: pinned.to_string(),
+                fleet: fleet.name.to_string(),
+            },
+            None => Waits::Gone(pinned.to_string()),
         });
     }
-    let offering: Vec<&str> = fleets
+    let offering: Vec<String> = fleets
         .iter()
         .filter(|f| f.offers(&task.capabilities))
         .filter(|f| !needs.ocios_disk || f.works_away != Some(true))
-        .map(|f| f.name.as_str())
+        .map(|f| f.name.to_string())
         .collect();
     if !offering.is_empty() {
-        return Some(format!(
-            "for a member of fleet {} to join",
-            offering.join(" or ")
-        ));
+        return Some(Waits::FleetToJoin(offering));
     }
-    let caps: Vec<&str> = task.capabilities.iter().map(String::as_str).collect();
+    let caps: Vec<String> = task.capabilities.iter().cloned().collect();
     Some(
         if agents.iter().any(|a| could_run(task, Needs::default(), a)) {
-            "for an agent that sees ocio's files (the plan's directory is no git repository; the agents that could run it work on build boxes)".into()
+            Waits::OcioDisk
         } else if caps.is_empty() {
-            "for an agent: there is none".into()
+            Waits::NoAgent
         } else {
-            format!("for an agent offering {}: none does", caps.join(", "))
+            Waits::NoneOffers(caps)
         },
     )
 }
@@ -400,7 +449,7 @@ mod tests {
         let mut down = agent("down", 1, 0, &["docs"]);
         down.status = AgentStatus::Offline;
         let agents = [busy, down];
-        let why = |t: &Task, needs| why_waiting(t, needs, &agents, &fleets);
+        let why = |t: &Task, needs| why_waiting(t, needs, &agents, &fleets).map(|w| w.to_string());
         let plain = Needs { ocios_disk: true };
         assert_eq!(
             why(&task("t", 0, &["code"]), Needs::default()),
@@ -441,7 +490,7 @@ mod tests {
         let far = [far];
         assert!(
             why_waiting(&task("t", 0, &[]), plain, &far, &[])
-                .is_some_and(|w| w.contains("sees ocio's files"))
+                .is_some_and(|w| w.to_string().contains("sees ocio's files"))
         );
     }
 }

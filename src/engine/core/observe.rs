@@ -362,6 +362,7 @@ impl Core {
                     crate::engine::routing::why_waiting(t, needs, &agents, &self.options.fleets)
                 })
                 .flatten()
+                .map(|w| w.to_string())
         };
         let plans: Vec<PlanView> = self
             .plans

@@ -145,6 +145,7 @@ impl Core {
             });
         }
         self.not_while_landing(plan_id, &format!("a retry of {key}"))?;
+        self.could_ever_run(plan_id, &key)?;
         let state = self
             .plans
             .get_mut(&plan_id)
@@ -165,5 +166,33 @@ impl Core {
         state.finished = false;
         persist_changed_tasks(&mut step, &state.graph, 0);
         self.commit(step).await
+    }
+
+    /// Refuses a retry that would wait for good: the task is pinned to an agent no longer among
+    /// the agents (nor one a fleet would name), or needs what none offers. Only a change to
+    /// the config could run it; accepted, it sat ready with nothing to run it (hand trial).
+    fn could_ever_run(&self, plan: PlanId, key: &str) -> Result<(), EngineError> {
+        let Some(state) = self.plans.get(&plan) else {
+            return Ok(());
+        };
+        let Some(task) = state.graph.get(key) else {
+            return Ok(());
+        };
+        let needs = crate::engine::routing::Needs {
+            ocios_disk: state.work.in_plain_directory(),
+        };
+        let agents = self.fleet.live_agents();
+        match crate::engine::routing::why_waiting(task, needs, &agents, &self.options.fleets) {
+            Some(waits) if waits.for_good() => Err(EngineError::NeverRuns(format!(
+                "{key} would wait {waits}, and nothing running could end that\nhint: {}",
+                match &waits {
+                    crate::engine::routing::Waits::Gone(agent) => format!(
+                        "add an agent named {agent} to the config and start ocio again, or submit the task again without `agent`"
+                    ),
+                    _ => "add an agent that can run it to the config and start ocio again".into(),
+                }
+            ))),
+            _ => Ok(()),
+        }
     }
 }

@@ -232,3 +232,73 @@ async fn agents_an_earlier_engine_had_are_not_kept_as_agents() {
     assert_eq!(names, ["kept"]);
     engine.shutdown().await.unwrap();
 }
+
+/// A retry that nothing could ever run is refused, saying why and how to go on: the task is
+/// pinned to an agent since removed (hand trial: `ocio retry` was taken and the task sat ready
+/// for good). One pinned to an agent there is runs again.
+#[tokio::test]
+async fn a_retry_no_agent_could_ever_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let failing = |name: &str| AgentSpec {
+        agent: Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, 2),
+        runner: Arc::new(crate::engine::Simulated {
+            config: crate::config::SimulationConfig {
+                duration: jiff::SignedDuration::from_millis(10),
+                failure_rate: 1.0,
+                seed: 1,
+                ask_rate: 0.0,
+            },
+        }),
+    };
+    let engine = EngineHandle::start(
+        store,
+        vec![failing("kept"), failing("gone")],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut events = engine.subscribe();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nagent = \"gone\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"kept\"\n",
+            plain.display().to_string()
+        ),
+    )
+    .unwrap();
+    engine
+        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    super::test_wait::finished(&mut events).await;
+    engine.remove_agent("gone").await.unwrap();
+    let snapshot = engine.snapshot().await.unwrap();
+    let id = |key: &str| {
+        snapshot.plans[0]
+            .tasks
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.id)
+            .unwrap()
+    };
+    let refused = engine.retry(id("a")).await.unwrap_err();
+    assert_eq!(refused.kind, crate::engine::api::ErrorKind::NotNow);
+    assert!(
+        refused
+            .message
+            .contains("a would wait for agent gone, which is not among the agents")
+            && refused.message.contains("add an agent named gone"),
+        "{}",
+        refused.message
+    );
+    engine.retry(id("b")).await.expect("kept is there");
+    let tasks = engine.snapshot().await.unwrap().plans[0].tasks.clone();
+    let status = |key: &str| tasks.iter().find(|t| t.key == key).unwrap().status;
+    assert_eq!(status("a"), crate::domain::TaskStatus::Failed, "unchanged");
+    assert_ne!(status("b"), crate::domain::TaskStatus::Failed);
+    engine.shutdown().await.unwrap();
+}
