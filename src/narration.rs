@@ -174,6 +174,14 @@ impl Narration {
                 ),
                 false,
             ),
+            EngineEvent::FleetSourceRead { fleet, listed } => (
+                "engine",
+                format!(
+                    "fleet {fleet}: its members are read again ({})",
+                    crate::text::count(*listed, "server")
+                ),
+                false,
+            ),
             EngineEvent::Paused { paused } => (
                 "paused",
                 if *paused {
@@ -375,6 +383,14 @@ mod tests {
         assert_eq!(
             text(&unread).unwrap(),
             "fleet builders: its members could not be read (command `list-boxes` did not finish within 30s); it keeps the 2 it has and reads them again at each refresh"
+        );
+        let read = EngineEvent::FleetSourceRead {
+            fleet: AgentName::new("builders").unwrap(),
+            listed: 1,
+        };
+        assert_eq!(
+            text(&read).unwrap(),
+            "fleet builders: its members are read again (1 server)"
         );
         let submitted = EngineEvent::PlanSubmitted {
             plan: crate::domain::PlanId::from_u128(2),

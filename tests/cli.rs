@@ -718,6 +718,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("agent_removed", &["agent"]),
     ("fleet_member_waiting", &["fleet", "url", "why"]),
     ("fleet_source_failed", &["fleet", "why", "kept"]),
+    ("fleet_source_read", &["fleet", "listed"]),
     ("integration_ready", &["plan", "branch", "path"]),
     ("task_held", &["plan", "task", "key", "session", "file"]),
     ("overlap", &["plan", "path", "session", "with"]),

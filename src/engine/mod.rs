@@ -238,7 +238,8 @@ pub enum EngineEvent {
     AgentRemoved { agent: AgentName },
     /// A server that `fleet` lists could not join it, because of `why`; it is asked again at
     /// each read of the fleet's source. Not durable (kept for later front ends as a note):
-    /// told once per reason, at most one reason a minute per server.
+    /// told once per reason (reasons that differ only in their numbers are one), at most three
+    /// reasons a minute per server.
     FleetMemberWaiting {
         fleet: AgentName,
         url: String,
@@ -246,12 +247,16 @@ pub enum EngineEvent {
     },
     /// `fleet`'s source (its DNS name, its command) could not be read, because of `why`: the
     /// fleet keeps its `kept` members and reads the source again every `refresh`. Not durable
-    /// (kept as a note): told once per reason, at most one reason a minute.
+    /// (kept as a note): told once per reason (reasons that differ only in their numbers are
+    /// one), at most three reasons a minute.
     FleetSourceFailed {
         fleet: AgentName,
         why: String,
         kept: usize,
     },
+    /// `fleet`'s source, told as failed, was read again: it lists `listed` servers. Not
+    /// durable (kept as a note).
+    FleetSourceRead { fleet: AgentName, listed: usize },
     /// A plan's integration branch is checked out in its own worktree; finished tasks are
     /// merged there.
     IntegrationReady {
@@ -422,11 +427,13 @@ enum Command {
     AddAgent(Box<AgentSpec>, oneshot::Sender<Result<(), EngineError>>),
     /// The agent's name and why.
     RemoveAgent(String, String, oneshot::Sender<Result<(), EngineError>>),
-    /// The agent's name, drain or undrain, and why.
+    /// The agent's name, drain or undrain, why, and for an undrain, the cause of the drain it
+    /// may lift (any when `None`).
     Drain(
         String,
         bool,
         String,
+        Option<String>,
         oneshot::Sender<Result<(), EngineError>>,
     ),
     Shutdown(oneshot::Sender<()>),
@@ -572,15 +579,19 @@ impl EngineHandle {
     }
 
     /// Drain agent `name` (or undrain it), saying why: for what is not the operator's doing
-    /// (a fleet whose source no longer lists it), which `EngineApi::drain` is.
+    /// (a fleet whose source no longer lists it), which `EngineApi::drain` is. An undrain
+    /// with `lifts` set gives the agent work again only when it was drained because of that
+    /// cause: a drain of another's doing (the operator's) stands.
     pub async fn drain_because(
         &self,
         name: &str,
         drain: bool,
         cause: &str,
+        lifts: Option<&str>,
     ) -> Result<(), EngineError> {
         let (name, cause) = (name.to_string(), cause.to_string());
-        self.ask(|reply| Command::Drain(name, drain, cause, reply))
+        let lifts = lifts.map(str::to_string);
+        self.ask(|reply| Command::Drain(name, drain, cause, lifts, reply))
             .await?
     }
 

@@ -145,8 +145,9 @@ impl Crew for Engine {
             true => LEFT,
             false => "listed by its fleet again",
         };
+        // Listed again, it lifts only its own drain: the operator's stands.
         self.engine
-            .drain_because(name.as_str(), drain, cause)
+            .drain_because(name.as_str(), drain, cause, Some(LEFT))
             .await
             .map_err(|e| e.to_string())
     }

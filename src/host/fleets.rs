@@ -60,34 +60,71 @@ pub(crate) struct Roster {
     unread: Option<Told>,
 }
 
-/// The reasons a member could not join that were told (a reason is told once), and when the
-/// last was: the next waits [`TELL_GAP`], so a reason that changes at every read (a body with
-/// a request id, a pod booting) is not told at every read.
+/// The reasons a member could not join (or a source could not be read) that were told, by
+/// their shape (each run of letters and digits with a digit in it counted alike: a request id,
+/// a pod's count), and when the last few were. A reason of a new shape is told at once, one
+/// of a shape told before never again; at most [`BURST`] in [`TELL_GAP`], so reasons that
+/// change at every read cannot flood the events.
 #[derive(Default)]
 struct Told {
-    reasons: Vec<String>,
-    /// When the last was told (meaningless while none was).
-    at: Option<tokio::time::Instant>,
+    shapes: Vec<String>,
+    /// When the last (up to [`BURST`]) were told, oldest first.
+    recent: std::collections::VecDeque<tokio::time::Instant>,
 }
 
 impl Told {
-    /// Whether `why` is to be told now (a new reason, [`TELL_GAP`] after the last one told);
-    /// if so, it counts as told.
+    /// Whether `why` is to be told now; if so, it counts as told.
     fn tells(&mut self, why: &str) -> bool {
         let now = tokio::time::Instant::now();
-        if self.reasons.iter().any(|r| r == why) || self.at.is_some_and(|at| now - at < TELL_GAP) {
+        let shape = shape(why);
+        let crowded = self.recent.len() >= BURST
+            && self.recent.front().is_some_and(|at| now - *at < TELL_GAP);
+        if self.shapes.contains(&shape) || crowded {
             return false;
         }
-        self.at = Some(now);
-        self.reasons.push(why.to_string());
-        if self.reasons.len() > REASONS {
-            self.reasons.remove(0);
+        self.shapes.push(shape);
+        if self.shapes.len() > REASONS {
+            self.shapes.remove(0);
+        }
+        self.recent.push_back(now);
+        if self.recent.len() > BURST {
+            self.recent.pop_front();
         }
         true
     }
+
+    /// When the last reason was told, if any was.
+    fn last(&self) -> Option<tokio::time::Instant> {
+        self.recent.back().copied()
+    }
 }
 
-/// How long after telling why a member cannot join the next reason may be told.
+/// `why` with each run of letters and digits that has a digit in it as `#`.
+fn shape(why: &str) -> String {
+    let mut shaped = String::with_capacity(why.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, shaped: &mut String| {
+        if word.chars().any(|c| c.is_ascii_digit()) {
+            shaped.push('#');
+        } else {
+            shaped.push_str(word);
+        }
+        word.clear();
+    };
+    for c in why.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut shaped);
+            shaped.push(c);
+        }
+    }
+    flush(&mut word, &mut shaped);
+    shaped
+}
+
+/// At most this many reasons are told per member (or source) in [`TELL_GAP`].
+const BURST: usize = 3;
 const TELL_GAP: Duration = Duration::from_secs(60);
 /// The most reasons remembered per member (the oldest are forgotten).
 const REASONS: usize = 8;
@@ -127,11 +164,19 @@ impl Roster {
                 let urls: BTreeSet<String> = urls.into_iter().collect();
                 let now = tokio::time::Instant::now();
                 self.waiting.retain(|url, told| {
-                    urls.contains(url) || told.at.is_some_and(|at| now - at < FORGET)
+                    urls.contains(url) || told.last().is_some_and(|at| now - at < FORGET)
                 });
-                self.unread = None;
+                let unread_was_told = self.unread.take().is_some_and(|t| t.last().is_some());
                 self.leave_or_return(&urls, crew).await;
                 self.welcome(&urls, crew).await;
+                if unread_was_told {
+                    tracing::info!(fleet = %self.fleet.name, listed = urls.len(), "the fleet's members are read again");
+                    crew.tell(EngineEvent::FleetSourceRead {
+                        fleet: self.fleet.name.clone(),
+                        listed: urls.len(),
+                    })
+                    .await;
+                }
             }
             Err(e) => self.unreadable(e.to_string(), crew).await,
         }

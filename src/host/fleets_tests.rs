@@ -87,6 +87,9 @@ impl Crew for Fake {
             EngineEvent::FleetSourceFailed { fleet, why, kept } => {
                 self.note(format!("tell {fleet}: unread, keeps {kept}: {why}"))
             }
+            EngineEvent::FleetSourceRead { fleet, listed } => {
+                self.note(format!("tell {fleet}: read again, lists {listed}"))
+            }
             other => self.note(format!("tell {other:?}")),
         }
     }
@@ -139,10 +142,10 @@ async fn a_new_member_joins_only_once_its_server_is_healthy() {
     assert_eq!(crew.asked(), ["join box-10.0.0.2-4096"]);
 }
 
-/// A member that cannot join is told once per reason, at most one reason a minute (a reason
-/// that changes at every read is not told at every read), not again when the source drops it
-/// for a while and lists it again, and again once what was told is an hour old; not once it
-/// has joined.
+/// A member that cannot join is told once per reason, reasons that differ only in their
+/// numbers as one, at most three reasons a minute (a reason that changes at every read is not
+/// told at every read), not again when the source drops it for a while and lists it again,
+/// and again once what was told is an hour old; not once it has joined.
 #[tokio::test(start_paused = true)]
 async fn a_member_that_cannot_join_is_told_once_per_reason() {
     let crew = Fake::default();
@@ -156,14 +159,29 @@ async fn a_member_that_cannot_join_is_told_once_per_reason() {
     roster.round(listed(&[A]), &crew).await;
     roster.round(listed(&[A]), &crew).await;
     assert_eq!(told(&crew), 1, "the same reason twice is told once");
-    *crew.down_because.lock().unwrap() = Some("401: wrong password".into());
-    roster.round(listed(&[A]), &crew).await;
-    assert_eq!(told(&crew), 0, "a minute has not passed");
-    tokio::time::advance(Duration::from_secs(61)).await;
+    let down = |why: &str| *crew.down_because.lock().unwrap() = Some(why.into());
+    // A new reason is told at once (it waited a minute behind the first: hand trial).
+    down("401: wrong password");
     roster.round(listed(&[A]), &crew).await;
     assert_eq!(
         crew.asked(),
         ["tell box: http://10.0.0.1:4096 waits: 401: wrong password"]
+    );
+    // Reasons that differ only in their numbers are one.
+    down("HTTP 503: starting (1/3), request 7f3a9c");
+    roster.round(listed(&[A]), &crew).await;
+    down("HTTP 503: starting (2/3), request 0b41de");
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 1, "one shape, told once");
+    // Three told in a minute: a fourth waits for the minute to pass.
+    down("TLS handshake failed");
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(told(&crew), 0, "three a minute at most");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    roster.round(listed(&[A]), &crew).await;
+    assert_eq!(
+        crew.asked(),
+        ["tell box: http://10.0.0.1:4096 waits: TLS handshake failed"]
     );
     *crew.down_because.lock().unwrap() = None;
     tokio::time::advance(Duration::from_secs(61)).await;
@@ -281,8 +299,8 @@ async fn a_source_that_cannot_be_read_keeps_every_member() {
 }
 
 /// A source that cannot be read is told (hand trial: a failing or timing out command was
-/// only in the log, and the room showed nothing): each reason once, at most one a minute,
-/// and again after it was read in between.
+/// only in the log, and the room showed nothing): each reason once, a new one at once, and
+/// again after it was read in between; the read that follows a failure told is told.
 #[tokio::test(start_paused = true)]
 async fn a_source_that_cannot_be_read_is_told_once_per_reason() {
     let crew = Fake::default();
@@ -298,15 +316,20 @@ async fn a_source_that_cannot_be_read_is_told_once_per_reason() {
     roster.round(fail("did not finish within 30s"), &crew).await;
     assert_eq!(
         crew.asked(),
-        ["tell box: unread, keeps 0: command `list` failed (exit status: 1)"]
-    );
-    tokio::time::advance(Duration::from_secs(61)).await;
-    roster.round(fail("did not finish within 30s"), &crew).await;
-    assert_eq!(
-        crew.asked(),
-        ["tell box: unread, keeps 0: command `list` did not finish within 30s"]
+        [
+            "tell box: unread, keeps 0: command `list` failed (exit status: 1)",
+            "tell box: unread, keeps 0: command `list` did not finish within 30s"
+        ],
+        "each reason once, a new one at once"
     );
     roster.round(listed(&[]), &crew).await;
+    assert_eq!(
+        crew.asked(),
+        ["tell box: read again, lists 0"],
+        "read again after a failure told: said (hand trial: it was not)"
+    );
+    roster.round(listed(&[]), &crew).await;
+    assert_eq!(crew.asked(), Vec::<String>::new(), "once");
     roster.round(fail("failed (exit status: 1)"), &crew).await;
     assert_eq!(
         crew.asked(),

@@ -193,6 +193,7 @@ impl Tally {
             | EngineEvent::AgentRemoved { .. }
             | EngineEvent::FleetMemberWaiting { .. }
             | EngineEvent::FleetSourceFailed { .. }
+            | EngineEvent::FleetSourceRead { .. }
             | EngineEvent::RequestWithdrawn { .. }
             | EngineEvent::CheckStarted { .. }
             | EngineEvent::CheckProgress { .. }

@@ -419,6 +419,7 @@ impl View {
             EngineEvent::PlanFinished { .. }
             | EngineEvent::FleetMemberWaiting { .. }
             | EngineEvent::FleetSourceFailed { .. }
+            | EngineEvent::FleetSourceRead { .. }
             | EngineEvent::Recovered { .. }
             | EngineEvent::IntegrationReady { .. }
             | EngineEvent::TaskHeld { .. }

@@ -79,6 +79,7 @@ impl Core {
         name: &str,
         drain: bool,
         cause: &str,
+        lifts: Option<&str>,
     ) -> Result<(), EngineError> {
         let index = self.fleet.index_of(name)?;
         let now = self.now();
@@ -88,6 +89,11 @@ impl Core {
             false => AgentStatus::Online,
         };
         if agent.status == to {
+            return Ok(());
+        }
+        let drained_for_other = agent.status == AgentStatus::Draining
+            && lifts.is_some_and(|lifts| agent.reason.as_deref() != Some(lifts));
+        if !drain && drained_for_other {
             return Ok(());
         }
         let event = agent

@@ -392,8 +392,8 @@ impl Core {
             Command::RemoveAgent(name, cause, reply) => {
                 let _ = reply.send(self.remove_agent(&name, &cause).await);
             }
-            Command::Drain(name, drain, cause, reply) => {
-                let _ = reply.send(self.drain(&name, drain, &cause).await);
+            Command::Drain(name, drain, cause, lifts, reply) => {
+                let _ = reply.send(self.drain(&name, drain, &cause, lifts.as_deref()).await);
             }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -515,7 +515,7 @@ impl Core {
                     true => "drained by the operator",
                     false => "undrained by the operator",
                 };
-                self.drain(&agent, drain, cause).await.map(done)
+                self.drain(&agent, drain, cause, None).await.map(done)
             }
             // Parsed and prepared off the loop, then sent as `Command::Submit`.
             Request::Submit { .. } => Err(EngineError::Stopped),

@@ -302,3 +302,45 @@ async fn a_retry_no_agent_could_ever_run_is_refused() {
     assert_ne!(status("b"), crate::domain::TaskStatus::Failed);
     engine.shutdown().await.unwrap();
 }
+
+/// A fleet that lists a member again lifts only its own drain: one the operator drained
+/// stays drained (hand trial: the source dropping and listing it again undrained it).
+#[tokio::test]
+async fn a_fleet_listing_a_member_again_lifts_only_its_own_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let agent = |name: &str| {
+        simulated(Agent::new(
+            AgentName::new(name).unwrap(),
+            Backend::Simulated,
+            2,
+        ))
+    };
+    let engine = EngineHandle::start(
+        store,
+        vec![agent("mine"), agent("fleets")],
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    const LEFT: &str = "no longer listed by its fleet";
+    engine.drain("mine", true).await.unwrap();
+    for name in ["mine", "fleets"] {
+        engine.drain_because(name, true, LEFT, None).await.unwrap();
+        engine
+            .drain_because(name, false, "listed by its fleet again", Some(LEFT))
+            .await
+            .unwrap();
+    }
+    let agents = engine.snapshot().await.unwrap().agents;
+    let status = |name: &str| {
+        agents
+            .iter()
+            .find(|a| a.name.as_str() == name)
+            .map(|a| a.status)
+            .unwrap()
+    };
+    assert_eq!(status("mine"), crate::domain::AgentStatus::Draining);
+    assert_eq!(status("fleets"), crate::domain::AgentStatus::Online);
+    engine.shutdown().await.unwrap();
+}
