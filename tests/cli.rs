@@ -444,6 +444,24 @@ fn check_starts_a_managed_server_and_reports_its_version() {
     assert_eq!(reports[1]["kind"], "simulated");
 }
 
+/// `ocio check` says which fleet's source it is still reading (a command may take 30 s, and it
+/// printed nothing meanwhile: hand trial).
+#[test]
+fn check_says_which_fleet_it_is_still_reading() {
+    let home = Home::new();
+    home.write_config(
+        "[[fleets]]\nname = \"slow\"\ncommand = \"sleep 2; echo http://127.0.0.1:9\"\n\n[[fleets]]\nname = \"slower\"\ncommand = \"sleep 2; echo http://127.0.0.1:9/b\"\n",
+    );
+    let out = home.ocio(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "nothing answers at port 9");
+    let said = stderr(&out);
+    assert!(
+        said.contains("reading the members of fleet slow ...")
+            && said.contains("reading the members of fleet slower ..."),
+        "{said}"
+    );
+}
+
 #[test]
 fn check_says_what_is_wrong_with_each_unreachable_agent() {
     let home = Home::new();

@@ -149,13 +149,30 @@ fn make_dirs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
 }
 
+/// After this long reading a fleet's source, `ocio check` says it is reading it.
+const SLOW_SOURCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Each fleet's members, its source read once (with the fleet's name), and a failed report for
-/// each fleet whose source cannot be read or lists no server.
+/// each fleet whose source cannot be read or lists no server. The sources are read at once; one
+/// still reading after [`SLOW_SOURCE`] is said on stderr (a command may take 30 s, and `ocio
+/// check` printed nothing meanwhile: hand trial).
 async fn resolve(fleets: &[&FleetConfig]) -> (Vec<(String, AgentConfig)>, Vec<AgentReport>) {
+    let reads = fleets.iter().map(|fleet| async move {
+        let read = crate::host::fleets::read(fleet);
+        tokio::pin!(read);
+        tokio::select! {
+            listed = &mut read => listed,
+            () = tokio::time::sleep(SLOW_SOURCE) => {
+                eprintln!("ocio check: reading the members of fleet {} ...", fleet.name);
+                read.await
+            }
+        }
+    });
+    let listed = futures_util::future::join_all(reads).await;
     let mut members = Vec::new();
     let mut failed = Vec::new();
-    for fleet in fleets {
-        let error = match crate::host::fleets::read(fleet).await {
+    for (fleet, listed) in fleets.iter().zip(listed) {
+        let error = match listed {
             Ok(urls) if urls.is_empty() => "its source lists no server".to_string(),
             Ok(urls) => {
                 let name = fleet.name.to_string();
