@@ -717,6 +717,24 @@ fn a_tiny_window_says_so_and_growing_it_redraws_the_panes() {
     room.expect_exit(0);
 }
 
+/// A start that reads a slow fleet source says so before the room takes the terminal (the
+/// terminal showed nothing for up to 5 s: hand trial); the line is left on the shell's screen.
+#[test]
+fn a_slow_start_says_what_it_waits_for() {
+    if !tmux_available() {
+        return;
+    }
+    let config = format!(
+        "{CONFIG}\n[[fleets]]\nname = \"slow\"\ncommand = \"sleep 2; echo http://127.0.0.1:9\"\n"
+    );
+    let mut room = Room::start_with("slow-start", 120, 36, &config);
+    room.quit();
+    let screen = room.expect_exit(0);
+    if !screen.contains("ocio: starting the engine: reading the members of fleet slow") {
+        room.fail("the slow start said nothing");
+    }
+}
+
 /// Growing the window and then quitting leaves nothing of the room on the shell's screen (tmux
 /// kept the rows drawn beyond the width the alternate screen was entered at).
 #[test]

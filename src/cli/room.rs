@@ -191,7 +191,7 @@ pub(crate) fn host(
     offer: impl FnOnce(AgentAdder) -> Option<LocalAgent>,
 ) -> Result<(), Failure> {
     let runtime = super::runtime()?;
-    let host = runtime.block_on(Host::start(paths, config, options))?;
+    let host = runtime.block_on(said_if_slow(Host::start(paths, config, options), config))?;
     let engine = host.engine();
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
@@ -209,6 +209,30 @@ pub(crate) fn host(
     let outcome = tui::run(Link::new(engine.clone()), setup, runtime.handle());
     let left = runtime.block_on(host.shutdown());
     super::with_left(ended(outcome, false, &paths.db_file), &left)
+}
+
+/// After this long starting, before the room takes the terminal, the start says what it does.
+const SLOW_START: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `start`, said on stderr once it has taken [`SLOW_START`]: reading the fleets' sources and
+/// asking their servers may take seconds, and the terminal showed nothing meanwhile (hand
+/// trial).
+async fn said_if_slow<T>(start: impl std::future::Future<Output = T>, config: &Config) -> T {
+    tokio::pin!(start);
+    tokio::select! {
+        started = &mut start => started,
+        () = tokio::time::sleep(SLOW_START) => {
+            let fleets: Vec<&str> = config.fleets.iter().map(|f| f.name.as_str()).collect();
+            match fleets.is_empty() {
+                true => eprintln!("ocio: starting the engine ..."),
+                false => eprintln!(
+                    "ocio: starting the engine: reading the members of fleet {} (at most a few seconds) ...",
+                    fleets.join(", ")
+                ),
+            }
+            start.await
+        }
+    }
 }
 
 /// Submit `plan` unless the engine holds a plan of its name already, and say whether it did:
