@@ -40,6 +40,11 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
             Rule::when("later work")
                 .turn(Turn::write("later.txt", "later\n").delay_ms(4000))
                 .turn(Turn::text("later done")),
+        )
+        .rule(
+            Rule::when("long work")
+                .turn(Turn::write("long.txt", "long\n").delay_ms(60_000))
+                .turn(Turn::text("long done")),
         );
     let server = TestServer::start(script).await;
     let home = Home::new();
@@ -150,6 +155,10 @@ async fn a_member_joins_when_listed_runs_a_task_and_leaves_after_its_session() {
         "the task ended before its agent was removed; after: {rest:?}"
     );
     killed_while_a_member_works_and_restarted_without_it(&home, &repo, &members, &server, &name);
+    killed_while_a_member_works_and_restarted_with_the_fleet_removed(
+        &home, &repo, &members, &server,
+    )
+    .await;
     server.stop().await;
 }
 
@@ -204,6 +213,56 @@ fn killed_while_a_member_works_and_restarted_without_it(
     assert_eq!(repo.read("later.txt").as_deref(), Some("later\n"));
     let removed = engine.until("the member leaves", |l| l["type"] == "agent_removed");
     assert_eq!(removed["agent"], name, "{removed}");
+    let (code, _, err) = engine.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+}
+
+/// `kill -9` while a member's session runs, and the next start has no such fleet in its config:
+/// the session is stopped at its server before its task goes to another agent (hand trial: it
+/// went on working there, unseen, beside the task's next attempt).
+async fn killed_while_a_member_works_and_restarted_with_the_fleet_removed(
+    home: &Home,
+    repo: &TestRepo,
+    members: &std::path::Path,
+    server: &TestServer,
+) {
+    std::fs::write(members, format!("{}\n", server.url())).unwrap();
+    let mut engine = home.engine(&[]);
+    let plan = home.write_plan(
+        "long.toml",
+        &format!(
+            "name = \"long\"\nrepo = {:?}\nworktrees = false\n[[tasks]]\nid = \"long\"\nprompt = \"long work\"\n",
+            repo.dir_str()
+        ),
+    );
+    let submitted = home.ocio(&["submit", plan.to_str().unwrap()]);
+    assert_eq!(submitted.status.code(), Some(0), "{}", stderr(&submitted));
+    engine.until("the session works", |l| l["type"] == "activity");
+    let client = server.client();
+    let busy = || async {
+        let status = client.session_status(&repo.dir_str()).await.unwrap();
+        status.len()
+    };
+    assert_eq!(busy().await, 1, "the model takes a minute");
+    support::home::signal_process(engine.pid(), "KILL");
+    let _ = engine.wait();
+    home.write_config("[[agents]]\nname = \"sim\"\nkind = \"simulated\"\nduration = \"200ms\"\n");
+
+    let mut engine = home.engine(&[]);
+    engine.until("recovery", |l| l["type"] == "recovered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while busy().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session left on the removed fleet's server still runs"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    engine.until("the task runs again on sim", |l| {
+        l["type"] == "transition"
+            && l["transition"]["key"] == "long"
+            && l["transition"]["to"] == "done"
+    });
     let (code, _, err) = engine.stop("TERM");
     assert_eq!(code, Some(130), "{err}");
 }

@@ -570,11 +570,12 @@ impl Core {
             Some(abort) => {
                 self.tasks.spawn(abort);
             }
-            None => tracing::warn!(
+            // A host stops those of servers no longer configured before the engine starts.
+            None => tracing::info!(
                 session = %session.id,
                 remote = %remote.session_id,
                 server = %remote.server,
-                "a remote session is left on its server with no agent to stop it; abort it there"
+                "a remote session left running has no agent here to stop it"
             ),
         }
     }
