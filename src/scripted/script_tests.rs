@@ -194,3 +194,20 @@ fn opencode_config_names_the_scripted_provider() {
     assert!(provider["models"][MODEL_ID].is_object());
     assert_eq!(config["model"], "scripted/scripted-coder");
 }
+
+/// The sample script of `examples/scripted_model.rs` is a script: read as the example reads it,
+/// checked as the server checks it, and its rules answer as its comments say.
+#[test]
+fn the_examples_sample_script_is_a_valid_script() {
+    let script: Script =
+        toml::from_str(include_str!("../../examples/scripted-model.toml")).unwrap();
+    script.validate().unwrap();
+    assert_eq!(script.rules.len(), 3);
+    let names: Vec<_> = script.rules.iter().map(|r| r.name.as_deref()).collect();
+    assert_eq!(names, [Some("hello"), Some("slow"), Some("flaky")]);
+    assert_eq!(
+        script.rules[0].turns[0],
+        Turn::write("hello.txt", "hello\n").usage(120, 12)
+    );
+    assert!(script.fallback.is_some());
+}
