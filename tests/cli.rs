@@ -753,6 +753,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("events.lagged", &["missed"]),
     ("engine.failed", &["error", "database"]),
+    ("run.resumed", &["plan", "name"]),
     (
         "run.finished",
         &[

@@ -19,7 +19,7 @@ mod notify;
 mod shutdown;
 
 use serde_json::{Value, json};
-use support::home::{Home, http_get, is_private, stderr, stdout};
+use support::home::{Home, http_get, is_private, json_lines, stderr, stdout};
 
 /// A slow agent (its sessions run until cancelled) and a fast one.
 const AGENTS: &str = "[[agents]]\nname = \"slow\"\nkind = \"simulated\"\nduration = \"1h\"\ncapabilities = [\"slow\"]\n\n[[agents]]\nname = \"fast\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"fast\"]\n";
@@ -873,4 +873,52 @@ async fn fifty_one_plans(db: &std::path::Path, work: &std::path::Path) -> ocio::
     engine.shutdown().await.unwrap();
     store.close().await;
     old.unwrap()
+}
+
+/// `ocio run` of the same plan file after an interrupt follows the plan the first run left
+/// with work to come (a `run.resumed` line) instead of submitting it again, which ran every
+/// task a second time beside the first (hand trial); the interrupt says so.
+#[test]
+fn run_again_after_an_interrupt_resumes_the_plan_instead_of_submitting_it_twice() {
+    let home = Home::new();
+    home.write_config(&AGENTS.replace("duration = \"1h\"", "duration = \"3s\""));
+    let plan = home.write_plan("plan.toml", PLAN);
+    let plan = plan.to_str().unwrap();
+    let mut first = support::home::Engine::spawn(home.command(&["run", plan, "--no-activity"]));
+    let submitted = first.until("the plan is submitted", |l| l["type"] == "plan_submitted");
+    first.until("long is dispatched", |l| l["type"] == "dispatched");
+    let (code, _, err) = first.stop("TERM");
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("`ocio run` of the same plan file follows it to the end"),
+        "{err}"
+    );
+    let again = support::home::Engine::spawn(home.command(&["run", plan, "--no-activity"]));
+    let (code, lines, err) = again.wait();
+    assert_eq!(code, Some(0), "{err}");
+    let resumed = lines
+        .iter()
+        .find(|l| l["type"] == "run.resumed")
+        .unwrap_or_else(|| panic!("no run.resumed line: {lines:?}"));
+    assert_eq!(resumed["plan"], submitted["plan"], "{resumed}");
+    assert_eq!(resumed["name"], "p");
+    assert!(
+        lines.iter().all(|l| l["type"] != "plan_submitted"),
+        "submitted a second time: {lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "run.finished");
+    assert_eq!(
+        (last["plan"].clone(), last["ok"].clone()),
+        (submitted["plan"].clone(), true.into())
+    );
+    // At rest, the same file runs anew.
+    let anew = home.ocio(&["run", plan, "--no-activity"]);
+    assert_eq!(anew.status.code(), Some(0), "{}", stderr(&anew));
+    assert!(
+        json_lines(&anew)
+            .iter()
+            .any(|l| l["type"] == "plan_submitted"),
+        "a plan at rest is run anew"
+    );
 }

@@ -78,7 +78,13 @@ async fn follow(
     let engine = host.engine();
     let mut events = host.events();
     let plan_id: Option<PlanId> = match plan {
-        Some(plan) => Some(engine.submit_plan(plan).await.map_err(engine_failure)?),
+        Some(plan) => Some(match unfinished(&engine, &plan).await {
+            Some(id) => {
+                output.note(json!({ "type": "run.resumed", "at": Timestamp::now(), "plan": id, "name": plan.name }));
+                id
+            }
+            None => engine.submit_plan(plan).await.map_err(engine_failure)?,
+        }),
         None => None,
     };
     loop {
@@ -106,11 +112,43 @@ async fn follow(
                 });
                 return Err(Failure {
                     code: exit::INTERRUPTED,
-                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; simulated sessions run again)"),
+                    message: format!("{signal}: stopped; the state is saved and the next start resumes it (sessions on OpenCode servers keep running and are re-attached; simulated sessions run again){}", match plan_id {
+                        Some(_) => "; `ocio run` of the same plan file follows it to the end",
+                        None => "",
+                    }),
                 });
             }
         }
     }
+}
+
+/// The plan of `plan`'s name and repository that an earlier run left with work to come (tasks
+/// pending, ready or running): `ocio run` of the same file after an interrupt follows it to the
+/// end instead of submitting it a second time, which ran every task twice beside the first
+/// (hand trial). A plan of the name at rest (done, or failed and blocked) is run anew.
+async fn unfinished(engine: &crate::engine::EngineHandle, plan: &PlanFile) -> Option<PlanId> {
+    use crate::domain::TaskStatus;
+    let snapshot = engine.snapshot().await.ok()?;
+    let same_dir = |a: &Path, b: &Path| {
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        real(a) == real(b)
+    };
+    let repo = plan.repo_path();
+    snapshot
+        .plans
+        .iter()
+        .rev()
+        .find(|p| {
+            p.name == plan.name
+                && same_dir(&p.repo, &repo)
+                && p.tasks.iter().any(|t| {
+                    matches!(
+                        t.status,
+                        TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Running
+                    )
+                })
+        })
+        .map(|p| p.id)
 }
 
 /// The engine stopped by itself: an `engine.failed` line, and the failure to print on stderr
