@@ -128,3 +128,47 @@ async fn an_answer_its_restarted_server_left_half_written_is_given_up_in_a_few_c
     }
     assert!(checks <= ABANDONED_LIMIT as usize, "{checks} checks");
 }
+
+/// A session the engine stops (a cancel, a time limit) while its server does not answer is
+/// aborted once the server answers again (hand trial: the abort was tried once, the breaker
+/// open, and the session went on working and spending on the box).
+#[tokio::test]
+async fn a_stop_while_the_server_does_not_answer_is_aborted_once_it_does() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/session/{id}/abort",
+        axum::routing::post(move || async move {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0..3 => (StatusCode::BAD_GATEWAY, "box unreachable").into_response(),
+                _ => ([("content-type", "application/json")], "true").into_response(),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let options = crate::opencode::client::ClientOptions {
+        retries: 0,
+        ..Default::default()
+    };
+    let client = Client::new(&url, None, options).unwrap();
+    let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
+    let outcome = runner
+        .stop("/work", "ses_1", crate::opencode::runner::Interrupt::Stop)
+        .await;
+    assert!(matches!(outcome, Outcome::Stopped), "{outcome:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tried {} times",
+            calls.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "no more once it is taken");
+}

@@ -248,7 +248,14 @@ impl OpencodeRunner {
         match why {
             Interrupt::Stop => {
                 if let Err(e) = self.client.abort(dir, remote).await {
-                    tracing::warn!(remote, error = %e, "could not abort the remote session");
+                    tracing::warn!(remote, error = %e, "could not abort the remote session; trying again while its server does not answer");
+                    if e.is_the_servers() {
+                        tokio::spawn(abort_when_answered(
+                            self.client.clone(),
+                            dir.to_string(),
+                            remote.to_string(),
+                        ));
+                    }
                 }
             }
             Interrupt::Detach => {
@@ -257,6 +264,43 @@ impl OpencodeRunner {
         }
         Outcome::Stopped
     }
+}
+
+/// How long a stopped session's abort is tried again while its server does not answer, and the
+/// longest wait between two tries.
+const ABORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+const ABORT_GAP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+/// The first wait (short in the tests).
+const ABORT_GAP_FIRST: std::time::Duration = match cfg!(test) {
+    true => std::time::Duration::from_millis(20),
+    false => std::time::Duration::from_secs(2),
+};
+
+/// The abort of a session the engine stopped (cancelled, timed out) while its server could not
+/// be reached, tried again (2 s, doubling to a minute apart) until the server takes it or an
+/// hour has passed: it went on working, and spending, once the server answered again (hand
+/// trial). An abort is harmless on a session already idle.
+async fn abort_when_answered(client: Client, dir: String, remote: String) {
+    let deadline = tokio::time::Instant::now() + ABORT_PATIENCE;
+    let mut gap = ABORT_GAP_FIRST;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(gap).await;
+        gap = (gap * 2).min(ABORT_GAP_MAX);
+        match client.abort(&dir, &remote).await {
+            Ok(_) => {
+                tracing::info!(%remote, "aborted the stopped session once its server answered");
+                return;
+            }
+            Err(e) if e.is_the_servers() => {
+                tracing::debug!(%remote, error = %e, "the stopped session's server still does not answer");
+            }
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "cannot abort the stopped session");
+                return;
+            }
+        }
+    }
+    tracing::warn!(%remote, "gave up aborting the stopped session after an hour; abort it on its server");
 }
 
 /// The run lost with a server that cannot be reached.
