@@ -57,8 +57,8 @@ impl BoxWorkspace {
             return Ok(());
         }
         self.copy_ignored(local, dir, &setup.copy).await?;
-        for command in commands {
-            let script = command_script(&outbox, &name, dir, command, who);
+        for (index, command) in commands.iter().enumerate() {
+            let script = command_script(&outbox, &name, dir, (index, command), who);
             let output = self
                 .script_within("running the plan's setup", &script, Some(SETUP_LIMIT))
                 .await?;
@@ -111,23 +111,34 @@ impl BoxWorkspace {
     }
 }
 
-/// The script that runs `command` in `dir` and says how it went.
+/// The script that runs the setup's `index`-th `command` in `dir` and says how it went. One
+/// run of the worktree's setup at a time: a run the last ocio left going (killed mid-setup,
+/// its script goes on on the box) is waited for, and a command it finished is not run again
+/// (hand trial: after a `kill -9` the setup ran twice at once in one worktree). No `$(`: OpenCode
+/// would expand it itself.
 fn command_script(
     outbox: &str,
     name: &str,
     dir: &str,
-    command: &str,
+    (index, command): (usize, &str),
     who: &SetupFor<'_>,
 ) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(command);
     let file = quoted(&format!("{outbox}/{name}.setup.sh"));
     let log = quoted(&format!("{outbox}/{name}.setup.log"));
+    let lock = quoted(&format!("{outbox}/{name}.setup.lock"));
+    let ok = quoted(&format!("{outbox}/{name}.setup.{index}.ok"));
     format!(
         "cd {dir} || exit 1; export OCIO_PLAN={plan} OCIO_TASK={task} OCIO_ATTEMPT={attempt} OCIO_WORKTREE={dir}; \
-         printf %s '{encoded}' | base64 -d > {file}; \
+         waited=; while ! mkdir {lock} 2>/dev/null; do holder=; read holder < {lock}/pid 2>/dev/null; \
+         if [ -n \"$holder\" ] && kill -0 \"$holder\" 2>/dev/null; then sleep 1; \
+         elif [ -z \"$holder\" ] && [ ${{#waited}} -lt 5 ]; then waited=\"$waited.\"; sleep 1; \
+         else rm -rf {lock}; fi; done; echo $$ > {lock}/pid; \
+         if [ -e {ok} ]; then echo SETUP-OK; \
+         else printf %s '{encoded}' | base64 -d > {file}; \
          if sh {file} > {log} 2>&1; then \
-         if git diff --no-ext-diff --quiet; then echo SETUP-OK; else echo SETUP-CHANGED; git diff --no-ext-diff --name-only; fi; \
-         else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi; echo {DONE}",
+         if git diff --no-ext-diff --quiet; then : > {ok}; echo SETUP-OK; else echo SETUP-CHANGED; git diff --no-ext-diff --name-only; fi; \
+         else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi; fi; rm -rf {lock}; echo {DONE}",
         dir = quoted(dir),
         plan = quoted(who.plan),
         task = quoted(who.task),
@@ -196,10 +207,68 @@ mod tests {
             attempt: 2,
         };
         let command = "echo $(pwd) > 'x'";
-        let script = command_script("/r/outbox", "n", "/r/work/n", command, &who);
+        let script = command_script("/r/outbox", "n", "/r/work/n", (0, command), &who);
         assert!(!script.contains("$("), "{script}");
         assert!(script.contains("OCIO_ATTEMPT=2"), "{script}");
         let encoded = base64::engine::general_purpose::STANDARD.encode(command);
         assert!(script.contains(&encoded));
+    }
+
+    /// A setup run the last ocio left going on the box (killed mid-setup) is waited for, and
+    /// a command it finished is not run again: two runs of one worktree's setup at once run the
+    /// command once (hand trial: it ran twice at once after a `kill -9`). The script as the box
+    /// runs it, with `sh` here.
+    #[test]
+    fn two_runs_of_one_worktrees_setup_run_each_command_once() {
+        let root = tempfile::tempdir().unwrap();
+        let (outbox, dir) = (root.path().join("outbox"), root.path().join("work"));
+        std::fs::create_dir_all(&outbox).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        let log = root.path().join("ran.log");
+        let command = format!(
+            "echo start >> '{0}'; sleep 1; echo end >> '{0}'",
+            log.display()
+        );
+        let who = SetupFor {
+            plan: "p",
+            task: "t",
+            attempt: 1,
+        };
+        let script = command_script(
+            outbox.to_str().unwrap(),
+            "n",
+            dir.to_str().unwrap(),
+            (0, &command),
+            &who,
+        );
+        let run = || {
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let first = run();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let second = run();
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(failure(&said), None, "{said}");
+        }
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\nend\n");
+        let again = run().wait_with_output().unwrap();
+        assert_eq!(failure(&String::from_utf8_lossy(&again.stdout)), None);
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "start\nend\n",
+            "done before: not run again"
+        );
     }
 }
