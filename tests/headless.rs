@@ -922,3 +922,59 @@ fn run_again_after_an_interrupt_resumes_the_plan_instead_of_submitting_it_twice(
         "a plan at rest is run anew"
     );
 }
+
+/// `kill -9` while a plan's `setup` runs: the setup the killed ocio left running (its shell
+/// goes on, reparented) is stopped when the task's next attempt starts its own, so the two never
+/// run side by side (hand trial: a second setup ran at once beside the first). A setup left
+/// running in the same attempt's worktree is waited for instead, and what it finished is not
+/// run again (`engine::core::tree`).
+#[test]
+fn a_setup_left_running_by_a_killed_ocio_does_not_run_beside_the_next() {
+    let home = Home::new();
+    home.write_config(
+        "[[agents]]\nname = \"fast\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"fast\"]\n",
+    );
+    let work = home.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    git(&["init", "-q", "repo"]);
+    git(&["-C", "repo", "commit", "-q", "--allow-empty", "-m", "start"]);
+    let log = home.path("setup.log");
+    let plan = home.write_plan(
+        "setup.toml",
+        &format!(
+            "name = \"s\"\nrepo = \"repo\"\nsetup = [\"echo start $OCIO_ATTEMPT >> '{0}'; sleep 3; echo end $OCIO_ATTEMPT >> '{0}'\"]\n[[tasks]]\nid = \"a\"\nprompt = \"x\"\ncapabilities = [\"fast\"]\n",
+            log.display()
+        ),
+    );
+    let plan = plan.to_str().unwrap();
+    let first = support::home::Engine::spawn(home.command(&["run", plan, "--no-activity"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the setup never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    support::home::signal_process(first.pid(), "KILL");
+    let _ = first.wait();
+    let again = support::home::Engine::spawn(home.command(&["run", plan, "--no-activity"]));
+    let (code, lines, err) = again.wait();
+    assert_eq!(code, Some(0), "{err}\n{lines:?}");
+    // Time for the first setup to have ended, had it not been stopped.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "start 1\nstart 2\nend 2\n",
+        "the first attempt's setup was stopped as the second began"
+    );
+}

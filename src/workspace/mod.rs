@@ -27,9 +27,11 @@ mod merge;
 mod modules;
 pub(crate) mod names;
 pub(crate) mod overlap;
+pub(crate) use setup_marks::SetupMarks;
 mod prepare;
 mod record;
 mod review;
+mod setup_marks;
 
 #[cfg(test)]
 mod land_tests;
@@ -567,9 +569,21 @@ impl Workspace {
         Ok(())
     }
 
+    /// Where the setup of the task worktree at `worktree` notes how far it got.
+    pub(crate) fn setup_marks(&self, worktree: &Path) -> Result<SetupMarks> {
+        let dir = self
+            .git
+            .run(worktree, &["rev-parse", "--absolute-git-dir"])?;
+        Ok(SetupMarks::in_git_dir(PathBuf::from(dir.trim())))
+    }
+
     /// `git worktree remove --force` of a worktree git lists, and the records its submodules'
     /// git directories kept of their checkouts in it pruned.
+    /// A setup a killed ocio left running in it is stopped first (`SetupMarks`).
     fn remove_registered(&self, worktree: &Path) -> Result<()> {
+        if let Ok(marks) = self.setup_marks(worktree) {
+            marks.stop_left();
+        }
         let gitdirs = modules::checkouts(&self.git, worktree);
         self.git.run(
             &self.git.repo,

@@ -9,7 +9,7 @@ use super::workspace::{Ended, Start, Work, blocking, failed};
 use crate::engine::runner::{Outcome, Setup};
 use crate::engine::shell;
 use crate::workspace::Author;
-use crate::workspace::Workspace;
+use crate::workspace::{SetupMarks, Workspace};
 
 /// How long one `setup` command may run.
 const SETUP_LIMIT: Duration = Duration::from_secs(30 * 60);
@@ -124,8 +124,20 @@ async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
         ("OCIO_REPO", tree.workspace.repo().display().to_string()),
         ("OCIO_WORKTREE", path.display().to_string()),
     ];
-    for command in &tree.setup {
-        let ran = shell::run(command, &path, &env, SETUP_LIMIT, None).await;
+    let marks = match tree.setup.is_empty() {
+        true => None,
+        false => Some(setup_marks(tree, &path).await?),
+    };
+    for (index, command) in tree.setup.iter().enumerate() {
+        let Some(marks) = &marks else { break };
+        if finished(marks, index).await {
+            continue;
+        }
+        let wrapped = marks
+            .wrapped(index, command)
+            .map_err(|e| format!("cannot write the setup's command: {e}"))?;
+        let ran = shell::run(&wrapped, &path, &env, SETUP_LIMIT, None).await;
+        let _ = std::fs::remove_file(marks.pid());
         if !ran.passed() {
             return Err(format!("setup {}", ran.report(command)));
         }
@@ -142,6 +154,29 @@ async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
         }
     }
     Ok(path)
+}
+
+/// How often a setup left running by the last ocio is looked at while it is waited for.
+const LEFT_SETUP_POLL: Duration = Duration::from_millis(500);
+
+/// The marks of the setup of the worktree at `path` (`workspace::SetupMarks`). A setup a
+/// killed ocio left running in an earlier attempt's worktree was stopped as that worktree went
+/// (the task's branch is checked out in one worktree at a time).
+async fn setup_marks(tree: &TaskTree, path: &std::path::Path) -> Result<SetupMarks, String> {
+    let (workspace, path) = (tree.workspace.clone(), path.to_path_buf());
+    blocking(move || workspace.setup_marks(&path))
+        .await
+        .map_err(|e| format!("cannot find the task's worktree's git directory: {e}"))
+}
+
+/// Whether setup command `index` finished, once a run of it the last ocio left going in this
+/// worktree (its shell still alive) has ended.
+async fn finished(marks: &SetupMarks, index: usize) -> bool {
+    let deadline = tokio::time::Instant::now() + SETUP_LIMIT;
+    while tokio::time::Instant::now() < deadline && marks.left_running().is_some() {
+        tokio::time::sleep(LEFT_SETUP_POLL).await;
+    }
+    marks.finished(index)
 }
 
 /// The task's title, the agent's answer, and trailers naming the task, the agent and (when
