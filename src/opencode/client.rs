@@ -71,9 +71,10 @@ pub enum ClientError {
         /// The variable the refused password was read from (the agent's `password_env`).
         password_env: Option<String>,
     },
+    /// Said with no countdown: the words stay as an agent's reason while it is offline, and a
+    /// "paused for 3s" read minutes later misled (hand trial).
     #[error(
-        "{server} is failing; calls are paused for {} (circuit breaker open)",
-        crate::text::duration(*.retry_in)
+        "{server} is failing; calls to it are paused while it recovers (circuit breaker open after repeated failures)"
     )]
     CircuitOpen { server: String, retry_in: Duration },
     #[error("{what} on {server} timed out after {}", crate::text::duration(*.after))]

@@ -192,3 +192,16 @@ async fn a_web_page_for_an_answer_says_the_url_is_not_the_apis() {
     assert!(said.contains("drop the path from the URL"), "{said}");
     assert!(error.is_the_servers(), "another agent may do better");
 }
+
+/// An open breaker's words carry no countdown: they stay as an offline agent's reason, where
+/// "calls are paused for 3s 397ms" read minutes later misled (hand trial).
+#[test]
+fn an_open_breaker_says_no_countdown() {
+    let said = ClientError::CircuitOpen {
+        server: "http://box:4096".into(),
+        retry_in: Duration::from_millis(3397),
+    }
+    .to_string();
+    assert!(!said.contains("3s"), "{said}");
+    assert!(said.contains("circuit breaker open"), "{said}");
+}
