@@ -308,7 +308,7 @@ pub(crate) fn agents(context: &Context, json: bool) -> Result<(), Failure> {
             "agents",
             &agents,
             |agents: &Vec<Agent>| {
-                let mut table = agents_table(agents);
+                let mut table = agents_table(agents, client.is_some());
                 for fleet in fleets_to_come(&fleets, agents) {
                     table.push_str(&format!(
                         "\nfleet {fleet}: no member has joined yet (the room's events say why a listed server has not)"
@@ -336,15 +336,21 @@ fn fleets_to_come<'f>(
 }
 
 /// `ocio agents` as text: a row per agent (its why below it), the columns as wide as their
-/// widest value (fleet members' names are long: `box-10.42.0.7-4096`).
-fn agents_table(agents: &[Agent]) -> String {
+/// widest value (fleet members' names are long: `box-10.42.0.7-4096`). With no engine running
+/// (`live` false) the status and load are as the last engine left them, and say so (they
+/// read as the agents' now: an agent `online` whose managed server had stopped, hand trial).
+fn agents_table(agents: &[Agent], live: bool) -> String {
     let width = agents
         .iter()
         .map(|a| a.name.as_str().chars().count())
         .fold(16, usize::max);
+    let (status, load) = match live {
+        true => ("STATUS", "LOAD"),
+        false => ("LAST SEEN", "LOAD"),
+    };
     let mut out = format!(
         "{:<width$} {:<10} {:>6}  CAPABILITIES",
-        "AGENT", "STATUS", "LOAD"
+        "AGENT", status, load
     );
     for a in agents {
         let load = format!("{}/{}", a.load, a.max_concurrent);
@@ -363,6 +369,9 @@ fn agents_table(agents: &[Agent]) -> String {
                 .unwrap_or_default();
             out.push_str(&format!("\n  why: {why}{since}"));
         }
+    }
+    if !live && !agents.is_empty() {
+        out.push_str("\n(no engine runs: each agent as the last engine saw it; sessions on OpenCode servers may still run)");
     }
     out
 }

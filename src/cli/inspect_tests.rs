@@ -23,10 +23,18 @@ fn agents_and_sessions_keep_their_columns_with_a_fleet_members_long_name() {
         2,
     );
     long.status = AgentStatus::Draining;
-    let table = agents_table(&[short.clone(), long.clone()]);
+    let table = agents_table(&[short.clone(), long.clone()], true);
     let status = columns(&table, "STATUS");
     let states = [columns(&table, "online"), columns(&table, "draining")].concat();
     assert_eq!(states, [status[0], status[0]], "{table}");
+    // With no engine running, as the last engine saw them, and said so (hand trial: read as
+    // the agents' status now).
+    let stored = agents_table(&[short.clone(), long.clone()], false);
+    assert!(
+        stored.starts_with(&format!("{:<19} LAST SEEN", "AGENT"))
+            && stored.contains("each agent as the last engine saw it"),
+        "{stored}"
+    );
 
     let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
     let row = |agent: &Agent| {
