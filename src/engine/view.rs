@@ -376,7 +376,17 @@ impl Activity {
             } => format!("{tool} {status}: {title}"),
             Self::Step { usage } => format!("step done, {} tokens", usage.total_tokens()),
             Self::Note { text } => text.clone(),
-            Self::Edited { file } => format!("edited {file}"),
+            // The file's name first: where the line is clipped (a table's LAST column), the
+            // directory went first and the name never showed (hand trial).
+            Self::Edited { file } => {
+                let path = std::path::Path::new(file);
+                match (path.file_name(), path.parent()) {
+                    (Some(name), Some(dir)) if !dir.as_os_str().is_empty() => {
+                        format!("edited {} in {}", name.to_string_lossy(), dir.display())
+                    }
+                    _ => format!("edited {file}"),
+                }
+            }
             Self::Retry {
                 attempt, message, ..
             } => format!("retrying (attempt {attempt}: {message})"),
@@ -442,5 +452,22 @@ mod tests {
         );
         assert_eq!(view(SessionKind::Fix, "api").task_label(), "api check fix");
         assert_eq!(view(SessionKind::Plan, "").task_label(), "planner");
+    }
+
+    /// An edit is summed up by the file's name first (the LAST column clipped an absolute
+    /// path before its name: hand trial).
+    #[test]
+    fn an_edit_says_the_files_name_first() {
+        let edited = |file: &str| {
+            super::Activity::Edited {
+                file: file.to_string(),
+            }
+            .summary()
+        };
+        assert_eq!(
+            edited("/tmp/box/cwd/.ocio-work/wt/p-t-1/src/lib.rs"),
+            "edited lib.rs in /tmp/box/cwd/.ocio-work/wt/p-t-1/src"
+        );
+        assert_eq!(edited("README.md"), "edited README.md");
     }
 }
