@@ -19,7 +19,7 @@ mod links;
 pub mod planner;
 pub(crate) mod prompt;
 mod raw;
-mod repo;
+pub(crate) mod repo;
 pub(crate) mod template;
 pub(crate) mod templates;
 mod validate;

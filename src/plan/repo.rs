@@ -8,7 +8,7 @@ use super::PlanError;
 use crate::text::shown;
 
 /// Why `dir` is too wide to work in: the file system's root or the user's home directory.
-pub(super) fn too_wide(dir: &Path) -> Option<&'static str> {
+pub(crate) fn too_wide(dir: &Path) -> Option<&'static str> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)

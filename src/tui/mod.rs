@@ -130,10 +130,18 @@ fn task_home(cwd: &std::path::Path) -> String {
             "runs in {}: a worktree of its own on a branch of its own",
             repo.display()
         ),
-        None => format!(
-            "runs in {} itself: not a git repository, so no worktree (the agent edits the files there)",
-            cwd.display()
-        ),
+        // Said as the submit will refuse it (it read "runs in ~ itself", then Enter refused
+        // the home directory: hand trial).
+        None => match crate::plan::repo::too_wide(cwd) {
+            Some(why) => format!(
+                "cannot run here: {} is {why}, not a project; start ocio in the project's directory",
+                cwd.display()
+            ),
+            None => format!(
+                "runs in {} itself: not a git repository, so no worktree (the agent edits the files there)",
+                cwd.display()
+            ),
+        },
     }
 }
 

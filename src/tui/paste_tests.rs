@@ -221,6 +221,13 @@ fn the_new_task_editor_says_where_the_task_runs() {
     let plain = tempfile::tempdir().unwrap();
     let said = super::task_home(plain.path());
     assert!(said.contains("itself: not a git repository"), "{said}");
+    // The root (as the home directory) is refused at submit: said so here (it read "runs in /
+    // itself" and Enter then refused: hand trial).
+    let said = super::task_home(std::path::Path::new("/"));
+    assert!(
+        said.starts_with("cannot run here: / is the root of the file system"),
+        "{said}"
+    );
     let repo = tempfile::tempdir().unwrap();
     std::fs::create_dir(repo.path().join(".git")).unwrap();
     let inside = repo.path().join("src");
