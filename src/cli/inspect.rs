@@ -84,10 +84,10 @@ fn show<T: Serialize>(
 
 pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
     super::runtime()?.block_on(async {
-        let (client, sessions, plans) = match from_engine(context).await? {
+        let (client, sessions, plans, agents) = match from_engine(context).await? {
             Some((client, snapshot)) => {
                 let plans = super::plans::of_snapshot(&snapshot);
-                (Some(client), snapshot.sessions, plans)
+                (Some(client), snapshot.sessions, plans, snapshot.agents)
             }
             None => {
                 // The plans' names only for the text (plan/task), in the same read.
@@ -99,7 +99,8 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
                     Ok((stored_sessions(txn)?, plans))
                 };
                 let (sessions, plans) = from_database(context, read).await?;
-                (None, sessions, plans)
+                // No engine: no agent is known offline now.
+                (None, sessions, plans, Vec::new())
             }
         };
         show(
@@ -108,7 +109,7 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "sessions",
             &sessions,
-            |rows| sessions_table(rows, &plans, jiff::Timestamp::now()),
+            |rows| sessions_table(rows, &plans, &agents, jiff::Timestamp::now()),
         )
     })
 }
@@ -116,7 +117,12 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
 /// `ocio sessions` as text: the task as `<plan>/<key>` (the plan by the name the room shows
 /// it by, `<name>-2` for a later plan of one name), the task and agent columns as wide as
 /// their widest entry (the task's up to 40 characters).
-fn sessions_table(rows: &[SessionView], plans: &[Named], now: jiff::Timestamp) -> String {
+fn sessions_table(
+    rows: &[SessionView],
+    plans: &[Named],
+    agents: &[Agent],
+    now: jiff::Timestamp,
+) -> String {
     let agent_of = |view: &SessionView| {
         let agent = view.session.agent.as_ref();
         agent.map_or("-", |a| a.as_str()).to_string()
@@ -154,9 +160,8 @@ fn sessions_table(rows: &[SessionView], plans: &[Named], now: jiff::Timestamp) -
     for view in rows {
         let s = &view.session;
         let last = view
-            .last
-            .as_ref()
-            .map(|e| e.activity.line(now))
+            .cut_off(agents)
+            .or_else(|| view.last.as_ref().map(|e| e.activity.line(now)))
             .or(s.last_error.clone())
             .unwrap_or_default();
         out.push_str(&format!(

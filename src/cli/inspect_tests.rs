@@ -46,7 +46,7 @@ fn agents_and_sessions_keep_their_columns_with_a_fleet_members_long_name() {
             last: None,
         }
     };
-    let table = sessions_table(&[row(&short), row(&long)], &[], at);
+    let table = sessions_table(&[row(&short), row(&long)], &[], &[], at);
     let last = columns(&table, "LAST");
     let ends: Vec<usize> = table
         .lines()
@@ -57,6 +57,34 @@ fn agents_and_sessions_keep_their_columns_with_a_fleet_members_long_name() {
         ends.iter().all(|end| *end <= last[0]),
         "every agent fits its column: {table}"
     );
+}
+
+/// A session still running on an agent that is offline says so in LAST (it read `running`
+/// with its last tool call, as if work went on: hand trial); an ended one does not.
+#[test]
+fn a_running_session_on_an_offline_agent_says_so() {
+    use crate::domain::{AgentName, AgentStatus, Backend, SessionStatus};
+    let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+    let mut far = Agent::new(AgentName::new("far").unwrap(), Backend::Simulated, 2);
+    far.status = AgentStatus::Offline;
+    let row = |status: SessionStatus| {
+        let mut session = Session::new(SessionId::generate(), "p/t #1", SessionKind::Code, at);
+        session.agent = Some(far.name.clone());
+        session.status = status;
+        SessionView {
+            session,
+            task: "t".into(),
+            last: None,
+        }
+    };
+    let rows = [row(SessionStatus::Running), row(SessionStatus::Completed)];
+    let table = sessions_table(&rows, &[], std::slice::from_ref(&far), at);
+    let said: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("far is offline: followed again when its server answers"))
+        .collect();
+    assert_eq!(said.len(), 1, "{table}");
+    assert!(said[0].contains("running"), "{table}");
 }
 
 /// `ocio agents` names the fleets none of whose members has joined (hand trial: an empty
@@ -162,7 +190,7 @@ fn sessions_name_their_plan_and_task() {
     let mut resolver = row(2, "api");
     resolver.session.kind = SessionKind::Resolve;
     let rows = [row(1, "api"), row(2, "api"), row(3, "t"), resolver];
-    let table = sessions_table(&rows, &plans, at);
+    let table = sessions_table(&rows, &plans, &[], at);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].contains("PLAN/TASK"), "{table}");
     assert!(lines[1].contains(" deploy/api "), "{table}");

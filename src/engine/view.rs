@@ -244,6 +244,25 @@ impl SessionView {
 
     /// The state to show: a running session whose server waits to retry the model provider is
     /// `retrying` (an observation of the live stream, not a stored state).
+    /// What to say of a session not ended whose agent is offline (its server does not
+    /// answer): it reads `running` all the same, which looked like work going on (hand trial).
+    pub(crate) fn cut_off(&self, agents: &[crate::domain::Agent]) -> Option<String> {
+        use crate::domain::Lifecycle as _;
+        if self.session.status.is_terminal() {
+            return None;
+        }
+        let agent = self.session.agent.as_ref()?;
+        agents
+            .iter()
+            .find(|a| a.name == *agent && a.status == crate::domain::AgentStatus::Offline)
+            .map(|a| {
+                format!(
+                    "{} is offline: followed again when its server answers",
+                    a.name
+                )
+            })
+    }
+
     pub(crate) fn state(&self) -> &'static str {
         crate::domain::Lifecycle::name(self.shown_status())
     }

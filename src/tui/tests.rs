@@ -917,3 +917,23 @@ fn enter_on_a_task_with_no_session_says_what_it_waits_for_whole() {
         "review pending: waits for tests, e2e to be done"
     );
 }
+
+/// A running session whose agent is offline says so where its last activity would be (it
+/// read `running` with its last tool call, as if work went on: hand trial).
+#[test]
+fn a_running_session_on_an_offline_agent_says_so_in_the_room() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    for agent in &mut snapshot.agents {
+        if agent.name.as_str() == "coder-1" {
+            agent.status = AgentStatus::Offline;
+        }
+    }
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    let screen = draw(&mut app, 200, 40);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("coder-1 is offline"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("running"), "{row}");
+}

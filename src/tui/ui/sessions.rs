@@ -64,6 +64,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
             )
         });
         let last = error
+            .or_else(|| view.cut_off(&app.view.agents))
             .or_else(|| view.last.as_ref().map(|e| e.activity.brief(now)))
             .or_else(|| s.last_error.clone())
             .unwrap_or_default();
