@@ -15,7 +15,7 @@ use std::process::Command;
 use ocio::engine::EngineApi;
 use ocio::opencode::boxes::{BoxWorkspace, Returned};
 use ocio::scripted::{self, Rule, Script, Turn};
-use support::home::{Engine, Home, stderr};
+use support::home::{Engine, Home, stderr, stdout};
 use support::{TestRepo, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,11 +630,23 @@ async fn the_box_restarting_mid_task_loses_no_work(
         repo.git(&["show", "ocio/restart/integration:partial.txt"]),
         "before the restart\n"
     );
-    let lost = lines.iter().any(|l| {
+    let lost_session = lines.iter().find(|l| {
         l["type"] == "transition"
             && l["transition"]["entity"] == "session"
             && l["transition"]["to"] == "lost"
     });
+    let lost = lost_session.is_some();
+    // Where what the lost attempt did went is said in its transcript (it was kept, and
+    // nothing pointed to it: hand trial).
+    if let Some(line) = lost_session {
+        let id = line["transition"]["id"].as_str().unwrap();
+        let logs = stdout(&home.ocio(&["logs", id]));
+        assert!(
+            logs.contains("what it did on its build box came back")
+                && logs.contains("refs/ocio/returned/"),
+            "{logs}"
+        );
+    }
     let work = server.own_dir().join(".ocio-work/work");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(

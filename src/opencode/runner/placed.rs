@@ -217,6 +217,18 @@ impl OpencodeRunner {
         {
             Ok(returned) => {
                 tracing::info!(server = self.client.base_url(), %dir, ?returned, "brought a session's work back from its build box");
+                // Work that is not the task's (a failed or lost attempt's) is kept: said where,
+                // or nothing pointed to it (hand trial).
+                if matches!(outcome, Outcome::Failed { .. } | Outcome::Lost { .. }) {
+                    let kept = crate::workspace::carry::returned_ref(
+                        &crate::workspace::carry::box_name(local),
+                    );
+                    told.note(format!(
+                        "what it did on its build box came back: in {} until a later attempt replaces that worktree, and under {kept} in the repository",
+                        local.display()
+                    ))
+                    .await;
+                }
                 outcome
             }
             Err(e) if !needed || asked.is_cancelled() => {
