@@ -33,6 +33,22 @@ fn is_task(line: &Value, key: &str, to: &str) -> bool {
         && line["transition"]["to"] == to
 }
 
+/// A git repository `repo` with one empty commit, in `work` (made).
+fn repo_in(work: &std::path::Path) {
+    std::fs::create_dir_all(work).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(work)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    git(&["init", "-q", "repo"]);
+    git(&["-C", "repo", "commit", "-q", "--allow-empty", "-m", "start"]);
+}
+
 fn fails_with(home: &Home, args: &[&str], code: i32, text: &str) -> String {
     let out = home.ocio(args);
     assert_eq!(
@@ -346,18 +362,7 @@ fn run_stops_cleanly_on_sigterm_and_the_next_start_resumes() {
     let home = Home::new();
     home.write_config(AGENTS);
     let work = home.path("work");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .current_dir(&work)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-    };
-    std::fs::create_dir_all(&work).unwrap();
-    git(&["init", "-q", "repo"]);
-    git(&["-C", "repo", "commit", "-q", "--allow-empty", "-m", "start"]);
+    repo_in(&work);
     let plan = PLAN.replace("repo = \".\"", "repo = \"repo\"");
     std::fs::write(work.join("plan.toml"), plan).unwrap();
     let mut command = home.command(&["run", "plan.toml", "--headless", "--no-activity"]);
@@ -934,19 +939,7 @@ fn a_setup_left_running_by_a_killed_ocio_does_not_run_beside_the_next() {
     home.write_config(
         "[[agents]]\nname = \"fast\"\nkind = \"simulated\"\nduration = \"10ms\"\ncapabilities = [\"fast\"]\n",
     );
-    let work = home.path("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .current_dir(&work)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-    };
-    git(&["init", "-q", "repo"]);
-    git(&["-C", "repo", "commit", "-q", "--allow-empty", "-m", "start"]);
+    repo_in(&home.path("work"));
     let log = home.path("setup.log");
     let plan = home.write_plan(
         "setup.toml",

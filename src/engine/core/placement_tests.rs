@@ -24,6 +24,20 @@ fn simulated(agent: Agent) -> AgentSpec {
     }
 }
 
+/// A plan named `p` working in a directory that is no git repository (made in `dir`), with
+/// `tasks`, its `[[tasks]]` entries as TOML.
+fn plain_plan(dir: &std::path::Path, tasks: &str) -> crate::plan::PlanFile {
+    let plain = dir.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let path = dir.join("plan.toml");
+    let text = format!(
+        "name = \"p\"\nrepo = {:?}\n{tasks}",
+        plain.display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    crate::plan::PlanFile::load(&path).unwrap()
+}
+
 #[tokio::test]
 async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,21 +48,8 @@ async fn a_plan_outside_git_that_only_a_build_box_could_run_is_refused_at_submit
     let engine = EngineHandle::start(store, vec![agent], EngineOptions::default())
         .await
         .unwrap();
-    let plain = dir.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
-            plain.display().to_string()
-        ),
-    )
-    .unwrap();
-    let refused = engine
-        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
-        .await
-        .unwrap_err();
+    let plan = plain_plan(dir.path(), "[[tasks]]\nid = \"a\"\nprompt = \"a\"\n");
+    let refused = engine.submit_plan(plan).await.unwrap_err();
     let EngineError::Plan(errors) = &refused else {
         panic!("{refused:?}")
     };
@@ -114,19 +115,12 @@ async fn a_plan_waits_for_a_fleets_first_member() {
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let plain = dir.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\ncapabilities = [\"rust\"]\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"builders-box-4096\"\n",
-            plain.display().to_string()
-        ),
-    )
-    .unwrap();
+    let plan = plain_plan(
+        dir.path(),
+        "[[tasks]]\nid = \"a\"\nprompt = \"a\"\ncapabilities = [\"rust\"]\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"builders-box-4096\"\n",
+    );
     engine
-        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .submit_plan(plan)
         .await
         .expect("taken in while no member has joined");
     let snapshot = engine.snapshot().await.unwrap();
@@ -259,21 +253,11 @@ async fn a_retry_no_agent_could_ever_run_is_refused() {
     .await
     .unwrap();
     let mut events = engine.subscribe();
-    let plain = dir.path().join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"p\"\nrepo = {:?}\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\nagent = \"gone\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"kept\"\n",
-            plain.display().to_string()
-        ),
-    )
-    .unwrap();
-    engine
-        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
-        .await
-        .unwrap();
+    let plan = plain_plan(
+        dir.path(),
+        "[[tasks]]\nid = \"a\"\nprompt = \"a\"\nagent = \"gone\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\nagent = \"kept\"\n",
+    );
+    engine.submit_plan(plan).await.unwrap();
     super::test_wait::finished(&mut events).await;
     engine.remove_agent("gone").await.unwrap();
     let snapshot = engine.snapshot().await.unwrap();
