@@ -114,8 +114,12 @@ impl BoxWorkspace {
 /// The script that runs the setup's `index`-th `command` in `dir` and says how it went. One
 /// run of the worktree's setup at a time: a run the last ocio left going (killed mid-setup,
 /// its script goes on on the box) is waited for, and a command it finished is not run again
-/// (hand trial: after a `kill -9` the setup ran twice at once in one worktree). No `$(`: OpenCode
-/// would expand it itself.
+/// (hand trial: after a `kill -9` the setup ran twice at once in one worktree).
+///
+/// OpenCode runs a shell command as `eval "<the command>"`: the outer shell expands every `$`
+/// in it first. So what uses shell variables (the lock's wait) travels base64-encoded and runs
+/// from a file with `sh`, as the user's command does; the command itself is never part of any
+/// script's text.
 fn command_script(
     outbox: &str,
     name: &str,
@@ -123,26 +127,43 @@ fn command_script(
     (index, command): (usize, &str),
     who: &SetupFor<'_>,
 ) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(command);
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
     let file = quoted(&format!("{outbox}/{name}.setup.sh"));
     let log = quoted(&format!("{outbox}/{name}.setup.log"));
     let lock = quoted(&format!("{outbox}/{name}.setup.lock"));
     let ok = quoted(&format!("{outbox}/{name}.setup.{index}.ok"));
-    format!(
-        "cd {dir} || exit 1; export OCIO_PLAN={plan} OCIO_TASK={task} OCIO_ATTEMPT={attempt} OCIO_WORKTREE={dir}; \
-         waited=; while ! mkdir {lock} 2>/dev/null; do holder=; read holder < {lock}/pid 2>/dev/null; \
-         if [ -n \"$holder\" ] && kill -0 \"$holder\" 2>/dev/null; then sleep 1; \
-         elif [ -z \"$holder\" ] && [ ${{#waited}} -lt 5 ]; then waited=\"$waited.\"; sleep 1; \
-         else rm -rf {lock}; fi; done; echo $$ > {lock}/pid; \
-         if [ -e {ok} ]; then echo SETUP-OK; \
-         else printf %s '{encoded}' | base64 -d > {file}; \
-         if sh {file} > {log} 2>&1; then \
-         if git diff --no-ext-diff --quiet; then : > {ok}; echo SETUP-OK; else echo SETUP-CHANGED; git diff --no-ext-diff --name-only; fi; \
-         else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi; fi; rm -rf {lock}; echo {DONE}",
+    let runner = quoted(&format!("{outbox}/{name}.setup-run.sh"));
+    let run = format!(
+        "cd {dir} || exit 1
+export OCIO_PLAN={plan} OCIO_TASK={task} OCIO_ATTEMPT={attempt} OCIO_WORKTREE={dir}
+waited=
+while ! mkdir {lock} 2>/dev/null; do
+  holder=
+  read holder < {lock}/pid 2>/dev/null
+  if [ -n \"$holder\" ] && kill -0 \"$holder\" 2>/dev/null; then sleep 1
+  elif [ -z \"$holder\" ] && [ ${{#waited}} -lt 5 ]; then waited=\"$waited.\"; sleep 1
+  else rm -rf {lock}; fi
+done
+echo $$ > {lock}/pid
+if [ -e {ok} ]; then echo SETUP-OK
+else
+  printf %s '{encoded}' | base64 -d > {file}
+  if sh {file} > {log} 2>&1; then
+    if git diff --no-ext-diff --quiet; then : > {ok}; echo SETUP-OK
+    else echo SETUP-CHANGED; git diff --no-ext-diff --name-only; fi
+  else echo SETUP-FAILED; tail -c {OUTPUT_TAIL} {log}; fi
+fi
+rm -rf {lock}
+",
         dir = quoted(dir),
         plan = quoted(who.plan),
         task = quoted(who.task),
         attempt = who.attempt,
+        encoded = b64(command),
+    );
+    format!(
+        "printf %s '{run}' | base64 -d > {runner}; sh {runner}; echo {DONE}",
+        run = b64(&run)
     )
 }
 
@@ -208,10 +229,17 @@ mod tests {
         };
         let command = "echo $(pwd) > 'x'";
         let script = command_script("/r/outbox", "n", "/r/work/n", (0, command), &who);
-        assert!(!script.contains("$("), "{script}");
-        assert!(script.contains("OCIO_ATTEMPT=2"), "{script}");
+        // OpenCode's shell expands every `$` of what it runs before running it.
+        assert!(!script.contains('$'), "{script}");
+        let run = script
+            .split('\'')
+            .nth(1)
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .map(|run| String::from_utf8(run).unwrap())
+            .unwrap();
+        assert!(run.contains("OCIO_ATTEMPT=2"), "{run}");
         let encoded = base64::engine::general_purpose::STANDARD.encode(command);
-        assert!(script.contains(&encoded));
+        assert!(run.contains(&encoded) && !run.contains(command), "{run}");
     }
 
     /// A setup run the last ocio left going on the box (killed mid-setup) is waited for, and
@@ -247,9 +275,11 @@ mod tests {
             (0, &command),
             &who,
         );
+        // As OpenCode runs a shell command: `eval` of it in double quotes (`$` expanded first).
+        let as_opencode = format!("eval {}", serde_json::to_string(&script).unwrap());
         let run = || {
-            std::process::Command::new("sh")
-                .args(["-c", &script])
+            std::process::Command::new("bash")
+                .args(["-c", &as_opencode])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -270,5 +300,19 @@ mod tests {
             "start\nend\n",
             "done before: not run again"
         );
+        // A lock whose holder is gone (the box restarted) is taken over, not waited on for good.
+        let lock = outbox.join("n.setup.lock");
+        std::fs::create_dir(&lock).unwrap();
+        std::fs::write(lock.join("pid"), "999999999\n").unwrap();
+        let mut stale = run();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stale.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                let _ = stale.kill();
+                panic!("waited on a lock whose holder is gone");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!lock.exists());
     }
 }

@@ -139,7 +139,8 @@ pub(super) fn removal(name: &str, keep_work: bool) -> String {
         "{keep}git -C mirror worktree remove --force {dir} 2>/dev/null || rm -rf {dir}; \
          git -C mirror update-ref -d {back} 2>/dev/null; \
          git -C mirror for-each-ref --format='delete %(refname)' {modules} | git -C mirror update-ref --stdin; \
-         rm -f {outbox}.bundle* {outbox}.ready {outbox}.setup.sh {outbox}.setup.log {OWNERS}/{quoted_name}",
+         rm -f {outbox}.bundle* {outbox}.ready {outbox}.setup.sh {outbox}.setup.log {outbox}.setup-run.sh {outbox}.setup.*.ok {OWNERS}/{quoted_name}; \
+         rm -rf {outbox}.setup.lock",
         back = quoted(&carry::returned_ref(name)),
         modules = quoted(&format!("refs/ocio/module/{name}/")),
         outbox = quoted(&format!("outbox/{name}")),
