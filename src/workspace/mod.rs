@@ -574,7 +574,7 @@ impl Workspace {
         let dir = self
             .git
             .run(worktree, &["rev-parse", "--absolute-git-dir"])?;
-        Ok(SetupMarks::in_git_dir(PathBuf::from(dir.trim())))
+        Ok(SetupMarks::in_git_dir(PathBuf::from(dir.trim()), worktree))
     }
 
     /// `git worktree remove --force` of a worktree git lists, and the records its submodules'

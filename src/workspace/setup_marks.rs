@@ -13,12 +13,19 @@ use nix::unistd::Pid;
 /// The marks of one worktree's setup.
 pub(crate) struct SetupMarks {
     dir: PathBuf,
+    /// The worktree the setup runs in (its commands' working directory).
+    worktree: PathBuf,
 }
 
 impl SetupMarks {
-    /// The marks kept in `git_dir`, a worktree's own git directory.
-    pub(crate) fn in_git_dir(git_dir: PathBuf) -> Self {
-        Self { dir: git_dir }
+    /// The marks of the setup of `worktree`, kept in `git_dir`, its own git directory.
+    pub(crate) fn in_git_dir(git_dir: PathBuf, worktree: &Path) -> Self {
+        Self {
+            dir: git_dir,
+            worktree: worktree
+                .canonicalize()
+                .unwrap_or_else(|_| worktree.to_path_buf()),
+        }
     }
 
     /// Where the running command's shell notes its pid (its process group's).
@@ -35,11 +42,15 @@ impl SetupMarks {
         self.ok(index).exists()
     }
 
-    /// The shell (and process group) of a setup command left running here, if one lives.
+    /// The shell (and process group) of a setup command left running here, if one lives: the
+    /// process the pid file names leads its own process group and works in this worktree (a
+    /// pid file a killed ocio left names, after a reboot, any process at all).
     pub(crate) fn left_running(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.pid()).ok()?;
         let pid = text.trim().parse::<i32>().ok().filter(|pid| *pid > 0)?;
-        kill(Pid::from_raw(pid), None).is_ok().then_some(pid)
+        kill(Pid::from_raw(pid), None).ok()?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        (leads_its_group(pid) && cwd == self.worktree).then_some(pid)
     }
 
     /// Stops a setup command left running here, its whole process group.
@@ -56,12 +67,25 @@ impl SetupMarks {
         let file = self.dir.join(format!("ocio-setup-{index}.sh"));
         std::fs::write(&file, command)?;
         Ok(format!(
-            "echo $$ > {pid}; sh {file} && : > {ok}",
+            "echo $$ > {pid}; sh {file}; ran=$?; [ $ran -ne 0 ] || : > {ok}; rm -f {pid}; exit $ran",
             pid = quoted(&self.pid()),
             file = quoted(&file),
             ok = quoted(&self.ok(index)),
         ))
     }
+}
+
+/// Whether process `pid` leads its process group (its `/proc/PID/stat` says so).
+fn leads_its_group(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // After the command's name, in parentheses: state, parent, process group.
+    let fields = stat.rsplit_once(')').map(|(_, rest)| rest);
+    fields
+        .and_then(|rest| rest.split_whitespace().nth(2))
+        .and_then(|group| group.parse::<i32>().ok())
+        == Some(pid)
 }
 
 fn quoted(path: &Path) -> String {
@@ -81,10 +105,13 @@ mod tests {
     fn a_wrapped_command_is_seen_running_then_finished_and_can_be_stopped() {
         use std::os::unix::process::CommandExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let marks = SetupMarks::in_git_dir(dir.path().to_path_buf());
+        let worktree = dir.path().join("worktree");
+        std::fs::create_dir(&worktree).unwrap();
+        let marks = SetupMarks::in_git_dir(dir.path().to_path_buf(), &worktree);
         let run = |index: usize, command: &str| {
             std::process::Command::new("sh")
                 .args(["-c", &marks.wrapped(index, command).unwrap()])
+                .current_dir(&worktree)
                 .process_group(0)
                 .spawn()
                 .unwrap()
@@ -98,7 +125,13 @@ mod tests {
         assert!(!marks.finished(0));
         quick.wait().unwrap();
         assert_eq!(marks.left_running(), None, "its shell ended");
+        assert!(!marks.pid().exists(), "and took its pid file with it");
         assert!(marks.finished(0));
+        // A pid file naming a live process that is no setup of this worktree (a pid used
+        // again after a reboot) names nothing left running.
+        std::fs::write(marks.pid(), format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(marks.left_running(), None);
+        std::fs::remove_file(marks.pid()).unwrap();
 
         let out = dir.path().join("after");
         let mut slow = run(1, &format!("sleep 2; touch '{}'", out.display()));
