@@ -9,6 +9,7 @@ pub(crate) mod fleet_source;
 pub(crate) mod fleets;
 #[cfg(test)]
 mod fleets_tests;
+mod left;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -120,7 +121,7 @@ impl Host {
             }
         };
         let (rosters, told) = gather_fleets(config, &mut specs, &store).await;
-        stop_orphans(&store, &specs).await;
+        let stopping = left::stop_left_sessions(&store, &specs).await;
         let clients = servers.clients();
         let started =
             EngineHandle::start_subscribed(store.clone(), specs, engine_options(config)).await;
@@ -139,7 +140,7 @@ impl Host {
             added: Arc::default(),
             withheld: Arc::new(config.secret_vars()),
             records: Arc::new(records),
-            watchers: Vec::new(),
+            watchers: stopping,
             control: None,
             metrics: None,
             notifier: Notifier::start(&config.notify, engine.subscribe()),
@@ -493,71 +494,6 @@ async fn left_running(store: &StoreHandle) -> Vec<(AgentName, String)> {
         tracing::warn!(error = %e, "cannot read the sessions left running (fleet members come from their sources only; managed servers are stopped)");
         Vec::new()
     })
-}
-
-/// How long the start spends stopping the sessions no agent of this engine will follow.
-const ORPHANS_BOUND: Duration = Duration::from_secs(10);
-
-/// Sessions the last engine left running on a server that is no agent of this one (its
-/// `[[agents]]` entry or fleet taken out of the config across a restart): stopped at their
-/// server before recovery gives their tasks to other agents, or they would go on working
-/// beside the next attempt, unseen (hand trial). The server is reached as the last engine
-/// stored its agent: its URL, and the password from the variable it named, if set now. Best
-/// effort, for at most [`ORPHANS_BOUND`]: what cannot be stopped is said in the log.
-async fn stop_orphans(store: &StoreHandle, specs: &[crate::engine::AgentSpec]) {
-    use crate::domain::{Backend, Lifecycle, SessionStatus};
-    let read = store.read(|txn| {
-        let agents = crate::store::query::agents(txn)?;
-        let mut left = Vec::new();
-        for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
-            for session in crate::store::query::sessions_in(txn, *status)? {
-                if let (Some(agent), Some(remote)) = (session.agent, session.remote) {
-                    left.push((agent, remote));
-                }
-            }
-        }
-        Ok((agents, left))
-    });
-    let Ok((agents, left)) = read.await else {
-        return;
-    };
-    let orphans = left.into_iter().filter_map(|(name, remote)| {
-        if specs.iter().any(|s| s.agent.name == name) {
-            return None;
-        }
-        let stored = agents.iter().find(|a| a.name == name);
-        let password_env = match stored.map(|a| &a.backend) {
-            Some(Backend::Opencode { password_env, .. }) => password_env.clone(),
-            _ => None,
-        };
-        Some((name, remote, password_env))
-    });
-    let stops = orphans.map(|(name, remote, password_env)| async move {
-        let password = password_env.and_then(|var| Password::from_env(&var).ok());
-        let options = crate::opencode::client::ClientOptions {
-            call_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(3),
-            retries: 1,
-            ..Default::default()
-        };
-        let stopped = match Client::new(&remote.server, password, options) {
-            Ok(client) => {
-                let dir = remote.directory.to_string_lossy().into_owned();
-                client.abort(&dir, &remote.session_id).await
-            }
-            Err(e) => Err(e),
-        };
-        match stopped {
-            Ok(_) => tracing::info!(agent = %name, server = %remote.server, remote = %remote.session_id, "stopped a session left running on a server that is no agent any more"),
-            Err(e) => tracing::warn!(agent = %name, server = %remote.server, remote = %remote.session_id, error = %e, "cannot stop a session left running on a server that is no agent any more; abort it there"),
-        }
-    });
-    let all = futures_util::future::join_all(stops);
-    if tokio::time::timeout(ORPHANS_BOUND, all).await.is_err() {
-        tracing::warn!(
-            "stopping the sessions left on servers that are no agents any more took too long; the rest are left running"
-        );
-    }
 }
 
 async fn open_store(db: &Path, socket: &Path) -> Result<StoreHandle, HostError> {

@@ -121,6 +121,31 @@ pub(crate) fn sessions_in(
     Ok(found)
 }
 
+/// The newest `n` sessions in one status, newest first (through the status index).
+pub(crate) fn newest_in(
+    txn: &ReadTransaction,
+    status: SessionStatus,
+    n: usize,
+) -> Result<Vec<Session>, StoreError> {
+    let index = txn
+        .open_table(SESSION_STATUS)
+        .map_err(StoreError::storage)?;
+    let sessions = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
+    let name = status.name();
+    let mut found = Vec::new();
+    let range = index
+        .range((name, 0u128)..=(name, u128::MAX))
+        .map_err(StoreError::storage)?;
+    for entry in range.rev().take(n) {
+        let (key, _) = entry.map_err(StoreError::storage)?;
+        let (_, id) = key.value();
+        if let Some(json) = sessions.get(id).map_err(StoreError::storage)? {
+            found.push(decode("session", json.value())?);
+        }
+    }
+    Ok(found)
+}
+
 /// How many sessions are in each status (statuses with none are left out).
 pub(crate) fn session_counts(
     txn: &ReadTransaction,

@@ -254,6 +254,7 @@ impl OpencodeRunner {
                             self.client.clone(),
                             dir.to_string(),
                             remote.to_string(),
+                            tokio::time::Instant::now() + ABORT_PATIENCE,
                         ));
                     }
                 }
@@ -268,7 +269,7 @@ impl OpencodeRunner {
 
 /// How long a stopped session's abort is tried again while its server does not answer, and the
 /// longest wait between two tries.
-const ABORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+pub(crate) const ABORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 const ABORT_GAP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 /// The first wait (short in the tests).
 const ABORT_GAP_FIRST: std::time::Duration = match cfg!(test) {
@@ -277,11 +278,16 @@ const ABORT_GAP_FIRST: std::time::Duration = match cfg!(test) {
 };
 
 /// The abort of a session the engine stopped (cancelled, timed out) while its server could not
-/// be reached, tried again (2 s, doubling to a minute apart) until the server takes it or an
-/// hour has passed: it went on working, and spending, once the server answered again (hand
-/// trial). An abort is harmless on a session already idle.
-async fn abort_when_answered(client: Client, dir: String, remote: String) {
-    let deadline = tokio::time::Instant::now() + ABORT_PATIENCE;
+/// be reached, tried again (2 s, doubling to a minute apart) until the server takes it or
+/// `deadline` (an hour after the stop) has passed: it went on working, and spending, once the
+/// server answered again (hand trial). An abort is harmless on a session already idle. The
+/// next ocio takes it up where this one left it (`host::left`).
+pub(crate) async fn abort_when_answered(
+    client: Client,
+    dir: String,
+    remote: String,
+    deadline: tokio::time::Instant,
+) {
     let mut gap = ABORT_GAP_FIRST;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(gap).await;
@@ -300,7 +306,7 @@ async fn abort_when_answered(client: Client, dir: String, remote: String) {
             }
         }
     }
-    tracing::warn!(%remote, "gave up aborting the stopped session after an hour; abort it on its server");
+    tracing::warn!(%remote, "gave up aborting the stopped session an hour after its stop; abort it on its server");
 }
 
 /// The run lost with a server that cannot be reached.
