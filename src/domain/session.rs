@@ -216,6 +216,11 @@ pub struct Session {
     /// theirs, never as the session's own text. Cleared when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) said: Vec<crate::domain::MessageId>,
+    /// The operator asked it to stop (a cancel) and its run has not ended yet: a restarted
+    /// engine stops it the same way, whatever it finds (a cancel confirmed and then lost with a
+    /// restart ran the task on: hand trial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stop_asked: Option<SessionStatus>,
 }
 
 /// What the operator last told a running session.
@@ -254,6 +259,7 @@ impl Session {
             checkpoint_seq: 0,
             word: None,
             said: Vec::new(),
+            stop_asked: None,
         }
     }
 

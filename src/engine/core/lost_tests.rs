@@ -127,3 +127,56 @@ async fn a_run_lost_with_the_engine_keeps_what_its_steps_spent() {
     assert!(snapshot.usage.input_tokens >= 500, "{:?}", snapshot.usage);
     engine.shutdown().await.unwrap();
 }
+
+/// A run that takes its time to stop: told to, it ends only long after.
+struct SlowToStop;
+
+impl Runner for SlowToStop {
+    fn run(&self, _job: Job, stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let _ = stop.await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Outcome::Stopped
+        })
+    }
+}
+
+/// A cancel the engine confirmed, and then the engine stopped before the run came back: the
+/// next engine ends the session and the task cancelled, and does not run the task again (hand
+/// trial: it was re-attached and ended failed, or run again).
+#[tokio::test]
+async fn a_cancel_confirmed_before_a_restart_stays_a_cancel() {
+    use crate::domain::TaskStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |dir: std::path::PathBuf| async move {
+        let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
+        let agent = AgentSpec {
+            agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
+            runner: Arc::new(SlowToStop),
+        };
+        let options = EngineOptions {
+            tick: Duration::from_millis(20),
+            ..EngineOptions::default()
+        };
+        let engine = EngineHandle::start(store.clone(), vec![agent], options)
+            .await
+            .unwrap();
+        (store, engine)
+    };
+    let (store, engine) = start(dir.path().to_path_buf()).await;
+    let mut events = engine.subscribe();
+    submit(dir.path(), &engine).await;
+    next(&mut events, |e| matches!(e, EngineEvent::Dispatched { .. })).await;
+    let task = engine.snapshot().await.unwrap().plans[0].tasks[0].id;
+    engine.cancel(task).await.unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let (store, engine) = start(dir.path().to_path_buf()).await;
+    let tasks = store.read(query::tasks).await.unwrap();
+    assert_eq!(tasks[0].status, TaskStatus::Cancelled, "{tasks:?}");
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 1, "not run again: {sessions:#?}");
+    assert_eq!(sessions[0].status, SessionStatus::Cancelled);
+    engine.shutdown().await.unwrap();
+}

@@ -92,8 +92,13 @@ impl Core {
             .values_mut()
             .find(|r| r.plan == plan_id && r.key == key)
         {
+            // Settled when the run reports back; asked durably first, so an engine stopped
+            // before then stops it as cancelled too.
             run.ask_stop(SessionStatus::Cancelled);
-            return Ok(()); // settled when the run reports back
+            run.session.stop_asked = Some(SessionStatus::Cancelled);
+            let mut step = Step::default();
+            step.batch.put_session(&run.session);
+            return self.commit(step).await;
         }
         let mut step = Step::default();
         match self.cancel_merge(plan_id, &key, &mut step) {

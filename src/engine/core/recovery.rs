@@ -198,7 +198,7 @@ impl Core {
         now: Timestamp,
     ) -> Result<(), EngineError> {
         let mut step = Step::default();
-        let (resumed, settled) = self.resume_or_end(sessions, past, &mut step, now);
+        let (resumed, settled, cancelled) = self.resume_or_end(sessions, past, &mut step, now);
         for (_, agent) in self.fleet.live() {
             step.batch.put_agent(agent);
         }
@@ -234,7 +234,7 @@ impl Core {
             });
         }
         self.commit(step).await?;
-        for plan in left.given_up {
+        for plan in left.given_up.into_iter().chain(cancelled) {
             self.check_finished(plan).await?;
         }
         self.redo_merges(left.merges).await;
@@ -273,17 +273,27 @@ impl Core {
         past: &Past,
         step: &mut Step,
         now: Timestamp,
-    ) -> (Vec<(EndFuture, Running)>, usize) {
+    ) -> (Vec<(EndFuture, Running)>, usize, Vec<PlanId>) {
         let mut resumed = Vec::new();
         let mut settled = 0;
+        let mut cancelled = Vec::new();
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
             if let Some((future, mut run)) = self.resume(&session, now) {
                 // Shown until the run's backfill tells what it did since.
                 run.last = past.lasts.get(&session.id).cloned();
+                // Asked to stop before the restart: stopped now, as it was asked.
+                if let Some(to) = session.stop_asked {
+                    run.ask_stop(to);
+                }
                 resumed.push((future, run));
                 continue;
             }
             self.abandon(&session);
+            if session.stop_asked == Some(SessionStatus::Cancelled) {
+                cancelled.extend(self.cancel_left(&mut session, step, now));
+                settled += 1;
+                continue;
+            }
             let cause = "engine restarted while it ran; the run did not survive";
             // What its steps spent until then stays its usage (it was told only at its end).
             if let Some(spent) = past.spent.get(&session.id)
@@ -307,7 +317,40 @@ impl Core {
             self.observed.settled(&session, key, last);
             settled += 1;
         }
-        (resumed, settled)
+        (resumed, settled, cancelled)
+    }
+
+    /// A session the operator cancelled whose run is not followed after the restart: it ends
+    /// cancelled, and so does its task (its dependents blocked), as its run's end would have
+    /// settled them; the task is not run again.
+    /// Its plan, to be checked for its end.
+    fn cancel_left(
+        &mut self,
+        session: &mut Session,
+        step: &mut Step,
+        now: Timestamp,
+    ) -> Option<PlanId> {
+        let cause = "cancelled by the operator";
+        session.last_error = Some(cause.into());
+        if let Ok(event) = session.transition(SessionStatus::Cancelled, cause, now) {
+            step.transition(event);
+        }
+        step.batch.put_session(session);
+        let (plan, key) = session.task.and_then(|t| self.plans.locate(&t))?;
+        let key = key.to_string();
+        let state = self.plans.get_mut(&plan)?;
+        if let Ok(event) = state
+            .graph
+            .transition(&key, TaskStatus::Cancelled, cause, now)
+        {
+            step.transition(event);
+            for event in state.graph.block_dependents(&key, now).unwrap_or_default() {
+                step.transition(event);
+            }
+            super::persist_changed_tasks(step, &state.graph, 0);
+        }
+        self.observed.settled(session, key, None);
+        Some(plan)
     }
 
     /// Tasks still running in the store whose run is not followed: merged again when their
