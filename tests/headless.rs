@@ -971,3 +971,39 @@ fn a_setup_left_running_by_a_killed_ocio_does_not_run_beside_the_next() {
         "the first attempt's setup was stopped as the second began"
     );
 }
+
+/// `ocio run` of a plan file whose interrupted run's plan ended meanwhile (another engine, or
+/// the restart's own recovery, finished it) reports that plan's end instead of running the
+/// file a second time (review: it was at rest, so it was submitted anew and every task ran
+/// again).
+#[test]
+fn run_again_after_the_interrupted_plan_ended_meanwhile_reports_it() {
+    let home = Home::new();
+    home.write_config(&AGENTS.replace("duration = \"1h\"", "duration = \"2s\""));
+    let plan = home.write_plan("plan.toml", PLAN);
+    let plan = plan.to_str().unwrap();
+    let mut first = support::home::Engine::spawn(home.command(&["run", plan, "--no-activity"]));
+    let submitted = first.until("the plan is submitted", |l| l["type"] == "plan_submitted");
+    first.until("long is dispatched", |l| l["type"] == "dispatched");
+    assert_eq!(first.stop("TERM").0, Some(130));
+    let mut engine = home.engine(&["--no-activity"]);
+    engine.until("the plan ends", |l| l["type"] == "plan_finished");
+    assert_eq!(engine.stop("TERM").0, Some(130));
+    let again = home.ocio(&["run", plan, "--no-activity"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let lines = json_lines(&again);
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert!(
+        !kinds.contains(&"plan_submitted") && !kinds.contains(&"dispatched"),
+        "{kinds:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "run.finished");
+    assert_eq!(last["plan"], submitted["plan"]);
+    assert_eq!(last["ok"], true);
+    assert!(
+        stderr(&again).contains("which an interrupted run of this file submitted"),
+        "{}",
+        stderr(&again)
+    );
+}

@@ -29,10 +29,59 @@ pub(crate) fn run(context: &Context, flags: &Flags, plan_path: &Path) -> Result<
         let mut host = Host::start(&context.paths, &context.config.config, options).await?;
         let output = Output::new(!flags.no_activity);
         output.started(&host);
-        let result = follow(&mut host, &output, signals, Some(plan)).await;
+        let mark = RunMark::of(&context.paths.db_file, plan_path);
+        let result = follow(&mut host, &output, signals, Some((plan, mark))).await;
         let left = host.shutdown().await;
         super::with_left(result, &left)
     })
+}
+
+/// The plan `ocio run` of one plan file submitted, noted beside the database (`runs/`) until the
+/// run has seen it end: the next `ocio run` of the file after an interrupt (a signal, a `kill
+/// -9`) follows that plan, even one that ended meanwhile (a restart's recovery may end it),
+/// instead of submitting it a second time.
+struct RunMark {
+    path: std::path::PathBuf,
+}
+
+impl RunMark {
+    fn of(db: &Path, plan_file: &Path) -> Self {
+        let file = std::fs::canonicalize(plan_file).unwrap_or_else(|_| plan_file.to_path_buf());
+        let hash = xxhash_rust::xxh3::xxh3_64(file.as_os_str().as_encoded_bytes());
+        let name = db.file_name().unwrap_or(db.as_os_str());
+        let dir = db
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("runs")
+            .join(name);
+        Self {
+            path: dir.join(format!("{hash:016x}")),
+        }
+    }
+
+    /// The plan an interrupted run of the file submitted, if one did.
+    fn plan(&self) -> Option<PlanId> {
+        std::fs::read_to_string(&self.path)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn note(&self, plan: PlanId) {
+        let written = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&self.path, format!("{plan}\n")));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot note the plan this run follows");
+        }
+    }
+
+    fn clear(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// `ocio --headless`: the engine, its socket and metrics until a signal; exit 130 then.
@@ -73,19 +122,36 @@ async fn follow(
     host: &mut Host,
     output: &Output,
     mut signals: Signals,
-    plan: Option<PlanFile>,
+    plan: Option<(PlanFile, RunMark)>,
 ) -> Result<(), Failure> {
     let engine = host.engine();
     let mut events = host.events();
-    let plan_id: Option<PlanId> = match plan {
-        Some(plan) => Some(match unfinished(&engine, &plan).await {
-            Some(id) => {
-                output.note(json!({ "type": "run.resumed", "at": Timestamp::now(), "plan": id, "name": plan.name }));
-                id
-            }
-            None => engine.submit_plan(plan).await.map_err(engine_failure)?,
-        }),
-        None => None,
+    let (plan_id, mark) = match plan {
+        Some((plan, mark)) => {
+            let id = match resumed(&engine, &plan, &mark).await {
+                Some(Resumed { id, at_rest }) => {
+                    output.note(json!({ "type": "run.resumed", "at": Timestamp::now(), "plan": id, "name": plan.name }));
+                    eprintln!(
+                        "ocio run: following plan {} ({}), which an interrupted run of this file submitted; the file as it is now runs once that has ended",
+                        plan.name,
+                        id.short()
+                    );
+                    if let Some(totals) = at_rest {
+                        mark.clear();
+                        output.note(totals.finished(Some(id), false));
+                        return totals.outcome();
+                    }
+                    id
+                }
+                None => {
+                    let id = engine.submit_plan(plan).await.map_err(engine_failure)?;
+                    mark.note(id);
+                    id
+                }
+            };
+            (Some(id), Some(mark))
+        }
+        None => (None, None),
     };
     loop {
         tokio::select! {
@@ -97,6 +163,9 @@ async fn follow(
                         && Some(plan) == plan_id
                     {
                         let totals = Totals { done, failed, blocked, cancelled, unfinished: 0 };
+                        if let Some(mark) = &mark {
+                            mark.clear();
+                        }
                         output.note(totals.finished(plan_id, false));
                         return totals.outcome();
                     }
@@ -122,33 +191,54 @@ async fn follow(
     }
 }
 
-/// The plan of `plan`'s name and repository that an earlier run left with work to come (tasks
-/// pending, ready or running): `ocio run` of the same file after an interrupt follows it to the
-/// end instead of submitting it a second time, which ran every task twice beside the first
-/// (hand trial). A plan of the name at rest (done, or failed and blocked) is run anew.
-async fn unfinished(engine: &crate::engine::EngineHandle, plan: &PlanFile) -> Option<PlanId> {
+/// The plan an earlier `ocio run` of the file left to follow: the one its mark names, if the
+/// engine lists it (with its totals when it is at rest already); else one of the file's name
+/// and repository with work to come (tasks pending, ready or running), as a run before the
+/// marks left it. Submitting it again ran every task twice, side by side (hand trial).
+async fn resumed(
+    engine: &crate::engine::EngineHandle,
+    plan: &PlanFile,
+    mark: &RunMark,
+) -> Option<Resumed> {
     use crate::domain::TaskStatus;
     let snapshot = engine.snapshot().await.ok()?;
+    let to_come = |p: &crate::engine::view::PlanView| {
+        p.tasks.iter().any(|t| {
+            matches!(
+                t.status,
+                TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Running
+            )
+        })
+    };
+    if let Some(marked) = mark.plan()
+        && let Some(found) = snapshot.plans.iter().find(|p| p.id == marked)
+    {
+        let at_rest = (!to_come(found)).then(|| Totals::of(&snapshot, Some(marked)));
+        return Some(Resumed {
+            id: marked,
+            at_rest,
+        });
+    }
     let same_dir = |a: &Path, b: &Path| {
         let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         real(a) == real(b)
     };
     let repo = plan.repo_path();
-    snapshot
+    let found = snapshot
         .plans
         .iter()
         .rev()
-        .find(|p| {
-            p.name == plan.name
-                && same_dir(&p.repo, &repo)
-                && p.tasks.iter().any(|t| {
-                    matches!(
-                        t.status,
-                        TaskStatus::Pending | TaskStatus::Ready | TaskStatus::Running
-                    )
-                })
-        })
-        .map(|p| p.id)
+        .find(|p| p.name == plan.name && same_dir(&p.repo, &repo) && to_come(p))?;
+    Some(Resumed {
+        id: found.id,
+        at_rest: None,
+    })
+}
+
+/// The plan a run follows instead of submitting one, and its totals when it has ended already.
+struct Resumed {
+    id: PlanId,
+    at_rest: Option<Totals>,
 }
 
 /// The engine stopped by itself: an `engine.failed` line, and the failure to print on stderr
