@@ -579,9 +579,9 @@ impl EngineHandle {
     }
 
     /// Drain agent `name` (or undrain it), saying why: for what is not the operator's doing
-    /// (a fleet whose source no longer lists it), which `EngineApi::drain` is. An undrain
-    /// with `lifts` set gives the agent work again only when it was drained because of that
-    /// cause: a drain of another's doing (the operator's) stands.
+    /// (a fleet whose source no longer lists it), which `EngineApi::drain` is. `lifts` names
+    /// the cause of this doer's own drains: an undrain gives the agent work again only when it
+    /// was drained because of it, so a drain of another's doing (the operator's) stands.
     pub async fn drain_because(
         &self,
         name: &str,

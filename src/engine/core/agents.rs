@@ -89,6 +89,14 @@ impl Core {
             false => AgentStatus::Online,
         };
         if agent.status == to {
+            // Drained already for another cause (its fleet no longer lists it): the operator's
+            // drain is noted, so the fleet listing it again does not lift it (review).
+            if drain && lifts.is_none() && agent.reason.as_deref() != Some(cause) {
+                agent.reason = Some(cause.to_string());
+                let mut step = Step::default();
+                step.batch.put_agent(agent);
+                self.commit(step).await?;
+            }
             return Ok(());
         }
         let drained_for_other = agent.status == AgentStatus::Draining

@@ -302,15 +302,28 @@ async fn a_fleet_listing_a_member_again_lifts_only_its_own_drain() {
     };
     let engine = EngineHandle::start(
         store,
-        vec![agent("mine"), agent("fleets")],
+        vec![agent("mine"), agent("fleets"), agent("late")],
         EngineOptions::default(),
     )
     .await
     .unwrap();
     const LEFT: &str = "no longer listed by its fleet";
     engine.drain("mine", true).await.unwrap();
+    // The operator drains one its fleet drained already (review: the fleet's lift won).
+    engine
+        .drain_because("late", true, LEFT, Some(LEFT))
+        .await
+        .unwrap();
+    engine.drain("late", true).await.unwrap();
+    engine
+        .drain_because("late", false, "listed by its fleet again", Some(LEFT))
+        .await
+        .unwrap();
     for name in ["mine", "fleets"] {
-        engine.drain_because(name, true, LEFT, None).await.unwrap();
+        engine
+            .drain_because(name, true, LEFT, Some(LEFT))
+            .await
+            .unwrap();
         engine
             .drain_because(name, false, "listed by its fleet again", Some(LEFT))
             .await
@@ -325,6 +338,7 @@ async fn a_fleet_listing_a_member_again_lifts_only_its_own_drain() {
             .unwrap()
     };
     assert_eq!(status("mine"), crate::domain::AgentStatus::Draining);
+    assert_eq!(status("late"), crate::domain::AgentStatus::Draining);
     assert_eq!(status("fleets"), crate::domain::AgentStatus::Online);
     engine.shutdown().await.unwrap();
 }
