@@ -636,6 +636,7 @@ async fn the_box_restarting_mid_task_loses_no_work(
             && l["transition"]["to"] == "lost"
     });
     let lost = lost_session.is_some();
+    assert!(lost, "the server's restart lost the attempt: {lines:?}");
     // Where what the lost attempt did went is said in its transcript (it was kept, and
     // nothing pointed to it: hand trial).
     if let Some(line) = lost_session {

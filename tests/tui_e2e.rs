@@ -730,7 +730,7 @@ fn a_slow_start_says_what_it_waits_for() {
     let mut room = Room::start_with("slow-start", 120, 36, &config);
     room.quit();
     let screen = room.expect_exit(0);
-    if !screen.contains("ocio: starting the engine: reading the members of fleet slow") {
+    if !screen.contains("ocio: starting the engine: reading the members of fleet slow and") {
         room.fail("the slow start said nothing");
     }
 }

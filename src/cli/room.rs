@@ -226,7 +226,7 @@ async fn said_if_slow<T>(start: impl std::future::Future<Output = T>, config: &C
             match fleets.is_empty() {
                 true => eprintln!("ocio: starting the engine ..."),
                 false => eprintln!(
-                    "ocio: starting the engine: reading the members of fleet {} (at most a few seconds) ...",
+                    "ocio: starting the engine: reading the members of fleet {} and asking the servers ...",
                     fleets.join(", ")
                 ),
             }

@@ -61,8 +61,8 @@ pub(crate) struct Roster {
 }
 
 /// The reasons a member could not join (or a source could not be read) that were told, by
-/// their shape (each run of letters and digits with a digit in it counted alike: a request id,
-/// a pod's count), and when the last few were. A reason of a new shape is told at once, one
+/// their shape (each run of four or more letters and digits with a digit in it counted alike:
+/// a request id, a port; an exit status stays itself), and when the last few were. A reason of a new shape is told at once, one
 /// of a shape told before never again; at most [`BURST`] in [`TELL_GAP`], so reasons that
 /// change at every read cannot flood the events.
 #[derive(Default)]
@@ -99,12 +99,12 @@ impl Told {
     }
 }
 
-/// `why` with each run of letters and digits that has a digit in it as `#`.
+/// `why` with each run of four or more letters and digits that has a digit in it as `#`.
 fn shape(why: &str) -> String {
     let mut shaped = String::with_capacity(why.len());
     let mut word = String::new();
     let flush = |word: &mut String, shaped: &mut String| {
-        if word.chars().any(|c| c.is_ascii_digit()) {
+        if word.len() >= 4 && word.chars().any(|c| c.is_ascii_digit()) {
             shaped.push('#');
         } else {
             shaped.push_str(word);

@@ -168,9 +168,9 @@ async fn a_member_that_cannot_join_is_told_once_per_reason() {
         ["tell box: http://10.0.0.1:4096 waits: 401: wrong password"]
     );
     // Reasons that differ only in their numbers are one.
-    down("HTTP 503: starting (1/3), request 7f3a9c");
+    down("HTTP 503: starting, request 7f3a9c at port 4096");
     roster.round(listed(&[A]), &crew).await;
-    down("HTTP 503: starting (2/3), request 0b41de");
+    down("HTTP 503: starting, request 0b41de at port 4097");
     roster.round(listed(&[A]), &crew).await;
     assert_eq!(told(&crew), 1, "one shape, told once");
     // Three told in a minute: a fourth waits for the minute to pass.

@@ -613,8 +613,9 @@ impl Core {
             Some(abort) => {
                 self.tasks.spawn(abort);
             }
-            // A host stops those of servers no longer configured before the engine starts.
-            None => tracing::info!(
+            // A host stops those of servers no longer configured before the engine starts
+            // (`host::left`), and says so.
+            None => tracing::debug!(
                 session = %session.id,
                 remote = %remote.session_id,
                 server = %remote.server,

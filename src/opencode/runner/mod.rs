@@ -248,7 +248,7 @@ impl OpencodeRunner {
         match why {
             Interrupt::Stop => {
                 if let Err(e) = self.client.abort(dir, remote).await {
-                    tracing::warn!(remote, error = %e, "could not abort the remote session; trying again while its server does not answer");
+                    tracing::warn!(remote, error = %e, retried = e.is_the_servers(), "could not abort the remote session (tried again while its server does not answer)");
                     if e.is_the_servers() {
                         tokio::spawn(abort_when_answered(
                             self.client.clone(),
