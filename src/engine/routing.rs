@@ -170,15 +170,16 @@ pub(crate) fn why_waiting(
         return Some(Waits::FleetToJoin(offering));
     }
     let caps: Vec<String> = task.capabilities.iter().cloned().collect();
-    Some(
-        if agents.iter().any(|a| could_run(task, Needs::default(), a)) {
-            Waits::OcioDisk
-        } else if caps.is_empty() {
-            Waits::NoAgent
-        } else {
-            Waits::NoneOffers(caps)
-        },
-    )
+    // Only build boxes (joined, or a fleet's to come) could: the plan is outside git.
+    let on_boxes = agents.iter().any(|a| could_run(task, Needs::default(), a))
+        || fleets.iter().any(|f| f.offers(&task.capabilities));
+    Some(if on_boxes {
+        Waits::OcioDisk
+    } else if caps.is_empty() {
+        Waits::NoAgent
+    } else {
+        Waits::NoneOffers(caps)
+    })
 }
 
 /// The agent to run `task` on, as an index into `agents`; `None` if no agent can take it now.
@@ -480,10 +481,10 @@ mod tests {
             why(&pinned, Needs::default()).as_deref(),
             Some("for agent gone, which is not among the agents")
         );
-        // Outside git: a fleet of build boxes cannot take it, and says so no more.
-        assert_eq!(
-            why(&task("t", 0, &["rust"]), plain).as_deref(),
-            Some("for an agent offering rust: none does")
+        // Outside git: a fleet of build boxes cannot take it (it offers rust, so not "none
+        // does": review).
+        assert!(
+            why(&task("t", 0, &["rust"]), plain).is_some_and(|w| w.contains("sees ocio's files")),
         );
         let mut far = agent("far", 1, 0, &[]);
         far.works_away = true;
