@@ -202,6 +202,12 @@ fn a_question_is_shown_with_its_options_and_answered_by_number_or_text() {
     assert!(matches!(app.mode, Mode::Answer(_)), "{:?}", app.mode);
     assert!(app.toast.as_ref().unwrap().text.contains("no option 3"));
     assert_eq!(app.view.approvals.len(), 1);
+    // ...where the operator is looking: under the editor (it went unshown: hand trial).
+    let screen = draw(&mut app, 100, 30);
+    assert!(
+        screen.contains("answer: ") && screen.contains("no option 3"),
+        "{screen}"
+    );
 
     // From the inbox: a typed answer; esc first drops one.
     let mut app = super::tests::app();

@@ -22,21 +22,31 @@ pub(super) fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         Mode::Palette(editor) => {
             palette_line(app, editor, usize::from(area.width), palette_hint(app))
         }
-        Mode::NewTask(_) => Line::from(vec![
-            Span::styled(" new task: ", theme.accent),
-            Span::styled(crate::tui::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
-        Mode::Say(..) => Line::from(vec![
-            Span::styled(" message: ", theme.accent),
-            Span::styled(crate::tui::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
-        Mode::Answer(_) => Line::from(vec![
-            Span::styled(" answer: ", theme.accent),
-            Span::styled(crate::tui::editor::MULTI_LINE_HINT, theme.muted),
-        ]),
+        Mode::NewTask(_) => editor_line(app, " new task: "),
+        Mode::Say(..) => editor_line(app, " message: "),
+        Mode::Answer(_) => editor_line(app, " answer: "),
         _ => hints(app, area.width),
     };
     frame.render_widget(Paragraph::new(line).style(theme.base), area);
+}
+
+/// An editor's footer: what it is for, then what the room says now (why Enter did not take an
+/// answer: the status line is not shown under an editor, and a wrong answer went unexplained,
+/// hand trial), else its keys.
+fn editor_line(app: &App, what: &'static str) -> Line<'static> {
+    let theme = &app.theme;
+    let said = match &app.toast {
+        Some(toast) => Span::styled(
+            toast.text.replace('\n', " "),
+            if toast.error {
+                theme.status("failed")
+            } else {
+                theme.info
+            },
+        ),
+        None => Span::styled(crate::tui::editor::MULTI_LINE_HINT, theme.muted),
+    };
+    Line::from(vec![Span::styled(what, theme.accent), said])
 }
 
 /// At most this many rows of the screen's height hold the status line (and never more
