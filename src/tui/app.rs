@@ -713,6 +713,11 @@ impl App {
                         "a plan paused over budget, not a request: {} opens it (C continue, X cancel)",
                         self.keymap.keys(Action::Open)
                     ),
+                    (_, Some(InboxRow::Message(_))) => &format!(
+                        "a session waiting for your message, not a request: {} opens it, {} there sends one",
+                        self.keymap.keys(Action::Open),
+                        self.keymap.keys(Action::Say)
+                    ),
                     _ => "no permission request is waiting",
                 };
                 self.toast(what.into(), false);
@@ -735,6 +740,7 @@ impl App {
             (_, Pane::Tasks) => self.panes.selected_task(&self.view),
             (_, Pane::Approvals) => match self.view.inbox().nth(self.panes.approvals.selected) {
                 Some(InboxRow::Request(a)) => self.task_of_session(a.session),
+                Some(InboxRow::Message(s)) => self.task_of_session(s.session.id),
                 Some(InboxRow::Conflict(c)) => self
                     .view
                     .task_named(|t| t.id == c.task)
@@ -862,6 +868,7 @@ impl App {
             Some(InboxRow::Request(a)) => Opened::Session(a.session),
             Some(InboxRow::Conflict(c)) => Opened::Conflict(c.task, c.key.clone()),
             Some(InboxRow::Held(p)) => Opened::Plan(p.plan),
+            Some(InboxRow::Message(s)) => Opened::Session(s.session.id),
             None => return Vec::new(),
         };
         match opened {

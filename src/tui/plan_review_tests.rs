@@ -316,14 +316,20 @@ fn a_plan_paused_over_budget_shows_in_the_header_the_inbox_and_its_view() {
     );
     key(&mut app, KeyCode::Esc);
     app.view.approvals.clear();
+    // The session that waited for the request waits no more.
+    for s in &mut app.view.sessions {
+        if s.session.status == crate::domain::SessionStatus::WaitingApproval {
+            s.session.status = crate::domain::SessionStatus::Running;
+        }
+    }
     let screen = draw(&mut app, 160, 48);
     assert!(
         screen.contains("approvals 0 · over budget 1"),
         "in the inbox: {screen}"
     );
     assert!(
-        screen.contains("add-pagination    over budget over budget: task `api`"),
-        "in the inbox: {screen}"
+        screen.contains("add-pagination    over budget task `api`"),
+        "in the inbox (said once: hand trial): {screen}"
     );
 }
 

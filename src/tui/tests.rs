@@ -937,3 +937,22 @@ fn a_running_session_on_an_offline_agent_says_so_in_the_room() {
         .unwrap_or_else(|| panic!("{screen}"));
     assert!(row.contains("running"), "{row}");
 }
+
+/// A session that waits for the operator's message (interrupted, or its request rejected) is
+/// counted as waiting for them, in the header and the approvals pane, whose row says how to
+/// send one, and opens the session (it was counted nowhere: hand trial).
+#[test]
+fn a_session_waiting_for_a_message_waits_for_you() {
+    let mut app = app();
+    let mut snapshot = snapshot();
+    snapshot.approvals.clear();
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    assert_eq!(app.view.waiting(), 1, "storage waits with no request");
+    let screen = draw(&mut app, 160, 48);
+    assert!(screen.contains("1 waiting for you"), "{screen}");
+    assert!(screen.contains("waits for your message"), "{screen}");
+    assert!(screen.contains("approvals 0 · messages 1"), "{screen}");
+    app.focus = Pane::Approvals;
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Detail(sid(4)));
+}

@@ -172,7 +172,10 @@ impl View {
             .iter()
             .filter(|c| c.state == ConflictState::Parked)
             .count();
-        self.approvals.len() + parked + self.budgets.held().count()
+        self.approvals.len()
+            + parked
+            + self.budgets.held().count()
+            + self.waiting_for_a_message().count()
     }
 
     /// The first task `which` picks: its id and `plan/task` name.
@@ -194,11 +197,25 @@ impl View {
         let requests = self.approvals.iter().map(InboxRow::Request);
         let conflicts = self.conflicts.iter().map(InboxRow::Conflict);
         let held = self.budgets.held().map(InboxRow::Held);
-        requests.chain(conflicts).chain(held)
+        let messages = self.waiting_for_a_message().map(InboxRow::Message);
+        requests.chain(conflicts).chain(held).chain(messages)
     }
 
     pub(crate) fn inbox_len(&self) -> usize {
-        self.approvals.len() + self.conflicts.len() + self.budgets.held().count()
+        self.approvals.len()
+            + self.conflicts.len()
+            + self.budgets.held().count()
+            + self.waiting_for_a_message().count()
+    }
+
+    /// The sessions that wait for the operator with no request of theirs in the inbox: they
+    /// wait for a message (interrupted, or a request rejected). They were counted nowhere and
+    /// nothing said to send one (hand trial).
+    fn waiting_for_a_message(&self) -> impl Iterator<Item = &crate::engine::view::SessionView> {
+        self.sessions.iter().filter(|s| {
+            s.session.status == crate::domain::SessionStatus::WaitingApproval
+                && !self.approvals.iter().any(|a| a.session == s.session.id)
+        })
     }
 
     pub fn running(&self) -> usize {
@@ -667,6 +684,7 @@ pub(crate) enum InboxKey {
     Request(String),
     Conflict(crate::domain::TaskId),
     Held(crate::domain::PlanId),
+    Message(crate::domain::SessionId),
 }
 
 impl InboxRow<'_> {
@@ -675,6 +693,7 @@ impl InboxRow<'_> {
             Self::Request(a) => InboxKey::Request(a.ask.id.clone()),
             Self::Conflict(c) => InboxKey::Conflict(c.task),
             Self::Held(p) => InboxKey::Held(p.plan),
+            Self::Message(s) => InboxKey::Message(s.session.id),
         }
     }
 }
@@ -688,4 +707,7 @@ pub(crate) enum InboxRow<'v> {
     Conflict(&'v ConflictView),
     /// A plan paused over budget: settled in its plan's view.
     Held(&'v crate::engine::view::PlanSpendView),
+    /// A session interrupted (or whose request was rejected) that waits for the operator's
+    /// message: sent from its detail (`i`).
+    Message(&'v crate::engine::view::SessionView),
 }

@@ -230,9 +230,13 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
     if conflicts > 0 {
         title.push_str(&format!(" · conflicts {conflicts}"));
     }
-    let held = total - count - conflicts;
+    let held = app.view.budgets.held().count();
     if held > 0 {
         title.push_str(&format!(" · over budget {held}"));
+    }
+    let messages = total - count - conflicts - held;
+    if messages > 0 {
+        title.push_str(&format!(" · messages {messages}"));
     }
     let mut block = block(app, Pane::Approvals, title);
     if total > 0 && app.focus != Pane::Approvals {
@@ -317,6 +321,14 @@ fn inbox_keys(app: &App, width: u16) -> String {
             format!("{} opens its plan", key(Action::Open)),
             key(Action::Open),
         ),
+        Some(InboxRow::Message(_)) => (
+            format!(
+                "{} opens it, {} sends it a message",
+                key(Action::Open),
+                key(Action::Say)
+            ),
+            key(Action::Open),
+        ),
     };
     if whole.chars().count() + 4 > usize::from(width) {
         short
@@ -329,7 +341,7 @@ fn inbox_keys(app: &App, width: u16) -> String {
 fn inbox_row(app: &App, row: InboxRow<'_>, widths: &[u16]) -> Row<'static> {
     let w = |i: usize| usize::from(widths[i]);
     let style = match row {
-        InboxRow::Request(_) => app.theme.status("waiting-approval"),
+        InboxRow::Request(_) | InboxRow::Message(_) => app.theme.status("waiting-approval"),
         InboxRow::Conflict(_) | InboxRow::Held(_) => app.theme.status("failed"),
     };
     let [who, id, what, about] = inbox_texts(app, row);
@@ -366,6 +378,12 @@ fn inbox_texts(app: &App, row: InboxRow<'_>) -> [String; 4] {
             "over budget".into(),
             held_about(app, p),
         ],
+        InboxRow::Message(s) => [
+            s.task_label(),
+            s.session.id.short(),
+            "waits for your message".into(),
+            format!("{} in its detail sends one", app.keymap.keys(Action::Say)),
+        ],
     }
 }
 
@@ -373,7 +391,11 @@ fn inbox_texts(app: &App, row: InboxRow<'_>) -> [String; 4] {
 fn held_about(app: &App, plan: &crate::engine::view::PlanSpendView) -> String {
     format!(
         "{}; {} opens the plan: C continue, X cancel",
-        plan.over_budget.as_deref().unwrap_or_default(),
+        // Its column says "over budget" already (it read "over budget over budget: ...").
+        plan.over_budget
+            .as_deref()
+            .map(|why| why.strip_prefix("over budget: ").unwrap_or(why))
+            .unwrap_or_default(),
         app.keymap.keys(Action::PlanReview)
     )
 }

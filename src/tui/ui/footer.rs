@@ -216,6 +216,7 @@ fn hints(app: &App, width: u16) -> Line<'static> {
         (_, Pane::Approvals) => match app.view.inbox().nth(app.panes.approvals.selected) {
             Some(InboxRow::Conflict(_)) => &[(Retry, "retry"), (Cancel, "cancel"), (Open, "how")],
             Some(InboxRow::Held(_)) => &[(Open, "open plan")],
+            Some(InboxRow::Message(_)) => &[(Open, "open it, then i: a message")],
             _ => &[
                 (ApproveOnce, "approve"),
                 (ApproveAlways, "always"),
