@@ -218,7 +218,10 @@ fn task_command(
         } else {
             // What the engine took on, not that the task is done.
             let outcome = match action {
-                "cancel" => "cancelled: its session is stopped and its dependents are blocked",
+                // What the engine took on: a running session is stopped at its server (once
+                // the server answers, when it does not now), and a task with none is simply
+                // cancelled (it said "its session is stopped" of both: hand trial).
+                "cancel" => "is cancelled (a running session of it is being stopped at its server) and its dependents are blocked",
                 "retry" => "is queued to run again (its blocked dependents are open again)",
                 _ => "taken by the engine",
             };

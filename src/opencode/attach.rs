@@ -133,7 +133,7 @@ impl PasswordSource {
         match (&self.password_env, self.managed) {
             (Some(var), _) => Password::from_env(var).map(Some).map_err(|e| e.to_string()),
             (None, true) => Err(format!(
-                "agent {}'s server is managed by the ocio that hosts the engine, and only that process knows its password: take the session over from the control room there (o in its detail)",
+                "agent {}'s server is managed by the ocio that hosts the engine, and only that process knows its password: take the session over from a control room that hosts the engine (`ocio` run as the host, not attached to one; o in its detail)",
                 self.agent
                     .as_ref()
                     .map_or_else(|| "?".to_string(), |a| a.to_string())
