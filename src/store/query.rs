@@ -102,23 +102,7 @@ pub(crate) fn sessions_in(
     txn: &ReadTransaction,
     status: SessionStatus,
 ) -> Result<Vec<Session>, StoreError> {
-    let index = txn
-        .open_table(SESSION_STATUS)
-        .map_err(StoreError::storage)?;
-    let sessions = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
-    let name = status.name();
-    let mut found = Vec::new();
-    for entry in index
-        .range((name, 0u128)..=(name, u128::MAX))
-        .map_err(StoreError::storage)?
-    {
-        let (key, _) = entry.map_err(StoreError::storage)?;
-        let (_, id) = key.value();
-        if let Some(json) = sessions.get(id).map_err(StoreError::storage)? {
-            found.push(decode("session", json.value())?);
-        }
-    }
-    Ok(found)
+    in_status(txn, status, None)
 }
 
 /// The newest `n` sessions in one status, newest first (through the status index).
@@ -127,16 +111,30 @@ pub(crate) fn newest_in(
     status: SessionStatus,
     n: usize,
 ) -> Result<Vec<Session>, StoreError> {
+    in_status(txn, status, Some(n))
+}
+
+/// The sessions in `status` through the status index: all, oldest first, or the `newest`
+/// so many, newest first.
+fn in_status(
+    txn: &ReadTransaction,
+    status: SessionStatus,
+    newest: Option<usize>,
+) -> Result<Vec<Session>, StoreError> {
     let index = txn
         .open_table(SESSION_STATUS)
         .map_err(StoreError::storage)?;
     let sessions = txn.open_table(SESSIONS).map_err(StoreError::storage)?;
     let name = status.name();
-    let mut found = Vec::new();
     let range = index
         .range((name, 0u128)..=(name, u128::MAX))
         .map_err(StoreError::storage)?;
-    for entry in range.rev().take(n) {
+    let entries: Box<dyn Iterator<Item = _>> = match newest {
+        Some(n) => Box::new(range.rev().take(n)),
+        None => Box::new(range),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
         let (key, _) = entry.map_err(StoreError::storage)?;
         let (_, id) = key.value();
         if let Some(json) = sessions.get(id).map_err(StoreError::storage)? {

@@ -109,6 +109,24 @@ pub(super) fn agent(name: &str, status: AgentStatus, load: u32, max: u32) -> Age
     a
 }
 
+/// `task` moving from `from` to `to`, as the engine tells it.
+fn task_moved(
+    task: &crate::engine::view::TaskView,
+    from: TaskStatus,
+    to: TaskStatus,
+) -> EngineEvent {
+    EngineEvent::Transition(crate::domain::DomainEvent::new(
+        crate::domain::Transition::Task {
+            id: task.id,
+            key: task.key.clone(),
+            from,
+            to,
+        },
+        "test",
+        jiff::Timestamp::now(),
+    ))
+}
+
 pub(super) fn snapshot() -> Snapshot {
     let tasks = TASKS
         .iter()
@@ -575,7 +593,7 @@ pub(super) fn told(event: crate::engine::EngineEvent) -> crate::engine::Told {
 /// reflects already are not applied twice.
 #[test]
 fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_twice() {
-    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    use crate::domain::TaskStatus;
     let mut view = crate::tui::view::View::default();
     let base = snapshot();
     let task = base.plans[0]
@@ -585,18 +603,7 @@ fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_t
         .expect("a pending task")
         .clone();
     view.apply_snapshot(base.clone());
-    let moved = |from, to| {
-        EngineEvent::Transition(DomainEvent::new(
-            Transition::Task {
-                id: task.id,
-                key: task.key.clone(),
-                from,
-                to,
-            },
-            "test",
-            jiff::Timestamp::now(),
-        ))
-    };
+    let moved = |from, to| task_moved(&task, from, to);
     let running = crate::engine::Told {
         seq: 1,
         event: moved(TaskStatus::Pending, TaskStatus::Running),
@@ -646,7 +653,7 @@ fn a_late_snapshot_gets_the_newer_events_replayed_and_old_ones_are_not_applied_t
 /// snapshot, and an event a snapshot overtook still has its line in the events pane.
 #[test]
 fn a_gap_in_the_numbers_asks_for_a_snapshot_and_overtaken_events_still_show() {
-    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    use crate::domain::TaskStatus;
     let mut view = crate::tui::view::View::default();
     let mut base = snapshot();
     base.seq = 5;
@@ -654,16 +661,7 @@ fn a_gap_in_the_numbers_asks_for_a_snapshot_and_overtaken_events_still_show() {
     view.apply_snapshot(base);
     let moved = |seq, to| crate::engine::Told {
         seq,
-        event: EngineEvent::Transition(DomainEvent::new(
-            Transition::Task {
-                id: task.id,
-                key: task.key.clone(),
-                from: task.status,
-                to,
-            },
-            "test",
-            jiff::Timestamp::now(),
-        )),
+        event: task_moved(&task, task.status, to),
     };
     let lines = view.log.len();
     view.receive(moved(4, TaskStatus::Running));
@@ -851,7 +849,7 @@ fn a_session_lost_while_watched_says_why() {
 /// follows events, not a snapshot a second.
 #[test]
 fn what_a_ready_task_waits_for_follows_the_events() {
-    use crate::domain::{DomainEvent, TaskStatus, Transition};
+    use crate::domain::TaskStatus;
     let mut view = crate::tui::view::View::default();
     let mut base = snapshot();
     base.seq = 1;
@@ -862,16 +860,7 @@ fn what_a_ready_task_waits_for_follows_the_events() {
     view.apply_snapshot(base);
     let moved = |seq, from, to| crate::engine::Told {
         seq,
-        event: EngineEvent::Transition(DomainEvent::new(
-            Transition::Task {
-                id: task.id,
-                key: task.key.clone(),
-                from,
-                to,
-            },
-            "test",
-            jiff::Timestamp::now(),
-        )),
+        event: task_moved(&task, from, to),
     };
     view.receive(moved(2, TaskStatus::Ready, TaskStatus::Running));
     assert_eq!(

@@ -11,12 +11,17 @@ use crate::engine::{AgentSpec, EngineApi, EngineError, EngineHandle, EngineOptio
 use crate::store::{Store, StoreOptions};
 
 fn simulated(agent: Agent) -> AgentSpec {
+    simulated_failing(agent, 0.0)
+}
+
+/// `agent` simulated, its runs failing at `failure_rate`.
+fn simulated_failing(agent: Agent, failure_rate: f64) -> AgentSpec {
     AgentSpec {
         agent,
         runner: Arc::new(crate::engine::Simulated {
             config: crate::config::SimulationConfig {
                 duration: jiff::SignedDuration::from_millis(10),
-                failure_rate: 0.0,
+                failure_rate,
                 seed: 1,
                 ask_rate: 0.0,
             },
@@ -234,16 +239,9 @@ async fn agents_an_earlier_engine_had_are_not_kept_as_agents() {
 async fn a_retry_no_agent_could_ever_run_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let failing = |name: &str| AgentSpec {
-        agent: Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, 2),
-        runner: Arc::new(crate::engine::Simulated {
-            config: crate::config::SimulationConfig {
-                duration: jiff::SignedDuration::from_millis(10),
-                failure_rate: 1.0,
-                seed: 1,
-                ask_rate: 0.0,
-            },
-        }),
+    let failing = |name: &str| {
+        let agent = Agent::new(AgentName::new(name).unwrap(), Backend::Simulated, 2);
+        simulated_failing(agent, 1.0)
     };
     let engine = EngineHandle::start(
         store,
