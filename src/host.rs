@@ -478,16 +478,11 @@ async fn agents_at_work(store: &StoreHandle) -> BTreeSet<AgentName> {
 
 /// The agent and server of each remote session the last engine left running.
 async fn left_running(store: &StoreHandle) -> Vec<(AgentName, String)> {
-    use crate::domain::{Lifecycle, SessionStatus};
     let read = store.read(|txn| {
-        let mut left = Vec::new();
-        for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
-            for session in crate::store::query::sessions_in(txn, *status)? {
-                if let (Some(agent), Some(remote)) = (session.agent, session.remote) {
-                    left.push((agent, remote.server));
-                }
-            }
-        }
+        let left = crate::store::query::active_sessions(txn)?
+            .into_iter()
+            .filter_map(|session| Some((session.agent?, session.remote?.server)))
+            .collect();
         Ok(left)
     });
     read.await.unwrap_or_else(|e| {

@@ -157,16 +157,13 @@ const SLOW_SOURCE: std::time::Duration = std::time::Duration::from_secs(1);
 /// still reading after [`SLOW_SOURCE`] is said on stderr (a command may take 30 s, and `ocio
 /// check` printed nothing meanwhile: hand trial).
 async fn resolve(fleets: &[&FleetConfig]) -> (Vec<(String, AgentConfig)>, Vec<AgentReport>) {
-    let reads = fleets.iter().map(|fleet| async move {
-        let read = crate::host::fleets::read(fleet);
-        tokio::pin!(read);
-        tokio::select! {
-            listed = &mut read => listed,
-            () = tokio::time::sleep(SLOW_SOURCE) => {
-                eprintln!("ocio check: reading the members of fleet {} ...", fleet.name);
-                read.await
-            }
-        }
+    let reads = fleets.iter().map(|fleet| {
+        super::said_if_slow(crate::host::fleets::read(fleet), SLOW_SOURCE, || {
+            eprintln!(
+                "ocio check: reading the members of fleet {} ...",
+                fleet.name
+            )
+        })
     });
     let listed = futures_util::future::join_all(reads).await;
     let mut members = Vec::new();

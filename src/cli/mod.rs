@@ -230,6 +230,23 @@ pub(crate) fn theme_dir(paths: &Paths) -> Option<PathBuf> {
 }
 
 /// The async runtime for commands that talk to servers or host the engine.
+/// `work`, with `say` run once it has taken `after` (on stderr, for a person: what it waits
+/// for), then awaited to its end.
+async fn said_if_slow<T>(
+    work: impl std::future::Future<Output = T>,
+    after: std::time::Duration,
+    say: impl FnOnce(),
+) -> T {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => done,
+        () = tokio::time::sleep(after) => {
+            say();
+            work.await
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     crate::host::runtime().map_err(|e| Failure {
         code: exit::FAILED,

@@ -191,7 +191,10 @@ pub(crate) fn host(
     offer: impl FnOnce(AgentAdder) -> Option<LocalAgent>,
 ) -> Result<(), Failure> {
     let runtime = super::runtime()?;
-    let host = runtime.block_on(said_if_slow(Host::start(paths, config, options), config))?;
+    let start = super::said_if_slow(Host::start(paths, config, options), SLOW_START, || {
+        say_start(config)
+    });
+    let host = runtime.block_on(start)?;
     let engine = host.engine();
     let mut setup = setup;
     setup.local_agent = offer(host.agent_adder());
@@ -214,24 +217,17 @@ pub(crate) fn host(
 /// After this long starting, before the room takes the terminal, the start says what it does.
 const SLOW_START: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// `start`, said on stderr once it has taken [`SLOW_START`]: reading the fleets' sources and
+/// What a start that has taken [`SLOW_START`] says on stderr: reading the fleets' sources and
 /// asking their servers may take seconds, and the terminal showed nothing meanwhile (hand
 /// trial).
-async fn said_if_slow<T>(start: impl std::future::Future<Output = T>, config: &Config) -> T {
-    tokio::pin!(start);
-    tokio::select! {
-        started = &mut start => started,
-        () = tokio::time::sleep(SLOW_START) => {
-            let fleets: Vec<&str> = config.fleets.iter().map(|f| f.name.as_str()).collect();
-            match fleets.is_empty() {
-                true => eprintln!("ocio: starting the engine ..."),
-                false => eprintln!(
-                    "ocio: starting the engine: reading the members of fleet {} and asking the servers ...",
-                    fleets.join(", ")
-                ),
-            }
-            start.await
-        }
+fn say_start(config: &Config) {
+    let fleets: Vec<&str> = config.fleets.iter().map(|f| f.name.as_str()).collect();
+    match fleets.is_empty() {
+        true => eprintln!("ocio: starting the engine ..."),
+        false => eprintln!(
+            "ocio: starting the engine: reading the members of fleet {} and asking the servers ...",
+            fleets.join(", ")
+        ),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Agent, Backend, Lifecycle, RemoteSession, Session, SessionStatus};
+use crate::domain::{Agent, Backend, RemoteSession, Session, SessionStatus};
 use crate::engine::AgentSpec;
 use crate::opencode::client::{Client, ClientOptions};
 use crate::opencode::runner::{ABORT_PATIENCE, abort_when_answered};
@@ -42,10 +42,7 @@ pub(super) async fn stop_left_sessions(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let read = store.read(|txn| {
         let agents = crate::store::query::agents(txn)?;
-        let mut running = Vec::new();
-        for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
-            running.extend(crate::store::query::sessions_in(txn, *status)?);
-        }
+        let running = crate::store::query::active_sessions(txn)?;
         let mut stopped = crate::store::query::newest_in(txn, SessionStatus::Cancelled, NEWEST)?;
         stopped.extend(crate::store::query::newest_in(
             txn,

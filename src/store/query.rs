@@ -97,6 +97,17 @@ pub(crate) fn newest_sessions(txn: &ReadTransaction, n: usize) -> Result<Vec<Ses
     Ok(found)
 }
 
+/// The sessions that have not ended (every status but the terminal ones), through the status
+/// index.
+pub(crate) fn active_sessions(txn: &ReadTransaction) -> Result<Vec<Session>, StoreError> {
+    use crate::domain::Lifecycle as _;
+    let mut active = Vec::new();
+    for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
+        active.extend(sessions_in(txn, *status)?);
+    }
+    Ok(active)
+}
+
 /// The sessions in one status, oldest first, found through the status index.
 pub(crate) fn sessions_in(
     txn: &ReadTransaction,

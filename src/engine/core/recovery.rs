@@ -75,7 +75,7 @@ impl Core {
                 for id in ids {
                     records.extend(query::plan_record(txn, id)?);
                 }
-                let active = active_sessions(txn)?;
+                let active = query::active_sessions(txn)?;
                 let history = query::newest_sessions(txn, 600)?;
                 let past = Past {
                     lasts: last_entries(txn, &active, &history)?,
@@ -723,13 +723,4 @@ fn each_readable<'s, T>(
         }
     }
     Ok(found)
-}
-
-/// Sessions that had not ended, through the status index: finished history is not decoded.
-fn active_sessions(txn: &redb::ReadTransaction) -> Result<Vec<Session>, crate::store::StoreError> {
-    let mut active = Vec::new();
-    for status in SessionStatus::ALL.iter().filter(|s| !s.is_terminal()) {
-        active.extend(query::sessions_in(txn, *status)?);
-    }
-    Ok(active)
 }
