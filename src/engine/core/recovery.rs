@@ -322,8 +322,7 @@ impl Core {
 
     /// A session the operator cancelled whose run is not followed after the restart: it ends
     /// cancelled, and so does its task (its dependents blocked), as its run's end would have
-    /// settled them; the task is not run again.
-    /// Its plan, to be checked for its end.
+    /// settled them; the task is not run again. Its plan, to be checked for its end.
     fn cancel_left(
         &mut self,
         session: &mut Session,

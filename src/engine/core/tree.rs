@@ -124,25 +124,22 @@ async fn make_ready(tree: &TaskTree) -> Result<std::path::PathBuf, String> {
         ("OCIO_REPO", tree.workspace.repo().display().to_string()),
         ("OCIO_WORKTREE", path.display().to_string()),
     ];
-    let marks = match tree.setup.is_empty() {
-        true => None,
-        false => Some(setup_marks(tree, &path).await?),
-    };
-    for (index, command) in tree.setup.iter().enumerate() {
-        let Some(marks) = &marks else { break };
-        if finished(marks, index).await {
-            continue;
-        }
-        let wrapped = marks
-            .wrapped(index, command)
-            .map_err(|e| format!("cannot write the setup's command: {e}"))?;
-        let ran = shell::run(&wrapped, &path, &env, SETUP_LIMIT, None).await;
-        let _ = std::fs::remove_file(marks.pid());
-        if !ran.passed() {
-            return Err(format!("setup {}", ran.report(command)));
-        }
-    }
     if !tree.setup.is_empty() {
+        let marks = setup_marks(tree, &path).await?;
+        for (index, command) in tree.setup.iter().enumerate() {
+            if finished(&marks, index).await {
+                continue;
+            }
+            let wrapped = marks
+                .wrapped(index, command)
+                .map_err(|e| format!("cannot write the setup's command: {e}"))?;
+            let ran = shell::run(&wrapped, &path, &env, SETUP_LIMIT, None).await;
+            // Its shell takes it away when the command ends; not when cut short at its limit.
+            let _ = std::fs::remove_file(marks.pid());
+            if !ran.passed() {
+                return Err(format!("setup {}", ran.report(command)));
+            }
+        }
         // What setup changes in tracked files would be committed as the task's work.
         let (workspace, dir) = (tree.workspace.clone(), path.clone());
         let changed = blocking(move || workspace.tracked_changes(&dir)).await?;
