@@ -62,9 +62,9 @@ pub(crate) struct Roster {
 
 /// The reasons a member could not join (or a source could not be read) that were told, by
 /// their shape (each run of four or more letters and digits with a digit in it counted alike:
-/// a request id, a port; an exit status stays itself), and when the last few were. A reason of a new shape is told at once, one
-/// of a shape told before never again; at most [`BURST`] in [`TELL_GAP`], so reasons that
-/// change at every read cannot flood the events.
+/// a request id, a port; an exit status stays itself), and when the last few were. A reason of
+/// a new shape is told at once, one of a shape told before never again; at most [`BURST`] in
+/// [`TELL_GAP`], so reasons that change at every read cannot flood the events.
 #[derive(Default)]
 struct Told {
     shapes: Vec<String>,

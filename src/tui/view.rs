@@ -202,10 +202,7 @@ impl View {
     }
 
     pub(crate) fn inbox_len(&self) -> usize {
-        self.approvals.len()
-            + self.conflicts.len()
-            + self.budgets.held().count()
-            + self.waiting_for_a_message().count()
+        self.inbox().count()
     }
 
     /// The sessions that wait for the operator with no request of theirs in the inbox: they

@@ -267,9 +267,9 @@ impl OpencodeRunner {
     }
 }
 
-/// How long a stopped session's abort is tried again while its server does not answer, and the
-/// longest wait between two tries.
+/// How long a stopped session's abort is tried again while its server does not answer.
 pub(crate) const ABORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// The longest wait between two tries.
 const ABORT_GAP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 /// The first wait (short in the tests).
 const ABORT_GAP_FIRST: std::time::Duration = match cfg!(test) {
