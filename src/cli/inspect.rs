@@ -349,13 +349,13 @@ fn agents_table(agents: &[Agent], live: bool) -> String {
         .iter()
         .map(|a| a.name.as_str().chars().count())
         .fold(16, usize::max);
-    let (status, load) = match live {
-        true => ("STATUS", "LOAD"),
-        false => ("LAST SEEN", "LOAD"),
+    let status = match live {
+        true => "STATUS",
+        false => "LAST SEEN",
     };
     let mut out = format!(
         "{:<width$} {:<10} {:>6}  CAPABILITIES",
-        "AGENT", status, load
+        "AGENT", status, "LOAD"
     );
     for a in agents {
         let load = format!("{}/{}", a.load, a.max_concurrent);
