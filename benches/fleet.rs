@@ -135,6 +135,20 @@
 //! search index's inserts of streamed text's new words 9%, `words` and `not_in` 4%, the
 //! commit 10% of which the sync 3%), the workers parking and waking ~22%, the event stream
 //! 14% (decoding 7%), the runs 11%, the engine's loop 9%.
+//!
+//! 2026-12-06, the event stream's connection resting between rounds (`opencode::resting`: out
+//! of the poller while the follower waits for its next round, so the segments the server sends
+//! meanwhile wake nothing; on a connection ocio opens itself with hyper, as reqwest's pool does
+//! not show its sockets). A stand-in that wrote its events together every 100 ms (the most
+//! that could be saved) had measured 2.7 -> 1.9%. Old (1e99ce8) and new alternated, 30 s
+//! window, medians (runs):
+//!
+//! | case                                   | ocio CPU old -> new          | event -> screen, tool p50 / p99 old -> new |
+//! |----------------------------------------|------------------------------|---------------------------------------------|
+//! | following 16, ~41 events/s per session | 2.5 -> 1.7% (2.5/2.4/2.5 -> 1.9/1.6/1.7) | 52 / 101 -> 51 / 102 ms          |
+//! | following 16, default 5 events/s       | 1.2 -> 1.0% (1.1/1.2 -> 0.9/1.0)         | 0.2-0.3 / 0.7-3.1 -> 0.2 / 0.7-2.3 ms |
+//!
+//! A server behind TLS or a proxy is still followed through reqwest, without the rest.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 

@@ -583,6 +583,17 @@ async fn with_auth_on_a_missing_or_wrong_password_is_a_clear_error() {
     );
     let mut follower = follow(&client);
     until(&mut follower.items, |i| matches!(i, StreamItem::Connected)).await;
+    // The event stream (on a connection ocio opens itself) is refused as clearly.
+    let mut refused = follow(&server.client_with(Some(Password::new("not-it"))));
+    let down = until(&mut refused.items, |i| {
+        matches!(i, StreamItem::Disconnected { .. } | StreamItem::Connected)
+    })
+    .await;
+    let Some(StreamItem::Disconnected { reason, .. }) = down.last() else {
+        panic!("a wrong password opened the event stream");
+    };
+    assert!(reason.contains("refused the credentials (401)"), "{reason}");
+    assert!(!reason.contains("not-it"), "secret leaked: {reason}");
     server.stop().await;
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::breaker::{Breaker, BreakerPolicy, BreakerState};
+use super::event_body::{Answer, EventBody, Plain};
 use super::secret::Password;
 use super::wire::{
     AgentInfo, CreateSession, FileDiff, Health, MessageWithParts, Part, PermissionReply,
@@ -535,24 +536,52 @@ impl Client {
 
     /// Open `GET /global/event` (every directory's events). No total timeout: the stream
     /// supervisor's heartbeat watchdog decides when it is dead.
-    pub(crate) async fn open_event_stream(&self) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn open_event_stream(&self) -> Result<EventBody, ClientError> {
         let what = "event stream";
         let permit = self.permit(what)?;
-        let mut request = self
-            .inner
-            .http
-            .get(format!("{}/global/event", self.inner.base));
-        if let Some(p) = &self.inner.password {
-            request = request.basic_auth("opencode", Some(p.expose()));
-        }
-        let connect = tokio::time::timeout(self.inner.options.call_timeout, request.send()).await;
-        let result = match connect {
-            Err(_) => Err(self.timeout(what, self.inner.options.call_timeout)),
-            Ok(Err(e)) => Err(self.transport(what, &e, self.inner.options.call_timeout)),
-            Ok(Ok(response)) => self.check_status(what, response).await,
+        let limit = self.inner.options.call_timeout;
+        let result = match tokio::time::timeout(limit, self.event_stream(what)).await {
+            Err(_) => Err(self.timeout(what, limit)),
+            Ok(result) => result,
         };
         settle(permit, &result);
         result
+    }
+
+    /// The stream on a connection ocio opens itself where it can (one that rests between the
+    /// rounds it is read in), else through reqwest.
+    async fn event_stream(&self, what: &str) -> Result<EventBody, ClientError> {
+        let url = format!("{}/global/event", self.inner.base);
+        if let Some(plain) = Plain::of(&url) {
+            let authorization = self.inner.password.as_ref().map(|p| {
+                use base64::Engine as _;
+                let pair = format!("opencode:{}", p.expose());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            });
+            return match plain
+                .get(self.inner.options.connect_timeout, authorization)
+                .await
+            {
+                Ok(Answer::Stream(body)) => Ok(body),
+                Ok(Answer::Refused { status, body }) => Err(self.status_error(what, status, &body)),
+                Err(reason) => Err(ClientError::Connect {
+                    server: self.inner.base.clone(),
+                    what: what.into(),
+                    reason,
+                }),
+            };
+        }
+        let mut request = self.inner.http.get(url);
+        if let Some(p) = &self.inner.password {
+            request = request.basic_auth("opencode", Some(p.expose()));
+        }
+        match request.send().await {
+            Err(e) => Err(self.transport(what, &e, self.inner.options.call_timeout)),
+            Ok(response) => Ok(EventBody::pooled(self.check_status(what, response).await?)),
+        }
     }
 
     /// One call whose answer is JSON.
@@ -665,9 +694,15 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
+        let body = response.text().await.unwrap_or_default();
+        Err(self.status_error(what, status, &body))
+    }
+
+    /// What a call answered with `status` (not a success) and `body` failed with.
+    fn status_error(&self, what: &str, status: StatusCode, body: &str) -> ClientError {
         let server = self.inner.base.clone();
         let what = what.to_string();
-        Err(match status {
+        match status {
             StatusCode::UNAUTHORIZED => ClientError::Unauthorized {
                 server,
                 what,
@@ -679,16 +714,13 @@ impl Client {
                     .and_then(|p| p.variable().map(str::to_string)),
             },
             StatusCode::NOT_FOUND => ClientError::NotFound { server, what },
-            _ => {
-                let body = response.text().await.unwrap_or_default();
-                ClientError::Status {
-                    server,
-                    what,
-                    status: status.as_u16(),
-                    body: crate::text::clip(&body, 500),
-                }
-            }
-        })
+            _ => ClientError::Status {
+                server,
+                what,
+                status: status.as_u16(),
+                body: crate::text::clip(body, 500),
+            },
+        }
     }
 
     fn transport(&self, what: &str, e: &reqwest::Error, after: Duration) -> ClientError {
@@ -723,7 +755,7 @@ impl Client {
 }
 
 /// reqwest's Display is terse ("error sending request"); the source chain says why.
-fn error_chain(e: &reqwest::Error) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

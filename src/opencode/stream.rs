@@ -28,6 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::client::{Client, ClientError};
 use super::event::{self, ServerEvent};
+use super::event_body::EventBody;
 use super::pace::{Pace, Pacer};
 use super::round::{Round, Rounds};
 use super::sse::SseDecoder;
@@ -180,7 +181,7 @@ enum End {
 
 impl End {
     /// The stream ended, or failed with `error`.
-    fn of_stream(error: Option<reqwest::Error>) -> Self {
+    fn of_stream(error: Option<String>) -> Self {
         match error {
             None => Self::Lost("server closed the stream".into()),
             Some(e) => Self::Lost(format!("stream error: {e}")),
@@ -239,9 +240,8 @@ async fn run_connection(
     watchlist: &Watchlist,
     options: &StreamOptions,
     tx: &mpsc::Sender<StreamItem>,
-    response: reqwest::Response,
+    mut body: EventBody,
 ) -> End {
-    let mut body = response.bytes_stream();
     let mut decoder = SseDecoder::new();
     let mut pacer = Pacer::default();
     let pace = Pace {
@@ -301,31 +301,32 @@ async fn run_connection(
     }
 }
 
-/// The stream's next chunk, not before `round` (a round read sooner waits until then); an
-/// error if none has come by `silent_at`.
-async fn next_chunk<S: futures_util::Stream + Unpin>(
-    body: &mut S,
+/// The stream's next chunk, not before `round` (a round read sooner waits until then, its
+/// connection at rest); an error if none has come by `silent_at`.
+async fn next_chunk(
+    body: &mut EventBody,
     round: Instant,
     silent_at: Instant,
-) -> Result<Option<S::Item>, tokio::time::error::Elapsed> {
+) -> Result<Option<Result<bytes::Bytes, String>>, tokio::time::error::Elapsed> {
     if Instant::now() < round {
+        body.rest();
         tokio::time::sleep_until(round.min(silent_at)).await;
     }
+    body.wake();
     tokio::time::timeout_at(silent_at, body.next()).await
 }
 
 /// Whatever the connection holds (and `decoder` has) handed on as one round: how many events
 /// were read, or how the connection ended (after what came before the end is handed on).
-async fn hand_on_buffered<S>(
-    body: &mut S,
+async fn hand_on_buffered(
+    body: &mut EventBody,
     decoder: &mut SseDecoder,
     round: &mut Round,
     pacer: &mut Pacer,
     tx: &mpsc::Sender<StreamItem>,
-) -> Result<usize, End>
-where
-    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
-{
+) -> Result<usize, End> {
+    // A sweep's resync may come while the connection rests.
+    body.wake();
     let ended = read_buffered(body, decoder).await;
     let mut read = 0;
     while let Some(message) = decoder.next_message() {
@@ -355,10 +356,7 @@ const ROUND_CHUNKS: usize = 1024;
 
 /// Whatever the connection already holds, into `decoder`, without waiting for more: each yield
 /// lets the connection's task hand over its next chunk. How the stream ended, if it did.
-async fn read_buffered<S>(body: &mut S, decoder: &mut SseDecoder) -> Option<End>
-where
-    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
-{
+async fn read_buffered(body: &mut EventBody, decoder: &mut SseDecoder) -> Option<End> {
     for _ in 0..ROUND_CHUNKS {
         tokio::task::yield_now().await;
         match body.next().now_or_never() {
