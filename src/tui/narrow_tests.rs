@@ -296,3 +296,46 @@ fn the_answer_keys_are_whole_or_short_never_cut() {
         );
     }
 }
+
+/// Hand trial: at 80 columns a long agent name kept its whole width and the plan column was
+/// left out, so the rows of two plans read the same. With more than one plan the plan stays
+/// whole and the agent's name is cut (with `…`) to make room.
+#[test]
+fn at_80_columns_two_plans_keep_their_plan_and_a_long_agent_name_is_cut() {
+    use crate::domain::{AgentName, PlanId};
+    use crate::engine::view::PlanView;
+    const LONG: &str = "box-10.42.0.17-4096-coder";
+    let mut app = app();
+    let mut snapshot = snapshot();
+    let other = PlanId::from_u128(super::tests::plan_id().as_u128() + 1);
+    snapshot.plans.push(PlanView {
+        key: String::new(),
+        id: other,
+        name: "fix-logging".into(),
+        repo: "/work/repo".into(),
+        tasks: Vec::new(),
+        landing: None,
+    });
+    for (i, view) in snapshot.sessions.iter_mut().enumerate() {
+        view.session.agent = Some(AgentName::new(LONG).unwrap());
+        if i % 2 == 1 {
+            view.session.plan = Some(other);
+        }
+    }
+    app.update(Msg::Snapshot(Box::new(snapshot)));
+    app.focus = Pane::Sessions;
+    let screen = draw(&mut app, 80, 24);
+    let rows = lines(&screen);
+    assert!(rows[2].contains("PLAN"), "{screen}");
+    let row = |task: &str| {
+        rows.iter()
+            .find(|l| l.contains(task))
+            .unwrap_or_else(|| panic!("no {task} row:\n{screen}"))
+            .clone()
+    };
+    assert!(row("storage #1").contains("add-pagination"), "{screen}");
+    assert!(row("api #1").contains("fix-logging"), "{screen}");
+    assert!(!screen.contains(LONG), "the agent's name is cut:\n{screen}");
+    assert!(row("storage #1").contains("box-10.42"), "{screen}");
+    assert!(row("storage #1").contains('…'), "{screen}");
+}

@@ -79,6 +79,15 @@ impl Sort {
     }
 }
 
+/// What the sessions table measured of every session: the widest state, task, plan, agent
+/// and age, and whether the sessions are of more than one plan (their rows then read apart
+/// only by the plan's column).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionsMeasure {
+    pub(crate) widest: [usize; 5],
+    pub(crate) several_plans: bool,
+}
+
 #[derive(Default)]
 pub struct Panes {
     pub(crate) sessions: Cursor,
@@ -109,9 +118,9 @@ pub struct Panes {
     pub(crate) areas: Vec<(Pane, Rect)>,
     /// Rows the sessions table showed last time.
     pub(crate) page: usize,
-    /// The sessions table's widest values, and the `sessions_generation` they were measured
-    /// at (measuring every session is not done on every frame).
-    pub(crate) widest: Option<(u64, [usize; 5])>,
+    /// The sessions table's measures, and the `sessions_generation` they were taken at
+    /// (measuring every session is not done on every frame).
+    pub(crate) widest: Option<(u64, SessionsMeasure)>,
     /// The header's sessions by state, and the `sessions_generation` they were counted at.
     counts: Option<(u64, Vec<(SessionStatus, usize)>)>,
     order: Vec<usize>,

@@ -11,12 +11,15 @@ use super::widths::{Column, Want, constraints, fit, only_shown};
 use super::{age, age_width, block, fit as fit_text, si, status_style};
 use crate::domain::SessionStatus;
 use crate::tui::app::{App, Mode, Pane};
+use crate::tui::panes::SessionsMeasure;
 
 const HEADERS: [&str; 7] = ["STATE", "TASK", "PLAN", "AGENT", "RAN", "TOKENS", "LAST"];
 /// The last activity: free text, it takes what the other columns leave.
 const LAST: usize = 6;
 /// Who gets room first: state, task, agent, some of the last activity, the age and tokens,
-/// then the plan; where even the minimums do not fit, the last of these are left out.
+/// then the plan; where even the minimums do not fit, the last of these are left out. (With
+/// sessions of several plans the plan needs its whole width, so the agent's name is cut to
+/// make room for it rather than the plan left out: see [`columns`].)
 const PRIORITY: [usize; 7] = [0, 1, 3, LAST, 4, 5, 2];
 /// How much of the last activity the layout asks room for (a tool and a file name).
 const LAST_WANT: u16 = 24;
@@ -105,25 +108,29 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, columns: &[Column; 7], area
 
 /// The table's columns from every session (not only those on screen, so they keep their
 /// widths while the table scrolls): each as wide as its widest value, the last activity as
-/// wide as the layout asks room for ([`LAST_WANT`]); the plan only where sessions have one.
+/// wide as the layout asks room for ([`LAST_WANT`]); the plan only where sessions have one,
+/// shown whole or not at all: where it is the same on every row, only with room to spare;
+/// where sessions are of several plans, before the other columns grow past their minimums
+/// (a long agent name is cut first).
 pub(crate) fn columns(app: &mut App) -> [Column; 7] {
     let generation = app.view.sessions_generation;
-    let widest = match app.panes.widest {
-        Some((measured, widest)) if measured == generation => widest,
+    let measure = match app.panes.widest {
+        Some((measured, measure)) if measured == generation => measure,
         _ => {
-            let widest = widest(app);
-            app.panes.widest = Some((generation, widest));
-            widest
+            let measure = measure(app);
+            app.panes.widest = Some((generation, measure));
+            measure
         }
     };
+    let widest = measure.widest;
     let column = |i: usize, min, max| Column::of(HEADERS[i], std::iter::once(widest[i]), min, max);
     [
         column(0, 12, 16),
         column(1, 12, 40),
-        if widest[2] > 0 {
-            column(2, 8, 24).optional()
-        } else {
-            Column { min: 0, want: 0 }
+        match (widest[2], measure.several_plans) {
+            (0, _) => Column { min: 0, want: 0 },
+            (_, true) => column(2, 8, 24).whole(),
+            (_, false) => column(2, 8, 24).optional(),
         },
         column(3, 8, 24),
         // An age is a number: whole or left out.
@@ -137,18 +144,23 @@ pub(crate) fn columns(app: &mut App) -> [Column; 7] {
     ]
 }
 
-/// The widest state, task, plan, agent and age, in one pass without writing them. (Ages are
-/// as of the last measure: at most a second old, as the engine's view comes every second.)
-fn widest(app: &App) -> [usize; 5] {
+/// The widest state, task, plan, agent and age, and whether the sessions are of more than
+/// one plan, in one pass without writing them. (Ages are as of the last measure: at most a
+/// second old, as the engine's view comes every second.)
+fn measure(app: &App) -> SessionsMeasure {
     let view = &app.view;
     let mut widest = [0usize; 5];
+    let mut first_plan = None;
+    let mut several_plans = false;
     for s in &view.sessions {
         let session = &s.session;
         let since = session.started_at.unwrap_or(session.created_at);
+        let plan = plan_name(view, session);
+        several_plans |= *first_plan.get_or_insert(plan) != plan;
         let values = [
             s.state().len(),
             label_width(s),
-            plan_name(view, session).chars().count(),
+            plan.chars().count(),
             session
                 .agent
                 .as_ref()
@@ -159,7 +171,10 @@ fn widest(app: &App) -> [usize; 5] {
             *w = (*w).max(v);
         }
     }
-    widest
+    SessionsMeasure {
+        widest,
+        several_plans,
+    }
 }
 
 /// How wide [`SessionView::task_label`] is, without writing it.
