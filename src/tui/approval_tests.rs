@@ -513,3 +513,32 @@ fn from_another_pane_the_answer_keys_answer_the_first_request() {
         "{answered:?}"
     );
 }
+
+/// Hand trial: a question's row in the approvals pane showed `a once · A always` (the keys
+/// of a permission request) on the pane's border and in the footer; a question is answered
+/// (`a` opens its answer's editor) or rejected, and Enter opens its session.
+#[test]
+fn a_questions_row_shows_the_keys_that_answer_it_not_the_permission_keys() {
+    let mut app = app();
+    with_question(&mut app);
+    for focus in [Pane::Approvals, Pane::Sessions] {
+        app.focus = focus;
+        let screen = draw(&mut app, 160, 48);
+        assert!(!screen.contains("once"), "{focus:?}:\n{screen}");
+        assert!(!screen.contains("always"), "{focus:?}:\n{screen}");
+        assert!(
+            screen.contains("a answer · r reject"),
+            "{focus:?}:\n{screen}"
+        );
+    }
+    app.focus = Pane::Approvals;
+    let screen = draw(&mut app, 160, 48);
+    let footer = screen.lines().last().unwrap();
+    assert!(footer.contains("a answer"), "{footer}");
+    assert!(footer.contains("r reject"), "{footer}");
+    assert!(footer.contains("enter open"), "{footer}");
+    // Narrow, the border's short form: the answer and reject keys.
+    let screen = draw(&mut app, 40, 30);
+    assert!(!screen.contains("a/A/r"), "{screen}");
+    assert!(screen.contains(" a/r "), "{screen}");
+}

@@ -199,6 +199,17 @@ pub(super) fn decision_keys(app: &App) -> String {
     )
 }
 
+/// The keys that act on a question an agent asked: answer it (the answer's editor) or
+/// reject it; "always" means nothing to a question (on the approvals pane's border and in a
+/// session's detail).
+pub(super) fn question_keys(app: &App) -> String {
+    format!(
+        "{} answer · {} reject",
+        app.keymap.keys(Action::ApproveOnce),
+        app.keymap.keys(Action::Reject)
+    )
+}
+
 /// The approvals pane: its table whole, and never so narrow that the keys are cut.
 pub(crate) fn approvals_want(app: &App, columns: &[Column; 4]) -> Want {
     // The keys, a space either side, on the bottom border.
@@ -289,7 +300,8 @@ pub(crate) fn draw_approvals(frame: &mut Frame, app: &mut App, columns: &[Column
 }
 
 /// The keys for the selected row of the approvals pane (the first, a request where there is
-/// one, when it is not focused: the answer keys reach it from any pane), in their short form
+/// one, when it is not focused: the answer keys reach it from any pane; a question's answer
+/// and reject keys, never a permission's), in their short form
 /// where they do not fit whole on the border (a cut one reads `nce · A always`).
 fn inbox_keys(app: &App, width: u16) -> String {
     let selected = match app.focus {
@@ -298,6 +310,10 @@ fn inbox_keys(app: &App, width: u16) -> String {
     };
     let key = |action| app.keymap.keys(action);
     let (whole, short) = match app.view.inbox().nth(selected) {
+        Some(InboxRow::Request(a)) if a.ask.is_question() => (
+            question_keys(app),
+            format!("{}/{}", key(Action::ApproveOnce), key(Action::Reject)),
+        ),
         Some(InboxRow::Request(_)) | None => (
             decision_keys(app),
             format!(

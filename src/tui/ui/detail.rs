@@ -302,13 +302,8 @@ fn waiting_line(app: &App, id: SessionId) -> Vec<Line<'static>> {
 }
 
 fn question_lines(app: &App, ask: &crate::engine::approval::Ask) -> Vec<Line<'static>> {
-    use crate::tui::keymap::Action;
     let theme = &app.theme;
-    let keys = format!(
-        "{} answer · {} reject",
-        app.keymap.keys(Action::ApproveOnce),
-        app.keymap.keys(Action::Reject)
-    );
+    let keys = super::agents::question_keys(app);
     let mut lines = vec![Line::from(vec![
         Span::styled("asks a question", theme.status("waiting-approval")),
         Span::styled(format!("  request {}  ", ask.short()), theme.title),

@@ -217,6 +217,10 @@ fn hints(app: &App, width: u16) -> Line<'static> {
             Some(InboxRow::Conflict(_)) => &[(Retry, "retry"), (Cancel, "cancel"), (Open, "how")],
             Some(InboxRow::Held(_)) => &[(Open, "open plan")],
             Some(InboxRow::Message(_)) => &[(Open, "open it, then i: a message")],
+            // A question is answered (its editor) or rejected, never approved.
+            Some(InboxRow::Request(a)) if a.ask.is_question() => {
+                &[(ApproveOnce, "answer"), (Reject, "reject"), (Open, "open")]
+            }
             _ => &[
                 (ApproveOnce, "approve"),
                 (ApproveAlways, "always"),
