@@ -99,3 +99,25 @@ fn where_layers_are_off_screen_it_says_so_and_left_right_reach_them() {
     assert!(screen.contains("analyze"), "{screen}");
     assert!(!screen.contains('◀'), "{screen}");
 }
+
+/// Hand trial: the graph of a plan of one layer said `1 layers`; a count reads `1 layer`,
+/// `2 layers`, and a window of one layer names it alone (`layer 2 of 5`, not `layers 2–2`).
+#[test]
+fn the_graph_counts_its_layers_in_words_that_agree() {
+    let mut app = demo_graph();
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("demo-feature: 5 layers"), "{screen}");
+    app.view.plans[0].tasks.truncate(5);
+    for task in &mut app.view.plans[0].tasks[1..] {
+        task.needs.clear();
+    }
+    app.view.generation += 1;
+    let screen = draw(&mut app, 120, 40);
+    assert!(screen.contains("demo-feature: 1 layer"), "{screen}");
+    assert!(!screen.contains("1 layers"), "{screen}");
+    // So narrow that one layer shows at a time.
+    let mut app = demo_graph();
+    let screen = draw(&mut app, 40, 24);
+    assert!(!screen.contains("layers 1–1"), "{screen}");
+    assert!(screen.contains("layer 1 of 5"), "{screen}");
+}

@@ -254,14 +254,12 @@ fn legend(
     let mut spans = Vec::new();
     // The keys that reach the others are in the footer.
     if window.cut() {
-        spans.push(Span::styled(
-            format!(
-                "layers {}–{} of {layers} · ",
-                window.first + 1,
-                window.first + window.shown,
-            ),
-            app.theme.accent,
-        ));
+        let (first, last) = (window.first + 1, window.first + window.shown);
+        let shown = match first == last {
+            true => format!("layer {first} of {layers} · "),
+            false => format!("layers {first}–{last} of {layers} · "),
+        };
+        spans.push(Span::styled(shown, app.theme.accent));
     }
     let text = match sel {
         Some(i) => {
@@ -287,7 +285,7 @@ fn legend(
                 depth[i] + 1
             )
         }
-        None => format!("{}: {layers} layers", plan.name),
+        None => format!("{}: {}", plan.name, crate::text::count(layers, "layer")),
     };
     spans.push(Span::styled(text, app.theme.muted));
     Line::from(spans)
