@@ -109,19 +109,41 @@ pub(crate) fn sessions(context: &Context, json: bool) -> Result<(), Failure> {
             json,
             "sessions",
             &sessions,
-            |rows| sessions_table(rows, &plans, &agents, jiff::Timestamp::now()),
+            |rows| {
+                let now = jiff::Timestamp::now();
+                sessions_table(rows, &plans, &agents, now, terminal_width())
+            },
         )
     })
 }
 
+/// The least of what a session did last that a terminal's row shows (narrower, the row
+/// wraps rather than cut it to nothing).
+const LAST_LEAST: usize = 20;
+
+/// The columns of the terminal stdout is, or `None` when it is none (piped to a script or
+/// `grep`, which need whole text) or its size cannot be read.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(columns, _)| usize::from(columns))
+}
+
 /// `ocio sessions` as text: the task as `<plan>/<key>` (the plan by the name the room shows
 /// it by, `<name>-2` for a later plan of one name), the task and agent columns as wide as
-/// their widest entry (the task's up to 40 characters).
+/// their widest entry. On a terminal `width` columns wide, the task is cut to 40 characters
+/// and what the session did last to what the row leaves; with no terminal (`None`) nothing
+/// is cut.
 fn sessions_table(
     rows: &[SessionView],
     plans: &[Named],
     agents: &[Agent],
     now: jiff::Timestamp,
+    width: Option<usize>,
 ) -> String {
     let agent_of = |view: &SessionView| {
         let agent = view.session.agent.as_ref();
@@ -144,17 +166,20 @@ fn sessions_table(
             None => task,
         }
     };
-    let width = rows
+    let agents_width = rows
         .iter()
         .map(|view| agent_of(view).chars().count())
         .fold(12, usize::max);
     let tasks = rows
         .iter()
         .map(|view| task_of(view).chars().count())
-        .fold(9, usize::max)
-        .min(40);
+        .fold(9, usize::max);
+    let tasks = width.map_or(tasks, |_| tasks.min(40));
+    // Session, status, task and agent, and a space after each.
+    let before_last = 10 + 1 + 16 + 1 + tasks + 1 + agents_width + 1;
+    let last_width = width.map(|w| w.saturating_sub(before_last).max(LAST_LEAST));
     let mut out = format!(
-        "{:<10} {:<16} {:<tasks$} {:<width$} LAST",
+        "{:<10} {:<16} {:<tasks$} {:<agents_width$} LAST",
         "SESSION", "STATUS", "PLAN/TASK", "AGENT"
     );
     for view in rows {
@@ -164,13 +189,15 @@ fn sessions_table(
             .or_else(|| view.last.as_ref().map(|e| e.activity.line(now)))
             .or(s.last_error.clone())
             .unwrap_or_default();
+        // A row is one line: a message of several shows its first.
+        let last = last.lines().next().unwrap_or_default();
         out.push_str(&format!(
-            "\n{:<10} {:<16} {:<tasks$} {:<width$} {}",
+            "\n{:<10} {:<16} {:<tasks$} {:<agents_width$} {}",
             s.id.short(),
             view.state(),
             fit(&task_of(view), tasks),
             agent_of(view),
-            clip(&last, 60)
+            last_width.map_or_else(|| last.to_string(), |w| fit(last, w))
         ));
     }
     out

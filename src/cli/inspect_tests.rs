@@ -11,6 +11,9 @@ fn columns(text: &str, word: &str) -> Vec<usize> {
     text.lines().filter_map(|line| line.find(word)).collect()
 }
 
+/// `ocio sessions` on a terminal this wide.
+const TERMINAL: Option<usize> = Some(120);
+
 /// Fleet members' names are longer than the columns were (found trying fleets: `ocio
 /// agents` and `ocio sessions` lost their alignment): the columns grow to fit them.
 #[test]
@@ -46,7 +49,7 @@ fn agents_and_sessions_keep_their_columns_with_a_fleet_members_long_name() {
             last: None,
         }
     };
-    let table = sessions_table(&[row(&short), row(&long)], &[], &[], at);
+    let table = sessions_table(&[row(&short), row(&long)], &[], &[], at, TERMINAL);
     let last = columns(&table, "LAST");
     let ends: Vec<usize> = table
         .lines()
@@ -78,7 +81,7 @@ fn a_running_session_on_an_offline_agent_says_so() {
         }
     };
     let rows = [row(SessionStatus::Running), row(SessionStatus::Completed)];
-    let table = sessions_table(&rows, &[], std::slice::from_ref(&far), at);
+    let table = sessions_table(&rows, &[], std::slice::from_ref(&far), at, TERMINAL);
     let said: Vec<&str> = table
         .lines()
         .filter(|l| l.contains("far is offline: followed again when its server answers"))
@@ -190,7 +193,7 @@ fn sessions_name_their_plan_and_task() {
     let mut resolver = row(2, "api");
     resolver.session.kind = SessionKind::Resolve;
     let rows = [row(1, "api"), row(2, "api"), row(3, "t"), resolver];
-    let table = sessions_table(&rows, &plans, &[], at);
+    let table = sessions_table(&rows, &plans, &[], at, TERMINAL);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].contains("PLAN/TASK"), "{table}");
     assert!(lines[1].contains(" deploy/api "), "{table}");
@@ -199,6 +202,48 @@ fn sessions_name_their_plan_and_task() {
     assert_eq!(lines[3].chars().nth(agent), Some('-'), "{table}");
     assert!(lines[3].contains("xxx…"), "{table}");
     assert!(lines[4].contains(" deploy-2/api (resolver) "), "{table}");
+}
+
+/// Hand trial: `ocio sessions | grep ...` found nothing past the 60th character of what a
+/// session did last, cut with `…` though no terminal was there to fit. Piped, nothing is cut.
+#[test]
+fn piped_sessions_are_not_cut() {
+    use crate::domain::PlanId;
+    let at: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+    let plan = Named {
+        id: PlanId::from_u128(1),
+        name: "migrate-the-billing-service-to-postgres".into(),
+        key: "migrate".into(),
+        shown: None,
+    };
+    let mut session = Session::new(SessionId::generate(), "t", SessionKind::Code, at);
+    session.plan = Some(plan.id);
+    let error = format!(
+        "tests failed: {} in invoice_totals_round_half_even",
+        "x".repeat(80)
+    );
+    session.last_error = Some(error.clone());
+    let row = SessionView {
+        session,
+        task: "rewrite-the-invoice-queries".into(),
+        last: None,
+    };
+    let (rows, plans) = (std::slice::from_ref(&row), std::slice::from_ref(&plan));
+    let table = sessions_table(rows, plans, &[], at, None);
+    assert!(!table.contains('…'), "{table}");
+    assert!(table.contains(&error), "{table}");
+    assert!(
+        table.contains("migrate-the-billing-service-to-postgres/rewrite-the-invoice-queries"),
+        "{table}"
+    );
+    // On a terminal, each row fits its width: what the session did last is cut to it.
+    let table = sessions_table(rows, plans, &[], at, TERMINAL);
+    assert!(
+        table.lines().all(|line| line.chars().count() <= 120),
+        "{table}"
+    );
+    assert!(table.contains("tests failed: xxx"), "{table}");
+    assert!(table.lines().nth(1).unwrap().ends_with('…'), "{table}");
 }
 
 /// Issue "Trust in daily use", item 10: `ocio logs` shows the prompt a session was sent as
