@@ -109,14 +109,21 @@ impl From<ControlError> for Failure {
 
 impl From<crate::engine::ApiError> for Failure {
     fn from(e: crate::engine::ApiError) -> Self {
-        Failure {
-            code: if e.kind.is_input() {
-                exit::USAGE
-            } else {
-                exit::FAILED
-            },
-            message: e.message,
-        }
+        let code = if e.kind.is_input() {
+            exit::USAGE
+        } else {
+            exit::FAILED
+        };
+        // A plan still over budget: how to raise it from the shell.
+        let message = match &e.over_budget {
+            Some(still) => format!(
+                "{}\nhint: raise it first, e.g. ocio budget {} --tokens N (--task KEY, --agent NAME or --daily for another budget)",
+                e.message,
+                still.plan.short()
+            ),
+            None => e.message,
+        };
+        Failure { code, message }
     }
 }
 
@@ -134,5 +141,33 @@ impl From<StoreError> for Failure {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BudgetScope, PlanId};
+    use crate::engine::{ApiError, EngineError};
+
+    /// The engine says what budget is still reached; the command line says how to raise it
+    /// from the shell, in the words it always had.
+    #[test]
+    fn a_plan_still_over_budget_is_told_the_shell_command_that_raises_it() {
+        let plan = PlanId::from_u128(7);
+        let refused = EngineError::OverBudget {
+            plan,
+            scope: BudgetScope::Task { key: "a".into() },
+            cause: "over budget: task `a` budget 600/500 tokens".into(),
+        };
+        let failure = Failure::from(ApiError::from(refused));
+        assert_eq!(failure.code, exit::USAGE);
+        assert_eq!(
+            failure.message,
+            format!(
+                "still over budget: task `a` budget 600/500 tokens\nhint: raise it first, e.g. ocio budget {} --tokens N (--task KEY, --agent NAME or --daily for another budget)",
+                plan.short()
+            )
+        );
     }
 }

@@ -275,6 +275,17 @@ pub enum Feed {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// A plan paused over budget that cannot go on yet: the budget to raise, for the front
+    /// end to say how it raises it (the message says only what is reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<StillOver>,
+}
+
+/// The budget still reached that keeps plan `plan` paused: raised, the plan can go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StillOver {
+    pub plan: PlanId,
+    pub scope: crate::domain::BudgetScope,
 }
 
 /// Why a request failed, so a front end can tell bad input from a broken engine.
@@ -309,6 +320,7 @@ impl ApiError {
         Self {
             kind,
             message: message.into(),
+            over_budget: None,
         }
     }
 
@@ -340,7 +352,7 @@ impl From<EngineError> for ApiError {
             | EngineError::NoPlanner(_)
             | EngineError::NoBranch(_)
             | EngineError::NeverRuns(_)
-            | EngineError::OverBudget(_) => ErrorKind::NotNow,
+            | EngineError::OverBudget { .. } => ErrorKind::NotNow,
             EngineError::Store(_)
             | EngineError::Stopped
             | EngineError::Halted(_)
@@ -349,7 +361,17 @@ impl From<EngineError> for ApiError {
             | EngineError::Diff(_)
             | EngineError::LandFailed(_) => ErrorKind::Failed,
         };
-        Self::new(kind, e.to_string())
+        let over_budget = match &e {
+            EngineError::OverBudget { plan, scope, .. } => Some(StillOver {
+                plan: *plan,
+                scope: scope.clone(),
+            }),
+            _ => None,
+        };
+        Self {
+            over_budget,
+            ..Self::new(kind, e.to_string())
+        }
     }
 }
 

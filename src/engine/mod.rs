@@ -42,7 +42,7 @@ use crate::store::{StoreError, StoreHandle};
 use crate::workspace::WorkspaceError;
 pub use api::{
     ApiError, BudgetTarget, BudgetThen, Engine, EngineApi, ErrorKind, Feed, Landing, Push, Reply,
-    Request, Told,
+    Request, StillOver, Told,
 };
 pub use clock::Clock;
 pub(crate) use core::review_at_rest;
@@ -400,10 +400,15 @@ pub enum EngineError {
     /// A file a plan did not change, asked to be marked reviewed.
     #[error("{0}")]
     NotChanged(String),
-    /// A budget still reached: the work cannot go on until it is raised (the message says
-    /// which and how).
-    #[error("{0}")]
-    OverBudget(String),
+    /// A plan paused over budget asked to go on while a budget its work counts against is
+    /// still reached: it cannot until that budget is raised. The facts, for each front end
+    /// to say how in its own way (`scope`: which budget; `cause`: what it says of it).
+    #[error("still {cause}")]
+    OverBudget {
+        plan: PlanId,
+        scope: crate::domain::BudgetScope,
+        cause: String,
+    },
     #[error("the engine has stopped")]
     Stopped,
     /// The loop stops because of this (a store write failed while answering a request).

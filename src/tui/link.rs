@@ -227,6 +227,28 @@ pub(super) fn budget_said(
     }
 }
 
+/// Why `:budget` (or `C` on a plan paused over budget) was refused, as the room says it: a
+/// budget still reached is raised with the room's own `:budget PLAN[/TASK] TOKENS` (the
+/// engine names the budget, not how to raise it; the command line names its own command).
+fn budget_refused(e: crate::engine::ApiError, name: &str) -> String {
+    use crate::domain::BudgetScope;
+    let Some(still) = &e.over_budget else {
+        return e.message;
+    };
+    let how = match &still.scope {
+        BudgetScope::Task { key } => format!("raise it first, e.g. :budget {name}/{key} TOKENS"),
+        BudgetScope::Plan => format!("raise it first, e.g. :budget {name} TOKENS"),
+        // The room's `:budget` raises a plan's or a task's budget only.
+        BudgetScope::Agent { agent } => format!(
+            "agent {agent}'s budget is raised from the shell: ocio budget {name} --agent {agent} --tokens N"
+        ),
+        BudgetScope::Daily => format!(
+            "the daily budget is raised from the shell: ocio budget {name} --daily --tokens N"
+        ),
+    };
+    format!("{}\nhint: {how}", e.message)
+}
+
 /// `14.4k tokens ($0.12)`.
 fn spent_words(spent: &crate::domain::Usage) -> String {
     format!(
@@ -305,7 +327,7 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
             // What it is set to against what is spent, as the engine has it now.
             let after = match settled {
                 Ok(()) => Ok(engine.snapshot().await.ok()),
-                Err(e) => Err(e),
+                Err(e) => Err(budget_refused(e, &name)),
             };
             let said = after.map(|after| budget_said(plan, &target, raise, then, after.as_ref()));
             reply(format!("plan {name}"), said)

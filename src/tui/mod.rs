@@ -31,6 +31,8 @@ mod alert_tests;
 #[cfg(test)]
 mod approval_tests;
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod confirm_tests;
 #[cfg(test)]
 mod events_tests;

@@ -34,11 +34,9 @@ impl Core {
             (None, _) | (_, BudgetThen::Hold) => {}
             (Some(_), BudgetThen::Continue) => {
                 self.not_while_landing(plan, "its stopped tasks' work")?;
-                if let Some(still) = self.still_over(plan) {
-                    return Err(EngineError::OverBudget(format!(
-                        "still {still}\nhint: raise it first, e.g. ocio budget {} --tokens N (--task KEY, --agent NAME or --daily for another budget)",
-                        plan.short()
-                    )));
+                // How to raise it is each front end's to say (a shell command, a `:budget`).
+                if let Some((scope, cause)) = self.still_over(plan) {
+                    return Err(EngineError::OverBudget { plan, scope, cause });
                 }
                 self.continue_plan(plan, &mut step)?;
             }
@@ -109,13 +107,14 @@ impl Core {
     }
 
     /// A budget the plan's stopped work still counts against that is reached (today, for
-    /// the daily ones), as the operator is told.
-    fn still_over(&self, plan: PlanId) -> Option<String> {
+    /// the daily ones): which, and what the operator is told of it.
+    fn still_over(&self, plan: PlanId) -> Option<(BudgetScope, String)> {
         let state = self.plans.get(&plan)?;
         let spent = |key: &str| self.budgets.spent(key);
         let over = |budget: Option<Budget>, key: &str, scope: BudgetScope| {
             let standing = budget?.reached(&spent(key))?;
-            Some(over_budget_cause(&scope, &standing))
+            let cause = over_budget_cause(&scope, &standing);
+            Some((scope, cause))
         };
         // Those it stopped, and those that would be stopped before they start.
         let stopped = state.graph.tasks().filter(|t| {
