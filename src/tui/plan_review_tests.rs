@@ -249,6 +249,38 @@ fn l_asks_before_landing_the_plan_and_only_yes_lands_it() {
     );
 }
 
+/// Hand trial: the land dialog did not say that files of the branch were not reviewed, and
+/// the footer under it showed the tasks pane's keys. It counts them (a file changed since it
+/// was marked is not reviewed) and the footer says what answers it.
+#[test]
+fn the_land_dialog_counts_the_files_not_reviewed_and_shows_its_keys() {
+    let mut app = ended();
+    key(&mut app, KeyCode::Char('L'));
+    assert!(matches!(app.mode, Mode::ConfirmLand { .. }));
+    let screen = draw(&mut app, 80, 24);
+    // Of four files one is reviewed: src/storage.rs changed since it was marked.
+    assert!(
+        screen.contains("3 files not reviewed, of 4 changed"),
+        "{screen}"
+    );
+    let footer = screen.lines().last().unwrap();
+    assert!(
+        footer.contains("land: y/enter lands · any other key does not"),
+        "{screen}"
+    );
+    // All reviewed: nothing said of it.
+    key(&mut app, KeyCode::Char('n'));
+    let mut review = review();
+    for file in &mut review.branch.as_mut().unwrap().files {
+        file.reviewed = Reviewed::Yes;
+    }
+    app.update(Msg::Review(plan_id(), Ok(Box::new(review))));
+    key(&mut app, KeyCode::Char('L'));
+    let screen = draw(&mut app, 80, 24);
+    assert!(!screen.contains("not reviewed"), "{screen}");
+    assert!(screen.contains("y/enter lands"), "{screen}");
+}
+
 /// A plan with tasks still to run, or one landed already, is not asked about: the engine
 /// would refuse it after the question.
 #[test]

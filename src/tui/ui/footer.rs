@@ -25,9 +25,25 @@ pub(super) fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         Mode::NewTask(_) => editor_line(app, " new task: "),
         Mode::Say(..) => editor_line(app, " message: "),
         Mode::Answer(_) => editor_line(app, " answer: "),
+        Mode::ConfirmLand { .. } => question_line(app, " land: ", "lands"),
+        Mode::ConfirmCancel { .. } => question_line(app, " cancel: ", "cancels it"),
+        Mode::ConfirmBudgetCancel { .. } => question_line(app, " cancel: ", "cancels the plan"),
+        Mode::ConfirmQuit { .. } => question_line(app, " quit: ", "quits"),
         _ => hints(app, area.width),
     };
     frame.render_widget(Paragraph::new(line).style(theme.base), area);
+}
+
+/// A question's footer: what it asks, and the keys that answer it (`y` or enter goes ahead,
+/// any other key does not; the pane's keys under it do nothing while it is open).
+fn question_line(app: &App, what: &'static str, yes: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(what, app.theme.accent),
+        Span::styled(
+            format!("y/enter {yes} · any other key does not"),
+            app.theme.muted,
+        ),
+    ])
 }
 
 /// An editor's footer: what it is for, then what the room says now (why Enter did not take an
@@ -68,9 +84,18 @@ pub(super) fn status_rows(app: &App, width: u16, height: u16) -> Option<Vec<Line
         rows.push(palette_line(app, editor, whole, Span::raw("")));
         return Some(rows);
     }
+    // An editor says it in its own line; a question shows the keys that answer it (a toast
+    // from before it, `... not landed`, hid them).
     if matches!(
         app.mode,
-        Mode::Filter | Mode::NewTask(_) | Mode::Say(..) | Mode::Answer(_)
+        Mode::Filter
+            | Mode::NewTask(_)
+            | Mode::Say(..)
+            | Mode::Answer(_)
+            | Mode::ConfirmQuit { .. }
+            | Mode::ConfirmCancel { .. }
+            | Mode::ConfirmLand { .. }
+            | Mode::ConfirmBudgetCancel { .. }
     ) {
         return None;
     }

@@ -101,7 +101,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::Help => help::draw(frame, app, body),
         Mode::ConfirmQuit { rooms } => draw_confirm(frame, app, *rooms, body),
         Mode::ConfirmCancel { name, .. } => draw_confirm_cancel(frame, app, name, body),
-        Mode::ConfirmLand { name, .. } => draw_confirm_land(frame, app, name, body),
+        Mode::ConfirmLand { plan, name, .. } => draw_confirm_land(frame, app, *plan, name, body),
         Mode::ConfirmBudgetCancel { name, .. } => {
             draw_confirm_budget_cancel(frame, app, name, body)
         }
@@ -497,14 +497,41 @@ fn draw_confirm_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
     draw_question(frame, app, "cancel", lines, centered(area, 58, 6));
 }
 
-fn draw_confirm_land(frame: &mut Frame, app: &App, name: &str, area: Rect) {
-    let lines = vec![
+fn draw_confirm_land(
+    frame: &mut Frame,
+    app: &App,
+    plan: crate::domain::PlanId,
+    name: &str,
+    area: Rect,
+) {
+    let mut lines = vec![
         Line::raw(format!("Land plan {name} on its base branch?")),
         Line::raw("A merge commit; your checkout is only fast-forwarded,"),
         Line::raw("and never where you have changes to the same files."),
-        Line::styled("land it? y / n", app.theme.accent),
     ];
-    draw_question(frame, app, "land", lines, centered(area, 58, 6));
+    if let Some((left, all)) = not_reviewed(app, plan).filter(|(left, _)| *left > 0) {
+        lines.push(Line::styled(
+            format!(
+                "{} not reviewed, of {all} changed.",
+                crate::text::count(left, "file")
+            ),
+            app.theme.status("failed"),
+        ));
+    }
+    lines.push(Line::styled("land it? y / n", app.theme.accent));
+    let height = lines.len() as u16 + 2;
+    draw_question(frame, app, "land", lines, centered(area, 58, height));
+}
+
+/// How many of the files `plan`'s branch changed are not reviewed (a file changed since it
+/// was marked is not), and how many it changed: from the plan's view, which the land
+/// question is asked from; `None` when it holds no review of that plan.
+fn not_reviewed(app: &App, plan: crate::domain::PlanId) -> Option<(usize, usize)> {
+    let Some(Ok(review)) = &app.plan_review.review else {
+        return None;
+    };
+    let (done, all) = review.reviewed_count();
+    (review.plan == plan).then_some((all - done, all))
 }
 
 fn draw_confirm_budget_cancel(frame: &mut Frame, app: &App, name: &str, area: Rect) {
