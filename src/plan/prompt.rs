@@ -18,9 +18,10 @@ pub(crate) fn prompt_plan(
     now: Timestamp,
 ) -> Result<(PathBuf, String), PlanErrors> {
     let origin = dir.join("(prompt)");
+    // Said of the prompt as a whole: it has no lines, and the message names the directory.
     let refuse = |why: String| {
         PlanErrors::one(
-            PlanError::new(&origin, (1, 1), why).with_hint(Some(
+            PlanError::new(Path::new("(prompt)"), (0, 0), why).with_hint(Some(
                 "cd into the project to work on (in a git repository each session gets a worktree of its own), or submit a plan file".into(),
             )),
         )
@@ -98,6 +99,18 @@ mod tests {
         assert_eq!(plan.tasks.len(), 1);
         assert_eq!(plan.tasks[0].id, "prompt");
         assert_eq!(plan.tasks[0].prompt, "say \"hi\"\nthen stop");
+    }
+
+    #[test]
+    fn a_prompt_refused_for_where_it_was_given_names_the_directory_once_and_no_line() {
+        let refused = prompt_plan("x", Path::new("/"), at()).unwrap_err().to_string();
+        assert!(
+            refused.starts_with(
+                "(prompt): / is not a project: it is the root of the file system, and a session there"
+            ),
+            "{refused}"
+        );
+        assert!(refused.contains("\n  hint: cd into the project"), "{refused}");
     }
 
     #[test]
