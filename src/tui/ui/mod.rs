@@ -573,8 +573,10 @@ fn draw_review(frame: &mut Frame, app: &App, proposal: &crate::engine::Proposal,
         .help_scroll
         .min(lines.len().saturating_sub(height));
     let title = format!(
-        "plan {} by {}: {} tasks · y submit · n discard · j/k scroll",
-        proposal.name, proposal.agent, proposal.tasks
+        "plan {} by {}: {} · y submit · n discard · j/k scroll",
+        proposal.name,
+        proposal.agent,
+        crate::text::count(proposal.tasks, "task")
     );
     frame.render_widget(Clear, popup);
     frame.render_widget(
