@@ -113,7 +113,10 @@ pub(crate) fn plan_and_submit(
         } else {
             format!("agent {} (session {})", proposal.agent, proposal.session)
         };
-        eprintln!("planned by {by}: {}", crate::text::count(proposal.tasks, "task"));
+        eprintln!(
+            "planned by {by}: {}",
+            crate::text::count(proposal.tasks, "task")
+        );
         if print {
             return Ok(());
         }

@@ -103,14 +103,19 @@ mod tests {
 
     #[test]
     fn a_prompt_refused_for_where_it_was_given_names_the_directory_once_and_no_line() {
-        let refused = prompt_plan("x", Path::new("/"), at()).unwrap_err().to_string();
+        let refused = prompt_plan("x", Path::new("/"), at())
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.starts_with(
                 "(prompt): / is not a project: it is the root of the file system, and a session there"
             ),
             "{refused}"
         );
-        assert!(refused.contains("\n  hint: cd into the project"), "{refused}");
+        assert!(
+            refused.contains("\n  hint: cd into the project"),
+            "{refused}"
+        );
     }
 
     #[test]

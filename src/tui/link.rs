@@ -131,10 +131,15 @@ pub(super) fn reply<E: std::fmt::Display>(what: String, result: Result<String, E
 /// What a submission came to: a plan's problems, when there are several, counted and each
 /// kept with its place (`file:line:col`) and apart (`; `); their hints, too long for the
 /// status line, are in `ocio submit FILE`'s report.
-pub(super) fn submitted(what: String, result: Result<PlanId, crate::engine::ApiError>) -> Msg {
+pub(super) fn submitted(
+    what: String,
+    origin: &Path,
+    result: Result<PlanId, crate::engine::ApiError>,
+) -> Msg {
     match result {
         Err(e) if e.kind == crate::engine::ErrorKind::Plan => {
-            let problems = problems(&e.message);
+            let message = without_origin(&e.message, origin);
+            let problems = problems(&message);
             let text = match problems.as_slice() {
                 [_, _, ..] => format!(
                     "{} problems: {}",
@@ -145,12 +150,26 @@ pub(super) fn submitted(what: String, result: Result<PlanId, crate::engine::ApiE
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),
-                _ => one_line(&e.message),
+                _ => one_line(&message),
             };
             Msg::Reply(what, Err(text))
         }
         result => reply(what, result.map(queued)),
     }
+}
+
+/// A plan's problems without the file they are in, which the status line names before them
+/// (`plan.toml:4:1: …` is `4:1: …`, `plan.toml: …` is `…`).
+fn without_origin(message: &str, origin: &Path) -> String {
+    let origin = origin.display().to_string();
+    message
+        .lines()
+        .map(|line| match line.strip_prefix(origin.as_str()) {
+            Some(rest) if rest.starts_with(':') => rest.trim_start_matches(':').trim_start(),
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The problems a message of many lines tells, each with its hints (the lines indented
@@ -290,14 +309,21 @@ async fn run(engine: &dyn Engine, request: Request, cwd: &Path) -> Msg {
         Request::Submit(path) => {
             let path = absolute(path, cwd);
             let what = format!("submit {}", path.display());
-            submitted(what, engine.submit_file(&path).await)
+            submitted(what, &path, engine.submit_file(&path).await)
         }
         Request::Prompt(text) => match prompt_plan(&text, cwd, Timestamp::now()) {
-            Ok((path, toml)) => submitted("new task".into(), engine.submit(&path, toml).await),
-            Err(e) => reply("new task".into(), Err(e)),
+            Ok((path, toml)) => {
+                submitted("new task".into(), &path, engine.submit(&path, toml).await)
+            }
+            Err(e) => submitted(
+                "new task".into(),
+                Path::new("(prompt)"),
+                Err(crate::engine::EngineError::Plan(e).into()),
+            ),
         },
         Request::SubmitText(path, toml) => submitted(
             format!("submit {}", path.display()),
+            &path,
             engine.submit(&path, toml).await,
         ),
         Request::Diff(id) => Msg::Diff(id, engine.diff(id).await.map_err(|e| e.to_string())),

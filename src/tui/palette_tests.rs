@@ -154,13 +154,17 @@ fn a_plans_problems_on_the_status_line_are_counted_and_kept_apart() {
                 prompt = \"\"\ntimeout = \"soon\"\n[[tasks]]\nid = \"impl\"\nretries = -1\n\
                 prompt = \"x\"\n";
     let errors = crate::plan::PlanFile::parse(text, path).unwrap_err();
+    // Each at its line and column; the file is named once, before them.
     let places: Vec<String> = errors
         .into_iter()
-        .map(|e| e.to_string().lines().next().unwrap().to_string())
+        .map(|e| {
+            let first = e.to_string().lines().next().unwrap().to_string();
+            first.strip_prefix("bad/plan.toml:").unwrap().to_string()
+        })
         .collect();
     assert_eq!(places.len(), 5, "{places:#?}");
     let refused = ApiError::from(EngineError::Plan(errors));
-    app.update(submitted("submit bad/plan.toml".into(), Err(refused)));
+    app.update(submitted("submit bad/plan.toml".into(), path, Err(refused)));
     let toast = app.toast.as_ref().unwrap();
     assert!(toast.error);
     assert_eq!(
@@ -168,7 +172,7 @@ fn a_plans_problems_on_the_status_line_are_counted_and_kept_apart() {
         format!("submit bad/plan.toml: 5 problems: {}", places.join("; "))
     );
     let screen: String = draw(&mut app, 200, 40).split_whitespace().collect();
-    for place in ["bad/plan.toml:1:8:", "bad/plan.toml:10:11:"] {
+    for place in ["problems:1:8:", ";10:11:"] {
         assert!(screen.contains(place), "{place} missing:\n{screen}");
     }
     // A lone problem keeps its hint, after it on the same line.
@@ -176,13 +180,41 @@ fn a_plans_problems_on_the_status_line_are_counted_and_kept_apart() {
     let hint = one.to_string();
     assert!(hint.contains("\n  hint: "), "{hint}");
     let refused = ApiError::from(EngineError::Plan(one));
-    app.update(submitted("submit bad/plan.toml".into(), Err(refused)));
+    app.update(submitted("submit bad/plan.toml".into(), path, Err(refused)));
     let toast = &app.toast.as_ref().unwrap().text;
     assert_eq!(
         *toast,
         format!(
             "submit bad/plan.toml: {}",
-            hint.replace("\n  hint: ", " (hint: ") + ")"
+            hint.strip_prefix("bad/plan.toml:")
+                .unwrap()
+                .replace("\n  hint: ", " (hint: ")
+                + ")"
         )
+    );
+}
+
+/// `:submit` of a file that is not there names it once: the toast said
+/// `submit /p/x.toml: /p/x.toml: cannot read the plan file: …` (hand trial).
+#[test]
+fn a_plan_file_that_cannot_be_read_is_named_once() {
+    let mut app = app();
+    let path = std::path::Path::new("/nonexistent/ocio/plan.toml");
+    let errors = crate::plan::PlanFile::load(path).unwrap_err();
+    let refused = ApiError::from(EngineError::Plan(errors));
+    app.update(submitted(
+        "submit /nonexistent/ocio/plan.toml".into(),
+        path,
+        Err(refused),
+    ));
+    let toast = &app.toast.as_ref().unwrap().text;
+    assert!(
+        toast.starts_with("submit /nonexistent/ocio/plan.toml: cannot read the plan file: "),
+        "{toast}"
+    );
+    assert_eq!(
+        toast.matches("/nonexistent/ocio/plan.toml").count(),
+        1,
+        "{toast}"
     );
 }
