@@ -180,3 +180,107 @@ async fn a_cancel_confirmed_before_a_restart_stays_a_cancel() {
     assert_eq!(sessions[0].status, SessionStatus::Cancelled);
     engine.shutdown().await.unwrap();
 }
+
+/// A run that tells where it lives, then takes its time to stop; followed again after a
+/// restart, it says when it was told to stop.
+struct Followable {
+    stopped: Arc<tokio::sync::Notify>,
+}
+
+impl Runner for Followable {
+    fn run(&self, job: Job, stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let remote = crate::domain::RemoteSession {
+                server: "http://box".into(),
+                session_id: "ses_far".into(),
+                directory: job.directory.clone(),
+            };
+            if !job.reporter.remote(job.session, remote).await {
+                return Outcome::Stopped;
+            }
+            let _ = stop.await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Outcome::Stopped
+        })
+    }
+
+    fn resume(
+        &self,
+        _job: Job,
+        _remote: crate::domain::RemoteSession,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Option<RunFuture> {
+        let stopped = self.stopped.clone();
+        Some(Box::pin(async move {
+            let _ = stop.await;
+            stopped.notify_one();
+            Outcome::Stopped
+        }))
+    }
+}
+
+/// The same cancel, of a run the next engine follows again: it is stopped at once, and the
+/// session and the task end cancelled, the task not run again.
+#[tokio::test]
+async fn a_cancel_confirmed_before_a_restart_stops_the_run_followed_again() {
+    use crate::domain::TaskStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let start = |dir: std::path::PathBuf| {
+        let stopped = stopped.clone();
+        async move {
+            let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
+            let agent = AgentSpec {
+                agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
+                runner: Arc::new(Followable { stopped }),
+            };
+            let options = EngineOptions {
+                tick: Duration::from_millis(20),
+                ..EngineOptions::default()
+            };
+            let engine = EngineHandle::start(store.clone(), vec![agent], options)
+                .await
+                .unwrap();
+            (store, engine)
+        }
+    };
+    let (store, engine) = start(dir.path().to_path_buf()).await;
+    submit(dir.path(), &engine).await;
+    // Until where it lives is recorded: a restart follows it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !store
+        .read(query::sessions)
+        .await
+        .unwrap()
+        .iter()
+        .any(|s| s.remote.is_some())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never told where it lives"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let task = engine.snapshot().await.unwrap().plans[0].tasks[0].id;
+    engine.cancel(task).await.unwrap();
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let (store, engine) = start(dir.path().to_path_buf()).await;
+    tokio::time::timeout(Duration::from_secs(10), stopped.notified())
+        .await
+        .expect("the run followed again was told to stop");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = store.read(query::tasks).await.unwrap();
+        if tasks[0].status == TaskStatus::Cancelled {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{tasks:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sessions = store.read(query::sessions).await.unwrap();
+    assert_eq!(sessions.len(), 1, "not run again: {sessions:#?}");
+    assert_eq!(sessions[0].status, SessionStatus::Cancelled);
+    engine.shutdown().await.unwrap();
+}
