@@ -691,10 +691,10 @@ impl App {
                 self.on_question(index, decision)
             }
             Some(index) => {
-                let request = self.view.approvals.remove(index);
-                self.view.generation += 1;
+                let id = self.view.approvals[index].ask.id.clone();
+                self.view.answered(&id, decision == Decision::Reject);
                 vec![Effect::Request(Request::Approve(
-                    request.ask.id,
+                    id,
                     decision,
                     Approver::Key,
                 ))]

@@ -238,10 +238,10 @@ impl App {
                 Vec::new()
             }
             Decision::Reject => {
-                let request = self.view.approvals.remove(index);
-                self.view.generation += 1;
+                let id = self.view.approvals[index].ask.id.clone();
+                self.view.answered(&id, true);
                 vec![Effect::Request(Request::Approve(
-                    request.ask.id,
+                    id,
                     Decision::Reject,
                     Approver::Key,
                 ))]
@@ -277,10 +277,7 @@ impl App {
                     return Vec::new();
                 }
                 self.mode = answering.back;
-                self.view
-                    .approvals
-                    .retain(|a| a.ask.id != answering.request);
-                self.view.generation += 1;
+                self.view.answered(&answering.request, false);
                 vec![Effect::Request(Request::Answer(answering.request, answers))]
             }
         }

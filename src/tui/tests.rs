@@ -930,6 +930,32 @@ fn a_running_session_on_an_offline_agent_says_so_in_the_room() {
 /// A session that waits for the operator's message (interrupted, or its request rejected) is
 /// counted as waiting for them, in the header and the approvals pane, whose row says how to
 /// send one, and opens the session (it was counted nowhere: hand trial).
+/// A request answered here leaves the inbox at once, and its session with it: it read as
+/// waiting for a message (counted, with its row) until the engine's word that it runs again.
+/// A rejection ends its turn: that one does wait for a message.
+#[test]
+fn a_session_whose_request_is_answered_here_does_not_wait_for_a_message_meanwhile() {
+    let mut approving = app();
+    approving.focus = Pane::Approvals;
+    assert_eq!(approving.view.waiting(), 1, "the request");
+    assert!(matches!(
+        key(&mut approving, KeyCode::Char('a')).as_slice(),
+        [Effect::Request(Request::Approve(_, Decision::Once, _))]
+    ));
+    assert_eq!(approving.view.waiting(), 0, "nothing waits for you");
+    let screen = draw(&mut approving, 160, 48);
+    assert!(!screen.contains("waits for your message"), "{screen}");
+
+    let mut rejecting = app();
+    rejecting.focus = Pane::Approvals;
+    key(&mut rejecting, KeyCode::Char('r'));
+    assert_eq!(
+        rejecting.view.waiting(),
+        1,
+        "rejected, it waits for a message"
+    );
+}
+
 #[test]
 fn a_session_waiting_for_a_message_waits_for_you() {
     let mut app = app();

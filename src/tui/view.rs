@@ -201,6 +201,28 @@ impl View {
         requests.chain(conflicts).chain(held).chain(messages)
     }
 
+    /// Request `id` answered here: out of the inbox at once. Its session, which the engine
+    /// sets running as it takes the answer, is shown so now (until that word it read as
+    /// waiting for a message), unless it was `rejected` (its turn ends: it does wait for one)
+    /// or still asks something else.
+    pub(crate) fn answered(&mut self, id: &str, rejected: bool) -> Option<ApprovalView> {
+        let at = self.approvals.iter().position(|a| a.ask.id == id)?;
+        let request = self.approvals.remove(at);
+        self.generation += 1;
+        let asks_more = self.approvals.iter().any(|a| a.session == request.session);
+        if !rejected
+            && !asks_more
+            && let Some(view) = self
+                .sessions
+                .iter_mut()
+                .find(|s| s.session.id == request.session)
+            && view.session.status == crate::domain::SessionStatus::WaitingApproval
+        {
+            view.session.status = crate::domain::SessionStatus::Running;
+        }
+        Some(request)
+    }
+
     pub(crate) fn inbox_len(&self) -> usize {
         self.inbox().count()
     }
