@@ -232,6 +232,13 @@ impl TaskGraph {
         Ok(&self.tasks[i])
     }
 
+    /// Sets task `key`'s budget to exactly `budget` (none: no budget of its own).
+    pub(crate) fn put_budget(&mut self, key: &str, budget: Option<super::Budget>) {
+        if let Ok(i) = self.position(key) {
+            self.tasks[i].budget = budget;
+        }
+    }
+
     /// Records what the operator told a task's running attempt (see [`Task::steering`]).
     pub(crate) fn steer(&mut self, key: &str, text: String) -> Result<&Task, GraphError> {
         let i = self.position(key)?;

@@ -64,6 +64,15 @@ impl Ledger {
         self.limits.get(key).copied()
     }
 
+    /// Limit `key` set back to `before` (none: not set while ocio runs), in memory only: a
+    /// change its step did not store, undone.
+    pub(crate) fn put_back_limit(&mut self, key: &str, before: Option<Budget>) {
+        match before {
+            Some(budget) => self.limits.insert(key.to_string(), budget),
+            None => self.limits.remove(key),
+        };
+    }
+
     /// The engine's daily budget: the one set while ocio runs, else the `configured` one.
     pub(crate) fn daily_budget(&self, configured: Option<Budget>) -> Option<Budget> {
         self.limit(DAILY_LIMIT).or(configured)

@@ -10,6 +10,14 @@ use crate::engine::api::{BudgetTarget, BudgetThen};
 use crate::engine::{EngineError, EngineEvent};
 use crate::store::query;
 
+/// A budget as it was before a raise, put back when what the raise was for is refused.
+enum Before {
+    Plan(Option<Budget>),
+    Task(String, Option<Budget>),
+    /// A ledger limit (an agent's daily budget, or the engine's) by its key.
+    Limit(String, Option<Budget>),
+}
+
 impl Core {
     /// Raise `target`'s budget to `raise`'s limits (or lower it: below what is spent, it
     /// stops the work it counts at once), then settle `plan` if it is paused over budget, as
@@ -23,24 +31,25 @@ impl Core {
     ) -> Result<(), EngineError> {
         self.load_plan(plan).await?;
         let mut step = Step::default();
-        if let Some(raise) = raise {
-            self.raise(plan, &target, raise, &mut step)?;
-        }
+        let before = match raise {
+            Some(raise) => Some(self.raise(plan, &target, raise, &mut step)?),
+            None => None,
+        };
         let held = self
             .plans
             .get(&plan)
             .and_then(|s| s.work.work.over_budget.clone());
-        match (held, then) {
-            (None, _) | (_, BudgetThen::Hold) => {}
-            (Some(_), BudgetThen::Continue) => {
-                self.not_while_landing(plan, "its stopped tasks' work")?;
-                // How to raise it is each front end's to say (a shell command, a `:budget`).
-                if let Some((scope, cause)) = self.still_over(plan) {
-                    return Err(EngineError::OverBudget { plan, scope, cause });
-                }
-                self.continue_plan(plan, &mut step)?;
+        let settled = match (held, then) {
+            (None, _) | (_, BudgetThen::Hold) => Ok(()),
+            (Some(_), BudgetThen::Continue) => self.continue_held(plan, &mut step),
+            (Some(_), BudgetThen::Cancel) => self.cancel_plan(plan, &mut step),
+        };
+        if let Err(refused) = settled {
+            // Refused: nothing changes (the step that stored the raise is dropped).
+            if let Some(before) = before {
+                self.put_back(plan, before);
             }
-            (Some(_), BudgetThen::Cancel) => self.cancel_plan(plan, &mut step)?,
+            return Err(refused);
         }
         // A budget set below what is spent already applies now, not at the next step: the
         // work counted against it is stopped and its plan paused.
@@ -51,6 +60,16 @@ impl Core {
         self.commit(step).await?;
         self.stop_over_budget(stops);
         self.check_finished(plan).await
+    }
+
+    /// Continue `plan`, paused over budget, unless it lands or a budget is still reached.
+    fn continue_held(&mut self, plan: PlanId, step: &mut Step) -> Result<(), EngineError> {
+        self.not_while_landing(plan, "its stopped tasks' work")?;
+        // How to raise it is each front end's to say (a shell command, a `:budget`).
+        if let Some((scope, cause)) = self.still_over(plan) {
+            return Err(EngineError::OverBudget { plan, scope, cause });
+        }
+        self.continue_plan(plan, step)
     }
 
     /// Keep `plan` loaded (one paused long ago may have been let go).
@@ -66,44 +85,70 @@ impl Core {
         self.load(record, self.now()).await
     }
 
-    /// `target`'s budget with `raise`'s limits, into `step`.
+    /// `target`'s budget with `raise`'s limits, into `step`; what it was before.
     fn raise(
         &mut self,
         plan: PlanId,
         target: &BudgetTarget,
         raise: Budget,
         step: &mut Step,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Before, EngineError> {
         let state = self
             .plans
             .get_mut(&plan)
             .ok_or(EngineError::UnknownPlan(plan))?;
-        match target {
+        let before = match target {
             BudgetTarget::Plan => {
                 let settings = &mut state.work.work.settings;
-                settings.budget = Some(settings.budget.unwrap_or_default().with(raise));
+                let before = settings.budget;
+                settings.budget = Some(before.unwrap_or_default().with(raise));
                 step.batch.put_plan_work(&state.work.work);
+                Before::Plan(before)
             }
             BudgetTarget::Task { key } => {
                 let task = state.graph.get(key).ok_or_else(|| {
                     EngineError::BadAnswer(format!("plan {} has no task `{key}`", plan.short()))
                 })?;
-                let budget = task.budget.unwrap_or_default().with(raise);
+                let before = task.budget;
+                let budget = before.unwrap_or_default().with(raise);
                 let over = task.over_budget.clone();
                 let task = state.graph.set_budget(key, over, Some(budget))?;
                 step.batch.put_task(task);
+                Before::Task(key.clone(), before)
             }
             BudgetTarget::Agent { agent } => {
                 let index = self.fleet.index_of(agent)?;
+                let key = agent_limit(agent);
+                let before = self.budgets.limit(&key);
                 let budget = self.agent_budget(index).unwrap_or_default().with(raise);
-                self.budgets.set_limit(&agent_limit(agent), budget, step);
+                self.budgets.set_limit(&key, budget, step);
+                Before::Limit(key, before)
             }
             BudgetTarget::Daily => {
+                let before = self.budgets.limit(DAILY_LIMIT);
                 let budget = self.daily_budget().unwrap_or_default().with(raise);
                 self.budgets.set_limit(DAILY_LIMIT, budget, step);
+                Before::Limit(DAILY_LIMIT.to_string(), before)
             }
+        };
+        Ok(before)
+    }
+
+    /// A raise of `plan`'s undone in memory (its step was not stored).
+    fn put_back(&mut self, plan: PlanId, before: Before) {
+        match before {
+            Before::Plan(budget) => {
+                if let Some(state) = self.plans.get_mut(&plan) {
+                    state.work.work.settings.budget = budget;
+                }
+            }
+            Before::Task(key, budget) => {
+                if let Some(state) = self.plans.get_mut(&plan) {
+                    state.graph.put_budget(&key, budget);
+                }
+            }
+            Before::Limit(key, budget) => self.budgets.put_back_limit(&key, budget),
         }
-        Ok(())
     }
 
     /// A budget the plan's stopped work still counts against that is reached (today, for

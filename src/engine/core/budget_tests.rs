@@ -94,3 +94,72 @@ async fn work_whose_stop_was_on_its_way_continues_when_the_budget_is_raised() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Spends 600 tokens, then works until told to stop.
+struct Spends600;
+
+impl Runner for Spends600 {
+    fn run(&self, job: Job, stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let usage = Usage {
+                input_tokens: 600,
+                ..Usage::default()
+            };
+            job.reporter
+                .activity(job.session, Activity::Step { usage }, Some("step-1".into()));
+            let _ = stop.await;
+            Outcome::Stopped
+        })
+    }
+}
+
+/// A raise refused (the plan would still be over it) changes nothing: it was kept in the
+/// engine's memory, not stored, so `ocio budget` showed the refused limit until a restart
+/// (hand trial).
+#[tokio::test]
+async fn a_raise_refused_as_still_over_budget_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+    let options = EngineOptions {
+        tick: Duration::from_millis(20),
+        daily_budget: Some(Budget::new(Some(10_000), None).unwrap()),
+        ..EngineOptions::default()
+    };
+    let agent = AgentSpec {
+        agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
+        runner: Arc::new(Spends600),
+    };
+    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+        .await
+        .unwrap();
+    let mut events = engine.subscribe();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(
+        &path,
+        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
+    )
+    .unwrap();
+    let plan = engine
+        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
+        .await
+        .unwrap();
+    next(&mut events, |e| matches!(e, EngineEvent::OverBudget { .. })).await;
+    let budgets = |snapshot: crate::engine::Snapshot| {
+        (snapshot.budgets.plans[0].budget, snapshot.budgets.daily)
+    };
+    let before = budgets(engine.snapshot().await.unwrap());
+    // Each lowered or raised to where the plan's 600 are still over it.
+    for target in [BudgetTarget::Plan, BudgetTarget::Daily] {
+        let still_over = Budget::new(Some(580), None).unwrap();
+        let refused = engine
+            .budget(plan, target.clone(), Some(still_over), BudgetThen::Continue)
+            .await;
+        assert!(refused.is_err(), "{target:?}: {refused:?}");
+        assert_eq!(
+            budgets(engine.snapshot().await.unwrap()),
+            before,
+            "{target:?}: refused, yet changed"
+        );
+    }
+    engine.shutdown().await.unwrap();
+}
