@@ -259,6 +259,10 @@ pub struct Job {
     /// Re-attached: every message the operator sent the session before the restart (the
     /// server's copies of them are theirs, already in the transcript, not the session's text).
     pub(crate) said: Vec<crate::domain::MessageId>,
+    /// Re-attached: the text the session was streaming when the last engine stopped, as its
+    /// transcript has it (a server keeps a text part empty until it is whole, so the run goes
+    /// on from this, not from nothing).
+    pub(crate) streamed: Option<Entry>,
     /// The plan's `setup`, which ran in ocio's worktree of the attempt: a runner whose
     /// session works elsewhere (on a build box) runs it there too.
     pub(crate) setup: Setup,

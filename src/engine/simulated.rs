@@ -507,6 +507,7 @@ mod tests {
             steering: crate::engine::runner::Steering::none(),
             word: None,
             said: Vec::new(),
+            streamed: None,
             setup: Default::default(),
         };
         let run = tokio::spawn(s.run(job, rx));

@@ -26,6 +26,14 @@ pub(crate) struct Transcriber {
 }
 
 impl Transcriber {
+    /// Part `part` had said `text` so far (as stored before a restart): its next deltas are
+    /// added to it, and the next is told at once.
+    pub(crate) fn streamed(&mut self, part: &str, text: &str) {
+        let never = Instant::now() - self.every;
+        self.texts
+            .insert(part.to_string(), (text.to_string(), never));
+    }
+
     /// Message `id` (the server's id) is the operator's: its text is in the transcript already.
     pub(crate) fn operators(&mut self, id: String) {
         self.operators.insert(id);
@@ -267,6 +275,29 @@ mod tests {
             shown_title("ls", &serde_json::json!({ "command": "ls" })),
             "ls"
         );
+    }
+
+    /// Re-attached while a text streamed: its next delta is added to what was stored, and
+    /// told at once.
+    #[test]
+    fn a_text_streamed_before_a_restart_goes_on_from_what_was_stored() {
+        let mut transcriber = Transcriber::default();
+        transcriber.streamed("prt_1", "word0 word1 ");
+        let delta = ServerEvent::PartDelta {
+            session_id: "ses_1".into(),
+            message_id: "msg_1".into(),
+            part_id: "prt_1".into(),
+            field: "text".into(),
+            delta: "word2 ".into(),
+        };
+        let (activity, part) = transcriber.activity(&delta).unwrap();
+        assert_eq!(
+            activity,
+            Activity::Text {
+                text: "word0 word1 word2 ".into()
+            }
+        );
+        assert_eq!(part.as_deref(), Some("prt_1"));
     }
 
     /// The recorded stream of a real write-tool session, through the transcriber.

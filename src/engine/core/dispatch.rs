@@ -267,6 +267,7 @@ impl Core {
             steering,
             word: None,
             said: Vec::new(),
+            streamed: None,
             setup: Default::default(),
         };
         let task_id = task.id;

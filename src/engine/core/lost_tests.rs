@@ -284,3 +284,93 @@ async fn a_cancel_confirmed_before_a_restart_stops_the_run_followed_again() {
     assert_eq!(sessions[0].status, SessionStatus::Cancelled);
     engine.shutdown().await.unwrap();
 }
+
+/// A run that tells where it lives and streams some text; followed again after a restart, it
+/// keeps the text it is given to go on from.
+struct Streams {
+    given: Arc<std::sync::Mutex<Option<crate::engine::view::Entry>>>,
+}
+
+impl Runner for Streams {
+    fn run(&self, job: Job, stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
+        Box::pin(async move {
+            let remote = crate::domain::RemoteSession {
+                server: "http://box".into(),
+                session_id: "ses_far".into(),
+                directory: job.directory.clone(),
+            };
+            if !job.reporter.remote(job.session, remote).await {
+                return Outcome::Stopped;
+            }
+            let text = Activity::Text {
+                text: "word0 word1 ".into(),
+            };
+            job.reporter
+                .activity(job.session, text, Some("prt_1".into()));
+            let _ = stop.await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Outcome::Stopped
+        })
+    }
+
+    fn resume(
+        &self,
+        job: Job,
+        _remote: crate::domain::RemoteSession,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Option<RunFuture> {
+        *self.given.lock().unwrap() = job.streamed;
+        Some(Box::pin(async move {
+            let _ = stop.await;
+            Outcome::Stopped
+        }))
+    }
+}
+
+/// A session re-attached while it streamed a text goes on from what its transcript had of
+/// it: it went on from nothing (the server keeps a text part empty until it is whole), so
+/// the words before the restart were lost from the transcript, for good if the session then
+/// ended early (hand trial).
+#[tokio::test]
+async fn a_run_followed_again_goes_on_from_the_text_it_was_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let given = Arc::new(std::sync::Mutex::new(None));
+    let start = |dir: std::path::PathBuf| {
+        let given = given.clone();
+        async move {
+            let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
+            let agent = AgentSpec {
+                agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
+                runner: Arc::new(Streams { given }),
+            };
+            let options = EngineOptions {
+                tick: Duration::from_millis(20),
+                ..EngineOptions::default()
+            };
+            let engine = EngineHandle::start(store.clone(), vec![agent], options)
+                .await
+                .unwrap();
+            (store, engine)
+        }
+    };
+    let (store, engine) = start(dir.path().to_path_buf()).await;
+    let mut events = engine.subscribe();
+    submit(dir.path(), &engine).await;
+    next(&mut events, |e| {
+        matches!(e, EngineEvent::Activity { entry, .. } if matches!(entry.activity, Activity::Text { .. }))
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+    store.close().await;
+
+    let (_store, engine) = start(dir.path().to_path_buf()).await;
+    let streamed = given.lock().unwrap().clone().expect("followed again");
+    assert_eq!(streamed.part.as_deref(), Some("prt_1"));
+    assert_eq!(
+        streamed.activity,
+        Activity::Text {
+            text: "word0 word1 ".into()
+        }
+    );
+    engine.shutdown().await.unwrap();
+}

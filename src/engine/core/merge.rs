@@ -165,6 +165,7 @@ pub(super) fn start_aside(
         steering,
         word: None,
         said: Vec::new(),
+        streamed: None,
         setup: Default::default(),
     };
     let handed =

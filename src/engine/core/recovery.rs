@@ -278,7 +278,8 @@ impl Core {
         let mut settled = 0;
         let mut cancelled = Vec::new();
         for mut session in sessions.into_iter().filter(|s| s.is_active()) {
-            if let Some((future, mut run)) = self.resume(&session, now) {
+            let last = past.lasts.get(&session.id);
+            if let Some((future, mut run)) = self.resume(&session, last, now) {
                 // Shown until the run's backfill tells what it did since.
                 run.last = past.lasts.get(&session.id).cloned();
                 // Asked to stop before the restart: stopped now, as it was asked.
@@ -485,6 +486,7 @@ impl Core {
     pub(super) fn resume(
         &mut self,
         session: &Session,
+        last: Option<&Entry>,
         now: Timestamp,
     ) -> Option<(EndFuture, Running)> {
         let index = self.fleet.index_of_session_agent(session.agent.as_ref())?;
@@ -575,6 +577,11 @@ impl Core {
                 }
             }),
             said: session.said.clone(),
+            streamed: last
+                .filter(|e| {
+                    e.part.is_some() && matches!(e.activity, crate::engine::Activity::Text { .. })
+                })
+                .cloned(),
             setup: Default::default(),
         };
         let resolving = matches!(role, Role::Resolver { .. } | Role::Fixer { .. });

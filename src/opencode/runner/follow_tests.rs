@@ -76,6 +76,7 @@ fn job() -> Job {
         steering: Steering::none(),
         word: None,
         said: Vec::new(),
+        streamed: None,
         setup: Default::default(),
     }
 }

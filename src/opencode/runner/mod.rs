@@ -218,6 +218,9 @@ impl OpencodeRunner {
         for id in &job.said {
             watch.said(*id);
         }
+        if let Some(entry) = &job.streamed {
+            watch.streamed(entry);
+        }
         this.backfill(&job, &dir, &remote.session_id, &mut watch)
             .await;
         this.follow_awaiting(job, remote, stop, awaited, Some(watch))

@@ -54,6 +54,17 @@ impl Watch {
             .operators(super::prompt::said_message_id(id));
     }
 
+    /// Re-attached: `entry`, the text its part had said when the last engine stopped, is
+    /// what its next deltas add to, and keeps its time.
+    pub(super) fn streamed(&mut self, entry: &Entry) {
+        let (Some(part), Activity::Text { text }) = (&entry.part, &entry.activity) else {
+            return;
+        };
+        self.transcriber.streamed(part, text);
+        self.parts
+            .insert(part.clone(), (entry.at, said(&entry.activity)));
+    }
+
     pub(super) fn new(live: Subscription) -> Self {
         Self {
             live,
