@@ -69,6 +69,27 @@ impl Reporter {
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         Self { tx }
     }
+
+    /// A reporter that keeps the transcript entries told to it, live or backfilled (a
+    /// runner's tests without an engine); within a tokio runtime.
+    pub(crate) fn recording() -> (Self, std::sync::Arc<std::sync::Mutex<Vec<Entry>>>) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = told.clone();
+        tokio::spawn(async move {
+            while let Some(report) = rx.recv().await {
+                let mut kept = kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match report {
+                    RemoteReport::Activity { entry, .. } => kept.push(entry),
+                    RemoteReport::Backfill { entries, .. } => kept.extend(entries),
+                    _ => {}
+                }
+            }
+        });
+        (Self { tx }, told)
+    }
 }
 
 impl Reporter {

@@ -104,12 +104,11 @@ impl OpencodeRunner {
                     (unasked, stalled) = (0, 0);
                     continue;
                 }
-                Ok(Progress::Answered(answer, usage)) => {
-                    for part in &answer.parts {
-                        let event = ServerEvent::PartUpdated { part: part.clone() };
-                        self.on_event(&job, &dir, &event, &mut watch).await;
-                    }
-                    return outcome_of(&answer, usage);
+                Ok(Progress::Answered(answer, messages)) => {
+                    // The whole session, not only its answer: what the stream did not tell
+                    // (it was down while the session went on) is in it.
+                    self.tell_messages(&job, &messages, &mut watch).await;
+                    return outcome_of(&answer, usage_of(&messages));
                 }
                 Ok(Progress::Stalled { begun }) if stalled + 1 >= stall_limit(begun) => {
                     return Outcome::Lost {
@@ -180,7 +179,7 @@ impl OpencodeRunner {
         let busy = self.client.session_status(dir).await?.contains_key(id);
         Ok(match answer {
             _ if busy => Progress::Busy,
-            Some(answer) => Progress::Answered(Box::new(answer.clone()), usage_of(&messages)),
+            Some(answer) => Progress::Answered(Box::new(answer.clone()), messages),
             None => Progress::Stalled { begun },
         })
     }
@@ -263,8 +262,8 @@ enum Progress {
     Unasked,
     /// Working on it (or the server could not say).
     Busy,
-    /// Finished: the answer, and what the whole session used.
-    Answered(Box<MessageWithParts>, Usage),
+    /// Finished: the answer, and the whole session (the server's copy of its messages).
+    Answered(Box<MessageWithParts>, Vec<MessageWithParts>),
     /// Asked, but neither busy nor answered; `begun`: with an answer left half-written.
     Stalled { begun: bool },
 }

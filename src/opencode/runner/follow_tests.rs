@@ -173,3 +173,35 @@ async fn a_stop_while_the_server_does_not_answer_is_aborted_once_it_does() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 4, "no more once it is taken");
 }
+
+/// A session that ended while its server's stream was down is told whole when its run ends:
+/// every message's parts, not only its answer's (the tool calls of its earlier steps were
+/// missing from its transcript for good; hand trial).
+#[tokio::test]
+async fn a_session_that_ended_unseen_is_told_whole_when_its_run_ends() {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let url = server(Value::Array(recorded()), reads).await;
+    let client = Client::new(&url, None, Default::default()).unwrap();
+    let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
+    let remote = RemoteSession {
+        server: url,
+        session_id: "ses_dee49214cffeyyvVp1SSRj1hBN".into(),
+        directory: "/work".into(),
+    };
+    let (reporter, told) = Reporter::recording();
+    let job = Job { reporter, ..job() };
+    let (_stop, stop) = oneshot::channel();
+    let outcome = (*runner)
+        .clone()
+        .follow_awaiting(job, remote, stop, Awaited::Prompt, None)
+        .await;
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    // The reports are read by a task of their own: given a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let told = told.lock().unwrap();
+    let tools = told
+        .iter()
+        .filter(|e| matches!(e.activity, crate::engine::view::Activity::Tool { .. }))
+        .count();
+    assert_eq!(tools, 2, "both steps' tool calls: {told:#?}");
+}

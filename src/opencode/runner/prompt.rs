@@ -77,7 +77,10 @@ impl OpencodeRunner {
             return Box::pin(follow).await;
         }
         match reply {
-            Ok(reply) => outcome_of(&reply, self.usage(dir, remote, &reply).await),
+            Ok(reply) => {
+                let usage = self.answered(job, dir, remote, &reply, &mut watch).await;
+                outcome_of(&reply, usage)
+            }
             // The answer did not come back, but the session may well go on (its server is
             // away for a moment, or the run outlasts the prompt's timeout): follow it.
             Err(e @ (ClientError::Connect { .. } | ClientError::Timeout { .. })) => {
@@ -95,12 +98,23 @@ impl OpencodeRunner {
         }
     }
 
-    /// What the whole session used: the sum over all its assistant messages (one per model
-    /// call), read from the server. `last` (the final message) stands in when the transcript
-    /// cannot be read.
-    async fn usage(&self, dir: &str, remote: &str, last: &MessageWithParts) -> Usage {
+    /// The session answered with `last`: what the whole session used (the sum over all its
+    /// assistant messages, one per model call), read from the server, and what its transcript
+    /// does not have of them (the stream was down meanwhile) told. `last` stands in when the
+    /// messages cannot be read.
+    async fn answered(
+        &self,
+        job: &Job,
+        dir: &str,
+        remote: &str,
+        last: &MessageWithParts,
+        watch: &mut Watch,
+    ) -> Usage {
         match self.client.messages(dir, remote, None).await {
-            Ok(messages) => usage_of(&messages),
+            Ok(messages) => {
+                self.tell_messages(job, &messages, watch).await;
+                usage_of(&messages)
+            }
             Err(e) => {
                 tracing::warn!(remote, error = %e, "cannot read the session's messages; its usage counts only the last model call");
                 usage_of(std::slice::from_ref(last))

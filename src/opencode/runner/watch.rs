@@ -20,7 +20,9 @@ use crate::opencode::client::{Client, ClientError};
 use crate::opencode::event::ServerEvent;
 use crate::opencode::live::Subscription;
 use crate::opencode::transcript::Transcriber;
-use crate::opencode::wire::{Part, PermissionReply, PermissionRequest, QuestionRequest};
+use crate::opencode::wire::{
+    MessageWithParts, Part, PermissionReply, PermissionRequest, QuestionRequest,
+};
 
 /// What a run follows of its session: the live events, the transcript made of them, and the
 /// requests already handed on, with their relays: those still waiting for an answer end with
@@ -55,14 +57,12 @@ impl Watch {
     }
 
     /// Re-attached: `entry`, the text its part had said when the last engine stopped, is
-    /// what its next deltas add to, and keeps its time.
+    /// what its next deltas add to. (Its part is told again as any: the backfill stamps a
+    /// part it tells with its message's time, which keeps the transcript in order.)
     pub(super) fn streamed(&mut self, entry: &Entry) {
-        let (Some(part), Activity::Text { text }) = (&entry.part, &entry.activity) else {
-            return;
-        };
-        self.transcriber.streamed(part, text);
-        self.parts
-            .insert(part.clone(), (entry.at, said(&entry.activity)));
+        if let (Some(part), Activity::Text { text }) = (&entry.part, &entry.activity) {
+            self.transcriber.streamed(part, text);
+        }
     }
 
     pub(super) fn new(live: Subscription) -> Self {
@@ -203,6 +203,18 @@ impl OpencodeRunner {
                 return;
             }
         };
+        self.tell_messages(job, &messages, watch).await;
+    }
+
+    /// `messages`, the server's copy of the session, told to the engine where the transcript
+    /// does not have them as they are (the stream was down, or dropped them): each part not
+    /// told, or told otherwise, at its message's time.
+    pub(super) async fn tell_messages(
+        &self,
+        job: &Job,
+        messages: &[MessageWithParts],
+        watch: &mut Watch,
+    ) {
         let mut entries = Vec::new();
         for message in messages {
             let at = message
@@ -210,8 +222,8 @@ impl OpencodeRunner {
                 .created()
                 .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
                 .unwrap_or_else(jiff::Timestamp::now);
-            for part in message.parts {
-                let event = ServerEvent::PartUpdated { part };
+            for part in &message.parts {
+                let event = ServerEvent::PartUpdated { part: part.clone() };
                 if let Some((activity, part)) = watch.transcriber.activity(&event) {
                     entries.extend(watch.entry(part, activity, at));
                 }
