@@ -556,7 +556,7 @@ impl App {
             .rev()
             .find(|p| p.shown_name(plans) == plan || p.id.short() == plan)
             .or_else(|| plans.iter().rev().find(|p| p.name == plan || p.key == plan))
-            .map(|p| (p.id, p.name.clone()));
+            .map(|p| (p.id, p.shown_name(plans).to_string()));
         let Some((id, plan)) = found else {
             self.toast(format!("no plan {plan:?}; name it by its name"), true);
             return None;

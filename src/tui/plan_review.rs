@@ -133,7 +133,7 @@ impl App {
             self.toast("this plan is not paused over budget".into(), true);
             return Vec::new();
         };
-        let name = held.name.clone();
+        let name = self.view.plan_called(plan, &held.name).to_string();
         if !go_on {
             self.ask_budget_cancel(plan, name);
             return Vec::new();
@@ -186,7 +186,7 @@ impl App {
             if let Some(Ok(review)) = &self.plan_review.review
                 && review.branch.is_some()
             {
-                let name = review.name.clone();
+                let name = self.view.plan_called(plan, &review.name).to_string();
                 match self.not_landable_now(plan, &name) {
                     Some(why) => self.toast(why, false),
                     None => self.ask_land(plan, name),

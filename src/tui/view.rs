@@ -178,6 +178,16 @@ impl View {
             + self.waiting_for_a_message().count()
     }
 
+    /// What the room calls plan `plan` (named `name`): as the sessions pane and the task tree
+    /// show it (`<name>-2` where another plan has its name), so that a command it suggests
+    /// names this plan and not the other; `name` for a plan it does not show.
+    pub(crate) fn plan_called<'a>(&'a self, plan: crate::domain::PlanId, name: &'a str) -> &'a str {
+        self.plans
+            .iter()
+            .find(|p| p.id == plan)
+            .map_or(name, |p| p.shown_name(&self.plans))
+    }
+
     /// The first task `which` picks: its id and `plan/task` name.
     pub(crate) fn task_named(
         &self,

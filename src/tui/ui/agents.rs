@@ -389,7 +389,7 @@ fn inbox_texts(app: &App, row: InboxRow<'_>) -> [String; 4] {
             c.files.join(", "),
         ],
         InboxRow::Held(p) => [
-            p.name.clone(),
+            app.view.plan_called(p.plan, &p.name).to_string(),
             String::new(),
             "over budget".into(),
             held_about(app, p),

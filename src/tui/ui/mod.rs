@@ -330,7 +330,11 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
         (Some(_), false) => word(STATE, "attached", theme.status("running")),
         (None, false) => word(STATE, "running", theme.status("running")),
     });
-    let held: Vec<&str> = view.budgets.held().map(|p| p.name.as_str()).collect();
+    let held: Vec<&str> = view
+        .budgets
+        .held()
+        .map(|p| view.plan_called(p.plan, &p.name))
+        .collect();
     if !held.is_empty() {
         let long = format!("over budget: {}", held.join(" "));
         let short = format!("{} over budget", held.len());

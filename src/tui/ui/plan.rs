@@ -39,7 +39,8 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         .find(|p| p.id == review.plan)
         .and_then(|p| p.landing.as_ref());
     let [top, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(area);
-    frame.render_widget(Paragraph::new(header(theme, review, landing)), top);
+    let name = app.view.plan_called(review.plan, &review.name);
+    frame.render_widget(Paragraph::new(header(theme, review, name, landing)), top);
     let Some(branch) = &review.branch else {
         let why = review.no_branch.clone().unwrap_or_default();
         let mut lines = vec![Line::styled(why, theme.muted), Line::raw("")];
@@ -123,9 +124,14 @@ fn frame_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
 /// reviewed 1/2`.
 /// Landed: `plan shop · landed on master at 1a2b3c4d5e · from ocio/shop/integration`, its
 /// files and spend below (ahead and behind say nothing once the base holds the work).
-fn header(theme: &Theme, review: &PlanReview, landing: Option<&PlanLanding>) -> Vec<Line<'static>> {
+fn header(
+    theme: &Theme,
+    review: &PlanReview,
+    name: &str,
+    landing: Option<&PlanLanding>,
+) -> Vec<Line<'static>> {
     let mut first = vec![
-        Span::styled(format!(" plan {} ", review.name), theme.accent),
+        Span::styled(format!(" plan {name} "), theme.accent),
         Span::styled(format!("({}) ", review.plan.short()), theme.muted),
     ];
     let mut second = vec![Span::raw(" ")];
