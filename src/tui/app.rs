@@ -149,8 +149,9 @@ pub enum Mode {
     Normal,
     /// Typing the sessions filter.
     Filter,
-    /// The `:` command line (one line).
-    Palette(Editor),
+    /// The `:` command line (one line), opened over `back` (the panes, or a plan's view):
+    /// closed or run, the room goes back to it.
+    Palette(Editor, Box<Mode>),
     /// The `n` dialog: a prompt for a one-task plan (many lines).
     NewTask(Editor),
     Help,
@@ -394,7 +395,7 @@ impl App {
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
         match self.mode.clone() {
             Mode::Filter => self.filter_key(key),
-            Mode::Palette(_) | Mode::NewTask(_) => self.edit(key),
+            Mode::Palette(..) | Mode::NewTask(_) => self.edit(key),
             Mode::Answer(_) => self.answer_key(key),
             Mode::Say(..) => self.say_key(key),
             Mode::Help => {
@@ -564,6 +565,15 @@ impl App {
         Some(Request::Budget(id, plan, target, raise, then))
     }
 
+    /// Open the command line over what is shown; closed or run, it goes back to that.
+    pub(super) fn open_palette(&mut self) {
+        self.palette_list = false;
+        // The command line shows toasts (a cut paste); an older one is not its news.
+        self.toast = None;
+        let back = Box::new(std::mem::replace(&mut self.mode, Mode::Normal));
+        self.mode = Mode::Palette(Editor::single_line(), back);
+    }
+
     fn find_task(&self, name: &str) -> Option<TaskId> {
         let (plan, key) = match name.rsplit_once('/') {
             Some((plan, key)) => (Some(plan), key),
@@ -637,12 +647,7 @@ impl App {
                 self.focus = Pane::Sessions;
                 self.mode = Mode::Filter;
             }
-            Action::Palette => {
-                self.palette_list = false;
-                // The command line shows toasts (a cut paste); an older one is not its news.
-                self.toast = None;
-                self.mode = Mode::Palette(Editor::single_line());
-            }
+            Action::Palette => self.open_palette(),
             Action::NewTask if self.no_agents() => {}
             Action::NewTask => self.mode = Mode::NewTask(Editor::multi_line()),
             Action::Sort => {

@@ -22,7 +22,7 @@ impl App {
             Mode::Say(_, editor) => editor.paste(text),
             // `:prompt ` and a paste of many lines, or too long for the command line: a
             // prompt, so on in the prompt's editor (which takes it whole).
-            Mode::Palette(editor) if text.contains(['\n', '\r']) || text.len() > LINE_LIMIT => {
+            Mode::Palette(editor, _) if text.contains(['\n', '\r']) || text.len() > LINE_LIMIT => {
                 match prompt_rest(&editor.text()) {
                     Some(rest) => {
                         let mut prompt = Editor::multi_line_with(rest);
@@ -33,7 +33,7 @@ impl App {
                     None => editor.paste(text),
                 }
             }
-            Mode::Palette(editor) => editor.paste(text),
+            Mode::Palette(editor, _) => editor.paste(text),
             Mode::Filter => {
                 let mut line = Editor::single_line_with(&self.panes.filter);
                 let cut = line.paste(text);
@@ -76,37 +76,54 @@ impl App {
         self.view.generation += 1;
     }
 
-    /// A key in the command line or the prompt.
+    /// A key in the command line or the prompt. The command line, closed or run, goes back
+    /// to what it was opened over (a command may go on from there: a question asked).
     pub(super) fn edit(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let (mut editor, palette) = match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Palette(editor) => (editor, true),
-            Mode::NewTask(editor) => (editor, false),
+        let (mut editor, back) = match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Palette(editor, back) => (editor, Some(back)),
+            Mode::NewTask(editor) => (editor, None),
             other => {
                 self.mode = other;
                 return Vec::new();
             }
         };
-        if palette && self.palette_key(&key, &mut editor) {
-            self.mode = Mode::Palette(editor);
-            return Vec::new();
+        if let Some(back) = back {
+            return self.palette_edit(&key, editor, back);
         }
         match editor.key(&key) {
             Outcome::Cancel => Vec::new(),
             Outcome::Edited => {
-                self.mode = if palette {
-                    Mode::Palette(editor)
-                } else {
-                    Mode::NewTask(editor)
-                };
+                self.mode = Mode::NewTask(editor);
                 Vec::new()
             }
-            Outcome::Submit if palette => self.run_command(editor.text().trim()),
             Outcome::Submit => {
                 let text = editor.text().trim().to_string();
                 if text.is_empty() {
                     return Vec::new();
                 }
                 vec![Effect::Request(Request::Prompt(text))]
+            }
+        }
+    }
+
+    /// A key in the command line, opened over `back`.
+    fn palette_edit(&mut self, key: &KeyEvent, mut editor: Editor, back: Box<Mode>) -> Vec<Effect> {
+        if self.palette_key(key, &mut editor) {
+            self.mode = Mode::Palette(editor, back);
+            return Vec::new();
+        }
+        match editor.key(key) {
+            Outcome::Edited => {
+                self.mode = Mode::Palette(editor, back);
+                Vec::new()
+            }
+            Outcome::Cancel => {
+                self.mode = *back;
+                Vec::new()
+            }
+            Outcome::Submit => {
+                self.mode = *back;
+                self.run_command(editor.text().trim())
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::engine::{ApiError, EngineError};
 
 fn line(app: &App) -> String {
     match &app.mode {
-        Mode::Palette(editor) => editor.text(),
+        Mode::Palette(editor, _) => editor.text(),
         other => panic!("the command line is closed: {other:?}"),
     }
 }

@@ -120,7 +120,7 @@ fn a_paste_too_long_for_the_command_line_is_cut_and_said_so() {
     key(&mut app, KeyCode::Char(':'));
     typed(&mut app, "drain ");
     paste(&mut app, &"coder-1 ".repeat(1_250));
-    let Mode::Palette(editor) = &app.mode else {
+    let Mode::Palette(editor, _) = &app.mode else {
         panic!("{:?}", app.mode);
     };
     assert_eq!(editor.text().chars().count(), LINE_LIMIT);
@@ -130,7 +130,7 @@ fn a_paste_too_long_for_the_command_line_is_cut_and_said_so() {
     assert!(screen.contains(&note), "{screen}");
     // Typing adds nothing more, and the line still runs.
     typed(&mut app, "xyz");
-    let Mode::Palette(editor) = &app.mode else {
+    let Mode::Palette(editor, _) = &app.mode else {
         panic!("{:?}", app.mode);
     };
     assert_eq!(editor.text().chars().count(), LINE_LIMIT);

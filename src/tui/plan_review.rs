@@ -205,6 +205,7 @@ impl App {
             }
             Some(Action::Back) => self.mode = Mode::Normal,
             Some(Action::Quit) => return self.ask_quit(),
+            Some(Action::Palette) => self.open_palette(),
             Some(Action::Open) if files > 0 => {
                 state.diff = !state.diff;
                 state.scroll = 0;

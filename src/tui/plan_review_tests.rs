@@ -394,6 +394,42 @@ fn c_continues_a_plan_paused_over_budget_and_x_asks_before_cancelling_it() {
     assert_eq!(app.mode, Mode::PlanReview(plan_id()));
 }
 
+/// Hand trial: `C` on a plan still over budget says to raise it with `:budget ...`, but `:`
+/// did nothing in the plan's view (keystrokes vanished until esc).
+#[test]
+fn the_command_line_opens_over_the_plan_view_and_goes_back_to_it() {
+    use crate::engine::{BudgetTarget, BudgetThen};
+    let mut app = over_budget();
+    key(&mut app, KeyCode::Char(':'));
+    assert!(matches!(app.mode, Mode::Palette(..)), "{:?}", app.mode);
+    super::tests::typed(&mut app, "budget add-pagination 900");
+    let screen = draw(&mut app, 120, 36);
+    assert!(screen.contains(":budget add-pagination 900▏"), "{screen}");
+    assert!(
+        screen.contains(" plan add-pagination ("),
+        "the view beneath: {screen}"
+    );
+    let raise = Request::Budget(
+        plan_id(),
+        "add-pagination".into(),
+        BudgetTarget::Plan,
+        crate::domain::Budget::new(Some(900), None).ok(),
+        BudgetThen::Continue,
+    );
+    assert_eq!(key(&mut app, KeyCode::Enter), [Effect::Request(raise)]);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()), "back in the view");
+    // Closed, or refused, it goes back to the view too.
+    key(&mut app, KeyCode::Char(':'));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    key(&mut app, KeyCode::Char(':'));
+    super::tests::typed(&mut app, "bogus");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.mode, Mode::PlanReview(plan_id()));
+    let screen = draw(&mut app, 120, 36);
+    assert!(screen.contains("no command \"bogus\""), "{screen}");
+}
+
 #[test]
 fn c_in_a_plan_not_paused_over_budget_does_nothing_but_say_so() {
     let mut app = opened();

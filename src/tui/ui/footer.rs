@@ -19,7 +19,7 @@ pub(super) fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::raw(app.panes.filter.clone()),
             Span::styled("▏ enter keep · esc clear", theme.muted),
         ]),
-        Mode::Palette(editor) => {
+        Mode::Palette(editor, _) => {
             palette_line(app, editor, usize::from(area.width), palette_hint(app))
         }
         Mode::NewTask(_) => editor_line(app, " new task: "),
@@ -75,7 +75,7 @@ const STATUS_ROWS: u16 = 4;
 /// On the command line, a message too long to follow its text takes the rows above it.
 pub(super) fn status_rows(app: &App, width: u16, height: u16) -> Option<Vec<Line<'static>>> {
     let toast = app.toast.as_ref()?;
-    if let Mode::Palette(editor) = &app.mode {
+    if let Mode::Palette(editor, _) = &app.mode {
         let whole = usize::from(width);
         if palette_line(app, editor, whole, palette_hint(app)).width() <= whole {
             return None;
@@ -255,10 +255,10 @@ fn hints(app: &App, width: u16) -> Line<'static> {
         (_, Pane::Events) => &[],
     };
     // A full-screen view has keys of its own to show; the panes' keys do nothing there.
+    // The command line opens over a plan's view (`:budget` raises what it is paused on).
     let general: &[(crate::tui::keymap::Action, &str)] = match &app.mode {
-        Mode::Detail(_) | Mode::Agent(_) | Mode::PlanReview(_) | Mode::Timeline => {
-            &[(Quit, "quit")]
-        }
+        Mode::PlanReview(_) => &[(Palette, "command"), (Quit, "quit")],
+        Mode::Detail(_) | Mode::Agent(_) | Mode::Timeline => &[(Quit, "quit")],
         _ => &[
             (NextPane, "pane"),
             (Palette, "command"),

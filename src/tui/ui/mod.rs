@@ -64,6 +64,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::ConfirmCancel { back, .. }
         | Mode::ConfirmLand { back, .. }
         | Mode::ConfirmBudgetCancel { back, .. } => back.as_ref(),
+        Mode::Palette(_, back) => back.as_ref(),
         Mode::Answer(answering) => &answering.back,
         Mode::Say(id, _) => &Mode::Detail(*id),
         mode => mode,
@@ -114,7 +115,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 search::draw(frame, app, found, body);
             }
         }
-        Mode::Palette(editor) if app.palette_list => {
+        Mode::Palette(editor, _) if app.palette_list => {
             help::draw_commands(frame, app, &editor.text(), body);
         }
         _ => {}
