@@ -365,6 +365,30 @@ fn a_plan_paused_over_budget_shows_in_the_header_the_inbox_and_its_view() {
     );
 }
 
+/// Hand trial: at 80 columns the view's header read `PAUSED over budget: pla`, the cause and
+/// `C continue · X cancel` cut off, and the footer did not list C or X either; at 120
+/// columns it ended `· C continue · X`.
+#[test]
+fn the_keys_of_a_plan_paused_over_budget_show_at_80_and_120_columns() {
+    let mut app = over_budget();
+    for width in [80, 120] {
+        let screen = draw(&mut app, width, 30);
+        let header: String = screen.lines().skip(1).take(4).collect();
+        for said in ["PAUSED", "C continue", "X cancel", "240/200 tokens"] {
+            assert!(header.contains(said), "{said} at {width}: {screen}");
+        }
+        let footer = screen.lines().last().unwrap();
+        for keys in ["C continue", "X cancel"] {
+            assert!(footer.contains(keys), "{keys} at {width}: {screen}");
+        }
+        assert!(screen.contains(" files 4 "), "the files below: {screen}");
+    }
+    insta::assert_snapshot!("plan_review_over_budget_80x24", draw(&mut app, 80, 24));
+    // Not paused, the footer has no C or X.
+    let mut app = opened();
+    assert!(!draw(&mut app, 120, 30).contains("C continue"));
+}
+
 #[test]
 fn c_continues_a_plan_paused_over_budget_and_x_asks_before_cancelling_it() {
     use crate::engine::{BudgetTarget, BudgetThen};

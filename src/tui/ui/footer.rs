@@ -303,8 +303,20 @@ fn hint_line(
             parts.push(hint(1, key.to_string(), label));
         }
     }
-    if matches!(app.mode, Mode::PlanReview(_)) && !app.plan_review.diff {
-        parts.push(hint(1, "space".to_string(), "reviewed"));
+    if let Mode::PlanReview(plan) = app.mode {
+        // What a plan paused over budget waits for: kept where the footer is short.
+        let held = app
+            .view
+            .budgets
+            .plan(plan)
+            .and_then(|p| p.over_budget.as_ref());
+        if held.is_some() {
+            parts.push(hint(0, "C".to_string(), "continue"));
+            parts.push(hint(0, "X".to_string(), "cancel"));
+        }
+        if !app.plan_review.diff {
+            parts.push(hint(1, "space".to_string(), "reviewed"));
+        }
     }
     for (action, label) in pane_hints {
         parts.push(hint(1, keys.keys(*action), label));

@@ -15,7 +15,17 @@ use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
 pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
-    clamp_scroll(app, area.height.saturating_sub(4));
+    let head = match &app.plan_review.review {
+        Some(Ok(review)) => header_rows(app, review, area.width),
+        _ => Vec::new(),
+    };
+    // Its whole header (a plan paused over budget says why and its keys), in up to a third
+    // of the view.
+    let head_height = u16::try_from(head.len())
+        .unwrap_or(u16::MAX)
+        .min(area.height / 3)
+        .max(2);
+    clamp_scroll(app, area.height.saturating_sub(head_height + 2));
     let theme = &app.theme;
     let state = &app.plan_review;
     let review = match &state.review {
@@ -38,9 +48,9 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
         .iter()
         .find(|p| p.id == review.plan)
         .and_then(|p| p.landing.as_ref());
-    let [top, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(area);
-    let name = app.view.plan_called(review.plan, &review.name);
-    frame.render_widget(Paragraph::new(header(theme, review, name, landing)), top);
+    let [top, body] =
+        Layout::vertical([Constraint::Length(head_height), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(head), top);
     let Some(branch) = &review.branch else {
         let why = review.no_branch.clone().unwrap_or_default();
         let mut lines = vec![Line::styled(why, theme.muted), Line::raw("")];
@@ -120,8 +130,23 @@ fn frame_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
         .title(Span::styled(title.to_string(), theme.title))
 }
 
+/// The header's lines folded to `width`, so that none of it is cut at the edge.
+fn header_rows(app: &App, review: &PlanReview, width: u16) -> Vec<Line<'static>> {
+    let landing = app
+        .view
+        .plans
+        .iter()
+        .find(|p| p.id == review.plan)
+        .and_then(|p| p.landing.as_ref());
+    let name = app.view.plan_called(review.plan, &review.name);
+    header(&app.theme, review, name, landing)
+        .into_iter()
+        .flat_map(|line| super::wrap::wrap(line, usize::from(width), 1))
+        .collect()
+}
+
 /// `plan shop · ocio/shop/integration ← main 1a2b3c4d · ↑4 ↓0 · 3.6k tokens $0.0123 ·
-/// reviewed 1/2`.
+/// reviewed 1/2`; paused over budget, why and its keys on a line between.
 /// Landed: `plan shop · landed on master at 1a2b3c4d5e · from ocio/shop/integration`, its
 /// files and spend below (ahead and behind say nothing once the base holds the work).
 fn header(
@@ -182,13 +207,15 @@ fn header(
             theme.info,
         ));
     }
+    let mut lines = vec![Line::from(first)];
     if let Some(cause) = &review.over_budget {
-        first.push(Span::styled(
-            format!("  PAUSED {cause} · C continue · X cancel"),
+        lines.push(Line::styled(
+            format!(" PAUSED {cause} · C continue · X cancel"),
             theme.status("paused"),
         ));
     }
-    vec![Line::from(first), Line::from(second)]
+    lines.push(Line::from(second));
+    lines
 }
 
 /// `landed on master at 1a2b3c4d5e`, or where it was pushed (and its pull request).
