@@ -131,6 +131,41 @@ fn the_header_keeps_its_essentials_and_cuts_no_word() {
     }
 }
 
+/// Hand trial: at 120 columns, 2 sessions running and a plan over budget, the header read
+/// `OCIO running │ over budget: b1 │ agents 2/2 online │ 7.6k tokens $0.00 │ 1 waiting for
+/// you`: the sessions' counts left out whole, the running ones too.
+#[test]
+fn the_header_keeps_the_running_count_beside_a_plan_over_budget() {
+    let mut app = demo_room();
+    app.view.budgets.plans = vec![crate::engine::view::PlanSpendView {
+        plan: super::tests::plan_id(),
+        name: "add-pagination".into(),
+        budget: None,
+        spent: crate::domain::Usage::default(),
+        over_budget: Some("over budget: plan budget 600/500 tokens".into()),
+        stopped: Vec::new(),
+    }];
+    for (n, key, status) in [
+        (5, "tests", SessionStatus::Running),
+        (6, "e2e", SessionStatus::Failed),
+        (7, "review", SessionStatus::Cancelled),
+    ] {
+        let s = session(n, key, "sim-tester", status, 250);
+        app.view.sessions.push(s);
+    }
+    app.view.sessions_generation += 1;
+    for width in [120, 80] {
+        let header = lines(&draw(&mut app, width, 24))[0].clone();
+        for said in ["2 running", "over budget", "2 waiting", "tok"] {
+            assert!(header.contains(said), "{said:?} at {width}: {header:?}");
+        }
+    }
+    // Where there is room, every state's count.
+    let header = lines(&draw(&mut app, 200, 24))[0].clone();
+    let counts = "│ 2 running 1 waiting-approval 2 completed 1 failed 1 cancelled │";
+    assert!(header.contains(counts), "{header:?}");
+}
+
 #[test]
 fn a_header_with_no_sessions_has_no_empty_section() {
     let mut app = app();

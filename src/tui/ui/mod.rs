@@ -280,12 +280,13 @@ pub(super) fn block<'a>(app: &App, pane: Pane, title: String) -> Block<'a> {
 
 /// Header parts by how much the operator needs them: what waits for them (and a paused
 /// engine, a plan over budget) first, then the spend, then the rest; narrow, the rest gives
-/// way whole.
+/// way whole. The sessions running (their count, where the counts of every state do not
+/// fit) go before the agents online.
 const NEEDS_YOU: Rank = 0;
 const SPEND: Rank = 1;
 const NAME: Rank = 2;
 const STATE: Rank = 3;
-const COUNTS: Rank = 4;
+const AGENTS: Rank = 4;
 const ASIDE: Rank = 5;
 
 fn draw_header(frame: &mut Frame, app: &App, counts: &[(SessionStatus, usize)], area: Rect) {
@@ -348,7 +349,7 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
         .count();
     let agents = format!("agents {online}/{}", view.agents.len());
     let long = format!("{agents} online");
-    parts.push(section(app, STATE, theme.base, long, agents));
+    parts.push(section(app, AGENTS, theme.base, long, agents));
     // No section at all without sessions (it was an empty `│ │`).
     if !counts.is_empty() {
         parts.push(counts_part(app, counts));
@@ -398,7 +399,8 @@ fn header_parts<'a>(app: &'a App, counts: &[(SessionStatus, usize)]) -> Vec<Part
     parts
 }
 
-/// The sessions by state, each in its state's colour.
+/// The sessions by state, each in its state's colour; short, the running ones' count alone
+/// (where all of them did not fit, the running ones were left out with them: hand trial).
 fn counts_part<'a>(app: &App, counts: &[(SessionStatus, usize)]) -> Part<'a> {
     let spans = counts
         .iter()
@@ -409,7 +411,14 @@ fn counts_part<'a>(app: &App, counts: &[(SessionStatus, usize)]) -> Part<'a> {
             Span::styled(text, app.theme.status(status.name()))
         })
         .collect();
-    Part::new(COUNTS, Span::styled(" │ ", app.theme.base), spans)
+    let running = SessionStatus::Running;
+    let n = counts
+        .iter()
+        .find(|(status, _)| *status == running)
+        .map_or(0, |(_, n)| *n);
+    let short = format!("{n} {}", running.name());
+    Part::new(STATE, Span::styled(" │ ", app.theme.base), spans)
+        .or(vec![Span::styled(short, app.theme.status(running.name()))])
 }
 
 fn draw_confirm(frame: &mut Frame, app: &App, rooms: usize, area: Rect) {
