@@ -62,7 +62,13 @@ pub(crate) fn line<'a>(parts: Vec<Part<'a>>, width: u16) -> Line<'a> {
     let mut spans = Vec::new();
     for (part, form) in parts.into_iter().zip(chosen) {
         let Some(form) = form else { continue };
-        spans.push(part.lead);
+        // A separator separates nothing before the first part shown (the header read
+        // ` │ 1 over budget …` where its name gave way).
+        let lead = match spans.is_empty() && !part.lead.content.trim().is_empty() {
+            true => Span::styled(" ", part.lead.style),
+            false => part.lead,
+        };
+        spans.push(lead);
         spans.extend(part.forms.into_iter().nth(form).unwrap_or_default());
     }
     Line::from(spans)
@@ -96,8 +102,9 @@ mod tests {
             "ocio | agents 4/4 online | 1 waiting for you"
         );
         assert_eq!(text(&line(parts(), 30)), "ocio | 4/4 | 1 waiting for you");
-        assert_eq!(text(&line(parts(), 20)), " | 4/4 | 1 waiting");
-        assert_eq!(text(&line(parts(), 12)), " | 1 waiting");
+        // No separator before the first part shown.
+        assert_eq!(text(&line(parts(), 20)), " 4/4 | 1 waiting");
+        assert_eq!(text(&line(parts(), 12)), " 1 waiting");
         assert_eq!(text(&line(parts(), 5)), "ocio");
     }
 }
