@@ -54,6 +54,12 @@ impl Runner for LosesItsFirst {
 }
 
 async fn start(dir: &std::path::Path, lose: bool) -> (StoreHandle, EngineHandle) {
+    start_with(dir, Arc::new(LosesItsFirst { lose })).await
+}
+
+/// An engine on the store in `dir`, its one agent (`box`, one session at a time) running
+/// sessions with `runner`.
+async fn start_with(dir: &std::path::Path, runner: Arc<dyn Runner>) -> (StoreHandle, EngineHandle) {
     let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
     let options = EngineOptions {
         tick: Duration::from_millis(20),
@@ -61,7 +67,7 @@ async fn start(dir: &std::path::Path, lose: bool) -> (StoreHandle, EngineHandle)
     };
     let agent = AgentSpec {
         agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
-        runner: Arc::new(LosesItsFirst { lose }),
+        runner,
     };
     let engine = EngineHandle::start(store.clone(), vec![agent], options)
         .await
@@ -148,21 +154,8 @@ impl Runner for SlowToStop {
 async fn a_cancel_confirmed_before_a_restart_stays_a_cancel() {
     use crate::domain::TaskStatus;
     let dir = tempfile::tempdir().unwrap();
-    let start = |dir: std::path::PathBuf| async move {
-        let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
-        let agent = AgentSpec {
-            agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
-            runner: Arc::new(SlowToStop),
-        };
-        let options = EngineOptions {
-            tick: Duration::from_millis(20),
-            ..EngineOptions::default()
-        };
-        let engine = EngineHandle::start(store.clone(), vec![agent], options)
-            .await
-            .unwrap();
-        (store, engine)
-    };
+    let start =
+        |dir: std::path::PathBuf| async move { start_with(&dir, Arc::new(SlowToStop)).await };
     let (store, engine) = start(dir.path().to_path_buf()).await;
     let mut events = engine.subscribe();
     submit(dir.path(), &engine).await;
@@ -227,22 +220,10 @@ async fn a_cancel_confirmed_before_a_restart_stops_the_run_followed_again() {
     let dir = tempfile::tempdir().unwrap();
     let stopped = Arc::new(tokio::sync::Notify::new());
     let start = |dir: std::path::PathBuf| {
-        let stopped = stopped.clone();
-        async move {
-            let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
-            let agent = AgentSpec {
-                agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
-                runner: Arc::new(Followable { stopped }),
-            };
-            let options = EngineOptions {
-                tick: Duration::from_millis(20),
-                ..EngineOptions::default()
-            };
-            let engine = EngineHandle::start(store.clone(), vec![agent], options)
-                .await
-                .unwrap();
-            (store, engine)
-        }
+        let runner = Arc::new(Followable {
+            stopped: stopped.clone(),
+        });
+        async move { start_with(&dir, runner).await }
     };
     let (store, engine) = start(dir.path().to_path_buf()).await;
     submit(dir.path(), &engine).await;
@@ -336,22 +317,10 @@ async fn a_run_followed_again_goes_on_from_the_text_it_was_streaming() {
     let dir = tempfile::tempdir().unwrap();
     let given = Arc::new(std::sync::Mutex::new(None));
     let start = |dir: std::path::PathBuf| {
-        let given = given.clone();
-        async move {
-            let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
-            let agent = AgentSpec {
-                agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
-                runner: Arc::new(Streams { given }),
-            };
-            let options = EngineOptions {
-                tick: Duration::from_millis(20),
-                ..EngineOptions::default()
-            };
-            let engine = EngineHandle::start(store.clone(), vec![agent], options)
-                .await
-                .unwrap();
-            (store, engine)
-        }
+        let runner = Arc::new(Streams {
+            given: given.clone(),
+        });
+        async move { start_with(&dir, runner).await }
     };
     let (store, engine) = start(dir.path().to_path_buf()).await;
     let mut events = engine.subscribe();

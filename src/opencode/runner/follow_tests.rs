@@ -84,6 +84,11 @@ fn job() -> Job {
 /// The runner following a session that `messages` shows on a server that says it is not busy:
 /// how its run ends, and how many checks it made.
 async fn followed(messages: Value) -> (Outcome, usize) {
+    followed_as(messages, job()).await
+}
+
+/// [`followed`], the run being `job`.
+async fn followed_as(messages: Value, job: Job) -> (Outcome, usize) {
     let reads = Arc::new(AtomicUsize::new(0));
     let url = server(messages, reads.clone()).await;
     let client = Client::new(&url, None, Default::default()).unwrap();
@@ -96,7 +101,7 @@ async fn followed(messages: Value) -> (Outcome, usize) {
     let (_stop, stop) = oneshot::channel();
     let outcome = (*runner)
         .clone()
-        .follow_awaiting(job(), remote, stop, Awaited::Prompt, None)
+        .follow_awaiting(job, remote, stop, Awaited::Prompt, None)
         .await;
     (outcome, reads.load(Ordering::SeqCst))
 }
@@ -179,22 +184,9 @@ async fn a_stop_while_the_server_does_not_answer_is_aborted_once_it_does() {
 /// missing from its transcript for good; hand trial).
 #[tokio::test]
 async fn a_session_that_ended_unseen_is_told_whole_when_its_run_ends() {
-    let reads = Arc::new(AtomicUsize::new(0));
-    let url = server(Value::Array(recorded()), reads).await;
-    let client = Client::new(&url, None, Default::default()).unwrap();
-    let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
-    let remote = RemoteSession {
-        server: url,
-        session_id: "ses_dee49214cffeyyvVp1SSRj1hBN".into(),
-        directory: "/work".into(),
-    };
     let (reporter, told) = Reporter::recording();
     let job = Job { reporter, ..job() };
-    let (_stop, stop) = oneshot::channel();
-    let outcome = (*runner)
-        .clone()
-        .follow_awaiting(job, remote, stop, Awaited::Prompt, None)
-        .await;
+    let (outcome, _) = followed_as(Value::Array(recorded()), job).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     // The reports are read by a task of their own: given a moment.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

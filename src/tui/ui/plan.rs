@@ -42,12 +42,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &mut App, area: Rect) {
             return;
         }
     };
-    let landing = app
-        .view
-        .plans
-        .iter()
-        .find(|p| p.id == review.plan)
-        .and_then(|p| p.landing.as_ref());
+    let landing = landing_of(app, review.plan);
     let [top, body] =
         Layout::vertical([Constraint::Length(head_height), Constraint::Min(0)]).areas(area);
     frame.render_widget(Paragraph::new(head), top);
@@ -130,14 +125,15 @@ fn frame_block<'a>(theme: &Theme, title: &str) -> Block<'a> {
         .title(Span::styled(title.to_string(), theme.title))
 }
 
+/// How plan `plan`'s landing stands, when it is landing or has landed.
+fn landing_of(app: &App, plan: crate::domain::PlanId) -> Option<&crate::domain::PlanLanding> {
+    let plan = app.view.plans.iter().find(|p| p.id == plan)?;
+    plan.landing.as_ref()
+}
+
 /// The header's lines folded to `width`, so that none of it is cut at the edge.
 fn header_rows(app: &App, review: &PlanReview, width: u16) -> Vec<Line<'static>> {
-    let landing = app
-        .view
-        .plans
-        .iter()
-        .find(|p| p.id == review.plan)
-        .and_then(|p| p.landing.as_ref());
+    let landing = landing_of(app, review.plan);
     let name = app.view.plan_called(review.plan, &review.name);
     header(&app.theme, review, name, landing)
         .into_iter()
