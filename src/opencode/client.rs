@@ -561,18 +561,24 @@ impl Client {
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 )
             });
-            return match plain
+            match plain
                 .get(self.inner.options.connect_timeout, authorization)
                 .await
             {
-                Ok(Answer::Stream(body)) => Ok(body),
-                Ok(Answer::Refused { status, body }) => Err(self.status_error(what, status, &body)),
-                Err(reason) => Err(ClientError::Connect {
-                    server: self.inner.base.clone(),
-                    what: what.into(),
-                    reason,
-                }),
-            };
+                Ok(Answer::Stream(body)) => return Ok(body),
+                // Sent elsewhere: reqwest follows redirects.
+                Ok(Answer::Refused { status, .. }) if status.is_redirection() => {}
+                Ok(Answer::Refused { status, body }) => {
+                    return Err(self.status_error(what, status, &body));
+                }
+                Err(reason) => {
+                    return Err(ClientError::Connect {
+                        server: self.inner.base.clone(),
+                        what: what.into(),
+                        reason,
+                    });
+                }
+            }
         }
         let mut request = self.inner.http.get(url);
         if let Some(p) = &self.inner.password {

@@ -103,7 +103,8 @@ impl Plain {
 
     fn unproxied(url: &str) -> Option<Self> {
         let url = url::Url::parse(url).ok()?;
-        if url.scheme() != "http" {
+        // A password written in the URL is reqwest's to send.
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
             return None;
         }
         let host = url.host()?.to_owned();
@@ -222,7 +223,8 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_proxies_are_left_to_reqwest() {
+    fn tls_proxies_and_passwords_in_the_url_are_left_to_reqwest() {
+        assert!(Plain::unproxied("http://opencode:pw@box:4096/global/event").is_none());
         let none = |_: &str| None;
         assert!(Plain::in_environment("https://box:4096/global/event", none).is_none());
         assert!(Plain::in_environment("http://box:4096/global/event", none).is_some());

@@ -78,15 +78,18 @@ impl Rest {
         };
     }
 
-    /// Back in the poller, and whoever waited to read is woken to read what came meanwhile.
+    /// Back in the poller, and whoever waited to read while it rested is woken: to read what
+    /// came meanwhile, or to meet the error of a socket that could not be put back.
     pub(crate) fn wake(&self) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if shared.awake().is_ok()
-            && let Some(reader) = shared.reader.take()
-        {
+        if !matches!(shared.socket, Socket::Resting(_)) {
+            return;
+        }
+        let _ = shared.awake();
+        if let Some(reader) = shared.reader.take() {
             reader.wake();
         }
     }

@@ -34,6 +34,12 @@ impl Transcriber {
             .insert(part.to_string(), (text.to_string(), never));
     }
 
+    /// What follows is the session told again from its start (the server's copy of it): its
+    /// steps add up again from the first, so each says what it said when it was first told.
+    pub(crate) fn told_again(&mut self) {
+        self.steps.clear();
+    }
+
     /// Message `id` (the server's id) is the operator's: its text is in the transcript already.
     pub(crate) fn operators(&mut self, id: String) {
         self.operators.insert(id);

@@ -197,3 +197,25 @@ async fn a_session_that_ended_unseen_is_told_whole_when_its_run_ends() {
         .count();
     assert_eq!(tools, 2, "both steps' tool calls: {told:#?}");
 }
+
+/// The session told again at a run's end (the server's copy) tells nothing it told before as
+/// it was: each step's usage was re-told as the whole session's, the earlier steps rewritten
+/// to the final total (review).
+#[tokio::test]
+async fn a_session_told_again_tells_only_what_it_had_not_told() {
+    let client = Client::new("http://127.0.0.1:9", None, Default::default()).unwrap();
+    let runner = OpencodeRunner::placed(client, None, None, WorkspaceMode::Shared, None);
+    let (reporter, told) = Reporter::recording();
+    let job = Job { reporter, ..job() };
+    let messages: Vec<crate::opencode::wire::MessageWithParts> =
+        serde_json::from_value(Value::Array(recorded())).unwrap();
+    let mut watch = Watch::new(runner.live.subscribe("ses_1", "/work"));
+    runner.tell_messages(&job, &messages, &mut watch).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let first = told.lock().unwrap().len();
+    assert!(first > 0);
+    runner.tell_messages(&job, &messages, &mut watch).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let told = told.lock().unwrap();
+    assert_eq!(told.len(), first, "told again: {:#?}", &told[first..]);
+}

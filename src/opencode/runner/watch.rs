@@ -215,6 +215,7 @@ impl OpencodeRunner {
         messages: &[MessageWithParts],
         watch: &mut Watch,
     ) {
+        watch.transcriber.told_again();
         let mut entries = Vec::new();
         for message in messages {
             let at = message
