@@ -41,34 +41,50 @@ impl Runner for SlowToStop {
     }
 }
 
-#[tokio::test]
-async fn work_whose_stop_was_on_its_way_continues_when_the_budget_is_raised() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
+/// An engine on a store in `dir` with one agent of `slots` running `runner`, a daily budget
+/// of `daily` tokens, and plan `text` submitted: once the plan is paused over budget, the
+/// engine, the plan and its events after that.
+async fn paused_over_budget(
+    dir: &std::path::Path,
+    runner: Arc<dyn Runner>,
+    slots: u32,
+    daily: u64,
+    text: &str,
+) -> (
+    EngineHandle,
+    crate::domain::PlanId,
+    crate::engine::Subscription,
+) {
+    let store = Store::open(&dir.join("ocio.redb"), StoreOptions::default()).unwrap();
     let options = EngineOptions {
         tick: Duration::from_millis(20),
-        daily_budget: Some(Budget::new(Some(1000), None).unwrap()),
+        daily_budget: Some(Budget::new(Some(daily), None).unwrap()),
         ..EngineOptions::default()
     };
     let agent = AgentSpec {
-        agent: Agent::new(AgentName::new("slow").unwrap(), Backend::Simulated, 2),
-        runner: Arc::new(SlowToStop),
+        agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, slots),
+        runner,
     };
-    let engine = EngineHandle::start(store.clone(), vec![agent], options)
+    let engine = EngineHandle::start(store, vec![agent], options)
         .await
         .unwrap();
     let mut events = engine.subscribe();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n",
-    )
-    .unwrap();
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
     let plan = engine
         .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
         .await
         .unwrap();
     next(&mut events, |e| matches!(e, EngineEvent::OverBudget { .. })).await;
+    (engine, plan, events)
+}
+
+#[tokio::test]
+async fn work_whose_stop_was_on_its_way_continues_when_the_budget_is_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = "name = \"p\"\nrepo = \".\"\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n[[tasks]]\nid = \"b\"\nprompt = \"b\"\n";
+    let (engine, plan, mut events) =
+        paused_over_budget(dir.path(), Arc::new(SlowToStop), 2, 1000, plan).await;
     // At once: both runs are still stopping.
     let raised = Budget::new(Some(100_000), None).unwrap();
     engine
@@ -119,31 +135,9 @@ impl Runner for Spends600 {
 #[tokio::test]
 async fn a_raise_refused_as_still_over_budget_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("ocio.redb"), StoreOptions::default()).unwrap();
-    let options = EngineOptions {
-        tick: Duration::from_millis(20),
-        daily_budget: Some(Budget::new(Some(10_000), None).unwrap()),
-        ..EngineOptions::default()
-    };
-    let agent = AgentSpec {
-        agent: Agent::new(AgentName::new("box").unwrap(), Backend::Simulated, 1),
-        runner: Arc::new(Spends600),
-    };
-    let engine = EngineHandle::start(store.clone(), vec![agent], options)
-        .await
-        .unwrap();
-    let mut events = engine.subscribe();
-    let path = dir.path().join("plan.toml");
-    std::fs::write(
-        &path,
-        "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n",
-    )
-    .unwrap();
-    let plan = engine
-        .submit_plan(crate::plan::PlanFile::load(&path).unwrap())
-        .await
-        .unwrap();
-    next(&mut events, |e| matches!(e, EngineEvent::OverBudget { .. })).await;
+    let plan = "name = \"p\"\nrepo = \".\"\nbudget = { tokens = 500 }\n[[tasks]]\nid = \"a\"\nprompt = \"a\"\n";
+    let (engine, plan, _events) =
+        paused_over_budget(dir.path(), Arc::new(Spends600), 1, 10_000, plan).await;
     let budgets = |snapshot: crate::engine::Snapshot| {
         (snapshot.budgets.plans[0].budget, snapshot.budgets.daily)
     };

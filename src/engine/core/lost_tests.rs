@@ -174,10 +174,13 @@ async fn a_cancel_confirmed_before_a_restart_stays_a_cancel() {
     engine.shutdown().await.unwrap();
 }
 
-/// A run that tells where it lives, then takes its time to stop; followed again after a
-/// restart, it says when it was told to stop.
+/// A run that tells where it lives and streams some text, then takes its time to stop.
+/// Followed again after a restart, it keeps the text it is given to go on from, and says
+/// when it is told to stop.
+#[derive(Default)]
 struct Followable {
     stopped: Arc<tokio::sync::Notify>,
+    given: Arc<std::sync::Mutex<Option<crate::engine::view::Entry>>>,
 }
 
 impl Runner for Followable {
@@ -191,6 +194,11 @@ impl Runner for Followable {
             if !job.reporter.remote(job.session, remote).await {
                 return Outcome::Stopped;
             }
+            let text = Activity::Text {
+                text: "word0 word1 ".into(),
+            };
+            job.reporter
+                .activity(job.session, text, Some("prt_1".into()));
             let _ = stop.await;
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Outcome::Stopped
@@ -199,10 +207,11 @@ impl Runner for Followable {
 
     fn resume(
         &self,
-        _job: Job,
+        job: Job,
         _remote: crate::domain::RemoteSession,
         stop: tokio::sync::oneshot::Receiver<()>,
     ) -> Option<RunFuture> {
+        *self.given.lock().unwrap() = job.streamed;
         let stopped = self.stopped.clone();
         Some(Box::pin(async move {
             let _ = stop.await;
@@ -218,11 +227,10 @@ impl Runner for Followable {
 async fn a_cancel_confirmed_before_a_restart_stops_the_run_followed_again() {
     use crate::domain::TaskStatus;
     let dir = tempfile::tempdir().unwrap();
-    let stopped = Arc::new(tokio::sync::Notify::new());
+    let runner = Arc::new(Followable::default());
+    let stopped = runner.stopped.clone();
     let start = |dir: std::path::PathBuf| {
-        let runner = Arc::new(Followable {
-            stopped: stopped.clone(),
-        });
+        let runner = runner.clone();
         async move { start_with(&dir, runner).await }
     };
     let (store, engine) = start(dir.path().to_path_buf()).await;
@@ -266,48 +274,6 @@ async fn a_cancel_confirmed_before_a_restart_stops_the_run_followed_again() {
     engine.shutdown().await.unwrap();
 }
 
-/// A run that tells where it lives and streams some text; followed again after a restart, it
-/// keeps the text it is given to go on from.
-struct Streams {
-    given: Arc<std::sync::Mutex<Option<crate::engine::view::Entry>>>,
-}
-
-impl Runner for Streams {
-    fn run(&self, job: Job, stop: tokio::sync::oneshot::Receiver<()>) -> RunFuture {
-        Box::pin(async move {
-            let remote = crate::domain::RemoteSession {
-                server: "http://box".into(),
-                session_id: "ses_far".into(),
-                directory: job.directory.clone(),
-            };
-            if !job.reporter.remote(job.session, remote).await {
-                return Outcome::Stopped;
-            }
-            let text = Activity::Text {
-                text: "word0 word1 ".into(),
-            };
-            job.reporter
-                .activity(job.session, text, Some("prt_1".into()));
-            let _ = stop.await;
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Outcome::Stopped
-        })
-    }
-
-    fn resume(
-        &self,
-        job: Job,
-        _remote: crate::domain::RemoteSession,
-        stop: tokio::sync::oneshot::Receiver<()>,
-    ) -> Option<RunFuture> {
-        *self.given.lock().unwrap() = job.streamed;
-        Some(Box::pin(async move {
-            let _ = stop.await;
-            Outcome::Stopped
-        }))
-    }
-}
-
 /// A session re-attached while it streamed a text goes on from what its transcript had of
 /// it: it went on from nothing (the server keeps a text part empty until it is whole), so
 /// the words before the restart were lost from the transcript, for good if the session then
@@ -315,11 +281,10 @@ impl Runner for Streams {
 #[tokio::test]
 async fn a_run_followed_again_goes_on_from_the_text_it_was_streaming() {
     let dir = tempfile::tempdir().unwrap();
-    let given = Arc::new(std::sync::Mutex::new(None));
+    let runner = Arc::new(Followable::default());
+    let given = runner.given.clone();
     let start = |dir: std::path::PathBuf| {
-        let runner = Arc::new(Streams {
-            given: given.clone(),
-        });
+        let runner = runner.clone();
         async move { start_with(&dir, runner).await }
     };
     let (store, engine) = start(dir.path().to_path_buf()).await;
